@@ -1,0 +1,35 @@
+// What a running local stack looks like from the outside: written by `taskflow dev` to
+// .taskflow/stack.json and by the test global setup, read by scripts, tests and tools.
+// Services never read this file: the launcher turns it into environment variables (stackEnv).
+import { readFileSync } from 'node:fs';
+
+export interface StackInfo {
+  postgres: { url: string; host: string; port: number; database: string; user: string; dataDir: string };
+  kinesis: { endpoint: string; region: string; streamName: string; shardCount: number };
+  dynamodb: { endpoint: string; region: string; tables: Record<string, string> };
+  mqtt: { tcpUrl: string; wsUrl: string };
+  s3: { dir: string };
+  /** HTTP endpoints of running services, e.g. { replay: 'http://127.0.0.1:1234', board: ... } */
+  http: Record<string, string>;
+  pid: number;
+}
+
+export const DEFAULT_STACK_FILE = '.taskflow/stack.json';
+
+export function readStackInfo(path = process.env.TASKFLOW_STACK_FILE ?? DEFAULT_STACK_FILE): StackInfo {
+  return JSON.parse(readFileSync(path, 'utf8')) as StackInfo;
+}
+
+/** Environment variables through which services find the engines of a local stack. */
+export function stackEnv(info: StackInfo): Record<string, string> {
+  return {
+    DATABASE_URL: info.postgres.url,
+    AWS_REGION: info.kinesis.region,
+    KINESIS_ENDPOINT: info.kinesis.endpoint,
+    DYNAMODB_ENDPOINT: info.dynamodb.endpoint,
+    CHANGE_STREAM_NAME: info.kinesis.streamName,
+    MQTT_URL: info.mqtt.tcpUrl,
+    MQTT_WS_URL: info.mqtt.wsUrl,
+    S3_DIR: info.s3.dir,
+  };
+}

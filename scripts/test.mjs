@@ -1,0 +1,46 @@
+// `npm test`: type-check, lint, then every jest layer (unit, property, integration, e2e) in one
+// run, ending with the line "N passed, N failed" derived from jest's --json report.
+// Type-check and lint failures count as failed checks so the line never hides them.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+
+const extraArgs = process.argv.slice(2);
+let failedChecks = 0;
+
+function run(label, cmd, args, env = process.env) {
+  console.log(`\n== ${label}: ${cmd} ${args.join(' ')}`);
+  const r = spawnSync(cmd, args, { stdio: 'inherit', env });
+  if (r.status !== 0) {
+    console.log(`== ${label} failed (exit ${r.status ?? r.signal})`);
+    failedChecks += 1;
+  }
+  return r.status === 0;
+}
+
+if (extraArgs.length === 0) {
+  run('type-check', 'npx', ['tsc', '--noEmit', '-p', 'tsconfig.json']);
+  run('lint', 'npx', ['eslint', '.']);
+}
+
+mkdirSync('.taskflow', { recursive: true });
+const report = '.taskflow/jest-results.json';
+rmSync(report, { force: true });
+run('jest', 'npx', ['jest', '--json', `--outputFile=${report}`, ...extraArgs], {
+  ...process.env,
+  NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --experimental-vm-modules --no-warnings`.trim(),
+});
+
+let passed = 0;
+let failed = failedChecks;
+try {
+  const results = JSON.parse(readFileSync(report, 'utf8'));
+  passed += results.numPassedTests;
+  failed += results.numFailedTests;
+  // A suite that fails to load has no tests to count: count it as one failure.
+  failed += results.testResults.filter((s) => s.status === 'failed' && s.assertionResults.length === 0).length;
+} catch (err) {
+  console.log(`no jest report (${err.message})`);
+  failed += 1;
+}
+console.log(`${passed} passed, ${failed} failed`);
+process.exitCode = failed === 0 ? 0 : 1;
