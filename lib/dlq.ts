@@ -1,0 +1,226 @@
+// Dead-letter store: where a service puts what it cannot deliver (an event too large for
+// Kinesis, a row without its workspace id, an envelope that fails validation …) with the reason,
+// so nothing is dropped silently and an operator can inspect and redrive it. Generic: capture and
+// the router share it, told apart by `source`.
+//
+// DynamoDB layout (table `taskflow-dlq`): HASH `id` (time-ordered, so listing sorts by arrival),
+// RANGE `part` (number). Part 0 holds the metadata and the first payload chunk; a payload larger
+// than one item allows (DynamoDB's 400 KB item limit — an oversized Kinesis event is > 1 MiB)
+// continues in parts 1, 2 … so even those are kept whole.
+import { randomBytes } from 'node:crypto';
+import {
+  BatchWriteItemCommand,
+  type CreateTableCommandInput,
+  type DynamoDBClient,
+  GetItemCommand,
+  QueryCommand,
+  ScanCommand,
+  UpdateItemCommand,
+  type AttributeValue,
+} from '@aws-sdk/client-dynamodb';
+import { TaskflowError } from './errors.js';
+
+export interface DeadLetterInput {
+  /** Which service/stage wrote it, e.g. "capture", "router". */
+  source: string;
+  /** Stable machine-readable reason, e.g. "RECORD_TOO_LARGE", "MISSING_WORKSPACE_ID". */
+  reason: string;
+  /** Human-readable detail. */
+  message: string;
+  payload: Uint8Array;
+  /** Where it came from (event id, LSN, table, shard, sequence number …). */
+  origin: Record<string, string>;
+}
+
+export interface DeadLetter extends DeadLetterInput {
+  id: string;
+  createdAt: string;
+  redrivenAt?: string;
+}
+
+export interface DeadLetterStore {
+  put(entry: DeadLetterInput): Promise<string>;
+  list(filter?: { source?: string; includeRedriven?: boolean; limit?: number }): Promise<DeadLetter[]>;
+  get(id: string): Promise<DeadLetter | undefined>;
+  markRedriven(id: string): Promise<void>;
+}
+
+export const DLQ_TABLE = 'taskflow-dlq';
+
+/** CreateTable input for the local stack and deployments. */
+export const DLQ_TABLE_SPEC: CreateTableCommandInput = {
+  TableName: DLQ_TABLE,
+  AttributeDefinitions: [
+    { AttributeName: 'id', AttributeType: 'S' },
+    { AttributeName: 'part', AttributeType: 'N' },
+  ],
+  KeySchema: [
+    { AttributeName: 'id', KeyType: 'HASH' },
+    { AttributeName: 'part', KeyType: 'RANGE' },
+  ],
+  BillingMode: 'PAY_PER_REQUEST',
+};
+
+/** Time-ordered unique id: ISO time plus randomness. */
+export function deadLetterId(now: Date, random: Uint8Array = randomBytes(6)): string {
+  return `${now.toISOString()}-${Buffer.from(random).toString('hex')}`;
+}
+
+function matches(e: DeadLetter, filter: { source?: string; includeRedriven?: boolean }): boolean {
+  return (filter.source === undefined || e.source === filter.source) && (filter.includeRedriven === true || e.redrivenAt === undefined);
+}
+
+/** In-process store: for unit tests and tools that run without DynamoDB. */
+export class MemoryDeadLetterStore implements DeadLetterStore {
+  readonly entries: DeadLetter[] = [];
+  constructor(private readonly now: () => Date = () => new Date()) {}
+
+  put(entry: DeadLetterInput): Promise<string> {
+    const id = deadLetterId(this.now());
+    this.entries.push({ ...entry, payload: Uint8Array.from(entry.payload), origin: { ...entry.origin }, id, createdAt: this.now().toISOString() });
+    return Promise.resolve(id);
+  }
+  list(filter: { source?: string; includeRedriven?: boolean; limit?: number } = {}): Promise<DeadLetter[]> {
+    return Promise.resolve(this.entries.filter((e) => matches(e, filter)).slice(0, filter.limit ?? Infinity));
+  }
+  get(id: string): Promise<DeadLetter | undefined> {
+    return Promise.resolve(this.entries.find((e) => e.id === id));
+  }
+  markRedriven(id: string): Promise<void> {
+    const e = this.entries.find((x) => x.id === id);
+    if (!e) return Promise.reject(new TaskflowError('DLQ_NOT_FOUND', `no dead letter ${id}`));
+    e.redrivenAt = this.now().toISOString();
+    return Promise.resolve();
+  }
+}
+
+/** Payload bytes per item: under the 400 KB item limit with room for the metadata. */
+const CHUNK_BYTES = 300 * 1024;
+
+export class DynamoDeadLetterStore implements DeadLetterStore {
+  constructor(
+    private readonly client: DynamoDBClient,
+    private readonly table = DLQ_TABLE,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  async put(entry: DeadLetterInput): Promise<string> {
+    const createdAt = this.now();
+    const id = deadLetterId(createdAt);
+    const payload = Buffer.from(entry.payload);
+    const parts = Math.max(1, Math.ceil(payload.length / CHUNK_BYTES));
+    const items: Record<string, AttributeValue>[] = [];
+    for (let part = 0; part < parts; part++) {
+      const chunk = payload.subarray(part * CHUNK_BYTES, (part + 1) * CHUNK_BYTES);
+      const item: Record<string, AttributeValue> = { id: { S: id }, part: { N: String(part) }, chunk: { B: chunk } };
+      if (part === 0) {
+        Object.assign(item, {
+          source: { S: entry.source },
+          reason: { S: entry.reason },
+          message: { S: entry.message },
+          origin: { M: Object.fromEntries(Object.entries(entry.origin).map(([k, v]) => [k, { S: v }])) },
+          createdAt: { S: createdAt.toISOString() },
+          parts: { N: String(parts) },
+          size: { N: String(payload.length) },
+        });
+      }
+      items.push(item);
+    }
+    // Continuation parts first, the head (part 0) last: a listed entry is always complete.
+    const ordered = [...items.slice(1), items[0]!];
+    for (let i = 0; i < ordered.length; i += 2) {
+      await this.writeAll(ordered.slice(i, i + 2));
+    }
+    return id;
+  }
+
+  private async writeAll(items: Record<string, AttributeValue>[]): Promise<void> {
+    let pending = items.map((Item) => ({ PutRequest: { Item } }));
+    for (let attempt = 0; pending.length > 0; attempt++) {
+      if (attempt > 8) throw new TaskflowError('DLQ_WRITE_FAILED', `could not write ${pending.length} dead-letter parts`, { retriable: true });
+      const out = await this.client.send(new BatchWriteItemCommand({ RequestItems: { [this.table]: pending } }));
+      pending = (out.UnprocessedItems?.[this.table] ?? []).flatMap((r) => (r.PutRequest?.Item ? [{ PutRequest: { Item: r.PutRequest.Item } }] : []));
+      if (pending.length > 0) await new Promise((r) => setTimeout(r, 20 * 2 ** attempt));
+    }
+  }
+
+  async list(filter: { source?: string; includeRedriven?: boolean; limit?: number } = {}): Promise<DeadLetter[]> {
+    const heads: Record<string, AttributeValue>[] = [];
+    let start: Record<string, AttributeValue> | undefined;
+    do {
+      const out = await this.client.send(
+        new ScanCommand({ TableName: this.table, FilterExpression: 'part = :zero', ExpressionAttributeValues: { ':zero': { N: '0' } }, ExclusiveStartKey: start }),
+      );
+      heads.push(...(out.Items ?? []));
+      start = out.LastEvaluatedKey;
+    } while (start);
+    const entries: DeadLetter[] = [];
+    for (const head of heads.sort((a, b) => (a.id?.S ?? '').localeCompare(b.id?.S ?? ''))) {
+      if (entries.length >= (filter.limit ?? Infinity)) break;
+      const meta = fromHead(head, new Uint8Array());
+      if (!matches(meta, filter)) continue;
+      entries.push(fromHead(head, await this.payload(head)));
+    }
+    return entries;
+  }
+
+  async get(id: string): Promise<DeadLetter | undefined> {
+    const out = await this.client.send(new GetItemCommand({ TableName: this.table, Key: { id: { S: id }, part: { N: '0' } }, ConsistentRead: true }));
+    return out.Item ? fromHead(out.Item, await this.payload(out.Item)) : undefined;
+  }
+
+  async markRedriven(id: string): Promise<void> {
+    try {
+      await this.client.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: { id: { S: id }, part: { N: '0' } },
+          UpdateExpression: 'SET redrivenAt = :t',
+          ConditionExpression: 'attribute_exists(id)',
+          ExpressionAttributeValues: { ':t': { S: this.now().toISOString() } },
+        }),
+      );
+    } catch (err) {
+      if ((err as Error).name === 'ConditionalCheckFailedException') throw new TaskflowError('DLQ_NOT_FOUND', `no dead letter ${id}`, { cause: err });
+      throw err;
+    }
+  }
+
+  private async payload(head: Record<string, AttributeValue>): Promise<Uint8Array> {
+    const parts = Number(head.parts?.N ?? '1');
+    const first = head.chunk?.B ?? new Uint8Array();
+    if (parts === 1) return first;
+    const items: Record<string, AttributeValue>[] = [];
+    let start: Record<string, AttributeValue> | undefined;
+    do {
+      const out = await this.client.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'id = :id AND part > :zero',
+          ExpressionAttributeValues: { ':id': { S: head.id?.S ?? '' }, ':zero': { N: '0' } },
+          ConsistentRead: true,
+          ExclusiveStartKey: start,
+        }),
+      );
+      items.push(...(out.Items ?? []));
+      start = out.LastEvaluatedKey;
+    } while (start);
+    const rest = items.sort((a, b) => Number(a.part?.N) - Number(b.part?.N)).map((i) => i.chunk?.B ?? new Uint8Array());
+    if (rest.length !== parts - 1) throw new TaskflowError('DLQ_INCOMPLETE', `dead letter ${head.id?.S} has ${rest.length + 1} of ${parts} parts`);
+    return Buffer.concat([first, ...rest]);
+  }
+}
+
+function fromHead(item: Record<string, AttributeValue>, payload: Uint8Array): DeadLetter {
+  const e: DeadLetter = {
+    id: item.id?.S ?? '',
+    source: item.source?.S ?? '',
+    reason: item.reason?.S ?? '',
+    message: item.message?.S ?? '',
+    origin: Object.fromEntries(Object.entries(item.origin?.M ?? {}).map(([k, v]) => [k, v.S ?? ''])),
+    createdAt: item.createdAt?.S ?? '',
+    payload,
+  };
+  if (item.redrivenAt?.S) e.redrivenAt = item.redrivenAt.S;
+  return e;
+}
