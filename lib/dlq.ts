@@ -3,17 +3,18 @@
 // so nothing is dropped silently and an operator can inspect and redrive it. Generic: capture and
 // the router share it, told apart by `source`.
 //
-// DynamoDB layout (table `taskflow-dlq`): HASH `id` (time-ordered, so listing sorts by arrival),
-// RANGE `part` (number). Part 0 holds the metadata and the first payload chunk; a payload larger
-// than one item allows (DynamoDB's 400 KB item limit — an oversized Kinesis event is > 1 MiB)
-// continues in parts 1, 2 … so even those are kept whole.
+// DynamoDB layout (table `taskflow-dlq`, HASH key `id` — the spec in infra/local/tables.ts): the
+// head item `id` (time-ordered, so listing sorts by arrival) holds the metadata and the first
+// payload chunk; a payload larger than one item allows (DynamoDB's 400 KB item limit — an
+// oversized Kinesis event is > 1 MiB) continues in items `<id>#1`, `<id>#2` … so even those are
+// kept whole.
 import { randomBytes } from 'node:crypto';
 import {
+  BatchGetItemCommand,
   BatchWriteItemCommand,
   type CreateTableCommandInput,
   type DynamoDBClient,
   GetItemCommand,
-  QueryCommand,
   ScanCommand,
   UpdateItemCommand,
   type AttributeValue,
@@ -50,14 +51,8 @@ export const DLQ_TABLE = 'taskflow-dlq';
 /** CreateTable input for the local stack and deployments. */
 export const DLQ_TABLE_SPEC: CreateTableCommandInput = {
   TableName: DLQ_TABLE,
-  AttributeDefinitions: [
-    { AttributeName: 'id', AttributeType: 'S' },
-    { AttributeName: 'part', AttributeType: 'N' },
-  ],
-  KeySchema: [
-    { AttributeName: 'id', KeyType: 'HASH' },
-    { AttributeName: 'part', KeyType: 'RANGE' },
-  ],
+  AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
+  KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
   BillingMode: 'PAY_PER_REQUEST',
 };
 
@@ -112,7 +107,7 @@ export class DynamoDeadLetterStore implements DeadLetterStore {
     const items: Record<string, AttributeValue>[] = [];
     for (let part = 0; part < parts; part++) {
       const chunk = payload.subarray(part * CHUNK_BYTES, (part + 1) * CHUNK_BYTES);
-      const item: Record<string, AttributeValue> = { id: { S: id }, part: { N: String(part) }, chunk: { B: chunk } };
+      const item: Record<string, AttributeValue> = { id: { S: partId(id, part) }, chunk: { B: chunk } };
       if (part === 0) {
         Object.assign(item, {
           source: { S: entry.source },
@@ -126,7 +121,7 @@ export class DynamoDeadLetterStore implements DeadLetterStore {
       }
       items.push(item);
     }
-    // Continuation parts first, the head (part 0) last: a listed entry is always complete.
+    // Continuation parts first, the head last: a listed entry is always complete.
     const ordered = [...items.slice(1), items[0]!];
     for (let i = 0; i < ordered.length; i += 2) {
       await this.writeAll(ordered.slice(i, i + 2));
@@ -149,7 +144,7 @@ export class DynamoDeadLetterStore implements DeadLetterStore {
     let start: Record<string, AttributeValue> | undefined;
     do {
       const out = await this.client.send(
-        new ScanCommand({ TableName: this.table, FilterExpression: 'part = :zero', ExpressionAttributeValues: { ':zero': { N: '0' } }, ExclusiveStartKey: start }),
+        new ScanCommand({ TableName: this.table, FilterExpression: 'attribute_exists(parts)', ExclusiveStartKey: start }),
       );
       heads.push(...(out.Items ?? []));
       start = out.LastEvaluatedKey;
@@ -165,7 +160,7 @@ export class DynamoDeadLetterStore implements DeadLetterStore {
   }
 
   async get(id: string): Promise<DeadLetter | undefined> {
-    const out = await this.client.send(new GetItemCommand({ TableName: this.table, Key: { id: { S: id }, part: { N: '0' } }, ConsistentRead: true }));
+    const out = await this.client.send(new GetItemCommand({ TableName: this.table, Key: { id: { S: id } }, ConsistentRead: true }));
     return out.Item ? fromHead(out.Item, await this.payload(out.Item)) : undefined;
   }
 
@@ -174,9 +169,9 @@ export class DynamoDeadLetterStore implements DeadLetterStore {
       await this.client.send(
         new UpdateItemCommand({
           TableName: this.table,
-          Key: { id: { S: id }, part: { N: '0' } },
+          Key: { id: { S: id } },
           UpdateExpression: 'SET redrivenAt = :t',
-          ConditionExpression: 'attribute_exists(id)',
+          ConditionExpression: 'attribute_exists(parts)',
           ExpressionAttributeValues: { ':t': { S: this.now().toISOString() } },
         }),
       );
@@ -190,25 +185,24 @@ export class DynamoDeadLetterStore implements DeadLetterStore {
     const parts = Number(head.parts?.N ?? '1');
     const first = head.chunk?.B ?? new Uint8Array();
     if (parts === 1) return first;
-    const items: Record<string, AttributeValue>[] = [];
-    let start: Record<string, AttributeValue> | undefined;
-    do {
-      const out = await this.client.send(
-        new QueryCommand({
-          TableName: this.table,
-          KeyConditionExpression: 'id = :id AND part > :zero',
-          ExpressionAttributeValues: { ':id': { S: head.id?.S ?? '' }, ':zero': { N: '0' } },
-          ConsistentRead: true,
-          ExclusiveStartKey: start,
-        }),
-      );
-      items.push(...(out.Items ?? []));
-      start = out.LastEvaluatedKey;
-    } while (start);
-    const rest = items.sort((a, b) => Number(a.part?.N) - Number(b.part?.N)).map((i) => i.chunk?.B ?? new Uint8Array());
+    const id = head.id?.S ?? '';
+    const found = new Map<string, Uint8Array>();
+    let keys = Array.from({ length: parts - 1 }, (_, i) => ({ id: { S: partId(id, i + 1) } }));
+    for (let round = 0; keys.length > 0 && round < parts + 8; round++) {
+      // BatchGet returns at most 16 MB; 2 parts per call keep each response small.
+      const batch = keys.slice(0, 2);
+      const out = await this.client.send(new BatchGetItemCommand({ RequestItems: { [this.table]: { Keys: batch, ConsistentRead: true } } }));
+      for (const item of out.Responses?.[this.table] ?? []) found.set(item.id?.S ?? '', item.chunk?.B ?? new Uint8Array());
+      keys = keys.filter((k) => !found.has(k.id.S));
+    }
+    const rest = Array.from({ length: parts - 1 }, (_, i) => found.get(partId(id, i + 1))).filter((c): c is Uint8Array => c !== undefined);
     if (rest.length !== parts - 1) throw new TaskflowError('DLQ_INCOMPLETE', `dead letter ${head.id?.S} has ${rest.length + 1} of ${parts} parts`);
     return Buffer.concat([first, ...rest]);
   }
+}
+
+function partId(id: string, part: number): string {
+  return part === 0 ? id : `${id}#${part}`;
 }
 
 function fromHead(item: Record<string, AttributeValue>, payload: Uint8Array): DeadLetter {
