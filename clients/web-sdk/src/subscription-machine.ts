@@ -1,0 +1,277 @@
+// One project subscription as a pure state machine: `transition(state, event)` returns the next
+// state and the effects the adapter must perform. No I/O, no clock, no randomness of its own:
+// time (`now`) and jitter (`random`) arrive inside events. The rules are written down in
+// clients/web-sdk/SPEC.md; the property tests in subscription-machine.test.ts check that for any
+// schedule the application sees the committed history exactly once in seq order, or a resync.
+import { fullJitterDelay, defaultBackoff, type BackoffOptions } from './backoff.js';
+import type { Change, FullChange, Status } from './types.js';
+
+export interface SubscriptionConfig {
+  /** How long an out-of-order hole may stay open before the missing range is fetched. */
+  reorderWindowMs: number;
+  /** Buffered changes beyond which the hole is fetched at once (and the highest are dropped). */
+  maxBuffered: number;
+  /** `limit` of one replay request. */
+  replayPageSize: number;
+  /** Backoff between failed replay requests. */
+  retry: BackoffOptions;
+}
+
+export const defaultSubscriptionConfig: SubscriptionConfig = {
+  reorderWindowMs: 250,
+  maxBuffered: 1000,
+  replayPageSize: 500,
+  retry: defaultBackoff,
+};
+
+interface ReplayInFlight {
+  readonly id: number;
+  readonly after: number;
+  /** subscribeEpoch when the request was issued: a catch-up only counts for that subscription. */
+  readonly epoch: number;
+}
+
+export interface SubscriptionState {
+  /** Seq of the last change handed to the application; null until known (no fromSeq, nothing received). */
+  readonly position: number | null;
+  /** Changes with seq > position + 1, waiting for the hole below them to fill. */
+  readonly buffer: ReadonlyMap<number, Change>;
+  /** When the current hole was first seen (null: no hole). */
+  readonly gapSince: number | null;
+  /** Highest latestSeq a replay answer reported: everything up to it is committed. */
+  readonly replayLatest: number;
+  /** True between the topic's SUBACK and the connection's loss. */
+  readonly subscribed: boolean;
+  /** What the connection is doing while not subscribed. */
+  readonly connectionStatus: 'connecting' | 'offline';
+  /** Increments on every SUBACK: each (re)subscription must be followed by a catch-up fetch. */
+  readonly subscribeEpoch: number;
+  /** Highest subscribeEpoch for which a catch-up fetch (issued after its SUBACK) completed. */
+  readonly caughtUpEpoch: number;
+  readonly replay: ReplayInFlight | null;
+  readonly nextRequestId: number;
+  /** Failed replay requests in a row, for backoff. */
+  readonly retryAttempt: number;
+  /** Backoff deadline after a failed replay request (null: none pending). */
+  readonly retryAt: number | null;
+  /** The last replay failure was a rejected token: the next request must refresh it. */
+  readonly refreshToken: boolean;
+  /** Terminal: access denied (403). */
+  readonly failed: boolean;
+  /** Last status reported to the application. */
+  readonly status: Status;
+}
+
+export type SubscriptionEvent =
+  /** SUBACK for the project's topic on a live connection. */
+  | { type: 'subscribed'; now: number }
+  /** The connection is down (offline) or being (re)established (connecting). */
+  | { type: 'connection'; status: 'connecting' | 'offline'; now: number }
+  /** A decoded MQTT batch for this project. */
+  | { type: 'message'; changes: readonly Change[]; now: number }
+  | { type: 'replayOk'; requestId: number; changes: readonly FullChange[]; latestSeq: number; now: number }
+  | { type: 'replayTooOld'; requestId: number; oldestSeq: number; latestSeq: number; now: number }
+  | {
+      type: 'replayFailed';
+      requestId: number;
+      reason: 'unauthorized' | 'forbidden' | 'transient';
+      now: number;
+      random: number;
+    }
+  /** Time passed (the adapter calls this at nextDeadline). */
+  | { type: 'tick'; now: number };
+
+export type SubscriptionEffect =
+  | { type: 'deliver'; change: Change }
+  /** The replay API no longer reaches back to the position: reload, then changes continue after latestSeq. */
+  | { type: 'resync'; lastDelivered: number; oldestSeq: number; latestSeq: number }
+  | { type: 'fetch'; requestId: number; after: number; limit: number; refreshToken: boolean }
+  | { type: 'status'; status: Status }
+  | { type: 'failed'; reason: 'forbidden' };
+
+export interface Transition {
+  readonly state: SubscriptionState;
+  readonly effects: readonly SubscriptionEffect[];
+}
+
+/** `fromSeq`: the first seq the application wants (it already has everything before it). */
+export function initialState(fromSeq?: number): SubscriptionState {
+  return {
+    position: fromSeq === undefined ? null : Math.max(0, fromSeq - 1),
+    buffer: new Map(),
+    gapSince: null,
+    replayLatest: 0,
+    subscribed: false,
+    connectionStatus: 'connecting',
+    subscribeEpoch: 0,
+    caughtUpEpoch: 0,
+    replay: null,
+    nextRequestId: 1,
+    retryAttempt: 0,
+    retryAt: null,
+    refreshToken: false,
+    failed: false,
+    status: 'connecting',
+  };
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+export function transition(
+  state: SubscriptionState,
+  event: SubscriptionEvent,
+  config: SubscriptionConfig = defaultSubscriptionConfig,
+): Transition {
+  if (state.failed) return { state, effects: [] };
+  const s: Mutable<SubscriptionState> = { ...state, buffer: new Map(state.buffer) };
+  const buffer = s.buffer as Map<number, Change>;
+  const effects: SubscriptionEffect[] = [];
+
+  const accept = (change: Change): void => {
+    if (s.position !== null && change.seq <= s.position) return; // duplicate: delivered already
+    if (buffer.has(change.seq)) return; // duplicate: waiting already
+    buffer.set(change.seq, change);
+  };
+
+  switch (event.type) {
+    case 'subscribed':
+      s.subscribed = true;
+      s.subscribeEpoch += 1;
+      // Nothing to catch up on without a position: the first message will define it.
+      if (s.position === null) s.caughtUpEpoch = s.subscribeEpoch;
+      break;
+    case 'connection':
+      s.subscribed = false;
+      s.connectionStatus = event.status;
+      break;
+    case 'message': {
+      if (s.position === null && event.changes.length > 0) {
+        s.position = Math.min(...event.changes.map((c) => c.seq)) - 1;
+      }
+      for (const change of event.changes) accept(change);
+      break;
+    }
+    case 'replayOk': {
+      const request = s.replay;
+      if (request === null || request.id !== event.requestId) return { state, effects: [] };
+      s.replay = null;
+      s.gapSince = null; // a hole left after this answer waits a fresh reorder window
+      const progressed = event.changes.some((c) => c.seq === request.after + 1);
+      if (!progressed && event.latestSeq > request.after) {
+        // The API claims changes exist but sent none from the asked position: treat as a failure
+        // (retrying with backoff) rather than spinning on it.
+        scheduleRetry(s, event.now, 0.5, config);
+        break;
+      }
+      s.retryAttempt = 0;
+      for (const change of event.changes) accept(change);
+      s.replayLatest = Math.max(s.replayLatest, event.latestSeq);
+      drain(s, buffer, effects);
+      if ((s.position ?? 0) >= event.latestSeq) s.caughtUpEpoch = Math.max(s.caughtUpEpoch, request.epoch);
+      break;
+    }
+    case 'replayTooOld': {
+      const request = s.replay;
+      if (request === null || request.id !== event.requestId) return { state, effects: [] };
+      s.replay = null;
+      s.retryAttempt = 0;
+      s.gapSince = null;
+      s.replayLatest = Math.max(s.replayLatest, event.latestSeq);
+      const lastDelivered = s.position ?? request.after;
+      // Live messages may have carried the position up to what the changelog still holds
+      // while the request was in flight: then no resync is needed, the next fetch will do.
+      if (lastDelivered >= event.oldestSeq - 1) break;
+      effects.push({ type: 'resync', lastDelivered, oldestSeq: event.oldestSeq, latestSeq: event.latestSeq });
+      s.position = Math.max(lastDelivered, event.latestSeq);
+      for (const seq of [...buffer.keys()]) if (seq <= s.position) buffer.delete(seq);
+      s.caughtUpEpoch = Math.max(s.caughtUpEpoch, request.epoch);
+      break;
+    }
+    case 'replayFailed': {
+      const request = s.replay;
+      if (request === null || request.id !== event.requestId) return { state, effects: [] };
+      s.replay = null;
+      if (event.reason === 'forbidden') {
+        s.failed = true;
+        buffer.clear();
+        effects.push({ type: 'failed', reason: 'forbidden' });
+        s.status = 'offline';
+        effects.push({ type: 'status', status: 'offline' });
+        return { state: s, effects };
+      }
+      if (event.reason === 'unauthorized') s.refreshToken = true;
+      scheduleRetry(s, event.now, event.random, config);
+      break;
+    }
+    case 'tick':
+      break;
+  }
+
+  drain(s, buffer, effects);
+  trimBuffer(buffer, config.maxBuffered);
+  if (buffer.size === 0) s.gapSince = null;
+  else if (s.gapSince === null) s.gapSince = event.now;
+  if (s.retryAt !== null && event.now >= s.retryAt) s.retryAt = null;
+
+  const fetch = fetchNeeded(s, event.now, config);
+  if (fetch) {
+    const id = s.nextRequestId;
+    s.nextRequestId += 1;
+    s.replay = { id, after: s.position ?? 0, epoch: s.subscribeEpoch };
+    effects.push({ type: 'fetch', requestId: id, after: s.position ?? 0, limit: config.replayPageSize, refreshToken: s.refreshToken });
+    s.refreshToken = false;
+  }
+
+  const status = statusOf(s);
+  if (status !== state.status) effects.push({ type: 'status', status });
+  s.status = status;
+  return { state: s, effects };
+}
+
+/** When the adapter must call `tick` next (null: no timer needed). */
+export function nextDeadline(state: SubscriptionState, config: SubscriptionConfig = defaultSubscriptionConfig): number | null {
+  if (state.failed || state.replay !== null) return null;
+  if (state.retryAt !== null) return state.retryAt;
+  if (state.subscribed && state.gapSince !== null) return state.gapSince + config.reorderWindowMs;
+  return null;
+}
+
+function drain(s: Mutable<SubscriptionState>, buffer: Map<number, Change>, effects: SubscriptionEffect[]): void {
+  if (s.position === null) return;
+  for (let next = buffer.get(s.position + 1); next !== undefined; next = buffer.get(s.position + 1)) {
+    buffer.delete(next.seq);
+    s.position = next.seq;
+    effects.push({ type: 'deliver', change: next });
+  }
+}
+
+// Dropping buffered changes is always safe: they are committed, so the replay fetch that the
+// hole below them triggers brings them back. It only bounds memory under a flood.
+function trimBuffer(buffer: Map<number, Change>, maxBuffered: number): void {
+  if (buffer.size <= maxBuffered) return;
+  const highestFirst = [...buffer.keys()].sort((a, b) => b - a);
+  for (const seq of highestFirst.slice(0, buffer.size - maxBuffered)) buffer.delete(seq);
+}
+
+function scheduleRetry(s: Mutable<SubscriptionState>, now: number, random: number, config: SubscriptionConfig): void {
+  s.retryAt = now + fullJitterDelay(s.retryAttempt, random, config.retry);
+  s.retryAttempt += 1;
+}
+
+function fetchNeeded(s: SubscriptionState, now: number, config: SubscriptionConfig): boolean {
+  // Replay only while subscribed: a catch-up fetched before the SUBACK could miss what is
+  // published between the fetch and the subscription.
+  if (!s.subscribed || s.position === null || s.replay !== null || s.retryAt !== null) return false;
+  if (s.caughtUpEpoch < s.subscribeEpoch) return true; // (re)subscribed: fetch what was missed
+  if (s.position < s.replayLatest) return true; // the last page did not reach the end
+  if (s.gapSince === null) return false;
+  return now - s.gapSince >= config.reorderWindowMs || s.buffer.size >= config.maxBuffered;
+}
+
+function statusOf(s: SubscriptionState): Status {
+  if (s.failed) return 'offline';
+  if (!s.subscribed) return s.connectionStatus;
+  if (s.position === null) return 'live';
+  const catchingUp = s.replay !== null || s.retryAt !== null || s.caughtUpEpoch < s.subscribeEpoch || s.position < s.replayLatest;
+  return catchingUp ? 'recovering' : 'live';
+}

@@ -1,0 +1,28 @@
+// The change types the application receives. The event envelope itself is defined by the JSON
+// Schemas in schemas/ (see change-event.ts); these are the SDK's wire-level shapes from
+// schemas/CONTRACTS.md ("MQTT messages to browsers", "Replay API").
+import type { ChangeEvent } from './change-event.js';
+
+export type { ChangeEvent };
+
+/** A change carried in full: the envelope as committed. Replay answers always carry full changes. */
+export interface FullChange {
+  readonly seq: number;
+  readonly mode: 'full';
+  readonly event: ChangeEvent;
+}
+
+/** A thin change: identity and what changed; the application fetches the rest if it needs it. */
+export interface ThinChange {
+  readonly seq: number;
+  readonly mode: 'thin';
+  readonly id: string;
+  readonly type: string;
+  readonly time: string;
+  readonly key: Readonly<Record<string, unknown>>;
+  readonly changed?: readonly string[];
+}
+
+export type Change = FullChange | ThinChange;
+
+export type Status = 'connecting' | 'live' | 'recovering' | 'offline';
