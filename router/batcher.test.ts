@@ -1,0 +1,127 @@
+import { describe, expect, it } from '@jest/globals';
+import fc from 'fast-check';
+import { gunzipSync } from 'node:zlib';
+import { ProjectBatcher } from './batcher.js';
+import type { RouterEvent } from './event.js';
+import { encodeMessages, type OutboundMessage } from './messages.js';
+import type { SequencedChange } from './sequencer.js';
+import { createBucket, take } from './rate-limit.js';
+
+const project = { workspaceId: 'ws-1', projectId: 'p-1' };
+
+function change(seq: number, padding: number): SequencedChange {
+  const id = `${seq.toString(16).toUpperCase().padStart(16, '0')}-00000000`;
+  const event = {
+    id,
+    position: { commitLsn: BigInt(seq), txIndex: 0 },
+    workspaceId: project.workspaceId,
+    projectId: project.projectId,
+    type: 'taskflow.task.updated',
+    envelope: { id, type: 'taskflow.task.updated', time: '2026-11-26T12:00:00Z', workspaceid: 'ws-1', projectid: 'p-1', data: { op: 'u', table: 'tasks', key: { id: `t${seq}` }, changed: ['title'], after: { title: 'x'.repeat(padding) } } },
+  } as RouterEvent;
+  return { seq, event };
+}
+
+function decode(m: OutboundMessage): { fromSeq: number; toSeq: number; mode: string; changes: { seq: number }[] } {
+  const raw = m.payload[0] === 0x1f && m.payload[1] === 0x8b ? gunzipSync(m.payload) : m.payload;
+  return JSON.parse(raw.toString()) as { fromSeq: number; toSeq: number; mode: string; changes: { seq: number }[] };
+}
+
+describe('encodeMessages', () => {
+  it('never exceeds the size limit and keeps every change once, in seq order', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: 6000 }), { minLength: 1, maxLength: 60 }),
+        fc.constantFrom('full' as const, 'thin' as const),
+        fc.boolean(),
+        fc.integer({ min: 2048, max: 20_000 }),
+        (paddings, mode, gzip, maxBytes) => {
+          const changes = paddings.map((p, i) => change(i + 1, p));
+          const messages = encodeMessages(project, changes, { mode, gzip, maxBytes });
+          const seqs: number[] = [];
+          for (const m of messages) {
+            expect(m.payload.length).toBeLessThanOrEqual(maxBytes);
+            const body = decode(m);
+            expect(body.fromSeq).toBe(m.fromSeq);
+            expect(body.toSeq).toBe(m.toSeq);
+            seqs.push(...body.changes.map((c) => c.seq));
+          }
+          expect(seqs).toEqual(changes.map((c) => c.seq));
+        },
+      ),
+    );
+  });
+
+  it('sends a single change too big for a full message as thin', () => {
+    const [m] = encodeMessages(project, [change(1, 200_000)], { mode: 'full', gzip: false, maxBytes: 128 * 1024 });
+    expect(m && decode(m).mode).toBe('thin');
+  });
+
+  it('thin changes carry ids, seq and changed fields only', () => {
+    const [m] = encodeMessages(project, [change(7, 10)], { mode: 'thin', gzip: false, maxBytes: 128 * 1024 });
+    expect(m && decode(m).changes).toEqual([{ seq: 7, id: '0000000000000007-00000000', type: 'taskflow.task.updated', time: '2026-11-26T12:00:00Z', key: { id: 't7' }, changed: ['title'] }]);
+  });
+});
+
+describe('ProjectBatcher', () => {
+  it('holds a project for the window, then emits its changes in seq order, once', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 500 }),
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 50 }), fc.integer({ min: 1, max: 5 })), { minLength: 1, maxLength: 40 }),
+        (windowMs, steps) => {
+          const batcher = new ProjectBatcher({ windowMs, mode: 'thin', gzip: false, maxBytes: 128 * 1024 });
+          let now = 0;
+          let seq = 0;
+          let openedAt: number | undefined;
+          const out: OutboundMessage[] = [];
+          for (const [dt, n] of steps) {
+            now += dt;
+            const due = batcher.takeDue(now);
+            if (due.length > 0) {
+              expect(openedAt).toBeDefined();
+              expect(now - (openedAt ?? 0)).toBeGreaterThanOrEqual(windowMs);
+              openedAt = undefined;
+            }
+            out.push(...due);
+            const changes = Array.from({ length: n }, () => change(++seq, 10));
+            if (openedAt === undefined) openedAt = now;
+            batcher.add(project, changes, now);
+            if (windowMs === 0) expect(batcher.nextDueAt()).toBe(now);
+          }
+          out.push(...batcher.takeAll());
+          expect(batcher.size).toBe(0);
+          expect(out.flatMap((m) => decode(m).changes.map((c) => c.seq))).toEqual(Array.from({ length: seq }, (_, i) => i + 1));
+        },
+      ),
+    );
+  });
+
+  it('collapses a re-published seq into one change', () => {
+    const batcher = new ProjectBatcher({ windowMs: 100, mode: 'thin', gzip: true, maxBytes: 128 * 1024 });
+    batcher.add(project, [change(1, 1), change(2, 1)], 0);
+    batcher.add(project, [change(2, 1), change(3, 1)], 50);
+    expect(batcher.takeDue(99)).toEqual([]);
+    const due = batcher.takeDue(100);
+    expect(due.map((m) => decode(m).changes.map((c) => c.seq))).toEqual([[1, 2, 3]]);
+  });
+});
+
+describe('token bucket', () => {
+  it('allows at most burst + rate × elapsed publishes', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 30 }), { minLength: 1, maxLength: 300 }), (gaps) => {
+        const bucket = createBucket(100, 10, 0);
+        let now = 0;
+        let allowed = 0;
+        for (const g of gaps) {
+          now += g;
+          const r = take(bucket, now);
+          if (r.ok) allowed += 1;
+          else expect(r.waitMs).toBeGreaterThan(0);
+        }
+        expect(allowed).toBeLessThanOrEqual(10 + Math.floor((now * 100) / 1000));
+      }),
+    );
+  });
+});

@@ -1,0 +1,63 @@
+// Batching per project over a short window (time passed in, so it is a pure state machine):
+// the first change of a project opens its window; when the window has passed the project's
+// pending changes become messages. Window 0 means every add is due at once.
+import { projectKey, type ProjectRef } from './changelog.js';
+import { encodeMessages, type MessageOptions, type OutboundMessage } from './messages.js';
+import type { SequencedChange } from './sequencer.js';
+
+export interface BatcherOptions extends MessageOptions {
+  windowMs: number;
+}
+
+interface Pending {
+  project: ProjectRef;
+  dueAt: number;
+  changes: Map<number, SequencedChange>;
+}
+
+export class ProjectBatcher {
+  private readonly pending = new Map<string, Pending>();
+
+  constructor(private readonly opts: BatcherOptions) {}
+
+  add(project: ProjectRef, changes: readonly SequencedChange[], now: number): void {
+    if (changes.length === 0) return;
+    const key = projectKey(project);
+    let p = this.pending.get(key);
+    if (!p) this.pending.set(key, (p = { project, dueAt: now + this.opts.windowMs, changes: new Map() }));
+    // Keyed by seq: a change re-published after a crash replaces itself instead of repeating.
+    for (const c of changes) p.changes.set(c.seq, c);
+  }
+
+  /** Messages of every project whose window has passed, each project's in seq order. */
+  takeDue(now: number): OutboundMessage[] {
+    const out: OutboundMessage[] = [];
+    for (const [key, p] of this.pending) {
+      if (p.dueAt > now) continue;
+      this.pending.delete(key);
+      out.push(...this.encode(p));
+    }
+    return out;
+  }
+
+  takeAll(): OutboundMessage[] {
+    const out = [...this.pending.values()].flatMap((p) => this.encode(p));
+    this.pending.clear();
+    return out;
+  }
+
+  nextDueAt(): number | undefined {
+    let next: number | undefined;
+    for (const p of this.pending.values()) if (next === undefined || p.dueAt < next) next = p.dueAt;
+    return next;
+  }
+
+  get size(): number {
+    return this.pending.size;
+  }
+
+  private encode(p: Pending): OutboundMessage[] {
+    const changes = [...p.changes.values()].sort((a, b) => a.seq - b.seq);
+    return encodeMessages(p.project, changes, this.opts);
+  }
+}

@@ -1,0 +1,121 @@
+// The per-project changelog port: what sequencing and the replay API need from storage.
+// Layout shared by the adapters: one head per project (last seq, highest id) and changelog
+// items each holding a run of consecutive seqs, keyed by their first seq. Entries are written
+// before the head moves, so the only item that can exist beyond the head is the one at
+// head.seq + 1, and the next append (which always starts there) overwrites it.
+import { comparePositions, parseEventId } from '../lib/event-id.js';
+import { TaskflowError } from '../lib/errors.js';
+import type { Envelope } from './event.js';
+import type { ProjectHead } from './sequencer.js';
+import { EMPTY_HEAD } from './sequencer.js';
+
+export interface ProjectRef {
+  workspaceId: string;
+  projectId: string;
+}
+
+export function projectKey(p: ProjectRef): string {
+  return `${p.workspaceId}/${p.projectId}`;
+}
+
+export interface ChangelogEntry {
+  seq: number;
+  event: Envelope;
+}
+
+export interface ChangelogPage {
+  head: ProjectHead;
+  /** Lowest seq still held (null when nothing is held), to tell "too old" from "nothing new". */
+  oldestSeq: number | null;
+  /** Entries with seq > after, in seq order, at most `limit`, never beyond head.seq. */
+  entries: ChangelogEntry[];
+}
+
+export interface ChangelogStore {
+  readHead(project: ProjectRef): Promise<ProjectHead>;
+  /** The seqs of those ids that are in the project's changelog. */
+  findSeqs(project: ProjectRef, head: ProjectHead, ids: readonly string[]): Promise<Map<string, number>>;
+  /** Writes the entries (seqs expected.seq+1 …) then moves the head; StaleHeadError if it moved meanwhile. */
+  append(project: ProjectRef, entries: readonly ChangelogEntry[], expected: ProjectHead, next: ProjectHead): Promise<void>;
+  read(project: ProjectRef, after: number, limit: number): Promise<ChangelogPage>;
+}
+
+export class StaleHeadError extends TaskflowError {
+  constructor(project: ProjectRef, expectedSeq: number) {
+    super('STALE_PROJECT_HEAD', `head of ${projectKey(project)} is no longer at seq ${expectedSeq} (another router owns it?)`, { retriable: true });
+  }
+}
+
+/** Stored shape of one changelog item (the DynamoDB adapter keeps the same fields). */
+export interface ChangelogItem {
+  fromSeq: number;
+  toSeq: number;
+  /** head.lastId after this item was written: never decreases with fromSeq, so a backwards search can stop. */
+  hwm: string;
+  ids: string[];
+  entries: ChangelogEntry[];
+}
+
+/** Backwards search over items (newest first) for the given ids; stops below the lowest candidate. */
+export function searchItems(itemsNewestFirst: Iterable<ChangelogItem>, ids: readonly string[]): { found: Map<string, number>; done: boolean } {
+  const found = new Map<string, number>();
+  if (ids.length === 0) return { found, done: true };
+  const wanted = new Set(ids);
+  const lowest = ids.map(parseEventId).reduce((a, b) => (comparePositions(a, b) <= 0 ? a : b));
+  for (const item of itemsNewestFirst) {
+    item.ids.forEach((id, i) => {
+      if (wanted.has(id)) found.set(id, item.fromSeq + i);
+    });
+    if (found.size === wanted.size || comparePositions(parseEventId(item.hwm), lowest) < 0) return { found, done: true };
+  }
+  return { found, done: false };
+}
+
+export function buildItem(entries: readonly ChangelogEntry[], next: ProjectHead): ChangelogItem {
+  const first = entries[0];
+  const last = entries[entries.length - 1];
+  if (!first || !last || next.lastId === null) throw new TaskflowError('EMPTY_CHANGELOG_ITEM', 'an append needs at least one entry');
+  return { fromSeq: first.seq, toSeq: last.seq, hwm: next.lastId, ids: entries.map((e) => e.event.id), entries: [...entries] };
+}
+
+/** In-process store: the reference for tests and for `taskflow router --store memory`. */
+export class MemoryChangelogStore implements ChangelogStore {
+  private readonly heads = new Map<string, ProjectHead>();
+  private readonly items = new Map<string, Map<number, ChangelogItem>>();
+  /** Test hook: called after the entries are written and before the head moves (throw to simulate a crash). */
+  beforeHeadWrite: ((project: ProjectRef) => void) | undefined;
+
+  async readHead(project: ProjectRef): Promise<ProjectHead> {
+    return this.heads.get(projectKey(project)) ?? EMPTY_HEAD;
+  }
+
+  async findSeqs(project: ProjectRef, head: ProjectHead, ids: readonly string[]): Promise<Map<string, number>> {
+    const items = [...(this.items.get(projectKey(project))?.values() ?? [])].filter((i) => i.fromSeq <= head.seq).sort((a, b) => b.fromSeq - a.fromSeq);
+    return searchItems(items, ids).found;
+  }
+
+  async append(project: ProjectRef, entries: readonly ChangelogEntry[], expected: ProjectHead, next: ProjectHead): Promise<void> {
+    const key = projectKey(project);
+    const item = buildItem(entries, next);
+    let items = this.items.get(key);
+    if (!items) this.items.set(key, (items = new Map()));
+    items.set(item.fromSeq, item);
+    this.beforeHeadWrite?.(project);
+    const current = this.heads.get(key) ?? EMPTY_HEAD;
+    if (current.seq !== expected.seq) throw new StaleHeadError(project, expected.seq);
+    this.heads.set(key, next);
+  }
+
+  async read(project: ProjectRef, after: number, limit: number): Promise<ChangelogPage> {
+    const head = await this.readHead(project);
+    const items = [...(this.items.get(projectKey(project))?.values() ?? [])].filter((i) => i.fromSeq <= head.seq).sort((a, b) => a.fromSeq - b.fromSeq);
+    const entries = items.flatMap((i) => i.entries).filter((e) => e.seq > after && e.seq <= head.seq).slice(0, limit);
+    return { head, oldestSeq: items[0]?.fromSeq ?? null, entries };
+  }
+
+  /** Test helper: drop the items whose entries all lie at or below `seq` (what the TTL does). */
+  expireThrough(project: ProjectRef, seq: number): void {
+    const items = this.items.get(projectKey(project));
+    for (const [from, item] of items ?? []) if (item.toSeq <= seq) items?.delete(from);
+  }
+}

@@ -1,0 +1,68 @@
+// Per-workspace order and dedup (DESIGN.md "Identity and order"): a high-water mark of
+// (commit LSN, txIndex) per workspace; an event at or below it is a duplicate. Within one batch
+// events are put back in order first, so a reordered batch loses nothing. The marks travel with
+// the shard checkpoint as an opaque string, so a restarted reader keeps them.
+import { comparePositions, eventId, parseEventId, type EventPosition } from '../lib/event-id.js';
+import type { RouterEvent } from './event.js';
+
+export type HighWaterMarks = ReadonlyMap<string, EventPosition>;
+
+export interface AdmitResult {
+  /** New events, each workspace's in position order; workspaces keep their first-arrival order. */
+  admitted: RouterEvent[];
+  /** Events at or below their workspace's mark, or repeated within the batch. */
+  duplicates: number;
+  /** Admitted events that arrived after a later event of their workspace and were moved back. */
+  reordered: number;
+  marks: HighWaterMarks;
+}
+
+export function admitBatch(marks: HighWaterMarks, events: readonly RouterEvent[]): AdmitResult {
+  const byWorkspace = new Map<string, RouterEvent[]>();
+  for (const e of events) {
+    const list = byWorkspace.get(e.workspaceId);
+    if (list) list.push(e);
+    else byWorkspace.set(e.workspaceId, [e]);
+  }
+  const next = new Map(marks);
+  const admitted: RouterEvent[] = [];
+  let duplicates = 0;
+  let reordered = 0;
+  for (const [ws, arrived] of byWorkspace) {
+    let maxSoFar: EventPosition | undefined;
+    const lateIds = new Set<string>();
+    for (const e of arrived) {
+      if (maxSoFar && comparePositions(e.position, maxSoFar) < 0) lateIds.add(e.id);
+      if (!maxSoFar || comparePositions(e.position, maxSoFar) > 0) maxSoFar = e.position;
+    }
+    const sorted = [...arrived].sort((a, b) => comparePositions(a.position, b.position));
+    let mark = next.get(ws);
+    for (const e of sorted) {
+      if (mark && comparePositions(e.position, mark) <= 0) {
+        duplicates += 1;
+        continue;
+      }
+      if (lateIds.has(e.id)) reordered += 1;
+      admitted.push(e);
+      mark = e.position;
+    }
+    if (mark) next.set(ws, mark);
+  }
+  return { admitted, duplicates, reordered, marks: next };
+}
+
+/** Checkpoint state: `{"v":1,"marks":{"<ws>":"<event id>"}}`. */
+export function serializeMarks(marks: HighWaterMarks): string {
+  const obj: Record<string, string> = {};
+  for (const [ws, pos] of marks) obj[ws] = eventId(pos);
+  return JSON.stringify({ v: 1, marks: obj });
+}
+
+export function parseMarks(state: string | undefined): Map<string, EventPosition> {
+  const marks = new Map<string, EventPosition>();
+  if (!state) return marks;
+  const parsed = JSON.parse(state) as { v?: number; marks?: Record<string, string> };
+  if (parsed.v !== 1 || typeof parsed.marks !== 'object' || parsed.marks === null) return marks;
+  for (const [ws, id] of Object.entries(parsed.marks)) marks.set(ws, parseEventId(id));
+  return marks;
+}

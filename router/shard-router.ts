@@ -1,0 +1,163 @@
+// The router's work on one shard's records, free of any engine: decode and validate (bad ones to
+// the DLQ), order and dedup per workspace, feed the membership projection, sequence per project
+// into the changelog, hand the changes to the publishing pipeline, and return the checkpoint
+// state. Everything it talks to is a port, so the property tests run it against in-memory stores
+// with crashes injected, and the service runs it against DynamoDB and MQTT.
+import { type ChangelogStore, projectKey, type ProjectRef } from './changelog.js';
+import { decodeEvent, type DlqReason, type RouterEvent, type EventCheck } from './event.js';
+import { admitBatch, type HighWaterMarks, parseMarks, serializeMarks } from './ordering.js';
+import { idsToLookUp, planSequence, type ProjectHead, type SequencedChange } from './sequencer.js';
+
+export interface InputRecord {
+  data: Uint8Array;
+  sequenceNumber: string;
+  subSequenceNumber?: number;
+}
+
+export interface DeadLetter {
+  reason: DlqReason;
+  message: string;
+  bytes: Uint8Array;
+  origin: { shardId: string; sequenceNumber: string; subSequenceNumber?: number };
+}
+
+export interface DeadLetterSink {
+  put(letter: DeadLetter): Promise<void>;
+}
+
+/** Where sequenced changes go to be published; flush resolves once everything enqueued is out. */
+export interface ChangeSink {
+  enqueue(project: ProjectRef, changes: readonly SequencedChange[]): void;
+  flush(): Promise<void>;
+}
+
+/** Consumes membership events in stream order (the authorization projection). */
+export interface MembershipSink {
+  apply(events: readonly RouterEvent[]): Promise<void>;
+}
+
+export interface ShardRouterMetrics {
+  eventsIn(n: number): void;
+  duplicatesDropped(n: number): void;
+  outOfOrderFixed(n: number): void;
+  deadLettered(reason: DlqReason): void;
+}
+
+export const noopShardRouterMetrics: ShardRouterMetrics = { eventsIn() {}, duplicatesDropped() {}, outOfOrderFixed() {}, deadLettered() {} };
+
+export interface ShardRouterDeps {
+  shardId: string;
+  changelog: ChangelogStore;
+  sink: ChangeSink;
+  deadLetters: DeadLetterSink;
+  memberships: MembershipSink;
+  validate: EventCheck;
+  metrics?: ShardRouterMetrics;
+  /** Projects worked on concurrently within one batch. */
+  concurrency?: number;
+  headCacheSize?: number;
+}
+
+export class ShardRouter {
+  private marks: HighWaterMarks;
+  // Heads of the projects this shard writes; valid while we hold the shard's lease.
+  private readonly heads = new Map<string, ProjectHead>();
+  private readonly metrics: ShardRouterMetrics;
+
+  constructor(
+    private readonly deps: ShardRouterDeps,
+    checkpointState?: string,
+  ) {
+    this.marks = parseMarks(checkpointState);
+    this.metrics = deps.metrics ?? noopShardRouterMetrics;
+  }
+
+  /** Processes one batch of user records; resolves to the checkpoint state once they are durable and published. */
+  async process(records: readonly InputRecord[]): Promise<string> {
+    this.metrics.eventsIn(records.length);
+    const events: RouterEvent[] = [];
+    for (const r of records) {
+      const decoded = decodeEvent(r.data, this.deps.validate);
+      if (decoded.ok) {
+        events.push(decoded.event);
+        continue;
+      }
+      const origin: DeadLetter['origin'] = { shardId: this.deps.shardId, sequenceNumber: r.sequenceNumber };
+      if (r.subSequenceNumber !== undefined) origin.subSequenceNumber = r.subSequenceNumber;
+      await this.deps.deadLetters.put({ reason: decoded.reason, message: decoded.message, bytes: r.data, origin });
+      this.metrics.deadLettered(decoded.reason);
+    }
+    const { admitted, duplicates, reordered, marks } = admitBatch(this.marks, events);
+    this.metrics.duplicatesDropped(duplicates);
+    this.metrics.outOfOrderFixed(reordered);
+
+    const membershipEvents = admitted.filter((e) => e.envelope.data.table === 'memberships');
+    if (membershipEvents.length > 0) await this.deps.memberships.apply(membershipEvents);
+
+    const byProject = new Map<string, { project: ProjectRef; events: RouterEvent[] }>();
+    for (const e of admitted) {
+      if (e.projectId === undefined) continue;
+      const project = { workspaceId: e.workspaceId, projectId: e.projectId };
+      const key = projectKey(project);
+      const group = byProject.get(key);
+      if (group) group.events.push(e);
+      else byProject.set(key, { project, events: [e] });
+    }
+    await forEachLimited([...byProject.values()], this.deps.concurrency ?? 16, async ({ project, events: projectEvents }) => {
+      const changes = await this.sequence(project, projectEvents);
+      this.deps.sink.enqueue(project, changes);
+    });
+    await this.deps.sink.flush();
+    // Only now, with every change in the changelog and published, may the marks move on.
+    this.marks = marks;
+    return serializeMarks(marks);
+  }
+
+  get state(): string {
+    return serializeMarks(this.marks);
+  }
+
+  private async sequence(project: ProjectRef, events: RouterEvent[]): Promise<SequencedChange[]> {
+    const key = projectKey(project);
+    const head = this.heads.get(key) ?? (await this.deps.changelog.readHead(project));
+    const lookUp = idsToLookUp(head, events);
+    const known = lookUp.length > 0 ? await this.deps.changelog.findSeqs(project, head, lookUp) : new Map<string, number>();
+    const plan = planSequence(head, events, known);
+    if (plan.fresh.length > 0) {
+      try {
+        await this.deps.changelog.append(
+          project,
+          plan.fresh.map((c) => ({ seq: c.seq, event: c.event.envelope })),
+          head,
+          plan.head,
+        );
+      } catch (err) {
+        this.heads.delete(key);
+        throw err;
+      }
+    }
+    this.rememberHead(key, plan.head);
+    return plan.changes;
+  }
+
+  private rememberHead(key: string, head: ProjectHead): void {
+    this.heads.delete(key);
+    this.heads.set(key, head);
+    const limit = this.deps.headCacheSize ?? 50_000;
+    if (this.heads.size > limit) {
+      const oldest = this.heads.keys().next();
+      if (!oldest.done) this.heads.delete(oldest.value);
+    }
+  }
+}
+
+async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await fn(item);
+    }
+  });
+  await Promise.all(workers);
+}
