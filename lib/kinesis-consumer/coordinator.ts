@@ -1,0 +1,238 @@
+// One worker's side of the lease protocol: drives the pure rules in leases.ts against a
+// LeaseStore. It owns no timers (the consumer calls renew/take/sync on its schedule, tests call
+// them step by step with a manual clock), and it serializes the writes to each lease so that a
+// renewal and a checkpoint of the same lease never race each other's counter.
+import { TaskflowError } from '../errors.js';
+import type { LeaseStore } from './lease-store.js';
+import {
+  type InitialPosition,
+  type Lease,
+  type Observation,
+  type Position,
+  type ShardInfo,
+  SHARD_END,
+  checkpointed,
+  leasesToCreate,
+  leasesToDelete,
+  observe,
+  planTakes,
+  released,
+  renewed,
+  stillHeld,
+  takenBy,
+} from './leases.js';
+
+export class LeaseLostError extends TaskflowError {
+  constructor(shardId: string) {
+    super('LEASE_LOST', `lease on ${shardId} is no longer held by this worker`, { details: { shardId } });
+    this.name = 'LeaseLostError';
+  }
+}
+
+interface HeldLease {
+  /** The item as this worker last wrote it (its counter is the next write's condition). */
+  lease: Lease;
+  /** Local time just before the last successful write was sent. */
+  lastWriteSentAt: number;
+}
+
+export interface CoordinatorOptions {
+  workerId: string;
+  store: LeaseStore;
+  failoverMs: number;
+  initialPosition: InitialPosition;
+  now?: () => number;
+  maxTakesPerCycle?: number;
+}
+
+export interface TakeResult {
+  acquired: Lease[];
+  /** Of `acquired`, those taken from another worker (expired or stolen). */
+  takeovers: number;
+}
+
+export class LeaseCoordinator {
+  readonly workerId: string;
+  private readonly store: LeaseStore;
+  private readonly failoverMs: number;
+  private readonly initialPosition: InitialPosition;
+  private readonly now: () => number;
+  private readonly maxTakesPerCycle: number | undefined;
+  private readonly held = new Map<string, HeldLease>();
+  private readonly writeChains = new Map<string, Promise<unknown>>();
+  private observations: Map<string, Observation> = new Map();
+  private lastLeases: Lease[] = [];
+  private shardIdsInStream: ReadonlySet<string> | undefined;
+  private taking = false;
+
+  constructor(opts: CoordinatorOptions) {
+    this.workerId = opts.workerId;
+    this.store = opts.store;
+    this.failoverMs = opts.failoverMs;
+    this.initialPosition = opts.initialPosition;
+    this.now = opts.now ?? Date.now;
+    this.maxTakesPerCycle = opts.maxTakesPerCycle;
+  }
+
+  /** Creates leases for new shards and deletes finished leases of trimmed shards. */
+  async syncShards(shards: readonly ShardInfo[]): Promise<{ created: number; deleted: number }> {
+    this.shardIdsInStream = new Set(shards.map((s) => s.shardId));
+    const leases = await this.store.list();
+    let created = 0;
+    for (const lease of leasesToCreate(shards, leases, this.initialPosition)) {
+      if (await this.store.create(lease)) created += 1;
+    }
+    let deleted = 0;
+    for (const lease of leasesToDelete(leases, this.shardIdsInStream)) {
+      if (await this.store.delete(lease.leaseKey, lease.leaseCounter)) deleted += 1;
+    }
+    return { created, deleted };
+  }
+
+  /** Reads the table and takes (or steals) leases up to this worker's share. */
+  async takeLeases(): Promise<TakeResult> {
+    if (this.taking) return { acquired: [], takeovers: 0 }; // one cycle at a time
+    this.taking = true;
+    try {
+      return await this.takeCycle();
+    } finally {
+      this.taking = false;
+    }
+  }
+
+  private async takeCycle(): Promise<TakeResult> {
+    const leases = await this.store.list();
+    const now = this.now();
+    this.observations = observe(this.observations, leases, now);
+    this.lastLeases = leases;
+    const plan = planTakes({
+      workerId: this.workerId,
+      leases,
+      observations: this.observations,
+      heldByMe: new Set(this.heldKeys()),
+      // Before the first shard sync, only parents with leases count as known.
+      shardIdsInStream: this.shardIdsInStream ?? new Set(leases.map((l) => l.leaseKey)),
+      now,
+      failoverMs: this.failoverMs,
+      ...(this.maxTakesPerCycle === undefined ? {} : { maxTakesPerCycle: this.maxTakesPerCycle }),
+    });
+    const result: TakeResult = { acquired: [], takeovers: 0 };
+    for (const lease of plan.steal ? [...plan.take, plan.steal] : plan.take) {
+      const next = takenBy(lease, this.workerId);
+      const sentAt = this.now();
+      if (!(await this.store.replace(next, lease.leaseCounter))) continue;
+      this.held.set(lease.leaseKey, { lease: next, lastWriteSentAt: sentAt });
+      result.acquired.push(next);
+      if (lease.leaseOwner !== null && lease.leaseOwner !== this.workerId) result.takeovers += 1;
+    }
+    return result;
+  }
+
+  /** Renews every held lease; returns the shard ids whose lease this worker has lost. */
+  async renewLeases(): Promise<string[]> {
+    const lost: string[] = [];
+    await Promise.all(
+      this.heldKeys().map((key) =>
+        this.serialized(key, async () => {
+          const entry = this.held.get(key);
+          if (!entry) return;
+          if (!stillHeld(entry.lastWriteSentAt, this.now(), this.failoverMs)) {
+            this.held.delete(key);
+            lost.push(key);
+            return;
+          }
+          const next = renewed(entry.lease);
+          const sentAt = this.now();
+          let ok: boolean;
+          try {
+            ok = await this.store.replace(next, entry.lease.leaseCounter);
+          } catch {
+            return; // a failed call proves nothing; the lease lapses by time if this goes on
+          }
+          if (ok) this.held.set(key, { lease: next, lastWriteSentAt: sentAt });
+          else {
+            this.held.delete(key);
+            lost.push(key);
+          }
+        }),
+      ),
+    );
+    return lost;
+  }
+
+  /** True while this worker may act on the shard. */
+  holds(shardId: string): boolean {
+    const entry = this.held.get(shardId);
+    return entry !== undefined && stillHeld(entry.lastWriteSentAt, this.now(), this.failoverMs);
+  }
+
+  /** Shard ids this worker holds now. */
+  heldKeys(): string[] {
+    return [...this.held.keys()].filter((k) => this.holds(k));
+  }
+
+  heldLease(shardId: string): Lease | undefined {
+    return this.holds(shardId) ? this.held.get(shardId)?.lease : undefined;
+  }
+
+  /** The parents' leases as last read: their final checkpoint states seed a child's processor. */
+  parentLeases(shardId: string): Lease[] {
+    const lease = this.held.get(shardId)?.lease;
+    if (!lease) return [];
+    return this.lastLeases.filter((l) => lease.parentShardIds.includes(l.leaseKey));
+  }
+
+  /** Conditional checkpoint; throws LeaseLostError if the lease is gone. */
+  async checkpoint(shardId: string, position: Position, state: string | undefined): Promise<void> {
+    await this.write(shardId, (lease) => checkpointed(lease, position, state));
+  }
+
+  /** Marks the shard read to its end (children may start) and frees the lease. */
+  async finish(shardId: string, state: string | undefined): Promise<void> {
+    await this.write(shardId, (lease) => ({ ...checkpointed(lease, SHARD_END, state), leaseOwner: null }), 'drop');
+  }
+
+  /** Frees the lease so another worker can take it without waiting for the failover time. */
+  async release(shardId: string): Promise<void> {
+    try {
+      await this.write(shardId, released, 'drop');
+    } catch (err) {
+      if (!(err instanceof LeaseLostError)) throw err;
+    } finally {
+      this.held.delete(shardId);
+    }
+  }
+
+  /** Forgets every lease without writing (a crash, or a process about to exit anyway). */
+  abandon(): void {
+    this.held.clear();
+  }
+
+  /** One conditional write; `drop` gives the lease up in the same step, before any queued write. */
+  private async write(shardId: string, change: (lease: Lease) => Lease, after: 'keep' | 'drop' = 'keep'): Promise<void> {
+    await this.serialized(shardId, async () => {
+      const entry = this.held.get(shardId);
+      if (!entry || !this.holds(shardId)) throw new LeaseLostError(shardId);
+      if (entry.lease.checkpoint === SHARD_END) throw new TaskflowError('SHARD_FINISHED', `${shardId} is already finished`);
+      const next = change(entry.lease);
+      const sentAt = this.now();
+      if (!(await this.store.replace(next, entry.lease.leaseCounter))) {
+        this.held.delete(shardId);
+        throw new LeaseLostError(shardId);
+      }
+      if (after === 'drop') this.held.delete(shardId);
+      else this.held.set(shardId, { lease: next, lastWriteSentAt: sentAt });
+    });
+  }
+
+  private serialized<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.writeChains.get(key) ?? Promise.resolve();
+    const run = previous.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.writeChains.set(key, tail);
+    void tail.then(() => {
+      if (this.writeChains.get(key) === tail) this.writeChains.delete(key);
+    });
+    return run;
+  }
+}

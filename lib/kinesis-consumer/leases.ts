@@ -1,0 +1,264 @@
+// The pure core of the consumer's lease protocol (KCL's design, DESIGN.md "Consuming Kinesis
+// like KCL does"): which leases exist, when one is expired, which ones a worker takes, and how
+// every change bumps `leaseCounter` so that all writes can be conditional on it. No I/O and no
+// clocks here: time is passed in, so the protocol is testable under any schedule.
+
+export const TRIM_HORIZON = 'TRIM_HORIZON';
+export const LATEST = 'LATEST';
+/** Checkpoint of a shard that has been read to its end: its children may start. */
+export const SHARD_END = 'SHARD_END';
+
+export type InitialPosition = typeof TRIM_HORIZON | typeof LATEST;
+
+/** One lease per (consumer, shard), as stored in DynamoDB. */
+export interface Lease {
+  /** The shard id. */
+  leaseKey: string;
+  /** Worker holding the lease, or null when free (released, or never taken). */
+  leaseOwner: string | null;
+  /** Incremented by every write; every write is conditional on the value it read. */
+  leaseCounter: number;
+  /** A sequence number, or TRIM_HORIZON / LATEST (not started), or SHARD_END (finished). */
+  checkpoint: string;
+  /** Position inside an aggregated record; 0 for plain records. */
+  checkpointSubSequence: number;
+  /** Opaque string the processor stores with its checkpoint. */
+  checkpointState?: string;
+  parentShardIds: string[];
+  ownerSwitchesSinceCheckpoint: number;
+}
+
+/** What shard discovery (ListShards) tells about one shard. */
+export interface ShardInfo {
+  shardId: string;
+  parentShardIds: string[];
+  /** True once the shard has an ending sequence number (after a split or merge). */
+  closed: boolean;
+}
+
+/** Where a processor's work on a shard stands. */
+export interface Position {
+  sequenceNumber: string;
+  subSequenceNumber: number;
+}
+
+export function isFinished(lease: Lease): boolean {
+  return lease.checkpoint === SHARD_END;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writes: each returns the new item; the store writes it only if the counter is still `lease`'s.
+
+export function takenBy(lease: Lease, workerId: string): Lease {
+  const switched = lease.leaseOwner !== workerId;
+  return {
+    ...lease,
+    leaseOwner: workerId,
+    leaseCounter: lease.leaseCounter + 1,
+    ownerSwitchesSinceCheckpoint: lease.ownerSwitchesSinceCheckpoint + (switched ? 1 : 0),
+  };
+}
+
+export function renewed(lease: Lease): Lease {
+  return { ...lease, leaseCounter: lease.leaseCounter + 1 };
+}
+
+export function checkpointed(lease: Lease, position: Position | typeof SHARD_END, state: string | undefined): Lease {
+  const next: Lease = {
+    ...lease,
+    leaseCounter: lease.leaseCounter + 1,
+    checkpoint: position === SHARD_END ? SHARD_END : position.sequenceNumber,
+    checkpointSubSequence: position === SHARD_END ? 0 : position.subSequenceNumber,
+    ownerSwitchesSinceCheckpoint: 0,
+  };
+  if (state === undefined) delete next.checkpointState;
+  else next.checkpointState = state;
+  return next;
+}
+
+export function released(lease: Lease): Lease {
+  return { ...lease, leaseOwner: null, leaseCounter: lease.leaseCounter + 1 };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Expiry. Like KCL, a worker never compares its clock with another's: a lease is expired when
+// *this* worker has seen its counter stay the same for the failover time (or it has no owner).
+
+export interface Observation {
+  counter: number;
+  /** Local time at which this worker first saw `counter`. */
+  since: number;
+}
+
+export type Observations = ReadonlyMap<string, Observation>;
+
+/** Updates what this worker has seen of each lease's counter after a fresh read of the table. */
+export function observe(previous: Observations, leases: readonly Lease[], now: number): Map<string, Observation> {
+  const next = new Map<string, Observation>();
+  for (const lease of leases) {
+    const seen = previous.get(lease.leaseKey);
+    next.set(lease.leaseKey, seen && seen.counter === lease.leaseCounter ? seen : { counter: lease.leaseCounter, since: now });
+  }
+  return next;
+}
+
+export function isExpired(lease: Lease, observations: Observations, now: number, failoverMs: number): boolean {
+  if (lease.leaseOwner === null) return true;
+  const seen = observations.get(lease.leaseKey);
+  return seen !== undefined && seen.counter === lease.leaseCounter && now - seen.since >= failoverMs;
+}
+
+/**
+ * A worker may keep using a lease only while its last successful write (timed from *before* the
+ * request was sent) is younger than the failover time: another worker waits at least that long
+ * after it last saw the counter change, so the two never both believe they hold it — unless
+ * the lease is stolen for balancing, when the old holder learns it at its next renewal.
+ */
+export function stillHeld(lastWriteSentAt: number, now: number, failoverMs: number): boolean {
+  return now - lastWriteSentAt < failoverMs;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shard discovery → leases.
+
+/**
+ * Parents are done when each has a SHARD_END checkpoint, or has no lease and is no longer in
+ * the stream (trimmed away after retention, its lease cleaned up).
+ */
+export function parentsFinished(lease: Lease, leasesByKey: ReadonlyMap<string, Lease>, shardIdsInStream: ReadonlySet<string>): boolean {
+  return lease.parentShardIds.every((parentId) => {
+    const parent = leasesByKey.get(parentId);
+    return parent ? isFinished(parent) : !shardIdsInStream.has(parentId);
+  });
+}
+
+/**
+ * Leases to create for shards that have none. A shard whose parent already has (or gets) a
+ * lease starts at TRIM_HORIZON so nothing written after a reshard is skipped; the others follow
+ * `initialPosition`. With LATEST a closed shard is created finished: nothing in it is wanted,
+ * and its children must not wait for it.
+ */
+export function leasesToCreate(shards: readonly ShardInfo[], existing: readonly Lease[], initialPosition: InitialPosition): Lease[] {
+  const hasLease = new Set(existing.map((l) => l.leaseKey));
+  const byId = new Map(shards.map((s) => [s.shardId, s]));
+  const created = new Map<string, Lease>();
+
+  // A shard follows `initialPosition` unless some ancestor chain reaches a lease that existed
+  // before this discovery (then the consumer was already running when the shard appeared).
+  const descendsFromExisting = new Map<string, boolean>();
+  const fromExisting = (shardId: string, depth: number): boolean => {
+    const known = descendsFromExisting.get(shardId);
+    if (known !== undefined) return known;
+    const shard = byId.get(shardId);
+    const result =
+      depth < 10_000 && shard !== undefined && shard.parentShardIds.some((p) => hasLease.has(p) || fromExisting(p, depth + 1));
+    descendsFromExisting.set(shardId, result);
+    return result;
+  };
+
+  for (const shard of shards) {
+    if (hasLease.has(shard.shardId)) continue;
+    let checkpoint: string = TRIM_HORIZON;
+    if (initialPosition === LATEST && !fromExisting(shard.shardId, 0)) checkpoint = shard.closed ? SHARD_END : LATEST;
+    created.set(shard.shardId, {
+      leaseKey: shard.shardId,
+      leaseOwner: null,
+      leaseCounter: 0,
+      checkpoint,
+      checkpointSubSequence: 0,
+      parentShardIds: [...shard.parentShardIds],
+      ownerSwitchesSinceCheckpoint: 0,
+    });
+  }
+  return [...created.values()];
+}
+
+/**
+ * Finished leases whose shard has left the stream and whose children have all started (or are
+ * gone too) are garbage: deleting them keeps the table to the live shards plus recent history.
+ */
+export function leasesToDelete(leases: readonly Lease[], shardIdsInStream: ReadonlySet<string>): Lease[] {
+  const startedOrGone = (l: Lease) => l.checkpoint !== TRIM_HORIZON && l.checkpoint !== LATEST;
+  return leases.filter(
+    (lease) =>
+      isFinished(lease) &&
+      !shardIdsInStream.has(lease.leaseKey) &&
+      leases.filter((child) => child.parentShardIds.includes(lease.leaseKey)).every(startedOrGone),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Which leases to take (KCL's LeaseTaker): fill up to an even share from expired or free
+// leases; only when there are none, steal one lease from the most loaded worker.
+
+export interface TakePlanInput {
+  workerId: string;
+  leases: readonly Lease[];
+  observations: Observations;
+  /** Leases this worker holds right now (renewed within the failover time). */
+  heldByMe: ReadonlySet<string>;
+  shardIdsInStream: ReadonlySet<string>;
+  now: number;
+  failoverMs: number;
+  /** Upper bound on leases taken in one cycle (spreads a cold start across workers). */
+  maxTakesPerCycle?: number;
+}
+
+export interface TakePlan {
+  /** Expired or free leases to take, as last read (their counter is the write condition). */
+  take: Lease[];
+  /** A lease of a live, over-loaded worker to steal, if balancing needs it. */
+  steal?: Lease;
+  /** An even share: ceil(workable leases / live workers). */
+  target: number;
+}
+
+/** Leases someone could work on now: not finished, and their parents are. */
+export function workableLeases(leases: readonly Lease[], shardIdsInStream: ReadonlySet<string>): Lease[] {
+  const byKey = new Map(leases.map((l) => [l.leaseKey, l]));
+  return leases.filter((l) => !isFinished(l) && parentsFinished(l, byKey, shardIdsInStream));
+}
+
+export function planTakes(input: TakePlanInput): TakePlan {
+  const { workerId, observations, heldByMe, now, failoverMs } = input;
+  const workable = workableLeases(input.leases, input.shardIdsInStream);
+  const expired = (l: Lease) => isExpired(l, observations, now, failoverMs);
+
+  // Live workers: owners of leases that are not expired, plus this one.
+  const loadByWorker = new Map<string, Lease[]>();
+  loadByWorker.set(workerId, []);
+  for (const lease of workable) {
+    if (lease.leaseOwner === null || expired(lease)) continue;
+    const owner = heldByMe.has(lease.leaseKey) ? workerId : lease.leaseOwner;
+    if (owner === workerId && !heldByMe.has(lease.leaseKey)) continue; // ours on paper only: a restart's leftovers
+    loadByWorker.set(owner, [...(loadByWorker.get(owner) ?? []), lease]);
+  }
+  const target = Math.ceil(workable.length / loadByWorker.size);
+  const mine = workable.filter((l) => heldByMe.has(l.leaseKey)).length;
+  const needed = Math.min(target - mine, input.maxTakesPerCycle ?? Number.POSITIVE_INFINITY);
+  if (needed <= 0) return { take: [], target };
+
+  // Free leases first (released or new), then expired ones, oldest shard ids first for a
+  // stable order; a lease another worker wins meanwhile just fails its conditional write.
+  const available = workable
+    .filter((l) => !heldByMe.has(l.leaseKey) && expired(l))
+    .sort((a, b) => Number(a.leaseOwner !== null) - Number(b.leaseOwner !== null) || a.leaseKey.localeCompare(b.leaseKey));
+  if (available.length > 0) return { take: available.slice(0, needed), target };
+
+  // Steal one lease from the most loaded other worker if it holds more than its share, or
+  // exactly its share while this worker is more than one below (KCL's rule; avoids ping-pong).
+  let richest: { worker: string; leases: Lease[] } | undefined;
+  for (const [worker, leases] of loadByWorker) {
+    if (worker === workerId) continue;
+    if (!richest || leases.length > richest.leases.length || (leases.length === richest.leases.length && worker < richest.worker)) {
+      richest = { worker, leases };
+    }
+  }
+  if (!richest) return { take: [], target };
+  const count = richest.leases.length;
+  if (count > target || (count === target && target - mine > 1)) {
+    const victim = [...richest.leases].sort((a, b) => a.leaseKey.localeCompare(b.leaseKey))[0];
+    if (victim) return { take: [], steal: victim, target };
+  }
+  return { take: [], target };
+}
