@@ -1,0 +1,264 @@
+// The pure core of capture: pgoutput messages (as pg-logical-replication's PgoutputPlugin
+// delivers them) in, envelopes out (schemas/CONTRACTS.md). A transaction's events are released
+// at its commit, because every event carries the transaction's size, commit LSN and commit time.
+//
+// - Relation messages may arrive at any time (after ALTER TABLE ADD/DROP COLUMN the server sends
+//   a new one before the next row of that table); rows carry their relation, so the decoder
+//   always reads a row with the columns it was written with — no restart needed.
+// - An unchanged TOASTed column (pgoutput kind 'u') reaches us as an `undefined` value: it is
+//   left out of `after` and listed in `omitted`, never reported as null.
+// - A row without its workspace id cannot be routed: it becomes a dead letter with its reason,
+//   keeps its index in the transaction (so the ids of its neighbours do not depend on it) and
+//   does not stop the stream.
+import type { Pgoutput } from 'pg-logical-replication';
+import { eventId, formatLsn, parseLsn } from '../lib/event-id.js';
+import { ENTITIES, type EntityName, TRUNCATE_TYPE } from '../schemas/kinds.js';
+import { schemaId } from '../schemas/schema-id.js';
+
+export type Row = Record<string, unknown>;
+
+/** One envelope, ready to be put on the stream. */
+export interface CapturedEvent {
+  id: string;
+  /** Kinesis partition key: the workspace id ('*' for truncates). */
+  partitionKey: string;
+  table: string;
+  op: 'c' | 'u' | 'd' | 'r' | 't';
+  envelope: Record<string, unknown>;
+}
+
+export interface DeadRow {
+  reason: 'MISSING_WORKSPACE_ID' | 'UNCAPTURED_TABLE';
+  message: string;
+  id: string;
+  table: string;
+  /** What is known of the change (op, row images), as JSON. */
+  payload: Record<string, unknown>;
+}
+
+export interface CommittedTransaction {
+  xid: number;
+  /** LSN of the commit record: the ids' position. */
+  commitLsn: bigint;
+  /** End of the commit record: acknowledging it tells the server the transaction is done. */
+  commitEndLsn: bigint;
+  commitTime: string;
+  /** Number of row changes (txSize), dead letters included. */
+  size: number;
+  events: CapturedEvent[];
+  deadRows: DeadRow[];
+  /** Transactional logical decoding messages (snapshot watermarks), in order. */
+  messages: { prefix: string; content: Uint8Array }[];
+}
+
+export type DecoderOutput =
+  | { kind: 'transaction'; tx: CommittedTransaction }
+  /** A logical decoding message (heartbeat, snapshot watermark): transactional ones come at their commit. */
+  | { kind: 'message'; prefix: string; content: Uint8Array; lsn: bigint; transactional: boolean };
+
+export interface DecoderOptions {
+  /** CloudEvents `source`, e.g. //taskflow/capture/taskflow. */
+  source: string;
+  /** data.source.db */
+  db: string;
+}
+
+const TABLE_ENTITY = new Map<string, EntityName>((Object.keys(ENTITIES) as EntityName[]).map((e) => [ENTITIES[e].table, e]));
+const VERB = { c: 'created', u: 'updated', d: 'deleted', r: 'snapshot' } as const;
+/** Every captured table's primary key is `id` (db/migrations); the replica identity adds routing columns. */
+const PRIMARY_KEY = 'id';
+
+type RowChange = { op: 'c' | 'u' | 'd'; relation: Pgoutput.MessageRelation; before: Row | null; after: Row | null } | { op: 't'; tables: string[] };
+
+interface OpenTransaction {
+  xid: number;
+  commitLsn: bigint;
+  changes: RowChange[];
+  messages: Pgoutput.MessageMessage[];
+}
+
+/** Commit time (µs since the Unix epoch) as RFC 3339 UTC with microseconds. */
+export function formatCommitTime(micros: bigint): string {
+  const ms = micros / 1000n;
+  const iso = new Date(Number(ms)).toISOString(); // …ss.mmmZ
+  const extra = String(Number(micros % 1000n)).padStart(3, '0');
+  return `${iso.slice(0, -1)}${extra}Z`;
+}
+
+/** A copy of a tuple without unchanged-TOAST placeholders, plus their names. */
+function splitToast(tuple: Row): { row: Row; omitted: string[] } {
+  const row: Row = {};
+  const omitted: string[] = [];
+  for (const [k, v] of Object.entries(tuple)) {
+    if (v === undefined) omitted.push(k);
+    else row[k] = v;
+  }
+  return { row, omitted };
+}
+
+function definedOnly(tuple: Row | null): Row | null {
+  if (!tuple) return null;
+  const row: Row = {};
+  for (const [k, v] of Object.entries(tuple)) if (v !== undefined) row[k] = v;
+  return row;
+}
+
+export function buildEntityEnvelope(
+  opts: DecoderOptions,
+  entity: EntityName,
+  table: string,
+  op: 'c' | 'u' | 'd' | 'r',
+  rows: { before: Row | null; after: Row | null; omitted?: string[] },
+  position: { commitLsn: bigint; txIndex: number; txSize: number; xid: number; time: string; snapshot: boolean },
+): CapturedEvent | { missing: 'workspace' } {
+  const row = rows.after ?? rows.before ?? {};
+  const workspace = row.workspace_id;
+  if (typeof workspace !== 'string' || workspace === '') return { missing: 'workspace' };
+  const keyValue = row[PRIMARY_KEY];
+  const project = entity === 'project' ? keyValue : row.project_id;
+  const id = eventId(position);
+  const data: Record<string, unknown> = {
+    op,
+    table,
+    key: { [PRIMARY_KEY]: keyValue },
+    before: rows.before,
+    after: rows.after,
+  };
+  if (op === 'u' && rows.after) {
+    data.changed = Object.keys(rows.after);
+    data.omitted = rows.omitted ?? [];
+  }
+  data.source = {
+    db: opts.db,
+    lsn: formatLsn(position.commitLsn),
+    xid: position.xid,
+    txIndex: position.txIndex,
+    txSize: position.txSize,
+    snapshot: position.snapshot,
+  };
+  const envelope: Record<string, unknown> = {
+    specversion: '1.0',
+    id,
+    source: opts.source,
+    type: `taskflow.${entity}.${VERB[op]}`,
+    time: position.time,
+    subject: `${table}/${String(keyValue)}`,
+    dataschema: schemaId({ name: ENTITIES[entity].schema, version: 1 }),
+    datacontenttype: 'application/json',
+    workspaceid: workspace,
+  };
+  if (typeof project === 'string' && project !== '') envelope.projectid = project;
+  envelope.data = data;
+  return { id, partitionKey: workspace, table, op, envelope };
+}
+
+export class ChangeDecoder {
+  private open: OpenTransaction | undefined;
+
+  constructor(private readonly opts: DecoderOptions) {}
+
+  /** True between a begin and its commit. */
+  get inTransaction(): boolean {
+    return this.open !== undefined;
+  }
+
+  /** Feeds one pgoutput message; returns what became complete with it. */
+  handle(msg: Pgoutput.Message): DecoderOutput | undefined {
+    switch (msg.tag) {
+      case 'begin':
+        if (msg.commitLsn === null) throw new Error('begin without a commit LSN');
+        this.open = { xid: msg.xid, commitLsn: parseLsn(msg.commitLsn), changes: [], messages: [] };
+        return undefined;
+      case 'relation':
+      case 'type':
+      case 'origin':
+        return undefined; // the parser keeps relations; rows carry theirs
+      case 'insert':
+        this.tx(msg.tag).changes.push({ op: 'c', relation: msg.relation, before: null, after: msg.new });
+        return undefined;
+      case 'update':
+        this.tx(msg.tag).changes.push({ op: 'u', relation: msg.relation, before: msg.key ?? msg.old, after: msg.new });
+        return undefined;
+      case 'delete':
+        this.tx(msg.tag).changes.push({ op: 'd', relation: msg.relation, before: msg.key ?? msg.old, after: null });
+        return undefined;
+      case 'truncate':
+        this.tx(msg.tag).changes.push({ op: 't', tables: msg.relations.map((r) => r.name) });
+        return undefined;
+      case 'message':
+        if (msg.transactional && this.open) {
+          this.open.messages.push(msg);
+          return undefined;
+        }
+        return { kind: 'message', prefix: msg.prefix, content: msg.content, lsn: msg.messageLsn ? parseLsn(msg.messageLsn) : 0n, transactional: false };
+      case 'commit':
+        return { kind: 'transaction', tx: this.commit(msg) };
+    }
+  }
+
+  private tx(tag: string): OpenTransaction {
+    if (!this.open) throw new Error(`pgoutput ${tag} outside a transaction`);
+    return this.open;
+  }
+
+  private commit(msg: Pgoutput.MessageCommit): CommittedTransaction {
+    const open = this.tx('commit');
+    this.open = undefined;
+    const commitLsn = msg.commitLsn ? parseLsn(msg.commitLsn) : open.commitLsn;
+    const commitEndLsn = msg.commitEndLsn ? parseLsn(msg.commitEndLsn) : commitLsn;
+    const time = formatCommitTime(msg.commitTime as bigint);
+    const size = open.changes.length;
+    const tx: CommittedTransaction = { xid: open.xid, commitLsn, commitEndLsn, commitTime: time, size, events: [], deadRows: [], messages: open.messages.map((m) => ({ prefix: m.prefix, content: m.content })) };
+    open.changes.forEach((change, txIndex) => {
+      const position = { commitLsn, txIndex, txSize: size, xid: open.xid, time, snapshot: false };
+      if (change.op === 't') {
+        tx.events.push(this.truncateEvent(change.tables, position));
+        return;
+      }
+      const table = change.relation.name;
+      const entity = TABLE_ENTITY.get(table);
+      const after = change.after ? splitToast(change.after) : undefined;
+      const rows = { before: definedOnly(change.before), after: after?.row ?? null, omitted: after?.omitted ?? [] };
+      const id = eventId(position);
+      if (!entity) {
+        tx.deadRows.push({ reason: 'UNCAPTURED_TABLE', message: `table ${change.relation.schema}.${table} is not a captured entity`, id, table, payload: { op: change.op, ...rows } });
+        return;
+      }
+      const built = buildEntityEnvelope(this.opts, entity, table, change.op, rows, position);
+      if ('missing' in built) {
+        tx.deadRows.push({ reason: 'MISSING_WORKSPACE_ID', message: `${change.op} on ${table} has no workspace_id`, id, table, payload: { op: change.op, ...rows } });
+      } else {
+        tx.events.push(built);
+      }
+    });
+    return tx;
+  }
+
+  private truncateEvent(tables: string[], position: { commitLsn: bigint; txIndex: number; txSize: number; xid: number; time: string }): CapturedEvent {
+    const id = eventId(position);
+    const table = tables[0] ?? 'unknown';
+    return {
+      id,
+      partitionKey: '*',
+      table,
+      op: 't',
+      envelope: {
+        specversion: '1.0',
+        id,
+        source: this.opts.source,
+        type: TRUNCATE_TYPE,
+        time: position.time,
+        subject: table,
+        dataschema: schemaId({ name: 'truncate', version: 1 }),
+        datacontenttype: 'application/json',
+        workspaceid: '*',
+        data: {
+          op: 't',
+          table,
+          tables: [...new Set(tables)],
+          source: { db: this.opts.db, lsn: formatLsn(position.commitLsn), xid: position.xid, txIndex: position.txIndex, txSize: position.txSize, snapshot: false },
+        },
+      },
+    };
+  }
+}

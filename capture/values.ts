@@ -1,0 +1,61 @@
+// Column values from pgoutput's text format to JSON. pg's default type parsers turn timestamps
+// into JS Dates (losing microseconds and, for `date`, shifting by the local zone) and would make
+// int8 lossy as a number, so capture uses its own: JSON-native types become JSON values,
+// timestamps become RFC 3339 strings with every digit kept, and every other type — including
+// ones it does not know (enums, arrays, domains, extension types) — travels as Postgres's text.
+
+/** Postgres type OIDs capture converts; everything else stays text. */
+const OID = {
+  bool: 16,
+  int8: 20,
+  int2: 21,
+  int4: 23,
+  oid: 26,
+  float4: 700,
+  float8: 701,
+  json: 114,
+  jsonb: 3802,
+  timestamp: 1114,
+  timestamptz: 1184,
+} as const;
+
+export type ColumnValue = string | number | boolean | null | object;
+export type TextParser = (text: string) => ColumnValue;
+
+const asText: TextParser = (t) => t;
+const asInt: TextParser = (t) => Number(t);
+const asFloat: TextParser = (t) => {
+  const n = Number(t);
+  return Number.isFinite(n) ? n : t; // NaN / Infinity are not JSON numbers
+};
+
+// "2026-11-26 12:00:00.123456+00" (DateStyle ISO) → "2026-11-26T12:00:00.123456Z";
+// offsets keep their digits: "+05:30", "-03".
+const TIMESTAMP = /^(\d{4,}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d+)?)(?:([+-])(\d\d)(?::?(\d\d))?(?::?(\d\d))?)?$/;
+
+export function timestampToRfc3339(text: string): string {
+  const m = TIMESTAMP.exec(text);
+  if (!m) return text; // infinity, BC dates: pass Postgres's text through
+  const [, date, time, sign, hh, mm, ss] = m;
+  if (!sign) return `${date}T${time}`;
+  if (hh === '00' && (mm ?? '00') === '00' && (ss ?? '00') === '00') return `${date}T${time}Z`;
+  return `${date}T${time}${sign}${hh}:${mm ?? '00'}${ss && ss !== '00' ? `:${ss}` : ''}`;
+}
+
+const PARSERS = new Map<number, TextParser>([
+  [OID.bool, (t) => t === 't'],
+  [OID.int2, asInt],
+  [OID.int4, asInt],
+  [OID.oid, asInt],
+  [OID.int8, asText], // beyond 2^53 a JSON number would lose digits
+  [OID.float4, asFloat],
+  [OID.float8, asFloat],
+  [OID.json, (t) => JSON.parse(t) as ColumnValue],
+  [OID.jsonb, (t) => JSON.parse(t) as ColumnValue],
+  [OID.timestamp, timestampToRfc3339],
+  [OID.timestamptz, timestampToRfc3339],
+]);
+
+export function textParserFor(typeOid: number): TextParser {
+  return PARSERS.get(typeOid) ?? asText;
+}
