@@ -1,0 +1,41 @@
+// Typed events, composed from the types generated out of the current schema versions.
+// When a schema gets a new version, point the import here at the new generated module.
+import type { ChangeData, ChangeSource, Envelope } from './generated/envelope.v1.js';
+import type { TaskRow, Encrypted } from './generated/task.v1.js';
+import type { CommentRow } from './generated/comment.v1.js';
+import type { MembershipRow } from './generated/membership.v1.js';
+import type { ProjectRow } from './generated/project.v1.js';
+import type { TruncateData } from './generated/truncate.v1.js';
+import type { GdprErasureData } from './generated/gdpr-erasure.v1.js';
+import type { EntityName, Verb } from './kinds.js';
+
+export type { ChangeData, ChangeSource, Envelope, TaskRow, Encrypted, CommentRow, MembershipRow, ProjectRow, TruncateData, GdprErasureData };
+export type { EntityName, Verb, Op } from './kinds.js';
+
+export interface RowOf {
+  task: TaskRow;
+  comment: CommentRow;
+  membership: MembershipRow;
+  project: ProjectRow;
+}
+
+type EnvelopeAttributes = Omit<Envelope, 'type' | 'data'>;
+
+/** A change of one row of an entity table (task, comment, membership, project). */
+export type EntityChangeEvent<E extends EntityName = EntityName> = E extends EntityName
+  ? EnvelopeAttributes & {
+      type: `taskflow.${E}.${Verb}`;
+      data: Omit<ChangeData, 'before' | 'after'> & { before: RowOf[E] | null; after: RowOf[E] | null };
+    }
+  : never;
+
+export type TruncateEvent = EnvelopeAttributes & { type: 'taskflow.table.truncated'; data: TruncateData };
+
+export type GdprErasureEvent = EnvelopeAttributes & { type: 'taskflow.gdpr.erasure_requested'; data: GdprErasureData };
+
+/** Any event on the change stream, as accepted by validateEvent. */
+export type ChangeEvent = EntityChangeEvent | TruncateEvent | GdprErasureEvent;
+
+export function isEntityChange(event: ChangeEvent): event is EntityChangeEvent {
+  return event.type !== 'taskflow.table.truncated' && event.type !== 'taskflow.gdpr.erasure_requested';
+}

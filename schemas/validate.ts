@@ -1,0 +1,248 @@
+// Validation of events read from the stream: one call per event in the routers' hot path, so
+// every validator is compiled once, up front, and the checks after the schema are O(1).
+import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
+import { schemaDocuments } from './generated/schemas.js';
+import { ENTITIES, EVENT_KINDS, type EventKind } from './kinds.js';
+import { parseSchemaId, schemaId } from './schema-id.js';
+import type { ChangeEvent } from './types.js';
+import { UPCASTERS, type EventObject, type Upcaster } from './upcasters.js';
+
+export type { ChangeEvent, EntityChangeEvent, TruncateEvent, GdprErasureEvent } from './types.js';
+export { isEntityChange } from './types.js';
+
+export type RejectReason =
+  /** not a JSON object */
+  | 'not_an_object'
+  /** `type` is not an event type this reader knows */
+  | 'unknown_type'
+  /** `dataschema` names another schema than `type` implies, or a version this reader cannot upcast */
+  | 'unknown_schema'
+  /** a key or routing attribute is missing (data.key, workspaceid, projectid, key columns of a row image) */
+  | 'missing_keys'
+  /** any other violation of the schemas */
+  | 'schema_violation'
+  /** valid by the schemas, but attributes contradict each other (op vs type, id vs source, routing vs row) */
+  | 'inconsistent';
+
+export type ValidationResult =
+  | { ok: true; event: ChangeEvent; /** the dataschema version the event was upcast from */ upcastFrom?: number }
+  | { ok: false; reason: RejectReason; message: string };
+
+export type EventValidator = (input: unknown) => ValidationResult;
+
+// ajv-formats is CommonJS: under NodeNext its default import is `module.exports`, whose
+// `default` property is the plugin.
+const addFormats = addFormatsModule.default;
+
+const ENVELOPE = schemaId({ name: 'envelope', version: 1 });
+/** Entity row images whose key/routing columns are required. */
+const KEY_PATHS = new Set(['/data/key', '/data/before', '/data/after']);
+const ROUTING_ATTRIBUTES = new Set(['workspaceid', 'projectid']);
+
+function latestVersions(documents: Readonly<Record<string, unknown>>): Map<string, number> {
+  const latest = new Map<string, number>();
+  for (const id of Object.keys(documents)) {
+    const ref = parseSchemaId(id);
+    if (ref && ref.version > (latest.get(ref.name) ?? 0)) latest.set(ref.name, ref.version);
+  }
+  return latest;
+}
+
+/** The one schema an event of this kind must satisfy: the envelope plus its data schema. */
+function validatorSchema(kind: EventKind, dataSchemaId: string): Record<string, unknown> {
+  if (kind.kind !== 'entity') {
+    return { allOf: [{ $ref: ENVELOPE }], properties: { data: { $ref: dataSchemaId } } };
+  }
+  const entity = ENTITIES[kind.entity];
+  const rowImage = { if: { type: 'object' }, then: { $ref: dataSchemaId } };
+  return {
+    allOf: [{ $ref: ENVELOPE }],
+    ...(entity.hasProject ? { required: ['projectid'] } : {}),
+    properties: {
+      data: {
+        allOf: [{ $ref: `${ENVELOPE}#/$defs/changeData` }],
+        properties: {
+          table: { const: entity.table },
+          key: { required: ['id'], properties: { id: { type: 'string', format: 'uuid' } } },
+          before: rowImage,
+          after: rowImage,
+        },
+      },
+    },
+  };
+}
+
+function fieldPath(instancePath: string): string {
+  return instancePath === '' ? '' : instancePath.slice(1).replaceAll('/', '.');
+}
+
+function join(path: string, field: string): string {
+  return path === '' ? field : `${path}.${field}`;
+}
+
+/** A rejection naming the field, from ajv's errors (first failure; anyOf branches joined). */
+function schemaRejection(errors: ErrorObject[]): ValidationResult {
+  const first = errors.find((e) => e.keyword !== 'if' && e.keyword !== 'anyOf' && e.keyword !== 'allOf') ?? errors[0];
+  if (!first) return { ok: false, reason: 'schema_violation', message: 'invalid event' };
+  const path = fieldPath(first.instancePath);
+  if (first.keyword === 'required') {
+    const missing = (first.params as { missingProperty: string }).missingProperty;
+    const isKey = first.instancePath === '' ? ROUTING_ATTRIBUTES.has(missing) : KEY_PATHS.has(first.instancePath) || missing === 'key';
+    return { ok: false, reason: isKey ? 'missing_keys' : 'schema_violation', message: `${join(path, missing)} is required` };
+  }
+  if (first.keyword === 'additionalProperties') {
+    const extra = (first.params as { additionalProperty: string }).additionalProperty;
+    return { ok: false, reason: 'schema_violation', message: `${join(path, extra)} is not allowed here` };
+  }
+  const alternatives = errors.some((e) => e.keyword === 'anyOf' && e.instancePath === first.instancePath)
+    ? errors.filter((e) => e.instancePath === first.instancePath && e.keyword !== 'anyOf').map(describe)
+    : [describe(first)];
+  return { ok: false, reason: 'schema_violation', message: `${path || 'event'} ${alternatives.join(' or ')}` };
+}
+
+function describe(error: ErrorObject): string {
+  const params = error.params as { allowedValues?: unknown[]; allowedValue?: unknown };
+  if (error.keyword === 'enum') return `must be one of ${JSON.stringify(params.allowedValues)}`;
+  if (error.keyword === 'const') return `must be ${JSON.stringify(params.allowedValue)}`;
+  return error.message ?? `fails ${error.keyword}`;
+}
+
+function inconsistent(message: string): ValidationResult {
+  return { ok: false, reason: 'inconsistent', message };
+}
+
+/** "16/B374D8" + 3 → "0000001600B374D8-00000003" without BigInt: the LSN halves are 32 bits each. */
+function idFromSource(lsn: string, txIndex: number): string {
+  const slash = lsn.indexOf('/');
+  return `${lsn.slice(0, slash).padStart(8, '0')}${lsn.slice(slash + 1).padStart(8, '0')}-${String(txIndex).padStart(8, '0')}`;
+}
+
+interface SourceLike {
+  lsn: string;
+  txIndex: number;
+  txSize: number;
+}
+
+function checkPosition(event: { id: string }, source: SourceLike): ValidationResult | undefined {
+  if (source.txIndex >= source.txSize) return inconsistent(`data.source.txIndex ${source.txIndex} is not below txSize ${source.txSize}`);
+  const expected = idFromSource(source.lsn, source.txIndex);
+  if (event.id !== expected) return inconsistent(`id "${event.id}" does not match data.source (lsn ${source.lsn}, txIndex ${source.txIndex}): expected "${expected}"`);
+  return undefined;
+}
+
+type Row = Record<string, unknown>;
+
+/** Cross-field rules of entity events that a JSON Schema cannot state. */
+function checkEntity(event: EventObject, kind: Extract<EventKind, { kind: 'entity' }>): ValidationResult | undefined {
+  const data = event.data as {
+    op: string; table: string; key: { id: string }; before: Row | null; after: Row | null; changed?: string[]; omitted?: string[]; source: SourceLike;
+  };
+  if (data.op !== kind.op) return inconsistent(`data.op is "${data.op}" but type ${kind.type} needs "${kind.op}"`);
+  const row = data.after ?? data.before;
+  if (row) {
+    if (row.id !== data.key.id) return inconsistent(`data.key.id "${data.key.id}" differs from the row's id "${String(row.id)}"`);
+    if (row.workspace_id !== event.workspaceid) {
+      return inconsistent(`workspaceid "${String(event.workspaceid)}" differs from the row's workspace_id "${String(row.workspace_id)}"`);
+    }
+    const project = kind.entity === 'project' ? row.id : (row.project_id ?? undefined);
+    if (event.projectid !== project) {
+      return inconsistent(`projectid ${JSON.stringify(event.projectid)} differs from the row's project ${JSON.stringify(project)}`);
+    }
+  }
+  if (data.op === 'u' && data.after) {
+    const after = data.after;
+    const missing = (data.changed ?? []).find((c) => !(c in after));
+    if (missing !== undefined) return inconsistent(`data.changed lists "${missing}" but data.after does not carry it`);
+    const present = (data.omitted ?? []).find((c) => c in after);
+    if (present !== undefined) return inconsistent(`data.omitted lists "${present}" but data.after carries it`);
+  }
+  const subject = `${data.table}/${data.key.id}`;
+  if (event.subject !== subject) return inconsistent(`subject "${String(event.subject)}" should be "${subject}"`);
+  return checkPosition(event as { id: string }, data.source);
+}
+
+function checkTruncate(event: EventObject): ValidationResult | undefined {
+  const data = event.data as { table: string; tables: string[]; source: SourceLike };
+  if (event.workspaceid !== '*') return inconsistent(`workspaceid of a truncate must be "*" (it affects every workspace), found "${String(event.workspaceid)}"`);
+  if (!data.tables.includes(data.table)) return inconsistent(`data.table "${data.table}" is not among data.tables`);
+  return checkPosition(event as { id: string }, data.source);
+}
+
+export interface EventValidatorOptions {
+  /** Upcasters from older schema versions; defaults to the ones in use (schemas/upcasters.ts). */
+  upcasters?: readonly Upcaster[];
+}
+
+/** Compiles every validator now; the returned function does no compiling. */
+export function createEventValidator(options: EventValidatorOptions = {}): EventValidator {
+  const ajv = new Ajv2020({ strictTypes: false, allErrors: false });
+  addFormats(ajv, ['uuid', 'date-time', 'date']);
+  ajv.addKeyword({ keyword: 'x-version', schemaType: 'number' });
+  for (const doc of Object.values(schemaDocuments)) ajv.addSchema(doc);
+
+  const latest = latestVersions(schemaDocuments);
+  // One compiled validator per data schema (the four verbs of an entity share theirs).
+  const bySchema = new Map<string, ValidateFunction>();
+  const validators = new Map<string, ValidateFunction>();
+  for (const [type, kind] of EVENT_KINDS) {
+    const version = latest.get(kind.schema);
+    if (version === undefined) throw new Error(`no schema "${kind.schema}" for event type ${type}`);
+    let validate = bySchema.get(kind.schema);
+    if (!validate) {
+      validate = ajv.compile(validatorSchema(kind, schemaId({ name: kind.schema, version })));
+      bySchema.set(kind.schema, validate);
+    }
+    validators.set(type, validate);
+  }
+  const upcasters = new Map<string, Upcaster>();
+  for (const u of options.upcasters ?? UPCASTERS) upcasters.set(`${u.schema}/v${u.fromVersion}`, u);
+
+  function upcast(event: EventObject, name: string, from: number, to: number): EventObject | string {
+    let current = event;
+    for (let v = from; v < to; v += 1) {
+      const step = upcasters.get(`${name}/v${v}`);
+      if (!step) return `no upcaster from ${name} v${v} to v${v + 1}`;
+      current = { ...step.upcast(current), dataschema: schemaId({ name, version: v + 1 }) };
+    }
+    return current;
+  }
+
+  return function validateEvent(input: unknown): ValidationResult {
+    if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+      return { ok: false, reason: 'not_an_object', message: 'an event must be a JSON object' };
+    }
+    let event = input as EventObject;
+    const type = event.type;
+    if (typeof type !== 'string') return { ok: false, reason: 'schema_violation', message: 'type is required and must be a string' };
+    const kind = EVENT_KINDS.get(type);
+    const validate = validators.get(type);
+    if (!kind || !validate) return { ok: false, reason: 'unknown_type', message: `unknown event type "${type}"` };
+
+    let upcastFrom: number | undefined;
+    const ref = typeof event.dataschema === 'string' ? parseSchemaId(event.dataschema) : undefined;
+    if (ref) {
+      if (ref.name !== kind.schema) {
+        return { ok: false, reason: 'unknown_schema', message: `dataschema names "${ref.name}" but type ${type} needs "${kind.schema}"` };
+      }
+      const current = latest.get(ref.name) ?? 0;
+      if (ref.version > current) {
+        return { ok: false, reason: 'unknown_schema', message: `dataschema ${ref.name} v${ref.version} is newer than this reader's v${current}` };
+      }
+      if (ref.version < current) {
+        const upcasted = upcast(event, ref.name, ref.version, current);
+        if (typeof upcasted === 'string') return { ok: false, reason: 'unknown_schema', message: upcasted };
+        event = upcasted;
+        upcastFrom = ref.version;
+      }
+    }
+    if (!validate(event)) return schemaRejection(validate.errors ?? []);
+
+    const problem = kind.kind === 'entity' ? checkEntity(event, kind) : kind.kind === 'truncate' ? checkTruncate(event) : undefined;
+    if (problem) return problem;
+    return upcastFrom === undefined ? { ok: true, event: event as ChangeEvent } : { ok: true, event: event as ChangeEvent, upcastFrom };
+  };
+}
+
+/** The validator readers use: current schemas, registered upcasters. */
+export const validateEvent: EventValidator = createEventValidator();
