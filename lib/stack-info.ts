@@ -6,11 +6,17 @@ import { readFileSync } from 'node:fs';
 export interface StackInfo {
   postgres: { url: string; host: string; port: number; database: string; user: string; dataDir: string };
   kinesis: { endpoint: string; region: string; streamName: string; shardCount: number };
+  /** tables: logical name (leases, changelog, …) -> table name. */
   dynamodb: { endpoint: string; region: string; tables: Record<string, string> };
   mqtt: { tcpUrl: string; wsUrl: string };
+  /** The local IoT data-plane endpoint (POST /topics/{topic}) for IoTDataPlaneClient. */
+  iot: { dataEndpoint: string };
   s3: { dir: string };
   /** HTTP endpoints of running services, e.g. { replay: 'http://127.0.0.1:1234', board: ... } */
   http: Record<string, string>;
+  /** Root of every engine's files; removed on stop when ephemeral. */
+  dataDir: string;
+  ephemeral: boolean;
   pid: number;
 }
 
@@ -20,16 +26,24 @@ export function readStackInfo(path = process.env.TASKFLOW_STACK_FILE ?? DEFAULT_
   return JSON.parse(readFileSync(path, 'utf8')) as StackInfo;
 }
 
+/** The env var through which a service finds a DynamoDB table, e.g. DYNAMODB_TABLE_LEASES. */
+export function tableEnvVar(key: string): string {
+  return `DYNAMODB_TABLE_${key.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
+}
+
 /** Environment variables through which services find the engines of a local stack. */
 export function stackEnv(info: StackInfo): Record<string, string> {
+  const tables = Object.fromEntries(Object.entries(info.dynamodb.tables).map(([key, name]) => [tableEnvVar(key), name]));
   return {
     DATABASE_URL: info.postgres.url,
     AWS_REGION: info.kinesis.region,
     KINESIS_ENDPOINT: info.kinesis.endpoint,
     DYNAMODB_ENDPOINT: info.dynamodb.endpoint,
+    IOT_DATA_ENDPOINT: info.iot.dataEndpoint,
     CHANGE_STREAM_NAME: info.kinesis.streamName,
     MQTT_URL: info.mqtt.tcpUrl,
     MQTT_WS_URL: info.mqtt.wsUrl,
     S3_DIR: info.s3.dir,
+    ...tables,
   };
 }

@@ -1,0 +1,22 @@
+// Default ports of `taskflow dev`, in one place. All sit away from the standard ports of the
+// system services they stand in for (5432, 4567, 8000, 1883, 8083 …), so a developer's own
+// Postgres or Mosquitto never collides with the project's engines. Tests use ephemeral ports.
+export interface StackPorts {
+  postgres: number;
+  kinesis: number;
+  dynamodb: number;
+  mqttTcp: number;
+  /** MQTT over WebSocket, plus the IoT data-plane publish route (POST /topics/{topic}). */
+  mqttWs: number;
+}
+
+export const DEV_PORTS: StackPorts = {
+  postgres: 54329,
+  kinesis: 45671,
+  dynamodb: 45672,
+  mqttTcp: 18830,
+  mqttWs: 18831,
+};
+
+/** Every engine on a free port chosen by the OS (0); Postgres gets a concrete free one at start. */
+export const EPHEMERAL_PORTS: StackPorts = { postgres: 0, kinesis: 0, dynamodb: 0, mqttTcp: 0, mqttWs: 0 };

@@ -1,0 +1,202 @@
+// The embedded local stack: real engines standing in for the AWS services, started in this
+// process (kinesalite, dynalite, aedes) or as a bound child (PostgreSQL). Used by `taskflow dev`
+// (on-disk, fixed ports, reused across runs) and `taskflow stack --ephemeral` (tests: in memory,
+// free ports, deleted on stop). Services never import this: they get stackEnv(info).
+import { CreateTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CreateStreamCommand, DescribeStreamSummaryCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
+import dynalite from 'dynalite';
+import kinesalite from 'kinesalite';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import pg from 'pg';
+import { createDynamoClient, createKinesisClient, type AwsConfig } from '../../lib/aws.js';
+import type { StackInfo } from '../../lib/stack-info.js';
+import { startBroker, type Broker, type BrokerHooks } from './broker.js';
+import { DEV_PORTS, EPHEMERAL_PORTS, type StackPorts } from './ports.js';
+import { POSTGRES_USER, startPostgres, type RunningPostgres } from './postgres.js';
+import { freePort, listen } from './processes.js';
+import { TABLES, type TableSpec } from './tables.js';
+
+export const CHANGE_STREAM_NAME = 'taskflow-changes';
+export const DEFAULT_SHARD_COUNT = 4;
+/** The application database (CloudEvents source //taskflow/capture/taskflow). */
+export const APP_DATABASE = 'taskflow';
+const REGION = 'us-east-1';
+
+export interface StackOptions {
+  /** Root of all engine files. Ephemeral stacks default to a fresh temp dir. */
+  dataDir?: string;
+  /** In-memory Kinesis/DynamoDB, non-durable Postgres, free ports, everything deleted on stop. */
+  ephemeral: boolean;
+  ports?: Partial<StackPorts>;
+  shardCount?: number;
+  /** MQTT authorization (allow-all when absent). */
+  brokerHooks?: BrokerHooks;
+}
+
+export interface RunningStack {
+  info: StackInfo;
+  broker: Broker;
+  /** Postgres ran initdb in this start: the data directory is brand new. */
+  freshDatabase: boolean;
+  stop(): Promise<void>;
+}
+
+export async function startStack(options: StackOptions): Promise<RunningStack> {
+  const { ephemeral, shardCount = DEFAULT_SHARD_COUNT } = options;
+  const ports: StackPorts = { ...(ephemeral ? EPHEMERAL_PORTS : DEV_PORTS), ...options.ports };
+  const dataDir = resolve(options.dataDir ?? mkdtempSync(join(tmpdir(), 'taskflow-stack-')));
+  // Postgres runs as another OS user when we are root: it must be able to traverse to its dir.
+  mkdirSync(dataDir, { recursive: true });
+  chmodSync(dataDir, 0o755);
+  const s3Dir = join(dataDir, 's3');
+  mkdirSync(s3Dir, { recursive: true });
+
+  const stops: Array<() => Promise<void>> = [];
+  const stopAll = async (): Promise<void> => {
+    // Reverse start order: the broker and AWS stand-ins first, Postgres last.
+    for (const stop of stops.splice(0).reverse()) await stop().catch((err: unknown) => console.error('stack: stop failed:', err));
+    if (ephemeral) rmSync(dataDir, { recursive: true, force: true });
+  };
+
+  try {
+    const postgresPort = ports.postgres || (await freePort());
+    const [postgres, kinesis, dynamo, broker] = await Promise.all([
+      startPostgres({ pgdata: join(dataDir, 'postgres'), port: postgresPort, ephemeral, logFile: join(dataDir, 'postgres.log') }).then((p) => {
+        stops.push(() => p.stop());
+        return p;
+      }),
+      startHttpEngine(
+        'kinesalite',
+        kinesalite({ ...(ephemeral ? {} : { path: join(dataDir, 'kinesis') }), createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 100_000 }),
+        ports.kinesis,
+        stops,
+      ),
+      startHttpEngine(
+        'dynalite',
+        dynalite({ ...(ephemeral ? {} : { path: join(dataDir, 'dynamodb') }), createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 }),
+        ports.dynamodb,
+        stops,
+      ),
+      startBroker({ tcpPort: ports.mqttTcp, wsPort: ports.mqttWs, ...(options.brokerHooks ? { hooks: options.brokerHooks } : {}) }).then((b) => {
+        stops.push(() => b.stop());
+        return b;
+      }),
+    ]);
+
+    const aws: AwsConfig = { region: REGION, kinesisEndpoint: kinesis, dynamodbEndpoint: dynamo };
+    const kinesisClient = createKinesisClient(aws);
+    const dynamoClient = createDynamoClient(aws);
+    let streamShards: number;
+    try {
+      // An existing on-disk stream keeps its shard count: report what it has.
+      [streamShards] = await Promise.all([
+        ensureStream(kinesisClient, CHANGE_STREAM_NAME, shardCount),
+        ensureDatabase(postgres, APP_DATABASE),
+        ...TABLES.map((t) => ensureTable(dynamoClient, t)),
+      ]);
+    } finally {
+      kinesisClient.destroy();
+      dynamoClient.destroy();
+    }
+
+    const info: StackInfo = {
+      postgres: {
+        url: postgres.url(APP_DATABASE),
+        host: '127.0.0.1',
+        port: postgres.port,
+        database: APP_DATABASE,
+        user: POSTGRES_USER,
+        dataDir: join(dataDir, 'postgres'),
+      },
+      kinesis: { endpoint: kinesis, region: REGION, streamName: CHANGE_STREAM_NAME, shardCount: streamShards },
+      dynamodb: { endpoint: dynamo, region: REGION, tables: Object.fromEntries(TABLES.map((t) => [t.key, t.table.TableName])) },
+      mqtt: { tcpUrl: broker.tcpUrl, wsUrl: broker.wsUrl },
+      iot: { dataEndpoint: broker.publishUrl },
+      s3: { dir: s3Dir },
+      http: {},
+      dataDir,
+      ephemeral,
+      pid: process.pid,
+    };
+    return { info, broker, freshDatabase: postgres.initialized, stop: stopAll };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+async function startHttpEngine(name: string, server: Server, port: number, stops: Array<() => Promise<void>>): Promise<string> {
+  let bound: number;
+  try {
+    bound = await listen(server, port);
+  } catch (err) {
+    throw new Error(`${name} cannot listen on 127.0.0.1:${port}: ${(err as Error).message} (another taskflow stack running?)`, { cause: err });
+  }
+  stops.push(
+    () =>
+      new Promise<void>((resolveClose, reject) => {
+        // Idle keep-alive sockets of SDK clients would hold close() open.
+        server.close((err) => (err ? reject(err) : resolveClose()));
+        server.closeAllConnections();
+      }),
+  );
+  return `http://127.0.0.1:${bound}`;
+}
+
+async function ensureDatabase(postgres: RunningPostgres, name: string): Promise<void> {
+  const client = new pg.Client({ connectionString: postgres.url('postgres') });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    if (!rowCount) await client.query(`CREATE DATABASE ${client.escapeIdentifier(name)}`);
+  } finally {
+    await client.end();
+  }
+}
+
+function isResourceInUse(err: unknown): boolean {
+  return (err as { name?: string }).name === 'ResourceInUseException';
+}
+
+/** Creates the stream if missing and waits until it is ACTIVE; returns its shard count. */
+export async function ensureStream(kinesis: KinesisClient, streamName: string, shardCount: number, timeoutMs = 10_000): Promise<number> {
+  try {
+    await kinesis.send(new CreateStreamCommand({ StreamName: streamName, ShardCount: shardCount }));
+  } catch (err) {
+    if (!isResourceInUse(err)) throw err;
+  }
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { StreamDescriptionSummary: s } = await kinesis.send(new DescribeStreamSummaryCommand({ StreamName: streamName }));
+    if (s?.StreamStatus === 'ACTIVE') return s.OpenShardCount ?? shardCount;
+    if (Date.now() > deadline) throw new Error(`stream ${streamName} not ACTIVE after ${timeoutMs} ms (status ${s?.StreamStatus})`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Creates the table under `name` (default: its own name) unless it exists. TTL is not emulated by dynalite. */
+export async function ensureTable(dynamo: DynamoDBClient, spec: TableSpec, name = spec.table.TableName): Promise<string> {
+  try {
+    await dynamo.send(new CreateTableCommand({ ...spec.table, TableName: name }));
+  } catch (err) {
+    if (!isResourceInUse(err)) throw err;
+  }
+  return name;
+}
+
+/** Human-readable lines saying where each engine listens. */
+export function describeStack(info: StackInfo): string[] {
+  return [
+    `postgres   ${info.postgres.url}`,
+    `kinesis    ${info.kinesis.endpoint}  stream ${info.kinesis.streamName} (${info.kinesis.shardCount} shards)`,
+    `dynamodb   ${info.dynamodb.endpoint}  tables ${Object.values(info.dynamodb.tables).join(', ')}`,
+    `mqtt       ${info.mqtt.tcpUrl}  ${info.mqtt.wsUrl}`,
+    `iot publish ${info.iot.dataEndpoint}/topics/{topic}`,
+    `s3 folder  ${info.s3.dir}`,
+    ...Object.entries(info.http).map(([name, url]) => `${name.padEnd(10)} ${url}`),
+    `data       ${info.dataDir}${info.ephemeral ? ' (ephemeral)' : ''}`,
+  ];
+}

@@ -1,0 +1,84 @@
+// The DynamoDB tables of the pipeline, created by the local stack (dynalite) at start and by
+// test helpers under per-test names. Services find a table through the environment
+// (stackEnv: DYNAMODB_TABLE_<KEY>), never through this file. Append new tables here.
+import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
+
+export interface TableSpec {
+  /** Logical name: key of StackInfo.dynamodb.tables, suffix of the env var DYNAMODB_TABLE_<KEY>. */
+  key: string;
+  /** Attribute that DynamoDB's TTL expires items by (epoch seconds), if any. */
+  ttlAttribute?: string;
+  table: Omit<CreateTableCommandInput, 'TableName'> & { TableName: string };
+}
+
+export const TABLES: readonly TableSpec[] = [
+  {
+    // KCL-style shard leases (lib/kinesis-consumer): one item per (consumer name, shard id).
+    key: 'leases',
+    table: {
+      TableName: 'taskflow-leases',
+      AttributeDefinitions: [
+        { AttributeName: 'consumerName', AttributeType: 'S' },
+        { AttributeName: 'leaseKey', AttributeType: 'S' },
+      ],
+      KeySchema: [
+        { AttributeName: 'consumerName', KeyType: 'HASH' },
+        { AttributeName: 'leaseKey', KeyType: 'RANGE' },
+      ],
+      BillingMode: 'PAY_PER_REQUEST',
+    },
+  },
+  {
+    // Per-consumer progress that is not a shard lease (e.g. per-project sequence counters).
+    key: 'checkpoints',
+    table: {
+      TableName: 'taskflow-checkpoints',
+      AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
+      KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+      BillingMode: 'PAY_PER_REQUEST',
+    },
+  },
+  {
+    // A project's recent changes by sequence number, served by the replay API; expires by TTL.
+    key: 'changelog',
+    ttlAttribute: 'expiresAt',
+    table: {
+      TableName: 'taskflow-changelog',
+      AttributeDefinitions: [
+        { AttributeName: 'projectKey', AttributeType: 'S' },
+        { AttributeName: 'seq', AttributeType: 'N' },
+      ],
+      KeySchema: [
+        { AttributeName: 'projectKey', KeyType: 'HASH' },
+        { AttributeName: 'seq', KeyType: 'RANGE' },
+      ],
+      BillingMode: 'PAY_PER_REQUEST',
+    },
+  },
+  {
+    // Events that failed validation or delivery, with the reason, for inspection and redrive.
+    key: 'dlq',
+    table: {
+      TableName: 'taskflow-dlq',
+      AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
+      KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+      BillingMode: 'PAY_PER_REQUEST',
+    },
+  },
+  {
+    // Projection of memberships (user -> workspace/project) that topic authorization reads.
+    key: 'memberships',
+    table: {
+      TableName: 'taskflow-memberships',
+      AttributeDefinitions: [
+        { AttributeName: 'userId', AttributeType: 'S' },
+        { AttributeName: 'scope', AttributeType: 'S' },
+      ],
+      KeySchema: [
+        { AttributeName: 'userId', KeyType: 'HASH' },
+        { AttributeName: 'scope', KeyType: 'RANGE' },
+      ],
+      BillingMode: 'PAY_PER_REQUEST',
+    },
+  },
+];

@@ -1,0 +1,147 @@
+// What integration tests use to reach the one local stack that jest's global setup started
+// (test/setup/global-setup.mjs), and to carve isolated pieces out of it: a fresh migrated
+// database, a fresh stream, fresh DynamoDB tables, a private MQTT broker.
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { KinesisClient } from '@aws-sdk/client-kinesis';
+import { createHash, randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { migrate, readMigrationFiles } from '../../db/migrate.js';
+import { createDynamoClient, createKinesisClient, loadAwsConfig, type AwsConfig } from '../../lib/aws.js';
+import { readStackInfo, stackEnv, type StackInfo } from '../../lib/stack-info.js';
+import { startBroker, type Broker, type BrokerHooks } from '../../infra/local/broker.js';
+import { ensureStream, ensureTable } from '../../infra/local/stack.js';
+import { TABLES } from '../../infra/local/tables.js';
+
+let cached: StackInfo | undefined;
+
+/** The running test stack. Throws when jest was started without the global setup. */
+export function stack(): StackInfo {
+  if (!cached) {
+    const file = process.env.TASKFLOW_STACK_FILE;
+    if (!file) throw new Error('TASKFLOW_STACK_FILE is not set: run integration tests through jest (its global setup starts the local stack)');
+    cached = readStackInfo(file);
+  }
+  return cached;
+}
+
+/** Environment variables a service would get for this stack (DATABASE_URL, KINESIS_ENDPOINT, …). */
+export function testStackEnv(): Record<string, string> {
+  return stackEnv(stack());
+}
+
+export function awsConfig(): AwsConfig {
+  return loadAwsConfig(testStackEnv());
+}
+
+/** Clients from lib/aws.ts pointed at the stack; call .destroy() in afterAll. */
+export function kinesisClient(): KinesisClient {
+  return createKinesisClient(awsConfig());
+}
+
+export function dynamoClient(): DynamoDBClient {
+  return createDynamoClient(awsConfig());
+}
+
+export function mqttUrl(): string {
+  return stack().mqtt.tcpUrl;
+}
+
+export function mqttWsUrl(): string {
+  return stack().mqtt.wsUrl;
+}
+
+/** A name unique to this call: `<prefix>_<random>`, lower-case, at most `max` characters. */
+export function uniqueName(prefix: string, max = 63, separator = '_'): string {
+  const suffix = randomBytes(5).toString('hex');
+  const clean = prefix.toLowerCase().replace(/[^a-z0-9]+/g, separator).slice(0, max - suffix.length - 1);
+  return `${clean}${separator}${suffix}`;
+}
+
+/** URL of `database` on the stack's Postgres (same user and password as the app database). */
+export function databaseUrl(database: string): string {
+  const url = new URL(stack().postgres.url);
+  url.pathname = `/${encodeURIComponent(database)}`;
+  return url.toString();
+}
+
+/** Template named after the migrations' checksums, so a changed migration builds a new one. */
+function templateName(): string {
+  const hash = createHash('sha256');
+  for (const f of readMigrationFiles()) hash.update(`${f.fileName}:${f.checksum}\n`);
+  return `taskflow_template_${hash.digest('hex').slice(0, 12)}`;
+}
+
+/** Any number to name the template-building lock among Postgres advisory locks. */
+const TEMPLATE_LOCK_KEY = '7243101077';
+
+/**
+ * Workers race to build the template; the first builds it under an advisory lock, migrates it
+ * through a staging name and only then gives it its final name, so no one copies a half-built one.
+ */
+async function ensureTemplate(admin: pg.Client): Promise<string> {
+  const name = templateName();
+  const exists = async (): Promise<boolean> => ((await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount ?? 0) > 0;
+  if (await exists()) return name;
+  await admin.query('SELECT pg_advisory_lock($1)', [TEMPLATE_LOCK_KEY]);
+  try {
+    if (await exists()) return name;
+    const staging = `${name}_build`;
+    await admin.query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(staging)}`);
+    await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(staging)}`);
+    await migrate(databaseUrl(staging));
+    await admin.query(`ALTER DATABASE ${admin.escapeIdentifier(staging)} RENAME TO ${admin.escapeIdentifier(name)}`);
+    await admin.query(`ALTER DATABASE ${admin.escapeIdentifier(name)} IS_TEMPLATE true`);
+    return name;
+  } finally {
+    await admin.query('SELECT pg_advisory_unlock($1)', [TEMPLATE_LOCK_KEY]);
+  }
+}
+
+/** A brand-new database with every migration applied (a copy of a migrated template); returns its URL. */
+export async function createTestDatabase(prefix: string): Promise<string> {
+  const admin = new pg.Client({ connectionString: databaseUrl('postgres') });
+  await admin.connect();
+  try {
+    const template = await ensureTemplate(admin);
+    const name = uniqueName(prefix);
+    await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(name)} TEMPLATE ${admin.escapeIdentifier(template)}`);
+    return databaseUrl(name);
+  } finally {
+    await admin.end();
+  }
+}
+
+/** A brand-new, ACTIVE Kinesis stream; returns its name. */
+export async function createTestStream(prefix: string, shardCount = 1): Promise<string> {
+  const client = kinesisClient();
+  try {
+    const name = uniqueName(prefix, 128, '-');
+    await ensureStream(client, name, shardCount);
+    return name;
+  } finally {
+    client.destroy();
+  }
+}
+
+/**
+ * Fresh copies of the pipeline's DynamoDB tables (or of those named in `keys`) under unique
+ * names; returns logical key -> table name, the same shape as StackInfo.dynamodb.tables.
+ */
+export async function createTestTables(prefix: string, keys?: readonly string[]): Promise<Record<string, string>> {
+  const client = dynamoClient();
+  try {
+    const specs = TABLES.filter((t) => !keys || keys.includes(t.key));
+    const names = await Promise.all(specs.map((t) => ensureTable(client, t, uniqueName(`${prefix}-${t.key}`, 255, '-'))));
+    return Object.fromEntries(specs.map((t, i) => [t.key, names[i]!]));
+  } finally {
+    client.destroy();
+  }
+}
+
+/**
+ * A private MQTT broker (TCP + WebSocket + IoT publish route) on free ports, for tests that
+ * stop/restart the broker or install authorization hooks without disturbing other test files.
+ */
+export function startTestBroker(hooks?: BrokerHooks): Promise<Broker> {
+  return startBroker({ tcpPort: 0, wsPort: 0, ...(hooks ? { hooks } : {}) });
+}
