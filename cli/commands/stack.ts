@@ -2,42 +2,13 @@
 // only, in the foreground until SIGINT/SIGTERM or until the parent process dies (the jest
 // global setup spawns it), then a clean stop. The state file (StackInfo JSON) appears once every
 // engine is ready, written atomically so a poller never reads half of it.
-import { renameSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { rmSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_STACK_FILE, type StackInfo } from '../../lib/stack-info.js';
+import { DEFAULT_STACK_FILE } from '../../lib/stack-info.js';
+import { untilStopRequested, writeStateFile } from '../../infra/local/lifecycle.js';
 import { describeStack, startStack, type RunningStack } from '../../infra/local/stack.js';
 import type { Command } from '../main.js';
-
-export function writeStateFile(path: string, info: StackInfo): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(info, null, 2)}\n`);
-  renameSync(tmp, path);
-}
-
-/**
- * Resolves on SIGINT/SIGTERM or when this process is orphaned (its parent died and it was
- * re-parented): whoever started us is gone, so nobody will ever stop us.
- */
-export function untilStopRequested(): Promise<string> {
-  const parent = process.ppid;
-  return new Promise((resolveStop) => {
-    const done = (reason: string): void => {
-      clearInterval(watch);
-      process.off('SIGINT', onInt);
-      process.off('SIGTERM', onTerm);
-      resolveStop(reason);
-    };
-    const onInt = (): void => done('SIGINT');
-    const onTerm = (): void => done('SIGTERM');
-    const watch = setInterval(() => {
-      if (process.ppid !== parent) done(`parent process ${parent} exited`);
-    }, 500);
-    process.once('SIGINT', onInt);
-    process.once('SIGTERM', onTerm);
-  });
-}
 
 export const command: Command = {
   summary: 'run the local engines only (Postgres, Kinesis, DynamoDB, MQTT) until stopped',

@@ -178,6 +178,9 @@ export async function startPostgres(options: PostgresOptions): Promise<RunningPo
   const logFd = openSync(logFile, 'a');
   const child = spawnBound(bin.postgres, ['-D', pgdata, ...settings], {
     stdio: ['ignore', logFd, logFd],
+    // Own process group: a terminal's Ctrl-C reaches the launcher, which stops services before
+    // the database; pdeathsig still ends postgres if the launcher dies.
+    detached: true,
     env: { ...process.env, LC_ALL: 'C' },
     // SIGINT = fast shutdown: sessions (replication readers too) are ended, not waited for.
     deathSignal: 'INT',

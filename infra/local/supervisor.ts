@@ -1,0 +1,67 @@
+// Runs pipeline services as child processes for `taskflow dev`: output prefixed with the
+// service name, restarted with full-jitter backoff when one crashes, stopped (SIGTERM, then
+// SIGKILL) on shutdown. Children are bound to this process (pdeathsig) and in their own process
+// group, so a terminal Ctrl-C reaches only the launcher, which stops them before the engines.
+import type { ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { backoffDelay, type BackoffPolicy } from '../../lib/backoff.js';
+import { spawnBound, terminate } from './processes.js';
+
+export interface ServiceSpec {
+  name: string;
+  command: string;
+  args: string[];
+  env: Record<string, string | undefined>;
+  cwd: string;
+}
+
+export interface Supervisor {
+  readonly names: string[];
+  pids(): number[];
+  stop(): Promise<void>;
+}
+
+/** A service that stayed up this long is healthy again: its next crash restarts quickly. */
+const HEALTHY_AFTER_MS = 30_000;
+const RESTART_BACKOFF: BackoffPolicy = { baseMs: 500, maxMs: 15_000 };
+
+export function superviseServices(specs: readonly ServiceSpec[], write: (line: string) => void = (l) => console.log(l)): Supervisor {
+  let stopping = false;
+  const running = new Map<string, ChildProcess>();
+  const timers = new Set<NodeJS.Timeout>();
+
+  function start(spec: ServiceSpec, attempt: number): void {
+    const startedAt = Date.now();
+    const child = spawnBound(spec.command, spec.args, { cwd: spec.cwd, env: spec.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true, deathSignal: 'TERM' });
+    running.set(spec.name, child);
+    const prefix = `[${spec.name}]`;
+    for (const stream of [child.stdout, child.stderr]) {
+      if (stream) createInterface({ input: stream }).on('line', (line) => write(`${prefix} ${line}`));
+    }
+    child.once('exit', (code, signal) => {
+      running.delete(spec.name);
+      if (stopping) return;
+      const nextAttempt = Date.now() - startedAt > HEALTHY_AFTER_MS ? 0 : attempt + 1;
+      const delay = backoffDelay(nextAttempt, Math.random(), RESTART_BACKOFF);
+      write(`${prefix} exited (${code ?? signal}); restarting in ${(delay / 1000).toFixed(1)} s`);
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        if (!stopping) start(spec, nextAttempt);
+      }, delay);
+      timers.add(timer);
+    });
+  }
+
+  for (const spec of specs) start(spec, 0);
+
+  return {
+    names: specs.map((s) => s.name),
+    pids: () => [...running.values()].flatMap((c) => (c.pid ? [c.pid] : [])),
+    async stop() {
+      stopping = true;
+      for (const timer of timers) clearTimeout(timer);
+      timers.clear();
+      await Promise.all([...running.values()].map((child) => terminate(child, 'SIGTERM', 10_000)));
+    },
+  };
+}
