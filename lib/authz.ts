@@ -1,0 +1,71 @@
+// Who may subscribe to what (DESIGN.md "Authorization"): ONE pure function, `subscriptionGrants`,
+// turns a user's memberships into the MQTT topic filters it may subscribe to. The local broker's
+// hooks, the IoT Core custom authorizer (as a policy document) and the replay API all decide
+// from these grants, so they can never disagree.
+//   workspace-wide membership (project null) → every project of the workspace
+//   project membership                        → that project
+//   any membership in a workspace            → the user's own notification topic there
+// Every role may read; nobody but the router publishes.
+
+export type Role = 'owner' | 'admin' | 'member' | 'viewer';
+
+export interface Membership {
+  workspaceId: string;
+  /** null: workspace-wide. */
+  projectId: string | null;
+  role: Role;
+}
+
+const PREFIX = 'taskflow/v1/ws';
+
+export function projectTopicOf(workspaceId: string, projectId: string): string {
+  return `${PREFIX}/${workspaceId}/projects/${projectId}`;
+}
+
+export function userTopicOf(workspaceId: string, userId: string): string {
+  return `${PREFIX}/${workspaceId}/users/${userId}`;
+}
+
+/** The topic filters `userId` may subscribe to; `+` grants any single project of a workspace. */
+export function subscriptionGrants(userId: string, memberships: readonly Membership[]): string[] {
+  const grants = new Set<string>();
+  const wideWorkspaces = new Set(memberships.filter((m) => m.projectId === null).map((m) => m.workspaceId));
+  for (const m of memberships) {
+    if (!isTopicLevel(m.workspaceId)) continue;
+    if (isTopicLevel(userId)) grants.add(userTopicOf(m.workspaceId, userId));
+    if (m.projectId === null) grants.add(projectTopicOf(m.workspaceId, '+'));
+    else if (!wideWorkspaces.has(m.workspaceId) && isTopicLevel(m.projectId)) grants.add(projectTopicOf(m.workspaceId, m.projectId));
+  }
+  return [...grants].sort();
+}
+
+/** Whether subscribing to `filter` is allowed: every topic it can match lies within one grant. */
+export function canSubscribe(userId: string, memberships: readonly Membership[], filter: string): boolean {
+  return subscriptionGrants(userId, memberships).some((grant) => filterCovers(grant, filter));
+}
+
+/** The replay API's rule: the project's topic must be subscribable. */
+export function canReadProject(userId: string, memberships: readonly Membership[], workspaceId: string, projectId: string): boolean {
+  return isTopicLevel(workspaceId) && isTopicLevel(projectId) && canSubscribe(userId, memberships, projectTopicOf(workspaceId, projectId));
+}
+
+/** MQTT topic-filter containment: is every topic matched by `filter` also matched by `grant`? */
+export function filterCovers(grant: string, filter: string): boolean {
+  const g = grant.split('/');
+  const f = filter.split('/');
+  for (let i = 0; i < g.length; i += 1) {
+    const gl = g[i];
+    const fl = f[i];
+    if (gl === '#') return true;
+    if (fl === undefined) return false;
+    if (fl === '#') return false;
+    if (gl === '+') continue;
+    if (fl === '+' || fl !== gl) return false;
+  }
+  return f.length === g.length;
+}
+
+/** An id usable as one topic level: no wildcards or separators smuggled in. */
+function isTopicLevel(s: string): boolean {
+  return s.length > 0 && !s.includes("/") && !s.includes("+") && !s.includes("#") && !s.includes(String.fromCharCode(0));
+}

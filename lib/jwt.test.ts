@@ -1,0 +1,45 @@
+import { describe, expect, it } from '@jest/globals';
+import { mkdtempSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { createVerifier, loadJwtConfig, loadOrCreateDevSecret, signDevToken } from './jwt.js';
+
+const secret = new TextEncoder().encode('a-test-secret-of-enough-length-32b');
+const hs = { kind: 'hs256' as const, secret, issuer: 'taskflow', audience: 'taskflow-realtime' };
+
+describe('HS256 (dev)', () => {
+  it('verifies its own tokens and returns the user', async () => {
+    const token = await signDevToken(secret, 'user-1', { ttlSeconds: 60 });
+    await expect(createVerifier(hs)(token)).resolves.toMatchObject({ userId: 'user-1' });
+  });
+
+  it('rejects a wrong secret, an expired token, another audience, and alg none', async () => {
+    const verify = createVerifier(hs);
+    await expect(verify(await signDevToken(new TextEncoder().encode('another-secret-another-secret-32'), 'u'))).rejects.toThrow(/invalid token/);
+    const expired = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('u').setIssuer('taskflow').setAudience('taskflow-realtime').setExpirationTime(Math.floor(Date.now() / 1000) - 10).sign(secret);
+    await expect(verify(expired)).rejects.toThrow(/exp/);
+    await expect(verify(await signDevToken(secret, 'u', { audience: 'other' }))).rejects.toThrow(/aud/);
+    const unsigned = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ sub: 'u', iss: 'taskflow', aud: 'taskflow-realtime', exp: 9e9 })).toString('base64url')}.`;
+    await expect(verify(unsigned)).rejects.toThrow(/invalid token/);
+  });
+
+  it('creates the dev secret once, readable by the owner only', () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'jwt-')), 'nested', 'secret');
+    const first = loadOrCreateDevSecret(path);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect(loadOrCreateDevSecret(path)).toEqual(first);
+    expect(loadJwtConfig({ JWT_SECRET_FILE: path })).toMatchObject({ kind: 'hs256', secret: first });
+  });
+});
+
+describe('RS256 (production, key set)', () => {
+  it('verifies against the JWKS and refuses an HS256 token signed with the public key', async () => {
+    const { publicKey, privateKey } = await generateKeyPair('RS256');
+    const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256' };
+    const verify = createVerifier({ kind: 'rs256', jwks: { keys: [jwk] }, issuer: 'taskflow', audience: 'taskflow-realtime' });
+    const token = await new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setSubject('user-9').setIssuer('taskflow').setAudience('taskflow-realtime').setExpirationTime('1h').sign(privateKey);
+    await expect(verify(token)).resolves.toMatchObject({ userId: 'user-9' });
+    await expect(verify(await signDevToken(secret, 'user-9'))).rejects.toThrow(/invalid token/);
+  });
+});
