@@ -1,0 +1,209 @@
+// createConsumer: the KCL-like consumer put together. One lease loop per worker (renew every
+// failoverTime/3, then take), one shard-sync loop (ListShards → leases), one ShardWorker per
+// held lease. See README.md beside this file.
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { type KinesisClient, ListShardsCommand, type Shard } from '@aws-sdk/client-kinesis';
+import type { Registry } from 'prom-client';
+import type { BackoffPolicy } from '../backoff.js';
+import { type Logger, silentLogger } from '../logger.js';
+import { LeaseCoordinator } from './coordinator.js';
+import { DynamoLeaseStore, ensureLeaseTable } from './dynamo-lease-store.js';
+import type { LeaseStore } from './lease-store.js';
+import { type InitialPosition, type ShardInfo, TRIM_HORIZON } from './leases.js';
+import { type ConsumerMetrics, noopConsumerMetrics, prometheusConsumerMetrics } from './metrics.js';
+import type { ShardProcessor } from './processor.js';
+import { PollingShardReader, type ShardReader } from './shard-reader.js';
+import { ShardWorker, type StopMode } from './shard-worker.js';
+
+export interface ConsumerOptions {
+  /** The consumer's name: its leases and checkpoints are its own (e.g. 'router', 'search'). */
+  name: string;
+  streamName: string;
+  kinesis: KinesisClient;
+  dynamo: DynamoDBClient;
+  /** DynamoDB table of leases, shared by all consumers (key: consumerName, leaseKey). */
+  leaseTable: string;
+  /** Create the lease table if missing (local stacks and tests). Default false. */
+  createLeaseTable?: boolean;
+  /** Unique per process, e.g. `${hostname}-${pid}`. */
+  workerId: string;
+  processor: (shardId: string) => ShardProcessor;
+  /** A lease not renewed for this long is taken over. KCL's default: 10 s. */
+  failoverTimeMs?: number;
+  /** Wait after an empty read before polling again. Default 200 ms. */
+  pollIntervalMs?: number;
+  /** Spacing between GetRecords calls on one shard. Default 200 ms (5 calls/s/shard). */
+  minCallSpacingMs?: number;
+  /** GetRecords Limit. Default 1000. */
+  maxRecords?: number;
+  /** Where a consumer with no leases yet starts. Default TRIM_HORIZON. */
+  initialPosition?: InitialPosition;
+  /** How often to list shards (new shards after a reshard). Default 60 s. */
+  shardSyncIntervalMs?: number;
+  /** Upper bound on leases taken per cycle, to spread a cold start. Default unbounded. */
+  maxLeasesToTakePerCycle?: number;
+  /** How shards are read; default polling GetRecords. */
+  reader?: ShardReader;
+  /** Leases port; default DynamoDB (`dynamo` + `leaseTable`). */
+  leaseStore?: LeaseStore;
+  /** Prometheus registry to record metrics on (names in metrics.ts). */
+  metrics?: Registry;
+  logger?: Logger;
+  backoff?: BackoffPolicy;
+}
+
+export interface Consumer {
+  start(): Promise<void>;
+  /**
+   * 'graceful' (default): each processor gets shutdown('shutdown') with a checkpointer, then the
+   * lease is released so another worker takes it at once. 'abandon': stop reading and renewing
+   * without any write, as a crash would (others take over after the failover time).
+   */
+  stop(mode?: StopMode): Promise<void>;
+  /** Shard ids this worker is reading now. */
+  heldShards(): string[];
+}
+
+export async function listShards(kinesis: KinesisClient, streamName: string): Promise<ShardInfo[]> {
+  const shards: Shard[] = [];
+  let nextToken: string | undefined;
+  do {
+    const page = await kinesis.send(new ListShardsCommand(nextToken ? { NextToken: nextToken } : { StreamName: streamName }));
+    shards.push(...(page.Shards ?? []));
+    nextToken = page.NextToken;
+  } while (nextToken);
+  return shards.map((s) => ({
+    shardId: s.ShardId!,
+    parentShardIds: [s.ParentShardId, s.AdjacentParentShardId].filter((p): p is string => !!p),
+    closed: !!s.SequenceNumberRange?.EndingSequenceNumber,
+  }));
+}
+
+export function createConsumer(opts: ConsumerOptions): Consumer {
+  const failoverMs = opts.failoverTimeMs ?? 10_000;
+  const logger = (opts.logger ?? silentLogger).child({ consumer: opts.name, workerId: opts.workerId });
+  const metrics: ConsumerMetrics = opts.metrics ? prometheusConsumerMetrics(opts.metrics, opts.name, opts.workerId) : noopConsumerMetrics;
+  const store = opts.leaseStore ?? new DynamoLeaseStore(opts.dynamo, opts.leaseTable, opts.name);
+  const coordinator = new LeaseCoordinator({
+    workerId: opts.workerId,
+    store,
+    failoverMs,
+    initialPosition: opts.initialPosition ?? TRIM_HORIZON,
+    ...(opts.maxLeasesToTakePerCycle === undefined ? {} : { maxTakesPerCycle: opts.maxLeasesToTakePerCycle }),
+  });
+  const reader =
+    opts.reader ??
+    new PollingShardReader({
+      kinesis: opts.kinesis,
+      streamName: opts.streamName,
+      ...(opts.maxRecords === undefined ? {} : { maxRecords: opts.maxRecords }),
+      ...(opts.pollIntervalMs === undefined ? {} : { idlePollMs: opts.pollIntervalMs }),
+      ...(opts.minCallSpacingMs === undefined ? {} : { minCallSpacingMs: opts.minCallSpacingMs }),
+      ...(opts.backoff ? { backoff: opts.backoff } : {}),
+    });
+
+  const workers = new Map<string, ShardWorker>();
+  let running = false;
+  let leaseTimer: NodeJS.Timeout | undefined;
+  let syncTimer: NodeJS.Timeout | undefined;
+  let leaseTick: Promise<void> = Promise.resolve();
+  let syncTick: Promise<void> = Promise.resolve();
+
+  const syncShards = async () => {
+    try {
+      const { created, deleted } = await coordinator.syncShards(await listShards(opts.kinesis, opts.streamName));
+      if (created || deleted) logger.info({ created, deleted }, 'shard leases synced');
+    } catch (err) {
+      logger.warn({ err }, 'shard sync failed; retrying on the next cycle');
+    }
+  };
+
+  const startWorker = (shardId: string) => {
+    const worker = new ShardWorker({
+      shardId,
+      coordinator,
+      reader,
+      processor: opts.processor(shardId),
+      metrics,
+      logger,
+      ...(opts.backoff ? { backoff: opts.backoff } : {}),
+      // A finished shard may have children waiting: look for them now, not a minute later.
+      onShardEnd: () => {
+        if (running) scheduleSync(0);
+      },
+    });
+    workers.set(shardId, worker);
+    void worker.done.finally(() => {
+      if (workers.get(shardId) === worker) workers.delete(shardId);
+      metrics.leasesHeld(coordinator.heldKeys().length);
+    });
+  };
+
+  const leaseCycle = async () => {
+    try {
+      for (const shardId of await coordinator.renewLeases()) {
+        logger.info({ shardId }, 'lease lost');
+        workers.get(shardId)?.leaseLost();
+      }
+      if (!running) return;
+      const { acquired, takeovers } = await coordinator.takeLeases();
+      if (takeovers) metrics.leaseTakeovers(takeovers);
+      for (const lease of acquired) {
+        logger.info({ shardId: lease.leaseKey, previousOwnerSwitches: lease.ownerSwitchesSinceCheckpoint }, 'lease taken');
+        // A worker for this shard that is still winding down (lost, then retaken) finishes first.
+        const previous = workers.get(lease.leaseKey);
+        if (previous) await previous.done;
+        if (running && coordinator.holds(lease.leaseKey)) startWorker(lease.leaseKey);
+      }
+      metrics.leasesHeld(coordinator.heldKeys().length);
+    } catch (err) {
+      logger.warn({ err }, 'lease cycle failed; retrying on the next cycle');
+    }
+  };
+
+  const scheduleLease = (delay: number) => {
+    leaseTimer = setTimeout(() => {
+      leaseTick = leaseCycle().finally(() => {
+        if (running) scheduleLease(failoverMs / 3);
+      });
+    }, delay);
+  };
+
+  const scheduleSync = (delay: number) => {
+    clearTimeout(syncTimer);
+    syncTimer = setTimeout(() => {
+      syncTick = syncTick.then(syncShards).finally(() => {
+        if (running) scheduleSync(opts.shardSyncIntervalMs ?? 60_000);
+      });
+    }, delay);
+  };
+
+  return {
+    async start() {
+      if (running) return;
+      if (opts.createLeaseTable) await ensureLeaseTable(opts.dynamo, opts.leaseTable);
+      running = true;
+      await syncShards();
+      await leaseCycle();
+      scheduleLease(failoverMs / 3);
+      scheduleSync(opts.shardSyncIntervalMs ?? 60_000);
+      logger.info({ failoverMs }, 'consumer started');
+    },
+
+    async stop(mode: StopMode = 'graceful') {
+      if (!running) return;
+      running = false;
+      clearTimeout(leaseTimer);
+      clearTimeout(syncTimer);
+      await Promise.allSettled([leaseTick, syncTick]);
+      await Promise.all([...workers.values()].map((w) => w.stop(mode)));
+      if (mode === 'abandon') coordinator.abandon();
+      metrics.leasesHeld(coordinator.heldKeys().length);
+      logger.info({ mode }, 'consumer stopped');
+    },
+
+    heldShards() {
+      return [...workers.keys()].filter((k) => coordinator.holds(k));
+    },
+  };
+}

@@ -1,0 +1,157 @@
+// Reading one shard, behind one interface so polling (GetRecords: what kinesalite supports)
+// and enhanced fan-out (SubscribeToShard: pushed, 2 MB/s per consumer) are interchangeable.
+import {
+  ExpiredIteratorException,
+  GetRecordsCommand,
+  GetShardIteratorCommand,
+  type KinesisClient,
+  ProvisionedThroughputExceededException,
+  type ShardIteratorType,
+} from '@aws-sdk/client-kinesis';
+import { TaskflowError } from '../errors.js';
+import { type BackoffPolicy, DEFAULT_BACKOFF, backoffDelay, sleep } from '../backoff.js';
+
+export type StartingPosition = { type: 'TRIM_HORIZON' } | { type: 'LATEST' } | { type: 'AT_SEQUENCE_NUMBER'; sequenceNumber: string };
+
+/** A Kinesis record as read, before decoding. */
+export interface RawRecord {
+  sequenceNumber: string;
+  partitionKey: string;
+  data: Uint8Array;
+  approximateArrivalTimestamp?: Date;
+}
+
+export interface ReadBatch {
+  records: RawRecord[];
+  millisBehindLatest: number;
+  /** The shard is closed and read to its end: there is nothing after this batch. */
+  shardEnd: boolean;
+}
+
+export interface ShardSubscription {
+  /**
+   * The next batch, waiting as the read mode requires (poll pacing, or until records are
+   * pushed). Resolves with an empty batch when `signal` aborts.
+   */
+  next(signal: AbortSignal): Promise<ReadBatch>;
+  close(): void;
+}
+
+export interface ShardReader {
+  open(shardId: string, from: StartingPosition): ShardSubscription;
+}
+
+/** Kinesis allows 5 GetRecords calls per second per shard, shared by every polling reader. */
+export const GET_RECORDS_CALLS_PER_SECOND = 5;
+
+export interface PollingOptions {
+  kinesis: KinesisClient;
+  streamName: string;
+  /** GetRecords Limit (Kinesis: at most 10,000). */
+  maxRecords?: number;
+  /** Wait after an empty read before polling again. Default 200 ms. */
+  idlePollMs?: number;
+  /** Spacing between calls even when records keep coming. Default 1000 / 5 ms. */
+  minCallSpacingMs?: number;
+  backoff?: BackoffPolicy;
+  random?: () => number;
+  now?: () => number;
+}
+
+/** How long to wait before the next GetRecords call (pure, for the pacing rule's tests). */
+export function pollDelay(p: { lastCallAt: number; now: number; gotRecords: boolean; idlePollMs: number; minCallSpacingMs: number }): number {
+  const spacing = p.gotRecords ? p.minCallSpacingMs : Math.max(p.idlePollMs, p.minCallSpacingMs);
+  return Math.max(0, p.lastCallAt + spacing - p.now);
+}
+
+export class PollingShardReader implements ShardReader {
+  constructor(private readonly opts: PollingOptions) {}
+
+  open(shardId: string, from: StartingPosition): ShardSubscription {
+    return new PollingSubscription(this.opts, shardId, from);
+  }
+}
+
+class PollingSubscription implements ShardSubscription {
+  private iterator: string | undefined;
+  /** Last sequence number read: where a fresh iterator resumes after an expired one. */
+  private lastSequenceNumber: string | undefined;
+  private lastCallAt = Number.NEGATIVE_INFINITY;
+  private lastGotRecords = true;
+  private throttled = 0;
+  private ended = false;
+  private readonly now: () => number;
+  private readonly random: () => number;
+
+  constructor(
+    private readonly opts: PollingOptions,
+    private readonly shardId: string,
+    private readonly from: StartingPosition,
+  ) {
+    this.now = opts.now ?? Date.now;
+    this.random = opts.random ?? Math.random;
+  }
+
+  async next(signal: AbortSignal): Promise<ReadBatch> {
+    const empty: ReadBatch = { records: [], millisBehindLatest: 0, shardEnd: this.ended };
+    if (this.ended) return empty;
+    for (;;) {
+      const wait = pollDelay({
+        lastCallAt: this.lastCallAt,
+        now: this.now(),
+        gotRecords: this.lastGotRecords,
+        idlePollMs: this.opts.idlePollMs ?? 200,
+        minCallSpacingMs: this.opts.minCallSpacingMs ?? 1000 / GET_RECORDS_CALLS_PER_SECOND,
+      });
+      if (wait > 0) await sleep(wait, signal);
+      if (signal.aborted) return empty;
+      this.lastCallAt = this.now();
+      try {
+        this.iterator ??= await this.freshIterator();
+        const out = await this.opts.kinesis.send(new GetRecordsCommand({ ShardIterator: this.iterator, Limit: this.opts.maxRecords ?? 1000 }), {
+          abortSignal: signal,
+        });
+        this.throttled = 0;
+        const records: RawRecord[] = (out.Records ?? []).map((r) => ({
+          sequenceNumber: r.SequenceNumber!,
+          partitionKey: r.PartitionKey ?? '',
+          data: r.Data ?? new Uint8Array(),
+          ...(r.ApproximateArrivalTimestamp ? { approximateArrivalTimestamp: r.ApproximateArrivalTimestamp } : {}),
+        }));
+        const last = records.at(-1);
+        if (last) this.lastSequenceNumber = last.sequenceNumber;
+        this.lastGotRecords = records.length > 0;
+        this.iterator = out.NextShardIterator ?? undefined;
+        this.ended = out.NextShardIterator === undefined || out.NextShardIterator === null;
+        return { records, millisBehindLatest: out.MillisBehindLatest ?? 0, shardEnd: this.ended };
+      } catch (err) {
+        if (signal.aborted) return empty;
+        if (err instanceof ExpiredIteratorException) {
+          this.iterator = undefined; // resume right after the last record read
+          continue;
+        }
+        if (err instanceof ProvisionedThroughputExceededException) {
+          await sleep(backoffDelay(this.throttled, this.random(), this.opts.backoff ?? DEFAULT_BACKOFF), signal);
+          this.throttled += 1;
+          continue;
+        }
+        throw err;
+      }
+    }
+  }
+
+  close(): void {
+    this.iterator = undefined;
+  }
+
+  private async freshIterator(): Promise<string> {
+    const position: { ShardIteratorType: ShardIteratorType; StartingSequenceNumber?: string } = this.lastSequenceNumber
+      ? { ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', StartingSequenceNumber: this.lastSequenceNumber }
+      : this.from.type === 'AT_SEQUENCE_NUMBER'
+        ? { ShardIteratorType: 'AT_SEQUENCE_NUMBER', StartingSequenceNumber: this.from.sequenceNumber }
+        : { ShardIteratorType: this.from.type };
+    const out = await this.opts.kinesis.send(new GetShardIteratorCommand({ StreamName: this.opts.streamName, ShardId: this.shardId, ...position }));
+    if (!out.ShardIterator) throw new TaskflowError('NO_SHARD_ITERATOR', `no shard iterator for ${this.shardId}`, { retriable: true });
+    return out.ShardIterator;
+  }
+}

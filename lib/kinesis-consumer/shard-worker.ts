@@ -1,0 +1,171 @@
+// One held lease at work: initialize the processor from the checkpoint, read the shard, hand
+// over user records in order, and end in one of three ways — shard end (mark finished so the
+// children may start), lease lost (stop at once), or stop (checkpoint, then release).
+import { type BackoffPolicy, DEFAULT_BACKOFF, backoffDelay, sleep } from '../backoff.js';
+import type { Logger } from '../logger.js';
+import { LeaseLostError, type LeaseCoordinator } from './coordinator.js';
+import { LATEST, type Position, TRIM_HORIZON } from './leases.js';
+import type { ConsumerMetrics } from './metrics.js';
+import type { Checkpointer, ShardProcessor, ShutdownReason } from './processor.js';
+import type { ShardReader, StartingPosition } from './shard-reader.js';
+import { comparePositions, recordsAfter, toUserRecords } from './user-records.js';
+
+export type StopMode = 'graceful' | 'abandon';
+
+export interface ShardWorkerDeps {
+  shardId: string;
+  coordinator: LeaseCoordinator;
+  reader: ShardReader;
+  processor: ShardProcessor;
+  metrics: ConsumerMetrics;
+  logger: Logger;
+  backoff?: BackoffPolicy;
+  /** Called once the shard is finished, so the consumer can look for its children at once. */
+  onShardEnd: (shardId: string) => void;
+}
+
+export class ShardWorker {
+  private readonly abort = new AbortController();
+  private stopMode: StopMode | undefined;
+  /** Last record handed to the processor (a re-read never delivers it twice). */
+  private delivered: Position | undefined;
+  /** What the lease holds now: the floor for new checkpoints and the state kept by default. */
+  private checkpointed: Position | undefined;
+  private state: string | undefined;
+  readonly done: Promise<void>;
+
+  constructor(private readonly deps: ShardWorkerDeps) {
+    this.done = this.run();
+  }
+
+  get shardId(): string {
+    return this.deps.shardId;
+  }
+
+  /** Asks the worker to end after the batch in hand; resolves when it has. */
+  stop(mode: StopMode): Promise<void> {
+    this.stopMode ??= mode;
+    this.abort.abort();
+    return this.done;
+  }
+
+  /** The coordinator saw the lease go: end without touching it. */
+  leaseLost(): void {
+    this.abort.abort();
+  }
+
+  private async run(): Promise<void> {
+    const { shardId, coordinator, logger } = this.deps;
+    let reason: ShutdownReason;
+    try {
+      reason = await this.work();
+    } catch (err) {
+      if (!(err instanceof LeaseLostError)) logger.error({ err, shardId }, 'shard worker failed; the lease will be released');
+      reason = err instanceof LeaseLostError ? 'lease_lost' : 'shutdown';
+    }
+    if (this.stopMode === 'abandon') return this.deps.metrics.shardClosed(shardId);
+    try {
+      if (reason === 'lease_lost' || !coordinator.holds(shardId)) {
+        await this.deps.processor.shutdown('lease_lost');
+      } else if (reason === 'shard_end') {
+        await this.deps.processor.shutdown('shard_end', this.checkpointer());
+        await coordinator.finish(shardId, this.state);
+        this.deps.onShardEnd(shardId);
+      } else {
+        await this.deps.processor.shutdown('shutdown', this.checkpointer());
+        await coordinator.release(shardId);
+      }
+    } catch (err) {
+      logger.warn({ err, shardId, reason }, 'shard shutdown did not complete');
+      await coordinator.release(shardId).catch(() => undefined);
+    } finally {
+      this.deps.metrics.shardClosed(shardId);
+    }
+  }
+
+  private async work(): Promise<ShutdownReason> {
+    const { shardId, coordinator, processor, metrics } = this.deps;
+    const lease = coordinator.heldLease(shardId);
+    if (!lease) return 'lease_lost';
+    let from: StartingPosition;
+    if (lease.checkpoint === TRIM_HORIZON || lease.checkpoint === LATEST) {
+      from = { type: lease.checkpoint };
+    } else {
+      this.checkpointed = { sequenceNumber: lease.checkpoint, subSequenceNumber: lease.checkpointSubSequence };
+      this.delivered = this.checkpointed;
+      from = { type: 'AT_SEQUENCE_NUMBER', sequenceNumber: lease.checkpoint };
+    }
+    this.state = lease.checkpointState;
+    await processor.initialize({
+      shardId,
+      ...(this.checkpointed ? { checkpoint: { ...this.checkpointed, ...(this.state === undefined ? {} : { state: this.state }) } } : {}),
+      parentStates: coordinator
+        .parentLeases(shardId)
+        .map((p) => ({ shardId: p.leaseKey, ...(p.checkpointState === undefined ? {} : { state: p.checkpointState }) })),
+    });
+
+    const subscription = this.deps.reader.open(shardId, from);
+    const signal = this.abort.signal;
+    let failures = 0;
+    try {
+      for (;;) {
+        if (!coordinator.holds(shardId)) return 'lease_lost';
+        if (signal.aborted) return this.stopMode ? 'shutdown' : 'lease_lost';
+        let batch;
+        try {
+          batch = await subscription.next(signal);
+        } catch (err) {
+          this.deps.logger.warn({ err, shardId }, 'reading the shard failed; backing off');
+          await sleep(backoffDelay(failures++, Math.random(), this.deps.backoff ?? DEFAULT_BACKOFF), signal);
+          continue;
+        }
+        if (signal.aborted) continue;
+        metrics.iteratorAge(shardId, batch.millisBehindLatest);
+        const records = recordsAfter(toUserRecords(shardId, batch.records), this.delivered);
+        if (records.length > 0) {
+          // A failing processor gets the same batch again, for as long as we hold the lease.
+          for (;;) {
+            try {
+              if (!coordinator.holds(shardId)) return 'lease_lost';
+              await processor.processRecords({ records, millisBehindLatest: batch.millisBehindLatest }, this.checkpointer(records.at(-1)));
+              break;
+            } catch (err) {
+              if (err instanceof LeaseLostError) return 'lease_lost';
+              this.deps.logger.error({ err, shardId }, 'processRecords failed; retrying the batch');
+              await sleep(backoffDelay(failures++, Math.random(), this.deps.backoff ?? DEFAULT_BACKOFF), signal);
+              if (signal.aborted) return this.stopMode ? 'shutdown' : 'lease_lost';
+            }
+          }
+          const last = records.at(-1)!;
+          this.delivered = { sequenceNumber: last.sequenceNumber, subSequenceNumber: last.subSequenceNumber };
+          metrics.recordsProcessed(shardId, records.length);
+        }
+        failures = 0;
+        if (batch.shardEnd) return 'shard_end';
+      }
+    } finally {
+      subscription.close();
+    }
+  }
+
+  private checkpointer(lastOfBatch?: { sequenceNumber: string; subSequenceNumber: number }): Checkpointer {
+    return {
+      checkpoint: async (position?: Position, state?: string) => {
+        const at = position ?? (lastOfBatch ? { sequenceNumber: lastOfBatch.sequenceNumber, subSequenceNumber: lastOfBatch.subSequenceNumber } : this.delivered);
+        const keep = state ?? this.state;
+        if (!at) {
+          // Nothing read yet (TRIM_HORIZON / LATEST): only the state can be stored, and only with a position.
+          if (state !== undefined) this.state = state;
+          return;
+        }
+        if (this.checkpointed && comparePositions(at, this.checkpointed) < 0) {
+          throw new RangeError(`checkpoint ${at.sequenceNumber}/${at.subSequenceNumber} is before the stored one on ${this.deps.shardId}`);
+        }
+        await this.deps.coordinator.checkpoint(this.deps.shardId, at, keep);
+        this.checkpointed = at;
+        this.state = keep;
+        this.deps.metrics.checkpointed(this.deps.shardId);
+      },
+    };
+  }
+}
