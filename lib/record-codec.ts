@@ -61,14 +61,16 @@ export function detectForm(data: Uint8Array): RecordForm {
   throw corrupt(`unknown record form (first bytes ${head || 'none: empty record'})`);
 }
 
-function compress(data: Buffer, compression: Compression): Buffer {
-  return compression === 'gzip' ? gzipSync(data) : data;
+/** Form 3 from an already encoded form 1 or 2 record (identity for 'none'). */
+export function compressRecord(data: Uint8Array, compression: Compression): Buffer {
+  const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  return compression === 'gzip' ? gzipSync(buf) : buf;
 }
 
 /** Form 1 (or 3 when compressed): one envelope's JSON bytes. */
 export function encodePlain(userRecord: Uint8Array, compression: Compression = 'none'): Buffer {
   if (userRecord[0] !== 0x7b) throw new TaskflowError('RECORD_INVALID', 'a plain record must be a JSON object');
-  return compress(Buffer.from(userRecord), compression);
+  return compressRecord(userRecord, compression);
 }
 
 /** Form 2 (or 3 when compressed): several envelopes of one partition key, in order. */
@@ -78,7 +80,7 @@ export function encodeAggregated(partitionKey: string, userRecords: readonly Uin
   for (const r of userRecords) aggregator.addUserRecord({ partitionKey, data: Buffer.from(r) });
   const built = aggregator.build();
   if (!built) throw new TaskflowError('RECORD_INVALID', 'aws-kinesis-agg built no record');
-  return compress(built.data, compression);
+  return compressRecord(built.data, compression);
 }
 
 function varintSize(n: number): number {

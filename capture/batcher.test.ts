@@ -1,0 +1,124 @@
+import { describe, expect, it } from '@jest/globals';
+import fc from 'fast-check';
+import { decodeRecord } from '../lib/record-codec.js';
+import { type Batch, Batcher, KINESIS_LIMITS } from './batcher.js';
+
+interface Ev {
+  partitionKey: string;
+  data: Uint8Array;
+  seq: number;
+}
+const limits = { maxRecords: 5, maxBatchBytes: 3000, maxRecordBytes: 1000 };
+const backoff = { baseMs: 10, maxMs: 200 };
+
+function event(key: string, seq: number, pad: number): Ev {
+  return { partitionKey: key, seq, data: Buffer.from(JSON.stringify({ key, seq, pad: 'x'.repeat(pad) })) };
+}
+
+type Step = { kind: 'enqueue'; key: number; pad: number } | { kind: 'send' } | { kind: 'settle'; which: number; fails: boolean[] } | { kind: 'wait'; ms: number };
+const step: fc.Arbitrary<Step> = fc.oneof(
+  { weight: 4, arbitrary: fc.record({ kind: fc.constant('enqueue' as const), key: fc.integer({ min: 0, max: 3 }), pad: fc.integer({ min: 0, max: 400 }) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('send' as const) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('settle' as const), which: fc.nat(), fails: fc.array(fc.boolean(), { maxLength: 5 }) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('wait' as const), ms: fc.integer({ min: 0, max: 300 }) }) },
+);
+
+describe('Batcher', () => {
+  it('never reorders a key under any partial PutRecords failures, and delivers everything once', () => {
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 120 }), fc.boolean(), fc.constantFrom('none' as const, 'gzip' as const), (steps, aggregate, compression) => {
+        const b = new Batcher<Ev>({ aggregate, compression, limits, backoff });
+        const stream = new Map<string, number[]>(); // what a reader of each key sees, in order
+        const enqueued = new Map<string, number[]>();
+        const inFlight: Batch<Ev>[] = [];
+        let now = 0;
+        let seq = 0;
+        const checkBatch = (batch: Batch<Ev>) => {
+          expect(batch.records.length).toBeLessThanOrEqual(limits.maxRecords);
+          let bytes = 0;
+          for (const r of batch.records) {
+            const size = r.data.length + r.partitionKey.length;
+            expect(size).toBeLessThanOrEqual(limits.maxRecordBytes);
+            bytes += size;
+            // the bytes hold exactly the items, in order
+            expect(decodeRecord(r.data).map((d) => (JSON.parse(Buffer.from(d).toString()) as { seq: number }).seq)).toEqual(r.items.map((i) => i.seq));
+          }
+          expect(bytes).toBeLessThanOrEqual(limits.maxBatchBytes);
+          const keys = [...batch.records, ...inFlight.flatMap((f) => f.records)].map((r) => r.partitionKey);
+          expect(new Set(keys).size).toBe(keys.length); // one record in flight per key
+        };
+        const settle = (batch: Batch<Ev>, ok: boolean[]) => {
+          // a real PutRecords applies the successful records; failed ones are not written
+          batch.records.forEach((r, i) => {
+            if (ok[i]) stream.set(r.partitionKey, [...(stream.get(r.partitionKey) ?? []), ...r.items.map((x) => x.seq)]);
+          });
+          const acked = b.settle(batch, ok, now, () => 0.5);
+          expect(acked.length).toBe(batch.records.filter((_, i) => ok[i]).reduce((n, r) => n + r.items.length, 0));
+        };
+        for (const s of steps) {
+          if (s.kind === 'enqueue') {
+            const key = `ws-${s.key}`;
+            expect(b.enqueue(event(key, seq, s.pad))).toEqual({ ok: true });
+            enqueued.set(key, [...(enqueued.get(key) ?? []), seq++]);
+          } else if (s.kind === 'send') {
+            const batch = b.next(now);
+            if (batch) {
+              checkBatch(batch);
+              inFlight.push(batch);
+            }
+          } else if (s.kind === 'settle') {
+            if (inFlight.length === 0) continue;
+            const [batch] = inFlight.splice(s.which % inFlight.length, 1);
+            settle(batch!, batch!.records.map((_, i) => !(s.fails[i] ?? false)));
+          } else {
+            now += s.ms;
+          }
+          for (const [key, seen] of stream) expect(seen).toEqual(enqueued.get(key)!.slice(0, seen.length));
+        }
+        // Drain: Kinesis recovers.
+        for (const batch of inFlight.splice(0)) settle(batch, batch.records.map(() => true));
+        for (let guard = 0; b.pendingEvents > 0; guard++) {
+          expect(guard).toBeLessThan(1000);
+          const batch = b.next(now);
+          if (!batch) {
+            now = b.nextRetryAt() ?? now + 1;
+            continue;
+          }
+          checkBatch(batch);
+          settle(batch, batch.records.map(() => true));
+        }
+        expect(Object.fromEntries(stream)).toEqual(Object.fromEntries(enqueued));
+        expect(b.pendingBytes).toBe(0);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('backs a failed key off with full jitter while other keys go on', () => {
+    const b = new Batcher<Ev>({ aggregate: false, compression: 'none', limits: KINESIS_LIMITS, backoff: { baseMs: 100, maxMs: 1000 } });
+    b.enqueue(event('a', 1, 0));
+    b.enqueue(event('a', 2, 0));
+    b.enqueue(event('b', 3, 0));
+    const first = b.next(0)!;
+    expect(first.records.map((r) => r.partitionKey)).toEqual(['a', 'b']);
+    expect(b.next(0)).toBeUndefined(); // both keys in flight
+    b.settle(first, [false, true], 0, () => 0.99);
+    expect(b.next(0)).toBeUndefined(); // a backs off, b is done
+    expect(b.nextRetryAt()).toBe(99);
+    const retry = b.next(99)!;
+    expect(retry.records[0]!.items.map((i) => i.seq)).toEqual([1]); // the failed event first, again
+  });
+
+  it('aggregates a waiting key into one record and refuses an event larger than a record', () => {
+    const b = new Batcher<Ev>({ aggregate: true, compression: 'none', limits: KINESIS_LIMITS, backoff });
+    for (let i = 0; i < 300; i++) b.enqueue(event('a', i, 100));
+    const batch = b.next(0)!;
+    expect(batch.records).toHaveLength(1);
+    expect(batch.records[0]!.items).toHaveLength(300);
+    expect(b.enqueue(event('a', 999, 1024 * 1024))).toMatchObject({ ok: false, reason: 'RECORD_TOO_LARGE' });
+    // compressible and small enough once gzipped: accepted when compression is on
+    const gz = new Batcher<Ev>({ aggregate: true, compression: 'gzip', limits: KINESIS_LIMITS, backoff });
+    expect(gz.enqueue(event('a', 1, 2 * 1024 * 1024))).toEqual({ ok: true });
+    expect(gz.next(0)!.records[0]!.data.length).toBeLessThan(100_000);
+  });
+});

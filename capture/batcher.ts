@@ -1,0 +1,185 @@
+// Plans PutRecords batches (pure, time and randomness passed in).
+//
+// Ordering rule: a partition key (workspace) has at most ONE record in flight. PutRecords may
+// fail some records of a request and accept later ones, so sending record n+1 of a key while n
+// could still fail would reorder that workspace; instead the key waits until n is acknowledged,
+// and a failed record goes back to the front of its key's queue and is retried after a
+// full-jitter backoff. Aggregation (KPL format) is what keeps this fast for a busy workspace: the
+// one record in flight carries every event of the key that was waiting, up to 1 MiB.
+import { type BackoffPolicy, backoffDelay } from '../lib/backoff.js';
+import { AggregatedSize, type Compression, KINESIS_MAX_RECORD_BYTES, compressRecord, encodeAggregated, encodePlain } from '../lib/record-codec.js';
+
+export interface BatchLimits {
+  /** PutRecords: at most 500 records … */
+  maxRecords: number;
+  /** … and 5 MiB (data plus partition keys) per request. */
+  maxBatchBytes: number;
+  /** One record: data plus partition key at most 1 MiB. */
+  maxRecordBytes: number;
+}
+
+export const KINESIS_LIMITS: BatchLimits = { maxRecords: 500, maxBatchBytes: 5 * 1024 * 1024, maxRecordBytes: KINESIS_MAX_RECORD_BYTES };
+
+export interface BatcherOptions {
+  aggregate: boolean;
+  compression: Compression;
+  limits: BatchLimits;
+  backoff: BackoffPolicy;
+}
+
+/** What the batcher moves: one envelope's JSON bytes for one partition key. */
+export interface Outgoing {
+  partitionKey: string;
+  data: Uint8Array;
+}
+
+export interface PlannedRecord<T extends Outgoing> {
+  partitionKey: string;
+  data: Uint8Array;
+  /** The events in this record, in order. */
+  items: T[];
+}
+
+export interface Batch<T extends Outgoing> {
+  records: PlannedRecord<T>[];
+  bytes: number;
+}
+
+interface KeyState<T> {
+  queue: T[];
+  inFlight: boolean;
+  /** Consecutive failures of this key's record. */
+  failures: number;
+  notBefore: number;
+}
+
+export type EnqueueResult = { ok: true } | { ok: false; reason: 'RECORD_TOO_LARGE'; message: string };
+
+export class Batcher<T extends Outgoing> {
+  private readonly keys = new Map<string, KeyState<T>>();
+  private events = 0;
+  private bytes = 0;
+
+  constructor(private readonly opts: BatcherOptions) {}
+
+  /** Queues an event behind the earlier ones of its key; refuses one that no record can hold. */
+  enqueue(item: T): EnqueueResult {
+    const pk = Buffer.byteLength(item.partitionKey);
+    if (item.data.length + pk > this.opts.limits.maxRecordBytes) {
+      const compressed = this.opts.compression === 'none' ? undefined : encodePlain(item.data, this.opts.compression).length;
+      if (compressed === undefined || compressed + pk > this.opts.limits.maxRecordBytes) {
+        return {
+          ok: false,
+          reason: 'RECORD_TOO_LARGE',
+          message: `event of ${item.data.length} bytes${compressed === undefined ? '' : ` (${compressed} compressed)`} exceeds the Kinesis record limit of ${this.opts.limits.maxRecordBytes} bytes`,
+        };
+      }
+    }
+    let state = this.keys.get(item.partitionKey);
+    if (!state) {
+      state = { queue: [], inFlight: false, failures: 0, notBefore: 0 };
+      this.keys.set(item.partitionKey, state);
+    }
+    state.queue.push(item);
+    this.events += 1;
+    this.bytes += item.data.length;
+    return { ok: true };
+  }
+
+  /** Events queued or in flight. */
+  get pendingEvents(): number {
+    return this.events;
+  }
+  get pendingBytes(): number {
+    return this.bytes;
+  }
+
+  /** The next request to send, built from keys that have nothing in flight and are not backing off. */
+  next(nowMs: number): Batch<T> | undefined {
+    const records: PlannedRecord<T>[] = [];
+    let bytes = 0;
+    const used: string[] = [];
+    for (const [key, state] of this.keys) {
+      if (records.length >= this.opts.limits.maxRecords) break;
+      if (state.inFlight || state.queue.length === 0 || state.notBefore > nowMs) continue;
+      const record = this.buildRecord(key, state.queue);
+      const size = record.data.length + Buffer.byteLength(key);
+      if (bytes + size > this.opts.limits.maxBatchBytes) break; // this key leads the next batch
+      state.queue.splice(0, record.items.length);
+      state.inFlight = true;
+      records.push(record);
+      bytes += size;
+      used.push(key);
+    }
+    // Round robin: keys that sent go to the back so a busy workspace cannot starve the others.
+    for (const key of used) {
+      const state = this.keys.get(key)!;
+      this.keys.delete(key);
+      this.keys.set(key, state);
+    }
+    return records.length === 0 ? undefined : { records, bytes };
+  }
+
+  /**
+   * Results of a sent batch, per record. Returns the acknowledged items (in order per key).
+   * Failed records go back to the front of their key's queue and back off.
+   */
+  settle(batch: Batch<T>, succeeded: readonly boolean[], nowMs: number, random: () => number): T[] {
+    const acked: T[] = [];
+    batch.records.forEach((record, i) => {
+      const state = this.keys.get(record.partitionKey)!;
+      state.inFlight = false;
+      if (succeeded[i] === true) {
+        state.failures = 0;
+        state.notBefore = 0;
+        acked.push(...record.items);
+        this.events -= record.items.length;
+        for (const item of record.items) this.bytes -= item.data.length;
+        if (state.queue.length === 0) this.keys.delete(record.partitionKey);
+      } else {
+        state.queue.unshift(...record.items);
+        state.notBefore = nowMs + backoffDelay(state.failures, random(), this.opts.backoff);
+        state.failures += 1;
+      }
+    });
+    return acked;
+  }
+
+  /** When the earliest backing-off key becomes sendable (undefined: none is waiting). */
+  nextRetryAt(): number | undefined {
+    let at: number | undefined;
+    for (const state of this.keys.values()) {
+      if (state.inFlight || state.queue.length === 0 || state.notBefore === 0) continue;
+      if (at === undefined || state.notBefore < at) at = state.notBefore;
+    }
+    return at;
+  }
+
+  private buildRecord(key: string, queue: readonly T[]): PlannedRecord<T> {
+    const first = queue[0]!;
+    const limit = this.opts.limits.maxRecordBytes - Buffer.byteLength(key);
+    if (!this.opts.aggregate || queue.length === 1) return this.plain(key, first);
+    const size = new AggregatedSize(key);
+    const items: T[] = [];
+    for (const item of queue) {
+      if (size.total + AggregatedSize.recordCost(item.data.length) > limit) break;
+      size.add(item.data.length);
+      items.push(item);
+    }
+    if (items.length <= 1) return this.plain(key, first);
+    const raw = encodeAggregated(key, items.map((i) => i.data));
+    const compressed = this.opts.compression === 'none' ? raw : compressRecord(raw, this.opts.compression);
+    return { partitionKey: key, data: compressed.length <= limit ? compressed : raw, items };
+  }
+
+  private plain(key: string, item: T): PlannedRecord<T> {
+    const limit = this.opts.limits.maxRecordBytes - Buffer.byteLength(key);
+    let data: Uint8Array = item.data;
+    if (this.opts.compression !== 'none') {
+      const compressed = encodePlain(item.data, this.opts.compression);
+      // gzip can grow incompressible data by a few bytes: keep whichever fits
+      if (compressed.length <= limit || data.length > limit) data = compressed;
+    }
+    return { partitionKey: key, data, items: [item] };
+  }
+}
