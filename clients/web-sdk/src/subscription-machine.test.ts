@@ -19,11 +19,13 @@ function event(seq: number): ChangeEvent {
     specversion: '1.0',
     id: `ev-${seq}`,
     source: '//taskflow/test',
+    subject: `tasks/${seq}`,
+    dataschema: 'taskflow://schemas/task/v1',
     type: 'taskflow.task.updated',
     time: '2026-11-26T12:00:00Z',
     workspaceid: 'ws',
     projectid: 'p',
-    data: { op: 'u', table: 'tasks' },
+    data: { op: 'u', table: 'tasks', key: { id: String(seq) }, before: null, after: {}, changed: [], source: { db: 'taskflow', lsn: '0/1', xid: 1, txIndex: 0, txSize: 1, snapshot: false } },
   };
 }
 const full = (seq: number): FullChange => ({ seq, mode: 'full', event: event(seq) });
@@ -126,6 +128,15 @@ describe('subscription machine: examples', () => {
     h.send({ type: 'replayFailed', requestId: h.fetch!.requestId, reason: 'forbidden', random: 0, now: 2 });
     expect(h.failed).toBe(true);
     expect(h.state.status).toBe('offline');
+    h.send({ type: 'subscribed', now: 3 });
+    expect(h.state.status).toBe('offline');
+  });
+
+  it('fails when the broker refuses the topic', () => {
+    const h = new Harness(1);
+    h.send({ type: 'rejected', now: 0 });
+    expect(h.failed).toBe(true);
+    expect(h.statuses).toEqual(['offline']);
   });
 
   it('catches up after every resubscription, even with a request from before the cut in flight', () => {

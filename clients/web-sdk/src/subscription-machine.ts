@@ -65,6 +65,8 @@ export interface SubscriptionState {
 export type SubscriptionEvent =
   /** SUBACK for the project's topic on a live connection. */
   | { type: 'subscribed'; now: number }
+  /** The broker refused the topic (SUBACK failure code): treated like a 403. */
+  | { type: 'rejected'; now: number }
   /** The connection is down (offline) or being (re)established (connecting). */
   | { type: 'connection'; status: 'connecting' | 'offline'; now: number }
   /** A decoded MQTT batch for this project. */
@@ -191,18 +193,13 @@ export function transition(
       const request = s.replay;
       if (request === null || request.id !== event.requestId) return { state, effects: [] };
       s.replay = null;
-      if (event.reason === 'forbidden') {
-        s.failed = true;
-        buffer.clear();
-        effects.push({ type: 'failed', reason: 'forbidden' });
-        s.status = 'offline';
-        effects.push({ type: 'status', status: 'offline' });
-        return { state: s, effects };
-      }
+      if (event.reason === 'forbidden') return fail(s, buffer, effects);
       if (event.reason === 'unauthorized') s.refreshToken = true;
       scheduleRetry(s, event.now, event.random, config);
       break;
     }
+    case 'rejected':
+      return fail(s, buffer, effects);
     case 'tick':
       break;
   }
@@ -234,6 +231,16 @@ export function nextDeadline(state: SubscriptionState, config: SubscriptionConfi
   if (state.retryAt !== null) return state.retryAt;
   if (state.subscribed && state.gapSince !== null) return state.gapSince + config.reorderWindowMs;
   return null;
+}
+
+function fail(s: Mutable<SubscriptionState>, buffer: Map<number, Change>, effects: SubscriptionEffect[]): Transition {
+  s.failed = true;
+  s.replay = null;
+  buffer.clear();
+  effects.push({ type: 'failed', reason: 'forbidden' });
+  if (s.status !== 'offline') effects.push({ type: 'status', status: 'offline' });
+  s.status = 'offline';
+  return { state: s, effects };
 }
 
 function drain(s: Mutable<SubscriptionState>, buffer: Map<number, Change>, effects: SubscriptionEffect[]): void {

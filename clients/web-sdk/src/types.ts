@@ -19,7 +19,7 @@ export interface ThinChange {
   readonly id: string;
   readonly type: string;
   readonly time: string;
-  readonly key: Readonly<Record<string, unknown>>;
+  readonly key: Readonly<Record<string, unknown>> | null;
   readonly changed?: readonly string[];
 }
 

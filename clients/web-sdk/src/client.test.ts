@@ -1,0 +1,210 @@
+// The client against a real broker (aedes over WebSocket, in-process on ephemeral ports), with
+// the contract-following test feed as publisher and replay API, and a cuttable TCP proxy.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
+import { startBroker, type Broker } from '../../../infra/local/broker.js';
+import { ProjectFeed } from '../test/project-feed.js';
+import { TcpProxy } from '../test/tcp-proxy.js';
+import { createClient, type ClientOptions, type RealtimeClient } from './client.js';
+import { connectUrl } from './connection.js';
+import type { RealtimeError } from './errors.js';
+import type { Change, Status } from './types.js';
+
+let broker: Broker;
+let feed: ProjectFeed;
+let proxy: TcpProxy;
+const clients: RealtimeClient[] = [];
+const ws = randomUUID();
+
+beforeAll(async () => {
+  broker = await startBroker({ tcpPort: 0, wsPort: 0 });
+  feed = await new ProjectFeed({ publishUrl: broker.publishUrl, acceptToken: (t) => t !== 'expired' }).start();
+  proxy = await new TcpProxy({ host: '127.0.0.1', port: Number(new URL(broker.wsUrl).port) }).start();
+});
+
+afterEach(() => {
+  for (const c of clients.splice(0)) c.close();
+});
+
+afterAll(async () => {
+  await proxy.close();
+  await feed.close();
+  await broker.stop();
+});
+
+function client(extra: Partial<ClientOptions> = {}): RealtimeClient {
+  const c = createClient({
+    url: `ws://127.0.0.1:${proxy.port}/mqtt`,
+    token: 'token',
+    replayUrl: feed.replayUrl,
+    backoff: { baseMs: 50, maxMs: 500 },
+    subscription: { reorderWindowMs: 50 },
+    ...extra,
+  });
+  clients.push(c);
+  return c;
+}
+
+class Recorder {
+  changes: Change[] = [];
+  statuses: Status[] = [];
+  resyncs: number[] = [];
+  errors: RealtimeError[] = [];
+  handlers(fromSeq?: number) {
+    return {
+      ...(fromSeq === undefined ? {} : { fromSeq }),
+      onChange: (c: Change) => this.changes.push(c),
+      onResync: (info: { latestSeq: number }) => this.resyncs.push(info.latestSeq),
+      onStatus: (s: Status) => this.statuses.push(s),
+      onError: (e: RealtimeError) => this.errors.push(e),
+    };
+  }
+  get seqs(): number[] {
+    return this.changes.map((c) => c.seq);
+  }
+  get status(): Status | undefined {
+    return this.statuses[this.statuses.length - 1];
+  }
+}
+
+async function waitFor(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+describe('client against a real broker', () => {
+  it('catches up from fromSeq through the replay API, then goes live with full, thin and gzipped batches', async () => {
+    const project = randomUUID();
+    await feed.commit(ws, project, 5, { publish: false });
+    const r = new Recorder();
+    client().subscribeProject(ws, project, r.handlers(3));
+    await waitFor(() => r.status === 'live', 'live');
+    expect(r.seqs).toEqual([3, 4, 5]);
+    expect(r.statuses).toEqual(['connecting', 'recovering', 'live']);
+    await feed.commit(ws, project, 2, { mode: 'full' });
+    await feed.commit(ws, project, 2, { mode: 'thin', gzip: true });
+    await feed.commit(ws, project, 1, { gzip: true });
+    await waitFor(() => r.seqs.length === 8, '8 changes');
+    expect(r.seqs).toEqual(range(3, 10));
+    expect(r.changes.map((c) => c.mode)).toEqual(['full', 'full', 'full', 'full', 'full', 'thin', 'thin', 'full']);
+    const thin = r.changes[5]!;
+    expect(thin.mode === 'thin' && thin.id).toBe(feed.history(ws, project)[7]!.event.id);
+  });
+
+  it('drops QoS 1 resends and replay overlaps, and fetches a hole left by a lost message', async () => {
+    const project = randomUUID();
+    const r = new Recorder();
+    client().subscribeProject(ws, project, r.handlers(1));
+    await waitFor(() => r.status === 'live', 'live');
+    const first = await feed.commit(ws, project, 3);
+    await feed.publish(ws, project, first); // resend
+    await feed.commit(ws, project, 2, { publish: false }); // lost on the way
+    await feed.commit(ws, project, 1);
+    await waitFor(() => r.seqs.length >= 6, '6 changes');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(r.seqs).toEqual(range(1, 6));
+  });
+
+  it('recovers every change across repeated socket cuts while changes flow', async () => {
+    const project = randomUUID();
+    const r = new Recorder();
+    const c = client();
+    c.subscribeProject(ws, project, r.handlers(1));
+    await waitFor(() => r.status === 'live', 'live');
+    for (let round = 0; round < 4; round += 1) {
+      await feed.commit(ws, project, 3);
+      proxy.cut();
+      await feed.commit(ws, project, 4); // published while the subscriber is cut off
+      await waitFor(() => r.status === 'live' && r.seqs.length === (round + 1) * 7, `round ${round}`);
+    }
+    expect(r.seqs).toEqual(range(1, 28));
+    expect(r.statuses.filter((s) => s === 'offline').length).toBeGreaterThanOrEqual(4);
+  });
+
+  it('recovers when the broker restarts', async () => {
+    const project = randomUUID();
+    const r = new Recorder();
+    client().subscribeProject(ws, project, r.handlers(1));
+    await waitFor(() => r.status === 'live', 'live');
+    await feed.commit(ws, project, 2);
+    await broker.stop();
+    await feed.commit(ws, project, 3, { publish: false });
+    await broker.start();
+    await waitFor(() => r.status === 'live' && r.seqs.length === 5, 'caught up after restart');
+    await feed.commit(ws, project, 1);
+    await waitFor(() => r.seqs.length === 6, 'live again');
+    expect(r.seqs).toEqual(range(1, 6));
+  });
+
+  it('calls onResync when the changelog no longer reaches back, and continues after latestSeq', async () => {
+    const project = randomUUID();
+    await feed.commit(ws, project, 10, { publish: false });
+    feed.trim(ws, project, 6);
+    const r = new Recorder();
+    client().subscribeProject(ws, project, r.handlers(2));
+    await waitFor(() => r.resyncs.length === 1 && r.status === 'live', 'resync');
+    expect(r.resyncs).toEqual([10]);
+    await feed.commit(ws, project, 1);
+    await waitFor(() => r.seqs.length === 1, 'next change');
+    expect(r.seqs).toEqual([11]);
+  });
+
+  it('stops a subscription the replay API forbids', async () => {
+    const project = randomUUID();
+    feed.forbidden.add(project);
+    const r = new Recorder();
+    client().subscribeProject(ws, project, r.handlers(1));
+    await waitFor(() => r.errors.length === 1, 'error');
+    expect(r.errors[0]!.code).toBe('forbidden');
+    expect(r.status).toBe('offline');
+  });
+
+  it('gets a fresh token after the replay API rejects one', async () => {
+    const project = randomUUID();
+    await feed.commit(ws, project, 2, { publish: false });
+    const tokens = ['expired', 'fresh'];
+    const r = new Recorder();
+    client({ token: undefined, getToken: () => tokens.shift() ?? 'fresh' }).subscribeProject(ws, project, r.handlers(1));
+    await waitFor(() => r.seqs.length === 2, 'changes');
+    expect(tokens).toEqual([]);
+  });
+
+  it('opens another connection when one is full, and closes it when it empties', async () => {
+    const c = client({ maxSubscriptionsPerConnection: 2 });
+    const recorders = [new Recorder(), new Recorder(), new Recorder()];
+    const projects = recorders.map(() => randomUUID());
+    const unsubscribes = recorders.map((r, i) => c.subscribeProject(ws, projects[i]!, r.handlers(1)));
+    expect(c.connectionCount).toBe(2);
+    await waitFor(() => recorders.every((r) => r.status === 'live'), 'all live');
+    await Promise.all(projects.map((p) => feed.commit(ws, p, 1)));
+    await waitFor(() => recorders.every((r) => r.seqs.length === 1), 'one change each');
+    unsubscribes[2]!();
+    expect(c.connectionCount).toBe(1);
+  });
+
+  it('logs only while debug is on', async () => {
+    const lines: string[] = [];
+    const c = client({ debug: (m) => lines.push(m) });
+    c.setDebug(false);
+    const r = new Recorder();
+    c.subscribeProject(ws, randomUUID(), r.handlers());
+    await waitFor(() => r.status === 'live', 'live');
+    expect(lines).toEqual([]);
+    c.setDebug((m) => lines.push(m));
+    proxy.cut();
+    await waitFor(() => lines.includes('connection phase'), 'a log line');
+  });
+});
+
+describe('IoT Core URL', () => {
+  it('carries the authorizer name and the token in the query string', () => {
+    const url = connectUrl('wss://abc-ats.iot.eu-west-1.amazonaws.com/mqtt', { authorizerName: 'taskflow-jwt' }, 'a.b.c');
+    expect(url).toBe('wss://abc-ats.iot.eu-west-1.amazonaws.com/mqtt?x-amz-customauthorizer-name=taskflow-jwt&token=a.b.c');
+    expect(connectUrl('ws://localhost:1/mqtt', undefined, 't')).toBe('ws://localhost:1/mqtt');
+  });
+});

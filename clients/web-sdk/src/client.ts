@@ -1,0 +1,344 @@
+// createClient: wires the pure machines to mqtt.js, fetch and timers. Each subscribeProject call
+// owns one subscription machine; topics are spread over MQTT connections of at most
+// `maxSubscriptionsPerConnection` topics (IoT Core allows 50 per connection), a further
+// connection being opened when one is full.
+import { defaultBackoff, type BackoffOptions } from './backoff.js';
+import type { ConnectionPhase } from './connection-machine.js';
+import { MqttConnection, type IotCoreAuth } from './connection.js';
+import { decodeBatch } from './decode.js';
+import { RealtimeError } from './errors.js';
+import { DebugLog, type DebugSink } from './log.js';
+import { fetchReplay } from './replay.js';
+import {
+  defaultSubscriptionConfig,
+  initialState,
+  nextDeadline,
+  transition,
+  type SubscriptionConfig,
+  type SubscriptionEffect,
+  type SubscriptionEvent,
+  type SubscriptionState,
+} from './subscription-machine.js';
+import { TokenSource, type TokenProvider } from './token.js';
+import type { Change, Status } from './types.js';
+
+export interface ClientOptions {
+  /** MQTT over WebSocket endpoint: `ws://localhost:8883` locally, `wss://<prefix>-ats.iot.<region>.amazonaws.com/mqtt` on IoT Core. */
+  url: string;
+  /** A TaskFlow JWT. Prefer getToken: a static token cannot be refreshed. */
+  token?: string;
+  /** Called for the first token, when the current one is within tokenRefreshMarginMs of its `exp`, and after a rejection. */
+  getToken?: TokenProvider;
+  /** Base URL of the replay API (`…/v1/workspaces/…` is appended). */
+  replayUrl: string;
+  /** MQTT client id (IoT Core policies often pin it). Further connections get `-2`, `-3` … appended. */
+  clientId?: string;
+  /** Debug logging: true for console.debug, or a function. Silent by default; see setDebug. */
+  debug?: boolean | DebugSink;
+  /** Connect through an AWS IoT Core custom authorizer: the token goes in the URL query string. */
+  iot?: IotCoreAuth;
+  /** Topics per MQTT connection before another connection is opened (IoT Core's limit: 50). */
+  maxSubscriptionsPerConnection?: number;
+  backoff?: Partial<BackoffOptions>;
+  /** Reorder window, buffer size, replay page size and retry backoff of each subscription. */
+  subscription?: Partial<SubscriptionConfig>;
+  /** Refresh a getToken token this long before its `exp` (default 60 s). */
+  tokenRefreshMarginMs?: number;
+  /** Timeout of one replay request (default 10 s). */
+  replayTimeoutMs?: number;
+  /** Problems the SDK cannot fix itself (access denied, rejected static token, failing handlers). */
+  onError?: (error: RealtimeError) => void;
+}
+
+export interface ResyncInfo {
+  /** The last seq delivered before the jump. */
+  lastDelivered: number;
+  /** The oldest seq the replay API still holds. */
+  oldestSeq: number;
+  /** Reload the project; changes continue with latestSeq + 1. */
+  latestSeq: number;
+}
+
+export interface ProjectHandlers {
+  /** First seq wanted (the application already has everything before it). Omitted: from the first message received. */
+  fromSeq?: number;
+  /** Each change, exactly once, in seq order. */
+  onChange: (change: Change) => void;
+  /** The history could not be replayed: reload the project's state; changes continue after info.latestSeq. */
+  onResync: (info: ResyncInfo) => void;
+  onStatus?: (status: Status) => void;
+  /** This subscription's errors (e.g. `forbidden`); the client's onError hears them too. */
+  onError?: (error: RealtimeError) => void;
+}
+
+export type Unsubscribe = () => void;
+
+export interface RealtimeClient {
+  subscribeProject(workspaceId: string, projectId: string, handlers: ProjectHandlers): Unsubscribe;
+  /** Turn debug logging on or off at run time. */
+  setDebug(debug: boolean | DebugSink): void;
+  /** Number of MQTT connections currently open or opening. */
+  readonly connectionCount: number;
+  /** Unsubscribe everything and close every connection. */
+  close(): void;
+}
+
+export function projectTopic(workspaceId: string, projectId: string): string {
+  for (const id of [workspaceId, projectId]) {
+    if (id === '' || /[/+#]/.test(id)) throw new TypeError(`invalid id for a topic: ${JSON.stringify(id)}`);
+  }
+  return `taskflow/v1/ws/${workspaceId}/projects/${projectId}`;
+}
+
+export function createClient(options: ClientOptions): RealtimeClient {
+  return new Client(options);
+}
+
+const now = (): number => Date.now();
+
+class ProjectSubscription {
+  private state: SubscriptionState;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private closed = false;
+
+  constructor(
+    readonly topic: string,
+    readonly workspaceId: string,
+    readonly projectId: string,
+    private readonly handlers: ProjectHandlers,
+    private readonly client: Client,
+  ) {
+    this.state = initialState(handlers.fromSeq);
+    this.perform({ type: 'status', status: this.state.status });
+  }
+
+  send(event: SubscriptionEvent): void {
+    if (this.closed) return;
+    const { state, effects } = transition(this.state, event, this.client.subscriptionConfig);
+    this.state = state;
+    for (const effect of effects) this.perform(effect);
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const deadline = nextDeadline(state, this.client.subscriptionConfig);
+    if (deadline !== null && !this.closed) {
+      this.timer = setTimeout(() => this.send({ type: 'tick', now: now() }), Math.max(0, deadline - now()));
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.timer);
+  }
+
+  private perform(effect: SubscriptionEffect): void {
+    const log = this.client.log;
+    switch (effect.type) {
+      case 'deliver':
+        this.callHandler('onChange', () => this.handlers.onChange(effect.change));
+        break;
+      case 'resync':
+        log.log('resync', { topic: this.topic, ...effect });
+        this.callHandler('onResync', () =>
+          this.handlers.onResync({ lastDelivered: effect.lastDelivered, oldestSeq: effect.oldestSeq, latestSeq: effect.latestSeq }),
+        );
+        break;
+      case 'status':
+        log.log('subscription status', { topic: this.topic, status: effect.status });
+        this.callHandler('onStatus', () => this.handlers.onStatus?.(effect.status));
+        break;
+      case 'fetch':
+        void this.fetch(effect);
+        break;
+      case 'failed':
+        this.report(new RealtimeError('forbidden', `access to project ${this.projectId} was refused`, false));
+        this.client.release(this);
+        break;
+    }
+  }
+
+  private async fetch(effect: Extract<SubscriptionEffect, { type: 'fetch' }>): Promise<void> {
+    const { requestId } = effect;
+    this.client.log.log('replay request', { topic: this.topic, after: effect.after, limit: effect.limit });
+    let token: string;
+    try {
+      token = await this.client.tokens.get(effect.refreshToken);
+    } catch (err) {
+      this.report(new RealtimeError('token_provider_failed', 'getToken() failed', true, { cause: err }));
+      this.send({ type: 'replayFailed', requestId, reason: 'transient', now: now(), random: Math.random() });
+      return;
+    }
+    const outcome = await fetchReplay({
+      replayUrl: this.client.options.replayUrl,
+      workspaceId: this.workspaceId,
+      projectId: this.projectId,
+      after: effect.after,
+      limit: effect.limit,
+      token,
+      timeoutMs: this.client.options.replayTimeoutMs ?? 10_000,
+    });
+    this.client.log.log('replay answer', { topic: this.topic, after: effect.after, kind: outcome.kind });
+    switch (outcome.kind) {
+      case 'ok':
+        this.send({ type: 'replayOk', requestId, changes: outcome.changes, latestSeq: outcome.latestSeq, now: now() });
+        break;
+      case 'tooOld':
+        this.send({ type: 'replayTooOld', requestId, oldestSeq: outcome.oldestSeq, latestSeq: outcome.latestSeq, now: now() });
+        break;
+      default:
+        if (outcome.kind === 'unauthorized' && !this.client.tokens.refreshable) {
+          this.report(new RealtimeError('unauthorized', 'the replay API rejected the token and no getToken was given', true));
+        }
+        this.send({ type: 'replayFailed', requestId, reason: outcome.kind, now: now(), random: Math.random() });
+    }
+  }
+
+  private callHandler(name: string, call: () => void): void {
+    try {
+      call();
+    } catch (err) {
+      this.report(new RealtimeError('handler_failed', `${name} threw`, true, { cause: err }));
+    }
+  }
+
+  report(error: RealtimeError): void {
+    this.client.log.log('error', { topic: this.topic, code: error.code, message: error.message });
+    try {
+      this.handlers.onError?.(error);
+    } finally {
+      this.client.options.onError?.(error);
+    }
+  }
+}
+
+class Client implements RealtimeClient {
+  readonly log: DebugLog;
+  readonly tokens: TokenSource;
+  readonly subscriptionConfig: SubscriptionConfig;
+  private readonly backoff: BackoffOptions;
+  private readonly maxPerConnection: number;
+  private readonly clientIdBase: string;
+  private readonly connections: MqttConnection[] = [];
+  private readonly subscriptions = new Set<ProjectSubscription>();
+  /** Decoding is async (gzip): a chain keeps messages in arrival order. */
+  private decoding: Promise<void> = Promise.resolve();
+  private readonly removeNetworkListeners: () => void;
+
+  constructor(readonly options: ClientOptions) {
+    this.log = new DebugLog(options.debug);
+    this.tokens = new TokenSource({
+      ...(options.token === undefined ? {} : { token: options.token }),
+      ...(options.getToken === undefined ? {} : { getToken: options.getToken }),
+      refreshMarginMs: options.tokenRefreshMarginMs ?? 60_000,
+      now,
+    });
+    this.subscriptionConfig = { ...defaultSubscriptionConfig, ...options.subscription };
+    this.backoff = { ...defaultBackoff, ...options.backoff };
+    this.maxPerConnection = options.maxSubscriptionsPerConnection ?? 50;
+    this.clientIdBase = options.clientId ?? `taskflow-web-${Math.random().toString(36).slice(2, 12)}`;
+    this.removeNetworkListeners = this.listenToNetwork();
+  }
+
+  get connectionCount(): number {
+    return this.connections.length;
+  }
+
+  setDebug(debug: boolean | DebugSink): void {
+    this.log.set(debug);
+  }
+
+  subscribeProject(workspaceId: string, projectId: string, handlers: ProjectHandlers): Unsubscribe {
+    const topic = projectTopic(workspaceId, projectId);
+    const sub = new ProjectSubscription(topic, workspaceId, projectId, handlers, this);
+    this.subscriptions.add(sub);
+    const connection = this.connectionFor(topic);
+    sub.send(connection.phase === 'waiting' ? { type: 'connection', status: 'offline', now: now() } : { type: 'connection', status: 'connecting', now: now() });
+    if (connection.isAcked(topic)) sub.send({ type: 'subscribed', now: now() });
+    else connection.subscribe(topic);
+    return () => this.release(sub);
+  }
+
+  release(sub: ProjectSubscription): void {
+    if (!this.subscriptions.delete(sub)) return;
+    sub.close();
+    if ([...this.subscriptions].some((s) => s.topic === sub.topic)) return;
+    const index = this.connections.findIndex((c) => c.has(sub.topic));
+    const connection = this.connections[index];
+    if (connection === undefined) return;
+    connection.unsubscribe(sub.topic);
+    if (connection.topicCount === 0 && this.connections.length > 1) {
+      connection.close();
+      this.connections.splice(index, 1);
+    }
+  }
+
+  close(): void {
+    for (const sub of [...this.subscriptions]) this.release(sub);
+    for (const connection of this.connections.splice(0)) connection.close();
+    this.removeNetworkListeners();
+  }
+
+  private connectionFor(topic: string): MqttConnection {
+    const existing = this.connections.find((c) => c.has(topic)) ?? this.connections.find((c) => c.topicCount < this.maxPerConnection);
+    if (existing !== undefined) return existing;
+    const n = this.connections.length;
+    const connection = new MqttConnection({
+      url: this.options.url,
+      clientId: n === 0 ? this.clientIdBase : `${this.clientIdBase}-${n + 1}`,
+      iot: this.options.iot,
+      tokens: this.tokens,
+      backoff: this.backoff,
+      log: this.log,
+      now,
+      random: Math.random,
+      onPhase: (phase) => this.onPhase(connection, phase),
+      onSubscribed: (t, granted) => this.forTopic(t, (s) => s.send(granted ? { type: 'subscribed', now: now() } : { type: 'rejected', now: now() })),
+      onMessage: (t, payload) => this.onMessage(t, payload),
+      onAuthError: (err) => this.reportAll(new RealtimeError(this.tokens.refreshable ? 'token_provider_failed' : 'unauthorized', 'the broker rejected the token', true, { cause: err })),
+    });
+    this.connections.push(connection);
+    connection.start();
+    return connection;
+  }
+
+  private onPhase(connection: MqttConnection, phase: ConnectionPhase): void {
+    if (phase === 'connected') return; // subscriptions hear `subscribed` per topic at SUBACK
+    const status = phase === 'connecting' ? 'connecting' : 'offline';
+    for (const sub of this.subscriptions) if (connection.has(sub.topic)) sub.send({ type: 'connection', status, now: now() });
+  }
+
+  private onMessage(topic: string, payload: Uint8Array): void {
+    this.decoding = this.decoding.then(async () => {
+      try {
+        const batch = await decodeBatch(payload);
+        this.log.log('message', { topic, fromSeq: batch.fromSeq, toSeq: batch.toSeq, mode: batch.mode });
+        if (projectTopic(batch.ws, batch.project) !== topic) throw new Error(`batch for ${batch.ws}/${batch.project} on ${topic}`);
+        this.forTopic(topic, (s) => s.send({ type: 'message', changes: batch.changes, now: now() }));
+      } catch (err) {
+        // Dropped: the subscription sees a hole and fetches the range from the replay API.
+        this.log.log('undecodable message dropped', { topic, error: String(err) });
+      }
+    });
+  }
+
+  private forTopic(topic: string, f: (sub: ProjectSubscription) => void): void {
+    for (const sub of [...this.subscriptions]) if (sub.topic === topic) f(sub);
+  }
+
+  private reportAll(error: RealtimeError): void {
+    if (this.subscriptions.size === 0) this.options.onError?.(error);
+    for (const sub of this.subscriptions) sub.report(error);
+  }
+
+  private listenToNetwork(): () => void {
+    const target = globalThis as unknown as Partial<Pick<Window, 'addEventListener' | 'removeEventListener'>>;
+    if (typeof target.addEventListener !== 'function' || typeof target.removeEventListener !== 'function') return () => {};
+    const online = (): void => this.connections.forEach((c) => c.online());
+    const offline = (): void => this.connections.forEach((c) => c.offline());
+    target.addEventListener('online', online);
+    target.addEventListener('offline', offline);
+    return () => {
+      target.removeEventListener?.('online', online);
+      target.removeEventListener?.('offline', offline);
+    };
+  }
+}

@@ -1,0 +1,109 @@
+// Wire decoding, separate from connections: MQTT batch payloads (JSON, or gzip of it detected by
+// the magic bytes 1F 8B) and replay API bodies, per schemas/CONTRACTS.md. Anything malformed is
+// rejected with a DecodeError; the subscription then treats the message as never received and
+// its gap detection fetches the range from the replay API.
+import type { Change, ChangeEvent, FullChange, ThinChange } from './types.js';
+
+export class DecodeError extends Error {
+  override readonly name = 'DecodeError';
+}
+
+export interface Batch {
+  readonly ws: string;
+  readonly project: string;
+  readonly mode: 'full' | 'thin';
+  readonly fromSeq: number;
+  readonly toSeq: number;
+  readonly changes: readonly Change[];
+}
+
+export function isGzip(bytes: Uint8Array): boolean {
+  return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
+}
+
+/** gunzip with the platform's DecompressionStream (browsers, Node ≥ 18): no dependency. */
+export async function gunzip(bytes: Uint8Array): Promise<Uint8Array> {
+  const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new DecompressionStream('gzip'));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+const utf8 = new TextDecoder();
+
+export async function decodeBatch(payload: Uint8Array): Promise<Batch> {
+  const bytes = isGzip(payload) ? await gunzip(payload).catch((err: unknown) => fail(`bad gzip: ${String(err)}`)) : payload;
+  let body: unknown;
+  try {
+    body = JSON.parse(utf8.decode(bytes));
+  } catch {
+    return fail('payload is not JSON');
+  }
+  return parseBatch(body);
+}
+
+export function parseBatch(body: unknown): Batch {
+  const b = asObject(body, 'batch');
+  if (b.v !== 1) fail(`unsupported batch version ${String(b.v)}`);
+  const mode = b.mode;
+  if (mode !== 'full' && mode !== 'thin') fail(`unknown mode ${String(mode)}`);
+  const fromSeq = asSeq(b.fromSeq, 'fromSeq');
+  const toSeq = asSeq(b.toSeq, 'toSeq');
+  if (!Array.isArray(b.changes)) fail('changes is not an array');
+  const changes = (b.changes as unknown[]).map((c) => (mode === 'full' ? parseFull(c) : parseThin(c)));
+  for (const c of changes) if (c.seq < fromSeq || c.seq > toSeq) fail(`seq ${c.seq} outside ${fromSeq}..${toSeq}`);
+  return { ws: asString(b.ws, 'ws'), project: asString(b.project, 'project'), mode, fromSeq, toSeq, changes };
+}
+
+export type ReplayBody =
+  | { kind: 'ok'; changes: FullChange[]; latestSeq: number }
+  | { kind: 'tooOld'; oldestSeq: number; latestSeq: number };
+
+/** A replay answer: 200 `{ changes, latestSeq }` or 410 `{ error: "resync_required", oldestSeq, latestSeq }`. */
+export function parseReplay(status: 200 | 410, body: unknown): ReplayBody {
+  const b = asObject(body, 'replay body');
+  if (status === 410) return { kind: 'tooOld', oldestSeq: asSeq(b.oldestSeq, 'oldestSeq'), latestSeq: asSeq(b.latestSeq, 'latestSeq') };
+  if (!Array.isArray(b.changes)) fail('changes is not an array');
+  return { kind: 'ok', changes: (b.changes as unknown[]).map(parseFull), latestSeq: asSeq(b.latestSeq, 'latestSeq') };
+}
+
+function parseFull(value: unknown): FullChange {
+  const c = asObject(value, 'change');
+  const event = asObject(c.event, 'event');
+  asString(event.id, 'event.id');
+  asString(event.type, 'event.type');
+  asObject(event.data, 'event.data');
+  return { seq: asSeq(c.seq, 'seq'), mode: 'full', event: event as unknown as ChangeEvent };
+}
+
+function parseThin(value: unknown): ThinChange {
+  const c = asObject(value, 'change');
+  const changed = c.changed === undefined ? undefined : (c.changed as unknown);
+  if (changed !== undefined && !(Array.isArray(changed) && changed.every((f) => typeof f === 'string'))) fail('changed is not a string list');
+  return {
+    seq: asSeq(c.seq, 'seq'),
+    mode: 'thin',
+    id: asString(c.id, 'id'),
+    type: asString(c.type, 'type'),
+    time: asString(c.time, 'time'),
+    key: c.key === null ? null : asObject(c.key, 'key'),
+    ...(changed === undefined ? {} : { changed: changed as string[] }),
+  };
+}
+
+function asObject(value: unknown, what: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) fail(`${what} is not an object`);
+  return value as Record<string, unknown>;
+}
+
+function asString(value: unknown, what: string): string {
+  if (typeof value !== 'string') fail(`${what} is not a string`);
+  return value as string;
+}
+
+function asSeq(value: unknown, what: string): number {
+  if (!Number.isSafeInteger(value) || (value as number) < 0) fail(`${what} is not a sequence number`);
+  return value as number;
+}
+
+function fail(message: string): never {
+  throw new DecodeError(message);
+}
