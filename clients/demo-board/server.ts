@@ -1,0 +1,126 @@
+// HTTP server of the demo board: the page, its script (bundled with the SDK on start-up) and
+// the small read/write API. Knows nothing of the pipeline beyond the URLs it hands the page.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+import type { Pool } from 'pg';
+import { TaskflowError } from '../../lib/errors.js';
+import type { Logger } from '../../lib/logger.js';
+import { BadRequest, NotFound, addComment, createTask, loadBoard, requireUuid, updateTask } from './api.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+export interface BoardSession {
+  userId: string;
+  workspaceId: string;
+  projectId: string;
+  token: string;
+  mqttUrl: string;
+  replayUrl: string;
+}
+
+export interface BoardServerOptions {
+  pool: Pool;
+  port: number;
+  host?: string;
+  logger: Logger;
+  /** The session handed to a page: which demo user it acts as, where the pipeline is. */
+  session(userId: string | undefined): Promise<BoardSession>;
+}
+
+async function bundleApp(): Promise<string> {
+  const result = await build({
+    entryPoints: [join(here, 'app.ts')],
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2022',
+    minify: true,
+    write: false,
+    logLevel: 'silent',
+  });
+  const out = result.outputFiles[0];
+  if (!out) throw new TaskflowError('BUNDLE_FAILED', 'esbuild produced no output for the board app');
+  return out.text;
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > 64 * 1024) throw new BadRequest('body larger than 64 KB');
+    chunks.push(chunk as Buffer);
+  }
+  if (size === 0) return {};
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new BadRequest('body is not valid JSON');
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown, type = 'application/json'): void {
+  const payload = type === 'application/json' ? JSON.stringify(body) : String(body);
+  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' }).end(payload);
+}
+
+export async function startBoardServer(opts: BoardServerOptions): Promise<{ server: Server; url: string; close(): Promise<void> }> {
+  const [html, appJs] = await Promise.all([readFile(join(here, 'index.html'), 'utf8'), bundleApp()]);
+  const { pool, logger } = opts;
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://board');
+    const parts = url.pathname.split('/').filter(Boolean);
+    const method = req.method ?? 'GET';
+    if (method === 'GET' && url.pathname === '/') return send(res, 200, html, 'text/html; charset=utf-8');
+    if (method === 'GET' && url.pathname === '/app.js') return send(res, 200, appJs, 'text/javascript; charset=utf-8');
+    if (method === 'GET' && url.pathname === '/healthz') return send(res, 200, { ok: true });
+    if (method === 'GET' && url.pathname === '/api/session') {
+      return send(res, 200, await opts.session(url.searchParams.get('user') ?? undefined));
+    }
+    // /api/workspaces/{ws}/projects/{p}/board and /api/workspaces/{ws}/projects/{p}/tasks
+    if (parts[0] === 'api' && parts[1] === 'workspaces' && parts[3] === 'projects' && parts.length === 6) {
+      const ws = requireUuid(parts[2], 'workspace id');
+      const project = requireUuid(parts[4], 'project id');
+      if (method === 'GET' && parts[5] === 'board') return send(res, 200, await loadBoard(pool, ws, project));
+      if (method === 'POST' && parts[5] === 'tasks') {
+        const session = await opts.session(url.searchParams.get('user') ?? undefined);
+        return send(res, 201, await createTask(pool, ws, project, session.userId, await readJson(req)));
+      }
+    }
+    // /api/workspaces/{ws}/tasks/{id} and /api/workspaces/{ws}/tasks/{id}/comments
+    if (parts[0] === 'api' && parts[1] === 'workspaces' && parts[3] === 'tasks' && parts.length >= 5) {
+      const ws = requireUuid(parts[2], 'workspace id');
+      const task = requireUuid(parts[4], 'task id');
+      if (method === 'PATCH' && parts.length === 5) {
+        await updateTask(pool, ws, task, await readJson(req));
+        return send(res, 200, { ok: true });
+      }
+      if (method === 'POST' && parts[5] === 'comments' && parts.length === 6) {
+        const session = await opts.session(url.searchParams.get('user') ?? undefined);
+        return send(res, 201, await addComment(pool, ws, task, session.userId, await readJson(req)));
+      }
+    }
+    send(res, 404, { error: 'not_found', message: `no route ${method} ${url.pathname}` });
+  }
+
+  const server = createServer((req, res) => {
+    route(req, res).catch((err: unknown) => {
+      if (err instanceof BadRequest) return send(res, 400, { error: 'bad_request', message: err.message });
+      if (err instanceof NotFound) return send(res, 404, { error: 'not_found', message: err.message });
+      logger.error({ err, url: req.url }, 'board request failed');
+      send(res, 500, { error: 'internal', message: 'internal error' });
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(opts.port, opts.host ?? '127.0.0.1', resolve));
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : opts.port;
+  return {
+    server,
+    url: `http://${opts.host ?? '127.0.0.1'}:${port}/`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
