@@ -1,0 +1,123 @@
+// The source database tooling against a real Postgres: migrations (concurrency, checksums,
+// atomicity), the demo seed (idempotent down to the WAL) and the workload generator (rate,
+// bounds, determinism).
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { migrate, MIGRATIONS_DIR } from '../../db/migrate.js';
+import { DEMO, seedDemo } from '../../db/seed.js';
+import { runWorkload } from '../../db/workload.js';
+import { startHistoryRecorder } from '../support/history.js';
+import { createTestDatabase, databaseUrl, uniqueName } from '../support/stack.js';
+
+const admin = new pg.Client({ connectionString: databaseUrl('postgres') });
+const created: string[] = [];
+
+async function emptyDatabase(prefix: string): Promise<string> {
+  const name = uniqueName(prefix);
+  await admin.query(`CREATE DATABASE ${name}`);
+  created.push(name);
+  return databaseUrl(name);
+}
+
+async function query<R extends pg.QueryResultRow>(url: string, sql: string, params: unknown[] = []): Promise<R[]> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return (await c.query<R>(sql, params)).rows;
+  } finally {
+    await c.end();
+  }
+}
+
+beforeAll(() => admin.connect());
+afterAll(async () => {
+  for (const name of created) await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await admin.end();
+});
+
+describe('migrate', () => {
+  it('applies each file once even when several processes race', async () => {
+    const url = await emptyDatabase('migrate_race');
+    const results = await Promise.all([migrate(url), migrate(url), migrate(url), migrate(url)]);
+    expect(results.flat()).toEqual(['0001_core.sql']);
+    const rows = await query<{ version: string; name: string; checksum: string }>(url, 'SELECT version, name, checksum FROM schema_migrations');
+    expect(rows).toEqual([{ version: '0001', name: 'core', checksum: expect.stringMatching(/^[0-9a-f]{64}$/) }]);
+    expect(await migrate(url)).toEqual([]);
+  });
+
+  it('applies new files in order, rolls a failing file back whole, and refuses an edited applied file', async () => {
+    const url = await emptyDatabase('migrate_files');
+    const dir = mkdtempSync(join(tmpdir(), 'taskflow-migrations-'));
+    copyFileSync(join(MIGRATIONS_DIR, '0001_core.sql'), join(dir, '0001_core.sql'));
+    writeFileSync(join(dir, '0002_labels.sql'), 'CREATE TABLE labels (id uuid PRIMARY KEY, name text NOT NULL);');
+    expect(await migrate(url, { dir })).toEqual(['0001_core.sql', '0002_labels.sql']);
+
+    writeFileSync(join(dir, '0010_broken.sql'), 'CREATE TABLE half_done (id int);\nSELECT no_such_function();');
+    await expect(migrate(url, { dir })).rejects.toThrow(/0010_broken.sql failed/);
+    expect(await query(url, "SELECT 1 FROM pg_tables WHERE tablename = 'half_done'")).toEqual([]);
+    expect(await query(url, "SELECT 1 FROM schema_migrations WHERE version = '0010'")).toEqual([]);
+
+    writeFileSync(join(dir, '0010_broken.sql'), 'CREATE TABLE half_done (id int);');
+    expect(await migrate(url, { dir })).toEqual(['0010_broken.sql']);
+
+    writeFileSync(join(dir, '0002_labels.sql'), 'CREATE TABLE labels (id uuid PRIMARY KEY, name text NOT NULL, color text);');
+    await expect(migrate(url, { dir })).rejects.toThrow(/0002_labels.sql was changed after it was applied/);
+  });
+});
+
+describe('seedDemo', () => {
+  it('creates the demo board with stable ids and changes nothing the second time, not even in the WAL', async () => {
+    const url = await createTestDatabase('seed');
+    expect(await seedDemo(url)).toBeGreaterThan(40);
+    const tasks = await query<{ title: string }>(url, 'SELECT title FROM tasks WHERE workspace_id = $1 AND project_id = $2 ORDER BY status, position', [DEMO.workspaceId, DEMO.projectId]);
+    expect(tasks.length).toBeGreaterThanOrEqual(8);
+    const recorder = await startHistoryRecorder(url, { slotName: uniqueName('seed_history') });
+    try {
+      expect(await seedDemo(url)).toBe(0);
+      expect(await recorder.collect()).toEqual([]);
+    } finally {
+      await recorder.stop();
+    }
+  });
+});
+
+describe('runWorkload', () => {
+  const tenants = { workspaces: 2, projectsPerWorkspace: 2, seed: 'it' };
+
+  it('holds the requested rate for the requested duration', async () => {
+    const url = await createTestDatabase('workload_rate');
+    const stats = await runWorkload({ databaseUrl: url, ratePerSec: 100, durationMs: 2000, ...tenants, concurrency: 2 });
+    expect(stats.committedTransactions).toBeGreaterThanOrEqual(170);
+    expect(stats.committedTransactions).toBeLessThanOrEqual(201);
+    expect(stats.elapsedMs).toBeGreaterThanOrEqual(1900);
+    expect(stats.commitLatencyMs.p50).toBeGreaterThan(0);
+    expect(stats.commitLatencyMs.p99).toBeGreaterThanOrEqual(stats.commitLatencyMs.p95);
+    const total = Object.values(stats.changesByTable).reduce((s, t) => s + t.insert + t.update + t.delete, 0);
+    expect(total).toBe(stats.rowChanges);
+  });
+
+  it('stops at a transaction count or when aborted', async () => {
+    const url = await createTestDatabase('workload_bounds');
+    expect((await runWorkload({ databaseUrl: url, ratePerSec: Infinity, transactions: 57, ...tenants, concurrency: 3 })).committedTransactions).toBe(57);
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 300);
+    const started = Date.now();
+    const stats = await runWorkload({ databaseUrl: url, ratePerSec: 50, ...tenants, signal: controller.signal });
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(stats.committedTransactions).toBeGreaterThan(0);
+    expect(stats.committedTransactions).toBeLessThan(40);
+  });
+
+  it('repeats exactly on a fresh database with the same seed', async () => {
+    const run = async () => {
+      const stats = await runWorkload({ databaseUrl: await createTestDatabase('workload_repeat'), ratePerSec: Infinity, transactions: 80, ...tenants, concurrency: 2, recordTransactions: true });
+      return [0, 1].map((c) => stats.transactions!.filter((t) => t.connection === c).map((t) => t.changes));
+    };
+    const [a, b] = [await run(), await run()];
+    expect(a).toEqual(b);
+    expect(a.flat(2).length).toBeGreaterThan(80);
+  });
+});
