@@ -1,0 +1,134 @@
+// Authorization for the local MQTT broker (aedes), mirroring what the IoT Core custom authorizer
+// does in production: the TaskFlow JWT travels as the MQTT password (username: anything), topic
+// subscriptions are decided by lib/authz.ts from the membership projection, and only the
+// router's service identity may publish. Revocation: every `recheckMs` the live subscriptions of
+// each connected user are checked against its current memberships, and a user who lost one is
+// disconnected (its SDK reconnects and can then subscribe only where it still may).
+import type { Client } from 'aedes';
+import { canSubscribe, type Membership } from '../../lib/authz.js';
+import type { TokenVerifier } from '../../lib/jwt.js';
+import type { Logger } from '../../lib/logger.js';
+import type { BrokerHooks } from './broker.js';
+
+export interface BrokerAuthOptions {
+  verify: TokenVerifier;
+  memberships: (userId: string) => Promise<Membership[]>;
+  /** Token subjects that may publish and subscribe anywhere (the router). */
+  serviceUserIds: readonly string[];
+  recheckMs?: number;
+  logger?: Logger;
+  now?: () => number;
+}
+
+export interface BrokerAuth {
+  hooks: BrokerHooks;
+  /** One revocation pass (also run on the timer); resolves to the number of clients disconnected. */
+  recheck(): Promise<number>;
+  stop(): void;
+}
+
+interface Identity {
+  userId: string;
+  service: boolean;
+  expiresAt: number;
+}
+
+const NOT_AUTHORIZED = 5;
+const BAD_USERNAME_OR_PASSWORD = 4;
+
+function authError(message: string, returnCode: number): Error & { returnCode: number } {
+  return Object.assign(new Error(message), { returnCode });
+}
+
+export function createBrokerAuth(options: BrokerAuthOptions): BrokerAuth {
+  const identities = new Map<Client, Identity>();
+  const now = options.now ?? Date.now;
+
+  const hooks: BrokerHooks = {
+    authenticate(client, _username, password, done) {
+      if (!password || password.length === 0) {
+        done(authError('a TaskFlow token is required as the MQTT password', BAD_USERNAME_OR_PASSWORD) as never, false);
+        return;
+      }
+      options.verify(password.toString('utf8')).then(
+        (t) => {
+          identities.set(client, { userId: t.userId, service: options.serviceUserIds.includes(t.userId), expiresAt: t.expiresAt });
+          done(null, true);
+        },
+        () => done(authError('invalid token', BAD_USERNAME_OR_PASSWORD) as never, false),
+      );
+    },
+    authorizeSubscribe(client, subscription, done) {
+      const who = identities.get(client);
+      if (!who) {
+        done(authError('not authenticated', NOT_AUTHORIZED), null);
+        return;
+      }
+      if (who.service) {
+        done(null, subscription);
+        return;
+      }
+      options.memberships(who.userId).then(
+        (ms) => {
+          const allowed = canSubscribe(who.userId, ms, subscription.topic);
+          if (!allowed) options.logger?.info({ userId: who.userId, topic: subscription.topic }, 'subscription denied');
+          // null → SUBACK failure (0x80) for this topic; the connection stays up.
+          done(null, allowed ? subscription : null);
+        },
+        (err: unknown) => done(err as Error, null),
+      );
+    },
+    authorizePublish(client, packet, done) {
+      // client null: published by the broker itself (e.g. the IoT publish route, $SYS).
+      if (client === null || identities.get(client)?.service) done(null);
+      else done(authError(`publishing to ${packet.topic} is reserved for the router`, NOT_AUTHORIZED));
+    },
+  };
+
+  async function recheck(): Promise<number> {
+    let disconnected = 0;
+    const byUser = new Map<string, Promise<Membership[]>>();
+    await Promise.all(
+      [...identities].map(async ([client, who]) => {
+        if (client.closed) {
+          identities.delete(client);
+          return;
+        }
+        if (who.service) return;
+        let revoked = who.expiresAt * 1000 <= now();
+        if (!revoked) {
+          let ms = byUser.get(who.userId);
+          if (!ms) byUser.set(who.userId, (ms = options.memberships(who.userId)));
+          const memberships = await ms;
+          revoked = liveSubscriptions(client).some((topic) => !canSubscribe(who.userId, memberships, topic));
+        }
+        if (revoked) {
+          options.logger?.info({ userId: who.userId, clientId: client.id }, 'access revoked: disconnecting');
+          identities.delete(client);
+          client.close();
+          disconnected += 1;
+        }
+      }),
+    );
+    return disconnected;
+  }
+
+  let running = false;
+  const timer = setInterval(() => {
+    if (running) return;
+    running = true;
+    recheck()
+      .catch((err: unknown) => options.logger?.warn({ err }, 'revocation check failed'))
+      .finally(() => {
+        running = false;
+      });
+  }, options.recheckMs ?? 1000);
+  timer.unref();
+
+  return { hooks, recheck, stop: () => clearInterval(timer) };
+}
+
+/** aedes keeps a client's subscriptions on `client.subscriptions` (not in its typings). */
+function liveSubscriptions(client: Client): string[] {
+  return Object.keys((client as Client & { subscriptions?: Record<string, unknown> }).subscriptions ?? {});
+}

@@ -1,0 +1,116 @@
+// The membership projection: who belongs where, built from the change stream's membership
+// events (DESIGN.md "Authorization": memberships come from the stream itself) and read by the
+// broker's hooks, the IoT custom authorizer and the replay API.
+//
+// DynamoDB layout (table `taskflow-memberships`, HASH userId, RANGE scope = membership id): one
+// item per membership with the id of the event that last wrote it. A delete leaves a tombstone
+// instead of removing the item, so reprocessing an older create after a crash cannot bring a
+// revoked membership back: every write is conditional on being newer than what is stored.
+import { ConditionalCheckFailedException, type DynamoDBClient, PutItemCommand, QueryCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
+import type { Membership, Role } from '../lib/authz.js';
+import type { RouterEvent } from './event.js';
+import type { MembershipSink } from './shard-router.js';
+
+/** What one membership event does to the projection. */
+export interface MembershipWrite {
+  userId: string;
+  membershipId: string;
+  eventId: string;
+  /** null: the membership is gone (tombstone). */
+  membership: Membership | null;
+}
+
+const ROLES: readonly Role[] = ['owner', 'admin', 'member', 'viewer'];
+
+/** Pure: membership events (stream order) → projection writes. Rows without a user are skipped. */
+export function membershipWrites(events: readonly RouterEvent[]): MembershipWrite[] {
+  const writes: MembershipWrite[] = [];
+  for (const e of events) {
+    const { op, before, after } = e.envelope.data;
+    if (e.envelope.data.table !== 'memberships') continue;
+    const row = op === 'd' ? before : after;
+    const id = row?.id;
+    const userId = row?.user_id;
+    if (typeof id !== 'string' || typeof userId !== 'string') continue;
+    // An update that moved the membership to another user revokes the old user's access.
+    if (op === 'u' && before && typeof before.user_id === 'string' && before.user_id !== userId) {
+      writes.push({ userId: before.user_id, membershipId: id, eventId: e.id, membership: null });
+    }
+    if (op === 'd') {
+      writes.push({ userId, membershipId: id, eventId: e.id, membership: null });
+      continue;
+    }
+    const role = ROLES.includes(after?.role as Role) ? (after?.role as Role) : 'viewer';
+    const projectId = typeof after?.project_id === 'string' ? after.project_id : null;
+    writes.push({ userId, membershipId: id, eventId: e.id, membership: { workspaceId: e.workspaceId, projectId, role } });
+  }
+  return writes;
+}
+
+export interface MembershipReader {
+  memberships(userId: string): Promise<Membership[]>;
+}
+
+/** Tombstones outlive any replay of the stream (Kinesis keeps at most 365 days; ours 7). */
+const TOMBSTONE_TTL_SECONDS = 30 * 24 * 3600;
+
+export class DynamoMembershipProjection implements MembershipSink, MembershipReader {
+  constructor(
+    private readonly client: DynamoDBClient,
+    private readonly table = 'taskflow-memberships',
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async apply(events: readonly RouterEvent[]): Promise<void> {
+    // Writes to one membership stay in order; different memberships go in parallel.
+    const byKey = new Map<string, MembershipWrite[]>();
+    for (const w of membershipWrites(events)) {
+      const key = `${w.userId}/${w.membershipId}`;
+      byKey.set(key, [...(byKey.get(key) ?? []), w]);
+    }
+    await Promise.all([...byKey.values()].map(async (ws) => {
+      for (const w of ws) await this.write(w);
+    }));
+  }
+
+  private async write(w: MembershipWrite): Promise<void> {
+    const item: Record<string, AttributeValue> = { userId: { S: w.userId }, scope: { S: w.membershipId }, eventId: { S: w.eventId } };
+    if (w.membership) {
+      item.workspaceId = { S: w.membership.workspaceId };
+      item.role = { S: w.membership.role };
+      if (w.membership.projectId !== null) item.projectId = { S: w.membership.projectId };
+    } else {
+      item.deleted = { BOOL: true };
+      item.expiresAt = { N: String(Math.floor(this.now() / 1000) + TOMBSTONE_TTL_SECONDS) };
+    }
+    try {
+      await this.client.send(
+        new PutItemCommand({
+          TableName: this.table,
+          Item: item,
+          ConditionExpression: 'attribute_not_exists(eventId) OR eventId < :id',
+          ExpressionAttributeValues: { ':id': { S: w.eventId } },
+        }),
+      );
+    } catch (err) {
+      // Already holds this or a newer event: reprocessing, nothing to do.
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+    }
+  }
+
+  async memberships(userId: string): Promise<Membership[]> {
+    const out: Membership[] = [];
+    let start: Record<string, AttributeValue> | undefined;
+    do {
+      const page = await this.client.send(
+        new QueryCommand({ TableName: this.table, KeyConditionExpression: 'userId = :u', ExpressionAttributeValues: { ':u': { S: userId } }, ExclusiveStartKey: start, ConsistentRead: true }),
+      );
+      for (const item of page.Items ?? []) {
+        if (item.deleted?.BOOL || !item.workspaceId?.S) continue;
+        out.push({ workspaceId: item.workspaceId.S, projectId: item.projectId?.S ?? null, role: (item.role?.S ?? 'viewer') as Role });
+      }
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return out;
+  }
+}

@@ -1,0 +1,123 @@
+// Membership-based topic authorization on a real broker: a plain MQTT client (not the SDK)
+// whose token lacks a membership cannot subscribe; revoking a membership through the projection
+// disconnects the subscriber within seconds; only the router's identity may publish.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import mqtt, { type MqttClient } from 'mqtt';
+import { projectTopicOf, userTopicOf } from '../../lib/authz.js';
+import { createVerifier, signDevToken } from '../../lib/jwt.js';
+import { createBrokerAuth, type BrokerAuth } from '../../infra/local/broker-auth.js';
+import type { Broker } from '../../infra/local/broker.js';
+import { sampleEvent } from '../../schemas/fixtures.js';
+import { validateEvent } from '../../schemas/validate.js';
+import { decodeEvent, type RouterEvent } from '../../router/event.js';
+import { DynamoMembershipProjection } from '../../router/memberships.js';
+import { createTestTables, dynamoClient, startTestBroker } from '../support/stack.js';
+
+const secret = new TextEncoder().encode('router-authz-integration-secret-32b');
+const WS = '11111111-1111-4111-8111-111111111111';
+const P1 = '22222222-2222-4222-8222-000000000001';
+const P2 = '22222222-2222-4222-8222-000000000002';
+const ALICE = '66666666-6666-4666-8666-00000000000a';
+const BOB = '66666666-6666-4666-8666-00000000000b';
+const MEMBERSHIP = '55555555-5555-4555-8555-000000000001';
+
+let client: DynamoDBClient;
+let projection: DynamoMembershipProjection;
+let auth: BrokerAuth;
+let broker: Broker;
+const open: MqttClient[] = [];
+
+function routerEvent(e: object): RouterEvent {
+  const d = decodeEvent(Buffer.from(JSON.stringify(e)), validateEvent);
+  if (!d.ok) throw new Error(`${d.reason}: ${d.message}`);
+  return d.event;
+}
+
+async function connect(userId: string | undefined): Promise<MqttClient> {
+  const password = userId ? await signDevToken(secret, userId, { ttlSeconds: 600 }) : undefined;
+  const c = await mqtt.connectAsync(broker.tcpUrl, { username: 'any', ...(password ? { password } : {}), reconnectPeriod: 0, connectTimeout: 5000 });
+  open.push(c);
+  return c;
+}
+
+/** The SUBACK's granted QoS (128 = refused; mqtt.js rejects the promise then). */
+async function grantedQos(c: MqttClient, topic: string): Promise<number | undefined> {
+  try {
+    const granted = await c.subscribeAsync(topic, { qos: 1 });
+    return granted[0]?.qos;
+  } catch (err) {
+    const suback = (err as { packet?: { granted?: number[] } }).packet;
+    if (suback?.granted) return suback.granted[0];
+    throw err;
+  }
+}
+
+beforeAll(async () => {
+  client = dynamoClient();
+  const tables = await createTestTables('router-authz', ['memberships']);
+  projection = new DynamoMembershipProjection(client, tables.memberships);
+  auth = createBrokerAuth({
+    verify: createVerifier({ kind: 'hs256', secret, issuer: 'taskflow', audience: 'taskflow-realtime' }),
+    memberships: (u) => projection.memberships(u),
+    serviceUserIds: ['service:router'],
+    recheckMs: 250,
+  });
+  broker = await startTestBroker(auth.hooks);
+  await projection.apply([
+    routerEvent(sampleEvent('membership.created', { workspaceId: WS, projectId: P1, userId: ALICE, entityId: MEMBERSHIP, commitLsn: 0x100n })),
+  ]);
+});
+
+afterAll(async () => {
+  for (const c of open) await c.endAsync(true).catch(() => {});
+  auth?.stop();
+  await broker?.stop();
+  client?.destroy();
+});
+
+describe('broker authorization from the membership projection', () => {
+  it('refuses a connection without a valid token', async () => {
+    await expect(connect(undefined)).rejects.toThrow();
+    await expect(mqtt.connectAsync(broker.tcpUrl, { username: 'x', password: 'not-a-jwt', reconnectPeriod: 0 })).rejects.toThrow();
+  });
+
+  it('lets a member subscribe to its project and its own user topic, and nothing else', async () => {
+    const alice = await connect(ALICE);
+    expect(await grantedQos(alice, projectTopicOf(WS, P1))).toBe(1);
+    expect(await grantedQos(alice, userTopicOf(WS, ALICE))).toBe(1);
+    expect(await grantedQos(alice, projectTopicOf(WS, P2))).toBe(128);
+    expect(await grantedQos(alice, projectTopicOf(WS, '+'))).toBe(128);
+    expect(await grantedQos(alice, 'taskflow/#')).toBe(128);
+    const bob = await connect(BOB);
+    expect(await grantedQos(bob, projectTopicOf(WS, P1))).toBe(128);
+  });
+
+  it('only the router identity may publish; members receive what it publishes', async () => {
+    const alice = await connect(ALICE);
+    await grantedQos(alice, projectTopicOf(WS, P1));
+    const got = new Promise<string>((resolve) => alice.once('message', (_t, payload) => resolve(payload.toString())));
+    const router = await connect('service:router');
+    await router.publishAsync(projectTopicOf(WS, P1), 'hello', { qos: 1 });
+    expect(await got).toBe('hello');
+
+    const mallory = await connect(ALICE);
+    const closed = new Promise<void>((resolve) => mallory.once('close', () => resolve()));
+    mallory.publish(projectTopicOf(WS, P1), 'forged', { qos: 1 });
+    await closed;
+  });
+
+  it('revoking the membership disconnects the subscriber within seconds, and it cannot subscribe again', async () => {
+    const alice = await connect(ALICE);
+    expect(await grantedQos(alice, projectTopicOf(WS, P1))).toBe(1);
+    const closed = new Promise<number>((resolve) => alice.once('close', () => resolve(Date.now())));
+    const revokedAt = Date.now();
+    await projection.apply([routerEvent(sampleEvent('membership.deleted', { workspaceId: WS, projectId: P1, userId: ALICE, entityId: MEMBERSHIP, commitLsn: 0x200n }))]);
+    expect((await closed) - revokedAt).toBeLessThan(3000);
+    const again = await connect(ALICE);
+    expect(await grantedQos(again, projectTopicOf(WS, P1))).toBe(128);
+    // Reprocessing the older create (after a crash) does not bring the membership back.
+    await projection.apply([routerEvent(sampleEvent('membership.created', { workspaceId: WS, projectId: P1, userId: ALICE, entityId: MEMBERSHIP, commitLsn: 0x100n }))]);
+    expect(await projection.memberships(ALICE)).toEqual([]);
+  });
+});
