@@ -67,7 +67,9 @@ export const TABLES: readonly TableSpec[] = [
   },
   {
     // Projection of memberships (user -> workspace/project) that topic authorization reads.
+    // Deletes leave tombstones (router/memberships.ts) that expire by TTL.
     key: 'memberships',
+    ttlAttribute: 'expiresAt',
     table: {
       TableName: 'taskflow-memberships',
       AttributeDefinitions: [
