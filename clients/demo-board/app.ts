@@ -1,0 +1,182 @@
+// The demo board page: loads the project's state over the board API, then stays live through
+// the SDK. Its own edits are only written to the API; they appear on screen when they come back
+// through the pipeline, exactly like everybody else's.
+import { createClient, type Change } from '../web-sdk/src/index.js';
+
+interface Session { userId: string; workspaceId: string; projectId: string; token: string; mqttUrl: string; replayUrl: string }
+interface Task { id: string; title: string; description: string | null; status: string; position: number; updated_at?: string; [k: string]: unknown }
+interface Comment { id: string; task_id: string; body: string; created_at?: string; author_id?: string | null }
+interface ChangeEvent { id: string; type: string; time: string; data: { op: string; table: string; key: Record<string, unknown>; after?: Record<string, unknown> | null } }
+
+const params = new URLSearchParams(location.search);
+const $ = <T extends HTMLElement>(sel: string) => document.querySelector(sel) as T;
+
+const tasks = new Map<string, Task>();
+const comments = new Map<string, Comment>();
+let selected: string | undefined;
+let session: Session;
+
+// Exposed for the end-to-end test: what the page applied, and how late it was.
+const probe = { applied: [] as string[], latenciesMs: [] as number[], status: 'connecting', resyncs: 0 };
+(window as unknown as { taskflowBoard: typeof probe }).taskflowBoard = probe;
+
+async function api<T>(path: string, init?: RequestInit): Promise<T> {
+  const sep = path.includes('?') ? '&' : '?';
+  const res = await fetch(`${path}${sep}user=${encodeURIComponent(session?.userId ?? params.get('user') ?? '')}`, {
+    ...init,
+    headers: { 'content-type': 'application/json' },
+  });
+  const body = (await res.json()) as T & { message?: string };
+  if (!res.ok) throw new Error(body.message ?? `HTTP ${res.status}`);
+  return body;
+}
+
+function showError(err: unknown): void {
+  $('#error').textContent = err instanceof Error ? err.message : String(err);
+}
+
+/** The replay API's newest seq for the project: the board state loaded after it includes it. */
+async function headSeq(): Promise<number> {
+  const url = `${session.replayUrl}/v1/workspaces/${session.workspaceId}/projects/${session.projectId}/changes?after=0&limit=1`;
+  const res = await fetch(url, { headers: { authorization: `Bearer ${session.token}` } });
+  if (res.status !== 200 && res.status !== 410) throw new Error(`replay API answered ${res.status}`);
+  return ((await res.json()) as { latestSeq?: number }).latestSeq ?? 0;
+}
+
+async function loadState(): Promise<void> {
+  const board = await api<{ project: { name: string }; tasks: Task[]; comments: Comment[] }>(
+    `/api/workspaces/${session.workspaceId}/projects/${session.projectId}/board`,
+  );
+  $('#title').textContent = board.project.name;
+  tasks.clear();
+  comments.clear();
+  for (const t of board.tasks) tasks.set(t.id, t);
+  for (const c of board.comments) comments.set(c.id, c);
+  render();
+}
+
+function applyChange(event: ChangeEvent): void {
+  const { op, table, key, after } = event.data;
+  const id = String(key.id);
+  if (table === 'tasks') {
+    if (op === 'd') tasks.delete(id);
+    else if (after) tasks.set(id, { ...(tasks.get(id) ?? {}), ...(after as Partial<Task>) } as Task);
+  } else if (table === 'comments') {
+    if (op === 'd') comments.delete(id);
+    else if (after) comments.set(id, { ...(comments.get(id) ?? {}), ...(after as Partial<Comment>) } as Comment);
+  } else if (table === 'projects' && after && typeof after.name === 'string') {
+    $('#title').textContent = after.name;
+  }
+  probe.applied.push(event.id);
+  const latency = Date.now() - Date.parse(event.time);
+  probe.latenciesMs.push(latency);
+  $('#latency').textContent = `last change: ${latency} ms commit → screen`;
+  render(table === 'tasks' ? id : undefined);
+}
+
+function render(flashId?: string): void {
+  for (const column of document.querySelectorAll<HTMLElement>('.column')) {
+    const list = [...tasks.values()].filter((t) => t.status === column.dataset.status).sort((a, b) => a.position - b.position);
+    const cards = column.querySelector('.cards') as HTMLElement;
+    cards.replaceChildren(
+      ...list.map((t) => {
+        const card = document.createElement('div');
+        card.className = `card${t.id === selected ? ' selected' : ''}${t.id === flashId ? ' flash' : ''}`;
+        card.dataset.taskId = t.id;
+        const title = document.createElement('div');
+        title.className = 'title';
+        title.textContent = t.title;
+        const meta = document.createElement('div');
+        meta.className = 'meta';
+        const n = [...comments.values()].filter((c) => c.task_id === t.id).length;
+        meta.textContent = n ? `${n} comment${n > 1 ? 's' : ''}` : '';
+        card.append(title, meta);
+        card.onclick = () => {
+          selected = t.id;
+          render();
+        };
+        return card;
+      }),
+    );
+  }
+  renderDetail();
+}
+
+function renderDetail(): void {
+  const aside = $('#detail');
+  const task = selected ? tasks.get(selected) : undefined;
+  if (!task) {
+    aside.innerHTML = '<p>Select a task to see its details and comments.</p>';
+    return;
+  }
+  const focused = document.activeElement;
+  if (focused && aside.contains(focused) && aside.dataset.taskId === task.id) return; // don't clobber typing
+  aside.dataset.taskId = task.id;
+  aside.innerHTML = '';
+  const title = Object.assign(document.createElement('input'), { value: task.title, id: 'detail-title' });
+  title.onchange = () => void edit(task.id, { title: title.value });
+  const status = document.createElement('select');
+  status.id = 'detail-status';
+  for (const s of ['todo', 'in_progress', 'review', 'done']) status.append(new Option(s.replace('_', ' '), s, false, s === task.status));
+  status.onchange = () => void edit(task.id, { status: status.value });
+  const description = Object.assign(document.createElement('textarea'), { value: task.description ?? '', rows: 4, id: 'detail-description' });
+  description.onchange = () => void edit(task.id, { description: description.value });
+  const list = document.createElement('div');
+  for (const c of [...comments.values()].filter((c) => c.task_id === task.id)) {
+    const el = document.createElement('div');
+    el.className = 'comment';
+    el.textContent = c.body;
+    list.append(el);
+  }
+  const form = document.createElement('form');
+  const input = Object.assign(document.createElement('input'), { placeholder: 'Add a comment', required: true, id: 'comment-input' });
+  form.append(input);
+  form.onsubmit = (e) => {
+    e.preventDefault();
+    api(`/api/workspaces/${session.workspaceId}/tasks/${task.id}/comments`, { method: 'POST', body: JSON.stringify({ body: input.value }) })
+      .then(() => (input.value = ''))
+      .catch(showError);
+  };
+  const h = document.createElement('h3');
+  h.textContent = 'Task';
+  aside.append(h, title, status, description, list, form);
+}
+
+async function edit(taskId: string, patch: Record<string, unknown>): Promise<void> {
+  try {
+    await api(`/api/workspaces/${session.workspaceId}/tasks/${taskId}`, { method: 'PATCH', body: JSON.stringify(patch) });
+  } catch (err) {
+    showError(err);
+  }
+}
+
+async function main(): Promise<void> {
+  session = await api<Session>('/api/session');
+  $('#new-task').onsubmit = (e) => {
+    e.preventDefault();
+    const input = $<HTMLInputElement>('#new-task-title');
+    api(`/api/workspaces/${session.workspaceId}/projects/${session.projectId}/tasks`, { method: 'POST', body: JSON.stringify({ title: input.value }) })
+      .then(() => (input.value = ''))
+      .catch(showError);
+  };
+  const fromSeq = (await headSeq()) + 1;
+  await loadState();
+  const client = createClient({ url: session.mqttUrl, token: session.token, replayUrl: session.replayUrl });
+  client.subscribeProject(session.workspaceId, session.projectId, {
+    fromSeq,
+    // Thin messages carry no row image: the board then reloads its state.
+    onChange: (change: Change) => (change.mode === 'full' ? applyChange(change.event as unknown as ChangeEvent) : void loadState().catch(showError)),
+    onResync: () => {
+      probe.resyncs += 1;
+      loadState().catch(showError);
+    },
+    onStatus: (status) => {
+      probe.status = status;
+      const el = $('#status');
+      el.dataset.status = status;
+      el.textContent = status;
+    },
+  });
+}
+
+main().catch(showError);
