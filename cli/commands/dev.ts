@@ -4,6 +4,7 @@
 // everything listens and writes it to .taskflow/stack.json. Ctrl-C stops services, then engines.
 //
 //   taskflow dev [--data-dir DIR] [--state-file PATH] [--free-ports] [--reset] [--shards N]
+//   taskflow dev token --user USER_ID [--ttl SECONDS]    a dev JWT for the local broker and replay API
 import { createHash } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -13,19 +14,34 @@ import { migrate } from '../../db/migrate.js';
 import { seedDemo } from '../../db/seed.js';
 import { stackEnv } from '../../lib/stack-info.js';
 import { untilStopRequested, writeStateFile } from '../../infra/local/lifecycle.js';
-import { EPHEMERAL_PORTS } from '../../infra/local/ports.js';
+import { DEV_HTTP_PORTS, EPHEMERAL_PORTS } from '../../infra/local/ports.js';
+import { freePort } from '../../infra/local/processes.js';
+import { printDevToken } from '../../lib/jwt.js';
 import { describeStack, startStack } from '../../infra/local/stack.js';
 import { superviseServices, type ServiceSpec } from '../../infra/local/supervisor.js';
 import type { Command } from '../main.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
+interface ServiceDef {
+  /** Runs as `taskflow <name>`. */
+  name: string;
+  /** HTTP endpoints it serves: endpoint name (a key of DEV_HTTP_PORTS) -> the service gets <ENDPOINT>_PORT. */
+  serves?: Array<keyof typeof DEV_HTTP_PORTS>;
+  /** Endpoints it cannot run without: it starts only when some available service serves them. */
+  needs?: Array<keyof typeof DEV_HTTP_PORTS>;
+}
+
 /**
- * The pipeline services `taskflow dev` runs, in start order, each as `taskflow <name>`. A service
- * is started only once its command exists (cli/commands/<name>.ts), so this list can name
- * services before they are written.
+ * The services `taskflow dev` runs, in start order. A service starts only once its command
+ * exists (cli/commands/<name>.ts), so this list can name services before they are written.
+ * Every service also gets <ENDPOINT>_URL of every endpoint served (e.g. REPLAY_URL).
  */
-const PIPELINE_SERVICES = ['capture', 'router'] as const;
+const SERVICES: readonly ServiceDef[] = [
+  { name: 'capture' },
+  { name: 'router', serves: ['replay'] },
+  { name: 'board', serves: ['board'], needs: ['replay'] },
+];
 
 /**
  * Per-checkout data directory outside the checkout: Postgres runs as the `postgres` OS user when
@@ -35,8 +51,23 @@ export function defaultDataDir(root = ROOT): string {
   return join('/var/tmp', `taskflow-${createHash('sha256').update(root).digest('hex').slice(0, 10)}`);
 }
 
-function availableServices(): string[] {
-  return PIPELINE_SERVICES.filter((name) => existsSync(join(ROOT, 'cli', 'commands', `${name}.ts`)));
+function availableServices(): ServiceDef[] {
+  const written = SERVICES.filter((s) => existsSync(join(ROOT, 'cli', 'commands', `${s.name}.ts`)));
+  const served = new Set(written.flatMap((s) => s.serves ?? []));
+  return written.filter((s) => {
+    const missing = (s.needs ?? []).filter((endpoint) => !served.has(endpoint));
+    if (missing.length) console.log(`taskflow dev: not starting ${s.name}: no service serves ${missing.join(', ')} yet`);
+    return missing.length === 0;
+  });
+}
+
+/** Endpoint name -> port for the endpoints the available services serve. */
+async function httpPorts(services: readonly ServiceDef[], free: boolean): Promise<Record<string, number>> {
+  const ports: Record<string, number> = {};
+  for (const endpoint of services.flatMap((s) => s.serves ?? [])) {
+    ports[endpoint] = free ? await freePort() : DEV_HTTP_PORTS[endpoint];
+  }
+  return ports;
 }
 
 async function runDev(argv: string[]): Promise<number> {
@@ -69,12 +100,20 @@ async function runDev(argv: string[]): Promise<number> {
     const { info } = stack;
     const applied = await migrate(info.postgres.url);
     const seeded = await seedDemo(info.postgres.url);
-    const env = { ...process.env, ...stackEnv(info) };
-    const specs: ServiceSpec[] = availableServices().map((name) => ({
-      name,
+    const available = availableServices();
+    const ports = await httpPorts(available, values['free-ports']);
+    for (const [endpoint, port] of Object.entries(ports)) info.http[endpoint] = `http://127.0.0.1:${port}`;
+    const urls = Object.fromEntries(Object.entries(info.http).map(([endpoint, url]) => [`${endpoint.toUpperCase()}_URL`, url]));
+    const specs: ServiceSpec[] = available.map((s) => ({
+      name: s.name,
       command: process.execPath,
-      args: [join(ROOT, 'bin', 'taskflow.js'), name],
-      env,
+      args: [join(ROOT, 'bin', 'taskflow.js'), s.name],
+      env: {
+        ...process.env,
+        ...stackEnv(info),
+        ...urls,
+        ...Object.fromEntries((s.serves ?? []).map((endpoint) => [`${endpoint.toUpperCase()}_PORT`, String(ports[endpoint])])),
+      },
       cwd: ROOT,
     }));
     services = superviseServices(specs);
@@ -99,8 +138,9 @@ async function runDev(argv: string[]): Promise<number> {
 }
 
 export const command: Command = {
-  summary: 'run the whole pipeline on the embedded local stack (npm start)',
+  summary: 'run the whole pipeline on the embedded local stack (npm start); `dev token --user U` prints a dev JWT',
   async run(argv) {
+    if (argv[0] === 'token') return printDevToken(argv.slice(1));
     return runDev(argv);
   },
 };

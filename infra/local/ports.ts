@@ -20,3 +20,12 @@ export const DEV_PORTS: StackPorts = {
 
 /** Every engine on a free port chosen by the OS (0); Postgres gets a concrete free one at start. */
 export const EPHEMERAL_PORTS: StackPorts = { postgres: 0, kinesis: 0, dynamodb: 0, mqttTcp: 0, mqttWs: 0 };
+
+/**
+ * HTTP ports `taskflow dev` gives the services it runs (env <NAME>_PORT, e.g. REPLAY_PORT), listed
+ * in StackInfo.http and passed to every service as <NAME>_URL (e.g. REPLAY_URL for the board).
+ */
+export const DEV_HTTP_PORTS = {
+  board: 18088,
+  replay: 18089,
+} as const;
