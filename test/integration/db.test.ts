@@ -6,7 +6,7 @@ import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { migrate, MIGRATIONS_DIR } from '../../db/migrate.js';
+import { migrate, MIGRATIONS_DIR, readMigrationFiles } from '../../db/migrate.js';
 import { DEMO, seedDemo } from '../../db/seed.js';
 import { runWorkload } from '../../db/workload.js';
 import { startHistoryRecorder } from '../support/history.js';
@@ -42,9 +42,10 @@ describe('migrate', () => {
   it('applies each file once even when several processes race', async () => {
     const url = await emptyDatabase('migrate_race');
     const results = await Promise.all([migrate(url), migrate(url), migrate(url), migrate(url)]);
-    expect(results.flat()).toEqual(['0001_core.sql']);
+    expect(results.flat()).toEqual(readMigrationFiles().map((f) => f.fileName));
     const rows = await query<{ version: string; name: string; checksum: string }>(url, 'SELECT version, name, checksum FROM schema_migrations');
-    expect(rows).toEqual([{ version: '0001', name: 'core', checksum: expect.stringMatching(/^[0-9a-f]{64}$/) }]);
+    expect(rows[0]).toEqual({ version: '0001', name: 'core', checksum: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(rows).toHaveLength(readMigrationFiles().length);
     expect(await migrate(url)).toEqual([]);
   });
 
@@ -81,6 +82,18 @@ describe('seedDemo', () => {
     } finally {
       await recorder.stop();
     }
+  });
+});
+
+describe('schema', () => {
+  it("refuses a comment whose workspace/project differ from its task's", async () => {
+    const url = await createTestDatabase('schema');
+    await seedDemo(url);
+    const [task] = await query<{ id: string }>(url, 'SELECT id FROM tasks WHERE project_id = $1 LIMIT 1', [DEMO.projectId]);
+    const insert = (projectId: string) =>
+      query(url, 'INSERT INTO comments (id, workspace_id, project_id, task_id, body) VALUES (gen_random_uuid(), $1, $2, $3, $4)', [DEMO.workspaceId, projectId, task!.id, 'hi']);
+    await expect(insert(DEMO.projects.mobileApp)).rejects.toThrow(/comments_task_fkey/);
+    await expect(insert(DEMO.projectId)).resolves.toEqual([]);
   });
 });
 
