@@ -6,7 +6,7 @@ import { CreateTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamod
 import { CreateStreamCommand, DescribeStreamSummaryCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
 import dynalite from 'dynalite';
 import kinesalite from 'kinesalite';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -47,10 +47,12 @@ export interface RunningStack {
 export async function startStack(options: StackOptions): Promise<RunningStack> {
   const { ephemeral, shardCount = DEFAULT_SHARD_COUNT } = options;
   const ports: StackPorts = { ...(ephemeral ? EPHEMERAL_PORTS : DEV_PORTS), ...options.ports };
-  const dataDir = resolve(options.dataDir ?? mkdtempSync(join(tmpdir(), 'taskflow-stack-')));
+  if (ephemeral && !options.dataDir) removeAbandonedEphemeralDirs();
+  const dataDir = resolve(options.dataDir ?? mkdtempSync(join(tmpdir(), EPHEMERAL_DIR_PREFIX)));
   // Postgres runs as another OS user when we are root: it must be able to traverse to its dir.
   mkdirSync(dataDir, { recursive: true });
   chmodSync(dataDir, 0o755);
+  if (ephemeral) writeFileSync(join(dataDir, OWNER_FILE), String(process.pid));
   const s3Dir = join(dataDir, 's3');
   mkdirSync(s3Dir, { recursive: true });
 
@@ -125,6 +127,33 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
   } catch (err) {
     await stopAll();
     throw err;
+  }
+}
+
+const EPHEMERAL_DIR_PREFIX = 'taskflow-stack-';
+const OWNER_FILE = 'owner.pid';
+
+/** A SIGKILLed ephemeral stack cannot delete its directory: the next one removes it. */
+function removeAbandonedEphemeralDirs(): void {
+  for (const name of readdirSync(tmpdir())) {
+    if (!name.startsWith(EPHEMERAL_DIR_PREFIX)) continue;
+    const dir = join(tmpdir(), name);
+    let owner: number;
+    try {
+      owner = Number(readFileSync(join(dir, OWNER_FILE), 'utf8'));
+    } catch {
+      continue; // being created right now, or not ours
+    }
+    if (!isAlive(owner)) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
