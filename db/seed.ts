@@ -33,7 +33,7 @@ interface ProjectSpec {
   tasks: [title: string, status: Status, assignee: UserName | null, comments: [UserName, string][]][];
 }
 
-const PROJECTS: Record<string, ProjectSpec> = {
+const PROJECTS = {
   websiteRelaunch: {
     workspace: 'acme',
     name: 'Website Relaunch',
@@ -94,7 +94,7 @@ const PROJECTS: Record<string, ProjectSpec> = {
       ['Parallel run for one quarter', 'todo', null, []],
     ],
   },
-};
+} satisfies Record<string, ProjectSpec>;
 type ProjectName = keyof typeof PROJECTS;
 
 const WORKSPACE_ADMINS: [WorkspaceName, UserName, 'owner' | 'admin'][] = [
