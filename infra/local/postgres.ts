@@ -3,7 +3,8 @@
 // class: the class installs process-wide SIGINT/SIGTERM hooks that call process.exit (racing our
 // ordered shutdown of services before engines) and its postgres outlives a SIGKILLed parent.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chownSync, closeSync, cpSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chownSync, closeSync, cpSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { exited, spawnBound, terminate } from './processes.js';
@@ -86,11 +87,17 @@ function canExecuteAs(user: string, file: string): boolean {
 function reachableBinaries(bin: Binaries): Binaries {
   if (!isRoot() || canExecuteAs(POSTGRES_USER, bin.postgres)) return bin;
   const nativeDir = dirname(dirname(bin.postgres));
-  const tag = Buffer.from(nativeDir).toString('base64url').slice(-24);
+  const tag = createHash('sha256').update(`${nativeDir}:${statSync(bin.postgres).mtimeMs}`).digest('hex').slice(0, 12);
   const copy = join('/var/tmp', `taskflow-postgres-bin-${tag}`);
   if (!existsSync(join(copy, 'bin', 'postgres'))) {
-    rmSync(copy, { recursive: true, force: true });
-    cpSync(nativeDir, copy, { recursive: true, verbatimSymlinks: true });
+    // Copy aside, then rename: a concurrent start never runs a half-copied tree.
+    const staging = `${copy}.${process.pid}.tmp`;
+    cpSync(nativeDir, staging, { recursive: true, verbatimSymlinks: true });
+    try {
+      renameSync(staging, copy);
+    } catch {
+      rmSync(staging, { recursive: true, force: true }); // another process won the race
+    }
   }
   return { initdb: join(copy, 'bin', 'initdb'), postgres: join(copy, 'bin', 'postgres') };
 }
