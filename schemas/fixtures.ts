@@ -126,7 +126,7 @@ export function sampleEvent<K extends SampleKind>(kind: K, overrides: SampleOver
   if (kind === 'table.truncated') {
     const tables = o.tables ?? ['tasks'];
     const event: TruncateEvent = {
-      ...attributes, type: 'taskflow.table.truncated', subject: tables.join(','), dataschema: schemaId({ name: 'truncate', version: 1 }),
+      ...attributes, type: 'taskflow.table.truncated', subject: tables[0] ?? 'tasks', dataschema: schemaId({ name: 'truncate', version: 1 }),
       workspaceid: '*', data: { op: 't', table: tables[0] ?? 'tasks', tables: tables as [string, ...string[]], source },
     };
     return event as EventOfKind<K>;
