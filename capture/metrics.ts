@@ -1,0 +1,24 @@
+// Capture's Prometheus metrics, declared once.
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+export function createCaptureMetrics(registry: Registry) {
+  const registers = [registry];
+  return {
+    events: new Counter({ name: 'taskflow_capture_events_total', help: 'Change events captured, by table and op', labelNames: ['table', 'op'] as const, registers }),
+    deadLetters: new Counter({ name: 'taskflow_capture_dead_letters_total', help: 'Changes put in the dead-letter store, by reason', labelNames: ['reason'] as const, registers }),
+    batchRecords: new Histogram({ name: 'taskflow_capture_batch_records', help: 'Kinesis records per PutRecords request', buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500], registers }),
+    batchEvents: new Histogram({ name: 'taskflow_capture_batch_events', help: 'Events per PutRecords request', buckets: [1, 5, 10, 50, 100, 500, 1000, 5000, 20000], registers }),
+    batchBytes: new Histogram({ name: 'taskflow_capture_batch_bytes', help: 'Bytes per PutRecords request', buckets: [1e3, 1e4, 1e5, 5e5, 1e6, 2.5e6, 5.3e6], registers }),
+    putLatency: new Histogram({ name: 'taskflow_capture_put_latency_seconds', help: 'PutRecords round trip', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers }),
+    putRetries: new Counter({ name: 'taskflow_capture_put_retries_total', help: 'Records (or whole requests) that Kinesis did not accept and that will be retried, by error code', labelNames: ['code'] as const, registers }),
+    commitToAck: new Histogram({ name: 'taskflow_capture_commit_to_kinesis_seconds', help: 'Commit time to Kinesis acknowledgement of the transaction', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30], registers }),
+    acknowledgedLsn: new Gauge({ name: 'taskflow_capture_acknowledged_lsn', help: 'LSN the slot was last confirmed at (as a number)', registers }),
+    lagBytes: new Gauge({ name: 'taskflow_capture_replication_lag_bytes', help: "Server's WAL position (last keepalive) minus the confirmed LSN", registers }),
+    lagSeconds: new Gauge({ name: 'taskflow_capture_replication_lag_seconds', help: 'Now minus the commit time of the last transaction Kinesis acknowledged (0 when idle)', registers }),
+    retainedWal: new Gauge({ name: 'taskflow_capture_slot_retained_wal_bytes', help: "WAL the slot keeps on the server (pg_current_wal_lsn - restart_lsn)", registers }),
+    buffered: new Gauge({ name: 'taskflow_capture_buffered_events', help: 'Events waiting for Kinesis', registers }),
+    reconnects: new Counter({ name: 'taskflow_capture_reconnects_total', help: 'Replication sessions restarted after an error', registers }),
+  };
+}
+
+export type CaptureMetrics = ReturnType<typeof createCaptureMetrics>;

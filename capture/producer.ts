@@ -1,0 +1,130 @@
+// The Kinesis producer: drives the pure Batcher with real PutRecords calls. A request that fails
+// as a whole (network, throttling exception) counts as every record failed; per-record failures
+// come back in the response. Either way the Batcher puts them back in order and backs off.
+import { type KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
+import type { Logger } from '../lib/logger.js';
+import { type Batch, Batcher, type BatcherOptions, type EnqueueResult, type Outgoing } from './batcher.js';
+import type { CaptureMetrics } from './metrics.js';
+
+export interface PutResult {
+  ok: boolean;
+  errorCode?: string;
+}
+
+/** The client boundary: one PutRecords request, results in request order. */
+export type PutRecordsFn = (records: { partitionKey: string; data: Uint8Array }[]) => Promise<PutResult[]>;
+
+export function kinesisPutRecords(client: KinesisClient, streamName: string): PutRecordsFn {
+  return async (records) => {
+    const out = await client.send(new PutRecordsCommand({ StreamName: streamName, Records: records.map((r) => ({ PartitionKey: r.partitionKey, Data: r.data })) }));
+    const results = out.Records ?? [];
+    return records.map((_, i) => {
+      const r = results[i];
+      if (!r) return { ok: false, errorCode: 'MissingResult' };
+      return r.ErrorCode ? { ok: false, errorCode: r.ErrorCode } : { ok: true };
+    });
+  };
+}
+
+export interface ProducerItem extends Outgoing {
+  /** Called once, when Kinesis has acknowledged the event. */
+  onAck(): void;
+}
+
+export interface ProducerOptions {
+  batcher: BatcherOptions;
+  maxInFlightBatches: number;
+  logger: Logger;
+  metrics?: CaptureMetrics;
+  now?: () => number;
+  random?: () => number;
+}
+
+export class KinesisProducer {
+  private readonly batcher: Batcher<ProducerItem>;
+  private inFlight = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly drainWaiters: (() => void)[] = [];
+  private readonly now: () => number;
+  private readonly random: () => number;
+
+  constructor(
+    private readonly put: PutRecordsFn,
+    private readonly opts: ProducerOptions,
+  ) {
+    this.batcher = new Batcher(opts.batcher);
+    this.now = opts.now ?? Date.now;
+    this.random = opts.random ?? Math.random;
+  }
+
+  /** Queues an event; refuses one too large for any Kinesis record (the caller dead-letters it). */
+  send(item: ProducerItem): EnqueueResult {
+    const result = this.batcher.enqueue(item);
+    if (result.ok) this.pump();
+    return result;
+  }
+
+  get pendingEvents(): number {
+    return this.batcher.pendingEvents;
+  }
+
+  /** Resolves when every queued event is acknowledged. */
+  drained(): Promise<void> {
+    if (this.batcher.pendingEvents === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  /** Stops sending; events still queued are abandoned (capture resends them from the slot). */
+  close(): void {
+    this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    for (const w of this.drainWaiters.splice(0)) w();
+  }
+
+  private pump(): void {
+    if (this.closed) return;
+    while (this.inFlight < this.opts.maxInFlightBatches) {
+      const batch = this.batcher.next(this.now());
+      if (!batch) break;
+      this.inFlight += 1;
+      void this.sendBatch(batch);
+    }
+    this.scheduleRetry();
+  }
+
+  private scheduleRetry(): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    const at = this.batcher.nextRetryAt();
+    if (at === undefined) return;
+    this.retryTimer = setTimeout(() => this.pump(), Math.max(0, at - this.now()));
+  }
+
+  private async sendBatch(batch: Batch<ProducerItem>): Promise<void> {
+    const m = this.opts.metrics;
+    const started = process.hrtime.bigint();
+    let ok: boolean[];
+    try {
+      const results = await this.put(batch.records.map((r) => ({ partitionKey: r.partitionKey, data: r.data })));
+      ok = results.map((r) => r.ok);
+      for (const r of results) if (!r.ok) m?.putRetries.inc({ code: r.errorCode ?? 'unknown' });
+      if (ok.some((x) => !x)) this.opts.logger.warn({ failed: ok.filter((x) => !x).length, records: ok.length, codes: [...new Set(results.flatMap((r) => (r.errorCode ? [r.errorCode] : [])))] }, 'PutRecords partially failed; retrying those records');
+    } catch (err) {
+      ok = batch.records.map(() => false);
+      m?.putRetries.inc({ code: (err as Error).name || 'Error' }, batch.records.length);
+      this.opts.logger.warn({ err, records: batch.records.length }, 'PutRecords failed; retrying');
+    }
+    m?.putLatency.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    m?.batchRecords.observe(batch.records.length);
+    m?.batchEvents.observe(batch.records.reduce((n, r) => n + r.items.length, 0));
+    m?.batchBytes.observe(batch.bytes);
+    this.inFlight -= 1;
+    if (this.closed) return;
+    const acked = this.batcher.settle(batch, ok, this.now(), this.random);
+    for (const item of acked) item.onAck();
+    m?.buffered.set(this.batcher.pendingEvents);
+    if (this.batcher.pendingEvents === 0) for (const w of this.drainWaiters.splice(0)) w();
+    this.pump();
+  }
+}

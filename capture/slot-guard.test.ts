@@ -1,0 +1,20 @@
+import { describe, expect, it } from '@jest/globals';
+import { decideSlot, type SlotRecord } from './slot-guard.js';
+
+const record = (confirmedLsn: bigint): SlotRecord => ({ key: 'k', confirmedLsn, createdLsn: 1n, updatedAt: '' });
+
+describe('decideSlot', () => {
+  it('creates on a first start and resumes a healthy slot', () => {
+    expect(decideSlot({ exists: false }, undefined, false)).toMatchObject({ action: 'create', firstStart: true });
+    expect(decideSlot({ exists: true, confirmedLsn: 90n }, record(100n), false)).toMatchObject({ action: 'resume' });
+    expect(decideSlot({ exists: true, confirmedLsn: 100n }, record(100n), false)).toMatchObject({ action: 'resume' });
+    expect(decideSlot({ exists: true, confirmedLsn: 5n }, undefined, false)).toMatchObject({ action: 'resume', message: expect.stringMatching(/adopting/) });
+  });
+
+  it('refuses to start over silently when the slot was dropped or recreated', () => {
+    expect(decideSlot({ exists: false }, record(100n), false)).toMatchObject({ action: 'refuse', message: expect.stringMatching(/no longer exists.*CAPTURE_ACCEPT_SLOT_GAP/) });
+    expect(decideSlot({ exists: true, confirmedLsn: 200n }, record(100n), false)).toMatchObject({ action: 'refuse', message: expect.stringMatching(/recreated/) });
+    expect(decideSlot({ exists: false }, record(100n), true)).toMatchObject({ action: 'create', firstStart: false });
+    expect(decideSlot({ exists: true, confirmedLsn: 200n }, record(100n), true)).toMatchObject({ action: 'resume' });
+  });
+});
