@@ -47,62 +47,78 @@ export function workloadTenantIds(options: WorkloadTenantsOptions): WorkloadTena
 }
 
 /**
- * Creates the workload's workspaces, users, memberships, projects and starting tasks (idempotent:
- * rows that exist are left alone). Every user has a workspace-wide membership; the first two are
- * also members of each project, so membership removals always have something to remove.
+ * Creates the workload's workspaces, users, memberships, projects and starting tasks. Idempotent
+ * per workspace: a workspace that exists is left exactly as earlier runs left it (re-inserting its
+ * starting rows would resurrect tasks and memberships a run deleted). Every user has a
+ * workspace-wide membership; the first two are also members of each project.
  */
 export async function setupWorkloadTenants(databaseUrl: string, options: WorkloadTenantsOptions): Promise<WorkloadTenants> {
   if (options.workspaces < 1 || options.projectsPerWorkspace < 1) {
     throw new TaskflowError('WORKLOAD_BAD_OPTIONS', 'workspaces and projectsPerWorkspace must be at least 1');
   }
   const tenants = workloadTenantIds(options);
+  const client = new pg.Client({ connectionString: databaseUrl, application_name: 'taskflow-workload-setup' });
+  await client.connect();
+  try {
+    const { rows: present } = await client.query<{ id: string }>('SELECT id FROM workspaces WHERE id = ANY($1)', [tenants.workspaces.map((w) => w.id)]);
+    const rows = tenantRows(tenants, options, new Set(present.map((r) => r.id)));
+    if (rows.workspaces.length === 0) return tenants;
+    await client.query('BEGIN');
+    try {
+      for (const [table, values] of Object.entries(rows)) {
+        for (let i = 0; i < values.length; i += 500) {
+          const tuples = values.slice(i, i + 500).map((r) => `(${r.map(sqlLiteral).join(', ')})`);
+          // DO NOTHING: a concurrent setup of the same seed may have inserted them first.
+          await client.query(`INSERT INTO ${table} (${TENANT_COLUMNS[table as keyof typeof TENANT_COLUMNS]}) VALUES ${tuples.join(', ')} ON CONFLICT DO NOTHING`);
+        }
+      }
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    }
+  } finally {
+    await client.end();
+  }
+  return tenants;
+}
+
+const TENANT_COLUMNS = {
+  workspaces: 'id, name, slug',
+  users: 'id, email, display_name',
+  projects: 'id, workspace_id, name, created_by',
+  memberships: 'id, workspace_id, user_id, project_id, role',
+  tasks: 'id, workspace_id, project_id, title, status, position, assignee_id, created_by',
+};
+
+type Value = string | number | null;
+
+/** The starting rows of every workspace not in `skip`, parents first, values in TENANT_COLUMNS order. */
+function tenantRows(tenants: WorkloadTenants, options: WorkloadTenantsOptions, skip: ReadonlySet<string>): Record<keyof typeof TENANT_COLUMNS, Value[][]> {
   const tasksPerProject = options.tasksPerProject ?? 20;
   const tag = stableUuid(`workload:${options.seed}`).slice(0, 8);
-  const rows: Record<string, unknown[][]> = { workspaces: [], users: [], projects: [], memberships: [], tasks: [] };
+  const rows: Record<keyof typeof TENANT_COLUMNS, Value[][]> = { workspaces: [], users: [], projects: [], memberships: [], tasks: [] };
   tenants.workspaces.forEach((ws, w) => {
-    rows.workspaces!.push([ws.id, `Workload ${tag} #${w}`, `wl-${tag}-${w}`]);
+    if (skip.has(ws.id)) return;
+    rows.workspaces.push([ws.id, `Workload ${tag} #${w}`, `wl-${tag}-${w}`]);
     ws.users.forEach((user, u) => {
-      rows.users!.push([user, `user${u}.ws${w}.${tag}@workload.example`, `Workload User ${w}.${u}`]);
-      rows.memberships!.push([stableUuid(`${ws.id}:member:${user}`), ws.id, user, null, u === 0 ? 'owner' : 'member']);
+      rows.users.push([user, `user${u}.ws${w}.${tag}@workload.example`, `Workload User ${w}.${u}`]);
+      rows.memberships.push([stableUuid(`${ws.id}:member:${user}`), ws.id, user, null, u === 0 ? 'owner' : 'member']);
     });
     ws.projects.forEach((project, p) => {
-      rows.projects!.push([project, ws.id, `Project ${w}.${p}`, ws.users[0]!]);
-      ws.users.slice(0, 2).forEach((user, u) => rows.memberships!.push([stableUuid(`${project}:member:${user}`), ws.id, user, project, u === 0 ? 'admin' : 'member']));
+      rows.projects.push([project, ws.id, `Project ${w}.${p}`, ws.users[0]!]);
+      ws.users.slice(0, 2).forEach((user, u) => rows.memberships.push([stableUuid(`${project}:member:${user}`), ws.id, user, project, u === 0 ? 'admin' : 'member']));
       const rng = new Rng(project);
       const columnEnd = new Map<TaskStatus, number>();
       for (let t = 0; t < tasksPerProject; t++) {
         const status = STATUSES[t % STATUSES.length]!;
         const position = (columnEnd.get(status) ?? 0) + 1024;
         columnEnd.set(status, position);
-        rows.tasks!.push([stableUuid(`${project}:task:${t}`), ws.id, project, taskTitle(rng), status, position, rng.pick(ws.users), ws.users[0]!]);
+        rows.tasks.push([stableUuid(`${project}:task:${t}`), ws.id, project, taskTitle(rng), status, position, rng.pick(ws.users), ws.users[0]!]);
       }
     });
   });
-  const columns: Record<string, string> = {
-    workspaces: 'id, name, slug',
-    users: 'id, email, display_name',
-    projects: 'id, workspace_id, name, created_by',
-    memberships: 'id, workspace_id, user_id, project_id, role',
-    tasks: 'id, workspace_id, project_id, title, status, position, assignee_id, created_by',
-  };
-  const client = new pg.Client({ connectionString: databaseUrl, application_name: 'taskflow-workload-setup' });
-  await client.connect();
-  try {
-    await client.query('BEGIN');
-    for (const [table, values] of Object.entries(rows)) {
-      for (let i = 0; i < values.length; i += 500) {
-        const tuples = values.slice(i, i + 500).map((r) => `(${r.map((v) => sqlLiteral(v as string | number | null)).join(', ')})`);
-        await client.query(`INSERT INTO ${table} (${columns[table]}) VALUES ${tuples.join(', ')} ON CONFLICT DO NOTHING`);
-      }
-    }
-    await client.query('COMMIT');
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    await client.end();
-  }
-  return tenants;
+  return rows;
 }
 
 /** Reads the current rows of `projects` into models, in a deterministic order. */

@@ -124,6 +124,18 @@ describe('runWorkload', () => {
     expect(stats.committedTransactions).toBeLessThan(40);
   });
 
+  it('reruns on the same tenants write only their own changes (no resurrected starting rows)', async () => {
+    const url = await createTestDatabase('workload_rerun');
+    await runWorkload({ databaseUrl: url, ratePerSec: Infinity, transactions: 150, ...tenants });
+    const recorder = await startHistoryRecorder(url, { slotName: uniqueName('rerun_history') });
+    try {
+      const second = await runWorkload({ databaseUrl: url, ratePerSec: Infinity, transactions: 150, ...tenants });
+      expect((await recorder.collect()).length).toBe(second.rowChanges);
+    } finally {
+      await recorder.stop();
+    }
+  });
+
   it('repeats exactly on a fresh database with the same seed', async () => {
     const run = async () => {
       const stats = await runWorkload({ databaseUrl: await createTestDatabase('workload_repeat'), ratePerSec: Infinity, transactions: 80, ...tenants, concurrency: 2, recordTransactions: true });
