@@ -1,8 +1,11 @@
 // The per-project changelog port: what sequencing and the replay API need from storage.
 // Layout shared by the adapters: one head per project (last seq, highest id) and changelog
 // items each holding a run of consecutive seqs, keyed by their first seq. Entries are written
-// before the head moves, so the only item that can exist beyond the head is the one at
-// head.seq + 1, and the next append (which always starts there) overwrites it.
+// before the head moves (the head's conditional write is the fence between writers), so an item
+// may reach beyond the head after a crash. Because assignment is deterministic, a rewrite of an
+// item holds the same events at the same seqs: an item is only replaced by one reaching at least
+// as far (`mayReplace`), a shorter rewrite finds its entries already stored, and readers take
+// each seq once where items overlap.
 import { comparePositions, parseEventId } from '../lib/event-id.js';
 import { TaskflowError } from '../lib/errors.js';
 import type { Envelope } from './event.js';
@@ -56,19 +59,52 @@ export interface ChangelogItem {
   entries: ChangelogEntry[];
 }
 
-/** Backwards search over items (newest first) for the given ids; stops below the lowest candidate. */
-export function searchItems(itemsNewestFirst: Iterable<ChangelogItem>, ids: readonly string[]): { found: Map<string, number>; done: boolean } {
+/**
+ * Backwards search over items (fed newest first) for the given ids: `offer` returns true once
+ * every id is found or the items have dropped below the lowest id, so no older item can hold one.
+ */
+export function createIdSearch(ids: readonly string[]): { found: Map<string, number>; offer(item: ChangelogItem): boolean } {
   const found = new Map<string, number>();
-  if (ids.length === 0) return { found, done: true };
   const wanted = new Set(ids);
-  const lowest = ids.map(parseEventId).reduce((a, b) => (comparePositions(a, b) <= 0 ? a : b));
-  for (const item of itemsNewestFirst) {
-    item.ids.forEach((id, i) => {
-      if (wanted.has(id)) found.set(id, item.fromSeq + i);
-    });
-    if (found.size === wanted.size || comparePositions(parseEventId(item.hwm), lowest) < 0) return { found, done: true };
+  const lowest = ids.length === 0 ? undefined : ids.map(parseEventId).reduce((a, b) => (comparePositions(a, b) <= 0 ? a : b));
+  return {
+    found,
+    offer(item) {
+      if (!lowest) return true;
+      item.ids.forEach((id, i) => {
+        if (wanted.has(id)) found.set(id, item.fromSeq + i);
+      });
+      return found.size === wanted.size || comparePositions(parseEventId(item.hwm), lowest) < 0;
+    },
+  };
+}
+
+/**
+ * Whether `next` may overwrite `existing` at the same first seq: it reaches as far, or it is a
+ * prefix of what is stored already (then there is nothing to write). Anything else is another
+ * writer's history: StaleHeadError.
+ */
+export function itemWriteDecision(existing: Pick<ChangelogItem, 'toSeq' | 'ids'> | undefined, next: Pick<ChangelogItem, 'toSeq' | 'ids'>): 'write' | 'skip' | 'conflict' {
+  if (!existing) return 'write';
+  const overlap = Math.min(existing.ids.length, next.ids.length);
+  for (let i = 0; i < overlap; i += 1) if (existing.ids[i] !== next.ids[i]) return 'conflict';
+  return next.toSeq >= existing.toSeq ? 'write' : 'skip';
+}
+
+/** Entries of items (oldest first), each seq once, only those in (after, upTo]. */
+export function entriesOnce(items: Iterable<ChangelogItem>, after: number, upTo: number, limit: number): ChangelogEntry[] {
+  const out: ChangelogEntry[] = [];
+  let last = after;
+  for (const item of items) {
+    for (const e of item.entries) {
+      if (out.length >= limit) return out;
+      if (e.seq > last && e.seq <= upTo) {
+        out.push(e);
+        last = e.seq;
+      }
+    }
   }
-  return { found, done: false };
+  return out;
 }
 
 export function buildItem(entries: readonly ChangelogEntry[], next: ProjectHead): ChangelogItem {
@@ -91,7 +127,9 @@ export class MemoryChangelogStore implements ChangelogStore {
 
   async findSeqs(project: ProjectRef, head: ProjectHead, ids: readonly string[]): Promise<Map<string, number>> {
     const items = [...(this.items.get(projectKey(project))?.values() ?? [])].filter((i) => i.fromSeq <= head.seq).sort((a, b) => b.fromSeq - a.fromSeq);
-    return searchItems(items, ids).found;
+    const search = createIdSearch(ids);
+    for (const item of items) if (search.offer(item)) break;
+    return search.found;
   }
 
   async append(project: ProjectRef, entries: readonly ChangelogEntry[], expected: ProjectHead, next: ProjectHead): Promise<void> {
@@ -99,7 +137,9 @@ export class MemoryChangelogStore implements ChangelogStore {
     const item = buildItem(entries, next);
     let items = this.items.get(key);
     if (!items) this.items.set(key, (items = new Map()));
-    items.set(item.fromSeq, item);
+    const decision = itemWriteDecision(items.get(item.fromSeq), item);
+    if (decision === 'conflict') throw new StaleHeadError(project, expected.seq);
+    if (decision === 'write') items.set(item.fromSeq, item);
     this.beforeHeadWrite?.(project);
     const current = this.heads.get(key) ?? EMPTY_HEAD;
     if (current.seq !== expected.seq) throw new StaleHeadError(project, expected.seq);
@@ -109,7 +149,7 @@ export class MemoryChangelogStore implements ChangelogStore {
   async read(project: ProjectRef, after: number, limit: number): Promise<ChangelogPage> {
     const head = await this.readHead(project);
     const items = [...(this.items.get(projectKey(project))?.values() ?? [])].filter((i) => i.fromSeq <= head.seq).sort((a, b) => a.fromSeq - b.fromSeq);
-    const entries = items.flatMap((i) => i.entries).filter((e) => e.seq > after && e.seq <= head.seq).slice(0, limit);
+    const entries = entriesOnce(items, after, head.seq, limit);
     return { head, oldestSeq: items[0]?.fromSeq ?? null, entries };
   }
 

@@ -30,7 +30,7 @@ export interface RouterEvent {
 
 export type EventCheck = (input: unknown) => ValidationResult;
 
-export type DecodeResult = { ok: true; event: RouterEvent } | { ok: false; reason: DlqReason; message: string };
+export type DecodeResult = { ok: true; event: RouterEvent } | { ok: false; reason: DlqReason | 'undecodable_record'; message: string };
 
 export function decodeEvent(bytes: Uint8Array, validate: EventCheck): DecodeResult {
   let parsed: unknown;

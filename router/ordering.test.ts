@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { eventId } from '../lib/event-id.js';
 import type { RouterEvent } from './event.js';
-import { admitBatch, parseMarks, serializeMarks } from './ordering.js';
+import { admitBatch, mergeMarks, parseMarks, serializeMarks } from './ordering.js';
 
 function ev(ws: string, lsn: number, txIndex = 0): RouterEvent {
   const position = { commitLsn: BigInt(lsn), txIndex };
@@ -43,5 +43,13 @@ describe('admitBatch', () => {
     const { marks } = admitBatch(new Map(), [ev('w', 5, 2), ev('v', 7)]);
     expect(parseMarks(serializeMarks(marks))).toEqual(marks);
     expect(parseMarks(undefined).size).toBe(0);
+  });
+});
+
+describe('mergeMarks', () => {
+  it('takes the highest mark per workspace across parent shards', () => {
+    const a = serializeMarks(new Map([['w', ev('w', 5).position], ['v', ev('v', 1).position]]));
+    const b = serializeMarks(new Map([['w', ev('w', 3).position], ['u', ev('u', 2).position]]));
+    expect(mergeMarks([a, undefined, b])).toEqual(new Map([['w', ev('w', 5).position], ['v', ev('v', 1).position], ['u', ev('u', 2).position]]));
   });
 });

@@ -66,3 +66,15 @@ export function parseMarks(state: string | undefined): Map<string, EventPosition
   for (const [ws, id] of Object.entries(parsed.marks)) marks.set(ws, parseEventId(id));
   return marks;
 }
+
+/** A child shard after a reshard starts from the highest mark of each workspace among its parents. */
+export function mergeMarks(states: readonly (string | undefined)[]): Map<string, EventPosition> {
+  const merged = new Map<string, EventPosition>();
+  for (const state of states) {
+    for (const [ws, pos] of parseMarks(state)) {
+      const current = merged.get(ws);
+      if (!current || comparePositions(pos, current) > 0) merged.set(ws, pos);
+    }
+  }
+  return merged;
+}

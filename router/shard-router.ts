@@ -4,18 +4,28 @@
 // state. Everything it talks to is a port, so the property tests run it against in-memory stores
 // with crashes injected, and the service runs it against DynamoDB and MQTT.
 import { type ChangelogStore, projectKey, type ProjectRef } from './changelog.js';
-import { decodeEvent, type DlqReason, type RouterEvent, type EventCheck } from './event.js';
-import { admitBatch, type HighWaterMarks, parseMarks, serializeMarks } from './ordering.js';
+import { decodeEvent, type DecodeResult, type DlqReason, type RouterEvent, type EventCheck } from './event.js';
+import { admitBatch, type HighWaterMarks, mergeMarks, serializeMarks } from './ordering.js';
 import { idsToLookUp, planSequence, type ProjectHead, type SequencedChange } from './sequencer.js';
 
 export interface InputRecord {
   data: Uint8Array;
   sequenceNumber: string;
   subSequenceNumber?: number;
+  partitionKey?: string;
+  /** The Kinesis record was in none of the contract's forms (set by the consumer library). */
+  decodeError?: Error;
 }
 
+/**
+ * `taskflow dlq redrive` puts events back with this partition-key prefix (and an explicit hash
+ * key that keeps them on their workspace's shard). They are older than the workspace's mark, so
+ * they skip it: the changelog lookup by id decides whether they already have a seq.
+ */
+export const REDRIVE_PARTITION_PREFIX = 'redrive:';
+
 export interface DeadLetter {
-  reason: DlqReason;
+  reason: DlqReason | 'undecodable_record';
   message: string;
   bytes: Uint8Array;
   origin: { shardId: string; sequenceNumber: string; subSequenceNumber?: number };
@@ -40,7 +50,7 @@ export interface ShardRouterMetrics {
   eventsIn(n: number): void;
   duplicatesDropped(n: number): void;
   outOfOrderFixed(n: number): void;
-  deadLettered(reason: DlqReason): void;
+  deadLettered(reason: DeadLetter['reason']): void;
 }
 
 export const noopShardRouterMetrics: ShardRouterMetrics = { eventsIn() {}, duplicatesDropped() {}, outOfOrderFixed() {}, deadLettered() {} };
@@ -64,11 +74,12 @@ export class ShardRouter {
   private readonly heads = new Map<string, ProjectHead>();
   private readonly metrics: ShardRouterMetrics;
 
+  /** `states`: the shard's own checkpoint state, or (a fresh child shard) its parents' final states. */
   constructor(
     private readonly deps: ShardRouterDeps,
-    checkpointState?: string,
+    ...states: (string | undefined)[]
   ) {
-    this.marks = parseMarks(checkpointState);
+    this.marks = mergeMarks(states);
     this.metrics = deps.metrics ?? noopShardRouterMetrics;
   }
 
@@ -76,10 +87,14 @@ export class ShardRouter {
   async process(records: readonly InputRecord[]): Promise<string> {
     this.metrics.eventsIn(records.length);
     const events: RouterEvent[] = [];
+    const redriven = new Map<string, RouterEvent>();
     for (const r of records) {
-      const decoded = decodeEvent(r.data, this.deps.validate);
+      const decoded: DecodeResult = r.decodeError
+        ? { ok: false, reason: 'undecodable_record', message: r.decodeError.message }
+        : decodeEvent(r.data, this.deps.validate);
       if (decoded.ok) {
-        events.push(decoded.event);
+        if (r.partitionKey?.startsWith(REDRIVE_PARTITION_PREFIX)) redriven.set(decoded.event.id, decoded.event);
+        else events.push(decoded.event);
         continue;
       }
       const origin: DeadLetter['origin'] = { shardId: this.deps.shardId, sequenceNumber: r.sequenceNumber };
@@ -87,9 +102,11 @@ export class ShardRouter {
       await this.deps.deadLetters.put({ reason: decoded.reason, message: decoded.message, bytes: r.data, origin });
       this.metrics.deadLettered(decoded.reason);
     }
-    const { admitted, duplicates, reordered, marks } = admitBatch(this.marks, events);
+    const { admitted: inOrder, duplicates, reordered, marks } = admitBatch(this.marks, events);
     this.metrics.duplicatesDropped(duplicates);
     this.metrics.outOfOrderFixed(reordered);
+    for (const e of inOrder) redriven.delete(e.id);
+    const admitted = [...inOrder, ...redriven.values()];
 
     const membershipEvents = admitted.filter((e) => e.envelope.data.table === 'memberships');
     if (membershipEvents.length > 0) await this.deps.memberships.apply(membershipEvents);
