@@ -65,6 +65,8 @@ const scenario = fc.record({
   interleave: fc.array(fc.nat(), { minLength: 1, maxLength: 40 }),
   malformedAt: fc.array(fc.nat({ max: 60 }), { maxLength: 3 }),
   batchSizes: fc.array(fc.integer({ min: 1, max: 8 }), { minLength: 1, maxLength: 10 }),
+  // GetRecords after a restart cuts the stream differently: each read takes 1–3 reordered chunks.
+  chunksPerRead: fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 1, maxLength: 7 }),
   shuffleSeeds: fc.array(fc.nat(), { minLength: 1, maxLength: 10 }),
   // Crash points: [batch attempt number, where]
   crashes: fc.array(fc.tuple(fc.nat({ max: 30 }), fc.constantFrom('before-head', 'before-checkpoint', 'before-flush')), { maxLength: 4 }),
@@ -100,7 +102,7 @@ describe('ShardRouter under duplicates, replays, reordering and crashes', () => 
           cursors[pick]! += 1;
         }
         for (const at of s.malformedAt) merged.splice(Math.min(at, merged.length), 0, MALFORMED[at % MALFORMED.length]!);
-        // Fixed GetRecords batches, each possibly reordered.
+        // Chunks of the stream, each possibly reordered (reordering never crosses a read).
         const batches: InputRecord[][] = [];
         let offset = 0;
         for (let b = 0; offset < merged.length; b += 1) {
@@ -138,13 +140,15 @@ describe('ShardRouter under duplicates, replays, reordering and crashes', () => 
             checkpoint.state,
           );
           try {
-            for (let b = checkpoint.batch; b < batches.length; b += 1) {
+            for (let b = checkpoint.batch, read = crashes; b < batches.length; read += 1) {
+              const take = s.chunksPerRead[read % s.chunksPerRead.length] ?? 1;
               attempt += 1;
               crashWhere = s.crashes.find(([at]) => at === attempt)?.[1];
               store.beforeHeadWrite = crashWhere === 'before-head' ? () => { throw new Crash(); } : undefined;
-              const state = await router.process(batches[b]!);
+              const state = await router.process(batches.slice(b, b + take).flat());
               if (crashWhere === 'before-checkpoint') throw new Crash();
-              checkpoint = { batch: b + 1, state };
+              b += take;
+              checkpoint = { batch: b, state };
             }
           } catch (err) {
             if (!(err instanceof Crash)) throw err;
