@@ -1,0 +1,41 @@
+import { describe, expect, it } from '@jest/globals';
+import { superviseServices } from './supervisor.js';
+
+function service(name: string, script: string) {
+  return { name, command: process.execPath, args: ['-e', script], env: { PATH: process.env.PATH }, cwd: process.cwd() };
+}
+
+async function until(condition: () => boolean, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('superviseServices', () => {
+  it('prefixes output with the service name and restarts a service that crashed', async () => {
+    const lines: string[] = [];
+    const supervisor = superviseServices([service('flaky', "console.log('up'); process.exit(3)")], (l) => lines.push(l));
+    try {
+      await until(() => lines.filter((l) => l === '[flaky] up').length >= 2);
+      expect(lines).toContainEqual(expect.stringMatching(/^\[flaky\] exited \(3\); restarting in \d+\.\d s$/));
+    } finally {
+      await supervisor.stop();
+    }
+  });
+
+  it('stops running services with SIGTERM and does not restart them', async () => {
+    const lines: string[] = [];
+    const script = "process.on('SIGTERM', () => { console.log('bye'); process.exit(0); }); console.log('up'); setInterval(() => {}, 1000);";
+    const supervisor = superviseServices([service('steady', script)], (l) => lines.push(l));
+    await until(() => lines.includes('[steady] up'));
+    const [pid] = supervisor.pids();
+    await supervisor.stop();
+    expect(supervisor.pids()).toEqual([]);
+    expect(() => process.kill(pid!, 0)).toThrow();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(lines).toContain('[steady] bye');
+    expect(lines.some((l) => l.includes('restarting'))).toBe(false);
+  });
+});
