@@ -43,6 +43,15 @@ describe('test_decoding parser', () => {
       { lsn: '0/260', xid: '9', data: 'COMMIT 9' },
     ];
     const events = eventsFromSlotRows(rows, (end) => end - 0x30n);
+    const truncate = eventsFromSlotRows(
+      [
+        { lsn: '0/300', xid: '10', data: 'BEGIN 10' },
+        { lsn: '0/300', xid: '10', data: 'table public.workspaces, public.tasks, public.comments: TRUNCATE: cascade' },
+        { lsn: '0/340', xid: '10', data: 'COMMIT 10' },
+      ],
+      (end) => end,
+    );
+    expect(truncate).toMatchObject([{ table: 'tasks', op: 't', workspaceId: '*', key: {}, txIndex: 0 }]);
     const commitLsn = parseLsn('0/230');
     expect(events).toEqual([
       {

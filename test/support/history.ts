@@ -175,7 +175,9 @@ export function eventsFromSlotRows(rows: readonly RawSlotRow[], commitLsnOf: (co
     if (parsed.kind === 'begin') pending = { xid: parsed.xid, changes: [] };
     else if (parsed.kind === 'change') {
       if (!pending) throw new Error('test_decoding change outside a transaction');
-      if (parsed.change.tables.some((t) => tables.includes(t))) pending.changes.push(parsed.change);
+      const captured = parsed.change.tables.filter((t) => tables.includes(t));
+      // A TRUNCATE may name uncaptured tables too (CASCADE); pgoutput sends only the published ones.
+      if (captured.length > 0) pending.changes.push({ ...parsed.change, table: captured[0]!, tables: captured });
     } else if (parsed.kind === 'commit') {
       if (!pending || pending.xid !== parsed.xid) throw new Error(`test_decoding COMMIT ${parsed.xid} without its BEGIN`);
       const commitLsn = commitLsnOf(parseLsn(row.lsn));
