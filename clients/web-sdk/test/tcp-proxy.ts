@@ -7,11 +7,17 @@ export class TcpProxy {
   private readonly pairs = new Set<[Socket, Socket]>();
   port = 0;
   accepted = 0;
+  /** While true, new connections are dropped at once (the network is down). */
+  refusing = false;
 
   constructor(private readonly target: { host: string; port: number }) {}
 
   async start(): Promise<this> {
     this.server = createServer((inbound) => {
+      if (this.refusing) {
+        inbound.destroy();
+        return;
+      }
       this.accepted += 1;
       const outbound = createConnection(this.target);
       inbound.setNoDelay(true);
