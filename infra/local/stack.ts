@@ -15,7 +15,7 @@ import { createDynamoClient, createKinesisClient, type AwsConfig } from '../../l
 import type { StackInfo } from '../../lib/stack-info.js';
 import { startBroker, type Broker, type BrokerHooks } from './broker.js';
 import { DEV_PORTS, EPHEMERAL_PORTS, type StackPorts } from './ports.js';
-import { POSTGRES_USER, startPostgres, type RunningPostgres } from './postgres.js';
+import { POSTGRES_USER, startPostgres, type PostgresOptions, type RunningPostgres } from './postgres.js';
 import { freePort, listen } from './processes.js';
 import { TABLES, type TableSpec } from './tables.js';
 
@@ -64,9 +64,9 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
   };
 
   try {
-    const postgresPort = ports.postgres || (await freePort());
+    const postgresOptions = { pgdata: join(dataDir, 'postgres'), ephemeral, logFile: join(dataDir, 'postgres.log') };
     const [postgres, kinesis, dynamo, broker] = await Promise.all([
-      startPostgres({ pgdata: join(dataDir, 'postgres'), port: postgresPort, ephemeral, logFile: join(dataDir, 'postgres.log') }).then((p) => {
+      (ports.postgres ? startPostgres({ ...postgresOptions, port: ports.postgres }) : startPostgresOnFreePort(postgresOptions)).then((p) => {
         stops.push(() => p.stop());
         return p;
       }),
@@ -127,6 +127,20 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
   } catch (err) {
     await stopAll();
     throw err;
+  }
+}
+
+/**
+ * Postgres needs a concrete port, and a port found free can be taken by someone else (another
+ * jest run's stack) before postgres binds it: then try another.
+ */
+async function startPostgresOnFreePort(options: Omit<PostgresOptions, 'port'>, attempts = 3): Promise<RunningPostgres> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startPostgres({ ...options, port: await freePort() });
+    } catch (err) {
+      if (attempt >= attempts || !/Address already in use/.test((err as Error).message)) throw err;
+    }
   }
 }
 
