@@ -73,6 +73,21 @@ function validatorSchema(kind: EventKind, dataSchemaId: string): Record<string, 
   };
 }
 
+const HEX = new Uint8Array(128);
+for (const c of '0123456789abcdefABCDEF') HEX[c.charCodeAt(0)] = 1;
+
+/** RFC 4122 text form, any version (a typical event holds eight of them: a regex costs 15% of validation). */
+function isUuid(s: string): boolean {
+  if (s.length !== 36) return false;
+  for (let i = 0; i < 36; i += 1) {
+    const c = s.charCodeAt(i);
+    if (i === 8 || i === 13 || i === 18 || i === 23) {
+      if (c !== 45) return false;
+    } else if (c >= 128 || HEX[c] !== 1) return false;
+  }
+  return true;
+}
+
 function fieldPath(instancePath: string): string {
   return instancePath === '' ? '' : instancePath.slice(1).replaceAll('/', '.');
 }
@@ -177,7 +192,10 @@ export interface EventValidatorOptions {
 /** Compiles every validator now; the returned function does no compiling. */
 export function createEventValidator(options: EventValidatorOptions = {}): EventValidator {
   const ajv = new Ajv2020({ strictTypes: false, allErrors: false });
-  addFormats(ajv, ['uuid', 'date-time', 'date']);
+  // 'fast' formats check the shape of dates and times by regex, not calendar validity (Feb 30):
+  // the values come from typed Postgres columns, and it roughly doubles throughput.
+  addFormats(ajv, { mode: 'fast', formats: ['date-time', 'date'] });
+  ajv.addFormat('uuid', { type: 'string', validate: isUuid });
   ajv.addKeyword({ keyword: 'x-version', schemaType: 'number' });
   for (const doc of Object.values(schemaDocuments)) ajv.addSchema(doc);
 
@@ -185,6 +203,8 @@ export function createEventValidator(options: EventValidatorOptions = {}): Event
   // One compiled validator per data schema (the four verbs of an entity share theirs).
   const bySchema = new Map<string, ValidateFunction>();
   const validators = new Map<string, ValidateFunction>();
+  /** Event type → the dataschema id it names when written against the current version. */
+  const currentIds = new Map<string, string>();
   for (const [type, kind] of EVENT_KINDS) {
     const version = latest.get(kind.schema);
     if (version === undefined) throw new Error(`no schema "${kind.schema}" for event type ${type}`);
@@ -194,6 +214,7 @@ export function createEventValidator(options: EventValidatorOptions = {}): Event
       bySchema.set(kind.schema, validate);
     }
     validators.set(type, validate);
+    currentIds.set(type, schemaId({ name: kind.schema, version }));
   }
   const upcasters = new Map<string, Upcaster>();
   for (const u of options.upcasters ?? UPCASTERS) upcasters.set(`${u.schema}/v${u.fromVersion}`, u);
@@ -220,7 +241,9 @@ export function createEventValidator(options: EventValidatorOptions = {}): Event
     if (!kind || !validate) return { ok: false, reason: 'unknown_type', message: `unknown event type "${type}"` };
 
     let upcastFrom: number | undefined;
-    const ref = typeof event.dataschema === 'string' ? parseSchemaId(event.dataschema) : undefined;
+    const dataschema = event.dataschema;
+    // Nearly every event names a current schema: skip parsing it then.
+    const ref = typeof dataschema === 'string' && dataschema !== currentIds.get(type) ? parseSchemaId(dataschema) : undefined;
     if (ref) {
       if (ref.name !== kind.schema) {
         return { ok: false, reason: 'unknown_schema', message: `dataschema names "${ref.name}" but type ${type} needs "${kind.schema}"` };
