@@ -180,6 +180,7 @@ export interface WorkloadOptions extends WorkloadTenantsOptions {
 
 export interface CommittedTransaction {
   connection: number;
+  /** 32-bit transaction id as the WAL shows it (test_decoding, pgoutput Begin), not the xid8. */
   xid: string;
   workspaceId: string;
   projectId: string;
@@ -268,7 +269,7 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadSta
 
       const project = rng.pick(mine);
       const planned = planTransaction(rng, project, options.plan);
-      const sql = ['BEGIN', ...planned.flatMap((c) => changeSql(project, c)), 'SELECT pg_current_xact_id()::text AS xid', 'COMMIT'].join(';\n');
+      const sql = ['BEGIN', ...planned.flatMap((c) => changeSql(project, c)), 'SELECT pg_current_xact_id()::xid::text AS xid', 'COMMIT'].join(';\n');
       const sent = performance.now();
       let results: pg.QueryResult[];
       try {

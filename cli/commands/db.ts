@@ -97,6 +97,9 @@ async function runWorkloadCommand(argv: string[]): Promise<number> {
       console.log(`${stats.committedTransactions} transactions (${stats.rowChanges} row changes) in ${(stats.elapsedMs / 1000).toFixed(1)} s = ${stats.achievedTxPerSec} tx/s`);
       console.log(`commit latency ms: p50 ${l.p50}  p95 ${l.p95}  p99 ${l.p99}  max ${l.max}`);
       for (const [table, ops] of Object.entries(stats.changesByTable)) console.log(`  ${table.padEnd(12)} +${ops.insert} ~${ops.update} -${ops.delete}`);
+      if (Number.isFinite(ratePerSec) && stats.achievedTxPerSec < 0.9 * ratePerSec) {
+        console.log(`warning: ${stats.achievedTxPerSec} tx/s is below the requested ${ratePerSec}: the database (commit latency) limits it; try more --concurrency`);
+      }
     }
     return 0;
   } finally {
