@@ -201,6 +201,45 @@ describe('client against a real broker', () => {
   });
 });
 
+describe('client against a broker that checks the token', () => {
+  it('fetches a fresh token when the broker rejects the CONNECT, and reports a static one', async () => {
+    const accepted: string[] = [];
+    const strict = await startBroker({
+      tcpPort: 0,
+      wsPort: 0,
+      hooks: {
+        authenticate: (_client, _username, password, done) => {
+          const token = password?.toString() ?? '';
+          if (token.startsWith('good')) {
+            accepted.push(token);
+            done(null, true);
+          } else {
+            done(Object.assign(new Error('bad token'), { returnCode: 4 as const }), false);
+          }
+        },
+      },
+    });
+    try {
+      const issued = ['stale', 'good-1'];
+      const r = new Recorder();
+      client({ url: strict.wsUrl, token: undefined, getToken: () => issued.shift() ?? 'good-n' }).subscribeProject(ws, randomUUID(), r.handlers());
+      await waitFor(() => r.status === 'live', 'live with a fresh token');
+      expect(accepted[0]).toBe('good-1');
+
+      const errors: RealtimeError[] = [];
+      client({ url: strict.wsUrl, token: 'bad', onError: (e) => errors.push(e) });
+      const r2 = new Recorder();
+      clients[clients.length - 1]!.subscribeProject(ws, randomUUID(), r2.handlers());
+      await waitFor(() => errors.length > 0, 'an error');
+      expect(errors[0]!.code).toBe('unauthorized');
+      expect(r2.status).not.toBe('live');
+    } finally {
+      for (const c of clients.splice(0)) c.close();
+      await strict.stop();
+    }
+  });
+});
+
 describe('IoT Core URL', () => {
   it('carries the authorizer name and the token in the query string', () => {
     const url = connectUrl('wss://abc-ats.iot.eu-west-1.amazonaws.com/mqtt', { authorizerName: 'taskflow-jwt' }, 'a.b.c');
