@@ -102,9 +102,10 @@ describe('runWorkload', () => {
 
   it('holds the requested rate for the requested duration', async () => {
     const url = await createTestDatabase('workload_rate');
-    const stats = await runWorkload({ databaseUrl: url, ratePerSec: 100, durationMs: 2000, ...tenants, concurrency: 2 });
-    expect(stats.committedTransactions).toBeGreaterThanOrEqual(170);
-    expect(stats.committedTransactions).toBeLessThanOrEqual(201);
+    // 50 tx/s over 4 connections leaves each 80 ms per transaction: enough on a busy CI machine.
+    const stats = await runWorkload({ databaseUrl: url, ratePerSec: 50, durationMs: 2000, ...tenants, concurrency: 4 });
+    expect(stats.committedTransactions).toBeGreaterThanOrEqual(85);
+    expect(stats.committedTransactions).toBeLessThanOrEqual(101);
     expect(stats.elapsedMs).toBeGreaterThanOrEqual(1900);
     expect(stats.commitLatencyMs.p50).toBeGreaterThan(0);
     expect(stats.commitLatencyMs.p99).toBeGreaterThanOrEqual(stats.commitLatencyMs.p95);
