@@ -23,25 +23,31 @@ import type { Command } from '../main.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
+type Endpoint = keyof typeof DEV_HTTP_PORTS;
+
 interface ServiceDef {
   /** Runs as `taskflow <name>`. */
   name: string;
-  /** HTTP endpoints it serves: endpoint name (a key of DEV_HTTP_PORTS) -> the service gets <ENDPOINT>_PORT. */
-  serves?: Array<keyof typeof DEV_HTTP_PORTS>;
+  /** HTTP endpoints it serves: endpoint -> the env var that tells the service its port. */
+  serves?: Partial<Record<Endpoint, string>>;
   /** Endpoints it cannot run without: it starts only when some available service serves them. */
-  needs?: Array<keyof typeof DEV_HTTP_PORTS>;
+  needs?: Endpoint[];
 }
 
 /**
  * The services `taskflow dev` runs, in start order. A service starts only once its command
  * exists (cli/commands/<name>.ts), so this list can name services before they are written.
- * Every service also gets <ENDPOINT>_URL of every endpoint served (e.g. REPLAY_URL).
+ * Every service also gets <ENDPOINT>_URL of every endpoint served (e.g. REPLAY_URL), and each
+ * endpoint is listed in StackInfo.http.
  */
 const SERVICES: readonly ServiceDef[] = [
-  { name: 'capture' },
-  { name: 'router', serves: ['replay'] },
-  { name: 'board', serves: ['board'], needs: ['replay'] },
+  { name: 'capture', serves: { 'capture-metrics': 'METRICS_PORT' } },
+  { name: 'router', serves: { replay: 'REPLAY_PORT', 'router-metrics': 'METRICS_PORT' } },
+  { name: 'board', serves: { board: 'BOARD_PORT' }, needs: ['replay'] },
 ];
+
+const servedBy = (s: ServiceDef): Endpoint[] => Object.keys(s.serves ?? {}) as Endpoint[];
+const urlEnvVar = (endpoint: string): string => `${endpoint.toUpperCase().replace(/[^A-Z0-9]/g, '_')}_URL`;
 
 /**
  * Per-checkout data directory outside the checkout: Postgres runs as the `postgres` OS user when
@@ -53,7 +59,7 @@ export function defaultDataDir(root = ROOT): string {
 
 function availableServices(): ServiceDef[] {
   const written = SERVICES.filter((s) => existsSync(join(ROOT, 'cli', 'commands', `${s.name}.ts`)));
-  const served = new Set(written.flatMap((s) => s.serves ?? []));
+  const served = new Set(written.flatMap(servedBy));
   return written.filter((s) => {
     const missing = (s.needs ?? []).filter((endpoint) => !served.has(endpoint));
     if (missing.length) console.log(`taskflow dev: not starting ${s.name}: no service serves ${missing.join(', ')} yet`);
@@ -61,12 +67,10 @@ function availableServices(): ServiceDef[] {
   });
 }
 
-/** Endpoint name -> port for the endpoints the available services serve. */
-async function httpPorts(services: readonly ServiceDef[], free: boolean): Promise<Record<string, number>> {
-  const ports: Record<string, number> = {};
-  for (const endpoint of services.flatMap((s) => s.serves ?? [])) {
-    ports[endpoint] = free ? await freePort() : DEV_HTTP_PORTS[endpoint];
-  }
+/** Endpoint -> port for the endpoints the available services serve. */
+async function httpPorts(services: readonly ServiceDef[], free: boolean): Promise<Partial<Record<Endpoint, number>>> {
+  const ports: Partial<Record<Endpoint, number>> = {};
+  for (const endpoint of services.flatMap(servedBy)) ports[endpoint] = free ? await freePort() : DEV_HTTP_PORTS[endpoint];
   return ports;
 }
 
@@ -103,7 +107,7 @@ async function runDev(argv: string[]): Promise<number> {
     const available = availableServices();
     const ports = await httpPorts(available, values['free-ports']);
     for (const [endpoint, port] of Object.entries(ports)) info.http[endpoint] = `http://127.0.0.1:${port}`;
-    const urls = Object.fromEntries(Object.entries(info.http).map(([endpoint, url]) => [`${endpoint.toUpperCase()}_URL`, url]));
+    const urls = Object.fromEntries(Object.entries(info.http).map(([endpoint, url]) => [urlEnvVar(endpoint), url]));
     const specs: ServiceSpec[] = available.map((s) => ({
       name: s.name,
       command: process.execPath,
@@ -112,7 +116,7 @@ async function runDev(argv: string[]): Promise<number> {
         ...process.env,
         ...stackEnv(info),
         ...urls,
-        ...Object.fromEntries((s.serves ?? []).map((endpoint) => [`${endpoint.toUpperCase()}_PORT`, String(ports[endpoint])])),
+        ...Object.fromEntries(Object.entries(s.serves ?? {}).map(([endpoint, envVar]) => [envVar, String(ports[endpoint as Endpoint])])),
       },
       cwd: ROOT,
     }));

@@ -22,10 +22,12 @@ export const DEV_PORTS: StackPorts = {
 export const EPHEMERAL_PORTS: StackPorts = { postgres: 0, kinesis: 0, dynamodb: 0, mqttTcp: 0, mqttWs: 0 };
 
 /**
- * HTTP ports `taskflow dev` gives the services it runs (env <NAME>_PORT, e.g. REPLAY_PORT), listed
- * in StackInfo.http and passed to every service as <NAME>_URL (e.g. REPLAY_URL for the board).
+ * HTTP endpoints of the services `taskflow dev` runs (cli/commands/dev.ts says which service
+ * serves which), listed in StackInfo.http and passed to every service as <ENDPOINT>_URL.
  */
 export const DEV_HTTP_PORTS = {
   board: 18088,
   replay: 18089,
+  'capture-metrics': 18090,
+  'router-metrics': 18091,
 } as const;
