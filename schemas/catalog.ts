@@ -2,9 +2,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { TaskflowError } from '../lib/errors.js';
-import { parseSchemaId, schemaId } from './schema-id.js';
-
-export type JsonSchema = boolean | { [keyword: string]: unknown };
+import { schemaId } from './schema-id.js';
 
 export interface SchemaFile {
   name: string;
@@ -52,5 +50,3 @@ export function loadSchemaDir(dir: string): SchemaFile[] {
   }
   return files.sort((a, b) => a.name.localeCompare(b.name) || a.version - b.version);
 }
-
-export { parseSchemaId };

@@ -85,6 +85,6 @@ export const command: Command = {
     if (sub === 'gen-types') return genTypes(rest);
     if (sub === 'check') return check(rest);
     console.error(usage);
-    return sub === undefined || sub === '--help' ? 0 : 2;
+    return sub === '--help' || sub === 'help' ? 0 : 2;
   },
 };
