@@ -60,7 +60,7 @@ export interface Consumer {
    * without any write, as a crash would (others take over after the failover time).
    */
   stop(mode?: StopMode): Promise<void>;
-  /** Shard ids this worker is reading now. */
+  /** Shard ids whose leases this worker holds now. */
   heldShards(): string[];
 }
 
@@ -150,10 +150,12 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       if (takeovers) metrics.leaseTakeovers(takeovers);
       for (const lease of acquired) {
         logger.info({ shardId: lease.leaseKey, previousOwnerSwitches: lease.ownerSwitchesSinceCheckpoint }, 'lease taken');
-        // A worker for this shard that is still winding down (lost, then retaken) finishes first.
+        // A worker for this shard still winding down (lost, then retaken) finishes first; the
+        // lease loop does not wait for it, renewals must go on.
         const previous = workers.get(lease.leaseKey);
-        if (previous) await previous.done;
-        if (running && coordinator.holds(lease.leaseKey)) startWorker(lease.leaseKey);
+        void (previous?.done ?? Promise.resolve()).then(() => {
+          if (running && coordinator.holds(lease.leaseKey) && !workers.has(lease.leaseKey)) startWorker(lease.leaseKey);
+        });
       }
       metrics.leasesHeld(coordinator.heldKeys().length);
     } catch (err) {
@@ -203,7 +205,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     },
 
     heldShards() {
-      return [...workers.keys()].filter((k) => coordinator.holds(k));
+      return coordinator.heldKeys();
     },
   };
 }

@@ -177,7 +177,7 @@ describe('lease coordinator under any schedule', () => {
         const counts = live.map((w) => w.coordinator.heldKeys().length);
         expect(Math.max(...counts) - Math.min(...counts)).toBeLessThanOrEqual(1);
       }),
-      { numRuns: 100 },
+      { numRuns: 60 },
     );
   }, 60_000);
 });
