@@ -114,6 +114,31 @@ describe('validateEvent', () => {
     }
   });
 
+  it('never throws, whatever part of an event is replaced by whatever JSON', () => {
+    const paths = fc.constantFrom(
+      [], ['data'], ['data', 'after'], ['data', 'before'], ['data', 'key'], ['data', 'source'], ['data', 'source', 'lsn'], ['data', 'changed'],
+      ['data', 'omitted'], ['data', 'tables'], ['workspaceid'], ['projectid'], ['dataschema'], ['type'], ['id'], ['data', 'after', 'description'],
+    );
+    fc.assert(
+      fc.property(arbitraryEvent(), paths, fc.jsonValue(), (event, path, value) => {
+        const broken = structuredClone(event) as Loose;
+        let node: Loose = broken;
+        for (const key of path.slice(0, -1)) node = (node[key] ?? {}) as Loose;
+        if (path.length === 0) {
+          const r = validateEvent(value);
+          expect(r.ok || r.message.length > 0).toBe(true);
+          return;
+        }
+        node[path[path.length - 1]!] = value;
+        const r = validateEvent(broken);
+        if (!r.ok) expect(r.message.length).toBeGreaterThan(0);
+      }),
+      { numRuns: 500 },
+    );
+    const inherited = mutate(sampleEvent('task.updated'), (e) => e.data.changed.push('constructor'));
+    expect(rejection(inherited).message).toMatch(/data\.changed lists "constructor"/);
+  });
+
   it('rejects a dataschema of another schema or a newer version', () => {
     expect(rejection(mutate(sampleEvent('task.created'), (e) => (e.dataschema = 'taskflow://schemas/comment/v1')))).toEqual({
       ok: false, reason: 'unknown_schema', message: 'dataschema names "comment" but type taskflow.task.created needs "task"',
@@ -157,6 +182,14 @@ describe('upcasting', () => {
     expect(r).toEqual({ ok: true, event: current, upcastFrom: 0 });
     // Without the upcaster the same event is refused, not misread.
     expect(validateEvent(old)).toMatchObject({ ok: false, reason: 'unknown_schema' });
+  });
+
+  it('turns a failing upcaster into a rejection', () => {
+    const throwing = { ...v0ToV1, upcast: (): EventObject => { throw new Error('no state column'); } };
+    const old = { ...sampleEvent('task.created'), dataschema: 'taskflow://schemas/task/v0' };
+    expect(createEventValidator({ upcasters: [throwing] })(old)).toEqual({
+      ok: false, reason: 'unknown_schema', message: 'upcaster from task v0 to v1 failed: no state column',
+    });
   });
 
   it('validates the upcast result against the current schema', () => {

@@ -167,9 +167,9 @@ function checkEntity(event: EventObject, kind: Extract<EventKind, { kind: 'entit
   }
   if (data.op === 'u' && data.after) {
     const after = data.after;
-    const missing = (data.changed ?? []).find((c) => !(c in after));
+    const missing = (data.changed ?? []).find((c) => !Object.hasOwn(after, c));
     if (missing !== undefined) return inconsistent(`data.changed lists "${missing}" but data.after does not carry it`);
-    const present = (data.omitted ?? []).find((c) => c in after);
+    const present = (data.omitted ?? []).find((c) => Object.hasOwn(after, c));
     if (present !== undefined) return inconsistent(`data.omitted lists "${present}" but data.after carries it`);
   }
   const subject = `${data.table}/${data.key.id}`;
@@ -224,7 +224,12 @@ export function createEventValidator(options: EventValidatorOptions = {}): Event
     for (let v = from; v < to; v += 1) {
       const step = upcasters.get(`${name}/v${v}`);
       if (!step) return `no upcaster from ${name} v${v} to v${v + 1}`;
-      current = { ...step.upcast(current), dataschema: schemaId({ name, version: v + 1 }) };
+      try {
+        current = { ...step.upcast(current), dataschema: schemaId({ name, version: v + 1 }) };
+      } catch (err) {
+        // An old event the upcaster cannot read is a bad event, not a reason to stop the reader.
+        return `upcaster from ${name} v${v} to v${v + 1} failed: ${(err as Error).message}`;
+      }
     }
     return current;
   }
