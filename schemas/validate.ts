@@ -35,8 +35,7 @@ export type EventValidator = (input: unknown) => ValidationResult;
 // `default` property is the plugin.
 const addFormats = addFormatsModule.default;
 
-const ENVELOPE = schemaId({ name: 'envelope', version: 1 });
-/** Entity row images whose key/routing columns are required. */
+/** Where a `required` failure means a missing key: the key itself and the row images (which require only key and routing columns). */
 const KEY_PATHS = new Set(['/data/key', '/data/before', '/data/after']);
 const ROUTING_ATTRIBUTES = new Set(['workspaceid', 'projectid']);
 
@@ -50,18 +49,18 @@ function latestVersions(documents: Readonly<Record<string, unknown>>): Map<strin
 }
 
 /** The one schema an event of this kind must satisfy: the envelope plus its data schema. */
-function validatorSchema(kind: EventKind, dataSchemaId: string): Record<string, unknown> {
+function validatorSchema(kind: EventKind, envelopeId: string, dataSchemaId: string): Record<string, unknown> {
   if (kind.kind !== 'entity') {
-    return { allOf: [{ $ref: ENVELOPE }], properties: { data: { $ref: dataSchemaId } } };
+    return { allOf: [{ $ref: envelopeId }], properties: { data: { $ref: dataSchemaId } } };
   }
   const entity = ENTITIES[kind.entity];
   const rowImage = { if: { type: 'object' }, then: { $ref: dataSchemaId } };
   return {
-    allOf: [{ $ref: ENVELOPE }],
+    allOf: [{ $ref: envelopeId }],
     ...(entity.hasProject ? { required: ['projectid'] } : {}),
     properties: {
       data: {
-        allOf: [{ $ref: `${ENVELOPE}#/$defs/changeData` }],
+        allOf: [{ $ref: `${envelopeId}#/$defs/changeData` }],
         properties: {
           table: { const: entity.table },
           key: { required: ['id'], properties: { id: { type: 'string', format: 'uuid' } } },
@@ -103,7 +102,7 @@ function schemaRejection(errors: ErrorObject[]): ValidationResult {
   const path = fieldPath(first.instancePath);
   if (first.keyword === 'required') {
     const missing = (first.params as { missingProperty: string }).missingProperty;
-    const isKey = first.instancePath === '' ? ROUTING_ATTRIBUTES.has(missing) : KEY_PATHS.has(first.instancePath) || missing === 'key';
+    const isKey = first.instancePath === '' ? ROUTING_ATTRIBUTES.has(missing) : KEY_PATHS.has(first.instancePath) || (first.instancePath === '/data' && missing === 'key');
     return { ok: false, reason: isKey ? 'missing_keys' : 'schema_violation', message: `${join(path, missing)} is required` };
   }
   if (first.keyword === 'additionalProperties') {
@@ -200,6 +199,7 @@ export function createEventValidator(options: EventValidatorOptions = {}): Event
   for (const doc of Object.values(schemaDocuments)) ajv.addSchema(doc);
 
   const latest = latestVersions(schemaDocuments);
+  const envelopeId = schemaId({ name: 'envelope', version: latest.get('envelope') ?? 1 });
   // One compiled validator per data schema (the four verbs of an entity share theirs).
   const bySchema = new Map<string, ValidateFunction>();
   const validators = new Map<string, ValidateFunction>();
@@ -210,7 +210,7 @@ export function createEventValidator(options: EventValidatorOptions = {}): Event
     if (version === undefined) throw new Error(`no schema "${kind.schema}" for event type ${type}`);
     let validate = bySchema.get(kind.schema);
     if (!validate) {
-      validate = ajv.compile(validatorSchema(kind, schemaId({ name: kind.schema, version })));
+      validate = ajv.compile(validatorSchema(kind, envelopeId, schemaId({ name: kind.schema, version })));
       bySchema.set(kind.schema, validate);
     }
     validators.set(type, validate);
