@@ -5,6 +5,7 @@
 //
 //   taskflow dev [--data-dir DIR] [--state-file PATH] [--free-ports] [--reset] [--shards N]
 //   taskflow dev token --user USER_ID [--ttl SECONDS]    a dev JWT for the local broker and replay API
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createHash } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -12,13 +13,18 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { migrate } from '../../db/migrate.js';
 import { seedDemo } from '../../db/seed.js';
-import { stackEnv } from '../../lib/stack-info.js';
+import { createBrokerAuth, type BrokerAuth } from '../../infra/local/broker-auth.js';
 import { untilStopRequested, writeStateFile } from '../../infra/local/lifecycle.js';
 import { DEV_HTTP_PORTS, EPHEMERAL_PORTS } from '../../infra/local/ports.js';
 import { freePort } from '../../infra/local/processes.js';
-import { printDevToken } from '../../lib/jwt.js';
 import { describeStack, startStack } from '../../infra/local/stack.js';
 import { superviseServices, type ServiceSpec } from '../../infra/local/supervisor.js';
+import { createDynamoClient } from '../../lib/aws.js';
+import { createVerifier, DEV_SECRET_FILE, loadJwtConfig, printDevToken, signDevToken } from '../../lib/jwt.js';
+import { stackEnv } from '../../lib/stack-info.js';
+// The launcher knows the services (never the other way round): the broker's membership policy
+// reads the projection the router maintains.
+import { DynamoMembershipProjection } from '../../router/memberships.js';
 import type { Command } from '../main.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -32,6 +38,8 @@ interface ServiceDef {
   serves?: Partial<Record<Endpoint, string>>;
   /** Endpoints it cannot run without: it starts only when some available service serves them. */
   needs?: Endpoint[];
+  /** Extra environment, e.g. its service credential for the broker. */
+  env?: (ctx: { serviceToken(userId: string): Promise<string> }) => Promise<Record<string, string>>;
 }
 
 /**
@@ -42,9 +50,17 @@ interface ServiceDef {
  */
 const SERVICES: readonly ServiceDef[] = [
   { name: 'capture', serves: { 'capture-metrics': 'METRICS_PORT' } },
-  { name: 'router', serves: { replay: 'REPLAY_PORT', 'router-metrics': 'METRICS_PORT' } },
+  {
+    name: 'router',
+    serves: { replay: 'REPLAY_PORT', 'router-metrics': 'METRICS_PORT' },
+    // The broker lets only the router's service identity publish (infra/local/broker-auth.ts).
+    env: async (ctx) => ({ ROUTER_MQTT_PASSWORD: await ctx.serviceToken(ROUTER_SERVICE_USER) }),
+  },
   { name: 'board', serves: { board: 'BOARD_PORT' }, needs: ['replay'] },
 ];
+
+const ROUTER_SERVICE_USER = 'service:router';
+const SERVICE_TOKEN_TTL_SECONDS = 7 * 24 * 3600;
 
 const servedBy = (s: ServiceDef): Endpoint[] => Object.keys(s.serves ?? {}) as Endpoint[];
 const urlEnvVar = (endpoint: string): string => `${endpoint.toUpperCase().replace(/[^A-Z0-9]/g, '_')}_URL`;
@@ -93,7 +109,22 @@ async function runDev(argv: string[]): Promise<number> {
     rmSync(dataDir, { recursive: true, force: true });
   }
 
+  // Browsers and services authenticate to the broker with TaskFlow JWTs, as with IoT Core's custom
+  // authorizer; subscriptions follow the membership projection the router maintains.
+  const jwt = loadJwtConfig(process.env);
+  let brokerAuth: BrokerAuth | undefined;
+  let membershipsClient: DynamoDBClient | undefined;
   const stack = await startStack({
+    brokerHooks: (dynamodb) => {
+      membershipsClient = createDynamoClient({ region: dynamodb.region, dynamodbEndpoint: dynamodb.endpoint });
+      const projection = new DynamoMembershipProjection(membershipsClient, dynamodb.tables.memberships);
+      brokerAuth = createBrokerAuth({
+        verify: createVerifier(jwt),
+        memberships: (userId) => projection.memberships(userId),
+        serviceUserIds: [ROUTER_SERVICE_USER],
+      });
+      return brokerAuth.hooks;
+    },
     ephemeral: false,
     dataDir,
     ...(values['free-ports'] ? { ports: EPHEMERAL_PORTS } : {}),
@@ -108,18 +139,27 @@ async function runDev(argv: string[]): Promise<number> {
     const ports = await httpPorts(available, values['free-ports']);
     for (const [endpoint, port] of Object.entries(ports)) info.http[endpoint] = `http://127.0.0.1:${port}`;
     const urls = Object.fromEntries(Object.entries(info.http).map(([endpoint, url]) => [urlEnvVar(endpoint), url]));
-    const specs: ServiceSpec[] = available.map((s) => ({
-      name: s.name,
-      command: process.execPath,
-      args: [join(ROOT, 'bin', 'taskflow.js'), s.name],
-      env: {
-        ...process.env,
-        ...stackEnv(info),
-        ...urls,
-        ...Object.fromEntries(Object.entries(s.serves ?? {}).map(([endpoint, envVar]) => [envVar, String(ports[endpoint as Endpoint])])),
+    const ctx = {
+      serviceToken: async (userId: string): Promise<string> => {
+        if (jwt.kind !== 'hs256') throw new Error('taskflow dev signs service tokens with the local HS256 secret: unset JWT_JWKS_URL');
+        return signDevToken(jwt.secret, userId, { ttlSeconds: SERVICE_TOKEN_TTL_SECONDS, issuer: jwt.issuer, audience: jwt.audience });
       },
-      cwd: ROOT,
-    }));
+    };
+    const specs: ServiceSpec[] = await Promise.all(
+      available.map(async (s) => ({
+        name: s.name,
+        command: process.execPath,
+        args: [join(ROOT, 'bin', 'taskflow.js'), s.name],
+        env: {
+          ...process.env,
+          ...stackEnv(info),
+          ...urls,
+          ...Object.fromEntries(Object.entries(s.serves ?? {}).map(([endpoint, envVar]) => [envVar, String(ports[endpoint as Endpoint])])),
+          ...(await s.env?.(ctx)),
+        },
+        cwd: ROOT,
+      })),
+    );
     services = superviseServices(specs);
     writeStateFile(stateFile, info);
 
@@ -136,6 +176,8 @@ async function runDev(argv: string[]): Promise<number> {
     rmSync(stateFile, { force: true });
     await services?.stop();
     await stack.stop();
+    brokerAuth?.stop();
+    membershipsClient?.destroy();
   }
   console.log('taskflow dev stopped');
   return 0;
@@ -148,6 +190,8 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 export const command: Command = {
   summary: 'run the whole pipeline on the embedded local stack (npm start); `dev token --user U` prints a dev JWT',
   async run(argv) {
+    // One dev JWT secret per checkout, whatever directory dev was started from (services run in ROOT).
+    process.env.JWT_SECRET_FILE ??= join(ROOT, DEV_SECRET_FILE);
     if (argv[0] === 'token') return printDevToken(argv.slice(1));
     return runDev(argv);
   },

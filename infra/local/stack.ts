@@ -32,8 +32,8 @@ export interface StackOptions {
   ephemeral: boolean;
   ports?: Partial<StackPorts>;
   shardCount?: number;
-  /** MQTT authorization (allow-all when absent). */
-  brokerHooks?: BrokerHooks;
+  /** MQTT authorization (allow-all when absent); as a function it is given the DynamoDB stand-in. */
+  brokerHooks?: BrokerHooks | ((dynamodb: StackInfo['dynamodb']) => BrokerHooks);
 }
 
 export interface RunningStack {
@@ -65,7 +65,21 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
 
   try {
     const postgresOptions = { pgdata: join(dataDir, 'postgres'), ephemeral, logFile: join(dataDir, 'postgres.log') };
-    const [postgres, kinesis, dynamo, broker] = await Promise.all([
+    const tables = Object.fromEntries(TABLES.map((t) => [t.key, t.table.TableName]));
+    const startDynamoThenBroker = async (): Promise<[string, Broker]> => {
+      const endpoint = await startHttpEngine(
+        'dynalite',
+        dynalite({ ...(ephemeral ? {} : { path: join(dataDir, 'dynamodb') }), createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 }),
+        ports.dynamodb,
+        stops,
+      );
+      // Authorization hooks may read DynamoDB (the membership projection): they get its address.
+      const hooks = typeof options.brokerHooks === 'function' ? options.brokerHooks({ endpoint, region: REGION, tables }) : options.brokerHooks;
+      const b = await startBroker({ tcpPort: ports.mqttTcp, wsPort: ports.mqttWs, ...(hooks ? { hooks } : {}) });
+      stops.push(() => b.stop());
+      return [endpoint, b];
+    };
+    const [postgres, kinesis, [dynamo, broker]] = await Promise.all([
       (ports.postgres ? startPostgres({ ...postgresOptions, port: ports.postgres }) : startPostgresOnFreePort(postgresOptions)).then((p) => {
         stops.push(() => p.stop());
         return p;
@@ -76,16 +90,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
         ports.kinesis,
         stops,
       ),
-      startHttpEngine(
-        'dynalite',
-        dynalite({ ...(ephemeral ? {} : { path: join(dataDir, 'dynamodb') }), createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 }),
-        ports.dynamodb,
-        stops,
-      ),
-      startBroker({ tcpPort: ports.mqttTcp, wsPort: ports.mqttWs, ...(options.brokerHooks ? { hooks: options.brokerHooks } : {}) }).then((b) => {
-        stops.push(() => b.stop());
-        return b;
-      }),
+      startDynamoThenBroker(),
     ]);
 
     const aws: AwsConfig = { region: REGION, kinesisEndpoint: kinesis, dynamodbEndpoint: dynamo };
@@ -114,7 +119,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
         dataDir: join(dataDir, 'postgres'),
       },
       kinesis: { endpoint: kinesis, region: REGION, streamName: CHANGE_STREAM_NAME, shardCount: streamShards },
-      dynamodb: { endpoint: dynamo, region: REGION, tables: Object.fromEntries(TABLES.map((t) => [t.key, t.table.TableName])) },
+      dynamodb: { endpoint: dynamo, region: REGION, tables },
       mqtt: { tcpUrl: broker.tcpUrl, wsUrl: broker.wsUrl },
       iot: { dataEndpoint: broker.publishUrl },
       s3: { dir: s3Dir },
