@@ -16,7 +16,7 @@ function scriptedClient(answers: ((input: Record<string, unknown>) => unknown)[]
   const calls: Call[] = [];
   const client = {
     send: async (command: GetRecordsCommand | GetShardIteratorCommand) => {
-      const input = command.input as Record<string, unknown>;
+      const input = command.input as unknown as Record<string, unknown>;
       calls.push({ command: command.constructor.name, input });
       const answer = answers.shift();
       if (!answer) throw new Error('unexpected call');
