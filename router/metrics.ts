@@ -1,0 +1,53 @@
+// The router's Prometheus metrics, declared once. The consumer library adds its own (iterator
+// age, leases) to the same registry.
+import { Counter, Histogram, type Registry } from 'prom-client';
+import type { DeadLetter, ShardRouterMetrics } from './shard-router.js';
+
+export const ROUTER_METRICS = {
+  eventsIn: 'taskflow_router_events_in_total',
+  duplicatesDropped: 'taskflow_router_duplicates_dropped_total',
+  outOfOrderFixed: 'taskflow_router_out_of_order_fixed_total',
+  deadLettered: 'taskflow_router_dlq_total',
+  changesPublished: 'taskflow_router_changes_published_total',
+  messagesPublished: 'taskflow_router_messages_published_total',
+  changesUnsubscribed: 'taskflow_router_changes_without_subscriber_total',
+  publishLatency: 'taskflow_router_publish_latency_seconds',
+  commitToPublish: 'taskflow_router_commit_to_publish_seconds',
+} as const;
+
+export interface PublishMetrics {
+  published(messages: number, changes: number, publishSeconds: number, commitToPublishSeconds: readonly number[]): void;
+  withoutSubscriber(changes: number): void;
+}
+
+export const noopPublishMetrics: PublishMetrics = { published() {}, withoutSubscriber() {} };
+
+export function prometheusRouterMetrics(registry: Registry): { shard: ShardRouterMetrics; publish: PublishMetrics } {
+  const counter = (name: string, help: string, labelNames: string[] = []) => new Counter({ name, help, labelNames, registers: [registry] });
+  const eventsIn = counter(ROUTER_METRICS.eventsIn, 'User records read from the change stream');
+  const duplicates = counter(ROUTER_METRICS.duplicatesDropped, 'Events at or below their workspace high-water mark, dropped');
+  const reordered = counter(ROUTER_METRICS.outOfOrderFixed, 'Events that arrived out of order within a batch and were put back');
+  const dlq = counter(ROUTER_METRICS.deadLettered, 'Records sent to the dead-letter store', ['reason']);
+  const changes = counter(ROUTER_METRICS.changesPublished, 'Changes delivered in MQTT messages');
+  const messages = counter(ROUTER_METRICS.messagesPublished, 'MQTT messages published');
+  const unsubscribed = counter(ROUTER_METRICS.changesUnsubscribed, 'Changes not published because their project had no live subscriber');
+  const publishLatency = new Histogram({ name: ROUTER_METRICS.publishLatency, help: 'Time to publish one message', buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [registry] });
+  const commitToPublish = new Histogram({ name: ROUTER_METRICS.commitToPublish, help: 'Commit time to publish, per change', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10], registers: [registry] });
+  return {
+    shard: {
+      eventsIn: (n) => eventsIn.inc(n),
+      duplicatesDropped: (n) => duplicates.inc(n),
+      outOfOrderFixed: (n) => reordered.inc(n),
+      deadLettered: (reason: DeadLetter['reason']) => dlq.inc({ reason }),
+    },
+    publish: {
+      published(m, c, seconds, commitLatencies) {
+        messages.inc(m);
+        changes.inc(c);
+        publishLatency.observe(seconds);
+        for (const l of commitLatencies) commitToPublish.observe(l);
+      },
+      withoutSubscriber: (n) => unsubscribed.inc(n),
+    },
+  };
+}

@@ -1,0 +1,99 @@
+// Publishing to browsers, behind one interface: a pool of MQTT connections (local aedes,
+// Mosquitto, IoT Core over MQTT) or IoT Core's data-plane HTTPS Publish. A topic always uses the
+// same connection, so one project's messages leave in order; each connection keeps IoT Core's
+// 100 publishes/s through a token bucket.
+import { PublishCommand, type IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
+import mqtt, { type MqttClient } from 'mqtt';
+import { createBucket, take, type TokenBucket } from './rate-limit.js';
+
+export interface Publisher {
+  publish(topic: string, payload: Buffer): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface MqttPoolOptions {
+  url: string;
+  size: number;
+  username?: string;
+  password?: string;
+  clientIdPrefix: string;
+  publishesPerSecond: number;
+  /** Called with every message on topics the pool subscribes to (subscription lifecycle events). */
+  onMessage?: (topic: string, payload: Buffer) => void;
+  subscribe?: readonly string[];
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function topicHash(topic: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < topic.length; i += 1) h = Math.imul(h ^ topic.charCodeAt(i), 16777619);
+  return h >>> 0;
+}
+
+interface PooledConnection {
+  client: MqttClient;
+  bucket: TokenBucket;
+  /** Serializes token taking so a waiting publish keeps its place. */
+  queue: Promise<void>;
+}
+
+export class MqttPublisherPool implements Publisher {
+  private constructor(private readonly connections: PooledConnection[]) {}
+
+  static async connect(opts: MqttPoolOptions): Promise<MqttPublisherPool> {
+    const connections = await Promise.all(
+      Array.from({ length: opts.size }, async (_, i) => {
+        const client = await mqtt.connectAsync(opts.url, {
+          clientId: `${opts.clientIdPrefix}-${i}`,
+          ...(opts.username ? { username: opts.username } : {}),
+          ...(opts.password ? { password: opts.password } : {}),
+          clean: true,
+          reconnectPeriod: 1000,
+          connectTimeout: 10_000,
+        });
+        return { client, bucket: createBucket(opts.publishesPerSecond, opts.publishesPerSecond, Date.now()), queue: Promise.resolve() };
+      }),
+    );
+    const first = connections[0];
+    if (first && opts.subscribe?.length) {
+      first.client.on('message', (topic, payload) => opts.onMessage?.(topic, payload));
+      await first.client.subscribeAsync([...opts.subscribe], { qos: 0 });
+    }
+    return new MqttPublisherPool(connections);
+  }
+
+  async publish(topic: string, payload: Buffer): Promise<void> {
+    const conn = this.connections[topicHash(topic) % this.connections.length];
+    if (!conn) throw new Error('publisher pool has no connections');
+    const turn = conn.queue.then(async () => {
+      for (;;) {
+        const r = take(conn.bucket, Date.now());
+        if (r.ok) return;
+        await sleep(r.waitMs);
+      }
+    });
+    conn.queue = turn;
+    await turn;
+    await conn.client.publishAsync(topic, payload, { qos: 1 });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.connections.map((c) => c.client.endAsync()));
+  }
+}
+
+/** IoT Core data-plane Publish over HTTPS (locally: the broker's POST /topics/{topic} route). */
+export class IotDataPublisher implements Publisher {
+  constructor(private readonly client: IoTDataPlaneClient) {}
+
+  async publish(topic: string, payload: Buffer): Promise<void> {
+    await this.client.send(new PublishCommand({ topic, qos: 1, payload }));
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+}

@@ -1,0 +1,147 @@
+// `taskflow router` put together: the Kinesis consumer (lib/kinesis-consumer) feeding one
+// ShardRouter per leased shard, the DynamoDB changelog / DLQ / membership projection, the MQTT
+// or IoT-data publisher with subscription tracking, the replay API and /metrics.
+import { hostname } from 'node:os';
+import type { Server } from 'node:http';
+import { createDynamoClient, createIotDataClient, createKinesisClient } from '../lib/aws.js';
+import { DynamoDeadLetterStore } from '../lib/dlq.js';
+import { createVerifier, signDevToken } from '../lib/jwt.js';
+import { createConsumer, type Checkpointer, type Consumer, type ProcessBatch, type ShardInit, type ShardProcessor, type ShutdownReason } from '../lib/kinesis-consumer/index.js';
+import type { Logger } from '../lib/logger.js';
+import { createRegistry, serveMetrics } from '../lib/metrics.js';
+import { validateEvent } from '../schemas/validate.js';
+import type { RouterConfig } from './config.js';
+import { DynamoChangelogStore } from './dynamo-changelog.js';
+import { DynamoMembershipProjection } from './memberships.js';
+import { prometheusRouterMetrics } from './metrics.js';
+import { PublishPipeline } from './publish-pipeline.js';
+import { IotDataPublisher, MqttPublisherPool, type Publisher } from './publishers.js';
+import { startReplayServer } from './replay-server.js';
+import { type DeadLetterSink, ShardRouter, type ShardRouterDeps } from './shard-router.js';
+import { LIFECYCLE_FILTERS, LiveSubscriptions, parseLifecycleMessage } from './subscriptions.js';
+
+export interface RunningRouter {
+  consumer: Consumer;
+  replayUrl: string;
+  metricsUrl: string;
+  /** 'graceful' checkpoints and releases leases; 'abandon' stops like a crash. */
+  stop(mode?: 'graceful' | 'abandon'): Promise<void>;
+}
+
+/** One leased shard: its ShardRouter, its publish pipeline, checkpointing the marks as state. */
+class RouterShardProcessor implements ShardProcessor {
+  private router: ShardRouter | undefined;
+  private readonly pipeline: PublishPipeline;
+
+  constructor(
+    private readonly shardId: string,
+    private readonly deps: Omit<ShardRouterDeps, 'shardId' | 'sink'>,
+    makePipeline: () => PublishPipeline,
+  ) {
+    this.pipeline = makePipeline();
+  }
+
+  async initialize(init: ShardInit): Promise<void> {
+    const deps = { ...this.deps, shardId: this.shardId, sink: this.pipeline };
+    this.router = init.checkpoint ? new ShardRouter(deps, init.checkpoint.state) : new ShardRouter(deps, ...init.parentStates.map((p) => p.state));
+  }
+
+  async processRecords(batch: ProcessBatch, checkpointer: Checkpointer): Promise<void> {
+    if (!this.router || batch.records.length === 0) return;
+    const state = await this.router.process(batch.records);
+    await checkpointer.checkpoint(undefined, state);
+  }
+
+  async shutdown(reason: ShutdownReason, checkpointer?: Checkpointer): Promise<void> {
+    await this.pipeline.close().catch(() => {});
+    if (checkpointer && this.router && reason !== 'lease_lost') await checkpointer.checkpoint(undefined, this.router.state);
+  }
+}
+
+export async function startRouter(config: RouterConfig, logger: Logger): Promise<RunningRouter> {
+  const kinesis = createKinesisClient(config.aws);
+  const dynamo = createDynamoClient(config.aws);
+  const registry = createRegistry('router');
+  const metrics = prometheusRouterMetrics(registry);
+  const workerId = `${hostname()}-${process.pid}`;
+
+  const changelog = new DynamoChangelogStore(dynamo, { table: config.tables.changelog, ttlSeconds: config.changelogTtlSeconds });
+  const projection = new DynamoMembershipProjection(dynamo, config.tables.memberships);
+  const dlq = new DynamoDeadLetterStore(dynamo, config.tables.dlq);
+  const deadLetters: DeadLetterSink = {
+    async put(l) {
+      const origin: Record<string, string> = { shardId: l.origin.shardId, sequenceNumber: l.origin.sequenceNumber };
+      if (l.origin.subSequenceNumber !== undefined) origin.subSequenceNumber = String(l.origin.subSequenceNumber);
+      await dlq.put({ source: 'router', reason: l.reason, message: l.message, payload: l.bytes, origin });
+      logger.warn({ reason: l.reason, origin }, 'event dead-lettered');
+    },
+  };
+
+  const live = new LiveSubscriptions();
+  let publisher: Publisher;
+  if (config.publisher === 'mqtt') {
+    // Locally the router signs its own service token with the dev secret it verifies with.
+    const password = config.mqtt.password ?? (config.jwt.kind === 'hs256' ? await signDevToken(config.jwt.secret, config.serviceUserId, { issuer: config.jwt.issuer, audience: config.jwt.audience }) : undefined);
+    publisher = await MqttPublisherPool.connect({
+      url: config.mqtt.url,
+      size: config.mqtt.poolSize,
+      username: config.mqtt.username,
+      ...(password ? { password } : {}),
+      clientIdPrefix: `taskflow-router-${workerId}`,
+      publishesPerSecond: config.mqtt.publishesPerSecond,
+      ...(config.subscriptionEvents === 'off' ? {} : { subscribe: LIFECYCLE_FILTERS[config.subscriptionEvents] }),
+      onMessage: (topic, payload) => {
+        const event = parseLifecycleMessage(topic, payload);
+        if (event) live.apply(event);
+      },
+    });
+  } else {
+    publisher = new IotDataPublisher(createIotDataClient(config.aws));
+  }
+  // Lifecycle events arrive on the MQTT pool's first connection; without it, publish everywhere.
+  const hasSubscriber = config.publisher === 'mqtt' && config.subscriptionEvents !== 'off' ? (topic: string) => live.hasSubscriber(topic) : null;
+
+  const makePipeline = () =>
+    new PublishPipeline({
+      batcher: { windowMs: config.windowMs, mode: config.payloadMode, gzip: config.gzip, maxBytes: config.maxMessageBytes },
+      publisher,
+      hasSubscriber,
+      metrics: metrics.publish,
+    });
+  const consumer = createConsumer({
+    name: config.consumerName,
+    streamName: config.streamName,
+    kinesis,
+    dynamo,
+    leaseTable: config.tables.leases,
+    workerId,
+    processor: (shardId) =>
+      new RouterShardProcessor(shardId, { changelog, deadLetters, memberships: projection, validate: validateEvent, metrics: metrics.shard }, makePipeline),
+    failoverTimeMs: config.failoverTimeMs,
+    pollIntervalMs: config.pollIntervalMs,
+    maxRecords: config.maxRecords,
+    metrics: registry,
+    logger,
+  });
+
+  const verify = createVerifier(config.jwt);
+  const replay = await startReplayServer({ store: changelog, verify, memberships: (u) => projection.memberships(u), maxLimit: config.replayMaxLimit, logger }, config.replayPort);
+  const metricsServer = await serveMetrics(registry, config.metricsPort);
+  await consumer.start();
+  logger.info({ replay: replay.url, metrics: metricsServer.url, workerId, publisher: config.publisher, windowMs: config.windowMs, mode: config.payloadMode }, 'router started');
+
+  const close = (s: Server) => new Promise<void>((resolve) => s.close(() => resolve()));
+  return {
+    consumer,
+    replayUrl: replay.url,
+    metricsUrl: metricsServer.url,
+    async stop(mode = 'graceful') {
+      await consumer.stop(mode);
+      replay.server.closeAllConnections();
+      await Promise.all([close(replay.server), close(metricsServer.server)]);
+      await publisher.close();
+      kinesis.destroy();
+      dynamo.destroy();
+    },
+  };
+}
