@@ -90,6 +90,12 @@ describe('checkCompatibility rules', () => {
     expect(report.forward.compatible).toBe(true);
   });
 
+  it('follows chains of $ref and reports a $ref it cannot follow', () => {
+    const chain = (leaf: Schema): Schema => ({ ...obj({ n: { $ref: '#/$defs/a' } }), $defs: { a: { $ref: '#/$defs/b' }, b: leaf } });
+    expect(summary(checkCompatibility(chain({ type: 'integer' }), chain({ type: 'number' })))).toEqual({ backward: [], forward: ['type n'] });
+    expect(summary(checkCompatibility(obj({ n: { type: 'string' } }), obj({ n: { $ref: 'other.json#/x' } })))).toEqual({ backward: ['$ref n'], forward: ['$ref n', 'type n'] });
+  });
+
   it('checks definitions the root does not reach (the envelope keeps changeData there)', () => {
     const v1 = { type: 'object', $defs: { source: obj({ xid: { type: 'integer' } }) } };
     const v2 = { type: 'object', $defs: { source: obj({ xid: { type: 'string' } }) } };

@@ -137,27 +137,35 @@ class Checker {
     return (which === 'A') === (this.direction === 'backward') ? 'old' : 'new';
   }
 
-  /** Follows a $ref; annotation siblings are dropped, constraint siblings are merged in. */
+  /** Follows $refs (chains too); annotation siblings are dropped, constraint siblings merged in. */
   private deref(schema: JsonSchema, doc: Document, path: string): { schema: JsonSchema; ref?: string } {
-    if (!isObject(schema) || typeof schema.$ref !== 'string') return { schema };
-    const target = doc.resolve(schema.$ref);
-    if (target === undefined) {
-      this.report(path, '$ref', `cannot follow $ref ${show(schema.$ref)} (only references inside the schema are supported)`);
-      return { schema: true };
+    let current = schema;
+    let ref: string | undefined;
+    for (let hops = 0; isObject(current) && typeof current.$ref === 'string'; hops += 1) {
+      const target = hops < 32 ? doc.resolve(current.$ref) : undefined;
+      if (target === undefined) {
+        this.report(path, '$ref', `cannot follow $ref ${show(current.$ref)} (only references inside the schema are supported)`);
+        return { schema: true };
+      }
+      ref = current.$ref;
+      current = this.mergeSiblings(current, target);
     }
-    const { $ref: _ref, ...siblings } = schema;
+    return ref === undefined ? { schema: current } : { schema: current, ref };
+  }
+
+  private mergeSiblings(refNode: SchemaObject, target: JsonSchema): JsonSchema {
+    const { $ref: _ref, ...siblings } = refNode;
     const constraints = Object.keys(siblings).filter((k) => !isAnnotation(k));
-    if (constraints.length === 0) return { schema: target, ref: schema.$ref };
-    if (target === false) return { schema: false, ref: schema.$ref };
+    if (constraints.length === 0 || target === false) return target;
     const merged: SchemaObject = target === true ? {} : { ...target };
     for (const k of constraints) {
       if (k in merged && !deepEqual(merged[k], siblings[k])) {
         // Two different constraints under one keyword: keep both as an allOf the checker treats as opaque.
-        return { schema: { allOf: [target, siblings] }, ref: schema.$ref };
+        return { allOf: [target, siblings] };
       }
       merged[k] = siblings[k];
     }
-    return { schema: merged, ref: schema.$ref };
+    return merged;
   }
 
   /** Reports why some instance of `a` may be invalid under `b`. */
