@@ -1,0 +1,149 @@
+// A shard worker's endings and retries, with the real coordinator on an in-memory lease table
+// and a scripted ShardReader (our own port, not Kinesis).
+import { describe, expect, it } from '@jest/globals';
+import { silentLogger } from '../logger.js';
+import { encodePlain } from '../record-codec.js';
+import { LeaseCoordinator } from './coordinator.js';
+import { MemoryLeaseStore } from './lease-store.js';
+import { SHARD_END, TRIM_HORIZON, takenBy } from './leases.js';
+import { noopConsumerMetrics } from './metrics.js';
+import type { ShardProcessor, ShutdownReason } from './processor.js';
+import type { ReadBatch, ShardReader, StartingPosition } from './shard-reader.js';
+import { ShardWorker } from './shard-worker.js';
+
+const raw = (seq: number) => ({ sequenceNumber: String(seq), partitionKey: 'ws', data: encodePlain(Buffer.from(JSON.stringify({ seq }))) });
+
+function scriptedReader(batches: ReadBatch[]): ShardReader & { opened: StartingPosition[] } {
+  const opened: StartingPosition[] = [];
+  return {
+    opened,
+    open(_shardId, from) {
+      opened.push(from);
+      return {
+        next: (signal) => {
+          const batch = batches.shift();
+          if (batch) return Promise.resolve(batch);
+          return new Promise((resolve) => signal.addEventListener('abort', () => resolve({ records: [], millisBehindLatest: 0, shardEnd: false }), { once: true }));
+        },
+        close: () => {},
+      };
+    },
+  };
+}
+
+async function setup(batches: ReadBatch[], processor: ShardProcessor, store = new MemoryLeaseStore()) {
+  await store.create({ leaseKey: 's0', leaseOwner: null, leaseCounter: 0, checkpoint: TRIM_HORIZON, checkpointSubSequence: 0, parentShardIds: [], ownerSwitchesSinceCheckpoint: 0 });
+  const coordinator = new LeaseCoordinator({ workerId: 'me', store, failoverMs: 60_000, initialPosition: TRIM_HORIZON });
+  await coordinator.takeLeases();
+  const ended: string[] = [];
+  const reader = scriptedReader(batches);
+  const worker = new ShardWorker({
+    shardId: 's0',
+    coordinator,
+    reader,
+    processor,
+    metrics: noopConsumerMetrics,
+    logger: silentLogger,
+    backoff: { baseMs: 1, maxMs: 5 },
+    onShardEnd: (id) => ended.push(id),
+  });
+  return { store, coordinator, worker, ended, reader };
+}
+
+function recorder(behaviour: { failFirst?: boolean; checkpoint?: boolean } = {}) {
+  const seen: string[][] = [];
+  const shutdowns: { reason: ShutdownReason; withCheckpointer: boolean }[] = [];
+  let calls = 0;
+  const processor: ShardProcessor = {
+    initialize: async () => {},
+    processRecords: async (batch, checkpointer) => {
+      calls += 1;
+      seen.push(batch.records.map((r) => r.sequenceNumber));
+      if (behaviour.failFirst && calls === 1) throw new Error('downstream unavailable');
+      if (behaviour.checkpoint) await checkpointer.checkpoint(undefined, `after-${batch.records.at(-1)!.sequenceNumber}`);
+    },
+    shutdown: async (reason, checkpointer) => {
+      shutdowns.push({ reason, withCheckpointer: checkpointer !== undefined });
+    },
+  };
+  return { processor, seen, shutdowns };
+}
+
+const until = async (condition: () => boolean) => {
+  for (let i = 0; i < 200 && !condition(); i += 1) await new Promise((r) => setTimeout(r, 5));
+  expect(condition()).toBe(true);
+};
+
+describe('shard worker', () => {
+  it('retries a batch whose processing failed, then goes on', async () => {
+    const rec = recorder({ failFirst: true, checkpoint: true });
+    const { store, worker } = await setup([{ records: [raw(1), raw(2)], millisBehindLatest: 0, shardEnd: false }, { records: [raw(3)], millisBehindLatest: 0, shardEnd: false }], rec.processor);
+    await until(() => rec.seen.length === 3);
+    expect(rec.seen).toEqual([['1', '2'], ['1', '2'], ['3']]);
+    await worker.stop('graceful');
+    expect(store.items.get('s0')).toMatchObject({ checkpoint: '3', checkpointState: 'after-3', leaseOwner: null });
+    expect(rec.shutdowns).toEqual([{ reason: 'shutdown', withCheckpointer: true }]);
+  });
+
+  it('marks the lease finished at shard end, keeping the state, and says so', async () => {
+    const rec = recorder({ checkpoint: true });
+    const { store, worker, ended } = await setup([{ records: [raw(5)], millisBehindLatest: 0, shardEnd: true }], rec.processor);
+    await worker.done;
+    expect(store.items.get('s0')).toMatchObject({ checkpoint: SHARD_END, checkpointState: 'after-5', leaseOwner: null });
+    expect(rec.shutdowns).toEqual([{ reason: 'shard_end', withCheckpointer: true }]);
+    expect(ended).toEqual(['s0']);
+  });
+
+  it('stops at once, without writing, when another worker took the lease', async () => {
+    const shutdowns: ShutdownReason[] = [];
+    const seen: string[] = [];
+    const store = new MemoryLeaseStore();
+    const processor: ShardProcessor = {
+      initialize: async () => {},
+      processRecords: async (batch, checkpointer) => {
+        seen.push(...batch.records.map((r) => r.sequenceNumber));
+        store.items.set('s0', takenBy(store.items.get('s0')!, 'thief')); // another worker steals it meanwhile
+        await checkpointer.checkpoint(); // rejects with LeaseLostError, which ends the worker
+      },
+      shutdown: async (reason) => void shutdowns.push(reason),
+    };
+    const { worker } = await setup([{ records: [raw(9)], millisBehindLatest: 0, shardEnd: false }, { records: [raw(10)], millisBehindLatest: 0, shardEnd: false }], processor, store);
+    await worker.done;
+    expect(seen).toEqual(['9']);
+    expect(shutdowns).toEqual(['lease_lost']);
+    expect(store.items.get('s0')).toMatchObject({ leaseOwner: 'thief', checkpoint: TRIM_HORIZON });
+  });
+
+  it('resumes after the stored checkpoint and refuses to checkpoint backwards', async () => {
+    const store = new MemoryLeaseStore();
+    await store.create({ leaseKey: 's0', leaseOwner: null, leaseCounter: 0, checkpoint: '50', checkpointSubSequence: 0, checkpointState: 'kept', parentShardIds: [], ownerSwitchesSinceCheckpoint: 0 });
+    const coordinator = new LeaseCoordinator({ workerId: 'me', store, failoverMs: 60_000, initialPosition: TRIM_HORIZON });
+    await coordinator.takeLeases();
+    const errors: unknown[] = [];
+    const seen: string[] = [];
+    const reader = scriptedReader([{ records: [raw(50), raw(51)], millisBehindLatest: 0, shardEnd: false }]);
+    const worker = new ShardWorker({
+      shardId: 's0',
+      coordinator,
+      reader,
+      metrics: noopConsumerMetrics,
+      logger: silentLogger,
+      onShardEnd: () => {},
+      processor: {
+        initialize: async (init) => void expect(init.checkpoint).toEqual({ sequenceNumber: '50', subSequenceNumber: 0, state: 'kept' }),
+        processRecords: async (batch, checkpointer) => {
+          seen.push(...batch.records.map((r) => r.sequenceNumber));
+          await checkpointer.checkpoint({ sequenceNumber: '49', subSequenceNumber: 0 }).catch((err: unknown) => errors.push(err));
+          await checkpointer.checkpoint();
+        },
+        shutdown: async () => {},
+      },
+    });
+    await until(() => seen.length > 0);
+    await worker.stop('graceful');
+    expect(reader.opened).toEqual([{ type: 'AT_SEQUENCE_NUMBER', sequenceNumber: '50' }]);
+    expect(seen).toEqual(['51']); // 50 itself was checkpointed
+    expect(errors).toHaveLength(1);
+    expect(store.items.get('s0')).toMatchObject({ checkpoint: '51', checkpointState: 'kept' });
+  });
+});
