@@ -1,5 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
+import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { DecodeError, decodeBatch, parseReplay } from './decode.js';
 
 const fixture = (name: string): Uint8Array => readFileSync(new URL(`../test/fixtures/${name}`, import.meta.url));
@@ -53,5 +55,56 @@ describe('parseReplay', () => {
     expect(ok.kind === 'ok' && ok.changes.map((c) => c.seq)).toEqual([41, 42]);
     expect(parseReplay(410, { error: 'resync_required', oldestSeq: 120, latestSeq: 300 })).toEqual({ kind: 'tooOld', oldestSeq: 120, latestSeq: 300 });
     expect(() => parseReplay(200, { latestSeq: 1 })).toThrow(DecodeError);
+  });
+});
+
+describe('decoding properties', () => {
+  const thinArb = fc.record({
+    id: fc.string(),
+    type: fc.string(),
+    time: fc.string(),
+    key: fc.oneof(fc.constant(null), fc.dictionary(fc.string(), fc.oneof(fc.string(), fc.integer()))),
+    changed: fc.option(fc.array(fc.string()), { nil: undefined }),
+  });
+  const batchArb = fc
+    .record({ from: fc.nat(1_000_000), thin: fc.array(thinArb, { maxLength: 8 }), mode: fc.constantFrom('full' as const, 'thin' as const), gzip: fc.boolean() })
+    .map(({ from, thin, mode, gzip }) => ({
+      gzip,
+      ids: thin.map((t) => t.id),
+      body: {
+        v: 1,
+        ws: 'w',
+        project: 'p',
+        mode,
+        fromSeq: from,
+        toSeq: from + Math.max(0, thin.length - 1),
+        changes: thin.map((t, i) =>
+          mode === 'thin' ? { seq: from + i, ...t } : { seq: from + i, event: { id: t.id, type: t.type, data: { op: 'u', table: 'tasks', note: t.time } } },
+        ),
+      },
+    }));
+
+  it('decodes any well-formed batch, plain or gzipped, to the same changes', async () => {
+    await fc.assert(
+      fc.asyncProperty(batchArb, async ({ body, gzip, ids }) => {
+        const json = Buffer.from(JSON.stringify(body));
+        const batch = await decodeBatch(gzip ? gzipSync(json) : json);
+        expect(batch.changes.map((c) => c.seq)).toEqual(body.changes.map((c) => c.seq));
+        expect(batch.changes.map((c) => (c.mode === 'full' ? c.event.id : c.id))).toEqual(ids);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('rejects anything else with a DecodeError and nothing worse', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(fc.uint8Array(), fc.json().map((j) => new TextEncoder().encode(j)), fc.uint8Array().map((b) => gzipSync(b))), async (bytes) => {
+        await decodeBatch(bytes).then(
+          (batch) => expect(batch.changes).toBeInstanceOf(Array),
+          (err: unknown) => expect(err).toBeInstanceOf(DecodeError),
+        );
+      }),
+      { numRuns: 300 },
+    );
   });
 });
