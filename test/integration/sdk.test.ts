@@ -2,8 +2,8 @@
 // restarts. The server side is the router's own code — sequencing (planSequence), the changelog
 // (MemoryChangelogStore), message encoding (encodeMessages: batches, full/thin, gzip) and the
 // replay answer (replayAnswer) — driven in-process and publishing through the broker's IoT
-// data-plane route, as the router service does. (The router service itself was not runnable
-// when this was written; see sdk-pipeline.test.ts for the whole stack when it is.)
+// data-plane route, as the router service can. Being in-process, it can lose publishes and
+// replay on purpose; sdk-pipeline.test.ts runs the SDK at the end of the real services.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
