@@ -11,6 +11,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import pg from 'pg';
 import { migrate } from '../../db/migrate.js';
 import { seedDemo } from '../../db/seed.js';
 import { createBrokerAuth, type BrokerAuth } from '../../infra/local/broker-auth.js';
@@ -90,6 +91,27 @@ async function httpPorts(services: readonly ServiceDef[], free: boolean): Promis
   return ports;
 }
 
+const SLOT_WAIT_MS = 30_000;
+
+async function waitForLogicalSlot(url: string, database: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const deadline = Date.now() + SLOT_WAIT_MS;
+    for (;;) {
+      const { rowCount } = await client.query(`SELECT 1 FROM pg_replication_slots WHERE slot_type = 'logical' AND database = $1`, [database]);
+      if (rowCount) return;
+      if (Date.now() > deadline) {
+        console.log(`taskflow dev: capture created no replication slot within ${SLOT_WAIT_MS / 1000} s; seeding anyway (the demo rows will not be on the stream)`);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    await client.end();
+  }
+}
+
 async function runDev(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -134,7 +156,6 @@ async function runDev(argv: string[]): Promise<number> {
   try {
     const { info } = stack;
     const applied = await migrate(info.postgres.url);
-    const seeded = await seedDemo(info.postgres.url);
     const available = availableServices();
     const ports = await httpPorts(available, values['free-ports']);
     for (const [endpoint, port] of Object.entries(ports)) info.http[endpoint] = `http://127.0.0.1:${port}`;
@@ -161,6 +182,10 @@ async function runDev(argv: string[]): Promise<number> {
       })),
     );
     services = superviseServices(specs);
+    // The demo rows should travel the pipeline like any change (the router's membership projection
+    // is built from the stream): on a new database, seed once capture's slot exists.
+    if (available.some((s) => s.name === 'capture')) await waitForLogicalSlot(info.postgres.url, info.postgres.database);
+    const seeded = await seedDemo(info.postgres.url);
     writeStateFile(stateFile, info);
 
     console.log(`\ntaskflow dev ready in ${((Date.now() - started) / 1000).toFixed(1)} s (pid ${process.pid})`);
