@@ -201,7 +201,8 @@ describe('kinesis consumer on kinesalite + dynalite', () => {
       const redelivered = journal.deliveries.filter((d) => d.worker === 'b' && d.shardId === shardId && journal.bodies('a').includes(d.body));
       for (const d of redelivered) expect(cp === undefined || BigInt(d.sequenceNumber) > BigInt(cp.sequenceNumber)).toBe(true);
     }
-    expect(takeoverMs).toBeGreaterThanOrEqual(FAILOVER_MS);
+    // a may have crashed up to failover/3 after its last renewal, which b saw: b waits failover from then.
+    expect(takeoverMs).toBeGreaterThanOrEqual((FAILOVER_MS * 2) / 3 - 50);
     expect(journal.shutdowns.filter((s) => s.worker === 'a')).toHaveLength(aShutdownsBefore); // a crashed: no shutdown calls
     for (const order of orderByKey(journal.deliveries).values()) expect(order).toEqual([...Array(20).keys()]);
 
