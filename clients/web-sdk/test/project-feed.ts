@@ -58,7 +58,16 @@ export class ProjectFeed {
   constructor(private readonly options: FeedOptions) {}
 
   async start(): Promise<this> {
-    this.server = createServer((req, res) => this.serve(req.url ?? '/', req.headers.authorization, res));
+    this.server = createServer((req, res) => {
+      // Browsers call the replay API cross-origin with an Authorization header.
+      res.setHeader('access-control-allow-origin', '*');
+      res.setHeader('access-control-allow-headers', 'authorization');
+      if (req.method === 'OPTIONS') {
+        res.writeHead(204).end();
+        return;
+      }
+      this.serve(req.url ?? '/', req.headers.authorization, res);
+    });
     await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
     this.replayUrl = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
     return this;
