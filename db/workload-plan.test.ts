@@ -51,6 +51,12 @@ function checkAgainstRows(project: ProjectModel, plans: PlannedChange[][]) {
           expect(members.get(c.userId)).toBe(c.membershipId);
           members.delete(c.userId);
           break;
+        case 'membership.role':
+          expect(members.get(c.userId)).toBe(c.membershipId);
+          break;
+        case 'comment.edit':
+          expect(comments.has(c.commentId)).toBe(true);
+          break;
         default:
           expect(tasks.has(c.taskId)).toBe(true);
       }
@@ -94,7 +100,7 @@ describe('workload planner', () => {
     const p = freshProject();
     const all = Array.from({ length: 2000 }, () => planTransaction(rng, p)).flat();
     const kinds = new Set(all.map((c) => c.kind));
-    expect(kinds.size).toBe(10);
+    expect(kinds.size).toBe(12);
     const big = all.filter((c) => c.kind === 'task.description' && c.description.length > 2048);
     expect(big.length).toBeGreaterThan(10);
     const sizes = Array.from({ length: 500 }, () => planTransaction(rng, p).length);

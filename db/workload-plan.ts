@@ -43,8 +43,13 @@ export type PlannedChange =
     }
   | { kind: 'task.delete'; taskId: string; commentIds: string[] }
   | { kind: 'comment.create'; commentId: string; taskId: string; authorId: string; body: string }
-  | { kind: 'membership.add'; membershipId: string; userId: string; role: 'member' | 'viewer' | 'admin' }
-  | { kind: 'membership.remove'; membershipId: string; userId: string };
+  | { kind: 'comment.edit'; commentId: string; body: string }
+  | { kind: 'membership.add'; membershipId: string; userId: string; role: MemberRole }
+  | { kind: 'membership.remove'; membershipId: string; userId: string }
+  | { kind: 'membership.role'; membershipId: string; userId: string; role: MemberRole };
+
+type MemberRole = 'member' | 'viewer' | 'admin';
+const MEMBER_ROLES: readonly MemberRole[] = ['member', 'member', 'viewer', 'admin'];
 
 export type ChangeKind = PlannedChange['kind'];
 export type RowOp = 'insert' | 'update' | 'delete';
@@ -64,9 +69,11 @@ export const DEFAULT_MIX: Readonly<Record<ChangeKind, number>> = {
   'task.assign': 6,
   'task.create': 12,
   'task.delete': 4,
-  'comment.create': 18,
+  'comment.create': 16,
+  'comment.edit': 4,
   'membership.add': 3,
   'membership.remove': 3,
+  'membership.role': 2,
 };
 
 export interface PlanOptions {
@@ -110,6 +117,8 @@ function planChange(rng: Rng, project: ProjectModel, options: PlanOptions): Plan
   if (nTasks >= maxTasks) weights['task.create'] = 0;
   if (availableMembers(project).length === 0) weights['membership.add'] = 0;
   if (project.members.size <= 1) weights['membership.remove'] = 0;
+  const commented = [...project.tasks.values()].filter((t) => t.commentIds.length > 0);
+  if (commented.length === 0) weights['comment.edit'] = 0;
   const kind = rng.weighted(weights);
   const task = () => rng.pick([...project.tasks.values()]);
   switch (kind) {
@@ -136,8 +145,14 @@ function planChange(rng: Rng, project: ProjectModel, options: PlanOptions): Plan
     }
     case 'comment.create':
       return { kind, commentId: rng.uuid(), taskId: task().id, authorId: rng.pick(project.workspaceUsers), body: commentBody(rng) };
+    case 'comment.edit':
+      return { kind, commentId: rng.pick(rng.pick(commented).commentIds), body: commentBody(rng) };
     case 'membership.add':
-      return { kind, membershipId: rng.uuid(), userId: rng.pick(availableMembers(project)), role: rng.pick(['member', 'member', 'viewer', 'admin'] as const) };
+      return { kind, membershipId: rng.uuid(), userId: rng.pick(availableMembers(project)), role: rng.pick(MEMBER_ROLES) };
+    case 'membership.role': {
+      const [userId, membershipId] = rng.pick([...project.members.entries()]);
+      return { kind, membershipId, userId, role: rng.pick(MEMBER_ROLES) };
+    }
     case 'membership.remove': {
       const [userId, membershipId] = rng.pick([...project.members.entries()]);
       return { kind, membershipId, userId };
@@ -211,6 +226,8 @@ export function applyChange(project: ProjectModel, change: PlannedChange): void 
     case 'task.title':
     case 'task.description':
     case 'task.assign':
+    case 'comment.edit':
+    case 'membership.role':
       return;
   }
 }
@@ -230,6 +247,10 @@ export function rowChanges(change: PlannedChange): RowChange[] {
       return [...change.commentIds.map((id): RowChange => ({ table: 'comments', op: 'delete', id })), { table: 'tasks', op: 'delete', id: change.taskId }];
     case 'comment.create':
       return [{ table: 'comments', op: 'insert', id: change.commentId }];
+    case 'comment.edit':
+      return [{ table: 'comments', op: 'update', id: change.commentId }];
+    case 'membership.role':
+      return [{ table: 'memberships', op: 'update', id: change.membershipId }];
     case 'membership.add':
       return [{ table: 'memberships', op: 'insert', id: change.membershipId }];
     case 'membership.remove':
@@ -290,6 +311,10 @@ export function changeSql(project: ProjectModel, change: PlannedChange): string[
           .map(L)
           .join(', ')})`,
       ];
+    case 'comment.edit':
+      return [`UPDATE comments SET body = ${L(change.body)}, updated_at = now() WHERE id = ${L(change.commentId)} AND ${inProject}`];
+    case 'membership.role':
+      return [`UPDATE memberships SET role = ${L(change.role)} WHERE id = ${L(change.membershipId)} AND workspace_id = ${L(project.workspaceId)} AND user_id = ${L(change.userId)}`];
     case 'membership.add':
       return [
         `INSERT INTO memberships (id, workspace_id, user_id, project_id, role) VALUES (${[change.membershipId, project.workspaceId, change.userId, project.projectId, change.role].map(L).join(', ')})`,

@@ -117,10 +117,10 @@ describe('runWorkload', () => {
     const url = await createTestDatabase('workload_bounds');
     expect((await runWorkload({ databaseUrl: url, ratePerSec: Infinity, transactions: 57, ...tenants, concurrency: 3 })).committedTransactions).toBe(57);
     const controller = new AbortController();
-    setTimeout(() => controller.abort(), 300);
+    setTimeout(() => controller.abort(), 1000);
     const started = Date.now();
-    const stats = await runWorkload({ databaseUrl: url, ratePerSec: 50, ...tenants, signal: controller.signal });
-    expect(Date.now() - started).toBeLessThan(3000);
+    const stats = await runWorkload({ databaseUrl: url, ratePerSec: 20, ...tenants, signal: controller.signal });
+    expect(Date.now() - started).toBeLessThan(4000);
     expect(stats.committedTransactions).toBeGreaterThan(0);
     expect(stats.committedTransactions).toBeLessThan(40);
   });
