@@ -24,7 +24,7 @@ let history: HistoryRecorder;
 let tables: Record<string, string>;
 /** A workspace and project of the test's own. */
 let ws: { id: string; project: string };
-const slot = 'capture_stream_test';
+const slot = uniqueName('capture_stream');
 
 beforeAll(async () => {
   dbUrl = await createTestDatabase('capture_stream');
@@ -56,6 +56,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await capture?.close();
   await history?.stop();
+  // slots are cluster-wide; capture never drops its own, the test does
+  await db?.query('SELECT pg_drop_replication_slot($1)', [slot]).catch(() => undefined);
   await db?.end();
   kinesis?.destroy();
 });
