@@ -117,6 +117,25 @@ describe('subscription machine: examples', () => {
     expect(h.delivered()).toEqual([81]);
   });
 
+  it('resyncs on a 410 even when its oldestSeq is below the position (a hole in the changelog)', () => {
+    const h = new Harness(6);
+    h.send({ type: 'subscribed', now: 0 });
+    h.send({ type: 'replayTooOld', requestId: h.fetch!.requestId, oldestSeq: 1, latestSeq: 10, now: 1 });
+    expect(h.log).toEqual([{ kind: 'resync', lastDelivered: 5, latestSeq: 10 }]);
+    expect(h.state.status).toBe('live');
+  });
+
+  it('skips the resync when live messages carried the position into the changelog meanwhile', () => {
+    const h = new Harness(3);
+    h.send({ type: 'subscribed', now: 0 });
+    const request = h.fetch!;
+    h.fetch = null;
+    h.send({ type: 'message', changes: [full(3), full(4)], now: 1 });
+    h.send({ type: 'replayTooOld', requestId: request.requestId, oldestSeq: 4, latestSeq: 9, now: 2 });
+    expect(h.log.filter((e) => e.kind === 'resync')).toEqual([]);
+    expect(h.fetch).toMatchObject({ after: 4 });
+  });
+
   it('stops on 403 and retries with a refreshed token after 401', () => {
     const h = new Harness(1);
     h.send({ type: 'subscribed', now: 0 });

@@ -182,7 +182,9 @@ export function transition(
       const lastDelivered = s.position ?? request.after;
       // Live messages may have carried the position up to what the changelog still holds
       // while the request was in flight: then no resync is needed, the next fetch will do.
-      if (lastDelivered >= event.oldestSeq - 1) break;
+      // Without such progress the answer stands, whatever oldestSeq says (a changelog with a
+      // hole answers 410 with an oldestSeq below the position: retrying would spin).
+      if (lastDelivered > request.after && lastDelivered >= event.oldestSeq - 1) break;
       effects.push({ type: 'resync', lastDelivered, oldestSeq: event.oldestSeq, latestSeq: event.latestSeq });
       s.position = Math.max(lastDelivered, event.latestSeq);
       for (const seq of [...buffer.keys()]) if (seq <= s.position) buffer.delete(seq);
