@@ -152,10 +152,18 @@ async function runDev(argv: string[]): Promise<number> {
     ...(values['free-ports'] ? { ports: EPHEMERAL_PORTS } : {}),
     ...(values.shards ? { shardCount: Number(values.shards) } : {}),
   });
+  const phases: string[] = [];
+  let phaseStart = started;
+  const phaseDone = (name: string): void => {
+    phases.push(`${name} ${((Date.now() - phaseStart) / 1000).toFixed(1)} s`);
+    phaseStart = Date.now();
+  };
+  phaseDone('engines');
   let services: ReturnType<typeof superviseServices> | undefined;
   try {
     const { info } = stack;
     const applied = await migrate(info.postgres.url);
+    phaseDone('migrations');
     const available = availableServices();
     const ports = await httpPorts(available, values['free-ports']);
     for (const [endpoint, port] of Object.entries(ports)) info.http[endpoint] = `http://127.0.0.1:${port}`;
@@ -184,11 +192,15 @@ async function runDev(argv: string[]): Promise<number> {
     services = superviseServices(specs);
     // The demo rows should travel the pipeline like any change (the router's membership projection
     // is built from the stream): on a new database, seed once capture's slot exists.
-    if (available.some((s) => s.name === 'capture')) await waitForLogicalSlot(info.postgres.url, info.postgres.database);
+    if (available.some((s) => s.name === 'capture')) {
+      await waitForLogicalSlot(info.postgres.url, info.postgres.database);
+      phaseDone('capture slot');
+    }
     const seeded = await seedDemo(info.postgres.url);
+    phaseDone('seed');
     writeStateFile(stateFile, info);
 
-    console.log(`\ntaskflow dev ready in ${((Date.now() - started) / 1000).toFixed(1)} s (pid ${process.pid})`);
+    console.log(`\ntaskflow dev ready in ${((Date.now() - started) / 1000).toFixed(1)} s (${phases.join(', ')}; pid ${process.pid})`);
     for (const line of describeStack(info)) console.log(`  ${line}`);
     console.log(`  database   ${stack.freshDatabase ? 'new' : 'reused'}; migrations applied now: ${applied.length ? applied.join(', ') : 'none'}; demo rows inserted: ${seeded}`);
     console.log(`  services   ${specs.length ? specs.map((s) => s.name).join(', ') : '(none written yet)'}`);
