@@ -18,9 +18,10 @@ import { createBrokerAuth, type BrokerAuth } from '../../infra/local/broker-auth
 import { untilStopRequested, writeStateFile } from '../../infra/local/lifecycle.js';
 import { DEV_HTTP_PORTS, EPHEMERAL_PORTS } from '../../infra/local/ports.js';
 import { freePort } from '../../infra/local/processes.js';
-import { describeStack, startStack } from '../../infra/local/stack.js';
+import { DEFAULT_SHARD_COUNT, describeStack, startStack } from '../../infra/local/stack.js';
 import { superviseServices, type ServiceSpec } from '../../infra/local/supervisor.js';
 import { createDynamoClient } from '../../lib/aws.js';
+import { int } from '../../lib/config.js';
 import { createVerifier, DEV_SECRET_FILE, loadJwtConfig, printDevToken, signDevToken } from '../../lib/jwt.js';
 import { stackEnv } from '../../lib/stack-info.js';
 // The launcher knows the services (never the other way round): the broker's membership policy
@@ -91,6 +92,12 @@ async function httpPorts(services: readonly ServiceDef[], free: boolean): Promis
   return ports;
 }
 
+const USAGE = `usage: taskflow dev [--data-dir DIR] [--state-file PATH] [--free-ports] [--reset] [--shards N]
+       taskflow dev token --user USER_ID [--ttl SECONDS]
+  Runs the whole pipeline on the local stack (npm start). Data lives in --data-dir (default
+  ${defaultDataDir()}, or TASKFLOW_DATA_DIR) and is reused by the next run; --reset deletes it first.
+  --free-ports  engines and services on free ports instead of the fixed dev ports`;
+
 const SLOT_WAIT_MS = 30_000;
 
 async function waitForLogicalSlot(url: string, database: string): Promise<void> {
@@ -121,8 +128,13 @@ async function runDev(argv: string[]): Promise<number> {
       'free-ports': { type: 'boolean', default: false },
       reset: { type: 'boolean', default: false },
       shards: { type: 'string' },
+      help: { type: 'boolean', default: false },
     },
   });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
   const started = Date.now();
   const dataDir = resolve(values['data-dir']);
   const stateFile = resolve(values['state-file']);
@@ -150,7 +162,7 @@ async function runDev(argv: string[]): Promise<number> {
     ephemeral: false,
     dataDir,
     ...(values['free-ports'] ? { ports: EPHEMERAL_PORTS } : {}),
-    ...(values.shards ? { shardCount: Number(values.shards) } : {}),
+    ...(values.shards ? { shardCount: int({ '--shards': values.shards }, '--shards', DEFAULT_SHARD_COUNT, { min: 1, max: 64 }) } : {}),
   });
   const phases: string[] = [];
   let phaseStart = started;

@@ -5,14 +5,20 @@
 import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { int } from '../../lib/config.js';
 import { DEFAULT_STACK_FILE } from '../../lib/stack-info.js';
 import { untilStopRequested, writeStateFile } from '../../infra/local/lifecycle.js';
-import { describeStack, startStack, type RunningStack } from '../../infra/local/stack.js';
+import { DEFAULT_SHARD_COUNT, describeStack, startStack, type RunningStack } from '../../infra/local/stack.js';
 import type { Command } from '../main.js';
 
 // Node 20 is this machine's runtime (DESIGN.md); the SDK's "Node >= 22 from 2027" notice, once per
 // process, would bury the launcher's summary (and each service's first lines).
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
+const USAGE = `usage: taskflow stack (--ephemeral | --data-dir DIR) [--state-file PATH] [--shards N]
+  Runs the local engines only (Postgres, Kinesis, DynamoDB, MQTT, S3 folder) until SIGINT/SIGTERM
+  or until its parent process exits; writes their addresses to the state file (default ${DEFAULT_STACK_FILE}).
+  --ephemeral   in-memory engines on free ports, everything deleted on stop (tests)`;
 
 export const command: Command = {
   summary: 'run the local engines only (Postgres, Kinesis, DynamoDB, MQTT) until stopped',
@@ -24,8 +30,13 @@ export const command: Command = {
         'state-file': { type: 'string', default: DEFAULT_STACK_FILE },
         'data-dir': { type: 'string' },
         shards: { type: 'string' },
+        help: { type: 'boolean', default: false },
       },
     });
+    if (values.help) {
+      console.log(USAGE);
+      return 0;
+    }
     const stateFile = resolve(values['state-file']);
     if (!values.ephemeral && !values['data-dir']) {
       throw new Error('taskflow stack needs --ephemeral or --data-dir DIR (taskflow dev picks the persistent data directory)');
@@ -34,7 +45,7 @@ export const command: Command = {
     const stack: RunningStack = await startStack({
       ephemeral: values.ephemeral,
       ...(values['data-dir'] ? { dataDir: values['data-dir'] } : {}),
-      ...(values.shards ? { shardCount: Number(values.shards) } : {}),
+      ...(values.shards ? { shardCount: int({ '--shards': values.shards }, '--shards', DEFAULT_SHARD_COUNT, { min: 1, max: 64 }) } : {}),
     });
     writeStateFile(stateFile, stack.info);
     console.log(`taskflow stack ready in ${((Date.now() - started) / 1000).toFixed(1)} s (pid ${process.pid}, state ${stateFile})`);
