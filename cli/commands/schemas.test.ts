@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -83,4 +83,24 @@ describe('taskflow schemas check', () => {
     expect((await run(['check', '--require', 'sideways'])).code).toBe(2);
     expect((await run(['frobnicate'])).code).toBe(2);
   });
+});
+
+describe('taskflow schemas gen-types', () => {
+  it('writes the generated modules for a schema folder and drops stale ones', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'taskflow-gen-'));
+    try {
+      cpSync(schemasDir, dir, { recursive: true, filter: (src) => src === schemasDir || !src.endsWith('.ts') });
+      mkdirSync(join(dir, 'generated'), { recursive: true });
+      writeFileSync(join(dir, 'generated', 'gone.v1.ts'), '// a schema that no longer exists\n');
+      const { code, out } = await run(['gen-types', '--dir', dir]);
+      expect(code).toBe(0);
+      expect(out).toMatch(/wrote 8 files/);
+      expect(existsSync(join(dir, 'generated', 'gone.v1.ts'))).toBe(false);
+      const committed = readdirSync(join(schemasDir, 'generated')).sort();
+      expect(readdirSync(join(dir, 'generated')).sort()).toEqual(committed);
+      for (const f of committed) expect(readFileSync(join(dir, 'generated', f), 'utf8')).toBe(readFileSync(join(schemasDir, 'generated', f), 'utf8'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
 });
