@@ -10,7 +10,7 @@ export interface RouterConfig {
   aws: AwsConfig;
   streamName: string;
   consumerName: string;
-  tables: { leases: string; changelog: string; dlq: string; memberships: string };
+  tables: { leases: string; changelog: string; dlq: string; memberships: string; subscriptions: string };
   changelogTtlSeconds: number;
   /** Batch window per project; 0 publishes each processed batch at once. */
   windowMs: number;
@@ -44,6 +44,7 @@ export function loadConfig(env: Env): RouterConfig {
       changelog: table('changelog', 'taskflow-changelog'),
       dlq: table('dlq', 'taskflow-dlq'),
       memberships: table('memberships', 'taskflow-memberships'),
+      subscriptions: table('subscriptions', 'taskflow-subscriptions'),
     },
     changelogTtlSeconds: int(env, 'ROUTER_CHANGELOG_TTL_SECONDS', 7 * 24 * 3600, { min: 1 }),
     windowMs: int(env, 'ROUTER_BATCH_WINDOW_MS', 100, { min: 0, max: 10_000 }),

@@ -18,6 +18,7 @@ import { PublishPipeline } from './publish-pipeline.js';
 import { IotDataPublisher, MqttPublisherPool, type Publisher } from './publishers.js';
 import { startReplayServer } from './replay-server.js';
 import { type DeadLetterSink, ShardRouter, type ShardRouterDeps } from './shard-router.js';
+import { DynamoSubscriptionStore } from './subscription-store.js';
 import { LIFECYCLE_FILTERS, LiveSubscriptions, parseLifecycleMessage } from './subscriptions.js';
 
 export interface RunningRouter {
@@ -78,8 +79,12 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
   };
 
   const live = new LiveSubscriptions();
+  const subscriptionStore = new DynamoSubscriptionStore(dynamo, config.tables.subscriptions);
+  // One queue, so a client's subscribe and disconnect are recorded in the order they happened.
+  let recording: Promise<void> = Promise.resolve();
   let publisher: Publisher;
   if (config.publisher === 'mqtt') {
+    if (config.subscriptionEvents !== 'off') for (const e of await subscriptionStore.load()) live.apply(e);
     // Locally the router signs its own service token with the dev secret it verifies with.
     const password = config.mqtt.password ?? (config.jwt.kind === 'hs256' ? await signDevToken(config.jwt.secret, config.serviceUserId, { issuer: config.jwt.issuer, audience: config.jwt.audience }) : undefined);
     publisher = await MqttPublisherPool.connect({
@@ -92,7 +97,9 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
       ...(config.subscriptionEvents === 'off' ? {} : { subscribe: LIFECYCLE_FILTERS[config.subscriptionEvents] }),
       onMessage: (topic, payload) => {
         const event = parseLifecycleMessage(topic, payload);
-        if (event) live.apply(event);
+        if (!event) return;
+        live.apply(event);
+        recording = recording.then(() => subscriptionStore.record(event)).catch((err: unknown) => logger.warn({ err }, 'could not record a subscription event'));
       },
     });
   } else {
@@ -140,6 +147,7 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
       replay.server.closeAllConnections();
       await Promise.all([close(replay.server), close(metricsServer.server)]);
       await publisher.close();
+      await recording;
       kinesis.destroy();
       dynamo.destroy();
     },

@@ -87,7 +87,7 @@ beforeAll(async () => {
   kinesis = kinesisClient();
   dynamo = dynamoClient();
   stream = await createTestStream('router-e2e', 2);
-  tables = await createTestTables('router-e2e', ['leases', 'changelog', 'dlq', 'memberships']);
+  tables = await createTestTables('router-e2e', ['leases', 'changelog', 'dlq', 'memberships', 'subscriptions']);
   projection = new DynamoMembershipProjection(dynamo, tables.memberships);
   dlq = new DynamoDeadLetterStore(dynamo, tables.dlq);
   auth = createBrokerAuth({
@@ -104,6 +104,7 @@ beforeAll(async () => {
     DYNAMODB_TABLE_CHANGELOG: tables.changelog,
     DYNAMODB_TABLE_DLQ: tables.dlq,
     DYNAMODB_TABLE_MEMBERSHIPS: tables.memberships,
+    DYNAMODB_TABLE_SUBSCRIPTIONS: tables.subscriptions,
     MQTT_URL: broker.tcpUrl,
     JWT_SECRET: SECRET,
     ROUTER_POLL_INTERVAL_MS: '20',

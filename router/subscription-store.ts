@@ -1,0 +1,59 @@
+// Live subscriptions outlive a router process: every instance writes the lifecycle events it
+// sees to DynamoDB (idempotently: all instances see the same events) and a starting instance
+// loads them, so subscribers that subscribed before it started still get their messages.
+// A stale entry (a client gone while no router ran) only costs extra publishes, never a loss;
+// entries expire after a day (IoT Core connections last at most 24 h).
+import { BatchWriteItemCommand, type DynamoDBClient, PutItemCommand, QueryCommand, ScanCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
+import type { SubscriptionEvent } from './subscriptions.js';
+
+const ENTRY_TTL_SECONDS = 24 * 3600;
+
+export class DynamoSubscriptionStore {
+  constructor(
+    private readonly client: DynamoDBClient,
+    private readonly table = 'taskflow-subscriptions',
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Everything recorded, as `subscribed` events to replay into a LiveSubscriptions. */
+  async load(): Promise<SubscriptionEvent[]> {
+    const byClient = new Map<string, string[]>();
+    const nowSeconds = Math.floor(this.now() / 1000);
+    let start: Record<string, AttributeValue> | undefined;
+    do {
+      const page = await this.client.send(new ScanCommand({ TableName: this.table, ExclusiveStartKey: start, ConsistentRead: true }));
+      for (const item of page.Items ?? []) {
+        const clientId = item.clientId?.S;
+        const filter = item.filter?.S;
+        if (!clientId || !filter || Number(item.expiresAt?.N ?? 0) <= nowSeconds) continue;
+        byClient.set(clientId, [...(byClient.get(clientId) ?? []), filter]);
+      }
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return [...byClient].map(([clientId, filters]) => ({ kind: 'subscribed', clientId, filters }));
+  }
+
+  async record(event: SubscriptionEvent): Promise<void> {
+    if (event.kind === 'subscribed') {
+      const expiresAt = { N: String(Math.floor(this.now() / 1000) + ENTRY_TTL_SECONDS) };
+      await Promise.all(
+        event.filters.map((filter) => this.client.send(new PutItemCommand({ TableName: this.table, Item: { clientId: { S: event.clientId }, filter: { S: filter }, expiresAt } }))),
+      );
+      return;
+    }
+    const filters = event.kind === 'unsubscribed' ? event.filters : await this.filtersOf(event.clientId);
+    for (let i = 0; i < filters.length; i += 25) {
+      const chunk = filters.slice(i, i + 25);
+      await this.client.send(
+        new BatchWriteItemCommand({ RequestItems: { [this.table]: chunk.map((filter) => ({ DeleteRequest: { Key: { clientId: { S: event.clientId }, filter: { S: filter } } } })) } }),
+      );
+    }
+  }
+
+  private async filtersOf(clientId: string): Promise<string[]> {
+    const out = await this.client.send(
+      new QueryCommand({ TableName: this.table, KeyConditionExpression: 'clientId = :c', ExpressionAttributeValues: { ':c': { S: clientId } }, ConsistentRead: true }),
+    );
+    return (out.Items ?? []).flatMap((i) => (i.filter?.S ? [i.filter.S] : []));
+  }
+}
