@@ -83,4 +83,22 @@ export const TABLES: readonly TableSpec[] = [
       BillingMode: 'PAY_PER_REQUEST',
     },
   },
+  {
+    // Live MQTT subscriptions (client -> topic filters) as the broker's lifecycle events report
+    // them, so a (re)started router knows where to publish (router/subscription-store.ts).
+    key: 'subscriptions',
+    ttlAttribute: 'expiresAt',
+    table: {
+      TableName: 'taskflow-subscriptions',
+      AttributeDefinitions: [
+        { AttributeName: 'clientId', AttributeType: 'S' },
+        { AttributeName: 'filter', AttributeType: 'S' },
+      ],
+      KeySchema: [
+        { AttributeName: 'clientId', KeyType: 'HASH' },
+        { AttributeName: 'filter', KeyType: 'RANGE' },
+      ],
+      BillingMode: 'PAY_PER_REQUEST',
+    },
+  },
 ];
