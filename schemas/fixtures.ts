@@ -144,7 +144,8 @@ export function sampleEvent<K extends SampleKind>(kind: K, overrides: SampleOver
 
   const entity = entityName as EntityName;
   const op = VERBS[verb as Verb];
-  const projectDefault = entity === 'membership' ? SAMPLE_IDS.project : entity === 'project' ? null : SAMPLE_IDS.project;
+  // A project row has no project_id: its own id is its project.
+  const projectDefault = entity === 'project' ? null : SAMPLE_IDS.project;
   const id = o.entityId ?? (entity === 'project' ? (o.projectId ?? SAMPLE_IDS.project) : SAMPLE_IDS[entity]);
   const ws = o.workspaceId ?? SAMPLE_IDS.workspace;
   const row = fullRow(entity, o, { id, ws, project: o.projectId === undefined ? projectDefault : o.projectId, user: o.userId ?? SAMPLE_IDS.user, time }) as unknown as Record<string, unknown>;
