@@ -17,6 +17,7 @@ function freshProject(tasks = 12): ProjectModel {
       }),
     ),
     members: new Map([[users[0]!, stableUuid('m0')], [users[1]!, stableUuid('m1')]]),
+    workspace: { owner: users[0]!, users: [...users, stableUuid('u-new')], members: new Map(users.map((u) => [u, stableUuid(`wm-${u}`)])) },
   };
 }
 
@@ -25,6 +26,7 @@ function checkAgainstRows(project: ProjectModel, plans: PlannedChange[][]) {
   const tasks = new Set(project.tasks.keys());
   const comments = new Map<string, string>(); // comment → task
   const members = new Map(project.members);
+  const wsMembers = new Map(project.workspace!.members);
   for (const tx of plans) {
     for (const c of tx) {
       switch (c.kind) {
@@ -56,6 +58,15 @@ function checkAgainstRows(project: ProjectModel, plans: PlannedChange[][]) {
           break;
         case 'comment.edit':
           expect(comments.has(c.commentId)).toBe(true);
+          break;
+        case 'workspace.member.add':
+          expect(wsMembers.has(c.userId)).toBe(false);
+          wsMembers.set(c.userId, c.membershipId);
+          break;
+        case 'workspace.member.remove':
+          expect(wsMembers.get(c.userId)).toBe(c.membershipId);
+          expect(c.userId).not.toBe(project.workspace!.owner);
+          wsMembers.delete(c.userId);
           break;
         default:
           expect(tasks.has(c.taskId)).toBe(true);
@@ -90,6 +101,8 @@ describe('workload planner', () => {
         checkAgainstRows(before, plans);
         expect(p.tasks.size).toBeGreaterThanOrEqual(5);
         expect(p.members.size).toBeGreaterThanOrEqual(1);
+        expect(p.workspace!.members.size).toBeGreaterThanOrEqual(2);
+        expect(p.workspace!.members.has(p.workspace!.owner)).toBe(true);
       }),
       { numRuns: 15 },
     );
@@ -100,7 +113,7 @@ describe('workload planner', () => {
     const p = freshProject();
     const all = Array.from({ length: 2000 }, () => planTransaction(rng, p)).flat();
     const kinds = new Set(all.map((c) => c.kind));
-    expect(kinds.size).toBe(12);
+    expect(kinds.size).toBe(14);
     const big = all.filter((c) => c.kind === 'task.description' && c.description.length > 2048);
     expect(big.length).toBeGreaterThan(10);
     const sizes = Array.from({ length: 500 }, () => planTransaction(rng, p).length);

@@ -22,6 +22,11 @@ export interface ProjectModel {
   tasks: Map<string, TaskModel>;
   /** Project memberships: user id → membership id. */
   members: Map<string, string>;
+  /**
+   * Workspace-wide memberships (user id → membership id), present on exactly one project model per
+   * workspace: only its connection changes them, so connections never conflict.
+   */
+  workspace?: { owner: string; users: readonly string[]; members: Map<string, string> };
 }
 
 export type PlannedChange =
@@ -46,7 +51,9 @@ export type PlannedChange =
   | { kind: 'comment.edit'; commentId: string; body: string }
   | { kind: 'membership.add'; membershipId: string; userId: string; role: MemberRole }
   | { kind: 'membership.remove'; membershipId: string; userId: string }
-  | { kind: 'membership.role'; membershipId: string; userId: string; role: MemberRole };
+  | { kind: 'membership.role'; membershipId: string; userId: string; role: MemberRole }
+  | { kind: 'workspace.member.add'; membershipId: string; userId: string }
+  | { kind: 'workspace.member.remove'; membershipId: string; userId: string };
 
 type MemberRole = 'member' | 'viewer' | 'admin';
 const MEMBER_ROLES: readonly MemberRole[] = ['member', 'member', 'viewer', 'admin'];
@@ -58,6 +65,8 @@ export interface RowChange {
   table: 'tasks' | 'comments' | 'memberships';
   op: RowOp;
   id: string;
+  /** A workspace-wide membership: the row has no project. */
+  workspaceWide?: true;
 }
 
 /** Relative frequency of each kind of change (a busy board: mostly edits and moves). */
@@ -74,6 +83,8 @@ export const DEFAULT_MIX: Readonly<Record<ChangeKind, number>> = {
   'membership.add': 3,
   'membership.remove': 3,
   'membership.role': 2,
+  'workspace.member.add': 2,
+  'workspace.member.remove': 2,
 };
 
 export interface PlanOptions {
@@ -117,6 +128,9 @@ function planChange(rng: Rng, project: ProjectModel, options: PlanOptions): Plan
   if (nTasks >= maxTasks) weights['task.create'] = 0;
   if (availableMembers(project).length === 0) weights['membership.add'] = 0;
   if (project.members.size <= 1) weights['membership.remove'] = 0;
+  const ws = project.workspace;
+  if (!ws || joinableWorkspaceUsers(ws).length === 0) weights['workspace.member.add'] = 0;
+  if (!ws || removableWorkspaceMembers(ws).length === 0) weights['workspace.member.remove'] = 0;
   const commented = [...project.tasks.values()].filter((t) => t.commentIds.length > 0);
   if (commented.length === 0) weights['comment.edit'] = 0;
   const kind = rng.weighted(weights);
@@ -153,6 +167,12 @@ function planChange(rng: Rng, project: ProjectModel, options: PlanOptions): Plan
       const [userId, membershipId] = rng.pick([...project.members.entries()]);
       return { kind, membershipId, userId, role: rng.pick(MEMBER_ROLES) };
     }
+    case 'workspace.member.add':
+      return { kind, membershipId: rng.uuid(), userId: rng.pick(joinableWorkspaceUsers(ws!)) };
+    case 'workspace.member.remove': {
+      const [userId, membershipId] = rng.pick(removableWorkspaceMembers(ws!));
+      return { kind, membershipId, userId };
+    }
     case 'membership.remove': {
       const [userId, membershipId] = rng.pick([...project.members.entries()]);
       return { kind, membershipId, userId };
@@ -173,6 +193,15 @@ function createTask(rng: Rng, project: ProjectModel): PlannedChange {
     assigneeId: rng.chance(0.7) ? rng.pick(project.workspaceUsers) : null,
     createdBy: rng.pick(project.workspaceUsers),
   };
+}
+
+function joinableWorkspaceUsers(ws: NonNullable<ProjectModel['workspace']>): string[] {
+  return ws.users.filter((u) => !ws.members.has(u));
+}
+
+/** Everyone but the owner, and never below two members. */
+function removableWorkspaceMembers(ws: NonNullable<ProjectModel['workspace']>): [string, string][] {
+  return ws.members.size <= 2 ? [] : [...ws.members.entries()].filter(([u]) => u !== ws.owner);
 }
 
 function availableMembers(project: ProjectModel): string[] {
@@ -223,6 +252,12 @@ export function applyChange(project: ProjectModel, change: PlannedChange): void 
     case 'membership.remove':
       project.members.delete(change.userId);
       return;
+    case 'workspace.member.add':
+      project.workspace!.members.set(change.userId, change.membershipId);
+      return;
+    case 'workspace.member.remove':
+      project.workspace!.members.delete(change.userId);
+      return;
     case 'task.title':
     case 'task.description':
     case 'task.assign':
@@ -251,6 +286,10 @@ export function rowChanges(change: PlannedChange): RowChange[] {
       return [{ table: 'comments', op: 'update', id: change.commentId }];
     case 'membership.role':
       return [{ table: 'memberships', op: 'update', id: change.membershipId }];
+    case 'workspace.member.add':
+      return [{ table: 'memberships', op: 'insert', id: change.membershipId, workspaceWide: true }];
+    case 'workspace.member.remove':
+      return [{ table: 'memberships', op: 'delete', id: change.membershipId, workspaceWide: true }];
     case 'membership.add':
       return [{ table: 'memberships', op: 'insert', id: change.membershipId }];
     case 'membership.remove':
@@ -319,6 +358,9 @@ export function changeSql(project: ProjectModel, change: PlannedChange): string[
       return [
         `INSERT INTO memberships (id, workspace_id, user_id, project_id, role) VALUES (${[change.membershipId, project.workspaceId, change.userId, project.projectId, change.role].map(L).join(', ')})`,
       ];
+    case 'workspace.member.add':
+      return [`INSERT INTO memberships (id, workspace_id, user_id, project_id, role) VALUES (${[change.membershipId, project.workspaceId, change.userId, null, 'member'].map(L).join(', ')})`];
+    case 'workspace.member.remove':
     case 'membership.remove':
       return [`DELETE FROM memberships WHERE id = ${L(change.membershipId)} AND workspace_id = ${L(project.workspaceId)} AND user_id = ${L(change.userId)}`];
   }

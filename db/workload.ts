@@ -132,16 +132,20 @@ async function loadProjectModels(client: pg.Client, tenants: WorkloadTenants): P
   );
   const comments = await client.query<{ id: string; task_id: string; project_id: string }>('SELECT id, task_id, project_id FROM comments WHERE project_id = ANY($1) ORDER BY id', [projectIds]);
   const members = await client.query<{ id: string; user_id: string; project_id: string }>('SELECT id, user_id, project_id FROM memberships WHERE project_id = ANY($1) ORDER BY user_id', [projectIds]);
-  const wsUsers = await client.query<{ workspace_id: string; user_id: string }>(
-    'SELECT workspace_id, user_id FROM memberships WHERE workspace_id = ANY($1) AND project_id IS NULL ORDER BY user_id',
+  const wsUsers = await client.query<{ id: string; workspace_id: string; user_id: string }>(
+    'SELECT id, workspace_id, user_id FROM memberships WHERE workspace_id = ANY($1) AND project_id IS NULL ORDER BY user_id',
     [workspaceIds],
   );
   const models = new Map<string, ProjectModel>();
   for (const ws of tenants.workspaces) {
-    const users = wsUsers.rows.filter((r) => r.workspace_id === ws.id).map((r) => r.user_id);
-    for (const projectId of ws.projects) {
-      models.set(projectId, { workspaceId: ws.id, projectId, workspaceUsers: users, tasks: new Map(), members: new Map() });
-    }
+    const wsMembers = wsUsers.rows.filter((r) => r.workspace_id === ws.id);
+    const users = wsMembers.map((r) => r.user_id);
+    ws.projects.forEach((projectId, i) => {
+      const model: ProjectModel = { workspaceId: ws.id, projectId, workspaceUsers: users, tasks: new Map(), members: new Map() };
+      // The workspace's first project carries its workspace-wide memberships (see ProjectModel.workspace).
+      if (i === 0) model.workspace = { owner: ws.users[0]!, users: ws.users, members: new Map(wsMembers.map((r) => [r.user_id, r.id])) };
+      models.set(projectId, model);
+    });
   }
   for (const t of tasks.rows) models.get(t.project_id)!.tasks.set(t.id, { id: t.id, status: t.status, position: Number(t.position), commentIds: [] });
   for (const c of comments.rows) models.get(c.project_id)!.tasks.get(c.task_id)?.commentIds.push(c.id);
@@ -158,6 +162,7 @@ function workerSeed(seed: number | string, worker: number, models: readonly Proj
   for (const m of models) {
     for (const t of m.tasks.values()) h.update(t.id).update(t.commentIds.join(''));
     for (const id of m.members.values()) h.update(id);
+    for (const id of m.workspace?.members.values() ?? []) h.update(id);
   }
   return `${seed}:${worker}:${h.digest('hex').slice(0, 16)}`;
 }

@@ -3,6 +3,7 @@
 // committed, transaction by transaction.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
+import type { RowChange } from '../../db/workload-plan.js';
 import { runWorkload, setupWorkloadTenants, type WorkloadStats } from '../../db/workload.js';
 import { eventId } from '../../lib/event-id.js';
 import { compareHistory, startHistoryRecorder, type HistoryEvent, type HistoryRecorder, type SeenEvent } from '../support/history.js';
@@ -74,11 +75,13 @@ describe('history recorder (test_decoding) on Postgres', () => {
     const byXid = new Map<string, HistoryEvent[]>();
     for (const e of truth) byXid.set(e.xid, [...(byXid.get(e.xid) ?? []), e]);
     expect(stats.transactions).toHaveLength(300);
+    expect((stats.changesByKind['workspace.member.add'] ?? 0) + (stats.changesByKind['workspace.member.remove'] ?? 0)).toBeGreaterThan(0);
     for (const tx of stats.transactions!) {
       const recorded = byXid.get(tx.xid) ?? [];
       const ops = { insert: 'c', update: 'u', delete: 'd' } as const;
-      expect(recorded.map((e) => [e.table, e.op, e.key.id, e.workspaceId])).toEqual(tx.changes.map((c) => [c.table, ops[c.op], c.id, tx.workspaceId]));
-      for (const e of recorded) if (e.table !== 'memberships' || e.op !== 'd') expect(e.projectId).toBe(tx.projectId);
+      // A membership DELETE carries only its replica identity (id, workspace_id, user_id): no project.
+      const projectOf = (c: RowChange) => (c.workspaceWide || (c.table === 'memberships' && c.op === 'delete') ? undefined : tx.projectId);
+      expect(recorded.map((e) => [e.table, e.op, e.key.id, e.workspaceId, e.projectId])).toEqual(tx.changes.map((c) => [c.table, ops[c.op], c.id, tx.workspaceId, projectOf(c)]));
     }
     const last = truth[truth.length - 1]!;
     expect(last).toMatchObject({ table: 'projects', op: 'u', txIndex: 0, projectId: stats.tenants.workspaces[0]!.projects[0] });
