@@ -53,6 +53,11 @@ export class AckTracker {
     return tx;
   }
 
+  /** `n` more deliveries belong to the transaction (snapshot rows placed after a watermark). */
+  expect(tx: InFlightTransaction, n: number): void {
+    tx.pending += n;
+  }
+
   /** `n` of the transaction's events are acknowledged by Kinesis (or dead-lettered). */
   delivered(tx: InFlightTransaction, n = 1): void {
     if (n > tx.pending) throw new Error(`acknowledged ${n} events of a transaction with ${tx.pending} pending`);

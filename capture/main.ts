@@ -1,4 +1,5 @@
 // Wiring of the capture service from its configuration: real clients, stores and metrics.
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createDynamoClient, createKinesisClient } from '../lib/aws.js';
 import { DynamoDeadLetterStore } from '../lib/dlq.js';
 import type { Logger } from '../lib/logger.js';
@@ -6,11 +7,13 @@ import { createRegistry, serveMetrics } from '../lib/metrics.js';
 import type { CaptureConfig } from './config.js';
 import { createCaptureMetrics } from './metrics.js';
 import { type PutRecordsFn, kinesisPutRecords } from './producer.js';
-import { CaptureService } from './service.js';
+import { CAPTURED_TABLES, CaptureService } from './service.js';
 import { DynamoSlotRecordStore } from './slot-guard.js';
+import { DynamoSnapshotJobStore, SnapshotRunner } from './snapshot.js';
 
 export interface RunningCapture {
   service: CaptureService;
+  snapshots: SnapshotRunner;
   metricsUrl: string;
   close(): Promise<void>;
 }
@@ -31,8 +34,16 @@ export async function startCapture(config: CaptureConfig, logger: Logger, wrapPu
     slotRecords: new DynamoSlotRecordStore(dynamo, config.checkpointsTable),
     put: wrapPut(kinesisPutRecords(kinesis, config.streamName)),
   });
+  const snapshots = new SnapshotRunner(service.pool, snapshotJobStore(dynamo, config), { chunkSize: config.snapshotChunkSize, source: config.source, db: config.dbName, logger });
+  service.setObserver(snapshots);
+  if (config.initialSnapshot) {
+    void service.ready.then(({ firstStart }) => {
+      if (firstStart) snapshots.request({ tables: [...CAPTURED_TABLES] });
+    });
+  }
   return {
     service,
+    snapshots,
     metricsUrl: url,
     async close() {
       await service.stop();
@@ -41,4 +52,9 @@ export async function startCapture(config: CaptureConfig, logger: Logger, wrapPu
       dynamo.destroy();
     },
   };
+}
+
+/** Where the snapshot job of this capture (database + slot) keeps its progress. */
+export function snapshotJobStore(dynamo: DynamoDBClient, config: CaptureConfig): DynamoSnapshotJobStore {
+  return new DynamoSnapshotJobStore(dynamo, config.checkpointsTable, `${config.dbName}/${config.slot}`);
 }

@@ -39,11 +39,16 @@ export interface CaptureDeps {
 export interface StreamObserver {
   onTransaction?(tx: CommittedTransaction, handle: InFlightTransaction, session: SessionApi): void;
   onMessage?(prefix: string, content: Uint8Array, session: SessionApi): void;
+  /** A session started streaming. */
+  onStreaming?(): void;
+  /** A session ended: whatever waits for its stream will not get it. */
+  onSessionEnd?(): void;
 }
 
 export interface SessionApi {
-  /** Sends events outside a WAL transaction (snapshot rows) under `handle`'s acknowledgement. */
-  sendEvent(partitionKey: string, envelope: Record<string, unknown>, handle: InFlightTransaction, meta: { table: string; op: string }): void;
+  /** Sends an event outside a WAL change (a snapshot row); `onDone` once Kinesis (or the DLQ) has it. */
+  sendEvent(partitionKey: string, envelope: Record<string, unknown>, handle: InFlightTransaction, meta: { table: string; op: string }, onDone: () => void): void;
+  deadLetter(reason: string, message: string, payload: Record<string, unknown>, table: string, onDone: () => void): void;
   ack: AckTracker;
 }
 
@@ -224,7 +229,14 @@ export class CaptureService {
     const decoder = new ChangeDecoder({ source: config.source, db: config.dbName });
     const s: Session = { repl, producer, ack, timers: [], paused: false, lastServerMessageAt: Date.now(), lastDataAt: Date.now(), serverWalEnd: start, ended: false };
     this.session = s;
-    const api: SessionApi = { ack, sendEvent: (pk, env, handle, meta) => this.sendEvent(s, pk, env, handle, meta) };
+    const api: SessionApi = {
+      ack,
+      sendEvent: (pk, env, handle, meta, onDone) => {
+        this.deps.metrics?.events.inc({ table: meta.table, op: meta.op });
+        this.sendEvent(s, pk, env, handle, meta, onDone);
+      },
+      deadLetter: (reason, message, payload, table, onDone) => this.deadLetter(s, reason, message, Buffer.from(JSON.stringify(payload)), { table }, onDone),
+    };
 
     let failure: unknown;
     repl.on('error', (err: Error) => {
@@ -234,6 +246,7 @@ export class CaptureService {
     repl.on('start', () => {
       logger.info({ slot: config.slot, from: formatLsn(start) }, 'streaming from the slot');
       onStreaming();
+      this.observer.onStreaming?.();
     });
     repl.on('heartbeat', (lsn: string) => {
       s.lastServerMessageAt = Date.now();
@@ -391,6 +404,7 @@ export class CaptureService {
   private async endSession(s: Session): Promise<void> {
     if (s.ended) return;
     s.ended = true;
+    this.observer.onSessionEnd?.();
     for (const t of s.timers) clearInterval(t);
     s.producer.close();
     await s.repl.destroy().catch(() => undefined);

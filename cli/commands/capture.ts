@@ -1,12 +1,21 @@
 // `taskflow capture`: the CDC service (Postgres logical replication -> Kinesis), long-running.
 import { parseArgs } from 'node:util';
+import pg from 'pg';
 import { loadConfig } from '../../capture/config.js';
-import { startCapture } from '../../capture/main.js';
+import { snapshotJobStore, startCapture } from '../../capture/main.js';
+import { CAPTURED_TABLES } from '../../capture/service.js';
+import { SIGNAL_PREFIX, type Signal, type SnapshotJob } from '../../capture/snapshot.js';
+import { createDynamoClient } from '../../lib/aws.js';
+import { TaskflowError } from '../../lib/errors.js';
 import { createLogger } from '../../lib/logger.js';
 import type { Command } from '../main.js';
 
 const usage = `usage:
   taskflow capture        stream every committed change of tasks, comments, memberships and projects to Kinesis
+  taskflow capture snapshot [--table tasks ...] [--workspace W] [--stop]
+                          re-snapshot tables (default: all four) or one workspace while capture streams
+                          (watermarks, no locks); shows progress; Ctrl-C or --stop stops it, running it
+                          again resumes
 Configuration from the environment: DATABASE_URL, CHANGE_STREAM_NAME, AWS_REGION, KINESIS_ENDPOINT,
 DYNAMODB_ENDPOINT, DYNAMODB_TABLE_DLQ, DYNAMODB_TABLE_CHECKPOINTS, CAPTURE_SLOT, CAPTURE_PUBLICATION,
 CAPTURE_AGGREGATE (true), CAPTURE_COMPRESSION (none|gzip), CAPTURE_MAX_IN_FLIGHT_BATCHES,
@@ -30,15 +39,74 @@ async function runService(): Promise<number> {
   return 0;
 }
 
+function progressLine(job: SnapshotJob, startedMs: number, startRows: number): string {
+  const elapsed = (Date.now() - startedMs) / 1000;
+  const rate = elapsed > 0 ? (job.rowsDone - startRows) / elapsed : 0;
+  const left = Math.max(0, job.rowsEstimated - job.rowsDone);
+  const eta = rate > 0 ? `${Math.ceil(left / rate)} s left` : 'estimating';
+  const table = job.tables[job.tableIndex] ?? 'done';
+  return `${table} (${Math.min(job.tableIndex + 1, job.tables.length)}/${job.tables.length}): ${job.rowsDone.toLocaleString('en')} of ~${job.rowsEstimated.toLocaleString('en')} rows, ${Math.round(rate).toLocaleString('en')} rows/s, ${eta}`;
+}
+
+async function runSnapshot(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { table: { type: 'string', multiple: true }, workspace: { type: 'string' }, stop: { type: 'boolean', default: false } } });
+  const tables = values.table ?? [...CAPTURED_TABLES];
+  for (const t of tables) if (!(CAPTURED_TABLES as readonly string[]).includes(t)) throw new TaskflowError('BAD_ARGUMENT', `--table must be one of ${CAPTURED_TABLES.join(', ')}, got "${t}"`);
+  const config = loadConfig(process.env);
+  const db = new pg.Client({ connectionString: config.databaseUrl, application_name: 'taskflow-capture-snapshot' });
+  await db.connect();
+  const dynamo = createDynamoClient(config.aws);
+  const store = snapshotJobStore(dynamo, config);
+  // The running capture service reads this request from its own stream (capture/snapshot.ts).
+  const signal = (s: Signal) => db.query('SELECT pg_logical_emit_message(false, $1, $2)', [SIGNAL_PREFIX, JSON.stringify(s)]);
+  try {
+    const requestedAt = new Date().toISOString();
+    if (values.stop) {
+      await signal({ action: 'stop-snapshot' });
+      console.log('asked capture to stop the snapshot');
+      return 0;
+    }
+    await signal({ action: 'snapshot', request: { tables, ...(values.workspace ? { workspace: values.workspace } : {}) } });
+    let stopping = false;
+    process.once('SIGINT', () => {
+      stopping = true;
+      void signal({ action: 'stop-snapshot' });
+    });
+    const started = Date.now();
+    let startRows: number | undefined;
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 1000));
+      const job = await store.get();
+      if (!job || job.updatedAt < requestedAt) {
+        if (Date.now() - started > 30_000) throw new TaskflowError('SNAPSHOT_NOT_STARTED', 'capture did not pick up the snapshot request within 30 s: is `taskflow capture` running for this database and slot?');
+        continue;
+      }
+      startRows ??= job.rowsDone;
+      process.stdout.write(`\r${progressLine(job, started, startRows)}\x1b[K`);
+      if (job.status === 'done') {
+        process.stdout.write(`\nsnapshot done: ${job.rowsDone} rows\n`);
+        return 0;
+      }
+      if (job.status === 'stopped') {
+        process.stdout.write(`\nsnapshot stopped after ${job.rowsDone} rows${stopping ? '' : ' (by another request)'}; run the same command again to resume\n`);
+        return stopping ? 130 : 1;
+      }
+    }
+  } finally {
+    await db.end();
+    dynamo.destroy();
+  }
+}
+
 export const command: Command = {
   summary: 'CDC service: Postgres changes -> Kinesis (see `taskflow capture --help`)',
   async run(argv) {
-    const { positionals, values } = parseArgs({ args: argv, options: { help: { type: 'boolean' } }, allowPositionals: true, strict: false });
-    if (values.help) {
+    if (argv.includes('--help')) {
       console.log(usage);
       return 0;
     }
-    if (positionals.length === 0) return runService();
+    if (argv.length === 0) return runService();
+    if (argv[0] === 'snapshot') return runSnapshot(argv.slice(1));
     console.error(usage);
     return 2;
   },
