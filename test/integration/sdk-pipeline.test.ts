@@ -129,13 +129,18 @@ describe('web SDK through the whole local pipeline', () => {
     }
 
     const workload = runWorkload({ databaseUrl: dbUrl, ratePerSec: 40, durationMs: 6000, workspaces: 1, projectsPerWorkspace: 2, seed, concurrency: 2 });
+    // Each disruption hits live subscriptions (so each shows as one more 'offline').
+    const allLive = () => waitFor(() => subscribers.every(({ seen }) => seen.statuses.at(-1) === 'live'), () => 'all live again', 15_000);
     for (let cut = 0; cut < 3; cut += 1) {
       await sleep(1000);
+      await allLive();
       proxy.cut();
     }
     await sleep(800);
+    await allLive();
     await broker.restart();
     await sleep(1000);
+    await allLive();
     proxy.cut();
     const stats = await workload;
 

@@ -45,6 +45,21 @@ describe('connection machine', () => {
     expect(state.retryAt).toBe(86_400_000 + 99); // a 24 h close reconnects within one base period
   });
 
+  it('keeps backing off when the broker accepts and drops the connection at once', () => {
+    let { state } = run([{ type: 'start', now: 0 }]);
+    const delays: number[] = [];
+    let now = 0;
+    for (let i = 0; i < 5; i += 1) {
+      ({ state } = run([{ type: 'opened', attempt: state.attempt, now }], state));
+      now += 50;
+      ({ state } = run([{ type: 'lost', attempt: state.attempt, reason: 'network', now, random: 0.99 }], state));
+      delays.push(state.retryAt! - now);
+      now = state.retryAt!;
+      ({ state } = run([{ type: 'tick', now }], state));
+    }
+    expect(delays).toEqual([99, 198, 396, 792, 1584]);
+  });
+
   it('refreshes the token after the broker rejects it, and ignores stale attempts', () => {
     let { state, effects } = run([
       { type: 'start', now: 0 },

@@ -1,8 +1,9 @@
 // One MQTT connection's lifecycle as a pure state machine (time and jitter passed in). mqtt.js'
 // own reconnect loop (a fixed reconnectPeriod) is switched off; this machine decides when to
-// open a socket: at once on start, then after a full-jitter backoff following every loss, with
-// the backoff reset by a successful CONNACK so that a routine close (IoT Core ends every
-// WebSocket after 24 h) is followed by a prompt reconnect. See SPEC.md.
+// open a socket: at once on start, then after a full-jitter backoff following every loss. The
+// backoff starts over after a connection that stayed up for `stableAfterMs`, so that a routine
+// close (IoT Core ends every WebSocket after 24 h) is followed by a prompt reconnect, while a
+// broker that accepts and then drops us at once still meets a growing backoff. See SPEC.md.
 import { defaultBackoff, fullJitterDelay, type BackoffOptions } from './backoff.js';
 
 export type ConnectionPhase = 'idle' | 'connecting' | 'connected' | 'waiting' | 'stopped';
@@ -11,8 +12,10 @@ export interface ConnectionState {
   readonly phase: ConnectionPhase;
   /** Id of the current (or last) connect attempt; events from older attempts are ignored. */
   readonly attempt: number;
-  /** Losses since the last successful CONNACK: the backoff exponent. */
+  /** Losses since the last stable connection: the backoff exponent. */
   readonly failures: number;
+  /** When the current connection's CONNACK arrived. */
+  readonly connectedAt: number | null;
   readonly retryAt: number | null;
   /** The broker rejected the credentials: fetch a fresh token before the next attempt. */
   readonly refreshToken: boolean;
@@ -38,9 +41,13 @@ export const initialConnectionState: ConnectionState = {
   phase: 'idle',
   attempt: 0,
   failures: 0,
+  connectedAt: null,
   retryAt: null,
   refreshToken: false,
 };
+
+/** A connection up this long counts as stable: the next loss starts the backoff over. */
+export const STABLE_CONNECTION_MS = 10_000;
 
 export function connectionTransition(
   state: ConnectionState,
@@ -62,14 +69,17 @@ export function connectionTransition(
       return state.phase === 'idle' ? open(state) : unchanged;
     case 'opened':
       if (event.attempt !== state.attempt || state.phase !== 'connecting') return unchanged;
-      return { state: { ...state, phase: 'connected', failures: 0 }, effects: [{ type: 'phase', phase: 'connected' }] };
+      return { state: { ...state, phase: 'connected', connectedAt: event.now }, effects: [{ type: 'phase', phase: 'connected' }] };
     case 'lost': {
       if (event.attempt !== state.attempt || (state.phase !== 'connecting' && state.phase !== 'connected')) return unchanged;
+      const stable = state.phase === 'connected' && state.connectedAt !== null && event.now - state.connectedAt >= STABLE_CONNECTION_MS;
+      const failures = stable ? 0 : state.failures;
       const next: ConnectionState = {
         ...state,
         phase: 'waiting',
-        failures: state.failures + 1,
-        retryAt: event.now + fullJitterDelay(state.failures, event.random, backoff),
+        failures: failures + 1,
+        connectedAt: null,
+        retryAt: event.now + fullJitterDelay(failures, event.random, backoff),
         refreshToken: state.refreshToken || event.reason === 'auth',
       };
       return { state: next, effects: [{ type: 'phase', phase: 'waiting' }] };
