@@ -184,8 +184,9 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     async start() {
       if (running) return;
       if (opts.createLeaseTable) await ensureLeaseTable(opts.dynamo, opts.leaseTable);
+      // Fail fast on a missing stream or lease table; later cycles log and retry instead.
+      await coordinator.syncShards(await listShards(opts.kinesis, opts.streamName));
       running = true;
-      await syncShards();
       await leaseCycle();
       scheduleLease(failoverMs / 3);
       scheduleSync(opts.shardSyncIntervalMs ?? 60_000);

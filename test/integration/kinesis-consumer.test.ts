@@ -8,7 +8,8 @@ import { type Consumer, type ConsumerOptions, type Position, type ShardInit, typ
 import { encodeAggregated, encodePlain } from '../../lib/record-codec.js';
 import { createTestStream, createTestTables, dynamoClient, kinesisClient } from '../support/stack.js';
 
-const FAILOVER_MS = 1500;
+// Long enough that a renewal survives a busy shared machine (dynalite calls took ~1 s under load).
+const FAILOVER_MS = 3000;
 
 let kinesis: KinesisClient;
 let dynamo: DynamoDBClient;
@@ -191,7 +192,7 @@ describe('kinesis consumer on kinesalite + dynalite', () => {
     await a.stop('abandon');
     const crashedAt = Date.now();
     const after = await putPlain(stream, keys(40), 10, 20);
-    await waitFor('b to hold every shard', () => b.heldShards().length === 4, 10_000);
+    await waitFor('b to hold every shard', () => b.heldShards().length === 4, 20_000);
     const takeoverMs = Date.now() - crashedAt;
     await waitFor('all records after the crash', () => missing([...before, ...after], journal.bodies()).length === 0);
 
@@ -246,6 +247,18 @@ describe('kinesis consumer on kinesalite + dynalite', () => {
     await waitFor('other consumer reads from the start', () => missing([...first, ...second], journal.bodies('other')).length === 0);
     await other.stop();
   }, 30_000);
+
+  it('creates its lease table when asked, and refuses to start on a stream that does not exist', async () => {
+    const stream = await createTestStream('kc-table', 1);
+    const journal = new Journal();
+    const bodies = await putPlain(stream, keys(3), 0, 2);
+    const ownTable = `kc-own-leases-${Date.now()}`;
+    const c = consumer('own-table', stream, 'w', journal.processor('w'), { leaseTable: ownTable, createLeaseTable: true });
+    await c.start();
+    await waitFor('records through a fresh lease table', () => missing(bodies, journal.bodies()).length === 0);
+    await c.stop();
+    await expect(consumer('nowhere', `${stream}-missing`, 'w', journal.processor('x')).start()).rejects.toThrow(/not found|does not exist/i);
+  }, 20_000);
 
   it('reads a parent shard to its end before its children, through a split and a merge', async () => {
     const stream = await createTestStream('kc-reshard', 1);
