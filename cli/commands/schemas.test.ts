@@ -78,6 +78,14 @@ describe('taskflow schemas check', () => {
     expect(broken.out).toMatch(/forward \(old readers, new events\):\n\s+\[required\] project_id/);
   });
 
+  it('refuses a file that is not a JSON Schema', async () => {
+    const bad = join(dir, 'bad.json');
+    writeFileSync(bad, JSON.stringify({ type: 'object', properties: { a: { type: 'strnig' } } }));
+    const r = await run(['check', '--old', join(schemasDir, 'task', 'v1.json'), '--new', bad]);
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/bad\.json: not a valid JSON Schema: schema\/properties\/a\/type must be equal to one of the allowed values/);
+  });
+
   it('refuses bad usage', async () => {
     expect((await run(['check', '--old', 'a.json'])).code).toBe(2);
     expect((await run(['check', '--require', 'sideways'])).code).toBe(2);

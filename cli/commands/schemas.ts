@@ -4,6 +4,7 @@ import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { Command } from '../main.js';
 import { loadSchemaDir, readSchemaFile } from '../../schemas/catalog.js';
 import { generateFiles } from '../../schemas/codegen.js';
@@ -36,6 +37,14 @@ async function genTypes(argv: string[]): Promise<number> {
   return 0;
 }
 
+/** Problems that make a file no JSON Schema at all (a typo such as "type": "strnig"). */
+function metaSchemaErrors(files: { path: string; schema: Record<string, unknown> }[]): string[] {
+  const ajv = new Ajv2020({ strict: false });
+  return files.flatMap((f) =>
+    ajv.validateSchema(f.schema) ? [] : [`${f.path}: not a valid JSON Schema: ${ajv.errorsText(ajv.errors, { dataVar: 'schema' })}`],
+  );
+}
+
 function describe(label: string, report: CompatibilityReport, broken: Direction[]): string[] {
   const lines = [`${label}: ${broken.length > 0 ? 'BREAKING' : 'ok'}`];
   for (const d of ['backward', 'forward'] as const) {
@@ -62,13 +71,19 @@ function check(argv: string[]): number {
       console.error('--old and --new go together');
       return 2;
     }
-    const report = checkCompatibility(readSchemaFile(values.old), readSchemaFile(values.new));
+    const pair = [values.old, values.new].map((path) => ({ path, schema: readSchemaFile(path) }));
+    const invalid = metaSchemaErrors(pair);
+    for (const e of invalid) console.error(`error: ${e}`);
+    if (invalid.length > 0) return 1;
+    const report = checkCompatibility(pair[0]!.schema, pair[1]!.schema);
     const broken = brokenDirections(report, requirement);
     console.log(describe(`${values.old} → ${values.new}`, report, broken).join('\n'));
     return broken.length > 0 ? 1 : 0;
   }
   const files = loadSchemaDir(values.dir);
-  const { steps, errors } = checkVersionChains(files, requirement);
+  const chains = checkVersionChains(files, requirement);
+  const { steps } = chains;
+  const errors = [...metaSchemaErrors(files), ...chains.errors];
   for (const e of errors) console.error(`error: ${e}`);
   for (const step of steps) console.log(describe(`${step.name} v${step.from} → v${step.to}`, step.report, step.broken).join('\n'));
   const breaking = steps.filter((s) => s.broken.length > 0);
