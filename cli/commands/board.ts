@@ -8,7 +8,7 @@ import { loadJwtConfig, signDevToken } from '../../lib/jwt.js';
 import { createLogger } from '../../lib/logger.js';
 import { TaskflowError } from '../../lib/errors.js';
 import { DEMO } from '../../db/seed.js';
-import { startBoardServer, type BoardSession } from '../../clients/demo-board/server.js';
+import { demoSessions, startBoardServer } from '../../clients/demo-board/server.js';
 import type { Command } from '../main.js';
 
 export interface BoardConfig {
@@ -35,24 +35,18 @@ export const command: Command = {
     if (jwt.kind !== 'hs256') throw new TaskflowError('BOARD_NEEDS_DEV_SECRET', 'the demo board signs dev tokens: unset JWT_JWKS_URL');
     const logger = createLogger('board');
     const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 4 });
-    const users = DEMO.users as Record<string, string>;
-    const defaultUser = Object.values(users)[0] as string;
     const board = await startBoardServer({
       pool,
       port: config.port,
       logger,
-      // ?user= takes a demo user's name (alice) or id; every page acts as a real member.
-      async session(user): Promise<BoardSession> {
-        const userId = (user && (users[user] ?? (Object.values(users).includes(user) ? user : undefined))) ?? defaultUser;
-        return {
-          userId,
-          workspaceId: DEMO.workspaceId,
-          projectId: DEMO.projectId,
-          token: await signDevToken(jwt.secret, userId, { issuer: jwt.issuer, audience: jwt.audience, ttlSeconds: 3600 }),
-          mqttUrl: config.mqttWsUrl,
-          replayUrl: config.replayUrl.replace(/\/$/, ''),
-        };
-      },
+      session: demoSessions({
+        users: DEMO.users,
+        workspaceId: DEMO.workspaceId,
+        projectId: DEMO.projectId,
+        mqttUrl: config.mqttWsUrl,
+        replayUrl: config.replayUrl,
+        sign: (userId) => signDevToken(jwt.secret, userId, { issuer: jwt.issuer, audience: jwt.audience, ttlSeconds: 3600 }),
+      }),
     });
     logger.info({ url: board.url }, 'demo board listening');
     console.log(`demo board: ${board.url}`);

@@ -21,8 +21,9 @@ const probe = { applied: [] as string[], latenciesMs: [] as number[], status: 'c
 (window as unknown as { taskflowBoard: typeof probe }).taskflowBoard = probe;
 
 async function api<T>(path: string, init?: RequestInit): Promise<T> {
-  const sep = path.includes('?') ? '&' : '?';
-  const res = await fetch(`${path}${sep}user=${encodeURIComponent(session?.userId ?? params.get('user') ?? '')}`, {
+  const user = session?.userId ?? params.get('user');
+  const query = user ? `${path.includes('?') ? '&' : '?'}user=${encodeURIComponent(user)}` : '';
+  const res = await fetch(`${path}${query}`, {
     ...init,
     headers: { 'content-type': 'application/json' },
   });

@@ -21,6 +21,34 @@ export interface BoardSession {
   replayUrl: string;
 }
 
+export interface DemoSessionOptions {
+  /** Demo users by name (alice → id); the first one is the default. */
+  users: Readonly<Record<string, string>>;
+  workspaceId: string;
+  projectId: string;
+  mqttUrl: string;
+  replayUrl: string;
+  sign(userId: string): Promise<string>;
+}
+
+/** Sessions for the demo: `?user=` names a demo user (or gives its id); anything else is the first user. */
+export function demoSessions(opts: DemoSessionOptions): (user: string | undefined) => Promise<BoardSession> {
+  const ids = Object.values(opts.users);
+  const fallback = ids[0];
+  if (!fallback) throw new TaskflowError('NO_DEMO_USERS', 'the demo board needs at least one demo user');
+  return async (user) => {
+    const userId = (user && (opts.users[user] ?? (ids.includes(user) ? user : undefined))) || fallback;
+    return {
+      userId,
+      workspaceId: opts.workspaceId,
+      projectId: opts.projectId,
+      token: await opts.sign(userId),
+      mqttUrl: opts.mqttUrl,
+      replayUrl: opts.replayUrl.replace(/\/$/, ''),
+    };
+  };
+}
+
 export interface BoardServerOptions {
   pool: Pool;
   port: number;
@@ -78,6 +106,7 @@ export async function startBoardServer(opts: BoardServerOptions): Promise<{ serv
     if (method === 'GET' && url.pathname === '/') return send(res, 200, html, 'text/html; charset=utf-8');
     if (method === 'GET' && url.pathname === '/app.js') return send(res, 200, appJs, 'text/javascript; charset=utf-8');
     if (method === 'GET' && url.pathname === '/healthz') return send(res, 200, { ok: true });
+    if (method === 'GET' && url.pathname === '/favicon.ico') return send(res, 204, '', 'image/x-icon');
     if (method === 'GET' && url.pathname === '/api/session') {
       return send(res, 200, await opts.session(url.searchParams.get('user') ?? undefined));
     }

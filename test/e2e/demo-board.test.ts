@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import pg from 'pg';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { startBoardServer } from '../../clients/demo-board/server.js';
+import { demoSessions, startBoardServer } from '../../clients/demo-board/server.js';
 import { DEMO, seedDemo } from '../../db/seed.js';
 import { silentLogger } from '../../lib/logger.js';
 import { startTestPipeline, sleep, waitFor, type TestPipeline } from '../support/pipeline.js';
@@ -33,13 +33,13 @@ beforeAll(async () => {
     pool,
     port: 0,
     logger: silentLogger,
-    session: async () => ({
-      userId: user,
+    session: demoSessions({
+      users: DEMO.users,
       workspaceId: DEMO.workspaceId,
       projectId: DEMO.projectId,
-      token: await pipeline.token(user),
       mqttUrl: pipeline.broker.wsUrl,
       replayUrl: pipeline.router.replayUrl,
+      sign: (userId) => pipeline.token(userId),
     }),
   });
   const token = await pipeline.token(user);
@@ -57,11 +57,11 @@ afterAll(async () => {
   await pipeline?.stop();
 });
 
-async function openBoard(): Promise<{ page: Page; context: BrowserContext }> {
+async function openBoard(query = ''): Promise<{ page: Page; context: BrowserContext }> {
   const context = await browser.newContext();
   contexts.push(context);
   const page = await context.newPage();
-  await page.goto(board.url);
+  await page.goto(`${board.url}${query}`);
   await page.waitForFunction(() => (window as unknown as { taskflowBoard?: Probe }).taskflowBoard?.status === 'live', undefined, { timeout: 30_000 });
   return { page, context };
 }
@@ -72,7 +72,7 @@ const cardTitle = (page: Page, status: string, title: string) => page.locator(`.
 describe('demo board in a real browser', () => {
   it('shows one window’s edits in the other, SQL commits in both, and loses nothing offline', async () => {
     const a = await openBoard();
-    const b = await openBoard();
+    const b = await openBoard(`?user=${Object.keys(DEMO.users)[1]}`); // as another demo user
 
     // An edit in window A (through the board's API) appears in window B through the pipeline.
     const first = a.page.locator('.column[data-status="todo"] .card').first();
