@@ -133,13 +133,15 @@ export class SnapshotRunner implements StreamObserver {
   private async estimate(req: SnapshotRequest): Promise<number> {
     let total = 0;
     for (const table of req.tables) {
-      if (req.workspace) {
-        const r = await this.pool.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${table} WHERE workspace_id = $1`, [req.workspace]);
-        total += Number(r.rows[0]?.n ?? 0);
-      } else {
-        const r = await this.pool.query<{ n: string }>('SELECT greatest(reltuples, 0)::bigint::text AS n FROM pg_class WHERE oid = $1::regclass', [table]);
-        total += Number(r.rows[0]?.n ?? 0);
+      // the planner's estimate for a whole big table (never analysed: -1); an exact count otherwise
+      const r = await this.pool.query<{ n: string }>('SELECT reltuples::bigint::text AS n FROM pg_class WHERE oid = $1::regclass', [table]);
+      const estimate = Number(r.rows[0]?.n ?? -1);
+      if (!req.workspace && estimate >= 100_000) {
+        total += estimate;
+        continue;
       }
+      const c = await this.pool.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${table}${req.workspace ? ' WHERE workspace_id = $1' : ''}`, req.workspace ? [req.workspace] : []);
+      total += Number(c.rows[0]?.n ?? 0);
     }
     return total;
   }
