@@ -158,6 +158,20 @@ describe('subscription machine: examples', () => {
     expect(h.statuses).toEqual(['offline']);
   });
 
+  it('asks the replay API once more a while after each SUBACK, staying live meanwhile', () => {
+    const h = new Harness(1);
+    h.send({ type: 'subscribed', now: 0 });
+    h.send({ type: 'replayOk', requestId: h.fetch!.requestId, changes: [], latestSeq: 0, now: 5 });
+    h.fetch = null;
+    expect(h.state.status).toBe('live');
+    expect(nextDeadline(h.state, config)).toBe(config.confirmAfterSubscribeMs);
+    h.send({ type: 'tick', now: config.confirmAfterSubscribeMs });
+    expect(h.fetch).toMatchObject({ after: 0 });
+    h.send({ type: 'replayOk', requestId: h.fetch!.requestId, changes: [full(1)], latestSeq: 1, now: config.confirmAfterSubscribeMs + 5 });
+    expect(h.delivered()).toEqual([1]);
+    expect(nextDeadline(h.state, config)).toBeNull();
+  });
+
   it('catches up after every resubscription, even with a request from before the cut in flight', () => {
     const h = new Harness(1);
     h.send({ type: 'subscribed', now: 0 });

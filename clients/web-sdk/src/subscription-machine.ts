@@ -15,6 +15,13 @@ export interface SubscriptionConfig {
   replayPageSize: number;
   /** Backoff between failed replay requests. */
   retry: BackoffOptions;
+  /**
+   * One more replay request this long after each SUBACK (0: none). The router publishes only to
+   * topics it knows to have subscribers, and learns of a new subscription from broker events
+   * that arrive after the SUBACK (IoT Core lifecycle events: seconds later, unordered); a change
+   * committed in between is neither published nor in the first catch-up.
+   */
+  confirmAfterSubscribeMs: number;
 }
 
 export const defaultSubscriptionConfig: SubscriptionConfig = {
@@ -22,6 +29,7 @@ export const defaultSubscriptionConfig: SubscriptionConfig = {
   maxBuffered: 1000,
   replayPageSize: 500,
   retry: defaultBackoff,
+  confirmAfterSubscribeMs: 3000,
 };
 
 interface ReplayInFlight {
@@ -48,6 +56,8 @@ export interface SubscriptionState {
   readonly subscribeEpoch: number;
   /** Highest subscribeEpoch for which a catch-up fetch (issued after its SUBACK) completed. */
   readonly caughtUpEpoch: number;
+  /** When the confirming replay request after the last SUBACK is due (null: none pending). */
+  readonly confirmAt: number | null;
   readonly replay: ReplayInFlight | null;
   readonly nextRequestId: number;
   /** Failed replay requests in a row, for backoff. */
@@ -107,6 +117,7 @@ export function initialState(fromSeq?: number): SubscriptionState {
     connectionStatus: 'connecting',
     subscribeEpoch: 0,
     caughtUpEpoch: 0,
+    confirmAt: null,
     replay: null,
     nextRequestId: 1,
     retryAttempt: 0,
@@ -139,11 +150,13 @@ export function transition(
     case 'subscribed':
       s.subscribed = true;
       s.subscribeEpoch += 1;
+      s.confirmAt = config.confirmAfterSubscribeMs > 0 ? event.now + config.confirmAfterSubscribeMs : null;
       // Nothing to catch up on without a position: the first message will define it.
       if (s.position === null) s.caughtUpEpoch = s.subscribeEpoch;
       break;
     case 'connection':
       s.subscribed = false;
+      s.confirmAt = null;
       s.connectionStatus = event.status;
       break;
     case 'message': {
@@ -217,6 +230,7 @@ export function transition(
     const id = s.nextRequestId;
     s.nextRequestId += 1;
     s.replay = { id, after: s.position ?? 0, epoch: s.subscribeEpoch };
+    if (s.confirmAt !== null && event.now >= s.confirmAt) s.confirmAt = null;
     effects.push({ type: 'fetch', requestId: id, after: s.position ?? 0, limit: config.replayPageSize, refreshToken: s.refreshToken });
     s.refreshToken = false;
   }
@@ -231,8 +245,10 @@ export function transition(
 export function nextDeadline(state: SubscriptionState, config: SubscriptionConfig = defaultSubscriptionConfig): number | null {
   if (state.failed || state.replay !== null) return null;
   if (state.retryAt !== null) return state.retryAt;
-  if (state.subscribed && state.gapSince !== null) return state.gapSince + config.reorderWindowMs;
-  return null;
+  const due: number[] = [];
+  if (state.subscribed && state.gapSince !== null) due.push(state.gapSince + config.reorderWindowMs);
+  if (state.subscribed && state.position !== null && state.confirmAt !== null) due.push(state.confirmAt);
+  return due.length === 0 ? null : Math.min(...due);
 }
 
 function fail(s: Mutable<SubscriptionState>, buffer: Map<number, Change>, effects: SubscriptionEffect[]): Transition {
@@ -273,6 +289,7 @@ function fetchNeeded(s: SubscriptionState, now: number, config: SubscriptionConf
   if (!s.subscribed || s.position === null || s.replay !== null || s.retryAt !== null) return false;
   if (s.caughtUpEpoch < s.subscribeEpoch) return true; // (re)subscribed: fetch what was missed
   if (s.position < s.replayLatest) return true; // the last page did not reach the end
+  if (s.confirmAt !== null && now >= s.confirmAt) return true; // the router may have learned of us late
   if (s.gapSince === null) return false;
   return now - s.gapSince >= config.reorderWindowMs || s.buffer.size >= config.maxBuffered;
 }
