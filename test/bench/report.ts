@@ -13,7 +13,8 @@ export interface BenchResult {
   commit: string;
   machine: { cpus: number; node: string };
   params: Record<string, unknown>;
-  metrics: Record<string, number>;
+  /** null: not measured in this run (say why in params). */
+  metrics: Record<string, number | null>;
 }
 
 export function median(values: readonly number[]): number {
@@ -32,7 +33,7 @@ function currentCommit(): string {
 }
 
 /** Writes the result file and returns its path. */
-export function writeBenchResult(name: string, params: Record<string, unknown>, metrics: Record<string, number>): string {
+export function writeBenchResult(name: string, params: Record<string, unknown>, metrics: Record<string, number | null>): string {
   const result: BenchResult = {
     name,
     date: new Date().toISOString(),

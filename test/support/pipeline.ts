@@ -35,14 +35,27 @@ export interface TestPipelineOptions {
   /** Before capture starts, e.g. to seed rows that should not travel the pipeline. */
   beforeCapture?: (databaseUrl: string) => Promise<void>;
   logLevel?: string;
+  /** Keep the services' own poll/ack/heartbeat intervals, batch window and publish rate (benchmarks) instead of the faster test settings. */
+  serviceDefaults?: boolean;
+  /** Shards of the change stream (default 1). */
+  shards?: number;
 }
+
+/** Shorter intervals than the services' defaults, so tests wait less. */
+const TEST_TIMINGS: Record<string, string> = {
+  CAPTURE_ACK_INTERVAL_MS: '100',
+  CAPTURE_HEARTBEAT_INTERVAL_MS: '300',
+  ROUTER_POLL_INTERVAL_MS: '100',
+  ROUTER_BATCH_WINDOW_MS: '50',
+  ROUTER_PUBLISHES_PER_SECOND: '1000',
+};
 
 const ROUTER_SERVICE_USER = 'service:router';
 
 export async function startTestPipeline(options: TestPipelineOptions): Promise<TestPipeline> {
   const logger = createLogger(options.prefix, options.logLevel ?? process.env.PIPELINE_TEST_LOG ?? 'silent');
   const databaseUrl = await createTestDatabase(options.prefix.replace(/[^a-z0-9_]/gi, '_'));
-  const [stream, tables] = await Promise.all([createTestStream(options.prefix), createTestTables(options.prefix)]);
+  const [stream, tables] = await Promise.all([createTestStream(options.prefix, options.shards), createTestTables(options.prefix)]);
   const secret = `${options.prefix}-${randomUUID()}`;
   const env: Record<string, string> = {
     ...testStackEnv(),
@@ -50,11 +63,7 @@ export async function startTestPipeline(options: TestPipelineOptions): Promise<T
     DATABASE_URL: databaseUrl,
     CHANGE_STREAM_NAME: stream,
     CAPTURE_SLOT: uniqueName(`${options.prefix}_capture`.replace(/[^a-z0-9_]/gi, '_')),
-    CAPTURE_ACK_INTERVAL_MS: '100',
-    CAPTURE_HEARTBEAT_INTERVAL_MS: '300',
-    ROUTER_POLL_INTERVAL_MS: '100',
-    ROUTER_BATCH_WINDOW_MS: '50',
-    ROUTER_PUBLISHES_PER_SECOND: '1000',
+    ...(options.serviceDefaults ? {} : TEST_TIMINGS),
     REPLAY_PORT: '0',
     METRICS_PORT: '0',
     JWT_SECRET: secret,

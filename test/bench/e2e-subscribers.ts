@@ -1,0 +1,71 @@
+// A child process of bench:e2e holding a share of the SDK clients (one WebSocket and one project
+// subscription each), so the clients' receive times are not delayed by the event loop that runs
+// capture, router and broker. It records what each subscription hands the application and
+// reports on request over IPC. Exits when its parent does.
+import { createClient, type Change, type RealtimeClient, type Status } from '../../clients/web-sdk/src/index.js';
+import type { Delivered } from './e2e-analysis.js';
+
+export interface Assignment {
+  workspaceId: string;
+  projectId: string;
+}
+
+export type SubscriberCommand =
+  | { type: 'start'; url: string; replayUrl: string; token: string; assignments: Assignment[] }
+  | { type: 'progress' }
+  | { type: 'collect' };
+
+export type SubscriberReport =
+  | { type: 'live' }
+  | { type: 'progress'; counts: number[]; errors: string[] }
+  | { type: 'result'; delivered: Delivered[]; errors: string[] };
+
+const clients: RealtimeClient[] = [];
+const delivered: Delivered[] = [];
+const statuses: Status[] = [];
+const errors: string[] = [];
+
+function send(report: SubscriberReport): void {
+  process.send?.(report);
+}
+
+function start(command: Extract<SubscriberCommand, { type: 'start' }>): void {
+  command.assignments.forEach(({ workspaceId, projectId }, i) => {
+    const client = createClient({
+      url: command.url,
+      token: command.token,
+      replayUrl: command.replayUrl,
+      clientId: `bench-e2e-${process.pid}-${i}`,
+      onError: (err) => errors.push(err.message),
+    });
+    clients.push(client);
+    const d: Delivered = { workspaceId, projectId, ids: [], commitMs: [], receivedMs: [], resyncs: 0 };
+    delivered.push(d);
+    statuses.push('connecting');
+    client.subscribeProject(workspaceId, projectId, {
+      fromSeq: 1, // the whole history, so it can be compared with the truth
+      onChange: (change: Change) => {
+        const receivedMs = Date.now();
+        if (change.mode !== 'full') throw new Error('bench:e2e expects full payloads');
+        d.ids.push(change.event.id);
+        d.commitMs.push(Date.parse(change.event.time));
+        d.receivedMs.push(receivedMs);
+      },
+      onResync: () => (d.resyncs += 1),
+      onStatus: (status) => {
+        statuses[i] = status;
+        if (statuses.every((s) => s === 'live')) send({ type: 'live' });
+      },
+    });
+  });
+}
+
+process.on('message', (command: SubscriberCommand) => {
+  if (command.type === 'start') start(command);
+  else if (command.type === 'progress') send({ type: 'progress', counts: delivered.map((d) => d.ids.length), errors });
+  else {
+    send({ type: 'result', delivered, errors });
+    for (const c of clients) c.close();
+  }
+});
+process.on('disconnect', () => process.exit(0));

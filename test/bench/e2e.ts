@@ -1,0 +1,287 @@
+// bench:e2e — commit-to-client latency of many SDK subscribers through the whole local pipeline
+// (workload → Postgres → capture → Kinesis → router → MQTT over WebSocket → web SDK) while the
+// workload generator commits at a steady rate, and whether each subscriber saw exactly its
+// project's committed history (truth: a test_decoding slot): lost, duplicates, order violations.
+// Two router settings: its defaults, and batching off with the shortest sensible idle poll.
+// Each run gets a fresh database, stream and tables on one ephemeral stack started here, and the
+// same wiring as the pipeline tests (test/support/pipeline.ts); the SDK clients live in child
+// processes (e2e-subscribers.ts) so their receive times do not wait for the services' event loop.
+import { fork, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import pg from 'pg';
+import { runWorkload, setupWorkloadTenants, type WorkloadStats } from '../../db/workload.js';
+import { writeStateFile } from '../../infra/local/lifecycle.js';
+import { startStack } from '../../infra/local/stack.js';
+import { startHistoryRecorder, type HistoryRecorder } from '../support/history.js';
+import { sleep, startTestPipeline, waitFor } from '../support/pipeline.js';
+import { uniqueName } from '../support/stack.js';
+import { checkSubscription, latenciesIn, percentile, type Delivered } from './e2e-analysis.js';
+import type { Assignment, SubscriberCommand, SubscriberReport } from './e2e-subscribers.js';
+import { median, writeBenchResult } from './report.js';
+
+// Node 20 is this machine's runtime (DESIGN.md): the AWS SDK's notice about Node 22 is noise here.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
+const num = (name: string, fallback: number): number => {
+  const raw = process.env[name];
+  const value = raw === undefined || raw === '' ? fallback : Number(raw);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number, got ${raw}`);
+  return value;
+};
+
+const PARAMS = {
+  clients: num('BENCH_E2E_CLIENTS', 200),
+  projects: num('BENCH_E2E_PROJECTS', 50),
+  workspaces: num('BENCH_E2E_WORKSPACES', 10),
+  /** Target row changes per second (the workload paces transactions; calibrated below). */
+  targetChangesPerS: num('BENCH_E2E_RATE', 1000),
+  measureSeconds: num('BENCH_E2E_SECONDS', 20),
+  warmupSeconds: num('BENCH_E2E_WARMUP_SECONDS', 5),
+  runs: num('BENCH_E2E_RUNS', 3),
+  subscriberProcesses: num('BENCH_E2E_PROCESSES', 2),
+  shards: num('BENCH_E2E_SHARDS', 4),
+  fastPollMs: num('BENCH_E2E_FAST_POLL_MS', 50),
+  workloadConnections: num('BENCH_E2E_WORKLOAD_CONNECTIONS', 4),
+};
+/** How long to wait for the last changes to arrive after the workload stops. */
+const DRAIN_TIMEOUT_MS = 60_000;
+const BROWSER_RESULT = '.taskflow/e2e-browser.json';
+
+interface Setting {
+  name: 'defaults' | 'window0';
+  env: Record<string, string>;
+}
+
+const SETTINGS: Setting[] = [
+  { name: 'defaults', env: {} },
+  // Batching off; the idle poll as short as is sensible locally (under load the reader is paced by
+  // Kinesis' 5 GetRecords/s per shard anyway, see the README).
+  { name: 'window0', env: { ROUTER_BATCH_WINDOW_MS: '0', ROUTER_POLL_INTERVAL_MS: String(PARAMS.fastPollMs) } },
+];
+
+interface RunResult {
+  p50: number;
+  p95: number;
+  p99: number;
+  samples: number;
+  changesPerS: number;
+  deliveredPerS: number;
+  lost: number;
+  duplicates: number;
+  orderViolations: number;
+  unexpected: number;
+  resyncs: number;
+  sdkErrors: number;
+  eventLoopP99Ms: number;
+}
+
+/** Row changes per workload transaction: first a guess, then what the last warm-up measured. */
+let changesPerTransaction = 3;
+
+async function oneRun(setting: Setting, run: number): Promise<RunResult> {
+  const seed = `bench-e2e-${randomUUID()}`;
+  const pipeline = await startTestPipeline({
+    prefix: `bench-e2e-${setting.name}`,
+    serviceDefaults: true,
+    shards: PARAMS.shards,
+    env: setting.env,
+    logLevel: process.env.BENCH_E2E_LOG ?? 'silent',
+  });
+  const children: ChildProcess[] = [];
+  let history: HistoryRecorder | undefined;
+  try {
+    history = await startHistoryRecorder(pipeline.databaseUrl, { slotName: uniqueName('bench_e2e_truth') });
+    const projectsPerWorkspace = Math.max(1, Math.round(PARAMS.projects / PARAMS.workspaces));
+    const tenantOptions = { workspaces: PARAMS.workspaces, projectsPerWorkspace, seed };
+    const tenants = await setupWorkloadTenants(pipeline.databaseUrl, tenantOptions);
+    const token = await grantObserver(pipeline.databaseUrl, tenants.workspaces.map((w) => w.id), pipeline.token);
+    // Subscribing before the router's membership projection knows the observer would be refused.
+    const probes = tenants.workspaces.map((w) => `${pipeline.router.replayUrl}/v1/workspaces/${w.id}/projects/${w.projects[0]}/changes?after=0&limit=1`);
+    await waitFor(
+      async () => (await Promise.all(probes.map((u) => fetch(u, { headers: { authorization: `Bearer ${token}` } })))).every((r) => r.status === 200),
+      () => 'the router to learn the observer memberships',
+    );
+
+    const projects: Assignment[] = tenants.workspaces.flatMap((w) => w.projects.map((projectId) => ({ workspaceId: w.id, projectId })));
+    const assignments = Array.from({ length: PARAMS.clients }, (_, i) => projects[i % projects.length]!);
+    const shares = Array.from({ length: PARAMS.subscriberProcesses }, (_, p) => assignments.filter((_, i) => i % PARAMS.subscriberProcesses === p));
+    const wsUrl = new URL(pipeline.broker.wsUrl);
+    const live = shares.map((assigned) => {
+      const child = fork(new URL('./e2e-subscribers.ts', import.meta.url), { execArgv: ['--import', 'tsx'], serialization: 'advanced', stdio: 'inherit' });
+      children.push(child);
+      const started = nextReport(child, 'live', 60_000);
+      send(child, { type: 'start', url: `ws://127.0.0.1:${wsUrl.port}${wsUrl.pathname}`, replayUrl: pipeline.router.replayUrl, token, assignments: assigned });
+      return started;
+    });
+    await Promise.all(live);
+
+    // Warm-up: pipeline caches and connections warm, and the changes per transaction measured.
+    const workload = { databaseUrl: pipeline.databaseUrl, ...tenantOptions, concurrency: PARAMS.workloadConnections };
+    const warm = await runWorkload({ ...workload, ratePerSec: PARAMS.targetChangesPerS / changesPerTransaction, durationMs: PARAMS.warmupSeconds * 1000 });
+    if (warm.committedTransactions > 0) changesPerTransaction = warm.rowChanges / warm.committedTransactions;
+
+    const loop = monitorEventLoopDelay({ resolution: 10 });
+    loop.enable();
+    const measureFrom = Date.now();
+    const measured: WorkloadStats = await runWorkload({ ...workload, ratePerSec: PARAMS.targetChangesPerS / changesPerTransaction, durationMs: PARAMS.measureSeconds * 1000 });
+    const measureTo = Date.now();
+    loop.disable();
+
+    const truth = await history.collect();
+    const truthByProject = new Map<string, typeof truth>();
+    for (const e of truth) if (e.projectId) truthByProject.set(e.projectId, [...(truthByProject.get(e.projectId) ?? []), e]);
+    const expected = shares.map((assigned) => assigned.map((a) => truthByProject.get(a.projectId)?.length ?? 0));
+    const drainDeadline = Date.now() + DRAIN_TIMEOUT_MS;
+    for (;;) {
+      const progress = await Promise.all(children.map((c) => ask(c, { type: 'progress' }, 'progress')));
+      const behind = progress.reduce((n, p, c) => n + p.counts.filter((count, i) => count < expected[c]![i]!).length, 0);
+      if (behind === 0 || Date.now() > drainDeadline) break;
+      await sleep(250);
+    }
+    await sleep(1000); // a duplicate delivered late would show up now
+    const results = await Promise.all(children.map((c) => ask(c, { type: 'collect' }, 'result')));
+    const delivered: Delivered[] = results.flatMap((r) => r.delivered);
+
+    const totals = { lost: 0, duplicates: 0, orderViolations: 0, unexpected: 0, resyncs: 0 };
+    const latencies: number[] = [];
+    const inWindow = new Set<string>();
+    for (const d of delivered) {
+      const check = checkSubscription(truthByProject.get(d.projectId) ?? [], d);
+      totals.lost += check.lost;
+      totals.duplicates += check.duplicates;
+      totals.orderViolations += check.orderViolations;
+      totals.unexpected += check.unexpected;
+      totals.resyncs += d.resyncs;
+      for (const l of latenciesIn(d, measureFrom, measureTo)) latencies.push(l);
+      d.commitMs.forEach((t, i) => t >= measureFrom && t < measureTo && inWindow.add(d.ids[i]!));
+    }
+    const result: RunResult = {
+      p50: percentile(latencies, 50),
+      p95: percentile(latencies, 95),
+      p99: percentile(latencies, 99),
+      samples: latencies.length,
+      changesPerS: round(measured.rowChanges / (measured.elapsedMs / 1000)),
+      deliveredPerS: round(inWindow.size / ((measureTo - measureFrom) / 1000)),
+      ...totals,
+      sdkErrors: results.reduce((n, r) => n + r.errors.length, 0),
+      eventLoopP99Ms: round(loop.percentile(99) / 1e6),
+    };
+    console.log(`${setting.name} run ${run}: ${JSON.stringify(result)}${results.some((r) => r.errors.length) ? ` sdk errors: ${results.flatMap((r) => r.errors).slice(0, 3).join('; ')}` : ''}`);
+    return result;
+  } finally {
+    for (const c of children) c.kill();
+    await history?.stop();
+    await pipeline.stop();
+  }
+}
+
+/** A user outside the workload's user pool (no workload membership change touches it), viewer of every workspace; returns its token. */
+async function grantObserver(databaseUrl: string, workspaceIds: string[], token: (userId: string, ttlSeconds?: number) => Promise<string>): Promise<string> {
+  const observer = randomUUID();
+  const db = new pg.Client({ connectionString: databaseUrl });
+  await db.connect();
+  try {
+    await db.query('INSERT INTO users (id, email, display_name) VALUES ($1, $2, $3)', [observer, `${observer}@example.test`, 'bench observer']);
+    for (const ws of workspaceIds) {
+      await db.query("INSERT INTO memberships (id, workspace_id, user_id, project_id, role) VALUES ($1, $2, $3, NULL, 'viewer')", [randomUUID(), ws, observer]);
+    }
+  } finally {
+    await db.end();
+  }
+  return token(observer, 3600);
+}
+
+function send(child: ChildProcess, command: SubscriberCommand): void {
+  child.send(command);
+}
+
+function nextReport<T extends SubscriberReport['type']>(child: ChildProcess, type: T, timeoutMs: number): Promise<Extract<SubscriberReport, { type: T }>> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => done(new Error(`subscriber process ${child.pid}: no '${type}' within ${timeoutMs} ms`)), timeoutMs);
+    const onMessage = (report: SubscriberReport) => {
+      if (report.type === type) done(undefined, report as Extract<SubscriberReport, { type: T }>);
+    };
+    const onExit = (code: number | null) => done(new Error(`subscriber process ${child.pid} exited (${code}) while waiting for '${type}'`));
+    const done = (err?: Error, report?: Extract<SubscriberReport, { type: T }>) => {
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+      if (err) reject(err);
+      else resolve(report!);
+    };
+    child.on('message', onMessage);
+    child.once('exit', onExit);
+  });
+}
+
+function ask<T extends SubscriberReport['type']>(child: ChildProcess, command: SubscriberCommand, type: T): Promise<Extract<SubscriberReport, { type: T }>> {
+  const answer = nextReport(child, type, 30_000);
+  send(child, command);
+  return answer;
+}
+
+function browserCommitToScreenMs(): number | null {
+  try {
+    const value = (JSON.parse(readFileSync(BROWSER_RESULT, 'utf8')) as { browser_commit_to_screen_ms?: unknown }).browser_commit_to_screen_ms;
+    return typeof value === 'number' ? value : null;
+  } catch {
+    return null;
+  }
+}
+
+const round = (x: number): number => Math.round(x * 100) / 100;
+
+async function main(): Promise<void> {
+  const loadAtStart = loadavg()[0]!;
+  const stack = await startStack({ ephemeral: true });
+  // test/support/stack.ts finds a stack through this file, as under jest's global setup.
+  const stateDir = mkdtempSync(join(tmpdir(), 'taskflow-bench-e2e-'));
+  writeStateFile(join(stateDir, 'stack.json'), stack.info);
+  process.env.TASKFLOW_STACK_FILE = join(stateDir, 'stack.json');
+  const runs: Record<Setting['name'], RunResult[]> = { defaults: [], window0: [] };
+  try {
+    for (let r = 1; r <= PARAMS.runs; r++) {
+      // Alternate the settings so a change in the machine's load affects both alike.
+      for (const setting of SETTINGS) runs[setting.name].push(await oneRun(setting, r));
+    }
+  } finally {
+    await stack.stop();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+
+  const med = (name: Setting['name'], key: keyof RunResult) => round(median(runs[name].map((r) => r[key])));
+  const sum = (key: keyof RunResult) => Object.values(runs).flat().reduce((n, r) => n + r[key], 0);
+  const browser = browserCommitToScreenMs();
+  const metrics: Record<string, number> = {
+    rate_events_per_s: med('defaults', 'changesPerS'),
+    subscribers: PARAMS.clients,
+    commit_to_client_p50_ms: med('defaults', 'p50'),
+    commit_to_client_p95_ms: med('defaults', 'p95'),
+    commit_to_client_p99_ms: med('defaults', 'p99'),
+    // Totals over every run of both settings: each must be 0.
+    lost: sum('lost'),
+    duplicates: sum('duplicates'),
+    order_violations: sum('orderViolations'),
+    commit_to_client_p95_ms_window0: med('window0', 'p95'),
+  };
+  const path = writeBenchResult(
+    'e2e',
+    {
+      ...PARAMS,
+      settings: { defaults: 'router defaults (ROUTER_BATCH_WINDOW_MS 100, ROUTER_POLL_INTERVAL_MS 200)', window0: SETTINGS[1]!.env },
+      changesPerTransaction: round(changesPerTransaction),
+      loadavg1mAtStart: round(loadAtStart),
+      browserResult: browser === null ? `none (${BROWSER_RESULT} absent: run test/e2e/demo-board.test.ts first)` : BROWSER_RESULT,
+      perRun: runs,
+    },
+    // browser_commit_to_screen_ms is null when the browser test has not run (JSON has no NaN).
+    { ...metrics, browser_commit_to_screen_ms: browser },
+  );
+  console.log(`wrote ${path}\n${JSON.stringify(metrics)}`);
+}
+
+await main();
