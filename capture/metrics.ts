@@ -11,7 +11,12 @@ export function createCaptureMetrics(registry: Registry) {
     batchBytes: new Histogram({ name: 'taskflow_capture_batch_bytes', help: 'Bytes per PutRecords request', buckets: [1e3, 1e4, 1e5, 5e5, 1e6, 2.5e6, 5.3e6], registers }),
     putLatency: new Histogram({ name: 'taskflow_capture_put_latency_seconds', help: 'PutRecords round trip', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers }),
     putRetries: new Counter({ name: 'taskflow_capture_put_retries_total', help: 'Records (or whole requests) that Kinesis did not accept and that will be retried, by error code', labelNames: ['code'] as const, registers }),
-    commitToAck: new Histogram({ name: 'taskflow_capture_commit_to_kinesis_seconds', help: 'Commit time to Kinesis acknowledgement of the transaction', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30], registers }),
+    commitToAck: new Histogram({
+      name: 'taskflow_capture_commit_to_kinesis_seconds',
+      help: 'Commit time to Kinesis acknowledgement of the whole transaction',
+      buckets: [0.0005, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 5, 30],
+      registers,
+    }),
     acknowledgedLsn: new Gauge({ name: 'taskflow_capture_acknowledged_lsn', help: 'LSN the slot was last confirmed at (as a number)', registers }),
     lagBytes: new Gauge({ name: 'taskflow_capture_replication_lag_bytes', help: "Server's WAL position (last keepalive) minus the confirmed LSN", registers }),
     lagSeconds: new Gauge({ name: 'taskflow_capture_replication_lag_seconds', help: 'Now minus the commit time of the last transaction Kinesis acknowledged (0 when idle)', registers }),

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { chownSync, closeSync, cpSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
+import { TaskflowError } from '../../lib/errors.js';
 import { exited, spawnBound, terminate } from './processes.js';
 
 export const POSTGRES_USER = 'postgres';
@@ -19,6 +20,8 @@ export interface PostgresOptions {
   /** Durability off (fsync, full_page_writes): for throw-away test clusters only. */
   ephemeral: boolean;
   logFile: string;
+  /** Server settings that override the defaults (benchmarks compare e.g. wal_level=replica). */
+  settings?: Record<string, string>;
 }
 
 export interface RunningPostgres {
@@ -63,7 +66,7 @@ async function platformBinaries(): Promise<Binaries> {
   try {
     return (await import(pkg)) as Binaries;
   } catch (err) {
-    throw new Error(`no embedded Postgres binaries for ${process.platform}-${process.arch} (${pkg}); run npm install`, { cause: err });
+    throw new TaskflowError('POSTGRES_BINARIES_MISSING', `no embedded Postgres binaries for ${process.platform}-${process.arch} (${pkg}); run npm install`, { cause: err });
   }
 }
 
@@ -133,23 +136,24 @@ function initdb(bin: Binaries, pgdata: string, logFile: string): void {
     writeFileSync(logFile, `${child.stdout ?? ''}${child.stderr ?? ''}`, { flag: 'a' });
     if (child.status !== 0) {
       rmSync(pgdata, { recursive: true, force: true });
-      throw new Error(`initdb failed (exit ${child.status ?? child.signal}): ${child.stderr || child.error?.message}`);
+      throw new TaskflowError('POSTGRES_INIT_FAILED', `initdb failed (exit ${child.status ?? child.signal}): ${child.stderr || child.error?.message}`);
     }
   } finally {
     rmSync(pwfile, { force: true });
   }
 }
 
-/** A postmaster left running by an earlier, killed run would make ours refuse to start. */
-async function stopStalePostmaster(pgdata: string): Promise<void> {
+/**
+ * A live postmaster on this directory belongs to another running stack (ours are bound to their
+ * launcher by pdeathsig, so none outlives it): refuse rather than take its database away.
+ */
+function assertNotInUse(pgdata: string): void {
   const pidFile = join(pgdata, 'postmaster.pid');
   if (!existsSync(pidFile)) return;
   const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
-  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return;
-  process.kill(pid, 'SIGINT');
-  const deadline = Date.now() + 15_000;
-  while (isAlive(pid) && Date.now() < deadline) await sleep(100);
-  if (isAlive(pid)) throw new Error(`a postgres (pid ${pid}) still runs on ${pgdata} and did not stop`);
+  if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) {
+    throw new TaskflowError('STACK_DATA_DIR_IN_USE', `${pgdata} is in use by a running postgres (pid ${pid}): is another taskflow dev or stack using this data directory?`);
+  }
 }
 
 function isAlive(pid: number): boolean {
@@ -179,9 +183,9 @@ export async function startPostgres(options: PostgresOptions): Promise<RunningPo
 
   const initialized = !existsSync(join(pgdata, 'PG_VERSION'));
   if (initialized) initdb(bin, pgdata, logFile);
-  else await stopStalePostmaster(pgdata);
+  else assertNotInUse(pgdata);
 
-  const settings = Object.entries(serverSettings(port, ephemeral)).flatMap(([k, v]) => ['-c', `${k}=${v}`]);
+  const settings = Object.entries({ ...serverSettings(port, ephemeral), ...options.settings }).flatMap(([k, v]) => ['-c', `${k}=${v}`]);
   const logFd = openSync(logFile, 'a');
   const child = spawnBound(bin.postgres, ['-D', pgdata, ...settings], {
     stdio: ['ignore', logFd, logFd],
@@ -201,7 +205,7 @@ export async function startPostgres(options: PostgresOptions): Promise<RunningPo
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`postgres exited during start-up (${child.exitCode ?? child.signalCode}); log ${logFile}:\n${logTail(logFile)}`);
+      throw new TaskflowError('POSTGRES_START_FAILED', `postgres exited during start-up (${child.exitCode ?? child.signalCode}); log ${logFile}:\n${logTail(logFile)}`);
     }
     const client = new pg.Client({ connectionString: url('postgres'), connectionTimeoutMillis: 1000 });
     client.on('error', () => undefined);
@@ -214,7 +218,7 @@ export async function startPostgres(options: PostgresOptions): Promise<RunningPo
       if (Date.now() > deadline) {
         child.kill('SIGKILL');
         await exited(child);
-        throw new Error(`postgres not accepting connections after 30 s (${(err as Error).message}); log ${logFile}:\n${logTail(logFile)}`, { cause: err });
+        throw new TaskflowError('POSTGRES_START_FAILED', `postgres not accepting connections after 30 s (${(err as Error).message}); log ${logFile}:\n${logTail(logFile)}`, { cause: err });
       }
       await sleep(50);
     }
