@@ -9,26 +9,32 @@ import { type LeaseStore, MemoryLeaseStore } from './lease-store.js';
 import { type Lease, type ShardInfo, SHARD_END, TRIM_HORIZON, parentsFinished } from './leases.js';
 
 const F = 3000;
-// r0+r1 merged into m; r2 split into a and b; a split again into a1; r3 untouched.
-const SHARDS: ShardInfo[] = [
-  { shardId: 'r0', parentShardIds: [], closed: true },
-  { shardId: 'r1', parentShardIds: [], closed: true },
-  { shardId: 'r2', parentShardIds: [], closed: true },
-  { shardId: 'r3', parentShardIds: [], closed: false },
-  { shardId: 'm', parentShardIds: ['r0', 'r1'], closed: false },
-  { shardId: 'a', parentShardIds: ['r2'], closed: true },
-  { shardId: 'b', parentShardIds: ['r2'], closed: false },
-  { shardId: 'a1', parentShardIds: ['a'], closed: false },
+// The stream reshards while the workers run. Stage 0: r0..r3. Stage 1: r0+r1 merged into m, r2
+// split into a and b. Stage 2: a split again into a1. r3 is never touched.
+const STAGES: ShardInfo[][] = [
+  [
+    { shardId: 'r0', parentShardIds: [], closed: false },
+    { shardId: 'r1', parentShardIds: [], closed: false },
+    { shardId: 'r2', parentShardIds: [], closed: false },
+    { shardId: 'r3', parentShardIds: [], closed: false },
+  ],
 ];
-const CLOSED = new Set(SHARDS.filter((s) => s.closed).map((s) => s.shardId));
-const IN_STREAM = new Set(SHARDS.map((s) => s.shardId));
+STAGES.push([
+  ...STAGES[0]!.map((s) => (s.shardId === 'r3' ? s : { ...s, closed: true })),
+  { shardId: 'm', parentShardIds: ['r0', 'r1'], closed: false },
+  { shardId: 'a', parentShardIds: ['r2'], closed: false },
+  { shardId: 'b', parentShardIds: ['r2'], closed: false },
+]);
+STAGES.push([...STAGES[1]!.map((s) => (s.shardId === 'a' ? { ...s, closed: true } : s)), { shardId: 'a1', parentShardIds: ['a'], closed: false }]);
+const ALL_SHARDS = STAGES[2]!;
 const SLOTS = 3;
 
-type Op = 'renew' | 'take' | 'checkpoint' | 'finish';
+type Op = 'renew' | 'take' | 'checkpoint' | 'finish' | 'sync';
 type Command =
   | { kind: 'advance'; ms: number }
   | { kind: 'round'; actions: { slot: number; op: Op }[] }
   | { kind: 'kill'; slot: number }
+  | { kind: 'reshard' }
   | { kind: 'restart'; slot: number; sameId: boolean };
 
 const slot = fc.integer({ min: 0, max: SLOTS - 1 });
@@ -38,10 +44,11 @@ const command: fc.Arbitrary<Command> = fc.oneof(
     weight: 6,
     arbitrary: fc.record({
       kind: fc.constant('round' as const),
-      actions: fc.array(fc.record({ slot, op: fc.constantFrom<Op>('renew', 'take', 'checkpoint', 'finish') }), { minLength: 1, maxLength: 5 }),
+      actions: fc.array(fc.record({ slot, op: fc.constantFrom<Op>('renew', 'take', 'checkpoint', 'finish', 'sync') }), { minLength: 1, maxLength: 5 }),
     }),
   },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('kill' as const), slot }) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'reshard' as const }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('restart' as const), slot, sameId: fc.boolean() }) },
 );
 
@@ -86,6 +93,8 @@ describe('lease coordinator under any schedule', () => {
     await fc.assert(
       fc.asyncProperty(fc.scheduler(), fc.array(command, { maxLength: 40 }), async (s, commands) => {
         let now = 0;
+        let stage = 0;
+        const shards = () => STAGES[stage]!;
         const table = new AuditedStore(() => now);
         const store = scheduled(table, s);
         const workers: (Worker | undefined)[] = [];
@@ -94,22 +103,25 @@ describe('lease coordinator under any schedule', () => {
         const startWorker = async (index: number, id: string) => {
           const coordinator = new LeaseCoordinator({ workerId: id, store, failoverMs: F, initialPosition: TRIM_HORIZON, now: () => now });
           workers[index] = { id, coordinator };
-          await s.waitFor(coordinator.syncShards(SHARDS));
+          await s.waitFor(coordinator.syncShards(shards()));
         };
 
         const act = async (w: Worker, op: Op) => {
           const c = w.coordinator;
           if (op === 'renew') await c.renewLeases();
+          else if (op === 'sync') await c.syncShards(shards());
           else if (op === 'take') {
             const { acquired } = await c.takeLeases();
             const byKey = new Map([...table.items.values()].map((l) => [l.leaseKey, l]));
+            const inStream = new Set(shards().map((sh) => sh.shardId));
             for (const lease of acquired) {
               // The lease was written just now: its parents must be finished in the table.
-              if (!parentsFinished(lease, byKey, IN_STREAM)) table.violations.push(`${lease.leaseKey} started before its parents`);
+              if (!parentsFinished(lease, byKey, inStream)) table.violations.push(`${lease.leaseKey} started before its parents`);
               if (lease.checkpoint === SHARD_END) table.violations.push(`${lease.leaseKey} taken after it finished`);
             }
           } else {
-            const key = c.heldKeys().find((k) => op === 'checkpoint' || CLOSED.has(k));
+            const closed = new Set(shards().filter((sh) => sh.closed).map((sh) => sh.shardId));
+            const key = c.heldKeys().find((k) => op === 'checkpoint' || closed.has(k));
             if (key === undefined) return;
             try {
               if (op === 'checkpoint') await c.checkpoint(key, { sequenceNumber: String(now), subSequenceNumber: 0 }, `state@${now}`);
@@ -129,7 +141,7 @@ describe('lease coordinator under any schedule', () => {
         };
 
         const checkExclusive = () => {
-          for (const shard of SHARDS) {
+          for (const shard of ALL_SHARDS) {
             const holders = workers.filter((w): w is Worker => w !== undefined && w.coordinator.holds(shard.shardId));
             const owner = table.items.get(shard.shardId)?.leaseOwner;
             // Only a balancing steal leaves an old holder believing, and only until its next
@@ -146,6 +158,7 @@ describe('lease coordinator under any schedule', () => {
           if (cmd.kind === 'advance') now += cmd.ms;
           else if (cmd.kind === 'round') await round(cmd.actions);
           else if (cmd.kind === 'kill') workers[cmd.slot] = undefined;
+          else if (cmd.kind === 'reshard') stage = Math.min(stage + 1, STAGES.length - 1);
           else {
             generation += 1;
             const old = workers[cmd.slot];
@@ -156,11 +169,14 @@ describe('lease coordinator under any schedule', () => {
         }
 
         // Settle: at least one worker lives, and the live ones all work on a steady beat.
+        // The resharding completes, and every worker lists the shards on each beat.
+        stage = STAGES.length - 1;
         if (workers.every((w) => w === undefined)) await startWorker(0, 'w0-last');
         for (let r = 0; r < 45; r += 1) {
           now += Math.floor(F / 3);
           const live = workers.flatMap((w, i) => (w ? [i] : []));
-          await round(live.flatMap((i) => [{ slot: i, op: 'renew' as const }, { slot: i, op: 'take' as const }, { slot: i, op: 'finish' as const }]));
+          const beat: Op[] = ['sync', 'renew', 'take', 'finish'];
+          await round(live.flatMap((i) => beat.map((op) => ({ slot: i, op }))));
           checkExclusive();
         }
         expect(table.violations).toEqual([]);
