@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { createDynamoClient, createKinesisClient, type AwsConfig } from '../../lib/aws.js';
+import { TaskflowError } from '../../lib/errors.js';
 import type { StackInfo } from '../../lib/stack-info.js';
 import { startBroker, type Broker, type BrokerHooks } from './broker.js';
 import { DEV_PORTS, EPHEMERAL_PORTS, type StackPorts } from './ports.js';
@@ -52,7 +53,8 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
   // Postgres runs as another OS user when we are root: it must be able to traverse to its dir.
   mkdirSync(dataDir, { recursive: true });
   chmodSync(dataDir, 0o755);
-  if (ephemeral) writeFileSync(join(dataDir, OWNER_FILE), String(process.pid));
+  // One stack per data directory: the engines' own locks (leveldb, postmaster.pid) would fail later, less clearly.
+  claimDataDir(dataDir);
   const s3Dir = join(dataDir, 's3');
   mkdirSync(s3Dir, { recursive: true });
 
@@ -61,6 +63,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     // Reverse start order: the broker and AWS stand-ins first, Postgres last.
     for (const stop of stops.splice(0).reverse()) await stop().catch((err: unknown) => console.error('stack: stop failed:', err));
     if (ephemeral) rmSync(dataDir, { recursive: true, force: true });
+    else rmSync(join(dataDir, OWNER_FILE), { force: true });
   };
 
   try {
@@ -75,11 +78,13 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
       );
       // Authorization hooks may read DynamoDB (the membership projection): they get its address.
       const hooks = typeof options.brokerHooks === 'function' ? options.brokerHooks({ endpoint, region: REGION, tables }) : options.brokerHooks;
-      const b = await startBroker({ tcpPort: ports.mqttTcp, wsPort: ports.mqttWs, ...(hooks ? { hooks } : {}) });
+      const b = await startBroker({ tcpPort: ports.mqttTcp, wsPort: ports.mqttWs, ...(hooks ? { hooks } : {}) }).catch((err: unknown) => {
+        throw portInUse('the MQTT broker', `${ports.mqttTcp}/${ports.mqttWs}`, err);
+      });
       stops.push(() => b.stop());
       return [endpoint, b];
     };
-    const [postgres, kinesis, [dynamo, broker]] = await Promise.all([
+    const [postgres, kinesis, [dynamo, broker]] = await allSettledOrThrow([
       (ports.postgres ? startPostgres({ ...postgresOptions, port: ports.postgres }) : startPostgresOnFreePort(postgresOptions)).then((p) => {
         stops.push(() => p.stop());
         return p;
@@ -136,6 +141,17 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
 }
 
 /**
+ * Like Promise.all, but waits for every start to finish before failing, so that engines still
+ * starting when another failed are registered for stopping rather than left running.
+ */
+async function allSettledOrThrow<T extends readonly unknown[]>(starts: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const results = await Promise.allSettled(starts);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return results.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
+}
+
+/**
  * Postgres needs a concrete port, and a port found free can be taken by someone else (another
  * jest run's stack) before postgres binds it: then try another.
  */
@@ -151,6 +167,25 @@ async function startPostgresOnFreePort(options: Omit<PostgresOptions, 'port'>, a
 
 const EPHEMERAL_DIR_PREFIX = 'taskflow-stack-';
 const OWNER_FILE = 'owner.pid';
+
+/** Records this process as the directory's owner; refuses when a live process already owns it. */
+function claimDataDir(dataDir: string): void {
+  const ownerFile = join(dataDir, OWNER_FILE);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(ownerFile, String(process.pid), { flag: 'wx' });
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const owner = Number(readFileSync(ownerFile, 'utf8'));
+    if (isAlive(owner)) {
+      throw new TaskflowError('STACK_DATA_DIR_IN_USE', `${dataDir} is in use by process ${owner}: is another taskflow dev or stack running on it?`);
+    }
+    rmSync(ownerFile, { force: true }); // left by a stack that was killed
+  }
+  throw new TaskflowError('STACK_DATA_DIR_IN_USE', `${dataDir}: another stack claimed it at the same moment`);
+}
 
 /** A SIGKILLed ephemeral stack cannot delete its directory: the next one removes it. */
 function removeAbandonedEphemeralDirs(): void {
@@ -176,12 +211,16 @@ function isAlive(pid: number): boolean {
   }
 }
 
+function portInUse(what: string, port: number | string, cause: unknown): TaskflowError {
+  return new TaskflowError('STACK_PORT_IN_USE', `${what} cannot listen on 127.0.0.1:${port}: ${(cause as Error).message} (another taskflow stack running?)`, { cause });
+}
+
 async function startHttpEngine(name: string, server: Server, port: number, stops: Array<() => Promise<void>>): Promise<string> {
   let bound: number;
   try {
     bound = await listen(server, port);
   } catch (err) {
-    throw new Error(`${name} cannot listen on 127.0.0.1:${port}: ${(err as Error).message} (another taskflow stack running?)`, { cause: err });
+    throw portInUse(name, port, err);
   }
   stops.push(
     () =>
