@@ -214,9 +214,9 @@ async function runDev(argv: string[]): Promise<number> {
 
     console.log(`\ntaskflow dev ready in ${((Date.now() - started) / 1000).toFixed(1)} s (${phases.join(', ')}; pid ${process.pid})`);
     for (const line of describeStack(info)) console.log(`  ${line}`);
-    console.log(`  database   ${stack.freshDatabase ? 'new' : 'reused'}; migrations applied now: ${applied.length ? applied.join(', ') : 'none'}; demo rows inserted: ${seeded}`);
-    console.log(`  services   ${specs.length ? specs.map((s) => s.name).join(', ') : '(none written yet)'}`);
-    console.log(`  state      ${stateFile}`);
+    console.log(`  database        ${stack.freshDatabase ? 'new' : 'reused'}; migrations applied now: ${applied.length ? applied.join(', ') : 'none'}; demo rows inserted: ${seeded}`);
+    console.log(`  services        ${specs.length ? specs.map((s) => s.name).join(', ') : '(none written yet)'}`);
+    console.log(`  state           ${stateFile}`);
     console.log('Ctrl-C stops everything.\n');
 
     const reason = await untilStopRequested();

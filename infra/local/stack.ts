@@ -276,14 +276,16 @@ export async function ensureTable(dynamo: DynamoDBClient, spec: TableSpec, name 
 
 /** Human-readable lines saying where each engine listens. */
 export function describeStack(info: StackInfo): string[] {
-  return [
-    `postgres   ${info.postgres.url}`,
-    `kinesis    ${info.kinesis.endpoint}  stream ${info.kinesis.streamName} (${info.kinesis.shardCount} shards)`,
-    `dynamodb   ${info.dynamodb.endpoint}  tables ${Object.values(info.dynamodb.tables).join(', ')}`,
-    `mqtt       ${info.mqtt.tcpUrl}  ${info.mqtt.wsUrl}`,
-    `iot publish ${info.iot.dataEndpoint}/topics/{topic}`,
-    `s3 folder  ${info.s3.dir}`,
-    ...Object.entries(info.http).map(([name, url]) => `${name.padEnd(10)} ${url}`),
-    `data       ${info.dataDir}${info.ephemeral ? ' (ephemeral)' : ''}`,
+  const rows: Array<[string, string]> = [
+    ['postgres', info.postgres.url],
+    ['kinesis', `${info.kinesis.endpoint}  stream ${info.kinesis.streamName} (${info.kinesis.shardCount} shards)`],
+    ['dynamodb', `${info.dynamodb.endpoint}  tables ${Object.values(info.dynamodb.tables).join(', ')}`],
+    ['mqtt', `${info.mqtt.tcpUrl}  ${info.mqtt.wsUrl}`],
+    ['iot publish', `${info.iot.dataEndpoint}/topics/{topic}`],
+    ['s3 folder', info.s3.dir],
+    ...Object.entries(info.http),
+    ['data', `${info.dataDir}${info.ephemeral ? ' (ephemeral)' : ''}`],
   ];
+  const width = Math.max(...rows.map(([name]) => name.length)) + 2;
+  return rows.map(([name, where]) => `${name.padEnd(width)}${where}`);
 }
