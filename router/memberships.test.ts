@@ -1,0 +1,32 @@
+import { describe, expect, it } from '@jest/globals';
+import { sampleEvent } from '../schemas/fixtures.js';
+import { validateEvent } from '../schemas/validate.js';
+import { decodeEvent, type RouterEvent } from './event.js';
+import { membershipWrites } from './memberships.js';
+
+const WS = '11111111-1111-4111-8111-111111111111';
+const P = '22222222-2222-4222-8222-222222222222';
+const U = '66666666-6666-4666-8666-666666666666';
+const M = '55555555-5555-4555-8555-555555555555';
+
+function ev(e: object): RouterEvent {
+  const d = decodeEvent(Buffer.from(JSON.stringify(e)), validateEvent);
+  if (!d.ok) throw new Error(d.message);
+  return d.event;
+}
+
+describe('membershipWrites', () => {
+  it('turns creates, workspace-wide rows and deletes into projection writes, in order', () => {
+    const writes = membershipWrites([
+      ev(sampleEvent('membership.created', { workspaceId: WS, projectId: P, userId: U, entityId: M, commitLsn: 0x10n })),
+      ev(sampleEvent('membership.snapshot', { workspaceId: WS, projectId: null, userId: U, entityId: M, commitLsn: 0x20n, row: { role: 'admin' } })),
+      ev(sampleEvent('membership.deleted', { workspaceId: WS, projectId: P, userId: U, entityId: M, commitLsn: 0x30n })),
+      ev(sampleEvent('task.created', { workspaceId: WS, projectId: P, commitLsn: 0x40n })),
+    ]);
+    expect(writes).toEqual([
+      { userId: U, membershipId: M, eventId: '0000000000000010-00000000', membership: { workspaceId: WS, projectId: P, role: 'member' } },
+      { userId: U, membershipId: M, eventId: '0000000000000020-00000000', membership: { workspaceId: WS, projectId: null, role: 'admin' } },
+      { userId: U, membershipId: M, eventId: '0000000000000030-00000000', membership: null },
+    ]);
+  });
+});
