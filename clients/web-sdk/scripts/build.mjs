@@ -2,7 +2,7 @@
 // bundles with mqtt.js inside, ESM and IIFE `TaskflowRealtime`). esbuild bundles the JavaScript;
 // tsc emits declarations, and the event types they use (schemas/generated, outside this package)
 // are shipped inside dist as `generated/` so the package is self-contained.
-// Run: npm run build -w @taskflow/realtime
+// Run: npm run build -w @taskflow/realtime   (or node scripts/build.mjs <outDir>)
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -44,7 +44,7 @@ export async function buildJavaScript(outDir) {
   writeFileSync(join(outDir, 'cjs', 'package.json'), '{ "type": "commonjs" }\n');
 }
 
-function buildDeclarations(outDir) {
+export function buildDeclarations(outDir) {
   const tmp = join(outDir, '.types');
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
   execFileSync(process.execPath, [tsc, '-p', join(packageDir, 'tsconfig.build.json'), '--outDir', tmp], { stdio: 'inherit' });
@@ -62,7 +62,7 @@ function buildDeclarations(outDir) {
 }
 
 async function main() {
-  const outDir = join(packageDir, 'dist');
+  const outDir = process.argv[2] ?? join(packageDir, 'dist');
   rmSync(outDir, { recursive: true, force: true });
   mkdirSync(outDir, { recursive: true });
   await buildJavaScript(outDir);

@@ -4,10 +4,11 @@
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join, relative } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { budgetOptions, buildJavaScript, packageDir } from '../scripts/build.mjs';
+import { budgetOptions, buildDeclarations, buildJavaScript, packageDir } from '../scripts/build.mjs';
 
 const BUDGET_BYTES = 15 * 1024;
 
@@ -50,4 +51,33 @@ describe('package outputs', () => {
     const esm = execFileSync(process.execPath, ['--input-type=module', '-e', `console.log(typeof (await import(${JSON.stringify(esmUrl)})).createClient)`]);
     expect(esm.toString().trim()).toBe('function');
   });
+
+  it('ships declarations that need nothing outside the package, for ESM and CJS consumers', () => {
+    buildDeclarations(outDir);
+    writeFileSync(
+      join(outDir, 'consumer.mts'),
+      `import { createClient, isTableChange, type Change } from './esm/index.js';
+const client = createClient({ url: 'ws://x', getToken: async () => 't', replayUrl: 'http://x' });
+client.subscribeProject('w', 'p', {
+  onChange: (change: Change) => {
+    if (change.mode === 'full' && isTableChange(change.event, 'tasks')) {
+      const status = change.event.data.after?.status;
+      // @ts-expect-error a typed status (a string union) is no number; an unresolved type (any) would be
+      const wrong: number = status;
+      const narrowed: 'todo' | 'in_progress' | 'review' | 'done' | undefined = status;
+      void wrong, void narrowed;
+    }
+  },
+  onResync: ({ latestSeq }) => void latestSeq,
+});
+`,
+    );
+    writeFileSync(join(outDir, 'consumer.cts'), `import { createClient } from './cjs/index.js';\nexport const make = createClient;\n`);
+    const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+    const args = ['--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--lib', 'es2022,dom', '--types', 'node', '--skipLibCheck'];
+    execFileSync(process.execPath, [tsc, ...args, join(outDir, 'consumer.mts'), join(outDir, 'consumer.cts')], { stdio: 'pipe' });
+    const dts = readFileSync(join(outDir, 'esm', 'change-event.d.ts'), 'utf8');
+    expect(dts).toContain("from './generated/envelope.v1.js'");
+    expect(dts).not.toContain('../');
+  }, 120_000);
 });
