@@ -26,6 +26,10 @@ export const DEFAULT_SHARD_COUNT = 4;
 export const APP_DATABASE = 'taskflow';
 const REGION = 'us-east-1';
 
+type Engine = 'broker' | 'kinesis' | 'dynamodb' | 'postgres';
+/** Clients first (the broker's hooks read DynamoDB), the database last. */
+const STOP_ORDER: readonly Engine[] = ['broker', 'kinesis', 'dynamodb', 'postgres'];
+
 export interface StackOptions {
   /** Root of all engine files. Ephemeral stacks default to a fresh temp dir. */
   dataDir?: string;
@@ -58,10 +62,13 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
   const s3Dir = join(dataDir, 's3');
   mkdirSync(s3Dir, { recursive: true });
 
-  const stops: Array<() => Promise<void>> = [];
+  const stops = new Map<Engine, () => Promise<void>>();
   const stopAll = async (): Promise<void> => {
-    // Reverse start order: the broker and AWS stand-ins first, Postgres last.
-    for (const stop of stops.splice(0).reverse()) await stop().catch((err: unknown) => console.error('stack: stop failed:', err));
+    for (const engine of STOP_ORDER) {
+      const stop = stops.get(engine);
+      stops.delete(engine);
+      await stop?.().catch((err: unknown) => console.error(`stack: stopping ${engine} failed:`, err));
+    }
     if (ephemeral) rmSync(dataDir, { recursive: true, force: true });
     else rmSync(join(dataDir, OWNER_FILE), { force: true });
   };
@@ -71,7 +78,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     const tables = Object.fromEntries(TABLES.map((t) => [t.key, t.table.TableName]));
     const startDynamoThenBroker = async (): Promise<[string, Broker]> => {
       const endpoint = await startHttpEngine(
-        'dynalite',
+        'dynamodb',
         dynalite({ ...(ephemeral ? {} : { path: join(dataDir, 'dynamodb') }), createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 }),
         ports.dynamodb,
         stops,
@@ -81,16 +88,16 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
       const b = await startBroker({ tcpPort: ports.mqttTcp, wsPort: ports.mqttWs, ...(hooks ? { hooks } : {}) }).catch((err: unknown) => {
         throw portInUse('the MQTT broker', `${ports.mqttTcp}/${ports.mqttWs}`, err);
       });
-      stops.push(() => b.stop());
+      stops.set('broker', () => b.stop());
       return [endpoint, b];
     };
     const [postgres, kinesis, [dynamo, broker]] = await allSettledOrThrow([
       (ports.postgres ? startPostgres({ ...postgresOptions, port: ports.postgres }) : startPostgresOnFreePort(postgresOptions)).then((p) => {
-        stops.push(() => p.stop());
+        stops.set('postgres', () => p.stop());
         return p;
       }),
       startHttpEngine(
-        'kinesalite',
+        'kinesis',
         kinesalite({ ...(ephemeral ? {} : { path: join(dataDir, 'kinesis') }), createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 100_000 }),
         ports.kinesis,
         stops,
@@ -215,14 +222,15 @@ function portInUse(what: string, port: number | string, cause: unknown): Taskflo
   return new TaskflowError('STACK_PORT_IN_USE', `${what} cannot listen on 127.0.0.1:${port}: ${(cause as Error).message} (another taskflow stack running?)`, { cause });
 }
 
-async function startHttpEngine(name: string, server: Server, port: number, stops: Array<() => Promise<void>>): Promise<string> {
+async function startHttpEngine(engine: 'kinesis' | 'dynamodb', server: Server, port: number, stops: Map<Engine, () => Promise<void>>): Promise<string> {
   let bound: number;
   try {
     bound = await listen(server, port);
   } catch (err) {
-    throw portInUse(name, port, err);
+    throw portInUse(engine === 'kinesis' ? 'kinesalite' : 'dynalite', port, err);
   }
-  stops.push(
+  stops.set(
+    engine,
     () =>
       new Promise<void>((resolveClose, reject) => {
         // Idle keep-alive sockets of SDK clients would hold close() open.
