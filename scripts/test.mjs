@@ -1,6 +1,7 @@
 // `npm test`: type-check, lint, then every jest layer (unit, property, integration, e2e) in one
 // run, ending with the line "N passed, N failed" derived from jest's --json report.
-// Type-check and lint failures count as failed checks so the line never hides them.
+// Type-check and lint failures count as one failed check each so the line never hides them;
+// jest's own failures are counted from its report.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 
@@ -10,16 +11,13 @@ let failedChecks = 0;
 function run(label, cmd, args, env = process.env) {
   console.log(`\n== ${label}: ${cmd} ${args.join(' ')}`);
   const r = spawnSync(cmd, args, { stdio: 'inherit', env });
-  if (r.status !== 0) {
-    console.log(`== ${label} failed (exit ${r.status ?? r.signal})`);
-    failedChecks += 1;
-  }
+  if (r.status !== 0) console.log(`== ${label} failed (exit ${r.status ?? r.signal})`);
   return r.status === 0;
 }
 
 if (extraArgs.length === 0) {
-  run('type-check', 'npx', ['tsc', '--noEmit', '-p', 'tsconfig.json']);
-  run('lint', 'npx', ['eslint', '.']);
+  if (!run('type-check', 'npx', ['tsc', '--noEmit', '-p', 'tsconfig.json'])) failedChecks += 1;
+  if (!run('lint', 'npx', ['eslint', '.'])) failedChecks += 1;
 }
 
 mkdirSync('.taskflow', { recursive: true });
