@@ -3,6 +3,8 @@
 // (`taskflow stack --ephemeral`), so its engines never share the test workers' event loops.
 // Workers find it through TASKFLOW_STACK_FILE (they inherit this process's environment).
 // The child stops itself if this process dies; global-teardown stops it otherwise.
+// To reuse a stack across runs: `node bin/taskflow.js stack --ephemeral --state-file /tmp/s.json`,
+// then `TASKFLOW_STACK_FILE=/tmp/s.json npx jest …`.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, readFileSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,7 +22,23 @@ function tail(file, lines = 30) {
   }
 }
 
+/** The stack a developer already runs (`taskflow stack --ephemeral --state-file F`), if alive. */
+function runningStack(stateFile) {
+  if (!stateFile || !existsSync(stateFile)) return false;
+  try {
+    process.kill(JSON.parse(readFileSync(stateFile, 'utf8')).pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export default async function globalSetup() {
+  // TASKFLOW_STACK_FILE pointing at a live stack: reuse it (fast iteration; it is not stopped after).
+  if (runningStack(process.env.TASKFLOW_STACK_FILE)) {
+    console.log(`\nusing the running local stack of ${process.env.TASKFLOW_STACK_FILE}`);
+    return;
+  }
   const dir = mkdtempSync(join(tmpdir(), 'taskflow-jest-'));
   const stateFile = join(dir, 'stack.json');
   const logFile = join(dir, 'stack.log');
