@@ -116,14 +116,16 @@ export class SnapshotRunner implements StreamObserver {
       await this.store.put(job);
       this.opts.logger.info({ job: job.id, tables: job.tables, workspace: job.workspace, resumedFrom: same ? job.lastKey || '(start)' : undefined }, same ? 'resuming snapshot' : 'starting snapshot');
       this.resumeIfRunning();
-    });
+    }).catch((err: unknown) => this.opts.logger.error({ err: (err as Error).message }, 'could not start the snapshot (progress store unavailable?); request it again'));
   }
 
   /** On (re)start of streaming: continue a job that was running. */
   resumeIfRunning(): void {
     if (this.running) return;
     this.stopRequested = false;
-    this.running = this.loop().finally(() => (this.running = undefined));
+    this.running = this.loop()
+      .catch((err: unknown) => this.opts.logger.error({ err: (err as Error).message }, 'snapshot paused: progress store unavailable; it resumes with the next session or request'))
+      .finally(() => (this.running = undefined));
   }
 
   private now(): string {
