@@ -349,9 +349,10 @@ export class CaptureService {
     try {
       if (s.paused && s.producer.pendingEvents < this.deps.config.maxBufferedEvents / 2) {
         s.paused = false;
+        s.lastServerMessageAt = now; // we were not reading: the silence was ours
         socketOf(s.repl)?.resume();
       }
-      if (now - s.lastServerMessageAt > SERVER_SILENCE_MS) {
+      if (!s.paused && now - s.lastServerMessageAt > SERVER_SILENCE_MS) {
         this.deps.logger.warn({ silentMs: now - s.lastServerMessageAt }, 'no message from the server; reconnecting');
         await this.endSession(s);
         return;
