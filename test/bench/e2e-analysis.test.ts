@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { checkSubscription, latenciesIn, percentile, type Delivered } from './e2e-analysis.js';
+import { bucketsSince, checkSubscription, histogramQuantile, latenciesIn, parseHistogram, percentile, type Delivered } from './e2e-analysis.js';
 
 const W = 'w1';
 const P = 'p1';
@@ -8,11 +8,12 @@ const delivered = (ids: string[]): Delivered => ({ workspaceId: W, projectId: P,
 
 describe('bench:e2e subscription check', () => {
   it('exactly the history once in order is clean', () => {
-    expect(checkSubscription(truth, delivered(['a', 'b', 'c', 'd']))).toEqual({ lost: 0, duplicates: 0, orderViolations: 0, unexpected: 0 });
+    expect(checkSubscription(truth, delivered(['a', 'b', 'c', 'd']))).toEqual({ lost: 0, lostAtTail: 0, duplicates: 0, orderViolations: 0, unexpected: 0 });
   });
 
   it('counts lost, duplicated, reordered and foreign changes', () => {
-    expect(checkSubscription(truth, delivered(['a', 'c', 'b', 'c', 'c', 'x']))).toEqual({ lost: 1, duplicates: 2, orderViolations: 1, unexpected: 1 });
+    expect(checkSubscription(truth, delivered(['a', 'c', 'b', 'c', 'c', 'x']))).toEqual({ lost: 1, lostAtTail: 1, duplicates: 2, orderViolations: 1, unexpected: 1 });
+    expect(checkSubscription(truth, delivered(['a', 'c']))).toMatchObject({ lost: 2, lostAtTail: 1 });
   });
 });
 
@@ -30,5 +31,29 @@ describe('bench:e2e latency', () => {
     expect(percentile(values, 99)).toBe(99);
     expect(percentile([7], 99)).toBe(7);
     expect(percentile([], 50)).toBeNaN();
+  });
+});
+
+describe('bench:e2e stage latencies from Prometheus histograms', () => {
+  const scrape = (counts: number[]) =>
+    ['# HELP x_seconds x', '# TYPE x_seconds histogram']
+      .concat(['0.1', '0.5', '1', '+Inf'].map((le, i) => `x_seconds_bucket{le="${le}",shard="a"} ${counts[i]}`))
+      .concat(['x_seconds_sum 1', 'x_seconds_count 1', 'other_bucket{le="0.1"} 99'])
+      .join('\n');
+
+  it('parses, subtracts an earlier scrape and interpolates quantiles', () => {
+    const before = parseHistogram(scrape([10, 10, 10, 10]), 'x_seconds');
+    const after = parseHistogram(scrape([10, 60, 110, 110]), 'x_seconds');
+    expect(after.get(0.5)).toBe(60);
+    const window = bucketsSince(before, after); // 0 below 0.1, 50 in (0.1, 0.5], 50 in (0.5, 1]
+    expect(histogramQuantile(window, 0.5)).toBeCloseTo(0.5);
+    expect(histogramQuantile(window, 0.25)).toBeCloseTo(0.3);
+    expect(histogramQuantile(window, 0.95)).toBeCloseTo(0.95);
+    expect(histogramQuantile(bucketsSince(after, after), 0.5)).toBeNaN();
+  });
+
+  it('a quantile beyond the last finite bound is that bound', () => {
+    const b = parseHistogram(scrape([0, 0, 1, 10]), 'x_seconds');
+    expect(histogramQuantile(b, 0.95)).toBe(1);
   });
 });

@@ -16,6 +16,8 @@ export interface Delivered {
 export interface SubscriptionCheck {
   /** Committed changes of the project never delivered. */
   lost: number;
+  /** Of those, how many come after the last change delivered (a tail still on its way, rather than holes). */
+  lostAtTail: number;
   /** Deliveries beyond the first of the same change. */
   duplicates: number;
   /** First deliveries of a change committed before one already delivered. */
@@ -29,8 +31,14 @@ export function checkSubscription(truth: readonly Pick<HistoryEvent, 'id' | 'wor
     truth,
     delivered.ids.map((id) => ({ id, workspaceid: delivered.workspaceId, projectid: delivered.projectId })),
   );
+  const seen = new Set(delivered.ids);
+  let lastDelivered = -1;
+  truth.forEach((e, i) => {
+    if (seen.has(e.id)) lastDelivered = i;
+  });
   return {
     lost: comparison.lost.length,
+    lostAtTail: truth.length - 1 - lastDelivered,
     duplicates: comparison.duplicated.reduce((n, d) => n + d.times - 1, 0),
     orderViolations: comparison.outOfOrderByProject.length,
     unexpected: comparison.unexpected.length + comparison.misrouted.length,
@@ -51,4 +59,48 @@ export function percentile(values: readonly number[], p: number): number {
   if (values.length === 0) return Number.NaN;
   const sorted = Float64Array.from(values).sort();
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+/** Cumulative bucket counts of a Prometheus histogram (summed over label sets), by upper bound. */
+export type Buckets = Map<number, number>;
+
+/** The buckets of histogram `name` in a Prometheus text exposition. */
+export function parseHistogram(exposition: string, name: string): Buckets {
+  const buckets: Buckets = new Map();
+  const pattern = new RegExp(`^${name}_bucket\\{(?:[^}]*,)?le="([^"]+)"[^}]*\\} (\\S+)$`);
+  for (const line of exposition.split('\n')) {
+    const m = pattern.exec(line);
+    if (!m) continue;
+    const le = m[1] === '+Inf' ? Infinity : Number(m[1]);
+    buckets.set(le, (buckets.get(le) ?? 0) + Number(m[2]));
+  }
+  return buckets;
+}
+
+/** What was observed between two scrapes of the same histogram. */
+export function bucketsSince(before: Buckets, after: Buckets): Buckets {
+  return new Map([...after].map(([le, n]) => [le, n - (before.get(le) ?? 0)]));
+}
+
+/**
+ * Quantile q (0..1) estimated like Prometheus' histogram_quantile: linear within the bucket that
+ * holds it; the highest finite bound when it falls in +Inf; NaN without observations.
+ */
+export function histogramQuantile(buckets: Buckets, q: number): number {
+  const bounds = [...buckets.keys()].sort((a, b) => a - b);
+  const total = buckets.get(Infinity) ?? buckets.get(bounds[bounds.length - 1]!) ?? 0;
+  if (total <= 0) return Number.NaN;
+  const rank = q * total;
+  let lower = 0;
+  let below = 0;
+  for (const le of bounds) {
+    const count = buckets.get(le)!;
+    if (count >= rank) {
+      if (le === Infinity) return lower;
+      return lower + (le - lower) * ((rank - below) / Math.max(1e-12, count - below));
+    }
+    lower = le;
+    below = count;
+  }
+  return lower;
 }

@@ -16,10 +16,11 @@ import pg from 'pg';
 import { runWorkload, setupWorkloadTenants, type WorkloadStats } from '../../db/workload.js';
 import { writeStateFile } from '../../infra/local/lifecycle.js';
 import { startStack } from '../../infra/local/stack.js';
+import { ROUTER_METRICS } from '../../router/metrics.js';
 import { startHistoryRecorder, type HistoryRecorder } from '../support/history.js';
-import { sleep, startTestPipeline, waitFor } from '../support/pipeline.js';
+import { sleep, startTestPipeline, waitFor, type TestPipeline } from '../support/pipeline.js';
 import { uniqueName } from '../support/stack.js';
-import { checkSubscription, latenciesIn, percentile, type Delivered } from './e2e-analysis.js';
+import { bucketsSince, checkSubscription, histogramQuantile, latenciesIn, parseHistogram, percentile, type Buckets, type Delivered } from './e2e-analysis.js';
 import type { Assignment, SubscriberCommand, SubscriberReport } from './e2e-subscribers.js';
 import { median, writeBenchResult } from './report.js';
 
@@ -56,12 +57,14 @@ interface Setting {
   env: Record<string, string>;
 }
 
-const SETTINGS: Setting[] = [
+const ALL_SETTINGS: Setting[] = [
   { name: 'defaults', env: {} },
   // Batching off; the idle poll as short as is sensible locally (under load the reader is paced by
   // Kinesis' 5 GetRecords/s per shard anyway, see the README).
   { name: 'window0', env: { ROUTER_BATCH_WINDOW_MS: '0', ROUTER_POLL_INTERVAL_MS: String(PARAMS.fastPollMs) } },
 ];
+/** BENCH_E2E_SETTINGS=window0 runs one setting only (to investigate; the result file then lacks the other). */
+const SETTINGS = ALL_SETTINGS.filter((s) => (process.env.BENCH_E2E_SETTINGS ?? 'defaults,window0').split(',').includes(s.name));
 
 interface RunResult {
   p50: number;
@@ -71,12 +74,43 @@ interface RunResult {
   changesPerS: number;
   deliveredPerS: number;
   lost: number;
+  /** Of the lost, those after the last delivered change of their subscription: still on their way when the drain timed out. */
+  lostAtTail: number;
   duplicates: number;
   orderViolations: number;
   unexpected: number;
   resyncs: number;
   sdkErrors: number;
   eventLoopP99Ms: number;
+  /** From the services' own histograms over the measured phase (estimates within bucket bounds). */
+  commitToKinesisP50Ms: number;
+  commitToKinesisP95Ms: number;
+  commitToPublishP50Ms: number;
+  commitToPublishP95Ms: number;
+}
+
+const STAGES = {
+  commitToKinesis: { service: 'capture', histogram: 'taskflow_capture_commit_to_kinesis_seconds' },
+  commitToPublish: { service: 'router', histogram: ROUTER_METRICS.commitToPublish },
+} as const;
+type Stage = keyof typeof STAGES;
+
+async function scrapeStages(pipeline: TestPipeline): Promise<Record<Stage, Buckets>> {
+  const text = { capture: await (await fetch(pipeline.capture.metricsUrl)).text(), router: await (await fetch(pipeline.router.metricsUrl)).text() };
+  return {
+    commitToKinesis: parseHistogram(text[STAGES.commitToKinesis.service], STAGES.commitToKinesis.histogram),
+    commitToPublish: parseHistogram(text[STAGES.commitToPublish.service], STAGES.commitToPublish.histogram),
+  };
+}
+
+function stageQuantiles(before: Record<Stage, Buckets>, after: Record<Stage, Buckets>) {
+  const ms = (stage: Stage, q: number) => round(histogramQuantile(bucketsSince(before[stage], after[stage]), q) * 1000);
+  return {
+    commitToKinesisP50Ms: ms('commitToKinesis', 0.5),
+    commitToKinesisP95Ms: ms('commitToKinesis', 0.95),
+    commitToPublishP50Ms: ms('commitToPublish', 0.5),
+    commitToPublishP95Ms: ms('commitToPublish', 0.95),
+  };
 }
 
 /** Row changes per workload transaction: first a guess, then what the last warm-up measured. */
@@ -126,6 +160,7 @@ async function oneRun(setting: Setting, run: number): Promise<RunResult> {
 
     const loop = monitorEventLoopDelay({ resolution: 10 });
     loop.enable();
+    const stagesBefore = await scrapeStages(pipeline);
     const measureFrom = Date.now();
     const measured: WorkloadStats = await runWorkload({ ...workload, ratePerSec: PARAMS.targetChangesPerS / changesPerTransaction, durationMs: PARAMS.measureSeconds * 1000 });
     const measureTo = Date.now();
@@ -135,23 +170,30 @@ async function oneRun(setting: Setting, run: number): Promise<RunResult> {
     const truthByProject = new Map<string, typeof truth>();
     for (const e of truth) if (e.projectId) truthByProject.set(e.projectId, [...(truthByProject.get(e.projectId) ?? []), e]);
     const expected = shares.map((assigned) => assigned.map((a) => truthByProject.get(a.projectId)?.length ?? 0));
-    const drainDeadline = Date.now() + DRAIN_TIMEOUT_MS;
+    const drainStarted = Date.now();
     for (;;) {
       const progress = await Promise.all(children.map((c) => ask(c, { type: 'progress' }, 'progress')));
       const behind = progress.reduce((n, p, c) => n + p.counts.filter((count, i) => count < expected[c]![i]!).length, 0);
-      if (behind === 0 || Date.now() > drainDeadline) break;
+      if (behind === 0) break;
+      if (Date.now() - drainStarted > DRAIN_TIMEOUT_MS) {
+        const missing = progress.reduce((n, p, c) => n + p.counts.reduce((m, count, i) => m + Math.max(0, expected[c]![i]! - count), 0), 0);
+        console.log(`${setting.name} run ${run}: ${behind} subscriptions still ${missing} changes short ${DRAIN_TIMEOUT_MS / 1000} s after the workload stopped`);
+        break;
+      }
       await sleep(250);
     }
     await sleep(1000); // a duplicate delivered late would show up now
+    const stagesAfter = await scrapeStages(pipeline);
     const results = await Promise.all(children.map((c) => ask(c, { type: 'collect' }, 'result')));
     const delivered: Delivered[] = results.flatMap((r) => r.delivered);
 
-    const totals = { lost: 0, duplicates: 0, orderViolations: 0, unexpected: 0, resyncs: 0 };
+    const totals = { lost: 0, lostAtTail: 0, duplicates: 0, orderViolations: 0, unexpected: 0, resyncs: 0 };
     const latencies: number[] = [];
     const inWindow = new Set<string>();
     for (const d of delivered) {
       const check = checkSubscription(truthByProject.get(d.projectId) ?? [], d);
       totals.lost += check.lost;
+      totals.lostAtTail += check.lostAtTail;
       totals.duplicates += check.duplicates;
       totals.orderViolations += check.orderViolations;
       totals.unexpected += check.unexpected;
@@ -169,6 +211,7 @@ async function oneRun(setting: Setting, run: number): Promise<RunResult> {
       ...totals,
       sdkErrors: results.reduce((n, r) => n + r.errors.length, 0),
       eventLoopP99Ms: round(loop.percentile(99) / 1e6),
+      ...stageQuantiles(stagesBefore, stagesAfter),
     };
     console.log(`${setting.name} run ${run}: ${JSON.stringify(result)}${results.some((r) => r.errors.length) ? ` sdk errors: ${results.flatMap((r) => r.errors).slice(0, 3).join('; ')}` : ''}`);
     return result;
@@ -253,10 +296,10 @@ async function main(): Promise<void> {
     rmSync(stateDir, { recursive: true, force: true });
   }
 
-  const med = (name: Setting['name'], key: keyof RunResult) => round(median(runs[name].map((r) => r[key])));
+  const med = (name: Setting['name'], key: keyof RunResult) => (runs[name].length ? round(median(runs[name].map((r) => r[key]))) : null);
   const sum = (key: keyof RunResult) => Object.values(runs).flat().reduce((n, r) => n + r[key], 0);
   const browser = browserCommitToScreenMs();
-  const metrics: Record<string, number> = {
+  const metrics: Record<string, number | null> = {
     rate_events_per_s: med('defaults', 'changesPerS'),
     subscribers: PARAMS.clients,
     commit_to_client_p50_ms: med('defaults', 'p50'),
@@ -272,10 +315,12 @@ async function main(): Promise<void> {
     'e2e',
     {
       ...PARAMS,
-      settings: { defaults: 'router defaults (ROUTER_BATCH_WINDOW_MS 100, ROUTER_POLL_INTERVAL_MS 200)', window0: SETTINGS[1]!.env },
+      settings: { defaults: 'router defaults (ROUTER_BATCH_WINDOW_MS 100, ROUTER_POLL_INTERVAL_MS 200)', window0: ALL_SETTINGS[1]!.env },
       changesPerTransaction: round(changesPerTransaction),
       loadavg1mAtStart: round(loadAtStart),
       browserResult: browser === null ? `none (${BROWSER_RESULT} absent: run test/e2e/demo-board.test.ts first)` : BROWSER_RESULT,
+      // Medians per setting of everything measured, including where the time goes by stage.
+      medians: Object.fromEntries(SETTINGS.map(({ name }) => [name, Object.fromEntries((Object.keys(runs[name][0] ?? {}) as (keyof RunResult)[]).map((k) => [k, med(name, k)]))])),
       perRun: runs,
     },
     // browser_commit_to_screen_ms is null when the browser test has not run (JSON has no NaN).
