@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { eventId } from '../lib/event-id.js';
 import type { RouterEvent } from './event.js';
-import { admitBatch, mergeMarks, parseMarks, serializeMarks } from './ordering.js';
+import { admitBatch, boundMarks, mergeMarks, parseMarks, serializeMarks } from './ordering.js';
 
 function ev(ws: string, lsn: number, txIndex = 0): RouterEvent {
   const position = { commitLsn: BigInt(lsn), txIndex };
@@ -51,5 +51,14 @@ describe('mergeMarks', () => {
     const a = serializeMarks(new Map([['w', ev('w', 5).position], ['v', ev('v', 1).position]]));
     const b = serializeMarks(new Map([['w', ev('w', 3).position], ['u', ev('u', 2).position]]));
     expect(mergeMarks([a, undefined, b])).toEqual(new Map([['w', ev('w', 5).position], ['v', ev('v', 1).position], ['u', ev('u', 2).position]]));
+  });
+});
+
+describe('boundMarks', () => {
+  it('keeps the most recently advanced workspaces', () => {
+    const first = admitBatch(new Map(), [ev('a', 1), ev('b', 1), ev('c', 1)]);
+    const second = admitBatch(first.marks, [ev('a', 2), ev('b', 1)]);
+    expect([...boundMarks(second.marks, 2).keys()]).toEqual(['c', 'a']);
+    expect(boundMarks(second.marks, 5)).toBe(second.marks);
   });
 });

@@ -46,9 +46,23 @@ export function admitBatch(marks: HighWaterMarks, events: readonly RouterEvent[]
       admitted.push(e);
       mark = e.position;
     }
-    if (mark) next.set(ws, mark);
+    // Delete first: the map's order is then the order marks last moved (see boundMarks).
+    if (mark && mark !== next.get(ws)) {
+      next.delete(ws);
+      next.set(ws, mark);
+    }
   }
   return { admitted, duplicates, reordered, marks: next };
+}
+
+/**
+ * Keeps the `max` most recently advanced marks: the state lives in the lease item (400 KB). A
+ * forgotten workspace loses only the O(1) duplicate filter; the changelog's lookup by id still
+ * keeps a duplicate from getting a second seq, and projection writes are conditional.
+ */
+export function boundMarks(marks: HighWaterMarks, max: number): HighWaterMarks {
+  if (marks.size <= max) return marks;
+  return new Map([...marks].slice(marks.size - max));
 }
 
 /** Checkpoint state: `{"v":1,"marks":{"<ws>":"<event id>"}}`. */

@@ -5,7 +5,7 @@
 // with crashes injected, and the service runs it against DynamoDB and MQTT.
 import { type ChangelogStore, projectKey, type ProjectRef } from './changelog.js';
 import { decodeEvent, type DecodeResult, type DlqReason, type RouterEvent, type EventCheck } from './event.js';
-import { admitBatch, type HighWaterMarks, mergeMarks, serializeMarks } from './ordering.js';
+import { admitBatch, boundMarks, type HighWaterMarks, mergeMarks, serializeMarks } from './ordering.js';
 import { idsToLookUp, planSequence, type ProjectHead, type SequencedChange } from './sequencer.js';
 
 export interface InputRecord {
@@ -66,6 +66,8 @@ export interface ShardRouterDeps {
   /** Projects worked on concurrently within one batch. */
   concurrency?: number;
   headCacheSize?: number;
+  /** Workspaces whose marks the checkpoint keeps (default 4,000: ~300 KB of state). */
+  maxMarks?: number;
 }
 
 export class ShardRouter {
@@ -126,8 +128,8 @@ export class ShardRouter {
     });
     await this.deps.sink.flush();
     // Only now, with every change in the changelog and published, may the marks move on.
-    this.marks = marks;
-    return serializeMarks(marks);
+    this.marks = boundMarks(marks, this.deps.maxMarks ?? 4000);
+    return serializeMarks(this.marks);
   }
 
   get state(): string {
