@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { bucketsSince, checkSubscription, histogramQuantile, latenciesIn, parseHistogram, percentile, type Delivered } from './e2e-analysis.js';
+import { bucketsSince, checkSubscription, histogramQuantile, latenciesIn, parseCounter, parseHistogram, percentile, type Delivered } from './e2e-analysis.js';
 
 const W = 'w1';
 const P = 'p1';
@@ -55,5 +55,13 @@ describe('bench:e2e stage latencies from Prometheus histograms', () => {
   it('a quantile beyond the last finite bound is that bound', () => {
     const b = parseHistogram(scrape([0, 0, 1, 10]), 'x_seconds');
     expect(histogramQuantile(b, 0.95)).toBe(1);
+  });
+});
+
+describe('bench:e2e counters', () => {
+  it('sums a counter over its label sets and ignores other metrics', () => {
+    const text = ['# TYPE m_total counter', 'm_total{shard="a"} 3', 'm_total{shard="b"} 4', 'm_total_other 100', 'n_total 1'].join('\n');
+    expect(parseCounter(text, 'm_total')).toBe(7);
+    expect(parseCounter(text, 'absent_total')).toBe(0);
   });
 });

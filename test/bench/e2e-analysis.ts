@@ -104,3 +104,9 @@ export function histogramQuantile(buckets: Buckets, q: number): number {
   }
   return lower;
 }
+
+/** A Prometheus counter's value summed over its label sets (0 when absent). */
+export function parseCounter(exposition: string, name: string): number {
+  const pattern = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`);
+  return exposition.split('\n').reduce((sum, line) => sum + Number(pattern.exec(line)?.[1] ?? 0), 0);
+}

@@ -20,7 +20,7 @@ import { ROUTER_METRICS } from '../../router/metrics.js';
 import { startHistoryRecorder, type HistoryRecorder } from '../support/history.js';
 import { sleep, startTestPipeline, waitFor, type TestPipeline } from '../support/pipeline.js';
 import { uniqueName } from '../support/stack.js';
-import { bucketsSince, checkSubscription, histogramQuantile, latenciesIn, parseHistogram, percentile, type Buckets, type Delivered } from './e2e-analysis.js';
+import { bucketsSince, checkSubscription, histogramQuantile, latenciesIn, parseCounter, parseHistogram, percentile, type Buckets, type Delivered } from './e2e-analysis.js';
 import type { Assignment, SubscriberCommand, SubscriberReport } from './e2e-subscribers.js';
 import { median, writeBenchResult } from './report.js';
 
@@ -87,6 +87,8 @@ interface RunResult {
   commitToKinesisP95Ms: number;
   commitToPublishP50Ms: number;
   commitToPublishP95Ms: number;
+  messagesPublishedPerS: number;
+  publishP95Ms: number;
 }
 
 const STAGES = {
@@ -95,17 +97,32 @@ const STAGES = {
 } as const;
 type Stage = keyof typeof STAGES;
 
-async function scrapeStages(pipeline: TestPipeline): Promise<Record<Stage, Buckets>> {
+interface Scrape {
+  at: number;
+  stages: Record<Stage, Buckets>;
+  publishLatency: Buckets;
+  messagesPublished: number;
+}
+
+async function scrapeStages(pipeline: TestPipeline): Promise<Scrape> {
   const text = { capture: await (await fetch(pipeline.capture.metricsUrl)).text(), router: await (await fetch(pipeline.router.metricsUrl)).text() };
   return {
-    commitToKinesis: parseHistogram(text[STAGES.commitToKinesis.service], STAGES.commitToKinesis.histogram),
-    commitToPublish: parseHistogram(text[STAGES.commitToPublish.service], STAGES.commitToPublish.histogram),
+    at: Date.now(),
+    stages: {
+      commitToKinesis: parseHistogram(text[STAGES.commitToKinesis.service], STAGES.commitToKinesis.histogram),
+      commitToPublish: parseHistogram(text[STAGES.commitToPublish.service], STAGES.commitToPublish.histogram),
+    },
+    publishLatency: parseHistogram(text.router, ROUTER_METRICS.publishLatency),
+    messagesPublished: parseCounter(text.router, ROUTER_METRICS.messagesPublished),
   };
 }
 
-function stageQuantiles(before: Record<Stage, Buckets>, after: Record<Stage, Buckets>) {
-  const ms = (stage: Stage, q: number) => round(histogramQuantile(bucketsSince(before[stage], after[stage]), q) * 1000);
+function stageQuantiles(before: Scrape, after: Scrape) {
+  const ms = (stage: Stage, q: number) => round(histogramQuantile(bucketsSince(before.stages[stage], after.stages[stage]), q) * 1000);
   return {
+    // Router → broker publishes (one message per project and window), and each one's wait for the rate limit plus the broker's PUBACK.
+    messagesPublishedPerS: round((after.messagesPublished - before.messagesPublished) / ((after.at - before.at) / 1000)),
+    publishP95Ms: round(histogramQuantile(bucketsSince(before.publishLatency, after.publishLatency), 0.95) * 1000),
     commitToKinesisP50Ms: ms('commitToKinesis', 0.5),
     commitToKinesisP95Ms: ms('commitToKinesis', 0.95),
     commitToPublishP50Ms: ms('commitToPublish', 0.5),
