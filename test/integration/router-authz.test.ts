@@ -12,7 +12,7 @@ import { sampleEvent } from '../../schemas/fixtures.js';
 import { validateEvent } from '../../schemas/validate.js';
 import { decodeEvent, type RouterEvent } from '../../router/event.js';
 import { DynamoMembershipProjection } from '../../router/memberships.js';
-import { createTestTables, dynamoClient, startTestBroker } from '../support/stack.js';
+import { createTestTables, dynamoClient, startTestBroker, testStackEnv } from '../support/stack.js';
 
 const secret = new TextEncoder().encode('router-authz-integration-secret-32b');
 const WS = '11111111-1111-4111-8111-111111111111';
@@ -24,6 +24,7 @@ const MEMBERSHIP = '55555555-5555-4555-8555-000000000001';
 
 let client: DynamoDBClient;
 let projection: DynamoMembershipProjection;
+let membershipsTable: string;
 let auth: BrokerAuth;
 let broker: Broker;
 const open: MqttClient[] = [];
@@ -56,7 +57,8 @@ async function grantedQos(c: MqttClient, topic: string): Promise<number | undefi
 beforeAll(async () => {
   client = dynamoClient();
   const tables = await createTestTables('router-authz', ['memberships']);
-  projection = new DynamoMembershipProjection(client, tables.memberships);
+  membershipsTable = tables.memberships!;
+  projection = new DynamoMembershipProjection(client, membershipsTable);
   auth = createBrokerAuth({
     verify: createVerifier({ kind: 'hs256', secret, issuer: 'taskflow', audience: 'taskflow-realtime' }),
     memberships: (u) => projection.memberships(u),
@@ -119,5 +121,20 @@ describe('broker authorization from the membership projection', () => {
     // Reprocessing the older create (after a crash) does not bring the membership back.
     await projection.apply([routerEvent(sampleEvent('membership.created', { workspaceId: WS, projectId: P1, userId: ALICE, entityId: MEMBERSHIP, commitLsn: 0x100n }))]);
     expect(await projection.memberships(ALICE)).toEqual([]);
+  });
+});
+
+describe('IoT Core custom authorizer (Lambda entry) against the same projection', () => {
+  it('grants the policy for the memberships the projection holds', async () => {
+    const { authorizerFromEnv } = await import('../../router/iot-authorizer-lambda.js');
+    const BOB_MEMBERSHIP = '55555555-5555-4555-8555-0000000000b0';
+    await projection.apply([routerEvent(sampleEvent('membership.created', { workspaceId: WS, projectId: P2, userId: BOB, entityId: BOB_MEMBERSHIP, commitLsn: 0x300n }))]);
+    const authorize = authorizerFromEnv({ ...testStackEnv(), DYNAMODB_TABLE_MEMBERSHIPS: membershipsTable, JWT_SECRET: new TextDecoder().decode(secret), IOT_ACCOUNT_ID: '123456789012' });
+    const token = await signDevToken(secret, BOB, { ttlSeconds: 3600 });
+    const res = await authorize({ protocolData: { mqtt: { username: 'x', password: Buffer.from(token).toString('base64') } } });
+    expect(res.isAuthenticated).toBe(true);
+    const policy = res.policyDocuments.join('\n');
+    expect(policy).toContain(`topicfilter/${projectTopicOf(WS, P2)}`);
+    expect(policy).not.toContain(`topicfilter/${projectTopicOf(WS, P1)}`);
   });
 });

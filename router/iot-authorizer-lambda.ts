@@ -1,0 +1,26 @@
+// The Lambda entry point of the IoT Core custom authorizer (deployment: infra/aws). Configuration
+// from the environment, read once per container: JWT_JWKS_URL (RS256 key set; JWT_SECRET only
+// for local use), JWT_ISSUER, JWT_AUDIENCE, AWS_REGION, IOT_ACCOUNT_ID, DYNAMODB_TABLE_MEMBERSHIPS.
+import { createDynamoClient, loadAwsConfig } from '../lib/aws.js';
+import { type Env, str } from '../lib/config.js';
+import { createVerifier, loadJwtConfig } from '../lib/jwt.js';
+import { tableEnvVar } from '../lib/stack-info.js';
+import { createIotAuthorizer, type IotAuthorizerEvent, type IotAuthorizerResponse } from './iot-authorizer.js';
+import { DynamoMembershipProjection } from './memberships.js';
+
+export function authorizerFromEnv(env: Env): (event: IotAuthorizerEvent) => Promise<IotAuthorizerResponse> {
+  const aws = loadAwsConfig(env);
+  const projection = new DynamoMembershipProjection(createDynamoClient(aws), str(env, tableEnvVar('memberships'), 'taskflow-memberships'));
+  return createIotAuthorizer({
+    verify: createVerifier(loadJwtConfig(env)),
+    memberships: (userId) => projection.memberships(userId),
+    account: { region: aws.region, accountId: str(env, 'IOT_ACCOUNT_ID') },
+  });
+}
+
+let authorize: ((event: IotAuthorizerEvent) => Promise<IotAuthorizerResponse>) | undefined;
+
+export async function handler(event: IotAuthorizerEvent): Promise<IotAuthorizerResponse> {
+  authorize ??= authorizerFromEnv(process.env);
+  return authorize(event);
+}
