@@ -219,7 +219,7 @@ async function main(): Promise<void> {
       const recv = recvlogical(logical, 'bench_recv');
       await new Promise((res) => setTimeout(res, 500));
       runs.recv.push((await saturated(logical)).tps);
-      await slotCaughtUp(logical.url, 'bench_recv', await walLsn(logical.url)).catch(() => undefined);
+      // (pg_recvlogical 15 prints "unexpected termination" when interrupted; harmless)
       recv.kill('SIGINT');
       await exited(recv);
 
