@@ -28,6 +28,8 @@ export interface RouterConfig {
   replayMaxLimit: number;
   metricsPort: number;
   pollIntervalMs: number;
+  /** Least time between two GetRecords calls on a shard: Kinesis allows 5/s per shard shared by all polling readers. */
+  minCallSpacingMs: number;
   failoverTimeMs: number;
   maxRecords: number;
 }
@@ -66,6 +68,7 @@ export function loadConfig(env: Env): RouterConfig {
     replayMaxLimit: int(env, 'REPLAY_MAX_LIMIT', 1000, { min: 1 }),
     metricsPort: int(env, 'METRICS_PORT', 0, { min: 0, max: 65535 }),
     pollIntervalMs: int(env, 'ROUTER_POLL_INTERVAL_MS', 200, { min: 1 }),
+    minCallSpacingMs: int(env, 'ROUTER_MIN_CALL_SPACING_MS', 200, { min: 0 }),
     failoverTimeMs: int(env, 'ROUTER_FAILOVER_MS', 10_000, { min: 100 }),
     maxRecords: int(env, 'ROUTER_MAX_RECORDS', 1000, { min: 1, max: 10_000 }),
   };

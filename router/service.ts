@@ -126,6 +126,7 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
       new RouterShardProcessor(shardId, { changelog, deadLetters, memberships: projection, validate: validateEvent, metrics: metrics.shard }, makePipeline),
     failoverTimeMs: config.failoverTimeMs,
     pollIntervalMs: config.pollIntervalMs,
+    minCallSpacingMs: config.minCallSpacingMs,
     maxRecords: config.maxRecords,
     metrics: registry,
     logger,
