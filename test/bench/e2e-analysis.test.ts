@@ -4,7 +4,7 @@ import { bucketsSince, checkSubscription, histogramQuantile, latenciesIn, parseC
 const W = 'w1';
 const P = 'p1';
 const truth = ['a', 'b', 'c', 'd'].map((id) => ({ id, workspaceId: W, projectId: P }));
-const delivered = (ids: string[]): Delivered => ({ workspaceId: W, projectId: P, ids, commitMs: ids.map(() => 0), receivedMs: ids.map(() => 0), resyncs: 0 });
+const delivered = (ids: string[]): Delivered => ({ workspaceId: W, projectId: P, ids, commitMs: ids.map(() => 0), receivedMs: ids.map(() => 0), resyncs: 0, offlines: 0 });
 
 describe('bench:e2e subscription check', () => {
   it('exactly the history once in order is clean', () => {

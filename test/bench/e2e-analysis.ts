@@ -11,6 +11,8 @@ export interface Delivered {
   commitMs: number[];
   receivedMs: number[];
   resyncs: number;
+  /** Times the subscription's status went to 'offline' (its connection dropped and reconnected). */
+  offlines: number;
 }
 
 export interface SubscriptionCheck {

@@ -11,13 +11,13 @@ export interface Assignment {
 }
 
 export type SubscriberCommand =
-  | { type: 'start'; url: string; replayUrl: string; token: string; assignments: Assignment[] }
+  | { type: 'start'; url: string; replayUrl: string; token: string; assignments: Assignment[]; connectSpacingMs: number }
   | { type: 'progress' }
   | { type: 'collect' };
 
 export type SubscriberReport =
   | { type: 'live' }
-  | { type: 'progress'; counts: number[]; errors: string[] }
+  | { type: 'progress'; counts: number[]; statuses: Status[]; errors: string[] }
   | { type: 'result'; delivered: Delivered[]; errors: string[] };
 
 const clients: RealtimeClient[] = [];
@@ -29,8 +29,10 @@ function send(report: SubscriberReport): void {
   process.send?.(report);
 }
 
-function start(command: Extract<SubscriberCommand, { type: 'start' }>): void {
-  command.assignments.forEach(({ workspaceId, projectId }, i) => {
+/** Clients connect one after another, as browsers do, rather than all in the same millisecond. */
+async function start(command: Extract<SubscriberCommand, { type: 'start' }>): Promise<void> {
+  for (const [i, { workspaceId, projectId }] of command.assignments.entries()) {
+    if (i > 0) await new Promise((resolve) => setTimeout(resolve, command.connectSpacingMs));
     const client = createClient({
       url: command.url,
       token: command.token,
@@ -39,7 +41,7 @@ function start(command: Extract<SubscriberCommand, { type: 'start' }>): void {
       onError: (err) => errors.push(err.message),
     });
     clients.push(client);
-    const d: Delivered = { workspaceId, projectId, ids: [], commitMs: [], receivedMs: [], resyncs: 0 };
+    const d: Delivered = { workspaceId, projectId, ids: [], commitMs: [], receivedMs: [], resyncs: 0, offlines: 0 };
     delivered.push(d);
     statuses.push('connecting');
     client.subscribeProject(workspaceId, projectId, {
@@ -53,16 +55,17 @@ function start(command: Extract<SubscriberCommand, { type: 'start' }>): void {
       },
       onResync: () => (d.resyncs += 1),
       onStatus: (status) => {
+        if (status === 'offline' && statuses[i] !== 'offline') d.offlines += 1;
         statuses[i] = status;
-        if (statuses.every((s) => s === 'live')) send({ type: 'live' });
+        if (statuses.length === command.assignments.length && statuses.every((s) => s === 'live')) send({ type: 'live' });
       },
     });
-  });
+  }
 }
 
 process.on('message', (command: SubscriberCommand) => {
-  if (command.type === 'start') start(command);
-  else if (command.type === 'progress') send({ type: 'progress', counts: delivered.map((d) => d.ids.length), errors });
+  if (command.type === 'start') void start(command);
+  else if (command.type === 'progress') send({ type: 'progress', counts: delivered.map((d) => d.ids.length), statuses, errors });
   else {
     send({ type: 'result', delivered, errors });
     for (const c of clients) c.close();

@@ -48,6 +48,9 @@ const PARAMS = {
   fastPollMs: num('BENCH_E2E_FAST_POLL_MS', 50),
   workloadConnections: num('BENCH_E2E_WORKLOAD_CONNECTIONS', 4),
 };
+/** Between two clients' connections in one subscriber process, and how long they may take to be live. */
+const CONNECT_SPACING_MS = 20;
+const LIVE_TIMEOUT_MS = 60_000;
 /** How long to wait for the last changes to arrive after the workload stops. */
 const DRAIN_TIMEOUT_MS = 60_000;
 const BROWSER_RESULT = '.taskflow/e2e-browser.json';
@@ -80,6 +83,8 @@ interface RunResult {
   orderViolations: number;
   unexpected: number;
   resyncs: number;
+  /** Subscriptions' drops to 'offline' (connections lost and re-established) during the run. */
+  offlines: number;
   sdkErrors: number;
   eventLoopP99Ms: number;
   /** From the services' own histograms over the measured phase (estimates within bucket bounds). */
@@ -88,6 +93,7 @@ interface RunResult {
   commitToPublishP50Ms: number;
   commitToPublishP95Ms: number;
   messagesPublishedPerS: number;
+  changesWithoutSubscriber: number;
   publishP95Ms: number;
 }
 
@@ -102,6 +108,7 @@ interface Scrape {
   stages: Record<Stage, Buckets>;
   publishLatency: Buckets;
   messagesPublished: number;
+  withoutSubscriber: number;
 }
 
 async function scrapeStages(pipeline: TestPipeline): Promise<Scrape> {
@@ -114,6 +121,7 @@ async function scrapeStages(pipeline: TestPipeline): Promise<Scrape> {
     },
     publishLatency: parseHistogram(text.router, ROUTER_METRICS.publishLatency),
     messagesPublished: parseCounter(text.router, ROUTER_METRICS.messagesPublished),
+    withoutSubscriber: parseCounter(text.router, ROUTER_METRICS.changesUnsubscribed),
   };
 }
 
@@ -122,6 +130,8 @@ function stageQuantiles(before: Scrape, after: Scrape) {
   return {
     // Router → broker publishes (one message per project and window), and each one's wait for the rate limit plus the broker's PUBACK.
     messagesPublishedPerS: round((after.messagesPublished - before.messagesPublished) / ((after.at - before.at) / 1000)),
+    // Changes the router did not publish because it believed nobody subscribed to their project (every project has subscribers here: should stay 0).
+    changesWithoutSubscriber: after.withoutSubscriber - before.withoutSubscriber,
     publishP95Ms: round(histogramQuantile(bucketsSince(before.publishLatency, after.publishLatency), 0.95) * 1000),
     commitToKinesisP50Ms: ms('commitToKinesis', 0.5),
     commitToKinesisP95Ms: ms('commitToKinesis', 0.95),
@@ -161,12 +171,19 @@ async function oneRun(setting: Setting, run: number): Promise<RunResult> {
     const assignments = Array.from({ length: PARAMS.clients }, (_, i) => projects[i % projects.length]!);
     const shares = Array.from({ length: PARAMS.subscriberProcesses }, (_, p) => assignments.filter((_, i) => i % PARAMS.subscriberProcesses === p));
     const wsUrl = new URL(pipeline.broker.wsUrl);
-    const live = shares.map((assigned) => {
+    const live = shares.map(async (assigned) => {
       const child = fork(new URL('./e2e-subscribers.ts', import.meta.url), { execArgv: ['--import', 'tsx'], serialization: 'advanced', stdio: 'inherit' });
       children.push(child);
-      const started = nextReport(child, 'live', 60_000);
-      send(child, { type: 'start', url: `ws://127.0.0.1:${wsUrl.port}${wsUrl.pathname}`, replayUrl: pipeline.router.replayUrl, token, assignments: assigned });
-      return started;
+      const started = nextReport(child, 'live', LIVE_TIMEOUT_MS + assigned.length * CONNECT_SPACING_MS);
+      const url = `ws://127.0.0.1:${wsUrl.port}${wsUrl.pathname}`;
+      send(child, { type: 'start', url, replayUrl: pipeline.router.replayUrl, token, assignments: assigned, connectSpacingMs: CONNECT_SPACING_MS });
+      try {
+        await started;
+      } catch (err) {
+        const p = await ask(child, { type: 'progress' }, 'progress');
+        const count = (s: string) => p.statuses.filter((x) => x === s).length;
+        throw new Error(`${(err as Error).message}: ${count('live')} live, ${count('connecting')} connecting, ${count('recovering')} recovering, ${count('offline')} offline; errors: ${p.errors.slice(0, 3).join('; ')}`);
+      }
     });
     await Promise.all(live);
 
@@ -204,7 +221,7 @@ async function oneRun(setting: Setting, run: number): Promise<RunResult> {
     const results = await Promise.all(children.map((c) => ask(c, { type: 'collect' }, 'result')));
     const delivered: Delivered[] = results.flatMap((r) => r.delivered);
 
-    const totals = { lost: 0, lostAtTail: 0, duplicates: 0, orderViolations: 0, unexpected: 0, resyncs: 0 };
+    const totals = { lost: 0, lostAtTail: 0, duplicates: 0, orderViolations: 0, unexpected: 0, resyncs: 0, offlines: 0 };
     const latencies: number[] = [];
     const inWindow = new Set<string>();
     for (const d of delivered) {
@@ -215,6 +232,7 @@ async function oneRun(setting: Setting, run: number): Promise<RunResult> {
       totals.orderViolations += check.orderViolations;
       totals.unexpected += check.unexpected;
       totals.resyncs += d.resyncs;
+      totals.offlines += d.offlines;
       for (const l of latenciesIn(d, measureFrom, measureTo)) latencies.push(l);
       d.commitMs.forEach((t, i) => t >= measureFrom && t < measureTo && inWindow.add(d.ids[i]!));
     }
