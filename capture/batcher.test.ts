@@ -120,5 +120,11 @@ describe('Batcher', () => {
     const gz = new Batcher<Ev>({ aggregate: true, compression: 'gzip', limits: KINESIS_LIMITS, backoff });
     expect(gz.enqueue(event('a', 1, 2 * 1024 * 1024))).toEqual({ ok: true });
     expect(gz.next(0)!.records[0]!.data.length).toBeLessThan(100_000);
+    // many compressible events of one key: a record never holds more than aws-kinesis-agg builds (1 MiB)
+    const many = new Batcher<Ev>({ aggregate: true, compression: 'gzip', limits: KINESIS_LIMITS, backoff });
+    for (let i = 0; i < 3000; i++) many.enqueue(event('a', i, 1000));
+    const record = many.next(0)!.records[0]!;
+    expect(decodeRecord(record.data)).toHaveLength(record.items.length);
+    expect(record.items.length).toBeLessThan(1100);
   });
 });

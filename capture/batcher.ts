@@ -20,9 +20,6 @@ export interface BatchLimits {
 
 export const KINESIS_LIMITS: BatchLimits = { maxRecords: 500, maxBatchBytes: 5 * 1024 * 1024, maxRecordBytes: KINESIS_MAX_RECORD_BYTES };
 
-/** With compression on, an aggregated record gathers up to this many times the record limit of JSON (readers cap decompression at 16 MiB). */
-const COMPRESSED_AGGREGATE_FACTOR = 8;
-
 export interface BatcherOptions {
   aggregate: boolean;
   compression: Compression;
@@ -162,25 +159,18 @@ export class Batcher<T extends Outgoing> {
     const first = queue[0]!;
     const limit = this.opts.limits.maxRecordBytes - Buffer.byteLength(key);
     if (!this.opts.aggregate || queue.length === 1) return this.plain(key, first);
-    // Compressed, a record can carry several times its limit of JSON: gather up to that much,
-    // then halve until the compressed record fits.
-    const budget = this.opts.compression === 'none' ? limit : limit * COMPRESSED_AGGREGATE_FACTOR;
+    // aws-kinesis-agg builds at most 1 MiB of uncompressed user records per aggregated record
     const size = new AggregatedSize(key);
-    let items: T[] = [];
+    const items: T[] = [];
     for (const item of queue) {
-      if (size.total + AggregatedSize.recordCost(item.data.length) > budget) break;
+      if (size.total + AggregatedSize.recordCost(item.data.length) > limit) break;
       size.add(item.data.length);
       items.push(item);
     }
-    for (;;) {
-      if (items.length <= 1) return this.plain(key, first);
-      const raw = encodeAggregated(key, items.map((i) => i.data));
-      if (this.opts.compression === 'none') return { partitionKey: key, data: raw, items };
-      const compressed = compressRecord(raw, this.opts.compression);
-      if (compressed.length <= limit) return { partitionKey: key, data: compressed, items };
-      if (raw.length <= limit) return { partitionKey: key, data: raw, items };
-      items = items.slice(0, Math.floor(items.length / 2));
-    }
+    if (items.length <= 1) return this.plain(key, first);
+    const raw = encodeAggregated(key, items.map((i) => i.data));
+    const compressed = this.opts.compression === 'none' ? raw : compressRecord(raw, this.opts.compression);
+    return { partitionKey: key, data: compressed.length <= limit ? compressed : raw, items };
   }
 
   private plain(key: string, item: T): PlannedRecord<T> {

@@ -127,11 +127,14 @@ interface CaptureProcess {
 }
 
 function startCaptureProcess(env: Record<string, string>): CaptureProcess {
-  const child = spawn(process.execPath, [join(root, 'bin', 'taskflow.js'), 'capture'], { cwd: root, env: { ...process.env, ...env, NODE_OPTIONS: '', LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'ignore'] });
+  const child = spawn(process.execPath, [join(root, 'bin', 'taskflow.js'), 'capture'], { cwd: root, env: { ...process.env, ...env, NODE_OPTIONS: '', LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'inherit'] });
   let buffer = '';
   let onStreaming: (t: number) => void;
   let onUrl: (u: string) => void;
-  const streaming = new Promise<number>((r) => (onStreaming = r));
+  const streaming = new Promise<number>((resolve, reject) => {
+    onStreaming = resolve;
+    child.once('exit', (code, signal) => reject(new Error(`capture exited (${code ?? signal}) before streaming`)));
+  });
   const metricsUrl = new Promise<string>((r) => (onUrl = r));
   child.stdout!.on('data', (chunk: Buffer) => {
     buffer += chunk.toString();
@@ -140,6 +143,7 @@ function startCaptureProcess(env: Record<string, string>): CaptureProcess {
       const line = buffer.slice(0, nl);
       buffer = buffer.slice(nl + 1);
       if (line.includes('"streaming from the slot"')) onStreaming(performance.now());
+      if (/"level":(40|50|60)/.test(line)) console.error(`capture: ${line.slice(0, 300)}`);
       const m = /"url":"([^"]+\/metrics)"/.exec(line);
       if (m) onUrl(m[1]!);
     }
