@@ -39,6 +39,10 @@ async function start(command: Extract<SubscriberCommand, { type: 'start' }>): Pr
       replayUrl: command.replayUrl,
       clientId: `bench-e2e-${process.pid}-${i}`,
       onError: (err) => errors.push(err.message),
+      // Why connections drop: the SDK's own account of connection errors (other debug lines are dropped).
+      debug: (message, fields) => {
+        if (/error|failed/.test(message) && errors.length < 50) errors.push(`${message} ${JSON.stringify(fields ?? {})}`);
+      },
     });
     clients.push(client);
     const d: Delivered = { workspaceId, projectId, ids: [], commitMs: [], receivedMs: [], resyncs: 0, offlines: 0 };
