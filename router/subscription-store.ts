@@ -2,9 +2,10 @@
 // sees to DynamoDB (idempotently: all instances see the same events) and a starting instance
 // loads them, so subscribers that subscribed before it started still get their messages.
 // A stale entry (a client gone while no router ran) only costs extra publishes, never a loss;
-// entries expire after a day (IoT Core connections last at most 24 h).
+// entries expire after a day (IoT Core connections last at most 24 h). Entries are kept per
+// session (`clientId#sessionId`, see subscriptions.ts) so a stale disconnect removes only its own.
 import { BatchWriteItemCommand, type DynamoDBClient, PutItemCommand, QueryCommand, ScanCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
-import type { SubscriptionEvent } from './subscriptions.js';
+import { sessionKey, type SubscriptionEvent } from './subscriptions.js';
 
 const ENTRY_TTL_SECONDS = 24 * 3600;
 
@@ -17,7 +18,7 @@ export class DynamoSubscriptionStore {
 
   /** Everything recorded, as `subscribed` events to replay into a LiveSubscriptions. */
   async load(): Promise<SubscriptionEvent[]> {
-    const byClient = new Map<string, string[]>();
+    const bySession = new Map<string, string[]>();
     const nowSeconds = Math.floor(this.now() / 1000);
     let start: Record<string, AttributeValue> | undefined;
     do {
@@ -26,26 +27,30 @@ export class DynamoSubscriptionStore {
         const clientId = item.clientId?.S;
         const filter = item.filter?.S;
         if (!clientId || !filter || Number(item.expiresAt?.N ?? 0) <= nowSeconds) continue;
-        byClient.set(clientId, [...(byClient.get(clientId) ?? []), filter]);
+        bySession.set(clientId, [...(bySession.get(clientId) ?? []), filter]);
       }
       start = page.LastEvaluatedKey;
     } while (start);
-    return [...byClient].map(([clientId, filters]) => ({ kind: 'subscribed', clientId, filters }));
+    return [...bySession].map(([key, filters]) => {
+      const at = key.lastIndexOf('#');
+      return at < 0 ? { kind: 'subscribed', clientId: key, filters } : { kind: 'subscribed', clientId: key.slice(0, at), sessionId: key.slice(at + 1), filters };
+    });
   }
 
   async record(event: SubscriptionEvent): Promise<void> {
     if (event.kind === 'subscribed') {
       const expiresAt = { N: String(Math.floor(this.now() / 1000) + ENTRY_TTL_SECONDS) };
       await Promise.all(
-        event.filters.map((filter) => this.client.send(new PutItemCommand({ TableName: this.table, Item: { clientId: { S: event.clientId }, filter: { S: filter }, expiresAt } }))),
+        event.filters.map((filter) => this.client.send(new PutItemCommand({ TableName: this.table, Item: { clientId: { S: sessionKey(event) }, filter: { S: filter }, expiresAt } }))),
       );
       return;
     }
-    const filters = event.kind === 'unsubscribed' ? event.filters : await this.filtersOf(event.clientId);
+    const key = sessionKey(event);
+    const filters = event.kind === 'unsubscribed' ? event.filters : await this.filtersOf(key);
     for (let i = 0; i < filters.length; i += 25) {
       const chunk = filters.slice(i, i + 25);
       await this.client.send(
-        new BatchWriteItemCommand({ RequestItems: { [this.table]: chunk.map((filter) => ({ DeleteRequest: { Key: { clientId: { S: event.clientId }, filter: { S: filter } } } })) } }),
+        new BatchWriteItemCommand({ RequestItems: { [this.table]: chunk.map((filter) => ({ DeleteRequest: { Key: { clientId: { S: key }, filter: { S: filter } } } })) } }),
       );
     }
   }

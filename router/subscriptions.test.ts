@@ -17,6 +17,7 @@ describe('parseLifecycleMessage', () => {
     expect(parseLifecycleMessage('$aws/events/subscriptions/subscribed/c', Buffer.from(JSON.stringify({ clientId: 'c', eventType: 'subscribed', topics: [T1] })))).toEqual({ kind: 'subscribed', clientId: 'c', filters: [T1] });
     expect(parseLifecycleMessage('$aws/events/presence/disconnected/c', Buffer.from(JSON.stringify({ clientId: 'c', eventType: 'disconnected' })))).toEqual({ kind: 'disconnected', clientId: 'c' });
     expect(parseLifecycleMessage('$aws/events/presence/disconnected/c', Buffer.from('{bad'))).toBeUndefined();
+    expect(parseLifecycleMessage('$aws/events/presence/disconnected/c', Buffer.from(JSON.stringify({ clientId: 'c', eventType: 'disconnected', sessionIdentifier: 's1' })))).toEqual({ kind: 'disconnected', clientId: 'c', sessionId: 's1' });
   });
 });
 
@@ -31,7 +32,36 @@ describe('LiveSubscriptions', () => {
     expect(live.hasSubscriber(T1)).toBe(true);
     live.apply({ kind: 'unsubscribed', clientId: 'a', filters: [T1] });
     expect(live.hasSubscriber(T1)).toBe(false);
-    expect(live.clientCount).toBe(0);
+    expect(live.sessionCount).toBe(0);
+  });
+
+  it('keeps a reconnected session live when the old session disconnect arrives late', () => {
+    const live = new LiveSubscriptions();
+    live.apply({ kind: 'subscribed', clientId: 'c', sessionId: 's1', filters: [T1] });
+    live.apply({ kind: 'subscribed', clientId: 'c', sessionId: 's2', filters: [T1] }); // same client id, new connection
+    live.apply({ kind: 'disconnected', clientId: 'c', sessionId: 's1' }); // the old one's, late
+    expect(live.hasSubscriber(T1)).toBe(true);
+    live.apply({ kind: 'disconnected', clientId: 'c', sessionId: 's2' });
+    expect(live.hasSubscriber(T1)).toBe(false);
+    live.apply({ kind: 'subscribed', clientId: 'c', sessionId: 's2', filters: [T1] }); // late subscribe of an ended session
+    expect(live.hasSubscriber(T1)).toBe(false);
+  });
+
+  it('for any order of lifecycle events of sessions that all end, nothing stays live; a session that never ends stays live', () => {
+    // Each session: subscribe then disconnect, as IoT Core emits them but delivered in any order.
+    const sessions = ['s1', 's2', 's3'];
+    const events: SubscriptionEvent[] = sessions.flatMap((s) => [
+      { kind: 'subscribed' as const, clientId: 'c', sessionId: s, filters: [T1] },
+      { kind: 'disconnected' as const, clientId: 'c', sessionId: s },
+    ]);
+    fc.assert(
+      fc.property(fc.shuffledSubarray(events, { minLength: events.length }), fc.boolean(), (order, keepLast) => {
+        const live = new LiveSubscriptions();
+        const delivered = keepLast ? order.filter((e) => !(e.kind === 'disconnected' && e.sessionId === 's3')) : order;
+        for (const e of delivered) live.apply(e);
+        expect(live.hasSubscriber(T1)).toBe(keepLast);
+      }),
+    );
   });
 
   it('agrees with a model (set of (client, filter)) for any event sequence', () => {

@@ -2,13 +2,20 @@
 // changelog is written regardless; a late subscriber catches up through the replay API).
 // Fed by broker lifecycle events: aedes' $SYS/<broker>/new/subscribes, …/new/unsubscribes and
 // …/disconnect/clients locally; IoT Core's $aws/events/subscriptions/* and presence events in
-// production. Parsing is pure and separate from the tracker.
+// production (the local broker emits those too, see infra/local/broker.ts). Parsing is pure and
+// separate from the tracker.
+//
+// Subscriptions are tracked per session, not per client id: when a client reconnects under the
+// same id, the broker's disconnect event of the old session can arrive after the new session
+// subscribed (IoT Core does not order lifecycle events; aedes reports a taken-over session late).
+// Keyed by client id alone, that late disconnect would silence a live subscriber. IoT Core's
+// events carry `sessionIdentifier`; aedes' $SYS events do not, so that mode keeps the race.
 import { filterCovers } from '../lib/authz.js';
 
 export type SubscriptionEvent =
-  | { kind: 'subscribed'; clientId: string; filters: string[] }
-  | { kind: 'unsubscribed'; clientId: string; filters: string[] }
-  | { kind: 'disconnected'; clientId: string };
+  | { kind: 'subscribed'; clientId: string; sessionId?: string; filters: string[] }
+  | { kind: 'unsubscribed'; clientId: string; sessionId?: string; filters: string[] }
+  | { kind: 'disconnected'; clientId: string; sessionId?: string };
 
 /** Topic filters the router subscribes to for the given source of lifecycle events. */
 export const LIFECYCLE_FILTERS = {
@@ -30,10 +37,11 @@ export function parseLifecycleMessage(topic: string, payload: Buffer): Subscript
       return undefined;
     }
     if (topic.startsWith('$aws/events/')) {
-      const body = JSON.parse(payload.toString('utf8')) as { clientId: string; topics?: string[]; eventType: string };
-      if (body.eventType === 'subscribed') return { kind: 'subscribed', clientId: body.clientId, filters: body.topics ?? [] };
-      if (body.eventType === 'unsubscribed') return { kind: 'unsubscribed', clientId: body.clientId, filters: body.topics ?? [] };
-      if (body.eventType === 'disconnected') return { kind: 'disconnected', clientId: body.clientId };
+      const body = JSON.parse(payload.toString('utf8')) as { clientId: string; sessionIdentifier?: string; topics?: string[]; eventType: string };
+      const session = typeof body.sessionIdentifier === 'string' && body.sessionIdentifier !== '' ? { sessionId: body.sessionIdentifier } : {};
+      if (body.eventType === 'subscribed') return { kind: 'subscribed', clientId: body.clientId, ...session, filters: body.topics ?? [] };
+      if (body.eventType === 'unsubscribed') return { kind: 'unsubscribed', clientId: body.clientId, ...session, filters: body.topics ?? [] };
+      if (body.eventType === 'disconnected') return { kind: 'disconnected', clientId: body.clientId, ...session };
     }
   } catch {
     return undefined;
@@ -41,19 +49,31 @@ export function parseLifecycleMessage(topic: string, payload: Buffer): Subscript
   return undefined;
 }
 
+/** The tracker's key of a client's session ('' for sources without session ids). */
+export function sessionKey(event: { clientId: string; sessionId?: string }): string {
+  return event.sessionId === undefined ? event.clientId : `${event.clientId}#${event.sessionId}`;
+}
+
+/** Ended sessions remembered to ignore their late subscribe events (unordered sources). */
+const ENDED_SESSIONS_KEPT = 10_000;
+
 export class LiveSubscriptions {
-  private readonly byClient = new Map<string, Set<string>>();
-  /** filter → number of clients holding it */
+  private readonly bySession = new Map<string, Set<string>>();
+  /** filter → number of sessions holding it */
   private readonly filters = new Map<string, number>();
+  private readonly ended = new Set<string>();
 
   apply(event: SubscriptionEvent): void {
+    const key = sessionKey(event);
     if (event.kind === 'disconnected') {
-      for (const f of this.byClient.get(event.clientId) ?? []) this.release(f);
-      this.byClient.delete(event.clientId);
+      for (const f of this.bySession.get(key) ?? []) this.release(f);
+      this.bySession.delete(key);
+      if (event.sessionId !== undefined) this.remember(key);
       return;
     }
-    let held = this.byClient.get(event.clientId);
-    if (!held) this.byClient.set(event.clientId, (held = new Set()));
+    if (this.ended.has(key)) return;
+    let held = this.bySession.get(key);
+    if (!held) this.bySession.set(key, (held = new Set()));
     for (const f of event.filters) {
       if (event.kind === 'subscribed' && !held.has(f)) {
         held.add(f);
@@ -62,7 +82,7 @@ export class LiveSubscriptions {
         this.release(f);
       }
     }
-    if (held.size === 0) this.byClient.delete(event.clientId);
+    if (held.size === 0) this.bySession.delete(key);
   }
 
   hasSubscriber(topic: string): boolean {
@@ -71,8 +91,14 @@ export class LiveSubscriptions {
     return false;
   }
 
-  get clientCount(): number {
-    return this.byClient.size;
+  /** Sessions holding at least one subscription. */
+  get sessionCount(): number {
+    return this.bySession.size;
+  }
+
+  private remember(key: string): void {
+    this.ended.add(key);
+    if (this.ended.size > ENDED_SESSIONS_KEPT) this.ended.delete(this.ended.values().next().value as string);
   }
 
   private release(filter: string): void {
