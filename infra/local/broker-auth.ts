@@ -40,9 +40,36 @@ function authError(message: string, returnCode: number): Error & { returnCode: n
   return Object.assign(new Error(message), { returnCode });
 }
 
+const LOOKUP_ATTEMPTS = 3;
+
 export function createBrokerAuth(options: BrokerAuthOptions): BrokerAuth {
   const identities = new Map<Client, Identity>();
   const now = options.now ?? Date.now;
+  const inFlight = new Map<string, Promise<Membership[]>>();
+
+  /**
+   * The user's memberships for a subscription decision, retried on errors. Concurrent look-ups of
+   * one user share one read (a reconnecting client subscribes to many topics at once); nothing is
+   * kept after it settles, so a revoked membership is refused at once.
+   */
+  function membershipsOf(userId: string): Promise<Membership[]> {
+    const pending = inFlight.get(userId);
+    if (pending) return pending;
+    const lookup = (async () => {
+      for (let attempt = 1; ; attempt += 1) {
+        try {
+          return await options.memberships(userId);
+        } catch (err) {
+          if (attempt >= LOOKUP_ATTEMPTS) throw err;
+          await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+        }
+      }
+    })();
+    inFlight.set(userId, lookup);
+    const settled = () => inFlight.delete(userId);
+    lookup.then(settled, settled);
+    return lookup;
+  }
 
   const hooks: BrokerHooks = {
     authenticate(client, _username, password, done) {
@@ -68,14 +95,20 @@ export function createBrokerAuth(options: BrokerAuthOptions): BrokerAuth {
         done(null, subscription);
         return;
       }
-      options.memberships(who.userId).then(
+      membershipsOf(who.userId).then(
         (ms) => {
           const allowed = canSubscribe(who.userId, ms, subscription.topic);
           if (!allowed) options.logger?.info({ userId: who.userId, topic: subscription.topic }, 'subscription denied');
           // null → SUBACK failure (0x80) for this topic; the connection stays up.
           done(null, allowed ? subscription : null);
         },
-        (err: unknown) => done(err as Error, null),
+        (err: unknown) => {
+          // Not a denial: the projection could not be read. A SUBACK failure would tell the client
+          // "forbidden" for good; closing the connection makes it reconnect and subscribe again.
+          options.logger?.warn({ err, userId: who.userId, topic: subscription.topic }, 'membership look-up failed: closing the connection');
+          client.close();
+          done(err as Error, null);
+        },
       );
     },
     authorizePublish(client, packet, done) {
