@@ -3,7 +3,7 @@
 // commits, SDK subscribers have their sockets cut several times and the broker restarts; each
 // must end up having seen exactly its project's committed history, once, in commit order
 // (truth: a test_decoding slot, test/support/history.ts).
-import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { loadConfig as loadCaptureConfig } from '../../capture/config.js';
@@ -107,12 +107,6 @@ class Seen {
     return this.changes.map((c) => (c.mode === 'full' ? c.event.id : c.id));
   }
 }
-
-// Known flaky (about half the runs fail on this 2-core machine): a subscription can stay offline
-// after a cut (a connect attempt to the restarted broker hangs longer than the wait), or one
-// subscriber stops receiving a project (the router's per-client-id $SYS subscription tracking).
-// Both are open bugs (issues 4 and 5 notes); retries keep CI meaningful until they are fixed.
-jest.retryTimes(2, { logErrorsBeforeRetry: true });
 
 describe('web SDK through the whole local pipeline', () => {
   it('each subscriber sees exactly its project committed history while the workload runs, through socket cuts and a broker restart', async () => {
