@@ -117,6 +117,20 @@ describe('subscription machine: examples', () => {
     expect(h.delivered()).toEqual([81]);
   });
 
+  it('on a 410 with a stale latestSeq, continues after what the trim proves and what was delivered', () => {
+    // found by the model test: the request went out before seq 1 and 2 were committed, seq 1
+    // arrived live, then both were trimmed; the answer's latestSeq (0) predates all of it
+    const h = new Harness(1);
+    h.send({ type: 'subscribed', now: 0 });
+    const request = h.fetch!;
+    h.send({ type: 'message', changes: [full(1)], now: 1 });
+    h.send({ type: 'replayTooOld', requestId: request.requestId, oldestSeq: 3, latestSeq: 0, now: 2 });
+    expect(h.log).toEqual([
+      { kind: 'deliver', change: full(1) },
+      { kind: 'resync', lastDelivered: 1, latestSeq: 2 },
+    ]);
+  });
+
   it('resyncs on a 410 even when its oldestSeq is below the position (a hole in the changelog)', () => {
     const h = new Harness(6);
     h.send({ type: 'subscribed', now: 0 });

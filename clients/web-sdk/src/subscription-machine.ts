@@ -191,15 +191,18 @@ export function transition(
       s.replay = null;
       s.retryAttempt = 0;
       s.gapSince = null;
-      s.replayLatest = Math.max(s.replayLatest, event.latestSeq);
+      // A trimmed changelog proves everything below oldestSeq was committed, whatever a stale
+      // latestSeq says; and the application is never told to continue before what it has.
+      const latest = Math.max(event.latestSeq, event.oldestSeq - 1);
+      s.replayLatest = Math.max(s.replayLatest, latest);
       const lastDelivered = s.position ?? request.after;
       // Live messages may have carried the position up to what the changelog still holds
       // while the request was in flight: then no resync is needed, the next fetch will do.
       // Without such progress the answer stands, whatever oldestSeq says (a changelog with a
       // hole answers 410 with an oldestSeq below the position: retrying would spin).
       if (lastDelivered > request.after && lastDelivered >= event.oldestSeq - 1) break;
-      effects.push({ type: 'resync', lastDelivered, oldestSeq: event.oldestSeq, latestSeq: event.latestSeq });
-      s.position = Math.max(lastDelivered, event.latestSeq);
+      s.position = Math.max(lastDelivered, latest);
+      effects.push({ type: 'resync', lastDelivered, oldestSeq: event.oldestSeq, latestSeq: s.position });
       for (const seq of [...buffer.keys()]) if (seq <= s.position) buffer.delete(seq);
       s.caughtUpEpoch = Math.max(s.caughtUpEpoch, request.epoch);
       break;
