@@ -138,7 +138,9 @@ async function loadProjectModels(client: pg.Client, tenants: WorkloadTenants): P
   );
   const models = new Map<string, ProjectModel>();
   for (const ws of tenants.workspaces) {
-    const wsMembers = wsUsers.rows.filter((r) => r.workspace_id === ws.id);
+    // Only the workload's own users (here and for project members below): a membership someone
+    // else added (a test's observer, a person using the demo) is not the workload's to revoke.
+    const wsMembers = wsUsers.rows.filter((r) => r.workspace_id === ws.id && ws.users.includes(r.user_id));
     const users = wsMembers.map((r) => r.user_id);
     ws.projects.forEach((projectId, i) => {
       const model: ProjectModel = { workspaceId: ws.id, projectId, workspaceUsers: users, tasks: new Map(), members: new Map() };
@@ -149,7 +151,8 @@ async function loadProjectModels(client: pg.Client, tenants: WorkloadTenants): P
   }
   for (const t of tasks.rows) models.get(t.project_id)!.tasks.set(t.id, { id: t.id, status: t.status, position: Number(t.position), commentIds: [] });
   for (const c of comments.rows) models.get(c.project_id)!.tasks.get(c.task_id)?.commentIds.push(c.id);
-  for (const m of members.rows) models.get(m.project_id)!.members.set(m.user_id, m.id);
+  const ownUsers = new Set(tenants.workspaces.flatMap((w) => w.users));
+  for (const m of members.rows) if (ownUsers.has(m.user_id)) models.get(m.project_id)!.members.set(m.user_id, m.id);
   return projectIds.map((id) => models.get(id)!);
 }
 

@@ -5,10 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { migrate, MIGRATIONS_DIR, readMigrationFiles } from '../../db/migrate.js';
 import { DEMO, seedDemo } from '../../db/seed.js';
-import { runWorkload } from '../../db/workload.js';
+import { runWorkload, setupWorkloadTenants } from '../../db/workload.js';
 import { startHistoryRecorder } from '../support/history.js';
 import { createTestDatabase, databaseUrl, uniqueName } from '../support/stack.js';
 
@@ -135,6 +136,26 @@ describe('runWorkload', () => {
     } finally {
       await recorder.stop();
     }
+  });
+
+  it("never touches memberships of users outside its own pool (an observer's access survives)", async () => {
+    const url = await createTestDatabase('workload_outsider');
+    const { workspaces } = await setupWorkloadTenants(url, tenants);
+    const outsider = randomUUID();
+    await query(url, 'INSERT INTO users (id, email, display_name) VALUES ($1, $2, $3)', [outsider, `${outsider}@example.test`, 'outsider']);
+    const rows: unknown[][] = [];
+    for (const ws of workspaces) {
+      rows.push([randomUUID(), ws.id, outsider, null, 'viewer']);
+      for (const project of ws.projects) rows.push([randomUUID(), ws.id, outsider, project, 'member']);
+    }
+    for (const row of rows) await query(url, 'INSERT INTO memberships (id, workspace_id, user_id, project_id, role) VALUES ($1, $2, $3, $4, $5)', row);
+    // Enough transactions that each workspace draws its membership changes many times over.
+    const stats = await runWorkload({ databaseUrl: url, ratePerSec: Infinity, transactions: 600, ...tenants, concurrency: 2 });
+    expect(stats.changesByTable.memberships?.delete ?? 0).toBeGreaterThan(0);
+    const after = await query<{ id: string; role: string }>(url, 'SELECT id, role FROM memberships WHERE user_id = $1 ORDER BY id', [outsider]);
+    expect(after.map((r) => r.id)).toEqual(rows.map((r) => r[0] as string).sort());
+    const roles = new Map(rows.map((r) => [r[0] as string, r[4]]));
+    for (const r of after) expect(r.role).toBe(roles.get(r.id));
   });
 
   it('repeats exactly on a fresh database with the same seed', async () => {
