@@ -111,8 +111,15 @@ class Seen {
 describe('web SDK through the whole local pipeline', () => {
   it('each subscriber sees exactly its project committed history while the workload runs, through socket cuts and a broker restart', async () => {
     const subscribers: { project: string; seen: Seen }[] = [];
+    const debugLog: string[] = [];
     for (let i = 0; i < 2; i += 1) {
-      const client = createClient({ url: `ws://127.0.0.1:${proxy.port}/mqtt`, token, replayUrl: router.replayUrl, backoff: { baseMs: 100, maxMs: 1000 } });
+      const client = createClient({
+        url: `ws://127.0.0.1:${proxy.port}/mqtt`,
+        token,
+        replayUrl: router.replayUrl,
+        backoff: { baseMs: 100, maxMs: 1000 },
+        debug: (message, fields) => debugLog.push(`${new Date().toISOString().slice(11, 23)} client${i} ${message} ${JSON.stringify(fields ?? {})}`),
+      });
       clients.push(client);
       for (const project of projects) {
         const seen = new Seen();
@@ -123,7 +130,13 @@ describe('web SDK through the whole local pipeline', () => {
 
     const workload = runWorkload({ databaseUrl: dbUrl, ratePerSec: 40, durationMs: 6000, workspaces: 1, projectsPerWorkspace: 2, seed, concurrency: 2 });
     // Each disruption hits live subscriptions (so each shows as one more 'offline').
-    const allLive = () => waitFor(() => subscribers.every(({ seen }) => seen.statuses.at(-1) === 'live'), () => `all live again: ${subscribers.map(({ seen }) => seen.statuses.slice(-4).join('>')).join(' | ')}`, 15_000);
+    // A timeout names the stuck subscriptions and ends with the SDK's own account of events.
+    const allLive = () =>
+      waitFor(
+        () => subscribers.every(({ seen }) => seen.statuses.at(-1) === 'live'),
+        () => `all live again: ${subscribers.map(({ seen }) => seen.statuses.slice(-4).join('>')).join(' | ')}\nSDK debug log (last 60):\n${debugLog.slice(-60).join('\n')}`,
+        15_000,
+      );
     for (let cut = 0; cut < 3; cut += 1) {
       await sleep(1000);
       await allLive();
