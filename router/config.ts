@@ -61,8 +61,8 @@ export function loadConfig(env: Env): RouterConfig {
       ...(password ? { password } : {}),
       publishesPerSecond: int(env, 'ROUTER_PUBLISHES_PER_SECOND', 100, { min: 1 }),
     },
-    // 'aedes' ($SYS, the local broker) has no session ids; IoT Core's events do (see subscriptions.ts).
-    subscriptionEvents: oneOf(env, 'ROUTER_SUBSCRIPTION_EVENTS', ['aedes', 'iot', 'off'] as const, 'aedes'),
+    // IoT Core's lifecycle events (the local broker emits them too); 'aedes' ($SYS) has no session ids.
+    subscriptionEvents: oneOf(env, 'ROUTER_SUBSCRIPTION_EVENTS', ['aedes', 'iot', 'off'] as const, 'iot'),
     serviceUserId: str(env, 'ROUTER_SERVICE_USER', 'service:router'),
     jwt: loadJwtConfig(env),
     replayPort: int(env, 'REPLAY_PORT', 0, { min: 0, max: 65535 }),

@@ -2,14 +2,14 @@
 // changelog is written regardless; a late subscriber catches up through the replay API).
 // Fed by broker lifecycle events: aedes' $SYS/<broker>/new/subscribes, …/new/unsubscribes and
 // …/disconnect/clients locally; IoT Core's $aws/events/subscriptions/* and presence events in
-// production. Parsing is pure and separate from the tracker.
+// production (the local broker emits those too, see infra/local/broker.ts). Parsing is pure and
+// separate from the tracker.
 //
 // Subscriptions are tracked per session, not per client id: when a client reconnects under the
 // same id, the broker's disconnect event of the old session can arrive after the new session
 // subscribed (IoT Core does not order lifecycle events; aedes reports a taken-over session late).
 // Keyed by client id alone, that late disconnect would silence a live subscriber. IoT Core's
-// events carry `sessionIdentifier`; aedes' $SYS events (the local broker) do not, so locally the
-// race remains (seen in bench:e2e as subscribers that stop receiving after reconnect storms).
+// events carry `sessionIdentifier`; aedes' $SYS events do not, so that mode keeps the race.
 import { filterCovers } from '../lib/authz.js';
 
 export type SubscriptionEvent =

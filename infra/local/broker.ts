@@ -7,6 +7,7 @@ import { Aedes, type AedesOptions } from 'aedes';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import { WebSocketServer, createWebSocketStream } from 'ws';
+import { randomUUID } from 'node:crypto';
 import { listen } from './processes.js';
 
 export type BrokerHooks = Pick<AedesOptions, 'authenticate' | 'authorizeSubscribe' | 'authorizePublish' | 'authorizeForward' | 'preConnect'>;
@@ -41,6 +42,37 @@ interface Running {
 
 const MAX_PUBLISH_BYTES = 128 * 1024; // IoT Core's message size limit
 
+/**
+ * Publishes IoT Core's lifecycle events ($aws/events/subscriptions/…, $aws/events/presence/…)
+ * with a session identifier per connection, as IoT Core does, so the router tracks live
+ * subscriptions the same way locally and in production. Refused subscriptions (granted 128) are
+ * not reported.
+ */
+function emitIotLifecycleEvents(aedes: Aedes): void {
+  const sessions = new WeakMap<object, string>();
+  const sessionOf = (client: object): string => {
+    let id = sessions.get(client);
+    if (!id) sessions.set(client, (id = randomUUID()));
+    return id;
+  };
+  const emit = (topic: string, body: Record<string, unknown>): void => {
+    aedes.publish({ cmd: 'publish', topic, payload: Buffer.from(JSON.stringify({ ...body, timestamp: Date.now() })), qos: 0, retain: false, dup: false }, () => {});
+  };
+  aedes.on('subscribe', (subs, client) => {
+    if (!client) return;
+    const topics = subs.filter((s) => (s.qos as number) !== 128).map((s) => s.topic); // aedes marks refused ones 128
+    if (topics.length > 0) emit(`$aws/events/subscriptions/subscribed/${client.id}`, { clientId: client.id, eventType: 'subscribed', sessionIdentifier: sessionOf(client), topics });
+  });
+  aedes.on('unsubscribe', (topics, client) => {
+    // aedes also reports a clean session's subscriptions as unsubscribed when it closes; IoT
+    // Core reports only the disconnect.
+    if (client && !client.closed) emit(`$aws/events/subscriptions/unsubscribed/${client.id}`, { clientId: client.id, eventType: 'unsubscribed', sessionIdentifier: sessionOf(client), topics });
+  });
+  aedes.on('clientDisconnect', (client) => {
+    emit(`$aws/events/presence/disconnected/${client.id}`, { clientId: client.id, eventType: 'disconnected', sessionIdentifier: sessionOf(client) });
+  });
+}
+
 export async function startBroker(options: BrokerOptions): Promise<Broker> {
   let tcpPort = options.tcpPort;
   let wsPort = options.wsPort;
@@ -49,6 +81,7 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
   async function start(): Promise<void> {
     if (current) return;
     const aedes = await Aedes.createBroker({ ...options.hooks });
+    emitIotLifecycleEvents(aedes);
     const sockets = new Set<Socket>();
     const track = (socket: Socket): void => {
       // Nagle plus delayed ACKs costs 10–16 ms per small MQTT packet.
