@@ -3,6 +3,7 @@
 // the slot acknowledged on a timer from the AckTracker. Any failure ends the session; the next
 // one starts, after a full-jitter backoff, from the slot's confirmed position — so events after
 // the last acknowledged one are sent again, with the same ids.
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
 import { backoffDelay, sleep } from '../lib/backoff.js';
@@ -328,10 +329,13 @@ export class CaptureService {
   private deadLetter(s: Session, reason: string, message: string, payload: Uint8Array, origin: Record<string, string>, done: () => void): void {
     this.deps.metrics?.deadLetters.inc({ reason });
     this.deps.logger.warn({ reason, origin }, `dead letter: ${message}`);
+    // Resent after a restart, an event keeps its id (a snapshot row: its content), so its dead
+    // letter is stored once.
+    const dedupeKey = origin.eventId ?? `${origin.table ?? ''}:${createHash('sha256').update(payload).digest('hex')}`;
     void (async () => {
       for (let attempt = 0; !s.ended; attempt++) {
         try {
-          await this.deps.dlq.put({ source: 'capture', reason, message, payload, origin });
+          await this.deps.dlq.put({ source: 'capture', reason, message, payload, origin, dedupeKey });
           done();
           return;
         } catch (err) {

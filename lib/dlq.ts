@@ -8,13 +8,19 @@
 // payload chunk; a payload larger than one item allows (DynamoDB's 400 KB item limit — an
 // oversized Kinesis event is > 1 MiB) continues in items `<id>#1`, `<id>#2` … so even those are
 // kept whole.
-import { randomBytes } from 'node:crypto';
+//
+// A dead letter with a `dedupeKey` (where the bad input came from: a Kinesis record's shard and
+// sequence number, a capture event id) gets an id derived from it and is written only if absent:
+// reprocessing the same input after a crash finds its entry instead of adding a second one.
+import { createHash, randomBytes } from 'node:crypto';
 import {
   BatchGetItemCommand,
   BatchWriteItemCommand,
+  ConditionalCheckFailedException,
   type CreateTableCommandInput,
   type DynamoDBClient,
   GetItemCommand,
+  PutItemCommand,
   ScanCommand,
   UpdateItemCommand,
   type AttributeValue,
@@ -31,9 +37,11 @@ export interface DeadLetterInput {
   payload: Uint8Array;
   /** Where it came from (event id, LSN, table, shard, sequence number …). */
   origin: Record<string, string>;
+  /** Identity of the bad input: the same key again is the same dead letter (stored once). */
+  dedupeKey?: string;
 }
 
-export interface DeadLetter extends DeadLetterInput {
+export interface DeadLetter extends Omit<DeadLetterInput, 'dedupeKey'> {
   id: string;
   createdAt: string;
   redrivenAt?: string;
@@ -61,6 +69,17 @@ export function deadLetterId(now: Date, random: Uint8Array = randomBytes(6)): st
   return `${now.toISOString()}-${Buffer.from(random).toString('hex')}`;
 }
 
+/** The id of a dead letter: derived from its dedupeKey when it has one, else time-ordered and unique. */
+export function idFor(entry: Pick<DeadLetterInput, 'source' | 'dedupeKey'>, now: Date): string {
+  if (entry.dedupeKey === undefined) return deadLetterId(now);
+  return `${entry.source}-${createHash('sha256').update(entry.dedupeKey).digest('hex').slice(0, 32)}`;
+}
+
+/** Listing order: arrival, then id. */
+function byArrival(a: DeadLetter, b: DeadLetter): number {
+  return a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id);
+}
+
 function matches(e: DeadLetter, filter: { source?: string; includeRedriven?: boolean }): boolean {
   return (filter.source === undefined || e.source === filter.source) && (filter.includeRedriven === true || e.redrivenAt === undefined);
 }
@@ -71,12 +90,14 @@ export class MemoryDeadLetterStore implements DeadLetterStore {
   constructor(private readonly now: () => Date = () => new Date()) {}
 
   put(entry: DeadLetterInput): Promise<string> {
-    const id = deadLetterId(this.now());
-    this.entries.push({ ...entry, payload: Uint8Array.from(entry.payload), origin: { ...entry.origin }, id, createdAt: this.now().toISOString() });
+    const id = idFor(entry, this.now());
+    if (this.entries.some((e) => e.id === id)) return Promise.resolve(id);
+    const { dedupeKey: _key, ...rest } = entry;
+    this.entries.push({ ...rest, payload: Uint8Array.from(entry.payload), origin: { ...entry.origin }, id, createdAt: this.now().toISOString() });
     return Promise.resolve(id);
   }
   list(filter: { source?: string; includeRedriven?: boolean; limit?: number } = {}): Promise<DeadLetter[]> {
-    return Promise.resolve(this.entries.filter((e) => matches(e, filter)).slice(0, filter.limit ?? Infinity));
+    return Promise.resolve(this.entries.filter((e) => matches(e, filter)).sort(byArrival).slice(0, filter.limit ?? Infinity));
   }
   get(id: string): Promise<DeadLetter | undefined> {
     return Promise.resolve(this.entries.find((e) => e.id === id));
@@ -101,7 +122,7 @@ export class DynamoDeadLetterStore implements DeadLetterStore {
 
   async put(entry: DeadLetterInput): Promise<string> {
     const createdAt = this.now();
-    const id = deadLetterId(createdAt);
+    const id = idFor(entry, createdAt);
     const payload = Buffer.from(entry.payload);
     const parts = Math.max(1, Math.ceil(payload.length / CHUNK_BYTES));
     const items: Record<string, AttributeValue>[] = [];
@@ -122,9 +143,21 @@ export class DynamoDeadLetterStore implements DeadLetterStore {
       items.push(item);
     }
     // Continuation parts first, the head last: a listed entry is always complete.
-    const ordered = [...items.slice(1), items[0]!];
-    for (let i = 0; i < ordered.length; i += 2) {
-      await this.writeAll(ordered.slice(i, i + 2));
+    const rest = items.slice(1);
+    for (let i = 0; i < rest.length; i += 2) {
+      await this.writeAll(rest.slice(i, i + 2));
+    }
+    try {
+      await this.client.send(
+        new PutItemCommand({
+          TableName: this.table,
+          Item: items[0]!,
+          // A keyed dead letter already stored (maybe redriven since) stays as it is.
+          ...(entry.dedupeKey === undefined ? {} : { ConditionExpression: 'attribute_not_exists(id)' }),
+        }),
+      );
+    } catch (err) {
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
     }
     return id;
   }
@@ -150,10 +183,10 @@ export class DynamoDeadLetterStore implements DeadLetterStore {
       start = out.LastEvaluatedKey;
     } while (start);
     const entries: DeadLetter[] = [];
-    for (const head of heads.sort((a, b) => (a.id?.S ?? '').localeCompare(b.id?.S ?? ''))) {
+    const listed = heads.map((head) => ({ head, withoutPayload: fromHead(head, new Uint8Array()) }));
+    for (const { head, withoutPayload } of listed.sort((a, b) => byArrival(a.withoutPayload, b.withoutPayload))) {
       if (entries.length >= (filter.limit ?? Infinity)) break;
-      const meta = fromHead(head, new Uint8Array());
-      if (!matches(meta, filter)) continue;
+      if (!matches(withoutPayload, filter)) continue;
       entries.push(fromHead(head, await this.payload(head)));
     }
     return entries;

@@ -73,7 +73,9 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
     async put(l) {
       const origin: Record<string, string> = { shardId: l.origin.shardId, sequenceNumber: l.origin.sequenceNumber };
       if (l.origin.subSequenceNumber !== undefined) origin.subSequenceNumber = String(l.origin.subSequenceNumber);
-      await dlq.put({ source: 'router', reason: l.reason, message: l.message, payload: l.bytes, origin });
+      // Keyed by the Kinesis record: reprocessing it after a crash finds the entry already there.
+      const dedupeKey = `${origin.shardId}/${origin.sequenceNumber}/${origin.subSequenceNumber ?? ''}`;
+      await dlq.put({ source: 'router', reason: l.reason, message: l.message, payload: l.bytes, origin, dedupeKey });
       logger.warn({ reason: l.reason, origin }, 'event dead-lettered');
     },
   };

@@ -47,4 +47,22 @@ describe('DynamoDeadLetterStore', () => {
     await expect(store.markRedriven('nope')).rejects.toMatchObject({ code: 'DLQ_NOT_FOUND' });
     expect(await store.get('nope')).toBeUndefined();
   });
+
+  it('stores a keyed dead letter once, however often the same input is dead-lettered (reprocessing after a crash)', async () => {
+    let t = Date.parse('2026-11-26T13:00:00Z');
+    const store = new DynamoDeadLetterStore(client, DLQ_TABLE_SPEC.TableName, () => new Date((t += 1000)));
+    const origin = { shardId: 'shardId-000000000001', sequenceNumber: '4963' };
+    const entry = { source: 'router-dedupe', reason: 'schema_violation', message: 'bad', payload: Buffer.from('{"x":1}'), origin, dedupeKey: 'shardId-000000000001/4963/' };
+    const first = await store.put(entry);
+    expect(await store.put({ ...entry, message: 'reprocessed' })).toBe(first);
+    expect((await store.list({ source: 'router-dedupe' })).map((e) => [e.id, e.message])).toEqual([[first, 'bad']]);
+    // A redriven entry is not revived by a late duplicate; an unkeyed put is always new.
+    await store.markRedriven(first);
+    await store.put(entry);
+    expect(await store.list({ source: 'router-dedupe' })).toEqual([]);
+    const unkeyed = { source: 'router-dedupe', reason: 'schema_violation', message: 'unkeyed', payload: Buffer.from('{}'), origin: {} };
+    const [u1, u2] = [await store.put(unkeyed), await store.put(unkeyed)];
+    expect(u1).not.toBe(u2);
+    expect((await store.list({ source: 'router-dedupe' })).map((e) => e.id)).toEqual([u1, u2]);
+  });
 });
