@@ -9,7 +9,7 @@ import { createBucket, take } from './rate-limit.js';
 
 const project = { workspaceId: 'ws-1', projectId: 'p-1' };
 
-function change(seq: number, padding: number): SequencedChange {
+function change(seq: number, padding: number, time = '2026-11-26T12:00:00Z'): SequencedChange {
   const id = `${seq.toString(16).toUpperCase().padStart(16, '0')}-00000000`;
   const event = {
     id,
@@ -17,7 +17,7 @@ function change(seq: number, padding: number): SequencedChange {
     workspaceId: project.workspaceId,
     projectId: project.projectId,
     type: 'taskflow.task.updated',
-    envelope: { id, type: 'taskflow.task.updated', time: '2026-11-26T12:00:00Z', workspaceid: 'ws-1', projectid: 'p-1', data: { op: 'u', table: 'tasks', key: { id: `t${seq}` }, changed: ['title'], after: { title: 'x'.repeat(padding) } } },
+    envelope: { id, type: 'taskflow.task.updated', time, workspaceid: 'ws-1', projectid: 'p-1', data: { op: 'u', table: 'tasks', key: { id: `t${seq}` }, changed: ['title'], after: { title: 'x'.repeat(padding) } } },
   } as RouterEvent;
   return { seq, event };
 }
@@ -95,6 +95,21 @@ describe('ProjectBatcher', () => {
         },
       ),
     );
+  });
+
+  it('opens the window at the first change commit time: what already waited that long goes at once', () => {
+    const batcher = new ProjectBatcher({ windowMs: 100, mode: 'thin', gzip: false, maxBytes: 128 * 1024 });
+    const committed = Date.parse('2026-11-26T12:00:00.000Z');
+    batcher.add(project, [change(1, 1, '2026-11-26T12:00:00.000Z')], committed + 30); // read 30 ms after commit
+    expect(batcher.nextDueAt()).toBe(committed + 100);
+    expect(batcher.takeDue(committed + 99)).toEqual([]);
+    batcher.add(project, [change(2, 1, '2026-11-26T12:00:00.090Z')], committed + 95); // joins the open window
+    expect(batcher.takeDue(committed + 100).map((m) => decode(m).changes.map((c) => c.seq))).toEqual([[1, 2]]);
+    batcher.add(project, [change(3, 1, '2026-11-26T12:00:00.000Z')], committed + 250); // waited longer than the window
+    expect(batcher.nextDueAt()).toBe(committed + 100);
+    expect(batcher.takeDue(committed + 250)).toHaveLength(1);
+    batcher.add(project, [change(4, 1, '2026-11-26T12:00:09.000Z')], committed + 300); // clock ahead of ours: counts as now
+    expect(batcher.nextDueAt()).toBe(committed + 400);
   });
 
   it('collapses a re-published seq into one change', () => {

@@ -1,6 +1,11 @@
 // Batching per project over a short window (time passed in, so it is a pure state machine):
 // the first change of a project opens its window; when the window has passed the project's
 // pending changes become messages. Window 0 means every add is due at once.
+//
+// The window opens at the commit time of that first change, not when the router got it: a
+// change already waited in Kinesis and in the shard's read spacing (≥ 200 ms under load), which
+// batched it with its neighbours as much as the window would; holding it another full window
+// only added latency. A commit time ahead of the router's clock counts as now.
 import { projectKey, type ProjectRef } from './changelog.js';
 import { encodeMessages, type MessageOptions, type OutboundMessage } from './messages.js';
 import type { SequencedChange } from './sequencer.js';
@@ -24,7 +29,7 @@ export class ProjectBatcher {
     if (changes.length === 0) return;
     const key = projectKey(project);
     let p = this.pending.get(key);
-    if (!p) this.pending.set(key, (p = { project, dueAt: now + this.opts.windowMs, changes: new Map() }));
+    if (!p) this.pending.set(key, (p = { project, dueAt: Math.min(now, oldestCommit(changes)) + this.opts.windowMs, changes: new Map() }));
     // Keyed by seq: a change re-published after a crash replaces itself instead of repeating.
     for (const c of changes) p.changes.set(c.seq, c);
   }
@@ -60,4 +65,14 @@ export class ProjectBatcher {
     const changes = [...p.changes.values()].sort((a, b) => a.seq - b.seq);
     return encodeMessages(p.project, changes, this.opts);
   }
+}
+
+/** Earliest commit time (ms) of the changes; Infinity when none parses. */
+function oldestCommit(changes: readonly SequencedChange[]): number {
+  let oldest = Infinity;
+  for (const c of changes) {
+    const t = Date.parse(c.event.envelope.time);
+    if (t < oldest) oldest = t;
+  }
+  return oldest;
 }
