@@ -151,7 +151,9 @@ interface CaptureProcess {
 }
 
 function startCaptureProcess(env: Record<string, string>): CaptureProcess {
-  const child = spawn(process.execPath, [join(root, 'bin', 'taskflow.js'), 'capture'], { cwd: root, env: { ...process.env, ...env, NODE_OPTIONS: '', LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'inherit'] });
+  // BENCH_CAPTURE_NODE_OPTIONS profiles the capture process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+  const nodeOptions = process.env.BENCH_CAPTURE_NODE_OPTIONS ?? '';
+  const child = spawn(process.execPath, [join(root, 'bin', 'taskflow.js'), 'capture'], { cwd: root, env: { ...process.env, ...env, NODE_OPTIONS: nodeOptions, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'inherit'] });
   let buffer = '';
   let onStreaming: (t: number) => void;
   let onUrl: (u: string) => void;
