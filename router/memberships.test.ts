@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { sampleEvent } from '../schemas/fixtures.js';
 import { validateEvent } from '../schemas/validate.js';
 import { decodeEvent, type RouterEvent } from './event.js';
-import { membershipWrites } from './memberships.js';
+import { affectsMemberships, membershipWrites } from './memberships.js';
 
 const WS = '11111111-1111-4111-8111-111111111111';
 const P = '22222222-2222-4222-8222-222222222222';
@@ -28,5 +28,13 @@ describe('membershipWrites', () => {
       { userId: U, membershipId: M, eventId: '0000000000000020-00000000', membership: { workspaceId: WS, projectId: null, role: 'admin' } },
       { userId: U, membershipId: M, eventId: '0000000000000030-00000000', membership: null },
     ]);
+  });
+
+  it('turns a truncate that includes memberships into a cut-off at its id, and ignores other truncates', () => {
+    const both = ev(sampleEvent('table.truncated', { tables: ['tasks', 'memberships'], commitLsn: 0x50n }));
+    const tasksOnly = ev(sampleEvent('table.truncated', { tables: ['tasks'], commitLsn: 0x60n }));
+    expect(affectsMemberships(both)).toBe(true);
+    expect(affectsMemberships(tasksOnly)).toBe(false);
+    expect(membershipWrites([both, tasksOnly])).toEqual([{ truncatedBefore: '0000000000000050-00000000' }]);
   });
 });

@@ -6,8 +6,10 @@
 // item per membership with the id of the event that last wrote it. A delete leaves a tombstone
 // instead of removing the item, so reprocessing an older create after a crash cannot bring a
 // revoked membership back: every write is conditional on being newer than what is stored.
-import { ConditionalCheckFailedException, type DynamoDBClient, PutItemCommand, QueryCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
+// `TRUNCATE memberships` leaves a marker item: memberships written before it no longer count.
+import { ConditionalCheckFailedException, type DynamoDBClient, GetItemCommand, PutItemCommand, QueryCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { Membership, Role } from '../lib/authz.js';
+import { TRUNCATE_TYPE } from '../schemas/kinds.js';
 import type { RouterEvent } from './event.js';
 import type { MembershipSink } from './shard-router.js';
 
@@ -20,14 +22,30 @@ export interface MembershipWrite {
   membership: Membership | null;
 }
 
+/** `TRUNCATE memberships`: every membership written before `eventId` is gone. */
+export interface MembershipsTruncated {
+  truncatedBefore: string;
+}
+
+/** Whether the projection must see this event: a membership row, or a truncate that includes the table. */
+export function affectsMemberships(e: RouterEvent): boolean {
+  const data = e.envelope.data as RouterEvent['envelope']['data'] & { tables?: unknown };
+  if (e.type === TRUNCATE_TYPE) return Array.isArray(data.tables) ? data.tables.includes('memberships') : data.table === 'memberships';
+  return data.table === 'memberships';
+}
+
 const ROLES: readonly Role[] = ['owner', 'admin', 'member', 'viewer'];
 
 /** Pure: membership events (stream order) → projection writes. Rows without a user are skipped. */
-export function membershipWrites(events: readonly RouterEvent[]): MembershipWrite[] {
-  const writes: MembershipWrite[] = [];
+export function membershipWrites(events: readonly RouterEvent[]): (MembershipWrite | MembershipsTruncated)[] {
+  const writes: (MembershipWrite | MembershipsTruncated)[] = [];
   for (const e of events) {
+    if (!affectsMemberships(e)) continue;
+    if (e.type === TRUNCATE_TYPE) {
+      writes.push({ truncatedBefore: e.id });
+      continue;
+    }
     const { op, before, after } = e.envelope.data;
-    if (e.envelope.data.table !== 'memberships') continue;
     const row = op === 'd' ? before : after;
     const id = row?.id;
     const userId = row?.user_id;
@@ -51,6 +69,9 @@ export interface MembershipReader {
   memberships(userId: string): Promise<Membership[]>;
 }
 
+/** The item that holds the latest `TRUNCATE memberships` (no user id is '*'). */
+const TRUNCATE_MARKER = { userId: '*', scope: 'truncated' } as const;
+
 /** Tombstones outlive any replay of the stream (Kinesis keeps at most 365 days; ours 7). */
 const TOMBSTONE_TTL_SECONDS = 30 * 24 * 3600;
 
@@ -62,15 +83,46 @@ export class DynamoMembershipProjection implements MembershipSink, MembershipRea
   ) {}
 
   async apply(events: readonly RouterEvent[]): Promise<void> {
-    // Writes to one membership stay in order; different memberships go in parallel.
-    const byKey = new Map<string, MembershipWrite[]>();
+    // Writes to one membership stay in order; different memberships go in parallel. A truncate
+    // ends a run: what came before it is written first, then swept.
+    let byKey = new Map<string, MembershipWrite[]>();
+    const writeRun = () =>
+      Promise.all(
+        [...byKey.values()].map(async (ws) => {
+          for (const w of ws) await this.write(w);
+        }),
+      );
     for (const w of membershipWrites(events)) {
+      if ('truncatedBefore' in w) {
+        await writeRun();
+        byKey = new Map();
+        await this.truncate(w.truncatedBefore);
+        continue;
+      }
       const key = `${w.userId}/${w.membershipId}`;
       byKey.set(key, [...(byKey.get(key) ?? []), w]);
     }
-    await Promise.all([...byKey.values()].map(async (ws) => {
-      for (const w of ws) await this.write(w);
-    }));
+    await writeRun();
+  }
+
+  /**
+   * Records the truncate as a marker that hides every membership written before it. A marker
+   * rather than a sweep of tombstones: a membership event on another shard, older than the
+   * truncate but processed after it, must stay hidden too.
+   */
+  private async truncate(eventId: string): Promise<void> {
+    try {
+      await this.client.send(
+        new PutItemCommand({
+          TableName: this.table,
+          Item: { userId: { S: TRUNCATE_MARKER.userId }, scope: { S: TRUNCATE_MARKER.scope }, eventId: { S: eventId } },
+          ConditionExpression: 'attribute_not_exists(eventId) OR eventId < :id',
+          ExpressionAttributeValues: { ':id': { S: eventId } },
+        }),
+      );
+    } catch (err) {
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+    }
   }
 
   private async write(w: MembershipWrite): Promise<void> {
@@ -100,13 +152,17 @@ export class DynamoMembershipProjection implements MembershipSink, MembershipRea
 
   async memberships(userId: string): Promise<Membership[]> {
     const out: Membership[] = [];
+    const marker = await this.client.send(
+      new GetItemCommand({ TableName: this.table, Key: { userId: { S: TRUNCATE_MARKER.userId }, scope: { S: TRUNCATE_MARKER.scope } }, ConsistentRead: true }),
+    );
+    const truncatedBefore = marker.Item?.eventId?.S ?? '';
     let start: Record<string, AttributeValue> | undefined;
     do {
       const page = await this.client.send(
         new QueryCommand({ TableName: this.table, KeyConditionExpression: 'userId = :u', ExpressionAttributeValues: { ':u': { S: userId } }, ExclusiveStartKey: start, ConsistentRead: true }),
       );
       for (const item of page.Items ?? []) {
-        if (item.deleted?.BOOL || !item.workspaceId?.S) continue;
+        if (item.deleted?.BOOL || !item.workspaceId?.S || (item.eventId?.S ?? '') < truncatedBefore) continue;
         out.push({ workspaceId: item.workspaceId.S, projectId: item.projectId?.S ?? null, role: (item.role?.S ?? 'viewer') as Role });
       }
       start = page.LastEvaluatedKey;

@@ -6,6 +6,7 @@
 import { type ChangelogStore, projectKey, type ProjectRef } from './changelog.js';
 import { decodeEvent, type DecodeResult, type DlqReason, type RouterEvent, type EventCheck } from './event.js';
 import { admitBatch, boundMarks, type HighWaterMarks, mergeMarks, serializeMarks } from './ordering.js';
+import { affectsMemberships } from './memberships.js';
 import { idsToLookUp, planSequence, type ProjectHead, type SequencedChange } from './sequencer.js';
 
 export interface InputRecord {
@@ -110,7 +111,7 @@ export class ShardRouter {
     for (const e of inOrder) redriven.delete(e.id);
     const admitted = [...inOrder, ...redriven.values()];
 
-    const membershipEvents = admitted.filter((e) => e.envelope.data.table === 'memberships');
+    const membershipEvents = admitted.filter(affectsMemberships);
     if (membershipEvents.length > 0) await this.deps.memberships.apply(membershipEvents);
 
     const byProject = new Map<string, { project: ProjectRef; events: RouterEvent[] }>();

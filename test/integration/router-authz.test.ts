@@ -11,7 +11,7 @@ import type { Broker } from '../../infra/local/broker.js';
 import { sampleEvent } from '../../schemas/fixtures.js';
 import { validateEvent } from '../../schemas/validate.js';
 import { decodeEvent, type RouterEvent } from '../../router/event.js';
-import { DynamoMembershipProjection } from '../../router/memberships.js';
+import { affectsMemberships, DynamoMembershipProjection } from '../../router/memberships.js';
 import { createTestTables, dynamoClient, startTestBroker, testStackEnv } from '../support/stack.js';
 
 const secret = new TextEncoder().encode('router-authz-integration-secret-32b');
@@ -136,5 +136,32 @@ describe('IoT Core custom authorizer (Lambda entry) against the same projection'
     const policy = res.policyDocuments.join('\n');
     expect(policy).toContain(`topicfilter/${projectTopicOf(WS, P2)}`);
     expect(policy).not.toContain(`topicfilter/${projectTopicOf(WS, P1)}`);
+  });
+});
+
+describe('TRUNCATE memberships', () => {
+  it('revokes every membership written before it (subscribers are disconnected), whatever shard order the events are processed in', async () => {
+    const CAROL = '66666666-6666-4666-8666-00000000000c';
+    const DAVE = '66666666-6666-4666-8666-00000000000d';
+    await projection.apply([routerEvent(sampleEvent('membership.created', { workspaceId: WS, projectId: P1, userId: CAROL, entityId: '55555555-5555-4555-8555-0000000000c0', commitLsn: 0x400n }))]);
+    const carol = await connect(CAROL);
+    expect(await grantedQos(carol, projectTopicOf(WS, P1))).toBe(1);
+    const closed = new Promise<number>((resolve) => carol.once('close', () => resolve(Date.now())));
+    const truncatedAt = Date.now();
+    // A truncate of two tables, memberships second: the event's `table` names only the first.
+    const truncate = routerEvent(sampleEvent('table.truncated', { tables: ['tasks', 'memberships'], commitLsn: 0x500n }));
+    expect(affectsMemberships(truncate)).toBe(true);
+    await projection.apply([truncate]);
+    expect((await closed) - truncatedAt).toBeLessThan(3000);
+    expect(await projection.memberships(CAROL)).toEqual([]);
+    // Older than the truncate but processed after it (another shard was behind): stays hidden.
+    await projection.apply([routerEvent(sampleEvent('membership.created', { workspaceId: WS, projectId: P2, userId: DAVE, entityId: '55555555-5555-4555-8555-0000000000d0', commitLsn: 0x450n }))]);
+    expect(await projection.memberships(DAVE)).toEqual([]);
+    // Created after the truncate: counts.
+    await projection.apply([routerEvent(sampleEvent('membership.created', { workspaceId: WS, projectId: P2, userId: DAVE, entityId: '55555555-5555-4555-8555-0000000000d1', commitLsn: 0x600n }))]);
+    expect(await projection.memberships(DAVE)).toEqual([{ workspaceId: WS, projectId: P2, role: 'member' }]);
+    // Reprocessing the truncate does not hide the later membership.
+    await projection.apply([truncate]);
+    expect(await projection.memberships(DAVE)).toHaveLength(1);
   });
 });
