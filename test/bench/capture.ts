@@ -151,9 +151,9 @@ interface CaptureProcess {
 }
 
 function startCaptureProcess(env: Record<string, string>): CaptureProcess {
-  // BENCH_CAPTURE_NODE_OPTIONS profiles the capture process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
-  const nodeOptions = process.env.BENCH_CAPTURE_NODE_OPTIONS ?? '';
-  const child = spawn(process.execPath, [join(root, 'bin', 'taskflow.js'), 'capture'], { cwd: root, env: { ...process.env, ...env, NODE_OPTIONS: nodeOptions, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'inherit'] });
+  // BENCH_CAPTURE_NODE_ARGS profiles the capture process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+  const nodeArgs = (process.env.BENCH_CAPTURE_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, join(root, 'bin', 'taskflow.js'), 'capture'], { cwd: root, env: { ...process.env, ...env, NODE_OPTIONS: '', LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'inherit'] });
   let buffer = '';
   let onStreaming: (t: number) => void;
   let onUrl: (u: string) => void;
