@@ -57,6 +57,13 @@ export class ProjectBatcher {
     return next;
   }
 
+  /** When the last of the projects pending now becomes due. */
+  latestDueAt(): number | undefined {
+    let latest: number | undefined;
+    for (const p of this.pending.values()) if (latest === undefined || p.dueAt > latest) latest = p.dueAt;
+    return latest;
+  }
+
   get size(): number {
     return this.pending.size;
   }

@@ -12,15 +12,18 @@ export const ROUTER_METRICS = {
   messagesPublished: 'taskflow_router_messages_published_total',
   changesUnsubscribed: 'taskflow_router_changes_without_subscriber_total',
   publishLatency: 'taskflow_router_publish_latency_seconds',
+  publishRetries: 'taskflow_router_publish_retries_total',
   commitToPublish: 'taskflow_router_commit_to_publish_seconds',
 } as const;
 
 export interface PublishMetrics {
   published(messages: number, changes: number, publishSeconds: number, commitToPublishSeconds: readonly number[]): void;
   withoutSubscriber(changes: number): void;
+  /** A publish failed and will be tried again. */
+  publishRetried(): void;
 }
 
-export const noopPublishMetrics: PublishMetrics = { published() {}, withoutSubscriber() {} };
+export const noopPublishMetrics: PublishMetrics = { published() {}, withoutSubscriber() {}, publishRetried() {} };
 
 export function prometheusRouterMetrics(registry: Registry): { shard: ShardRouterMetrics; publish: PublishMetrics } {
   const counter = (name: string, help: string, labelNames: string[] = []) => new Counter({ name, help, labelNames, registers: [registry] });
@@ -31,6 +34,7 @@ export function prometheusRouterMetrics(registry: Registry): { shard: ShardRoute
   const changes = counter(ROUTER_METRICS.changesPublished, 'Changes delivered in MQTT messages');
   const messages = counter(ROUTER_METRICS.messagesPublished, 'MQTT messages published');
   const unsubscribed = counter(ROUTER_METRICS.changesUnsubscribed, 'Changes not published because their project had no live subscriber');
+  const retries = counter(ROUTER_METRICS.publishRetries, 'Publishes that failed and were retried in place');
   const publishLatency = new Histogram({ name: ROUTER_METRICS.publishLatency, help: 'Time to publish one message', buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [registry] });
   const commitToPublish = new Histogram({ name: ROUTER_METRICS.commitToPublish, help: 'Commit time to publish, per change', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10], registers: [registry] });
   return {
@@ -48,6 +52,7 @@ export function prometheusRouterMetrics(registry: Registry): { shard: ShardRoute
         for (const l of commitLatencies) commitToPublish.observe(l);
       },
       withoutSubscriber: (n) => unsubscribed.inc(n),
+      publishRetried: () => retries.inc(),
     },
   };
 }

@@ -1,6 +1,11 @@
 // The ChangeSink the router hands sequenced changes to: skip projects nobody listens to, batch
 // per project over the window, publish each project's messages in order, and let `flush` wait
-// until everything handed over so far has been published (the shard then checkpoints).
+// until everything handed over before the call has been published (the shard then checkpoints).
+//
+// A failed publish is retried in place, with backoff, until it succeeds or the pipeline closes:
+// the shard goes on sequencing later batches meanwhile (their messages queue behind it per
+// topic), so a failure must not be left for a re-run of its batch to repair.
+import { backoffDelay, type BackoffPolicy, sleep } from '../lib/backoff.js';
 import type { ProjectRef } from './changelog.js';
 import { ProjectBatcher, type BatcherOptions } from './batcher.js';
 import { projectTopic, type OutboundMessage } from './messages.js';
@@ -16,19 +21,28 @@ export interface PublishPipelineOptions {
   hasSubscriber: ((topic: string) => boolean) | null;
   metrics?: PublishMetrics;
   now?: () => number;
+  /** Between attempts of a failed publish (default 100 ms doubling to 5 s, full jitter). */
+  retry?: BackoffPolicy;
 }
+
+const PUBLISH_RETRY: BackoffPolicy = { baseMs: 100, maxMs: 5000 };
 
 export class PublishPipeline implements ChangeSink {
   private readonly batcher: ProjectBatcher;
   private readonly now: () => number;
   private readonly metrics: PublishMetrics;
   private timer: NodeJS.Timeout | undefined;
-  private readonly inFlight = new Set<Promise<void>>();
   /** Last publish per topic: the next one waits for it, keeping a project's order. */
   private readonly tails = new Map<string, Promise<void>>();
   private failure: unknown;
+  private readonly closing = new AbortController();
+  /** Rejects when the pipeline closes: nothing waits on a publish that will never complete. */
+  private readonly closed = new Promise<never>((_, reject) => {
+    this.closing.signal.addEventListener('abort', () => reject(new Error('the publish pipeline closed')), { once: true });
+  });
 
   constructor(private readonly opts: PublishPipelineOptions) {
+    this.closed.catch(() => {}); // only ever raced
     this.batcher = new ProjectBatcher(opts.batcher);
     this.now = opts.now ?? Date.now;
     this.metrics = opts.metrics ?? noopPublishMetrics;
@@ -44,25 +58,32 @@ export class PublishPipeline implements ChangeSink {
     this.schedule();
   }
 
+  /** Resolves once everything enqueued before the call is published (later enqueues may ride along). */
   async flush(): Promise<void> {
-    for (;;) {
-      const due = this.batcher.nextDueAt();
-      if (due === undefined) break;
+    // Everything pending now is due by the latest window end; after that it is in a topic's chain.
+    const due = this.batcher.latestDueAt();
+    if (due !== undefined) {
       const wait = due - this.now();
-      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      if (wait > 0) await sleep(wait);
       this.pump();
     }
-    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
-    if (this.failure !== undefined) {
-      const err = this.failure;
-      this.failure = undefined;
-      throw err;
-    }
+    await Promise.race([Promise.all([...this.tails.values()]), this.closed]);
+    if (this.failure !== undefined) throw this.failure;
   }
 
-  async close(): Promise<void> {
+  /**
+   * Stops publishing. `graceful` first gives what is pending up to `graceMs` to go out;
+   * `abandon` (the lease is gone) drops it. Either way, retries stop and waiting flushes reject.
+   */
+  async close(mode: 'graceful' | 'abandon' = 'graceful', graceMs = 5000): Promise<void> {
     clearTimeout(this.timer);
-    await this.flush();
+    if (mode === 'graceful') {
+      this.pump(true);
+      const grace = new AbortController();
+      await Promise.race([Promise.all([...this.tails.values()]), sleep(graceMs, grace.signal)]);
+      grace.abort();
+    }
+    this.closing.abort();
   }
 
   private schedule(): void {
@@ -75,15 +96,15 @@ export class PublishPipeline implements ChangeSink {
     }, Math.max(0, due - this.now()));
   }
 
-  private pump(): void {
-    for (const message of this.batcher.takeDue(this.now())) this.send(message);
+  private pump(all = false): void {
+    for (const message of all ? this.batcher.takeAll() : this.batcher.takeDue(this.now())) this.send(message);
   }
 
   private send(message: OutboundMessage): void {
     const previous = this.tails.get(message.topic) ?? Promise.resolve();
     const sending = previous.then(async () => {
       const started = performance.now();
-      await this.opts.publisher.publish(message.topic, message.payload);
+      await this.publishUntilDone(message);
       const at = this.now();
       this.metrics.published(1, message.count, (performance.now() - started) / 1000, message.commitTimes.map((t) => (at - t) / 1000));
     });
@@ -91,10 +112,22 @@ export class PublishPipeline implements ChangeSink {
       this.failure ??= err;
     });
     this.tails.set(message.topic, settled);
-    this.inFlight.add(settled);
     void settled.finally(() => {
-      this.inFlight.delete(settled);
       if (this.tails.get(message.topic) === settled) this.tails.delete(message.topic);
     });
+  }
+
+  private async publishUntilDone(message: OutboundMessage): Promise<void> {
+    for (let attempt = 0; ; attempt += 1) {
+      if (this.closing.signal.aborted) throw new Error(`publishing to ${message.topic} abandoned: the pipeline closed`);
+      try {
+        await this.opts.publisher.publish(message.topic, message.payload);
+        return;
+      } catch (err) {
+        if (this.closing.signal.aborted) throw err;
+        this.metrics.publishRetried();
+        await sleep(backoffDelay(attempt, Math.random(), this.opts.retry ?? PUBLISH_RETRY), this.closing.signal);
+      }
+    }
   }
 }

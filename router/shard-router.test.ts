@@ -72,6 +72,8 @@ const scenario = fc.record({
   maxMarks: fc.constantFrom(1, 2, 4000),
   // Crash points: [batch attempt number, where]
   crashes: fc.array(fc.tuple(fc.nat({ max: 30 }), fc.constantFrom('before-head', 'before-checkpoint', 'before-flush')), { maxLength: 4 }),
+  // Batches staged before the oldest is published and checkpointed (1: one at a time).
+  pipelineDepth: fc.integer({ min: 1, max: 3 }),
 });
 
 function shuffle<T>(items: T[], seed: number): T[] {
@@ -123,10 +125,14 @@ describe('ShardRouter under duplicates, replays, reordering and crashes', () => 
         while (checkpoint.batch < batches.length) {
           const batcher = new ProjectBatcher({ windowMs: 0, mode: 'full', gzip: false, maxBytes: 128 * 1024 });
           let crashWhere: string | undefined;
+          // Like the real pipeline: a publish that fails for good means it is closing, so nothing
+          // after it is published either.
+          let sinkClosed = false;
           const sink = {
             enqueue: (p: ProjectRef, c: Parameters<ProjectBatcher['add']>[1]) => batcher.add(p, c, 0),
             flush: async () => {
-              if (crashWhere === 'before-flush') throw new Crash();
+              if (crashWhere === 'before-flush') sinkClosed = true;
+              if (sinkClosed) throw new Crash();
               published.push(...batcher.takeAll());
             },
           };
@@ -142,16 +148,23 @@ describe('ShardRouter under duplicates, replays, reordering and crashes', () => 
             },
             checkpoint.state,
           );
+          // Staged batches wait for their publish, then checkpoint in order (as the service does).
+          const staged: { next: number; state: string; published: Promise<void>; crashBeforeCheckpoint: boolean }[] = [];
           try {
             for (let b = checkpoint.batch, read = crashes; b < batches.length; read += 1) {
               const take = s.chunksPerRead[read % s.chunksPerRead.length] ?? 1;
               attempt += 1;
               crashWhere = s.crashes.find(([at]) => at === attempt)?.[1];
               store.beforeHeadWrite = crashWhere === 'before-head' ? () => { throw new Crash(); } : undefined;
-              const state = await router.process(batches.slice(b, b + take).flat());
-              if (crashWhere === 'before-checkpoint') throw new Crash();
+              const { state, published } = await router.stage(batches.slice(b, b + take).flat());
               b += take;
-              checkpoint = { batch: b, state };
+              staged.push({ next: b, state, published, crashBeforeCheckpoint: crashWhere === 'before-checkpoint' });
+              while (staged.length >= s.pipelineDepth || (b >= batches.length && staged.length > 0)) {
+                const oldest = staged.shift()!;
+                await oldest.published;
+                if (oldest.crashBeforeCheckpoint) throw new Crash();
+                checkpoint = { batch: oldest.next, state: oldest.state };
+              }
             }
           } catch (err) {
             if (!(err instanceof Crash)) throw err;

@@ -36,7 +36,7 @@ export interface DeadLetterSink {
   put(letter: DeadLetter): Promise<void>;
 }
 
-/** Where sequenced changes go to be published; flush resolves once everything enqueued is out. */
+/** Where sequenced changes go to be published; flush resolves once everything enqueued before it is out. */
 export interface ChangeSink {
   enqueue(project: ProjectRef, changes: readonly SequencedChange[]): void;
   flush(): Promise<void>;
@@ -88,6 +88,18 @@ export class ShardRouter {
 
   /** Processes one batch of user records; resolves to the checkpoint state once they are durable and published. */
   async process(records: readonly InputRecord[]): Promise<string> {
+    const { state, published } = await this.stage(records);
+    await published;
+    return state;
+  }
+
+  /**
+   * Processes one batch up to the changelog and hands its changes to the sink; resolves once they
+   * are durable, with the state to checkpoint after `published`. The next batch may be staged
+   * before this one is published: the sink keeps each project's messages in order, and retries
+   * a failed publish itself (a publish it gives up on means the processor is closing).
+   */
+  async stage(records: readonly InputRecord[]): Promise<{ state: string; published: Promise<void> }> {
     this.metrics.eventsIn(records.length);
     const events: RouterEvent[] = [];
     const redriven = new Map<string, RouterEvent>();
@@ -127,10 +139,12 @@ export class ShardRouter {
       const changes = await this.sequence(project, projectEvents);
       this.deps.sink.enqueue(project, changes);
     });
-    await this.deps.sink.flush();
-    // Only now, with every change in the changelog and published, may the marks move on.
+    // Every change is in the changelog and with the sink: the marks move on in memory; the
+    // checkpoint that stores them waits for `published`.
     this.marks = boundMarks(marks, this.deps.maxMarks ?? 4000);
-    return serializeMarks(this.marks);
+    const published = this.deps.sink.flush();
+    published.catch(() => {}); // the caller awaits it; this only keeps an early failure from going unhandled
+    return { state: serializeMarks(this.marks), published };
   }
 
   get state(): string {
