@@ -9,6 +9,21 @@ describe('capture loadConfig', () => {
     expect(c).toMatchObject({ dbName: 'taskflow', source: '//taskflow/capture/taskflow', slot: 'taskflow_capture', compression: 'gzip', aggregate: false, aws: { kinesisEndpoint: 'http://127.0.0.1:4567' } });
   });
 
+  it('reads the hot-workspace settings; the clear level defaults to three quarters of the threshold', () => {
+    expect(loadConfig(base).hotWorkspaces).toEqual({ threshold: 0.8, clearBelow: 0.6, windowMs: 5000, maxTracked: 10_000 });
+    expect(loadConfig({ ...base, CAPTURE_HOT_WORKSPACE_THRESHOLD: '0.9', CAPTURE_HOT_WORKSPACE_WINDOW_MS: '10000' }).hotWorkspaces).toMatchObject({ threshold: 0.9, clearBelow: 0.675, windowMs: 10_000 });
+    expect(loadConfig({ ...base, CAPTURE_HOT_WORKSPACE_THRESHOLD: '1', CAPTURE_HOT_WORKSPACE_CLEAR_BELOW: '.5' }).hotWorkspaces).toMatchObject({ threshold: 1, clearBelow: 0.5 });
+  });
+
+  it('fails fast naming the hot-workspace variable', () => {
+    expect(() => loadConfig({ ...base, CAPTURE_HOT_WORKSPACE_THRESHOLD: '80%' })).toThrow(/^CAPTURE_HOT_WORKSPACE_THRESHOLD: must be a number above 0 and at most 1, got "80%"/);
+    expect(() => loadConfig({ ...base, CAPTURE_HOT_WORKSPACE_THRESHOLD: '1.5' })).toThrow(/^CAPTURE_HOT_WORKSPACE_THRESHOLD/);
+    expect(() => loadConfig({ ...base, CAPTURE_HOT_WORKSPACE_THRESHOLD: '0' })).toThrow(/^CAPTURE_HOT_WORKSPACE_THRESHOLD/);
+    expect(() => loadConfig({ ...base, CAPTURE_HOT_WORKSPACE_CLEAR_BELOW: '0.8' })).toThrow(/^CAPTURE_HOT_WORKSPACE_CLEAR_BELOW: must be below CAPTURE_HOT_WORKSPACE_THRESHOLD \(0.8\)/);
+    expect(() => loadConfig({ ...base, CAPTURE_HOT_WORKSPACE_WINDOW_MS: '500' })).toThrow(/^CAPTURE_HOT_WORKSPACE_WINDOW_MS: must be >= 1000/);
+    expect(() => loadConfig({ ...base, CAPTURE_HOT_WORKSPACE_MAX_TRACKED: '0' })).toThrow(/^CAPTURE_HOT_WORKSPACE_MAX_TRACKED/);
+  });
+
   it('fails fast naming the variable', () => {
     expect(() => loadConfig({ ...base, DATABASE_URL: undefined })).toThrow(/^DATABASE_URL: is required/);
     expect(() => loadConfig({ ...base, CHANGE_STREAM_NAME: '' })).toThrow(/^CHANGE_STREAM_NAME/);

@@ -35,6 +35,8 @@ export interface CaptureConfig {
   /** Where the slot's identity and acknowledged position are recorded (DynamoDB). */
   checkpointsTable: string;
   metricsPort: number;
+  /** When a workspace counts as nearing its shard's write limit (hot-workspaces.ts). */
+  hotWorkspaces: { threshold: number; clearBelow: number; windowMs: number; maxTracked: number };
 }
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -43,6 +45,29 @@ function identifier(env: Env, name: string, fallback: string): string {
   const v = str(env, name, fallback);
   if (!IDENTIFIER.test(v)) throw new ConfigError(name, `must be a lower-case Postgres identifier (a-z, 0-9, _; at most 63), got "${v}"`);
   return v;
+}
+
+/** A share of a limit, in (0, 1]; lib/config.ts reads integers only. */
+function fraction(env: Env, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = /^(\d+(\.\d*)?|\.\d+)$/.test(raw.trim()) ? Number(raw) : NaN;
+  if (!(n > 0 && n <= 1)) throw new ConfigError(name, `must be a number above 0 and at most 1, got "${raw}"`);
+  return n;
+}
+
+function hotWorkspaces(env: Env): CaptureConfig['hotWorkspaces'] {
+  const threshold = fraction(env, 'CAPTURE_HOT_WORKSPACE_THRESHOLD', 0.8);
+  // Cleared a quarter below the threshold by default (0.8 → 0.6) so a workspace hovering at the
+  // threshold is reported once, not on every swing.
+  const clearBelow = fraction(env, 'CAPTURE_HOT_WORKSPACE_CLEAR_BELOW', Math.round(threshold * 0.75 * 1e6) / 1e6);
+  if (clearBelow >= threshold) throw new ConfigError('CAPTURE_HOT_WORKSPACE_CLEAR_BELOW', `must be below CAPTURE_HOT_WORKSPACE_THRESHOLD (${threshold}), got ${clearBelow}`);
+  return {
+    threshold,
+    clearBelow,
+    windowMs: int(env, 'CAPTURE_HOT_WORKSPACE_WINDOW_MS', 5000, { min: 1000, max: 300_000 }),
+    maxTracked: int(env, 'CAPTURE_HOT_WORKSPACE_MAX_TRACKED', 10_000, { min: 1 }),
+  };
 }
 
 export function loadConfig(env: Env): CaptureConfig {
@@ -68,5 +93,6 @@ export function loadConfig(env: Env): CaptureConfig {
     dlqTable: str(env, 'DYNAMODB_TABLE_DLQ', 'taskflow-dlq'),
     checkpointsTable: str(env, 'DYNAMODB_TABLE_CHECKPOINTS', 'taskflow-checkpoints'),
     metricsPort: int(env, 'METRICS_PORT', 0, { min: 0, max: 65535 }),
+    hotWorkspaces: hotWorkspaces(env),
   };
 }
