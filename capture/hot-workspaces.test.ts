@@ -1,6 +1,11 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { KINESIS_LIMITS } from './batcher.js';
 import { type HotTransition, HotWorkspaceTracker, KINESIS_SHARD_LIMITS } from './hot-workspaces.js';
+import { createCaptureMetrics } from './metrics.js';
+import { KinesisProducer, type PutRecordsFn, reportHotWorkspaces } from './producer.js';
 
 const MiB = 1024 * 1024;
 const opts = { windowMs: 5000, threshold: 0.8, clearBelow: 0.6, maxTracked: 100 };
@@ -200,5 +205,62 @@ describe('HotWorkspaceTracker', () => {
         },
       ),
     );
+  });
+});
+
+describe('producer and report', () => {
+  it('counts only what Kinesis accepted, as sent, and reports hot and cooled workspaces in logs and metrics', async () => {
+    let clock = 10_000;
+    const accepted = new Map<string, number>();
+    let failedOnce = false;
+    const put: PutRecordsFn = async (records) =>
+      records.map((r) => {
+        if (r.partitionKey === 'w-cold' && !failedOnce) {
+          failedOnce = true;
+          return { ok: false, errorCode: 'ProvisionedThroughputExceededException' };
+        }
+        accepted.set(r.partitionKey, (accepted.get(r.partitionKey) ?? 0) + r.data.length + Buffer.byteLength(r.partitionKey));
+        return { ok: true, shardId: r.partitionKey === 'w-hot' ? 'shardId-000000000001' : 'shardId-000000000002' };
+      });
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const registry = new Registry();
+    const metrics = createCaptureMetrics(registry);
+    const tracker = new HotWorkspaceTracker(opts);
+    const producer = new KinesisProducer(put, {
+      batcher: { aggregate: true, compression: 'none', limits: KINESIS_LIMITS, backoff: { baseMs: 1, maxMs: 5 } },
+      maxInFlightBatches: 4,
+      logger,
+      metrics,
+      hotWorkspaces: tracker,
+      now: () => clock,
+    });
+    for (let i = 0; i < 50; i++) producer.send({ partitionKey: 'w-hot', data: Buffer.alloc(100_000, 0x61), onAck: () => undefined });
+    producer.send({ partitionKey: 'w-cold', data: Buffer.from('{}'), onAck: () => undefined });
+    await producer.drained();
+
+    reportHotWorkspaces(tracker, clock, logger, metrics);
+    const span = 4.5; // buckets of 500 ms: the 9 before the current one, which has just begun
+    const [hot] = tracker.hot('workspace', clock);
+    expect(hot).toMatchObject({ key: 'w-hot', recordsPerSecond: expect.any(Number) });
+    expect(hot!.bytesPerSecond).toBeCloseTo(accepted.get('w-hot')! / span, 6);
+    expect(tracker.hot('shard', clock).map((s) => s.key)).toEqual(['shardId-000000000001']);
+    const warning = lines.find((l) => l.workspace === 'w-hot');
+    expect(warning).toMatchObject({ level: 40, workspace: 'w-hot', utilization: expect.any(Number), recordsPerSecond: expect.any(Number), bytesPerSecond: Math.round(accepted.get('w-hot')! / span) });
+    expect(lines.some((l) => l.shard === 'shardId-000000000001' && l.level === 40)).toBe(true);
+    expect(lines.some((l) => l.workspace === 'w-cold')).toBe(false);
+    expect((await metrics.hotWorkspaces.get()).values).toEqual([{ value: 1, labels: {} }]);
+    expect((await metrics.workspaceShardUtilization.get()).values).toEqual([{ value: hot!.utilization, labels: { workspace: 'w-hot' } }]);
+    expect((await metrics.shardUtilization.get()).values.map((v) => v.labels)).toEqual([{ shard: 'shardId-000000000001' }]);
+    expect((await metrics.maxWorkspaceShardUtilization.get()).values[0]!.value).toBe(hot!.utilization);
+
+    clock += opts.windowMs;
+    reportHotWorkspaces(tracker, clock, logger, metrics);
+    expect(lines.filter((l) => l.level === 30).map((l) => l.workspace ?? l.shard)).toEqual(['w-hot', 'shardId-000000000001']);
+    expect((await metrics.hotWorkspaces.get()).values).toEqual([{ value: 0, labels: {} }]);
+    expect((await metrics.workspaceShardUtilization.get()).values).toEqual([]);
+    expect((await metrics.shardUtilization.get()).values).toEqual([]);
+    expect(await registry.metrics()).toContain('taskflow_capture_hot_workspaces 0');
+    producer.close();
   });
 });

@@ -23,6 +23,25 @@ export function createCaptureMetrics(registry: Registry) {
     retainedWal: new Gauge({ name: 'taskflow_capture_slot_retained_wal_bytes', help: "WAL the slot keeps on the server (pg_current_wal_lsn - restart_lsn)", registers }),
     buffered: new Gauge({ name: 'taskflow_capture_buffered_events', help: 'Events waiting for Kinesis', registers }),
     reconnects: new Counter({ name: 'taskflow_capture_reconnects_total', help: 'Replication sessions restarted after an error', registers }),
+    // Hot workspaces (hot-workspaces.ts). The per-key gauges hold only keys currently hot and lose
+    // a series when it cools, so their cardinality is the number of hot keys, not of workspaces.
+    hotWorkspaces: new Gauge({ name: 'taskflow_capture_hot_workspaces', help: "Workspaces at or over the hot threshold of their shard's write limit", registers }),
+    workspaceShardUtilization: new Gauge({
+      name: 'taskflow_capture_workspace_shard_utilization',
+      help: "A hot workspace's share of one shard's write limit (max of records/s ÷ 1000 and bytes/s ÷ 1 MiB); a lower bound of its shard's; only hot workspaces have a series",
+      labelNames: ['workspace'] as const,
+      registers,
+    }),
+    shardUtilization: new Gauge({
+      name: 'taskflow_capture_shard_utilization',
+      help: "A hot shard's write utilization from this capture's records (a lower bound when other captures write to the stream); only hot shards have a series",
+      labelNames: ['shard'] as const,
+      registers,
+    }),
+    // A gauge, not a histogram: it answers "how close is the busiest workspace" before anything is
+    // hot, max_over_time() gives the peak of any period, and a histogram of per-second maxima would
+    // add a dozen series for a distribution no alert reads.
+    maxWorkspaceShardUtilization: new Gauge({ name: 'taskflow_capture_max_workspace_shard_utilization', help: "Highest utilization of any workspace (hot or not) over the last window, as a share of one shard's write limit", registers }),
   };
 }
 

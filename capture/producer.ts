@@ -4,11 +4,14 @@
 import { type KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import type { Logger } from '../lib/logger.js';
 import { type Batch, Batcher, type BatcherOptions, type EnqueueResult, type Outgoing } from './batcher.js';
+import type { AcknowledgedRecord, HotWorkspaceTracker } from './hot-workspaces.js';
 import type { CaptureMetrics } from './metrics.js';
 
 export interface PutResult {
   ok: boolean;
   errorCode?: string;
+  /** The shard an accepted record landed on, when the client reports it (per-shard load). */
+  shardId?: string;
 }
 
 /** The client boundary: one PutRecords request, results in request order. */
@@ -21,7 +24,8 @@ export function kinesisPutRecords(client: KinesisClient, streamName: string): Pu
     return records.map((_, i) => {
       const r = results[i];
       if (!r) return { ok: false, errorCode: 'MissingResult' };
-      return r.ErrorCode ? { ok: false, errorCode: r.ErrorCode } : { ok: true };
+      if (r.ErrorCode) return { ok: false, errorCode: r.ErrorCode };
+      return r.ShardId ? { ok: true, shardId: r.ShardId } : { ok: true };
     });
   };
 }
@@ -36,6 +40,8 @@ export interface ProducerOptions {
   maxInFlightBatches: number;
   logger: Logger;
   metrics?: CaptureMetrics;
+  /** Counts what Kinesis acknowledged per workspace (and shard), to find workspaces nearing the limit. */
+  hotWorkspaces?: HotWorkspaceTracker;
   now?: () => number;
   random?: () => number;
 }
@@ -105,8 +111,9 @@ export class KinesisProducer {
     const m = this.opts.metrics;
     const started = process.hrtime.bigint();
     let ok: boolean[];
+    let results: PutResult[] = [];
     try {
-      const results = await this.put(batch.records.map((r) => ({ partitionKey: r.partitionKey, data: r.data })));
+      results = await this.put(batch.records.map((r) => ({ partitionKey: r.partitionKey, data: r.data })));
       ok = results.map((r) => r.ok);
       for (const r of results) if (!r.ok) m?.putRetries.inc({ code: r.errorCode ?? 'unknown' });
       if (ok.some((x) => !x)) this.opts.logger.warn({ failed: ok.filter((x) => !x).length, records: ok.length, codes: [...new Set(results.flatMap((r) => (r.errorCode ? [r.errorCode] : [])))] }, 'PutRecords partially failed; retrying those records');
@@ -121,10 +128,53 @@ export class KinesisProducer {
     m?.batchBytes.observe(batch.bytes);
     this.inFlight -= 1;
     if (this.closed) return;
-    const acked = this.batcher.settle(batch, ok, this.now(), this.random);
+    const now = this.now();
+    this.opts.hotWorkspaces?.recordAcknowledged(acknowledgedRecords(batch, results), now);
+    const acked = this.batcher.settle(batch, ok, now, this.random);
     for (const item of acked) item.onAck();
     m?.buffered.set(this.batcher.pendingEvents);
     if (this.batcher.pendingEvents === 0) for (const w of this.drainWaiters.splice(0)) w();
     this.pump();
   }
+}
+
+/** The records of a batch Kinesis accepted, sized as the shard counts them (data + partition key). */
+function acknowledgedRecords(batch: Batch<ProducerItem>, results: readonly PutResult[]): AcknowledgedRecord[] {
+  const out: AcknowledgedRecord[] = [];
+  batch.records.forEach((record, i) => {
+    const result = results[i];
+    if (!result?.ok) return;
+    const bytes = record.data.length + Buffer.byteLength(record.partitionKey);
+    out.push(result.shardId === undefined ? { partitionKey: record.partitionKey, bytes } : { partitionKey: record.partitionKey, bytes, shardId: result.shardId });
+  });
+  return out;
+}
+
+/**
+ * Reports what changed since the last call: a warning when a workspace (or shard) becomes hot, an
+ * info when it cools down, and the hot-workspace gauges. The service calls it on a timer, so a key
+ * whose traffic stopped still cools down.
+ */
+export function reportHotWorkspaces(tracker: HotWorkspaceTracker, nowMs: number, logger: Logger, metrics?: CaptureMetrics): void {
+  for (const t of tracker.evaluate(nowMs)) {
+    const fields = { [t.scope]: t.key, recordsPerSecond: round(t.recordsPerSecond), bytesPerSecond: Math.round(t.bytesPerSecond), utilization: round(t.utilization) };
+    const lowerBound = t.scope === 'workspace' ? 'other workspaces may share its shard' : 'other capture instances may write to it';
+    if (t.state === 'hot') {
+      logger.warn(fields, `${t.scope} nearing the Kinesis shard write limit (${lowerBound}); see runbooks/capture-hot-workspace.md`);
+    } else {
+      logger.info(fields, `${t.scope} below the hot threshold again`);
+      if (t.scope === 'workspace') metrics?.workspaceShardUtilization.remove({ workspace: t.key });
+      else metrics?.shardUtilization.remove({ shard: t.key });
+    }
+  }
+  if (!metrics) return;
+  const hot = tracker.hot('workspace', nowMs);
+  metrics.hotWorkspaces.set(hot.length);
+  for (const w of hot) metrics.workspaceShardUtilization.set({ workspace: w.key }, w.utilization);
+  for (const s of tracker.hot('shard', nowMs)) metrics.shardUtilization.set({ shard: s.key }, s.utilization);
+  metrics.maxWorkspaceShardUtilization.set(tracker.maxUtilization);
+}
+
+function round(n: number): number {
+  return Math.round(n * 1000) / 1000;
 }

@@ -15,8 +15,9 @@ import { AckTracker, type InFlightTransaction } from './ack.js';
 import { KINESIS_LIMITS } from './batcher.js';
 import type { CaptureConfig } from './config.js';
 import { ChangeDecoder, type CommittedTransaction } from './decoder.js';
+import { HotWorkspaceTracker } from './hot-workspaces.js';
 import type { CaptureMetrics } from './metrics.js';
-import { KinesisProducer, type PutRecordsFn } from './producer.js';
+import { KinesisProducer, type PutRecordsFn, reportHotWorkspaces } from './producer.js';
 import { type SlotRecord, type SlotRecordStore, decideSlot } from './slot-guard.js';
 import { textParserFor } from './values.js';
 
@@ -25,6 +26,8 @@ export const HEARTBEAT_PREFIX = 'taskflow.capture.heartbeat';
 /** No message (data or keepalive) from the server for this long ends the session. */
 const SERVER_SILENCE_MS = 30_000;
 const SESSION_BACKOFF = { baseMs: 200, maxMs: 10_000 };
+/** How often hot workspaces are evaluated and reported (the window itself is configured). */
+const HOT_WORKSPACE_REPORT_MS = 1000;
 
 export interface CaptureDeps {
   config: CaptureConfig;
@@ -75,6 +78,8 @@ interface SlotRow {
 export class CaptureService {
   private readonly admin: pg.Pool;
   private readonly random: () => number;
+  /** Outlives sessions: a workspace hot before a reconnect is still reported cooled after it. */
+  private readonly hotWorkspaces: HotWorkspaceTracker;
   private stopped = false;
   private session: Session | undefined;
   private record: SlotRecord | undefined;
@@ -89,6 +94,7 @@ export class CaptureService {
     this.admin = new pg.Pool({ connectionString: deps.config.databaseUrl, max: 2, application_name: 'taskflow-capture-admin' });
     this.admin.on('error', (err) => deps.logger.warn({ err }, 'admin connection error'));
     this.random = deps.random ?? Math.random;
+    this.hotWorkspaces = new HotWorkspaceTracker(deps.config.hotWorkspaces);
     this.ready = new Promise((resolve) => (this.resolveReady = resolve));
   }
 
@@ -224,6 +230,7 @@ export class CaptureService {
       maxInFlightBatches: config.maxInFlightBatches,
       logger,
       random: this.random,
+      hotWorkspaces: this.hotWorkspaces,
       ...(metrics ? { metrics } : {}),
     });
     const ack = new AckTracker(start, { keepaliveMs: 10_000 });
@@ -276,6 +283,7 @@ export class CaptureService {
     s.timers.push(setInterval(() => void this.acknowledge(s, Date.now()), config.ackIntervalMs));
     if (config.heartbeatIntervalMs > 0) s.timers.push(setInterval(() => void this.heartbeat(s), config.heartbeatIntervalMs));
     s.timers.push(setInterval(() => void this.slotStats(s), 5000));
+    s.timers.push(setInterval(() => reportHotWorkspaces(this.hotWorkspaces, Date.now(), logger, metrics), HOT_WORKSPACE_REPORT_MS));
 
     const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [config.publication], messages: true });
     try {
