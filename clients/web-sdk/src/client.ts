@@ -149,6 +149,10 @@ class ProjectSubscription {
       case 'fetch':
         void this.fetch(effect);
         break;
+      case 'resubscribe':
+        log.log('subscribing again after a refusal the replay API did not confirm', { topic: this.topic });
+        this.client.resubscribe(this.topic);
+        break;
       case 'failed':
         this.report(new RealtimeError('forbidden', `access to project ${this.projectId} was refused`, false));
         this.client.release(this);
@@ -257,6 +261,11 @@ class Client implements RealtimeClient {
     return () => this.release(sub);
   }
 
+  /** SUBSCRIBE again for a topic the broker refused (no-op unless connected and still refused). */
+  resubscribe(topic: string): void {
+    this.connections.find((c) => c.has(topic))?.retrySubscribe(topic);
+  }
+
   release(sub: ProjectSubscription): void {
     if (!this.subscriptions.delete(sub)) return;
     sub.close();
@@ -291,7 +300,7 @@ class Client implements RealtimeClient {
       now,
       random: Math.random,
       onPhase: (phase) => this.onPhase(connection, phase),
-      onSubscribed: (t, granted) => this.forTopic(t, (s) => s.send(granted ? { type: 'subscribed', now: now() } : { type: 'rejected', now: now() })),
+      onSubscribed: (t, granted) => this.forTopic(t, (s) => s.send(granted ? { type: 'subscribed', now: now() } : { type: 'rejected', now: now(), random: Math.random() })),
       onMessage: (t, payload) => this.onMessage(t, payload),
       onAuthError: (err) => this.reportAll(new RealtimeError(this.tokens.refreshable ? 'token_provider_failed' : 'unauthorized', 'the broker rejected the token', true, { cause: err })),
     });

@@ -38,6 +38,7 @@ class Harness {
   log: Array<{ kind: 'deliver'; change: Change } | { kind: 'resync'; latestSeq: number; lastDelivered: number }> = [];
   fetch: Extract<SubscriptionEffect, { type: 'fetch' }> | null = null;
   failed = false;
+  resubscribes = 0;
   statuses: string[] = [];
 
   constructor(fromSeq?: number) {
@@ -64,6 +65,9 @@ class Harness {
           break;
         case 'failed':
           this.failed = true;
+          break;
+        case 'resubscribe':
+          this.resubscribes += 1;
           break;
       }
     }
@@ -165,11 +169,36 @@ describe('subscription machine: examples', () => {
     expect(h.state.status).toBe('offline');
   });
 
-  it('fails when the broker refuses the topic', () => {
+  it('asks the replay API when the broker refuses the topic: a 403 ends the subscription', () => {
     const h = new Harness(1);
-    h.send({ type: 'rejected', now: 0 });
+    h.send({ type: 'rejected', now: 0, random: 0.5 });
+    expect(h.failed).toBe(false);
+    expect(h.fetch).toMatchObject({ after: 0, limit: 1 });
+    h.send({ type: 'replayFailed', requestId: h.fetch!.requestId, reason: 'forbidden', now: 5, random: 0 });
     expect(h.failed).toBe(true);
     expect(h.statuses).toEqual(['offline']);
+  });
+
+  it('subscribes again, with a growing backoff, when the replay API still grants access', () => {
+    const h = new Harness(1);
+    const retry = config.retry;
+    let now = 0;
+    for (let refusal = 0; refusal < 3; refusal += 1) {
+      h.send({ type: 'rejected', now, random: 0.999 });
+      const probe = h.fetch!;
+      h.fetch = null;
+      h.send({ type: 'replayOk', requestId: probe.requestId, changes: [full(1)], latestSeq: 1, now: (now += 10) });
+      expect(h.delivered()).toEqual([]); // a probe only answers "may I?"
+      const due = nextDeadline(h.state, config)!;
+      expect(due - now).toBe(Math.floor(Math.min(retry.maxMs, retry.baseMs * 2 ** refusal) * 0.999));
+      h.send({ type: 'tick', now: due - 1 });
+      expect(h.resubscribes).toBe(refusal);
+      h.send({ type: 'tick', now: (now = due) });
+      expect(h.resubscribes).toBe(refusal + 1);
+    }
+    h.send({ type: 'subscribed', now });
+    expect(h.state.rejections).toBe(0);
+    expect(h.fetch).toMatchObject({ after: 0, limit: config.replayPageSize }); // the catch-up
   });
 
   it('asks the replay API once more a while after each SUBACK, staying live meanwhile', () => {
@@ -209,6 +238,7 @@ type Op =
   | { op: 'drop'; pick: number }
   | { op: 'disconnect'; status: 'connecting' | 'offline' }
   | { op: 'subscribe' }
+  | { op: 'reject'; random: number }
   | { op: 'answer'; kind: 'ok' | 'short' | 'fail' | 'unauthorized'; random: number }
   | { op: 'trim'; n: number }
   | { op: 'tick'; dt: number };
@@ -220,6 +250,8 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ op: fc.constant('drop' as const), pick: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('disconnect' as const), status: fc.constantFrom('connecting' as const, 'offline' as const) }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('subscribe' as const) }) },
+  // The broker refuses the topic for a reason other than access (the model never revokes it).
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('reject' as const), random: fc.double({ min: 0, max: 1, noNaN: true }) }) },
   {
     weight: 3,
     arbitrary: fc.record({
@@ -311,6 +343,10 @@ class World {
         if (this.connected) break;
         this.connected = true;
         this.send({ type: 'subscribed', now: this.now });
+        break;
+      case 'reject':
+        if (this.connected) break;
+        this.send({ type: 'rejected', now: this.now, random: op.random });
         break;
       case 'answer':
         this.answer(op.kind, op.random);

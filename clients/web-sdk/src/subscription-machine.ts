@@ -37,6 +37,8 @@ interface ReplayInFlight {
   readonly after: number;
   /** subscribeEpoch when the request was issued: a catch-up only counts for that subscription. */
   readonly epoch: number;
+  /** Asked only to learn whether access is still granted, after the broker refused the topic. */
+  readonly probe: boolean;
 }
 
 export interface SubscriptionState {
@@ -66,6 +68,18 @@ export interface SubscriptionState {
   readonly retryAt: number | null;
   /** The last replay failure was a rejected token: the next request must refresh it. */
   readonly refreshToken: boolean;
+  /**
+   * The broker refused the topic (SUBACK failure) and the replay API has not yet said why. A
+   * broker refuses for other reasons than access (IoT Core throttles subscribe requests), so
+   * only a 403 from the replay API ends the subscription; otherwise it subscribes again.
+   */
+  readonly accessInDoubt: boolean;
+  /** SUBACK failures since the last success: the resubscribe backoff exponent. */
+  readonly rejections: number;
+  /** Backoff before the next resubscribe, drawn when the refusal came. */
+  readonly resubscribeDelay: number;
+  /** When to ask the adapter to subscribe again (null: not planned). */
+  readonly resubscribeAt: number | null;
   /** Terminal: access denied (403). */
   readonly failed: boolean;
   /** Last status reported to the application. */
@@ -75,8 +89,8 @@ export interface SubscriptionState {
 export type SubscriptionEvent =
   /** SUBACK for the project's topic on a live connection. */
   | { type: 'subscribed'; now: number }
-  /** The broker refused the topic (SUBACK failure code): treated like a 403. */
-  | { type: 'rejected'; now: number }
+  /** The broker refused the topic (SUBACK failure code): confirmed with the replay API. */
+  | { type: 'rejected'; now: number; random: number }
   /** The connection is down (offline) or being (re)established (connecting). */
   | { type: 'connection'; status: 'connecting' | 'offline'; now: number }
   /** A decoded MQTT batch for this project. */
@@ -98,6 +112,8 @@ export type SubscriptionEffect =
   /** The replay API no longer reaches back to the position: reload, then changes continue after latestSeq. */
   | { type: 'resync'; lastDelivered: number; oldestSeq: number; latestSeq: number }
   | { type: 'fetch'; requestId: number; after: number; limit: number; refreshToken: boolean }
+  /** Send SUBSCRIBE for the topic again (after a refusal the replay API did not confirm). */
+  | { type: 'resubscribe' }
   | { type: 'status'; status: Status }
   | { type: 'failed'; reason: 'forbidden' };
 
@@ -123,6 +139,10 @@ export function initialState(fromSeq?: number): SubscriptionState {
     retryAttempt: 0,
     retryAt: null,
     refreshToken: false,
+    accessInDoubt: false,
+    rejections: 0,
+    resubscribeDelay: 0,
+    resubscribeAt: null,
     failed: false,
     status: 'connecting',
   };
@@ -150,6 +170,9 @@ export function transition(
     case 'subscribed':
       s.subscribed = true;
       s.subscribeEpoch += 1;
+      s.accessInDoubt = false;
+      s.rejections = 0;
+      s.resubscribeAt = null;
       s.confirmAt = config.confirmAfterSubscribeMs > 0 ? event.now + config.confirmAfterSubscribeMs : null;
       // Nothing to catch up on without a position: the first message will define it.
       if (s.position === null) s.caughtUpEpoch = s.subscribeEpoch;
@@ -158,6 +181,9 @@ export function transition(
       s.subscribed = false;
       s.confirmAt = null;
       s.connectionStatus = event.status;
+      // The next connection subscribes anyway (and a refusal then starts over).
+      s.accessInDoubt = false;
+      s.resubscribeAt = null;
       break;
     case 'message': {
       if (s.position === null && event.changes.length > 0) {
@@ -170,6 +196,10 @@ export function transition(
       const request = s.replay;
       if (request === null || request.id !== event.requestId) return { state, effects: [] };
       s.replay = null;
+      if (request.probe) {
+        accessConfirmed(s, event.now);
+        break;
+      }
       s.gapSince = null; // a hole left after this answer waits a fresh reorder window
       const progressed = event.changes.some((c) => c.seq === request.after + 1);
       if (!progressed && event.latestSeq > request.after) {
@@ -189,6 +219,10 @@ export function transition(
       const request = s.replay;
       if (request === null || request.id !== event.requestId) return { state, effects: [] };
       s.replay = null;
+      if (request.probe) {
+        accessConfirmed(s, event.now);
+        break;
+      }
       s.retryAttempt = 0;
       s.gapSince = null;
       // A trimmed changelog proves everything below oldestSeq was committed, whatever a stale
@@ -217,8 +251,17 @@ export function transition(
       break;
     }
     case 'rejected':
-      return fail(s, buffer, effects);
+      s.subscribed = false;
+      s.confirmAt = null;
+      s.accessInDoubt = true;
+      s.resubscribeDelay = fullJitterDelay(s.rejections, event.random, config.retry);
+      s.rejections += 1;
+      break;
     case 'tick':
+      if (s.resubscribeAt !== null && event.now >= s.resubscribeAt) {
+        s.resubscribeAt = null;
+        effects.push({ type: 'resubscribe' });
+      }
       break;
   }
 
@@ -228,13 +271,14 @@ export function transition(
   else if (s.gapSince === null) s.gapSince = event.now;
   if (s.retryAt !== null && event.now >= s.retryAt) s.retryAt = null;
 
-  const fetch = fetchNeeded(s, event.now, config);
-  if (fetch) {
+  const probe = probeNeeded(s);
+  if (probe || fetchNeeded(s, event.now, config)) {
     const id = s.nextRequestId;
     s.nextRequestId += 1;
-    s.replay = { id, after: s.position ?? 0, epoch: s.subscribeEpoch };
+    s.replay = { id, after: s.position ?? 0, epoch: s.subscribeEpoch, probe };
     if (s.confirmAt !== null && event.now >= s.confirmAt) s.confirmAt = null;
-    effects.push({ type: 'fetch', requestId: id, after: s.position ?? 0, limit: config.replayPageSize, refreshToken: s.refreshToken });
+    const limit = probe ? 1 : config.replayPageSize;
+    effects.push({ type: 'fetch', requestId: id, after: s.position ?? 0, limit, refreshToken: s.refreshToken });
     s.refreshToken = false;
   }
 
@@ -251,7 +295,20 @@ export function nextDeadline(state: SubscriptionState, config: SubscriptionConfi
   const due: number[] = [];
   if (state.subscribed && state.gapSince !== null) due.push(state.gapSince + config.reorderWindowMs);
   if (state.subscribed && state.position !== null && state.confirmAt !== null) due.push(state.confirmAt);
+  if (state.resubscribeAt !== null) due.push(state.resubscribeAt);
   return due.length === 0 ? null : Math.min(...due);
+}
+
+/** The replay API answered a probe: access stands, so the refusal was something else; subscribe again after the backoff. */
+function accessConfirmed(s: Mutable<SubscriptionState>, now: number): void {
+  s.retryAttempt = 0;
+  if (!s.accessInDoubt) return; // reconnected meanwhile: the new connection subscribes anyway
+  s.accessInDoubt = false;
+  s.resubscribeAt = now + s.resubscribeDelay;
+}
+
+function probeNeeded(s: SubscriptionState): boolean {
+  return s.accessInDoubt && !s.subscribed && s.replay === null && s.retryAt === null;
 }
 
 function fail(s: Mutable<SubscriptionState>, buffer: Map<number, Change>, effects: SubscriptionEffect[]): Transition {
