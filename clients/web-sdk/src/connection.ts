@@ -99,6 +99,11 @@ export class MqttConnection {
     if (this.state.phase === 'connected' && this.client !== undefined) this.sendSubscribe(this.client, topic);
   }
 
+  /** Sends SUBSCRIBE again for a wanted topic the broker refused on this connection. */
+  retrySubscribe(topic: string): void {
+    if (this.topics.has(topic) && !this.acked.has(topic) && this.state.phase === 'connected' && this.client !== undefined) this.sendSubscribe(this.client, topic);
+  }
+
   unsubscribe(topic: string): void {
     if (!this.topics.delete(topic)) return;
     this.acked.delete(topic);
@@ -189,6 +194,11 @@ export class MqttConnection {
     client.subscribe(topic, { qos: 1 }, (err, granted) => {
       if (this.client !== client || !this.topics.has(topic)) return;
       if (err !== null && err !== undefined) {
+        // mqtt.js reports a failure SUBACK as an error carrying the SUBACK packet: a refusal.
+        if ((err as { packet?: { cmd?: string } }).packet?.cmd === 'suback') {
+          this.deps.onSubscribed(topic, false);
+          return;
+        }
         // Not an answer from the broker (the connection went away): the next CONNACK resubscribes.
         this.deps.log.log('subscribe failed', { topic, error: String(err) });
         return;
