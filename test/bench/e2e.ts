@@ -45,7 +45,7 @@ const PARAMS = {
   runs: num('BENCH_E2E_RUNS', 3),
   subscriberProcesses: num('BENCH_E2E_PROCESSES', 2),
   shards: num('BENCH_E2E_SHARDS', 4),
-  fastPollMs: num('BENCH_E2E_FAST_POLL_MS', 50),
+  fastPollMs: num('BENCH_E2E_FAST_POLL_MS', 100),
   workloadConnections: num('BENCH_E2E_WORKLOAD_CONNECTIONS', 4),
 };
 /** Between two clients' connections in one subscriber process, and how long they may take to be live. */
