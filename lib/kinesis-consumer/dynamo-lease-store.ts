@@ -25,7 +25,9 @@ export async function ensureLeaseTable(client: DynamoDBClient, tableName: string
   } catch (err) {
     if (!(err instanceof ResourceInUseException)) throw err;
   }
-  await waitUntilTableExists({ client, maxWaitTime: 60 }, { TableName: tableName });
+  // The waiter's default first delay is 20 s whenever its first look finds the table CREATING; a
+  // new on-demand table is usually ACTIVE within seconds.
+  await waitUntilTableExists({ client, maxWaitTime: 60, minDelay: 1, maxDelay: 5 }, { TableName: tableName });
 }
 
 interface LeaseItem {
