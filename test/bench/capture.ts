@@ -326,6 +326,10 @@ async function main(): Promise<void> {
       capture: `separate process (taskflow capture), aggregation on, compression ${COMPRESSION}, ack every 200 ms; kinesalite in the bench process`,
       raw: { tps_replica: runs.replica, tps_recvlogical: runs.recv, tps_capture: runs.capture, wal_per_tx_replica: runs.walReplica, wal_per_tx_capture: runs.walCapture, p95_ms_replica: runs.p95Replica, p95_ms_recvlogical: runs.p95Recv, p95_ms_capture: runs.p95Capture, recv_seconds: recvSeconds, capture_seconds: captureSeconds },
       latency_note: 'commit time (Postgres commit timestamp) to Kinesis acknowledgement of the whole transaction, percentiles interpolated from histogram buckets',
+      // How the drain was batched (capture's own histograms, read right after it).
+      drain_put_requests: metricValue(before, 'taskflow_capture_batch_events_count'),
+      drain_events_per_request: round(metricValue(before, 'taskflow_capture_batch_events_sum') / metricValue(before, 'taskflow_capture_batch_events_count'), 1),
+      drain_records_per_request: round(metricValue(before, 'taskflow_capture_batch_records_sum') / metricValue(before, 'taskflow_capture_batch_records_count'), 1),
     };
     console.log(metrics);
     console.log(`wrote ${writeBenchResult('capture', params, metrics)}`);
@@ -334,6 +338,12 @@ async function main(): Promise<void> {
     await stack.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** A metric's value from Prometheus text, whatever its (default) labels (NaN when absent). */
+function metricValue(text: string, name: string): number {
+  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : NaN;
 }
 
 function subtractHistograms(after: string, before: string, name: string): string {
