@@ -8,14 +8,14 @@
 // processes (e2e-subscribers.ts) so their receive times do not wait for the services' event loop.
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import pg from 'pg';
 import { runWorkload, setupWorkloadTenants, type WorkloadStats } from '../../db/workload.js';
-import { writeStateFile } from '../../infra/local/lifecycle.js';
-import { startStack } from '../../infra/local/stack.js';
+// The same launcher as jest's global setup/teardown: `taskflow stack --ephemeral` as a child.
+import startStackProcess from '../setup/global-setup.mjs';
+import stopStackProcess from '../setup/global-teardown.mjs';
 import { ROUTER_METRICS } from '../../router/metrics.js';
 import { startHistoryRecorder, type HistoryRecorder } from '../support/history.js';
 import { sleep, startTestPipeline, waitFor, type TestPipeline } from '../support/pipeline.js';
@@ -45,7 +45,7 @@ const PARAMS = {
   runs: num('BENCH_E2E_RUNS', 3),
   subscriberProcesses: num('BENCH_E2E_PROCESSES', 2),
   shards: num('BENCH_E2E_SHARDS', 4),
-  fastPollMs: num('BENCH_E2E_FAST_POLL_MS', 100),
+  fastPollMs: num('BENCH_E2E_FAST_POLL_MS', 50),
   workloadConnections: num('BENCH_E2E_WORKLOAD_CONNECTIONS', 4),
 };
 /** Between two clients' connections in one subscriber process, and how long they may take to be live. */
@@ -317,11 +317,10 @@ const round = (x: number): number => Math.round(x * 100) / 100;
 
 async function main(): Promise<void> {
   const loadAtStart = loadavg()[0]!;
-  const stack = await startStack({ ephemeral: true });
-  // test/support/stack.ts finds a stack through this file, as under jest's global setup.
-  const stateDir = mkdtempSync(join(tmpdir(), 'taskflow-bench-e2e-'));
-  writeStateFile(join(stateDir, 'stack.json'), stack.info);
-  process.env.TASKFLOW_STACK_FILE = join(stateDir, 'stack.json');
+  // The engines (Postgres, kinesalite, dynalite) run in their own process, as jest's global setup
+  // starts them: in production Kinesis and DynamoDB are remote services, and in this process
+  // kinesalite's work delayed capture's PutRecords on the shared event loop.
+  await startStackProcess();
   const runs: Record<Setting['name'], RunResult[]> = { defaults: [], window0: [] };
   try {
     for (let r = 1; r <= PARAMS.runs; r++) {
@@ -329,8 +328,7 @@ async function main(): Promise<void> {
       for (const setting of SETTINGS) runs[setting.name].push(await oneRun(setting, r));
     }
   } finally {
-    await stack.stop();
-    rmSync(stateDir, { recursive: true, force: true });
+    await stopStackProcess();
   }
 
   const med = (name: Setting['name'], key: keyof RunResult) => (runs[name].length ? round(median(runs[name].map((r) => r[key]))) : null);
