@@ -23,6 +23,8 @@ export interface PublishPipelineOptions {
   now?: () => number;
   /** Between attempts of a failed publish (default 100 ms doubling to 5 s, full jitter). */
   retry?: BackoffPolicy;
+  /** How long a graceful close lets pending publishes finish (default 5 s). */
+  closeGraceMs?: number;
 }
 
 const PUBLISH_RETRY: BackoffPolicy = { baseMs: 100, maxMs: 5000 };
@@ -75,7 +77,7 @@ export class PublishPipeline implements ChangeSink {
    * Stops publishing. `graceful` first gives what is pending up to `graceMs` to go out;
    * `abandon` (the lease is gone) drops it. Either way, retries stop and waiting flushes reject.
    */
-  async close(mode: 'graceful' | 'abandon' = 'graceful', graceMs = 5000): Promise<void> {
+  async close(mode: 'graceful' | 'abandon' = 'graceful', graceMs = this.opts.closeGraceMs ?? 5000): Promise<void> {
     clearTimeout(this.timer);
     if (mode === 'graceful') {
       this.pump(true);

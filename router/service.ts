@@ -6,7 +6,7 @@ import type { Server } from 'node:http';
 import { createDynamoClient, createIotDataClient, createKinesisClient } from '../lib/aws.js';
 import { DynamoDeadLetterStore } from '../lib/dlq.js';
 import { createVerifier, signDevToken } from '../lib/jwt.js';
-import { createConsumer, type Checkpointer, type Consumer, LeaseLostError, type ProcessBatch, type ShardInit, type ShardProcessor, type ShutdownReason } from '../lib/kinesis-consumer/index.js';
+import { createConsumer, type Consumer } from '../lib/kinesis-consumer/index.js';
 import type { Logger } from '../lib/logger.js';
 import { createRegistry, serveMetrics } from '../lib/metrics.js';
 import { validateEvent } from '../schemas/validate.js';
@@ -17,7 +17,8 @@ import { prometheusRouterMetrics } from './metrics.js';
 import { PublishPipeline } from './publish-pipeline.js';
 import { IotDataPublisher, MqttPublisherPool, type Publisher } from './publishers.js';
 import { startReplayServer } from './replay-server.js';
-import { type DeadLetterSink, ShardRouter, type ShardRouterDeps } from './shard-router.js';
+import { RouterShardProcessor } from './shard-processor.js';
+import type { DeadLetterSink } from './shard-router.js';
 import { DynamoSubscriptionStore } from './subscription-store.js';
 import { LIFECYCLE_FILTERS, LiveSubscriptions, parseLifecycleMessage } from './subscriptions.js';
 
@@ -28,64 +29,6 @@ export interface RunningRouter {
   /** 'graceful' checkpoints and releases leases; 'abandon' stops like a crash. */
   stop(mode?: 'graceful' | 'abandon'): Promise<void>;
 }
-
-/**
- * One leased shard: its ShardRouter, its publish pipeline, checkpointing the marks as state.
- * Batches are pipelined: once a batch is in the changelog the next read may start, while its
- * publish and then its checkpoint complete in order behind it. At most MAX_UNCHECKPOINTED batches
- * wait so; a crash re-reads them from the last checkpoint and they get the same seqs.
- */
-class RouterShardProcessor implements ShardProcessor {
-  private router: ShardRouter | undefined;
-  private readonly pipeline: PublishPipeline;
-  /** Checkpoints of staged batches, oldest first; each settles after the one before it. */
-  private readonly checkpoints: Promise<void>[] = [];
-  private leaseLost: unknown;
-
-  constructor(
-    private readonly shardId: string,
-    private readonly deps: Omit<ShardRouterDeps, 'shardId' | 'sink'>,
-    makePipeline: () => PublishPipeline,
-    private readonly logger: Logger,
-  ) {
-    this.pipeline = makePipeline();
-  }
-
-  async initialize(init: ShardInit): Promise<void> {
-    const deps = { ...this.deps, shardId: this.shardId, sink: this.pipeline };
-    this.router = init.checkpoint ? new ShardRouter(deps, init.checkpoint.state) : new ShardRouter(deps, ...init.parentStates.map((p) => p.state));
-  }
-
-  async processRecords(batch: ProcessBatch, checkpointer: Checkpointer): Promise<void> {
-    if (this.leaseLost !== undefined) throw this.leaseLost;
-    if (!this.router || batch.records.length === 0) return;
-    const { state, published } = await this.router.stage(batch.records);
-    const previous = this.checkpoints.at(-1) ?? Promise.resolve();
-    this.checkpoints.push(
-      previous
-        .then(async () => {
-          await published;
-          await checkpointer.checkpoint(undefined, state);
-        })
-        .catch((err: unknown) => {
-          if (err instanceof LeaseLostError) this.leaseLost ??= err;
-          // Anything else (a failed checkpoint write): the next batch's checkpoint covers this one.
-          else this.logger.warn({ err, shardId: this.shardId }, 'checkpoint failed; the next one covers it');
-        }),
-    );
-    while (this.checkpoints.length > MAX_UNCHECKPOINTED) await this.checkpoints.shift();
-    if (this.leaseLost !== undefined) throw this.leaseLost;
-  }
-
-  async shutdown(reason: ShutdownReason, checkpointer?: Checkpointer): Promise<void> {
-    await this.pipeline.close(reason === 'lease_lost' ? 'abandon' : 'graceful');
-    await Promise.all(this.checkpoints.splice(0));
-    if (reason !== 'lease_lost' && checkpointer && this.router && this.leaseLost === undefined) await checkpointer.checkpoint(undefined, this.router.state);
-  }
-}
-
-/** Staged batches whose publish and checkpoint may still be pending while the next is read. */
-const MAX_UNCHECKPOINTED = 3;
 
 export async function startRouter(config: RouterConfig, logger: Logger): Promise<RunningRouter> {
   const kinesis = createKinesisClient(config.aws);

@@ -1,0 +1,96 @@
+// The router's shard processor with pipelined batches: checkpoints follow publishes, in batch
+// order, and never pass a batch that was not published.
+import { describe, expect, it } from '@jest/globals';
+import type { Checkpointer, ProcessBatch, UserRecord } from '../lib/kinesis-consumer/index.js';
+import { createLogger } from '../lib/logger.js';
+import { sampleEvent } from '../schemas/fixtures.js';
+import { validateEvent } from '../schemas/validate.js';
+import { MemoryChangelogStore } from './changelog.js';
+import { PublishPipeline } from './publish-pipeline.js';
+import type { Publisher } from './publishers.js';
+import { RouterShardProcessor } from './shard-processor.js';
+
+const WS = '11111111-1111-4111-8111-111111111111';
+const P = '22222222-2222-4222-8222-222222222222';
+
+function batch(n: number): ProcessBatch {
+  const e = sampleEvent('task.updated', { workspaceId: WS, projectId: P, commitLsn: BigInt(0x100 * (n + 1)), entityId: `33333333-3333-4333-8333-${String(n).padStart(12, '0')}` });
+  const record: UserRecord = { shardId: 's', sequenceNumber: String(n), subSequenceNumber: 0, partitionKey: WS, data: Buffer.from(JSON.stringify(e)) };
+  return { records: [record], millisBehindLatest: 0 };
+}
+
+/** A publisher whose publishes wait until released (or fail for good once `broken`). */
+class GatedPublisher implements Publisher {
+  published = 0;
+  broken = false;
+  private waiting: (() => void)[] = [];
+  publish(): Promise<void> {
+    if (this.broken) return Promise.reject(new Error('broker gone'));
+    return new Promise((resolve) => this.waiting.push(() => resolve(void (this.published += 1))));
+  }
+  release(): void {
+    for (const w of this.waiting.splice(0)) w();
+  }
+  async close(): Promise<void> {}
+}
+
+function setup() {
+  const publisher = new GatedPublisher();
+  const pipeline = () => new PublishPipeline({ batcher: { windowMs: 0, mode: 'full', gzip: false, maxBytes: 128 * 1024 }, publisher, hasSubscriber: null, retry: { baseMs: 1, maxMs: 2 }, closeGraceMs: 200 });
+  const deps = { changelog: new MemoryChangelogStore(), deadLetters: { put: async () => {} }, memberships: { apply: async () => {} }, validate: validateEvent };
+  const processor = new RouterShardProcessor('s', deps, pipeline, createLogger('test', 'silent'));
+  const checkpoints: string[] = [];
+  const checkpointer = (label: string): Checkpointer => ({
+    checkpoint: async () => {
+      checkpoints.push(label);
+    },
+  });
+  return { publisher, processor, checkpoints, checkpointer };
+}
+
+const tick = () => new Promise((resolve) => setTimeout(resolve, 20));
+
+describe('RouterShardProcessor', () => {
+  it('reads on while a batch is publishing, and checkpoints each batch after its publish, in order', async () => {
+    const { publisher, processor, checkpoints, checkpointer } = setup();
+    await processor.initialize({ shardId: 's', parentStates: [] });
+    await processor.processRecords(batch(1), checkpointer('b1'));
+    await processor.processRecords(batch(2), checkpointer('b2')); // returned although b1 is not published
+    await tick();
+    expect(checkpoints).toEqual([]);
+    publisher.release();
+    await tick();
+    publisher.release();
+    await tick();
+    expect(publisher.published).toBe(2);
+    expect(checkpoints).toEqual(['b1', 'b2']);
+    await processor.shutdown('shutdown', checkpointer('final'));
+    expect(checkpoints).toEqual(['b1', 'b2', 'final']);
+  });
+
+  it('holds at most three batches unpublished: the fourth waits for the oldest', async () => {
+    const { publisher, processor, checkpoints, checkpointer } = setup();
+    await processor.initialize({ shardId: 's', parentStates: [] });
+    for (let n = 1; n <= 3; n += 1) await processor.processRecords(batch(n), checkpointer(`b${n}`));
+    let fourthDone = false;
+    const fourth = processor.processRecords(batch(4), checkpointer('b4')).then(() => (fourthDone = true));
+    await tick();
+    expect(fourthDone).toBe(false);
+    for (let i = 0; i < 4 && !fourthDone; i += 1) {
+      publisher.release();
+      await tick();
+    }
+    await fourth;
+    expect(checkpoints[0]).toBe('b1');
+  });
+
+  it('never checkpoints past a batch that was not published, and will not let the shard be finished', async () => {
+    const { publisher, processor, checkpoints, checkpointer } = setup();
+    await processor.initialize({ shardId: 's', parentStates: [] });
+    publisher.broken = true;
+    await processor.processRecords(batch(1), checkpointer('b1'));
+    await processor.processRecords(batch(2), checkpointer('b2'));
+    await expect(processor.shutdown('shard_end', checkpointer('final'))).rejects.toThrow(/not yet published/);
+    expect(checkpoints).toEqual([]);
+  });
+});
