@@ -3,9 +3,10 @@
 // workload generator commits at a steady rate, and whether each subscriber saw exactly its
 // project's committed history (truth: a test_decoding slot): lost, duplicates, order violations.
 // Two router settings: its defaults, and batching off with the shortest sensible idle poll.
-// Each run gets a fresh database, stream and tables on one ephemeral stack started here, and the
-// same wiring as the pipeline tests (test/support/pipeline.ts); the SDK clients live in child
-// processes (e2e-subscribers.ts) so their receive times do not wait for the services' event loop.
+// Each run gets a fresh database, stream and tables on one ephemeral stack started here (its own
+// process), and the same wiring as the pipeline tests (test/support/pipeline.ts) with capture and
+// router as processes of their own; the broker runs in this process, and the SDK clients in child
+// processes (e2e-subscribers.ts) so their receive times do not wait for the broker's event loop.
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -151,6 +152,8 @@ async function oneRun(setting: Setting, run: number): Promise<RunResult> {
     prefix: `bench-e2e-${setting.name}`,
     serviceDefaults: true,
     shards: PARAMS.shards,
+    // Capture and router in their own processes, as in production (one pod each).
+    services: 'processes',
     env: setting.env,
     logLevel: process.env.BENCH_E2E_LOG ?? 'silent',
   });

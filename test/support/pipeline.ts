@@ -1,6 +1,7 @@
 // The whole local pipeline for one test file: a fresh database, stream and tables, a private
 // broker that authorizes like production (JWT + membership projection), capture and router
-// in-process. Tests that need the path Postgres → … → MQTT → client start it here once.
+// in-process (or, for benchmarks, each in its own process). Tests that need the path
+// Postgres → … → MQTT → client start it here once.
 import { randomUUID } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { loadConfig as loadCaptureConfig } from '../../capture/config.js';
@@ -9,18 +10,19 @@ import { createBrokerAuth, type BrokerAuth } from '../../infra/local/broker-auth
 import type { Broker } from '../../infra/local/broker.js';
 import { createDynamoClient } from '../../lib/aws.js';
 import { createVerifier, loadJwtConfig, signDevToken } from '../../lib/jwt.js';
-import { createLogger } from '../../lib/logger.js';
+import { createLogger, type Logger } from '../../lib/logger.js';
 import { tableEnvVar } from '../../lib/stack-info.js';
 import { loadConfig as loadRouterConfig } from '../../router/config.js';
 import { DynamoMembershipProjection } from '../../router/memberships.js';
 import { startRouter, type RunningRouter } from '../../router/service.js';
+import { startServiceProcess } from './service-process.js';
 import { awsConfig, createTestDatabase, createTestStream, createTestTables, startTestBroker, testStackEnv, uniqueName } from './stack.js';
 
 export interface TestPipeline {
   databaseUrl: string;
   broker: Broker;
-  capture: RunningCapture;
-  router: RunningRouter;
+  capture: Pick<RunningCapture, 'metricsUrl'>;
+  router: Pick<RunningRouter, 'replayUrl' | 'metricsUrl'>;
   /** The environment the services were configured from (stream, tables, secrets …). */
   env: Record<string, string>;
   /** A token for `userId`, signed with this pipeline's secret. */
@@ -39,6 +41,8 @@ export interface TestPipelineOptions {
   serviceDefaults?: boolean;
   /** Shards of the change stream (default 1). */
   shards?: number;
+  /** 'processes': capture and router run as `taskflow capture` / `taskflow router` children, as in production. */
+  services?: 'in-process' | 'processes';
 }
 
 /** Shorter intervals than the services' defaults, so tests wait less. */
@@ -86,23 +90,52 @@ export async function startTestPipeline(options: TestPipelineOptions): Promise<T
   env.ROUTER_MQTT_PASSWORD = await token(ROUTER_SERVICE_USER, 24 * 3600);
 
   if (options.beforeCapture) await options.beforeCapture(databaseUrl);
+  const services = options.services === 'processes' ? await serviceProcesses(env) : await inProcessServices(env, logger);
+  return {
+    databaseUrl,
+    broker,
+    ...services,
+    env,
+    token,
+    async stop() {
+      await services.stop();
+      auth.stop();
+      await broker.stop().catch(() => undefined);
+      membershipsClient.destroy();
+    },
+  };
+}
+
+type Services = Pick<TestPipeline, 'capture' | 'router' | 'stop'>;
+
+async function inProcessServices(env: Record<string, string>, logger: Logger): Promise<Services> {
   const capture = await startCapture(loadCaptureConfig(env), logger);
   void capture.service.start();
   await capture.service.ready;
   const router = await startRouter(loadRouterConfig(env), logger);
   return {
-    databaseUrl,
-    broker,
     capture,
     router,
-    env,
-    token,
     async stop() {
       await router.stop('graceful').catch(() => undefined);
       await capture.close().catch(() => undefined);
-      auth.stop();
-      await broker.stop().catch(() => undefined);
-      membershipsClient.destroy();
+    },
+  };
+}
+
+async function serviceProcesses(env: Record<string, string>): Promise<Services> {
+  const capture = await startServiceProcess('capture', env, ['metrics endpoint', 'streaming from the slot']);
+  const router = await startServiceProcess('router', env, ['router started']).catch(async (err: unknown) => {
+    await capture.stop();
+    throw err;
+  });
+  const started = router.entries['router started']!;
+  return {
+    capture: { metricsUrl: String(capture.entries['metrics endpoint']!.url) },
+    router: { replayUrl: String(started.replay), metricsUrl: String(started.metrics) },
+    async stop() {
+      await router.stop();
+      await capture.stop();
     },
   };
 }

@@ -1,0 +1,64 @@
+// A service (`taskflow capture`, `taskflow router`) as its own process, the way it runs in
+// production (one pod each): started from its environment, ready once its log has said the given
+// messages, stopped with SIGTERM. Its warnings and errors go to stderr; the rest of its log is read
+// for readiness and addresses only.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export interface ServiceProcess {
+  child: ChildProcess;
+  /** The log entry of each awaited message, by message. */
+  entries: Record<string, Record<string, unknown>>;
+  stop(): Promise<void>;
+}
+
+export async function startServiceProcess(command: 'capture' | 'router', env: Record<string, string>, awaited: readonly string[], timeoutMs = 60_000): Promise<ServiceProcess> {
+  const child = spawn(process.execPath, [join(root, 'bin', 'taskflow.js'), command], {
+    cwd: root,
+    env: { ...process.env, ...env, NODE_OPTIONS: '', LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const entries: Record<string, Record<string, unknown>> = {};
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${command} not ready after ${timeoutMs} ms (waiting for ${awaited.filter((m) => !entries[m]).join(', ')})`)), timeoutMs);
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`${command} exited (${code ?? signal}) before it was ready`));
+    });
+    let buffer = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      buffer += chunk.toString();
+      for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n')) {
+        const line = buffer.slice(0, nl);
+        buffer = buffer.slice(nl + 1);
+        let entry: Record<string, unknown>;
+        try {
+          entry = JSON.parse(line) as Record<string, unknown>;
+        } catch {
+          continue;
+        }
+        if (typeof entry.level === 'number' && entry.level >= 40) process.stderr.write(`${command}: ${line.slice(0, 500)}\n`);
+        if (typeof entry.msg === 'string' && awaited.includes(entry.msg)) entries[entry.msg] ??= entry;
+        if (awaited.every((m) => entries[m])) {
+          clearTimeout(timer);
+          resolve();
+        }
+      }
+    });
+  }).catch((err: unknown) => {
+    child.kill('SIGKILL');
+    throw err;
+  });
+  return {
+    child,
+    entries,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
