@@ -4,12 +4,9 @@
 // subscription ends with `forbidden`.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { createClient, type RealtimeClient, type RealtimeError, type Status } from '../../clients/web-sdk/src/index.js';
+import { ProjectFeed } from '../../clients/web-sdk/test/project-feed.js';
 import type { Broker } from '../../infra/local/broker.js';
-import { MemoryChangelogStore } from '../../router/changelog.js';
-import { replayAnswer } from '../../router/replay.js';
 import { waitFor } from '../support/pipeline.js';
 import { startTestBroker } from '../support/stack.js';
 
@@ -20,8 +17,7 @@ const FORBIDDEN = randomUUID();
 const REFUSALS = 2;
 
 let broker: Broker;
-let replay: Server;
-let replayUrl: string;
+let feed: ProjectFeed;
 const attempts = new Map<string, number>();
 const clients: RealtimeClient[] = [];
 
@@ -33,32 +29,20 @@ beforeAll(async () => {
       done(null, n <= REFUSALS ? null : subscription); // null: failure SUBACK (0x80)
     },
   });
-  const store = new MemoryChangelogStore();
-  replay = createServer((req, res) => {
-    void (async () => {
-      const u = new URL(req.url ?? '/', 'http://x');
-      const m = /^\/v1\/workspaces\/([^/]+)\/projects\/([^/]+)\/changes$/.exec(u.pathname);
-      if (!m) return void res.writeHead(404).end();
-      if (m[2] === FORBIDDEN) return void res.writeHead(403, { 'content-type': 'application/json' }).end('{"error":"forbidden"}');
-      const after = Number(u.searchParams.get('after'));
-      const answer = replayAnswer(await store.read({ workspaceId: m[1]!, projectId: m[2]! }, after, Number(u.searchParams.get('limit'))), after);
-      res.writeHead(answer.status, { 'content-type': 'application/json' }).end(JSON.stringify(answer.body));
-    })();
-  });
-  await new Promise<void>((resolve) => replay.listen(0, '127.0.0.1', resolve));
-  replayUrl = `http://127.0.0.1:${(replay.address() as AddressInfo).port}`;
+  // The replay API as the contract describes it; 403 for the forbidden project.
+  feed = await new ProjectFeed({ publishUrl: broker.publishUrl }).start();
+  feed.forbidden.add(FORBIDDEN);
 });
 
 afterAll(async () => {
   for (const c of clients) c.close();
-  replay?.closeAllConnections();
-  await new Promise((resolve) => replay?.close(resolve));
+  await feed?.close();
   await broker?.stop();
 });
 
 describe('web SDK and a broker that refuses subscriptions', () => {
   it('subscribes again where the replay API grants access, and ends with forbidden where it does not', async () => {
-    const client = createClient({ url: broker.wsUrl, token: 'dev-token', replayUrl, backoff: { baseMs: 50, maxMs: 200 }, subscription: { retry: { baseMs: 50, maxMs: 200 } } });
+    const client = createClient({ url: broker.wsUrl, token: 'dev-token', replayUrl: feed.replayUrl, backoff: { baseMs: 50, maxMs: 200 }, subscription: { retry: { baseMs: 50, maxMs: 200 } } });
     clients.push(client);
     const statuses: Record<string, Status[]> = { [GRANTED]: [], [FORBIDDEN]: [] };
     const errors: Record<string, RealtimeError[]> = { [GRANTED]: [], [FORBIDDEN]: [] };
