@@ -2,6 +2,8 @@
 // test helpers under per-test names. Services find a table through the environment
 // (stackEnv: DYNAMODB_TABLE_<KEY>), never through this file. Append new tables here.
 import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
+import { DLQ_TABLE, DLQ_TABLE_SPEC } from '../../lib/dlq.js';
+import { LEASE_TABLE_KEY } from '../../lib/kinesis-consumer/dynamo-lease-store.js';
 
 export interface TableSpec {
   /** Logical name: key of StackInfo.dynamodb.tables, suffix of the env var DYNAMODB_TABLE_<KEY>. */
@@ -15,18 +17,7 @@ export const TABLES: readonly TableSpec[] = [
   {
     // KCL-style shard leases (lib/kinesis-consumer): one item per (consumer name, shard id).
     key: 'leases',
-    table: {
-      TableName: 'taskflow-leases',
-      AttributeDefinitions: [
-        { AttributeName: 'consumerName', AttributeType: 'S' },
-        { AttributeName: 'leaseKey', AttributeType: 'S' },
-      ],
-      KeySchema: [
-        { AttributeName: 'consumerName', KeyType: 'HASH' },
-        { AttributeName: 'leaseKey', KeyType: 'RANGE' },
-      ],
-      BillingMode: 'PAY_PER_REQUEST',
-    },
+    table: { TableName: 'taskflow-leases', ...LEASE_TABLE_KEY, BillingMode: 'PAY_PER_REQUEST' },
   },
   {
     // Per-consumer progress that is not a shard lease (e.g. per-project sequence counters).
@@ -58,12 +49,7 @@ export const TABLES: readonly TableSpec[] = [
   {
     // Events that failed validation or delivery, with the reason, for inspection and redrive.
     key: 'dlq',
-    table: {
-      TableName: 'taskflow-dlq',
-      AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
-      KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
-      BillingMode: 'PAY_PER_REQUEST',
-    },
+    table: { ...DLQ_TABLE_SPEC, TableName: DLQ_TABLE },
   },
   {
     // Projection of memberships (user -> workspace/project) that topic authorization reads.

@@ -6,7 +6,7 @@ import { DeleteCommand, DynamoDBDocumentClient, PutCommand, QueryCommand } from 
 import type { LeaseStore } from './lease-store.js';
 import type { Lease } from './leases.js';
 
-/** The table's key schema; infra/local/tables.ts declares the same (`leases`). */
+/** The table's key schema (infra/local/tables.ts builds the local `leases` table from it). */
 export const LEASE_TABLE_KEY = {
   AttributeDefinitions: [
     { AttributeName: 'consumerName', AttributeType: 'S' as const },
