@@ -4,7 +4,7 @@
 // the router share it, told apart by `source`.
 //
 // DynamoDB layout (table `taskflow-dlq`, HASH key `id`: DLQ_TABLE_SPEC, which the local stack uses): the
-// head item `id` (time-ordered, so listing sorts by arrival) holds the metadata and the first
+// head item `id` holds the metadata (listing sorts by its `createdAt`) and the first
 // payload chunk; a payload larger than one item allows (DynamoDB's 400 KB item limit — an
 // oversized Kinesis event is > 1 MiB) continues in items `<id>#1`, `<id>#2` … so even those are
 // kept whole.
