@@ -9,8 +9,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import pg from 'pg';
 import { migrate } from '../../db/migrate.js';
 import { setupWorkloadTenants } from '../../db/workload.js';
@@ -18,9 +17,9 @@ import { parseLsn } from '../../lib/event-id.js';
 import { stackEnv } from '../../lib/stack-info.js';
 import { startPostgres } from '../../infra/local/postgres.js';
 import { startStack } from '../../infra/local/stack.js';
+import { startServiceProcess } from '../support/service-process.js';
 import { median, writeBenchResult } from './report.js';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const FIXED_RATE = Number(process.env.BENCH_FIXED_RATE ?? 2000);
@@ -144,43 +143,10 @@ function recvlogical(c: Cluster, slot: string, extra: string[] = []): ChildProce
 
 const exited = (p: ChildProcess) => new Promise<void>((resolve) => (p.exitCode !== null || p.signalCode !== null ? resolve() : p.once('exit', () => resolve())));
 
-interface CaptureProcess {
-  child: ChildProcess;
-  streaming: Promise<number>;
-  metricsUrl: Promise<string>;
-}
-
-function startCaptureProcess(env: Record<string, string>): CaptureProcess {
-  // BENCH_CAPTURE_NODE_ARGS profiles the capture process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
-  const nodeArgs = (process.env.BENCH_CAPTURE_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, join(root, 'bin', 'taskflow.js'), 'capture'], { cwd: root, env: { ...process.env, ...env, NODE_OPTIONS: '', LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'inherit'] });
-  let buffer = '';
-  let onStreaming: (t: number) => void;
-  let onUrl: (u: string) => void;
-  const streaming = new Promise<number>((resolve, reject) => {
-    onStreaming = resolve;
-    child.once('exit', (code, signal) => reject(new Error(`capture exited (${code ?? signal}) before streaming`)));
-  });
-  const metricsUrl = new Promise<string>((r) => (onUrl = r));
-  child.stdout!.on('data', (chunk: Buffer) => {
-    buffer += chunk.toString();
-    let nl: number;
-    while ((nl = buffer.indexOf('\n')) >= 0) {
-      const line = buffer.slice(0, nl);
-      buffer = buffer.slice(nl + 1);
-      if (line.includes('"streaming from the slot"')) onStreaming(performance.now());
-      if (/"level":(40|50|60)/.test(line)) console.error(`capture: ${line.slice(0, 300)}`);
-      const m = /"url":"([^"]+\/metrics)"/.exec(line);
-      if (m) onUrl(m[1]!);
-    }
-  });
-  return { child, streaming, metricsUrl };
-}
-
-async function stopCapture(p: CaptureProcess): Promise<void> {
-  p.child.kill('SIGTERM');
-  await exited(p.child);
-}
+/** Capture is streaming once it has said where its metrics are and that it reads the slot. */
+const CAPTURE_READY = ['metrics endpoint', 'streaming from the slot'];
+/** BENCH_CAPTURE_NODE_ARGS profiles the capture process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof". */
+const CAPTURE_NODE_ARGS = (process.env.BENCH_CAPTURE_NODE_ARGS ?? '').split(' ').filter(Boolean);
 
 async function slotCaughtUp(url: string, slot: string, target: bigint, timeoutMs = 300_000): Promise<number> {
   const deadline = Date.now() + timeoutMs;
@@ -239,9 +205,8 @@ async function main(): Promise<void> {
     const env = { ...stackEnv(stack.info), CAPTURE_SLOT: SLOT, CAPTURE_PUBLICATION: PUBLICATION, CAPTURE_ACK_INTERVAL_MS: '200', CAPTURE_ACCEPT_SLOT_GAP: 'true', CAPTURE_COMPRESSION: COMPRESSION };
     const advance = (slot: string) => scalar(logical.url, 'SELECT pg_replication_slot_advance($1, pg_current_wal_lsn())::text AS v', [slot]);
     // first start creates capture's slot
-    const first = startCaptureProcess(env);
-    await first.streaming;
-    await stopCapture(first);
+    const startCapture = () => startServiceProcess('capture', env, CAPTURE_READY, { nodeArgs: CAPTURE_NODE_ARGS });
+    await (await startCapture()).stop();
 
     const runs = { replica: [] as number[], recv: [] as number[], capture: [] as number[], walReplica: [] as number[], walCapture: [] as number[], p95Replica: [] as number[], p95Recv: [] as number[], p95Capture: [] as number[] };
     for (let r = 0; r < ROUNDS; r++) {
@@ -261,15 +226,14 @@ async function main(): Promise<void> {
       await exited(recv);
 
       await advance(SLOT);
-      const cap = startCaptureProcess(env);
-      await cap.streaming;
+      const cap = await startCapture();
       const b = await saturated(logical);
       runs.capture.push(b.tps);
       runs.walCapture.push(b.walPerTx);
       await slotCaughtUp(logical.url, SLOT, await walLsn(logical.url));
       runs.p95Capture.push(await fixedRateP95(logical, dir));
       await slotCaughtUp(logical.url, SLOT, await walLsn(logical.url));
-      await stopCapture(cap);
+      await cap.stop();
       console.log(`  replica ${round(a.tps, 0)} tx/s, with pg_recvlogical ${round(runs.recv[r]!, 0)}, with capture ${round(b.tps, 0)}`);
     }
 
@@ -283,19 +247,19 @@ async function main(): Promise<void> {
     const t0 = performance.now();
     await exited(recvlogical(logical, 'bench_recv', ['--endpos', endText]));
     const recvSeconds = (performance.now() - t0) / 1000;
-    const cap = startCaptureProcess(env);
-    const capStart = await cap.streaming;
+    const cap = await startCapture();
+    const capStart = performance.now();
     const capEnd = await slotCaughtUp(logical.url, SLOT, end);
     const captureSeconds = (capEnd - capStart) / 1000;
     const events = Math.ceil(BACKLOG_TX / CLIENTS) * CLIENTS;
 
     // Commit → Kinesis acknowledgement at a steady moderate rate (capture's own histogram).
-    const metricsUrl = await cap.metricsUrl;
+    const metricsUrl = String(cap.entries['metrics endpoint']!.url);
     const before = await (await fetch(metricsUrl)).text();
     await pgbench(logical, ['-T', String(SECONDS), '-R', String(LATENCY_RATE)]);
     await slotCaughtUp(logical.url, SLOT, await walLsn(logical.url));
     const after = await (await fetch(metricsUrl)).text();
-    await stopCapture(cap);
+    await cap.stop();
     const name = 'taskflow_capture_commit_to_kinesis_seconds';
     // The backlog drain is in `before`; subtract it bucket by bucket.
     const diff = subtractHistograms(after, before, name);

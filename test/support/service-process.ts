@@ -15,8 +15,15 @@ export interface ServiceProcess {
   stop(): Promise<void>;
 }
 
-export async function startServiceProcess(command: 'capture' | 'router', env: Record<string, string>, awaited: readonly string[], timeoutMs = 60_000): Promise<ServiceProcess> {
-  const child = spawn(process.execPath, [join(root, 'bin', 'taskflow.js'), command], {
+export interface ServiceProcessOptions {
+  /** Node arguments, e.g. `--cpu-prof --cpu-prof-dir=DIR` to profile the service. */
+  nodeArgs?: readonly string[];
+  timeoutMs?: number;
+}
+
+export async function startServiceProcess(command: 'capture' | 'router', env: Record<string, string>, awaited: readonly string[], options: ServiceProcessOptions = {}): Promise<ServiceProcess> {
+  const timeoutMs = options.timeoutMs ?? 60_000;
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), join(root, 'bin', 'taskflow.js'), command], {
     cwd: root,
     env: { ...process.env, ...env, NODE_OPTIONS: '', LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'inherit'],
