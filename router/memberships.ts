@@ -151,22 +151,32 @@ export class DynamoMembershipProjection implements MembershipSink, MembershipRea
   }
 
   async memberships(userId: string): Promise<Membership[]> {
-    const out: Membership[] = [];
-    const marker = await this.client.send(
-      new GetItemCommand({ TableName: this.table, Key: { userId: { S: TRUNCATE_MARKER.userId }, scope: { S: TRUNCATE_MARKER.scope } }, ConsistentRead: true }),
-    );
+    // The truncate marker is read alongside the user's items, not before them: one round trip.
+    const [marker, items] = await Promise.all([
+      this.client.send(
+        new GetItemCommand({ TableName: this.table, Key: { userId: { S: TRUNCATE_MARKER.userId }, scope: { S: TRUNCATE_MARKER.scope } }, ConsistentRead: true }),
+      ),
+      this.itemsOf(userId),
+    ]);
     const truncatedBefore = marker.Item?.eventId?.S ?? '';
+    const out: Membership[] = [];
+    for (const item of items) {
+      if (item.deleted?.BOOL || !item.workspaceId?.S || (item.eventId?.S ?? '') < truncatedBefore) continue;
+      out.push({ workspaceId: item.workspaceId.S, projectId: item.projectId?.S ?? null, role: (item.role?.S ?? 'viewer') as Role });
+    }
+    return out;
+  }
+
+  private async itemsOf(userId: string): Promise<Record<string, AttributeValue>[]> {
+    const items: Record<string, AttributeValue>[] = [];
     let start: Record<string, AttributeValue> | undefined;
     do {
       const page = await this.client.send(
         new QueryCommand({ TableName: this.table, KeyConditionExpression: 'userId = :u', ExpressionAttributeValues: { ':u': { S: userId } }, ExclusiveStartKey: start, ConsistentRead: true }),
       );
-      for (const item of page.Items ?? []) {
-        if (item.deleted?.BOOL || !item.workspaceId?.S || (item.eventId?.S ?? '') < truncatedBefore) continue;
-        out.push({ workspaceId: item.workspaceId.S, projectId: item.projectId?.S ?? null, role: (item.role?.S ?? 'viewer') as Role });
-      }
+      items.push(...(page.Items ?? []));
       start = page.LastEvaluatedKey;
     } while (start);
-    return out;
+    return items;
   }
 }
