@@ -125,22 +125,23 @@ function tenantRows(tenants: WorkloadTenants, options: WorkloadTenantsOptions, s
 async function loadProjectModels(client: pg.Client, tenants: WorkloadTenants): Promise<ProjectModel[]> {
   const projectIds = tenants.workspaces.flatMap((w) => w.projects);
   const workspaceIds = tenants.workspaces.map((w) => w.id);
+  // Memberships of the workload's own users only: one someone else added (a test's observer, a
+  // person using the demo) is not the workload's to revoke.
+  const ownUsers = tenants.workspaces.flatMap((w) => w.users);
   // One connection runs one query at a time: sequential awaits, not Promise.all.
   const tasks = await client.query<{ id: string; project_id: string; status: TaskStatus; position: number }>(
     'SELECT id, project_id, status, position FROM tasks WHERE project_id = ANY($1) ORDER BY id',
     [projectIds],
   );
   const comments = await client.query<{ id: string; task_id: string; project_id: string }>('SELECT id, task_id, project_id FROM comments WHERE project_id = ANY($1) ORDER BY id', [projectIds]);
-  const members = await client.query<{ id: string; user_id: string; project_id: string }>('SELECT id, user_id, project_id FROM memberships WHERE project_id = ANY($1) ORDER BY user_id', [projectIds]);
+  const members = await client.query<{ id: string; user_id: string; project_id: string }>('SELECT id, user_id, project_id FROM memberships WHERE project_id = ANY($1) AND user_id = ANY($2) ORDER BY user_id', [projectIds, ownUsers]);
   const wsUsers = await client.query<{ id: string; workspace_id: string; user_id: string }>(
-    'SELECT id, workspace_id, user_id FROM memberships WHERE workspace_id = ANY($1) AND project_id IS NULL ORDER BY user_id',
-    [workspaceIds],
+    'SELECT id, workspace_id, user_id FROM memberships WHERE workspace_id = ANY($1) AND project_id IS NULL AND user_id = ANY($2) ORDER BY user_id',
+    [workspaceIds, ownUsers],
   );
   const models = new Map<string, ProjectModel>();
   for (const ws of tenants.workspaces) {
-    // Only the workload's own users (here and for project members below): a membership someone
-    // else added (a test's observer, a person using the demo) is not the workload's to revoke.
-    const wsMembers = wsUsers.rows.filter((r) => r.workspace_id === ws.id && ws.users.includes(r.user_id));
+    const wsMembers = wsUsers.rows.filter((r) => r.workspace_id === ws.id);
     const users = wsMembers.map((r) => r.user_id);
     ws.projects.forEach((projectId, i) => {
       const model: ProjectModel = { workspaceId: ws.id, projectId, workspaceUsers: users, tasks: new Map(), members: new Map() };
@@ -151,8 +152,7 @@ async function loadProjectModels(client: pg.Client, tenants: WorkloadTenants): P
   }
   for (const t of tasks.rows) models.get(t.project_id)!.tasks.set(t.id, { id: t.id, status: t.status, position: Number(t.position), commentIds: [] });
   for (const c of comments.rows) models.get(c.project_id)!.tasks.get(c.task_id)?.commentIds.push(c.id);
-  const ownUsers = new Set(tenants.workspaces.flatMap((w) => w.users));
-  for (const m of members.rows) if (ownUsers.has(m.user_id)) models.get(m.project_id)!.members.set(m.user_id, m.id);
+  for (const m of members.rows) models.get(m.project_id)!.members.set(m.user_id, m.id);
   return projectIds.map((id) => models.get(id)!);
 }
 
