@@ -177,6 +177,12 @@ function histogramPercentile(text: string, name: string, p: number): number {
   return prevLe * 1000;
 }
 
+/** User plus system CPU time of a process, from /proc (clock ticks of 1/100 s on Linux). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 const pct = (base: number, value: number) => ((base - value) / base) * 100;
 const round = (n: number, d = 2) => Math.round(n * 10 ** d) / 10 ** d;
 
@@ -248,9 +254,12 @@ async function main(): Promise<void> {
     await exited(recvlogical(logical, 'bench_recv', ['--endpos', endText]));
     const recvSeconds = (performance.now() - t0) / 1000;
     const cap = await startCapture();
+    const cpuBefore = { capture: cpuSeconds(cap.child.pid!), bench: cpuSeconds(process.pid) };
     const capStart = performance.now();
     const capEnd = await slotCaughtUp(logical.url, SLOT, end);
     const captureSeconds = (capEnd - capStart) / 1000;
+    // Where the drain's CPU went: capture itself, and this process (kinesalite, slot polling).
+    const drainCpu = { capture: cpuSeconds(cap.child.pid!) - cpuBefore.capture, bench: cpuSeconds(process.pid) - cpuBefore.bench };
     const events = Math.ceil(BACKLOG_TX / CLIENTS) * CLIENTS;
 
     // Commit → Kinesis acknowledgement at a steady moderate rate (capture's own histogram).
@@ -264,12 +273,13 @@ async function main(): Promise<void> {
     // The backlog drain is in `before`; subtract it bucket by bucket.
     const diff = subtractHistograms(after, before, name);
 
+    const measuredRounds = ROUNDS > 0;
     const metrics = {
-      write_overhead_pct: round(pct(median(runs.replica), median(runs.capture))),
-      recvlogical_overhead_pct: round(pct(median(runs.replica), median(runs.recv))),
-      fixed_rate_commit_p95_increase_pct: round(((median(runs.p95Capture) - median(runs.p95Replica)) / median(runs.p95Replica)) * 100),
-      recvlogical_fixed_rate_commit_p95_increase_pct: round(((median(runs.p95Recv) - median(runs.p95Replica)) / median(runs.p95Replica)) * 100),
-      wal_bytes_per_tx_increase_pct: round(((median(runs.walCapture) - median(runs.walReplica)) / median(runs.walReplica)) * 100),
+      write_overhead_pct: measuredRounds ? round(pct(median(runs.replica), median(runs.capture))) : null,
+      recvlogical_overhead_pct: measuredRounds ? round(pct(median(runs.replica), median(runs.recv))) : null,
+      fixed_rate_commit_p95_increase_pct: measuredRounds ? round(((median(runs.p95Capture) - median(runs.p95Replica)) / median(runs.p95Replica)) * 100) : null,
+      recvlogical_fixed_rate_commit_p95_increase_pct: measuredRounds ? round(((median(runs.p95Recv) - median(runs.p95Replica)) / median(runs.p95Replica)) * 100) : null,
+      wal_bytes_per_tx_increase_pct: measuredRounds ? round(((median(runs.walCapture) - median(runs.walReplica)) / median(runs.walReplica)) * 100) : null,
       capture_events_per_s: round(events / captureSeconds, 0),
       pg_recvlogical_events_per_s: round(events / recvSeconds, 0),
       capture_vs_recvlogical_ratio: round(recvSeconds / captureSeconds, 3),
@@ -293,10 +303,14 @@ async function main(): Promise<void> {
       // How the drain was batched (capture's own histograms, read right after it).
       drain_put_requests: metricValue(before, 'taskflow_capture_batch_events_count'),
       drain_events_per_request: round(metricValue(before, 'taskflow_capture_batch_events_sum') / metricValue(before, 'taskflow_capture_batch_events_count'), 1),
+      drain_capture_cpu_seconds: round(drainCpu.capture),
+      drain_kinesalite_cpu_seconds: round(drainCpu.bench),
       drain_records_per_request: round(metricValue(before, 'taskflow_capture_batch_records_sum') / metricValue(before, 'taskflow_capture_batch_records_count'), 1),
     };
-    console.log(metrics);
-    console.log(`wrote ${writeBenchResult('capture', params, metrics)}`);
+    console.log(metrics, params.drain_capture_cpu_seconds, params.drain_kinesalite_cpu_seconds);
+    // BENCH_ROUNDS=0 is a quick look at the drain and the latency: it keeps the full results.
+    if (measuredRounds) console.log(`wrote ${writeBenchResult('capture', params, metrics)}`);
+    else console.log('BENCH_ROUNDS=0: write overhead not measured; results not written');
   } finally {
     await replicaPg?.stop();
     await stack.stop();
