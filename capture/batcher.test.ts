@@ -109,6 +109,25 @@ describe('Batcher', () => {
     expect(retry.records[0]!.items.map((i) => i.seq)).toEqual([1]); // the failed event first, again
   });
 
+  it('takes keys round robin when a request cannot hold them all, so none is starved', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 2, max: 12 }), fc.integer({ min: 1, max: 5 }), fc.array(fc.boolean(), { minLength: 30, maxLength: 30 }), (keys, maxRecords, failures) => {
+        const b = new Batcher<Ev>({ aggregate: true, compression: 'none', limits: { ...limits, maxRecords }, backoff: { baseMs: 0, maxMs: 0 } });
+        const lastSent = new Map<string, number>();
+        let seq = 0;
+        for (let round = 0; round < 30; round++) {
+          for (let k = 0; k < keys; k++) b.enqueue(event(`ws-${k}`, seq++, 0)); // every key always has work
+          const batch = b.next(round)!;
+          for (const r of batch.records) lastSent.set(r.partitionKey, round);
+          b.settle(batch, batch.records.map(() => !failures[round]), round, () => 0);
+          // a key waits at most the rounds it takes the others to have their turn
+          const patience = Math.ceil(keys / maxRecords);
+          if (round >= patience) for (let k = 0; k < keys; k++) expect(round - (lastSent.get(`ws-${k}`) ?? -1)).toBeLessThanOrEqual(patience);
+        }
+      }),
+    );
+  });
+
   it('aggregates a waiting key into one record and refuses an event larger than a record', () => {
     const b = new Batcher<Ev>({ aggregate: true, compression: 'none', limits: KINESIS_LIMITS, backoff });
     for (let i = 0; i < 300; i++) b.enqueue(event('a', i, 100));

@@ -56,7 +56,14 @@ interface KeyState<T> {
 export type EnqueueResult = { ok: true } | { ok: false; reason: 'RECORD_TOO_LARGE'; message: string };
 
 export class Batcher<T extends Outgoing> {
+  /** Every key with events queued or in flight. */
   private readonly keys = new Map<string, KeyState<T>>();
+  /**
+   * Keys with events queued and nothing in flight, in round-robin order: a key joins at the back
+   * when it becomes sendable, so a busy workspace cannot starve the others. Planning a batch looks
+   * only at these, so its cost follows the keys that can send, not every workspace in flight.
+   */
+  private readonly sendable = new Map<string, KeyState<T>>();
   private events = 0;
   private bytes = 0;
 
@@ -80,6 +87,7 @@ export class Batcher<T extends Outgoing> {
       state = { queue: [], inFlight: false, failures: 0, notBefore: 0 };
       this.keys.set(item.partitionKey, state);
     }
+    if (!state.inFlight && state.queue.length === 0) this.sendable.set(item.partitionKey, state);
     state.queue.push(item);
     this.events += 1;
     this.bytes += item.data.length;
@@ -98,24 +106,17 @@ export class Batcher<T extends Outgoing> {
   next(nowMs: number): Batch<T> | undefined {
     const records: PlannedRecord<T>[] = [];
     let bytes = 0;
-    const used: string[] = [];
-    for (const [key, state] of this.keys) {
+    for (const [key, state] of this.sendable) {
       if (records.length >= this.opts.limits.maxRecords) break;
-      if (state.inFlight || state.queue.length === 0 || state.notBefore > nowMs) continue;
+      if (state.notBefore > nowMs) continue;
       const record = this.buildRecord(key, state.queue);
       const size = record.data.length + Buffer.byteLength(key);
       if (bytes + size > this.opts.limits.maxBatchBytes) break; // this key leads the next batch
       state.queue.splice(0, record.items.length);
       state.inFlight = true;
+      this.sendable.delete(key);
       records.push(record);
       bytes += size;
-      used.push(key);
-    }
-    // Round robin: keys that sent go to the back so a busy workspace cannot starve the others.
-    for (const key of used) {
-      const state = this.keys.get(key)!;
-      this.keys.delete(key);
-      this.keys.set(key, state);
     }
     return records.length === 0 ? undefined : { records, bytes };
   }
@@ -136,10 +137,12 @@ export class Batcher<T extends Outgoing> {
         this.events -= record.items.length;
         for (const item of record.items) this.bytes -= item.data.length;
         if (state.queue.length === 0) this.keys.delete(record.partitionKey);
+        else this.sendable.set(record.partitionKey, state);
       } else {
         state.queue.unshift(...record.items);
         state.notBefore = nowMs + backoffDelay(state.failures, random(), this.opts.backoff);
         state.failures += 1;
+        this.sendable.set(record.partitionKey, state);
       }
     });
     return acked;
@@ -148,8 +151,8 @@ export class Batcher<T extends Outgoing> {
   /** When the earliest backing-off key becomes sendable (undefined: none is waiting). */
   nextRetryAt(): number | undefined {
     let at: number | undefined;
-    for (const state of this.keys.values()) {
-      if (state.inFlight || state.queue.length === 0 || state.notBefore === 0) continue;
+    for (const state of this.sendable.values()) {
+      if (state.notBefore === 0) continue;
       if (at === undefined || state.notBefore < at) at = state.notBefore;
     }
     return at;

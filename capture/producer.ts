@@ -67,7 +67,8 @@ export class KinesisProducer {
   /** Queues an event; refuses one too large for any Kinesis record (the caller dead-letters it). */
   send(item: ProducerItem): EnqueueResult {
     const result = this.batcher.enqueue(item);
-    if (result.ok) this.pump();
+    // A new event cannot change when a backing-off key may retry: no timer work per event.
+    if (result.ok && this.inFlight < this.opts.maxInFlightBatches) this.pump();
     return result;
   }
 
@@ -96,15 +97,17 @@ export class KinesisProducer {
       this.inFlight += 1;
       void this.sendBatch(batch);
     }
-    this.scheduleRetry();
   }
 
-  private scheduleRetry(): void {
+  /** Sends what can go, then sets the timer for the earliest key still backing off. */
+  private pumpAndScheduleRetry(): void {
+    this.pump();
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
+    if (this.closed) return;
     const at = this.batcher.nextRetryAt();
     if (at === undefined) return;
-    this.retryTimer = setTimeout(() => this.pump(), Math.max(0, at - this.now()));
+    this.retryTimer = setTimeout(() => this.pumpAndScheduleRetry(), Math.max(0, at - this.now()));
   }
 
   private async sendBatch(batch: Batch<ProducerItem>): Promise<void> {
@@ -134,7 +137,7 @@ export class KinesisProducer {
     for (const item of acked) item.onAck();
     m?.buffered.set(this.batcher.pendingEvents);
     if (this.batcher.pendingEvents === 0) for (const w of this.drainWaiters.splice(0)) w();
-    this.pump();
+    this.pumpAndScheduleRetry();
   }
 }
 
