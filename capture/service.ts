@@ -19,7 +19,7 @@ import { HotWorkspaceTracker } from './hot-workspaces.js';
 import type { CaptureMetrics } from './metrics.js';
 import { KinesisProducer, type PutRecordsFn, reportHotWorkspaces } from './producer.js';
 import { type SlotRecord, type SlotRecordStore, decideSlot } from './slot-guard.js';
-import { textParserFor } from './values.js';
+import { useCaptureColumnParsers } from './values.js';
 
 export const CAPTURED_TABLES = ['projects', 'memberships', 'tasks', 'comments'] as const;
 export const HEARTBEAT_PREFIX = 'taskflow.capture.heartbeat';
@@ -266,10 +266,7 @@ export class CaptureService {
     repl.on('data', (_lsn: string, msg: Pgoutput.Message) => {
       s.lastServerMessageAt = Date.now();
       s.lastDataAt = s.lastServerMessageAt;
-      if (msg.tag === 'relation') {
-        // The parser reads the rows that follow with these column parsers (capture/values.ts).
-        for (const col of msg.columns) col.parser = textParserFor(col.typeOid);
-      }
+      useCaptureColumnParsers(msg);
       const out = decoder.handle(msg);
       if (!out) return;
       if (out.kind === 'message') {

@@ -3,6 +3,7 @@
 // int8 lossy as a number, so capture uses its own: JSON-native types become JSON values,
 // timestamps become RFC 3339 strings with every digit kept, and every other type — including
 // ones it does not know (enums, arrays, domains, extension types) — travels as Postgres's text.
+import type { Pgoutput } from 'pg-logical-replication';
 
 /** Postgres type OIDs capture converts; everything else stays text. */
 const OID = {
@@ -58,4 +59,9 @@ const PARSERS = new Map<number, TextParser>([
 
 export function textParserFor(typeOid: number): TextParser {
   return PARSERS.get(typeOid) ?? asText;
+}
+
+/** After a relation message, pg-logical-replication's parser reads that table's rows with these. */
+export function useCaptureColumnParsers(msg: Pgoutput.Message): void {
+  if (msg.tag === 'relation') for (const col of msg.columns) col.parser = textParserFor(col.typeOid);
 }

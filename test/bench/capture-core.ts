@@ -1,0 +1,148 @@
+// `npm run bench:capture-core` → test/bench/results/capture-core.json. Capture's CPU per event
+// without a database or Kinesis in the way, so changes to the hot path can be compared in seconds
+// (bench:capture's drain shares one core with kinesalite and moves ±20% between runs).
+//
+// Real pgoutput bytes: a throw-away Postgres 17 records one-row INSERT transactions into tasks over
+// 8 workspaces (the drain's workload) and a mixed one (updates, comments, several rows per
+// transaction); pg_logical_slot_peek_binary_changes hands back the messages a replication session
+// would carry. Each run parses them with pg-logical-replication's pgoutput parser, decodes them
+// with the ChangeDecoder and queues every event on a KinesisProducer (aggregation on, gzip) whose
+// PutRecords answers at once — the path a drain takes through capture, minus the sockets.
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
+import { KINESIS_LIMITS } from '../../capture/batcher.js';
+import { ChangeDecoder } from '../../capture/decoder.js';
+import { KinesisProducer } from '../../capture/producer.js';
+import { useCaptureColumnParsers } from '../../capture/values.js';
+import { migrate } from '../../db/migrate.js';
+import { setupWorkloadTenants } from '../../db/workload.js';
+import { startPostgres } from '../../infra/local/postgres.js';
+import { silentLogger } from '../../lib/logger.js';
+import { median, writeBenchResult } from './report.js';
+
+const TRANSACTIONS = Number(process.env.BENCH_TRANSACTIONS ?? 20_000);
+const RUNS = Number(process.env.BENCH_RUNS ?? 7);
+const PUBLICATION = 'bench_core';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Writes the workloads and returns each one's pgoutput messages, as a replication session receives them. */
+async function recordWorkloads(): Promise<Record<'insert' | 'mixed', Buffer[]>> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-capture-core-'));
+  chmodSync(dir, 0o755); // Postgres runs as the postgres OS user when we are root
+  const server = await startPostgres({ pgdata: join(dir, 'pg'), port: await freePort(), ephemeral: true, logFile: join(dir, 'pg.log') });
+  try {
+    const admin = new pg.Client(server.url('postgres'));
+    await admin.connect();
+    await admin.query('CREATE DATABASE taskflow');
+    await admin.end();
+    const url = server.url('taskflow');
+    await migrate(url);
+    const tenants = await setupWorkloadTenants(url, { workspaces: 8, projectsPerWorkspace: 2, seed: 'bench-capture-core', tasksPerProject: 1 });
+    const db = new pg.Client(url);
+    await db.connect();
+    await db.query(`CREATE PUBLICATION ${PUBLICATION} FOR TABLE projects, memberships, tasks, comments`);
+    const record = async (name: string, sql: string): Promise<Buffer[]> => {
+      await db.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [name]);
+      await db.query(sql);
+      const r = await db.query<{ data: Buffer }>("SELECT data FROM pg_logical_slot_peek_binary_changes($1, NULL, NULL, 'proto_version', '1', 'publication_names', $2)", [name, PUBLICATION]);
+      return r.rows.map((row) => row.data);
+    };
+    const ws = tenants.workspaces.map((w) => `('${w.id}'::uuid, '${w.projects[0]}'::uuid, '${w.projects[1]}'::uuid)`).join(', ');
+    // One transaction per loop turn (COMMIT inside DO), spread round robin over the workspaces.
+    const loop = (body: string) => `DO $$ DECLARE w record; t uuid; BEGIN
+      FOR i IN 1..${TRANSACTIONS} LOOP
+        SELECT * INTO w FROM (VALUES ${ws}) AS v(ws, p1, p2) OFFSET i % 8 LIMIT 1;
+        ${body}
+        COMMIT;
+      END LOOP; END $$`;
+    const insert = await record('bench_core_insert', loop("INSERT INTO tasks (id, workspace_id, project_id, title) VALUES (gen_random_uuid(), w.ws, w.p1, 'bench');"));
+    const mixed = await record(
+      'bench_core_mixed',
+      loop(`t := gen_random_uuid();
+        INSERT INTO tasks (id, workspace_id, project_id, title, description) VALUES (t, w.ws, w.p2, 'mixed ' || i, repeat('d', i % 300));
+        UPDATE tasks SET status = 'in_progress', title = 'mixed ' || i || ' (started)' WHERE id = t;
+        INSERT INTO comments (id, workspace_id, project_id, task_id, author_id, body) SELECT gen_random_uuid(), w.ws, w.p2, t, m.user_id, 'comment ' || i FROM memberships m WHERE m.workspace_id = w.ws LIMIT 1;
+        IF i % 4 = 0 THEN DELETE FROM tasks WHERE id = t; END IF;`),
+    );
+    await db.end();
+    return { insert, mixed };
+  } finally {
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+interface RunResult {
+  events: number;
+  cpuMicros: number;
+  wallMs: number;
+}
+
+/** One pass over the recorded messages through capture's hot path. */
+async function run(messages: readonly Buffer[]): Promise<RunResult> {
+  const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [PUBLICATION], messages: true });
+  const decoder = new ChangeDecoder({ source: '//taskflow/capture/bench', db: 'taskflow' });
+  const producer = new KinesisProducer(async (records) => records.map(() => ({ ok: true })), {
+    batcher: { aggregate: true, compression: 'gzip', limits: KINESIS_LIMITS, backoff: { baseMs: 50, maxMs: 5000 } },
+    maxInFlightBatches: 4,
+    logger: silentLogger,
+  });
+  let events = 0;
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  for (const bytes of messages) {
+    const msg = plugin.parse(bytes) as Pgoutput.Message;
+    useCaptureColumnParsers(msg);
+    const out = decoder.handle(msg);
+    if (out?.kind !== 'transaction') continue;
+    for (const ev of out.tx.events) {
+      events += 1;
+      producer.send({ partitionKey: ev.partitionKey, data: Buffer.from(JSON.stringify(ev.envelope)), onAck: () => undefined });
+    }
+    // Let answered requests settle now and then, as the socket's reads would.
+    if (events % 512 === 0) await new Promise((resolve) => setImmediate(resolve));
+  }
+  await producer.drained();
+  const used = process.cpuUsage(cpu);
+  return { events, cpuMicros: used.user + used.system, wallMs: performance.now() - started };
+}
+
+async function main(): Promise<void> {
+  console.log(`bench:capture-core: recording ${TRANSACTIONS} transactions of each workload`);
+  const workloads = await recordWorkloads();
+  const metrics: Record<string, number> = {};
+  const params: Record<string, unknown> = { transactions: TRANSACTIONS, runs: RUNS, put: 'answers at once', aggregation: true, compression: 'gzip' };
+  for (const [name, messages] of Object.entries(workloads)) {
+    await run(messages); // warm-up: JIT and the parser's caches
+    const results: RunResult[] = [];
+    for (let i = 0; i < RUNS; i++) results.push(await run(messages));
+    const events = results[0]!.events;
+    const cpuPerEvent = median(results.map((r) => r.cpuMicros / r.events));
+    metrics[`${name}_cpu_us_per_event`] = Math.round(cpuPerEvent * 100) / 100;
+    metrics[`${name}_events_per_s`] = Math.round(median(results.map((r) => (r.events / r.wallMs) * 1000)));
+    params[`${name}_events`] = events;
+    params[`${name}_pgoutput_messages`] = messages.length;
+    console.log(`${name}: ${events} events, ${metrics[`${name}_cpu_us_per_event`]} µs CPU/event, ${metrics[`${name}_events_per_s`]} events/s (median of ${RUNS})`);
+  }
+  console.log(`wrote ${writeBenchResult('capture-core', params, metrics)}`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
