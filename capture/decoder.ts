@@ -85,22 +85,21 @@ export function formatCommitTime(micros: bigint): string {
   return `${iso.slice(0, -1)}${extra}Z`;
 }
 
-/** A copy of a tuple without unchanged-TOAST placeholders, plus their names. */
+/**
+ * A tuple without unchanged-TOAST placeholders, plus their names. Most rows have none: those are
+ * used as they are (the parser made them for us alone), and only a row with a placeholder is copied.
+ */
 function splitToast(tuple: Row): { row: Row; omitted: string[] } {
-  const row: Row = {};
   const omitted: string[] = [];
-  for (const [k, v] of Object.entries(tuple)) {
-    if (v === undefined) omitted.push(k);
-    else row[k] = v;
-  }
+  for (const k in tuple) if (tuple[k] === undefined) omitted.push(k);
+  if (omitted.length === 0) return { row: tuple, omitted };
+  const row: Row = {};
+  for (const k in tuple) if (tuple[k] !== undefined) row[k] = tuple[k];
   return { row, omitted };
 }
 
 function definedOnly(tuple: Row | null): Row | null {
-  if (!tuple) return null;
-  const row: Row = {};
-  for (const [k, v] of Object.entries(tuple)) if (v !== undefined) row[k] = v;
-  return row;
+  return tuple && splitToast(tuple).row;
 }
 
 export function buildEntityEnvelope(
