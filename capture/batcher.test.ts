@@ -26,7 +26,7 @@ const step: fc.Arbitrary<Step> = fc.oneof(
 describe('Batcher', () => {
   it('never reorders a key under any partial PutRecords failures, and delivers everything once', () => {
     fc.assert(
-      fc.property(fc.array(step, { maxLength: 120 }), fc.boolean(), fc.constantFrom('none' as const, 'gzip' as const), (steps, aggregate, compression) => {
+      fc.property(fc.array(step, { maxLength: 120 }), fc.boolean(), fc.constantFrom('none' as const, 'gzip' as const, 'zstd' as const), (steps, aggregate, compression) => {
         const b = new Batcher<Ev>({ aggregate, compression, limits, backoff });
         const stream = new Map<string, number[]>(); // what a reader of each key sees, in order
         const enqueued = new Map<string, number[]>();

@@ -28,7 +28,8 @@ describe('capture loadConfig', () => {
     expect(() => loadConfig({ ...base, DATABASE_URL: undefined })).toThrow(/^DATABASE_URL: is required/);
     expect(() => loadConfig({ ...base, CHANGE_STREAM_NAME: '' })).toThrow(/^CHANGE_STREAM_NAME/);
     expect(() => loadConfig({ ...base, CAPTURE_SLOT: 'Bad-Slot' })).toThrow(/^CAPTURE_SLOT: must be a lower-case Postgres identifier/);
-    expect(() => loadConfig({ ...base, CAPTURE_COMPRESSION: 'zstd' })).toThrow(/^CAPTURE_COMPRESSION: must be one of none, gzip/);
+    expect(loadConfig({ ...base, CAPTURE_COMPRESSION: 'zstd' }).compression).toBe('zstd');
+    expect(() => loadConfig({ ...base, CAPTURE_COMPRESSION: 'lz4' })).toThrow(/^CAPTURE_COMPRESSION: must be one of none, gzip, zstd/);
     expect(() => loadConfig({ ...base, METRICS_PORT: 'x' })).toThrow(/^METRICS_PORT/);
   });
 });

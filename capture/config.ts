@@ -3,7 +3,7 @@
 import { type AwsConfig, loadAwsConfig } from '../lib/aws.js';
 import { type Env, bool, int, oneOf, optionalStr, str, url } from '../lib/config.js';
 import { ConfigError } from '../lib/errors.js';
-import type { Compression } from '../lib/record-codec.js';
+import { COMPRESSIONS, type Compression } from '../lib/record-codec.js';
 
 export interface CaptureConfig {
   databaseUrl: string;
@@ -82,7 +82,7 @@ export function loadConfig(env: Env): CaptureConfig {
     publication: identifier(env, 'CAPTURE_PUBLICATION', 'taskflow_capture'),
     source: optionalStr(env, 'CAPTURE_SOURCE') ?? `//taskflow/capture/${dbName}`,
     aggregate: bool(env, 'CAPTURE_AGGREGATE', true),
-    compression: oneOf(env, 'CAPTURE_COMPRESSION', ['none', 'gzip'] as const, 'none'),
+    compression: oneOf(env, 'CAPTURE_COMPRESSION', COMPRESSIONS, 'none'),
     maxInFlightBatches: int(env, 'CAPTURE_MAX_IN_FLIGHT_BATCHES', 4, { min: 1, max: 64 }),
     maxBufferedEvents: int(env, 'CAPTURE_MAX_BUFFERED_EVENTS', 50_000, { min: 100 }),
     ackIntervalMs: int(env, 'CAPTURE_ACK_INTERVAL_MS', 1000, { min: 10, max: 30_000 }),

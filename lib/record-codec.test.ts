@@ -1,13 +1,13 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { gzipSync } from 'node:zlib';
-import { AggregatedSize, decodeRecord, detectForm, encodeAggregated, encodePlain } from './record-codec.js';
+import { AggregatedSize, MAX_DECOMPRESSED_BYTES, compressRecord, decodeRecord, detectForm, encodeAggregated, encodePlain, zstdContentSize } from './record-codec.js';
 
 const text = (b: Uint8Array) => Buffer.from(b).toString('utf8');
 const envelopeJson = fc
   .record({ id: fc.string(), n: fc.integer(), s: fc.string({ unit: 'grapheme', maxLength: 300 }) })
   .map((o) => Buffer.from(JSON.stringify(o)));
-const compression = fc.constantFrom('none' as const, 'gzip' as const);
+const compression = fc.constantFrom('none' as const, 'gzip' as const, 'zstd' as const);
 
 describe('record codec', () => {
   it('round-trips any events in any grouping, keeping order', () => {
@@ -39,13 +39,28 @@ describe('record codec', () => {
     expect(detectForm(encodeAggregated('k', [ev]))).toBe('aggregated');
     expect(detectForm(encodePlain(ev, 'gzip'))).toBe('gzip');
     expect(detectForm(encodeAggregated('k', [ev], 'gzip'))).toBe('gzip');
+    expect(detectForm(encodePlain(ev, 'zstd'))).toBe('zstd');
+    expect(detectForm(encodeAggregated('k', [ev], 'zstd'))).toBe('zstd');
+  });
+
+  it('reads the content size from any zstd frame header layout', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 70_000 }), (bytes) => {
+        expect(zstdContentSize(compressRecord(Buffer.concat([Buffer.from('{'), bytes]), 'zstd'))).toBe(bytes.length + 1);
+      }),
+      { numRuns: 60 },
+    );
+    // hand-built headers for the layouts the compressor does not choose: window byte, dictionary id, 8-byte size
+    const magic = [0x28, 0xb5, 0x2f, 0xfd];
+    expect(zstdContentSize(Buffer.from([...magic, 0b0000_0000, 0x58]))).toBeUndefined();
+    expect(zstdContentSize(Buffer.from([...magic, 0b0100_0001, 0x58, 0x07, 0x10, 0x00]))).toBe(0x10 + 256);
+    expect(zstdContentSize(Buffer.from([...magic, 0b1100_0010, 0x58, 0x01, 0x02, 1, 0, 0, 0, 1, 0, 0, 0]))).toBe(2 ** 32 + 1);
   });
 
   it('rejects corrupt input with clear errors', () => {
     const ev = Buffer.from('{"a":1}');
     expect(() => decodeRecord(new Uint8Array())).toThrow(/unknown record form.*empty/);
     expect(() => decodeRecord(Buffer.from('hello'))).toThrow(/unknown record form \(first bytes 68656c6c\)/);
-    expect(() => decodeRecord(Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0]))).toThrow(/zstd/);
     const agg = encodeAggregated('k', [ev, ev]);
     const flipped = Buffer.from(agg);
     flipped[8] = (flipped[8] ?? 0) ^ 0xff;
@@ -53,8 +68,17 @@ describe('record codec', () => {
     expect(() => decodeRecord(agg.subarray(0, 10))).toThrow(/truncated/);
     const gz = encodePlain(ev, 'gzip');
     expect(() => decodeRecord(gz.subarray(0, gz.length - 6))).toThrow(/gzip record does not decompress/);
-    expect(() => decodeRecord(gzipSync(gz))).toThrow(/another gzip frame/);
+    expect(() => decodeRecord(gzipSync(gz))).toThrow(/gzip record contains another compressed frame \(gzip\)/);
     expect(() => decodeRecord(gzipSync(Buffer.from('nope')))).toThrow(/unknown record form/);
+    const zs = encodePlain(ev, 'zstd');
+    expect(() => decodeRecord(zs.subarray(0, 5))).toThrow(/zstd record is truncated/);
+    expect(() => decodeRecord(zs.subarray(0, zs.length - 2))).toThrow(/zstd record does not decompress/);
+    expect(() => decodeRecord(Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0, 0x58, 0, 0]))).toThrow(/no content size/);
+    // a frame claiming more than the cap is refused before anything is allocated
+    const huge = Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0b1000_0000, 0x58, 0, 0, 0, 0]);
+    huge.writeUInt32LE(MAX_DECOMPRESSED_BYTES + 1, 6);
+    expect(() => decodeRecord(huge)).toThrow(/claims 16777217 bytes/);
+    expect(() => decodeRecord(compressRecord(gz, 'zstd'))).toThrow(/zstd record contains another compressed frame \(gzip\)/);
     expect(() => encodePlain(Buffer.from('[1]'))).toThrow(/JSON object/);
     let caught: unknown;
     try {

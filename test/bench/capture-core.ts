@@ -6,7 +6,8 @@
 // 8 workspaces (the drain's workload) and a mixed one (updates, comments, several rows per
 // transaction); pg_logical_slot_peek_binary_changes hands back the messages a replication session
 // would carry. Each run parses them with pg-logical-replication's pgoutput parser, decodes them
-// with the ChangeDecoder and queues every event on a KinesisProducer (aggregation on, gzip) whose
+// with the ChangeDecoder and queues every event on a KinesisProducer (aggregation on, gzip unless
+// BENCH_CAPTURE_COMPRESSION says otherwise) whose
 // PutRecords answers at once — the path a drain takes through capture, minus the sockets.
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -22,10 +23,12 @@ import { migrate } from '../../db/migrate.js';
 import { setupWorkloadTenants } from '../../db/workload.js';
 import { startPostgres } from '../../infra/local/postgres.js';
 import { silentLogger } from '../../lib/logger.js';
+import type { Compression } from '../../lib/record-codec.js';
 import { median, writeBenchResult } from './report.js';
 
 const TRANSACTIONS = Number(process.env.BENCH_TRANSACTIONS ?? 20_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
+const COMPRESSION = (process.env.BENCH_CAPTURE_COMPRESSION ?? 'gzip') as Compression;
 const PUBLICATION = 'bench_core';
 
 function freePort(): Promise<number> {
@@ -95,7 +98,7 @@ async function run(messages: readonly Buffer[]): Promise<RunResult> {
   const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [PUBLICATION], messages: true });
   const decoder = new ChangeDecoder({ source: '//taskflow/capture/bench', db: 'taskflow' });
   const producer = new KinesisProducer(async (records) => records.map(() => ({ ok: true })), {
-    batcher: { aggregate: true, compression: 'gzip', limits: KINESIS_LIMITS, backoff: { baseMs: 50, maxMs: 5000 } },
+    batcher: { aggregate: true, compression: COMPRESSION, limits: KINESIS_LIMITS, backoff: { baseMs: 50, maxMs: 5000 } },
     maxInFlightBatches: 4,
     logger: silentLogger,
   });
@@ -123,7 +126,7 @@ async function main(): Promise<void> {
   console.log(`bench:capture-core: recording ${TRANSACTIONS} transactions of each workload`);
   const workloads = await recordWorkloads();
   const metrics: Record<string, number> = {};
-  const params: Record<string, unknown> = { transactions: TRANSACTIONS, runs: RUNS, put: 'answers at once', aggregation: true, compression: 'gzip' };
+  const params: Record<string, unknown> = { transactions: TRANSACTIONS, runs: RUNS, put: 'answers at once', aggregation: true, compression: COMPRESSION };
   for (const [name, messages] of Object.entries(workloads)) {
     await run(messages); // warm-up: JIT and the parser's caches
     const results: RunResult[] = [];

@@ -98,8 +98,9 @@ describe('capture under faults', () => {
     const { dbUrl, env, history, reader } = await environment('capture_kill');
     const logFile = join(tmpdir(), `${env.CAPTURE_SLOT}.log`);
     const log = openSync(logFile, 'a');
+    // zstd here (gzip in capture-stream): each compression runs through the real service once.
     const start = (): ChildProcess =>
-      spawn(process.execPath, [join(root, 'bin', 'taskflow.js'), 'capture'], { cwd: root, env: { ...process.env, ...env, NODE_OPTIONS: '', LOG_LEVEL: process.env.CAPTURE_TEST_LOG ?? 'error' }, stdio: ['ignore', log, log] });
+      spawn(process.execPath, [join(root, 'bin', 'taskflow.js'), 'capture'], { cwd: root, env: { ...process.env, ...env, CAPTURE_COMPRESSION: 'zstd', NODE_OPTIONS: '', LOG_LEVEL: process.env.CAPTURE_TEST_LOG ?? 'error' }, stdio: ['ignore', log, log] });
     const exited = (child: ChildProcess) => new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
     const db = new pg.Client({ connectionString: dbUrl });
     await db.connect();
@@ -153,6 +154,7 @@ describe('capture under faults', () => {
           if (seen === undefined) firstRaw.set(e.id, raw);
           else expect(raw).toBe(seen);
         });
+        expect([...reader.forms.keys()]).toEqual(['zstd']);
         logger.info({ kills, events: truth.length, duplicates: cmp.duplicated.length }, 'sigkill run');
       } finally {
         final.kill('SIGTERM');

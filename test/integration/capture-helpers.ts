@@ -1,6 +1,6 @@
 // Shared by the capture integration tests: read back what capture put on a stream, wait for it.
 import { GetRecordsCommand, GetShardIteratorCommand, type KinesisClient, ListShardsCommand } from '@aws-sdk/client-kinesis';
-import { decodeRecord } from '../../lib/record-codec.js';
+import { type RecordForm, decodeRecord, detectForm } from '../../lib/record-codec.js';
 
 export interface StreamedEvent {
   id: string;
@@ -28,6 +28,8 @@ export class StreamReader {
   readonly events: StreamedEvent[] = [];
   /** The raw JSON of every event, parallel to `events`. */
   readonly raw: string[] = [];
+  /** Kinesis records read, by form (what the producer's compression and aggregation made). */
+  readonly forms = new Map<RecordForm, number>();
 
   constructor(
     private readonly client: KinesisClient,
@@ -48,6 +50,8 @@ export class StreamReader {
         if (!iterator) break;
         const out = await this.client.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: 10_000 }));
         for (const r of out.Records ?? []) {
+          const form = detectForm(r.Data!);
+          this.forms.set(form, (this.forms.get(form) ?? 0) + 1);
           for (const user of decodeRecord(r.Data!)) {
             const text = Buffer.from(user).toString('utf8');
             this.raw.push(text);

@@ -301,7 +301,7 @@ describe('kinesis consumer on kinesalite + dynalite', () => {
     await c.stop();
   }, 40_000);
 
-  it('delivers aggregated and gzip records as user records, and resumes inside an aggregate', async () => {
+  it('delivers aggregated, gzip and zstd records as user records, and resumes inside an aggregate', async () => {
     const stream = await createTestStream('kc-forms', 1);
     const journal = new Journal();
     const body = (n: number) => JSON.stringify({ pk: 'ws-agg', n });
@@ -313,6 +313,8 @@ describe('kinesis consumer on kinesalite + dynalite', () => {
           put(encodePlain(Buffer.from(body(0)), 'gzip')),
           put(encodeAggregated('ws-agg', [1, 2, 3].map((n) => Buffer.from(body(n))))),
           put(encodeAggregated('ws-agg', [4, 5, 6, 7].map((n) => Buffer.from(body(n))), 'gzip')),
+          put(encodePlain(Buffer.from(body(8)), 'zstd')),
+          put(encodeAggregated('ws-agg', [9, 10].map((n) => Buffer.from(body(n))), 'zstd')),
           put(Buffer.from('garbage')),
         ],
       }),
@@ -329,7 +331,7 @@ describe('kinesis consumer on kinesalite + dynalite', () => {
       return { ...inner, shutdown: async (reason) => void journal.shutdowns.push({ worker: 'first', shardId, reason }) };
     });
     await c1.start();
-    await waitFor('first pass', () => journal.deliveries.length >= 9);
+    await waitFor('first pass', () => journal.deliveries.length >= 12);
     await c1.stop();
     const first = journal.deliveries.filter((d) => d.worker === 'first');
     expect(first.map((d) => [d.body, d.subSequenceNumber])).toEqual([
@@ -341,15 +343,18 @@ describe('kinesis consumer on kinesalite + dynalite', () => {
       [body(5), 1],
       [body(6), 2],
       [body(7), 3],
+      [body(8), 0],
+      [body(9), 0],
+      [body(10), 1],
       ['garbage', 0],
     ]);
     expect(first.at(-1)?.decodeError).toBe('RECORD_CORRUPT');
 
     const c2 = consumer('forms', stream, 'w2', journal.processor('second'));
     await c2.start();
-    await waitFor('second pass', () => journal.bodies('second').length >= 3);
+    await waitFor('second pass', () => journal.bodies('second').length >= 6);
     await new Promise((r) => setTimeout(r, 200)); // nothing more may come
-    expect(journal.bodies('second')).toEqual([body(6), body(7), 'garbage']);
+    expect(journal.bodies('second')).toEqual([body(6), body(7), body(8), body(9), body(10), 'garbage']);
     await c2.stop();
   }, 30_000);
 });
