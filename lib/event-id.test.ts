@@ -20,8 +20,20 @@ describe('event ids', () => {
     );
   });
 
+  it('gives the same strings whatever was formatted before (the last answer is remembered)', () => {
+    const hex = (lsn: bigint) => lsn.toString(16).toUpperCase();
+    fc.assert(
+      fc.property(fc.array(position, { maxLength: 20 }), (positions) => {
+        for (const p of [...positions, ...positions.slice().reverse()]) {
+          expect(formatLsn(p.commitLsn)).toBe(`${hex(p.commitLsn >> 32n)}/${hex(p.commitLsn & 0xffffffffn)}`);
+          expect(eventId(p)).toBe(`${hex(p.commitLsn).padStart(16, '0')}-${String(p.txIndex).padStart(8, '0')}`);
+        }
+      }),
+    );
+  });
+
   it('rejects malformed input with a clear error', () => {
-    expect(() => parseLsn('nope')).toThrow(/not a Postgres LSN/);
+    for (const bad of ['nope', '1/', '/1', '123456789/0', '0/1g', ' 0/1', '0x1/2']) expect(() => parseLsn(bad)).toThrow(/not a Postgres LSN/);
     expect(() => parseEventId('0/1-2')).toThrow(/not a TaskFlow event id/);
     expect(() => eventId({ commitLsn: 1n, txIndex: -1 })).toThrow(/out of range/);
   });
