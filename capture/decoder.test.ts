@@ -182,6 +182,16 @@ describe('ChangeDecoder', () => {
 
   it('formats commit times and timestamps with every digit', () => {
     expect(formatCommitTime(1_795_000_000_000_001n)).toBe('2026-11-18T11:06:40.000001Z');
+    // consecutive commits in one millisecond, then the next one, then back: no stale prefix
+    expect(formatCommitTime(1_795_000_000_000_999n)).toBe('2026-11-18T11:06:40.000999Z');
+    expect(formatCommitTime(1_795_000_000_001_000n)).toBe('2026-11-18T11:06:40.001000Z');
+    expect(formatCommitTime(1_795_000_000_000_002n)).toBe('2026-11-18T11:06:40.000002Z');
+    fc.assert(
+      fc.property(fc.bigInt({ min: 0n, max: 9_000_000_000_000_000n }), (micros) => {
+        const expected = `${new Date(Number(micros / 1000n)).toISOString().slice(0, -1)}${String(micros % 1000n).padStart(3, '0')}Z`;
+        expect(formatCommitTime(micros)).toBe(expected);
+      }),
+    );
     expect(timestampToRfc3339('2026-11-26 12:00:00.123456+00')).toBe('2026-11-26T12:00:00.123456Z');
     expect(timestampToRfc3339('2026-11-26 12:00:00+05:30')).toBe('2026-11-26T12:00:00+05:30');
     expect(timestampToRfc3339('2026-11-26 12:00:00-03')).toBe('2026-11-26T12:00:00-03:00');

@@ -77,12 +77,15 @@ interface OpenTransaction {
   messages: Pgoutput.MessageMessage[];
 }
 
+/** The last commit time's millisecond, formatted: transactions committed in one share it. */
+let commitMillis = { ms: 0, iso: '1970-01-01T00:00:00.000' };
+
 /** Commit time (µs since the Unix epoch) as RFC 3339 UTC with microseconds. */
 export function formatCommitTime(micros: bigint): string {
-  const ms = micros / 1000n;
-  const iso = new Date(Number(ms)).toISOString(); // …ss.mmmZ
-  const extra = String(Number(micros % 1000n)).padStart(3, '0');
-  return `${iso.slice(0, -1)}${extra}Z`;
+  const n = Number(micros); // exact: µs since 1970 stay below 2^53 until the year 2255
+  const ms = Math.floor(n / 1000);
+  if (ms !== commitMillis.ms) commitMillis = { ms, iso: new Date(ms).toISOString().slice(0, -1) }; // …ss.mmm
+  return `${commitMillis.iso}${String(n - ms * 1000).padStart(3, '0')}Z`;
 }
 
 /**
