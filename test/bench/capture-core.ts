@@ -6,7 +6,7 @@
 // 8 workspaces (the drain's workload) and a mixed one (updates, comments, several rows per
 // transaction); pg_logical_slot_peek_binary_changes hands back the messages a replication session
 // would carry. Each run parses them with pg-logical-replication's pgoutput parser, decodes them
-// with the ChangeDecoder and queues every event on a KinesisProducer (aggregation on, gzip unless
+// with the ChangeDecoder and queues every event on a KinesisProducer (aggregation on, zstd unless
 // BENCH_CAPTURE_COMPRESSION says otherwise) whose
 // PutRecords answers at once — the path a drain takes through capture, minus the sockets.
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
@@ -28,7 +28,7 @@ import { median, writeBenchResult } from './report.js';
 
 const TRANSACTIONS = Number(process.env.BENCH_TRANSACTIONS ?? 20_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
-const COMPRESSION = (process.env.BENCH_CAPTURE_COMPRESSION ?? 'gzip') as Compression;
+const COMPRESSION = (process.env.BENCH_CAPTURE_COMPRESSION ?? 'zstd') as Compression;
 const PUBLICATION = 'bench_core';
 
 function freePort(): Promise<number> {
