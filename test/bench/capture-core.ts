@@ -10,7 +10,6 @@
 // BENCH_CAPTURE_COMPRESSION says otherwise) whose
 // PutRecords answers at once — the path a drain takes through capture, minus the sockets.
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -22,6 +21,7 @@ import { useCaptureColumnParsers } from '../../capture/values.js';
 import { migrate } from '../../db/migrate.js';
 import { setupWorkloadTenants } from '../../db/workload.js';
 import { startPostgres } from '../../infra/local/postgres.js';
+import { freePort } from '../../infra/local/processes.js';
 import { silentLogger } from '../../lib/logger.js';
 import type { Compression } from '../../lib/record-codec.js';
 import { median, writeBenchResult } from './report.js';
@@ -30,15 +30,6 @@ const TRANSACTIONS = Number(process.env.BENCH_TRANSACTIONS ?? 20_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 const COMPRESSION = (process.env.BENCH_CAPTURE_COMPRESSION ?? 'zstd') as Compression;
 const PUBLICATION = 'bench_core';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Writes the workloads and returns each one's pgoutput messages, as a replication session receives them. */
 async function recordWorkloads(): Promise<Record<'insert' | 'mixed', Buffer[]>> {

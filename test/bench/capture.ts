@@ -7,7 +7,6 @@
 // pg_recvlogical) with one-row INSERT transactions into tasks over 8 workspaces, 8 clients.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -16,6 +15,7 @@ import { setupWorkloadTenants } from '../../db/workload.js';
 import { parseLsn } from '../../lib/event-id.js';
 import { stackEnv } from '../../lib/stack-info.js';
 import { startPostgres } from '../../infra/local/postgres.js';
+import { freePort } from '../../infra/local/processes.js';
 import { startStack } from '../../infra/local/stack.js';
 import { startServiceProcess } from '../support/service-process.js';
 import { median, writeBenchResult } from './report.js';
@@ -57,15 +57,6 @@ function pinCluster(pgdata: string): void {
   const postmaster = Number(readFileSync(join(pgdata, 'postmaster.pid'), 'utf8').split('\n')[0]);
   const children = spawnSync('pgrep', ['-P', String(postmaster)], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);
   for (const pid of [postmaster, ...children]) taskset(DB_CPU, pid);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 interface Cluster {
