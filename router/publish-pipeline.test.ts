@@ -79,6 +79,21 @@ describe('PublishPipeline', () => {
     );
   });
 
+  it('a flush waits for its changes even when the clock has not reached their due time after the timer', async () => {
+    // Timers and Date.now() run on different clocks: a timer can fire a millisecond "early".
+    // Here the clock never moves, the extreme case.
+    const publisher = new ScriptedPublisher(new Set());
+    const frozen = Date.now();
+    const pipeline = new PublishPipeline({ batcher: { windowMs: 5, mode: 'full', gzip: false, maxBytes: 128 * 1024 }, publisher, hasSubscriber: null, now: () => frozen });
+    try {
+      pipeline.enqueue(projects[0]!, [change(1), change(2)]);
+      await pipeline.flush();
+      expect(publisher.out.get('taskflow/v1/ws/ws-1/projects/p-1')).toEqual([1, 2]);
+    } finally {
+      await pipeline.close('abandon');
+    }
+  });
+
   it('close(abandon) stops retrying and rejects a waiting flush', async () => {
     const failing: Publisher = { publish: () => Promise.reject(new Error('broker gone')), close: async () => {} };
     const pipeline = pipelineWith(failing, 0);

@@ -67,7 +67,9 @@ export class PublishPipeline implements ChangeSink {
     if (due !== undefined) {
       const wait = due - this.now();
       if (wait > 0) await sleep(wait);
-      this.pump();
+      // Take by `due`, not by the clock: a timer may fire a millisecond before Date.now() says
+      // `due` has come, and then nothing would be taken and the flush would not wait for it.
+      this.pump(Math.max(due, this.now()));
     }
     await Promise.race([Promise.all([...this.tails.values()]), this.closed]);
     if (this.failure !== undefined) throw this.failure;
@@ -80,7 +82,7 @@ export class PublishPipeline implements ChangeSink {
   async close(mode: 'graceful' | 'abandon' = 'graceful', graceMs = this.opts.closeGraceMs ?? 5000): Promise<void> {
     clearTimeout(this.timer);
     if (mode === 'graceful') {
-      this.pump(true);
+      this.pump('all');
       const grace = new AbortController();
       await Promise.race([Promise.all([...this.tails.values()]), sleep(graceMs, grace.signal)]);
       grace.abort();
@@ -98,8 +100,9 @@ export class PublishPipeline implements ChangeSink {
     }, Math.max(0, due - this.now()));
   }
 
-  private pump(all = false): void {
-    for (const message of all ? this.batcher.takeAll() : this.batcher.takeDue(this.now())) this.send(message);
+  /** Publishes what is due at `upTo` (default: now), or everything. */
+  private pump(upTo: number | 'all' = this.now()): void {
+    for (const message of upTo === 'all' ? this.batcher.takeAll() : this.batcher.takeDue(upTo)) this.send(message);
   }
 
   private send(message: OutboundMessage): void {
