@@ -158,7 +158,7 @@ function deaggregate(data: Buffer): Uint8Array[] {
  * TaskflowError RECORD_CORRUPT (not retriable) for anything that is not one of the forms.
  */
 export function decodeRecord(data: Uint8Array): Uint8Array[] {
-  const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const buf = asBuffer(data);
   const form = detectForm(buf);
   if (form === 'plain') return [buf];
   if (form === 'aggregated') return deaggregate(buf);
@@ -202,7 +202,7 @@ export function zstdContentSize(frame: Uint8Array): number | undefined {
   if (fcsBytes === 0) return undefined;
   const at = 5 + (singleSegment ? 0 : 1) + dictionaryIdBytes;
   if (frame.length < at + fcsBytes) throw corrupt('zstd record is truncated');
-  const view = Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
+  const view = asBuffer(frame);
   if (fcsBytes === 1) return view.readUInt8(at);
   if (fcsBytes === 2) return view.readUInt16LE(at) + 256;
   if (fcsBytes === 4) return view.readUInt32LE(at);
