@@ -232,10 +232,6 @@ async function runDev(argv: string[]): Promise<number> {
   return 0;
 }
 
-// Node 20 is this machine's runtime (DESIGN.md); the SDK's "Node >= 22 from 2027" notice, once per
-// process, would bury the launcher's summary (and each service's first lines).
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-
 export const command: Command = {
   summary: 'run the whole pipeline on the embedded local stack (npm start); `dev token --user U` prints a dev JWT',
   async run(argv) {

@@ -11,10 +11,6 @@ import { untilStopRequested, writeStateFile } from '../../infra/local/lifecycle.
 import { DEFAULT_SHARD_COUNT, describeStack, startStack, type RunningStack } from '../../infra/local/stack.js';
 import type { Command } from '../main.js';
 
-// Node 20 is this machine's runtime (DESIGN.md); the SDK's "Node >= 22 from 2027" notice, once per
-// process, would bury the launcher's summary (and each service's first lines).
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-
 const USAGE = `usage: taskflow stack (--ephemeral | --data-dir DIR) [--state-file PATH] [--shards N]
   Runs the local engines only (Postgres, Kinesis, DynamoDB, MQTT, S3 folder) until SIGINT/SIGTERM
   or until its parent process exits; writes their addresses to the state file (default ${DEFAULT_STACK_FILE}).

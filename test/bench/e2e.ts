@@ -25,9 +25,6 @@ import { bucketsSince, checkSubscription, histogramQuantile, latenciesIn, parseC
 import type { Assignment, SubscriberCommand, SubscriberReport } from './e2e-subscribers.js';
 import { median, writeBenchResult } from './report.js';
 
-// Node 20 is this machine's runtime (DESIGN.md): the AWS SDK's notice about Node 22 is noise here.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-
 const num = (name: string, fallback: number): number => {
   const raw = process.env[name];
   const value = raw === undefined || raw === '' ? fallback : Number(raw);

@@ -227,7 +227,6 @@ async function main(): Promise<void> {
   }
 }
 
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 main().then(
   () => process.exit(0),
   (err: unknown) => {

@@ -59,7 +59,6 @@ beforeAll(async () => {
     ROUTER_POLL_INTERVAL_MS: '20',
     ROUTER_BATCH_WINDOW_MS: '20',
     ROUTER_FAILOVER_MS: '2000',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
   };
 });
 

@@ -162,7 +162,7 @@ describe('router on the local stack', () => {
 
     // The operator's view: taskflow dlq list / show.
     const cli = (...args: string[]) =>
-      execFileSync(process.execPath, ['bin/taskflow.js', 'dlq', ...args], { env: { ...process.env, ...testStackEnv(), DYNAMODB_TABLE_DLQ: tables.dlq!, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' }, encoding: 'utf8' });
+      execFileSync(process.execPath, ['bin/taskflow.js', 'dlq', ...args], { env: { ...process.env, ...testStackEnv(), DYNAMODB_TABLE_DLQ: tables.dlq! }, encoding: 'utf8' });
     const listed = cli('list');
     for (const l of letters) expect(listed).toContain(l.id);
     expect(listed).toContain('3 dead letter(s)');
