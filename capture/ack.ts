@@ -9,7 +9,7 @@
 // lets the server recycle WAL.
 //
 // Acknowledging is done on a timer (tick), never per message: pg-logical-replication's
-// per-message acknowledgement costs 38% of the throughput here (DESIGN.md).
+// per-message acknowledgement costs 38% of the throughput here (docs/ARCHITECTURE.md, "Capture and the source database").
 
 export interface AckOptions {
   /** Send a status update at least this often even if the position did not move (wal_sender_timeout is 60 s by default). */

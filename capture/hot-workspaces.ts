@@ -1,4 +1,4 @@
-// Hot workspaces (DESIGN.md): a workspace is one partition key, so it lives on one Kinesis shard
+// Hot workspaces (docs/ARCHITECTURE.md): a workspace is one partition key, so it lives on one Kinesis shard
 // and can never carry more than that shard's write limit (1,000 records/s or 1 MiB/s). This
 // tracker measures what capture actually put on Kinesis — records and bytes as sent, i.e. after
 // aggregation and compression — per workspace over a sliding window, and says when a workspace

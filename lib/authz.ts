@@ -1,4 +1,4 @@
-// Who may subscribe to what (DESIGN.md "Authorization"): ONE pure function, `subscriptionGrants`,
+// Who may subscribe to what (docs/ARCHITECTURE.md, "One authorization function"): ONE pure function, `subscriptionGrants`,
 // turns a user's memberships into the MQTT topic filters it may subscribe to. The local broker's
 // hooks, the IoT Core custom authorizer (as a policy document) and the replay API all decide
 // from these grants, so they can never disagree.

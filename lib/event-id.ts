@@ -1,4 +1,4 @@
-// Event identity and order (DESIGN.md "Identity and order"): an event's id is its commit LSN
+// Event identity and order (docs/ARCHITECTURE.md, "Identity is a WAL position"): an event's id is its commit LSN
 // plus its index in the transaction, fixed-width so that string order equals (lsn, index) order.
 import { TaskflowError } from './errors.js';
 

@@ -1,5 +1,5 @@
 // The membership projection: who belongs where, built from the change stream's membership
-// events (DESIGN.md "Authorization": memberships come from the stream itself) and read by the
+// events (docs/ARCHITECTURE.md: memberships come from the stream itself) and read by the
 // broker's hooks, the IoT custom authorizer and the replay API.
 //
 // DynamoDB layout (table `taskflow-memberships`, HASH userId, RANGE scope = membership id): one

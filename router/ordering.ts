@@ -1,4 +1,4 @@
-// Per-workspace order and dedup (DESIGN.md "Identity and order"): a high-water mark of
+// Per-workspace order and dedup (docs/ARCHITECTURE.md, "Order is per workspace"): a high-water mark of
 // (commit LSN, txIndex) per workspace; an event at or below it is a duplicate. Within one batch
 // events are put back in order first, so a reordered batch loses nothing. The marks travel with
 // the shard checkpoint as an opaque string, so a restarted reader keeps them.

@@ -1,4 +1,4 @@
-// Per-project dense sequence numbers (DESIGN.md "Per-project sequence"). A project's head holds
+// Per-project dense sequence numbers (docs/ARCHITECTURE.md, "Per-project sequence numbers"). A project's head holds
 // the last seq given out and the highest event id among the events that got one. Assignment is a
 // pure function of (head, ordered events, seqs already known for some ids), so reprocessing the
 // same events from the same head always yields the same numbers:

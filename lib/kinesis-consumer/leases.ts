@@ -1,5 +1,5 @@
-// The pure core of the consumer's lease protocol (KCL's design, DESIGN.md "Consuming Kinesis
-// like KCL does"): which leases exist, when one is expired, which ones a worker takes, and how
+// The pure core of the consumer's lease protocol (KCL's design, docs/ARCHITECTURE.md "Consuming
+// the stream"): which leases exist, when one is expired, which ones a worker takes, and how
 // every change bumps `leaseCounter` so that all writes can be conditional on it. No I/O and no
 // clocks here: time is passed in, so the protocol is testable under any schedule.
 
