@@ -1,15 +1,46 @@
-// One jest run for every layer; the local stack is started once per run by global setup.
-export default {
+// Three layers, one run: `npm test` runs them all; `npm run test:unit` only the first.
+// - unit: pure and in-process tests beside the code; no engines, no global setup.
+// - integration: test/integration and the tests that start the local stack or the launcher;
+//   jest's global setup starts ONE local stack for the run (test/setup/global-setup.mjs).
+// - e2e: a real browser and the packed SDK package.
+const transform = {
+  '^.+\\.ts$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'es6' } }],
+};
+const common = {
   testEnvironment: 'node',
   extensionsToTreatAsEsm: ['.ts'],
-  transform: {
-    '^.+\\.ts$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'es6' } }],
-  },
+  transform,
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
-  testMatch: ['**/?(*.)test.ts'],
+  setupFiles: ['<rootDir>/test/setup/fast-check.mjs'],
   testPathIgnorePatterns: ['/node_modules/', '/dist/', '/.taskflow/'],
-  globalSetup: './test/setup/global-setup.mjs',
-  globalTeardown: './test/setup/global-teardown.mjs',
+};
+// Tests outside test/ that need engines or whole processes.
+const ENGINE_TESTS_BESIDE_CODE = ['<rootDir>/cli/commands/dev.test.ts', '<rootDir>/infra/local/stack-lifecycle.test.ts'];
+const E2E = ['<rootDir>/test/e2e/**/*.test.ts', '<rootDir>/clients/web-sdk/test/**/*.test.ts'];
+
+export default {
   testTimeout: 60000,
   maxWorkers: 2,
+  projects: [
+    {
+      ...common,
+      displayName: 'unit',
+      testMatch: ['<rootDir>/**/?(*.)test.ts'],
+      testPathIgnorePatterns: [...common.testPathIgnorePatterns, '<rootDir>/test/integration/', '<rootDir>/test/e2e/', '<rootDir>/clients/web-sdk/test/', ...ENGINE_TESTS_BESIDE_CODE],
+    },
+    {
+      ...common,
+      displayName: 'integration',
+      testMatch: ['<rootDir>/test/integration/**/*.test.ts', ...ENGINE_TESTS_BESIDE_CODE],
+      globalSetup: '<rootDir>/test/setup/global-setup.mjs',
+      globalTeardown: '<rootDir>/test/setup/global-teardown.mjs',
+    },
+    {
+      ...common,
+      displayName: 'e2e',
+      testMatch: E2E,
+      globalSetup: '<rootDir>/test/setup/global-setup.mjs',
+      globalTeardown: '<rootDir>/test/setup/global-teardown.mjs',
+    },
+  ],
 };

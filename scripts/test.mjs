@@ -1,5 +1,5 @@
-// `npm test`: type-check, lint, then every jest layer (unit, property, integration, e2e) in one
-// run, ending with the line "N passed, N failed" derived from jest's --json report.
+// `npm test`: type-check, lint, then every jest layer (the projects of jest.config.js: unit,
+// integration, e2e) in one run, ending with the line "N passed, N failed" derived from jest's --json report.
 // Type-check and lint failures count as one failed check each so the line never hides them;
 // jest's own failures are counted from its report.
 import { spawnSync } from 'node:child_process';
@@ -19,6 +19,13 @@ if (extraArgs.length === 0) {
   if (!run('type-check', 'npx', ['tsc', '--noEmit', '-p', 'tsconfig.json'])) failedChecks += 1;
   if (!run('lint', 'npx', ['eslint', '.'])) failedChecks += 1;
 }
+
+// One fast-check seed per commit, so CI's run of a commit reproduces exactly (test/setup/fast-check.mjs).
+if (!process.env.FC_SEED) {
+  const head = spawnSync('git', ['rev-parse', 'HEAD'], { encoding: 'utf8' });
+  process.env.FC_SEED = String(head.status === 0 ? parseInt(head.stdout.slice(0, 7), 16) : Date.now() % 2 ** 31);
+}
+console.log(`fast-check seed ${process.env.FC_SEED} (replay: FC_SEED=${process.env.FC_SEED} npm test -- <file>)`);
 
 mkdirSync('.taskflow', { recursive: true });
 const report = '.taskflow/jest-results.json';

@@ -67,7 +67,8 @@ async function main() {
   mkdirSync(outDir, { recursive: true });
   await buildJavaScript(outDir);
   buildDeclarations(outDir);
-  console.log(`built ${outDir}`);
+  // On stderr, so `npm pack --json` (whose prepack runs this) keeps a clean stdout.
+  console.error(`built ${outDir}`);
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) await main();
