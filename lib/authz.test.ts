@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import { canReadProject, canSubscribe, filterCovers, type Membership, projectTopicOf, subscriptionGrants, userTopicOf } from './authz.js';
+import { canConnect, canReadProject, canSubscribe, clientIdUser, filterCovers, isBindableUserId, type Membership, projectTopicOf, subscriptionGrants, userTopicOf } from './authz.js';
 
 const U = 'user-1';
 
@@ -84,5 +84,48 @@ describe('filterCovers', () => {
     expect(filterCovers('a/+', 'a/b/c')).toBe(false);
     expect(filterCovers('a/#', 'a/b/c')).toBe(true);
     expect(filterCovers('a/b', 'a/+')).toBe(false);
+  });
+});
+
+describe('client ids bound to their user', () => {
+  const A = '66666666-6666-4666-8666-00000000000a';
+  const B = '66666666-6666-4666-8666-00000000000b';
+
+  it('accepts only `<own user id>.<suffix>`', () => {
+    expect(canConnect(A, `${A}.3f9a1c`)).toBe(true);
+    expect(canConnect(A, `${A}.3f9a1c-2`)).toBe(true);
+    expect(canConnect('service:router', 'service:router.host-1-0')).toBe(true);
+    expect(canConnect(B, `${A}.3f9a1c`)).toBe(false);
+    expect(canConnect(A, `${A}.`)).toBe(false);
+    expect(canConnect(A, A)).toBe(false);
+    expect(canConnect(A, `${A}-3f9a1c`)).toBe(false);
+    expect(canConnect(A, 'mqttjs_1234')).toBe(false);
+    expect(canConnect(A, `${A}.${'x'.repeat(128)}`)).toBe(false);
+  });
+
+  it('refuses user ids that could widen the IoT policy resource or smuggle the separator', () => {
+    for (const bad of ['*', 'a?', 'a.b', 'a/b', '+', '#', '${iot:ClientId}', '', 'x'.repeat(65)]) {
+      expect(isBindableUserId(bad)).toBe(false);
+      expect(canConnect(bad, `${bad}.suffix`)).toBe(false);
+    }
+  });
+
+  it('names the user of a bound id, and only of a bound id', () => {
+    expect(clientIdUser(`${A}.abc-2`)).toBe(A);
+    expect(clientIdUser('service:router.host.example-0')).toBe('service:router');
+    expect(clientIdUser('mqttjs_1234')).toBeUndefined();
+    expect(clientIdUser(`.${A}`)).toBeUndefined();
+  });
+
+  it('no client id is accepted for two different users, and the owner is the one it names', () => {
+    const userId = fc.stringMatching(/^[A-Za-z0-9_:-]{1,12}$/);
+    fc.assert(
+      fc.property(userId, userId, fc.string({ minLength: 1, maxLength: 20 }), (u, v, suffix) => {
+        const id = `${u}.${suffix}`;
+        expect(canConnect(u, id)).toBe(true);
+        expect(clientIdUser(id)).toBe(u);
+        if (u !== v) expect(canConnect(v, id)).toBe(false);
+      }),
+    );
   });
 });

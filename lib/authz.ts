@@ -6,6 +6,12 @@
 //   project membership                        → that project
 //   any membership in a workspace            → the user's own notification topic there
 // Every role may read; nobody but the router publishes.
+//
+// Connections are bound to their identity the same way: an MQTT client id is
+// `<userId>.<suffix>` (`canConnect`), so no user can take over another's session (a second
+// connection with an existing client id disconnects the first) and the router can name a user's
+// connections from their client ids alone (`clientIdUser`). `.` separates because no bindable
+// user id contains one: user ids are UUIDs, service ids like `service:router`.
 
 export type Role = 'owner' | 'admin' | 'member' | 'viewer';
 
@@ -68,4 +74,37 @@ export function filterCovers(grant: string, filter: string): boolean {
 /** An id usable as one topic level: no wildcards or separators smuggled in. */
 function isTopicLevel(s: string): boolean {
   return s.length > 0 && !s.includes("/") && !s.includes("+") && !s.includes("#") && !s.includes(String.fromCharCode(0));
+}
+
+/** Separates the user id from the connection's own part in an MQTT client id. */
+export const CLIENT_ID_SEPARATOR = '.';
+/** IoT Core's limit on a client id. */
+export const MAX_CLIENT_ID_BYTES = 128;
+
+/**
+ * Whether a user id may own connections: short, and free of the separator, MQTT topic wildcards
+ * and separators, and IoT policy wildcards and variables (`*`, `?`, `$`), so that the IoT policy
+ * resource `client/<userId>.?*` matches exactly the ids `canConnect` accepts.
+ */
+export function isBindableUserId(userId: string): boolean {
+  return /^[A-Za-z0-9_:-]{1,64}$/.test(userId);
+}
+
+/** The client id prefix every connection of `userId` starts with. */
+export function clientIdPrefix(userId: string): string {
+  return `${userId}${CLIENT_ID_SEPARATOR}`;
+}
+
+/** Whether `userId` may connect with `clientId`: `<userId>.<at least one character>`, ≤ 128 bytes. */
+export function canConnect(userId: string, clientId: string): boolean {
+  const prefix = clientIdPrefix(userId);
+  return isBindableUserId(userId) && clientId.length > prefix.length && clientId.startsWith(prefix) && new TextEncoder().encode(clientId).length <= MAX_CLIENT_ID_BYTES;
+}
+
+/** The user a bound client id belongs to (undefined: not a bound id). */
+export function clientIdUser(clientId: string): string | undefined {
+  const at = clientId.indexOf(CLIENT_ID_SEPARATOR);
+  if (at <= 0) return undefined;
+  const userId = clientId.slice(0, at);
+  return canConnect(userId, clientId) ? userId : undefined;
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import { canSubscribe, type Membership, projectTopicOf } from '../lib/authz.js';
+import { canConnect, canSubscribe, type Membership, projectTopicOf } from '../lib/authz.js';
 import { createVerifier, signDevToken } from '../lib/jwt.js';
 import { createIotAuthorizer, iotPolicyDocuments } from './iot-authorizer.js';
 
@@ -16,9 +16,10 @@ function allowed(docs: string[], action: string): string[] {
   return docs.flatMap((d) => (JSON.parse(d) as { Statement: Statement[] }).Statement.filter((s) => s.Action === action).flatMap((s) => s.Resource));
 }
 
-/** IoT policy resource matching: `*` matches any characters. */
+/** IoT policy resource matching: `*` matches any characters, `?` exactly one. */
 function policyAllows(resources: string[], resource: string): boolean {
-  return resources.some((r) => new RegExp(`^${r.split('*').map((p) => p.replace(/[.?+^$()[\]{}|\\/]/g, '\\$&')).join('.*')}$`).test(resource));
+  const pattern = (r: string) => r.split('*').map((part) => part.split('?').map((p) => p.replace(/[.?+^$()[\]{}|\\/]/g, '\\$&')).join('.')).join('.*');
+  return resources.some((r) => new RegExp(`^${pattern(r)}$`, 's').test(resource));
 }
 
 describe('iotPolicyDocuments', () => {
@@ -32,6 +33,21 @@ describe('iotPolicyDocuments', () => {
         const receive = policyAllows(allowed(docs, 'iot:Receive'), `arn:aws:iot:eu-west-1:123456789012:topic/${topic}`);
         expect(subscribe).toBe(canSubscribe(U, memberships, topic));
         expect(receive).toBe(subscribe);
+      }),
+    );
+  });
+
+  it('allows connecting exactly with the client ids lib/authz binds to the user', () => {
+    const other = '66666666-6666-4666-8666-000000000000';
+    const clientId = fc.oneof(
+      fc.string({ maxLength: 60 }).map((s) => `${U}.${s}`),
+      fc.string({ maxLength: 60 }).map((s) => `${other}.${s}`),
+      fc.string({ maxLength: 60 }).map((s) => `${U}${s}`),
+    );
+    fc.assert(
+      fc.property(clientId, (id) => {
+        const connect = policyAllows(allowed(iotPolicyDocuments(U, [], account), 'iot:Connect'), `arn:aws:iot:eu-west-1:123456789012:client/${id}`);
+        expect(connect).toBe(canConnect(U, id));
       }),
     );
   });
@@ -59,6 +75,15 @@ describe('createIotAuthorizer', () => {
     expect(res.principalId).toBe(U.replace(/-/g, ''));
     expect(res.disconnectAfterInSeconds).toBeGreaterThanOrEqual(3500);
     expect(allowed(res.policyDocuments, 'iot:Subscribe')).toContain(`arn:aws:iot:eu-west-1:123456789012:topicfilter/${projectTopicOf('w1', 'p1')}`);
+  });
+
+  it("denies an MQTT connection whose client id is not the token's user's", async () => {
+    const token = await signDevToken(secret, U, { ttlSeconds: 3600 });
+    const password = Buffer.from(token).toString('base64');
+    await expect(authorize({ protocols: ['mqtt'], protocolData: { mqtt: { password, clientId: `66666666-6666-4666-8666-000000000000.abc` } } })).resolves.toMatchObject({ isAuthenticated: false });
+    await expect(authorize({ protocols: ['mqtt'], protocolData: { mqtt: { password, clientId: `${U}.abc` } } })).resolves.toMatchObject({ isAuthenticated: true });
+    const unbindable = await signDevToken(secret, 'alice@example.com', { ttlSeconds: 3600 });
+    await expect(authorize({ token: unbindable })).resolves.toMatchObject({ isAuthenticated: false });
   });
 
   it('denies a missing or forged token', async () => {

@@ -2,7 +2,7 @@
 // WebSocket query/header) → IoT policy documents allowing exactly the grants of lib/authz.ts.
 // `iotPolicyDocuments` is pure; `createIotAuthorizer` wires it to token verification and the
 // membership projection and is what the Lambda exports.
-import { type Membership, subscriptionGrants } from '../lib/authz.js';
+import { canConnect, clientIdPrefix, isBindableUserId, type Membership, subscriptionGrants } from '../lib/authz.js';
 import type { TokenVerifier } from '../lib/jwt.js';
 
 export interface IotAuthorizerEvent {
@@ -28,14 +28,18 @@ export interface IotAccount {
 const MAX_DOCUMENT_CHARS = 2048;
 const MAX_DOCUMENTS = 10;
 
-/** Policy documents granting connect as the user and subscribe/receive on its grants only. */
+/**
+ * Policy documents granting connect with the user's own client ids (`client/<userId>.?*`: IAM's
+ * `?` is one character, `*` any number — the ids lib/authz.ts `canConnect` accepts) and
+ * subscribe/receive on its grants only. The caller makes sure the user id is bindable.
+ */
 export function iotPolicyDocuments(userId: string, memberships: readonly Membership[], account: IotAccount): string[] {
   const arn = (kind: string, name: string) => `arn:aws:iot:${account.region}:${account.accountId}:${kind}/${name}`;
   // In IoT policies `+` is literal and `*` is the wildcard: a `+` grant becomes `*` for both the
   // topic filter (any single project, or the `+` filter itself) and the topics received.
   const policyName = (grant: string) => grant.replace(/\+/g, '*');
   const grants = subscriptionGrants(userId, memberships);
-  const docs: string[] = [JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 'iot:Connect', Resource: arn('client', '*') }] })];
+  const docs: string[] = [JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 'iot:Connect', Resource: arn('client', `${clientIdPrefix(userId)}?*`) }] })];
   let batch: string[] = [];
   const flush = () => {
     if (batch.length === 0) return;
@@ -76,12 +80,16 @@ export function createIotAuthorizer(deps: IotAuthorizerDeps): (event: IotAuthori
     const password = event.protocolData?.mqtt?.password;
     const token = event.token ?? (password ? Buffer.from(password, 'base64').toString('utf8') : undefined);
     if (!token) return DENY;
+    const clientId = event.protocolData?.mqtt?.clientId;
     let verified;
     try {
       verified = await deps.verify(token);
     } catch {
       return DENY;
     }
+    // A user id the policy cannot bind is refused outright; over MQTT IoT passes the client id, so
+    // a foreign one is refused here already (the policy refuses it in any case).
+    if (!isBindableUserId(verified.userId) || (clientId !== undefined && !canConnect(verified.userId, clientId))) return DENY;
     const nowSeconds = Math.floor((deps.now?.() ?? Date.now()) / 1000);
     const memberships = await deps.memberships(verified.userId);
     return {

@@ -3,6 +3,7 @@
 // or IoT-data publisher with subscription tracking, the replay API and /metrics.
 import { hostname } from 'node:os';
 import type { Server } from 'node:http';
+import { clientIdPrefix } from '../lib/authz.js';
 import { createDynamoClient, createIotDataClient, createKinesisClient } from '../lib/aws.js';
 import { DynamoDeadLetterStore } from '../lib/dlq.js';
 import { createVerifier, signDevToken } from '../lib/jwt.js';
@@ -65,7 +66,8 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
       size: config.mqtt.poolSize,
       username: config.mqtt.username,
       ...(password ? { password } : {}),
-      clientIdPrefix: `taskflow-router-${workerId}`,
+      // Bound to the service identity like every client id (lib/authz.ts canConnect).
+      clientIdPrefix: `${clientIdPrefix(config.serviceUserId)}${workerId}`,
       publishesPerSecond: config.mqtt.publishesPerSecond,
       ...(config.subscriptionEvents === 'off' ? {} : { subscribe: LIFECYCLE_FILTERS[config.subscriptionEvents] }),
       onMessage: (topic, payload) => {

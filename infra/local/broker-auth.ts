@@ -1,11 +1,13 @@
 // Authorization for the local MQTT broker (aedes), mirroring what the IoT Core custom authorizer
 // does in production: the TaskFlow JWT travels as the MQTT password (username: anything), topic
 // subscriptions are decided by lib/authz.ts from the membership projection, and only the
-// router's service identity may publish. Revocation: every `recheckMs` the live subscriptions of
+// router's service identity may publish. A connection's client id must be bound to its token's
+// user (`<userId>.<suffix>`, lib/authz.ts `canConnect`), so nobody can take over another user's
+// session by connecting with its id. Revocation: every `recheckMs` the live subscriptions of
 // each connected user are checked against its current memberships, and a user who lost one is
 // disconnected (its SDK reconnects and can then subscribe only where it still may).
 import type { Client } from 'aedes';
-import { canSubscribe, type Membership } from '../../lib/authz.js';
+import { canConnect, canSubscribe, clientIdPrefix, type Membership } from '../../lib/authz.js';
 import type { TokenVerifier } from '../../lib/jwt.js';
 import type { Logger } from '../../lib/logger.js';
 import type { BrokerHooks } from './broker.js';
@@ -35,6 +37,7 @@ interface Identity {
 
 const NOT_AUTHORIZED = 5;
 const BAD_USERNAME_OR_PASSWORD = 4;
+const IDENTIFIER_REJECTED = 2;
 
 function authError(message: string, returnCode: number): Error & { returnCode: number } {
   return Object.assign(new Error(message), { returnCode });
@@ -79,6 +82,12 @@ export function createBrokerAuth(options: BrokerAuthOptions): BrokerAuth {
       }
       options.verify(password.toString('utf8')).then(
         (t) => {
+          // Checked before aedes registers the client: a refused id never takes over the session holding it.
+          if (!canConnect(t.userId, client.id)) {
+            options.logger?.info({ userId: t.userId, clientId: client.id }, 'client id not bound to the token\'s user: refused');
+            done(authError(`client id must start with "${clientIdPrefix(t.userId)}" (the token's user id and a suffix)`, IDENTIFIER_REJECTED) as never, false);
+            return;
+          }
           identities.set(client, { userId: t.userId, service: options.serviceUserIds.includes(t.userId), expiresAt: t.expiresAt });
           done(null, true);
         },

@@ -37,7 +37,7 @@ async function start(command: Extract<SubscriberCommand, { type: 'start' }>): Pr
       url: command.url,
       token: command.token,
       replayUrl: command.replayUrl,
-      clientId: `bench-e2e-${process.pid}-${i}`,
+      clientIdSuffix: `bench-e2e-${process.pid}-${i}`,
       onError: (err) => errors.push(err.message),
       // Why connections drop: the SDK's own account of connection errors (other debug lines are dropped).
       debug: (message, fields) => {

@@ -1,5 +1,5 @@
 // Membership-based topic authorization on a real broker: a plain MQTT client (not the SDK)
-// whose token lacks a membership cannot subscribe; revoking a membership through the projection
+// cannot connect with a client id bound to another user; one whose token lacks a membership cannot subscribe; revoking a membership through the projection
 // disconnects the subscriber within seconds; only the router's identity may publish.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -12,7 +12,7 @@ import { sampleEvent } from '../../schemas/fixtures.js';
 import { validateEvent } from '../../schemas/validate.js';
 import { decodeEvent, type RouterEvent } from '../../router/event.js';
 import { affectsMemberships, DynamoMembershipProjection } from '../../router/memberships.js';
-import { createTestTables, dynamoClient, startTestBroker, testStackEnv } from '../support/stack.js';
+import { boundClientId, createTestTables, dynamoClient, startTestBroker, testStackEnv } from '../support/stack.js';
 
 const secret = new TextEncoder().encode('router-authz-integration-secret-32b');
 const WS = '11111111-1111-4111-8111-111111111111';
@@ -35,9 +35,9 @@ function routerEvent(e: object): RouterEvent {
   return d.event;
 }
 
-async function connect(userId: string | undefined): Promise<MqttClient> {
+async function connect(userId: string | undefined, clientId = userId ? boundClientId(userId) : undefined): Promise<MqttClient> {
   const password = userId ? await signDevToken(secret, userId, { ttlSeconds: 600 }) : undefined;
-  const c = await mqtt.connectAsync(broker.tcpUrl, { username: 'any', ...(password ? { password } : {}), reconnectPeriod: 0, connectTimeout: 5000 });
+  const c = await mqtt.connectAsync(broker.tcpUrl, { username: 'any', ...(password ? { password } : {}), ...(clientId ? { clientId } : {}), reconnectPeriod: 0, connectTimeout: 5000 });
   open.push(c);
   return c;
 }
@@ -82,6 +82,27 @@ describe('broker authorization from the membership projection', () => {
   it('refuses a connection without a valid token', async () => {
     await expect(connect(undefined)).rejects.toThrow();
     await expect(mqtt.connectAsync(broker.tcpUrl, { username: 'x', password: 'not-a-jwt', reconnectPeriod: 0 })).rejects.toThrow();
+  });
+
+  it("refuses another user's client id, and the connection holding it stays up", async () => {
+    const aliceId = boundClientId(ALICE);
+    const alice = await connect(ALICE, aliceId);
+    expect(await grantedQos(alice, projectTopicOf(WS, P1))).toBe(1);
+    let aliceClosed = false;
+    alice.once('close', () => {
+      aliceClosed = true;
+    });
+    // Bob, authenticated with his own valid token, tries Alice's id: CONNACK 2 (identifier rejected).
+    await expect(connect(BOB, aliceId)).rejects.toMatchObject({ code: 2 });
+    await expect(connect(BOB, `${BOB}-not-bound`)).rejects.toMatchObject({ code: 2 });
+    await expect(connect(BOB, 'mqttjs_any')).rejects.toMatchObject({ code: 2 });
+    // Alice still receives what the router publishes on her subscription.
+    const got = new Promise<string>((resolve) => alice.once('message', (_t, payload) => resolve(payload.toString())));
+    const router = await connect('service:router');
+    await router.publishAsync(projectTopicOf(WS, P1), 'still-here', { qos: 1 });
+    expect(await got).toBe('still-here');
+    expect(aliceClosed).toBe(false);
+    expect(alice.connected).toBe(true);
   });
 
   it('lets a member subscribe to its project and its own user topic, and nothing else', async () => {

@@ -20,7 +20,7 @@ import { loadConfig } from '../../router/config.js';
 import { DynamoMembershipProjection } from '../../router/memberships.js';
 import { redriveDeadLetters } from '../../router/redrive.js';
 import { startRouter, type RunningRouter } from '../../router/service.js';
-import { createTestStream, createTestTables, dynamoClient, kinesisClient, startTestBroker, testStackEnv } from '../support/stack.js';
+import { boundClientId, createTestStream, createTestTables, dynamoClient, kinesisClient, startTestBroker, testStackEnv } from '../support/stack.js';
 
 const SECRET = 'router-e2e-secret-router-e2e-secret';
 const secret = new TextEncoder().encode(SECRET);
@@ -69,7 +69,7 @@ async function eventually<T>(probe: () => Promise<T | undefined>, timeoutMs = 10
 }
 
 async function subscriber(userId: string): Promise<{ client: MqttClient; messages: Message[] }> {
-  const client = await mqtt.connectAsync(broker.tcpUrl, { username: 'u', password: await signDevToken(secret, userId), reconnectPeriod: 0 });
+  const client = await mqtt.connectAsync(broker.tcpUrl, { clientId: boundClientId(userId), username: 'u', password: await signDevToken(secret, userId), reconnectPeriod: 0 });
   clients.push(client);
   const messages: Message[] = [];
   client.on('message', (_t, payload) => {
@@ -214,7 +214,7 @@ describe('router on the local stack', () => {
     const start = Date.now();
     await put([{ data: JSON.stringify(sampleEvent('membership.deleted', { workspaceId: WS, projectId: P1, userId: ALICE, entityId: MEMBERSHIP, commitLsn: 0x900n })) }]);
     expect((await closed) - start).toBeLessThan(5000);
-    const again = await mqtt.connectAsync(broker.tcpUrl, { username: 'u', password: await signDevToken(secret, ALICE), reconnectPeriod: 0 });
+    const again = await mqtt.connectAsync(broker.tcpUrl, { clientId: boundClientId(ALICE), username: 'u', password: await signDevToken(secret, ALICE), reconnectPeriod: 0 });
     clients.push(again);
     await expect(again.subscribeAsync(projectTopicOf(WS, P1), { qos: 1 })).rejects.toThrow();
   });

@@ -6,6 +6,7 @@ import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { migrate, readMigrationFiles } from '../../db/migrate.js';
+import { clientIdPrefix } from '../../lib/authz.js';
 import { createDynamoClient, createKinesisClient, loadAwsConfig, type AwsConfig } from '../../lib/aws.js';
 import { readStackInfo, stackEnv, type StackInfo } from '../../lib/stack-info.js';
 import { startBroker, type Broker, type BrokerHooks } from '../../infra/local/broker.js';
@@ -144,4 +145,9 @@ export async function createTestTables(prefix: string, keys?: readonly string[])
  */
 export function startTestBroker(hooks?: BrokerHooks): Promise<Broker> {
   return startBroker({ tcpPort: 0, wsPort: 0, ...(hooks ? { hooks } : {}) });
+}
+
+/** A fresh MQTT client id bound to `userId`, as the authorizing broker requires (lib/authz.ts canConnect). */
+export function boundClientId(userId: string): string {
+  return `${clientIdPrefix(userId)}${randomBytes(8).toString('hex')}`;
 }

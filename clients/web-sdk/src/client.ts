@@ -19,7 +19,7 @@ import {
   type SubscriptionEvent,
   type SubscriptionState,
 } from './subscription-machine.js';
-import { TokenSource, type TokenProvider } from './token.js';
+import { randomClientSuffix, TokenSource, type TokenProvider } from './token.js';
 import type { Change, Status } from './types.js';
 
 export interface ClientOptions {
@@ -31,8 +31,11 @@ export interface ClientOptions {
   getToken?: TokenProvider;
   /** Base URL of the replay API (`…/v1/workspaces/…` is appended). */
   replayUrl: string;
-  /** MQTT client id (IoT Core policies often pin it). Further connections get `-2`, `-3` … appended. */
-  clientId?: string;
+  /**
+   * The part of the MQTT client id after `<user id>.` (brokers accept only `<token's sub>.<suffix>`).
+   * Further connections get `-2`, `-3` … appended. Default: 16 random bytes (crypto.getRandomValues), hex.
+   */
+  clientIdSuffix?: string;
   /** Debug logging: true for console.debug, or a function. Silent by default; see setDebug. */
   debug?: boolean | DebugSink;
   /** Connect through an AWS IoT Core custom authorizer: the token goes in the URL query string. */
@@ -220,7 +223,7 @@ class Client implements RealtimeClient {
   readonly subscriptionConfig: SubscriptionConfig;
   private readonly backoff: BackoffOptions;
   private readonly maxPerConnection: number;
-  private readonly clientIdBase: string;
+  private readonly clientIdSuffix: string;
   private readonly connections: MqttConnection[] = [];
   private readonly subscriptions = new Set<ProjectSubscription>();
   /** Decoding is async (gzip): a chain keeps messages in arrival order. */
@@ -238,7 +241,7 @@ class Client implements RealtimeClient {
     this.subscriptionConfig = { ...defaultSubscriptionConfig, ...options.subscription };
     this.backoff = { ...defaultBackoff, ...options.backoff };
     this.maxPerConnection = options.maxSubscriptionsPerConnection ?? 50;
-    this.clientIdBase = options.clientId ?? `taskflow-web-${Math.random().toString(36).slice(2, 12)}`;
+    this.clientIdSuffix = options.clientIdSuffix ?? randomClientSuffix();
     this.removeNetworkListeners = this.listenToNetwork();
   }
 
@@ -292,7 +295,7 @@ class Client implements RealtimeClient {
     const n = this.connections.length;
     const connection = new MqttConnection({
       url: this.options.url,
-      clientId: n === 0 ? this.clientIdBase : `${this.clientIdBase}-${n + 1}`,
+      clientIdSuffix: n === 0 ? this.clientIdSuffix : `${this.clientIdSuffix}-${n + 1}`,
       iot: this.options.iot,
       tokens: this.tokens,
       backoff: this.backoff,

@@ -8,7 +8,7 @@ import type { IClientOptions, MqttClient } from 'mqtt';
 import { connectionTransition, initialConnectionState, type ConnectionEvent, type ConnectionPhase } from './connection-machine.js';
 import type { BackoffOptions } from './backoff.js';
 import type { DebugLog } from './log.js';
-import type { TokenSource } from './token.js';
+import { boundClientId, type TokenSource } from './token.js';
 
 export interface IotCoreAuth {
   /** Name of the IoT Core custom authorizer. */
@@ -19,7 +19,8 @@ export interface IotCoreAuth {
 
 export interface ConnectionDeps {
   url: string;
-  clientId: string;
+  /** The client id's own part; the id is `<token's sub>.<suffix>` (token.ts boundClientId). */
+  clientIdSuffix: string;
   iot: IotCoreAuth | undefined;
   tokens: TokenSource;
   backoff: BackoffOptions;
@@ -126,7 +127,7 @@ export class MqttConnection {
           this.endClient();
           break;
         case 'phase':
-          this.deps.log.log('connection phase', { clientId: this.deps.clientId, phase: effect.phase, attempt: state.attempt });
+          this.deps.log.log('connection phase', { clientIdSuffix: this.deps.clientIdSuffix, phase: effect.phase, attempt: state.attempt });
           if (effect.phase !== 'connected') this.acked.clear();
           this.deps.onPhase(effect.phase);
           if (effect.phase === 'connected' && this.client !== undefined) {
@@ -153,8 +154,9 @@ export class MqttConnection {
       return;
     }
     if (attempt !== this.state.attempt || this.state.phase !== 'connecting') return; // superseded meanwhile
+    const clientId = boundClientId(token, this.deps.clientIdSuffix);
     const options: IClientOptions = {
-      clientId: this.deps.clientId,
+      clientId,
       protocolVersion: 4, // MQTT 3.1.1: IoT Core and aedes both speak it
       clean: true,
       keepalive: 30,
@@ -172,7 +174,7 @@ export class MqttConnection {
       if (this.client === client) this.dispatch({ type: 'opened', attempt, now: this.deps.now() });
     });
     client.on('error', (err) => {
-      this.deps.log.log('connection error', { clientId: this.deps.clientId, error: String(err) });
+      this.deps.log.log('connection error', { clientId, error: String(err) });
       if (isAuthFailure(err)) {
         failure = 'auth';
         if (!this.deps.tokens.refreshable) this.deps.onAuthError(err);

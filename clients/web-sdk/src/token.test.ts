@@ -1,5 +1,5 @@
-import { describe, expect, it } from '@jest/globals';
-import { jwtExpiryMs, TokenSource } from './token.js';
+import { describe, expect, it, jest } from '@jest/globals';
+import { boundClientId, jwtExpiryMs, randomClientSuffix, TokenSource } from './token.js';
 
 const b64url = (value: object): string => Buffer.from(JSON.stringify(value)).toString('base64url');
 const jwt = (claims: object): string => `${b64url({ alg: 'HS256' })}.${b64url(claims)}.sig`;
@@ -42,5 +42,22 @@ describe('TokenSource', () => {
     expect(await source.get(true)).toBe('t');
     expect(source.refreshable).toBe(false);
     expect(() => new TokenSource({ refreshMarginMs: 0, now: () => 0 })).toThrow(TypeError);
+  });
+});
+
+describe('boundClientId', () => {
+  it("binds the id to the token's sub", () => {
+    expect(boundClientId(jwt({ sub: 'u-1', exp: 1 }), 'abc')).toBe('u-1.abc');
+    expect(boundClientId('not-a-jwt', 'abc')).toBe('taskflow-web.abc');
+  });
+
+  it('draws suffixes from the CSPRNG: 32 hex characters, never repeating', () => {
+    const draw = jest.spyOn(globalThis.crypto, 'getRandomValues');
+    randomClientSuffix();
+    expect(draw).toHaveBeenCalledTimes(1);
+    draw.mockRestore();
+    const seen = new Set(Array.from({ length: 1000 }, () => randomClientSuffix()));
+    expect(seen.size).toBe(1000);
+    for (const s of seen) expect(s).toMatch(/^[0-9a-f]{32}$/);
   });
 });
