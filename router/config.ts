@@ -21,6 +21,8 @@ export interface RouterConfig {
   mqtt: { url: string; poolSize: number; username: string; password?: string; publishesPerSecond: number };
   /** Where subscription lifecycle events come from; 'off' publishes to every project. */
   subscriptionEvents: 'aedes' | 'iot' | 'off';
+  /** Longest a workspace's publishes wait for a revoked member's disconnect before going out anyway. */
+  revocationHoldMs: number;
   /** The identity the router's MQTT connections use (token subject), see infra/local/broker-auth.ts. */
   serviceUserId: string;
   jwt: JwtConfig;
@@ -66,6 +68,7 @@ export function loadConfig(env: Env): RouterConfig {
     },
     // IoT Core's lifecycle events (the local broker emits them too); 'aedes' ($SYS) has no session ids.
     subscriptionEvents: oneOf(env, 'ROUTER_SUBSCRIPTION_EVENTS', ['aedes', 'iot', 'off'] as const, 'iot'),
+    revocationHoldMs: int(env, 'ROUTER_REVOCATION_HOLD_MS', 3000, { min: 100, max: 60_000 }),
     serviceUserId: str(env, 'ROUTER_SERVICE_USER', 'service:router'),
     jwt: loadJwtConfig(env),
     replayPort: int(env, 'REPLAY_PORT', 0, { min: 0, max: 65535 }),

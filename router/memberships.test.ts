@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { sampleEvent } from '../schemas/fixtures.js';
 import { validateEvent } from '../schemas/validate.js';
 import { decodeEvent, type RouterEvent } from './event.js';
-import { affectsMemberships, membershipWrites } from './memberships.js';
+import { affectsMemberships, membershipWrites, revocations } from './memberships.js';
 
 const WS = '11111111-1111-4111-8111-111111111111';
 const P = '22222222-2222-4222-8222-222222222222';
@@ -36,5 +36,21 @@ describe('membershipWrites', () => {
     expect(affectsMemberships(both)).toBe(true);
     expect(affectsMemberships(tasksOnly)).toBe(false);
     expect(membershipWrites([both, tasksOnly])).toEqual([{ truncatedBefore: '0000000000000050-00000000' }]);
+  });
+});
+
+describe('revocations', () => {
+  it('names the user of every delete and update, never of a create or snapshot', () => {
+    const out = revocations([
+      ev(sampleEvent('membership.created', { workspaceId: WS, projectId: P, userId: U, entityId: M, commitLsn: 0x10n })),
+      ev(sampleEvent('membership.snapshot', { workspaceId: WS, projectId: null, userId: U, entityId: M, commitLsn: 0x20n })),
+      ev(sampleEvent('membership.updated', { workspaceId: WS, projectId: P, userId: U, entityId: M, commitLsn: 0x25n })),
+      ev(sampleEvent('membership.deleted', { workspaceId: WS, projectId: P, userId: U, entityId: M, commitLsn: 0x30n })),
+      ev(sampleEvent('task.created', { workspaceId: WS, projectId: P, commitLsn: 0x40n })),
+    ]);
+    expect(out).toEqual([
+      { workspaceId: WS, userId: U, eventId: '0000000000000025-00000000' },
+      { workspaceId: WS, userId: U, eventId: '0000000000000030-00000000' },
+    ]);
   });
 });

@@ -14,6 +14,8 @@ export const ROUTER_METRICS = {
   publishLatency: 'taskflow_router_publish_latency_seconds',
   publishRetries: 'taskflow_router_publish_retries_total',
   commitToPublish: 'taskflow_router_commit_to_publish_seconds',
+  revocationHold: 'taskflow_router_revocation_hold_seconds',
+  revocationHoldTimeouts: 'taskflow_router_revocation_hold_timeouts_total',
 } as const;
 
 export interface PublishMetrics {
@@ -21,9 +23,11 @@ export interface PublishMetrics {
   withoutSubscriber(changes: number): void;
   /** A publish failed and will be tried again. */
   publishRetried(): void;
+  /** A revocation hold ended: the disconnect was confirmed, or its bound passed first. */
+  revocationHold(seconds: number, outcome: 'confirmed' | 'timed_out'): void;
 }
 
-export const noopPublishMetrics: PublishMetrics = { published() {}, withoutSubscriber() {}, publishRetried() {} };
+export const noopPublishMetrics: PublishMetrics = { published() {}, withoutSubscriber() {}, publishRetried() {}, revocationHold() {} };
 
 export function prometheusRouterMetrics(registry: Registry): { shard: ShardRouterMetrics; publish: PublishMetrics } {
   const counter = (name: string, help: string, labelNames: string[] = []) => new Counter({ name, help, labelNames, registers: [registry] });
@@ -36,6 +40,8 @@ export function prometheusRouterMetrics(registry: Registry): { shard: ShardRoute
   const unsubscribed = counter(ROUTER_METRICS.changesUnsubscribed, 'Changes not published because their project had no live subscriber');
   const retries = counter(ROUTER_METRICS.publishRetries, 'Publishes that failed and were retried in place');
   const publishLatency = new Histogram({ name: ROUTER_METRICS.publishLatency, help: 'Time to publish one message', buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [registry] });
+  const holdSeconds = new Histogram({ name: ROUTER_METRICS.revocationHold, help: "How long a workspace's publishes were held for a revoked member's disconnect", labelNames: ['outcome'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] });
+  const holdTimeouts = counter(ROUTER_METRICS.revocationHoldTimeouts, 'Revocation holds released by their bound without a confirmed disconnect (runbooks/revocation-hold-timeout.md)');
   const commitToPublish = new Histogram({ name: ROUTER_METRICS.commitToPublish, help: 'Commit time to publish, per change', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10], registers: [registry] });
   return {
     shard: {
@@ -53,6 +59,10 @@ export function prometheusRouterMetrics(registry: Registry): { shard: ShardRoute
       },
       withoutSubscriber: (n) => unsubscribed.inc(n),
       publishRetried: () => retries.inc(),
+      revocationHold(seconds, outcome) {
+        holdSeconds.observe({ outcome }, seconds);
+        if (outcome === 'timed_out') holdTimeouts.inc();
+      },
     },
   };
 }

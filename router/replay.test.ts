@@ -19,7 +19,7 @@ function setup() {
   const router = new ShardRouter({
     shardId: 's',
     changelog: store,
-    sink: { enqueue: (_p, changes) => void published.push(...changes), flush: async () => {} },
+    sink: { enqueue: (_p, changes) => void published.push(...changes), flush: async () => {}, revoke: () => {} },
     deadLetters: { put: async () => {} },
     memberships: { apply: async () => {} },
     validate: validateEvent,

@@ -16,6 +16,7 @@ import { DynamoChangelogStore } from './dynamo-changelog.js';
 import { DynamoMembershipProjection } from './memberships.js';
 import { prometheusRouterMetrics } from './metrics.js';
 import { PublishPipeline } from './publish-pipeline.js';
+import { IotConnectionRevoker } from './connection-revoker.js';
 import { IotDataPublisher, MqttPublisherPool, type Publisher } from './publishers.js';
 import { startReplayServer } from './replay-server.js';
 import { RouterShardProcessor } from './shard-processor.js';
@@ -81,7 +82,13 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
     publisher = new IotDataPublisher(createIotDataClient(config.aws));
   }
   // Lifecycle events arrive on the MQTT pool's first connection; without it, publish everywhere.
-  const hasSubscriber = config.publisher === 'mqtt' && config.subscriptionEvents !== 'off' ? (topic: string) => live.hasSubscriber(topic) : null;
+  const tracking = config.publisher === 'mqtt' && config.subscriptionEvents !== 'off';
+  const hasSubscriber = tracking ? (topic: string) => live.hasSubscriber(topic) : null;
+  // Revocation names the user's connections from the tracked sessions (client ids are bound to
+  // users) and disconnects them through the IoT data plane (locally the broker's same route).
+  const iotData = tracking ? createIotDataClient(config.aws) : undefined;
+  const revocation = iotData ? { revoker: new IotConnectionRevoker(iotData, (userId) => live.connectionsOf(userId)), holdTimeoutMs: config.revocationHoldMs, logger } : undefined;
+  if (!revocation) logger.warn('no subscription tracking: revoked members are not disconnected before later changes are published');
 
   const makePipeline = () =>
     new PublishPipeline({
@@ -89,6 +96,7 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
       publisher,
       hasSubscriber,
       metrics: metrics.publish,
+      ...(revocation ? { revocation } : {}),
     });
   const consumer = createConsumer({
     name: config.consumerName,
@@ -123,6 +131,7 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
       replay.server.closeAllConnections();
       await Promise.all([close(replay.server), close(metricsServer.server)]);
       await publisher.close();
+      iotData?.destroy();
       await recording;
       kinesis.destroy();
       dynamo.destroy();

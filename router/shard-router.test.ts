@@ -130,6 +130,7 @@ describe('ShardRouter under duplicates, replays, reordering and crashes', () => 
           let sinkClosed = false;
           const sink = {
             enqueue: (p: ProjectRef, c: Parameters<ProjectBatcher['add']>[1]) => batcher.add(p, c, 0),
+            revoke: () => {}, // no membership events in these histories
             flush: async () => {
               if (crashWhere === 'before-flush') sinkClosed = true;
               if (sinkClosed) throw new Crash();

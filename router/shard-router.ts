@@ -6,7 +6,7 @@
 import { type ChangelogStore, projectKey, type ProjectRef } from './changelog.js';
 import { decodeEvent, type DecodeResult, type DlqReason, type RouterEvent, type EventCheck } from './event.js';
 import { admitBatch, boundMarks, type HighWaterMarks, mergeMarks, serializeMarks } from './ordering.js';
-import { affectsMemberships } from './memberships.js';
+import { affectsMemberships, revocations } from './memberships.js';
 import { idsToLookUp, planSequence, type ProjectHead, type SequencedChange } from './sequencer.js';
 
 export interface InputRecord {
@@ -40,6 +40,11 @@ export interface DeadLetterSink {
 export interface ChangeSink {
   enqueue(project: ProjectRef, changes: readonly SequencedChange[]): void;
   flush(): Promise<void>;
+  /**
+   * Members lost access at `afterEventId`: nothing of the workspace with a later id may be
+   * published before their connections are gone (called before those changes are enqueued).
+   */
+  revoke(workspaceId: string, afterEventId: string, userIds: readonly string[]): void;
 }
 
 /** Consumes membership events in stream order (the authorization projection). */
@@ -124,7 +129,21 @@ export class ShardRouter {
     const admitted = [...inOrder, ...redriven.values()];
 
     const membershipEvents = admitted.filter(affectsMemberships);
-    if (membershipEvents.length > 0) await this.deps.memberships.apply(membershipEvents);
+    if (membershipEvents.length > 0) {
+      // The projection first: a revoked user who reconnects is refused from here on. Then the
+      // hold, before any later change of the workspace reaches the sink.
+      await this.deps.memberships.apply(membershipEvents);
+      const byWorkspace = new Map<string, { afterEventId: string; userIds: Set<string> }>();
+      for (const r of revocations(membershipEvents)) {
+        const w = byWorkspace.get(r.workspaceId);
+        if (!w) byWorkspace.set(r.workspaceId, { afterEventId: r.eventId, userIds: new Set([r.userId]) });
+        else {
+          if (r.eventId < w.afterEventId) w.afterEventId = r.eventId;
+          w.userIds.add(r.userId);
+        }
+      }
+      for (const [workspaceId, w] of byWorkspace) this.deps.sink.revoke(workspaceId, w.afterEventId, [...w.userIds]);
+    }
 
     const byProject = new Map<string, { project: ProjectRef; events: RouterEvent[] }>();
     for (const e of admitted) {

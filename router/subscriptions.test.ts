@@ -64,11 +64,12 @@ describe('LiveSubscriptions', () => {
     );
   });
 
-  it('agrees with a model (set of (client, filter)) for any event sequence', () => {
+  it("agrees with a model (set of (client, filter)) for any event sequence, also on each user's connections", () => {
+    const CLIENTS = ['u1.a', 'u1.b', 'u2.a'];
     const event = fc.oneof(
-      fc.record({ kind: fc.constant('subscribed' as const), clientId: fc.constantFrom('a', 'b'), filters: fc.subarray([T1, T2]) }),
-      fc.record({ kind: fc.constant('unsubscribed' as const), clientId: fc.constantFrom('a', 'b'), filters: fc.subarray([T1, T2]) }),
-      fc.record({ kind: fc.constant('disconnected' as const), clientId: fc.constantFrom('a', 'b') }),
+      fc.record({ kind: fc.constant('subscribed' as const), clientId: fc.constantFrom(...CLIENTS), filters: fc.subarray([T1, T2]) }),
+      fc.record({ kind: fc.constant('unsubscribed' as const), clientId: fc.constantFrom(...CLIENTS), filters: fc.subarray([T1, T2]) }),
+      fc.record({ kind: fc.constant('disconnected' as const), clientId: fc.constantFrom(...CLIENTS) }),
     );
     fc.assert(
       fc.property(fc.array(event, { maxLength: 30 }), (events: SubscriptionEvent[]) => {
@@ -80,6 +81,10 @@ describe('LiveSubscriptions', () => {
           if (e.kind === 'subscribed') for (const f of e.filters) model.add(`${e.clientId}|${f}`);
           if (e.kind === 'unsubscribed') for (const f of e.filters) model.delete(`${e.clientId}|${f}`);
           for (const t of [T1, T2]) expect(live.hasSubscriber(t)).toBe([...model].some((k) => k.endsWith(`|${t}`)));
+          for (const u of ['u1', 'u2']) {
+            const expected = [...new Set([...model].map((k) => k.split('|')[0]!).filter((c) => c.startsWith(`${u}.`)))].sort();
+            expect(live.connectionsOf(u).sort()).toEqual(expected);
+          }
         }
       }),
     );

@@ -10,7 +10,7 @@
 // subscribed (IoT Core does not order lifecycle events; aedes reports a taken-over session late).
 // Keyed by client id alone, that late disconnect would silence a live subscriber. IoT Core's
 // events carry `sessionIdentifier`; aedes' $SYS events do not, so that mode keeps the race.
-import { filterCovers } from '../lib/authz.js';
+import { clientIdUser, filterCovers } from '../lib/authz.js';
 
 export type SubscriptionEvent =
   | { kind: 'subscribed'; clientId: string; sessionId?: string; filters: string[] }
@@ -59,6 +59,8 @@ const ENDED_SESSIONS_KEPT = 10_000;
 
 export class LiveSubscriptions {
   private readonly bySession = new Map<string, Set<string>>();
+  /** user id (the prefix of a bound client id) → its sessions' keys → client id */
+  private readonly byUser = new Map<string, Map<string, string>>();
   /** filter → number of sessions holding it */
   private readonly filters = new Map<string, number>();
   private readonly ended = new Set<string>();
@@ -67,13 +69,21 @@ export class LiveSubscriptions {
     const key = sessionKey(event);
     if (event.kind === 'disconnected') {
       for (const f of this.bySession.get(key) ?? []) this.release(f);
-      this.bySession.delete(key);
+      this.endSession(key, event.clientId);
       if (event.sessionId !== undefined) this.remember(key);
       return;
     }
     if (this.ended.has(key)) return;
     let held = this.bySession.get(key);
-    if (!held) this.bySession.set(key, (held = new Set()));
+    if (!held) {
+      this.bySession.set(key, (held = new Set()));
+      const userId = clientIdUser(event.clientId);
+      if (userId !== undefined) {
+        let sessions = this.byUser.get(userId);
+        if (!sessions) this.byUser.set(userId, (sessions = new Map()));
+        sessions.set(key, event.clientId);
+      }
+    }
     for (const f of event.filters) {
       if (event.kind === 'subscribed' && !held.has(f)) {
         held.add(f);
@@ -82,7 +92,12 @@ export class LiveSubscriptions {
         this.release(f);
       }
     }
-    if (held.size === 0) this.bySession.delete(key);
+    if (held.size === 0) this.endSession(key, event.clientId);
+  }
+
+  /** Client ids of the user's sessions that hold subscriptions (what revocation disconnects). */
+  connectionsOf(userId: string): string[] {
+    return [...new Set(this.byUser.get(userId)?.values() ?? [])];
   }
 
   hasSubscriber(topic: string): boolean {
@@ -94,6 +109,15 @@ export class LiveSubscriptions {
   /** Sessions holding at least one subscription. */
   get sessionCount(): number {
     return this.bySession.size;
+  }
+
+  private endSession(key: string, clientId: string): void {
+    this.bySession.delete(key);
+    const userId = clientIdUser(clientId);
+    const sessions = userId === undefined ? undefined : this.byUser.get(userId);
+    if (!sessions) return;
+    sessions.delete(key);
+    if (sessions.size === 0) this.byUser.delete(userId!);
   }
 
   private remember(key: string): void {

@@ -1,9 +1,10 @@
 // The local stand-in for AWS IoT Core: an aedes MQTT 3.1.1 broker on TCP and on WebSocket, plus
-// IoT's data-plane publish route (POST /topics/{topic}?qos=N, body = payload) on the WebSocket
-// port. Authorization hooks are pluggable so the same membership policy that backs the IoT Core
+// IoT's data-plane routes on the WebSocket port: publish (POST /topics/{topic}?qos=N, body =
+// payload) and DeleteConnection (DELETE /connections/{clientId}?cleanSession=…, answering once
+// the client is disconnected; 404 ResourceNotFoundException when no client has that id). Authorization hooks are pluggable so the same membership policy that backs the IoT Core
 // custom authorizer can guard the local broker. The broker can be stopped and started again on
 // the same ports while the rest of the stack keeps running (tests of reconnects).
-import { Aedes, type AedesOptions } from 'aedes';
+import { Aedes, type AedesOptions, type Client } from 'aedes';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import { WebSocketServer, createWebSocketStream } from 'ws';
@@ -22,7 +23,7 @@ export interface BrokerOptions {
 export interface Broker {
   readonly tcpUrl: string;
   readonly wsUrl: string;
-  /** Base URL of the IoT data-plane publish route (IOT_DATA_ENDPOINT). */
+  /** Base URL of the IoT data-plane routes, publish and DeleteConnection (IOT_DATA_ENDPOINT). */
   readonly publishUrl: string;
   readonly running: boolean;
   /** Disconnects every client and closes both listeners. */
@@ -93,7 +94,7 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
       track(socket);
       aedes.handle(socket);
     });
-    const http = createHttpServer((req, res) => handlePublish(aedes, req, res));
+    const http = createHttpServer((req, res) => handleDataPlane(aedes, req, res));
     http.on('connection', track);
     const wss = new WebSocketServer({ server: http });
     wss.on('connection', (ws, req) => aedes.handle(createWebSocketStream(ws), req));
@@ -146,15 +147,48 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
   };
 }
 
-/** IoT data-plane Publish: POST /topics/{url-encoded topic}?qos=0|1, raw payload as body. */
-function handlePublish(aedes: Aedes, req: IncomingMessage, res: ServerResponse): void {
+function handleDataPlane(aedes: Aedes, req: IncomingMessage, res: ServerResponse): void {
   const url = new URL(req.url ?? '/', 'http://localhost');
-  const match = /^\/topics\/(.+)$/.exec(url.pathname);
-  if (req.method !== 'POST' || !match?.[1]) {
-    reply(res, 404, { message: 'not found: the local IoT data plane serves POST /topics/{topic}' });
+  const publish = /^\/topics\/(.+)$/.exec(url.pathname);
+  if (req.method === 'POST' && publish?.[1]) {
+    handlePublish(aedes, decodeURIComponent(publish[1]), url, req, res);
     return;
   }
-  const topic = decodeURIComponent(match[1]);
+  const connection = /^\/connections\/([^/]+)$/.exec(url.pathname);
+  if (req.method === 'DELETE' && connection?.[1]) {
+    handleDeleteConnection(aedes, decodeURIComponent(connection[1]), url, res);
+    return;
+  }
+  reply(res, 404, { message: 'not found: the local IoT data plane serves POST /topics/{topic} and DELETE /connections/{clientId}' });
+}
+
+/**
+ * IoT data-plane DeleteConnection: closes the client's network connection and answers after it
+ * is closed, so a caller that got 200 knows nothing more reaches that connection.
+ * `cleanSession=true` also drops a persistent session's subscriptions, so a reconnect with
+ * `clean: false` cannot bring them back without being authorized again.
+ */
+function handleDeleteConnection(aedes: Aedes, clientId: string, url: URL, res: ServerResponse): void {
+  const clients = (aedes as Aedes & { clients: Record<string, Client | undefined> }).clients;
+  const client = clients[clientId];
+  if (!client || client.closed) {
+    res.setHeader('x-amzn-errortype', 'ResourceNotFoundException');
+    reply(res, 404, { message: `no connection with client id ${clientId}` });
+    return;
+  }
+  const cleanSession = url.searchParams.get('cleanSession') === 'true';
+  client.close(() => {
+    if (!cleanSession) {
+      reply(res, 200, {});
+      return;
+    }
+    const persistence = (aedes as Aedes & { persistence: { cleanSubscriptions(c: Client, cb: (err?: Error) => void): void } }).persistence;
+    persistence.cleanSubscriptions(client, (err) => (err ? reply(res, 500, { message: err.message }) : reply(res, 200, {})));
+  });
+}
+
+/** IoT data-plane Publish: POST /topics/{url-encoded topic}?qos=0|1, raw payload as body. */
+function handlePublish(aedes: Aedes, topic: string, url: URL, req: IncomingMessage, res: ServerResponse): void {
   const qos = url.searchParams.get('qos') === '1' ? 1 : 0;
   const chunks: Buffer[] = [];
   let size = 0;

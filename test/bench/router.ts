@@ -54,7 +54,7 @@ async function coreEventsPerSecond(): Promise<number> {
     const router = new ShardRouter({
       shardId: 'bench',
       changelog: new MemoryChangelogStore(),
-      sink: { enqueue: (p, c) => batcher.add(p, c, 0), flush: async () => void batcher.takeAll() },
+      sink: { enqueue: (p, c) => batcher.add(p, c, 0), flush: async () => void batcher.takeAll(), revoke: () => {} },
       deadLetters: { put: async () => {} },
       memberships: { apply: async () => {} },
       validate: validateEvent,

@@ -34,7 +34,7 @@ function record(p: ProjectRef, lsn: number, description = 'd'): InputRecord {
 
 function router(store: DynamoChangelogStore, state?: string) {
   return new ShardRouter(
-    { shardId: 's', changelog: store, sink: { enqueue() {}, flush: async () => {} }, deadLetters: { put: async () => {} }, memberships: { apply: async () => {} }, validate: validateEvent },
+    { shardId: 's', changelog: store, sink: { enqueue() {}, flush: async () => {}, revoke() {} }, deadLetters: { put: async () => {} }, memberships: { apply: async () => {} }, validate: validateEvent },
     state,
   );
 }

@@ -86,6 +86,8 @@ export async function startTestPipeline(options: TestPipelineOptions): Promise<T
   const secretBytes = new TextEncoder().encode(secret);
   const token = (userId: string, ttlSeconds?: number) => signDevToken(secretBytes, userId, ttlSeconds ? { ttlSeconds } : {});
   env.MQTT_URL = broker.tcpUrl;
+  // The router's data-plane calls (DeleteConnection of revoked users) go to this broker too.
+  env.IOT_DATA_ENDPOINT = broker.publishUrl;
   env.ROUTER_SERVICE_USER = ROUTER_SERVICE_USER;
   env.ROUTER_MQTT_PASSWORD = await token(ROUTER_SERVICE_USER, 24 * 3600);
 
