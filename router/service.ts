@@ -32,6 +32,9 @@ export interface RunningRouter {
   stop(mode?: 'graceful' | 'abandon'): Promise<void>;
 }
 
+/** Expired subscription entries are deleted at start and then this often. */
+const SWEEP_INTERVAL_MS = 3600_000;
+
 export async function startRouter(config: RouterConfig, logger: Logger): Promise<RunningRouter> {
   const kinesis = createKinesisClient(config.aws);
   const dynamo = createDynamoClient(config.aws);
@@ -58,8 +61,16 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
   // One queue, so a client's subscribe and disconnect are recorded in the order they happened.
   let recording: Promise<void> = Promise.resolve();
   let publisher: Publisher;
+  let sweeper: NodeJS.Timeout | undefined;
   if (config.publisher === 'mqtt') {
-    if (config.subscriptionEvents !== 'off') for (const e of await subscriptionStore.load()) live.apply(e);
+    if (config.subscriptionEvents !== 'off') {
+      await subscriptionStore.sweep();
+      for (const e of await subscriptionStore.load()) live.apply(e);
+      sweeper = setInterval(() => {
+        subscriptionStore.sweep().catch((err: unknown) => logger.warn({ err }, 'could not sweep expired subscription entries'));
+      }, SWEEP_INTERVAL_MS);
+      sweeper.unref();
+    }
     // Locally the router signs its own service token with the dev secret it verifies with.
     const password = config.mqtt.password ?? (config.jwt.kind === 'hs256' ? await signDevToken(config.jwt.secret, config.serviceUserId, { issuer: config.jwt.issuer, audience: config.jwt.audience }) : undefined);
     publisher = await MqttPublisherPool.connect({
@@ -127,6 +138,7 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
     replayUrl: replay.url,
     metricsUrl: metricsServer.url,
     async stop(mode = 'graceful') {
+      clearInterval(sweeper);
       await consumer.stop(mode);
       replay.server.closeAllConnections();
       await Promise.all([close(replay.server), close(metricsServer.server)]);

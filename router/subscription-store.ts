@@ -2,7 +2,9 @@
 // sees to DynamoDB (idempotently: all instances see the same events) and a starting instance
 // loads them, so subscribers that subscribed before it started still get their messages.
 // A stale entry (a client gone while no router ran) only costs extra publishes, never a loss;
-// entries expire after a day (IoT Core connections last at most 24 h). Entries are kept per
+// entries expire after a day (IoT Core connections last at most 24 h): `expiresAt` is the table's
+// TTL attribute, and `sweep` deletes expired entries itself because the local DynamoDB
+// (dynalite) ignores TTL and real TTL deletes only within days. Entries are kept per
 // session (`clientId#sessionId`, see subscriptions.ts) so a stale disconnect removes only its own.
 import { BatchWriteItemCommand, type DynamoDBClient, PutItemCommand, QueryCommand, ScanCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { sessionKey, type SubscriptionEvent } from './subscriptions.js';
@@ -35,6 +37,32 @@ export class DynamoSubscriptionStore {
       const at = key.lastIndexOf('#');
       return at < 0 ? { kind: 'subscribed', clientId: key, filters } : { kind: 'subscribed', clientId: key.slice(0, at), sessionId: key.slice(at + 1), filters };
     });
+  }
+
+  /** Deletes the entries whose `expiresAt` has passed (a dead router's clients); returns how many. */
+  async sweep(): Promise<number> {
+    const nowSeconds = String(Math.floor(this.now() / 1000));
+    let deleted = 0;
+    let start: Record<string, AttributeValue> | undefined;
+    do {
+      const page = await this.client.send(
+        new ScanCommand({
+          TableName: this.table,
+          ExclusiveStartKey: start,
+          ProjectionExpression: 'clientId, #f',
+          FilterExpression: 'expiresAt <= :now',
+          ExpressionAttributeNames: { '#f': 'filter' },
+          ExpressionAttributeValues: { ':now': { N: nowSeconds } },
+        }),
+      );
+      const keys = (page.Items ?? []).flatMap((i) => (i.clientId?.S && i.filter?.S ? [{ clientId: { S: i.clientId.S }, filter: { S: i.filter.S } }] : []));
+      for (let i = 0; i < keys.length; i += 25) {
+        await this.client.send(new BatchWriteItemCommand({ RequestItems: { [this.table]: keys.slice(i, i + 25).map((Key) => ({ DeleteRequest: { Key } })) } }));
+      }
+      deleted += keys.length;
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return deleted;
   }
 
   async record(event: SubscriptionEvent): Promise<void> {
