@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import { gunzipSync } from 'node:zlib';
 import type { RouterEvent } from './event.js';
 import { PublishPipeline } from './publish-pipeline.js';
+import type { ConnectionRevoker } from './connection-revoker.js';
 import type { Publisher } from './publishers.js';
 import type { SequencedChange } from './sequencer.js';
 
@@ -102,5 +103,77 @@ describe('PublishPipeline', () => {
     await new Promise((r) => setTimeout(r, 20));
     await pipeline.close('abandon');
     await expect(flushed).rejects.toThrow('closed');
+  });
+
+  describe('revocation holds', () => {
+    const other = { workspaceId: 'ws-2', projectId: 'p-9' };
+    const otherChange = (seq: number): SequencedChange => {
+      const c = change(seq);
+      return { seq, event: { ...c.event, workspaceId: 'ws-2' } };
+    };
+    /** A revoker whose disconnect the test confirms (or never does). */
+    const scriptedRevoker = () => {
+      const calls: string[][] = [];
+      let confirm: () => void = () => {};
+      const revoker: ConnectionRevoker = {
+        disconnect: (userIds, signal) =>
+          new Promise<void>((resolve, reject) => {
+            calls.push([...userIds]);
+            confirm = resolve;
+            signal.addEventListener('abort', () => reject(new Error('aborted')), { once: true });
+          }),
+      };
+      return { revoker, calls, confirm: () => confirm() };
+    };
+    const holds: [number, string][] = [];
+    const metrics = { published() {}, withoutSubscriber() {}, publishRetried() {}, revocationHold: (s: number, o: string) => void holds.push([s, o]) };
+
+    it('publishes nothing of the workspace after the revocation before the disconnect is confirmed; other workspaces and earlier changes go on', async () => {
+      holds.length = 0;
+      const publisher = new ScriptedPublisher(new Set());
+      const r = scriptedRevoker();
+      const pipeline = new PublishPipeline({ batcher: { windowMs: 0, mode: 'full', gzip: false, maxBytes: 128 * 1024 }, publisher, hasSubscriber: null, metrics, revocation: { revoker: r.revoker, holdTimeoutMs: 60_000 } });
+      try {
+        pipeline.enqueue(projects[0]!, [change(1)]);
+        pipeline.revoke('ws-1', change(1).event.id, ['alice']);
+        pipeline.enqueue(projects[0]!, [change(2), change(3)]);
+        pipeline.enqueue(projects[1]!, [change(4)]);
+        pipeline.enqueue(other, [otherChange(1)]);
+        const flushed = pipeline.flush();
+        let done = false;
+        void flushed.then(() => (done = true));
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        expect(r.calls).toEqual([['alice']]);
+        expect(publisher.out.get('taskflow/v1/ws/ws-1/projects/p-1')).toEqual([1]);
+        expect(publisher.out.get('taskflow/v1/ws/ws-1/projects/p-2')).toBeUndefined();
+        expect(publisher.out.get('taskflow/v1/ws/ws-2/projects/p-9')).toEqual([1]);
+        expect(done).toBe(false); // the checkpoint must not pass held changes
+        r.confirm();
+        await flushed;
+        expect(publisher.out.get('taskflow/v1/ws/ws-1/projects/p-1')).toEqual([1, 2, 3]);
+        expect(publisher.out.get('taskflow/v1/ws/ws-1/projects/p-2')).toEqual([4]);
+        expect(holds.map(([, o]) => o)).toEqual(['confirmed']);
+      } finally {
+        await pipeline.close('abandon');
+      }
+    });
+
+    it('releases held changes at the bound when the disconnect is never confirmed, and counts the timeout', async () => {
+      holds.length = 0;
+      const publisher = new ScriptedPublisher(new Set());
+      const r = scriptedRevoker();
+      const pipeline = new PublishPipeline({ batcher: { windowMs: 0, mode: 'full', gzip: false, maxBytes: 128 * 1024 }, publisher, hasSubscriber: null, metrics, revocation: { revoker: r.revoker, holdTimeoutMs: 100 } });
+      try {
+        pipeline.revoke('ws-1', change(0).event.id, ['alice']);
+        pipeline.enqueue(projects[0]!, [change(1)]);
+        const started = Date.now();
+        await pipeline.flush();
+        expect(Date.now() - started).toBeGreaterThanOrEqual(90);
+        expect(publisher.out.get('taskflow/v1/ws/ws-1/projects/p-1')).toEqual([1]);
+        expect(holds.map(([, o]) => o)).toEqual(['timed_out']);
+      } finally {
+        await pipeline.close('abandon');
+      }
+    });
   });
 });

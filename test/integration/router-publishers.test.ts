@@ -1,9 +1,11 @@
 // Both publisher adapters against a real broker: IoT data-plane Publish through the local
-// POST /topics/{topic} route, and the MQTT pool (order per topic, publish rate per connection).
+// POST /topics/{topic} route, and the MQTT pool (order per topic, publish rate per connection);
+// the revoker against the broker's DELETE /connections/{clientId} route.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import mqtt, { type MqttClient } from 'mqtt';
 import { createIotDataClient } from '../../lib/aws.js';
 import type { Broker } from '../../infra/local/broker.js';
+import { IotConnectionRevoker } from '../../router/connection-revoker.js';
 import { IotDataPublisher, MqttPublisherPool } from '../../router/publishers.js';
 import { startTestBroker } from '../support/stack.js';
 
@@ -54,5 +56,24 @@ describe('publishers', () => {
       expect(got).toEqual(Array.from({ length: 50 }, (_, k) => k * 4 + p));
     }
     await pool.close();
+  });
+});
+
+describe('IotConnectionRevoker', () => {
+  it("closes every connection of the revoked users through the local DeleteConnection route, and only theirs", async () => {
+    const connect = (clientId: string) => mqtt.connectAsync(broker.tcpUrl, { clientId, reconnectPeriod: 0 });
+    const [a1, a2, bob] = await Promise.all([connect('alice.1'), connect('alice.2'), connect('bob.1')]);
+    const closed = (c: MqttClient) => new Promise<void>((resolve) => (c.disconnected || !c.connected ? resolve() : c.once('close', () => resolve())));
+    const iot = createIotDataClient({ region: 'us-east-1', iotDataEndpoint: broker.publishUrl });
+    // 'alice.gone' is known to the tracking but no longer connected: DeleteConnection answers 404, which counts as gone.
+    const revoker = new IotConnectionRevoker(iot, (userId) => (userId === 'alice' ? ['alice.1', 'alice.2', 'alice.gone'] : ['bob.1']));
+    try {
+      await revoker.disconnect(['alice'], new AbortController().signal);
+      await Promise.all([closed(a1), closed(a2)]); // confirmed: the broker answered after closing them
+      expect(bob.connected).toBe(true);
+    } finally {
+      iot.destroy();
+      await Promise.all([a1, a2, bob].map((c) => c.endAsync(true)));
+    }
   });
 });
