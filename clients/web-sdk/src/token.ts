@@ -41,6 +41,7 @@ export function boundClientId(token: string, suffix: string): string {
 /** 16 random bytes as hex, from the platform's CSPRNG (never Math.random: the id must not be guessable). */
 export function randomClientSuffix(): string {
   const bytes = new Uint8Array(16);
+  // Browsers and Node ≥ 20 (package.json engines) have Web Crypto as a global.
   globalThis.crypto.getRandomValues(bytes);
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
