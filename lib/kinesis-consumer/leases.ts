@@ -205,7 +205,10 @@ export interface TakePlanInput {
 }
 
 export interface TakePlan {
-  /** Expired or free leases to take, as last read (their counter is the write condition). */
+  /**
+   * Leases to take, as last read (their counter is the write condition): first this worker's
+   * own leftovers (see `leftoversOf`), then expired or free ones up to the target.
+   */
   take: Lease[];
   /** A lease of a live, over-loaded worker to steal, if balancing needs it. */
   steal?: Lease;
@@ -219,31 +222,44 @@ export function workableLeases(leases: readonly Lease[], shardIdsInStream: Reado
   return leases.filter((l) => !isFinished(l) && parentsFinished(l, byKey, shardIdsInStream));
 }
 
+/**
+ * Workable leases the table says this worker owns but this process does not hold: what a
+ * previous incarnation of the same worker left when it died (a restart that keeps its id, as a
+ * Kubernetes StatefulSet pod keeps its name), or leases this process let lapse while paused.
+ * Worker ids are unique among live processes, so nobody else is working on them: they are taken
+ * back at once instead of after the failover time. The write is still conditional on the
+ * counter read, so an incarnation that somehow lives on fails its next write (the fence).
+ */
+export function leftoversOf(workerId: string, workable: readonly Lease[], heldByMe: ReadonlySet<string>): Lease[] {
+  return workable.filter((l) => l.leaseOwner === workerId && !heldByMe.has(l.leaseKey));
+}
+
 export function planTakes(input: TakePlanInput): TakePlan {
   const { workerId, observations, heldByMe, now, failoverMs } = input;
   const workable = workableLeases(input.leases, input.shardIdsInStream);
   const expired = (l: Lease) => isExpired(l, observations, now, failoverMs);
+  const leftovers = leftoversOf(workerId, workable, heldByMe);
 
-  // Live workers: owners of leases that are not expired, plus this one.
+  // Live workers: owners of leases that are not expired, plus this one (with its leftovers).
   const loadByWorker = new Map<string, Lease[]>();
   loadByWorker.set(workerId, []);
   for (const lease of workable) {
-    if (lease.leaseOwner === null || expired(lease)) continue;
+    if (lease.leaseOwner === null || (expired(lease) && lease.leaseOwner !== workerId)) continue;
     const owner = heldByMe.has(lease.leaseKey) ? workerId : lease.leaseOwner;
-    if (owner === workerId && !heldByMe.has(lease.leaseKey)) continue; // ours on paper only: a restart's leftovers
     loadByWorker.set(owner, [...(loadByWorker.get(owner) ?? []), lease]);
   }
   const target = Math.ceil(workable.length / loadByWorker.size);
-  const mine = workable.filter((l) => heldByMe.has(l.leaseKey)).length;
+  const mine = workable.filter((l) => heldByMe.has(l.leaseKey)).length + leftovers.length;
+  // Leftovers are all taken back, whatever the target or cap: balancing moves the excess later.
   const needed = Math.min(target - mine, input.maxTakesPerCycle ?? Number.POSITIVE_INFINITY);
-  if (needed <= 0) return { take: [], target };
+  if (needed <= 0) return { take: leftovers, target };
 
   // Free leases first (released or new), then expired ones, oldest shard ids first for a
   // stable order; a lease another worker wins meanwhile just fails its conditional write.
   const available = workable
-    .filter((l) => !heldByMe.has(l.leaseKey) && expired(l))
+    .filter((l) => !heldByMe.has(l.leaseKey) && l.leaseOwner !== workerId && expired(l))
     .sort((a, b) => Number(a.leaseOwner !== null) - Number(b.leaseOwner !== null) || a.leaseKey.localeCompare(b.leaseKey));
-  if (available.length > 0) return { take: available.slice(0, needed), target };
+  if (available.length > 0 || leftovers.length > 0) return { take: [...leftovers, ...available.slice(0, needed)], target };
 
   // Steal one lease from the most loaded other worker if it holds more than its share, or
   // exactly its share while this worker is more than one below (KCL's rule; avoids ping-pong).
