@@ -128,36 +128,49 @@ export class LeaseCoordinator {
     return result;
   }
 
-  /** Renews every held lease; returns the shard ids whose lease this worker has lost. */
+  /**
+   * Renews every held lease, also one that lapsed by time since the last renewal (this process
+   * was too slow, e.g. starved of CPU): the write is conditional on the counter this worker last
+   * wrote, so it succeeds only if nobody took the lease meanwhile. Returns the shard ids whose
+   * lease another worker has taken.
+   */
   async renewLeases(): Promise<string[]> {
     const lost: string[] = [];
-    await Promise.all(
-      this.heldKeys().map((key) =>
-        this.serialized(key, async () => {
-          const entry = this.held.get(key);
-          if (!entry) return;
-          if (!stillHeld(entry.lastWriteSentAt, this.now(), this.failoverMs)) {
-            this.held.delete(key);
-            lost.push(key);
-            return;
-          }
-          const next = renewed(entry.lease);
-          const sentAt = this.now();
-          let ok: boolean;
-          try {
-            ok = await this.store.replace(next, entry.lease.leaseCounter);
-          } catch {
-            return; // a failed call proves nothing; the lease lapses by time if this goes on
-          }
-          if (ok) this.held.set(key, { lease: next, lastWriteSentAt: sentAt });
-          else {
-            this.held.delete(key);
-            lost.push(key);
-          }
-        }),
-      ),
-    );
+    await Promise.all([...this.held.keys()].map(async (key) => (await this.renew(key)) === 'lost' && lost.push(key)));
     return lost;
+  }
+
+  /**
+   * True while this worker may act on the shard. A lease that lapsed by time only is renewed
+   * first (see renewLeases), so a slow renewal costs the shard a wait, not a restart from its
+   * checkpoint and a takeover by this same worker.
+   */
+  async confirm(shardId: string): Promise<boolean> {
+    if (this.holds(shardId)) return true;
+    if (!this.held.has(shardId)) return false;
+    await this.renew(shardId);
+    return this.holds(shardId);
+  }
+
+  private renew(key: string): Promise<'renewed' | 'lost' | 'unknown'> {
+    return this.serialized(key, async () => {
+      const entry = this.held.get(key);
+      if (!entry) return 'lost';
+      const next = renewed(entry.lease);
+      const sentAt = this.now();
+      let ok: boolean;
+      try {
+        ok = await this.store.replace(next, entry.lease.leaseCounter);
+      } catch {
+        return 'unknown'; // a failed call proves nothing; the lease lapses by time if this goes on
+      }
+      if (ok) {
+        this.held.set(key, { lease: next, lastWriteSentAt: sentAt });
+        return 'renewed';
+      }
+      this.held.delete(key);
+      return 'lost';
+    });
   }
 
   /** True while this worker may act on the shard. */
@@ -212,7 +225,8 @@ export class LeaseCoordinator {
   private async write(shardId: string, change: (lease: Lease) => Lease, after: 'keep' | 'drop' = 'keep'): Promise<void> {
     await this.serialized(shardId, async () => {
       const entry = this.held.get(shardId);
-      if (!entry || !this.holds(shardId)) throw new LeaseLostError(shardId);
+      // A lapsed lease may still be written: the condition on the counter proves nobody took it.
+      if (!entry) throw new LeaseLostError(shardId);
       if (entry.lease.checkpoint === SHARD_END) throw new TaskflowError('SHARD_FINISHED', `${shardId} is already finished`);
       const next = change(entry.lease);
       const sentAt = this.now();

@@ -65,7 +65,7 @@ export class ShardWorker {
     }
     if (this.stopMode === 'abandon') return this.deps.metrics.shardClosed(shardId);
     try {
-      if (reason === 'lease_lost' || !coordinator.holds(shardId)) {
+      if (reason === 'lease_lost' || !(await coordinator.confirm(shardId))) {
         await this.deps.processor.shutdown('lease_lost');
       } else if (reason === 'shard_end') {
         await this.deps.processor.shutdown('shard_end', this.checkpointer());
@@ -109,7 +109,7 @@ export class ShardWorker {
     let failures = 0;
     try {
       for (;;) {
-        if (!coordinator.holds(shardId)) return 'lease_lost';
+        if (!(await coordinator.confirm(shardId))) return 'lease_lost';
         if (signal.aborted) return this.stopMode ? 'shutdown' : 'lease_lost';
         let batch;
         try {
@@ -126,7 +126,7 @@ export class ShardWorker {
           // A failing processor gets the same batch again, for as long as we hold the lease.
           for (;;) {
             try {
-              if (!coordinator.holds(shardId)) return 'lease_lost';
+              if (!(await coordinator.confirm(shardId))) return 'lease_lost';
               await processor.processRecords({ records, millisBehindLatest: batch.millisBehindLatest }, this.checkpointer(records.at(-1)));
               break;
             } catch (err) {
