@@ -24,6 +24,13 @@ describe('capture loadConfig', () => {
     expect(() => loadConfig({ ...base, CAPTURE_HOT_WORKSPACE_MAX_TRACKED: '0' })).toThrow(/^CAPTURE_HOT_WORKSPACE_MAX_TRACKED/);
   });
 
+  it('takes a stable instance id for its replication connection, or host-pid', () => {
+    expect(loadConfig({ ...base, CAPTURE_INSTANCE_ID: 'capture-0' }).instanceId).toBe('capture-0');
+    expect(loadConfig(base).instanceId).toMatch(new RegExp(`-${process.pid}$`));
+    expect(() => loadConfig({ ...base, CAPTURE_INSTANCE_ID: 'capture 0' })).toThrow(/^CAPTURE_INSTANCE_ID: must be 1-46 characters/);
+    expect(() => loadConfig({ ...base, CAPTURE_INSTANCE_ID: 'x'.repeat(47) })).toThrow(/^CAPTURE_INSTANCE_ID/);
+  });
+
   it('fails fast naming the variable', () => {
     expect(() => loadConfig({ ...base, DATABASE_URL: undefined })).toThrow(/^DATABASE_URL: is required/);
     expect(() => loadConfig({ ...base, CHANGE_STREAM_NAME: '' })).toThrow(/^CHANGE_STREAM_NAME/);

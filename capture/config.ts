@@ -1,5 +1,6 @@
 // Capture's configuration, read once from the environment; a bad value stops start-up with the
 // variable's name (lib/config.ts).
+import { hostname } from 'node:os';
 import { type AwsConfig, loadAwsConfig } from '../lib/aws.js';
 import { type Env, bool, int, oneOf, optionalStr, str, url } from '../lib/config.js';
 import { ConfigError } from '../lib/errors.js';
@@ -12,6 +13,12 @@ export interface CaptureConfig {
   streamName: string;
   aws: AwsConfig;
   slot: string;
+  /**
+   * This capture instance's identity, stable across its restarts (a StatefulSet pod's name;
+   * `taskflow dev` uses capture-0). Its replication connection carries it as application_name,
+   * so a restarted instance recognizes the walsender its dead predecessor left on the slot.
+   */
+  instanceId: string;
   publication: string;
   /** CloudEvents `source` of every event. */
   source: string;
@@ -70,6 +77,16 @@ function hotWorkspaces(env: Env): CaptureConfig['hotWorkspaces'] {
   };
 }
 
+/** Postgres keeps 63 bytes of printable ASCII of an application_name: 46 are left after "taskflow-capture/". */
+const INSTANCE_ID = /^[A-Za-z0-9._-]{1,46}$/;
+
+function instanceId(env: Env): string {
+  const given = optionalStr(env, 'CAPTURE_INSTANCE_ID');
+  if (given === undefined) return `${hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 32)}-${process.pid}`;
+  if (!INSTANCE_ID.test(given)) throw new ConfigError('CAPTURE_INSTANCE_ID', `must be 1-46 characters of A-Z a-z 0-9 . _ -, got "${given}"`);
+  return given;
+}
+
 export function loadConfig(env: Env): CaptureConfig {
   const databaseUrl = url(env, 'DATABASE_URL');
   const dbName = decodeURIComponent(new URL(databaseUrl).pathname.replace(/^\//, '')) || 'postgres';
@@ -79,6 +96,7 @@ export function loadConfig(env: Env): CaptureConfig {
     streamName: str(env, 'CHANGE_STREAM_NAME'),
     aws: loadAwsConfig(env),
     slot: identifier(env, 'CAPTURE_SLOT', 'taskflow_capture'),
+    instanceId: instanceId(env),
     publication: identifier(env, 'CAPTURE_PUBLICATION', 'taskflow_capture'),
     source: optionalStr(env, 'CAPTURE_SOURCE') ?? `//taskflow/capture/${dbName}`,
     aggregate: bool(env, 'CAPTURE_AGGREGATE', true),

@@ -18,7 +18,7 @@ import { ChangeDecoder, type CommittedTransaction } from './decoder.js';
 import { HotWorkspaceTracker } from './hot-workspaces.js';
 import type { CaptureMetrics } from './metrics.js';
 import { KinesisProducer, type PutRecordsFn, reportHotWorkspaces } from './producer.js';
-import { type SlotRecord, type SlotRecordStore, decideSlot } from './slot-guard.js';
+import { type SlotHolder, type SlotRecord, type SlotRecordStore, decideSlot, replicationApplicationName, slotHolderAction } from './slot-guard.js';
 import { useCaptureColumnParsers } from './values.js';
 
 export const CAPTURED_TABLES = ['projects', 'memberships', 'tasks', 'comments'] as const;
@@ -26,6 +26,10 @@ export const HEARTBEAT_PREFIX = 'taskflow.capture.heartbeat';
 /** No message (data or keepalive) from the server for this long ends the session. */
 const SERVER_SILENCE_MS = 30_000;
 const SESSION_BACKOFF = { baseMs: 200, maxMs: 10_000 };
+/** How often a standby looks whether the slot is free: a takeover waits at most this long. */
+const SLOT_POLL_MS = 200;
+/** How long pg_terminate_backend waits for a stale walsender to exit. */
+const TERMINATE_WAIT_MS = 2000;
 /** How often hot workspaces are evaluated and reported (the window itself is configured). */
 const HOT_WORKSPACE_REPORT_MS = 1000;
 
@@ -215,14 +219,50 @@ export class CaptureService {
     return r.rows[0];
   }
 
+  /** The backend reading the slot now, with its application_name. */
+  private async slotHolder(): Promise<SlotHolder | undefined> {
+    const r = await this.admin.query<{ pid: number; application_name: string | null }>(
+      'SELECT s.active_pid AS pid, a.application_name FROM pg_replication_slots s LEFT JOIN pg_stat_activity a ON a.pid = s.active_pid WHERE s.slot_name = $1 AND s.active_pid IS NOT NULL',
+      [this.deps.config.slot],
+    );
+    const row = r.rows[0];
+    return row ? { pid: row.pid, applicationName: row.application_name ?? '' } : undefined;
+  }
+
+  /**
+   * Returns once the slot has no reader (slot-guard.ts slotHolderAction): a walsender left by
+   * this instance's previous process is terminated at once; another instance's (the active one
+   * of an active/standby pair) is waited for, looking every SLOT_POLL_MS, so a standby takes over
+   * within that of the active one letting go rather than after a growing backoff.
+   */
+  private async waitForSlot(applicationName: string): Promise<void> {
+    const { logger } = this.deps;
+    let waitingFor: string | undefined;
+    while (!this.stopped) {
+      const action = slotHolderAction(await this.slotHolder(), applicationName);
+      if (action.action === 'start') return;
+      if (action.action === 'terminate') {
+        logger.warn({ pid: action.pid, applicationName }, "terminating the walsender of this instance's previous process, which still holds the slot");
+        await this.admin.query('SELECT pg_terminate_backend($1, $2)', [action.pid, TERMINATE_WAIT_MS]);
+        continue;
+      }
+      if (waitingFor !== action.holder) logger.info({ holder: action.holder, slot: this.deps.config.slot }, 'standby: the slot is read by another instance; waiting for it');
+      waitingFor = action.holder;
+      await sleep(SLOT_POLL_MS);
+    }
+  }
+
   private async runSession(onStreaming: () => void): Promise<void> {
     const { config, logger, metrics } = this.deps;
+    const applicationName = replicationApplicationName(config.instanceId);
+    await this.waitForSlot(applicationName);
+    if (this.stopped) return;
     const slot = await this.slotRow();
     if (!slot) throw new TaskflowError('SLOT_MISSING', `replication slot ${config.slot} disappeared`);
     const start = parseLsn(slot.confirmed_flush_lsn ?? '0/0');
     const repl = new LogicalReplicationService(
       // Text output of timestamps in UTC ISO form, whatever the server's defaults (capture/values.ts).
-      { connectionString: config.databaseUrl, options: '-c TimeZone=UTC -c DateStyle=ISO', application_name: 'taskflow-capture' },
+      { connectionString: config.databaseUrl, options: '-c TimeZone=UTC -c DateStyle=ISO', application_name: applicationName },
       { acknowledge: { auto: false, timeoutSeconds: 0 } },
     );
     const producer = new KinesisProducer(this.deps.put, {

@@ -47,6 +47,33 @@ export function decideSlot(slot: SlotState, record: SlotRecord | undefined, acce
   return { action: 'resume', message: `resuming slot from ${formatLsn(slot.confirmedLsn)}` };
 }
 
+/** The backend streaming from the slot right now, if any (pg_replication_slots.active_pid). */
+export interface SlotHolder {
+  pid: number;
+  /** Its application_name from pg_stat_activity ('' when unknown). */
+  applicationName: string;
+}
+
+export type SlotHolderAction = { action: 'start' } | { action: 'terminate'; pid: number } | { action: 'wait'; holder: string };
+
+/** The application_name of an instance's replication connection (config.ts keeps ids short and ASCII, as Postgres needs). */
+export function replicationApplicationName(instanceId: string): string {
+  return `taskflow-capture/${instanceId}`;
+}
+
+/**
+ * Who may read the slot. A slot has one reader at a time. Held by a walsender carrying this
+ * instance's own name, the reader is this instance's previous process, dead (instance ids are
+ * unique among live processes) while its walsender has not noticed yet (up to
+ * wal_sender_timeout when the host went away): terminate it and start at once. Held by anyone
+ * else — the active peer of an active/standby pair — wait, and take over when it lets go.
+ */
+export function slotHolderAction(holder: SlotHolder | undefined, ownApplicationName: string): SlotHolderAction {
+  if (!holder) return { action: 'start' };
+  if (holder.applicationName === ownApplicationName) return { action: 'terminate', pid: holder.pid };
+  return { action: 'wait', holder: holder.applicationName || `pid ${holder.pid}` };
+}
+
 export class MemorySlotRecordStore implements SlotRecordStore {
   readonly records = new Map<string, SlotRecord>();
   get(key: string): Promise<SlotRecord | undefined> {
