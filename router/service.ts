@@ -1,7 +1,6 @@
 // `taskflow router` put together: the Kinesis consumer (lib/kinesis-consumer) feeding one
 // ShardRouter per leased shard, the DynamoDB changelog / DLQ / membership projection, the MQTT
 // or IoT-data publisher with subscription tracking, the replay API and /metrics.
-import { hostname } from 'node:os';
 import type { Server } from 'node:http';
 import { clientIdPrefix } from '../lib/authz.js';
 import { createDynamoClient, createIotDataClient, createKinesisClient } from '../lib/aws.js';
@@ -40,7 +39,7 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
   const dynamo = createDynamoClient(config.aws);
   const registry = createRegistry('router');
   const metrics = prometheusRouterMetrics(registry);
-  const workerId = `${hostname()}-${process.pid}`;
+  const { workerId } = config;
 
   const changelog = new DynamoChangelogStore(dynamo, { table: config.tables.changelog, ttlSeconds: config.changelogTtlSeconds });
   const projection = new DynamoMembershipProjection(dynamo, config.tables.memberships);
@@ -109,11 +108,14 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
       metrics: metrics.publish,
       ...(revocation ? { revocation } : {}),
     });
+  // Leases get a DynamoDB client (and so a socket pool) of their own: renewals queued behind a
+  // burst of changelog writes let leases lapse under load (seen in bench:recovery).
+  const leaseDynamo = createDynamoClient(config.aws);
   const consumer = createConsumer({
     name: config.consumerName,
     streamName: config.streamName,
     kinesis,
-    dynamo,
+    dynamo: leaseDynamo,
     leaseTable: config.tables.leases,
     workerId,
     processor: (shardId) =>
@@ -147,6 +149,7 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
       await recording;
       kinesis.destroy();
       dynamo.destroy();
+      leaseDynamo.destroy();
     },
   };
 }

@@ -18,6 +18,8 @@ JWT_JWKS_URL | JWT_SECRET | JWT_SECRET_FILE, JWT_ISSUER, JWT_AUDIENCE, REPLAY_PO
 async function runService(): Promise<number> {
   const config = loadConfig(process.env);
   const logger = createLogger('router');
+  // Start-up is part of recovery after a crash (bench:recovery times it from here).
+  logger.info({ workerId: config.workerId }, 'starting');
   const router = await startRouter(config, logger);
   let stopping = false;
   const stop = (signal: string) => {
