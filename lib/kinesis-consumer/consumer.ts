@@ -1,5 +1,5 @@
 // createConsumer: the KCL-like consumer put together. One lease loop per worker (renew every
-// failoverTime/3, then take), one shard-sync loop (ListShards → leases), one ShardWorker per
+// failoverTime/3, look for leases to take every failoverTime/6), one shard-sync loop (ListShards → leases), one ShardWorker per
 // held lease. See README.md beside this file.
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { type KinesisClient, ListShardsCommand, type Shard } from '@aws-sdk/client-kinesis';
@@ -139,11 +139,20 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     });
   };
 
+  // Leases are renewed every failoverMs / 3 (KCL's rule) but the table is read for free and
+  // expired leases twice as often: a dead peer's shards are taken within failover + 2 × failoverMs / 6.
+  const renewEveryMs = failoverMs / 3;
+  const cycleMs = failoverMs / 6;
+  let lastRenewalAt = Number.NEGATIVE_INFINITY;
   const leaseCycle = async () => {
     try {
-      for (const shardId of await coordinator.renewLeases()) {
-        logger.info({ shardId }, 'lease lost');
-        workers.get(shardId)?.leaseLost();
+      const now = Date.now();
+      if (now - lastRenewalAt >= renewEveryMs - cycleMs / 2) {
+        lastRenewalAt = now;
+        for (const shardId of await coordinator.renewLeases()) {
+          logger.info({ shardId }, 'lease lost');
+          workers.get(shardId)?.leaseLost();
+        }
       }
       if (!running) return;
       const { acquired, takeovers } = await coordinator.takeLeases();
@@ -166,7 +175,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
   const scheduleLease = (delay: number) => {
     leaseTimer = setTimeout(() => {
       leaseTick = leaseCycle().finally(() => {
-        if (running) scheduleLease(failoverMs / 3);
+        if (running) scheduleLease(cycleMs);
       });
     }, delay);
   };
@@ -188,7 +197,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       await coordinator.syncShards(await listShards(opts.kinesis, opts.streamName));
       running = true;
       await leaseCycle();
-      scheduleLease(failoverMs / 3);
+      scheduleLease(cycleMs);
       scheduleSync(opts.shardSyncIntervalMs ?? 60_000);
       logger.info({ failoverMs }, 'consumer started');
     },
