@@ -51,12 +51,14 @@ interface ServiceDef {
  * endpoint is listed in StackInfo.http.
  */
 const SERVICES: readonly ServiceDef[] = [
-  { name: 'capture', serves: { 'capture-metrics': 'METRICS_PORT' } },
+  // Stable instance ids, as a StatefulSet pod keeps its name: a restarted capture terminates the
+  // walsender its predecessor left on the slot, a restarted router takes its leases back at once.
+  { name: 'capture', serves: { 'capture-metrics': 'METRICS_PORT' }, env: () => Promise.resolve({ CAPTURE_INSTANCE_ID: 'capture-0' }) },
   {
     name: 'router',
     serves: { replay: 'REPLAY_PORT', 'router-metrics': 'METRICS_PORT' },
     // The broker lets only the router's service identity publish (infra/local/broker-auth.ts).
-    env: async (ctx) => ({ ROUTER_MQTT_PASSWORD: await ctx.serviceToken(ROUTER_SERVICE_USER) }),
+    env: async (ctx) => ({ KINESIS_WORKER_ID: 'router-0', ROUTER_MQTT_PASSWORD: await ctx.serviceToken(ROUTER_SERVICE_USER) }),
   },
   { name: 'board', serves: { board: 'BOARD_PORT' }, needs: ['replay'] },
 ];

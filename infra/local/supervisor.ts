@@ -18,11 +18,17 @@ export interface ServiceSpec {
 export interface Supervisor {
   readonly names: string[];
   pids(): number[];
+  /** The running process of one service, if it is up (it changes with every restart). */
+  pid(name: string): number | undefined;
   stop(): Promise<void>;
 }
 
-/** A service that stayed up this long is healthy again: its next crash restarts quickly. */
-const HEALTHY_AFTER_MS = 30_000;
+/**
+ * A service that stayed up this long is healthy again: its next crash restarts within the first
+ * backoff step (≤ 0.5 s). A crash loop shows within seconds of each start; a longer threshold
+ * would make a second crash within half a minute wait seconds more for nothing.
+ */
+const HEALTHY_AFTER_MS = 10_000;
 const RESTART_BACKOFF: BackoffPolicy = { baseMs: 500, maxMs: 15_000 };
 
 export function superviseServices(specs: readonly ServiceSpec[], write: (line: string) => void = (l) => console.log(l)): Supervisor {
@@ -57,6 +63,7 @@ export function superviseServices(specs: readonly ServiceSpec[], write: (line: s
   return {
     names: specs.map((s) => s.name),
     pids: () => [...running.values()].flatMap((c) => (c.pid ? [c.pid] : [])),
+    pid: (name) => running.get(name)?.pid,
     async stop() {
       stopping = true;
       for (const timer of timers) clearTimeout(timer);

@@ -1,6 +1,8 @@
 // Two router processes share the stream; one is SIGKILLed under load and later restarted. A
 // plain MQTT subscriber that keeps the highest seq per project sees every change of every
-// project once, in commit order, with no gap in seq.
+// project once, in commit order, with no gap in seq; and with the router's default failover
+// time every workspace's first change put after the kill reaches it within 3 s of the kill (on
+// top of the put → subscriber p95 before the kill: the host is shared).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { type KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -58,7 +60,6 @@ beforeAll(async () => {
     JWT_SECRET: 'router-failover-secret-router-failover',
     ROUTER_POLL_INTERVAL_MS: '20',
     ROUTER_BATCH_WINDOW_MS: '20',
-    ROUTER_FAILOVER_MS: '2000',
   };
 });
 
@@ -83,6 +84,8 @@ describe('router failover', () => {
     });
 
     const seen = new Map<string, { last: number; ids: string[]; gaps: string[]; repeats: number }>();
+    const receivedAt = new Map<string, number>();
+    const putAt = new Map<string, number>();
     const onMessage = (_topic: string, payload: Buffer) => {
       const m = JSON.parse(payload.toString()) as { ws: string; project: string; changes: { seq: number; event: { id: string } }[] };
       const key = `${m.ws}/${m.project}`;
@@ -96,6 +99,7 @@ describe('router failover', () => {
         if (c.seq !== s.last + 1) s.gaps.push(`${s.last}→${c.seq}`);
         s.last = c.seq;
         s.ids.push(c.event.id);
+        receivedAt.set(c.event.id, Date.now());
       }
     };
 
@@ -110,11 +114,21 @@ describe('router failover', () => {
     await new Promise((r) => setTimeout(r, 300));
 
     const started = Date.now();
+    let killedAt = 0;
+    /** The first record of each workspace put after the kill. */
+    const firstAfterKill = new Map<string, string>();
     for (let i = 0; i < records.length; i += 20) {
       // Records of one workspace stay in order: one PutRecords at a time.
       const out = await kinesis.send(new PutRecordsCommand({ StreamName: env.CHANGE_STREAM_NAME, Records: records.slice(i, i + 20) }));
       expect(out.FailedRecordCount ?? 0).toBe(0);
-      if (i === 400) a.kill('SIGKILL');
+      if (killedAt === 0) for (const r of records.slice(i, i + 20)) putAt.set((JSON.parse(r.Data.toString()) as { id: string }).id, Date.now());
+      if (killedAt > 0) {
+        for (const r of records.slice(i, i + 20)) if (!firstAfterKill.has(r.PartitionKey)) firstAfterKill.set(r.PartitionKey, (JSON.parse(r.Data.toString()) as { id: string }).id);
+      }
+      if (i === 400) {
+        a.kill('SIGKILL');
+        killedAt = Date.now();
+      }
       if (i === 800) startRouterProcess('a-restarted');
       await new Promise((r) => setTimeout(r, 80));
     }
@@ -132,6 +146,12 @@ describe('router failover', () => {
       expect(s?.ids).toEqual(ids);
     }
     const repeats = [...seen.values()].reduce((n, s) => n + s.repeats, 0);
-    console.log(`failover: ${TOTAL} changes produced in ${producedIn} ms; re-published after the kill (dropped by seq): ${repeats}`);
+    // Per workspace (one shard each), so the survivor's own shards do not hide the dead one's.
+    const recoveryMs = Object.fromEntries([...firstAfterKill].map(([ws, id]) => [ws, receivedAt.get(id)! - killedAt]));
+    const before = [...putAt].map(([id, at]) => receivedAt.get(id)! - at).sort((x, y) => x - y);
+    const baselineP95 = before[Math.ceil(before.length * 0.95) - 1]!;
+    console.log(`failover: ${TOTAL} changes produced in ${producedIn} ms; re-published after the kill (dropped by seq): ${repeats}; put → subscriber p95 before the kill ${baselineP95} ms; first change per workspace after the kill (ms): ${JSON.stringify(recoveryMs)}`);
+    expect(firstAfterKill.size).toBe(WORKSPACES.length);
+    for (const [ws, ms] of Object.entries(recoveryMs)) expect({ ws, withinThreeSeconds: ms < baselineP95 + 3000 }).toEqual({ ws, withinThreeSeconds: true });
   }, 90_000);
 });

@@ -3,6 +3,9 @@
 // in-process (or, for benchmarks, each in its own process). Tests that need the path
 // Postgres → … → MQTT → client start it here once.
 import { randomUUID } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { loadConfig as loadCaptureConfig } from '../../capture/config.js';
 import { startCapture, type RunningCapture } from '../../capture/main.js';
@@ -15,6 +18,8 @@ import { tableEnvVar } from '../../lib/stack-info.js';
 import { loadConfig as loadRouterConfig } from '../../router/config.js';
 import { DynamoMembershipProjection } from '../../router/memberships.js';
 import { startRouter, type RunningRouter } from '../../router/service.js';
+import { superviseServices, type Supervisor } from '../../infra/local/supervisor.js';
+import { freePort } from '../../infra/local/processes.js';
 import { startServiceProcess } from './service-process.js';
 import { awsConfig, createTestDatabase, createTestStream, createTestTables, startTestBroker, testStackEnv, uniqueName } from './stack.js';
 
@@ -41,8 +46,12 @@ export interface TestPipelineOptions {
   serviceDefaults?: boolean;
   /** Shards of the change stream (default 1). */
   shards?: number;
-  /** 'processes': capture and router run as `taskflow capture` / `taskflow router` children, as in production. */
-  services?: 'in-process' | 'processes';
+  /**
+   * 'processes': capture and router run as `taskflow capture` / `taskflow router` children, as in
+   * production. 'none': the caller runs them from `env` (e.g. under the supervisor), and
+   * `capture`/`router` are left empty.
+   */
+  services?: 'in-process' | 'processes' | 'none';
 }
 
 /** Shorter intervals than the services' defaults, so tests wait less. */
@@ -92,7 +101,12 @@ export async function startTestPipeline(options: TestPipelineOptions): Promise<T
   env.ROUTER_MQTT_PASSWORD = await token(ROUTER_SERVICE_USER, 24 * 3600);
 
   if (options.beforeCapture) await options.beforeCapture(databaseUrl);
-  const services = options.services === 'processes' ? await serviceProcesses(env) : await inProcessServices(env, logger);
+  const services =
+    options.services === 'none'
+      ? { capture: { metricsUrl: '' }, router: { replayUrl: '', metricsUrl: '' }, stop: () => Promise.resolve() }
+      : options.services === 'processes'
+        ? await serviceProcesses(env)
+        : await inProcessServices(env, logger);
   return {
     databaseUrl,
     broker,
@@ -150,4 +164,97 @@ export async function waitFor(condition: () => boolean | Promise<boolean>, what:
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what()}`);
     await sleep(100);
   }
+}
+
+/** A user outside the workload's user pool (no workload membership change touches it), viewer of every workspace; returns its token. */
+export async function grantObserver(databaseUrl: string, workspaceIds: string[], token: (userId: string, ttlSeconds?: number) => Promise<string>): Promise<string> {
+  const observer = randomUUID();
+  const db = new pg.Client({ connectionString: databaseUrl });
+  await db.connect();
+  try {
+    await db.query('INSERT INTO users (id, email, display_name) VALUES ($1, $2, $3)', [observer, `${observer}@example.test`, 'bench observer']);
+    for (const ws of workspaceIds) {
+      await db.query("INSERT INTO memberships (id, workspace_id, user_id, project_id, role) VALUES ($1, $2, $3, NULL, 'viewer')", [randomUUID(), ws, observer]);
+    }
+  } finally {
+    await db.end();
+  }
+  return token(observer, 3600);
+}
+
+export type PipelineService = 'capture' | 'router';
+
+export interface ServiceLogLine {
+  /** The instance's supervisor name and stable id, e.g. capture-0. */
+  instance: string;
+  service: PipelineService;
+  /** The log entry's own time (epoch ms), or when the line arrived if it is not JSON. */
+  at: number;
+  msg: string;
+  entry?: Record<string, unknown>;
+}
+
+export interface SupervisedPipelineServices {
+  /** Processes by instance name (capture-0, router-0, …). */
+  supervisor: Supervisor;
+  /** Every line the instances logged, in arrival order. */
+  lines: ServiceLogLine[];
+  /** The first router's replay API (a fixed port, so it stays put across restarts). */
+  replayUrl: string;
+  /** Resolves once every instance has started (a standby capture: once it waits for the slot). */
+  ready(timeoutMs?: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/**
+ * Capture and router of a `services: 'none'` pipeline as `taskflow dev` runs them: each instance
+ * its own process under the supervisor, restarted when it dies, with a stable instance id
+ * (capture-0, router-0; with more instances capture-1 is a standby on the slot and router-1 a
+ * peer sharing the shards) and fixed ports.
+ */
+export async function supervisePipelineServices(
+  pipeline: Pick<TestPipeline, 'env'>,
+  options: { captures?: number; routers?: number; onWarning?: (instance: string, line: string) => void } = {},
+): Promise<SupervisedPipelineServices> {
+  const common = { ...process.env, ...pipeline.env, NODE_OPTIONS: '', LOG_LEVEL: 'info' };
+  const instances: { name: string; service: PipelineService; env: Record<string, string> }[] = [];
+  let replayUrl = '';
+  for (let i = 0; i < (options.captures ?? 1); i++) {
+    instances.push({ name: `capture-${i}`, service: 'capture', env: { CAPTURE_INSTANCE_ID: `capture-${i}`, METRICS_PORT: String(await freePort()) } });
+  }
+  for (let i = 0; i < (options.routers ?? 1); i++) {
+    const replay = await freePort();
+    if (i === 0) replayUrl = `http://127.0.0.1:${replay}`;
+    instances.push({ name: `router-${i}`, service: 'router', env: { KINESIS_WORKER_ID: `router-${i}`, REPLAY_PORT: String(replay), METRICS_PORT: String(await freePort()) } });
+  }
+  const serviceOf = new Map(instances.map((i) => [i.name, i.service]));
+  const lines: ServiceLogLine[] = [];
+  const supervisor = superviseServices(
+    instances.map(({ name, service, env }) => ({ name, command: process.execPath, args: [join(ROOT, 'bin', 'taskflow.js'), service], cwd: ROOT, env: { ...common, ...env } })),
+    (line) => {
+      const m = /^\[([a-z]+-\d+)\] (.*)$/.exec(line);
+      const service = m ? serviceOf.get(m[1]!) : undefined;
+      if (!m || !service) return;
+      let entry: Record<string, unknown> | undefined;
+      try {
+        entry = JSON.parse(m[2]!) as Record<string, unknown>;
+      } catch {
+        entry = undefined;
+      }
+      if (entry && typeof entry.level === 'number' && entry.level >= 40) options.onWarning?.(m[1]!, m[2]!);
+      lines.push({ instance: m[1]!, service, at: typeof entry?.time === 'number' ? entry.time : Date.now(), msg: typeof entry?.msg === 'string' ? entry.msg : m[2]!, ...(entry ? { entry } : {}) });
+    },
+  );
+  const started = (name: string, service: PipelineService) =>
+    lines.some((l) => l.instance === name && (service === 'router' ? l.msg === 'router started' : l.msg === 'streaming from the slot' || l.msg.startsWith('standby')));
+  return {
+    supervisor,
+    lines,
+    replayUrl,
+    // The first capture is started first and so, in practice, the active one.
+    ready: (timeoutMs = 90_000) => waitFor(() => instances.every((i) => started(i.name, i.service)) && lines.some((l) => l.msg === 'streaming from the slot'), () => 'every capture and router instance to start', timeoutMs),
+    stop: () => supervisor.stop(),
+  };
 }
