@@ -18,7 +18,7 @@ import { startPostgres } from '../../infra/local/postgres.js';
 import { freePort } from '../../infra/local/processes.js';
 import { startStack } from '../../infra/local/stack.js';
 import { startServiceProcess } from '../support/service-process.js';
-import { median, writeBenchResult } from './report.js';
+import { cpuSeconds, median, writeBenchResult } from './report.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
@@ -173,12 +173,6 @@ function histogramPercentile(text: string, name: string, p: number): number {
     prevN = b.n;
   }
   return prevLe * 1000;
-}
-
-/** User plus system CPU time of a process, from /proc (clock ticks of 1/100 s on Linux). */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 const pct = (base: number, value: number) => ((base - value) / base) * 100;

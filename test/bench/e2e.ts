@@ -12,18 +12,18 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import pg from 'pg';
 import { runWorkload, setupWorkloadTenants, type WorkloadStats } from '../../db/workload.js';
 // The same launcher as jest's global setup/teardown: `taskflow stack --ephemeral` as a child.
 import startStackProcess from '../setup/global-setup.mjs';
 import stopStackProcess from '../setup/global-teardown.mjs';
 import { ROUTER_METRICS } from '../../router/metrics.js';
 import { startHistoryRecorder, type HistoryRecorder } from '../support/history.js';
-import { sleep, startTestPipeline, waitFor, type TestPipeline } from '../support/pipeline.js';
+import { grantObserver, sleep, startTestPipeline, waitFor, type TestPipeline } from '../support/pipeline.js';
 import { uniqueName } from '../support/stack.js';
 import { bucketsSince, checkSubscription, histogramQuantile, latenciesIn, parseCounter, parseHistogram, percentile, type Buckets, type Delivered } from './e2e-analysis.js';
-import type { Assignment, SubscriberCommand, SubscriberReport } from './e2e-subscribers.js';
+import type { Assignment } from './e2e-subscribers.js';
 import { median, writeBenchResult } from './report.js';
+import { ask, nextReport, send } from './subscriber-processes.js';
 
 const num = (name: string, fallback: number): number => {
   const raw = process.env[name];
@@ -257,51 +257,6 @@ async function oneRun(setting: Setting, run: number): Promise<RunResult> {
     await history?.stop();
     await pipeline.stop();
   }
-}
-
-/** A user outside the workload's user pool (no workload membership change touches it), viewer of every workspace; returns its token. */
-async function grantObserver(databaseUrl: string, workspaceIds: string[], token: (userId: string, ttlSeconds?: number) => Promise<string>): Promise<string> {
-  const observer = randomUUID();
-  const db = new pg.Client({ connectionString: databaseUrl });
-  await db.connect();
-  try {
-    await db.query('INSERT INTO users (id, email, display_name) VALUES ($1, $2, $3)', [observer, `${observer}@example.test`, 'bench observer']);
-    for (const ws of workspaceIds) {
-      await db.query("INSERT INTO memberships (id, workspace_id, user_id, project_id, role) VALUES ($1, $2, $3, NULL, 'viewer')", [randomUUID(), ws, observer]);
-    }
-  } finally {
-    await db.end();
-  }
-  return token(observer, 3600);
-}
-
-function send(child: ChildProcess, command: SubscriberCommand): void {
-  child.send(command);
-}
-
-function nextReport<T extends SubscriberReport['type']>(child: ChildProcess, type: T, timeoutMs: number): Promise<Extract<SubscriberReport, { type: T }>> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => done(new Error(`subscriber process ${child.pid}: no '${type}' within ${timeoutMs} ms`)), timeoutMs);
-    const onMessage = (report: SubscriberReport) => {
-      if (report.type === type) done(undefined, report as Extract<SubscriberReport, { type: T }>);
-    };
-    const onExit = (code: number | null) => done(new Error(`subscriber process ${child.pid} exited (${code}) while waiting for '${type}'`));
-    const done = (err?: Error, report?: Extract<SubscriberReport, { type: T }>) => {
-      clearTimeout(timer);
-      child.off('message', onMessage);
-      child.off('exit', onExit);
-      if (err) reject(err);
-      else resolve(report!);
-    };
-    child.on('message', onMessage);
-    child.once('exit', onExit);
-  });
-}
-
-function ask<T extends SubscriberReport['type']>(child: ChildProcess, command: SubscriberCommand, type: T): Promise<Extract<SubscriberReport, { type: T }>> {
-  const answer = nextReport(child, type, 30_000);
-  send(child, command);
-  return answer;
 }
 
 function browserCommitToScreenMs(): number | null {
