@@ -84,8 +84,8 @@ export function loadConfig(env: Env): RouterConfig {
     pollIntervalMs: int(env, 'ROUTER_POLL_INTERVAL_MS', 200, { min: 1 }),
     minCallSpacingMs: int(env, 'ROUTER_MIN_CALL_SPACING_MS', 200, { min: 0 }),
     workerId: optionalStr(env, 'KINESIS_WORKER_ID') ?? `${hostname()}-${process.pid}`,
-    // A peer takes a dead instance's shards between 1 and 5/3 failover times after its death
-    // (lib/kinesis-consumer/README.md): 1.5 s keeps that under the 3 s recovery target.
+    // A peer takes a dead instance's shards between 1 and 4/3 failover times after its death
+    // (lib/kinesis-consumer/README.md): 1.5 s keeps that, plus the first read, under the 3 s recovery target.
     failoverTimeMs: int(env, 'ROUTER_FAILOVER_MS', 1500, { min: 100 }),
     maxRecords: int(env, 'ROUTER_MAX_RECORDS', 1000, { min: 1, max: 10_000 }),
   };
