@@ -14,7 +14,8 @@ import { runWorkload, setupWorkloadTenants } from '../../db/workload.js';
 import { checkSubscription, percentile, type Delivered } from '../bench/e2e-analysis.js';
 import { startHistoryRecorder, type HistoryEvent, type HistoryRecorder } from '../support/history.js';
 import { grantObserver, sleep, startTestPipeline, supervisePipelineServices, waitFor, type SupervisedPipelineServices, type TestPipeline } from '../support/pipeline.js';
-import { uniqueName } from '../support/stack.js';
+import { tableEnvVar } from '../../lib/stack-info.js';
+import { uniqueName, waitForEvenLeases } from '../support/stack.js';
 
 /**
  * The targets: what a kill may add to the pipeline's latency of the moment (p95 over the 3 s
@@ -37,6 +38,7 @@ beforeAll(async () => {
   pipeline = await startTestPipeline({ prefix: 'recovery', shards: 2, services: 'none' });
   services = await supervisePipelineServices(pipeline, { captures: 2, routers: 2, onWarning: (instance, line) => warnings.push(`${instance}: ${line.slice(0, 300)}`) });
   await services.ready();
+  await waitForEvenLeases(pipeline.env[tableEnvVar('leases')]!, 'router', 2);
   history = await startHistoryRecorder(pipeline.databaseUrl, { slotName: uniqueName('recovery_truth') });
 }, 120_000);
 

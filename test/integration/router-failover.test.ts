@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Broker } from '../../infra/local/broker.js';
 import { sampleEvent } from '../../schemas/fixtures.js';
-import { createTestStream, createTestTables, kinesisClient, startTestBroker, testStackEnv, uniqueName } from '../support/stack.js';
+import { createTestStream, createTestTables, kinesisClient, startTestBroker, testStackEnv, uniqueName, waitForEvenLeases } from '../support/stack.js';
 
 const WORKSPACES = [1, 2, 3, 4].map((i) => `11111111-1111-4111-8111-0000000000f${i}`);
 const PROJECTS = [1, 2, 3].map((i) => `22222222-2222-4222-8222-0000000000f${i}`);
@@ -106,6 +106,9 @@ describe('router failover', () => {
     const a = startRouterProcess('a');
     startRouterProcess('b');
     await routersStarted(2);
+    // Two instances in their steady state (2 shards each), so the latency before the kill is the
+    // pipeline's own, not the start-up's rebalancing.
+    await waitForEvenLeases(env.DYNAMODB_TABLE_LEASES!, 'router', 2);
     // Subscribed after the routers started: they learn of it from the broker's $SYS events (and
     // the restarted one from the subscriptions table).
     subscriber = await mqtt.connectAsync(broker.tcpUrl, { clientId: 'failover-subscriber', reconnectPeriod: 0 });

@@ -12,6 +12,8 @@ import { readStackInfo, stackEnv, type StackInfo } from '../../lib/stack-info.js
 import { startBroker, type Broker, type BrokerHooks } from '../../infra/local/broker.js';
 import { ensureStream, ensureTable } from '../../infra/local/stack.js';
 import { TABLES } from '../../infra/local/tables.js';
+import { DynamoLeaseStore } from '../../lib/kinesis-consumer/dynamo-lease-store.js';
+import { SHARD_END } from '../../lib/kinesis-consumer/leases.js';
 
 let cached: StackInfo | undefined;
 
@@ -150,4 +152,28 @@ export function startTestBroker(hooks?: BrokerHooks): Promise<Broker> {
 /** A fresh MQTT client id bound to `userId`, as the authorizing broker requires (lib/authz.ts canConnect). */
 export function boundClientId(userId: string): string {
   return `${clientIdPrefix(userId)}${randomBytes(8).toString('hex')}`;
+}
+
+/**
+ * Waits until `workers` workers of consumer `consumerName` each own an even share of the shard
+ * leases in `leaseTable` (the start-up rebalancing is over), so what a test measures afterwards is
+ * the steady state.
+ */
+export async function waitForEvenLeases(leaseTable: string, consumerName: string, workers: number, timeoutMs = 60_000): Promise<void> {
+  const client = dynamoClient();
+  const store = new DynamoLeaseStore(client, leaseTable, consumerName);
+  const deadline = Date.now() + timeoutMs;
+  try {
+    for (;;) {
+      const leases = (await store.list()).filter((l) => l.checkpoint !== SHARD_END);
+      const byOwner = new Map<string, number>();
+      for (const l of leases) if (l.leaseOwner) byOwner.set(l.leaseOwner, (byOwner.get(l.leaseOwner) ?? 0) + 1);
+      const counts = [...byOwner.values()];
+      if (leases.length > 0 && byOwner.size === workers && counts.every((n) => n <= Math.ceil(leases.length / workers)) && counts.reduce((a, b) => a + b, 0) === leases.length) return;
+      if (Date.now() > deadline) throw new Error(`leases of ${consumerName} not spread over ${workers} workers within ${timeoutMs} ms: ${JSON.stringify([...byOwner])}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    client.destroy();
+  }
 }
