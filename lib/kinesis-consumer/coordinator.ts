@@ -179,6 +179,14 @@ export class LeaseCoordinator {
     return entry !== undefined && stillHeld(entry.lastWriteSentAt, this.now(), this.failoverMs);
   }
 
+  /**
+   * False once the lease is gone for good: another worker took it (a write's condition failed),
+   * or it was released or finished. A lease that only lapsed by time is not gone yet.
+   */
+  claims(shardId: string): boolean {
+    return this.held.has(shardId);
+  }
+
   /** Shard ids this worker holds now. */
   heldKeys(): string[] {
     return [...this.held.keys()].filter((k) => this.holds(k));

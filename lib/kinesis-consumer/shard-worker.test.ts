@@ -31,9 +31,9 @@ function scriptedReader(batches: ReadBatch[]): ShardReader & { opened: StartingP
   };
 }
 
-async function setup(batches: ReadBatch[], processor: ShardProcessor, store = new MemoryLeaseStore()) {
+async function setup(batches: ReadBatch[], processor: ShardProcessor, store = new MemoryLeaseStore(), failoverMs = 60_000) {
   await store.create({ leaseKey: 's0', leaseOwner: null, leaseCounter: 0, checkpoint: TRIM_HORIZON, checkpointSubSequence: 0, parentShardIds: [], ownerSwitchesSinceCheckpoint: 0 });
-  const coordinator = new LeaseCoordinator({ workerId: 'me', store, failoverMs: 60_000, initialPosition: TRIM_HORIZON });
+  const coordinator = new LeaseCoordinator({ workerId: 'me', store, failoverMs, initialPosition: TRIM_HORIZON });
   await coordinator.takeLeases();
   const ended: string[] = [];
   const reader = scriptedReader(batches);
@@ -83,6 +83,47 @@ describe('shard worker', () => {
     await worker.stop('graceful');
     expect(store.items.get('s0')).toMatchObject({ checkpoint: '3', checkpointState: 'after-3', leaseOwner: null });
     expect(rec.shutdowns).toEqual([{ reason: 'shutdown', withCheckpointer: true }]);
+  });
+
+  it('waits while its lease has lapsed by time only, then goes on where it was, without re-reading', async () => {
+    // Lease writes fail for a while (an overloaded table), longer than the failover time.
+    class FlakyStore extends MemoryLeaseStore {
+      failing = false;
+      override async replace(next: Parameters<MemoryLeaseStore['replace']>[0], expected: number): Promise<boolean> {
+        if (this.failing) throw new Error('timed out');
+        return super.replace(next, expected);
+      }
+    }
+    const store = new FlakyStore();
+    const seen: string[][] = [];
+    const shutdowns: ShutdownReason[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const processor: ShardProcessor = {
+      initialize: async () => {},
+      processRecords: async (batch) => {
+        seen.push(batch.records.map((r) => r.sequenceNumber));
+        if (seen.length === 1) await gate; // the lease lapses while this batch is in hand
+      },
+      shutdown: async (reason) => {
+        shutdowns.push(reason);
+      },
+    };
+    const batches: ReadBatch[] = [{ records: [raw(1)], millisBehindLatest: 0, shardEnd: false }, { records: [raw(2)], millisBehindLatest: 0, shardEnd: false }];
+    const { worker, coordinator, reader } = await setup(batches, processor, store, 150);
+    await until(() => seen.length === 1);
+    store.failing = true;
+    await new Promise((r) => setTimeout(r, 300)); // past the failover time: the lease lapsed
+    expect(coordinator.holds('s0')).toBe(false);
+    release();
+    await new Promise((r) => setTimeout(r, 300)); // the worker waits: its renewals still fail
+    expect({ seen, claims: coordinator.claims('s0') }).toEqual({ seen: [['1']], claims: true });
+    store.failing = false;
+    await until(() => seen.length === 2);
+    expect(seen).toEqual([['1'], ['2']]);
+    expect(reader.opened).toHaveLength(1); // never gave the shard up
+    expect(shutdowns).toEqual([]);
+    await worker.stop('graceful');
   });
 
   it('marks the lease finished at shard end, keeping the state, and says so', async () => {

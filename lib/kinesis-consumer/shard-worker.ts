@@ -12,6 +12,9 @@ import { comparePositions, recordsAfter, toUserRecords } from './user-records.js
 
 export type StopMode = 'graceful' | 'abandon';
 
+/** While a lease has lapsed by time only (renewals too slow), how often to try again. */
+const LAPSED_RETRY_MS = 100;
+
 export interface ShardWorkerDeps {
   shardId: string;
   coordinator: LeaseCoordinator;
@@ -109,7 +112,7 @@ export class ShardWorker {
     let failures = 0;
     try {
       for (;;) {
-        if (!(await coordinator.confirm(shardId))) return 'lease_lost';
+        if (!(await this.mayAct())) return 'lease_lost';
         if (signal.aborted) return this.stopMode ? 'shutdown' : 'lease_lost';
         let batch;
         try {
@@ -126,7 +129,7 @@ export class ShardWorker {
           // A failing processor gets the same batch again, for as long as we hold the lease.
           for (;;) {
             try {
-              if (!(await coordinator.confirm(shardId))) return 'lease_lost';
+              if (!(await this.mayAct())) return 'lease_lost';
               await processor.processRecords({ records, millisBehindLatest: batch.millisBehindLatest }, this.checkpointer(records.at(-1)));
               break;
             } catch (err) {
@@ -145,6 +148,20 @@ export class ShardWorker {
       }
     } finally {
       subscription.close();
+    }
+  }
+
+  /**
+   * Waits while the lease has lapsed by time only (this process renewed too slowly: it must not
+   * act, but nobody took the lease either) instead of giving the shard up, which would make this
+   * same worker take it back and re-read it from the checkpoint. False once the lease is gone.
+   */
+  private async mayAct(): Promise<boolean> {
+    const { coordinator, shardId } = this.deps;
+    for (;;) {
+      if (await coordinator.confirm(shardId)) return true;
+      if (!coordinator.claims(shardId) || this.abort.signal.aborted) return false;
+      await sleep(LAPSED_RETRY_MS, this.abort.signal);
     }
   }
 
