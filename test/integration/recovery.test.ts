@@ -63,7 +63,7 @@ describe('recovery after a SIGKILL', () => {
       for (const projectId of w.projects) {
         const d: Delivered = { workspaceId: w.id, projectId, ids: [], commitMs: [], receivedMs: [], resyncs: 0, offlines: 0 };
         delivered.push(d);
-        const client = createClient({ url: pipeline.broker.wsUrl, token, replayUrl: services.replayUrl, clientId: uniqueName('recovery-sdk', 60, '-') });
+        const client = createClient({ url: pipeline.broker.wsUrl, token, replayUrl: services.replayUrl, clientIdSuffix: uniqueName('recovery-sdk', 40, '-') });
         clients.push(client);
         client.subscribeProject(w.id, projectId, {
           fromSeq: 1,
