@@ -1,0 +1,119 @@
+import { describe, expect, it } from '@jest/globals';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadMeasured, loadPrices, loadScale } from './load.js';
+import { compare, DEFAULT_LEVERS, egressUsd, fanout, iotCoreItem, kinesisShards, messagesPerTransaction, monthlyBill, type Scale, SECONDS_PER_MONTH, selfHostedItem, tiered } from './model.js';
+
+const prices = loadPrices();
+const seed = loadScale('seed');
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** A scale small enough to redo by hand: 10 changes/s, one transaction per change, every project rarely changing. */
+function tinyScale(over: Partial<Scale> = {}): Scale {
+  return {
+    ...seed,
+    events: { ...seed.events, peak_per_s: 1000, average_per_s: 10, average_bytes: 1000, kinesis_compression_ratio: 1, shard_headroom: 1.5, events_per_kinesis_record: 1 },
+    connections: { concurrent: 1000, daily_users: 0, sessions_per_user_per_day: 0, subscribes_per_session: 0, qos: 0 },
+    fan_out: { classes: [{ name: 'pair', share: 1, changes_per_s: 1e-10, subscribers: 2 }] },
+    services: { ...seed.services, polling_consumers: [] },
+    measured: { ...seed.measured, changesPerTransaction: 1, thinBytesPerChange: 200 },
+    ...over,
+  };
+}
+
+describe('cost model arithmetic', () => {
+  it('coalesces Poisson transactions into one message per interval that saw any', () => {
+    expect(messagesPerTransaction(0, 0.3)).toBe(1);
+    expect(messagesPerTransaction(2, 0.5)).toBeCloseTo(1 - Math.exp(-1), 12); // x = 1
+    expect(messagesPerTransaction(10, 1)).toBeCloseTo(0.1, 4); // busy project: one message per second
+  });
+
+  it('prices tiers cumulatively', () => {
+    // 1,500 M IoT messages: 1,000 M at $1.00 + 500 M at $0.80
+    expect(tiered(1500, prices.iot_core.message_tiers)).toBeCloseTo(1400, 6);
+    expect(tiered(200, prices.iot_core.message_tiers)).toBeCloseTo(200, 6);
+    // 20 TB out: 10 TB at $0.09 + 10 TB at $0.085 per GB
+    expect(egressUsd(20_000, prices.data_transfer_out.tiers)).toBeCloseTo(900 + 850, 6);
+  });
+
+  it('sizes Kinesis by the largest of bytes, records and polling reads', () => {
+    // 1,000 events/s x 1,000 B = 1 MB/s, x1.5 headroom = 1.5 MB/s -> 2 shards by bytes;
+    // 1,000 records/s x 1.5 / 1,000 -> 2 by records as well
+    expect(kinesisShards(tinyScale())).toEqual({ shards: 2, bound: 'bytes' });
+    // three polling readers of 1.5 MB/s share 2 MB/s per shard: 4.5 / 2 -> 3 shards
+    expect(kinesisShards(tinyScale({ services: { ...seed.services, polling_consumers: ['a', 'b', 'c'] } }))).toEqual({ shards: 3, bound: 'polling reads' });
+  });
+
+  it('bills IoT Core for the router publishes and each delivery, per 5 KB unit, plus connection minutes', () => {
+    const scale = tinyScale();
+    const f = fanout(scale, DEFAULT_LEVERS);
+    expect(f.publishesPerS).toBeCloseTo(10, 9);
+    expect(f.deliveriesPerS).toBeCloseTo(20, 9);
+    const item = iotCoreItem(scale, DEFAULT_LEVERS, prices, f);
+    // 30 messages/s x 2,628,000 s = 78.84 M messages at $1.00; 1,000 x 43,800 min = 43.8 M min at $0.08
+    expect(item.usd).toBeCloseTo(78.84 + 3.504, 6);
+    // full 1,000 B payloads still fit one unit; 6,000 B take two
+    const big = tinyScale({ events: { ...scale.events, average_bytes: 6000 } });
+    const bigItem = iotCoreItem(big, { ...DEFAULT_LEVERS, payload: 'full' }, prices, fanout(big, { ...DEFAULT_LEVERS, payload: 'full' }));
+    expect(bigItem.detail.units_per_message).toBe(2);
+    expect(bigItem.usd).toBeCloseTo(2 * 78.84 + 3.504, 6);
+  });
+
+  it('with QoS 1 every delivery also costs the device PUBACK', () => {
+    const scale = tinyScale({ connections: { ...tinyScale().connections, qos: 1 } });
+    // publishes 10/s x 1 unit + deliveries 20/s x (1 unit + 1 ack) = 50 messages/s = 131.4 M
+    expect(iotCoreItem(scale, DEFAULT_LEVERS, prices, fanout(scale, DEFAULT_LEVERS)).usd).toBeCloseTo(131.4 + 3.504, 6);
+  });
+
+  it('publishes nothing to projects without live subscribers when the filter is on', () => {
+    const scale = tinyScale({ fan_out: { classes: [{ name: 'pair', share: 0.5, changes_per_s: 1e-10, subscribers: 2 }, { name: 'nobody', share: 0.5, changes_per_s: 1e-10, subscribers: 0 }] } });
+    expect(fanout(scale, DEFAULT_LEVERS)).toMatchObject({ publishesPerS: 5, deliveriesPerS: 10 });
+    expect(fanout(scale, { ...DEFAULT_LEVERS, liveSubscribersOnly: false })).toMatchObject({ publishesPerS: 10, deliveriesPerS: 10 });
+  });
+
+  it('a longer batching window coalesces a busy project into fewer messages', () => {
+    // one project at 10 tx/s: interval 0.3 s -> x = 3, (1 - e^-3) / 3 = 0.3167 messages per tx
+    const scale = tinyScale({ fan_out: { classes: [{ name: 'busy', share: 1, changes_per_s: 10, subscribers: 1 }] } });
+    expect(fanout(scale, DEFAULT_LEVERS).publishesPerS).toBeCloseTo(10 * ((1 - Math.exp(-3)) / 3), 9);
+    // 1,100 ms: x = 12 -> about one message per 1.2 s
+    expect(fanout(scale, { ...DEFAULT_LEVERS, batchWindowMs: 1000 }).publishesPerS).toBeCloseTo(10 * ((1 - Math.exp(-12)) / 12), 9);
+  });
+
+  it('prices the self-hosted broker by nodes, egress and the load balancer', () => {
+    const scale = tinyScale();
+    const item = selfHostedItem(scale, prices, fanout(scale, DEFAULT_LEVERS));
+    // 3 nodes (the minimum) x $0.289 x 730 h; egress 20/s x (200 + 60) B x 2,628,000 s = 13.67 GB at $0.09;
+    // NLB: $0.0225 x 730 + max(1,000 / 100,000 flows, 0.0187 GB/h) NLCU x $0.006 x 730
+    const egressGb = (20 * 260 * SECONDS_PER_MONTH) / 1e9;
+    const nlcu = Math.max(0.01, egressGb / 730);
+    expect(item.detail.nodes).toBe(3);
+    expect(item.usd).toBeCloseTo(3 * 0.289 * 730 + egressGb * 0.09 + (0.0225 + nlcu * 0.006) * 730, 6);
+  });
+
+  it('adds the services up and leaves out the Lambda authorizer with a self-hosted broker', () => {
+    const bill = monthlyBill(seed, prices);
+    const sum = Object.values(bill.services).reduce((a, s) => a + s.usd, 0);
+    expect(bill.monthly_usd_total).toBeCloseTo(sum, 6);
+    const selfHosted = monthlyBill(seed, prices, { ...DEFAULT_LEVERS, broker: 'self-hosted' });
+    expect(Object.keys(selfHosted.services)).toEqual(expect.arrayContaining(['mqtt_self_hosted']));
+    expect(selfHosted.services.lambda).toBeUndefined();
+    expect(selfHosted.services.iot_core).toBeUndefined();
+  });
+
+  it('takes the measured figures from the bench results', () => {
+    const router = JSON.parse(readFileSync(join(here, '../../../test/bench/results/router.json'), 'utf8')) as { metrics: { core_events_per_s: number } };
+    expect(loadMeasured().routerCoreCpuUsPerEvent).toBeCloseTo(1e6 / router.metrics.core_events_per_s, 9);
+  });
+
+  it('refuses a scale whose fan-out shares do not add up to 1', () => {
+    expect(() => loadScale(join(here, '../../../package.json'))).toThrow(/shares must add up to 1/);
+  });
+
+  it('results/cost.json is the model at the seed scale (rerun npm run bench:cost after a change)', () => {
+    const kept = JSON.parse(readFileSync(join(here, '../../../test/bench/results/cost.json'), 'utf8')) as { metrics: { monthly_usd_total: number; iot_core_usd: number; self_hosted_mqtt_usd: number } };
+    const c = compare(seed, prices);
+    expect(kept.metrics.monthly_usd_total).toBe(c.default.monthly_usd_total);
+    expect([kept.metrics.iot_core_usd, kept.metrics.self_hosted_mqtt_usd]).toEqual([c.iot_vs_selfhosted_usd.iot_core, c.iot_vs_selfhosted_usd.self_hosted]);
+  });
+});

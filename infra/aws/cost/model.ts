@@ -1,0 +1,491 @@
+// The monthly bill at a given scale: a pure function of a prices file, a scale file and the
+// configuration's levers. Every line item is a formula a reader can redo by hand; the units are
+// AWS's (a month is 730 hours, GB = 1e9 bytes for transfer, GiB-free arithmetic everywhere).
+import type { Prices } from './prices.js';
+
+export interface FanOutClass {
+  name: string;
+  /** Share of all changes that land in projects of this class. */
+  share: number;
+  /** Change rate of one project of the class. */
+  changes_per_s: number;
+  /** Live subscriptions to one project of the class. */
+  subscribers: number;
+}
+
+export interface Measured {
+  /** CPU per event of the capture service (bench:capture drain). */
+  captureCpuUsPerEvent: number;
+  /** CPU per event of the router's core (bench:router, in memory). */
+  routerCoreCpuUsPerEvent: number;
+  /** Changes per source transaction (bench:e2e workload). */
+  changesPerTransaction: number;
+  /** Payload bytes per change (bench:router cost runs). */
+  fullBytesPerChange: number;
+  thinBytesPerChange: number;
+  thinGzipBytesPerChange: number;
+  /** MQTT messages per change in the bench (50 projects at 20 changes/s each). */
+  benchMessagesPerChange: number;
+}
+
+export interface Scale {
+  name: string;
+  events: {
+    peak_per_s: number;
+    average_per_s: number;
+    average_bytes: number;
+    kinesis_compression_ratio: number;
+    archive_gzip_ratio: number;
+    events_per_kinesis_record: number;
+    shard_headroom: number;
+  };
+  connections: { concurrent: number; daily_users: number; sessions_per_user_per_day: number; subscribes_per_session: number; qos: 0 | 1 };
+  fan_out: { classes: FanOutClass[] };
+  services: {
+    router_cpu_factor: number;
+    other_consumers: string[];
+    other_consumer_cpu_us_per_event: number;
+    target_cpu_utilization: number;
+    peak_hours_share: number;
+    polling_consumers: string[];
+    efo_consumers: string[];
+  };
+  self_hosted_mqtt: { connections_per_node: number; deliveries_per_node_per_s: number; min_nodes: number; frame_overhead_bytes: number };
+  analytics: {
+    raw_retention_days: number;
+    curated_years: number;
+    curated_bytes_per_change: number;
+    warehouse_size: string;
+    warehouse_hours_per_day: number;
+    archive_object_seconds: number;
+    archive_writers: number;
+    firehose_record_events: number;
+  };
+  observability: { custom_metrics: number; alarms: number; dashboards: number; log_gb_per_day: number };
+  measured: Measured;
+}
+
+/** The levers: what the deployment chooses. */
+export interface Levers {
+  batchWindowMs: number;
+  pollIntervalMs: number;
+  payload: 'full' | 'thin' | 'thin-gzip';
+  liveSubscribersOnly: boolean;
+  broker: 'iot-core' | 'self-hosted';
+  kinesisMode: 'provisioned' | 'on-demand';
+  retentionHours: number;
+  /** Changelog bodies for every project, or only for projects with live subscribers (heads for all). */
+  changelogScope: 'all' | 'watched';
+  dynamoCapacity: 'on-demand' | 'provisioned';
+  /** The archiver gzips its Firehose records itself (Firehose bills the bytes it receives). */
+  archiverGzip: boolean;
+}
+
+export const DEFAULT_LEVERS: Levers = {
+  batchWindowMs: 100,
+  pollIntervalMs: 200,
+  payload: 'thin',
+  liveSubscribersOnly: true,
+  broker: 'iot-core',
+  kinesisMode: 'provisioned',
+  retentionHours: 168,
+  changelogScope: 'all',
+  dynamoCapacity: 'on-demand',
+  archiverGzip: false,
+};
+
+export interface LineItem {
+  usd: number;
+  /** The quantities behind the figure, for the reader. */
+  detail: Record<string, number | string>;
+}
+
+export interface Bill {
+  monthly_usd_total: number;
+  services: Record<string, LineItem>;
+  levers: Levers;
+}
+
+export const SECONDS_PER_MONTH = 730 * 3600;
+const GB = 1e9;
+const MB = 1e6;
+
+/** Messages per transaction of a project whose transactions arrive (Poisson) at `txPerS` and are
+ *  coalesced over `intervalS`: one message per interval that saw at least one. */
+export function messagesPerTransaction(txPerS: number, intervalS: number): number {
+  const x = txPerS * intervalS;
+  return x < 1e-9 ? 1 : (1 - Math.exp(-x)) / x;
+}
+
+/** Price of `millions` units under tiered per-million prices (tier bounds cumulative). */
+export function tiered(millions: number, tiers: readonly { up_to_millions: number | null; per_million: number }[]): number {
+  let usd = 0;
+  let below = 0;
+  for (const t of tiers) {
+    const top = t.up_to_millions ?? Infinity;
+    const inTier = Math.max(0, Math.min(millions, top) - below);
+    usd += inTier * t.per_million;
+    below = top;
+    if (millions <= top) break;
+  }
+  return usd;
+}
+
+export function egressUsd(gb: number, tiers: readonly { up_to_tb: number | null; per_gb: number }[]): number {
+  return tiered(gb / 1000, tiers.map((t) => ({ up_to_millions: t.up_to_tb, per_million: t.per_gb * 1000 })));
+}
+
+export interface Kinesis {
+  shards: number;
+  bound: 'bytes' | 'records' | 'polling reads';
+}
+
+/** Shards for the peak: the largest of the write-bytes, write-records and polling-read bounds. */
+export function kinesisShards(scale: Scale): Kinesis {
+  const e = scale.events;
+  const peakMBps = (e.peak_per_s * e.average_bytes) / e.kinesis_compression_ratio / MB;
+  const byBytes = Math.ceil((peakMBps * e.shard_headroom) / 1);
+  const byRecords = Math.ceil(((e.peak_per_s / e.events_per_kinesis_record) * e.shard_headroom) / 1000);
+  // Polling readers share 2 MB/s per shard; each reads every byte once.
+  const byReads = Math.ceil((peakMBps * e.shard_headroom * scale.services.polling_consumers.length) / 2);
+  const shards = Math.max(byBytes, byRecords, byReads, 1);
+  const bound = shards === byBytes ? 'bytes' : shards === byRecords ? 'records' : 'polling reads';
+  return { shards, bound };
+}
+
+export interface Fanout {
+  /** Router publishes per second (inbound messages to the broker). */
+  publishesPerS: number;
+  /** Deliveries to browsers per second. */
+  deliveriesPerS: number;
+  /** Changes per published message. */
+  changesPerMessage: number;
+  /** Payload bytes of an average message. */
+  messageBytes: number;
+  /** Changelog batches per second (every project, watched or not). */
+  changelogBatchesPerS: number;
+  /** Of those, batches of projects with live subscribers. */
+  watchedChangelogBatchesPerS: number;
+  /** Changes per changelog batch. */
+  changesPerChangelogBatch: number;
+  subscriptions: number;
+  projects: number;
+}
+
+export function fanout(scale: Scale, levers: Levers): Fanout {
+  const rate = scale.events.average_per_s;
+  const cpt = scale.measured.changesPerTransaction;
+  const intervalS = (levers.batchWindowMs + levers.pollIntervalMs) / 1000;
+  let publishes = 0;
+  let deliveries = 0;
+  let publishedChanges = 0;
+  let changelogBatches = 0;
+  let watchedChangelogBatches = 0;
+  let subscriptions = 0;
+  let projects = 0;
+  for (const c of scale.fan_out.classes) {
+    const changes = rate * c.share;
+    const n = changes / c.changes_per_s;
+    projects += n;
+    subscriptions += n * c.subscribers;
+    const txPerS = c.changes_per_s / cpt;
+    const messages = (changes / cpt) * messagesPerTransaction(txPerS, intervalS);
+    const batches = (changes / cpt) * messagesPerTransaction(txPerS, levers.pollIntervalMs / 1000);
+    changelogBatches += batches;
+    if (c.subscribers > 0) watchedChangelogBatches += batches;
+    if (c.subscribers === 0 && levers.liveSubscribersOnly) continue;
+    publishes += messages;
+    publishedChanges += changes;
+    deliveries += messages * c.subscribers;
+  }
+  const changesPerMessage = publishes > 0 ? publishedChanges / publishes : 0;
+  const perChange = { full: scale.events.average_bytes, thin: scale.measured.thinBytesPerChange, 'thin-gzip': scale.measured.thinGzipBytesPerChange }[levers.payload];
+  return {
+    publishesPerS: publishes,
+    deliveriesPerS: deliveries,
+    changesPerMessage,
+    messageBytes: changesPerMessage * perChange,
+    changelogBatchesPerS: changelogBatches,
+    watchedChangelogBatchesPerS: watchedChangelogBatches,
+    changesPerChangelogBatch: changelogBatches > 0 ? rate / changelogBatches : 0,
+    subscriptions,
+    projects,
+  };
+}
+
+const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
+
+function kinesisItem(scale: Scale, levers: Levers, p: Prices, k: Kinesis): LineItem {
+  const e = scale.events;
+  const h = p.hours_per_month;
+  const avgBytesPerS = (e.average_per_s * e.average_bytes) / e.kinesis_compression_ratio;
+  const gbPerMonth = (avgBytesPerS * SECONDS_PER_MONTH) / GB;
+  const efo = scale.services.efo_consumers.length;
+  if (levers.kinesisMode === 'on-demand') {
+    const polling = scale.services.polling_consumers.length;
+    const retainedGb = levers.retentionHours > 24 ? (avgBytesPerS * (levers.retentionHours - 24) * 3600) / GB : 0;
+    const usd =
+      p.kinesis.on_demand_stream_hour * h +
+      gbPerMonth * p.kinesis.on_demand_ingest_per_gb +
+      gbPerMonth * polling * p.kinesis.on_demand_retrieval_per_gb +
+      gbPerMonth * efo * p.kinesis.on_demand_efo_retrieval_per_gb +
+      retainedGb * p.kinesis.on_demand_extended_retention_per_gb_month;
+    return { usd, detail: { mode: 'on-demand', gb_in: round(gbPerMonth, 0), efo_consumers: efo, polling_consumers: polling } };
+  }
+  const recordsPerS = e.average_per_s / e.events_per_kinesis_record;
+  const recordBytes = e.events_per_kinesis_record * (e.average_bytes / e.kinesis_compression_ratio);
+  const putUnits = recordsPerS * Math.ceil(recordBytes / p.kinesis.put_payload_unit_bytes) * SECONDS_PER_MONTH;
+  const shardHours = k.shards * h;
+  const usd =
+    shardHours * p.kinesis.shard_hour +
+    (putUnits / 1e6) * p.kinesis.put_payload_units_per_million +
+    (levers.retentionHours > 24 ? shardHours * p.kinesis.extended_retention_shard_hour : 0) +
+    efo * shardHours * p.kinesis.efo_consumer_shard_hour +
+    efo * gbPerMonth * p.kinesis.efo_retrieval_per_gb;
+  return { usd, detail: { mode: 'provisioned', shards: k.shards, shard_bound: k.bound, retention_hours: levers.retentionHours, efo_consumers: efo, gb_in: round(gbPerMonth, 0) } };
+}
+
+function dynamoItem(scale: Scale, levers: Levers, p: Prices, f: Fanout, k: Kinesis): LineItem {
+  // Changelog: per project batch, one body item (gzipped entries, 1 WRU per KB) and the head item.
+  const bodyBytes = (f.changesPerChangelogBatch * scale.events.average_bytes) / scale.events.archive_gzip_ratio;
+  const bodyBatches = levers.changelogScope === 'all' ? f.changelogBatchesPerS : f.watchedChangelogBatchesPerS;
+  const changelogWru = (bodyBatches * Math.ceil(bodyBytes / 1024) + f.changelogBatchesPerS) * SECONDS_PER_MONTH;
+  // Leases and checkpoints: every consumer checkpoints each shard about once a second and renews
+  // its lease every failover/3 (10 s / 3).
+  const consumers = 1 + scale.services.other_consumers.length;
+  const leaseWru = consumers * k.shards * (1 + 1 / 3.33) * SECONDS_PER_MONTH;
+  // Subscriptions: one put and one delete per subscribe of every session.
+  const { sessions } = lifecycle(scale);
+  const subscriptionWru = sessions * scale.connections.subscribes_per_session * 2;
+  const wru = changelogWru + leaseWru + subscriptionWru;
+  // Replays and resyncs read the changelog; assumed two reads per session.
+  const rru = sessions * 2;
+  // Storage: the changelog holds 7 days (TTL) of compressed changes.
+  const storedShare = levers.changelogScope === 'all' ? 1 : f.watchedChangelogBatchesPerS / f.changelogBatchesPerS;
+  const storageGb = (storedShare * scale.events.average_per_s * 7 * 86400 * scale.events.average_bytes) / scale.events.archive_gzip_ratio / GB;
+  let requests: number;
+  if (levers.dynamoCapacity === 'on-demand') {
+    requests = (wru / 1e6) * p.dynamodb.write_request_units_per_million + (rru / 1e6) * p.dynamodb.read_request_units_per_million;
+  } else {
+    // Auto scaling tracks the load at the target utilization: peak capacity in peak hours.
+    const s = scale.services.peak_hours_share;
+    const shape = (1 - s) + s * (scale.events.peak_per_s / scale.events.average_per_s);
+    const unitHours = (units: number) => ((units / SECONDS_PER_MONTH) * shape * p.hours_per_month) / p.dynamodb.provisioned_target_utilization;
+    requests = unitHours(wru) * p.dynamodb.provisioned_wcu_hour + unitHours(rru) * p.dynamodb.provisioned_rcu_hour;
+  }
+  const usd = requests + storageGb * (p.dynamodb.storage_gb_month + p.dynamodb.pitr_gb_month);
+  return {
+    usd,
+    detail: {
+      capacity: levers.dynamoCapacity,
+      changelog_scope: levers.changelogScope,
+      changelog_batches_per_s: round(f.changelogBatchesPerS, 0),
+      changelog_wru_millions: round(changelogWru / 1e6, 0),
+      lease_wru_millions: round(leaseWru / 1e6, 0),
+      subscription_wru_millions: round(subscriptionWru / 1e6, 0),
+      storage_gb: round(storageGb, 0),
+    },
+  };
+}
+
+function lifecycle(scale: Scale) {
+  const sessions = scale.connections.daily_users * scale.connections.sessions_per_user_per_day * (730 / 24);
+  // connect, disconnect, and a subscribe and unsubscribe event per subscribe
+  const events = sessions * (2 + 2 * scale.connections.subscribes_per_session);
+  return { sessions, events };
+}
+
+export function iotCoreItem(scale: Scale, levers: Levers, p: Prices, f: Fanout): LineItem {
+  const units = Math.max(1, Math.ceil(f.messageBytes / p.iot_core.message_unit_bytes));
+  const acks = scale.connections.qos === 1 ? 1 : 0;
+  const deliveryMessages = f.deliveriesPerS * (units + acks) * SECONDS_PER_MONTH;
+  const publishMessages = f.publishesPerS * units * SECONDS_PER_MONTH;
+  const { sessions, events } = lifecycle(scale);
+  // Each session's CONNECT and SUBSCRIBEs are metered messages; lifecycle events too.
+  const controlMessages = sessions * (1 + scale.connections.subscribes_per_session) + events;
+  const messages = deliveryMessages + publishMessages + controlMessages;
+  const connectionMinutes = scale.connections.concurrent * 730 * 60;
+  const connectivity = (connectionMinutes / 1e6) * p.iot_core.connection_minutes_per_million;
+  const messaging = tiered(messages / 1e6, p.iot_core.message_tiers);
+  const rules = (events / 1e6) * (p.iot_core.rules_triggered_per_million + p.iot_core.rule_actions_per_million);
+  return {
+    usd: connectivity + messaging + rules,
+    detail: {
+      connectivity_usd: round(connectivity),
+      messaging_usd: round(messaging),
+      rules_usd: round(rules),
+      publishes_per_s: round(f.publishesPerS, 0),
+      deliveries_per_s: round(f.deliveriesPerS, 0),
+      message_bytes: round(f.messageBytes, 0),
+      units_per_message: units,
+      messages_millions: round(messages / 1e6, 0),
+    },
+  };
+}
+
+export function selfHostedItem(scale: Scale, p: Prices, f: Fanout): LineItem {
+  const s = scale.self_hosted_mqtt;
+  const peakFactor = scale.events.peak_per_s / scale.events.average_per_s;
+  const nodes = Math.max(s.min_nodes, Math.ceil(scale.connections.concurrent / s.connections_per_node) + 1, Math.ceil((f.deliveriesPerS * peakFactor) / s.deliveries_per_node_per_s) + 1);
+  const compute = nodes * p.ec2.node_hour * p.hours_per_month;
+  const egressGb = ((f.deliveriesPerS * (f.messageBytes + s.frame_overhead_bytes)) * SECONDS_PER_MONTH) / GB;
+  const egress = egressUsd(egressGb, p.data_transfer_out.tiers);
+  const gbPerHour = egressGb / p.hours_per_month;
+  const nlcu = Math.max(scale.connections.concurrent / p.nlb.nlcu_active_flows, gbPerHour / p.nlb.nlcu_gb_per_hour);
+  const nlb = (p.nlb.hour + nlcu * p.nlb.nlcu_hour) * p.hours_per_month;
+  // The authorizer still runs (as a broker hook, inside the nodes): no Lambda.
+  return { usd: compute + egress + nlb, detail: { nodes, compute_usd: round(compute), egress_gb: round(egressGb, 0), egress_usd: round(egress), nlb_usd: round(nlb) } };
+}
+
+function lambdaItem(scale: Scale, p: Prices): LineItem {
+  // The custom authorizer runs once per connect (IoT caches its answer for the session).
+  const { sessions } = lifecycle(scale);
+  const gbSeconds = sessions * 0.128 * 0.02;
+  return { usd: (sessions / 1e6) * p.lambda.requests_per_million + gbSeconds * p.lambda.gb_second, detail: { invocations_millions: round(sessions / 1e6, 1), memory_mb: 128, duration_ms: 20 } };
+}
+
+function firehoseItem(scale: Scale, levers: Levers, p: Prices): LineItem {
+  const e = scale.events;
+  const rawGb = (e.average_per_s * e.average_bytes * SECONDS_PER_MONTH) / GB / (levers.archiverGzip ? e.archive_gzip_ratio : 1);
+  const recordBytes = (scale.analytics.firehose_record_events * e.average_bytes) / (levers.archiverGzip ? e.archive_gzip_ratio : 1);
+  const billedGb = rawGb * (Math.ceil(recordBytes / p.firehose.record_unit_bytes) * p.firehose.record_unit_bytes) / recordBytes;
+  const curatedGb = (e.average_per_s * scale.measured.thinBytesPerChange * SECONDS_PER_MONTH) / GB;
+  const s3 = billedGb * p.firehose.direct_put_per_gb;
+  const snowflake = curatedGb * p.firehose.snowflake_per_gb;
+  return { usd: s3 + snowflake, detail: { raw_gb: round(rawGb, 0), to_s3_usd: round(s3), curated_gb: round(curatedGb, 0), to_snowflake_usd: round(snowflake) } };
+}
+
+function s3Item(scale: Scale, p: Prices): LineItem {
+  const e = scale.events;
+  const storedGb = (e.average_per_s * e.average_bytes * 86400 * scale.analytics.raw_retention_days) / e.archive_gzip_ratio / GB;
+  const t1 = Math.min(storedGb, 50_000);
+  const t2 = Math.min(Math.max(storedGb - 50_000, 0), 450_000);
+  const t3 = Math.max(storedGb - 500_000, 0);
+  const storage = t1 * p.s3.standard_gb_month_first_50tb + t2 * p.s3.standard_gb_month_next_450tb + t3 * p.s3.standard_gb_month_over_500tb;
+  // Firehose writes one object per writer per buffer interval; the loader reads each once.
+  const objects = (scale.analytics.archive_writers * SECONDS_PER_MONTH) / scale.analytics.archive_object_seconds;
+  const requests = (objects / 1000) * (p.s3.put_per_thousand + p.s3.get_per_thousand);
+  return { usd: storage + requests, detail: { stored_gb: round(storedGb, 0), objects_per_month: round(objects, 0) } };
+}
+
+function kmsItem(scale: Scale, p: Prices): LineItem {
+  // One key per environment plus the audit key; data keys are cached, so requests scale with
+  // service instances refreshing their cache (every 5 minutes) and erasure requests, not events.
+  const keys = 2;
+  const requests = 200 * (SECONDS_PER_MONTH / 300) + 1e6;
+  return { usd: keys * p.kms.key_month + (requests / 1e4) * p.kms.requests_per_10k, detail: { keys, requests_millions: round(requests / 1e6, 2) } };
+}
+
+export function serviceVcpus(scale: Scale): { average: number; peak: number; detail: Record<string, number> } {
+  const m = scale.measured;
+  const perEvent: Record<string, number> = {
+    capture: m.captureCpuUsPerEvent * 2, // active + standby holding the same reservation
+    router: m.routerCoreCpuUsPerEvent * scale.services.router_cpu_factor,
+  };
+  for (const c of scale.services.other_consumers) perEvent[c] = scale.services.other_consumer_cpu_us_per_event;
+  const usPerEvent = Object.values(perEvent).reduce((a, b) => a + b, 0);
+  const vcpu = (rate: number) => (rate * usPerEvent) / 1e6 / scale.services.target_cpu_utilization;
+  return { average: vcpu(scale.events.average_per_s), peak: vcpu(scale.events.peak_per_s), detail: perEvent };
+}
+
+function eksItem(scale: Scale, p: Prices): LineItem {
+  const v = serviceVcpus(scale);
+  const nodesAt = (vcpus: number) => Math.max(3, Math.ceil(vcpus / p.ec2.node_vcpus) + 1);
+  const share = scale.services.peak_hours_share;
+  const nodeHours = p.hours_per_month * ((1 - share) * nodesAt(v.average) + share * nodesAt(v.peak));
+  return {
+    usd: nodeHours * p.ec2.node_hour,
+    detail: { node_type: p.ec2.node_type, vcpus_average: round(v.average, 1), vcpus_peak: round(v.peak, 1), nodes_average: nodesAt(v.average), nodes_peak: nodesAt(v.peak), ...Object.fromEntries(Object.entries(v.detail).map(([k, us]) => [`${k}_cpu_us_per_event`, round(us, 1)])) },
+  };
+}
+
+function snowflakeItem(scale: Scale, p: Prices): LineItem {
+  const a = scale.analytics;
+  const credits = p.snowflake.warehouse_credits_per_hour[a.warehouse_size];
+  if (credits === undefined) throw new Error(`unknown warehouse size ${a.warehouse_size}`);
+  const warehouseCredits = credits * a.warehouse_hours_per_day * (730 / 24);
+  // Storage in the steady state: the curated years, plus 7 days of Fail-safe at the same rate.
+  const curatedTb = (scale.events.average_per_s * a.curated_bytes_per_change * 86400 * (365 * a.curated_years + 7)) / 1e12;
+  const usd = warehouseCredits * p.snowflake.credit_usd + curatedTb * p.snowflake.storage_tb_month;
+  return { usd, detail: { warehouse: a.warehouse_size, credits: round(warehouseCredits, 0), storage_tb: round(curatedTb, 1) } };
+}
+
+function cloudwatchItem(scale: Scale, p: Prices): LineItem {
+  const o = scale.observability;
+  const usd = o.custom_metrics * p.cloudwatch.metric_month + o.alarms * p.cloudwatch.alarm_month + o.dashboards * p.cloudwatch.dashboard_month + o.log_gb_per_day * (730 / 24) * (p.cloudwatch.logs_ingest_per_gb + p.cloudwatch.logs_storage_gb_month);
+  return { usd, detail: { ...o } };
+}
+
+/** The monthly bill. */
+export function monthlyBill(scale: Scale, prices: Prices, levers: Levers = DEFAULT_LEVERS): Bill {
+  const k = kinesisShards(scale);
+  const f = fanout(scale, levers);
+  const services: Record<string, LineItem> = {
+    kinesis: kinesisItem(scale, levers, prices, k),
+    dynamodb: dynamoItem(scale, levers, prices, f, k),
+    [levers.broker === 'iot-core' ? 'iot_core' : 'mqtt_self_hosted']: levers.broker === 'iot-core' ? iotCoreItem(scale, levers, prices, f) : selfHostedItem(scale, prices, f),
+    lambda: lambdaItem(scale, prices),
+    firehose: firehoseItem(scale, levers, prices),
+    s3: s3Item(scale, prices),
+    kms: kmsItem(scale, prices),
+    eks_nodes: eksItem(scale, prices),
+    snowflake: snowflakeItem(scale, prices),
+    cloudwatch: cloudwatchItem(scale, prices),
+  };
+  if (levers.broker === 'self-hosted') delete services.lambda;
+  for (const item of Object.values(services)) item.usd = round(item.usd);
+  const total = Object.values(services).reduce((a, s) => a + s.usd, 0);
+  return { monthly_usd_total: round(total), services, levers };
+}
+
+export interface Comparison {
+  default: Bill;
+  iot_vs_selfhosted_usd: { iot_core: number; self_hosted: number };
+  levers: { name: string; levers: Levers; monthly_usd_total: number; delta_usd: number }[];
+  /** The saving levers applied one after another, cheapest configuration last. */
+  cumulative: { name: string; monthly_usd_total: number }[];
+}
+
+/** Applied in this order by `compare`'s cumulative path. */
+export const SAVING_PATH: [string, Partial<Levers>][] = [
+  ['changelog bodies for watched projects only', { changelogScope: 'watched' }],
+  ['DynamoDB provisioned with auto scaling', { dynamoCapacity: 'provisioned' }],
+  ['archiver gzips Firehose records', { archiverGzip: true }],
+  ['self-hosted MQTT on EKS instead of IoT Core', { broker: 'self-hosted' }],
+  ['Kinesis retention 24 h', { retentionHours: 24 }],
+];
+
+/** The default bill, the broker side by side, and what each lever does alone. */
+export function compare(scale: Scale, prices: Prices, base: Levers = DEFAULT_LEVERS): Comparison {
+  const bill = monthlyBill(scale, prices, base);
+  const f = fanout(scale, base);
+  const variants: [string, Partial<Levers>][] = [
+    ['batch window 0 ms', { batchWindowMs: 0 }],
+    ['batch window 250 ms', { batchWindowMs: 250 }],
+    ['batch window 1000 ms', { batchWindowMs: 1000 }],
+    ['full payloads instead of thin', { payload: 'full' }],
+    ['thin payloads gzipped', { payload: 'thin-gzip' }],
+    ['publish to every project (no live-subscriber filter)', { liveSubscribersOnly: false }],
+    ['self-hosted MQTT on EKS instead of IoT Core', { broker: 'self-hosted' }],
+    ['Kinesis on-demand', { kinesisMode: 'on-demand' }],
+    ['Kinesis retention 24 h', { retentionHours: 24 }],
+    ['changelog bodies for watched projects only', { changelogScope: 'watched' }],
+    ['DynamoDB provisioned with auto scaling', { dynamoCapacity: 'provisioned' }],
+    ['archiver gzips Firehose records', { archiverGzip: true }],
+  ];
+  let path = { ...base };
+  const cumulative = SAVING_PATH.map(([name, change]) => {
+    path = { ...path, ...change };
+    return { name: `+ ${name}`, monthly_usd_total: monthlyBill(scale, prices, path).monthly_usd_total };
+  });
+  return {
+    default: bill,
+    cumulative,
+    iot_vs_selfhosted_usd: { iot_core: round(iotCoreItem(scale, base, prices, f).usd), self_hosted: round(selfHostedItem(scale, prices, f).usd) },
+    levers: variants.map(([name, change]) => {
+      const levers = { ...base, ...change };
+      const total = monthlyBill(scale, prices, levers).monthly_usd_total;
+      return { name, levers, monthly_usd_total: total, delta_usd: round(total - bill.monthly_usd_total) };
+    }),
+  };
+}
