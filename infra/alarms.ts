@@ -1,0 +1,128 @@
+// Every paging condition, once: each alarm names its runbook page and becomes both a CloudWatch
+// alarm (infra/aws, observability stack) and a Prometheus alerting rule (infra/prometheus).
+// A test fails when an alarm has no runbook, a runbook page is named by no alarm, or a metric is
+// not one the services declare.
+
+export interface Alarm {
+  /** Alarm name in both systems. */
+  id: string;
+  /** File under runbooks/. */
+  runbook: string;
+  summary: string;
+  /** Prometheus: the alerting expression and how long it must hold. */
+  prometheus: { expr: string; forMinutes: number };
+  /**
+   * CloudWatch: the same condition on the service metric shipped under the same name (namespace
+   * TaskFlow, by the CloudWatch agent's Prometheus scrape), or on AWS's own metric where AWS
+   * measures the same thing.
+   */
+  cloudwatch: {
+    namespace: string;
+    metricName: string;
+    dimensions?: Record<string, string>;
+    statistic: string;
+    threshold: number;
+    periodSeconds: number;
+    evaluationPeriods: number;
+  };
+}
+
+export const SERVICE_NAMESPACE = 'TaskFlow';
+const GIB = 1024 ** 3;
+
+export function alarms(opts: { streamName: string }): Alarm[] {
+  return [
+    {
+      id: 'TaskflowCaptureSlotRetainedWal',
+      runbook: 'capture-slot-retained-wal.md',
+      summary: 'The capture slot keeps more than 20 GiB of WAL on the source database',
+      prometheus: { expr: `max(taskflow_capture_slot_retained_wal_bytes) > ${20 * GIB}`, forMinutes: 10 },
+      cloudwatch: { namespace: SERVICE_NAMESPACE, metricName: 'taskflow_capture_slot_retained_wal_bytes', statistic: 'Maximum', threshold: 20 * GIB, periodSeconds: 60, evaluationPeriods: 10 },
+    },
+    {
+      id: 'TaskflowCaptureLag',
+      runbook: 'capture-lag.md',
+      summary: 'Capture is more than 30 s behind the database commits',
+      prometheus: { expr: 'max(taskflow_capture_replication_lag_seconds) > 30', forMinutes: 5 },
+      cloudwatch: { namespace: SERVICE_NAMESPACE, metricName: 'taskflow_capture_replication_lag_seconds', statistic: 'Maximum', threshold: 30, periodSeconds: 60, evaluationPeriods: 5 },
+    },
+    {
+      id: 'TaskflowCaptureHotWorkspace',
+      runbook: 'capture-hot-workspace.md',
+      summary: "A workspace is at or over the hot threshold of its shard's write limit",
+      prometheus: { expr: 'max(taskflow_capture_hot_workspaces) > 0', forMinutes: 10 },
+      cloudwatch: { namespace: SERVICE_NAMESPACE, metricName: 'taskflow_capture_hot_workspaces', statistic: 'Maximum', threshold: 0, periodSeconds: 60, evaluationPeriods: 10 },
+    },
+    {
+      id: 'TaskflowCaptureDeadLetters',
+      runbook: 'dead-letters.md',
+      summary: 'Capture is putting changes in the dead-letter store',
+      prometheus: { expr: 'sum(rate(taskflow_capture_dead_letters_total[5m])) > 0', forMinutes: 0 },
+      cloudwatch: { namespace: SERVICE_NAMESPACE, metricName: 'taskflow_capture_dead_letters_total', statistic: 'Sum', threshold: 0, periodSeconds: 300, evaluationPeriods: 1 },
+    },
+    {
+      id: 'TaskflowRouterDeadLetters',
+      runbook: 'dead-letters.md',
+      summary: 'The router is putting records in the dead-letter store',
+      prometheus: { expr: 'sum(rate(taskflow_router_dlq_total[5m])) > 0', forMinutes: 0 },
+      cloudwatch: { namespace: SERVICE_NAMESPACE, metricName: 'taskflow_router_dlq_total', statistic: 'Sum', threshold: 0, periodSeconds: 300, evaluationPeriods: 1 },
+    },
+    {
+      id: 'TaskflowRouterIteratorAge',
+      runbook: 'router-iterator-age.md',
+      summary: 'The router reads a shard more than 10 s behind its tip',
+      prometheus: { expr: 'max(kinesis_consumer_millis_behind_latest{consumer="router"}) > 10000', forMinutes: 5 },
+      // The router reads by enhanced fan-out in production: Kinesis reports its lag per consumer.
+      cloudwatch: { namespace: 'AWS/Kinesis', metricName: 'SubscribeToShardEvent.MillisBehindLatest', dimensions: { StreamName: opts.streamName, ConsumerName: 'router' }, statistic: 'Maximum', threshold: 10_000, periodSeconds: 60, evaluationPeriods: 5 },
+    },
+    {
+      id: 'TaskflowRealtimeLatency',
+      runbook: 'realtime-latency.md',
+      summary: 'p95 commit-to-publish latency is over 1.5 s',
+      prometheus: { expr: 'histogram_quantile(0.95, sum by (le) (rate(taskflow_router_commit_to_publish_seconds_bucket[5m]))) > 1.5', forMinutes: 10 },
+      cloudwatch: { namespace: SERVICE_NAMESPACE, metricName: 'taskflow_router_commit_to_publish_seconds', statistic: 'p95', threshold: 1.5, periodSeconds: 60, evaluationPeriods: 10 },
+    },
+    {
+      id: 'TaskflowRouterPublishRetries',
+      runbook: 'router-publish-errors.md',
+      summary: 'Router publishes to the broker are failing and being retried',
+      prometheus: { expr: 'sum(rate(taskflow_router_publish_retries_total[5m])) > 1', forMinutes: 5 },
+      cloudwatch: { namespace: SERVICE_NAMESPACE, metricName: 'taskflow_router_publish_retries_total', statistic: 'Sum', threshold: 300, periodSeconds: 300, evaluationPeriods: 1 },
+    },
+    {
+      id: 'TaskflowRevocationHoldTimeout',
+      runbook: 'revocation-hold-timeout.md',
+      summary: "A revoked member's disconnect was not confirmed within the hold bound: the router published anyway",
+      prometheus: { expr: 'sum(increase(taskflow_router_revocation_hold_timeouts_total[10m])) > 0', forMinutes: 0 },
+      cloudwatch: { namespace: SERVICE_NAMESPACE, metricName: 'taskflow_router_revocation_hold_timeouts_total', statistic: 'Sum', threshold: 0, periodSeconds: 600, evaluationPeriods: 1 },
+    },
+  ];
+}
+
+/** Metric names an expression refers to (histogram series suffixes removed). */
+export function metricNames(expr: string): string[] {
+  const functions = new Set(['max', 'min', 'sum', 'avg', 'rate', 'irate', 'increase', 'histogram_quantile', 'clamp_min']);
+  const names = new Set<string>();
+  // Label matchers, ranges and grouping clauses name labels, not metrics.
+  const withoutLabels = expr.replace(/\{[^}]*\}/g, '').replace(/\[[^\]]*\]/g, '').replace(/\b(by|without)\s*\([^)]*\)/g, '');
+  for (const m of withoutLabels.matchAll(/[a-zA-Z_:][a-zA-Z0-9_:]*/g)) {
+    if (functions.has(m[0])) continue;
+    names.add(m[0].replace(/_(bucket|sum|count)$/, ''));
+  }
+  return [...names];
+}
+
+function yamlString(s: string): string {
+  return JSON.stringify(s);
+}
+
+/** The Prometheus rule file (infra/prometheus/alerts.yml) for the alarms. */
+export function prometheusRules(list: readonly Alarm[]): string {
+  const lines = ['# Generated from infra/alarms.ts by `taskflow infra prometheus-rules`: edit the catalog, not this file.', 'groups:', '  - name: taskflow', '    rules:'];
+  for (const a of list) {
+    lines.push(`      - alert: ${a.id}`, `        expr: ${yamlString(a.prometheus.expr)}`);
+    if (a.prometheus.forMinutes > 0) lines.push(`        for: ${a.prometheus.forMinutes}m`);
+    lines.push('        labels:', '          severity: page', '        annotations:', `          summary: ${yamlString(a.summary)}`, `          runbook: ${yamlString(`runbooks/${a.runbook}`)}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
