@@ -1,0 +1,163 @@
+// The CDK app's important properties, with CloudFormation validation off (it adds ~20 s per
+// synth; infra/aws/nag.test.ts is the one synth with it and with cdk-nag).
+import { beforeAll, describe, expect, it } from '@jest/globals';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { alarms } from '../alarms.js';
+import { TABLES } from '../local/tables.js';
+import { buildApp, type PipelineApp } from './app.js';
+import { kinesisShards } from './cost/model.js';
+import { loadScale } from './cost/load.js';
+import { authorizerBundle } from './stacks/realtime.js';
+import { roleName } from './stacks/services.js';
+import { manifests, workloads } from './workloads.js';
+
+let built: PipelineApp;
+const t: Record<string, Template> = {};
+
+beforeAll(() => {
+  built = buildApp({ validation: false });
+  for (const [name, stack] of Object.entries(built.stacks)) t[name] = Template.fromStack(stack);
+});
+
+const tpl = (name: string): Template => {
+  const found = t[name];
+  if (!found) throw new Error(`no stack ${name}`);
+  return found;
+};
+
+describe('stream stack', () => {
+  it('sizes the change stream from the cost model, keeps 7 days and registers the EFO readers', () => {
+    const shards = kinesisShards(loadScale('seed')).shards;
+    tpl('stream').hasResourceProperties('AWS::Kinesis::Stream', { Name: 'taskflow-changes', ShardCount: shards, RetentionPeriodHours: 168, StreamEncryption: { EncryptionType: 'KMS', KeyId: 'alias/aws/kinesis' } });
+    const consumers = Object.values(tpl('stream').findResources('AWS::Kinesis::StreamConsumer')).map((r) => (r as { Properties: { ConsumerName: string } }).Properties.ConsumerName);
+    expect(consumers.sort()).toEqual([...loadScale('seed').services.efo_consumers].sort());
+  });
+});
+
+describe('state stack', () => {
+  it('declares every table of infra/local/tables.ts with the same name and keys, TTL where the owner expires items, and PITR', () => {
+    for (const spec of TABLES) {
+      const keys = (spec.table.KeySchema ?? []).map((k) => ({ AttributeName: k.AttributeName, KeyType: k.KeyType }));
+      tpl('state').hasResourceProperties('AWS::DynamoDB::GlobalTable', {
+        TableName: spec.table.TableName,
+        KeySchema: keys,
+        AttributeDefinitions: Match.arrayWith((spec.table.AttributeDefinitions ?? []).map((a) => ({ AttributeName: a.AttributeName, AttributeType: a.AttributeType }))),
+        ...(spec.ttlAttribute ? { TimeToLiveSpecification: { AttributeName: spec.ttlAttribute, Enabled: true } } : {}),
+        Replicas: [Match.objectLike({ PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true }, DeletionProtectionEnabled: true })],
+      });
+    }
+    tpl('state').resourceCountIs('AWS::DynamoDB::GlobalTable', TABLES.length);
+  });
+});
+
+describe('realtime stack', () => {
+  it('runs the authorizer on a current Node runtime and registers it unsigned (it verifies the JWT itself)', () => {
+    tpl('realtime').hasResourceProperties('AWS::Lambda::Function', { Runtime: 'nodejs24.x', Architectures: ['arm64'], Handler: 'index.handler' });
+    tpl('realtime').hasResourceProperties('AWS::IoT::Authorizer', { AuthorizerName: 'taskflow-jwt', SigningDisabled: true, Status: 'ACTIVE' });
+    tpl('realtime').hasResourceProperties('AWS::Lambda::Permission', { Principal: 'iot.amazonaws.com', Action: 'lambda:InvokeFunction' });
+  });
+
+  it('the bundled authorizer is the router module: it answers a connect without a token with a deny', async () => {
+    const saved = { ...process.env };
+    Object.assign(process.env, { JWT_SECRET: 'bundle-test-secret', JWT_ISSUER: 'taskflow', JWT_AUDIENCE: 'taskflow-realtime', IOT_ACCOUNT_ID: '123456789012', AWS_REGION: 'us-east-1', DYNAMODB_ENDPOINT: 'http://127.0.0.1:9' });
+    try {
+      const mod = createRequire(import.meta.url)(join(authorizerBundle(), 'index.js')) as { handler: (e: unknown) => Promise<{ isAuthenticated: boolean }> };
+      await expect(mod.handler({ protocolData: { mqtt: { clientId: 'c1' } } })).resolves.toMatchObject({ isAuthenticated: false });
+    } finally {
+      process.env = saved;
+    }
+  });
+
+  it('carries lifecycle and subscription events to the presence stream, keyed by client', () => {
+    tpl('realtime').hasResourceProperties('AWS::IoT::TopicRule', {
+      TopicRulePayload: Match.objectLike({ Sql: Match.stringLikeRegexp("\\$aws/events/subscriptions/"), Actions: [{ Kinesis: Match.objectLike({ PartitionKey: '${clientId}' }) }] }),
+    });
+  });
+});
+
+describe('analytics stack', () => {
+  it('archives GZIP NDJSON under raw/ for 30 days and loads curated rows into Snowflake', () => {
+    tpl('analytics').hasResourceProperties('AWS::KinesisFirehose::DeliveryStream', { DeliveryStreamName: 'taskflow-raw-archive', ExtendedS3DestinationConfiguration: Match.objectLike({ CompressionFormat: 'GZIP', Prefix: 'raw/' }) });
+    tpl('analytics').hasResourceProperties('AWS::S3::Bucket', { LifecycleConfiguration: { Rules: Match.arrayWith([Match.objectLike({ ExpirationInDays: 30, Status: 'Enabled' })]) } });
+    tpl('analytics').hasResourceProperties('AWS::KinesisFirehose::DeliveryStream', { DeliveryStreamName: 'taskflow-curated-snowflake', SnowflakeDestinationConfiguration: Match.objectLike({ Database: 'TASKFLOW', S3BackupMode: 'FailedDataOnly', SecretsManagerConfiguration: Match.objectLike({ Enabled: true }) }) });
+  });
+});
+
+describe('compliance stack', () => {
+  it('rotates the key, keeps audit objects under Object Lock in compliance mode, and gives the subject keys no backups', () => {
+    tpl('compliance').hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
+    tpl('compliance').hasResourceProperties('AWS::S3::Bucket', { ObjectLockEnabled: true, ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled', Rule: { DefaultRetention: { Mode: 'COMPLIANCE', Days: 400 } } } });
+    tpl('compliance').hasResourceProperties('AWS::DynamoDB::GlobalTable', { TableName: 'taskflow-subject-keys', Replicas: [Match.objectLike({ PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: false } })] });
+  });
+});
+
+describe('database stack', () => {
+  it('turns on logical replication and PostgreSQL 17 slot synchronization', () => {
+    tpl('database').hasResourceProperties('AWS::RDS::DBParameterGroup', { Family: 'postgres17', Parameters: Match.objectLike({ 'rds.logical_replication': '1', synchronized_standby_slots: 'taskflow_standby' }) });
+    tpl('database').hasResourceProperties('AWS::RDS::DBParameterGroup', { Family: 'postgres17', Parameters: Match.objectLike({ 'rds.logical_replication': '1', sync_replication_slots: '1', hot_standby_feedback: '1' }) });
+  });
+});
+
+describe('services stack and manifests', () => {
+  const statementsOf = (role: string): { Action: string | string[]; Resource: unknown }[] => {
+    const policies = Object.values(tpl('services').findResources('AWS::IAM::Policy')) as { Properties: { Roles: { Ref: string }[]; PolicyDocument: { Statement: { Action: string | string[]; Resource: unknown }[] } } }[];
+    const logicalId = Object.entries(tpl('services').findResources('AWS::IAM::Role')).find(([, r]) => (r as { Properties: { RoleName: string } }).Properties.RoleName === role)?.[0];
+    return policies.filter((p) => p.Properties.Roles.some((r) => r.Ref === logicalId)).flatMap((p) => p.Properties.PolicyDocument.Statement);
+  };
+  const actions = (role: string) => statementsOf(role).flatMap((s) => (Array.isArray(s.Action) ? s.Action : [s.Action]));
+
+  it('trusts only the service account of each workload (IRSA)', () => {
+    for (const w of workloads(built.settings.streamName)) {
+      tpl('services').hasResourceProperties('AWS::IAM::Role', {
+        RoleName: roleName(built.settings, w),
+        AssumeRolePolicyDocument: { Statement: [Match.objectLike({ Action: 'sts:AssumeRoleWithWebIdentity', Condition: { StringEquals: { [`${built.settings.eksOidcProvider}:sub`]: `system:serviceaccount:taskflow:taskflow-${w.name}`, [`${built.settings.eksOidcProvider}:aud`]: 'sts.amazonaws.com' } } })] },
+      });
+    }
+  });
+
+  it('gives capture the stream write and its tables only, and the router no write to the stream', () => {
+    const capture = actions(roleName(built.settings, { name: 'capture' }));
+    expect(capture).toEqual(expect.arrayContaining(['kinesis:PutRecords']));
+    expect(capture.some((a) => a.startsWith('iot:'))).toBe(false);
+    expect(JSON.stringify(statementsOf(roleName(built.settings, { name: 'capture' })))).not.toContain('Tablechangelog');
+    const router = actions(roleName(built.settings, { name: 'router' }));
+    expect(router).toEqual(expect.arrayContaining(['iot:Publish', 'iot:DeleteConnection', 'kinesis:SubscribeToShard']));
+    expect(router).not.toContain('kinesis:PutRecords');
+    expect(router.some((a) => a === '*' || a === 'iot:*' || a === 'dynamodb:*')).toBe(false);
+  });
+
+  it('runs the router as a StatefulSet with HPA and PDB, capture as a fixed pair, both probed on /metrics', () => {
+    const docs = (name: string) => {
+      const w = workloads('taskflow-changes').find((x) => x.name === name);
+      if (!w) throw new Error(name);
+      return manifests(w, { namespace: 'taskflow', image: 'img', roleArn: 'arn:aws:iam::1:role/r', region: 'us-east-1' }) as { kind: string; spec?: Record<string, unknown>; metadata: { annotations?: Record<string, string> } }[];
+    };
+    const router = docs('router');
+    expect(router.map((d) => d.kind)).toEqual(['ServiceAccount', 'Service', 'StatefulSet', 'PodDisruptionBudget', 'HorizontalPodAutoscaler']);
+    expect(router[0]?.metadata.annotations?.['eks.amazonaws.com/role-arn']).toBe('arn:aws:iam::1:role/r');
+    const container = JSON.stringify(router[2]);
+    expect(container).toContain('"readinessProbe":{"httpGet":{"path":"/metrics"');
+    expect(container).toContain('"livenessProbe":{"httpGet":{"path":"/metrics"');
+    expect(container).toContain('"name":"ROUTER_PAYLOAD_MODE","value":"thin"');
+    expect(docs('capture').map((d) => d.kind)).not.toContain('HorizontalPodAutoscaler');
+  });
+});
+
+describe('observability stack', () => {
+  it('has one alarm per catalog entry, each naming its runbook and paging the SNS topic', () => {
+    const list = alarms({ streamName: built.settings.streamName });
+    tpl('observability').resourceCountIs('AWS::CloudWatch::Alarm', list.length);
+    for (const a of list) tpl('observability').hasResourceProperties('AWS::CloudWatch::Alarm', { AlarmName: a.id, AlarmDescription: Match.stringLikeRegexp(`runbooks/${a.runbook}`), AlarmActions: [Match.anyValue()] });
+    tpl('observability').resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+  });
+});
+
+describe('taskflow infra synth', () => {
+  it('the README lists every stack the app builds', () => {
+    const readme = readFileSync(join(import.meta.dirname, 'README.md'), 'utf8');
+    for (const name of Object.keys(built.stacks)) expect(readme).toContain(`\`${name}\``);
+  });
+});

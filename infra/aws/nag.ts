@@ -1,0 +1,31 @@
+// cdk-nag AwsSolutions findings this design accepts, each acknowledged on the construct it
+// arises on, finding by finding, with the reason.
+import { type CfnResource, Stack, Validations } from 'aws-cdk-lib';
+import type { IConstruct } from 'constructs';
+import type { PipelineApp } from './app.js';
+
+function accept(scope: IConstruct, findings: readonly string[], reason: string): void {
+  for (const id of findings) Validations.of(scope).acknowledge({ id: `AwsSolutions::${id}`, reason });
+}
+
+/** CDK's KMS grants (tables, Firehose) name one key ARN; only the action names end in *. */
+const KMS_GRANT = ['AwsSolutions-IAM5[Action::kms:GenerateDataKey*]', 'AwsSolutions-IAM5[Action::kms:ReEncrypt*]'];
+const KMS_REASON = 'the actions are on the one environment key ARN (CDK grant), not on *';
+
+export function acknowledgeFindings(s: PipelineApp['stacks'], settings: PipelineApp['settings']): void {
+  const iot = (resource: string) => `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iot:${settings.region}:${settings.account}:${resource}]`;
+  const router = s.services.roles.router;
+  if (router) {
+    accept(router, KMS_GRANT, KMS_REASON);
+    accept(router, [iot('client/taskflow-router-*')], 'the router connects with one client id per worker (taskflow-router-<host>-<pid>)');
+    accept(router, [iot('topic/taskflow/v1/ws/*')], 'the router publishes to every project topic (taskflow/v1/ws/{workspace}/projects/{project}); browsers never get this role');
+    accept(router, ['subscriptions', 'presence'].flatMap((k) => [iot(`topicfilter/$aws/events/${k}/*`), iot(`topic/$aws/events/${k}/*`)]), 'lifecycle topics end in the client id; subscribe and receive only, to know which projects have live subscribers');
+    accept(router, [iot('client/*')], 'revocation: iot:DeleteConnection on any browser client whose membership was removed');
+  }
+  const capture = s.services.roles.capture;
+  if (capture) accept(capture, KMS_GRANT, KMS_REASON);
+  const archive = s.analytics.archive.node.defaultChild as CfnResource;
+  accept(s.analytics.firehoseRole, [...KMS_GRANT, `AwsSolutions-IAM5[Resource::<${Stack.of(archive).getLogicalId(archive)}.Arn>/*]`], 'Firehose writes objects of its own archive bucket (bucket/*); KMS actions on the one key');
+  accept(s.realtime.authorizerFunction, ['AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]'], 'AWSLambdaBasicExecutionRole only lets the authorizer write its own logs');
+  accept(s.analytics, ['AwsSolutions-SMG4'], 'the Snowflake key pair is rotated in Snowflake by the data team (ALTER USER ... SET RSA_PUBLIC_KEY_2), then written to the secret: Secrets Manager cannot rotate it');
+}

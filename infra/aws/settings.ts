@@ -1,0 +1,36 @@
+// What the deployment is sized from: the cost model's scale (so the shard count is the one the
+// bill was computed for) and the environment's names.
+import { kinesisShards } from './cost/model.js';
+import { loadScale } from './cost/load.js';
+
+export interface Settings {
+  env: string;
+  account: string;
+  region: string;
+  streamName: string;
+  shards: number;
+  retentionHours: number;
+  efoConsumers: string[];
+  /** OIDC provider of the existing EKS cluster (IRSA). */
+  eksOidcProvider: string;
+  namespace: string;
+  snowflake: { accountUrl: string; database: string; schema: string; table: string; user: string };
+  jwt: { jwksUrl: string; issuer: string; audience: string };
+}
+
+export function defaultSettings(env = 'prod'): Settings {
+  const scale = loadScale('seed');
+  return {
+    env,
+    account: '123456789012',
+    region: 'us-east-1',
+    streamName: 'taskflow-changes',
+    shards: kinesisShards(scale).shards,
+    retentionHours: 168,
+    efoConsumers: scale.services.efo_consumers,
+    eksOidcProvider: 'oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE',
+    namespace: 'taskflow',
+    snowflake: { accountUrl: 'https://example.us-east-1.snowflakecomputing.com', database: 'TASKFLOW', schema: 'RAW', table: 'CHANGES', user: 'FIREHOSE' },
+    jwt: { jwksUrl: 'https://auth.taskflow.example/.well-known/jwks.json', issuer: 'https://auth.taskflow.example', audience: 'taskflow-realtime' },
+  };
+}

@@ -1,0 +1,65 @@
+// SOC 2 and GDPR: the environment's KMS key (every stream, table and bucket), the table of
+// per-subject wrapped data keys (crypto-shredding: deleting an item erases the subject
+// everywhere), and the audit bucket under Object Lock.
+import { Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import type { Construct } from 'constructs';
+
+export const SUBJECT_KEYS_TABLE = 'taskflow-subject-keys';
+export const AUDIT_RETENTION_DAYS = 400;
+
+/** Server access logs of a stack's buckets (kept in that stack: a bucket policy shared across stacks would tie them in a cycle). */
+export function accessLogsBucket(scope: Construct): s3.Bucket {
+  return new s3.Bucket(scope, 'AccessLogs', {
+    encryption: s3.BucketEncryption.S3_MANAGED,
+    blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+    enforceSSL: true,
+    objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+    lifecycleRules: [{ expiration: Duration.days(90) }],
+    removalPolicy: RemovalPolicy.RETAIN,
+  });
+}
+
+/** The environment's key as seen from another stack: grants then go to the principals' own
+ *  policies (the key policy trusts the account), not to the key policy, which would make the
+ *  compliance stack depend on every stack that uses the key. */
+export function importedKey(scope: Construct, key: kms.IKey): kms.IKey {
+  return kms.Key.fromKeyArn(scope, 'DataKey', key.keyArn);
+}
+
+export class ComplianceStack extends Stack {
+  readonly key: kms.Key;
+  readonly subjectKeys: dynamodb.TableV2;
+  readonly audit: s3.Bucket;
+  readonly accessLogs: s3.Bucket;
+
+  constructor(scope: Construct, id: string, props?: StackProps) {
+    super(scope, id, props);
+    this.key = new kms.Key(this, 'DataKey', { alias: 'alias/taskflow', enableKeyRotation: true, removalPolicy: RemovalPolicy.RETAIN, description: 'TaskFlow pipeline: streams, tables, archive; wraps per-subject data keys' });
+    this.subjectKeys = new dynamodb.TableV2(this, 'SubjectKeys', {
+      tableName: SUBJECT_KEYS_TABLE,
+      partitionKey: { name: 'subjectId', type: dynamodb.AttributeType.STRING },
+      billing: dynamodb.Billing.onDemand(),
+      // No PITR on purpose: a restorable backup would bring an erased subject's key back.
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: false },
+      encryption: dynamodb.TableEncryptionV2.customerManagedKey(this.key),
+      deletionProtection: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    this.accessLogs = accessLogsBucket(this);
+    this.audit = new s3.Bucket(this, 'Audit', {
+      encryption: s3.BucketEncryption.KMS,
+      encryptionKey: this.key,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      versioned: true,
+      objectLockEnabled: true,
+      objectLockDefaultRetention: s3.ObjectLockRetention.compliance(Duration.days(AUDIT_RETENTION_DAYS)),
+      serverAccessLogsBucket: this.accessLogs,
+      serverAccessLogsPrefix: 'audit/',
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+  }
+}

@@ -1,0 +1,83 @@
+// IoT Core: the custom authorizer (a Lambda bundled from router/iot-authorizer-lambda.ts, the
+// same policy function the local broker's hooks use, lib/authz.ts) and the rule that carries
+// lifecycle and subscription events onto the presence stream.
+import { buildSync } from 'esbuild';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as iot from 'aws-cdk-lib/aws-iot';
+import type * as kinesis from 'aws-cdk-lib/aws-kinesis';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type { Construct } from 'constructs';
+import { tableEnvVar } from '../../../lib/stack-info.js';
+import type { Settings } from '../settings.js';
+
+const authorizerEntry = join(dirname(fileURLToPath(import.meta.url)), '../../../router/iot-authorizer-lambda.ts');
+export const AUTHORIZER_RUNTIME = lambda.Runtime.NODEJS_24_X;
+export const AUTHORIZER_NAME = 'taskflow-jwt';
+/** The query-string parameter the browser's WebSocket URL carries the JWT in. */
+export const AUTHORIZER_TOKEN_KEY = 'token';
+
+/** Bundles the authorizer once per process: one file, AWS SDK included (no reliance on the runtime's copy). */
+let bundleDir: string | undefined;
+export function authorizerBundle(): string {
+  if (bundleDir) return bundleDir;
+  const dir = mkdtempSync(join(tmpdir(), 'taskflow-authorizer-'));
+  buildSync({ entryPoints: [authorizerEntry], bundle: true, platform: 'node', target: 'node24', format: 'cjs', outfile: join(dir, 'index.js'), minify: true, legalComments: 'none', logLevel: 'error' });
+  bundleDir = dir;
+  return dir;
+}
+
+export class RealtimeStack extends Stack {
+  readonly authorizerFunction: lambda.Function;
+
+  constructor(scope: Construct, id: string, settings: Settings, deps: { memberships: dynamodb.ITableV2; presence: kinesis.IStream }, props?: StackProps) {
+    super(scope, id, props);
+    this.authorizerFunction = new lambda.Function(this, 'Authorizer', {
+      runtime: AUTHORIZER_RUNTIME,
+      architecture: lambda.Architecture.ARM_64,
+      handler: 'index.handler',
+      code: lambda.Code.fromAsset(authorizerBundle()),
+      memorySize: 256,
+      timeout: Duration.seconds(5),
+      logGroup: new logs.LogGroup(this, 'AuthorizerLogs', { retention: logs.RetentionDays.ONE_MONTH }),
+      environment: {
+        JWT_JWKS_URL: settings.jwt.jwksUrl,
+        JWT_ISSUER: settings.jwt.issuer,
+        JWT_AUDIENCE: settings.jwt.audience,
+        IOT_ACCOUNT_ID: this.account,
+        [tableEnvVar('memberships')]: deps.memberships.tableName,
+      },
+    });
+    deps.memberships.grantReadData(this.authorizerFunction);
+    const authorizer = new iot.CfnAuthorizer(this, 'JwtAuthorizer', {
+      authorizerName: AUTHORIZER_NAME,
+      authorizerFunctionArn: this.authorizerFunction.functionArn,
+      // The JWT is itself signed and verified by the function; browsers cannot sign IoT tokens.
+      signingDisabled: true,
+      status: 'ACTIVE',
+      enableCachingForHttp: false,
+    });
+    this.authorizerFunction.addPermission('IotInvoke', {
+      principal: new iam.ServicePrincipal('iot.amazonaws.com'),
+      sourceArn: authorizer.attrArn,
+    });
+    const ruleRole = new iam.Role(this, 'LifecycleRuleRole', { assumedBy: new iam.ServicePrincipal('iot.amazonaws.com') });
+    deps.presence.grantWrite(ruleRole);
+    new iot.CfnTopicRule(this, 'LifecycleRule', {
+      ruleName: 'taskflow_lifecycle',
+      topicRulePayload: {
+        description: 'Subscribe, unsubscribe and disconnect events to the presence stream, keyed by client, for the router',
+        sql: "SELECT *, topic() AS topic FROM '$aws/events/#' WHERE startswith(topic(), '$aws/events/subscriptions/') OR startswith(topic(), '$aws/events/presence/')",
+        awsIotSqlVersion: '2016-03-23',
+        ruleDisabled: false,
+        actions: [{ kinesis: { streamName: deps.presence.streamName, partitionKey: '${clientId}', roleArn: ruleRole.roleArn } }],
+      },
+    });
+  }
+}

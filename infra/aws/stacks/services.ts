@@ -1,0 +1,67 @@
+// IRSA roles for the EKS workloads, least privilege: each service account may touch only the
+// stream, tables and IoT actions its service uses. The manifests (workloads.ts) name these roles.
+import { Stack, type StackProps } from 'aws-cdk-lib';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kinesis from 'aws-cdk-lib/aws-kinesis';
+import type { Construct } from 'constructs';
+import type { Settings } from '../settings.js';
+import { serviceAccountName, type Workload } from '../workloads.js';
+
+export interface ServicesDeps {
+  changes: kinesis.IStream;
+  presence: kinesis.IStream;
+  consumers: Record<string, kinesis.CfnStreamConsumer>;
+  tables: Record<string, dynamodb.ITableV2>;
+}
+
+export function roleName(settings: Settings, workload: Pick<Workload, 'name'>): string {
+  return `taskflow-${settings.env}-${workload.name}`;
+}
+
+export class ServicesStack extends Stack {
+  readonly roles: Record<string, iam.Role> = {};
+
+  constructor(scope: Construct, id: string, settings: Settings, workloads: readonly Workload[], deps: ServicesDeps, props?: StackProps) {
+    super(scope, id, props);
+    const provider = iam.OpenIdConnectProvider.fromOpenIdConnectProviderArn(this, 'EksOidc', `arn:${this.partition}:iam::${this.account}:oidc-provider/${settings.eksOidcProvider}`);
+    for (const w of workloads) {
+      this.roles[w.name] = new iam.Role(this, `Role-${w.name}`, {
+        roleName: roleName(settings, w),
+        description: `IRSA role of the ${w.name} service account`,
+        assumedBy: new iam.OpenIdConnectPrincipal(provider, {
+          StringEquals: {
+            [`${settings.eksOidcProvider}:sub`]: `system:serviceaccount:${settings.namespace}:${serviceAccountName(w)}`,
+            [`${settings.eksOidcProvider}:aud`]: 'sts.amazonaws.com',
+          },
+        }),
+      });
+    }
+    const table = (key: string) => {
+      const t = deps.tables[key];
+      if (!t) throw new Error(`no table ${key}`);
+      return t;
+    };
+    const capture = this.roles.capture;
+    if (capture) {
+      deps.changes.grantWrite(capture);
+      table('dlq').grantWriteData(capture);
+      table('checkpoints').grantReadWriteData(capture);
+    }
+    const router = this.roles.router;
+    if (router) {
+      deps.changes.grantRead(router);
+      deps.presence.grantRead(router);
+      const efo = deps.consumers.router;
+      if (efo) router.addToPolicy(new iam.PolicyStatement({ actions: ['kinesis:SubscribeToShard', 'kinesis:DescribeStreamConsumer'], resources: [efo.attrConsumerArn] }));
+      for (const key of ['leases', 'changelog', 'dlq', 'memberships', 'subscriptions']) table(key).grantReadWriteData(router);
+      const iot = (resource: string) => `arn:${this.partition}:iot:${this.region}:${this.account}:${resource}`;
+      router.addToPolicy(new iam.PolicyStatement({ actions: ['iot:Connect'], resources: [iot('client/taskflow-router-*')] }));
+      router.addToPolicy(new iam.PolicyStatement({ actions: ['iot:Publish'], resources: [iot('topic/taskflow/v1/ws/*')] }));
+      router.addToPolicy(new iam.PolicyStatement({ actions: ['iot:Subscribe'], resources: [iot('topicfilter/$aws/events/subscriptions/*'), iot('topicfilter/$aws/events/presence/*')] }));
+      router.addToPolicy(new iam.PolicyStatement({ actions: ['iot:Receive'], resources: [iot('topic/$aws/events/subscriptions/*'), iot('topic/$aws/events/presence/*')] }));
+      // Revocation: disconnect a browser whose membership was removed.
+      router.addToPolicy(new iam.PolicyStatement({ actions: ['iot:DeleteConnection'], resources: [iot('client/*')] }));
+    }
+  }
+}

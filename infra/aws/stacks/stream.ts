@@ -1,0 +1,32 @@
+// Kinesis: the change stream (shards from the cost model's peak), its EFO consumers, and the
+// small presence stream the IoT rule fills with lifecycle events. Encrypted with the AWS-managed
+// key: personal fields are already encrypted per subject, and a customer key would add KMS
+// calls per producer and consumer.
+import { Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import * as kinesis from 'aws-cdk-lib/aws-kinesis';
+import type { Construct } from 'constructs';
+import type { Settings } from '../settings.js';
+
+export class StreamStack extends Stack {
+  readonly changes: kinesis.Stream;
+  readonly presence: kinesis.Stream;
+  readonly consumers: Record<string, kinesis.CfnStreamConsumer> = {};
+
+  constructor(scope: Construct, id: string, settings: Settings, props?: StackProps) {
+    super(scope, id, props);
+    this.changes = new kinesis.Stream(this, 'Changes', {
+      streamName: settings.streamName,
+      shardCount: settings.shards,
+      streamMode: kinesis.StreamMode.PROVISIONED,
+      retentionPeriod: Duration.hours(settings.retentionHours),
+      encryption: kinesis.StreamEncryption.MANAGED,
+    });
+    for (const name of settings.efoConsumers) this.consumers[name] = new kinesis.CfnStreamConsumer(this, `Efo-${name}`, { consumerName: name, streamArn: this.changes.streamArn });
+    this.presence = new kinesis.Stream(this, 'Presence', {
+      streamName: `${settings.streamName}-presence`,
+      shardCount: 2,
+      retentionPeriod: Duration.hours(24),
+      encryption: kinesis.StreamEncryption.MANAGED,
+    });
+  }
+}

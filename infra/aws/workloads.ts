@@ -1,0 +1,111 @@
+// The EKS workloads as plain Kubernetes manifests (no cdk8s): one entry per service identity.
+// Capture is an active/standby pair on one slot (never scaled by load); the router is a
+// StatefulSet so each instance keeps a stable lease-owner name across restarts (the worker id
+// starts with the hostname: router-0, router-1, ...); readers that
+// only need a unique worker id are Deployments. `taskflow infra synth` writes them beside the
+// CloudFormation templates; the IRSA roles they name are in the services stack.
+
+export interface Workload {
+  name: string;
+  kind: 'Deployment' | 'StatefulSet';
+  /** taskflow subcommand the container runs. */
+  args: string[];
+  replicas: { min: number; max: number };
+  /** CPU request (millicores) per pod; HPA targets 60% of it. */
+  cpuMillis: number;
+  memoryMi: number;
+  env: Record<string, string>;
+  /** Additional container ports besides metrics. */
+  ports?: Record<string, number>;
+}
+
+export const METRICS_PORT = 9400;
+export const REPLAY_PORT = 8080;
+
+export function workloads(streamName: string): Workload[] {
+  return [
+    {
+      name: 'capture',
+      kind: 'StatefulSet',
+      args: ['capture'],
+      replicas: { min: 2, max: 2 },
+      cpuMillis: 2000,
+      memoryMi: 2048,
+      env: { CHANGE_STREAM_NAME: streamName, CAPTURE_COMPRESSION: 'zstd', CAPTURE_AGGREGATE: 'true' },
+    },
+    {
+      name: 'router',
+      kind: 'StatefulSet',
+      args: ['router'],
+      replicas: { min: 3, max: 24 },
+      cpuMillis: 2000,
+      memoryMi: 2048,
+      env: { CHANGE_STREAM_NAME: streamName, ROUTER_PAYLOAD_MODE: 'thin', ROUTER_SUBSCRIPTION_EVENTS: 'iot', ROUTER_PUBLISHER: 'mqtt', REPLAY_PORT: String(REPLAY_PORT) },
+      ports: { replay: REPLAY_PORT },
+    },
+  ];
+}
+
+type Manifest = Record<string, unknown>;
+
+export function serviceAccountName(w: Pick<Workload, 'name'>): string {
+  return `taskflow-${w.name}`;
+}
+
+/** ServiceAccount (IRSA annotation), the workload, its HPA (when it may scale) and PDB. */
+export function manifests(w: Workload, opts: { namespace: string; image: string; roleArn: string; region: string }): Manifest[] {
+  const labels = { 'app.kubernetes.io/name': w.name, 'app.kubernetes.io/part-of': 'taskflow' };
+  const metadata = { name: w.name, namespace: opts.namespace, labels };
+  const probe = (initialDelaySeconds: number) => ({ httpGet: { path: '/metrics', port: 'metrics' }, initialDelaySeconds, periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 3 });
+  const container = {
+    name: w.name,
+    image: opts.image,
+    args: w.args,
+    env: Object.entries({ ...w.env, AWS_REGION: opts.region, METRICS_PORT: String(METRICS_PORT) }).map(([name, value]) => ({ name, value })),
+    ports: [{ name: 'metrics', containerPort: METRICS_PORT }, ...Object.entries(w.ports ?? {}).map(([name, containerPort]) => ({ name, containerPort }))],
+    resources: { requests: { cpu: `${w.cpuMillis}m`, memory: `${w.memoryMi}Mi` }, limits: { memory: `${w.memoryMi}Mi` } },
+    readinessProbe: probe(5),
+    livenessProbe: probe(30),
+    securityContext: { runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+  };
+  const podSpec = {
+    serviceAccountName: serviceAccountName(w),
+    // Spread over zones: losing one AZ keeps the pipeline up (99.95%).
+    topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'DoNotSchedule', labelSelector: { matchLabels: labels } }],
+    terminationGracePeriodSeconds: 60,
+    containers: [container],
+  };
+  const workload: Manifest = {
+    apiVersion: 'apps/v1',
+    kind: w.kind,
+    metadata,
+    spec: {
+      replicas: w.replicas.min,
+      selector: { matchLabels: labels },
+      ...(w.kind === 'StatefulSet' ? { serviceName: w.name, podManagementPolicy: 'Parallel' } : {}),
+      template: { metadata: { labels }, spec: podSpec },
+    },
+  };
+  const out: Manifest[] = [
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: serviceAccountName(w), namespace: opts.namespace, labels, annotations: { 'eks.amazonaws.com/role-arn': opts.roleArn } } },
+    { apiVersion: 'v1', kind: 'Service', metadata, spec: { clusterIP: w.kind === 'StatefulSet' ? 'None' : undefined, selector: labels, ports: container.ports.map((p) => ({ name: p.name, port: p.containerPort, targetPort: p.name })) } },
+    workload,
+    { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata, spec: { maxUnavailable: 1, selector: { matchLabels: labels } } },
+  ];
+  if (w.replicas.max > w.replicas.min) {
+    out.push({
+      apiVersion: 'autoscaling/v2',
+      kind: 'HorizontalPodAutoscaler',
+      metadata,
+      spec: {
+        scaleTargetRef: { apiVersion: 'apps/v1', kind: w.kind, name: w.name },
+        minReplicas: w.replicas.min,
+        maxReplicas: w.replicas.max,
+        metrics: [{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 60 } } }],
+        // Leases move on every scale step: scale down slowly.
+        behavior: { scaleDown: { stabilizationWindowSeconds: 600, policies: [{ type: 'Pods', value: 1, periodSeconds: 300 }] } },
+      },
+    });
+  }
+  return out;
+}
