@@ -197,7 +197,14 @@ export class CaptureService {
     }
     const now = new Date().toISOString();
     if (decision.action === 'create') {
-      const created = await this.admin.query<{ lsn: string }>("SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')", [config.slot]);
+      // PostgreSQL 17+: a failover slot, which the standby synchronizes (sync_replication_slots),
+      // so capture resumes on a promoted replica without a gap; older servers have no such flag.
+      const version = await this.admin.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
+      const failover = Number(version.rows[0]!.v) >= 170000;
+      const created = await this.admin.query<{ lsn: string }>(
+        failover ? "SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput', false, false, true)" : "SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')",
+        [config.slot],
+      );
       const lsn = parseLsn(created.rows[0]!.lsn);
       this.record = { key: this.recordKey, confirmedLsn: lsn, createdLsn: lsn, updatedAt: now };
       await this.deps.slotRecords.put(this.record);

@@ -72,6 +72,11 @@ async function caughtUp(): Promise<void> {
 }
 
 describe('capture', () => {
+  it('creates its slot as a failover slot, so a PostgreSQL 17 standby keeps it across a promotion', async () => {
+    const r = await db.query<{ failover: boolean }>('SELECT failover FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+    expect(r.rows).toEqual([{ failover: true }]);
+  });
+
   it('puts every kind of change on the stream with the right envelope, in commit order per workspace (generated workloads)', async () => {
     await fc.assert(
       fc.asyncProperty(
