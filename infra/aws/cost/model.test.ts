@@ -14,7 +14,7 @@ function tinyScale(over: Partial<Scale> = {}): Scale {
   return {
     ...seed,
     events: { ...seed.events, peak_per_s: 1000, average_per_s: 10, average_bytes: 1000, kinesis_compression_ratio: 1, shard_headroom: 1.5, events_per_kinesis_record: 1 },
-    connections: { concurrent: 1000, daily_users: 0, sessions_per_user_per_day: 0, subscribes_per_session: 0, qos: 0 },
+    connections: { concurrent: 1000, daily_users: 0, sessions_per_user_per_day: 0, subscribes_per_session: 0 },
     fan_out: { classes: [{ name: 'pair', share: 1, changes_per_s: 1e-10, subscribers: 2 }] },
     services: { ...seed.services, polling_consumers: [] },
     measured: { ...seed.measured, changesPerTransaction: 1, thinBytesPerChange: 200 },
@@ -47,21 +47,24 @@ describe('cost model arithmetic', () => {
 
   it('bills IoT Core for the router publishes and each delivery, per 5 KB unit, plus connection minutes', () => {
     const scale = tinyScale();
-    const f = fanout(scale, DEFAULT_LEVERS);
+    const qos0 = { ...DEFAULT_LEVERS, deliveryQos: 0 as const };
+    const f = fanout(scale, qos0);
     expect(f.publishesPerS).toBeCloseTo(10, 9);
     expect(f.deliveriesPerS).toBeCloseTo(20, 9);
-    const item = iotCoreItem(scale, DEFAULT_LEVERS, prices, f);
+    const item = iotCoreItem(scale, qos0, prices, f);
     // 30 messages/s x 2,628,000 s = 78.84 M messages at $1.00; 1,000 x 43,800 min = 43.8 M min at $0.08
     expect(item.usd).toBeCloseTo(78.84 + 3.504, 6);
-    // full 1,000 B payloads still fit one unit; 6,000 B take two
+    // thin 200 B payloads fit one unit; full 6,000 B take two
     const big = tinyScale({ events: { ...scale.events, average_bytes: 6000 } });
-    const bigItem = iotCoreItem(big, { ...DEFAULT_LEVERS, payload: 'full' }, prices, fanout(big, { ...DEFAULT_LEVERS, payload: 'full' }));
+    const full = { ...qos0, payload: 'full' as const };
+    const bigItem = iotCoreItem(big, full, prices, fanout(big, full));
     expect(bigItem.detail.units_per_message).toBe(2);
     expect(bigItem.usd).toBeCloseTo(2 * 78.84 + 3.504, 6);
   });
 
-  it('with QoS 1 every delivery also costs the device PUBACK', () => {
-    const scale = tinyScale({ connections: { ...tinyScale().connections, qos: 1 } });
+  it('with QoS 1 deliveries (the default: what the router and SDK use today) every delivery also costs the browser PUBACK', () => {
+    const scale = tinyScale();
+    expect(DEFAULT_LEVERS.deliveryQos).toBe(1);
     // publishes 10/s x 1 unit + deliveries 20/s x (1 unit + 1 ack) = 50 messages/s = 131.4 M
     expect(iotCoreItem(scale, DEFAULT_LEVERS, prices, fanout(scale, DEFAULT_LEVERS)).usd).toBeCloseTo(131.4 + 3.504, 6);
   });

@@ -39,7 +39,7 @@ export interface Scale {
     events_per_kinesis_record: number;
     shard_headroom: number;
   };
-  connections: { concurrent: number; daily_users: number; sessions_per_user_per_day: number; subscribes_per_session: number; qos: 0 | 1 };
+  connections: { concurrent: number; daily_users: number; sessions_per_user_per_day: number; subscribes_per_session: number };
   fan_out: { classes: FanOutClass[] };
   services: {
     router_cpu_factor: number;
@@ -79,6 +79,9 @@ export interface Levers {
   dynamoCapacity: 'on-demand' | 'provisioned';
   /** The archiver gzips its Firehose records itself (Firehose bills the bytes it receives). */
   archiverGzip: boolean;
+  /** QoS of deliveries to browsers: at 1 (what the router and the SDK use today) every browser
+   *  PUBACK is a metered 5 KB message. */
+  deliveryQos: 0 | 1;
 }
 
 export const DEFAULT_LEVERS: Levers = {
@@ -92,6 +95,7 @@ export const DEFAULT_LEVERS: Levers = {
   changelogScope: 'all',
   dynamoCapacity: 'on-demand',
   archiverGzip: false,
+  deliveryQos: 1,
 };
 
 export interface LineItem {
@@ -297,7 +301,7 @@ function lifecycle(scale: Scale) {
 
 export function iotCoreItem(scale: Scale, levers: Levers, p: Prices, f: Fanout): LineItem {
   const units = Math.max(1, Math.ceil(f.messageBytes / p.iot_core.message_unit_bytes));
-  const acks = scale.connections.qos === 1 ? 1 : 0;
+  const acks = levers.deliveryQos === 1 ? 1 : 0;
   const deliveryMessages = f.deliveriesPerS * (units + acks) * SECONDS_PER_MONTH;
   const publishMessages = f.publishesPerS * units * SECONDS_PER_MONTH;
   const { sessions, events } = lifecycle(scale);
@@ -448,6 +452,7 @@ export interface Comparison {
 
 /** Applied in this order by `compare`'s cumulative path. */
 export const SAVING_PATH: [string, Partial<Levers>][] = [
+  ['QoS 0 deliveries to browsers', { deliveryQos: 0 }],
   ['changelog bodies for watched projects only', { changelogScope: 'watched' }],
   ['DynamoDB provisioned with auto scaling', { dynamoCapacity: 'provisioned' }],
   ['archiver gzips Firehose records', { archiverGzip: true }],
@@ -472,6 +477,7 @@ export function compare(scale: Scale, prices: Prices, base: Levers = DEFAULT_LEV
     ['changelog bodies for watched projects only', { changelogScope: 'watched' }],
     ['DynamoDB provisioned with auto scaling', { dynamoCapacity: 'provisioned' }],
     ['archiver gzips Firehose records', { archiverGzip: true }],
+    ['QoS 0 deliveries to browsers', { deliveryQos: 0 }],
   ];
   let path = { ...base };
   const cumulative = SAVING_PATH.map(([name, change]) => {
