@@ -3,6 +3,7 @@
 import { type CfnResource, Stack, Validations } from 'aws-cdk-lib';
 import type { IConstruct } from 'constructs';
 import type { PipelineApp } from './app.js';
+import { ROUTER_CLIENT_IDS } from './stacks/services.js';
 
 function accept(scope: IConstruct, findings: readonly string[], reason: string): void {
   for (const id of findings) Validations.of(scope).acknowledge({ id: `AwsSolutions::${id}`, reason });
@@ -17,7 +18,7 @@ export function acknowledgeFindings(s: PipelineApp['stacks'], settings: Pipeline
   const router = s.services.roles.router;
   if (router) {
     accept(router, KMS_GRANT, KMS_REASON);
-    accept(router, [iot('client/taskflow-router-*')], 'the router connects with one client id per worker (taskflow-router-<host>-<pid>)');
+    accept(router, [iot(`client/${ROUTER_CLIENT_IDS}`)], 'the router connects with one client id per worker (service:router.<host>-<pid>)');
     accept(router, [iot('topic/taskflow/v1/ws/*')], 'the router publishes to every project topic (taskflow/v1/ws/{workspace}/projects/{project}); browsers never get this role');
     accept(router, ['subscriptions', 'presence'].flatMap((k) => [iot(`topicfilter/$aws/events/${k}/*`), iot(`topic/$aws/events/${k}/*`)]), 'lifecycle topics end in the client id; subscribe and receive only, to know which projects have live subscribers');
     accept(router, [iot('client/*')], 'revocation: iot:DeleteConnection on any browser client whose membership was removed');

@@ -5,6 +5,7 @@ import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kinesis from 'aws-cdk-lib/aws-kinesis';
 import type { Construct } from 'constructs';
+import { clientIdPrefix } from '../../../lib/authz.js';
 import type { Settings } from '../settings.js';
 import { serviceAccountName, type Workload } from '../workloads.js';
 
@@ -14,6 +15,9 @@ export interface ServicesDeps {
   consumers: Record<string, kinesis.CfnStreamConsumer>;
   tables: Record<string, dynamodb.ITableV2>;
 }
+
+/** The router's MQTT client ids: `<service user>.<worker id>` (lib/authz.ts), service user ROUTER_SERVICE_USER's default. */
+export const ROUTER_CLIENT_IDS = `${clientIdPrefix('service:router')}*`;
 
 export function roleName(settings: Settings, workload: Pick<Workload, 'name'>): string {
   return `taskflow-${settings.env}-${workload.name}`;
@@ -56,7 +60,7 @@ export class ServicesStack extends Stack {
       if (efo) router.addToPolicy(new iam.PolicyStatement({ actions: ['kinesis:SubscribeToShard', 'kinesis:DescribeStreamConsumer'], resources: [efo.attrConsumerArn] }));
       for (const key of ['leases', 'changelog', 'dlq', 'memberships', 'subscriptions']) table(key).grantReadWriteData(router);
       const iot = (resource: string) => `arn:${this.partition}:iot:${this.region}:${this.account}:${resource}`;
-      router.addToPolicy(new iam.PolicyStatement({ actions: ['iot:Connect'], resources: [iot('client/taskflow-router-*')] }));
+      router.addToPolicy(new iam.PolicyStatement({ actions: ['iot:Connect'], resources: [iot(`client/${ROUTER_CLIENT_IDS}`)] }));
       router.addToPolicy(new iam.PolicyStatement({ actions: ['iot:Publish'], resources: [iot('topic/taskflow/v1/ws/*')] }));
       router.addToPolicy(new iam.PolicyStatement({ actions: ['iot:Subscribe'], resources: [iot('topicfilter/$aws/events/subscriptions/*'), iot('topicfilter/$aws/events/presence/*')] }));
       router.addToPolicy(new iam.PolicyStatement({ actions: ['iot:Receive'], resources: [iot('topic/$aws/events/subscriptions/*'), iot('topic/$aws/events/presence/*')] }));
