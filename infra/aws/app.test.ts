@@ -142,6 +142,8 @@ describe('services stack and manifests', () => {
     expect(container).toContain('"readinessProbe":{"httpGet":{"path":"/metrics"');
     expect(container).toContain('"livenessProbe":{"httpGet":{"path":"/metrics"');
     expect(container).toContain('"name":"ROUTER_PAYLOAD_MODE","value":"thin"');
+    expect(container).toContain('"name":"KINESIS_WORKER_ID","valueFrom":{"fieldRef":{"fieldPath":"metadata.name"}}');
+    expect(JSON.stringify(docs('capture'))).toContain('"name":"CAPTURE_INSTANCE_ID","valueFrom":{"fieldRef":{"fieldPath":"metadata.name"}}');
     expect(docs('capture').map((d) => d.kind)).not.toContain('HorizontalPodAutoscaler');
   });
 });

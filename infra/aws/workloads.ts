@@ -1,7 +1,7 @@
 // The EKS workloads as plain Kubernetes manifests (no cdk8s): one entry per service identity.
 // Capture is an active/standby pair on one slot (never scaled by load); the router is a
-// StatefulSet so each instance keeps a stable lease-owner name across restarts (the worker id
-// starts with the hostname: router-0, router-1, ...); readers that
+// StatefulSet so each instance keeps a stable lease-owner name across restarts (KINESIS_WORKER_ID
+// and CAPTURE_INSTANCE_ID are the pod names: router-0, router-1, ...); readers that
 // only need a unique worker id are Deployments. `taskflow infra synth` writes them beside the
 // CloudFormation templates; the IRSA roles they name are in the services stack.
 
@@ -17,6 +17,8 @@ export interface Workload {
   env: Record<string, string>;
   /** Additional container ports besides metrics. */
   ports?: Record<string, number>;
+  /** The setting that takes the pod's stable name (capture-0, router-1, ...) as the instance id. */
+  instanceIdEnv?: string;
 }
 
 export const METRICS_PORT = 9400;
@@ -32,6 +34,7 @@ export function workloads(streamName: string): Workload[] {
       cpuMillis: 2000,
       memoryMi: 2048,
       env: { CHANGE_STREAM_NAME: streamName, CAPTURE_COMPRESSION: 'zstd', CAPTURE_AGGREGATE: 'true' },
+      instanceIdEnv: 'CAPTURE_INSTANCE_ID',
     },
     {
       name: 'router',
@@ -42,6 +45,7 @@ export function workloads(streamName: string): Workload[] {
       memoryMi: 2048,
       env: { CHANGE_STREAM_NAME: streamName, ROUTER_PAYLOAD_MODE: 'thin', ROUTER_SUBSCRIPTION_EVENTS: 'iot', ROUTER_PUBLISHER: 'mqtt', REPLAY_PORT: String(REPLAY_PORT) },
       ports: { replay: REPLAY_PORT },
+      instanceIdEnv: 'KINESIS_WORKER_ID',
     },
   ];
 }
@@ -61,7 +65,11 @@ export function manifests(w: Workload, opts: { namespace: string; image: string;
     name: w.name,
     image: opts.image,
     args: w.args,
-    env: Object.entries({ ...w.env, AWS_REGION: opts.region, METRICS_PORT: String(METRICS_PORT) }).map(([name, value]) => ({ name, value })),
+    env: [
+      ...Object.entries({ ...w.env, AWS_REGION: opts.region, METRICS_PORT: String(METRICS_PORT) }).map(([name, value]) => ({ name, value })),
+      // A restarted pod keeps its name, so it takes its own leases (or slot) back at once.
+      ...(w.instanceIdEnv ? [{ name: w.instanceIdEnv, valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }] : []),
+    ],
     ports: [{ name: 'metrics', containerPort: METRICS_PORT }, ...Object.entries(w.ports ?? {}).map(([name, containerPort]) => ({ name, containerPort }))],
     resources: { requests: { cpu: `${w.cpuMillis}m`, memory: `${w.memoryMi}Mi` }, limits: { memory: `${w.memoryMi}Mi` } },
     readinessProbe: probe(5),
