@@ -1,6 +1,6 @@
 // Three layers, one run: `npm test` runs them all; `npm run test:unit` only the first.
 // - unit: pure and in-process tests beside the code; no engines, no global setup.
-// - integration: test/integration and the tests that start the local stack or the launcher;
+// - integration: test/integration and the heavy tests beside the code (the launcher, CDK synths);
 //   jest's global setup starts ONE local stack for the run (test/setup/global-setup.mjs).
 // - e2e: a real browser and the packed SDK package.
 const transform = {
@@ -14,8 +14,14 @@ const common = {
   setupFiles: ['<rootDir>/test/setup/fast-check.mjs'],
   testPathIgnorePatterns: ['/node_modules/', '/dist/', '/.taskflow/'],
 };
-// Tests outside test/ that need engines or whole processes.
-const ENGINE_TESTS_BESIDE_CODE = ['<rootDir>/cli/commands/dev.test.ts', '<rootDir>/infra/local/stack-lifecycle.test.ts'];
+// Tests outside test/ that need engines, whole processes or a full CDK synth (tens of seconds):
+// they run with the integration layer so that the unit layer stays a quick loop.
+const HEAVY_TESTS_BESIDE_CODE = [
+  '<rootDir>/cli/commands/dev.test.ts',
+  '<rootDir>/infra/local/stack-lifecycle.test.ts',
+  '<rootDir>/infra/aws/app.test.ts',
+  '<rootDir>/infra/aws/nag.test.ts',
+];
 const E2E = ['<rootDir>/test/e2e/**/*.test.ts', '<rootDir>/clients/web-sdk/test/**/*.test.ts'];
 
 export default {
@@ -26,12 +32,12 @@ export default {
       ...common,
       displayName: 'unit',
       testMatch: ['<rootDir>/**/?(*.)test.ts'],
-      testPathIgnorePatterns: [...common.testPathIgnorePatterns, '<rootDir>/test/integration/', '<rootDir>/test/e2e/', '<rootDir>/clients/web-sdk/test/', ...ENGINE_TESTS_BESIDE_CODE],
+      testPathIgnorePatterns: [...common.testPathIgnorePatterns, '<rootDir>/test/integration/', '<rootDir>/test/e2e/', '<rootDir>/clients/web-sdk/test/', ...HEAVY_TESTS_BESIDE_CODE],
     },
     {
       ...common,
       displayName: 'integration',
-      testMatch: ['<rootDir>/test/integration/**/*.test.ts', ...ENGINE_TESTS_BESIDE_CODE],
+      testMatch: ['<rootDir>/test/integration/**/*.test.ts', ...HEAVY_TESTS_BESIDE_CODE],
       globalSetup: '<rootDir>/test/setup/global-setup.mjs',
       globalTeardown: '<rootDir>/test/setup/global-teardown.mjs',
     },
