@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import type { Pgoutput } from 'pg-logical-replication';
 import { formatLsn } from '../lib/event-id.js';
 import { validateEvent } from '../schemas/validate.js';
-import { ChangeDecoder, type CommittedTransaction, formatCommitTime } from './decoder.js';
+import { actorOf, ChangeDecoder, type CommittedTransaction, formatCommitTime, MAX_ACTOR_BYTES } from './decoder.js';
 import { timestampToRfc3339 } from './values.js';
 
 const opts = { source: '//taskflow/capture/taskflow', db: 'taskflow' };
@@ -143,6 +143,41 @@ describe('ChangeDecoder', () => {
     expect(hb).toMatchObject({ kind: 'message', prefix: 'taskflow.heartbeat', lsn: 0x600n });
     const [tx] = run(d, [begin('0/700'), { tag: 'message', flags: 1, transactional: true, messageLsn: '0/6F0', prefix: 'wm', content: Buffer.from('x') }, commit('0/700', '0/720')]);
     expect(tx).toMatchObject({ size: 0, events: [], messages: [{ prefix: 'wm' }] });
+  });
+
+  it("attaches the transaction's taskflow.actor message to each of its events as data.source.actor", () => {
+    const d = new ChangeDecoder(opts);
+    const row = { id: uuid(1), workspace_id: WS, project_id: P, title: 'a', description: null, status: 'todo' };
+    const actorMessage = (content: string, lsn = '0/7F0'): Pgoutput.Message => ({ tag: 'message', flags: 1, transactional: true, messageLsn: lsn, prefix: 'taskflow.actor', content: Buffer.from(content) });
+    const [withActor, without, bad] = run(d, [
+      begin('0/800'),
+      tasks,
+      actorMessage(JSON.stringify({ userId: uuid(9), via: 'board' })),
+      { tag: 'insert', relation: tasks, new: row },
+      { tag: 'update', relation: tasks, key: null, old: null, new: { ...row, status: 'done' } },
+      commit('0/800', '0/820'),
+      begin('0/900'),
+      { tag: 'insert', relation: tasks, new: { ...row, id: uuid(2) } },
+      commit('0/900', '0/920'),
+      begin('0/A00'),
+      actorMessage('{"user": 1}'),
+      { tag: 'insert', relation: tasks, new: { ...row, id: uuid(3) } },
+      commit('0/A00', '0/A20'),
+    ]);
+    expect(withActor!.events.map((e) => view(e).data.source.actor)).toEqual([
+      { userId: uuid(9), via: 'board' },
+      { userId: uuid(9), via: 'board' },
+    ]);
+    for (const e of withActor!.events) expectValid(e.envelope);
+    expect(withActor!.actorProblem).toBeUndefined();
+    expect(view(without!.events[0]).data.source).not.toHaveProperty('actor');
+    // A malformed actor message leaves the events without an actor and says why.
+    expect(view(bad!.events[0]).data.source).not.toHaveProperty('actor');
+    expect(bad!.actorProblem).toBe('actor message has no userId string');
+    expect(actorOf([{ prefix: 'taskflow.actor', content: Buffer.from('not json') }])).toEqual({ problem: 'actor message is not JSON' });
+    expect(actorOf([{ prefix: 'taskflow.actor', content: Buffer.alloc(MAX_ACTOR_BYTES + 1, 32) }]).problem).toMatch(/exceeds/);
+    // Several actor messages in one transaction: the last one names it.
+    expect(actorOf([actorMessage('{"userId":"a"}'), actorMessage('{"userId":"b"}')] as Pgoutput.MessageMessage[]).actor).toEqual({ userId: 'b' });
   });
 
   it('numbers any transactions 0..n-1, in order, with ids that sort like commit order', () => {

@@ -10,6 +10,9 @@
 // - A row without its workspace id cannot be routed: it becomes a dead letter with its reason,
 //   keeps its index in the transaction (so the ids of its neighbours do not depend on it) and
 //   does not stop the stream.
+// - Who did it: the application emits `pg_logical_emit_message(true, 'taskflow.actor', '{"userId":…}')`
+//   inside its transaction; pgoutput delivers it with the transaction (option `messages`), and
+//   every entity event of that transaction carries it as `data.source.actor`.
 import type { Pgoutput } from 'pg-logical-replication';
 import { eventId, formatLsn, parseLsn } from '../lib/event-id.js';
 import { ENTITIES, type EntityName, TRUNCATE_TYPE } from '../schemas/kinds.js';
@@ -47,8 +50,34 @@ export interface CommittedTransaction {
   size: number;
   events: CapturedEvent[];
   deadRows: DeadRow[];
-  /** Transactional logical decoding messages (snapshot watermarks), in order. */
+  /** Transactional logical decoding messages (snapshot watermarks, the actor), in order. */
   messages: { prefix: string; content: Uint8Array }[];
+  /** Why the transaction's actor message was not attached (not JSON, no userId, too large). */
+  actorProblem?: string;
+}
+
+/** Prefix of the transactional message that names who made a transaction's changes. */
+export const ACTOR_MESSAGE_PREFIX = 'taskflow.actor';
+/** An actor message larger than this is not attached: it would travel with every event of its transaction. */
+export const MAX_ACTOR_BYTES = 2048;
+
+export type Actor = { userId: string } & Record<string, unknown>;
+
+/** The actor a transaction's messages name (the last actor message wins), or why there is none. */
+export function actorOf(messages: readonly { prefix: string; content: Uint8Array }[]): { actor?: Actor; problem?: string } {
+  const message = messages.findLast((m) => m.prefix === ACTOR_MESSAGE_PREFIX);
+  if (!message) return {};
+  if (message.content.length > MAX_ACTOR_BYTES) return { problem: `actor message of ${message.content.length} bytes exceeds ${MAX_ACTOR_BYTES}` };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(message.content).toString('utf8'));
+  } catch {
+    return { problem: 'actor message is not JSON' };
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return { problem: 'actor message is not a JSON object' };
+  const userId = (parsed as Record<string, unknown>).userId;
+  if (typeof userId !== 'string' || userId === '') return { problem: 'actor message has no userId string' };
+  return { actor: parsed as Actor };
 }
 
 export type DecoderOutput =
@@ -112,6 +141,7 @@ export function buildEntityEnvelope(
   op: 'c' | 'u' | 'd' | 'r',
   rows: { before: Row | null; after: Row | null; omitted?: string[] },
   position: { commitLsn: bigint; txIndex: number; txSize: number; xid: number; time: string; snapshot: boolean },
+  actor?: Actor,
 ): CapturedEvent | { missing: 'workspace' } {
   const row = rows.after ?? rows.before ?? {};
   const workspace = row.workspace_id;
@@ -137,6 +167,7 @@ export function buildEntityEnvelope(
     txIndex: position.txIndex,
     txSize: position.txSize,
     snapshot: position.snapshot,
+    ...(actor ? { actor } : {}),
   };
   const envelope: Record<string, unknown> = {
     specversion: '1.0',
@@ -211,6 +242,8 @@ export class ChangeDecoder {
     const time = formatCommitTime(msg.commitTime as bigint);
     const size = open.changes.length;
     const tx: CommittedTransaction = { xid: open.xid, commitLsn, commitEndLsn, commitTime: time, size, events: [], deadRows: [], messages: open.messages.map((m) => ({ prefix: m.prefix, content: m.content })) };
+    const { actor, problem } = actorOf(tx.messages);
+    if (problem) tx.actorProblem = problem;
     open.changes.forEach((change, txIndex) => {
       const position = { commitLsn, txIndex, txSize: size, xid: open.xid, time, snapshot: false };
       if (change.op === 't') {
@@ -226,7 +259,7 @@ export class ChangeDecoder {
         tx.deadRows.push({ reason: 'UNCAPTURED_TABLE', message: `table ${change.relation.schema}.${table} is not a captured entity`, id, table, payload: { op: change.op, ...rows } });
         return;
       }
-      const built = buildEntityEnvelope(this.opts, entity, table, change.op, rows, position);
+      const built = buildEntityEnvelope(this.opts, entity, table, change.op, rows, position, actor);
       if ('missing' in built) {
         tx.deadRows.push({ reason: 'MISSING_WORKSPACE_ID', message: `${change.op} on ${table} has no workspace_id`, id, table, payload: { op: change.op, ...rows } });
       } else {

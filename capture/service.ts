@@ -345,6 +345,8 @@ export class CaptureService {
     const { metrics } = this.deps;
     const handle = s.ack.transaction(tx.commitEndLsn, tx.events.length + tx.deadRows.length);
     const commitMs = Date.parse(tx.commitTime);
+    // The changes still travel, without an actor: a bad actor message is the application's bug, not a reason to stop the stream.
+    if (tx.actorProblem) this.deps.logger.warn({ xid: tx.xid, lsn: formatLsn(tx.commitLsn), problem: tx.actorProblem }, 'actor message not attached');
     const delivered = () => {
       s.ack.delivered(handle);
       if (handle.pending === 0) {

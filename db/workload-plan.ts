@@ -308,6 +308,25 @@ export function sqlLiteral(value: string | number | null): string {
   return value.includes('\\') ? `E${quoted}` : quoted;
 }
 
+/**
+ * Who makes transaction number `k` of a project: the author of the first comment or creator of
+ * the first task it plans, else one of the workspace's users in turn. Chosen without the Rng so
+ * the planned transactions stay what they were for a seed.
+ */
+export function transactionActor(project: ProjectModel, planned: readonly PlannedChange[], k: number): string | undefined {
+  for (const c of planned) {
+    if (c.kind === 'comment.create') return c.authorId;
+    if (c.kind === 'task.create') return c.createdBy;
+  }
+  const users = project.workspaceUsers;
+  return users.length > 0 ? users[k % users.length] : undefined;
+}
+
+/** The statement naming a transaction's actor: a transactional logical decoding message capture attaches to its events. */
+export function actorSql(userId: string): string {
+  return `SELECT pg_logical_emit_message(true, 'taskflow.actor', ${sqlLiteral(JSON.stringify({ userId, via: 'workload' }))})`;
+}
+
 /** The statements that carry out a change; every statement names the row by its full identity. */
 export function changeSql(project: ProjectModel, change: PlannedChange): string[] {
   const L = sqlLiteral;

@@ -8,6 +8,7 @@ import pg from 'pg';
 import { TaskflowError } from '../lib/errors.js';
 import { Rng, stableUuid } from './random.js';
 import {
+  actorSql,
   changeSql,
   planTransaction,
   rowChanges,
@@ -20,6 +21,7 @@ import {
   type RowChange,
   type RowOp,
   type TaskStatus,
+  transactionActor,
 } from './workload-plan.js';
 
 export interface WorkloadTenantsOptions {
@@ -192,6 +194,8 @@ export interface CommittedTransaction {
   xid: string;
   workspaceId: string;
   projectId: string;
+  /** The user the transaction's `taskflow.actor` message names. */
+  actorId?: string;
   kinds: ChangeKind[];
   /** Row changes in the order they were written (= their order in the WAL). */
   changes: RowChange[];
@@ -277,7 +281,8 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadSta
 
       const project = rng.pick(mine);
       const planned = planTransaction(rng, project, options.plan);
-      const sql = ['BEGIN', ...planned.flatMap((c) => changeSql(project, c)), 'SELECT pg_current_xact_id()::xid::text AS xid', 'COMMIT'].join(';\n');
+      const actorId = transactionActor(project, planned, k);
+      const sql = ['BEGIN', ...(actorId ? [actorSql(actorId)] : []), ...planned.flatMap((c) => changeSql(project, c)), 'SELECT pg_current_xact_id()::xid::text AS xid', 'COMMIT'].join(';\n');
       const sent = performance.now();
       let results: pg.QueryResult[];
       try {
@@ -296,8 +301,8 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadSta
       }
       for (const p of planned) stats.byKind[p.kind] = (stats.byKind[p.kind] ?? 0) + 1;
       if (stats.transactions) {
-        const xid = String(results.find((r) => r.command === 'SELECT')?.rows[0]?.xid);
-        stats.transactions.push({ connection: index, xid, workspaceId: project.workspaceId, projectId: project.projectId, kinds: planned.map((p) => p.kind), changes });
+        const xid = String(results.findLast((r) => r.command === 'SELECT')?.rows[0]?.xid);
+        stats.transactions.push({ connection: index, xid, workspaceId: project.workspaceId, projectId: project.projectId, ...(actorId ? { actorId } : {}), kinds: planned.map((p) => p.kind), changes });
       }
     }
   }

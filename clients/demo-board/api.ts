@@ -1,7 +1,7 @@
 // The demo board's read/write API over the source Postgres: what a TaskFlow app server would do.
 // Writes go to Postgres only; the board learns about them, like about every other change,
 // through the pipeline (capture → Kinesis → router → MQTT).
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import { randomUUID } from 'node:crypto';
 import { TaskflowError } from '../../lib/errors.js';
 
@@ -144,22 +144,45 @@ export async function loadBoard(pool: Pool, workspaceId: string, projectId: stri
   }
 }
 
+/**
+ * Runs `write` in a transaction that names its actor: a transactional logical decoding message
+ * (`taskflow.actor`) that capture attaches to the transaction's change events as
+ * `data.source.actor`, so the audit trail knows who made each change without a column in every table.
+ */
+export async function asActor<T>(pool: Pool, userId: string, write: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query("SELECT pg_logical_emit_message(true, 'taskflow.actor', $1)", [JSON.stringify({ userId, via: 'demo-board' })]);
+    const result = await write(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
 export async function createTask(pool: Pool, workspaceId: string, projectId: string, userId: string, body: unknown): Promise<{ id: string }> {
   const input = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
   const title = requireText(input.title, 'title', 500);
   const status = input.status === undefined ? 'todo' : parseTaskPatch({ status: input.status }).status;
   const id = randomUUID();
-  const result = await pool.query(
-    `INSERT INTO tasks (id, workspace_id, project_id, title, status, position, created_by)
-     SELECT $1, $2, $3, $4, $5, coalesce(max(position), 0) + 1, $6
-       FROM tasks WHERE workspace_id = $2 AND project_id = $3 AND status = $5`,
-    [id, workspaceId, projectId, title, status, userId],
+  const result = await asActor(pool, userId, (client) =>
+    client.query(
+      `INSERT INTO tasks (id, workspace_id, project_id, title, status, position, created_by)
+       SELECT $1, $2, $3, $4, $5, coalesce(max(position), 0) + 1, $6
+         FROM tasks WHERE workspace_id = $2 AND project_id = $3 AND status = $5`,
+      [id, workspaceId, projectId, title, status, userId],
+    ),
   );
   if (result.rowCount !== 1) throw new NotFound(`no project ${projectId} in workspace ${workspaceId}`);
   return { id };
 }
 
-export async function updateTask(pool: Pool, workspaceId: string, taskId: string, body: unknown): Promise<void> {
+export async function updateTask(pool: Pool, workspaceId: string, taskId: string, userId: string, body: unknown): Promise<void> {
   const patch = parseTaskPatch(body);
   const sets: string[] = [];
   const values: unknown[] = [workspaceId, taskId];
@@ -167,10 +190,7 @@ export async function updateTask(pool: Pool, workspaceId: string, taskId: string
     values.push(value);
     sets.push(`${column} = $${values.length}`);
   }
-  const result = await pool.query(
-    `UPDATE tasks SET ${sets.join(', ')}, updated_at = now() WHERE workspace_id = $1 AND id = $2`,
-    values,
-  );
+  const result = await asActor(pool, userId, (client) => client.query(`UPDATE tasks SET ${sets.join(', ')}, updated_at = now() WHERE workspace_id = $1 AND id = $2`, values));
   if (result.rowCount !== 1) throw new NotFound(`no task ${taskId} in workspace ${workspaceId}`);
 }
 
@@ -178,10 +198,12 @@ export async function addComment(pool: Pool, workspaceId: string, taskId: string
   const input = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
   const text = requireText(input.body, 'body', 10_000);
   const id = randomUUID();
-  const result = await pool.query(
-    `INSERT INTO comments (id, workspace_id, project_id, task_id, author_id, body)
-     SELECT $1, workspace_id, project_id, id, $3, $4 FROM tasks WHERE workspace_id = $2 AND id = $5`,
-    [id, workspaceId, userId, text, taskId],
+  const result = await asActor(pool, userId, (client) =>
+    client.query(
+      `INSERT INTO comments (id, workspace_id, project_id, task_id, author_id, body)
+       SELECT $1, workspace_id, project_id, id, $3, $4 FROM tasks WHERE workspace_id = $2 AND id = $5`,
+      [id, workspaceId, userId, text, taskId],
+    ),
   );
   if (result.rowCount !== 1) throw new NotFound(`no task ${taskId} in workspace ${workspaceId}`);
   return { id };

@@ -125,7 +125,8 @@ export async function startBoardServer(opts: BoardServerOptions): Promise<{ serv
       const ws = requireUuid(parts[2], 'workspace id');
       const task = requireUuid(parts[4], 'task id');
       if (method === 'PATCH' && parts.length === 5) {
-        await updateTask(pool, ws, task, await readJson(req));
+        const session = await opts.session(url.searchParams.get('user') ?? undefined);
+        await updateTask(pool, ws, task, session.userId, await readJson(req));
         return send(res, 200, { ok: true });
       }
       if (method === 'POST' && parts[5] === 'comments' && parts.length === 6) {

@@ -6,6 +6,7 @@ import { addComment, createTask, loadBoard, parseTaskPatch, updateTask } from '.
 import { createTestDatabase } from '../support/stack.js';
 
 let pool: pg.Pool;
+const user = Object.values(DEMO.users)[0] as string;
 
 beforeAll(async () => {
   const url = await createTestDatabase('board');
@@ -26,9 +27,8 @@ describe('demo board API', () => {
   });
 
   it('creates, moves and comments on a task', async () => {
-    const user = Object.values(DEMO.users)[0] as string;
     const { id } = await createTask(pool, DEMO.workspaceId, DEMO.projectId, user, { title: 'Write the launch post' });
-    await updateTask(pool, DEMO.workspaceId, id, { status: 'review', title: 'Write the launch blog post' });
+    await updateTask(pool, DEMO.workspaceId, id, user, { status: 'review', title: 'Write the launch blog post' });
     await addComment(pool, DEMO.workspaceId, id, user, { body: 'Draft is in the doc' });
     const board = await loadBoard(pool, DEMO.workspaceId, DEMO.projectId);
     const task = board.tasks.find((t) => t.id === id);
@@ -40,7 +40,7 @@ describe('demo board API', () => {
     expect(() => parseTaskPatch({ status: 'archived' })).toThrow(/status must be one of/);
     expect(() => parseTaskPatch({ owner: 'x' })).toThrow(/unknown field "owner"/);
     expect(() => parseTaskPatch({})).toThrow(/nothing to change/);
-    await expect(updateTask(pool, DEMO.workspaceId, '00000000-0000-4000-8000-000000000000', { title: 'x' })).rejects.toThrow(/no task/);
+    await expect(updateTask(pool, DEMO.workspaceId, '00000000-0000-4000-8000-000000000000', user, { title: 'x' })).rejects.toThrow(/no task/);
     await expect(loadBoard(pool, DEMO.workspaceId, '00000000-0000-4000-8000-000000000000')).rejects.toThrow(/no project/);
   });
 });
