@@ -60,7 +60,7 @@ export class Pseudonymizer {
 
 /** The record of one validated change event, plus the actor's user id (for the identity store). */
 export function auditRecordOf(event: ChangeEvent, pseudonyms: Pseudonymizer): { record: AuditRecord; userId?: string } {
-  const data = event.data as { op: string; before?: Record<string, unknown> | null; after?: Record<string, unknown> | null; changed?: string[]; tables?: string[]; source?: { lsn?: string; xid?: number; txIndex?: number; actor?: { userId?: string } } };
+  const data = event.data as { op?: string; before?: Record<string, unknown> | null; after?: Record<string, unknown> | null; changed?: string[]; tables?: string[]; source?: { lsn?: string; xid?: number; txIndex?: number; actor?: { userId?: string } } };
   const source = data.source ?? {};
   const userId = isEntityChange(event) ? source.actor?.userId : undefined;
   const record: AuditRecord = {
@@ -69,7 +69,8 @@ export function auditRecordOf(event: ChangeEvent, pseudonyms: Pseudonymizer): { 
     // An erasure request's subject is users/<user id>: the trail keeps the pseudonym instead.
     subject: event.type === GDPR_ERASURE_TYPE ? `users/${pseudonyms.actor(String((event.data as { userId?: unknown }).userId))}` : event.subject,
     workspaceId: event.workspaceid,
-    op: data.op,
+    // Entity and truncate events carry op; an erasure request is named by its verb.
+    op: data.op ?? event.type.slice(event.type.lastIndexOf('.') + 1),
     actor: userId ? pseudonyms.actor(userId) : null,
     time: event.time,
     lsn: source.lsn ?? '',

@@ -31,6 +31,9 @@ import type { AuditStore } from './store.js';
  */
 export const AUDIT_REDRIVE_PREFIX = 'redrive:audit:';
 
+/** The audit trail's entries in the shared dead-letter store. */
+export const AUDIT_DLQ_SOURCE = 'audit';
+
 export type AuditDlqReason = 'undecodable_record' | 'malformed_json' | Exclude<RejectReason, 'not_an_object'>;
 
 export interface AuditDeadLetter {

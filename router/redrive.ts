@@ -3,24 +3,10 @@
 // to) under a `redrive:` partition key, so the router lets them past the workspace's mark and
 // the changelog lookup by id decides: an event that already has a seq is only re-published,
 // never numbered twice.
-import { createHash } from 'node:crypto';
 import { type KinesisClient, PutRecordCommand } from '@aws-sdk/client-kinesis';
 import type { DeadLetter, DeadLetterStore } from '../lib/dlq.js';
+import { hashKeyOf, workspaceOf } from '../lib/partition-key.js';
 import { REDRIVE_PARTITION_PREFIX } from './shard-router.js';
-
-/** Kinesis maps a partition key to the 128-bit MD5 of it, as a decimal hash key. */
-export function hashKeyOf(partitionKey: string): string {
-  return BigInt(`0x${createHash('md5').update(partitionKey, 'utf8').digest('hex')}`).toString(10);
-}
-
-export function workspaceOf(payload: Uint8Array): string | undefined {
-  try {
-    const ws = (JSON.parse(Buffer.from(payload).toString('utf8')) as { workspaceid?: unknown }).workspaceid;
-    return typeof ws === 'string' && ws !== '' ? ws : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 export interface RedriveOptions {
   store: DeadLetterStore;

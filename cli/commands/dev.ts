@@ -22,11 +22,12 @@ import { DEFAULT_SHARD_COUNT, describeStack, startStack } from '../../infra/loca
 import { superviseServices, type ServiceSpec } from '../../infra/local/supervisor.js';
 import { createDynamoClient } from '../../lib/aws.js';
 import { int } from '../../lib/config.js';
-import { createVerifier, DEV_SECRET_FILE, loadJwtConfig, printDevToken, signDevToken } from '../../lib/jwt.js';
+import { createVerifier, DEV_SECRET_FILE, loadJwtConfig, loadOrCreateDevSecret, printDevToken, signDevToken } from '../../lib/jwt.js';
 import { stackEnv } from '../../lib/stack-info.js';
 // The launcher knows the services (never the other way round): the broker's membership policy
 // reads the projection the router maintains.
 import { DynamoMembershipProjection } from '../../router/memberships.js';
+import { DEV_AUDIT_KEY_FILE } from '../../audit/config.js';
 import type { Command } from '../main.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -61,7 +62,15 @@ const SERVICES: readonly ServiceDef[] = [
     env: async (ctx) => ({ KINESIS_WORKER_ID: 'router-0', ROUTER_MQTT_PASSWORD: await ctx.serviceToken(ROUTER_SERVICE_USER) }),
   },
   { name: 'board', serves: { board: 'BOARD_PORT' }, needs: ['replay'] },
+  // The pseudonym key stays on this machine (created once, 0600) like the dev JWT secret.
+  { name: 'audit', serves: { 'audit-metrics': 'METRICS_PORT' }, env: () => Promise.resolve({ AUDIT_KEY_FILE: devAuditKeyFile() }) },
 ];
+
+function devAuditKeyFile(): string {
+  const path = join(ROOT, DEV_AUDIT_KEY_FILE);
+  loadOrCreateDevSecret(path);
+  return path;
+}
 
 const ROUTER_SERVICE_USER = 'service:router';
 const SERVICE_TOKEN_TTL_SECONDS = 7 * 24 * 3600;

@@ -30,4 +30,5 @@ export const DEV_HTTP_PORTS = {
   replay: 18089,
   'capture-metrics': 18090,
   'router-metrics': 18091,
+  'audit-metrics': 18096,
 } as const;

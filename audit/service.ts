@@ -1,0 +1,63 @@
+// `taskflow audit` put together: the Kinesis consumer (lib/kinesis-consumer, consumer name
+// `audit`) feeding one AuditShardWriter per leased shard, the segment store, the shared
+// dead-letter store and /metrics.
+import { createDynamoClient, createKinesisClient } from '../lib/aws.js';
+import { DynamoDeadLetterStore } from '../lib/dlq.js';
+import { createConsumer, type Consumer } from '../lib/kinesis-consumer/index.js';
+import type { Logger } from '../lib/logger.js';
+import { createRegistry, serveMetrics } from '../lib/metrics.js';
+import { validateEvent } from '../schemas/validate.js';
+import type { AuditConfig } from './config.js';
+import { prometheusAuditMetrics } from './metrics.js';
+import { Pseudonymizer } from './record.js';
+import { AUDIT_DLQ_SOURCE, type AuditDeadLetter, AuditShardWriter } from './shard-writer.js';
+import { type AuditStore, FileAuditStore } from './store.js';
+
+export interface RunningAudit {
+  consumer: Consumer;
+  store: AuditStore;
+  metricsUrl: string;
+  /** 'graceful' checkpoints and releases leases; 'abandon' stops like a crash. */
+  stop(mode?: 'graceful' | 'abandon'): Promise<void>;
+}
+
+export async function startAudit(config: AuditConfig, logger: Logger, store: AuditStore = new FileAuditStore(config.storeDir)): Promise<RunningAudit> {
+  const kinesis = createKinesisClient(config.aws);
+  const dynamo = createDynamoClient(config.aws);
+  const registry = createRegistry('audit');
+  const metrics = prometheusAuditMetrics(registry);
+  const dlq = new DynamoDeadLetterStore(dynamo, config.dlqTable);
+  const deadLetters = {
+    async put(l: AuditDeadLetter) {
+      const origin = { shardId: l.origin.shardId, sequenceNumber: l.origin.sequenceNumber, subSequenceNumber: String(l.origin.subSequenceNumber) };
+      // Keyed by the Kinesis record: reprocessing it after a crash finds the entry already there.
+      await dlq.put({ source: AUDIT_DLQ_SOURCE, reason: l.reason, message: l.message, payload: l.bytes, origin, dedupeKey: `${AUDIT_DLQ_SOURCE}/${origin.shardId}/${origin.sequenceNumber}/${origin.subSequenceNumber}` });
+      logger.warn({ reason: l.reason, origin }, 'event dead-lettered');
+    },
+  };
+  const pseudonyms = new Pseudonymizer(config.key);
+  const knownIdentities = new Set<string>();
+  const consumer = createConsumer({
+    ...config.consumer,
+    name: config.consumerName,
+    kinesis,
+    dynamo,
+    processor: (shardId) => new AuditShardWriter(shardId, { store, deadLetters, validate: validateEvent, pseudonyms, knownIdentities, metrics, logger, maxMarks: config.maxMarks }),
+    metrics: registry,
+    logger,
+  });
+  const metricsServer = await serveMetrics(registry, config.metricsPort);
+  await consumer.start();
+  logger.info({ metrics: metricsServer.url, store: config.storeDir, consumer: config.consumerName, workerId: config.consumer.workerId }, 'audit started');
+  return {
+    consumer,
+    store,
+    metricsUrl: metricsServer.url,
+    async stop(mode = 'graceful') {
+      await consumer.stop(mode);
+      await new Promise<void>((resolve) => metricsServer.server.close(() => resolve()));
+      kinesis.destroy();
+      dynamo.destroy();
+    },
+  };
+}
