@@ -16,10 +16,12 @@ import { Pseudonymizer } from '../../audit/record.js';
 import { loadConfig as loadCaptureConfig } from '../../capture/config.js';
 import { type RunningCapture, startCapture } from '../../capture/main.js';
 import { runWorkload, setupWorkloadTenants, type WorkloadStats } from '../../db/workload.js';
+import { DynamoDeadLetterStore } from '../../lib/dlq.js';
 import { createLogger } from '../../lib/logger.js';
+import { sampleEvent } from '../../schemas/fixtures.js';
 import { compareHistory, type HistoryRecorder, startHistoryRecorder } from '../support/history.js';
 import { type ServiceProcess, startServiceProcess } from '../support/service-process.js';
-import { createTestDatabase, createTestStream, createTestTables, testStackEnv, uniqueName } from '../support/stack.js';
+import { createTestDatabase, createTestStream, createTestTables, dynamoClient, testStackEnv, uniqueName } from '../support/stack.js';
 
 const KEY = 'audit-integration-test-key-0123456789abcdef';
 const slot = uniqueName('audit_capture');
@@ -102,6 +104,9 @@ describe('audit trail', () => {
       seen.map((r) => ({ id: r.eventId, workspaceid: r.workspaceId, projectid: r.projectId })),
     );
     expect(cmp).toEqual({ lost: [], duplicated: [], outOfOrderByWorkspace: [], outOfOrderByProject: [], unexpected: [], misrouted: [] });
+    const metrics = await (await fetch(String(audits[1]!.entries['audit started']!.metrics))).text();
+    expect(metrics).toMatch(/^taskflow_audit_records_total\{service="audit"\} [1-9]\d*$/m);
+    expect(metrics).toMatch(/kinesis_consumer_leases_held\{consumer="audit"/);
 
     // Who: each record carries the pseudonym of its transaction's actor, never the user id.
     const pseudonyms = new Pseudonymizer(new TextEncoder().encode(KEY));
@@ -161,5 +166,37 @@ describe('audit trail', () => {
     expect(after).not.toContain(userId);
     expect(after).toContain(`pseudonym ${task.actor}`);
     expect(cli(['verify']).status).toBe(0);
+  }, 120_000);
+
+  it('taskflow audit redrive puts its dead letters back: each event enters the trail once, flagged redriven', async () => {
+    const dynamo = dynamoClient();
+    try {
+      const dlq = new DynamoDeadLetterStore(dynamo, env.DYNAMODB_TABLE_DLQ!);
+      // An event the service once refused (say, before its schema version was deployed), dead-lettered twice (by two shards' re-reads).
+      const ws = readTrail(storeDir).flatMap((s) => s.records).find((r) => r.workspaceId !== '*')!.workspaceId;
+      const event = sampleEvent('task.updated', { workspaceId: ws, commitLsn: 0x10n });
+      const payload = Buffer.from(JSON.stringify(event));
+      for (const seq of ['1', '2']) await dlq.put({ source: 'audit', reason: 'unknown_schema', message: 'test', payload, origin: { shardId: 'shardId-000000000000', sequenceNumber: seq }, dedupeKey: `redrive-test/${seq}` });
+      const redriven = cli(['redrive']);
+      expect(redriven.out).toMatch(/2 dead letter\(s\) redriven/);
+      const audit = await startServiceProcess('audit', env, ['audit started']);
+      audits.push(audit);
+      // The restarted service resumes after its checkpoint: the two redriven copies are all it
+      // reads; the consumer counts a record once its processRecords has returned.
+      const read = async () => {
+        const text = await (await fetch(String(audit.entries['audit started']!.metrics))).text();
+        return [...text.matchAll(/^kinesis_consumer_records_processed_total\{[^}]*consumer="audit"[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+      };
+      const deadline = Date.now() + 60_000;
+      while ((await read()) < 2 && Date.now() < deadline) await sleep(250);
+      expect(await read()).toBe(2);
+      const found = readTrail(storeDir).flatMap((s) => s.records).filter((r) => r.eventId === event.id);
+      expect(found.map((r) => r.redriven)).toEqual([true]);
+      expect((await dlq.list({ source: 'audit' })).length).toBe(0);
+      await audits.at(-1)!.stop();
+      expect(cli(['verify']).status).toBe(0);
+    } finally {
+      dynamo.destroy();
+    }
   }, 120_000);
 });
