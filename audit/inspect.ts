@@ -76,7 +76,25 @@ export async function verifyTrail(store: AuditStore, opts: VerifyOptions = {}): 
     const checkHead = head && (toIso === undefined || stored.length + start >= keys.length);
     results.push(verifyShard(shardId, stored, { ...(from ? { from } : {}), ...(checkHead ? { expectedHead: head } : {}) }));
   }
+  await checkParentLinks(store, shards, results);
   return results.sort((a, b) => a.shardId.localeCompare(b.shardId));
+}
+
+/**
+ * A child shard's first segment names its parents' last segments: a parent chain that ends
+ * elsewhere lost its tail (or had it replaced) after the reshard.
+ */
+async function checkParentLinks(store: AuditStore, shards: ReadonlyMap<string, { index: number; key: string }[]>, results: ShardVerification[]): Promise<void> {
+  const byShard = new Map(results.map((r) => [r.shardId, r]));
+  for (const [shardId, keys] of shards) {
+    const first = keys[0]?.index === 0 ? parse(await store.get(keys[0].key)) : undefined;
+    for (const link of first?.parents ?? []) {
+      const parent = byShard.get(link.shardId);
+      if (!parent || parent.finding || !parent.last) continue; // a range check that stops short, or already broken
+      if (parent.last.index < link.index) parent.finding = { problem: 'removed', shardId: link.shardId, index: parent.last.index + 1, detail: `child shard ${shardId} names segment ${link.index} as this shard's last, the chain ends at ${parent.last.index}` };
+      else if (parent.last.index === link.index && parent.last.hash !== link.hash) parent.finding = { problem: 'altered', shardId: link.shardId, index: link.index, detail: `its hash is not the one child shard ${shardId} recorded` };
+    }
+  }
 }
 
 export interface HistoryEntry extends AuditRecord {
