@@ -11,7 +11,7 @@
 // value (a status, a short title) could be reversed by guessing.
 import { createHmac } from 'node:crypto';
 import { GDPR_ERASURE_TYPE } from '../schemas/kinds.js';
-import { isEntityChange, type ChangeEvent } from '../schemas/validate.js';
+import type { ChangeEvent } from '../schemas/validate.js';
 import { canonicalJson } from './chain.js';
 
 export interface AuditRecord {
@@ -62,7 +62,7 @@ export class Pseudonymizer {
 export function auditRecordOf(event: ChangeEvent, pseudonyms: Pseudonymizer): { record: AuditRecord; userId?: string } {
   const data = event.data as { op?: string; before?: Record<string, unknown> | null; after?: Record<string, unknown> | null; changed?: string[]; tables?: string[]; source?: { lsn?: string; xid?: number; txIndex?: number; actor?: { userId?: string } } };
   const source = data.source ?? {};
-  const userId = isEntityChange(event) ? source.actor?.userId : undefined;
+  const userId = source.actor?.userId;
   const record: AuditRecord = {
     eventId: event.id,
     type: event.type,

@@ -176,6 +176,10 @@ describe('ChangeDecoder', () => {
     expect(bad!.actorProblem).toBe('actor message has no userId string');
     expect(actorOf([{ prefix: 'taskflow.actor', content: Buffer.from('not json') }])).toEqual({ problem: 'actor message is not JSON' });
     expect(actorOf([{ prefix: 'taskflow.actor', content: Buffer.alloc(MAX_ACTOR_BYTES + 1, 32) }]).problem).toMatch(/exceeds/);
+    // A truncate carries its transaction's actor too.
+    const [truncated] = run(d, [begin('0/B00'), actorMessage('{"userId":"ops"}'), { tag: 'truncate', cascade: false, restartIdentity: false, relations: [tasks] }, commit('0/B00', '0/B20')]);
+    expect(view(truncated!.events[0]).data.source.actor).toEqual({ userId: 'ops' });
+    expectValid(truncated!.events[0]!.envelope);
     // Several actor messages in one transaction: the last one names it.
     expect(actorOf([actorMessage('{"userId":"a"}'), actorMessage('{"userId":"b"}')] as Pgoutput.MessageMessage[]).actor).toEqual({ userId: 'b' });
   });

@@ -12,7 +12,7 @@
 //   does not stop the stream.
 // - Who did it: the application emits `pg_logical_emit_message(true, 'taskflow.actor', '{"userId":…}')`
 //   inside its transaction; pgoutput delivers it with the transaction (option `messages`), and
-//   every entity event of that transaction carries it as `data.source.actor`.
+//   every event of that transaction (row changes and truncates) carries it as `data.source.actor`.
 import type { Pgoutput } from 'pg-logical-replication';
 import { eventId, formatLsn, parseLsn } from '../lib/event-id.js';
 import { ENTITIES, type EntityName, TRUNCATE_TYPE } from '../schemas/kinds.js';
@@ -247,7 +247,7 @@ export class ChangeDecoder {
     open.changes.forEach((change, txIndex) => {
       const position = { commitLsn, txIndex, txSize: size, xid: open.xid, time, snapshot: false };
       if (change.op === 't') {
-        tx.events.push(this.truncateEvent(change.tables, position));
+        tx.events.push(this.truncateEvent(change.tables, position, actor));
         return;
       }
       const table = change.relation.name;
@@ -269,7 +269,7 @@ export class ChangeDecoder {
     return tx;
   }
 
-  private truncateEvent(tables: string[], position: { commitLsn: bigint; txIndex: number; txSize: number; xid: number; time: string }): CapturedEvent {
+  private truncateEvent(tables: string[], position: { commitLsn: bigint; txIndex: number; txSize: number; xid: number; time: string }, actor?: Actor): CapturedEvent {
     const id = eventId(position);
     const table = tables[0] ?? 'unknown';
     return {
@@ -291,7 +291,7 @@ export class ChangeDecoder {
           op: 't',
           table,
           tables: [...new Set(tables)],
-          source: { db: this.opts.db, lsn: formatLsn(position.commitLsn), xid: position.xid, txIndex: position.txIndex, txSize: position.txSize, snapshot: false },
+          source: { db: this.opts.db, lsn: formatLsn(position.commitLsn), xid: position.xid, txIndex: position.txIndex, txSize: position.txSize, snapshot: false, ...(actor ? { actor } : {}) },
         },
       },
     };

@@ -322,7 +322,12 @@ export function transactionActor(project: ProjectModel, planned: readonly Planne
   return users.length > 0 ? users[k % users.length] : undefined;
 }
 
-/** The statement naming a transaction's actor: a transactional logical decoding message capture attaches to its events. */
+/**
+ * The statement naming a transaction's actor: a transactional logical decoding message capture
+ * attaches to its events. Emitted after the transaction's changes: a replication session that
+ * restarts (capture killed) was seen to re-decode a transaction without a message written as its
+ * first record, while one written after the changes comes whenever they do.
+ */
 export function actorSql(userId: string): string {
   return `SELECT pg_logical_emit_message(true, 'taskflow.actor', ${sqlLiteral(JSON.stringify({ userId, via: 'workload' }))})`;
 }

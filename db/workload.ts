@@ -282,7 +282,8 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadSta
       const project = rng.pick(mine);
       const planned = planTransaction(rng, project, options.plan);
       const actorId = transactionActor(project, planned, k);
-      const sql = ['BEGIN', ...(actorId ? [actorSql(actorId)] : []), ...planned.flatMap((c) => changeSql(project, c)), 'SELECT pg_current_xact_id()::xid::text AS xid', 'COMMIT'].join(';\n');
+      // The actor message goes last, right before COMMIT (see actorSql).
+      const sql = ['BEGIN', ...planned.flatMap((c) => changeSql(project, c)), ...(actorId ? [actorSql(actorId)] : []), 'SELECT pg_current_xact_id()::xid::text AS xid', 'COMMIT'].join(';\n');
       const sent = performance.now();
       let results: pg.QueryResult[];
       try {

@@ -34,5 +34,6 @@ describe('schema files', () => {
   it('keep their copies of shared definitions identical', () => {
     expect(byId('taskflow://schemas/comment/v1').$defs.encrypted).toEqual(byId('taskflow://schemas/task/v1').$defs.encrypted);
     expect(byId('taskflow://schemas/truncate/v1').$defs.changeSource).toEqual(byId('taskflow://schemas/envelope/v1').$defs.changeSource);
+    expect(byId('taskflow://schemas/truncate/v1').$defs.actor).toEqual(byId('taskflow://schemas/envelope/v1').$defs.actor);
   });
 });

@@ -153,8 +153,9 @@ export async function asActor<T>(pool: Pool, userId: string, write: (client: Poo
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
-    await client.query("SELECT pg_logical_emit_message(true, 'taskflow.actor', $1)", [JSON.stringify({ userId, via: 'demo-board' })]);
     const result = await write(client);
+    // After the changes, as db/workload-plan.ts actorSql explains.
+    await client.query("SELECT pg_logical_emit_message(true, 'taskflow.actor', $1)", [JSON.stringify({ userId, via: 'demo-board' })]);
     await client.query('COMMIT');
     return result;
   } catch (err) {

@@ -41,4 +41,14 @@ export interface ChangeSource {
    * true for snapshot (r) events.
    */
   snapshot: boolean;
+  actor?: Actor;
+}
+/**
+ * Who made the change: the JSON object of the transaction's `taskflow.actor` logical decoding message (pg_logical_emit_message), when the application emitted one. Optional; snapshot events have none.
+ *
+ * This interface was referenced by `TruncateData`'s JSON-Schema
+ * via the `definition` "actor".
+ */
+export interface Actor {
+  userId: string;
 }
