@@ -62,8 +62,8 @@ const SERVICES: readonly ServiceDef[] = [
     env: async (ctx) => ({ KINESIS_WORKER_ID: 'router-0', ROUTER_MQTT_PASSWORD: await ctx.serviceToken(ROUTER_SERVICE_USER) }),
   },
   { name: 'board', serves: { board: 'BOARD_PORT' }, needs: ['replay'] },
-  // The pseudonym key stays on this machine (created once, 0600) like the dev JWT secret.
-  { name: 'audit', serves: { 'audit-metrics': 'METRICS_PORT' }, env: () => Promise.resolve({ AUDIT_KEY_FILE: devAuditKeyFile() }) },
+  // A stable worker id like the router's; the pseudonym key stays on this machine (created once, 0600) like the dev JWT secret.
+  { name: 'audit', serves: { 'audit-metrics': 'METRICS_PORT' }, env: () => Promise.resolve({ KINESIS_WORKER_ID: 'audit-0', AUDIT_KEY_FILE: devAuditKeyFile() }) },
 ];
 
 function devAuditKeyFile(): string {
