@@ -3,6 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Registry } from 'prom-client';
+import { prometheusAuditMetrics } from '../audit/metrics.js';
 import { createCaptureMetrics } from '../capture/metrics.js';
 import { prometheusConsumerMetrics } from '../lib/kinesis-consumer/metrics.js';
 import { prometheusRouterMetrics } from '../router/metrics.js';
@@ -18,6 +19,7 @@ function declaredMetrics(): Set<string> {
   const registry = new Registry();
   createCaptureMetrics(registry);
   prometheusRouterMetrics(registry);
+  prometheusAuditMetrics(registry);
   const consumer = prometheusConsumerMetrics(registry, 'router', 'w1');
   consumer.iteratorAge('shard-0', 0);
   return new Set(registry.getMetricsAsArray().map((m) => m.name));

@@ -96,6 +96,27 @@ export function alarms(opts: { streamName: string }): Alarm[] {
       prometheus: { expr: 'sum(increase(taskflow_router_revocation_hold_timeouts_total[10m])) > 0', forMinutes: 0 },
       cloudwatch: { namespace: SERVICE_NAMESPACE, metricName: 'taskflow_router_revocation_hold_timeouts_total', statistic: 'Sum', threshold: 0, periodSeconds: 600, evaluationPeriods: 1 },
     },
+    {
+      id: 'TaskflowAuditBehind',
+      runbook: 'audit-behind.md',
+      summary: 'The audit trail reads a shard more than 60 s behind its tip',
+      prometheus: { expr: 'max(kinesis_consumer_millis_behind_latest{consumer="audit"}) > 60000', forMinutes: 10 },
+      cloudwatch: { namespace: SERVICE_NAMESPACE, metricName: 'kinesis_consumer_millis_behind_latest', dimensions: { consumer: 'audit' }, statistic: 'Maximum', threshold: 60_000, periodSeconds: 60, evaluationPeriods: 10 },
+    },
+    {
+      id: 'TaskflowAuditSegmentConflicts',
+      runbook: 'audit-chain-broken.md',
+      summary: 'Audit segments were found already written by another holder of the shard',
+      prometheus: { expr: 'sum(increase(taskflow_audit_segment_conflicts_total[10m])) > 0', forMinutes: 0 },
+      cloudwatch: { namespace: SERVICE_NAMESPACE, metricName: 'taskflow_audit_segment_conflicts_total', statistic: 'Sum', threshold: 0, periodSeconds: 600, evaluationPeriods: 1 },
+    },
+    {
+      id: 'TaskflowAuditDeadLetters',
+      runbook: 'audit-dead-letters.md',
+      summary: 'The audit trail is putting records in the dead-letter store',
+      prometheus: { expr: 'sum(rate(taskflow_audit_dlq_total[5m])) > 0', forMinutes: 0 },
+      cloudwatch: { namespace: SERVICE_NAMESPACE, metricName: 'taskflow_audit_dlq_total', statistic: 'Sum', threshold: 0, periodSeconds: 300, evaluationPeriods: 1 },
+    },
   ];
 }
 
