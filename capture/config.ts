@@ -1,9 +1,25 @@
 // Capture's configuration, read once from the environment; a bad value stops start-up with the
-// variable's name (lib/config.ts).
+// variable's name. CAPTURE_SETTINGS declares each variable once: loadConfig, `taskflow capture
+// --help` and the reference in capture/README.md all come from it (lib/config.ts).
 import { hostname } from 'node:os';
-import { type AwsConfig, loadAwsConfig } from '../lib/aws.js';
-import { type Env, bool, int, oneOf, optionalStr, str, url } from '../lib/config.js';
+import { AWS_SETTINGS, type AwsConfig, loadAwsConfig } from '../lib/aws.js';
+import {
+  type Env,
+  type Setting,
+  boolSetting,
+  customSetting,
+  intSetting,
+  oneOfSetting,
+  optionalSetting,
+  optionalStr,
+  readSettings,
+  str,
+  stringSetting,
+  uniqueSettings,
+  urlSetting,
+} from '../lib/config.js';
 import { ConfigError } from '../lib/errors.js';
+import { LOG_SETTINGS } from '../lib/logger.js';
 import { COMPRESSIONS, type Compression } from '../lib/record-codec.js';
 
 export interface CaptureConfig {
@@ -48,69 +64,111 @@ export interface CaptureConfig {
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
 
-function identifier(env: Env, name: string, fallback: string): string {
-  const v = str(env, name, fallback);
-  if (!IDENTIFIER.test(v)) throw new ConfigError(name, `must be a lower-case Postgres identifier (a-z, 0-9, _; at most 63), got "${v}"`);
-  return v;
+function identifierSetting(name: string, fallback: string, meaning: string): Setting<string> {
+  return customSetting({
+    name,
+    type: 'Postgres identifier (a-z, 0-9, _)',
+    default: fallback,
+    meaning,
+    read(env) {
+      const v = str(env, name, fallback);
+      if (!IDENTIFIER.test(v)) throw new ConfigError(name, `must be a lower-case Postgres identifier (a-z, 0-9, _; at most 63), got "${v}"`);
+      return v;
+    },
+  });
 }
 
-/** A share of a limit, in (0, 1]; lib/config.ts reads integers only. */
-function fraction(env: Env, name: string, fallback: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = /^(\d+(\.\d*)?|\.\d+)$/.test(raw.trim()) ? Number(raw) : NaN;
-  if (!(n > 0 && n <= 1)) throw new ConfigError(name, `must be a number above 0 and at most 1, got "${raw}"`);
-  return n;
-}
-
-function hotWorkspaces(env: Env): CaptureConfig['hotWorkspaces'] {
-  const threshold = fraction(env, 'CAPTURE_HOT_WORKSPACE_THRESHOLD', 0.8);
-  // Cleared a quarter below the threshold by default (0.8 → 0.6) so a workspace hovering at the
-  // threshold is reported once, not on every swing.
-  const clearBelow = fraction(env, 'CAPTURE_HOT_WORKSPACE_CLEAR_BELOW', Math.round(threshold * 0.75 * 1e6) / 1e6);
-  if (clearBelow >= threshold) throw new ConfigError('CAPTURE_HOT_WORKSPACE_CLEAR_BELOW', `must be below CAPTURE_HOT_WORKSPACE_THRESHOLD (${threshold}), got ${clearBelow}`);
-  return {
-    threshold,
-    clearBelow,
-    windowMs: int(env, 'CAPTURE_HOT_WORKSPACE_WINDOW_MS', 5000, { min: 1000, max: 300_000 }),
-    maxTracked: int(env, 'CAPTURE_HOT_WORKSPACE_MAX_TRACKED', 10_000, { min: 1 }),
-  };
+/** A share of a limit, in (0, 1]; unset reads as undefined (the caller knows the default). */
+function fractionSetting(name: string, defaultText: string, meaning: string): Setting<number | undefined> {
+  return customSetting({
+    name,
+    type: 'number in (0, 1]',
+    default: defaultText,
+    meaning,
+    read(env) {
+      const raw = env[name];
+      if (raw === undefined || raw === '') return undefined;
+      const n = /^(\d+(\.\d*)?|\.\d+)$/.test(raw.trim()) ? Number(raw) : NaN;
+      if (!(n > 0 && n <= 1)) throw new ConfigError(name, `must be a number above 0 and at most 1, got "${raw}"`);
+      return n;
+    },
+  });
 }
 
 /** Postgres keeps 63 bytes of printable ASCII of an application_name: 46 are left after "taskflow-capture/". */
 const INSTANCE_ID = /^[A-Za-z0-9._-]{1,46}$/;
 
-function instanceId(env: Env): string {
-  const given = optionalStr(env, 'CAPTURE_INSTANCE_ID');
-  if (given === undefined) return `${hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 32)}-${process.pid}`;
-  if (!INSTANCE_ID.test(given)) throw new ConfigError('CAPTURE_INSTANCE_ID', `must be 1-46 characters of A-Z a-z 0-9 . _ -, got "${given}"`);
-  return given;
-}
+const instanceIdSetting = customSetting({
+  name: 'CAPTURE_INSTANCE_ID',
+  type: '1-46 of A-Z a-z 0-9 . _ -',
+  default: '<hostname>-<pid>',
+  meaning: "This instance's identity, stable across its restarts (a StatefulSet pod's name): a restarted instance terminates the walsender its dead predecessor left on the slot; distinct for two instances of one slot.",
+  read(env) {
+    const given = optionalStr(env, 'CAPTURE_INSTANCE_ID');
+    if (given === undefined) return `${hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 32)}-${process.pid}`;
+    if (!INSTANCE_ID.test(given)) throw new ConfigError('CAPTURE_INSTANCE_ID', `must be 1-46 characters of A-Z a-z 0-9 . _ -, got "${given}"`);
+    return given;
+  },
+});
+
+/** Everything capture reads from the environment (besides AWS_SETTINGS and LOG_SETTINGS). */
+export const CAPTURE_SETTINGS = {
+  databaseUrl: urlSetting({ name: 'DATABASE_URL', meaning: 'The source database (a role with REPLICATION); its database name is data.source.db.' }),
+  streamName: stringSetting({ name: 'CHANGE_STREAM_NAME', meaning: 'The Kinesis stream the envelopes go to.' }),
+  slot: identifierSetting('CAPTURE_SLOT', 'taskflow_capture', 'Logical replication slot (pgoutput); created on the first start.'),
+  instanceId: instanceIdSetting,
+  publication: identifierSetting('CAPTURE_PUBLICATION', 'taskflow_capture', 'Publication of the captured tables.'),
+  source: optionalSetting({ name: 'CAPTURE_SOURCE', default: '//taskflow/capture/<database>', meaning: 'CloudEvents `source` of every event.' }),
+  aggregate: boolSetting({ name: 'CAPTURE_AGGREGATE', default: true, meaning: "KPL-aggregate a workspace's waiting events into one Kinesis record." }),
+  compression: oneOfSetting({ name: 'CAPTURE_COMPRESSION', allowed: COMPRESSIONS, default: 'none', meaning: 'Compress each Kinesis record (level 1); readers need lib/record-codec.ts.' }),
+  maxInFlightBatches: intSetting({ name: 'CAPTURE_MAX_IN_FLIGHT_BATCHES', default: 4, min: 1, max: 64, meaning: 'PutRecords requests in flight at once (a workspace is never in two).' }),
+  maxBufferedEvents: intSetting({ name: 'CAPTURE_MAX_BUFFERED_EVENTS', default: 50_000, min: 100, meaning: 'Events waiting for Kinesis before capture stops reading the slot (backpressure).' }),
+  ackIntervalMs: intSetting({ name: 'CAPTURE_ACK_INTERVAL_MS', default: 1000, min: 10, max: 30_000, meaning: 'How often the slot is acknowledged (never per message).' }),
+  heartbeatIntervalMs: intSetting({ name: 'CAPTURE_HEARTBEAT_INTERVAL_MS', default: 10_000, min: 0, meaning: 'pg_logical_emit_message interval when the database is idle; 0 turns it off.' }),
+  initialSnapshot: boolSetting({ name: 'CAPTURE_INITIAL_SNAPSHOT', default: false, meaning: 'Snapshot existing rows on the first start (when the slot is created).' }),
+  snapshotChunkSize: intSetting({ name: 'CAPTURE_SNAPSHOT_CHUNK_SIZE', default: 1000, min: 1, max: 100_000, meaning: 'Rows per snapshot chunk.' }),
+  acceptSlotGap: boolSetting({ name: 'CAPTURE_ACCEPT_SLOT_GAP', default: false, meaning: 'Start even though the slot was recreated or advanced by someone else (events in the gap are lost).' }),
+  dlqTable: stringSetting({ name: 'DYNAMODB_TABLE_DLQ', default: 'taskflow-dlq', meaning: 'Dead-letter table (lib/dlq.ts).' }),
+  checkpointsTable: stringSetting({ name: 'DYNAMODB_TABLE_CHECKPOINTS', default: 'taskflow-checkpoints', meaning: "Where the slot's identity and acknowledged position are recorded." }),
+  metricsPort: intSetting({ name: 'METRICS_PORT', default: 0, min: 0, max: 65535, meaning: 'Port of /metrics (Prometheus); 0 picks a free one.' }),
+  hotThreshold: fractionSetting('CAPTURE_HOT_WORKSPACE_THRESHOLD', '0.8', "Share of one shard's write limit at which a workspace is reported hot."),
+  hotClearBelow: fractionSetting('CAPTURE_HOT_WORKSPACE_CLEAR_BELOW', '3/4 of the threshold', 'Share below which a hot workspace is reported cooled; below the threshold.'),
+  hotWindowMs: intSetting({ name: 'CAPTURE_HOT_WORKSPACE_WINDOW_MS', default: 5000, min: 1000, max: 300_000, meaning: 'Sliding window of the hot-workspace rates.' }),
+  hotMaxTracked: intSetting({ name: 'CAPTURE_HOT_WORKSPACE_MAX_TRACKED', default: 10_000, min: 1, meaning: 'Workspaces (and shards) tracked at most for the hot-workspace report.' }),
+};
+
+/** What `taskflow capture --help` and capture/README.md list: every variable capture reads. */
+export const CAPTURE_SETTING_LIST = uniqueSettings(CAPTURE_SETTINGS, AWS_SETTINGS, LOG_SETTINGS);
 
 export function loadConfig(env: Env): CaptureConfig {
-  const databaseUrl = url(env, 'DATABASE_URL');
-  const dbName = decodeURIComponent(new URL(databaseUrl).pathname.replace(/^\//, '')) || 'postgres';
+  const s = readSettings(env, CAPTURE_SETTINGS);
+  const dbName = decodeURIComponent(new URL(s.databaseUrl).pathname.replace(/^\//, '')) || 'postgres';
+  const threshold = s.hotThreshold ?? 0.8;
+  // Cleared a quarter below the threshold by default (0.8 → 0.6) so a workspace hovering at the
+  // threshold is reported once, not on every swing.
+  const clearBelow = s.hotClearBelow ?? Math.round(threshold * 0.75 * 1e6) / 1e6;
+  if (clearBelow >= threshold) throw new ConfigError('CAPTURE_HOT_WORKSPACE_CLEAR_BELOW', `must be below CAPTURE_HOT_WORKSPACE_THRESHOLD (${threshold}), got ${clearBelow}`);
   return {
-    databaseUrl,
+    databaseUrl: s.databaseUrl,
     dbName,
-    streamName: str(env, 'CHANGE_STREAM_NAME'),
+    streamName: s.streamName,
     aws: loadAwsConfig(env),
-    slot: identifier(env, 'CAPTURE_SLOT', 'taskflow_capture'),
-    instanceId: instanceId(env),
-    publication: identifier(env, 'CAPTURE_PUBLICATION', 'taskflow_capture'),
-    source: optionalStr(env, 'CAPTURE_SOURCE') ?? `//taskflow/capture/${dbName}`,
-    aggregate: bool(env, 'CAPTURE_AGGREGATE', true),
-    compression: oneOf(env, 'CAPTURE_COMPRESSION', COMPRESSIONS, 'none'),
-    maxInFlightBatches: int(env, 'CAPTURE_MAX_IN_FLIGHT_BATCHES', 4, { min: 1, max: 64 }),
-    maxBufferedEvents: int(env, 'CAPTURE_MAX_BUFFERED_EVENTS', 50_000, { min: 100 }),
-    ackIntervalMs: int(env, 'CAPTURE_ACK_INTERVAL_MS', 1000, { min: 10, max: 30_000 }),
-    heartbeatIntervalMs: int(env, 'CAPTURE_HEARTBEAT_INTERVAL_MS', 10_000, { min: 0 }),
-    initialSnapshot: bool(env, 'CAPTURE_INITIAL_SNAPSHOT', false),
-    snapshotChunkSize: int(env, 'CAPTURE_SNAPSHOT_CHUNK_SIZE', 1000, { min: 1, max: 100_000 }),
-    acceptSlotGap: bool(env, 'CAPTURE_ACCEPT_SLOT_GAP', false),
-    dlqTable: str(env, 'DYNAMODB_TABLE_DLQ', 'taskflow-dlq'),
-    checkpointsTable: str(env, 'DYNAMODB_TABLE_CHECKPOINTS', 'taskflow-checkpoints'),
-    metricsPort: int(env, 'METRICS_PORT', 0, { min: 0, max: 65535 }),
-    hotWorkspaces: hotWorkspaces(env),
+    slot: s.slot,
+    instanceId: s.instanceId,
+    publication: s.publication,
+    source: s.source ?? `//taskflow/capture/${dbName}`,
+    aggregate: s.aggregate,
+    compression: s.compression,
+    maxInFlightBatches: s.maxInFlightBatches,
+    maxBufferedEvents: s.maxBufferedEvents,
+    ackIntervalMs: s.ackIntervalMs,
+    heartbeatIntervalMs: s.heartbeatIntervalMs,
+    initialSnapshot: s.initialSnapshot,
+    snapshotChunkSize: s.snapshotChunkSize,
+    acceptSlotGap: s.acceptSlotGap,
+    dlqTable: s.dlqTable,
+    checkpointsTable: s.checkpointsTable,
+    metricsPort: s.metricsPort,
+    hotWorkspaces: { threshold, clearBelow, windowMs: s.hotWindowMs, maxTracked: s.hotMaxTracked },
   };
 }

@@ -1,27 +1,11 @@
-// `taskflow <command> [...]`: each file in cli/commands/ is one command, loaded only when used,
-// so adding a command never touches this file.
-import { readdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+// `taskflow <command> [...]`: each file in cli/commands/ is one command (cli/command.ts).
 import { TaskflowError } from '../lib/errors.js';
+import { commandNames, loadCommand } from './command.js';
 
-export interface Command {
-  summary: string;
-  run(argv: string[]): Promise<number | void>;
-}
-
-const commandsDir = join(dirname(fileURLToPath(import.meta.url)), 'commands');
-
-function commandNames(): string[] {
-  return readdirSync(commandsDir)
-    .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))
-    .map((f) => f.slice(0, -3))
-    .sort();
-}
-
-async function loadCommand(name: string): Promise<Command> {
-  const mod = (await import(join(commandsDir, `${name}.ts`))) as { command: Command };
-  return mod.command;
+/** node:util parseArgs refusing an option or argument: a usage mistake, not a crash. */
+function isUsageError(err: unknown): err is Error {
+  const code = (err as { code?: unknown } | null)?.code;
+  return err instanceof TypeError && typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_');
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -30,6 +14,7 @@ async function main(argv: string[]): Promise<number> {
   if (!name || name === '--help' || name === 'help') {
     console.log('usage: taskflow <command> [options]\n\ncommands:');
     for (const n of names) console.log(`  ${n.padEnd(10)} ${(await loadCommand(n)).summary}`);
+    console.log('\n`taskflow <command> --help` describes a command, its subcommands and the settings it reads.');
     return name ? 0 : 1;
   }
   if (!names.includes(name)) {
@@ -45,7 +30,11 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     if (err instanceof TaskflowError) console.error(`taskflow: ${err.code}: ${err.message}`);
-    else console.error(err);
+    else if (isUsageError(err)) {
+      console.error(`taskflow: ${err.message} (see \`taskflow ${process.argv[2] ?? ''} --help\`)`);
+      process.exitCode = 2;
+      return;
+    } else console.error(err);
     process.exitCode = 1;
   },
 );

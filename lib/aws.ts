@@ -6,7 +6,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { Agent } from 'node:http';
-import { type Env, optionalStr, str } from './config.js';
+import { type Env, optionalSetting, readSettings, stringSetting } from './config.js';
 
 export interface AwsConfig {
   region: string;
@@ -15,14 +15,19 @@ export interface AwsConfig {
   iotDataEndpoint?: string;
 }
 
+export const AWS_SETTINGS = {
+  region: stringSetting({ name: 'AWS_REGION', default: 'us-east-1', meaning: 'AWS region of Kinesis, DynamoDB and IoT Core.' }),
+  kinesisEndpoint: optionalSetting({ name: 'KINESIS_ENDPOINT', type: 'URL', default: "AWS's endpoint", meaning: 'Kinesis endpoint of a local engine (kinesalite): HTTP/1.1 with dummy credentials.' }),
+  dynamodbEndpoint: optionalSetting({ name: 'DYNAMODB_ENDPOINT', type: 'URL', default: "AWS's endpoint", meaning: 'DynamoDB endpoint of a local engine (dynalite).' }),
+  iotDataEndpoint: optionalSetting({ name: 'IOT_DATA_ENDPOINT', type: 'URL', default: "AWS's endpoint", meaning: 'IoT data-plane endpoint (the local broker\'s publish route, or the account\'s ATS endpoint).' }),
+};
+
 export function loadAwsConfig(env: Env): AwsConfig {
-  const cfg: AwsConfig = { region: str(env, 'AWS_REGION', 'us-east-1') };
-  const k = optionalStr(env, 'KINESIS_ENDPOINT');
-  const d = optionalStr(env, 'DYNAMODB_ENDPOINT');
-  const i = optionalStr(env, 'IOT_DATA_ENDPOINT');
-  if (k) cfg.kinesisEndpoint = k;
-  if (d) cfg.dynamodbEndpoint = d;
-  if (i) cfg.iotDataEndpoint = i;
+  const s = readSettings(env, AWS_SETTINGS);
+  const cfg: AwsConfig = { region: s.region };
+  if (s.kinesisEndpoint) cfg.kinesisEndpoint = s.kinesisEndpoint;
+  if (s.dynamodbEndpoint) cfg.dynamodbEndpoint = s.dynamodbEndpoint;
+  if (s.iotDataEndpoint) cfg.iotDataEndpoint = s.iotDataEndpoint;
   return cfg;
 }
 

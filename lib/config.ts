@@ -55,3 +55,95 @@ export function url(env: Env, name: string, fallback?: string): string {
   }
   return v;
 }
+
+// Settings declared once. A service lists what it reads as Setting values (name, type, default,
+// meaning); its loadConfig reads them through `read`, and its `--help` and README reference are
+// rendered from the same list, so the three cannot drift apart.
+
+export interface Setting<T> {
+  /** The environment variable. */
+  readonly name: string;
+  /** The accepted values as help shows them, e.g. "integer 10..30000", "true|false". */
+  readonly type: string;
+  /** The default as help shows it; undefined when the variable is required. */
+  readonly default: string | undefined;
+  readonly meaning: string;
+  read(env: Env): T;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a list of settings of any value type
+export type AnySetting = Setting<any>;
+
+interface Declared {
+  name: string;
+  meaning: string;
+}
+
+function rangeText(range: { min?: number; max?: number }): string {
+  if (range.min !== undefined && range.max !== undefined) return `integer ${range.min}..${range.max}`;
+  if (range.min !== undefined) return `integer >= ${range.min}`;
+  if (range.max !== undefined) return `integer <= ${range.max}`;
+  return 'integer';
+}
+
+/** A string; required unless it has a default. */
+export function stringSetting(d: Declared & { default?: string; type?: string }): Setting<string> {
+  return { name: d.name, type: d.type ?? 'string', default: d.default, meaning: d.meaning, read: (env) => str(env, d.name, d.default) };
+}
+
+/** A string that may be unset; `default` describes what happens then (e.g. "derived from DATABASE_URL"). */
+export function optionalSetting(d: Declared & { default: string; type?: string }): Setting<string | undefined> {
+  return { name: d.name, type: d.type ?? 'string', default: d.default, meaning: d.meaning, read: (env) => optionalStr(env, d.name) };
+}
+
+export function intSetting(d: Declared & { default: number; min?: number; max?: number }): Setting<number> {
+  const range = { ...(d.min !== undefined ? { min: d.min } : {}), ...(d.max !== undefined ? { max: d.max } : {}) };
+  return { name: d.name, type: rangeText(range), default: String(d.default), meaning: d.meaning, read: (env) => int(env, d.name, d.default, range) };
+}
+
+export function boolSetting(d: Declared & { default: boolean }): Setting<boolean> {
+  return { name: d.name, type: 'true|false', default: String(d.default), meaning: d.meaning, read: (env) => bool(env, d.name, d.default) };
+}
+
+export function oneOfSetting<T extends string>(d: Declared & { allowed: readonly T[]; default: T }): Setting<T> {
+  return { name: d.name, type: d.allowed.join('|'), default: d.default, meaning: d.meaning, read: (env) => oneOf(env, d.name, d.allowed, d.default) };
+}
+
+/** A URL; required unless it has a default. */
+export function urlSetting(d: Declared & { default?: string }): Setting<string> {
+  return { name: d.name, type: 'URL', default: d.default, meaning: d.meaning, read: (env) => url(env, d.name, d.default) };
+}
+
+/** A setting with its own parsing (a Postgres identifier, a fraction …). */
+export function customSetting<T>(d: Declared & { type: string; default: string | undefined; read(env: Env): T }): Setting<T> {
+  return { name: d.name, type: d.type, default: d.default, meaning: d.meaning, read: d.read };
+}
+
+export type SettingValues<S extends Record<string, AnySetting>> = { [K in keyof S]: ReturnType<S[K]['read']> };
+
+/** Reads every setting of a declaration; the first bad value throws a ConfigError naming its variable. */
+export function readSettings<S extends Record<string, AnySetting>>(env: Env, settings: S): SettingValues<S> {
+  return Object.fromEntries(Object.entries(settings).map(([key, s]) => [key, s.read(env)])) as SettingValues<S>;
+}
+
+/** The same settings once each, in first-declared order (services share AWS, JWT and log settings). */
+export function uniqueSettings(...lists: (readonly AnySetting[] | Record<string, AnySetting>)[]): AnySetting[] {
+  const byName = new Map<string, AnySetting>();
+  for (const list of lists) for (const s of Array.isArray(list) ? list : Object.values(list)) if (!byName.has(s.name)) byName.set(s.name, s);
+  return [...byName.values()];
+}
+
+/** `--help` text: one line per setting with its type and default, its meaning indented below. */
+export function settingsHelp(settings: readonly AnySetting[]): string {
+  const width = Math.max(...settings.map((s) => s.name.length));
+  return settings
+    .map((s) => `  ${s.name.padEnd(width)}  ${s.type}; ${s.default === undefined ? 'required' : `default ${s.default}`}\n  ${' '.repeat(width)}  ${s.meaning}`)
+    .join('\n');
+}
+
+/** The README reference: a Markdown table of the settings. */
+export function settingsTable(settings: readonly AnySetting[]): string {
+  const cell = (text: string) => text.replace(/\|/g, '\\|');
+  const rows = settings.map((s) => `| \`${s.name}\` | ${cell(s.type)} | ${s.default === undefined ? '**required**' : cell(s.default)} | ${cell(s.meaning)} |`);
+  return ['| variable | type | default | meaning |', '|---|---|---|---|', ...rows].join('\n');
+}

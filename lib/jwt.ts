@@ -6,7 +6,7 @@ import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { createLocalJWKSet, createRemoteJWKSet, jwtVerify, SignJWT, type JSONWebKeySet, type JWTPayload } from 'jose';
-import { type Env, int, optionalStr, str } from './config.js';
+import { type Env, int, optionalSetting, stringSetting } from './config.js';
 import { TaskflowError } from './errors.js';
 
 export const DEV_SECRET_FILE = '.taskflow/dev-jwt-secret';
@@ -25,14 +25,22 @@ export type JwtConfig =
   | { kind: 'hs256'; secret: Uint8Array; issuer: string; audience: string }
   | { kind: 'rs256'; jwks: URL | JSONWebKeySet; issuer: string; audience: string };
 
+export const JWT_SETTINGS = {
+  issuer: stringSetting({ name: 'JWT_ISSUER', default: DEFAULT_ISSUER, meaning: 'The `iss` every TaskFlow JWT must carry.' }),
+  audience: stringSetting({ name: 'JWT_AUDIENCE', default: DEFAULT_AUDIENCE, meaning: 'The `aud` every TaskFlow JWT must carry.' }),
+  jwksUrl: optionalSetting({ name: 'JWT_JWKS_URL', type: 'URL', default: 'unset: HS256', meaning: "The identity provider's key set: tokens are RS256 (production)." }),
+  secret: optionalSetting({ name: 'JWT_SECRET', default: 'unset: JWT_SECRET_FILE', meaning: 'HS256 secret (development), when JWT_JWKS_URL is unset.' }),
+  secretFile: stringSetting({ name: 'JWT_SECRET_FILE', default: DEV_SECRET_FILE, meaning: 'HS256 secret file when neither JWT_JWKS_URL nor JWT_SECRET is set; created (0600) on first use.' }),
+};
+
 /** JWT_JWKS_URL selects RS256 (production); otherwise HS256 with JWT_SECRET or the dev secret file. */
 export function loadJwtConfig(env: Env): JwtConfig {
-  const issuer = str(env, 'JWT_ISSUER', DEFAULT_ISSUER);
-  const audience = str(env, 'JWT_AUDIENCE', DEFAULT_AUDIENCE);
-  const jwksUrl = optionalStr(env, 'JWT_JWKS_URL');
+  const issuer = JWT_SETTINGS.issuer.read(env);
+  const audience = JWT_SETTINGS.audience.read(env);
+  const jwksUrl = JWT_SETTINGS.jwksUrl.read(env);
   if (jwksUrl) return { kind: 'rs256', jwks: new URL(jwksUrl), issuer, audience };
-  const secret = optionalStr(env, 'JWT_SECRET');
-  return { kind: 'hs256', secret: secret ? new TextEncoder().encode(secret) : loadOrCreateDevSecret(str(env, 'JWT_SECRET_FILE', DEV_SECRET_FILE)), issuer, audience };
+  const secret = JWT_SETTINGS.secret.read(env);
+  return { kind: 'hs256', secret: secret ? new TextEncoder().encode(secret) : loadOrCreateDevSecret(JWT_SETTINGS.secretFile.read(env)), issuer, audience };
 }
 
 /** The local signing secret, created (0600, outside the repo's tracked files) on first use. */
@@ -76,16 +84,25 @@ export async function signDevToken(secret: Uint8Array, userId: string, opts: { t
     .sign(secret);
 }
 
+export const DEV_TOKEN_USAGE = `usage: taskflow dev token --user USER_ID [--ttl SECONDS]
+  Prints a TaskFlow JWT for USER_ID signed with the local HS256 secret (JWT_SECRET, else
+  JWT_SECRET_FILE), for the local broker and the replay API.
+  --ttl SECONDS   lifetime of the token (default ${12 * 3600})`;
+
 /** `taskflow dev token --user U [--ttl SECONDS]`: prints a dev token signed with the local secret. */
 export async function printDevToken(argv: string[], env: Env = process.env): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { user: { type: 'string' }, ttl: { type: 'string' } }, allowPositionals: false });
+  const { values } = parseArgs({ args: argv, options: { user: { type: 'string' }, ttl: { type: 'string' }, help: { type: 'boolean', default: false } }, allowPositionals: false });
+  if (values.help) {
+    console.log(DEV_TOKEN_USAGE);
+    return 0;
+  }
   if (!values.user) {
-    console.error('usage: taskflow dev token --user USER_ID [--ttl SECONDS]');
+    console.error(DEV_TOKEN_USAGE);
     return 2;
   }
   const cfg = loadJwtConfig(env);
   if (cfg.kind !== 'hs256') throw new TaskflowError('DEV_TOKEN_UNAVAILABLE', 'JWT_JWKS_URL is set: dev tokens are only for the local HS256 secret');
-  const ttlSeconds = int({ TTL: values.ttl }, 'TTL', 12 * 3600, { min: 1 });
+  const ttlSeconds = int({ '--ttl': values.ttl }, '--ttl', 12 * 3600, { min: 1 });
   console.log(await signDevToken(cfg.secret, values.user, { ttlSeconds, issuer: cfg.issuer, audience: cfg.audience }));
   return 0;
 }

@@ -1,9 +1,11 @@
-// The router's configuration, read once from the environment (lib/config.ts fails fast naming
-// the bad variable).
+// The router's configuration, read once from the environment (fails fast naming the bad
+// variable). ROUTER_SETTINGS declares each variable once: loadConfig, `taskflow router --help`
+// and the reference in router/README.md all come from it (lib/config.ts).
 import { hostname } from 'node:os';
-import { type AwsConfig, loadAwsConfig } from '../lib/aws.js';
-import { type Env, bool, int, oneOf, optionalStr, str } from '../lib/config.js';
-import { type JwtConfig, loadJwtConfig } from '../lib/jwt.js';
+import { AWS_SETTINGS, type AwsConfig, loadAwsConfig } from '../lib/aws.js';
+import { type Env, boolSetting, intSetting, oneOfSetting, optionalSetting, readSettings, stringSetting, uniqueSettings } from '../lib/config.js';
+import { JWT_SETTINGS, type JwtConfig, loadJwtConfig } from '../lib/jwt.js';
+import { LOG_SETTINGS } from '../lib/logger.js';
 import { tableEnvVar } from '../lib/stack-info.js';
 import { IOT_CORE_MAX_MESSAGE_BYTES, type PayloadMode } from './messages.js';
 
@@ -43,50 +45,81 @@ export interface RouterConfig {
   maxRecords: number;
 }
 
+const table = (key: string, fallback: string, meaning: string) => stringSetting({ name: tableEnvVar(key), default: fallback, meaning });
+
+/** Everything the router reads from the environment (besides AWS, JWT and log settings). */
+export const ROUTER_SETTINGS = {
+  streamName: stringSetting({ name: 'CHANGE_STREAM_NAME', meaning: 'The Kinesis change stream to read.' }),
+  consumerName: stringSetting({ name: 'ROUTER_CONSUMER_NAME', default: 'router', meaning: "Name of this reader's leases and checkpoints (one per independent reader)." }),
+  leasesTable: table('leases', 'taskflow-leases', 'Shard leases and checkpoints (DynamoDB).'),
+  changelogTable: table('changelog', 'taskflow-changelog', "Each project's recent changes by seq, and its head."),
+  dlqTable: table('dlq', 'taskflow-dlq', 'Dead-letter table (lib/dlq.ts).'),
+  membershipsTable: table('memberships', 'taskflow-memberships', 'Membership projection the authorization reads.'),
+  subscriptionsTable: table('subscriptions', 'taskflow-subscriptions', 'Which projects have live subscribers.'),
+  changelogTtlSeconds: intSetting({ name: 'ROUTER_CHANGELOG_TTL_SECONDS', default: 7 * 24 * 3600, min: 1, meaning: 'How long a changelog entry stays replayable.' }),
+  windowMs: intSetting({ name: 'ROUTER_BATCH_WINDOW_MS', default: 100, min: 0, max: 10_000, meaning: 'Batch window per project; 0 publishes each processed batch at once.' }),
+  payloadMode: oneOfSetting({ name: 'ROUTER_PAYLOAD_MODE', allowed: ['full', 'thin'] as const, default: 'full', meaning: 'full: messages carry the envelopes; thin: ids, seq and changed fields.' }),
+  gzip: boolSetting({ name: 'ROUTER_GZIP', default: false, meaning: 'Gzip each MQTT message.' }),
+  maxMessageBytes: intSetting({ name: 'ROUTER_MAX_MESSAGE_BYTES', default: IOT_CORE_MAX_MESSAGE_BYTES, min: 1024, max: IOT_CORE_MAX_MESSAGE_BYTES, meaning: 'Largest MQTT message; a larger batch is split.' }),
+  publisher: oneOfSetting({ name: 'ROUTER_PUBLISHER', allowed: ['mqtt', 'iot-data'] as const, default: 'mqtt', meaning: 'mqtt: a pool of MQTT connections; iot-data: the IoT data-plane Publish API (IOT_DATA_ENDPOINT).' }),
+  mqttUrl: stringSetting({ name: 'MQTT_URL', default: 'mqtt://127.0.0.1:1883', meaning: 'Broker the mqtt publisher connects to.' }),
+  // IoT Core allows 100 publishes/s per connection: 8 carry 800 messages/s, several times
+  // what 1,000 changes/s over 50 projects needs (≈ 170/s), so topics that hash together
+  // rarely queue behind each other's tokens.
+  mqttConnections: intSetting({ name: 'ROUTER_MQTT_CONNECTIONS', default: 8, min: 1, max: 1000, meaning: 'MQTT connections of the mqtt publisher; a topic always uses the same one.' }),
+  mqttUsername: stringSetting({ name: 'ROUTER_MQTT_USERNAME', default: 'taskflow-router', meaning: 'MQTT username of those connections.' }),
+  mqttPassword: optionalSetting({ name: 'ROUTER_MQTT_PASSWORD', default: 'none', meaning: "MQTT password: the router's service token (JWT) for the local broker." }),
+  publishesPerSecond: intSetting({ name: 'ROUTER_PUBLISHES_PER_SECOND', default: 100, min: 1, meaning: 'Publishes per second per connection (IoT Core allows 100).' }),
+  // IoT Core's lifecycle events (the local broker emits them too); 'aedes' ($SYS) has no session ids.
+  subscriptionEvents: oneOfSetting({ name: 'ROUTER_SUBSCRIPTION_EVENTS', allowed: ['aedes', 'iot', 'off'] as const, default: 'iot', meaning: "Where subscription lifecycle events come from; 'off' publishes to every project." }),
+  revocationHoldMs: intSetting({ name: 'ROUTER_REVOCATION_HOLD_MS', default: 3000, min: 100, max: 60_000, meaning: "Longest a workspace's publishes wait for a revoked member's connections to be closed before going out anyway (counted as a timeout)." }),
+  serviceUserId: stringSetting({ name: 'ROUTER_SERVICE_USER', default: 'service:router', meaning: "The token subject of the router's MQTT connections (its own events are not subscriptions)." }),
+  replayPort: intSetting({ name: 'REPLAY_PORT', default: 0, min: 0, max: 65535, meaning: 'Port of the replay API; 0 picks a free one.' }),
+  replayMaxLimit: intSetting({ name: 'REPLAY_MAX_LIMIT', default: 1000, min: 1, meaning: 'Most changes one replay request returns.' }),
+  metricsPort: intSetting({ name: 'METRICS_PORT', default: 0, min: 0, max: 65535, meaning: 'Port of /metrics (Prometheus); 0 picks a free one.' }),
+  pollIntervalMs: intSetting({ name: 'ROUTER_POLL_INTERVAL_MS', default: 200, min: 1, meaning: 'Wait before the next GetRecords on a shard that returned nothing.' }),
+  minCallSpacingMs: intSetting({ name: 'ROUTER_MIN_CALL_SPACING_MS', default: 200, min: 0, meaning: 'Least time between two GetRecords calls on a shard (Kinesis allows 5/s per shard, shared by all polling readers).' }),
+  workerId: optionalSetting({ name: 'KINESIS_WORKER_ID', default: '<hostname>-<pid>', meaning: "This instance's lease owner id: stable across its restarts (a StatefulSet pod's name) so a restarted router takes its leases back at once, unique among live instances." }),
+  // A peer takes a dead instance's shards between 1 and 4/3 failover times after its death
+  // (lib/kinesis-consumer/README.md): 1.5 s keeps that, plus the first read, under the 3 s recovery target.
+  failoverTimeMs: intSetting({ name: 'ROUTER_FAILOVER_MS', default: 1500, min: 100, meaning: "A shard lease not renewed for this long is taken over by another instance." }),
+  maxRecords: intSetting({ name: 'ROUTER_MAX_RECORDS', default: 1000, min: 1, max: 10_000, meaning: 'Records per GetRecords call at most.' }),
+};
+
+/** What `taskflow router --help` and router/README.md list: every variable the router reads. */
+export const ROUTER_SETTING_LIST = uniqueSettings(ROUTER_SETTINGS, AWS_SETTINGS, JWT_SETTINGS, LOG_SETTINGS);
+
 export function loadConfig(env: Env): RouterConfig {
-  const table = (key: string, fallback: string) => str(env, tableEnvVar(key), fallback);
-  const password = optionalStr(env, 'ROUTER_MQTT_PASSWORD');
+  const s = readSettings(env, ROUTER_SETTINGS);
   return {
     aws: loadAwsConfig(env),
-    streamName: str(env, 'CHANGE_STREAM_NAME'),
-    consumerName: str(env, 'ROUTER_CONSUMER_NAME', 'router'),
-    tables: {
-      leases: table('leases', 'taskflow-leases'),
-      changelog: table('changelog', 'taskflow-changelog'),
-      dlq: table('dlq', 'taskflow-dlq'),
-      memberships: table('memberships', 'taskflow-memberships'),
-      subscriptions: table('subscriptions', 'taskflow-subscriptions'),
-    },
-    changelogTtlSeconds: int(env, 'ROUTER_CHANGELOG_TTL_SECONDS', 7 * 24 * 3600, { min: 1 }),
-    windowMs: int(env, 'ROUTER_BATCH_WINDOW_MS', 100, { min: 0, max: 10_000 }),
-    payloadMode: oneOf(env, 'ROUTER_PAYLOAD_MODE', ['full', 'thin'] as const, 'full'),
-    gzip: bool(env, 'ROUTER_GZIP', false),
-    maxMessageBytes: int(env, 'ROUTER_MAX_MESSAGE_BYTES', IOT_CORE_MAX_MESSAGE_BYTES, { min: 1024, max: IOT_CORE_MAX_MESSAGE_BYTES }),
-    publisher: oneOf(env, 'ROUTER_PUBLISHER', ['mqtt', 'iot-data'] as const, 'mqtt'),
+    streamName: s.streamName,
+    consumerName: s.consumerName,
+    tables: { leases: s.leasesTable, changelog: s.changelogTable, dlq: s.dlqTable, memberships: s.membershipsTable, subscriptions: s.subscriptionsTable },
+    changelogTtlSeconds: s.changelogTtlSeconds,
+    windowMs: s.windowMs,
+    payloadMode: s.payloadMode,
+    gzip: s.gzip,
+    maxMessageBytes: s.maxMessageBytes,
+    publisher: s.publisher,
     mqtt: {
-      url: str(env, 'MQTT_URL', 'mqtt://127.0.0.1:1883'),
-      // IoT Core allows 100 publishes/s per connection: 8 carry 800 messages/s, several times
-      // what 1,000 changes/s over 50 projects needs (≈ 170/s), so topics that hash together
-      // rarely queue behind each other's tokens.
-      poolSize: int(env, 'ROUTER_MQTT_CONNECTIONS', 8, { min: 1, max: 1000 }),
-      username: str(env, 'ROUTER_MQTT_USERNAME', 'taskflow-router'),
-      ...(password ? { password } : {}),
-      publishesPerSecond: int(env, 'ROUTER_PUBLISHES_PER_SECOND', 100, { min: 1 }),
+      url: s.mqttUrl,
+      poolSize: s.mqttConnections,
+      username: s.mqttUsername,
+      ...(s.mqttPassword ? { password: s.mqttPassword } : {}),
+      publishesPerSecond: s.publishesPerSecond,
     },
-    // IoT Core's lifecycle events (the local broker emits them too); 'aedes' ($SYS) has no session ids.
-    subscriptionEvents: oneOf(env, 'ROUTER_SUBSCRIPTION_EVENTS', ['aedes', 'iot', 'off'] as const, 'iot'),
-    revocationHoldMs: int(env, 'ROUTER_REVOCATION_HOLD_MS', 3000, { min: 100, max: 60_000 }),
-    serviceUserId: str(env, 'ROUTER_SERVICE_USER', 'service:router'),
+    subscriptionEvents: s.subscriptionEvents,
+    revocationHoldMs: s.revocationHoldMs,
+    serviceUserId: s.serviceUserId,
     jwt: loadJwtConfig(env),
-    replayPort: int(env, 'REPLAY_PORT', 0, { min: 0, max: 65535 }),
-    replayMaxLimit: int(env, 'REPLAY_MAX_LIMIT', 1000, { min: 1 }),
-    metricsPort: int(env, 'METRICS_PORT', 0, { min: 0, max: 65535 }),
-    pollIntervalMs: int(env, 'ROUTER_POLL_INTERVAL_MS', 200, { min: 1 }),
-    minCallSpacingMs: int(env, 'ROUTER_MIN_CALL_SPACING_MS', 200, { min: 0 }),
-    workerId: optionalStr(env, 'KINESIS_WORKER_ID') ?? `${hostname()}-${process.pid}`,
-    // A peer takes a dead instance's shards between 1 and 4/3 failover times after its death
-    // (lib/kinesis-consumer/README.md): 1.5 s keeps that, plus the first read, under the 3 s recovery target.
-    failoverTimeMs: int(env, 'ROUTER_FAILOVER_MS', 1500, { min: 100 }),
-    maxRecords: int(env, 'ROUTER_MAX_RECORDS', 1000, { min: 1, max: 10_000 }),
+    replayPort: s.replayPort,
+    replayMaxLimit: s.replayMaxLimit,
+    metricsPort: s.metricsPort,
+    pollIntervalMs: s.pollIntervalMs,
+    minCallSpacingMs: s.minCallSpacingMs,
+    workerId: s.workerId ?? `${hostname()}-${process.pid}`,
+    failoverTimeMs: s.failoverTimeMs,
+    maxRecords: s.maxRecords,
   };
 }

@@ -21,7 +21,7 @@ import { TaskflowError } from '../../lib/errors.js';
 import { DynamoLeaseStore } from '../../lib/kinesis-consumer/index.js';
 import { createLogger } from '../../lib/logger.js';
 import { readStackInfo, stackEnv, tableEnvVar } from '../../lib/stack-info.js';
-import type { Command } from '../main.js';
+import type { Command } from '../command.js';
 
 const usage = `usage:
   taskflow audit                                       run the audit trail service

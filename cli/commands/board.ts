@@ -1,15 +1,15 @@
 // `taskflow board`: the live demo board (a page + a small read/write API over the source
 // Postgres). `npm start` runs it; open the URL it prints, in two windows to see edits cross.
 //
-// Env: DATABASE_URL, MQTT_WS_URL, REPLAY_URL, BOARD_PORT (default 18088), JWT_* (lib/jwt.ts).
+// Settings: BOARD_SETTINGS below, JWT_SETTINGS (lib/jwt.ts) and LOG_LEVEL.
 import pg from 'pg';
-import { type Env, int, str, url } from '../../lib/config.js';
-import { loadJwtConfig, signDevToken } from '../../lib/jwt.js';
-import { createLogger } from '../../lib/logger.js';
+import { type Env, intSetting, readSettings, settingsHelp, stringSetting, uniqueSettings, urlSetting } from '../../lib/config.js';
+import { JWT_SETTINGS, loadJwtConfig, signDevToken } from '../../lib/jwt.js';
+import { createLogger, LOG_SETTINGS } from '../../lib/logger.js';
 import { TaskflowError } from '../../lib/errors.js';
 import { DEMO } from '../../db/seed.js';
 import { demoSessions, startBoardServer } from '../../clients/demo-board/server.js';
-import type { Command } from '../main.js';
+import type { Command } from '../command.js';
 
 export interface BoardConfig {
   databaseUrl: string;
@@ -18,18 +18,32 @@ export interface BoardConfig {
   port: number;
 }
 
+export const BOARD_SETTINGS = {
+  databaseUrl: stringSetting({ name: 'DATABASE_URL', meaning: 'The source database the board reads and writes.' }),
+  mqttWsUrl: urlSetting({ name: 'MQTT_WS_URL', meaning: 'MQTT over WebSocket URL the page connects to.' }),
+  replayUrl: urlSetting({ name: 'REPLAY_URL', meaning: "The router's replay API." }),
+  port: intSetting({ name: 'BOARD_PORT', default: 18088, min: 0, max: 65535, meaning: 'Port of the page and its API.' }),
+};
+
+export const BOARD_SETTING_LIST = uniqueSettings(BOARD_SETTINGS, JWT_SETTINGS, LOG_SETTINGS);
+
+const usage = `usage: taskflow board
+  Serves the live demo board for the demo project (npm start runs it).
+Settings (environment):
+${settingsHelp(BOARD_SETTING_LIST)}`;
+
 export function loadConfig(env: Env): BoardConfig {
-  return {
-    databaseUrl: str(env, 'DATABASE_URL'),
-    mqttWsUrl: url(env, 'MQTT_WS_URL'),
-    replayUrl: url(env, 'REPLAY_URL'),
-    port: int(env, 'BOARD_PORT', 18088, { min: 0, max: 65535 }),
-  };
+  return readSettings(env, BOARD_SETTINGS);
 }
 
 export const command: Command = {
   summary: 'serve the live demo board (page + read/write API) for the demo project',
-  async run() {
+  async run(argv) {
+    if (argv.length > 0) {
+      const help = argv[0] === '--help' || argv[0] === 'help';
+      (help ? console.log : console.error)(usage);
+      return help ? 0 : 2;
+    }
     const config = loadConfig(process.env);
     const jwt = loadJwtConfig(process.env);
     if (jwt.kind !== 'hs256') throw new TaskflowError('BOARD_NEEDS_DEV_SECRET', 'the demo board signs dev tokens: unset JWT_JWKS_URL');

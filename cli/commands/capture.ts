@@ -1,14 +1,15 @@
 // `taskflow capture`: the CDC service (Postgres logical replication -> Kinesis), long-running.
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { loadConfig } from '../../capture/config.js';
+import { CAPTURE_SETTING_LIST, loadConfig } from '../../capture/config.js';
 import { snapshotJobStore, startCapture } from '../../capture/main.js';
 import { CAPTURED_TABLES } from '../../capture/service.js';
 import { SIGNAL_PREFIX, type Signal, type SnapshotJob } from '../../capture/snapshot.js';
 import { createDynamoClient } from '../../lib/aws.js';
+import { settingsHelp } from '../../lib/config.js';
 import { TaskflowError } from '../../lib/errors.js';
 import { createLogger } from '../../lib/logger.js';
-import type { Command } from '../main.js';
+import type { Command } from '../command.js';
 
 const usage = `usage:
   taskflow capture        stream every committed change of tasks, comments, memberships and projects to Kinesis
@@ -16,11 +17,8 @@ const usage = `usage:
                           re-snapshot tables (default: all four) or one workspace while capture streams
                           (watermarks, no locks); shows progress; Ctrl-C or --stop stops it, running it
                           again resumes
-Configuration from the environment: DATABASE_URL, CHANGE_STREAM_NAME, AWS_REGION, KINESIS_ENDPOINT,
-DYNAMODB_ENDPOINT, DYNAMODB_TABLE_DLQ, DYNAMODB_TABLE_CHECKPOINTS, CAPTURE_SLOT, CAPTURE_PUBLICATION,
-CAPTURE_AGGREGATE (true), CAPTURE_COMPRESSION (none|gzip), CAPTURE_MAX_IN_FLIGHT_BATCHES,
-CAPTURE_MAX_BUFFERED_EVENTS, CAPTURE_ACK_INTERVAL_MS, CAPTURE_HEARTBEAT_INTERVAL_MS,
-CAPTURE_INITIAL_SNAPSHOT, CAPTURE_ACCEPT_SLOT_GAP, CAPTURE_INSTANCE_ID, METRICS_PORT, LOG_LEVEL (see capture/README.md).`;
+Settings (environment; see capture/README.md):
+${settingsHelp(CAPTURE_SETTING_LIST)}`;
 
 async function runService(): Promise<number> {
   const config = loadConfig(process.env);
@@ -49,7 +47,11 @@ function progressLine(job: SnapshotJob, startedMs: number, startRows: number): s
 }
 
 async function runSnapshot(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { table: { type: 'string', multiple: true }, workspace: { type: 'string' }, stop: { type: 'boolean', default: false } } });
+  const { values } = parseArgs({ args: argv, options: { table: { type: 'string', multiple: true }, workspace: { type: 'string' }, stop: { type: 'boolean', default: false }, help: { type: 'boolean', default: false } } });
+  if (values.help) {
+    console.log(usage);
+    return 0;
+  }
   const tables = values.table ?? [...CAPTURED_TABLES];
   for (const t of tables) if (!(CAPTURED_TABLES as readonly string[]).includes(t)) throw new TaskflowError('BAD_ARGUMENT', `--table must be one of ${CAPTURED_TABLES.join(', ')}, got "${t}"`);
   const config = loadConfig(process.env);
@@ -100,8 +102,9 @@ async function runSnapshot(argv: string[]): Promise<number> {
 
 export const command: Command = {
   summary: 'CDC service: Postgres changes -> Kinesis (see `taskflow capture --help`)',
+  subcommands: ['snapshot'],
   async run(argv) {
-    if (argv.includes('--help')) {
+    if (argv[0] === '--help' || argv[0] === 'help') {
       console.log(usage);
       return 0;
     }

@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util';
 import { compare, type Comparison } from '../../infra/aws/cost/model.js';
 import { loadPrices, loadScale } from '../../infra/aws/cost/load.js';
-import type { Command } from '../main.js';
+import type { Command } from '../command.js';
 
 const usage = `usage: taskflow cost [--scale seed|FILE] [--json]
   --scale   seed (the design's production scale, infra/aws/cost/seed-scale.json) or a scale file of the same shape

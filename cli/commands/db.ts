@@ -6,7 +6,7 @@ import { DEMO, seedDemo } from '../../db/seed.js';
 import { runWorkload } from '../../db/workload.js';
 import { TaskflowError } from '../../lib/errors.js';
 import { readStackInfo } from '../../lib/stack-info.js';
-import type { Command } from '../main.js';
+import type { Command } from '../command.js';
 
 const usage = `usage:
   taskflow db migrate  [--database-url URL]     apply db/migrations/*.sql that are not applied yet
@@ -109,12 +109,17 @@ async function runWorkloadCommand(argv: string[]): Promise<number> {
 
 export const command: Command = {
   summary: 'source database: apply migrations (migrate), load demo data (seed), generate writes (workload)',
+  subcommands: ['migrate', 'seed', 'workload'],
   async run(argv) {
     const [sub, ...rest] = argv;
+    if (sub === '--help' || sub === 'help' || rest.includes('--help')) {
+      console.log(usage);
+      return 0;
+    }
     if (sub === 'migrate') return runMigrate(rest);
     if (sub === 'seed') return runSeed(rest);
     if (sub === 'workload') return runWorkloadCommand(rest);
     console.error(usage);
-    return sub === undefined || sub === '--help' ? 0 : 2;
+    return 2;
   },
 };

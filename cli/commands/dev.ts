@@ -28,7 +28,7 @@ import { stackEnv } from '../../lib/stack-info.js';
 // reads the projection the router maintains.
 import { DynamoMembershipProjection } from '../../router/memberships.js';
 import { DEV_AUDIT_KEY_FILE } from '../../audit/config.js';
-import type { Command } from '../main.js';
+import type { Command } from '../command.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -245,6 +245,7 @@ async function runDev(argv: string[]): Promise<number> {
 
 export const command: Command = {
   summary: 'run the whole pipeline on the embedded local stack (npm start); `dev token --user U` prints a dev JWT',
+  subcommands: ['token'],
   async run(argv) {
     // One dev JWT secret per checkout, whatever directory dev was started from (services run in ROOT).
     process.env.JWT_SECRET_FILE ??= join(ROOT, DEV_SECRET_FILE);

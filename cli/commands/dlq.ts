@@ -8,7 +8,7 @@ import { str } from '../../lib/config.js';
 import { type DeadLetter, DynamoDeadLetterStore } from '../../lib/dlq.js';
 import { readStackInfo, stackEnv, tableEnvVar } from '../../lib/stack-info.js';
 import { redriveDeadLetters } from '../../router/redrive.js';
-import type { Command } from '../main.js';
+import type { Command } from '../command.js';
 
 const usage = `usage:
   taskflow dlq list [--reason R] [--all]
@@ -33,9 +33,14 @@ function summary(d: DeadLetter): string {
 
 export const command: Command = {
   summary: 'dead letters: list | show ID | redrive [--reason R]',
+  subcommands: ['list', 'show', 'redrive'],
   async run(argv) {
     const [sub, ...rest] = argv;
-    const { values, positionals } = parseArgs({ args: rest, options: { reason: { type: 'string' }, id: { type: 'string' }, all: { type: 'boolean', default: false } }, allowPositionals: true });
+    const { values, positionals } = parseArgs({ args: rest, options: { reason: { type: 'string' }, id: { type: 'string' }, all: { type: 'boolean', default: false }, help: { type: 'boolean', default: false } }, allowPositionals: true });
+    if (sub === '--help' || sub === 'help' || values.help) {
+      console.log(usage);
+      return 0;
+    }
     const env = environment();
     const aws = loadAwsConfig(env);
     const dynamo = createDynamoClient(aws);

@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import type { Command } from '../main.js';
+import type { Command } from '../command.js';
 import { loadSchemaDir, readSchemaFile } from '../../schemas/catalog.js';
 import { generateFiles } from '../../schemas/codegen.js';
 import { brokenDirections, checkCompatibility, checkVersionChains, type CompatibilityReport, type Direction, type Requirement } from '../../schemas/compat.js';
@@ -95,11 +95,16 @@ function check(argv: string[]): number {
 
 export const command: Command = {
   summary: 'generate types from the JSON Schemas (gen-types) or check schema compatibility (check)',
+  subcommands: ['gen-types', 'check'],
   async run(argv) {
     const [sub, ...rest] = argv;
+    if (sub === '--help' || sub === 'help' || rest.includes('--help')) {
+      console.log(usage);
+      return 0;
+    }
     if (sub === 'gen-types') return genTypes(rest);
     if (sub === 'check') return check(rest);
     console.error(usage);
-    return sub === '--help' || sub === 'help' ? 0 : 2;
+    return 2;
   },
 };

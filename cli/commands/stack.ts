@@ -9,7 +9,7 @@ import { int } from '../../lib/config.js';
 import { DEFAULT_STACK_FILE } from '../../lib/stack-info.js';
 import { untilStopRequested, writeStateFile } from '../../infra/local/lifecycle.js';
 import { DEFAULT_SHARD_COUNT, describeStack, startStack, type RunningStack } from '../../infra/local/stack.js';
-import type { Command } from '../main.js';
+import type { Command } from '../command.js';
 
 const USAGE = `usage: taskflow stack (--ephemeral | --data-dir DIR) [--state-file PATH] [--shards N]
   Runs the local engines only (Postgres, Kinesis, DynamoDB, MQTT, S3 folder) until SIGINT/SIGTERM

@@ -1,7 +1,8 @@
 // The consumer's settings from the environment, for a service's loadConfig(env): every
-// consumer of the change stream reads the same variables, so they are parsed here once.
+// consumer of the change stream reads the same variables, so they are declared here once
+// (CONSUMER_SETTINGS; the README's reference is rendered from it, lib/config.ts).
 import { hostname } from 'node:os';
-import { type Env, int, oneOf, optionalStr, str } from '../config.js';
+import { type Env, intSetting, oneOfSetting, optionalSetting, readSettings, stringSetting } from '../config.js';
 import { LATEST, TRIM_HORIZON, type InitialPosition } from './leases.js';
 
 export interface ConsumerEnvConfig {
@@ -16,22 +17,19 @@ export interface ConsumerEnvConfig {
   shardSyncIntervalMs: number;
 }
 
-/**
- * CHANGE_STREAM_NAME, DYNAMODB_TABLE_LEASES, KINESIS_WORKER_ID (default host-pid),
- * KINESIS_FAILOVER_MS (10000), KINESIS_POLL_INTERVAL_MS (200), KINESIS_MIN_CALL_SPACING_MS (200),
- * KINESIS_MAX_RECORDS (1000), KINESIS_INITIAL_POSITION (TRIM_HORIZON | LATEST),
- * KINESIS_SHARD_SYNC_MS (60000).
- */
+export const CONSUMER_SETTINGS = {
+  streamName: stringSetting({ name: 'CHANGE_STREAM_NAME', default: 'taskflow-changes', meaning: 'The Kinesis stream to read.' }),
+  leaseTable: stringSetting({ name: 'DYNAMODB_TABLE_LEASES', default: 'taskflow-leases', meaning: 'Shard leases and checkpoints (DynamoDB).' }),
+  workerId: optionalSetting({ name: 'KINESIS_WORKER_ID', default: '<hostname>-<pid>', meaning: 'This worker in the lease table; unique per running process.' }),
+  failoverTimeMs: intSetting({ name: 'KINESIS_FAILOVER_MS', default: 10_000, min: 300, meaning: 'A lease not renewed for this long is taken over (renewed every third of it).' }),
+  pollIntervalMs: intSetting({ name: 'KINESIS_POLL_INTERVAL_MS', default: 200, min: 0, meaning: 'Wait after an empty read before polling the shard again.' }),
+  minCallSpacingMs: intSetting({ name: 'KINESIS_MIN_CALL_SPACING_MS', default: 200, min: 0, meaning: 'Least time between two GetRecords calls on a shard (5/s per shard for all polling readers).' }),
+  maxRecords: intSetting({ name: 'KINESIS_MAX_RECORDS', default: 1000, min: 1, max: 10_000, meaning: 'GetRecords Limit.' }),
+  initialPosition: oneOfSetting({ name: 'KINESIS_INITIAL_POSITION', allowed: [TRIM_HORIZON, LATEST] as const, default: TRIM_HORIZON, meaning: 'Where a shard without a checkpoint is read from.' }),
+  shardSyncIntervalMs: intSetting({ name: 'KINESIS_SHARD_SYNC_MS', default: 60_000, min: 100, meaning: 'How often shards are listed (new shards after a reshard).' }),
+};
+
 export function loadConsumerConfig(env: Env): ConsumerEnvConfig {
-  return {
-    streamName: str(env, 'CHANGE_STREAM_NAME', 'taskflow-changes'),
-    leaseTable: str(env, 'DYNAMODB_TABLE_LEASES', 'taskflow-leases'),
-    workerId: optionalStr(env, 'KINESIS_WORKER_ID') ?? `${hostname()}-${process.pid}`,
-    failoverTimeMs: int(env, 'KINESIS_FAILOVER_MS', 10_000, { min: 300 }),
-    pollIntervalMs: int(env, 'KINESIS_POLL_INTERVAL_MS', 200, { min: 0 }),
-    minCallSpacingMs: int(env, 'KINESIS_MIN_CALL_SPACING_MS', 200, { min: 0 }),
-    maxRecords: int(env, 'KINESIS_MAX_RECORDS', 1000, { min: 1, max: 10_000 }),
-    initialPosition: oneOf(env, 'KINESIS_INITIAL_POSITION', [TRIM_HORIZON, LATEST] as const, TRIM_HORIZON),
-    shardSyncIntervalMs: int(env, 'KINESIS_SHARD_SYNC_MS', 60_000, { min: 100 }),
-  };
+  const s = readSettings(env, CONSUMER_SETTINGS);
+  return { ...s, workerId: s.workerId ?? `${hostname()}-${process.pid}` };
 }

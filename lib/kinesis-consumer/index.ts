@@ -1,6 +1,6 @@
 // The reusable Kinesis consumer (KCL's lease design in TypeScript). Start with README.md here.
 export { createConsumer, listShards, type Consumer, type ConsumerOptions } from './consumer.js';
-export { loadConsumerConfig, type ConsumerEnvConfig } from './config.js';
+export { CONSUMER_SETTINGS, loadConsumerConfig, type ConsumerEnvConfig } from './config.js';
 export type { Checkpointer, ProcessBatch, ShardInit, ShardProcessor, ShutdownReason, UserRecord } from './processor.js';
 export { LeaseLostError } from './coordinator.js';
 export { LATEST, SHARD_END, TRIM_HORIZON, type InitialPosition, type Position } from './leases.js';

@@ -1,0 +1,55 @@
+// The README reference of each service's settings is rendered from the same declaration its
+// loadConfig reads and its `--help` prints (lib/config.ts). `npm run docs:settings` rewrites the
+// marked block in each README; cli/help.test.ts fails when one is out of date.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CAPTURE_SETTING_LIST } from '../capture/config.js';
+import { type AnySetting, settingsTable } from '../lib/config.js';
+import { CONSUMER_SETTINGS } from '../lib/kinesis-consumer/config.js';
+import { ROUTER_SETTING_LIST } from '../router/config.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+export interface SettingsReference {
+  /** README path from the repository root. */
+  readme: string;
+  /** Where the list is declared, named in the block's marker. */
+  declaredIn: string;
+  settings: readonly AnySetting[];
+}
+
+export const SETTINGS_REFERENCES: readonly SettingsReference[] = [
+  { readme: 'capture/README.md', declaredIn: 'capture/config.ts', settings: CAPTURE_SETTING_LIST },
+  { readme: 'router/README.md', declaredIn: 'router/config.ts', settings: ROUTER_SETTING_LIST },
+  { readme: 'lib/kinesis-consumer/README.md', declaredIn: 'lib/kinesis-consumer/config.ts', settings: Object.values(CONSUMER_SETTINGS) },
+];
+
+const BEGIN = /<!-- settings:begin[^>]*-->\n/;
+const END = '<!-- settings:end -->';
+
+/** The README with its settings block rendered from the declaration; throws when it has no block. */
+export function renderReference(readme: string, ref: SettingsReference): string {
+  const begin = BEGIN.exec(readme);
+  const end = readme.indexOf(END);
+  if (!begin || end < begin.index) throw new Error(`${ref.readme} has no "<!-- settings:begin -->" … "${END}" block`);
+  const marker = `<!-- settings:begin (generated from ${ref.declaredIn} by \`npm run docs:settings\`; edit the declaration, not this table) -->\n`;
+  return `${readme.slice(0, begin.index)}${marker}${settingsTable(ref.settings)}\n${readme.slice(end)}`;
+}
+
+export function readReadme(ref: SettingsReference): string {
+  return readFileSync(join(ROOT, ref.readme), 'utf8');
+}
+
+export function writeReferences(): string[] {
+  const changed: string[] = [];
+  for (const ref of SETTINGS_REFERENCES) {
+    const before = readReadme(ref);
+    const after = renderReference(before, ref);
+    if (after !== before) {
+      writeFileSync(join(ROOT, ref.readme), after);
+      changed.push(ref.readme);
+    }
+  }
+  return changed;
+}
