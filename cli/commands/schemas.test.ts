@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -44,7 +44,7 @@ describe('taskflow schemas check', () => {
   it('passes on the committed schemas', async () => {
     const { code, out } = await run(['check']);
     expect(code).toBe(0);
-    expect(out).toMatch(/7 schema files, 0 version steps checked: all compatible/);
+    expect(out).toMatch(/7 schema files \(7 published\), 0 version steps checked: all compatible/);
   });
 
   it('passes a compatible new version (an optional field)', async () => {
@@ -92,6 +92,91 @@ describe('taskflow schemas check', () => {
     expect((await run(['frobnicate'])).code).toBe(2);
   });
 });
+
+describe('published schemas are immutable', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'taskflow-published-'));
+    cpSync(schemasDir, dir, { recursive: true, filter: (src) => src === schemasDir || !src.endsWith('.ts') });
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  const edit = (file: string, change: (schema: RowSchema) => void, format = (s: unknown) => JSON.stringify(s, null, 2)) => {
+    const path = join(dir, file);
+    const schema = JSON.parse(readFileSync(path, 'utf8')) as RowSchema;
+    change(schema);
+    writeFileSync(path, format(schema));
+  };
+
+  it('every committed schema version is published', () => {
+    const lock = JSON.parse(readFileSync(join(schemasDir, 'published.lock.json'), 'utf8')) as { published: Record<string, unknown> };
+    const files = readdirSync(schemasDir, { withFileTypes: true })
+      .filter((d) => d.isDirectory() && d.name !== 'generated')
+      .flatMap((d) => readdirSync(join(schemasDir, d.name)).filter((f) => /^v\d+\.json$/.test(f)).map((f) => `${d.name}/${f}`));
+    expect(Object.keys(lock.published).sort()).toEqual(files.sort());
+  });
+
+  it("fails when a published file is edited in place (a field's type), naming the file and the field", () => {
+    edit('task/v1.json', (s) => ((s.properties.title as { type: unknown }).type = 'integer'));
+    const r = spawnSync(process.execPath, [join(root, 'bin', 'taskflow.js'), 'schemas', 'check', '--dir', dir], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`error: ${join(dir, 'task', 'v1.json')}: published version changed at /properties/title/type; a published schema is immutable: revert it and put the change in a new version (task/v2.json)`);
+    expect(r.stdout).toMatch(/0 breaking, 1 errors/);
+  }, 30_000);
+
+  it('also fails on a compatible edit, an added field or a removed one, and on a deleted published file', async () => {
+    edit('project/v1.json', (s) => {
+      s.properties.color = { type: ['string', 'null'] };
+      delete s.properties.name;
+    });
+    rmSync(join(dir, 'truncate', 'v1.json'));
+    const { code, out } = await run(['check', '--dir', dir]);
+    expect(code).toBe(1);
+    expect(out).toMatch(/project\/v1\.json: published version changed at \/properties\/color \(added\), \/properties\/name \(removed\);/);
+    expect(out).toContain('truncate/v1.json: published, but the file is gone');
+  });
+
+  it('ignores formatting and key order', async () => {
+    edit('comment/v1.json', () => {}, (s) => JSON.stringify(Object.fromEntries(Object.entries(s as object).reverse())));
+    expect((await run(['check', '--dir', dir])).code).toBe(0);
+  });
+
+  it('publish records a new version once; from then on it is immutable too', async () => {
+    edit('task/v1.json', (s) => {
+      s.$id = 'taskflow://schemas/task/v2';
+      s['x-version'] = 2;
+      s.properties.color = { type: ['string', 'null'] };
+    });
+    // (that made v1 into v2: put v1 back from the committed copy)
+    cpSync(join(dir, 'task', 'v1.json'), join(dir, 'task', 'v2.json'));
+    cpSync(join(schemasDir, 'task', 'v1.json'), join(dir, 'task', 'v1.json'));
+    const before = await run(['check', '--dir', dir]);
+    expect(before).toEqual({ code: 0, out: expect.stringContaining('not published yet: task/v2.json') });
+    const published = await run(['publish', '--dir', dir]);
+    expect(published).toEqual({ code: 0, out: expect.stringContaining('published task/v2.json in') });
+    expect((await run(['publish', '--dir', dir])).out).toContain('every schema version is already published');
+    edit('task/v2.json', (s) => ((s.properties.color as { type: unknown }).type = 'string'));
+    const after = await run(['check', '--dir', dir]);
+    expect(after.code).toBe(1);
+    expect(after.out).toMatch(/task\/v2\.json: published version changed at \/properties\/color\/type; .* \(task\/v3\.json\)/);
+  });
+
+  it('publish refuses while check fails, so a broken version never becomes immutable', async () => {
+    addBreakingVersion(dir);
+    const r = await run(['publish', '--dir', dir]);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain('nothing published: fix the errors above first');
+    expect(readFileSync(join(dir, 'published.lock.json'), 'utf8')).toBe(readFileSync(join(schemasDir, 'published.lock.json'), 'utf8'));
+  });
+});
+
+function addBreakingVersion(dir: string): void {
+  const schema = JSON.parse(readFileSync(join(dir, 'task', 'v1.json'), 'utf8')) as RowSchema;
+  schema.$id = 'taskflow://schemas/task/v2';
+  schema['x-version'] = 2;
+  schema.required = schema.required.filter((r) => r !== 'project_id');
+  writeFileSync(join(dir, 'task', 'v2.json'), JSON.stringify(schema, null, 2));
+}
 
 describe('taskflow schemas gen-types', () => {
   it('writes the generated modules for a schema folder and drops stale ones', async () => {

@@ -1,5 +1,6 @@
-// `taskflow schemas gen-types | check`: regenerate the TypeScript from the JSON Schemas, and
-// refuse schema changes that would break readers of the stream.
+// `taskflow schemas gen-types | check | publish`: regenerate the TypeScript from the JSON Schemas,
+// refuse schema changes that would break readers of the stream or edit a published version, and
+// record new versions as published.
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,16 +10,22 @@ import type { Command } from '../command.js';
 import { loadSchemaDir, readSchemaFile } from '../../schemas/catalog.js';
 import { generateFiles } from '../../schemas/codegen.js';
 import { brokenDirections, checkCompatibility, checkVersionChains, type CompatibilityReport, type Direction, type Requirement } from '../../schemas/compat.js';
+import { checkPublished, LOCK_FILE, publish, readLock, writeLock } from '../../schemas/published.js';
 
 const defaultDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'schemas');
 
 const usage = `usage:
   taskflow schemas gen-types [--dir schemas]          write <dir>/generated/*.ts from the JSON Schemas
-  taskflow schemas check [--dir schemas]              check every schema version against the previous one
+  taskflow schemas check [--dir schemas]              check every schema version against the previous one, and
+                                                      every published version against <dir>/${LOCK_FILE}
   taskflow schemas check --old a.json --new b.json    check one schema change
+  taskflow schemas publish [--dir schemas]            record the versions not published yet in <dir>/${LOCK_FILE}
+                                                      (once a writer may emit them; a published version never changes)
 options of check:
   --require both|backward|forward   which compatibility a change must keep (default both:
                                     new readers read old events AND old readers read new events)`;
+
+const SUBCOMMANDS = ['gen-types', 'check', 'publish'] as const;
 
 const DIRECTION_LABEL: Record<Direction, string> = {
   backward: 'backward (new readers, old events)',
@@ -83,19 +90,38 @@ function check(argv: string[]): number {
   const files = loadSchemaDir(values.dir);
   const chains = checkVersionChains(files, requirement);
   const { steps } = chains;
-  const errors = [...metaSchemaErrors(files), ...chains.errors];
+  const published = checkPublished(readLock(values.dir), files);
+  const errors = [...metaSchemaErrors(files), ...chains.errors, ...published.errors];
   for (const e of errors) console.error(`error: ${e}`);
   for (const step of steps) console.log(describe(`${step.name} v${step.from} → v${step.to}`, step.report, step.broken).join('\n'));
+  if (published.unpublished.length > 0) console.log(`not published yet: ${published.unpublished.join(', ')} (\`taskflow schemas publish\` once a writer may emit them)`);
   const breaking = steps.filter((s) => s.broken.length > 0);
   console.log(
-    `${files.length} schema files, ${steps.length} version steps checked: ${breaking.length === 0 && errors.length === 0 ? 'all compatible' : `${breaking.length} breaking, ${errors.length} errors`}`,
+    `${files.length} schema files (${files.length - published.unpublished.length} published), ${steps.length} version steps checked: ${breaking.length === 0 && errors.length === 0 ? 'all compatible' : `${breaking.length} breaking, ${errors.length} errors`}`,
   );
   return breaking.length > 0 || errors.length > 0 ? 1 : 0;
 }
 
+/** Publishing is safe only for files that pass check: a broken version must not become immutable. */
+function publishCommand(argv: string[]): number {
+  const { values } = parseArgs({ args: argv, options: { dir: { type: 'string', default: defaultDir } } });
+  if (check(['--dir', values.dir]) !== 0) {
+    console.error('nothing published: fix the errors above first');
+    return 1;
+  }
+  const { lock, added } = publish(readLock(values.dir), loadSchemaDir(values.dir));
+  if (added.length === 0) {
+    console.log('every schema version is already published');
+    return 0;
+  }
+  writeLock(values.dir, lock);
+  console.log(`published ${added.join(', ')} in ${join(values.dir, LOCK_FILE)}`);
+  return 0;
+}
+
 export const command: Command = {
-  summary: 'generate types from the JSON Schemas (gen-types) or check schema compatibility (check)',
-  subcommands: ['gen-types', 'check'],
+  summary: 'JSON Schemas: generate types (gen-types), check compatibility and immutability (check), publish versions (publish)',
+  subcommands: SUBCOMMANDS,
   async run(argv) {
     const [sub, ...rest] = argv;
     if (sub === '--help' || sub === 'help' || rest.includes('--help')) {
@@ -104,6 +130,7 @@ export const command: Command = {
     }
     if (sub === 'gen-types') return genTypes(rest);
     if (sub === 'check') return check(rest);
+    if (sub === 'publish') return publishCommand(rest);
     console.error(usage);
     return 2;
   },
