@@ -251,3 +251,20 @@ function fromHead(item: Record<string, AttributeValue>, payload: Uint8Array): De
   if (item.redrivenAt?.S) e.redrivenAt = item.redrivenAt.S;
   return e;
 }
+
+// C0 controls but newline and tab, DEL, C1 controls (U+0080–U+009F: a terminal may read U+009B as
+// CSI) and the bidirectional overrides that reorder what is shown.
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const UNPRINTABLE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * A dead letter's text made safe for a terminal: its bytes are whatever a writer put on the
+ * stream, and an escape sequence printed raw could rewrite the screen or hide a line. Controls
+ * become visible escapes (ESC → \x1b, U+202E → \u202e); a backslash stays as it is.
+ */
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE, (c) => {
+    const code = c.charCodeAt(0);
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
+}

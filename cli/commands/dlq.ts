@@ -1,21 +1,25 @@
 // `taskflow dlq`: inspect and redrive the router's dead letters.
-//   taskflow dlq list [--reason R] [--all]      entries (--all: also those already redriven, and capture's)
-//   taskflow dlq show ID                        one entry with its original bytes
-//   taskflow dlq redrive [--reason R] [--id ID] put router entries back on the change stream
+//   taskflow dlq list [--reason R] [--all]                entries (--all: also those already redriven, and capture's)
+//   taskflow dlq show ID                                  one entry with its original bytes, escaped for the terminal
+//   taskflow dlq redrive [--reason R] [--id ID] [--force] put router entries back on the change stream
 import { parseArgs } from 'node:util';
 import { createDynamoClient, createKinesisClient, loadAwsConfig } from '../../lib/aws.js';
 import { str } from '../../lib/config.js';
-import { type DeadLetter, DynamoDeadLetterStore } from '../../lib/dlq.js';
+import { type DeadLetter, DynamoDeadLetterStore, printable } from '../../lib/dlq.js';
 import { readStackInfo, stackEnv, tableEnvVar } from '../../lib/stack-info.js';
 import { redriveDeadLetters } from '../../router/redrive.js';
 import type { Command } from '../command.js';
 
 const usage = `usage:
-  taskflow dlq list [--reason R] [--all]
-  taskflow dlq show ID
-  taskflow dlq redrive [--reason R] [--id ID]
-Finds DynamoDB and Kinesis through the environment (DYNAMODB_ENDPOINT, DYNAMODB_TABLE_DLQ, KINESIS_ENDPOINT,
-CHANGE_STREAM_NAME) or, when unset, the running local stack (.taskflow/stack.json).`;
+  taskflow dlq list [--reason R] [--all]     router dead letters not redriven yet (--all: every entry, capture's too)
+  taskflow dlq show ID                       one entry and its payload (control characters shown escaped, e.g. \\x1b)
+  taskflow dlq redrive [--reason R] [--id ID] [--force]
+                                             put router entries back on the change stream (partition key
+                                             redrive:<workspace>, on the workspace's shard). Each is first checked
+                                             as the router will check it; one that would be dead-lettered again
+                                             is refused with the reason (exit 1) unless --force
+Finds DynamoDB and Kinesis through the environment (AWS_REGION, DYNAMODB_ENDPOINT, DYNAMODB_TABLE_DLQ,
+KINESIS_ENDPOINT, CHANGE_STREAM_NAME) or, when unset, the running local stack (.taskflow/stack.json).`;
 
 function environment(): Record<string, string | undefined> {
   if (process.env.DYNAMODB_ENDPOINT || process.env.AWS_EXECUTION_ENV) return process.env;
@@ -28,18 +32,37 @@ function environment(): Record<string, string | undefined> {
 
 function summary(d: DeadLetter): string {
   const origin = Object.entries(d.origin).map(([k, v]) => `${k}=${v}`).join(' ');
-  return `${d.id}  ${d.source.padEnd(7)} ${d.reason.padEnd(17)} ${d.payload.length} B  ${origin}${d.redrivenAt ? `  redriven ${d.redrivenAt}` : ''}\n    ${d.message}`;
+  return printable(`${d.id}  ${d.source.padEnd(7)} ${d.reason.padEnd(17)} ${d.payload.length} B  ${origin}${d.redrivenAt ? `  redriven ${d.redrivenAt}` : ''}\n    ${d.message}`);
 }
 
+/** The payload as text, escaped for the terminal; bytes that are not UTF-8 as base64. */
+function payloadText(payload: Uint8Array): string {
+  try {
+    return printable(new TextDecoder('utf-8', { fatal: true }).decode(payload));
+  } catch {
+    return `(not UTF-8, base64) ${Buffer.from(payload).toString('base64')}`;
+  }
+}
+
+const SUBCOMMANDS = ['list', 'show', 'redrive'] as const;
+
 export const command: Command = {
-  summary: 'dead letters: list | show ID | redrive [--reason R]',
-  subcommands: ['list', 'show', 'redrive'],
+  summary: 'dead letters: list | show ID | redrive [--reason R] [--force]',
+  subcommands: SUBCOMMANDS,
   async run(argv) {
     const [sub, ...rest] = argv;
-    const { values, positionals } = parseArgs({ args: rest, options: { reason: { type: 'string' }, id: { type: 'string' }, all: { type: 'boolean', default: false }, help: { type: 'boolean', default: false } }, allowPositionals: true });
+    const { values, positionals } = parseArgs({
+      args: rest,
+      options: { reason: { type: 'string' }, id: { type: 'string' }, all: { type: 'boolean', default: false }, force: { type: 'boolean', default: false }, help: { type: 'boolean', default: false } },
+      allowPositionals: true,
+    });
     if (sub === '--help' || sub === 'help' || values.help) {
       console.log(usage);
       return 0;
+    }
+    if (!(SUBCOMMANDS as readonly (string | undefined)[]).includes(sub) || (sub === 'show' && !positionals[0])) {
+      console.error(usage);
+      return 2;
     }
     const env = environment();
     const aws = loadAwsConfig(env);
@@ -52,35 +75,36 @@ export const command: Command = {
         console.log(`${entries.length} dead letter(s)`);
         return 0;
       }
-      if (sub === 'show' && positionals[0]) {
-        const d = await store.get(positionals[0]);
+      if (sub === 'show') {
+        const d = await store.get(positionals[0]!);
         if (!d) {
-          console.error(`no dead letter ${positionals[0]}`);
+          console.error(`no dead letter ${printable(positionals[0]!)}`);
           return 1;
         }
         console.log(summary(d));
-        let text: string;
-        try {
-          text = new TextDecoder('utf-8', { fatal: true }).decode(d.payload);
-        } catch {
-          text = `(not UTF-8, base64) ${Buffer.from(d.payload).toString('base64')}`;
-        }
-        console.log(text);
+        console.log(payloadText(d.payload));
         return 0;
       }
-      if (sub === 'redrive') {
-        const kinesis = createKinesisClient(aws);
-        try {
-          const done = await redriveDeadLetters({ store, kinesis, streamName: str(env, 'CHANGE_STREAM_NAME'), ...(values.reason ? { reason: values.reason } : {}), ...(values.id ? { id: values.id } : {}) });
-          for (const d of done) console.log(`redriven ${d.id} (${d.reason})`);
-          console.log(`${done.length} dead letter(s) redriven`);
-        } finally {
-          kinesis.destroy();
+      const kinesis = createKinesisClient(aws);
+      try {
+        const { redriven, refused } = await redriveDeadLetters({
+          store,
+          kinesis,
+          streamName: str(env, 'CHANGE_STREAM_NAME'),
+          force: values.force,
+          ...(values.reason ? { reason: values.reason } : {}),
+          ...(values.id ? { id: values.id } : {}),
+        });
+        for (const d of redriven) console.log(`redriven ${d.id} (${d.reason})`);
+        for (const r of refused) {
+          const again = r.reason === r.letter.reason ? 'for the same reason' : `as ${r.reason} (it was ${r.letter.reason})`;
+          console.error(printable(`refused ${r.letter.id}: it would be dead-lettered again ${again}: ${r.message}`));
         }
-        return 0;
+        console.log(`${redriven.length} dead letter(s) redriven${refused.length ? `, ${refused.length} refused (fix the cause first, or --force to redrive them anyway)` : ''}`);
+        return refused.length > 0 ? 1 : 0;
+      } finally {
+        kinesis.destroy();
       }
-      console.error(usage);
-      return 2;
     } finally {
       dynamo.destroy();
     }

@@ -186,13 +186,14 @@ describe('router on the local stack', () => {
     expect((await get(undefined, 0)).status).toBe(401);
   });
 
-  it('redrive: a fixed event gets one seq and is never numbered twice; a still-broken one returns to the DLQ', async () => {
+  it('redrive: a fixed event gets one seq and is never numbered twice; a still-broken one is refused, and returns to the DLQ only when forced', async () => {
     // A valid event an older router had rejected (it is older than the workspace's mark).
     const fixed = Buffer.from(task(0x250));
     await dlq.put({ source: 'router', reason: 'schema_violation', message: 'rejected by an older schema', payload: fixed, origin: {} });
     await dlq.put({ source: 'router', reason: 'schema_violation', message: 'the same event, dead-lettered twice', payload: fixed, origin: {} });
-    const redriven = await redriveDeadLetters({ store: dlq, kinesis, streamName: stream, reason: 'schema_violation' });
+    const { redriven, refused: none } = await redriveDeadLetters({ store: dlq, kinesis, streamName: stream, reason: 'schema_violation' });
     expect(redriven).toHaveLength(2);
+    expect(none).toEqual([]);
     await eventually(async () => (seqs(alice.messages).includes(5) ? true : undefined));
     await new Promise((r) => setTimeout(r, 300));
     expect(Math.max(...seqs(alice.messages))).toBe(5);
@@ -201,7 +202,13 @@ describe('router on the local stack', () => {
 
     const before = (await dlq.list({ source: 'router' })).filter((l) => l.reason === 'missing_keys');
     expect(before).toHaveLength(1);
-    await redriveDeadLetters({ store: dlq, kinesis, streamName: stream, reason: 'missing_keys' });
+    // Re-validated first: the same reason again, so it stays where it is.
+    const unforced = await redriveDeadLetters({ store: dlq, kinesis, streamName: stream, reason: 'missing_keys' });
+    expect(unforced.redriven).toEqual([]);
+    expect(unforced.refused.map((r) => [r.letter.id, r.reason])).toEqual([[before[0]!.id, 'missing_keys']]);
+    expect((await dlq.get(before[0]!.id))?.redrivenAt).toBeUndefined();
+
+    await redriveDeadLetters({ store: dlq, kinesis, streamName: stream, reason: 'missing_keys', force: true });
     const after = await eventually(async () => {
       const l = (await dlq.list({ source: 'router' })).filter((x) => x.reason === 'missing_keys');
       return l.length === 1 && l[0]!.id !== before[0]!.id ? l : undefined;
