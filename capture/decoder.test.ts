@@ -74,12 +74,62 @@ describe('ChangeDecoder', () => {
     });
     expect(u.data.after).not.toHaveProperty('description');
     expect(u.data.omitted).toEqual(['description']);
+    // No changed-columns message in this transaction: every column of after is all it can say.
     expect(u.data.changed).toEqual(['id', 'workspace_id', 'project_id', 'title', 'status']);
+    expect(tx!.changedUnknown).toBe(1);
     expect(u.data.before).toBeNull();
     expect(u.id).toBe('0000000016B374D8-00000001');
     expect(del).toMatchObject({ type: 'taskflow.task.deleted', data: { op: 'd', before: { id: uuid(1), workspace_id: WS, project_id: P }, after: null } });
     for (const e of tx!.events) expectValid(e.envelope);
     expect(tx!.events.map((e) => e.partitionKey)).toEqual([WS, WS, WS]);
+  });
+
+  it("lists in `changed` only the columns the update changed, from the row's changed-columns message", () => {
+    const d = new ChangeDecoder(opts);
+    const row = { id: uuid(1), workspace_id: WS, project_id: P, title: 'a', description: 'long', status: 'todo' };
+    const changedMsg = (id: string, columns: string[]): Pgoutput.MessageMessage => ({
+      tag: 'message',
+      flags: 1,
+      transactional: true,
+      messageLsn: '0/500',
+      prefix: 'taskflow.changed',
+      content: Buffer.from(JSON.stringify({ table: 'tasks', id, columns })),
+    });
+    const watermark: Pgoutput.MessageMessage = { ...changedMsg(uuid(9), []), prefix: 'taskflow.snapshot.low', content: Buffer.from('{}') };
+    const [tx] = run(d, [
+      begin('0/500'),
+      tasks,
+      // Two updates of one row and one of another; AFTER ROW triggers may fire after the statement.
+      { tag: 'update', relation: tasks, key: null, old: null, new: { ...row, title: 'b' } },
+      { tag: 'update', relation: tasks, key: null, old: null, new: { ...row, id: uuid(2), description: undefined, status: 'done' } },
+      { tag: 'update', relation: tasks, key: null, old: null, new: { ...row, title: 'b', status: 'done' } },
+      changedMsg(uuid(1), ['title']),
+      changedMsg(uuid(2), ['status']),
+      watermark,
+      changedMsg(uuid(1), ['status']),
+      commit('0/500', '0/520'),
+    ]);
+    expect(tx!.events.map((e) => view(e).data.changed)).toEqual([['title'], ['status'], ['status']]);
+    expect(tx!.changedUnknown).toBe(0);
+    // Only the changed-columns messages are consumed; others (snapshot watermarks) go on.
+    expect(tx!.messages.map((m) => m.prefix)).toEqual(['taskflow.snapshot.low']);
+    for (const e of tx!.events) expectValid(e.envelope);
+  });
+
+  it("keeps a message's bytes although the parser's buffer is reused before the commit", () => {
+    const d = new ChangeDecoder(opts);
+    const row = { id: uuid(1), workspace_id: WS, project_id: P, title: 'a', description: 'x', status: 'todo' };
+    // pg-logical-replication hands out content as a view into the connection's read buffer.
+    const readBuffer = Buffer.from(JSON.stringify({ table: 'tasks', id: uuid(1), columns: ['title'] }));
+    d.handle(begin('0/600'));
+    d.handle({ tag: 'update', relation: tasks, key: null, old: null, new: { ...row, title: 'b' } });
+    d.handle({ tag: 'message', flags: 1, transactional: true, messageLsn: '0/600', prefix: 'taskflow.changed', content: readBuffer.subarray(0) });
+    d.handle({ tag: 'message', flags: 1, transactional: true, messageLsn: '0/601', prefix: 'wm', content: readBuffer.subarray(0, 4) });
+    readBuffer.fill(0x20); // the next chunk lands in the same buffer before the commit arrives
+    const out = d.handle(commit('0/600', '0/620'));
+    const tx = out?.kind === 'transaction' ? out.tx : undefined;
+    expect(view(tx!.events[0]).data.changed).toEqual(['title']);
+    expect(Buffer.from(tx!.messages[0]!.content).toString()).toBe('{"ta');
   });
 
   it('follows a relation change (ALTER TABLE ADD COLUMN) in the middle of the stream', () => {

@@ -7,6 +7,9 @@
 //   always reads a row with the columns it was written with — no restart needed.
 // - An unchanged TOASTed column (pgoutput kind 'u') reaches us as an `undefined` value: it is
 //   left out of `after` and listed in `omitted`, never reported as null.
+// - An update's `changed` lists the columns it changed, from the changed-columns message the
+//   table's trigger emitted in the same transaction (changed-columns.ts); without one, every
+//   column of `after` (counted in `changedUnknown`).
 // - A row without its workspace id cannot be routed: it becomes a dead letter with its reason,
 //   keeps its index in the transaction (so the ids of its neighbours do not depend on it) and
 //   does not stop the stream.
@@ -17,6 +20,7 @@ import type { Pgoutput } from 'pg-logical-replication';
 import { eventId, formatLsn, parseLsn } from '../lib/event-id.js';
 import { ENTITIES, type EntityName, TRUNCATE_TYPE } from '../schemas/kinds.js';
 import { schemaId } from '../schemas/schema-id.js';
+import { CHANGED_COLUMNS_PREFIX, ChangedColumnsIndex, changedOf } from './changed-columns.js';
 
 export type Row = Record<string, unknown>;
 
@@ -50,8 +54,10 @@ export interface CommittedTransaction {
   size: number;
   events: CapturedEvent[];
   deadRows: DeadRow[];
-  /** Transactional logical decoding messages (snapshot watermarks, the actor), in order. */
+  /** Transactional logical decoding messages (snapshot watermarks, the actor), in order; changed-columns messages are consumed here. */
   messages: { prefix: string; content: Uint8Array }[];
+  /** Updates without a changed-columns message: their `changed` is every column of `after`. */
+  changedUnknown: number;
   /** Why the transaction's actor message was not attached (not JSON, no userId, too large). */
   actorProblem?: string;
 }
@@ -139,7 +145,7 @@ export function buildEntityEnvelope(
   entity: EntityName,
   table: string,
   op: 'c' | 'u' | 'd' | 'r',
-  rows: { before: Row | null; after: Row | null; omitted?: string[] },
+  rows: { before: Row | null; after: Row | null; omitted?: string[]; changed?: ReadonlySet<string> | undefined },
   position: { commitLsn: bigint; txIndex: number; txSize: number; xid: number; time: string; snapshot: boolean },
   actor?: Actor,
 ): CapturedEvent | { missing: 'workspace' } {
@@ -157,7 +163,7 @@ export function buildEntityEnvelope(
     after: rows.after,
   };
   if (op === 'u' && rows.after) {
-    data.changed = Object.keys(rows.after);
+    data.changed = changedOf(Object.keys(rows.after), rows.changed);
     data.omitted = rows.omitted ?? [];
   }
   data.source = {
@@ -220,7 +226,9 @@ export class ChangeDecoder {
         return undefined;
       case 'message':
         if (msg.transactional && this.open) {
-          this.open.messages.push(msg);
+          // The parser's content is a view into the connection's read buffer, which later data
+          // overwrites: a message kept until the commit must be copied.
+          this.open.messages.push({ ...msg, content: Uint8Array.from(msg.content) });
           return undefined;
         }
         return { kind: 'message', prefix: msg.prefix, content: msg.content, lsn: msg.messageLsn ? parseLsn(msg.messageLsn) : 0n, transactional: false };
@@ -241,7 +249,9 @@ export class ChangeDecoder {
     const commitEndLsn = msg.commitEndLsn ? parseLsn(msg.commitEndLsn) : commitLsn;
     const time = formatCommitTime(msg.commitTime as bigint);
     const size = open.changes.length;
-    const tx: CommittedTransaction = { xid: open.xid, commitLsn, commitEndLsn, commitTime: time, size, events: [], deadRows: [], messages: open.messages.map((m) => ({ prefix: m.prefix, content: m.content })) };
+    const changedColumns = new ChangedColumnsIndex();
+    const messages = open.messages.filter((m) => m.prefix !== CHANGED_COLUMNS_PREFIX || !changedColumns.add(m.content));
+    const tx: CommittedTransaction = { xid: open.xid, commitLsn, commitEndLsn, commitTime: time, size, events: [], deadRows: [], messages: messages.map((m) => ({ prefix: m.prefix, content: m.content })), changedUnknown: 0 };
     const { actor, problem } = actorOf(tx.messages);
     if (problem) tx.actorProblem = problem;
     open.changes.forEach((change, txIndex) => {
@@ -254,12 +264,14 @@ export class ChangeDecoder {
       const entity = TABLE_ENTITY.get(table);
       const after = change.after ? splitToast(change.after) : undefined;
       const rows = { before: definedOnly(change.before), after: after?.row ?? null, omitted: after?.omitted ?? [] };
+      const changed = change.op === 'u' && rows.after ? changedColumns.take(table, String(rows.after[PRIMARY_KEY])) : undefined;
+      if (change.op === 'u' && !changed && entity) tx.changedUnknown += 1;
       const id = eventId(position);
       if (!entity) {
         tx.deadRows.push({ reason: 'UNCAPTURED_TABLE', message: `table ${change.relation.schema}.${table} is not a captured entity`, id, table, payload: { op: change.op, ...rows } });
         return;
       }
-      const built = buildEntityEnvelope(this.opts, entity, table, change.op, rows, position, actor);
+      const built = buildEntityEnvelope(this.opts, entity, table, change.op, { ...rows, changed }, position, actor);
       if ('missing' in built) {
         tx.deadRows.push({ reason: 'MISSING_WORKSPACE_ID', message: `${change.op} on ${table} has no workspace_id`, id, table, payload: { op: change.op, ...rows } });
       } else {

@@ -5,6 +5,7 @@ export function createCaptureMetrics(registry: Registry) {
   const registers = [registry];
   return {
     events: new Counter({ name: 'taskflow_capture_events_total', help: 'Change events captured, by table and op', labelNames: ['table', 'op'] as const, registers }),
+    changedUnknown: new Counter({ name: 'taskflow_capture_updates_changed_unknown_total', help: 'Updates decoded without a changed-columns message (their data.changed lists every column of after)', registers }),
     deadLetters: new Counter({ name: 'taskflow_capture_dead_letters_total', help: 'Changes put in the dead-letter store, by reason', labelNames: ['reason'] as const, registers }),
     batchRecords: new Histogram({ name: 'taskflow_capture_batch_records', help: 'Kinesis records per PutRecords request', buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500], registers }),
     batchEvents: new Histogram({ name: 'taskflow_capture_batch_events', help: 'Events per PutRecords request', buckets: [1, 5, 10, 50, 100, 500, 1000, 5000, 20000], registers }),

@@ -13,6 +13,7 @@ import { formatLsn, parseLsn } from '../lib/event-id.js';
 import type { Logger } from '../lib/logger.js';
 import { AckTracker, type InFlightTransaction } from './ack.js';
 import { KINESIS_LIMITS } from './batcher.js';
+import { checkChangedColumnsTriggers } from './changed-columns.js';
 import type { CaptureConfig } from './config.js';
 import { ChangeDecoder, type CommittedTransaction } from './decoder.js';
 import { HotWorkspaceTracker } from './hot-workspaces.js';
@@ -20,6 +21,7 @@ import type { CaptureMetrics } from './metrics.js';
 import { KinesisProducer, type PutRecordsFn, reportHotWorkspaces } from './producer.js';
 import { type SlotHolder, type SlotRecord, type SlotRecordStore, decideSlot, replicationApplicationName, slotHolderAction } from './slot-guard.js';
 import { useCaptureColumnParsers } from './values.js';
+
 
 export const CAPTURED_TABLES = ['projects', 'memberships', 'tasks', 'comments'] as const;
 export const HEARTBEAT_PREFIX = 'taskflow.capture.heartbeat';
@@ -183,6 +185,7 @@ export class CaptureService {
       const tables = await this.admin.query<{ tablename: string }>('SELECT tablename FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1', [config.publication]);
       logger.info({ publication: config.publication, tables: tables.rows.map((r) => r.tablename) }, 'using existing publication');
     }
+    if (config.requireChangedColumns) await checkChangedColumnsTriggers(this.admin, CAPTURED_TABLES);
     const sys = await this.admin.query<{ system_identifier: string }>('SELECT system_identifier::text FROM pg_control_system()');
     this.recordKey = `${sys.rows[0]!.system_identifier}/${config.dbName}/${config.slot}`;
     const record = await this.deps.slotRecords.get(this.recordKey);
@@ -355,6 +358,10 @@ export class CaptureService {
         metrics?.lagSeconds.set(lag);
       }
     };
+    if (tx.changedUnknown > 0) {
+      metrics?.changedUnknown.inc(tx.changedUnknown);
+      this.deps.logger.warn({ xid: tx.xid, lsn: formatLsn(tx.commitLsn), updates: tx.changedUnknown }, 'updates without a changed-columns message: their `changed` lists every column (is the taskflow_changed_columns trigger disabled?)');
+    }
     for (const ev of tx.events) {
       metrics?.events.inc({ table: ev.table, op: ev.op });
       this.sendEvent(s, ev.partitionKey, ev.envelope, handle, { table: ev.table, op: ev.op }, delivered);

@@ -4,8 +4,10 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import fc from 'fast-check';
 import pg from 'pg';
+import { checkChangedColumnsTriggers } from '../../capture/changed-columns.js';
 import { loadConfig } from '../../capture/config.js';
 import { type RunningCapture, startCapture } from '../../capture/main.js';
+import { CAPTURED_TABLES } from '../../capture/service.js';
 import { runWorkload, setupWorkloadTenants } from '../../db/workload.js';
 import { DynamoDeadLetterStore } from '../../lib/dlq.js';
 import { parseLsn } from '../../lib/event-id.js';
@@ -111,8 +113,38 @@ describe('capture', () => {
     expect(update.data.omitted).toEqual(['description']);
     expect(update.data.after).not.toHaveProperty('description');
     expect(update.data.after?.status).toBe('done');
+    expect(update.data.changed).toEqual(['status']);
     const insert = reader.events.find((e) => e.data.op === 'c' && e.data.key.id === id)!;
     expect(insert.data.after?.description).toBe(big);
+  });
+
+  it('lists in `changed` exactly the columns an update changed (a title-only update says title), one statement or many rows', async () => {
+    const ids = (await db.query<{ id: string }>('SELECT id FROM tasks WHERE workspace_id = $1 ORDER BY id LIMIT 3', [ws.id])).rows.map((r) => r.id);
+    await db.query("UPDATE tasks SET status = 'todo' WHERE id = ANY($1::uuid[])", [ids]);
+    await db.query("UPDATE tasks SET title = 'only the title' WHERE id = $1", [ids[0]]);
+    await db.query('BEGIN');
+    await db.query("UPDATE tasks SET status = 'review', title = title || '!' WHERE id = ANY($1::uuid[])", [ids]);
+    await db.query("UPDATE tasks SET status = 'in_progress' WHERE id = $1", [ids[1]]);
+    await db.query('UPDATE tasks SET title = title WHERE id = $1', [ids[2]]);
+    await db.query('COMMIT');
+    await caughtUp();
+    const changed = (id: string) => reader.events.filter((e) => e.data.op === 'u' && e.data.key.id === id).map((e) => e.data.changed);
+    expect(changed(ids[0]!).slice(-2)).toEqual([['title'], ['title', 'status']]);
+    expect(changed(ids[1]!).slice(-2)).toEqual([['title', 'status'], ['status']]);
+    expect(changed(ids[2]!).slice(-2)).toEqual([['title', 'status'], []]);
+  });
+
+  it('refuses to capture a table whose changed-columns trigger is missing or disabled', async () => {
+    const other = new pg.Client({ connectionString: await createTestDatabase('changed_triggers') });
+    await other.connect();
+    try {
+      await expect(checkChangedColumnsTriggers(other, CAPTURED_TABLES)).resolves.toBeUndefined();
+      await other.query('ALTER TABLE comments DISABLE TRIGGER taskflow_changed_columns');
+      await other.query('DROP TRIGGER taskflow_changed_columns ON projects');
+      await expect(checkChangedColumnsTriggers(other, CAPTURED_TABLES)).rejects.toThrow(/^table\(s\) projects, comments have no enabled taskflow_changed_columns trigger/);
+    } finally {
+      await other.end();
+    }
   });
 
   it('follows ALTER TABLE ADD/DROP COLUMN while streaming, passing an unknown type as text', async () => {

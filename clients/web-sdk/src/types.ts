@@ -20,6 +20,7 @@ export interface ThinChange {
   readonly type: string;
   readonly time: string;
   readonly key: Readonly<Record<string, unknown>> | null;
+  /** Updates: the columns the update changed, in column order; a column not listed did not change. */
   readonly changed?: readonly string[];
 }
 
