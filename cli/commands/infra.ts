@@ -34,8 +34,13 @@ async function synth(argv: string[]): Promise<number> {
 
 export const command: Command = {
   summary: 'the AWS deployment: synth [--out DIR] [--nag] | prometheus-rules | grafana',
+  subcommands: ['synth', 'prometheus-rules', 'grafana'],
   async run(argv) {
     const [sub, ...rest] = argv;
+    if (sub === '--help' || sub === 'help' || rest.includes('--help')) {
+      console.log(usage);
+      return 0;
+    }
     if (sub === 'synth') return synth(rest);
     if (sub === 'prometheus-rules' || sub === 'grafana') {
       const { alarms, prometheusRules } = await import('../../infra/alarms.js');
