@@ -1,8 +1,11 @@
 // The one place AWS SDK clients are built. With endpoints set (local stack) they talk to
-// kinesalite/dynalite/the local IoT publish route over HTTP/1.1 with dummy credentials; without
+// kinesalite/dynalite/the local IoT publish route/the Firehose stand-in/s3rver over HTTP/1.1 with
+// dummy credentials; without
 // them they use AWS's defaults (region and credentials from the environment / instance role).
 import { KinesisClient } from '@aws-sdk/client-kinesis';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { FirehoseClient } from '@aws-sdk/client-firehose';
+import { S3Client } from '@aws-sdk/client-s3';
 import { IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { Agent } from 'node:http';
@@ -13,6 +16,9 @@ export interface AwsConfig {
   kinesisEndpoint?: string;
   dynamodbEndpoint?: string;
   iotDataEndpoint?: string;
+  firehoseEndpoint?: string;
+  /** An S3 API endpoint other than AWS's (s3rver locally): addressed path-style. */
+  s3Endpoint?: string;
 }
 
 export const AWS_SETTINGS = {
@@ -20,6 +26,8 @@ export const AWS_SETTINGS = {
   kinesisEndpoint: optionalSetting({ name: 'KINESIS_ENDPOINT', type: 'URL', default: "AWS's endpoint", meaning: 'Kinesis endpoint of a local engine (kinesalite): HTTP/1.1 with dummy credentials.' }),
   dynamodbEndpoint: optionalSetting({ name: 'DYNAMODB_ENDPOINT', type: 'URL', default: "AWS's endpoint", meaning: 'DynamoDB endpoint of a local engine (dynalite).' }),
   iotDataEndpoint: optionalSetting({ name: 'IOT_DATA_ENDPOINT', type: 'URL', default: "AWS's endpoint", meaning: 'IoT data-plane endpoint (the local broker\'s publish route, or the account\'s ATS endpoint).' }),
+  firehoseEndpoint: optionalSetting({ name: 'FIREHOSE_ENDPOINT', type: 'URL', default: "AWS's endpoint", meaning: 'Firehose endpoint of the local stand-in (infra/local/firehose).' }),
+  s3Endpoint: optionalSetting({ name: 'S3_ENDPOINT', type: 'URL', default: "AWS's endpoint", meaning: 'An S3 API endpoint other than AWS\'s (s3rver locally), addressed path-style.' }),
 };
 
 export function loadAwsConfig(env: Env): AwsConfig {
@@ -28,6 +36,8 @@ export function loadAwsConfig(env: Env): AwsConfig {
   if (s.kinesisEndpoint) cfg.kinesisEndpoint = s.kinesisEndpoint;
   if (s.dynamodbEndpoint) cfg.dynamodbEndpoint = s.dynamodbEndpoint;
   if (s.iotDataEndpoint) cfg.iotDataEndpoint = s.iotDataEndpoint;
+  if (s.firehoseEndpoint) cfg.firehoseEndpoint = s.firehoseEndpoint;
+  if (s.s3Endpoint) cfg.s3Endpoint = s.s3Endpoint;
   return cfg;
 }
 
@@ -52,4 +62,15 @@ export function createDynamoClient(cfg: AwsConfig): DynamoDBClient {
 
 export function createIotDataClient(cfg: AwsConfig): IoTDataPlaneClient {
   return new IoTDataPlaneClient({ region: cfg.region, ...(cfg.iotDataEndpoint ? localOptions(cfg.iotDataEndpoint) : {}) });
+}
+
+/** One attempt per call, like Kinesis': the archiver backs off on throttling itself (lib/backoff.ts). */
+export function createFirehoseClient(cfg: AwsConfig): FirehoseClient {
+  return new FirehoseClient({ region: cfg.region, maxAttempts: 1, ...(cfg.firehoseEndpoint ? localOptions(cfg.firehoseEndpoint) : {}) });
+}
+
+/** s3rver takes the credentials it was started with (S3RVER/S3RVER by default) and path-style addressing only. */
+export function createS3Client(cfg: AwsConfig, credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }): S3Client {
+  if (!cfg.s3Endpoint) return new S3Client({ region: cfg.region });
+  return new S3Client({ region: cfg.region, ...localOptions(cfg.s3Endpoint), credentials, forcePathStyle: true });
 }

@@ -8,6 +8,7 @@ const info: StackInfo = {
   mqtt: { tcpUrl: 'mqtt://127.0.0.1:4', wsUrl: 'ws://127.0.0.1:5/mqtt' },
   iot: { dataEndpoint: 'http://127.0.0.1:5' },
   s3: { dir: '/d/s3' },
+  firehose: { endpoint: 'http://127.0.0.1:6', deliveryStreamName: 'archive', bucket: 'bucket', prefix: 'raw/', errorPrefix: 'errors/' },
   http: {},
   dataDir: '/d',
   ephemeral: true,
@@ -26,6 +27,10 @@ describe('stackEnv', () => {
       MQTT_URL: 'mqtt://127.0.0.1:4',
       MQTT_WS_URL: 'ws://127.0.0.1:5/mqtt',
       S3_DIR: '/d/s3',
+      FIREHOSE_ENDPOINT: 'http://127.0.0.1:6',
+      FIREHOSE_DELIVERY_STREAM: 'archive',
+      ARCHIVE_BUCKET: 'bucket',
+      ARCHIVE_PREFIX: 'raw/',
       DYNAMODB_TABLE_LEASES: 'taskflow-leases',
       DYNAMODB_TABLE_DEAD_LETTERS: 'dlq-x',
     });

@@ -11,7 +11,10 @@ export interface StackInfo {
   mqtt: { tcpUrl: string; wsUrl: string };
   /** The local IoT data-plane endpoint (POST /topics/{topic}) for IoTDataPlaneClient. */
   iot: { dataEndpoint: string };
+  /** The local S3: one folder per bucket under `dir`. */
   s3: { dir: string };
+  /** The Firehose stand-in and its delivery stream of the change stream (raw archive: `prefix` in `bucket`). */
+  firehose: { endpoint: string; deliveryStreamName: string; bucket: string; prefix: string; errorPrefix: string };
   /** HTTP endpoints of running services, e.g. { replay: 'http://127.0.0.1:1234', board: ... } */
   http: Record<string, string>;
   /** Root of every engine's files; removed on stop when ephemeral. */
@@ -44,6 +47,10 @@ export function stackEnv(info: StackInfo): Record<string, string> {
     MQTT_URL: info.mqtt.tcpUrl,
     MQTT_WS_URL: info.mqtt.wsUrl,
     S3_DIR: info.s3.dir,
+    FIREHOSE_ENDPOINT: info.firehose.endpoint,
+    FIREHOSE_DELIVERY_STREAM: info.firehose.deliveryStreamName,
+    ARCHIVE_BUCKET: info.firehose.bucket,
+    ARCHIVE_PREFIX: info.firehose.prefix,
     ...tables,
   };
 }

@@ -8,6 +8,8 @@ export interface StackPorts {
   mqttTcp: number;
   /** MQTT over WebSocket, plus the IoT data-plane publish route (POST /topics/{topic}). */
   mqttWs: number;
+  /** The Firehose stand-in (infra/local/firehose). */
+  firehose: number;
 }
 
 export const DEV_PORTS: StackPorts = {
@@ -16,10 +18,11 @@ export const DEV_PORTS: StackPorts = {
   dynamodb: 45672,
   mqttTcp: 18830,
   mqttWs: 18831,
+  firehose: 45673,
 };
 
 /** Every engine on a free port chosen by the OS (0); Postgres gets a concrete free one at start. */
-export const EPHEMERAL_PORTS: StackPorts = { postgres: 0, kinesis: 0, dynamodb: 0, mqttTcp: 0, mqttWs: 0 };
+export const EPHEMERAL_PORTS: StackPorts = { postgres: 0, kinesis: 0, dynamodb: 0, mqttTcp: 0, mqttWs: 0, firehose: 0 };
 
 /**
  * HTTP endpoints of the services `taskflow dev` runs (cli/commands/dev.ts says which service

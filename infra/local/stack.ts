@@ -13,22 +13,33 @@ import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { createDynamoClient, createKinesisClient, type AwsConfig } from '../../lib/aws.js';
 import { TaskflowError } from '../../lib/errors.js';
+import { FsObjectStore } from '../../lib/object-store.js';
 import type { StackInfo } from '../../lib/stack-info.js';
 import { startBroker, type Broker, type BrokerHooks } from './broker.js';
+import { type LocalFirehose, startFirehose } from './firehose/server.js';
 import { DEV_PORTS, EPHEMERAL_PORTS, type StackPorts } from './ports.js';
 import { POSTGRES_USER, startPostgres, type PostgresOptions, type RunningPostgres } from './postgres.js';
 import { freePort, listen } from './processes.js';
 import { TABLES, type TableSpec } from './tables.js';
 
 export const CHANGE_STREAM_NAME = 'taskflow-changes';
+/** The archiver's Firehose delivery stream and where it delivers (raw archive). */
+export const ARCHIVE = {
+  deliveryStreamName: 'taskflow-changes-archive',
+  bucket: 'taskflow-archive',
+  prefix: 'raw/',
+  errorPrefix: 'errors/',
+  // Firehose allows 0–900 s; 1 s keeps commit → warehouse within seconds locally.
+  hints: { sizeInMBs: 8, intervalInSeconds: 1 },
+} as const;
 export const DEFAULT_SHARD_COUNT = 4;
 /** The application database (CloudEvents source //taskflow/capture/taskflow). */
 export const APP_DATABASE = 'taskflow';
 const REGION = 'us-east-1';
 
-type Engine = 'broker' | 'kinesis' | 'dynamodb' | 'postgres';
+type Engine = 'broker' | 'firehose' | 'kinesis' | 'dynamodb' | 'postgres';
 /** Clients first (the broker's hooks read DynamoDB), the database last. */
-const STOP_ORDER: readonly Engine[] = ['broker', 'kinesis', 'dynamodb', 'postgres'];
+const STOP_ORDER: readonly Engine[] = ['broker', 'firehose', 'kinesis', 'dynamodb', 'postgres'];
 
 export interface StackOptions {
   /** Root of all engine files. Ephemeral stacks default to a fresh temp dir. */
@@ -91,7 +102,21 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
       stops.set('broker', () => b.stop());
       return [endpoint, b];
     };
-    const [postgres, kinesis, [dynamo, broker]] = await allSettledOrThrow([
+    const startArchiveFirehose = async (): Promise<LocalFirehose> => {
+      const firehose = await startFirehose(
+        {
+          store: (bucket) => new FsObjectStore(join(s3Dir, bucket)),
+          streams: [{ name: ARCHIVE.deliveryStreamName, bucket: ARCHIVE.bucket, prefix: ARCHIVE.prefix, errorPrefix: ARCHIVE.errorPrefix, hints: ARCHIVE.hints, compression: 'GZIP' }],
+          region: REGION,
+        },
+        ports.firehose,
+      ).catch((err: unknown) => {
+        throw portInUse('the Firehose stand-in', ports.firehose, err);
+      });
+      stops.set('firehose', () => firehose.stop());
+      return firehose;
+    };
+    const [postgres, kinesis, [dynamo, broker], firehose] = await allSettledOrThrow([
       (ports.postgres ? startPostgres({ ...postgresOptions, port: ports.postgres }) : startPostgresOnFreePort(postgresOptions)).then((p) => {
         stops.set('postgres', () => p.stop());
         return p;
@@ -103,6 +128,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
         stops,
       ),
       startDynamoThenBroker(),
+      startArchiveFirehose(),
     ]);
 
     const aws: AwsConfig = { region: REGION, kinesisEndpoint: kinesis, dynamodbEndpoint: dynamo };
@@ -135,6 +161,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
       mqtt: { tcpUrl: broker.tcpUrl, wsUrl: broker.wsUrl },
       iot: { dataEndpoint: broker.publishUrl },
       s3: { dir: s3Dir },
+      firehose: { endpoint: firehose.endpoint, deliveryStreamName: ARCHIVE.deliveryStreamName, bucket: ARCHIVE.bucket, prefix: ARCHIVE.prefix, errorPrefix: ARCHIVE.errorPrefix },
       http: {},
       dataDir,
       ephemeral,
@@ -291,6 +318,7 @@ export function describeStack(info: StackInfo): string[] {
     ['mqtt', `${info.mqtt.tcpUrl}  ${info.mqtt.wsUrl}`],
     ['iot publish', `${info.iot.dataEndpoint}/topics/{topic}`],
     ['s3 folder', info.s3.dir],
+    ['firehose', `${info.firehose.endpoint}  stream ${info.firehose.deliveryStreamName} -> ${info.firehose.bucket}/${info.firehose.prefix}`],
     ...Object.entries(info.http),
     ['data', `${info.dataDir}${info.ephemeral ? ' (ephemeral)' : ''}`],
   ];
