@@ -35,8 +35,9 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 type Endpoint = keyof typeof DEV_HTTP_PORTS;
 
 interface ServiceDef {
-  /** Runs as `taskflow <name>`. */
+  /** Runs as `taskflow <name>`, or as `taskflow <command…>` when given. */
   name: string;
+  command?: readonly string[];
   /** HTTP endpoints it serves: endpoint -> the env var that tells the service its port. */
   serves?: Partial<Record<Endpoint, string>>;
   /** Endpoints it cannot run without: it starts only when some available service serves them. */
@@ -64,6 +65,7 @@ const SERVICES: readonly ServiceDef[] = [
   { name: 'board', serves: { board: 'BOARD_PORT' }, needs: ['replay'] },
   // A stable worker id like the router's; the pseudonym key stays on this machine (created once, 0600) like the dev JWT secret.
   { name: 'audit', serves: { 'audit-metrics': 'METRICS_PORT' }, env: () => Promise.resolve({ KINESIS_WORKER_ID: 'audit-0', AUDIT_KEY_FILE: devAuditKeyFile() }) },
+  { name: 'analytics-archiver', command: ['analytics', 'archive'] },
 ];
 
 function devAuditKeyFile(): string {
@@ -76,6 +78,7 @@ const ROUTER_SERVICE_USER = 'service:router';
 const SERVICE_TOKEN_TTL_SECONDS = 7 * 24 * 3600;
 
 const servedBy = (s: ServiceDef): Endpoint[] => Object.keys(s.serves ?? {}) as Endpoint[];
+const commandOf = (s: ServiceDef): readonly string[] => s.command ?? [s.name];
 const urlEnvVar = (endpoint: string): string => `${endpoint.toUpperCase().replace(/[^A-Z0-9]/g, '_')}_URL`;
 
 /**
@@ -87,7 +90,7 @@ export function defaultDataDir(root = ROOT): string {
 }
 
 function availableServices(): ServiceDef[] {
-  const written = SERVICES.filter((s) => existsSync(join(ROOT, 'cli', 'commands', `${s.name}.ts`)));
+  const written = SERVICES.filter((s) => existsSync(join(ROOT, 'cli', 'commands', `${commandOf(s)[0]}.ts`)));
   const served = new Set(written.flatMap(servedBy));
   return written.filter((s) => {
     const missing = (s.needs ?? []).filter((endpoint) => !served.has(endpoint));
@@ -201,7 +204,7 @@ async function runDev(argv: string[]): Promise<number> {
       available.map(async (s) => ({
         name: s.name,
         command: process.execPath,
-        args: [join(ROOT, 'bin', 'taskflow.js'), s.name],
+        args: [join(ROOT, 'bin', 'taskflow.js'), ...commandOf(s)],
         env: {
           ...process.env,
           ...stackEnv(info),

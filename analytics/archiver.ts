@@ -1,0 +1,127 @@
+// The archiver: one ShardProcessor per leased shard of the change stream. Each batch's records
+// are decoded and validated as every reader does (lib/record-codec through the consumer,
+// schemas/validate), malformed ones go to the dead-letter store with their reason, the rest go
+// to Firehose as newline-terminated JSON (delivery-plan.ts: Firehose's limits, only failed records
+// again, backoff when throttled), and the shard is checkpointed only once Firehose accepted all.
+// A crash before the checkpoint re-reads the batch: the archive may hold an event twice, and the
+// warehouse loader dedups by event id.
+import { backoffDelay, type BackoffPolicy, sleep } from '../lib/backoff.js';
+import type { DeadLetterStore } from '../lib/dlq.js';
+import type { Checkpointer, ProcessBatch, ShardInit, ShardProcessor, ShutdownReason, UserRecord } from '../lib/kinesis-consumer/index.js';
+import type { Logger } from '../lib/logger.js';
+import type { ValidationResult } from '../schemas/validate.js';
+import { afterRound, type CallOutcome, planCalls, PUT_RECORD_BATCH_LIMITS } from './delivery-plan.js';
+import type { DeliveryStreamPort } from './firehose.js';
+import { type ArchiverMetrics, noopArchiverMetrics } from './metrics.js';
+
+export type ArchiverDlqReason = 'undecodable_record' | 'malformed_json' | Exclude<Extract<ValidationResult, { ok: false }>['reason'], 'not_an_object'> | 'record_too_large';
+
+export const DLQ_SOURCE = 'analytics-archiver';
+const NEWLINE = 0x0a;
+
+/** One archive line for a record, or why it cannot be archived. */
+export function archiveLine(record: Pick<UserRecord, 'data' | 'decodeError'>, validate: (input: unknown) => ValidationResult): { ok: true; line: Uint8Array } | { ok: false; reason: ArchiverDlqReason; message: string } {
+  if (record.decodeError) return { ok: false, reason: 'undecodable_record', message: record.decodeError.message };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(record.data).toString('utf8'));
+  } catch (err) {
+    return { ok: false, reason: 'malformed_json', message: (err as Error).message };
+  }
+  const result = validate(parsed);
+  if (!result.ok) return { ok: false, reason: result.reason === 'not_an_object' ? 'malformed_json' : result.reason, message: result.message };
+  // The bytes as capture wrote them, unless upcast or spread over lines (one line per event).
+  const json = result.upcastFrom !== undefined || record.data.includes(NEWLINE) ? Buffer.from(JSON.stringify(result.event)) : record.data;
+  const line = Buffer.concat([json, Buffer.of(NEWLINE)]);
+  if (line.length > PUT_RECORD_BATCH_LIMITS.bytesPerRecord) {
+    return { ok: false, reason: 'record_too_large', message: `event is ${line.length} bytes as a line, above Firehose's ${PUT_RECORD_BATCH_LIMITS.bytesPerRecord} per record` };
+  }
+  return { ok: true, line };
+}
+
+export interface DeliverOptions {
+  backoff: BackoffPolicy;
+  random?: () => number;
+  signal?: AbortSignal;
+  metrics?: ArchiverMetrics;
+}
+
+/** Sends every line until Firehose has accepted it; rejects only on a non-throttling call failure or when aborted. */
+export async function deliverAll(stream: DeliveryStreamPort, lines: readonly Uint8Array[], options: DeliverOptions): Promise<void> {
+  const metrics = options.metrics ?? noopArchiverMetrics;
+  const random = options.random ?? Math.random;
+  let pending = lines;
+  for (let failedRounds = 0; pending.length > 0; ) {
+    if (options.signal?.aborted) throw new Error('delivery aborted: the shard is closing');
+    const calls = planCalls(pending.map((l) => l.length));
+    const outcomes: CallOutcome[] = [];
+    for (const [start, end] of calls) {
+      const started = performance.now();
+      const outcome = await stream.putRecordBatch(pending.slice(start, end));
+      metrics.call((performance.now() - started) / 1000, outcome.kind === 'throttled' ? 'throttled' : 'answered');
+      outcomes.push(outcome);
+      if (outcome.kind === 'throttled') break;
+    }
+    const { retry, throttled } = afterRound(pending, calls, outcomes);
+    metrics.delivered(pending.length - retry.length);
+    if (retry.length > 0) metrics.retried(retry.length, throttled);
+    pending = retry;
+    failedRounds = retry.length > 0 ? failedRounds + 1 : 0;
+    if (retry.length > 0) await sleep(backoffDelay(failedRounds - 1, random(), options.backoff), options.signal);
+  }
+}
+
+export interface ArchiverDeps {
+  stream: DeliveryStreamPort;
+  deadLetters: DeadLetterStore;
+  validate: (input: unknown) => ValidationResult;
+  backoff: BackoffPolicy;
+  metrics?: ArchiverMetrics;
+  logger: Logger;
+}
+
+export class ArchiverShardProcessor implements ShardProcessor {
+  private readonly closing = new AbortController();
+  private readonly metrics: ArchiverMetrics;
+
+  constructor(
+    private readonly shardId: string,
+    private readonly deps: ArchiverDeps,
+  ) {
+    this.metrics = deps.metrics ?? noopArchiverMetrics;
+  }
+
+  async initialize(_init: ShardInit): Promise<void> {}
+
+  async processRecords(batch: ProcessBatch, checkpointer: Checkpointer): Promise<void> {
+    if (batch.records.length === 0) return;
+    const lines: Uint8Array[] = [];
+    for (const r of batch.records) {
+      const result = archiveLine(r, this.deps.validate);
+      if (result.ok) {
+        lines.push(result.line);
+        continue;
+      }
+      const origin = { shardId: this.shardId, sequenceNumber: r.sequenceNumber, subSequenceNumber: String(r.subSequenceNumber) };
+      // Keyed by the Kinesis record: re-reading the batch after a crash finds the entry already there.
+      await this.deps.deadLetters.put({
+        source: DLQ_SOURCE,
+        reason: result.reason,
+        message: result.message,
+        payload: r.data,
+        origin,
+        dedupeKey: `${origin.shardId}/${origin.sequenceNumber}/${origin.subSequenceNumber}`,
+      });
+      this.metrics.deadLettered(result.reason);
+      this.deps.logger.warn({ reason: result.reason, origin }, 'event dead-lettered');
+    }
+    await deliverAll(this.deps.stream, lines, { backoff: this.deps.backoff, signal: this.closing.signal, metrics: this.metrics });
+    await checkpointer.checkpoint();
+  }
+
+  async shutdown(_reason: ShutdownReason): Promise<void> {
+    // Every processed batch is already checkpointed; a delivery still retrying gives up so the
+    // shard can close (its batch is re-read by the next holder).
+    this.closing.abort();
+  }
+}

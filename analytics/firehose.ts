@@ -1,0 +1,27 @@
+// The archiver's port to Firehose and its adapter on @aws-sdk/client-firehose.
+import { type FirehoseClient, PutRecordBatchCommand } from '@aws-sdk/client-firehose';
+import { type CallOutcome, THROTTLED } from './delivery-plan.js';
+
+export interface DeliveryStreamPort {
+  /** One PutRecordBatch call; a throttled call is an outcome, any other failure throws. */
+  putRecordBatch(records: readonly Uint8Array[]): Promise<CallOutcome>;
+}
+
+export class FirehoseDeliveryStream implements DeliveryStreamPort {
+  constructor(
+    private readonly client: FirehoseClient,
+    readonly name: string,
+  ) {}
+
+  async putRecordBatch(records: readonly Uint8Array[]): Promise<CallOutcome> {
+    try {
+      const out = await this.client.send(new PutRecordBatchCommand({ DeliveryStreamName: this.name, Records: records.map((Data) => ({ Data })) }));
+      const responses = out.RequestResponses ?? [];
+      if (responses.length !== records.length) throw new Error(`PutRecordBatch answered ${responses.length} responses for ${records.length} records`);
+      return { kind: 'answered', errors: responses.map((r) => r.ErrorCode ?? undefined) };
+    } catch (err) {
+      if ((err as { name?: string }).name === THROTTLED) return { kind: 'throttled' };
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,130 @@
+// The archiver on the local stack (kinesalite, dynalite) with its own Firehose stand-in that
+// fails records and throttles calls: every valid event reaches the archive, malformed ones go to
+// the DLQ with their reason, and the shard is checkpointed only after Firehose accepted them all.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { type KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { loadArchiverConfig } from '../../analytics/config.js';
+import { DLQ_SOURCE } from '../../analytics/archiver.js';
+import { startArchiver, type RunningArchiver } from '../../analytics/service.js';
+import { DynamoDeadLetterStore } from '../../lib/dlq.js';
+import { DynamoLeaseStore } from '../../lib/kinesis-consumer/index.js';
+import { silentLogger } from '../../lib/logger.js';
+import { FsObjectStore } from '../../lib/object-store.js';
+import { tableEnvVar } from '../../lib/stack-info.js';
+import { type LocalFirehose, startFirehose } from '../../infra/local/firehose/server.js';
+import { sampleEvent } from '../../schemas/fixtures.js';
+import { createTestStream, createTestTables, dynamoClient, kinesisClient, testStackEnv } from '../support/stack.js';
+
+const N = 600;
+let kinesis: KinesisClient;
+let dynamo: DynamoDBClient;
+let streamName: string;
+let tables: Record<string, string>;
+let dir: string;
+let store: FsObjectStore;
+let firehose: LocalFirehose;
+let archiver: RunningArchiver;
+let calls = 0;
+const recordAttempts = new Map<string, number>();
+
+beforeAll(async () => {
+  kinesis = kinesisClient();
+  dynamo = dynamoClient();
+  [streamName, tables] = await Promise.all([createTestStream('archiver', 2), createTestTables('archiver', ['leases', 'dlq'])]);
+  dir = mkdtempSync(join(tmpdir(), 'archiver-test-'));
+  store = new FsObjectStore(dir);
+  firehose = await startFirehose({
+    store: () => store,
+    streams: [{ name: 'archive', bucket: 'b', prefix: 'raw/', errorPrefix: 'errors/', hints: { sizeInMBs: 1, intervalInSeconds: 0 }, compression: 'GZIP' }],
+    faults: {
+      // Every third call is throttled; every record fails on its first attempt when its LSN ends in 3 or 7.
+      throttleCall: () => ++calls % 3 === 0,
+      failRecord: (_s, data) => {
+        const id = (JSON.parse(Buffer.from(data).toString()) as { id: string }).id;
+        const n = (recordAttempts.get(id) ?? 0) + 1;
+        recordAttempts.set(id, n);
+        return n === 1 && /[37]-\d+$/.test(id) ? 'ServiceUnavailableException' : undefined;
+      },
+    },
+  });
+  const config = loadArchiverConfig({
+    ...testStackEnv(),
+    CHANGE_STREAM_NAME: streamName,
+    FIREHOSE_ENDPOINT: firehose.endpoint,
+    FIREHOSE_DELIVERY_STREAM: 'archive',
+    [tableEnvVar('leases')]: tables.leases,
+    [tableEnvVar('dlq')]: tables.dlq,
+    KINESIS_POLL_INTERVAL_MS: '20',
+    KINESIS_MIN_CALL_SPACING_MS: '0',
+    KINESIS_MAX_RECORDS: '250',
+    ARCHIVER_BACKOFF_BASE_MS: '5',
+    ARCHIVER_BACKOFF_MAX_MS: '50',
+  });
+  archiver = await startArchiver(config, silentLogger);
+});
+
+afterAll(async () => {
+  await archiver?.stop();
+  await firehose?.stop();
+  kinesis?.destroy();
+  dynamo?.destroy();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+async function archivedIds(): Promise<string[]> {
+  const ids: string[] = [];
+  for (const o of await store.list('raw/')) {
+    const text = gunzipSync(await store.get(o.key)).toString();
+    expect(text.endsWith('\n')).toBe(true);
+    for (const line of text.slice(0, -1).split('\n')) ids.push((JSON.parse(line) as { id: string }).id);
+  }
+  return ids;
+}
+
+describe('archiver', () => {
+  it('archives every valid event through partial failures and throttling, dead-letters the malformed, and checkpoints', async () => {
+    const events = Array.from({ length: N }, (_, i) =>
+      sampleEvent('task.updated', { commitLsn: 0x1000n + BigInt(i), workspaceId: `11111111-1111-4111-8111-00000000000${i % 4}`, entityId: `33333333-3333-4333-8333-${String(i).padStart(12, '0')}` }),
+    );
+    const records = [
+      ...events.map((e) => ({ PartitionKey: e.workspaceid, Data: Buffer.from(JSON.stringify(e)) })),
+      { PartitionKey: 'w', Data: Buffer.from('{not json') },
+      { PartitionKey: 'w', Data: Buffer.from(JSON.stringify({ ...events[0], type: 'taskflow.nothing.happened' })) },
+    ];
+    for (let i = 0; i < records.length; i += 500) {
+      const out = await kinesis.send(new PutRecordsCommand({ StreamName: streamName, Records: records.slice(i, i + 500) }));
+      expect(out.FailedRecordCount).toBe(0);
+    }
+    const deadline = Date.now() + 30_000;
+    let ids: string[] = [];
+    while (Date.now() < deadline) {
+      ids = await archivedIds();
+      if (new Set(ids).size >= N) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect([...new Set(ids)].sort()).toEqual(events.map((e) => e.id).sort());
+    // Only failed records were sent again: nothing arrives twice without a crash.
+    expect(ids).toHaveLength(N);
+    expect(calls).toBeGreaterThan(2);
+    expect([...recordAttempts.values()].some((n) => n > 1)).toBe(true);
+
+    const dlq = new DynamoDeadLetterStore(dynamo, tables.dlq!);
+    const letters = await dlq.list({ source: DLQ_SOURCE });
+    expect(letters.map((l) => l.reason).sort()).toEqual(['malformed_json', 'unknown_type']);
+
+    // Checkpoints follow: both shards' leases end at their last record.
+    const leases = new DynamoLeaseStore(dynamo, tables.leases!, 'analytics-archiver');
+    const checkpointDeadline = Date.now() + 10_000;
+    for (;;) {
+      const all = await leases.list();
+      if (all.length === 2 && all.every((l) => l.checkpoint !== 'TRIM_HORIZON')) break;
+      if (Date.now() > checkpointDeadline) throw new Error(`leases not checkpointed: ${JSON.stringify(all)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+});
