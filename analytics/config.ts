@@ -1,5 +1,6 @@
 // Every setting of the analytics services (archiver, loader, data quality), read once from the
 // environment; lib/config.ts fails fast naming the bad variable.
+import { join } from 'node:path';
 import { type AwsConfig, loadAwsConfig } from '../lib/aws.js';
 import { type Env, int, optionalStr, str } from '../lib/config.js';
 import { type ConsumerEnvConfig, loadConsumerConfig } from '../lib/kinesis-consumer/index.js';
@@ -37,4 +38,25 @@ export function loadArchiveLocation(env: Env): ArchiveLocation {
   const prefix = str(env, 'ARCHIVE_PREFIX', 'raw/');
   const dir = optionalStr(env, 'S3_DIR');
   return dir && !optionalStr(env, 'S3_ENDPOINT') ? { kind: 'folder', dir, bucket, prefix } : { kind: 's3', bucket, prefix };
+}
+
+export interface LoaderConfig {
+  aws: AwsConfig;
+  archive: ArchiveLocation;
+  /** The DuckDB database file (one writing process per file). */
+  warehousePath: string;
+  pollIntervalMs: number;
+  metricsPort: number;
+}
+
+export function loadLoaderConfig(env: Env): LoaderConfig {
+  const s3Dir = optionalStr(env, 'S3_DIR');
+  return {
+    aws: loadAwsConfig(env),
+    archive: loadArchiveLocation(env),
+    // Locally the warehouse sits beside the S3 folder, in the stack's data directory.
+    warehousePath: str(env, 'WAREHOUSE_PATH', s3Dir ? join(s3Dir, '..', 'warehouse.duckdb') : undefined),
+    pollIntervalMs: int(env, 'LOADER_POLL_INTERVAL_MS', 250, { min: 10 }),
+    metricsPort: int(env, 'METRICS_PORT', 0, { min: 0, max: 65535 }),
+  };
 }

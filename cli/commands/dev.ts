@@ -66,6 +66,7 @@ const SERVICES: readonly ServiceDef[] = [
   // A stable worker id like the router's; the pseudonym key stays on this machine (created once, 0600) like the dev JWT secret.
   { name: 'audit', serves: { 'audit-metrics': 'METRICS_PORT' }, env: () => Promise.resolve({ KINESIS_WORKER_ID: 'audit-0', AUDIT_KEY_FILE: devAuditKeyFile() }) },
   { name: 'analytics-archiver', command: ['analytics', 'archive'] },
+  { name: 'analytics-loader', command: ['analytics', 'load'] },
 ];
 
 function devAuditKeyFile(): string {

@@ -1,0 +1,116 @@
+// The warehouse's tables and the SQL that fills them, generated from one description of the
+// curated entities so the schema and the MERGE cannot drift apart (DuckDB dialect; the same
+// statements run on Snowflake with its MAX_BY/ARRAY_CONTAINS spellings).
+//
+// Curated current state is a per-column last-writer-wins register keyed by event id: every
+// column keeps the id of the event that last set it (`_v_<column>`), the row keeps the highest
+// live (create/update/snapshot) and delete ids. A MERGE takes, per key and column, the value of
+// the batch's newest event that carries that column (an update's `omitted` — unchanged TOASTed —
+// columns carry nothing, so they are never overwritten with NULL) and applies it only where it
+// is newer than the target's (`s._v_c > t._v_c`: the guard, per column). Merging is therefore
+// commutative and idempotent: late, replayed or duplicated events change nothing they should
+// not, and the result equals applying every event once in id order (analytics/warehouse/curated.property.test.ts).
+// A row is live when its newest event is not a delete (nor older than a truncate of its table);
+// columns set before the row's last delete read as NULL.
+
+export interface CuratedColumn {
+  name: string;
+  /** DuckDB type the JSON value is cast to. */
+  type: 'VARCHAR' | 'INTEGER' | 'DOUBLE' | 'BOOLEAN' | 'TIMESTAMPTZ' | 'DATE';
+}
+
+export interface CuratedEntity {
+  /** Source table = curated view name. */
+  table: 'tasks' | 'comments' | 'projects' | 'memberships';
+  /** Row-image columns besides `id` (the key). */
+  columns: readonly CuratedColumn[];
+}
+
+const col = (name: string, type: CuratedColumn['type'] = 'VARCHAR'): CuratedColumn => ({ name, type });
+
+export const CURATED: readonly CuratedEntity[] = [
+  {
+    table: 'tasks',
+    columns: [
+      col('workspace_id'), col('project_id'), col('title'), col('description'), col('status'), col('priority', 'INTEGER'), col('assignee_id'),
+      col('due_date', 'DATE'), col('position', 'DOUBLE'), col('created_by'), col('created_at', 'TIMESTAMPTZ'), col('updated_at', 'TIMESTAMPTZ'),
+    ],
+  },
+  {
+    table: 'comments',
+    columns: [col('workspace_id'), col('project_id'), col('task_id'), col('author_id'), col('body'), col('created_at', 'TIMESTAMPTZ'), col('updated_at', 'TIMESTAMPTZ')],
+  },
+  {
+    table: 'projects',
+    columns: [col('workspace_id'), col('name'), col('description'), col('archived', 'BOOLEAN'), col('created_by'), col('created_at', 'TIMESTAMPTZ'), col('updated_at', 'TIMESTAMPTZ')],
+  },
+  { table: 'memberships', columns: [col('workspace_id'), col('user_id'), col('project_id'), col('role'), col('created_at', 'TIMESTAMPTZ')] },
+];
+
+const q = (name: string): string => `"${name.replace(/"/g, '""')}"`;
+const lit = (s: string): string => `'${s.replace(/'/g, "''")}'`;
+const v = (c: string): string => q(`_v_${c}`);
+export const stateTable = (e: CuratedEntity): string => `${e.table}_state`;
+
+export function schemaDdl(): string[] {
+  return [
+    `CREATE TABLE IF NOT EXISTS load_log (object_key VARCHAR PRIMARY KEY, loaded_at TIMESTAMPTZ NOT NULL, events INTEGER NOT NULL, new_events INTEGER NOT NULL)`,
+    // `day` is the partition column (Snowflake: CLUSTER BY (day)); retention drops whole days.
+    `CREATE TABLE IF NOT EXISTS raw_events (id VARCHAR PRIMARY KEY, day DATE NOT NULL, time TIMESTAMPTZ NOT NULL, type VARCHAR NOT NULL, workspace_id VARCHAR NOT NULL,
+      project_id VARCHAR, tbl VARCHAR, op VARCHAR, key_id VARCHAR, event JSON NOT NULL, object_key VARCHAR NOT NULL, loaded_at TIMESTAMPTZ NOT NULL)`,
+    `CREATE TABLE IF NOT EXISTS truncations (tbl VARCHAR NOT NULL, id VARCHAR NOT NULL, PRIMARY KEY (tbl, id))`,
+    ...CURATED.flatMap((e) => [
+      `CREATE TABLE IF NOT EXISTS ${stateTable(e)} (id VARCHAR PRIMARY KEY, ${e.columns.map((c) => `${q(c.name)} ${c.type}, ${v(c.name)} VARCHAR`).join(', ')},
+        _live_id VARCHAR, _deleted_id VARCHAR, _event_id VARCHAR NOT NULL, _merged_at TIMESTAMPTZ NOT NULL)`,
+      currentView(e),
+    ]),
+  ];
+}
+
+function currentView(e: CuratedEntity): string {
+  const cut = `greatest(coalesce(s._deleted_id, ''), tr.cut)`;
+  return `CREATE OR REPLACE VIEW ${e.table} AS SELECT s.id, ${e.columns.map((c) => `CASE WHEN s.${v(c.name)} > ${cut} THEN s.${q(c.name)} END AS ${q(c.name)}`).join(', ')}, s._event_id AS last_event_id
+    FROM ${stateTable(e)} s CROSS JOIN (SELECT coalesce(max(id), '') AS cut FROM truncations WHERE tbl = ${lit(e.table)}) tr
+    WHERE s._live_id > ${cut}`;
+}
+
+/**
+ * `staged` columns: id, time, type, workspace_id, project_id, tbl, op, key_id, after (JSON),
+ * omitted (VARCHAR[]), tables (VARCHAR[]), event (JSON). Built from the NDJSON lines at `path`.
+ */
+export function stageSql(path: string): string {
+  return `CREATE OR REPLACE TEMP TABLE staged AS
+    SELECT DISTINCT ON (id) * FROM (
+      SELECT json_extract_string(json, '$.id') AS id, CAST(json_extract_string(json, '$.time') AS TIMESTAMPTZ) AS time,
+        json_extract_string(json, '$.type') AS type, json_extract_string(json, '$.workspaceid') AS workspace_id,
+        json_extract_string(json, '$.projectid') AS project_id, json_extract_string(json, '$.data.table') AS tbl,
+        json_extract_string(json, '$.data.op') AS op, json_extract_string(json, '$.data.key.id') AS key_id,
+        json_extract(json, '$.data.after') AS after, coalesce(CAST(json_extract(json, '$.data.omitted') AS VARCHAR[]), []) AS omitted,
+        coalesce(CAST(json_extract(json, '$.data.tables') AS VARCHAR[]), []) AS tables, json AS event
+      FROM read_json_objects(${lit(path)}, format = 'newline_delimited', compression = 'gzip')
+    ) ORDER BY id`;
+}
+
+export function insertRawSql(objectKey: string): string {
+  return `INSERT OR IGNORE INTO raw_events SELECT id, CAST(time AS DATE), time, type, workspace_id, project_id, tbl, op, key_id, event, ${lit(objectKey)}, now() FROM staged`;
+}
+
+export function insertTruncationsSql(): string {
+  return `INSERT OR IGNORE INTO truncations SELECT DISTINCT unnest(tables) AS tbl, id FROM staged WHERE op = 't'`;
+}
+
+/** The batch's per-key, per-column newest values, merged into the state under the per-column guard. */
+export function mergeSql(e: CuratedEntity): string {
+  const carries = (c: string) => `op <> 'd' AND NOT list_contains(omitted, ${lit(c)})`;
+  const value = (c: CuratedColumn) => `CAST(json_extract_string(after, ${lit(`$.${c.name}`)}) AS ${c.type})`;
+  const source = `SELECT key_id, max(id) AS event_id, max(id) FILTER (WHERE op <> 'd') AS live_id, max(id) FILTER (WHERE op = 'd') AS deleted_id,
+      ${e.columns.map((c) => `max(id) FILTER (WHERE ${carries(c.name)}) AS ${v(c.name)}, arg_max_null(${value(c)}, id) FILTER (WHERE ${carries(c.name)}) AS ${q(c.name)}`).join(',\n      ')}
+    FROM staged WHERE tbl = ${lit(e.table)} AND op IN ('c', 'u', 'r', 'd') AND key_id IS NOT NULL GROUP BY key_id`;
+  const newer = (c: string) => `s.${v(c)} > coalesce(t.${v(c)}, '')`;
+  return `MERGE INTO ${stateTable(e)} t USING (${source}) s ON t.id = s.key_id
+    WHEN MATCHED THEN UPDATE SET
+      ${e.columns.map((c) => `${q(c.name)} = CASE WHEN ${newer(c.name)} THEN s.${q(c.name)} ELSE t.${q(c.name)} END, ${v(c.name)} = greatest(t.${v(c.name)}, s.${v(c.name)})`).join(',\n      ')},
+      _live_id = greatest(t._live_id, s.live_id), _deleted_id = greatest(t._deleted_id, s.deleted_id), _event_id = greatest(t._event_id, s.event_id), _merged_at = now()
+    WHEN NOT MATCHED THEN INSERT (id, ${e.columns.map((c) => `${q(c.name)}, ${v(c.name)}`).join(', ')}, _live_id, _deleted_id, _event_id, _merged_at)
+      VALUES (s.key_id, ${e.columns.map((c) => `s.${q(c.name)}, s.${v(c.name)}`).join(', ')}, s.live_id, s.deleted_id, s.event_id, now())`;
+}
