@@ -64,8 +64,51 @@ export function schemaDdl(): string[] {
         _live_id VARCHAR, _deleted_id VARCHAR, _event_id VARCHAR NOT NULL, _merged_at TIMESTAMPTZ NOT NULL)`,
       currentView(e),
     ]),
+    ...CURATED.filter((e) => HISTORY_TABLES.includes(e.table)).map(historyView),
+    ...METRICS_VIEWS,
   ];
 }
+
+/** Entities with a version history (one row per version, valid_from/valid_to). */
+export const HISTORY_TABLES: readonly CuratedEntity['table'][] = ['tasks', 'projects'];
+
+/**
+ * `<table>_history`: one row per version of each row, from raw_events in id order, so it is right
+ * whatever order the events arrived in. valid_from is the version's commit time, valid_to the next
+ * version's (or the delete's), NULL for the current one. A column an update omitted keeps the
+ * previous version's value: each column is the last value carried by an event up to this one.
+ */
+function historyView(e: CuratedEntity): string {
+  const carried = (c: CuratedColumn) =>
+    `last_value(CASE WHEN op <> 'd' AND NOT list_contains(omitted, ${lit(c.name)}) THEN struct_pack(v := CAST(json_extract_string(after, ${lit(`$.${c.name}`)}) AS ${c.type})) END IGNORE NULLS)
+      OVER (PARTITION BY id ORDER BY event_id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS ${q(c.name)}`;
+  return `CREATE OR REPLACE VIEW ${e.table}_history AS
+    WITH ev AS (
+      SELECT key_id AS id, id AS event_id, op, time, json_extract(event, '$.data.after') AS after,
+        coalesce(CAST(json_extract(event, '$.data.omitted') AS VARCHAR[]), []) AS omitted
+      FROM raw_events WHERE tbl = ${lit(e.table)} AND op IN ('c', 'u', 'r', 'd') AND key_id IS NOT NULL),
+    versions AS (
+      SELECT id, event_id, op, time AS valid_from, lead(time) OVER (PARTITION BY id ORDER BY event_id) AS valid_to, ${e.columns.map(carried).join(',\n        ')}
+      FROM ev)
+    SELECT id, event_id, valid_from, valid_to, ${e.columns.map((c) => `${q(c.name)}.v AS ${q(c.name)}`).join(', ')} FROM versions WHERE op <> 'd'`;
+}
+
+const changedIncludes = (column: string) => `list_contains(coalesce(CAST(json_extract(event, '$.data.changed') AS VARCHAR[]), []), ${lit(column)})`;
+
+/** Product metrics, computed from raw_events and the history (views: always current). */
+export const METRICS_VIEWS: readonly string[] = [
+  `CREATE OR REPLACE VIEW metrics_tasks_daily AS
+    SELECT day, workspace_id, count(*) FILTER (WHERE op = 'c') AS tasks_created,
+      count(*) FILTER (WHERE op = 'u' AND json_extract_string(event, '$.data.after.status') = 'done' AND ${changedIncludes('status')}) AS tasks_completed
+    FROM raw_events WHERE tbl = 'tasks' GROUP BY day, workspace_id`,
+  `CREATE OR REPLACE VIEW metrics_comment_activity AS
+    SELECT day, workspace_id, project_id, count(*) FILTER (WHERE op = 'c') AS comments_created, count(*) FILTER (WHERE op = 'u') AS comments_edited,
+      count(DISTINCT json_extract_string(event, '$.data.after.author_id')) AS authors
+    FROM raw_events WHERE tbl = 'comments' GROUP BY day, workspace_id, project_id`,
+  `CREATE OR REPLACE VIEW metrics_time_in_status AS
+    SELECT workspace_id, status, count(*) AS versions, sum(epoch(coalesce(valid_to, now()) - valid_from)) AS seconds
+    FROM tasks_history GROUP BY workspace_id, status`,
+];
 
 function currentView(e: CuratedEntity): string {
   const cut = `greatest(coalesce(s._deleted_id, ''), tr.cut)`;
