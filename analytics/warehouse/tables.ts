@@ -1,6 +1,6 @@
 // The warehouse's tables and the SQL that fills them, generated from one description of the
 // curated entities so the schema and the MERGE cannot drift apart (DuckDB dialect; the same
-// statements run on Snowflake with its MAX_BY/ARRAY_CONTAINS spellings).
+// MERGE runs on Snowflake through the dialect of snowflake.ts, whose DDL and load statements sit there).
 //
 // Curated current state is a per-column last-writer-wins register keyed by event id: every
 // column keeps the id of the event that last set it (`_v_<column>`), the row keeps the highest
@@ -47,9 +47,9 @@ export const CURATED: readonly CuratedEntity[] = [
   { table: 'memberships', columns: [col('workspace_id'), col('user_id'), col('project_id'), col('role'), col('created_at', 'TIMESTAMPTZ')] },
 ];
 
-const q = (name: string): string => `"${name.replace(/"/g, '""')}"`;
-const lit = (s: string): string => `'${s.replace(/'/g, "''")}'`;
-const v = (c: string): string => q(`_v_${c}`);
+export const q = (name: string): string => `"${name.replace(/"/g, '""')}"`;
+export const lit = (s: string): string => `'${s.replace(/'/g, "''")}'`;
+export const v = (c: string): string => q(`_v_${c}`);
 export const stateTable = (e: CuratedEntity): string => `${e.table}_state`;
 
 export function schemaDdl(): string[] {
@@ -142,18 +142,41 @@ export function insertTruncationsSql(): string {
   return `INSERT OR IGNORE INTO truncations SELECT DISTINCT unnest(tables) AS tbl, id FROM staged WHERE op = 't'`;
 }
 
+/** What differs between the warehouses in the MERGE: the rest of the statement is shared. */
+export interface SqlDialect {
+  name: 'duckdb' | 'snowflake';
+  /** The typed value of `field` of the JSON row image `json`. */
+  jsonValue(json: string, field: string, type: CuratedColumn['type']): string;
+  /** The list/array `list` holds the string `value`. */
+  contains(list: string, value: string): string;
+  /** Largest `of` over the rows where `where` holds. */
+  maxWhere(of: string, where: string): string;
+  /** `value` at the row with the largest `by` among the rows where `where` holds, NULL values included. */
+  argMaxWhere(value: string, by: string, where: string): string;
+  /** The larger of two ids, NULL only when both are. */
+  greatest(a: string, b: string): string;
+}
+
+export const DUCKDB: SqlDialect = {
+  name: 'duckdb',
+  jsonValue: (json, field, type) => `CAST(json_extract_string(${json}, ${lit(`$.${field}`)}) AS ${type})`,
+  contains: (list, value) => `list_contains(${list}, ${lit(value)})`,
+  maxWhere: (of, where) => `max(${of}) FILTER (WHERE ${where})`,
+  argMaxWhere: (value, by, where) => `arg_max_null(${value}, ${by}) FILTER (WHERE ${where})`,
+  greatest: (a, b) => `greatest(${a}, ${b})`,
+};
+
 /** The batch's per-key, per-column newest values, merged into the state under the per-column guard. */
-export function mergeSql(e: CuratedEntity): string {
-  const carries = (c: string) => `op <> 'd' AND NOT list_contains(omitted, ${lit(c)})`;
-  const value = (c: CuratedColumn) => `CAST(json_extract_string(after, ${lit(`$.${c.name}`)}) AS ${c.type})`;
-  const source = `SELECT key_id, max(id) AS event_id, max(id) FILTER (WHERE op <> 'd') AS live_id, max(id) FILTER (WHERE op = 'd') AS deleted_id,
-      ${e.columns.map((c) => `max(id) FILTER (WHERE ${carries(c.name)}) AS ${v(c.name)}, arg_max_null(${value(c)}, id) FILTER (WHERE ${carries(c.name)}) AS ${q(c.name)}`).join(',\n      ')}
+export function mergeSql(e: CuratedEntity, d: SqlDialect = DUCKDB): string {
+  const carries = (c: string) => `op <> 'd' AND NOT ${d.contains('omitted', c)}`;
+  const source = `SELECT key_id, max(id) AS event_id, ${d.maxWhere('id', "op <> 'd'")} AS live_id, ${d.maxWhere('id', "op = 'd'")} AS deleted_id,
+      ${e.columns.map((c) => `${d.maxWhere('id', carries(c.name))} AS ${v(c.name)}, ${d.argMaxWhere(d.jsonValue('after', c.name, c.type), 'id', carries(c.name))} AS ${q(c.name)}`).join(',\n      ')}
     FROM staged WHERE tbl = ${lit(e.table)} AND op IN ('c', 'u', 'r', 'd') AND key_id IS NOT NULL GROUP BY key_id`;
   const newer = (c: string) => `s.${v(c)} > coalesce(t.${v(c)}, '')`;
   return `MERGE INTO ${stateTable(e)} t USING (${source}) s ON t.id = s.key_id
     WHEN MATCHED THEN UPDATE SET
-      ${e.columns.map((c) => `${q(c.name)} = CASE WHEN ${newer(c.name)} THEN s.${q(c.name)} ELSE t.${q(c.name)} END, ${v(c.name)} = greatest(t.${v(c.name)}, s.${v(c.name)})`).join(',\n      ')},
-      _live_id = greatest(t._live_id, s.live_id), _deleted_id = greatest(t._deleted_id, s.deleted_id), _event_id = greatest(t._event_id, s.event_id), _merged_at = now()
+      ${e.columns.map((c) => `${q(c.name)} = CASE WHEN ${newer(c.name)} THEN s.${q(c.name)} ELSE t.${q(c.name)} END, ${v(c.name)} = ${d.greatest(`t.${v(c.name)}`, `s.${v(c.name)}`)}`).join(',\n      ')},
+      _live_id = ${d.greatest('t._live_id', 's.live_id')}, _deleted_id = ${d.greatest('t._deleted_id', 's.deleted_id')}, _event_id = ${d.greatest('t._event_id', 's.event_id')}, _merged_at = current_timestamp
     WHEN NOT MATCHED THEN INSERT (id, ${e.columns.map((c) => `${q(c.name)}, ${v(c.name)}`).join(', ')}, _live_id, _deleted_id, _event_id, _merged_at)
-      VALUES (s.key_id, ${e.columns.map((c) => `s.${q(c.name)}, s.${v(c.name)}`).join(', ')}, s.live_id, s.deleted_id, s.event_id, now())`;
+      VALUES (s.key_id, ${e.columns.map((c) => `s.${q(c.name)}, s.${v(c.name)}`).join(', ')}, s.live_id, s.deleted_id, s.event_id, current_timestamp)`;
 }
