@@ -47,6 +47,22 @@ export interface LoaderConfig {
   warehousePath: string;
   pollIntervalMs: number;
   metricsPort: number;
+  dq: DqConfig;
+}
+
+export interface DqConfig {
+  /** The loader runs the checks after a load at most this often; 0 never. */
+  intervalMs: number;
+  freshnessMaxSeconds: number;
+  settleSeconds: number;
+}
+
+export function loadDqConfig(env: Env): DqConfig {
+  return {
+    intervalMs: int(env, 'DQ_INTERVAL_MS', 60_000, { min: 0 }),
+    freshnessMaxSeconds: int(env, 'DQ_FRESHNESS_MAX_SECONDS', 900, { min: 1 }),
+    settleSeconds: int(env, 'DQ_SETTLE_SECONDS', 60, { min: 0 }),
+  };
 }
 
 export function loadLoaderConfig(env: Env): LoaderConfig {
@@ -58,5 +74,6 @@ export function loadLoaderConfig(env: Env): LoaderConfig {
     warehousePath: str(env, 'WAREHOUSE_PATH', s3Dir ? join(s3Dir, '..', 'warehouse.duckdb') : undefined),
     pollIntervalMs: int(env, 'LOADER_POLL_INTERVAL_MS', 250, { min: 10 }),
     metricsPort: int(env, 'METRICS_PORT', 0, { min: 0, max: 65535 }),
+    dq: loadDqConfig(env),
   };
 }

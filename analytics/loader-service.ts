@@ -1,7 +1,7 @@
 // `taskflow analytics load` put together: the archive's object store, the DuckDB warehouse, the
 // polling loader and /metrics.
 import { join } from 'node:path';
-import { Counter, Histogram } from 'prom-client';
+import { Counter, Gauge, Histogram } from 'prom-client';
 import { sleep } from '../lib/backoff.js';
 import { createS3Client } from '../lib/aws.js';
 import type { Logger } from '../lib/logger.js';
@@ -9,6 +9,7 @@ import { createRegistry, serveMetrics } from '../lib/metrics.js';
 import { FsObjectStore, type ObjectStore, S3ObjectStore } from '../lib/object-store.js';
 import type { LoaderConfig } from './config.js';
 import { Loader, type LoaderMetrics } from './loader.js';
+import { runDataQuality } from './warehouse/dq.js';
 import { DuckDbWarehouse } from './warehouse/duckdb.js';
 
 export const LOADER_METRICS = {
@@ -16,6 +17,8 @@ export const LOADER_METRICS = {
   events: 'taskflow_loader_events_loaded_total',
   loadSeconds: 'taskflow_loader_object_load_seconds',
   failures: 'taskflow_loader_failures_total',
+  dqFailingRows: 'taskflow_dq_failing_rows',
+  dqPassed: 'taskflow_dq_check_passed',
 } as const;
 
 export interface RunningLoader {
@@ -44,14 +47,26 @@ export async function startLoader(config: LoaderConfig, logger: Logger): Promise
     },
     failed: () => failures.inc(),
   };
+  const dqFailing = new Gauge({ name: LOADER_METRICS.dqFailingRows, help: 'Rows failing each data-quality check at its last run', labelNames: ['check'], registers: [registry] });
+  const dqPassed = new Gauge({ name: LOADER_METRICS.dqPassed, help: '1 when the data-quality check passed at its last run', labelNames: ['check'], registers: [registry] });
   const warehouse = await DuckDbWarehouse.open(config.warehousePath);
+  let lastDq = 0;
+  const dataQuality = async (): Promise<void> => {
+    if (config.dq.intervalMs === 0 || Date.now() - lastDq < config.dq.intervalMs) return;
+    lastDq = Date.now();
+    for (const r of await runDataQuality(warehouse, { ...config.dq, now: new Date() })) {
+      dqFailing.set({ check: r.check }, r.failingRows);
+      dqPassed.set({ check: r.check }, r.passed ? 1 : 0);
+      if (!r.passed) logger.warn({ check: r.check, failingRows: r.failingRows, sample: r.sample }, 'data-quality check failed');
+    }
+  };
   const loader = new Loader(archiveStore(config), config.archive.prefix, warehouse, logger, metrics);
   const metricsServer = await serveMetrics(registry, config.metricsPort);
   const stopping = new AbortController();
   const loop = (async () => {
     while (!stopping.signal.aborted) {
       try {
-        await loader.loadNew();
+        if ((await loader.loadNew()) > 0) await dataQuality();
       } catch (err) {
         metrics.failed();
         logger.warn({ err }, 'load pass failed; retrying at the next poll');

@@ -1,8 +1,12 @@
 // `taskflow analytics <subcommand>`: the analytics path (analytics/README.md).
 //   archive   the archiver service: change stream -> Firehose (raw archive), long-running
 //   load      the loader service: raw archive -> warehouse (raw_events, curated tables), long-running
+//   dq        run the data-quality checks once and print them (exit 1 when one fails)
 import { parseArgs } from 'node:util';
 import { loadArchiverConfig, loadLoaderConfig } from '../../analytics/config.js';
+import { DQ_CHECKS, runDataQuality } from '../../analytics/warehouse/dq.js';
+import { DuckDbWarehouse } from '../../analytics/warehouse/duckdb.js';
+import { TaskflowError } from '../../lib/errors.js';
 import { startLoader } from '../../analytics/loader-service.js';
 import { startArchiver } from '../../analytics/service.js';
 import { createLogger } from '../../lib/logger.js';
@@ -11,11 +15,41 @@ import type { Command } from '../main.js';
 const usage = `usage:
   taskflow analytics archive    read the change stream and put every event to the Firehose delivery stream (raw archive)
   taskflow analytics load       load each new raw archive object once into the warehouse (DuckDB)
+  taskflow analytics dq [--check NAME]... [--json]
+                                run the data-quality checks on the warehouse, record them in dq_results, exit 1 if one fails
 Configuration from the environment (archive): CHANGE_STREAM_NAME, AWS_REGION, KINESIS_ENDPOINT, DYNAMODB_ENDPOINT,
 FIREHOSE_ENDPOINT, FIREHOSE_DELIVERY_STREAM, DYNAMODB_TABLE_{LEASES,DLQ}, ARCHIVER_CONSUMER_NAME (analytics-archiver),
 ARCHIVER_BACKOFF_BASE_MS (100), ARCHIVER_BACKOFF_MAX_MS (5000), KINESIS_* (lib/kinesis-consumer), METRICS_PORT, LOG_LEVEL.
 (load): ARCHIVE_BUCKET, ARCHIVE_PREFIX (raw/), S3_DIR (a local folder per bucket) or S3_ENDPOINT/AWS, WAREHOUSE_PATH
-(default <S3_DIR>/../warehouse.duckdb), LOADER_POLL_INTERVAL_MS (250), METRICS_PORT, LOG_LEVEL.`;
+(default <S3_DIR>/../warehouse.duckdb), LOADER_POLL_INTERVAL_MS (250), DQ_INTERVAL_MS (60000; 0 = never), METRICS_PORT, LOG_LEVEL.
+(dq, and the loader's runs): WAREHOUSE_PATH, DQ_FRESHNESS_MAX_SECONDS (900), DQ_SETTLE_SECONDS (60).`;
+
+async function runDq(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { check: { type: 'string', multiple: true }, json: { type: 'boolean', default: false } } });
+  const unknown = (values.check ?? []).filter((c) => !DQ_CHECKS.some((k) => k.name === c));
+  if (unknown.length) throw new TaskflowError('DQ_UNKNOWN_CHECK', `unknown check ${unknown.join(', ')} (known: ${DQ_CHECKS.map((c) => c.name).join(', ')})`);
+  const config = loadLoaderConfig(process.env);
+  let warehouse: DuckDbWarehouse;
+  try {
+    warehouse = await DuckDbWarehouse.open(config.warehousePath);
+  } catch (err) {
+    // DuckDB allows one writing process per file: the running loader holds it.
+    throw new TaskflowError('WAREHOUSE_LOCKED', `cannot open ${config.warehousePath} (${(err as Error).message.split('\n')[0]}); while the loader runs, it runs the checks itself: see its /metrics (taskflow_dq_*) or stop it first`, { cause: err });
+  }
+  try {
+    const results = await runDataQuality(warehouse, { ...config.dq, now: new Date() }, values.check);
+    if (values.json) console.log(JSON.stringify(results, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2));
+    else {
+      for (const r of results) {
+        console.log(`${r.passed ? 'pass' : 'FAIL'}  ${r.check}${r.passed ? '' : `: ${r.failingRows} rows, e.g.`}`);
+        for (const row of r.sample) console.log(`      ${JSON.stringify(row, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}`);
+      }
+    }
+    return results.every((r) => r.passed) ? 0 : 1;
+  } finally {
+    await warehouse.close();
+  }
+}
 
 /** Runs a long-running service until SIGINT/SIGTERM, then stops it gracefully. */
 async function runUntilSignalled(name: string, start: () => Promise<{ stop(): Promise<void> }>, logger: ReturnType<typeof createLogger>): Promise<number> {
@@ -34,7 +68,7 @@ async function runUntilSignalled(name: string, start: () => Promise<{ stop(): Pr
 }
 
 export const command: Command = {
-  summary: 'analytics path: `analytics archive` (stream -> Firehose raw archive), `analytics load` (archive -> warehouse)',
+  summary: 'analytics path: `analytics archive` (stream -> Firehose raw archive), `analytics load` (archive -> warehouse), `analytics dq` (data-quality checks)',
   async run(argv) {
     const { positionals, values } = parseArgs({ args: argv, options: { help: { type: 'boolean' } }, allowPositionals: true, strict: false });
     if (values.help) {
@@ -52,6 +86,8 @@ export const command: Command = {
         const logger = createLogger('analytics-loader');
         return runUntilSignalled('the loader', () => startLoader(config, logger), logger);
       }
+      case 'dq':
+        return runDq(argv.slice(argv.indexOf('dq') + 1));
       default:
         console.error(usage);
         return 2;

@@ -3,6 +3,7 @@
 // curated `tasks` view with both changes; a restarted loader loads nothing twice.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { type KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -92,5 +93,18 @@ describe('analytics loader', () => {
     } finally {
       await loader.stop();
     }
+  });
+
+  it('taskflow analytics dq names the failing check with sample rows and exits 1', () => {
+    // The sample events were committed on 2026-11-26 (stale by the 900 s freshness default), and
+    // the task's project never travelled the stream.
+    const out = spawnSync(process.execPath, ['bin/taskflow.js', 'analytics', 'dq', '--json'], { env: { ...process.env, ...loaderEnv, NODE_OPTIONS: '' }, encoding: 'utf8' });
+    expect(out.status).toBe(1);
+    const results = JSON.parse(out.stdout) as { check: string; passed: boolean; sample: Record<string, unknown>[] }[];
+    expect(results.filter((r) => !r.passed).map((r) => r.check)).toEqual(['referential_integrity', 'freshness']);
+    expect(results.find((r) => r.check === 'referential_integrity')!.sample).toEqual([{ id: '33333333-3333-4333-8333-0000000000aa', problem: 'task without its project' }]);
+    expect(results.find((r) => r.check === 'freshness')!.sample[0]).toHaveProperty('latest_commit');
+    const unknown = spawnSync(process.execPath, ['bin/taskflow.js', 'analytics', 'dq', '--check', 'nope'], { env: { ...process.env, ...loaderEnv, NODE_OPTIONS: '' }, encoding: 'utf8' });
+    expect(unknown.stderr).toContain('DQ_UNKNOWN_CHECK');
   });
 });
