@@ -1,4 +1,5 @@
 // A service (`taskflow capture`, `taskflow router`, `taskflow audit`) as its own process, the way it runs in
+// A service (`taskflow capture`, `taskflow router`, `taskflow analytics archive|load`) as its own process, the way it runs in
 // production (one pod each): started from its environment, ready once its log has said the given
 // messages, stopped with SIGTERM. Its warnings and errors go to stderr; the rest of its log is read
 // for readiness and addresses only.
@@ -22,8 +23,11 @@ export interface ServiceProcessOptions {
 }
 
 export async function startServiceProcess(command: 'capture' | 'router' | 'audit', env: Record<string, string>, awaited: readonly string[], options: ServiceProcessOptions = {}): Promise<ServiceProcess> {
+export async function startServiceProcess(command: 'capture' | 'router' | readonly ['analytics', 'archive' | 'load'], env: Record<string, string>, awaited: readonly string[], options: ServiceProcessOptions = {}): Promise<ServiceProcess> {
   const timeoutMs = options.timeoutMs ?? 60_000;
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), join(root, 'bin', 'taskflow.js'), command], {
+  const args = typeof command === 'string' ? [command] : [...command];
+  const name = args.join(' ');
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), join(root, 'bin', 'taskflow.js'), ...args], {
     cwd: root,
     env: { ...process.env, ...env, NODE_OPTIONS: '', LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -31,10 +35,10 @@ export async function startServiceProcess(command: 'capture' | 'router' | 'audit
   const entries: Record<string, Record<string, unknown>> = {};
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${command} not ready after ${timeoutMs} ms (waiting for ${awaited.filter((m) => !entries[m]).join(', ')})`)), timeoutMs);
+    const timer = setTimeout(() => reject(new Error(`${name} not ready after ${timeoutMs} ms (waiting for ${awaited.filter((m) => !entries[m]).join(', ')})`)), timeoutMs);
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
-      reject(new Error(`${command} exited (${code ?? signal}) before it was ready`));
+      reject(new Error(`${name} exited (${code ?? signal}) before it was ready`));
     });
     let buffer = '';
     child.stdout!.on('data', (chunk: Buffer) => {
@@ -48,7 +52,7 @@ export async function startServiceProcess(command: 'capture' | 'router' | 'audit
         } catch {
           continue;
         }
-        if (typeof entry.level === 'number' && entry.level >= 40) process.stderr.write(`${command}: ${line.slice(0, 500)}\n`);
+        if (typeof entry.level === 'number' && entry.level >= 40) process.stderr.write(`${name}: ${line.slice(0, 500)}\n`);
         if (typeof entry.msg === 'string' && awaited.includes(entry.msg)) entries[entry.msg] ??= entry;
         if (awaited.every((m) => entries[m])) {
           clearTimeout(timer);
