@@ -36,11 +36,11 @@ export async function startLoader(config: LoaderConfig, logger: Logger): Promise
   const registry = createRegistry('analytics-loader');
   const objects = new Counter({ name: LOADER_METRICS.objects, help: 'Archive objects loaded', registers: [registry] });
   const events = new Counter({ name: LOADER_METRICS.events, help: 'Events loaded into raw_events, by whether they were new', labelNames: ['new'], registers: [registry] });
-  const seconds = new Histogram({ name: LOADER_METRICS.loadSeconds, help: 'Time to load one object (fetch, raw insert, curated MERGE)', buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [registry] });
+  const seconds = new Histogram({ name: LOADER_METRICS.loadSeconds, help: 'Time to load one batch of objects (fetch, raw insert, curated MERGE, commit)', buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [registry] });
   const failures = new Counter({ name: LOADER_METRICS.failures, help: 'Load passes that failed (retried at the next poll)', registers: [registry] });
   const metrics: LoaderMetrics = {
-    loaded(n, fresh, s) {
-      objects.inc();
+    loaded(count, n, fresh, s) {
+      objects.inc(count);
       events.inc({ new: 'true' }, fresh);
       events.inc({ new: 'false' }, n - fresh);
       seconds.observe(s);

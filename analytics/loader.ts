@@ -1,6 +1,6 @@
 // The loader: picks up each object the archive receives, as Snowpipe auto-ingest would, and
 // loads it into the warehouse — each object exactly once (the warehouse's load log, written in
-// the same transaction as the object's rows), in key order (Firehose keys sort by the time of
+// the same transaction as the objects' rows), in key order (Firehose keys sort by the time of
 // their oldest record). A crash before the commit leaves nothing behind; the restarted loader
 // loads the object again.
 import type { Logger } from '../lib/logger.js';
@@ -8,7 +8,7 @@ import type { ObjectStore } from '../lib/object-store.js';
 import type { Warehouse } from './warehouse/duckdb.js';
 
 export interface LoaderMetrics {
-  loaded(events: number, newEvents: number, seconds: number): void;
+  loaded(objects: number, events: number, newEvents: number, seconds: number): void;
   failed(): void;
 }
 
@@ -25,20 +25,32 @@ export class Loader {
     private readonly metrics: LoaderMetrics = noopLoaderMetrics,
   ) {}
 
-  /** Loads every archive object not yet in the load log; resolves to how many it loaded. */
+  /** Loads every archive object not yet in the load log, in key order, in batches; resolves to how many it loaded. */
   async loadNew(): Promise<number> {
     this.loaded ??= await this.warehouse.loadedKeys();
+    const pending = (await this.store.list(this.prefix)).filter((o) => !this.loaded!.has(o.key));
     let n = 0;
-    for (const object of await this.store.list(this.prefix)) {
-      if (this.loaded.has(object.key)) continue;
+    for (let i = 0; i < pending.length; ) {
+      // A batch: up to MAX_BATCH_OBJECTS objects and MAX_BATCH_BYTES (at least one).
+      let end = i;
+      let bytes = 0;
+      while (end < pending.length && end - i < MAX_BATCH_OBJECTS && (end === i || bytes + pending[end]!.size <= MAX_BATCH_BYTES)) bytes += pending[end++]!.size;
+      const batch = pending.slice(i, end);
+      i = end;
       const started = performance.now();
-      const result = await this.warehouse.loadObject(object.key, await this.store.get(object.key));
-      this.loaded.add(object.key);
-      if (result === 'already-loaded') continue;
-      n++;
-      this.metrics.loaded(result.events, result.newEvents, (performance.now() - started) / 1000);
-      this.logger.debug({ key: object.key, ...result }, 'object loaded');
+      const objects = await Promise.all(batch.map(async (o) => ({ key: o.key, body: await this.store.get(o.key) })));
+      const loaded = await this.warehouse.loadObjects(objects);
+      for (const o of batch) this.loaded.add(o.key);
+      const events = [...loaded.values()].reduce((a, r) => a + r.events, 0);
+      const fresh = [...loaded.values()].reduce((a, r) => a + r.newEvents, 0);
+      n += loaded.size;
+      this.metrics.loaded(loaded.size, events, fresh, (performance.now() - started) / 1000);
+      this.logger.debug({ objects: loaded.size, events, newEvents: fresh }, 'objects loaded');
     }
     return n;
   }
 }
+
+/** Bounds of one load transaction: a loader that fell behind catches up in a few big ones. */
+const MAX_BATCH_OBJECTS = 64;
+const MAX_BATCH_BYTES = 64 * 1024 * 1024;

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { gzipSync } from 'node:zlib';
-import { DuckDbWarehouse } from './duckdb.js';
+import { DuckDbWarehouse, loadObject } from './duckdb.js';
 
 const KEYS = ['33333333-0000-4000-8000-000000000001', '33333333-0000-4000-8000-000000000002', '33333333-0000-4000-8000-000000000003'];
 const WS = '11111111-1111-4111-8111-111111111111';
@@ -99,7 +99,10 @@ describe('curated MERGE', () => {
           const all = [...objects, ...extra];
           // Deliver in the order `order` picks, each object at least once, some twice (a second delivery is a no-op).
           const sequence = [...order.map((o) => o % all.length), ...all.map((_, i) => i)];
-          for (const i of sequence) await warehouse.loadObject(`raw/obj-${run}-${i}`, gzipSync(all[i]!.join('')));
+          const deliveries = sequence.map((i) => ({ key: `raw/obj-${run}-${i}`, body: gzipSync(all[i]!.join('')) }));
+          // One object per transaction, or all in one (a loader catching up; repeated keys within it skipped).
+          if (order[0]! % 2 === 0) for (const o of deliveries) await loadObject(warehouse, o.key, o.body);
+          else await warehouse.loadObjects(deliveries);
           const rows = (await warehouse.query('SELECT id, title, description, status FROM tasks ORDER BY id')) as Row[];
           expect(rows).toEqual(reference(steps));
           const raw = await warehouse.query('SELECT count(*)::INTEGER AS n, count(DISTINCT id)::INTEGER AS d FROM raw_events');
@@ -112,8 +115,8 @@ describe('curated MERGE', () => {
 
   it('loads an object once: a second load of the same key is refused by the load log', async () => {
     const line = `${JSON.stringify(envelope({ key: 0, op: 'c', title: 't', description: null, status: 'todo', omitted: [] }, 999))}\n`;
-    expect(await warehouse.loadObject('raw/once', gzipSync(line))).toEqual({ events: 1, newEvents: 1 });
-    expect(await warehouse.loadObject('raw/once', gzipSync(line))).toBe('already-loaded');
+    expect(await loadObject(warehouse, 'raw/once', gzipSync(line))).toEqual({ events: 1, newEvents: 1 });
+    expect(await loadObject(warehouse, 'raw/once', gzipSync(line))).toBe('already-loaded');
     expect((await warehouse.loadedKeys()).has('raw/once')).toBe(true);
   });
 });

@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { gzipSync } from 'node:zlib';
 import { sampleEvent } from '../../schemas/fixtures.js';
 import { runDataQuality, DQ_CHECKS } from './dq.js';
-import { DuckDbWarehouse } from './duckdb.js';
+import { DuckDbWarehouse, loadObject } from './duckdb.js';
 
 const T0 = Date.parse('2026-11-26T12:00:00Z');
 const at = (s: number) => new Date(T0 + s * 1000).toISOString().replace('Z', '000Z');
@@ -24,7 +24,7 @@ function consistent(): object[] {
 
 let warehouse: DuckDbWarehouse;
 let objects = 0;
-const load = (events: object[]) => warehouse.loadObject(`raw/${objects++}`, gzipSync(events.map((e) => `${JSON.stringify(e)}\n`).join('')));
+const load = (events: object[]) => loadObject(warehouse, `raw/${objects++}`, gzipSync(events.map((e) => `${JSON.stringify(e)}\n`).join('')));
 const failing = async (now?: number) => (await runDataQuality(warehouse, settings(now))).filter((r) => !r.passed);
 
 beforeEach(async () => {

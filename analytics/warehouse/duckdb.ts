@@ -1,26 +1,41 @@
-// The Warehouse port and its DuckDB adapter (the local stand-in for Snowflake). One object of the
-// raw archive is loaded in ONE transaction: its load-log row, its new raw events and the MERGE of
-// the curated tables commit together or not at all, so a crash anywhere between fetching the
-// object and committing leaves no trace and the object is simply loaded again — never lost, never
-// doubled. DuckDB allows one writing process per database file.
-import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+// The Warehouse port and its DuckDB adapter (the local stand-in for Snowflake). A batch of raw
+// archive objects is loaded in ONE transaction: their load-log rows, their new raw events and the
+// MERGE of the curated tables commit together or not at all, so a crash anywhere between fetching
+// the objects and committing leaves no trace and they are simply loaded again — never lost, never
+// doubled. A loader that falls behind loads bigger batches, so the per-transaction cost (four
+// MERGEs, a commit) is spread over more events. DuckDB allows one writing process per database file.
+import { DuckDBInstance, type DuckDBConnection, LIST, VARCHAR } from '@duckdb/node-api';
 import { writeFileSync, rmSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CURATED, insertRawSql, insertTruncationsSql, mergeSql, schemaDdl, stageSql } from './tables.js';
+import { CURATED, insertRawSql, insertTruncationsSql, loadLogCountsSql, mergeSql, schemaDdl, stageSql } from './tables.js';
 
 export interface LoadResult {
   events: number;
   newEvents: number;
 }
 
+export interface ArchiveObject {
+  key: string;
+  /** GZIP NDJSON, as Firehose delivers it. */
+  body: Uint8Array;
+}
+
 export interface Warehouse {
   /** Keys of every object loaded so far (the load log). */
   loadedKeys(): Promise<Set<string>>;
-  /** Loads one archive object (GZIP NDJSON) atomically; an object already in the load log is a no-op. */
-  loadObject(key: string, gzipNdjson: Uint8Array): Promise<LoadResult | 'already-loaded'>;
+  /**
+   * Loads archive objects atomically, in one transaction; objects already in the load log are
+   * skipped. Resolves to what was loaded, per object key.
+   */
+  loadObjects(objects: readonly ArchiveObject[]): Promise<Map<string, LoadResult>>;
   query(sql: string): Promise<Record<string, unknown>[]>;
   close(): Promise<void>;
+}
+
+/** One object: its result, or 'already-loaded' when the load log has it. */
+export async function loadObject(warehouse: Warehouse, key: string, body: Uint8Array): Promise<LoadResult | 'already-loaded'> {
+  return (await warehouse.loadObjects([{ key, body }])).get(key) ?? 'already-loaded';
 }
 
 export class DuckDbWarehouse implements Warehouse {
@@ -44,34 +59,40 @@ export class DuckDbWarehouse implements Warehouse {
     return new Set(rows.map((r) => String(r[0])));
   }
 
-  async loadObject(key: string, gzipNdjson: Uint8Array): Promise<LoadResult | 'already-loaded'> {
-    const file = join(this.scratch, 'object.ndjson.gz');
-    writeFileSync(file, gzipNdjson);
+  async loadObjects(objects: readonly ArchiveObject[]): Promise<Map<string, LoadResult>> {
+    const loaded = new Map<string, LoadResult>();
+    if (objects.length === 0) return loaded;
     await this.conn.run('BEGIN TRANSACTION');
+    const files: { path: string; key: string }[] = [];
     try {
-      const logged = await this.conn.prepare('INSERT OR IGNORE INTO load_log VALUES ($1, now(), 0, 0)');
-      logged.bindVarchar(1, key);
-      if ((await logged.run()).rowsChanged === 0) {
-        await this.conn.run('ROLLBACK');
-        return 'already-loaded';
+      const claim = await this.conn.prepare('INSERT OR IGNORE INTO load_log VALUES ($1, now(), 0, 0)');
+      for (const [i, o] of objects.entries()) {
+        claim.bindVarchar(1, o.key);
+        if ((await claim.run()).rowsChanged === 0) continue; // in the load log already
+        const path = join(this.scratch, `${i}.ndjson.gz`);
+        writeFileSync(path, o.body);
+        files.push({ path, key: o.key });
       }
-      await this.conn.run(stageSql(file));
-      const events = Number((await this.conn.runAndReadAll('SELECT count(*) FROM staged')).getRows()[0]![0]);
-      const newEvents = (await this.conn.run(insertRawSql(key))).rowsChanged;
+      if (files.length === 0) {
+        await this.conn.run('ROLLBACK');
+        return loaded;
+      }
+      for (const sql of stageSql(files)) await this.conn.run(sql);
+      await this.conn.run(insertRawSql());
       await this.conn.run(insertTruncationsSql());
       for (const entity of CURATED) await this.conn.run(mergeSql(entity));
-      const update = await this.conn.prepare('UPDATE load_log SET events = $1, new_events = $2 WHERE object_key = $3');
-      update.bindInteger(1, events);
-      update.bindInteger(2, newEvents);
-      update.bindVarchar(3, key);
-      await update.run();
+      const keys = files.map((f) => f.key);
+      await this.conn.run(loadLogCountsSql(keys));
+      const counts = await this.conn.prepare(`SELECT object_key, events, new_events FROM load_log WHERE list_contains($1::VARCHAR[], object_key)`);
+      counts.bindList(1, keys, LIST(VARCHAR));
+      for (const row of (await counts.runAndReadAll()).getRowObjectsJS()) loaded.set(String(row.object_key), { events: Number(row.events), newEvents: Number(row.new_events) });
       await this.conn.run('COMMIT');
-      return { events, newEvents };
+      return loaded;
     } catch (err) {
       await this.conn.run('ROLLBACK').catch(() => {});
       throw err;
     } finally {
-      rmSync(file, { force: true });
+      for (const f of files) rmSync(f.path, { force: true });
     }
   }
 

@@ -59,7 +59,7 @@ describe('SnowflakeWarehouse', () => {
   it('loads an object in one transaction after the session setup', async () => {
     const session = recordingSession();
     const w = new SnowflakeWarehouse(session, settings);
-    expect(await w.loadObject('raw/a.gz')).toEqual({ events: 3, newEvents: 2 });
+    expect(await w.loadObjects([{ key: 'raw/a.gz', body: new Uint8Array() }])).toEqual(new Map([['raw/a.gz', { events: 3, newEvents: 2 }]]));
     const begin = session.log.indexOf('BEGIN');
     expect(session.log.slice(0, begin).every((s) => s.startsWith('CREATE'))).toBe(true);
     expect(session.log.slice(begin)).toEqual([
@@ -78,10 +78,10 @@ describe('SnowflakeWarehouse', () => {
 
   it('rolls back an object already in the load log, and on a failure mid-way (mapped, retriable)', async () => {
     const loaded = recordingSession({ loaded: true });
-    expect(await new SnowflakeWarehouse(loaded, settings).loadObject('raw/a.gz')).toBe('already-loaded');
+    expect(await new SnowflakeWarehouse(loaded, settings).loadObjects([{ key: 'raw/a.gz', body: new Uint8Array() }])).toEqual(new Map());
     expect(loaded.log.slice(-2)).toEqual(['INSERT INTO load_log', 'ROLLBACK']);
     const failing = recordingSession({ fail: /^MERGE INTO comments_state/ });
-    await expect(new SnowflakeWarehouse(failing, settings).loadObject('raw/a.gz')).rejects.toMatchObject({ code: 'WAREHOUSE_UNAVAILABLE', retriable: true });
+    await expect(new SnowflakeWarehouse(failing, settings).loadObjects([{ key: 'raw/a.gz', body: new Uint8Array() }])).rejects.toMatchObject({ code: 'WAREHOUSE_UNAVAILABLE', retriable: true });
     expect(failing.log.at(-1)).toBe('ROLLBACK');
     expect(failing.log).not.toContain('COMMIT');
   });

@@ -9,7 +9,7 @@
 // created once per session before any load, never inside one; GREATEST is NULL when any argument
 // is, so the per-column guard compares COALESCEd ids; MAX_BY ignores NULL ordering values.
 import { TaskflowError } from '../../lib/errors.js';
-import type { LoadResult, Warehouse } from './duckdb.js';
+import type { ArchiveObject, LoadResult, Warehouse } from './duckdb.js';
 import { CURATED, type CuratedColumn, lit, mergeSql, q, type SqlDialect, stateTable, v } from './tables.js';
 
 const TYPES: Record<CuratedColumn['type'], string> = {
@@ -144,7 +144,17 @@ export class SnowflakeWarehouse implements Warehouse {
     return new Set((await this.run('SELECT object_key FROM load_log')).rows.map((r) => String(r.OBJECT_KEY ?? r.object_key)));
   }
 
-  async loadObject(key: string): Promise<LoadResult | 'already-loaded'> {
+  /** One transaction per object (the stage is read by key; the bytes are not needed). */
+  async loadObjects(objects: readonly ArchiveObject[]): Promise<Map<string, LoadResult>> {
+    const loaded = new Map<string, LoadResult>();
+    for (const o of objects) {
+      const result = await this.loadOne(o.key);
+      if (result !== 'already-loaded') loaded.set(o.key, result);
+    }
+    return loaded;
+  }
+
+  private async loadOne(key: string): Promise<LoadResult | 'already-loaded'> {
     await this.setUp();
     const { claim, rest } = snowflakeLoadStatements(this.settings, key);
     await this.run('BEGIN');

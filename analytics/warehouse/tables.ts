@@ -118,24 +118,35 @@ function currentView(e: CuratedEntity): string {
 }
 
 /**
- * `staged` columns: id, time, type, workspace_id, project_id, tbl, op, key_id, after (JSON),
- * omitted (VARCHAR[]), tables (VARCHAR[]), event (JSON). Built from the NDJSON lines at `path`.
+ * `staged_lines`: every line of the batch's objects with its object key; `staged`: one row per
+ * event id (columns id, time, type, workspace_id, project_id, tbl, op, key_id, after (JSON),
+ * omitted (VARCHAR[]), tables (VARCHAR[]), event (JSON), object_key), in id order.
  */
-export function stageSql(path: string): string {
-  return `CREATE OR REPLACE TEMP TABLE staged AS
-    SELECT DISTINCT ON (id) * FROM (
+export function stageSql(files: ReadonlyArray<{ path: string; key: string }>): string[] {
+  const keyOf = `CASE filename ${files.map((f) => `WHEN ${lit(f.path)} THEN ${lit(f.key)}`).join(' ')} END`;
+  return [
+    `CREATE OR REPLACE TEMP TABLE staged_lines AS
       SELECT json_extract_string(json, '$.id') AS id, CAST(json_extract_string(json, '$.time') AS TIMESTAMPTZ) AS time,
         json_extract_string(json, '$.type') AS type, json_extract_string(json, '$.workspaceid') AS workspace_id,
         json_extract_string(json, '$.projectid') AS project_id, json_extract_string(json, '$.data.table') AS tbl,
         json_extract_string(json, '$.data.op') AS op, json_extract_string(json, '$.data.key.id') AS key_id,
         json_extract(json, '$.data.after') AS after, coalesce(CAST(json_extract(json, '$.data.omitted') AS VARCHAR[]), []) AS omitted,
-        coalesce(CAST(json_extract(json, '$.data.tables') AS VARCHAR[]), []) AS tables, json AS event
-      FROM read_json_objects(${lit(path)}, format = 'newline_delimited', compression = 'gzip')
-    ) ORDER BY id`;
+        coalesce(CAST(json_extract(json, '$.data.tables') AS VARCHAR[]), []) AS tables, json AS event, ${keyOf} AS object_key
+      FROM read_json_objects([${files.map((f) => lit(f.path)).join(', ')}], format = 'newline_delimited', compression = 'gzip', filename = true)`,
+    `CREATE OR REPLACE TEMP TABLE staged AS SELECT DISTINCT ON (id) * FROM staged_lines ORDER BY id, object_key`,
+  ];
 }
 
-export function insertRawSql(objectKey: string): string {
-  return `INSERT OR IGNORE INTO raw_events SELECT id, CAST(time AS DATE), time, type, workspace_id, project_id, tbl, op, key_id, event, ${lit(objectKey)}, now() FROM staged`;
+export function insertRawSql(): string {
+  return `INSERT OR IGNORE INTO raw_events SELECT id, CAST(time AS DATE), time, type, workspace_id, project_id, tbl, op, key_id, event, object_key, now() FROM staged`;
+}
+
+/** Each object's event count and how many of its events were new (raw_events keeps the object that brought an id first). */
+export function loadLogCountsSql(keys: readonly string[]): string {
+  const list = keys.map(lit).join(', ');
+  return `UPDATE load_log SET events = (SELECT count(*) FROM staged_lines l WHERE l.object_key = load_log.object_key),
+      new_events = (SELECT count(*) FROM raw_events r WHERE r.object_key = load_log.object_key)
+    WHERE object_key IN (${list})`;
 }
 
 export function insertTruncationsSql(): string {

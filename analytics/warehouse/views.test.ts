@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { gzipSync } from 'node:zlib';
 import { sampleEvent } from '../../schemas/fixtures.js';
-import { DuckDbWarehouse } from './duckdb.js';
+import { DuckDbWarehouse, loadObject } from './duckdb.js';
 
 const TASK = '33333333-3333-4333-8333-0000000000b1';
 const at = (s: number) => `2026-11-26T12:00:${String(s).padStart(2, '0')}.000000Z`;
@@ -17,8 +17,8 @@ beforeAll(async () => {
   warehouse = await DuckDbWarehouse.open(':memory:');
   const object = (events: object[]) => gzipSync(events.map((e) => `${JSON.stringify(e)}\n`).join(''));
   // The last versions arrive first.
-  await warehouse.loadObject('raw/b', object([done, deleted, comment]));
-  await warehouse.loadObject('raw/a', object([created, started]));
+  await loadObject(warehouse, 'raw/b', object([done, deleted, comment]));
+  await loadObject(warehouse, 'raw/a', object([created, started]));
 });
 afterAll(async () => {
   await warehouse.close();
