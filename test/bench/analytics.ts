@@ -1,0 +1,187 @@
+// bench:analytics — the analytics path under sustained load (test/bench/README.md "analytics"):
+// the project's workload on Postgres at BENCH_TX_PER_SEC for BENCH_SECONDS, with capture, the
+// archiver and the loader each in its own process, the engines (and the Firehose stand-in) in
+// `taskflow stack`'s. Measured from the warehouse itself: commit → queryable per event
+// (raw_events.loaded_at, the load transaction that also MERGEs the curated tables, minus the
+// event's commit time), the loader's rows/s (its own load-time histogram), lost and duplicated
+// events against the WAL (test_decoding), and CPU seconds per process.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadavg } from 'node:os';
+import { DuckDbWarehouse } from '../../analytics/warehouse/duckdb.js';
+import { LOADER_METRICS } from '../../analytics/loader-service.js';
+import { runWorkload } from '../../db/workload.js';
+import { tableEnvVar } from '../../lib/stack-info.js';
+import startStackProcess from '../setup/global-setup.mjs';
+import stopStackProcess from '../setup/global-teardown.mjs';
+import { startHistoryRecorder } from '../support/history.js';
+import { startServiceProcess, type ServiceProcess } from '../support/service-process.js';
+import { createTestDatabase, createTestStream, createTestTables, stack, testStackEnv, uniqueName } from '../support/stack.js';
+import { median, writeBenchResult } from './report.js';
+
+const num = (name: string, fallback: number): number => {
+  const raw = process.env[name];
+  const value = raw === undefined || raw === '' ? fallback : Number(raw);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number, got "${raw}"`);
+  return value;
+};
+const PARAMS = { txPerSec: num('BENCH_TX_PER_SEC', 350), seconds: num('BENCH_SECONDS', 60), runs: num('BENCH_RUNS', 1), shards: 4 };
+const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
+
+/** User plus system CPU seconds of a process (and its exited, waited-for children), from /proc. */
+function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100;
+}
+
+function metricValue(text: string, name: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+  return line ? Number(line.split(' ').at(-1)) : 0;
+}
+
+interface RunResult {
+  changes: number;
+  changesPerS: number;
+  p50: number;
+  p95: number;
+  max: number;
+  loaderRowsPerS: number;
+  loaderRowsPerCpuS: number;
+  lost: number;
+  duplicates: number;
+  archiveRepeats: number;
+  cpu: Record<string, number>;
+  cpuPerChangeMs: number;
+}
+
+async function oneRun(run: number): Promise<RunResult> {
+  const info = stack();
+  const dbUrl = await createTestDatabase(`bench_analytics_${run}`);
+  const [stream, tables] = await Promise.all([createTestStream(`bench-analytics-${run}`, PARAMS.shards), createTestTables(`bench-analytics-${run}`, ['leases', 'dlq', 'checkpoints'])]);
+  const warehousePath = join(info.dataDir, `warehouse-bench-${run}.duckdb`);
+  const env: Record<string, string> = {
+    ...testStackEnv(),
+    DATABASE_URL: dbUrl,
+    CHANGE_STREAM_NAME: stream,
+    [tableEnvVar('leases')]: tables.leases!,
+    [tableEnvVar('dlq')]: tables.dlq!,
+    [tableEnvVar('checkpoints')]: tables.checkpoints!,
+    CAPTURE_SLOT: uniqueName(`bench_analytics_${run}`),
+    // Local settings, as `npm start` would use for a developer: poll often, the stack's 1 s Firehose buffer.
+    KINESIS_POLL_INTERVAL_MS: '50',
+    KINESIS_MIN_CALL_SPACING_MS: '50',
+    ARCHIVE_PREFIX: `${info.firehose.prefix}`,
+    WAREHOUSE_PATH: warehousePath,
+    LOADER_POLL_INTERVAL_MS: '100',
+    DQ_INTERVAL_MS: '0',
+    METRICS_PORT: '0',
+  };
+  const history = await startHistoryRecorder(dbUrl, { slotName: uniqueName('bench_analytics_truth') });
+  const services: Record<string, ServiceProcess> = {};
+  try {
+    services.capture = await startServiceProcess('capture', env, ['metrics endpoint', 'streaming from the slot']);
+    services.archiver = await startServiceProcess(['analytics', 'archive'], env, ['archiver started']);
+    services.loader = await startServiceProcess(['analytics', 'load'], env, ['loader started']);
+    const loaderMetricsUrl = String(services.loader.entries['loader started']!.metrics);
+    const pids = { capture: services.capture.child.pid!, archiver: services.archiver.child.pid!, loader: services.loader.child.pid!, stack: info.pid };
+    const cpuBefore = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
+    const benchCpuBefore = process.cpuUsage();
+    const started = Date.now();
+    const stats = await runWorkload({ databaseUrl: dbUrl, ratePerSec: PARAMS.txPerSec, durationMs: PARAMS.seconds * 1000, workspaces: 8, projectsPerWorkspace: 4, seed: 100 + run, concurrency: 4 });
+    const truth = await history.collect();
+    const workloadSeconds = (Date.now() - started) / 1000;
+    // Drain: every committed change queryable (the loader's load log says so), or 120 s.
+    const deadline = Date.now() + 120_000;
+    let loadedEvents = 0;
+    while (Date.now() < deadline) {
+      const text = await (await fetch(loaderMetricsUrl)).text();
+      loadedEvents = text
+        .split('\n')
+        .filter((l) => l.startsWith(`${LOADER_METRICS.events}{`) && l.includes('new="true"'))
+        .reduce((n, l) => n + Number(l.split(' ').at(-1)), 0);
+      if (loadedEvents >= truth.length) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const cpu = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, round(cpuSeconds(pid) - cpuBefore[k]!)]));
+    const benchCpu = process.cpuUsage(benchCpuBefore);
+    cpu.bench_workload = round((benchCpu.user + benchCpu.system) / 1e6);
+    const metricsText = await (await fetch(loaderMetricsUrl)).text();
+    const loadSeconds = metricValue(metricsText, `${LOADER_METRICS.loadSeconds}_sum`);
+    await services.loader.stop();
+    delete services.loader;
+
+    const warehouse = await DuckDbWarehouse.open(warehousePath);
+    try {
+      const ids = new Set((await warehouse.query('SELECT id FROM raw_events')).map((r) => String(r.id)));
+      const lost = truth.filter((e) => !ids.has(e.id)).length;
+      const [counts] = await warehouse.query('SELECT (SELECT count(*) FROM raw_events)::INTEGER AS raw, (SELECT count(DISTINCT id) FROM raw_events)::INTEGER AS distinct_ids, (SELECT sum(events) FROM load_log)::INTEGER AS archived');
+      const [lat] = await warehouse.query(`SELECT quantile_cont(s, 0.5) AS p50, quantile_cont(s, 0.95) AS p95, max(s) AS max FROM (SELECT epoch(loaded_at - time) AS s FROM raw_events)`);
+      const changes = truth.length;
+      return {
+        changes,
+        changesPerS: round(stats.rowChanges / workloadSeconds, 0),
+        p50: round(Number(lat!.p50)),
+        p95: round(Number(lat!.p95)),
+        max: round(Number(lat!.max)),
+        loaderRowsPerS: round(Number(counts!.archived) / loadSeconds, 0),
+        // What the loader would do with a core of its own: its rows per CPU second.
+        loaderRowsPerCpuS: round(Number(counts!.archived) / cpu.loader!, 0),
+        lost,
+        duplicates: Number(counts!.raw) - Number(counts!.distinct_ids),
+        archiveRepeats: Number(counts!.archived) - Number(counts!.raw),
+        cpu,
+        cpuPerChangeMs: round((1000 * (cpu.capture! + cpu.archiver! + cpu.loader!)) / changes, 3),
+      };
+    } finally {
+      await warehouse.close();
+    }
+  } finally {
+    for (const s of Object.values(services)) await s.stop();
+    await history.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const loadAtStart = loadavg()[0]!;
+  await startStackProcess();
+  const runs: RunResult[] = [];
+  try {
+    for (let r = 1; r <= PARAMS.runs; r++) {
+      const result = await oneRun(r);
+      console.log(`bench:analytics run ${r}: ${JSON.stringify(result)}`);
+      runs.push(result);
+    }
+  } finally {
+    await stopStackProcess();
+  }
+  const med = (key: keyof Omit<RunResult, 'cpu'>) => round(median(runs.map((r) => r[key] as number)), 3);
+  const cpuKeys = Object.keys(runs[0]!.cpu);
+  const metrics: Record<string, number | null> = {
+    changes_per_s: med('changesPerS'),
+    changes: med('changes'),
+    commit_to_warehouse_p50_s: med('p50'),
+    commit_to_warehouse_p95_s: med('p95'),
+    commit_to_warehouse_max_s: med('max'),
+    loader_rows_per_s: med('loaderRowsPerS'),
+    loader_rows_per_cpu_s: med('loaderRowsPerCpuS'),
+    lost: Math.max(...runs.map((r) => r.lost)),
+    duplicates: Math.max(...runs.map((r) => r.duplicates)),
+    archive_repeats: med('archiveRepeats'),
+    cpu_ms_per_change: med('cpuPerChangeMs'),
+    ...Object.fromEntries(cpuKeys.map((k) => [`cpu_s_${k}`, round(median(runs.map((r) => r.cpu[k]!)))])),
+  };
+  const path = writeBenchResult(
+    'analytics',
+    {
+      ...PARAMS,
+      load_average_at_start: round(loadAtStart),
+      host: 'shared with other sessions running tests: figures include their load',
+      firehose_buffering: 'the stack stand-in: 8 MB / 1 s',
+      cpu_note: 'cpu_s_stack = kinesalite + dynalite + the Firehose stand-in (one process); cpu_ms_per_change counts capture + archiver + loader',
+    },
+    metrics,
+  );
+  console.log(`bench:analytics: ${JSON.stringify(metrics)}\nwritten to ${path}`);
+}
+
+await main();
