@@ -113,6 +113,17 @@ describe('curated MERGE', () => {
     );
   }, 180_000);
 
+  it('a query issued while a load runs sees it whole or not at all', async () => {
+    const lines = Array.from({ length: 200 }, (_, i) => `${JSON.stringify(envelope({ key: i % 3, op: 'u', title: 'a', description: 'x', status: 'todo', omitted: [] }, 5000 + i))}\n`);
+    const seen: unknown[] = [];
+    let done = false;
+    const load = warehouse.loadObjects(Array.from({ length: 8 }, (_, o) => ({ key: `raw/concurrent-${o}`, body: gzipSync(lines.slice(o * 25, o * 25 + 25).join('')) }))).finally(() => (done = true));
+    while (!done) seen.push((await warehouse.query('SELECT (SELECT count(*) FROM raw_events WHERE id >= \'0000000000001388\')::INTEGER AS raw, (SELECT coalesce(sum(new_events), 0) FROM load_log WHERE object_key LIKE \'raw/concurrent-%\')::INTEGER AS logged'))[0]);
+    await load;
+    expect(seen.length).toBeGreaterThan(0);
+    for (const s of seen) expect([{ raw: 0, logged: 0 }, { raw: 200, logged: 200 }]).toContainEqual(s);
+  });
+
   it('loads an object once: a second load of the same key is refused by the load log', async () => {
     const line = `${JSON.stringify(envelope({ key: 0, op: 'c', title: 't', description: null, status: 'todo', omitted: [] }, 999))}\n`;
     expect(await loadObject(warehouse, 'raw/once', gzipSync(line))).toEqual({ events: 1, newEvents: 1 });

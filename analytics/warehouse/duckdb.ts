@@ -40,6 +40,17 @@ export async function loadObject(warehouse: Warehouse, key: string, body: Uint8A
 
 export class DuckDbWarehouse implements Warehouse {
   private readonly scratch = mkdtempSync(join(tmpdir(), 'taskflow-warehouse-'));
+  /**
+   * Every operation runs alone on the one connection: a query issued while a load's transaction
+   * is open (between its awaits) would otherwise run inside it and see it half done.
+   */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private exclusive<T>(operation: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(operation, operation);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
 
   private constructor(
     private readonly instance: DuckDBInstance,
@@ -54,12 +65,18 @@ export class DuckDbWarehouse implements Warehouse {
     return new DuckDbWarehouse(instance, conn);
   }
 
-  async loadedKeys(): Promise<Set<string>> {
-    const rows = (await this.conn.runAndReadAll('SELECT object_key FROM load_log')).getRows();
-    return new Set(rows.map((r) => String(r[0])));
+  loadedKeys(): Promise<Set<string>> {
+    return this.exclusive(async () => {
+      const rows = (await this.conn.runAndReadAll('SELECT object_key FROM load_log')).getRows();
+      return new Set(rows.map((r) => String(r[0])));
+    });
   }
 
-  async loadObjects(objects: readonly ArchiveObject[]): Promise<Map<string, LoadResult>> {
+  loadObjects(objects: readonly ArchiveObject[]): Promise<Map<string, LoadResult>> {
+    return this.exclusive(() => this.loadAtomically(objects));
+  }
+
+  private async loadAtomically(objects: readonly ArchiveObject[]): Promise<Map<string, LoadResult>> {
     const loaded = new Map<string, LoadResult>();
     if (objects.length === 0) return loaded;
     await this.conn.run('BEGIN TRANSACTION');
@@ -96,11 +113,12 @@ export class DuckDbWarehouse implements Warehouse {
     }
   }
 
-  async query(sql: string): Promise<Record<string, unknown>[]> {
-    return (await this.conn.runAndReadAll(sql)).getRowObjectsJS() as Record<string, unknown>[];
+  query(sql: string): Promise<Record<string, unknown>[]> {
+    return this.exclusive(async () => (await this.conn.runAndReadAll(sql)).getRowObjectsJS() as Record<string, unknown>[]);
   }
 
   async close(): Promise<void> {
+    await this.queue;
     this.conn.closeSync();
     this.instance.closeSync();
     rmSync(this.scratch, { recursive: true, force: true });
