@@ -10,7 +10,7 @@ import { TaskflowError } from '../../lib/errors.js';
 import { startLoader } from '../../analytics/loader-service.js';
 import { startArchiver } from '../../analytics/service.js';
 import { createLogger } from '../../lib/logger.js';
-import type { Command } from '../main.js';
+import type { Command } from '../command.js';
 
 const usage = `usage:
   taskflow analytics archive    read the change stream and put every event to the Firehose delivery stream (raw archive)
@@ -69,6 +69,7 @@ async function runUntilSignalled(name: string, start: () => Promise<{ stop(): Pr
 
 export const command: Command = {
   summary: 'analytics path: `analytics archive` (stream -> Firehose raw archive), `analytics load` (archive -> warehouse), `analytics dq` (data-quality checks)',
+  subcommands: ['archive', 'load', 'dq'],
   async run(argv) {
     const { positionals, values } = parseArgs({ args: argv, options: { help: { type: 'boolean' } }, allowPositionals: true, strict: false });
     if (values.help) {
