@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import { canConnect, canReadProject, canSubscribe, clientIdUser, filterCovers, isBindableUserId, type Membership, projectTopicOf, subscriptionGrants, userTopicOf } from './authz.js';
+import { canConnect, canReadProject, canSubscribe, clientIdUser, filterCovers, isBindableUserId, type Membership, projectTopicOf, readableProjects, subscriptionGrants, userTopicOf } from './authz.js';
 
 const U = 'user-1';
 
@@ -57,6 +57,19 @@ describe('canSubscribe, for any memberships', () => {
           if (filterCovers(f, userTopicOf(w, 'u2'))) throw new Error(`${f} reaches another user's topic`);
           if (filterCovers(f, userTopicOf(w, U))) expect(ms.some((m) => m.workspaceId === w)).toBe(true);
         }
+      }),
+    );
+  });
+});
+
+describe('readableProjects, for any memberships', () => {
+  const membership = fc.record({ workspaceId: fc.constantFrom('w1', 'w2'), projectId: fc.option(fc.constantFrom('p1', 'p2', 'p3'), { nil: null }), role: fc.constantFrom('member' as const) });
+
+  it('lists exactly the projects canReadProject allows', () => {
+    fc.assert(
+      fc.property(fc.array(membership, { maxLength: 4 }), fc.constantFrom('w1', 'w2', 'w/+'), (ms, w) => {
+        const readable = readableProjects(U, ms, w);
+        for (const p of ['p1', 'p2', 'p3', 'p4']) expect(readable === 'all' || readable.includes(p)).toBe(canReadProject(U, ms, w, p));
       }),
     );
   });

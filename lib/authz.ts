@@ -55,6 +55,18 @@ export function canReadProject(userId: string, memberships: readonly Membership[
   return isTopicLevel(workspaceId) && isTopicLevel(projectId) && canSubscribe(userId, memberships, projectTopicOf(workspaceId, projectId));
 }
 
+/**
+ * What a query over a workspace may return (the search API): 'all' projects, the listed ones, or
+ * none. Derived from the grants, so it can never disagree with canReadProject.
+ */
+export function readableProjects(userId: string, memberships: readonly Membership[], workspaceId: string): 'all' | string[] {
+  if (!isTopicLevel(workspaceId)) return [];
+  const grants = subscriptionGrants(userId, memberships);
+  if (grants.includes(projectTopicOf(workspaceId, '+'))) return 'all';
+  const prefix = projectTopicOf(workspaceId, '');
+  return grants.filter((g) => g.startsWith(prefix)).map((g) => g.slice(prefix.length));
+}
+
 /** MQTT topic-filter containment: is every topic matched by `filter` also matched by `grant`? */
 export function filterCovers(grant: string, filter: string): boolean {
   const g = grant.split('/');

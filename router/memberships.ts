@@ -9,61 +9,12 @@
 // `TRUNCATE memberships` leaves a marker item: memberships written before it no longer count.
 import { ConditionalCheckFailedException, type DynamoDBClient, GetItemCommand, PutItemCommand, QueryCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { Membership, Role } from '../lib/authz.js';
+import { affectsMemberships, membershipWrites, type MembershipWrite } from '../lib/membership-events.js';
 import { TRUNCATE_TYPE } from '../schemas/kinds.js';
 import type { RouterEvent } from './event.js';
 import type { MembershipSink } from './shard-router.js';
 
-/** What one membership event does to the projection. */
-export interface MembershipWrite {
-  userId: string;
-  membershipId: string;
-  eventId: string;
-  /** null: the membership is gone (tombstone). */
-  membership: Membership | null;
-}
-
-/** `TRUNCATE memberships`: every membership written before `eventId` is gone. */
-export interface MembershipsTruncated {
-  truncatedBefore: string;
-}
-
-/** Whether the projection must see this event: a membership row, or a truncate that includes the table. */
-export function affectsMemberships(e: RouterEvent): boolean {
-  const data = e.envelope.data as RouterEvent['envelope']['data'] & { tables?: unknown };
-  if (e.type === TRUNCATE_TYPE) return Array.isArray(data.tables) ? data.tables.includes('memberships') : data.table === 'memberships';
-  return data.table === 'memberships';
-}
-
-const ROLES: readonly Role[] = ['owner', 'admin', 'member', 'viewer'];
-
-/** Pure: membership events (stream order) → projection writes. Rows without a user are skipped. */
-export function membershipWrites(events: readonly RouterEvent[]): (MembershipWrite | MembershipsTruncated)[] {
-  const writes: (MembershipWrite | MembershipsTruncated)[] = [];
-  for (const e of events) {
-    if (!affectsMemberships(e)) continue;
-    if (e.type === TRUNCATE_TYPE) {
-      writes.push({ truncatedBefore: e.id });
-      continue;
-    }
-    const { op, before, after } = e.envelope.data;
-    const row = op === 'd' ? before : after;
-    const id = row?.id;
-    const userId = row?.user_id;
-    if (typeof id !== 'string' || typeof userId !== 'string') continue;
-    // An update that moved the membership to another user revokes the old user's access.
-    if (op === 'u' && before && typeof before.user_id === 'string' && before.user_id !== userId) {
-      writes.push({ userId: before.user_id, membershipId: id, eventId: e.id, membership: null });
-    }
-    if (op === 'd') {
-      writes.push({ userId, membershipId: id, eventId: e.id, membership: null });
-      continue;
-    }
-    const role = ROLES.includes(after?.role as Role) ? (after?.role as Role) : 'viewer';
-    const projectId = typeof after?.project_id === 'string' ? after.project_id : null;
-    writes.push({ userId, membershipId: id, eventId: e.id, membership: { workspaceId: e.workspaceId, projectId, role } });
-  }
-  return writes;
-}
+export { affectsMemberships, membershipWrites, type MembershipWrite, type MembershipsTruncated } from '../lib/membership-events.js';
 
 /** A member who may have lost access at `eventId` (the membership event's id). */
 export interface Revocation {

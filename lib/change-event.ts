@@ -1,0 +1,56 @@
+// One user record's bytes become a validated change event, or a reason for the dead-letter
+// store: the edge every reader of the change stream shares (router, search …). Validation (and
+// upcasting of older schema versions) is the schemas package's validator, injected so a reader's
+// core stays testable with any validator.
+import { type EventPosition, parseEventId } from './event-id.js';
+import type { RejectReason, ValidationResult } from '../schemas/validate.js';
+
+/** Why a record goes to the dead-letter store. */
+export type DlqReason = 'malformed_json' | Exclude<RejectReason, 'not_an_object'>;
+
+/** The parsed envelope as it travels: kept whole (upcast), e.g. so the router's full-mode messages carry what capture wrote. */
+export type Envelope = Record<string, unknown> & { id: string; type: string; time: string; workspaceid: string; projectid?: string; data: EnvelopeData };
+
+export interface EnvelopeData {
+  op: string;
+  table: string;
+  key?: Record<string, unknown>;
+  before?: Record<string, unknown> | null;
+  after?: Record<string, unknown> | null;
+  changed?: string[];
+}
+
+export interface StreamEvent {
+  id: string;
+  position: EventPosition;
+  workspaceId: string;
+  /** Absent for workspace-wide rows (workspace memberships, membership deletes) and truncates. */
+  projectId?: string;
+  type: string;
+  envelope: Envelope;
+}
+
+export type EventCheck = (input: unknown) => ValidationResult;
+
+export type DecodeResult = { ok: true; event: StreamEvent } | { ok: false; reason: DlqReason | 'undecodable_record'; message: string };
+
+export function decodeEvent(bytes: Uint8Array, validate: EventCheck): DecodeResult {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch (err) {
+    return { ok: false, reason: 'malformed_json', message: (err as Error).message };
+  }
+  const result = validate(parsed);
+  if (!result.ok) return { ok: false, reason: result.reason === 'not_an_object' ? 'malformed_json' : result.reason, message: result.message };
+  const envelope = result.event as unknown as Envelope;
+  const event: StreamEvent = {
+    id: envelope.id,
+    position: parseEventId(envelope.id),
+    workspaceId: envelope.workspaceid,
+    type: envelope.type,
+    envelope,
+  };
+  if (typeof envelope.projectid === 'string') event.projectId = envelope.projectid;
+  return { ok: true, event };
+}

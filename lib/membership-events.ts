@@ -1,0 +1,57 @@
+// What a membership event does to a membership projection, as pure data: every reader that
+// keeps one (the router's DynamoDB projection, the search index's own) maps events the same way.
+import type { Membership, Role } from './authz.js';
+import type { StreamEvent } from './change-event.js';
+import { TRUNCATE_TYPE } from '../schemas/kinds.js';
+
+/** What one membership event does to the projection. */
+export interface MembershipWrite {
+  userId: string;
+  membershipId: string;
+  eventId: string;
+  /** null: the membership is gone (tombstone). */
+  membership: Membership | null;
+}
+
+/** `TRUNCATE memberships`: every membership written before `eventId` is gone. */
+export interface MembershipsTruncated {
+  truncatedBefore: string;
+}
+
+/** Whether the projection must see this event: a membership row, or a truncate that includes the table. */
+export function affectsMemberships(e: StreamEvent): boolean {
+  const data = e.envelope.data as StreamEvent['envelope']['data'] & { tables?: unknown };
+  if (e.type === TRUNCATE_TYPE) return Array.isArray(data.tables) ? data.tables.includes('memberships') : data.table === 'memberships';
+  return data.table === 'memberships';
+}
+
+const ROLES: readonly Role[] = ['owner', 'admin', 'member', 'viewer'];
+
+/** Pure: membership events (stream order) → projection writes. Rows without a user are skipped. */
+export function membershipWrites(events: readonly StreamEvent[]): (MembershipWrite | MembershipsTruncated)[] {
+  const writes: (MembershipWrite | MembershipsTruncated)[] = [];
+  for (const e of events) {
+    if (!affectsMemberships(e)) continue;
+    if (e.type === TRUNCATE_TYPE) {
+      writes.push({ truncatedBefore: e.id });
+      continue;
+    }
+    const { op, before, after } = e.envelope.data;
+    const row = op === 'd' ? before : after;
+    const id = row?.id;
+    const userId = row?.user_id;
+    if (typeof id !== 'string' || typeof userId !== 'string') continue;
+    // An update that moved the membership to another user revokes the old user's access.
+    if (op === 'u' && before && typeof before.user_id === 'string' && before.user_id !== userId) {
+      writes.push({ userId: before.user_id, membershipId: id, eventId: e.id, membership: null });
+    }
+    if (op === 'd') {
+      writes.push({ userId, membershipId: id, eventId: e.id, membership: null });
+      continue;
+    }
+    const role = ROLES.includes(after?.role as Role) ? (after?.role as Role) : 'viewer';
+    const projectId = typeof after?.project_id === 'string' ? after.project_id : null;
+    writes.push({ userId, membershipId: id, eventId: e.id, membership: { workspaceId: e.workspaceId, projectId, role } });
+  }
+  return writes;
+}
