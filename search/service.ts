@@ -1,0 +1,77 @@
+// `taskflow search` put together: the Kinesis consumer (lib/kinesis-consumer, consumer name
+// `search`) feeding one SearchShardProcessor per leased shard, the index (SQLite FTS5 locally,
+// OpenSearch in production), the dead-letter store, the search API and /metrics.
+import type { Server } from 'node:http';
+import { createDynamoClient, createKinesisClient } from '../lib/aws.js';
+import { DynamoDeadLetterStore } from '../lib/dlq.js';
+import { createVerifier } from '../lib/jwt.js';
+import { createConsumer, type Consumer } from '../lib/kinesis-consumer/index.js';
+import type { Logger } from '../lib/logger.js';
+import { createRegistry, serveMetrics } from '../lib/metrics.js';
+import { validateEvent } from '../schemas/validate.js';
+import { startSearchServer } from './api.js';
+import type { SearchConfig } from './config.js';
+import { openSearchIndex } from './engines.js';
+import { prometheusSearchMetrics } from './metrics.js';
+import { SEARCH_DLQ_SOURCE } from './redrive.js';
+import type { SearchIndex } from './search-index.js';
+import { type SearchDeadLetterSink, SearchShardProcessor } from './shard-processor.js';
+
+export interface RunningSearch {
+  consumer: Consumer;
+  index: SearchIndex;
+  apiUrl: string;
+  metricsUrl: string;
+  /** 'graceful' releases leases; 'abandon' stops like a crash. */
+  stop(mode?: 'graceful' | 'abandon'): Promise<void>;
+}
+
+export async function startSearch(config: SearchConfig, logger: Logger): Promise<RunningSearch> {
+  const kinesis = createKinesisClient(config.aws);
+  const dynamo = createDynamoClient(config.aws);
+  const registry = createRegistry('search');
+  const metrics = prometheusSearchMetrics(registry);
+  const index = await openSearchIndex(config.engine);
+  const dlq = new DynamoDeadLetterStore(dynamo, config.dlqTable);
+  const deadLetters: SearchDeadLetterSink = {
+    async put(l) {
+      const origin: Record<string, string> = { shardId: l.origin.shardId, sequenceNumber: l.origin.sequenceNumber };
+      if (l.origin.subSequenceNumber !== undefined) origin.subSequenceNumber = String(l.origin.subSequenceNumber);
+      // Keyed by the Kinesis record: reprocessing it after a crash finds the entry already there.
+      const dedupeKey = `${origin.shardId}/${origin.sequenceNumber}/${origin.subSequenceNumber ?? ''}`;
+      await dlq.put({ source: SEARCH_DLQ_SOURCE, reason: l.reason, message: l.message, payload: l.bytes, origin, dedupeKey });
+      logger.warn({ reason: l.reason, origin }, 'event dead-lettered');
+    },
+  };
+
+  const consumer = createConsumer({
+    ...config.consumer,
+    name: config.consumerName,
+    kinesis,
+    dynamo,
+    processor: (shardId) => new SearchShardProcessor(shardId, { index, deadLetters, validate: validateEvent, metrics: metrics.indexer }),
+    metrics: registry,
+    logger,
+  });
+
+  const api = await startSearchServer({ index, verify: createVerifier(config.jwt), maxResults: config.maxResults, metrics: metrics.queries, logger }, config.port);
+  const metricsServer = await serveMetrics(registry, config.metricsPort);
+  await consumer.start();
+  logger.info({ api: api.url, metrics: metricsServer.url, engine: config.engine.kind, workerId: config.consumer.workerId }, 'search started');
+
+  const close = (s: Server) => new Promise<void>((resolve) => s.close(() => resolve()));
+  return {
+    consumer,
+    index,
+    apiUrl: api.url,
+    metricsUrl: metricsServer.url,
+    async stop(mode = 'graceful') {
+      await consumer.stop(mode);
+      api.server.closeAllConnections();
+      await Promise.all([close(api.server), close(metricsServer.server)]);
+      await index.close();
+      kinesis.destroy();
+      dynamo.destroy();
+    },
+  };
+}
