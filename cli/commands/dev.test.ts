@@ -41,6 +41,11 @@ async function devRun(dataDir: string, stateFile: string): Promise<{ output: str
     await new Promise((r) => setTimeout(r, 100));
   }
   const info = JSON.parse(readFileSync(stateFile, 'utf8')) as StackInfo;
+  // The services start alongside the seed: wait for search's API before stopping.
+  while (!(await fetch(`${info.http.search}/healthz`).then((r) => r.ok, () => false))) {
+    if (Date.now() > deadline) throw new Error(`search did not start:\n${output}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
   process.kill(-child.pid!, 'SIGINT');
   expect(await exited).toBe(0);
   return { output, info };
@@ -54,6 +59,10 @@ describe('taskflow dev', () => {
       const first = await devRun(dataDir, stateFile);
       expect(first.output).toMatch(/database +new; migrations applied now: 0001_core\.sql.*; demo rows inserted: [1-9]\d*/);
       expect(first.info.postgres.url).toMatch(/^postgres:\/\//);
+      // Search runs with the rest; its index is a file under the data dir, kept for the next start.
+      expect(first.output).toMatch(/services +.*\bsearch\b/);
+      expect(first.info.http.search).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      expect(existsSync(join(dataDir, 'search', 'search.db'))).toBe(true);
       expect(existsSync(stateFile)).toBe(false);
 
       const second = await devRun(dataDir, stateFile);

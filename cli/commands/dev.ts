@@ -43,7 +43,7 @@ interface ServiceDef {
   /** Endpoints it cannot run without: it starts only when some available service serves them. */
   needs?: Endpoint[];
   /** Extra environment, e.g. its service credential for the broker. */
-  env?: (ctx: { serviceToken(userId: string): Promise<string> }) => Promise<Record<string, string>>;
+  env?: (ctx: { serviceToken(userId: string): Promise<string>; dataDir: string }) => Promise<Record<string, string>>;
 }
 
 /**
@@ -62,6 +62,8 @@ const SERVICES: readonly ServiceDef[] = [
     // The broker lets only the router's service identity publish (infra/local/broker-auth.ts).
     env: async (ctx) => ({ KINESIS_WORKER_ID: 'router-0', ROUTER_MQTT_PASSWORD: await ctx.serviceToken(ROUTER_SERVICE_USER) }),
   },
+  // Its index is one SQLite file under the stack's data dir, kept like the engines' data.
+  { name: 'search', serves: { search: 'SEARCH_PORT', 'search-metrics': 'METRICS_PORT' }, env: async (ctx) => ({ SEARCH_DB_PATH: join(ctx.dataDir, 'search', 'search.db') }) },
   { name: 'board', serves: { board: 'BOARD_PORT' }, needs: ['replay'] },
   // A stable worker id like the router's; the pseudonym key stays on this machine (created once, 0600) like the dev JWT secret.
   { name: 'audit', serves: { 'audit-metrics': 'METRICS_PORT' }, env: () => Promise.resolve({ KINESIS_WORKER_ID: 'audit-0', AUDIT_KEY_FILE: devAuditKeyFile() }) },
@@ -196,6 +198,7 @@ async function runDev(argv: string[]): Promise<number> {
     for (const [endpoint, port] of Object.entries(ports)) info.http[endpoint] = `http://127.0.0.1:${port}`;
     const urls = Object.fromEntries(Object.entries(info.http).map(([endpoint, url]) => [urlEnvVar(endpoint), url]));
     const ctx = {
+      dataDir,
       serviceToken: async (userId: string): Promise<string> => {
         if (jwt.kind !== 'hs256') throw new Error('taskflow dev signs service tokens with the local HS256 secret: unset JWT_JWKS_URL');
         return signDevToken(jwt.secret, userId, { ttlSeconds: SERVICE_TOKEN_TTL_SECONDS, issuer: jwt.issuer, audience: jwt.audience });

@@ -33,5 +33,7 @@ export const DEV_HTTP_PORTS = {
   replay: 18089,
   'capture-metrics': 18090,
   'router-metrics': 18091,
+  search: 18092,
+  'search-metrics': 18093,
   'audit-metrics': 18096,
 } as const;
