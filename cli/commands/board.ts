@@ -6,6 +6,11 @@ import pg from 'pg';
 import { type Env, intSetting, readSettings, settingsHelp, stringSetting, uniqueSettings, urlSetting } from '../../lib/config.js';
 import { JWT_SETTINGS, loadJwtConfig, signDevToken } from '../../lib/jwt.js';
 import { createLogger, LOG_SETTINGS } from '../../lib/logger.js';
+// Env: DATABASE_URL, MQTT_WS_URL, REPLAY_URL, SEARCH_URL (optional: the search box), BOARD_PORT (default 18088), JWT_* (lib/jwt.ts).
+import pg from 'pg';
+import { type Env, int, optionalStr, str, url } from '../../lib/config.js';
+import { loadJwtConfig, signDevToken } from '../../lib/jwt.js';
+import { createLogger } from '../../lib/logger.js';
 import { TaskflowError } from '../../lib/errors.js';
 import { DEMO } from '../../db/seed.js';
 import { demoSessions, startBoardServer } from '../../clients/demo-board/server.js';
@@ -15,6 +20,7 @@ export interface BoardConfig {
   databaseUrl: string;
   mqttWsUrl: string;
   replayUrl: string;
+  searchUrl?: string;
   port: number;
 }
 
@@ -34,6 +40,13 @@ ${settingsHelp(BOARD_SETTING_LIST)}`;
 
 export function loadConfig(env: Env): BoardConfig {
   return readSettings(env, BOARD_SETTINGS);
+  return {
+    databaseUrl: str(env, 'DATABASE_URL'),
+    mqttWsUrl: url(env, 'MQTT_WS_URL'),
+    replayUrl: url(env, 'REPLAY_URL'),
+    ...(optionalStr(env, 'SEARCH_URL') ? { searchUrl: url(env, 'SEARCH_URL') } : {}),
+    port: int(env, 'BOARD_PORT', 18088, { min: 0, max: 65535 }),
+  };
 }
 
 export const command: Command = {
@@ -59,6 +72,7 @@ export const command: Command = {
         projectId: DEMO.projectId,
         mqttUrl: config.mqttWsUrl,
         replayUrl: config.replayUrl,
+        ...(config.searchUrl ? { searchUrl: config.searchUrl } : {}),
         sign: (userId) => signDevToken(jwt.secret, userId, { issuer: jwt.issuer, audience: jwt.audience, ttlSeconds: 3600 }),
       }),
     });

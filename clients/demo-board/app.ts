@@ -3,7 +3,8 @@
 // through the pipeline, exactly like everybody else's.
 import { createClient, type Change } from '../web-sdk/src/index.js';
 
-interface Session { userId: string; workspaceId: string; projectId: string; token: string; mqttUrl: string; replayUrl: string }
+interface Session { userId: string; workspaceId: string; projectId: string; token: string; mqttUrl: string; replayUrl: string; searchUrl?: string }
+interface SearchHit { type: 'task' | 'comment'; id: string; taskId: string | null; title: string; text: string }
 interface Task { id: string; title: string; description: string | null; status: string; position: number; updated_at?: string; [k: string]: unknown }
 interface Comment { id: string; task_id: string; body: string; created_at?: string; author_id?: string | null }
 interface ChangeEvent { id: string; type: string; time: string; data: { op: string; table: string; key: Record<string, unknown>; after?: Record<string, unknown> | null } }
@@ -151,8 +152,44 @@ async function edit(taskId: string, patch: Record<string, unknown>): Promise<voi
   }
 }
 
+/** The search box: asks the search API as the session's user, who finds only what their memberships allow. */
+function setUpSearch(searchUrl: string): void {
+  const form = $<HTMLFormElement>('#search');
+  const input = $<HTMLInputElement>('#search-input');
+  const results = $('#search-results');
+  form.hidden = false;
+  form.onsubmit = (e) => {
+    e.preventDefault();
+    if (input.value.trim() === '') return results.replaceChildren();
+    const url = `${searchUrl}/v1/workspaces/${session.workspaceId}/search?q=${encodeURIComponent(input.value)}&limit=10`;
+    fetch(url, { headers: { authorization: `Bearer ${session.token}` } })
+      .then(async (res) => {
+        const body = (await res.json()) as { hits?: SearchHit[]; message?: string; error?: string };
+        if (!res.ok) throw new Error(`search: ${body.message ?? body.error ?? res.status}`);
+        const hits = body.hits ?? [];
+        results.replaceChildren(
+          ...(hits.length === 0 ? [Object.assign(document.createElement('li'), { textContent: 'No results' })] : hits.map(resultItem)),
+        );
+      })
+      .catch(showError);
+  };
+  function resultItem(hit: SearchHit): HTMLElement {
+    const li = document.createElement('li');
+    li.className = 'search-result';
+    const kind = Object.assign(document.createElement('span'), { className: 'kind', textContent: hit.type });
+    li.append(kind, hit.type === 'task' ? hit.title : hit.text);
+    li.onclick = () => {
+      selected = hit.type === 'task' ? hit.id : (hit.taskId ?? undefined);
+      results.replaceChildren();
+      render();
+    };
+    return li;
+  }
+}
+
 async function main(): Promise<void> {
   session = await api<Session>('/api/session');
+  if (session.searchUrl) setUpSearch(session.searchUrl);
   $('#new-task').onsubmit = (e) => {
     e.preventDefault();
     const input = $<HTMLInputElement>('#new-task-title');

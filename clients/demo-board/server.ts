@@ -19,6 +19,8 @@ export interface BoardSession {
   token: string;
   mqttUrl: string;
   replayUrl: string;
+  /** The search API, when a search service runs. */
+  searchUrl?: string;
 }
 
 export interface DemoSessionOptions {
@@ -28,6 +30,7 @@ export interface DemoSessionOptions {
   projectId: string;
   mqttUrl: string;
   replayUrl: string;
+  searchUrl?: string;
   sign(userId: string): Promise<string>;
 }
 
@@ -45,6 +48,7 @@ export function demoSessions(opts: DemoSessionOptions): (user: string | undefine
       token: await opts.sign(userId),
       mqttUrl: opts.mqttUrl,
       replayUrl: opts.replayUrl.replace(/\/$/, ''),
+      ...(opts.searchUrl ? { searchUrl: opts.searchUrl.replace(/\/$/, '') } : {}),
     };
   };
 }

@@ -1,15 +1,20 @@
 // The demo board in a real browser (Debian's headless Chromium via playwright-core) at the end of
 // the whole local pipeline: Postgres → capture → Kinesis → router → MQTT over WebSocket → SDK.
 // Two windows: an edit in one appears in the other; a change committed with plain SQL appears in
-// both; a window that goes offline and comes back has lost nothing. Records commit → screen
+// both; a window that goes offline and comes back has lost nothing; the search box finds a task
+// committed with SQL, through the search service reading the same stream. Records commit → screen
 // latency in .taskflow/e2e-browser.json (picked up by `npm run bench:e2e`).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { demoSessions, startBoardServer } from '../../clients/demo-board/server.js';
 import { DEMO, seedDemo } from '../../db/seed.js';
 import { silentLogger } from '../../lib/logger.js';
+import { loadConfig as loadSearchConfig } from '../../search/config.js';
+import { startSearch, type RunningSearch } from '../../search/service.js';
 import { startTestPipeline, sleep, waitFor, type TestPipeline } from '../support/pipeline.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -22,6 +27,8 @@ let pipeline: TestPipeline;
 let board: Awaited<ReturnType<typeof startBoardServer>>;
 let pool: pg.Pool;
 let browser: Browser;
+let search: RunningSearch;
+const searchDir = mkdtempSync(join(tmpdir(), 'board-e2e-search-'));
 const contexts: BrowserContext[] = [];
 const user = Object.values(DEMO.users)[0] as string;
 
@@ -29,6 +36,10 @@ beforeAll(async () => {
   pipeline = await startTestPipeline({ prefix: 'board-e2e' });
   await seedDemo(pipeline.databaseUrl); // after capture started: the demo memberships travel the pipeline
   pool = new pg.Pool({ connectionString: pipeline.databaseUrl, max: 2 });
+  search = await startSearch(
+    loadSearchConfig({ ...pipeline.env, SEARCH_DB_PATH: join(searchDir, 'search.db'), SEARCH_PORT: '0', KINESIS_POLL_INTERVAL_MS: '50', KINESIS_MIN_CALL_SPACING_MS: '0' }),
+    silentLogger,
+  );
   board = await startBoardServer({
     pool,
     port: 0,
@@ -39,6 +50,7 @@ beforeAll(async () => {
       projectId: DEMO.projectId,
       mqttUrl: pipeline.broker.wsUrl,
       replayUrl: pipeline.router.replayUrl,
+      searchUrl: search.apiUrl,
       sign: (userId) => pipeline.token(userId),
     }),
   });
@@ -53,8 +65,10 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await board?.close();
+  await search?.stop();
   await pool?.end();
   await pipeline?.stop();
+  rmSync(searchDir, { recursive: true, force: true });
 });
 
 async function openBoard(query = ''): Promise<{ page: Page; context: BrowserContext }> {
@@ -115,4 +129,25 @@ describe('demo board in a real browser', () => {
     writeFileSync('.taskflow/e2e-browser.json', JSON.stringify({ date: new Date().toISOString(), browser_commit_to_screen_ms: latencyMs, changes_applied: pa.applied.length }, null, 2));
     console.log(`demo board e2e: SQL commit → screen ${latencyMs} ms; ${pa.applied.length} changes applied identically in both windows`);
   }, 120_000);
+
+  it('finds a task committed with SQL through the search box, and opens it', async () => {
+    const { page } = await openBoard();
+    const { rows } = await pool.query<{ id: string }>('SELECT id FROM tasks WHERE workspace_id = $1 AND project_id = $2 ORDER BY position DESC LIMIT 1', [DEMO.workspaceId, DEMO.projectId]);
+    const word = `Quokka${Date.now()}`;
+    await pool.query('UPDATE tasks SET title = $1, updated_at = now() WHERE id = $2', [`Feed the ${word}`, rows[0]!.id]);
+    await page.locator('.card .title', { hasText: word }).waitFor({ timeout: 15_000 });
+    // The index may lag the board by a poll: ask again until the search finds it.
+    await waitFor(
+      async () => {
+        await page.fill('#search-input', word.slice(0, 8).toLowerCase());
+        await page.press('#search-input', 'Enter');
+        return page.locator('#search-results .search-result', { hasText: word }).isVisible({ timeout: 1000 }).catch(() => false);
+      },
+      () => 'the search box to find the task',
+      30_000,
+    );
+    await page.locator('#search-results .search-result', { hasText: word }).click();
+    await page.locator('.card.selected .title', { hasText: word }).waitFor({ timeout: 5_000 });
+    expect(await page.inputValue('#detail-title')).toBe(`Feed the ${word}`);
+  }, 60_000);
 });
