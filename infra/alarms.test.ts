@@ -7,6 +7,7 @@ import { prometheusAuditMetrics } from '../audit/metrics.js';
 import { createCaptureMetrics } from '../capture/metrics.js';
 import { prometheusConsumerMetrics } from '../lib/kinesis-consumer/metrics.js';
 import { prometheusRouterMetrics } from '../router/metrics.js';
+import { prometheusSearchMetrics } from '../search/metrics.js';
 import { alarms, metricNames, prometheusRules } from './alarms.js';
 import { grafanaDashboard, PANELS, panelMetrics, prometheusThreshold } from './dashboard.js';
 
@@ -20,6 +21,7 @@ function declaredMetrics(): Set<string> {
   createCaptureMetrics(registry);
   prometheusRouterMetrics(registry);
   prometheusAuditMetrics(registry);
+  prometheusSearchMetrics(registry);
   const consumer = prometheusConsumerMetrics(registry, 'router', 'w1');
   consumer.iteratorAge('shard-0', 0);
   return new Set(registry.getMetricsAsArray().map((m) => m.name));

@@ -117,6 +117,34 @@ export function alarms(opts: { streamName: string }): Alarm[] {
       prometheus: { expr: 'sum(rate(taskflow_audit_dlq_total[5m])) > 0', forMinutes: 0 },
       cloudwatch: { namespace: SERVICE_NAMESPACE, metricName: 'taskflow_audit_dlq_total', statistic: 'Sum', threshold: 0, periodSeconds: 300, evaluationPeriods: 1 },
     },
+    {
+      id: 'TaskflowSearchIteratorAge',
+      runbook: 'search-behind-stream.md',
+      summary: 'Search indexes a shard more than 30 s behind its tip',
+      prometheus: { expr: 'max(kinesis_consumer_millis_behind_latest{consumer="search"}) > 30000', forMinutes: 5 },
+      cloudwatch: { namespace: SERVICE_NAMESPACE, metricName: 'kinesis_consumer_millis_behind_latest', dimensions: { consumer: 'search' }, statistic: 'Maximum', threshold: 30_000, periodSeconds: 60, evaluationPeriods: 5 },
+    },
+    {
+      id: 'TaskflowSearchDeadLetters',
+      runbook: 'search-dead-letters.md',
+      summary: 'Search is putting records in the dead-letter store',
+      prometheus: { expr: 'sum(rate(taskflow_search_dlq_total[5m])) > 0', forMinutes: 0 },
+      cloudwatch: { namespace: SERVICE_NAMESPACE, metricName: 'taskflow_search_dlq_total', statistic: 'Sum', threshold: 0, periodSeconds: 300, evaluationPeriods: 1 },
+    },
+    {
+      id: 'TaskflowSearchQueryErrors',
+      runbook: 'search-query-errors.md',
+      summary: 'More than 1% of search API requests fail',
+      prometheus: { expr: 'sum(rate(taskflow_search_queries_total{outcome="error"}[5m])) / sum(rate(taskflow_search_queries_total[5m])) > 0.01', forMinutes: 5 },
+      cloudwatch: { namespace: SERVICE_NAMESPACE, metricName: 'taskflow_search_queries_total', dimensions: { outcome: 'error' }, statistic: 'Sum', threshold: 0, periodSeconds: 300, evaluationPeriods: 1 },
+    },
+    {
+      id: 'TaskflowSearchQueryLatency',
+      runbook: 'search-query-latency.md',
+      summary: 'p95 search API latency is over 0.5 s',
+      prometheus: { expr: 'histogram_quantile(0.95, sum by (le) (rate(taskflow_search_query_seconds_bucket{outcome="ok"}[5m]))) > 0.5', forMinutes: 10 },
+      cloudwatch: { namespace: SERVICE_NAMESPACE, metricName: 'taskflow_search_query_seconds', statistic: 'p95', threshold: 0.5, periodSeconds: 60, evaluationPeriods: 10 },
+    },
   ];
 }
 

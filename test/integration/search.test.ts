@@ -43,15 +43,15 @@ function startSearchProcess(): ChildProcess {
   return child;
 }
 
-/** The API address of the n-th search process to have started (1-based). */
-async function searchStarted(n: number): Promise<string> {
+/** The API and metrics addresses of the n-th search process to have started (1-based). */
+async function searchStarted(n: number): Promise<{ api: string; metrics: string }> {
   const deadline = Date.now() + 60_000;
   for (;;) {
     const started = readFileSync(logFile, 'utf8')
       .split('\n')
       .filter((l) => l.includes('"msg":"search started"'))
-      .map((l) => JSON.parse(l) as { api: string });
-    if (started.length >= n) return started[n - 1]!.api;
+      .map((l) => JSON.parse(l) as { api: string; metrics: string });
+    if (started.length >= n) return started[n - 1]!;
     if (Date.now() > deadline) throw new Error(`search did not start:\n${readFileSync(logFile, 'utf8').slice(-3000)}`);
     await sleep(100);
   }
@@ -167,7 +167,7 @@ async function expectIndexMatchesOracle(workspaces: readonly string[]): Promise<
 
 describe('search service', () => {
   it('finds a change committed in Postgres, for the users its memberships allow', async () => {
-    const api = await searchStarted(1);
+    const { api, metrics } = await searchStarted(1);
     const [ws, p1, p2, wide, narrow, outsider, t1, t2] = Array.from({ length: 8 }, () => randomUUID());
     await db.query('BEGIN');
     await db.query(`INSERT INTO workspaces (id, name, slug) VALUES ($1, 'Search IT', $2)`, [ws, `search-it-${ws}`]);
@@ -189,6 +189,11 @@ describe('search service', () => {
     expect((await search(api, ws!, 'airship', narrow!)).titles).toEqual(['Airship launch plan']);
     await db.query(`DELETE FROM memberships WHERE user_id = $1`, [narrow]);
     await waitFor(async () => (await search(api, ws!, 'airship', narrow!)).status === 403, () => 'the revoked member to be refused');
+
+    const exposed = await (await fetch(metrics)).text();
+    expect(exposed).toMatch(/^taskflow_search_document_changes_total\{service="search"\} [1-9]/m);
+    expect(exposed).toMatch(/^taskflow_search_queries_total\{outcome="forbidden",service="search"\} [1-9]/m);
+    expect(exposed).toMatch(/^kinesis_consumer_millis_behind_latest\{consumer="search",/m);
   }, 90_000);
 
   it('SIGKILLed and restarted under load, ends with exactly the final state the WAL says', async () => {
