@@ -5,11 +5,12 @@
 // nothing lost, nothing doubled, no stale or TOAST-emptied text; a TRUNCATE (workspace "*", on
 // its own shard) empties the table in every workspace.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PutRecordCommand } from '@aws-sdk/client-kinesis';
 import pg from 'pg';
 import { loadConfig as loadCaptureConfig } from '../../capture/config.js';
 import { startCapture, type RunningCapture } from '../../capture/main.js';
@@ -21,7 +22,7 @@ import type { SearchDocument } from '../../search/documents.js';
 import { SqliteSearchIndex } from '../../search/sqlite-index.js';
 import { type HistoryEvent, startHistoryRecorder, type HistoryRecorder } from '../support/history.js';
 import { sleep, waitFor } from '../support/pipeline.js';
-import { createTestDatabase, createTestStream, createTestTables, dynamoClient, testStackEnv, uniqueName } from '../support/stack.js';
+import { createTestDatabase, createTestStream, createTestTables, dynamoClient, kinesisClient, testStackEnv, uniqueName } from '../support/stack.js';
 
 const SECRET = `search-it-${randomUUID()}`;
 const WORKLOAD = { workspaces: 3, projectsPerWorkspace: 2, seed: 'search-it' } as const;
@@ -227,5 +228,24 @@ describe('search service', () => {
     const after = [...(await indexedDocuments(workspaces)).values()].flat();
     expect(after.filter((d) => d.table === 'comments')).toEqual([]);
     expect(after.filter((d) => d.table === 'tasks').length).toBe(before.filter((d) => d.table === 'tasks').length);
+  }, 90_000);
+
+  it('dead-letters a malformed record with its origin, and `taskflow search redrive` keeps refusing it', async () => {
+    const kinesis = kinesisClient();
+    const put = await kinesis.send(new PutRecordCommand({ StreamName: env.CHANGE_STREAM_NAME, PartitionKey: randomUUID(), Data: Buffer.from('{"specversion":"1.0", truncated') }));
+    kinesis.destroy();
+    const dynamo = dynamoClient();
+    const store = new DynamoDeadLetterStore(dynamo, env.DYNAMODB_TABLE_DLQ);
+    try {
+      await waitFor(async () => (await store.list({ source: 'search' })).length === 1, () => 'the record to be dead-lettered');
+      const [letter] = await store.list({ source: 'search' });
+      expect(letter).toMatchObject({ reason: 'malformed_json', origin: { shardId: put.ShardId, sequenceNumber: put.SequenceNumber } });
+      const redrive = spawnSync(process.execPath, ['bin/taskflow.js', 'search', 'redrive'], { env: { ...process.env, ...env, NODE_OPTIONS: '' }, encoding: 'utf8' });
+      expect(redrive.stdout).toContain(`still refused ${letter!.id}: malformed_json`);
+      expect(redrive.status).toBe(1);
+      expect((await store.list({ source: 'search' })).length).toBe(1);
+    } finally {
+      dynamo.destroy();
+    }
   }, 90_000);
 });
