@@ -63,7 +63,11 @@ const SERVICES: readonly ServiceDef[] = [
     env: async (ctx) => ({ KINESIS_WORKER_ID: 'router-0', ROUTER_MQTT_PASSWORD: await ctx.serviceToken(ROUTER_SERVICE_USER) }),
   },
   // Its index is one SQLite file under the stack's data dir, kept like the engines' data.
-  { name: 'search', serves: { search: 'SEARCH_PORT', 'search-metrics': 'METRICS_PORT' }, env: async (ctx) => ({ SEARCH_DB_PATH: join(ctx.dataDir, 'search', 'search.db') }) },
+  {
+    name: 'search',
+    serves: { search: 'SEARCH_PORT', 'search-metrics': 'METRICS_PORT' },
+    env: (ctx) => Promise.resolve({ KINESIS_WORKER_ID: 'search-0', SEARCH_DB_PATH: join(ctx.dataDir, 'search', 'search.db') }),
+  },
   { name: 'board', serves: { board: 'BOARD_PORT' }, needs: ['replay'] },
   // A stable worker id like the router's; the pseudonym key stays on this machine (created once, 0600) like the dev JWT secret.
   { name: 'audit', serves: { 'audit-metrics': 'METRICS_PORT' }, env: () => Promise.resolve({ KINESIS_WORKER_ID: 'audit-0', AUDIT_KEY_FILE: devAuditKeyFile() }) },
