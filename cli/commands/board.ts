@@ -3,14 +3,9 @@
 //
 // Settings: BOARD_SETTINGS below, JWT_SETTINGS (lib/jwt.ts) and LOG_LEVEL.
 import pg from 'pg';
-import { type Env, intSetting, readSettings, settingsHelp, stringSetting, uniqueSettings, urlSetting } from '../../lib/config.js';
+import { type Env, intSetting, optionalSetting, readSettings, settingsHelp, stringSetting, uniqueSettings, urlSetting } from '../../lib/config.js';
 import { JWT_SETTINGS, loadJwtConfig, signDevToken } from '../../lib/jwt.js';
 import { createLogger, LOG_SETTINGS } from '../../lib/logger.js';
-// Env: DATABASE_URL, MQTT_WS_URL, REPLAY_URL, SEARCH_URL (optional: the search box), BOARD_PORT (default 18088), JWT_* (lib/jwt.ts).
-import pg from 'pg';
-import { type Env, int, optionalStr, str, url } from '../../lib/config.js';
-import { loadJwtConfig, signDevToken } from '../../lib/jwt.js';
-import { createLogger } from '../../lib/logger.js';
 import { TaskflowError } from '../../lib/errors.js';
 import { DEMO } from '../../db/seed.js';
 import { demoSessions, startBoardServer } from '../../clients/demo-board/server.js';
@@ -28,6 +23,7 @@ export const BOARD_SETTINGS = {
   databaseUrl: stringSetting({ name: 'DATABASE_URL', meaning: 'The source database the board reads and writes.' }),
   mqttWsUrl: urlSetting({ name: 'MQTT_WS_URL', meaning: 'MQTT over WebSocket URL the page connects to.' }),
   replayUrl: urlSetting({ name: 'REPLAY_URL', meaning: "The router's replay API." }),
+  searchUrl: optionalSetting({ name: 'SEARCH_URL', type: 'URL', default: 'none: no search box', meaning: 'The search API the search box queries.' }),
   port: intSetting({ name: 'BOARD_PORT', default: 18088, min: 0, max: 65535, meaning: 'Port of the page and its API.' }),
 };
 
@@ -40,13 +36,6 @@ ${settingsHelp(BOARD_SETTING_LIST)}`;
 
 export function loadConfig(env: Env): BoardConfig {
   return readSettings(env, BOARD_SETTINGS);
-  return {
-    databaseUrl: str(env, 'DATABASE_URL'),
-    mqttWsUrl: url(env, 'MQTT_WS_URL'),
-    replayUrl: url(env, 'REPLAY_URL'),
-    ...(optionalStr(env, 'SEARCH_URL') ? { searchUrl: url(env, 'SEARCH_URL') } : {}),
-    port: int(env, 'BOARD_PORT', 18088, { min: 0, max: 65535 }),
-  };
 }
 
 export const command: Command = {

@@ -12,7 +12,7 @@ import { openSearchIndex } from '../../search/engines.js';
 import { redriveSearchDeadLetters } from '../../search/redrive.js';
 import { parseQueryTerms } from '../../search/search-index.js';
 import { startSearch } from '../../search/service.js';
-import type { Command } from '../main.js';
+import type { Command } from '../command.js';
 
 const usage = `usage:
   taskflow search                                   index the change stream and serve the search API
@@ -54,6 +54,7 @@ function operatorEnvironment(): Record<string, string | undefined> {
 
 export const command: Command = {
   summary: 'search indexer + API: change stream -> per-workspace index of tasks and comments; query | redrive',
+  subcommands: ['query', 'redrive'],
   async run(argv) {
     const { positionals, values } = parseArgs({
       args: argv,
