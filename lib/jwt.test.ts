@@ -1,8 +1,9 @@
 import { describe, expect, it } from '@jest/globals';
-import { mkdtempSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { ConfigError } from './errors.js';
 import { createVerifier, loadJwtConfig, loadOrCreateDevSecret, signDevToken } from './jwt.js';
 
 const secret = new TextEncoder().encode('a-test-secret-of-enough-length-32b');
@@ -29,7 +30,29 @@ describe('HS256 (dev)', () => {
     const first = loadOrCreateDevSecret(path);
     expect(statSync(path).mode & 0o777).toBe(0o600);
     expect(loadOrCreateDevSecret(path)).toEqual(first);
-    expect(loadJwtConfig({ JWT_SECRET_FILE: path })).toMatchObject({ kind: 'hs256', secret: first });
+    expect(loadJwtConfig({ JWT_SECRET_FILE: path, TASKFLOW_ENV: 'development' })).toMatchObject({ kind: 'hs256', secret: first });
+  });
+});
+
+describe('key material outside development mode', () => {
+  it('is a start-up error naming JWT_JWKS_URL when neither a key set nor a secret is configured, and no secret file appears', () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'jwt-')), 'secret');
+    for (const env of [{ JWT_SECRET_FILE: path }, { JWT_SECRET_FILE: path, TASKFLOW_ENV: 'production' }]) {
+      expect(() => loadJwtConfig(env)).toThrow(ConfigError);
+      expect(() => loadJwtConfig(env)).toThrow(/^JWT_JWKS_URL: is required .*development mode \(TASKFLOW_ENV=development/);
+    }
+    expect(existsSync(path)).toBe(false);
+  });
+
+  it('takes JWT_JWKS_URL or a JWT_SECRET of at least 32 bytes, and refuses a guessable secret', () => {
+    expect(loadJwtConfig({ JWT_JWKS_URL: 'https://idp.example/.well-known/jwks.json' })).toMatchObject({ kind: 'rs256' });
+    expect(loadJwtConfig({ JWT_SECRET: 'x'.repeat(32) })).toMatchObject({ kind: 'hs256' });
+    expect(() => loadJwtConfig({ JWT_SECRET: 'short-secret' })).toThrow(/^JWT_SECRET: must be at least 32 bytes, got 12/);
+    expect(() => loadJwtConfig({ JWT_SECRET: 'short-secret', TASKFLOW_ENV: 'development' })).toThrow(/JWT_SECRET/);
+  });
+
+  it('names TASKFLOW_ENV when it holds neither mode', () => {
+    expect(() => loadJwtConfig({ TASKFLOW_ENV: 'dev' })).toThrow(/^TASKFLOW_ENV: must be one of development, production/);
   });
 });
 

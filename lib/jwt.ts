@@ -7,11 +7,14 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { createLocalJWKSet, createRemoteJWKSet, jwtVerify, SignJWT, type JSONWebKeySet, type JWTPayload } from 'jose';
 import { type Env, int, optionalSetting, stringSetting } from './config.js';
-import { TaskflowError } from './errors.js';
+import { isDevelopment } from './dev-mode.js';
+import { ConfigError, TaskflowError } from './errors.js';
 
 export const DEV_SECRET_FILE = '.taskflow/dev-jwt-secret';
 const DEFAULT_ISSUER = 'taskflow';
 const DEFAULT_AUDIENCE = 'taskflow-realtime';
+/** RFC 7518 §3.2: an HS256 key at least as long as the hash (256 bits); shorter ones fall to offline guessing from one captured token. */
+export const MIN_SECRET_BYTES = 32;
 
 export interface VerifiedToken {
   userId: string;
@@ -29,18 +32,31 @@ export const JWT_SETTINGS = {
   issuer: stringSetting({ name: 'JWT_ISSUER', default: DEFAULT_ISSUER, meaning: 'The `iss` every TaskFlow JWT must carry.' }),
   audience: stringSetting({ name: 'JWT_AUDIENCE', default: DEFAULT_AUDIENCE, meaning: 'The `aud` every TaskFlow JWT must carry.' }),
   jwksUrl: optionalSetting({ name: 'JWT_JWKS_URL', type: 'URL', default: 'unset: HS256', meaning: "The identity provider's key set: tokens are RS256 (production)." }),
-  secret: optionalSetting({ name: 'JWT_SECRET', default: 'unset: JWT_SECRET_FILE', meaning: 'HS256 secret (development), when JWT_JWKS_URL is unset.' }),
-  secretFile: stringSetting({ name: 'JWT_SECRET_FILE', default: DEV_SECRET_FILE, meaning: 'HS256 secret file when neither JWT_JWKS_URL nor JWT_SECRET is set; created (0600) on first use.' }),
+  secret: optionalSetting({ name: 'JWT_SECRET', default: 'unset: JWT_SECRET_FILE', meaning: 'HS256 secret (at least 32 bytes), when JWT_JWKS_URL is unset.' }),
+  secretFile: stringSetting({ name: 'JWT_SECRET_FILE', default: DEV_SECRET_FILE, meaning: 'HS256 secret file when neither JWT_JWKS_URL nor JWT_SECRET is set, in development mode only; created (0600) on first use.' }),
 };
 
-/** JWT_JWKS_URL selects RS256 (production); otherwise HS256 with JWT_SECRET or the dev secret file. */
+/**
+ * JWT_JWKS_URL selects RS256 (production); otherwise HS256 with JWT_SECRET, or — in development
+ * mode only — the dev secret file. Anywhere else a missing key set is a start-up error: a
+ * service (or authorizer container) inventing its own secret would accept tokens no one else can
+ * verify, and silently.
+ */
 export function loadJwtConfig(env: Env): JwtConfig {
   const issuer = JWT_SETTINGS.issuer.read(env);
   const audience = JWT_SETTINGS.audience.read(env);
   const jwksUrl = JWT_SETTINGS.jwksUrl.read(env);
   if (jwksUrl) return { kind: 'rs256', jwks: new URL(jwksUrl), issuer, audience };
   const secret = JWT_SETTINGS.secret.read(env);
-  return { kind: 'hs256', secret: secret ? new TextEncoder().encode(secret) : loadOrCreateDevSecret(JWT_SETTINGS.secretFile.read(env)), issuer, audience };
+  if (secret) {
+    const bytes = new TextEncoder().encode(secret);
+    if (bytes.length < MIN_SECRET_BYTES) throw new ConfigError('JWT_SECRET', `must be at least ${MIN_SECRET_BYTES} bytes, got ${bytes.length}`);
+    return { kind: 'hs256', secret: bytes, issuer, audience };
+  }
+  if (!isDevelopment(env)) {
+    throw new ConfigError('JWT_JWKS_URL', 'is required (the identity provider\'s key set; or JWT_SECRET for HS256): a generated dev secret is used only in development mode (TASKFLOW_ENV=development, set by `taskflow dev`)');
+  }
+  return { kind: 'hs256', secret: loadOrCreateDevSecret(JWT_SETTINGS.secretFile.read(env)), issuer, audience };
 }
 
 /** The local signing secret, created (0600, outside the repo's tracked files) on first use. */

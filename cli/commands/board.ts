@@ -4,6 +4,7 @@
 // Settings: BOARD_SETTINGS below, JWT_SETTINGS (lib/jwt.ts) and LOG_LEVEL.
 import pg from 'pg';
 import { type Env, intSetting, optionalSetting, readSettings, settingsHelp, stringSetting, uniqueSettings, urlSetting } from '../../lib/config.js';
+import { requireDevelopment } from '../../lib/dev-mode.js';
 import { JWT_SETTINGS, loadJwtConfig, signDevToken } from '../../lib/jwt.js';
 import { createLogger, LOG_SETTINGS } from '../../lib/logger.js';
 import { TaskflowError } from '../../lib/errors.js';
@@ -46,6 +47,7 @@ export const command: Command = {
       (help ? console.log : console.error)(usage);
       return help ? 0 : 2;
     }
+    requireDevelopment(process.env, "the demo board (its /api/session hands a demo workspace owner's token to anyone who asks)");
     const config = loadConfig(process.env);
     const jwt = loadJwtConfig(process.env);
     if (jwt.kind !== 'hs256') throw new TaskflowError('BOARD_NEEDS_DEV_SECRET', 'the demo board signs dev tokens: unset JWT_JWKS_URL');
@@ -63,9 +65,10 @@ export const command: Command = {
         replayUrl: config.replayUrl,
         ...(config.searchUrl ? { searchUrl: config.searchUrl } : {}),
         sign: (userId) => signDevToken(jwt.secret, userId, { issuer: jwt.issuer, audience: jwt.audience, ttlSeconds: 3600 }),
+        env: process.env,
       }),
     });
-    logger.info({ url: board.url }, 'demo board listening');
+    logger.warn({ url: board.url }, 'demo board listening: development only, /api/session gives anyone a demo user\'s token');
     console.log(`demo board: ${board.url}`);
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);

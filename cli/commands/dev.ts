@@ -22,6 +22,7 @@ import { DEFAULT_SHARD_COUNT, describeStack, startStack } from '../../infra/loca
 import { superviseServices, type ServiceSpec } from '../../infra/local/supervisor.js';
 import { createDynamoClient } from '../../lib/aws.js';
 import { int } from '../../lib/config.js';
+import { DEVELOPMENT, ENV_VAR } from '../../lib/dev-mode.js';
 import { createVerifier, DEV_SECRET_FILE, loadJwtConfig, loadOrCreateDevSecret, printDevToken, signDevToken } from '../../lib/jwt.js';
 import { stackEnv } from '../../lib/stack-info.js';
 // The launcher knows the services (never the other way round): the broker's membership policy
@@ -258,6 +259,8 @@ export const command: Command = {
   summary: 'run the whole pipeline on the embedded local stack (npm start); `dev token --user U` prints a dev JWT',
   subcommands: ['token'],
   async run(argv) {
+    // The explicit development mode (lib/dev-mode.ts) for this process and every service it starts.
+    process.env[ENV_VAR] = DEVELOPMENT;
     // One dev JWT secret per checkout, whatever directory dev was started from (services run in ROOT).
     process.env.JWT_SECRET_FILE ??= join(ROOT, DEV_SECRET_FILE);
     if (argv[0] === 'token') return printDevToken(argv.slice(1));

@@ -6,6 +6,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import type { Pool } from 'pg';
+import type { Env } from '../../lib/config.js';
+import { requireDevelopment } from '../../lib/dev-mode.js';
 import { TaskflowError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import { BadRequest, NotFound, addComment, createTask, loadBoard, requireUuid, updateTask } from './api.js';
@@ -32,10 +34,16 @@ export interface DemoSessionOptions {
   replayUrl: string;
   searchUrl?: string;
   sign(userId: string): Promise<string>;
+  /** Where development mode is read from (lib/dev-mode.ts). */
+  env: Env;
 }
 
-/** Sessions for the demo: `?user=` names a demo user (or gives its id); anything else is the first user. */
+/**
+ * Sessions for the demo: `?user=` names a demo user (or gives its id); anything else is the first
+ * user. They hand anyone who asks a token of a workspace owner, so they exist only in development mode.
+ */
 export function demoSessions(opts: DemoSessionOptions): (user: string | undefined) => Promise<BoardSession> {
+  requireDevelopment(opts.env, "the demo board's /api/session (it hands a demo workspace owner's token to anyone who asks)");
   const ids = Object.values(opts.users);
   const fallback = ids[0];
   if (!fallback) throw new TaskflowError('NO_DEMO_USERS', 'the demo board needs at least one demo user');

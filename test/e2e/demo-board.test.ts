@@ -52,6 +52,7 @@ beforeAll(async () => {
       replayUrl: pipeline.router.replayUrl,
       searchUrl: search.apiUrl,
       sign: (userId) => pipeline.token(userId),
+      env: { TASKFLOW_ENV: 'development' },
     }),
   });
   const token = await pipeline.token(user);
