@@ -52,6 +52,8 @@ export interface TestPipelineOptions {
    * `capture`/`router` are left empty.
    */
   services?: 'in-process' | 'processes' | 'none';
+  /** With services: 'processes': their log level and every line they write (stdout and stderr). */
+  serviceLog?: { level: string; onLine(service: 'capture' | 'router', line: string): void };
 }
 
 /** Shorter intervals than the services' defaults, so tests wait less. */
@@ -105,7 +107,7 @@ export async function startTestPipeline(options: TestPipelineOptions): Promise<T
     options.services === 'none'
       ? { capture: { metricsUrl: '' }, router: { replayUrl: '', metricsUrl: '' }, stop: () => Promise.resolve() }
       : options.services === 'processes'
-        ? await serviceProcesses(env)
+        ? await serviceProcesses(env, options.serviceLog)
         : await inProcessServices(env, logger);
   return {
     databaseUrl,
@@ -139,9 +141,10 @@ async function inProcessServices(env: Record<string, string>, logger: Logger): P
   };
 }
 
-async function serviceProcesses(env: Record<string, string>): Promise<Services> {
-  const capture = await startServiceProcess('capture', env, ['metrics endpoint', 'streaming from the slot']);
-  const router = await startServiceProcess('router', env, ['router started']).catch(async (err: unknown) => {
+async function serviceProcesses(env: Record<string, string>, log?: TestPipelineOptions['serviceLog']): Promise<Services> {
+  const logOptions = (service: 'capture' | 'router') => (log ? { logLevel: log.level, onLine: (line: string) => log.onLine(service, line) } : {});
+  const capture = await startServiceProcess('capture', env, ['metrics endpoint', 'streaming from the slot'], logOptions('capture'));
+  const router = await startServiceProcess('router', env, ['router started'], logOptions('router')).catch(async (err: unknown) => {
     await capture.stop();
     throw err;
   });

@@ -19,6 +19,10 @@ export interface ServiceProcessOptions {
   /** Node arguments, e.g. `--cpu-prof --cpu-prof-dir=DIR` to profile the service. */
   nodeArgs?: readonly string[];
   timeoutMs?: number;
+  /** LOG_LEVEL of the service (default info). */
+  logLevel?: string;
+  /** Every line the service writes to stdout (its whole log), e.g. to scan it. */
+  onLine?: (line: string) => void;
 }
 
 export async function startServiceProcess(command: 'capture' | 'router' | 'audit' | readonly ['analytics', 'archive' | 'load'], env: Record<string, string>, awaited: readonly string[], options: ServiceProcessOptions = {}): Promise<ServiceProcess> {
@@ -27,8 +31,13 @@ export async function startServiceProcess(command: 'capture' | 'router' | 'audit
   const name = args.join(' ');
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), join(root, 'bin', 'taskflow.js'), ...args], {
     cwd: root,
-    env: { ...process.env, ...env, NODE_OPTIONS: '', LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, ...env, NODE_OPTIONS: '', LOG_LEVEL: options.logLevel ?? 'info' },
+    stdio: ['ignore', 'pipe', options.onLine ? 'pipe' : 'inherit'],
+  });
+  // Scanned too (a crash's stack, console output), and still shown.
+  child.stderr?.on('data', (chunk: Buffer) => {
+    process.stderr.write(chunk);
+    for (const line of chunk.toString().split('\n')) if (line) options.onLine?.(line);
   });
   const entries: Record<string, Record<string, unknown>> = {};
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -44,6 +53,7 @@ export async function startServiceProcess(command: 'capture' | 'router' | 'audit
       for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n')) {
         const line = buffer.slice(0, nl);
         buffer = buffer.slice(nl + 1);
+        options.onLine?.(line);
         let entry: Record<string, unknown>;
         try {
           entry = JSON.parse(line) as Record<string, unknown>;
