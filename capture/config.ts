@@ -18,6 +18,7 @@ import {
   uniqueSettings,
   urlSetting,
 } from '../lib/config.js';
+import { isDevelopment } from '../lib/dev-mode.js';
 import { ConfigError } from '../lib/errors.js';
 import { LOG_SETTINGS } from '../lib/logger.js';
 import { COMPRESSIONS, type Compression } from '../lib/record-codec.js';
@@ -60,6 +61,8 @@ export interface CaptureConfig {
   /** Where the slot's identity and acknowledged position are recorded (DynamoDB). */
   checkpointsTable: string;
   metricsPort: number;
+  /** Development mode only (lib/dev-mode.ts): elsewhere capture refuses a superuser (db-role.ts). */
+  allowSuperuser: boolean;
   /** When a workspace counts as nearing its shard's write limit (hot-workspaces.ts). */
   hotWorkspaces: { threshold: number; clearBelow: number; windowMs: number; maxTracked: number };
 }
@@ -173,6 +176,7 @@ export function loadConfig(env: Env): CaptureConfig {
     dlqTable: s.dlqTable,
     checkpointsTable: s.checkpointsTable,
     metricsPort: s.metricsPort,
+    allowSuperuser: isDevelopment(env),
     hotWorkspaces: { threshold, clearBelow, windowMs: s.hotWindowMs, maxTracked: s.hotMaxTracked },
   };
 }

@@ -19,12 +19,14 @@ import { ChangeDecoder, type CommittedTransaction } from './decoder.js';
 import { HotWorkspaceTracker } from './hot-workspaces.js';
 import type { CaptureMetrics } from './metrics.js';
 import { KinesisProducer, type PutRecordsFn, reportHotWorkspaces } from './producer.js';
+import { checkCaptureRole, currentRole } from './db-role.js';
 import { type SlotHolder, type SlotRecord, type SlotRecordStore, decideSlot, replicationApplicationName, slotHolderAction } from './slot-guard.js';
 import { useCaptureColumnParsers } from './values.js';
 
 
 export const CAPTURED_TABLES = ['projects', 'memberships', 'tasks', 'comments'] as const;
 export const HEARTBEAT_PREFIX = 'taskflow.capture.heartbeat';
+const INSUFFICIENT_PRIVILEGE = '42501';
 /** No message (data or keepalive) from the server for this long ends the session. */
 const SERVER_SILENCE_MS = 30_000;
 const SESSION_BACKOFF = { baseMs: 200, maxMs: 10_000 };
@@ -177,9 +179,14 @@ export class CaptureService {
 
   private async prepareOnce(): Promise<boolean> {
     const { config, logger } = this.deps;
+    const role = await currentRole(this.admin);
+    checkCaptureRole(role, config.allowSuperuser);
     const pub = await this.admin.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [config.publication]);
     if (pub.rowCount === 0) {
-      await this.admin.query(`CREATE PUBLICATION ${pg.escapeIdentifier(config.publication)} FOR TABLE ${CAPTURED_TABLES.map((t) => pg.escapeIdentifier(t)).join(', ')}`);
+      await this.admin.query(`CREATE PUBLICATION ${pg.escapeIdentifier(config.publication)} FOR TABLE ${CAPTURED_TABLES.map((t) => pg.escapeIdentifier(t)).join(', ')}`).catch((err: unknown) => {
+        if ((err as { code?: string }).code !== INSUFFICIENT_PRIVILEGE) throw err;
+        throw new TaskflowError('CAPTURE_PUBLICATION_MISSING', `publication ${config.publication} does not exist and role "${role.name}" may not create it (it owns no table): apply the migrations (0003 creates taskflow_capture) or create it as the tables' owner`, { cause: err });
+      });
       logger.info({ publication: config.publication, tables: CAPTURED_TABLES }, 'created publication');
     } else {
       const tables = await this.admin.query<{ tablename: string }>('SELECT tablename FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1', [config.publication]);

@@ -13,10 +13,12 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { migrate } from '../../db/migrate.js';
+import { REPLICATION_ROLE, setRolePassword, urlAs } from '../../db/roles.js';
 import { seedDemo } from '../../db/seed.js';
 import { createBrokerAuth, type BrokerAuth } from '../../infra/local/broker-auth.js';
 import { untilStopRequested, writeStateFile } from '../../infra/local/lifecycle.js';
 import { DEV_HTTP_PORTS, EPHEMERAL_PORTS } from '../../infra/local/ports.js';
+import { LOCAL_REPLICATION_PASSWORD } from '../../infra/local/postgres.js';
 import { freePort } from '../../infra/local/processes.js';
 import { DEFAULT_SHARD_COUNT, describeStack, startStack } from '../../infra/local/stack.js';
 import { superviseServices, type ServiceSpec } from '../../infra/local/supervisor.js';
@@ -44,7 +46,7 @@ interface ServiceDef {
   /** Endpoints it cannot run without: it starts only when some available service serves them. */
   needs?: Endpoint[];
   /** Extra environment, e.g. its service credential for the broker. */
-  env?: (ctx: { serviceToken(userId: string): Promise<string>; dataDir: string }) => Promise<Record<string, string>>;
+  env?: (ctx: { serviceToken(userId: string): Promise<string>; dataDir: string; replicationUrl: string }) => Promise<Record<string, string>>;
 }
 
 /**
@@ -56,7 +58,8 @@ interface ServiceDef {
 const SERVICES: readonly ServiceDef[] = [
   // Stable instance ids, as a StatefulSet pod keeps its name: a restarted capture terminates the
   // walsender its predecessor left on the slot, a restarted router takes its leases back at once.
-  { name: 'capture', serves: { 'capture-metrics': 'METRICS_PORT' }, env: () => Promise.resolve({ CAPTURE_INSTANCE_ID: 'capture-0' }) },
+  // Capture runs as the replication role, as in production (db/migrations/0003_replication_role.sql).
+  { name: 'capture', serves: { 'capture-metrics': 'METRICS_PORT' }, env: (ctx) => Promise.resolve({ CAPTURE_INSTANCE_ID: 'capture-0', DATABASE_URL: ctx.replicationUrl }) },
   {
     name: 'router',
     serves: { replay: 'REPLAY_PORT', 'router-metrics': 'METRICS_PORT' },
@@ -197,6 +200,7 @@ async function runDev(argv: string[]): Promise<number> {
   try {
     const { info } = stack;
     const applied = await migrate(info.postgres.url);
+    await setRolePassword(info.postgres.url, REPLICATION_ROLE, LOCAL_REPLICATION_PASSWORD);
     phaseDone('migrations');
     const available = availableServices();
     const ports = await httpPorts(available, values['free-ports']);
@@ -204,6 +208,7 @@ async function runDev(argv: string[]): Promise<number> {
     const urls = Object.fromEntries(Object.entries(info.http).map(([endpoint, url]) => [urlEnvVar(endpoint), url]));
     const ctx = {
       dataDir,
+      replicationUrl: urlAs(info.postgres.url, REPLICATION_ROLE, LOCAL_REPLICATION_PASSWORD),
       serviceToken: async (userId: string): Promise<string> => {
         if (jwt.kind !== 'hs256') throw new Error('taskflow dev signs service tokens with the local HS256 secret: unset JWT_JWKS_URL');
         return signDevToken(jwt.secret, userId, { ttlSeconds: SERVICE_TOKEN_TTL_SECONDS, issuer: jwt.issuer, audience: jwt.audience });

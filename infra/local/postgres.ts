@@ -12,6 +12,8 @@ import { exited, spawnBound, terminate } from './processes.js';
 
 export const POSTGRES_USER = 'postgres';
 export const POSTGRES_PASSWORD = 'taskflow';
+/** Local-only password of capture's replication role (db/roles.ts); production's comes from the secret store. */
+export const LOCAL_REPLICATION_PASSWORD = 'taskflow-replication';
 
 export interface PostgresOptions {
   /** Cluster directory (created by initdb when missing; reused otherwise). */

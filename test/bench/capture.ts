@@ -200,7 +200,8 @@ async function main(): Promise<void> {
     await scalar(logical.url, "SELECT pg_create_logical_replication_slot('bench_recv', 'pgoutput')::text AS v");
     // Each run starts with its reader's slot at the current WAL position (advanced past the other
     // runs' writes), so no run pays for another's backlog; capture is told to accept that.
-    const env = { ...stackEnv(stack.info), CAPTURE_SLOT: SLOT, CAPTURE_PUBLICATION: PUBLICATION, CAPTURE_ACK_INTERVAL_MS: '200', CAPTURE_ACCEPT_SLOT_GAP: 'true', CAPTURE_COMPRESSION: COMPRESSION };
+    // The bench's own stack and publication: capture runs as its superuser (development mode).
+    const env = { ...stackEnv(stack.info), TASKFLOW_ENV: 'development', CAPTURE_SLOT: SLOT, CAPTURE_PUBLICATION: PUBLICATION, CAPTURE_ACK_INTERVAL_MS: '200', CAPTURE_ACCEPT_SLOT_GAP: 'true', CAPTURE_COMPRESSION: COMPRESSION };
     const advance = (slot: string) => scalar(logical.url, 'SELECT pg_replication_slot_advance($1, pg_current_wal_lsn())::text AS v', [slot]);
     // first start creates capture's slot
     const startCapture = () => startServiceProcess('capture', env, CAPTURE_READY, { nodeArgs: CAPTURE_NODE_ARGS });

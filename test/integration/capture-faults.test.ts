@@ -14,7 +14,7 @@ import type { PutRecordsFn } from '../../capture/producer.js';
 import { runWorkload } from '../../db/workload.js';
 import { createLogger } from '../../lib/logger.js';
 import { compareHistory, startHistoryRecorder } from '../support/history.js';
-import { createTestDatabase, createTestStream, createTestTables, kinesisClient, testStackEnv, uniqueName } from '../support/stack.js';
+import { captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, kinesisClient, testStackEnv, uniqueName } from '../support/stack.js';
 import { StreamReader, waitFor } from './capture-helpers.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -42,7 +42,7 @@ async function environment(prefix: string, shards = 2) {
   const tables = await createTestTables(prefix.replace(/_/g, '-'), ['dlq', 'checkpoints']);
   const env = {
     ...testStackEnv(),
-    DATABASE_URL: dbUrl,
+    DATABASE_URL: captureDatabaseUrl(dbUrl),
     CHANGE_STREAM_NAME: stream,
     DYNAMODB_TABLE_DLQ: tables.dlq!,
     DYNAMODB_TABLE_CHECKPOINTS: tables.checkpoints!,

@@ -10,7 +10,7 @@ import { textParserFor } from '../../capture/values.js';
 import { runWorkload, setupWorkloadTenants } from '../../db/workload.js';
 import { createLogger } from '../../lib/logger.js';
 import { validateEvent } from '../../schemas/validate.js';
-import { createTestDatabase, createTestStream, createTestTables, dynamoClient, kinesisClient, testStackEnv, uniqueName } from '../support/stack.js';
+import { captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, dynamoClient, kinesisClient, testStackEnv, uniqueName } from '../support/stack.js';
 import { type StreamedEvent, StreamReader, waitFor } from './capture-helpers.js';
 
 let db: pg.Client;
@@ -28,7 +28,7 @@ beforeAll(async () => {
   await db.connect();
   // rows that exist before capture ever ran: only a snapshot can bring them to the stream
   await setupWorkloadTenants(dbUrl, { workspaces: 3, projectsPerWorkspace: 2, seed: 21, tasksPerProject: 60 });
-  env = { ...testStackEnv(), DATABASE_URL: dbUrl, CHANGE_STREAM_NAME: stream, DYNAMODB_TABLE_DLQ: tables.dlq!, DYNAMODB_TABLE_CHECKPOINTS: tables.checkpoints!, CAPTURE_SLOT: slot, CAPTURE_ACK_INTERVAL_MS: '100', CAPTURE_SNAPSHOT_CHUNK_SIZE: '25' };
+  env = { ...testStackEnv(), DATABASE_URL: captureDatabaseUrl(dbUrl), CHANGE_STREAM_NAME: stream, DYNAMODB_TABLE_DLQ: tables.dlq!, DYNAMODB_TABLE_CHECKPOINTS: tables.checkpoints!, CAPTURE_SLOT: slot, CAPTURE_ACK_INTERVAL_MS: '100', CAPTURE_SNAPSHOT_CHUNK_SIZE: '25' };
   capture = await startCapture(loadConfig(env), createLogger('capture', process.env.CAPTURE_TEST_LOG ?? 'silent'));
   void capture.service.start();
   await capture.service.ready;

@@ -14,7 +14,7 @@ import { parseLsn } from '../../lib/event-id.js';
 import { createLogger } from '../../lib/logger.js';
 import { validateEvent } from '../../schemas/validate.js';
 import { compareHistory, type HistoryRecorder, startHistoryRecorder } from '../support/history.js';
-import { createTestDatabase, createTestStream, createTestTables, dynamoClient, kinesisClient, testStackEnv, uniqueName } from '../support/stack.js';
+import { captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, dynamoClient, kinesisClient, testStackEnv, uniqueName } from '../support/stack.js';
 import { StreamReader, waitFor } from './capture-helpers.js';
 
 let dbUrl: string;
@@ -39,7 +39,7 @@ beforeAll(async () => {
   history = await startHistoryRecorder(dbUrl, { slotName: uniqueName('truth') });
   const config = loadConfig({
     ...testStackEnv(),
-    DATABASE_URL: dbUrl,
+    DATABASE_URL: captureDatabaseUrl(dbUrl),
     CHANGE_STREAM_NAME: stream,
     DYNAMODB_TABLE_DLQ: tables.dlq,
     DYNAMODB_TABLE_CHECKPOINTS: tables.checkpoints,

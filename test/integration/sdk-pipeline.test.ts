@@ -19,7 +19,7 @@ import { createClient, type Change, type RealtimeClient, type Status } from '../
 import { TcpProxy } from '../../clients/web-sdk/test/tcp-proxy.js';
 import { compareHistory, startHistoryRecorder, type HistoryRecorder } from '../support/history.js';
 import { sleep, waitFor } from '../support/pipeline.js';
-import { createTestDatabase, createTestStream, createTestTables, startTestBroker, testStackEnv, uniqueName } from '../support/stack.js';
+import { captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, startTestBroker, testStackEnv, uniqueName } from '../support/stack.js';
 
 const JWT_SECRET = `sdk-pipeline-${randomUUID()}`;
 const quiet = createLogger('sdk-pipeline', process.env.SDK_TEST_LOG ?? 'silent');
@@ -47,7 +47,7 @@ beforeAll(async () => {
   const env = {
     ...testStackEnv(),
     ...Object.fromEntries(Object.entries(tables).map(([key, name]) => [tableEnvVar(key), name])),
-    DATABASE_URL: dbUrl,
+    DATABASE_URL: captureDatabaseUrl(dbUrl),
     CHANGE_STREAM_NAME: stream,
     CAPTURE_SLOT: uniqueName('sdk_capture'),
     CAPTURE_ACK_INTERVAL_MS: '100',

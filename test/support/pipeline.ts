@@ -21,7 +21,7 @@ import { startRouter, type RunningRouter } from '../../router/service.js';
 import { superviseServices, type Supervisor } from '../../infra/local/supervisor.js';
 import { freePort } from '../../infra/local/processes.js';
 import { startServiceProcess } from './service-process.js';
-import { awsConfig, createTestDatabase, createTestStream, createTestTables, startTestBroker, testStackEnv, uniqueName } from './stack.js';
+import { awsConfig, captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, startTestBroker, testStackEnv, uniqueName } from './stack.js';
 
 export interface TestPipeline {
   databaseUrl: string;
@@ -75,7 +75,7 @@ export async function startTestPipeline(options: TestPipelineOptions): Promise<T
   const env: Record<string, string> = {
     ...testStackEnv(),
     ...Object.fromEntries(Object.entries(tables).map(([key, name]) => [tableEnvVar(key), name])),
-    DATABASE_URL: databaseUrl,
+    DATABASE_URL: captureDatabaseUrl(databaseUrl),
     CHANGE_STREAM_NAME: stream,
     CAPTURE_SLOT: uniqueName(`${options.prefix}_capture`.replace(/[^a-z0-9_]/gi, '_')),
     ...(options.serviceDefaults ? {} : TEST_TIMINGS),

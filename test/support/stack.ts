@@ -6,6 +6,8 @@ import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { migrate, readMigrationFiles } from '../../db/migrate.js';
+import { REPLICATION_ROLE, setRolePassword, urlAs } from '../../db/roles.js';
+import { LOCAL_REPLICATION_PASSWORD } from '../../infra/local/postgres.js';
 import { clientIdPrefix } from '../../lib/authz.js';
 import { createDynamoClient, createKinesisClient, loadAwsConfig, type AwsConfig } from '../../lib/aws.js';
 import { readStackInfo, stackEnv, type StackInfo } from '../../lib/stack-info.js';
@@ -92,12 +94,19 @@ async function ensureTemplate(admin: pg.Client): Promise<string> {
     await admin.query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(staging)}`);
     await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(staging)}`);
     await migrate(databaseUrl(staging));
+    // The migration created capture's role (once per cluster); tests log in as it like production.
+    await setRolePassword(databaseUrl(staging), REPLICATION_ROLE, LOCAL_REPLICATION_PASSWORD);
     await admin.query(`ALTER DATABASE ${admin.escapeIdentifier(staging)} RENAME TO ${admin.escapeIdentifier(name)}`);
     await admin.query(`ALTER DATABASE ${admin.escapeIdentifier(name)} IS_TEMPLATE true`);
     return name;
   } finally {
     await admin.query('SELECT pg_advisory_unlock($1)', [TEMPLATE_LOCK_KEY]);
   }
+}
+
+/** `url` logging in as capture's replication role, as capture does outside development. */
+export function captureDatabaseUrl(url: string): string {
+  return urlAs(url, REPLICATION_ROLE, LOCAL_REPLICATION_PASSWORD);
 }
 
 /** A brand-new database with every migration applied (a copy of a migrated template); returns its URL. */
