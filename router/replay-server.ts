@@ -17,6 +17,20 @@ export interface ReplayDeps {
 }
 
 const ROUTE = /^\/v1\/workspaces\/([^/]+)\/projects\/([^/]+)\/changes$/;
+/** Ids are UUIDs; anything longer, or carrying topic wildcards, separators or NUL, is not an id. */
+export const MAX_ID_LENGTH = 64;
+const FORBIDDEN_IN_ID = ['/', '+', '#', '\0'];
+
+/** The decoded id, or undefined when it is not one (malformed %-escape, too long, bad characters). */
+function idParam(raw: string | undefined): string | undefined {
+  let id: string;
+  try {
+    id = decodeURIComponent(raw ?? '');
+  } catch {
+    return undefined;
+  }
+  return id !== '' && id.length <= MAX_ID_LENGTH && !FORBIDDEN_IN_ID.some((c) => id.includes(c)) ? id : undefined;
+}
 
 function send(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
@@ -36,8 +50,11 @@ export function createReplayHandler(deps: ReplayDeps): (req: IncomingMessage, re
     if (url.pathname === '/healthz') return send(res, 200, { ok: true });
     const m = ROUTE.exec(url.pathname);
     if (req.method !== 'GET' || !m) return send(res, 404, { error: 'not_found' });
-    const workspaceId = decodeURIComponent(m[1] ?? '');
-    const projectId = decodeURIComponent(m[2] ?? '');
+    const workspaceId = idParam(m[1]);
+    const projectId = idParam(m[2]);
+    if (workspaceId === undefined || projectId === undefined) {
+      return send(res, 400, { error: 'bad_request', message: `${workspaceId === undefined ? 'workspace' : 'project'} id must be at most ${MAX_ID_LENGTH} characters, without / + # or NUL` });
+    }
     const after = Number(url.searchParams.get('after') ?? '0');
     const limit = Math.min(deps.maxLimit, Number(url.searchParams.get('limit') ?? String(deps.maxLimit)));
     if (!Number.isInteger(after) || after < 0 || !Number.isInteger(limit) || limit < 1) {

@@ -21,16 +21,42 @@ export function isGzip(bytes: Uint8Array): boolean {
   return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
 }
 
-/** gunzip with the platform's DecompressionStream (browsers, Node ≥ 18): no dependency. */
-export async function gunzip(bytes: Uint8Array): Promise<Uint8Array> {
-  const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new DecompressionStream('gzip'));
-  return new Uint8Array(await new Response(stream).arrayBuffer());
+/**
+ * Most a gzipped batch may inflate to. IoT Core caps a message at 128 KB compressed; batch JSON
+ * compresses about 10×, so 8 MiB leaves ample room while a 128 KB gzip bomb (which would inflate
+ * to about 128 MB) is cut off before it can exhaust a browser tab.
+ */
+export const MAX_BATCH_BYTES = 8 * 1024 * 1024;
+
+/** gunzip with the platform's DecompressionStream (browsers, Node ≥ 18): no dependency; stops at `maxBytes`. */
+export async function gunzip(bytes: Uint8Array, maxBytes = MAX_BATCH_BYTES): Promise<Uint8Array> {
+  const reader = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new DecompressionStream('gzip')).getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel();
+      throw new DecodeError(`gzip payload inflates beyond ${maxBytes} bytes`);
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
 }
 
 const utf8 = new TextDecoder();
 
 export async function decodeBatch(payload: Uint8Array): Promise<Batch> {
-  const bytes = isGzip(payload) ? await gunzip(payload).catch((err: unknown) => fail(`bad gzip: ${String(err)}`)) : payload;
+  const bytes = isGzip(payload) ? await gunzip(payload).catch((err: unknown) => fail(err instanceof DecodeError ? err.message : `bad gzip: ${String(err)}`)) : payload;
+  if (bytes.byteLength > MAX_BATCH_BYTES) fail(`payload is larger than ${MAX_BATCH_BYTES} bytes`);
   let body: unknown;
   try {
     body = JSON.parse(utf8.decode(bytes));
