@@ -1,6 +1,6 @@
 // `npm test`: type-check, lint, then every jest layer (the projects of jest.config.js: unit,
 // integration, e2e) in one run, ending with the line "N passed, N failed" derived from jest's --json report.
-// Type-check and lint failures count as one failed check each so the line never hides them;
+// Type-check, lint, audit and install-script failures count as one failed check each so the line never hides them;
 // jest's own failures are counted from its report.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
@@ -18,6 +18,10 @@ function run(label, cmd, args, env = process.env) {
 if (extraArgs.length === 0) {
   if (!run('type-check', 'npx', ['tsc', '--noEmit', '-p', 'tsconfig.json'])) failedChecks += 1;
   if (!run('lint', 'npx', ['eslint', '.'])) failedChecks += 1;
+  // Supply chain (scripts/supply-chain.ts): known advisories against the reviewed allowlist, and
+  // install scripts against package.json allowScripts.
+  if (!run('npm audit', 'npx', ['tsx', 'scripts/supply-chain.ts', 'audit'])) failedChecks += 1;
+  if (!run('install scripts', 'npx', ['tsx', 'scripts/supply-chain.ts', 'install-scripts'])) failedChecks += 1;
 }
 
 // One fast-check seed per commit, so CI's run of a commit reproduces exactly (test/setup/fast-check.mjs).
