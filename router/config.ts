@@ -31,6 +31,8 @@ export interface RouterConfig {
   jwt: JwtConfig;
   replayPort: number;
   replayMaxLimit: number;
+  /** Per user: replay requests per second, burst, and requests in flight (router/user-limits.ts). */
+  replayLimits: { ratePerSec: number; burst: number; maxConcurrent: number; maxUsers: number };
   metricsPort: number;
   pollIntervalMs: number;
   /** Least time between two GetRecords calls on a shard: Kinesis allows 5/s per shard shared by all polling readers. */
@@ -76,6 +78,11 @@ export const ROUTER_SETTINGS = {
   serviceUserId: stringSetting({ name: 'ROUTER_SERVICE_USER', default: 'service:router', meaning: "The token subject of the router's MQTT connections (its own events are not subscriptions)." }),
   replayPort: intSetting({ name: 'REPLAY_PORT', default: 0, min: 0, max: 65535, meaning: 'Port of the replay API; 0 picks a free one.' }),
   replayMaxLimit: intSetting({ name: 'REPLAY_MAX_LIMIT', default: 1000, min: 1, meaning: 'Most changes one replay request returns.' }),
+  // A client replays to fill gaps, and after a reconnect once per subscription (IoT Core allows
+  // 50 per connection) at once: the burst and concurrency let that through, the rate not a loop.
+  replayRatePerUser: intSetting({ name: 'REPLAY_RATE_PER_USER', default: 20, min: 1, meaning: 'Replay requests per second one user may make (token bucket; 429 beyond it).' }),
+  replayBurstPerUser: intSetting({ name: 'REPLAY_BURST_PER_USER', default: 100, min: 1, meaning: 'Replay requests one user may make at once before the rate applies.' }),
+  replayConcurrencyPerUser: intSetting({ name: 'REPLAY_CONCURRENCY_PER_USER', default: 50, min: 1, meaning: 'Replay requests of one user in flight at a time.' }),
   metricsPort: intSetting({ name: 'METRICS_PORT', default: 0, min: 0, max: 65535, meaning: 'Port of /metrics (Prometheus); 0 picks a free one.' }),
   pollIntervalMs: intSetting({ name: 'ROUTER_POLL_INTERVAL_MS', default: 200, min: 1, meaning: 'Wait before the next GetRecords on a shard that returned nothing.' }),
   minCallSpacingMs: intSetting({ name: 'ROUTER_MIN_CALL_SPACING_MS', default: 200, min: 0, meaning: 'Least time between two GetRecords calls on a shard (Kinesis allows 5/s per shard, shared by all polling readers).' }),
@@ -115,6 +122,7 @@ export function loadConfig(env: Env): RouterConfig {
     jwt: loadJwtConfig(env),
     replayPort: s.replayPort,
     replayMaxLimit: s.replayMaxLimit,
+    replayLimits: { ratePerSec: s.replayRatePerUser, burst: s.replayBurstPerUser, maxConcurrent: s.replayConcurrencyPerUser, maxUsers: 100_000 },
     metricsPort: s.metricsPort,
     pollIntervalMs: s.pollIntervalMs,
     minCallSpacingMs: s.minCallSpacingMs,

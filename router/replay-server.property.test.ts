@@ -8,6 +8,7 @@ import type { Server } from 'node:http';
 import { TaskflowError } from '../lib/errors.js';
 import { MemoryChangelogStore, type ProjectRef } from './changelog.js';
 import { MAX_ID_LENGTH, startReplayServer } from './replay-server.js';
+import { PerUserLimiter } from './user-limits.js';
 
 const asked: ProjectRef[] = [];
 const store = new MemoryChangelogStore();
@@ -83,5 +84,31 @@ describe('replay API on hostile parameters', () => {
     expect(await get('/v1/workspaces/ws1/projects/%E0%A4%A/changes', 'Bearer good')).toMatchObject({ status: 400, body: expect.stringContaining('project id') });
     expect(await get(`/v1/workspaces/ws1/projects/${'x'.repeat(MAX_ID_LENGTH + 1)}/changes`, 'Bearer good')).toMatchObject({ status: 400 });
     expect(await get('/v1/workspaces/ws1/projects/p1/changes', 'Bearer good')).toMatchObject({ status: 200 });
+  });
+});
+
+describe('replay API limits per user', () => {
+  it('answers 429 with retry-after to a user over its limit while another user is served', async () => {
+    const limited = await startReplayServer(
+      {
+        store: new MemoryChangelogStore(),
+        verify: async (token) => ({ userId: token, expiresAt: 9e9 }),
+        memberships: async () => [{ workspaceId: 'ws1', projectId: null, role: 'member' }],
+        maxLimit: 100,
+        limiter: new PerUserLimiter({ ratePerSec: 1, burst: 5, maxConcurrent: 5, maxUsers: 100 }),
+      },
+      0,
+    );
+    try {
+      const url = `${limited.url}/v1/workspaces/ws1/projects/p1/changes`;
+      const flood = await Promise.all(Array.from({ length: 20 }, () => fetch(url, { headers: { authorization: 'Bearer abuser' } })));
+      const statuses = flood.map((r) => r.status);
+      expect(statuses.filter((s) => s === 200)).toHaveLength(5);
+      expect(statuses.filter((s) => s === 429)).toHaveLength(15);
+      expect(flood.find((r) => r.status === 429)?.headers.get('retry-after')).toBe('1');
+      expect((await fetch(url, { headers: { authorization: 'Bearer polite' } })).status).toBe(200);
+    } finally {
+      await new Promise((resolve) => limited.server.close(resolve));
+    }
   });
 });

@@ -7,12 +7,15 @@ import type { TokenVerifier } from '../lib/jwt.js';
 import type { Logger } from '../lib/logger.js';
 import type { ChangelogStore } from './changelog.js';
 import { replayAnswer } from './replay.js';
+import type { PerUserLimiter } from './user-limits.js';
 
 export interface ReplayDeps {
   store: ChangelogStore;
   verify: TokenVerifier;
   memberships: (userId: string) => Promise<Membership[]>;
   maxLimit: number;
+  /** Per-user rate and concurrency limits (429 beyond them). */
+  limiter?: PerUserLimiter;
   logger?: Logger;
 }
 
@@ -68,9 +71,18 @@ export function createReplayHandler(deps: ReplayDeps): (req: IncomingMessage, re
     } catch {
       return send(res, 401, { error: 'unauthenticated' });
     }
-    if (!canReadProject(userId, await deps.memberships(userId), workspaceId, projectId)) return send(res, 403, { error: 'forbidden' });
-    const answer = replayAnswer(await deps.store.read({ workspaceId, projectId }, after, limit), after);
-    send(res, answer.status, answer.body);
+    const admission = deps.limiter?.admit(userId) ?? { ok: true as const, release: () => undefined };
+    if (!admission.ok) {
+      res.setHeader('retry-after', String(Math.max(1, Math.ceil(admission.retryAfterMs / 1000))));
+      return send(res, 429, { error: 'too_many_requests', message: admission.reason === 'rate' ? 'too many replay requests for this user' : 'too many replay requests in flight for this user' });
+    }
+    try {
+      if (!canReadProject(userId, await deps.memberships(userId), workspaceId, projectId)) return send(res, 403, { error: 'forbidden' });
+      const answer = replayAnswer(await deps.store.read({ workspaceId, projectId }, after, limit), after);
+      send(res, answer.status, answer.body);
+    } finally {
+      admission.release();
+    }
   }
   return (req, res) => {
     handle(req, res).catch((err: unknown) => {

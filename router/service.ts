@@ -18,6 +18,7 @@ import { PublishPipeline } from './publish-pipeline.js';
 import { IotConnectionRevoker } from './connection-revoker.js';
 import { IotDataPublisher, MqttPublisherPool, type Publisher } from './publishers.js';
 import { startReplayServer } from './replay-server.js';
+import { PerUserLimiter } from './user-limits.js';
 import { RouterShardProcessor } from './shard-processor.js';
 import type { DeadLetterSink } from './shard-router.js';
 import { DynamoSubscriptionStore } from './subscription-store.js';
@@ -129,7 +130,7 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
   });
 
   const verify = createVerifier(config.jwt);
-  const replay = await startReplayServer({ store: changelog, verify, memberships: (u) => projection.memberships(u), maxLimit: config.replayMaxLimit, logger }, config.replayPort);
+  const replay = await startReplayServer({ store: changelog, verify, memberships: (u) => projection.memberships(u), maxLimit: config.replayMaxLimit, limiter: new PerUserLimiter(config.replayLimits), logger }, config.replayPort);
   const metricsServer = await serveMetrics(registry, config.metricsPort);
   await consumer.start();
   logger.info({ replay: replay.url, metrics: metricsServer.url, workerId, publisher: config.publisher, windowMs: config.windowMs, mode: config.payloadMode }, 'router started');
