@@ -62,7 +62,7 @@ describe('realtime stack', () => {
 
   it('the bundled authorizer is the router module: it answers a connect without a token with a deny', async () => {
     const saved = { ...process.env };
-    Object.assign(process.env, { JWT_SECRET: 'bundle-test-secret', JWT_ISSUER: 'taskflow', JWT_AUDIENCE: 'taskflow-realtime', IOT_ACCOUNT_ID: '123456789012', AWS_REGION: 'us-east-1', DYNAMODB_ENDPOINT: 'http://127.0.0.1:9' });
+    Object.assign(process.env, { JWT_SECRET: 'bundle-test-secret-of-at-least-32-bytes', JWT_ISSUER: 'taskflow', JWT_AUDIENCE: 'taskflow-realtime', IOT_ACCOUNT_ID: '123456789012', AWS_REGION: 'us-east-1', DYNAMODB_ENDPOINT: 'http://127.0.0.1:9' });
     try {
       const mod = createRequire(import.meta.url)(join(authorizerBundle(), 'index.js')) as { handler: (e: unknown) => Promise<{ isAuthenticated: boolean }> };
       await expect(mod.handler({ protocolData: { mqtt: { clientId: 'c1' } } })).resolves.toMatchObject({ isAuthenticated: false });
