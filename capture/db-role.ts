@@ -1,4 +1,4 @@
-// Which database role capture runs as. It needs only what db/migrations/0003_replication_role.sql
+// Which database role capture runs as. It needs only what db/migrations/0004_replication_role.sql
 // grants `taskflow_replication` (REPLICATION, SELECT on the captured tables); a superuser would
 // let a bug or a leaked credential read and write everything, so outside development mode
 // capture refuses to start as one.
@@ -22,7 +22,7 @@ export function checkCaptureRole(role: CaptureRole, allowSuperuser: boolean): vo
   if (role.superuser && !allowSuperuser) {
     throw new TaskflowError(
       'CAPTURE_SUPERUSER',
-      `capture connects as "${role.name}", a superuser: outside development mode (TASKFLOW_ENV=development) it must connect as the replication role taskflow_replication (db/migrations/0003_replication_role.sql): set DATABASE_URL to it`,
+      `capture connects as "${role.name}", a superuser: outside development mode (TASKFLOW_ENV=development) it must connect as the replication role taskflow_replication (db/migrations/0004_replication_role.sql): set DATABASE_URL to it`,
     );
   }
 }

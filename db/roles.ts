@@ -3,7 +3,7 @@
 // its secret store (the local stack: `setRolePassword` with the local password).
 import pg from 'pg';
 
-/** Capture's role: REPLICATION + SELECT on the captured tables (db/migrations/0003_replication_role.sql). */
+/** Capture's role: REPLICATION + SELECT on the captured tables (db/migrations/0004_replication_role.sql). */
 export const REPLICATION_ROLE = 'taskflow_replication';
 
 export async function setRolePassword(adminUrl: string, role: string, password: string): Promise<void> {

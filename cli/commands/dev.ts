@@ -58,7 +58,7 @@ interface ServiceDef {
 const SERVICES: readonly ServiceDef[] = [
   // Stable instance ids, as a StatefulSet pod keeps its name: a restarted capture terminates the
   // walsender its predecessor left on the slot, a restarted router takes its leases back at once.
-  // Capture runs as the replication role, as in production (db/migrations/0003_replication_role.sql).
+  // Capture runs as the replication role, as in production (db/migrations/0004_replication_role.sql).
   { name: 'capture', serves: { 'capture-metrics': 'METRICS_PORT' }, env: (ctx) => Promise.resolve({ CAPTURE_INSTANCE_ID: 'capture-0', DATABASE_URL: ctx.replicationUrl }) },
   {
     name: 'router',

@@ -31,7 +31,7 @@ async function refused(sql: string): Promise<string> {
   return err ? `${err.code}: ${err.message}` : 'allowed';
 }
 
-describe('taskflow_replication (db/migrations/0003_replication_role.sql)', () => {
+describe('taskflow_replication (db/migrations/0004_replication_role.sql)', () => {
   it('is a replication role, not a superuser, and can do what capture needs', async () => {
     expect(await currentRole(asRole)).toEqual({ name: REPLICATION_ROLE, superuser: false });
     const { rows } = await asRole.query<{ rolreplication: boolean; rolcreaterole: boolean; rolcreatedb: boolean; rolbypassrls: boolean }>('SELECT rolreplication, rolcreaterole, rolcreatedb, rolbypassrls FROM pg_roles WHERE rolname = current_user');
