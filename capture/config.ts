@@ -18,7 +18,7 @@ import {
   uniqueSettings,
   urlSetting,
 } from '../lib/config.js';
-import { isDevelopment } from '../lib/dev-mode.js';
+import { DEV_MODE_SETTINGS, isDevelopment } from '../lib/dev-mode.js';
 import { ConfigError } from '../lib/errors.js';
 import { LOG_SETTINGS } from '../lib/logger.js';
 import { COMPRESSIONS, type Compression } from '../lib/record-codec.js';
@@ -144,7 +144,7 @@ export const CAPTURE_SETTINGS = {
 };
 
 /** What `taskflow capture --help` and capture/README.md list: every variable capture reads. */
-export const CAPTURE_SETTING_LIST = uniqueSettings(CAPTURE_SETTINGS, AWS_SETTINGS, LOG_SETTINGS);
+export const CAPTURE_SETTING_LIST = uniqueSettings(CAPTURE_SETTINGS, AWS_SETTINGS, DEV_MODE_SETTINGS, LOG_SETTINGS);
 
 export function loadConfig(env: Env): CaptureConfig {
   const s = readSettings(env, CAPTURE_SETTINGS);

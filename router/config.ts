@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import { AWS_SETTINGS, type AwsConfig, loadAwsConfig } from '../lib/aws.js';
 import { type Env, boolSetting, intSetting, oneOfSetting, optionalSetting, readSettings, stringSetting, uniqueSettings } from '../lib/config.js';
 import { JWT_SETTINGS, type JwtConfig, loadJwtConfig } from '../lib/jwt.js';
+import { DEV_MODE_SETTINGS } from '../lib/dev-mode.js';
 import { LOG_SETTINGS } from '../lib/logger.js';
 import { tableEnvVar } from '../lib/stack-info.js';
 import { IOT_CORE_MAX_MESSAGE_BYTES, type PayloadMode } from './messages.js';
@@ -94,7 +95,7 @@ export const ROUTER_SETTINGS = {
 };
 
 /** What `taskflow router --help` and router/README.md list: every variable the router reads. */
-export const ROUTER_SETTING_LIST = uniqueSettings(ROUTER_SETTINGS, AWS_SETTINGS, JWT_SETTINGS, LOG_SETTINGS);
+export const ROUTER_SETTING_LIST = uniqueSettings(ROUTER_SETTINGS, AWS_SETTINGS, JWT_SETTINGS, DEV_MODE_SETTINGS, LOG_SETTINGS);
 
 export function loadConfig(env: Env): RouterConfig {
   const s = readSettings(env, ROUTER_SETTINGS);

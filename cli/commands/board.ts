@@ -4,7 +4,7 @@
 // Settings: BOARD_SETTINGS below, JWT_SETTINGS (lib/jwt.ts) and LOG_LEVEL.
 import pg from 'pg';
 import { type Env, intSetting, optionalSetting, readSettings, settingsHelp, stringSetting, uniqueSettings, urlSetting } from '../../lib/config.js';
-import { requireDevelopment } from '../../lib/dev-mode.js';
+import { DEV_MODE_SETTINGS, requireDevelopment } from '../../lib/dev-mode.js';
 import { JWT_SETTINGS, loadJwtConfig, signDevToken } from '../../lib/jwt.js';
 import { createLogger, LOG_SETTINGS } from '../../lib/logger.js';
 import { TaskflowError } from '../../lib/errors.js';
@@ -28,7 +28,7 @@ export const BOARD_SETTINGS = {
   port: intSetting({ name: 'BOARD_PORT', default: 18088, min: 0, max: 65535, meaning: 'Port of the page and its API.' }),
 };
 
-export const BOARD_SETTING_LIST = uniqueSettings(BOARD_SETTINGS, JWT_SETTINGS, LOG_SETTINGS);
+export const BOARD_SETTING_LIST = uniqueSettings(BOARD_SETTINGS, JWT_SETTINGS, DEV_MODE_SETTINGS, LOG_SETTINGS);
 
 const usage = `usage: taskflow board
   Serves the live demo board for the demo project (npm start runs it).

@@ -19,7 +19,7 @@ import { FsObjectStore } from '../../lib/object-store.js';
 import { tableEnvVar } from '../../lib/stack-info.js';
 import { startHistoryRecorder, type HistoryRecorder } from '../support/history.js';
 import { startServiceProcess, type ServiceProcess } from '../support/service-process.js';
-import { createTestDatabase, createTestStream, createTestTables, testStackEnv, uniqueName } from '../support/stack.js';
+import { captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, testStackEnv, uniqueName } from '../support/stack.js';
 
 const logger = createLogger('analytics-faults', process.env.PIPELINE_TEST_LOG ?? 'silent');
 let dir: string;
@@ -50,7 +50,7 @@ beforeAll(async () => {
   });
   env = {
     ...testStackEnv(),
-    DATABASE_URL: dbUrl,
+    DATABASE_URL: captureDatabaseUrl(dbUrl),
     CHANGE_STREAM_NAME: stream,
     [tableEnvVar('leases')]: tables.leases!,
     [tableEnvVar('dlq')]: tables.dlq!,

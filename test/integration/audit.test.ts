@@ -21,7 +21,7 @@ import { createLogger } from '../../lib/logger.js';
 import { sampleEvent } from '../../schemas/fixtures.js';
 import { compareHistory, type HistoryRecorder, startHistoryRecorder } from '../support/history.js';
 import { type ServiceProcess, startServiceProcess } from '../support/service-process.js';
-import { createTestDatabase, createTestStream, createTestTables, dynamoClient, testStackEnv, uniqueName } from '../support/stack.js';
+import { captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, dynamoClient, testStackEnv, uniqueName } from '../support/stack.js';
 
 const KEY = 'audit-integration-test-key-0123456789abcdef';
 const slot = uniqueName('audit_capture');
@@ -38,7 +38,7 @@ beforeAll(async () => {
   const tables = await createTestTables('audit', ['dlq', 'checkpoints', 'leases']);
   storeDir = mkdtempSync(join(tmpdir(), 'taskflow-audit-'));
   history = await startHistoryRecorder(dbUrl, { slotName: uniqueName('truth') });
-  const base = { ...testStackEnv(), DATABASE_URL: dbUrl, CHANGE_STREAM_NAME: stream, DYNAMODB_TABLE_DLQ: tables.dlq!, DYNAMODB_TABLE_CHECKPOINTS: tables.checkpoints!, DYNAMODB_TABLE_LEASES: tables.leases! };
+  const base = { ...testStackEnv(), DATABASE_URL: captureDatabaseUrl(dbUrl), CHANGE_STREAM_NAME: stream, DYNAMODB_TABLE_DLQ: tables.dlq!, DYNAMODB_TABLE_CHECKPOINTS: tables.checkpoints!, DYNAMODB_TABLE_LEASES: tables.leases! };
   capture = await startCapture(loadCaptureConfig({ ...base, CAPTURE_SLOT: slot, CAPTURE_ACK_INTERVAL_MS: '100', CAPTURE_HEARTBEAT_INTERVAL_MS: '300' }), createLogger('capture', 'silent'));
   void capture.service.start();
   await capture.service.ready;

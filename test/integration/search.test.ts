@@ -22,7 +22,7 @@ import type { SearchDocument } from '../../search/documents.js';
 import { SqliteSearchIndex } from '../../search/sqlite-index.js';
 import { type HistoryEvent, startHistoryRecorder, type HistoryRecorder } from '../support/history.js';
 import { sleep, waitFor } from '../support/pipeline.js';
-import { createTestDatabase, createTestStream, createTestTables, dynamoClient, kinesisClient, testStackEnv, uniqueName } from '../support/stack.js';
+import { captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, dynamoClient, kinesisClient, testStackEnv, uniqueName } from '../support/stack.js';
 
 const SECRET = `search-it-${randomUUID()}`;
 const WORKLOAD = { workspaces: 3, projectsPerWorkspace: 2, seed: 'search-it' } as const;
@@ -58,12 +58,16 @@ async function searchStarted(n: number): Promise<{ api: string; metrics: string 
   }
 }
 
+/** The source database as the application writes to it (capture logs in as the replication role). */
+let sourceDatabaseUrl: string;
+
 beforeAll(async () => {
   const databaseUrl = await createTestDatabase('search_it');
+  sourceDatabaseUrl = databaseUrl;
   const [stream, tables] = await Promise.all([createTestStream('search-it', 2), createTestTables('search-it', ['leases', 'dlq', 'checkpoints'])]);
   env = {
     ...testStackEnv(),
-    DATABASE_URL: databaseUrl,
+    DATABASE_URL: captureDatabaseUrl(databaseUrl),
     CHANGE_STREAM_NAME: stream,
     DYNAMODB_TABLE_LEASES: tables.leases!,
     DYNAMODB_TABLE_DLQ: tables.dlq!,
@@ -200,7 +204,7 @@ describe('search service', () => {
   it('SIGKILLed and restarted under load, ends with exactly the final state the WAL says', async () => {
     const tenants: WorkloadTenants = workloadTenantIds(WORKLOAD);
     // At most 150 transactions/s: at least 10 s of load, around the kill and the restart.
-    const load = runWorkload({ databaseUrl: env.DATABASE_URL!, ratePerSec: 150, transactions: 1500, concurrency: 3, ...WORKLOAD });
+    const load = runWorkload({ databaseUrl: sourceDatabaseUrl, ratePerSec: 150, transactions: 1500, concurrency: 3, ...WORKLOAD });
     await sleep(4000);
     const first = searches[0]!;
     first.kill('SIGKILL');
