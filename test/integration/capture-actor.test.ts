@@ -12,7 +12,7 @@ import { DEMO, seedDemo } from '../../db/seed.js';
 import { createLogger } from '../../lib/logger.js';
 import { validateEvent } from '../../schemas/validate.js';
 import { compareHistory, type HistoryRecorder, startHistoryRecorder } from '../support/history.js';
-import { createTestDatabase, createTestStream, createTestTables, kinesisClient, testStackEnv, uniqueName } from '../support/stack.js';
+import { captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, kinesisClient, testStackEnv, uniqueName } from '../support/stack.js';
 import { StreamReader, waitFor } from './capture-helpers.js';
 
 let dbUrl: string;
@@ -35,7 +35,7 @@ beforeAll(async () => {
   capture = await startCapture(
     loadConfig({
       ...testStackEnv(),
-      DATABASE_URL: dbUrl,
+      DATABASE_URL: captureDatabaseUrl(dbUrl),
       CHANGE_STREAM_NAME: stream,
       DYNAMODB_TABLE_DLQ: tables.dlq!,
       DYNAMODB_TABLE_CHECKPOINTS: tables.checkpoints!,
