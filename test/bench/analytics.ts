@@ -16,7 +16,7 @@ import startStackProcess from '../setup/global-setup.mjs';
 import stopStackProcess from '../setup/global-teardown.mjs';
 import { startHistoryRecorder } from '../support/history.js';
 import { startServiceProcess, type ServiceProcess } from '../support/service-process.js';
-import { createTestDatabase, createTestStream, createTestTables, stack, testStackEnv, uniqueName } from '../support/stack.js';
+import { captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, stack, testStackEnv, uniqueName } from '../support/stack.js';
 import { median, writeBenchResult } from './report.js';
 
 const num = (name: string, fallback: number): number => {
@@ -61,7 +61,7 @@ async function oneRun(run: number): Promise<RunResult> {
   const warehousePath = join(info.dataDir, `warehouse-bench-${run}.duckdb`);
   const env: Record<string, string> = {
     ...testStackEnv(),
-    DATABASE_URL: dbUrl,
+    DATABASE_URL: captureDatabaseUrl(dbUrl), // capture's replication role; the workload writes as the application
     CHANGE_STREAM_NAME: stream,
     [tableEnvVar('leases')]: tables.leases!,
     [tableEnvVar('dlq')]: tables.dlq!,
