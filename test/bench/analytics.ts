@@ -17,15 +17,9 @@ import stopStackProcess from '../setup/global-teardown.mjs';
 import { startHistoryRecorder } from '../support/history.js';
 import { startServiceProcess, type ServiceProcess } from '../support/service-process.js';
 import { captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, stack, testStackEnv, uniqueName } from '../support/stack.js';
-import { median, writeBenchResult } from './report.js';
+import { benchParam, median, writeBenchResult } from './report.js';
 
-const num = (name: string, fallback: number): number => {
-  const raw = process.env[name];
-  const value = raw === undefined || raw === '' ? fallback : Number(raw);
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number, got "${raw}"`);
-  return value;
-};
-const PARAMS = { txPerSec: num('BENCH_TX_PER_SEC', 350), seconds: num('BENCH_SECONDS', 60), runs: num('BENCH_RUNS', 1), shards: 4 };
+const PARAMS = { txPerSec: benchParam('BENCH_TX_PER_SEC', 350), seconds: benchParam('BENCH_SECONDS', 60), runs: benchParam('BENCH_RUNS', 1), shards: 4 };
 const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
 
 /** User plus system CPU seconds of a process (and its exited, waited-for children), from /proc. */

@@ -22,29 +22,22 @@ import { grantObserver, sleep, startTestPipeline, waitFor, type TestPipeline } f
 import { uniqueName } from '../support/stack.js';
 import { bucketsSince, checkSubscription, histogramQuantile, latenciesIn, parseCounter, parseHistogram, percentile, type Buckets, type Delivered } from './e2e-analysis.js';
 import type { Assignment } from './e2e-subscribers.js';
-import { median, writeBenchResult } from './report.js';
+import { benchParam, median, writeBenchResult } from './report.js';
 import { ask, nextReport, send } from './subscriber-processes.js';
 
-const num = (name: string, fallback: number): number => {
-  const raw = process.env[name];
-  const value = raw === undefined || raw === '' ? fallback : Number(raw);
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number, got ${raw}`);
-  return value;
-};
-
 const PARAMS = {
-  clients: num('BENCH_E2E_CLIENTS', 200),
-  projects: num('BENCH_E2E_PROJECTS', 50),
-  workspaces: num('BENCH_E2E_WORKSPACES', 10),
+  clients: benchParam('BENCH_E2E_CLIENTS', 200),
+  projects: benchParam('BENCH_E2E_PROJECTS', 50),
+  workspaces: benchParam('BENCH_E2E_WORKSPACES', 10),
   /** Target row changes per second (the workload paces transactions; calibrated below). */
-  targetChangesPerS: num('BENCH_E2E_RATE', 1000),
-  measureSeconds: num('BENCH_E2E_SECONDS', 20),
-  warmupSeconds: num('BENCH_E2E_WARMUP_SECONDS', 5),
-  runs: num('BENCH_E2E_RUNS', 3),
-  subscriberProcesses: num('BENCH_E2E_PROCESSES', 2),
-  shards: num('BENCH_E2E_SHARDS', 4),
-  fastPollMs: num('BENCH_E2E_FAST_POLL_MS', 50),
-  workloadConnections: num('BENCH_E2E_WORKLOAD_CONNECTIONS', 4),
+  targetChangesPerS: benchParam('BENCH_E2E_RATE', 1000),
+  measureSeconds: benchParam('BENCH_E2E_SECONDS', 20),
+  warmupSeconds: benchParam('BENCH_E2E_WARMUP_SECONDS', 5),
+  runs: benchParam('BENCH_E2E_RUNS', 3),
+  subscriberProcesses: benchParam('BENCH_E2E_PROCESSES', 2),
+  shards: benchParam('BENCH_E2E_SHARDS', 4),
+  fastPollMs: benchParam('BENCH_E2E_FAST_POLL_MS', 50),
+  workloadConnections: benchParam('BENCH_E2E_WORKLOAD_CONNECTIONS', 4),
 };
 /** Between two clients' connections in one subscriber process, and how long they may take to be live. */
 const CONNECT_SPACING_MS = 20;

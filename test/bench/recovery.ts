@@ -21,30 +21,23 @@ import { grantObserver, sleep, startTestPipeline, supervisePipelineServices, wai
 import { uniqueName } from '../support/stack.js';
 import { checkSubscription, percentile, type Delivered } from './e2e-analysis.js';
 import type { Assignment } from './e2e-subscribers.js';
-import { cpuSeconds, median, writeBenchResult } from './report.js';
+import { benchParam, cpuSeconds, median, writeBenchResult } from './report.js';
 import { ask, nextReport, send } from './subscriber-processes.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
-const num = (name: string, fallback: number): number => {
-  const raw = process.env[name];
-  const value = raw === undefined || raw === '' ? fallback : Number(raw);
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number, got ${raw}`);
-  return value;
-};
-
 const PARAMS = {
   /** Workload transactions per second (the issue measured at ~300 tx/s). */
-  txPerS: num('BENCH_RECOVERY_RATE', 300),
+  txPerS: benchParam('BENCH_RECOVERY_RATE', 300),
   /** SIGKILLs of each service per run, alternating capture and router. */
-  killsPerService: num('BENCH_RECOVERY_KILLS', 3),
+  killsPerService: benchParam('BENCH_RECOVERY_KILLS', 3),
   /** Between two kills: longer than recovery plus the 10 s latency window. */
-  spacingSeconds: num('BENCH_RECOVERY_SPACING_SECONDS', 15),
-  runs: num('BENCH_RECOVERY_RUNS', 1),
-  workspaces: num('BENCH_RECOVERY_WORKSPACES', 4),
-  projectsPerWorkspace: num('BENCH_RECOVERY_PROJECTS_PER_WORKSPACE', 3),
-  shards: num('BENCH_RECOVERY_SHARDS', 2),
-  warmupSeconds: num('BENCH_RECOVERY_WARMUP_SECONDS', 5),
+  spacingSeconds: benchParam('BENCH_RECOVERY_SPACING_SECONDS', 15),
+  runs: benchParam('BENCH_RECOVERY_RUNS', 1),
+  workspaces: benchParam('BENCH_RECOVERY_WORKSPACES', 4),
+  projectsPerWorkspace: benchParam('BENCH_RECOVERY_PROJECTS_PER_WORKSPACE', 3),
+  shards: benchParam('BENCH_RECOVERY_SHARDS', 2),
+  warmupSeconds: benchParam('BENCH_RECOVERY_WARMUP_SECONDS', 5),
   workloadConnections: 3,
 };
 /** The issue's window: commit→client of the changes committed in the 10 s after a kill. */

@@ -17,6 +17,14 @@ export interface BenchResult {
   metrics: Record<string, number | null>;
 }
 
+/** A benchmark parameter from the environment: a positive number, or the fallback when unset. */
+export function benchParam(name: string, fallback: number): number {
+  const raw = process.env[name];
+  const value = raw === undefined || raw === '' ? fallback : Number(raw);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number, got ${raw}`);
+  return value;
+}
+
 export function median(values: readonly number[]): number {
   if (values.length === 0) throw new Error('median of no values');
   const sorted = [...values].sort((a, b) => a - b);
