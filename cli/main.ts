@@ -1,5 +1,6 @@
 // `taskflow <command> [...]`: each file in cli/commands/ is one command (cli/command.ts).
 import { TaskflowError } from '../lib/errors.js';
+import { SchemaError } from '../schemas/errors.js';
 import { commandNames, loadCommand } from './command.js';
 
 /** node:util parseArgs refusing an option or argument: a usage mistake, not a crash. */
@@ -29,7 +30,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    if (err instanceof TaskflowError) console.error(`taskflow: ${err.code}: ${err.message}`);
+    if (err instanceof TaskflowError || err instanceof SchemaError) console.error(`taskflow: ${err.code}: ${err.message}`);
     else if (isUsageError(err)) {
       console.error(`taskflow: ${err.message} (see \`taskflow ${process.argv[2] ?? ''} --help\`)`);
       process.exitCode = 2;

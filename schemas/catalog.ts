@@ -1,7 +1,7 @@
 // The schema files on disk: schemas/<name>/v<version>.json, each with a matching `$id`.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { TaskflowError } from '../lib/errors.js';
+import { SchemaError } from './errors.js';
 import { schemaId } from './schema-id.js';
 
 export interface SchemaFile {
@@ -18,10 +18,10 @@ export function readSchemaFile(path: string): { [keyword: string]: unknown } {
   try {
     parsed = JSON.parse(readFileSync(path, 'utf8'));
   } catch (err) {
-    throw new TaskflowError('SCHEMA_UNREADABLE', `${path}: ${(err as Error).message}`, { cause: err });
+    throw new SchemaError('SCHEMA_UNREADABLE', `${path}: ${(err as Error).message}`, { cause: err });
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new TaskflowError('SCHEMA_UNREADABLE', `${path}: a schema file must hold a JSON object`);
+    throw new SchemaError('SCHEMA_UNREADABLE', `${path}: a schema file must hold a JSON object`);
   }
   return parsed as { [keyword: string]: unknown };
 }
@@ -40,10 +40,10 @@ export function loadSchemaDir(dir: string): SchemaFile[] {
       const version = Number(m[1]);
       const expected = schemaId({ name, version });
       if (schema.$id !== expected) {
-        throw new TaskflowError('SCHEMA_ID_MISMATCH', `${path}: $id must be "${expected}", found ${JSON.stringify(schema.$id)}`);
+        throw new SchemaError('SCHEMA_ID_MISMATCH', `${path}: $id must be "${expected}", found ${JSON.stringify(schema.$id)}`);
       }
       if (schema['x-version'] !== version) {
-        throw new TaskflowError('SCHEMA_ID_MISMATCH', `${path}: x-version must be ${version}, found ${JSON.stringify(schema['x-version'])}`);
+        throw new SchemaError('SCHEMA_ID_MISMATCH', `${path}: x-version must be ${version}, found ${JSON.stringify(schema['x-version'])}`);
       }
       files.push({ name, version, path, schema });
     }

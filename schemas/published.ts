@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TaskflowError } from '../lib/errors.js';
+import { SchemaError } from './errors.js';
 import type { SchemaFile } from './catalog.js';
 
 export const LOCK_FILE = 'published.lock.json';
@@ -119,7 +119,7 @@ export function readLock(dir: string): PublishedLock {
   try {
     return JSON.parse(readFileSync(path, 'utf8')) as PublishedLock;
   } catch (err) {
-    throw new TaskflowError('SCHEMA_LOCK_UNREADABLE', `${path}: ${(err as Error).message}`, { cause: err });
+    throw new SchemaError('SCHEMA_LOCK_UNREADABLE', `${path}: ${(err as Error).message}`, { cause: err });
   }
 }
 
