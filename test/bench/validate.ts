@@ -2,9 +2,9 @@
 // Single thread; objects already parsed, and with JSON.parse included as a router does it.
 import fc from 'fast-check';
 import { loadavg } from 'node:os';
-import { median, writeBenchResult } from '../test/bench/report.js';
-import { arbitraryEvent, sampleEvent, type SampleKind } from './fixtures.js';
-import { createEventValidator, validateEvent } from './validate.js';
+import { median, writeBenchResult } from './report.js';
+import { arbitraryEvent, sampleEvent, type SampleKind } from '../../schemas/fixtures.js';
+import { createEventValidator, validateEvent } from '../../schemas/validate.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const PER_RUN = Number(process.env.BENCH_EVENTS ?? 100_000);
