@@ -2,9 +2,8 @@
 // environment; lib/config.ts fails fast naming the bad variable.
 import { join } from 'node:path';
 import { type AwsConfig, loadAwsConfig } from '../lib/aws.js';
-import { type Env, int, optionalStr, str } from '../lib/config.js';
+import { type Env, int, optionalStr, str, tableEnvVar } from '../lib/config.js';
 import { type ConsumerEnvConfig, loadConsumerConfig } from '../lib/kinesis-consumer/index.js';
-import { tableEnvVar } from '../lib/stack-info.js';
 
 export interface ArchiverConfig {
   aws: AwsConfig;

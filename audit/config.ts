@@ -3,10 +3,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type AwsConfig, loadAwsConfig } from '../lib/aws.js';
-import { type Env, int, optionalStr, str } from '../lib/config.js';
+import { type Env, int, optionalStr, str, tableEnvVar } from '../lib/config.js';
 import { ConfigError } from '../lib/errors.js';
 import { type ConsumerEnvConfig, loadConsumerConfig } from '../lib/kinesis-consumer/index.js';
-import { tableEnvVar } from '../lib/stack-info.js';
 
 /** `taskflow dev`'s audit key, created on first use beside its JWT secret; production takes AUDIT_KEY from its secret store. */
 export const DEV_AUDIT_KEY_FILE = '.taskflow/dev-audit-key';

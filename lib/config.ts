@@ -147,3 +147,8 @@ export function settingsTable(settings: readonly AnySetting[]): string {
   const rows = settings.map((s) => `| \`${s.name}\` | ${cell(s.type)} | ${s.default === undefined ? '**required**' : cell(s.default)} | ${cell(s.meaning)} |`);
   return ['| variable | type | default | meaning |', '|---|---|---|---|', ...rows].join('\n');
 }
+
+/** The env var through which a service finds a DynamoDB table, e.g. DYNAMODB_TABLE_LEASES. */
+export function tableEnvVar(key: string): string {
+  return `DYNAMODB_TABLE_${key.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
+}

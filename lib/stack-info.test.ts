@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { stackEnv, tableEnvVar, type StackInfo } from './stack-info.js';
+import { stackEnv, type StackInfo } from './stack-info.js';
+import { tableEnvVar } from './config.js';
 
 const info: StackInfo = {
   postgres: { url: 'postgres://u:p@127.0.0.1:1/taskflow', host: '127.0.0.1', port: 1, database: 'taskflow', user: 'u', dataDir: '/d/postgres' },

@@ -2,6 +2,7 @@
 // .taskflow/stack.json and by the test global setup, read by scripts, tests and tools.
 // Services never read this file: the launcher turns it into environment variables (stackEnv).
 import { readFileSync } from 'node:fs';
+import { tableEnvVar } from './config.js';
 
 export interface StackInfo {
   postgres: { url: string; host: string; port: number; database: string; user: string; dataDir: string };
@@ -27,11 +28,6 @@ export const DEFAULT_STACK_FILE = '.taskflow/stack.json';
 
 export function readStackInfo(path = process.env.TASKFLOW_STACK_FILE ?? DEFAULT_STACK_FILE): StackInfo {
   return JSON.parse(readFileSync(path, 'utf8')) as StackInfo;
-}
-
-/** The env var through which a service finds a DynamoDB table, e.g. DYNAMODB_TABLE_LEASES. */
-export function tableEnvVar(key: string): string {
-  return `DYNAMODB_TABLE_${key.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
 }
 
 /** Environment variables through which services find the engines of a local stack. */

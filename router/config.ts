@@ -3,11 +3,10 @@
 // and the reference in router/README.md all come from it (lib/config.ts).
 import { hostname } from 'node:os';
 import { AWS_SETTINGS, type AwsConfig, loadAwsConfig } from '../lib/aws.js';
-import { type Env, boolSetting, intSetting, oneOfSetting, optionalSetting, readSettings, stringSetting, uniqueSettings } from '../lib/config.js';
+import { type Env, boolSetting, intSetting, oneOfSetting, optionalSetting, readSettings, stringSetting, uniqueSettings, tableEnvVar } from '../lib/config.js';
 import { JWT_SETTINGS, type JwtConfig, loadJwtConfig } from '../lib/jwt.js';
 import { DEV_MODE_SETTINGS } from '../lib/dev-mode.js';
 import { LOG_SETTINGS } from '../lib/logger.js';
-import { tableEnvVar } from '../lib/stack-info.js';
 import { IOT_CORE_MAX_MESSAGE_BYTES, type PayloadMode } from './messages.js';
 
 export interface RouterConfig {

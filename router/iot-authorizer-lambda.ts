@@ -2,9 +2,8 @@
 // from the environment, read once per container: JWT_JWKS_URL (RS256 key set; JWT_SECRET only
 // for local use), JWT_ISSUER, JWT_AUDIENCE, AWS_REGION, IOT_ACCOUNT_ID, DYNAMODB_TABLE_MEMBERSHIPS.
 import { createDynamoClient, loadAwsConfig } from '../lib/aws.js';
-import { type Env, str } from '../lib/config.js';
+import { type Env, str, tableEnvVar } from '../lib/config.js';
 import { createVerifier, loadJwtConfig } from '../lib/jwt.js';
-import { tableEnvVar } from '../lib/stack-info.js';
 import { createIotAuthorizer, type IotAuthorizerEvent, type IotAuthorizerResponse } from './iot-authorizer.js';
 import { DynamoMembershipProjection } from './memberships.js';
 

@@ -1,11 +1,10 @@
 // The search service's configuration, read once from the environment (lib/config.ts fails fast
 // naming the bad variable). The consumer's own settings are the shared KINESIS_* ones.
 import { type AwsConfig, loadAwsConfig } from '../lib/aws.js';
-import { type Env, int, oneOf, optionalStr, str, url } from '../lib/config.js';
+import { type Env, int, oneOf, optionalStr, str, url, tableEnvVar } from '../lib/config.js';
 import { ConfigError } from '../lib/errors.js';
 import { type JwtConfig, loadJwtConfig } from '../lib/jwt.js';
 import { type ConsumerEnvConfig, loadConsumerConfig } from '../lib/kinesis-consumer/index.js';
-import { tableEnvVar } from '../lib/stack-info.js';
 
 export type SearchEngine = { kind: 'sqlite'; path: string } | { kind: 'opensearch'; url: string; alias: string };
 

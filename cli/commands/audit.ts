@@ -15,12 +15,12 @@ import { parseState } from '../../audit/shard-writer.js';
 import { FileAuditStore } from '../../audit/store.js';
 import type { SegmentLink } from '../../audit/chain.js';
 import { createDynamoClient, createKinesisClient, loadAwsConfig } from '../../lib/aws.js';
-import { type Env, str } from '../../lib/config.js';
+import { type Env, str, tableEnvVar } from '../../lib/config.js';
 import { DynamoDeadLetterStore } from '../../lib/dlq.js';
 import { TaskflowError } from '../../lib/errors.js';
 import { DynamoLeaseStore } from '../../lib/kinesis-consumer/index.js';
 import { createLogger } from '../../lib/logger.js';
-import { readStackInfo, stackEnv, tableEnvVar } from '../../lib/stack-info.js';
+import { readStackInfo, stackEnv } from '../../lib/stack-info.js';
 import type { Command } from '../command.js';
 
 const usage = `usage:

@@ -4,9 +4,9 @@
 //   taskflow dlq redrive [--reason R] [--id ID] [--force] put router entries back on the change stream
 import { parseArgs } from 'node:util';
 import { createDynamoClient, createKinesisClient, loadAwsConfig } from '../../lib/aws.js';
-import { str } from '../../lib/config.js';
+import { str, tableEnvVar } from '../../lib/config.js';
 import { type DeadLetter, DynamoDeadLetterStore, printable } from '../../lib/dlq.js';
-import { readStackInfo, stackEnv, tableEnvVar } from '../../lib/stack-info.js';
+import { readStackInfo, stackEnv } from '../../lib/stack-info.js';
 import { redriveDeadLetters } from '../../router/redrive.js';
 import type { Command } from '../command.js';
 

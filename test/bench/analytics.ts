@@ -11,7 +11,7 @@ import { loadavg } from 'node:os';
 import { DuckDbWarehouse } from '../../analytics/warehouse/duckdb.js';
 import { LOADER_METRICS } from '../../analytics/loader-service.js';
 import { runWorkload } from '../../db/workload.js';
-import { tableEnvVar } from '../../lib/stack-info.js';
+import { tableEnvVar } from '../../lib/config.js';
 import startStackProcess from '../setup/global-setup.mjs';
 import stopStackProcess from '../setup/global-teardown.mjs';
 import { startHistoryRecorder } from '../support/history.js';

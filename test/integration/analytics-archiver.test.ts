@@ -15,7 +15,7 @@ import { DynamoDeadLetterStore } from '../../lib/dlq.js';
 import { DynamoLeaseStore } from '../../lib/kinesis-consumer/index.js';
 import { silentLogger } from '../../lib/logger.js';
 import { FsObjectStore } from '../../lib/object-store.js';
-import { tableEnvVar } from '../../lib/stack-info.js';
+import { tableEnvVar } from '../../lib/config.js';
 import { type LocalFirehose, startFirehose } from '../../infra/local/firehose/server.js';
 import { sampleEvent } from '../../schemas/fixtures.js';
 import { createTestStream, createTestTables, dynamoClient, kinesisClient, testStackEnv } from '../support/stack.js';

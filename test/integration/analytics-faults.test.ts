@@ -16,7 +16,7 @@ import { runWorkload } from '../../db/workload.js';
 import { type LocalFirehose, startFirehose } from '../../infra/local/firehose/server.js';
 import { createLogger } from '../../lib/logger.js';
 import { FsObjectStore } from '../../lib/object-store.js';
-import { tableEnvVar } from '../../lib/stack-info.js';
+import { tableEnvVar } from '../../lib/config.js';
 import { startHistoryRecorder, type HistoryRecorder } from '../support/history.js';
 import { startServiceProcess, type ServiceProcess } from '../support/service-process.js';
 import { captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, testStackEnv, uniqueName } from '../support/stack.js';

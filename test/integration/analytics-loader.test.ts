@@ -12,7 +12,7 @@ import { startLoader, type RunningLoader } from '../../analytics/loader-service.
 import { startArchiver, type RunningArchiver } from '../../analytics/service.js';
 import { silentLogger } from '../../lib/logger.js';
 import { FsObjectStore } from '../../lib/object-store.js';
-import { tableEnvVar } from '../../lib/stack-info.js';
+import { tableEnvVar } from '../../lib/config.js';
 import { type LocalFirehose, startFirehose } from '../../infra/local/firehose/server.js';
 import { sampleEvent } from '../../schemas/fixtures.js';
 import { createTestStream, createTestTables, kinesisClient, testStackEnv } from '../support/stack.js';

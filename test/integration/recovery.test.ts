@@ -14,7 +14,7 @@ import { runWorkload, setupWorkloadTenants } from '../../db/workload.js';
 import { checkSubscription, percentile, type Delivered } from '../bench/e2e-analysis.js';
 import { startHistoryRecorder, type HistoryEvent, type HistoryRecorder } from '../support/history.js';
 import { grantObserver, sleep, startTestPipeline, supervisePipelineServices, waitFor, type SupervisedPipelineServices, type TestPipeline } from '../support/pipeline.js';
-import { tableEnvVar } from '../../lib/stack-info.js';
+import { tableEnvVar } from '../../lib/config.js';
 import { uniqueName, waitForEvenLeases } from '../support/stack.js';
 
 /**

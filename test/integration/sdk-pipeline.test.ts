@@ -11,7 +11,7 @@ import { startCapture, type RunningCapture } from '../../capture/main.js';
 import { runWorkload, setupWorkloadTenants } from '../../db/workload.js';
 import { signDevToken } from '../../lib/jwt.js';
 import { createLogger } from '../../lib/logger.js';
-import { tableEnvVar } from '../../lib/stack-info.js';
+import { tableEnvVar } from '../../lib/config.js';
 import { loadConfig as loadRouterConfig } from '../../router/config.js';
 import { startRouter, type RunningRouter } from '../../router/service.js';
 import type { Broker } from '../../infra/local/broker.js';

@@ -14,7 +14,7 @@ import type { Broker } from '../../infra/local/broker.js';
 import { createDynamoClient } from '../../lib/aws.js';
 import { createVerifier, loadJwtConfig, signDevToken } from '../../lib/jwt.js';
 import { createLogger, type Logger } from '../../lib/logger.js';
-import { tableEnvVar } from '../../lib/stack-info.js';
+import { tableEnvVar } from '../../lib/config.js';
 import { loadConfig as loadRouterConfig } from '../../router/config.js';
 import { DynamoMembershipProjection } from '../../router/memberships.js';
 import { startRouter, type RunningRouter } from '../../router/service.js';

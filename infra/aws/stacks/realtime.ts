@@ -14,7 +14,7 @@ import type * as kinesis from 'aws-cdk-lib/aws-kinesis';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
-import { tableEnvVar } from '../../../lib/stack-info.js';
+import { tableEnvVar } from '../../../lib/config.js';
 import type { Settings } from '../settings.js';
 
 const authorizerEntry = join(dirname(fileURLToPath(import.meta.url)), '../../../router/iot-authorizer-lambda.ts');
