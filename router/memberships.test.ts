@@ -2,7 +2,8 @@ import { describe, expect, it } from '@jest/globals';
 import { sampleEvent } from '../schemas/fixtures.js';
 import { validateEvent } from '../schemas/validate.js';
 import { decodeEvent, type RouterEvent } from './event.js';
-import { affectsMemberships, membershipWrites, revocations } from './memberships.js';
+import { affectsMemberships, membershipWrites } from '../lib/membership-events.js';
+import { revocations } from './revocations.js';
 
 const WS = '11111111-1111-4111-8111-111111111111';
 const P = '22222222-2222-4222-8222-222222222222';

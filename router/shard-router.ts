@@ -6,7 +6,8 @@
 import { type ChangelogStore, projectKey, type ProjectRef } from './changelog.js';
 import { decodeEvent, type DecodeResult, type DlqReason, type RouterEvent, type EventCheck } from './event.js';
 import { admitBatch, boundMarks, type HighWaterMarks, mergeMarks, serializeMarks } from './ordering.js';
-import { affectsMemberships, revocations } from './memberships.js';
+import { affectsMemberships } from '../lib/membership-events.js';
+import { revocations } from './revocations.js';
 import { idsToLookUp, planSequence, type ProjectHead, type SequencedChange } from './sequencer.js';
 
 export interface InputRecord {

@@ -11,7 +11,8 @@ import type { Broker } from '../../infra/local/broker.js';
 import { sampleEvent } from '../../schemas/fixtures.js';
 import { validateEvent } from '../../schemas/validate.js';
 import { decodeEvent, type RouterEvent } from '../../router/event.js';
-import { affectsMemberships, DynamoMembershipProjection } from '../../router/memberships.js';
+import { affectsMemberships } from '../../lib/membership-events.js';
+import { DynamoMembershipProjection } from '../../router/memberships.js';
 import { boundClientId, createTestTables, dynamoClient, startTestBroker, testStackEnv } from '../support/stack.js';
 
 const secret = new TextEncoder().encode('router-authz-integration-secret-32b');
