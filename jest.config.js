@@ -10,7 +10,7 @@ const common = {
   testEnvironment: 'node',
   extensionsToTreatAsEsm: ['.ts'],
   transform,
-  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  moduleNameMapper: { '^@taskflow/realtime$': '<rootDir>/clients/web-sdk/src/index.ts', '^(\\.{1,2}/.*)\\.js$': '$1' },
   setupFiles: ['<rootDir>/test/setup/fast-check.mjs'],
   testPathIgnorePatterns: ['/node_modules/', '/dist/', '/.taskflow/'],
 };

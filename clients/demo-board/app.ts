@@ -1,7 +1,7 @@
 // The demo board page: loads the project's state over the board API, then stays live through
 // the SDK. Its own edits are only written to the API; they appear on screen when they come back
 // through the pipeline, exactly like everybody else's.
-import { createClient, type Change } from '../web-sdk/src/index.js';
+import { createClient, type Change } from '@taskflow/realtime';
 
 interface Session { userId: string; workspaceId: string; projectId: string; token: string; mqttUrl: string; replayUrl: string; searchUrl?: string }
 interface SearchHit { type: 'task' | 'comment'; id: string; taskId: string | null; title: string; text: string }

@@ -2,7 +2,7 @@
 // subscription each), so the clients' receive times are not delayed by the event loop that runs
 // capture, router and broker. It records what each subscription hands the application and
 // reports on request over IPC. Exits when its parent does.
-import { createClient, type Change, type RealtimeClient, type Status } from '../../clients/web-sdk/src/index.js';
+import { createClient, type Change, type RealtimeClient, type Status } from '@taskflow/realtime';
 import type { Delivered } from './e2e-analysis.js';
 
 export interface Assignment {

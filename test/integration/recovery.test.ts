@@ -9,7 +9,7 @@
 // (bench:recovery measures the single-instance case, where a restart's start-up adds to it.)
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { writeFileSync } from 'node:fs';
-import { createClient, type Change, type RealtimeClient } from '../../clients/web-sdk/src/index.js';
+import { createClient, type Change, type RealtimeClient } from '@taskflow/realtime';
 import { runWorkload, setupWorkloadTenants } from '../../db/workload.js';
 import { checkSubscription, percentile, type Delivered } from '../bench/e2e-analysis.js';
 import { startHistoryRecorder, type HistoryEvent, type HistoryRecorder } from '../support/history.js';

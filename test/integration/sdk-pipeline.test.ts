@@ -15,7 +15,7 @@ import { tableEnvVar } from '../../lib/config.js';
 import { loadConfig as loadRouterConfig } from '../../router/config.js';
 import { startRouter, type RunningRouter } from '../../router/service.js';
 import type { Broker } from '../../infra/local/broker.js';
-import { createClient, type Change, type RealtimeClient, type Status } from '../../clients/web-sdk/src/index.js';
+import { createClient, type Change, type RealtimeClient, type Status } from '@taskflow/realtime';
 import { TcpProxy } from '../../clients/web-sdk/test/tcp-proxy.js';
 import { compareHistory, startHistoryRecorder, type HistoryRecorder } from '../support/history.js';
 import { sleep, waitFor } from '../support/pipeline.js';

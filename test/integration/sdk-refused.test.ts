@@ -4,7 +4,7 @@
 // subscription ends with `forbidden`.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
-import { createClient, type RealtimeClient, type RealtimeError, type Status } from '../../clients/web-sdk/src/index.js';
+import { createClient, type RealtimeClient, type RealtimeError, type Status } from '@taskflow/realtime';
 import { ProjectFeed } from '../../clients/web-sdk/test/project-feed.js';
 import type { Broker } from '../../infra/local/broker.js';
 import { waitFor } from '../support/pipeline.js';

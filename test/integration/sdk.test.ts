@@ -14,7 +14,7 @@ import type { RouterEvent } from '../../router/event.js';
 import { encodeMessages } from '../../router/messages.js';
 import { replayAnswer } from '../../router/replay.js';
 import { planSequence } from '../../router/sequencer.js';
-import { createClient, type Change, type RealtimeClient, type Status } from '../../clients/web-sdk/src/index.js';
+import { createClient, type Change, type RealtimeClient, type Status } from '@taskflow/realtime';
 import { TcpProxy } from '../../clients/web-sdk/test/tcp-proxy.js';
 import { startTestBroker } from '../support/stack.js';
 import type { Broker } from '../../infra/local/broker.js';
