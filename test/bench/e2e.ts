@@ -22,7 +22,8 @@ import { grantObserver, sleep, startTestPipeline, waitFor, type TestPipeline } f
 import { uniqueName } from '../support/stack.js';
 import { bucketsSince, checkSubscription, histogramQuantile, latenciesIn, parseCounter, parseHistogram, percentile, type Buckets, type Delivered } from './e2e-analysis.js';
 import type { Assignment } from './e2e-subscribers.js';
-import { benchParam, median, writeBenchResult } from './report.js';
+import { readStackInfo } from '../../lib/stack-info.js';
+import { benchParam, coresPer10kChangesPerS, CpuMeter, cpuSeconds, cpuUsPerChange, median, selfCpuSeconds, treeCpuSeconds, writeBenchResult } from './report.js';
 import { ask, nextReport, send } from './subscriber-processes.js';
 
 const PARAMS = {
@@ -88,6 +89,31 @@ interface RunResult {
   messagesPublishedPerS: number;
   changesWithoutSubscriber: number;
   publishP95Ms: number;
+  /** CPU microseconds per committed row change in the measured window, per process group (CPU_GROUPS). */
+  cpuUsPerChange: Record<CpuGroup, number>;
+}
+
+/**
+ * Where the CPU goes, per process: the two services; Postgres (postmaster and backends, the
+ * walsender's decoding included); the engines' process (kinesalite, dynalite); this process
+ * (the MQTT broker, the workload generator, the truth slot's reader); the SDK subscribers.
+ */
+const CPU_GROUPS = ['capture', 'router', 'postgres', 'engines', 'bench_broker_workload', 'subscribers'] as const;
+type CpuGroup = (typeof CPU_GROUPS)[number];
+
+function cpuMeter(pipeline: TestPipeline, subscribers: readonly ChildProcess[]): CpuMeter {
+  const stack = readStackInfo();
+  // The postmaster's pid is the first line of its data directory's postmaster.pid.
+  const postmaster = Number(readFileSync(`${stack.postgres.dataDir}/postmaster.pid`, 'utf8').split('\n')[0]);
+  const readers: Record<CpuGroup, () => number> = {
+    capture: () => treeCpuSeconds(pipeline.capture.pid!),
+    router: () => treeCpuSeconds(pipeline.router.pid!),
+    postgres: () => treeCpuSeconds(postmaster),
+    engines: () => cpuSeconds(stack.pid),
+    bench_broker_workload: selfCpuSeconds,
+    subscribers: () => subscribers.reduce((n, c) => n + treeCpuSeconds(c.pid!), 0),
+  };
+  return new CpuMeter(readers);
 }
 
 const STAGES = {
@@ -190,9 +216,12 @@ async function oneRun(setting: Setting, run: number): Promise<RunResult> {
     const loop = monitorEventLoopDelay({ resolution: 10 });
     loop.enable();
     const stagesBefore = await scrapeStages(pipeline);
+    const cpu = cpuMeter(pipeline, children);
+    cpu.sample();
     const measureFrom = Date.now();
     const measured: WorkloadStats = await runWorkload({ ...workload, ratePerSec: PARAMS.targetChangesPerS / changesPerTransaction, durationMs: PARAMS.measureSeconds * 1000 });
     const measureTo = Date.now();
+    const cpuSecondsByGroup = cpu.totals();
     loop.disable();
 
     const truth = await history.collect();
@@ -242,6 +271,7 @@ async function oneRun(setting: Setting, run: number): Promise<RunResult> {
       sdkErrors: results.reduce((n, r) => n + r.errors.length, 0),
       eventLoopP99Ms: round(loop.percentile(99) / 1e6),
       ...stageQuantiles(stagesBefore, stagesAfter),
+      cpuUsPerChange: Object.fromEntries(CPU_GROUPS.map((g) => [g, cpuUsPerChange(cpuSecondsByGroup[g]!, measured.rowChanges)])) as Record<CpuGroup, number>,
     };
     console.log(`${setting.name} run ${run}: ${JSON.stringify(result)}${results.some((r) => r.errors.length) ? ` sdk errors: ${results.flatMap((r) => r.errors).slice(0, 3).join('; ')}` : ''}`);
     return result;
@@ -279,8 +309,10 @@ async function main(): Promise<void> {
     await stopStackProcess();
   }
 
-  const med = (name: Setting['name'], key: keyof RunResult) => (runs[name].length ? round(median(runs[name].map((r) => r[key]))) : null);
-  const sum = (key: keyof RunResult) => Object.values(runs).flat().reduce((n, r) => n + r[key], 0);
+  const med = (name: Setting['name'], key: Exclude<keyof RunResult, 'cpuUsPerChange'>) => (runs[name].length ? round(median(runs[name].map((r) => r[key]))) : null);
+  const sum = (key: Exclude<keyof RunResult, 'cpuUsPerChange'>) => Object.values(runs).flat().reduce((n, r) => n + r[key], 0);
+  const medCpu = (name: Setting['name'], group: CpuGroup) => (runs[name].length ? round(median(runs[name].map((r) => r.cpuUsPerChange[group]))) : null);
+  const cores = (usPerChange: number | null) => (usPerChange === null ? null : coresPer10kChangesPerS(usPerChange));
   const browser = browserCommitToScreenMs();
   const metrics: Record<string, number | null> = {
     rate_events_per_s: med('defaults', 'changesPerS'),
@@ -293,6 +325,11 @@ async function main(): Promise<void> {
     duplicates: sum('duplicates'),
     order_violations: sum('orderViolations'),
     commit_to_client_p95_ms_window0: med('window0', 'p95'),
+    // CPU per change (defaults, median of the runs): the figure the cost model turns into machines.
+    ...Object.fromEntries(CPU_GROUPS.map((g) => [`cpu_us_per_change_${g}`, medCpu('defaults', g)])),
+    cores_per_10k_changes_per_s_capture: cores(medCpu('defaults', 'capture')),
+    cores_per_10k_changes_per_s_router: cores(medCpu('defaults', 'router')),
+    cpu_us_per_change_router_window0: medCpu('window0', 'router'),
   };
   const path = writeBenchResult(
     'e2e',
@@ -303,7 +340,15 @@ async function main(): Promise<void> {
       loadavg1mAtStart: round(loadAtStart),
       browserResult: browser === null ? `none (${BROWSER_RESULT} absent: run test/e2e/demo-board.test.ts first)` : BROWSER_RESULT,
       // Medians per setting of everything measured, including where the time goes by stage.
-      medians: Object.fromEntries(SETTINGS.map(({ name }) => [name, Object.fromEntries((Object.keys(runs[name][0] ?? {}) as (keyof RunResult)[]).map((k) => [k, med(name, k)]))])),
+      medians: Object.fromEntries(
+        SETTINGS.map(({ name }) => [
+          name,
+          {
+            ...Object.fromEntries((Object.keys(runs[name][0] ?? {}) as (keyof RunResult)[]).filter((k) => k !== 'cpuUsPerChange').map((k) => [k, med(name, k as Exclude<keyof RunResult, 'cpuUsPerChange'>)])),
+            cpuUsPerChange: Object.fromEntries(CPU_GROUPS.map((g) => [g, medCpu(name, g)])),
+          },
+        ]),
+      ),
       perRun: runs,
     },
     // browser_commit_to_screen_ms is null when the browser test has not run (JSON has no NaN).

@@ -1,6 +1,6 @@
 // The shared result format of every `npm run bench:<name>`: test/bench/results/<name>.json.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,10 +32,109 @@ export function median(values: readonly number[]): number {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-/** User plus system CPU time of a process, from /proc (clock ticks of 1/100 s on Linux). */
+/** The fields of /proc/<pid>/stat after the command name (whose parentheses may hold spaces). */
+function statFields(pid: number): string[] {
+  const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return text.slice(text.lastIndexOf(') ') + 2).split(' ');
+}
+
+/** User plus system CPU seconds of a process, from /proc (clock ticks of 1/100 s on Linux). */
 export function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  const f = statFields(pid);
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+/** The same, plus the exited children it has waited for: a Postgres postmaster's count then includes its ended backends. */
+function cpuSecondsWithReaped(pid: number): number {
+  const f = statFields(pid);
+  return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100;
+}
+
+/** Every live process's parent, from /proc. */
+function parents(): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      out.set(Number(name), Number(statFields(Number(name))[1]));
+    } catch {
+      // ended while we looked
+    }
+  }
+  return out;
+}
+
+/** `pid` and every live descendant of it. */
+export function processTree(pid: number): number[] {
+  const byParent = new Map<number, number[]>();
+  for (const [child, parent] of parents()) byParent.set(parent, [...(byParent.get(parent) ?? []), child]);
+  const out: number[] = [];
+  for (const queue = [pid]; queue.length > 0; ) {
+    const next = queue.pop()!;
+    out.push(next);
+    queue.push(...(byParent.get(next) ?? []));
+  }
+  return out;
+}
+
+/** CPU seconds of a process and all its live descendants (each with its reaped children); throws once `pid` has gone. */
+export function treeCpuSeconds(pid: number): number {
+  let total = cpuSecondsWithReaped(pid);
+  for (const member of processTree(pid).slice(1)) {
+    try {
+      total += cpuSecondsWithReaped(member);
+    } catch {
+      // ended while we looked: its parent's count holds it once reaped
+    }
+  }
+  return total;
+}
+
+/** This process's own CPU seconds (user plus system), without its children. */
+export function selfCpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
+/**
+ * CPU seconds per group between the first sample() and totals(); each group is a reading that
+ * only grows (cpuSeconds of a process, treeCpuSeconds of a service with its children or of the
+ * Postgres postmaster with its backends: a descendant that ends moves into its parent's count).
+ * Sampling during a run keeps the last reading of a group whose process has gone (its reader throws).
+ */
+export class CpuMeter {
+  private readonly first = new Map<string, number>();
+  private readonly latest = new Map<string, number>();
+
+  constructor(private readonly readers: Record<string, () => number>) {}
+
+  sample(): void {
+    for (const [group, read] of Object.entries(this.readers)) {
+      try {
+        const seconds = read();
+        if (!this.first.has(group)) this.first.set(group, seconds);
+        this.latest.set(group, seconds);
+      } catch {
+        // the process has gone: its last reading stands
+      }
+    }
+  }
+
+  /** Seconds per group since the first sample. */
+  totals(): Record<string, number> {
+    this.sample();
+    return Object.fromEntries(Object.keys(this.readers).map((g) => [g, (this.latest.get(g) ?? 0) - (this.first.get(g) ?? 0)]));
+  }
+}
+
+/** CPU microseconds per change (0 when nothing changed). */
+export function cpuUsPerChange(cpuSeconds: number, changes: number): number {
+  return changes > 0 ? Math.round(((cpuSeconds * 1e6) / changes) * 10) / 10 : 0;
+}
+
+/** The cores a process would keep busy at 10,000 changes/s, at `usPerChange` CPU per change. */
+export function coresPer10kChangesPerS(usPerChange: number): number {
+  return Math.round(usPerChange * 1e4) / 1e6;
 }
 
 function currentCommit(): string {

@@ -25,7 +25,7 @@ import { MemoryChangelogStore } from '../../router/changelog.js';
 import { loadConfig } from '../../router/config.js';
 import { startRouter } from '../../router/service.js';
 import { ShardRouter, type InputRecord } from '../../router/shard-router.js';
-import { median, writeBenchResult } from './report.js';
+import { cpuUsPerChange, median, selfCpuSeconds, writeBenchResult } from './report.js';
 
 const WORKSPACES = Array.from({ length: 10 }, (_, i) => `11111111-1111-4111-8111-${String(i).padStart(12, '0')}`);
 const PROJECTS = Array.from({ length: 50 }, (_, i) => `22222222-2222-4222-8222-${String(i).padStart(12, '0')}`);
@@ -45,10 +45,12 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 }
 
-async function coreEventsPerSecond(): Promise<number> {
+/** The core's events per second of wall time, and its CPU microseconds per event (the figure the host's load does not move). */
+async function coreEventsPerSecond(): Promise<{ rate: number; cpuUsPerEvent: number }> {
   const batches: InputRecord[][] = [];
   for (let b = 0; b < 120; b += 1) batches.push(Array.from({ length: 500 }, (_, i) => ({ data: change(b * 500 + i).data, sequenceNumber: String(b * 500 + i) })));
   const rates: number[] = [];
+  const cpuPerEvent: number[] = [];
   for (let run = 0; run < 3; run += 1) {
     const batcher = new ProjectBatcher({ windowMs: 0, mode: 'full', gzip: false, maxBytes: 128 * 1024 });
     const router = new ShardRouter({
@@ -60,10 +62,12 @@ async function coreEventsPerSecond(): Promise<number> {
       validate: validateEvent,
     });
     const started = performance.now();
+    const cpuBefore = selfCpuSeconds();
     for (const batch of batches) await router.process(batch);
     rates.push((batches.length * 500) / ((performance.now() - started) / 1000));
+    cpuPerEvent.push(cpuUsPerChange(selfCpuSeconds() - cpuBefore, batches.length * 500));
   }
-  return median(rates);
+  return { rate: median(rates), cpuUsPerEvent: median(cpuPerEvent) };
 }
 
 interface Received {
@@ -95,8 +99,8 @@ async function put(kinesis: KinesisClient, stream: string, items: { data: Buffer
 async function main(): Promise<void> {
   const load = loadavg()[0];
   console.log('bench:router — pure core …');
-  const core = await coreEventsPerSecond();
-  console.log(`  core_events_per_s ${core.toFixed(0)}`);
+  const { rate: core, cpuUsPerEvent: coreCpuUs } = await coreEventsPerSecond();
+  console.log(`  core_events_per_s ${core.toFixed(0)}, ${coreCpuUs} µs CPU per event`);
 
   const stack = await startStack({ ephemeral: true, shardCount: 4 });
   const env = stackEnv(stack.info);
@@ -212,6 +216,7 @@ async function main(): Promise<void> {
       },
       {
         core_events_per_s: Math.round(core),
+        core_cpu_us_per_event: coreCpuUs,
         router_events_per_s: Math.round(routerRate),
         commit_to_publish_p50_ms: p(50),
         commit_to_publish_p95_ms: p(95),

@@ -26,8 +26,9 @@ import { awsConfig, captureDatabaseUrl, createTestDatabase, createTestStream, cr
 export interface TestPipeline {
   databaseUrl: string;
   broker: Broker;
-  capture: Pick<RunningCapture, 'metricsUrl'>;
-  router: Pick<RunningRouter, 'replayUrl' | 'metricsUrl'>;
+  /** pid: with services: 'processes', the service's process (benchmarks read its CPU time). */
+  capture: Pick<RunningCapture, 'metricsUrl'> & { pid?: number };
+  router: Pick<RunningRouter, 'replayUrl' | 'metricsUrl'> & { pid?: number };
   /** The environment the services were configured from (stream, tables, secrets …). */
   env: Record<string, string>;
   /** A token for `userId`, signed with this pipeline's secret. */
@@ -150,8 +151,8 @@ async function serviceProcesses(env: Record<string, string>, log?: TestPipelineO
   });
   const started = router.entries['router started']!;
   return {
-    capture: { metricsUrl: String(capture.entries['metrics endpoint']!.url) },
-    router: { replayUrl: String(started.replay), metricsUrl: String(started.metrics) },
+    capture: { metricsUrl: String(capture.entries['metrics endpoint']!.url), pid: capture.child.pid! },
+    router: { replayUrl: String(started.replay), metricsUrl: String(started.metrics), pid: router.child.pid! },
     async stop() {
       await router.stop();
       await capture.stop();
