@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { StackInfo } from '../../lib/stack-info.js';
+import { waitFor } from '../../test/support/wait.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 
@@ -15,14 +16,6 @@ function isAlive(pid: number): boolean {
     return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
   } catch {
     return false;
-  }
-}
-
-async function waitFor(what: string, condition: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
@@ -36,7 +29,7 @@ async function stackUnderShell(): Promise<{ shellPid: number; stackPid: number; 
     env: { ...process.env, NODE_OPTIONS: '' },
   });
   const stackPid = await new Promise<number>((r) => shell.stdout.once('data', (d: Buffer) => r(Number(d.toString().trim()))));
-  await waitFor('the state file', () => existsSync(stateFile) || !isAlive(stackPid), 60_000);
+  await waitFor(() => existsSync(stateFile) || !isAlive(stackPid), 'the state file', 60_000);
   if (!existsSync(stateFile)) throw new Error(`stack did not start:\n${readFileSync(join(dir, 'log'), 'utf8')}`);
   const info = JSON.parse(readFileSync(stateFile, 'utf8')) as StackInfo;
   const postmasterPid = Number(readFileSync(join(info.postgres.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
@@ -49,7 +42,7 @@ describe('taskflow stack lifecycle', () => {
     try {
       expect(isAlive(s.postmasterPid)).toBe(true);
       process.kill(s.shellPid, 'SIGKILL');
-      await waitFor('the stack to exit', () => !isAlive(s.stackPid));
+      await waitFor(() => !isAlive(s.stackPid), 'the stack to exit');
       expect(isAlive(s.postmasterPid)).toBe(false);
       expect(existsSync(s.info.dataDir)).toBe(false);
     } finally {
@@ -61,7 +54,7 @@ describe('taskflow stack lifecycle', () => {
     const s = await stackUnderShell();
     try {
       process.kill(s.stackPid, 'SIGKILL');
-      await waitFor('postgres to exit', () => !isAlive(s.postmasterPid), 15_000);
+      await waitFor(() => !isAlive(s.postmasterPid), 'postgres to exit', 15_000);
     } finally {
       if (isAlive(s.shellPid)) process.kill(s.shellPid, 'SIGKILL');
       rmSync(s.info.dataDir, { recursive: true, force: true });

@@ -1,16 +1,9 @@
 import { describe, expect, it } from '@jest/globals';
 import { superviseServices } from './supervisor.js';
+import { waitFor } from '../../test/support/wait.js';
 
 function service(name: string, script: string) {
   return { name, command: process.execPath, args: ['-e', script], env: { PATH: process.env.PATH }, cwd: process.cwd() };
-}
-
-async function until(condition: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe('superviseServices', () => {
@@ -18,7 +11,7 @@ describe('superviseServices', () => {
     const lines: string[] = [];
     const supervisor = superviseServices([service('flaky', "console.log('up'); process.exit(3)")], (l) => lines.push(l));
     try {
-      await until(() => lines.filter((l) => l === '[flaky] up').length >= 2);
+      await waitFor(() => lines.filter((l) => l === '[flaky] up').length >= 2, 'the flaky service up twice', 15_000);
       expect(lines).toContainEqual(expect.stringMatching(/^\[flaky\] exited \(3\); restarting in \d+\.\d s$/));
     } finally {
       await supervisor.stop();
@@ -29,7 +22,7 @@ describe('superviseServices', () => {
     const lines: string[] = [];
     const script = "process.on('SIGTERM', () => { console.log('bye'); process.exit(0); }); console.log('up'); setInterval(() => {}, 1000);";
     const supervisor = superviseServices([service('steady', script)], (l) => lines.push(l));
-    await until(() => lines.includes('[steady] up'));
+    await waitFor(() => lines.includes('[steady] up'), 'the steady service up', 15_000);
     const [pid] = supervisor.pids();
     await supervisor.stop();
     expect(supervisor.pids()).toEqual([]);

@@ -17,7 +17,8 @@ import { runWorkload, setupWorkloadTenants, type WorkloadStats } from '../../db/
 import startStackProcess from '../setup/global-setup.mjs';
 import stopStackProcess from '../setup/global-teardown.mjs';
 import { startHistoryRecorder, type HistoryEvent, type HistoryRecorder } from '../support/history.js';
-import { grantObserver, sleep, startTestPipeline, supervisePipelineServices, waitFor, type PipelineService, type ServiceLogLine, type SupervisedPipelineServices } from '../support/pipeline.js';
+import { grantObserver, startTestPipeline, supervisePipelineServices, type PipelineService, type ServiceLogLine, type SupervisedPipelineServices } from '../support/pipeline.js';
+import { sleep, waitFor } from '../support/wait.js';
 import { uniqueName } from '../support/stack.js';
 import { checkSubscription, percentile, type Delivered } from './e2e-analysis.js';
 import type { Assignment } from './e2e-subscribers.js';

@@ -15,7 +15,8 @@ import { DEMO, seedDemo } from '../../db/seed.js';
 import { silentLogger } from '../../lib/logger.js';
 import { loadConfig as loadSearchConfig } from '../../search/config.js';
 import { startSearch, type RunningSearch } from '../../search/service.js';
-import { startTestPipeline, sleep, waitFor, type TestPipeline } from '../support/pipeline.js';
+import { startTestPipeline, type TestPipeline } from '../support/pipeline.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 // As root Chromium needs --no-sandbox; the rest keeps it from calling out of this closed network.

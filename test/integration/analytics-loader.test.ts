@@ -16,6 +16,7 @@ import { tableEnvVar } from '../../lib/config.js';
 import { type LocalFirehose, startFirehose } from '../../infra/local/firehose/server.js';
 import { sampleEvent } from '../../schemas/fixtures.js';
 import { createTestStream, createTestTables, kinesisClient, testStackEnv } from '../support/stack.js';
+import { waitFor } from '../support/wait.js';
 
 let kinesis: KinesisClient;
 let dir: string;
@@ -55,16 +56,6 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-async function until<T>(probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 describe('analytics loader', () => {
   it('puts a change into the curated table, leaves omitted columns alone, and loads each object once across restarts', async () => {
     const task = '33333333-3333-4333-8333-0000000000aa';
@@ -76,10 +67,10 @@ describe('analytics loader', () => {
     let loader: RunningLoader = await startLoader(loadLoaderConfig(loaderEnv), silentLogger);
     let row: Record<string, unknown> | undefined;
     try {
-      row = await until(async () => {
+      row = await waitFor(async () => {
         const rows = await loader.warehouse.query(`SELECT status, description, last_event_id FROM tasks WHERE id = '${task}'`);
         return rows[0]?.last_event_id === updated.id ? rows[0] : undefined;
-      });
+      }, 'the update in the curated tasks table', 20_000);
     } finally {
       await loader.stop();
     }

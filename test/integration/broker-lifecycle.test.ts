@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Broker } from '../../infra/local/broker.js';
 import { LIFECYCLE_FILTERS, LiveSubscriptions, parseLifecycleMessage, type SubscriptionEvent } from '../../router/subscriptions.js';
-import { waitFor } from '../support/pipeline.js';
+import { waitFor } from '../support/wait.js';
 import { startTestBroker } from '../support/stack.js';
 
 const TOPIC = 'taskflow/v1/ws/w/projects/p';

@@ -13,7 +13,8 @@ import { createLogger } from '../../lib/logger.js';
 import { validateEvent } from '../../schemas/validate.js';
 import { compareHistory, type HistoryRecorder, startHistoryRecorder } from '../support/history.js';
 import { captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, kinesisClient, testStackEnv, uniqueName } from '../support/stack.js';
-import { StreamReader, waitFor } from './capture-helpers.js';
+import { StreamReader } from './capture-helpers.js';
+import { waitFor } from '../support/wait.js';
 
 let dbUrl: string;
 let pool: pg.Pool;
@@ -61,11 +62,11 @@ afterAll(async () => {
 
 async function caughtUp(): Promise<void> {
   const truth = await history.collect();
-  await waitFor('capture to put every committed change on the stream', async () => {
+  await waitFor(async () => {
     await reader.poll();
     const seen = reader.ids();
     return truth.every((e) => seen.has(e.id));
-  });
+  }, 'capture to put every committed change on the stream');
 }
 
 describe('the actor of a change', () => {

@@ -15,7 +15,8 @@ import { runWorkload } from '../../db/workload.js';
 import { createLogger } from '../../lib/logger.js';
 import { compareHistory, startHistoryRecorder } from '../support/history.js';
 import { captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, kinesisClient, testStackEnv, uniqueName } from '../support/stack.js';
-import { StreamReader, waitFor } from './capture-helpers.js';
+import { StreamReader } from './capture-helpers.js';
+import { waitFor } from '../support/wait.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const logger = createLogger('capture', process.env.CAPTURE_TEST_LOG ?? 'silent');
@@ -81,11 +82,11 @@ describe('capture under faults', () => {
       await capture.service.ready;
       await runWorkload({ databaseUrl: dbUrl, ratePerSec: Infinity, transactions: 150, workspaces: 3, projectsPerWorkspace: 2, seed: 7, concurrency: 3 });
       const truth = await history.collect();
-      await waitFor('every change on the stream', async () => {
+      await waitFor(async () => {
         await reader.poll();
         const seen = reader.ids();
         return truth.every((e) => seen.has(e.id));
-      }, 60_000);
+      }, 'every change on the stream', 60_000);
       expect(failedRecords).toBeGreaterThan(10);
       expect(clean(compareHistory(truth, reader.events))).toEqual(NOTHING_WRONG);
     } finally {
@@ -106,11 +107,11 @@ describe('capture under faults', () => {
     await db.connect();
     /** Waits for a new walsender (a new capture process) to stream from the slot; returns its pid. */
     const slotActive = (previousPid: number) =>
-      waitFor('capture to stream from its slot', async () => {
+      waitFor(async () => {
         const r = await db.query<{ active_pid: number | null }>('SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1', [env.CAPTURE_SLOT]);
         const pid = r.rows[0]?.active_pid;
         return pid != null && pid !== previousPid ? pid : undefined;
-      }, 60_000, 50);
+      }, 'capture to stream from its slot', 60_000, 50);
     let child = start();
     let walsender = await slotActive(-1); // the slot exists before the first change we count
     const abort = new AbortController();
@@ -138,11 +139,11 @@ describe('capture under faults', () => {
       const final = child;
       try {
         const truth = await history.collect();
-        await waitFor('every change on the stream after the last restart', async () => {
+        await waitFor(async () => {
           await reader.poll();
           const seen = reader.ids();
           return truth.every((e) => seen.has(e.id));
-        }, 60_000, 500);
+        }, 'every change on the stream after the last restart', 60_000, 500);
         const cmp = compareHistory(truth, reader.events);
         expect(clean(cmp)).toEqual(NOTHING_WRONG);
         expect(kills).toBe(KILLS);

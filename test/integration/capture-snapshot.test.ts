@@ -11,7 +11,8 @@ import { runWorkload, setupWorkloadTenants } from '../../db/workload.js';
 import { createLogger } from '../../lib/logger.js';
 import { validateEvent } from '../../schemas/validate.js';
 import { captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, dynamoClient, kinesisClient, testStackEnv, uniqueName } from '../support/stack.js';
-import { type StreamedEvent, StreamReader, waitFor } from './capture-helpers.js';
+import { type StreamedEvent, StreamReader } from './capture-helpers.js';
+import { waitFor } from '../support/wait.js';
 
 let db: pg.Client;
 let capture: RunningCapture;
@@ -61,18 +62,18 @@ describe('incremental snapshot', () => {
     const workload = runWorkload({ databaseUrl: dbUrl, ratePerSec: 150, durationMs: 6000, workspaces: 3, projectsPerWorkspace: 2, seed: 21, concurrency: 2 });
     await new Promise((r) => setTimeout(r, 500));
     await db.query('SELECT pg_logical_emit_message(false, $1, $2)', [SIGNAL_PREFIX, JSON.stringify({ action: 'snapshot', request: { tables: ['tasks'] } })]);
-    const job = await waitFor('the snapshot to finish', async () => {
+    const job = await waitFor(async () => {
       const j = await store.get();
       return j?.status === 'done' ? j : undefined;
-    }, 90_000, 250);
+    }, 'the snapshot to finish', 90_000, 250);
     await workload;
     const { rows } = await db.query<Record<string, unknown>>({ text: 'SELECT * FROM tasks', types: { getTypeParser: (oid: number) => textParserFor(oid) } as pg.CustomTypesConfig });
     const reader = new StreamReader(kinesis, loadConfig(env).streamName);
-    const state = await waitFor('the stream to reflect the table', async () => {
+    const state = await waitFor(async () => {
       await reader.poll();
       const s = applyStream(reader.events);
       return s.size === rows.length && rows.every((r) => s.has(String(r.id))) ? s : undefined;
-    }, 30_000, 300);
+    }, 'the stream to reflect the table', 30_000, 300);
     for (const row of rows) expect(state.get(String(row.id))).toEqual(row);
     const snapshots = reader.events.filter((e) => e.data.op === 'r');
     expect(job.rowsDone).toBe(snapshots.length);

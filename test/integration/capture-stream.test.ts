@@ -15,7 +15,8 @@ import { createLogger } from '../../lib/logger.js';
 import { validateEvent } from '../../schemas/validate.js';
 import { compareHistory, type HistoryRecorder, startHistoryRecorder } from '../support/history.js';
 import { captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, dynamoClient, kinesisClient, testStackEnv, uniqueName } from '../support/stack.js';
-import { StreamReader, waitFor } from './capture-helpers.js';
+import { StreamReader } from './capture-helpers.js';
+import { waitFor } from '../support/wait.js';
 
 let dbUrl: string;
 let db: pg.Client;
@@ -66,11 +67,11 @@ afterAll(async () => {
 
 async function caughtUp(): Promise<void> {
   const truth = await history.collect();
-  await waitFor('capture to put every committed change on the stream', async () => {
+  await waitFor(async () => {
     await reader.poll();
     const seen = reader.ids();
     return truth.every((e) => seen.has(e.id));
-  });
+  }, 'capture to put every committed change on the stream');
 }
 
 describe('capture', () => {
@@ -171,19 +172,19 @@ describe('capture', () => {
     const dynamo = dynamoClient();
     try {
       const dlq = new DynamoDeadLetterStore(dynamo, tables.dlq);
-      const entries = await waitFor('the dead letter', async () => {
+      const entries = await waitFor(async () => {
         const list = await dlq.list({ source: 'capture' });
         return list.length > 0 ? list : undefined;
-      });
+      }, 'the dead letter');
       expect(entries[0]).toMatchObject({ reason: 'RECORD_TOO_LARGE', origin: { table: 'tasks' } });
       expect(JSON.parse(Buffer.from(entries[0]!.payload).toString()).data.key.id).toBe(rows[0]!.id);
     } finally {
       dynamo.destroy();
     }
-    await waitFor('the next event', async () => {
+    await waitFor(async () => {
       await reader.poll();
       return reader.events.some((e) => e.data.after?.title === 'next');
-    });
+    }, 'the next event');
   });
 
   it('puts a large but compressible event (over 1 MiB raw) on the stream gzipped', async () => {
@@ -191,10 +192,10 @@ describe('capture', () => {
       "INSERT INTO tasks (id, workspace_id, project_id, title, description) VALUES (gen_random_uuid(), $1, $2, 'hex', (SELECT string_agg(md5(random()::text), '') FROM generate_series(1, 50000))) RETURNING id",
       [ws.id, ws.project],
     );
-    await waitFor('the large event', async () => {
+    await waitFor(async () => {
       await reader.poll();
       return reader.events.some((e) => e.data.key.id === rows[0]!.id);
-    });
+    }, 'the large event');
   });
 
   it('advances the confirmed LSN on a database whose changes are not captured', async () => {
@@ -202,18 +203,18 @@ describe('capture', () => {
     await db.query("INSERT INTO workspaces (id, name, slug) VALUES (gen_random_uuid(), 'idle', 'idle-' || md5(random()::text))");
     const { rows } = await db.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
     const target = parseLsn(rows[0]!.lsn);
-    await waitFor('the slot to be confirmed past the uncaptured write', async () => {
+    await waitFor(async () => {
       const r = await db.query<{ lsn: string }>('SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1', [slot]);
       return parseLsn(r.rows[0]!.lsn) >= target;
-    }, 20_000);
+    }, 'the slot to be confirmed past the uncaptured write', 20_000);
   });
 
   it('reports TRUNCATE as its own event for every workspace', async () => {
     await db.query('TRUNCATE comments');
-    const t = await waitFor('the truncate event', async () => {
+    const t = await waitFor(async () => {
       await reader.poll();
       return reader.events.find((e) => e.type === 'taskflow.table.truncated');
-    });
+    }, 'the truncate event');
     const truth = (await history.collect()).filter((e) => e.op === 't');
     expect(truth.map((e) => e.id)).toEqual([t.id]);
     expect(t).toMatchObject({ workspaceid: '*', data: { op: 't', table: 'comments', tables: ['comments'] } });

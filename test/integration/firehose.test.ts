@@ -12,6 +12,7 @@ import { createFirehoseClient, createS3Client } from '../../lib/aws.js';
 import { FsObjectStore, type ObjectStore, S3ObjectStore } from '../../lib/object-store.js';
 import { type DeliveryStreamConfig, type LocalFirehose, startFirehose } from '../../infra/local/firehose/server.js';
 import { stack } from '../support/stack.js';
+import { waitFor } from '../support/wait.js';
 
 const KEY = /^raw\/(\d{4})\/(\d{2})\/(\d{2})\/(\d{2})\/events-1-(\d{4})-(\d{2})-(\d{2})-(\d{2})-\d{2}-\d{2}-[0-9a-f-]{36}\.gz$/;
 const config = (over: Partial<DeliveryStreamConfig> = {}): DeliveryStreamConfig => ({
@@ -98,12 +99,12 @@ describe('local Firehose on the filesystem store', () => {
 
   it('delivers at once with a 0 s interval, and by size before the interval', async () => {
     await client.send(new PutRecordBatchCommand({ DeliveryStreamName: 'fast', Records: [{ Data: line(7) }] }));
-    for (let i = 0; i < 100 && firehose.delivered('fast') === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => firehose.delivered('fast') > 0, 'the 0 s interval delivery', 5_000, 10);
     expect(await contents(store, 'fast/')).toBe('{"i":7}\n');
     // 2 × 600 KB on a 1 MB hint: the first goes out without waiting the 60 s.
     const big = (i: number) => ({ Data: Buffer.from(`${JSON.stringify({ i, pad: 'x'.repeat(600 * 1024) })}\n`) });
     await client.send(new PutRecordBatchCommand({ DeliveryStreamName: 'events', Records: [big(1), big(2)] }));
-    for (let i = 0; i < 100 && (await store.list('raw/')).length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(async () => (await store.list('raw/')).length > 0, 'the delivery by size', 5_000, 10);
     expect(await store.list('raw/')).toHaveLength(1);
     await firehose.flush('events');
     expect(await store.list('raw/')).toHaveLength(2);
@@ -202,13 +203,15 @@ describe("the local stack's Firehose", () => {
     const marker = `{"marker":"${Math.random()}"}\n`;
     try {
       await client.send(new PutRecordCommand({ DeliveryStreamName: firehose.deliveryStreamName, Record: { Data: Buffer.from(marker) } }));
-      const deadline = Date.now() + 10_000;
-      let found = false;
-      while (!found && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 100));
-        for (const o of await store.list(firehose.prefix)) if (gunzipSync(await store.get(o.key)).toString().includes(marker)) found = true;
-      }
-      expect(found).toBe(true);
+      await waitFor(
+        async () => {
+          for (const o of await store.list(firehose.prefix)) if (gunzipSync(await store.get(o.key)).toString().includes(marker)) return true;
+          return false;
+        },
+        'the marker record in the archive',
+        10_000,
+        100,
+      );
     } finally {
       client.destroy();
     }

@@ -7,6 +7,7 @@ import { Registry } from 'prom-client';
 import { type Consumer, type ConsumerOptions, type Position, type ShardInit, type ShardProcessor, type UserRecord, createConsumer, listShards } from '../../lib/kinesis-consumer/index.js';
 import { encodeAggregated, encodePlain } from '../../lib/record-codec.js';
 import { createTestStream, createTestTables, dynamoClient, kinesisClient } from '../support/stack.js';
+import { waitFor } from '../support/wait.js';
 
 // Long enough that a renewal survives a busy shared machine (dynalite calls took ~1 s under load).
 const FAILOVER_MS = 3000;
@@ -131,20 +132,11 @@ async function putPlain(streamName: string, keys: string[], from: number, to: nu
   return bodies;
 }
 
-async function waitFor(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<number> {
-  const started = Date.now();
-  while (!(await condition())) {
-    if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return Date.now() - started;
-}
-
 async function waitActive(streamName: string): Promise<void> {
-  await waitFor('stream ACTIVE', async () => {
+  await waitFor(async () => {
     const { StreamDescriptionSummary: s } = await kinesis.send(new DescribeStreamSummaryCommand({ StreamName: streamName }));
     return s?.StreamStatus === 'ACTIVE';
-  });
+  }, 'stream ACTIVE');
 }
 
 const keys = (n: number, prefix = 'ws') => Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
@@ -176,10 +168,12 @@ describe('kinesis consumer on kinesalite + dynalite', () => {
     await a.start();
     expect(a.heldShards()).toHaveLength(4);
     await b.start();
-    const balanceMs = await waitFor('a 2/2 split', () => a.heldShards().length === 2 && b.heldShards().length === 2);
+    const balanceStarted = Date.now();
+    await waitFor(() => a.heldShards().length === 2 && b.heldShards().length === 2, 'a 2/2 split', 15_000, 25);
+    const balanceMs = Date.now() - balanceStarted;
 
     const before = await putPlain(stream, keys(40), 0, 10);
-    await waitFor('all records before the crash', () => missing(before, journal.bodies()).length === 0);
+    await waitFor(() => missing(before, journal.bodies()).length === 0, 'all records before the crash');
     // Each shard went to exactly one worker while both lived.
     const shardOwners = new Map<string, Set<string>>();
     for (const d of journal.deliveries) shardOwners.set(d.shardId, (shardOwners.get(d.shardId) ?? new Set()).add(d.worker));
@@ -192,9 +186,9 @@ describe('kinesis consumer on kinesalite + dynalite', () => {
     await a.stop('abandon');
     const crashedAt = Date.now();
     const after = await putPlain(stream, keys(40), 10, 20);
-    await waitFor('b to hold every shard', () => b.heldShards().length === 4, 20_000);
+    await waitFor(() => b.heldShards().length === 4, 'b to hold every shard', 20_000);
     const takeoverMs = Date.now() - crashedAt;
-    await waitFor('all records after the crash', () => missing([...before, ...after], journal.bodies()).length === 0);
+    await waitFor(() => missing([...before, ...after], journal.bodies()).length === 0, 'all records after the crash');
 
     // At least once, restarting right after a's last checkpoint: b re-delivers nothing a had checkpointed.
     for (const shardId of aShards) {
@@ -210,7 +204,7 @@ describe('kinesis consumer on kinesalite + dynalite', () => {
     const metric = async (name: string) => (await registry.getMetricsAsJSON()).find((m) => m.name === name)?.values ?? [];
     const total = async (name: string) => (await metric(name)).reduce((s, v) => s + v.value, 0);
     // Counted once processRecords returns, a moment after the journal saw the records.
-    await waitFor('records counted', async () => (await total('kinesis_consumer_records_processed_total')) >= 800, 2000);
+    await waitFor(async () => (await total('kinesis_consumer_records_processed_total')) >= 800, 'records counted', 2000);
     expect(await total('kinesis_consumer_lease_takeovers_total')).toBeGreaterThanOrEqual(4); // 2 steals + 2 after the crash
     expect(await total('kinesis_consumer_checkpoints_total')).toBeGreaterThan(0);
     expect((await metric('kinesis_consumer_leases_held')).find((v) => v.labels.worker === 'worker-b')?.value).toBe(4);
@@ -225,7 +219,7 @@ describe('kinesis consumer on kinesalite + dynalite', () => {
     const first = await putPlain(stream, keys(10), 0, 5);
     const c1 = consumer('restart', stream, 'w1', journal.processor('first'));
     await c1.start();
-    await waitFor('first records', () => missing(first, journal.bodies()).length === 0);
+    await waitFor(() => missing(first, journal.bodies()).length === 0, 'first records');
     await c1.stop(); // graceful: checkpoints and releases
     expect(journal.shutdowns.map((s) => s.reason)).toEqual(['shutdown', 'shutdown']);
 
@@ -233,7 +227,7 @@ describe('kinesis consumer on kinesalite + dynalite', () => {
     const c2 = consumer('restart', stream, 'w2', journal.processor('second'));
     await c2.start(); // released leases are taken at once, no failover wait
     expect(c2.heldShards()).toHaveLength(2);
-    await waitFor('second records', () => missing(second, journal.bodies('second')).length === 0);
+    await waitFor(() => missing(second, journal.bodies('second')).length === 0, 'second records');
     expect(journal.bodies('second').sort()).toEqual(second.sort()); // nothing before the checkpoint again
 
     const inits = journal.inits.filter((i) => i.worker === 'second');
@@ -244,7 +238,7 @@ describe('kinesis consumer on kinesalite + dynalite', () => {
     // Another consumer name on the same stream and table has its own leases: it reads everything.
     const other = consumer('restart-other', stream, 'w3', journal.processor('other'));
     await other.start();
-    await waitFor('other consumer reads from the start', () => missing([...first, ...second], journal.bodies('other')).length === 0);
+    await waitFor(() => missing([...first, ...second], journal.bodies('other')).length === 0, 'other consumer reads from the start');
     await other.stop();
   }, 30_000);
 
@@ -255,7 +249,7 @@ describe('kinesis consumer on kinesalite + dynalite', () => {
     const ownTable = `kc-own-leases-${Date.now()}`;
     const c = consumer('own-table', stream, 'w', journal.processor('w'), { leaseTable: ownTable, createLeaseTable: true });
     await c.start();
-    await waitFor('records through a fresh lease table', () => missing(bodies, journal.bodies()).length === 0);
+    await waitFor(() => missing(bodies, journal.bodies()).length === 0, 'records through a fresh lease table');
     await c.stop();
     await expect(consumer('nowhere', `${stream}-missing`, 'w', journal.processor('x')).start()).rejects.toThrow(/not found|does not exist/i);
   }, 20_000);
@@ -266,7 +260,7 @@ describe('kinesis consumer on kinesalite + dynalite', () => {
     const c = consumer('reshard', stream, 'w', journal.processor('w'));
     await c.start();
     const phase1 = await putPlain(stream, keys(8), 0, 5);
-    await waitFor('phase 1', () => missing(phase1, journal.bodies()).length === 0);
+    await waitFor(() => missing(phase1, journal.bodies()).length === 0, 'phase 1');
 
     const [root] = await listShards(kinesis, stream);
     await kinesis.send(new SplitShardCommand({ StreamName: stream, ShardToSplit: root!.shardId, NewStartingHashKey: (2n ** 127n).toString() }));
@@ -280,7 +274,7 @@ describe('kinesis consumer on kinesalite + dynalite', () => {
     await waitActive(stream);
     const phase3 = await putPlain(stream, keys(8), 10, 15);
     const all = [...phase1, ...phase2, ...phase3];
-    await waitFor('every phase', () => missing(all, journal.bodies()).length === 0, 20_000);
+    await waitFor(() => missing(all, journal.bodies()).length === 0, 'every phase', 20_000);
 
     // Per key, delivery order is put order across the parent, the children and the merged shard.
     for (const order of orderByKey(journal.deliveries).values()) expect(order).toEqual([...Array(15).keys()]);
@@ -331,7 +325,7 @@ describe('kinesis consumer on kinesalite + dynalite', () => {
       return { ...inner, shutdown: async (reason) => void journal.shutdowns.push({ worker: 'first', shardId, reason }) };
     });
     await c1.start();
-    await waitFor('first pass', () => journal.deliveries.length >= 12);
+    await waitFor(() => journal.deliveries.length >= 12, 'first pass');
     await c1.stop();
     const first = journal.deliveries.filter((d) => d.worker === 'first');
     expect(first.map((d) => [d.body, d.subSequenceNumber])).toEqual([
@@ -352,7 +346,7 @@ describe('kinesis consumer on kinesalite + dynalite', () => {
 
     const c2 = consumer('forms', stream, 'w2', journal.processor('second'));
     await c2.start();
-    await waitFor('second pass', () => journal.bodies('second').length >= 6);
+    await waitFor(() => journal.bodies('second').length >= 6, 'second pass');
     await new Promise((r) => setTimeout(r, 200)); // nothing more may come
     expect(journal.bodies('second')).toEqual([body(6), body(7), body(8), body(9), body(10), 'garbage']);
     await c2.stop();

@@ -9,7 +9,8 @@ import { Writable } from 'node:stream';
 import pg from 'pg';
 import { demoSessions, startBoardServer } from '../../clients/demo-board/server.js';
 import { createLogger } from '../../lib/logger.js';
-import { startTestPipeline, waitFor, type TestPipeline } from '../support/pipeline.js';
+import { startTestPipeline, type TestPipeline } from '../support/pipeline.js';
+import { waitFor } from '../support/wait.js';
 import { kinesisClient } from '../support/stack.js';
 
 /** One marker per kind of field, so a hit says which field leaked. */

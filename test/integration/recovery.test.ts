@@ -13,7 +13,8 @@ import { createClient, type Change, type RealtimeClient } from '@taskflow/realti
 import { runWorkload, setupWorkloadTenants } from '../../db/workload.js';
 import { checkSubscription, percentile, type Delivered } from '../bench/e2e-analysis.js';
 import { startHistoryRecorder, type HistoryEvent, type HistoryRecorder } from '../support/history.js';
-import { grantObserver, sleep, startTestPipeline, supervisePipelineServices, waitFor, type SupervisedPipelineServices, type TestPipeline } from '../support/pipeline.js';
+import { grantObserver, startTestPipeline, supervisePipelineServices, type SupervisedPipelineServices, type TestPipeline } from '../support/pipeline.js';
+import { sleep, waitFor } from '../support/wait.js';
 import { tableEnvVar } from '../../lib/config.js';
 import { uniqueName, waitForEvenLeases } from '../support/stack.js';
 

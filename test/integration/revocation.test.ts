@@ -9,7 +9,8 @@ import mqtt, { type MqttClient } from 'mqtt';
 import pg from 'pg';
 import { projectTopicOf } from '../../lib/authz.js';
 import { ROUTER_METRICS } from '../../router/metrics.js';
-import { sleep, startTestPipeline, waitFor, type TestPipeline } from '../support/pipeline.js';
+import { startTestPipeline, type TestPipeline } from '../support/pipeline.js';
+import { sleep, waitFor } from '../support/wait.js';
 import { boundClientId } from '../support/stack.js';
 
 interface Received {

@@ -8,6 +8,7 @@ import type { Broker } from '../../infra/local/broker.js';
 import { IotConnectionRevoker } from '../../router/connection-revoker.js';
 import { IotDataPublisher, MqttPublisherPool } from '../../router/publishers.js';
 import { startTestBroker } from '../support/stack.js';
+import { waitFor } from '../support/wait.js';
 
 let broker: Broker;
 let sub: MqttClient;
@@ -25,17 +26,12 @@ afterAll(async () => {
   await broker?.stop();
 });
 
-async function until(n: number): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (received.length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-}
-
 describe('publishers', () => {
   it('IoT data-plane Publish reaches MQTT subscribers through the local route', async () => {
     received.length = 0;
     const publisher = new IotDataPublisher(createIotDataClient({ region: 'us-east-1', iotDataEndpoint: broker.publishUrl }));
     await publisher.publish('taskflow/v1/ws/w/projects/p1', Buffer.from('{"v":1}'));
-    await until(1);
+    await waitFor(() => received.length >= 1, 'the message at the subscriber', 10_000, 20);
     expect(received).toEqual([{ topic: 'taskflow/v1/ws/w/projects/p1', payload: '{"v":1}' }]);
     await publisher.close();
   });
@@ -48,7 +44,7 @@ describe('publishers', () => {
     for (let i = 0; i < 200; i += 1) sends.push(pool.publish(`taskflow/v1/ws/w/projects/p${i % 4}`, Buffer.from(String(i))));
     await Promise.all(sends);
     const elapsed = Date.now() - started;
-    await until(200);
+    await waitFor(() => received.length >= 200, () => `200 messages at the subscriber (${received.length} so far)`, 10_000, 20);
     // Burst 50 per connection, then 50/s: 200 messages on 2 connections need ≥ ~1 s.
     expect(elapsed).toBeGreaterThanOrEqual(900);
     for (let p = 0; p < 4; p += 1) {

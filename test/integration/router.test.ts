@@ -21,6 +21,7 @@ import { DynamoMembershipProjection } from '../../router/memberships.js';
 import { redriveDeadLetters } from '../../router/redrive.js';
 import { startRouter, type RunningRouter } from '../../router/service.js';
 import { boundClientId, createTestStream, createTestTables, dynamoClient, kinesisClient, startTestBroker, testStackEnv } from '../support/stack.js';
+import { waitFor } from '../support/wait.js';
 
 const SECRET = 'router-e2e-secret-router-e2e-secret';
 const secret = new TextEncoder().encode(SECRET);
@@ -56,16 +57,6 @@ async function put(records: { data: Buffer | string; key?: string }[]): Promise<
 
 function task(lsn: number) {
   return JSON.stringify(sampleEvent('task.updated', { workspaceId: WS, projectId: P1, commitLsn: BigInt(lsn), entityId: `33333333-3333-4333-8333-${String(lsn).padStart(12, '0')}` }));
-}
-
-async function eventually<T>(probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 async function subscriber(userId: string): Promise<{ client: MqttClient; messages: Message[] }> {
@@ -129,7 +120,7 @@ describe('router on the local stack', () => {
 
   it('delivers a project in order with dense seqs; bad records go to the DLQ with their origin', async () => {
     await put([{ data: JSON.stringify(sampleEvent('membership.created', { workspaceId: WS, projectId: P1, userId: ALICE, entityId: MEMBERSHIP, commitLsn: 0x100n })) }]);
-    await eventually(async () => ((await projection.memberships(ALICE)).length > 0 ? true : undefined));
+    await waitFor(async () => ((await projection.memberships(ALICE)).length > 0 ? true : undefined), "the projection to know alice's membership", 10_000);
     alice = await subscriber(ALICE);
     await new Promise((r) => setTimeout(r, 300)); // the router learns of the subscription from $SYS
 
@@ -145,17 +136,17 @@ describe('router on the local stack', () => {
       // A duplicate from a capture retry.
       { data: task(0x300) },
     ]);
-    await eventually(async () => (seqs(alice.messages).includes(4) ? true : undefined));
+    await waitFor(async () => (seqs(alice.messages).includes(4) ? true : undefined), 'alice to receive seq 4', 10_000);
     // seq 1 is the membership row itself: published before or just after Alice's subscription
     // took effect (the projection is written before the batch is published), so it may be missing.
     const got = alice.messages.flatMap((m) => m.changes.map((c) => ({ seq: c.seq, id: c.event.id.slice(13, 16) })));
     expect(got.filter((c) => c.seq >= 2)).toEqual([{ seq: 2, id: '200' }, { seq: 3, id: '300' }, { seq: 4, id: '400' }]);
     expect(got.filter((c) => c.seq < 2)).toEqual(got[0]?.seq === 1 ? [{ seq: 1, id: '100' }] : []);
 
-    const letters = await eventually(async () => {
+    const letters = await waitFor(async () => {
       const l = await dlq.list({ source: 'router' });
       return l.length >= 3 ? l : undefined;
-    });
+    }, 'three dead letters', 10_000);
     expect(letters.map((l) => l.reason).sort()).toEqual(['malformed_json', 'missing_keys', 'unknown_type']);
     for (const l of letters) expect(l.origin).toEqual(expect.objectContaining({ shardId: expect.stringMatching(/^shardId-/), sequenceNumber: expect.stringMatching(/^\d+$/) }));
     expect(Buffer.from(letters.find((l) => l.reason === 'malformed_json')!.payload).toString()).toBe('{"type": "taskflow.task.updated", "id": ');
@@ -194,7 +185,7 @@ describe('router on the local stack', () => {
     const { redriven, refused: none } = await redriveDeadLetters({ store: dlq, kinesis, streamName: stream, reason: 'schema_violation' });
     expect(redriven).toHaveLength(2);
     expect(none).toEqual([]);
-    await eventually(async () => (seqs(alice.messages).includes(5) ? true : undefined));
+    await waitFor(async () => (seqs(alice.messages).includes(5) ? true : undefined), 'alice to receive seq 5', 10_000);
     await new Promise((r) => setTimeout(r, 300));
     expect(Math.max(...seqs(alice.messages))).toBe(5);
     const five = alice.messages.flatMap((m) => m.changes).filter((c) => c.seq === 5);
@@ -209,10 +200,10 @@ describe('router on the local stack', () => {
     expect((await dlq.get(before[0]!.id))?.redrivenAt).toBeUndefined();
 
     await redriveDeadLetters({ store: dlq, kinesis, streamName: stream, reason: 'missing_keys', force: true });
-    const after = await eventually(async () => {
+    const after = await waitFor(async () => {
       const l = (await dlq.list({ source: 'router' })).filter((x) => x.reason === 'missing_keys');
       return l.length === 1 && l[0]!.id !== before[0]!.id ? l : undefined;
-    });
+    }, 'the redriven record dead-lettered again under a new id', 10_000);
     expect(Buffer.from(after[0]!.payload)).toEqual(Buffer.from(before[0]!.payload));
   });
 

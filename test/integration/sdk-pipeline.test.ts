@@ -18,7 +18,7 @@ import type { Broker } from '../../infra/local/broker.js';
 import { createClient, type Change, type RealtimeClient, type Status } from '@taskflow/realtime';
 import { TcpProxy } from '../../clients/web-sdk/test/tcp-proxy.js';
 import { compareHistory, startHistoryRecorder, type HistoryRecorder } from '../support/history.js';
-import { sleep, waitFor } from '../support/pipeline.js';
+import { sleep, waitFor } from '../support/wait.js';
 import { captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, startTestBroker, testStackEnv, uniqueName } from '../support/stack.js';
 
 const JWT_SECRET = `sdk-pipeline-${randomUUID()}`;

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { createClient, type RealtimeClient, type RealtimeError, type Status } from '@taskflow/realtime';
 import { ProjectFeed } from '../../clients/web-sdk/test/project-feed.js';
 import type { Broker } from '../../infra/local/broker.js';
-import { waitFor } from '../support/pipeline.js';
+import { waitFor } from '../support/wait.js';
 import { startTestBroker } from '../support/stack.js';
 
 const WS = randomUUID();

@@ -18,6 +18,7 @@ import { createClient, type Change, type RealtimeClient, type Status } from '@ta
 import { TcpProxy } from '../../clients/web-sdk/test/tcp-proxy.js';
 import { startTestBroker } from '../support/stack.js';
 import type { Broker } from '../../infra/local/broker.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 /** The router's sequencing, changelog, encoding and replay, publishing over HTTP to the broker. */
 class InProcessRouter {
@@ -142,14 +143,6 @@ class Seen {
 }
 
 const idOf = (c: Change): string => (c.mode === 'full' ? c.event.id : c.id);
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-async function waitFor(condition: () => boolean, what: string | (() => string), timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
-    await sleep(20);
-  }
-}
 const percentile = (values: number[], p: number): number => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;

@@ -21,7 +21,7 @@ import { createLogger } from '../../lib/logger.js';
 import type { SearchDocument } from '../../search/documents.js';
 import { SqliteSearchIndex } from '../../search/sqlite-index.js';
 import { type HistoryEvent, startHistoryRecorder, type HistoryRecorder } from '../support/history.js';
-import { sleep, waitFor } from '../support/pipeline.js';
+import { sleep, waitFor } from '../support/wait.js';
 import { captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, dynamoClient, kinesisClient, testStackEnv, uniqueName } from '../support/stack.js';
 
 const SECRET = `search-it-${randomUUID()}`;

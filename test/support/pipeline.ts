@@ -22,6 +22,7 @@ import { superviseServices, type Supervisor } from '../../infra/local/supervisor
 import { freePort } from '../../infra/local/processes.js';
 import { startServiceProcess } from './service-process.js';
 import { awsConfig, captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, startTestBroker, testStackEnv, uniqueName } from './stack.js';
+import { waitFor } from './wait.js';
 
 export interface TestPipeline {
   databaseUrl: string;
@@ -160,16 +161,6 @@ async function serviceProcesses(env: Record<string, string>, log?: TestPipelineO
   };
 }
 
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-export async function waitFor(condition: () => boolean | Promise<boolean>, what: () => string, timeoutMs = 45_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what()}`);
-    await sleep(100);
-  }
-}
-
 /** A user outside the workload's user pool (no workload membership change touches it), viewer of every workspace; returns its token. */
 export async function grantObserver(databaseUrl: string, workspaceIds: string[], token: (userId: string, ttlSeconds?: number) => Promise<string>): Promise<string> {
   const observer = randomUUID();
@@ -258,7 +249,9 @@ export async function supervisePipelineServices(
     lines,
     replayUrl,
     // The first capture is started first and so, in practice, the active one.
-    ready: (timeoutMs = 90_000) => waitFor(() => instances.every((i) => started(i.name, i.service)) && lines.some((l) => l.msg === 'streaming from the slot'), () => 'every capture and router instance to start', timeoutMs),
+    async ready(timeoutMs = 90_000) {
+      await waitFor(() => instances.every((i) => started(i.name, i.service)) && lines.some((l) => l.msg === 'streaming from the slot'), () => 'every capture and router instance to start', timeoutMs);
+    },
     stop: () => supervisor.stop(),
   };
 }

@@ -9,6 +9,7 @@ import { createClient, type ClientOptions, type RealtimeClient } from './client.
 import { connectUrl } from './connection.js';
 import type { RealtimeError } from './errors.js';
 import type { Change, Status } from './types.js';
+import { waitFor } from '../../../test/support/wait.js';
 
 let broker: Broker;
 let feed: ProjectFeed;
@@ -64,14 +65,6 @@ class Recorder {
   }
   get status(): Status | undefined {
     return this.statuses[this.statuses.length - 1];
-  }
-}
-
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
   }
 }
 
