@@ -26,6 +26,7 @@ import {
   type AttributeValue,
 } from '@aws-sdk/client-dynamodb';
 import { TaskflowError } from './errors.js';
+import { retry } from './retry.js';
 
 export interface DeadLetterInput {
   /** Which service/stage wrote it, e.g. "capture", "router". */
@@ -55,6 +56,9 @@ export interface DeadLetterStore {
 }
 
 export const DLQ_TABLE = 'taskflow-dlq';
+
+/** Between resends of the parts a BatchWriteItem left unprocessed: 20 ms doubling, at most 10 attempts (≈10 s). */
+const UNPROCESSED_RETRY = { baseMs: 20, maxMs: 5_000 };
 
 /** CreateTable input for the local stack and deployments. */
 export const DLQ_TABLE_SPEC: CreateTableCommandInput = {
@@ -164,12 +168,15 @@ export class DynamoDeadLetterStore implements DeadLetterStore {
 
   private async writeAll(items: Record<string, AttributeValue>[]): Promise<void> {
     let pending = items.map((Item) => ({ PutRequest: { Item } }));
-    for (let attempt = 0; pending.length > 0; attempt++) {
-      if (attempt > 8) throw new TaskflowError('DLQ_WRITE_FAILED', `could not write ${pending.length} dead-letter parts`, { retriable: true });
-      const out = await this.client.send(new BatchWriteItemCommand({ RequestItems: { [this.table]: pending } }));
-      pending = (out.UnprocessedItems?.[this.table] ?? []).flatMap((r) => (r.PutRequest?.Item ? [{ PutRequest: { Item: r.PutRequest.Item } }] : []));
-      if (pending.length > 0) await new Promise((r) => setTimeout(r, 20 * 2 ** attempt));
-    }
+    // BatchWriteItem may leave items unprocessed (throttling): resend those, with backoff.
+    await retry(
+      async () => {
+        const out = await this.client.send(new BatchWriteItemCommand({ RequestItems: { [this.table]: pending } }));
+        pending = (out.UnprocessedItems?.[this.table] ?? []).flatMap((r) => (r.PutRequest?.Item ? [{ PutRequest: { Item: r.PutRequest.Item } }] : []));
+        if (pending.length > 0) throw new TaskflowError('DLQ_WRITE_FAILED', `could not write ${pending.length} dead-letter parts`, { retriable: true });
+      },
+      { policy: UNPROCESSED_RETRY, maxAttempts: 10 },
+    );
   }
 
   async list(filter: { source?: string; includeRedriven?: boolean; limit?: number } = {}): Promise<DeadLetter[]> {

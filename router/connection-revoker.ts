@@ -3,7 +3,8 @@
 // disconnected. The user's connections are named by the subscription tracking: client ids are
 // bound to their user (`<userId>.<suffix>`, lib/authz.ts), so the prefix says whose they are.
 import { DeleteConnectionCommand, ResourceNotFoundException, type IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
-import { backoffDelay, type BackoffPolicy, sleep } from '../lib/backoff.js';
+import type { BackoffPolicy } from '../lib/backoff.js';
+import { retry } from '../lib/retry.js';
 
 export interface ConnectionRevoker {
   /** Resolves once every known connection of the users is gone; retries until `signal` aborts. */
@@ -25,17 +26,18 @@ export class IotConnectionRevoker implements ConnectionRevoker {
   }
 
   private async deleteConnection(clientId: string, signal: AbortSignal): Promise<void> {
-    for (let attempt = 0; ; attempt += 1) {
-      signal.throwIfAborted();
-      try {
-        // cleanSession: a persistent session's subscriptions must not survive into a reconnect.
-        await this.client.send(new DeleteConnectionCommand({ clientId, cleanSession: true, preventWillMessage: true }), { abortSignal: signal });
-        return;
-      } catch (err) {
-        if (err instanceof ResourceNotFoundException) return; // not connected: nothing reaches it
+    // Retried until it succeeds or the hold gives up (the signal): a revoked user's connection must go.
+    await retry(
+      async () => {
         signal.throwIfAborted();
-        await sleep(backoffDelay(attempt, Math.random(), this.retry), signal);
-      }
-    }
+        try {
+          // cleanSession: a persistent session's subscriptions must not survive into a reconnect.
+          await this.client.send(new DeleteConnectionCommand({ clientId, cleanSession: true, preventWillMessage: true }), { abortSignal: signal });
+        } catch (err) {
+          if (!(err instanceof ResourceNotFoundException)) throw err; // not connected: nothing reaches it
+        }
+      },
+      { policy: this.retry, signal, shouldRetry: () => true },
+    );
   }
 }

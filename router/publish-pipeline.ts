@@ -9,7 +9,8 @@
 // A failed publish is retried in place, with backoff, until it succeeds or the pipeline closes:
 // the shard goes on sequencing later batches meanwhile (their messages queue behind it per
 // topic), so a failure must not be left for a re-run of its batch to repair.
-import { backoffDelay, type BackoffPolicy, sleep } from '../lib/backoff.js';
+import { type BackoffPolicy, sleep } from '../lib/backoff.js';
+import { retry } from '../lib/retry.js';
 import type { ProjectRef } from './changelog.js';
 import { ProjectBatcher, type BatcherOptions } from './batcher.js';
 import { projectTopic, type OutboundMessage } from './messages.js';
@@ -216,17 +217,13 @@ export class PublishPipeline implements ChangeSink {
   }
 
   private async publishUntilDone(message: OutboundMessage): Promise<void> {
-    for (let attempt = 0; ; attempt += 1) {
-      if (this.closing.signal.aborted) throw new Error(`publishing to ${message.topic} abandoned: the pipeline closed`);
-      try {
+    await retry(
+      async () => {
+        if (this.closing.signal.aborted) throw new Error(`publishing to ${message.topic} abandoned: the pipeline closed`);
         await this.opts.publisher.publish(message.topic, message.payload);
-        return;
-      } catch (err) {
-        if (this.closing.signal.aborted) throw err;
-        this.metrics.publishRetried();
-        await sleep(backoffDelay(attempt, Math.random(), this.opts.retry ?? PUBLISH_RETRY), this.closing.signal);
-      }
-    }
+      },
+      { policy: this.opts.retry ?? PUBLISH_RETRY, signal: this.closing.signal, shouldRetry: () => true, onRetry: () => this.metrics.publishRetried() },
+    );
   }
 }
 
