@@ -103,6 +103,22 @@ describe('client against a real broker', () => {
     expect(r.seqs).toEqual(range(1, 6));
   });
 
+  it('reports an undecodable message as bad_message and still delivers the changes it held', async () => {
+    const project = randomUUID();
+    const r = new Recorder();
+    client().subscribeProject(ws, project, r.handlers(1));
+    await waitFor(() => r.status === 'live', 'live');
+    await feed.commit(ws, project, 1);
+    await feed.commit(ws, project, 2, { publish: false }); // what the garbled message carried
+    const topic = `taskflow/v1/ws/${ws}/projects/${project}`;
+    await fetch(`${broker.publishUrl}/topics/${encodeURIComponent(topic)}?qos=1`, { method: 'POST', body: '{"v":1,"changes":[' });
+    await waitFor(() => r.errors.some((e) => e.code === 'bad_message'), 'the bad_message error');
+    await feed.commit(ws, project, 1);
+    await waitFor(() => r.seqs.length >= 4, '4 changes');
+    expect(r.seqs).toEqual(range(1, 4));
+    expect(r.errors.find((e) => e.code === 'bad_message')?.retriable).toBe(true);
+  });
+
   it('recovers every change across repeated socket cuts while changes flow', async () => {
     const project = randomUUID();
     const r = new Recorder();

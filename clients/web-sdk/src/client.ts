@@ -328,6 +328,8 @@ class Client implements RealtimeClient {
       } catch (err) {
         // Dropped: the subscription sees a hole and fetches the range from the replay API.
         this.log.log('undecodable message dropped', { topic, error: String(err) });
+        const error = new RealtimeError('bad_message', `an undecodable message on ${topic} was dropped; its changes are fetched from the replay API`, true, { cause: err });
+        this.forTopic(topic, (s) => s.report(error));
       }
     });
   }
