@@ -37,7 +37,8 @@ export type DecodeResult = { ok: true; event: StreamEvent } | { ok: false; reaso
 export function decodeEvent(bytes: Uint8Array, validate: EventCheck): DecodeResult {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(Buffer.from(bytes).toString('utf8'));
+    // A view of the record's bytes, not a copy.
+    parsed = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
   } catch (err) {
     return { ok: false, reason: 'malformed_json', message: (err as Error).message };
   }

@@ -36,19 +36,17 @@ function thinChange(c: SequencedChange): Record<string, unknown> {
   return thin;
 }
 
-function encodeOne(project: ProjectRef, changes: readonly SequencedChange[], mode: PayloadMode, gzip: boolean): Buffer {
-  const first = changes[0];
-  const last = changes[changes.length - 1];
-  const body = {
-    v: 1,
-    ws: project.workspaceId,
-    project: project.projectId,
-    mode,
-    fromSeq: first?.seq ?? 0,
-    toSeq: last?.seq ?? 0,
-    changes: changes.map((c) => (mode === 'full' ? { seq: c.seq, event: c.event.envelope } : thinChange(c))),
-  };
-  const json = Buffer.from(JSON.stringify(body), 'utf8');
+/** One change as it appears in a message's `changes` array, serialized once (sizing and encoding share it). */
+function changeJson(c: SequencedChange, mode: PayloadMode): string {
+  return mode === 'full' ? `{"seq":${c.seq},"event":${JSON.stringify(c.event.envelope)}}` : JSON.stringify(thinChange(c));
+}
+
+/** The message body, the same bytes as JSON.stringify of { v, ws, project, mode, fromSeq, toSeq, changes }. */
+function encodeOne(project: ProjectRef, changes: readonly SequencedChange[], parts: readonly string[], mode: PayloadMode, gzip: boolean): Buffer {
+  const fromSeq = changes[0]?.seq ?? 0;
+  const toSeq = changes[changes.length - 1]?.seq ?? 0;
+  const head = `{"v":1,"ws":${JSON.stringify(project.workspaceId)},"project":${JSON.stringify(project.projectId)},"mode":"${mode}","fromSeq":${fromSeq},"toSeq":${toSeq},"changes":[`;
+  const json = Buffer.from(`${head}${parts.join(',')}]}`, 'utf8');
   return gzip ? gzipSync(json) : json;
 }
 
@@ -71,31 +69,32 @@ export function encodeMessages(project: ProjectRef, changes: readonly SequencedC
   const out: OutboundMessage[] = [];
   // First cut by raw JSON size; gzip usually shrinks JSON several-fold, so allow more before checking.
   const rawBudget = opts.gzip ? opts.maxBytes * 4 : opts.maxBytes;
-  let chunk: SequencedChange[] = [];
+  const parts = changes.map((c) => changeJson(c, opts.mode));
+  let from = 0;
   let chunkBytes = 200;
-  for (const c of changes) {
-    const size = JSON.stringify(opts.mode === 'full' ? c.event.envelope : thinChange(c)).length + 30;
-    if (chunk.length > 0 && chunkBytes + size > rawBudget) {
-      emit(chunk);
-      chunk = [];
+  for (let i = 0; i < changes.length; i += 1) {
+    const size = parts[i]!.length + 1;
+    if (i > from && chunkBytes + size > rawBudget) {
+      emit(from, i);
+      from = i;
       chunkBytes = 200;
     }
-    chunk.push(c);
     chunkBytes += size;
   }
-  if (chunk.length > 0) emit(chunk);
+  if (changes.length > from) emit(from, changes.length);
   return out;
 
-  function emit(part: SequencedChange[]): void {
-    const payload = encodeOne(project, part, opts.mode, opts.gzip);
+  function emit(start: number, end: number): void {
+    const part = changes.slice(start, end);
+    const payload = encodeOne(project, part, parts.slice(start, end), opts.mode, opts.gzip);
     if (payload.length <= opts.maxBytes) {
       out.push(toMessage(project, part, payload));
-    } else if (part.length > 1) {
-      const mid = Math.ceil(part.length / 2);
-      emit(part.slice(0, mid));
-      emit(part.slice(mid));
+    } else if (end - start > 1) {
+      const mid = start + Math.ceil((end - start) / 2);
+      emit(start, mid);
+      emit(mid, end);
     } else {
-      out.push(toMessage(project, part, encodeOne(project, part, 'thin', opts.gzip)));
+      out.push(toMessage(project, part, encodeOne(project, part, part.map((c) => changeJson(c, 'thin')), 'thin', opts.gzip)));
     }
   }
 }
