@@ -5,7 +5,6 @@
 // (raw_events.loaded_at, the load transaction that also MERGEs the curated tables, minus the
 // event's commit time), the loader's rows/s (its own load-time histogram), lost and duplicated
 // events against the WAL (test_decoding), and CPU seconds per process.
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
 import { DuckDbWarehouse } from '../../analytics/warehouse/duckdb.js';
@@ -17,16 +16,11 @@ import stopStackProcess from '../setup/global-teardown.mjs';
 import { startHistoryRecorder } from '../support/history.js';
 import { startServiceProcess, type ServiceProcess } from '../support/service-process.js';
 import { captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, stack, testStackEnv, uniqueName } from '../support/stack.js';
-import { benchParam, median, writeBenchResult } from './report.js';
+import { benchParam, cpuSecondsWithReaped, median, writeBenchResult } from './report.js';
 
 const PARAMS = { txPerSec: benchParam('BENCH_TX_PER_SEC', 350), seconds: benchParam('BENCH_SECONDS', 60), runs: benchParam('BENCH_RUNS', 1), shards: 4 };
 const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
 
-/** User plus system CPU seconds of a process (and its exited, waited-for children), from /proc. */
-function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100;
-}
 
 function metricValue(text: string, name: string): number {
   const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
@@ -78,7 +72,7 @@ async function oneRun(run: number): Promise<RunResult> {
     services.loader = await startServiceProcess(['analytics', 'load'], env, ['loader started']);
     const loaderMetricsUrl = String(services.loader.entries['loader started']!.metrics);
     const pids = { capture: services.capture.child.pid!, archiver: services.archiver.child.pid!, loader: services.loader.child.pid!, stack: info.pid };
-    const cpuBefore = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
+    const cpuBefore = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSecondsWithReaped(pid)]));
     const benchCpuBefore = process.cpuUsage();
     const started = Date.now();
     const stats = await runWorkload({ databaseUrl: dbUrl, ratePerSec: PARAMS.txPerSec, durationMs: PARAMS.seconds * 1000, workspaces: 8, projectsPerWorkspace: 4, seed: 100 + run, concurrency: 4 });
@@ -96,7 +90,7 @@ async function oneRun(run: number): Promise<RunResult> {
       if (loadedEvents >= truth.length) break;
       await new Promise((r) => setTimeout(r, 500));
     }
-    const cpu = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, round(cpuSeconds(pid) - cpuBefore[k]!)]));
+    const cpu = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, round(cpuSecondsWithReaped(pid) - cpuBefore[k]!)]));
     const benchCpu = process.cpuUsage(benchCpuBefore);
     cpu.bench_workload = round((benchCpu.user + benchCpu.system) / 1e6);
     const metricsText = await (await fetch(loaderMetricsUrl)).text();

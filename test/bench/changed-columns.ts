@@ -10,7 +10,7 @@
 // It reports WAL bytes per update (pg_current_wal_lsn before/after), the database backend's CPU
 // per update (/proc/<backend pid>/stat) and updates/s — medians of BENCH_RUNS runs. The host is
 // shared with other work: compare the set-ups within one run, not across runs.
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -18,7 +18,7 @@ import { migrate } from '../../db/migrate.js';
 import { setupWorkloadTenants } from '../../db/workload.js';
 import { startPostgres } from '../../infra/local/postgres.js';
 import { freePort } from '../../infra/local/processes.js';
-import { median, writeBenchResult } from './report.js';
+import { cpuSeconds, median, writeBenchResult } from './report.js';
 
 const UPDATES = Number(process.env.BENCH_UPDATES ?? 5000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
@@ -27,11 +27,6 @@ type Setup = (typeof SETUPS)[number];
 const ROWS = ['short', 'toasted'] as const;
 type Rows = (typeof ROWS)[number];
 
-/** utime + stime of a process, in seconds (clock ticks of 1/100 s on Linux). */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
 
 async function configure(db: pg.Client, setup: Setup): Promise<void> {
   await db.query(`ALTER TABLE tasks ${setup === 'trigger' ? 'ENABLE' : 'DISABLE'} TRIGGER taskflow_changed_columns`);

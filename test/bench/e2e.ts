@@ -101,6 +101,8 @@ interface RunResult {
  */
 const CPU_GROUPS = ['capture', 'router', 'postgres', 'engines', 'bench_broker_workload', 'subscribers'] as const;
 type CpuGroup = (typeof CPU_GROUPS)[number];
+/** A run's single-number figures (everything but the per-group CPU). */
+type Figure = Exclude<keyof RunResult, 'cpuUsPerChange'>;
 
 function cpuMeter(pipeline: TestPipeline, subscribers: readonly ChildProcess[]): CpuMeter {
   const stack = readStackInfo();
@@ -310,8 +312,8 @@ async function main(): Promise<void> {
     await stopStackProcess();
   }
 
-  const med = (name: Setting['name'], key: Exclude<keyof RunResult, 'cpuUsPerChange'>) => (runs[name].length ? round(median(runs[name].map((r) => r[key]))) : null);
-  const sum = (key: Exclude<keyof RunResult, 'cpuUsPerChange'>) => Object.values(runs).flat().reduce((n, r) => n + r[key], 0);
+  const med = (name: Setting['name'], key: Figure) => (runs[name].length ? round(median(runs[name].map((r) => r[key]))) : null);
+  const sum = (key: Figure) => Object.values(runs).flat().reduce((n, r) => n + r[key], 0);
   const medCpu = (name: Setting['name'], group: CpuGroup) => (runs[name].length ? round(median(runs[name].map((r) => r.cpuUsPerChange[group]))) : null);
   const cores = (usPerChange: number | null) => (usPerChange === null ? null : coresPer10kChangesPerS(usPerChange));
   const browser = browserCommitToScreenMs();
@@ -345,7 +347,7 @@ async function main(): Promise<void> {
         SETTINGS.map(({ name }) => [
           name,
           {
-            ...Object.fromEntries((Object.keys(runs[name][0] ?? {}) as (keyof RunResult)[]).filter((k) => k !== 'cpuUsPerChange').map((k) => [k, med(name, k as Exclude<keyof RunResult, 'cpuUsPerChange'>)])),
+            ...Object.fromEntries((Object.keys(runs[name][0] ?? {}) as (keyof RunResult)[]).filter((k): k is Figure => k !== 'cpuUsPerChange').map((k) => [k, med(name, k)])),
             cpuUsPerChange: Object.fromEntries(CPU_GROUPS.map((g) => [g, medCpu(name, g)])),
           },
         ]),

@@ -45,7 +45,7 @@ export function cpuSeconds(pid: number): number {
 }
 
 /** The same, plus the exited children it has waited for: a Postgres postmaster's count then includes its ended backends. */
-function cpuSecondsWithReaped(pid: number): number {
+export function cpuSecondsWithReaped(pid: number): number {
   const f = statFields(pid);
   return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100;
 }
