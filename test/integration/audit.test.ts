@@ -135,7 +135,9 @@ describe('audit trail', () => {
       expect(files.length).toBeGreaterThan(2);
       const victim = join(copy, 'segments', shard, files[1]!);
       const segment = JSON.parse(readFileSync(victim, 'utf8')) as Segment;
-      segment.records[0]!.actor = null; // someone hides who did it
+      // Someone pins the change on another actor. (Setting it to null would change nothing when the
+      // transaction carried no actor, which the workload's transactions sometimes do not.)
+      segment.records[0]!.actor = 'forged-pseudonym';
       writeFileSync(victim, JSON.stringify(segment));
       const bad = cli(['verify'], { AUDIT_STORE_DIR: copy });
       expect(bad.status).toBe(1);
