@@ -1,9 +1,13 @@
 // Every setting of the analytics services (archiver, loader, data quality), read once from the
-// environment; lib/config.ts fails fast naming the bad variable.
+// environment; lib/config.ts fails fast naming the bad variable. ARCHIVER_SETTINGS and
+// LOADER_SETTINGS declare each variable once: the loaders, `taskflow analytics --help` and the
+// reference in analytics/README.md all come from them.
 import { join } from 'node:path';
-import { type AwsConfig, loadAwsConfig } from '../lib/aws.js';
-import { type Env, int, optionalStr, str, tableEnvVar } from '../lib/config.js';
-import { type ConsumerEnvConfig, loadConsumerConfig } from '../lib/kinesis-consumer/index.js';
+import { AWS_SETTINGS, type AwsConfig, loadAwsConfig } from '../lib/aws.js';
+import { type Env, intSetting, optionalSetting, readSettings, str, stringSetting, tableEnvVar, uniqueSettings } from '../lib/config.js';
+import { CONSUMER_SETTINGS, type ConsumerEnvConfig, loadConsumerConfig } from '../lib/kinesis-consumer/index.js';
+import { LOG_SETTINGS } from '../lib/logger.js';
+import { S3_DIR_SETTING } from '../lib/object-store.js';
 
 export interface ArchiverConfig {
   aws: AwsConfig;
@@ -17,26 +21,58 @@ export interface ArchiverConfig {
   backoff: { baseMs: number; maxMs: number };
 }
 
+const metricsPort = intSetting({ name: 'METRICS_PORT', default: 0, min: 0, max: 65535, meaning: 'Port of /metrics (Prometheus); 0 picks a free one.' });
+
+/** What the archiver reads (besides the consumer's, AWS and log settings). */
+export const ARCHIVER_SETTINGS = {
+  consumerName: stringSetting({ name: 'ARCHIVER_CONSUMER_NAME', default: 'analytics-archiver', meaning: "Name of the archiver's leases and checkpoints (independent of every other reader's)." }),
+  deliveryStreamName: stringSetting({ name: 'FIREHOSE_DELIVERY_STREAM', meaning: 'The Firehose delivery stream of the raw archive (FIREHOSE_ENDPOINT locally).' }),
+  dlqTable: stringSetting({ name: tableEnvVar('dlq'), default: 'taskflow-dlq', meaning: 'Dead-letter table (lib/dlq.ts).' }),
+  metricsPort,
+  backoffBaseMs: intSetting({ name: 'ARCHIVER_BACKOFF_BASE_MS', default: 100, min: 1, meaning: 'Backoff ceiling of the first retry after Firehose throttles.' }),
+  backoffMaxMs: intSetting({ name: 'ARCHIVER_BACKOFF_MAX_MS', default: 5_000, min: 1, meaning: 'Largest backoff delay.' }),
+};
+
+/** What `taskflow analytics archive` reads. */
+export const ARCHIVER_SETTING_LIST = uniqueSettings(ARCHIVER_SETTINGS, CONSUMER_SETTINGS, AWS_SETTINGS, LOG_SETTINGS);
+
 export function loadArchiverConfig(env: Env): ArchiverConfig {
+  const s = readSettings(env, ARCHIVER_SETTINGS);
   return {
     aws: loadAwsConfig(env),
     consumer: loadConsumerConfig(env),
-    consumerName: str(env, 'ARCHIVER_CONSUMER_NAME', 'analytics-archiver'),
-    deliveryStreamName: str(env, 'FIREHOSE_DELIVERY_STREAM'),
-    dlqTable: str(env, tableEnvVar('dlq'), 'taskflow-dlq'),
-    metricsPort: int(env, 'METRICS_PORT', 0, { min: 0, max: 65535 }),
-    backoff: { baseMs: int(env, 'ARCHIVER_BACKOFF_BASE_MS', 100, { min: 1 }), maxMs: int(env, 'ARCHIVER_BACKOFF_MAX_MS', 5_000, { min: 1 }) },
+    consumerName: s.consumerName,
+    deliveryStreamName: s.deliveryStreamName,
+    dlqTable: s.dlqTable,
+    metricsPort: s.metricsPort,
+    backoff: { baseMs: s.backoffBaseMs, maxMs: s.backoffMaxMs },
   };
 }
+
+/** What the loader and the data-quality checks read (besides AWS and log settings). */
+export const LOADER_SETTINGS = {
+  archiveBucket: stringSetting({ name: 'ARCHIVE_BUCKET', meaning: 'Bucket of the raw archive the loader reads.' }),
+  archivePrefix: stringSetting({ name: 'ARCHIVE_PREFIX', default: 'raw/', meaning: 'Key prefix of the raw archive.' }),
+  s3Dir: S3_DIR_SETTING,
+  warehousePath: optionalSetting({ name: 'WAREHOUSE_PATH', default: '<S3_DIR>/../warehouse.duckdb', meaning: 'The DuckDB warehouse file (one writing process per file).' }),
+  pollIntervalMs: intSetting({ name: 'LOADER_POLL_INTERVAL_MS', default: 250, min: 10, meaning: 'Wait before listing the archive again when nothing was new.' }),
+  metricsPort,
+  dqIntervalMs: intSetting({ name: 'DQ_INTERVAL_MS', default: 60_000, min: 0, meaning: 'The loader runs the data-quality checks after a load at most this often; 0 never.' }),
+  dqFreshnessMaxSeconds: intSetting({ name: 'DQ_FRESHNESS_MAX_SECONDS', default: 900, min: 1, meaning: 'Freshness check: the newest event may be at most this old.' }),
+  dqSettleSeconds: intSetting({ name: 'DQ_SETTLE_SECONDS', default: 60, min: 0, meaning: 'Volume check: how old a transaction must be before it is expected complete.' }),
+};
+
+/** What `taskflow analytics load` (and `dq`) read. */
+export const LOADER_SETTING_LIST = uniqueSettings(LOADER_SETTINGS, AWS_SETTINGS, LOG_SETTINGS);
 
 /** Where the raw archive is read from: a local folder per bucket (S3_DIR) or an S3 API (S3_ENDPOINT, or AWS). */
 export type ArchiveLocation = { kind: 'folder'; dir: string; bucket: string; prefix: string } | { kind: 's3'; bucket: string; prefix: string };
 
 export function loadArchiveLocation(env: Env): ArchiveLocation {
-  const bucket = str(env, 'ARCHIVE_BUCKET');
-  const prefix = str(env, 'ARCHIVE_PREFIX', 'raw/');
-  const dir = optionalStr(env, 'S3_DIR');
-  return dir && !optionalStr(env, 'S3_ENDPOINT') ? { kind: 'folder', dir, bucket, prefix } : { kind: 's3', bucket, prefix };
+  const bucket = LOADER_SETTINGS.archiveBucket.read(env);
+  const prefix = LOADER_SETTINGS.archivePrefix.read(env);
+  const dir = LOADER_SETTINGS.s3Dir.read(env);
+  return dir && !AWS_SETTINGS.s3Endpoint.read(env) ? { kind: 'folder', dir, bucket, prefix } : { kind: 's3', bucket, prefix };
 }
 
 export interface LoaderConfig {
@@ -58,21 +94,21 @@ export interface DqConfig {
 
 export function loadDqConfig(env: Env): DqConfig {
   return {
-    intervalMs: int(env, 'DQ_INTERVAL_MS', 60_000, { min: 0 }),
-    freshnessMaxSeconds: int(env, 'DQ_FRESHNESS_MAX_SECONDS', 900, { min: 1 }),
-    settleSeconds: int(env, 'DQ_SETTLE_SECONDS', 60, { min: 0 }),
+    intervalMs: LOADER_SETTINGS.dqIntervalMs.read(env),
+    freshnessMaxSeconds: LOADER_SETTINGS.dqFreshnessMaxSeconds.read(env),
+    settleSeconds: LOADER_SETTINGS.dqSettleSeconds.read(env),
   };
 }
 
 export function loadLoaderConfig(env: Env): LoaderConfig {
-  const s3Dir = optionalStr(env, 'S3_DIR');
+  const s3Dir = LOADER_SETTINGS.s3Dir.read(env);
   return {
     aws: loadAwsConfig(env),
     archive: loadArchiveLocation(env),
     // Locally the warehouse sits beside the S3 folder, in the stack's data directory.
     warehousePath: str(env, 'WAREHOUSE_PATH', s3Dir ? join(s3Dir, '..', 'warehouse.duckdb') : undefined),
-    pollIntervalMs: int(env, 'LOADER_POLL_INTERVAL_MS', 250, { min: 10 }),
-    metricsPort: int(env, 'METRICS_PORT', 0, { min: 0, max: 65535 }),
+    pollIntervalMs: LOADER_SETTINGS.pollIntervalMs.read(env),
+    metricsPort: LOADER_SETTINGS.metricsPort.read(env),
     dq: loadDqConfig(env),
   };
 }

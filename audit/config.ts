@@ -1,11 +1,14 @@
 // The audit service's configuration, read once from the environment (lib/config.ts fails fast
-// naming the bad variable).
+// naming the bad variable). AUDIT_SETTINGS declares each variable once: loadConfig, `taskflow
+// audit --help` and the reference in audit/README.md all come from it.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type AwsConfig, loadAwsConfig } from '../lib/aws.js';
-import { type Env, int, optionalStr, str, tableEnvVar } from '../lib/config.js';
+import { AWS_SETTINGS, type AwsConfig, loadAwsConfig } from '../lib/aws.js';
+import { type Env, intSetting, optionalSetting, readSettings, stringSetting, tableEnvVar, uniqueSettings } from '../lib/config.js';
 import { ConfigError } from '../lib/errors.js';
-import { type ConsumerEnvConfig, loadConsumerConfig } from '../lib/kinesis-consumer/index.js';
+import { CONSUMER_SETTINGS, type ConsumerEnvConfig, loadConsumerConfig } from '../lib/kinesis-consumer/index.js';
+import { LOG_SETTINGS } from '../lib/logger.js';
+import { S3_DIR_SETTING } from '../lib/object-store.js';
 
 /** `taskflow dev`'s audit key, created on first use beside its JWT secret; production takes AUDIT_KEY from its secret store. */
 export const DEV_AUDIT_KEY_FILE = '.taskflow/dev-audit-key';
@@ -24,10 +27,27 @@ export interface AuditConfig {
   maxMarks: number;
 }
 
+const MIN_KEY_CHARS = 32;
+
+/** Everything audit reads from the environment (besides the consumer's, AWS and log settings). */
+export const AUDIT_SETTINGS = {
+  consumerName: stringSetting({ name: 'AUDIT_CONSUMER_NAME', default: 'audit', meaning: "Name of the audit trail's leases and checkpoints (independent of every other reader's)." }),
+  dlqTable: stringSetting({ name: tableEnvVar('dlq'), default: 'taskflow-dlq', meaning: 'Dead-letter table (lib/dlq.ts).' }),
+  storeDir: optionalSetting({ name: 'AUDIT_STORE_DIR', default: '<S3_DIR>/taskflow-audit', meaning: 'Folder of the segment store (filesystem store).' }),
+  s3Dir: S3_DIR_SETTING,
+  key: optionalSetting({ name: 'AUDIT_KEY', default: 'unset: AUDIT_KEY_FILE', meaning: `Key of the actor pseudonyms and row digests (HMAC-SHA256, at least ${MIN_KEY_CHARS} characters), per environment.` }),
+  keyFile: optionalSetting({ name: 'AUDIT_KEY_FILE', default: 'required without AUDIT_KEY', meaning: `File holding that key (\`npm start\` creates ${DEV_AUDIT_KEY_FILE}).` }),
+  metricsPort: intSetting({ name: 'METRICS_PORT', default: 0, min: 0, max: 65535, meaning: 'Port of /metrics (Prometheus); 0 picks a free one.' }),
+  maxMarks: intSetting({ name: 'AUDIT_MAX_MARKS', default: 3000, min: 1, max: 4000, meaning: 'Workspaces whose last event id the checkpoint keeps.' }),
+};
+
+/** What `taskflow audit --help` and audit/README.md list: every variable the audit service reads. */
+export const AUDIT_SETTING_LIST = uniqueSettings(AUDIT_SETTINGS, CONSUMER_SETTINGS, AWS_SETTINGS, LOG_SETTINGS);
+
 /** AUDIT_KEY (at least 32 characters) or AUDIT_KEY_FILE: the per-environment secret. */
 export function loadAuditKey(env: Env): Uint8Array {
-  const inline = optionalStr(env, 'AUDIT_KEY');
-  const file = optionalStr(env, 'AUDIT_KEY_FILE');
+  const inline = AUDIT_SETTINGS.key.read(env);
+  const file = AUDIT_SETTINGS.keyFile.read(env);
   let key: string;
   if (inline !== undefined) key = inline;
   else if (file !== undefined) {
@@ -37,28 +57,29 @@ export function loadAuditKey(env: Env): Uint8Array {
       throw new ConfigError('AUDIT_KEY_FILE', `cannot read ${file}: ${(err as Error).message}`);
     }
   } else throw new ConfigError('AUDIT_KEY', 'AUDIT_KEY or AUDIT_KEY_FILE must be set (the key of the audit pseudonyms)');
-  if (key.length < 32) throw new ConfigError(inline !== undefined ? 'AUDIT_KEY' : 'AUDIT_KEY_FILE', 'the key must be at least 32 characters');
+  if (key.length < MIN_KEY_CHARS) throw new ConfigError(inline !== undefined ? 'AUDIT_KEY' : 'AUDIT_KEY_FILE', `the key must be at least ${MIN_KEY_CHARS} characters`);
   return new TextEncoder().encode(key);
 }
 
 /** AUDIT_STORE_DIR, else `<S3_DIR>/taskflow-audit` (the local stack's S3 folder). */
 export function auditStoreDir(env: Env): string {
-  const dir = optionalStr(env, 'AUDIT_STORE_DIR');
+  const dir = AUDIT_SETTINGS.storeDir.read(env);
   if (dir) return dir;
-  const s3 = optionalStr(env, 'S3_DIR');
+  const s3 = AUDIT_SETTINGS.s3Dir.read(env);
   if (s3) return join(s3, 'taskflow-audit');
   throw new ConfigError('AUDIT_STORE_DIR', 'AUDIT_STORE_DIR (or S3_DIR) must be set: where the audit segments are written');
 }
 
 export function loadConfig(env: Env): AuditConfig {
+  const s = readSettings(env, { consumerName: AUDIT_SETTINGS.consumerName, dlqTable: AUDIT_SETTINGS.dlqTable, metricsPort: AUDIT_SETTINGS.metricsPort, maxMarks: AUDIT_SETTINGS.maxMarks });
   return {
     aws: loadAwsConfig(env),
     consumer: loadConsumerConfig(env),
-    consumerName: str(env, 'AUDIT_CONSUMER_NAME', 'audit'),
-    dlqTable: str(env, tableEnvVar('dlq'), 'taskflow-dlq'),
+    consumerName: s.consumerName,
+    dlqTable: s.dlqTable,
     storeDir: auditStoreDir(env),
     key: loadAuditKey(env),
-    metricsPort: int(env, 'METRICS_PORT', 0, { min: 0, max: 65535 }),
-    maxMarks: int(env, 'AUDIT_MAX_MARKS', 3000, { min: 1, max: 4000 }),
+    metricsPort: s.metricsPort,
+    maxMarks: s.maxMarks,
   };
 }

@@ -6,10 +6,13 @@ import { describe, expect, it, jest } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ARCHIVER_SETTING_LIST, LOADER_SETTING_LIST, loadArchiverConfig, loadLoaderConfig } from '../analytics/config.js';
+import { AUDIT_SETTING_LIST, loadConfig as loadAuditConfig } from '../audit/config.js';
 import { CAPTURE_SETTING_LIST, loadConfig as loadCaptureConfig } from '../capture/config.js';
 import type { AnySetting, Env } from '../lib/config.js';
 import { CONSUMER_SETTINGS, loadConsumerConfig } from '../lib/kinesis-consumer/config.js';
 import { ROUTER_SETTING_LIST, loadConfig as loadRouterConfig } from '../router/config.js';
+import { SEARCH_SETTING_LIST, loadConfig as loadSearchConfig } from '../search/config.js';
 import { BOARD_SETTING_LIST, loadConfig as loadBoardConfig } from './commands/board.js';
 import { commandNames, loadCommand } from './command.js';
 import { readReadme, renderReference, SETTINGS_REFERENCES } from './settings-reference.js';
@@ -80,6 +83,11 @@ describe('settings: declared once, all in --help, all in the README', () => {
     { command: 'capture', settings: CAPTURE_SETTING_LIST, reads: readsOf(loadCaptureConfig, { DATABASE_URL: 'postgres://127.0.0.1/taskflow', CHANGE_STREAM_NAME: 's' }) },
     { command: 'router', settings: ROUTER_SETTING_LIST, reads: readsOf(loadRouterConfig, { CHANGE_STREAM_NAME: 's', JWT_SECRET: 'x'.repeat(32) }) },
     { command: 'board', settings: BOARD_SETTING_LIST, reads: readsOf(loadBoardConfig, { DATABASE_URL: 'postgres://127.0.0.1/taskflow', MQTT_WS_URL: 'ws://127.0.0.1:1', REPLAY_URL: 'http://127.0.0.1:2' }) },
+    { command: 'search', settings: SEARCH_SETTING_LIST, reads: readsOf(loadSearchConfig, { SEARCH_DB_PATH: '/x/search.db', JWT_SECRET: 'x'.repeat(32) }) },
+    { command: 'search', settings: SEARCH_SETTING_LIST, reads: readsOf(loadSearchConfig, { SEARCH_ENGINE: 'opensearch', OPENSEARCH_URL: 'http://127.0.0.1:3', JWT_SECRET: 'x'.repeat(32) }) },
+    { command: 'audit', settings: AUDIT_SETTING_LIST, reads: readsOf(loadAuditConfig, { S3_DIR: '/x/s3', AUDIT_KEY: 'k'.repeat(32) }) },
+    { command: 'analytics', settings: ARCHIVER_SETTING_LIST, reads: readsOf(loadArchiverConfig, { FIREHOSE_DELIVERY_STREAM: 'f' }) },
+    { command: 'analytics', settings: LOADER_SETTING_LIST, reads: readsOf(loadLoaderConfig, { ARCHIVE_BUCKET: 'b', S3_DIR: '/x/s3' }) },
   ];
 
   it.each(services)('$command: every variable its loadConfig reads is declared and appears in `taskflow $command --help`', async ({ command, settings, reads }) => {

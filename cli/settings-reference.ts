@@ -4,10 +4,13 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ARCHIVER_SETTING_LIST, LOADER_SETTING_LIST } from '../analytics/config.js';
+import { AUDIT_SETTING_LIST } from '../audit/config.js';
 import { CAPTURE_SETTING_LIST } from '../capture/config.js';
-import { type AnySetting, settingsTable } from '../lib/config.js';
+import { type AnySetting, settingsTable, uniqueSettings } from '../lib/config.js';
 import { CONSUMER_SETTINGS } from '../lib/kinesis-consumer/config.js';
 import { ROUTER_SETTING_LIST } from '../router/config.js';
+import { SEARCH_SETTING_LIST } from '../search/config.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -23,6 +26,10 @@ export const SETTINGS_REFERENCES: readonly SettingsReference[] = [
   { readme: 'capture/README.md', declaredIn: 'capture/config.ts', settings: CAPTURE_SETTING_LIST },
   { readme: 'router/README.md', declaredIn: 'router/config.ts', settings: ROUTER_SETTING_LIST },
   { readme: 'lib/kinesis-consumer/README.md', declaredIn: 'lib/kinesis-consumer/config.ts', settings: Object.values(CONSUMER_SETTINGS) },
+  { readme: 'search/README.md', declaredIn: 'search/config.ts', settings: SEARCH_SETTING_LIST },
+  { readme: 'audit/README.md', declaredIn: 'audit/config.ts', settings: AUDIT_SETTING_LIST },
+  // The archiver's and the loader's together: the help tells which reads which.
+  { readme: 'analytics/README.md', declaredIn: 'analytics/config.ts', settings: uniqueSettings(ARCHIVER_SETTING_LIST, LOADER_SETTING_LIST) },
 ];
 
 const BEGIN = /<!-- settings:begin[^>]*-->\n/;

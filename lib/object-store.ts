@@ -6,7 +6,11 @@ import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectC
 import { mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
+import { optionalSetting } from './config.js';
 import { TaskflowError } from './errors.js';
+
+/** The local stack's stand-in for S3: a folder holding a folder per bucket. */
+export const S3_DIR_SETTING = optionalSetting({ name: 'S3_DIR', default: 'unset: S3', meaning: "A local folder with a folder per bucket, in place of S3 (the local stack's)." });
 
 export interface StoredObject {
   key: string;

@@ -1,10 +1,14 @@
 // The search service's configuration, read once from the environment (lib/config.ts fails fast
-// naming the bad variable). The consumer's own settings are the shared KINESIS_* ones.
-import { type AwsConfig, loadAwsConfig } from '../lib/aws.js';
-import { type Env, int, oneOf, optionalStr, str, url, tableEnvVar } from '../lib/config.js';
+// naming the bad variable). SEARCH_SETTINGS declares each variable once: loadConfig, `taskflow
+// search --help` and the reference in search/README.md all come from it; the consumer's own
+// settings are the shared KINESIS_* ones (lib/kinesis-consumer/config.ts).
+import { AWS_SETTINGS, type AwsConfig, loadAwsConfig } from '../lib/aws.js';
+import { type Env, intSetting, oneOfSetting, optionalSetting, readSettings, stringSetting, tableEnvVar, uniqueSettings, url } from '../lib/config.js';
+import { DEV_MODE_SETTINGS } from '../lib/dev-mode.js';
 import { ConfigError } from '../lib/errors.js';
-import { type JwtConfig, loadJwtConfig } from '../lib/jwt.js';
-import { type ConsumerEnvConfig, loadConsumerConfig } from '../lib/kinesis-consumer/index.js';
+import { JWT_SETTINGS, type JwtConfig, loadJwtConfig } from '../lib/jwt.js';
+import { CONSUMER_SETTINGS, type ConsumerEnvConfig, loadConsumerConfig } from '../lib/kinesis-consumer/index.js';
+import { LOG_SETTINGS } from '../lib/logger.js';
 
 export type SearchEngine = { kind: 'sqlite'; path: string } | { kind: 'opensearch'; url: string; alias: string };
 
@@ -21,24 +25,39 @@ export interface SearchConfig {
   maxResults: number;
 }
 
-function loadEngine(env: Env): SearchEngine {
-  const kind = oneOf(env, 'SEARCH_ENGINE', ['sqlite', 'opensearch'] as const, 'sqlite');
-  if (kind === 'opensearch') return { kind, url: url(env, 'OPENSEARCH_URL'), alias: str(env, 'OPENSEARCH_ALIAS', 'taskflow-search') };
-  const path = optionalStr(env, 'SEARCH_DB_PATH');
-  if (!path) throw new ConfigError('SEARCH_DB_PATH', 'is required with SEARCH_ENGINE=sqlite (the index file, e.g. <data dir>/search/search.db)');
-  return { kind, path };
+/** Everything search reads from the environment (besides the consumer's, AWS, JWT and log settings). */
+export const SEARCH_SETTINGS = {
+  consumerName: stringSetting({ name: 'SEARCH_CONSUMER_NAME', default: 'search', meaning: "Name of search's leases and checkpoints (independent of every other reader's)." }),
+  dlqTable: stringSetting({ name: tableEnvVar('dlq'), default: 'taskflow-dlq', meaning: 'Dead-letter table (lib/dlq.ts).' }),
+  engine: oneOfSetting({ name: 'SEARCH_ENGINE', allowed: ['sqlite', 'opensearch'] as const, default: 'sqlite', meaning: 'The index: a SQLite FTS5 file, or an OpenSearch cluster.' }),
+  dbPath: optionalSetting({ name: 'SEARCH_DB_PATH', default: 'required with sqlite', meaning: 'The SQLite index file, e.g. <data dir>/search/search.db.' }),
+  opensearchUrl: optionalSetting({ name: 'OPENSEARCH_URL', type: 'URL', default: 'required with opensearch', meaning: 'The OpenSearch cluster.' }),
+  opensearchAlias: stringSetting({ name: 'OPENSEARCH_ALIAS', default: 'taskflow-search', meaning: 'The OpenSearch alias of the index.' }),
+  port: intSetting({ name: 'SEARCH_PORT', default: 0, min: 0, max: 65535, meaning: 'Port of the search API; 0 picks a free one.' }),
+  metricsPort: intSetting({ name: 'METRICS_PORT', default: 0, min: 0, max: 65535, meaning: 'Port of /metrics (Prometheus); 0 picks a free one.' }),
+  maxResults: intSetting({ name: 'SEARCH_MAX_RESULTS', default: 50, min: 1, max: 500, meaning: 'Upper bound of a query\'s `limit`, and its default.' }),
+};
+
+/** What `taskflow search --help` and search/README.md list: every variable search reads. */
+export const SEARCH_SETTING_LIST = uniqueSettings(SEARCH_SETTINGS, CONSUMER_SETTINGS, AWS_SETTINGS, JWT_SETTINGS, DEV_MODE_SETTINGS, LOG_SETTINGS);
+
+function engineOf(env: Env, s: { engine: 'sqlite' | 'opensearch'; dbPath: string | undefined; opensearchUrl: string | undefined; opensearchAlias: string }): SearchEngine {
+  if (s.engine === 'opensearch') return { kind: 'opensearch', url: url(env, 'OPENSEARCH_URL'), alias: s.opensearchAlias };
+  if (!s.dbPath) throw new ConfigError('SEARCH_DB_PATH', 'is required with SEARCH_ENGINE=sqlite (the index file, e.g. <data dir>/search/search.db)');
+  return { kind: 'sqlite', path: s.dbPath };
 }
 
 export function loadConfig(env: Env): SearchConfig {
+  const s = readSettings(env, SEARCH_SETTINGS);
   return {
     aws: loadAwsConfig(env),
     consumer: loadConsumerConfig(env),
-    consumerName: str(env, 'SEARCH_CONSUMER_NAME', 'search'),
-    dlqTable: str(env, tableEnvVar('dlq'), 'taskflow-dlq'),
-    engine: loadEngine(env),
+    consumerName: s.consumerName,
+    dlqTable: s.dlqTable,
+    engine: engineOf(env, s),
     jwt: loadJwtConfig(env),
-    port: int(env, 'SEARCH_PORT', 0, { min: 0, max: 65535 }),
-    metricsPort: int(env, 'METRICS_PORT', 0, { min: 0, max: 65535 }),
-    maxResults: int(env, 'SEARCH_MAX_RESULTS', 50, { min: 1, max: 500 }),
+    port: s.port,
+    metricsPort: s.metricsPort,
+    maxResults: s.maxResults,
   };
 }

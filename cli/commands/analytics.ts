@@ -3,9 +3,10 @@
 //   load      the loader service: raw archive -> warehouse (raw_events, curated tables), long-running
 //   dq        run the data-quality checks once and print them (exit 1 when one fails)
 import { parseArgs } from 'node:util';
-import { loadArchiverConfig, loadLoaderConfig } from '../../analytics/config.js';
+import { ARCHIVER_SETTING_LIST, LOADER_SETTING_LIST, loadArchiverConfig, loadLoaderConfig } from '../../analytics/config.js';
 import { DQ_CHECKS, runDataQuality } from '../../analytics/warehouse/dq.js';
 import { DuckDbWarehouse } from '../../analytics/warehouse/duckdb.js';
+import { settingsHelp } from '../../lib/config.js';
 import { TaskflowError } from '../../lib/errors.js';
 import { startLoader } from '../../analytics/loader-service.js';
 import { startArchiver } from '../../analytics/service.js';
@@ -17,12 +18,10 @@ const usage = `usage:
   taskflow analytics load       load each new raw archive object once into the warehouse (DuckDB)
   taskflow analytics dq [--check NAME]... [--json]
                                 run the data-quality checks on the warehouse, record them in dq_results, exit 1 if one fails
-Configuration from the environment (archive): CHANGE_STREAM_NAME, AWS_REGION, KINESIS_ENDPOINT, DYNAMODB_ENDPOINT,
-FIREHOSE_ENDPOINT, FIREHOSE_DELIVERY_STREAM, DYNAMODB_TABLE_{LEASES,DLQ}, ARCHIVER_CONSUMER_NAME (analytics-archiver),
-ARCHIVER_BACKOFF_BASE_MS (100), ARCHIVER_BACKOFF_MAX_MS (5000), KINESIS_* (lib/kinesis-consumer), METRICS_PORT, LOG_LEVEL.
-(load): ARCHIVE_BUCKET, ARCHIVE_PREFIX (raw/), S3_DIR (a local folder per bucket) or S3_ENDPOINT/AWS, WAREHOUSE_PATH
-(default <S3_DIR>/../warehouse.duckdb), LOADER_POLL_INTERVAL_MS (250), DQ_INTERVAL_MS (60000; 0 = never), METRICS_PORT, LOG_LEVEL.
-(dq, and the loader's runs): WAREHOUSE_PATH, DQ_FRESHNESS_MAX_SECONDS (900), DQ_SETTLE_SECONDS (60).`;
+Settings of archive (environment; see analytics/README.md):
+${settingsHelp(ARCHIVER_SETTING_LIST)}
+Settings of load and dq:
+${settingsHelp(LOADER_SETTING_LIST)}`;
 
 async function runDq(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { check: { type: 'string', multiple: true }, json: { type: 'boolean', default: false } } });

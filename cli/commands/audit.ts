@@ -5,7 +5,7 @@
 //   taskflow audit forget --user <id>                   erasure: delete the user's pseudonym mapping
 //   taskflow audit redrive [--reason R] [--id ID]       put the audit trail's dead letters back on the stream
 import { parseArgs } from 'node:util';
-import { auditStoreDir, DEV_AUDIT_KEY_FILE, loadAuditKey, loadConfig } from '../../audit/config.js';
+import { AUDIT_SETTING_LIST, AUDIT_SETTINGS, auditStoreDir, DEV_AUDIT_KEY_FILE, loadAuditKey, loadConfig } from '../../audit/config.js';
 import { forgetIdentity } from '../../audit/identities.js';
 import { entityHistory, type HistoryEntry, verifyTrail } from '../../audit/inspect.js';
 import { Pseudonymizer } from '../../audit/record.js';
@@ -15,10 +15,10 @@ import { parseState } from '../../audit/shard-writer.js';
 import { FileAuditStore } from '../../audit/store.js';
 import type { SegmentLink } from '../../audit/chain.js';
 import { createDynamoClient, createKinesisClient, loadAwsConfig } from '../../lib/aws.js';
-import { type Env, str, tableEnvVar } from '../../lib/config.js';
+import { type Env, settingsHelp } from '../../lib/config.js';
 import { DynamoDeadLetterStore } from '../../lib/dlq.js';
 import { TaskflowError } from '../../lib/errors.js';
-import { DynamoLeaseStore } from '../../lib/kinesis-consumer/index.js';
+import { CONSUMER_SETTINGS, DynamoLeaseStore } from '../../lib/kinesis-consumer/index.js';
 import { createLogger } from '../../lib/logger.js';
 import { readStackInfo, stackEnv } from '../../lib/stack-info.js';
 import type { Command } from '../command.js';
@@ -29,9 +29,8 @@ const usage = `usage:
   taskflow audit query --entity <table>/<id> [--json]
   taskflow audit forget --user USER_ID
   taskflow audit redrive [--reason R] [--id ID]
-The service: CHANGE_STREAM_NAME, AWS_REGION, KINESIS_ENDPOINT, DYNAMODB_ENDPOINT, DYNAMODB_TABLE_{LEASES,DLQ},
-AUDIT_STORE_DIR (default <S3_DIR>/taskflow-audit), AUDIT_KEY | AUDIT_KEY_FILE (>= 32 characters), AUDIT_CONSUMER_NAME (audit),
-AUDIT_MAX_MARKS (3000), KINESIS_{POLL_INTERVAL_MS,MIN_CALL_SPACING_MS,FAILOVER_MS,MAX_RECORDS,INITIAL_POSITION}, METRICS_PORT, LOG_LEVEL.
+Settings of the service (environment; see audit/README.md):
+${settingsHelp(AUDIT_SETTING_LIST)}
 The tools find the store, DynamoDB and Kinesis through the same variables or, when unset, the running local stack (.taskflow/stack.json).`;
 
 function environment(): Env {
@@ -72,7 +71,7 @@ async function checkpointedHeads(env: Env): Promise<Map<string, SegmentLink> | u
   if (!env.DYNAMODB_ENDPOINT && !env.AWS_EXECUTION_ENV) return undefined;
   const dynamo = createDynamoClient(loadAwsConfig(env));
   try {
-    const leases = await new DynamoLeaseStore(dynamo, str(env, tableEnvVar('leases'), 'taskflow-leases'), str(env, 'AUDIT_CONSUMER_NAME', 'audit')).list();
+    const leases = await new DynamoLeaseStore(dynamo, CONSUMER_SETTINGS.leaseTable.read(env), AUDIT_SETTINGS.consumerName.read(env)).list();
     const heads = new Map<string, SegmentLink>();
     for (const l of leases) {
       const head = parseState(l.checkpointState).head;
@@ -143,9 +142,9 @@ export const command: Command = {
       const kinesis = createKinesisClient(aws);
       try {
         const done = await redriveAuditDeadLetters({
-          store: new DynamoDeadLetterStore(dynamo, str(env, tableEnvVar('dlq'), 'taskflow-dlq')),
+          store: new DynamoDeadLetterStore(dynamo, AUDIT_SETTINGS.dlqTable.read(env)),
           kinesis,
-          streamName: str(env, 'CHANGE_STREAM_NAME'),
+          streamName: CONSUMER_SETTINGS.streamName.read(env),
           ...(values.reason ? { reason: values.reason } : {}),
           ...(values.id ? { id: values.id } : {}),
         });

@@ -4,10 +4,11 @@ import { parseArgs } from 'node:util';
 import { readableProjects } from '../../lib/authz.js';
 import { createDynamoClient } from '../../lib/aws.js';
 import { DynamoDeadLetterStore } from '../../lib/dlq.js';
+import { settingsHelp } from '../../lib/config.js';
 import { createLogger } from '../../lib/logger.js';
 import { readStackInfo, stackEnv } from '../../lib/stack-info.js';
 import { validateEvent } from '../../schemas/validate.js';
-import { loadConfig } from '../../search/config.js';
+import { SEARCH_SETTING_LIST, loadConfig } from '../../search/config.js';
 import { openSearchIndex } from '../../search/engines.js';
 import { redriveSearchDeadLetters } from '../../search/redrive.js';
 import { parseQueryTerms } from '../../search/search-index.js';
@@ -18,11 +19,9 @@ const usage = `usage:
   taskflow search                                   index the change stream and serve the search API
   taskflow search query --user U --workspace W Q    what user U finds for Q (straight from the index)
   taskflow search redrive [--reason R] [--id ID]    re-apply search's dead letters to the index
-Configuration from the environment: CHANGE_STREAM_NAME, AWS_REGION, KINESIS_ENDPOINT, DYNAMODB_ENDPOINT,
-DYNAMODB_TABLE_{LEASES,DLQ}, SEARCH_ENGINE (sqlite|opensearch), SEARCH_DB_PATH (sqlite), OPENSEARCH_URL,
-OPENSEARCH_ALIAS (taskflow-search), SEARCH_CONSUMER_NAME (search), SEARCH_PORT, SEARCH_MAX_RESULTS (50), METRICS_PORT,
-KINESIS_{POLL_INTERVAL_MS,MIN_CALL_SPACING_MS,FAILOVER_MS,MAX_RECORDS,INITIAL_POSITION}, JWT_JWKS_URL | JWT_SECRET |
-JWT_SECRET_FILE, JWT_ISSUER, JWT_AUDIENCE, LOG_LEVEL. The operator commands fall back to the running local
+Settings (environment; see search/README.md):
+${settingsHelp(SEARCH_SETTING_LIST)}
+The operator commands fall back to the running local
 stack (.taskflow/stack.json; SEARCH_DB_PATH = <its data dir>/search/search.db).`;
 
 async function runService(): Promise<number> {
