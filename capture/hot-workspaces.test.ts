@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { KINESIS_LIMITS } from './batcher.js';
 import { type HotTransition, HotWorkspaceTracker, KINESIS_SHARD_LIMITS } from './hot-workspaces.js';
-import { createCaptureMetrics } from './metrics.js';
+import { CAPTURE_METRICS, prometheusCaptureMetrics } from './metrics.js';
 import { KinesisProducer, type PutRecordsFn, reportHotWorkspaces } from './producer.js';
 
 const MiB = 1024 * 1024;
@@ -225,7 +225,8 @@ describe('producer and report', () => {
     const lines: Record<string, unknown>[] = [];
     const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
     const registry = new Registry();
-    const metrics = createCaptureMetrics(registry);
+    const metrics = prometheusCaptureMetrics(registry);
+    const gauge = async (name: string) => (await registry.getSingleMetric(name)!.get()).values;
     const tracker = new HotWorkspaceTracker(opts);
     const producer = new KinesisProducer(put, {
       batcher: { aggregate: true, compression: 'none', limits: KINESIS_LIMITS, backoff: { baseMs: 1, maxMs: 5 } },
@@ -249,17 +250,17 @@ describe('producer and report', () => {
     expect(warning).toMatchObject({ level: 40, workspace: 'w-hot', utilization: expect.any(Number), recordsPerSecond: expect.any(Number), bytesPerSecond: Math.round(accepted.get('w-hot')! / span) });
     expect(lines.some((l) => l.shard === 'shardId-000000000001' && l.level === 40)).toBe(true);
     expect(lines.some((l) => l.workspace === 'w-cold')).toBe(false);
-    expect((await metrics.hotWorkspaces.get()).values).toEqual([{ value: 1, labels: {} }]);
-    expect((await metrics.workspaceShardUtilization.get()).values).toEqual([{ value: hot!.utilization, labels: { workspace: 'w-hot' } }]);
-    expect((await metrics.shardUtilization.get()).values.map((v) => v.labels)).toEqual([{ shard: 'shardId-000000000001' }]);
-    expect((await metrics.maxWorkspaceShardUtilization.get()).values[0]!.value).toBe(hot!.utilization);
+    expect((await gauge(CAPTURE_METRICS.hotWorkspaces))).toEqual([{ value: 1, labels: {} }]);
+    expect((await gauge(CAPTURE_METRICS.workspaceShardUtilization))).toEqual([{ value: hot!.utilization, labels: { workspace: 'w-hot' } }]);
+    expect((await gauge(CAPTURE_METRICS.shardUtilization)).map((v) => v.labels)).toEqual([{ shard: 'shardId-000000000001' }]);
+    expect((await gauge(CAPTURE_METRICS.maxWorkspaceShardUtilization))[0]!.value).toBe(hot!.utilization);
 
     clock += opts.windowMs;
     reportHotWorkspaces(tracker, clock, logger, metrics);
     expect(lines.filter((l) => l.level === 30).map((l) => l.workspace ?? l.shard)).toEqual(['w-hot', 'shardId-000000000001']);
-    expect((await metrics.hotWorkspaces.get()).values).toEqual([{ value: 0, labels: {} }]);
-    expect((await metrics.workspaceShardUtilization.get()).values).toEqual([]);
-    expect((await metrics.shardUtilization.get()).values).toEqual([]);
+    expect((await gauge(CAPTURE_METRICS.hotWorkspaces))).toEqual([{ value: 0, labels: {} }]);
+    expect((await gauge(CAPTURE_METRICS.workspaceShardUtilization))).toEqual([]);
+    expect((await gauge(CAPTURE_METRICS.shardUtilization))).toEqual([]);
     expect(await registry.metrics()).toContain('taskflow_capture_hot_workspaces 0');
     producer.close();
   });

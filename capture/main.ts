@@ -5,9 +5,10 @@ import { DynamoDeadLetterStore } from '../lib/dlq.js';
 import type { Logger } from '../lib/logger.js';
 import { createRegistry, serveMetrics } from '../lib/metrics.js';
 import type { CaptureConfig } from './config.js';
-import { createCaptureMetrics } from './metrics.js';
+import { prometheusCaptureMetrics } from './metrics.js';
 import { type PutRecordsFn, kinesisPutRecords } from './producer.js';
-import { CAPTURED_TABLES, CaptureService } from './service.js';
+import { CaptureService } from './service.js';
+import { CAPTURED_TABLES } from './slot-setup.js';
 import { DynamoSlotRecordStore } from './slot-guard.js';
 import { DynamoSnapshotJobStore, SnapshotRunner } from './snapshot.js';
 
@@ -23,7 +24,7 @@ export async function startCapture(config: CaptureConfig, logger: Logger, wrapPu
   const kinesis = createKinesisClient(config.aws);
   const dynamo = createDynamoClient(config.aws);
   const registry = createRegistry('capture');
-  const metrics = createCaptureMetrics(registry);
+  const metrics = prometheusCaptureMetrics(registry);
   const { server, url } = await serveMetrics(registry, config.metricsPort);
   logger.info({ url }, 'metrics endpoint');
   const service = new CaptureService({

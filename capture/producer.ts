@@ -5,7 +5,7 @@ import { type KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import type { Logger } from '../lib/logger.js';
 import { type Batch, Batcher, type BatcherOptions, type EnqueueResult, type Outgoing } from './batcher.js';
 import type { AcknowledgedRecord, HotWorkspaceTracker } from './hot-workspaces.js';
-import type { CaptureMetrics } from './metrics.js';
+import { type CaptureMetrics, noopCaptureMetrics } from './metrics.js';
 
 export interface PutResult {
   ok: boolean;
@@ -54,6 +54,7 @@ export class KinesisProducer {
   private readonly drainWaiters: (() => void)[] = [];
   private readonly now: () => number;
   private readonly random: () => number;
+  private readonly metrics: CaptureMetrics;
 
   constructor(
     private readonly put: PutRecordsFn,
@@ -62,6 +63,7 @@ export class KinesisProducer {
     this.batcher = new Batcher(opts.batcher);
     this.now = opts.now ?? Date.now;
     this.random = opts.random ?? Math.random;
+    this.metrics = opts.metrics ?? noopCaptureMetrics;
   }
 
   /** Queues an event; refuses one too large for any Kinesis record (the caller dead-letters it). */
@@ -111,31 +113,33 @@ export class KinesisProducer {
   }
 
   private async sendBatch(batch: Batch<ProducerItem>): Promise<void> {
-    const m = this.opts.metrics;
+    const m = this.metrics;
     const started = process.hrtime.bigint();
     let ok: boolean[];
     let results: PutResult[] = [];
     try {
       results = await this.put(batch.records.map((r) => ({ partitionKey: r.partitionKey, data: r.data })));
       ok = results.map((r) => r.ok);
-      for (const r of results) if (!r.ok) m?.putRetries.inc({ code: r.errorCode ?? 'unknown' });
+      for (const r of results) if (!r.ok) m.putRetried(r.errorCode ?? 'unknown', 1);
       if (ok.some((x) => !x)) this.opts.logger.warn({ failed: ok.filter((x) => !x).length, records: ok.length, codes: [...new Set(results.flatMap((r) => (r.errorCode ? [r.errorCode] : [])))] }, 'PutRecords partially failed; retrying those records');
     } catch (err) {
       ok = batch.records.map(() => false);
-      m?.putRetries.inc({ code: (err as Error).name || 'Error' }, batch.records.length);
+      m.putRetried((err as Error).name || 'Error', batch.records.length);
       this.opts.logger.warn({ err, records: batch.records.length }, 'PutRecords failed; retrying');
     }
-    m?.putLatency.observe(Number(process.hrtime.bigint() - started) / 1e9);
-    m?.batchRecords.observe(batch.records.length);
-    m?.batchEvents.observe(batch.records.reduce((n, r) => n + r.items.length, 0));
-    m?.batchBytes.observe(batch.bytes);
+    m.putCompleted({
+      seconds: Number(process.hrtime.bigint() - started) / 1e9,
+      records: batch.records.length,
+      events: batch.records.reduce((n, r) => n + r.items.length, 0),
+      bytes: batch.bytes,
+    });
     this.inFlight -= 1;
     if (this.closed) return;
     const now = this.now();
     this.opts.hotWorkspaces?.recordAcknowledged(acknowledgedRecords(batch, results), now);
     const acked = this.batcher.settle(batch, ok, now, this.random);
     for (const item of acked) item.onAck();
-    m?.buffered.set(this.batcher.pendingEvents);
+    m.bufferedEvents(this.batcher.pendingEvents);
     if (this.batcher.pendingEvents === 0) for (const w of this.drainWaiters.splice(0)) w();
     this.pumpAndScheduleRetry();
   }
@@ -158,7 +162,7 @@ function acknowledgedRecords(batch: Batch<ProducerItem>, results: readonly PutRe
  * info when it cools down, and the hot-workspace gauges. The service calls it on a timer, so a key
  * whose traffic stopped still cools down.
  */
-export function reportHotWorkspaces(tracker: HotWorkspaceTracker, nowMs: number, logger: Logger, metrics?: CaptureMetrics): void {
+export function reportHotWorkspaces(tracker: HotWorkspaceTracker, nowMs: number, logger: Logger, metrics: CaptureMetrics): void {
   for (const t of tracker.evaluate(nowMs)) {
     const fields = { [t.scope]: t.key, recordsPerSecond: round(t.recordsPerSecond), bytesPerSecond: Math.round(t.bytesPerSecond), utilization: round(t.utilization) };
     const lowerBound = t.scope === 'workspace' ? 'other workspaces may share its shard' : 'other capture instances may write to it';
@@ -166,16 +170,10 @@ export function reportHotWorkspaces(tracker: HotWorkspaceTracker, nowMs: number,
       logger.warn(fields, `${t.scope} nearing the Kinesis shard write limit (${lowerBound}); see runbooks/capture-hot-workspace.md`);
     } else {
       logger.info(fields, `${t.scope} below the hot threshold again`);
-      if (t.scope === 'workspace') metrics?.workspaceShardUtilization.remove({ workspace: t.key });
-      else metrics?.shardUtilization.remove({ shard: t.key });
+      metrics.keyCooled(t.scope, t.key);
     }
   }
-  if (!metrics) return;
-  const hot = tracker.hot('workspace', nowMs);
-  metrics.hotWorkspaces.set(hot.length);
-  for (const w of hot) metrics.workspaceShardUtilization.set({ workspace: w.key }, w.utilization);
-  for (const s of tracker.hot('shard', nowMs)) metrics.shardUtilization.set({ shard: s.key }, s.utilization);
-  metrics.maxWorkspaceShardUtilization.set(tracker.maxUtilization);
+  metrics.hotKeys({ workspaces: tracker.hot('workspace', nowMs), shards: tracker.hot('shard', nowMs), maxWorkspaceUtilization: tracker.maxUtilization });
 }
 
 function round(n: number): number {

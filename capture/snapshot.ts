@@ -19,7 +19,7 @@ import type { Logger } from '../lib/logger.js';
 import { ENTITIES, type EntityName } from '../schemas/kinds.js';
 import type { InFlightTransaction } from './ack.js';
 import { type CommittedTransaction, type Row, buildEntityEnvelope } from './decoder.js';
-import type { SessionApi, StreamObserver } from './service.js';
+import type { SessionApi, StreamObserver } from './session.js';
 import { textParserFor } from './values.js';
 
 export const SIGNAL_PREFIX = 'taskflow.capture.signal';

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Registry } from 'prom-client';
 import { prometheusAuditMetrics } from '../audit/metrics.js';
-import { createCaptureMetrics } from '../capture/metrics.js';
+import { prometheusCaptureMetrics } from '../capture/metrics.js';
 import { prometheusConsumerMetrics } from '../lib/kinesis-consumer/metrics.js';
 import { prometheusRouterMetrics } from '../router/metrics.js';
 import { prometheusSearchMetrics } from '../search/metrics.js';
@@ -18,7 +18,7 @@ const list = alarms({ streamName: 'taskflow-changes' });
 /** Every metric name the services declare, from their own registries. */
 function declaredMetrics(): Set<string> {
   const registry = new Registry();
-  createCaptureMetrics(registry);
+  prometheusCaptureMetrics(registry);
   prometheusRouterMetrics(registry);
   prometheusAuditMetrics(registry);
   prometheusSearchMetrics(registry);

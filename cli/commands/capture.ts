@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { CAPTURE_SETTING_LIST, loadConfig } from '../../capture/config.js';
 import { snapshotJobStore, startCapture } from '../../capture/main.js';
-import { CAPTURED_TABLES } from '../../capture/service.js';
+import { CAPTURED_TABLES } from '../../capture/slot-setup.js';
 import { SIGNAL_PREFIX, type Signal, type SnapshotJob } from '../../capture/snapshot.js';
 import { createDynamoClient } from '../../lib/aws.js';
 import { settingsHelp } from '../../lib/config.js';

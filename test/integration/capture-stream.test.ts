@@ -7,7 +7,7 @@ import pg from 'pg';
 import { checkChangedColumnsTriggers } from '../../capture/changed-columns.js';
 import { loadConfig } from '../../capture/config.js';
 import { type RunningCapture, startCapture } from '../../capture/main.js';
-import { CAPTURED_TABLES } from '../../capture/service.js';
+import { CAPTURED_TABLES } from '../../capture/slot-setup.js';
 import { runWorkload, setupWorkloadTenants } from '../../db/workload.js';
 import { DynamoDeadLetterStore } from '../../lib/dlq.js';
 import { parseLsn } from '../../lib/event-id.js';

@@ -13,10 +13,11 @@
 // That is why the recorder peeks, resolves, and only then advances the slot: the WAL it inspects
 // must still be retained.
 import pg from 'pg';
+import { CAPTURED_TABLES } from '../../capture/slot-setup.js';
 import { eventId, formatLsn, parseLsn } from '../../lib/event-id.js';
 
-/** The tables the capture publishes; txIndex counts changes to these tables only. */
-export const CAPTURED_TABLES: readonly string[] = ['projects', 'memberships', 'tasks', 'comments'];
+// The tables the capture publishes; txIndex counts changes to these tables only.
+export { CAPTURED_TABLES } from '../../capture/slot-setup.js';
 
 export type HistoryOp = 'c' | 'u' | 'd' | 't';
 

@@ -1,0 +1,159 @@
+// The slot and its publication, before any session: create what is missing, refuse a slot that
+// lost events (slot-guard.ts decides, this adapter asks the server), and find out who reads the
+// slot now, so a session starts only once it is free.
+import pg from 'pg';
+import { sleep } from '../lib/backoff.js';
+import { TaskflowError } from '../lib/errors.js';
+import { formatLsn, parseLsn } from '../lib/event-id.js';
+import type { Logger } from '../lib/logger.js';
+import { ENTITIES, type EntityName } from '../schemas/kinds.js';
+import { checkChangedColumnsTriggers } from './changed-columns.js';
+import type { CaptureConfig } from './config.js';
+import { checkCaptureRole, currentRole } from './db-role.js';
+import { type SlotHolder, type SlotRecord, type SlotRecordStore, decideSlot, slotHolderAction } from './slot-guard.js';
+
+/** Parents before children, so an initial snapshot delivers a project before its tasks. */
+const SNAPSHOT_ORDER = ['project', 'membership', 'task', 'comment'] as const satisfies readonly EntityName[];
+export const CAPTURED_TABLES = SNAPSHOT_ORDER.map((e) => ENTITIES[e].table);
+
+const INSUFFICIENT_PRIVILEGE = '42501';
+/** How often a standby looks whether the slot is free: a takeover waits at most this long. */
+const SLOT_POLL_MS = 200;
+/** How long pg_terminate_backend waits for a stale walsender to exit. */
+const TERMINATE_WAIT_MS = 2000;
+
+export interface PreparedSlot {
+  /** The slot was created now: nothing was ever captured from this database. */
+  firstStart: boolean;
+  /** What this capture recorded of the slot, never behind the slot itself. */
+  record: SlotRecord;
+}
+
+type SlotSettings = Pick<CaptureConfig, 'dbName' | 'slot' | 'publication' | 'allowSuperuser' | 'requireChangedColumns' | 'acceptSlotGap'>;
+
+export class SlotSetup {
+  constructor(
+    private readonly admin: pg.Pool,
+    private readonly config: SlotSettings,
+    private readonly slotRecords: SlotRecordStore,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Checks the role, creates the publication and slot if missing, and reconciles the slot record. */
+  async prepare(): Promise<PreparedSlot> {
+    const { config, logger, admin } = this;
+    const role = await currentRole(admin);
+    checkCaptureRole(role, config.allowSuperuser);
+    await this.ensurePublication(role.name);
+    if (config.requireChangedColumns) await checkChangedColumnsTriggers(admin, CAPTURED_TABLES);
+    const sys = await admin.query<{ system_identifier: string }>('SELECT system_identifier::text FROM pg_control_system()');
+    const key = `${sys.rows[0]!.system_identifier}/${config.dbName}/${config.slot}`;
+    const record = await this.slotRecords.get(key);
+    const slot = await this.slotRow();
+    if (slot && (slot.plugin !== 'pgoutput' || slot.database !== config.dbName)) {
+      throw new TaskflowError('SLOT_MISMATCH', `slot ${config.slot} exists for plugin ${slot.plugin} on database ${slot.database}, not pgoutput on ${config.dbName}`);
+    }
+    const decision = decideSlot(slot ? { exists: true, confirmedLsn: parseLsn(slot.confirmed_flush_lsn ?? '0/0') } : { exists: false }, record, config.acceptSlotGap);
+    if (decision.action === 'refuse') {
+      logger.error({ slot: config.slot, record: record && formatLsn(record.confirmedLsn) }, decision.message);
+      throw new TaskflowError('SLOT_GAP', decision.message);
+    }
+    const now = new Date().toISOString();
+    if (decision.action === 'create') {
+      const lsn = await this.createSlot();
+      const created = { key, confirmedLsn: lsn, createdLsn: lsn, updatedAt: now };
+      await this.slotRecords.put(created);
+      logger.info({ slot: config.slot, lsn: formatLsn(lsn) }, `created replication slot (${decision.message})`);
+      return { firstStart: decision.firstStart, record: created };
+    }
+    const confirmed = parseLsn(slot!.confirmed_flush_lsn ?? '0/0');
+    const current = record && record.confirmedLsn >= confirmed ? record : { key, confirmedLsn: confirmed, createdLsn: record?.createdLsn ?? confirmed, updatedAt: now };
+    if (current !== record) await this.slotRecords.put(current);
+    logger.info({ slot: config.slot, confirmed: formatLsn(confirmed) }, decision.message);
+    return { firstStart: false, record: current };
+  }
+
+  /** The slot's confirmed position now (a session streams from there). */
+  async confirmedLsn(): Promise<bigint> {
+    const slot = await this.slotRow();
+    if (!slot) throw new TaskflowError('SLOT_MISSING', `replication slot ${this.config.slot} disappeared`);
+    return parseLsn(slot.confirmed_flush_lsn ?? '0/0');
+  }
+
+  /**
+   * Returns once the slot has no reader (slot-guard.ts slotHolderAction): a walsender left by
+   * this instance's previous process is terminated at once; another instance's (the active one
+   * of an active/standby pair) is waited for, looking every SLOT_POLL_MS, so a standby takes over
+   * within that of the active one letting go rather than after a growing backoff.
+   */
+  async waitUntilFree(applicationName: string, signal: AbortSignal): Promise<void> {
+    let waitingFor: string | undefined;
+    while (!signal.aborted) {
+      const action = slotHolderAction(await this.slotHolder(), applicationName);
+      if (action.action === 'start') return;
+      if (action.action === 'terminate') {
+        this.logger.warn({ pid: action.pid, applicationName }, "terminating the walsender of this instance's previous process, which still holds the slot");
+        await this.admin.query('SELECT pg_terminate_backend($1, $2)', [action.pid, TERMINATE_WAIT_MS]);
+        continue;
+      }
+      if (waitingFor !== action.holder) this.logger.info({ holder: action.holder, slot: this.config.slot }, 'standby: the slot is read by another instance; waiting for it');
+      waitingFor = action.holder;
+      await sleep(SLOT_POLL_MS, signal);
+    }
+  }
+
+  /** WAL the slot keeps on the server, or undefined if the slot is gone. */
+  async retainedWalBytes(): Promise<number | undefined> {
+    const r = await this.admin.query<{ retained: string | null }>(
+      'SELECT (pg_current_wal_lsn() - restart_lsn)::text AS retained FROM pg_replication_slots WHERE slot_name = $1',
+      [this.config.slot],
+    );
+    const retained = r.rows[0]?.retained;
+    return retained == null ? undefined : Number(retained);
+  }
+
+  private async ensurePublication(roleName: string): Promise<void> {
+    const { config, logger, admin } = this;
+    const pub = await admin.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [config.publication]);
+    if (pub.rowCount !== 0) {
+      const tables = await admin.query<{ tablename: string }>('SELECT tablename FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1', [config.publication]);
+      logger.info({ publication: config.publication, tables: tables.rows.map((r) => r.tablename) }, 'using existing publication');
+      return;
+    }
+    await admin.query(`CREATE PUBLICATION ${pg.escapeIdentifier(config.publication)} FOR TABLE ${CAPTURED_TABLES.map((t) => pg.escapeIdentifier(t)).join(', ')}`).catch((err: unknown) => {
+      if ((err as { code?: string }).code !== INSUFFICIENT_PRIVILEGE) throw err;
+      throw new TaskflowError('CAPTURE_PUBLICATION_MISSING', `publication ${config.publication} does not exist and role "${roleName}" may not create it (it owns no table): apply the migrations (0003 creates taskflow_capture) or create it as the tables' owner`, { cause: err });
+    });
+    logger.info({ publication: config.publication, tables: CAPTURED_TABLES }, 'created publication');
+  }
+
+  private async createSlot(): Promise<bigint> {
+    // PostgreSQL 17+: a failover slot, which the standby synchronizes (sync_replication_slots),
+    // so capture resumes on a promoted replica without a gap; older servers have no such flag.
+    const version = await this.admin.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
+    const failover = Number(version.rows[0]!.v) >= 170000;
+    const created = await this.admin.query<{ lsn: string }>(
+      failover ? "SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput', false, false, true)" : "SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')",
+      [this.config.slot],
+    );
+    return parseLsn(created.rows[0]!.lsn);
+  }
+
+  private async slotRow(): Promise<{ confirmed_flush_lsn: string | null; plugin: string; database: string } | undefined> {
+    const r = await this.admin.query<{ confirmed_flush_lsn: string | null; plugin: string; database: string }>(
+      'SELECT confirmed_flush_lsn::text, plugin, database FROM pg_replication_slots WHERE slot_name = $1',
+      [this.config.slot],
+    );
+    return r.rows[0];
+  }
+
+  /** The backend reading the slot now, with its application_name. */
+  private async slotHolder(): Promise<SlotHolder | undefined> {
+    const r = await this.admin.query<{ pid: number; application_name: string | null }>(
+      'SELECT s.active_pid AS pid, a.application_name FROM pg_replication_slots s LEFT JOIN pg_stat_activity a ON a.pid = s.active_pid WHERE s.slot_name = $1 AND s.active_pid IS NOT NULL',
+      [this.config.slot],
+    );
+    const row = r.rows[0];
+    return row ? { pid: row.pid, applicationName: row.application_name ?? '' } : undefined;
+  }
+}
