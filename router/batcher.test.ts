@@ -5,7 +5,7 @@ import { ProjectBatcher } from './batcher.js';
 import type { RouterEvent } from './event.js';
 import { encodeMessages, type OutboundMessage } from './messages.js';
 import type { SequencedChange } from './sequencer.js';
-import { createBucket, take } from './rate-limit.js';
+import { createBucket, take } from '../lib/rate-limit.js';
 
 const project = { workspaceId: 'ws-1', projectId: 'p-1' };
 

@@ -4,7 +4,7 @@
 // 100 publishes/s through a token bucket.
 import { PublishCommand, type IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
 import mqtt, { type MqttClient } from 'mqtt';
-import { createBucket, take, type TokenBucket } from './rate-limit.js';
+import { createBucket, take, type TokenBucket } from '../lib/rate-limit.js';
 
 export interface Publisher {
   publish(topic: string, payload: Buffer): Promise<void>;

@@ -18,7 +18,7 @@ import { PublishPipeline } from './publish-pipeline.js';
 import { IotConnectionRevoker } from './connection-revoker.js';
 import { IotDataPublisher, MqttPublisherPool, type Publisher } from './publishers.js';
 import { startReplayServer } from './replay-server.js';
-import { PerUserLimiter } from './user-limits.js';
+import { PerUserLimiter } from '../lib/user-limits.js';
 import { RouterShardProcessor } from './shard-processor.js';
 import type { DeadLetterSink } from './shard-router.js';
 import { DynamoSubscriptionStore } from './subscription-store.js';

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Server } from 'node:http';
 import { decodeEvent, type StreamEvent } from '../lib/change-event.js';
 import { createVerifier, loadJwtConfig, signDevToken } from '../lib/jwt.js';
+import { PerUserLimiter } from '../lib/user-limits.js';
 import { sampleEvent, type SampleOverrides } from '../schemas/fixtures.js';
 import { validateEvent } from '../schemas/validate.js';
 import { startSearchServer } from './api.js';
@@ -75,5 +76,29 @@ describe('GET /v1/workspaces/{ws}/search', () => {
     expect((await get(`/v1/workspaces/${WS}/search?q=roadmap&limit=21`, WIDE)).status).toBe(400);
     expect((await get(`/v1/workspaces/${WS}/search?q=roadmap&limit=0`, WIDE)).status).toBe(400);
     expect((await get(`/v1/workspaces/${WS}/search?q=roadmap&limit=1`, WIDE)).body.hits).toHaveLength(1);
+  });
+
+  it('answers a malformed workspace id with a 400, not a 500', async () => {
+    expect(await get(`/v1/workspaces/%E0%A4%A/search?q=roadmap`, WIDE)).toMatchObject({ status: 400, body: { error: 'bad_request' } });
+  });
+});
+
+describe('search API limits per user (the replay API\'s)', () => {
+  it('answers 429 with retry-after to a user over its limit while another user is served', async () => {
+    const limited = await startSearchServer({ index, verify: createVerifier(jwt), maxResults: 20, limiter: new PerUserLimiter({ ratePerSec: 0.001, burst: 5, maxConcurrent: 100, maxUsers: 100 }) }, 0);
+    try {
+      const path = `${limited.url}/v1/workspaces/${WS}/search?q=roadmap`;
+      const secret = jwt.kind === 'hs256' ? jwt.secret : new Uint8Array();
+      const abuser = { authorization: `Bearer ${await signDevToken(secret, WIDE)}` };
+      const flood = await Promise.all(Array.from({ length: 20 }, () => fetch(path, { headers: abuser })));
+      const statuses = flood.map((r) => r.status);
+      expect(statuses.filter((s) => s === 200)).toHaveLength(5);
+      expect(statuses.filter((s) => s === 429)).toHaveLength(15);
+      expect(Number(flood.find((r) => r.status === 429)?.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      expect((await fetch(path, { headers: { authorization: `Bearer ${await signDevToken(secret, NARROW)}` } })).status).toBe(200);
+    } finally {
+      limited.server.closeAllConnections();
+      await new Promise((resolve) => limited.server.close(resolve));
+    }
   });
 });

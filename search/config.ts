@@ -23,6 +23,8 @@ export interface SearchConfig {
   metricsPort: number;
   /** Upper bound of `limit` (and its default). */
   maxResults: number;
+  /** Per user: search requests per second, burst, and requests in flight (lib/user-limits.ts). */
+  limits: { ratePerSec: number; burst: number; maxConcurrent: number; maxUsers: number };
 }
 
 /** Everything search reads from the environment (besides the consumer's, AWS, JWT and log settings). */
@@ -36,6 +38,10 @@ export const SEARCH_SETTINGS = {
   port: intSetting({ name: 'SEARCH_PORT', default: 0, min: 0, max: 65535, meaning: 'Port of the search API; 0 picks a free one.' }),
   metricsPort: intSetting({ name: 'METRICS_PORT', default: 0, min: 0, max: 65535, meaning: 'Port of /metrics (Prometheus); 0 picks a free one.' }),
   maxResults: intSetting({ name: 'SEARCH_MAX_RESULTS', default: 50, min: 1, max: 500, meaning: 'Upper bound of a query\'s `limit`, and its default.' }),
+  // The replay API's defaults: a search box sends one query per typing pause, far below them.
+  ratePerUser: intSetting({ name: 'SEARCH_RATE_PER_USER', default: 20, min: 1, meaning: 'Search requests per second one user may make (token bucket; 429 beyond it).' }),
+  burstPerUser: intSetting({ name: 'SEARCH_BURST_PER_USER', default: 100, min: 1, meaning: 'Search requests one user may make at once before the rate applies.' }),
+  concurrencyPerUser: intSetting({ name: 'SEARCH_CONCURRENCY_PER_USER', default: 50, min: 1, meaning: 'Search requests of one user in flight at a time.' }),
 };
 
 /** What `taskflow search --help` and search/README.md list: every variable search reads. */
@@ -59,5 +65,6 @@ export function loadConfig(env: Env): SearchConfig {
     port: s.port,
     metricsPort: s.metricsPort,
     maxResults: s.maxResults,
+    limits: { ratePerSec: s.ratePerUser, burst: s.burstPerUser, maxConcurrent: s.concurrencyPerUser, maxUsers: 100_000 },
   };
 }

@@ -1,6 +1,7 @@
 // The search service's Prometheus metrics, declared once. The consumer library adds its own
 // (iterator age, leases) to the same registry.
 import { Counter, Histogram, type Registry } from 'prom-client';
+import type { ApiOutcome } from '../lib/http-api.js';
 
 export const SEARCH_METRICS = {
   eventsIn: 'taskflow_search_events_in_total',
@@ -19,10 +20,8 @@ export interface IndexerMetrics {
   deadLettered(reason: string): void;
 }
 
-export type QueryOutcome = 'ok' | 'bad_request' | 'unauthenticated' | 'forbidden' | 'error';
-
 export interface QueryMetrics {
-  query(outcome: QueryOutcome, seconds: number): void;
+  query(outcome: ApiOutcome, seconds: number): void;
 }
 
 export const noopIndexerMetrics: IndexerMetrics = { eventsIn() {}, applied() {}, deadLettered() {} };

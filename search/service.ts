@@ -8,6 +8,7 @@ import { createVerifier } from '../lib/jwt.js';
 import { createConsumer, type Consumer } from '../lib/kinesis-consumer/index.js';
 import type { Logger } from '../lib/logger.js';
 import { createRegistry, serveMetrics } from '../lib/metrics.js';
+import { PerUserLimiter } from '../lib/user-limits.js';
 import { validateEvent } from '../schemas/validate.js';
 import { startSearchServer } from './api.js';
 import type { SearchConfig } from './config.js';
@@ -54,7 +55,7 @@ export async function startSearch(config: SearchConfig, logger: Logger): Promise
     logger,
   });
 
-  const api = await startSearchServer({ index, verify: createVerifier(config.jwt), maxResults: config.maxResults, metrics: metrics.queries, logger }, config.port);
+  const api = await startSearchServer({ index, verify: createVerifier(config.jwt), maxResults: config.maxResults, limiter: new PerUserLimiter(config.limits), metrics: metrics.queries, logger }, config.port);
   const metricsServer = await serveMetrics(registry, config.metricsPort);
   await consumer.start();
   logger.info({ api: api.url, metrics: metricsServer.url, engine: config.engine.kind, workerId: config.consumer.workerId }, 'search started');

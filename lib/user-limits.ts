@@ -1,4 +1,4 @@
-// Per-user limits of the replay API: a token bucket (rate, burst) and a cap on requests in flight,
+// Per-user limits of the browser-facing APIs (replay, search, notifications): a token bucket (rate, burst) and a cap on requests in flight,
 // so one abusive or buggy client cannot take the changelog store's capacity from everyone else.
 // Time is passed in; at most `maxUsers` idle users are remembered (memory stays bounded — a
 // forgotten user starts again with a full bucket, which the burst bounds).
