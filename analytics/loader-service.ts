@@ -49,7 +49,7 @@ export async function startLoader(config: LoaderConfig, logger: Logger): Promise
   };
   const dqFailing = new Gauge({ name: LOADER_METRICS.dqFailingRows, help: 'Rows failing each data-quality check at its last run', labelNames: ['check'], registers: [registry] });
   const dqPassed = new Gauge({ name: LOADER_METRICS.dqPassed, help: '1 when the data-quality check passed at its last run', labelNames: ['check'], registers: [registry] });
-  const warehouse = await DuckDbWarehouse.open(config.warehousePath);
+  const warehouse = await DuckDbWarehouse.open(config.warehousePath, { threads: 1 });
   let lastDq = 0;
   const dataQuality = async (): Promise<void> => {
     if (config.dq.intervalMs === 0 || Date.now() - lastDq < config.dq.intervalMs) return;

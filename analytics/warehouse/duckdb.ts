@@ -8,7 +8,7 @@ import { DuckDBInstance, type DuckDBConnection, LIST, VARCHAR } from '@duckdb/no
 import { writeFileSync, rmSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CURATED, insertRawSql, insertTruncationsSql, loadLogCountsSql, mergeSql, schemaDdl, stageSql } from './tables.js';
+import { CURATED, insertRawSql, insertTruncationsSql, loadLogCountsSql, mergeSql, schemaDdl, STAGED_TABLES_SQL, stageSql } from './tables.js';
 
 export interface LoadResult {
   events: number;
@@ -57,9 +57,13 @@ export class DuckDbWarehouse implements Warehouse {
     private readonly conn: DuckDBConnection,
   ) {}
 
-  /** `path` ':memory:' for tests. */
-  static async open(path: string): Promise<DuckDbWarehouse> {
-    const instance = await DuckDBInstance.create(path);
+  /**
+   * `path` ':memory:' for tests. `threads`: DuckDB's worker threads (default: one per core). The
+   * loader uses one: a batch of a few MB is too small to share out, and on a busy host extra
+   * workers spend CPU waiting for each other (half the loader's CPU per change, bench:loader-core).
+   */
+  static async open(path: string, options: { threads?: number } = {}): Promise<DuckDbWarehouse> {
+    const instance = await DuckDBInstance.create(path, options.threads ? { threads: String(options.threads) } : undefined);
     const conn = await instance.connect();
     for (const ddl of schemaDdl()) await conn.run(ddl);
     return new DuckDbWarehouse(instance, conn);
@@ -97,7 +101,8 @@ export class DuckDbWarehouse implements Warehouse {
       for (const sql of stageSql(files)) await this.conn.run(sql);
       await this.conn.run(insertRawSql());
       await this.conn.run(insertTruncationsSql());
-      for (const entity of CURATED) await this.conn.run(mergeSql(entity));
+      const touched = new Set((await this.conn.runAndReadAll(STAGED_TABLES_SQL)).getRows().map((r) => String(r[0])));
+      for (const entity of CURATED.filter((e) => touched.has(e.table))) await this.conn.run(mergeSql(entity));
       const keys = files.map((f) => f.key);
       await this.conn.run(loadLogCountsSql(keys));
       const counts = await this.conn.prepare(`SELECT object_key, events, new_events FROM load_log WHERE list_contains($1::VARCHAR[], object_key)`);

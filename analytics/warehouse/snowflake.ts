@@ -23,7 +23,7 @@ const TYPES: Record<CuratedColumn['type'], string> = {
 
 export const SNOWFLAKE: SqlDialect = {
   name: 'snowflake',
-  jsonValue: (json, field, type) => `${json}:${q(field)}::${TYPES[type]}`,
+  rowValue: (after, field, type) => `${after}:${q(field)}::${TYPES[type]}`,
   contains: (list, value) => `ARRAY_CONTAINS(${lit(value)}::VARIANT, ${list})`,
   maxWhere: (of, where) => `MAX(IFF(${where}, ${of}, NULL))`,
   argMaxWhere: (value, by, where) => `MAX_BY(IFF(${where}, ${value}, NULL), IFF(${where}, ${by}, NULL))`,

@@ -56,7 +56,7 @@ export function schemaDdl(): string[] {
   return [
     `CREATE TABLE IF NOT EXISTS load_log (object_key VARCHAR PRIMARY KEY, loaded_at TIMESTAMPTZ NOT NULL, events INTEGER NOT NULL, new_events INTEGER NOT NULL)`,
     // `day` is the partition column (Snowflake: CLUSTER BY (day)); retention drops whole days.
-    `CREATE TABLE IF NOT EXISTS raw_events (id VARCHAR PRIMARY KEY, day DATE NOT NULL, time TIMESTAMPTZ NOT NULL, type VARCHAR NOT NULL, workspace_id VARCHAR NOT NULL,
+    `CREATE TABLE IF NOT EXISTS raw_events (id VARCHAR NOT NULL, day DATE NOT NULL, time TIMESTAMPTZ NOT NULL, type VARCHAR NOT NULL, workspace_id VARCHAR NOT NULL,
       project_id VARCHAR, tbl VARCHAR, op VARCHAR, key_id VARCHAR, event JSON NOT NULL, object_key VARCHAR NOT NULL, loaded_at TIMESTAMPTZ NOT NULL)`,
     `CREATE TABLE IF NOT EXISTS truncations (tbl VARCHAR NOT NULL, id VARCHAR NOT NULL, PRIMARY KEY (tbl, id))`,
     ...CURATED.flatMap((e) => [
@@ -117,35 +117,62 @@ function currentView(e: CuratedEntity): string {
     WHERE s._live_id > ${cut}`;
 }
 
+/** Every row-image column of the curated entities, with its type (a column shared by entities has one type). */
+function rowImageColumns(): CuratedColumn[] {
+  const columns = new Map<string, CuratedColumn>([['id', col('id')]]);
+  for (const c of CURATED.flatMap((e) => e.columns)) {
+    const seen = columns.get(c.name);
+    if (seen && seen.type !== c.type) throw new Error(`column ${c.name} has two types (${seen.type}, ${c.type})`);
+    columns.set(c.name, c);
+  }
+  return [...columns.values()];
+}
+
+/**
+ * The envelope fields the warehouse reads, as a json_transform structure: each line is parsed
+ * once into typed columns (the row image a STRUCT of every curated column), not once per field
+ * extracted. A value of the wrong type becomes NULL instead of failing the load (the archiver
+ * validated every event; keys_not_null and accepted_values would name such rows).
+ */
+const ENVELOPE_SHAPE = JSON.stringify({
+  id: 'VARCHAR', time: 'TIMESTAMPTZ', type: 'VARCHAR', workspaceid: 'VARCHAR', projectid: 'VARCHAR',
+  data: { op: 'VARCHAR', table: 'VARCHAR', key: { id: 'VARCHAR' }, after: Object.fromEntries(rowImageColumns().map((c) => [c.name, c.type])), omitted: 'VARCHAR[]', tables: 'VARCHAR[]' },
+});
+
 /**
  * `staged_lines`: every line of the batch's objects with its object key; `staged`: one row per
- * event id (columns id, time, type, workspace_id, project_id, tbl, op, key_id, after (JSON),
- * omitted (VARCHAR[]), tables (VARCHAR[]), event (JSON), object_key), in id order.
+ * event id (columns id, time, type, workspace_id, project_id, tbl, op, key_id, after (a STRUCT
+ * of the row image's typed columns), omitted (VARCHAR[]), tables (VARCHAR[]), event (JSON),
+ * object_key, and `fresh`: raw_events does not have it yet). The anti-join probes raw_events
+ * only where the batch's ids lie (ids grow with the LSN, so row-group zone maps skip the rest).
  */
 export function stageSql(files: ReadonlyArray<{ path: string; key: string }>): string[] {
   const keyOf = `CASE filename ${files.map((f) => `WHEN ${lit(f.path)} THEN ${lit(f.key)}`).join(' ')} END`;
   return [
     `CREATE OR REPLACE TEMP TABLE staged_lines AS
-      SELECT json_extract_string(json, '$.id') AS id, CAST(json_extract_string(json, '$.time') AS TIMESTAMPTZ) AS time,
-        json_extract_string(json, '$.type') AS type, json_extract_string(json, '$.workspaceid') AS workspace_id,
-        json_extract_string(json, '$.projectid') AS project_id, json_extract_string(json, '$.data.table') AS tbl,
-        json_extract_string(json, '$.data.op') AS op, json_extract_string(json, '$.data.key.id') AS key_id,
-        json_extract(json, '$.data.after') AS after, coalesce(CAST(json_extract(json, '$.data.omitted') AS VARCHAR[]), []) AS omitted,
-        coalesce(CAST(json_extract(json, '$.data.tables') AS VARCHAR[]), []) AS tables, json AS event, ${keyOf} AS object_key
-      FROM read_json_objects([${files.map((f) => lit(f.path)).join(', ')}], format = 'newline_delimited', compression = 'gzip', filename = true)`,
-    `CREATE OR REPLACE TEMP TABLE staged AS SELECT DISTINCT ON (id) * FROM staged_lines ORDER BY id, object_key`,
+      SELECT e.id, e.time, e.type, e.workspaceid AS workspace_id, e.projectid AS project_id, e.data.table AS tbl, e.data.op AS op, e.data.key.id AS key_id,
+        e.data.after AS after, coalesce(e.data.omitted, []) AS omitted, coalesce(e.data.tables, []) AS tables, event, object_key
+      FROM (SELECT json_transform(json, ${lit(ENVELOPE_SHAPE)}) AS e, json AS event, ${keyOf} AS object_key
+        FROM read_json_objects([${files.map((f) => lit(f.path)).join(', ')}], format = 'newline_delimited', compression = 'gzip', filename = true))`,
+    // The first copy of each id (by object key); rowid keeps the wide rows out of a sort.
+    `CREATE OR REPLACE TEMP TABLE staged AS
+      SELECT l.*, NOT EXISTS (SELECT 1 FROM raw_events r WHERE r.id = l.id) AS fresh FROM staged_lines l
+      WHERE l.rowid IN (SELECT arg_min(rowid, object_key) FROM staged_lines GROUP BY id)`,
   ];
 }
 
 export function insertRawSql(): string {
-  return `INSERT OR IGNORE INTO raw_events SELECT id, CAST(time AS DATE), time, type, workspace_id, project_id, tbl, op, key_id, event, object_key, now() FROM staged`;
+  return `INSERT INTO raw_events SELECT id, CAST(time AS DATE), time, type, workspace_id, project_id, tbl, op, key_id, event, object_key, now() FROM staged WHERE fresh`;
 }
+
+/** The curated tables the batch touches: the others' MERGEs would change nothing. */
+export const STAGED_TABLES_SQL = `SELECT DISTINCT tbl FROM staged WHERE op IN ('c', 'u', 'r', 'd')`;
 
 /** Each object's event count and how many of its events were new (raw_events keeps the object that brought an id first). */
 export function loadLogCountsSql(keys: readonly string[]): string {
   const list = keys.map(lit).join(', ');
   return `UPDATE load_log SET events = (SELECT count(*) FROM staged_lines l WHERE l.object_key = load_log.object_key),
-      new_events = (SELECT count(*) FROM raw_events r WHERE r.object_key = load_log.object_key)
+      new_events = (SELECT count(*) FROM staged s WHERE s.fresh AND s.object_key = load_log.object_key)
     WHERE object_key IN (${list})`;
 }
 
@@ -156,8 +183,8 @@ export function insertTruncationsSql(): string {
 /** What differs between the warehouses in the MERGE: the rest of the statement is shared. */
 export interface SqlDialect {
   name: 'duckdb' | 'snowflake';
-  /** The typed value of `field` of the JSON row image `json`. */
-  jsonValue(json: string, field: string, type: CuratedColumn['type']): string;
+  /** The typed value of column `field` of the staged row image `after` (DuckDB: a typed STRUCT; Snowflake: a VARIANT). */
+  rowValue(after: string, field: string, type: CuratedColumn['type']): string;
   /** The list/array `list` holds the string `value`. */
   contains(list: string, value: string): string;
   /** Largest `of` over the rows where `where` holds. */
@@ -170,7 +197,7 @@ export interface SqlDialect {
 
 export const DUCKDB: SqlDialect = {
   name: 'duckdb',
-  jsonValue: (json, field, type) => `CAST(json_extract_string(${json}, ${lit(`$.${field}`)}) AS ${type})`,
+  rowValue: (after, field) => `${after}.${q(field)}`,
   contains: (list, value) => `list_contains(${list}, ${lit(value)})`,
   maxWhere: (of, where) => `max(${of}) FILTER (WHERE ${where})`,
   argMaxWhere: (value, by, where) => `arg_max_null(${value}, ${by}) FILTER (WHERE ${where})`,
@@ -181,7 +208,7 @@ export const DUCKDB: SqlDialect = {
 export function mergeSql(e: CuratedEntity, d: SqlDialect = DUCKDB): string {
   const carries = (c: string) => `op <> 'd' AND NOT ${d.contains('omitted', c)}`;
   const source = `SELECT key_id, max(id) AS event_id, ${d.maxWhere('id', "op <> 'd'")} AS live_id, ${d.maxWhere('id', "op = 'd'")} AS deleted_id,
-      ${e.columns.map((c) => `${d.maxWhere('id', carries(c.name))} AS ${v(c.name)}, ${d.argMaxWhere(d.jsonValue('after', c.name, c.type), 'id', carries(c.name))} AS ${q(c.name)}`).join(',\n      ')}
+      ${e.columns.map((c) => `${d.maxWhere('id', carries(c.name))} AS ${v(c.name)}, ${d.argMaxWhere(d.rowValue('after', c.name, c.type), 'id', carries(c.name))} AS ${q(c.name)}`).join(',\n      ')}
     FROM staged WHERE tbl = ${lit(e.table)} AND op IN ('c', 'u', 'r', 'd') AND key_id IS NOT NULL GROUP BY key_id`;
   const newer = (c: string) => `s.${v(c)} > coalesce(t.${v(c)}, '')`;
   return `MERGE INTO ${stateTable(e)} t USING (${source}) s ON t.id = s.key_id
