@@ -1,11 +1,11 @@
 // Which columns an UPDATE changed. pgoutput's update carries the new row and, with the captured
-// tables' replica identity, the old key only when it changed — not which columns differ. The
-// trigger of db/migrations/0003_changed_columns.sql emits, after every row update, a
-// transactional logical message `taskflow.changed` {table, id, columns}; the decoder pairs the
+// tables' replica identity, the old key only when it changed — not which columns differ. On a
+// table opted in (db/migrations/0005: taskflow_capture_changed_columns), the trigger of
+// db/migrations/0003_changed_columns.sql emits, after every row update, a transactional logical
+// message `taskflow.changed` {table, id, columns}; the decoder pairs the
 // n-th message of a row with the n-th update of that row in the same transaction (an AFTER ROW
 // trigger fires once per updated row, in update order, even when it fires after the statement).
 import type pg from 'pg';
-import { TaskflowError } from '../lib/errors.js';
 
 export const CHANGED_COLUMNS_PREFIX = 'taskflow.changed';
 export const CHANGED_COLUMNS_TRIGGER = 'taskflow_changed_columns';
@@ -41,25 +41,19 @@ export class ChangedColumnsIndex {
 
 /**
  * `data.changed` of an update: the columns of `after` that the update changed, in `after`'s order;
- * without a message (trigger disabled, a session with session_replication_role = replica, WAL
- * from before the migration) every column of `after`, the most that can have changed.
+ * without a message (the table not opted in — the default —, a session with
+ * session_replication_role = replica) every column of `after`, the most that can have changed.
  */
 export function changedOf(afterColumns: readonly string[], changed: ReadonlySet<string> | undefined): string[] {
   return changed ? afterColumns.filter((c) => changed.has(c)) : [...afterColumns];
 }
 
-/** Refuses to capture a table whose updates would not say what changed (the trigger missing or disabled). */
-export async function checkChangedColumnsTriggers(db: Pick<pg.Client, 'query'>, tables: readonly string[]): Promise<void> {
+/** The tables of `tables` opted in to changed-column capture (the trigger present and enabled). */
+export async function changedColumnsTables(db: Pick<pg.Client, 'query'>, tables: readonly string[]): Promise<string[]> {
   const { rows } = await db.query<{ table: string }>(
     `SELECT c.relname AS table FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-      WHERE t.tgname = $1 AND t.tgenabled IN ('O', 'A') AND c.relname = ANY($2::text[]) AND pg_table_is_visible(c.oid)`,
+      WHERE t.tgname = $1 AND t.tgenabled IN ('O', 'A') AND c.relname = ANY($2::text[]) AND pg_table_is_visible(c.oid) ORDER BY 1`,
     [CHANGED_COLUMNS_TRIGGER, tables],
   );
-  const missing = tables.filter((t) => !rows.some((r) => r.table === t));
-  if (missing.length > 0) {
-    throw new TaskflowError(
-      'CHANGED_COLUMNS_TRIGGER_MISSING',
-      `table(s) ${missing.join(', ')} have no enabled ${CHANGED_COLUMNS_TRIGGER} trigger, so their updates could not say which columns changed: apply the migrations (taskflow db migrate) or re-enable the trigger`,
-    );
-  }
+  return rows.map((r) => r.table);
 }

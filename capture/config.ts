@@ -55,8 +55,6 @@ export interface CaptureConfig {
   snapshotChunkSize: number;
   /** Start even though the slot was recreated or advanced by someone else (events in the gap are lost). */
   acceptSlotGap: boolean;
-  /** Refuse to start while a captured table lacks the changed-columns trigger (changed-columns.ts). */
-  requireChangedColumns: boolean;
   dlqTable: string;
   /** Where the slot's identity and acknowledged position are recorded (DynamoDB). */
   checkpointsTable: string;
@@ -133,7 +131,6 @@ export const CAPTURE_SETTINGS = {
   initialSnapshot: boolSetting({ name: 'CAPTURE_INITIAL_SNAPSHOT', default: false, meaning: 'Snapshot existing rows on the first start (when the slot is created).' }),
   snapshotChunkSize: intSetting({ name: 'CAPTURE_SNAPSHOT_CHUNK_SIZE', default: 1000, min: 1, max: 100_000, meaning: 'Rows per snapshot chunk.' }),
   acceptSlotGap: boolSetting({ name: 'CAPTURE_ACCEPT_SLOT_GAP', default: false, meaning: 'Start even though the slot was recreated or advanced by someone else (events in the gap are lost).' }),
-  requireChangedColumns: boolSetting({ name: 'CAPTURE_REQUIRE_CHANGED_COLUMNS', default: true, meaning: "Refuse to start while a captured table lacks its enabled taskflow_changed_columns trigger; false: such tables' updates list every column in data.changed." }),
   dlqTable: stringSetting({ name: 'DYNAMODB_TABLE_DLQ', default: 'taskflow-dlq', meaning: 'Dead-letter table (lib/dlq.ts).' }),
   checkpointsTable: stringSetting({ name: 'DYNAMODB_TABLE_CHECKPOINTS', default: 'taskflow-checkpoints', meaning: "Where the slot's identity and acknowledged position are recorded." }),
   metricsPort: intSetting({ name: 'METRICS_PORT', default: 0, min: 0, max: 65535, meaning: 'Port of /metrics (Prometheus); 0 picks a free one.' }),
@@ -172,7 +169,6 @@ export function loadConfig(env: Env): CaptureConfig {
     initialSnapshot: s.initialSnapshot,
     snapshotChunkSize: s.snapshotChunkSize,
     acceptSlotGap: s.acceptSlotGap,
-    requireChangedColumns: s.requireChangedColumns,
     dlqTable: s.dlqTable,
     checkpointsTable: s.checkpointsTable,
     metricsPort: s.metricsPort,

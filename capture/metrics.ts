@@ -78,7 +78,7 @@ export function prometheusCaptureMetrics(registry: Registry): CaptureMetrics {
   const registers = [registry];
   const m = CAPTURE_METRICS;
   const events = new Counter({ name: m.events, help: 'Change events captured, by table and op', labelNames: ['table', 'op'] as const, registers });
-  const changedUnknown = new Counter({ name: m.changedUnknown, help: 'Updates decoded without a changed-columns message (their data.changed lists every column of after)', registers });
+  const changedUnknown = new Counter({ name: m.changedUnknown, help: 'Updates decoded without a changed-columns message, as every update of a table not opted in (their data.changed lists every column of after)', registers });
   const deadLetters = new Counter({ name: m.deadLetters, help: 'Changes put in the dead-letter store, by reason', labelNames: ['reason'] as const, registers });
   const batchRecords = new Histogram({ name: m.batchRecords, help: 'Kinesis records per PutRecords request', buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500], registers });
   const batchEvents = new Histogram({ name: m.batchEvents, help: 'Events per PutRecords request', buckets: [1, 5, 10, 50, 100, 500, 1000, 5000, 20000], registers });

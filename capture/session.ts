@@ -180,10 +180,8 @@ export class CaptureSession {
       this.ack.delivered(handle);
       if (handle.pending === 0) ports.metrics.transactionDelivered(Math.max(0, ports.now() - commitMs) / 1000);
     };
-    if (tx.changedUnknown > 0) {
-      ports.metrics.changedUnknown(tx.changedUnknown);
-      ports.logger.warn({ xid: tx.xid, lsn: formatLsn(tx.commitLsn), updates: tx.changedUnknown }, 'updates without a changed-columns message: their `changed` lists every column (is the taskflow_changed_columns trigger disabled?)');
-    }
+    // Every update of a table not opted in (the default) has no message: counted, not a warning.
+    if (tx.changedUnknown > 0) ports.metrics.changedUnknown(tx.changedUnknown);
     for (const ev of tx.events) {
       ports.metrics.eventCaptured(ev.table, ev.op);
       this.sendEvent(ev.partitionKey, ev.envelope, { table: ev.table, op: ev.op }, delivered);

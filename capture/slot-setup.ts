@@ -7,7 +7,7 @@ import { TaskflowError } from '../lib/errors.js';
 import { formatLsn, parseLsn } from '../lib/event-id.js';
 import type { Logger } from '../lib/logger.js';
 import { ENTITIES, type EntityName } from '../schemas/kinds.js';
-import { checkChangedColumnsTriggers } from './changed-columns.js';
+import { changedColumnsTables } from './changed-columns.js';
 import type { CaptureConfig } from './config.js';
 import { checkCaptureRole, currentRole } from './db-role.js';
 import { type SlotHolder, type SlotRecord, type SlotRecordStore, decideSlot, slotHolderAction } from './slot-guard.js';
@@ -29,7 +29,7 @@ export interface PreparedSlot {
   record: SlotRecord;
 }
 
-type SlotSettings = Pick<CaptureConfig, 'dbName' | 'slot' | 'publication' | 'allowSuperuser' | 'requireChangedColumns' | 'acceptSlotGap'>;
+type SlotSettings = Pick<CaptureConfig, 'dbName' | 'slot' | 'publication' | 'allowSuperuser' | 'acceptSlotGap'>;
 
 export class SlotSetup {
   constructor(
@@ -45,7 +45,7 @@ export class SlotSetup {
     const role = await currentRole(admin);
     checkCaptureRole(role, config.allowSuperuser);
     await this.ensurePublication(role.name);
-    if (config.requireChangedColumns) await checkChangedColumnsTriggers(admin, CAPTURED_TABLES);
+    logger.info({ tables: await changedColumnsTables(admin, CAPTURED_TABLES) }, "tables opted in to changed-column capture (the others' updates list every column)");
     const sys = await admin.query<{ system_identifier: string }>('SELECT system_identifier::text FROM pg_control_system()');
     const key = `${sys.rows[0]!.system_identifier}/${config.dbName}/${config.slot}`;
     const record = await this.slotRecords.get(key);

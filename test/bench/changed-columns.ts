@@ -3,8 +3,10 @@
 //
 // A throw-away Postgres 17 (wal_level=logical) runs title-only UPDATEs of tasks, one per
 // transaction, under three set-ups:
-//   none      the replica identity index alone (the stream cannot tell what changed)
-//   trigger   + db/migrations/0003's AFTER UPDATE trigger: a `taskflow.changed` logical message
+//   none      the default after the migrations (0005: changed-column capture is opt-in per table):
+//             the replica identity index alone, `changed` lists every column of `after`
+//   trigger   the table opted in (taskflow_capture_changed_columns): 0003's AFTER UPDATE trigger
+//             emits a `taskflow.changed` logical message
 //   full      REPLICA IDENTITY FULL instead (the old row in the WAL; capture could compare)
 // on rows with a short description and on rows whose 8 KB description is TOASTed out of line.
 // It reports WAL bytes per update (pg_current_wal_lsn before/after), the database backend's CPU
@@ -14,6 +16,8 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { changedColumnsTables } from '../../capture/changed-columns.js';
+import { CAPTURED_TABLES } from '../../capture/slot-setup.js';
 import { migrate } from '../../db/migrate.js';
 import { setupWorkloadTenants } from '../../db/workload.js';
 import { startPostgres } from '../../infra/local/postgres.js';
@@ -29,7 +33,7 @@ type Rows = (typeof ROWS)[number];
 
 
 async function configure(db: pg.Client, setup: Setup): Promise<void> {
-  await db.query(`ALTER TABLE tasks ${setup === 'trigger' ? 'ENABLE' : 'DISABLE'} TRIGGER taskflow_changed_columns`);
+  await db.query("SELECT taskflow_capture_changed_columns('tasks', $1)", [setup === 'trigger']);
   await db.query(setup === 'full' ? 'ALTER TABLE tasks REPLICA IDENTITY FULL' : 'ALTER TABLE tasks REPLICA IDENTITY USING INDEX tasks_identity');
 }
 
@@ -63,6 +67,9 @@ async function main(): Promise<void> {
     const tenants = await setupWorkloadTenants(url, { workspaces: 1, projectsPerWorkspace: 1, seed: 'bench-changed-columns', tasksPerProject: 1 });
     const db = new pg.Client(url);
     await db.connect();
+    // The default costs nothing: after the migrations no captured table has the trigger.
+    const tablesOptedInByDefault = (await changedColumnsTables(db, CAPTURED_TABLES)).length;
+    if (tablesOptedInByDefault !== 0) throw new Error(`${tablesOptedInByDefault} table(s) have the changed-columns trigger by default`);
     const ws = tenants.workspaces[0]!;
     const insert = (description: string) =>
       db.query<{ id: string }>(`INSERT INTO tasks (id, workspace_id, project_id, title, description) SELECT gen_random_uuid(), $1, $2, 'bench', ${description} FROM generate_series(1, 100) RETURNING id`, [ws.id, ws.projects[0]]);
@@ -72,7 +79,8 @@ async function main(): Promise<void> {
       toasted: (await insert("(SELECT string_agg(md5(random()::text), '') FROM generate_series(1, 256))")).rows.map((r) => r.id),
     };
 
-    // The application's role is no superuser: the trigger must work for it too.
+    // The application's role is no superuser: the trigger of a table opted in must work for it too.
+    await configure(db, 'trigger');
     await db.query("CREATE ROLE bench_app LOGIN PASSWORD 'bench'; GRANT SELECT, UPDATE ON tasks TO bench_app");
     const app = new pg.Client({ connectionString: url.replace(/\/\/[^@]+@/, '//bench_app:bench@') });
     await app.connect();
@@ -111,7 +119,7 @@ async function main(): Promise<void> {
           SETUPS.map((s) => `${s} ${metrics[`${kind}_${s}_wal_bytes_per_update`]} B WAL, ${metrics[`${kind}_${s}_db_cpu_us_per_update`]} µs CPU, ${metrics[`${kind}_${s}_updates_per_s`]}/s`).join(' | '),
       );
     }
-    const params = { updates_per_run: UPDATES, runs: RUNS, rows_per_kind: 100, toasted_description_bytes: 8192, note: 'one title-only UPDATE per transaction; medians; host shared with other work' };
+    const params = { tables_opted_in_by_default: tablesOptedInByDefault, updates_per_run: UPDATES, runs: RUNS, rows_per_kind: 100, toasted_description_bytes: 8192, note: 'one title-only UPDATE per transaction; medians; host shared with other work' };
     console.log(`wrote ${writeBenchResult('changed-columns', params, metrics)}`);
   } finally {
     await server.stop();

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import fc from 'fast-check';
 import pg from 'pg';
-import { checkChangedColumnsTriggers } from '../../capture/changed-columns.js';
+import { changedColumnsTables } from '../../capture/changed-columns.js';
 import { loadConfig } from '../../capture/config.js';
 import { type RunningCapture, startCapture } from '../../capture/main.js';
 import { CAPTURED_TABLES } from '../../capture/slot-setup.js';
@@ -37,6 +37,8 @@ beforeAll(async () => {
   await db.connect();
   const tenants = await setupWorkloadTenants(dbUrl, { workspaces: 1, projectsPerWorkspace: 1, seed: 'capture-fixture', tasksPerProject: 3 });
   ws = { id: tenants.workspaces[0]!.id, project: tenants.workspaces[0]!.projects[0]! };
+  // Changed-column capture is opt-in per table (db/migrations/0005): these tests check it on tasks.
+  await db.query("SELECT taskflow_capture_changed_columns('tasks')");
   history = await startHistoryRecorder(dbUrl, { slotName: uniqueName('truth') });
   const config = loadConfig({
     ...testStackEnv(),
@@ -135,17 +137,32 @@ describe('capture', () => {
     expect(changed(ids[2]!).slice(-2)).toEqual([['title', 'status'], []]);
   });
 
-  it('refuses to capture a table whose changed-columns trigger is missing or disabled', async () => {
-    const other = new pg.Client({ connectionString: await createTestDatabase('changed_triggers') });
-    await other.connect();
+  it('costs nothing by default: no table has the changed-columns trigger until it opts in', async () => {
+    const fresh = new pg.Client({ connectionString: await createTestDatabase('changed_default') });
+    await fresh.connect();
     try {
-      await expect(checkChangedColumnsTriggers(other, CAPTURED_TABLES)).resolves.toBeUndefined();
-      await other.query('ALTER TABLE comments DISABLE TRIGGER taskflow_changed_columns');
-      await other.query('DROP TRIGGER taskflow_changed_columns ON projects');
-      await expect(checkChangedColumnsTriggers(other, CAPTURED_TABLES)).rejects.toThrow(/^table\(s\) projects, comments have no enabled taskflow_changed_columns trigger/);
+      expect(await changedColumnsTables(fresh, CAPTURED_TABLES)).toEqual([]);
+      await fresh.query("SELECT taskflow_capture_changed_columns('comments')");
+      await fresh.query("SELECT taskflow_capture_changed_columns('comments')"); // idempotent
+      expect(await changedColumnsTables(fresh, CAPTURED_TABLES)).toEqual(['comments']);
+      await fresh.query("SELECT taskflow_capture_changed_columns('comments', false)");
+      expect(await changedColumnsTables(fresh, CAPTURED_TABLES)).toEqual([]);
     } finally {
-      await other.end();
+      await fresh.end();
     }
+  });
+
+  it("claims no more than it knows: a table not opted in lists every column of `after`, and opting in or out takes effect at the next transaction", async () => {
+    expect(await changedColumnsTables(db, CAPTURED_TABLES)).toEqual(['tasks']);
+    await db.query("UPDATE projects SET name = name || '.' WHERE id = $1", [ws.project]);
+    await db.query("SELECT taskflow_capture_changed_columns('projects')");
+    await db.query("UPDATE projects SET name = name || '!' WHERE id = $1", [ws.project]);
+    await db.query("SELECT taskflow_capture_changed_columns('projects', false)");
+    await db.query("UPDATE projects SET name = name || '?' WHERE id = $1", [ws.project]);
+    await caughtUp();
+    const updates = reader.events.filter((e) => e.data.op === 'u' && e.data.table === 'projects' && e.data.key.id === ws.project).slice(-3);
+    expect(updates.map((e) => e.data.changed)).toEqual([Object.keys(updates[0]!.data.after!), ['name'], Object.keys(updates[2]!.data.after!)]);
+    expect(updates[0]!.data.changed).toContain('archived');
   });
 
   it('follows ALTER TABLE ADD/DROP COLUMN while streaming, passing an unknown type as text', async () => {
