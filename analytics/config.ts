@@ -8,6 +8,7 @@ import { type Env, intSetting, optionalSetting, readSettings, str, stringSetting
 import { CONSUMER_SETTINGS, type ConsumerEnvConfig, loadConsumerConfig } from '../lib/kinesis-consumer/index.js';
 import { LOG_SETTINGS } from '../lib/logger.js';
 import { S3_DIR_SETTING } from '../lib/object-store.js';
+import { METRICS_SETTINGS } from '../lib/metrics.js';
 
 export interface ArchiverConfig {
   aws: AwsConfig;
@@ -17,18 +18,17 @@ export interface ArchiverConfig {
   deliveryStreamName: string;
   dlqTable: string;
   metricsPort: number;
+  metricsHost: string;
   /** Backoff ceiling for the first retry after throttling, and the largest delay. */
   backoff: { baseMs: number; maxMs: number };
 }
-
-const metricsPort = intSetting({ name: 'METRICS_PORT', default: 0, min: 0, max: 65535, meaning: 'Port of /metrics (Prometheus); 0 picks a free one.' });
 
 /** What the archiver reads (besides the consumer's, AWS and log settings). */
 export const ARCHIVER_SETTINGS = {
   consumerName: stringSetting({ name: 'ARCHIVER_CONSUMER_NAME', default: 'analytics-archiver', meaning: "Name of the archiver's leases and checkpoints (independent of every other reader's)." }),
   deliveryStreamName: stringSetting({ name: 'FIREHOSE_DELIVERY_STREAM', meaning: 'The Firehose delivery stream of the raw archive (FIREHOSE_ENDPOINT locally).' }),
   dlqTable: stringSetting({ name: tableEnvVar('dlq'), default: 'taskflow-dlq', meaning: 'Dead-letter table (lib/dlq.ts).' }),
-  metricsPort,
+  ...METRICS_SETTINGS,
   backoffBaseMs: intSetting({ name: 'ARCHIVER_BACKOFF_BASE_MS', default: 100, min: 1, meaning: 'Backoff ceiling of the first retry after Firehose throttles.' }),
   backoffMaxMs: intSetting({ name: 'ARCHIVER_BACKOFF_MAX_MS', default: 5_000, min: 1, meaning: 'Largest backoff delay.' }),
 };
@@ -45,6 +45,7 @@ export function loadArchiverConfig(env: Env): ArchiverConfig {
     deliveryStreamName: s.deliveryStreamName,
     dlqTable: s.dlqTable,
     metricsPort: s.metricsPort,
+    metricsHost: s.metricsHost,
     backoff: { baseMs: s.backoffBaseMs, maxMs: s.backoffMaxMs },
   };
 }
@@ -56,7 +57,7 @@ export const LOADER_SETTINGS = {
   s3Dir: S3_DIR_SETTING,
   warehousePath: optionalSetting({ name: 'WAREHOUSE_PATH', default: '<S3_DIR>/../warehouse.duckdb', meaning: 'The DuckDB warehouse file (one writing process per file).' }),
   pollIntervalMs: intSetting({ name: 'LOADER_POLL_INTERVAL_MS', default: 250, min: 10, meaning: 'Wait before listing the archive again when nothing was new.' }),
-  metricsPort,
+  ...METRICS_SETTINGS,
   dqIntervalMs: intSetting({ name: 'DQ_INTERVAL_MS', default: 60_000, min: 0, meaning: 'The loader runs the data-quality checks after a load at most this often; 0 never.' }),
   dqFreshnessMaxSeconds: intSetting({ name: 'DQ_FRESHNESS_MAX_SECONDS', default: 900, min: 1, meaning: 'Freshness check: the newest event may be at most this old.' }),
   dqSettleSeconds: intSetting({ name: 'DQ_SETTLE_SECONDS', default: 60, min: 0, meaning: 'Volume check: how old a transaction must be before it is expected complete.' }),
@@ -82,6 +83,7 @@ export interface LoaderConfig {
   warehousePath: string;
   pollIntervalMs: number;
   metricsPort: number;
+  metricsHost: string;
   dq: DqConfig;
 }
 
@@ -109,6 +111,7 @@ export function loadLoaderConfig(env: Env): LoaderConfig {
     warehousePath: str(env, 'WAREHOUSE_PATH', s3Dir ? join(s3Dir, '..', 'warehouse.duckdb') : undefined),
     pollIntervalMs: LOADER_SETTINGS.pollIntervalMs.read(env),
     metricsPort: LOADER_SETTINGS.metricsPort.read(env),
+    metricsHost: LOADER_SETTINGS.metricsHost.read(env),
     dq: loadDqConfig(env),
   };
 }

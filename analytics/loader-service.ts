@@ -61,13 +61,21 @@ export async function startLoader(config: LoaderConfig, logger: Logger): Promise
     }
   };
   const loader = new Loader(archiveStore(config), config.archive.prefix, warehouse, logger, metrics);
-  const metricsServer = await serveMetrics(registry, config.metricsPort);
+  // Ready while the last load pass succeeded (archive and warehouse reachable); wedged when no
+  // pass ended for ten minutes beyond the poll interval (a large backlog is one long pass).
+  let lastPass = { endedAt: Date.now(), ok: false };
+  const metricsServer = await serveMetrics(registry, { port: config.metricsPort, host: config.metricsHost }, {
+    live: () => ({ ok: Date.now() - lastPass.endedAt <= config.pollIntervalMs + 600_000 }),
+    ready: () => ({ ok: lastPass.ok }),
+  });
   const stopping = new AbortController();
   const loop = (async () => {
     while (!stopping.signal.aborted) {
       try {
         if ((await loader.loadNew()) > 0) await dataQuality();
+        lastPass = { endedAt: Date.now(), ok: true };
       } catch (err) {
+        lastPass = { endedAt: Date.now(), ok: false };
         metrics.failed();
         logger.warn({ err }, 'load pass failed; retrying at the next poll');
       }

@@ -5,7 +5,7 @@ import { createDynamoClient, createFirehoseClient, createKinesisClient } from '.
 import { DynamoDeadLetterStore } from '../lib/dlq.js';
 import { createConsumer, type Consumer } from '../lib/kinesis-consumer/index.js';
 import type { Logger } from '../lib/logger.js';
-import { createRegistry, serveMetrics } from '../lib/metrics.js';
+import { consumerProbes, createRegistry, serveMetrics } from '../lib/metrics.js';
 import { validateEvent } from '../schemas/validate.js';
 import { ArchiverShardProcessor } from './archiver.js';
 import type { ArchiverConfig } from './config.js';
@@ -35,7 +35,7 @@ export async function startArchiver(config: ArchiverConfig, logger: Logger): Pro
     metrics: registry,
     logger,
   });
-  const metricsServer = await serveMetrics(registry, config.metricsPort);
+  const metricsServer = await serveMetrics(registry, { port: config.metricsPort, host: config.metricsHost }, consumerProbes(consumer));
   await consumer.start();
   logger.info({ metrics: metricsServer.url, deliveryStream: config.deliveryStreamName, consumer: config.consumerName, workerId: config.consumer.workerId }, 'archiver started');
   const close = (s: Server) => new Promise<void>((resolve) => s.close(() => resolve()));

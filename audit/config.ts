@@ -9,6 +9,7 @@ import { ConfigError } from '../lib/errors.js';
 import { CONSUMER_SETTINGS, type ConsumerEnvConfig, loadConsumerConfig } from '../lib/kinesis-consumer/index.js';
 import { LOG_SETTINGS } from '../lib/logger.js';
 import { S3_DIR_SETTING } from '../lib/object-store.js';
+import { METRICS_SETTINGS } from '../lib/metrics.js';
 
 /** `taskflow dev`'s audit key, created on first use beside its JWT secret; production takes AUDIT_KEY from its secret store. */
 export const DEV_AUDIT_KEY_FILE = '.taskflow/dev-audit-key';
@@ -23,6 +24,7 @@ export interface AuditConfig {
   /** Key of the pseudonyms and row digests (HMAC-SHA256), per environment. */
   key: Uint8Array;
   metricsPort: number;
+  metricsHost: string;
   /** Workspaces whose last event id the checkpoint keeps. */
   maxMarks: number;
 }
@@ -37,7 +39,7 @@ export const AUDIT_SETTINGS = {
   s3Dir: S3_DIR_SETTING,
   key: optionalSetting({ name: 'AUDIT_KEY', default: 'unset: AUDIT_KEY_FILE', meaning: `Key of the actor pseudonyms and row digests (HMAC-SHA256, at least ${MIN_KEY_CHARS} characters), per environment.` }),
   keyFile: optionalSetting({ name: 'AUDIT_KEY_FILE', default: 'required without AUDIT_KEY', meaning: `File holding that key (\`npm start\` creates ${DEV_AUDIT_KEY_FILE}).` }),
-  metricsPort: intSetting({ name: 'METRICS_PORT', default: 0, min: 0, max: 65535, meaning: 'Port of /metrics (Prometheus); 0 picks a free one.' }),
+  ...METRICS_SETTINGS,
   maxMarks: intSetting({ name: 'AUDIT_MAX_MARKS', default: 3000, min: 1, max: 4000, meaning: 'Workspaces whose last event id the checkpoint keeps.' }),
 };
 
@@ -71,7 +73,7 @@ export function auditStoreDir(env: Env): string {
 }
 
 export function loadConfig(env: Env): AuditConfig {
-  const s = readSettings(env, { consumerName: AUDIT_SETTINGS.consumerName, dlqTable: AUDIT_SETTINGS.dlqTable, metricsPort: AUDIT_SETTINGS.metricsPort, maxMarks: AUDIT_SETTINGS.maxMarks });
+  const s = readSettings(env, { consumerName: AUDIT_SETTINGS.consumerName, dlqTable: AUDIT_SETTINGS.dlqTable, metricsPort: AUDIT_SETTINGS.metricsPort, metricsHost: AUDIT_SETTINGS.metricsHost, maxMarks: AUDIT_SETTINGS.maxMarks });
   return {
     aws: loadAwsConfig(env),
     consumer: loadConsumerConfig(env),
@@ -80,6 +82,7 @@ export function loadConfig(env: Env): AuditConfig {
     storeDir: auditStoreDir(env),
     key: loadAuditKey(env),
     metricsPort: s.metricsPort,
+    metricsHost: s.metricsHost,
     maxMarks: s.maxMarks,
   };
 }

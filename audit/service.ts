@@ -5,7 +5,7 @@ import { createDynamoClient, createKinesisClient } from '../lib/aws.js';
 import { DynamoDeadLetterStore } from '../lib/dlq.js';
 import { createConsumer, type Consumer } from '../lib/kinesis-consumer/index.js';
 import type { Logger } from '../lib/logger.js';
-import { createRegistry, serveMetrics } from '../lib/metrics.js';
+import { consumerProbes, createRegistry, serveMetrics } from '../lib/metrics.js';
 import { validateEvent } from '../schemas/validate.js';
 import type { AuditConfig } from './config.js';
 import { prometheusAuditMetrics } from './metrics.js';
@@ -46,7 +46,7 @@ export async function startAudit(config: AuditConfig, logger: Logger, store: Aud
     metrics: registry,
     logger,
   });
-  const metricsServer = await serveMetrics(registry, config.metricsPort);
+  const metricsServer = await serveMetrics(registry, { port: config.metricsPort, host: config.metricsHost }, consumerProbes(consumer));
   await consumer.start();
   logger.info({ metrics: metricsServer.url, store: config.storeDir, consumer: config.consumerName, workerId: config.consumer.workerId }, 'audit started');
   return {

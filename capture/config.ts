@@ -21,6 +21,7 @@ import {
 import { DEV_MODE_SETTINGS, isDevelopment } from '../lib/dev-mode.js';
 import { ConfigError } from '../lib/errors.js';
 import { LOG_SETTINGS } from '../lib/logger.js';
+import { METRICS_SETTINGS } from '../lib/metrics.js';
 import { COMPRESSIONS, type Compression } from '../lib/record-codec.js';
 
 export interface CaptureConfig {
@@ -59,6 +60,7 @@ export interface CaptureConfig {
   /** Where the slot's identity and acknowledged position are recorded (DynamoDB). */
   checkpointsTable: string;
   metricsPort: number;
+  metricsHost: string;
   /** Development mode only (lib/dev-mode.ts): elsewhere capture refuses a superuser (db-role.ts). */
   allowSuperuser: boolean;
   /** When a workspace counts as nearing its shard's write limit (hot-workspaces.ts). */
@@ -133,7 +135,7 @@ export const CAPTURE_SETTINGS = {
   acceptSlotGap: boolSetting({ name: 'CAPTURE_ACCEPT_SLOT_GAP', default: false, meaning: 'Start even though the slot was recreated or advanced by someone else (events in the gap are lost).' }),
   dlqTable: stringSetting({ name: 'DYNAMODB_TABLE_DLQ', default: 'taskflow-dlq', meaning: 'Dead-letter table (lib/dlq.ts).' }),
   checkpointsTable: stringSetting({ name: 'DYNAMODB_TABLE_CHECKPOINTS', default: 'taskflow-checkpoints', meaning: "Where the slot's identity and acknowledged position are recorded." }),
-  metricsPort: intSetting({ name: 'METRICS_PORT', default: 0, min: 0, max: 65535, meaning: 'Port of /metrics (Prometheus); 0 picks a free one.' }),
+  ...METRICS_SETTINGS,
   hotThreshold: fractionSetting('CAPTURE_HOT_WORKSPACE_THRESHOLD', '0.8', "Share of one shard's write limit at which a workspace is reported hot."),
   hotClearBelow: fractionSetting('CAPTURE_HOT_WORKSPACE_CLEAR_BELOW', '3/4 of the threshold', 'Share below which a hot workspace is reported cooled; below the threshold.'),
   hotWindowMs: intSetting({ name: 'CAPTURE_HOT_WORKSPACE_WINDOW_MS', default: 5000, min: 1000, max: 300_000, meaning: 'Sliding window of the hot-workspace rates.' }),
@@ -172,6 +174,7 @@ export function loadConfig(env: Env): CaptureConfig {
     dlqTable: s.dlqTable,
     checkpointsTable: s.checkpointsTable,
     metricsPort: s.metricsPort,
+    metricsHost: s.metricsHost,
     allowSuperuser: isDevelopment(env),
     hotWorkspaces: { threshold, clearBelow, windowMs: s.hotWindowMs, maxTracked: s.hotMaxTracked },
   };

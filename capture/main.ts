@@ -25,8 +25,6 @@ export async function startCapture(config: CaptureConfig, logger: Logger, wrapPu
   const dynamo = createDynamoClient(config.aws);
   const registry = createRegistry('capture');
   const metrics = prometheusCaptureMetrics(registry);
-  const { server, url } = await serveMetrics(registry, config.metricsPort);
-  logger.info({ url }, 'metrics endpoint');
   const service = new CaptureService({
     config,
     logger,
@@ -35,6 +33,8 @@ export async function startCapture(config: CaptureConfig, logger: Logger, wrapPu
     slotRecords: new DynamoSlotRecordStore(dynamo, config.checkpointsTable),
     put: wrapPut(kinesisPutRecords(kinesis, config.streamName)),
   });
+  const { server, url } = await serveMetrics(registry, { port: config.metricsPort, host: config.metricsHost }, { live: () => ({ ok: true }), ready: () => service.health() });
+  logger.info({ url }, 'metrics endpoint');
   const snapshots = new SnapshotRunner(service.pool, snapshotJobStore(dynamo, config), { chunkSize: config.snapshotChunkSize, source: config.source, db: config.dbName, logger });
   service.setObserver(snapshots);
   if (config.initialSnapshot) {

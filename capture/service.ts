@@ -10,6 +10,7 @@ import type { DeadLetterStore } from '../lib/dlq.js';
 import { TaskflowError } from '../lib/errors.js';
 import { formatLsn, parseLsn } from '../lib/event-id.js';
 import type { Logger } from '../lib/logger.js';
+import type { ProbeResult } from '../lib/metrics.js';
 import { retry } from '../lib/retry.js';
 import { replicationSocketBackpressure } from './backpressure.js';
 import { KINESIS_LIMITS } from './batcher.js';
@@ -53,6 +54,9 @@ interface Running {
 /** A session ended while it was young: the next one waits out a backoff first. */
 class SessionEnded extends Error {}
 
+/** Where the service is: reading the slot, waiting for another instance to let go of it, ... */
+export type CapturePhase = 'preparing' | 'standby' | 'streaming' | 'reconnecting' | 'stopping';
+
 export class CaptureService {
   private readonly admin: pg.Pool;
   private readonly slots: SlotSetup;
@@ -65,6 +69,7 @@ export class CaptureService {
   private record: SlotRecord | undefined;
   private observer: StreamObserver = {};
   private running: Promise<void> | undefined;
+  private phase: CapturePhase = 'preparing';
   /** Set once the slot exists and the first session is streaming. */
   readonly ready: Promise<{ firstStart: boolean }>;
   private resolveReady!: (v: { firstStart: boolean }) => void;
@@ -91,6 +96,7 @@ export class CaptureService {
 
   async stop(): Promise<void> {
     this.stopping.abort();
+    this.phase = 'stopping';
     const r = this.current;
     if (r) {
       // Let what was read reach Kinesis and confirm it, so a restart resends little.
@@ -102,6 +108,15 @@ export class CaptureService {
     }
     await this.running?.catch(() => undefined);
     await this.admin.end();
+  }
+
+  /**
+   * /readyz (lib/metrics.ts): ready while streaming from the slot, and also while standing by
+   * for it with the database answering: a standby that never became ready would hold every
+   * rolling update and, under the PodDisruptionBudget, every node drain of the active pod.
+   */
+  health(): ProbeResult {
+    return { ok: this.phase === 'streaming' || this.phase === 'standby', phase: this.phase, slot: this.deps.config.slot };
   }
 
   /** The pool capture uses for its own queries (heartbeats, slot statistics, snapshots). */
@@ -139,6 +154,7 @@ export class CaptureService {
             if (!this.stopped) logger.warn({ err: describe(err) }, 'replication session ended with an error');
           });
           if (this.stopped) return;
+          this.phase = 'reconnecting';
           this.metrics.sessionRestarted();
           if (Date.now() - startedAt < HEALTHY_SESSION_MS) throw new SessionEnded();
         },
@@ -158,7 +174,7 @@ export class CaptureService {
   private async runSession(onStreaming: () => void): Promise<void> {
     const { config, logger } = this.deps;
     const applicationName = replicationApplicationName(config.instanceId);
-    await this.slots.waitUntilFree(applicationName, this.stopping.signal);
+    await this.slots.waitUntilFree(applicationName, this.stopping.signal, () => (this.phase = 'standby'));
     if (this.stopped) return;
     const start = await this.slots.confirmedLsn();
     const repl = new LogicalReplicationService(
@@ -198,6 +214,7 @@ export class CaptureService {
       void this.endSession(r);
     });
     repl.on('start', () => {
+      this.phase = 'streaming';
       logger.info({ slot: config.slot, from: formatLsn(start) }, 'streaming from the slot');
       onStreaming();
       this.observer.onStreaming?.();

@@ -84,9 +84,10 @@ export class SlotSetup {
    * Returns once the slot has no reader (slot-guard.ts slotHolderAction): a walsender left by
    * this instance's previous process is terminated at once; another instance's (the active one
    * of an active/standby pair) is waited for, looking every SLOT_POLL_MS, so a standby takes over
-   * within that of the active one letting go rather than after a growing backoff.
+   * within that of the active one letting go rather than after a growing backoff. `onStandby`
+   * is told each time it finds another instance reading.
    */
-  async waitUntilFree(applicationName: string, signal: AbortSignal): Promise<void> {
+  async waitUntilFree(applicationName: string, signal: AbortSignal, onStandby: () => void = () => undefined): Promise<void> {
     let waitingFor: string | undefined;
     while (!signal.aborted) {
       const action = slotHolderAction(await this.slotHolder(), applicationName);
@@ -96,6 +97,7 @@ export class SlotSetup {
         await this.admin.query('SELECT pg_terminate_backend($1, $2)', [action.pid, TERMINATE_WAIT_MS]);
         continue;
       }
+      onStandby();
       if (waitingFor !== action.holder) this.logger.info({ holder: action.holder, slot: this.config.slot }, 'standby: the slot is read by another instance; waiting for it');
       waitingFor = action.holder;
       await sleep(SLOT_POLL_MS, signal);

@@ -7,6 +7,7 @@ import { type Env, boolSetting, intSetting, oneOfSetting, optionalSetting, readS
 import { JWT_SETTINGS, type JwtConfig, loadJwtConfig } from '../lib/jwt.js';
 import { DEV_MODE_SETTINGS } from '../lib/dev-mode.js';
 import { LOG_SETTINGS } from '../lib/logger.js';
+import { METRICS_SETTINGS } from '../lib/metrics.js';
 import { IOT_CORE_MAX_MESSAGE_BYTES, type PayloadMode } from './messages.js';
 
 export interface RouterConfig {
@@ -34,6 +35,7 @@ export interface RouterConfig {
   /** Per user: replay requests per second, burst, and requests in flight (router/user-limits.ts). */
   replayLimits: { ratePerSec: number; burst: number; maxConcurrent: number; maxUsers: number };
   metricsPort: number;
+  metricsHost: string;
   pollIntervalMs: number;
   /** Least time between two GetRecords calls on a shard: Kinesis allows 5/s per shard shared by all polling readers. */
   minCallSpacingMs: number;
@@ -83,7 +85,7 @@ export const ROUTER_SETTINGS = {
   replayRatePerUser: intSetting({ name: 'REPLAY_RATE_PER_USER', default: 20, min: 1, meaning: 'Replay requests per second one user may make (token bucket; 429 beyond it).' }),
   replayBurstPerUser: intSetting({ name: 'REPLAY_BURST_PER_USER', default: 100, min: 1, meaning: 'Replay requests one user may make at once before the rate applies.' }),
   replayConcurrencyPerUser: intSetting({ name: 'REPLAY_CONCURRENCY_PER_USER', default: 50, min: 1, meaning: 'Replay requests of one user in flight at a time.' }),
-  metricsPort: intSetting({ name: 'METRICS_PORT', default: 0, min: 0, max: 65535, meaning: 'Port of /metrics (Prometheus); 0 picks a free one.' }),
+  ...METRICS_SETTINGS,
   pollIntervalMs: intSetting({ name: 'ROUTER_POLL_INTERVAL_MS', default: 200, min: 1, meaning: 'Wait before the next GetRecords on a shard that returned nothing.' }),
   minCallSpacingMs: intSetting({ name: 'ROUTER_MIN_CALL_SPACING_MS', default: 200, min: 0, meaning: 'Least time between two GetRecords calls on a shard (Kinesis allows 5/s per shard, shared by all polling readers).' }),
   workerId: optionalSetting({ name: 'KINESIS_WORKER_ID', default: '<hostname>-<pid>', meaning: "This instance's lease owner id: stable across its restarts (a StatefulSet pod's name) so a restarted router takes its leases back at once, unique among live instances." }),
@@ -124,6 +126,7 @@ export function loadConfig(env: Env): RouterConfig {
     replayMaxLimit: s.replayMaxLimit,
     replayLimits: { ratePerSec: s.replayRatePerUser, burst: s.replayBurstPerUser, maxConcurrent: s.replayConcurrencyPerUser, maxUsers: 100_000 },
     metricsPort: s.metricsPort,
+    metricsHost: s.metricsHost,
     pollIntervalMs: s.pollIntervalMs,
     minCallSpacingMs: s.minCallSpacingMs,
     workerId: s.workerId ?? `${hostname()}-${process.pid}`,

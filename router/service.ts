@@ -8,7 +8,7 @@ import { DynamoDeadLetterStore } from '../lib/dlq.js';
 import { createVerifier, signDevToken } from '../lib/jwt.js';
 import { createConsumer, type Consumer } from '../lib/kinesis-consumer/index.js';
 import type { Logger } from '../lib/logger.js';
-import { createRegistry, serveMetrics } from '../lib/metrics.js';
+import { consumerProbes, createRegistry, serveMetrics } from '../lib/metrics.js';
 import { validateEvent } from '../schemas/validate.js';
 import type { RouterConfig } from './config.js';
 import { DynamoChangelogStore } from './dynamo-changelog.js';
@@ -131,7 +131,8 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
 
   const verify = createVerifier(config.jwt);
   const replay = await startReplayServer({ store: changelog, verify, memberships: (u) => projection.memberships(u), maxLimit: config.replayMaxLimit, limiter: new PerUserLimiter(config.replayLimits), logger }, config.replayPort);
-  const metricsServer = await serveMetrics(registry, config.metricsPort);
+  // Ready while this instance can hold leases; one holding none still serves replay, so it is ready too.
+  const metricsServer = await serveMetrics(registry, { port: config.metricsPort, host: config.metricsHost }, consumerProbes(consumer));
   await consumer.start();
   logger.info({ replay: replay.url, metrics: metricsServer.url, workerId, publisher: config.publisher, windowMs: config.windowMs, mode: config.payloadMode }, 'router started');
 

@@ -9,6 +9,7 @@ import { ConfigError } from '../lib/errors.js';
 import { JWT_SETTINGS, type JwtConfig, loadJwtConfig } from '../lib/jwt.js';
 import { CONSUMER_SETTINGS, type ConsumerEnvConfig, loadConsumerConfig } from '../lib/kinesis-consumer/index.js';
 import { LOG_SETTINGS } from '../lib/logger.js';
+import { METRICS_SETTINGS } from '../lib/metrics.js';
 
 export type SearchEngine = { kind: 'sqlite'; path: string } | { kind: 'opensearch'; url: string; alias: string };
 
@@ -21,6 +22,7 @@ export interface SearchConfig {
   jwt: JwtConfig;
   port: number;
   metricsPort: number;
+  metricsHost: string;
   /** Upper bound of `limit` (and its default). */
   maxResults: number;
   /** Per user: search requests per second, burst, and requests in flight (lib/user-limits.ts). */
@@ -36,7 +38,7 @@ export const SEARCH_SETTINGS = {
   opensearchUrl: optionalSetting({ name: 'OPENSEARCH_URL', type: 'URL', default: 'required with opensearch', meaning: 'The OpenSearch cluster.' }),
   opensearchAlias: stringSetting({ name: 'OPENSEARCH_ALIAS', default: 'taskflow-search', meaning: 'The OpenSearch alias of the index.' }),
   port: intSetting({ name: 'SEARCH_PORT', default: 0, min: 0, max: 65535, meaning: 'Port of the search API; 0 picks a free one.' }),
-  metricsPort: intSetting({ name: 'METRICS_PORT', default: 0, min: 0, max: 65535, meaning: 'Port of /metrics (Prometheus); 0 picks a free one.' }),
+  ...METRICS_SETTINGS,
   maxResults: intSetting({ name: 'SEARCH_MAX_RESULTS', default: 50, min: 1, max: 500, meaning: 'Upper bound of a query\'s `limit`, and its default.' }),
   // The replay API's defaults: a search box sends one query per typing pause, far below them.
   ratePerUser: intSetting({ name: 'SEARCH_RATE_PER_USER', default: 20, min: 1, meaning: 'Search requests per second one user may make (token bucket; 429 beyond it).' }),
@@ -64,6 +66,7 @@ export function loadConfig(env: Env): SearchConfig {
     jwt: loadJwtConfig(env),
     port: s.port,
     metricsPort: s.metricsPort,
+    metricsHost: s.metricsHost,
     maxResults: s.maxResults,
     limits: { ratePerSec: s.ratePerUser, burst: s.burstPerUser, maxConcurrent: s.concurrencyPerUser, maxUsers: 100_000 },
   };

@@ -7,7 +7,7 @@ import { DynamoDeadLetterStore } from '../lib/dlq.js';
 import { createVerifier } from '../lib/jwt.js';
 import { createConsumer, type Consumer } from '../lib/kinesis-consumer/index.js';
 import type { Logger } from '../lib/logger.js';
-import { createRegistry, serveMetrics } from '../lib/metrics.js';
+import { consumerProbes, createRegistry, serveMetrics } from '../lib/metrics.js';
 import { PerUserLimiter } from '../lib/user-limits.js';
 import { validateEvent } from '../schemas/validate.js';
 import { startSearchServer } from './api.js';
@@ -56,7 +56,7 @@ export async function startSearch(config: SearchConfig, logger: Logger): Promise
   });
 
   const api = await startSearchServer({ index, verify: createVerifier(config.jwt), maxResults: config.maxResults, limiter: new PerUserLimiter(config.limits), metrics: metrics.queries, logger }, config.port);
-  const metricsServer = await serveMetrics(registry, config.metricsPort);
+  const metricsServer = await serveMetrics(registry, { port: config.metricsPort, host: config.metricsHost }, consumerProbes(consumer));
   await consumer.start();
   logger.info({ api: api.url, metrics: metricsServer.url, engine: config.engine.kind, workerId: config.consumer.workerId }, 'search started');
 

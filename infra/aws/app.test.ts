@@ -129,7 +129,7 @@ describe('services stack and manifests', () => {
     expect(router.some((a) => a === '*' || a === 'iot:*' || a === 'dynamodb:*')).toBe(false);
   });
 
-  it('runs the router as a StatefulSet with HPA and PDB, capture as a fixed pair, both probed on /metrics', () => {
+  it('runs the router as a StatefulSet with HPA and PDB, capture as a fixed pair, both probed on /healthz and /readyz on all interfaces', () => {
     const docs = (name: string) => {
       const w = workloads('taskflow-changes').find((x) => x.name === name);
       if (!w) throw new Error(name);
@@ -139,8 +139,10 @@ describe('services stack and manifests', () => {
     expect(router.map((d) => d.kind)).toEqual(['ServiceAccount', 'Service', 'StatefulSet', 'PodDisruptionBudget', 'HorizontalPodAutoscaler']);
     expect(router[0]?.metadata.annotations?.['eks.amazonaws.com/role-arn']).toBe('arn:aws:iam::1:role/r');
     const container = JSON.stringify(router[2]);
-    expect(container).toContain('"readinessProbe":{"httpGet":{"path":"/metrics"');
-    expect(container).toContain('"livenessProbe":{"httpGet":{"path":"/metrics"');
+    expect(container).toContain('"readinessProbe":{"httpGet":{"path":"/readyz","port":"metrics"');
+    expect(container).toContain('"livenessProbe":{"httpGet":{"path":"/healthz","port":"metrics"');
+    // On 127.0.0.1 (the default) the kubelet, which probes the pod's IP, would never get an answer.
+    for (const name of ['router', 'capture']) expect(JSON.stringify(docs(name))).toContain('"name":"METRICS_HOST","value":"0.0.0.0"');
     expect(container).toContain('"name":"ROUTER_PAYLOAD_MODE","value":"thin"');
     expect(container).toContain('"name":"KINESIS_WORKER_ID","valueFrom":{"fieldRef":{"fieldPath":"metadata.name"}}');
     expect(JSON.stringify(docs('capture'))).toContain('"name":"CAPTURE_INSTANCE_ID","valueFrom":{"fieldRef":{"fieldPath":"metadata.name"}}');

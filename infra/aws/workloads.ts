@@ -60,20 +60,22 @@ export function serviceAccountName(w: Pick<Workload, 'name'>): string {
 export function manifests(w: Workload, opts: { namespace: string; image: string; roleArn: string; region: string }): Manifest[] {
   const labels = { 'app.kubernetes.io/name': w.name, 'app.kubernetes.io/part-of': 'taskflow' };
   const metadata = { name: w.name, namespace: opts.namespace, labels };
-  const probe = (initialDelaySeconds: number) => ({ httpGet: { path: '/metrics', port: 'metrics' }, initialDelaySeconds, periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 3 });
+  // lib/metrics.ts: /healthz fails only for a wedged process (restart it), /readyz while the
+  // service cannot work (no leases table, no slot): out of the Service, and rollouts wait.
+  const probe = (path: '/healthz' | '/readyz', initialDelaySeconds: number, failureThreshold: number) => ({ httpGet: { path, port: 'metrics' }, initialDelaySeconds, periodSeconds: 10, timeoutSeconds: 3, failureThreshold });
   const container = {
     name: w.name,
     image: opts.image,
     args: w.args,
     env: [
-      ...Object.entries({ ...w.env, AWS_REGION: opts.region, METRICS_PORT: String(METRICS_PORT) }).map(([name, value]) => ({ name, value })),
+      ...Object.entries({ ...w.env, AWS_REGION: opts.region, METRICS_PORT: String(METRICS_PORT), METRICS_HOST: '0.0.0.0' }).map(([name, value]) => ({ name, value })),
       // A restarted pod keeps its name, so it takes its own leases (or slot) back at once.
       ...(w.instanceIdEnv ? [{ name: w.instanceIdEnv, valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }] : []),
     ],
     ports: [{ name: 'metrics', containerPort: METRICS_PORT }, ...Object.entries(w.ports ?? {}).map(([name, containerPort]) => ({ name, containerPort }))],
     resources: { requests: { cpu: `${w.cpuMillis}m`, memory: `${w.memoryMi}Mi` }, limits: { memory: `${w.memoryMi}Mi` } },
-    readinessProbe: probe(5),
-    livenessProbe: probe(30),
+    readinessProbe: probe('/readyz', 5, 3),
+    livenessProbe: probe('/healthz', 30, 6),
     securityContext: { runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
   };
   const podSpec = {

@@ -62,6 +62,36 @@ export interface Consumer {
   stop(mode?: StopMode): Promise<void>;
   /** Shard ids whose leases this worker holds now. */
   heldShards(): string[];
+  /** What /healthz and /readyz report (lib/metrics.ts); `now` for tests. */
+  health(now?: number): ConsumerHealth;
+}
+
+export interface ConsumerHealth {
+  /** Started, and the lease table answered within the failover time: this worker can hold leases. */
+  ready: boolean;
+  /** False when the lease loop has not finished a cycle for far longer than it should (wedged). */
+  live: boolean;
+  leasesHeld: number;
+  /** Milliseconds since the last lease cycle that reached the lease table, if any did. */
+  sinceLeaseTableMs: number | undefined;
+}
+
+/**
+ * Readiness and liveness from the lease loop's clock (pure, so it is tested without timers):
+ * a worker is ready while its last good cycle is at most one failover time old (beyond that its
+ * own leases are as good as lost); it is wedged when no cycle at all, good or failed, ended for
+ * ten failover times or a minute, whichever is longer: DynamoDB being down is no reason to restart.
+ */
+export function consumerHealth(s: { running: boolean; failoverMs: number; lastGoodCycleAt: number | undefined; lastCycleEndedAt: number | undefined; startedAt: number | undefined; leasesHeld: number }, now: number): ConsumerHealth {
+  const sinceGood = s.lastGoodCycleAt === undefined ? undefined : now - s.lastGoodCycleAt;
+  const lastActivity = s.lastCycleEndedAt ?? s.startedAt;
+  const wedgedAfter = Math.max(60_000, 10 * s.failoverMs);
+  return {
+    ready: s.running && sinceGood !== undefined && sinceGood <= s.failoverMs,
+    live: !s.running || lastActivity === undefined || now - lastActivity <= wedgedAfter,
+    leasesHeld: s.leasesHeld,
+    sinceLeaseTableMs: sinceGood,
+  };
 }
 
 export async function listShards(kinesis: KinesisClient, streamName: string): Promise<ShardInfo[]> {
@@ -144,6 +174,9 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
   const renewEveryMs = failoverMs / 3;
   const cycleMs = failoverMs / 6;
   let lastRenewalAt = Number.NEGATIVE_INFINITY;
+  let startedAt: number | undefined;
+  let lastGoodCycleAt: number | undefined;
+  let lastCycleEndedAt: number | undefined;
   const leaseCycle = async () => {
     try {
       const now = Date.now();
@@ -167,8 +200,11 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
         });
       }
       metrics.leasesHeld(coordinator.heldKeys().length);
+      lastGoodCycleAt = Date.now();
     } catch (err) {
       logger.warn({ err }, 'lease cycle failed; retrying on the next cycle');
+    } finally {
+      lastCycleEndedAt = Date.now();
     }
   };
 
@@ -196,6 +232,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       // Fail fast on a missing stream or lease table; later cycles log and retry instead.
       await coordinator.syncShards(await listShards(opts.kinesis, opts.streamName));
       running = true;
+      startedAt = Date.now();
       await leaseCycle();
       scheduleLease(cycleMs);
       scheduleSync(opts.shardSyncIntervalMs ?? 60_000);
@@ -216,6 +253,10 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
 
     heldShards() {
       return coordinator.heldKeys();
+    },
+
+    health(now = Date.now()) {
+      return consumerHealth({ running, failoverMs, lastGoodCycleAt, lastCycleEndedAt, startedAt, leasesHeld: coordinator.heldKeys().length }, now);
     },
   };
 }

@@ -1,5 +1,5 @@
 // The reusable Kinesis consumer (KCL's lease design in TypeScript). Start with README.md here.
-export { createConsumer, listShards, type Consumer, type ConsumerOptions } from './consumer.js';
+export { consumerHealth, createConsumer, listShards, type Consumer, type ConsumerHealth, type ConsumerOptions } from './consumer.js';
 export { CONSUMER_SETTINGS, loadConsumerConfig, type ConsumerEnvConfig } from './config.js';
 export type { Checkpointer, ProcessBatch, ShardInit, ShardProcessor, ShutdownReason, UserRecord } from './processor.js';
 export { LeaseLostError } from './coordinator.js';

@@ -51,6 +51,25 @@ afterAll(async () => {
 });
 
 describe('recovery after a SIGKILL', () => {
+  it('has every instance live and ready on its probes: the active capture, the standby waiting for the slot, both routers', async () => {
+    const probe = async (instance: string, path: string) => {
+      const r = await fetch(`${services.metricsBase[instance]}${path}`);
+      return { status: r.status, body: (await r.json()) as { phase?: string; leasesHeld?: number } };
+    };
+    // Ready is reached once a lease cycle has run; the standby's phase once it polled the slot.
+    const ready = await waitFor(
+      async () => {
+        const all = await Promise.all(['capture-0', 'capture-1', 'router-0', 'router-1'].map((i) => probe(i, '/readyz')));
+        return all.every((p) => p.status === 200) ? all : undefined;
+      },
+      () => 'every instance to answer 200 on /readyz',
+      30_000,
+    );
+    expect(ready.slice(0, 2).map((p) => p.body.phase).sort()).toEqual(['standby', 'streaming']);
+    expect(ready[2]!.body.leasesHeld! + ready[3]!.body.leasesHeld!).toBe(2);
+    for (const i of ['capture-0', 'capture-1', 'router-0', 'router-1']) expect((await probe(i, '/healthz')).status).toBe(200);
+  });
+
   it('a standby capture and a peer router each deliver again within 3 s of the kill, losing nothing', async () => {
     const tenantOptions = { workspaces: 2, projectsPerWorkspace: 2, seed: uniqueName('recovery') };
     const tenants = await setupWorkloadTenants(pipeline.databaseUrl, tenantOptions);

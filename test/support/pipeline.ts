@@ -196,6 +196,8 @@ export interface SupervisedPipelineServices {
   lines: ServiceLogLine[];
   /** The first router's replay API (a fixed port, so it stays put across restarts). */
   replayUrl: string;
+  /** Each instance's metrics server (/metrics, /healthz, /readyz), e.g. http://127.0.0.1:9400. */
+  metricsBase: Record<string, string>;
   /** Resolves once every instance has started (a standby capture: once it waits for the slot). */
   ready(timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
@@ -224,6 +226,7 @@ export async function supervisePipelineServices(
     if (i === 0) replayUrl = `http://127.0.0.1:${replay}`;
     instances.push({ name: `router-${i}`, service: 'router', env: { KINESIS_WORKER_ID: `router-${i}`, REPLAY_PORT: String(replay), METRICS_PORT: String(await freePort()) } });
   }
+  const metricsBase = Object.fromEntries(instances.map((i) => [i.name, `http://127.0.0.1:${i.env.METRICS_PORT}`]));
   const serviceOf = new Map(instances.map((i) => [i.name, i.service]));
   const lines: ServiceLogLine[] = [];
   const supervisor = superviseServices(
@@ -248,6 +251,7 @@ export async function supervisePipelineServices(
     supervisor,
     lines,
     replayUrl,
+    metricsBase,
     // The first capture is started first and so, in practice, the active one.
     async ready(timeoutMs = 90_000) {
       await waitFor(() => instances.every((i) => started(i.name, i.service)) && lines.some((l) => l.msg === 'streaming from the slot'), () => 'every capture and router instance to start', timeoutMs);
