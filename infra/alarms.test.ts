@@ -8,6 +8,8 @@ import { prometheusCaptureMetrics } from '../capture/metrics.js';
 import { prometheusConsumerMetrics } from '../lib/kinesis-consumer/metrics.js';
 import { prometheusRouterMetrics } from '../router/metrics.js';
 import { prometheusSearchMetrics } from '../search/metrics.js';
+import { prometheusArchiverMetrics } from '../analytics/metrics.js';
+import { HEALTH_METRICS } from '../clients/demo-board/health.js';
 import { alarms, metricNames, prometheusRules } from './alarms.js';
 import { grafanaDashboard, PANELS, panelMetrics, prometheusThreshold } from './dashboard.js';
 
@@ -22,6 +24,7 @@ function declaredMetrics(): Set<string> {
   prometheusRouterMetrics(registry);
   prometheusAuditMetrics(registry);
   prometheusSearchMetrics(registry);
+  prometheusArchiverMetrics(registry);
   const consumer = prometheusConsumerMetrics(registry, 'router', 'w1');
   consumer.iteratorAge('shard-0', 0);
   return new Set(registry.getMetricsAsArray().map((m) => m.name));
@@ -75,6 +78,13 @@ describe('Grafana dashboard', () => {
     const missing = panelMetrics().filter((m) => !declared.has(m));
     expect(missing).toEqual([]);
     expect(PANELS.length).toBeGreaterThan(5);
+  });
+
+  it('charts every service metric the local health page charts (the board’s own browser latency aside), and the services declare them', () => {
+    const declared = declaredMetrics();
+    const health = Object.entries(HEALTH_METRICS).flatMap(([k, v]) => (k === 'commitToClient' ? [] : typeof v === 'string' ? [v] : [...v]));
+    expect(health.filter((m) => !declared.has(m))).toEqual([]);
+    expect(health.filter((m) => !panelMetrics().includes(m))).toEqual([]);
   });
 
   it('infra/prometheus/grafana-dashboard.json is the one built from the panels (regenerate: taskflow infra grafana)', () => {

@@ -26,6 +26,9 @@ export const PANELS: readonly Panel[] = [
     exprs: [
       { expr: 'sum(rate(taskflow_capture_dead_letters_total[5m]))', legend: 'capture' },
       { expr: 'sum by (reason) (rate(taskflow_router_dlq_total[5m]))', legend: 'router {{reason}}' },
+      { expr: 'sum(rate(taskflow_search_dlq_total[5m]))', legend: 'search' },
+      { expr: 'sum(rate(taskflow_audit_dlq_total[5m]))', legend: 'audit' },
+      { expr: 'sum(rate(taskflow_archiver_dlq_total[5m]))', legend: 'archiver' },
     ],
     unit: 'ops',
   },

@@ -3,12 +3,13 @@
 //
 // Settings: BOARD_SETTINGS below, JWT_SETTINGS (lib/jwt.ts) and LOG_LEVEL.
 import pg from 'pg';
-import { type Env, intSetting, optionalSetting, readSettings, settingsHelp, stringSetting, uniqueSettings, urlSetting } from '../../lib/config.js';
+import { type Env, customSetting, intSetting, optionalSetting, readSettings, settingsHelp, stringSetting, uniqueSettings, urlSetting } from '../../lib/config.js';
 import { DEV_MODE_SETTINGS, requireDevelopment } from '../../lib/dev-mode.js';
 import { JWT_SETTINGS, loadJwtConfig, signDevToken } from '../../lib/jwt.js';
 import { createLogger, LOG_SETTINGS } from '../../lib/logger.js';
-import { TaskflowError } from '../../lib/errors.js';
+import { ConfigError, TaskflowError } from '../../lib/errors.js';
 import { DEMO } from '../../db/seed.js';
+import type { MetricsSource } from '../../clients/demo-board/health.js';
 import { demoSessions, startBoardServer } from '../../clients/demo-board/server.js';
 import type { Command } from '../command.js';
 
@@ -18,6 +19,28 @@ export interface BoardConfig {
   replayUrl: string;
   searchUrl?: string;
   port: number;
+  healthSources: MetricsSource[];
+}
+
+/**
+ * name=url pairs, comma-separated; unset: every <NAME>_METRICS_URL in the environment (taskflow
+ * dev hands each service the URL of every endpoint, e.g. ROUTER_METRICS_URL), /metrics appended.
+ */
+export function healthSources(env: Env): MetricsSource[] {
+  const raw = env.BOARD_HEALTH_SOURCES;
+  if (raw) {
+    return raw.split(',').map((pair) => {
+      const m = /^\s*([\w-]+)=(\S+)\s*$/.exec(pair);
+      if (!m || !URL.canParse(m[2]!)) throw new ConfigError('BOARD_HEALTH_SOURCES', `must be name=url pairs separated by commas, got "${pair}"`);
+      return { name: m[1]!, url: m[2]! };
+    });
+  }
+  return Object.entries(env)
+    .flatMap(([k, v]) => {
+      const m = /^([A-Z0-9_]+)_METRICS_URL$/.exec(k);
+      return m && v ? [{ name: m[1]!.toLowerCase().replace(/_/g, '-'), url: `${v.replace(/\/$/, '')}/metrics` }] : [];
+    })
+    .sort((a, b) => a.name.localeCompare(b.name));
 }
 
 export const BOARD_SETTINGS = {
@@ -26,6 +49,13 @@ export const BOARD_SETTINGS = {
   replayUrl: urlSetting({ name: 'REPLAY_URL', meaning: "The router's replay API." }),
   searchUrl: optionalSetting({ name: 'SEARCH_URL', type: 'URL', default: 'none: no search box', meaning: 'The search API the search box queries.' }),
   port: intSetting({ name: 'BOARD_PORT', default: 18088, min: 0, max: 65535, meaning: 'Port of the page and its API.' }),
+  healthSources: customSetting({
+    name: 'BOARD_HEALTH_SOURCES',
+    type: 'name=URL,...',
+    default: 'every <NAME>_METRICS_URL (taskflow dev sets them)',
+    meaning: "The services' /metrics the pipeline health page (/health) charts.",
+    read: healthSources,
+  }),
 };
 
 export const BOARD_SETTING_LIST = uniqueSettings(BOARD_SETTINGS, JWT_SETTINGS, DEV_MODE_SETTINGS, LOG_SETTINGS);
@@ -57,6 +87,7 @@ export const command: Command = {
       pool,
       port: config.port,
       logger,
+      healthSources: config.healthSources,
       session: demoSessions({
         users: DEMO.users,
         workspaceId: DEMO.workspaceId,
@@ -69,7 +100,7 @@ export const command: Command = {
       }),
     });
     logger.warn({ url: board.url }, 'demo board listening: development only, /api/session gives anyone a demo user\'s token');
-    console.log(`demo board: ${board.url}`);
+    console.log(`demo board: ${board.url} (pipeline health: ${board.url}health, from ${config.healthSources.map((s) => s.name).join(', ') || 'no service metrics'})`);
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);

@@ -72,6 +72,7 @@ function applyChange(event: ChangeEvent): void {
   probe.applied.push(event.id);
   const latency = Date.now() - Date.parse(event.time);
   probe.latenciesMs.push(latency);
+  unreported.push(latency);
   $('#latency').textContent = `last change: ${latency} ms commit → screen`;
   render(table === 'tasks' ? id : undefined);
 }
@@ -187,7 +188,18 @@ function setUpSearch(searchUrl: string): void {
   }
 }
 
+/** Latencies not yet sent to the board's server, which charts them on the health page (/health). */
+let unreported: number[] = [];
+function reportLatencies(): void {
+  if (!unreported.length) return;
+  const latenciesMs = unreported.splice(0, 1000);
+  fetch('/api/client-latency', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ latenciesMs }) }).catch(() => {
+    unreported = [...latenciesMs, ...unreported].slice(-1000); // the next report takes them
+  });
+}
+
 async function main(): Promise<void> {
+  setInterval(reportLatencies, 2000);
   session = await api<Session>('/api/session');
   if (session.searchUrl) setUpSearch(session.searchUrl);
   $('#new-task').onsubmit = (e) => {

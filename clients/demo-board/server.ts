@@ -10,7 +10,10 @@ import type { Env } from '../../lib/config.js';
 import { requireDevelopment } from '../../lib/dev-mode.js';
 import { TaskflowError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
+import { Histogram } from 'prom-client';
+import { createRegistry } from '../../lib/metrics.js';
 import { BadRequest, NotFound, addComment, createTask, loadBoard, requireUuid, updateTask } from './api.js';
+import { HEALTH_METRICS, HealthSampler, type MetricsSource } from './health.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -68,7 +71,26 @@ export interface BoardServerOptions {
   logger: Logger;
   /** The session handed to a page: which demo user it acts as, where the pipeline is. */
   session(userId: string | undefined): Promise<BoardSession>;
+  /** The services' /metrics the health page (/health) charts; none: it charts the board's own. */
+  healthSources?: readonly MetricsSource[];
+  /** How often the health page's figures are sampled (ms). */
+  healthEveryMs?: number;
 }
+
+/** What the page reports of the changes it showed: commit → screen latency, as seen by browsers. */
+function boardMetrics() {
+  const registry = createRegistry('board', false);
+  const commitToClient = new Histogram({
+    name: HEALTH_METRICS.commitToClient,
+    help: 'Commit time to the change on a board page, per change, as the pages report it',
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10],
+    registers: [registry],
+  });
+  return { registry, commitToClient };
+}
+
+/** A page reports at most this many latencies per request (it sends every couple of seconds). */
+const MAX_LATENCIES_PER_REPORT = 1000;
 
 async function bundleApp(): Promise<string> {
   const result = await build({
@@ -108,8 +130,11 @@ function send(res: ServerResponse, status: number, body: unknown, type = 'applic
 }
 
 export async function startBoardServer(opts: BoardServerOptions): Promise<{ server: Server; url: string; close(): Promise<void> }> {
-  const [html, appJs] = await Promise.all([readFile(join(here, 'index.html'), 'utf8'), bundleApp()]);
+  const [html, healthHtml, appJs] = await Promise.all([readFile(join(here, 'index.html'), 'utf8'), readFile(join(here, 'health.html'), 'utf8'), bundleApp()]);
   const { pool, logger } = opts;
+  const metrics = boardMetrics();
+  const sampler = new HealthSampler(() => opts.healthSources ?? [], { everyMs: opts.healthEveryMs ?? 2000, windowMs: 30_000, keep: 300, local: () => metrics.registry.metrics() });
+  sampler.start();
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://board');
@@ -118,6 +143,18 @@ export async function startBoardServer(opts: BoardServerOptions): Promise<{ serv
     if (method === 'GET' && url.pathname === '/') return send(res, 200, html, 'text/html; charset=utf-8');
     if (method === 'GET' && url.pathname === '/app.js') return send(res, 200, appJs, 'text/javascript; charset=utf-8');
     if (method === 'GET' && url.pathname === '/healthz') return send(res, 200, { ok: true });
+    if (method === 'GET' && url.pathname === '/health') return send(res, 200, healthHtml, 'text/html; charset=utf-8');
+    if (method === 'GET' && url.pathname === '/api/health') return send(res, 200, sampler.snapshot());
+    if (method === 'GET' && url.pathname === '/metrics') return send(res, 200, await metrics.registry.metrics(), metrics.registry.contentType);
+    if (method === 'POST' && url.pathname === '/api/client-latency') {
+      const body = (await readJson(req)) as { latenciesMs?: unknown };
+      const list = body.latenciesMs;
+      if (!Array.isArray(list) || list.length > MAX_LATENCIES_PER_REPORT || !list.every((x) => typeof x === 'number' && Number.isFinite(x) && x >= 0)) {
+        throw new BadRequest(`latenciesMs must be an array of at most ${MAX_LATENCIES_PER_REPORT} non-negative numbers`);
+      }
+      for (const ms of list as number[]) metrics.commitToClient.observe(ms / 1000);
+      return send(res, 204, '', 'text/plain');
+    }
     if (method === 'GET' && url.pathname === '/favicon.ico') return send(res, 204, '', 'image/x-icon');
     if (method === 'GET' && url.pathname === '/api/session') {
       return send(res, 200, await opts.session(url.searchParams.get('user') ?? undefined));
@@ -163,6 +200,9 @@ export async function startBoardServer(opts: BoardServerOptions): Promise<{ serv
   return {
     server,
     url: `http://${opts.host ?? '127.0.0.1'}:${port}/`,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () => {
+      sampler.stop();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
   };
 }

@@ -35,5 +35,7 @@ export const DEV_HTTP_PORTS = {
   'router-metrics': 18091,
   search: 18092,
   'search-metrics': 18093,
+  'archiver-metrics': 18094,
+  'loader-metrics': 18095,
   'audit-metrics': 18096,
 } as const;

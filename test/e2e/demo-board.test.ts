@@ -45,6 +45,12 @@ beforeAll(async () => {
     pool,
     port: 0,
     logger: silentLogger,
+    healthSources: [
+      { name: 'capture', url: pipeline.capture.metricsUrl },
+      { name: 'router', url: pipeline.router.metricsUrl },
+      { name: 'search', url: search.metricsUrl },
+    ],
+    healthEveryMs: 500,
     session: demoSessions({
       users: DEMO.users,
       workspaceId: DEMO.workspaceId,
@@ -152,4 +158,36 @@ describe('demo board in a real browser', () => {
     await page.locator('.card.selected .title', { hasText: word }).waitFor({ timeout: 5_000 });
     expect(await page.inputValue('#detail-title')).toBe(`Feed the ${word}`);
   }, 60_000);
+
+  it('links to the pipeline health page, whose charts show the live figures of the services and of the board’s browsers', async () => {
+    const { page } = await openBoard();
+    // A change shown on this page: its commit → screen latency goes to the board's server.
+    const { rows } = await pool.query<{ id: string }>('SELECT id FROM tasks WHERE workspace_id = $1 AND project_id = $2 ORDER BY position LIMIT 1', [DEMO.workspaceId, DEMO.projectId]);
+    const title = `Watched from the health page ${Date.now()}`;
+    await pool.query('UPDATE tasks SET title = $1, updated_at = now() WHERE id = $2', [title, rows[0]!.id]);
+    await page.locator('.card .title', { hasText: title }).waitFor({ timeout: 15_000 });
+
+    const [health] = await Promise.all([page.context().waitForEvent('page'), page.click('#health-link')]);
+    await health.waitForLoadState();
+    expect(new URL(health.url()).pathname).toBe('/health');
+    const latest = async (chart: string) => JSON.parse((await health.getAttribute(`#${chart}`, 'data-latest')) ?? '{}') as Record<string, number | null>;
+    const figures = await waitFor(
+      async () => {
+        const f = { client: await latest('commit-to-client'), lag: await latest('capture-lag'), age: await latest('iterator-age'), perChange: await latest('messages-per-change'), dlq: await latest('dlq') };
+        return typeof f.client['client p95'] === 'number' && typeof f.lag.lag === 'number' && typeof f.age.router === 'number' && typeof f.age.search === 'number' && 'router' in f.dlq ? f : undefined;
+      },
+      () => 'the health page to chart client latency, capture lag, both consumers’ iterator age and dead letters',
+      60_000,
+    );
+    expect(figures.client['client p95']).toBeGreaterThan(0);
+    expect(figures.lag.lag).toBeGreaterThanOrEqual(0);
+    const sources = await health.evaluate(() => (window as unknown as { taskflowHealth: { sources: { name: string; ok: boolean }[] } }).taskflowHealth.sources);
+    expect(sources).toEqual([
+      { name: 'capture', url: pipeline.capture.metricsUrl, ok: true },
+      { name: 'router', url: pipeline.router.metricsUrl, ok: true },
+      { name: 'search', url: search.metricsUrl, ok: true },
+    ]);
+    // Every chart drew a line once there was data (no chart left on "no data yet").
+    for (const chart of ['commit-to-client', 'capture-lag', 'iterator-age']) expect(await health.locator(`#${chart} svg polyline`).count()).toBeGreaterThan(0);
+  }, 90_000);
 });
