@@ -12,6 +12,7 @@ import { CAPTURE_SETTING_LIST, loadConfig as loadCaptureConfig } from '../captur
 import type { AnySetting, Env } from '../lib/config.js';
 import { CONSUMER_SETTINGS, loadConsumerConfig } from '../lib/kinesis-consumer/config.js';
 import { ROUTER_SETTING_LIST, loadConfig as loadRouterConfig } from '../router/config.js';
+import { NOTIFICATION_SETTING_LIST, loadConfig as loadNotificationsConfig } from '../notifications/config.js';
 import { SEARCH_SETTING_LIST, loadConfig as loadSearchConfig } from '../search/config.js';
 import { BOARD_SETTING_LIST, loadConfig as loadBoardConfig } from './commands/board.js';
 import { commandNames, loadCommand } from './command.js';
@@ -85,6 +86,7 @@ describe('settings: declared once, all in --help, all in the README', () => {
     { command: 'board', settings: BOARD_SETTING_LIST, reads: readsOf(loadBoardConfig, { DATABASE_URL: 'postgres://127.0.0.1/taskflow', MQTT_WS_URL: 'ws://127.0.0.1:1', REPLAY_URL: 'http://127.0.0.1:2' }) },
     { command: 'search', settings: SEARCH_SETTING_LIST, reads: readsOf(loadSearchConfig, { SEARCH_DB_PATH: '/x/search.db', JWT_SECRET: 'x'.repeat(32) }) },
     { command: 'search', settings: SEARCH_SETTING_LIST, reads: readsOf(loadSearchConfig, { SEARCH_ENGINE: 'opensearch', OPENSEARCH_URL: 'http://127.0.0.1:3', JWT_SECRET: 'x'.repeat(32) }) },
+    { command: 'notifications', settings: NOTIFICATION_SETTING_LIST, reads: readsOf(loadNotificationsConfig, { JWT_SECRET: 'x'.repeat(32) }) },
     { command: 'audit', settings: AUDIT_SETTING_LIST, reads: readsOf(loadAuditConfig, { S3_DIR: '/x/s3', AUDIT_KEY: 'k'.repeat(32) }) },
     { command: 'analytics', settings: ARCHIVER_SETTING_LIST, reads: readsOf(loadArchiverConfig, { FIREHOSE_DELIVERY_STREAM: 'f' }) },
     { command: 'analytics', settings: LOADER_SETTING_LIST, reads: readsOf(loadLoaderConfig, { ARCHIVE_BUCKET: 'b', S3_DIR: '/x/s3' }) },

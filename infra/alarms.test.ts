@@ -7,6 +7,7 @@ import { prometheusAuditMetrics } from '../audit/metrics.js';
 import { prometheusCaptureMetrics } from '../capture/metrics.js';
 import { prometheusConsumerMetrics } from '../lib/kinesis-consumer/metrics.js';
 import { prometheusRouterMetrics } from '../router/metrics.js';
+import { prometheusNotificationMetrics } from '../notifications/metrics.js';
 import { prometheusSearchMetrics } from '../search/metrics.js';
 import { prometheusArchiverMetrics } from '../analytics/metrics.js';
 import { HEALTH_METRICS } from '../clients/demo-board/health.js';
@@ -25,6 +26,7 @@ function declaredMetrics(): Set<string> {
   prometheusAuditMetrics(registry);
   prometheusSearchMetrics(registry);
   prometheusArchiverMetrics(registry);
+  prometheusNotificationMetrics(registry);
   const consumer = prometheusConsumerMetrics(registry, 'router', 'w1');
   consumer.iteratorAge('shard-0', 0);
   return new Set(registry.getMetricsAsArray().map((m) => m.name));

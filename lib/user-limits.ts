@@ -2,7 +2,7 @@
 // so one abusive or buggy client cannot take the changelog store's capacity from everyone else.
 // Time is passed in; at most `maxUsers` idle users are remembered (memory stays bounded — a
 // forgotten user starts again with a full bucket, which the burst bounds).
-import { createBucket, take, type TokenBucket } from './rate-limit.js';
+import { createBucket, take, type TokenBucket } from '../lib/rate-limit.js';
 
 export interface UserLimits {
   ratePerSec: number;

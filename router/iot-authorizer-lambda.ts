@@ -5,7 +5,7 @@ import { createDynamoClient, loadAwsConfig } from '../lib/aws.js';
 import { type Env, str, tableEnvVar } from '../lib/config.js';
 import { createVerifier, loadJwtConfig } from '../lib/jwt.js';
 import { createIotAuthorizer, type IotAuthorizerEvent, type IotAuthorizerResponse } from './iot-authorizer.js';
-import { DynamoMembershipProjection } from './memberships.js';
+import { DynamoMembershipProjection } from '../lib/dynamo-memberships.js';
 
 export function authorizerFromEnv(env: Env): (event: IotAuthorizerEvent) => Promise<IotAuthorizerResponse> {
   const aws = loadAwsConfig(env);

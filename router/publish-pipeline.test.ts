@@ -6,7 +6,7 @@ import { gunzipSync } from 'node:zlib';
 import type { RouterEvent } from './event.js';
 import { PublishPipeline } from './publish-pipeline.js';
 import type { ConnectionRevoker } from './connection-revoker.js';
-import type { Publisher } from './publishers.js';
+import type { Publisher } from '../lib/publishers.js';
 import type { SequencedChange } from './sequencer.js';
 
 const projects = [

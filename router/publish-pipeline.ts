@@ -17,7 +17,7 @@ import { projectTopic, type OutboundMessage } from './messages.js';
 import { noopPublishMetrics, type PublishMetrics } from './metrics.js';
 import type { Logger } from '../lib/logger.js';
 import type { ConnectionRevoker } from './connection-revoker.js';
-import type { Publisher } from './publishers.js';
+import type { Publisher } from '../lib/publishers.js';
 import { RevocationHolds } from './revocation-hold.js';
 import type { SequencedChange } from './sequencer.js';
 import type { ChangeSink } from './shard-router.js';

@@ -12,11 +12,11 @@ import { consumerProbes, createRegistry, serveMetrics } from '../lib/metrics.js'
 import { validateEvent } from '../schemas/validate.js';
 import type { RouterConfig } from './config.js';
 import { DynamoChangelogStore } from './dynamo-changelog.js';
-import { DynamoMembershipProjection } from './memberships.js';
+import { DynamoMembershipProjection } from '../lib/dynamo-memberships.js';
 import { prometheusRouterMetrics } from './metrics.js';
 import { PublishPipeline } from './publish-pipeline.js';
 import { IotConnectionRevoker } from './connection-revoker.js';
-import { IotDataPublisher, MqttPublisherPool, type Publisher } from './publishers.js';
+import { IotDataPublisher, MqttPublisherPool, type Publisher } from '../lib/publishers.js';
 import { startReplayServer } from './replay-server.js';
 import { PerUserLimiter } from '../lib/user-limits.js';
 import { RouterShardProcessor } from './shard-processor.js';

@@ -7,7 +7,7 @@ import { sampleEvent } from '../schemas/fixtures.js';
 import { validateEvent } from '../schemas/validate.js';
 import { MemoryChangelogStore } from './changelog.js';
 import { PublishPipeline } from './publish-pipeline.js';
-import type { Publisher } from './publishers.js';
+import type { Publisher } from '../lib/publishers.js';
 import { RouterShardProcessor } from './shard-processor.js';
 
 const WS = '11111111-1111-4111-8111-111111111111';

@@ -46,6 +46,10 @@ async function devRun(dataDir: string, stateFile: string): Promise<{ output: str
     if (Date.now() > deadline) throw new Error(`search did not start:\n${output}`);
     await new Promise((r) => setTimeout(r, 200));
   }
+  while (!(await fetch(`${info.http.notifications}/healthz`).then((r) => r.ok, () => false))) {
+    if (Date.now() > deadline) throw new Error(`notifications did not start:\n${output}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
   process.kill(-child.pid!, 'SIGINT');
   expect(await exited).toBe(0);
   return { output, info };
@@ -62,6 +66,8 @@ describe('taskflow dev', () => {
       // Search runs with the rest; its index is a file under the data dir, kept for the next start.
       expect(first.output).toMatch(/services +.*\bsearch\b/);
       expect(first.info.http.search).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      expect(first.output).toMatch(/services +.*\bnotifications\b/);
+      expect(first.info.http.notifications).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
       expect(existsSync(join(dataDir, 'search', 'search.db'))).toBe(true);
       expect(existsSync(stateFile)).toBe(false);
 

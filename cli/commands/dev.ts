@@ -29,7 +29,7 @@ import { createVerifier, DEV_SECRET_FILE, loadJwtConfig, loadOrCreateDevSecret, 
 import { stackEnv } from '../../lib/stack-info.js';
 // The launcher knows the services (never the other way round): the broker's membership policy
 // reads the projection the router maintains.
-import { DynamoMembershipProjection } from '../../router/memberships.js';
+import { DynamoMembershipProjection } from '../../lib/dynamo-memberships.js';
 import { DEV_AUDIT_KEY_FILE } from '../../audit/config.js';
 import type { Command } from '../command.js';
 
@@ -72,6 +72,12 @@ const SERVICES: readonly ServiceDef[] = [
     serves: { search: 'SEARCH_PORT', 'search-metrics': 'METRICS_PORT' },
     env: (ctx) => Promise.resolve({ KINESIS_WORKER_ID: 'search-0', SEARCH_DB_PATH: join(ctx.dataDir, 'search', 'search.db') }),
   },
+  // Publishes on the users' topics through the broker, as the router does on the projects'.
+  {
+    name: 'notifications',
+    serves: { notifications: 'NOTIFICATIONS_PORT', 'notifications-metrics': 'METRICS_PORT' },
+    env: async (ctx) => ({ KINESIS_WORKER_ID: 'notifications-0', NOTIFICATIONS_MQTT_PASSWORD: await ctx.serviceToken(NOTIFICATIONS_SERVICE_USER) }),
+  },
   { name: 'board', serves: { board: 'BOARD_PORT' }, needs: ['replay'] },
   // A stable worker id like the router's; the pseudonym key stays on this machine (created once, 0600) like the dev JWT secret.
   { name: 'audit', serves: { 'audit-metrics': 'METRICS_PORT' }, env: () => Promise.resolve({ KINESIS_WORKER_ID: 'audit-0', AUDIT_KEY_FILE: devAuditKeyFile() }) },
@@ -86,6 +92,7 @@ function devAuditKeyFile(): string {
 }
 
 const ROUTER_SERVICE_USER = 'service:router';
+const NOTIFICATIONS_SERVICE_USER = 'service:notifications';
 const SERVICE_TOKEN_TTL_SECONDS = 7 * 24 * 3600;
 
 const servedBy = (s: ServiceDef): Endpoint[] => Object.keys(s.serves ?? {}) as Endpoint[];
@@ -180,7 +187,7 @@ async function runDev(argv: string[]): Promise<number> {
       brokerAuth = createBrokerAuth({
         verify: createVerifier(jwt),
         memberships: (userId) => projection.memberships(userId),
-        serviceUserIds: [ROUTER_SERVICE_USER],
+        serviceUserIds: [ROUTER_SERVICE_USER, NOTIFICATIONS_SERVICE_USER],
       });
       return brokerAuth.hooks;
     },

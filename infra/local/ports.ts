@@ -38,4 +38,6 @@ export const DEV_HTTP_PORTS = {
   'archiver-metrics': 18094,
   'loader-metrics': 18095,
   'audit-metrics': 18096,
+  notifications: 18097,
+  'notifications-metrics': 18098,
 } as const;

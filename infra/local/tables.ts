@@ -3,6 +3,8 @@
 // (stackEnv: DYNAMODB_TABLE_<KEY>), never through this file. Append new tables here.
 import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import { DLQ_TABLE, DLQ_TABLE_SPEC } from '../../lib/dlq.js';
+import { MEMBERSHIP_TABLE_KEY } from '../../lib/dynamo-memberships.js';
+import { NOTIFICATION_TABLES } from '../../notifications/tables.js';
 import { LEASE_TABLE_KEY } from '../../lib/kinesis-consumer/dynamo-lease-store.js';
 
 export interface TableSpec {
@@ -53,21 +55,10 @@ export const TABLES: readonly TableSpec[] = [
   },
   {
     // Projection of memberships (user -> workspace/project) that topic authorization reads.
-    // Deletes leave tombstones (router/memberships.ts) that expire by TTL.
+    // Deletes leave tombstones (lib/dynamo-memberships.ts) that expire by TTL.
     key: 'memberships',
     ttlAttribute: 'expiresAt',
-    table: {
-      TableName: 'taskflow-memberships',
-      AttributeDefinitions: [
-        { AttributeName: 'userId', AttributeType: 'S' },
-        { AttributeName: 'scope', AttributeType: 'S' },
-      ],
-      KeySchema: [
-        { AttributeName: 'userId', KeyType: 'HASH' },
-        { AttributeName: 'scope', KeyType: 'RANGE' },
-      ],
-      BillingMode: 'PAY_PER_REQUEST',
-    },
+    table: { TableName: 'taskflow-memberships', ...MEMBERSHIP_TABLE_KEY, AttributeDefinitions: [...MEMBERSHIP_TABLE_KEY.AttributeDefinitions], KeySchema: [...MEMBERSHIP_TABLE_KEY.KeySchema] },
   },
   {
     // Live MQTT subscriptions (client -> topic filters) as the broker's lifecycle events report
@@ -87,4 +78,6 @@ export const TABLES: readonly TableSpec[] = [
       BillingMode: 'PAY_PER_REQUEST',
     },
   },
+  // The notifications service's inbox, watchers and membership projection (notifications/tables.ts).
+  ...NOTIFICATION_TABLES,
 ];

@@ -12,7 +12,7 @@ import { sampleEvent } from '../../schemas/fixtures.js';
 import { validateEvent } from '../../schemas/validate.js';
 import { decodeEvent, type RouterEvent } from '../../router/event.js';
 import { affectsMemberships } from '../../lib/membership-events.js';
-import { DynamoMembershipProjection } from '../../router/memberships.js';
+import { DynamoMembershipProjection } from '../../lib/dynamo-memberships.js';
 import { boundClientId, createTestTables, dynamoClient, startTestBroker, testStackEnv } from '../support/stack.js';
 
 const secret = new TextEncoder().encode('router-authz-integration-secret-32b');

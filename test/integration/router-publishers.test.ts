@@ -6,7 +6,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { createIotDataClient } from '../../lib/aws.js';
 import type { Broker } from '../../infra/local/broker.js';
 import { IotConnectionRevoker } from '../../router/connection-revoker.js';
-import { IotDataPublisher, MqttPublisherPool } from '../../router/publishers.js';
+import { IotDataPublisher, MqttPublisherPool } from '../../lib/publishers.js';
 import { startTestBroker } from '../support/stack.js';
 import { waitFor } from '../support/wait.js';
 

@@ -17,7 +17,7 @@ import { createBrokerAuth, type BrokerAuth } from '../../infra/local/broker-auth
 import type { Broker } from '../../infra/local/broker.js';
 import { sampleEvent } from '../../schemas/fixtures.js';
 import { loadConfig } from '../../router/config.js';
-import { DynamoMembershipProjection } from '../../router/memberships.js';
+import { DynamoMembershipProjection } from '../../lib/dynamo-memberships.js';
 import { redriveDeadLetters } from '../../router/redrive.js';
 import { startRouter, type RunningRouter } from '../../router/service.js';
 import { boundClientId, createTestStream, createTestTables, dynamoClient, kinesisClient, startTestBroker, testStackEnv } from '../support/stack.js';

@@ -16,7 +16,7 @@ import { createVerifier, loadJwtConfig, signDevToken } from '../../lib/jwt.js';
 import { createLogger, type Logger } from '../../lib/logger.js';
 import { tableEnvVar } from '../../lib/config.js';
 import { loadConfig as loadRouterConfig } from '../../router/config.js';
-import { DynamoMembershipProjection } from '../../router/memberships.js';
+import { DynamoMembershipProjection } from '../../lib/dynamo-memberships.js';
 import { startRouter, type RunningRouter } from '../../router/service.js';
 import { superviseServices, type Supervisor } from '../../infra/local/supervisor.js';
 import { freePort } from '../../infra/local/processes.js';

@@ -1,17 +1,30 @@
-// The membership projection: who belongs where, built from the change stream's membership
-// events (docs/ARCHITECTURE.md: memberships come from the stream itself) and read by the
-// broker's hooks, the IoT custom authorizer and the replay API.
+// A membership projection in DynamoDB: who belongs where, built from the change stream's
+// membership events (docs/ARCHITECTURE.md: memberships come from the stream itself). The router's
+// (table `taskflow-memberships`) is read by the broker's hooks, the IoT custom authorizer and the
+// replay API; the notifications service keeps its own in its own table, built the same way.
 //
-// DynamoDB layout (table `taskflow-memberships`, HASH userId, RANGE scope = membership id): one
+// DynamoDB layout (HASH userId, RANGE scope = membership id): one
 // item per membership with the id of the event that last wrote it. A delete leaves a tombstone
 // instead of removing the item, so reprocessing an older create after a crash cannot bring a
 // revoked membership back: every write is conditional on being newer than what is stored.
 // `TRUNCATE memberships` leaves a marker item: memberships written before it no longer count.
 import { ConditionalCheckFailedException, type DynamoDBClient, GetItemCommand, PutItemCommand, QueryCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
-import type { Membership, Role } from '../lib/authz.js';
-import { membershipWrites, type MembershipWrite } from '../lib/membership-events.js';
-import type { RouterEvent } from './event.js';
-import type { MembershipSink } from './shard-router.js';
+import type { Membership, Role } from './authz.js';
+import type { StreamEvent } from './change-event.js';
+import { membershipWrites, type MembershipWrite } from './membership-events.js';
+
+/** The key schema of a membership projection's table (the router's and the notifications service's). */
+export const MEMBERSHIP_TABLE_KEY = {
+  AttributeDefinitions: [
+    { AttributeName: 'userId', AttributeType: 'S' },
+    { AttributeName: 'scope', AttributeType: 'S' },
+  ],
+  KeySchema: [
+    { AttributeName: 'userId', KeyType: 'HASH' },
+    { AttributeName: 'scope', KeyType: 'RANGE' },
+  ],
+  BillingMode: 'PAY_PER_REQUEST',
+} as const;
 
 export interface MembershipReader {
   memberships(userId: string): Promise<Membership[]>;
@@ -23,14 +36,14 @@ const TRUNCATE_MARKER = { userId: '*', scope: 'truncated' } as const;
 /** Tombstones outlive any replay of the stream (Kinesis keeps at most 365 days; ours 7). */
 const TOMBSTONE_TTL_SECONDS = 30 * 24 * 3600;
 
-export class DynamoMembershipProjection implements MembershipSink, MembershipReader {
+export class DynamoMembershipProjection implements MembershipReader {
   constructor(
     private readonly client: DynamoDBClient,
     private readonly table = 'taskflow-memberships',
     private readonly now: () => number = Date.now,
   ) {}
 
-  async apply(events: readonly RouterEvent[]): Promise<void> {
+  async apply(events: readonly StreamEvent[]): Promise<void> {
     // Writes to one membership stay in order; different memberships go in parallel. A truncate
     // ends a run: what came before it is written first, then swept.
     let byKey = new Map<string, MembershipWrite[]>();

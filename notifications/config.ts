@@ -1,0 +1,67 @@
+// The notifications service's configuration, read once from the environment (lib/config.ts fails
+// fast naming the bad variable). NOTIFICATION_SETTINGS declares each variable once: loadConfig,
+// `taskflow notifications --help` and the reference in notifications/README.md come from it; the
+// consumer's own settings are the shared KINESIS_* ones (lib/kinesis-consumer/config.ts).
+import { AWS_SETTINGS, type AwsConfig, loadAwsConfig } from '../lib/aws.js';
+import { type Env, intSetting, oneOfSetting, optionalSetting, readSettings, stringSetting, tableEnvVar, uniqueSettings } from '../lib/config.js';
+import { DEV_MODE_SETTINGS } from '../lib/dev-mode.js';
+import { JWT_SETTINGS, type JwtConfig, loadJwtConfig } from '../lib/jwt.js';
+import { CONSUMER_SETTINGS, type ConsumerEnvConfig, loadConsumerConfig } from '../lib/kinesis-consumer/index.js';
+import { LOG_SETTINGS } from '../lib/logger.js';
+
+export interface NotificationsConfig {
+  aws: AwsConfig;
+  consumer: ConsumerEnvConfig;
+  consumerName: string;
+  tables: { dlq: string; inbox: string; watchers: string; memberships: string };
+  publisher: 'mqtt' | 'iot-data';
+  mqtt: { url: string; poolSize: number; username: string; password?: string; publishesPerSecond: number };
+  /** The token subject of the service's MQTT connections (the broker lets service identities publish). */
+  serviceUserId: string;
+  jwt: JwtConfig;
+  port: number;
+  metricsPort: number;
+  /** Upper bound of a list's `limit`, and its default. */
+  maxPage: number;
+}
+
+const table = (key: string, fallback: string, meaning: string) => stringSetting({ name: tableEnvVar(key), default: fallback, meaning });
+
+/** Everything the service reads from the environment (besides the consumer's, AWS, JWT and log settings). */
+export const NOTIFICATION_SETTINGS = {
+  consumerName: stringSetting({ name: 'NOTIFICATIONS_CONSUMER_NAME', default: 'notifications', meaning: "Name of the service's leases and checkpoints (independent of every other reader's)." }),
+  dlqTable: table('dlq', 'taskflow-dlq', 'Dead-letter table (lib/dlq.ts).'),
+  inboxTable: table('notifications', 'taskflow-notifications', 'The inbox: one item per (user, event) (notifications/tables.ts).'),
+  watchersTable: table('notification-watchers', 'taskflow-notification-watchers', 'Who watches which task from which event on.'),
+  membershipsTable: table('notification-memberships', 'taskflow-notification-memberships', "The service's own membership projection: who may read a notification's project."),
+  publisher: oneOfSetting({ name: 'NOTIFICATIONS_PUBLISHER', allowed: ['mqtt', 'iot-data'] as const, default: 'mqtt', meaning: 'mqtt: a pool of MQTT connections (MQTT_URL); iot-data: the IoT data-plane Publish API (IOT_DATA_ENDPOINT).' }),
+  mqttUrl: stringSetting({ name: 'MQTT_URL', default: 'mqtt://127.0.0.1:1883', meaning: 'Broker the mqtt publisher connects to.' }),
+  mqttConnections: intSetting({ name: 'NOTIFICATIONS_MQTT_CONNECTIONS', default: 2, min: 1, max: 100, meaning: 'MQTT connections of the mqtt publisher; a user topic always uses the same one.' }),
+  mqttUsername: stringSetting({ name: 'NOTIFICATIONS_MQTT_USERNAME', default: 'taskflow-notifications', meaning: 'MQTT username of those connections.' }),
+  mqttPassword: optionalSetting({ name: 'NOTIFICATIONS_MQTT_PASSWORD', default: 'a dev token signed with JWT_SECRET', meaning: "MQTT password: the service's token (JWT) for the local broker." }),
+  publishesPerSecond: intSetting({ name: 'NOTIFICATIONS_PUBLISHES_PER_SECOND', default: 100, min: 1, meaning: 'Publishes per second per connection (IoT Core allows 100).' }),
+  serviceUserId: stringSetting({ name: 'NOTIFICATIONS_SERVICE_USER', default: 'service:notifications', meaning: "The token subject of the service's MQTT connections." }),
+  port: intSetting({ name: 'NOTIFICATIONS_PORT', default: 0, min: 0, max: 65535, meaning: 'Port of the inbox API; 0 picks a free one.' }),
+  metricsPort: intSetting({ name: 'METRICS_PORT', default: 0, min: 0, max: 65535, meaning: 'Port of /metrics (Prometheus); 0 picks a free one.' }),
+  maxPage: intSetting({ name: 'NOTIFICATIONS_MAX_PAGE', default: 50, min: 1, max: 500, meaning: "Upper bound of a list's `limit`, and its default." }),
+};
+
+/** What `taskflow notifications --help` and notifications/README.md list: every variable the service reads. */
+export const NOTIFICATION_SETTING_LIST = uniqueSettings(NOTIFICATION_SETTINGS, CONSUMER_SETTINGS, AWS_SETTINGS, JWT_SETTINGS, DEV_MODE_SETTINGS, LOG_SETTINGS);
+
+export function loadConfig(env: Env): NotificationsConfig {
+  const s = readSettings(env, NOTIFICATION_SETTINGS);
+  return {
+    aws: loadAwsConfig(env),
+    consumer: loadConsumerConfig(env),
+    consumerName: s.consumerName,
+    tables: { dlq: s.dlqTable, inbox: s.inboxTable, watchers: s.watchersTable, memberships: s.membershipsTable },
+    publisher: s.publisher,
+    mqtt: { url: s.mqttUrl, poolSize: s.mqttConnections, username: s.mqttUsername, ...(s.mqttPassword ? { password: s.mqttPassword } : {}), publishesPerSecond: s.publishesPerSecond },
+    serviceUserId: s.serviceUserId,
+    jwt: loadJwtConfig(env),
+    port: s.port,
+    metricsPort: s.metricsPort,
+    maxPage: s.maxPage,
+  };
+}

@@ -1,0 +1,108 @@
+// `taskflow notifications` put together: the Kinesis consumer (lib/kinesis-consumer, consumer name
+// `notifications`) feeding one NotificationShardProcessor per leased shard; the inbox, watcher and
+// membership tables (DynamoDB); the router's publisher (lib/publishers.ts) for live delivery; the
+// dead-letter store; the inbox API and /metrics.
+import type { Server } from 'node:http';
+import { clientIdPrefix } from '../lib/authz.js';
+import { createDynamoClient, createIotDataClient, createKinesisClient } from '../lib/aws.js';
+import { DynamoDeadLetterStore } from '../lib/dlq.js';
+import { DynamoMembershipProjection } from '../lib/dynamo-memberships.js';
+import { createVerifier, signDevToken } from '../lib/jwt.js';
+import { createConsumer, type Consumer } from '../lib/kinesis-consumer/index.js';
+import type { Logger } from '../lib/logger.js';
+import { createRegistry, serveMetrics } from '../lib/metrics.js';
+import { IotDataPublisher, MqttPublisherPool, type Publisher } from '../lib/publishers.js';
+import { validateEvent } from '../schemas/validate.js';
+import { startInboxServer } from './api.js';
+import type { NotificationsConfig } from './config.js';
+import { PublishingDelivery } from './delivery.js';
+import { DynamoInbox } from './inbox.js';
+import { prometheusNotificationMetrics } from './metrics.js';
+import type { PipelineDeps } from './pipeline.js';
+import { NOTIFICATIONS_DLQ_SOURCE } from './redrive.js';
+import { type NotificationDeadLetterSink, NotificationShardProcessor } from './shard-processor.js';
+import { DynamoWatcherStore } from './watchers.js';
+
+export interface RunningNotifications {
+  consumer: Consumer;
+  apiUrl: string;
+  metricsUrl: string;
+  /** 'graceful' releases leases; 'abandon' stops like a crash. */
+  stop(mode?: 'graceful' | 'abandon'): Promise<void>;
+}
+
+export async function connectPublisher(config: NotificationsConfig, workerId: string): Promise<Publisher> {
+  if (config.publisher === 'iot-data') return new IotDataPublisher(createIotDataClient(config.aws));
+  // Locally the service signs its own token with the dev secret it verifies with, as the router does.
+  const password = config.mqtt.password ?? (config.jwt.kind === 'hs256' ? await signDevToken(config.jwt.secret, config.serviceUserId, { issuer: config.jwt.issuer, audience: config.jwt.audience }) : undefined);
+  return MqttPublisherPool.connect({
+    url: config.mqtt.url,
+    size: config.mqtt.poolSize,
+    username: config.mqtt.username,
+    ...(password ? { password } : {}),
+    // Bound to the service identity like every client id (lib/authz.ts canConnect).
+    clientIdPrefix: `${clientIdPrefix(config.serviceUserId)}${workerId}`,
+    publishesPerSecond: config.mqtt.publishesPerSecond,
+  });
+}
+
+/** The pipeline's ports over DynamoDB and a publisher (the service and `taskflow notifications redrive`). */
+export function pipelineDeps(config: NotificationsConfig, dynamo: ReturnType<typeof createDynamoClient>, publisher: Publisher): PipelineDeps & { inbox: DynamoInbox; memberships: DynamoMembershipProjection } {
+  const memberships = new DynamoMembershipProjection(dynamo, config.tables.memberships);
+  return {
+    inbox: new DynamoInbox(dynamo, config.tables.inbox),
+    watchers: new DynamoWatcherStore(dynamo, config.tables.watchers),
+    memberships,
+    delivery: new PublishingDelivery(publisher, memberships),
+  };
+}
+
+export async function startNotifications(config: NotificationsConfig, logger: Logger): Promise<RunningNotifications> {
+  const kinesis = createKinesisClient(config.aws);
+  const dynamo = createDynamoClient(config.aws);
+  const registry = createRegistry('notifications');
+  const metrics = prometheusNotificationMetrics(registry);
+  const publisher = await connectPublisher(config, config.consumer.workerId);
+  const deps = pipelineDeps(config, dynamo, publisher);
+  const dlq = new DynamoDeadLetterStore(dynamo, config.tables.dlq);
+  const deadLetters: NotificationDeadLetterSink = {
+    async put(l) {
+      const origin: Record<string, string> = { shardId: l.origin.shardId, sequenceNumber: l.origin.sequenceNumber };
+      if (l.origin.subSequenceNumber !== undefined) origin.subSequenceNumber = String(l.origin.subSequenceNumber);
+      // Keyed by the Kinesis record: reprocessing it after a crash finds the entry already there.
+      const dedupeKey = `${origin.shardId}/${origin.sequenceNumber}/${origin.subSequenceNumber ?? ''}`;
+      await dlq.put({ source: NOTIFICATIONS_DLQ_SOURCE, reason: l.reason, message: l.message, payload: l.bytes, origin, dedupeKey });
+      logger.warn({ reason: l.reason, origin }, 'event dead-lettered');
+    },
+  };
+
+  const consumer = createConsumer({
+    ...config.consumer,
+    name: config.consumerName,
+    kinesis,
+    dynamo,
+    processor: (shardId) => new NotificationShardProcessor(shardId, { ...deps, deadLetters, validate: validateEvent, metrics: metrics.notifier }),
+    metrics: registry,
+    logger,
+  });
+
+  const api = await startInboxServer({ inbox: deps.inbox, memberships: deps.memberships, verify: createVerifier(config.jwt), maxPage: config.maxPage, metrics: metrics.api, logger }, config.port);
+  const metricsServer = await serveMetrics(registry, config.metricsPort);
+  await consumer.start();
+  logger.info({ api: api.url, metrics: metricsServer.url, publisher: config.publisher, workerId: config.consumer.workerId }, 'notifications started');
+
+  const close = (s: Server) => new Promise<void>((resolve) => s.close(() => resolve()));
+  return {
+    consumer,
+    apiUrl: api.url,
+    metricsUrl: metricsServer.url,
+    async stop(mode = 'graceful') {
+      await consumer.stop(mode);
+      api.server.closeAllConnections();
+      await Promise.all([close(api.server), close(metricsServer.server)]);
+      await publisher.close();
+      kinesis.destroy();
+      dynamo.destroy();
+    },
+  };
+}
