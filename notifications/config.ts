@@ -8,6 +8,7 @@ import { DEV_MODE_SETTINGS } from '../lib/dev-mode.js';
 import { JWT_SETTINGS, type JwtConfig, loadJwtConfig } from '../lib/jwt.js';
 import { CONSUMER_SETTINGS, type ConsumerEnvConfig, loadConsumerConfig } from '../lib/kinesis-consumer/index.js';
 import { LOG_SETTINGS } from '../lib/logger.js';
+import { METRICS_SETTINGS } from '../lib/metrics.js';
 
 export interface NotificationsConfig {
   aws: AwsConfig;
@@ -21,6 +22,7 @@ export interface NotificationsConfig {
   jwt: JwtConfig;
   port: number;
   metricsPort: number;
+  metricsHost: string;
   /** Upper bound of a list's `limit`, and its default. */
   maxPage: number;
 }
@@ -42,7 +44,7 @@ export const NOTIFICATION_SETTINGS = {
   publishesPerSecond: intSetting({ name: 'NOTIFICATIONS_PUBLISHES_PER_SECOND', default: 100, min: 1, meaning: 'Publishes per second per connection (IoT Core allows 100).' }),
   serviceUserId: stringSetting({ name: 'NOTIFICATIONS_SERVICE_USER', default: 'service:notifications', meaning: "The token subject of the service's MQTT connections." }),
   port: intSetting({ name: 'NOTIFICATIONS_PORT', default: 0, min: 0, max: 65535, meaning: 'Port of the inbox API; 0 picks a free one.' }),
-  metricsPort: intSetting({ name: 'METRICS_PORT', default: 0, min: 0, max: 65535, meaning: 'Port of /metrics (Prometheus); 0 picks a free one.' }),
+  ...METRICS_SETTINGS,
   maxPage: intSetting({ name: 'NOTIFICATIONS_MAX_PAGE', default: 50, min: 1, max: 500, meaning: "Upper bound of a list's `limit`, and its default." }),
 };
 
@@ -62,6 +64,7 @@ export function loadConfig(env: Env): NotificationsConfig {
     jwt: loadJwtConfig(env),
     port: s.port,
     metricsPort: s.metricsPort,
+    metricsHost: s.metricsHost,
     maxPage: s.maxPage,
   };
 }

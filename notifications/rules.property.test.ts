@@ -82,6 +82,9 @@ describe('notificationsOf', () => {
   it('an update that does not name assignee_id as changed notifies nobody, even with an assignee', () => {
     expect(notificationsOf(ev(sampleEvent('task.updated', { row: { assignee_id: a }, changed: ['title'] })))).toEqual([]);
     expect(notificationsOf(ev(sampleEvent('task.updated', { row: { assignee_id: a }, changed: ['assignee_id'] })))).toMatchObject([{ userId: a, kind: 'assigned' }]);
+    // Without changed-column capture on tasks, `changed` lists every column: nothing can be told.
+    const unknown = sampleEvent('task.updated', { row: { assignee_id: a } });
+    expect(notificationsOf(ev({ ...unknown, data: { ...unknown.data, changed: Object.keys(unknown.data.after ?? {}) } }))).toEqual([]);
   });
 
   it('a deleted or snapshot row notifies nobody; an encrypted body gives no text and no mentions', () => {

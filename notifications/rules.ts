@@ -112,7 +112,10 @@ export function notificationsOf(e: StreamEvent, watchers: Watchers = new Map()):
   if (task) {
     const taskId = str(task.id);
     const assignee = str(task.assignee_id)?.toLowerCase();
-    const assigned = op === 'c' || (op === 'u' && (changed ?? []).includes('assignee_id'));
+    // `changed` is exact only for tables opted in to changed-column capture (schemas/CONTRACTS.md);
+    // otherwise it lists every column of `after` and says nothing: no reassignment can be told.
+    const exact = changed !== undefined && Object.keys(task).some((c) => !changed.includes(c));
+    const assigned = op === 'c' || (op === 'u' && exact && changed.includes('assignee_id'));
     // Creating a task with yourself as assignee is no news; without an actor the creator made it.
     const by = actor ?? (op === 'c' ? str(task.created_by)?.toLowerCase() : undefined);
     if (!taskId || !assignee || !assigned || assignee === by) return [];
