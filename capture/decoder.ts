@@ -20,6 +20,7 @@ import type { Pgoutput } from 'pg-logical-replication';
 import { eventId, formatLsn, parseLsn } from '../lib/event-id.js';
 import { ENTITIES, type EntityName, TRUNCATE_TYPE } from '../schemas/kinds.js';
 import { schemaId } from '../schemas/schema-id.js';
+import type { ChangeData, ChangeEvent, ChangeSource, EntityChangeEvent, TruncateEvent } from '../schemas/types.js';
 import { CHANGED_COLUMNS_PREFIX, ChangedColumnsIndex, changedOf } from './changed-columns.js';
 
 export type Row = Record<string, unknown>;
@@ -31,7 +32,7 @@ export interface CapturedEvent {
   partitionKey: string;
   table: string;
   op: 'c' | 'u' | 'd' | 'r' | 't';
-  envelope: Record<string, unknown>;
+  envelope: ChangeEvent;
 }
 
 export interface DeadRow {
@@ -155,18 +156,7 @@ export function buildEntityEnvelope(
   const keyValue = row[PRIMARY_KEY];
   const project = entity === 'project' ? keyValue : row.project_id;
   const id = eventId(position);
-  const data: Record<string, unknown> = {
-    op,
-    table,
-    key: { [PRIMARY_KEY]: keyValue },
-    before: rows.before,
-    after: rows.after,
-  };
-  if (op === 'u' && rows.after) {
-    data.changed = changedOf(Object.keys(rows.after), rows.changed);
-    data.omitted = rows.omitted ?? [];
-  }
-  data.source = {
+  const source: ChangeSource = {
     db: opts.db,
     lsn: formatLsn(position.commitLsn),
     xid: position.xid,
@@ -175,7 +165,18 @@ export function buildEntityEnvelope(
     snapshot: position.snapshot,
     ...(actor ? { actor } : {}),
   };
-  const envelope: Record<string, unknown> = {
+  const data: ChangeData = {
+    op,
+    table,
+    key: { [PRIMARY_KEY]: keyValue as string },
+    before: rows.before,
+    after: rows.after,
+    ...(op === 'u' && rows.after ? { changed: changedOf(Object.keys(rows.after), rows.changed), omitted: rows.omitted ?? [] } : {}),
+    source,
+  };
+  // The row images are the table's columns as the server sent them; the entity's schema
+  // describes them, and the validator of every reader checks them.
+  const envelope = {
     specversion: '1.0',
     id,
     source: opts.source,
@@ -185,9 +186,9 @@ export function buildEntityEnvelope(
     dataschema: schemaId({ name: ENTITIES[entity].schema, version: 1 }),
     datacontenttype: 'application/json',
     workspaceid: workspace,
-  };
-  if (typeof project === 'string' && project !== '') envelope.projectid = project;
-  envelope.data = data;
+    ...(typeof project === 'string' && project !== '' ? { projectid: project } : {}),
+    data,
+  } as EntityChangeEvent;
   return { id, partitionKey: workspace, table, op, envelope };
 }
 
@@ -284,28 +285,29 @@ export class ChangeDecoder {
   private truncateEvent(tables: string[], position: { commitLsn: bigint; txIndex: number; txSize: number; xid: number; time: string }, actor?: Actor): CapturedEvent {
     const id = eventId(position);
     const table = tables[0] ?? 'unknown';
+    const envelope: TruncateEvent = {
+      specversion: '1.0',
+      id,
+      source: this.opts.source,
+      type: TRUNCATE_TYPE,
+      time: position.time,
+      subject: table,
+      dataschema: schemaId({ name: 'truncate', version: 1 }),
+      datacontenttype: 'application/json',
+      workspaceid: '*',
+      data: {
+        op: 't',
+        table,
+        tables: [...new Set(tables)] as [string, ...string[]],
+        source: { db: this.opts.db, lsn: formatLsn(position.commitLsn), xid: position.xid, txIndex: position.txIndex, txSize: position.txSize, snapshot: false, ...(actor ? { actor } : {}) },
+      },
+    };
     return {
       id,
       partitionKey: '*',
       table,
       op: 't',
-      envelope: {
-        specversion: '1.0',
-        id,
-        source: this.opts.source,
-        type: TRUNCATE_TYPE,
-        time: position.time,
-        subject: table,
-        dataschema: schemaId({ name: 'truncate', version: 1 }),
-        datacontenttype: 'application/json',
-        workspaceid: '*',
-        data: {
-          op: 't',
-          table,
-          tables: [...new Set(tables)],
-          source: { db: this.opts.db, lsn: formatLsn(position.commitLsn), xid: position.xid, txIndex: position.txIndex, txSize: position.txSize, snapshot: false, ...(actor ? { actor } : {}) },
-        },
-      },
+      envelope,
     };
   }
 }

@@ -13,6 +13,7 @@ import type { BackoffPolicy } from '../lib/backoff.js';
 import type { DeadLetterStore } from '../lib/dlq.js';
 import { formatLsn } from '../lib/event-id.js';
 import type { Logger } from '../lib/logger.js';
+import type { ChangeEvent } from '../schemas/types.js';
 import { retry } from '../lib/retry.js';
 import { AckTracker, type InFlightTransaction } from './ack.js';
 import type { Backpressure } from './backpressure.js';
@@ -33,7 +34,7 @@ export interface StreamObserver {
 
 export interface SessionApi {
   /** Sends an event outside a WAL change (a snapshot row); `onDone` once Kinesis (or the DLQ) has it. */
-  sendEvent(partitionKey: string, envelope: Record<string, unknown>, handle: InFlightTransaction, meta: { table: string; op: string }, onDone: () => void): void;
+  sendEvent(partitionKey: string, envelope: ChangeEvent, handle: InFlightTransaction, meta: { table: string; op: string }, onDone: () => void): void;
   deadLetter(reason: string, message: string, payload: Record<string, unknown>, table: string, onDone: () => void): void;
   ack: AckTracker;
 }
@@ -192,12 +193,12 @@ export class CaptureSession {
     ports.observer.onTransaction?.(tx, handle, this.api);
   }
 
-  private sendEvent(partitionKey: string, envelope: Record<string, unknown>, meta: { table: string; op: string }, done: () => void): void {
+  private sendEvent(partitionKey: string, envelope: ChangeEvent, meta: { table: string; op: string }, done: () => void): void {
     const { ports } = this;
     const data = Buffer.from(JSON.stringify(envelope));
     const r = ports.producer.send({ partitionKey, data, onAck: done });
     if (!r.ok) {
-      this.deadLetter(r.reason, r.message, data, { eventId: String(envelope.id), table: meta.table, op: meta.op }, done);
+      this.deadLetter(r.reason, r.message, data, { eventId: envelope.id, table: meta.table, op: meta.op }, done);
       return;
     }
     if (!this.paused && ports.producer.pendingEvents > this.opts.maxBufferedEvents) {

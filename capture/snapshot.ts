@@ -17,6 +17,7 @@ import { type DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/cl
 import type pg from 'pg';
 import type { Logger } from '../lib/logger.js';
 import { ENTITIES, type EntityName } from '../schemas/kinds.js';
+import { isEntityChange } from '../schemas/types.js';
 import type { InFlightTransaction } from './ack.js';
 import { type CommittedTransaction, type Row, buildEntityEnvelope } from './decoder.js';
 import type { SessionApi, StreamObserver } from './session.js';
@@ -230,7 +231,7 @@ export class SnapshotRunner implements StreamObserver {
     const chunk = this.chunk;
     if (!chunk) return;
     if (chunk.windowOpen) {
-      for (const e of tx.events) if (e.table === chunk.table || e.op === 't') chunk.changed.add(String((e.envelope.data as { key?: { id?: unknown } }).key?.id));
+      for (const e of tx.events) if (e.table === chunk.table || e.op === 't') chunk.changed.add(String(isEntityChange(e.envelope) ? e.envelope.data.key.id : undefined));
     }
     for (const m of tx.messages) {
       if (m.prefix !== WATERMARK_PREFIX) continue;

@@ -22,15 +22,9 @@ export interface Membership {
   role: Role;
 }
 
-const PREFIX = 'taskflow/v1/ws';
+import { projectTopicOf, userTopicOf } from '@taskflow/realtime';
 
-export function projectTopicOf(workspaceId: string, projectId: string): string {
-  return `${PREFIX}/${workspaceId}/projects/${projectId}`;
-}
-
-export function userTopicOf(workspaceId: string, userId: string): string {
-  return `${PREFIX}/${workspaceId}/users/${userId}`;
-}
+export { projectTopicOf, userTopicOf };
 
 /** The topic filters `userId` may subscribe to; `+` grants any single project of a workspace. */
 export function subscriptionGrants(userId: string, memberships: readonly Membership[]): string[] {

@@ -3,22 +3,17 @@
 // upcasting of older schema versions) is the schemas package's validator, injected so a reader's
 // core stays testable with any validator.
 import { type EventPosition, parseEventId } from './event-id.js';
+import type { ChangeEvent } from '../schemas/types.js';
 import type { RejectReason, ValidationResult } from '../schemas/validate.js';
 
 /** Why a record goes to the dead-letter store. */
 export type DlqReason = 'malformed_json' | Exclude<RejectReason, 'not_an_object'>;
 
-/** The parsed envelope as it travels: kept whole (upcast), e.g. so the router's full-mode messages carry what capture wrote. */
-export type Envelope = Record<string, unknown> & { id: string; type: string; time: string; workspaceid: string; projectid?: string; data: EnvelopeData };
-
-export interface EnvelopeData {
-  op: string;
-  table: string;
-  key?: Record<string, unknown>;
-  before?: Record<string, unknown> | null;
-  after?: Record<string, unknown> | null;
-  changed?: string[];
-}
+/**
+ * The parsed envelope as it travels, typed by the schemas (schemas/types.ts): the validator's own
+ * result, kept whole (upcast), e.g. so the router's full-mode messages carry what capture wrote.
+ */
+export type Envelope = ChangeEvent;
 
 export interface StreamEvent {
   id: string;
@@ -44,7 +39,7 @@ export function decodeEvent(bytes: Uint8Array, validate: EventCheck): DecodeResu
   }
   const result = validate(parsed);
   if (!result.ok) return { ok: false, reason: result.reason === 'not_an_object' ? 'malformed_json' : result.reason, message: result.message };
-  const envelope = result.event as unknown as Envelope;
+  const envelope = result.event;
   const event: StreamEvent = {
     id: envelope.id,
     position: parseEventId(envelope.id),

@@ -2,7 +2,7 @@
 // keeps one (the router's DynamoDB projection, the search index's own) maps events the same way.
 import type { Membership, Role } from './authz.js';
 import type { StreamEvent } from './change-event.js';
-import { TRUNCATE_TYPE } from '../schemas/kinds.js';
+import { isChangeOf, isTruncate } from '../schemas/types.js';
 
 /** What one membership event does to the projection. */
 export interface MembershipWrite {
@@ -20,9 +20,7 @@ export interface MembershipsTruncated {
 
 /** Whether the projection must see this event: a membership row, or a truncate that includes the table. */
 export function affectsMemberships(e: StreamEvent): boolean {
-  const data = e.envelope.data as StreamEvent['envelope']['data'] & { tables?: unknown };
-  if (e.type === TRUNCATE_TYPE) return Array.isArray(data.tables) ? data.tables.includes('memberships') : data.table === 'memberships';
-  return data.table === 'memberships';
+  return isTruncate(e.envelope) ? e.envelope.data.tables.includes('memberships') : isChangeOf(e.envelope, 'membership');
 }
 
 const ROLES: readonly Role[] = ['owner', 'admin', 'member', 'viewer'];
@@ -31,12 +29,13 @@ const ROLES: readonly Role[] = ['owner', 'admin', 'member', 'viewer'];
 export function membershipWrites(events: readonly StreamEvent[]): (MembershipWrite | MembershipsTruncated)[] {
   const writes: (MembershipWrite | MembershipsTruncated)[] = [];
   for (const e of events) {
-    if (!affectsMemberships(e)) continue;
-    if (e.type === TRUNCATE_TYPE) {
-      writes.push({ truncatedBefore: e.id });
+    const env = e.envelope;
+    if (isTruncate(env)) {
+      if (env.data.tables.includes('memberships')) writes.push({ truncatedBefore: e.id });
       continue;
     }
-    const { op, before, after } = e.envelope.data;
+    if (!isChangeOf(env, 'membership')) continue;
+    const { op, before, after } = env.data;
     const row = op === 'd' ? before : after;
     const id = row?.id;
     const userId = row?.user_id;

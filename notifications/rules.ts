@@ -15,6 +15,7 @@
 // the same watchers — facts from later events, already stored when a batch is re-read, are
 // filtered out by their `since`.
 import type { StreamEvent } from '../lib/change-event.js';
+import { isEntityChange } from '../schemas/types.js';
 
 export type NotificationKind = 'assigned' | 'mentioned' | 'commented';
 
@@ -67,9 +68,12 @@ function excerpt(text: string): string {
 
 /** The row a task or comment event carries (its new image), or undefined for other events and deletes. */
 function rowOf(e: StreamEvent, table: 'tasks' | 'comments'): Record<string, unknown> | undefined {
-  const { table: t, op, after } = e.envelope.data;
+  const env = e.envelope;
+  if (!isEntityChange(env)) return undefined;
+  const { table: t, op, after } = env.data;
   if (t !== table || op === 'd' || !after || !e.projectId) return undefined;
-  return after;
+  const row: object = after; // any entity's row: columns are read by name
+  return row as Readonly<Record<string, unknown>>;
 }
 
 /** Who an event makes a watcher of which task (snapshot rows included: they say who created, is assigned, commented). */
@@ -89,11 +93,12 @@ export function watchesOf(e: StreamEvent): Watch[] {
 /** The task a new comment is on: the one whose watchers `notificationsOf` needs. */
 export function commentedTask(e: StreamEvent): string | undefined {
   const comment = rowOf(e, 'comments');
-  return comment && e.envelope.data.op === 'c' ? str(comment.task_id) : undefined;
+  return comment && isEntityChange(e.envelope) && e.envelope.data.op === 'c' ? str(comment.task_id) : undefined;
 }
 
 /** The notifications of one event, given its task's watchers (any facts; only those from before the event count). */
 export function notificationsOf(e: StreamEvent, watchers: Watchers = new Map()): Notification[] {
+  if (!isEntityChange(e.envelope)) return [];
   const { op, changed } = e.envelope.data;
   const actor = actorOf(e)?.toLowerCase();
   const base = (userId: string, kind: NotificationKind, taskId: string, text: string | undefined, actorId: string | undefined): Notification => ({

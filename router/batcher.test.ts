@@ -1,3 +1,4 @@
+import { sampleEvent } from '../schemas/fixtures.js';
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { gunzipSync } from 'node:zlib';
@@ -17,8 +18,8 @@ function change(seq: number, padding: number, time = '2026-11-26T12:00:00Z'): Se
     workspaceId: project.workspaceId,
     projectId: project.projectId,
     type: 'taskflow.task.updated',
-    envelope: { id, type: 'taskflow.task.updated', time, workspaceid: 'ws-1', projectid: 'p-1', data: { op: 'u', table: 'tasks', key: { id: `t${seq}` }, changed: ['title'], after: { title: 'x'.repeat(padding) } } },
-  } as RouterEvent;
+    envelope: sampleEvent('task.updated', { commitLsn: BigInt(seq), time, workspaceId: 'ws-1', projectId: 'p-1', entityId: `t${seq}`, changed: ['title'], row: { title: 'x'.repeat(padding) } }),
+  } satisfies RouterEvent;
   return { seq, event };
 }
 

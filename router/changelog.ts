@@ -12,10 +12,9 @@ import type { Envelope } from './event.js';
 import type { ProjectHead } from './sequencer.js';
 import { EMPTY_HEAD } from './sequencer.js';
 
-export interface ProjectRef {
-  workspaceId: string;
-  projectId: string;
-}
+import type { ProjectRef } from '@taskflow/realtime';
+
+export type { ProjectRef };
 
 export function projectKey(p: ProjectRef): string {
   return `${p.workspaceId}/${p.projectId}`;

@@ -167,7 +167,8 @@ function splitBySize(entries: readonly ChangelogEntry[]): { entries: ChangelogEn
     // One event too large even compressed: keep its identity and routing, drop the row images.
     const [only] = entries as [ChangelogEntry];
     const data = { ...only.event.data, before: null, after: null, truncated: true };
-    const slim = { seq: only.seq, event: { ...only.event, data } };
+    // No longer a valid envelope (an update without row images): readers see `truncated` and fetch the row.
+    const slim: ChangelogEntry = { seq: only.seq, event: { ...only.event, data } as unknown as ChangelogEntry['event'] };
     return [{ entries: [slim], body: gzipSync(JSON.stringify([slim])) }];
   }
   const mid = Math.ceil(entries.length / 2);

@@ -22,7 +22,8 @@ function sequenced(events: unknown[]): SequencedChange[] {
 function expectedBody(changes: SequencedChange[], mode: PayloadMode): string {
   const thin = (c: SequencedChange) => {
     const e = c.event.envelope;
-    return { seq: c.seq, id: e.id, type: e.type, time: e.time, key: e.data.key ?? null, ...(Array.isArray(e.data.changed) ? { changed: e.data.changed } : {}) };
+    const data = e.data as { key?: unknown; changed?: unknown }; // truncates and erasures have neither
+    return { seq: c.seq, id: e.id, type: e.type, time: e.time, key: data.key ?? null, ...(Array.isArray(data.changed) ? { changed: data.changed } : {}) };
   };
   const body = { v: 1, ws: project.workspaceId, project: project.projectId, mode, fromSeq: changes[0]!.seq, toSeq: changes.at(-1)!.seq, changes: changes.map((c) => (mode === 'full' ? { seq: c.seq, event: c.event.envelope } : thin(c))) };
   return JSON.stringify(body);

@@ -2,7 +2,8 @@
 // sequenced changes as one or more messages, each within the broker's size limit (IoT Core:
 // 128 KB), in seq order, in `full` or `thin` mode, optionally gzipped.
 import { gzipSync } from 'node:zlib';
-import type { ProjectRef } from './changelog.js';
+import { isEntityChange } from '../schemas/types.js';
+import { type ProjectRef, projectTopicOf } from '@taskflow/realtime';
 import type { SequencedChange } from './sequencer.js';
 
 export type PayloadMode = 'full' | 'thin';
@@ -26,13 +27,15 @@ export interface OutboundMessage {
 }
 
 export function projectTopic(p: ProjectRef): string {
-  return `taskflow/v1/ws/${p.workspaceId}/projects/${p.projectId}`;
+  return projectTopicOf(p.workspaceId, p.projectId);
 }
 
 function thinChange(c: SequencedChange): Record<string, unknown> {
   const e = c.event.envelope;
-  const thin: Record<string, unknown> = { seq: c.seq, id: e.id, type: e.type, time: e.time, key: e.data.key ?? null };
-  if (Array.isArray(e.data.changed)) thin.changed = e.data.changed;
+  // Only entity changes have a project, so only they reach a project topic.
+  const data = isEntityChange(e) ? e.data : undefined;
+  const thin: Record<string, unknown> = { seq: c.seq, id: e.id, type: e.type, time: e.time, key: data?.key ?? null };
+  if (Array.isArray(data?.changed)) thin.changed = data.changed;
   return thin;
 }
 

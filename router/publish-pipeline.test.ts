@@ -1,5 +1,6 @@
 // The publish pipeline against a scripted publisher: per-topic order under failures and
 // retries, flush as a barrier (not starved by later enqueues), and close.
+import { sampleEvent } from '../schemas/fixtures.js';
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { gunzipSync } from 'node:zlib';
@@ -21,8 +22,8 @@ function change(seq: number): SequencedChange {
     position: { commitLsn: BigInt(seq), txIndex: 0 },
     workspaceId: 'ws-1',
     type: 'taskflow.task.updated',
-    envelope: { id, type: 'taskflow.task.updated', time: new Date().toISOString(), workspaceid: 'ws-1', data: { op: 'u', table: 'tasks', key: { id: `t${seq}` } } },
-  } as RouterEvent;
+    envelope: sampleEvent('task.updated', { commitLsn: BigInt(seq), time: new Date().toISOString(), workspaceId: 'ws-1', entityId: `t${seq}` }),
+  } satisfies RouterEvent;
   return { seq, event };
 }
 

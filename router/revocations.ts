@@ -1,7 +1,6 @@
 // Who may have lost access: pure, read by the shard router to hold a workspace's later changes
 // until the revoked members' connections are gone (router/revocation-hold.ts).
-import { affectsMemberships } from '../lib/membership-events.js';
-import { TRUNCATE_TYPE } from '../schemas/kinds.js';
+import { isChangeOf } from '../schemas/types.js';
 import type { RouterEvent } from './event.js';
 
 /** A member who may have lost access at `eventId` (the membership event's id). */
@@ -20,7 +19,7 @@ export interface Revocation {
 export function revocations(events: readonly RouterEvent[]): Revocation[] {
   const out: Revocation[] = [];
   for (const e of events) {
-    if (!affectsMemberships(e) || e.type === TRUNCATE_TYPE) continue;
+    if (!isChangeOf(e.envelope, 'membership')) continue;
     const { op, before, after } = e.envelope.data;
     const userId = op === 'd' ? before?.user_id : op === 'u' ? (before?.user_id ?? after?.user_id) : undefined;
     if (typeof userId === 'string') out.push({ workspaceId: e.workspaceId, userId, eventId: e.id });

@@ -39,3 +39,12 @@ export type ChangeEvent = EntityChangeEvent | TruncateEvent | GdprErasureEvent;
 export function isEntityChange(event: ChangeEvent): event is EntityChangeEvent {
   return event.type !== 'taskflow.table.truncated' && event.type !== 'taskflow.gdpr.erasure_requested';
 }
+
+/** Narrows to one entity's changes, with that entity's row images. */
+export function isChangeOf<E extends EntityName>(event: ChangeEvent, entity: E): event is EntityChangeEvent<E> {
+  return event.type.startsWith(`taskflow.${entity}.`);
+}
+
+export function isTruncate(event: ChangeEvent): event is TruncateEvent {
+  return event.type === 'taskflow.table.truncated';
+}

@@ -12,7 +12,7 @@
 // update's `after` leaves out unchanged TOASTed columns (data.omitted): those keep the value an
 // earlier event carried, even when that earlier event is applied after the update.
 import type { StreamEvent } from '../lib/change-event.js';
-import { TRUNCATE_TYPE } from '../schemas/kinds.js';
+import { isEntityChange, isTruncate } from '../schemas/types.js';
 
 export const INDEXED_TABLES = ['tasks', 'comments'] as const;
 export type IndexedTable = (typeof INDEXED_TABLES)[number];
@@ -71,18 +71,21 @@ function columnValue(v: unknown): string | null {
 
 /** What a validated event does to the index: a document change, a truncate, or nothing (other tables, memberships). */
 export function indexChangeOf(e: StreamEvent): DocChange | TableTruncate | null {
-  const data = e.envelope.data as StreamEvent['envelope']['data'] & { tables?: unknown; omitted?: unknown };
-  if (e.type === TRUNCATE_TYPE) {
-    const tables = (Array.isArray(data.tables) ? data.tables : [data.table]).filter(isIndexed);
+  const env = e.envelope;
+  if (isTruncate(env)) {
+    const tables = env.data.tables.filter(isIndexed);
     return tables.length > 0 ? { eventId: e.id, tables } : null;
   }
+  if (!isEntityChange(env)) return null;
+  const data = env.data;
   if (!isIndexed(data.table)) return null;
   const table = data.table;
   const id = data.key?.id;
   if (typeof id !== 'string') return null;
   if (data.op === 'd') return { eventId: e.id, workspaceId: e.workspaceId, table, id, op: 'delete', row: {} };
-  const after = data.after ?? {};
-  const omitted = new Set(Array.isArray(data.omitted) ? data.omitted : []);
+  // Columns are read by name: any entity's row image will do.
+  const after = (data.after ?? {}) as Readonly<Record<string, unknown>>;
+  const omitted = new Set(data.omitted ?? []);
   const row: Record<string, string | null> = {};
   for (const column of INDEXED_COLUMNS[table]) {
     if (omitted.has(column) || !(column in after)) continue;

@@ -1,13 +1,12 @@
 // The demo board page: loads the project's state over the board API, then stays live through
 // the SDK. Its own edits are only written to the API; they appear on screen when they come back
 // through the pipeline, exactly like everybody else's.
-import { createClient, type Change } from '@taskflow/realtime';
+import { createClient, isTableChange, type Change, type ChangeEvent } from '@taskflow/realtime';
 
 interface Session { userId: string; workspaceId: string; projectId: string; token: string; mqttUrl: string; replayUrl: string; searchUrl?: string }
 interface SearchHit { type: 'task' | 'comment'; id: string; taskId: string | null; title: string; text: string }
 interface Task { id: string; title: string; description: string | null; status: string; position: number; updated_at?: string; [k: string]: unknown }
 interface Comment { id: string; task_id: string; body: string; created_at?: string; author_id?: string | null }
-interface ChangeEvent { id: string; type: string; time: string; data: { op: string; table: string; key: Record<string, unknown>; after?: Record<string, unknown> | null } }
 
 const params = new URLSearchParams(location.search);
 const $ = <T extends HTMLElement>(sel: string) => document.querySelector(sel) as T;
@@ -58,16 +57,17 @@ async function loadState(): Promise<void> {
 }
 
 function applyChange(event: ChangeEvent): void {
-  const { op, table, key, after } = event.data;
+  const { op, table, key } = event.data;
   const id = String(key.id);
-  if (table === 'tasks') {
+  // An update's `after` may lack unchanged TOASTed columns: it is merged into what the board has.
+  if (isTableChange(event, 'tasks')) {
     if (op === 'd') tasks.delete(id);
-    else if (after) tasks.set(id, { ...(tasks.get(id) ?? {}), ...(after as Partial<Task>) } as Task);
-  } else if (table === 'comments') {
+    else if (event.data.after) tasks.set(id, { ...(tasks.get(id) ?? {}), ...event.data.after } as Task);
+  } else if (isTableChange(event, 'comments')) {
     if (op === 'd') comments.delete(id);
-    else if (after) comments.set(id, { ...(comments.get(id) ?? {}), ...(after as Partial<Comment>) } as Comment);
-  } else if (table === 'projects' && after && typeof after.name === 'string') {
-    $('#title').textContent = after.name;
+    else if (event.data.after) comments.set(id, { ...(comments.get(id) ?? {}), ...event.data.after } as Comment);
+  } else if (isTableChange(event, 'projects') && typeof event.data.after?.name === 'string') {
+    $('#title').textContent = event.data.after.name;
   }
   probe.applied.push(event.id);
   const latency = Date.now() - Date.parse(event.time);
@@ -215,7 +215,7 @@ async function main(): Promise<void> {
   client.subscribeProject(session.workspaceId, session.projectId, {
     fromSeq,
     // Thin messages carry no row image: the board then reloads its state.
-    onChange: (change: Change) => (change.mode === 'full' ? applyChange(change.event as unknown as ChangeEvent) : void loadState().catch(showError)),
+    onChange: (change: Change) => (change.mode === 'full' ? applyChange(change.event) : void loadState().catch(showError)),
     onResync: () => {
       probe.resyncs += 1;
       loadState().catch(showError);

@@ -19,6 +19,7 @@ import { TcpProxy } from '../../clients/web-sdk/test/tcp-proxy.js';
 import { startTestBroker } from '../support/stack.js';
 import type { Broker } from '../../infra/local/broker.js';
 import { sleep, waitFor } from '../support/wait.js';
+import { sampleEvent } from '../../schemas/fixtures.js';
 
 /** The router's sequencing, changelog, encoding and replay, publishing over HTTP to the broker. */
 class InProcessRouter {
@@ -70,18 +71,18 @@ class InProcessRouter {
         workspaceId: project.workspaceId,
         projectId: project.projectId,
         type: 'taskflow.task.updated',
-        envelope: {
-          specversion: '1.0',
-          id,
+        envelope: sampleEvent('task.updated', {
+          commitLsn: this.lsn,
+          txIndex,
+          txSize: n,
           source: '//taskflow/capture/test',
-          type: 'taskflow.task.updated',
           time: new Date().toISOString(),
-          subject: `tasks/${taskId}`,
-          dataschema: 'taskflow://schemas/task/v1',
-          workspaceid: project.workspaceId,
-          projectid: project.projectId,
-          data: { op: 'u', table: 'tasks', key: { id: taskId }, before: null, after: { id: taskId, title: id }, changed: ['title'] },
-        },
+          workspaceId: project.workspaceId,
+          projectId: project.projectId,
+          entityId: taskId,
+          row: { title: id },
+          changed: ['title'],
+        }),
       });
       this.commitTimes.set(id, Date.now());
     }

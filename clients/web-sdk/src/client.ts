@@ -20,6 +20,7 @@ import {
   type SubscriptionState,
 } from './subscription-machine.js';
 import { randomClientSuffix, TokenSource, type TokenProvider } from './token.js';
+import { projectTopic } from './topics.js';
 import type { Change, Status } from './types.js';
 
 export interface ClientOptions {
@@ -84,13 +85,6 @@ export interface RealtimeClient {
   readonly connectionCount: number;
   /** Unsubscribe everything and close every connection. */
   close(): void;
-}
-
-export function projectTopic(workspaceId: string, projectId: string): string {
-  for (const id of [workspaceId, projectId]) {
-    if (id === '' || /[/+#]/.test(id)) throw new TypeError(`invalid id for a topic: ${JSON.stringify(id)}`);
-  }
-  return `taskflow/v1/ws/${workspaceId}/projects/${projectId}`;
 }
 
 export function createClient(options: ClientOptions): RealtimeClient {

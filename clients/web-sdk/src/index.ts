@@ -1,5 +1,6 @@
 // @taskflow/realtime: ordered, exactly-once project changes from TaskFlow over MQTT/WebSocket.
-export { createClient, projectTopic } from './client.js';
+export { createClient } from './client.js';
+export { TOPIC_ROOT, projectTopic, projectTopicOf, userTopicOf, type ProjectRef } from './topics.js';
 export type { ClientOptions, ProjectHandlers, RealtimeClient, ResyncInfo, Unsubscribe } from './client.js';
 export type { IotCoreAuth } from './connection.js';
 export { RealtimeError, type RealtimeErrorCode } from './errors.js';
