@@ -11,12 +11,13 @@ import { prometheusNotificationMetrics } from '../notifications/metrics.js';
 import { prometheusSearchMetrics } from '../search/metrics.js';
 import { prometheusArchiverMetrics } from '../analytics/metrics.js';
 import { HEALTH_METRICS } from '../clients/demo-board/health.js';
+import { prometheusAuthorizerMetrics } from '../lib/authorizer-metrics.js';
 import { alarms, metricNames, prometheusRules } from './alarms.js';
 import { grafanaDashboard, PANELS, panelMetrics, prometheusThreshold } from './dashboard.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const runbooksDir = join(root, 'runbooks');
-const list = alarms({ streamName: 'taskflow-changes' });
+const list = alarms({ streamName: 'taskflow-changes', authorizerFunctionName: 'taskflow-prod-iot-authorizer' });
 
 /** Every metric name the services declare, from their own registries. */
 function declaredMetrics(): Set<string> {
@@ -27,6 +28,7 @@ function declaredMetrics(): Set<string> {
   prometheusSearchMetrics(registry);
   prometheusArchiverMetrics(registry);
   prometheusNotificationMetrics(registry);
+  prometheusAuthorizerMetrics(registry);
   const consumer = prometheusConsumerMetrics(registry, 'router', 'w1');
   consumer.iteratorAge('shard-0', 0);
   return new Set(registry.getMetricsAsArray().map((m) => m.name));

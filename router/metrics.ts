@@ -16,6 +16,7 @@ export const ROUTER_METRICS = {
   commitToPublish: 'taskflow_router_commit_to_publish_seconds',
   revocationHold: 'taskflow_router_revocation_hold_seconds',
   revocationHoldTimeouts: 'taskflow_router_revocation_hold_timeouts_total',
+  clientDisconnects: 'taskflow_router_client_disconnects_total',
 } as const;
 
 export interface PublishMetrics {
@@ -29,7 +30,7 @@ export interface PublishMetrics {
 
 export const noopPublishMetrics: PublishMetrics = { published() {}, withoutSubscriber() {}, publishRetried() {}, revocationHold() {} };
 
-export function prometheusRouterMetrics(registry: Registry): { shard: ShardRouterMetrics; publish: PublishMetrics } {
+export function prometheusRouterMetrics(registry: Registry): { shard: ShardRouterMetrics; publish: PublishMetrics; clientDisconnected(): void } {
   const counter = (name: string, help: string, labelNames: string[] = []) => new Counter({ name, help, labelNames, registers: [registry] });
   const eventsIn = counter(ROUTER_METRICS.eventsIn, 'User records read from the change stream');
   const duplicates = counter(ROUTER_METRICS.duplicatesDropped, 'Events at or below their workspace high-water mark, dropped');
@@ -43,7 +44,11 @@ export function prometheusRouterMetrics(registry: Registry): { shard: ShardRoute
   const holdSeconds = new Histogram({ name: ROUTER_METRICS.revocationHold, help: "How long a workspace's publishes were held for a revoked member's disconnect", labelNames: ['outcome'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] });
   const holdTimeouts = counter(ROUTER_METRICS.revocationHoldTimeouts, 'Revocation holds released by their bound without a confirmed disconnect (runbooks/revocation-hold-timeout.md)');
   const commitToPublish = new Histogram({ name: ROUTER_METRICS.commitToPublish, help: 'Commit time to publish, per change', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10], registers: [registry] });
+  // From the lifecycle events every instance receives (all of them, not a share): a storm shows
+  // as the same rate on each router, so the alarm takes the max, not the sum.
+  const disconnects = counter(ROUTER_METRICS.clientDisconnects, 'Client disconnects seen in the broker lifecycle events (IoT Core presence events in production)');
   return {
+    clientDisconnected: () => disconnects.inc(),
     shard: {
       eventsIn: (n) => eventsIn.inc(n),
       duplicatesDropped: (n) => duplicates.inc(n),

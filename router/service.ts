@@ -85,6 +85,7 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
       onMessage: (topic, payload) => {
         const event = parseLifecycleMessage(topic, payload);
         if (!event) return;
+        if (event.kind === 'disconnected') metrics.clientDisconnected();
         live.apply(event);
         recording = recording.then(() => subscriptionStore.record(event)).catch((err: unknown) => logger.warn({ err }, 'could not record a subscription event'));
       },

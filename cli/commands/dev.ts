@@ -22,7 +22,9 @@ import { LOCAL_REPLICATION_PASSWORD } from '../../infra/local/postgres.js';
 import { freePort } from '../../infra/local/processes.js';
 import { DEFAULT_SHARD_COUNT, describeStack, startStack } from '../../infra/local/stack.js';
 import { superviseServices, type ServiceSpec } from '../../infra/local/supervisor.js';
+import { prometheusAuthorizerMetrics } from '../../lib/authorizer-metrics.js';
 import { createDynamoClient } from '../../lib/aws.js';
+import { createRegistry, serveMetrics } from '../../lib/metrics.js';
 import { int } from '../../lib/config.js';
 import { DEVELOPMENT, ENV_VAR } from '../../lib/dev-mode.js';
 import { createVerifier, DEV_SECRET_FILE, loadJwtConfig, loadOrCreateDevSecret, printDevToken, signDevToken } from '../../lib/jwt.js';
@@ -180,11 +182,14 @@ async function runDev(argv: string[]): Promise<number> {
   const jwt = loadJwtConfig(process.env);
   let brokerAuth: BrokerAuth | undefined;
   let membershipsClient: DynamoDBClient | undefined;
+  // The local authorizer's decisions (the broker's hooks), served like a service's metrics.
+  const brokerRegistry = createRegistry('broker', false);
   const stack = await startStack({
     brokerHooks: (dynamodb) => {
       membershipsClient = createDynamoClient({ region: dynamodb.region, dynamodbEndpoint: dynamodb.endpoint });
       const projection = new DynamoMembershipProjection(membershipsClient, dynamodb.tables.memberships);
       brokerAuth = createBrokerAuth({
+        metrics: prometheusAuthorizerMetrics(brokerRegistry),
         verify: createVerifier(jwt),
         memberships: (userId) => projection.memberships(userId),
         serviceUserIds: [ROUTER_SERVICE_USER, NOTIFICATIONS_SERVICE_USER],
@@ -204,6 +209,7 @@ async function runDev(argv: string[]): Promise<number> {
   };
   phaseDone('engines');
   let services: ReturnType<typeof superviseServices> | undefined;
+  let brokerMetrics: Awaited<ReturnType<typeof serveMetrics>> | undefined;
   try {
     const { info } = stack;
     const applied = await migrate(info.postgres.url);
@@ -212,6 +218,8 @@ async function runDev(argv: string[]): Promise<number> {
     const available = availableServices();
     const ports = await httpPorts(available, values['free-ports']);
     for (const [endpoint, port] of Object.entries(ports)) info.http[endpoint] = `http://127.0.0.1:${port}`;
+    brokerMetrics = await serveMetrics(brokerRegistry, { port: values['free-ports'] ? 0 : DEV_HTTP_PORTS['broker-metrics'], host: '127.0.0.1' });
+    info.http['broker-metrics'] = brokerMetrics.url.replace(/\/metrics$/, '');
     const urls = Object.fromEntries(Object.entries(info.http).map(([endpoint, url]) => [urlEnvVar(endpoint), url]));
     const ctx = {
       dataDir,
@@ -259,6 +267,7 @@ async function runDev(argv: string[]): Promise<number> {
   } finally {
     rmSync(stateFile, { force: true });
     await services?.stop();
+    brokerMetrics?.server.close();
     await stack.stop();
     brokerAuth?.stop();
     membershipsClient?.destroy();

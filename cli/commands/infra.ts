@@ -46,7 +46,7 @@ export const command: Command = {
       const { alarms, prometheusRules } = await import('../../infra/alarms.js');
       const { grafanaDashboard } = await import('../../infra/dashboard.js');
       const { defaultSettings } = await import('../../infra/aws/settings.js');
-      const list = alarms({ streamName: defaultSettings().streamName });
+      const list = alarms(defaultSettings());
       process.stdout.write(sub === 'grafana' ? `${JSON.stringify(grafanaDashboard(list), null, 2)}\n` : prometheusRules(list));
       return 0;
     }

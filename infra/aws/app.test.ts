@@ -152,7 +152,7 @@ describe('services stack and manifests', () => {
 
 describe('observability stack', () => {
   it('has one alarm per catalog entry, each naming its runbook and paging the SNS topic', () => {
-    const list = alarms({ streamName: built.settings.streamName });
+    const list = alarms(built.settings);
     tpl('observability').resourceCountIs('AWS::CloudWatch::Alarm', list.length);
     for (const a of list) tpl('observability').hasResourceProperties('AWS::CloudWatch::Alarm', { AlarmName: a.id, AlarmDescription: Match.stringLikeRegexp(`runbooks/${a.runbook}`), AlarmActions: [Match.anyValue()] });
     tpl('observability').resourceCountIs('AWS::CloudWatch::Dashboard', 1);

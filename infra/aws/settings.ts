@@ -8,6 +8,8 @@ export interface Settings {
   account: string;
   region: string;
   streamName: string;
+  /** A fixed name, so the alarm catalog (infra/alarms.ts) can name its Lambda metrics. */
+  authorizerFunctionName: string;
   shards: number;
   retentionHours: number;
   efoConsumers: string[];
@@ -25,6 +27,7 @@ export function defaultSettings(env = 'prod'): Settings {
     account: '123456789012',
     region: 'us-east-1',
     streamName: 'taskflow-changes',
+    authorizerFunctionName: `taskflow-${env}-iot-authorizer`,
     shards: kinesisShards(scale).shards,
     retentionHours: 168,
     efoConsumers: scale.services.efo_consumers,

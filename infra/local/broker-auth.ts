@@ -8,6 +8,7 @@
 // disconnected (its SDK reconnects and can then subscribe only where it still may).
 import type { Client } from 'aedes';
 import { canConnect, canSubscribe, clientIdPrefix, type Membership } from '../../lib/authz.js';
+import { type AuthorizerMetrics, noopAuthorizerMetrics } from '../../lib/authorizer-metrics.js';
 import type { TokenVerifier } from '../../lib/jwt.js';
 import type { Logger } from '../../lib/logger.js';
 import type { BrokerHooks } from './broker.js';
@@ -20,6 +21,8 @@ export interface BrokerAuthOptions {
   recheckMs?: number;
   logger?: Logger;
   now?: () => number;
+  /** Decisions and their latency (alarms TaskflowAuthorizerErrors / TaskflowAuthorizerLatency). */
+  metrics?: AuthorizerMetrics;
 }
 
 export interface BrokerAuth {
@@ -49,6 +52,11 @@ export function createBrokerAuth(options: BrokerAuthOptions): BrokerAuth {
   const identities = new Map<Client, Identity>();
   const now = options.now ?? Date.now;
   const inFlight = new Map<string, Promise<Membership[]>>();
+  const metrics = options.metrics ?? noopAuthorizerMetrics;
+  const startDecision = () => {
+    const started = performance.now();
+    return (step: 'connect' | 'subscribe' | 'publish', outcome: 'allow' | 'deny' | 'error') => metrics.decided(step, outcome, (performance.now() - started) / 1000);
+  };
 
   /**
    * The user's memberships for a subscription decision, retried on errors. Concurrent look-ups of
@@ -76,7 +84,9 @@ export function createBrokerAuth(options: BrokerAuthOptions): BrokerAuth {
 
   const hooks: BrokerHooks = {
     authenticate(client, _username, password, done) {
+      const decided = startDecision();
       if (!password || password.length === 0) {
+        decided('connect', 'deny');
         done(authError('a TaskFlow token is required as the MQTT password', BAD_USERNAME_OR_PASSWORD) as never, false);
         return;
       }
@@ -84,29 +94,38 @@ export function createBrokerAuth(options: BrokerAuthOptions): BrokerAuth {
         (t) => {
           // Checked before aedes registers the client: a refused id never takes over the session holding it.
           if (!canConnect(t.userId, client.id)) {
+            decided('connect', 'deny');
             options.logger?.info({ userId: t.userId, clientId: client.id }, 'client id not bound to the token\'s user: refused');
             done(authError(`client id must start with "${clientIdPrefix(t.userId)}" (the token's user id and a suffix)`, IDENTIFIER_REJECTED) as never, false);
             return;
           }
           identities.set(client, { userId: t.userId, service: options.serviceUserIds.includes(t.userId), expiresAt: t.expiresAt });
+          decided('connect', 'allow');
           done(null, true);
         },
-        () => done(authError('invalid token', BAD_USERNAME_OR_PASSWORD) as never, false),
+        () => {
+          decided('connect', 'deny');
+          done(authError('invalid token', BAD_USERNAME_OR_PASSWORD) as never, false);
+        },
       );
     },
     authorizeSubscribe(client, subscription, done) {
+      const decided = startDecision();
       const who = identities.get(client);
       if (!who) {
+        decided('subscribe', 'deny');
         done(authError('not authenticated', NOT_AUTHORIZED), null);
         return;
       }
       if (who.service) {
+        decided('subscribe', 'allow');
         done(null, subscription);
         return;
       }
       membershipsOf(who.userId).then(
         (ms) => {
           const allowed = canSubscribe(who.userId, ms, subscription.topic);
+          decided('subscribe', allowed ? 'allow' : 'deny');
           if (!allowed) options.logger?.info({ userId: who.userId, topic: subscription.topic }, 'subscription denied');
           // null → SUBACK failure (0x80) for this topic; the connection stays up.
           done(null, allowed ? subscription : null);
@@ -114,6 +133,7 @@ export function createBrokerAuth(options: BrokerAuthOptions): BrokerAuth {
         (err: unknown) => {
           // Not a denial: the projection could not be read. A SUBACK failure would tell the client
           // "forbidden" for good; closing the connection makes it reconnect and subscribe again.
+          decided('subscribe', 'error');
           options.logger?.warn({ err, userId: who.userId, topic: subscription.topic }, 'membership look-up failed: closing the connection');
           client.close();
           done(err as Error, null);
@@ -122,7 +142,9 @@ export function createBrokerAuth(options: BrokerAuthOptions): BrokerAuth {
     },
     authorizePublish(client, packet, done) {
       // client null: published by the broker itself (e.g. the IoT publish route, $SYS).
-      if (client === null || identities.get(client)?.service) done(null);
+      const allowed = client === null || identities.get(client)?.service === true;
+      if (client !== null) metrics.decided('publish', allowed ? 'allow' : 'deny', 0);
+      if (allowed) done(null);
       else done(authError(`publishing to ${packet.topic} is reserved for the router`, NOT_AUTHORIZED));
     },
   };

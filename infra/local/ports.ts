@@ -40,4 +40,6 @@ export const DEV_HTTP_PORTS = {
   'audit-metrics': 18096,
   notifications: 18097,
   'notifications-metrics': 18098,
+  /** The local authorizer's (broker hooks') metrics, served by taskflow dev itself. */
+  'broker-metrics': 18099,
 } as const;

@@ -23,7 +23,7 @@ export class ObservabilityStack extends Stack {
   constructor(scope: Construct, id: string, settings: Settings, dataKey: kms.IKey, props?: StackProps) {
     super(scope, id, props);
     const pager = new sns.Topic(this, 'Pager', { displayName: 'TaskFlow pipeline pages', masterKey: importedKey(this, dataKey), enforceSSL: true });
-    const catalog = alarms({ streamName: settings.streamName });
+    const catalog = alarms(settings);
     for (const a of catalog) {
       const alarm = new cloudwatch.Alarm(this, a.id, {
         alarmName: a.id,

@@ -39,6 +39,7 @@ export class RealtimeStack extends Stack {
   constructor(scope: Construct, id: string, settings: Settings, deps: { memberships: dynamodb.ITableV2; presence: kinesis.IStream }, props?: StackProps) {
     super(scope, id, props);
     this.authorizerFunction = new lambda.Function(this, 'Authorizer', {
+      functionName: settings.authorizerFunctionName,
       runtime: AUTHORIZER_RUNTIME,
       architecture: lambda.Architecture.ARM_64,
       handler: 'index.handler',

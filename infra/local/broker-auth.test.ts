@@ -1,0 +1,42 @@
+import { describe, expect, it } from '@jest/globals';
+import type { Client } from 'aedes';
+import { Registry } from 'prom-client';
+import { createBrokerAuth } from './broker-auth.js';
+import { AUTHORIZER_METRICS, prometheusAuthorizerMetrics } from '../../lib/authorizer-metrics.js';
+
+const hook = <A extends unknown[]>(fn: (...args: [...A, (err: unknown, v: unknown) => void]) => void, ...args: A) =>
+  new Promise<[unknown, unknown]>((resolve) => fn(...args, (err, v) => resolve([err, v])));
+
+describe('authorizer metrics of the local broker', () => {
+  it('count allows, denials and errors (a decision not made) per step, each timed', async () => {
+    const registry = new Registry();
+    let projectionUp = true;
+    const auth = createBrokerAuth({
+      metrics: prometheusAuthorizerMetrics(registry),
+      verify: async (token) => {
+        if (token !== 'good') throw new Error('bad token');
+        return { userId: 'u1', expiresAt: Date.now() / 1000 + 3600 } as Awaited<ReturnType<Parameters<typeof createBrokerAuth>[0]['verify']>>;
+      },
+      memberships: async () => {
+        if (!projectionUp) throw new Error('projection unreadable');
+        return [];
+      },
+      serviceUserIds: [],
+      recheckMs: 3_600_000,
+    });
+    const client = { id: 'u1.tab', close: () => undefined } as unknown as Client;
+    const h = auth.hooks as unknown as Record<string, (...a: unknown[]) => void>;
+    await hook(h.authenticate!, client, 'x', Buffer.from('bad'));
+    await hook(h.authenticate!, client, 'x', Buffer.from('good'));
+    await hook(h.authorizeSubscribe!, client, { topic: 'taskflow/v1/ws/w/projects/p', qos: 1 });
+    projectionUp = false;
+    await hook(h.authorizeSubscribe!, client, { topic: 'taskflow/v1/ws/w/projects/p', qos: 1 });
+    await new Promise<void>((resolve) => h.authorizePublish!(client, { topic: 't' }, () => resolve()));
+    auth.stop();
+    const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === AUTHORIZER_METRICS.decisions)!;
+    const counts = Object.fromEntries(metric.values.map((v) => [`${v.labels.step}/${v.labels.outcome}`, v.value]));
+    expect(counts).toEqual({ 'connect/deny': 1, 'connect/allow': 1, 'subscribe/deny': 1, 'subscribe/error': 1, 'publish/deny': 1 });
+    const timed = (await registry.getMetricsAsJSON()).find((m) => m.name === AUTHORIZER_METRICS.seconds)!;
+    expect(timed.values.filter((v) => (v as { metricName?: string }).metricName?.endsWith('_count')).reduce((a, v) => a + v.value, 0)).toBe(5);
+  });
+});
