@@ -1,13 +1,6 @@
 // `taskflow <command> [...]`: each file in cli/commands/ is one command (cli/command.ts).
-import { TaskflowError } from '../lib/errors.js';
-import { SchemaError } from '../schemas/errors.js';
 import { commandNames, loadCommand } from './command.js';
-
-/** node:util parseArgs refusing an option or argument: a usage mistake, not a crash. */
-function isUsageError(err: unknown): err is Error {
-  const code = (err as { code?: unknown } | null)?.code;
-  return err instanceof TypeError && typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_');
-}
+import { finish } from './finish.js';
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
@@ -25,17 +18,4 @@ async function main(argv: string[]): Promise<number> {
   return (await (await loadCommand(name)).run(rest)) ?? 0;
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    if (err instanceof TaskflowError || err instanceof SchemaError) console.error(`taskflow: ${err.code}: ${err.message}`);
-    else if (isUsageError(err)) {
-      console.error(`taskflow: ${err.message} (see \`taskflow ${process.argv[2] ?? ''} --help\`)`);
-      process.exitCode = 2;
-      return;
-    } else console.error(err);
-    process.exitCode = 1;
-  },
-);
+finish(main(process.argv.slice(2)), process.argv[2]);

@@ -20,6 +20,7 @@ import { DynamoMembershipProjection } from '../../lib/dynamo-memberships.js';
 import { startRouter, type RunningRouter } from '../../router/service.js';
 import { superviseServices, type Supervisor } from '../../infra/local/supervisor.js';
 import { freePort } from '../../infra/local/processes.js';
+import { bundleCommands } from '../../infra/local/service-bundle.js';
 import { startServiceProcess } from './service-process.js';
 import { awsConfig, captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, startTestBroker, testStackEnv, uniqueName } from './stack.js';
 import { waitFor } from './wait.js';
@@ -229,8 +230,10 @@ export async function supervisePipelineServices(
   const metricsBase = Object.fromEntries(instances.map((i) => [i.name, `http://127.0.0.1:${i.env.METRICS_PORT}`]));
   const serviceOf = new Map(instances.map((i) => [i.name, i.service]));
   const lines: ServiceLogLine[] = [];
+  // As `taskflow dev` would: from a bundle built once, so a restart does not pay tsx again.
+  const bundle = await bundleCommands(ROOT, [...new Set(instances.map((i) => i.service))]);
   const supervisor = superviseServices(
-    instances.map(({ name, service, env }) => ({ name, command: process.execPath, args: [join(ROOT, 'bin', 'taskflow.js'), service], cwd: ROOT, env: { ...common, ...env } })),
+    instances.map(({ name, service, env }) => ({ name, command: process.execPath, args: bundle.args([service]), cwd: ROOT, env: { ...common, ...env } })),
     (line) => {
       const m = /^\[([a-z]+-\d+)\] (.*)$/.exec(line);
       const service = m ? serviceOf.get(m[1]!) : undefined;
@@ -256,6 +259,9 @@ export async function supervisePipelineServices(
     async ready(timeoutMs = 90_000) {
       await waitFor(() => instances.every((i) => started(i.name, i.service)) && lines.some((l) => l.msg === 'streaming from the slot'), () => 'every capture and router instance to start', timeoutMs);
     },
-    stop: () => supervisor.stop(),
+    async stop() {
+      await supervisor.stop();
+      bundle.remove();
+    },
   };
 }
