@@ -9,6 +9,7 @@ import { CONSUMER_SETTINGS, type ConsumerEnvConfig, loadConsumerConfig } from '.
 import { LOG_SETTINGS } from '../lib/logger.js';
 import { S3_DIR_SETTING } from '../lib/object-store.js';
 import { METRICS_SETTINGS } from '../lib/metrics.js';
+import type { RetentionPolicy } from './retention.js';
 
 export interface ArchiverConfig {
   aws: AwsConfig;
@@ -61,6 +62,9 @@ export const LOADER_SETTINGS = {
   dqIntervalMs: intSetting({ name: 'DQ_INTERVAL_MS', default: 60_000, min: 0, meaning: 'The loader runs the data-quality checks after a load at most this often; 0 never.' }),
   dqFreshnessMaxSeconds: intSetting({ name: 'DQ_FRESHNESS_MAX_SECONDS', default: 900, min: 1, meaning: 'Freshness check: the newest event may be at most this old.' }),
   dqSettleSeconds: intSetting({ name: 'DQ_SETTLE_SECONDS', default: 60, min: 0, meaning: 'Volume check: how old a transaction must be before it is expected complete.' }),
+  retentionIntervalMs: intSetting({ name: 'RETENTION_INTERVAL_MS', default: 3_600_000, min: 0, meaning: 'The loader applies retention at start and this often; 0 never (production: S3 lifecycle rules).' }),
+  retentionRawDays: intSetting({ name: 'RETENTION_RAW_DAYS', default: 30, min: 1, meaning: 'Raw archive objects older than this many days are deleted.' }),
+  retentionCuratedDays: intSetting({ name: 'RETENTION_CURATED_DAYS', default: 730, min: 1, meaning: 'Warehouse day partitions (raw_events, hence history and metrics) older than this many days are dropped.' }),
 };
 
 /** What `taskflow analytics load` (and `dq`) read. */
@@ -85,6 +89,7 @@ export interface LoaderConfig {
   metricsPort: number;
   metricsHost: string;
   dq: DqConfig;
+  retention: { intervalMs: number } & RetentionPolicy;
 }
 
 export interface DqConfig {
@@ -113,5 +118,10 @@ export function loadLoaderConfig(env: Env): LoaderConfig {
     metricsPort: LOADER_SETTINGS.metricsPort.read(env),
     metricsHost: LOADER_SETTINGS.metricsHost.read(env),
     dq: loadDqConfig(env),
+    retention: {
+      intervalMs: LOADER_SETTINGS.retentionIntervalMs.read(env),
+      rawDays: LOADER_SETTINGS.retentionRawDays.read(env),
+      curatedDays: LOADER_SETTINGS.retentionCuratedDays.read(env),
+    },
   };
 }

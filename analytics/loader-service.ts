@@ -9,6 +9,7 @@ import { createRegistry, serveMetrics } from '../lib/metrics.js';
 import { FsObjectStore, type ObjectStore, S3ObjectStore } from '../lib/object-store.js';
 import type { LoaderConfig } from './config.js';
 import { Loader, type LoaderMetrics } from './loader.js';
+import { applyRetention } from './retention.js';
 import { runDataQuality } from './warehouse/dq.js';
 import { DuckDbWarehouse } from './warehouse/duckdb.js';
 
@@ -60,7 +61,15 @@ export async function startLoader(config: LoaderConfig, logger: Logger): Promise
       if (!r.passed) logger.warn({ check: r.check, failingRows: r.failingRows, sample: r.sample }, 'data-quality check failed');
     }
   };
-  const loader = new Loader(archiveStore(config), config.archive.prefix, warehouse, logger, metrics);
+  const store = archiveStore(config);
+  let lastRetention = -Infinity;
+  const retention = async (): Promise<void> => {
+    if (config.retention.intervalMs === 0 || Date.now() - lastRetention < config.retention.intervalMs) return;
+    lastRetention = Date.now();
+    const result = await applyRetention(store, config.archive.prefix, warehouse, config.retention, new Date());
+    if (result.objectsDeleted || result.rawEventsDropped) logger.info(result, 'retention applied');
+  };
+  const loader = new Loader(store, config.archive.prefix, warehouse, logger, metrics);
   // Ready while the last load pass succeeded (archive and warehouse reachable); wedged when no
   // pass ended for ten minutes beyond the poll interval (a large backlog is one long pass).
   let lastPass = { endedAt: Date.now(), ok: false };
@@ -72,6 +81,7 @@ export async function startLoader(config: LoaderConfig, logger: Logger): Promise
   const loop = (async () => {
     while (!stopping.signal.aborted) {
       try {
+        await retention();
         if ((await loader.loadNew()) > 0) await dataQuality();
         lastPass = { endedAt: Date.now(), ok: true };
       } catch (err) {

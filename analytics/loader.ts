@@ -12,6 +12,13 @@ export interface LoaderMetrics {
   failed(): void;
 }
 
+/** What a pass has loaded so far (objects, the events they held, their bytes). */
+export interface LoadProgress {
+  objects: number;
+  events: number;
+  bytes: number;
+}
+
 export const noopLoaderMetrics: LoaderMetrics = { loaded() {}, failed() {} };
 
 export class Loader {
@@ -26,10 +33,11 @@ export class Loader {
   ) {}
 
   /** Loads every archive object not yet in the load log, in key order, in batches; resolves to how many it loaded. */
-  async loadNew(): Promise<number> {
+  async loadNew(onBatch?: (done: LoadProgress) => void): Promise<number> {
     this.loaded ??= await this.warehouse.loadedKeys();
     const pending = (await this.store.list(this.prefix)).filter((o) => !this.loaded!.has(o.key));
     let n = 0;
+    const done: LoadProgress = { objects: 0, events: 0, bytes: 0 };
     for (let i = 0; i < pending.length; ) {
       // A batch: up to MAX_BATCH_OBJECTS objects and MAX_BATCH_BYTES (at least one).
       let end = i;
@@ -46,6 +54,10 @@ export class Loader {
       n += loaded.size;
       this.metrics.loaded(loaded.size, events, fresh, (performance.now() - started) / 1000);
       this.logger.debug({ objects: loaded.size, events, newEvents: fresh }, 'objects loaded');
+      done.objects += batch.length;
+      done.events += events;
+      done.bytes += bytes;
+      onBatch?.({ ...done });
     }
     return n;
   }

@@ -8,7 +8,7 @@ import { DuckDBInstance, type DuckDBConnection, LIST, VARCHAR } from '@duckdb/no
 import { writeFileSync, rmSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CURATED, insertRawSql, insertTruncationsSql, loadLogCountsSql, mergeSql, schemaDdl, STAGED_TABLES_SQL, stageSql } from './tables.js';
+import { CURATED, filesSource, insertRawSql, insertTruncationsSql, lit, loadLogCountsSql, mergeSql, RAW_EVENTS_SOURCE, schemaDdl, STAGED_TABLES_SQL, stageSql, stateTable } from './tables.js';
 
 export interface LoadResult {
   events: number;
@@ -29,6 +29,8 @@ export interface Warehouse {
    * skipped. Resolves to what was loaded, per object key.
    */
   loadObjects(objects: readonly ArchiveObject[]): Promise<Map<string, LoadResult>>;
+  /** Drops the raw_events day partitions before `day` (YYYY-MM-DD); resolves to the rows dropped. */
+  dropDaysBefore(day: string): Promise<number>;
   query(sql: string): Promise<Record<string, unknown>[]>;
   close(): Promise<void>;
 }
@@ -98,11 +100,9 @@ export class DuckDbWarehouse implements Warehouse {
         await this.conn.run('ROLLBACK');
         return loaded;
       }
-      for (const sql of stageSql(files)) await this.conn.run(sql);
+      for (const sql of stageSql(filesSource(files))) await this.conn.run(sql);
       await this.conn.run(insertRawSql());
-      await this.conn.run(insertTruncationsSql());
-      const touched = new Set((await this.conn.runAndReadAll(STAGED_TABLES_SQL)).getRows().map((r) => String(r[0])));
-      for (const entity of CURATED.filter((e) => touched.has(e.table))) await this.conn.run(mergeSql(entity));
+      await this.mergeStaged();
       const keys = files.map((f) => f.key);
       await this.conn.run(loadLogCountsSql(keys));
       const counts = await this.conn.prepare(`SELECT object_key, events, new_events FROM load_log WHERE list_contains($1::VARCHAR[], object_key)`);
@@ -116,6 +116,40 @@ export class DuckDbWarehouse implements Warehouse {
     } finally {
       for (const f of files) rmSync(f.path, { force: true });
     }
+  }
+
+  /** Truncations and the curated MERGEs from `staged`, for the entities it touches. */
+  private async mergeStaged(): Promise<void> {
+    await this.conn.run(insertTruncationsSql());
+    const touched = new Set((await this.conn.runAndReadAll(STAGED_TABLES_SQL)).getRows().map((r) => String(r[0])));
+    for (const entity of CURATED.filter((e) => touched.has(e.table))) await this.conn.run(mergeSql(entity));
+  }
+
+  /**
+   * The first step of a rebuild, in one transaction: forgets every object from `fromKey` on (its
+   * load-log rows and the raw events it brought; '' = all), clears the curated state and
+   * truncations, and merges them again from the raw events left. Loading the forgotten objects
+   * again completes the rebuild.
+   */
+  resetCurated(fromKey: string): Promise<void> {
+    return this.exclusive(async () => {
+      await this.conn.run('BEGIN TRANSACTION');
+      try {
+        await this.conn.run(`DELETE FROM load_log WHERE object_key >= ${lit(fromKey)}`);
+        await this.conn.run(`DELETE FROM raw_events WHERE object_key >= ${lit(fromKey)}`);
+        for (const table of ['truncations', ...CURATED.map(stateTable)]) await this.conn.run(`DELETE FROM ${table}`);
+        for (const sql of stageSql(RAW_EVENTS_SOURCE)) await this.conn.run(sql);
+        await this.mergeStaged();
+        await this.conn.run('COMMIT');
+      } catch (err) {
+        await this.conn.run('ROLLBACK').catch(() => {});
+        throw err;
+      }
+    });
+  }
+
+  dropDaysBefore(day: string): Promise<number> {
+    return this.exclusive(async () => Number((await this.conn.run(`DELETE FROM raw_events WHERE day < CAST(${lit(day)} AS DATE)`)).rowsChanged));
   }
 
   query(sql: string): Promise<Record<string, unknown>[]> {

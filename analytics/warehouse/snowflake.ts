@@ -176,6 +176,11 @@ export class SnowflakeWarehouse implements Warehouse {
     }
   }
 
+  async dropDaysBefore(day: string): Promise<number> {
+    await this.setUp();
+    return (await this.run('DELETE FROM raw_events WHERE day < TO_DATE(?)', [day])).rowsAffected;
+  }
+
   async query(sql: string): Promise<Record<string, unknown>[]> {
     return (await this.run(sql)).rows;
   }

@@ -146,14 +146,22 @@ const ENVELOPE_SHAPE = JSON.stringify({
  * object_key, and `fresh`: raw_events does not have it yet). The anti-join probes raw_events
  * only where the batch's ids lie (ids grow with the LSN, so row-group zone maps skip the rest).
  */
-export function stageSql(files: ReadonlyArray<{ path: string; key: string }>): string[] {
+/** A batch's lines from archive files (GZIP NDJSON), each with its object's key: the stageSql source. */
+export function filesSource(files: ReadonlyArray<{ path: string; key: string }>): string {
   const keyOf = `CASE filename ${files.map((f) => `WHEN ${lit(f.path)} THEN ${lit(f.key)}`).join(' ')} END`;
+  return `SELECT json, ${keyOf} AS object_key FROM read_json_objects([${files.map((f) => lit(f.path)).join(', ')}], format = 'newline_delimited', compression = 'gzip', filename = true)`;
+}
+
+/** The events the warehouse keeps as the stageSql source (a rebuild merges them again). */
+export const RAW_EVENTS_SOURCE = 'SELECT event AS json, object_key FROM raw_events';
+
+/** `source`: a relation of (json, object_key), as filesSource and RAW_EVENTS_SOURCE make. */
+export function stageSql(source: string): string[] {
   return [
     `CREATE OR REPLACE TEMP TABLE staged_lines AS
       SELECT e.id, e.time, e.type, e.workspaceid AS workspace_id, e.projectid AS project_id, e.data.table AS tbl, e.data.op AS op, e.data.key.id AS key_id,
         e.data.after AS after, coalesce(e.data.omitted, []) AS omitted, coalesce(e.data.tables, []) AS tables, event, object_key
-      FROM (SELECT json_transform(json, ${lit(ENVELOPE_SHAPE)}) AS e, json AS event, ${keyOf} AS object_key
-        FROM read_json_objects([${files.map((f) => lit(f.path)).join(', ')}], format = 'newline_delimited', compression = 'gzip', filename = true))`,
+      FROM (SELECT json_transform(json, ${lit(ENVELOPE_SHAPE)}) AS e, json AS event, object_key FROM (${source}))`,
     // The first copy of each id (by object key); rowid keeps the wide rows out of a sort.
     `CREATE OR REPLACE TEMP TABLE staged AS
       SELECT l.*, NOT EXISTS (SELECT 1 FROM raw_events r WHERE r.id = l.id) AS fresh FROM staged_lines l

@@ -2,13 +2,15 @@
 //   archive   the archiver service: change stream -> Firehose (raw archive), long-running
 //   load      the loader service: raw archive -> warehouse (raw_events, curated tables), long-running
 //   dq        run the data-quality checks once and print them (exit 1 when one fails)
+//   rebuild   re-create the curated tables from the raw archive;  sql  query the local warehouse
 import { parseArgs } from 'node:util';
 import { ARCHIVER_SETTING_LIST, LOADER_SETTING_LIST, loadArchiverConfig, loadLoaderConfig } from '../../analytics/config.js';
 import { DQ_CHECKS, runDataQuality } from '../../analytics/warehouse/dq.js';
 import { DuckDbWarehouse } from '../../analytics/warehouse/duckdb.js';
 import { settingsHelp } from '../../lib/config.js';
 import { TaskflowError } from '../../lib/errors.js';
-import { startLoader } from '../../analytics/loader-service.js';
+import { archiveStore, startLoader } from '../../analytics/loader-service.js';
+import { formatProgress, rebuild } from '../../analytics/rebuild.js';
 import { startArchiver } from '../../analytics/service.js';
 import { createLogger } from '../../lib/logger.js';
 import type { Command } from '../command.js';
@@ -18,30 +20,72 @@ const usage = `usage:
   taskflow analytics load       load each new raw archive object once into the warehouse (DuckDB)
   taskflow analytics dq [--check NAME]... [--json]
                                 run the data-quality checks on the warehouse, record them in dq_results, exit 1 if one fails
+  taskflow analytics rebuild [--from YYYY-MM-DD]
+                                re-create the curated tables from the raw archive (objects from that day on), with progress
+  taskflow analytics sql "QUERY" [--json]
+                                query the local warehouse (the loader must be stopped: one process per DuckDB file)
 Settings of archive (environment; see analytics/README.md):
 ${settingsHelp(ARCHIVER_SETTING_LIST)}
 Settings of load and dq:
 ${settingsHelp(LOADER_SETTING_LIST)}`;
+
+const bigintSafe = (_k: string, v: unknown) => (typeof v === 'bigint' ? v.toString() : v);
+
+async function openWarehouse(path: string): Promise<DuckDbWarehouse> {
+  try {
+    return await DuckDbWarehouse.open(path);
+  } catch (err) {
+    // DuckDB allows one writing process per file: the running loader holds it.
+    throw new TaskflowError('WAREHOUSE_LOCKED', `cannot open ${path} (${(err as Error).message.split('\n')[0]}); while the loader runs it holds the file (its /metrics has taskflow_dq_*): stop it first`, { cause: err });
+  }
+}
+
+async function runRebuild(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { from: { type: 'string' } } });
+  if (values.from !== undefined && !(/^\d{4}-\d{2}-\d{2}$/.test(values.from) && !Number.isNaN(Date.parse(values.from)))) {
+    throw new TaskflowError('REBUILD_BAD_DATE', `--from ${values.from} is not a date YYYY-MM-DD`);
+  }
+  const config = loadLoaderConfig(process.env);
+  const warehouse = await openWarehouse(config.warehousePath);
+  try {
+    const last = await rebuild(archiveStore(config), config.archive.prefix, warehouse, createLogger('analytics-rebuild'), {
+      ...(values.from ? { from: values.from } : {}),
+      onProgress: (p) => console.error(formatProgress(p)),
+    });
+    console.log(`rebuilt: ${last.objects} objects, ${last.events} events loaded again`);
+    return 0;
+  } finally {
+    await warehouse.close();
+  }
+}
+
+async function runSql(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, options: { json: { type: 'boolean', default: false } }, allowPositionals: true });
+  if (positionals.length !== 1) throw new TaskflowError('SQL_USAGE', 'give one query, quoted: taskflow analytics sql "SELECT …"');
+  const warehouse = await openWarehouse(loadLoaderConfig(process.env).warehousePath);
+  try {
+    const rows = await warehouse.query(positionals[0]!);
+    if (values.json) console.log(JSON.stringify(rows, bigintSafe, 2));
+    else for (const row of rows) console.log(JSON.stringify(row, bigintSafe));
+    return 0;
+  } finally {
+    await warehouse.close();
+  }
+}
 
 async function runDq(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { check: { type: 'string', multiple: true }, json: { type: 'boolean', default: false } } });
   const unknown = (values.check ?? []).filter((c) => !DQ_CHECKS.some((k) => k.name === c));
   if (unknown.length) throw new TaskflowError('DQ_UNKNOWN_CHECK', `unknown check ${unknown.join(', ')} (known: ${DQ_CHECKS.map((c) => c.name).join(', ')})`);
   const config = loadLoaderConfig(process.env);
-  let warehouse: DuckDbWarehouse;
-  try {
-    warehouse = await DuckDbWarehouse.open(config.warehousePath);
-  } catch (err) {
-    // DuckDB allows one writing process per file: the running loader holds it.
-    throw new TaskflowError('WAREHOUSE_LOCKED', `cannot open ${config.warehousePath} (${(err as Error).message.split('\n')[0]}); while the loader runs, it runs the checks itself: see its /metrics (taskflow_dq_*) or stop it first`, { cause: err });
-  }
+  const warehouse = await openWarehouse(config.warehousePath);
   try {
     const results = await runDataQuality(warehouse, { ...config.dq, now: new Date() }, values.check);
-    if (values.json) console.log(JSON.stringify(results, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2));
+    if (values.json) console.log(JSON.stringify(results, bigintSafe, 2));
     else {
       for (const r of results) {
         console.log(`${r.passed ? 'pass' : 'FAIL'}  ${r.check}${r.passed ? '' : `: ${r.failingRows} rows, e.g.`}`);
-        for (const row of r.sample) console.log(`      ${JSON.stringify(row, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}`);
+        for (const row of r.sample) console.log(`      ${JSON.stringify(row, bigintSafe)}`);
       }
     }
     return results.every((r) => r.passed) ? 0 : 1;
@@ -68,7 +112,7 @@ async function runUntilSignalled(name: string, start: () => Promise<{ stop(): Pr
 
 export const command: Command = {
   summary: 'analytics path: `analytics archive` (stream -> Firehose raw archive), `analytics load` (archive -> warehouse), `analytics dq` (data-quality checks)',
-  subcommands: ['archive', 'load', 'dq'],
+  subcommands: ['archive', 'load', 'dq', 'rebuild', 'sql'],
   async run(argv) {
     const { positionals, values } = parseArgs({ args: argv, options: { help: { type: 'boolean' } }, allowPositionals: true, strict: false });
     if (values.help) {
@@ -88,6 +132,10 @@ export const command: Command = {
       }
       case 'dq':
         return runDq(argv.slice(argv.indexOf('dq') + 1));
+      case 'rebuild':
+        return runRebuild(argv.slice(argv.indexOf('rebuild') + 1));
+      case 'sql':
+        return runSql(argv.slice(argv.indexOf('sql') + 1));
       default:
         console.error(usage);
         return 2;
