@@ -45,6 +45,7 @@ describe('state stack', () => {
         TableName: spec.table.TableName,
         KeySchema: keys,
         AttributeDefinitions: Match.arrayWith((spec.table.AttributeDefinitions ?? []).map((a) => ({ AttributeName: a.AttributeName, AttributeType: a.AttributeType }))),
+        ...(spec.table.GlobalSecondaryIndexes?.length ? { GlobalSecondaryIndexes: spec.table.GlobalSecondaryIndexes.map((g) => Match.objectLike({ IndexName: g.IndexName, KeySchema: g.KeySchema })) } : {}),
         ...(spec.ttlAttribute ? { TimeToLiveSpecification: { AttributeName: spec.ttlAttribute, Enabled: true } } : {}),
         Replicas: [Match.objectLike({ PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true }, DeletionProtectionEnabled: true })],
       });

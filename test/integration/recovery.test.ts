@@ -60,9 +60,11 @@ describe('recovery after a SIGKILL', () => {
     const ready = await waitFor(
       async () => {
         const all = await Promise.all(['capture-0', 'capture-1', 'router-0', 'router-1'].map((i) => probe(i, '/readyz')));
-        return all.every((p) => p.status === 200) ? all : undefined;
+        // Both routers' lease counts settle once neither is still taking one over from the other.
+        const leases = (all[2]!.body.leasesHeld ?? 0) + (all[3]!.body.leasesHeld ?? 0);
+        return all.every((p) => p.status === 200) && leases === 2 ? all : undefined;
       },
-      () => 'every instance to answer 200 on /readyz',
+      () => 'every instance to answer 200 on /readyz, the two routers holding the 2 leases between them',
       30_000,
     );
     expect(ready.slice(0, 2).map((p) => p.body.phase).sort()).toEqual(['standby', 'streaming']);

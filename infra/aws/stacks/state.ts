@@ -7,12 +7,31 @@ import type { Construct } from 'constructs';
 import { TABLES, type TableSpec } from '../../local/tables.js';
 import { importedKey } from './compliance.js';
 
-function attribute(spec: TableSpec, role: 'HASH' | 'RANGE'): dynamodb.Attribute | undefined {
-  const key = spec.table.KeySchema?.find((k) => k.KeyType === role);
+type KeySchema = NonNullable<TableSpec['table']['KeySchema']>;
+
+function attribute(spec: TableSpec, role: 'HASH' | 'RANGE', schema: KeySchema = spec.table.KeySchema ?? []): dynamodb.Attribute | undefined {
+  const key = schema.find((k) => k.KeyType === role);
   if (!key?.AttributeName) return undefined;
   const def = spec.table.AttributeDefinitions?.find((a) => a.AttributeName === key.AttributeName);
   const type = { S: dynamodb.AttributeType.STRING, N: dynamodb.AttributeType.NUMBER, B: dynamodb.AttributeType.BINARY }[def?.AttributeType ?? 'S'];
   return { name: key.AttributeName, type };
+}
+
+/** The table's global secondary indexes (e.g. the notifications inbox's sparse `unread`), as the owner declares them. */
+function secondaryIndexes(spec: TableSpec): dynamodb.GlobalSecondaryIndexPropsV2[] {
+  return (spec.table.GlobalSecondaryIndexes ?? []).map((gsi) => {
+    const partitionKey = attribute(spec, 'HASH', gsi.KeySchema ?? []);
+    if (!gsi.IndexName || !partitionKey) throw new Error(`table ${spec.key}: an index without a name or HASH key`);
+    const sortKey = attribute(spec, 'RANGE', gsi.KeySchema ?? []);
+    const projection = gsi.Projection?.ProjectionType ?? 'ALL';
+    return {
+      indexName: gsi.IndexName,
+      partitionKey,
+      ...(sortKey ? { sortKey } : {}),
+      projectionType: projection as dynamodb.ProjectionType,
+      ...(projection === 'INCLUDE' ? { nonKeyAttributes: gsi.Projection?.NonKeyAttributes ?? [] } : {}),
+    };
+  });
 }
 
 export class StateStack extends Stack {
@@ -29,6 +48,7 @@ export class StateStack extends Stack {
         tableName: spec.table.TableName,
         partitionKey,
         ...(sortKey ? { sortKey } : {}),
+        globalSecondaryIndexes: secondaryIndexes(spec),
         billing: dynamodb.Billing.onDemand(),
         ...(spec.ttlAttribute ? { timeToLiveAttribute: spec.ttlAttribute } : {}),
         pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
