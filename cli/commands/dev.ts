@@ -182,7 +182,7 @@ async function runDev(argv: string[]): Promise<number> {
   const jwt = loadJwtConfig(process.env);
   let brokerAuth: BrokerAuth | undefined;
   let membershipsClient: DynamoDBClient | undefined;
-  // The local authorizer's decisions (the broker's hooks), served like a service's metrics.
+  // The broker runs in this process: its authorizer's decisions and refusals (connect rate, client ids, tokens) get their own /metrics.
   const brokerRegistry = createRegistry('broker', false);
   const stack = await startStack({
     brokerHooks: (dynamodb) => {
@@ -193,6 +193,7 @@ async function runDev(argv: string[]): Promise<number> {
         verify: createVerifier(jwt),
         memberships: (userId) => projection.memberships(userId),
         serviceUserIds: [ROUTER_SERVICE_USER, NOTIFICATIONS_SERVICE_USER],
+        registry: brokerRegistry,
       });
       return brokerAuth.hooks;
     },

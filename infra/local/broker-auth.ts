@@ -6,12 +6,25 @@
 // session by connecting with its id. Revocation: every `recheckMs` the live subscriptions of
 // each connected user are checked against its current memberships, and a user who lost one is
 // disconnected (its SDK reconnects and can then subscribe only where it still may).
+// Connects are rate-limited per user (token bucket after the token is verified, so nobody can
+// spend another user's budget): beyond it CONNACK 3 "server unavailable", which the SDK retries
+// with backoff, a log line and `taskflow_broker_connects_refused_total{reason="rate"}`. IoT Core
+// has its own connect limits (docs/THREAT_MODEL.md §1).
 import type { Client } from 'aedes';
+import { Counter, type Registry } from 'prom-client';
 import { canConnect, canSubscribe, clientIdPrefix, type Membership } from '../../lib/authz.js';
 import { type AuthorizerMetrics, noopAuthorizerMetrics } from '../../lib/authorizer-metrics.js';
 import type { TokenVerifier } from '../../lib/jwt.js';
 import type { Logger } from '../../lib/logger.js';
+import { PerUserLimiter } from '../../lib/user-limits.js';
 import type { BrokerHooks } from './broker.js';
+
+/** Connects per second and burst one user may make: ten tabs reconnecting at once pass, a loop does not. */
+export const DEFAULT_CONNECT_LIMITS = { ratePerSec: 2, burst: 20 };
+
+export const BROKER_METRICS = { connectsRefused: 'taskflow_broker_connects_refused_total' } as const;
+
+export type ConnectRefusal = 'token' | 'client_id' | 'rate';
 
 export interface BrokerAuthOptions {
   verify: TokenVerifier;
@@ -19,6 +32,10 @@ export interface BrokerAuthOptions {
   /** Token subjects that may publish and subscribe anywhere (the router). */
   serviceUserIds: readonly string[];
   recheckMs?: number;
+  /** Per-user connect rate; service identities are not limited. */
+  connectLimits?: { ratePerSec: number; burst: number };
+  /** Where `taskflow_broker_connects_refused_total{reason}` is registered, if anywhere. */
+  registry?: Registry;
   logger?: Logger;
   now?: () => number;
   /** Decisions and their latency (alarms TaskflowAuthorizerErrors / TaskflowAuthorizerLatency). */
@@ -40,6 +57,7 @@ interface Identity {
 
 const NOT_AUTHORIZED = 5;
 const BAD_USERNAME_OR_PASSWORD = 4;
+const SERVER_UNAVAILABLE = 3;
 const IDENTIFIER_REJECTED = 2;
 
 function authError(message: string, returnCode: number): Error & { returnCode: number } {
@@ -56,6 +74,14 @@ export function createBrokerAuth(options: BrokerAuthOptions): BrokerAuth {
   const startDecision = () => {
     const started = performance.now();
     return (step: 'connect' | 'subscribe' | 'publish', outcome: 'allow' | 'deny' | 'error') => metrics.decided(step, outcome, (performance.now() - started) / 1000);
+  };
+  const connectLimits = options.connectLimits ?? DEFAULT_CONNECT_LIMITS;
+  // Only the rate applies: a connect is admitted and released at once.
+  const connects = new PerUserLimiter({ ...connectLimits, maxConcurrent: 1, maxUsers: 100_000 }, now);
+  const refusedCounter = options.registry ? new Counter({ name: BROKER_METRICS.connectsRefused, help: 'MQTT connects the local broker refused, by reason', labelNames: ['reason'], registers: [options.registry] }) : undefined;
+  const refuse = (done: (err: never, ok: false) => void, reason: ConnectRefusal, message: string, code: number): void => {
+    refusedCounter?.inc({ reason });
+    done(authError(message, code) as never, false);
   };
 
   /**
@@ -87,25 +113,35 @@ export function createBrokerAuth(options: BrokerAuthOptions): BrokerAuth {
       const decided = startDecision();
       if (!password || password.length === 0) {
         decided('connect', 'deny');
-        done(authError('a TaskFlow token is required as the MQTT password', BAD_USERNAME_OR_PASSWORD) as never, false);
+        refuse(done, 'token', 'a TaskFlow token is required as the MQTT password', BAD_USERNAME_OR_PASSWORD);
         return;
       }
       options.verify(password.toString('utf8')).then(
         (t) => {
+          const service = options.serviceUserIds.includes(t.userId);
+          // Every authenticated attempt counts, refused ids included.
+          const admitted = service ? { ok: true as const, release: () => undefined } : connects.admit(t.userId);
+          if (!admitted.ok) {
+            options.logger?.info({ userId: t.userId, clientId: client.id, retryAfterMs: admitted.retryAfterMs }, 'connect rate exceeded: refused');
+            decided('connect', 'deny');
+            refuse(done, 'rate', `too many connects for this user: at most ${connectLimits.ratePerSec}/s after a burst of ${connectLimits.burst}`, SERVER_UNAVAILABLE);
+            return;
+          }
+          admitted.release();
           // Checked before aedes registers the client: a refused id never takes over the session holding it.
           if (!canConnect(t.userId, client.id)) {
             decided('connect', 'deny');
             options.logger?.info({ userId: t.userId, clientId: client.id }, 'client id not bound to the token\'s user: refused');
-            done(authError(`client id must start with "${clientIdPrefix(t.userId)}" (the token's user id and a suffix)`, IDENTIFIER_REJECTED) as never, false);
+            refuse(done, 'client_id', `client id must start with "${clientIdPrefix(t.userId)}" (the token's user id and a suffix)`, IDENTIFIER_REJECTED);
             return;
           }
-          identities.set(client, { userId: t.userId, service: options.serviceUserIds.includes(t.userId), expiresAt: t.expiresAt });
+          identities.set(client, { userId: t.userId, service, expiresAt: t.expiresAt });
           decided('connect', 'allow');
           done(null, true);
         },
         () => {
           decided('connect', 'deny');
-          done(authError('invalid token', BAD_USERNAME_OR_PASSWORD) as never, false);
+          refuse(done, 'token', 'invalid token', BAD_USERNAME_OR_PASSWORD);
         },
       );
     },

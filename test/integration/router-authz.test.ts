@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import mqtt, { type MqttClient } from 'mqtt';
+import { Registry } from 'prom-client';
 import { projectTopicOf, userTopicOf } from '../../lib/authz.js';
 import { createVerifier, signDevToken } from '../../lib/jwt.js';
 import { createBrokerAuth, type BrokerAuth } from '../../infra/local/broker-auth.js';
@@ -185,5 +186,39 @@ describe('TRUNCATE memberships', () => {
     // Reprocessing the truncate does not hide the later membership.
     await projection.apply([truncate]);
     expect(await projection.memberships(DAVE)).toHaveLength(1);
+  });
+});
+
+describe('connect rate per user', () => {
+  it("refuses one user's connects beyond its rate with CONNACK 3 and counts them, while other users and the router connect", async () => {
+    const registry = new Registry();
+    const limited = createBrokerAuth({
+      verify: createVerifier({ kind: 'hs256', secret, issuer: 'taskflow', audience: 'taskflow-realtime' }),
+      memberships: (u) => projection.memberships(u),
+      serviceUserIds: ['service:router'],
+      connectLimits: { ratePerSec: 0.01, burst: 3 },
+      registry,
+    });
+    const limitedBroker = await startTestBroker(limited.hooks);
+    const clients: MqttClient[] = [];
+    const connectTo = async (userId: string) => {
+      const password = await signDevToken(secret, userId, { ttlSeconds: 600 });
+      const c = await mqtt.connectAsync(limitedBroker.tcpUrl, { username: 'any', password, clientId: boundClientId(userId), reconnectPeriod: 0, connectTimeout: 5000 });
+      clients.push(c);
+      return c;
+    };
+    try {
+      for (let i = 0; i < 3; i++) await connectTo(BOB);
+      await expect(connectTo(BOB)).rejects.toMatchObject({ code: 3 });
+      await expect(connectTo(BOB)).rejects.toMatchObject({ code: 3 });
+      expect((await connectTo(ALICE)).connected).toBe(true);
+      for (let i = 0; i < 5; i++) expect((await connectTo('service:router')).connected).toBe(true);
+      const refused = (await registry.getSingleMetric('taskflow_broker_connects_refused_total')?.get())?.values ?? [];
+      expect(refused.find((v) => v.labels.reason === 'rate')?.value).toBe(2);
+    } finally {
+      for (const c of clients) await c.endAsync(true).catch(() => {});
+      limited.stop();
+      await limitedBroker.stop();
+    }
   });
 });

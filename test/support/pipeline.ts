@@ -57,6 +57,12 @@ export interface TestPipelineOptions {
   services?: 'in-process' | 'processes' | 'none';
   /** With services: 'processes': their log level and every line they write (stdout and stderr). */
   serviceLog?: { level: string; onLine(service: 'capture' | 'router', line: string): void };
+  /**
+   * The broker's per-user connect limits. By default none that a test reaches: the benchmarks
+   * connect hundreds of simulated browsers with one observer's token. The flood test sets the
+   * production defaults (infra/local/broker-auth.ts DEFAULT_CONNECT_LIMITS).
+   */
+  connectLimits?: { ratePerSec: number; burst: number };
 }
 
 /** Shorter intervals than the services' defaults, so tests wait less. */
@@ -95,6 +101,7 @@ export async function startTestPipeline(options: TestPipelineOptions): Promise<T
     memberships: (userId) => projection.memberships(userId),
     serviceUserIds: [ROUTER_SERVICE_USER],
     recheckMs: 500,
+    connectLimits: options.connectLimits ?? { ratePerSec: 1e6, burst: 1e6 },
   });
   const broker = await startTestBroker(auth.hooks);
   const secretBytes = new TextEncoder().encode(secret);
