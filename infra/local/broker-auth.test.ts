@@ -39,4 +39,33 @@ describe('authorizer metrics of the local broker', () => {
     const timed = (await registry.getMetricsAsJSON()).find((m) => m.name === AUTHORIZER_METRICS.seconds)!;
     expect(timed.values.filter((v) => (v as { metricName?: string }).metricName?.endsWith('_count')).reduce((a, v) => a + v.value, 0)).toBe(5);
   });
+
+  it('tries a failing membership look-up again, at most three times, before refusing the subscription', async () => {
+    let failures = 0;
+    let calls = 0;
+    const auth = createBrokerAuth({
+      verify: async () => ({ userId: 'u1', expiresAt: Date.now() / 1000 + 3600 }) as Awaited<ReturnType<Parameters<typeof createBrokerAuth>[0]['verify']>>,
+      memberships: async () => {
+        calls += 1;
+        if (failures-- > 0) throw new Error('projection unreadable');
+        return [{ workspaceId: 'w', projectId: 'p', role: 'member' }];
+      },
+      serviceUserIds: [],
+      recheckMs: 3_600_000,
+    });
+    const client = { id: 'u1.tab', close: () => undefined } as unknown as Client;
+    const h = auth.hooks as unknown as Record<string, (...a: unknown[]) => void>;
+    await hook(h.authenticate!, client, 'x', Buffer.from('good'));
+    failures = 2;
+    const [err, granted] = await hook(h.authorizeSubscribe!, client, { topic: 'taskflow/v1/ws/w/projects/p', qos: 1 });
+    expect(err).toBeNull();
+    expect(granted).toMatchObject({ topic: 'taskflow/v1/ws/w/projects/p' });
+    expect(calls).toBe(3);
+    calls = 0;
+    failures = 3;
+    const [refused] = await hook(h.authorizeSubscribe!, client, { topic: 'taskflow/v1/ws/w/projects/p', qos: 1 });
+    expect(refused).toBeInstanceOf(Error);
+    expect(calls).toBe(3);
+    auth.stop();
+  });
 });

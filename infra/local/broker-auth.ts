@@ -16,6 +16,7 @@ import { canConnect, canSubscribe, clientIdPrefix, type Membership } from '../..
 import { type AuthorizerMetrics, noopAuthorizerMetrics } from '../../lib/authorizer-metrics.js';
 import type { TokenVerifier } from '../../lib/jwt.js';
 import type { Logger } from '../../lib/logger.js';
+import { retry } from '../../lib/retry.js';
 import { PerUserLimiter } from '../../lib/user-limits.js';
 import type { BrokerHooks } from './broker.js';
 
@@ -65,6 +66,7 @@ function authError(message: string, returnCode: number): Error & { returnCode: n
 }
 
 const LOOKUP_ATTEMPTS = 3;
+const LOOKUP_BACKOFF = { baseMs: 100, maxMs: 400 };
 
 export function createBrokerAuth(options: BrokerAuthOptions): BrokerAuth {
   const identities = new Map<Client, Identity>();
@@ -92,16 +94,8 @@ export function createBrokerAuth(options: BrokerAuthOptions): BrokerAuth {
   function membershipsOf(userId: string): Promise<Membership[]> {
     const pending = inFlight.get(userId);
     if (pending) return pending;
-    const lookup = (async () => {
-      for (let attempt = 1; ; attempt += 1) {
-        try {
-          return await options.memberships(userId);
-        } catch (err) {
-          if (attempt >= LOOKUP_ATTEMPTS) throw err;
-          await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
-        }
-      }
-    })();
+    // Any failure of the projection's table is worth another try, up to LOOKUP_ATTEMPTS.
+    const lookup = retry(() => options.memberships(userId), { policy: LOOKUP_BACKOFF, maxAttempts: LOOKUP_ATTEMPTS, shouldRetry: () => true });
     inFlight.set(userId, lookup);
     const settled = () => inFlight.delete(userId);
     lookup.then(settled, settled);
