@@ -5,6 +5,7 @@
 import type { Server } from 'node:http';
 import { clientIdPrefix } from '../lib/authz.js';
 import { createDynamoClient, createIotDataClient, createKinesisClient } from '../lib/aws.js';
+import { deadLetterSink } from '../lib/consumer-dead-letters.js';
 import { DynamoDeadLetterStore } from '../lib/dlq.js';
 import { DynamoMembershipProjection } from '../lib/dynamo-memberships.js';
 import { createVerifier, signDevToken } from '../lib/jwt.js';
@@ -20,7 +21,7 @@ import { DynamoInbox } from './inbox.js';
 import { prometheusNotificationMetrics } from './metrics.js';
 import type { PipelineDeps } from './pipeline.js';
 import { NOTIFICATIONS_DLQ_SOURCE } from './redrive.js';
-import { type NotificationDeadLetterSink, NotificationShardProcessor } from './shard-processor.js';
+import { NotificationShardProcessor } from './shard-processor.js';
 import { DynamoWatcherStore } from './watchers.js';
 
 export interface RunningNotifications {
@@ -65,16 +66,7 @@ export async function startNotifications(config: NotificationsConfig, logger: Lo
   const publisher = await connectPublisher(config, config.consumer.workerId);
   const deps = pipelineDeps(config, dynamo, publisher);
   const dlq = new DynamoDeadLetterStore(dynamo, config.tables.dlq);
-  const deadLetters: NotificationDeadLetterSink = {
-    async put(l) {
-      const origin: Record<string, string> = { shardId: l.origin.shardId, sequenceNumber: l.origin.sequenceNumber };
-      if (l.origin.subSequenceNumber !== undefined) origin.subSequenceNumber = String(l.origin.subSequenceNumber);
-      // Keyed by the Kinesis record: reprocessing it after a crash finds the entry already there.
-      const dedupeKey = `${origin.shardId}/${origin.sequenceNumber}/${origin.subSequenceNumber ?? ''}`;
-      await dlq.put({ source: NOTIFICATIONS_DLQ_SOURCE, reason: l.reason, message: l.message, payload: l.bytes, origin, dedupeKey });
-      logger.warn({ reason: l.reason, origin }, 'event dead-lettered');
-    },
-  };
+  const deadLetters = deadLetterSink(dlq, NOTIFICATIONS_DLQ_SOURCE, logger);
 
   const consumer = createConsumer({
     ...config.consumer,

@@ -2,24 +2,14 @@
 // ones to the dead-letter store), run the batch through the pipeline (pipeline.ts: memberships,
 // inbox, watchers, live delivery), then checkpoint. No high-water marks: every step is idempotent
 // and the plan of a re-read batch is the same (rules.ts), so a crash re-reads it harmlessly.
-import { decodeEvent, type DlqReason, type EventCheck, type StreamEvent } from '../lib/change-event.js';
+import type { EventCheck } from '../lib/change-event.js';
+import { type ConsumerDeadLetterSink, validEventsOf } from '../lib/consumer-dead-letters.js';
 import type { Checkpointer, ProcessBatch, ShardProcessor, ShutdownReason } from '../lib/kinesis-consumer/index.js';
 import { noopNotifierMetrics, type NotifierMetrics } from './metrics.js';
 import { notifyBatch, type PipelineDeps } from './pipeline.js';
 
-export interface NotificationDeadLetter {
-  reason: DlqReason | 'undecodable_record';
-  message: string;
-  bytes: Uint8Array;
-  origin: { shardId: string; sequenceNumber: string; subSequenceNumber?: number };
-}
-
-export interface NotificationDeadLetterSink {
-  put(letter: NotificationDeadLetter): Promise<void>;
-}
-
 export interface NotificationProcessorDeps extends PipelineDeps {
-  deadLetters: NotificationDeadLetterSink;
+  deadLetters: ConsumerDeadLetterSink;
   validate: EventCheck;
   metrics?: NotifierMetrics;
   now?: () => number;
@@ -42,21 +32,7 @@ export class NotificationShardProcessor implements ShardProcessor {
   async processRecords(batch: ProcessBatch, checkpointer: Checkpointer): Promise<void> {
     if (batch.records.length === 0) return;
     this.metrics.eventsIn(batch.records.length);
-    const events: StreamEvent[] = [];
-    for (const r of batch.records) {
-      const decoded = r.decodeError ? { ok: false as const, reason: 'undecodable_record' as const, message: r.decodeError.message } : decodeEvent(r.data, this.deps.validate);
-      if (decoded.ok) {
-        events.push(decoded.event);
-        continue;
-      }
-      await this.deps.deadLetters.put({
-        reason: decoded.reason,
-        message: decoded.message,
-        bytes: r.data,
-        origin: { shardId: this.shardId, sequenceNumber: r.sequenceNumber, subSequenceNumber: r.subSequenceNumber },
-      });
-      this.metrics.deadLettered(decoded.reason);
-    }
+    const events = await validEventsOf(batch, this.shardId, this.deps.validate, this.deps.deadLetters, (reason) => this.metrics.deadLettered(reason));
     const started = this.now();
     let outcome;
     try {

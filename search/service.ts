@@ -3,6 +3,7 @@
 // OpenSearch in production), the dead-letter store, the search API and /metrics.
 import type { Server } from 'node:http';
 import { createDynamoClient, createKinesisClient } from '../lib/aws.js';
+import { deadLetterSink } from '../lib/consumer-dead-letters.js';
 import { DynamoDeadLetterStore } from '../lib/dlq.js';
 import { createVerifier } from '../lib/jwt.js';
 import { createConsumer, type Consumer } from '../lib/kinesis-consumer/index.js';
@@ -16,7 +17,7 @@ import { openSearchIndex } from './engines.js';
 import { prometheusSearchMetrics } from './metrics.js';
 import { SEARCH_DLQ_SOURCE } from './redrive.js';
 import type { SearchIndex } from './search-index.js';
-import { type SearchDeadLetterSink, SearchShardProcessor } from './shard-processor.js';
+import { SearchShardProcessor } from './shard-processor.js';
 
 export interface RunningSearch {
   consumer: Consumer;
@@ -34,16 +35,7 @@ export async function startSearch(config: SearchConfig, logger: Logger): Promise
   const metrics = prometheusSearchMetrics(registry);
   const index = await openSearchIndex(config.engine);
   const dlq = new DynamoDeadLetterStore(dynamo, config.dlqTable);
-  const deadLetters: SearchDeadLetterSink = {
-    async put(l) {
-      const origin: Record<string, string> = { shardId: l.origin.shardId, sequenceNumber: l.origin.sequenceNumber };
-      if (l.origin.subSequenceNumber !== undefined) origin.subSequenceNumber = String(l.origin.subSequenceNumber);
-      // Keyed by the Kinesis record: reprocessing it after a crash finds the entry already there.
-      const dedupeKey = `${origin.shardId}/${origin.sequenceNumber}/${origin.subSequenceNumber ?? ''}`;
-      await dlq.put({ source: SEARCH_DLQ_SOURCE, reason: l.reason, message: l.message, payload: l.bytes, origin, dedupeKey });
-      logger.warn({ reason: l.reason, origin }, 'event dead-lettered');
-    },
-  };
+  const deadLetters = deadLetterSink(dlq, SEARCH_DLQ_SOURCE, logger);
 
   const consumer = createConsumer({
     ...config.consumer,

@@ -3,7 +3,7 @@ import { sampleEvent } from '../schemas/fixtures.js';
 import { validateEvent } from '../schemas/validate.js';
 import type { Checkpointer, UserRecord } from '../lib/kinesis-consumer/index.js';
 import { TaskflowError } from '../lib/errors.js';
-import type { SearchDeadLetter } from './shard-processor.js';
+import type { ConsumerDeadLetter as SearchDeadLetter } from '../lib/consumer-dead-letters.js';
 import { SearchShardProcessor } from './shard-processor.js';
 import { SqliteSearchIndex } from './sqlite-index.js';
 

@@ -2,26 +2,16 @@
 // the dead-letter store), apply the batch to the index in one durable step, then checkpoint.
 // No high-water marks: every index write is idempotent and order-free (documents.ts), so a batch
 // re-read after a crash, a replay or a redrive is applied again harmlessly.
-import { decodeEvent, type DlqReason, type EventCheck, type StreamEvent } from '../lib/change-event.js';
+import type { EventCheck } from '../lib/change-event.js';
+import { type ConsumerDeadLetterSink, validEventsOf } from '../lib/consumer-dead-letters.js';
 import type { Checkpointer, ProcessBatch, ShardProcessor, ShutdownReason } from '../lib/kinesis-consumer/index.js';
 import { indexBatchOf } from './indexer.js';
 import { type IndexerMetrics, noopIndexerMetrics } from './metrics.js';
 import type { SearchIndex } from './search-index.js';
 
-export interface SearchDeadLetter {
-  reason: DlqReason | 'undecodable_record';
-  message: string;
-  bytes: Uint8Array;
-  origin: { shardId: string; sequenceNumber: string; subSequenceNumber?: number };
-}
-
-export interface SearchDeadLetterSink {
-  put(letter: SearchDeadLetter): Promise<void>;
-}
-
 export interface SearchProcessorDeps {
   index: SearchIndex;
-  deadLetters: SearchDeadLetterSink;
+  deadLetters: ConsumerDeadLetterSink;
   validate: EventCheck;
   metrics?: IndexerMetrics;
   now?: () => number;
@@ -44,21 +34,7 @@ export class SearchShardProcessor implements ShardProcessor {
   async processRecords(batch: ProcessBatch, checkpointer: Checkpointer): Promise<void> {
     if (batch.records.length === 0) return;
     this.metrics.eventsIn(batch.records.length);
-    const events: StreamEvent[] = [];
-    for (const r of batch.records) {
-      const decoded = r.decodeError ? { ok: false as const, reason: 'undecodable_record' as const, message: r.decodeError.message } : decodeEvent(r.data, this.deps.validate);
-      if (decoded.ok) {
-        events.push(decoded.event);
-        continue;
-      }
-      await this.deps.deadLetters.put({
-        reason: decoded.reason,
-        message: decoded.message,
-        bytes: r.data,
-        origin: { shardId: this.shardId, sequenceNumber: r.sequenceNumber, subSequenceNumber: r.subSequenceNumber },
-      });
-      this.metrics.deadLettered(decoded.reason);
-    }
+    const events = await validEventsOf(batch, this.shardId, this.deps.validate, this.deps.deadLetters, (reason) => this.metrics.deadLettered(reason));
     const started = this.now();
     const change = indexBatchOf(events);
     await this.deps.index.apply(change);

@@ -1,0 +1,96 @@
+// Dead letters of a stream consumer that applies events itself (search, notifications): records
+// that do not decode to a valid event go to the dead-letter store, keyed by their Kinesis record;
+// redrive applies them straight to the consumer's own store once the cause is fixed — not back
+// through the stream, which every other consumer would read again.
+import { decodeEvent, type DlqReason, type EventCheck, type StreamEvent } from './change-event.js';
+import type { DeadLetter, DeadLetterStore } from './dlq.js';
+import type { ProcessBatch } from './kinesis-consumer/index.js';
+import type { Logger } from './logger.js';
+
+export interface ConsumerDeadLetter {
+  reason: DlqReason | 'undecodable_record';
+  message: string;
+  bytes: Uint8Array;
+  origin: { shardId: string; sequenceNumber: string; subSequenceNumber?: number };
+}
+
+export interface ConsumerDeadLetterSink {
+  put(letter: ConsumerDeadLetter): Promise<void>;
+}
+
+/** The dead-letter store as a consumer's sink, under `source`. */
+export function deadLetterSink(dlq: DeadLetterStore, source: string, logger: Logger): ConsumerDeadLetterSink {
+  return {
+    async put(l) {
+      const origin: Record<string, string> = { shardId: l.origin.shardId, sequenceNumber: l.origin.sequenceNumber };
+      if (l.origin.subSequenceNumber !== undefined) origin.subSequenceNumber = String(l.origin.subSequenceNumber);
+      // Keyed by the Kinesis record: reprocessing it after a crash finds the entry already there.
+      const dedupeKey = `${origin.shardId}/${origin.sequenceNumber}/${origin.subSequenceNumber ?? ''}`;
+      await dlq.put({ source, reason: l.reason, message: l.message, payload: l.bytes, origin, dedupeKey });
+      logger.warn({ reason: l.reason, origin }, 'event dead-lettered');
+    },
+  };
+}
+
+/** A batch's valid events, in order; every other record is stored as a dead letter first. */
+export async function validEventsOf(
+  batch: ProcessBatch,
+  shardId: string,
+  validate: EventCheck,
+  sink: ConsumerDeadLetterSink,
+  onDeadLetter: (reason: ConsumerDeadLetter['reason']) => void,
+): Promise<StreamEvent[]> {
+  const events: StreamEvent[] = [];
+  for (const r of batch.records) {
+    const decoded = r.decodeError ? { ok: false as const, reason: 'undecodable_record' as const, message: r.decodeError.message } : decodeEvent(r.data, validate);
+    if (decoded.ok) {
+      events.push(decoded.event);
+      continue;
+    }
+    await sink.put({
+      reason: decoded.reason,
+      message: decoded.message,
+      bytes: r.data,
+      origin: { shardId, sequenceNumber: r.sequenceNumber, subSequenceNumber: r.subSequenceNumber },
+    });
+    onDeadLetter(decoded.reason);
+  }
+  return events;
+}
+
+export interface RedriveOptions {
+  store: DeadLetterStore;
+  /** The consumer's dead letters: their `source`. */
+  source: string;
+  validate: EventCheck;
+  reason?: string;
+  id?: string;
+  /** Applies the events that are valid now, in commit order, as the stream would have had them. */
+  apply(events: StreamEvent[]): Promise<void>;
+}
+
+export interface RedriveResult {
+  redriven: DeadLetter[];
+  /** Still not a valid event: left in the store, with today's reason. */
+  refused: { letter: DeadLetter; message: string }[];
+}
+
+export async function redriveConsumerDeadLetters(opts: RedriveOptions): Promise<RedriveResult> {
+  const candidates = opts.id ? [await opts.store.get(opts.id)].filter((d): d is DeadLetter => d !== undefined && d.redrivenAt === undefined) : await opts.store.list({ source: opts.source });
+  const chosen = candidates.filter((d) => d.source === opts.source && (opts.reason === undefined || d.reason === opts.reason));
+  const events: StreamEvent[] = [];
+  const redriven: DeadLetter[] = [];
+  const refused: RedriveResult['refused'] = [];
+  for (const d of chosen) {
+    const decoded = decodeEvent(d.payload, opts.validate);
+    if (decoded.ok) {
+      events.push(decoded.event);
+      redriven.push(d);
+    } else refused.push({ letter: d, message: `${decoded.reason}: ${decoded.message}` });
+  }
+  events.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  if (events.length > 0) await opts.apply(events);
+  // Marked only once applied: a crash in between redrives them again, harmlessly.
+  for (const d of redriven) await opts.store.markRedriven(d.id);
+  return { redriven, refused };
+}
