@@ -13,6 +13,7 @@ import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { createDynamoClient, createKinesisClient, type AwsConfig } from '../../lib/aws.js';
 import { TaskflowError } from '../../lib/errors.js';
+import { retry } from '../../lib/retry.js';
 import { FsObjectStore } from '../../lib/object-store.js';
 import type { StackInfo } from '../../lib/stack-info.js';
 import { startBroker, type Broker, type BrokerHooks } from './broker.js';
@@ -190,13 +191,11 @@ async function allSettledOrThrow<T extends readonly unknown[]>(starts: { [K in k
  * jest run's stack) before postgres binds it: then try another.
  */
 async function startPostgresOnFreePort(options: Omit<PostgresOptions, 'port'>, attempts = 3): Promise<RunningPostgres> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startPostgres({ ...options, port: await freePort() });
-    } catch (err) {
-      if (attempt >= attempts || !/Address already in use/.test((err as Error).message)) throw err;
-    }
-  }
+  return retry(async () => startPostgres({ ...options, port: await freePort() }), {
+    maxAttempts: attempts,
+    policy: { baseMs: 50, maxMs: 200 }, // a little jitter so two racing stacks pick apart
+    shouldRetry: (err) => /Address already in use/.test((err as Error).message),
+  });
 }
 
 const EPHEMERAL_DIR_PREFIX = 'taskflow-stack-';

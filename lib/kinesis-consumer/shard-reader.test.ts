@@ -8,7 +8,7 @@ import {
   type KinesisClient,
   ProvisionedThroughputExceededException,
 } from '@aws-sdk/client-kinesis';
-import { PollingShardReader } from './shard-reader.js';
+import { PollingShardReader, THROTTLED_ATTEMPTS } from './shard-reader.js';
 
 type Call = { command: string; input: Record<string, unknown> };
 
@@ -76,6 +76,28 @@ describe('polling shard reader', () => {
     expect(batch.records.map((r) => r.sequenceNumber)).toEqual(['7']);
     expect(Date.now() - started).toBeGreaterThanOrEqual(19 + 39); // 0.99 × 20 ms, then 0.99 × 40 ms
     expect(calls.filter((c) => c.command === 'GetRecordsCommand').map((c) => c.input.ShardIterator)).toEqual(['it-1', 'it-1', 'it-1']);
+  });
+
+  it(`rejects with the throttling error after ${THROTTLED_ATTEMPTS} throttled calls in a row, backing off between them`, async () => {
+    const throttled = () => {
+      throw new ProvisionedThroughputExceededException({ message: 'slow down', ...meta });
+    };
+    const { client, calls } = scriptedClient([() => ({ ShardIterator: 'it-1' }), ...Array.from({ length: THROTTLED_ATTEMPTS }, () => throttled)]);
+    const reader = new PollingShardReader({ kinesis: client, streamName: 's', idlePollMs: 0, minCallSpacingMs: 0, backoff: { baseMs: 1, maxMs: 2 }, random: () => 0.5 });
+    await expect(reader.open('shard-1', { type: 'TRIM_HORIZON' }).next(new AbortController().signal)).rejects.toBeInstanceOf(ProvisionedThroughputExceededException);
+    expect(calls.filter((c) => c.command === 'GetRecordsCommand')).toHaveLength(THROTTLED_ATTEMPTS);
+  });
+
+  it('does not retry a call that failed otherwise', async () => {
+    const { client, calls } = scriptedClient([
+      () => ({ ShardIterator: 'it-1' }),
+      () => {
+        throw new Error('connect ECONNREFUSED');
+      },
+    ]);
+    const reader = new PollingShardReader({ kinesis: client, streamName: 's', idlePollMs: 0, minCallSpacingMs: 0 });
+    await expect(reader.open('shard-1', { type: 'TRIM_HORIZON' }).next(new AbortController().signal)).rejects.toThrow('ECONNREFUSED');
+    expect(calls).toHaveLength(2);
   });
 
   it('returns an empty batch at once when stopped while waiting to poll', async () => {

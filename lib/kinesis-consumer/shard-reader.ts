@@ -9,7 +9,8 @@ import {
   type ShardIteratorType,
 } from '@aws-sdk/client-kinesis';
 import { TaskflowError } from '../errors.js';
-import { type BackoffPolicy, DEFAULT_BACKOFF, backoffDelay, sleep } from '../backoff.js';
+import { type BackoffPolicy, DEFAULT_BACKOFF, sleep } from '../backoff.js';
+import { retry } from '../retry.js';
 
 export type StartingPosition = { type: 'TRIM_HORIZON' } | { type: 'LATEST' } | { type: 'AT_SEQUENCE_NUMBER'; sequenceNumber: string };
 
@@ -43,6 +44,12 @@ export interface ShardReader {
 
 /** Kinesis allows 5 GetRecords calls per second per shard, shared by every polling reader. */
 export const GET_RECORDS_CALLS_PER_SECOND = 5;
+
+/**
+ * Throttled calls in a row (backing off between them) before next() rejects: the shard worker
+ * then logs it and backs off in turn, so a shard starved for read capacity is seen, not silent.
+ */
+export const THROTTLED_ATTEMPTS = 8;
 
 export interface PollingOptions {
   kinesis: KinesisClient;
@@ -78,7 +85,6 @@ class PollingSubscription implements ShardSubscription {
   private lastSequenceNumber: string | undefined;
   private lastCallAt = Number.NEGATIVE_INFINITY;
   private lastGotRecords = true;
-  private throttled = 0;
   private ended = false;
   private readonly now: () => number;
   private readonly random: () => number;
@@ -95,6 +101,22 @@ class PollingSubscription implements ShardSubscription {
   async next(signal: AbortSignal): Promise<ReadBatch> {
     const empty: ReadBatch = { records: [], millisBehindLatest: 0, shardEnd: this.ended };
     if (this.ended) return empty;
+    try {
+      return await retry(() => this.read(signal), {
+        policy: this.opts.backoff ?? DEFAULT_BACKOFF,
+        signal,
+        random: this.random,
+        maxAttempts: THROTTLED_ATTEMPTS,
+        shouldRetry: (err) => err instanceof ProvisionedThroughputExceededException,
+      });
+    } catch (err) {
+      if (signal.aborted) return empty;
+      throw err;
+    }
+  }
+
+  /** One paced GetRecords call (an expired iterator is replaced and the call made again at once). */
+  private async read(signal: AbortSignal): Promise<ReadBatch> {
     for (;;) {
       const wait = pollDelay({
         lastCallAt: this.lastCallAt,
@@ -104,14 +126,13 @@ class PollingSubscription implements ShardSubscription {
         minCallSpacingMs: this.opts.minCallSpacingMs ?? 1000 / GET_RECORDS_CALLS_PER_SECOND,
       });
       if (wait > 0) await sleep(wait, signal);
-      if (signal.aborted) return empty;
+      if (signal.aborted) return { records: [], millisBehindLatest: 0, shardEnd: false };
       this.lastCallAt = this.now();
       try {
         this.iterator ??= await this.freshIterator();
         const out = await this.opts.kinesis.send(new GetRecordsCommand({ ShardIterator: this.iterator, Limit: this.opts.maxRecords ?? 1000 }), {
           abortSignal: signal,
         });
-        this.throttled = 0;
         const records: RawRecord[] = (out.Records ?? []).map((r) => ({
           sequenceNumber: r.SequenceNumber!,
           partitionKey: r.PartitionKey ?? '',
@@ -125,17 +146,8 @@ class PollingSubscription implements ShardSubscription {
         this.ended = out.NextShardIterator === undefined || out.NextShardIterator === null;
         return { records, millisBehindLatest: out.MillisBehindLatest ?? 0, shardEnd: this.ended };
       } catch (err) {
-        if (signal.aborted) return empty;
-        if (err instanceof ExpiredIteratorException) {
-          this.iterator = undefined; // resume right after the last record read
-          continue;
-        }
-        if (err instanceof ProvisionedThroughputExceededException) {
-          await sleep(backoffDelay(this.throttled, this.random(), this.opts.backoff ?? DEFAULT_BACKOFF), signal);
-          this.throttled += 1;
-          continue;
-        }
-        throw err;
+        if (signal.aborted || !(err instanceof ExpiredIteratorException)) throw err;
+        this.iterator = undefined; // resume right after the last record read
       }
     }
   }

@@ -1,9 +1,10 @@
 // A shard worker's endings and retries, with the real coordinator on an in-memory lease table
 // and a scripted ShardReader (our own port, not Kinesis).
 import { describe, expect, it } from '@jest/globals';
+import { sleep, waitFor } from '../../test/support/wait.js';
 import { silentLogger } from '../logger.js';
 import { encodePlain } from '../record-codec.js';
-import { LeaseCoordinator } from './coordinator.js';
+import { LeaseCoordinator, LeaseLostError } from './coordinator.js';
 import { MemoryLeaseStore } from './lease-store.js';
 import { SHARD_END, TRIM_HORIZON, takenBy } from './leases.js';
 import { noopConsumerMetrics } from './metrics.js';
@@ -13,25 +14,30 @@ import { ShardWorker } from './shard-worker.js';
 
 const raw = (seq: number) => ({ sequenceNumber: String(seq), partitionKey: 'ws', data: encodePlain(Buffer.from(JSON.stringify({ seq }))) });
 
-function scriptedReader(batches: ReadBatch[]): ShardReader & { opened: StartingPosition[] } {
+/** Answers next() with each batch in turn (an Error is thrown instead), then waits for the stop. */
+function scriptedReader(batches: (ReadBatch | Error)[]): ShardReader & { opened: StartingPosition[]; reads: number } {
   const opened: StartingPosition[] = [];
-  return {
+  const reader = {
     opened,
-    open(_shardId, from) {
+    reads: 0,
+    open(_shardId: string, from: StartingPosition) {
       opened.push(from);
       return {
-        next: (signal) => {
+        next: (signal: AbortSignal) => {
+          reader.reads += 1;
           const batch = batches.shift();
+          if (batch instanceof Error) return Promise.reject(batch);
           if (batch) return Promise.resolve(batch);
-          return new Promise((resolve) => signal.addEventListener('abort', () => resolve({ records: [], millisBehindLatest: 0, shardEnd: false }), { once: true }));
+          return new Promise<ReadBatch>((resolve) => signal.addEventListener('abort', () => resolve({ records: [], millisBehindLatest: 0, shardEnd: false }), { once: true }));
         },
         close: () => {},
       };
     },
   };
+  return reader;
 }
 
-async function setup(batches: ReadBatch[], processor: ShardProcessor, store = new MemoryLeaseStore(), failoverMs = 60_000) {
+async function setup(batches: (ReadBatch | Error)[], processor: ShardProcessor, store = new MemoryLeaseStore(), failoverMs = 60_000) {
   await store.create({ leaseKey: 's0', leaseOwner: null, leaseCounter: 0, checkpoint: TRIM_HORIZON, checkpointSubSequence: 0, parentShardIds: [], ownerSwitchesSinceCheckpoint: 0 });
   const coordinator = new LeaseCoordinator({ workerId: 'me', store, failoverMs, initialPosition: TRIM_HORIZON });
   await coordinator.takeLeases();
@@ -45,12 +51,13 @@ async function setup(batches: ReadBatch[], processor: ShardProcessor, store = ne
     metrics: noopConsumerMetrics,
     logger: silentLogger,
     backoff: { baseMs: 1, maxMs: 5 },
+    random: () => 0.5,
     onShardEnd: (id) => ended.push(id),
   });
   return { store, coordinator, worker, ended, reader };
 }
 
-function recorder(behaviour: { failFirst?: boolean; checkpoint?: boolean } = {}) {
+function recorder(behaviour: { failFirst?: boolean; failTimes?: number; fail?: () => Error; checkpoint?: boolean } = {}) {
   const seen: string[][] = [];
   const shutdowns: { reason: ShutdownReason; withCheckpointer: boolean }[] = [];
   let calls = 0;
@@ -59,7 +66,7 @@ function recorder(behaviour: { failFirst?: boolean; checkpoint?: boolean } = {})
     processRecords: async (batch, checkpointer) => {
       calls += 1;
       seen.push(batch.records.map((r) => r.sequenceNumber));
-      if (behaviour.failFirst && calls === 1) throw new Error('downstream unavailable');
+      if (calls <= (behaviour.failTimes ?? (behaviour.failFirst ? 1 : 0))) throw behaviour.fail?.() ?? new Error('downstream unavailable');
       if (behaviour.checkpoint) await checkpointer.checkpoint(undefined, `after-${batch.records.at(-1)!.sequenceNumber}`);
     },
     shutdown: async (reason, checkpointer) => {
@@ -69,20 +76,46 @@ function recorder(behaviour: { failFirst?: boolean; checkpoint?: boolean } = {})
   return { processor, seen, shutdowns };
 }
 
-const until = async (condition: () => boolean) => {
-  for (let i = 0; i < 200 && !condition(); i += 1) await new Promise((r) => setTimeout(r, 5));
-  expect(condition()).toBe(true);
-};
 
 describe('shard worker', () => {
   it('retries a batch whose processing failed, then goes on', async () => {
     const rec = recorder({ failFirst: true, checkpoint: true });
     const { store, worker } = await setup([{ records: [raw(1), raw(2)], millisBehindLatest: 0, shardEnd: false }, { records: [raw(3)], millisBehindLatest: 0, shardEnd: false }], rec.processor);
-    await until(() => rec.seen.length === 3);
+    await waitFor(() => rec.seen.length === 3, 'the retried batch and the next one', 5_000, 5);
     expect(rec.seen).toEqual([['1', '2'], ['1', '2'], ['3']]);
     await worker.stop('graceful');
     expect(store.items.get('s0')).toMatchObject({ checkpoint: '3', checkpointState: 'after-3', leaseOwner: null });
     expect(rec.shutdowns).toEqual([{ reason: 'shutdown', withCheckpointer: true }]);
+  });
+
+  it('backs off and reads again after failed reads, delivering the batch once', async () => {
+    const rec = recorder({ checkpoint: true });
+    const { worker, reader } = await setup([new Error('socket hang up'), new Error('socket hang up'), { records: [raw(1)], millisBehindLatest: 0, shardEnd: false }], rec.processor);
+    await waitFor(() => rec.seen.length === 1, 'the batch after two failed reads', 5_000, 5);
+    await worker.stop('graceful');
+    expect(rec.seen).toEqual([['1']]);
+    expect(reader.opened).toHaveLength(1); // retried on the same subscription
+    expect(reader.reads).toBe(4); // two failures, the batch, then the read the stop ended
+  });
+
+  it('keeps retrying a failing batch while it holds the lease, and stops the retries on a stop', async () => {
+    const rec = recorder({ failTimes: Infinity });
+    const { store, worker } = await setup([{ records: [raw(1)], millisBehindLatest: 0, shardEnd: false }], rec.processor);
+    await waitFor(() => rec.seen.length >= 5, 'five attempts at the batch', 5_000, 5);
+    await worker.stop('graceful');
+    const attempts = rec.seen.length;
+    expect(rec.seen.every((b) => b.join() === '1')).toBe(true);
+    expect(rec.shutdowns).toEqual([{ reason: 'shutdown', withCheckpointer: true }]);
+    expect(store.items.get('s0')).toMatchObject({ checkpoint: TRIM_HORIZON, leaseOwner: null }); // nothing was checkpointed
+    expect(rec.seen.length).toBe(attempts); // no attempt after the stop
+  });
+
+  it('does not retry a batch whose processing lost the lease', async () => {
+    const rec = recorder({ failTimes: Infinity, fail: () => new LeaseLostError('s0') });
+    const { worker } = await setup([{ records: [raw(1)], millisBehindLatest: 0, shardEnd: false }], rec.processor);
+    await worker.done;
+    expect(rec.seen).toEqual([['1']]);
+    expect(rec.shutdowns).toEqual([{ reason: 'lease_lost', withCheckpointer: false }]);
   });
 
   it('waits while its lease has lapsed by time only, then goes on where it was, without re-reading', async () => {
@@ -111,15 +144,16 @@ describe('shard worker', () => {
     };
     const batches: ReadBatch[] = [{ records: [raw(1)], millisBehindLatest: 0, shardEnd: false }, { records: [raw(2)], millisBehindLatest: 0, shardEnd: false }];
     const { worker, coordinator, reader } = await setup(batches, processor, store, 150);
-    await until(() => seen.length === 1);
+    await waitFor(() => seen.length === 1, 'the first batch', 5_000, 5);
     store.failing = true;
-    await new Promise((r) => setTimeout(r, 300)); // past the failover time: the lease lapsed
-    expect(coordinator.holds('s0')).toBe(false);
+    await waitFor(() => !coordinator.holds('s0'), 'the lease to lapse past the failover time', 5_000, 5);
     release();
-    await new Promise((r) => setTimeout(r, 300)); // the worker waits: its renewals still fail
+    // Asserting that nothing happens: for two failover times the worker must neither process the
+    // next batch nor give the shard up while its renewals keep failing. No event marks "not yet".
+    await sleep(300);
     expect({ seen, claims: coordinator.claims('s0') }).toEqual({ seen: [['1']], claims: true });
     store.failing = false;
-    await until(() => seen.length === 2);
+    await waitFor(() => seen.length === 2, 'the second batch once renewals succeed', 5_000, 5);
     expect(seen).toEqual([['1'], ['2']]);
     expect(reader.opened).toHaveLength(1); // never gave the shard up
     expect(shutdowns).toEqual([]);
@@ -180,7 +214,7 @@ describe('shard worker', () => {
         shutdown: async () => {},
       },
     });
-    await until(() => seen.length > 0);
+    await waitFor(() => seen.length > 0, 'a batch', 5_000, 5);
     await worker.stop('graceful');
     expect(reader.opened).toEqual([{ type: 'AT_SEQUENCE_NUMBER', sequenceNumber: '50' }]);
     expect(seen).toEqual(['51']); // 50 itself was checkpointed

@@ -1,8 +1,9 @@
 // One held lease at work: initialize the processor from the checkpoint, read the shard, hand
 // over user records in order, and end in one of three ways — shard end (mark finished so the
 // children may start), lease lost (stop at once), or stop (checkpoint, then release).
-import { type BackoffPolicy, DEFAULT_BACKOFF, backoffDelay, sleep } from '../backoff.js';
+import { type BackoffPolicy, DEFAULT_BACKOFF, sleep } from '../backoff.js';
 import type { Logger } from '../logger.js';
+import { retry } from '../retry.js';
 import { LeaseLostError, type LeaseCoordinator } from './coordinator.js';
 import { LATEST, type Position, TRIM_HORIZON } from './leases.js';
 import type { ConsumerMetrics } from './metrics.js';
@@ -23,6 +24,8 @@ export interface ShardWorkerDeps {
   metrics: ConsumerMetrics;
   logger: Logger;
   backoff?: BackoffPolicy;
+  /** Uniform in [0, 1) for the backoff's jitter: injectable so tests are deterministic. */
+  random?: () => number;
   /** Called once the shard is finished, so the consumer can look for its children at once. */
   onShardEnd: (shardId: string) => void;
 }
@@ -109,41 +112,47 @@ export class ShardWorker {
 
     const subscription = this.deps.reader.open(shardId, from);
     const signal = this.abort.signal;
-    let failures = 0;
+    const stopped = (): ShutdownReason => (this.stopMode ? 'shutdown' : 'lease_lost');
+    // Both retries are unbounded on purpose: the worker holds the lease, and giving up would only
+    // hand the same shard to the next worker. They end when the lease goes or a stop aborts.
+    const retrying = { policy: this.deps.backoff ?? DEFAULT_BACKOFF, signal, shouldRetry: () => true, ...(this.deps.random ? { random: this.deps.random } : {}) };
     try {
       for (;;) {
         if (!(await this.mayAct())) return 'lease_lost';
-        if (signal.aborted) return this.stopMode ? 'shutdown' : 'lease_lost';
+        if (signal.aborted) return stopped();
         let batch;
         try {
-          batch = await subscription.next(signal);
-        } catch (err) {
-          this.deps.logger.warn({ err, shardId }, 'reading the shard failed; backing off');
-          await sleep(backoffDelay(failures++, Math.random(), this.deps.backoff ?? DEFAULT_BACKOFF), signal);
-          continue;
+          batch = await retry(() => subscription.next(signal), {
+            ...retrying,
+            onRetry: (err) => this.deps.logger.warn({ err, shardId }, 'reading the shard failed; backing off'),
+          });
+        } catch {
+          return stopped(); // retry() gives up only when aborted
         }
         if (signal.aborted) continue;
         metrics.iteratorAge(shardId, batch.millisBehindLatest);
         const records = recordsAfter(toUserRecords(shardId, batch.records), this.delivered);
         if (records.length > 0) {
           // A failing processor gets the same batch again, for as long as we hold the lease.
-          for (;;) {
-            try {
-              if (!(await this.mayAct())) return 'lease_lost';
-              await processor.processRecords({ records, millisBehindLatest: batch.millisBehindLatest }, this.checkpointer(records.at(-1)));
-              break;
-            } catch (err) {
-              if (err instanceof LeaseLostError) return 'lease_lost';
-              this.deps.logger.error({ err, shardId }, 'processRecords failed; retrying the batch');
-              await sleep(backoffDelay(failures++, Math.random(), this.deps.backoff ?? DEFAULT_BACKOFF), signal);
-              if (signal.aborted) return this.stopMode ? 'shutdown' : 'lease_lost';
-            }
+          try {
+            await retry(
+              async () => {
+                if (!(await this.mayAct())) throw new LeaseLostError(shardId);
+                await processor.processRecords({ records, millisBehindLatest: batch.millisBehindLatest }, this.checkpointer(records.at(-1)));
+              },
+              {
+                ...retrying,
+                shouldRetry: (err) => !(err instanceof LeaseLostError),
+                onRetry: (err) => this.deps.logger.error({ err, shardId }, 'processRecords failed; retrying the batch'),
+              },
+            );
+          } catch (err) {
+            return err instanceof LeaseLostError ? 'lease_lost' : stopped();
           }
           const last = records.at(-1)!;
           this.delivered = { sequenceNumber: last.sequenceNumber, subSequenceNumber: last.subSequenceNumber };
           metrics.recordsProcessed(shardId, records.length);
         }
-        failures = 0;
         if (batch.shardEnd) return 'shard_end';
       }
     } finally {

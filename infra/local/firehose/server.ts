@@ -12,8 +12,8 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { gzipSync } from 'node:zlib';
-import { backoffDelay } from '../../../lib/backoff.js';
 import type { ObjectStore } from '../../../lib/object-store.js';
+import { retry } from '../../../lib/retry.js';
 import { listen } from '../processes.js';
 import { type BufferingHints, DeliveryBuffer, type DueObject, errorObjectKey, limitViolation, objectKey } from './delivery.js';
 
@@ -123,33 +123,24 @@ class DeliveryStream {
     const keyParts = { streamName: this.config.name, version: 1, oldestArrivedAtMs: due.oldestArrivedAtMs, uuid: randomUUID(), gzip };
     const bytes = gzip ? gzipSync(body, { level: 1 }) : body;
     const started = this.now();
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.store.put(objectKey({ ...keyParts, prefix: this.config.prefix }), bytes);
-        break;
-      } catch (err) {
-        if (this.now() - started < this.retryDurationMs) {
-          await new Promise((r) => setTimeout(r, backoffDelay(attempt, Math.random(), { baseMs: 50, maxMs: 2_000 })));
-          continue;
-        }
-        console.error(`firehose ${this.config.name}: delivery failed for ${this.retryDurationMs} ms, writing to the error prefix:`, (err as Error).message);
-        await this.writeError(keyParts, bytes);
-        break;
-      }
+    try {
+      await retry(() => this.store.put(objectKey({ ...keyParts, prefix: this.config.prefix }), bytes), {
+        policy: { baseMs: 50, maxMs: 2_000 },
+        shouldRetry: () => this.now() - started < this.retryDurationMs,
+      });
+    } catch (err) {
+      console.error(`firehose ${this.config.name}: delivery failed for ${this.retryDurationMs} ms, writing to the error prefix:`, (err as Error).message);
+      await this.writeError(keyParts, bytes);
     }
     this.delivered++;
   }
 
   /** Like Firehose, an undeliverable object is kept under the error prefix; if even that fails, keep trying. */
   private async writeError(keyParts: Omit<Parameters<typeof objectKey>[0], 'prefix'>, bytes: Uint8Array): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.store.put(errorObjectKey({ ...keyParts, prefix: '', errorPrefix: this.config.errorPrefix, errorType: 'S3.PutObject' }), bytes);
-        return;
-      } catch {
-        await new Promise((r) => setTimeout(r, backoffDelay(attempt, Math.random(), { baseMs: 100, maxMs: 5_000 })));
-      }
-    }
+    await retry(() => this.store.put(errorObjectKey({ ...keyParts, prefix: '', errorPrefix: this.config.errorPrefix, errorType: 'S3.PutObject' }), bytes), {
+      policy: { baseMs: 100, maxMs: 5_000 },
+      shouldRetry: () => true,
+    });
   }
 
   describe(region: string): Record<string, unknown> {
