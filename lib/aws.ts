@@ -7,6 +7,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { FirehoseClient } from '@aws-sdk/client-firehose';
 import { S3Client } from '@aws-sdk/client-s3';
 import { IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
+import { KMSClient } from '@aws-sdk/client-kms';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { Agent } from 'node:http';
 import { type Env, optionalSetting, readSettings, stringSetting } from './config.js';
@@ -73,4 +74,9 @@ export function createFirehoseClient(cfg: AwsConfig): FirehoseClient {
 export function createS3Client(cfg: AwsConfig, credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }): S3Client {
   if (!cfg.s3Endpoint) return new S3Client({ region: cfg.region });
   return new S3Client({ region: cfg.region, ...localOptions(cfg.s3Endpoint), credentials, forcePathStyle: true });
+}
+
+/** KMS has no local engine: development wraps subject keys with a local KEK instead (lib/subject-keys.ts). */
+export function createKmsClient(cfg: AwsConfig): KMSClient {
+  return new KMSClient({ region: cfg.region });
 }

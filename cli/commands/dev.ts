@@ -28,6 +28,7 @@ import { createRegistry, serveMetrics } from '../../lib/metrics.js';
 import { int } from '../../lib/config.js';
 import { DEVELOPMENT, ENV_VAR } from '../../lib/dev-mode.js';
 import { createVerifier, DEV_SECRET_FILE, loadJwtConfig, loadOrCreateDevSecret, printDevToken, signDevToken } from '../../lib/jwt.js';
+import { DEV_KEK_FILE } from '../../lib/subject-keys.js';
 import { stackEnv } from '../../lib/stack-info.js';
 // The launcher knows the services (never the other way round): the broker's membership policy
 // reads the projection the router maintains.
@@ -285,6 +286,8 @@ export const command: Command = {
     process.env[ENV_VAR] = DEVELOPMENT;
     // One dev JWT secret per checkout, whatever directory dev was started from (services run in ROOT).
     process.env.JWT_SECRET_FILE ??= join(ROOT, DEV_SECRET_FILE);
+    // Likewise one local key-encryption key for the subject keys (crypto-shredding).
+    process.env.SUBJECT_KEYS_LOCAL_KEK_FILE ??= join(ROOT, DEV_KEK_FILE);
     if (argv[0] === 'token') return printDevToken(argv.slice(1));
     return runDev(argv);
   },

@@ -38,7 +38,7 @@ describe('stream stack', () => {
 });
 
 describe('state stack', () => {
-  it('declares every table of infra/local/tables.ts with the same name and keys, TTL where the owner expires items, and PITR', () => {
+  it('declares every table of infra/local/tables.ts with the same name and keys, TTL where the owner expires items, and PITR unless the owner refuses backups', () => {
     for (const spec of TABLES) {
       const keys = (spec.table.KeySchema ?? []).map((k) => ({ AttributeName: k.AttributeName, KeyType: k.KeyType }));
       tpl('state').hasResourceProperties('AWS::DynamoDB::GlobalTable', {
@@ -47,10 +47,12 @@ describe('state stack', () => {
         AttributeDefinitions: Match.arrayWith((spec.table.AttributeDefinitions ?? []).map((a) => ({ AttributeName: a.AttributeName, AttributeType: a.AttributeType }))),
         ...(spec.table.GlobalSecondaryIndexes?.length ? { GlobalSecondaryIndexes: spec.table.GlobalSecondaryIndexes.map((g) => Match.objectLike({ IndexName: g.IndexName, KeySchema: g.KeySchema })) } : {}),
         ...(spec.ttlAttribute ? { TimeToLiveSpecification: { AttributeName: spec.ttlAttribute, Enabled: true } } : {}),
-        Replicas: [Match.objectLike({ PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true }, DeletionProtectionEnabled: true })],
+        Replicas: [Match.objectLike({ PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: spec.backups !== false }, DeletionProtectionEnabled: true })],
       });
     }
     tpl('state').resourceCountIs('AWS::DynamoDB::GlobalTable', TABLES.length);
+    // A restorable backup of the subject keys would bring an erased subject's key back.
+    tpl('state').hasResourceProperties('AWS::DynamoDB::GlobalTable', { TableName: 'taskflow-subject-keys', KeySchema: [{ AttributeName: 'kid', KeyType: 'HASH' }], Replicas: [Match.objectLike({ PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: false } })] });
   });
 });
 
@@ -88,10 +90,9 @@ describe('analytics stack', () => {
 });
 
 describe('compliance stack', () => {
-  it('rotates the key, keeps audit objects under Object Lock in compliance mode, and gives the subject keys no backups', () => {
+  it('rotates the key and keeps audit objects under Object Lock in compliance mode', () => {
     tpl('compliance').hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
     tpl('compliance').hasResourceProperties('AWS::S3::Bucket', { ObjectLockEnabled: true, ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled', Rule: { DefaultRetention: { Mode: 'COMPLIANCE', Days: 400 } } } });
-    tpl('compliance').hasResourceProperties('AWS::DynamoDB::GlobalTable', { TableName: 'taskflow-subject-keys', Replicas: [Match.objectLike({ PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: false } })] });
   });
 });
 

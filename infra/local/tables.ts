@@ -6,12 +6,15 @@ import { DLQ_TABLE, DLQ_TABLE_SPEC } from '../../lib/dlq.js';
 import { MEMBERSHIP_TABLE_KEY } from '../../lib/dynamo-memberships.js';
 import { NOTIFICATION_TABLES } from '../../notifications/tables.js';
 import { LEASE_TABLE_KEY } from '../../lib/kinesis-consumer/dynamo-lease-store.js';
+import { SUBJECT_KEYS_TABLE_KEY, SUBJECT_KEYS_TABLE_SPEC } from '../../lib/subject-keys.js';
 
 export interface TableSpec {
   /** Logical name: key of StackInfo.dynamodb.tables, suffix of the env var DYNAMODB_TABLE_<KEY>. */
   key: string;
   /** Attribute that DynamoDB's TTL expires items by (epoch seconds), if any. */
   ttlAttribute?: string;
+  /** false: no point-in-time recovery, because a restorable copy would undo an erasure (subject keys). Default true. */
+  backups?: false;
   table: Omit<CreateTableCommandInput, 'TableName'> & { TableName: string };
 }
 
@@ -80,4 +83,10 @@ export const TABLES: readonly TableSpec[] = [
   },
   // The notifications service's inbox, watchers and membership projection (notifications/tables.ts).
   ...NOTIFICATION_TABLES,
+  {
+    // Per-subject wrapped data keys and erasure tombstones (crypto-shredding, lib/subject-keys.ts).
+    key: SUBJECT_KEYS_TABLE_KEY,
+    backups: false,
+    table: { ...SUBJECT_KEYS_TABLE_SPEC, AttributeDefinitions: [...SUBJECT_KEYS_TABLE_SPEC.AttributeDefinitions], KeySchema: [...SUBJECT_KEYS_TABLE_SPEC.KeySchema] },
+  },
 ];

@@ -1,13 +1,11 @@
-// SOC 2 and GDPR: the environment's KMS key (every stream, table and bucket), the table of
-// per-subject wrapped data keys (crypto-shredding: deleting an item erases the subject
-// everywhere), and the audit bucket under Object Lock.
+// SOC 2 and GDPR: the environment's KMS key (every stream, table and bucket; it also wraps the
+// per-subject data keys of crypto-shredding, whose table the state stack builds from its
+// declaration in lib/subject-keys.ts, without PITR), and the audit bucket under Object Lock.
 import { Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
-import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 
-export const SUBJECT_KEYS_TABLE = 'taskflow-subject-keys';
 export const AUDIT_RETENTION_DAYS = 400;
 
 /** Server access logs of a stack's buckets (kept in that stack: a bucket policy shared across stacks would tie them in a cycle). */
@@ -31,23 +29,12 @@ export function importedKey(scope: Construct, key: kms.IKey): kms.IKey {
 
 export class ComplianceStack extends Stack {
   readonly key: kms.Key;
-  readonly subjectKeys: dynamodb.TableV2;
   readonly audit: s3.Bucket;
   readonly accessLogs: s3.Bucket;
 
   constructor(scope: Construct, id: string, props?: StackProps) {
     super(scope, id, props);
     this.key = new kms.Key(this, 'DataKey', { alias: 'alias/taskflow', enableKeyRotation: true, removalPolicy: RemovalPolicy.RETAIN, description: 'TaskFlow pipeline: streams, tables, archive; wraps per-subject data keys' });
-    this.subjectKeys = new dynamodb.TableV2(this, 'SubjectKeys', {
-      tableName: SUBJECT_KEYS_TABLE,
-      partitionKey: { name: 'subjectId', type: dynamodb.AttributeType.STRING },
-      billing: dynamodb.Billing.onDemand(),
-      // No PITR on purpose: a restorable backup would bring an erased subject's key back.
-      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: false },
-      encryption: dynamodb.TableEncryptionV2.customerManagedKey(this.key),
-      deletionProtection: true,
-      removalPolicy: RemovalPolicy.RETAIN,
-    });
     this.accessLogs = accessLogsBucket(this);
     this.audit = new s3.Bucket(this, 'Audit', {
       encryption: s3.BucketEncryption.KMS,

@@ -1,5 +1,6 @@
 // DynamoDB: the tables the services own, built from the same list the local stack creates
-// (infra/local/tables.ts, which takes its keys from the owning modules), with TTL and PITR.
+// (infra/local/tables.ts, which takes its keys from the owning modules), with TTL and PITR —
+// except where the owner says a backup would undo an erasure (the subject keys).
 import { RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as kms from 'aws-cdk-lib/aws-kms';
@@ -51,7 +52,7 @@ export class StateStack extends Stack {
         globalSecondaryIndexes: secondaryIndexes(spec),
         billing: dynamodb.Billing.onDemand(),
         ...(spec.ttlAttribute ? { timeToLiveAttribute: spec.ttlAttribute } : {}),
-        pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+        pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: spec.backups !== false },
         encryption: dynamodb.TableEncryptionV2.customerManagedKey(key),
         deletionProtection: true,
         removalPolicy: RemovalPolicy.RETAIN,
