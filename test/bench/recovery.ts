@@ -22,7 +22,7 @@ import { sleep, waitFor } from '../support/wait.js';
 import { uniqueName } from '../support/stack.js';
 import { checkSubscription, percentile, type Delivered } from './e2e-analysis.js';
 import type { Assignment } from './e2e-subscribers.js';
-import { benchParam, cpuSeconds, median, writeBenchResult } from './report.js';
+import { acrossIncarnations, benchParam, CpuMeter, median, writeBenchResult } from './report.js';
 import { ask, nextReport, send } from './subscriber-processes.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -73,32 +73,6 @@ interface RunResult {
   workload: Pick<WorkloadStats, 'committedTransactions' | 'rowChanges' | 'achievedTxPerSec'>;
 }
 
-/** Sums each service's CPU over its incarnations: a killed process's last sample counts. */
-class CpuSampler {
-  private readonly last = new Map<number, { group: string; seconds: number }>();
-  private readonly timer: NodeJS.Timeout;
-  constructor(private readonly pids: () => { group: string; pid: number | undefined }[]) {
-    this.timer = setInterval(() => this.sample(), 250);
-  }
-  sample(): void {
-    for (const { group, pid } of this.pids()) {
-      if (pid === undefined) continue;
-      try {
-        this.last.set(pid, { group, seconds: cpuSeconds(pid) });
-      } catch {
-        // gone between the listing and the read: its last sample stands
-      }
-    }
-  }
-  stop(): Record<string, number> {
-    this.sample();
-    clearInterval(this.timer);
-    const totals: Record<string, number> = {};
-    for (const { group, seconds } of this.last.values()) totals[group] = (totals[group] ?? 0) + seconds;
-    return totals;
-  }
-}
-
 const firstAfter = (lines: readonly ServiceLogLine[], service: Service, after: number, test: (l: ServiceLogLine) => boolean): number | null => {
   const hit = lines.find((l) => l.service === service && l.at >= after && test(l));
   return hit ? hit.at - after : null;
@@ -109,11 +83,18 @@ async function oneRun(run: number): Promise<RunResult> {
   const children: ChildProcess[] = [];
   let history: HistoryRecorder | undefined;
   let services: SupervisedPipelineServices | undefined;
-  let cpu: CpuSampler | undefined;
+  let sampling: NodeJS.Timeout | undefined;
   try {
     services = await supervisePipelineServices(pipeline, { onWarning: (instance, line) => console.log(`${instance}: ${line.slice(0, 300)}`) });
     const { supervisor, lines, replayUrl } = services;
-    cpu = new CpuSampler(() => [...SERVICES.map((s) => ({ group: s, pid: supervisor.pid(`${s}-0`) })), ...children.map((c) => ({ group: 'subscribers', pid: c.pid }))]);
+    // Each service's CPU summed over its incarnations; sampled every 250 ms and right before each
+    // kill, so a killed process's last reading is close to its end.
+    const cpu = new CpuMeter({
+      ...Object.fromEntries(SERVICES.map((s) => [s, acrossIncarnations(() => [supervisor.pid(`${s}-0`)])])),
+      subscribers: acrossIncarnations(() => children.map((c) => c.pid)),
+    });
+    cpu.sample();
+    sampling = setInterval(() => cpu.sample(), 250);
     await services.ready();
     history = await startHistoryRecorder(pipeline.databaseUrl, { slotName: uniqueName('bench_recovery_truth') });
     const tenantOptions = { workspaces: PARAMS.workspaces, projectsPerWorkspace: PARAMS.projectsPerWorkspace, seed: `bench-recovery-${randomUUID()}` };
@@ -171,8 +152,8 @@ async function oneRun(run: number): Promise<RunResult> {
     }
     await sleep(1000); // a late duplicate would show up now
     const { delivered } = await ask(child, { type: 'collect' }, 'result');
-    const cpuTotals = cpu.stop();
-    cpu = undefined;
+    clearInterval(sampling);
+    const cpuTotals = cpu.totals();
 
     const totals = { lost: 0, lostAtTail: 0, duplicates: 0, orderViolations: 0, unexpected: 0 };
     for (const d of delivered) {
@@ -197,7 +178,7 @@ async function oneRun(run: number): Promise<RunResult> {
     console.log(`run ${run}: ${JSON.stringify({ ...totals, changes: result.changes, cpuSeconds: result.cpuSeconds })}`);
     return result;
   } finally {
-    cpu?.stop();
+    clearInterval(sampling);
     for (const c of children) c.kill();
     await services?.stop();
     await history?.stop();

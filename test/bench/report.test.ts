@@ -3,7 +3,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { coresPer10kChangesPerS, CpuMeter, cpuSeconds, cpuUsPerChange, processTree, treeCpuSeconds } from './report.js';
+import { acrossIncarnations, coresPer10kChangesPerS, CpuMeter, cpuSeconds, cpuUsPerChange, processTree, treeCpuSeconds } from './report.js';
 
 // Spins until the process itself has used `ms` of CPU (wall time would depend on the host's load).
 const busy = (ms: number) => `for (let u = process.cpuUsage(); u.user + u.system < ${ms * 1000}; u = process.cpuUsage()) {}`;
@@ -39,6 +39,31 @@ describe('CpuMeter', () => {
       await sleep(10);
     }
     expect(meter.totals().child).toBeGreaterThan(0.1);
+  });
+});
+
+describe('acrossIncarnations', () => {
+  it('sums the last reading of every pid a restarted service had', () => {
+    let pid = 1;
+    const readings = new Map<number, number>([[1, 2]]);
+    const meter = new CpuMeter({
+      service: acrossIncarnations(
+        () => [pid],
+        (p) => {
+          const seconds = readings.get(p);
+          if (seconds === undefined) throw new Error('ESRCH');
+          return seconds;
+        },
+      ),
+    });
+    meter.sample(); // 2 s at the start
+    readings.set(1, 5);
+    meter.sample();
+    readings.delete(1); // killed: its last reading, 5 s, stands
+    pid = 2;
+    meter.sample(); // the new pid cannot be read yet
+    readings.set(2, 1.5);
+    expect(meter.totals().service).toBe(5 + 1.5 - 2);
   });
 });
 

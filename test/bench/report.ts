@@ -127,6 +127,29 @@ export class CpuMeter {
   }
 }
 
+/**
+ * One growing reading over a service's incarnations, for a CpuMeter group whose process is killed
+ * and restarted under new pids (bench:recovery): the sum of every pid's last reading, a pid that
+ * has gone keeping its last one. Sample often, and right before a kill, so that last reading is
+ * close to the process's end.
+ */
+export function acrossIncarnations(pids: () => readonly (number | undefined)[], read: (pid: number) => number = cpuSeconds): () => number {
+  const last = new Map<number, number>();
+  return () => {
+    for (const pid of pids()) {
+      if (pid === undefined) continue;
+      try {
+        last.set(pid, read(pid));
+      } catch {
+        // gone between the listing and the read: its last reading stands
+      }
+    }
+    let total = 0;
+    for (const seconds of last.values()) total += seconds;
+    return total;
+  };
+}
+
 /** CPU microseconds per change (0 when nothing changed). */
 export function cpuUsPerChange(cpuSeconds: number, changes: number): number {
   return changes > 0 ? Math.round(((cpuSeconds * 1e6) / changes) * 10) / 10 : 0;
