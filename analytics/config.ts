@@ -58,6 +58,8 @@ export const LOADER_SETTINGS = {
   s3Dir: S3_DIR_SETTING,
   warehousePath: optionalSetting({ name: 'WAREHOUSE_PATH', default: '<S3_DIR>/../warehouse.duckdb', meaning: 'The DuckDB warehouse file (one writing process per file).' }),
   pollIntervalMs: intSetting({ name: 'LOADER_POLL_INTERVAL_MS', default: 250, min: 10, meaning: 'Wait before listing the archive again when nothing was new.' }),
+  fullListIntervalMs: intSetting({ name: 'LOADER_FULL_LIST_INTERVAL_MS', default: 600_000, min: 0, meaning: 'The loader lists the whole archive at start and this often (0: every pass); in between only keys from the lookback on.' }),
+  listLookbackSeconds: intSetting({ name: 'LOADER_LIST_LOOKBACK_SECONDS', default: 900, min: 0, meaning: "Incremental listings start this long before the newest loaded key's time (Firehose's largest buffer interval)." }),
   ...METRICS_SETTINGS,
   dqIntervalMs: intSetting({ name: 'DQ_INTERVAL_MS', default: 60_000, min: 0, meaning: 'The loader runs the data-quality checks after a load at most this often; 0 never.' }),
   dqFreshnessMaxSeconds: intSetting({ name: 'DQ_FRESHNESS_MAX_SECONDS', default: 900, min: 1, meaning: 'Freshness check: the newest event may be at most this old.' }),
@@ -86,6 +88,7 @@ export interface LoaderConfig {
   /** The DuckDB database file (one writing process per file). */
   warehousePath: string;
   pollIntervalMs: number;
+  listing: { fullListEveryMs: number; lookbackMs: number };
   metricsPort: number;
   metricsHost: string;
   dq: DqConfig;
@@ -115,6 +118,7 @@ export function loadLoaderConfig(env: Env): LoaderConfig {
     // Locally the warehouse sits beside the S3 folder, in the stack's data directory.
     warehousePath: str(env, 'WAREHOUSE_PATH', s3Dir ? join(s3Dir, '..', 'warehouse.duckdb') : undefined),
     pollIntervalMs: LOADER_SETTINGS.pollIntervalMs.read(env),
+    listing: { fullListEveryMs: LOADER_SETTINGS.fullListIntervalMs.read(env), lookbackMs: 1000 * LOADER_SETTINGS.listLookbackSeconds.read(env) },
     metricsPort: LOADER_SETTINGS.metricsPort.read(env),
     metricsHost: LOADER_SETTINGS.metricsHost.read(env),
     dq: loadDqConfig(env),

@@ -18,6 +18,9 @@ export const LOADER_METRICS = {
   events: 'taskflow_loader_events_loaded_total',
   loadSeconds: 'taskflow_loader_object_load_seconds',
   failures: 'taskflow_loader_failures_total',
+  listings: 'taskflow_loader_archive_listings_total',
+  listedKeys: 'taskflow_loader_archive_listed_keys_total',
+  pending: 'taskflow_loader_archive_objects_pending',
   dqFailingRows: 'taskflow_dq_failing_rows',
   dqPassed: 'taskflow_dq_check_passed',
 } as const;
@@ -39,6 +42,9 @@ export async function startLoader(config: LoaderConfig, logger: Logger): Promise
   const events = new Counter({ name: LOADER_METRICS.events, help: 'Events loaded into raw_events, by whether they were new', labelNames: ['new'], registers: [registry] });
   const seconds = new Histogram({ name: LOADER_METRICS.loadSeconds, help: 'Time to load one batch of objects (fetch, raw insert, curated MERGE, commit)', buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [registry] });
   const failures = new Counter({ name: LOADER_METRICS.failures, help: 'Load passes that failed (retried at the next poll)', registers: [registry] });
+  const listings = new Counter({ name: LOADER_METRICS.listings, help: 'Archive listings, full or from the lookback (S3: one LIST request per 1,000 keys listed)', labelNames: ['kind'], registers: [registry] });
+  const listedKeys = new Counter({ name: LOADER_METRICS.listedKeys, help: 'Keys the archive listings returned', labelNames: ['kind'], registers: [registry] });
+  const pending = new Gauge({ name: LOADER_METRICS.pending, help: 'Archive objects not loaded yet at the last listing', registers: [registry] });
   const metrics: LoaderMetrics = {
     loaded(count, n, fresh, s) {
       objects.inc(count);
@@ -47,6 +53,11 @@ export async function startLoader(config: LoaderConfig, logger: Logger): Promise
       seconds.observe(s);
     },
     failed: () => failures.inc(),
+    listed(kind, keys, notLoaded) {
+      listings.inc({ kind });
+      listedKeys.inc({ kind }, keys);
+      pending.set(notLoaded);
+    },
   };
   const dqFailing = new Gauge({ name: LOADER_METRICS.dqFailingRows, help: 'Rows failing each data-quality check at its last run', labelNames: ['check'], registers: [registry] });
   const dqPassed = new Gauge({ name: LOADER_METRICS.dqPassed, help: '1 when the data-quality check passed at its last run', labelNames: ['check'], registers: [registry] });
@@ -69,7 +80,7 @@ export async function startLoader(config: LoaderConfig, logger: Logger): Promise
     const result = await applyRetention(store, config.archive.prefix, warehouse, config.retention, new Date());
     if (result.objectsDeleted || result.rawEventsDropped) logger.info(result, 'retention applied');
   };
-  const loader = new Loader(store, config.archive.prefix, warehouse, logger, metrics);
+  const loader = new Loader(store, config.archive.prefix, warehouse, logger, { metrics, ...config.listing });
   // Ready while the last load pass succeeded (archive and warehouse reachable); wedged when no
   // pass ended for ten minutes beyond the poll interval (a large backlog is one long pass).
   let lastPass = { endedAt: Date.now(), ok: false };

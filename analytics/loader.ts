@@ -3,13 +3,22 @@
 // the same transaction as the objects' rows), in key order (Firehose keys sort by the time of
 // their oldest record). A crash before the commit leaves nothing behind; the restarted loader
 // loads the object again.
+//
+// Listing: a full LIST of the archive costs one request per 1,000 keys (30 days at one object a
+// second: 2,600 requests), so between full listings — at start and every `fullListEveryMs` — the
+// loader lists only the keys after the newest loaded key's time minus `lookbackMs`. Firehose
+// delivers an object at most its buffer interval (≤ 900 s) after its key's time, so the lookback
+// covers objects delivered out of key order; the full listing catches anything later still.
 import type { Logger } from '../lib/logger.js';
 import type { ObjectStore } from '../lib/object-store.js';
+import { firehoseKeyTime } from './retention.js';
 import type { Warehouse } from './warehouse/duckdb.js';
 
 export interface LoaderMetrics {
   loaded(objects: number, events: number, newEvents: number, seconds: number): void;
   failed(): void;
+  /** One listing of the archive: full or from the lookback; the keys it returned, those not loaded yet. */
+  listed(kind: 'full' | 'incremental', keys: number, pending: number): void;
 }
 
 /** What a pass has loaded so far (objects, the events they held, their bytes). */
@@ -19,23 +28,49 @@ export interface LoadProgress {
   bytes: number;
 }
 
-export const noopLoaderMetrics: LoaderMetrics = { loaded() {}, failed() {} };
+export const noopLoaderMetrics: LoaderMetrics = { loaded() {}, failed() {}, listed() {} };
+
+export interface LoaderOptions {
+  metrics?: LoaderMetrics;
+  /** A full listing at the first pass and then at least this often; 0: every pass. */
+  fullListEveryMs?: number;
+  /** Incremental listings start this long before the newest loaded key's time. */
+  lookbackMs?: number;
+  now?: () => number;
+}
+
+export const LISTING_DEFAULTS = { fullListEveryMs: 600_000, lookbackMs: 900_000 } as const;
 
 export class Loader {
   private loaded: Set<string> | undefined;
+  /** The newest loaded Firehose key (by its time; only loaded ones, so a failed pass's objects stay in range). */
+  private newest: { key: string; time: number } | undefined;
+  private lastFullList = -Infinity;
+  private readonly metrics: LoaderMetrics;
+  private readonly fullListEveryMs: number;
+  private readonly lookbackMs: number;
+  private readonly now: () => number;
 
   constructor(
     private readonly store: ObjectStore,
     private readonly prefix: string,
     private readonly warehouse: Warehouse,
     private readonly logger: Logger,
-    private readonly metrics: LoaderMetrics = noopLoaderMetrics,
-  ) {}
+    options: LoaderOptions = {},
+  ) {
+    this.metrics = options.metrics ?? noopLoaderMetrics;
+    this.fullListEveryMs = options.fullListEveryMs ?? LISTING_DEFAULTS.fullListEveryMs;
+    this.lookbackMs = options.lookbackMs ?? LISTING_DEFAULTS.lookbackMs;
+    this.now = options.now ?? Date.now;
+  }
 
   /** Loads every archive object not yet in the load log, in key order, in batches; resolves to how many it loaded. */
   async loadNew(onBatch?: (done: LoadProgress) => void): Promise<number> {
-    this.loaded ??= await this.warehouse.loadedKeys();
-    const pending = (await this.store.list(this.prefix)).filter((o) => !this.loaded!.has(o.key));
+    if (!this.loaded) {
+      this.loaded = await this.warehouse.loadedKeys();
+      for (const key of this.loaded) this.advance(key);
+    }
+    const pending = await this.listPending();
     let n = 0;
     const done: LoadProgress = { objects: 0, events: 0, bytes: 0 };
     for (let i = 0; i < pending.length; ) {
@@ -48,7 +83,7 @@ export class Loader {
       const started = performance.now();
       const objects = await Promise.all(batch.map(async (o) => ({ key: o.key, body: await this.store.get(o.key) })));
       const loaded = await this.warehouse.loadObjects(objects);
-      for (const o of batch) this.loaded.add(o.key);
+      for (const o of batch) this.remember(o.key);
       const events = [...loaded.values()].reduce((a, r) => a + r.events, 0);
       const fresh = [...loaded.values()].reduce((a, r) => a + r.newEvents, 0);
       n += loaded.size;
@@ -61,6 +96,41 @@ export class Loader {
     }
     return n;
   }
+
+  private async listPending() {
+    const loaded = this.loaded!;
+    const full = this.newest === undefined || this.now() - this.lastFullList >= this.fullListEveryMs;
+    const startAfter = full ? undefined : listingStart(this.newest!.key, this.newest!.time - this.lookbackMs);
+    if (startAfter === undefined) this.lastFullList = this.now();
+    const listed = await this.store.list(this.prefix, startAfter);
+    const pending = listed.filter((o) => !loaded.has(o.key));
+    this.metrics.listed(startAfter === undefined ? 'full' : 'incremental', listed.length, pending.length);
+    return pending;
+  }
+
+  private remember(key: string): void {
+    this.loaded!.add(key);
+    this.advance(key);
+  }
+
+  private advance(key: string): void {
+    const time = firehoseKeyTime(key)?.getTime();
+    if (time !== undefined && (this.newest === undefined || time > this.newest.time)) this.newest = { key, time };
+  }
+}
+
+/**
+ * The StartAfter of a listing of every key of `newestKey`'s delivery stream whose time is `from`
+ * or later: its key with the hour folder and stamp of `from` and no uuid (a key of that time
+ * sorts after it, the stamp being fixed-width). Undefined when the key is not Firehose's.
+ */
+export function listingStart(newestKey: string, from: number): string | undefined {
+  const m = /^(.*)\d{4}\/\d{2}\/\d{2}\/\d{2}\/([^/]*-)\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-[0-9a-f-]+(\.gz)?$/i.exec(newestKey);
+  if (!m) return undefined;
+  const d = new Date(from);
+  const p = (n: number) => String(n).padStart(2, '0');
+  const [y, mo, day, h, mi, s] = [d.getUTCFullYear(), p(d.getUTCMonth() + 1), p(d.getUTCDate()), p(d.getUTCHours()), p(d.getUTCMinutes()), p(d.getUTCSeconds())];
+  return `${m[1]}${y}/${mo}/${day}/${h}/${m[2]}${y}-${mo}-${day}-${h}-${mi}-${s}`;
 }
 
 /** Bounds of one load transaction: a loader that fell behind catches up in a few big ones. */

@@ -72,8 +72,9 @@ beforeAll(async () => {
   store = new FsObjectStore(dir);
   warehouse = await DuckDbWarehouse.open(':memory:');
   const objects = archive();
-  const loader = new Loader(store, PREFIX, warehouse, logger);
-  // Arrival out of order, in three passes; one object's events arrive twice (a re-sent batch).
+  // Arrival out of order by days, in three passes (full listings: beyond any lookback); one
+  // object's events arrive twice (a re-sent batch).
+  const loader = new Loader(store, PREFIX, warehouse, logger, { fullListEveryMs: 0 });
   for (const pass of [[2, 0], [1, 5, 4], [3]]) {
     for (const i of pass) await store.put(objects[i]!.key, body(objects[i]!.events));
     await loader.loadNew();

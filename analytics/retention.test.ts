@@ -23,6 +23,8 @@ const DAY = 86_400_000;
 describe('retention rules', () => {
   it('reads the time of the oldest record from a Firehose key, and nothing from other keys', () => {
     expect(firehoseKeyTime(firehoseKey(new Date('2026-11-02T03:04:05Z')))?.toISOString()).toBe('2026-11-02T03:04:05.000Z');
+    // Firehose's GZIP objects end with .gz (infra/local/firehose names them so too).
+    expect(firehoseKeyTime(`${firehoseKey(new Date('2026-11-02T03:04:05Z'))}.gz`)?.toISOString()).toBe('2026-11-02T03:04:05.000Z');
     expect(firehoseKeyTime('raw/notes.txt')).toBeUndefined();
   });
 

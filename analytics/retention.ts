@@ -24,7 +24,7 @@ const DAY_MS = 86_400_000;
 
 /** The time of a Firehose key's oldest record (`…-YYYY-MM-dd-HH-mm-ss-<uuid>`, UTC), or undefined for any other key. */
 export function firehoseKeyTime(key: string): Date | undefined {
-  const m = /-(\d{4})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-[0-9a-f-]+$/i.exec(key);
+  const m = /-(\d{4})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-[0-9a-f-]+(?:\.gz)?$/i.exec(key);
   if (!m) return undefined;
   const t = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]));
   return Number.isNaN(t) ? undefined : new Date(t);

@@ -3,7 +3,7 @@
 // (the local stack's default: a PUT to s3rver costs ~16 ms, too slow for load tests). Keys are
 // '/'-separated; listing returns keys in lexicographic (UTF-8 byte) order, as S3 does.
 import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { type Dirent, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { optionalSetting } from './config.js';
@@ -61,25 +61,28 @@ export class FsObjectStore implements ObjectStore {
 
   list(prefix: string, startAfter = ''): Promise<StoredObject[]> {
     const found: StoredObject[] = [];
-    // Only the directories that can hold matching keys are walked.
+    // Only the directories that can hold matching keys are walked, and only files after
+    // startAfter are stat'ed: a listing from a recent key (the loader's) costs the recent folders.
     const walk = (dir: string): void => {
-      let names: string[];
+      let entries: Dirent[];
       try {
-        names = readdirSync(dir);
+        entries = readdirSync(dir, { withFileTypes: true });
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
         throw err;
       }
-      for (const name of names) {
-        if (name.startsWith('.')) continue;
-        const path = join(dir, name);
+      for (const entry of entries) {
+        if (entry.name.startsWith('.')) continue;
+        const path = join(dir, entry.name);
         const key = relative(this.root, path).split(sep).join('/');
-        const st = statSync(path, { throwIfNoEntry: false });
-        if (!st) continue; // deleted meanwhile
-        if (st.isDirectory()) {
-          if (key.startsWith(prefix) || prefix.startsWith(`${key}/`)) walk(path);
+        if (entry.isDirectory()) {
+          // Every key below starts with `inside`: one can sort after startAfter only if `inside` does or is its prefix.
+          const inside = `${key}/`;
+          const after = inside > startAfter || startAfter.startsWith(inside);
+          if (after && (key.startsWith(prefix) || prefix.startsWith(inside))) walk(path);
         } else if (key.startsWith(prefix) && key > startAfter) {
-          found.push({ key, size: st.size, lastModified: st.mtime });
+          const st = statSync(path, { throwIfNoEntry: false });
+          if (st?.isFile()) found.push({ key, size: st.size, lastModified: st.mtime }); // else deleted meanwhile
         }
       }
     };
