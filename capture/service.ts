@@ -182,7 +182,17 @@ export class CaptureService {
       { connectionString: config.databaseUrl, options: '-c TimeZone=UTC -c DateStyle=ISO', application_name: applicationName },
       { acknowledge: { auto: false, timeoutSeconds: 0 } },
     );
-    const producer = new KinesisProducer(this.deps.put, {
+    // Start-up phases after a crash (bench:recovery): the session's first change read, first records on the stream.
+    let putOnce = false;
+    const put: PutRecordsFn = async (records) => {
+      const out = await this.deps.put(records);
+      if (!putOnce) {
+        putOnce = true;
+        logger.info({ records: records.length }, 'first records put');
+      }
+      return out;
+    };
+    const producer = new KinesisProducer(put, {
       batcher: { aggregate: config.aggregate, compression: config.compression, limits: KINESIS_LIMITS, backoff: { baseMs: 50, maxMs: 5000 } },
       maxInFlightBatches: config.maxInFlightBatches,
       logger,
@@ -220,7 +230,14 @@ export class CaptureService {
       this.observer.onStreaming?.();
     });
     repl.on('heartbeat', (lsn: string) => session.keepalive(parseLsn(lsn)));
-    repl.on('data', (_lsn: string, msg: Pgoutput.Message) => session.data(msg));
+    let readOnce = false;
+    repl.on('data', (lsn: string, msg: Pgoutput.Message) => {
+      if (!readOnce) {
+        readOnce = true;
+        logger.info({ lsn }, 'first change read');
+      }
+      session.data(msg);
+    });
 
     r.timers.push(
       setInterval(() => {

@@ -90,6 +90,7 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
         recording = recording.then(() => subscriptionStore.record(event)).catch((err: unknown) => logger.warn({ err }, 'could not record a subscription event'));
       },
     });
+    logger.info({ sessions: live.sessionCount }, 'publisher connected');
   } else {
     publisher = new IotDataPublisher(createIotDataClient(config.aws));
   }

@@ -19,6 +19,8 @@ export class RouterShardProcessor implements ShardProcessor {
   private leaseLost: unknown;
   /** A staged batch was never published (the pipeline closed first): nothing after it may be checkpointed. */
   private unpublished = false;
+  private batches = 0;
+  private caughtUp = false;
 
   constructor(
     private readonly shardId: string,
@@ -37,7 +39,18 @@ export class RouterShardProcessor implements ShardProcessor {
   async processRecords(batch: ProcessBatch, checkpointer: Checkpointer): Promise<void> {
     if (this.leaseLost !== undefined) throw this.leaseLost;
     if (!this.router || batch.records.length === 0) return;
+    const first = this.batches++ === 0;
+    // Start-up phases after a crash (bench:recovery): first batch read, in the changelog, published; caught up.
+    if (first) this.logger.info({ shardId: this.shardId, records: batch.records.length, millisBehindLatest: batch.millisBehindLatest }, 'first batch read');
+    if (!this.caughtUp && batch.millisBehindLatest <= CAUGHT_UP_MS) {
+      this.caughtUp = true;
+      this.logger.info({ shardId: this.shardId, batches: this.batches, millisBehindLatest: batch.millisBehindLatest }, 'caught up');
+    }
     const { state, published } = await this.router.stage(batch.records);
+    if (first) {
+      this.logger.info({ shardId: this.shardId }, 'first batch staged');
+      void published.then(() => this.logger.info({ shardId: this.shardId }, 'first batch published'), () => undefined);
+    }
     const previous = this.checkpoints.at(-1) ?? Promise.resolve();
     this.checkpoints.push(
       previous.then(async () => {
@@ -72,6 +85,9 @@ export class RouterShardProcessor implements ShardProcessor {
     if (checkpointer && this.router && this.leaseLost === undefined) await checkpointer.checkpoint(undefined, this.router.state);
   }
 }
+
+/** A read this close to the shard's tip counts as caught up (logged once per lease). */
+const CAUGHT_UP_MS = 1000;
 
 /** Staged batches whose publish and checkpoint may still be pending while the next is read. */
 const MAX_UNCHECKPOINTED = 3;

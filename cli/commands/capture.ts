@@ -23,6 +23,8 @@ ${settingsHelp(CAPTURE_SETTING_LIST)}`;
 async function runService(): Promise<number> {
   const config = loadConfig(process.env);
   const logger = createLogger('capture');
+  // Start-up is part of recovery after a crash (bench:recovery times its phases from here).
+  logger.info({ instanceId: config.instanceId, processStartedAt: Math.round(performance.timeOrigin) }, 'starting');
   const capture = await startCapture(config, logger);
   let stopping = false;
   const stop = (signal: string) => {

@@ -15,8 +15,9 @@ ${settingsHelp(ROUTER_SETTING_LIST)}`;
 async function runService(): Promise<number> {
   const config = loadConfig(process.env);
   const logger = createLogger('router');
-  // Start-up is part of recovery after a crash (bench:recovery times it from here).
-  logger.info({ workerId: config.workerId }, 'starting');
+  // Start-up is part of recovery after a crash (bench:recovery times its phases from the
+  // process's own start, performance.timeOrigin, through module loading to here and on).
+  logger.info({ workerId: config.workerId, processStartedAt: Math.round(performance.timeOrigin) }, 'starting');
   const router = await startRouter(config, logger);
   let stopping = false;
   const stop = (signal: string) => {

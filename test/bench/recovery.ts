@@ -59,7 +59,35 @@ interface KillResult {
   workingMs: number | null;
   /** commit→client of changes committed in [kill, kill + 10 s), ms. */
   latencies: number[];
+  /** Each start-up phase of the new process (PHASES), ms after the kill (null: not seen). */
+  phases: Record<string, number | null>;
 }
+
+/**
+ * The start-up phases a restarted process logs, in order, by the message of its first log line
+ * of each (the services log them for this: cli/commands/*.ts, router/shard-processor.ts,
+ * capture/service.ts). `spawned` is the process's own start (performance.timeOrigin in its
+ * 'starting' line): kill → spawned is the supervisor's delay, spawned → loaded module loading.
+ */
+const PHASES: Record<Service, [phase: string, msg: string][]> = {
+  capture: [
+    ['loaded', 'starting'],
+    ['metrics', 'metrics endpoint'],
+    ['streaming', 'streaming from the slot'],
+    ['firstRead', 'first change read'],
+    ['firstPut', 'first records put'],
+  ],
+  router: [
+    ['loaded', 'starting'],
+    ['connected', 'publisher connected'],
+    ['leases', 'lease taken'],
+    ['started', 'router started'],
+    ['firstRead', 'first batch read'],
+    ['firstStaged', 'first batch staged'],
+    ['firstPublished', 'first batch published'],
+    // Not 'caught up': kinesalite always reports millisBehindLatest 0.
+  ],
+};
 
 interface RunResult {
   kills: KillResult[];
@@ -165,7 +193,7 @@ async function oneRun(run: number): Promise<RunResult> {
     const killResults = kills.map(({ service, killAt }) => analyseKill(service, killAt, delivered, lines));
     for (const k of killResults) {
       console.log(
-        `run ${run}: ${k.service} first change after ${fmt(k.firstChangeMs)} (restarted ${fmt(k.restartedMs)}, ready ${fmt(k.readyMs)}, working ${fmt(k.workingMs)}), p95 of the next 10 s ${fmt(percentile(k.latencies, 95))}`,
+        `run ${run}: ${k.service} first change after ${fmt(k.firstChangeMs)} (${Object.entries(k.phases).map(([p, ms]) => `${p} ${fmt(ms)}`).join(', ')}), p95 of the next 10 s ${fmt(percentile(k.latencies, 95))}`,
       );
     }
     const result: RunResult = {
@@ -207,7 +235,16 @@ function analyseKill(service: Service, killAt: number, delivered: readonly Deliv
     readyMs: firstAfter(lines, service, killAt, (l) => l.msg === (service === 'capture' ? 'metrics endpoint' : 'router started')),
     workingMs: firstAfter(lines, service, killAt, working),
     latencies,
+    phases: killPhases(service, killAt, lines),
   };
+}
+
+function killPhases(service: Service, killAt: number, lines: readonly ServiceLogLine[]): Record<string, number | null> {
+  const starting = lines.find((l) => l.service === service && l.at >= killAt && l.msg === 'starting');
+  const spawnedAt = starting?.entry?.processStartedAt;
+  const phases: Record<string, number | null> = { spawned: typeof spawnedAt === 'number' ? spawnedAt - killAt : null };
+  for (const [phase, msg] of PHASES[service]) phases[phase] = firstAfter(lines, service, killAt, (l) => l.msg === msg);
+  return phases;
 }
 
 const round = (x: number): number => Math.round(x * 100) / 100;
@@ -222,6 +259,7 @@ async function main(): Promise<void> {
   } finally {
     await stopStackProcess();
   }
+  const loadAtEnd = loadavg()[0]!;
   const kills = runs.flatMap((r) => r.kills);
   const firstChange = (service: Service) => kills.filter((k) => k.service === service).map((k) => (k.firstChangeMs === null ? Number.POSITIVE_INFINITY : k.firstChangeMs / 1000));
   const stat = (values: number[], f: (v: number[]) => number) => (values.length ? round(f(values)) : null);
@@ -231,6 +269,16 @@ async function main(): Promise<void> {
   const phase = (service: Service, key: 'restartedMs' | 'readyMs' | 'workingMs' | 'firstChangeMs') => {
     const values = kills.filter((k) => k.service === service && k[key] !== null).map((k) => k[key]!);
     return values.length ? round(median(values) / 1000) : null;
+  };
+  // Medians over kills of each start-up phase, seconds after the SIGKILL.
+  const startup = (service: Service) => {
+    const names = ['spawned', ...PHASES[service].map(([p]) => p)];
+    const mine = kills.filter((k) => k.service === service);
+    const med = (name: string) => {
+      const values = mine.map((k) => k.phases[name]).filter((v): v is number => v !== null && v !== undefined);
+      return values.length ? round(median(values) / 1000) : null;
+    };
+    return { ...Object.fromEntries(names.map((n) => [n, med(n)])), firstChange: phase(service, 'firstChangeMs') };
   };
   const metrics: Record<string, number | null> = {
     capture_first_change_after_kill_s_p50: stat(firstChange('capture'), median),
@@ -256,10 +304,12 @@ async function main(): Promise<void> {
       ...PARAMS,
       afterKillWindowMs: AFTER_KILL_WINDOW_MS,
       loadavg1mAtStart: round(loadAtStart),
+      loadavg1mAtEnd: round(loadAtEnd),
       host: 'shared: other jobs ran on the same 2 cores during the run',
       // Medians over kills of where the time went, seconds after the SIGKILL.
       phases: Object.fromEntries(SERVICES.map((s) => [s, { restarted: phase(s, 'restartedMs'), ready: phase(s, 'readyMs'), working: phase(s, 'workingMs'), firstChange: phase(s, 'firstChangeMs') }])),
-      perKill: kills.map((k) => ({ service: k.service, firstChangeMs: k.firstChangeMs, restartedMs: k.restartedMs, readyMs: k.readyMs, workingMs: k.workingMs, p95Ms: round(percentile(k.latencies, 95)), samples: k.latencies.length })),
+      startupPhases: Object.fromEntries(SERVICES.map((s) => [s, startup(s)])),
+      perKill: kills.map((k) => ({ service: k.service, firstChangeMs: k.firstChangeMs, restartedMs: k.restartedMs, readyMs: k.readyMs, workingMs: k.workingMs, phasesMs: k.phases, p95Ms: round(percentile(k.latencies, 95)), samples: k.latencies.length })),
       perRun: runs.map((r) => ({ lost: r.lost, lostAtTail: r.lostAtTail, duplicates: r.duplicates, orderViolations: r.orderViolations, unexpected: r.unexpected, changes: r.changes, cpuSeconds: r.cpuSeconds, workload: r.workload })),
     },
     metrics,
