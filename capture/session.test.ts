@@ -8,6 +8,7 @@ import type { EnqueueResult } from './batcher.js';
 import { noopCaptureMetrics } from './metrics.js';
 import type { ProducerItem } from './producer.js';
 import { CaptureSession, type SessionOptions } from './session.js';
+import { sleep, waitFor } from '../test/support/wait.js';
 
 const WS = '7f1c2a4e-0000-4000-8000-000000000001';
 const P = '7f1c2a4e-0000-4000-8000-0000000000aa';
@@ -144,7 +145,7 @@ describe('CaptureSession', () => {
         // Once everything is acknowledged and the DLQ has recovered, the slot reaches the last commit.
         while (h.producer.held.length > 0) h.producer.ackAt(0);
         const bigs = txRows.flat().filter((r) => r.big).length;
-        for (let i = 0; i < 100 && h.dlq.stored.length < bigs; i++) await new Promise((r) => setTimeout(r, 1));
+        await waitFor(() => h.dlq.stored.length >= bigs, 'every big row in the DLQ', 5_000, 1);
         h.advance(20_000);
         h.session.keepalive(0n);
         await h.session.tick();
@@ -200,7 +201,7 @@ describe('CaptureSession', () => {
   it('keeps storing a dead letter until the store takes it, and gives up only when the session ends', async () => {
     const h = harness({ dlqBackoff: { baseMs: 1, maxMs: 1 } }, 3);
     for (const m of transaction(0, [{ big: true }])) h.session.data(m);
-    for (let i = 0; i < 50 && h.dlq.stored.length === 0; i++) await new Promise((r) => setTimeout(r, 2));
+    await waitFor(() => h.dlq.stored.length > 0, 'the dead letter stored after the failures', 5_000, 1);
     expect(h.dlq.stored).toHaveLength(1);
     expect(h.dlq.stored[0]).toMatchObject({ source: 'capture', reason: 'RECORD_TOO_LARGE' });
     h.advance(20_000);
@@ -210,7 +211,8 @@ describe('CaptureSession', () => {
     const ended = harness({ dlqBackoff: { baseMs: 1, maxMs: 1 } }, Infinity);
     for (const m of transaction(0, [{ big: true }])) ended.session.data(m);
     ended.session.end();
-    await new Promise((r) => setTimeout(r, 20));
+    // Asserting that nothing happens: with 1 ms backoffs, 20 ms would see many more attempts.
+    await sleep(20);
     expect(ended.dlq.stored).toHaveLength(0);
     ended.advance(20_000);
     await ended.session.tick();

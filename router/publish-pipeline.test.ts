@@ -9,6 +9,7 @@ import { PublishPipeline } from './publish-pipeline.js';
 import type { ConnectionRevoker } from './connection-revoker.js';
 import type { Publisher } from '../lib/publishers.js';
 import type { SequencedChange } from './sequencer.js';
+import { sleep, waitFor } from '../test/support/wait.js';
 
 const projects = [
   { workspaceId: 'ws-1', projectId: 'p-1' },
@@ -34,7 +35,7 @@ class ScriptedPublisher implements Publisher {
   constructor(private readonly failures: ReadonlySet<number>) {}
   async publish(topic: string, payload: Buffer): Promise<void> {
     const n = this.calls++;
-    await new Promise((r) => setTimeout(r, n % 3));
+    await sleep(n % 3); // not a wait: publishes take 0-2 ms so they finish out of order
     if (this.failures.has(n)) throw new Error(`publish ${n} failed`);
     const body = JSON.parse((payload[0] === 0x1f ? gunzipSync(payload) : payload).toString()) as { changes: { seq: number }[] };
     this.out.set(topic, [...(this.out.get(topic) ?? []), ...body.changes.map((c) => c.seq)]);
@@ -97,11 +98,12 @@ describe('PublishPipeline', () => {
   });
 
   it('close(abandon) stops retrying and rejects a waiting flush', async () => {
-    const failing: Publisher = { publish: () => Promise.reject(new Error('broker gone')), close: async () => {} };
+    let attempts = 0;
+    const failing: Publisher = { publish: () => Promise.reject(new Error(`broker gone (attempt ${++attempts})`)), close: async () => {} };
     const pipeline = pipelineWith(failing, 0);
     pipeline.enqueue(projects[0]!, [change(1)]);
     const flushed = pipeline.flush();
-    await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => attempts >= 2, 'the publish to be retried', 5_000, 2);
     await pipeline.close('abandon');
     await expect(flushed).rejects.toThrow('closed');
   });
@@ -143,7 +145,9 @@ describe('PublishPipeline', () => {
         const flushed = pipeline.flush();
         let done = false;
         void flushed.then(() => (done = true));
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        await waitFor(() => r.calls.length > 0 && publisher.out.has('taskflow/v1/ws/ws-2/projects/p-9') && publisher.out.has('taskflow/v1/ws/ws-1/projects/p-1'), 'the disconnect asked and the unheld changes published', 5_000, 2);
+        // Asserting that nothing happens: the held changes must still be unpublished a while later.
+        await sleep(30);
         expect(r.calls).toEqual([['alice']]);
         expect(publisher.out.get('taskflow/v1/ws/ws-1/projects/p-1')).toEqual([1]);
         expect(publisher.out.get('taskflow/v1/ws/ws-1/projects/p-2')).toBeUndefined();

@@ -9,6 +9,7 @@ import { MemoryChangelogStore } from './changelog.js';
 import { PublishPipeline } from './publish-pipeline.js';
 import type { Publisher } from '../lib/publishers.js';
 import { RouterShardProcessor } from './shard-processor.js';
+import { sleep, waitFor } from '../test/support/wait.js';
 
 const WS = '11111111-1111-4111-8111-111111111111';
 const P = '22222222-2222-4222-8222-222222222222';
@@ -31,6 +32,10 @@ class GatedPublisher implements Publisher {
   release(): void {
     for (const w of this.waiting.splice(0)) w();
   }
+  /** Publishes started and not yet released. */
+  get pending(): number {
+    return this.waiting.length;
+  }
   async close(): Promise<void> {}
 }
 
@@ -48,7 +53,7 @@ function setup() {
   return { publisher, processor, checkpoints, checkpointer };
 }
 
-const tick = () => new Promise((resolve) => setTimeout(resolve, 20));
+const within = (probe: () => boolean, what: string) => waitFor(probe, what, 5_000, 2);
 
 describe('RouterShardProcessor', () => {
   it('reads on while a batch is publishing, and checkpoints each batch after its publish, in order', async () => {
@@ -56,12 +61,12 @@ describe('RouterShardProcessor', () => {
     await processor.initialize({ shardId: 's', parentStates: [] });
     await processor.processRecords(batch(1), checkpointer('b1'));
     await processor.processRecords(batch(2), checkpointer('b2')); // returned although b1 is not published
-    await tick();
+    await within(() => publisher.pending === 1, "b1's publish to start");
     expect(checkpoints).toEqual([]);
     publisher.release();
-    await tick();
+    await within(() => publisher.published === 1 && publisher.pending === 1, "b1 published and b2's publish started");
     publisher.release();
-    await tick();
+    await within(() => checkpoints.length === 2, 'both checkpoints');
     expect(publisher.published).toBe(2);
     expect(checkpoints).toEqual(['b1', 'b2']);
     await processor.shutdown('shutdown', checkpointer('final'));
@@ -74,12 +79,15 @@ describe('RouterShardProcessor', () => {
     for (let n = 1; n <= 3; n += 1) await processor.processRecords(batch(n), checkpointer(`b${n}`));
     let fourthDone = false;
     const fourth = processor.processRecords(batch(4), checkpointer('b4')).then(() => (fourthDone = true));
-    await tick();
+    await within(() => publisher.pending > 0, 'a publish to start');
+    // Asserting that nothing happens: the fourth batch must still be held after a while with no
+    // publish released; no event marks "still waiting".
+    await sleep(20);
     expect(fourthDone).toBe(false);
-    for (let i = 0; i < 4 && !fourthDone; i += 1) {
-      publisher.release();
-      await tick();
-    }
+    await within(() => {
+      publisher.release(); // release whatever has started, until the fourth is let in
+      return fourthDone;
+    }, 'the fourth batch to be taken once the oldest was published');
     await fourth;
     expect(checkpoints[0]).toBe('b1');
   });

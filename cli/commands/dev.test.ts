@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { StackInfo } from '../../lib/stack-info.js';
+import { waitFor } from '../../test/support/wait.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 
@@ -35,20 +36,21 @@ async function devRun(dataDir: string, stateFile: string): Promise<{ output: str
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  const deadline = Date.now() + 90_000;
-  while (!output.includes('Ctrl-C stops everything')) {
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`taskflow dev did not become ready:\n${output}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const started = Date.now();
+  const left = () => Math.max(0, 90_000 - (Date.now() - started)); // one budget for the three waits
+  await waitFor(
+    () => {
+      if (child.exitCode !== null) throw new Error(`taskflow dev exited (${child.exitCode}):\n${output}`);
+      return output.includes('Ctrl-C stops everything');
+    },
+    () => `taskflow dev to become ready:\n${output}`,
+    left(),
+    100,
+  );
   const info = JSON.parse(readFileSync(stateFile, 'utf8')) as StackInfo;
-  // The services start alongside the seed: wait for search's API before stopping.
-  while (!(await fetch(`${info.http.search}/healthz`).then((r) => r.ok, () => false))) {
-    if (Date.now() > deadline) throw new Error(`search did not start:\n${output}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  while (!(await fetch(`${info.http.notifications}/healthz`).then((r) => r.ok, () => false))) {
-    if (Date.now() > deadline) throw new Error(`notifications did not start:\n${output}`);
-    await new Promise((r) => setTimeout(r, 200));
+  // The services start alongside the seed: wait for search's and notifications' APIs before stopping.
+  for (const service of ['search', 'notifications'] as const) {
+    await waitFor(() => fetch(`${info.http[service]}/healthz`).then((r) => r.ok, () => false), () => `${service} to start:\n${output}`, left(), 200);
   }
   process.kill(-child.pid!, 'SIGINT');
   expect(await exited).toBe(0);

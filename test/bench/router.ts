@@ -26,6 +26,7 @@ import { loadConfig } from '../../router/config.js';
 import { startRouter } from '../../router/service.js';
 import { ShardRouter, type InputRecord } from '../../router/shard-router.js';
 import { cpuUsPerChange, median, selfCpuSeconds, writeBenchResult } from './report.js';
+import { waitFor } from '../support/wait.js';
 
 const WORKSPACES = Array.from({ length: 10 }, (_, i) => `11111111-1111-4111-8111-${String(i).padStart(12, '0')}`);
 const PROJECTS = Array.from({ length: 50 }, (_, i) => `22222222-2222-4222-8222-${String(i).padStart(12, '0')}`);
@@ -130,11 +131,7 @@ async function main(): Promise<void> {
   }
 
   const count = (received: Received[]) => received.reduce((n, m) => n + m.changes.length, 0);
-  async function until(received: Received[], n: number, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (count(received) < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    if (count(received) < n) throw new Error(`only ${count(received)} of ${n} changes arrived`);
-  }
+  const until = (received: Received[], n: number, timeoutMs: number) => waitFor(() => count(received) >= n, () => `${n} changes (${count(received)} arrived)`, timeoutMs, 20);
 
   /** Puts `rate` changes/s for `seconds`, in 50 ms slices. */
   async function steady(stream: string, rate: number, seconds: number): Promise<number> {

@@ -120,7 +120,7 @@ describe('demo board in a real browser', () => {
       const t = `Committed while B was offline #${i} ${Date.now()}`;
       offlineTitles.push(t);
       await pool.query('UPDATE tasks SET title = $1, updated_at = now() WHERE id = $2', [t, rows[0]!.id]);
-      await sleep(200);
+      await sleep(200); // not a wait: the three commits come apart while B is offline
     }
     await a.page.locator('.card .title', { hasText: offlineTitles[2]! }).waitFor({ timeout: 15_000 });
     await b.context.setOffline(false);

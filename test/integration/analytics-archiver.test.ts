@@ -19,6 +19,7 @@ import { tableEnvVar } from '../../lib/config.js';
 import { type LocalFirehose, startFirehose } from '../../infra/local/firehose/server.js';
 import { sampleEvent } from '../../schemas/fixtures.js';
 import { createTestStream, createTestTables, dynamoClient, kinesisClient, testStackEnv } from '../support/stack.js';
+import { waitFor } from '../support/wait.js';
 
 const N = 600;
 let kinesis: KinesisClient;
@@ -100,13 +101,10 @@ describe('archiver', () => {
       const out = await kinesis.send(new PutRecordsCommand({ StreamName: streamName, Records: records.slice(i, i + 500) }));
       expect(out.FailedRecordCount).toBe(0);
     }
-    const deadline = Date.now() + 30_000;
-    let ids: string[] = [];
-    while (Date.now() < deadline) {
-      ids = await archivedIds();
-      if (new Set(ids).size >= N) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const ids = await waitFor(async () => {
+      const archived = await archivedIds();
+      return new Set(archived).size >= N && archived;
+    }, `all ${N} events archived`, 30_000, 100);
     expect([...new Set(ids)].sort()).toEqual(events.map((e) => e.id).sort());
     // Only failed records were sent again: nothing arrives twice without a crash.
     expect(ids).toHaveLength(N);
@@ -119,12 +117,15 @@ describe('archiver', () => {
 
     // Checkpoints follow: both shards' leases end at their last record.
     const leases = new DynamoLeaseStore(dynamo, tables.leases!, 'analytics-archiver');
-    const checkpointDeadline = Date.now() + 10_000;
-    for (;;) {
-      const all = await leases.list();
-      if (all.length === 2 && all.every((l) => l.checkpoint !== 'TRIM_HORIZON')) break;
-      if (Date.now() > checkpointDeadline) throw new Error(`leases not checkpointed: ${JSON.stringify(all)}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    let all: Awaited<ReturnType<typeof leases.list>> = [];
+    await waitFor(
+      async () => {
+        all = await leases.list();
+        return all.length === 2 && all.every((l) => l.checkpoint !== 'TRIM_HORIZON');
+      },
+      () => `both leases checkpointed: ${JSON.stringify(all)}`,
+      10_000,
+      100,
+    );
   });
 });

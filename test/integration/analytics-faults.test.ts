@@ -20,6 +20,7 @@ import { tableEnvVar } from '../../lib/config.js';
 import { startHistoryRecorder, type HistoryRecorder } from '../support/history.js';
 import { startServiceProcess, type ServiceProcess } from '../support/service-process.js';
 import { captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, testStackEnv, uniqueName } from '../support/stack.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 const logger = createLogger('analytics-faults', process.env.PIPELINE_TEST_LOG ?? 'silent');
 let dir: string;
@@ -96,9 +97,11 @@ describe('analytics path under faults', () => {
     void workload.finally(() => (done = true));
     const kills = { archiver: 0, loader: 0 };
     try {
-      while (!done) {
-        await new Promise((r) => setTimeout(r, 500 + random() * 2000));
-        if (done) break;
+      // Until the load is over and each has been killed once (on a loaded host the load can end first).
+      const more = () => !done || kills.archiver === 0 || kills.loader === 0;
+      while (more()) {
+        await sleep(500 + random() * 2000); // not a wait: the next kill at a random moment of the load
+        if (!more()) break;
         const which = kills.archiver <= kills.loader ? 'archiver' : 'loader';
         const victim = which === 'archiver' ? archiver : loader;
         victim.child.kill('SIGKILL');
@@ -113,13 +116,17 @@ describe('analytics path under faults', () => {
       expect(truth.length).toBeGreaterThan(500);
       const final = await startLoader(loadLoaderConfig(env), logger);
       try {
-        const deadline = Date.now() + 90_000;
         let ids = new Set<string>();
-        while (Date.now() < deadline) {
-          ids = new Set((await final.warehouse.query('SELECT id FROM raw_events')).map((r) => String(r.id)));
-          if (truth.every((e) => ids.has(e.id))) break;
-          await new Promise((r) => setTimeout(r, 250));
-        }
+        // On a time-out the checks below say what was lost.
+        await waitFor(
+          async () => {
+            ids = new Set((await final.warehouse.query('SELECT id FROM raw_events')).map((r) => String(r.id)));
+            return truth.every((e) => ids.has(e.id));
+          },
+          'every committed change in raw_events',
+          90_000,
+          250,
+        ).catch(() => undefined);
         const lost = truth.filter((e) => !ids.has(e.id)).map((e) => e.id);
         const [counts] = await final.warehouse.query('SELECT (SELECT count(*) FROM raw_events)::INTEGER AS raw, (SELECT sum(new_events) FROM load_log)::INTEGER AS loaded');
         const unexpected = [...ids].filter((id) => !truth.some((e) => e.id === id));

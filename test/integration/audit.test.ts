@@ -22,6 +22,7 @@ import { sampleEvent } from '../../schemas/fixtures.js';
 import { compareHistory, type HistoryRecorder, startHistoryRecorder } from '../support/history.js';
 import { type ServiceProcess, startServiceProcess } from '../support/service-process.js';
 import { captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, dynamoClient, testStackEnv, uniqueName } from '../support/stack.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 const KEY = 'audit-integration-test-key-0123456789abcdef';
 const slot = uniqueName('audit_capture');
@@ -73,8 +74,6 @@ function cli(args: string[], extra: Record<string, string> = {}): { status: numb
   return { status: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 describe('audit trail', () => {
   let stats: WorkloadStats;
 
@@ -82,6 +81,7 @@ describe('audit trail', () => {
     await setupWorkloadTenants(dbUrl, { workspaces: 4, projectsPerWorkspace: 2, seed: 'audit-it' });
     audits.push(await startServiceProcess('audit', env, ['audit started']));
     const load = runWorkload({ databaseUrl: dbUrl, ratePerSec: 150, durationMs: 9000, workspaces: 4, projectsPerWorkspace: 2, seed: 'audit-it', concurrency: 3, recordTransactions: true });
+    // Not waits but the fault schedule: killed 2.5 s into the 9 s load, down for 1.5 s.
     await sleep(2500);
     audits[0]!.child.kill('SIGKILL');
     await sleep(1500);
@@ -91,14 +91,18 @@ describe('audit trail', () => {
     const truth = await history.collect();
     expect(truth.length).toBeGreaterThan(500);
     const wanted = new Set(truth.map((t) => t.id));
-    const deadline = Date.now() + 60_000;
     let seen: Segment['records'] = [];
-    for (;;) {
-      seen = readTrail(storeDir).flatMap((s) => s.records);
-      const have = new Set(seen.map((r) => r.eventId));
-      if ([...wanted].every((id) => have.has(id)) || Date.now() > deadline) break;
-      await sleep(250);
-    }
+    // On a time-out the comparison below says what is missing.
+    await waitFor(
+      () => {
+        seen = readTrail(storeDir).flatMap((s) => s.records);
+        const have = new Set(seen.map((r) => r.eventId));
+        return [...wanted].every((id) => have.has(id));
+      },
+      'every committed change in the trail',
+      60_000,
+      250,
+    ).catch(() => undefined);
     const cmp = compareHistory(
       truth,
       seen.map((r) => ({ id: r.eventId, workspaceid: r.workspaceId, projectid: r.projectId })),
@@ -189,8 +193,7 @@ describe('audit trail', () => {
         const text = await (await fetch(String(audit.entries['audit started']!.metrics))).text();
         return [...text.matchAll(/^kinesis_consumer_records_processed_total\{[^}]*consumer="audit"[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
       };
-      const deadline = Date.now() + 60_000;
-      while ((await read()) < 2 && Date.now() < deadline) await sleep(250);
+      await waitFor(async () => (await read()) >= 2, 'both records processed', 60_000, 250);
       expect(await read()).toBe(2);
       const found = readTrail(storeDir).flatMap((s) => s.records).filter((r) => r.eventId === event.id);
       expect(found.map((r) => r.redriven)).toEqual([true]);

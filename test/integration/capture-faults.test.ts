@@ -16,7 +16,7 @@ import { createLogger } from '../../lib/logger.js';
 import { compareHistory, startHistoryRecorder } from '../support/history.js';
 import { captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, kinesisClient, testStackEnv, uniqueName } from '../support/stack.js';
 import { StreamReader } from './capture-helpers.js';
-import { waitFor } from '../support/wait.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const logger = createLogger('capture', process.env.CAPTURE_TEST_LOG ?? 'silent');
@@ -127,7 +127,7 @@ describe('capture under faults', () => {
     try {
       while (!done && kills < KILLS) {
         // a random moment while it streams under load
-        await new Promise((r) => setTimeout(r, 200 + random() * 2000));
+        await sleep(200 + random() * 2000); // not a wait: the fault schedule
         child.kill('SIGKILL');
         await exited(child);
         kills += 1;

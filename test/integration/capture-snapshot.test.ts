@@ -12,7 +12,7 @@ import { createLogger } from '../../lib/logger.js';
 import { validateEvent } from '../../schemas/validate.js';
 import { captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, dynamoClient, kinesisClient, testStackEnv, uniqueName } from '../support/stack.js';
 import { type StreamedEvent, StreamReader } from './capture-helpers.js';
-import { waitFor } from '../support/wait.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 let db: pg.Client;
 let capture: RunningCapture;
@@ -60,7 +60,7 @@ describe('incremental snapshot', () => {
   it('re-snapshots a table while changes stream, ending with the correct state', async () => {
     const store = snapshotJobStore(dynamoClient(), loadConfig(env));
     const workload = runWorkload({ databaseUrl: dbUrl, ratePerSec: 150, durationMs: 6000, workspaces: 3, projectsPerWorkspace: 2, seed: 21, concurrency: 2 });
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500); // not a wait: the snapshot starts half a second into the load, to overlap it
     await db.query('SELECT pg_logical_emit_message(false, $1, $2)', [SIGNAL_PREFIX, JSON.stringify({ action: 'snapshot', request: { tables: ['tasks'] } })]);
     const job = await waitFor(async () => {
       const j = await store.get();

@@ -112,7 +112,7 @@ describe('recovery after a SIGKILL', () => {
         expect(pid).toBeDefined();
         kills.push({ instance, at: Date.now() });
         process.kill(pid!, 'SIGKILL');
-        await sleep(WINDOW_MS + 1000);
+        await sleep(WINDOW_MS + 1000); // not a wait: the measured window after each kill, under load
       }
     } finally {
       abort.abort();
@@ -123,7 +123,7 @@ describe('recovery after a SIGKILL', () => {
     const byProject = new Map<string, HistoryEvent[]>();
     for (const e of truth) if (e.projectId) byProject.set(e.projectId, [...(byProject.get(e.projectId) ?? []), e]);
     await waitFor(() => delivered.every((d) => d.ids.length >= (byProject.get(d.projectId)?.length ?? 0)), () => 'every committed change at its subscriber', 30_000);
-    await sleep(500); // a late duplicate would show up now
+    await sleep(500); // asserting that nothing happens: a late duplicate would show up now
 
     for (const d of delivered) {
       const check = checkSubscription(byProject.get(d.projectId) ?? [], d);

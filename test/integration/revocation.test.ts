@@ -106,13 +106,13 @@ describe('revoking a membership under load', () => {
       await c.connect();
       while (writing) {
         await c.query('UPDATE tasks SET title = $1, updated_at = now() WHERE id = $2', [`load-${n++}`, task]);
-        await sleep(10);
+        await sleep(10); // not a wait: paces the load
       }
       await c.end();
     };
     const writers = [writer(TASK), writer(TASK2)];
     await waitFor(() => alice.got.length > 20 && carol.got.length > 20, () => 'load reaching the subscribers');
-    await sleep(1500);
+    await sleep(1500); // not a wait: more load before the revocation
 
     // The revocation, with a marker change of the project in the same transaction right after the
     // delete: the marker's commit LSN is the revocation's, so every id below it committed before.
@@ -121,11 +121,11 @@ describe('revoking a membership under load', () => {
     await db.query('DELETE FROM memberships WHERE id = $1', [ALICE_MEMBERSHIP]);
     await db.query(`UPDATE tasks SET title = 'revocation-marker', updated_at = now() WHERE id = $1`, [TASK]);
     await db.query('COMMIT');
-    await sleep(3000);
+    await sleep(3000); // not a wait: load after the revocation, which must not reach alice
     writing = false;
     await Promise.all(writers);
     await waitFor(() => bob.got.some((r) => r.title === 'revocation-marker'), () => 'the marker reaching bob');
-    await sleep(1000);
+    await sleep(1000); // asserting that nothing happens: a late leak to alice would show up now
 
     const marker = bob.got.find((r) => r.title === 'revocation-marker')!;
     const revocationCommit = marker.id.split('-')[0]!;

@@ -12,7 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Broker } from '../../infra/local/broker.js';
 import { sampleEvent } from '../../schemas/fixtures.js';
-import { createTestStream, createTestTables, kinesisClient, startTestBroker, testStackEnv, uniqueName, waitForEvenLeases } from '../support/stack.js';
+import { DynamoSubscriptionStore } from '../../router/subscription-store.js';
+import { createTestStream, createTestTables, dynamoClient, kinesisClient, startTestBroker, testStackEnv, uniqueName, waitForEvenLeases } from '../support/stack.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 const WORKSPACES = [1, 2, 3, 4].map((i) => `11111111-1111-4111-8111-0000000000f${i}`);
 const PROJECTS = [1, 2, 3].map((i) => `22222222-2222-4222-8222-0000000000f${i}`);
@@ -36,11 +38,12 @@ function startRouterProcess(name: string): ChildProcess {
 
 /** Waits until `n` router processes have logged that they started (2 cores: tsx start-up takes seconds). */
 async function routersStarted(n: number): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while ((readFileSync(logFile, 'utf8').match(/"msg":"router started"/g) ?? []).length < n) {
-    if (Date.now() > deadline) throw new Error(`routers did not start:\n${readFileSync(logFile, 'utf8').slice(-2000)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitFor(
+    () => (readFileSync(logFile, 'utf8').match(/"msg":"router started"/g) ?? []).length >= n,
+    () => `${n} routers started:\n${readFileSync(logFile, 'utf8').slice(-2000)}`,
+    60_000,
+    100,
+  );
 }
 
 beforeAll(async () => {
@@ -114,7 +117,14 @@ describe('router failover', () => {
     subscriber = await mqtt.connectAsync(broker.tcpUrl, { clientId: 'failover-subscriber', reconnectPeriod: 0 });
     subscriber.on('message', onMessage);
     await subscriber.subscribeAsync('taskflow/v1/ws/+/projects/+', { qos: 1 });
-    await new Promise((r) => setTimeout(r, 300));
+    // Both routers get the same $SYS event at once; the table holds it once one has applied it.
+    const dynamo = dynamoClient();
+    try {
+      const subscriptions = new DynamoSubscriptionStore(dynamo, env.DYNAMODB_TABLE_SUBSCRIPTIONS!);
+      await waitFor(async () => (await subscriptions.load()).some((e) => e.kind === 'subscribed' && e.clientId === 'failover-subscriber'), 'the routers to learn of the subscription', 10_000);
+    } finally {
+      dynamo.destroy();
+    }
 
     const started = Date.now();
     let killedAt = 0;
@@ -133,15 +143,14 @@ describe('router failover', () => {
         killedAt = Date.now();
       }
       if (i === 800) startRouterProcess('a-restarted');
-      await new Promise((r) => setTimeout(r, 80));
+      await sleep(80); // not a wait: paces the producer, so the kill and the restart fall mid-stream
     }
     const producedIn = Date.now() - started;
     await routersStarted(3); // the restarted instance is up and sharing the shards again
 
-    const deadline = Date.now() + 30_000;
     const complete = () => [...history].every(([key, ids]) => (seen.get(key)?.ids.length ?? 0) >= ids.length);
-    while (!complete() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    if (!complete()) console.log(readFileSync(logFile, 'utf8').slice(-3000));
+    // On a time-out the per-workspace checks below say what is missing.
+    await waitFor(complete, 'every record delivered', 30_000, 100).catch(() => console.log(readFileSync(logFile, 'utf8').slice(-3000)));
 
     for (const [key, ids] of history) {
       const s = seen.get(key);

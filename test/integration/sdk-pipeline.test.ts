@@ -137,6 +137,7 @@ describe('web SDK through the whole local pipeline', () => {
         () => `all live again: ${subscribers.map(({ seen }) => seen.statuses.slice(-4).join('>')).join(' | ')}\nSDK debug log (last 60):\n${debugLog.slice(-60).join('\n')}`,
         15_000,
       );
+    // The sleeps are the disruption schedule (changes flow between them), not waits: allLive() is the condition.
     for (let cut = 0; cut < 3; cut += 1) {
       await sleep(1000);
       await allLive();
@@ -156,7 +157,7 @@ describe('web SDK through the whole local pipeline', () => {
       () => subscribers.every(({ project, seen }) => seen.changes.length >= truthOf(project).length),
       () => `delivery: ${subscribers.map(({ project, seen }) => `${seen.changes.length}/${truthOf(project).length}`).join(', ')}`,
     );
-    await sleep(500); // anything extra (a duplicate) would show up now
+    await sleep(500); // asserting that nothing happens: anything extra (a duplicate) would show up now
 
     const check = (): void => {
       for (const { project, seen } of subscribers) {

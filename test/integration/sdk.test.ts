@@ -206,11 +206,12 @@ describe('web SDK through a real broker', () => {
         await router.commit(project, 1 + (i % 3), { mode: i % 4 === 3 ? 'thin' : 'full', gzip: i % 2 === 0, publish: i % 17 !== 5 });
         committed += 1 + (i % 3);
         if (i % 11 === 7) await router.republish(project, Math.max(0, (await router.store.readHead(project)).seq - 4), 4);
-        await sleep(5);
+        await sleep(5); // not a wait: paces the producer
       }
     })();
 
-    // Each disruption hits live connections (so each is seen as one more 'offline').
+    // Each disruption hits live connections (so each is seen as one more 'offline'). The sleeps are
+    // the schedule (changes flow between disruptions), not waits: allLive() is the condition.
     const disruptions: string[] = [];
     const allLive = () => waitFor(() => subscribers.every((s) => s.seen.status === 'live'), 'all live again');
     for (let round = 0; round < 3; round += 1) {
@@ -266,7 +267,7 @@ describe('web SDK through a real broker', () => {
     await waitFor(() => seen.status === 'live', 'live');
     for (let i = 0; i < 200; i += 1) {
       await router.commit(project, 1, { mode: i % 2 === 0 ? 'full' : 'thin', gzip: i % 3 === 0, publish: true });
-      await sleep(2);
+      await sleep(2); // not a wait: paces the commits
     }
     await waitFor(() => seen.last === 200, 'all 200');
     expect(seen.changes.map((c) => c.seq)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));

@@ -46,16 +46,16 @@ function startSearchProcess(): ChildProcess {
 
 /** The API and metrics addresses of the n-th search process to have started (1-based). */
 async function searchStarted(n: number): Promise<{ api: string; metrics: string }> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const started = readFileSync(logFile, 'utf8')
-      .split('\n')
-      .filter((l) => l.includes('"msg":"search started"'))
-      .map((l) => JSON.parse(l) as { api: string; metrics: string });
-    if (started.length >= n) return started[n - 1]!;
-    if (Date.now() > deadline) throw new Error(`search did not start:\n${readFileSync(logFile, 'utf8').slice(-3000)}`);
-    await sleep(100);
-  }
+  return waitFor(
+    () =>
+      readFileSync(logFile, 'utf8')
+        .split('\n')
+        .filter((l) => l.includes('"msg":"search started"'))
+        .map((l) => JSON.parse(l) as { api: string; metrics: string })[n - 1],
+    () => `search process ${n} to start:\n${readFileSync(logFile, 'utf8').slice(-3000)}`,
+    60_000,
+    100,
+  );
 }
 
 /** The source database as the application writes to it (capture logs in as the replication role). */
@@ -205,6 +205,7 @@ describe('search service', () => {
     const tenants: WorkloadTenants = workloadTenantIds(WORKLOAD);
     // At most 150 transactions/s: at least 10 s of load, around the kill and the restart.
     const load = runWorkload({ databaseUrl: sourceDatabaseUrl, ratePerSec: 150, transactions: 1500, concurrency: 3, ...WORKLOAD });
+    // Not waits but the fault schedule: killed 4 s into the load, down for 1.5 s.
     await sleep(4000);
     const first = searches[0]!;
     first.kill('SIGKILL');

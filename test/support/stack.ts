@@ -16,6 +16,7 @@ import { ensureStream, ensureTable } from '../../infra/local/stack.js';
 import { TABLES } from '../../infra/local/tables.js';
 import { DynamoLeaseStore } from '../../lib/kinesis-consumer/dynamo-lease-store.js';
 import { SHARD_END } from '../../lib/kinesis-consumer/leases.js';
+import { waitFor } from './wait.js';
 
 let cached: StackInfo | undefined;
 
@@ -171,17 +172,20 @@ export function boundClientId(userId: string): string {
 export async function waitForEvenLeases(leaseTable: string, consumerName: string, workers: number, timeoutMs = 60_000): Promise<void> {
   const client = dynamoClient();
   const store = new DynamoLeaseStore(client, leaseTable, consumerName);
-  const deadline = Date.now() + timeoutMs;
+  let byOwner = new Map<string, number>();
   try {
-    for (;;) {
-      const leases = (await store.list()).filter((l) => l.checkpoint !== SHARD_END);
-      const byOwner = new Map<string, number>();
-      for (const l of leases) if (l.leaseOwner) byOwner.set(l.leaseOwner, (byOwner.get(l.leaseOwner) ?? 0) + 1);
-      const counts = [...byOwner.values()];
-      if (leases.length > 0 && byOwner.size === workers && counts.every((n) => n <= Math.ceil(leases.length / workers)) && counts.reduce((a, b) => a + b, 0) === leases.length) return;
-      if (Date.now() > deadline) throw new Error(`leases of ${consumerName} not spread over ${workers} workers within ${timeoutMs} ms: ${JSON.stringify([...byOwner])}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitFor(
+      async () => {
+        const leases = (await store.list()).filter((l) => l.checkpoint !== SHARD_END);
+        byOwner = new Map<string, number>();
+        for (const l of leases) if (l.leaseOwner) byOwner.set(l.leaseOwner, (byOwner.get(l.leaseOwner) ?? 0) + 1);
+        const counts = [...byOwner.values()];
+        return leases.length > 0 && byOwner.size === workers && counts.every((n) => n <= Math.ceil(leases.length / workers)) && counts.reduce((a, b) => a + b, 0) === leases.length;
+      },
+      () => `leases of ${consumerName} spread over ${workers} workers: ${JSON.stringify([...byOwner])}`,
+      timeoutMs,
+      100,
+    );
   } finally {
     client.destroy();
   }

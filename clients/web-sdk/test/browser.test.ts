@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { startBroker, type Broker } from '../../../infra/local/broker.js';
+import { waitFor } from '../../../test/support/wait.js';
 import { bundleOptions } from '../scripts/build.mjs';
 import { ProjectFeed } from './project-feed.js';
 
@@ -50,12 +51,10 @@ async function seqs(page: Page): Promise<number[]> {
 }
 
 async function waitForSeqs(page: Page, count: number): Promise<number[]> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const seen = await seqs(page);
-    if (seen.length >= count || Date.now() > deadline) return seen;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  let seen: number[] = [];
+  // On a time-out the caller's comparison says what is missing.
+  await waitFor(async () => (seen = await seqs(page)).length >= count, `${count} seqs on the page`, 15_000).catch(() => undefined);
+  return seen;
 }
 
 describeIfChromium('browser bundle in Chromium', () => {
