@@ -33,10 +33,11 @@ class LogWarehouse implements Warehouse {
     for (const o of objects) {
       if (this.log.includes(o.key)) continue;
       this.log.push(o.key);
-      out.set(o.key, { events: 1, newEvents: 1 });
+      out.set(o.key, { events: 1, newEvents: 1, newestEventMs: null });
     }
     return Promise.resolve(out);
   }
+  newestEventTime = () => Promise.resolve(undefined);
   dropDaysBefore = () => Promise.resolve(0);
   query = () => Promise.resolve([]);
   close = () => Promise.resolve();
@@ -66,7 +67,7 @@ class MemoryStore implements ObjectStore {
 
 const recordingMetrics = () => {
   const listed: { kind: string; keys: number; pending: number }[] = [];
-  const metrics: LoaderMetrics = { loaded() {}, failed() {}, listed: (kind, keys, pending) => listed.push({ kind, keys, pending }) };
+  const metrics: LoaderMetrics = { loaded() {}, failed() {}, listed: (kind, keys, pending) => void listed.push({ kind, keys, pending }) };
   return { listed, metrics };
 };
 

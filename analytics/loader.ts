@@ -15,10 +15,14 @@ import { firehoseKeyTime } from './retention.js';
 import type { Warehouse } from './warehouse/duckdb.js';
 
 export interface LoaderMetrics {
-  loaded(objects: number, events: number, newEvents: number, seconds: number): void;
+  /** A batch loaded: its objects, their events, the new ones (the rest were duplicates dropped), its time, its newest commit time (ms). */
+  loaded(objects: number, events: number, newEvents: number, seconds: number, newestEventMs: number | undefined): void;
   failed(): void;
-  /** One listing of the archive: full or from the lookback; the keys it returned, those not loaded yet. */
-  listed(kind: 'full' | 'incremental', keys: number, pending: number): void;
+  /**
+   * One listing of the archive: full or from the lookback; the keys it returned, the objects not
+   * loaded yet and when the oldest of them was delivered (ms; undefined when none).
+   */
+  listed(kind: 'full' | 'incremental', keys: number, pending: number, oldestPendingDeliveredMs: number | undefined): void;
 }
 
 /** What a pass has loaded so far (objects, the events they held, their bytes). */
@@ -86,8 +90,9 @@ export class Loader {
       for (const o of batch) this.remember(o.key);
       const events = [...loaded.values()].reduce((a, r) => a + r.events, 0);
       const fresh = [...loaded.values()].reduce((a, r) => a + r.newEvents, 0);
+      const newest = [...loaded.values()].reduce<number | undefined>((a, r) => (r.newestEventMs !== null && (a === undefined || r.newestEventMs > a) ? r.newestEventMs : a), undefined);
       n += loaded.size;
-      this.metrics.loaded(loaded.size, events, fresh, (performance.now() - started) / 1000);
+      this.metrics.loaded(loaded.size, events, fresh, (performance.now() - started) / 1000, newest);
       this.logger.debug({ objects: loaded.size, events, newEvents: fresh }, 'objects loaded');
       done.objects += batch.length;
       done.events += events;
@@ -104,7 +109,8 @@ export class Loader {
     if (startAfter === undefined) this.lastFullList = this.now();
     const listed = await this.store.list(this.prefix, startAfter);
     const pending = listed.filter((o) => !loaded.has(o.key));
-    this.metrics.listed(startAfter === undefined ? 'full' : 'incremental', listed.length, pending.length);
+    const oldest = pending.reduce<number | undefined>((a, o) => (a === undefined || o.lastModified.getTime() < a ? o.lastModified.getTime() : a), undefined);
+    this.metrics.listed(startAfter === undefined ? 'full' : 'incremental', listed.length, pending.length, oldest);
     return pending;
   }
 

@@ -9,7 +9,7 @@ import { prometheusConsumerMetrics } from '../lib/kinesis-consumer/metrics.js';
 import { prometheusRouterMetrics } from '../router/metrics.js';
 import { prometheusNotificationMetrics } from '../notifications/metrics.js';
 import { prometheusSearchMetrics } from '../search/metrics.js';
-import { prometheusArchiverMetrics } from '../analytics/metrics.js';
+import { prometheusArchiverMetrics, prometheusLoaderMetrics } from '../analytics/metrics.js';
 import { HEALTH_METRICS } from '../clients/demo-board/health.js';
 import { prometheusAuthorizerMetrics } from '../lib/authorizer-metrics.js';
 import { alarms, metricNames, prometheusRules } from './alarms.js';
@@ -27,6 +27,7 @@ function declaredMetrics(): Set<string> {
   prometheusAuditMetrics(registry);
   prometheusSearchMetrics(registry);
   prometheusArchiverMetrics(registry);
+  prometheusLoaderMetrics(registry);
   prometheusNotificationMetrics(registry);
   prometheusAuthorizerMetrics(registry);
   const consumer = prometheusConsumerMetrics(registry, 'router', 'w1');

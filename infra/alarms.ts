@@ -200,6 +200,42 @@ export function alarms(opts: { streamName: string; authorizerFunctionName: strin
       prometheus: { expr: 'histogram_quantile(0.95, sum by (le) (rate(taskflow_search_query_seconds_bucket{outcome="ok"}[5m]))) > 0.5', forMinutes: 10 },
       cloudwatch: { namespace: SERVICE_NAMESPACE, metricName: 'taskflow_search_query_seconds', statistic: 'p95', threshold: 0.5, periodSeconds: 60, evaluationPeriods: 10 },
     },
+    {
+      id: 'TaskflowArchiverIteratorAge',
+      runbook: 'analytics-behind.md',
+      summary: 'The analytics archiver reads a shard more than 60 s behind its tip',
+      prometheus: { expr: 'max(kinesis_consumer_millis_behind_latest{consumer="analytics-archiver"}) > 60000', forMinutes: 10 },
+      cloudwatch: { namespace: SERVICE_NAMESPACE, metricName: 'kinesis_consumer_millis_behind_latest', dimensions: { consumer: 'analytics-archiver' }, statistic: 'Maximum', threshold: 60_000, periodSeconds: 60, evaluationPeriods: 10 },
+    },
+    {
+      id: 'TaskflowWarehouseLoadBehind',
+      runbook: 'analytics-behind.md',
+      summary: 'A raw archive object has waited more than 5 min for the loader',
+      prometheus: { expr: 'max(taskflow_loader_archive_oldest_pending_seconds) > 300', forMinutes: 5 },
+      cloudwatch: { namespace: SERVICE_NAMESPACE, metricName: 'taskflow_loader_archive_oldest_pending_seconds', statistic: 'Maximum', threshold: 300, periodSeconds: 60, evaluationPeriods: 5 },
+    },
+    {
+      id: 'TaskflowWarehouseStale',
+      runbook: 'analytics-behind.md',
+      summary: "The warehouse's newest loaded change committed more than 15 min ago",
+      // As DQ_FRESHNESS_MAX_SECONDS: at the seed's load no quarter of an hour passes without a change.
+      prometheus: { expr: 'min(taskflow_warehouse_freshness_seconds) > 900', forMinutes: 5 },
+      cloudwatch: { namespace: SERVICE_NAMESPACE, metricName: 'taskflow_warehouse_freshness_seconds', statistic: 'Minimum', threshold: 900, periodSeconds: 60, evaluationPeriods: 5 },
+    },
+    {
+      id: 'TaskflowArchiverDeadLetters',
+      runbook: 'analytics-dead-letters.md',
+      summary: 'The analytics archiver is putting records in the dead-letter store',
+      prometheus: { expr: 'sum(rate(taskflow_archiver_dlq_total[5m])) > 0', forMinutes: 0 },
+      cloudwatch: { namespace: SERVICE_NAMESPACE, metricName: 'taskflow_archiver_dlq_total', statistic: 'Sum', threshold: 0, periodSeconds: 300, evaluationPeriods: 1 },
+    },
+    {
+      id: 'TaskflowDataQualityFailing',
+      runbook: 'analytics-data-quality.md',
+      summary: 'A warehouse data-quality check found failing rows at its last run',
+      prometheus: { expr: 'max(taskflow_dq_failing_rows) > 0', forMinutes: 0 },
+      cloudwatch: { namespace: SERVICE_NAMESPACE, metricName: 'taskflow_dq_failing_rows', statistic: 'Maximum', threshold: 0, periodSeconds: 300, evaluationPeriods: 1 },
+    },
   ];
 }
 

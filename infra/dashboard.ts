@@ -44,6 +44,25 @@ export const PANELS: readonly Panel[] = [
     unit: 'ops',
   },
   { title: 'Hot workspaces', exprs: [{ expr: 'max(taskflow_capture_hot_workspaces)', legend: 'hot' }], unit: 'none', alarm: 'TaskflowCaptureHotWorkspace' },
+  {
+    title: 'Warehouse freshness and load backlog',
+    exprs: [
+      { expr: 'min(taskflow_warehouse_freshness_seconds)', legend: 'freshness (now − newest loaded commit)' },
+      { expr: 'max(taskflow_loader_archive_oldest_pending_seconds)', legend: 'oldest unloaded object' },
+    ],
+    unit: 's',
+    alarm: 'TaskflowWarehouseStale',
+  },
+  {
+    title: 'Warehouse loads and data quality',
+    exprs: [
+      { expr: 'sum(rate(taskflow_loader_events_loaded_total{new="true"}[5m]))', legend: 'events loaded/s' },
+      { expr: 'sum(rate(taskflow_loader_duplicates_dropped_total[5m]))', legend: 'duplicates dropped/s' },
+      { expr: 'max(taskflow_loader_archive_objects_pending)', legend: 'objects pending' },
+      { expr: 'sum by (check) (taskflow_dq_failing_rows)', legend: 'dq failing rows {{check}}' },
+    ],
+    unit: 'none',
+  },
   { title: 'Publish retries per second', exprs: [{ expr: 'sum(rate(taskflow_router_publish_retries_total[5m]))', legend: 'retries' }], unit: 'ops', alarm: 'TaskflowRouterPublishRetries' },
 ];
 

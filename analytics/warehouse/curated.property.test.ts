@@ -126,7 +126,7 @@ describe('curated MERGE', () => {
 
   it('loads an object once: a second load of the same key is refused by the load log', async () => {
     const line = `${JSON.stringify(envelope({ key: 0, op: 'c', title: 't', description: null, status: 'todo', omitted: [] }, 999))}\n`;
-    expect(await loadObject(warehouse, 'raw/once', gzipSync(line))).toEqual({ events: 1, newEvents: 1 });
+    expect(await loadObject(warehouse, 'raw/once', gzipSync(line))).toEqual({ events: 1, newEvents: 1, newestEventMs: Date.parse(JSON.parse(line).time as string) });
     expect(await loadObject(warehouse, 'raw/once', gzipSync(line))).toBe('already-loaded');
     expect((await warehouse.loadedKeys()).has('raw/once')).toBe(true);
   });

@@ -2,7 +2,7 @@
 // DQ interval) and on demand (`taskflow analytics dq`). Each check is one query returning the
 // offending rows; a check passes when there are none. Results go to `dq_results` (one row per
 // check per run, with up to SAMPLE_ROWS sample rows) and to metrics. Runbook:
-// analytics/data-quality-runbook.md, one section per check.
+// runbooks/analytics-data-quality.md, one section per check.
 import type { Warehouse } from './duckdb.js';
 
 export interface DqCheck {

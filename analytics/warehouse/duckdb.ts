@@ -13,6 +13,8 @@ import { CURATED, filesSource, insertRawSql, insertTruncationsSql, lit, loadLogC
 export interface LoadResult {
   events: number;
   newEvents: number;
+  /** Commit time (ms) of the object's newest event; null for an object without events. */
+  newestEventMs: number | null;
 }
 
 export interface ArchiveObject {
@@ -29,6 +31,8 @@ export interface Warehouse {
    * skipped. Resolves to what was loaded, per object key.
    */
   loadObjects(objects: readonly ArchiveObject[]): Promise<Map<string, LoadResult>>;
+  /** Commit time (ms) of the newest event in raw_events; undefined when empty. */
+  newestEventTime(): Promise<number | undefined>;
   /** Drops the raw_events day partitions before `day` (YYYY-MM-DD); resolves to the rows dropped. */
   dropDaysBefore(day: string): Promise<number>;
   query(sql: string): Promise<Record<string, unknown>[]>;
@@ -105,9 +109,12 @@ export class DuckDbWarehouse implements Warehouse {
       await this.mergeStaged();
       const keys = files.map((f) => f.key);
       await this.conn.run(loadLogCountsSql(keys));
-      const counts = await this.conn.prepare(`SELECT object_key, events, new_events FROM load_log WHERE list_contains($1::VARCHAR[], object_key)`);
+      const counts = await this.conn.prepare(`SELECT object_key, events, new_events, (SELECT epoch_ms(max(time)) FROM staged_lines l WHERE l.object_key = load_log.object_key) AS newest_ms
+        FROM load_log WHERE list_contains($1::VARCHAR[], object_key)`);
       counts.bindList(1, keys, LIST(VARCHAR));
-      for (const row of (await counts.runAndReadAll()).getRowObjectsJS()) loaded.set(String(row.object_key), { events: Number(row.events), newEvents: Number(row.new_events) });
+      for (const row of (await counts.runAndReadAll()).getRowObjectsJS()) {
+        loaded.set(String(row.object_key), { events: Number(row.events), newEvents: Number(row.new_events), newestEventMs: row.newest_ms === null ? null : Number(row.newest_ms) });
+      }
       await this.conn.run('COMMIT');
       return loaded;
     } catch (err) {
@@ -145,6 +152,13 @@ export class DuckDbWarehouse implements Warehouse {
         await this.conn.run('ROLLBACK').catch(() => {});
         throw err;
       }
+    });
+  }
+
+  newestEventTime(): Promise<number | undefined> {
+    return this.exclusive(async () => {
+      const [row] = (await this.conn.runAndReadAll('SELECT epoch_ms(max(time)) AS ms FROM raw_events')).getRowObjectsJS();
+      return row?.ms === null || row?.ms === undefined ? undefined : Number(row.ms);
     });
   }
 

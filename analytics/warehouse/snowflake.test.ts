@@ -48,7 +48,7 @@ function recordingSession(options: { loaded?: boolean; fail?: RegExp } = {}): Sn
       log.push(sql.trim().split(/\s+/).slice(0, 3).join(' '));
       if (options.fail?.test(sql)) return Promise.reject(Object.assign(new Error('Network error'), { code: 401001 }));
       if (sql.startsWith('INSERT INTO load_log')) return Promise.resolve({ rows: [], rowsAffected: options.loaded ? 0 : 1 });
-      if (sql.startsWith('SELECT events')) return Promise.resolve({ rows: [{ EVENTS: 3, NEW_EVENTS: 2 }], rowsAffected: 0 });
+      if (sql.startsWith('SELECT events')) return Promise.resolve({ rows: [{ EVENTS: 3, NEW_EVENTS: 2, NEWEST_MS: 1_764_000_000_000 }], rowsAffected: 0 });
       return Promise.resolve({ rows: [], rowsAffected: 0 });
     },
     destroy: () => Promise.resolve(),
@@ -59,7 +59,7 @@ describe('SnowflakeWarehouse', () => {
   it('loads an object in one transaction after the session setup', async () => {
     const session = recordingSession();
     const w = new SnowflakeWarehouse(session, settings);
-    expect(await w.loadObjects([{ key: 'raw/a.gz', body: new Uint8Array() }])).toEqual(new Map([['raw/a.gz', { events: 3, newEvents: 2 }]]));
+    expect(await w.loadObjects([{ key: 'raw/a.gz', body: new Uint8Array() }])).toEqual(new Map([['raw/a.gz', { events: 3, newEvents: 2, newestEventMs: 1_764_000_000_000 }]]));
     const begin = session.log.indexOf('BEGIN');
     expect(session.log.slice(0, begin).every((s) => s.startsWith('CREATE'))).toBe(true);
     expect(session.log.slice(begin)).toEqual([
@@ -71,7 +71,7 @@ describe('SnowflakeWarehouse', () => {
       'INSERT INTO truncations',
       ...CURATED.map((e) => `MERGE INTO ${e.table}_state`),
       'UPDATE load_log SET',
-      'SELECT events, new_events',
+      'SELECT events, new_events,',
       'COMMIT',
     ]);
   });

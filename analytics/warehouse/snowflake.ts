@@ -167,13 +167,21 @@ export class SnowflakeWarehouse implements Warehouse {
         const binds = (sql.match(/\?/g) ?? []).map(() => key);
         await this.run(sql, binds);
       }
-      const [row] = (await this.run('SELECT events, new_events FROM load_log WHERE object_key = ?', [key])).rows;
+      const [row] = (await this.run(`SELECT events, new_events, (SELECT DATE_PART(epoch_millisecond, MAX(time)) FROM staged) AS newest_ms FROM load_log WHERE object_key = ?`, [key])).rows;
       await this.run('COMMIT');
-      return { events: Number(row?.EVENTS ?? 0), newEvents: Number(row?.NEW_EVENTS ?? 0) };
+      const newest = row?.NEWEST_MS;
+      return { events: Number(row?.EVENTS ?? 0), newEvents: Number(row?.NEW_EVENTS ?? 0), newestEventMs: newest === null || newest === undefined ? null : Number(newest) };
     } catch (err) {
       await this.session.execute('ROLLBACK').catch(() => {});
       throw err;
     }
+  }
+
+  async newestEventTime(): Promise<number | undefined> {
+    await this.setUp();
+    const [row] = (await this.run('SELECT DATE_PART(epoch_millisecond, MAX(time)) AS newest_ms FROM raw_events')).rows;
+    const newest = row?.NEWEST_MS;
+    return newest === null || newest === undefined ? undefined : Number(newest);
   }
 
   async dropDaysBefore(day: string): Promise<number> {

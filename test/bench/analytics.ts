@@ -8,7 +8,7 @@
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
 import { DuckDbWarehouse } from '../../analytics/warehouse/duckdb.js';
-import { LOADER_METRICS } from '../../analytics/loader-service.js';
+import { LOADER_METRICS } from '../../analytics/metrics.js';
 import { runWorkload } from '../../db/workload.js';
 import { tableEnvVar } from '../../lib/config.js';
 import startStackProcess from '../setup/global-setup.mjs';

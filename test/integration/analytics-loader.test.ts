@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadArchiverConfig, loadLoaderConfig } from '../../analytics/config.js';
 import { startLoader, type RunningLoader } from '../../analytics/loader-service.js';
+import { LOADER_METRICS } from '../../analytics/metrics.js';
 import { startArchiver, type RunningArchiver } from '../../analytics/service.js';
 import { silentLogger } from '../../lib/logger.js';
 import { FsObjectStore } from '../../lib/object-store.js';
@@ -82,6 +83,12 @@ describe('analytics loader', () => {
       await sleep(300);
       const [counts] = await loader.warehouse.query('SELECT (SELECT count(*) FROM raw_events)::INTEGER AS raw, (SELECT sum(new_events) FROM load_log)::INTEGER AS loaded');
       expect(counts).toEqual({ raw: 2, loaded: 2 });
+      // Freshness from the warehouse's newest commit at start (the samples' 2026-11-26), nothing pending.
+      const text = await (await fetch(loader.metricsUrl)).text();
+      const metric = (name: string) => Number(text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`))?.split(' ').at(-1));
+      expect(metric(LOADER_METRICS.freshness)).toBeCloseTo((Date.now() - Date.parse(updated.time)) / 1000, -1);
+      expect(metric(LOADER_METRICS.pending)).toBe(0);
+      expect(metric(LOADER_METRICS.oldestPending)).toBe(0);
     } finally {
       await loader.stop();
     }
