@@ -2,8 +2,9 @@
 // naming the bad variable). AUDIT_SETTINGS declares each variable once: loadConfig, `taskflow
 // audit --help` and the reference in audit/README.md all come from it.
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve, sep } from 'node:path';
 import { AWS_SETTINGS, type AwsConfig, loadAwsConfig } from '../lib/aws.js';
+import { DEV_MODE_SETTINGS, isDevelopment } from '../lib/dev-mode.js';
 import { type Env, intSetting, optionalSetting, readSettings, stringSetting, tableEnvVar, uniqueSettings } from '../lib/config.js';
 import { ConfigError } from '../lib/errors.js';
 import { CONSUMER_SETTINGS, type ConsumerEnvConfig, loadConsumerConfig } from '../lib/kinesis-consumer/index.js';
@@ -44,7 +45,7 @@ export const AUDIT_SETTINGS = {
 };
 
 /** What `taskflow audit --help` and audit/README.md list: every variable the audit service reads. */
-export const AUDIT_SETTING_LIST = uniqueSettings(AUDIT_SETTINGS, CONSUMER_SETTINGS, AWS_SETTINGS, LOG_SETTINGS);
+export const AUDIT_SETTING_LIST = uniqueSettings(AUDIT_SETTINGS, CONSUMER_SETTINGS, AWS_SETTINGS, DEV_MODE_SETTINGS, LOG_SETTINGS);
 
 /** AUDIT_KEY (at least 32 characters) or AUDIT_KEY_FILE: the per-environment secret. */
 export function loadAuditKey(env: Env): Uint8Array {
@@ -53,6 +54,10 @@ export function loadAuditKey(env: Env): Uint8Array {
   let key: string;
   if (inline !== undefined) key = inline;
   else if (file !== undefined) {
+    // The dev key sits in a checkout, readable by whoever has it: a trail keyed with it proves nothing.
+    if (isDevAuditKeyFile(file) && !isDevelopment(env)) {
+      throw new ConfigError('AUDIT_KEY_FILE', `${file} is the development audit key (created by \`taskflow dev\`), used only in development mode (TASKFLOW_ENV=development); production sets AUDIT_KEY from its secret store`);
+    }
     try {
       key = readFileSync(file, 'utf8').trim();
     } catch (err) {
@@ -61,6 +66,10 @@ export function loadAuditKey(env: Env): Uint8Array {
   } else throw new ConfigError('AUDIT_KEY', 'AUDIT_KEY or AUDIT_KEY_FILE must be set (the key of the audit pseudonyms)');
   if (key.length < MIN_KEY_CHARS) throw new ConfigError(inline !== undefined ? 'AUDIT_KEY' : 'AUDIT_KEY_FILE', `the key must be at least ${MIN_KEY_CHARS} characters`);
   return new TextEncoder().encode(key);
+}
+
+function isDevAuditKeyFile(path: string): boolean {
+  return resolve(path).endsWith(sep + DEV_AUDIT_KEY_FILE.split('/').join(sep));
 }
 
 /** AUDIT_STORE_DIR, else `<S3_DIR>/taskflow-audit` (the local stack's S3 folder). */

@@ -16,6 +16,7 @@ import { FileAuditStore } from '../../audit/store.js';
 import type { SegmentLink } from '../../audit/chain.js';
 import { createDynamoClient, createKinesisClient, loadAwsConfig } from '../../lib/aws.js';
 import { type Env, settingsHelp } from '../../lib/config.js';
+import { DEVELOPMENT, ENV_VAR } from '../../lib/dev-mode.js';
 import { DynamoDeadLetterStore } from '../../lib/dlq.js';
 import { TaskflowError } from '../../lib/errors.js';
 import { CONSUMER_SETTINGS, DynamoLeaseStore } from '../../lib/kinesis-consumer/index.js';
@@ -36,7 +37,7 @@ The tools find the store, DynamoDB and Kinesis through the same variables or, wh
 function environment(): Env {
   if (process.env.AUDIT_STORE_DIR || process.env.DYNAMODB_ENDPOINT || process.env.AWS_EXECUTION_ENV) return process.env;
   try {
-    return { AUDIT_KEY_FILE: DEV_AUDIT_KEY_FILE, ...stackEnv(readStackInfo()), ...process.env };
+    return { AUDIT_KEY_FILE: DEV_AUDIT_KEY_FILE, [ENV_VAR]: DEVELOPMENT, ...stackEnv(readStackInfo()), ...process.env };
   } catch {
     return process.env;
   }
