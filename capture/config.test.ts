@@ -24,6 +24,13 @@ describe('capture loadConfig', () => {
     expect(() => loadConfig({ ...base, CAPTURE_HOT_WORKSPACE_MAX_TRACKED: '0' })).toThrow(/^CAPTURE_HOT_WORKSPACE_MAX_TRACKED/);
   });
 
+  it('encrypts personal fields only when told, with KMS or (in development only) the local KEK', () => {
+    expect(loadConfig(base).subjectKeys).toBeUndefined();
+    expect(loadConfig({ ...base, CAPTURE_ENCRYPT_PERSONAL_FIELDS: 'true', SUBJECT_KEYS_KMS_KEY_ID: 'alias/taskflow' }).subjectKeys).toMatchObject({ wrapping: { kind: 'kms', keyId: 'alias/taskflow' } });
+    expect(loadConfig({ ...base, CAPTURE_ENCRYPT_PERSONAL_FIELDS: 'true', TASKFLOW_ENV: 'development' }).subjectKeys).toMatchObject({ wrapping: { kind: 'local' } });
+    expect(() => loadConfig({ ...base, CAPTURE_ENCRYPT_PERSONAL_FIELDS: 'true' })).toThrow(/^SUBJECT_KEYS_KMS_KEY_ID: is required/);
+  });
+
   it('takes a stable instance id for its replication connection, or host-pid', () => {
     expect(loadConfig({ ...base, CAPTURE_INSTANCE_ID: 'capture-0' }).instanceId).toBe('capture-0');
     expect(loadConfig(base).instanceId).toMatch(new RegExp(`-${process.pid}$`));

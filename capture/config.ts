@@ -23,6 +23,7 @@ import { ConfigError } from '../lib/errors.js';
 import { LOG_SETTINGS } from '../lib/logger.js';
 import { METRICS_SETTINGS } from '../lib/metrics.js';
 import { COMPRESSIONS, type Compression } from '../lib/record-codec.js';
+import { SUBJECT_KEY_SETTINGS, type SubjectKeyConfig, loadSubjectKeyConfig } from '../lib/subject-keys.js';
 
 export interface CaptureConfig {
   databaseUrl: string;
@@ -65,6 +66,8 @@ export interface CaptureConfig {
   allowSuperuser: boolean;
   /** When a workspace counts as nearing its shard's write limit (hot-workspaces.ts). */
   hotWorkspaces: { threshold: number; clearBelow: number; windowMs: number; maxTracked: number };
+  /** Set when personal fields are encrypted before Kinesis (CAPTURE_ENCRYPT_PERSONAL_FIELDS). */
+  subjectKeys?: SubjectKeyConfig;
 }
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -140,10 +143,11 @@ export const CAPTURE_SETTINGS = {
   hotClearBelow: fractionSetting('CAPTURE_HOT_WORKSPACE_CLEAR_BELOW', '3/4 of the threshold', 'Share below which a hot workspace is reported cooled; below the threshold.'),
   hotWindowMs: intSetting({ name: 'CAPTURE_HOT_WORKSPACE_WINDOW_MS', default: 5000, min: 1000, max: 300_000, meaning: 'Sliding window of the hot-workspace rates.' }),
   hotMaxTracked: intSetting({ name: 'CAPTURE_HOT_WORKSPACE_MAX_TRACKED', default: 10_000, min: 1, meaning: 'Workspaces (and shards) tracked at most for the hot-workspace report.' }),
+  encryptPersonalFields: boolSetting({ name: 'CAPTURE_ENCRYPT_PERSONAL_FIELDS', default: false, meaning: "Encrypt tasks.description and comments.body with their author's data key before Kinesis (crypto-shredding; SUBJECT_KEYS_* settings)." }),
 };
 
 /** What `taskflow capture --help` and capture/README.md list: every variable capture reads. */
-export const CAPTURE_SETTING_LIST = uniqueSettings(CAPTURE_SETTINGS, AWS_SETTINGS, DEV_MODE_SETTINGS, LOG_SETTINGS);
+export const CAPTURE_SETTING_LIST = uniqueSettings(CAPTURE_SETTINGS, AWS_SETTINGS, SUBJECT_KEY_SETTINGS, DEV_MODE_SETTINGS, LOG_SETTINGS);
 
 export function loadConfig(env: Env): CaptureConfig {
   const s = readSettings(env, CAPTURE_SETTINGS);
@@ -177,5 +181,6 @@ export function loadConfig(env: Env): CaptureConfig {
     metricsHost: s.metricsHost,
     allowSuperuser: isDevelopment(env),
     hotWorkspaces: { threshold, clearBelow, windowMs: s.hotWindowMs, maxTracked: s.hotMaxTracked },
+    ...(s.encryptPersonalFields ? { subjectKeys: loadSubjectKeyConfig(env) } : {}),
   };
 }

@@ -1,11 +1,13 @@
 // Wiring of the capture service from its configuration: real clients, stores and metrics.
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { createDynamoClient, createKinesisClient } from '../lib/aws.js';
+import { createDynamoClient, createKinesisClient, createKmsClient } from '../lib/aws.js';
 import { DynamoDeadLetterStore } from '../lib/dlq.js';
 import type { Logger } from '../lib/logger.js';
 import { createRegistry, serveMetrics } from '../lib/metrics.js';
+import { createSubjectKeyStore } from '../lib/subject-keys.js';
 import type { CaptureConfig } from './config.js';
 import { prometheusCaptureMetrics } from './metrics.js';
+import { SubjectKeyCache } from './personal-fields.js';
 import { type PutRecordsFn, kinesisPutRecords } from './producer.js';
 import { CaptureService } from './service.js';
 import { CAPTURED_TABLES } from './slot-setup.js';
@@ -25,6 +27,8 @@ export async function startCapture(config: CaptureConfig, logger: Logger, wrapPu
   const dynamo = createDynamoClient(config.aws);
   const registry = createRegistry('capture');
   const metrics = prometheusCaptureMetrics(registry);
+  const keys = config.subjectKeys;
+  const personalFields = keys ? new SubjectKeyCache(createSubjectKeyStore(keys, dynamo, () => createKmsClient(config.aws)), keys.cache) : undefined;
   const service = new CaptureService({
     config,
     logger,
@@ -32,6 +36,7 @@ export async function startCapture(config: CaptureConfig, logger: Logger, wrapPu
     dlq: new DynamoDeadLetterStore(dynamo, config.dlqTable),
     slotRecords: new DynamoSlotRecordStore(dynamo, config.checkpointsTable),
     put: wrapPut(kinesisPutRecords(kinesis, config.streamName)),
+    ...(personalFields ? { personalFields } : {}),
   });
   const { server, url } = await serveMetrics(registry, { port: config.metricsPort, host: config.metricsHost }, { live: () => ({ ok: true }), ready: () => service.health() });
   logger.info({ url }, 'metrics endpoint');

@@ -18,6 +18,7 @@ import type { CaptureConfig } from './config.js';
 import { HotWorkspaceTracker } from './hot-workspaces.js';
 import { type CaptureMetrics, noopCaptureMetrics } from './metrics.js';
 import { KinesisProducer, type PutRecordsFn, reportHotWorkspaces } from './producer.js';
+import type { SubjectKeyCache } from './personal-fields.js';
 import { CaptureSession, type StreamObserver, describe } from './session.js';
 import { type SlotRecord, type SlotRecordStore, replicationApplicationName } from './slot-guard.js';
 import { SlotSetup } from './slot-setup.js';
@@ -42,6 +43,8 @@ export interface CaptureDeps {
   slotRecords: SlotRecordStore;
   put: PutRecordsFn;
   random?: () => number;
+  /** Subject keys when personal fields are encrypted before Kinesis; shared by every session. */
+  personalFields?: SubjectKeyCache;
 }
 
 interface Running {
@@ -101,7 +104,7 @@ export class CaptureService {
     if (r) {
       // Let what was read reach Kinesis and confirm it, so a restart resends little.
       const timeout = new AbortController();
-      await Promise.race([r.producer.drained(), sleep(STOP_DRAIN_MS, timeout.signal)]);
+      await Promise.race([r.session.encryptionIdle().then(() => r.producer.drained()), sleep(STOP_DRAIN_MS, timeout.signal)]);
       timeout.abort();
       await r.session.tick();
       await this.endSession(r);
@@ -213,6 +216,7 @@ export class CaptureService {
         metrics: this.metrics,
         now: Date.now,
         random: this.random,
+        ...(this.deps.personalFields ? { personalFields: this.deps.personalFields } : {}),
       },
     );
     const r: Running = { session, producer, repl, timers: [] };

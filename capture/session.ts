@@ -19,6 +19,7 @@ import { AckTracker, type InFlightTransaction } from './ack.js';
 import type { Backpressure } from './backpressure.js';
 import { ChangeDecoder, type CommittedTransaction } from './decoder.js';
 import type { CaptureMetrics } from './metrics.js';
+import { OrderedEncryptor, type SubjectKeyCache } from './personal-fields.js';
 import type { KinesisProducer } from './producer.js';
 import { useCaptureColumnParsers } from './values.js';
 
@@ -64,6 +65,8 @@ export interface SessionPorts {
   metrics: CaptureMetrics;
   now(): number;
   random(): number;
+  /** Set when personal fields are encrypted before Kinesis (CAPTURE_ENCRYPT_PERSONAL_FIELDS). */
+  personalFields?: SubjectKeyCache;
 }
 
 export class CaptureSession {
@@ -71,6 +74,7 @@ export class CaptureSession {
   readonly api: SessionApi;
   private readonly decoder: ChangeDecoder;
   private readonly ending = new AbortController();
+  private readonly encryptor: OrderedEncryptor | undefined;
   private paused = false;
   private acking = false;
   private lastServerMessageAt: number;
@@ -85,6 +89,7 @@ export class CaptureSession {
     this.decoder = new ChangeDecoder({ source: opts.source, db: opts.db });
     this.lastServerMessageAt = this.lastDataAt = ports.now();
     this.serverWalEnd = opts.start;
+    if (ports.personalFields) this.encryptor = new OrderedEncryptor(ports.personalFields, { signal: this.ending.signal, backoff: opts.dlqBackoff, logger: ports.logger, random: ports.random });
     this.api = {
       ack: this.ack,
       sendEvent: (pk, envelope, handle, meta, onDone) => {
@@ -107,6 +112,16 @@ export class CaptureSession {
   /** Milliseconds since the last data message (an idle database gets a heartbeat). */
   idleMs(): number {
     return this.ports.now() - this.lastDataAt;
+  }
+
+  /** Resolves once no event waits for a subject key (at once without encryption). */
+  async encryptionIdle(): Promise<void> {
+    await this.encryptor?.idle();
+  }
+
+  /** Events read but not yet on Kinesis: the producer's, and those waiting for a key. */
+  private get buffered(): number {
+    return this.ports.producer.pendingEvents + (this.encryptor?.waiting ?? 0);
   }
 
   /** Stops the session's dead-letter retries; what was not stored is read again next session. */
@@ -146,7 +161,7 @@ export class CaptureSession {
     const { ports, opts } = this;
     try {
       const now = ports.now();
-      if (this.paused && ports.producer.pendingEvents < opts.maxBufferedEvents / 2) {
+      if (this.paused && this.buffered < opts.maxBufferedEvents / 2) {
         this.paused = false;
         this.lastServerMessageAt = now; // we were not reading: the silence was ours
         ports.backpressure.resume();
@@ -194,16 +209,20 @@ export class CaptureSession {
   }
 
   private sendEvent(partitionKey: string, envelope: ChangeEvent, meta: { table: string; op: string }, done: () => void): void {
+    if (this.encryptor) this.encryptor.submit(envelope, (encrypted) => this.put(partitionKey, encrypted, meta, done));
+    else this.put(partitionKey, envelope, meta, done);
+    if (!this.paused && this.buffered > this.opts.maxBufferedEvents) {
+      this.paused = true;
+      this.ports.backpressure.pause();
+    }
+  }
+
+  private put(partitionKey: string, envelope: ChangeEvent, meta: { table: string; op: string }, done: () => void): void {
     const { ports } = this;
     const data = Buffer.from(JSON.stringify(envelope));
     const r = ports.producer.send({ partitionKey, data, onAck: done });
     if (!r.ok) {
       this.deadLetter(r.reason, r.message, data, { eventId: envelope.id, table: meta.table, op: meta.op }, done);
-      return;
-    }
-    if (!this.paused && ports.producer.pendingEvents > this.opts.maxBufferedEvents) {
-      this.paused = true;
-      ports.backpressure.pause();
     }
   }
 

@@ -4,7 +4,8 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { randomBytes } from 'node:crypto';
-import { CachedKeyStore, FieldDecryptError, decryptField, decryptWith, encryptField, erasedField, isEncryptedField } from './field-crypto.js';
+import { sampleEvent } from '../schemas/fixtures.js';
+import { CachedKeyStore, FieldDecryptError, decryptEvent, decryptField, decryptWith, encryptField, erasedField, isEncryptedField } from './field-crypto.js';
 import { LocalKeyWrapper, MemoryKeyTable, type SubjectKey, WrappedSubjectKeyStore, kidFor } from './subject-keys.js';
 
 const subjectKey = fc.tuple(fc.string({ minLength: 1, maxLength: 40 }), fc.uint8Array({ minLength: 32, maxLength: 32 })).map(([subject, key]): SubjectKey => ({ subject, kid: kidFor(subject), key: Buffer.from(key) }));
@@ -55,6 +56,22 @@ describe('field encryption', () => {
     await store.destroy('u1');
     expect(await decryptField(f, store)).toBeNull();
     expect(await decryptField(erasedField(kidFor('u1')), store)).toBeNull();
+  });
+});
+
+describe('decrypting events', () => {
+  it('decrypts a comment event, leaves other events alone, and reads a tampered field as null, telling the caller', async () => {
+    const store = new WrappedSubjectKeyStore(new MemoryKeyTable(), new LocalKeyWrapper(randomBytes(32)));
+    const body = encryptField('hi @bob', await store.keyFor('u1'));
+    const event = sampleEvent('comment.created', { row: { author_id: 'u1', body: body as never } });
+    expect((await decryptEvent(event, store)).data.after?.body).toBe('hi @bob');
+    expect(event.data.after?.body).toEqual(body); // a copy: the event as read stays as it travelled
+    const membership = sampleEvent('membership.created');
+    expect(await decryptEvent(membership, store)).toBe(membership);
+    const unreadable: string[] = [];
+    const tampered = sampleEvent('comment.created', { row: { author_id: 'u1', body: { ...body, ct: body.ct.slice(0, -2) + (body.ct.endsWith('AA') ? 'BB' : 'AA') } as never } });
+    expect((await decryptEvent(tampered, store, (e) => unreadable.push(e.code))).data.after?.body).toBeNull();
+    expect(unreadable).toEqual(['FIELD_DECRYPT_FAILED']);
   });
 });
 

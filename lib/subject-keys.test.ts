@@ -123,8 +123,8 @@ describe('key wrapping', () => {
 
 describe('subject key settings', () => {
   it('uses KMS when a key id is set, the local KEK only in development mode', () => {
-    expect(loadSubjectKeyConfig({ SUBJECT_KEYS_KMS_KEY_ID: 'alias/taskflow' })).toEqual({ table: 'taskflow-subject-keys', wrapping: { kind: 'kms', keyId: 'alias/taskflow' } });
-    expect(loadSubjectKeyConfig({ TASKFLOW_ENV: 'development', DYNAMODB_TABLE_SUBJECT_KEYS: 't' })).toEqual({ table: 't', wrapping: { kind: 'local', kekFile: '.taskflow/dev-subject-kek' } });
+    expect(loadSubjectKeyConfig({ SUBJECT_KEYS_KMS_KEY_ID: 'alias/taskflow' })).toEqual({ table: 'taskflow-subject-keys', cache: { ttlMs: 30_000, maxEntries: 10_000 }, wrapping: { kind: 'kms', keyId: 'alias/taskflow' } });
+    expect(loadSubjectKeyConfig({ TASKFLOW_ENV: 'development', DYNAMODB_TABLE_SUBJECT_KEYS: 't' })).toEqual({ table: 't', cache: { ttlMs: 30_000, maxEntries: 10_000 }, wrapping: { kind: 'local', kekFile: '.taskflow/dev-subject-kek' } });
     for (const env of [{}, { TASKFLOW_ENV: 'production', SUBJECT_KEYS_LOCAL_KEK_FILE: '/tmp/kek' }]) expect(() => loadSubjectKeyConfig(env)).toThrow(/SUBJECT_KEYS_KMS_KEY_ID: is required/);
   });
 });

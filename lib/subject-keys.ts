@@ -20,7 +20,7 @@ import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'no
 import { dirname } from 'node:path';
 import { ConditionalCheckFailedException, type CreateTableCommandInput, type DynamoDBClient, GetItemCommand, PutItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { DecryptCommand, GenerateDataKeyCommand, type KMSClient } from '@aws-sdk/client-kms';
-import { type Env, optionalSetting, readSettings, stringSetting, tableEnvVar } from './config.js';
+import { type Env, intSetting, optionalSetting, readSettings, stringSetting, tableEnvVar } from './config.js';
 import { isDevelopment } from './dev-mode.js';
 import { ConfigError, TaskflowError } from './errors.js';
 
@@ -312,19 +312,31 @@ export const SUBJECT_KEY_SETTINGS = {
   table: stringSetting({ name: tableEnvVar(SUBJECT_KEYS_TABLE_KEY), default: SUBJECT_KEYS_TABLE, meaning: 'Per-subject wrapped data keys and erasure tombstones (crypto-shredding, lib/subject-keys.ts).' }),
   kmsKeyId: optionalSetting({ name: 'SUBJECT_KEYS_KMS_KEY_ID', default: 'unset: the local KEK file (development only)', meaning: "The environment's KMS key (id, ARN or alias) that wraps per-subject data keys (GenerateDataKey/Decrypt)." }),
   localKekFile: stringSetting({ name: 'SUBJECT_KEYS_LOCAL_KEK_FILE', default: DEV_KEK_FILE, meaning: 'Local key-encryption key file when SUBJECT_KEYS_KMS_KEY_ID is unset, in development mode only; created (0600) on first use.' }),
+  cacheTtlMs: intSetting({ name: 'SUBJECT_KEYS_CACHE_TTL_MS', default: 30_000, min: 100, max: 300_000, meaning: 'How long a service trusts a cached subject key: a key destroyed by another process stops decrypting (and encrypting) here within this time.' }),
+  cacheEntries: intSetting({ name: 'SUBJECT_KEYS_CACHE_ENTRIES', default: 10_000, min: 1, meaning: 'Subject keys a service caches at most (least recently used first out).' }),
 };
 
 export interface SubjectKeyConfig {
   table: string;
+  cache: { ttlMs: number; maxEntries: number };
   wrapping: { kind: 'kms'; keyId: string } | { kind: 'local'; kekFile: string };
 }
 
 /** KMS when SUBJECT_KEYS_KMS_KEY_ID is set; otherwise the local KEK file, which production refuses. */
 export function loadSubjectKeyConfig(env: Env): SubjectKeyConfig {
   const s = readSettings(env, SUBJECT_KEY_SETTINGS);
-  if (s.kmsKeyId) return { table: s.table, wrapping: { kind: 'kms', keyId: s.kmsKeyId } };
+  const cache = { ttlMs: s.cacheTtlMs, maxEntries: s.cacheEntries };
+  if (s.kmsKeyId) return { table: s.table, cache, wrapping: { kind: 'kms', keyId: s.kmsKeyId } };
   if (!isDevelopment(env)) throw new ConfigError(SUBJECT_KEY_SETTINGS.kmsKeyId.name, 'is required: the local key-encryption key file is used only in development mode (TASKFLOW_ENV=development, set by `taskflow dev`)');
-  return { table: s.table, wrapping: { kind: 'local', kekFile: s.localKekFile } };
+  return { table: s.table, cache, wrapping: { kind: 'local', kekFile: s.localKekFile } };
+}
+
+/**
+ * A reader's keys (router, search, notifications): with KMS when its key id is set, with the
+ * local KEK in development mode, none otherwise — encrypted fields then pass through unread.
+ */
+export function loadReaderKeyConfig(env: Env): SubjectKeyConfig | undefined {
+  return SUBJECT_KEY_SETTINGS.kmsKeyId.read(env) || isDevelopment(env) ? loadSubjectKeyConfig(env) : undefined;
 }
 
 /** The store a service uses; `kms` is called only when the config wraps with KMS. */

@@ -122,12 +122,13 @@ describe('services stack and manifests', () => {
 
   it('gives capture the stream write and its tables only, and the router no write to the stream', () => {
     const capture = actions(roleName(built.settings, { name: 'capture' }));
-    expect(capture).toEqual(expect.arrayContaining(['kinesis:PutRecords']));
+    expect(capture).toEqual(expect.arrayContaining(['kinesis:PutRecords', 'kms:GenerateDataKey', 'kms:Decrypt']));
     expect(capture.some((a) => a.startsWith('iot:'))).toBe(false);
     expect(JSON.stringify(statementsOf(roleName(built.settings, { name: 'capture' })))).not.toContain('Tablechangelog');
     const router = actions(roleName(built.settings, { name: 'router' }));
     expect(router).toEqual(expect.arrayContaining(['iot:Publish', 'iot:DeleteConnection', 'kinesis:SubscribeToShard']));
     expect(router).not.toContain('kinesis:PutRecords');
+    expect(router).not.toContain('kms:GenerateDataKey'); // readers never mint subject keys
     expect(router.some((a) => a === '*' || a === 'iot:*' || a === 'dynamodb:*')).toBe(false);
   });
 

@@ -33,7 +33,7 @@ export function workloads(streamName: string): Workload[] {
       replicas: { min: 2, max: 2 },
       cpuMillis: 2000,
       memoryMi: 2048,
-      env: { CHANGE_STREAM_NAME: streamName, CAPTURE_COMPRESSION: 'zstd', CAPTURE_AGGREGATE: 'true' },
+      env: { CHANGE_STREAM_NAME: streamName, CAPTURE_COMPRESSION: 'zstd', CAPTURE_AGGREGATE: 'true', SUBJECT_KEYS_KMS_KEY_ID: 'alias/taskflow' },
       instanceIdEnv: 'CAPTURE_INSTANCE_ID',
     },
     {

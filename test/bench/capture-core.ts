@@ -9,13 +9,17 @@
 // with the ChangeDecoder and queues every event on a KinesisProducer (aggregation on, zstd unless
 // BENCH_CAPTURE_COMPRESSION says otherwise) whose
 // PutRecords answers at once — the path a drain takes through capture, minus the sockets.
+// Each workload runs alternately without and with personal-field encryption
+// (CAPTURE_ENCRYPT_PERSONAL_FIELDS: capture's OrderedEncryptor and key cache in front of the
+// producer, keys in memory: the DynamoDB read, once per author per cache TTL, is left out).
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
 import { KINESIS_LIMITS } from '../../capture/batcher.js';
 import { ChangeDecoder } from '../../capture/decoder.js';
+import { OrderedEncryptor, SubjectKeyCache } from '../../capture/personal-fields.js';
 import { KinesisProducer } from '../../capture/producer.js';
 import { useCaptureColumnParsers } from '../../capture/values.js';
 import { migrate } from '../../db/migrate.js';
@@ -23,6 +27,8 @@ import { setupWorkloadTenants } from '../../db/workload.js';
 import { startPostgres } from '../../infra/local/postgres.js';
 import { freePort } from '../../infra/local/processes.js';
 import { silentLogger } from '../../lib/logger.js';
+import { LocalKeyWrapper, MemoryKeyTable, WrappedSubjectKeyStore } from '../../lib/subject-keys.js';
+import { randomBytes } from 'node:crypto';
 import type { Compression } from '../../lib/record-codec.js';
 import { median, writeBenchResult } from './report.js';
 
@@ -65,7 +71,7 @@ async function recordWorkloads(): Promise<Record<'insert' | 'mixed', Buffer[]>> 
     const mixed = await record(
       'bench_core_mixed',
       loop(`t := gen_random_uuid();
-        INSERT INTO tasks (id, workspace_id, project_id, title, description) VALUES (t, w.ws, w.p2, 'mixed ' || i, repeat('d', i % 300));
+        INSERT INTO tasks (id, workspace_id, project_id, title, description, created_by) SELECT t, w.ws, w.p2, 'mixed ' || i, repeat('d', i % 300), m.user_id FROM memberships m WHERE m.workspace_id = w.ws LIMIT 1;
         UPDATE tasks SET status = 'in_progress', title = 'mixed ' || i || ' (started)' WHERE id = t;
         INSERT INTO comments (id, workspace_id, project_id, task_id, author_id, body) SELECT gen_random_uuid(), w.ws, w.p2, t, m.user_id, 'comment ' || i FROM memberships m WHERE m.workspace_id = w.ws LIMIT 1;
         IF i % 4 = 0 THEN DELETE FROM tasks WHERE id = t; END IF;`),
@@ -84,8 +90,8 @@ interface RunResult {
   wallMs: number;
 }
 
-/** One pass over the recorded messages through capture's hot path. */
-async function run(messages: readonly Buffer[]): Promise<RunResult> {
+/** One pass over the recorded messages through capture's hot path; `encrypt` puts the personal-field encryptor in front of the producer. */
+async function run(messages: readonly Buffer[], encrypt: boolean): Promise<RunResult> {
   const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [PUBLICATION], messages: true });
   const decoder = new ChangeDecoder({ source: '//taskflow/capture/bench', db: 'taskflow' });
   const producer = new KinesisProducer(async (records) => records.map(() => ({ ok: true })), {
@@ -93,6 +99,8 @@ async function run(messages: readonly Buffer[]): Promise<RunResult> {
     maxInFlightBatches: 4,
     logger: silentLogger,
   });
+  const keys = new SubjectKeyCache(new WrappedSubjectKeyStore(new MemoryKeyTable(), new LocalKeyWrapper(randomBytes(32))), { ttlMs: 30_000, maxEntries: 10_000 });
+  const encryptor = encrypt ? new OrderedEncryptor(keys, { signal: new AbortController().signal, backoff: { baseMs: 50, maxMs: 5000 }, logger: silentLogger, random: Math.random }) : undefined;
   let events = 0;
   const cpu = process.cpuUsage();
   const started = performance.now();
@@ -103,11 +111,14 @@ async function run(messages: readonly Buffer[]): Promise<RunResult> {
     if (out?.kind !== 'transaction') continue;
     for (const ev of out.tx.events) {
       events += 1;
-      producer.send({ partitionKey: ev.partitionKey, data: Buffer.from(JSON.stringify(ev.envelope)), onAck: () => undefined });
+      const put = (envelope: typeof ev.envelope) => producer.send({ partitionKey: ev.partitionKey, data: Buffer.from(JSON.stringify(envelope)), onAck: () => undefined });
+      if (encryptor) encryptor.submit(ev.envelope, put);
+      else put(ev.envelope);
     }
     // Let answered requests settle now and then, as the socket's reads would.
     if (events % 512 === 0) await new Promise((resolve) => setImmediate(resolve));
   }
+  await encryptor?.idle();
   await producer.drained();
   const used = process.cpuUsage(cpu);
   return { events, cpuMicros: used.user + used.system, wallMs: performance.now() - started };
@@ -118,18 +129,28 @@ async function main(): Promise<void> {
   const workloads = await recordWorkloads();
   const metrics: Record<string, number> = {};
   const params: Record<string, unknown> = { transactions: TRANSACTIONS, runs: RUNS, put: 'answers at once', aggregation: true, compression: COMPRESSION };
+  params.load_avg_1m_at_start = Math.round(loadavg()[0]! * 10) / 10;
   for (const [name, messages] of Object.entries(workloads)) {
-    await run(messages); // warm-up: JIT and the parser's caches
-    const results: RunResult[] = [];
-    for (let i = 0; i < RUNS; i++) results.push(await run(messages));
-    const events = results[0]!.events;
-    const cpuPerEvent = median(results.map((r) => r.cpuMicros / r.events));
-    metrics[`${name}_cpu_us_per_event`] = Math.round(cpuPerEvent * 100) / 100;
-    metrics[`${name}_events_per_s`] = Math.round(median(results.map((r) => (r.events / r.wallMs) * 1000)));
-    params[`${name}_events`] = events;
+    await run(messages, false); // warm-up: JIT and the parser's caches
+    await run(messages, true);
+    const plain: RunResult[] = [];
+    const encrypted: RunResult[] = [];
+    // Alternating, so that the shared machine's load drifts over both alike.
+    for (let i = 0; i < RUNS; i++) {
+      plain.push(await run(messages, false));
+      encrypted.push(await run(messages, true));
+    }
+    params[`${name}_events`] = plain[0]!.events;
     params[`${name}_pgoutput_messages`] = messages.length;
-    console.log(`${name}: ${events} events, ${metrics[`${name}_cpu_us_per_event`]} µs CPU/event, ${metrics[`${name}_events_per_s`]} events/s (median of ${RUNS})`);
+    for (const [suffix, results] of [['', plain], ['_encrypted', encrypted]] as const) {
+      metrics[`${name}${suffix}_cpu_us_per_event`] = Math.round(median(results.map((r) => r.cpuMicros / r.events)) * 100) / 100;
+      metrics[`${name}${suffix}_events_per_s`] = Math.round(median(results.map((r) => (r.events / r.wallMs) * 1000)));
+    }
+    metrics[`${name}_encrypted_cpu_ratio`] = Math.round((metrics[`${name}_encrypted_cpu_us_per_event`]! / metrics[`${name}_cpu_us_per_event`]!) * 1000) / 1000;
+    metrics[`${name}_encrypted_rate_ratio`] = Math.round((metrics[`${name}_encrypted_events_per_s`]! / metrics[`${name}_events_per_s`]!) * 1000) / 1000;
+    console.log(`${name}: ${plain[0]!.events} events, ${metrics[`${name}_cpu_us_per_event`]} µs CPU/event plain, ${metrics[`${name}_encrypted_cpu_us_per_event`]} encrypted (x${metrics[`${name}_encrypted_cpu_ratio`]}); ${metrics[`${name}_events_per_s`]} vs ${metrics[`${name}_encrypted_events_per_s`]} events/s (medians of ${RUNS}, alternating)`);
   }
+  params.load_avg_1m_at_end = Math.round(loadavg()[0]! * 10) / 10;
   console.log(`wrote ${writeBenchResult('capture-core', params, metrics)}`);
 }
 

@@ -4,9 +4,12 @@ import { Stack, type StackProps } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kinesis from 'aws-cdk-lib/aws-kinesis';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import type { Construct } from 'constructs';
 import { clientIdPrefix } from '../../../lib/authz.js';
+import { SUBJECT_KEYS_TABLE_KEY } from '../../../lib/subject-keys.js';
 import type { Settings } from '../settings.js';
+import { importedKey } from './compliance.js';
 import { serviceAccountName, type Workload } from '../workloads.js';
 
 export interface ServicesDeps {
@@ -14,6 +17,8 @@ export interface ServicesDeps {
   presence: kinesis.IStream;
   consumers: Record<string, kinesis.CfnStreamConsumer>;
   tables: Record<string, dynamodb.ITableV2>;
+  /** The environment's KMS key, which wraps the per-subject data keys (crypto-shredding). */
+  dataKey: kms.IKey;
 }
 
 /** The router's MQTT client ids: `<service user>.<worker id>` (lib/authz.ts), service user ROUTER_SERVICE_USER's default. */
@@ -46,11 +51,15 @@ export class ServicesStack extends Stack {
       if (!t) throw new Error(`no table ${key}`);
       return t;
     };
+    const dataKey = importedKey(this, deps.dataKey);
     const capture = this.roles.capture;
     if (capture) {
       deps.changes.grantWrite(capture);
       table('dlq').grantWriteData(capture);
       table('checkpoints').grantReadWriteData(capture);
+      // Personal fields: creates subject keys (GenerateDataKey) and reads them back (Decrypt).
+      table(SUBJECT_KEYS_TABLE_KEY).grantReadWriteData(capture);
+      dataKey.grant(capture, 'kms:GenerateDataKey', 'kms:Decrypt');
     }
     const router = this.roles.router;
     if (router) {
