@@ -20,6 +20,7 @@ import type { Pgoutput } from 'pg-logical-replication';
 import { eventId, formatLsn, parseLsn } from '../lib/event-id.js';
 import { ENTITIES, type EntityName, TRUNCATE_TYPE } from '../schemas/kinds.js';
 import { schemaId } from '../schemas/schema-id.js';
+import { versionForColumns } from '../schemas/versions.js';
 import type { ChangeData, ChangeEvent, ChangeSource, EntityChangeEvent, TruncateEvent } from '../schemas/types.js';
 import { CHANGED_COLUMNS_PREFIX, ChangedColumnsIndex, changedOf } from './changed-columns.js';
 
@@ -147,6 +148,8 @@ export function buildEntityEnvelope(
   table: string,
   op: 'c' | 'u' | 'd' | 'r',
   rows: { before: Row | null; after: Row | null; omitted?: string[]; changed?: ReadonlySet<string> | undefined },
+  /** The version of the entity's schema the table's columns match (versionForColumns). */
+  schemaVersion: number,
   position: { commitLsn: bigint; txIndex: number; txSize: number; xid: number; time: string; snapshot: boolean },
   actor?: Actor,
 ): CapturedEvent | { missing: 'workspace' } {
@@ -183,7 +186,7 @@ export function buildEntityEnvelope(
     type: `taskflow.${entity}.${VERB[op]}`,
     time: position.time,
     subject: `${table}/${String(keyValue)}`,
-    dataschema: schemaId({ name: ENTITIES[entity].schema, version: 1 }),
+    dataschema: schemaId({ name: ENTITIES[entity].schema, version: schemaVersion }),
     datacontenttype: 'application/json',
     workspaceid: workspace,
     ...(typeof project === 'string' && project !== '' ? { projectid: project } : {}),
@@ -194,6 +197,8 @@ export function buildEntityEnvelope(
 
 export class ChangeDecoder {
   private open: OpenTransaction | undefined;
+  /** Per relation message (a new one follows every DDL that changes the table's columns). */
+  private readonly versions = new WeakMap<Pgoutput.MessageRelation, number>();
 
   constructor(private readonly opts: DecoderOptions) {}
 
@@ -272,7 +277,7 @@ export class ChangeDecoder {
         tx.deadRows.push({ reason: 'UNCAPTURED_TABLE', message: `table ${change.relation.schema}.${table} is not a captured entity`, id, table, payload: { op: change.op, ...rows } });
         return;
       }
-      const built = buildEntityEnvelope(this.opts, entity, table, change.op, { ...rows, changed }, position, actor);
+      const built = buildEntityEnvelope(this.opts, entity, table, change.op, { ...rows, changed }, this.schemaVersion(entity, change.relation), position, actor);
       if ('missing' in built) {
         tx.deadRows.push({ reason: 'MISSING_WORKSPACE_ID', message: `${change.op} on ${table} has no workspace_id`, id, table, payload: { op: change.op, ...rows } });
       } else {
@@ -280,6 +285,15 @@ export class ChangeDecoder {
       }
     });
     return tx;
+  }
+
+  private schemaVersion(entity: EntityName, relation: Pgoutput.MessageRelation): number {
+    let version = this.versions.get(relation);
+    if (version === undefined) {
+      version = versionForColumns(ENTITIES[entity].schema, relation.columns.map((c) => c.name));
+      this.versions.set(relation, version);
+    }
+    return version;
   }
 
   private truncateEvent(tables: string[], position: { commitLsn: bigint; txIndex: number; txSize: number; xid: number; time: string }, actor?: Actor): CapturedEvent {

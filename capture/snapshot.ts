@@ -20,6 +20,7 @@ import { ENTITIES, type EntityName } from '../schemas/kinds.js';
 import { isEntityChange } from '../schemas/types.js';
 import type { InFlightTransaction } from './ack.js';
 import { type CommittedTransaction, type Row, buildEntityEnvelope } from './decoder.js';
+import { versionForColumns } from '../schemas/versions.js';
 import type { SessionApi, StreamObserver } from './session.js';
 import { textParserFor } from './values.js';
 
@@ -259,8 +260,10 @@ export class SnapshotRunner implements StreamObserver {
       return;
     }
     session.ack.expect(handle, rows.length);
+    // A chunk is one SELECT: its rows have the table's columns as of the chunk's read.
+    const schemaVersion = versionForColumns(ENTITIES[entity].schema, Object.keys(rows[0]!));
     rows.forEach((row, txIndex) => {
-      const built = buildEntityEnvelope({ source: this.opts.source, db: this.opts.db }, entity, chunk.table, 'r', { before: null, after: row }, { commitLsn: tx.commitLsn, txIndex, txSize: rows.length, xid: tx.xid, time: tx.commitTime, snapshot: true });
+      const built = buildEntityEnvelope({ source: this.opts.source, db: this.opts.db }, entity, chunk.table, 'r', { before: null, after: row }, schemaVersion, { commitLsn: tx.commitLsn, txIndex, txSize: rows.length, xid: tx.xid, time: tx.commitTime, snapshot: true });
       const onDone = () => {
         session.ack.delivered(handle);
         if (--pending === 0) chunk.resolve(rows.length);

@@ -18,6 +18,8 @@ const OID = {
   jsonb: 3802,
   timestamp: 1114,
   timestamptz: 1184,
+  textArray: 1009,
+  varcharArray: 1015,
 } as const;
 
 export type ColumnValue = string | number | boolean | null | object;
@@ -43,6 +45,40 @@ export function timestampToRfc3339(text: string): string {
   return `${date}T${time}${sign}${hh}:${mm ?? '00'}${ss && ss !== '00' ? `:${ss}` : ''}`;
 }
 
+/**
+ * A one-dimensional text[] literal ("{a,\"b c\",NULL}") as a JSON array of strings (null for
+ * NULL elements): `tasks.labels` travels as a list, not as Postgres's text. Anything else
+ * (several dimensions, explicit bounds) passes through as text, like a type capture does not know.
+ */
+export function parseTextArray(text: string): ColumnValue {
+  if (!text.startsWith('{') || !text.endsWith('}')) return text;
+  const out: (string | null)[] = [];
+  const body = text.slice(1, -1);
+  if (body === '') return out;
+  let i = 0;
+  while (i <= body.length) {
+    if (body[i] === '{') return text;
+    let value = '';
+    let quoted = false;
+    if (body[i] === '"') {
+      quoted = true;
+      i += 1;
+      while (i < body.length && body[i] !== '"') {
+        if (body[i] === '\\') i += 1;
+        value += body[i] ?? '';
+        i += 1;
+      }
+      i += 1; // closing quote
+    } else {
+      while (i < body.length && body[i] !== ',') value += body[i++];
+    }
+    out.push(!quoted && value === 'NULL' ? null : value);
+    if (i < body.length && body[i] !== ',') return text;
+    i += 1; // the comma
+  }
+  return out;
+}
+
 const PARSERS = new Map<number, TextParser>([
   [OID.bool, (t) => t === 't'],
   [OID.int2, asInt],
@@ -55,6 +91,8 @@ const PARSERS = new Map<number, TextParser>([
   [OID.jsonb, (t) => JSON.parse(t) as ColumnValue],
   [OID.timestamp, timestampToRfc3339],
   [OID.timestamptz, timestampToRfc3339],
+  [OID.textArray, parseTextArray],
+  [OID.varcharArray, parseTextArray],
 ]);
 
 export function textParserFor(typeOid: number): TextParser {

@@ -117,6 +117,9 @@ export const DEMO = {
   users: byName(Object.keys(USERS) as UserName[], 'user'),
 } as const;
 
+/** Demo labels (tasks.labels, task v2), cycled through the tasks of each project. */
+const SEED_LABELS: readonly string[][] = [['planning'], ['bug', 'urgent'], [], ['design'], ['customer']];
+
 interface Row {
   table: string;
   values: Record<string, unknown>;
@@ -174,7 +177,8 @@ export function demoRows(): Row[] {
           status,
           priority: (i * 7) % 5,
           assignee_id: assignee ? DEMO.users[assignee] : null,
-          due_date: status === 'done' ? null : at(60 * 24 * (14 + i)).slice(0, 10),
+          labels: SEED_LABELS[i % SEED_LABELS.length]!,
+          due_at: status === 'done' ? null : `${at(60 * 24 * (14 + i)).slice(0, 10)}T17:00:00Z`,
           position,
           created_by: DEMO.users[p.owner],
           created_at: createdAt,

@@ -5,7 +5,8 @@ import fc from 'fast-check';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadSchemaDir } from './catalog.js';
-import { checkCompatibility, checkVersionChains, type CompatibilityReport, type JsonSchema } from './compat.js';
+import { checkCompatibility, checkVersionChains, removedProperties, type CompatibilityReport, type JsonSchema } from './compat.js';
+import { UPCASTERS } from './upcasters.js';
 
 type Schema = { [keyword: string]: unknown };
 
@@ -121,6 +122,29 @@ describe('checkCompatibility rules', () => {
     expect(errors).toEqual([]);
     expect(checkVersionChains([v(1, base), v(3, base)]).errors).toEqual(['task: versions must run v1, v2, … without gaps; found v1, v3']);
     expect(checkVersionChains([v(1, base), v(2, evolve((s) => s.properties.status!.enum = ['todo', 'done', 'x']))], 'backward').steps[0]?.broken).toEqual([]);
+  });
+
+  it('finds a renamed property, which validity cannot see, and lets only an upcaster carry it (or any backward break)', () => {
+    const v = (version: number, schema: JsonSchema) => ({ name: 'task', version, schema });
+    const renamed = evolve((s) => {
+      s.properties.state = s.properties.status!;
+      delete s.properties.status;
+    });
+    expect(summary(checkCompatibility(base, renamed))).toEqual({ backward: [], forward: [] }); // open schemas: both valid
+    expect(removedProperties(base, renamed)).toEqual(['status']);
+    expect(removedProperties(obj({ a: obj({ b: { type: 'string' } }) }), obj({ a: obj({}) }))).toEqual(['a.b']);
+    const without = checkVersionChains([v(1, base), v(2, renamed)]).steps[0]!;
+    expect([without.removed, without.upcaster, without.broken]).toEqual([['status'], false, ['backward']]);
+    const carried = checkVersionChains([v(1, base), v(2, renamed)], 'both', new Set(['task/v1'])).steps[0]!;
+    expect([carried.upcaster, carried.broken]).toEqual([true, []]);
+    // An upcaster carries a backward break, never a forward one: old readers do not run it.
+    const retyped = evolve((s) => (s.properties.title = { type: 'integer' }));
+    expect(checkVersionChains([v(1, base), v(2, retyped)], 'both', new Set(['task/v1'])).steps[0]!.broken).toEqual(['forward']);
+    // The committed task v2 renames due_date; its upcaster is registered.
+    const dir = dirname(fileURLToPath(import.meta.url));
+    const task = loadSchemaDir(dir).filter((f) => f.name === 'task');
+    expect(checkVersionChains(task).steps[0]).toMatchObject({ removed: ['due_date'], broken: ['backward'] });
+    expect(checkVersionChains(task, 'both', new Set(UPCASTERS.map((u) => `${u.schema}/v${u.fromVersion}`))).steps[0]).toMatchObject({ broken: [] });
   });
 });
 

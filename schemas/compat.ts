@@ -434,11 +434,32 @@ export interface VersionedSchema {
   schema: JsonSchema;
 }
 
+/**
+ * Properties the old schema declares and the new one does not, by field path ("due_date",
+ * "data.after.due_date"). Validity cannot see these: the schemas are open, so an old event that
+ * carries the field is still a valid new one and a new event without it a valid old one. Yet
+ * readers on the new version would ignore the old events' value, and readers on the old version
+ * would miss it in new events: this is what a rename, or a type change made by renaming, looks
+ * like (task v1 `due_date` → v2 `due_at`). A step with removals needs an upcaster.
+ */
+export function removedProperties(oldSchema: JsonSchema, newSchema: JsonSchema, path = '(root)'): string[] {
+  if (!isObject(oldSchema) || !isObject(newSchema)) return [];
+  const propsOld = isObject(oldSchema.properties) ? (oldSchema.properties as Record<string, JsonSchema>) : {};
+  const propsNew = isObject(newSchema.properties) ? (newSchema.properties as Record<string, JsonSchema>) : {};
+  return Object.keys(propsOld).flatMap((name) =>
+    name in propsNew ? removedProperties(propsOld[name]!, propsNew[name]!, join(path, name)) : [join(path, name)],
+  );
+}
+
 export interface VersionStep {
   name: string;
   from: number;
   to: number;
   report: CompatibilityReport;
+  /** Properties of v<from> that v<to> no longer declares (removedProperties). */
+  removed: string[];
+  /** Whether an upcaster from v<from> is registered: it carries old events over, so new readers lose nothing. */
+  upcaster: boolean;
   /** The directions `requirement` asks for that this step breaks. */
   broken: Direction[];
 }
@@ -450,9 +471,19 @@ export function brokenDirections(report: CompatibilityReport, requirement: Requi
 
 /**
  * Each schema version against the one before it (v2 vs v1, v3 vs v2 …). A missing version in a
- * chain is itself an error: it would hide the step that needs checking.
+ * chain is itself an error: it would hide the step that needs checking. Backward (new readers,
+ * old events) breaks when old events are invalid under the new schema or lose a removed
+ * property — unless an upcaster from the old version is registered (`upcasters` holds
+ * "<name>/v<from>"; its property test proves it turns old events into valid new ones). Forward
+ * (old readers, new events) is about validity only: readers still on the old version read new
+ * events as their own version (schemas/CONTRACTS.md, "Readers not yet redeployed"), and a
+ * removed property stays on the stream through the deprecation window.
  */
-export function checkVersionChains(schemas: VersionedSchema[], requirement: Requirement = 'both'): { steps: VersionStep[]; errors: string[] } {
+export function checkVersionChains(
+  schemas: VersionedSchema[],
+  requirement: Requirement = 'both',
+  upcasters: ReadonlySet<string> = new Set(),
+): { steps: VersionStep[]; errors: string[] } {
   const byName = new Map<string, VersionedSchema[]>();
   for (const s of schemas) byName.set(s.name, [...(byName.get(s.name) ?? []), s]);
   const steps: VersionStep[] = [];
@@ -466,7 +497,11 @@ export function checkVersionChains(schemas: VersionedSchema[], requirement: Requ
       const prev = sorted[i - 1]!;
       const next = sorted[i]!;
       const report = checkCompatibility(prev.schema, next.schema);
-      steps.push({ name, from: prev.version, to: next.version, report, broken: brokenDirections(report, requirement) });
+      const removed = removedProperties(prev.schema, next.schema);
+      const upcaster = upcasters.has(`${name}/v${prev.version}`);
+      const broken = brokenDirections(report, requirement).filter((d) => !(d === 'backward' && upcaster));
+      if (!upcaster && removed.length > 0 && requirement !== 'forward' && !broken.includes('backward')) broken.unshift('backward');
+      steps.push({ name, from: prev.version, to: next.version, report, removed, upcaster, broken });
     }
   }
   return { steps, errors: [...new Set(errors)] };

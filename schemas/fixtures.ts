@@ -3,6 +3,7 @@
 import fc from 'fast-check';
 import { ENTITIES, VERBS, type EntityName, type Verb } from './kinds.js';
 import { schemaId } from './schema-id.js';
+import { latestVersion } from './versions.js';
 import type { ChangeEvent, Encrypted, EntityChangeEvent, GdprErasureEvent, RowOf, TruncateEvent } from './types.js';
 
 export type SampleKind = `${EntityName}.${Verb}` | 'table.truncated' | 'gdpr.erasure_requested';
@@ -53,6 +54,11 @@ export interface SampleOverrides {
   /** truncate: the truncated tables. */
   tables?: string[];
   source?: string;
+  /**
+   * The version of the entity's schema the row images are written against (default: the newest).
+   * Rows of an older version have that version's columns (task v1: `due_date`, no `labels`).
+   */
+  schemaVersion?: number;
 }
 
 const DEFAULT_LSN = 0x16b374d8n;
@@ -66,18 +72,20 @@ function idText(lsn: bigint, txIndex: number): string {
   return `${lsn.toString(16).toUpperCase().padStart(16, '0')}-${String(txIndex).padStart(8, '0')}`;
 }
 
-function fullRow(entity: EntityName, o: SampleOverrides, ids: { id: string; ws: string; project: string | null; user: string; time: string }) {
+function fullRow(entity: EntityName, o: SampleOverrides, ids: { id: string; ws: string; project: string | null; user: string; time: string }, version: number) {
   switch (entity) {
-    case 'task':
+    case 'task': {
+      const due = version === 1 ? { due_date: '2026-12-01' } : { labels: ['planning'], due_at: '2026-12-01T17:00:00Z' };
       return {
         id: ids.id, workspace_id: ids.ws, project_id: ids.project ?? SAMPLE_IDS.project, title: 'Write the quarterly plan',
-        description: 'Draft, review with the team, publish.', status: 'todo', priority: 2, assignee_id: ids.user, due_date: '2026-12-01',
+        description: 'Draft, review with the team, publish.', status: 'todo', priority: 2, assignee_id: ids.user, ...due,
         position: 1024, created_by: ids.user, created_at: ids.time, updated_at: ids.time, ...o.row,
       } as RowOf['task'];
+    }
     case 'comment':
       return {
         id: ids.id, workspace_id: ids.ws, project_id: ids.project ?? SAMPLE_IDS.project, task_id: SAMPLE_IDS.task, author_id: ids.user,
-        body: 'Looks good to me.', created_at: ids.time, updated_at: ids.time, ...o.row,
+        body: 'Looks good to me.', ...(version === 1 ? {} : { edited_at: null }), created_at: ids.time, updated_at: ids.time, ...o.row,
       } as RowOf['comment'];
     case 'membership':
       return { id: ids.id, workspace_id: ids.ws, user_id: ids.user, project_id: ids.project, role: 'member', created_at: ids.time, ...o.row } as RowOf['membership'];
@@ -148,7 +156,8 @@ export function sampleEvent<K extends SampleKind>(kind: K, overrides: SampleOver
   const projectDefault = entity === 'project' ? null : SAMPLE_IDS.project;
   const id = o.entityId ?? (entity === 'project' ? (o.projectId ?? SAMPLE_IDS.project) : SAMPLE_IDS[entity]);
   const ws = o.workspaceId ?? SAMPLE_IDS.workspace;
-  const row = fullRow(entity, o, { id, ws, project: o.projectId === undefined ? projectDefault : o.projectId, user: o.userId ?? SAMPLE_IDS.user, time }) as unknown as Record<string, unknown>;
+  const version = o.schemaVersion ?? latestVersion(ENTITIES[entity].schema);
+  const row = fullRow(entity, o, { id, ws, project: o.projectId === undefined ? projectDefault : o.projectId, user: o.userId ?? SAMPLE_IDS.user, time }, version) as unknown as Record<string, unknown>;
 
   let before: Record<string, unknown> | null = null;
   let after: Record<string, unknown> | null = row;
@@ -169,7 +178,7 @@ export function sampleEvent<K extends SampleKind>(kind: K, overrides: SampleOver
     ...attributes,
     type: `taskflow.${entity}.${verb}`,
     subject: `${ENTITIES[entity].table}/${id}`,
-    dataschema: schemaId({ name: ENTITIES[entity].schema, version: 1 }),
+    dataschema: schemaId({ name: ENTITIES[entity].schema, version }),
     workspaceid: ws,
     ...(typeof projectid === 'string' ? { projectid } : {}),
     data: { op, table: ENTITIES[entity].table, key: { id }, before, after, ...extra, source },
@@ -188,33 +197,52 @@ const encrypted: fc.Arbitrary<Encrypted> = fc.record({
   ct: fc.base64String({ maxLength: 64 }),
 });
 
-const rowFields: Record<EntityName, fc.Arbitrary<Record<string, unknown>>> = {
-  task: fc.record({
-    title: fc.string(),
-    description: fc.oneof(fc.constant(null), fc.string(), encrypted),
-    status: fc.constantFrom('todo', 'in_progress', 'review', 'done'),
-    priority: fc.integer({ min: 0, max: 4 }),
-    assignee_id: fc.option(fc.uuid(), { nil: null }),
-    due_date: fc.option(isoDate, { nil: null }),
-    position: fc.double({ noNaN: true, noDefaultInfinity: true }),
-  }),
-  comment: fc.record({ task_id: fc.uuid(), author_id: fc.option(fc.uuid(), { nil: null }), body: fc.oneof(fc.string(), encrypted) }),
-  membership: fc.record({ role: fc.constantFrom('owner', 'admin', 'member', 'viewer') }),
-  project: fc.record({ name: fc.string(), description: fc.option(fc.string(), { nil: null }), archived: fc.boolean() }),
+const taskFields = {
+  title: fc.string(),
+  description: fc.oneof(fc.constant(null), fc.string(), encrypted),
+  status: fc.constantFrom('todo', 'in_progress', 'review', 'done'),
+  priority: fc.integer({ min: 0, max: 4 }),
+  assignee_id: fc.option(fc.uuid(), { nil: null }),
+  position: fc.double({ noNaN: true, noDefaultInfinity: true }),
 };
+const commentFields = { task_id: fc.uuid(), author_id: fc.option(fc.uuid(), { nil: null }), body: fc.oneof(fc.string(), encrypted) };
 
-const CHANGEABLE: Record<EntityName, string[]> = {
-  task: ['title', 'description', 'status', 'priority', 'assignee_id', 'due_date', 'position', 'updated_at'],
-  comment: ['body', 'updated_at'],
-  membership: ['role', 'project_id'],
-  project: ['name', 'description', 'archived', 'updated_at'],
-};
+/** Row fields by entity and schema version (the versions differ in task's and comment's columns). */
+function rowFields(entity: EntityName, version: number): fc.Arbitrary<Record<string, unknown>> {
+  switch (entity) {
+    case 'task':
+      return version === 1
+        ? fc.record({ ...taskFields, due_date: fc.option(isoDate, { nil: null }) })
+        : fc.record({ ...taskFields, labels: fc.array(fc.string({ minLength: 1, maxLength: 12 }), { maxLength: 4 }), due_at: fc.option(isoTime, { nil: null }) });
+    case 'comment':
+      return version === 1 ? fc.record(commentFields) : fc.record({ ...commentFields, edited_at: fc.option(isoTime, { nil: null }) });
+    case 'membership':
+      return fc.record({ role: fc.constantFrom('owner', 'admin', 'member', 'viewer') });
+    case 'project':
+      return fc.record({ name: fc.string(), description: fc.option(fc.string(), { nil: null }), archived: fc.boolean() });
+  }
+}
+
+function changeable(entity: EntityName, version: number): string[] {
+  switch (entity) {
+    case 'task':
+      return ['title', 'description', 'status', ...(version === 1 ? ['due_date'] : ['labels', 'due_at']), 'priority', 'assignee_id', 'position', 'updated_at'];
+    case 'comment':
+      return ['body', ...(version === 1 ? [] : ['edited_at']), 'updated_at'];
+    case 'membership':
+      return ['role', 'project_id'];
+    case 'project':
+      return ['name', 'description', 'archived', 'updated_at'];
+  }
+}
 const TOASTABLE: Record<EntityName, string[]> = { task: ['description', 'title'], comment: ['body'], membership: [], project: ['description'] };
 
 export interface ArbitraryEventOptions {
   kinds?: readonly SampleKind[];
   /** Draw workspaces from this set (to get several events per workspace); default: any uuid. */
   workspaceIds?: readonly string[];
+  /** Entity events written against this version of their schema (default: the newest). */
+  schemaVersion?: number;
 }
 
 /** Random valid events (every kind, nullable and encrypted fields, TOAST-omitted updates). */
@@ -222,7 +250,8 @@ export function arbitraryEvent(options: ArbitraryEventOptions = {}): fc.Arbitrar
   const workspace = options.workspaceIds ? fc.constantFrom(...options.workspaceIds) : fc.uuid();
   return fc.constantFrom(...(options.kinds ?? SAMPLE_KINDS)).chain((kind) => {
     const entity = kind.split('.')[0] as EntityName;
-    const fields = rowFields[entity] ?? fc.constant({});
+    const version = ENTITIES[entity] ? (options.schemaVersion ?? latestVersion(ENTITIES[entity].schema)) : 1;
+    const fields = ENTITIES[entity] ? rowFields(entity, version) : fc.constant({});
     return fc
       .record({
         workspaceId: workspace,
@@ -235,7 +264,7 @@ export function arbitraryEvent(options: ArbitraryEventOptions = {}): fc.Arbitrar
         time: isoTime,
         row: fields,
         omitted: fc.subarray(TOASTABLE[entity] ?? []),
-        changed: fc.subarray(CHANGEABLE[entity] ?? []),
+        changed: fc.subarray(ENTITIES[entity] ? changeable(entity, version) : []),
         txIndexFraction: fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
       })
       .map(({ txIndexFraction, workspaceId, ...o }) => {
@@ -243,7 +272,7 @@ export function arbitraryEvent(options: ArbitraryEventOptions = {}): fc.Arbitrar
         const ws = kind === 'table.truncated' || kind === 'gdpr.erasure_requested' ? undefined : workspaceId;
         // `after` of an update carries the changed columns, so none of them can be omitted.
         const changed = o.changed.filter((c) => !o.omitted.includes(c));
-        return sampleEvent(kind, { ...o, changed, workspaceId: ws, txIndex, row: o.row as SampleOverrides['row'] }) as ChangeEvent;
+        return sampleEvent(kind, { ...o, changed, workspaceId: ws, txIndex, row: o.row as SampleOverrides['row'], schemaVersion: version }) as ChangeEvent;
       });
   });
 }

@@ -1,8 +1,8 @@
 // Typed events, composed from the types generated out of the current schema versions.
 // When a schema gets a new version, point the import here at the new generated module.
 import type { ChangeData, ChangeSource, Envelope } from './generated/envelope.v1.js';
-import type { TaskRow, Encrypted } from './generated/task.v1.js';
-import type { CommentRow } from './generated/comment.v1.js';
+import type { TaskRow, Encrypted } from './generated/task.v2.js';
+import type { CommentRow } from './generated/comment.v2.js';
 import type { MembershipRow } from './generated/membership.v1.js';
 import type { ProjectRow } from './generated/project.v1.js';
 import type { TruncateData } from './generated/truncate.v1.js';

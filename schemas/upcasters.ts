@@ -1,6 +1,9 @@
 // Upcasters: pure functions that turn an event written against an older schema version into the
 // next version, so readers only ever handle the current one. Register one per (schema,
 // fromVersion) when a schema gets a new version; the chain v1 → v2 → … runs in order.
+// `taskflow schemas check` refuses a version step that removes a property (a rename, a retype)
+// or that old events would fail, unless its upcaster is registered here; schemas/upcasters.test.ts
+// proves each one turns events generated from the old schema into valid events of the new one.
 
 export type EventObject = Record<string, unknown>;
 
@@ -13,5 +16,62 @@ export interface Upcaster {
   upcast(event: Readonly<EventObject>): EventObject;
 }
 
-/** The upcasters in use. Only v1 schemas exist so far, so there is nothing to upcast yet. */
-export const UPCASTERS: readonly Upcaster[] = [];
+type Row = Record<string, unknown>;
+type RowMapper = (row: Readonly<Row>, image: 'before' | 'after') => Row;
+
+/**
+ * v1 `due_date` (a date) as v2 `due_at` (a timestamp): the day at 00:00 UTC, exactly what
+ * migration 0006 backfills (`due_date::timestamp AT TIME ZONE 'UTC'`) and capture renders.
+ */
+export function dueAtOfDueDate(dueDate: unknown): string | null {
+  if (dueDate === null || dueDate === undefined) return null;
+  if (typeof dueDate !== 'string' || !/^\d{4}-\d\d-\d\d$/.test(dueDate)) throw new Error(`due_date ${JSON.stringify(dueDate)} is not a date`);
+  return `${dueDate}T00:00:00Z`;
+}
+
+/** An upcaster that maps each row image and renames columns in `changed`/`omitted`. */
+function rowUpcaster(schema: string, fromVersion: number, mapRow: RowMapper, renames: Readonly<Record<string, string>>): Upcaster {
+  const rename = (columns: unknown) => (Array.isArray(columns) ? columns.map((c) => (typeof c === 'string' ? (renames[c] ?? c) : c)) : columns);
+  return {
+    schema,
+    fromVersion,
+    upcast(event) {
+      const data = event.data as Row;
+      const image = (row: unknown, which: 'before' | 'after') => (row !== null && typeof row === 'object' ? mapRow(row as Row, which) : row);
+      const next: Row = { ...data, before: image(data.before, 'before'), after: image(data.after, 'after') };
+      if ('changed' in data) next.changed = rename(data.changed);
+      if ('omitted' in data) next.omitted = rename(data.omitted);
+      return { ...event, data: next };
+    },
+  };
+}
+
+/**
+ * task v1 → v2: `due_date` becomes `due_at` (renamed and retyped); `labels` did not exist, so a
+ * full row (`after` of a create, update or snapshot) has none: [] (the column's default, which
+ * every row had when it appeared). A `before` is the replica identity only and stays as it is.
+ * An `after` that left a TOASTed column out keeps it out: v1 only omits description or title.
+ */
+const taskV1: Upcaster = rowUpcaster(
+  'task',
+  1,
+  (row, image) => {
+    const { due_date: dueDate, ...rest } = row;
+    const next: Row = { ...rest };
+    if ('due_date' in row) next.due_at = dueAtOfDueDate(dueDate);
+    if (image === 'after' && !('labels' in row)) next.labels = [];
+    return next;
+  },
+  { due_date: 'due_at' },
+);
+
+/** comment v1 → v2: `edited_at` did not exist; a full row says null (not known to be edited). */
+const commentV1: Upcaster = rowUpcaster(
+  'comment',
+  1,
+  (row, image) => (image === 'after' && !('edited_at' in row) ? { ...row, edited_at: null } : { ...row }),
+  {},
+);
+
+/** The upcasters in use. */
+export const UPCASTERS: readonly Upcaster[] = [taskV1, commentV1];

@@ -16,7 +16,7 @@ export type RejectReason =
   | 'not_an_object'
   /** `type` is not an event type this reader knows */
   | 'unknown_type'
-  /** `dataschema` names another schema than `type` implies, or a version this reader cannot upcast */
+  /** `dataschema` names another schema than `type` implies, or a version this reader cannot upcast (or read, when newer) */
   | 'unknown_schema'
   /** a key or routing attribute is missing (data.key, workspaceid, projectid, key columns of a row image) */
   | 'missing_keys'
@@ -26,7 +26,14 @@ export type RejectReason =
   | 'inconsistent';
 
 export type ValidationResult =
-  | { ok: true; event: ChangeEvent; /** the dataschema version the event was upcast from */ upcastFrom?: number }
+  | {
+      ok: true;
+      event: ChangeEvent;
+      /** the dataschema version the event was upcast from */
+      upcastFrom?: number;
+      /** the newer dataschema version the event named, read as this reader's version (tolerant reader, CONTRACTS.md) */
+      readAsOlder?: number;
+    }
   | { ok: false; reason: RejectReason; message: string };
 
 export type EventValidator = (input: unknown) => ValidationResult;
@@ -186,6 +193,11 @@ function checkTruncate(event: EventObject): ValidationResult | undefined {
 export interface EventValidatorOptions {
   /** Upcasters from older schema versions; defaults to the ones in use (schemas/upcasters.ts). */
   upcasters?: readonly Upcaster[];
+  /**
+   * The schema documents this reader knows, by `$id`; defaults to every generated one. A reader
+   * pinned to older versions (tests of not-yet-redeployed consumers) passes only those.
+   */
+  documents?: Readonly<Record<string, Record<string, unknown>>>;
 }
 
 /** Compiles every validator now; the returned function does no compiling. */
@@ -196,9 +208,10 @@ export function createEventValidator(options: EventValidatorOptions = {}): Event
   addFormats(ajv, { mode: 'fast', formats: ['date-time', 'date'] });
   ajv.addFormat('uuid', { type: 'string', validate: isUuid });
   ajv.addKeyword({ keyword: 'x-version', schemaType: 'number' });
-  for (const doc of Object.values(schemaDocuments)) ajv.addSchema(doc);
+  const documents = options.documents ?? schemaDocuments;
+  for (const doc of Object.values(documents)) ajv.addSchema(doc);
 
-  const latest = latestVersions(schemaDocuments);
+  const latest = latestVersions(documents);
   const envelopeId = schemaId({ name: 'envelope', version: latest.get('envelope') ?? 1 });
   // One compiled validator per data schema (the four verbs of an entity share theirs).
   const bySchema = new Map<string, ValidateFunction>();
@@ -246,6 +259,7 @@ export function createEventValidator(options: EventValidatorOptions = {}): Event
     if (!kind || !validate) return { ok: false, reason: 'unknown_type', message: `unknown event type "${type}"` };
 
     let upcastFrom: number | undefined;
+    let readAsOlder: number | undefined;
     const dataschema = event.dataschema;
     // Nearly every event names a current schema: skip parsing it then.
     const ref = typeof dataschema === 'string' && dataschema !== currentIds.get(type) ? parseSchemaId(dataschema) : undefined;
@@ -254,9 +268,10 @@ export function createEventValidator(options: EventValidatorOptions = {}): Event
         return { ok: false, reason: 'unknown_schema', message: `dataschema names "${ref.name}" but type ${type} needs "${kind.schema}"` };
       }
       const current = latest.get(ref.name) ?? 0;
-      if (ref.version > current) {
-        return { ok: false, reason: 'unknown_schema', message: `dataschema ${ref.name} v${ref.version} is newer than this reader's v${current}` };
-      }
+      // Tolerant reader: a newer version of a schema this reader knows is read as its own
+      // version (what it declares must hold; the rest is ignored). `schemas check` keeps every
+      // step forward compatible, so this fails only for an event that is invalid anyway.
+      if (ref.version > current) readAsOlder = ref.version;
       if (ref.version < current) {
         const upcasted = upcast(event, ref.name, ref.version, current);
         if (typeof upcasted === 'string') return { ok: false, reason: 'unknown_schema', message: upcasted };
@@ -268,6 +283,7 @@ export function createEventValidator(options: EventValidatorOptions = {}): Event
 
     const problem = kind.kind === 'entity' ? checkEntity(event, kind) : kind.kind === 'truncate' ? checkTruncate(event) : undefined;
     if (problem) return problem;
+    if (readAsOlder !== undefined) return { ok: true, event: event as ChangeEvent, readAsOlder };
     return upcastFrom === undefined ? { ok: true, event: event as ChangeEvent } : { ok: true, event: event as ChangeEvent, upcastFrom };
   };
 }

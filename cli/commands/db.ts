@@ -1,6 +1,7 @@
-// `taskflow db migrate | seed | workload`: the TaskFlow source database — apply migrations, load
-// the demo data, or generate realistic writes at a chosen rate.
+// `taskflow db migrate | backfill | seed | workload`: the TaskFlow source database — apply
+// migrations, backfill a column in batches, load the demo data, or generate realistic writes.
 import { parseArgs } from 'node:util';
+import { backfillDueAt } from '../../db/backfill.js';
 import { migrate } from '../../db/migrate.js';
 import { DEMO, seedDemo } from '../../db/seed.js';
 import { runWorkload } from '../../db/workload.js';
@@ -10,6 +11,9 @@ import type { Command } from '../command.js';
 
 const usage = `usage:
   taskflow db migrate  [--database-url URL]     apply db/migrations/*.sql that are not applied yet
+  taskflow db backfill due-at [--database-url URL] [--batch 1000] [--pause 20ms]
+                       fill tasks.due_at from due_date (migration 0006) in short batches, resumable;
+                       run it before migration 0007 (docs/SCHEMA-CHANGES.md)
   taskflow db seed     [--database-url URL]     insert the demo workspaces, projects, users, tasks (idempotent)
   taskflow db workload [--database-url URL] [--rate 200|max] [--duration 30s] [--transactions N]
                        [--workspaces 4] [--projects 3] [--seed 1] [--concurrency 4] [--json]
@@ -46,6 +50,28 @@ async function runMigrate(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: urlOption });
   const applied = await migrate(resolveDatabaseUrl(values['database-url'], process.env));
   console.log(applied.length ? `applied ${applied.join(', ')}` : 'database is up to date');
+  return 0;
+}
+
+async function runBackfill(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { ...urlOption, batch: { type: 'string' }, pause: { type: 'string', default: '20ms' } },
+  });
+  if (positionals.length !== 1 || positionals[0] !== 'due-at') {
+    console.error(usage);
+    return 2;
+  }
+  const started = Date.now();
+  const result = await backfillDueAt(resolveDatabaseUrl(values['database-url'], process.env), {
+    batchSize: positiveInt('batch', values.batch, 1000),
+    pauseMs: parseDuration(values.pause),
+    onBatch: (p) => {
+      if (p.batches % 50 === 0) console.log(`  ${p.batches} batches, ${p.updated} tasks updated, at id ${p.lastId}`);
+    },
+  });
+  console.log(`backfill due-at: ${result.updated} tasks updated in ${result.batches} batches, ${((Date.now() - started) / 1000).toFixed(1)} s; index tasks_by_assignee_due ready`);
   return 0;
 }
 
@@ -108,8 +134,8 @@ async function runWorkloadCommand(argv: string[]): Promise<number> {
 }
 
 export const command: Command = {
-  summary: 'source database: apply migrations (migrate), load demo data (seed), generate writes (workload)',
-  subcommands: ['migrate', 'seed', 'workload'],
+  summary: 'source database: apply migrations (migrate), backfill a column (backfill), load demo data (seed), generate writes (workload)',
+  subcommands: ['migrate', 'backfill', 'seed', 'workload'],
   async run(argv) {
     const [sub, ...rest] = argv;
     if (sub === '--help' || sub === 'help' || rest.includes('--help')) {
@@ -117,6 +143,7 @@ export const command: Command = {
       return 0;
     }
     if (sub === 'migrate') return runMigrate(rest);
+    if (sub === 'backfill') return runBackfill(rest);
     if (sub === 'seed') return runSeed(rest);
     if (sub === 'workload') return runWorkloadCommand(rest);
     console.error(usage);

@@ -12,6 +12,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import { backfillDueAt, needsDueAtBackfill } from '../../db/backfill.js';
 import { migrate } from '../../db/migrate.js';
 import { REPLICATION_ROLE, setRolePassword, urlAs } from '../../db/roles.js';
 import { seedDemo } from '../../db/seed.js';
@@ -214,7 +215,13 @@ async function runDev(argv: string[]): Promise<number> {
   let brokerMetrics: Awaited<ReturnType<typeof serveMetrics>> | undefined;
   try {
     const { info } = stack;
-    const applied = await migrate(info.postgres.url);
+    // A local database of an earlier release may hold tasks that the contract migration 0007 wants
+    // backfilled first: do the whole change here (docs/SCHEMA-CHANGES.md), as an operator would.
+    const applied = await migrate(info.postgres.url).catch(async (err: unknown) => {
+      if (!needsDueAtBackfill(err)) throw err;
+      await backfillDueAt(info.postgres.url);
+      return migrate(info.postgres.url);
+    });
     await setRolePassword(info.postgres.url, REPLICATION_ROLE, LOCAL_REPLICATION_PASSWORD);
     phaseDone('migrations');
     const available = availableServices();

@@ -44,7 +44,9 @@ describe('taskflow schemas check', () => {
   it('passes on the committed schemas', async () => {
     const { code, out } = await run(['check']);
     expect(code).toBe(0);
-    expect(out).toMatch(/7 schema files \(7 published\), 0 version steps checked: all compatible/);
+    expect(out).toMatch(/9 schema files \(9 published\), 2 version steps checked: all compatible/);
+    // task v2 renames due_date (a date) to due_at (a timestamp): allowed because its upcaster is registered.
+    expect(out).toMatch(/task v1 → v2: ok\n {2}backward \(new readers, old events\) \(carried by the upcaster from task v1\):\n {4}\[removed\] due_date/);
   });
 
   it('passes a compatible new version (an optional field)', async () => {
@@ -53,15 +55,14 @@ describe('taskflow schemas check', () => {
     expect({ code, out }).toEqual({ code: 0, out: expect.stringContaining('project v1 → v2: ok') });
   });
 
-  it('fails on a v2 that removes a required field, naming schema and field (through the real CLI)', () => {
-    addVersion('task', (s) => {
-      s.required = s.required.filter((r) => r !== 'project_id');
-      delete s.properties.project_id;
+  it('fails on a v2 that no longer requires a field, naming schema and field (through the real CLI)', () => {
+    addVersion('membership', (s) => {
+      s.required = s.required.filter((r) => r !== 'user_id');
     });
     const r = spawnSync(process.execPath, [join(root, 'bin', 'taskflow.js'), 'schemas', 'check', '--dir', dir], { encoding: 'utf8' });
     expect(r.status).toBe(1);
-    expect(r.stdout).toContain('task v1 → v2: BREAKING');
-    expect(r.stdout).toMatch(/\[required\] project_id: no longer required/);
+    expect(r.stdout).toContain('membership v1 → v2: BREAKING');
+    expect(r.stdout).toMatch(/\[required\] user_id: no longer required/);
     expect(r.stdout).toMatch(/1 breaking, 0 errors/);
   }, 30_000);
 
@@ -73,9 +74,33 @@ describe('taskflow schemas check', () => {
   it('checks an ad-hoc pair of files', async () => {
     const ok = await run(['check', '--old', join(schemasDir, 'task', 'v1.json'), '--new', join(schemasDir, 'task', 'v1.json')]);
     expect(ok.code).toBe(0);
-    const broken = await run(['check', '--old', join(schemasDir, 'task', 'v1.json'), '--new', join(dir, 'task', 'v2.json')]);
+    const broken = await run(['check', '--old', join(schemasDir, 'membership', 'v1.json'), '--new', join(dir, 'membership', 'v2.json')]);
     expect(broken.code).toBe(1);
-    expect(broken.out).toMatch(/forward \(old readers, new events\):\n\s+\[required\] project_id/);
+    expect(broken.out).toMatch(/forward \(old readers, new events\):\n\s+\[required\] user_id/);
+    // A pair of files has no upcaster: the rename of task v2 is refused.
+    const renamed = await run(['check', '--old', join(schemasDir, 'task', 'v1.json'), '--new', join(schemasDir, 'task', 'v2.json')]);
+    expect(renamed.code).toBe(1);
+    expect(renamed.out).toMatch(/\[removed\] due_date/);
+  });
+
+  it('catches a rename (or a retype by renaming) until its upcaster is registered', async () => {
+    const renamed = mkdtempSync(join(tmpdir(), 'taskflow-schemas-rename-'));
+    try {
+      cpSync(schemasDir, renamed, { recursive: true, filter: (src) => src === schemasDir || !src.endsWith('.ts') });
+      const schema = JSON.parse(readFileSync(join(renamed, 'project', 'v1.json'), 'utf8')) as RowSchema;
+      schema.$id = 'taskflow://schemas/project/v2';
+      schema['x-version'] = 2;
+      const { archived, ...rest } = schema.properties;
+      schema.properties = { ...rest, archived_at: { type: ['string', 'null'], format: 'date-time' } };
+      writeFileSync(join(renamed, 'project', 'v2.json'), JSON.stringify(schema, null, 2));
+      void archived;
+      const { code, out } = await run(['check', '--dir', renamed]);
+      expect(code).toBe(1);
+      expect(out).toMatch(/project v1 → v2: BREAKING\n {2}backward \(new readers, old events\):\n {4}\[removed\] archived: .*register an upcaster from project v1/);
+      expect(out).toMatch(/1 breaking, 0 errors/);
+    } finally {
+      rmSync(renamed, { recursive: true, force: true });
+    }
   });
 
   it('refuses a file that is not a JSON Schema', async () => {
@@ -116,11 +141,11 @@ describe('published schemas are immutable', () => {
     expect(Object.keys(lock.published).sort()).toEqual(files.sort());
   });
 
-  it("fails when a published file is edited in place (a field's type), naming the file and the field", () => {
-    edit('task/v1.json', (s) => ((s.properties.title as { type: unknown }).type = 'integer'));
+  it("fails when a published file is edited in place (a field's enum), naming the file and the field", () => {
+    edit('membership/v1.json', (s) => ((s.properties.role as { enum: unknown }).enum = ['owner']));
     const r = spawnSync(process.execPath, [join(root, 'bin', 'taskflow.js'), 'schemas', 'check', '--dir', dir], { encoding: 'utf8' });
     expect(r.status).toBe(1);
-    expect(r.stderr).toContain(`error: ${join(dir, 'task', 'v1.json')}: published version changed at /properties/title/type; a published schema is immutable: revert it and put the change in a new version (task/v2.json)`);
+    expect(r.stderr).toContain(`error: ${join(dir, 'membership', 'v1.json')}: published version changed at /properties/role/enum; a published schema is immutable: revert it and put the change in a new version (membership/v2.json)`);
     expect(r.stdout).toMatch(/0 breaking, 1 errors/);
   }, 30_000);
 
@@ -142,23 +167,23 @@ describe('published schemas are immutable', () => {
   });
 
   it('publish records a new version once; from then on it is immutable too', async () => {
-    edit('task/v1.json', (s) => {
-      s.$id = 'taskflow://schemas/task/v2';
+    edit('project/v1.json', (s) => {
+      s.$id = 'taskflow://schemas/project/v2';
       s['x-version'] = 2;
       s.properties.color = { type: ['string', 'null'] };
     });
     // (that made v1 into v2: put v1 back from the committed copy)
-    cpSync(join(dir, 'task', 'v1.json'), join(dir, 'task', 'v2.json'));
-    cpSync(join(schemasDir, 'task', 'v1.json'), join(dir, 'task', 'v1.json'));
+    cpSync(join(dir, 'project', 'v1.json'), join(dir, 'project', 'v2.json'));
+    cpSync(join(schemasDir, 'project', 'v1.json'), join(dir, 'project', 'v1.json'));
     const before = await run(['check', '--dir', dir]);
-    expect(before).toEqual({ code: 0, out: expect.stringContaining('not published yet: task/v2.json') });
+    expect(before).toEqual({ code: 0, out: expect.stringContaining('not published yet: project/v2.json') });
     const published = await run(['publish', '--dir', dir]);
-    expect(published).toEqual({ code: 0, out: expect.stringContaining('published task/v2.json in') });
+    expect(published).toEqual({ code: 0, out: expect.stringContaining('published project/v2.json in') });
     expect((await run(['publish', '--dir', dir])).out).toContain('every schema version is already published');
-    edit('task/v2.json', (s) => ((s.properties.color as { type: unknown }).type = 'string'));
+    edit('project/v2.json', (s) => ((s.properties.color as { type: unknown }).type = 'string'));
     const after = await run(['check', '--dir', dir]);
     expect(after.code).toBe(1);
-    expect(after.out).toMatch(/task\/v2\.json: published version changed at \/properties\/color\/type; .* \(task\/v3\.json\)/);
+    expect(after.out).toMatch(/project\/v2\.json: published version changed at \/properties\/color\/type; .* \(project\/v3\.json\)/);
   });
 
   it('publish refuses while check fails, so a broken version never becomes immutable', async () => {
@@ -171,11 +196,11 @@ describe('published schemas are immutable', () => {
 });
 
 function addBreakingVersion(dir: string): void {
-  const schema = JSON.parse(readFileSync(join(dir, 'task', 'v1.json'), 'utf8')) as RowSchema;
-  schema.$id = 'taskflow://schemas/task/v2';
+  const schema = JSON.parse(readFileSync(join(dir, 'membership', 'v1.json'), 'utf8')) as RowSchema;
+  schema.$id = 'taskflow://schemas/membership/v2';
   schema['x-version'] = 2;
-  schema.required = schema.required.filter((r) => r !== 'project_id');
-  writeFileSync(join(dir, 'task', 'v2.json'), JSON.stringify(schema, null, 2));
+  schema.required = schema.required.filter((r) => r !== 'user_id');
+  writeFileSync(join(dir, 'membership', 'v2.json'), JSON.stringify(schema, null, 2));
 }
 
 describe('taskflow schemas gen-types', () => {
@@ -187,7 +212,7 @@ describe('taskflow schemas gen-types', () => {
       writeFileSync(join(dir, 'generated', 'gone.v1.ts'), '// a schema that no longer exists\n');
       const { code, out } = await run(['gen-types', '--dir', dir]);
       expect(code).toBe(0);
-      expect(out).toMatch(/wrote 8 files/);
+      expect(out).toMatch(/wrote 10 files/);
       expect(existsSync(join(dir, 'generated', 'gone.v1.ts'))).toBe(false);
       const committed = readdirSync(join(schemasDir, 'generated')).sort();
       expect(readdirSync(join(dir, 'generated')).sort()).toEqual(committed);

@@ -9,8 +9,9 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { Command } from '../command.js';
 import { loadSchemaDir, readSchemaFile } from '../../schemas/catalog.js';
 import { generateFiles } from '../../schemas/codegen.js';
-import { brokenDirections, checkCompatibility, checkVersionChains, type CompatibilityReport, type Direction, type Requirement } from '../../schemas/compat.js';
+import { brokenDirections, checkCompatibility, checkVersionChains, removedProperties, type CompatibilityReport, type Direction, type Requirement } from '../../schemas/compat.js';
 import { checkPublished, LOCK_FILE, publish, readLock, writeLock } from '../../schemas/published.js';
+import { UPCASTERS } from '../../schemas/upcasters.js';
 
 const defaultDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'schemas');
 
@@ -52,13 +53,30 @@ function metaSchemaErrors(files: { path: string; schema: Record<string, unknown>
   );
 }
 
-function describe(label: string, report: CompatibilityReport, broken: Direction[]): string[] {
+interface StepFacts {
+  /** Properties the old version declared and the new one does not. */
+  removed?: string[];
+  /** "<name> v<from>" when a step is checked against the registered upcasters, with whether one is registered. */
+  upcaster?: { from: string; registered: boolean };
+}
+
+function describe(label: string, report: CompatibilityReport, broken: Direction[], facts: StepFacts = {}): string[] {
   const lines = [`${label}: ${broken.length > 0 ? 'BREAKING' : 'ok'}`];
+  const removed = facts.removed ?? [];
+  const carried = facts.upcaster?.registered === true;
   for (const d of ['backward', 'forward'] as const) {
-    if (report[d].compatible) continue;
-    const marker = broken.includes(d) ? '' : ' (allowed by --require)';
+    const lost = d === 'backward' ? removed : [];
+    if (report[d].compatible && lost.length === 0) continue;
+    const marker = broken.includes(d) ? '' : d === 'backward' && carried ? ` (carried by the upcaster from ${facts.upcaster!.from})` : ' (allowed by --require)';
     lines.push(`  ${DIRECTION_LABEL[d]}${marker}:`);
     for (const p of report[d].problems) lines.push(`    [${p.rule}] ${p.message}`);
+    for (const field of lost) {
+      const fix = carried ? `the upcaster from ${facts.upcaster!.from} carries it over` : `register an upcaster from ${facts.upcaster?.from ?? 'the old version'} in schemas/upcasters.ts`;
+      lines.push(`    [removed] ${field}: declared by the old version, not by the new one: new readers would drop the value old events carry (a rename or a retype); ${fix}`);
+    }
+  }
+  if (removed.length > 0) {
+    lines.push(`  note: readers still on the old version stop seeing ${removed.join(', ')} once writers stop emitting it: keep it on the stream through the deprecation window (schemas/CONTRACTS.md)`);
   }
   return lines;
 }
@@ -83,17 +101,23 @@ function check(argv: string[]): number {
     for (const e of invalid) console.error(`error: ${e}`);
     if (invalid.length > 0) return 1;
     const report = checkCompatibility(pair[0]!.schema, pair[1]!.schema);
+    const removed = removedProperties(pair[0]!.schema, pair[1]!.schema);
+    // No upcaster can be named for a pair of files: a removed property breaks new readers.
     const broken = brokenDirections(report, requirement);
-    console.log(describe(`${values.old} → ${values.new}`, report, broken).join('\n'));
+    if (removed.length > 0 && requirement !== 'forward' && !broken.includes('backward')) broken.unshift('backward');
+    console.log(describe(`${values.old} → ${values.new}`, report, broken, { removed }).join('\n'));
     return broken.length > 0 ? 1 : 0;
   }
   const files = loadSchemaDir(values.dir);
-  const chains = checkVersionChains(files, requirement);
+  const chains = checkVersionChains(files, requirement, new Set(UPCASTERS.map((u) => `${u.schema}/v${u.fromVersion}`)));
   const { steps } = chains;
   const published = checkPublished(readLock(values.dir), files);
   const errors = [...metaSchemaErrors(files), ...chains.errors, ...published.errors];
   for (const e of errors) console.error(`error: ${e}`);
-  for (const step of steps) console.log(describe(`${step.name} v${step.from} → v${step.to}`, step.report, step.broken).join('\n'));
+  for (const step of steps) {
+    const facts = { removed: step.removed, upcaster: { from: `${step.name} v${step.from}`, registered: step.upcaster } };
+    console.log(describe(`${step.name} v${step.from} → v${step.to}`, step.report, step.broken, facts).join('\n'));
+  }
   if (published.unpublished.length > 0) console.log(`not published yet: ${published.unpublished.join(', ')} (\`taskflow schemas publish\` once a writer may emit them)`);
   const breaking = steps.filter((s) => s.broken.length > 0);
   console.log(

@@ -17,7 +17,9 @@ export interface TaskRow {
   status: TaskStatus;
   priority: number;
   assignee_id: string | null;
-  due_date: string | null;
+  /** task v2: a list (possibly empty) and a due time (RFC 3339 UTC) or none. */
+  labels: string[];
+  due_at: string | null;
   position: number;
   updated_at: string;
 }
@@ -114,7 +116,7 @@ export async function loadBoard(pool: Pool, workspaceId: string, projectId: stri
     if (!row) throw new NotFound(`no project ${projectId} in workspace ${workspaceId}`);
     const tasks = await client.query<TaskRow>(
       `SELECT id, workspace_id, project_id, title, description, status, priority, assignee_id,
-              to_char(due_date, 'YYYY-MM-DD') AS due_date, position, updated_at
+              labels, to_char(due_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS due_at, position, updated_at
          FROM tasks WHERE workspace_id = $1 AND project_id = $2 ORDER BY status, position, id`,
       [workspaceId, projectId],
     );

@@ -3,10 +3,10 @@
 // JavaScript bundles; the package build (scripts/build.mjs) ships their declarations inside
 // dist/types/generated.
 import type { ChangeData, ChangeSource, Envelope } from '../../../schemas/generated/envelope.v1.js';
-import type { CommentRow } from '../../../schemas/generated/comment.v1.js';
+import type { CommentRow } from '../../../schemas/generated/comment.v2.js';
 import type { MembershipRow } from '../../../schemas/generated/membership.v1.js';
 import type { ProjectRow } from '../../../schemas/generated/project.v1.js';
-import type { TaskRow } from '../../../schemas/generated/task.v1.js';
+import type { TaskRow } from '../../../schemas/generated/task.v2.js';
 
 export type { ChangeData, ChangeSource, CommentRow, Envelope, MembershipRow, ProjectRow, TaskRow };
 
