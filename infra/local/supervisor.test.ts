@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { superviseServices } from './supervisor.js';
+import { restartPlan, superviseServices } from './supervisor.js';
 import { waitFor } from '../../test/support/wait.js';
 
 function service(name: string, script: string) {
@@ -30,5 +30,16 @@ describe('superviseServices', () => {
     await waitFor(() => lines.includes('[steady] bye'), "the service's last line", 5_000); // stdout may trail the exit
     // No wait for "no restart": stop() resolved after the exit, whose handler would have announced one.
     expect(lines.some((l) => l.includes('restarting'))).toBe(false);
+  });
+
+  it('restarts a service that had been up 10 s at once, and backs off from a crash soon after a start', () => {
+    for (const random of [0, 0.5, 0.999]) {
+      expect(restartPlan(10_001, 3, random)).toEqual({ attempt: 0, delayMs: 0 });
+      const soon = restartPlan(2_000, 0, random);
+      expect(soon.attempt).toBe(1);
+      expect(soon.delayMs).toBe(Math.floor(1000 * random));
+    }
+    // A crash loop keeps backing off, up to the cap.
+    expect(restartPlan(100, 10, 0.999).delayMs).toBe(Math.floor(15_000 * 0.999));
   });
 });

@@ -24,12 +24,19 @@ export interface Supervisor {
 }
 
 /**
- * A service that stayed up this long is healthy again: its next crash restarts within the first
- * backoff step (≤ 0.5 s). A crash loop shows within seconds of each start; a longer threshold
- * would make a second crash within half a minute wait seconds more for nothing.
+ * A service that stayed up this long is healthy: its crash restarts it at once (a restart is on
+ * the recovery path, bench:recovery), and a crash soon after that start backs off from the first
+ * step (≤ 0.5 s). A crash loop shows within seconds of each start; a longer threshold would make
+ * a second crash within half a minute wait seconds more for nothing.
  */
 const HEALTHY_AFTER_MS = 10_000;
 const RESTART_BACKOFF: BackoffPolicy = { baseMs: 500, maxMs: 15_000 };
+
+/** After a crash: at once if the service had been up for HEALTHY_AFTER_MS, else the next backoff step. */
+export function restartPlan(uptimeMs: number, attempt: number, random: number): { attempt: number; delayMs: number } {
+  if (uptimeMs > HEALTHY_AFTER_MS) return { attempt: 0, delayMs: 0 };
+  return { attempt: attempt + 1, delayMs: backoffDelay(attempt + 1, random, RESTART_BACKOFF) };
+}
 
 export function superviseServices(specs: readonly ServiceSpec[], write: (line: string) => void = (l) => console.log(l)): Supervisor {
   let stopping = false;
@@ -47,8 +54,7 @@ export function superviseServices(specs: readonly ServiceSpec[], write: (line: s
     child.once('exit', (code, signal) => {
       running.delete(spec.name);
       if (stopping) return;
-      const nextAttempt = Date.now() - startedAt > HEALTHY_AFTER_MS ? 0 : attempt + 1;
-      const delay = backoffDelay(nextAttempt, Math.random(), RESTART_BACKOFF);
+      const { attempt: nextAttempt, delayMs: delay } = restartPlan(Date.now() - startedAt, attempt, Math.random());
       write(`${prefix} exited (${code ?? signal}); restarting in ${(delay / 1000).toFixed(1)} s`);
       const timer = setTimeout(() => {
         timers.delete(timer);
