@@ -32,7 +32,7 @@ export interface RunningRouter {
   stop(mode?: 'graceful' | 'abandon'): Promise<void>;
 }
 
-/** Expired subscription entries are deleted at start and then this often. */
+/** Expired subscription entries are deleted at start (in the background) and then this often. */
 const SWEEP_INTERVAL_MS = 3600_000;
 
 export async function startRouter(config: RouterConfig, logger: Logger): Promise<RunningRouter> {
@@ -60,20 +60,24 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
   const subscriptionStore = new DynamoSubscriptionStore(dynamo, config.tables.subscriptions);
   // One queue, so a client's subscribe and disconnect are recorded in the order they happened.
   let recording: Promise<void> = Promise.resolve();
-  let publisher: Publisher;
   let sweeper: NodeJS.Timeout | undefined;
-  if (config.publisher === 'mqtt') {
+  // The MQTT pool connects and the subscriptions load while the consumer takes its leases and
+  // reads its first batches (on the recovery path after a crash, bench:recovery); nothing is
+  // staged before both are done (RouterShardProcessor waits on publisherReady): a change enqueued
+  // before the subscriptions are known would be dropped as having no subscriber.
+  const connectPublisher = async (): Promise<Publisher> => {
+    if (config.publisher !== 'mqtt') return new IotDataPublisher(createIotDataClient(config.aws));
     if (config.subscriptionEvents !== 'off') {
-      await subscriptionStore.sweep();
+      // load() skips expired entries, so their sweep is not waited for.
       for (const e of await subscriptionStore.load()) live.apply(e);
-      sweeper = setInterval(() => {
-        subscriptionStore.sweep().catch((err: unknown) => logger.warn({ err }, 'could not sweep expired subscription entries'));
-      }, SWEEP_INTERVAL_MS);
+      const sweep = () => subscriptionStore.sweep().catch((err: unknown) => logger.warn({ err }, 'could not sweep expired subscription entries'));
+      void sweep();
+      sweeper = setInterval(() => void sweep(), SWEEP_INTERVAL_MS);
       sweeper.unref();
     }
     // Locally the router signs its own service token with the dev secret it verifies with.
     const password = config.mqtt.password ?? (config.jwt.kind === 'hs256' ? await signDevToken(config.jwt.secret, config.serviceUserId, { issuer: config.jwt.issuer, audience: config.jwt.audience }) : undefined);
-    publisher = await MqttPublisherPool.connect({
+    const pool = await MqttPublisherPool.connect({
       url: config.mqtt.url,
       size: config.mqtt.poolSize,
       username: config.mqtt.username,
@@ -91,9 +95,15 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
       },
     });
     logger.info({ sessions: live.sessionCount }, 'publisher connected');
-  } else {
-    publisher = new IotDataPublisher(createIotDataClient(config.aws));
-  }
+    return pool;
+  };
+  const publisherReady = connectPublisher();
+  publisherReady.catch(() => {}); // awaited below; this only keeps a failure from going unhandled meanwhile
+  let connected: Publisher | undefined;
+  const publisher: Publisher = {
+    publish: async (topic, payload) => (connected ??= await publisherReady).publish(topic, payload),
+    close: async () => (await publisherReady.catch(() => undefined))?.close(),
+  };
   // Lifecycle events arrive on the MQTT pool's first connection; without it, publish everywhere.
   const tracking = config.publisher === 'mqtt' && config.subscriptionEvents !== 'off';
   const hasSubscriber = tracking ? (topic: string) => live.hasSubscriber(topic) : null;
@@ -122,7 +132,7 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
     leaseTable: config.tables.leases,
     workerId,
     processor: (shardId) =>
-      new RouterShardProcessor(shardId, { changelog, deadLetters, memberships: projection, validate: validateEvent, metrics: metrics.shard }, makePipeline, logger),
+      new RouterShardProcessor(shardId, { changelog, deadLetters, memberships: projection, validate: validateEvent, metrics: metrics.shard }, makePipeline, logger, publisherReady),
     failoverTimeMs: config.failoverTimeMs,
     pollIntervalMs: config.pollIntervalMs,
     minCallSpacingMs: config.minCallSpacingMs,
@@ -135,7 +145,14 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
   const replay = await startReplayServer({ store: changelog, verify, memberships: (u) => projection.memberships(u), maxLimit: config.replayMaxLimit, limiter: new PerUserLimiter(config.replayLimits), logger }, config.replayPort);
   // Ready while this instance can hold leases; one holding none still serves replay, so it is ready too.
   const metricsServer = await serveMetrics(registry, { port: config.metricsPort, host: config.metricsHost }, consumerProbes(consumer));
-  await consumer.start();
+  try {
+    await Promise.all([consumer.start(), publisherReady]);
+  } catch (err) {
+    // As a crash would: the leases lapse after the failover time (the process exits on this).
+    clearInterval(sweeper);
+    await consumer.stop('abandon');
+    throw err;
+  }
   logger.info({ replay: replay.url, metrics: metricsServer.url, workerId, publisher: config.publisher, windowMs: config.windowMs, mode: config.payloadMode }, 'router started');
 
   const close = (s: Server) => new Promise<void>((resolve) => s.close(() => resolve()));

@@ -39,23 +39,41 @@ class GatedPublisher implements Publisher {
   async close(): Promise<void> {}
 }
 
-function setup() {
+function setup(ready?: Promise<unknown>) {
   const publisher = new GatedPublisher();
   const pipeline = () => new PublishPipeline({ batcher: { windowMs: 0, mode: 'full', gzip: false, maxBytes: 128 * 1024 }, publisher, hasSubscriber: null, retry: { baseMs: 1, maxMs: 2 }, closeGraceMs: 200 });
   const deps = { changelog: new MemoryChangelogStore(), deadLetters: { put: async () => {} }, memberships: { apply: async () => {} }, validate: validateEvent };
-  const processor = new RouterShardProcessor('s', deps, pipeline, createLogger('test', 'silent'));
+  const processor = new RouterShardProcessor('s', deps, pipeline, createLogger('test', 'silent'), ready);
   const checkpoints: string[] = [];
   const checkpointer = (label: string): Checkpointer => ({
     checkpoint: async () => {
       checkpoints.push(label);
     },
   });
-  return { publisher, processor, checkpoints, checkpointer };
+  return { publisher, processor, checkpoints, checkpointer, changelog: deps.changelog };
 }
 
 const within = (probe: () => boolean, what: string) => waitFor(probe, what, 5_000, 2);
 
 describe('RouterShardProcessor', () => {
+  it('stages nothing before the publisher is ready (its subscriptions loaded), then goes on', async () => {
+    let resolveReady!: () => void;
+    const ready = new Promise<void>((resolve) => (resolveReady = resolve));
+    const { publisher, processor, checkpoints, checkpointer, changelog } = setup(ready);
+    await processor.initialize({ shardId: 's', parentStates: [] });
+    const processing = processor.processRecords(batch(1), checkpointer('b1'));
+    await new Promise((resolve) => setTimeout(resolve, 50)); // a while in which nothing may be staged
+    expect((await changelog.read({ workspaceId: WS, projectId: P }, 0, 10)).entries).toEqual([]);
+    expect(publisher.published).toBe(0);
+    resolveReady();
+    await processing;
+    expect((await changelog.read({ workspaceId: WS, projectId: P }, 0, 10)).entries).toHaveLength(1);
+    publisher.release();
+    await processor.shutdown('shutdown', checkpointer('end'));
+    expect(publisher.published).toBe(1);
+    expect(checkpoints[0]).toBe('b1');
+  });
+
   it('reads on while a batch is publishing, and checkpoints each batch after its publish, in order', async () => {
     const { publisher, processor, checkpoints, checkpointer } = setup();
     await processor.initialize({ shardId: 's', parentStates: [] });

@@ -27,6 +27,8 @@ export class RouterShardProcessor implements ShardProcessor {
     private readonly deps: Omit<ShardRouterDeps, 'shardId' | 'sink'>,
     makePipeline: () => PublishPipeline,
     private readonly logger: Logger,
+    /** Nothing is staged before this resolves (the publisher connected, subscriptions loaded); the shard is read meanwhile. */
+    private readonly ready: Promise<unknown> = Promise.resolve(),
   ) {
     this.pipeline = makePipeline();
   }
@@ -39,6 +41,7 @@ export class RouterShardProcessor implements ShardProcessor {
   async processRecords(batch: ProcessBatch, checkpointer: Checkpointer): Promise<void> {
     if (this.leaseLost !== undefined) throw this.leaseLost;
     if (!this.router || batch.records.length === 0) return;
+    await this.ready;
     const first = this.batches++ === 0;
     // Start-up phases after a crash (bench:recovery): first batch read, in the changelog, published; caught up.
     if (first) this.logger.info({ shardId: this.shardId, records: batch.records.length, millisBehindLatest: batch.millisBehindLatest }, 'first batch read');
@@ -46,9 +49,9 @@ export class RouterShardProcessor implements ShardProcessor {
       this.caughtUp = true;
       this.logger.info({ shardId: this.shardId, batches: this.batches, millisBehindLatest: batch.millisBehindLatest }, 'caught up');
     }
-    const { state, published } = await this.router.stage(batch.records);
+    const { state, published, timings } = await this.router.stage(batch.records);
     if (first) {
-      this.logger.info({ shardId: this.shardId }, 'first batch staged');
+      this.logger.info({ shardId: this.shardId, ...timings }, 'first batch staged');
       void published.then(() => this.logger.info({ shardId: this.shardId }, 'first batch published'), () => undefined);
     }
     const previous = this.checkpoints.at(-1) ?? Promise.resolve();
