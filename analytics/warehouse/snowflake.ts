@@ -10,20 +10,13 @@
 // is, so the per-column guard compares COALESCEd ids; MAX_BY ignores NULL ordering values.
 import { TaskflowError } from '../../lib/errors.js';
 import type { ArchiveObject, LoadResult, Warehouse } from './duckdb.js';
-import { CURATED, type CuratedColumn, lit, mergeSql, q, type SqlDialect, stateTable, v } from './tables.js';
+import { SNOWFLAKE_TYPES, snowflakeViews, view } from './snowflake-views.js';
+import { CURATED, lit, mergeSql, q, type SqlDialect, stateTable, v } from './tables.js';
 
-const TYPES: Record<CuratedColumn['type'], string> = {
-  VARCHAR: 'STRING',
-  INTEGER: 'NUMBER(38, 0)',
-  DOUBLE: 'FLOAT',
-  BOOLEAN: 'BOOLEAN',
-  TIMESTAMPTZ: 'TIMESTAMP_TZ',
-  DATE: 'DATE',
-};
 
 export const SNOWFLAKE: SqlDialect = {
   name: 'snowflake',
-  rowValue: (after, field, type) => `${after}:${q(field)}::${TYPES[type]}`,
+  rowValue: (after, field, type) => `${after}:${q(field)}::${SNOWFLAKE_TYPES[type]}`,
   contains: (list, value) => `ARRAY_CONTAINS(${lit(value)}::VARIANT, ${list})`,
   maxWhere: (of, where) => `MAX(IFF(${where}, ${of}, NULL))`,
   argMaxWhere: (value, by, where) => `MAX_BY(IFF(${where}, ${value}, NULL), IFF(${where}, ${by}, NULL))`,
@@ -37,7 +30,7 @@ export interface SnowflakeSettings {
   fileFormat: string;
 }
 
-/** Tables of the Snowflake warehouse; `raw_events` clustered by day (retention drops whole days). */
+/** Tables and views of the Snowflake warehouse (snowflake-views.ts: history and metrics); `raw_events` clustered by day (retention drops whole days). */
 export function snowflakeDdl(): string[] {
   return [
     `CREATE TABLE IF NOT EXISTS load_log (object_key STRING PRIMARY KEY, loaded_at TIMESTAMP_TZ NOT NULL, events NUMBER NOT NULL, new_events NUMBER NOT NULL)`,
@@ -45,16 +38,19 @@ export function snowflakeDdl(): string[] {
       project_id STRING, tbl STRING, op STRING, key_id STRING, event VARIANT NOT NULL, object_key STRING NOT NULL, loaded_at TIMESTAMP_TZ NOT NULL) CLUSTER BY (day)`,
     `CREATE TABLE IF NOT EXISTS truncations (tbl STRING NOT NULL, id STRING NOT NULL, PRIMARY KEY (tbl, id))`,
     ...CURATED.map(
-      (e) => `CREATE TABLE IF NOT EXISTS ${stateTable(e)} (id STRING PRIMARY KEY, ${e.columns.map((c) => `${q(c.name)} ${TYPES[c.type]}, ${v(c.name)} STRING`).join(', ')},
+      (e) => `CREATE TABLE IF NOT EXISTS ${stateTable(e)} (id STRING PRIMARY KEY, ${e.columns.map((c) => `${q(c.name)} ${SNOWFLAKE_TYPES[c.type]}, ${v(c.name)} STRING`).join(', ')},
         _live_id STRING, _deleted_id STRING, _event_id STRING NOT NULL, _merged_at TIMESTAMP_TZ NOT NULL)`,
     ),
-    ...CURATED.map(
-      (e) => `CREATE OR REPLACE VIEW ${e.table} AS SELECT s.id, ${e.columns
-        .map((c) => `IFF(s.${v(c.name)} > GREATEST(COALESCE(s._deleted_id, ''), tr.cut), s.${q(c.name)}, NULL) AS ${q(c.name)}`)
-        .join(', ')}, s._event_id AS last_event_id
+    ...CURATED.map((e) =>
+      view(
+        e.table,
+        ['id', ...e.columns.map((c) => q(c.name)), 'last_event_id'],
+        `SELECT s.id, ${e.columns.map((c) => `IFF(s.${v(c.name)} > GREATEST(COALESCE(s._deleted_id, ''), tr.cut), s.${q(c.name)}, NULL)`).join(', ')}, s._event_id
       FROM ${stateTable(e)} s CROSS JOIN (SELECT COALESCE(MAX(id), '') AS cut FROM truncations WHERE tbl = ${lit(e.table)}) tr
       WHERE s._live_id > GREATEST(COALESCE(s._deleted_id, ''), tr.cut)`,
+      ),
     ),
+    ...snowflakeViews(),
   ];
 }
 

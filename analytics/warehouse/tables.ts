@@ -93,14 +93,20 @@ function historyView(e: CuratedEntity): string {
     SELECT id, event_id, valid_from, valid_to, ${e.columns.map((c) => `${q(c.name)}.v AS ${q(c.name)}`).join(', ')} FROM versions WHERE op <> 'd'`;
 }
 
-const changedIncludes = (column: string) => `list_contains(coalesce(CAST(json_extract(event, '$.data.changed') AS VARCHAR[]), []), ${lit(column)})`;
-
 /** Product metrics, computed from raw_events and the history (views: always current). */
 export const METRICS_VIEWS: readonly string[] = [
+  // Completed: a version whose status is done after one whose status was not. Not data.changed,
+  // which lists every column unless changed-column capture is opted in (an upper bound): any
+  // edit of a done task would count again.
   `CREATE OR REPLACE VIEW metrics_tasks_daily AS
-    SELECT day, workspace_id, count(*) FILTER (WHERE op = 'c') AS tasks_created,
-      count(*) FILTER (WHERE op = 'u' AND json_extract_string(event, '$.data.after.status') = 'done' AND ${changedIncludes('status')}) AS tasks_completed
-    FROM raw_events WHERE tbl = 'tasks' GROUP BY day, workspace_id`,
+    WITH created AS (SELECT day, workspace_id, count(*) AS n FROM raw_events WHERE tbl = 'tasks' AND op = 'c' GROUP BY day, workspace_id),
+    completed AS (
+      SELECT CAST(valid_from AS DATE) AS day, workspace_id, count(*) AS n FROM (
+        SELECT workspace_id, valid_from, status, lag(event_id) OVER w AS prev_id, lag(status) OVER w AS prev_status
+        FROM tasks_history WINDOW w AS (PARTITION BY id ORDER BY event_id))
+      WHERE status = 'done' AND prev_id IS NOT NULL AND prev_status IS DISTINCT FROM 'done' GROUP BY 1, 2)
+    SELECT coalesce(c.day, d.day) AS day, coalesce(c.workspace_id, d.workspace_id) AS workspace_id, coalesce(c.n, 0) AS tasks_created, coalesce(d.n, 0) AS tasks_completed
+    FROM created c FULL OUTER JOIN completed d ON c.day = d.day AND c.workspace_id = d.workspace_id`,
   `CREATE OR REPLACE VIEW metrics_comment_activity AS
     SELECT day, workspace_id, project_id, count(*) FILTER (WHERE op = 'c') AS comments_created, count(*) FILTER (WHERE op = 'u') AS comments_edited,
       count(DISTINCT json_extract_string(event, '$.data.after.author_id')) AS authors

@@ -17,6 +17,7 @@ import { type LocalFirehose, startFirehose } from '../../infra/local/firehose/se
 import { createLogger } from '../../lib/logger.js';
 import { FsObjectStore } from '../../lib/object-store.js';
 import { tableEnvVar } from '../../lib/config.js';
+import { commentActivity, historyOf, type RawEvent, tasksDaily } from '../support/analytics-views.js';
 import { startHistoryRecorder, type HistoryRecorder } from '../support/history.js';
 import { startServiceProcess, type ServiceProcess } from '../support/service-process.js';
 import { captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, testStackEnv, uniqueName } from '../support/stack.js';
@@ -154,6 +155,31 @@ describe('analytics path under faults', () => {
         } finally {
           await db.end();
         }
+        // The history and metrics views on this real, out-of-order-loaded data equal a plain
+        // computation from the raw events (test/support/analytics-views.ts).
+        const raw: RawEvent[] = (
+          await final.warehouse.query(`SELECT id, epoch_ms(time) AS t, tbl, op, key_id, workspace_id, project_id, CAST(json_extract(event, '$.data.after') AS VARCHAR) AS after,
+            CAST(json_extract(event, '$.data.omitted') AS VARCHAR) AS omitted FROM raw_events`)
+        ).map((r) => ({
+          id: String(r.id), time: new Date(Number(r.t)), tbl: String(r.tbl), op: String(r.op), keyId: r.key_id === null ? null : String(r.key_id),
+          workspaceId: String(r.workspace_id), projectId: r.project_id === null ? null : String(r.project_id),
+          after: r.after === null ? null : (JSON.parse(String(r.after)) as Record<string, unknown>), omitted: r.omitted === null ? [] : (JSON.parse(String(r.omitted)) as string[]),
+        }));
+        const history = await final.warehouse.query('SELECT id, event_id, epoch_ms(valid_from) AS f, epoch_ms(valid_to) AS t, status, title, workspace_id FROM tasks_history ORDER BY id, event_id');
+        const expectedHistory = historyOf(raw, 'tasks')
+          .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : a.eventId < b.eventId ? -1 : 1))
+          .map((v) => ({ id: v.id, event_id: v.eventId, f: v.validFrom, t: v.validTo, status: v.row.status, title: v.row.title, workspace_id: v.row.workspace_id }));
+        expect(expectedHistory.filter((v) => v.t !== null).length).toBeGreaterThan(100); // updates happened
+        expect(history.map((r) => ({ ...r, f: Number(r.f), t: r.t === null ? null : Number(r.t) }))).toEqual(expectedHistory);
+        const daily = await final.warehouse.query("SELECT strftime(day, '%Y-%m-%d') || '|' || workspace_id AS k, tasks_created::INTEGER AS created, tasks_completed::INTEGER AS completed FROM metrics_tasks_daily");
+        const expectedDaily = tasksDaily(raw);
+        expect([...expectedDaily.values()].reduce((n, d) => n + d.completed, 0)).toBeGreaterThan(0);
+        expect(Object.fromEntries(daily.map((r) => [String(r.k), { created: r.created, completed: r.completed }]))).toEqual(Object.fromEntries(expectedDaily));
+        const comments = await final.warehouse.query(
+          "SELECT strftime(day, '%Y-%m-%d') || '|' || workspace_id || '|' || coalesce(project_id, '') AS k, comments_created::INTEGER AS created, comments_edited::INTEGER AS edited, authors::INTEGER AS authors FROM metrics_comment_activity",
+        );
+        expect(Object.fromEntries(comments.map((r) => [String(r.k), { created: r.created, edited: r.edited, authors: r.authors }]))).toEqual(Object.fromEntries(commentActivity(raw)));
+
         console.log(`analytics faults: ${truth.length} changes in ${stats.committedTransactions} transactions; SIGKILLs: archiver ${kills.archiver}, loader ${kills.loader}; Firehose failed ${failedRecords} records and throttled ${throttledCalls} calls; lost 0, doubled 0`);
       } finally {
         await final.stop();
