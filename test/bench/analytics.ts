@@ -5,6 +5,7 @@
 // (raw_events.loaded_at, the load transaction that also MERGEs the curated tables, minus the
 // event's commit time), the loader's rows/s (its own load-time histogram), lost and duplicated
 // events against the WAL (test_decoding), and CPU seconds per process.
+import { rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
 import { DuckDbWarehouse } from '../../analytics/warehouse/duckdb.js';
@@ -38,8 +39,39 @@ interface RunResult {
   lost: number;
   duplicates: number;
   archiveRepeats: number;
+  /** p50 / p95 of each stage (seconds), see stageBreakdown. */
+  stages: Record<string, number>;
+  loadAverage: number;
   cpu: Record<string, number>;
   cpuPerChangeMs: number;
+}
+
+const quantile = (sorted: readonly number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+
+/**
+ * Where commit → queryable goes, per event: commit → its object's delivery by Firehose (the
+ * object file's mtime: capture, Kinesis, the archiver and the Firehose buffer), delivery → the
+ * loader's transaction (loaded_at: the loader's poll, listing and queue behind earlier loads).
+ */
+function stageBreakdown(rows: readonly Record<string, unknown>[], archiveDir: string): Record<string, number> {
+  const delivered = new Map<string, number>();
+  const upstream: number[] = [];
+  const pickup: number[] = [];
+  for (const r of rows) {
+    const key = String(r.object_key);
+    let at = delivered.get(key);
+    if (at === undefined) delivered.set(key, (at = statSync(join(archiveDir, key)).mtimeMs / 1000));
+    upstream.push(at - Number(r.t));
+    pickup.push(Number(r.l) - at);
+  }
+  upstream.sort((a, b) => a - b);
+  pickup.sort((a, b) => a - b);
+  return {
+    commit_to_delivered_p50_s: round(quantile(upstream, 0.5)),
+    commit_to_delivered_p95_s: round(quantile(upstream, 0.95)),
+    delivered_to_loaded_p50_s: round(quantile(pickup, 0.5)),
+    delivered_to_loaded_p95_s: round(quantile(pickup, 0.95)),
+  };
 }
 
 async function oneRun(run: number): Promise<RunResult> {
@@ -47,6 +79,9 @@ async function oneRun(run: number): Promise<RunResult> {
   const dbUrl = await createTestDatabase(`bench_analytics_${run}`);
   const [stream, tables] = await Promise.all([createTestStream(`bench-analytics-${run}`, PARAMS.shards), createTestTables(`bench-analytics-${run}`, ['leases', 'dlq', 'checkpoints'])]);
   const warehousePath = join(info.dataDir, `warehouse-bench-${run}.duckdb`);
+  // Every run's Firehose delivers under the same prefix: a run's loader must not load the
+  // previous runs' objects first (their drain saw every one of their events delivered).
+  rmSync(join(info.s3.dir, 'taskflow-archive', info.firehose.prefix), { recursive: true, force: true });
   const env: Record<string, string> = {
     ...testStackEnv(),
     DATABASE_URL: captureDatabaseUrl(dbUrl), // capture's replication role; the workload writes as the application
@@ -75,7 +110,10 @@ async function oneRun(run: number): Promise<RunResult> {
     const cpuBefore = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSecondsWithReaped(pid)]));
     const benchCpuBefore = process.cpuUsage();
     const started = Date.now();
+    const loadSamples: number[] = [];
+    const sampler = setInterval(() => loadSamples.push(loadavg()[0]!), 5_000);
     const stats = await runWorkload({ databaseUrl: dbUrl, ratePerSec: PARAMS.txPerSec, durationMs: PARAMS.seconds * 1000, workspaces: 8, projectsPerWorkspace: 4, seed: 100 + run, concurrency: 4 });
+    clearInterval(sampler);
     const truth = await history.collect();
     const workloadSeconds = (Date.now() - started) / 1000;
     // Drain: every committed change queryable (the loader's load log says so), or 120 s.
@@ -105,6 +143,7 @@ async function oneRun(run: number): Promise<RunResult> {
       const [counts] = await warehouse.query('SELECT (SELECT count(*) FROM raw_events)::INTEGER AS raw, (SELECT count(DISTINCT id) FROM raw_events)::INTEGER AS distinct_ids, (SELECT sum(events) FROM load_log)::INTEGER AS archived');
       const [lat] = await warehouse.query(`SELECT quantile_cont(s, 0.5) AS p50, quantile_cont(s, 0.95) AS p95, max(s) AS max FROM (SELECT epoch(loaded_at - time) AS s FROM raw_events)`);
       const changes = truth.length;
+      const perEvent = await warehouse.query('SELECT object_key, epoch(time) AS t, epoch(loaded_at) AS l FROM raw_events');
       return {
         changes,
         changesPerS: round(stats.rowChanges / workloadSeconds, 0),
@@ -117,6 +156,8 @@ async function oneRun(run: number): Promise<RunResult> {
         lost,
         duplicates: Number(counts!.raw) - Number(counts!.distinct_ids),
         archiveRepeats: Number(counts!.archived) - Number(counts!.raw),
+        stages: stageBreakdown(perEvent, join(info.s3.dir, 'taskflow-archive')),
+        loadAverage: round(median(loadSamples.length ? loadSamples : [loadavg()[0]!])),
         cpu,
         cpuPerChangeMs: round((1000 * (cpu.capture! + cpu.archiver! + cpu.loader!)) / changes, 3),
       };
@@ -142,7 +183,7 @@ async function main(): Promise<void> {
   } finally {
     await stopStackProcess();
   }
-  const med = (key: keyof Omit<RunResult, 'cpu'>) => round(median(runs.map((r) => r[key] as number)), 3);
+  const med = (key: keyof Omit<RunResult, 'cpu' | 'stages'>) => round(median(runs.map((r) => r[key] as number)), 3);
   const cpuKeys = Object.keys(runs[0]!.cpu);
   const metrics: Record<string, number | null> = {
     changes_per_s: med('changesPerS'),
@@ -156,6 +197,9 @@ async function main(): Promise<void> {
     duplicates: Math.max(...runs.map((r) => r.duplicates)),
     archive_repeats: med('archiveRepeats'),
     cpu_ms_per_change: med('cpuPerChangeMs'),
+    load_average_during: med('loadAverage'),
+    ...Object.fromEntries(Object.keys(runs[0]!.stages).map((k) => [k, round(median(runs.map((r) => r.stages[k]!)))])),
+    ...Object.fromEntries(['capture', 'archiver', 'loader'].map((k) => [`cpu_us_per_change_${k}`, round(median(runs.map((r) => (1e6 * r.cpu[k]!) / r.changes)), 0)])),
     ...Object.fromEntries(cpuKeys.map((k) => [`cpu_s_${k}`, round(median(runs.map((r) => r.cpu[k]!)))])),
   };
   const path = writeBenchResult(
