@@ -1,0 +1,37 @@
+// The erasure policy as data: gdpr/POLICY.md's two tables, mirrored here so the processor, the
+// proof and a test (policy.test.ts) read one list. Pure data.
+
+export const POLICY_VERSION = '2026-12-02.1';
+
+/** Erasure must be complete everywhere this long after the request is recorded. */
+export const ERASURE_DEADLINE_MS = 72 * 3600 * 1000;
+
+export const PERSONAL_FIELDS = ['users.id', 'users.email', 'users.display_name', 'tasks.description', 'comments.body', 'mentions', 'audit actor'] as const;
+
+/** How erasure reaches a sink: by a purge step and scan of the processor, by destroying the subject's keys, or not yet. */
+export type ReachedBy = 'processor' | 'keys' | 'not yet';
+
+export interface SinkPolicy {
+  sink: string;
+  method: string;
+  reachedBy: ReachedBy;
+}
+
+export const SINKS: readonly SinkPolicy[] = [
+  { sink: 'source-db', method: 'delete (users row, comments) + anonymise (ids on tasks/projects/memberships)', reachedBy: 'not yet' },
+  { sink: 'subject-keys', method: 'crypto-shred', reachedBy: 'keys' },
+  { sink: 'kinesis', method: 'crypto-shred (encrypted fields) + expiry', reachedBy: 'keys' },
+  { sink: 'router-changelog', method: 'delete', reachedBy: 'not yet' },
+  { sink: 'search-index', method: 'delete (comments) + anonymise (descriptions)', reachedBy: 'not yet' },
+  { sink: 'notifications-inbox', method: 'delete', reachedBy: 'not yet' },
+  { sink: 'audit-trail', method: 'pseudonym cut', reachedBy: 'not yet' },
+  { sink: 'firehose-errors', method: 'crypto-shred + expiry', reachedBy: 'keys' },
+  { sink: 'raw-archive', method: 'crypto-shred + expiry', reachedBy: 'keys' },
+  { sink: 'warehouse-raw', method: 'delete', reachedBy: 'not yet' },
+  { sink: 'warehouse-curated', method: 'anonymise (ids) + delete (comment bodies, descriptions)', reachedBy: 'not yet' },
+  { sink: 'dead-letters', method: 'delete', reachedBy: 'not yet' },
+  { sink: 'logs', method: 'expiry', reachedBy: 'not yet' },
+];
+
+/** The sinks the processor must purge and verify itself, in the order it does them. */
+export const PROCESSOR_SINKS: readonly string[] = SINKS.filter((s) => s.reachedBy === 'processor').map((s) => s.sink);

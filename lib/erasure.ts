@@ -1,0 +1,49 @@
+// The port between the gdpr processor and a sink that holds a subject's personal data. Each owner
+// implements it beside its store in `<service>/erasure-sink.ts` (gdpr/policy.test.ts finds them
+// there and holds them to gdpr/POLICY.md); the launcher hands them to the processor, so gdpr/
+// never imports a service.
+
+/** What identifies the subject's data, captured before anything is purged (a purge cannot be re-derived after). */
+export interface SubjectIdentifiers {
+  subject: string;
+  email: string | null;
+  displayName: string | null;
+  /** Their authored content as it was: rows they wrote and its plaintext. */
+  authored: readonly { table: 'tasks' | 'comments'; id: string; text: string }[];
+}
+
+export interface PurgeResult {
+  /** Rows or documents removed or anonymised by this call (0 when repeated). */
+  changed: number;
+}
+
+export interface ScanResult {
+  /** How many rows or documents the scan read. */
+  scanned: number;
+  /** How many of them still hold any of the identifiers: must be 0 before a sink counts as done. */
+  found: number;
+}
+
+export interface ErasureSink {
+  /** The sink's name in gdpr/POLICY.md. */
+  readonly sink: string;
+  /** Idempotent: a repeat after a crash changes nothing more. */
+  purge(ids: SubjectIdentifiers, onProgress?: (done: number) => void): Promise<PurgeResult>;
+  scan(ids: SubjectIdentifiers): Promise<ScanResult>;
+}
+
+/** Every string that must not be found in a sink after erasure (non-empty ones only). */
+export function identifierStrings(ids: SubjectIdentifiers): string[] {
+  return [...new Set([ids.subject, ids.email, ids.displayName, ...ids.authored.map((a) => a.text)].filter((s): s is string => !!s && s.length > 0))];
+}
+
+/** A sink's steps over its owner's store, as `<service>/erasure-sink.ts` exports them (ERASURE_SINKS). */
+export interface SinkSteps<S> {
+  readonly sink: string;
+  purge(store: S, ids: SubjectIdentifiers, onProgress?: (done: number) => void): Promise<PurgeResult>;
+  scan(store: S, ids: SubjectIdentifiers): Promise<ScanResult>;
+}
+
+export function bindSink<S>(steps: SinkSteps<S>, store: S): ErasureSink {
+  return { sink: steps.sink, purge: (ids, onProgress) => steps.purge(store, ids, onProgress), scan: (ids) => steps.scan(store, ids) };
+}
