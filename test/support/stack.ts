@@ -4,6 +4,9 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import { migrate, readMigrationFiles } from '../../db/migrate.js';
 import { REPLICATION_ROLE, setRolePassword, urlAs } from '../../db/roles.js';
@@ -122,6 +125,31 @@ export async function createTestDatabase(prefix: string): Promise<string> {
   } finally {
     await admin.end();
   }
+}
+
+/**
+ * A brand-new database with only the migrations up to `version` applied, for a test that applies
+ * the later ones itself (on a live database, under load); returns its URL.
+ */
+export async function createTestDatabaseUpTo(prefix: string, version: string): Promise<string> {
+  const name = uniqueName(prefix);
+  const admin = new pg.Client({ connectionString: databaseUrl('postgres') });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(name)}`);
+  } finally {
+    await admin.end();
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'taskflow-migrations-'));
+  try {
+    for (const f of readMigrationFiles()) if (BigInt(f.version) <= BigInt(version)) writeFileSync(join(dir, f.fileName), f.sql);
+    await migrate(databaseUrl(name), { dir });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  // Capture's role exists already (roles belong to the cluster): give it the local password again.
+  await setRolePassword(databaseUrl(name), REPLICATION_ROLE, LOCAL_REPLICATION_PASSWORD);
+  return databaseUrl(name);
 }
 
 /** A brand-new, ACTIVE Kinesis stream; returns its name. */
