@@ -11,7 +11,7 @@
 import { ConditionalCheckFailedException, type DynamoDBClient, GetItemCommand, PutItemCommand, QueryCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { Membership, Role } from './authz.js';
 import type { StreamEvent } from './change-event.js';
-import { membershipWrites, type MembershipWrite } from './membership-events.js';
+import { membershipWrites, newestWrites, type MembershipWrite } from './membership-events.js';
 
 /** The key schema of a membership projection's table (the router's and the notifications service's). */
 export const MEMBERSHIP_TABLE_KEY = {
@@ -44,24 +44,18 @@ export class DynamoMembershipProjection implements MembershipReader {
   ) {}
 
   async apply(events: readonly StreamEvent[]): Promise<void> {
-    // Writes to one membership stay in order; different memberships go in parallel. A truncate
-    // ends a run: what came before it is written first, then swept.
-    let byKey = new Map<string, MembershipWrite[]>();
-    const writeRun = () =>
-      Promise.all(
-        [...byKey.values()].map(async (ws) => {
-          for (const w of ws) await this.write(w);
-        }),
-      );
+    // One write per membership, its newest (newestWrites); different memberships in parallel. A
+    // truncate ends a run: what came before it is written first, then swept.
+    let run: MembershipWrite[] = [];
+    const writeRun = () => Promise.all(newestWrites(run).map((w) => this.write(w)));
     for (const w of membershipWrites(events)) {
       if ('truncatedBefore' in w) {
         await writeRun();
-        byKey = new Map();
+        run = [];
         await this.truncate(w.truncatedBefore);
         continue;
       }
-      const key = `${w.userId}/${w.membershipId}`;
-      byKey.set(key, [...(byKey.get(key) ?? []), w]);
+      run.push(w);
     }
     await writeRun();
   }

@@ -54,3 +54,20 @@ export function membershipWrites(events: readonly StreamEvent[]): (MembershipWri
   }
   return writes;
 }
+
+/**
+ * Pure: of the writes to each membership (user id + membership id), the newest only. Every write
+ * to the projection is conditional on being newer than the item stored, so the newest alone
+ * leaves the same item as all of them in turn; a backlog replayed after a restart (thousands of
+ * membership events in one batch, bench:recovery) then costs one write per membership.
+ * Writes on either side of a truncate must not be merged: pass the runs between them.
+ */
+export function newestWrites(writes: readonly MembershipWrite[]): MembershipWrite[] {
+  const newest = new Map<string, MembershipWrite>();
+  for (const w of writes) {
+    const key = `${w.userId}/${w.membershipId}`;
+    const seen = newest.get(key);
+    if (!seen || w.eventId > seen.eventId) newest.set(key, w);
+  }
+  return [...newest.values()];
+}
