@@ -10,6 +10,7 @@ import { MemoryChangelogStore, projectKey, type ProjectRef } from './changelog.j
 import type { OutboundMessage } from './messages.js';
 import { type DeadLetter, type InputRecord, ShardRouter } from './shard-router.js';
 import type { RouterEvent } from './event.js';
+import { waitFor } from '../test/support/wait.js';
 
 const WORKSPACES = ['a0000000-0000-4000-8000-000000000001', 'a0000000-0000-4000-8000-000000000002'];
 const PROJECTS = ['b0000000-0000-4000-8000-000000000001', 'b0000000-0000-4000-8000-000000000002', 'b0000000-0000-4000-8000-000000000003'];
@@ -212,5 +213,33 @@ describe('ShardRouter under duplicates, replays, reordering and crashes', () => 
       }),
       { numRuns: 150 },
     );
+  });
+});
+
+describe('ShardRouter with membership events in the batch', () => {
+  it('writes the changelog while the projection is written, and hands nothing to the sink before the projection is done', async () => {
+    const ws = WORKSPACES[0]!;
+    const project = { workspaceId: ws, projectId: PROJECTS[0]! };
+    const membership = sampleEvent('membership.deleted', { workspaceId: ws, projectId: project.projectId, userId: 'd0000000-0000-4000-8000-000000000001', entityId: 'e0000000-0000-4000-8000-000000000001', commitLsn: 0x10n });
+    const task = sampleEvent('task.updated', { workspaceId: ws, projectId: project.projectId, commitLsn: 0x20n, entityId: 'c0000000-0000-4000-8000-000000000001' });
+    const records: InputRecord[] = [membership, task].map((e, i) => ({ data: Buffer.from(JSON.stringify(e)), sequenceNumber: String(i + 1) }));
+    let projectionDone!: () => void;
+    const projection = new Promise<void>((resolve) => (projectionDone = resolve));
+    const changelog = new MemoryChangelogStore();
+    const calls: string[] = [];
+    const router = new ShardRouter({
+      shardId: 's',
+      changelog,
+      deadLetters: { put: async () => {} },
+      memberships: { apply: () => projection.then(() => void calls.push('projection')) },
+      validate: validateEvent,
+      sink: { enqueue: (_p, changes) => void calls.push(`enqueue ${changes.length}`), flush: async () => {}, revoke: () => void calls.push('revoke') },
+    });
+    const staging = router.stage(records);
+    await waitFor(async () => (await changelog.read(project, 0, 10)).entries.length === 1, 'the task in the changelog while the projection is pending');
+    expect(calls).toEqual([]);
+    projectionDone();
+    await staging;
+    expect(calls).toEqual(['projection', 'revoke', 'enqueue 1']);
   });
 });

@@ -81,9 +81,9 @@ export interface ShardRouterDeps {
 export interface StageTimings {
   /** Decoding, validating, ordering and deduplicating the records. */
   decodeMs: number;
-  /** Applying membership events to the projection (and holding for revocations). */
+  /** Applying membership events to the projection (alongside the sequencing). */
   membershipsMs: number;
-  /** Sequencing into the changelog, project by project. */
+  /** Until both the changelog and the projection are written. */
   sequenceMs: number;
   events: number;
   memberships: number;
@@ -144,10 +144,33 @@ export class ShardRouter {
 
     const t1 = performance.now();
     const membershipEvents = admitted.filter(affectsMemberships);
+    // The projection is written while the batch is sequenced into the changelog (both are writes
+    // to the tables, and a backlog after a restart holds thousands of membership events): nothing
+    // reaches the sink before both are done. Then the projection is current, a revoked user who
+    // reconnects is refused, and the holds are placed before any later change of the workspace.
+    let membershipsDoneAt = t1;
+    const applying = membershipEvents.length > 0 ? this.deps.memberships.apply(membershipEvents).then(() => void (membershipsDoneAt = performance.now())) : Promise.resolve();
+
+    const byProject = new Map<string, { project: ProjectRef; events: RouterEvent[] }>();
+    for (const e of admitted) {
+      if (e.projectId === undefined) continue;
+      const project = { workspaceId: e.workspaceId, projectId: e.projectId };
+      const key = projectKey(project);
+      const group = byProject.get(key);
+      if (group) group.events.push(e);
+      else byProject.set(key, { project, events: [e] });
+    }
+    const groups = [...byProject.values()];
+    const sequenced: SequencedChange[][] = [];
+    const sequencing = forEachLimited(groups.map((g, i) => ({ ...g, i })), this.deps.concurrency ?? 16, async ({ project, events: projectEvents, i }) => {
+      sequenced[i] = await this.sequence(project, projectEvents);
+    });
+    const [membershipsOutcome, sequencingOutcome] = await Promise.allSettled([applying, sequencing]);
+    if (membershipsOutcome.status === 'rejected') throw membershipsOutcome.reason;
+    if (sequencingOutcome.status === 'rejected') throw sequencingOutcome.reason;
+    const t2 = performance.now();
+
     if (membershipEvents.length > 0) {
-      // The projection first: a revoked user who reconnects is refused from here on. Then the
-      // hold, before any later change of the workspace reaches the sink.
-      await this.deps.memberships.apply(membershipEvents);
       const byWorkspace = new Map<string, { afterEventId: string; userIds: Set<string> }>();
       for (const r of revocations(membershipEvents)) {
         const w = byWorkspace.get(r.workspaceId);
@@ -159,28 +182,13 @@ export class ShardRouter {
       }
       for (const [workspaceId, w] of byWorkspace) this.deps.sink.revoke(workspaceId, w.afterEventId, [...w.userIds]);
     }
-
-    const t2 = performance.now();
-    const byProject = new Map<string, { project: ProjectRef; events: RouterEvent[] }>();
-    for (const e of admitted) {
-      if (e.projectId === undefined) continue;
-      const project = { workspaceId: e.workspaceId, projectId: e.projectId };
-      const key = projectKey(project);
-      const group = byProject.get(key);
-      if (group) group.events.push(e);
-      else byProject.set(key, { project, events: [e] });
-    }
-    await forEachLimited([...byProject.values()], this.deps.concurrency ?? 16, async ({ project, events: projectEvents }) => {
-      const changes = await this.sequence(project, projectEvents);
-      this.deps.sink.enqueue(project, changes);
-    });
+    groups.forEach((g, i) => this.deps.sink.enqueue(g.project, sequenced[i]!));
     // Every change is in the changelog and with the sink: the marks move on in memory; the
     // checkpoint that stores them waits for `published`.
     this.marks = boundMarks(marks, this.deps.maxMarks ?? 4000);
     const published = this.deps.sink.flush();
     published.catch(() => {}); // the caller awaits it; this only keeps an early failure from going unhandled
-    const t3 = performance.now();
-    return { state: serializeMarks(this.marks), published, timings: { decodeMs: Math.round(t1 - t0), membershipsMs: Math.round(t2 - t1), sequenceMs: Math.round(t3 - t2), events: admitted.length, memberships: membershipEvents.length } };
+    return { state: serializeMarks(this.marks), published, timings: { decodeMs: Math.round(t1 - t0), membershipsMs: Math.round(membershipsDoneAt - t1), sequenceMs: Math.round(t2 - t1), events: admitted.length, memberships: membershipEvents.length } };
   }
 
   get state(): string {
