@@ -21,6 +21,7 @@ const HEAVY_TESTS_BESIDE_CODE = [
   '<rootDir>/infra/local/stack-lifecycle.test.ts',
   '<rootDir>/infra/aws/app.test.ts',
   '<rootDir>/infra/aws/nag.test.ts',
+  '<rootDir>/infra/aws/iam.test.ts',
 ];
 const E2E = ['<rootDir>/test/e2e/**/*.test.ts', '<rootDir>/clients/web-sdk/test/**/*.test.ts'];
 

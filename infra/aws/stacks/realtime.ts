@@ -15,6 +15,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { tableEnvVar } from '../../../lib/config.js';
+import { grantStream, grantTable } from '../grants.js';
 import type { Settings } from '../settings.js';
 
 const authorizerEntry = join(dirname(fileURLToPath(import.meta.url)), '../../../router/iot-authorizer-lambda.ts');
@@ -55,7 +56,8 @@ export class RealtimeStack extends Stack {
         [tableEnvVar('memberships')]: deps.memberships.tableName,
       },
     });
-    deps.memberships.grantReadData(this.authorizerFunction);
+    // lib/dynamo-memberships.ts's reads: the truncate marker (GetItem) and the user's memberships (Query).
+    grantTable(this.authorizerFunction, deps.memberships, ['GetItem', 'Query']);
     const authorizer = new iot.CfnAuthorizer(this, 'JwtAuthorizer', {
       authorizerName: AUTHORIZER_NAME,
       authorizerFunctionArn: this.authorizerFunction.functionArn,
@@ -69,7 +71,7 @@ export class RealtimeStack extends Stack {
       sourceArn: authorizer.attrArn,
     });
     const ruleRole = new iam.Role(this, 'LifecycleRuleRole', { assumedBy: new iam.ServicePrincipal('iot.amazonaws.com') });
-    deps.presence.grantWrite(ruleRole);
+    grantStream(ruleRole, deps.presence, ['PutRecord']);
     new iot.CfnTopicRule(this, 'LifecycleRule', {
       ruleName: 'taskflow_lifecycle',
       topicRulePayload: {

@@ -9,6 +9,7 @@ import type { Construct } from 'constructs';
 import { clientIdPrefix } from '../../../lib/authz.js';
 import { SUBJECT_KEYS_TABLE_KEY } from '../../../lib/subject-keys.js';
 import type { Settings } from '../settings.js';
+import { grantStream, grantTable } from '../grants.js';
 import { importedKey } from './compliance.js';
 import { serviceAccountName, type Workload } from '../workloads.js';
 
@@ -23,6 +24,9 @@ export interface ServicesDeps {
 
 /** The router's MQTT client ids: `<service user>.<worker id>` (lib/authz.ts), service user ROUTER_SERVICE_USER's default. */
 export const ROUTER_CLIENT_IDS = `${clientIdPrefix('service:router')}*`;
+
+/** What lib/dlq.ts's writer calls (put: conditional PutItem, large entries in parts by BatchWriteItem; reads back by GetItem/BatchGetItem). */
+const DLQ_WRITER = ['PutItem', 'BatchWriteItem', 'GetItem', 'BatchGetItem'];
 
 export function roleName(settings: Settings, workload: Pick<Workload, 'name'>): string {
   return `taskflow-${settings.env}-${workload.name}`;
@@ -52,22 +56,27 @@ export class ServicesStack extends Stack {
       return t;
     };
     const dataKey = importedKey(this, deps.dataKey);
+    // Exactly the calls each service makes (docs/THREAT_MODEL.md's grants table, which
+    // infra/aws/iam.test.ts holds equal to the synthesized policies), not CDK's grant* sets.
     const capture = this.roles.capture;
     if (capture) {
-      deps.changes.grantWrite(capture);
-      table('dlq').grantWriteData(capture);
-      table('checkpoints').grantReadWriteData(capture);
-      // Personal fields: creates subject keys (GenerateDataKey) and reads them back (Decrypt).
-      table(SUBJECT_KEYS_TABLE_KEY).grantReadWriteData(capture);
+      grantStream(capture, deps.changes, ['PutRecords']);
+      grantTable(capture, table('checkpoints'), ['GetItem', 'PutItem']);
+      grantTable(capture, table('dlq'), DLQ_WRITER);
+      // Personal fields: creates subject keys (GenerateDataKey, conditional PutItem) and reads them back (GetItem, Decrypt).
+      grantTable(capture, table(SUBJECT_KEYS_TABLE_KEY), ['GetItem', 'PutItem']);
       dataKey.grant(capture, 'kms:GenerateDataKey', 'kms:Decrypt');
     }
     const router = this.roles.router;
     if (router) {
-      deps.changes.grantRead(router);
-      deps.presence.grantRead(router);
+      for (const stream of [deps.changes, deps.presence]) grantStream(router, stream, ['ListShards', 'GetShardIterator', 'GetRecords']);
       const efo = deps.consumers.router;
       if (efo) router.addToPolicy(new iam.PolicyStatement({ actions: ['kinesis:SubscribeToShard', 'kinesis:DescribeStreamConsumer'], resources: [efo.attrConsumerArn] }));
-      for (const key of ['leases', 'changelog', 'dlq', 'memberships', 'subscriptions']) table(key).grantReadWriteData(router);
+      grantTable(router, table('leases'), ['Query', 'PutItem', 'DeleteItem']);
+      grantTable(router, table('changelog'), ['Query', 'GetItem', 'PutItem']);
+      grantTable(router, table('memberships'), ['Query', 'GetItem', 'PutItem']);
+      grantTable(router, table('subscriptions'), ['Query', 'Scan', 'PutItem', 'BatchWriteItem']);
+      grantTable(router, table('dlq'), DLQ_WRITER);
       const iot = (resource: string) => `arn:${this.partition}:iot:${this.region}:${this.account}:${resource}`;
       router.addToPolicy(new iam.PolicyStatement({ actions: ['iot:Connect'], resources: [iot(`client/${ROUTER_CLIENT_IDS}`)] }));
       router.addToPolicy(new iam.PolicyStatement({ actions: ['iot:Publish'], resources: [iot('topic/taskflow/v1/ws/*')] }));

@@ -1,0 +1,149 @@
+// Least privilege, held to one table: every IAM role the CDK app synthesizes grants exactly the
+// rows of docs/THREAT_MODEL.md's "AWS grants" table — no more (a widened grant fails here) and no
+// less (a row the code no longer grants fails too), so the threat model and the code cannot drift.
+import { beforeAll, describe, expect, it } from '@jest/globals';
+import { Template } from 'aws-cdk-lib/assertions';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildApp, type PipelineApp } from './app.js';
+
+type Json = Record<string, unknown>;
+interface CfnResource {
+  Type: string;
+  Properties?: Json;
+}
+
+let built: PipelineApp;
+/** Per stack name (Taskflow-prod-Services …): its template's resources. */
+const resources = new Map<string, Record<string, CfnResource>>();
+
+beforeAll(() => {
+  built = buildApp({ validation: false });
+  for (const stack of Object.values(built.stacks)) resources.set(stack.stackName, (Template.fromStack(stack).toJSON() as { Resources: Record<string, CfnResource> }).Resources);
+});
+
+const LABELS: Record<string, string> = {
+  'AWS::DynamoDB::GlobalTable': 'table',
+  'AWS::Kinesis::Stream': 'stream',
+  'AWS::Kinesis::StreamConsumer': 'stream-consumer',
+  'AWS::KMS::Key': 'key',
+  'AWS::S3::Bucket': 'bucket',
+  'AWS::Logs::LogGroup': 'log-group',
+  'AWS::SecretsManager::Secret': 'secret',
+};
+
+/** `table:taskflow-dlq`, `stream:taskflow-changes`, `key:DataKey`: a resource by its type and physical (else logical) name. */
+function nameOf(stackName: string, logicalId: string): string {
+  const r = resources.get(stackName)?.[logicalId];
+  if (!r) throw new Error(`no resource ${logicalId} in ${stackName}`);
+  const p = r.Properties ?? {};
+  const physical = [p.TableName, p.ConsumerName, p.BucketName, p.LogGroupName, p.Name].find((v) => typeof v === 'string');
+  return `${LABELS[r.Type] ?? r.Type}:${(physical as string | undefined) ?? logicalId.replace(/[0-9A-F]{8}$/, '')}`;
+}
+
+/** A policy's Resource expression as text: ARN pieces joined, references named, the account's own IoT ARN prefix dropped. */
+function render(stackName: string, expr: unknown): string {
+  if (typeof expr === 'string') return expr;
+  const o = expr as Json;
+  if (Array.isArray(o['Fn::Join'])) {
+    const [sep, parts] = o['Fn::Join'] as [string, unknown[]];
+    return parts.map((p) => render(stackName, p)).join(sep).replace(/^arn:aws:iot:[^:]+:\d+:/, 'iot:');
+  }
+  if (typeof o.Ref === 'string') {
+    const pseudo: Record<string, string> = { 'AWS::Partition': 'aws', 'AWS::Region': built.settings.region, 'AWS::AccountId': built.settings.account, 'AWS::URLSuffix': 'amazonaws.com' };
+    return pseudo[o.Ref] ?? nameOf(stackName, o.Ref);
+  }
+  if (Array.isArray(o['Fn::GetAtt'])) return nameOf(stackName, (o['Fn::GetAtt'] as string[])[0]!);
+  if (typeof o['Fn::ImportValue'] === 'string') {
+    // `Taskflow-prod-State:ExportsOutputFnGetAttTabledlq5141F856Arn…`: the exporting stack and its resource's logical id.
+    const exported = o['Fn::ImportValue'];
+    const [producer, output] = [exported.slice(0, exported.indexOf(':')), exported.slice(exported.indexOf(':') + 1)];
+    const ids = Object.keys(resources.get(producer) ?? {}).filter((id) => output.startsWith(`ExportsOutputFnGetAtt${id}`) || output.startsWith(`ExportsOutputRef${id}`));
+    const id = ids.sort((a, b) => b.length - a.length)[0];
+    if (!id) throw new Error(`cannot name the export ${exported}`);
+    return nameOf(producer, id);
+  }
+  throw new Error(`cannot render ${JSON.stringify(expr)}`);
+}
+
+const asList = <T>(v: T | T[] | undefined): T[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+
+/** Every role of the app → resource → allowed actions (inline, attached and managed policies). */
+function synthesizedGrants(): Map<string, Map<string, Set<string>>> {
+  const grants = new Map<string, Map<string, Set<string>>>();
+  const add = (role: string, resource: string, actions: string[]) => {
+    const byResource = grants.get(role) ?? new Map<string, Set<string>>();
+    grants.set(role, byResource);
+    const set = byResource.get(resource) ?? new Set<string>();
+    byResource.set(resource, set);
+    for (const a of actions) set.add(a);
+  };
+  const statementsInto = (role: string, stackName: string, doc: { Statement: Json[] }) => {
+    for (const s of doc.Statement) {
+      expect(s.Effect).toBe('Allow');
+      expect(s.NotAction ?? s.NotResource).toBeUndefined();
+      for (const r of asList(s.Resource)) add(role, render(stackName, r), asList(s.Action as string | string[]));
+    }
+  };
+  for (const [stackName, res] of resources) {
+    const short = stackName.replace(/^Taskflow-[^-]+-/, '');
+    const roleKey = (logicalId: string): string => {
+      const name = res[logicalId]?.Properties?.RoleName;
+      return typeof name === 'string' ? name.replace(/^taskflow-[^-]+-/, '') : `${short}/${logicalId.replace(/[0-9A-F]{8}$/, '')}`;
+    };
+    for (const [id, r] of Object.entries(res)) {
+      if (r.Type === 'AWS::IAM::Role') {
+        const p = r.Properties ?? {};
+        grants.set(roleKey(id), grants.get(roleKey(id)) ?? new Map());
+        for (const m of asList(p.ManagedPolicyArns as unknown[])) add(roleKey(id), 'managed-policy', [render(stackName, m).replace(/^arn:aws:iam::aws:policy\//, '')]);
+        for (const inline of asList(p.Policies as { PolicyDocument: { Statement: Json[] } }[])) statementsInto(roleKey(id), stackName, inline.PolicyDocument);
+      }
+      if (r.Type === 'AWS::IAM::Policy' || r.Type === 'AWS::IAM::ManagedPolicy') {
+        const p = r.Properties as { Roles?: { Ref: string }[]; PolicyDocument: { Statement: Json[] } };
+        for (const role of p.Roles ?? []) statementsInto(roleKey(role.Ref), stackName, p.PolicyDocument);
+      }
+    }
+  }
+  return grants;
+}
+
+/** The threat model's "AWS grants" table: `| role | resource | actions |`, one row per role and resource. */
+function documentedGrants(): Map<string, Map<string, Set<string>>> {
+  const doc = readFileSync(join(import.meta.dirname, '..', '..', 'docs', 'THREAT_MODEL.md'), 'utf8');
+  const section = doc.slice(doc.indexOf('### AWS grants'));
+  const table = section.slice(0, section.indexOf('\n\n', section.indexOf('| role |')));
+  const grants = new Map<string, Map<string, Set<string>>>();
+  for (const line of table.split('\n').filter((l) => /^\| `/.test(l))) {
+    const [role, resource, actions] = line.split('|').slice(1, -1).map((c) => c.trim());
+    const code = (cell: string | undefined) => [...(cell ?? '').matchAll(/`([^`]+)`/g)].map((m) => m[1]!);
+    const [r] = code(role);
+    const [res] = code(resource);
+    if (!r || !res) throw new Error(`cannot read the grants row ${line}`);
+    const byResource = grants.get(r) ?? new Map<string, Set<string>>();
+    grants.set(r, byResource);
+    if (byResource.has(res)) throw new Error(`two rows for ${r} on ${res}`);
+    byResource.set(res, new Set(code(actions).filter((a) => a !== '—')));
+  }
+  return grants;
+}
+
+const flat = (g: Map<string, Map<string, Set<string>>>): string[] =>
+  [...g].flatMap(([role, byResource]) => (byResource.size === 0 ? [`${role} (no grants)`] : [...byResource].map(([res, actions]) => `${role} | ${res} | ${[...actions].sort().join(' ')}`))).sort();
+
+describe("the CDK app's IAM policies", () => {
+  it("equal docs/THREAT_MODEL.md's AWS grants table, role by role and resource by resource", () => {
+    const documented = documentedGrants();
+    expect(documented.size).toBeGreaterThan(3);
+    expect(flat(synthesizedGrants())).toEqual(flat(documented));
+  });
+
+  it('grant no wildcard action and no resource "*" (other than AWS-managed policies, listed as such)', () => {
+    for (const [role, byResource] of synthesizedGrants()) {
+      for (const [resource, actions] of byResource) {
+        if (resource === 'managed-policy') continue;
+        expect(`${role} on ${resource}`).not.toMatch(/ on \*$/);
+        for (const a of actions) expect(`${role}: ${a}`).not.toMatch(/: (\*|[a-z0-9-]+:\*)$/);
+      }
+    }
+  });
+});
