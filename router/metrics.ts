@@ -1,6 +1,7 @@
 // The router's Prometheus metrics, declared once. The consumer library adds its own (iterator
 // age, leases) to the same registry.
 import { Counter, Histogram, type Registry } from 'prom-client';
+import type { ApiOutcome } from '../lib/http-api.js';
 import type { DeadLetter, ShardRouterMetrics } from './shard-router.js';
 
 export const ROUTER_METRICS = {
@@ -17,6 +18,7 @@ export const ROUTER_METRICS = {
   revocationHold: 'taskflow_router_revocation_hold_seconds',
   revocationHoldTimeouts: 'taskflow_router_revocation_hold_timeouts_total',
   clientDisconnects: 'taskflow_router_client_disconnects_total',
+  replayRequests: 'taskflow_replay_requests_total',
 } as const;
 
 export interface PublishMetrics {
@@ -30,7 +32,7 @@ export interface PublishMetrics {
 
 export const noopPublishMetrics: PublishMetrics = { published() {}, withoutSubscriber() {}, publishRetried() {}, revocationHold() {} };
 
-export function prometheusRouterMetrics(registry: Registry): { shard: ShardRouterMetrics; publish: PublishMetrics; clientDisconnected(): void } {
+export function prometheusRouterMetrics(registry: Registry): { shard: ShardRouterMetrics; publish: PublishMetrics; clientDisconnected(): void; replayRequest(outcome: ApiOutcome, seconds: number): void } {
   const counter = (name: string, help: string, labelNames: string[] = []) => new Counter({ name, help, labelNames, registers: [registry] });
   const eventsIn = counter(ROUTER_METRICS.eventsIn, 'User records read from the change stream');
   const duplicates = counter(ROUTER_METRICS.duplicatesDropped, 'Events at or below their workspace high-water mark, dropped');
@@ -47,8 +49,11 @@ export function prometheusRouterMetrics(registry: Registry): { shard: ShardRoute
   // From the lifecycle events every instance receives (all of them, not a share): a storm shows
   // as the same rate on each router, so the alarm takes the max, not the sum.
   const disconnects = counter(ROUTER_METRICS.clientDisconnects, 'Client disconnects seen in the broker lifecycle events (IoT Core presence events in production)');
+  // By outcome: a flooding user's refusals show as too_many_requests.
+  const replayRequests = counter(ROUTER_METRICS.replayRequests, 'Replay API requests answered, by outcome (too_many_requests: a user over its rate or concurrency)', ['outcome']);
   return {
     clientDisconnected: () => disconnects.inc(),
+    replayRequest: (outcome) => replayRequests.inc({ outcome }),
     shard: {
       eventsIn: (n) => eventsIn.inc(n),
       duplicatesDropped: (n) => duplicates.inc(n),

@@ -4,7 +4,7 @@
 // limits, request sizes and CORS are lib/http-api.ts's.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { canReadProject, type Membership } from '../lib/authz.js';
-import { type ApiLimits, type ApiRoute, createApiHandler, startApiServer } from '../lib/http-api.js';
+import { type ApiDeps, type ApiLimits, type ApiRoute, createApiHandler, startApiServer } from '../lib/http-api.js';
 import type { TokenVerifier } from '../lib/jwt.js';
 import type { Logger } from '../lib/logger.js';
 import type { PerUserLimiter } from '../lib/user-limits.js';
@@ -19,6 +19,8 @@ export interface ReplayDeps {
   /** Per-user rate and concurrency limits (429 beyond them). */
   limiter?: PerUserLimiter;
   limits?: Partial<ApiLimits>;
+  /** Called once per answered request (the router counts them by outcome). */
+  observe?: ApiDeps['observe'];
   logger?: Logger;
 }
 
@@ -48,7 +50,7 @@ function changesRoute(deps: ReplayDeps): ApiRoute<ReplayParams, true> {
 }
 
 export function createReplayHandler(deps: ReplayDeps): (req: IncomingMessage, res: ServerResponse) => void {
-  return createApiHandler({ name: 'replay', verify: deps.verify, memberships: deps.memberships, limiter: deps.limiter, limits: deps.limits, logger: deps.logger }, [changesRoute(deps)]);
+  return createApiHandler({ name: 'replay', verify: deps.verify, memberships: deps.memberships, limiter: deps.limiter, limits: deps.limits, observe: deps.observe, logger: deps.logger }, [changesRoute(deps)]);
 }
 
 export function startReplayServer(deps: ReplayDeps, port: number, host = '127.0.0.1'): Promise<{ server: Server; url: string }> {

@@ -1,0 +1,161 @@
+// One abusive client floods the replay API and the broker (real HTTP and MQTT clients, the
+// router's replay server and the local broker with their production limiters) while another user
+// polls the API and receives the router's publishes: the flooder is refused — 429 with
+// Retry-After, CONNACK 3 — and every refusal is counted; the other user is refused nothing, loses
+// no message, and its latencies stay within the bound docs/THREAT_MODEL.md states (p95 < 500 ms
+// for replay answers and publish → receive, on this shared 2-core machine).
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import mqtt, { type MqttClient } from 'mqtt';
+import { Registry } from 'prom-client';
+import { projectTopicOf } from '../../lib/authz.js';
+import { createVerifier, signDevToken } from '../../lib/jwt.js';
+import { PerUserLimiter } from '../../lib/user-limits.js';
+import { createBrokerAuth, type BrokerAuth } from '../../infra/local/broker-auth.js';
+import type { Broker } from '../../infra/local/broker.js';
+import { MemoryChangelogStore } from '../../router/changelog.js';
+import { prometheusRouterMetrics } from '../../router/metrics.js';
+import { startReplayServer } from '../../router/replay-server.js';
+import { boundClientId, startTestBroker } from '../support/stack.js';
+import { waitFor } from '../support/wait.js';
+
+const secret = new TextEncoder().encode('flood-integration-secret-of-32-bytes');
+const WS = '11111111-1111-4111-8111-111111111111';
+const P = '22222222-2222-4222-8222-000000000001';
+const VICTIM = '66666666-6666-4666-8666-00000000000a';
+const FLOODER = '66666666-6666-4666-8666-00000000000f';
+const ROUTER = 'service:router';
+/** The stated bound on the other user's p95 latency while the flood runs. */
+const P95_BOUND_MS = 500;
+const REPLAY_LIMITS = { ratePerSec: 20, burst: 20, maxConcurrent: 4, maxUsers: 1000 };
+const CONNECT_LIMITS = { ratePerSec: 2, burst: 5 };
+const FLOOD_MS = 3000;
+
+let registry: Registry;
+let auth: BrokerAuth;
+let broker: Broker;
+let replay: { server: import('node:http').Server; url: string };
+const open: MqttClient[] = [];
+
+const token = (userId: string) => signDevToken(secret, userId, { ttlSeconds: 600 });
+const p95 = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * 0.95)] ?? Infinity;
+const metric = async (name: string, labels: Record<string, string>) =>
+  ((await registry.getSingleMetric(name)?.get())?.values ?? []).find((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l))?.value ?? 0;
+
+async function connect(userId: string): Promise<MqttClient> {
+  const c = await mqtt.connectAsync(broker.tcpUrl, { username: 'any', password: await token(userId), clientId: boundClientId(userId), reconnectPeriod: 0, connectTimeout: 5000 });
+  open.push(c);
+  return c;
+}
+
+beforeAll(async () => {
+  registry = new Registry();
+  const verify = createVerifier({ kind: 'hs256', secret, issuer: 'taskflow', audience: 'taskflow-realtime' });
+  const memberships = async (u: string) => (u === ROUTER ? [] : [{ workspaceId: WS, projectId: null, role: 'member' as const }]);
+  auth = createBrokerAuth({ verify, memberships, serviceUserIds: [ROUTER], connectLimits: CONNECT_LIMITS, registry });
+  broker = await startTestBroker(auth.hooks);
+  const store = new MemoryChangelogStore();
+  replay = await startReplayServer({ store, verify, memberships, maxLimit: 100, limiter: new PerUserLimiter(REPLAY_LIMITS), observe: prometheusRouterMetrics(registry).replayRequest }, 0);
+});
+
+afterAll(async () => {
+  for (const c of open) await c.endAsync(true).catch(() => {});
+  auth.stop();
+  await broker.stop();
+  await new Promise((resolve) => replay.server.close(resolve));
+});
+
+describe('one user flooding the replay API and the broker', () => {
+  it("is refused with 429 and CONNACK 3, counted, while another user's replay and deliveries stay within the bound", async () => {
+    const changesUrl = `${replay.url}/v1/workspaces/${WS}/projects/${P}/changes?after=0`;
+    const [victimToken, flooderToken] = await Promise.all([token(VICTIM), token(FLOODER)]);
+    const victimMqtt = await connect(VICTIM);
+    await victimMqtt.subscribeAsync(projectTopicOf(WS, P), { qos: 1 });
+    const router = await connect(ROUTER);
+
+    // The other user: a replay poll every 50 ms, and a message from the router every 20 ms.
+    const sentAt = new Map<number, number>();
+    const deliveryMs: number[] = [];
+    victimMqtt.on('message', (_t, payload) => {
+      const n = Number(payload.toString());
+      deliveryMs.push(performance.now() - (sentAt.get(n) ?? NaN));
+    });
+    const replayMs: number[] = [];
+    const victimStatuses: number[] = [];
+    let stopped = false;
+    const victim = (async () => {
+      for (let n = 0; !stopped; n++) {
+        sentAt.set(n, performance.now());
+        void router.publishAsync(projectTopicOf(WS, P), String(n), { qos: 1 });
+        if (n % 3 === 0) {
+          const started = performance.now();
+          const res = await fetch(changesUrl, { headers: { authorization: `Bearer ${victimToken}` } });
+          await res.arrayBuffer();
+          replayMs.push(performance.now() - started);
+          victimStatuses.push(res.status);
+        }
+        await new Promise((r) => setTimeout(r, 20)); // pacing the load, not waiting for a condition
+      }
+    })();
+
+    // The flooder: 16 request loops as fast as answers come, and a connect loop.
+    const floodEnd = performance.now() + FLOOD_MS;
+    const statuses: number[] = [];
+    const retryAfter = new Set<string | null>();
+    const requestLoop = async () => {
+      while (performance.now() < floodEnd) {
+        const res = await fetch(changesUrl, { headers: { authorization: `Bearer ${flooderToken}` } });
+        await res.arrayBuffer();
+        statuses.push(res.status);
+        if (res.status === 429) retryAfter.add(res.headers.get('retry-after'));
+      }
+    };
+    let connacks3 = 0;
+    let connected = 0;
+    const otherConnectErrors: string[] = [];
+    const connectLoop = async () => {
+      while (performance.now() < floodEnd) {
+        try {
+          const c = await mqtt.connectAsync(broker.tcpUrl, { username: 'any', password: flooderToken, clientId: boundClientId(FLOODER), reconnectPeriod: 0, connectTimeout: 5000 });
+          connected++;
+          await c.endAsync(true);
+        } catch (err) {
+          if ((err as { code?: unknown }).code === 3) connacks3++;
+          else otherConnectErrors.push(String(err));
+        }
+      }
+    };
+    const floodStarted = performance.now();
+    const before = { replay: replayMs.length, delivery: deliveryMs.length };
+    await Promise.all([...Array.from({ length: 16 }, requestLoop), connectLoop(), connectLoop()]);
+    const floodSeconds = (performance.now() - floodStarted) / 1000;
+    // The other user still connects right after it (its own budget).
+    expect((await connect(VICTIM)).connected).toBe(true);
+    stopped = true;
+    await victim;
+    const published = sentAt.size;
+    // Every message published reaches the other user (QoS 1 on one broker).
+    await waitFor(() => deliveryMs.length >= published, () => `every publish delivered (${deliveryMs.length} of ${published})`, 10_000);
+
+    // The flooder: refused beyond its budget, with Retry-After, and every refusal counted.
+    const ok = statuses.filter((s) => s === 200).length;
+    const refused = statuses.filter((s) => s === 429).length;
+    const floodReplay = replayMs.slice(before.replay);
+    const floodDelivery = deliveryMs.slice(before.delivery);
+    console.log(`flood: flooder ${ok} ok / ${refused} 429 over ${floodSeconds.toFixed(1)} s, connects ${connected} ok / ${connacks3} CONNACK 3; other user p95 replay ${p95(floodReplay).toFixed(1)} ms (${floodReplay.length}), delivery ${p95(floodDelivery).toFixed(1)} ms (${floodDelivery.length})`);
+    expect(otherConnectErrors).toEqual([]);
+    expect(ok + refused).toBe(statuses.length);
+    expect(refused).toBeGreaterThan(ok);
+    expect(ok).toBeLessThanOrEqual(REPLAY_LIMITS.burst + Math.ceil(REPLAY_LIMITS.ratePerSec * floodSeconds) + 1);
+    expect([...retryAfter].every((v) => v !== null && Number(v) >= 1)).toBe(true);
+    expect(await metric('taskflow_replay_requests_total', { outcome: 'too_many_requests' })).toBe(refused);
+    expect(connacks3).toBeGreaterThan(0);
+    expect(connected).toBeLessThanOrEqual(CONNECT_LIMITS.burst + Math.ceil(CONNECT_LIMITS.ratePerSec * floodSeconds) + 1);
+    expect(await metric('taskflow_broker_connects_refused_total', { reason: 'rate' })).toBe(connacks3);
+
+    // The other user: nothing refused, and within the bound while the flood ran.
+    expect(victimStatuses.every((s) => s === 200)).toBe(true);
+    expect(floodReplay.length).toBeGreaterThan(5);
+    expect(floodDelivery.length).toBeGreaterThan(20);
+    expect({ replayP95: p95(floodReplay) < P95_BOUND_MS, deliveryP95: p95(floodDelivery) < P95_BOUND_MS, ms: [Math.round(p95(floodReplay)), Math.round(p95(floodDelivery))] }).toMatchObject({ replayP95: true, deliveryP95: true });
+  });
+});
