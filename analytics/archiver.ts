@@ -10,7 +10,7 @@ import type { DeadLetterStore } from '../lib/dlq.js';
 import type { Checkpointer, ProcessBatch, ShardInit, ShardProcessor, ShutdownReason, UserRecord } from '../lib/kinesis-consumer/index.js';
 import type { Logger } from '../lib/logger.js';
 import type { ValidationResult } from '../schemas/validate.js';
-import { afterRound, type CallOutcome, planCalls, PUT_RECORD_BATCH_LIMITS } from './delivery-plan.js';
+import { afterRound, type CallOutcome, planCalls, PUT_RECORD_BATCH_LIMITS, REFUSED, THROTTLED } from './delivery-plan.js';
 import type { DeliveryStreamPort } from './firehose.js';
 import { type ArchiverMetrics, noopArchiverMetrics } from './metrics.js';
 
@@ -46,29 +46,61 @@ export interface DeliverOptions {
   metrics?: ArchiverMetrics;
 }
 
-/** Sends every line until Firehose has accepted it; rejects only on a non-throttling call failure or when aborted. */
-export async function deliverAll(stream: DeliveryStreamPort, lines: readonly Uint8Array[], options: DeliverOptions): Promise<void> {
+/** A line Firehose refused on its own, with its answer. */
+export interface RefusedLine {
+  line: Uint8Array;
+  message: string;
+}
+
+/**
+ * One planned call. A call refused for its size goes again in halves, down to single records; a
+ * single refused record is answered REFUSED (its message in `refusals`). Throttled means nothing
+ * of this call was accepted.
+ */
+async function sendCall(stream: DeliveryStreamPort, records: readonly Uint8Array[], metrics: ArchiverMetrics, refusals: Map<Uint8Array, string>): Promise<CallOutcome> {
+  const started = performance.now();
+  const outcome = await stream.putRecordBatch(records);
+  metrics.call((performance.now() - started) / 1000, outcome.kind === 'throttled' ? 'throttled' : outcome.kind === 'refused' ? 'refused' : 'answered');
+  if (outcome.kind !== 'refused') return outcome;
+  if (records.length === 1) {
+    refusals.set(records[0]!, outcome.message);
+    return { kind: 'answered', errors: [REFUSED] };
+  }
+  const mid = Math.ceil(records.length / 2);
+  const first = await sendCall(stream, records.slice(0, mid), metrics, refusals);
+  if (first.kind !== 'answered') return first;
+  const second = await sendCall(stream, records.slice(mid), metrics, refusals);
+  return { kind: 'answered', errors: [...first.errors, ...(second.kind === 'answered' ? second.errors : Array<string>(records.length - mid).fill(THROTTLED))] };
+}
+
+/**
+ * Sends every line until Firehose has accepted it, or refused it on its own (returned, to be
+ * dead-lettered); rejects only on another call failure or when aborted.
+ */
+export async function deliverAll(stream: DeliveryStreamPort, lines: readonly Uint8Array[], options: DeliverOptions): Promise<RefusedLine[]> {
   const metrics = options.metrics ?? noopArchiverMetrics;
   const random = options.random ?? Math.random;
+  const refusals = new Map<Uint8Array, string>();
+  const refusedLines: RefusedLine[] = [];
   let pending = lines;
   for (let failedRounds = 0; pending.length > 0; ) {
     if (options.signal?.aborted) throw new Error('delivery aborted: the shard is closing');
     const calls = planCalls(pending.map((l) => l.length));
     const outcomes: CallOutcome[] = [];
     for (const [start, end] of calls) {
-      const started = performance.now();
-      const outcome = await stream.putRecordBatch(pending.slice(start, end));
-      metrics.call((performance.now() - started) / 1000, outcome.kind === 'throttled' ? 'throttled' : 'answered');
+      const outcome = await sendCall(stream, pending.slice(start, end), metrics, refusals);
       outcomes.push(outcome);
       if (outcome.kind === 'throttled') break;
     }
-    const { retry, throttled } = afterRound(pending, calls, outcomes);
-    metrics.delivered(pending.length - retry.length);
+    const { retry, throttled, refused } = afterRound(pending, calls, outcomes);
+    for (const line of refused) refusedLines.push({ line, message: refusals.get(line) ?? 'refused by Firehose' });
+    metrics.delivered(pending.length - retry.length - refused.length);
     if (retry.length > 0) metrics.retried(retry.length, throttled);
     pending = retry;
     failedRounds = retry.length > 0 ? failedRounds + 1 : 0;
     if (retry.length > 0) await sleep(backoffDelay(failedRounds - 1, random(), options.backoff), options.signal);
   }
+  return refusedLines;
 }
 
 export interface ArchiverDeps {
@@ -96,27 +128,28 @@ export class ArchiverShardProcessor implements ShardProcessor {
   async processRecords(batch: ProcessBatch, checkpointer: Checkpointer): Promise<void> {
     if (batch.records.length === 0) return;
     const lines: Uint8Array[] = [];
+    const recordOf = new Map<Uint8Array, UserRecord>();
     for (const r of batch.records) {
       const result = archiveLine(r, this.deps.validate);
       if (result.ok) {
         lines.push(result.line);
+        recordOf.set(result.line, r);
         continue;
       }
-      const origin = { shardId: this.shardId, sequenceNumber: r.sequenceNumber, subSequenceNumber: String(r.subSequenceNumber) };
-      // Keyed by the Kinesis record: re-reading the batch after a crash finds the entry already there.
-      await this.deps.deadLetters.put({
-        source: DLQ_SOURCE,
-        reason: result.reason,
-        message: result.message,
-        payload: r.data,
-        origin,
-        dedupeKey: `${origin.shardId}/${origin.sequenceNumber}/${origin.subSequenceNumber}`,
-      });
-      this.metrics.deadLettered(result.reason);
-      this.deps.logger.warn({ reason: result.reason, origin }, 'event dead-lettered');
+      await this.deadLetter(r, result.reason, result.message);
     }
-    await deliverAll(this.deps.stream, lines, { backoff: this.deps.backoff, signal: this.closing.signal, metrics: this.metrics });
+    const refused = await deliverAll(this.deps.stream, lines, { backoff: this.deps.backoff, signal: this.closing.signal, metrics: this.metrics });
+    // Refused by Firehose itself: kept in the dead-letter store (redrivable), not lost and not retried forever.
+    for (const { line, message } of refused) await this.deadLetter(recordOf.get(line)!, 'record_too_large', message);
     await checkpointer.checkpoint();
+  }
+
+  private async deadLetter(r: UserRecord, reason: ArchiverDlqReason, message: string): Promise<void> {
+    const origin = { shardId: this.shardId, sequenceNumber: r.sequenceNumber, subSequenceNumber: String(r.subSequenceNumber) };
+    // Keyed by the Kinesis record: re-reading the batch after a crash finds the entry already there.
+    await this.deps.deadLetters.put({ source: DLQ_SOURCE, reason, message, payload: r.data, origin, dedupeKey: `${origin.shardId}/${origin.sequenceNumber}/${origin.subSequenceNumber}` });
+    this.metrics.deadLettered(reason);
+    this.deps.logger.warn({ reason, origin }, 'event dead-lettered');
   }
 
   async shutdown(_reason: ShutdownReason): Promise<void> {

@@ -50,9 +50,9 @@ describe('afterRound', () => {
       { kind: 'answered', errors: [undefined, 'InternalFailure', undefined] },
       { kind: 'answered', errors: [THROTTLED, undefined] },
     ];
-    expect(afterRound(['a', 'b', 'c', 'd', 'e'], calls, outcomes)).toEqual({ retry: ['b', 'd'], throttled: true });
-    expect(afterRound(['a', 'b', 'c', 'd', 'e'], calls, [{ kind: 'answered', errors: [undefined, 'InternalFailure', undefined] }])).toEqual({ retry: ['b', 'd', 'e'], throttled: false });
-    expect(afterRound(['a', 'b', 'c', 'd', 'e'], calls, [{ kind: 'throttled' }])).toEqual({ retry: ['a', 'b', 'c', 'd', 'e'], throttled: true });
+    expect(afterRound(['a', 'b', 'c', 'd', 'e'], calls, outcomes)).toEqual({ retry: ['b', 'd'], throttled: true, refused: [] });
+    expect(afterRound(['a', 'b', 'c', 'd', 'e'], calls, [{ kind: 'answered', errors: [undefined, 'InternalFailure', undefined] }])).toEqual({ retry: ['b', 'd', 'e'], throttled: false, refused: [] });
+    expect(afterRound(['a', 'b', 'c', 'd', 'e'], calls, [{ kind: 'throttled' }])).toEqual({ retry: ['a', 'b', 'c', 'd', 'e'], throttled: true, refused: [] });
   });
 
   it('for any failures and throttles over rounds, every record is accepted exactly once and retries keep their order', () => {

@@ -2,8 +2,11 @@
 import { type FirehoseClient, PutRecordBatchCommand } from '@aws-sdk/client-firehose';
 import { type CallOutcome, THROTTLED } from './delivery-plan.js';
 
+/** What Firehose answers a call beyond its limits with (a record's size, the count, the total). */
+const SIZE_REFUSALS = new Set(['ValidationException', 'InvalidArgumentException']);
+
 export interface DeliveryStreamPort {
-  /** One PutRecordBatch call; a throttled call is an outcome, any other failure throws. */
+  /** One PutRecordBatch call; a throttled or refused (limits) call is an outcome, any other failure throws. */
   putRecordBatch(records: readonly Uint8Array[]): Promise<CallOutcome>;
 }
 
@@ -20,7 +23,9 @@ export class FirehoseDeliveryStream implements DeliveryStreamPort {
       if (responses.length !== records.length) throw new Error(`PutRecordBatch answered ${responses.length} responses for ${records.length} records`);
       return { kind: 'answered', errors: responses.map((r) => r.ErrorCode ?? undefined) };
     } catch (err) {
-      if ((err as { name?: string }).name === THROTTLED) return { kind: 'throttled' };
+      const name = (err as { name?: string }).name;
+      if (name === THROTTLED) return { kind: 'throttled' };
+      if (name !== undefined && SIZE_REFUSALS.has(name)) return { kind: 'refused', message: `${name}: ${(err as Error).message}` };
       throw err;
     }
   }

@@ -11,7 +11,7 @@ export const ANALYTICS_METRICS = {
 } as const;
 
 export interface ArchiverMetrics {
-  call(seconds: number, outcome: 'answered' | 'throttled'): void;
+  call(seconds: number, outcome: 'answered' | 'throttled' | 'refused'): void;
   delivered(n: number): void;
   retried(n: number, throttled: boolean): void;
   deadLettered(reason: string): void;

@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import S3rver from 's3rver';
+import { deliverAll } from '../../analytics/archiver.js';
+import { FirehoseDeliveryStream } from '../../analytics/firehose.js';
 import { createFirehoseClient, createS3Client } from '../../lib/aws.js';
 import { FsObjectStore, type ObjectStore, S3ObjectStore } from '../../lib/object-store.js';
 import { type DeliveryStreamConfig, type LocalFirehose, startFirehose } from '../../infra/local/firehose/server.js';
@@ -111,13 +113,46 @@ describe('local Firehose on the filesystem store', () => {
     for (const o of await store.list('raw/')) await store.delete(o.key);
   });
 
-  it('refuses calls beyond the limits', async () => {
+  it('refuses calls beyond the limits as Firehose does, and takes the largest legal call', async () => {
     await expect(client.send(new PutRecordBatchCommand({ DeliveryStreamName: 'events', Records: Array.from({ length: 501 }, (_, i) => ({ Data: line(i) })) }))).rejects.toMatchObject({
-      name: 'InvalidArgumentException',
+      name: 'ValidationException',
+      message: expect.stringMatching(/at 'records' failed to satisfy constraint: Member must have length less than or equal to 500$/),
     });
     await expect(client.send(new PutRecordCommand({ DeliveryStreamName: 'events', Record: { Data: new Uint8Array(1000 * 1024 + 1) } }))).rejects.toMatchObject({
-      name: 'InvalidArgumentException',
+      name: 'ValidationException',
+      message: expect.stringMatching(/at 'record\.data' failed to satisfy constraint: Member must have length less than or equal to 1024000$/),
     });
+    // JSON records of exact sizes (this suite's fault injector reads each record's i).
+    const sized = (bytes: number) => ({ Data: Buffer.from(`{"i":-1,"p":"${'a'.repeat(bytes - 15)}"}`) });
+    const record = sized(1000 * 1024);
+    await expect(client.send(new PutRecordBatchCommand({ DeliveryStreamName: 'events', Records: [record, record, record, record, sized(96 * 1024 + 1)] }))).rejects.toMatchObject({
+      name: 'InvalidArgumentException',
+      message: 'Records size exceeds 4 MB limit',
+    });
+    const out = await client.send(new PutRecordBatchCommand({ DeliveryStreamName: 'events', Records: [record, record, record, record, sized(96 * 1024)] }));
+    expect(out.FailedPutCount).toBe(0);
+    await firehose.flush('events');
+    for (const o of await store.list('raw/')) await store.delete(o.key);
+  });
+
+  it('refuses a body beyond any legal call while it streams, buffering none of the rest, and answers it', async () => {
+    const chunk = Buffer.alloc(1024 * 1024, 0x41);
+    let sent = 0;
+    // 64 MiB of one never-ending base64 string: a Firehose answer, not a buffered body or a reset.
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent === 0) controller.enqueue(Buffer.from('{"DeliveryStreamName":"events","Records":[{"Data":"'));
+        if (sent++ < 64) controller.enqueue(chunk);
+        else controller.close();
+      },
+    });
+    const before = process.memoryUsage().arrayBuffers;
+    const res = await fetch(`${firehose.endpoint}/`, { method: 'POST', headers: { 'x-amz-target': 'Firehose_20150804.PutRecordBatch', 'content-type': 'application/x-amz-json-1.1' }, body, duplex: 'half' } as RequestInit);
+    expect(res.status).toBe(400);
+    expect(await res.json()).toEqual({ __type: 'InvalidArgumentException', message: 'Records size exceeds 4 MB limit' });
+    expect(sent).toBe(65);
+    // The stand-in runs in this process: it kept at most the largest legal call (< 6 MiB), not 64 MiB.
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(32 * 1024 * 1024);
   });
 
   it('fails the injected records with FailedPutCount and throttles whole calls', async () => {
@@ -144,6 +179,30 @@ describe('local Firehose on the filesystem store', () => {
     expect(errors.map((o) => o.key)).toEqual([expect.stringMatching(/^errors\/S3\.PutObject\/\d{4}\/\d{2}\/\d{2}\/\d{2}\/flaky-1-/)]);
     expect(await contents(store, 'errors/')).toBe('{"i":5}\n');
     expect(await store.list('raw/')).toHaveLength(0);
+  });
+});
+
+describe('the archiver against a Firehose stricter than the one it plans for', () => {
+  it('gets every line in whose size Firehose takes, and back (to dead-letter) the ones it refuses alone', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'firehose-strict-'));
+    const store = new FsObjectStore(dir);
+    const strict = await startFirehose({ store: () => store, streams: [config({ name: 'strict', hints: { sizeInMBs: 1, intervalInSeconds: 0 } })], limits: { recordsPerCall: 7, bytesPerCall: 20_000, bytesPerRecord: 3000 } });
+    const client = createFirehoseClient({ region: 'us-east-1', firehoseEndpoint: strict.endpoint });
+    try {
+      const lines = Array.from({ length: 60 }, (_, i) => Buffer.from(`${JSON.stringify({ i, pad: 'x'.repeat(i % 10 === 9 ? 4000 : 100 + i * 40) })}\n`));
+      const refused = await deliverAll(new FirehoseDeliveryStream(client, 'strict'), lines, { backoff: { baseMs: 1, maxMs: 5 } });
+      const tooLarge = lines.filter((l) => l.length > 3000);
+      expect(tooLarge.length).toBe(6);
+      expect(refused.map((r) => r.line)).toEqual(tooLarge);
+      expect(refused[0]?.message).toMatch(/^ValidationException: 1 validation error detected: .*Member must have length less than or equal to 3000$/);
+      await strict.flush();
+      const archived = (await contents(store, 'raw/')).split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { i: number }).i);
+      expect(archived.sort((a, b) => a - b)).toEqual(lines.filter((l) => l.length <= 3000).map((l) => (JSON.parse(l.toString()) as { i: number }).i));
+    } finally {
+      client.destroy();
+      await strict.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

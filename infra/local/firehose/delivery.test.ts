@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import { DeliveryBuffer, FIREHOSE_LIMITS, errorObjectKey, hourPrefix, limitViolation, objectKey } from './delivery.js';
+import { DeliveryBuffer, FIREHOSE_LIMITS, errorObjectKey, hourPrefix, limitViolation, maxRequestBytes, objectKey } from './delivery.js';
 
 const bytes = (n: number, fill = 1): Uint8Array => new Uint8Array(n).fill(fill);
 
@@ -16,14 +16,29 @@ describe('object keys', () => {
 });
 
 describe('limitViolation', () => {
-  it('allows 500 records, 1,000 KiB per record and 4 MiB per call, and no more', () => {
-    expect(limitViolation(Array.from({ length: 500 }, () => bytes(10)))).toBeUndefined();
-    expect(limitViolation(Array.from({ length: 501 }, () => bytes(10)))).toMatch(/501 records/);
-    expect(limitViolation([bytes(FIREHOSE_LIMITS.bytesPerRecord)])).toBeUndefined();
-    expect(limitViolation([bytes(FIREHOSE_LIMITS.bytesPerRecord + 1)])).toMatch(/Record 0/);
-    expect(limitViolation(Array.from({ length: 4 }, () => bytes(FIREHOSE_LIMITS.bytesPerRecord)))).toBeUndefined();
-    expect(limitViolation(Array.from({ length: 5 }, () => bytes(FIREHOSE_LIMITS.bytesPerRecord)))).toMatch(/total/);
-    expect(limitViolation([])).toMatch(/at least 1/);
+  const sizes = (n: number, size: number) => Array.from({ length: n }, () => size);
+  it('allows 500 records, 1,000 KiB per record and 4 MiB per call, and no more, answering as Firehose does', () => {
+    expect(limitViolation(sizes(500, 10))).toBeUndefined();
+    expect(limitViolation(sizes(501, 10))).toEqual({ type: 'ValidationException', message: "1 validation error detected: Value at 'records' failed to satisfy constraint: Member must have length less than or equal to 500" });
+    expect(limitViolation([FIREHOSE_LIMITS.bytesPerRecord])).toBeUndefined();
+    expect(limitViolation([10, FIREHOSE_LIMITS.bytesPerRecord + 1])).toEqual({
+      type: 'ValidationException',
+      message: "1 validation error detected: Value 'java.nio.HeapByteBuffer[pos=0 lim=1024001 cap=1024001]' at 'records.2.member.data' failed to satisfy constraint: Member must have length less than or equal to 1024000",
+    });
+    expect(limitViolation([FIREHOSE_LIMITS.bytesPerRecord + 1], 'record')?.message).toMatch(/^1 validation error detected: .* at 'record\.data' /);
+    expect(limitViolation(sizes(2, FIREHOSE_LIMITS.bytesPerRecord + 1))?.message).toMatch(/^2 validation errors detected: .*records\.1\.member.*; .*records\.2\.member/);
+    expect(limitViolation(sizes(4, FIREHOSE_LIMITS.bytesPerRecord))).toBeUndefined();
+    expect(limitViolation([...sizes(4, FIREHOSE_LIMITS.bytesPerRecord), 4 * 1024 * 1024 - 4 * FIREHOSE_LIMITS.bytesPerRecord])).toBeUndefined();
+    expect(limitViolation([...sizes(4, FIREHOSE_LIMITS.bytesPerRecord), 4 * 1024 * 1024 - 4 * FIREHOSE_LIMITS.bytesPerRecord + 1])).toEqual({ type: 'InvalidArgumentException', message: 'Records size exceeds 4 MB limit' });
+    expect(limitViolation([])?.message).toMatch(/greater than or equal to 1/);
+  });
+
+  it('bounds the request body by the largest legal call, base64 included', () => {
+    const largest = JSON.stringify({ DeliveryStreamName: 'x'.repeat(64), Records: sizes(4, FIREHOSE_LIMITS.bytesPerRecord).map((n) => ({ Data: Buffer.alloc(n).toString('base64') })) });
+    expect(largest.length).toBeLessThanOrEqual(maxRequestBytes());
+    const many = JSON.stringify({ DeliveryStreamName: 'x'.repeat(64), Records: sizes(500, Math.floor((4 * 1024 * 1024) / 500)).map((n) => ({ Data: Buffer.alloc(n).toString('base64') })) });
+    expect(many.length).toBeLessThanOrEqual(maxRequestBytes());
+    expect(maxRequestBytes()).toBeLessThan(6 * 1024 * 1024);
   });
 });
 

@@ -103,15 +103,40 @@ export function errorObjectKey(o: Parameters<typeof objectKey>[0] & { errorPrefi
   return objectKey({ ...o, prefix: `${o.errorPrefix}${o.errorType}/` });
 }
 
-/** A PutRecordBatch/PutRecord request that breaks Firehose's limits, as Firehose words it; undefined when within them. */
-export function limitViolation(records: readonly Uint8Array[]): string | undefined {
-  if (records.length === 0) return 'Records must contain at least 1 record';
-  if (records.length > FIREHOSE_LIMITS.recordsPerCall) return `Records has ${records.length} records, more than the limit of ${FIREHOSE_LIMITS.recordsPerCall}`;
-  let total = 0;
-  for (const [i, r] of records.entries()) {
-    if (r.length > FIREHOSE_LIMITS.bytesPerRecord) return `Record ${i} is ${r.length} bytes, more than the limit of ${FIREHOSE_LIMITS.bytesPerRecord}`;
-    total += r.length;
+export type FirehoseLimits = { readonly [K in keyof typeof FIREHOSE_LIMITS]: number };
+
+/** A refusal as Firehose answers it: the error type (`__type`) and its message. */
+export interface Refusal {
+  type: 'ValidationException' | 'InvalidArgumentException';
+  message: string;
+}
+
+/** Firehose's answer to a request body larger than any call within the limits can be (its records base64-encoded). */
+export function tooLargeCall(limits: FirehoseLimits = FIREHOSE_LIMITS): Refusal {
+  return { type: 'InvalidArgumentException', message: `Records size exceeds ${limits.bytesPerCall / (1024 * 1024)} MB limit` };
+}
+
+/** The largest request body a call within the limits can need: its records as base64, with room for the JSON around them. */
+export function maxRequestBytes(limits: FirehoseLimits = FIREHOSE_LIMITS): number {
+  return Math.ceil(limits.bytesPerCall / 3) * 4 + limits.recordsPerCall * 64 + 64 * 1024;
+}
+
+/**
+ * A PutRecordBatch (`records`) or PutRecord (`record`) that breaks Firehose's limits, answered as
+ * Firehose does: counts and record sizes fail its request validation (ValidationException, the
+ * Coral wording, records numbered from 1), the total its own check (InvalidArgumentException).
+ */
+export function limitViolation(sizes: readonly number[], member: 'records' | 'record' = 'records', limits: FirehoseLimits = FIREHOSE_LIMITS): Refusal | undefined {
+  const errors: string[] = [];
+  if (member === 'records' && sizes.length === 0) errors.push("Value '[]' at 'records' failed to satisfy constraint: Member must have length greater than or equal to 1");
+  if (sizes.length > limits.recordsPerCall) errors.push(`Value at 'records' failed to satisfy constraint: Member must have length less than or equal to ${limits.recordsPerCall}`);
+  for (const [i, size] of sizes.entries()) {
+    if (size > limits.bytesPerRecord) {
+      const at = member === 'records' ? `records.${i + 1}.member.data` : 'record.data';
+      errors.push(`Value 'java.nio.HeapByteBuffer[pos=0 lim=${size} cap=${size}]' at '${at}' failed to satisfy constraint: Member must have length less than or equal to ${limits.bytesPerRecord}`);
+    }
   }
-  if (total > FIREHOSE_LIMITS.bytesPerCall) return `the request's records total ${total} bytes, more than the limit of ${FIREHOSE_LIMITS.bytesPerCall}`;
+  if (errors.length > 0) return { type: 'ValidationException', message: `${errors.length} validation error${errors.length > 1 ? 's' : ''} detected: ${errors.join('; ')}` };
+  if (sizes.reduce((a, b) => a + b, 0) > limits.bytesPerCall) return tooLargeCall(limits);
   return undefined;
 }

@@ -15,7 +15,7 @@ import { gzipSync } from 'node:zlib';
 import type { ObjectStore } from '../../../lib/object-store.js';
 import { retry } from '../../../lib/retry.js';
 import { listen } from '../processes.js';
-import { type BufferingHints, DeliveryBuffer, type DueObject, errorObjectKey, limitViolation, objectKey } from './delivery.js';
+import { type BufferingHints, DeliveryBuffer, type DueObject, errorObjectKey, FIREHOSE_LIMITS, type FirehoseLimits, limitViolation, maxRequestBytes, objectKey, type Refusal, tooLargeCall } from './delivery.js';
 
 export interface DeliveryStreamConfig {
   name: string;
@@ -43,6 +43,8 @@ export interface FirehoseOptions {
   retryDurationMs?: number;
   now?: () => number;
   region?: string;
+  /** Firehose's limits unless set: a stricter stand-in shows how a producer takes a refusal. */
+  limits?: Partial<FirehoseLimits>;
 }
 
 export interface LocalFirehose {
@@ -171,11 +173,21 @@ class DeliveryStream {
   }
 }
 
-function readBody(req: IncomingMessage): Promise<Buffer> {
+/**
+ * The request body, or — once it outgrows the largest legal call — the refusal, decided while it
+ * streams: nothing more is buffered, the rest is read and dropped so the client gets the answer
+ * (Firehose's) rather than a reset connection.
+ */
+function readBody(req: IncomingMessage, maxBytes: number, refusal: Refusal): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks)));
+    let bytes = 0;
+    req.on('data', (c: Buffer) => {
+      bytes += c.length;
+      if (bytes <= maxBytes) chunks.push(c);
+      else chunks.length = 0;
+    });
+    req.on('end', () => (bytes <= maxBytes ? resolve(Buffer.concat(chunks)) : reject(new ApiError(refusal.type, refusal.message))));
     req.on('error', reject);
   });
 }
@@ -193,6 +205,10 @@ export async function startFirehose(options: FirehoseOptions, port = 0): Promise
   const now = options.now ?? Date.now;
   const region = options.region ?? 'us-east-1';
   const retryDurationMs = options.retryDurationMs ?? 300_000;
+  const limits: FirehoseLimits = { ...FIREHOSE_LIMITS, ...options.limits };
+  const refuseBeyondLimits = (refusal: Refusal | undefined): void => {
+    if (refusal) throw new ApiError(refusal.type, refusal.message);
+  };
   const streams = new Map<string, DeliveryStream>();
   const create = (config: DeliveryStreamConfig): void => {
     if (streams.has(config.name)) throw new ApiError('ResourceInUseException', `Firehose ${config.name} under account ${ACCOUNT} already exists.`);
@@ -215,8 +231,7 @@ export async function startFirehose(options: FirehoseOptions, port = 0): Promise
       const stream = streamOf(body);
       if (!Array.isArray(body.Records)) throw new ApiError('InvalidArgumentException', 'Records is required');
       const records = body.Records.map((r: { Data?: unknown }, i) => decodeData(r?.Data, `Records.${i}`));
-      const violation = limitViolation(records);
-      if (violation) throw new ApiError('InvalidArgumentException', violation);
+      refuseBeyondLimits(limitViolation(records.map((r) => r.length), 'records', limits));
       throttle('PutRecordBatch', stream);
       const accepted: Uint8Array[] = [];
       const responses = records.map((data, i) => {
@@ -231,8 +246,7 @@ export async function startFirehose(options: FirehoseOptions, port = 0): Promise
     PutRecord(body) {
       const stream = streamOf(body);
       const data = decodeData((body.Record as { Data?: unknown } | undefined)?.Data, 'Record');
-      const violation = limitViolation([data]);
-      if (violation) throw new ApiError('InvalidArgumentException', violation);
+      refuseBeyondLimits(limitViolation([data.length], 'record', limits));
       throttle('PutRecord', stream);
       stream.add([data]);
       return { RecordId: recordId(), Encrypted: false };
@@ -282,9 +296,9 @@ export async function startFirehose(options: FirehoseOptions, port = 0): Promise
       if (req.method !== 'POST' || !op) throw new ApiError('UnknownOperationException', `unsupported operation ${String(target)}`);
       let body: unknown;
       try {
-        body = JSON.parse((await readBody(req)).toString('utf8'));
-      } catch {
-        throw new ApiError('SerializationException', 'request body is not JSON');
+        body = JSON.parse((await readBody(req, maxRequestBytes(limits), tooLargeCall(limits))).toString('utf8'));
+      } catch (err) {
+        throw err instanceof ApiError ? err : new ApiError('SerializationException', 'request body is not JSON');
       }
       if (typeof body !== 'object' || body === null) throw new ApiError('SerializationException', 'request body is not a JSON object');
       reply(200, await op(body as Record<string, unknown>));
