@@ -6,7 +6,10 @@ import { join } from 'node:path';
 import { AWS_SETTINGS, type AwsConfig, loadAwsConfig } from '../lib/aws.js';
 import { type Env, intSetting, optionalSetting, readSettings, str, stringSetting, tableEnvVar, uniqueSettings } from '../lib/config.js';
 import { CONSUMER_SETTINGS, type ConsumerEnvConfig, loadConsumerConfig } from '../lib/kinesis-consumer/index.js';
+import { ConfigError } from '../lib/errors.js';
 import { LOG_SETTINGS } from '../lib/logger.js';
+import { JWT_SETTINGS, type JwtConfig, loadJwtConfig } from '../lib/jwt.js';
+import { DEV_MODE_SETTINGS } from '../lib/dev-mode.js';
 import { S3_DIR_SETTING } from '../lib/object-store.js';
 import { METRICS_SETTINGS } from '../lib/metrics.js';
 import type { RetentionPolicy } from './retention.js';
@@ -60,6 +63,7 @@ export const LOADER_SETTINGS = {
   pollIntervalMs: intSetting({ name: 'LOADER_POLL_INTERVAL_MS', default: 250, min: 10, meaning: 'Wait before listing the archive again when nothing was new.' }),
   fullListIntervalMs: intSetting({ name: 'LOADER_FULL_LIST_INTERVAL_MS', default: 600_000, min: 0, meaning: 'The loader lists the whole archive at start and this often (0: every pass); in between only keys from the lookback on.' }),
   listLookbackSeconds: intSetting({ name: 'LOADER_LIST_LOOKBACK_SECONDS', default: 900, min: 0, meaning: "Incremental listings start this long before the newest loaded key's time (Firehose's largest buffer interval)." }),
+  apiPort: optionalSetting({ name: 'ANALYTICS_API_PORT', type: 'integer 0..65535', default: 'unset: no API', meaning: "Port of the read-only analytics API for the board's analytics page (0 picks a free one); it verifies tokens with the JWT_* settings." }),
   ...METRICS_SETTINGS,
   dqIntervalMs: intSetting({ name: 'DQ_INTERVAL_MS', default: 60_000, min: 0, meaning: 'The loader runs the data-quality checks after a load at most this often; 0 never.' }),
   dqFreshnessMaxSeconds: intSetting({ name: 'DQ_FRESHNESS_MAX_SECONDS', default: 900, min: 1, meaning: 'Freshness check: the newest event may be at most this old.' }),
@@ -70,7 +74,7 @@ export const LOADER_SETTINGS = {
 };
 
 /** What `taskflow analytics load` (and `dq`) read. */
-export const LOADER_SETTING_LIST = uniqueSettings(LOADER_SETTINGS, AWS_SETTINGS, LOG_SETTINGS);
+export const LOADER_SETTING_LIST = uniqueSettings(LOADER_SETTINGS, AWS_SETTINGS, JWT_SETTINGS, DEV_MODE_SETTINGS, LOG_SETTINGS);
 
 /** Where the raw archive is read from: a local folder per bucket (S3_DIR) or an S3 API (S3_ENDPOINT, or AWS). */
 export type ArchiveLocation = { kind: 'folder'; dir: string; bucket: string; prefix: string } | { kind: 's3'; bucket: string; prefix: string };
@@ -91,6 +95,8 @@ export interface LoaderConfig {
   listing: { fullListEveryMs: number; lookbackMs: number };
   metricsPort: number;
   metricsHost: string;
+  /** The analytics API: its port and how it verifies tokens; undefined: not served. */
+  api?: { port: number; jwt: JwtConfig };
   dq: DqConfig;
   retention: { intervalMs: number } & RetentionPolicy;
 }
@@ -121,6 +127,7 @@ export function loadLoaderConfig(env: Env): LoaderConfig {
     listing: { fullListEveryMs: LOADER_SETTINGS.fullListIntervalMs.read(env), lookbackMs: 1000 * LOADER_SETTINGS.listLookbackSeconds.read(env) },
     metricsPort: LOADER_SETTINGS.metricsPort.read(env),
     metricsHost: LOADER_SETTINGS.metricsHost.read(env),
+    ...apiConfig(env),
     dq: loadDqConfig(env),
     retention: {
       intervalMs: LOADER_SETTINGS.retentionIntervalMs.read(env),
@@ -128,4 +135,12 @@ export function loadLoaderConfig(env: Env): LoaderConfig {
       curatedDays: LOADER_SETTINGS.retentionCuratedDays.read(env),
     },
   };
+}
+
+function apiConfig(env: Env): { api?: { port: number; jwt: JwtConfig } } {
+  const raw = LOADER_SETTINGS.apiPort.read(env);
+  if (raw === undefined) return {};
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError('ANALYTICS_API_PORT', `must be an integer from 0 to 65535, got ${raw}`);
+  return { api: { port, jwt: loadJwtConfig(env) } };
 }

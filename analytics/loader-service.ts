@@ -7,6 +7,9 @@ import type { Logger } from '../lib/logger.js';
 import { createRegistry, serveMetrics } from '../lib/metrics.js';
 import { FsObjectStore, type ObjectStore, S3ObjectStore } from '../lib/object-store.js';
 import type { LoaderConfig } from './config.js';
+import { startApiServer } from '../lib/http-api.js';
+import { createVerifier } from '../lib/jwt.js';
+import { createAnalyticsHandler } from './api.js';
 import { Loader } from './loader.js';
 import { prometheusLoaderMetrics } from './metrics.js';
 import { applyRetention } from './retention.js';
@@ -16,6 +19,8 @@ import { DuckDbWarehouse } from './warehouse/duckdb.js';
 export interface RunningLoader {
   warehouse: DuckDbWarehouse;
   metricsUrl: string;
+  /** The analytics API, when ANALYTICS_API_PORT is set. */
+  apiUrl: string | undefined;
   stop(): Promise<void>;
 }
 
@@ -56,6 +61,8 @@ export async function startLoader(config: LoaderConfig, logger: Logger): Promise
     live: () => ({ ok: Date.now() - lastPass.endedAt <= config.pollIntervalMs + 600_000 }),
     ready: () => ({ ok: lastPass.ok }),
   });
+  // The board's analytics page reads the warehouse here: DuckDB has one process per file.
+  const api = config.api ? await startApiServer(createAnalyticsHandler({ warehouse, verify: createVerifier(config.api.jwt), logger }), config.api.port, config.metricsHost) : undefined;
   const stopping = new AbortController();
   const loop = (async () => {
     while (!stopping.signal.aborted) {
@@ -75,13 +82,18 @@ export async function startLoader(config: LoaderConfig, logger: Logger): Promise
       if (loaded === 0) await sleep(config.pollIntervalMs, stopping.signal);
     }
   })();
-  logger.info({ metrics: metricsServer.url, warehouse: config.warehousePath, archive: config.archive }, 'loader started');
+  logger.info({ metrics: metricsServer.url, ...(api ? { api: api.url } : {}), warehouse: config.warehousePath, archive: config.archive }, 'loader started');
   return {
     warehouse,
     metricsUrl: metricsServer.url,
+    apiUrl: api?.url,
     async stop() {
       stopping.abort();
       await loop;
+      if (api) {
+        api.server.closeAllConnections();
+        await new Promise<void>((resolve) => api.server.close(() => resolve()));
+      }
       await new Promise<void>((resolve) => metricsServer.server.close(() => resolve()));
       await warehouse.close();
     },
