@@ -83,6 +83,9 @@ export function historyOf(list: readonly Step[]): History {
     return { commitLsn: lsn, txIndex, txSize: 1000, workspaceId: WS, projectId: PROJECT, time: new Date(Number(lsn)).toISOString() };
   };
   const actorId = (a: Actor) => (a.kind === 'user' ? USERS[a.user] : undefined);
+  // Task and comment events alternate between schema v1 and v2 (as across a schema change): a
+  // reader must notify the same either way.
+  const mixedVersion = (n: number) => ({ schemaVersion: n % 2 === 0 ? 1 : 2 });
   for (const s of list) {
     const current = rows.get(s.task);
     const taskId = TASKS[s.task]!;
@@ -94,7 +97,7 @@ export function historyOf(list: readonly Step[]): History {
       const creator = USERS[s.creator]!;
       const assignee = s.assignee === null ? null : USERS[s.assignee]!;
       const title = `Task ${events.length}`;
-      const e = decoded(withActor(sampleEvent(snapshot ? 'task.snapshot' : 'task.created', { ...at(s.sameTx), entityId: taskId, row: { title, assignee_id: assignee, created_by: creator } }), s.actor));
+      const e = decoded(withActor(sampleEvent(snapshot ? 'task.snapshot' : 'task.created', { ...at(s.sameTx), ...mixedVersion(events.length), entityId: taskId, row: { title, assignee_id: assignee, created_by: creator } }), s.actor));
       events.push(e);
       rows.set(s.task, { title, assignee, creator });
       const by = actorId(s.actor) ?? creator;
@@ -107,7 +110,7 @@ export function historyOf(list: readonly Step[]): History {
       const assignee = s.kind === 'assign' ? (s.assignee === null ? null : USERS[s.assignee]!) : current.assignee;
       const title = s.kind === 'retitle' ? `${current.title}!` : current.title;
       const changed = [...(assignee !== current.assignee ? ['assignee_id'] : []), ...(title !== current.title ? ['title'] : []), 'updated_at'];
-      const e = decoded(withActor(sampleEvent('task.updated', { ...at(s.sameTx), entityId: taskId, row: { title, assignee_id: assignee, created_by: current.creator }, changed }), s.actor));
+      const e = decoded(withActor(sampleEvent('task.updated', { ...at(s.sameTx), ...mixedVersion(events.length), entityId: taskId, row: { title, assignee_id: assignee, created_by: current.creator }, changed }), s.actor));
       events.push(e);
       const by = actorId(s.actor);
       if (assignee && assignee !== current.assignee && assignee !== by) {
@@ -118,7 +121,7 @@ export function historyOf(list: readonly Step[]): History {
       continue;
     }
     if (s.kind === 'delete-task') {
-      events.push(decoded(sampleEvent('task.deleted', { ...at(s.sameTx), entityId: taskId })));
+      events.push(decoded(sampleEvent('task.deleted', { ...at(s.sameTx), ...mixedVersion(events.length), entityId: taskId })));
       rows.delete(s.task);
       deleted.add(s.task);
       continue;
@@ -128,7 +131,7 @@ export function historyOf(list: readonly Step[]): History {
     const mentioned = [...s.mentions.map((m) => USERS[m]!), ...(s.mentionStranger ? [STRANGER] : [])];
     const body = `Please look ${mentioned.map((m) => `@${m}`).join(' and ')}.`;
     const commentId = `44444444-4444-4444-8444-${String(comments++).padStart(12, '0')}`;
-    const e = decoded(withActor(sampleEvent(snapshot ? 'comment.snapshot' : 'comment.created', { ...at(s.sameTx), entityId: commentId, row: { task_id: taskId, author_id: author, body } }), s.actor));
+    const e = decoded(withActor(sampleEvent(snapshot ? 'comment.snapshot' : 'comment.created', { ...at(s.sameTx), ...mixedVersion(events.length), entityId: commentId, row: { task_id: taskId, author_id: author, body } }), s.actor));
     events.push(e);
     if (!snapshot) {
       const skip = new Set<string | undefined>([author, actorId(s.actor)]);

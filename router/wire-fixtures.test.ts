@@ -49,4 +49,18 @@ describe('the SDK wire fixtures', () => {
     const [message] = encodeMessages(project, changes, { mode: 'thin', gzip: false, maxBytes: IOT_CORE_MAX_MESSAGE_BYTES });
     expect(message!.payload.toString()).toBe(JSON.stringify(thin));
   });
+
+  it('publishes a v1 event read from the stream as its v2 upcast, and a v2 event as it came (mixed versions in one batch)', () => {
+    const at = { workspaceId: full.ws, projectId: full.project };
+    const v1 = sampleEvent('task.updated', { ...at, commitLsn: 0x100n, schemaVersion: 1, row: { due_date: '2027-03-04' } as never, changed: ['due_date'] });
+    const v2 = sampleEvent('task.updated', { ...at, commitLsn: 0x200n, changed: ['labels'] });
+    const [message] = encodeMessages(project, sequenced({ ...full, changes: [{ seq: 1, event: v1 }, { seq: 2, event: v2 }] }), { mode: 'full', gzip: false, maxBytes: IOT_CORE_MAX_MESSAGE_BYTES });
+    const sent = JSON.parse(message!.payload.toString()) as { changes: { event: { dataschema: string; data: { after: Record<string, unknown>; changed: string[] } } }[] };
+    const [first, second] = sent.changes.map((c) => c.event);
+    expect(first!.dataschema).toBe('taskflow://schemas/task/v2');
+    expect(first!.data.after).toMatchObject({ due_at: '2027-03-04T00:00:00Z', labels: [] });
+    expect(first!.data.after).not.toHaveProperty('due_date');
+    expect(first!.data.changed).toEqual(['due_at']);
+    expect(second).toEqual(v2);
+  });
 });

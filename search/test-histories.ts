@@ -1,6 +1,8 @@
 // Random commit-ordered histories of a few tasks, a comment, memberships and truncates, as valid
 // envelopes, with the in-order truth a search index must end up with: the index's property tests
-// (documents.property.test.ts, sqlite-index.test.ts, opensearch-index.test.ts) share them.
+// (documents.property.test.ts, sqlite-index.test.ts, opensearch-index.test.ts) share them. Writes
+// are drawn as task/comment v1 or v2 events (mixed within one history, as across a schema change):
+// the index must end the same either way.
 import fc from 'fast-check';
 import type { Membership } from '../lib/authz.js';
 import { decodeEvent, type StreamEvent } from '../lib/change-event.js';
@@ -20,13 +22,13 @@ const ENTITIES = [
 const TASK_ID = ENTITIES[0].id;
 
 type Step =
-  | { kind: 'write'; entity: number; title: string; text: string; omitText: boolean; sameTx: boolean }
+  | { kind: 'write'; entity: number; title: string; text: string; omitText: boolean; sameTx: boolean; v1: boolean }
   | { kind: 'delete'; entity: number; sameTx: boolean }
   | { kind: 'truncate'; tables: string[]; sameTx: boolean };
 
 const word = fc.constantFrom('alpha', 'beta', 'gamma', 'delta');
 const step: fc.Arbitrary<Step> = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ kind: fc.constant('write' as const), entity: fc.nat({ max: ENTITIES.length - 1 }), title: word, text: word, omitText: fc.boolean(), sameTx: fc.boolean() }) },
+  { weight: 6, arbitrary: fc.record({ kind: fc.constant('write' as const), entity: fc.nat({ max: ENTITIES.length - 1 }), title: word, text: word, omitText: fc.boolean(), sameTx: fc.boolean(), v1: fc.boolean() }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('delete' as const), entity: fc.nat({ max: ENTITIES.length - 1 }), sameTx: fc.boolean() }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('truncate' as const), tables: fc.subarray(['tasks', 'comments', 'memberships', 'projects'], { minLength: 1 }), sameTx: fc.boolean() }) },
 );
@@ -76,9 +78,10 @@ export function historyOf(steps: readonly Step[]): History {
     const text = omit ? current.text : s.text;
     const role = s.title === 'alpha' ? 'viewer' : 'member';
     const row = entity.kind === 'task' ? { title: s.title, description: text } : entity.kind === 'comment' ? { body: text, task_id: TASK_ID } : { role };
+    const version = s.v1 && entity.kind !== 'membership' ? { schemaVersion: 1 } : {};
     const e = current
-      ? sampleEvent(`${entity.kind}.updated`, { ...base, row: row as never, omitted: omit ? [textColumn] : [], changed: entity.kind === 'task' ? ['title'] : entity.kind === 'comment' ? ['updated_at'] : ['role'] })
-      : sampleEvent(`${entity.kind}.created`, { ...base, row: row as never });
+      ? sampleEvent(`${entity.kind}.updated`, { ...base, ...version, row: row as never, omitted: omit ? [textColumn] : [], changed: entity.kind === 'task' ? ['title'] : entity.kind === 'comment' ? ['updated_at'] : ['role'] })
+      : sampleEvent(`${entity.kind}.created`, { ...base, ...version, row: row as never });
     const event = decoded(e);
     events.push(event);
     rows.set(s.entity, { title: s.title, text, version: event.id, role });
