@@ -10,6 +10,7 @@ import { readableProjects } from '../lib/authz.js';
 import type { MembershipReader } from '../lib/dynamo-memberships.js';
 import type { TokenVerifier } from '../lib/jwt.js';
 import type { Logger } from '../lib/logger.js';
+import type { PerUserLimiter } from '../lib/user-limits.js';
 import type { DynamoInbox } from './inbox.js';
 import { type ApiMetrics, type ApiOutcome, noopApiMetrics } from './metrics.js';
 
@@ -19,6 +20,8 @@ export interface InboxApiDeps {
   verify: TokenVerifier;
   /** Upper bound of `limit`, and its default. */
   maxPage: number;
+  /** Per-user rate and concurrency limits (429 + Retry-After beyond them). */
+  limiter?: PerUserLimiter;
   metrics?: ApiMetrics;
   logger?: Logger;
 }
@@ -94,27 +97,41 @@ export function createInboxHandler(deps: InboxApiDeps): (req: IncomingMessage, r
     } catch {
       throw new HttpError(401, 'unauthenticated', 'a valid TaskFlow token is required');
     }
-    const projects = readableProjects(userId, await deps.memberships.memberships(userId), workspaceId);
-    if (projects !== 'all' && projects.length === 0) throw new HttpError(403, 'forbidden', 'no membership in this workspace');
+    // After the token, before any store read: a flooding user spends its own budget only.
+    const admission = deps.limiter?.admit(userId);
+    if (admission && !admission.ok) {
+      res.setHeader('retry-after', String(Math.max(1, Math.ceil(admission.retryAfterMs / 1000))));
+      throw new HttpError(429, 'too_many_requests', `too many inbox requests (${admission.reason}); retry later`);
+    }
+    try {
+      return await serve();
+    } finally {
+      if (admission?.ok) admission.release();
+    }
 
-    if (sub === 'unread-count') {
-      send(200, { unread: await deps.inbox.unreadCount(workspaceId, userId, projects) });
+    async function serve(): Promise<ApiOutcome> {
+      const projects = readableProjects(userId, await deps.memberships.memberships(userId), workspaceId);
+      if (projects !== 'all' && projects.length === 0) throw new HttpError(403, 'forbidden', 'no membership in this workspace');
+
+      if (sub === 'unread-count') {
+        send(200, { unread: await deps.inbox.unreadCount(workspaceId, userId, projects) });
+        return 'ok';
+      }
+      if (sub === 'read') {
+        const ids = await readIds(req);
+        const marked = await deps.inbox.markRead(workspaceId, userId, ids);
+        send(200, { marked, unread: await deps.inbox.unreadCount(workspaceId, userId, projects) });
+        return 'ok';
+      }
+      const limitParam = url.searchParams.get('limit');
+      const limit = limitParam === null ? deps.maxPage : Number(limitParam);
+      if (!Number.isInteger(limit) || limit < 1 || limit > deps.maxPage) throw new HttpError(400, 'bad_request', `limit must be an integer from 1 to ${deps.maxPage}`);
+      const before = url.searchParams.get('before') ?? undefined;
+      if (before !== undefined && !EVENT_ID.test(before)) throw new HttpError(400, 'bad_request', 'before must be a notification id');
+      const [page, unread] = await Promise.all([deps.inbox.list(workspaceId, userId, projects, { limit, ...(before ? { before } : {}) }), deps.inbox.unreadCount(workspaceId, userId, projects)]);
+      send(200, { notifications: page.notifications, unread, ...(page.next ? { next: page.next } : {}) });
       return 'ok';
     }
-    if (sub === 'read') {
-      const ids = await readIds(req);
-      const marked = await deps.inbox.markRead(workspaceId, userId, ids);
-      send(200, { marked, unread: await deps.inbox.unreadCount(workspaceId, userId, projects) });
-      return 'ok';
-    }
-    const limitParam = url.searchParams.get('limit');
-    const limit = limitParam === null ? deps.maxPage : Number(limitParam);
-    if (!Number.isInteger(limit) || limit < 1 || limit > deps.maxPage) throw new HttpError(400, 'bad_request', `limit must be an integer from 1 to ${deps.maxPage}`);
-    const before = url.searchParams.get('before') ?? undefined;
-    if (before !== undefined && !EVENT_ID.test(before)) throw new HttpError(400, 'bad_request', 'before must be a notification id');
-    const [page, unread] = await Promise.all([deps.inbox.list(workspaceId, userId, projects, { limit, ...(before ? { before } : {}) }), deps.inbox.unreadCount(workspaceId, userId, projects)]);
-    send(200, { notifications: page.notifications, unread, ...(page.next ? { next: page.next } : {}) });
-    return 'ok';
   }
 
   return (req, res) => {

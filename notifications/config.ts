@@ -25,6 +25,8 @@ export interface NotificationsConfig {
   metricsHost: string;
   /** Upper bound of a list's `limit`, and its default. */
   maxPage: number;
+  /** Per user: inbox requests per second, burst, and requests in flight (lib/user-limits.ts). */
+  limits: { ratePerSec: number; burst: number; maxConcurrent: number; maxUsers: number };
 }
 
 const table = (key: string, fallback: string, meaning: string) => stringSetting({ name: tableEnvVar(key), default: fallback, meaning });
@@ -46,6 +48,10 @@ export const NOTIFICATION_SETTINGS = {
   port: intSetting({ name: 'NOTIFICATIONS_PORT', default: 0, min: 0, max: 65535, meaning: 'Port of the inbox API; 0 picks a free one.' }),
   ...METRICS_SETTINGS,
   maxPage: intSetting({ name: 'NOTIFICATIONS_MAX_PAGE', default: 50, min: 1, max: 500, meaning: "Upper bound of a list's `limit`, and its default." }),
+  // The replay API's defaults: a board polls the unread count and lists a page now and then.
+  ratePerUser: intSetting({ name: 'NOTIFICATIONS_RATE_PER_USER', default: 20, min: 1, meaning: 'Inbox API requests per second one user may make (token bucket; 429 beyond it).' }),
+  burstPerUser: intSetting({ name: 'NOTIFICATIONS_BURST_PER_USER', default: 100, min: 1, meaning: 'Inbox API requests one user may make at once before the rate applies.' }),
+  concurrencyPerUser: intSetting({ name: 'NOTIFICATIONS_CONCURRENCY_PER_USER', default: 50, min: 1, meaning: 'Inbox API requests of one user in flight at a time.' }),
 };
 
 /** What `taskflow notifications --help` and notifications/README.md list: every variable the service reads. */
@@ -66,5 +72,6 @@ export function loadConfig(env: Env): NotificationsConfig {
     metricsPort: s.metricsPort,
     metricsHost: s.metricsHost,
     maxPage: s.maxPage,
+    limits: { ratePerSec: s.ratePerUser, burst: s.burstPerUser, maxConcurrent: s.concurrencyPerUser, maxUsers: 100_000 },
   };
 }

@@ -23,7 +23,7 @@ export interface NotifierMetrics {
   deadLettered(reason: string): void;
 }
 
-export type ApiOutcome = 'ok' | 'bad_request' | 'unauthenticated' | 'forbidden' | 'not_found' | 'error';
+export type ApiOutcome = 'ok' | 'bad_request' | 'unauthenticated' | 'forbidden' | 'not_found' | 'too_many_requests' | 'error';
 
 export interface ApiMetrics {
   request(route: string, outcome: ApiOutcome, seconds: number): void;

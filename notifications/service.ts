@@ -11,6 +11,7 @@ import { DynamoMembershipProjection } from '../lib/dynamo-memberships.js';
 import { createVerifier, signDevToken } from '../lib/jwt.js';
 import { createConsumer, type Consumer } from '../lib/kinesis-consumer/index.js';
 import type { Logger } from '../lib/logger.js';
+import { PerUserLimiter } from '../lib/user-limits.js';
 import { consumerProbes, createRegistry, serveMetrics } from '../lib/metrics.js';
 import { IotDataPublisher, MqttPublisherPool, type Publisher } from '../lib/publishers.js';
 import { validateEvent } from '../schemas/validate.js';
@@ -78,7 +79,7 @@ export async function startNotifications(config: NotificationsConfig, logger: Lo
     logger,
   });
 
-  const api = await startInboxServer({ inbox: deps.inbox, memberships: deps.memberships, verify: createVerifier(config.jwt), maxPage: config.maxPage, metrics: metrics.api, logger }, config.port);
+  const api = await startInboxServer({ inbox: deps.inbox, memberships: deps.memberships, verify: createVerifier(config.jwt), maxPage: config.maxPage, limiter: new PerUserLimiter(config.limits), metrics: metrics.api, logger }, config.port);
   const metricsServer = await serveMetrics(registry, { port: config.metricsPort, host: config.metricsHost }, consumerProbes(consumer));
   await consumer.start();
   logger.info({ api: api.url, metrics: metricsServer.url, publisher: config.publisher, workerId: config.consumer.workerId }, 'notifications started');
