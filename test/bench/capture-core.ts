@@ -12,9 +12,7 @@
 // Each workload runs alternately without and with personal-field encryption
 // (CAPTURE_ENCRYPT_PERSONAL_FIELDS: capture's OrderedEncryptor and key cache in front of the
 // producer, keys in memory: the DynamoDB read, once per author per cache TTL, is left out).
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { loadavg } from 'node:os';
 import pg from 'pg';
 import { PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
 import { KINESIS_LIMITS } from '../../capture/batcher.js';
@@ -22,15 +20,13 @@ import { ChangeDecoder } from '../../capture/decoder.js';
 import { OrderedEncryptor, SubjectKeyCache } from '../../capture/personal-fields.js';
 import { KinesisProducer } from '../../capture/producer.js';
 import { useCaptureColumnParsers } from '../../capture/values.js';
-import { migrate } from '../../db/migrate.js';
 import { setupWorkloadTenants } from '../../db/workload.js';
-import { startPostgres } from '../../infra/local/postgres.js';
-import { freePort } from '../../infra/local/processes.js';
 import { silentLogger } from '../../lib/logger.js';
 import { LocalKeyWrapper, MemoryKeyTable, WrappedSubjectKeyStore } from '../../lib/subject-keys.js';
 import { randomBytes } from 'node:crypto';
 import type { Compression } from '../../lib/record-codec.js';
 import { median, writeBenchResult } from './report.js';
+import { withThrowawayPostgres } from '../support/throwaway-postgres.js';
 
 const TRANSACTIONS = Number(process.env.BENCH_TRANSACTIONS ?? 20_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
@@ -39,16 +35,7 @@ const PUBLICATION = 'bench_core';
 
 /** Writes the workloads and returns each one's pgoutput messages, as a replication session receives them. */
 async function recordWorkloads(): Promise<Record<'insert' | 'mixed', Buffer[]>> {
-  const dir = mkdtempSync(join(tmpdir(), 'bench-capture-core-'));
-  chmodSync(dir, 0o755); // Postgres runs as the postgres OS user when we are root
-  const server = await startPostgres({ pgdata: join(dir, 'pg'), port: await freePort(), ephemeral: true, logFile: join(dir, 'pg.log') });
-  try {
-    const admin = new pg.Client(server.url('postgres'));
-    await admin.connect();
-    await admin.query('CREATE DATABASE taskflow');
-    await admin.end();
-    const url = server.url('taskflow');
-    await migrate(url);
+  return withThrowawayPostgres('bench-capture-core', async (url) => {
     const tenants = await setupWorkloadTenants(url, { workspaces: 8, projectsPerWorkspace: 2, seed: 'bench-capture-core', tasksPerProject: 1 });
     const db = new pg.Client(url);
     await db.connect();
@@ -78,10 +65,7 @@ async function recordWorkloads(): Promise<Record<'insert' | 'mixed', Buffer[]>> 
     );
     await db.end();
     return { insert, mixed };
-  } finally {
-    await server.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 interface RunResult {

@@ -12,17 +12,12 @@
 // It reports WAL bytes per update (pg_current_wal_lsn before/after), the database backend's CPU
 // per update (/proc/<backend pid>/stat) and updates/s — medians of BENCH_RUNS runs. The host is
 // shared with other work: compare the set-ups within one run, not across runs.
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pg from 'pg';
 import { changedColumnsTables } from '../../capture/changed-columns.js';
 import { CAPTURED_TABLES } from '../../capture/slot-setup.js';
-import { migrate } from '../../db/migrate.js';
 import { setupWorkloadTenants } from '../../db/workload.js';
-import { startPostgres } from '../../infra/local/postgres.js';
-import { freePort } from '../../infra/local/processes.js';
 import { cpuSeconds, median, writeBenchResult } from './report.js';
+import { withThrowawayPostgres } from '../support/throwaway-postgres.js';
 
 const UPDATES = Number(process.env.BENCH_UPDATES ?? 5000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
@@ -54,16 +49,7 @@ async function measure(db: pg.Client, backendPid: number, ids: string[]): Promis
 }
 
 async function main(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'bench-changed-columns-'));
-  chmodSync(dir, 0o755); // Postgres runs as the postgres OS user when we are root
-  const server = await startPostgres({ pgdata: join(dir, 'pg'), port: await freePort(), ephemeral: true, logFile: join(dir, 'pg.log') });
-  try {
-    const admin = new pg.Client(server.url('postgres'));
-    await admin.connect();
-    await admin.query('CREATE DATABASE taskflow');
-    await admin.end();
-    const url = server.url('taskflow');
-    await migrate(url);
+  await withThrowawayPostgres('bench-changed-columns', async (url) => {
     const tenants = await setupWorkloadTenants(url, { workspaces: 1, projectsPerWorkspace: 1, seed: 'bench-changed-columns', tasksPerProject: 1 });
     const db = new pg.Client(url);
     await db.connect();
@@ -121,10 +107,7 @@ async function main(): Promise<void> {
     }
     const params = { tables_opted_in_by_default: tablesOptedInByDefault, updates_per_run: UPDATES, runs: RUNS, rows_per_kind: 100, toasted_description_bytes: 8192, note: 'one title-only UPDATE per transaction; medians; host shared with other work' };
     console.log(`wrote ${writeBenchResult('changed-columns', params, metrics)}`);
-  } finally {
-    await server.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 await main();
