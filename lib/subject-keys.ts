@@ -335,8 +335,8 @@ export function loadSubjectKeyConfig(env: Env): SubjectKeyConfig {
  * A reader's keys (router, search, notifications): with KMS when its key id is set, with the
  * local KEK in development mode, none otherwise — encrypted fields then pass through unread.
  */
-export function loadReaderKeyConfig(env: Env): SubjectKeyConfig | undefined {
-  return SUBJECT_KEY_SETTINGS.kmsKeyId.read(env) || isDevelopment(env) ? loadSubjectKeyConfig(env) : undefined;
+export function readerKeyConfig(env: Env): { subjectKeys?: SubjectKeyConfig } {
+  return SUBJECT_KEY_SETTINGS.kmsKeyId.read(env) || isDevelopment(env) ? { subjectKeys: loadSubjectKeyConfig(env) } : {};
 }
 
 /** The store a service uses; `kms` is called only when the config wraps with KMS. */

@@ -9,6 +9,7 @@ import { JWT_SETTINGS, type JwtConfig, loadJwtConfig } from '../lib/jwt.js';
 import { CONSUMER_SETTINGS, type ConsumerEnvConfig, loadConsumerConfig } from '../lib/kinesis-consumer/index.js';
 import { LOG_SETTINGS } from '../lib/logger.js';
 import { METRICS_SETTINGS } from '../lib/metrics.js';
+import { SUBJECT_KEY_SETTINGS, type SubjectKeyConfig, readerKeyConfig } from '../lib/subject-keys.js';
 
 export interface NotificationsConfig {
   aws: AwsConfig;
@@ -27,6 +28,8 @@ export interface NotificationsConfig {
   maxPage: number;
   /** Per user: inbox requests per second, burst, and requests in flight (lib/user-limits.ts). */
   limits: { ratePerSec: number; burst: number; maxConcurrent: number; maxUsers: number };
+  /** Subject keys to decrypt comment bodies for @mentions (crypto-shredding); none: an encrypted body mentions nobody. */
+  subjectKeys?: SubjectKeyConfig;
 }
 
 const table = (key: string, fallback: string, meaning: string) => stringSetting({ name: tableEnvVar(key), default: fallback, meaning });
@@ -55,7 +58,7 @@ export const NOTIFICATION_SETTINGS = {
 };
 
 /** What `taskflow notifications --help` and notifications/README.md list: every variable the service reads. */
-export const NOTIFICATION_SETTING_LIST = uniqueSettings(NOTIFICATION_SETTINGS, CONSUMER_SETTINGS, AWS_SETTINGS, JWT_SETTINGS, DEV_MODE_SETTINGS, LOG_SETTINGS);
+export const NOTIFICATION_SETTING_LIST = uniqueSettings(NOTIFICATION_SETTINGS, CONSUMER_SETTINGS, AWS_SETTINGS, JWT_SETTINGS, SUBJECT_KEY_SETTINGS, DEV_MODE_SETTINGS, LOG_SETTINGS);
 
 export function loadConfig(env: Env): NotificationsConfig {
   const s = readSettings(env, NOTIFICATION_SETTINGS);
@@ -73,5 +76,6 @@ export function loadConfig(env: Env): NotificationsConfig {
     metricsHost: s.metricsHost,
     maxPage: s.maxPage,
     limits: { ratePerSec: s.ratePerUser, burst: s.burstPerUser, maxConcurrent: s.concurrencyPerUser, maxUsers: 100_000 },
+    ...readerKeyConfig(env),
   };
 }

@@ -4,7 +4,8 @@
 // dead-letter store; the inbox API and /metrics.
 import type { Server } from 'node:http';
 import { clientIdPrefix } from '../lib/authz.js';
-import { createDynamoClient, createIotDataClient, createKinesisClient } from '../lib/aws.js';
+import { createDynamoClient, createIotDataClient, createKinesisClient, createKmsClient } from '../lib/aws.js';
+import { readerKeyStore, streamEventDecryptor } from '../lib/field-crypto.js';
 import { deadLetterSink } from '../lib/consumer-dead-letters.js';
 import { DynamoDeadLetterStore } from '../lib/dlq.js';
 import { DynamoMembershipProjection } from '../lib/dynamo-memberships.js';
@@ -68,13 +69,15 @@ export async function startNotifications(config: NotificationsConfig, logger: Lo
   const deps = pipelineDeps(config, dynamo, publisher);
   const dlq = new DynamoDeadLetterStore(dynamo, config.tables.dlq);
   const deadLetters = deadLetterSink(dlq, NOTIFICATIONS_DLQ_SOURCE, logger);
+  const sk = config.subjectKeys;
+  const decrypt = sk ? streamEventDecryptor(readerKeyStore(sk, dynamo, () => createKmsClient(config.aws)), (err) => logger.warn({ err: err.message }, 'a comment body does not decrypt; read as empty')) : undefined;
 
   const consumer = createConsumer({
     ...config.consumer,
     name: config.consumerName,
     kinesis,
     dynamo,
-    processor: (shardId) => new NotificationShardProcessor(shardId, { ...deps, deadLetters, validate: validateEvent, metrics: metrics.notifier }),
+    processor: (shardId) => new NotificationShardProcessor(shardId, { ...deps, deadLetters, validate: validateEvent, metrics: metrics.notifier, ...(decrypt ? { decrypt } : {}) }),
     metrics: registry,
     logger,
   });

@@ -2,7 +2,7 @@
 // ones to the dead-letter store), run the batch through the pipeline (pipeline.ts: memberships,
 // inbox, watchers, live delivery), then checkpoint. No high-water marks: every step is idempotent
 // and the plan of a re-read batch is the same (rules.ts), so a crash re-reads it harmlessly.
-import type { EventCheck } from '../lib/change-event.js';
+import type { EventCheck, StreamEvent } from '../lib/change-event.js';
 import { type ConsumerDeadLetterSink, validEventsOf } from '../lib/consumer-dead-letters.js';
 import type { Checkpointer, ProcessBatch, ShardProcessor, ShutdownReason } from '../lib/kinesis-consumer/index.js';
 import { noopNotifierMetrics, type NotifierMetrics } from './metrics.js';
@@ -13,6 +13,8 @@ export interface NotificationProcessorDeps extends PipelineDeps {
   validate: EventCheck;
   metrics?: NotifierMetrics;
   now?: () => number;
+  /** Comment bodies decrypted for @mention parsing (null once shredded: no mentions). */
+  decrypt?: (event: StreamEvent) => Promise<StreamEvent>;
 }
 
 export class NotificationShardProcessor implements ShardProcessor {
@@ -32,7 +34,9 @@ export class NotificationShardProcessor implements ShardProcessor {
   async processRecords(batch: ProcessBatch, checkpointer: Checkpointer): Promise<void> {
     if (batch.records.length === 0) return;
     this.metrics.eventsIn(batch.records.length);
-    const events = await validEventsOf(batch, this.shardId, this.deps.validate, this.deps.deadLetters, (reason) => this.metrics.deadLettered(reason));
+    const valid = await validEventsOf(batch, this.shardId, this.deps.validate, this.deps.deadLetters, (reason) => this.metrics.deadLettered(reason));
+    const decrypt = this.deps.decrypt;
+    const events = decrypt ? await Promise.all(valid.map(decrypt)) : valid;
     const started = this.now();
     let outcome;
     try {

@@ -8,6 +8,7 @@ import { JWT_SETTINGS, type JwtConfig, loadJwtConfig } from '../lib/jwt.js';
 import { DEV_MODE_SETTINGS } from '../lib/dev-mode.js';
 import { LOG_SETTINGS } from '../lib/logger.js';
 import { METRICS_SETTINGS } from '../lib/metrics.js';
+import { SUBJECT_KEY_SETTINGS, type SubjectKeyConfig, readerKeyConfig } from '../lib/subject-keys.js';
 import { IOT_CORE_MAX_MESSAGE_BYTES, type PayloadMode } from './messages.js';
 
 export interface RouterConfig {
@@ -47,6 +48,8 @@ export interface RouterConfig {
   workerId: string;
   failoverTimeMs: number;
   maxRecords: number;
+  /** Subject keys to decrypt personal fields for browsers (crypto-shredding); none: they pass as they travelled. */
+  subjectKeys?: SubjectKeyConfig;
 }
 
 const table = (key: string, fallback: string, meaning: string) => stringSetting({ name: tableEnvVar(key), default: fallback, meaning });
@@ -96,7 +99,7 @@ export const ROUTER_SETTINGS = {
 };
 
 /** What `taskflow router --help` and router/README.md list: every variable the router reads. */
-export const ROUTER_SETTING_LIST = uniqueSettings(ROUTER_SETTINGS, AWS_SETTINGS, JWT_SETTINGS, DEV_MODE_SETTINGS, LOG_SETTINGS);
+export const ROUTER_SETTING_LIST = uniqueSettings(ROUTER_SETTINGS, AWS_SETTINGS, JWT_SETTINGS, SUBJECT_KEY_SETTINGS, DEV_MODE_SETTINGS, LOG_SETTINGS);
 
 export function loadConfig(env: Env): RouterConfig {
   const s = readSettings(env, ROUTER_SETTINGS);
@@ -132,5 +135,6 @@ export function loadConfig(env: Env): RouterConfig {
     workerId: s.workerId ?? `${hostname()}-${process.pid}`,
     failoverTimeMs: s.failoverTimeMs,
     maxRecords: s.maxRecords,
+    ...readerKeyConfig(env),
   };
 }

@@ -22,6 +22,8 @@ export interface ReplayDeps {
   /** Called once per answered request (the router counts them by outcome). */
   observe?: ApiDeps['observe'];
   logger?: Logger;
+  /** Personal fields decrypted for the browser (the changelog holds them as they travelled). */
+  decrypt?: (event: unknown) => Promise<unknown>;
 }
 
 interface ReplayParams {
@@ -44,7 +46,10 @@ function changesRoute(deps: ReplayDeps): ApiRoute<ReplayParams, true> {
     },
     authorize: (userId, memberships, p) => (canReadProject(userId, memberships, p.workspaceId, p.projectId) ? true : undefined),
     async handle({ params: { workspaceId, projectId, after, limit } }) {
-      return replayAnswer(await deps.store.read({ workspaceId, projectId }, after, limit), after);
+      const answer = replayAnswer(await deps.store.read({ workspaceId, projectId }, after, limit), after);
+      const decrypt = deps.decrypt;
+      if (answer.status !== 200 || !decrypt) return answer;
+      return { ...answer, body: { ...answer.body, changes: await Promise.all(answer.body.changes.map(async (c) => ({ seq: c.seq, event: await decrypt(c.event) }))) } };
     },
   };
 }

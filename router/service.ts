@@ -3,12 +3,13 @@
 // or IoT-data publisher with subscription tracking, the replay API and /metrics.
 import type { Server } from 'node:http';
 import { clientIdPrefix } from '../lib/authz.js';
-import { createDynamoClient, createIotDataClient, createKinesisClient } from '../lib/aws.js';
+import { createDynamoClient, createIotDataClient, createKinesisClient, createKmsClient } from '../lib/aws.js';
 import { DynamoDeadLetterStore } from '../lib/dlq.js';
 import { createVerifier, signDevToken } from '../lib/jwt.js';
 import { createConsumer, type Consumer } from '../lib/kinesis-consumer/index.js';
 import type { Logger } from '../lib/logger.js';
 import { consumerProbes, createRegistry, serveMetrics } from '../lib/metrics.js';
+import { decryptEvent, readerKeyStore } from '../lib/field-crypto.js';
 import { validateEvent } from '../schemas/validate.js';
 import type { RouterConfig } from './config.js';
 import { DynamoChangelogStore } from './dynamo-changelog.js';
@@ -21,6 +22,7 @@ import { startReplayServer } from './replay-server.js';
 import { PerUserLimiter } from '../lib/user-limits.js';
 import { RouterShardProcessor } from './shard-processor.js';
 import type { DeadLetterSink } from './shard-router.js';
+import type { SequencedChange } from './sequencer.js';
 import { DynamoSubscriptionStore } from './subscription-store.js';
 import { LIFECYCLE_FILTERS, LiveSubscriptions, parseLifecycleMessage } from './subscriptions.js';
 
@@ -43,6 +45,13 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
   const { workerId } = config;
 
   const changelog = new DynamoChangelogStore(dynamo, { table: config.tables.changelog, ttlSeconds: config.changelogTtlSeconds });
+  // Browsers hold no keys: full payloads and replay answers carry personal fields decrypted
+  // (null once shredded); the changelog keeps them as they travelled.
+  const sk = config.subjectKeys;
+  const keys = sk ? readerKeyStore(sk, dynamo, () => createKmsClient(config.aws)) : undefined;
+  const onUnreadable = (err: Error) => logger.warn({ err: err.message }, 'a personal field does not decrypt; published as null');
+  const decrypt = keys ? <E extends { data: unknown }>(e: E) => decryptEvent(e, keys, onUnreadable) : undefined;
+  const decryptChange = decrypt && config.payloadMode === 'full' ? async (c: SequencedChange) => ({ seq: c.seq, event: { ...c.event, envelope: await decrypt(c.event.envelope) } }) : undefined;
   const projection = new DynamoMembershipProjection(dynamo, config.tables.memberships);
   const dlq = new DynamoDeadLetterStore(dynamo, config.tables.dlq);
   const deadLetters: DeadLetterSink = {
@@ -132,7 +141,7 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
     leaseTable: config.tables.leases,
     workerId,
     processor: (shardId) =>
-      new RouterShardProcessor(shardId, { changelog, deadLetters, memberships: projection, validate: validateEvent, metrics: metrics.shard }, makePipeline, logger, publisherReady),
+      new RouterShardProcessor(shardId, { changelog, deadLetters, memberships: projection, validate: validateEvent, metrics: metrics.shard, ...(decryptChange ? { decrypt: decryptChange } : {}) }, makePipeline, logger, publisherReady),
     failoverTimeMs: config.failoverTimeMs,
     pollIntervalMs: config.pollIntervalMs,
     minCallSpacingMs: config.minCallSpacingMs,
@@ -142,7 +151,7 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
   });
 
   const verify = createVerifier(config.jwt);
-  const replay = await startReplayServer({ store: changelog, verify, memberships: (u) => projection.memberships(u), maxLimit: config.replayMaxLimit, limiter: new PerUserLimiter(config.replayLimits), observe: metrics.replayRequest, logger }, config.replayPort);
+  const replay = await startReplayServer({ store: changelog, verify, memberships: (u) => projection.memberships(u), maxLimit: config.replayMaxLimit, limiter: new PerUserLimiter(config.replayLimits), observe: metrics.replayRequest, logger, ...(decrypt ? { decrypt: (e: unknown) => decrypt(e as { data: unknown }) } : {}) }, config.replayPort);
   // Ready while this instance can hold leases; one holding none still serves replay, so it is ready too.
   const metricsServer = await serveMetrics(registry, { port: config.metricsPort, host: config.metricsHost }, consumerProbes(consumer));
   try {

@@ -75,6 +75,11 @@ export interface ShardRouterDeps {
   headCacheSize?: number;
   /** Workspaces whose marks the checkpoint keeps (default 4,000: ~300 KB of state). */
   maxMarks?: number;
+  /**
+   * Personal fields decrypted for the sink (full payloads to browsers, which hold no keys); the
+   * changelog keeps them as they travelled, so destroying a key shreds it too.
+   */
+  decrypt?: (change: SequencedChange) => Promise<SequencedChange>;
 }
 
 /** Where a staged batch's time went (the router logs it for the first batch after a start). */
@@ -182,7 +187,9 @@ export class ShardRouter {
       }
       for (const [workspaceId, w] of byWorkspace) this.deps.sink.revoke(workspaceId, w.afterEventId, [...w.userIds]);
     }
-    groups.forEach((g, i) => this.deps.sink.enqueue(g.project, sequenced[i]!));
+    const decrypt = this.deps.decrypt;
+    const toSink = decrypt ? await Promise.all(sequenced.map((changes) => Promise.all(changes.map(decrypt)))) : sequenced;
+    groups.forEach((g, i) => this.deps.sink.enqueue(g.project, toSink[i]!));
     // Every change is in the changelog and with the sink: the marks move on in memory; the
     // checkpoint that stores them waits for `published`.
     this.marks = boundMarks(marks, this.deps.maxMarks ?? 4000);

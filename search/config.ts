@@ -10,6 +10,7 @@ import { JWT_SETTINGS, type JwtConfig, loadJwtConfig } from '../lib/jwt.js';
 import { CONSUMER_SETTINGS, type ConsumerEnvConfig, loadConsumerConfig } from '../lib/kinesis-consumer/index.js';
 import { LOG_SETTINGS } from '../lib/logger.js';
 import { METRICS_SETTINGS } from '../lib/metrics.js';
+import { SUBJECT_KEY_SETTINGS, type SubjectKeyConfig, readerKeyConfig } from '../lib/subject-keys.js';
 
 export type SearchEngine = { kind: 'sqlite'; path: string } | { kind: 'opensearch'; url: string; alias: string };
 
@@ -27,6 +28,8 @@ export interface SearchConfig {
   maxResults: number;
   /** Per user: search requests per second, burst, and requests in flight (lib/user-limits.ts). */
   limits: { ratePerSec: number; burst: number; maxConcurrent: number; maxUsers: number };
+  /** Subject keys to decrypt personal fields for indexing (crypto-shredding); none: encrypted fields are not indexed as text. */
+  subjectKeys?: SubjectKeyConfig;
 }
 
 /** Everything search reads from the environment (besides the consumer's, AWS, JWT and log settings). */
@@ -47,7 +50,7 @@ export const SEARCH_SETTINGS = {
 };
 
 /** What `taskflow search --help` and search/README.md list: every variable search reads. */
-export const SEARCH_SETTING_LIST = uniqueSettings(SEARCH_SETTINGS, CONSUMER_SETTINGS, AWS_SETTINGS, JWT_SETTINGS, DEV_MODE_SETTINGS, LOG_SETTINGS);
+export const SEARCH_SETTING_LIST = uniqueSettings(SEARCH_SETTINGS, CONSUMER_SETTINGS, AWS_SETTINGS, JWT_SETTINGS, SUBJECT_KEY_SETTINGS, DEV_MODE_SETTINGS, LOG_SETTINGS);
 
 function engineOf(env: Env, s: { engine: 'sqlite' | 'opensearch'; dbPath: string | undefined; opensearchUrl: string | undefined; opensearchAlias: string }): SearchEngine {
   if (s.engine === 'opensearch') return { kind: 'opensearch', url: url(env, 'OPENSEARCH_URL'), alias: s.opensearchAlias };
@@ -69,5 +72,6 @@ export function loadConfig(env: Env): SearchConfig {
     metricsHost: s.metricsHost,
     maxResults: s.maxResults,
     limits: { ratePerSec: s.ratePerUser, burst: s.burstPerUser, maxConcurrent: s.concurrencyPerUser, maxUsers: 100_000 },
+    ...readerKeyConfig(env),
   };
 }

@@ -2,13 +2,14 @@
 // `search`) feeding one SearchShardProcessor per leased shard, the index (SQLite FTS5 locally,
 // OpenSearch in production), the dead-letter store, the search API and /metrics.
 import type { Server } from 'node:http';
-import { createDynamoClient, createKinesisClient } from '../lib/aws.js';
+import { createDynamoClient, createKinesisClient, createKmsClient } from '../lib/aws.js';
 import { deadLetterSink } from '../lib/consumer-dead-letters.js';
 import { DynamoDeadLetterStore } from '../lib/dlq.js';
 import { createVerifier } from '../lib/jwt.js';
 import { createConsumer, type Consumer } from '../lib/kinesis-consumer/index.js';
 import type { Logger } from '../lib/logger.js';
 import { consumerProbes, createRegistry, serveMetrics } from '../lib/metrics.js';
+import { readerKeyStore, streamEventDecryptor } from '../lib/field-crypto.js';
 import { PerUserLimiter } from '../lib/user-limits.js';
 import { validateEvent } from '../schemas/validate.js';
 import { startSearchServer } from './api.js';
@@ -35,6 +36,8 @@ export async function startSearch(config: SearchConfig, logger: Logger): Promise
   const metrics = prometheusSearchMetrics(registry);
   const index = await openSearchIndex(config.engine);
   const dlq = new DynamoDeadLetterStore(dynamo, config.dlqTable);
+  const sk = config.subjectKeys;
+  const decrypt = sk ? streamEventDecryptor(readerKeyStore(sk, dynamo, () => createKmsClient(config.aws)), (err) => logger.warn({ err: err.message }, 'a personal field does not decrypt; indexed without it')) : undefined;
   const deadLetters = deadLetterSink(dlq, SEARCH_DLQ_SOURCE, logger);
 
   const consumer = createConsumer({
@@ -42,7 +45,7 @@ export async function startSearch(config: SearchConfig, logger: Logger): Promise
     name: config.consumerName,
     kinesis,
     dynamo,
-    processor: (shardId) => new SearchShardProcessor(shardId, { index, deadLetters, validate: validateEvent, metrics: metrics.indexer }),
+    processor: (shardId) => new SearchShardProcessor(shardId, { index, deadLetters, validate: validateEvent, metrics: metrics.indexer, ...(decrypt ? { decrypt } : {}) }),
     metrics: registry,
     logger,
   });

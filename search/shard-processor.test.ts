@@ -4,6 +4,9 @@ import { validateEvent } from '../schemas/validate.js';
 import type { Checkpointer, UserRecord } from '../lib/kinesis-consumer/index.js';
 import { TaskflowError } from '../lib/errors.js';
 import type { ConsumerDeadLetter as SearchDeadLetter } from '../lib/consumer-dead-letters.js';
+import { randomBytes } from 'node:crypto';
+import { encryptField, streamEventDecryptor } from '../lib/field-crypto.js';
+import { LocalKeyWrapper, MemoryKeyTable, WrappedSubjectKeyStore } from '../lib/subject-keys.js';
 import { SearchShardProcessor } from './shard-processor.js';
 import { SqliteSearchIndex } from './sqlite-index.js';
 
@@ -55,5 +58,21 @@ describe('SearchShardProcessor', () => {
     const batch = { millisBehindLatest: 0, records: [record(Buffer.from(JSON.stringify(sampleEvent('task.created', { workspaceId: WS }))), 1)] };
     await expect(processor.processRecords(batch, { checkpoint: async () => void (checkpoints += 1) })).rejects.toThrow('disk full');
     expect(checkpoints).toBe(0);
+  });
+
+  it('indexes an encrypted description by its plaintext, and a shredded one without text', async () => {
+    const index = new SqliteSearchIndex(':memory:');
+    const keys = new WrappedSubjectKeyStore(new MemoryKeyTable(), new LocalKeyWrapper(randomBytes(32)));
+    const author = '66666666-6666-4666-8666-0000000000e1';
+    const processor = new SearchShardProcessor('s-1', { index, validate: validateEvent, deadLetters: { put: async () => {} }, decrypt: streamEventDecryptor(keys) });
+    const description = encryptField('confidential roadmap', await keys.keyFor(author));
+    const task = sampleEvent('task.created', { workspaceId: WS, row: { title: 'plain title', created_by: author, description: description as never } });
+    await processor.processRecords({ millisBehindLatest: 0, records: [record(Buffer.from(JSON.stringify(task)), 1)] }, { checkpoint: async () => {} });
+    expect((await index.search({ workspaceId: WS, terms: ['roadmap'], projects: 'all', limit: 5 })).map((h) => h.text)).toEqual(['confidential roadmap']);
+
+    await keys.destroy(author);
+    const again = sampleEvent('task.created', { workspaceId: WS, txIndex: 1, entityId: '44444444-4444-4444-8444-0000000000e2', row: { title: 'second', created_by: author, description: description as never } });
+    await processor.processRecords({ millisBehindLatest: 0, records: [record(Buffer.from(JSON.stringify(again)), 2)] }, { checkpoint: async () => {} });
+    expect((await index.search({ workspaceId: WS, terms: ['second'], projects: 'all', limit: 5 })).map((h) => h.text)).toEqual(['']);
   });
 });

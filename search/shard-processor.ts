@@ -2,7 +2,7 @@
 // the dead-letter store), apply the batch to the index in one durable step, then checkpoint.
 // No high-water marks: every index write is idempotent and order-free (documents.ts), so a batch
 // re-read after a crash, a replay or a redrive is applied again harmlessly.
-import type { EventCheck } from '../lib/change-event.js';
+import type { EventCheck, StreamEvent } from '../lib/change-event.js';
 import { type ConsumerDeadLetterSink, validEventsOf } from '../lib/consumer-dead-letters.js';
 import type { Checkpointer, ProcessBatch, ShardProcessor, ShutdownReason } from '../lib/kinesis-consumer/index.js';
 import { indexBatchOf } from './indexer.js';
@@ -15,6 +15,8 @@ export interface SearchProcessorDeps {
   validate: EventCheck;
   metrics?: IndexerMetrics;
   now?: () => number;
+  /** Personal fields decrypted before indexing (null once shredded: indexed without text). */
+  decrypt?: (event: StreamEvent) => Promise<StreamEvent>;
 }
 
 export class SearchShardProcessor implements ShardProcessor {
@@ -34,7 +36,9 @@ export class SearchShardProcessor implements ShardProcessor {
   async processRecords(batch: ProcessBatch, checkpointer: Checkpointer): Promise<void> {
     if (batch.records.length === 0) return;
     this.metrics.eventsIn(batch.records.length);
-    const events = await validEventsOf(batch, this.shardId, this.deps.validate, this.deps.deadLetters, (reason) => this.metrics.deadLettered(reason));
+    const valid = await validEventsOf(batch, this.shardId, this.deps.validate, this.deps.deadLetters, (reason) => this.metrics.deadLettered(reason));
+    const decrypt = this.deps.decrypt;
+    const events = decrypt ? await Promise.all(valid.map(decrypt)) : valid;
     const started = this.now();
     const change = indexBatchOf(events);
     await this.deps.index.apply(change);

@@ -43,7 +43,7 @@ export function workloads(streamName: string): Workload[] {
       replicas: { min: 3, max: 24 },
       cpuMillis: 2000,
       memoryMi: 2048,
-      env: { CHANGE_STREAM_NAME: streamName, ROUTER_PAYLOAD_MODE: 'thin', ROUTER_SUBSCRIPTION_EVENTS: 'iot', ROUTER_PUBLISHER: 'mqtt', REPLAY_PORT: String(REPLAY_PORT) },
+      env: { CHANGE_STREAM_NAME: streamName, ROUTER_PAYLOAD_MODE: 'thin', ROUTER_SUBSCRIPTION_EVENTS: 'iot', ROUTER_PUBLISHER: 'mqtt', REPLAY_PORT: String(REPLAY_PORT), SUBJECT_KEYS_KMS_KEY_ID: 'alias/taskflow' },
       ports: { replay: REPLAY_PORT },
       instanceIdEnv: 'KINESIS_WORKER_ID',
     },

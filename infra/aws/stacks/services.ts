@@ -77,6 +77,8 @@ export class ServicesStack extends Stack {
       grantTable(router, table('memberships'), ['Query', 'GetItem', 'PutItem']);
       grantTable(router, table('subscriptions'), ['Query', 'Scan', 'PutItem', 'BatchWriteItem']);
       grantTable(router, table('dlq'), DLQ_WRITER);
+      // Decrypts personal fields for browsers: reads subject keys, never writes them (the key's Decrypt comes with the table).
+      grantTable(router, table(SUBJECT_KEYS_TABLE_KEY), ['GetItem']);
       const iot = (resource: string) => `arn:${this.partition}:iot:${this.region}:${this.account}:${resource}`;
       router.addToPolicy(new iam.PolicyStatement({ actions: ['iot:Connect'], resources: [iot(`client/${ROUTER_CLIENT_IDS}`)] }));
       router.addToPolicy(new iam.PolicyStatement({ actions: ['iot:Publish'], resources: [iot('topic/taskflow/v1/ws/*')] }));
