@@ -264,7 +264,16 @@ export async function supervisePipelineServices(
     metricsBase,
     // The first capture is started first and so, in practice, the active one.
     async ready(timeoutMs = 90_000) {
-      await waitFor(() => instances.every((i) => started(i.name, i.service)) && lines.some((l) => l.msg === 'streaming from the slot'), () => 'every capture and router instance to start', timeoutMs);
+      // On a timeout, name the instances still starting and what each logged last, so a CI failure says which one hung.
+      const pending = () =>
+        instances
+          .filter((i) => !started(i.name, i.service))
+          .map((i) => `${i.name} (last: ${lines.findLast((l) => l.instance === i.name)?.msg.slice(0, 200) ?? 'nothing logged'})`);
+      await waitFor(
+        () => instances.every((i) => started(i.name, i.service)) && lines.some((l) => l.msg === 'streaming from the slot'),
+        () => `every capture and router instance to start; not started: ${pending().join('; ') || 'none, but no capture streams from the slot'}`,
+        timeoutMs,
+      );
     },
     async stop() {
       await supervisor.stop();
