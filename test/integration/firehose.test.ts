@@ -135,7 +135,7 @@ describe('local Firehose on the filesystem store', () => {
     for (const o of await store.list('raw/')) await store.delete(o.key);
   });
 
-  it('refuses a body beyond any legal call while it streams, buffering none of the rest, and answers it', async () => {
+  it('refuses a body beyond any legal call while it streams, reads the rest to its end and answers it', async () => {
     const chunk = Buffer.alloc(1024 * 1024, 0x41);
     let sent = 0;
     // 64 MiB of one never-ending base64 string: a Firehose answer, not a buffered body or a reset.
@@ -146,13 +146,13 @@ describe('local Firehose on the filesystem store', () => {
         else controller.close();
       },
     });
-    const before = process.memoryUsage().arrayBuffers;
     const res = await fetch(`${firehose.endpoint}/`, { method: 'POST', headers: { 'x-amz-target': 'Firehose_20150804.PutRecordBatch', 'content-type': 'application/x-amz-json-1.1' }, body, duplex: 'half' } as RequestInit);
     expect(res.status).toBe(400);
     expect(await res.json()).toEqual({ __type: 'InvalidArgumentException', message: 'Records size exceeds 4 MB limit' });
+    // Read to its end (no reset). What the stand-in holds meanwhile (readBody drops its chunks past
+    // the largest legal call) is not asserted: this process is both ends, and its arrayBuffers
+    // figure counted the spent chunks until the collector ran, which failed CI once.
     expect(sent).toBe(65);
-    // The stand-in runs in this process: it kept at most the largest legal call (< 6 MiB), not 64 MiB.
-    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(32 * 1024 * 1024);
   });
 
   it('fails the injected records with FailedPutCount and throttles whole calls', async () => {
