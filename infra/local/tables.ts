@@ -7,6 +7,7 @@ import { MEMBERSHIP_TABLE_KEY } from '../../lib/dynamo-memberships.js';
 import { NOTIFICATION_TABLES } from '../../notifications/tables.js';
 import { LEASE_TABLE_KEY } from '../../lib/kinesis-consumer/dynamo-lease-store.js';
 import { SUBJECT_KEYS_TABLE_KEY, SUBJECT_KEYS_TABLE_SPEC } from '../../lib/subject-keys.js';
+import { GDPR_REQUESTS_TABLE_KEY, GDPR_REQUESTS_TABLE_SPEC } from '../../gdpr/request-store.js';
 
 export interface TableSpec {
   /** Logical name: key of StackInfo.dynamodb.tables, suffix of the env var DYNAMODB_TABLE_<KEY>. */
@@ -88,5 +89,12 @@ export const TABLES: readonly TableSpec[] = [
     key: SUBJECT_KEYS_TABLE_KEY,
     backups: false,
     table: { ...SUBJECT_KEYS_TABLE_SPEC, AttributeDefinitions: [...SUBJECT_KEYS_TABLE_SPEC.AttributeDefinitions], KeySchema: [...SUBJECT_KEYS_TABLE_SPEC.KeySchema] },
+  },
+  {
+    // Erasure requests and their state machine (gdpr/request-store.ts). No PITR: until a request
+    // completes it holds the subject's identifiers, which a restorable copy would keep.
+    key: GDPR_REQUESTS_TABLE_KEY,
+    backups: false,
+    table: { ...GDPR_REQUESTS_TABLE_SPEC, AttributeDefinitions: [...GDPR_REQUESTS_TABLE_SPEC.AttributeDefinitions], KeySchema: [...GDPR_REQUESTS_TABLE_SPEC.KeySchema] },
   },
 ];
