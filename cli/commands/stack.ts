@@ -38,6 +38,7 @@ export const command: Command = {
       throw new Error('taskflow stack needs --ephemeral or --data-dir DIR (taskflow dev picks the persistent data directory)');
     }
     const started = Date.now();
+    console.log(`taskflow stack starting (pid ${process.pid})`);
     const stack: RunningStack = await startStack({
       ephemeral: values.ephemeral,
       ...(values['data-dir'] ? { dataDir: values['data-dir'] } : {}),

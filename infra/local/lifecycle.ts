@@ -12,14 +12,17 @@ export function writeStateFile(path: string, info: StackInfo): void {
   renameSync(tmp, path);
 }
 
+// Read when the command starts, not when it begins to wait: a parent that dies while the engines
+// start would otherwise be missed, because by then ppid already names the process that adopted us.
+const LAUNCHING_PARENT = process.ppid;
+
 /**
  * Resolves with the reason on SIGINT/SIGTERM, or when this process is orphaned (its parent died
  * and it was re-parented): whoever started us is gone, so nobody else would ever stop us.
  * Only the first signal is handled; a second one gets Node's default (immediate exit), and the
  * bound children (pdeathsig) follow.
  */
-export function untilStopRequested(): Promise<string> {
-  const parent = process.ppid;
+export function untilStopRequested(parent = LAUNCHING_PARENT): Promise<string> {
   return new Promise((resolveStop) => {
     const done = (reason: string): void => {
       clearInterval(watch);
@@ -29,10 +32,12 @@ export function untilStopRequested(): Promise<string> {
     };
     const onInt = (): void => done('SIGINT');
     const onTerm = (): void => done('SIGTERM');
-    const watch = setInterval(() => {
+    const checkParent = (): void => {
       if (process.ppid !== parent) done(`parent process ${parent} exited`);
-    }, 500);
+    };
+    const watch = setInterval(checkParent, 500);
     process.once('SIGINT', onInt);
     process.once('SIGTERM', onTerm);
+    checkParent();
   });
 }
