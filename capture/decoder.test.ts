@@ -288,3 +288,20 @@ describe('ChangeDecoder', () => {
     expect(timestampToRfc3339('infinity')).toBe('infinity');
   });
 });
+
+describe('ChangeDecoder: GDPR erasure requests', () => {
+  const requests = relation('gdpr_erasure_requests', ['id', 'user_id', 'requested_at', 'deadline', 'reason'], ['id'], 9);
+  it('turns an insert into gdpr_erasure_requests into a valid taskflow.gdpr.erasure_requested event for every workspace, in its place in the transaction', () => {
+    const d = new ChangeDecoder(opts);
+    const row = { id: uuid(70), user_id: uuid(71), requested_at: '2026-12-02T10:00:00.123456Z', deadline: '2026-12-05T10:00:00.123456Z', reason: 'art. 17' };
+    const [tx] = run(d, [begin('0/16B374D8'), requests, { tag: 'insert', relation: requests, new: row }, { tag: 'insert', relation: requests, new: { ...row, id: uuid(72), reason: null } }, commit('0/16B374D8', '0/16B37508')]);
+    expect(tx!.deadRows).toEqual([]);
+    expect(tx!.events.map((e) => [e.id, e.partitionKey, e.op])).toEqual([
+      ['0000000016B374D8-00000000', '*', 'e'],
+      ['0000000016B374D8-00000001', '*', 'e'],
+    ]);
+    expect(tx!.events[0]!.envelope).toMatchObject({ type: 'taskflow.gdpr.erasure_requested', subject: `users/${uuid(71)}`, workspaceid: '*', dataschema: 'taskflow://schemas/gdpr-erasure/v1', data: { requestId: uuid(70), userId: uuid(71), requestedAt: row.requested_at, deadline: row.deadline, reason: 'art. 17' } });
+    expect(tx!.events[1]!.envelope.data).not.toHaveProperty('reason');
+    for (const e of tx!.events) expectValid(e.envelope);
+  });
+});

@@ -18,10 +18,10 @@
 //   every event of that transaction (row changes and truncates) carries it as `data.source.actor`.
 import type { Pgoutput } from 'pg-logical-replication';
 import { eventId, formatLsn, parseLsn } from '../lib/event-id.js';
-import { ENTITIES, type EntityName, TRUNCATE_TYPE } from '../schemas/kinds.js';
+import { ENTITIES, type EntityName, GDPR_ERASURE_TABLE, GDPR_ERASURE_TYPE, TRUNCATE_TYPE } from '../schemas/kinds.js';
 import { schemaId } from '../schemas/schema-id.js';
 import { versionForColumns } from '../schemas/versions.js';
-import type { ChangeData, ChangeEvent, ChangeSource, EntityChangeEvent, TruncateEvent } from '../schemas/types.js';
+import type { ChangeData, ChangeEvent, ChangeSource, EntityChangeEvent, GdprErasureEvent, TruncateEvent } from '../schemas/types.js';
 import { CHANGED_COLUMNS_PREFIX, ChangedColumnsIndex, changedOf } from './changed-columns.js';
 
 export type Row = Record<string, unknown>;
@@ -32,7 +32,8 @@ export interface CapturedEvent {
   /** Kinesis partition key: the workspace id ('*' for truncates). */
   partitionKey: string;
   table: string;
-  op: 'c' | 'u' | 'd' | 'r' | 't';
+  /** 'e': a GDPR erasure request. */
+  op: 'c' | 'u' | 'd' | 'r' | 't' | 'e';
   envelope: ChangeEvent;
 }
 
@@ -273,6 +274,10 @@ export class ChangeDecoder {
       const changed = change.op === 'u' && rows.after ? changedColumns.take(table, String(rows.after[PRIMARY_KEY])) : undefined;
       if (change.op === 'u' && !changed && entity) tx.changedUnknown += 1;
       const id = eventId(position);
+      if (table === GDPR_ERASURE_TABLE && change.op === 'c' && rows.after) {
+        tx.events.push(this.erasureEvent(rows.after, position));
+        return;
+      }
       if (!entity) {
         tx.deadRows.push({ reason: 'UNCAPTURED_TABLE', message: `table ${change.relation.schema}.${table} is not a captured entity`, id, table, payload: { op: change.op, ...rows } });
         return;
@@ -294,6 +299,30 @@ export class ChangeDecoder {
       this.versions.set(relation, version);
     }
     return version;
+  }
+
+  /** An erasure request's row (db/migrations/0008): one event for every workspace, as a truncate is. */
+  private erasureEvent(row: Row, position: { commitLsn: bigint; txIndex: number; time: string }): CapturedEvent {
+    const id = eventId(position);
+    const envelope: GdprErasureEvent = {
+      specversion: '1.0',
+      id,
+      source: this.opts.source,
+      type: GDPR_ERASURE_TYPE,
+      time: position.time,
+      subject: `users/${String(row.user_id)}`,
+      dataschema: schemaId({ name: 'gdpr-erasure', version: 1 }),
+      datacontenttype: 'application/json',
+      workspaceid: '*',
+      data: {
+        requestId: String(row.id),
+        userId: String(row.user_id),
+        requestedAt: String(row.requested_at),
+        deadline: String(row.deadline),
+        ...(typeof row.reason === 'string' && row.reason !== '' ? { reason: row.reason } : {}),
+      },
+    };
+    return { id, partitionKey: '*', table: GDPR_ERASURE_TABLE, op: 'e', envelope };
   }
 
   private truncateEvent(tables: string[], position: { commitLsn: bigint; txIndex: number; txSize: number; xid: number; time: string }, actor?: Actor): CapturedEvent {

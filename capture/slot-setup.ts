@@ -6,7 +6,7 @@ import { sleep } from '../lib/backoff.js';
 import { TaskflowError } from '../lib/errors.js';
 import { formatLsn, parseLsn } from '../lib/event-id.js';
 import type { Logger } from '../lib/logger.js';
-import { ENTITIES, type EntityName } from '../schemas/kinds.js';
+import { ENTITIES, type EntityName, GDPR_ERASURE_TABLE } from '../schemas/kinds.js';
 import { changedColumnsTables } from './changed-columns.js';
 import type { CaptureConfig } from './config.js';
 import { checkCaptureRole, currentRole } from './db-role.js';
@@ -122,7 +122,7 @@ export class SlotSetup {
       logger.info({ publication: config.publication, tables: tables.rows.map((r) => r.tablename) }, 'using existing publication');
       return;
     }
-    await admin.query(`CREATE PUBLICATION ${pg.escapeIdentifier(config.publication)} FOR TABLE ${CAPTURED_TABLES.map((t) => pg.escapeIdentifier(t)).join(', ')}`).catch((err: unknown) => {
+    await admin.query(`CREATE PUBLICATION ${pg.escapeIdentifier(config.publication)} FOR TABLE ${[...CAPTURED_TABLES, GDPR_ERASURE_TABLE].map((t) => pg.escapeIdentifier(t)).join(', ')}`).catch((err: unknown) => {
       if ((err as { code?: string }).code !== INSUFFICIENT_PRIVILEGE) throw err;
       throw new TaskflowError('CAPTURE_PUBLICATION_MISSING', `publication ${config.publication} does not exist and role "${roleName}" may not create it (it owns no table): apply the migrations (0003 creates taskflow_capture) or create it as the tables' owner`, { cause: err });
     });

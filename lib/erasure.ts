@@ -2,6 +2,7 @@
 // implements it beside its store in `<service>/erasure-sink.ts` (gdpr/policy.test.ts finds them
 // there and holds them to gdpr/POLICY.md); the launcher hands them to the processor, so gdpr/
 // never imports a service.
+import type { Env } from './config.js';
 
 /** What identifies the subject's data, captured before anything is purged (a purge cannot be re-derived after). */
 export interface SubjectIdentifiers {
@@ -46,4 +47,16 @@ export interface SinkSteps<S> {
 
 export function bindSink<S>(steps: SinkSteps<S>, store: S): ErasureSink {
   return { sink: steps.sink, purge: (ids, onProgress) => steps.purge(store, ids, onProgress), scan: (ids) => steps.scan(store, ids) };
+}
+
+/**
+ * What a `<service>/erasure-sink.ts` module exports: its steps (ERASURE_SINKS, which
+ * gdpr/policy.test.ts holds to the policy) and `openErasureSinks`, which opens them on the
+ * service's own stores from the environment the service itself reads (DYNAMODB_TABLE_*, …).
+ * The launcher (`taskflow gdpr`, cli/commands/gdpr.ts) imports every such module, opens its sinks
+ * and hands them to the processor, so gdpr/ never imports a service.
+ */
+export interface ErasureSinkModule {
+  ERASURE_SINKS: readonly SinkSteps<never>[];
+  openErasureSinks(env: Env): Promise<{ sinks: ErasureSink[]; close(): Promise<void> }>;
 }

@@ -16,6 +16,8 @@ export type Op = (typeof VERBS)[Verb];
 
 export const TRUNCATE_TYPE = 'taskflow.table.truncated';
 export const GDPR_ERASURE_TYPE = 'taskflow.gdpr.erasure_requested';
+/** The source table whose inserts capture turns into GDPR_ERASURE_TYPE events (db/migrations/0008). */
+export const GDPR_ERASURE_TABLE = 'gdpr_erasure_requests';
 
 export type EventKind =
   | { kind: 'entity'; type: string; entity: EntityName; verb: Verb; op: Op; schema: string }
