@@ -7,13 +7,14 @@ import fc from 'fast-check';
 import { arbitraryEvent, sampleEvent, type SampleKind } from './fixtures.js';
 import { schemaDocuments } from './generated/schemas.js';
 import { dueAtOfDueDate, UPCASTERS } from './upcasters.js';
-import { createEventValidator, validateEvent } from './validate.js';
+import { compileValidators } from './compile-validators.js';
+import { eventValidatorFrom, validateEvent } from './validate.js';
 
 const KINDS = (entity: string): SampleKind[] => (['created', 'updated', 'deleted', 'snapshot'] as const).map((v) => `${entity}.${v}` as SampleKind);
 
 /** A reader built before task v2 and comment v2 existed: it knows only the v1 documents. */
 const v1Documents = Object.fromEntries(Object.entries(schemaDocuments).filter(([id]) => id.endsWith('/v1')));
-const validateAsV1Reader = createEventValidator({ documents: v1Documents, upcasters: [] });
+const validateAsV1Reader = eventValidatorFrom(compileValidators(v1Documents), { upcasters: [] });
 
 type Row = Record<string, unknown> | null;
 interface Data { op: string; before: Row; after: Row; changed?: string[]; omitted?: string[] }

@@ -1,9 +1,9 @@
 // Validation of events read from the stream: one call per event in the routers' hot path, so
-// every validator is compiled once, up front, and the checks after the schema are O(1).
-import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
-import addFormatsModule from 'ajv-formats';
-import { schemaDocuments } from './generated/schemas.js';
-import { ENTITIES, EVENT_KINDS, type EventKind } from './kinds.js';
+// the validators are compiled ahead of time (generated/validators.ts, by `taskflow schemas
+// gen-types`: loading them needs no ajv) and the checks after the schema are O(1).
+import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
+import * as precompiled from './generated/validators.js';
+import { EVENT_KINDS, type EventKind } from './kinds.js';
 import { parseSchemaId, schemaId } from './schema-id.js';
 import type { ChangeEvent } from './types.js';
 import { UPCASTERS, type EventObject, type Upcaster } from './upcasters.js';
@@ -38,61 +38,9 @@ export type ValidationResult =
 
 export type EventValidator = (input: unknown) => ValidationResult;
 
-// ajv-formats is CommonJS: under NodeNext its default import is `module.exports`, whose
-// `default` property is the plugin.
-const addFormats = addFormatsModule.default;
-
 /** Where a `required` failure means a missing key: the key itself and the row images (which require only key and routing columns). */
 const KEY_PATHS = new Set(['/data/key', '/data/before', '/data/after']);
 const ROUTING_ATTRIBUTES = new Set(['workspaceid', 'projectid']);
-
-function latestVersions(documents: Readonly<Record<string, unknown>>): Map<string, number> {
-  const latest = new Map<string, number>();
-  for (const id of Object.keys(documents)) {
-    const ref = parseSchemaId(id);
-    if (ref && ref.version > (latest.get(ref.name) ?? 0)) latest.set(ref.name, ref.version);
-  }
-  return latest;
-}
-
-/** The one schema an event of this kind must satisfy: the envelope plus its data schema. */
-function validatorSchema(kind: EventKind, envelopeId: string, dataSchemaId: string): Record<string, unknown> {
-  if (kind.kind !== 'entity') {
-    return { allOf: [{ $ref: envelopeId }], properties: { data: { $ref: dataSchemaId } } };
-  }
-  const entity = ENTITIES[kind.entity];
-  const rowImage = { if: { type: 'object' }, then: { $ref: dataSchemaId } };
-  return {
-    allOf: [{ $ref: envelopeId }],
-    ...(entity.hasProject ? { required: ['projectid'] } : {}),
-    properties: {
-      data: {
-        allOf: [{ $ref: `${envelopeId}#/$defs/changeData` }],
-        properties: {
-          table: { const: entity.table },
-          key: { required: ['id'], properties: { id: { type: 'string', format: 'uuid' } } },
-          before: rowImage,
-          after: rowImage,
-        },
-      },
-    },
-  };
-}
-
-const HEX = new Uint8Array(128);
-for (const c of '0123456789abcdefABCDEF') HEX[c.charCodeAt(0)] = 1;
-
-/** RFC 4122 text form, any version (a typical event holds eight of them: a regex costs 15% of validation). */
-function isUuid(s: string): boolean {
-  if (s.length !== 36) return false;
-  for (let i = 0; i < 36; i += 1) {
-    const c = s.charCodeAt(i);
-    if (i === 8 || i === 13 || i === 18 || i === 23) {
-      if (c !== 45) return false;
-    } else if (c >= 128 || HEX[c] !== 1) return false;
-  }
-  return true;
-}
 
 function fieldPath(instancePath: string): string {
   return instancePath === '' ? '' : instancePath.slice(1).replaceAll('/', '.');
@@ -193,39 +141,29 @@ function checkTruncate(event: EventObject): ValidationResult | undefined {
 export interface EventValidatorOptions {
   /** Upcasters from older schema versions; defaults to the ones in use (schemas/upcasters.ts). */
   upcasters?: readonly Upcaster[];
-  /**
-   * The schema documents this reader knows, by `$id`; defaults to every generated one. A reader
-   * pinned to older versions (tests of not-yet-redeployed consumers) passes only those.
-   */
-  documents?: Readonly<Record<string, Record<string, unknown>>>;
 }
 
-/** Compiles every validator now; the returned function does no compiling. */
-export function createEventValidator(options: EventValidatorOptions = {}): EventValidator {
-  const ajv = new Ajv2020({ strictTypes: false, allErrors: false });
-  // 'fast' formats check the shape of dates and times by regex, not calendar validity (Feb 30):
-  // the values come from typed Postgres columns, and it roughly doubles throughput.
-  addFormats(ajv, { mode: 'fast', formats: ['date-time', 'date'] });
-  ajv.addFormat('uuid', { type: 'string', validate: isUuid });
-  ajv.addKeyword({ keyword: 'x-version', schemaType: 'number' });
-  const documents = options.documents ?? schemaDocuments;
-  for (const doc of Object.values(documents)) ajv.addSchema(doc);
+/** Validators by schema name (one per data schema: the four verbs of an entity share theirs), and the version each checks. */
+export interface CompiledValidators {
+  versions: Readonly<Record<string, number>>;
+  validators: Readonly<Record<string, ValidateFunction>>;
+}
 
-  const latest = latestVersions(documents);
-  const envelopeId = schemaId({ name: 'envelope', version: latest.get('envelope') ?? 1 });
-  // One compiled validator per data schema (the four verbs of an entity share theirs).
-  const bySchema = new Map<string, ValidateFunction>();
+/** The current schemas' validators, precompiled. */
+export function createEventValidator(options: EventValidatorOptions = {}): EventValidator {
+  return eventValidatorFrom(precompiled as unknown as CompiledValidators, options);
+}
+
+/** An event validator from compiled validators (compile-validators.ts compiles other documents' at run time). */
+export function eventValidatorFrom(compiled: CompiledValidators, options: EventValidatorOptions = {}): EventValidator {
+  const latest = new Map(Object.entries(compiled.versions));
   const validators = new Map<string, ValidateFunction>();
   /** Event type → the dataschema id it names when written against the current version. */
   const currentIds = new Map<string, string>();
   for (const [type, kind] of EVENT_KINDS) {
     const version = latest.get(kind.schema);
-    if (version === undefined) throw new Error(`no schema "${kind.schema}" for event type ${type}`);
-    let validate = bySchema.get(kind.schema);
-    if (!validate) {
-      validate = ajv.compile(validatorSchema(kind, envelopeId, schemaId({ name: kind.schema, version })));
-      bySchema.set(kind.schema, validate);
-    }
+    const validate = compiled.validators[kind.schema];
+    if (version === undefined || !validate) throw new Error(`no schema "${kind.schema}" for event type ${type}`);
     validators.set(type, validate);
     currentIds.set(type, schemaId({ name: kind.schema, version }));
   }

@@ -212,7 +212,7 @@ describe('taskflow schemas gen-types', () => {
       writeFileSync(join(dir, 'generated', 'gone.v1.ts'), '// a schema that no longer exists\n');
       const { code, out } = await run(['gen-types', '--dir', dir]);
       expect(code).toBe(0);
-      expect(out).toMatch(/wrote 10 files/);
+      expect(out).toMatch(/wrote 11 files/);
       expect(existsSync(join(dir, 'generated', 'gone.v1.ts'))).toBe(false);
       const committed = readdirSync(join(schemasDir, 'generated')).sort();
       expect(readdirSync(join(dir, 'generated')).sort()).toEqual(committed);
