@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { ARCHIVER_SETTING_LIST, LOADER_SETTING_LIST, loadArchiverConfig, loadLoaderConfig } from '../analytics/config.js';
 import { AUDIT_SETTING_LIST, loadConfig as loadAuditConfig } from '../audit/config.js';
 import { CAPTURE_SETTING_LIST, loadConfig as loadCaptureConfig } from '../capture/config.js';
+import { GDPR_SETTING_LIST, loadConfig as loadGdprConfig } from '../gdpr/config.js';
 import type { AnySetting, Env } from '../lib/config.js';
 import { CONSUMER_SETTINGS, loadConsumerConfig } from '../lib/kinesis-consumer/config.js';
 import { ROUTER_SETTING_LIST, loadConfig as loadRouterConfig } from '../router/config.js';
@@ -88,6 +89,7 @@ describe('settings: declared once, all in --help, all in the README', () => {
     { command: 'search', settings: SEARCH_SETTING_LIST, reads: readsOf(loadSearchConfig, { SEARCH_ENGINE: 'opensearch', OPENSEARCH_URL: 'http://127.0.0.1:3', JWT_SECRET: 'x'.repeat(32) }) },
     { command: 'notifications', settings: NOTIFICATION_SETTING_LIST, reads: readsOf(loadNotificationsConfig, { JWT_SECRET: 'x'.repeat(32) }) },
     { command: 'audit', settings: AUDIT_SETTING_LIST, reads: readsOf(loadAuditConfig, { S3_DIR: '/x/s3', AUDIT_KEY: 'k'.repeat(32) }) },
+    { command: 'gdpr', settings: GDPR_SETTING_LIST, reads: readsOf(loadGdprConfig, { DATABASE_URL: 'postgres://127.0.0.1/taskflow', SUBJECT_KEYS_KMS_KEY_ID: 'alias/taskflow' }) },
     { command: 'analytics', settings: ARCHIVER_SETTING_LIST, reads: readsOf(loadArchiverConfig, { FIREHOSE_DELIVERY_STREAM: 'f' }) },
     { command: 'analytics', settings: LOADER_SETTING_LIST, reads: readsOf(loadLoaderConfig, { ARCHIVE_BUCKET: 'b', S3_DIR: '/x/s3' }) },
   ];

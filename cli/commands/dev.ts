@@ -85,6 +85,8 @@ const SERVICES: readonly ServiceDef[] = [
   { name: 'board', serves: { board: 'BOARD_PORT' }, needs: ['replay'] },
   // A stable worker id like the router's; the pseudonym key stays on this machine (created once, 0600) like the dev JWT secret.
   { name: 'audit', serves: { 'audit-metrics': 'METRICS_PORT' }, env: () => Promise.resolve({ KINESIS_WORKER_ID: 'audit-0', AUDIT_KEY_FILE: devAuditKeyFile() }) },
+  // The erasure processor; it signs no proof itself (`taskflow gdpr proof` does), it purges through the sinks' own stores.
+  { name: 'gdpr', serves: { 'gdpr-metrics': 'METRICS_PORT' } },
   { name: 'analytics-archiver', command: ['analytics', 'archive'], serves: { 'archiver-metrics': 'METRICS_PORT' } },
   { name: 'analytics-loader', command: ['analytics', 'load'], serves: { 'loader-metrics': 'METRICS_PORT' } },
 ];

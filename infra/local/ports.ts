@@ -42,4 +42,5 @@ export const DEV_HTTP_PORTS = {
   'notifications-metrics': 18098,
   /** The local authorizer's (broker hooks') metrics, served by taskflow dev itself. */
   'broker-metrics': 18099,
+  'gdpr-metrics': 18100,
 } as const;

@@ -25,7 +25,7 @@ export interface ServiceProcessOptions {
   onLine?: (line: string) => void;
 }
 
-export async function startServiceProcess(command: 'capture' | 'router' | 'audit' | readonly ['analytics', 'archive' | 'load'], env: Record<string, string>, awaited: readonly string[], options: ServiceProcessOptions = {}): Promise<ServiceProcess> {
+export async function startServiceProcess(command: 'capture' | 'router' | 'audit' | 'gdpr' | readonly ['analytics', 'archive' | 'load'], env: Record<string, string>, awaited: readonly string[], options: ServiceProcessOptions = {}): Promise<ServiceProcess> {
   const timeoutMs = options.timeoutMs ?? 60_000;
   const args = typeof command === 'string' ? [command] : [...command];
   const name = args.join(' ');

@@ -1,0 +1,152 @@
+// `taskflow gdpr` on the real engines (Postgres, dynalite, the audit store on disk): compliance
+// records a request for a user with data, a repeat is the same request, the processor process
+// drives it to complete, `verify` finds nothing, `proof` writes a signed proof kept in the audit
+// store; a user with no data completes too, and an unknown user is an error that records nothing.
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { command } from '../../cli/commands/gdpr.js';
+import type { ErasureRequest } from '../../gdpr/processor.js';
+import { type ErasureProof, verifyProofSignature } from '../../gdpr/proof.js';
+import { DynamoRequestStore } from '../../gdpr/request-store.js';
+import { createSubjectKeyStore, loadSubjectKeyConfig } from '../../lib/subject-keys.js';
+import { type ServiceProcess, startServiceProcess } from '../support/service-process.js';
+import { createTestDatabase, createTestTables, dynamoClient, testStackEnv } from '../support/stack.js';
+import { waitFor } from '../support/wait.js';
+
+const AUDIT_KEY = 'gdpr-cli-test-audit-key-0123456789abcdef';
+let env: Record<string, string>;
+let db: pg.Client;
+let gdpr: ServiceProcess | undefined;
+const saved = { ...process.env };
+const dynamo = dynamoClient();
+
+beforeAll(async () => {
+  const url = await createTestDatabase('gdpr_cli');
+  const tables = await createTestTables('gdpr-cli', ['gdpr-requests', 'subject-keys']);
+  const dir = mkdtempSync(join(tmpdir(), 'gdpr-cli-'));
+  env = {
+    ...testStackEnv(),
+    DATABASE_URL: url,
+    TASKFLOW_ENV: 'development',
+    DYNAMODB_TABLE_GDPR_REQUESTS: tables['gdpr-requests']!,
+    DYNAMODB_TABLE_SUBJECT_KEYS: tables['subject-keys']!,
+    SUBJECT_KEYS_LOCAL_KEK_FILE: join(dir, 'kek'),
+    AUDIT_KEY,
+    AUDIT_STORE_DIR: join(dir, 'audit'),
+    GDPR_POLL_INTERVAL_MS: '200',
+    METRICS_PORT: '0',
+  };
+  Object.assign(process.env, env);
+  db = new pg.Client({ connectionString: url });
+  await db.connect();
+});
+
+afterAll(async () => {
+  await gdpr?.stop();
+  await db?.end();
+  dynamo.destroy();
+  process.env = saved;
+});
+
+async function gdprCli(...argv: string[]): Promise<{ code: number | void; out: string; err?: unknown }> {
+  const out: string[] = [];
+  const log = jest.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(a.join(' ')));
+  try {
+    return { code: await command.run(argv), out: out.join('\n') };
+  } catch (err) {
+    return { code: undefined, out: out.join('\n'), err };
+  } finally {
+    log.mockRestore();
+  }
+}
+
+/** A user in a workspace with a project, a task they wrote and a comment on it. */
+async function userWithData(): Promise<{ id: string; email: string; comment: string }> {
+  const [ws, project, task, id] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
+  const email = `p${id.slice(0, 8)}@example.com`;
+  const comment = `private remark ${randomUUID()}`;
+  await db.query('INSERT INTO workspaces (id, name, slug) VALUES ($1, $2, $3)', [ws, 'W', `w-${ws}`]);
+  await db.query('INSERT INTO users (id, email, display_name) VALUES ($1, $2, $3)', [id, email, 'Grace Hopper']);
+  await db.query('INSERT INTO projects (id, workspace_id, name, created_by) VALUES ($1, $2, $3, $4)', [project, ws, 'P', id]);
+  await db.query('INSERT INTO tasks (id, workspace_id, project_id, title, description, created_by) VALUES ($1, $2, $3, $4, $5, $6)', [task, ws, project, 'T', `described by ${email}`, id]);
+  await db.query('INSERT INTO comments (id, workspace_id, project_id, task_id, author_id, body) VALUES ($1, $2, $3, $4, $5, $6)', [randomUUID(), ws, project, task, id, comment]);
+  return { id, email, comment };
+}
+
+const store = () => new DynamoRequestStore(dynamo, env.DYNAMODB_TABLE_GDPR_REQUESTS!);
+
+describe('taskflow gdpr on the real engines', () => {
+  it('request (by email, idempotent) → the processor completes it → verify finds nothing → a signed proof in the file and the audit store', async () => {
+    const user = await userWithData();
+    const first = await gdprCli('request', '--user', user.email, '--ticket', 'DPO-42', '--reason', 'art. 17 request', '--by', 'dpo@example.com', '--json');
+    expect(first.err).toBeUndefined();
+    const recorded = (JSON.parse(first.out) as { repeat: boolean; request: ErasureRequest }).request;
+    expect(recorded).toMatchObject({ subject: user.id, ticket: 'DPO-42', requestedBy: 'dpo@example.com', reason: 'art. 17 request', step: 'requested' });
+    expect(Date.parse(recorded.deadline) - Date.parse(recorded.requestedAt)).toBe(72 * 3600 * 1000);
+    expect(first.out).not.toContain(user.comment);
+    // What the scans will look for was captured before anything is purged.
+    expect((await store().get(recorded.requestId))!.identifiers).toMatchObject({ email: user.email, displayName: 'Grace Hopper', authored: expect.arrayContaining([expect.objectContaining({ text: user.comment })]) });
+
+    const repeat = await gdprCli('request', '--user', user.id, '--ticket', 'DPO-43');
+    expect(repeat.out).toMatch(new RegExp(`already requested: users/${user.id} has request ${recorded.requestId}`));
+    expect((await db.query('SELECT id, user_id FROM gdpr_erasure_requests')).rows.filter((r: { user_id: string }) => r.user_id === user.id)).toEqual([{ id: recorded.requestId, user_id: user.id }]);
+
+    const status = await gdprCli('status', recorded.requestId);
+    expect(status.out).toMatch(/step\s+requested/);
+    expect(status.out).toMatch(/subject-keys\s+pending/);
+
+    const keys = createSubjectKeyStore(loadSubjectKeyConfig(env), dynamo, () => {
+      throw new Error('no KMS locally');
+    });
+    await keys.keyFor(user.id);
+    gdpr = await startServiceProcess('gdpr', env, ['gdpr processor started']);
+    const done = await waitFor(async () => {
+      const r = await store().get(recorded.requestId);
+      return r?.step === 'complete' && r;
+    }, 'the request to complete', 60_000, 100);
+    expect(done.identifiers).toBeUndefined();
+    expect(await keys.isDestroyed(user.id)).toBe(true);
+    expect(Object.values(done.sinks).every((s) => s.state === 'verified' && s.found === 0)).toBe(true);
+    const metrics = await waitFor(async () => {
+      const text = await (await fetch(String(gdpr!.entries['gdpr processor started']!.metrics))).text();
+      return /^taskflow_gdpr_open_requests({[^}]*})? 0$/m.test(text) && text;
+    }, 'the open-requests gauge to read 0');
+    expect(metrics).toMatch(/^taskflow_gdpr_oldest_open_request_age_seconds({[^}]*})? 0$/m);
+
+    const verify = await gdprCli('verify', user.id, '--json');
+    expect(verify.code).toBe(0);
+    expect(JSON.parse(verify.out)).toMatchObject({ requestId: recorded.requestId, keyDestroyed: true, found: 0 });
+
+    const out = join(mkdtempSync(join(tmpdir(), 'gdpr-proof-')), 'proof.json');
+    expect((await gdprCli('proof', recorded.requestId, '--out', out)).code).toBe(0);
+    const proof = JSON.parse(readFileSync(out, 'utf8')) as ErasureProof;
+    expect(verifyProofSignature(proof, new TextEncoder().encode(AUDIT_KEY))).toBe(true);
+    expect(proof).toMatchObject({ request: { requestId: recorded.requestId, subject: user.id, ticket: 'DPO-42' }, keyDestruction: { subject: user.id } });
+    expect(JSON.stringify(proof)).not.toContain(user.comment);
+    expect(readFileSync(join(env.AUDIT_STORE_DIR!, 'gdpr-proofs', `${recorded.requestId}.json`), 'utf8')).toBe(readFileSync(out, 'utf8'));
+
+    const list = await gdprCli('list');
+    expect(list.out).toMatch(new RegExp(`${recorded.requestId}\\s+${user.id}\\s+DPO-42\\s+complete`));
+    expect((await gdprCli('list', '--overdue')).out).not.toContain(recorded.requestId);
+  }, 120_000);
+
+  it('a user with no data completes; an unknown user is a clear error and records nothing', async () => {
+    const id = randomUUID();
+    await db.query('INSERT INTO users (id, email, display_name) VALUES ($1, $2, $3)', [id, `n${id.slice(0, 8)}@example.com`, 'No Data']);
+    const r = JSON.parse((await gdprCli('request', '--user', id, '--ticket', 'DPO-44', '--json')).out) as { request: ErasureRequest };
+    expect(r.request.identifiers).toBeUndefined(); // never printed
+    gdpr ??= await startServiceProcess('gdpr', env, ['gdpr processor started']);
+    await waitFor(async () => (await store().get(r.request.requestId))?.step === 'complete', 'the request of a user with no data to complete', 60_000, 100);
+    expect((await gdprCli('verify', r.request.requestId)).out).toMatch(/nothing found/);
+
+    const before = (await store().all()).length;
+    const unknown = await gdprCli('request', '--user', 'nobody@example.com', '--ticket', 'DPO-45');
+    expect(unknown.err).toMatchObject({ code: 'GDPR_UNKNOWN_SUBJECT', message: expect.stringMatching(/no user with email nobody@example.com.*nothing was recorded/) });
+    expect((await store().all()).length).toBe(before);
+    expect(existsSync(join(env.AUDIT_STORE_DIR!, 'gdpr-proofs', `${r.request.requestId}.json`))).toBe(false);
+  }, 120_000);
+});
