@@ -10,8 +10,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { loadLoaderConfig } from '../../analytics/config.js';
 import { startLoader } from '../../analytics/loader-service.js';
-import { loadConfig as loadCaptureConfig } from '../../capture/config.js';
-import { startCapture, type RunningCapture } from '../../capture/main.js';
+import { type RunningCapture } from '../../capture/main.js';
 import { runWorkload } from '../../db/workload.js';
 import { type LocalFirehose, startFirehose } from '../../infra/local/firehose/server.js';
 import { createLogger } from '../../lib/logger.js';
@@ -22,6 +21,7 @@ import { startHistoryRecorder, type HistoryRecorder } from '../support/history.j
 import { startServiceProcess, type ServiceProcess } from '../support/service-process.js';
 import { captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, testStackEnv, uniqueName } from '../support/stack.js';
 import { sleep, waitFor } from '../support/wait.js';
+import { startTestCapture } from '../support/capture.js';
 
 const logger = createLogger('analytics-faults', process.env.PIPELINE_TEST_LOG ?? 'silent');
 let dir: string;
@@ -72,9 +72,7 @@ beforeAll(async () => {
     DQ_INTERVAL_MS: '0',
   };
   history = await startHistoryRecorder(dbUrl, { slotName: uniqueName('analytics_truth') });
-  capture = await startCapture(loadCaptureConfig(env), logger);
-  void capture.service.start();
-  await capture.service.ready;
+  capture = await startTestCapture(env, logger);
 }, 60_000);
 
 afterAll(async () => {

@@ -13,16 +13,16 @@ import { join } from 'node:path';
 import pg from 'pg';
 import type { Segment } from '../../audit/chain.js';
 import { Pseudonymizer } from '../../audit/record.js';
-import { loadConfig as loadCaptureConfig } from '../../capture/config.js';
-import { type RunningCapture, startCapture } from '../../capture/main.js';
+import { type RunningCapture } from '../../capture/main.js';
 import { runWorkload, setupWorkloadTenants, type WorkloadStats } from '../../db/workload.js';
 import { DynamoDeadLetterStore } from '../../lib/dlq.js';
 import { createLogger } from '../../lib/logger.js';
 import { sampleEvent } from '../../schemas/fixtures.js';
 import { compareHistory, type HistoryRecorder, startHistoryRecorder } from '../support/history.js';
 import { type ServiceProcess, startServiceProcess } from '../support/service-process.js';
-import { captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, dynamoClient, testStackEnv, uniqueName } from '../support/stack.js';
+import { createTestDatabase, createTestStream, createTestTables, dynamoClient, uniqueName } from '../support/stack.js';
 import { sleep, waitFor } from '../support/wait.js';
+import { startTestCapture, testCaptureEnv } from '../support/capture.js';
 
 const KEY = 'audit-integration-test-key-0123456789abcdef';
 const slot = uniqueName('audit_capture');
@@ -39,10 +39,8 @@ beforeAll(async () => {
   const tables = await createTestTables('audit', ['dlq', 'checkpoints', 'leases']);
   storeDir = mkdtempSync(join(tmpdir(), 'taskflow-audit-'));
   history = await startHistoryRecorder(dbUrl, { slotName: uniqueName('truth') });
-  const base = { ...testStackEnv(), DATABASE_URL: captureDatabaseUrl(dbUrl), CHANGE_STREAM_NAME: stream, DYNAMODB_TABLE_DLQ: tables.dlq!, DYNAMODB_TABLE_CHECKPOINTS: tables.checkpoints!, DYNAMODB_TABLE_LEASES: tables.leases! };
-  capture = await startCapture(loadCaptureConfig({ ...base, CAPTURE_SLOT: slot, CAPTURE_ACK_INTERVAL_MS: '100', CAPTURE_HEARTBEAT_INTERVAL_MS: '300' }), createLogger('capture', 'silent'));
-  void capture.service.start();
-  await capture.service.ready;
+  const base = testCaptureEnv({ databaseUrl: dbUrl, stream, tables, slot });
+  capture = await startTestCapture({ ...base, CAPTURE_HEARTBEAT_INTERVAL_MS: '300' }, createLogger('capture', 'silent'));
   env = { ...base, AUDIT_STORE_DIR: storeDir, AUDIT_KEY: KEY, METRICS_PORT: '0', KINESIS_POLL_INTERVAL_MS: '50', KINESIS_MIN_CALL_SPACING_MS: '50', KINESIS_FAILOVER_MS: '2000' };
 }, 60_000);
 

@@ -4,17 +4,16 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import pg from 'pg';
-import { loadConfig } from '../../capture/config.js';
-import { type RunningCapture, startCapture } from '../../capture/main.js';
+import { type RunningCapture } from '../../capture/main.js';
 import { addComment, createTask, updateTask } from '../../clients/demo-board/api.js';
 import { runWorkload } from '../../db/workload.js';
 import { DEMO, seedDemo } from '../../db/seed.js';
-import { createLogger } from '../../lib/logger.js';
 import { validateEvent } from '../../schemas/validate.js';
 import { compareHistory, type HistoryRecorder, startHistoryRecorder } from '../support/history.js';
-import { captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, kinesisClient, testStackEnv, uniqueName } from '../support/stack.js';
+import { createTestDatabase, createTestStream, createTestTables, kinesisClient, uniqueName } from '../support/stack.js';
 import { StreamReader } from './capture-helpers.js';
 import { waitFor } from '../support/wait.js';
+import { startTestCapture, testCaptureEnv } from '../support/capture.js';
 
 let dbUrl: string;
 let pool: pg.Pool;
@@ -33,21 +32,7 @@ beforeAll(async () => {
   const tables = await createTestTables('capture-actor', ['dlq', 'checkpoints']);
   pool = new pg.Pool({ connectionString: dbUrl, max: 2 });
   history = await startHistoryRecorder(dbUrl, { slotName: uniqueName('truth') });
-  capture = await startCapture(
-    loadConfig({
-      ...testStackEnv(),
-      DATABASE_URL: captureDatabaseUrl(dbUrl),
-      CHANGE_STREAM_NAME: stream,
-      DYNAMODB_TABLE_DLQ: tables.dlq!,
-      DYNAMODB_TABLE_CHECKPOINTS: tables.checkpoints!,
-      CAPTURE_SLOT: slot,
-      CAPTURE_ACK_INTERVAL_MS: '100',
-      CAPTURE_HEARTBEAT_INTERVAL_MS: '300',
-    }),
-    createLogger('capture', process.env.CAPTURE_TEST_LOG ?? 'silent'),
-  );
-  void capture.service.start();
-  await capture.service.ready;
+  capture = await startTestCapture(testCaptureEnv({ databaseUrl: dbUrl, stream, tables, slot }, { CAPTURE_HEARTBEAT_INTERVAL_MS: '300' }));
   kinesis = kinesisClient();
   reader = new StreamReader(kinesis, stream);
 }, 60_000);

@@ -11,16 +11,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { loadConfig } from '../../capture/config.js';
-import { type RunningCapture, startCapture } from '../../capture/main.js';
+import { type RunningCapture } from '../../capture/main.js';
 import { DEMO, seedDemo } from '../../db/seed.js';
 import { decryptEvent, isEncryptedField } from '../../lib/field-crypto.js';
-import { createLogger } from '../../lib/logger.js';
 import { createSubjectKeyStore, kidFor, loadSubjectKeyConfig } from '../../lib/subject-keys.js';
 import { validateEvent } from '../../schemas/validate.js';
-import { captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, dynamoClient, kinesisClient, testStackEnv, uniqueName } from '../support/stack.js';
+import { createTestDatabase, createTestStream, createTestTables, dynamoClient, kinesisClient, uniqueName } from '../support/stack.js';
 import { StreamReader, type StreamedEvent } from './capture-helpers.js';
 import { waitFor } from '../support/wait.js';
+import { startTestCapture, testCaptureEnv } from '../support/capture.js';
 
 let dbUrl: string;
 let pool: pg.Pool;
@@ -41,22 +40,7 @@ beforeAll(async () => {
   keyEnv = { TASKFLOW_ENV: 'development', DYNAMODB_TABLE_SUBJECT_KEYS: tables['subject-keys']!, SUBJECT_KEYS_LOCAL_KEK_FILE: join(mkdtempSync(join(tmpdir(), 'capture-kek-')), 'kek'), SUBJECT_KEYS_CACHE_TTL_MS: '200' };
   pool = new pg.Pool({ connectionString: dbUrl, max: 2 });
   dynamo = dynamoClient();
-  capture = await startCapture(
-    loadConfig({
-      ...testStackEnv(),
-      ...keyEnv,
-      DATABASE_URL: captureDatabaseUrl(dbUrl),
-      CHANGE_STREAM_NAME: stream,
-      DYNAMODB_TABLE_DLQ: tables.dlq!,
-      DYNAMODB_TABLE_CHECKPOINTS: tables.checkpoints!,
-      CAPTURE_SLOT: slot,
-      CAPTURE_ACK_INTERVAL_MS: '100',
-      CAPTURE_ENCRYPT_PERSONAL_FIELDS: 'true',
-    }),
-    createLogger('capture', process.env.CAPTURE_TEST_LOG ?? 'silent'),
-  );
-  void capture.service.start();
-  await capture.service.ready;
+  capture = await startTestCapture(testCaptureEnv({ databaseUrl: dbUrl, stream, tables, slot }, { ...keyEnv, CAPTURE_ENCRYPT_PERSONAL_FIELDS: 'true' }));
   kinesis = kinesisClient();
   reader = new StreamReader(kinesis, stream);
 }, 60_000);

@@ -14,9 +14,10 @@ import type { PutRecordsFn } from '../../capture/producer.js';
 import { runWorkload } from '../../db/workload.js';
 import { createLogger } from '../../lib/logger.js';
 import { compareHistory, startHistoryRecorder } from '../support/history.js';
-import { captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, kinesisClient, testStackEnv, uniqueName } from '../support/stack.js';
+import { createTestDatabase, createTestStream, createTestTables, kinesisClient, uniqueName } from '../support/stack.js';
 import { StreamReader } from './capture-helpers.js';
 import { sleep, waitFor } from '../support/wait.js';
+import { startTestCapture, testCaptureEnv } from '../support/capture.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const logger = createLogger('capture', process.env.CAPTURE_TEST_LOG ?? 'silent');
@@ -41,16 +42,9 @@ async function environment(prefix: string, shards = 2) {
   const dbUrl = await createTestDatabase(prefix);
   const stream = await createTestStream(prefix.replace(/_/g, '-'), shards);
   const tables = await createTestTables(prefix.replace(/_/g, '-'), ['dlq', 'checkpoints']);
-  const env = {
-    ...testStackEnv(),
-    DATABASE_URL: captureDatabaseUrl(dbUrl),
-    CHANGE_STREAM_NAME: stream,
-    DYNAMODB_TABLE_DLQ: tables.dlq!,
-    DYNAMODB_TABLE_CHECKPOINTS: tables.checkpoints!,
-    CAPTURE_SLOT: uniqueName(prefix),
-    CAPTURE_ACK_INTERVAL_MS: '100',
-  };
-  slots.push({ dbUrl, slot: env.CAPTURE_SLOT });
+  const slot = uniqueName(prefix);
+  const env = testCaptureEnv({ databaseUrl: dbUrl, stream, tables, slot });
+  slots.push({ dbUrl, slot });
   const history = await startHistoryRecorder(dbUrl, { slotName: uniqueName('truth') });
   return { dbUrl, stream, env, history, reader: new StreamReader(kinesis, stream) };
 }
@@ -172,9 +166,7 @@ describe('capture under faults', () => {
   it('refuses to start over silently when its slot was dropped and recreated', async () => {
     const { dbUrl, env, history } = await environment('capture_slotgap', 1);
     await history.stop();
-    const first = await startCapture(loadConfig(env), logger);
-    void first.service.start();
-    await first.service.ready;
+    const first = await startTestCapture(env, logger);
     await first.close();
     const db = new pg.Client({ connectionString: dbUrl });
     await db.connect();

@@ -4,15 +4,15 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import pg from 'pg';
 import { loadConfig } from '../../capture/config.js';
-import { type RunningCapture, snapshotJobStore, startCapture } from '../../capture/main.js';
+import { type RunningCapture, snapshotJobStore } from '../../capture/main.js';
 import { SIGNAL_PREFIX } from '../../capture/snapshot.js';
 import { textParserFor } from '../../capture/values.js';
 import { runWorkload, setupWorkloadTenants } from '../../db/workload.js';
-import { createLogger } from '../../lib/logger.js';
 import { validateEvent } from '../../schemas/validate.js';
-import { captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, dynamoClient, kinesisClient, testStackEnv, uniqueName } from '../support/stack.js';
+import { createTestDatabase, createTestStream, createTestTables, dynamoClient, kinesisClient, uniqueName } from '../support/stack.js';
 import { type StreamedEvent, StreamReader } from './capture-helpers.js';
 import { sleep, waitFor } from '../support/wait.js';
+import { startTestCapture, testCaptureEnv } from '../support/capture.js';
 
 let db: pg.Client;
 let capture: RunningCapture;
@@ -29,10 +29,8 @@ beforeAll(async () => {
   await db.connect();
   // rows that exist before capture ever ran: only a snapshot can bring them to the stream
   await setupWorkloadTenants(dbUrl, { workspaces: 3, projectsPerWorkspace: 2, seed: 21, tasksPerProject: 60 });
-  env = { ...testStackEnv(), DATABASE_URL: captureDatabaseUrl(dbUrl), CHANGE_STREAM_NAME: stream, DYNAMODB_TABLE_DLQ: tables.dlq!, DYNAMODB_TABLE_CHECKPOINTS: tables.checkpoints!, CAPTURE_SLOT: slot, CAPTURE_ACK_INTERVAL_MS: '100', CAPTURE_SNAPSHOT_CHUNK_SIZE: '25' };
-  capture = await startCapture(loadConfig(env), createLogger('capture', process.env.CAPTURE_TEST_LOG ?? 'silent'));
-  void capture.service.start();
-  await capture.service.ready;
+  env = testCaptureEnv({ databaseUrl: dbUrl, stream, tables, slot }, { CAPTURE_SNAPSHOT_CHUNK_SIZE: '25' });
+  capture = await startTestCapture(env);
   kinesis = kinesisClient();
 }, 60_000);
 

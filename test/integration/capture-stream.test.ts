@@ -5,18 +5,17 @@ import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import fc from 'fast-check';
 import pg from 'pg';
 import { changedColumnsTables } from '../../capture/changed-columns.js';
-import { loadConfig } from '../../capture/config.js';
-import { type RunningCapture, startCapture } from '../../capture/main.js';
+import { type RunningCapture } from '../../capture/main.js';
 import { CAPTURED_TABLES } from '../../capture/slot-setup.js';
 import { runWorkload, setupWorkloadTenants } from '../../db/workload.js';
 import { DynamoDeadLetterStore } from '../../lib/dlq.js';
 import { parseLsn } from '../../lib/event-id.js';
-import { createLogger } from '../../lib/logger.js';
 import { validateEvent } from '../../schemas/validate.js';
 import { compareHistory, type HistoryRecorder, startHistoryRecorder } from '../support/history.js';
-import { captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, dynamoClient, kinesisClient, testStackEnv, uniqueName } from '../support/stack.js';
+import { createTestDatabase, createTestStream, createTestTables, dynamoClient, kinesisClient, uniqueName } from '../support/stack.js';
 import { StreamReader } from './capture-helpers.js';
 import { waitFor } from '../support/wait.js';
+import { startTestCapture, testCaptureEnv } from '../support/capture.js';
 
 let dbUrl: string;
 let db: pg.Client;
@@ -40,20 +39,7 @@ beforeAll(async () => {
   // Changed-column capture is opt-in per table (db/migrations/0005): these tests check it on tasks.
   await db.query("SELECT taskflow_capture_changed_columns('tasks')");
   history = await startHistoryRecorder(dbUrl, { slotName: uniqueName('truth') });
-  const config = loadConfig({
-    ...testStackEnv(),
-    DATABASE_URL: captureDatabaseUrl(dbUrl),
-    CHANGE_STREAM_NAME: stream,
-    DYNAMODB_TABLE_DLQ: tables.dlq,
-    DYNAMODB_TABLE_CHECKPOINTS: tables.checkpoints,
-    CAPTURE_SLOT: slot,
-    CAPTURE_ACK_INTERVAL_MS: '100',
-    CAPTURE_HEARTBEAT_INTERVAL_MS: '300',
-    CAPTURE_COMPRESSION: 'gzip',
-  });
-  capture = await startCapture(config, createLogger('capture', process.env.CAPTURE_TEST_LOG ?? 'silent'));
-  void capture.service.start();
-  await capture.service.ready;
+  capture = await startTestCapture(testCaptureEnv({ databaseUrl: dbUrl, stream, tables, slot }, { CAPTURE_HEARTBEAT_INTERVAL_MS: '300', CAPTURE_COMPRESSION: 'gzip' }));
   kinesis = kinesisClient();
   reader = new StreamReader(kinesis, stream);
 }, 60_000);

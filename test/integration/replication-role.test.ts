@@ -7,7 +7,8 @@ import { loadConfig } from '../../capture/config.js';
 import { startCapture } from '../../capture/main.js';
 import { REPLICATION_ROLE } from '../../db/roles.js';
 import { silentLogger } from '../../lib/logger.js';
-import { captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, testStackEnv, uniqueName } from '../support/stack.js';
+import { captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, uniqueName } from '../support/stack.js';
+import { startTestCapture, testCaptureEnv } from '../support/capture.js';
 
 let dbUrl: string;
 let asRole: pg.Client;
@@ -59,19 +60,14 @@ describe('taskflow_replication (db/migrations/0004_replication_role.sql)', () =>
 describe('capture and its role', () => {
   it('streams as the replication role (slot creation and all)', async () => {
     const [stream, tables] = await Promise.all([createTestStream('repl-role'), createTestTables('repl-role', ['dlq', 'checkpoints'])]);
-    const env = { ...testStackEnv(), DATABASE_URL: captureDatabaseUrl(dbUrl), CHANGE_STREAM_NAME: stream, DYNAMODB_TABLE_DLQ: tables.dlq!, DYNAMODB_TABLE_CHECKPOINTS: tables.checkpoints!, CAPTURE_SLOT: uniqueName('repl_role') };
-    const capture = await startCapture(loadConfig(env), silentLogger);
-    try {
-      void capture.service.start();
-      await capture.service.ready;
-    } finally {
-      await capture.close();
-    }
+    const capture = await startTestCapture(testCaptureEnv({ databaseUrl: dbUrl, stream, tables, slot: uniqueName('repl_role') }), silentLogger);
+    await capture.close();
   });
 
   it('refuses a superuser outside development mode, naming the role to use', async () => {
     const [stream, tables] = await Promise.all([createTestStream('repl-super'), createTestTables('repl-super', ['dlq', 'checkpoints'])]);
-    const env = { ...testStackEnv(), DATABASE_URL: dbUrl, CHANGE_STREAM_NAME: stream, DYNAMODB_TABLE_DLQ: tables.dlq!, DYNAMODB_TABLE_CHECKPOINTS: tables.checkpoints!, CAPTURE_SLOT: uniqueName('repl_super') };
+    // As the superuser, not the replication role testCaptureEnv would log in as.
+    const env = { ...testCaptureEnv({ databaseUrl: dbUrl, stream, tables, slot: uniqueName('repl_super') }), DATABASE_URL: dbUrl };
     const capture = await startCapture(loadConfig(env), silentLogger);
     try {
       await expect(capture.service.start()).rejects.toThrow(/capture connects as "postgres", a superuser: outside development mode .*taskflow_replication/);

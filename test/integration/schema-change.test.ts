@@ -5,19 +5,18 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import pg from 'pg';
-import { loadConfig } from '../../capture/config.js';
-import { type RunningCapture, startCapture } from '../../capture/main.js';
+import { type RunningCapture } from '../../capture/main.js';
 import { backfillDueAt, needsDueAtBackfill } from '../../db/backfill.js';
 import { migrate } from '../../db/migrate.js';
 import { runWorkload, setupWorkloadTenants, type WorkloadStats } from '../../db/workload.js';
-import { createLogger } from '../../lib/logger.js';
 import { schemaDocuments } from '../../schemas/generated/schemas.js';
 import { compileValidators } from '../../schemas/compile-validators.js';
 import { eventValidatorFrom, validateEvent } from '../../schemas/validate.js';
 import { compareHistory, type HistoryRecorder, startHistoryRecorder } from '../support/history.js';
-import { captureDatabaseUrl, createTestDatabaseUpTo, createTestStream, createTestTables, kinesisClient, testStackEnv, uniqueName } from '../support/stack.js';
+import { createTestDatabaseUpTo, createTestStream, createTestTables, kinesisClient, uniqueName } from '../support/stack.js';
 import { waitFor } from '../support/wait.js';
 import { type StreamedEvent, StreamReader } from './capture-helpers.js';
+import { startTestCapture, testCaptureEnv } from '../support/capture.js';
 
 let dbUrl: string;
 let db: pg.Client;
@@ -38,19 +37,7 @@ beforeAll(async () => {
   // Tasks of the old release have due dates (the workload's writes do not set them).
   await db.query("UPDATE tasks SET due_date = DATE '2026-12-01' + (abs(hashtext(id::text)) % 60) WHERE abs(hashtext(id::text)) % 3 <> 0");
   history = await startHistoryRecorder(dbUrl, { slotName: uniqueName('truth') });
-  const config = loadConfig({
-    ...testStackEnv(),
-    DATABASE_URL: captureDatabaseUrl(dbUrl),
-    CHANGE_STREAM_NAME: stream,
-    DYNAMODB_TABLE_DLQ: tables.dlq,
-    DYNAMODB_TABLE_CHECKPOINTS: tables.checkpoints,
-    CAPTURE_SLOT: slot,
-    CAPTURE_ACK_INTERVAL_MS: '100',
-    CAPTURE_HEARTBEAT_INTERVAL_MS: '300',
-  });
-  capture = await startCapture(config, createLogger('capture', process.env.CAPTURE_TEST_LOG ?? 'silent'));
-  void capture.service.start();
-  await capture.service.ready;
+  capture = await startTestCapture(testCaptureEnv({ databaseUrl: dbUrl, stream, tables, slot }, { CAPTURE_HEARTBEAT_INTERVAL_MS: '300' }));
   kinesis = kinesisClient();
   reader = new StreamReader(kinesis, stream);
 }, 60_000);

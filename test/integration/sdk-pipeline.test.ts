@@ -6,8 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { loadConfig as loadCaptureConfig } from '../../capture/config.js';
-import { startCapture, type RunningCapture } from '../../capture/main.js';
+import { type RunningCapture } from '../../capture/main.js';
 import { runWorkload, setupWorkloadTenants } from '../../db/workload.js';
 import { signDevToken } from '../../lib/jwt.js';
 import { createLogger } from '../../lib/logger.js';
@@ -20,6 +19,7 @@ import { TcpProxy } from '../../clients/web-sdk/test/tcp-proxy.js';
 import { compareHistory, startHistoryRecorder, type HistoryRecorder } from '../support/history.js';
 import { sleep, waitFor } from '../support/wait.js';
 import { captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, startTestBroker, testStackEnv, uniqueName } from '../support/stack.js';
+import { startTestCapture } from '../support/capture.js';
 
 const JWT_SECRET = `sdk-pipeline-${randomUUID()}`;
 const quiet = createLogger('sdk-pipeline', process.env.SDK_TEST_LOG ?? 'silent');
@@ -60,9 +60,7 @@ beforeAll(async () => {
     METRICS_PORT: '0',
     JWT_SECRET,
   };
-  capture = await startCapture(loadCaptureConfig(env), quiet);
-  void capture.service.start();
-  await capture.service.ready;
+  capture = await startTestCapture(env, quiet);
   router = await startRouter(loadRouterConfig(env), quiet);
 
   // Tenants after capture started, so their memberships reach the router's projection.

@@ -12,8 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutRecordCommand } from '@aws-sdk/client-kinesis';
 import pg from 'pg';
-import { loadConfig as loadCaptureConfig } from '../../capture/config.js';
-import { startCapture, type RunningCapture } from '../../capture/main.js';
+import { type RunningCapture } from '../../capture/main.js';
 import { runWorkload, type WorkloadTenants, workloadTenantIds } from '../../db/workload.js';
 import { DynamoDeadLetterStore } from '../../lib/dlq.js';
 import { signDevToken } from '../../lib/jwt.js';
@@ -23,6 +22,7 @@ import { SqliteSearchIndex } from '../../search/sqlite-index.js';
 import { type HistoryEvent, startHistoryRecorder, type HistoryRecorder } from '../support/history.js';
 import { sleep, waitFor } from '../support/wait.js';
 import { captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, dynamoClient, kinesisClient, testStackEnv, uniqueName } from '../support/stack.js';
+import { startTestCapture } from '../support/capture.js';
 
 const SECRET = `search-it-${randomUUID()}`;
 const WORKLOAD = { workspaces: 3, projectsPerWorkspace: 2, seed: 'search-it' } as const;
@@ -85,9 +85,7 @@ beforeAll(async () => {
   db = new pg.Client({ connectionString: databaseUrl });
   await db.connect();
   history = await startHistoryRecorder(databaseUrl, { slotName: uniqueName('search_truth') });
-  capture = await startCapture(loadCaptureConfig(env), createLogger('search-it-capture', 'silent'));
-  void capture.service.start();
-  await capture.service.ready;
+  capture = await startTestCapture(env, createLogger('search-it-capture', 'silent'));
   startSearchProcess();
 }, 120_000);
 

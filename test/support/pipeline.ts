@@ -7,8 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { loadConfig as loadCaptureConfig } from '../../capture/config.js';
-import { startCapture, type RunningCapture } from '../../capture/main.js';
+import { type RunningCapture } from '../../capture/main.js';
 import { createBrokerAuth, type BrokerAuth } from '../../infra/local/broker-auth.js';
 import type { Broker } from '../../infra/local/broker.js';
 import { createDynamoClient } from '../../lib/aws.js';
@@ -24,6 +23,7 @@ import { bundleCommands } from '../../infra/local/service-bundle.js';
 import { startServiceProcess } from './service-process.js';
 import { awsConfig, captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, startTestBroker, testStackEnv, uniqueName } from './stack.js';
 import { waitFor } from './wait.js';
+import { startTestCapture } from './capture.js';
 
 export interface TestPipeline {
   databaseUrl: string;
@@ -137,9 +137,7 @@ export async function startTestPipeline(options: TestPipelineOptions): Promise<T
 type Services = Pick<TestPipeline, 'capture' | 'router' | 'stop'>;
 
 async function inProcessServices(env: Record<string, string>, logger: Logger): Promise<Services> {
-  const capture = await startCapture(loadCaptureConfig(env), logger);
-  void capture.service.start();
-  await capture.service.ready;
+  const capture = await startTestCapture(env, logger);
   const router = await startRouter(loadRouterConfig(env), logger);
   return {
     capture,
