@@ -14,6 +14,7 @@ import { formatProgress, rebuild } from '../../analytics/rebuild.js';
 import { startArchiver } from '../../analytics/service.js';
 import { createLogger } from '../../lib/logger.js';
 import type { Command } from '../command.js';
+import { runUntilSignalled } from '../long-running.js';
 
 const usage = `usage:
   taskflow analytics archive    read the change stream and put every event to the Firehose delivery stream (raw archive)
@@ -94,20 +95,10 @@ async function runDq(argv: string[]): Promise<number> {
   }
 }
 
-/** Runs a long-running service until SIGINT/SIGTERM, then stops it gracefully. */
-async function runUntilSignalled(name: string, start: () => Promise<{ stop(): Promise<void> }>, logger: ReturnType<typeof createLogger>): Promise<number> {
+/** Starts a long-running service and keeps it until SIGINT/SIGTERM. */
+async function runService(name: string, start: () => Promise<{ stop(): Promise<void> }>, logger: ReturnType<typeof createLogger>): Promise<never> {
   const service = await start();
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, `stopping ${name}`);
-    void service.stop().then(() => process.exit(0));
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  await new Promise<never>(() => {});
-  return 0;
+  return runUntilSignalled(logger, `stopping ${name}`, () => service.stop());
 }
 
 export const command: Command = {
@@ -123,12 +114,12 @@ export const command: Command = {
       case 'archive': {
         const config = loadArchiverConfig(process.env);
         const logger = createLogger('analytics-archiver');
-        return runUntilSignalled('the archiver', () => startArchiver(config, logger), logger);
+        return runService('the archiver', () => startArchiver(config, logger), logger);
       }
       case 'load': {
         const config = loadLoaderConfig(process.env);
         const logger = createLogger('analytics-loader');
-        return runUntilSignalled('the loader', () => startLoader(config, logger), logger);
+        return runService('the loader', () => startLoader(config, logger), logger);
       }
       case 'dq':
         return runDq(argv.slice(argv.indexOf('dq') + 1));

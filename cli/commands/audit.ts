@@ -21,8 +21,9 @@ import { DynamoDeadLetterStore } from '../../lib/dlq.js';
 import { TaskflowError } from '../../lib/errors.js';
 import { CONSUMER_SETTINGS, DynamoLeaseStore } from '../../lib/kinesis-consumer/index.js';
 import { createLogger } from '../../lib/logger.js';
-import { readStackInfo, stackEnv } from '../../lib/stack-info.js';
 import type { Command } from '../command.js';
+import { runUntilSignalled } from '../long-running.js';
+import { operatorEnvironment } from '../operator-env.js';
 
 const usage = `usage:
   taskflow audit                                       run the audit trail service
@@ -35,29 +36,14 @@ ${settingsHelp(AUDIT_SETTING_LIST)}
 The tools find the store, DynamoDB and Kinesis through the same variables or, when unset, the running local stack (.taskflow/stack.json).`;
 
 function environment(): Env {
-  if (process.env.AUDIT_STORE_DIR || process.env.DYNAMODB_ENDPOINT || process.env.AWS_EXECUTION_ENV) return process.env;
-  try {
-    return { AUDIT_KEY_FILE: DEV_AUDIT_KEY_FILE, [ENV_VAR]: DEVELOPMENT, ...stackEnv(readStackInfo()), ...process.env };
-  } catch {
-    return process.env;
-  }
+  return operatorEnvironment({ configuredBy: ['AUDIT_STORE_DIR'], localDefaults: () => ({ AUDIT_KEY_FILE: DEV_AUDIT_KEY_FILE, [ENV_VAR]: DEVELOPMENT }) });
 }
 
 async function runService(): Promise<number> {
   const config = loadConfig(process.env);
   const logger = createLogger('audit');
   const audit = await startAudit(config, logger);
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'stopping: checkpointing and releasing leases');
-    void audit.stop('graceful').then(() => process.exit(0));
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  await new Promise<never>(() => {});
-  return 0;
+  return runUntilSignalled(logger, 'stopping: checkpointing and releasing leases', () => audit.stop('graceful'));
 }
 
 function parseTime(value: string | undefined, flag: string): Date | undefined {

@@ -10,6 +10,7 @@ import { settingsHelp } from '../../lib/config.js';
 import { TaskflowError } from '../../lib/errors.js';
 import { createLogger } from '../../lib/logger.js';
 import type { Command } from '../command.js';
+import { stopOnSignal } from '../long-running.js';
 
 const usage = `usage:
   taskflow capture        stream every committed change of tasks, comments, memberships and projects to Kinesis
@@ -26,15 +27,7 @@ async function runService(): Promise<number> {
   // Start-up is part of recovery after a crash (bench:recovery times its phases from here).
   logger.info({ instanceId: config.instanceId, processStartedAt: Math.round(performance.timeOrigin) }, 'starting');
   const capture = await startCapture(config, logger);
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'stopping: draining to Kinesis and confirming the slot');
-    void capture.close().then(() => process.exit(0));
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  stopOnSignal(logger, 'stopping: draining to Kinesis and confirming the slot', () => capture.close());
   await capture.service.start();
   return 0;
 }

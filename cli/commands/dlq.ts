@@ -6,9 +6,9 @@ import { parseArgs } from 'node:util';
 import { createDynamoClient, createKinesisClient, loadAwsConfig } from '../../lib/aws.js';
 import { str, tableEnvVar } from '../../lib/config.js';
 import { type DeadLetter, DynamoDeadLetterStore, printable } from '../../lib/dlq.js';
-import { readStackInfo, stackEnv } from '../../lib/stack-info.js';
 import { redriveDeadLetters } from '../../router/redrive.js';
 import type { Command } from '../command.js';
+import { operatorEnvironment } from '../operator-env.js';
 
 const usage = `usage:
   taskflow dlq list [--reason R] [--all]     router dead letters not redriven yet (--all: every entry, capture's too)
@@ -20,15 +20,6 @@ const usage = `usage:
                                              is refused with the reason (exit 1) unless --force
 Finds DynamoDB and Kinesis through the environment (AWS_REGION, DYNAMODB_ENDPOINT, DYNAMODB_TABLE_DLQ,
 KINESIS_ENDPOINT, CHANGE_STREAM_NAME) or, when unset, the running local stack (.taskflow/stack.json).`;
-
-function environment(): Record<string, string | undefined> {
-  if (process.env.DYNAMODB_ENDPOINT || process.env.AWS_EXECUTION_ENV) return process.env;
-  try {
-    return { ...stackEnv(readStackInfo()), ...process.env };
-  } catch {
-    return process.env;
-  }
-}
 
 function summary(d: DeadLetter): string {
   const origin = Object.entries(d.origin).map(([k, v]) => `${k}=${v}`).join(' ');
@@ -64,7 +55,7 @@ export const command: Command = {
       console.error(usage);
       return 2;
     }
-    const env = environment();
+    const env = operatorEnvironment();
     const aws = loadAwsConfig(env);
     const dynamo = createDynamoClient(aws);
     const store = new DynamoDeadLetterStore(dynamo, str(env, tableEnvVar('dlq'), 'taskflow-dlq'));

@@ -6,12 +6,13 @@ import { createDynamoClient } from '../../lib/aws.js';
 import { DynamoDeadLetterStore } from '../../lib/dlq.js';
 import { settingsHelp } from '../../lib/config.js';
 import { createLogger } from '../../lib/logger.js';
-import { readStackInfo, stackEnv } from '../../lib/stack-info.js';
 import { loadConfig, NOTIFICATION_SETTING_LIST } from '../../notifications/config.js';
 import { redriveNotificationDeadLetters } from '../../notifications/redrive.js';
 import { connectPublisher, pipelineDeps, startNotifications } from '../../notifications/service.js';
 import { validateEvent } from '../../schemas/validate.js';
 import type { Command } from '../command.js';
+import { runUntilSignalled } from '../long-running.js';
+import { operatorEnvironment } from '../operator-env.js';
 
 const usage = `usage:
   taskflow notifications                                 notify users of the changes on the stream; serve the inbox API
@@ -21,30 +22,10 @@ Settings (environment; see notifications/README.md):
 ${settingsHelp(NOTIFICATION_SETTING_LIST)}
 The operator commands fall back to the running local stack (.taskflow/stack.json).`;
 
-async function runService(): Promise<number> {
+async function runService(): Promise<never> {
   const logger = createLogger('notifications');
   const service = await startNotifications(loadConfig(process.env), logger);
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'stopping: releasing leases');
-    void service.stop('graceful').then(() => process.exit(0));
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  await new Promise<never>(() => {});
-  return 0;
-}
-
-/** The environment, or the running local stack's when it names no DynamoDB endpoint. */
-function operatorEnvironment(): Record<string, string | undefined> {
-  if (process.env.DYNAMODB_ENDPOINT || process.env.AWS_EXECUTION_ENV) return process.env;
-  try {
-    return { ...stackEnv(readStackInfo()), ...process.env };
-  } catch {
-    return process.env;
-  }
+  return runUntilSignalled(logger, 'stopping: releasing leases', () => service.stop('graceful'));
 }
 
 export const command: Command = {

@@ -6,6 +6,7 @@ import { createLogger } from '../../lib/logger.js';
 import { ROUTER_SETTING_LIST, loadConfig } from '../../router/config.js';
 import { startRouter } from '../../router/service.js';
 import type { Command } from '../command.js';
+import { runUntilSignalled } from '../long-running.js';
 
 const usage = `usage:
   taskflow router        route the change stream to per-project MQTT topics and serve the replay API
@@ -19,18 +20,7 @@ async function runService(): Promise<number> {
   // process's own start, performance.timeOrigin, through module loading to here and on).
   logger.info({ workerId: config.workerId, processStartedAt: Math.round(performance.timeOrigin) }, 'starting');
   const router = await startRouter(config, logger);
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'stopping: checkpointing and releasing leases');
-    void router.stop('graceful').then(() => process.exit(0));
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  // Keep running until a signal.
-  await new Promise<never>(() => {});
-  return 0;
+  return runUntilSignalled(logger, 'stopping: checkpointing and releasing leases', () => router.stop('graceful'));
 }
 
 export const command: Command = {

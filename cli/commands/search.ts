@@ -6,7 +6,6 @@ import { createDynamoClient } from '../../lib/aws.js';
 import { DynamoDeadLetterStore } from '../../lib/dlq.js';
 import { settingsHelp } from '../../lib/config.js';
 import { createLogger } from '../../lib/logger.js';
-import { readStackInfo, stackEnv } from '../../lib/stack-info.js';
 import { validateEvent } from '../../schemas/validate.js';
 import { SEARCH_SETTING_LIST, loadConfig } from '../../search/config.js';
 import { openSearchIndex } from '../../search/engines.js';
@@ -14,6 +13,8 @@ import { redriveSearchDeadLetters } from '../../search/redrive.js';
 import { parseQueryTerms } from '../../search/search-index.js';
 import { startSearch } from '../../search/service.js';
 import type { Command } from '../command.js';
+import { runUntilSignalled } from '../long-running.js';
+import { operatorEnvironment } from '../operator-env.js';
 
 const usage = `usage:
   taskflow search                                   index the change stream and serve the search API
@@ -24,31 +25,10 @@ ${settingsHelp(SEARCH_SETTING_LIST)}
 The operator commands fall back to the running local
 stack (.taskflow/stack.json; SEARCH_DB_PATH = <its data dir>/search/search.db).`;
 
-async function runService(): Promise<number> {
+async function runService(): Promise<never> {
   const logger = createLogger('search');
   const search = await startSearch(loadConfig(process.env), logger);
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'stopping: releasing leases');
-    void search.stop('graceful').then(() => process.exit(0));
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  await new Promise<never>(() => {});
-  return 0;
-}
-
-/** The environment, or the running local stack's when it names no DynamoDB endpoint. */
-function operatorEnvironment(): Record<string, string | undefined> {
-  if (process.env.DYNAMODB_ENDPOINT || process.env.AWS_EXECUTION_ENV) return process.env;
-  try {
-    const info = readStackInfo();
-    return { ...stackEnv(info), SEARCH_DB_PATH: `${info.dataDir}/search/search.db`, ...process.env };
-  } catch {
-    return process.env;
-  }
+  return runUntilSignalled(logger, 'stopping: releasing leases', () => search.stop('graceful'));
 }
 
 export const command: Command = {
@@ -70,7 +50,7 @@ export const command: Command = {
       console.error(usage);
       return 2;
     }
-    const config = loadConfig(operatorEnvironment());
+    const config = loadConfig(operatorEnvironment({ localDefaults: (info) => ({ SEARCH_DB_PATH: `${info.dataDir}/search/search.db` }) }));
     const index = await openSearchIndex(config.engine);
     try {
       if (sub === 'query') {
