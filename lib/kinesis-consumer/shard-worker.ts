@@ -1,6 +1,7 @@
 // One held lease at work: initialize the processor from the checkpoint, read the shard, hand
 // over user records in order, and end in one of three ways — shard end (mark finished so the
 // children may start), lease lost (stop at once), or stop (checkpoint, then release).
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { type BackoffPolicy, DEFAULT_BACKOFF, sleep } from '../backoff.js';
 import type { Logger } from '../logger.js';
 import { retry } from '../retry.js';
@@ -16,6 +17,15 @@ export type StopMode = 'graceful' | 'abandon';
 /** While a lease has lapsed by time only (renewals too slow), how often to try again. */
 const LAPSED_RETRY_MS = 100;
 
+/**
+ * User records per processRecords call at most. A read after a restart is a backlog (up to
+ * 10,000 Kinesis records, each aggregating dozens): handed over whole, the processor's
+ * synchronous decoding held the event loop for seconds on a loaded host, lease renewals lapsed,
+ * and a batch was once read twice. Slices of it go in order, each checkpointable at its end, with
+ * the event loop turned and the lease confirmed between them.
+ */
+export const MAX_RECORDS_PER_CALL = 500;
+
 export interface ShardWorkerDeps {
   shardId: string;
   coordinator: LeaseCoordinator;
@@ -28,6 +38,8 @@ export interface ShardWorkerDeps {
   random?: () => number;
   /** Called once the shard is finished, so the consumer can look for its children at once. */
   onShardEnd: (shardId: string) => void;
+  /** MAX_RECORDS_PER_CALL unless given (tests). */
+  maxRecordsPerCall?: number;
 }
 
 export class ShardWorker {
@@ -132,13 +144,19 @@ export class ShardWorker {
         if (signal.aborted) continue;
         metrics.iteratorAge(shardId, batch.millisBehindLatest);
         const records = recordsAfter(toUserRecords(shardId, batch.records), this.delivered);
-        if (records.length > 0) {
-          // A failing processor gets the same batch again, for as long as we hold the lease.
+        const perCall = this.deps.maxRecordsPerCall ?? MAX_RECORDS_PER_CALL;
+        for (let start = 0; start < records.length; start += perCall) {
+          if (start > 0) {
+            await yieldToEventLoop();
+            if (signal.aborted) return stopped(); // the rest is re-read after the last checkpoint
+          }
+          const slice = records.slice(start, start + perCall);
+          // A failing processor gets the same slice again, for as long as we hold the lease.
           try {
             await retry(
               async () => {
                 if (!(await this.mayAct())) throw new LeaseLostError(shardId);
-                await processor.processRecords({ records, millisBehindLatest: batch.millisBehindLatest }, this.checkpointer(records.at(-1)));
+                await processor.processRecords({ records: slice, millisBehindLatest: batch.millisBehindLatest }, this.checkpointer(slice.at(-1)));
               },
               {
                 ...retrying,
@@ -149,9 +167,9 @@ export class ShardWorker {
           } catch (err) {
             return err instanceof LeaseLostError ? 'lease_lost' : stopped();
           }
-          const last = records.at(-1)!;
+          const last = slice.at(-1)!;
           this.delivered = { sequenceNumber: last.sequenceNumber, subSequenceNumber: last.subSequenceNumber };
-          metrics.recordsProcessed(shardId, records.length);
+          metrics.recordsProcessed(shardId, slice.length);
         }
         if (batch.shardEnd) return 'shard_end';
       }
