@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { Registry } from 'prom-client';
 import { prometheusAuditMetrics } from '../audit/metrics.js';
 import { prometheusCaptureMetrics } from '../capture/metrics.js';
+import { prometheusGdprMetrics } from '../gdpr/metrics.js';
 import { prometheusConsumerMetrics } from '../lib/kinesis-consumer/metrics.js';
 import { prometheusRouterMetrics } from '../router/metrics.js';
 import { prometheusNotificationMetrics } from '../notifications/metrics.js';
@@ -30,6 +31,7 @@ function declaredMetrics(): Set<string> {
   prometheusLoaderMetrics(registry);
   prometheusNotificationMetrics(registry);
   prometheusAuthorizerMetrics(registry);
+  prometheusGdprMetrics(registry);
   const consumer = prometheusConsumerMetrics(registry, 'router', 'w1');
   consumer.iteratorAge('shard-0', 0);
   return new Set(registry.getMetricsAsArray().map((m) => m.name));

@@ -236,6 +236,14 @@ export function alarms(opts: { streamName: string; authorizerFunctionName: strin
       prometheus: { expr: 'max(taskflow_dq_failing_rows) > 0', forMinutes: 0 },
       cloudwatch: { namespace: SERVICE_NAMESPACE, metricName: 'taskflow_dq_failing_rows', statistic: 'Maximum', threshold: 0, periodSeconds: 300, evaluationPeriods: 1 },
     },
+    {
+      // 48 h of the 72 h GDPR deadline (gdpr/policy.ts): a day left to finish by hand.
+      id: 'TaskflowGdprErasureNearDeadline',
+      runbook: 'gdpr-erasure-deadline.md',
+      summary: 'An erasure request has been open for 48 h; it must be complete everywhere by 72 h',
+      prometheus: { expr: `max(taskflow_gdpr_oldest_open_request_age_seconds) > ${48 * 3600}`, forMinutes: 0 },
+      cloudwatch: { namespace: SERVICE_NAMESPACE, metricName: 'taskflow_gdpr_oldest_open_request_age_seconds', statistic: 'Maximum', threshold: 48 * 3600, periodSeconds: 300, evaluationPeriods: 1 },
+    },
   ];
 }
 
