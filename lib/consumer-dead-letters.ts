@@ -32,8 +32,24 @@ export function deadLetterSink(dlq: DeadLetterStore, source: string, logger: Log
   };
 }
 
-/** A batch's valid events, in order; every other record is stored as a dead letter first. */
-export async function validEventsOf(
+/** How a consumer that applies events itself reads a batch: what checks it, where bad records go, what it decrypts. */
+export interface BatchReading {
+  validate: EventCheck;
+  deadLetters: ConsumerDeadLetterSink;
+  /** Personal fields decrypted (null once shredded); absent: the events stay as they came. */
+  decrypt?: (event: StreamEvent) => Promise<StreamEvent>;
+  metrics: { eventsIn(count: number): void; deadLettered(reason: ConsumerDeadLetter['reason']): void };
+}
+
+/** A batch's valid events in order, decrypted; every other record is stored as a dead letter first. */
+export async function readBatch(batch: ProcessBatch, shardId: string, reading: BatchReading): Promise<StreamEvent[]> {
+  reading.metrics.eventsIn(batch.records.length);
+  const valid = await validEventsOf(batch, shardId, reading.validate, reading.deadLetters, (reason) => reading.metrics.deadLettered(reason));
+  const decrypt = reading.decrypt;
+  return decrypt ? Promise.all(valid.map(decrypt)) : valid;
+}
+
+async function validEventsOf(
   batch: ProcessBatch,
   shardId: string,
   validate: EventCheck,

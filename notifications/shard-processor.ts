@@ -3,7 +3,7 @@
 // inbox, watchers, live delivery), then checkpoint. No high-water marks: every step is idempotent
 // and the plan of a re-read batch is the same (rules.ts), so a crash re-reads it harmlessly.
 import type { EventCheck, StreamEvent } from '../lib/change-event.js';
-import { type ConsumerDeadLetterSink, validEventsOf } from '../lib/consumer-dead-letters.js';
+import { type ConsumerDeadLetterSink, readBatch } from '../lib/consumer-dead-letters.js';
 import type { Checkpointer, ProcessBatch, ShardProcessor, ShutdownReason } from '../lib/kinesis-consumer/index.js';
 import { noopNotifierMetrics, type NotifierMetrics } from './metrics.js';
 import { notifyBatch, type PipelineDeps } from './pipeline.js';
@@ -33,10 +33,7 @@ export class NotificationShardProcessor implements ShardProcessor {
 
   async processRecords(batch: ProcessBatch, checkpointer: Checkpointer): Promise<void> {
     if (batch.records.length === 0) return;
-    this.metrics.eventsIn(batch.records.length);
-    const valid = await validEventsOf(batch, this.shardId, this.deps.validate, this.deps.deadLetters, (reason) => this.metrics.deadLettered(reason));
-    const decrypt = this.deps.decrypt;
-    const events = decrypt ? await Promise.all(valid.map(decrypt)) : valid;
+    const events = await readBatch(batch, this.shardId, { ...this.deps, metrics: this.metrics });
     const started = this.now();
     let outcome;
     try {

@@ -3,7 +3,7 @@
 // No high-water marks: every index write is idempotent and order-free (documents.ts), so a batch
 // re-read after a crash, a replay or a redrive is applied again harmlessly.
 import type { EventCheck, StreamEvent } from '../lib/change-event.js';
-import { type ConsumerDeadLetterSink, validEventsOf } from '../lib/consumer-dead-letters.js';
+import { type ConsumerDeadLetterSink, readBatch } from '../lib/consumer-dead-letters.js';
 import type { Checkpointer, ProcessBatch, ShardProcessor, ShutdownReason } from '../lib/kinesis-consumer/index.js';
 import { indexBatchOf } from './indexer.js';
 import { type IndexerMetrics, noopIndexerMetrics } from './metrics.js';
@@ -35,10 +35,7 @@ export class SearchShardProcessor implements ShardProcessor {
 
   async processRecords(batch: ProcessBatch, checkpointer: Checkpointer): Promise<void> {
     if (batch.records.length === 0) return;
-    this.metrics.eventsIn(batch.records.length);
-    const valid = await validEventsOf(batch, this.shardId, this.deps.validate, this.deps.deadLetters, (reason) => this.metrics.deadLettered(reason));
-    const decrypt = this.deps.decrypt;
-    const events = decrypt ? await Promise.all(valid.map(decrypt)) : valid;
+    const events = await readBatch(batch, this.shardId, { ...this.deps, metrics: this.metrics });
     const started = this.now();
     const change = indexBatchOf(events);
     await this.deps.index.apply(change);
