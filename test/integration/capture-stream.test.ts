@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import fc from 'fast-check';
+import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { changedColumnsTables } from '../../capture/changed-columns.js';
 import { type RunningCapture } from '../../capture/main.js';
@@ -221,5 +222,18 @@ describe('capture', () => {
     const truth = (await history.collect()).filter((e) => e.op === 't');
     expect(truth.map((e) => e.id)).toEqual([t.id]);
     expect(t).toMatchObject({ workspaceid: '*', data: { op: 't', table: 'comments', tables: ['comments'] } });
+  });
+
+  it('puts an erasure request recorded in gdpr_erasure_requests on the stream as taskflow.gdpr.erasure_requested', async () => {
+    const [id, user] = [randomUUID(), randomUUID()];
+    await db.query("INSERT INTO gdpr_erasure_requests (id, user_id, requested_at, deadline, reason) VALUES ($1, $2, now(), now() + interval '72 hours', 'art. 17')", [id, user]);
+    const e = await waitFor(async () => {
+      await reader.poll();
+      return reader.events.find((x) => x.type === 'taskflow.gdpr.erasure_requested' && (x.data as { requestId?: string }).requestId === id);
+    }, 'the erasure request event');
+    expect(e).toMatchObject({ workspaceid: '*', subject: `users/${user}`, dataschema: 'taskflow://schemas/gdpr-erasure/v1', data: { requestId: id, userId: user, reason: 'art. 17' } });
+    const data = e.data as unknown as { requestedAt: string; deadline: string };
+    expect(Date.parse(data.deadline) - Date.parse(data.requestedAt)).toBe(72 * 3600 * 1000);
+    expect(validateEvent(JSON.parse(JSON.stringify(e))).ok).toBe(true);
   });
 });
