@@ -30,9 +30,10 @@ import { DEVELOPMENT, ENV_VAR } from '../../lib/dev-mode.js';
 import type { ErasureSink, ErasureSinkModule } from '../../lib/erasure.js';
 import { TaskflowError } from '../../lib/errors.js';
 import { createLogger } from '../../lib/logger.js';
-import { readStackInfo, stackEnv } from '../../lib/stack-info.js';
-import { createSubjectKeyStore } from '../../lib/subject-keys.js';
+import { createSubjectKeyStore, DEV_KEK_FILE } from '../../lib/subject-keys.js';
 import type { Command } from '../command.js';
+import { runUntilSignalled } from '../long-running.js';
+import { operatorEnvironment } from '../operator-env.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -52,12 +53,8 @@ The proof is signed with the audit key (AUDIT_KEY or AUDIT_KEY_FILE, audit/READM
 const SUBCOMMANDS = ['request', 'status', 'list', 'verify', 'proof'] as const;
 
 function environment(): Env {
-  if (process.env.DYNAMODB_ENDPOINT || process.env.AWS_EXECUTION_ENV) return process.env;
-  try {
-    return { AUDIT_KEY_FILE: join(ROOT, DEV_AUDIT_KEY_FILE), [ENV_VAR]: DEVELOPMENT, ...stackEnv(readStackInfo()), ...process.env };
-  } catch {
-    return process.env;
-  }
+  // Local stack: the dev audit key signs the proof, and the subject keys use the local KEK.
+  return operatorEnvironment({ localDefaults: () => ({ AUDIT_KEY_FILE: join(ROOT, DEV_AUDIT_KEY_FILE), SUBJECT_KEYS_LOCAL_KEK_FILE: join(ROOT, DEV_KEK_FILE), [ENV_VAR]: DEVELOPMENT }) });
 }
 
 /** Every <service>/erasure-sink.ts, opened on its service's stores; every sink the policy gives the processor must be among them. */
@@ -86,17 +83,10 @@ async function runService(): Promise<number> {
   const logger = createLogger('gdpr');
   const { sinks, close } = await openSinks(env);
   const gdpr = await startGdpr(config, logger, sinks);
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'stopping');
-    void gdpr.stop().then(close).then(() => process.exit(0));
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  await new Promise<never>(() => {});
-  return 0;
+  return runUntilSignalled(logger, 'stopping', async () => {
+    await gdpr.stop();
+    await close();
+  });
 }
 
 function table(head: readonly string[], rows: readonly (readonly string[])[]): string {
