@@ -31,9 +31,12 @@ function archive(): { key: string; events: object[] }[] {
     for (const [i, task] of TASKS.entries()) {
       const time = at(day, 1, i);
       if (d === 2 && i === 2) continue; // deleted the day before
-      if (d === 0) events.push(sampleEvent('task.created', { commitLsn: next(), entityId: task, time, row: { title: `t${i}`, description: 'long' } }));
-      else events.push(sampleEvent('task.updated', { commitLsn: next(), entityId: task, time, row: { status: d === 1 ? 'in_progress' : 'done', title: `t${i}.${d}` }, omitted: ['description'] }));
-      events.push(sampleEvent('comment.created', { commitLsn: next(), entityId: `44444444-4444-4444-8444-00000000${d}${i}00`, time }));
+      // The first day's events are task/comment v1, the rest v2 (a mixed-version archive; a v2
+      // update of the last task carries no due_at change, so its upcast v1 due_at stays).
+      const schemaVersion = d === 0 ? 1 : 2;
+      if (d === 0) events.push(sampleEvent('task.created', { commitLsn: next(), entityId: task, time, schemaVersion, row: { title: `t${i}`, description: 'long' } }));
+      else events.push(sampleEvent('task.updated', { commitLsn: next(), entityId: task, time, schemaVersion, row: { status: d === 1 ? 'in_progress' : 'done', title: `t${i}.${d}`, ...(i === 1 ? { labels: ['x'] } : {}) }, omitted: ['description'] }));
+      events.push(sampleEvent('comment.created', { commitLsn: next(), entityId: `44444444-4444-4444-8444-00000000${d}${i}00`, time, schemaVersion }));
     }
     if (d === 1) events.push(sampleEvent('task.deleted', { commitLsn: next(), entityId: TASKS[2], time: at(day, 2, 0) }));
     if (d === 2) {
@@ -93,6 +96,10 @@ describe('rebuild', () => {
   it('the incremental path holds what the test expects (a check that the comparison is not of empty tables)', () => {
     expect(incremental.raw_events!.length).toBe(archive().reduce((n, o) => n + o.events.length, 0));
     expect(incremental.tasks!.map((r) => (r as { status: string }).status)).toEqual(['done', 'done']);
+    expect(incremental.tasks!.map((r) => (r as { labels: string[] }).labels)).toEqual([['planning'], ['x']]);
+    expect(new Set(incremental.raw_events!.map((r) => JSON.parse((r as { event: string }).event).dataschema))).toEqual(
+      new Set(['taskflow://schemas/task/v1', 'taskflow://schemas/task/v2', 'taskflow://schemas/comment/v1', 'taskflow://schemas/comment/v2', 'taskflow://schemas/truncate/v1']),
+    );
     expect(incremental.comments).toHaveLength(1);
     expect(incremental.truncations).toHaveLength(1);
   });

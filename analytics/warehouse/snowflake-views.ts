@@ -2,7 +2,7 @@
 // tables.ts), applied by the Snowflake adapter with its DDL. Each view names its columns in its
 // header, so Snowflake refuses a body that drifts from them, and snowflake-views.test.ts checks
 // the names and columns against the DuckDB views'.
-import { CURATED, type CuratedColumn, type CuratedEntity, HISTORY_TABLES, lit, q } from './tables.js';
+import { columnValue, CURATED, type CuratedColumn, type CuratedEntity, HISTORY_TABLES, lit, q, type SqlDialect } from './tables.js';
 
 /** Snowflake's type of each curated column type. */
 export const SNOWFLAKE_TYPES: Record<CuratedColumn['type'], string> = {
@@ -12,6 +12,20 @@ export const SNOWFLAKE_TYPES: Record<CuratedColumn['type'], string> = {
   BOOLEAN: 'BOOLEAN',
   TIMESTAMPTZ: 'TIMESTAMP_TZ',
   DATE: 'DATE',
+  'VARCHAR[]': 'ARRAY',
+};
+
+/** The curated MERGE's dialect on Snowflake (tables.ts mergeSql). */
+export const SNOWFLAKE: SqlDialect = {
+  name: 'snowflake',
+  rowValue: (after, field, type) => `${after}:${q(field)}::${SNOWFLAKE_TYPES[type]}`,
+  contains: (list, value) => `ARRAY_CONTAINS(${lit(value)}::VARIANT, ${list})`,
+  maxWhere: (of, where) => `MAX(IFF(${where}, ${of}, NULL))`,
+  argMaxWhere: (value, by, where) => `MAX_BY(IFF(${where}, ${value}, NULL), IFF(${where}, ${by}, NULL))`,
+  greatest: (a, b) => `NULLIF(GREATEST(COALESCE(${a}, ''), COALESCE(${b}, '')), '')`,
+  utcMidnight: (date) => `TIMESTAMP_TZ_FROM_PARTS(YEAR(${date}), MONTH(${date}), DAY(${date}), 0, 0, 0, 0, 'UTC')`,
+  utcDate: (timestamp) => `CONVERT_TIMEZONE('UTC', ${timestamp})::DATE`,
+  emptyList: 'ARRAY_CONSTRUCT()',
 };
 
 /** `CREATE OR REPLACE VIEW name (columns) AS body`. */
@@ -23,8 +37,10 @@ export const view = (name: string, columns: readonly string[], body: string) => 
  * to JSON null still counts as carried (LAST_VALUE … IGNORE NULLS skips only the uncarried).
  */
 function historyView(e: CuratedEntity): string {
+  // An upcast column wraps its typed value (read back with the same cast); the others the raw field.
+  const value = (c: CuratedColumn) => (c.derive ? `TO_VARIANT(${columnValue(c, (f, t) => SNOWFLAKE.rowValue('after', f, t), SNOWFLAKE)})` : `after:${q(c.name)}`);
   const carried = (c: CuratedColumn) =>
-    `LAST_VALUE(IFF(op <> 'd' AND NOT ARRAY_CONTAINS(${lit(c.name)}::VARIANT, omitted), OBJECT_CONSTRUCT_KEEP_NULL('v', after:${q(c.name)}), NULL)) IGNORE NULLS
+    `LAST_VALUE(IFF(op <> 'd' AND NOT ARRAY_CONTAINS(${lit(c.name)}::VARIANT, omitted), OBJECT_CONSTRUCT_KEEP_NULL('v', ${value(c)}), NULL)) IGNORE NULLS
       OVER (PARTITION BY id ORDER BY event_id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS ${q(c.name)}`;
   return view(
     `${e.table}_history`,

@@ -10,18 +10,11 @@
 // is, so the per-column guard compares COALESCEd ids; MAX_BY ignores NULL ordering values.
 import { TaskflowError } from '../../lib/errors.js';
 import type { ArchiveObject, LoadResult, Warehouse } from './duckdb.js';
-import { SNOWFLAKE_TYPES, snowflakeViews, view } from './snowflake-views.js';
-import { CURATED, lit, mergeSql, q, type SqlDialect, stateTable, v } from './tables.js';
+import { SNOWFLAKE, SNOWFLAKE_TYPES, snowflakeViews, view } from './snowflake-views.js';
+import { addedColumnsDdl, CURATED, lit, mergeSql, q, stateTable, v } from './tables.js';
 
 
-export const SNOWFLAKE: SqlDialect = {
-  name: 'snowflake',
-  rowValue: (after, field, type) => `${after}:${q(field)}::${SNOWFLAKE_TYPES[type]}`,
-  contains: (list, value) => `ARRAY_CONTAINS(${lit(value)}::VARIANT, ${list})`,
-  maxWhere: (of, where) => `MAX(IFF(${where}, ${of}, NULL))`,
-  argMaxWhere: (value, by, where) => `MAX_BY(IFF(${where}, ${value}, NULL), IFF(${where}, ${by}, NULL))`,
-  greatest: (a, b) => `NULLIF(GREATEST(COALESCE(${a}, ''), COALESCE(${b}, '')), '')`,
-};
+export { SNOWFLAKE };
 
 export interface SnowflakeSettings {
   /** External stage on the archive bucket (CREATE STAGE … URL = 's3://<bucket>/' STORAGE_INTEGRATION = …). */
@@ -37,10 +30,11 @@ export function snowflakeDdl(): string[] {
     `CREATE TABLE IF NOT EXISTS raw_events (id STRING PRIMARY KEY, day DATE NOT NULL, time TIMESTAMP_TZ NOT NULL, type STRING NOT NULL, workspace_id STRING NOT NULL,
       project_id STRING, tbl STRING, op STRING, key_id STRING, event VARIANT NOT NULL, object_key STRING NOT NULL, loaded_at TIMESTAMP_TZ NOT NULL) CLUSTER BY (day)`,
     `CREATE TABLE IF NOT EXISTS truncations (tbl STRING NOT NULL, id STRING NOT NULL, PRIMARY KEY (tbl, id))`,
-    ...CURATED.map(
-      (e) => `CREATE TABLE IF NOT EXISTS ${stateTable(e)} (id STRING PRIMARY KEY, ${e.columns.map((c) => `${q(c.name)} ${SNOWFLAKE_TYPES[c.type]}, ${v(c.name)} STRING`).join(', ')},
+    ...CURATED.flatMap((e) => [
+      `CREATE TABLE IF NOT EXISTS ${stateTable(e)} (id STRING PRIMARY KEY, ${e.columns.map((c) => `${q(c.name)} ${SNOWFLAKE_TYPES[c.type]}, ${v(c.name)} STRING`).join(', ')},
         _live_id STRING, _deleted_id STRING, _event_id STRING NOT NULL, _merged_at TIMESTAMP_TZ NOT NULL)`,
-    ),
+      ...addedColumnsDdl(e, (c) => SNOWFLAKE_TYPES[c.type]),
+    ]),
     ...CURATED.map((e) =>
       view(
         e.table,

@@ -16,7 +16,15 @@
 export interface CuratedColumn {
   name: string;
   /** DuckDB type the JSON value is cast to. */
-  type: 'VARCHAR' | 'INTEGER' | 'DOUBLE' | 'BOOLEAN' | 'TIMESTAMPTZ' | 'DATE';
+  type: 'VARCHAR' | 'INTEGER' | 'DOUBLE' | 'BOOLEAN' | 'TIMESTAMPTZ' | 'DATE' | 'VARCHAR[]';
+  /**
+   * The value from a row image of any schema version (the upcast in SQL: the loader reads the
+   * archive's v1 and v2 events as they were written). `get(field, type)` reads one field of the
+   * image. Without it the column is the field of its name.
+   */
+  derive?: (get: (field: string, type: CuratedColumn['type']) => string, d: SqlDialect) => string;
+  /** Added after the warehouse's first release: existing state tables gain it by ALTER TABLE. */
+  added?: boolean;
 }
 
 export interface CuratedEntity {
@@ -26,19 +34,32 @@ export interface CuratedEntity {
   columns: readonly CuratedColumn[];
 }
 
-const col = (name: string, type: CuratedColumn['type'] = 'VARCHAR'): CuratedColumn => ({ name, type });
+const col = (name: string, type: CuratedColumn['type'] = 'VARCHAR', more: Pick<CuratedColumn, 'derive' | 'added'> = {}): CuratedColumn => ({ name, type, ...more });
+
+/** The column's value in a row image, upcast when the column says how. */
+export const columnValue = (c: CuratedColumn, get: (field: string, type: CuratedColumn['type']) => string, d: SqlDialect): string =>
+  c.derive ? c.derive(get, d) : get(c.name, c.type);
 
 export const CURATED: readonly CuratedEntity[] = [
   {
     table: 'tasks',
     columns: [
       col('workspace_id'), col('project_id'), col('title'), col('description'), col('status'), col('priority', 'INTEGER'), col('assignee_id'),
-      col('due_date', 'DATE'), col('position', 'DOUBLE'), col('created_by'), col('created_at', 'TIMESTAMPTZ'), col('updated_at', 'TIMESTAMPTZ'),
+      // task v2 (migration 0006): due_at replaces due_date, labels are new. Both due columns are
+      // kept for every version, each from the other when an event has only one (schemas/upcasters.ts:
+      // a date d is d 00:00 UTC; a timestamp's date is its UTC date); a v1 row has labels [].
+      col('due_date', 'DATE', { derive: (get, d) => `coalesce(${get('due_date', 'DATE')}, ${d.utcDate(get('due_at', 'TIMESTAMPTZ'))})` }),
+      col('position', 'DOUBLE'), col('created_by'), col('created_at', 'TIMESTAMPTZ'), col('updated_at', 'TIMESTAMPTZ'),
+      col('due_at', 'TIMESTAMPTZ', { added: true, derive: (get, d) => `coalesce(${get('due_at', 'TIMESTAMPTZ')}, ${d.utcMidnight(get('due_date', 'DATE'))})` }),
+      col('labels', 'VARCHAR[]', { added: true, derive: (get, d) => `coalesce(${get('labels', 'VARCHAR[]')}, ${d.emptyList})` }),
     ],
   },
   {
     table: 'comments',
-    columns: [col('workspace_id'), col('project_id'), col('task_id'), col('author_id'), col('body'), col('created_at', 'TIMESTAMPTZ'), col('updated_at', 'TIMESTAMPTZ')],
+    columns: [
+      col('workspace_id'), col('project_id'), col('task_id'), col('author_id'), col('body'), col('created_at', 'TIMESTAMPTZ'), col('updated_at', 'TIMESTAMPTZ'),
+      col('edited_at', 'TIMESTAMPTZ', { added: true }),
+    ],
   },
   {
     table: 'projects',
@@ -62,11 +83,22 @@ export function schemaDdl(): string[] {
     ...CURATED.flatMap((e) => [
       `CREATE TABLE IF NOT EXISTS ${stateTable(e)} (id VARCHAR PRIMARY KEY, ${e.columns.map((c) => `${q(c.name)} ${c.type}, ${v(c.name)} VARCHAR`).join(', ')},
         _live_id VARCHAR, _deleted_id VARCHAR, _event_id VARCHAR NOT NULL, _merged_at TIMESTAMPTZ NOT NULL)`,
+      ...addedColumnsDdl(e, (c) => c.type),
       currentView(e),
     ]),
     ...CURATED.filter((e) => HISTORY_TABLES.includes(e.table)).map(historyView),
     ...METRICS_VIEWS,
   ];
+}
+
+/**
+ * A state table created before a column was added gains it (and its guard); its rows read NULL
+ * there until `taskflow analytics rebuild` re-merges the raw events, which upcasts them.
+ */
+export function addedColumnsDdl(e: CuratedEntity, typeOf: (c: CuratedColumn) => string): string[] {
+  return e.columns
+    .filter((c) => c.added)
+    .flatMap((c) => [`ALTER TABLE ${stateTable(e)} ADD COLUMN IF NOT EXISTS ${q(c.name)} ${typeOf(c)}`, `ALTER TABLE ${stateTable(e)} ADD COLUMN IF NOT EXISTS ${v(c.name)} VARCHAR`]);
 }
 
 /** Entities with a version history (one row per version, valid_from/valid_to). */
@@ -79,8 +111,10 @@ export const HISTORY_TABLES: readonly CuratedEntity['table'][] = ['tasks', 'proj
  * previous version's value: each column is the last value carried by an event up to this one.
  */
 function historyView(e: CuratedEntity): string {
+  const get = (field: string, type: CuratedColumn['type']) =>
+    type === 'VARCHAR[]' ? `CAST(json_extract(after, ${lit(`$.${field}`)}) AS VARCHAR[])` : `CAST(json_extract_string(after, ${lit(`$.${field}`)}) AS ${type})`;
   const carried = (c: CuratedColumn) =>
-    `last_value(CASE WHEN op <> 'd' AND NOT list_contains(omitted, ${lit(c.name)}) THEN struct_pack(v := CAST(json_extract_string(after, ${lit(`$.${c.name}`)}) AS ${c.type})) END IGNORE NULLS)
+    `last_value(CASE WHEN op <> 'd' AND NOT list_contains(omitted, ${lit(c.name)}) THEN struct_pack(v := ${columnValue(c, get, DUCKDB)}) END IGNORE NULLS)
       OVER (PARTITION BY id ORDER BY event_id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS ${q(c.name)}`;
   return `CREATE OR REPLACE VIEW ${e.table}_history AS
     WITH ev AS (
@@ -207,6 +241,12 @@ export interface SqlDialect {
   argMaxWhere(value: string, by: string, where: string): string;
   /** The larger of two ids, NULL only when both are. */
   greatest(a: string, b: string): string;
+  /** A DATE as the TIMESTAMPTZ of its 00:00 UTC. */
+  utcMidnight(date: string): string;
+  /** A TIMESTAMPTZ's date in UTC. */
+  utcDate(timestamp: string): string;
+  /** An empty list of strings. */
+  emptyList: string;
 }
 
 export const DUCKDB: SqlDialect = {
@@ -216,13 +256,16 @@ export const DUCKDB: SqlDialect = {
   maxWhere: (of, where) => `max(${of}) FILTER (WHERE ${where})`,
   argMaxWhere: (value, by, where) => `arg_max_null(${value}, ${by}) FILTER (WHERE ${where})`,
   greatest: (a, b) => `greatest(${a}, ${b})`,
+  utcMidnight: (date) => `timezone('UTC', CAST(${date} AS TIMESTAMP))`,
+  utcDate: (timestamp) => `CAST(timezone('UTC', ${timestamp}) AS DATE)`,
+  emptyList: 'CAST([] AS VARCHAR[])',
 };
 
 /** The batch's per-key, per-column newest values, merged into the state under the per-column guard. */
 export function mergeSql(e: CuratedEntity, d: SqlDialect = DUCKDB): string {
   const carries = (c: string) => `op <> 'd' AND NOT ${d.contains('omitted', c)}`;
   const source = `SELECT key_id, max(id) AS event_id, ${d.maxWhere('id', "op <> 'd'")} AS live_id, ${d.maxWhere('id', "op = 'd'")} AS deleted_id,
-      ${e.columns.map((c) => `${d.maxWhere('id', carries(c.name))} AS ${v(c.name)}, ${d.argMaxWhere(d.rowValue('after', c.name, c.type), 'id', carries(c.name))} AS ${q(c.name)}`).join(',\n      ')}
+      ${e.columns.map((c) => `${d.maxWhere('id', carries(c.name))} AS ${v(c.name)}, ${d.argMaxWhere(columnValue(c, (f, t) => d.rowValue('after', f, t), d), 'id', carries(c.name))} AS ${q(c.name)}`).join(',\n      ')}
     FROM staged WHERE tbl = ${lit(e.table)} AND op IN ('c', 'u', 'r', 'd') AND key_id IS NOT NULL GROUP BY key_id`;
   const newer = (c: string) => `s.${v(c)} > coalesce(t.${v(c)}, '')`;
   return `MERGE INTO ${stateTable(e)} t USING (${source}) s ON t.id = s.key_id
