@@ -18,6 +18,7 @@ export interface BoardConfig {
   mqttWsUrl: string;
   replayUrl: string;
   searchUrl?: string;
+  analyticsUrl?: string;
   port: number;
   healthSources: MetricsSource[];
 }
@@ -48,6 +49,7 @@ export const BOARD_SETTINGS = {
   mqttWsUrl: urlSetting({ name: 'MQTT_WS_URL', meaning: 'MQTT over WebSocket URL the page connects to.' }),
   replayUrl: urlSetting({ name: 'REPLAY_URL', meaning: "The router's replay API." }),
   searchUrl: optionalSetting({ name: 'SEARCH_URL', type: 'URL', default: 'none: no search box', meaning: 'The search API the search box queries.' }),
+  analyticsUrl: optionalSetting({ name: 'ANALYTICS_URL', type: 'URL', default: 'none: the analytics page says so', meaning: 'The analytics API the analytics page (/analytics) reads.' }),
   port: intSetting({ name: 'BOARD_PORT', default: 18088, min: 0, max: 65535, meaning: 'Port of the page and its API.' }),
   healthSources: customSetting({
     name: 'BOARD_HEALTH_SOURCES',
@@ -95,12 +97,13 @@ export const command: Command = {
         mqttUrl: config.mqttWsUrl,
         replayUrl: config.replayUrl,
         ...(config.searchUrl ? { searchUrl: config.searchUrl } : {}),
+        ...(config.analyticsUrl ? { analyticsUrl: config.analyticsUrl } : {}),
         sign: (userId) => signDevToken(jwt.secret, userId, { issuer: jwt.issuer, audience: jwt.audience, ttlSeconds: 3600 }),
         env: process.env,
       }),
     });
     logger.warn({ url: board.url }, 'demo board listening: development only, /api/session gives anyone a demo user\'s token');
-    console.log(`demo board: ${board.url} (pipeline health: ${board.url}health, from ${config.healthSources.map((s) => s.name).join(', ') || 'no service metrics'})`);
+    console.log(`demo board: ${board.url} (analytics: ${board.url}analytics, pipeline health: ${board.url}health, from ${config.healthSources.map((s) => s.name).join(', ') || 'no service metrics'})`);
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);

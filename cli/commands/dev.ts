@@ -88,7 +88,8 @@ const SERVICES: readonly ServiceDef[] = [
   // The erasure processor; it signs no proof itself (`taskflow gdpr proof` does), it purges through the sinks' own stores.
   { name: 'gdpr', serves: { 'gdpr-metrics': 'METRICS_PORT' } },
   { name: 'analytics-archiver', command: ['analytics', 'archive'], serves: { 'archiver-metrics': 'METRICS_PORT' } },
-  { name: 'analytics-loader', command: ['analytics', 'load'], serves: { 'loader-metrics': 'METRICS_PORT' } },
+  // It serves the analytics API too: DuckDB allows one process per warehouse file.
+  { name: 'analytics-loader', command: ['analytics', 'load'], serves: { analytics: 'ANALYTICS_API_PORT', 'loader-metrics': 'METRICS_PORT' } },
 ];
 
 function devAuditKeyFile(): string {

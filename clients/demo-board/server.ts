@@ -26,6 +26,8 @@ export interface BoardSession {
   replayUrl: string;
   /** The search API, when a search service runs. */
   searchUrl?: string;
+  /** The analytics API, when the loader serves it. */
+  analyticsUrl?: string;
 }
 
 export interface DemoSessionOptions {
@@ -36,6 +38,7 @@ export interface DemoSessionOptions {
   mqttUrl: string;
   replayUrl: string;
   searchUrl?: string;
+  analyticsUrl?: string;
   sign(userId: string): Promise<string>;
   /** Where development mode is read from (lib/dev-mode.ts). */
   env: Env;
@@ -60,6 +63,7 @@ export function demoSessions(opts: DemoSessionOptions): (user: string | undefine
       mqttUrl: opts.mqttUrl,
       replayUrl: opts.replayUrl.replace(/\/$/, ''),
       ...(opts.searchUrl ? { searchUrl: opts.searchUrl.replace(/\/$/, '') } : {}),
+      ...(opts.analyticsUrl ? { analyticsUrl: opts.analyticsUrl.replace(/\/$/, '') } : {}),
     };
   };
 }
@@ -130,7 +134,12 @@ function send(res: ServerResponse, status: number, body: unknown, type = 'applic
 }
 
 export async function startBoardServer(opts: BoardServerOptions): Promise<{ server: Server; url: string; close(): Promise<void> }> {
-  const [html, healthHtml, appJs] = await Promise.all([readFile(join(here, 'index.html'), 'utf8'), readFile(join(here, 'health.html'), 'utf8'), bundleApp()]);
+  const [html, healthHtml, analyticsHtml, appJs] = await Promise.all([
+    readFile(join(here, 'index.html'), 'utf8'),
+    readFile(join(here, 'health.html'), 'utf8'),
+    readFile(join(here, 'analytics.html'), 'utf8'),
+    bundleApp(),
+  ]);
   const { pool, logger } = opts;
   const metrics = boardMetrics();
   const sampler = new HealthSampler(() => opts.healthSources ?? [], { everyMs: opts.healthEveryMs ?? 2000, windowMs: 30_000, keep: 300, local: () => metrics.registry.metrics() });
@@ -144,6 +153,7 @@ export async function startBoardServer(opts: BoardServerOptions): Promise<{ serv
     if (method === 'GET' && url.pathname === '/app.js') return send(res, 200, appJs, 'text/javascript; charset=utf-8');
     if (method === 'GET' && url.pathname === '/healthz') return send(res, 200, { ok: true });
     if (method === 'GET' && url.pathname === '/health') return send(res, 200, healthHtml, 'text/html; charset=utf-8');
+    if (method === 'GET' && url.pathname === '/analytics') return send(res, 200, analyticsHtml, 'text/html; charset=utf-8');
     if (method === 'GET' && url.pathname === '/api/health') return send(res, 200, sampler.snapshot());
     if (method === 'GET' && url.pathname === '/metrics') return send(res, 200, await metrics.registry.metrics(), metrics.registry.contentType);
     if (method === 'POST' && url.pathname === '/api/client-latency') {

@@ -43,4 +43,6 @@ export const DEV_HTTP_PORTS = {
   /** The local authorizer's (broker hooks') metrics, served by taskflow dev itself. */
   'broker-metrics': 18099,
   'gdpr-metrics': 18100,
+  /** The read-only analytics API (served by the loader) the board's /analytics page reads. */
+  analytics: 18101,
 } as const;
