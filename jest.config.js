@@ -28,6 +28,11 @@ const E2E = ['<rootDir>/test/e2e/**/*.test.ts', '<rootDir>/clients/web-sdk/test/
 export default {
   testTimeout: 60000,
   maxWorkers: 2,
+  // A worker whose heap grew past this is replaced between test files. Node's exit tears the heap
+  // down at ~0.2 ms per MB; a worker at 800 MB+ (after ~55 files, or a CDK synth) took 200-600 ms
+  // to exit, past jest-worker's 500 ms grace, and jest warned "a worker process has failed to exit
+  // gracefully" although nothing leaked.
+  workerIdleMemoryLimit: '384MB',
   projects: [
     {
       ...common,
