@@ -7,6 +7,12 @@
 // (the streamed change is at least as new as what the SELECT saw); at HIGH the remaining rows are
 // emitted as `r` events positioned right after the HIGH transaction (its commit LSN, index 0…n-1),
 // so a reader applying events in order ends with the table's current state.
+// WAL order is not visibility order: a transaction's commit record can precede LOW while the
+// transaction becomes visible only after the chunk's snapshot was taken (its backend had not yet
+// left the proc array), so that change would precede LOW and the chunk would overwrite it with the
+// older row. The chunk is therefore read in a REPEATABLE READ transaction that also returns its
+// snapshot, and a change streamed shortly before LOW (since the chunk began) by a transaction that
+// snapshot did not see removes its key too.
 //
 // Requests arrive in the stream too: `taskflow capture snapshot` emits a non-transactional
 // logical message (prefix taskflow.capture.signal), so the CLI needs nothing but the database.
@@ -65,17 +71,61 @@ export function parseSignal(content: Uint8Array): Signal | undefined {
 
 const TABLES = new Map<string, EntityName>((Object.keys(ENTITIES) as EntityName[]).map((e) => [ENTITIES[e].table, e]));
 
-/** Which chunk rows survive the window: those whose key no streamed change touched (pure). */
-export function survivingRows(rows: readonly Row[], changedKeys: ReadonlySet<string>): Row[] {
-  return rows.filter((r) => !changedKeys.has(String(r.id)));
+/** A snapshot's visibility, as pg_current_snapshot() gives it, in 32-bit xids (those pgoutput's BEGIN carries). */
+export interface XidSnapshot {
+  xmin: number;
+  xmax: number;
+  xip: ReadonlySet<number>;
+}
+
+/** 'xmin:xmax:xip,…' of pg_current_snapshot()::text; its 64-bit xids reduced to their 32-bit xid. */
+export function parseSnapshot(text: string): XidSnapshot {
+  const [xmin, xmax, xip] = text.split(':');
+  const xid32 = (x: string) => Number(BigInt(x) & 0xffffffffn);
+  if (xmin === undefined || xmax === undefined || xip === undefined) throw new Error(`not a pg_snapshot: ${text}`);
+  return { xmin: xid32(xmin), xmax: xid32(xmax), xip: new Set(xip === '' ? [] : xip.split(',').map(xid32)) };
+}
+
+/** Postgres' TransactionIdPrecedes: xids compare modulo 2^32. */
+function precedes(a: number, b: number): boolean {
+  return ((a - b) | 0) < 0;
+}
+
+/** Whether the committed transaction `xid` is visible in `snapshot` (as XidInMVCCSnapshot decides). */
+export function visibleIn(snapshot: XidSnapshot, xid: number): boolean {
+  if (precedes(xid, snapshot.xmin)) return true;
+  if (!precedes(xid, snapshot.xmax)) return false;
+  return !snapshot.xip.has(xid);
+}
+
+/** What one streamed transaction did to the chunk's table: changed these keys, or truncated it. */
+export interface TableTouch {
+  xid: number;
+  keys: readonly string[] | 'all';
+}
+
+/**
+ * Which chunk rows survive (pure): those no change newer than the chunk's read touched — every
+ * change between LOW and HIGH, and a change streamed before LOW by a transaction the read's
+ * snapshot did not see.
+ */
+export function survivingRows(rows: readonly Row[], window: { inside: readonly TableTouch[]; before: readonly TableTouch[] }, snapshot: XidSnapshot): Row[] {
+  const newer = [...window.inside, ...window.before.filter((t) => !visibleIn(snapshot, t.xid))];
+  if (newer.some((t) => t.keys === 'all')) return [];
+  const changed = new Set(newer.flatMap((t) => t.keys as readonly string[]));
+  return rows.filter((r) => !changed.has(String(r.id)));
 }
 
 interface OpenChunk {
   name: string;
   table: string;
   rows: Row[] | undefined;
+  /** The chunk's read's snapshot, set with `rows`. */
+  snapshot: XidSnapshot | undefined;
   windowOpen: boolean;
-  changed: Set<string>;
+  /** Touches streamed from the chunk's start up to LOW, and between LOW and HIGH. */
+  before: TableTouch[];
+  inside: TableTouch[];
   resolve: (emitted: number) => void;
   reject: (err: Error) => void;
 }
@@ -185,29 +235,43 @@ export class SnapshotRunner implements StreamObserver {
   private async runChunk(table: string, job: SnapshotJob): Promise<{ emitted: number; lastKey: string | undefined }> {
     const name = `${job.id}:${++this.chunkSeq}`;
     const done = new Promise<number>((resolve, reject) => {
-      this.chunk = { name, table, rows: undefined, windowOpen: false, changed: new Set(), resolve, reject };
+      this.chunk = { name, table, rows: undefined, snapshot: undefined, windowOpen: false, before: [], inside: [], resolve, reject };
     });
     try {
       await this.watermark(name, 'low');
       const params: unknown[] = [job.lastKey === '' ? '00000000-0000-0000-0000-000000000000' : job.lastKey, this.opts.chunkSize];
       const where = job.workspace ? 'AND workspace_id = $3' : '';
       if (job.workspace) params.push(job.workspace);
-      const rows = await this.pool.query<Row>({
-        text: `SELECT * FROM ${table} WHERE id > $1 ${where} ORDER BY id LIMIT $2`,
-        values: params,
-        // the same text-to-JSON conversion as streamed rows (capture/values.ts)
-        types: { getTypeParser: (oid: number) => textParserFor(oid) } as pg.CustomTypesConfig,
-      });
-      if (rows.rows.length === 0) {
+      const { rows, snapshot } = await this.readChunk(`SELECT * FROM ${table} WHERE id > $1 ${where} ORDER BY id LIMIT $2`, params);
+      if (rows.length === 0) {
         this.chunk = undefined;
         return { emitted: 0, lastKey: undefined };
       }
-      this.chunk!.rows = rows.rows;
+      this.chunk!.snapshot = snapshot;
+      this.chunk!.rows = rows;
       await this.watermark(name, 'high');
       const emitted = await withTimeout(done, 120_000);
-      return { emitted, lastKey: String(rows.rows[rows.rows.length - 1]!.id) };
+      return { emitted, lastKey: String(rows[rows.length - 1]!.id) };
     } finally {
       this.chunk = undefined;
+    }
+  }
+
+  /** One chunk and the snapshot it was read in (REPEATABLE READ: the first statement takes the snapshot both use). */
+  private async readChunk(text: string, values: unknown[]): Promise<{ rows: Row[]; snapshot: XidSnapshot }> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const snap = await client.query<{ s: string }>('SELECT pg_current_snapshot()::text AS s');
+      // the same text-to-JSON conversion as streamed rows (capture/values.ts)
+      const rows = await client.query<Row>({ text, values, types: { getTypeParser: (oid: number) => textParserFor(oid) } as pg.CustomTypesConfig });
+      await client.query('COMMIT');
+      return { rows: rows.rows, snapshot: parseSnapshot(snap.rows[0]!.s) };
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
     }
   }
 
@@ -231,9 +295,8 @@ export class SnapshotRunner implements StreamObserver {
   onTransaction(tx: CommittedTransaction, handle: InFlightTransaction, session: SessionApi): void {
     const chunk = this.chunk;
     if (!chunk) return;
-    if (chunk.windowOpen) {
-      for (const e of tx.events) if (e.table === chunk.table || e.op === 't') chunk.changed.add(String(isEntityChange(e.envelope) ? e.envelope.data.key.id : undefined));
-    }
+    const touch = touchOf(tx, chunk.table);
+    if (touch) (chunk.windowOpen ? chunk.inside : chunk.before).push(touch);
     for (const m of tx.messages) {
       if (m.prefix !== WATERMARK_PREFIX) continue;
       const mark = JSON.parse(Buffer.from(m.content).toString('utf8')) as { chunk: string; mark: 'low' | 'high' };
@@ -252,7 +315,7 @@ export class SnapshotRunner implements StreamObserver {
   }
 
   private emitChunk(chunk: OpenChunk, tx: CommittedTransaction, handle: InFlightTransaction, session: SessionApi): void {
-    const rows = survivingRows(chunk.rows!, chunk.changed);
+    const rows = survivingRows(chunk.rows!, chunk, chunk.snapshot!);
     const entity = TABLES.get(chunk.table)!;
     let pending = rows.length;
     if (pending === 0) {
@@ -272,6 +335,19 @@ export class SnapshotRunner implements StreamObserver {
       else session.sendEvent(built.partitionKey, built.envelope, handle, { table: chunk.table, op: 'r' }, onDone);
     });
   }
+}
+
+/** The keys `tx` changed in `table` ('all' when it truncated it), or nothing when it did not touch it. */
+function touchOf(tx: CommittedTransaction, table: string): TableTouch | undefined {
+  const keys: string[] = [];
+  for (const e of tx.events) {
+    if (isEntityChange(e.envelope)) {
+      if (e.table === table) keys.push(String(e.envelope.data.key.id));
+    } else if (e.op === 't' && 'tables' in e.envelope.data && e.envelope.data.tables.includes(table)) {
+      return { xid: tx.xid, keys: 'all' };
+    }
+  }
+  return keys.length ? { xid: tx.xid, keys } : undefined;
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
