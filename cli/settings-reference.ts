@@ -8,6 +8,7 @@ import { ARCHIVER_SETTING_LIST, LOADER_SETTING_LIST } from '../analytics/config.
 import { AUDIT_SETTING_LIST } from '../audit/config.js';
 import { CAPTURE_SETTING_LIST } from '../capture/config.js';
 import { GDPR_SETTING_LIST } from '../gdpr/config.js';
+import { BOARD_SETTING_LIST } from './commands/board.js';
 import { type AnySetting, settingsTable, uniqueSettings } from '../lib/config.js';
 import { CONSUMER_SETTINGS } from '../lib/kinesis-consumer/config.js';
 import { NOTIFICATION_SETTING_LIST } from '../notifications/config.js';
@@ -32,6 +33,7 @@ export const SETTINGS_REFERENCES: readonly SettingsReference[] = [
   { readme: 'audit/README.md', declaredIn: 'audit/config.ts', settings: AUDIT_SETTING_LIST },
   { readme: 'notifications/README.md', declaredIn: 'notifications/config.ts', settings: NOTIFICATION_SETTING_LIST },
   { readme: 'gdpr/README.md', declaredIn: 'gdpr/config.ts', settings: GDPR_SETTING_LIST },
+  { readme: 'clients/demo-board/README.md', declaredIn: 'cli/commands/board.ts', settings: BOARD_SETTING_LIST },
   // The archiver's and the loader's together: the help tells which reads which.
   { readme: 'analytics/README.md', declaredIn: 'analytics/config.ts', settings: uniqueSettings(ARCHIVER_SETTING_LIST, LOADER_SETTING_LIST) },
 ];
