@@ -49,6 +49,8 @@ interface ServiceDef {
   serves?: Partial<Record<Endpoint, string>>;
   /** Endpoints it cannot run without: it starts only when some available service serves them. */
   needs?: Endpoint[];
+  /** Exists only for a laptop (no production workload, no IAM role). */
+  developmentOnly?: true;
   /** Extra environment, e.g. its service credential for the broker. */
   env?: (ctx: { serviceToken(userId: string): Promise<string>; dataDir: string; replicationUrl: string }) => Promise<Record<string, string>>;
 }
@@ -82,7 +84,7 @@ const SERVICES: readonly ServiceDef[] = [
     serves: { notifications: 'NOTIFICATIONS_PORT', 'notifications-metrics': 'METRICS_PORT' },
     env: async (ctx) => ({ KINESIS_WORKER_ID: 'notifications-0', NOTIFICATIONS_MQTT_PASSWORD: await ctx.serviceToken(NOTIFICATIONS_SERVICE_USER) }),
   },
-  { name: 'board', serves: { board: 'BOARD_PORT' }, needs: ['replay'] },
+  { name: 'board', serves: { board: 'BOARD_PORT' }, needs: ['replay'], developmentOnly: true },
   // A stable worker id like the router's; the pseudonym key stays on this machine (created once, 0600) like the dev JWT secret.
   { name: 'audit', serves: { 'audit-metrics': 'METRICS_PORT' }, env: () => Promise.resolve({ KINESIS_WORKER_ID: 'audit-0', AUDIT_KEY_FILE: devAuditKeyFile() }) },
   // The erasure processor; it signs no proof itself (`taskflow gdpr proof` does), it purges through the sinks' own stores.
@@ -91,6 +93,9 @@ const SERVICES: readonly ServiceDef[] = [
   // It serves the analytics API too: DuckDB allows one process per warehouse file.
   { name: 'analytics-loader', command: ['analytics', 'load'], serves: { analytics: 'ANALYTICS_API_PORT', 'loader-metrics': 'METRICS_PORT' } },
 ];
+
+/** The services production runs: each has an EKS workload and its own IRSA role (infra/aws/iam.test.ts holds them equal). */
+export const PRODUCTION_SERVICES: readonly string[] = SERVICES.filter((s) => !s.developmentOnly).map((s) => s.name);
 
 function devAuditKeyFile(): string {
   const path = join(ROOT, DEV_AUDIT_KEY_FILE);

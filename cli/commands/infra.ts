@@ -23,7 +23,7 @@ async function synth(argv: string[]): Promise<number> {
   const assembly = app.synth();
   const k8sDir = join(outdir, 'k8s');
   mkdirSync(k8sDir, { recursive: true });
-  for (const w of workloads(settings.streamName)) {
+  for (const w of workloads(settings)) {
     const docs = manifests(w, { namespace: settings.namespace, image: `${settings.account}.dkr.ecr.${settings.region}.amazonaws.com/taskflow-pipeline:latest`, roleArn: `arn:aws:iam::${settings.account}:role/${roleName(settings, w)}`, region: settings.region });
     writeFileSync(join(k8sDir, `${w.name}.json`), `${JSON.stringify({ apiVersion: 'v1', kind: 'List', items: docs }, null, 2)}\n`);
   }

@@ -112,7 +112,7 @@ describe('services stack and manifests', () => {
   const actions = (role: string) => statementsOf(role).flatMap((s) => (Array.isArray(s.Action) ? s.Action : [s.Action]));
 
   it('trusts only the service account of each workload (IRSA)', () => {
-    for (const w of workloads(built.settings.streamName)) {
+    for (const w of workloads(built.settings)) {
       tpl('services').hasResourceProperties('AWS::IAM::Role', {
         RoleName: roleName(built.settings, w),
         AssumeRolePolicyDocument: { Statement: [Match.objectLike({ Action: 'sts:AssumeRoleWithWebIdentity', Condition: { StringEquals: { [`${built.settings.eksOidcProvider}:sub`]: `system:serviceaccount:taskflow:taskflow-${w.name}`, [`${built.settings.eksOidcProvider}:aud`]: 'sts.amazonaws.com' } } })] },
@@ -134,7 +134,7 @@ describe('services stack and manifests', () => {
 
   it('runs the router as a StatefulSet with HPA and PDB, capture as a fixed pair, both probed on /healthz and /readyz on all interfaces', () => {
     const docs = (name: string) => {
-      const w = workloads('taskflow-changes').find((x) => x.name === name);
+      const w = workloads(built.settings).find((x) => x.name === name);
       if (!w) throw new Error(name);
       return manifests(w, { namespace: 'taskflow', image: 'img', roleArn: 'arn:aws:iam::1:role/r', region: 'us-east-1' }) as { kind: string; spec?: Record<string, unknown>; metadata: { annotations?: Record<string, string> } }[];
     };
@@ -150,6 +150,24 @@ describe('services stack and manifests', () => {
     expect(container).toContain('"name":"KINESIS_WORKER_ID","valueFrom":{"fieldRef":{"fieldPath":"metadata.name"}}');
     expect(JSON.stringify(docs('capture'))).toContain('"name":"CAPTURE_INSTANCE_ID","valueFrom":{"fieldRef":{"fieldPath":"metadata.name"}}');
     expect(docs('capture').map((d) => d.kind)).not.toContain('HorizontalPodAutoscaler');
+  });
+
+  it("names the subject keys' KMS key for the readers that decrypt, the key set for the token verifiers, and gives the file keepers one pod with a volume", () => {
+    const list = workloads(built.settings);
+    const envOf = (name: string) => list.find((w) => w.name === name)?.env ?? {};
+    for (const name of ['capture', 'router', 'search', 'notifications', 'gdpr']) expect({ name, key: envOf(name).SUBJECT_KEYS_KMS_KEY_ID }).toEqual({ name, key: 'alias/taskflow' });
+    for (const name of ['router', 'search', 'notifications', 'analytics-loader']) expect({ name, jwks: envOf(name).JWT_JWKS_URL }).toEqual({ name, jwks: built.settings.jwt.jwksUrl });
+    expect(envOf('analytics-loader').ARCHIVE_BUCKET).toBe(built.settings.rawArchiveBucket);
+    tpl('analytics').hasResourceProperties('AWS::S3::Bucket', { BucketName: built.settings.rawArchiveBucket });
+    expect(envOf('analytics-archiver').FIREHOSE_DELIVERY_STREAM).toBe('taskflow-raw-archive');
+    for (const name of ['audit', 'analytics-loader']) {
+      const w = list.find((x) => x.name === name);
+      if (!w) throw new Error(name);
+      const items = manifests(w, { namespace: 'taskflow', image: 'img', roleArn: 'r', region: 'us-east-1' }) as { kind: string; spec?: { replicas?: number; volumeClaimTemplates?: unknown[] } }[];
+      const set = items.find((d) => d.kind === 'StatefulSet');
+      expect({ name, replicas: set?.spec?.replicas, claims: set?.spec?.volumeClaimTemplates?.length, hpa: items.some((d) => d.kind === 'HorizontalPodAutoscaler') }).toEqual({ name, replicas: 1, claims: 1, hpa: false });
+      expect(JSON.stringify(set)).toContain('"volumeMounts":[{"name":"data","mountPath":"/data"}]');
+    }
   });
 });
 

@@ -51,7 +51,7 @@ export function buildApp(opts: BuildOptions = {}): PipelineApp {
   const realtime = new RealtimeStack(app, name('Realtime'), settings, { memberships, presence: stream.presence }, { env });
   const analytics = new AnalyticsStack(app, name('Analytics'), settings, { key: compliance.key }, { env });
   const database = new DatabaseStack(app, name('Database'), { env });
-  const services = new ServicesStack(app, name('Services'), settings, workloads(settings.streamName), { changes: stream.changes, presence: stream.presence, consumers: stream.consumers, tables: state.tables, dataKey: compliance.key }, { env });
+  const services = new ServicesStack(app, name('Services'), settings, workloads(settings), { changes: stream.changes, presence: stream.presence, consumers: stream.consumers, tables: state.tables, dataKey: compliance.key, rawDelivery: analytics.raw }, { env });
   const observability = new ObservabilityStack(app, name('Observability'), settings, compliance.key, { env });
   const stacks = { compliance, stream, state, realtime, analytics, database, services, observability };
   for (const stack of Object.values(stacks) as Stack[]) Tags.of(stack).add('project', 'taskflow-pipeline');

@@ -3,6 +3,7 @@
 import { type CfnResource, Stack, Validations } from 'aws-cdk-lib';
 import type { IConstruct } from 'constructs';
 import type { PipelineApp } from './app.js';
+import { RAW_PREFIX } from './stacks/analytics.js';
 import { ROUTER_CLIENT_IDS } from './stacks/services.js';
 
 function accept(scope: IConstruct, findings: readonly string[], reason: string): void {
@@ -17,14 +18,18 @@ export function acknowledgeFindings(s: PipelineApp['stacks'], settings: Pipeline
   const iot = (resource: string) => `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iot:${settings.region}:${settings.account}:${resource}]`;
   const router = s.services.roles.router;
   if (router) {
-    accept(router, KMS_GRANT, KMS_REASON);
     accept(router, [iot(`client/${ROUTER_CLIENT_IDS}`)], 'the router connects with one client id per worker (service:router.<host>-<pid>)');
     accept(router, [iot('topic/taskflow/v1/ws/*')], 'the router publishes to every project topic (taskflow/v1/ws/{workspace}/projects/{project}); browsers never get this role');
     accept(router, ['subscriptions', 'presence'].flatMap((k) => [iot(`topicfilter/$aws/events/${k}/*`), iot(`topic/$aws/events/${k}/*`)]), 'lifecycle topics end in the client id; subscribe and receive only, to know which projects have live subscribers');
     accept(router, [iot('client/*')], 'revocation: iot:DeleteConnection on any browser client whose membership was removed');
   }
-  const capture = s.services.roles.capture;
-  if (capture) accept(capture, KMS_GRANT, KMS_REASON);
+  const roles = s.services.roles;
+  // Every workload role but the loader's (Decrypt only) gets CDK's table-key grant.
+  for (const [name, role] of Object.entries(roles)) if (name !== 'analytics-loader') accept(role, KMS_GRANT, KMS_REASON);
+  const notifications = roles.notifications;
+  if (notifications) accept(notifications, [iot('topic/taskflow/v1/ws/*/users/*')], "notifications publish to users' topics (taskflow/v1/ws/{workspace}/users/{user}) only; browsers never get this role");
+  const loader = roles['analytics-loader'];
+  if (loader) accept(loader, [`AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::${settings.rawArchiveBucket}/${RAW_PREFIX}*]`], 'the loader reads (and deletes past retention) the raw archive\'s objects under raw/ only');
   const archive = s.analytics.archive.node.defaultChild as CfnResource;
   accept(s.analytics.firehoseRole, [...KMS_GRANT, `AwsSolutions-IAM5[Resource::<${Stack.of(archive).getLogicalId(archive)}.Arn>/*]`], 'Firehose writes objects of its own archive bucket (bucket/*); KMS actions on the one key');
   accept(s.realtime.authorizerFunction, ['AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]'], 'AWSLambdaBasicExecutionRole only lets the authorizer write its own logs');

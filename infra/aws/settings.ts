@@ -16,15 +16,18 @@ export interface Settings {
   /** OIDC provider of the existing EKS cluster (IRSA). */
   eksOidcProvider: string;
   namespace: string;
+  /** The raw archive's bucket, named so the loader's manifest can say where to read (bucket names are global: account in it). */
+  rawArchiveBucket: string;
   snowflake: { accountUrl: string; database: string; schema: string; table: string; user: string };
   jwt: { jwksUrl: string; issuer: string; audience: string };
 }
 
 export function defaultSettings(env = 'prod'): Settings {
   const scale = loadScale('seed');
+  const account = '123456789012';
   return {
     env,
-    account: '123456789012',
+    account,
     region: 'us-east-1',
     streamName: 'taskflow-changes',
     authorizerFunctionName: `taskflow-${env}-iot-authorizer`,
@@ -33,6 +36,7 @@ export function defaultSettings(env = 'prod'): Settings {
     efoConsumers: scale.services.efo_consumers,
     eksOidcProvider: 'oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE',
     namespace: 'taskflow',
+    rawArchiveBucket: `taskflow-${env}-raw-archive-${account}`,
     snowflake: { accountUrl: 'https://example.us-east-1.snowflakecomputing.com', database: 'TASKFLOW', schema: 'RAW', table: 'CHANGES', user: 'FIREHOSE' },
     jwt: { jwksUrl: 'https://auth.taskflow.example/.well-known/jwks.json', issuer: 'https://auth.taskflow.example', audience: 'taskflow-realtime' },
   };

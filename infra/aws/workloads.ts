@@ -2,8 +2,13 @@
 // Capture is an active/standby pair on one slot (never scaled by load); the router is a
 // StatefulSet so each instance keeps a stable lease-owner name across restarts (KINESIS_WORKER_ID
 // and CAPTURE_INSTANCE_ID are the pod names: router-0, router-1, ...); readers that
-// only need a unique worker id are Deployments. `taskflow infra synth` writes them beside the
-// CloudFormation templates; the IRSA roles they name are in the services stack.
+// only need a unique worker id are Deployments; a service that keeps a file (the loader's DuckDB
+// warehouse, audit's segments until its S3 store exists) is one StatefulSet pod with its own
+// volume. `taskflow infra synth` writes them beside the CloudFormation templates; the IRSA roles
+// they name are in the services stack. The names are the services `taskflow dev` runs (minus
+// the development-only board): infra/aws/iam.test.ts fails when one has no workload and role.
+import type { Settings } from './settings.js';
+import { RAW_DELIVERY_STREAM, RAW_PREFIX } from './stacks/analytics.js';
 
 export interface Workload {
   name: string;
@@ -19,12 +24,21 @@ export interface Workload {
   ports?: Record<string, number>;
   /** The setting that takes the pod's stable name (capture-0, router-1, ...) as the instance id. */
   instanceIdEnv?: string;
+  /** A persistent volume of this size mounted at /data (StatefulSets only). */
+  volumeGi?: number;
 }
 
 export const METRICS_PORT = 9400;
 export const REPLAY_PORT = 8080;
+/** Port of a reader's browser-facing API (search, notifications inbox, analytics). */
+export const API_PORT = 8080;
+/** The environment's KMS key, which wraps the per-subject data keys: readers that decrypt personal fields need it named. */
+const SUBJECT_KEYS = { SUBJECT_KEYS_KMS_KEY_ID: 'alias/taskflow' };
 
-export function workloads(streamName: string): Workload[] {
+export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawArchiveBucket'>): Workload[] {
+  const streamName = settings.streamName;
+  // Services that verify browsers' tokens: outside development mode a missing key set is a start-up error.
+  const jwt = { JWT_JWKS_URL: settings.jwt.jwksUrl, JWT_ISSUER: settings.jwt.issuer, JWT_AUDIENCE: settings.jwt.audience };
   return [
     {
       name: 'capture',
@@ -43,9 +57,73 @@ export function workloads(streamName: string): Workload[] {
       replicas: { min: 3, max: 24 },
       cpuMillis: 2000,
       memoryMi: 2048,
-      env: { CHANGE_STREAM_NAME: streamName, ROUTER_PAYLOAD_MODE: 'thin', ROUTER_SUBSCRIPTION_EVENTS: 'iot', ROUTER_PUBLISHER: 'mqtt', REPLAY_PORT: String(REPLAY_PORT), SUBJECT_KEYS_KMS_KEY_ID: 'alias/taskflow' },
+      env: { CHANGE_STREAM_NAME: streamName, ROUTER_PAYLOAD_MODE: 'thin', ROUTER_SUBSCRIPTION_EVENTS: 'iot', ROUTER_PUBLISHER: 'mqtt', REPLAY_PORT: String(REPLAY_PORT), ...SUBJECT_KEYS, ...jwt },
       ports: { replay: REPLAY_PORT },
       instanceIdEnv: 'KINESIS_WORKER_ID',
+    },
+    {
+      name: 'search',
+      kind: 'Deployment',
+      args: ['search'],
+      replicas: { min: 2, max: 8 },
+      cpuMillis: 1000,
+      memoryMi: 1024,
+      // OPENSEARCH_URL: the cluster is outside this app (the deployment supplies it).
+      env: { CHANGE_STREAM_NAME: streamName, SEARCH_ENGINE: 'opensearch', SEARCH_PORT: String(API_PORT), ...SUBJECT_KEYS, ...jwt },
+      ports: { api: API_PORT },
+    },
+    {
+      name: 'notifications',
+      kind: 'Deployment',
+      args: ['notifications'],
+      replicas: { min: 2, max: 8 },
+      cpuMillis: 1000,
+      memoryMi: 1024,
+      env: { CHANGE_STREAM_NAME: streamName, NOTIFICATIONS_PUBLISHER: 'iot-data', NOTIFICATIONS_PORT: String(API_PORT), ...SUBJECT_KEYS, ...jwt },
+      ports: { api: API_PORT },
+    },
+    {
+      // One writer of the segment folder; AUDIT_KEY comes from the secret store.
+      name: 'audit',
+      kind: 'StatefulSet',
+      args: ['audit'],
+      replicas: { min: 1, max: 1 },
+      cpuMillis: 500,
+      memoryMi: 1024,
+      env: { CHANGE_STREAM_NAME: streamName, AUDIT_STORE_DIR: '/data/audit' },
+      instanceIdEnv: 'KINESIS_WORKER_ID',
+      volumeGi: 100,
+    },
+    {
+      // Polls its request store; DATABASE_URL comes from the secret store, as capture's.
+      name: 'gdpr',
+      kind: 'Deployment',
+      args: ['gdpr'],
+      replicas: { min: 1, max: 1 },
+      cpuMillis: 250,
+      memoryMi: 512,
+      env: { ...SUBJECT_KEYS },
+    },
+    {
+      name: 'analytics-archiver',
+      kind: 'Deployment',
+      args: ['analytics', 'archive'],
+      replicas: { min: 2, max: 8 },
+      cpuMillis: 1000,
+      memoryMi: 1024,
+      env: { CHANGE_STREAM_NAME: streamName, FIREHOSE_DELIVERY_STREAM: RAW_DELIVERY_STREAM },
+    },
+    {
+      // DuckDB has one writing process per warehouse file: one pod, which also serves the analytics API.
+      name: 'analytics-loader',
+      kind: 'StatefulSet',
+      args: ['analytics', 'load'],
+      replicas: { min: 1, max: 1 },
+      cpuMillis: 2000,
+      memoryMi: 4096,
+      env: { ARCHIVE_BUCKET: settings.rawArchiveBucket, ARCHIVE_PREFIX: RAW_PREFIX, WAREHOUSE_PATH: '/data/warehouse.duckdb', ANALYTICS_API_PORT: String(API_PORT), ...jwt },
+      ports: { api: API_PORT },
+      volumeGi: 200,
     },
   ];
 }
@@ -77,7 +155,9 @@ export function manifests(w: Workload, opts: { namespace: string; image: string;
     readinessProbe: probe('/readyz', 5, 3),
     livenessProbe: probe('/healthz', 30, 6),
     securityContext: { runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+    ...(w.volumeGi ? { volumeMounts: [{ name: 'data', mountPath: '/data' }] } : {}),
   };
+  if (w.volumeGi && w.kind !== 'StatefulSet') throw new Error(`${w.name}: a volume needs a StatefulSet (one claim per pod)`);
   const podSpec = {
     serviceAccountName: serviceAccountName(w),
     // Spread over zones: losing one AZ keeps the pipeline up (99.95%).
@@ -94,6 +174,7 @@ export function manifests(w: Workload, opts: { namespace: string; image: string;
       selector: { matchLabels: labels },
       ...(w.kind === 'StatefulSet' ? { serviceName: w.name, podManagementPolicy: 'Parallel' } : {}),
       template: { metadata: { labels }, spec: podSpec },
+      ...(w.volumeGi ? { volumeClaimTemplates: [{ metadata: { name: 'data' }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: `${w.volumeGi}Gi` } } } }] } : {}),
     },
   };
   const out: Manifest[] = [

@@ -20,12 +20,15 @@ export const CURATED_DELIVERY_STREAM = 'taskflow-curated-snowflake';
 export class AnalyticsStack extends Stack {
   readonly archive: s3.Bucket;
   readonly firehoseRole: iam.Role;
+  /** The archiver's delivery stream (Direct PUT). */
+  readonly raw: firehose.CfnDeliveryStream;
 
   constructor(scope: Construct, id: string, settings: Settings, deps: { key: kms.IKey }, props?: StackProps) {
     super(scope, id, props);
     const key = importedKey(this, deps.key);
     const accessLogs = accessLogsBucket(this);
     this.archive = new s3.Bucket(this, 'RawArchive', {
+      bucketName: settings.rawArchiveBucket,
       encryption: s3.BucketEncryption.KMS,
       encryptionKey: key,
       bucketKeyEnabled: true,
@@ -45,7 +48,7 @@ export class AnalyticsStack extends Stack {
     key.grantEncryptDecrypt(this.firehoseRole);
     logGroup.grantWrite(this.firehoseRole);
     const logging = { enabled: true, logGroupName: logGroup.logGroupName, logStreamName: logStream.logStreamName };
-    new firehose.CfnDeliveryStream(this, 'Raw', {
+    this.raw = new firehose.CfnDeliveryStream(this, 'Raw', {
       deliveryStreamName: RAW_DELIVERY_STREAM,
       deliveryStreamType: 'DirectPut',
       deliveryStreamEncryptionConfigurationInput: { keyType: 'CUSTOMER_MANAGED_CMK', keyArn: key.keyArn },

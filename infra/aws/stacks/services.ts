@@ -4,10 +4,15 @@ import { Stack, type StackProps } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kinesis from 'aws-cdk-lib/aws-kinesis';
+import type * as firehose from 'aws-cdk-lib/aws-kinesisfirehose';
 import type * as kms from 'aws-cdk-lib/aws-kms';
+import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
+import { GDPR_REQUESTS_TABLE_KEY } from '../../../gdpr/request-store.js';
 import { clientIdPrefix } from '../../../lib/authz.js';
 import { SUBJECT_KEYS_TABLE_KEY } from '../../../lib/subject-keys.js';
+import { INBOX_INDEX_UNREAD } from '../../../notifications/tables.js';
+import { RAW_PREFIX } from './analytics.js';
 import type { Settings } from '../settings.js';
 import { grantStream, grantTable } from '../grants.js';
 import { importedKey } from './compliance.js';
@@ -20,6 +25,8 @@ export interface ServicesDeps {
   tables: Record<string, dynamodb.ITableV2>;
   /** The environment's KMS key, which wraps the per-subject data keys (crypto-shredding). */
   dataKey: kms.IKey;
+  /** The archiver's Firehose delivery stream into the raw archive. */
+  rawDelivery: firehose.CfnDeliveryStream;
 }
 
 /** The router's MQTT client ids: `<service user>.<worker id>` (lib/authz.ts), service user ROUTER_SERVICE_USER's default. */
@@ -27,6 +34,11 @@ export const ROUTER_CLIENT_IDS = `${clientIdPrefix('service:router')}*`;
 
 /** What lib/dlq.ts's writer calls (put: conditional PutItem, large entries in parts by BatchWriteItem; reads back by GetItem/BatchGetItem). */
 const DLQ_WRITER = ['PutItem', 'BatchWriteItem', 'GetItem', 'BatchGetItem'];
+/** What lib/kinesis-consumer calls on the stream (polling) and on its lease table (conditional writes, one Query per consumer name). */
+const STREAM_READER = ['ListShards', 'GetShardIterator', 'GetRecords'];
+const LEASES = ['Query', 'PutItem', 'DeleteItem'];
+/** What lib/dynamo-memberships.ts's projection calls (router and notifications keep one each). */
+const MEMBERSHIPS = ['Query', 'GetItem', 'PutItem'];
 
 export function roleName(settings: Settings, workload: Pick<Workload, 'name'>): string {
   return `taskflow-${settings.env}-${workload.name}`;
@@ -67,25 +79,74 @@ export class ServicesStack extends Stack {
       grantTable(capture, table(SUBJECT_KEYS_TABLE_KEY), ['GetItem', 'PutItem']);
       dataKey.grant(capture, 'kms:GenerateDataKey', 'kms:Decrypt');
     }
+    // A reader of the change stream (lib/kinesis-consumer): the stream, its enhanced fan-out
+    // consumer when the stream stack registers one for it, its leases and the dead-letter table.
+    const reader = (role: iam.Role, efoName: string) => {
+      grantStream(role, deps.changes, STREAM_READER);
+      const efo = deps.consumers[efoName];
+      if (efo) role.addToPolicy(new iam.PolicyStatement({ actions: ['kinesis:SubscribeToShard', 'kinesis:DescribeStreamConsumer'], resources: [efo.attrConsumerArn] }));
+      grantTable(role, table('leases'), LEASES);
+      grantTable(role, table('dlq'), DLQ_WRITER);
+    };
+    const iot = (resource: string) => `arn:${this.partition}:iot:${this.region}:${this.account}:${resource}`;
     const router = this.roles.router;
     if (router) {
-      for (const stream of [deps.changes, deps.presence]) grantStream(router, stream, ['ListShards', 'GetShardIterator', 'GetRecords']);
-      const efo = deps.consumers.router;
-      if (efo) router.addToPolicy(new iam.PolicyStatement({ actions: ['kinesis:SubscribeToShard', 'kinesis:DescribeStreamConsumer'], resources: [efo.attrConsumerArn] }));
-      grantTable(router, table('leases'), ['Query', 'PutItem', 'DeleteItem']);
+      reader(router, 'router');
+      grantStream(router, deps.presence, STREAM_READER);
       grantTable(router, table('changelog'), ['Query', 'GetItem', 'PutItem']);
-      grantTable(router, table('memberships'), ['Query', 'GetItem', 'PutItem']);
+      grantTable(router, table('memberships'), MEMBERSHIPS);
       grantTable(router, table('subscriptions'), ['Query', 'Scan', 'PutItem', 'BatchWriteItem']);
-      grantTable(router, table('dlq'), DLQ_WRITER);
       // Decrypts personal fields for browsers: reads subject keys, never writes them (the key's Decrypt comes with the table).
       grantTable(router, table(SUBJECT_KEYS_TABLE_KEY), ['GetItem']);
-      const iot = (resource: string) => `arn:${this.partition}:iot:${this.region}:${this.account}:${resource}`;
       router.addToPolicy(new iam.PolicyStatement({ actions: ['iot:Connect'], resources: [iot(`client/${ROUTER_CLIENT_IDS}`)] }));
       router.addToPolicy(new iam.PolicyStatement({ actions: ['iot:Publish'], resources: [iot('topic/taskflow/v1/ws/*')] }));
       router.addToPolicy(new iam.PolicyStatement({ actions: ['iot:Subscribe'], resources: [iot('topicfilter/$aws/events/subscriptions/*'), iot('topicfilter/$aws/events/presence/*')] }));
       router.addToPolicy(new iam.PolicyStatement({ actions: ['iot:Receive'], resources: [iot('topic/$aws/events/subscriptions/*'), iot('topic/$aws/events/presence/*')] }));
       // Revocation: disconnect a browser whose membership was removed.
       router.addToPolicy(new iam.PolicyStatement({ actions: ['iot:DeleteConnection'], resources: [iot('client/*')] }));
+    }
+    const search = this.roles.search;
+    if (search) {
+      reader(search, 'search');
+      // Decrypts before indexing (lib/field-crypto readerKeyStore): subject keys read, Decrypt with the table's key.
+      grantTable(search, table(SUBJECT_KEYS_TABLE_KEY), ['GetItem']);
+    }
+    const notifications = this.roles.notifications;
+    if (notifications) {
+      reader(notifications, 'notifications');
+      grantTable(notifications, table(SUBJECT_KEYS_TABLE_KEY), ['GetItem']);
+      // notifications/inbox.ts: conditional PutItem per notification, Query (list; the sparse unread index for counts), UpdateItem (mark read).
+      const inbox = table('notifications');
+      grantTable(notifications, inbox, ['PutItem', 'Query', 'UpdateItem']);
+      iam.Grant.addToPrincipal({ grantee: notifications, actions: ['dynamodb:Query'], resourceArns: [`${inbox.tableArn}/index/${INBOX_INDEX_UNREAD}`] });
+      grantTable(notifications, table('notification-watchers'), ['Query', 'PutItem']);
+      grantTable(notifications, table('notification-memberships'), MEMBERSHIPS);
+      // Live delivery through the IoT data plane (NOTIFICATIONS_PUBLISHER=iot-data): users' topics only, never a project's.
+      notifications.addToPolicy(new iam.PolicyStatement({ actions: ['iot:Publish'], resources: [iot('topic/taskflow/v1/ws/*/users/*')] }));
+    }
+    const audit = this.roles.audit;
+    if (audit) reader(audit, 'audit');
+    const archiver = this.roles['analytics-archiver'];
+    if (archiver) {
+      reader(archiver, 'archiver');
+      archiver.addToPolicy(new iam.PolicyStatement({ actions: ['firehose:PutRecordBatch'], resources: [deps.rawDelivery.attrArn] }));
+    }
+    const loader = this.roles['analytics-loader'];
+    if (loader) {
+      // lib/object-store.ts S3ObjectStore: lists and reads the raw archive, and deletes past its
+      // retention (analytics/retention.ts); objects are SSE-KMS under the environment key. By its
+      // name (the one the loader's manifest gives), not a cross-stack reference.
+      const archive = s3.Bucket.fromBucketName(this, 'RawArchive', settings.rawArchiveBucket);
+      loader.addToPolicy(new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [archive.bucketArn] }));
+      loader.addToPolicy(new iam.PolicyStatement({ actions: ['s3:GetObject', 's3:DeleteObject'], resources: [archive.arnForObjects(`${RAW_PREFIX}*`)] }));
+      dataKey.grant(loader, 'kms:Decrypt');
+    }
+    const gdpr = this.roles.gdpr;
+    if (gdpr) {
+      // gdpr/request-store.ts: conditional puts, parts deleted on completion, Scan for the open requests.
+      grantTable(gdpr, table(GDPR_REQUESTS_TABLE_KEY), ['GetItem', 'PutItem', 'DeleteItem', 'Scan']);
+      // Destroys subject keys: the tombstone replaces the wrapped key (conditional PutItem); no KMS call.
+      grantTable(gdpr, table(SUBJECT_KEYS_TABLE_KEY), ['GetItem', 'PutItem']);
     }
   }
 }
