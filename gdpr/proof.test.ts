@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import { POLICY_VERSION, SINKS } from './policy.js';
+import { POLICY_VERSION, PROCESSOR_SINKS, SINKS } from './policy.js';
 import { newRequest, type ErasureRequest } from './processor.js';
 import { buildProof, canonicalJson, signProof, verifyProofSignature } from './proof.js';
 
@@ -8,9 +8,10 @@ const KEY = new TextEncoder().encode('k'.repeat(32));
 const ids = { subject: '11111111-1111-4111-8111-000000000001', email: 'ada@example.com', displayName: 'Ada', authored: [] };
 
 function complete(): ErasureRequest {
-  const r = newRequest({ requestId: 'r1', ids, ticket: 'DPO-7', requestedBy: 'dpo@example.com', now: new Date('2026-12-02T10:00:00Z'), sinks: [] });
+  const r = newRequest({ requestId: 'r1', ids, ticket: 'DPO-7', requestedBy: 'dpo@example.com', now: new Date('2026-12-02T10:00:00Z'), sinks: PROCESSOR_SINKS });
   const { identifiers: _dropped, ...rest } = r;
-  return { ...rest, step: 'complete', completedAt: '2026-12-02T10:05:00.000Z', keyDestruction: { subject: ids.subject, kids: ['sk1.a'], destroyedAt: '2026-12-02T10:01:00.000Z', store: 'memory' }, version: 5 };
+  const verified = Object.fromEntries(PROCESSOR_SINKS.map((s) => [s, { state: 'verified' as const, changed: 1, scanned: 1, found: 0, scannedAt: '2026-12-02T10:04:00.000Z' }]));
+  return { ...rest, sinks: verified, step: 'complete', completedAt: '2026-12-02T10:05:00.000Z', keyDestruction: { subject: ids.subject, kids: ['sk1.a'], destroyedAt: '2026-12-02T10:01:00.000Z', store: 'memory' }, version: 5 };
 }
 
 describe('erasure proof', () => {

@@ -1,7 +1,8 @@
 // `taskflow gdpr` on the real engines (Postgres, dynalite, the audit store on disk): compliance
 // records a request for a user with data, a repeat is the same request, the processor process
 // drives it to complete, `verify` finds nothing, `proof` writes a signed proof kept in the audit
-// store; a user with no data completes too, and an unknown user is an error that records nothing.
+// store, and the sinks implemented so far (source-db, …) hold none of the subject's data; a user with
+// no data completes too, and an unknown user is an error that records nothing.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
@@ -65,7 +66,7 @@ async function gdprCli(...argv: string[]): Promise<{ code: number | void; out: s
 }
 
 /** A user in a workspace with a project, a task they wrote and a comment on it. */
-async function userWithData(): Promise<{ id: string; email: string; comment: string }> {
+async function userWithData(): Promise<{ id: string; email: string; comment: string; task: string }> {
   const [ws, project, task, id] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
   const email = `p${id.slice(0, 8)}@example.com`;
   const comment = `private remark ${randomUUID()}`;
@@ -74,7 +75,7 @@ async function userWithData(): Promise<{ id: string; email: string; comment: str
   await db.query('INSERT INTO projects (id, workspace_id, name, created_by) VALUES ($1, $2, $3, $4)', [project, ws, 'P', id]);
   await db.query('INSERT INTO tasks (id, workspace_id, project_id, title, description, created_by) VALUES ($1, $2, $3, $4, $5, $6)', [task, ws, project, 'T', `described by ${email}`, id]);
   await db.query('INSERT INTO comments (id, workspace_id, project_id, task_id, author_id, body) VALUES ($1, $2, $3, $4, $5, $6)', [randomUUID(), ws, project, task, id, comment]);
-  return { id, email, comment };
+  return { id, email, comment, task };
 }
 
 const store = () => new DynamoRequestStore(dynamo, env.DYNAMODB_TABLE_GDPR_REQUESTS!);
@@ -111,6 +112,11 @@ describe('taskflow gdpr on the real engines', () => {
     expect(done.identifiers).toBeUndefined();
     expect(await keys.isDestroyed(user.id)).toBe(true);
     expect(Object.values(done.sinks).every((s) => s.state === 'verified' && s.found === 0)).toBe(true);
+    // The sinks' own stores no longer hold the subject (db/erasure-sink.ts, …).
+    expect(done.sinks['source-db']).toMatchObject({ state: 'verified', found: 0, changed: 4 }); // users row, project, task, comment
+    expect((await db.query('SELECT 1 FROM users WHERE id = $1', [user.id])).rowCount).toBe(0);
+    expect((await db.query('SELECT 1 FROM comments WHERE body = $1', [user.comment])).rowCount).toBe(0);
+    expect((await db.query('SELECT description, created_by FROM tasks WHERE id = $1', [user.task])).rows).toEqual([{ description: null, created_by: null }]);
     const metrics = await waitFor(async () => {
       const text = await (await fetch(String(gdpr!.entries['gdpr processor started']!.metrics))).text();
       return /^taskflow_gdpr_open_requests({[^}]*})? 0$/m.test(text) && text;
@@ -119,7 +125,7 @@ describe('taskflow gdpr on the real engines', () => {
 
     const verify = await gdprCli('verify', user.id, '--json');
     expect(verify.code).toBe(0);
-    expect(JSON.parse(verify.out)).toMatchObject({ requestId: recorded.requestId, keyDestroyed: true, found: 0 });
+    expect(JSON.parse(verify.out)).toMatchObject({ requestId: recorded.requestId, keyDestroyed: true, found: 0, sinks: expect.arrayContaining([expect.objectContaining({ sink: 'source-db', found: 0 })]) });
 
     const out = join(mkdtempSync(join(tmpdir(), 'gdpr-proof-')), 'proof.json');
     expect((await gdprCli('proof', recorded.requestId, '--out', out)).code).toBe(0);
