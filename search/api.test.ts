@@ -36,6 +36,9 @@ beforeAll(async () => {
       event('task.created', { workspaceId: WS, projectId: P1, entityId: '33333333-3333-4333-8333-0000000000d1', commitLsn: 0x30n, row: { title: 'Roadmap in P1', description: null } }),
       event('task.created', { workspaceId: WS, projectId: P2, entityId: '33333333-3333-4333-8333-0000000000d2', commitLsn: 0x40n, row: { title: 'Roadmap in P2', description: null } }),
       event('comment.created', { workspaceId: WS, projectId: P2, entityId: '44444444-4444-4444-8444-0000000000d1', commitLsn: 0x50n, row: { body: 'roadmap looks fine' } }),
+      event('task.created', { workspaceId: WS, projectId: P1, entityId: '33333333-3333-4333-8333-0000000000d3', commitLsn: 0x60n, row: { title: 'Release notes', description: null, labels: ['docs', 'release'], due_at: '2026-12-04T17:00:00+00:00' } }),
+      // A v1 event: its due_date is the day at 00:00 UTC, its labels [].
+      event('task.created', { workspaceId: WS, projectId: P1, entityId: '33333333-3333-4333-8333-0000000000d4', commitLsn: 0x70n, schemaVersion: 1, row: { title: 'Release party', description: null, due_date: '2026-12-05' } as never }),
     ]),
   );
   ({ server, url } = await startSearchServer({ index, verify: createVerifier(jwt), maxResults: 20 }, 0));
@@ -68,6 +71,22 @@ describe('GET /v1/workspaces/{ws}/search', () => {
     expect((await get(`/v1/workspaces/${WS}/search?q=roadmap`, undefined, forged)).status).toBe(401);
     expect((await get(`/v1/workspaces/${WS}/search?q=roadmap`, OUTSIDER)).status).toBe(403);
     expect((await get(`/v1/workspaces/another/search?q=roadmap`, WIDE)).status).toBe(403);
+  });
+
+  it('filters tasks by label and due_at, with or without words, v1 events upcast', async () => {
+    const titles = async (query: string) => (await get(`/v1/workspaces/${WS}/search?${query}`, WIDE)).body.hits?.map((h) => h.title);
+    expect(await titles('q=release&label=docs')).toEqual(['Release notes']);
+    expect(await titles('label=release&label=docs')).toEqual(['Release notes']);
+    expect(await titles('label=Docs')).toEqual([]);
+    expect(await titles('q=release&due_after=2026-12-05')).toEqual(['Release party']);
+    expect(await titles('due_after=2026-12-04T17:00:00Z&due_before=2026-12-05T00:00:00Z')).toEqual(['Release notes']);
+    expect((await titles('q=roadmap&due_before=2026-12-02'))?.sort()).toEqual(['Roadmap in P1', 'Roadmap in P2']);
+    expect(await titles('q=roadmap&due_after=2026-12-02')).toEqual([]);
+    const hit = (await get(`/v1/workspaces/${WS}/search?q=party`, WIDE)).body.hits?.[0] as unknown;
+    expect(hit).toMatchObject({ labels: [], dueAt: '2026-12-05T00:00:00.000Z' });
+    for (const bad of ['due_after=tomorrow', 'due_before=2026-12-05T10:00', 'label=', `label=${'x'.repeat(101)}`, Array.from({ length: 9 }, (_, i) => `label=l${i}`).join('&')]) {
+      expect((await get(`/v1/workspaces/${WS}/search?${bad}`, WIDE)).status).toBe(400);
+    }
   });
 
   it('bounds q and limit', async () => {

@@ -19,15 +19,15 @@ export type IndexedTable = (typeof INDEXED_TABLES)[number];
 
 /** The columns kept per table; text columns are searched, the others filter and display. */
 export const INDEXED_COLUMNS: Readonly<Record<IndexedTable, readonly string[]>> = {
-  tasks: ['project_id', 'title', 'description', 'status'],
+  tasks: ['project_id', 'title', 'description', 'status', 'labels', 'due_at'],
   comments: ['project_id', 'task_id', 'body'],
 };
 
 export interface FieldValue {
   /** Id of the event that set it. */
   v: string;
-  /** null: SQL NULL, or a value that cannot be searched (an encrypted personal field). */
-  value: string | null;
+  /** null: SQL NULL, or a value that cannot be searched (an encrypted personal field); labels: a list. */
+  value: string | readonly string[] | null;
 }
 
 export interface DocState {
@@ -47,7 +47,7 @@ export interface DocChange {
   id: string;
   op: 'write' | 'delete';
   /** write: the indexed columns `after` carries (omitted TOASTed columns are absent). */
-  row: Record<string, string | null>;
+  row: Record<string, FieldValue['value']>;
 }
 
 /** `TRUNCATE tables`: everything of these tables written before `eventId` is gone. */
@@ -62,8 +62,15 @@ export function docKey(d: { workspaceId: string; table: string; id: string }): s
 
 const isIndexed = (t: unknown): t is IndexedTable => (INDEXED_TABLES as readonly unknown[]).includes(t);
 
-/** A column's value as the index keeps it: strings as they are, numbers and booleans as text, anything else (an encrypted field) unsearchable. */
-function columnValue(v: unknown): string | null {
+/**
+ * A column's value as the index keeps it: strings as they are, numbers and booleans as text,
+ * anything else (an encrypted field) unsearchable. `labels` is a list of strings; `due_at` is
+ * rewritten as toISOString() so range filters compare instants as text in both engines
+ * (capture writes '+00:00', an upcast v1 due_date 'T00:00:00Z').
+ */
+function columnValue(column: string, v: unknown): FieldValue['value'] {
+  if (column === 'labels') return Array.isArray(v) ? v.filter((l): l is string => typeof l === 'string') : null;
+  if (column === 'due_at') return typeof v === 'string' && !Number.isNaN(Date.parse(v)) ? new Date(v).toISOString() : null;
   if (typeof v === 'string') return v;
   if (typeof v === 'number' || typeof v === 'boolean') return String(v);
   return null;
@@ -86,10 +93,10 @@ export function indexChangeOf(e: StreamEvent): DocChange | TableTruncate | null 
   // Columns are read by name: any entity's row image will do.
   const after = (data.after ?? {}) as Readonly<Record<string, unknown>>;
   const omitted = new Set(data.omitted ?? []);
-  const row: Record<string, string | null> = {};
+  const row: DocChange['row'] = {};
   for (const column of INDEXED_COLUMNS[table]) {
     if (omitted.has(column) || !(column in after)) continue;
-    row[column] = columnValue(after[column]);
+    row[column] = columnValue(column, after[column]);
   }
   return { eventId: e.id, workspaceId: e.workspaceId, table, id, op: 'write', row };
 }
@@ -127,15 +134,24 @@ export interface SearchDocument {
   text: string;
   status: string | null;
   taskId: string | null;
+  /** tasks: labels in the order the user gave them (v1 events upcast to []); comments: [] */
+  labels: string[];
+  /** tasks: due_at as toISOString() (v1 due_date upcast to 00:00 UTC), or null; comments: null */
+  dueAt: string | null;
 }
 
 export function visibleDocument(state: DocState, truncatedBefore = ''): SearchDocument | null {
   const cut = max(state.deleted, truncatedBefore);
   if (state.written <= cut) return null;
-  const field = (c: string): string | null => {
+  const value = (c: string): FieldValue['value'] => {
     const f = state.fields[c];
     return f && f.v > cut ? f.value : null;
   };
+  const field = (c: string): string | null => {
+    const v = value(c);
+    return typeof v === 'string' ? v : null;
+  };
+  const labels = value('labels');
   return {
     workspaceId: state.workspaceId,
     table: state.table,
@@ -146,6 +162,8 @@ export function visibleDocument(state: DocState, truncatedBefore = ''): SearchDo
     text: (state.table === 'tasks' ? field('description') : field('body')) ?? '',
     status: field('status'),
     taskId: field('task_id'),
+    labels: Array.isArray(labels) ? [...labels] : [],
+    dueAt: field('due_at'),
   };
 }
 

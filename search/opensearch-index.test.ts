@@ -2,14 +2,16 @@
 // model property as the SQLite adapter, and what goes over the wire — external versions derived
 // from the event id, workspace routing, a rebuild's atomic alias swap.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { Client } from '@opensearch-project/opensearch';
 import fc from 'fast-check';
 import { decodeEvent, type StreamEvent } from '../lib/change-event.js';
 import { sampleEvent, type SampleOverrides } from '../schemas/fixtures.js';
 import { validateEvent } from '../schemas/validate.js';
 import { startOpenSearchFake, type OpenSearchFake } from '../test/support/opensearch-fake.js';
 import { indexBatchOf } from './indexer.js';
-import { OpenSearchIndex, versionOf } from './opensearch-index.js';
-import { arbitraryDelivery, USER, WS } from './test-histories.js';
+import { INDEX_BODY, OpenSearchIndex, versionOf } from './opensearch-index.js';
+import { matchesFilter } from './search-index.js';
+import { arbitraryDelivery, arbitraryFilter, USER, WS } from './test-histories.js';
 
 let fake: OpenSearchFake;
 beforeAll(async () => {
@@ -41,6 +43,32 @@ describe('OpenSearchIndex', () => {
       }),
       { numRuns: 40 },
     );
+  });
+
+  it('filters by labels and due_at: any delivery and filter answer the in-order tasks that match, in document order', async () => {
+    await fc.assert(
+      fc.asyncProperty(arbitraryDelivery, arbitraryFilter, async ({ history, delivered }, filter) => {
+        const index = await open();
+        for (const batch of delivered) await index.apply(indexBatchOf(batch));
+        const hits = await index.search({ workspaceId: WS, terms: [], filter, projects: 'all', limit: 100 });
+        expect(hits.map(({ score: _s, ...d }) => d)).toEqual(history.documents.filter((d) => matchesFilter(d, filter)));
+        await index.close();
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it('puts the labels and due_at fields on an index an older release created (strict mappings)', async () => {
+    const alias = `search-test-${++aliases}`;
+    const { labels: _l, due_at: _d, ...oldFields } = INDEX_BODY.mappings.properties;
+    const client = new Client({ node: fake.url });
+    await client.indices.create({ index: `${alias}-old`, body: { ...INDEX_BODY, mappings: { ...INDEX_BODY.mappings, properties: oldFields }, aliases: { [alias]: {} } } });
+    await client.close();
+    const index = await OpenSearchIndex.open({ node: fake.url, alias });
+    expect(fake.requests.at(-1)).toMatchObject({ method: 'POST', path: `/${alias}/_mapping`, body: { properties: { labels: { type: 'keyword' }, due_at: { type: 'date' } } } });
+    await index.apply(indexBatchOf([task('task.created', 0x100, 'labelled', { row: { title: 'labelled', labels: ['ops'], due_at: '2026-12-02T09:00:00+00:00' } })]));
+    expect((await index.search({ workspaceId: WS, terms: [], filter: { labels: ['ops'] }, projects: 'all', limit: 5 })).map((h) => [h.title, h.dueAt])).toEqual([['labelled', '2026-12-02T09:00:00.000Z']]);
+    await index.close();
   });
 
   it('writes with external versions from the event id, routed by workspace; a stale write changes nothing', async () => {

@@ -20,7 +20,7 @@ import type { Membership, Role } from '../lib/authz.js';
 import { TaskflowError } from '../lib/errors.js';
 import { parseEventId } from '../lib/event-id.js';
 import { applyChange, type DocChange, type DocState, docKey, erasedByTruncate, type IndexedTable, INDEXED_TABLES, type SearchDocument, visibleDocument } from './documents.js';
-import type { IndexBatch, SearchHit, SearchIndex, SearchQuery } from './search-index.js';
+import { hasFilter, type IndexBatch, type SearchHit, type SearchIndex, type SearchQuery } from './search-index.js';
 
 /** The index's mappings: `state` is kept, not indexed. */
 export const INDEX_BODY = {
@@ -38,6 +38,8 @@ export const INDEX_BODY = {
       deleted: { type: 'keyword' },
       title: { type: 'text' },
       text: { type: 'text' },
+      labels: { type: 'keyword' },
+      due_at: { type: 'date' },
       user_id: { type: 'keyword' },
       event_id: { type: 'keyword' },
       role: { type: 'keyword' },
@@ -45,6 +47,13 @@ export const INDEX_BODY = {
     },
   },
 } as const;
+
+/**
+ * Fields added to the mappings after the first release: open() puts them on an existing index
+ * (adding a field is allowed on a live index; `dynamic: strict` would refuse documents carrying
+ * it otherwise). Its documents get them when next written, or all at once by a rebuild.
+ */
+const ADDED_FIELDS = { labels: INDEX_BODY.mappings.properties.labels, due_at: INDEX_BODY.mappings.properties.due_at } as const;
 
 /** OpenSearch's external version for an event id: its commit LSN. */
 export function versionOf(eventId: string): number {
@@ -89,6 +98,7 @@ export class OpenSearchIndex implements SearchIndex {
     const index = new OpenSearchIndex(client, options.alias, options.alias, options.refresh ?? false, options.client === undefined);
     const exists = await client.indices.exists({ index: options.alias });
     if (!exists.body) await client.indices.create({ index: `${options.alias}-${buildName()}`, body: { ...INDEX_BODY, aliases: { [options.alias]: {} } } });
+    else await client.indices.putMapping({ index: options.alias, body: { properties: ADDED_FIELDS } });
     return index;
   }
 
@@ -206,6 +216,7 @@ export class OpenSearchIndex implements SearchIndex {
         const marker = markers.get(state.table) ?? '';
         if (!before && erasedByTruncate(state, marker)) continue;
         const doc = visibleDocument(state, marker);
+        const task = doc?.table === 'tasks' ? doc : null;
         operations.push({
           id: `doc/${key}`,
           routing: state.workspaceId,
@@ -221,6 +232,8 @@ export class OpenSearchIndex implements SearchIndex {
             project_id: doc?.projectId ?? null,
             title: doc?.title ?? '',
             text: doc?.text ?? '',
+            labels: task?.labels ?? [],
+            due_at: task?.dueAt ?? null,
             state,
           },
         });
@@ -256,11 +269,22 @@ export class OpenSearchIndex implements SearchIndex {
     const markers = await this.markers();
     const filter = this.visibleFilter(markers, query.workspaceId);
     if (query.projects !== 'all') filter.push({ terms: { project_id: [...query.projects] } });
+    const f = query.filter;
+    if (hasFilter(f)) {
+      filter.push({ term: { table: 'tasks' } });
+      for (const label of f.labels ?? []) filter.push({ term: { labels: label } });
+      if (f.dueAfter !== undefined || f.dueBefore !== undefined) {
+        filter.push({ range: { due_at: { ...(f.dueAfter !== undefined ? { gte: f.dueAfter } : {}), ...(f.dueBefore !== undefined ? { lt: f.dueBefore } : {}) } } });
+      }
+    }
+    const ranked = query.terms.length > 0;
     const res = await this.client.search({
       index: this.target,
       routing: query.workspaceId,
       body: {
         size: query.limit,
+        // Without terms nothing ranks: document order, as the SQLite adapter answers.
+        ...(ranked ? {} : { sort: [{ key: 'asc' }] }),
         query: { bool: { filter, must: query.terms.map((t) => ({ multi_match: { query: t, type: 'phrase_prefix', fields: ['title^4', 'text'] } })) } },
       },
     });

@@ -15,11 +15,60 @@ export interface IndexBatch {
 
 export interface SearchQuery {
   workspaceId: string;
-  /** Already parsed: the terms every hit must contain (prefix match on each). */
+  /** Already parsed: the terms every hit must contain (prefix match on each). Empty: filters only, hits in document order. */
   terms: readonly string[];
+  /** Filters (tasks only: a comment has no labels or due date). */
+  filter?: SearchFilter;
   /** From lib/authz.ts readableProjects: 'all' of the workspace, or these projects only. */
   projects: 'all' | readonly string[];
   limit: number;
+}
+
+/** Task fields a query narrows by; each given part must hold. */
+export interface SearchFilter {
+  /** Every one of these labels, compared exactly. */
+  labels?: readonly string[];
+  /** due_at at or after this instant (toISOString()). */
+  dueAfter?: string;
+  /** due_at before this instant (toISOString()). */
+  dueBefore?: string;
+}
+
+export const MAX_FILTER_LABELS = 8;
+export const MAX_LABEL_CHARS = 100;
+
+/** Whether a filter narrows anything. */
+export function hasFilter(f: SearchFilter | undefined): f is SearchFilter {
+  return f !== undefined && ((f.labels?.length ?? 0) > 0 || f.dueAfter !== undefined || f.dueBefore !== undefined);
+}
+
+/** `label` (repeatable), `due_after`, `due_before` query parameters → a filter; due bounds are ISO 8601 dates or date-times. */
+export function parseSearchFilter(query: URLSearchParams): SearchFilter {
+  const labels = [...new Set(query.getAll('label'))];
+  if (labels.length > MAX_FILTER_LABELS) throw new TaskflowError('BAD_QUERY', `at most ${MAX_FILTER_LABELS} label filters`);
+  if (labels.some((l) => l.length === 0 || l.length > MAX_LABEL_CHARS)) throw new TaskflowError('BAD_QUERY', `a label filter is 1 to ${MAX_LABEL_CHARS} characters`);
+  const instant = (name: string): string | undefined => {
+    const v = query.get(name);
+    if (v === null) return undefined;
+    // Date.parse alone takes many shapes ('1', 'June 3'); accept ISO 8601 only.
+    if (!/^\d{4}-\d\d-\d\d(T\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d))?$/.test(v) || Number.isNaN(Date.parse(v))) {
+      throw new TaskflowError('BAD_QUERY', `${name} must be an ISO 8601 date or date-time with a zone`);
+    }
+    return new Date(v).toISOString();
+  };
+  const dueAfter = instant('due_after');
+  const dueBefore = instant('due_before');
+  return { ...(labels.length > 0 ? { labels } : {}), ...(dueAfter ? { dueAfter } : {}), ...(dueBefore ? { dueBefore } : {}) };
+}
+
+/** The same filter as a predicate over a document (the engines filter in their own query language; tests compare). */
+export function matchesFilter(doc: SearchDocument, f: SearchFilter | undefined): boolean {
+  if (!hasFilter(f)) return true;
+  if (doc.table !== 'tasks') return false;
+  if (f.labels?.some((l) => !doc.labels.includes(l))) return false;
+  if (f.dueAfter !== undefined && (doc.dueAt === null || doc.dueAt < f.dueAfter)) return false;
+  if (f.dueBefore !== undefined && (doc.dueAt === null || doc.dueAt >= f.dueBefore)) return false;
+  return true;
 }
 
 export interface SearchHit extends SearchDocument {

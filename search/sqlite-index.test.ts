@@ -7,9 +7,10 @@ import { decodeEvent, type StreamEvent } from '../lib/change-event.js';
 import { sampleEvent, type SampleOverrides } from '../schemas/fixtures.js';
 import { validateEvent } from '../schemas/validate.js';
 import { indexBatchOf } from './indexer.js';
-import { parseQueryTerms } from './search-index.js';
+import { DatabaseSync } from 'node:sqlite';
+import { matchesFilter, parseQueryTerms } from './search-index.js';
 import { SqliteSearchIndex } from './sqlite-index.js';
-import { arbitraryDelivery, USER, WS } from './test-histories.js';
+import { arbitraryDelivery, arbitraryFilter, USER, WS } from './test-histories.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'search-sqlite-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -36,6 +37,39 @@ describe('SqliteSearchIndex', () => {
       }),
       { numRuns: 150 },
     );
+  });
+
+  it('filters by labels and due_at: any delivery and filter answer the in-order tasks that match, in document order', async () => {
+    await fc.assert(
+      fc.asyncProperty(arbitraryDelivery, arbitraryFilter, fc.boolean(), async ({ history, delivered }, filter, withTerm) => {
+        const index = new SqliteSearchIndex(':memory:');
+        for (const batch of delivered) await index.apply(indexBatchOf(batch));
+        // A history's titles and texts are single words; 'alpha' prefixes only itself.
+        const terms = withTerm ? ['alpha'] : [];
+        const expected = history.documents.filter((d) => matchesFilter(d, filter) && (!withTerm || d.title === 'alpha' || d.text === 'alpha'));
+        const hits = await index.search({ workspaceId: WS, terms, filter, projects: 'all', limit: 100 });
+        expect(hits.map(({ score: _s, ...d }) => d).sort((a, b) => a.id.localeCompare(b.id))).toEqual(expected.sort((a, b) => a.id.localeCompare(b.id)));
+        await index.close();
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('adds the filter columns to a file an older release wrote, keeping its documents', async () => {
+    const path = join(dir, 'old', 'search.db');
+    const old = new SqliteSearchIndex(path);
+    await old.apply(indexBatchOf([task(1, { row: { title: 'kept', description: null, labels: ['ops'] } })]));
+    await old.close();
+    // What the release before labels wrote: docs without the filter columns.
+    const raw = new DatabaseSync(path);
+    raw.exec('ALTER TABLE docs DROP COLUMN labels; ALTER TABLE docs DROP COLUMN due_at');
+    raw.close();
+    const reopened = new SqliteSearchIndex(path);
+    expect((await reopened.search({ workspaceId: WS, terms: ['kept'], projects: 'all', limit: 5 })).map((h) => h.title)).toEqual(['kept']);
+    await reopened.apply(indexBatchOf([task(2, { row: { title: 'new', description: null, labels: ['ops'], due_at: '2026-12-02T09:00:00+00:00' } })]));
+    const hits = await reopened.search({ workspaceId: WS, terms: [], filter: { labels: ['ops'], dueBefore: '2026-12-03T00:00:00.000Z' }, projects: 'all', limit: 5 });
+    expect(hits.map((h) => [h.title, h.labels, h.dueAt])).toEqual([['new', ['ops'], '2026-12-02T09:00:00.000Z']]);
+    await reopened.close();
   });
 
   it('finds by word prefix, ranks title matches first, filters by project', async () => {

@@ -7,7 +7,7 @@ import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { Membership, Role } from '../lib/authz.js';
 import { applyChange, type DocState, docKey, erasedByTruncate, type IndexedTable, INDEXED_TABLES, type SearchDocument, visibleDocument } from './documents.js';
-import type { IndexBatch, SearchHit, SearchIndex, SearchQuery } from './search-index.js';
+import { hasFilter, type IndexBatch, type SearchHit, type SearchIndex, type SearchQuery } from './search-index.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS docs (
@@ -34,13 +34,20 @@ CREATE TABLE IF NOT EXISTS memberships (
 );
 `;
 
+/**
+ * Filter columns of a visible task (labels as a JSON array, due_at as toISOString()), NULL
+ * otherwise. Added to the docs table of a file an older release wrote; its documents get them
+ * when next written, or all at once by rebuilding the index (delete the file, replay the stream).
+ */
+const FILTER_COLUMNS = ['labels', 'due_at'] as const;
+
 /** Title matches weigh more than body matches (bm25 column weights: title, text). */
 const BM25 = 'bm25(docs_fts, 4.0, 1.0)';
 const MEMBERSHIPS_TABLE = 'memberships';
 
 export class SqliteSearchIndex implements SearchIndex {
   private readonly db: DatabaseSync;
-  private readonly stmt: Record<'getDoc' | 'putDoc' | 'delDoc' | 'delFts' | 'putFts' | 'getTruncate' | 'putTruncate' | 'putMembership' | 'membershipsOf', StatementSync>;
+  private readonly stmt: Record<'getDoc' | 'putDoc' | 'delDoc' | 'delFts' | 'putFts' | 'putFilters' | 'getTruncate' | 'putTruncate' | 'putMembership' | 'membershipsOf', StatementSync>;
 
   /** `path`: the database file (created with its folder), or ':memory:'. */
   constructor(path: string) {
@@ -50,6 +57,8 @@ export class SqliteSearchIndex implements SearchIndex {
     // synchronous=FULL: a committed batch survives power loss before its Kinesis checkpoint moves.
     this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;');
     this.db.exec(SCHEMA);
+    const present = new Set((this.db.prepare('PRAGMA table_info(docs)').all() as { name: string }[]).map((c) => c.name));
+    for (const column of FILTER_COLUMNS) if (!present.has(column)) this.db.exec(`ALTER TABLE docs ADD COLUMN ${column} TEXT`);
     this.stmt = {
       getDoc: this.db.prepare('SELECT rowid, state FROM docs WHERE key = ?'),
       putDoc: this.db.prepare(
@@ -58,6 +67,7 @@ export class SqliteSearchIndex implements SearchIndex {
       delDoc: this.db.prepare('DELETE FROM docs WHERE rowid = ?'),
       delFts: this.db.prepare('DELETE FROM docs_fts WHERE rowid = ?'),
       putFts: this.db.prepare('INSERT INTO docs_fts (rowid, title, text, workspace_id, project_id) VALUES (?, ?, ?, ?, ?)'),
+      putFilters: this.db.prepare('UPDATE docs SET labels = ?, due_at = ? WHERE rowid = ?'),
       getTruncate: this.db.prepare('SELECT event_id FROM truncates WHERE table_name = ?'),
       putTruncate: this.db.prepare(
         'INSERT INTO truncates (table_name, event_id) VALUES (?, ?) ON CONFLICT (table_name) DO UPDATE SET event_id = max(event_id, excluded.event_id)',
@@ -81,6 +91,8 @@ export class SqliteSearchIndex implements SearchIndex {
     this.stmt.delFts.run(rowid);
     const doc = visibleDocument(state, truncatedBefore);
     if (doc) this.stmt.putFts.run(rowid, doc.title, doc.text, doc.workspaceId, doc.projectId);
+    const task = doc?.table === 'tasks' ? doc : null;
+    this.stmt.putFilters.run(task ? JSON.stringify(task.labels) : null, task?.dueAt ?? null, rowid);
   }
 
   apply(batch: IndexBatch): Promise<void> {
@@ -132,12 +144,37 @@ export class SqliteSearchIndex implements SearchIndex {
 
   search(query: SearchQuery): Promise<SearchHit[]> {
     if (query.projects !== 'all' && query.projects.length === 0) return Promise.resolve([]);
-    // Each term is a quoted FTS5 string with a prefix star: the parser sees no operator of ours.
-    const match = query.terms.map((t) => `"${t.replaceAll('"', '""')}"*`).join(' ');
-    const projectFilter = query.projects === 'all' ? '' : ` AND f.project_id IN (${query.projects.map(() => '?').join(', ')})`;
+    const where: string[] = ['f.workspace_id = ?'];
+    const params: (string | number)[] = [query.workspaceId];
+    if (query.terms.length > 0) {
+      // Each term is a quoted FTS5 string with a prefix star: the parser sees no operator of ours.
+      where.unshift('docs_fts MATCH ?');
+      params.unshift(query.terms.map((t) => `"${t.replaceAll('"', '""')}"*`).join(' '));
+    }
+    if (query.projects !== 'all') {
+      where.push(`f.project_id IN (${query.projects.map(() => '?').join(', ')})`);
+      params.push(...query.projects);
+    }
+    const f = query.filter;
+    if (hasFilter(f)) {
+      where.push("d.table_name = 'tasks'");
+      for (const label of f.labels ?? []) {
+        where.push('EXISTS (SELECT 1 FROM json_each(d.labels) WHERE value = ?)');
+        params.push(label);
+      }
+      if (f.dueAfter !== undefined) {
+        where.push('d.due_at >= ?');
+        params.push(f.dueAfter);
+      }
+      if (f.dueBefore !== undefined) {
+        where.push('d.due_at < ?');
+        params.push(f.dueBefore);
+      }
+    }
+    const ranked = query.terms.length > 0;
     const rows = this.db
-      .prepare(`SELECT d.state, -${BM25} AS score FROM docs_fts f JOIN docs d ON d.rowid = f.rowid WHERE docs_fts MATCH ? AND f.workspace_id = ?${projectFilter} ORDER BY ${BM25} LIMIT ?`)
-      .all(match, query.workspaceId, ...(query.projects === 'all' ? [] : query.projects), query.limit) as { state: string; score: number }[];
+      .prepare(`SELECT d.state, ${ranked ? `-${BM25}` : '0'} AS score FROM docs_fts f JOIN docs d ON d.rowid = f.rowid WHERE ${where.join(' AND ')} ORDER BY ${ranked ? BM25 : 'd.key'} LIMIT ?`)
+      .all(...params, query.limit) as { state: string; score: number }[];
     return Promise.resolve(this.hits(rows));
   }
 

@@ -99,8 +99,10 @@ afterAll(async () => {
 
 const token = (userId: string) => signDevToken(new TextEncoder().encode(SECRET), userId);
 
+/** `q`: the words, or a query string of its own (`label=…&due_before=…`) when it holds an '='. */
 async function search(api: string, ws: string, q: string, userId: string): Promise<{ status: number; titles: string[] }> {
-  const res = await fetch(`${api}/v1/workspaces/${ws}/search?q=${encodeURIComponent(q)}`, { headers: { authorization: `Bearer ${await token(userId)}` } });
+  const query = q.includes('=') ? q : `q=${encodeURIComponent(q)}`;
+  const res = await fetch(`${api}/v1/workspaces/${ws}/search?${query}`, { headers: { authorization: `Bearer ${await token(userId)}` } });
   const body = (await res.json()) as { hits?: { title: string; text: string }[] };
   return { status: res.status, titles: (body.hits ?? []).map((h) => h.title || h.text) };
 }
@@ -118,11 +120,14 @@ async function expectedDocuments(events: readonly HistoryEvent[], workspaces: re
     if (e.op === 'd') last.delete(key);
     else last.set(key, e);
   }
-  const tasks = await db.query<{ id: string; title: string; description: string | null; status: string }>('SELECT id, title, description, status FROM tasks WHERE workspace_id = ANY($1)', [workspaces]);
+  const tasks = await db.query<{ id: string; title: string; description: string | null; status: string; labels: string[]; due_at: Date | null }>(
+    'SELECT id, title, description, status, labels, due_at FROM tasks WHERE workspace_id = ANY($1)',
+    [workspaces],
+  );
   const comments = await db.query<{ id: string; body: string; task_id: string }>('SELECT id, body, task_id FROM comments WHERE workspace_id = ANY($1)', [workspaces]);
-  const rows = new Map<string, { title: string; text: string; status: string | null; taskId: string | null }>([
-    ...tasks.rows.map((r) => [`tasks/${r.id}`, { title: r.title, text: r.description ?? '', status: r.status, taskId: null }] as const),
-    ...comments.rows.map((r) => [`comments/${r.id}`, { title: '', text: r.body, status: null, taskId: r.task_id }] as const),
+  const rows = new Map<string, { title: string; text: string; status: string | null; taskId: string | null; labels: string[]; dueAt: string | null }>([
+    ...tasks.rows.map((r) => [`tasks/${r.id}`, { title: r.title, text: r.description ?? '', status: r.status, taskId: null, labels: r.labels, dueAt: r.due_at?.toISOString() ?? null }] as const),
+    ...comments.rows.map((r) => [`comments/${r.id}`, { title: '', text: r.body, status: null, taskId: r.task_id, labels: [] as string[], dueAt: null }] as const),
   ]);
   const out = new Map<string, SearchDocument[]>(workspaces.map((w) => [w, []]));
   for (const [, e] of [...last].sort(([a], [b]) => a.localeCompare(b))) {
@@ -138,6 +143,8 @@ async function expectedDocuments(events: readonly HistoryEvent[], workspaces: re
       text: row?.text ?? '',
       status: row?.status ?? null,
       taskId: row?.taskId ?? null,
+      labels: row?.labels ?? [],
+      dueAt: row?.dueAt ?? null,
     });
   }
   return out;
@@ -177,13 +184,20 @@ describe('search service', () => {
     for (const u of [wide, narrow, outsider]) await db.query(`INSERT INTO users (id, email, display_name) VALUES ($1, $2, 'u')`, [u, `${u}@example.test`]);
     await db.query(`INSERT INTO projects (id, workspace_id, name) VALUES ($1, $3, 'P1'), ($2, $3, 'P2')`, [p1, p2, ws]);
     await db.query(`INSERT INTO memberships (id, workspace_id, user_id, project_id, role) VALUES ($1, $3, $4, NULL, 'member'), ($2, $3, $5, $6, 'viewer')`, [randomUUID(), randomUUID(), ws, wide, narrow, p1]);
-    await db.query(`INSERT INTO tasks (id, workspace_id, project_id, title, description) VALUES ($1, $3, $4, 'Zeppelin launch plan', 'hangar'), ($2, $3, $5, 'Zeppelin budget', NULL)`, [t1, t2, ws, p1, p2]);
+    await db.query(
+      `INSERT INTO tasks (id, workspace_id, project_id, title, description, labels, due_at) VALUES ($1, $3, $4, 'Zeppelin launch plan', 'hangar', '{launch,ops}', '2026-12-04T15:30:00+01:00'), ($2, $3, $5, 'Zeppelin budget', NULL, '{}', NULL)`,
+      [t1, t2, ws, p1, p2],
+    );
     await db.query('COMMIT');
 
     await waitFor(async () => (await search(api, ws!, 'zeppelin', wide!)).titles.length === 2, () => 'both tasks to be findable');
     expect((await search(api, ws!, 'zepp', wide!)).titles.sort()).toEqual(['Zeppelin budget', 'Zeppelin launch plan']);
     expect(await search(api, ws!, 'zeppelin', narrow!)).toEqual({ status: 200, titles: ['Zeppelin launch plan'] });
     expect((await search(api, ws!, 'zeppelin', outsider!)).status).toBe(403);
+    // The v2 columns as filters, from what Postgres wrote (due_at 14:30 UTC), with or without words.
+    expect(await search(api, ws!, 'q=zeppelin&label=ops', wide!)).toEqual({ status: 200, titles: ['Zeppelin launch plan'] });
+    expect(await search(api, ws!, 'label=launch&due_after=2026-12-04T14:30:00Z&due_before=2026-12-05', wide!)).toEqual({ status: 200, titles: ['Zeppelin launch plan'] });
+    expect(await search(api, ws!, 'label=launch&due_before=2026-12-04T14:30:00Z', wide!)).toEqual({ status: 200, titles: [] });
 
     // An update and a delete reach the index too; revoking the membership revokes the results.
     await db.query(`UPDATE tasks SET title = 'Airship launch plan' WHERE id = $1`, [t1]);

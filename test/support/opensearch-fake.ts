@@ -26,6 +26,8 @@ export interface OpenSearchFake {
   /** Concrete index name → its documents by id. */
   indices: Map<string, Map<string, StoredDoc>>;
   aliases: Map<string, Set<string>>;
+  /** Concrete index name → the top-level fields its mappings declare, when they are `dynamic: strict`. */
+  strictFields: Map<string, Set<string>>;
   stop(): Promise<void>;
 }
 
@@ -48,7 +50,9 @@ function evaluate(query: Query, source: Record<string, unknown>): { match: boole
       return { match: true, score: 1 };
     case 'term': {
       const [field, value] = Object.entries(spec)[0]!;
-      return { match: source[field] === value, score: 0 };
+      // An array field matches when one of its values does.
+      const v = source[field];
+      return { match: Array.isArray(v) ? v.includes(value) : v === value, score: 0 };
     }
     case 'terms': {
       const [field, values] = Object.entries(spec)[0]!;
@@ -101,6 +105,7 @@ export async function startOpenSearchFake(): Promise<OpenSearchFake> {
   const requests: RecordedRequest[] = [];
   const indices = new Map<string, Map<string, StoredDoc>>();
   const aliases = new Map<string, Set<string>>();
+  const strictFields = new Map<string, Set<string>>();
 
   /** A name → its concrete indices (an alias may name several). */
   const resolve = (name: string): string[] => (indices.has(name) ? [name] : [...(aliases.get(name) ?? [])]);
@@ -133,6 +138,12 @@ export async function startOpenSearchFake(): Promise<OpenSearchFake> {
             error: { type: 'version_conflict_engine_exception', reason: `[${meta._id}]: version conflict, current version [${current!.version}] is higher than the one provided [${version}]` },
           },
         });
+        continue;
+      }
+      const strict = strictFields.get(resolve(meta._index)[0]!);
+      const unknown = strict ? Object.keys(lines[i + 1]!).find((f) => !strict.has(f)) : undefined;
+      if (unknown !== undefined) {
+        items.push({ index: { _index: meta._index, _id: meta._id, status: 400, error: { type: 'strict_dynamic_mapping_exception', reason: `mapping set to strict, dynamic introduction of [${unknown}] within [_doc] is not allowed` } } });
         continue;
       }
       docs.set(meta._id, { source: lines[i + 1]!, version, ...(meta.routing ? { routing: meta.routing } : {}) });
@@ -188,6 +199,8 @@ export async function startOpenSearchFake(): Promise<OpenSearchFake> {
     if (!op && method === 'PUT') {
       if (indices.has(name) || aliases.has(name)) return { status: 400, body: { error: { type: 'resource_already_exists_exception' }, status: 400 } };
       indices.set(name, new Map());
+      const mappings = (body as { mappings?: { dynamic?: string; properties?: Record<string, unknown> } } | undefined)?.mappings;
+      if (mappings?.dynamic === 'strict') strictFields.set(name, new Set(Object.keys(mappings.properties ?? {})));
       for (const alias of Object.keys(((body as { aliases?: Record<string, unknown> } | undefined)?.aliases) ?? {})) aliases.set(alias, new Set([...(aliases.get(alias) ?? []), name]));
       return { status: 200, body: { acknowledged: true, index: name } };
     }
@@ -209,6 +222,11 @@ export async function startOpenSearchFake(): Promise<OpenSearchFake> {
           }),
         },
       };
+    }
+    if (op === '_mapping' && (method === 'PUT' || method === 'POST')) {
+      // Adding fields to every index the name resolves to, as OpenSearch's put mapping does.
+      for (const index of resolve(name)) for (const field of Object.keys((body as { properties?: Record<string, unknown> }).properties ?? {})) strictFields.get(index)?.add(field);
+      return { status: 200, body: { acknowledged: true } };
     }
     if (op === '_search') return { status: 200, body: search(name, (body as Query | undefined) ?? {}, query.routing) };
     if (op === '_delete_by_query') {
@@ -262,6 +280,7 @@ export async function startOpenSearchFake(): Promise<OpenSearchFake> {
     requests,
     indices,
     aliases,
+    strictFields,
     stop: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
