@@ -1,7 +1,7 @@
 // The erasure policy as data: gdpr/POLICY.md's two tables, mirrored here so the processor, the
 // proof and a test (policy.test.ts) read one list. Pure data.
 
-export const POLICY_VERSION = '2026-12-03.1';
+export const POLICY_VERSION = '2026-12-03.2';
 
 /** Erasure must be complete everywhere this long after the request is recorded. */
 export const ERASURE_DEADLINE_MS = 72 * 3600 * 1000;
@@ -21,7 +21,7 @@ export const SINKS: readonly SinkPolicy[] = [
   { sink: 'source-db', method: 'delete (users row, comments, memberships) + anonymise (ids on tasks/projects, descriptions they wrote, their email in any text)', reachedBy: 'processor' },
   { sink: 'subject-keys', method: 'crypto-shred', reachedBy: 'keys' },
   { sink: 'kinesis', method: 'crypto-shred (encrypted fields) + expiry', reachedBy: 'keys' },
-  { sink: 'router-changelog', method: 'delete', reachedBy: 'not yet' },
+  { sink: 'router-changelog', method: 'delete (the event\'s row images and actor; its seq stays for replay)', reachedBy: 'processor' },
   { sink: 'search-index', method: 'delete (comments) + anonymise (descriptions)', reachedBy: 'not yet' },
   { sink: 'notifications-inbox', method: 'delete', reachedBy: 'not yet' },
   { sink: 'audit-trail', method: 'pseudonym cut', reachedBy: 'not yet' },

@@ -38,6 +38,14 @@ export function identifierStrings(ids: SubjectIdentifiers): string[] {
   return [...new Set([ids.subject, ids.email, ids.displayName, ...ids.authored.map((a) => a.text)].filter((s): s is string => !!s && s.length > 0))];
 }
 
+/** Whether any string in `value` (a parsed JSON document: an event, a notification, …) contains any of the needles. */
+export function holdsAny(value: unknown, needles: readonly string[]): boolean {
+  if (typeof value === 'string') return needles.some((n) => value.includes(n));
+  if (Array.isArray(value)) return value.some((v) => holdsAny(v, needles));
+  if (value && typeof value === 'object') return Object.entries(value).some(([k, v]) => holdsAny(k, needles) || holdsAny(v, needles));
+  return false;
+}
+
 /** A sink's steps over its owner's store, as `<service>/erasure-sink.ts` exports them (ERASURE_SINKS). */
 export interface SinkSteps<S> {
   readonly sink: string;

@@ -1,7 +1,7 @@
 // `taskflow gdpr` on the real engines (Postgres, dynalite, the audit store on disk): compliance
 // records a request for a user with data, a repeat is the same request, the processor process
 // drives it to complete, `verify` finds nothing, `proof` writes a signed proof kept in the audit
-// store, and the sinks implemented so far (source-db, …) hold none of the subject's data; a user with
+// store, and the sinks implemented so far (source-db, router-changelog, …) hold none of the subject's data; a user with
 // no data completes too, and an unknown user is an error that records nothing.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
@@ -13,6 +13,8 @@ import { command } from '../../cli/commands/gdpr.js';
 import type { ErasureRequest } from '../../gdpr/processor.js';
 import { type ErasureProof, verifyProofSignature } from '../../gdpr/proof.js';
 import { DynamoRequestStore } from '../../gdpr/request-store.js';
+import { DynamoChangelogStore } from '../../router/dynamo-changelog.js';
+import { sampleEvent } from '../../schemas/fixtures.js';
 import { createSubjectKeyStore, loadSubjectKeyConfig } from '../../lib/subject-keys.js';
 import { type ServiceProcess, startServiceProcess } from '../support/service-process.js';
 import { createTestDatabase, createTestTables, dynamoClient, testStackEnv } from '../support/stack.js';
@@ -27,7 +29,7 @@ const dynamo = dynamoClient();
 
 beforeAll(async () => {
   const url = await createTestDatabase('gdpr_cli');
-  const tables = await createTestTables('gdpr-cli', ['gdpr-requests', 'subject-keys']);
+  const tables = await createTestTables('gdpr-cli', ['gdpr-requests', 'subject-keys', 'changelog']);
   const dir = mkdtempSync(join(tmpdir(), 'gdpr-cli-'));
   env = {
     ...testStackEnv(),
@@ -35,6 +37,7 @@ beforeAll(async () => {
     TASKFLOW_ENV: 'development',
     DYNAMODB_TABLE_GDPR_REQUESTS: tables['gdpr-requests']!,
     DYNAMODB_TABLE_SUBJECT_KEYS: tables['subject-keys']!,
+    DYNAMODB_TABLE_CHANGELOG: tables.changelog!,
     SUBJECT_KEYS_LOCAL_KEK_FILE: join(dir, 'kek'),
     AUDIT_KEY,
     AUDIT_STORE_DIR: join(dir, 'audit'),
@@ -104,6 +107,11 @@ describe('taskflow gdpr on the real engines', () => {
       throw new Error('no KMS locally');
     });
     await keys.keyFor(user.id);
+    // The router's changelog holds an event of theirs (as the router would have written it).
+    const changelog = new DynamoChangelogStore(dynamo, { table: env.DYNAMODB_TABLE_CHANGELOG! });
+    const project = { workspaceId: randomUUID(), projectId: randomUUID() };
+    const theirs = sampleEvent('comment.created', { ...project, entityId: randomUUID(), row: { author_id: user.id, body: user.comment } });
+    await changelog.append(project, [{ seq: 1, event: theirs }], { seq: 0, lastId: null }, { seq: 1, lastId: theirs.id });
     gdpr = await startServiceProcess('gdpr', env, ['gdpr processor started']);
     const done = await waitFor(async () => {
       const r = await store().get(recorded.requestId);
@@ -117,6 +125,8 @@ describe('taskflow gdpr on the real engines', () => {
     expect((await db.query('SELECT 1 FROM users WHERE id = $1', [user.id])).rowCount).toBe(0);
     expect((await db.query('SELECT 1 FROM comments WHERE body = $1', [user.comment])).rowCount).toBe(0);
     expect((await db.query('SELECT description, created_by FROM tasks WHERE id = $1', [user.task])).rows).toEqual([{ description: null, created_by: null }]);
+    expect(done.sinks['router-changelog']).toMatchObject({ state: 'verified', found: 0, changed: 1 });
+    expect((await changelog.read(project, 0, 10)).entries.map((e) => e.event.data)).toEqual([expect.objectContaining({ erased: true, after: null })]);
     const metrics = await waitFor(async () => {
       const text = await (await fetch(String(gdpr!.entries['gdpr processor started']!.metrics))).text();
       return /^taskflow_gdpr_open_requests({[^}]*})? 0$/m.test(text) && text;

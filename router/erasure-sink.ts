@@ -1,0 +1,100 @@
+// The router's erasure sink (gdpr/POLICY.md `router-changelog`): the replay API serves each
+// project's recent events from the changelog (dynamo-changelog.ts), so the subject's events there
+// are erased in place. An item is a run of seqs, and a replaying client needs every seq, so an
+// event that holds any of the subject's identifiers (their id in a row image or as the actor,
+// their email, name or authored text anywhere in it) keeps its seq, id, type and routing and
+// loses its row images and actor (`data.erased: true`, like `truncated` for an oversized event:
+// a reader fetches the row, which the source-db purge has deleted or anonymised). Expired items
+// are erased too: DynamoDB's TTL deletes them late.
+//
+// A whole-table Scan: the subject's events can be in any project. Rewrites are conditional on the
+// item's run of ids, so a router rewriting the item meanwhile wins and the next scan looks again.
+import { ConditionalCheckFailedException, type DynamoDBClient, ScanCommand, UpdateItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { createDynamoClient, loadAwsConfig } from '../lib/aws.js';
+import { type Env, readSettings } from '../lib/config.js';
+import { type ErasureSink, type PurgeResult, type ScanResult, type SinkSteps, type SubjectIdentifiers, bindSink, holdsAny, identifierStrings } from '../lib/erasure.js';
+import type { ChangelogEntry } from './changelog.js';
+import { ROUTER_SETTINGS } from './config.js';
+
+export interface ChangelogTable {
+  client: DynamoDBClient;
+  table: string;
+}
+
+interface StoredItem {
+  key: Record<string, AttributeValue>;
+  ids: string;
+  entries: ChangelogEntry[];
+}
+
+/** Every changelog item with entries (the heads, seq 0, hold none), expired or not. */
+async function* items(t: ChangelogTable): AsyncGenerator<StoredItem> {
+  let start: Record<string, AttributeValue> | undefined;
+  do {
+    const page = await t.client.send(
+      new ScanCommand({ TableName: t.table, FilterExpression: 'attribute_exists(body)', ProjectionExpression: 'projectKey, #seq, ids, body', ExpressionAttributeNames: { '#seq': 'seq' }, ConsistentRead: true, ExclusiveStartKey: start }),
+    );
+    for (const raw of page.Items ?? []) {
+      yield { key: { projectKey: raw.projectKey!, seq: raw.seq! }, ids: raw.ids?.S ?? '', entries: JSON.parse(gunzipSync(raw.body!.B!).toString('utf8')) as ChangelogEntry[] };
+    }
+    start = page.LastEvaluatedKey;
+  } while (start);
+}
+
+/** The entry as the replay API serves it after erasure: what routes and orders it, no row images, no actor. */
+export function erasedEntry(e: ChangelogEntry): ChangelogEntry {
+  const data = e.event.data as unknown as Record<string, unknown>;
+  const { actor: _actor, ...source } = (data.source ?? {}) as Record<string, unknown>;
+  const erased = { op: data.op, table: data.table, key: data.key, before: null, after: null, source, erased: true };
+  return { seq: e.seq, event: { ...e.event, data: erased } as unknown as ChangelogEntry['event'] };
+}
+
+export async function purgeChangelog(t: ChangelogTable, ids: SubjectIdentifiers, onProgress?: (done: number) => void): Promise<PurgeResult> {
+  const needles = identifierStrings(ids);
+  let changed = 0;
+  for await (const item of items(t)) {
+    const hits = item.entries.filter((e) => holdsAny(e.event, needles)).length;
+    if (hits === 0) continue;
+    const entries = item.entries.map((e) => (holdsAny(e.event, needles) ? erasedEntry(e) : e));
+    try {
+      await t.client.send(
+        new UpdateItemCommand({
+          TableName: t.table,
+          Key: item.key,
+          UpdateExpression: 'SET body = :body',
+          ConditionExpression: 'ids = :ids',
+          ExpressionAttributeValues: { ':body': { B: gzipSync(JSON.stringify(entries)) }, ':ids': { S: item.ids } },
+        }),
+      );
+      changed += hits;
+      onProgress?.(changed);
+    } catch (err) {
+      // Rewritten or expired meanwhile: the scan after this purge looks at what is there now.
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+    }
+  }
+  return { changed };
+}
+
+/** Reads every changelog entry (`scanned`) and counts those holding any of the identifiers. */
+export async function scanChangelog(t: ChangelogTable, ids: SubjectIdentifiers): Promise<ScanResult> {
+  const needles = identifierStrings(ids);
+  let scanned = 0;
+  let found = 0;
+  for await (const item of items(t)) {
+    scanned += item.entries.length;
+    found += item.entries.filter((e) => holdsAny(e.event, needles)).length;
+  }
+  return { scanned, found };
+}
+
+export const CHANGELOG_SINK: SinkSteps<ChangelogTable> = { sink: 'router-changelog', purge: purgeChangelog, scan: scanChangelog };
+
+export const ERASURE_SINKS = [CHANGELOG_SINK] as const;
+
+export function openErasureSinks(env: Env): Promise<{ sinks: ErasureSink[]; close(): Promise<void> }> {
+  const { changelogTable } = readSettings(env, { changelogTable: ROUTER_SETTINGS.changelogTable });
+  const client = createDynamoClient(loadAwsConfig(env));
+  return Promise.resolve({ sinks: [bindSink(CHANGELOG_SINK, { client, table: changelogTable })], close: () => Promise.resolve(client.destroy()) });
+}

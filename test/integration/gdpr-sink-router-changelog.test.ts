@@ -1,0 +1,67 @@
+// The router-changelog erasure sink (router/erasure-sink.ts) on dynalite: events written through
+// the real DynamoChangelogStore, some holding the subject (their id in a row image, as the actor,
+// their authored text, their email in someone else's comment), some not. Purge then scan finds 0,
+// a repeat purge changes nothing, and the replay API's read still serves every seq in order —
+// the subject's events erased in place, the others unchanged.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { randomUUID } from 'node:crypto';
+import type { ChangelogEntry, ProjectRef } from '../../router/changelog.js';
+import { DynamoChangelogStore } from '../../router/dynamo-changelog.js';
+import { openErasureSinks } from '../../router/erasure-sink.js';
+import { sampleEvent } from '../../schemas/fixtures.js';
+import type { ErasureSink, SubjectIdentifiers } from '../../lib/erasure.js';
+import { createTestTables, dynamoClient, testStackEnv } from '../support/stack.js';
+
+let client: DynamoDBClient;
+let table: string;
+let sink: ErasureSink;
+let close: () => Promise<void>;
+
+beforeAll(async () => {
+  client = dynamoClient();
+  table = (await createTestTables('gdpr-sink-changelog', ['changelog'])).changelog!;
+  const opened = await openErasureSinks({ ...testStackEnv(), DYNAMODB_TABLE_CHANGELOG: table });
+  [sink] = opened.sinks as [ErasureSink];
+  close = opened.close;
+});
+
+afterAll(async () => {
+  await close?.();
+  client?.destroy();
+});
+
+describe('router-changelog erasure sink', () => {
+  it('erases the events holding the subject in place; scan then finds 0; a repeat changes nothing; replay still serves every seq', async () => {
+    const subject = randomUUID();
+    const [other, comment, task] = [randomUUID(), randomUUID(), randomUUID()];
+    const ids: SubjectIdentifiers = { subject, email: 'ada@example.com', displayName: 'Ada Lovelace', authored: [{ table: 'comments', id: comment, text: 'my private remark' }] };
+    const p: ProjectRef = { workspaceId: randomUUID(), projectId: randomUUID() };
+    const at = { workspaceId: p.workspaceId, projectId: p.projectId };
+    const byActor = sampleEvent('task.updated', { ...at, commitLsn: 0x300n, entityId: task, row: { title: 'renamed', created_by: other } });
+    (byActor.data.source as { actor?: { userId: string } }).actor = { userId: subject };
+    const events = [
+      sampleEvent('task.created', { ...at, commitLsn: 0x100n, entityId: task, row: { created_by: subject, assignee_id: other } }),
+      sampleEvent('comment.created', { ...at, commitLsn: 0x200n, entityId: comment, row: { author_id: other, body: 'my private remark' } }),
+      byActor,
+      sampleEvent('comment.created', { ...at, commitLsn: 0x400n, entityId: randomUUID(), row: { author_id: other, body: 'ask ada@example.com' } }),
+      sampleEvent('task.updated', { ...at, commitLsn: 0x500n, entityId: randomUUID(), row: { created_by: other, assignee_id: other } }),
+    ];
+    const store = new DynamoChangelogStore(client, { table });
+    // Two appends: the subject's events sit in more than one item.
+    await store.append(p, events.slice(0, 2).map((event, i) => ({ seq: i + 1, event })), { seq: 0, lastId: null }, { seq: 2, lastId: events[1]!.id });
+    await store.append(p, events.slice(2).map((event, i) => ({ seq: i + 3, event })), { seq: 2, lastId: events[1]!.id }, { seq: 5, lastId: events[4]!.id });
+
+    expect(await sink.scan(ids)).toEqual({ scanned: 5, found: 4 });
+    expect(await sink.purge(ids)).toEqual({ changed: 4 });
+    expect(await sink.scan(ids)).toEqual({ scanned: 5, found: 0 });
+    expect(await sink.purge(ids)).toEqual({ changed: 0 });
+
+    const page = await store.read(p, 0, 100);
+    expect(page.entries.map((e: ChangelogEntry) => [e.seq, e.event.id])).toEqual(events.map((e, i) => [i + 1, e.id]));
+    const erased = page.entries.slice(0, 4).map((e) => e.event.data as unknown as Record<string, unknown>);
+    for (const d of erased) expect(d).toMatchObject({ erased: true, before: null, after: null });
+    expect((erased[2]!.source as Record<string, unknown>).actor).toBeUndefined();
+    expect(page.entries[4]!.event).toEqual(events[4]);
+  });
+});
