@@ -198,6 +198,8 @@ export class CaptureSession {
     };
     // Every update of a table not opted in (the default) has no message: counted, not a warning.
     if (tx.changedUnknown > 0) ports.metrics.changedUnknown(tx.changedUnknown);
+    // The observer first: it reads the row images before encryption rewrites their personal fields in place.
+    ports.observer.onTransaction?.(tx, handle, this.api);
     for (const ev of tx.events) {
       ports.metrics.eventCaptured(ev.table, ev.op);
       this.sendEvent(ev.partitionKey, ev.envelope, { table: ev.table, op: ev.op }, delivered);
@@ -205,7 +207,6 @@ export class CaptureSession {
     for (const dead of tx.deadRows) {
       this.deadLetter(dead.reason, dead.message, Buffer.from(JSON.stringify(dead.payload)), { eventId: dead.id, table: dead.table, lsn: formatLsn(tx.commitLsn) }, delivered);
     }
-    ports.observer.onTransaction?.(tx, handle, this.api);
   }
 
   private sendEvent(partitionKey: string, envelope: ChangeEvent, meta: { table: string; op: string }, done: () => void): void {

@@ -13,6 +13,10 @@
 // older row. The chunk is therefore read in a REPEATABLE READ transaction that also returns its
 // snapshot, and a change streamed shortly before LOW (since the chunk began) by a transaction that
 // snapshot did not see removes its key too.
+// A removed row is safe to leave to the stream when the stream carries the whole row. An update
+// that left an unchanged TOASTed column out (`omitted`) does not: a reader that never had the row
+// would keep it without that column. A row only such updates touched is therefore emitted with
+// their values laid over it in stream order — every column then holds its value as of HIGH.
 //
 // Requests arrive in the stream too: `taskflow capture snapshot` emits a non-transactional
 // logical message (prefix taskflow.capture.signal), so the CLI needs nothing but the database.
@@ -98,22 +102,33 @@ export function visibleIn(snapshot: XidSnapshot, xid: number): boolean {
   return !snapshot.xip.has(xid);
 }
 
-/** What one streamed transaction did to the chunk's table: changed these keys, or truncated it. */
+/**
+ * What one streamed transaction did to the chunk's table: the keys it wrote whole rows of (insert,
+ * update, delete; 'all' when it truncated the table), and the row images of its updates that left
+ * columns out (a copy: the stream's own may be encrypted in place).
+ */
 export interface TableTouch {
   xid: number;
-  keys: readonly string[] | 'all';
+  whole: readonly string[] | 'all';
+  partial: readonly Row[];
 }
 
 /**
- * Which chunk rows survive (pure): those no change newer than the chunk's read touched — every
- * change between LOW and HIGH, and a change streamed before LOW by a transaction the read's
- * snapshot did not see.
+ * The chunk's rows to emit at HIGH (pure). A change is newer than the chunk's read when it is
+ * between LOW and HIGH, or before LOW by a transaction the read's snapshot did not see. A row a
+ * newer change wrote whole is left to the stream; a row only newer partial updates touched gets
+ * their values laid over it in stream order; the others go as read.
  */
-export function survivingRows(rows: readonly Row[], window: { inside: readonly TableTouch[]; before: readonly TableTouch[] }, snapshot: XidSnapshot): Row[] {
-  const newer = [...window.inside, ...window.before.filter((t) => !visibleIn(snapshot, t.xid))];
-  if (newer.some((t) => t.keys === 'all')) return [];
-  const changed = new Set(newer.flatMap((t) => t.keys as readonly string[]));
-  return rows.filter((r) => !changed.has(String(r.id)));
+export function settleChunk(rows: readonly Row[], window: { inside: readonly TableTouch[]; before: readonly TableTouch[] }, snapshot: XidSnapshot): Row[] {
+  const newer = [...window.before.filter((t) => !visibleIn(snapshot, t.xid)), ...window.inside];
+  if (newer.some((t) => t.whole === 'all')) return [];
+  const whole = new Set(newer.flatMap((t) => t.whole as readonly string[]));
+  const updates = new Map<string, Row[]>();
+  for (const image of newer.flatMap((t) => t.partial)) {
+    const key = String(image.id);
+    updates.set(key, [...(updates.get(key) ?? []), image]);
+  }
+  return rows.filter((row) => !whole.has(String(row.id))).map((row) => Object.assign({ ...row }, ...(updates.get(String(row.id)) ?? [])) as Row);
 }
 
 interface OpenChunk {
@@ -243,10 +258,7 @@ export class SnapshotRunner implements StreamObserver {
       const where = job.workspace ? 'AND workspace_id = $3' : '';
       if (job.workspace) params.push(job.workspace);
       const { rows, snapshot } = await this.readChunk(`SELECT * FROM ${table} WHERE id > $1 ${where} ORDER BY id LIMIT $2`, params);
-      if (rows.length === 0) {
-        this.chunk = undefined;
-        return { emitted: 0, lastKey: undefined };
-      }
+      if (rows.length === 0) return { emitted: 0, lastKey: undefined };
       this.chunk!.snapshot = snapshot;
       this.chunk!.rows = rows;
       await this.watermark(name, 'high');
@@ -315,7 +327,7 @@ export class SnapshotRunner implements StreamObserver {
   }
 
   private emitChunk(chunk: OpenChunk, tx: CommittedTransaction, handle: InFlightTransaction, session: SessionApi): void {
-    const rows = survivingRows(chunk.rows!, chunk, chunk.snapshot!);
+    const rows = settleChunk(chunk.rows!, chunk, chunk.snapshot!);
     const entity = TABLES.get(chunk.table)!;
     let pending = rows.length;
     if (pending === 0) {
@@ -337,17 +349,21 @@ export class SnapshotRunner implements StreamObserver {
   }
 }
 
-/** The keys `tx` changed in `table` ('all' when it truncated it), or nothing when it did not touch it. */
+/** What `tx` did to `table`, or nothing when it did not touch it. */
 function touchOf(tx: CommittedTransaction, table: string): TableTouch | undefined {
-  const keys: string[] = [];
+  const whole: string[] = [];
+  const partial: Row[] = [];
   for (const e of tx.events) {
     if (isEntityChange(e.envelope)) {
-      if (e.table === table) keys.push(String(e.envelope.data.key.id));
+      if (e.table !== table) continue;
+      const { data } = e.envelope;
+      if (data.op === 'u' && data.omitted?.length && data.after) partial.push({ ...data.after });
+      else whole.push(String(data.key.id));
     } else if (e.op === 't' && 'tables' in e.envelope.data && e.envelope.data.tables.includes(table)) {
-      return { xid: tx.xid, keys: 'all' };
+      return { xid: tx.xid, whole: 'all', partial: [] };
     }
   }
-  return keys.length ? { xid: tx.xid, keys } : undefined;
+  return whole.length || partial.length ? { xid: tx.xid, whole, partial } : undefined;
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {

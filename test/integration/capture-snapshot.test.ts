@@ -19,6 +19,7 @@ let capture: RunningCapture;
 let kinesis: KinesisClient;
 let dbUrl: string;
 let env: Record<string, string>;
+let toastedIds: string[] = [];
 const slot = uniqueName('capture_snap');
 
 beforeAll(async () => {
@@ -29,6 +30,13 @@ beforeAll(async () => {
   await db.connect();
   // rows that exist before capture ever ran: only a snapshot can bring them to the stream
   await setupWorkloadTenants(dbUrl, { workspaces: 3, projectsPerWorkspace: 2, seed: 21, tasksPerProject: 60 });
+  // …some with a description stored out of line (TOAST: ~10 KB of random hex does not compress):
+  // an update that leaves it alone streams without it
+  const toasted = await db.query<{ id: string }>(
+    `UPDATE tasks SET description = (SELECT string_agg(md5(random()::text || g::text || tasks.id::text), '') FROM generate_series(1, 320) g)
+     WHERE id IN (SELECT id FROM tasks ORDER BY id LIMIT 40) RETURNING id`,
+  );
+  toastedIds = toasted.rows.map((r) => r.id);
   env = testCaptureEnv({ databaseUrl: dbUrl, stream, tables, slot }, { CAPTURE_SNAPSHOT_CHUNK_SIZE: '25' });
   capture = await startTestCapture(env);
   kinesis = kinesisClient();
@@ -60,11 +68,25 @@ describe('incremental snapshot', () => {
     const workload = runWorkload({ databaseUrl: dbUrl, ratePerSec: 150, durationMs: 6000, workspaces: 3, projectsPerWorkspace: 2, seed: 21, concurrency: 2 });
     await sleep(500); // not a wait: the snapshot starts half a second into the load, to overlap it
     await db.query('SELECT pg_logical_emit_message(false, $1, $2)', [SIGNAL_PREFIX, JSON.stringify({ action: 'snapshot', request: { tables: ['tasks'] } })]);
+    // the out-of-line rows stay hot while the snapshot reads them: their updates stream without the description
+    const hotWriter = new pg.Client({ connectionString: dbUrl });
+    await hotWriter.connect();
+    let hot = true;
+    let hotUpdates = 0;
+    const hotLoad = (async () => {
+      while (hot) {
+        await hotWriter.query('UPDATE tasks SET priority = $1 WHERE id = ANY($2::uuid[])', [hotUpdates++ % 4, toastedIds]);
+        await sleep(10); // pacing, not a wait: about 50 updates of each row per second
+      }
+    })();
     const job = await waitFor(async () => {
       const j = await store.get();
       return j?.status === 'done' ? j : undefined;
-    }, 'the snapshot to finish', 90_000, 250);
+    }, 'the snapshot to finish', 90_000, 250).finally(() => (hot = false));
+    await hotLoad;
+    await hotWriter.end();
     await workload;
+    expect(hotUpdates).toBeGreaterThan(10);
     const { rows } = await db.query<Record<string, unknown>>({ text: 'SELECT * FROM tasks', types: { getTypeParser: (oid: number) => textParserFor(oid) } as pg.CustomTypesConfig });
     const reader = new StreamReader(kinesis, loadConfig(env).streamName);
     const state = await waitFor(async () => {
@@ -73,6 +95,8 @@ describe('incremental snapshot', () => {
       return s.size === rows.length && rows.every((r) => s.has(String(r.id))) ? s : undefined;
     }, 'the stream to reflect the table', 30_000, 300);
     for (const row of rows) expect(state.get(String(row.id))).toEqual(row);
+    const omitting = reader.events.filter((e) => e.data.op === 'u' && toastedIds.includes(String(e.data.key.id)) && (e.data as { omitted?: string[] }).omitted?.includes('description'));
+    expect(omitting.length).toBeGreaterThan(0);
     const snapshots = reader.events.filter((e) => e.data.op === 'r');
     expect(job.rowsDone).toBe(snapshots.length);
     expect(snapshots.length).toBeGreaterThan(100);
