@@ -144,7 +144,7 @@ describe('one user flooding the replay API and the broker', () => {
     console.log(`flood: flooder ${ok} ok / ${refused} 429 over ${floodSeconds.toFixed(1)} s, connects ${connected} ok / ${connacks3} CONNACK 3; other user p95 replay ${p95(floodReplay).toFixed(1)} ms (${floodReplay.length}), delivery ${p95(floodDelivery).toFixed(1)} ms (${floodDelivery.length})`);
     expect(otherConnectErrors).toEqual([]);
     expect(ok + refused).toBe(statuses.length);
-    expect(refused).toBeGreaterThan(ok);
+    expect(refused).toBeGreaterThan(0); // how many more than its budget it tried depends on the host's speed
     expect(ok).toBeLessThanOrEqual(REPLAY_LIMITS.burst + Math.ceil(REPLAY_LIMITS.ratePerSec * floodSeconds) + 1);
     expect([...retryAfter].every((v) => v !== null && Number(v) >= 1)).toBe(true);
     expect(await metric('taskflow_replay_requests_total', { outcome: 'too_many_requests' })).toBe(refused);
