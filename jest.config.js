@@ -33,6 +33,7 @@ export default {
   // to exit, past jest-worker's 500 ms grace, and jest warned "a worker process has failed to exit
   // gracefully" although nothing leaked.
   workerIdleMemoryLimit: '384MB',
+  testSequencer: '<rootDir>/test/setup/sequencer.mjs',
   projects: [
     {
       ...common,
