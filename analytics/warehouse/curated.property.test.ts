@@ -38,7 +38,9 @@ function envelope(step: Step, i: number): Record<string, unknown> {
   const after = step.op === 'd' ? null : step.op === 'u' ? Object.fromEntries(Object.entries(full).filter(([k]) => !(step.omitted as string[]).includes(k))) : full;
   return {
     id,
-    time: '2026-11-26T12:00:00.123456Z',
+    // Commit times grow with the id, 3 h apart: a batch's dedup window (tables.ts stagedSql) holds
+    // only its own events' times, so a copy of an event loaded by an earlier batch is found there.
+    time: new Date(Date.UTC(2026, 10, 26, 12) + i * 3 * 3_600_000).toISOString(),
     type: `taskflow.task.${{ c: 'created', u: 'updated', d: 'deleted' }[step.op]}`,
     workspaceid: WS,
     projectid: PROJECT,

@@ -8,7 +8,7 @@ import { DuckDBInstance, type DuckDBConnection, LIST, VARCHAR } from '@duckdb/no
 import { writeFileSync, rmSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CURATED, filesSource, insertRawSql, insertTruncationsSql, lit, loadLogCountsSql, mergeSql, RAW_EVENTS_SOURCE, schemaDdl, STAGED_TABLES_SQL, stageSql, stateTable } from './tables.js';
+import { CURATED, filesSource, insertRawSql, insertTruncationsSql, lit, loadLogCountsSql, mergeSql, RAW_EVENTS_SOURCE, schemaDdl, STAGED_TABLES_SQL, STAGED_WINDOW_SQL, stagedSql, stageLinesSql, stateTable } from './tables.js';
 
 export interface LoadResult {
   events: number;
@@ -104,7 +104,7 @@ export class DuckDbWarehouse implements Warehouse {
         await this.conn.run('ROLLBACK');
         return loaded;
       }
-      for (const sql of stageSql(filesSource(files))) await this.conn.run(sql);
+      await this.stage(filesSource(files));
       await this.conn.run(insertRawSql());
       await this.mergeStaged();
       const keys = files.map((f) => f.key);
@@ -123,6 +123,13 @@ export class DuckDbWarehouse implements Warehouse {
     } finally {
       for (const f of files) rmSync(f.path, { force: true });
     }
+  }
+
+  /** `staged_lines` and `staged` from `source` (tables.ts: the dedup's window is the batch's commit times). */
+  private async stage(source: string): Promise<void> {
+    await this.conn.run(stageLinesSql(source));
+    const [w] = (await this.conn.runAndReadAll(STAGED_WINDOW_SQL)).getRowObjectsJS();
+    await this.conn.run(stagedSql(w && w.lo !== null && w.hi !== null ? { lo: BigInt(w.lo as bigint), hi: BigInt(w.hi as bigint) } : null));
   }
 
   /** Truncations and the curated MERGEs from `staged`, for the entities it touches. */
@@ -145,7 +152,7 @@ export class DuckDbWarehouse implements Warehouse {
         await this.conn.run(`DELETE FROM load_log WHERE object_key >= ${lit(fromKey)}`);
         await this.conn.run(`DELETE FROM raw_events WHERE object_key >= ${lit(fromKey)}`);
         for (const table of ['truncations', ...CURATED.map(stateTable)]) await this.conn.run(`DELETE FROM ${table}`);
-        for (const sql of stageSql(RAW_EVENTS_SOURCE)) await this.conn.run(sql);
+        await this.stage(RAW_EVENTS_SOURCE);
         await this.mergeStaged();
         await this.conn.run('COMMIT');
       } catch (err) {

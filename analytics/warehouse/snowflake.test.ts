@@ -76,6 +76,13 @@ describe('SnowflakeWarehouse', () => {
     ]);
   });
 
+  it("probes raw_events only within the staged events' days and commit times", () => {
+    const { rest } = snowflakeLoadStatements(settings, 'raw/a.gz');
+    const window = /r\.day BETWEEN \(SELECT MIN\(time\)::DATE FROM staged\) AND \(SELECT MAX\(time\)::DATE FROM staged\)\s+AND r\.time BETWEEN \(SELECT MIN\(time\) FROM staged\) AND \(SELECT MAX\(time\) FROM staged\)/;
+    expect(rest.find((s) => s.startsWith('INSERT INTO raw_events'))).toMatch(window);
+    expect(rest.find((s) => s.startsWith('UPDATE load_log'))).toMatch(window);
+  });
+
   it('rolls back an object already in the load log, and on a failure mid-way (mapped, retriable)', async () => {
     const loaded = recordingSession({ loaded: true });
     expect(await new SnowflakeWarehouse(loaded, settings).loadObjects([{ key: 'raw/a.gz', body: new Uint8Array() }])).toEqual(new Map());

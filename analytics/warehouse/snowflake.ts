@@ -58,6 +58,10 @@ function stagePath(settings: SnowflakeSettings, key: string): string {
   return `@${settings.stage}/${key}`;
 }
 
+/** raw_events' rows (alias r) within the staged events' days and commit times. */
+const STAGED_WINDOW = `r.day BETWEEN (SELECT MIN(time)::DATE FROM staged) AND (SELECT MAX(time)::DATE FROM staged)
+          AND r.time BETWEEN (SELECT MIN(time) FROM staged) AND (SELECT MAX(time) FROM staged)`;
+
 /** The statements of one object's load, in order, inside one transaction (after `BEGIN`). `?` binds the key. */
 export function snowflakeLoadStatements(settings: SnowflakeSettings, key: string): { claim: string; rest: string[] } {
   return {
@@ -71,12 +75,14 @@ export function snowflakeLoadStatements(settings: SnowflakeSettings, key: string
           $1:data.after AS after, COALESCE($1:data.omitted::ARRAY, ARRAY_CONSTRUCT()) AS omitted, COALESCE($1:data.tables::ARRAY, ARRAY_CONSTRUCT()) AS tables, $1 AS event
         FROM ${stagePath(settings, key)} (FILE_FORMAT => ${lit(settings.fileFormat)})
       ) QUALIFY ROW_NUMBER() OVER (PARTITION BY id ORDER BY id) = 1`,
+      // The dedup probes only the batch's days (the clustering key) and commit times, as DuckDB's
+      // does (tables.ts stagedSql): a copy of an event carries its commit time.
       `INSERT INTO raw_events SELECT id, time::DATE, time, type, workspace_id, project_id, tbl, op, key_id, event, ?, CURRENT_TIMESTAMP() FROM staged s
-        WHERE NOT EXISTS (SELECT 1 FROM raw_events r WHERE r.id = s.id)`,
+        WHERE NOT EXISTS (SELECT 1 FROM raw_events r WHERE ${STAGED_WINDOW} AND r.id = s.id)`,
       `INSERT INTO truncations SELECT DISTINCT f.value::STRING, s.id FROM staged s, LATERAL FLATTEN(input => s.tables) f
         WHERE s.op = 't' AND NOT EXISTS (SELECT 1 FROM truncations x WHERE x.tbl = f.value::STRING AND x.id = s.id)`,
       ...CURATED.map((e) => mergeSql(e, SNOWFLAKE)),
-      `UPDATE load_log SET events = (SELECT COUNT(*) FROM staged), new_events = (SELECT COUNT(*) FROM raw_events WHERE object_key = ?) WHERE object_key = ?`,
+      `UPDATE load_log SET events = (SELECT COUNT(*) FROM staged), new_events = (SELECT COUNT(*) FROM raw_events r WHERE ${STAGED_WINDOW} AND r.object_key = ?) WHERE object_key = ?`,
     ],
   };
 }
