@@ -171,3 +171,31 @@ export function visibleDocument(state: DocState, truncatedBefore = ''): SearchDo
 export function erasedByTruncate(state: DocState, truncatedBefore: string): boolean {
   return state.written < truncatedBefore && state.deleted < truncatedBefore;
 }
+
+const holds = (value: FieldValue['value'], needles: readonly string[]): boolean =>
+  typeof value === 'string' ? needles.some((n) => value.includes(n)) : Array.isArray(value) ? value.some((l: string) => needles.some((n) => l.includes(n))) : false;
+
+/** Whether any of the document's kept values, visible or not (a deleted document keeps its last values), contains a needle. */
+export function stateHolds(state: DocState, needles: readonly string[]): boolean {
+  return Object.values(state.fields).some((f) => holds(f.value, needles));
+}
+
+/**
+ * Erasure (gdpr/POLICY.md `search-index`): every value holding a needle is emptied, and with
+ * `remove` (a comment the subject wrote) every value but the ids, and the document is hidden as if
+ * deleted. Each field keeps the id of the event that set it, so a replayed older event cannot
+ * bring the value back (applyChange only lets a newer one in); a later edit still can. null:
+ * nothing to change (a repeat).
+ */
+export function erasedState(state: DocState, needles: readonly string[], remove: boolean): DocState | null {
+  let changed = false;
+  const fields: DocState['fields'] = {};
+  for (const [column, f] of Object.entries(state.fields)) {
+    const empty = f.value !== null && (holds(f.value, needles) || (remove && !column.endsWith('_id')));
+    fields[column] = empty ? { v: f.v, value: null } : f;
+    changed ||= empty;
+  }
+  const deleted = remove && state.deleted < state.written ? state.written : state.deleted;
+  changed ||= deleted !== state.deleted;
+  return changed ? { ...state, fields, deleted } : null;
+}

@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { Membership, Role } from '../lib/authz.js';
-import { applyChange, type DocState, docKey, erasedByTruncate, type IndexedTable, INDEXED_TABLES, type SearchDocument, visibleDocument } from './documents.js';
+import { applyChange, type DocState, docKey, erasedByTruncate, erasedState, type IndexedTable, INDEXED_TABLES, type SearchDocument, stateHolds, visibleDocument } from './documents.js';
 import { hasFilter, type IndexBatch, type SearchHit, type SearchIndex, type SearchQuery } from './search-index.js';
 
 const SCHEMA = `
@@ -194,6 +194,55 @@ export class SqliteSearchIndex implements SearchIndex {
       score: number;
     }[];
     return Promise.resolve(this.hits(rows).map(({ score: _score, ...doc }) => doc));
+  }
+
+  /**
+   * Erasure of a subject (search/erasure-sink.ts): every document holding a needle loses those
+   * values, the `comments` ids (theirs) are hidden as deleted, and the index's memberships of the
+   * subject go. Freed pages are zeroed (secure_delete), the full-text segments merged and the WAL
+   * checkpointed, so no copy is left in the file. Returns the documents and memberships changed.
+   */
+  erase(e: { subject: string; needles: readonly string[]; comments: readonly string[] }): number {
+    const remove = new Set(e.comments);
+    let changed = 0;
+    this.db.exec('PRAGMA secure_delete = ON');
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      const markers = new Map<IndexedTable, string>(INDEXED_TABLES.map((t) => [t, this.truncatedBefore(t)]));
+      const update = this.db.prepare('UPDATE docs SET deleted = ?, state = ? WHERE rowid = ?');
+      for (const row of this.db.prepare('SELECT rowid, state FROM docs').all() as { rowid: number; state: string }[]) {
+        const state = JSON.parse(row.state) as DocState;
+        const next = erasedState(state, e.needles, state.table === 'comments' && remove.has(state.id));
+        if (!next) continue;
+        update.run(next.deleted, JSON.stringify(next), row.rowid);
+        this.reindex(row.rowid, next, markers.get(next.table) ?? '');
+        changed += 1;
+      }
+      changed += Number(this.db.prepare('DELETE FROM memberships WHERE user_id = ?').run(e.subject).changes);
+      this.db.exec('COMMIT');
+    } catch (err) {
+      this.db.exec('ROLLBACK');
+      throw err;
+    }
+    if (changed > 0) {
+      this.db.exec("INSERT INTO docs_fts (docs_fts) VALUES ('optimize')");
+      this.db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
+    }
+    return changed;
+  }
+
+  /** Reads every document and membership row; counts those holding a needle, a visible `comments` id, or the subject's memberships. */
+  holding(e: { subject: string; needles: readonly string[]; comments: readonly string[] }): { scanned: number; found: number } {
+    const remove = new Set(e.comments);
+    let scanned = 0;
+    let found = 0;
+    for (const row of this.db.prepare('SELECT state FROM docs').all() as { state: string }[]) {
+      const state = JSON.parse(row.state) as DocState;
+      scanned += 1;
+      if (stateHolds(state, e.needles) || (state.table === 'comments' && remove.has(state.id) && visibleDocument(state, this.truncatedBefore('comments')))) found += 1;
+    }
+    const m = this.db.prepare('SELECT count(*) AS n, sum(user_id = ?) AS mine FROM memberships').get(e.subject) as { n: number; mine: number | null };
+    return { scanned: scanned + m.n, found: found + (m.mine ?? 0) };
   }
 
   close(): Promise<void> {

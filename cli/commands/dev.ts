@@ -76,7 +76,7 @@ const SERVICES: readonly ServiceDef[] = [
   {
     name: 'search',
     serves: { search: 'SEARCH_PORT', 'search-metrics': 'METRICS_PORT' },
-    env: (ctx) => Promise.resolve({ KINESIS_WORKER_ID: 'search-0', SEARCH_DB_PATH: join(ctx.dataDir, 'search', 'search.db') }),
+    env: (ctx) => Promise.resolve({ KINESIS_WORKER_ID: 'search-0', SEARCH_DB_PATH: searchDbPath(ctx.dataDir) }),
   },
   // Publishes on the users' topics through the broker, as the router does on the projects'.
   {
@@ -88,7 +88,8 @@ const SERVICES: readonly ServiceDef[] = [
   // A stable worker id like the router's; the pseudonym key stays on this machine (created once, 0600) like the dev JWT secret.
   { name: 'audit', serves: { 'audit-metrics': 'METRICS_PORT' }, env: () => Promise.resolve({ KINESIS_WORKER_ID: 'audit-0', AUDIT_KEY_FILE: devAuditKeyFile() }) },
   // The erasure processor; it signs no proof itself (`taskflow gdpr proof` does), it purges through the sinks' own stores.
-  { name: 'gdpr', serves: { 'gdpr-metrics': 'METRICS_PORT' } },
+  // Its sinks open the services' own stores, so it gets their settings too (the search index file).
+  { name: 'gdpr', serves: { 'gdpr-metrics': 'METRICS_PORT' }, env: (ctx) => Promise.resolve({ SEARCH_DB_PATH: searchDbPath(ctx.dataDir) }) },
   { name: 'analytics-archiver', command: ['analytics', 'archive'], serves: { 'archiver-metrics': 'METRICS_PORT' } },
   // It serves the analytics API too: DuckDB allows one process per warehouse file.
   { name: 'analytics-loader', command: ['analytics', 'load'], serves: { analytics: 'ANALYTICS_API_PORT', 'loader-metrics': 'METRICS_PORT' } },
@@ -96,6 +97,8 @@ const SERVICES: readonly ServiceDef[] = [
 
 /** The services production runs: each has an EKS workload and its own IRSA role (infra/aws/iam.test.ts holds them equal). */
 export const PRODUCTION_SERVICES: readonly string[] = SERVICES.filter((s) => !s.developmentOnly).map((s) => s.name);
+
+const searchDbPath = (dataDir: string) => join(dataDir, 'search', 'search.db');
 
 function devAuditKeyFile(): string {
   const path = join(ROOT, DEV_AUDIT_KEY_FILE);

@@ -54,7 +54,10 @@ const SUBCOMMANDS = ['request', 'status', 'list', 'verify', 'proof'] as const;
 
 function environment(): Env {
   // Local stack: the dev audit key signs the proof, and the subject keys use the local KEK.
-  return operatorEnvironment({ localDefaults: () => ({ AUDIT_KEY_FILE: join(ROOT, DEV_AUDIT_KEY_FILE), SUBJECT_KEYS_LOCAL_KEK_FILE: join(ROOT, DEV_KEK_FILE), [ENV_VAR]: DEVELOPMENT }) });
+  // The sinks' stores too: the search index file under the stack's data dir (as taskflow dev gives it to search).
+  return operatorEnvironment({
+    localDefaults: (info) => ({ AUDIT_KEY_FILE: join(ROOT, DEV_AUDIT_KEY_FILE), SUBJECT_KEYS_LOCAL_KEK_FILE: join(ROOT, DEV_KEK_FILE), SEARCH_DB_PATH: join(info.dataDir, 'search', 'search.db'), [ENV_VAR]: DEVELOPMENT }),
+  });
 }
 
 /** Every <service>/erasure-sink.ts, opened on its service's stores; every sink the policy gives the processor must be among them. */

@@ -1,7 +1,7 @@
 // `taskflow gdpr` on the real engines (Postgres, dynalite, the audit store on disk): compliance
 // records a request for a user with data, a repeat is the same request, the processor process
 // drives it to complete, `verify` finds nothing, `proof` writes a signed proof kept in the audit
-// store, and the sinks implemented so far (source-db, router-changelog, …) hold none of the subject's data; a user with
+// store, and the sinks implemented so far (source-db, router-changelog, search-index, …) hold none of the subject's data; a user with
 // no data completes too, and an unknown user is an error that records nothing.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
@@ -15,6 +15,10 @@ import { type ErasureProof, verifyProofSignature } from '../../gdpr/proof.js';
 import { DynamoRequestStore } from '../../gdpr/request-store.js';
 import { DynamoChangelogStore } from '../../router/dynamo-changelog.js';
 import { sampleEvent } from '../../schemas/fixtures.js';
+import { validateEvent } from '../../schemas/validate.js';
+import { indexBatchOf } from '../../search/indexer.js';
+import { SqliteSearchIndex } from '../../search/sqlite-index.js';
+import { decodeEvent, type StreamEvent } from '../../lib/change-event.js';
 import { createSubjectKeyStore, loadSubjectKeyConfig } from '../../lib/subject-keys.js';
 import { type ServiceProcess, startServiceProcess } from '../support/service-process.js';
 import { createTestDatabase, createTestTables, dynamoClient, testStackEnv } from '../support/stack.js';
@@ -41,6 +45,7 @@ beforeAll(async () => {
     SUBJECT_KEYS_LOCAL_KEK_FILE: join(dir, 'kek'),
     AUDIT_KEY,
     AUDIT_STORE_DIR: join(dir, 'audit'),
+    SEARCH_DB_PATH: join(dir, 'search', 'search.db'),
     GDPR_POLL_INTERVAL_MS: '200',
     METRICS_PORT: '0',
   };
@@ -69,16 +74,23 @@ async function gdprCli(...argv: string[]): Promise<{ code: number | void; out: s
 }
 
 /** A user in a workspace with a project, a task they wrote and a comment on it. */
-async function userWithData(): Promise<{ id: string; email: string; comment: string; task: string }> {
+async function userWithData(): Promise<{ id: string; email: string; comment: string; commentId: string; task: string }> {
   const [ws, project, task, id] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
   const email = `p${id.slice(0, 8)}@example.com`;
   const comment = `private remark ${randomUUID()}`;
+  const commentId = randomUUID();
   await db.query('INSERT INTO workspaces (id, name, slug) VALUES ($1, $2, $3)', [ws, 'W', `w-${ws}`]);
   await db.query('INSERT INTO users (id, email, display_name) VALUES ($1, $2, $3)', [id, email, 'Grace Hopper']);
   await db.query('INSERT INTO projects (id, workspace_id, name, created_by) VALUES ($1, $2, $3, $4)', [project, ws, 'P', id]);
   await db.query('INSERT INTO tasks (id, workspace_id, project_id, title, description, created_by) VALUES ($1, $2, $3, $4, $5, $6)', [task, ws, project, 'T', `described by ${email}`, id]);
-  await db.query('INSERT INTO comments (id, workspace_id, project_id, task_id, author_id, body) VALUES ($1, $2, $3, $4, $5, $6)', [randomUUID(), ws, project, task, id, comment]);
-  return { id, email, comment, task };
+  await db.query('INSERT INTO comments (id, workspace_id, project_id, task_id, author_id, body) VALUES ($1, $2, $3, $4, $5, $6)', [commentId, ws, project, task, id, comment]);
+  return { id, email, comment, commentId, task };
+}
+
+function streamEvent(envelope: unknown): StreamEvent {
+  const d = decodeEvent(Buffer.from(JSON.stringify(envelope)), validateEvent);
+  if (!d.ok) throw new Error(d.message);
+  return d.event;
 }
 
 const store = () => new DynamoRequestStore(dynamo, env.DYNAMODB_TABLE_GDPR_REQUESTS!);
@@ -112,6 +124,10 @@ describe('taskflow gdpr on the real engines', () => {
     const project = { workspaceId: randomUUID(), projectId: randomUUID() };
     const theirs = sampleEvent('comment.created', { ...project, entityId: randomUUID(), row: { author_id: user.id, body: user.comment } });
     await changelog.append(project, [{ seq: 1, event: theirs }], { seq: 0, lastId: null }, { seq: 1, lastId: theirs.id });
+    // The search index holds their comment (as the search service would have indexed it).
+    const search = new SqliteSearchIndex(env.SEARCH_DB_PATH!);
+    await search.apply(indexBatchOf([streamEvent(sampleEvent('comment.created', { ...project, entityId: user.commentId, row: { author_id: user.id, body: user.comment } }))]));
+    expect(await search.documents(project.workspaceId)).toHaveLength(1);
     gdpr = await startServiceProcess('gdpr', env, ['gdpr processor started']);
     const done = await waitFor(async () => {
       const r = await store().get(recorded.requestId);
@@ -127,6 +143,9 @@ describe('taskflow gdpr on the real engines', () => {
     expect((await db.query('SELECT description, created_by FROM tasks WHERE id = $1', [user.task])).rows).toEqual([{ description: null, created_by: null }]);
     expect(done.sinks['router-changelog']).toMatchObject({ state: 'verified', found: 0, changed: 1 });
     expect((await changelog.read(project, 0, 10)).entries.map((e) => e.event.data)).toEqual([expect.objectContaining({ erased: true, after: null })]);
+    expect(done.sinks['search-index']).toMatchObject({ state: 'verified', found: 0, changed: 1 });
+    expect(await search.documents(project.workspaceId)).toEqual([]);
+    await search.close();
     const metrics = await waitFor(async () => {
       const text = await (await fetch(String(gdpr!.entries['gdpr processor started']!.metrics))).text();
       return /^taskflow_gdpr_open_requests({[^}]*})? 0$/m.test(text) && text;
