@@ -27,11 +27,14 @@ export interface ArchiverConfig {
   backoff: { baseMs: number; maxMs: number };
 }
 
+/** The dead-letter table: the archiver's dead letters and the loader's quarantine (sources analytics-archiver, analytics-loader). */
+const DLQ_TABLE_SETTING = stringSetting({ name: tableEnvVar('dlq'), default: 'taskflow-dlq', meaning: "Dead-letter table (lib/dlq.ts): the archiver's dead letters and the loader's quarantined archive lines and objects." });
+
 /** What the archiver reads (besides the consumer's, AWS and log settings). */
 export const ARCHIVER_SETTINGS = {
   consumerName: stringSetting({ name: 'ARCHIVER_CONSUMER_NAME', default: 'analytics-archiver', meaning: "Name of the archiver's leases and checkpoints (independent of every other reader's)." }),
   deliveryStreamName: stringSetting({ name: 'FIREHOSE_DELIVERY_STREAM', meaning: 'The Firehose delivery stream of the raw archive (FIREHOSE_ENDPOINT locally).' }),
-  dlqTable: stringSetting({ name: tableEnvVar('dlq'), default: 'taskflow-dlq', meaning: 'Dead-letter table (lib/dlq.ts).' }),
+  dlqTable: DLQ_TABLE_SETTING,
   ...METRICS_SETTINGS,
   backoffBaseMs: intSetting({ name: 'ARCHIVER_BACKOFF_BASE_MS', default: 100, min: 1, meaning: 'Backoff ceiling of the first retry after Firehose throttles.' }),
   backoffMaxMs: intSetting({ name: 'ARCHIVER_BACKOFF_MAX_MS', default: 5_000, min: 1, meaning: 'Largest backoff delay.' }),
@@ -59,6 +62,7 @@ export const LOADER_SETTINGS = {
   archiveBucket: stringSetting({ name: 'ARCHIVE_BUCKET', meaning: 'Bucket of the raw archive the loader reads.' }),
   archivePrefix: stringSetting({ name: 'ARCHIVE_PREFIX', default: 'raw/', meaning: 'Key prefix of the raw archive.' }),
   s3Dir: S3_DIR_SETTING,
+  dlqTable: DLQ_TABLE_SETTING,
   warehousePath: optionalSetting({ name: 'WAREHOUSE_PATH', default: '<S3_DIR>/../warehouse.duckdb', meaning: 'The DuckDB warehouse file (one writing process per file).' }),
   pollIntervalMs: intSetting({ name: 'LOADER_POLL_INTERVAL_MS', default: 250, min: 10, meaning: 'Wait before listing the archive again when nothing was new.' }),
   fullListIntervalMs: intSetting({ name: 'LOADER_FULL_LIST_INTERVAL_MS', default: 600_000, min: 0, meaning: 'The loader lists the whole archive at start and this often (0: every pass); in between only keys from the lookback on.' }),
@@ -91,6 +95,8 @@ export interface LoaderConfig {
   archive: ArchiveLocation;
   /** The DuckDB database file (one writing process per file). */
   warehousePath: string;
+  /** Where quarantined archive parts go (quarantine.ts). */
+  dlqTable: string;
   pollIntervalMs: number;
   listing: { fullListEveryMs: number; lookbackMs: number };
   metricsPort: number;
@@ -123,6 +129,7 @@ export function loadLoaderConfig(env: Env): LoaderConfig {
     archive: loadArchiveLocation(env),
     // Locally the warehouse sits beside the S3 folder, in the stack's data directory.
     warehousePath: str(env, 'WAREHOUSE_PATH', s3Dir ? join(s3Dir, '..', 'warehouse.duckdb') : undefined),
+    dlqTable: LOADER_SETTINGS.dlqTable.read(env),
     pollIntervalMs: LOADER_SETTINGS.pollIntervalMs.read(env),
     listing: { fullListEveryMs: LOADER_SETTINGS.fullListIntervalMs.read(env), lookbackMs: 1000 * LOADER_SETTINGS.listLookbackSeconds.read(env) },
     metricsPort: LOADER_SETTINGS.metricsPort.read(env),

@@ -2,7 +2,8 @@
 // polling loader and /metrics.
 import { join } from 'node:path';
 import { sleep } from '../lib/backoff.js';
-import { createS3Client } from '../lib/aws.js';
+import { createDynamoClient, createS3Client } from '../lib/aws.js';
+import { DynamoDeadLetterStore } from '../lib/dlq.js';
 import type { Logger } from '../lib/logger.js';
 import { createRegistry, serveMetrics } from '../lib/metrics.js';
 import { FsObjectStore, type ObjectStore, S3ObjectStore } from '../lib/object-store.js';
@@ -10,7 +11,9 @@ import type { LoaderConfig } from './config.js';
 import { startApiServer } from '../lib/http-api.js';
 import { createVerifier } from '../lib/jwt.js';
 import { createAnalyticsHandler } from './api.js';
+import { validateEvent } from '../schemas/validate.js';
 import { Loader } from './loader.js';
+import { type Quarantined, quarantineLetter, screenObject } from './quarantine.js';
 import { prometheusLoaderMetrics } from './metrics.js';
 import { applyRetention } from './retention.js';
 import { runDataQuality } from './warehouse/dq.js';
@@ -53,7 +56,15 @@ export async function startLoader(config: LoaderConfig, logger: Logger): Promise
     const result = await applyRetention(store, config.archive.prefix, warehouse, config.retention, new Date());
     if (result.objectsDeleted || result.rawEventsDropped) logger.info(result, 'retention applied');
   };
-  const loader = new Loader(store, config.archive.prefix, warehouse, logger, { metrics, ...config.listing });
+  const dynamo = createDynamoClient(config.aws);
+  const deadLetters = new DynamoDeadLetterStore(dynamo, config.dlqTable);
+  const quarantine = {
+    screen: (key: string, body: Uint8Array) => screenObject(key, body, validateEvent),
+    put: async (parts: readonly Quarantined[]) => {
+      for (const q of parts) await deadLetters.put(quarantineLetter(q));
+    },
+  };
+  const loader = new Loader(store, config.archive.prefix, warehouse, logger, { metrics, ...config.listing, quarantine });
   // Ready while the last load pass succeeded (archive and warehouse reachable); wedged when no
   // pass ended for ten minutes beyond the poll interval (a large backlog is one long pass).
   let lastPass = { endedAt: Date.now(), ok: false };
@@ -96,6 +107,7 @@ export async function startLoader(config: LoaderConfig, logger: Logger): Promise
       }
       await new Promise<void>((resolve) => metricsServer.server.close(() => resolve()));
       await warehouse.close();
+      dynamo.destroy();
     },
   };
 }

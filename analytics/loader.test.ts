@@ -67,7 +67,7 @@ class MemoryStore implements ObjectStore {
 
 const recordingMetrics = () => {
   const listed: { kind: string; keys: number; pending: number }[] = [];
-  const metrics: LoaderMetrics = { loaded() {}, failed() {}, listed: (kind, keys, pending) => void listed.push({ kind, keys, pending }) };
+  const metrics: LoaderMetrics = { loaded() {}, failed() {}, listed: (kind, keys, pending) => void listed.push({ kind, keys, pending }), quarantined() {} };
   return { listed, metrics };
 };
 

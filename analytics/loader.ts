@@ -11,8 +11,9 @@
 // covers objects delivered out of key order; the full listing catches anything later still.
 import type { Logger } from '../lib/logger.js';
 import type { ObjectStore } from '../lib/object-store.js';
+import type { Quarantined, ScreenedObject } from './quarantine.js';
 import { firehoseKeyTime } from './retention.js';
-import type { Warehouse } from './warehouse/duckdb.js';
+import type { ArchiveObject, Warehouse } from './warehouse/duckdb.js';
 
 export interface LoaderMetrics {
   /** A batch loaded: its objects, their events, the new ones (the rest were duplicates dropped), its time, its newest commit time (ms). */
@@ -23,6 +24,8 @@ export interface LoaderMetrics {
    * loaded yet and when the oldest of them was delivered (ms; undefined when none).
    */
   listed(kind: 'full' | 'incremental', keys: number, pending: number, oldestPendingDeliveredMs: number | undefined): void;
+  /** A part of an object (a line, or the whole object) quarantined instead of loaded. */
+  quarantined(reason: Quarantined['reason']): void;
 }
 
 /** What a pass has loaded so far (objects, the events they held, their bytes). */
@@ -32,7 +35,7 @@ export interface LoadProgress {
   bytes: number;
 }
 
-export const noopLoaderMetrics: LoaderMetrics = { loaded() {}, failed() {}, listed() {} };
+export const noopLoaderMetrics: LoaderMetrics = { loaded() {}, failed() {}, listed() {}, quarantined() {} };
 
 export interface LoaderOptions {
   metrics?: LoaderMetrics;
@@ -41,6 +44,12 @@ export interface LoaderOptions {
   /** Incremental listings start this long before the newest loaded key's time. */
   lookbackMs?: number;
   now?: () => number;
+  /**
+   * Each object screened before it is loaded (quarantine.ts): its bad parts stored (`put`, before
+   * the load commits: a crash in between stores them again, once) and the rest loaded.
+   * Absent: objects are loaded as they are.
+   */
+  quarantine?: { screen(key: string, body: Uint8Array): ScreenedObject; put(parts: readonly Quarantined[]): Promise<void> };
 }
 
 export const LISTING_DEFAULTS = { fullListEveryMs: 600_000, lookbackMs: 900_000 } as const;
@@ -54,6 +63,7 @@ export class Loader {
   private readonly fullListEveryMs: number;
   private readonly lookbackMs: number;
   private readonly now: () => number;
+  private readonly quarantine: LoaderOptions['quarantine'];
 
   constructor(
     private readonly store: ObjectStore,
@@ -66,6 +76,7 @@ export class Loader {
     this.fullListEveryMs = options.fullListEveryMs ?? LISTING_DEFAULTS.fullListEveryMs;
     this.lookbackMs = options.lookbackMs ?? LISTING_DEFAULTS.lookbackMs;
     this.now = options.now ?? Date.now;
+    this.quarantine = options.quarantine;
   }
 
   /** Loads every archive object not yet in the load log, in key order, in batches; resolves to how many it loaded. */
@@ -85,7 +96,8 @@ export class Loader {
       const batch = pending.slice(i, end);
       i = end;
       const started = performance.now();
-      const objects = await Promise.all(batch.map(async (o) => ({ key: o.key, body: await this.store.get(o.key) })));
+      const fetched = await Promise.all(batch.map(async (o) => ({ key: o.key, body: await this.store.get(o.key) })));
+      const objects = this.quarantine ? await this.screen(fetched, this.quarantine) : fetched;
       const loaded = await this.warehouse.loadObjects(objects);
       for (const o of batch) this.remember(o.key);
       const events = [...loaded.values()].reduce((a, r) => a + r.events, 0);
@@ -100,6 +112,18 @@ export class Loader {
       onBatch?.({ ...done });
     }
     return n;
+  }
+
+  /** The objects' loadable parts, their bad parts stored first. */
+  private async screen(objects: readonly ArchiveObject[], quarantine: NonNullable<LoaderOptions['quarantine']>): Promise<ArchiveObject[]> {
+    const screened = objects.map((o) => quarantine.screen(o.key, o.body));
+    const bad = screened.flatMap((o) => o.quarantined);
+    if (bad.length > 0) {
+      await quarantine.put(bad);
+      for (const q of bad) this.metrics.quarantined(q.reason);
+      this.logger.warn({ parts: bad.map((q) => ({ objectKey: q.objectKey, line: q.line, reason: q.reason, message: q.message })) }, 'archive object parts quarantined');
+    }
+    return screened.map((o) => ({ key: o.key, body: o.body }));
   }
 
   private async listPending() {

@@ -48,6 +48,7 @@ export const LOADER_METRICS = {
   listings: 'taskflow_loader_archive_listings_total',
   listedKeys: 'taskflow_loader_archive_listed_keys_total',
   pending: 'taskflow_loader_archive_objects_pending',
+  quarantined: 'taskflow_loader_quarantined_total',
   oldestPending: 'taskflow_loader_archive_oldest_pending_seconds',
   freshness: 'taskflow_warehouse_freshness_seconds',
   dqFailingRows: 'taskflow_dq_failing_rows',
@@ -74,6 +75,7 @@ export function prometheusLoaderMetrics(registry: Registry, now: () => number = 
   const listings = new Counter({ name: LOADER_METRICS.listings, help: 'Archive listings, full or from the lookback (S3: one LIST request per 1,000 keys listed)', labelNames: ['kind'], registers: [registry] });
   const listedKeys = new Counter({ name: LOADER_METRICS.listedKeys, help: 'Keys the archive listings returned', labelNames: ['kind'], registers: [registry] });
   const pending = new Gauge({ name: LOADER_METRICS.pending, help: 'Archive objects not loaded yet at the last listing', registers: [registry] });
+  const quarantined = new Counter({ name: LOADER_METRICS.quarantined, help: 'Archive object parts (lines, or whole objects that are not GZIP) quarantined in the dead-letter store instead of loaded, by reason', labelNames: ['reason'], registers: [registry] });
   let newest: number | undefined;
   let oldestPending: number | undefined;
   new Gauge({
@@ -114,6 +116,7 @@ export function prometheusLoaderMetrics(registry: Registry, now: () => number = 
         pending.set(notLoaded);
         oldestPending = oldestDeliveredMs;
       },
+      quarantined: (reason) => quarantined.inc({ reason }),
     },
     newestAtStart: advance,
     dataQuality(results) {

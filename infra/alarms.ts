@@ -230,6 +230,13 @@ export function alarms(opts: { streamName: string; authorizerFunctionName: strin
       cloudwatch: { namespace: SERVICE_NAMESPACE, metricName: 'taskflow_archiver_dlq_total', statistic: 'Sum', threshold: 0, periodSeconds: 300, evaluationPeriods: 1 },
     },
     {
+      id: 'TaskflowLoaderQuarantined',
+      runbook: 'analytics-dead-letters.md',
+      summary: 'The analytics loader is quarantining raw archive lines or objects it cannot load',
+      prometheus: { expr: 'sum(rate(taskflow_loader_quarantined_total[5m])) > 0', forMinutes: 0 },
+      cloudwatch: { namespace: SERVICE_NAMESPACE, metricName: 'taskflow_loader_quarantined_total', statistic: 'Sum', threshold: 0, periodSeconds: 300, evaluationPeriods: 1 },
+    },
+    {
       id: 'TaskflowDataQualityFailing',
       runbook: 'analytics-data-quality.md',
       summary: 'A warehouse data-quality check found failing rows at its last run',

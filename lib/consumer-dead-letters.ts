@@ -81,8 +81,13 @@ export interface RedriveOptions {
   validate: EventCheck;
   reason?: string;
   id?: string;
-  /** Applies the events that are valid now, in commit order, as the stream would have had them. */
-  apply(events: StreamEvent[]): Promise<void>;
+  /** Only the dead letters this picks (a source whose letters are not all single events). */
+  only?: (letter: DeadLetter) => boolean;
+  /**
+   * Applies the events that are valid now, in commit order, as the stream would have had them;
+   * may answer the ones its destination refused (their letters stay, with its message).
+   */
+  apply(events: StreamEvent[]): Promise<void | ReadonlyArray<{ id: string; message: string }>>;
 }
 
 export interface RedriveResult {
@@ -93,19 +98,25 @@ export interface RedriveResult {
 
 export async function redriveConsumerDeadLetters(opts: RedriveOptions): Promise<RedriveResult> {
   const candidates = opts.id ? [await opts.store.get(opts.id)].filter((d): d is DeadLetter => d !== undefined && d.redrivenAt === undefined) : await opts.store.list({ source: opts.source });
-  const chosen = candidates.filter((d) => d.source === opts.source && (opts.reason === undefined || d.reason === opts.reason));
+  const chosen = candidates.filter((d) => d.source === opts.source && (opts.reason === undefined || d.reason === opts.reason) && (opts.only?.(d) ?? true));
   const events: StreamEvent[] = [];
-  const redriven: DeadLetter[] = [];
+  const letterOf = new Map<StreamEvent, DeadLetter>();
   const refused: RedriveResult['refused'] = [];
   for (const d of chosen) {
     const decoded = decodeEvent(d.payload, opts.validate);
     if (decoded.ok) {
       events.push(decoded.event);
-      redriven.push(d);
+      letterOf.set(decoded.event, d);
     } else refused.push({ letter: d, message: `${decoded.reason}: ${decoded.message}` });
   }
   events.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  if (events.length > 0) await opts.apply(events);
+  const notApplied = new Map((events.length > 0 ? ((await opts.apply(events)) ?? []) : []).map((r) => [r.id, r.message]));
+  const redriven: DeadLetter[] = [];
+  for (const e of events) {
+    const message = notApplied.get(e.id);
+    if (message === undefined) redriven.push(letterOf.get(e)!);
+    else refused.push({ letter: letterOf.get(e)!, message });
+  }
   // Marked only once applied: a crash in between redrives them again, harmlessly.
   for (const d of redriven) await opts.store.markRedriven(d.id);
   return { redriven, refused };

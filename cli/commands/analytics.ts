@@ -3,11 +3,21 @@
 //   load      the loader service: raw archive -> warehouse (raw_events, curated tables), long-running
 //   dq        run the data-quality checks once and print them (exit 1 when one fails)
 //   rebuild   re-create the curated tables from the raw archive;  sql  query the local warehouse
+//   dlq       the archiver's dead letters and the loader's quarantine: list, redrive (redrive.ts)
 import { parseArgs } from 'node:util';
-import { ARCHIVER_SETTING_LIST, LOADER_SETTING_LIST, loadArchiverConfig, loadLoaderConfig } from '../../analytics/config.js';
+import { ARCHIVER_SETTING_LIST, LOADER_SETTING_LIST, LOADER_SETTINGS, loadArchiverConfig, loadLoaderConfig } from '../../analytics/config.js';
 import { DQ_CHECKS, runDataQuality } from '../../analytics/warehouse/dq.js';
 import { DuckDbWarehouse } from '../../analytics/warehouse/duckdb.js';
+import { createDynamoClient, createFirehoseClient, loadAwsConfig } from '../../lib/aws.js';
 import { settingsHelp } from '../../lib/config.js';
+import type { RedriveResult } from '../../lib/consumer-dead-letters.js';
+import { type DeadLetter, DynamoDeadLetterStore, printable } from '../../lib/dlq.js';
+import { validateEvent } from '../../schemas/validate.js';
+import { DLQ_SOURCE as ARCHIVER_DLQ_SOURCE } from '../../analytics/archiver.js';
+import { FirehoseDeliveryStream } from '../../analytics/firehose.js';
+import { LOADER_DLQ_SOURCE } from '../../analytics/quarantine.js';
+import { redriveArchiverDeadLetters, redriveLoaderDeadLetters } from '../../analytics/redrive.js';
+import { operatorEnvironment } from '../operator-env.js';
 import { TaskflowError } from '../../lib/errors.js';
 import { archiveStore, startLoader } from '../../analytics/loader-service.js';
 import { formatProgress, rebuild } from '../../analytics/rebuild.js';
@@ -25,6 +35,15 @@ const usage = `usage:
                                 re-create the curated tables from the raw archive (objects from that day on), with progress
   taskflow analytics sql "QUERY" [--json]
                                 query the local warehouse (the loader must be stopped: one process per DuckDB file)
+  taskflow analytics dlq list [--source archiver|loader] [--reason R] [--all]
+                                the archiver's dead letters and the loader's quarantined archive lines and objects
+                                (--all: also those already redriven)
+  taskflow analytics dlq redrive --source archiver|loader [--reason R] [--id ID]
+                                archiver: put its dead letters that are valid now to the Firehose delivery stream;
+                                loader: write its quarantined lines that are valid now as a new archive object, and copy
+                                each quarantined object (once replaced by a good copy) under a new key; the running loader
+                                loads them, each event once. Exit 1 when some are still refused (left in place, with why)
+  dlq finds DynamoDB, Firehose and the archive through the environment or, when unset, the running local stack.
 Settings of archive (environment; see analytics/README.md):
 ${settingsHelp(ARCHIVER_SETTING_LIST)}
 Settings of load and dq:
@@ -95,6 +114,60 @@ async function runDq(argv: string[]): Promise<number> {
   }
 }
 
+const DLQ_SOURCES = { archiver: ARCHIVER_DLQ_SOURCE, loader: LOADER_DLQ_SOURCE } as const;
+
+function letterLine(d: DeadLetter): string {
+  const origin = Object.entries(d.origin).map(([k, v]) => `${k}=${v}`).join(' ');
+  return printable(`${d.id}  ${d.source}  ${d.reason}  ${d.payload.length} B  ${origin}${d.redrivenAt ? `  redriven ${d.redrivenAt}` : ''}\n    ${d.message}`);
+}
+
+async function runDlq(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { source: { type: 'string' }, reason: { type: 'string' }, id: { type: 'string' }, all: { type: 'boolean', default: false } },
+    allowPositionals: true,
+  });
+  const sub = positionals[0];
+  const source = values.source === undefined ? undefined : DLQ_SOURCES[values.source as keyof typeof DLQ_SOURCES];
+  if ((sub !== 'list' && sub !== 'redrive') || (values.source !== undefined && !source) || (sub === 'redrive' && !source)) {
+    console.error(usage);
+    return 2;
+  }
+  const env = operatorEnvironment({ configuredBy: ['S3_DIR', 'S3_ENDPOINT', 'FIREHOSE_ENDPOINT'] });
+  const dynamo = createDynamoClient(loadAwsConfig(env));
+  const store = new DynamoDeadLetterStore(dynamo, LOADER_SETTINGS.dlqTable.read(env));
+  try {
+    if (sub === 'list') {
+      const entries = (await store.list({ includeRedriven: values.all }))
+        .filter((d) => (source ? d.source === source : Object.values(DLQ_SOURCES).includes(d.source as (typeof DLQ_SOURCES)[keyof typeof DLQ_SOURCES])))
+        .filter((d) => !values.reason || d.reason === values.reason);
+      for (const d of entries) console.log(letterLine(d));
+      console.log(`${entries.length} dead letter(s)`);
+      return 0;
+    }
+    const filter = { store, validate: validateEvent, ...(values.reason ? { reason: values.reason } : {}), ...(values.id ? { id: values.id } : {}) };
+    let result: RedriveResult;
+    if (source === ARCHIVER_DLQ_SOURCE) {
+      const config = loadArchiverConfig(env);
+      const firehose = createFirehoseClient(config.aws);
+      try {
+        result = await redriveArchiverDeadLetters({ ...filter, stream: new FirehoseDeliveryStream(firehose, config.deliveryStreamName), backoff: config.backoff });
+      } finally {
+        firehose.destroy();
+      }
+    } else {
+      const config = loadLoaderConfig(env);
+      result = await redriveLoaderDeadLetters({ ...filter, archive: archiveStore(config), prefix: config.archive.prefix });
+    }
+    for (const d of result.redriven) console.log(`redriven ${d.id} (${d.reason})`);
+    for (const r of result.refused) console.error(printable(`refused ${r.letter.id}: ${r.message}`));
+    console.log(`${result.redriven.length} dead letter(s) redriven${result.refused.length ? `, ${result.refused.length} refused (fix the cause first)` : ''}`);
+    return result.refused.length > 0 ? 1 : 0;
+  } finally {
+    dynamo.destroy();
+  }
+}
+
 /** Starts a long-running service and keeps it until SIGINT/SIGTERM. */
 async function runService(name: string, start: () => Promise<{ stop(): Promise<void> }>, logger: ReturnType<typeof createLogger>): Promise<never> {
   const service = await start();
@@ -102,8 +175,8 @@ async function runService(name: string, start: () => Promise<{ stop(): Promise<v
 }
 
 export const command: Command = {
-  summary: 'analytics path: `analytics archive` (stream -> Firehose raw archive), `analytics load` (archive -> warehouse), `analytics dq` (data-quality checks)',
-  subcommands: ['archive', 'load', 'dq', 'rebuild', 'sql'],
+  summary: 'analytics path: `analytics archive` (stream -> Firehose raw archive), `analytics load` (archive -> warehouse), `analytics dq` (data-quality checks), `analytics dlq list|redrive`',
+  subcommands: ['archive', 'load', 'dq', 'rebuild', 'sql', 'dlq'],
   async run(argv) {
     const { positionals, values } = parseArgs({ args: argv, options: { help: { type: 'boolean' } }, allowPositionals: true, strict: false });
     if (values.help) {
@@ -127,6 +200,8 @@ export const command: Command = {
         return runRebuild(argv.slice(argv.indexOf('rebuild') + 1));
       case 'sql':
         return runSql(argv.slice(argv.indexOf('sql') + 1));
+      case 'dlq':
+        return runDlq(argv.slice(argv.indexOf('dlq') + 1));
       default:
         console.error(usage);
         return 2;

@@ -24,8 +24,8 @@ export function acknowledgeFindings(s: PipelineApp['stacks'], settings: Pipeline
     accept(router, [iot('client/*')], 'revocation: iot:DeleteConnection on any browser client whose membership was removed');
   }
   const roles = s.services.roles;
-  // Every workload role but the loader's (Decrypt only) gets CDK's table-key grant.
-  for (const [name, role] of Object.entries(roles)) if (name !== 'analytics-loader') accept(role, KMS_GRANT, KMS_REASON);
+  // Every workload role gets CDK's table-key grant (the loader's: the dead-letter table's).
+  for (const role of Object.values(roles)) accept(role, KMS_GRANT, KMS_REASON);
   const notifications = roles.notifications;
   if (notifications) accept(notifications, [iot('topic/taskflow/v1/ws/*/users/*')], "notifications publish to users' topics (taskflow/v1/ws/{workspace}/users/{user}) only; browsers never get this role");
   const loader = roles['analytics-loader'];

@@ -140,6 +140,8 @@ export class ServicesStack extends Stack {
       loader.addToPolicy(new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [archive.bucketArn] }));
       loader.addToPolicy(new iam.PolicyStatement({ actions: ['s3:GetObject', 's3:DeleteObject'], resources: [archive.arnForObjects(`${RAW_PREFIX}*`)] }));
       dataKey.grant(loader, 'kms:Decrypt');
+      // analytics/quarantine.ts: archive lines and objects it cannot load go to the dead-letter table.
+      grantTable(loader, table('dlq'), DLQ_WRITER);
     }
     const gdpr = this.roles.gdpr;
     if (gdpr) {
