@@ -158,6 +158,10 @@ describe('services stack and manifests', () => {
     for (const name of ['capture', 'router', 'search', 'notifications', 'gdpr']) expect({ name, key: envOf(name).SUBJECT_KEYS_KMS_KEY_ID }).toEqual({ name, key: 'alias/taskflow' });
     for (const name of ['router', 'search', 'notifications', 'analytics-loader']) expect({ name, jwks: envOf(name).JWT_JWKS_URL }).toEqual({ name, jwks: built.settings.jwt.jwksUrl });
     expect(envOf('analytics-loader').ARCHIVE_BUCKET).toBe(built.settings.rawArchiveBucket);
+    // The lease name the reader's role is confined to (dynamodb:LeadingKeys) is the one its manifest sets.
+    const readers = list.filter((w) => w.leases);
+    expect(readers.map((w) => w.name).sort()).toEqual(['analytics-archiver', 'audit', 'notifications', 'router', 'search']);
+    for (const w of readers) expect(JSON.stringify(manifests(w, { namespace: 'taskflow', image: 'img', roleArn: 'r', region: 'us-east-1' }))).toContain(`{"name":"${w.leases!.setting}","value":"${w.leases!.name}"}`);
     tpl('analytics').hasResourceProperties('AWS::S3::Bucket', { BucketName: built.settings.rawArchiveBucket });
     expect(envOf('analytics-archiver').FIREHOSE_DELIVERY_STREAM).toBe('taskflow-raw-archive');
     for (const name of ['audit', 'analytics-loader']) {

@@ -5,9 +5,10 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as kinesis from 'aws-cdk-lib/aws-kinesis';
 
-/** These DynamoDB actions on one table, and on its encryption key what they need (CDK's sets: reads decrypt, writes also encrypt). */
-export function grantTable(grantee: iam.IGrantable, table: dynamodb.ITableV2, actions: readonly string[]): void {
-  iam.Grant.addToPrincipal({ grantee, actions: actions.map((a) => `dynamodb:${a}`), resourceArns: [table.tableArn] });
+/** These DynamoDB actions on one table (only on items whose partition key is one of `leadingKeys`, when given), and on its encryption key what they need (CDK's sets: reads decrypt, writes also encrypt). */
+export function grantTable(grantee: iam.IGrantable, table: dynamodb.ITableV2, actions: readonly string[], leadingKeys?: readonly string[]): void {
+  const conditions = leadingKeys ? { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': [...leadingKeys] } } : undefined;
+  grantee.grantPrincipal.addToPrincipalPolicy(new iam.PolicyStatement({ actions: actions.map((a) => `dynamodb:${a}`), resources: [table.tableArn], ...(conditions ? { conditions } : {}) }));
   const writes = actions.some((a) => /Put|Write|Update|Delete/.test(a));
   table.encryptionKey?.grant(grantee, 'kms:Decrypt', 'kms:DescribeKey', ...(writes ? ['kms:Encrypt', 'kms:ReEncrypt*', 'kms:GenerateDataKey*'] : []));
 }

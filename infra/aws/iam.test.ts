@@ -86,7 +86,10 @@ function synthesizedGrants(): Map<string, Map<string, Set<string>>> {
     for (const s of doc.Statement) {
       expect(s.Effect).toBe('Allow');
       expect(s.NotAction ?? s.NotResource).toBeUndefined();
-      for (const r of asList(s.Resource)) add(role, render(stackName, r), asList(s.Action as string | string[]));
+      // A condition narrows the resource: `table:taskflow-leases if dynamodb:LeadingKeys=router`.
+      const conditions = Object.values((s.Condition ?? {}) as Record<string, Record<string, string | string[]>>).flatMap((byKey) => Object.entries(byKey).map(([key, values]) => `${key}=${asList(values).join('|')}`));
+      const suffix = conditions.length ? ` if ${conditions.sort().join(' and ')}` : '';
+      for (const r of asList(s.Resource)) add(role, `${render(stackName, r)}${suffix}`, asList(s.Action as string | string[]));
     }
   };
   for (const [stackName, res] of resources) {

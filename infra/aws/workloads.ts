@@ -7,6 +7,12 @@
 // volume. `taskflow infra synth` writes them beside the CloudFormation templates; the IRSA roles
 // they name are in the services stack. The names are the services `taskflow dev` runs (minus
 // the development-only board): infra/aws/iam.test.ts fails when one has no workload and role.
+import { ARCHIVER_SETTINGS } from '../../analytics/config.js';
+import { AUDIT_SETTINGS } from '../../audit/config.js';
+import type { Setting } from '../../lib/config.js';
+import { NOTIFICATION_SETTINGS } from '../../notifications/config.js';
+import { ROUTER_SETTINGS } from '../../router/config.js';
+import { SEARCH_SETTINGS } from '../../search/config.js';
 import type { Settings } from './settings.js';
 import { RAW_DELIVERY_STREAM, RAW_PREFIX } from './stacks/analytics.js';
 
@@ -26,6 +32,14 @@ export interface Workload {
   instanceIdEnv?: string;
   /** A persistent volume of this size mounted at /data (StatefulSets only). */
   volumeGi?: number;
+  /** A stream reader's lease name (its consumer-name setting, set in the manifest): its role may touch only these leases. */
+  leases?: { setting: string; name: string };
+}
+
+/** The lease name a reader uses by default, from its own setting; the manifest sets it so the IAM condition and the process agree. */
+function leasesOf(setting: Setting<string>): NonNullable<Workload['leases']> {
+  if (!setting.default) throw new Error(`${setting.name} has no default`);
+  return { setting: setting.name, name: setting.default };
 }
 
 export const METRICS_PORT = 9400;
@@ -52,6 +66,7 @@ export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawAr
     },
     {
       name: 'router',
+      leases: leasesOf(ROUTER_SETTINGS.consumerName),
       kind: 'StatefulSet',
       args: ['router'],
       replicas: { min: 3, max: 24 },
@@ -63,6 +78,7 @@ export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawAr
     },
     {
       name: 'search',
+      leases: leasesOf(SEARCH_SETTINGS.consumerName),
       kind: 'Deployment',
       args: ['search'],
       replicas: { min: 2, max: 8 },
@@ -74,6 +90,7 @@ export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawAr
     },
     {
       name: 'notifications',
+      leases: leasesOf(NOTIFICATION_SETTINGS.consumerName),
       kind: 'Deployment',
       args: ['notifications'],
       replicas: { min: 2, max: 8 },
@@ -85,6 +102,7 @@ export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawAr
     {
       // One writer of the segment folder; AUDIT_KEY comes from the secret store.
       name: 'audit',
+      leases: leasesOf(AUDIT_SETTINGS.consumerName),
       kind: 'StatefulSet',
       args: ['audit'],
       replicas: { min: 1, max: 1 },
@@ -106,6 +124,7 @@ export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawAr
     },
     {
       name: 'analytics-archiver',
+      leases: leasesOf(ARCHIVER_SETTINGS.consumerName),
       kind: 'Deployment',
       args: ['analytics', 'archive'],
       replicas: { min: 2, max: 8 },
@@ -146,7 +165,7 @@ export function manifests(w: Workload, opts: { namespace: string; image: string;
     image: opts.image,
     args: w.args,
     env: [
-      ...Object.entries({ ...w.env, AWS_REGION: opts.region, METRICS_PORT: String(METRICS_PORT), METRICS_HOST: '0.0.0.0' }).map(([name, value]) => ({ name, value })),
+      ...Object.entries({ ...w.env, ...(w.leases ? { [w.leases.setting]: w.leases.name } : {}), AWS_REGION: opts.region, METRICS_PORT: String(METRICS_PORT), METRICS_HOST: '0.0.0.0' }).map(([name, value]) => ({ name, value })),
       // A restarted pod keeps its name, so it takes its own leases (or slot) back at once.
       ...(w.instanceIdEnv ? [{ name: w.instanceIdEnv, valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }] : []),
     ],

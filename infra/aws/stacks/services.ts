@@ -81,17 +81,22 @@ export class ServicesStack extends Stack {
     }
     // A reader of the change stream (lib/kinesis-consumer): the stream, its enhanced fan-out
     // consumer when the stream stack registers one for it, its leases and the dead-letter table.
-    const reader = (role: iam.Role, efoName: string) => {
+    // The lease table is shared by every reader, keyed by consumer name: a role may touch only its
+    // own reader's leases (dynamodb:LeadingKeys), so no reader can take over another's shards.
+    const leaseNames = new Map(workloads.flatMap((w) => (w.leases ? [[w.name, w.leases.name] as const] : [])));
+    const reader = (role: iam.Role, workload: string, efoName: string) => {
+      const leaseName = leaseNames.get(workload);
+      if (!leaseName) throw new Error(`workload ${workload} reads the stream but declares no lease name`);
       grantStream(role, deps.changes, STREAM_READER);
       const efo = deps.consumers[efoName];
       if (efo) role.addToPolicy(new iam.PolicyStatement({ actions: ['kinesis:SubscribeToShard', 'kinesis:DescribeStreamConsumer'], resources: [efo.attrConsumerArn] }));
-      grantTable(role, table('leases'), LEASES);
+      grantTable(role, table('leases'), LEASES, [leaseName]);
       grantTable(role, table('dlq'), DLQ_WRITER);
     };
     const iot = (resource: string) => `arn:${this.partition}:iot:${this.region}:${this.account}:${resource}`;
     const router = this.roles.router;
     if (router) {
-      reader(router, 'router');
+      reader(router, 'router', 'router');
       grantStream(router, deps.presence, STREAM_READER);
       grantTable(router, table('changelog'), ['Query', 'GetItem', 'PutItem']);
       grantTable(router, table('memberships'), MEMBERSHIPS);
@@ -107,13 +112,13 @@ export class ServicesStack extends Stack {
     }
     const search = this.roles.search;
     if (search) {
-      reader(search, 'search');
+      reader(search, 'search', 'search');
       // Decrypts before indexing (lib/field-crypto readerKeyStore): subject keys read, Decrypt with the table's key.
       grantTable(search, table(SUBJECT_KEYS_TABLE_KEY), ['GetItem']);
     }
     const notifications = this.roles.notifications;
     if (notifications) {
-      reader(notifications, 'notifications');
+      reader(notifications, 'notifications', 'notifications');
       grantTable(notifications, table(SUBJECT_KEYS_TABLE_KEY), ['GetItem']);
       // notifications/inbox.ts: conditional PutItem per notification, Query (list; the sparse unread index for counts), UpdateItem (mark read).
       const inbox = table('notifications');
@@ -125,10 +130,10 @@ export class ServicesStack extends Stack {
       notifications.addToPolicy(new iam.PolicyStatement({ actions: ['iot:Publish'], resources: [iot('topic/taskflow/v1/ws/*/users/*')] }));
     }
     const audit = this.roles.audit;
-    if (audit) reader(audit, 'audit');
+    if (audit) reader(audit, 'audit', 'audit');
     const archiver = this.roles['analytics-archiver'];
     if (archiver) {
-      reader(archiver, 'archiver');
+      reader(archiver, 'analytics-archiver', 'archiver');
       archiver.addToPolicy(new iam.PolicyStatement({ actions: ['firehose:PutRecordBatch'], resources: [deps.rawDelivery.attrArn] }));
     }
     const loader = this.roles['analytics-loader'];
