@@ -21,7 +21,7 @@ function importRules(files, patterns, ignores = TESTS) {
 }
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '**/dist/', '.taskflow/', 'coverage/', 'schemas/generated/', 'test/bench/results/'] },
+  { ignores: ['node_modules/', '**/dist/', 'clients/web-sdk/test/fixtures/released/', '.taskflow/', 'coverage/', 'schemas/generated/', 'test/bench/results/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -28,7 +28,7 @@ function deepFreeze<T>(value: T): T {
 }
 
 describe('task v1 → v2', () => {
-  it('turns every v1 task event into a valid v2 event: due_date → due_at at 00:00 UTC, labels [] on full rows, the rest unchanged', () => {
+  it('turns every v1 task event into a valid v2 event: due_at = due_date at 00:00 UTC beside it, labels [] on full rows, the rest unchanged', () => {
     fc.assert(
       fc.property(arbitraryEvent({ kinds: KINDS('task'), schemaVersion: 1 }), (v1) => {
         expect(v1.dataschema).toBe('taskflow://schemas/task/v1');
@@ -46,13 +46,13 @@ describe('task v1 → v2', () => {
             expect(b).toBeNull();
             continue;
           }
-          const { due_date: dueDate, ...rest } = a;
-          const expected: Record<string, unknown> = { ...rest };
-          if ('due_date' in a) expected.due_at = dueDate === null ? null : `${String(dueDate)}T00:00:00Z`;
+          // due_date is kept: what an event of the deprecation window carries (both columns).
+          const expected: Record<string, unknown> = { ...a };
+          if ('due_date' in a) expected.due_at = a.due_date === null ? null : `${String(a.due_date)}T00:00:00Z`;
           if (image === 'after') expected.labels = [];
           expect(b).toEqual(expected);
         }
-        const renamed = (cs?: string[]) => cs?.map((c) => (c === 'due_date' ? 'due_at' : c));
+        const renamed = (cs?: string[]) => (cs?.includes('due_date') ? [...cs, 'due_at'] : cs);
         expect(to.changed).toEqual(renamed(from.changed));
         expect(to.omitted).toEqual(renamed(from.omitted));
         // What the stream says besides the rows stays as it was.

@@ -29,9 +29,16 @@ export function dueAtOfDueDate(dueDate: unknown): string | null {
   return `${dueDate}T00:00:00Z`;
 }
 
-/** An upcaster that maps each row image and renames columns in `changed`/`omitted`. */
-function rowUpcaster(schema: string, fromVersion: number, mapRow: RowMapper, renames: Readonly<Record<string, string>>): Upcaster {
-  const rename = (columns: unknown) => (Array.isArray(columns) ? columns.map((c) => (typeof c === 'string' ? (renames[c] ?? c) : c)) : columns);
+/**
+ * An upcaster that maps each row image and, in `changed`/`omitted`, adds for each listed column
+ * the new columns it became (appended: new columns come last in the table's column order).
+ */
+function rowUpcaster(schema: string, fromVersion: number, mapRow: RowMapper, becomes: Readonly<Record<string, string>>): Upcaster {
+  const columns = (list: unknown) => {
+    if (!Array.isArray(list)) return list;
+    const added = list.flatMap((c) => (typeof c === 'string' && becomes[c] !== undefined && !list.includes(becomes[c]) ? [becomes[c]] : []));
+    return [...list, ...added];
+  };
   return {
     schema,
     fromVersion,
@@ -39,8 +46,8 @@ function rowUpcaster(schema: string, fromVersion: number, mapRow: RowMapper, ren
       const data = event.data as Row;
       const image = (row: unknown, which: 'before' | 'after') => (row !== null && typeof row === 'object' ? mapRow(row as Row, which) : row);
       const next: Row = { ...data, before: image(data.before, 'before'), after: image(data.after, 'after') };
-      if ('changed' in data) next.changed = rename(data.changed);
-      if ('omitted' in data) next.omitted = rename(data.omitted);
+      if ('changed' in data) next.changed = columns(data.changed);
+      if ('omitted' in data) next.omitted = columns(data.omitted);
       return { ...event, data: next };
     },
   };
@@ -49,16 +56,20 @@ function rowUpcaster(schema: string, fromVersion: number, mapRow: RowMapper, ren
 /**
  * task v1 → v2: `due_date` becomes `due_at` (renamed and retyped); `labels` did not exist, so a
  * full row (`after` of a create, update or snapshot) has none: [] (the column's default, which
- * every row had when it appeared). A `before` is the replica identity only and stays as it is.
- * An `after` that left a TOASTed column out keeps it out: v1 only omits description or title.
+ * every row had when it appeared). `due_date` stays beside `due_at`, as it does on the events
+ * capture writes through the deprecation window (0006 → 0007): a v1 event upcast is the event
+ * the window would have carried, so a reader that still reads `due_date` — a web SDK release
+ * before v2 behind an upgraded router, a service pinned to v1 — keeps its due dates for the v1
+ * history too (schemas/CONTRACTS.md, rule 3). A `before` is the replica identity only and
+ * stays as it is. An `after` that left a TOASTed column out keeps it out: v1 only omits
+ * description or title.
  */
 const taskV1: Upcaster = rowUpcaster(
   'task',
   1,
   (row, image) => {
-    const { due_date: dueDate, ...rest } = row;
-    const next: Row = { ...rest };
-    if ('due_date' in row) next.due_at = dueAtOfDueDate(dueDate);
+    const next: Row = { ...row };
+    if ('due_date' in row) next.due_at = dueAtOfDueDate(row.due_date);
     if (image === 'after' && !('labels' in row)) next.labels = [];
     return next;
   },

@@ -5,6 +5,9 @@
 // the whole changelog after the fact must see the same changes (ids, seqs, envelopes) and fold
 // them into the same board state — v1 events read as their v2 upcast on both paths — which is
 // the project's tasks and comments as Postgres holds them (labels, due_at, edited_at).
+// Old clients: the web SDK as released before v2 (clients/web-sdk/test/fixtures/released, typed
+// by the v1 schemas), live and replaying, gets the same changes and sees what it understood
+// before — a due_date on every task change until the contract, v1 history included.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
@@ -17,7 +20,8 @@ import { signDevToken } from '../../lib/jwt.js';
 import { createLogger } from '../../lib/logger.js';
 import { loadConfig as loadRouterConfig } from '../../router/config.js';
 import { startRouter, type RunningRouter } from '../../router/service.js';
-import { createClient, type FullChange, type RealtimeClient } from '@taskflow/realtime';
+import { createClient, type FullChange } from '@taskflow/realtime';
+import * as released from '../../clients/web-sdk/test/fixtures/released/realtime-0.1.0/index.js';
 import { startTestCapture } from '../support/capture.js';
 import { type HistoryRecorder, startHistoryRecorder } from '../support/history.js';
 import { captureDatabaseUrl, createTestDatabaseUpTo, createTestStream, createTestTables, startTestBroker, testStackEnv, uniqueName } from '../support/stack.js';
@@ -36,7 +40,7 @@ let history: HistoryRecorder;
 let capture: RunningCapture;
 let router: RunningRouter;
 let token: string;
-const clients: RealtimeClient[] = [];
+const clients: { close(): void }[] = [];
 
 beforeAll(async () => {
   dbUrl = await createTestDatabaseUpTo('replay_versions', '0005');
@@ -104,6 +108,24 @@ function subscribe(): FullChange[] {
   return seen;
 }
 
+/** The same with the web SDK release before v2: its own client, its v1 types. */
+function subscribeReleased(): released.FullChange[] {
+  const seen: released.FullChange[] = [];
+  const client = released.createClient({ url: broker.wsUrl, token, replayUrl: router.replayUrl, backoff: { baseMs: 100, maxMs: 1000 } });
+  clients.push(client);
+  client.subscribeProject(WS, PROJECT, {
+    fromSeq: 1,
+    onChange: (c) => {
+      if (c.mode !== 'full') throw new Error(`a thin change (${c.id})`);
+      seen.push(c);
+    },
+    onResync: () => {
+      throw new Error('resync: the changelog reaches back to seq 1 in this test');
+    },
+  });
+  return seen;
+}
+
 type Row = Record<string, unknown>;
 
 /** The board's state from the changes: each row's latest image, merged over TOAST-omitted columns; deletes and truncates remove. */
@@ -127,6 +149,7 @@ const instant = (v: unknown): string | null => (v === null || v === undefined ? 
 describe('replay and live across a v1 → v2 schema change', () => {
   it('a client that replays the changelog ends where the live client did, and both where Postgres is', async () => {
     const live = subscribe();
+    const releasedLive = subscribeReleased();
     const truthOfProject = async () => (await history.collect()).filter((e) => e.projectId === PROJECT).map((e) => e.id);
     let truthLength = 0;
     const caughtUp = (seen: readonly FullChange[], what: string) =>
@@ -164,20 +187,28 @@ describe('replay and live across a v1 → v2 schema change', () => {
 
     // Backfill, contract (0007 and the later files), and v2-only writes.
     await backfillDueAt(dbUrl, { batchSize: 2 });
+    const dueDates = await db.query<{ id: string; due_date: string | null }>(`SELECT id, to_char(due_date, 'YYYY-MM-DD') AS due_date FROM tasks WHERE project_id = $1 ORDER BY id`, [PROJECT]);
     await migrate(dbUrl);
+    await caughtUp(live, 'the live client at the contract');
+    const beforeContract = live.length;
     await db.query(`INSERT INTO tasks (id, workspace_id, project_id, title, labels, due_at) VALUES ($1, $2, $3, 'after contract', '{}', NULL)`, [TASKS[5], WS, PROJECT]);
     await db.query(`UPDATE tasks SET due_at = '2027-02-01T09:00:00Z', labels = array_append(labels, 'late') WHERE id = $1`, [TASKS[1]]);
     await caughtUp(live, 'the live client after the v2 writes');
     await caughtUp(joiner, 'the client that joined half-way');
 
     const replayed = subscribe(); // after the fact: everything from the changelog
+    const releasedReplayed = subscribeReleased();
     await caughtUp(replayed, 'the client replaying the changelog');
+    await caughtUp(releasedLive, 'the released SDK, live');
+    await caughtUp(releasedReplayed, 'the released SDK, replaying');
 
     const truth = await truthOfProject();
     expect(live.map((c) => c.event.id)).toEqual(truth);
     expect(live.map((c) => c.seq)).toEqual(truth.map((_, i) => i + 1));
-    // Every v1-era change reached the clients upcast; every change is v2 on the wire.
-    expect(live.slice(0, v1Seen).every((c) => !('due_date' in ((c.event.data as { after?: Row | null }).after ?? {})))).toBe(true);
+    // Every v1-era change reached the clients upcast (due_at and labels beside due_date); every change is v2 on the wire.
+    const v1Tasks = live.slice(0, v1Seen).filter((c) => c.event.type.startsWith('taskflow.task.') && (c.event.data as { after?: Row | null }).after);
+    expect(v1Tasks.length).toBeGreaterThan(0);
+    for (const c of v1Tasks) expect(Object.keys((c.event.data as { after?: Row | null }).after ?? {})).toEqual(expect.arrayContaining(['due_date', 'due_at', 'labels']));
     expect(new Set(live.filter((c) => c.event.type.startsWith('taskflow.task.') || c.event.type.startsWith('taskflow.comment.')).map((c) => c.event.dataschema))).toEqual(
       new Set(['taskflow://schemas/task/v2', 'taskflow://schemas/comment/v2']),
     );
@@ -196,6 +227,30 @@ describe('replay and live across a v1 → v2 schema change', () => {
     // The v1 history upcast as the backfill converted it: due_date d is due_at d 00:00 UTC.
     expect(board.get(`tasks/${TASKS[0]}`)).toMatchObject({ labels: ['ops', 'needs review'] });
     expect(instant(board.get(`tasks/${TASKS[2]}`)?.due_at)).toBe('2027-01-15T00:00:00.000Z');
-    console.log(`replay ≡ live: ${truth.length} changes (${v1Seen} v1-era), 3 clients (live, joined half-way, replayed after) equal; board = Postgres`);
+
+    // The released SDK: the same changes, and through the deprecation window the due dates it
+    // understood (TaskRow.due_date of its v1 types), on the v1 history as on the window's events.
+    expect(releasedLive).toEqual(live);
+    expect(releasedReplayed).toEqual(live);
+    let dated = 0;
+    for (const [i, c] of releasedLive.entries()) {
+      if (!released.isTableChange(c.event, 'tasks') || !c.event.data.after) continue;
+      const after: Partial<released.TaskRow> = c.event.data.after;
+      if (i < beforeContract) {
+        expect({ seq: c.seq, has: 'due_date' in after }).toEqual({ seq: c.seq, has: true });
+        if (after.due_date) dated += 1;
+      } else expect(after).not.toHaveProperty('due_date'); // after the contract: no due date known (CONTRACTS.md rule 3)
+    }
+    // Folded with its own types up to the contract: the due dates and titles Postgres had then.
+    const releasedBoard = new Map<string, Partial<released.TaskRow>>();
+    for (const c of releasedLive.slice(0, beforeContract)) {
+      if (!released.isTableChange(c.event, 'tasks')) continue;
+      const id = String(c.event.data.key?.id);
+      if (c.event.data.op === 'd') releasedBoard.delete(id);
+      else releasedBoard.set(id, { ...releasedBoard.get(id), ...c.event.data.after });
+    }
+    expect([...releasedBoard].map(([id, r]) => ({ id, due_date: r.due_date })).sort((a, b) => a.id.localeCompare(b.id))).toEqual(dueDates.rows);
+    expect(dated).toBeGreaterThanOrEqual(4);
+    console.log(`replay ≡ live: ${truth.length} changes (${v1Seen} v1-era), 3 clients (live, joined half-way, replayed after) and 2 of the SDK released before v2 equal; board = Postgres; ${dated} due dates seen by the released SDK before the contract`);
   }, 120_000);
 });
