@@ -1,7 +1,7 @@
 // `taskflow gdpr` on the real engines (Postgres, dynalite, the audit store on disk): compliance
 // records a request for a user with data, a repeat is the same request, the processor process
 // drives it to complete, `verify` finds nothing, `proof` writes a signed proof kept in the audit
-// store, and the sinks implemented so far (source-db, router-changelog, search-index, …) hold none of the subject's data; a user with
+// store, and the sinks implemented so far (source-db, router-changelog, search-index, notifications-inbox, …) hold none of the subject's data; a user with
 // no data completes too, and an unknown user is an error that records nothing.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
@@ -13,6 +13,7 @@ import { command } from '../../cli/commands/gdpr.js';
 import type { ErasureRequest } from '../../gdpr/processor.js';
 import { type ErasureProof, verifyProofSignature } from '../../gdpr/proof.js';
 import { DynamoRequestStore } from '../../gdpr/request-store.js';
+import { DynamoInbox } from '../../notifications/inbox.js';
 import { DynamoChangelogStore } from '../../router/dynamo-changelog.js';
 import { sampleEvent } from '../../schemas/fixtures.js';
 import { validateEvent } from '../../schemas/validate.js';
@@ -33,7 +34,7 @@ const dynamo = dynamoClient();
 
 beforeAll(async () => {
   const url = await createTestDatabase('gdpr_cli');
-  const tables = await createTestTables('gdpr-cli', ['gdpr-requests', 'subject-keys', 'changelog']);
+  const tables = await createTestTables('gdpr-cli', ['gdpr-requests', 'subject-keys', 'changelog', 'notifications', 'notification-watchers', 'notification-memberships']);
   const dir = mkdtempSync(join(tmpdir(), 'gdpr-cli-'));
   env = {
     ...testStackEnv(),
@@ -42,6 +43,9 @@ beforeAll(async () => {
     DYNAMODB_TABLE_GDPR_REQUESTS: tables['gdpr-requests']!,
     DYNAMODB_TABLE_SUBJECT_KEYS: tables['subject-keys']!,
     DYNAMODB_TABLE_CHANGELOG: tables.changelog!,
+    DYNAMODB_TABLE_NOTIFICATIONS: tables.notifications!,
+    DYNAMODB_TABLE_NOTIFICATION_WATCHERS: tables['notification-watchers']!,
+    DYNAMODB_TABLE_NOTIFICATION_MEMBERSHIPS: tables['notification-memberships']!,
     SUBJECT_KEYS_LOCAL_KEK_FILE: join(dir, 'kek'),
     AUDIT_KEY,
     AUDIT_STORE_DIR: join(dir, 'audit'),
@@ -128,6 +132,9 @@ describe('taskflow gdpr on the real engines', () => {
     const search = new SqliteSearchIndex(env.SEARCH_DB_PATH!);
     await search.apply(indexBatchOf([streamEvent(sampleEvent('comment.created', { ...project, entityId: user.commentId, row: { author_id: user.id, body: user.comment } }))]));
     expect(await search.documents(project.workspaceId)).toHaveLength(1);
+    // Their inbox holds a notification.
+    const inbox = new DynamoInbox(dynamo, env.DYNAMODB_TABLE_NOTIFICATIONS!);
+    await inbox.add([{ id: theirs.id, userId: user.id, kind: 'assigned', workspaceId: project.workspaceId, projectId: project.projectId, taskId: user.task, time: theirs.time, text: 'T' }]);
     gdpr = await startServiceProcess('gdpr', env, ['gdpr processor started']);
     const done = await waitFor(async () => {
       const r = await store().get(recorded.requestId);
@@ -146,6 +153,8 @@ describe('taskflow gdpr on the real engines', () => {
     expect(done.sinks['search-index']).toMatchObject({ state: 'verified', found: 0, changed: 1 });
     expect(await search.documents(project.workspaceId)).toEqual([]);
     await search.close();
+    expect(done.sinks['notifications-inbox']).toMatchObject({ state: 'verified', found: 0, changed: 1 });
+    expect(await inbox.list(project.workspaceId, user.id, 'all', { limit: 10 })).toEqual({ notifications: [] });
     const metrics = await waitFor(async () => {
       const text = await (await fetch(String(gdpr!.entries['gdpr processor started']!.metrics))).text();
       return /^taskflow_gdpr_open_requests({[^}]*})? 0$/m.test(text) && text;
