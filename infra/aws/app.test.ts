@@ -13,6 +13,13 @@ import { loadScale } from './cost/load.js';
 import { authorizerBundle } from './stacks/realtime.js';
 import { roleName } from './stacks/services.js';
 import { manifests, workloads } from './workloads.js';
+import { loadArchiverConfig, loadLoaderConfig } from '../../analytics/config.js';
+import { loadConfig as loadAuditConfig } from '../../audit/config.js';
+import { loadConfig as loadCaptureConfig } from '../../capture/config.js';
+import { loadConfig as loadGdprConfig } from '../../gdpr/config.js';
+import { loadConfig as loadNotificationsConfig } from '../../notifications/config.js';
+import { loadConfig as loadRouterConfig } from '../../router/config.js';
+import { loadConfig as loadSearchConfig } from '../../search/config.js';
 
 let built: PipelineApp;
 const t: Record<string, Template> = {};
@@ -171,6 +178,38 @@ describe('services stack and manifests', () => {
       const set = items.find((d) => d.kind === 'StatefulSet');
       expect({ name, replicas: set?.spec?.replicas, claims: set?.spec?.volumeClaimTemplates?.length, hpa: items.some((d) => d.kind === 'HorizontalPodAutoscaler') }).toEqual({ name, replicas: 1, claims: 1, hpa: false });
       expect(JSON.stringify(set)).toContain('"volumeMounts":[{"name":"data","mountPath":"/data"}]');
+    }
+  });
+});
+
+describe('the manifests configure each service for production', () => {
+  // What the deployment supplies from its secret store or from outside this app (infra/aws/README.md).
+  const EXTERNAL: Record<string, Record<string, string>> = {
+    capture: { DATABASE_URL: 'postgres://taskflow_replication:secret@db.internal:5432/taskflow' },
+    gdpr: { DATABASE_URL: 'postgres://operator:secret@db.internal:5432/taskflow' },
+    audit: { AUDIT_KEY: 'k'.repeat(32) },
+    search: { OPENSEARCH_URL: 'https://search.internal:9200' },
+  };
+  const LOADERS: Record<string, (env: Record<string, string>) => unknown> = {
+    capture: loadCaptureConfig,
+    router: loadRouterConfig,
+    search: loadSearchConfig,
+    notifications: loadNotificationsConfig,
+    audit: loadAuditConfig,
+    gdpr: loadGdprConfig,
+    'analytics-archiver': loadArchiverConfig,
+    'analytics-loader': loadLoaderConfig,
+  };
+
+  it("each workload's environment (outside development mode) plus only the external settings loads its service's configuration", () => {
+    for (const w of workloads(built.settings)) {
+      const load = LOADERS[w.name];
+      if (!load) throw new Error(`no configuration loader listed for ${w.name}`);
+      const items = manifests(w, { namespace: 'taskflow', image: 'img', roleArn: 'r', region: 'us-east-1' }) as { kind: string; spec?: { template?: { spec: { containers: { env: { name: string; value?: string }[] }[] } } } }[];
+      const container = items.find((d) => d.kind === w.kind)?.spec?.template?.spec.containers[0];
+      const env: Record<string, string> = { ...Object.fromEntries((container?.env ?? []).map((e) => [e.name, e.value ?? `${w.name}-0`])), ...EXTERNAL[w.name] };
+      expect(env.TASKFLOW_ENV).toBeUndefined();
+      expect(() => load(env)).not.toThrow();
     }
   });
 });
