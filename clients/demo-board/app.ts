@@ -5,7 +5,7 @@ import { createClient, isTableChange, type Change, type ChangeEvent } from '@tas
 
 interface Session { userId: string; workspaceId: string; projectId: string; token: string; mqttUrl: string; replayUrl: string; searchUrl?: string }
 interface SearchHit { type: 'task' | 'comment'; id: string; taskId: string | null; title: string; text: string }
-interface Task { id: string; title: string; description: string | null; status: string; position: number; updated_at?: string; [k: string]: unknown }
+interface Task { id: string; title: string; description: string | null; status: string; position: number; labels?: string[]; due_at?: string | null; updated_at?: string; [k: string]: unknown }
 interface Comment { id: string; task_id: string; body: string; created_at?: string; author_id?: string | null }
 
 const params = new URLSearchParams(location.search);
@@ -77,6 +77,21 @@ function applyChange(event: ChangeEvent): void {
   render(table === 'tasks' ? id : undefined);
 }
 
+/** A due date as the board shows it: the UTC day (due_at is a timestamp; v1 tasks' due_date days read as 00:00 UTC). */
+function dueDay(t: Task): string | null {
+  return typeof t.due_at === 'string' ? new Date(t.due_at).toISOString().slice(0, 10) : null;
+}
+
+/** The task's labels as chips and its due date, or nothing for a task with neither. */
+function tagsOf(t: Task): HTMLElement {
+  const tags = document.createElement('div');
+  tags.className = 'tags';
+  for (const label of t.labels ?? []) tags.append(Object.assign(document.createElement('span'), { className: 'label', textContent: label }));
+  const due = dueDay(t);
+  if (due) tags.append(Object.assign(document.createElement('span'), { className: 'due', textContent: `due ${due}`, title: t.due_at }));
+  return tags;
+}
+
 function render(flashId?: string): void {
   for (const column of document.querySelectorAll<HTMLElement>('.column')) {
     const list = [...tasks.values()].filter((t) => t.status === column.dataset.status).sort((a, b) => a.position - b.position);
@@ -93,7 +108,7 @@ function render(flashId?: string): void {
         meta.className = 'meta';
         const n = [...comments.values()].filter((c) => c.task_id === t.id).length;
         meta.textContent = n ? `${n} comment${n > 1 ? 's' : ''}` : '';
-        card.append(title, meta);
+        card.append(title, tagsOf(t), meta);
         card.onclick = () => {
           selected = t.id;
           render();
@@ -142,7 +157,7 @@ function renderDetail(): void {
   };
   const h = document.createElement('h3');
   h.textContent = 'Task';
-  aside.append(h, title, status, description, list, form);
+  aside.append(h, title, status, tagsOf(task), description, list, form);
 }
 
 async function edit(taskId: string, patch: Record<string, unknown>): Promise<void> {

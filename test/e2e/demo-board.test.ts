@@ -138,6 +138,32 @@ describe('demo board in a real browser', () => {
     console.log(`demo board e2e: SQL commit → screen ${latencyMs} ms; ${pa.applied.length} changes applied identically in both windows`);
   }, 120_000);
 
+  it('shows each task’s labels and due date (task v2), from the demo data and live from SQL', async () => {
+    const { page } = await openBoard();
+    const { rows } = await pool.query<{ id: string; title: string; labels: string[]; due: string | null }>(
+      `SELECT id, title, labels, to_char(due_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS due FROM tasks WHERE workspace_id = $1 AND project_id = $2 ORDER BY position, id`,
+      [DEMO.workspaceId, DEMO.projectId],
+    );
+    expect(rows.some((r) => r.labels.length > 0) && rows.some((r) => r.due !== null)).toBe(true); // the demo data has both
+    const shown = async (id: string) => {
+      const card = page.locator(`.card[data-task-id="${id}"]`);
+      return { labels: await card.locator('.tags .label').allTextContents(), due: (await card.locator('.tags .due').allTextContents())[0] ?? null };
+    };
+    for (const r of rows) expect({ id: r.id, ...(await shown(r.id)) }).toEqual({ id: r.id, labels: r.labels, due: r.due === null ? null : `due ${r.due}` });
+
+    // A change of both columns with plain SQL reaches the card through the pipeline (17:30 in UTC+2 is 15:30 UTC: still the 24th).
+    const target = rows[0]!;
+    await pool.query(`UPDATE tasks SET labels = ARRAY['e2e', 'needs review'], due_at = '2027-03-24T17:30:00+02:00', updated_at = now() WHERE id = $1`, [target.id]);
+    let last = {};
+    await waitFor(
+      async () => JSON.stringify((last = await shown(target.id))) === JSON.stringify({ labels: ['e2e', 'needs review'], due: 'due 2027-03-24' }),
+      () => `the card to show the new labels and due date: ${JSON.stringify(last)}`,
+      15_000,
+    );
+    await page.locator(`.card[data-task-id="${target.id}"]`).click();
+    expect(await page.locator('#detail .tags .label').allTextContents()).toEqual(['e2e', 'needs review']);
+  }, 60_000);
+
   it('finds a task committed with SQL through the search box, and opens it', async () => {
     const { page } = await openBoard();
     const { rows } = await pool.query<{ id: string }>('SELECT id FROM tasks WHERE workspace_id = $1 AND project_id = $2 ORDER BY position DESC LIMIT 1', [DEMO.workspaceId, DEMO.projectId]);
