@@ -1,7 +1,7 @@
 // The erasure policy as data: gdpr/POLICY.md's two tables, mirrored here so the processor, the
 // proof and a test (policy.test.ts) read one list. Pure data.
 
-export const POLICY_VERSION = '2026-12-03.4';
+export const POLICY_VERSION = '2026-12-03.5';
 
 /** Erasure must be complete everywhere this long after the request is recorded. */
 export const ERASURE_DEADLINE_MS = 72 * 3600 * 1000;
@@ -29,7 +29,7 @@ export const SINKS: readonly SinkPolicy[] = [
   { sink: 'raw-archive', method: 'crypto-shred + expiry', reachedBy: 'keys' },
   { sink: 'warehouse-raw', method: 'delete', reachedBy: 'not yet' },
   { sink: 'warehouse-curated', method: 'anonymise (ids) + delete (comment bodies, descriptions)', reachedBy: 'not yet' },
-  { sink: 'dead-letters', method: 'delete', reachedBy: 'not yet' },
+  { sink: 'dead-letters', method: 'delete', reachedBy: 'processor' },
   { sink: 'logs', method: 'expiry', reachedBy: 'not yet' },
 ];
 

@@ -18,6 +18,7 @@ import {
   BatchWriteItemCommand,
   ConditionalCheckFailedException,
   type CreateTableCommandInput,
+  DeleteItemCommand,
   type DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
@@ -219,6 +220,38 @@ export class DynamoDeadLetterStore implements DeadLetterStore {
       if ((err as Error).name === 'ConditionalCheckFailedException') throw new TaskflowError('DLQ_NOT_FOUND', `no dead letter ${id}`, { cause: err });
       throw err;
     }
+  }
+
+  /**
+   * Deletes a dead letter for good (erasure, lib/erasure-sink.ts): the head first, so it is no
+   * longer listed, then its continuation parts; a part a crash left behind holds no head and is
+   * found by a scan of the raw items.
+   */
+  async remove(id: string): Promise<boolean> {
+    const out = await this.client.send(new DeleteItemCommand({ TableName: this.table, Key: { id: { S: id } }, ReturnValues: 'ALL_OLD' }));
+    const parts = Number(out.Attributes?.parts?.N ?? '1');
+    for (let part = 1; part < parts; part++) await this.client.send(new DeleteItemCommand({ TableName: this.table, Key: { id: { S: partId(id, part) } } }));
+    return out.Attributes !== undefined;
+  }
+
+  /** Continuation parts whose head is gone (a remove stopped midway), as raw items. */
+  async *orphanParts(): AsyncGenerator<{ id: string; chunk: Uint8Array }> {
+    let start: Record<string, AttributeValue> | undefined;
+    do {
+      const out = await this.client.send(new ScanCommand({ TableName: this.table, FilterExpression: 'attribute_not_exists(parts)', ExclusiveStartKey: start, ConsistentRead: true }));
+      for (const item of out.Items ?? []) {
+        const id = item.id?.S ?? '';
+        const head = id.slice(0, id.lastIndexOf('#'));
+        const exists = await this.client.send(new GetItemCommand({ TableName: this.table, Key: { id: { S: head } }, ProjectionExpression: 'id', ConsistentRead: true }));
+        if (!exists.Item) yield { id, chunk: item.chunk?.B ?? new Uint8Array() };
+      }
+      start = out.LastEvaluatedKey;
+    } while (start);
+  }
+
+  /** Deletes one raw item (an orphan part). */
+  async removePart(id: string): Promise<void> {
+    await this.client.send(new DeleteItemCommand({ TableName: this.table, Key: { id: { S: id } } }));
   }
 
   private async payload(head: Record<string, AttributeValue>): Promise<Uint8Array> {

@@ -1,7 +1,7 @@
 // `taskflow gdpr` on the real engines (Postgres, dynalite, the audit store on disk): compliance
 // records a request for a user with data, a repeat is the same request, the processor process
 // drives it to complete, `verify` finds nothing, `proof` writes a signed proof kept in the audit
-// store, and the sinks implemented so far (source-db, router-changelog, search-index, notifications-inbox, …) hold none of the subject's data; a user with
+// store, and the sinks implemented so far (source-db, router-changelog, search-index, notifications-inbox, dead-letters, …) hold none of the subject's data; a user with
 // no data completes too, and an unknown user is an error that records nothing.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
@@ -13,6 +13,7 @@ import { command } from '../../cli/commands/gdpr.js';
 import type { ErasureRequest } from '../../gdpr/processor.js';
 import { type ErasureProof, verifyProofSignature } from '../../gdpr/proof.js';
 import { DynamoRequestStore } from '../../gdpr/request-store.js';
+import { DynamoDeadLetterStore } from '../../lib/dlq.js';
 import { DynamoInbox } from '../../notifications/inbox.js';
 import { DynamoChangelogStore } from '../../router/dynamo-changelog.js';
 import { sampleEvent } from '../../schemas/fixtures.js';
@@ -34,7 +35,7 @@ const dynamo = dynamoClient();
 
 beforeAll(async () => {
   const url = await createTestDatabase('gdpr_cli');
-  const tables = await createTestTables('gdpr-cli', ['gdpr-requests', 'subject-keys', 'changelog', 'notifications', 'notification-watchers', 'notification-memberships']);
+  const tables = await createTestTables('gdpr-cli', ['gdpr-requests', 'subject-keys', 'changelog', 'notifications', 'notification-watchers', 'notification-memberships', 'dlq']);
   const dir = mkdtempSync(join(tmpdir(), 'gdpr-cli-'));
   env = {
     ...testStackEnv(),
@@ -46,6 +47,7 @@ beforeAll(async () => {
     DYNAMODB_TABLE_NOTIFICATIONS: tables.notifications!,
     DYNAMODB_TABLE_NOTIFICATION_WATCHERS: tables['notification-watchers']!,
     DYNAMODB_TABLE_NOTIFICATION_MEMBERSHIPS: tables['notification-memberships']!,
+    DYNAMODB_TABLE_DLQ: tables.dlq!,
     SUBJECT_KEYS_LOCAL_KEK_FILE: join(dir, 'kek'),
     AUDIT_KEY,
     AUDIT_STORE_DIR: join(dir, 'audit'),
@@ -134,6 +136,9 @@ describe('taskflow gdpr on the real engines', () => {
     expect(await search.documents(project.workspaceId)).toHaveLength(1);
     // Their inbox holds a notification.
     const inbox = new DynamoInbox(dynamo, env.DYNAMODB_TABLE_NOTIFICATIONS!);
+    // A dead letter carries an event of theirs.
+    const dlq = new DynamoDeadLetterStore(dynamo, env.DYNAMODB_TABLE_DLQ!);
+    await dlq.put({ source: 'search', reason: 'schema_invalid', message: 'bad', payload: Buffer.from(JSON.stringify(theirs)), origin: { shardId: 's', sequenceNumber: '1' } });
     await inbox.add([{ id: theirs.id, userId: user.id, kind: 'assigned', workspaceId: project.workspaceId, projectId: project.projectId, taskId: user.task, time: theirs.time, text: 'T' }]);
     gdpr = await startServiceProcess('gdpr', env, ['gdpr processor started']);
     const done = await waitFor(async () => {
@@ -155,6 +160,8 @@ describe('taskflow gdpr on the real engines', () => {
     await search.close();
     expect(done.sinks['notifications-inbox']).toMatchObject({ state: 'verified', found: 0, changed: 1 });
     expect(await inbox.list(project.workspaceId, user.id, 'all', { limit: 10 })).toEqual({ notifications: [] });
+    expect(done.sinks['dead-letters']).toMatchObject({ state: 'verified', found: 0, changed: 1 });
+    expect(await dlq.list({ includeRedriven: true })).toEqual([]);
     const metrics = await waitFor(async () => {
       const text = await (await fetch(String(gdpr!.entries['gdpr processor started']!.metrics))).text();
       return /^taskflow_gdpr_open_requests({[^}]*})? 0$/m.test(text) && text;
