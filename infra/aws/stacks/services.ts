@@ -154,6 +154,11 @@ export class ServicesStack extends Stack {
       grantTable(gdpr, table(GDPR_REQUESTS_TABLE_KEY), ['GetItem', 'PutItem', 'DeleteItem', 'Scan']);
       // Destroys subject keys: the tombstone replaces the wrapped key (conditional PutItem); no KMS call.
       grantTable(gdpr, table(SUBJECT_KEYS_TABLE_KEY), ['GetItem', 'PutItem']);
+      // The erasure sinks it opens (<service>/erasure-sink.ts), each a whole-table Scan: the
+      // router's changelog rewritten in place (conditional UpdateItem), the notifications tables'
+      // items holding the subject deleted (lib/dynamo-erasure.ts).
+      grantTable(gdpr, table('changelog'), ['Scan', 'UpdateItem']);
+      for (const key of ['notifications', 'notification-watchers', 'notification-memberships']) grantTable(gdpr, table(key), ['Scan', 'DeleteItem']);
     }
   }
 }
