@@ -1,7 +1,7 @@
 // The erasure policy as data: gdpr/POLICY.md's two tables, mirrored here so the processor, the
 // proof and a test (policy.test.ts) read one list. Pure data.
 
-export const POLICY_VERSION = '2026-12-03.5';
+export const POLICY_VERSION = '2026-12-03.6';
 
 /** Erasure must be complete everywhere this long after the request is recorded. */
 export const ERASURE_DEADLINE_MS = 72 * 3600 * 1000;
@@ -24,7 +24,7 @@ export const SINKS: readonly SinkPolicy[] = [
   { sink: 'router-changelog', method: 'delete (the event\'s row images and actor; its seq stays for replay)', reachedBy: 'processor' },
   { sink: 'search-index', method: 'delete (comments) + anonymise (descriptions)', reachedBy: 'processor' },
   { sink: 'notifications-inbox', method: 'delete (notifications, watches, projected memberships)', reachedBy: 'processor' },
-  { sink: 'audit-trail', method: 'pseudonym cut', reachedBy: 'not yet' },
+  { sink: 'audit-trail', method: 'pseudonym cut', reachedBy: 'processor' },
   { sink: 'firehose-errors', method: 'crypto-shred + expiry', reachedBy: 'keys' },
   { sink: 'raw-archive', method: 'crypto-shred + expiry', reachedBy: 'keys' },
   { sink: 'warehouse-raw', method: 'delete', reachedBy: 'not yet' },

@@ -88,8 +88,8 @@ const SERVICES: readonly ServiceDef[] = [
   // A stable worker id like the router's; the pseudonym key stays on this machine (created once, 0600) like the dev JWT secret.
   { name: 'audit', serves: { 'audit-metrics': 'METRICS_PORT' }, env: () => Promise.resolve({ KINESIS_WORKER_ID: 'audit-0', AUDIT_KEY_FILE: devAuditKeyFile() }) },
   // The erasure processor; it signs no proof itself (`taskflow gdpr proof` does), it purges through the sinks' own stores.
-  // Its sinks open the services' own stores, so it gets their settings too (the search index file).
-  { name: 'gdpr', serves: { 'gdpr-metrics': 'METRICS_PORT' }, env: (ctx) => Promise.resolve({ SEARCH_DB_PATH: searchDbPath(ctx.dataDir) }) },
+  // Its sinks open the services' own stores, so it gets their settings too (the search index file, the audit key).
+  { name: 'gdpr', serves: { 'gdpr-metrics': 'METRICS_PORT' }, env: (ctx) => Promise.resolve({ SEARCH_DB_PATH: searchDbPath(ctx.dataDir), AUDIT_KEY_FILE: devAuditKeyFile() }) },
   { name: 'analytics-archiver', command: ['analytics', 'archive'], serves: { 'archiver-metrics': 'METRICS_PORT' } },
   // It serves the analytics API too: DuckDB allows one process per warehouse file.
   { name: 'analytics-loader', command: ['analytics', 'load'], serves: { analytics: 'ANALYTICS_API_PORT', 'loader-metrics': 'METRICS_PORT' } },

@@ -1,7 +1,7 @@
 // `taskflow gdpr` on the real engines (Postgres, dynalite, the audit store on disk): compliance
 // records a request for a user with data, a repeat is the same request, the processor process
 // drives it to complete, `verify` finds nothing, `proof` writes a signed proof kept in the audit
-// store, and the sinks implemented so far (source-db, router-changelog, search-index, notifications-inbox, dead-letters, …) hold none of the subject's data; a user with
+// store, and the sinks implemented so far (source-db, router-changelog, search-index, notifications-inbox, dead-letters, audit-trail, …) hold none of the subject's data; a user with
 // no data completes too, and an unknown user is an error that records nothing.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
@@ -13,6 +13,9 @@ import { command } from '../../cli/commands/gdpr.js';
 import type { ErasureRequest } from '../../gdpr/processor.js';
 import { type ErasureProof, verifyProofSignature } from '../../gdpr/proof.js';
 import { DynamoRequestStore } from '../../gdpr/request-store.js';
+import { identityKey, resolveIdentity } from '../../audit/identities.js';
+import { Pseudonymizer } from '../../audit/record.js';
+import { FileAuditStore } from '../../audit/store.js';
 import { DynamoDeadLetterStore } from '../../lib/dlq.js';
 import { DynamoInbox } from '../../notifications/inbox.js';
 import { DynamoChangelogStore } from '../../router/dynamo-changelog.js';
@@ -136,6 +139,10 @@ describe('taskflow gdpr on the real engines', () => {
     expect(await search.documents(project.workspaceId)).toHaveLength(1);
     // Their inbox holds a notification.
     const inbox = new DynamoInbox(dynamo, env.DYNAMODB_TABLE_NOTIFICATIONS!);
+    // The audit trail maps their pseudonym to them.
+    const auditStore = new FileAuditStore(env.AUDIT_STORE_DIR!);
+    const pseudonym = new Pseudonymizer(new TextEncoder().encode(AUDIT_KEY)).actor(user.id);
+    await auditStore.put(identityKey(pseudonym), Buffer.from(JSON.stringify({ userId: user.id })));
     // A dead letter carries an event of theirs.
     const dlq = new DynamoDeadLetterStore(dynamo, env.DYNAMODB_TABLE_DLQ!);
     await dlq.put({ source: 'search', reason: 'schema_invalid', message: 'bad', payload: Buffer.from(JSON.stringify(theirs)), origin: { shardId: 's', sequenceNumber: '1' } });
@@ -161,6 +168,8 @@ describe('taskflow gdpr on the real engines', () => {
     expect(done.sinks['notifications-inbox']).toMatchObject({ state: 'verified', found: 0, changed: 1 });
     expect(await inbox.list(project.workspaceId, user.id, 'all', { limit: 10 })).toEqual({ notifications: [] });
     expect(done.sinks['dead-letters']).toMatchObject({ state: 'verified', found: 0, changed: 1 });
+    expect(done.sinks['audit-trail']).toMatchObject({ state: 'verified', found: 0, changed: 1 });
+    expect(await resolveIdentity(auditStore, pseudonym)).toBeUndefined();
     expect(await dlq.list({ includeRedriven: true })).toEqual([]);
     const metrics = await waitFor(async () => {
       const text = await (await fetch(String(gdpr!.entries['gdpr processor started']!.metrics))).text();
