@@ -288,7 +288,8 @@ const BREAKING: Record<string, Mutation> = {
   narrowEnum: (n) => (Array.isArray(n.enum) && n.enum.length > 1 ? { ...n, enum: (n.enum as unknown[]).slice(1) } : undefined),
   dropNull: (n) => (Array.isArray(n.type) ? { ...n, type: (n.type as string[])[0] } : undefined),
   lowerMaxLength: (n) => (typeof n.maxLength === 'number' ? { ...n, maxLength: n.maxLength - 1 } : undefined),
-  lowerMaximum: (n) => (typeof n.maximum === 'number' ? { ...n, maximum: n.maximum - 1 } : undefined),
+  // never below the minimum: a schema no integer satisfies has no instance to generate
+  lowerMaximum: (n) => (typeof n.maximum === 'number' && !(typeof n.minimum === 'number' && n.maximum - 1 < n.minimum) ? { ...n, maximum: n.maximum - 1 } : undefined),
   addFormat: (n) => (n.type === 'string' && n.format === undefined && n.enum === undefined ? { type: 'string', format: 'uuid' } : undefined),
   numberToInteger: (n) => (n.type === 'number' ? { type: 'integer' } : undefined),
   removePropertyAndClose: (n) => {
