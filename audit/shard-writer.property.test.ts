@@ -23,8 +23,8 @@ const pseudonyms = new Pseudonymizer(Buffer.from('audit-property-test-key-012345
 class Crash extends Error {}
 
 interface Plan {
-  /** Per change: its workspace and whether it names an actor. */
-  changes: { ws: number; actor: number | null }[];
+  /** Per change: its workspace, whether it names an actor, and whether it was written as task v1 (as across a schema change). */
+  changes: { ws: number; actor: number | null; v1: boolean }[];
   /** Positions (into the stream so far) after which capture sends the last few changes again. */
   resends: { at: number; count: number }[];
   /** Indexes at which a malformed record is inserted. */
@@ -40,7 +40,7 @@ interface Plan {
 
 function buildStream(plan: Plan): { records: UserRecord[]; valid: Map<string, string> } {
   const events = plan.changes.map((c, i) => {
-    const e = sampleEvent('task.updated', { workspaceId: WORKSPACES[c.ws]!, commitLsn: BigInt(0x10000 + i * 0x100), entityId: `33333333-3333-4333-8333-${String(i).padStart(12, '0')}` });
+    const e = sampleEvent('task.updated', { workspaceId: WORKSPACES[c.ws]!, commitLsn: BigInt(0x10000 + i * 0x100), entityId: `33333333-3333-4333-8333-${String(i).padStart(12, '0')}`, ...(c.v1 ? { schemaVersion: 1 } : {}) });
     if (c.actor !== null) (e.data.source as unknown as Record<string, unknown>).actor = { userId: USERS[c.actor]!, via: 'test' };
     return e;
   });
@@ -157,7 +157,7 @@ async function trail(store: MemoryAuditStore): Promise<Segment[]> {
 }
 
 const planArb: fc.Arbitrary<Plan> = fc.record({
-  changes: fc.array(fc.record({ ws: fc.integer({ min: 0, max: 2 }), actor: fc.option(fc.integer({ min: 0, max: 1 })) }), { minLength: 1, maxLength: 40 }),
+  changes: fc.array(fc.record({ ws: fc.integer({ min: 0, max: 2 }), actor: fc.option(fc.integer({ min: 0, max: 1 })), v1: fc.boolean() }), { minLength: 1, maxLength: 40 }),
   resends: fc.array(fc.record({ at: fc.nat({ max: 40 }), count: fc.integer({ min: 1, max: 6 }) }), { maxLength: 3 }),
   malformed: fc.array(fc.nat({ max: 60 }), { maxLength: 3 }),
   swaps: fc.array(fc.nat({ max: 60 }), { maxLength: 4 }),
