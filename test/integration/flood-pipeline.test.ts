@@ -143,13 +143,15 @@ describe('one user flooding while another receives commits', () => {
     const report = { baselineP95: Math.round(p95(baseline)), floodP95: Math.round(p95(flood)), ratio: +(p95(flood) / p95(baseline)).toFixed(1), floodMax: Math.round(Math.max(...flood)), commits: [baseline.length, flood.length], flooder: { ok, refused, connected, connacks3 }, cpuSeconds: { routerBaseline: +(cpuAtFlood[0]! - cpuAtBaseline[0]!).toFixed(2), routerFlood: +(cpuAfter[0]! - cpuAtFlood[0]!).toFixed(2), captureBaseline: +(cpuAtFlood[1]! - cpuAtBaseline[1]!).toFixed(2), captureFlood: +(cpuAfter[1]! - cpuAtFlood[1]!).toFixed(2), enginesBaseline: +(cpuAtFlood[2]! - cpuAtBaseline[2]!).toFixed(2), enginesFlood: +(cpuAfter[2]! - cpuAtFlood[2]!).toFixed(2) } };
     process.stdout.write(`flood commit->client (ms): ${JSON.stringify(report)}\n`);
 
-    // The flooder's connects beyond its rate are refused; its replay requests are answered or
-    // refused (429), nothing else (whether it exceeds its replay budget depends on how fast the
-    // router answers: flood.test.ts asserts the refusals).
+    // The flooder's replay requests are answered or refused (429), nothing else (whether it
+    // exceeds its replay budget depends on how fast the router answers).
     expect(flooded.otherErrors).toEqual([]);
     expect(Object.keys(flooded.statuses).filter((status) => status !== '200' && status !== '429')).toEqual([]);
     expect(ok).toBeGreaterThan(0);
-    expect(connacks3).toBeGreaterThan(0);
+    // Its connects stay within its budget; whether it reaches the budget in the phase depends on the
+    // host's speed (4 connects in 4 s once in CI, none refused): flood.test.ts asserts the refusals.
+    expect(connected + connacks3).toBeGreaterThan(0);
+    expect(connected).toBeLessThanOrEqual(DEFAULT_CONNECT_LIMITS.burst + Math.ceil((DEFAULT_CONNECT_LIMITS.ratePerSec * PHASE_MS) / 1000) + 1);
     expect(baseline.length).toBeGreaterThan(20);
     expect(flood.length).toBeGreaterThan(20);
     expect({ withinBound: p95(flood) < P95_BOUND_MS, report }).toMatchObject({ withinBound: true });
