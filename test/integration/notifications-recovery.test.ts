@@ -3,11 +3,7 @@
 // SIGKILLed mid-load and restarted: the inbox ends with exactly the notifications the rules give
 // for the stream read in order (nothing lost, nothing doubled), and no record was dead-lettered.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { type RunningCapture } from '../../capture/main.js';
 import { runWorkload } from '../../db/workload.js';
@@ -19,36 +15,19 @@ import { planBatch } from '../../notifications/rules.js';
 import { validateEvent } from '../../schemas/validate.js';
 import { StreamReader } from './capture-helpers.js';
 import { startTestCapture, testCaptureEnv } from '../support/capture.js';
+import { type ServiceProcess, startServiceProcess } from '../support/service-process.js';
 import { sleep, waitFor } from '../support/wait.js';
 import { createTestDatabase, createTestStream, createTestTables, dynamoClient, kinesisClient, startTestBroker, uniqueName } from '../support/stack.js';
 
 const WORKLOAD = { workspaces: 3, projectsPerWorkspace: 2, seed: 'notifications-recovery' } as const;
-const dir = mkdtempSync(join(tmpdir(), 'notifications-recovery-'));
-const logFile = join(dir, 'notifications.log');
-writeFileSync(logFile, '');
 
 let env: Record<string, string>;
 let databaseUrl: string;
 let capture: RunningCapture;
 let broker: Broker;
-const services: ChildProcess[] = [];
+let notifications: ServiceProcess | undefined;
 
-function startNotificationsProcess(): ChildProcess {
-  const log = openSync(logFile, 'a');
-  const child = spawn(process.execPath, ['bin/taskflow.js', 'notifications'], { env: { ...process.env, ...env, NODE_OPTIONS: '', LOG_LEVEL: 'info' }, stdio: ['ignore', log, log] });
-  closeSync(log);
-  services.push(child);
-  return child;
-}
-
-async function notificationsStarted(n: number): Promise<void> {
-  await waitFor(
-    () => readFileSync(logFile, 'utf8').split('\n').filter((l) => l.includes('"msg":"notifications started"')).length >= n,
-    () => `notifications process ${n} to start:\n${readFileSync(logFile, 'utf8').slice(-3000)}`,
-    60_000,
-    100,
-  );
-}
+const startNotifications = () => startServiceProcess('notifications', env, ['notifications started']);
 
 /** `user/event/kind` of every notification the rules give for the whole stream, read in commit order. */
 async function expectedNotifications(): Promise<string[]> {
@@ -98,15 +77,13 @@ beforeAll(async () => {
     KINESIS_FAILOVER_MS: '2000',
   };
   capture = await startTestCapture(env, createLogger('notifications-recovery-capture', 'silent'));
-  startNotificationsProcess();
-  await notificationsStarted(1);
+  notifications = await startNotifications();
 }, 120_000);
 
 afterAll(async () => {
-  for (const s of services) if (s.exitCode === null && s.signalCode === null) s.kill('SIGKILL');
+  await notifications?.stop();
   await capture?.close().catch(() => undefined);
   await broker?.stop();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 describe('notifications service under load', () => {
@@ -115,12 +92,11 @@ describe('notifications service under load', () => {
     const load = runWorkload({ databaseUrl, ratePerSec: 150, transactions: 1200, concurrency: 3, ...WORKLOAD });
     // Not waits but the fault schedule: killed 3 s into the load, down for 1.5 s.
     await sleep(3000);
-    const first = services[0]!;
+    const first = notifications!.child;
     first.kill('SIGKILL');
     await new Promise((r) => first.once('exit', r));
     await sleep(1500);
-    startNotificationsProcess();
-    await notificationsStarted(2);
+    notifications = await startNotifications();
     const stats = await load;
     expect(stats.committedTransactions).toBe(1200);
 
