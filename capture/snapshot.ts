@@ -123,12 +123,10 @@ export function settleChunk(rows: readonly Row[], window: { inside: readonly Tab
   const newer = [...window.before.filter((t) => !visibleIn(snapshot, t.xid)), ...window.inside];
   if (newer.some((t) => t.whole === 'all')) return [];
   const whole = new Set(newer.flatMap((t) => t.whole as readonly string[]));
-  const updates = new Map<string, Row[]>();
-  for (const image of newer.flatMap((t) => t.partial)) {
-    const key = String(image.id);
-    updates.set(key, [...(updates.get(key) ?? []), image]);
-  }
-  return rows.filter((row) => !whole.has(String(row.id))).map((row) => Object.assign({ ...row }, ...(updates.get(String(row.id)) ?? [])) as Row);
+  // per key, its partial images laid over one another in stream order
+  const overlays = new Map<string, Row>();
+  for (const image of newer.flatMap((t) => t.partial)) overlays.set(String(image.id), { ...overlays.get(String(image.id)), ...image });
+  return rows.filter((row) => !whole.has(String(row.id))).map((row) => ({ ...row, ...overlays.get(String(row.id)) }));
 }
 
 interface OpenChunk {
