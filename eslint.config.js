@@ -48,6 +48,8 @@ export default tseslint.config(
   importRules(['schemas/**/*.ts'], [{ regex: '^\\.\\./', message: 'schemas/ (the contracts) imports nothing outside schemas/.' }]),
   // lib/ is shared by every service and knows none of them.
   importRules(['lib/**/*.ts'], [banned([...SERVICES, 'cli', 'infra', 'clients', 'db', 'test', 'scripts'], 'lib/ knows no service, tool or test.')]),
+  // The consumer kit is shared by every reader and knows none of them (it may use lib/ and schemas/).
+  importRules(['packages/stream/**/*.ts'], [banned([...SERVICES, 'cli', 'infra', 'clients', 'db', 'test', 'scripts'], '@taskflow/stream knows no service, tool or test.')]),
   // Services meet only through the stream and the contracts, and know nothing of the local stack.
   ...SERVICES.map((service) =>
     importRules([`${service}/**/*.ts`], [

@@ -10,7 +10,13 @@ const common = {
   testEnvironment: 'node',
   extensionsToTreatAsEsm: ['.ts'],
   transform,
-  moduleNameMapper: { '^@taskflow/realtime$': '<rootDir>/clients/web-sdk/src/index.ts', '^(\\.{1,2}/.*)\\.js$': '$1' },
+  moduleNameMapper: {
+    '^@taskflow/realtime$': '<rootDir>/clients/web-sdk/src/index.ts',
+    '^@taskflow/stream$': '<rootDir>/packages/stream/src/index.ts',
+    '^@taskflow/stream/codec$': '<rootDir>/packages/stream/src/record-codec.ts',
+    '^@taskflow/stream/events$': '<rootDir>/packages/stream/src/change-event.ts',
+    '^(\\.{1,2}/.*)\\.js$': '$1',
+  },
   setupFiles: ['<rootDir>/test/setup/fast-check.mjs'],
   testPathIgnorePatterns: ['/node_modules/', '/dist/', '/.taskflow/'],
 };

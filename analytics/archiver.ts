@@ -1,5 +1,5 @@
 // The archiver: one ShardProcessor per leased shard of the change stream. Each batch's records
-// are decoded and validated as every reader does (lib/record-codec through the consumer,
+// are decoded and validated as every reader does (packages/stream/src/record-codec through the consumer,
 // schemas/validate), malformed ones go to the dead-letter store with their reason, the rest go
 // to Firehose as newline-terminated JSON (delivery-plan.ts: Firehose's limits, only failed records
 // again, backoff when throttled), and the shard is checkpointed only once Firehose accepted all.
@@ -7,7 +7,7 @@
 // warehouse loader dedups by event id.
 import { backoffDelay, type BackoffPolicy, sleep } from '../lib/backoff.js';
 import type { DeadLetterStore } from '../lib/dlq.js';
-import type { Checkpointer, ProcessBatch, ShardInit, ShardProcessor, ShutdownReason, UserRecord } from '../lib/kinesis-consumer/index.js';
+import type { Checkpointer, ProcessBatch, ShardInit, ShardProcessor, ShutdownReason, UserRecord } from '@taskflow/stream';
 import type { Logger } from '../lib/logger.js';
 import type { ValidationResult } from '../schemas/validate.js';
 import { afterRound, type CallOutcome, planCalls, PUT_RECORD_BATCH_LIMITS, REFUSED, THROTTLED } from './delivery-plan.js';

@@ -1,5 +1,5 @@
 // `taskflow analytics dlq redrive`: the analytics path's dead letters back on their way once the
-// cause is fixed, through the shared helper (lib/consumer-dead-letters.ts: each letter checked
+// cause is fixed, through the shared helper (packages/stream/src/dead-letters.ts: each letter checked
 // again with today's validator, the valid ones applied in commit order, marked redriven only once
 // applied — a crash in between redrives them again, and the loader's event-id dedup keeps each
 // event once in the warehouse).
@@ -13,8 +13,8 @@
 import { randomUUID } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { BackoffPolicy } from '../lib/backoff.js';
-import { redriveConsumerDeadLetters, type RedriveResult } from '../lib/consumer-dead-letters.js';
-import type { EventCheck } from '../lib/change-event.js';
+import { redriveConsumerDeadLetters, type RedriveResult } from '@taskflow/stream';
+import type { EventCheck } from '@taskflow/stream/events';
 import type { DeadLetter, DeadLetterStore } from '../lib/dlq.js';
 import type { ObjectStore } from '../lib/object-store.js';
 import { DLQ_SOURCE as ARCHIVER_DLQ_SOURCE, deliverAll } from './archiver.js';

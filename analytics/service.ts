@@ -3,7 +3,7 @@
 import type { Server } from 'node:http';
 import { createDynamoClient, createFirehoseClient, createKinesisClient } from '../lib/aws.js';
 import { DynamoDeadLetterStore } from '../lib/dlq.js';
-import { createConsumer, type Consumer } from '../lib/kinesis-consumer/index.js';
+import { createConsumer, type Consumer } from '@taskflow/stream';
 import type { Logger } from '../lib/logger.js';
 import { consumerProbes, createRegistry, serveMetrics } from '../lib/metrics.js';
 import { validateEvent } from '../schemas/validate.js';

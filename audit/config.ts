@@ -7,7 +7,7 @@ import { AWS_SETTINGS, type AwsConfig, loadAwsConfig } from '../lib/aws.js';
 import { DEV_MODE_SETTINGS, isDevelopment } from '../lib/dev-mode.js';
 import { type Env, intSetting, optionalSetting, readSettings, stringSetting, tableEnvVar, uniqueSettings } from '../lib/config.js';
 import { ConfigError } from '../lib/errors.js';
-import { CONSUMER_SETTINGS, type ConsumerEnvConfig, loadConsumerConfig } from '../lib/kinesis-consumer/index.js';
+import { CONSUMER_SETTINGS, type ConsumerEnvConfig, loadConsumerConfig } from '@taskflow/stream';
 import { LOG_SETTINGS } from '../lib/logger.js';
 import { S3_DIR_SETTING } from '../lib/object-store.js';
 import { METRICS_SETTINGS } from '../lib/metrics.js';

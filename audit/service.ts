@@ -1,9 +1,9 @@
-// `taskflow audit` put together: the Kinesis consumer (lib/kinesis-consumer, consumer name
+// `taskflow audit` put together: the Kinesis consumer (packages/stream, consumer name
 // `audit`) feeding one AuditShardWriter per leased shard, the segment store, the shared
 // dead-letter store and /metrics.
 import { createDynamoClient, createKinesisClient } from '../lib/aws.js';
 import { DynamoDeadLetterStore } from '../lib/dlq.js';
-import { createConsumer, type Consumer } from '../lib/kinesis-consumer/index.js';
+import { createConsumer, type Consumer } from '@taskflow/stream';
 import type { Logger } from '../lib/logger.js';
 import { consumerProbes, createRegistry, serveMetrics } from '../lib/metrics.js';
 import { validateEvent } from '../schemas/validate.js';

@@ -5,7 +5,7 @@
 // per-workspace order, on one unforked chain that verifies; each bad record has one dead letter.
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import { compareSequenceNumbers, type Checkpointer, type Position, type UserRecord } from '../lib/kinesis-consumer/index.js';
+import { compareSequenceNumbers, type Checkpointer, type Position, type UserRecord } from '@taskflow/stream';
 import { silentLogger } from '../lib/logger.js';
 import { sampleEvent } from '../schemas/fixtures.js';
 import { validateEvent } from '../schemas/validate.js';

@@ -14,7 +14,7 @@
 // finds it taken, reloads the chain and retries the batch after it.
 import { TaskflowError } from '../lib/errors.js';
 import { comparePositions as compareEventPositions, eventId, type EventPosition, parseEventId } from '../lib/event-id.js';
-import { type Checkpointer, comparePositions, type ProcessBatch, type ShardInit, type ShardProcessor, type ShutdownReason, type UserRecord } from '../lib/kinesis-consumer/index.js';
+import { type Checkpointer, comparePositions, type ProcessBatch, type ShardInit, type ShardProcessor, type ShutdownReason, type UserRecord } from '@taskflow/stream';
 import type { Logger } from '../lib/logger.js';
 import type { EventValidator, RejectReason } from '../schemas/validate.js';
 import { buildSegment, encodeSegment, parseSegmentKey, type Segment, type SegmentLink, segmentKey, type ThroughPosition } from './chain.js';

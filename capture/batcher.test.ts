@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import { decodeRecord } from '../lib/record-codec.js';
+import { decodeRecord } from '@taskflow/stream/codec';
 import { type Batch, Batcher, KINESIS_LIMITS } from './batcher.js';
 
 interface Ev {

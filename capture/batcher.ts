@@ -7,7 +7,7 @@
 // full-jitter backoff. Aggregation (KPL format) is what keeps this fast for a busy workspace: the
 // one record in flight carries every event of the key that was waiting, up to 1 MiB.
 import { type BackoffPolicy, backoffDelay } from '../lib/backoff.js';
-import { AggregatedSize, type Compression, KINESIS_MAX_RECORD_BYTES, compressRecord, encodeAggregated, encodePlain } from '../lib/record-codec.js';
+import { AggregatedSize, type Compression, KINESIS_MAX_RECORD_BYTES, compressRecord, encodeAggregated, encodePlain } from '@taskflow/stream/codec';
 
 export interface BatchLimits {
   /** PutRecords: at most 500 records … */

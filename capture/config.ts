@@ -22,7 +22,7 @@ import { DEV_MODE_SETTINGS, isDevelopment } from '../lib/dev-mode.js';
 import { ConfigError } from '../lib/errors.js';
 import { LOG_SETTINGS } from '../lib/logger.js';
 import { METRICS_SETTINGS } from '../lib/metrics.js';
-import { COMPRESSIONS, type Compression } from '../lib/record-codec.js';
+import { COMPRESSIONS, type Compression } from '@taskflow/stream/codec';
 import { SUBJECT_KEY_SETTINGS, type SubjectKeyConfig, loadSubjectKeyConfig } from '../lib/subject-keys.js';
 
 export interface CaptureConfig {
@@ -128,7 +128,7 @@ export const CAPTURE_SETTINGS = {
   publication: identifierSetting('CAPTURE_PUBLICATION', 'taskflow_capture', 'Publication of the captured tables.'),
   source: optionalSetting({ name: 'CAPTURE_SOURCE', default: '//taskflow/capture/<database>', meaning: 'CloudEvents `source` of every event.' }),
   aggregate: boolSetting({ name: 'CAPTURE_AGGREGATE', default: true, meaning: "KPL-aggregate a workspace's waiting events into one Kinesis record." }),
-  compression: oneOfSetting({ name: 'CAPTURE_COMPRESSION', allowed: COMPRESSIONS, default: 'none', meaning: 'Compress each Kinesis record (level 1); readers need lib/record-codec.ts.' }),
+  compression: oneOfSetting({ name: 'CAPTURE_COMPRESSION', allowed: COMPRESSIONS, default: 'none', meaning: 'Compress each Kinesis record (level 1); readers need packages/stream/src/record-codec.ts.' }),
   maxInFlightBatches: intSetting({ name: 'CAPTURE_MAX_IN_FLIGHT_BATCHES', default: 4, min: 1, max: 64, meaning: 'PutRecords requests in flight at once (a workspace is never in two).' }),
   maxBufferedEvents: intSetting({ name: 'CAPTURE_MAX_BUFFERED_EVENTS', default: 50_000, min: 100, meaning: 'Events waiting for Kinesis before capture stops reading the slot (backpressure).' }),
   ackIntervalMs: intSetting({ name: 'CAPTURE_ACK_INTERVAL_MS', default: 1000, min: 10, max: 30_000, meaning: 'How often the slot is acknowledged (never per message).' }),

@@ -11,7 +11,7 @@ import { AUDIT_SETTING_LIST, loadConfig as loadAuditConfig } from '../audit/conf
 import { CAPTURE_SETTING_LIST, loadConfig as loadCaptureConfig } from '../capture/config.js';
 import { GDPR_SETTING_LIST, loadConfig as loadGdprConfig } from '../gdpr/config.js';
 import type { AnySetting, Env } from '../lib/config.js';
-import { CONSUMER_SETTINGS, loadConsumerConfig } from '../lib/kinesis-consumer/config.js';
+import { CONSUMER_SETTINGS, loadConsumerConfig } from '@taskflow/stream';
 import { ROUTER_SETTING_LIST, loadConfig as loadRouterConfig } from '../router/config.js';
 import { NOTIFICATION_SETTING_LIST, loadConfig as loadNotificationsConfig } from '../notifications/config.js';
 import { SEARCH_SETTING_LIST, loadConfig as loadSearchConfig } from '../search/config.js';

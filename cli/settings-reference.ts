@@ -10,7 +10,7 @@ import { CAPTURE_SETTING_LIST } from '../capture/config.js';
 import { GDPR_SETTING_LIST } from '../gdpr/config.js';
 import { BOARD_SETTING_LIST } from './commands/board.js';
 import { type AnySetting, settingsTable, uniqueSettings } from '../lib/config.js';
-import { CONSUMER_SETTINGS } from '../lib/kinesis-consumer/config.js';
+import { CONSUMER_SETTINGS } from '@taskflow/stream';
 import { NOTIFICATION_SETTING_LIST } from '../notifications/config.js';
 import { ROUTER_SETTING_LIST } from '../router/config.js';
 import { SEARCH_SETTING_LIST } from '../search/config.js';
@@ -28,7 +28,7 @@ export interface SettingsReference {
 export const SETTINGS_REFERENCES: readonly SettingsReference[] = [
   { readme: 'capture/README.md', declaredIn: 'capture/config.ts', settings: CAPTURE_SETTING_LIST },
   { readme: 'router/README.md', declaredIn: 'router/config.ts', settings: ROUTER_SETTING_LIST },
-  { readme: 'lib/kinesis-consumer/README.md', declaredIn: 'lib/kinesis-consumer/config.ts', settings: Object.values(CONSUMER_SETTINGS) },
+  { readme: 'packages/stream/README.md', declaredIn: 'packages/stream/src/consumer/config.ts', settings: Object.values(CONSUMER_SETTINGS) },
   { readme: 'search/README.md', declaredIn: 'search/config.ts', settings: SEARCH_SETTING_LIST },
   { readme: 'audit/README.md', declaredIn: 'audit/config.ts', settings: AUDIT_SETTING_LIST },
   { readme: 'notifications/README.md', declaredIn: 'notifications/config.ts', settings: NOTIFICATION_SETTING_LIST },

@@ -6,7 +6,7 @@ import { Registry } from 'prom-client';
 import { prometheusAuditMetrics } from '../audit/metrics.js';
 import { prometheusCaptureMetrics } from '../capture/metrics.js';
 import { prometheusGdprMetrics } from '../gdpr/metrics.js';
-import { prometheusConsumerMetrics } from '../lib/kinesis-consumer/metrics.js';
+import { prometheusConsumerMetrics } from '@taskflow/stream';
 import { prometheusRouterMetrics } from '../router/metrics.js';
 import { prometheusNotificationMetrics } from '../notifications/metrics.js';
 import { prometheusSearchMetrics } from '../search/metrics.js';

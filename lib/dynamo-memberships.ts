@@ -10,7 +10,7 @@
 // `TRUNCATE memberships` leaves a marker item: memberships written before it no longer count.
 import { ConditionalCheckFailedException, type DynamoDBClient, GetItemCommand, PutItemCommand, QueryCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { Membership, Role } from './authz.js';
-import type { StreamEvent } from './change-event.js';
+import type { StreamEvent } from '@taskflow/stream/events';
 import { membershipWrites, newestWrites, type MembershipWrite } from './membership-events.js';
 
 /** The key schema of a membership projection's table (the router's and the notifications service's). */

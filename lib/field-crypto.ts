@@ -8,7 +8,7 @@ import { TaskflowError } from './errors.js';
 import { PERSONAL_FIELDS } from '../schemas/personal-fields.js';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { KMSClient } from '@aws-sdk/client-kms';
-import type { StreamEvent } from './change-event.js';
+import type { StreamEvent } from '@taskflow/stream/events';
 import { type KeyDestruction, type SubjectKey, type SubjectKeyConfig, SubjectErasedError, type SubjectKeyStore, createSubjectKeyStore, kidFor } from './subject-keys.js';
 
 export interface EncryptedField {

@@ -1,7 +1,7 @@
 // What a membership event does to a membership projection, as pure data: every reader that
 // keeps one (the router's DynamoDB projection, the search index's own) maps events the same way.
 import type { Membership, Role } from './authz.js';
-import type { StreamEvent } from './change-event.js';
+import type { StreamEvent } from '@taskflow/stream/events';
 import { isChangeOf, isTruncate } from '../schemas/types.js';
 
 /** What one membership event does to the projection. */

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import type { Server } from 'node:http';
 import { networkInterfaces } from 'node:os';
-import { consumerHealth } from './kinesis-consumer/index.js';
+import { consumerHealth } from '@taskflow/stream';
 import { METRICS_SETTINGS, createRegistry, serveMetrics, type ProbeResult } from './metrics.js';
 
 const servers: Server[] = [];

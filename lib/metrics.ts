@@ -52,7 +52,7 @@ export interface HealthChecks {
   ready(): ProbeResult;
 }
 
-/** The probes of a service whose work is a Kinesis consumer (lib/kinesis-consumer consumerHealth). */
+/** The probes of a service whose work is a Kinesis consumer (packages/stream consumerHealth). */
 export function consumerProbes(consumer: { health(): { live: boolean; ready: boolean } }): HealthChecks {
   return {
     live: () => {

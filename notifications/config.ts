@@ -1,12 +1,12 @@
 // The notifications service's configuration, read once from the environment (lib/config.ts fails
 // fast naming the bad variable). NOTIFICATION_SETTINGS declares each variable once: loadConfig,
 // `taskflow notifications --help` and the reference in notifications/README.md come from it; the
-// consumer's own settings are the shared KINESIS_* ones (lib/kinesis-consumer/config.ts).
+// consumer's own settings are the shared KINESIS_* ones (packages/stream/src/consumer/config.ts).
 import { AWS_SETTINGS, type AwsConfig, loadAwsConfig } from '../lib/aws.js';
 import { type Env, intSetting, oneOfSetting, optionalSetting, readSettings, stringSetting, tableEnvVar, uniqueSettings } from '../lib/config.js';
 import { DEV_MODE_SETTINGS } from '../lib/dev-mode.js';
 import { JWT_SETTINGS, type JwtConfig, loadJwtConfig } from '../lib/jwt.js';
-import { CONSUMER_SETTINGS, type ConsumerEnvConfig, loadConsumerConfig } from '../lib/kinesis-consumer/index.js';
+import { CONSUMER_SETTINGS, type ConsumerEnvConfig, loadConsumerConfig } from '@taskflow/stream';
 import { LOG_SETTINGS } from '../lib/logger.js';
 import { METRICS_SETTINGS } from '../lib/metrics.js';
 import { SUBJECT_KEY_SETTINGS, type SubjectKeyConfig, readerKeyConfig } from '../lib/subject-keys.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import type { StreamEvent } from '../lib/change-event.js';
+import type { StreamEvent } from '@taskflow/stream/events';
 import { notifyBatch, type PipelineDeps } from './pipeline.js';
 import { mergeWatches, type Notification, type Watchers } from './rules.js';
 import { historyOf, steps } from './test-histories.js';

@@ -9,7 +9,7 @@
 // and only then the caller checkpoints. A crash anywhere re-reads the batch: steps 1-3 are
 // idempotent and the plan is the same (rules.ts), so nothing is lost or doubled in the inbox; a
 // live message may go out twice, which the SDK drops by id.
-import type { StreamEvent } from '../lib/change-event.js';
+import type { StreamEvent } from '@taskflow/stream/events';
 import { commentedTask, type Notification, planBatch, type Watch, type Watchers } from './rules.js';
 
 export interface Inbox {

@@ -2,8 +2,8 @@
 // the cause is fixed (a new upcaster, a validator fix) — straight to the inbox, not back onto the
 // stream (every other consumer would read them again). Safe at any time: the pipeline's steps are
 // idempotent and a notification depends only on its event and on earlier watcher facts.
-import type { EventCheck } from '../lib/change-event.js';
-import { redriveConsumerDeadLetters, type RedriveResult } from '../lib/consumer-dead-letters.js';
+import type { EventCheck } from '@taskflow/stream/events';
+import { redriveConsumerDeadLetters, type RedriveResult } from '@taskflow/stream';
 import type { DeadLetterStore } from '../lib/dlq.js';
 import { notifyBatch, type PipelineDeps } from './pipeline.js';
 

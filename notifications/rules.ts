@@ -14,7 +14,7 @@
 // a store holds after any prefix of the stream, re-read any number of times, gives every event
 // the same watchers — facts from later events, already stored when a batch is re-read, are
 // filtered out by their `since`.
-import type { StreamEvent } from '../lib/change-event.js';
+import type { StreamEvent } from '@taskflow/stream/events';
 import { isEntityChange } from '../schemas/types.js';
 
 export type NotificationKind = 'assigned' | 'mentioned' | 'commented';

@@ -1,4 +1,4 @@
-// `taskflow notifications` put together: the Kinesis consumer (lib/kinesis-consumer, consumer name
+// `taskflow notifications` put together: the Kinesis consumer (packages/stream, consumer name
 // `notifications`) feeding one NotificationShardProcessor per leased shard; the inbox, watcher and
 // membership tables (DynamoDB); the router's publisher (lib/publishers.ts) for live delivery; the
 // dead-letter store; the inbox API and /metrics.
@@ -6,11 +6,11 @@ import type { Server } from 'node:http';
 import { clientIdPrefix } from '../lib/authz.js';
 import { createDynamoClient, createIotDataClient, createKinesisClient, createKmsClient } from '../lib/aws.js';
 import { readerKeyStore, streamEventDecryptor } from '../lib/field-crypto.js';
-import { deadLetterSink } from '../lib/consumer-dead-letters.js';
+import { deadLetterSink } from '@taskflow/stream';
 import { DynamoDeadLetterStore } from '../lib/dlq.js';
 import { DynamoMembershipProjection } from '../lib/dynamo-memberships.js';
 import { createVerifier, signDevToken } from '../lib/jwt.js';
-import { createConsumer, type Consumer } from '../lib/kinesis-consumer/index.js';
+import { createConsumer, type Consumer } from '@taskflow/stream';
 import type { Logger } from '../lib/logger.js';
 import { PerUserLimiter } from '../lib/user-limits.js';
 import { consumerProbes, createRegistry, serveMetrics } from '../lib/metrics.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import { encryptField, streamEventDecryptor } from '../lib/field-crypto.js';
-import type { UserRecord } from '../lib/kinesis-consumer/index.js';
+import type { UserRecord } from '@taskflow/stream';
 import { LocalKeyWrapper, MemoryKeyTable, WrappedSubjectKeyStore } from '../lib/subject-keys.js';
 import { sampleEvent } from '../schemas/fixtures.js';
 import { validateEvent } from '../schemas/validate.js';

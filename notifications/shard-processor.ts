@@ -2,9 +2,9 @@
 // ones to the dead-letter store), run the batch through the pipeline (pipeline.ts: memberships,
 // inbox, watchers, live delivery), then checkpoint. No high-water marks: every step is idempotent
 // and the plan of a re-read batch is the same (rules.ts), so a crash re-reads it harmlessly.
-import type { EventCheck, StreamEvent } from '../lib/change-event.js';
-import { type ConsumerDeadLetterSink, readBatch } from '../lib/consumer-dead-letters.js';
-import type { Checkpointer, ProcessBatch, ShardProcessor, ShutdownReason } from '../lib/kinesis-consumer/index.js';
+import type { EventCheck, StreamEvent } from '@taskflow/stream/events';
+import { type ConsumerDeadLetterSink, readBatch } from '@taskflow/stream';
+import type { Checkpointer, ProcessBatch, ShardProcessor, ShutdownReason } from '@taskflow/stream';
 import { noopNotifierMetrics, type NotifierMetrics } from './metrics.js';
 import { notifyBatch, type PipelineDeps } from './pipeline.js';
 

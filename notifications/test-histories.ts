@@ -3,7 +3,7 @@
 // written apart from rules.ts: it keeps its own copy of each task instead of trusting `changed`,
 // and keeps watchers as sets). The rules' and the pipeline's property tests share them.
 import fc from 'fast-check';
-import { decodeEvent, type StreamEvent } from '../lib/change-event.js';
+import { decodeEvent, type StreamEvent } from '@taskflow/stream/events';
 import { sampleEvent } from '../schemas/fixtures.js';
 import { validateEvent } from '../schemas/validate.js';
 import type { Notification } from './rules.js';

@@ -93,7 +93,7 @@ export const ROUTER_SETTINGS = {
   minCallSpacingMs: intSetting({ name: 'ROUTER_MIN_CALL_SPACING_MS', default: 200, min: 0, meaning: 'Least time between two GetRecords calls on a shard (Kinesis allows 5/s per shard, shared by all polling readers).' }),
   workerId: optionalSetting({ name: 'KINESIS_WORKER_ID', default: '<hostname>-<pid>', meaning: "This instance's lease owner id: stable across its restarts (a StatefulSet pod's name) so a restarted router takes its leases back at once, unique among live instances." }),
   // A peer takes a dead instance's shards between 1 and 4/3 failover times after its death
-  // (lib/kinesis-consumer/README.md): 1.5 s keeps that, plus the first read, under the 3 s recovery target.
+  // (packages/stream/README.md): 1.5 s keeps that, plus the first read, under the 3 s recovery target.
   failoverTimeMs: intSetting({ name: 'ROUTER_FAILOVER_MS', default: 1500, min: 100, meaning: "A shard lease not renewed for this long is taken over by another instance." }),
   maxRecords: intSetting({ name: 'ROUTER_MAX_RECORDS', default: 1000, min: 1, max: 10_000, meaning: 'Records per GetRecords call at most.' }),
 };

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { printable } from '../lib/dlq.js';
-import { encodeAggregated, encodePlain } from '../lib/record-codec.js';
+import { encodeAggregated, encodePlain } from '@taskflow/stream/codec';
 import { sampleEvent } from '../schemas/fixtures.js';
 import { hashKeyOf } from '../lib/partition-key.js';
 import { recheck } from './redrive.js';

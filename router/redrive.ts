@@ -10,7 +10,7 @@
 import { type KinesisClient, PutRecordCommand } from '@aws-sdk/client-kinesis';
 import type { DeadLetter, DeadLetterStore } from '../lib/dlq.js';
 import { hashKeyOf, workspaceOf } from '../lib/partition-key.js';
-import { decodeRecord } from '../lib/record-codec.js';
+import { decodeRecord } from '@taskflow/stream/codec';
 import { validateEvent } from '../schemas/validate.js';
 import { decodeEvent, type EventCheck } from './event.js';
 import { REDRIVE_PARTITION_PREFIX } from './shard-router.js';

@@ -1,4 +1,4 @@
-// `taskflow router` put together: the Kinesis consumer (lib/kinesis-consumer) feeding one
+// `taskflow router` put together: the Kinesis consumer (packages/stream) feeding one
 // ShardRouter per leased shard, the DynamoDB changelog / DLQ / membership projection, the MQTT
 // or IoT-data publisher with subscription tracking, the replay API and /metrics.
 import type { Server } from 'node:http';
@@ -6,7 +6,7 @@ import { clientIdPrefix } from '../lib/authz.js';
 import { createDynamoClient, createIotDataClient, createKinesisClient, createKmsClient } from '../lib/aws.js';
 import { DynamoDeadLetterStore } from '../lib/dlq.js';
 import { createVerifier, signDevToken } from '../lib/jwt.js';
-import { createConsumer, type Consumer } from '../lib/kinesis-consumer/index.js';
+import { createConsumer, type Consumer } from '@taskflow/stream';
 import type { Logger } from '../lib/logger.js';
 import { consumerProbes, createRegistry, serveMetrics } from '../lib/metrics.js';
 import { decryptEvent, readerKeyStore } from '../lib/field-crypto.js';

@@ -1,7 +1,7 @@
 // The router's shard processor with pipelined batches: checkpoints follow publishes, in batch
 // order, and never pass a batch that was not published.
 import { describe, expect, it } from '@jest/globals';
-import type { Checkpointer, ProcessBatch, UserRecord } from '../lib/kinesis-consumer/index.js';
+import type { Checkpointer, ProcessBatch, UserRecord } from '@taskflow/stream';
 import { createLogger } from '../lib/logger.js';
 import { sampleEvent } from '../schemas/fixtures.js';
 import { validateEvent } from '../schemas/validate.js';

@@ -1,6 +1,6 @@
 // The consumer library's ShardProcessor for the router: one leased shard's ShardRouter and
 // publish pipeline, checkpointing the marks as the lease's state.
-import { type Checkpointer, LeaseLostError, type ProcessBatch, type ShardInit, type ShardProcessor, type ShutdownReason } from '../lib/kinesis-consumer/index.js';
+import { type Checkpointer, LeaseLostError, type ProcessBatch, type ShardInit, type ShardProcessor, type ShutdownReason } from '@taskflow/stream';
 import type { Logger } from '../lib/logger.js';
 import type { PublishPipeline } from './publish-pipeline.js';
 import { ShardRouter, type ShardRouterDeps } from './shard-router.js';

@@ -5,7 +5,7 @@
 // with crashes injected, and the service runs it against DynamoDB and MQTT.
 import { type ChangelogStore, projectKey, type ProjectRef } from './changelog.js';
 import { decodeEvent, type DecodeResult, type DlqReason, type RouterEvent, type EventCheck } from './event.js';
-import { admitBatch, boundMarks, type HighWaterMarks, mergeMarks, serializeMarks } from './ordering.js';
+import { admitBatch, boundMarks, type HighWaterMarks, mergeMarks, serializeMarks } from '@taskflow/stream';
 import { affectsMemberships } from '../lib/membership-events.js';
 import { revocations } from './revocations.js';
 import { idsToLookUp, planSequence, type ProjectHead, type SequencedChange } from './sequencer.js';

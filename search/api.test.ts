@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Server } from 'node:http';
-import { decodeEvent, type StreamEvent } from '../lib/change-event.js';
+import { decodeEvent, type StreamEvent } from '@taskflow/stream/events';
 import { createVerifier, loadJwtConfig, signDevToken } from '../lib/jwt.js';
 import { PerUserLimiter } from '../lib/user-limits.js';
 import { sampleEvent, type SampleOverrides } from '../schemas/fixtures.js';

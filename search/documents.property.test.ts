@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { applyChange, type DocState, docKey, type IndexedTable, type SearchDocument, visibleDocument } from './documents.js';
 import { indexBatchOf } from './indexer.js';
 import { arbitraryDelivery, arbitraryHistory } from './test-histories.js';
-import type { StreamEvent } from '../lib/change-event.js';
+import type { StreamEvent } from '@taskflow/stream/events';
 
 /** The model alone, folded over events (no engine). */
 function fold(batches: readonly (readonly StreamEvent[])[]): SearchDocument[] {

@@ -11,7 +11,7 @@
 // counts only if it was set after that cut (a row deleted and re-inserted starts afresh). An
 // update's `after` leaves out unchanged TOASTed columns (data.omitted): those keep the value an
 // earlier event carried, even when that earlier event is applied after the update.
-import type { StreamEvent } from '../lib/change-event.js';
+import type { StreamEvent } from '@taskflow/stream/events';
 import { isEntityChange, isTruncate } from '../schemas/types.js';
 
 export const INDEXED_TABLES = ['tasks', 'comments'] as const;

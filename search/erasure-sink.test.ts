@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { mkdtempSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { decodeEvent, type StreamEvent } from '../lib/change-event.js';
+import { decodeEvent, type StreamEvent } from '@taskflow/stream/events';
 import type { ErasureSink, SubjectIdentifiers } from '../lib/erasure.js';
 import { sampleEvent, type SampleOverrides } from '../schemas/fixtures.js';
 import { validateEvent } from '../schemas/validate.js';

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Client } from '@opensearch-project/opensearch';
 import fc from 'fast-check';
-import { decodeEvent, type StreamEvent } from '../lib/change-event.js';
+import { decodeEvent, type StreamEvent } from '@taskflow/stream/events';
 import { sampleEvent, type SampleOverrides } from '../schemas/fixtures.js';
 import { validateEvent } from '../schemas/validate.js';
 import { startOpenSearchFake, type OpenSearchFake } from '../test/support/opensearch-fake.js';

@@ -2,8 +2,8 @@
 // cause is fixed (a new upcaster, a validator fix). Not back through the stream as the router's
 // redrive does: the index needs no stream position (every write is order-free and idempotent),
 // and a record put back on the stream would be read again by every other consumer.
-import type { EventCheck } from '../lib/change-event.js';
-import { redriveConsumerDeadLetters, type RedriveResult } from '../lib/consumer-dead-letters.js';
+import type { EventCheck } from '@taskflow/stream/events';
+import { redriveConsumerDeadLetters, type RedriveResult } from '@taskflow/stream';
 import type { DeadLetterStore } from '../lib/dlq.js';
 import { indexBatchOf } from './indexer.js';
 import type { SearchIndex } from './search-index.js';

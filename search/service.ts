@@ -1,12 +1,12 @@
-// `taskflow search` put together: the Kinesis consumer (lib/kinesis-consumer, consumer name
+// `taskflow search` put together: the Kinesis consumer (packages/stream, consumer name
 // `search`) feeding one SearchShardProcessor per leased shard, the index (SQLite FTS5 locally,
 // OpenSearch in production), the dead-letter store, the search API and /metrics.
 import type { Server } from 'node:http';
 import { createDynamoClient, createKinesisClient, createKmsClient } from '../lib/aws.js';
-import { deadLetterSink } from '../lib/consumer-dead-letters.js';
+import { deadLetterSink } from '@taskflow/stream';
 import { DynamoDeadLetterStore } from '../lib/dlq.js';
 import { createVerifier } from '../lib/jwt.js';
-import { createConsumer, type Consumer } from '../lib/kinesis-consumer/index.js';
+import { createConsumer, type Consumer } from '@taskflow/stream';
 import type { Logger } from '../lib/logger.js';
 import { consumerProbes, createRegistry, serveMetrics } from '../lib/metrics.js';
 import { readerKeyStore, streamEventDecryptor } from '../lib/field-crypto.js';

@@ -1,9 +1,9 @@
 import { describe, expect, it } from '@jest/globals';
 import { sampleEvent } from '../schemas/fixtures.js';
 import { validateEvent } from '../schemas/validate.js';
-import type { Checkpointer, UserRecord } from '../lib/kinesis-consumer/index.js';
+import type { Checkpointer, UserRecord } from '@taskflow/stream';
 import { TaskflowError } from '../lib/errors.js';
-import type { ConsumerDeadLetter as SearchDeadLetter } from '../lib/consumer-dead-letters.js';
+import type { ConsumerDeadLetter as SearchDeadLetter } from '@taskflow/stream';
 import { randomBytes } from 'node:crypto';
 import { encryptField, streamEventDecryptor } from '../lib/field-crypto.js';
 import { LocalKeyWrapper, MemoryKeyTable, WrappedSubjectKeyStore } from '../lib/subject-keys.js';

@@ -2,9 +2,9 @@
 // the dead-letter store), apply the batch to the index in one durable step, then checkpoint.
 // No high-water marks: every index write is idempotent and order-free (documents.ts), so a batch
 // re-read after a crash, a replay or a redrive is applied again harmlessly.
-import type { EventCheck, StreamEvent } from '../lib/change-event.js';
-import { type ConsumerDeadLetterSink, readBatch } from '../lib/consumer-dead-letters.js';
-import type { Checkpointer, ProcessBatch, ShardProcessor, ShutdownReason } from '../lib/kinesis-consumer/index.js';
+import type { EventCheck, StreamEvent } from '@taskflow/stream/events';
+import { type ConsumerDeadLetterSink, readBatch } from '@taskflow/stream';
+import type { Checkpointer, ProcessBatch, ShardProcessor, ShutdownReason } from '@taskflow/stream';
 import { indexBatchOf } from './indexer.js';
 import { type IndexerMetrics, noopIndexerMetrics } from './metrics.js';
 import type { SearchIndex } from './search-index.js';

@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { decodeEvent, type StreamEvent } from '../lib/change-event.js';
+import { decodeEvent, type StreamEvent } from '@taskflow/stream/events';
 import { sampleEvent, type SampleOverrides } from '../schemas/fixtures.js';
 import { validateEvent } from '../schemas/validate.js';
 import { indexBatchOf } from './indexer.js';

@@ -7,7 +7,7 @@
 // and no labels (upcast to []), which is what the truth expects of it.
 import fc from 'fast-check';
 import type { Membership } from '../lib/authz.js';
-import { decodeEvent, type StreamEvent } from '../lib/change-event.js';
+import { decodeEvent, type StreamEvent } from '@taskflow/stream/events';
 import { sampleEvent } from '../schemas/fixtures.js';
 import { validateEvent } from '../schemas/validate.js';
 import type { SearchDocument } from './documents.js';

@@ -10,7 +10,7 @@ import { DQ_CHECKS, runDataQuality } from '../../analytics/warehouse/dq.js';
 import { DuckDbWarehouse } from '../../analytics/warehouse/duckdb.js';
 import { createDynamoClient, createFirehoseClient, loadAwsConfig } from '../../lib/aws.js';
 import { settingsHelp } from '../../lib/config.js';
-import type { RedriveResult } from '../../lib/consumer-dead-letters.js';
+import type { RedriveResult } from '@taskflow/stream';
 import { type DeadLetter, DynamoDeadLetterStore, printable } from '../../lib/dlq.js';
 import { validateEvent } from '../../schemas/validate.js';
 import { DLQ_SOURCE as ARCHIVER_DLQ_SOURCE } from '../../analytics/archiver.js';

@@ -19,7 +19,7 @@ import { type Env, settingsHelp } from '../../lib/config.js';
 import { DEVELOPMENT, ENV_VAR } from '../../lib/dev-mode.js';
 import { DynamoDeadLetterStore } from '../../lib/dlq.js';
 import { TaskflowError } from '../../lib/errors.js';
-import { CONSUMER_SETTINGS, DynamoLeaseStore } from '../../lib/kinesis-consumer/index.js';
+import { CONSUMER_SETTINGS, DynamoLeaseStore } from '@taskflow/stream';
 import { createLogger } from '../../lib/logger.js';
 import type { Command } from '../command.js';
 import { runUntilSignalled } from '../long-running.js';

@@ -5,7 +5,7 @@ import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import { DLQ_TABLE, DLQ_TABLE_SPEC } from '../../lib/dlq.js';
 import { MEMBERSHIP_TABLE_KEY } from '../../lib/dynamo-memberships.js';
 import { NOTIFICATION_TABLES } from '../../notifications/tables.js';
-import { LEASE_TABLE_KEY } from '../../lib/kinesis-consumer/dynamo-lease-store.js';
+import { LEASE_TABLE_KEY } from '@taskflow/stream';
 import { SUBJECT_KEYS_TABLE_KEY, SUBJECT_KEYS_TABLE_SPEC } from '../../lib/subject-keys.js';
 import { GDPR_REQUESTS_TABLE_KEY, GDPR_REQUESTS_TABLE_SPEC } from '../../gdpr/request-store.js';
 
@@ -21,7 +21,7 @@ export interface TableSpec {
 
 export const TABLES: readonly TableSpec[] = [
   {
-    // KCL-style shard leases (lib/kinesis-consumer): one item per (consumer name, shard id).
+    // KCL-style shard leases (packages/stream): one item per (consumer name, shard id).
     key: 'leases',
     table: { TableName: 'taskflow-leases', ...LEASE_TABLE_KEY, BillingMode: 'PAY_PER_REQUEST' },
   },

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Pseudonymizer } from '../../audit/record.js';
 import { AuditShardWriter } from '../../audit/shard-writer.js';
 import { FileAuditStore } from '../../audit/store.js';
-import type { UserRecord } from '../../lib/kinesis-consumer/index.js';
+import type { UserRecord } from '@taskflow/stream';
 import { silentLogger } from '../../lib/logger.js';
 import { sampleEvent } from '../../schemas/fixtures.js';
 import { validateEvent } from '../../schemas/validate.js';

@@ -24,7 +24,7 @@ import { setupWorkloadTenants } from '../../db/workload.js';
 import { silentLogger } from '../../lib/logger.js';
 import { LocalKeyWrapper, MemoryKeyTable, WrappedSubjectKeyStore } from '../../lib/subject-keys.js';
 import { randomBytes } from 'node:crypto';
-import type { Compression } from '../../lib/record-codec.js';
+import type { Compression } from '@taskflow/stream/codec';
 import { median, writeBenchResult } from './report.js';
 import { withThrowawayPostgres } from '../support/throwaway-postgres.js';
 

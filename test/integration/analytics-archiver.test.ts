@@ -12,7 +12,7 @@ import { loadArchiverConfig } from '../../analytics/config.js';
 import { DLQ_SOURCE } from '../../analytics/archiver.js';
 import { startArchiver, type RunningArchiver } from '../../analytics/service.js';
 import { DynamoDeadLetterStore } from '../../lib/dlq.js';
-import { DynamoLeaseStore } from '../../lib/kinesis-consumer/index.js';
+import { DynamoLeaseStore } from '@taskflow/stream';
 import { silentLogger } from '../../lib/logger.js';
 import { FsObjectStore } from '../../lib/object-store.js';
 import { tableEnvVar } from '../../lib/config.js';

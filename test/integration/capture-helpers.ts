@@ -1,6 +1,6 @@
 // Shared by the capture integration tests: read back what capture put on a stream, wait for it.
 import { GetRecordsCommand, GetShardIteratorCommand, type KinesisClient, ListShardsCommand } from '@aws-sdk/client-kinesis';
-import { type RecordForm, decodeRecord, detectForm } from '../../lib/record-codec.js';
+import { type RecordForm, decodeRecord, detectForm } from '@taskflow/stream/codec';
 
 export interface StreamedEvent {
   id: string;

@@ -23,7 +23,7 @@ import { sampleEvent } from '../../schemas/fixtures.js';
 import { validateEvent } from '../../schemas/validate.js';
 import { indexBatchOf } from '../../search/indexer.js';
 import { SqliteSearchIndex } from '../../search/sqlite-index.js';
-import { decodeEvent, type StreamEvent } from '../../lib/change-event.js';
+import { decodeEvent, type StreamEvent } from '@taskflow/stream/events';
 import { createSubjectKeyStore, loadSubjectKeyConfig } from '../../lib/subject-keys.js';
 import { type ServiceProcess, startServiceProcess } from '../support/service-process.js';
 import { createTestDatabase, createTestTables, dynamoClient, testStackEnv } from '../support/stack.js';

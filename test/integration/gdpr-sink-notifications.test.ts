@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { randomUUID } from 'node:crypto';
-import { decodeEvent } from '../../lib/change-event.js';
+import { decodeEvent } from '@taskflow/stream/events';
 import { DynamoMembershipProjection } from '../../lib/dynamo-memberships.js';
 import type { ErasureSink, SubjectIdentifiers } from '../../lib/erasure.js';
 import { openErasureSinks } from '../../notifications/erasure-sink.js';

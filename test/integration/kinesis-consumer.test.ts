@@ -4,8 +4,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DescribeStreamSummaryCommand, type KinesisClient, MergeShardsCommand, PutRecordsCommand, SplitShardCommand } from '@aws-sdk/client-kinesis';
 import { Registry } from 'prom-client';
-import { type Consumer, type ConsumerOptions, type Position, type ShardInit, type ShardProcessor, type UserRecord, createConsumer, listShards } from '../../lib/kinesis-consumer/index.js';
-import { encodeAggregated, encodePlain } from '../../lib/record-codec.js';
+import { type Consumer, type ConsumerOptions, type Position, type ShardInit, type ShardProcessor, type UserRecord, createConsumer, listShards } from '@taskflow/stream';
+import { encodeAggregated, encodePlain } from '@taskflow/stream/codec';
 import { createTestStream, createTestTables, dynamoClient, kinesisClient } from '../support/stack.js';
 import { sleep, waitFor } from '../support/wait.js';
 

@@ -8,7 +8,7 @@ import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { type RunningCapture } from '../../capture/main.js';
 import { runWorkload } from '../../db/workload.js';
 import { type Broker } from '../../infra/local/broker.js';
-import { decodeEvent } from '../../lib/change-event.js';
+import { decodeEvent } from '@taskflow/stream/events';
 import { DynamoDeadLetterStore } from '../../lib/dlq.js';
 import { createLogger } from '../../lib/logger.js';
 import { planBatch } from '../../notifications/rules.js';

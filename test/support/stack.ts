@@ -17,8 +17,8 @@ import { readStackInfo, stackEnv, type StackInfo } from '../../lib/stack-info.js
 import { startBroker, type Broker, type BrokerHooks } from '../../infra/local/broker.js';
 import { ensureStream, ensureTable } from '../../infra/local/stack.js';
 import { TABLES } from '../../infra/local/tables.js';
-import { DynamoLeaseStore } from '../../lib/kinesis-consumer/dynamo-lease-store.js';
-import { SHARD_END } from '../../lib/kinesis-consumer/leases.js';
+import { DynamoLeaseStore } from '@taskflow/stream';
+import { SHARD_END } from '@taskflow/stream';
 import { waitFor } from './wait.js';
 
 let cached: StackInfo | undefined;

@@ -34,7 +34,7 @@ export const ROUTER_CLIENT_IDS = `${clientIdPrefix('service:router')}*`;
 
 /** What lib/dlq.ts's writer calls (put: conditional PutItem, large entries in parts by BatchWriteItem; reads back by GetItem/BatchGetItem). */
 const DLQ_WRITER = ['PutItem', 'BatchWriteItem', 'GetItem', 'BatchGetItem'];
-/** What lib/kinesis-consumer calls on the stream (polling) and on its lease table (conditional writes, one Query per consumer name). */
+/** What packages/stream calls on the stream (polling) and on its lease table (conditional writes, one Query per consumer name). */
 const STREAM_READER = ['ListShards', 'GetShardIterator', 'GetRecords'];
 const LEASES = ['Query', 'PutItem', 'DeleteItem'];
 /** What lib/dynamo-memberships.ts's projection calls (router and notifications keep one each). */
@@ -79,7 +79,7 @@ export class ServicesStack extends Stack {
       grantTable(capture, table(SUBJECT_KEYS_TABLE_KEY), ['GetItem', 'PutItem']);
       dataKey.grant(capture, 'kms:GenerateDataKey', 'kms:Decrypt');
     }
-    // A reader of the change stream (lib/kinesis-consumer): the stream, its enhanced fan-out
+    // A reader of the change stream (packages/stream): the stream, its enhanced fan-out
     // consumer when the stream stack registers one for it, its leases and the dead-letter table.
     // The lease table is shared by every reader, keyed by consumer name: a role may touch only its
     // own reader's leases (dynamodb:LeadingKeys), so no reader can take over another's shards.

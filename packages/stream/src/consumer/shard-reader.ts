@@ -8,9 +8,9 @@ import {
   ProvisionedThroughputExceededException,
   type ShardIteratorType,
 } from '@aws-sdk/client-kinesis';
-import { TaskflowError } from '../errors.js';
-import { type BackoffPolicy, DEFAULT_BACKOFF, sleep } from '../backoff.js';
-import { retry } from '../retry.js';
+import { TaskflowError } from '../../../../lib/errors.js';
+import { type BackoffPolicy, DEFAULT_BACKOFF, sleep } from '../../../../lib/backoff.js';
+import { retry } from '../../../../lib/retry.js';
 
 export type StartingPosition = { type: 'TRIM_HORIZON' } | { type: 'LATEST' } | { type: 'AT_SEQUENCE_NUMBER'; sequenceNumber: string };
 

@@ -1,5 +1,5 @@
 // What a consumer's user writes: a ShardProcessor per shard lease, fed user records in order.
-import type { TaskflowError } from '../errors.js';
+import type { TaskflowError } from '../../../../lib/errors.js';
 import type { Position } from './leases.js';
 
 /** One user record: a plain record, or one of the records inside an aggregated one. */

@@ -3,9 +3,9 @@
 // redrive applies them straight to the consumer's own store once the cause is fixed — not back
 // through the stream, which every other consumer would read again.
 import { decodeEvent, type DlqReason, type EventCheck, type StreamEvent } from './change-event.js';
-import type { DeadLetter, DeadLetterStore } from './dlq.js';
-import type { ProcessBatch } from './kinesis-consumer/index.js';
-import type { Logger } from './logger.js';
+import type { DeadLetter, DeadLetterStore } from '../../../lib/dlq.js';
+import type { ProcessBatch } from './consumer/processor.js';
+import type { Logger } from '../../../lib/logger.js';
 
 export interface ConsumerDeadLetter {
   reason: DlqReason | 'undecodable_record';

@@ -8,7 +8,7 @@
 // built to WebAssembly: no native addon, no install script), loaded when this module is.
 import { createRequire } from 'node:module';
 import { constants as zlib, gunzipSync, gzipSync } from 'node:zlib';
-import { TaskflowError } from './errors.js';
+import { TaskflowError } from '../../../lib/errors.js';
 
 /** Kinesis limit for one record: Data plus partition key. */
 export const KINESIS_MAX_RECORD_BYTES = 1024 * 1024;

@@ -2,9 +2,9 @@
 // over user records in order, and end in one of three ways — shard end (mark finished so the
 // children may start), lease lost (stop at once), or stop (checkpoint, then release).
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import { type BackoffPolicy, DEFAULT_BACKOFF, sleep } from '../backoff.js';
-import type { Logger } from '../logger.js';
-import { retry } from '../retry.js';
+import { type BackoffPolicy, DEFAULT_BACKOFF, sleep } from '../../../../lib/backoff.js';
+import type { Logger } from '../../../../lib/logger.js';
+import { retry } from '../../../../lib/retry.js';
 import { LeaseLostError, type LeaseCoordinator } from './coordinator.js';
 import { LATEST, type Position, TRIM_HORIZON } from './leases.js';
 import type { ConsumerMetrics } from './metrics.js';

@@ -2,7 +2,7 @@
 // consumer of the change stream reads the same variables, so they are declared here once
 // (CONSUMER_SETTINGS; the README's reference is rendered from it, lib/config.ts).
 import { hostname } from 'node:os';
-import { type Env, intSetting, oneOfSetting, optionalSetting, readSettings, stringSetting } from '../config.js';
+import { type Env, intSetting, oneOfSetting, optionalSetting, readSettings, stringSetting } from '../../../../lib/config.js';
 import { LATEST, TRIM_HORIZON, type InitialPosition } from './leases.js';
 
 export interface ConsumerEnvConfig {

@@ -2,7 +2,7 @@
 // LeaseStore. It owns no timers (the consumer calls renew/take/sync on its schedule, tests call
 // them step by step with a manual clock), and it serializes the writes to each lease so that a
 // renewal and a checkpoint of the same lease never race each other's counter.
-import { TaskflowError } from '../errors.js';
+import { TaskflowError } from '../../../../lib/errors.js';
 import type { LeaseStore } from './lease-store.js';
 import {
   type InitialPosition,

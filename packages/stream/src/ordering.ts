@@ -2,14 +2,14 @@
 // (commit LSN, txIndex) per workspace; an event at or below it is a duplicate. Within one batch
 // events are put back in order first, so a reordered batch loses nothing. The marks travel with
 // the shard checkpoint as an opaque string, so a restarted reader keeps them.
-import { comparePositions, eventId, parseEventId, type EventPosition } from '../lib/event-id.js';
-import type { RouterEvent } from './event.js';
+import { comparePositions, eventId, parseEventId, type EventPosition } from '../../../lib/event-id.js';
+import type { StreamEvent } from './change-event.js';
 
 export type HighWaterMarks = ReadonlyMap<string, EventPosition>;
 
 export interface AdmitResult {
   /** New events, each workspace's in position order; workspaces keep their first-arrival order. */
-  admitted: RouterEvent[];
+  admitted: StreamEvent[];
   /** Events at or below their workspace's mark, or repeated within the batch. */
   duplicates: number;
   /** Admitted events that arrived after a later event of their workspace and were moved back. */
@@ -17,15 +17,15 @@ export interface AdmitResult {
   marks: HighWaterMarks;
 }
 
-export function admitBatch(marks: HighWaterMarks, events: readonly RouterEvent[]): AdmitResult {
-  const byWorkspace = new Map<string, RouterEvent[]>();
+export function admitBatch(marks: HighWaterMarks, events: readonly StreamEvent[]): AdmitResult {
+  const byWorkspace = new Map<string, StreamEvent[]>();
   for (const e of events) {
     const list = byWorkspace.get(e.workspaceId);
     if (list) list.push(e);
     else byWorkspace.set(e.workspaceId, [e]);
   }
   const next = new Map(marks);
-  const admitted: RouterEvent[] = [];
+  const admitted: StreamEvent[] = [];
   let duplicates = 0;
   let reordered = 0;
   for (const [ws, arrived] of byWorkspace) {

@@ -5,8 +5,8 @@
 // inside an aggregated record), so checkpointed records are never delivered again.
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import { waitFor } from '../../test/support/wait.js';
-import { silentLogger } from '../logger.js';
+import { waitFor } from '../../../../test/support/wait.js';
+import { silentLogger } from '../../../../lib/logger.js';
 import { encodeAggregated } from '../record-codec.js';
 import { LeaseCoordinator, LeaseLostError } from './coordinator.js';
 import { MemoryLeaseStore } from './lease-store.js';

@@ -2,9 +2,9 @@
 // store: the edge every reader of the change stream shares (router, search …). Validation (and
 // upcasting of older schema versions) is the schemas package's validator, injected so a reader's
 // core stays testable with any validator.
-import { type EventPosition, parseEventId } from './event-id.js';
-import type { ChangeEvent } from '../schemas/types.js';
-import type { RejectReason, ValidationResult } from '../schemas/validate.js';
+import { type EventPosition, parseEventId } from '../../../lib/event-id.js';
+import type { ChangeEvent } from '../../../schemas/types.js';
+import type { RejectReason, ValidationResult } from '../../../schemas/validate.js';
 
 /** Why a record goes to the dead-letter store. */
 export type DlqReason = 'malformed_json' | Exclude<RejectReason, 'not_an_object'>;

@@ -4,7 +4,7 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { gzipSync } from 'node:zlib';
-import { TaskflowError } from './errors.js';
+import { TaskflowError } from '../../../lib/errors.js';
 import { MAX_DECOMPRESSED_BYTES, decodeRecord, encodeAggregated, encodePlain, type Compression } from './record-codec.js';
 
 const MAGICS = [[0x1f, 0x8b], [0xf3, 0x89, 0x9a, 0xc2], [0x28, 0xb5, 0x2f, 0xfd], [0x7b]];

@@ -4,8 +4,8 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { type KinesisClient, ListShardsCommand, type Shard } from '@aws-sdk/client-kinesis';
 import type { Registry } from 'prom-client';
-import type { BackoffPolicy } from '../backoff.js';
-import { type Logger, silentLogger } from '../logger.js';
+import type { BackoffPolicy } from '../../../../lib/backoff.js';
+import { type Logger, silentLogger } from '../../../../lib/logger.js';
 import { LeaseCoordinator } from './coordinator.js';
 import { DynamoLeaseStore, ensureLeaseTable } from './dynamo-lease-store.js';
 import type { LeaseStore } from './lease-store.js';

@@ -1,12 +1,12 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import { eventId } from '../lib/event-id.js';
-import type { RouterEvent } from './event.js';
+import { eventId } from '../../../lib/event-id.js';
+import type { StreamEvent } from './change-event.js';
 import { admitBatch, boundMarks, mergeMarks, parseMarks, serializeMarks } from './ordering.js';
 
-function ev(ws: string, lsn: number, txIndex = 0): RouterEvent {
+function ev(ws: string, lsn: number, txIndex = 0): StreamEvent {
   const position = { commitLsn: BigInt(lsn), txIndex };
-  return { id: eventId(position), position, workspaceId: ws, type: 'taskflow.task.updated', envelope: {} as RouterEvent['envelope'] };
+  return { id: eventId(position), position, workspaceId: ws, type: 'taskflow.task.updated', envelope: {} as StreamEvent['envelope'] };
 }
 
 describe('admitBatch', () => {

@@ -1,8 +1,8 @@
 // A shard worker's endings and retries, with the real coordinator on an in-memory lease table
 // and a scripted ShardReader (our own port, not Kinesis).
 import { describe, expect, it } from '@jest/globals';
-import { sleep, waitFor } from '../../test/support/wait.js';
-import { silentLogger } from '../logger.js';
+import { sleep, waitFor } from '../../../../test/support/wait.js';
+import { silentLogger } from '../../../../lib/logger.js';
 import { encodePlain } from '../record-codec.js';
 import { LeaseCoordinator, LeaseLostError } from './coordinator.js';
 import { MemoryLeaseStore } from './lease-store.js';

@@ -1,6 +1,6 @@
 // From Kinesis records to the user records a processor sees, and the position arithmetic that
 // lets a checkpoint land inside an aggregated record.
-import { TaskflowError } from '../errors.js';
+import { TaskflowError } from '../../../../lib/errors.js';
 import { decodeRecord } from '../record-codec.js';
 import type { Position } from './leases.js';
 import type { UserRecord } from './processor.js';
