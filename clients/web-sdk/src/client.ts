@@ -41,6 +41,13 @@ export interface ClientOptions {
   debug?: boolean | DebugSink;
   /** Connect through an AWS IoT Core custom authorizer: the token goes in the URL query string. */
   iot?: IotCoreAuth;
+  /**
+   * QoS of the SDK's subscriptions (default 0). A delivery goes at the lower of the publish's and
+   * the subscription's QoS: at 0 the browser sends no PUBACK (on IoT Core each one is a metered
+   * message), and a message lost on the way is a hole the subscription fetches from the replay
+   * API like any other. 1 asks the broker to resend unacknowledged deliveries on this connection.
+   */
+  subscribeQos?: 0 | 1;
   /** Topics per MQTT connection before another connection is opened (IoT Core's limit: 50). */
   maxSubscriptionsPerConnection?: number;
   backoff?: Partial<BackoffOptions>;
@@ -291,6 +298,7 @@ class Client implements RealtimeClient {
       url: this.options.url,
       clientIdSuffix: n === 0 ? this.clientIdSuffix : `${this.clientIdSuffix}-${n + 1}`,
       iot: this.options.iot,
+      subscribeQos: this.options.subscribeQos ?? 0,
       tokens: this.tokens,
       backoff: this.backoff,
       log: this.log,

@@ -22,6 +22,8 @@ export interface ConnectionDeps {
   /** The client id's own part; the id is `<token's sub>.<suffix>` (token.ts boundClientId). */
   clientIdSuffix: string;
   iot: IotCoreAuth | undefined;
+  /** QoS of every SUBSCRIBE (ClientOptions.subscribeQos). */
+  subscribeQos: 0 | 1;
   tokens: TokenSource;
   backoff: BackoffOptions;
   log: DebugLog;
@@ -193,7 +195,7 @@ export class MqttConnection {
   }
 
   private sendSubscribe(client: MqttClient, topic: string): void {
-    client.subscribe(topic, { qos: 1 }, (err, granted) => {
+    client.subscribe(topic, { qos: this.deps.subscribeQos }, (err, granted) => {
       if (this.client !== client || !this.topics.has(topic)) return;
       if (err !== null && err !== undefined) {
         // mqtt.js reports a failure SUBACK as an error carrying the SUBACK packet: a refusal.
