@@ -8,8 +8,9 @@ import { join } from 'node:path';
 import { alarms } from '../alarms.js';
 import { TABLES } from '../local/tables.js';
 import { buildApp, type PipelineApp } from './app.js';
-import { kinesisShards } from './cost/model.js';
-import { loadScale } from './cost/load.js';
+import { changelogCapacity, dynamoWrites, kinesisShards } from './cost/model.js';
+import { loadPrices, loadScale } from './cost/load.js';
+import { CHANGELOG_TABLE } from '../../router/dynamo-changelog.js';
 import { authorizerBundle } from './stacks/realtime.js';
 import { roleName } from './stacks/services.js';
 import { manifests, workloads } from './workloads.js';
@@ -60,6 +61,22 @@ describe('state stack', () => {
     tpl('state').resourceCountIs('AWS::DynamoDB::GlobalTable', TABLES.length);
     // A restorable backup of the subject keys would bring an erased subject's key back.
     tpl('state').hasResourceProperties('AWS::DynamoDB::GlobalTable', { TableName: 'taskflow-subject-keys', KeySchema: [{ AttributeName: 'kid', KeyType: 'HASH' }], Replicas: [Match.objectLike({ PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: false } })] });
+  });
+
+  it('provisions the changelog with auto scaling between the bounds the bill assumes; every other table is on-demand', () => {
+    const c = changelogCapacity(loadScale('seed'), loadPrices());
+    if (!c) throw new Error('the default levers provision the changelog');
+    // The floor is the average's capacity at the target: what the bill's off-peak hours pay for.
+    expect(c.write.min).toBe(Math.ceil(dynamoWrites(loadScale('seed')).changelog / 0.7));
+    const scaling = (x: { min: number; max: number }) => ({ MinCapacity: x.min, MaxCapacity: x.max, TargetTrackingScalingPolicyConfiguration: { TargetValue: c.targetUtilizationPercent } });
+    tpl('state').hasResourceProperties('AWS::DynamoDB::GlobalTable', {
+      TableName: CHANGELOG_TABLE,
+      BillingMode: 'PROVISIONED',
+      WriteProvisionedThroughputSettings: { WriteCapacityAutoScalingSettings: scaling(c.write) },
+      Replicas: [Match.objectLike({ ReadProvisionedThroughputSettings: { ReadCapacityAutoScalingSettings: scaling(c.read) } })],
+    });
+    const others = Object.values(tpl('state').findResources('AWS::DynamoDB::GlobalTable')).map((r) => (r as { Properties: { TableName: string; BillingMode: string } }).Properties).filter((p) => p.TableName !== CHANGELOG_TABLE);
+    expect(others.map((p) => p.BillingMode)).toEqual(others.map(() => 'PAY_PER_REQUEST'));
   });
 });
 

@@ -1,7 +1,7 @@
 // What the deployment is sized from: the cost model's scale (so the shard count is the one the
 // bill was computed for) and the environment's names.
-import { kinesisShards } from './cost/model.js';
-import { loadScale } from './cost/load.js';
+import { changelogCapacity, type ChangelogCapacity, kinesisShards } from './cost/model.js';
+import { loadPrices, loadScale } from './cost/load.js';
 
 export interface Settings {
   env: string;
@@ -11,6 +11,8 @@ export interface Settings {
   /** A fixed name, so the alarm catalog (infra/alarms.ts) can name its Lambda metrics. */
   authorizerFunctionName: string;
   shards: number;
+  /** The changelog table's provisioned auto scaling bounds, from the cost model (null: on-demand). */
+  changelogCapacity: ChangelogCapacity | null;
   retentionHours: number;
   efoConsumers: string[];
   /** OIDC provider of the existing EKS cluster (IRSA). */
@@ -32,6 +34,7 @@ export function defaultSettings(env = 'prod'): Settings {
     streamName: 'taskflow-changes',
     authorizerFunctionName: `taskflow-${env}-iot-authorizer`,
     shards: kinesisShards(scale).shards,
+    changelogCapacity: changelogCapacity(scale, loadPrices()),
     retentionHours: 168,
     efoConsumers: scale.services.efo_consumers,
     eksOidcProvider: 'oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE',

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadMeasured, loadPrices, loadScale } from './load.js';
-import { compare, DEFAULT_LEVERS, egressUsd, fanout, iotCoreItem, kinesisShards, messagesPerTransaction, monthlyBill, type Scale, SECONDS_PER_MONTH, selfHostedItem, tiered } from './model.js';
+import { changelogCapacity, compare, DEFAULT_LEVERS, dynamoWrites, egressUsd, fanout, iotCoreItem, kinesisShards, messagesPerTransaction, monthlyBill, type Scale, SECONDS_PER_MONTH, selfHostedItem, tiered } from './model.js';
 
 const prices = loadPrices();
 const seed = loadScale('seed');
@@ -62,11 +62,44 @@ describe('cost model arithmetic', () => {
     expect(bigItem.usd).toBeCloseTo(2 * 78.84 + 3.504, 6);
   });
 
-  it('with QoS 1 deliveries (the default: what the router and SDK use today) every delivery also costs the browser PUBACK', () => {
+  it('with QoS 1 deliveries every delivery also costs the browser PUBACK; the default is QoS 0, as the SDK subscribes', () => {
     const scale = tinyScale();
-    expect(DEFAULT_LEVERS.deliveryQos).toBe(1);
+    expect(DEFAULT_LEVERS.deliveryQos).toBe(0);
+    const qos1 = { ...DEFAULT_LEVERS, deliveryQos: 1 as const };
     // publishes 10/s x 1 unit + deliveries 20/s x (1 unit + 1 ack) = 50 messages/s = 131.4 M
-    expect(iotCoreItem(scale, DEFAULT_LEVERS, prices, fanout(scale, DEFAULT_LEVERS)).usd).toBeCloseTo(131.4 + 3.504, 6);
+    expect(iotCoreItem(scale, qos1, prices, fanout(scale, qos1)).usd).toBeCloseTo(131.4 + 3.504, 6);
+  });
+
+  it('without per-subscribe lifecycle events only CONNECT, SUBSCRIBE and the presence events are control messages', () => {
+    // 2,400 daily users x 1 session x 730/24 days = 73,000 sessions of 3 subscribes each:
+    // CONNECT + 3 SUBSCRIBE = 292,000 messages; lifecycle events 73,000 x (2 + 2 x 3) = 584,000,
+    // or 73,000 x 2 = 146,000 presence events when subscriptions come from replay requests.
+    const scale = tinyScale({ connections: { concurrent: 1000, daily_users: 2400, sessions_per_user_per_day: 1, subscribes_per_session: 3 } });
+    const item = (subscriptionEvents: 'lifecycle' | 'replay-call') => iotCoreItem(scale, { ...DEFAULT_LEVERS, subscriptionEvents }, prices, fanout(scale, DEFAULT_LEVERS));
+    expect(item('lifecycle').detail.messages_millions).toBe(Math.round(78.84 + 0.292 + 0.584));
+    // 438,000 fewer messages at $1.00 per million and as many fewer rule executions at $0.15 + $0.15
+    expect(item('lifecycle').usd - item('replay-call').usd).toBeCloseTo(0.438 + 0.438 * 0.3, 6);
+  });
+
+  it('provisions the changelog at the target utilization, following the peak in the peak hours; the small tables stay on-demand', () => {
+    const scale = tinyScale();
+    // 10 one-change transactions/s: 10 batches/s x (1 body WRU for 1,000 B / 4 gzip + 1 head WRU) = 20 WRU/s
+    expect(dynamoWrites(scale).changelog).toBeCloseTo(20, 9);
+    // peak 1,000/s over average 10/s = 100x for 10% of the hours: shape 0.9 + 0.1 x 100 = 10.9
+    const changelog = ((20 * 10.9 * 730) / 0.7) * 0.00065;
+    // checkpoints 6 consumers x 2 shards = 12 WRU/s, leases 12 / 3.33, on-demand at $0.625 per million
+    const small = ((12 + 12 / 3.33) * SECONDS_PER_MONTH * 0.625) / 1e6;
+    // 7 days of 10 changes/s x 1,000 B / 4 at $0.25 + $0.20 PITR per GB-month
+    const storage = ((10 * 7 * 86400 * 250) / 1e9) * 0.45;
+    expect(monthlyBill(scale, prices).services.dynamodb!.usd).toBeCloseTo(changelog + small + storage, 1);
+    expect(changelogCapacity(scale, prices)).toEqual({ targetUtilizationPercent: 70, write: { min: Math.ceil(20 / 0.7), max: Math.ceil((2 * 20 * 100) / 0.7) }, read: { min: 0, max: 0 } });
+    expect(changelogCapacity(scale, prices, { ...DEFAULT_LEVERS, dynamoCapacity: 'on-demand' })).toBeNull();
+  });
+
+  it("coalesces over the read spacing as bench:router measured: its formula is within 10% of the bench's messages per change", () => {
+    // The bench: 20 one-change transactions/s per project, reads 200 ms apart (window 100 ms).
+    const predicted = messagesPerTransaction(20, Math.max(100, DEFAULT_LEVERS.pollIntervalMs) / 1000);
+    expect(Math.abs(predicted - seed.measured.benchMessagesPerChange) / seed.measured.benchMessagesPerChange).toBeLessThan(0.1);
   });
 
   it('publishes nothing to projects without live subscribers when the filter is on', () => {
@@ -75,12 +108,12 @@ describe('cost model arithmetic', () => {
     expect(fanout(scale, { ...DEFAULT_LEVERS, liveSubscribersOnly: false })).toMatchObject({ publishesPerS: 10, deliveriesPerS: 10 });
   });
 
-  it('a longer batching window coalesces a busy project into fewer messages', () => {
-    // one project at 10 tx/s: interval 0.3 s -> x = 3, (1 - e^-3) / 3 = 0.3167 messages per tx
+  it('a batching window longer than the read spacing coalesces a busy project into fewer messages', () => {
+    // one project at 10 tx/s: max(100 ms window, 200 ms reads) = 0.2 s -> x = 2, (1 - e^-2) / 2 = 0.4323 messages per tx
     const scale = tinyScale({ fan_out: { classes: [{ name: 'busy', share: 1, changes_per_s: 10, subscribers: 1 }] } });
-    expect(fanout(scale, DEFAULT_LEVERS).publishesPerS).toBeCloseTo(10 * ((1 - Math.exp(-3)) / 3), 9);
-    // 1,100 ms: x = 12 -> about one message per 1.2 s
-    expect(fanout(scale, { ...DEFAULT_LEVERS, batchWindowMs: 1000 }).publishesPerS).toBeCloseTo(10 * ((1 - Math.exp(-12)) / 12), 9);
+    expect(fanout(scale, DEFAULT_LEVERS).publishesPerS).toBeCloseTo(10 * ((1 - Math.exp(-2)) / 2), 9);
+    // window 1,000 ms: x = 10 -> about one message per second
+    expect(fanout(scale, { ...DEFAULT_LEVERS, batchWindowMs: 1000 }).publishesPerS).toBeCloseTo(10 * ((1 - Math.exp(-10)) / 10), 9);
   });
 
   it('prices the self-hosted broker by nodes, egress and the load balancer', () => {

@@ -76,12 +76,18 @@ export interface Levers {
   retentionHours: number;
   /** Changelog bodies for every project, or only for projects with live subscribers (heads for all). */
   changelogScope: 'all' | 'watched';
+  /** The changelog table's capacity mode (the other tables are small and stay on-demand). */
   dynamoCapacity: 'on-demand' | 'provisioned';
   /** The archiver gzips its Firehose records itself (Firehose bills the bytes it receives). */
   archiverGzip: boolean;
-  /** QoS of deliveries to browsers: at 1 (what the router and the SDK use today) every browser
-   *  PUBACK is a metered 5 KB message. */
+  /** QoS of deliveries to browsers: at 1 every browser PUBACK is a metered 5 KB message. The SDK
+   *  subscribes at QoS 0 by default (`subscribeQos`), so deliveries go at 0 whatever the router's. */
   deliveryQos: 0 | 1;
+  /** How the router learns of live subscriptions: IoT lifecycle events (connect, disconnect, and a
+   *  subscribe/unsubscribe event per topic, each a metered message and a rule execution — what the
+   *  code does), or registered by the replay request the SDK makes after every SUBACK, leaving only
+   *  the presence events (not implemented: the router does not register from replay requests). */
+  subscriptionEvents: 'lifecycle' | 'replay-call';
 }
 
 export const DEFAULT_LEVERS: Levers = {
@@ -93,9 +99,10 @@ export const DEFAULT_LEVERS: Levers = {
   kinesisMode: 'provisioned',
   retentionHours: 168,
   changelogScope: 'all',
-  dynamoCapacity: 'on-demand',
+  dynamoCapacity: 'provisioned',
   archiverGzip: false,
-  deliveryQos: 1,
+  deliveryQos: 0,
+  subscriptionEvents: 'lifecycle',
 };
 
 export interface LineItem {
@@ -179,7 +186,11 @@ export interface Fanout {
 export function fanout(scale: Scale, levers: Levers): Fanout {
   const rate = scale.events.average_per_s;
   const cpt = scale.measured.changesPerTransaction;
-  const intervalS = (levers.batchWindowMs + levers.pollIntervalMs) / 1000;
+  // Coalescing happens over the longer of the window and the read spacing, not their sum:
+  // bench:router's cost runs (reads 200 ms apart, 20 changes/s per project) measured 0.255,
+  // 0.258 and 0.257 messages per change at windows of 0, 100 and 250 ms — one message per
+  // project per read (model.test.ts holds the formula to that measurement).
+  const intervalS = Math.max(levers.batchWindowMs, levers.pollIntervalMs) / 1000;
   let publishes = 0;
   let deliveries = 0;
   let publishedChanges = 0;
@@ -249,34 +260,80 @@ function kinesisItem(scale: Scale, levers: Levers, p: Prices, k: Kinesis): LineI
   return { usd, detail: { mode: 'provisioned', shards: k.shards, shard_bound: k.bound, retention_hours: levers.retentionHours, efo_consumers: efo, gb_in: round(gbPerMonth, 0) } };
 }
 
-function dynamoItem(scale: Scale, levers: Levers, p: Prices, f: Fanout, k: Kinesis): LineItem {
+/** Average write request units per second by table: what the bill charges and what the state
+ *  stack provisions (infra/aws/stacks/state.ts). */
+export interface DynamoWrites {
+  changelog: number;
+  checkpoints: number;
+  leases: number;
+  subscriptions: number;
+}
+
+export function dynamoWrites(scale: Scale, levers: Levers = DEFAULT_LEVERS): DynamoWrites {
+  const f = fanout(scale, levers);
+  const k = kinesisShards(scale);
   // Changelog: per project batch, one body item (gzipped entries, 1 WRU per KB) and the head item.
   const bodyBytes = (f.changesPerChangelogBatch * scale.events.average_bytes) / scale.events.archive_gzip_ratio;
   const bodyBatches = levers.changelogScope === 'all' ? f.changelogBatchesPerS : f.watchedChangelogBatchesPerS;
-  const changelogWru = (bodyBatches * Math.ceil(bodyBytes / 1024) + f.changelogBatchesPerS) * SECONDS_PER_MONTH;
-  // Leases and checkpoints: every consumer checkpoints each shard about once a second and renews
-  // its lease every failover/3 (10 s / 3).
+  // Every consumer checkpoints each shard about once a second and renews its lease every
+  // failover/3 (10 s / 3).
   const consumers = 1 + scale.services.other_consumers.length;
-  const leaseWru = consumers * k.shards * (1 + 1 / 3.33) * SECONDS_PER_MONTH;
   // Subscriptions: one put and one delete per subscribe of every session.
-  const { sessions } = lifecycle(scale);
-  const subscriptionWru = sessions * scale.connections.subscribes_per_session * 2;
+  const sessions = sessionsPerMonth(scale);
+  return {
+    changelog: bodyBatches * Math.ceil(bodyBytes / 1024) + f.changelogBatchesPerS,
+    checkpoints: consumers * k.shards,
+    leases: (consumers * k.shards) / 3.33,
+    subscriptions: (sessions * scale.connections.subscribes_per_session * 2) / SECONDS_PER_MONTH,
+  };
+}
+
+/** Changelog reads per second on average: replays and resyncs, assumed two per session. */
+export function changelogReadsPerS(scale: Scale): number {
+  return (sessionsPerMonth(scale) * 2) / SECONDS_PER_MONTH;
+}
+
+export interface ChangelogCapacity {
+  targetUtilizationPercent: number;
+  write: { min: number; max: number };
+  read: { min: number; max: number };
+}
+
+/** The changelog table's auto scaling bounds at the target utilization: the average's capacity as
+ *  the floor (the bill assumes no less), twice the peak's as the ceiling (room for a hot hour). */
+export function changelogCapacity(scale: Scale, prices: Prices, levers: Levers = DEFAULT_LEVERS): ChangelogCapacity | null {
+  if (levers.dynamoCapacity === 'on-demand') return null;
+  const u = prices.dynamodb.provisioned_target_utilization;
+  const bounds = (avg: number) => ({ min: Math.ceil(avg / u), max: Math.ceil((2 * avg * peakFactor(scale)) / u) });
+  return { targetUtilizationPercent: Math.round(u * 100), write: bounds(dynamoWrites(scale, levers).changelog), read: bounds(changelogReadsPerS(scale)) };
+}
+
+/** Peak over average of the event rate: provisioned capacity follows it in the peak hours. */
+export function peakFactor(scale: Scale): number {
+  return scale.events.peak_per_s / scale.events.average_per_s;
+}
+
+function dynamoItem(scale: Scale, levers: Levers, p: Prices, f: Fanout): LineItem {
+  const w = dynamoWrites(scale, levers);
+  const changelogWru = w.changelog * SECONDS_PER_MONTH;
+  const leaseWru = (w.checkpoints + w.leases) * SECONDS_PER_MONTH;
+  const subscriptionWru = w.subscriptions * SECONDS_PER_MONTH;
   const wru = changelogWru + leaseWru + subscriptionWru;
   // Replays and resyncs read the changelog; assumed two reads per session.
-  const rru = sessions * 2;
+  const rru = changelogReadsPerS(scale) * SECONDS_PER_MONTH;
   // Storage: the changelog holds 7 days (TTL) of compressed changes.
   const storedShare = levers.changelogScope === 'all' ? 1 : f.watchedChangelogBatchesPerS / f.changelogBatchesPerS;
   const storageGb = (storedShare * scale.events.average_per_s * 7 * 86400 * scale.events.average_bytes) / scale.events.archive_gzip_ratio / GB;
-  let requests: number;
-  if (levers.dynamoCapacity === 'on-demand') {
-    requests = (wru / 1e6) * p.dynamodb.write_request_units_per_million + (rru / 1e6) * p.dynamodb.read_request_units_per_million;
-  } else {
-    // Auto scaling tracks the load at the target utilization: peak capacity in peak hours.
-    const s = scale.services.peak_hours_share;
-    const shape = (1 - s) + s * (scale.events.peak_per_s / scale.events.average_per_s);
-    const unitHours = (units: number) => ((units / SECONDS_PER_MONTH) * shape * p.hours_per_month) / p.dynamodb.provisioned_target_utilization;
-    requests = unitHours(wru) * p.dynamodb.provisioned_wcu_hour + unitHours(rru) * p.dynamodb.provisioned_rcu_hour;
-  }
+  const onDemand = (w: number, r: number) => (w / 1e6) * p.dynamodb.write_request_units_per_million + (r / 1e6) * p.dynamodb.read_request_units_per_million;
+  // The lever is the changelog's (the state stack provisions that table only); the small tables
+  // stay on-demand. Provisioned: auto scaling tracks the load at the target utilization, the
+  // average's capacity off peak (the stack's minimum) and the peak's in the peak hours.
+  const s = scale.services.peak_hours_share;
+  const shape = (1 - s) + s * peakFactor(scale);
+  const unitHours = (units: number) => ((units / SECONDS_PER_MONTH) * shape * p.hours_per_month) / p.dynamodb.provisioned_target_utilization;
+  const changelogRequests =
+    levers.dynamoCapacity === 'on-demand' ? onDemand(changelogWru, rru) : unitHours(changelogWru) * p.dynamodb.provisioned_wcu_hour + unitHours(rru) * p.dynamodb.provisioned_rcu_hour;
+  const requests = changelogRequests + onDemand(wru - changelogWru, 0);
   const usd = requests + storageGb * (p.dynamodb.storage_gb_month + p.dynamodb.pitr_gb_month);
   return {
     usd,
@@ -292,10 +349,16 @@ function dynamoItem(scale: Scale, levers: Levers, p: Prices, f: Fanout, k: Kines
   };
 }
 
-function lifecycle(scale: Scale) {
-  const sessions = scale.connections.daily_users * scale.connections.sessions_per_user_per_day * (730 / 24);
-  // connect, disconnect, and a subscribe and unsubscribe event per subscribe
-  const events = sessions * (2 + 2 * scale.connections.subscribes_per_session);
+function sessionsPerMonth(scale: Scale): number {
+  return scale.connections.daily_users * scale.connections.sessions_per_user_per_day * (730 / 24);
+}
+
+function lifecycle(scale: Scale, levers: Levers) {
+  const sessions = sessionsPerMonth(scale);
+  // connect and disconnect, and a subscribe and unsubscribe event per subscribe unless the
+  // router registers subscriptions from replay requests
+  const perSubscribe = levers.subscriptionEvents === 'lifecycle' ? 2 : 0;
+  const events = sessions * (2 + perSubscribe * scale.connections.subscribes_per_session);
   return { sessions, events };
 }
 
@@ -304,7 +367,7 @@ export function iotCoreItem(scale: Scale, levers: Levers, p: Prices, f: Fanout):
   const acks = levers.deliveryQos === 1 ? 1 : 0;
   const deliveryMessages = f.deliveriesPerS * (units + acks) * SECONDS_PER_MONTH;
   const publishMessages = f.publishesPerS * units * SECONDS_PER_MONTH;
-  const { sessions, events } = lifecycle(scale);
+  const { sessions, events } = lifecycle(scale, levers);
   // Each session's CONNECT and SUBSCRIBEs are metered messages; lifecycle events too.
   const controlMessages = sessions * (1 + scale.connections.subscribes_per_session) + events;
   const messages = deliveryMessages + publishMessages + controlMessages;
@@ -343,7 +406,7 @@ export function selfHostedItem(scale: Scale, p: Prices, f: Fanout): LineItem {
 
 function lambdaItem(scale: Scale, p: Prices): LineItem {
   // The custom authorizer runs once per connect (IoT caches its answer for the session).
-  const { sessions } = lifecycle(scale);
+  const sessions = sessionsPerMonth(scale);
   const gbSeconds = sessions * 0.128 * 0.02;
   return { usd: (sessions / 1e6) * p.lambda.requests_per_million + gbSeconds * p.lambda.gb_second, detail: { invocations_millions: round(sessions / 1e6, 1), memory_mb: 128, duration_ms: 20 } };
 }
@@ -426,7 +489,7 @@ export function monthlyBill(scale: Scale, prices: Prices, levers: Levers = DEFAU
   const f = fanout(scale, levers);
   const services: Record<string, LineItem> = {
     kinesis: kinesisItem(scale, levers, prices, k),
-    dynamodb: dynamoItem(scale, levers, prices, f, k),
+    dynamodb: dynamoItem(scale, levers, prices, f),
     [levers.broker === 'iot-core' ? 'iot_core' : 'mqtt_self_hosted']: levers.broker === 'iot-core' ? iotCoreItem(scale, levers, prices, f) : selfHostedItem(scale, prices, f),
     lambda: lambdaItem(scale, prices),
     firehose: firehoseItem(scale, levers, prices),
@@ -452,9 +515,8 @@ export interface Comparison {
 
 /** Applied in this order by `compare`'s cumulative path. */
 export const SAVING_PATH: [string, Partial<Levers>][] = [
-  ['QoS 0 deliveries to browsers', { deliveryQos: 0 }],
+  ['subscriptions from replay requests, no subscribe events', { subscriptionEvents: 'replay-call' }],
   ['changelog bodies for watched projects only', { changelogScope: 'watched' }],
-  ['DynamoDB provisioned with auto scaling', { dynamoCapacity: 'provisioned' }],
   ['archiver gzips Firehose records', { archiverGzip: true }],
   ['self-hosted MQTT on EKS instead of IoT Core', { broker: 'self-hosted' }],
   ['Kinesis retention 24 h', { retentionHours: 24 }],
@@ -475,9 +537,10 @@ export function compare(scale: Scale, prices: Prices, base: Levers = DEFAULT_LEV
     ['Kinesis on-demand', { kinesisMode: 'on-demand' }],
     ['Kinesis retention 24 h', { retentionHours: 24 }],
     ['changelog bodies for watched projects only', { changelogScope: 'watched' }],
-    ['DynamoDB provisioned with auto scaling', { dynamoCapacity: 'provisioned' }],
+    ['changelog table on-demand instead of provisioned', { dynamoCapacity: 'on-demand' }],
     ['archiver gzips Firehose records', { archiverGzip: true }],
-    ['QoS 0 deliveries to browsers', { deliveryQos: 0 }],
+    ['QoS 1 deliveries to browsers (subscribeQos: 1)', { deliveryQos: 1 }],
+    ['subscriptions from replay requests, no subscribe events', { subscriptionEvents: 'replay-call' }],
   ];
   let path = { ...base };
   const cumulative = SAVING_PATH.map(([name, change]) => {

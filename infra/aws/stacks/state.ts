@@ -1,11 +1,14 @@
 // DynamoDB: the tables the services own, built from the same list the local stack creates
 // (infra/local/tables.ts, which takes its keys from the owning modules), with TTL and PITR —
-// except where the owner says a backup would undo an erasure (the subject keys).
+// except where the owner says a backup would undo an erasure (the subject keys). On-demand, but
+// the changelog — every transaction writes it, the bill's largest DynamoDB line — is provisioned
+// with auto scaling between the bounds the cost model derives (settings.changelogCapacity).
 import { RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import type { Construct } from 'constructs';
 import { TABLES, type TableSpec } from '../../local/tables.js';
+import type { Settings } from '../settings.js';
 import { importedKey } from './compliance.js';
 
 type KeySchema = NonNullable<TableSpec['table']['KeySchema']>;
@@ -35,10 +38,18 @@ function secondaryIndexes(spec: TableSpec): dynamodb.GlobalSecondaryIndexPropsV2
   });
 }
 
+function provisioned(c: NonNullable<Settings['changelogCapacity']>): dynamodb.Billing {
+  const target = c.targetUtilizationPercent;
+  return dynamodb.Billing.provisioned({
+    writeCapacity: dynamodb.Capacity.autoscaled({ minCapacity: c.write.min, maxCapacity: c.write.max, targetUtilizationPercent: target }),
+    readCapacity: dynamodb.Capacity.autoscaled({ minCapacity: c.read.min, maxCapacity: c.read.max, targetUtilizationPercent: target }),
+  });
+}
+
 export class StateStack extends Stack {
   readonly tables: Record<string, dynamodb.TableV2> = {};
 
-  constructor(scope: Construct, id: string, dataKey: kms.IKey, props?: StackProps) {
+  constructor(scope: Construct, id: string, dataKey: kms.IKey, capacity: Settings['changelogCapacity'], props?: StackProps) {
     super(scope, id, props);
     const key = importedKey(this, dataKey);
     for (const spec of TABLES) {
@@ -50,7 +61,7 @@ export class StateStack extends Stack {
         partitionKey,
         ...(sortKey ? { sortKey } : {}),
         globalSecondaryIndexes: secondaryIndexes(spec),
-        billing: dynamodb.Billing.onDemand(),
+        billing: spec.key === 'changelog' && capacity ? provisioned(capacity) : dynamodb.Billing.onDemand(),
         ...(spec.ttlAttribute ? { timeToLiveAttribute: spec.ttlAttribute } : {}),
         pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: spec.backups !== false },
         encryption: dynamodb.TableEncryptionV2.customerManagedKey(key),
