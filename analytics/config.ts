@@ -67,6 +67,12 @@ export const LOADER_SETTINGS = {
   pollIntervalMs: intSetting({ name: 'LOADER_POLL_INTERVAL_MS', default: 250, min: 10, meaning: 'Wait before listing the archive again when nothing was new.' }),
   fullListIntervalMs: intSetting({ name: 'LOADER_FULL_LIST_INTERVAL_MS', default: 600_000, min: 0, meaning: 'The loader lists the whole archive at start and this often (0: every pass); in between only keys from the lookback on.' }),
   listLookbackSeconds: intSetting({ name: 'LOADER_LIST_LOOKBACK_SECONDS', default: 900, min: 0, meaning: "Incremental listings start this long before the newest loaded key's time (Firehose's largest buffer interval)." }),
+  erasurePort: optionalSetting({
+    name: 'LOADER_ERASURE_PORT',
+    type: 'integer 0..65535',
+    default: 'unset: no erasure endpoint',
+    meaning: "Port of the loader's internal erasure endpoint, which the gdpr processor calls to purge and scan the warehouse (0 picks a free one); it accepts only a JWT of service:gdpr, verified with the JWT_* settings.",
+  }),
   apiPort: optionalSetting({ name: 'ANALYTICS_API_PORT', type: 'integer 0..65535', default: 'unset: no API', meaning: "Port of the read-only analytics API for the board's analytics page (0 picks a free one); it verifies tokens with the JWT_* settings." }),
   ...METRICS_SETTINGS,
   dqIntervalMs: intSetting({ name: 'DQ_INTERVAL_MS', default: 60_000, min: 0, meaning: 'The loader runs the data-quality checks after a load at most this often; 0 never.' }),
@@ -103,6 +109,8 @@ export interface LoaderConfig {
   metricsHost: string;
   /** The analytics API: its port and how it verifies tokens; undefined: not served. */
   api?: { port: number; jwt: JwtConfig };
+  /** The internal erasure endpoint (analytics/erasure-api.ts); undefined: not served. */
+  erasure?: { port: number; jwt: JwtConfig };
   dq: DqConfig;
   retention: { intervalMs: number } & RetentionPolicy;
 }
@@ -135,6 +143,7 @@ export function loadLoaderConfig(env: Env): LoaderConfig {
     metricsPort: LOADER_SETTINGS.metricsPort.read(env),
     metricsHost: LOADER_SETTINGS.metricsHost.read(env),
     ...apiConfig(env),
+    ...erasureConfig(env),
     dq: loadDqConfig(env),
     retention: {
       intervalMs: LOADER_SETTINGS.retentionIntervalMs.read(env),
@@ -144,10 +153,18 @@ export function loadLoaderConfig(env: Env): LoaderConfig {
   };
 }
 
+function portOf(raw: string, name: string): number {
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(name, `must be an integer from 0 to 65535, got ${raw}`);
+  return port;
+}
+
 function apiConfig(env: Env): { api?: { port: number; jwt: JwtConfig } } {
   const raw = LOADER_SETTINGS.apiPort.read(env);
-  if (raw === undefined) return {};
-  const port = Number(raw);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError('ANALYTICS_API_PORT', `must be an integer from 0 to 65535, got ${raw}`);
-  return { api: { port, jwt: loadJwtConfig(env) } };
+  return raw === undefined ? {} : { api: { port: portOf(raw, 'ANALYTICS_API_PORT'), jwt: loadJwtConfig(env) } };
+}
+
+function erasureConfig(env: Env): { erasure?: { port: number; jwt: JwtConfig } } {
+  const raw = LOADER_SETTINGS.erasurePort.read(env);
+  return raw === undefined ? {} : { erasure: { port: portOf(raw, 'LOADER_ERASURE_PORT'), jwt: loadJwtConfig(env) } };
 }

@@ -11,6 +11,7 @@ import type { LoaderConfig } from './config.js';
 import { startApiServer } from '../lib/http-api.js';
 import { createVerifier } from '../lib/jwt.js';
 import { createAnalyticsHandler } from './api.js';
+import { createErasureHandler, startErasureServer } from './erasure-api.js';
 import { validateEvent } from '../schemas/validate.js';
 import { Loader } from './loader.js';
 import { type Quarantined, quarantineLetter, screenObject } from './quarantine.js';
@@ -24,6 +25,8 @@ export interface RunningLoader {
   metricsUrl: string;
   /** The analytics API, when ANALYTICS_API_PORT is set. */
   apiUrl: string | undefined;
+  /** The internal erasure endpoint, when LOADER_ERASURE_PORT is set. */
+  erasureUrl: string | undefined;
   stop(): Promise<void>;
 }
 
@@ -74,6 +77,8 @@ export async function startLoader(config: LoaderConfig, logger: Logger): Promise
   });
   // The board's analytics page reads the warehouse here: DuckDB has one process per file.
   const api = config.api ? await startApiServer(createAnalyticsHandler({ warehouse, verify: createVerifier(config.api.jwt), logger }), config.api.port, config.metricsHost) : undefined;
+  // The gdpr processor purges the warehouse through the loader, for the same reason.
+  const erasure = config.erasure ? await startErasureServer(createErasureHandler({ warehouse, verify: createVerifier(config.erasure.jwt), logger }), config.erasure.port, config.metricsHost) : undefined;
   const stopping = new AbortController();
   const loop = (async () => {
     while (!stopping.signal.aborted) {
@@ -93,17 +98,19 @@ export async function startLoader(config: LoaderConfig, logger: Logger): Promise
       if (loaded === 0) await sleep(config.pollIntervalMs, stopping.signal);
     }
   })();
-  logger.info({ metrics: metricsServer.url, ...(api ? { api: api.url } : {}), warehouse: config.warehousePath, archive: config.archive }, 'loader started');
+  logger.info({ metrics: metricsServer.url, ...(api ? { api: api.url } : {}), ...(erasure ? { erasure: erasure.url } : {}), warehouse: config.warehousePath, archive: config.archive }, 'loader started');
   return {
     warehouse,
     metricsUrl: metricsServer.url,
     apiUrl: api?.url,
+    erasureUrl: erasure?.url,
     async stop() {
       stopping.abort();
       await loop;
-      if (api) {
-        api.server.closeAllConnections();
-        await new Promise<void>((resolve) => api.server.close(() => resolve()));
+      for (const s of [api, erasure]) {
+        if (!s) continue;
+        s.server.closeAllConnections();
+        await new Promise<void>((resolve) => s.server.close(() => resolve()));
       }
       await new Promise<void>((resolve) => metricsServer.server.close(() => resolve()));
       await warehouse.close();

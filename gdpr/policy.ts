@@ -1,7 +1,7 @@
 // The erasure policy as data: gdpr/POLICY.md's two tables, mirrored here so the processor, the
 // proof and a test (policy.test.ts) read one list. Pure data.
 
-export const POLICY_VERSION = '2026-12-03.6';
+export const POLICY_VERSION = '2026-12-03.7';
 
 /** Erasure must be complete everywhere this long after the request is recorded. */
 export const ERASURE_DEADLINE_MS = 72 * 3600 * 1000;
@@ -27,8 +27,8 @@ export const SINKS: readonly SinkPolicy[] = [
   { sink: 'audit-trail', method: 'pseudonym cut', reachedBy: 'processor' },
   { sink: 'firehose-errors', method: 'crypto-shred + expiry', reachedBy: 'keys' },
   { sink: 'raw-archive', method: 'crypto-shred + expiry', reachedBy: 'keys' },
-  { sink: 'warehouse-raw', method: 'delete', reachedBy: 'not yet' },
-  { sink: 'warehouse-curated', method: 'anonymise (ids) + delete (comment bodies, descriptions)', reachedBy: 'not yet' },
+  { sink: 'warehouse-raw', method: 'anonymise (every value of the event\'s row images and source holding an identifier, or encrypted under their key, blanked; the row kept)', reachedBy: 'processor' },
+  { sink: 'warehouse-curated', method: 'anonymise (ids) + delete (comment bodies, descriptions, any value naming them; history follows raw)', reachedBy: 'processor' },
   { sink: 'dead-letters', method: 'delete', reachedBy: 'processor' },
   { sink: 'logs', method: 'expiry', reachedBy: 'not yet' },
 ];

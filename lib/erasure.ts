@@ -68,3 +68,28 @@ export interface ErasureSinkModule {
   ERASURE_SINKS: readonly SinkSteps<never>[];
   openErasureSinks(env: Env): Promise<{ sinks: ErasureSink[]; close(): Promise<void> }>;
 }
+
+/**
+ * `value` (a parsed JSON document) with every string holding one of the needles, and every
+ * encrypted field (`{enc, kid, …}`) under one of `kids`, replaced by null; object keys are kept.
+ * Returns the same reference when nothing held one, so a caller can tell a change by identity.
+ */
+export function blankHolding(value: unknown, needles: readonly string[], kids: readonly string[] = []): unknown {
+  if (typeof value === 'string') return needles.some((n) => value.includes(n)) ? null : value;
+  if (Array.isArray(value)) {
+    const out = value.map((v) => blankHolding(v, needles, kids));
+    return out.some((v, i) => v !== value[i]) ? out : value;
+  }
+  if (value && typeof value === 'object') {
+    const o = value as Record<string, unknown>;
+    if (o.enc === 'v1' && typeof o.kid === 'string' && kids.includes(o.kid)) return null;
+    let changed = false;
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(o)) {
+      out[k] = blankHolding(v, needles, kids);
+      changed ||= out[k] !== v;
+    }
+    return changed ? out : value;
+  }
+  return value;
+}

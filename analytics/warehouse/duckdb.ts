@@ -8,6 +8,8 @@ import { DuckDBInstance, type DuckDBConnection, LIST, VARCHAR } from '@duckdb/no
 import { writeFileSync, rmSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { SubjectIdentifiers } from '../../lib/erasure.js';
+import { type ErasableWarehouse, type ErasureSqlPort, eraseInWarehouse, scanWarehouse, type WarehouseSink } from './erasure.js';
 import { CURATED, filesSource, insertRawSql, insertTruncationsSql, lit, loadLogCountsSql, mergeSql, RAW_EVENTS_SOURCE, schemaDdl, STAGED_TABLES_SQL, STAGED_WINDOW_SQL, stagedSql, stageLinesSql, stateTable } from './tables.js';
 
 export interface LoadResult {
@@ -44,7 +46,7 @@ export async function loadObject(warehouse: Warehouse, key: string, body: Uint8A
   return (await warehouse.loadObjects([{ key, body }])).get(key) ?? 'already-loaded';
 }
 
-export class DuckDbWarehouse implements Warehouse {
+export class DuckDbWarehouse implements Warehouse, ErasableWarehouse {
   private readonly scratch = mkdtempSync(join(tmpdir(), 'taskflow-warehouse-'));
   /**
    * Every operation runs alone on the one connection: a query issued while a load's transaction
@@ -172,6 +174,30 @@ export class DuckDbWarehouse implements Warehouse {
   dropDaysBefore(day: string): Promise<number> {
     return this.exclusive(async () => Number((await this.conn.run(`DELETE FROM raw_events WHERE day < CAST(${lit(day)} AS DATE)`)).rowsChanged));
   }
+
+  /**
+   * Erasure (erasure.ts), alone on the connection like a load. The last batch's staging tables
+   * (connection-scoped copies of its events) are dropped with the raw rows' values; CHECKPOINT
+   * writes the rewritten rows into the file (DuckDB reuses the freed blocks, it does not zero them).
+   */
+  erase(sink: WarehouseSink, ids: SubjectIdentifiers): Promise<{ changed: number }> {
+    return this.exclusive(async () => {
+      if (sink === 'warehouse-raw') for (const t of ['staged', 'staged_lines']) await this.conn.run(`DROP TABLE IF EXISTS ${t}`);
+      const result = await eraseInWarehouse(this.erasurePort, sink, ids);
+      await this.conn.run('CHECKPOINT');
+      return result;
+    });
+  }
+
+  holding(sink: WarehouseSink, ids: SubjectIdentifiers): Promise<{ scanned: number; found: number }> {
+    return this.exclusive(() => scanWarehouse(this.erasurePort, sink, ids));
+  }
+
+  private readonly erasurePort: ErasureSqlPort = {
+    dialect: 'duckdb',
+    select: async (sql, binds = []) => (await this.conn.runAndReadAll(sql, [...binds])).getRowObjectsJS() as Record<string, unknown>[],
+    exec: async (sql, binds = []) => Number((await this.conn.run(sql, binds.length ? [...binds] : undefined)).rowsChanged),
+  };
 
   query(sql: string): Promise<Record<string, unknown>[]> {
     return this.exclusive(async () => (await this.conn.runAndReadAll(sql)).getRowObjectsJS() as Record<string, unknown>[]);

@@ -9,7 +9,9 @@
 // created once per session before any load, never inside one; GREATEST is NULL when any argument
 // is, so the per-column guard compares COALESCEd ids; MAX_BY ignores NULL ordering values.
 import { TaskflowError } from '../../lib/errors.js';
+import type { SubjectIdentifiers } from '../../lib/erasure.js';
 import type { ArchiveObject, LoadResult, Warehouse } from './duckdb.js';
+import { type ErasableWarehouse, type ErasureSqlPort, eraseInWarehouse, scanWarehouse, type WarehouseSink } from './erasure.js';
 import { SNOWFLAKE, SNOWFLAKE_TYPES, snowflakeViews, view } from './snowflake-views.js';
 import { addedColumnsDdl, CURATED, lit, mergeSql, q, stateTable, v } from './tables.js';
 
@@ -111,7 +113,7 @@ export function mapSnowflakeError(err: unknown, statement: string): TaskflowErro
   return new TaskflowError('WAREHOUSE_SQL_ERROR', `Snowflake rejected "${head}…" (${code ?? '?'}, ${e.sqlState ?? '?'}): ${e.message}`, { cause: err, details: { code, sqlState: e.sqlState, statement: head } });
 }
 
-export class SnowflakeWarehouse implements Warehouse {
+export class SnowflakeWarehouse implements Warehouse, ErasableWarehouse {
   private ready: Promise<void> | undefined;
 
   constructor(
@@ -188,6 +190,24 @@ export class SnowflakeWarehouse implements Warehouse {
   async query(sql: string): Promise<Record<string, unknown>[]> {
     return (await this.run(sql)).rows;
   }
+
+  /** Erasure (erasure.ts, `:n` binds); the session's `staged` copy of the last load is emptied with the raw rows' values. */
+  async erase(sink: WarehouseSink, ids: SubjectIdentifiers): Promise<{ changed: number }> {
+    await this.setUp();
+    if (sink === 'warehouse-raw') await this.run('DELETE FROM staged');
+    return eraseInWarehouse(this.erasurePort, sink, ids);
+  }
+
+  async holding(sink: WarehouseSink, ids: SubjectIdentifiers): Promise<{ scanned: number; found: number }> {
+    await this.setUp();
+    return scanWarehouse(this.erasurePort, sink, ids);
+  }
+
+  private readonly erasurePort: ErasureSqlPort = {
+    dialect: 'snowflake',
+    select: async (sql, binds) => (await this.run(sql, binds)).rows,
+    exec: async (sql, binds) => (await this.run(sql, binds)).rowsAffected,
+  };
 
   close(): Promise<void> {
     return this.session.destroy();

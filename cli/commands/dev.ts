@@ -91,8 +91,9 @@ const SERVICES: readonly ServiceDef[] = [
   // Its sinks open the services' own stores, so it gets their settings too (the search index file, the audit key).
   { name: 'gdpr', serves: { 'gdpr-metrics': 'METRICS_PORT' }, env: (ctx) => Promise.resolve({ SEARCH_DB_PATH: searchDbPath(ctx.dataDir), AUDIT_KEY_FILE: devAuditKeyFile() }) },
   { name: 'analytics-archiver', command: ['analytics', 'archive'], serves: { 'archiver-metrics': 'METRICS_PORT' } },
-  // It serves the analytics API too: DuckDB allows one process per warehouse file.
-  { name: 'analytics-loader', command: ['analytics', 'load'], serves: { analytics: 'ANALYTICS_API_PORT', 'loader-metrics': 'METRICS_PORT' } },
+  // It serves the analytics API and the warehouse's erasure endpoint too: DuckDB allows one process per warehouse file.
+  // gdpr finds the endpoint as WAREHOUSE_ERASURE_URL and signs its service:gdpr token with the dev JWT secret.
+  { name: 'analytics-loader', command: ['analytics', 'load'], serves: { analytics: 'ANALYTICS_API_PORT', 'warehouse-erasure': 'LOADER_ERASURE_PORT', 'loader-metrics': 'METRICS_PORT' } },
 ];
 
 /** The services production runs: each has an EKS workload and its own IRSA role (infra/aws/iam.test.ts holds them equal). */

@@ -54,9 +54,16 @@ const SUBCOMMANDS = ['request', 'status', 'list', 'verify', 'proof'] as const;
 
 function environment(): Env {
   // Local stack: the dev audit key signs the proof, and the subject keys use the local KEK.
-  // The sinks' stores too: the search index file under the stack's data dir (as taskflow dev gives it to search).
+  // The sinks' stores too: the search index file under the stack's data dir (as taskflow dev gives it to search),
+  // and the loader's erasure endpoint (the warehouse is the loader's).
   return operatorEnvironment({
-    localDefaults: (info) => ({ AUDIT_KEY_FILE: join(ROOT, DEV_AUDIT_KEY_FILE), SUBJECT_KEYS_LOCAL_KEK_FILE: join(ROOT, DEV_KEK_FILE), SEARCH_DB_PATH: join(info.dataDir, 'search', 'search.db'), [ENV_VAR]: DEVELOPMENT }),
+    localDefaults: (info) => ({
+      AUDIT_KEY_FILE: join(ROOT, DEV_AUDIT_KEY_FILE),
+      SUBJECT_KEYS_LOCAL_KEK_FILE: join(ROOT, DEV_KEK_FILE),
+      SEARCH_DB_PATH: join(info.dataDir, 'search', 'search.db'),
+      ...(info.http['warehouse-erasure'] ? { WAREHOUSE_ERASURE_URL: info.http['warehouse-erasure'] } : {}),
+      [ENV_VAR]: DEVELOPMENT,
+    }),
   });
 }
 

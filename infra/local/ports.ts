@@ -45,4 +45,6 @@ export const DEV_HTTP_PORTS = {
   'gdpr-metrics': 18100,
   /** The read-only analytics API (served by the loader) the board's /analytics page reads. */
   analytics: 18101,
+  /** The loader's internal erasure endpoint, which only the gdpr processor calls (analytics/erasure-api.ts). */
+  'warehouse-erasure': 18102,
 } as const;

@@ -1,14 +1,16 @@
 // `taskflow gdpr` on the real engines (Postgres, dynalite, the audit store on disk): compliance
 // records a request for a user with data, a repeat is the same request, the processor process
 // drives it to complete, `verify` finds nothing, `proof` writes a signed proof kept in the audit
-// store, and the sinks implemented so far (source-db, router-changelog, search-index, notifications-inbox, dead-letters, audit-trail, …) hold none of the subject's data; a user with
+// store, and the sinks implemented so far (source-db, router-changelog, search-index, notifications-inbox, dead-letters, audit-trail, the warehouse through the loader process, …) hold none of the subject's data; a user with
 // no data completes too, and an unknown user is an error that records nothing.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import pg from 'pg';
+import { openErasureSinks as openWarehouseSinks } from '../../analytics/erasure-sink.js';
 import { command } from '../../cli/commands/gdpr.js';
 import type { ErasureRequest } from '../../gdpr/processor.js';
 import { type ErasureProof, verifyProofSignature } from '../../gdpr/proof.js';
@@ -33,6 +35,8 @@ const AUDIT_KEY = 'gdpr-cli-test-audit-key-0123456789abcdef';
 let env: Record<string, string>;
 let db: pg.Client;
 let gdpr: ServiceProcess | undefined;
+let loader: ServiceProcess | undefined;
+let archiveDir: string;
 const saved = { ...process.env };
 const dynamo = dynamoClient();
 
@@ -57,7 +61,23 @@ beforeAll(async () => {
     SEARCH_DB_PATH: join(dir, 'search', 'search.db'),
     GDPR_POLL_INTERVAL_MS: '200',
     METRICS_PORT: '0',
+    JWT_SECRET: 'gdpr-cli-test-jwt-secret-0123456789abcdef',
   };
+  // The analytics loader holds the warehouse; the processor purges it through the loader's erasure endpoint.
+  archiveDir = join(dir, 's3', 'archive', 'raw', '2026', '11', '26', '12');
+  mkdirSync(archiveDir, { recursive: true });
+  loader = await startServiceProcess(['analytics', 'load'], {
+    ...env,
+    S3_DIR: join(dir, 's3'),
+    ARCHIVE_BUCKET: 'archive',
+    WAREHOUSE_PATH: join(dir, 'warehouse.duckdb'),
+    LOADER_POLL_INTERVAL_MS: '50',
+    LOADER_FULL_LIST_INTERVAL_MS: '0',
+    RETENTION_INTERVAL_MS: '0',
+    DQ_INTERVAL_MS: '0',
+    LOADER_ERASURE_PORT: '0',
+  }, ['loader started']);
+  env.WAREHOUSE_ERASURE_URL = String(loader.entries['loader started']!.erasure);
   Object.assign(process.env, env);
   db = new pg.Client({ connectionString: url });
   await db.connect();
@@ -65,6 +85,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await gdpr?.stop();
+  await loader?.stop();
   await db?.end();
   dynamo.destroy();
   process.env = saved;
@@ -147,6 +168,10 @@ describe('taskflow gdpr on the real engines', () => {
     const dlq = new DynamoDeadLetterStore(dynamo, env.DYNAMODB_TABLE_DLQ!);
     await dlq.put({ source: 'search', reason: 'schema_invalid', message: 'bad', payload: Buffer.from(JSON.stringify(theirs)), origin: { shardId: 's', sequenceNumber: '1' } });
     await inbox.add([{ id: theirs.id, userId: user.id, kind: 'assigned', workspaceId: project.workspaceId, projectId: project.projectId, taskId: user.task, time: theirs.time, text: 'T' }]);
+    // The warehouse loaded an archived event of theirs.
+    writeFileSync(join(archiveDir, 'archive-1-2026-11-26-12-00-01-00000001-aaaa-bbbb-cccc-dddddddddddd.gz'), gzipSync(`${JSON.stringify(theirs)}\n`));
+    const [rawSink] = (await openWarehouseSinks(env)).sinks;
+    await waitFor(async () => (await rawSink!.scan({ subject: user.id, email: null, displayName: null, authored: [] })).found === 1, 'the warehouse to load their event');
     gdpr = await startServiceProcess('gdpr', env, ['gdpr processor started']);
     const done = await waitFor(async () => {
       const r = await store().get(recorded.requestId);
@@ -169,6 +194,9 @@ describe('taskflow gdpr on the real engines', () => {
     expect(await inbox.list(project.workspaceId, user.id, 'all', { limit: 10 })).toEqual({ notifications: [] });
     expect(done.sinks['dead-letters']).toMatchObject({ state: 'verified', found: 0, changed: 1 });
     expect(done.sinks['audit-trail']).toMatchObject({ state: 'verified', found: 0, changed: 1 });
+    expect(done.sinks['warehouse-raw']).toMatchObject({ state: 'verified', found: 0, changed: 1 });
+    expect(done.sinks['warehouse-curated']).toMatchObject({ state: 'verified', found: 0 });
+    expect(done.sinks['warehouse-curated']!.changed).toBeGreaterThanOrEqual(2); // the comment's author_id and body
     expect(await resolveIdentity(auditStore, pseudonym)).toBeUndefined();
     expect(await dlq.list({ includeRedriven: true })).toEqual([]);
     const metrics = await waitFor(async () => {
