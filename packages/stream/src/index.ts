@@ -5,12 +5,12 @@ export { consumerHealth, createConsumer, listShards, type Consumer, type Consume
 export { CONSUMER_SETTINGS, loadConsumerConfig, type ConsumerEnvConfig } from './consumer/config.js';
 export type { Checkpointer, ProcessBatch, ShardInit, ShardProcessor, ShutdownReason, UserRecord } from './consumer/processor.js';
 export { LeaseLostError } from './consumer/coordinator.js';
-export { LATEST, SHARD_END, TRIM_HORIZON, type InitialPosition, type Position } from './consumer/leases.js';
+export { LATEST, SHARD_END, TRIM_HORIZON, type InitialPosition, type Position, type ShardInfo } from './consumer/leases.js';
 export { DynamoLeaseStore, LEASE_TABLE_KEY, ensureLeaseTable } from './consumer/dynamo-lease-store.js';
 export { MemoryLeaseStore, type LeaseStore } from './consumer/lease-store.js';
 export { PollingShardReader, type ShardReader, type ShardSubscription, type ReadBatch, type RawRecord, type StartingPosition } from './consumer/shard-reader.js';
 export { METRIC_NAMES, noopConsumerMetrics, prometheusConsumerMetrics, type ConsumerMetrics } from './consumer/metrics.js';
-export { comparePositions, compareSequenceNumbers } from './consumer/user-records.js';
+export { comparePositions, compareSequenceNumbers, recordsAfter, toUserRecords } from './consumer/user-records.js';
 export * from './change-event.js';
 export * from './dead-letters.js';
 export * from './ordering.js';

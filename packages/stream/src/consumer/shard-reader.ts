@@ -12,7 +12,8 @@ import { TaskflowError } from '../../../../lib/errors.js';
 import { type BackoffPolicy, DEFAULT_BACKOFF, sleep } from '../../../../lib/backoff.js';
 import { retry } from '../../../../lib/retry.js';
 
-export type StartingPosition = { type: 'TRIM_HORIZON' } | { type: 'LATEST' } | { type: 'AT_SEQUENCE_NUMBER'; sequenceNumber: string };
+/** AT_TIMESTAMP: the first record that arrived at or after `timestamp` (the trim horizon when that is older). */
+export type StartingPosition = { type: 'TRIM_HORIZON' } | { type: 'LATEST' } | { type: 'AT_SEQUENCE_NUMBER'; sequenceNumber: string } | { type: 'AT_TIMESTAMP'; timestamp: Date };
 
 /** A Kinesis record as read, before decoding. */
 export interface RawRecord {
@@ -157,11 +158,13 @@ class PollingSubscription implements ShardSubscription {
   }
 
   private async freshIterator(): Promise<string> {
-    const position: { ShardIteratorType: ShardIteratorType; StartingSequenceNumber?: string } = this.lastSequenceNumber
+    const position: { ShardIteratorType: ShardIteratorType; StartingSequenceNumber?: string; Timestamp?: Date } = this.lastSequenceNumber
       ? { ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', StartingSequenceNumber: this.lastSequenceNumber }
       : this.from.type === 'AT_SEQUENCE_NUMBER'
         ? { ShardIteratorType: 'AT_SEQUENCE_NUMBER', StartingSequenceNumber: this.from.sequenceNumber }
-        : { ShardIteratorType: this.from.type };
+        : this.from.type === 'AT_TIMESTAMP'
+          ? { ShardIteratorType: 'AT_TIMESTAMP', Timestamp: this.from.timestamp }
+          : { ShardIteratorType: this.from.type };
     const out = await this.opts.kinesis.send(new GetShardIteratorCommand({ StreamName: this.opts.streamName, ShardId: this.shardId, ...position }));
     if (!out.ShardIterator) throw new TaskflowError('NO_SHARD_ITERATOR', `no shard iterator for ${this.shardId}`, { retriable: true });
     return out.ShardIterator;

@@ -1,0 +1,121 @@
+// `taskflow replay NAME --from T [--to T] [--workspace W]`: feeds one consumer's processor the
+// events of a window again, from the stream's retention and, before it, from the raw archive
+// (lib/replay.ts). Progress on stderr; stopped (Ctrl-C) or interrupted, the same command resumes.
+import { DescribeStreamSummaryCommand } from '@aws-sdk/client-kinesis';
+import { parseArgs } from 'node:util';
+import { loadArchiveLocation } from '../../analytics/config.js';
+import { archiveStore } from '../../analytics/loader-service.js';
+import { createKinesisClient, loadAwsConfig } from '../../lib/aws.js';
+import { TaskflowError } from '../../lib/errors.js';
+import { listShards, loadConsumerConfig, PollingShardReader } from '@taskflow/stream';
+import { createLogger } from '../../lib/logger.js';
+import { type ArchiveSource, FileProgressStore, formatStatus, replay, sameReplay } from '../../lib/replay.js';
+import type { Command } from '../command.js';
+import { operatorEnvironment } from '../operator-env.js';
+import { REPLAY_TARGETS } from '../replay-targets.js';
+
+const usage = `usage:
+  taskflow replay NAME --from TIME [--to TIME] [--workspace W] [--progress FILE] [--restart]
+      feeds consumer NAME's processor (${Object.keys(REPLAY_TARGETS).join(', ')}) every event committed
+      between --from and --to (default: when the replay first started), of workspace W only
+      (and the "*" events: truncates, erasures) with --workspace; TIME is ISO 8601 with a zone.
+      Reads the stream from --from (GetShardIterator AT_TIMESTAMP) and, for the part of the window
+      older than the stream's retention, the raw archive (ARCHIVE_BUCKET / ARCHIVE_PREFIX, or S3_DIR).
+      The consumer's leases and checkpoints are not touched: the live service may keep running.
+      Progress (rate, ETA) goes to stderr and into FILE (default .taskflow/replay-NAME.json) after
+      every batch the processor checkpoints: the same command resumes there; --restart starts over.
+      notifications: fills the inbox again (one per user and event), publishes nothing.
+Settings: the consumer's own (\`taskflow NAME --help\`), CHANGE_STREAM_NAME, KINESIS_MAX_RECORDS,
+KINESIS_MIN_CALL_SPACING_MS (the replay shares the shards' 5 reads/s with every other reader),
+and the AWS ones; the running local stack's when none is set (.taskflow/stack.json).`;
+
+function instant(name: string, v: string | undefined): Date | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d{4}-\d\d-\d\d(T\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d))?$/.test(v) || Number.isNaN(Date.parse(v))) {
+    throw new TaskflowError('BAD_ARGUMENT', `--${name} must be an ISO 8601 date or date-time with a zone, got "${v}"`);
+  }
+  return new Date(v);
+}
+
+export const command: Command = {
+  summary: "replay the stream (and the raw archive before its retention) into one consumer's processor",
+  async run(argv) {
+    const { positionals, values } = parseArgs({
+      args: argv,
+      options: { help: { type: 'boolean' }, from: { type: 'string' }, to: { type: 'string' }, workspace: { type: 'string' }, progress: { type: 'string' }, restart: { type: 'boolean' } },
+      allowPositionals: true,
+    });
+    if (values.help) {
+      console.log(usage);
+      return 0;
+    }
+    const [name, ...extra] = positionals;
+    const from = instant('from', values.from);
+    if (!name || extra.length > 0 || !from) {
+      console.error(usage);
+      return 2;
+    }
+    const open = REPLAY_TARGETS[name];
+    if (!open) throw new TaskflowError('BAD_ARGUMENT', `no replay for consumer "${name}" (known: ${Object.keys(REPLAY_TARGETS).join(', ')})`);
+    const env = operatorEnvironment({ localDefaults: (info) => ({ SEARCH_DB_PATH: `${info.dataDir}/search/search.db` }) });
+    const logger = createLogger('replay', env.LOG_LEVEL ?? 'warn');
+    const to = instant('to', values.to);
+    const progressStore = new FileProgressStore(values.progress ?? `.taskflow/replay-${name}.json`);
+    const saved = values.restart ? undefined : await progressStore.load();
+    if (saved && !sameReplay(saved, name, { from, ...(to ? { to } : {}), ...(values.workspace ? { workspace: values.workspace } : {}) })) {
+      throw new TaskflowError('REPLAY_PROGRESS_MISMATCH', `${progressStore.path} holds another replay (${saved.consumer} from ${saved.from} to ${saved.to}${saved.workspace ? ` of ${saved.workspace}` : ''}): --restart to start this one over it, or --progress FILE`);
+    }
+    if (saved && !saved.done) process.stderr.write(`resuming the replay in ${progressStore.path} (${saved.events} events so far)\n`);
+    if (saved?.done) {
+      process.stderr.write(`the replay in ${progressStore.path} is done already (${saved.events} events); --restart to run it again\n`);
+      return 0;
+    }
+
+    const consumer = loadConsumerConfig(env);
+    const aws = loadAwsConfig(env);
+    const kinesis = createKinesisClient(aws);
+    const reader = new PollingShardReader({ kinesis, streamName: consumer.streamName, maxRecords: consumer.maxRecords, idlePollMs: consumer.pollIntervalMs, minCallSpacingMs: consumer.minCallSpacingMs });
+    const archive: ArchiveSource | undefined = env.ARCHIVE_BUCKET ? (() => {
+      const location = loadArchiveLocation(env);
+      return { store: archiveStore({ aws, archive: location }), prefix: location.prefix };
+    })() : undefined;
+    const target = await open(env, logger);
+    const abort = new AbortController();
+    const onSignal = () => abort.abort();
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    let lastLine = 0;
+    try {
+      const result = await replay({
+        consumer: name,
+        window: { from, to: to ?? (saved ? new Date(saved.to) : new Date()), ...(values.workspace ? { workspace: values.workspace } : {}) },
+        processor: (shardId) => target.processor(shardId),
+        stream: {
+          listShards: () => listShards(kinesis, consumer.streamName),
+          open: (shardId, position) => reader.open(shardId, position),
+          retentionHours: async () => (await kinesis.send(new DescribeStreamSummaryCommand({ StreamName: consumer.streamName }))).StreamDescriptionSummary?.RetentionPeriodHours ?? 24,
+        },
+        ...(archive ? { archive } : {}),
+        progress: values.restart ? { load: () => Promise.resolve(undefined), save: (p) => progressStore.save(p) } : progressStore,
+        signal: abort.signal,
+        onStatus: (s) => {
+          if (Date.now() - lastLine < 1000) return;
+          lastLine = Date.now();
+          process.stderr.write(`${formatStatus(name, s)}\n`);
+        },
+      });
+      const shards = Object.keys(result.shards).length;
+      process.stderr.write(
+        result.done
+          ? `replay ${name} done: ${result.events} events from ${shards} shard(s)${result.archiveUntil ? ` and the archive up to ${result.archiveUntil}` : ''}\n`
+          : `replay ${name} stopped after ${result.events} events; run the same command again to resume (${progressStore.path})\n`,
+      );
+      return result.done ? 0 : 130;
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      await target.close();
+      kinesis.destroy();
+    }
+  },
+};

@@ -1,0 +1,71 @@
+// The consumers `taskflow replay` can feed: for each, its processor built from the service's own
+// configuration (the same one `taskflow <service>` reads), minus what must not happen twice —
+// notifications replayed fill the inbox but are not published again (a browser that missed them
+// reads them from the inbox on reconnect).
+import { createDynamoClient, createKmsClient } from '../lib/aws.js';
+import { deadLetterSink, type ShardProcessor } from '@taskflow/stream';
+import { DynamoDeadLetterStore } from '../lib/dlq.js';
+import { readerKeyStore, streamEventDecryptor } from '../lib/field-crypto.js';
+import type { Logger } from '../lib/logger.js';
+import type { Env } from '../lib/config.js';
+import { validateEvent } from '../schemas/validate.js';
+
+export interface ReplayTarget {
+  /** The consumer's lease name (its service's *_CONSUMER_NAME), for the progress file's name. */
+  consumerName: string;
+  processor(shardId: string): ShardProcessor;
+  close(): Promise<void>;
+}
+
+type Opener = (env: Env, logger: Logger) => Promise<ReplayTarget>;
+
+const search: Opener = async (env, logger) => {
+  const { loadConfig } = await import('../search/config.js');
+  const { openSearchIndex } = await import('../search/engines.js');
+  const { SearchShardProcessor } = await import('../search/shard-processor.js');
+  const { SEARCH_DLQ_SOURCE } = await import('../search/redrive.js');
+  const config = loadConfig(env);
+  const index = await openSearchIndex(config.engine);
+  const dynamo = createDynamoClient(config.aws);
+  const deadLetters = deadLetterSink(new DynamoDeadLetterStore(dynamo, config.dlqTable), SEARCH_DLQ_SOURCE, logger);
+  const sk = config.subjectKeys;
+  const decrypt = sk ? streamEventDecryptor(readerKeyStore(sk, dynamo, () => createKmsClient(config.aws)), () => undefined) : undefined;
+  return {
+    consumerName: config.consumerName,
+    processor: (shardId) => new SearchShardProcessor(shardId, { index, deadLetters, validate: validateEvent, ...(decrypt ? { decrypt } : {}) }),
+    async close() {
+      await index.close();
+      dynamo.destroy();
+    },
+  };
+};
+
+const notifications: Opener = async (env, logger) => {
+  const { loadConfig } = await import('../notifications/config.js');
+  const { DynamoInbox } = await import('../notifications/inbox.js');
+  const { DynamoWatcherStore } = await import('../notifications/watchers.js');
+  const { DynamoMembershipProjection } = await import('../lib/dynamo-memberships.js');
+  const { NotificationShardProcessor } = await import('../notifications/shard-processor.js');
+  const { NOTIFICATIONS_DLQ_SOURCE } = await import('../notifications/redrive.js');
+  const config = loadConfig(env);
+  const dynamo = createDynamoClient(config.aws);
+  const deps = {
+    inbox: new DynamoInbox(dynamo, config.tables.inbox),
+    watchers: new DynamoWatcherStore(dynamo, config.tables.watchers),
+    memberships: new DynamoMembershipProjection(dynamo, config.tables.memberships),
+    delivery: { deliver: () => Promise.resolve(0) },
+  };
+  const deadLetters = deadLetterSink(new DynamoDeadLetterStore(dynamo, config.tables.dlq), NOTIFICATIONS_DLQ_SOURCE, logger);
+  const sk = config.subjectKeys;
+  const decrypt = sk ? streamEventDecryptor(readerKeyStore(sk, dynamo, () => createKmsClient(config.aws)), () => undefined) : undefined;
+  return {
+    consumerName: config.consumerName,
+    processor: (shardId) => new NotificationShardProcessor(shardId, { ...deps, deadLetters, validate: validateEvent, ...(decrypt ? { decrypt } : {}) }),
+    close() {
+      dynamo.destroy();
+      return Promise.resolve();
+    },
+  };
+};
+
+export const REPLAY_TARGETS: Readonly<Record<string, Opener>> = { search, notifications };
