@@ -28,6 +28,17 @@ export function int(env: Env, name: string, fallback: number, range: { min?: num
   return n;
 }
 
+/** A decimal number (e.g. a rate of 0.75/s). */
+export function num(env: Env, name: string, fallback: number, range: { min?: number; max?: number } = {}): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+(\.\d+)?$/.test(raw.trim())) throw new ConfigError(name, `must be a number, got "${raw}"`);
+  const n = Number(raw);
+  if (range.min !== undefined && n < range.min) throw new ConfigError(name, `must be >= ${range.min}, got ${n}`);
+  if (range.max !== undefined && n > range.max) throw new ConfigError(name, `must be <= ${range.max}, got ${n}`);
+  return n;
+}
+
 export function bool(env: Env, name: string, fallback: boolean): boolean {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
@@ -99,6 +110,10 @@ export function optionalSetting(d: Declared & { default: string; type?: string }
 export function intSetting(d: Declared & { default: number; min?: number; max?: number }): Setting<number> {
   const range = { ...(d.min !== undefined ? { min: d.min } : {}), ...(d.max !== undefined ? { max: d.max } : {}) };
   return { name: d.name, type: rangeText(range), default: String(d.default), meaning: d.meaning, read: (env) => int(env, d.name, d.default, range) };
+}
+
+export function numberSetting(d: Declared & { default: number; min: number; max: number }): Setting<number> {
+  return { name: d.name, type: `number ${d.min}..${d.max}`, default: String(d.default), meaning: d.meaning, read: (env) => num(env, d.name, d.default, { min: d.min, max: d.max }) };
 }
 
 export function boolSetting(d: Declared & { default: boolean }): Setting<boolean> {

@@ -9,6 +9,7 @@ import { DEV_MODE_SETTINGS } from '../lib/dev-mode.js';
 import { LOG_SETTINGS } from '../lib/logger.js';
 import { METRICS_SETTINGS } from '../lib/metrics.js';
 import { SUBJECT_KEY_SETTINGS, type SubjectKeyConfig, readerKeyConfig } from '../lib/subject-keys.js';
+import { type ReadBudget, readBudgetSettings } from '@taskflow/stream';
 import { IOT_CORE_MAX_MESSAGE_BYTES, type PayloadMode } from './messages.js';
 
 export interface RouterConfig {
@@ -39,7 +40,9 @@ export interface RouterConfig {
   metricsHost: string;
   pollIntervalMs: number;
   /** Least time between two GetRecords calls on a shard: Kinesis allows 5/s per shard shared by all polling readers. */
-  minCallSpacingMs: number;
+  /** The router's share of each shard's GetRecords capacity (the other consumers read the rest). */
+  readBudget: ReadBudget;
+  minCallSpacingMs: number | undefined;
   /**
    * This instance's lease owner id, stable across its restarts (a StatefulSet pod's name;
    * `taskflow dev` uses router-0) so a restarted router takes its leases back at once. Unique
@@ -55,6 +58,9 @@ export interface RouterConfig {
 const table = (key: string, fallback: string, meaning: string) => stringSetting({ name: tableEnvVar(key), default: fallback, meaning });
 
 /** Everything the router reads from the environment (besides AWS, JWT and log settings). */
+/** The router's default share of each shard's read capacity (see ROUTER_SETTINGS). */
+export const ROUTER_READ_BUDGET: ReadBudget = { callsPerSecond: 2, bytesPerSecond: 1024 * 1024 };
+
 export const ROUTER_SETTINGS = {
   streamName: stringSetting({ name: 'CHANGE_STREAM_NAME', meaning: 'The Kinesis change stream to read.' }),
   consumerName: stringSetting({ name: 'ROUTER_CONSUMER_NAME', default: 'router', meaning: "Name of this reader's leases and checkpoints (one per independent reader)." }),
@@ -90,7 +96,10 @@ export const ROUTER_SETTINGS = {
   replayConcurrencyPerUser: intSetting({ name: 'REPLAY_CONCURRENCY_PER_USER', default: 50, min: 1, meaning: 'Replay requests of one user in flight at a time.' }),
   ...METRICS_SETTINGS,
   pollIntervalMs: intSetting({ name: 'ROUTER_POLL_INTERVAL_MS', default: 200, min: 1, meaning: 'Wait before the next GetRecords on a shard that returned nothing.' }),
-  minCallSpacingMs: intSetting({ name: 'ROUTER_MIN_CALL_SPACING_MS', default: 200, min: 0, meaning: 'Least time between two GetRecords calls on a shard (Kinesis allows 5/s per shard, shared by all polling readers).' }),
+  // 2 of the shard's 5 calls/s and half its 2 MB/s: search, notifications, audit and the archiver
+  // read the rest (packages/stream/README.md, "Read budget"); a latency-critical reader in
+  // production uses enhanced fan-out instead, which has its own 2 MB/s.
+  ...readBudgetSettings('ROUTER', ROUTER_READ_BUDGET, 'the router'),
   workerId: optionalSetting({ name: 'KINESIS_WORKER_ID', default: '<hostname>-<pid>', meaning: "This instance's lease owner id: stable across its restarts (a StatefulSet pod's name) so a restarted router takes its leases back at once, unique among live instances." }),
   // A peer takes a dead instance's shards between 1 and 4/3 failover times after its death
   // (packages/stream/README.md): 1.5 s keeps that, plus the first read, under the 3 s recovery target.
@@ -131,6 +140,7 @@ export function loadConfig(env: Env): RouterConfig {
     metricsPort: s.metricsPort,
     metricsHost: s.metricsHost,
     pollIntervalMs: s.pollIntervalMs,
+    readBudget: { callsPerSecond: s.readCallsPerSecond, bytesPerSecond: s.readMbPerSecond * 1024 * 1024 },
     minCallSpacingMs: s.minCallSpacingMs,
     workerId: s.workerId ?? `${hostname()}-${process.pid}`,
     failoverTimeMs: s.failoverTimeMs,

@@ -144,6 +144,7 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
       new RouterShardProcessor(shardId, { changelog, deadLetters, memberships: projection, validate: validateEvent, metrics: metrics.shard, ...(decryptChange ? { decrypt: decryptChange } : {}) }, makePipeline, logger, publisherReady),
     failoverTimeMs: config.failoverTimeMs,
     pollIntervalMs: config.pollIntervalMs,
+    readBudget: config.readBudget,
     minCallSpacingMs: config.minCallSpacingMs,
     maxRecords: config.maxRecords,
     metrics: registry,

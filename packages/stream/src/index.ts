@@ -2,13 +2,13 @@
 // Pure parts have their own entry points so that pure modules stay free of the AWS SDK:
 // '@taskflow/stream/codec' (record forms) and '@taskflow/stream/events' (envelope decoding).
 export { consumerHealth, createConsumer, listShards, type Consumer, type ConsumerHealth, type ConsumerOptions } from './consumer/consumer.js';
-export { CONSUMER_SETTINGS, loadConsumerConfig, type ConsumerEnvConfig } from './consumer/config.js';
+export { CONSUMER_SETTINGS, loadConsumerConfig, readBudgetSettings, type ConsumerEnvConfig } from './consumer/config.js';
 export type { Checkpointer, ProcessBatch, ShardInit, ShardProcessor, ShutdownReason, UserRecord } from './consumer/processor.js';
 export { LeaseLostError } from './consumer/coordinator.js';
 export { LATEST, SHARD_END, TRIM_HORIZON, type InitialPosition, type Position, type ShardInfo } from './consumer/leases.js';
 export { DynamoLeaseStore, LEASE_TABLE_KEY, ensureLeaseTable } from './consumer/dynamo-lease-store.js';
 export { MemoryLeaseStore, type LeaseStore } from './consumer/lease-store.js';
-export { PollingShardReader, type ShardReader, type ShardSubscription, type ReadBatch, type RawRecord, type StartingPosition } from './consumer/shard-reader.js';
+export { DEFAULT_READ_BUDGET, PollingShardReader, type ReadBudget, type ShardReader, type ShardSubscription, type ReadBatch, type RawRecord, type StartingPosition } from './consumer/shard-reader.js';
 export { METRIC_NAMES, noopConsumerMetrics, prometheusConsumerMetrics, type ConsumerMetrics } from './consumer/metrics.js';
 export { comparePositions, compareSequenceNumbers, recordsAfter, toUserRecords } from './consumer/user-records.js';
 export * from './change-event.js';

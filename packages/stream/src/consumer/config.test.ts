@@ -9,7 +9,8 @@ describe('consumer config', () => {
       workerId: 'w',
       failoverTimeMs: 10_000,
       pollIntervalMs: 200,
-      minCallSpacingMs: 200,
+      readBudget: { callsPerSecond: 0.75, bytesPerSecond: 256 * 1024 },
+      minCallSpacingMs: undefined,
       maxRecords: 1000,
       initialPosition: 'TRIM_HORIZON',
       shardSyncIntervalMs: 60_000,
@@ -17,6 +18,20 @@ describe('consumer config', () => {
     const local = loadConsumerConfig({ KINESIS_POLL_INTERVAL_MS: '20', KINESIS_INITIAL_POSITION: 'LATEST', DYNAMODB_TABLE_LEASES: 't' });
     expect(local).toMatchObject({ pollIntervalMs: 20, initialPosition: 'LATEST', leaseTable: 't' });
     expect(local.workerId).toMatch(/-\d+$/);
+  });
+
+  it('reads the read budget, and the spacing override for a local Kinesis', () => {
+    expect(loadConsumerConfig({ KINESIS_READS_PER_SECOND: '1.5', KINESIS_READ_MB_PER_SECOND: '0.5', KINESIS_MIN_CALL_SPACING_MS: '0' })).toMatchObject({
+      readBudget: { callsPerSecond: 1.5, bytesPerSecond: 512 * 1024 },
+      minCallSpacingMs: 0,
+    });
+  });
+
+  it('refuses a budget beyond what a shard allows', () => {
+    expect(() => loadConsumerConfig({ KINESIS_READS_PER_SECOND: '6' })).toThrow(/KINESIS_READS_PER_SECOND: must be <= 5/);
+    expect(() => loadConsumerConfig({ KINESIS_READ_MB_PER_SECOND: '3' })).toThrow(/KINESIS_READ_MB_PER_SECOND: must be <= 2/);
+    expect(() => loadConsumerConfig({ KINESIS_READS_PER_SECOND: 'fast' })).toThrow(/must be a number/);
+    expect(() => loadConsumerConfig({ KINESIS_MIN_CALL_SPACING_MS: '-1' })).toThrow(/KINESIS_MIN_CALL_SPACING_MS/);
   });
 
   it('names the bad variable', () => {

@@ -2,8 +2,9 @@
 // consumer of the change stream reads the same variables, so they are declared here once
 // (CONSUMER_SETTINGS; the README's reference is rendered from it, lib/config.ts).
 import { hostname } from 'node:os';
-import { type Env, intSetting, oneOfSetting, optionalSetting, readSettings, stringSetting } from '../../../../lib/config.js';
+import { type Env, customSetting, int, intSetting, numberSetting, oneOfSetting, optionalSetting, readSettings, stringSetting } from '../../../../lib/config.js';
 import { LATEST, TRIM_HORIZON, type InitialPosition } from './leases.js';
+import { DEFAULT_READ_BUDGET, GET_RECORDS_BYTES_PER_SECOND, GET_RECORDS_CALLS_PER_SECOND, type ReadBudget } from './shard-reader.js';
 
 export interface ConsumerEnvConfig {
   streamName: string;
@@ -11,7 +12,8 @@ export interface ConsumerEnvConfig {
   workerId: string;
   failoverTimeMs: number;
   pollIntervalMs: number;
-  minCallSpacingMs: number;
+  readBudget: ReadBudget;
+  minCallSpacingMs: number | undefined;
   maxRecords: number;
   initialPosition: InitialPosition;
   shardSyncIntervalMs: number;
@@ -23,13 +25,44 @@ export const CONSUMER_SETTINGS = {
   workerId: optionalSetting({ name: 'KINESIS_WORKER_ID', default: '<hostname>-<pid>', meaning: 'This worker in the lease table; unique per running process.' }),
   failoverTimeMs: intSetting({ name: 'KINESIS_FAILOVER_MS', default: 10_000, min: 300, meaning: 'A lease not renewed for this long is taken over (renewed every third of it).' }),
   pollIntervalMs: intSetting({ name: 'KINESIS_POLL_INTERVAL_MS', default: 200, min: 0, meaning: 'Wait after an empty read before polling the shard again.' }),
-  minCallSpacingMs: intSetting({ name: 'KINESIS_MIN_CALL_SPACING_MS', default: 200, min: 0, meaning: 'Least time between two GetRecords calls on a shard (5/s per shard for all polling readers).' }),
+  ...readBudgetSettings('KINESIS', DEFAULT_READ_BUDGET, 'this consumer'),
   maxRecords: intSetting({ name: 'KINESIS_MAX_RECORDS', default: 1000, min: 1, max: 10_000, meaning: 'GetRecords Limit.' }),
   initialPosition: oneOfSetting({ name: 'KINESIS_INITIAL_POSITION', allowed: [TRIM_HORIZON, LATEST] as const, default: TRIM_HORIZON, meaning: 'Where a shard without a checkpoint is read from.' }),
   shardSyncIntervalMs: intSetting({ name: 'KINESIS_SHARD_SYNC_MS', default: 60_000, min: 100, meaning: 'How often shards are listed (new shards after a reshard).' }),
 };
 
+/**
+ * A reader's share of each shard's GetRecords budget (5 calls/s, 2 MB/s for all polling readers
+ * together), declared per service: `prefix` KINESIS for the consumers, ROUTER for the router.
+ */
+export function readBudgetSettings(prefix: string, defaults: ReadBudget, who: string) {
+  const mb = 1024 * 1024;
+  return {
+    readCallsPerSecond: numberSetting({
+      name: `${prefix}_READS_PER_SECOND`,
+      default: defaults.callsPerSecond,
+      min: 0.05,
+      max: GET_RECORDS_CALLS_PER_SECOND,
+      meaning: `GetRecords calls per second per shard for ${who}: its share of Kinesis' 5/s per shard, shared by every polling reader (router 2 + four consumers at 0.75 = 5).`,
+    }),
+    readMbPerSecond: numberSetting({
+      name: `${prefix}_READ_MB_PER_SECOND`,
+      default: defaults.bytesPerSecond / mb,
+      min: 0.01,
+      max: GET_RECORDS_BYTES_PER_SECOND / mb,
+      meaning: `MB per second per shard ${who} reads at most: its share of Kinesis' 2 MB/s per shard (router 1 + four consumers at 0.25 = 2); after a large read the next call waits.`,
+    }),
+    minCallSpacingMs: customSetting({
+      name: `${prefix}_MIN_CALL_SPACING_MS`,
+      type: 'integer >= 0',
+      default: `1000 / ${prefix}_READS_PER_SECOND`,
+      meaning: 'Overrides the call spacing the budget gives, e.g. 0 against a local Kinesis without limits (the MB budget still applies).',
+      read: (env) => (env[`${prefix}_MIN_CALL_SPACING_MS`] ? int(env, `${prefix}_MIN_CALL_SPACING_MS`, 0, { min: 0 }) : undefined),
+    }),
+  };
+}
+
 export function loadConsumerConfig(env: Env): ConsumerEnvConfig {
-  const s = readSettings(env, CONSUMER_SETTINGS);
-  return { ...s, workerId: s.workerId ?? `${hostname()}-${process.pid}` };
+  const { readCallsPerSecond, readMbPerSecond, ...s } = readSettings(env, CONSUMER_SETTINGS);
+  return { ...s, readBudget: { callsPerSecond: readCallsPerSecond, bytesPerSecond: readMbPerSecond * 1024 * 1024 }, workerId: s.workerId ?? `${hostname()}-${process.pid}` };
 }

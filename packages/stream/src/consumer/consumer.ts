@@ -12,7 +12,7 @@ import type { LeaseStore } from './lease-store.js';
 import { type InitialPosition, type ShardInfo, TRIM_HORIZON } from './leases.js';
 import { type ConsumerMetrics, noopConsumerMetrics, prometheusConsumerMetrics } from './metrics.js';
 import type { ShardProcessor } from './processor.js';
-import { PollingShardReader, type ShardReader } from './shard-reader.js';
+import { PollingShardReader, type ReadBudget, type ShardReader } from './shard-reader.js';
 import { ShardWorker, type StopMode } from './shard-worker.js';
 
 export interface ConsumerOptions {
@@ -32,8 +32,10 @@ export interface ConsumerOptions {
   failoverTimeMs?: number;
   /** Wait after an empty read before polling again. Default 200 ms. */
   pollIntervalMs?: number;
-  /** Spacing between GetRecords calls on one shard. Default 200 ms (5 calls/s/shard). */
-  minCallSpacingMs?: number;
+  /** This consumer's share of each shard's GetRecords capacity. Default DEFAULT_READ_BUDGET (0.75 calls/s, 256 KB/s). */
+  readBudget?: ReadBudget;
+  /** Spacing between GetRecords calls on one shard instead of the budget's (0 for a local Kinesis). */
+  minCallSpacingMs?: number | undefined;
   /** GetRecords Limit. Default 1000. */
   maxRecords?: number;
   /** Where a consumer with no leases yet starts. Default TRIM_HORIZON. */
@@ -129,7 +131,10 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       ...(opts.maxRecords === undefined ? {} : { maxRecords: opts.maxRecords }),
       ...(opts.pollIntervalMs === undefined ? {} : { idlePollMs: opts.pollIntervalMs }),
       ...(opts.minCallSpacingMs === undefined ? {} : { minCallSpacingMs: opts.minCallSpacingMs }),
+      ...(opts.readBudget ? { budget: opts.readBudget } : {}),
       ...(opts.backoff ? { backoff: opts.backoff } : {}),
+      onThrottled: (shardId) => metrics.readThrottled(shardId),
+      onBudgetWait: (shardId, ms) => metrics.budgetWait(shardId, ms),
     });
 
   const workers = new Map<string, ShardWorker>();

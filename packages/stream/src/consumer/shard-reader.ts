@@ -43,8 +43,21 @@ export interface ShardReader {
   open(shardId: string, from: StartingPosition): ShardSubscription;
 }
 
-/** Kinesis allows 5 GetRecords calls per second per shard, shared by every polling reader. */
+/** Kinesis allows 5 GetRecords calls and 2 MB per second per shard, shared by every polling reader. */
 export const GET_RECORDS_CALLS_PER_SECOND = 5;
+export const GET_RECORDS_BYTES_PER_SECOND = 2 * 1024 * 1024;
+
+/**
+ * One consumer's share of each shard's read capacity. The shares of all polling consumers of a
+ * stream must add up to at most the shard's limits, or they throttle each other.
+ */
+export interface ReadBudget {
+  callsPerSecond: number;
+  bytesPerSecond: number;
+}
+
+/** A stream consumer's default share: the router's 2 calls/s + 1 MB/s leave this for four more. */
+export const DEFAULT_READ_BUDGET: ReadBudget = { callsPerSecond: 0.75, bytesPerSecond: 256 * 1024 };
 
 /**
  * Throttled calls in a row (backing off between them) before next() rejects: the shard worker
@@ -59,17 +72,46 @@ export interface PollingOptions {
   maxRecords?: number;
   /** Wait after an empty read before polling again. Default 200 ms. */
   idlePollMs?: number;
-  /** Spacing between calls even when records keep coming. Default 1000 / 5 ms. */
+  /** This consumer's share of each shard's read capacity. Default DEFAULT_READ_BUDGET. */
+  budget?: ReadBudget;
+  /**
+   * Spacing between calls instead of 1000 / budget.callsPerSecond, e.g. 0 against a local Kinesis
+   * without limits; the bytes budget still applies.
+   */
   minCallSpacingMs?: number;
   backoff?: BackoffPolicy;
   random?: () => number;
   now?: () => number;
+  /** Kinesis refused a call (ProvisionedThroughputExceeded): the shard's budget is overspent. */
+  onThrottled?: (shardId: string) => void;
+  /** A wait the budget imposed beyond the idle poll (records were there to read). */
+  onBudgetWait?: (shardId: string, ms: number) => void;
 }
 
-/** How long to wait before the next GetRecords call (pure, for the pacing rule's tests). */
-export function pollDelay(p: { lastCallAt: number; now: number; gotRecords: boolean; idlePollMs: number; minCallSpacingMs: number }): number {
-  const spacing = p.gotRecords ? p.minCallSpacingMs : Math.max(p.idlePollMs, p.minCallSpacingMs);
-  return Math.max(0, p.lastCallAt + spacing - p.now);
+export interface PaceInput {
+  lastCallAt: number;
+  now: number;
+  /** The last call returned records (else the idle poll interval applies too). */
+  gotRecords: boolean;
+  /** Bytes the last call returned. */
+  lastBytes: number;
+  idlePollMs: number;
+  minCallSpacingMs: number;
+  bytesPerSecond: number;
+}
+
+/**
+ * How long to wait before the next GetRecords call (pure, for the pacing rule's tests): at least
+ * the call spacing after the last call, and long enough for its bytes to fit the bytes budget
+ * (a 1 MB read at 256 KB/s waits 4 s, as Kinesis itself would refuse earlier calls); after an
+ * empty read, at least the idle poll. `budgetMs` is the part of the wait due to the budget alone.
+ */
+export function pollDelay(p: PaceInput): { waitMs: number; budgetMs: number } {
+  const budgetGap = Math.max(p.minCallSpacingMs, (p.lastBytes * 1000) / p.bytesPerSecond);
+  const idleGap = p.gotRecords ? 0 : p.idlePollMs;
+  const waitMs = Math.max(0, p.lastCallAt + Math.max(budgetGap, idleGap) - p.now);
+  const idleWait = Math.max(0, p.lastCallAt + idleGap - p.now);
+  return { waitMs, budgetMs: waitMs - idleWait };
 }
 
 export class PollingShardReader implements ShardReader {
@@ -86,6 +128,7 @@ class PollingSubscription implements ShardSubscription {
   private lastSequenceNumber: string | undefined;
   private lastCallAt = Number.NEGATIVE_INFINITY;
   private lastGotRecords = true;
+  private lastBytes = 0;
   private ended = false;
   private readonly now: () => number;
   private readonly random: () => number;
@@ -108,7 +151,11 @@ class PollingSubscription implements ShardSubscription {
         signal,
         random: this.random,
         maxAttempts: THROTTLED_ATTEMPTS,
-        shouldRetry: (err) => err instanceof ProvisionedThroughputExceededException,
+        shouldRetry: (err) => {
+          const throttled = err instanceof ProvisionedThroughputExceededException;
+          if (throttled) this.opts.onThrottled?.(this.shardId);
+          return throttled;
+        },
       });
     } catch (err) {
       if (signal.aborted) return empty;
@@ -119,14 +166,18 @@ class PollingSubscription implements ShardSubscription {
   /** One paced GetRecords call (an expired iterator is replaced and the call made again at once). */
   private async read(signal: AbortSignal): Promise<ReadBatch> {
     for (;;) {
-      const wait = pollDelay({
+      const budget = this.opts.budget ?? DEFAULT_READ_BUDGET;
+      const { waitMs, budgetMs } = pollDelay({
         lastCallAt: this.lastCallAt,
         now: this.now(),
         gotRecords: this.lastGotRecords,
+        lastBytes: this.lastBytes,
         idlePollMs: this.opts.idlePollMs ?? 200,
-        minCallSpacingMs: this.opts.minCallSpacingMs ?? 1000 / GET_RECORDS_CALLS_PER_SECOND,
+        minCallSpacingMs: this.opts.minCallSpacingMs ?? 1000 / budget.callsPerSecond,
+        bytesPerSecond: budget.bytesPerSecond,
       });
-      if (wait > 0) await sleep(wait, signal);
+      if (budgetMs > 0) this.opts.onBudgetWait?.(this.shardId, budgetMs);
+      if (waitMs > 0) await sleep(waitMs, signal);
       if (signal.aborted) return { records: [], millisBehindLatest: 0, shardEnd: false };
       this.lastCallAt = this.now();
       try {
@@ -143,6 +194,7 @@ class PollingSubscription implements ShardSubscription {
         const last = records.at(-1);
         if (last) this.lastSequenceNumber = last.sequenceNumber;
         this.lastGotRecords = records.length > 0;
+        this.lastBytes = records.reduce((sum, r) => sum + r.data.byteLength + Buffer.byteLength(r.partitionKey), 0);
         this.iterator = out.NextShardIterator ?? undefined;
         this.ended = out.NextShardIterator === undefined || out.NextShardIterator === null;
         return { records, millisBehindLatest: out.MillisBehindLatest ?? 0, shardEnd: this.ended };

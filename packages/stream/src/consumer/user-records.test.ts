@@ -1,7 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { encodeAggregated, encodePlain } from '../record-codec.js';
-import { pollDelay } from './shard-reader.js';
 import { comparePositions, recordsAfter, toUserRecords } from './user-records.js';
 
 const json = (o: unknown) => Buffer.from(JSON.stringify(o));
@@ -45,18 +44,5 @@ describe('user records', () => {
         expect(Math.sign(c)).toBe(a !== b ? (a < b ? -1 : 1) : Math.sign(i - j));
       }),
     );
-  });
-});
-
-describe('poll pacing', () => {
-  it('polls again at once after records, within the per-shard call rate', () => {
-    expect(pollDelay({ lastCallAt: 1000, now: 1050, gotRecords: true, idlePollMs: 200, minCallSpacingMs: 200 })).toBe(150);
-    expect(pollDelay({ lastCallAt: 1000, now: 1300, gotRecords: true, idlePollMs: 200, minCallSpacingMs: 200 })).toBe(0);
-    expect(pollDelay({ lastCallAt: 1000, now: 1010, gotRecords: true, idlePollMs: 50, minCallSpacingMs: 5 })).toBe(0);
-  });
-
-  it('waits the idle interval after an empty read, never less than the call spacing', () => {
-    expect(pollDelay({ lastCallAt: 1000, now: 1010, gotRecords: false, idlePollMs: 50, minCallSpacingMs: 5 })).toBe(40);
-    expect(pollDelay({ lastCallAt: 1000, now: 1010, gotRecords: false, idlePollMs: 20, minCallSpacingMs: 200 })).toBe(190);
   });
 });
