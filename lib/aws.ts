@@ -42,6 +42,33 @@ export function loadAwsConfig(env: Env): AwsConfig {
   return cfg;
 }
 
+/**
+ * AWS API calls this process has made, by API and command, counted by every client built here:
+ * the per-request cost of the SDK (serialising, signing, HTTP) is most of a service's CPU, and
+ * requests are what DynamoDB and Kinesis bill, so benchmarks and the cost model read them per change.
+ */
+const requestCounts = new Map<string, { api: string; command: string; count: number }>();
+
+export function awsRequestCounts(): readonly { api: string; command: string; count: number }[] {
+  return [...requestCounts.values()];
+}
+
+function counted<C extends KinesisClient | DynamoDBClient | FirehoseClient | S3Client | IoTDataPlaneClient | KMSClient>(api: string, client: C): C {
+  // Widened once: every client's stack takes the same middleware, but their input/output types differ.
+  (client.middlewareStack as unknown as { add(m: unknown, o: unknown): void }).add(
+    (next: (args: unknown) => Promise<unknown>, context: { commandName?: string }) => (args: unknown) => {
+      const command = context.commandName ?? 'unknown';
+      const key = `${api} ${command}`;
+      const entry = requestCounts.get(key) ?? { api, command, count: 0 };
+      entry.count += 1;
+      requestCounts.set(key, entry);
+      return next(args);
+    },
+    { step: 'initialize', name: 'taskflowRequestCount' },
+  );
+  return client;
+}
+
 // Local engines speak HTTP/1.1 only and accept any credentials.
 const localCredentials = { accessKeyId: 'local', secretAccessKey: 'local' };
 
@@ -54,29 +81,29 @@ function localOptions(endpoint: string) {
 }
 
 export function createKinesisClient(cfg: AwsConfig): KinesisClient {
-  return new KinesisClient({ region: cfg.region, maxAttempts: 1, ...(cfg.kinesisEndpoint ? localOptions(cfg.kinesisEndpoint) : {}) });
+  return counted('kinesis', new KinesisClient({ region: cfg.region, maxAttempts: 1, ...(cfg.kinesisEndpoint ? localOptions(cfg.kinesisEndpoint) : {}) }));
 }
 
 export function createDynamoClient(cfg: AwsConfig): DynamoDBClient {
-  return new DynamoDBClient({ region: cfg.region, ...(cfg.dynamodbEndpoint ? localOptions(cfg.dynamodbEndpoint) : {}) });
+  return counted('dynamodb', new DynamoDBClient({ region: cfg.region, ...(cfg.dynamodbEndpoint ? localOptions(cfg.dynamodbEndpoint) : {}) }));
 }
 
 export function createIotDataClient(cfg: AwsConfig): IoTDataPlaneClient {
-  return new IoTDataPlaneClient({ region: cfg.region, ...(cfg.iotDataEndpoint ? localOptions(cfg.iotDataEndpoint) : {}) });
+  return counted('iot-data', new IoTDataPlaneClient({ region: cfg.region, ...(cfg.iotDataEndpoint ? localOptions(cfg.iotDataEndpoint) : {}) }));
 }
 
 /** One attempt per call, like Kinesis': the archiver backs off on throttling itself (lib/backoff.ts). */
 export function createFirehoseClient(cfg: AwsConfig): FirehoseClient {
-  return new FirehoseClient({ region: cfg.region, maxAttempts: 1, ...(cfg.firehoseEndpoint ? localOptions(cfg.firehoseEndpoint) : {}) });
+  return counted('firehose', new FirehoseClient({ region: cfg.region, maxAttempts: 1, ...(cfg.firehoseEndpoint ? localOptions(cfg.firehoseEndpoint) : {}) }));
 }
 
 /** s3rver takes the credentials it was started with (S3RVER/S3RVER by default) and path-style addressing only. */
 export function createS3Client(cfg: AwsConfig, credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }): S3Client {
-  if (!cfg.s3Endpoint) return new S3Client({ region: cfg.region });
-  return new S3Client({ region: cfg.region, ...localOptions(cfg.s3Endpoint), credentials, forcePathStyle: true });
+  if (!cfg.s3Endpoint) return counted('s3', new S3Client({ region: cfg.region }));
+  return counted('s3', new S3Client({ region: cfg.region, ...localOptions(cfg.s3Endpoint), credentials, forcePathStyle: true }));
 }
 
 /** KMS has no local engine: development wraps subject keys with a local KEK instead (lib/subject-keys.ts). */
 export function createKmsClient(cfg: AwsConfig): KMSClient {
-  return new KMSClient({ region: cfg.region });
+  return counted('kms', new KMSClient({ region: cfg.region }));
 }

@@ -2,7 +2,9 @@ import { afterEach, describe, expect, it } from '@jest/globals';
 import type { Server } from 'node:http';
 import { networkInterfaces } from 'node:os';
 import { consumerHealth } from '@taskflow/stream';
-import { METRICS_SETTINGS, createRegistry, serveMetrics, type ProbeResult } from './metrics.js';
+import { ListStreamsCommand } from '@aws-sdk/client-kinesis';
+import { createKinesisClient } from './aws.js';
+import { AWS_REQUESTS_METRIC, METRICS_SETTINGS, createRegistry, serveMetrics, type ProbeResult } from './metrics.js';
 
 const servers: Server[] = [];
 afterEach(async () => {
@@ -77,5 +79,21 @@ describe('consumerHealth', () => {
     expect(consumerHealth({ ...base, lastGoodCycleAt: 0, lastCycleEndedAt: 1000 }, 61_001).live).toBe(false);
     expect(consumerHealth({ ...base, failoverMs: 10_000, lastGoodCycleAt: 0, lastCycleEndedAt: 1000 }, 61_001).live).toBe(true);
     expect(consumerHealth({ ...base, running: false, lastGoodCycleAt: undefined, lastCycleEndedAt: undefined }, 1e9).live).toBe(true);
+  });
+});
+
+describe('AWS requests metric', () => {
+  it('counts every call of a client built by lib/aws.ts, failed ones too, by API and command', async () => {
+    // Port 1 refuses at once: the call fails, but it was made (and would be billed).
+    const kinesis = createKinesisClient({ region: 'us-east-1', kinesisEndpoint: 'http://127.0.0.1:1' });
+    const registry = createRegistry('test');
+    const count = async () => {
+      const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === AWS_REQUESTS_METRIC);
+      return metric?.values.find((v) => v.labels.api === 'kinesis' && v.labels.command === 'ListStreamsCommand')?.value ?? 0;
+    };
+    const before = await count();
+    for (let i = 0; i < 3; i += 1) await expect(kinesis.send(new ListStreamsCommand({}))).rejects.toThrow();
+    expect((await count()) - before).toBe(3);
+    kinesis.destroy();
   });
 });

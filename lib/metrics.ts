@@ -2,15 +2,35 @@
 // then exposes it over HTTP at /metrics, beside the kubelet's probes /healthz and /readyz.
 import { type Server, type ServerResponse, createServer } from 'node:http';
 import { isIP } from 'node:net';
-import { Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
+import { awsRequestCounts } from './aws.js';
 import { customSetting, intSetting, str } from './config.js';
 import { ConfigError } from './errors.js';
 
 export function createRegistry(service: string, withDefaults = true): Registry {
   const registry = new Registry();
   registry.setDefaultLabels({ service });
-  if (withDefaults) collectDefaultMetrics({ register: registry });
+  if (withDefaults) {
+    collectDefaultMetrics({ register: registry });
+    registerAwsRequests(registry);
+  }
   return registry;
+}
+
+export const AWS_REQUESTS_METRIC = 'taskflow_aws_requests_total';
+
+/** The process's AWS API calls (lib/aws.ts counts them), read at each scrape. */
+function registerAwsRequests(registry: Registry): void {
+  new Counter({
+    name: AWS_REQUESTS_METRIC,
+    help: 'AWS API calls made by this process, by API and command',
+    labelNames: ['api', 'command'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const { api, command, count } of awsRequestCounts()) this.inc({ api, command }, count);
+    },
+  });
 }
 
 /** Where a service serves /metrics, /healthz and /readyz. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { bucketsSince, checkSubscription, histogramQuantile, latenciesIn, parseCounter, parseHistogram, percentile, type Delivered } from './e2e-analysis.js';
+import { bucketsSince, checkSubscription, histogramQuantile, latenciesIn, parseCounter, parseHistogram, parseLabeledCounter, percentile, type Delivered } from './e2e-analysis.js';
 
 const W = 'w1';
 const P = 'p1';
@@ -63,5 +63,14 @@ describe('bench:e2e counters', () => {
     const text = ['# TYPE m_total counter', 'm_total{shard="a"} 3', 'm_total{shard="b"} 4', 'm_total_other 100', 'n_total 1'].join('\n');
     expect(parseCounter(text, 'm_total')).toBe(7);
     expect(parseCounter(text, 'absent_total')).toBe(0);
+  });
+
+  it('reads a counter per label set, quoted commas and escapes included', () => {
+    const text = ['m_total{service="router",api="dynamodb",command="PutItemCommand"} 12', 'm_total{note="a,b=\\"c\\""} 2', 'm_total 1', 'm_totals{api="x"} 9'].join('\n');
+    expect(parseLabeledCounter(text, 'm_total')).toEqual([
+      [{ service: 'router', api: 'dynamodb', command: 'PutItemCommand' }, 12],
+      [{ note: 'a,b=\\"c\\"' }, 2],
+      [{}, 1],
+    ]);
   });
 });

@@ -112,3 +112,16 @@ export function parseCounter(exposition: string, name: string): number {
   const pattern = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`);
   return exposition.split('\n').reduce((sum, line) => sum + Number(pattern.exec(line)?.[1] ?? 0), 0);
 }
+
+/** A Prometheus counter's value per label set (each line's labels parsed; lines without labels get {}). */
+export function parseLabeledCounter(exposition: string, name: string): [Record<string, string>, number][] {
+  const pattern = new RegExp(`^${name}(?:\\{([^}]*)\\})? (\\S+)$`);
+  const out: [Record<string, string>, number][] = [];
+  for (const line of exposition.split('\n')) {
+    const m = pattern.exec(line);
+    if (!m) continue;
+    const labels = Object.fromEntries([...(m[1] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1]!, l[2]!]));
+    out.push([labels, Number(m[2])]);
+  }
+  return out;
+}

@@ -21,7 +21,8 @@ import { startHistoryRecorder, type HistoryRecorder } from '../support/history.j
 import { grantObserver, startTestPipeline, type TestPipeline } from '../support/pipeline.js';
 import { sleep, waitFor } from '../support/wait.js';
 import { uniqueName } from '../support/stack.js';
-import { bucketsSince, checkSubscription, histogramQuantile, latenciesIn, parseCounter, parseHistogram, percentile, type Buckets, type Delivered } from './e2e-analysis.js';
+import { AWS_REQUESTS_METRIC } from '../../lib/metrics.js';
+import { bucketsSince, checkSubscription, histogramQuantile, latenciesIn, parseCounter, parseHistogram, parseLabeledCounter, percentile, type Buckets, type Delivered } from './e2e-analysis.js';
 import type { Assignment } from './e2e-subscribers.js';
 import { readStackInfo } from '../../lib/stack-info.js';
 import { benchParam, coresPer10kChangesPerS, CpuMeter, cpuSeconds, cpuUsPerChange, median, selfCpuSeconds, treeCpuSeconds, writeBenchResult } from './report.js';
@@ -62,6 +63,9 @@ const ALL_SETTINGS: Setting[] = [
   { name: 'window0', env: { ROUTER_BATCH_WINDOW_MS: '0', ROUTER_POLL_INTERVAL_MS: String(PARAMS.fastPollMs), ROUTER_MIN_CALL_SPACING_MS: String(PARAMS.fastPollMs) } },
 ];
 /** BENCH_E2E_SETTINGS=window0 runs one setting only (to investigate; the result file then lacks the other). */
+/** BENCH_E2E_ROUTER_NODE_ARGS / BENCH_E2E_CAPTURE_NODE_ARGS: node arguments for that service, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof". */
+const nodeArgs = (name: string) => (process.env[name] ?? '').split(' ').filter(Boolean);
+const SERVICE_NODE_ARGS = { router: nodeArgs('BENCH_E2E_ROUTER_NODE_ARGS'), capture: nodeArgs('BENCH_E2E_CAPTURE_NODE_ARGS') };
 const SETTINGS = ALL_SETTINGS.filter((s) => (process.env.BENCH_E2E_SETTINGS ?? 'defaults,window0').split(',').includes(s.name));
 
 interface RunResult {
@@ -92,6 +96,8 @@ interface RunResult {
   publishP95Ms: number;
   /** CPU microseconds per committed row change in the measured window, per process group (CPU_GROUPS). */
   cpuUsPerChange: Record<CpuGroup, number>;
+  /** AWS API calls per committed row change in the measured window, by "service api command" (capture and router). */
+  awsRequestsPerChange: Record<string, number>;
 }
 
 /**
@@ -102,7 +108,7 @@ interface RunResult {
 const CPU_GROUPS = ['capture', 'router', 'postgres', 'engines', 'bench_broker_workload', 'subscribers'] as const;
 type CpuGroup = (typeof CPU_GROUPS)[number];
 /** A run's single-number figures (everything but the per-group CPU). */
-type Figure = Exclude<keyof RunResult, 'cpuUsPerChange'>;
+type Figure = Exclude<keyof RunResult, 'cpuUsPerChange' | 'awsRequestsPerChange'>;
 
 function cpuMeter(pipeline: TestPipeline, subscribers: readonly ChildProcess[]): CpuMeter {
   const stack = readStackInfo();
@@ -147,6 +153,22 @@ async function scrapeStages(pipeline: TestPipeline): Promise<Scrape> {
   };
 }
 
+/** Each service's AWS API calls so far (lib/aws.ts counts them), by "service api command". */
+async function awsRequests(pipeline: TestPipeline): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  for (const service of ['capture', 'router'] as const) {
+    for (const [labels, n] of parseLabeledCounter(await (await fetch(pipeline[service].metricsUrl)).text(), AWS_REQUESTS_METRIC)) {
+      counts.set(`${service} ${labels.api} ${labels.command}`, n);
+    }
+  }
+  return counts;
+}
+
+function requestsPerChange(before: Map<string, number>, after: Map<string, number>, changes: number): Record<string, number> {
+  const perChange = [...after].map(([key, n]) => [key, Math.round(((n - (before.get(key) ?? 0)) / changes) * 10_000) / 10_000] as const);
+  return Object.fromEntries(perChange.filter(([, r]) => r > 0).sort((a, b) => b[1] - a[1]));
+}
+
 function stageQuantiles(before: Scrape, after: Scrape) {
   const ms = (stage: Stage, q: number) => round(histogramQuantile(bucketsSince(before.stages[stage], after.stages[stage]), q) * 1000);
   return {
@@ -173,6 +195,7 @@ async function oneRun(setting: Setting, run: number): Promise<RunResult> {
     shards: PARAMS.shards,
     // Capture and router in their own processes, as in production (one pod each).
     services: 'processes',
+    serviceNodeArgs: SERVICE_NODE_ARGS,
     env: setting.env,
     logLevel: process.env.BENCH_E2E_LOG ?? 'silent',
   });
@@ -220,11 +243,13 @@ async function oneRun(setting: Setting, run: number): Promise<RunResult> {
     loop.enable();
     const stagesBefore = await scrapeStages(pipeline);
     const cpu = cpuMeter(pipeline, children);
+    const requestsBefore = await awsRequests(pipeline);
     cpu.sample();
     const measureFrom = Date.now();
     const measured: WorkloadStats = await runWorkload({ ...workload, ratePerSec: PARAMS.targetChangesPerS / changesPerTransaction, durationMs: PARAMS.measureSeconds * 1000 });
     const measureTo = Date.now();
     const cpuSecondsByGroup = cpu.totals();
+    const requestsAfter = await awsRequests(pipeline);
     loop.disable();
 
     const truth = await history.collect();
@@ -275,6 +300,7 @@ async function oneRun(setting: Setting, run: number): Promise<RunResult> {
       eventLoopP99Ms: round(loop.percentile(99) / 1e6),
       ...stageQuantiles(stagesBefore, stagesAfter),
       cpuUsPerChange: Object.fromEntries(CPU_GROUPS.map((g) => [g, cpuUsPerChange(cpuSecondsByGroup[g]!, measured.rowChanges)])) as Record<CpuGroup, number>,
+      awsRequestsPerChange: requestsPerChange(requestsBefore, requestsAfter, measured.rowChanges),
     };
     console.log(`${setting.name} run ${run}: ${JSON.stringify(result)}${results.some((r) => r.errors.length) ? ` sdk errors: ${results.flatMap((r) => r.errors).slice(0, 3).join('; ')}` : ''}`);
     return result;
@@ -347,7 +373,7 @@ async function main(): Promise<void> {
         SETTINGS.map(({ name }) => [
           name,
           {
-            ...Object.fromEntries((Object.keys(runs[name][0] ?? {}) as (keyof RunResult)[]).filter((k): k is Figure => k !== 'cpuUsPerChange').map((k) => [k, med(name, k)])),
+            ...Object.fromEntries((Object.keys(runs[name][0] ?? {}) as (keyof RunResult)[]).filter((k): k is Figure => k !== 'cpuUsPerChange' && k !== 'awsRequestsPerChange').map((k) => [k, med(name, k)])),
             cpuUsPerChange: Object.fromEntries(CPU_GROUPS.map((g) => [g, medCpu(name, g)])),
           },
         ]),

@@ -57,6 +57,8 @@ export interface TestPipelineOptions {
   services?: 'in-process' | 'processes' | 'none';
   /** With services: 'processes': their log level and every line they write (stdout and stderr). */
   serviceLog?: { level: string; onLine(service: 'capture' | 'router', line: string): void };
+  /** With services: 'processes': Node arguments per service, e.g. `--cpu-prof --cpu-prof-dir=DIR` to profile it. */
+  serviceNodeArgs?: { capture?: readonly string[]; router?: readonly string[] };
   /**
    * The broker's per-user connect limits. By default none that a test reaches: the benchmarks
    * connect hundreds of simulated browsers with one observer's token. The flood test sets the
@@ -117,7 +119,7 @@ export async function startTestPipeline(options: TestPipelineOptions): Promise<T
     options.services === 'none'
       ? { capture: { metricsUrl: '' }, router: { replayUrl: '', metricsUrl: '' }, stop: () => Promise.resolve() }
       : options.services === 'processes'
-        ? await serviceProcesses(env, options.serviceLog)
+        ? await serviceProcesses(env, options.serviceLog, options.serviceNodeArgs)
         : await inProcessServices(env, logger);
   return {
     databaseUrl,
@@ -149,8 +151,8 @@ async function inProcessServices(env: Record<string, string>, logger: Logger): P
   };
 }
 
-async function serviceProcesses(env: Record<string, string>, log?: TestPipelineOptions['serviceLog']): Promise<Services> {
-  const logOptions = (service: 'capture' | 'router') => (log ? { logLevel: log.level, onLine: (line: string) => log.onLine(service, line) } : {});
+async function serviceProcesses(env: Record<string, string>, log?: TestPipelineOptions['serviceLog'], nodeArgs: TestPipelineOptions['serviceNodeArgs'] = {}): Promise<Services> {
+  const logOptions = (service: 'capture' | 'router') => ({ nodeArgs: nodeArgs[service] ?? [], ...(log ? { logLevel: log.level, onLine: (line: string) => log.onLine(service, line) } : {}) });
   const capture = await startServiceProcess('capture', env, ['metrics endpoint', 'streaming from the slot'], logOptions('capture'));
   const router = await startServiceProcess('router', env, ['router started'], logOptions('router')).catch(async (err: unknown) => {
     await capture.stop();
