@@ -26,6 +26,9 @@ import { projectTopicOf, userTopicOf } from '@taskflow/realtime';
 
 export { projectTopicOf, userTopicOf };
 
+/** The router's token subject unless ROUTER_SERVICE_USER says otherwise: the one publisher. */
+export const DEFAULT_ROUTER_SERVICE_USER = 'service:router';
+
 /** The topic filters `userId` may subscribe to; `+` grants any single project of a workspace. */
 export function subscriptionGrants(userId: string, memberships: readonly Membership[]): string[] {
   const grants = new Set<string>();

@@ -3,6 +3,7 @@
 // and the reference in router/README.md all come from it (lib/config.ts).
 import { hostname } from 'node:os';
 import { AWS_SETTINGS, type AwsConfig, loadAwsConfig } from '../lib/aws.js';
+import { DEFAULT_ROUTER_SERVICE_USER } from '../lib/authz.js';
 import { type Env, boolSetting, intSetting, oneOfSetting, optionalSetting, readSettings, stringSetting, uniqueSettings, tableEnvVar } from '../lib/config.js';
 import { JWT_SETTINGS, type JwtConfig, loadJwtConfig } from '../lib/jwt.js';
 import { DEV_MODE_SETTINGS } from '../lib/dev-mode.js';
@@ -86,7 +87,7 @@ export const ROUTER_SETTINGS = {
   // IoT Core's lifecycle events (the local broker emits them too); 'aedes' ($SYS) has no session ids.
   subscriptionEvents: oneOfSetting({ name: 'ROUTER_SUBSCRIPTION_EVENTS', allowed: ['aedes', 'iot', 'off'] as const, default: 'iot', meaning: "Where subscription lifecycle events come from; 'off' publishes to every project." }),
   revocationHoldMs: intSetting({ name: 'ROUTER_REVOCATION_HOLD_MS', default: 3000, min: 100, max: 60_000, meaning: "Longest a workspace's publishes wait for a revoked member's connections to be closed before going out anyway (counted as a timeout)." }),
-  serviceUserId: stringSetting({ name: 'ROUTER_SERVICE_USER', default: 'service:router', meaning: "The token subject of the router's MQTT connections (its own events are not subscriptions)." }),
+  serviceUserId: stringSetting({ name: 'ROUTER_SERVICE_USER', default: DEFAULT_ROUTER_SERVICE_USER, meaning: "The token subject of the router's MQTT connections (its own events are not subscriptions)." }),
   replayPort: intSetting({ name: 'REPLAY_PORT', default: 0, min: 0, max: 65535, meaning: 'Port of the replay API; 0 picks a free one.' }),
   replayMaxLimit: intSetting({ name: 'REPLAY_MAX_LIMIT', default: 1000, min: 1, meaning: 'Most changes one replay request returns.' }),
   // A client replays to fill gaps, and after a reconnect once per subscription (IoT Core allows

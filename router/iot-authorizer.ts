@@ -1,7 +1,11 @@
 // AWS IoT Core custom authorizer: TaskFlow JWT (MQTT password, or the `token` IoT passes from the
 // WebSocket query/header) → IoT policy documents allowing exactly the grants of lib/authz.ts.
+// Nobody but a publisher identity (the router's token subject) is ever allowed iot:Publish: a
+// browser's documents grant connect, subscribe and receive only, as the local broker's hooks
+// (infra/local/broker-auth.ts) refuse every publish but a service identity's.
 // `iotPolicyDocuments` is pure; `createIotAuthorizer` wires it to token verification and the
 // membership projection and is what the Lambda exports.
+import { TOPIC_ROOT } from '@taskflow/realtime';
 import { canConnect, clientIdPrefix, isBindableUserId, type Membership, subscriptionGrants } from '../lib/authz.js';
 import type { TokenVerifier } from '../lib/jwt.js';
 
@@ -64,10 +68,34 @@ export function iotPolicyDocuments(userId: string, memberships: readonly Members
   return docs.slice(0, MAX_DOCUMENTS);
 }
 
+/** The lifecycle topics the router reads subscriptions and disconnects from (router/subscriptions.ts). */
+const LIFECYCLE_TOPICS = '$aws/events/*';
+
+/**
+ * A publisher's documents (the router): connect with its own client ids, publish to the
+ * pipeline's topics (project and user topics — never `$aws/…`), and read the lifecycle events.
+ */
+export function publisherPolicyDocuments(userId: string, account: IotAccount): string[] {
+  const arn = (kind: string, name: string) => `arn:aws:iot:${account.region}:${account.accountId}:${kind}/${name}`;
+  return [
+    JSON.stringify({
+      Version: '2012-10-17',
+      Statement: [
+        { Effect: 'Allow', Action: 'iot:Connect', Resource: arn('client', `${clientIdPrefix(userId)}?*`) },
+        { Effect: 'Allow', Action: 'iot:Publish', Resource: arn('topic', `${TOPIC_ROOT}/*`) },
+        { Effect: 'Allow', Action: 'iot:Subscribe', Resource: arn('topicfilter', LIFECYCLE_TOPICS) },
+        { Effect: 'Allow', Action: 'iot:Receive', Resource: arn('topic', LIFECYCLE_TOPICS) },
+      ],
+    }),
+  ];
+}
+
 export interface IotAuthorizerDeps {
   verify: TokenVerifier;
   memberships: (userId: string) => Promise<Membership[]>;
   account: IotAccount;
+  /** Token subjects that get the publisher's documents (the router's `ROUTER_SERVICE_USER`). */
+  publisherUserIds?: readonly string[];
   /** Re-run the authorizer this often (IoT's minimum is 300 s) so revoked memberships drop. */
   refreshAfterSeconds?: number;
   now?: () => number;
@@ -91,14 +119,15 @@ export function createIotAuthorizer(deps: IotAuthorizerDeps): (event: IotAuthori
     // a foreign one is refused here already (the policy refuses it in any case).
     if (!isBindableUserId(verified.userId) || (clientId !== undefined && !canConnect(verified.userId, clientId))) return DENY;
     const nowSeconds = Math.floor((deps.now?.() ?? Date.now()) / 1000);
-    const memberships = await deps.memberships(verified.userId);
+    const publisher = deps.publisherUserIds?.includes(verified.userId) === true;
+    const policyDocuments = publisher ? publisherPolicyDocuments(verified.userId, deps.account) : iotPolicyDocuments(verified.userId, await deps.memberships(verified.userId), deps.account);
     return {
       isAuthenticated: true,
       principalId: verified.userId.replace(/[^a-zA-Z0-9]/g, '').slice(0, 128) || 'user',
       // The connection ends when the token does (IoT allows 300 s … 24 h).
       disconnectAfterInSeconds: Math.min(86_400, Math.max(300, verified.expiresAt - nowSeconds)),
       refreshAfterInSeconds: Math.max(300, deps.refreshAfterSeconds ?? 300),
-      policyDocuments: iotPolicyDocuments(verified.userId, memberships, deps.account),
+      policyDocuments,
     };
   };
 }

@@ -14,6 +14,7 @@ import type * as kinesis from 'aws-cdk-lib/aws-kinesis';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
+import { DEFAULT_ROUTER_SERVICE_USER } from '../../../lib/authz.js';
 import { tableEnvVar } from '../../../lib/config.js';
 import { grantStream, grantTable } from '../grants.js';
 import type { Settings } from '../settings.js';
@@ -53,6 +54,8 @@ export class RealtimeStack extends Stack {
         JWT_ISSUER: settings.jwt.issuer,
         JWT_AUDIENCE: settings.jwt.audience,
         IOT_ACCOUNT_ID: this.account,
+        // Only the router publishes (its ROUTER_SERVICE_USER is left at the default in workloads.ts).
+        IOT_PUBLISHER_USER_IDS: DEFAULT_ROUTER_SERVICE_USER,
         [tableEnvVar('memberships')]: deps.memberships.tableName,
       },
     });
