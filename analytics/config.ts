@@ -7,6 +7,7 @@ import { AWS_SETTINGS, type AwsConfig, loadAwsConfig } from '../lib/aws.js';
 import { type Env, intSetting, optionalSetting, readSettings, str, stringSetting, tableEnvVar, uniqueSettings } from '../lib/config.js';
 import { CONSUMER_SETTINGS, type ConsumerEnvConfig, loadConsumerConfig } from '@taskflow/stream';
 import { ConfigError } from '../lib/errors.js';
+import { SUBJECT_KEY_SETTINGS, type SubjectKeyConfig, readerKeyConfig } from '../lib/subject-keys.js';
 import { LOG_SETTINGS } from '../lib/logger.js';
 import { JWT_SETTINGS, type JwtConfig, loadJwtConfig } from '../lib/jwt.js';
 import { DEV_MODE_SETTINGS } from '../lib/dev-mode.js';
@@ -84,7 +85,7 @@ export const LOADER_SETTINGS = {
 };
 
 /** What `taskflow analytics load` (and `dq`) read. */
-export const LOADER_SETTING_LIST = uniqueSettings(LOADER_SETTINGS, AWS_SETTINGS, JWT_SETTINGS, DEV_MODE_SETTINGS, LOG_SETTINGS);
+export const LOADER_SETTING_LIST = uniqueSettings(LOADER_SETTINGS, SUBJECT_KEY_SETTINGS, AWS_SETTINGS, JWT_SETTINGS, DEV_MODE_SETTINGS, LOG_SETTINGS);
 
 /** Where the raw archive is read from: a local folder per bucket (S3_DIR) or an S3 API (S3_ENDPOINT, or AWS). */
 export type ArchiveLocation = { kind: 'folder'; dir: string; bucket: string; prefix: string } | { kind: 's3'; bucket: string; prefix: string };
@@ -109,6 +110,8 @@ export interface LoaderConfig {
   metricsHost: string;
   /** The analytics API: its port and how it verifies tokens; undefined: not served. */
   api?: { port: number; jwt: JwtConfig };
+  /** The subject-keys table, whose tombstones are the erased-subjects list the loader checks; none: not checked. */
+  subjectKeys?: SubjectKeyConfig;
   /** The internal erasure endpoint (analytics/erasure-api.ts); undefined: not served. */
   erasure?: { port: number; jwt: JwtConfig };
   dq: DqConfig;
@@ -144,6 +147,7 @@ export function loadLoaderConfig(env: Env): LoaderConfig {
     metricsHost: LOADER_SETTINGS.metricsHost.read(env),
     ...apiConfig(env),
     ...erasureConfig(env),
+    ...readerKeyConfig(env),
     dq: loadDqConfig(env),
     retention: {
       intervalMs: LOADER_SETTINGS.retentionIntervalMs.read(env),

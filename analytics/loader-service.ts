@@ -2,7 +2,9 @@
 // polling loader and /metrics.
 import { join } from 'node:path';
 import { sleep } from '../lib/backoff.js';
-import { createDynamoClient, createS3Client } from '../lib/aws.js';
+import { ErasedSubjects } from '@taskflow/stream';
+import { createDynamoClient, createKmsClient, createS3Client } from '../lib/aws.js';
+import { createSubjectKeyStore } from '../lib/subject-keys.js';
 import { DynamoDeadLetterStore } from '../lib/dlq.js';
 import type { Logger } from '../lib/logger.js';
 import { createRegistry, serveMetrics } from '../lib/metrics.js';
@@ -67,7 +69,10 @@ export async function startLoader(config: LoaderConfig, logger: Logger): Promise
       for (const q of parts) await deadLetters.put(quarantineLetter(q));
     },
   };
-  const loader = new Loader(store, config.archive.prefix, warehouse, logger, { metrics, ...config.listing, quarantine });
+  // The erased-subjects list: the subject-keys table's tombstones (written by gdpr's keys-destroyed step).
+  const keys = config.subjectKeys ? createSubjectKeyStore(config.subjectKeys, dynamo, () => createKmsClient(config.aws)) : undefined;
+  const erased = keys && config.subjectKeys ? new ErasedSubjects({ lookup: (subject) => keys.isDestroyed(subject), ttlMs: config.subjectKeys.cache.ttlMs }) : undefined;
+  const loader = new Loader(store, config.archive.prefix, warehouse, logger, { metrics, ...config.listing, quarantine, ...(erased ? { erased } : {}) });
   // Ready while the last load pass succeeded (archive and warehouse reachable); wedged when no
   // pass ended for ten minutes beyond the poll interval (a large backlog is one long pass).
   let lastPass = { endedAt: Date.now(), ok: false };

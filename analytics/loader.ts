@@ -9,7 +9,9 @@
 // loader lists only the keys after the newest loaded key's time minus `lookbackMs`. Firehose
 // delivers an object at most its buffer interval (≤ 900 s) after its key's time, so the lookback
 // covers objects delivered out of key order; the full listing catches anything later still.
+import type { ErasedSubjects } from '@taskflow/stream';
 import type { Logger } from '../lib/logger.js';
+import { scrubArchiveObject } from './erased-subjects.js';
 import type { ObjectStore } from '../lib/object-store.js';
 import type { Quarantined, ScreenedObject } from './quarantine.js';
 import { firehoseKeyTime } from './retention.js';
@@ -50,6 +52,8 @@ export interface LoaderOptions {
    * Absent: objects are loaded as they are.
    */
   quarantine?: { screen(key: string, body: Uint8Array): ScreenedObject; put(parts: readonly Quarantined[]): Promise<void> };
+  /** The erased-subjects list: their data blanked in each object before it is loaded (erased-subjects.ts). Absent: not checked. */
+  erased?: Pick<ErasedSubjects, 'isErased'>;
 }
 
 export const LISTING_DEFAULTS = { fullListEveryMs: 600_000, lookbackMs: 900_000 } as const;
@@ -64,6 +68,7 @@ export class Loader {
   private readonly lookbackMs: number;
   private readonly now: () => number;
   private readonly quarantine: LoaderOptions['quarantine'];
+  private readonly erased: LoaderOptions['erased'];
 
   constructor(
     private readonly store: ObjectStore,
@@ -77,6 +82,7 @@ export class Loader {
     this.lookbackMs = options.lookbackMs ?? LISTING_DEFAULTS.lookbackMs;
     this.now = options.now ?? Date.now;
     this.quarantine = options.quarantine;
+    this.erased = options.erased;
   }
 
   /** Loads every archive object not yet in the load log, in key order, in batches; resolves to how many it loaded. */
@@ -97,7 +103,9 @@ export class Loader {
       i = end;
       const started = performance.now();
       const fetched = await Promise.all(batch.map(async (o) => ({ key: o.key, body: await this.store.get(o.key) })));
-      const objects = this.quarantine ? await this.screen(fetched, this.quarantine) : fetched;
+      const screened = this.quarantine ? await this.screen(fetched, this.quarantine) : fetched;
+      const erased = this.erased;
+      const objects = erased ? await Promise.all(screened.map((o) => scrubArchiveObject(o, erased))) : screened;
       const loaded = await this.warehouse.loadObjects(objects);
       for (const o of batch) this.remember(o.key);
       const events = [...loaded.values()].reduce((a, r) => a + r.events, 0);

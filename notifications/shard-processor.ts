@@ -3,7 +3,7 @@
 // inbox, watchers, live delivery), then checkpoint. No high-water marks: every step is idempotent
 // and the plan of a re-read batch is the same (rules.ts), so a crash re-reads it harmlessly.
 import type { EventCheck, StreamEvent } from '@taskflow/stream/events';
-import { type ConsumerDeadLetterSink, readBatch } from '@taskflow/stream';
+import { type ConsumerDeadLetterSink, type ErasedSubjects, readBatch } from '@taskflow/stream';
 import type { Checkpointer, ProcessBatch, ShardProcessor, ShutdownReason } from '@taskflow/stream';
 import { noopNotifierMetrics, type NotifierMetrics } from './metrics.js';
 import { notifyBatch, type PipelineDeps } from './pipeline.js';
@@ -15,6 +15,8 @@ export interface NotificationProcessorDeps extends PipelineDeps {
   now?: () => number;
   /** Comment bodies decrypted for @mention parsing (null once shredded: no mentions). */
   decrypt?: (event: StreamEvent) => Promise<StreamEvent>;
+  /** Erased subjects' data blanked before notifying (a replay or backfill cannot bring it back); absent: not checked. */
+  erased?: Pick<ErasedSubjects, 'scrub'>;
 }
 
 export class NotificationShardProcessor implements ShardProcessor {

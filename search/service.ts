@@ -3,7 +3,7 @@
 // OpenSearch in production), the dead-letter store, the search API and /metrics.
 import type { Server } from 'node:http';
 import { createDynamoClient, createKinesisClient, createKmsClient } from '../lib/aws.js';
-import { deadLetterSink } from '@taskflow/stream';
+import { deadLetterSink, ErasedSubjects } from '@taskflow/stream';
 import { DynamoDeadLetterStore } from '../lib/dlq.js';
 import { createVerifier } from '../lib/jwt.js';
 import { createConsumer, type Consumer } from '@taskflow/stream';
@@ -37,7 +37,10 @@ export async function startSearch(config: SearchConfig, logger: Logger): Promise
   const index = await openSearchIndex(config.engine);
   const dlq = new DynamoDeadLetterStore(dynamo, config.dlqTable);
   const sk = config.subjectKeys;
-  const decrypt = sk ? streamEventDecryptor(readerKeyStore(sk, dynamo, () => createKmsClient(config.aws)), (err) => logger.warn({ err: err.message }, 'a personal field does not decrypt; indexed without it')) : undefined;
+  const keys = sk ? readerKeyStore(sk, dynamo, () => createKmsClient(config.aws)) : undefined;
+  const decrypt = keys ? streamEventDecryptor(keys, (err) => logger.warn({ err: err.message }, 'a personal field does not decrypt; indexed without it')) : undefined;
+  // The erased-subjects list is the subject-keys table's tombstones: a replayed or late event of an erased person is blanked before it is applied.
+  const erased = keys ? new ErasedSubjects({ lookup: (subject) => keys.isDestroyed(subject), ttlMs: sk!.cache.ttlMs }) : undefined;
   const deadLetters = deadLetterSink(dlq, SEARCH_DLQ_SOURCE, logger);
 
   const consumer = createConsumer({
@@ -45,7 +48,7 @@ export async function startSearch(config: SearchConfig, logger: Logger): Promise
     name: config.consumerName,
     kinesis,
     dynamo,
-    processor: (shardId) => new SearchShardProcessor(shardId, { index, deadLetters, validate: validateEvent, metrics: metrics.indexer, ...(decrypt ? { decrypt } : {}) }),
+    processor: (shardId) => new SearchShardProcessor(shardId, { index, deadLetters, validate: validateEvent, metrics: metrics.indexer, ...(decrypt ? { decrypt } : {}), ...(erased ? { erased } : {}) }),
     metrics: registry,
     logger,
   });

@@ -3,7 +3,7 @@
 // No high-water marks: every index write is idempotent and order-free (documents.ts), so a batch
 // re-read after a crash, a replay or a redrive is applied again harmlessly.
 import type { EventCheck, StreamEvent } from '@taskflow/stream/events';
-import { type ConsumerDeadLetterSink, readBatch } from '@taskflow/stream';
+import { type ConsumerDeadLetterSink, type ErasedSubjects, readBatch } from '@taskflow/stream';
 import type { Checkpointer, ProcessBatch, ShardProcessor, ShutdownReason } from '@taskflow/stream';
 import { indexBatchOf } from './indexer.js';
 import { type IndexerMetrics, noopIndexerMetrics } from './metrics.js';
@@ -17,6 +17,8 @@ export interface SearchProcessorDeps {
   now?: () => number;
   /** Personal fields decrypted before indexing (null once shredded: indexed without text). */
   decrypt?: (event: StreamEvent) => Promise<StreamEvent>;
+  /** Erased subjects' data blanked before indexing (a replay or backfill cannot bring it back); absent: not checked. */
+  erased?: Pick<ErasedSubjects, 'scrub'>;
 }
 
 export class SearchShardProcessor implements ShardProcessor {

@@ -3,6 +3,7 @@
 // redrive applies them straight to the consumer's own store once the cause is fixed — not back
 // through the stream, which every other consumer would read again.
 import { decodeEvent, type DlqReason, type EventCheck, type StreamEvent } from './change-event.js';
+import type { ErasedSubjects } from './erased-subjects.js';
 import type { DeadLetter, DeadLetterStore } from '../../../lib/dlq.js';
 import type { ProcessBatch } from './consumer/processor.js';
 import type { Logger } from '../../../lib/logger.js';
@@ -38,15 +39,18 @@ export interface BatchReading {
   deadLetters: ConsumerDeadLetterSink;
   /** Personal fields decrypted (null once shredded); absent: the events stay as they came. */
   decrypt?: (event: StreamEvent) => Promise<StreamEvent>;
+  /** Erased subjects' data blanked, after decrypting (erased-subjects.ts); absent: not checked. */
+  erased?: Pick<ErasedSubjects, 'scrub'>;
   metrics: { eventsIn(count: number): void; deadLettered(reason: ConsumerDeadLetter['reason']): void };
 }
 
-/** A batch's valid events in order, decrypted; every other record is stored as a dead letter first. */
+/** A batch's valid events in order, decrypted, erased subjects' data blanked; every other record is stored as a dead letter first. */
 export async function readBatch(batch: ProcessBatch, shardId: string, reading: BatchReading): Promise<StreamEvent[]> {
   reading.metrics.eventsIn(batch.records.length);
   const valid = await validEventsOf(batch, shardId, reading.validate, reading.deadLetters, (reason) => reading.metrics.deadLettered(reason));
   const decrypt = reading.decrypt;
-  return decrypt ? Promise.all(valid.map(decrypt)) : valid;
+  const plain = decrypt ? await Promise.all(valid.map(decrypt)) : valid;
+  return reading.erased ? reading.erased.scrub(plain) : plain;
 }
 
 async function validEventsOf(

@@ -13,5 +13,6 @@ export { METRIC_NAMES, noopConsumerMetrics, prometheusConsumerMetrics, type Cons
 export { comparePositions, compareSequenceNumbers, recordsAfter, toUserRecords } from './consumer/user-records.js';
 export * from './change-event.js';
 export * from './dead-letters.js';
+export * from './erased-subjects.js';
 export * from './ordering.js';
 export * from './record-codec.js';
