@@ -8,6 +8,8 @@ import { MqttConnection, type IotCoreAuth } from './connection.js';
 import { decodeBatch } from './decode.js';
 import { RealtimeError } from './errors.js';
 import { DebugLog, type DebugSink } from './log.js';
+import { fetchInboxSince, markInboxRead } from './inbox.js';
+import { feedTransition, initialFeed, type FeedEffect, type FeedEvent, type FeedState, type Notification } from './notification-feed.js';
 import { fetchReplay } from './replay.js';
 import {
   defaultSubscriptionConfig,
@@ -19,8 +21,8 @@ import {
   type SubscriptionEvent,
   type SubscriptionState,
 } from './subscription-machine.js';
-import { randomClientSuffix, TokenSource, type TokenProvider } from './token.js';
-import { projectTopic } from './topics.js';
+import { jwtSubject, randomClientSuffix, TokenSource, type TokenProvider } from './token.js';
+import { projectTopic, userTopicOf } from './topics.js';
 import type { Change, Status } from './types.js';
 
 export interface ClientOptions {
@@ -32,6 +34,8 @@ export interface ClientOptions {
   getToken?: TokenProvider;
   /** Base URL of the replay API (`…/v1/workspaces/…` is appended). */
   replayUrl: string;
+  /** Base URL of the notifications service's inbox API; needed by subscribeNotifications only. */
+  notificationsUrl?: string;
   /**
    * The part of the MQTT client id after `<user id>.` (brokers accept only `<token's sub>.<suffix>`).
    * Further connections get `-2`, `-3` … appended. Default: 16 random bytes (crypto.getRandomValues), hex.
@@ -84,8 +88,33 @@ export interface ProjectHandlers {
 
 export type Unsubscribe = () => void;
 
+export interface NotificationHandlers {
+  /** The user whose notifications these are. Default: the token's `sub`. */
+  userId?: string;
+  /** The last notification id the application has; omitted: from the newest page of the inbox. */
+  afterId?: string;
+  /** Each notification once, in id (= event) order: the missed ones first after a (re)connect. */
+  onNotification: (notification: Notification) => void;
+  /** The unread count, after every sync, new notification and markRead. */
+  onUnreadCount?: (unread: number) => void;
+  onStatus?: (status: Status) => void;
+  onError?: (error: RealtimeError) => void;
+}
+
+export interface NotificationSubscription {
+  unsubscribe(): void;
+  /** Marks these notifications read in the inbox; resolves to the unread count. */
+  markRead(ids: readonly string[]): Promise<number>;
+  /** Fetches what the inbox has after the last delivered id now (a live message may have been lost). */
+  refresh(): void;
+  /** The unread count as last known; undefined before the first sync. */
+  readonly unread: number | undefined;
+}
+
 export interface RealtimeClient {
   subscribeProject(workspaceId: string, projectId: string, handlers: ProjectHandlers): Unsubscribe;
+  /** The user's notifications of a workspace (their topic, and the inbox API on every (re)connect). */
+  subscribeNotifications(workspaceId: string, handlers: NotificationHandlers): NotificationSubscription;
   /** Turn debug logging on or off at run time. */
   setDebug(debug: boolean | DebugSink): void;
   /** Number of MQTT connections currently open or opening. */
@@ -218,6 +247,123 @@ class ProjectSubscription {
   }
 }
 
+
+class NotificationFeed implements NotificationSubscription {
+  private state: FeedState;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private closed = false;
+  topic: string | undefined;
+
+  constructor(
+    readonly workspaceId: string,
+    private readonly handlers: NotificationHandlers,
+    private readonly client: Client,
+  ) {
+    this.state = initialFeed(handlers.afterId);
+    this.callHandler('onStatus', () => handlers.onStatus?.('connecting'));
+  }
+
+  get unread(): number | undefined {
+    return this.state.unread;
+  }
+
+  /** The topic, once the user is known (from the token when not given). */
+  async resolveTopic(): Promise<string> {
+    const userId = this.handlers.userId ?? jwtSubject(await this.client.tokens.get());
+    if (!userId) throw new RealtimeError('unauthorized', 'the token has no `sub` to subscribe to notifications with: pass userId', false);
+    for (const id of [this.workspaceId, userId]) if (id === '' || /[/+#]/.test(id)) throw new TypeError(`invalid id for a topic: ${JSON.stringify(id)}`);
+    this.topic = userTopicOf(this.workspaceId, userId);
+    return this.topic;
+  }
+
+  send(event: FeedEvent): void {
+    if (this.closed) return;
+    const { state, effects } = feedTransition(this.state, event, this.client.subscriptionConfig.retry);
+    this.state = state;
+    for (const effect of effects) this.perform(effect);
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (state.retryAt !== undefined && !this.closed) this.timer = setTimeout(() => this.send({ type: 'tick', now: now() }), Math.max(0, state.retryAt - now()));
+  }
+
+  unsubscribe(): void {
+    this.client.releaseFeed(this);
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.timer);
+  }
+
+  refresh(): void {
+    this.send({ type: 'refresh' });
+  }
+
+  async markRead(ids: readonly string[]): Promise<number> {
+    const outcome = await markInboxRead({ ...(await this.request(false)), ids });
+    if (outcome.kind !== 'ok') throw new RealtimeError(outcome.kind === 'forbidden' ? 'forbidden' : outcome.kind === 'unauthorized' ? 'unauthorized' : 'inbox_unavailable', outcome.detail, outcome.kind === 'transient');
+    this.send({ type: 'unread', unread: outcome.unread });
+    return outcome.unread;
+  }
+
+  private async request(refresh: boolean) {
+    const url = this.client.options.notificationsUrl;
+    if (url === undefined) throw new TypeError('createClient: notificationsUrl is needed for notifications');
+    return { notificationsUrl: url, workspaceId: this.workspaceId, token: await this.client.tokens.get(refresh), timeoutMs: this.client.options.replayTimeoutMs ?? 10_000 };
+  }
+
+  private perform(effect: FeedEffect): void {
+    switch (effect.type) {
+      case 'deliver':
+        for (const n of effect.notifications) this.callHandler('onNotification', () => this.handlers.onNotification(n));
+        break;
+      case 'unread':
+        this.callHandler('onUnreadCount', () => this.handlers.onUnreadCount?.(effect.unread));
+        break;
+      case 'status':
+        this.client.log.log('notifications status', { topic: this.topic, status: effect.status });
+        this.callHandler('onStatus', () => this.handlers.onStatus?.(effect.status));
+        break;
+      case 'sync':
+        void this.sync(effect.requestId, effect.after);
+        break;
+    }
+  }
+
+  private async sync(requestId: number, after: string | undefined): Promise<void> {
+    let outcome;
+    try {
+      outcome = await fetchInboxSince({ ...(await this.request(false)), after });
+    } catch (err) {
+      this.report(err instanceof RealtimeError ? err : new RealtimeError('token_provider_failed', 'getToken() failed', true, { cause: err }));
+      this.send({ type: 'syncFailed', requestId, now: now(), random: Math.random() });
+      return;
+    }
+    this.client.log.log('inbox answer', { topic: this.topic, after, kind: outcome.kind, ...(outcome.kind === 'ok' ? {} : { detail: outcome.detail }) });
+    if (outcome.kind === 'ok') return this.send({ type: 'syncOk', requestId, notifications: outcome.notifications, unread: outcome.unread });
+    if (outcome.kind === 'forbidden') this.report(new RealtimeError('forbidden', `the inbox of workspace ${this.workspaceId} was refused`, false));
+    if (outcome.kind === 'unauthorized') await this.client.tokens.get(true).catch(() => undefined);
+    this.send({ type: 'syncFailed', requestId, now: now(), random: Math.random() });
+  }
+
+  private callHandler(name: string, call: () => void): void {
+    try {
+      call();
+    } catch (err) {
+      this.report(new RealtimeError('handler_failed', `${name} threw`, true, { cause: err }));
+    }
+  }
+
+  report(error: RealtimeError): void {
+    this.client.log.log('error', { topic: this.topic, code: error.code, message: error.message });
+    try {
+      this.handlers.onError?.(error);
+    } finally {
+      this.client.options.onError?.(error);
+    }
+  }
+}
+
 class Client implements RealtimeClient {
   readonly log: DebugLog;
   readonly tokens: TokenSource;
@@ -227,6 +373,7 @@ class Client implements RealtimeClient {
   private readonly clientIdSuffix: string;
   private readonly connections: MqttConnection[] = [];
   private readonly subscriptions = new Set<ProjectSubscription>();
+  private readonly feeds = new Set<NotificationFeed>();
   /** Decoding is async (gzip): a chain keeps messages in arrival order. */
   private decoding: Promise<void> = Promise.resolve();
   private readonly removeNetworkListeners: () => void;
@@ -265,6 +412,27 @@ class Client implements RealtimeClient {
     return () => this.release(sub);
   }
 
+  subscribeNotifications(workspaceId: string, handlers: NotificationHandlers): NotificationSubscription {
+    const feed = new NotificationFeed(workspaceId, handlers, this);
+    this.feeds.add(feed);
+    feed.resolveTopic().then(
+      (topic) => {
+        if (!this.feeds.has(feed)) return;
+        const connection = this.connectionFor(topic);
+        if (connection.isAcked(topic)) feed.send({ type: 'subscribed', now: now() });
+        else connection.subscribe(topic);
+      },
+      (err: unknown) => feed.report(err instanceof RealtimeError ? err : new RealtimeError('token_provider_failed', 'getToken() failed', true, { cause: err })),
+    );
+    return feed;
+  }
+
+  releaseFeed(feed: NotificationFeed): void {
+    if (!this.feeds.delete(feed)) return;
+    feed.close();
+    if (feed.topic !== undefined) this.releaseTopic(feed.topic);
+  }
+
   /** SUBSCRIBE again for a topic the broker refused (no-op unless connected and still refused). */
   resubscribe(topic: string): void {
     this.connections.find((c) => c.has(topic))?.retrySubscribe(topic);
@@ -273,11 +441,16 @@ class Client implements RealtimeClient {
   release(sub: ProjectSubscription): void {
     if (!this.subscriptions.delete(sub)) return;
     sub.close();
-    if ([...this.subscriptions].some((s) => s.topic === sub.topic)) return;
-    const index = this.connections.findIndex((c) => c.has(sub.topic));
+    this.releaseTopic(sub.topic);
+  }
+
+  /** Unsubscribes a topic nobody wants any more; closes a connection left empty (not the last). */
+  private releaseTopic(topic: string): void {
+    if ([...this.subscriptions].some((s) => s.topic === topic) || [...this.feeds].some((f) => f.topic === topic)) return;
+    const index = this.connections.findIndex((c) => c.has(topic));
     const connection = this.connections[index];
     if (connection === undefined) return;
-    connection.unsubscribe(sub.topic);
+    connection.unsubscribe(topic);
     if (connection.topicCount === 0 && this.connections.length > 1) {
       connection.close();
       this.connections.splice(index, 1);
@@ -286,6 +459,7 @@ class Client implements RealtimeClient {
 
   close(): void {
     for (const sub of [...this.subscriptions]) this.release(sub);
+    for (const feed of [...this.feeds]) this.releaseFeed(feed);
     for (const connection of this.connections.splice(0)) connection.close();
     this.removeNetworkListeners();
   }
@@ -305,7 +479,14 @@ class Client implements RealtimeClient {
       now,
       random: Math.random,
       onPhase: (phase) => this.onPhase(connection, phase),
-      onSubscribed: (t, granted) => this.forTopic(t, (s) => s.send(granted ? { type: 'subscribed', now: now() } : { type: 'rejected', now: now(), random: Math.random() })),
+      onSubscribed: (t, granted) => {
+        this.forTopic(t, (s) => s.send(granted ? { type: 'subscribed', now: now() } : { type: 'rejected', now: now(), random: Math.random() }));
+        for (const f of this.feeds) {
+          if (f.topic !== t) continue;
+          if (granted) f.send({ type: 'subscribed', now: now() });
+          else f.report(new RealtimeError('forbidden', `the broker refused ${t}`, true));
+        }
+      },
       onMessage: (t, payload) => this.onMessage(t, payload),
       onAuthError: (err) => this.reportAll(new RealtimeError(this.tokens.refreshable ? 'token_provider_failed' : 'unauthorized', 'the broker rejected the token', true, { cause: err })),
     });
@@ -318,9 +499,27 @@ class Client implements RealtimeClient {
     if (phase === 'connected') return; // subscriptions hear `subscribed` per topic at SUBACK
     const status = phase === 'connecting' ? 'connecting' : 'offline';
     for (const sub of this.subscriptions) if (connection.has(sub.topic)) sub.send({ type: 'connection', status, now: now() });
+    for (const feed of this.feeds) if (feed.topic !== undefined && connection.has(feed.topic)) feed.send({ type: 'disconnected' });
   }
 
   private onMessage(topic: string, payload: Uint8Array): void {
+    const feeds = [...this.feeds].filter((f) => f.topic === topic);
+    if (feeds.length > 0) {
+      let message: { type?: unknown; notification?: Notification };
+      try {
+        message = JSON.parse(new TextDecoder().decode(payload)) as typeof message;
+      } catch {
+        message = {};
+      }
+      const n = message.notification;
+      if (message.type !== 'taskflow.notification' || typeof n?.id !== 'string') {
+        // Dropped: the next sync fetches it from the inbox.
+        this.log.log('undecodable notification dropped', { topic });
+        return;
+      }
+      for (const f of feeds) f.send({ type: 'live', notification: n });
+      return;
+    }
     this.decoding = this.decoding.then(async () => {
       try {
         const batch = await decodeBatch(payload);
@@ -341,8 +540,9 @@ class Client implements RealtimeClient {
   }
 
   private reportAll(error: RealtimeError): void {
-    if (this.subscriptions.size === 0) this.options.onError?.(error);
+    if (this.subscriptions.size === 0 && this.feeds.size === 0) this.options.onError?.(error);
     for (const sub of this.subscriptions) sub.report(error);
+    for (const feed of this.feeds) feed.report(error);
   }
 
   private listenToNetwork(): () => void {

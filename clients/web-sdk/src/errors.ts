@@ -5,7 +5,8 @@ export type RealtimeErrorCode =
   | 'unauthorized' // the token was rejected and could not be refreshed (static token)
   | 'token_provider_failed' // getToken() threw
   | 'bad_message' // an undecodable MQTT payload (dropped; the gap is fetched from the replay API)
-  | 'handler_failed'; // an application callback threw
+  | 'handler_failed' // an application callback threw
+  | 'inbox_unavailable'; // markRead: the inbox API could not be reached (try again)
 
 export class RealtimeError extends Error {
   override readonly name = 'RealtimeError';

@@ -1,7 +1,8 @@
 // @taskflow/realtime: ordered, exactly-once project changes from TaskFlow over MQTT/WebSocket.
 export { createClient } from './client.js';
 export { TOPIC_ROOT, projectTopic, projectTopicOf, userTopicOf, type ProjectRef } from './topics.js';
-export type { ClientOptions, ProjectHandlers, RealtimeClient, ResyncInfo, Unsubscribe } from './client.js';
+export type { ClientOptions, NotificationHandlers, NotificationSubscription, ProjectHandlers, RealtimeClient, ResyncInfo, Unsubscribe } from './client.js';
+export type { Notification } from './notification-feed.js';
 export type { IotCoreAuth } from './connection.js';
 export { RealtimeError, type RealtimeErrorCode } from './errors.js';
 export type { DebugSink } from './log.js';
