@@ -12,7 +12,8 @@ import type { TokenVerifier } from '../lib/jwt.js';
 export interface IotAuthorizerEvent {
   token?: string;
   protocols?: string[];
-  protocolData?: { mqtt?: { username?: string; password?: string; clientId?: string } };
+  /** IoT passes `mqtt` for MQTT connects (password base64) and `http` for a WebSocket upgrade. */
+  protocolData?: { mqtt?: { username?: string; password?: string; clientId?: string }; http?: { headers?: Record<string, string>; queryString?: string } };
 }
 
 export interface IotAuthorizerResponse {
