@@ -4,9 +4,9 @@
 // dead-letter store; the inbox API and /metrics.
 import type { Server } from 'node:http';
 import { clientIdPrefix } from '../lib/authz.js';
-import { createDynamoClient, createIotDataClient, createKinesisClient, createKmsClient } from '../lib/aws.js';
-import { readerKeyStore, streamEventDecryptor } from '../lib/field-crypto.js';
-import { deadLetterSink, ErasedSubjects } from '@taskflow/stream';
+import { createDynamoClient, createIotDataClient, createKinesisClient } from '../lib/aws.js';
+import { consumerPreparation } from '../lib/consumer-reading.js';
+import { deadLetterSink } from '@taskflow/stream';
 import { DynamoDeadLetterStore } from '../lib/dlq.js';
 import { DynamoMembershipProjection } from '../lib/dynamo-memberships.js';
 import { createVerifier, signDevToken } from '../lib/jwt.js';
@@ -70,17 +70,15 @@ export async function startNotifications(config: NotificationsConfig, logger: Lo
   const dlq = new DynamoDeadLetterStore(dynamo, config.tables.dlq);
   const deadLetters = deadLetterSink(dlq, NOTIFICATIONS_DLQ_SOURCE, logger);
   const sk = config.subjectKeys;
-  const keys = sk ? readerKeyStore(sk, dynamo, () => createKmsClient(config.aws)) : undefined;
-  const decrypt = keys ? streamEventDecryptor(keys, (err) => logger.warn({ err: err.message }, 'a comment body does not decrypt; read as empty')) : undefined;
-  // The erased-subjects list is the subject-keys table's tombstones: a replayed or late event of an erased person is blanked before it is applied.
-  const erased = keys ? new ErasedSubjects({ lookup: (subject) => keys.isDestroyed(subject), ttlMs: sk!.cache.ttlMs }) : undefined;
+  // Decrypt, and the erased-subjects check: a replayed or late event of an erased person is blanked before it is applied.
+  const prepare = consumerPreparation(sk, dynamo, config.aws, (err) => logger.warn({ err: err.message }, 'a comment body does not decrypt; read as empty'));
 
   const consumer = createConsumer({
     ...config.consumer,
     name: config.consumerName,
     kinesis,
     dynamo,
-    processor: (shardId) => new NotificationShardProcessor(shardId, { ...deps, deadLetters, validate: validateEvent, metrics: metrics.notifier, ...(decrypt ? { decrypt } : {}), ...(erased ? { erased } : {}) }),
+    processor: (shardId) => new NotificationShardProcessor(shardId, { ...deps, deadLetters, validate: validateEvent, metrics: metrics.notifier, ...prepare }),
     metrics: registry,
     logger,
   });

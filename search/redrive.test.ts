@@ -1,5 +1,9 @@
 import { describe, expect, it } from '@jest/globals';
+import { randomBytes } from 'node:crypto';
+import { ErasedSubjects } from '@taskflow/stream';
 import { MemoryDeadLetterStore } from '../lib/dlq.js';
+import { encryptField, streamEventDecryptor } from '../lib/field-crypto.js';
+import { LocalKeyWrapper, MemoryKeyTable, WrappedSubjectKeyStore } from '../lib/subject-keys.js';
 import { sampleEvent } from '../schemas/fixtures.js';
 import { validateEvent } from '../schemas/validate.js';
 import { redriveSearchDeadLetters } from './redrive.js';
@@ -37,5 +41,28 @@ describe('taskflow search redrive', () => {
     await store.put({ source: 'search', reason: 'unknown_schema', message: '', payload: Buffer.from(JSON.stringify(sampleEvent('task.created', { workspaceId: WS }))), origin: {} });
     await expect(redriveSearchDeadLetters({ store, index, validate: validateEvent })).rejects.toThrow('engine down');
     expect((await store.list({ source: 'search' })).length).toBe(1);
+  });
+
+  it('prepares a letter as the live path does: an encrypted description indexes its plaintext; an erased author\'s indexes none', async () => {
+    const store = new MemoryDeadLetterStore();
+    const index = new SqliteSearchIndex(':memory:');
+    const keys = new WrappedSubjectKeyStore(new MemoryKeyTable(), new LocalKeyWrapper(randomBytes(32)));
+    const prepare = { decrypt: streamEventDecryptor(keys), erased: new ErasedSubjects({ lookup: (s) => keys.isDestroyed(s), ttlMs: 0 }) };
+    const [alive, erased] = ['66666666-6666-4666-8666-0000000000f1', '66666666-6666-4666-8666-0000000000f2'];
+    const letter = async (author: string, entityId: string, words: string) => {
+      const task = sampleEvent('task.created', { workspaceId: WS, entityId, commitLsn: BigInt(parseInt(entityId.slice(-2), 16)), row: { title: `t ${entityId.slice(-2)}`, created_by: author, description: encryptField(words, await keys.keyFor(author)) as never } });
+      await store.put({ source: 'search', reason: 'unknown_schema', message: '', payload: Buffer.from(JSON.stringify(task)), origin: { sequenceNumber: entityId } });
+    };
+    await letter(alive, '44444444-4444-4444-8444-0000000000a1', 'confidential roadmap');
+    await letter(erased, '44444444-4444-4444-8444-0000000000a2', 'secret memoir');
+    await keys.destroy(erased);
+
+    const result = await redriveSearchDeadLetters({ store, index, validate: validateEvent, prepare });
+    expect(result.redriven).toHaveLength(2);
+    expect((await index.search({ workspaceId: WS, terms: ['roadmap'], projects: 'all', limit: 5 })).map((h) => h.text)).toEqual(['confidential roadmap']);
+    expect(await index.search({ workspaceId: WS, terms: ['memoir'], projects: 'all', limit: 5 })).toEqual([]);
+    const docs = await index.documents(WS);
+    expect(docs.find((d) => d.id.endsWith('a2'))?.text).toBe('');
+    expect(JSON.stringify(docs)).not.toContain(erased);
   });
 });

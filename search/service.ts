@@ -2,14 +2,14 @@
 // `search`) feeding one SearchShardProcessor per leased shard, the index (SQLite FTS5 locally,
 // OpenSearch in production), the dead-letter store, the search API and /metrics.
 import type { Server } from 'node:http';
-import { createDynamoClient, createKinesisClient, createKmsClient } from '../lib/aws.js';
-import { deadLetterSink, ErasedSubjects } from '@taskflow/stream';
+import { createDynamoClient, createKinesisClient } from '../lib/aws.js';
+import { deadLetterSink } from '@taskflow/stream';
 import { DynamoDeadLetterStore } from '../lib/dlq.js';
 import { createVerifier } from '../lib/jwt.js';
 import { createConsumer, type Consumer } from '@taskflow/stream';
 import type { Logger } from '../lib/logger.js';
 import { consumerProbes, createRegistry, serveMetrics } from '../lib/metrics.js';
-import { readerKeyStore, streamEventDecryptor } from '../lib/field-crypto.js';
+import { consumerPreparation } from '../lib/consumer-reading.js';
 import { PerUserLimiter } from '../lib/user-limits.js';
 import { validateEvent } from '../schemas/validate.js';
 import { startSearchServer } from './api.js';
@@ -37,10 +37,8 @@ export async function startSearch(config: SearchConfig, logger: Logger): Promise
   const index = await openSearchIndex(config.engine);
   const dlq = new DynamoDeadLetterStore(dynamo, config.dlqTable);
   const sk = config.subjectKeys;
-  const keys = sk ? readerKeyStore(sk, dynamo, () => createKmsClient(config.aws)) : undefined;
-  const decrypt = keys ? streamEventDecryptor(keys, (err) => logger.warn({ err: err.message }, 'a personal field does not decrypt; indexed without it')) : undefined;
-  // The erased-subjects list is the subject-keys table's tombstones: a replayed or late event of an erased person is blanked before it is applied.
-  const erased = keys ? new ErasedSubjects({ lookup: (subject) => keys.isDestroyed(subject), ttlMs: sk!.cache.ttlMs }) : undefined;
+  // Decrypt, and the erased-subjects check: a replayed or late event of an erased person is blanked before it is applied.
+  const prepare = consumerPreparation(sk, dynamo, config.aws, (err) => logger.warn({ err: err.message }, 'a personal field does not decrypt; indexed without it'));
   const deadLetters = deadLetterSink(dlq, SEARCH_DLQ_SOURCE, logger);
 
   const consumer = createConsumer({
@@ -48,7 +46,7 @@ export async function startSearch(config: SearchConfig, logger: Logger): Promise
     name: config.consumerName,
     kinesis,
     dynamo,
-    processor: (shardId) => new SearchShardProcessor(shardId, { index, deadLetters, validate: validateEvent, metrics: metrics.indexer, ...(decrypt ? { decrypt } : {}), ...(erased ? { erased } : {}) }),
+    processor: (shardId) => new SearchShardProcessor(shardId, { index, deadLetters, validate: validateEvent, metrics: metrics.indexer, ...prepare }),
     metrics: registry,
     logger,
   });

@@ -5,8 +5,10 @@ import { parseArgs } from 'node:util';
 import { createDynamoClient } from '../../lib/aws.js';
 import { DynamoDeadLetterStore } from '../../lib/dlq.js';
 import { settingsHelp } from '../../lib/config.js';
+import { DEVELOPMENT, ENV_VAR } from '../../lib/dev-mode.js';
 import { createLogger } from '../../lib/logger.js';
 import { loadConfig, NOTIFICATION_SETTING_LIST } from '../../notifications/config.js';
+import { consumerPreparation } from '../../lib/consumer-reading.js';
 import { redriveNotificationDeadLetters } from '../../notifications/redrive.js';
 import { connectPublisher, pipelineDeps, startNotifications } from '../../notifications/service.js';
 import { validateEvent } from '../../schemas/validate.js';
@@ -47,7 +49,8 @@ export const command: Command = {
       console.error(usage);
       return 2;
     }
-    const config = loadConfig(operatorEnvironment());
+    // The local stack runs in development mode: its subject keys (the local KEK) decrypt a redriven letter as the service does.
+    const config = loadConfig(operatorEnvironment({ localDefaults: () => ({ [ENV_VAR]: DEVELOPMENT }) }));
     const dynamo = createDynamoClient(config.aws);
     try {
       if (sub === 'inbox') {
@@ -64,7 +67,8 @@ export const command: Command = {
       const store = new DynamoDeadLetterStore(dynamo, config.tables.dlq);
       const publisher = await connectPublisher(config, `redrive-${process.pid}`);
       try {
-        const result = await redriveNotificationDeadLetters({ store, pipeline: pipelineDeps(config, dynamo, publisher), validate: validateEvent, ...(values.reason ? { reason: values.reason } : {}), ...(values.id ? { id: values.id } : {}) });
+        const prepare = consumerPreparation(config.subjectKeys, dynamo, config.aws, (err) => console.error(`a comment body does not decrypt; read as empty: ${err.message}`));
+        const result = await redriveNotificationDeadLetters({ store, pipeline: pipelineDeps(config, dynamo, publisher), validate: validateEvent, prepare, ...(values.reason ? { reason: values.reason } : {}), ...(values.id ? { id: values.id } : {}) });
         for (const d of result.redriven) console.log(`redriven ${d.id} (${d.reason})`);
         for (const r of result.refused) console.log(`still refused ${r.letter.id}: ${r.message}`);
         console.log(`${result.redriven.length} dead letter(s) redriven, ${result.refused.length} still refused`);

@@ -5,10 +5,12 @@ import { readableProjects } from '../../lib/authz.js';
 import { createDynamoClient } from '../../lib/aws.js';
 import { DynamoDeadLetterStore } from '../../lib/dlq.js';
 import { settingsHelp } from '../../lib/config.js';
+import { DEVELOPMENT, ENV_VAR } from '../../lib/dev-mode.js';
 import { createLogger } from '../../lib/logger.js';
 import { validateEvent } from '../../schemas/validate.js';
 import { SEARCH_SETTING_LIST, loadConfig } from '../../search/config.js';
 import { openSearchIndex } from '../../search/engines.js';
+import { consumerPreparation } from '../../lib/consumer-reading.js';
 import { redriveSearchDeadLetters } from '../../search/redrive.js';
 import { parseQueryTerms } from '../../search/search-index.js';
 import { startSearch } from '../../search/service.js';
@@ -50,7 +52,8 @@ export const command: Command = {
       console.error(usage);
       return 2;
     }
-    const config = loadConfig(operatorEnvironment({ localDefaults: (info) => ({ SEARCH_DB_PATH: `${info.dataDir}/search/search.db` }) }));
+    // The local stack runs in development mode: its subject keys (the local KEK) decrypt a redriven letter as the service does.
+    const config = loadConfig(operatorEnvironment({ localDefaults: (info) => ({ SEARCH_DB_PATH: `${info.dataDir}/search/search.db`, [ENV_VAR]: DEVELOPMENT }) }));
     const index = await openSearchIndex(config.engine);
     try {
       if (sub === 'query') {
@@ -68,7 +71,8 @@ export const command: Command = {
       const dynamo = createDynamoClient(config.aws);
       try {
         const store = new DynamoDeadLetterStore(dynamo, config.dlqTable);
-        const result = await redriveSearchDeadLetters({ store, index, validate: validateEvent, ...(values.reason ? { reason: values.reason } : {}), ...(values.id ? { id: values.id } : {}) });
+        const prepare = consumerPreparation(config.subjectKeys, dynamo, config.aws, (err) => console.error(`a personal field does not decrypt; indexed without it: ${err.message}`));
+        const result = await redriveSearchDeadLetters({ store, index, validate: validateEvent, prepare, ...(values.reason ? { reason: values.reason } : {}), ...(values.id ? { id: values.id } : {}) });
         for (const d of result.redriven) console.log(`redriven ${d.id} (${d.reason})`);
         for (const r of result.refused) console.log(`still refused ${r.letter.id}: ${r.message}`);
         console.log(`${result.redriven.length} dead letter(s) re-applied, ${result.refused.length} still refused`);

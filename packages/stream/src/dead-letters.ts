@@ -48,9 +48,16 @@ export interface BatchReading {
 export async function readBatch(batch: ProcessBatch, shardId: string, reading: BatchReading): Promise<StreamEvent[]> {
   reading.metrics.eventsIn(batch.records.length);
   const valid = await validEventsOf(batch, shardId, reading.validate, reading.deadLetters, (reason) => reading.metrics.deadLettered(reason));
-  const decrypt = reading.decrypt;
-  const plain = decrypt ? await Promise.all(valid.map(decrypt)) : valid;
-  return reading.erased ? reading.erased.scrub(plain) : plain;
+  return prepareEvents(valid, reading);
+}
+
+/** What a consumer does to valid events before applying them, live or redriven: decrypt, then blank erased subjects. */
+export type EventPreparation = Pick<BatchReading, 'decrypt' | 'erased'>;
+
+/** The events decrypted (null once shredded) and with erased subjects' data blanked, as the live path and a redrive both apply them. */
+export async function prepareEvents(events: readonly StreamEvent[], how: EventPreparation): Promise<StreamEvent[]> {
+  const plain = how.decrypt ? await Promise.all(events.map(how.decrypt)) : [...events];
+  return how.erased ? how.erased.scrub(plain) : plain;
 }
 
 async function validEventsOf(
