@@ -6,7 +6,7 @@ import { type ApiRoute, createApiHandler, type ApiOutcome, startApiServer } from
 import { PerUserLimiter } from './user-limits.js';
 
 // A toy API on the frame: GET /v1/workspaces/{ws}/echo?n=… and POST /v1/workspaces/{ws}/notes.
-const members: Record<string, Membership[]> = { alice: [{ workspaceId: 'ws1', projectId: null, role: 'member' }] };
+const members: Record<string, Membership[]> = { alice: [{ workspaceId: 'ws1', projectId: null, role: 'member' }], dave: [{ workspaceId: 'ws1', projectId: null, role: 'member' }] };
 const echo: ApiRoute<{ ws: string; n: number }, true> = {
   method: 'GET',
   path: /^\/v1\/workspaces\/([^/]+)\/echo$/,
@@ -18,7 +18,8 @@ const echo: ApiRoute<{ ws: string; n: number }, true> = {
   authorize: (_u, ms, p) => (ms.some((m) => m.workspaceId === p.ws) ? true : undefined),
   handle: async ({ userId, params }) => {
     if (params.n === 500) throw new Error('boom');
-    return { status: 200, body: { userId, n: params.n } };
+    // Serves n units (as a replay serves changes), charged to the user's served budget.
+    return { status: 200, body: { userId, n: params.n }, served: Math.max(0, params.n) };
   },
 };
 const notes: ApiRoute<{ ws: string }, true> = {
@@ -40,12 +41,12 @@ beforeAll(async () => {
     {
       name: 'toy',
       verify: async (token) => {
-        if (!['alice', 'bob', 'carol'].includes(token)) throw new TaskflowError('UNAUTHENTICATED', 'invalid token');
+        if (!['alice', 'bob', 'carol', 'dave'].includes(token)) throw new TaskflowError('UNAUTHENTICATED', 'invalid token');
         return { userId: token, expiresAt: 9e9 };
       },
       memberships: async (u) => members[u] ?? [],
-      // carol is the abuser in the limit test; alice and bob have room to spare.
-      limiter: new PerUserLimiter({ ratePerSec: 0.001, burst: 50, maxConcurrent: 100, maxUsers: 10 }),
+      // carol is the abuser in the limit test, dave in the served one; alice and bob have room to spare.
+      limiter: new PerUserLimiter({ ratePerSec: 0.001, burst: 50, maxConcurrent: 100, maxUsers: 10, served: { perSec: 0.001, burst: 1000 } }),
       limits: { maxUrlBytes: 256, maxBodyBytes: 1024 },
       observe: (o) => outcomes.push(o),
     },
@@ -131,6 +132,16 @@ describe('lib/http-api frame', () => {
     expect(refused).toHaveLength(10);
     expect(Number(refused[0]?.headers['retry-after'])).toBeGreaterThanOrEqual(1);
     expect((await call('GET', '/v1/workspaces/ws1/echo', { token: 'alice' })).status).toBe(200);
+  });
+
+  it("charges what an answer served: a user whose answers went beyond its budget gets 429 until the debt is paid", async () => {
+    expect((await call('GET', '/v1/workspaces/ws1/echo?n=600', { token: 'dave' })).status).toBe(200);
+    expect((await call('GET', '/v1/workspaces/ws1/echo?n=600', { token: 'dave' })).status).toBe(200); // not in debt when admitted
+    const refused = await call('GET', '/v1/workspaces/ws1/echo?n=1', { token: 'dave' });
+    expect(refused).toMatchObject({ status: 429 });
+    expect(refused.body).toContain('went beyond its budget');
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(1000);
+    expect((await call('GET', '/v1/workspaces/ws1/echo?n=600', { token: 'alice' })).status).toBe(200);
   });
 
   it('answers a thrown error with a bare 500 and counts every outcome', async () => {

@@ -1,9 +1,10 @@
 // One HTTP frame for the browser-facing JSON APIs (replay, search, notifications), so each checks
 // the same things in the same order and a route says only what is its own:
 //   CORS preamble and OPTIONS → /healthz → bounded URL and query (414) → route (404) → path ids
-//   and query parsed (400, before any token work) → bearer token (401) → per-user rate and
-//   concurrency limits (429 + Retry-After) → bounded body, refused while streaming (413) →
-//   the user's memberships → the route's grant (403) → the route's answer.
+//   and query parsed (400, before any token work) → bearer token (401) → per-user rate,
+//   concurrency and served limits (429 + Retry-After) → bounded body, refused while streaming
+//   (413) → the user's memberships → the route's grant (403) → the route's answer, whose `served`
+//   is charged to the user's budget.
 // Anything thrown is a 500 with a generic body and one error-log line.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Membership } from './authz.js';
@@ -15,6 +16,8 @@ export interface ApiAnswer {
   status: number;
   body: unknown;
   headers?: Record<string, string>;
+  /** What the answer served (the replay API: changes returned), charged to the user's served budget; not sent. */
+  served?: number;
 }
 
 /** What a route's parse step says about a request it refuses (always a 400). */
@@ -160,9 +163,10 @@ export function createApiHandler(deps: ApiDeps, routes: readonly AnyRoute[]): (r
     }
     const admission = deps.limiter?.admit(userId) ?? { ok: true as const, release: () => undefined };
     if (!admission.ok) {
-      const what = admission.reason === 'rate' ? `too many ${deps.name} requests for this user` : `too many ${deps.name} requests in flight for this user`;
+      const what = { rate: `too many ${deps.name} requests for this user`, concurrency: `too many ${deps.name} requests in flight for this user`, served: `this user's ${deps.name} answers went beyond its budget` }[admission.reason];
       return { status: 429, body: { error: 'too_many_requests', message: what }, headers: { 'retry-after': String(Math.max(1, Math.ceil(admission.retryAfterMs / 1000))) } };
     }
+    let served = 0;
     try {
       let body: unknown;
       if (route.body) {
@@ -176,9 +180,11 @@ export function createApiHandler(deps: ApiDeps, routes: readonly AnyRoute[]): (r
       }
       const grant: unknown = route.authorize(userId, await deps.memberships(userId), params);
       if (grant === undefined) return { status: 403, body: { error: 'forbidden' } };
-      return await route.handle({ userId, params, grant, body });
+      const answered = await route.handle({ userId, params, grant, body });
+      served = answered.served ?? 0;
+      return answered;
     } finally {
-      admission.release();
+      admission.release(served);
     }
   }
 

@@ -7,10 +7,12 @@ import { DEFAULT_ROUTER_SERVICE_USER } from '../lib/authz.js';
 import { type Env, boolSetting, intSetting, oneOfSetting, optionalSetting, readSettings, stringSetting, uniqueSettings, tableEnvVar } from '../lib/config.js';
 import { JWT_SETTINGS, type JwtConfig, loadJwtConfig } from '../lib/jwt.js';
 import { DEV_MODE_SETTINGS } from '../lib/dev-mode.js';
+import { ConfigError } from '../lib/errors.js';
 import { LOG_SETTINGS } from '../lib/logger.js';
 import { METRICS_SETTINGS } from '../lib/metrics.js';
 import { SUBJECT_KEY_SETTINGS, type SubjectKeyConfig, readerKeyConfig } from '../lib/subject-keys.js';
 import { type ReadBudget, readBudgetSettings } from '@taskflow/stream';
+import type { UserLimits } from '../lib/user-limits.js';
 import { IOT_CORE_MAX_MESSAGE_BYTES, type PayloadMode } from './messages.js';
 
 export interface RouterConfig {
@@ -35,8 +37,8 @@ export interface RouterConfig {
   jwt: JwtConfig;
   replayPort: number;
   replayMaxLimit: number;
-  /** Per user: replay requests per second, burst, and requests in flight (router/user-limits.ts). */
-  replayLimits: { ratePerSec: number; burst: number; maxConcurrent: number; maxUsers: number };
+  /** Per user: replay requests per second, burst, requests in flight, and changes read per second and at once (lib/user-limits.ts). */
+  replayLimits: Required<UserLimits>;
   metricsPort: number;
   metricsHost: string;
   pollIntervalMs: number;
@@ -57,6 +59,24 @@ export interface RouterConfig {
 }
 
 const table = (key: string, fallback: string, meaning: string) => stringSetting({ name: tableEnvVar(key), default: fallback, meaning });
+
+/** The replay API's page bound and per-user limits. */
+const REPLAY_LIMIT_SETTINGS = {
+  replayMaxLimit: intSetting({ name: 'REPLAY_MAX_LIMIT', default: 1000, min: 1, meaning: 'Most changes one replay request returns.' }),
+  // A client replays to fill gaps, and after a reconnect once per subscription (IoT Core allows
+  // 50 per connection): the request burst lets that through, the rate not a loop. Requests alone
+  // do not bound a user's cost — a full page is REPLAY_MAX_LIMIT changes — so the changes read
+  // are charged too (lib/user-limits.ts). One router serves ~7,000 replayed changes per core-second
+  // (~0.09 ms of router CPU and ~0.05 ms of store per change, measured by flood-pipeline.test.ts):
+  // 200/s per user is ~2 % of a core, the burst (a reconnect's catch-up: 50 subscriptions × 40
+  // changes) ~0.2 s of it. Requests in flight are few because each admitted one may still read
+  // a full page after the budget is spent: at once a user gets at most burst + 4 × REPLAY_MAX_LIMIT.
+  replayRatePerUser: intSetting({ name: 'REPLAY_RATE_PER_USER', default: 20, min: 1, meaning: 'Replay requests per second one user may make (token bucket; 429 beyond it).' }),
+  replayBurstPerUser: intSetting({ name: 'REPLAY_BURST_PER_USER', default: 100, min: 1, meaning: 'Replay requests one user may make at once before the rate applies.' }),
+  replayConcurrencyPerUser: intSetting({ name: 'REPLAY_CONCURRENCY_PER_USER', default: 4, min: 1, meaning: 'Replay requests of one user in flight at a time (429 beyond; each may read a full page).' }),
+  replayChangesPerUser: intSetting({ name: 'REPLAY_CHANGES_PER_SEC_PER_USER', default: 200, min: 1, meaning: 'Replayed changes per second one user may read (charged after each answer; a user in debt gets 429 until it is paid back).' }),
+  replayChangesBurstPerUser: intSetting({ name: 'REPLAY_CHANGES_BURST_PER_USER', default: 2000, min: 1, meaning: 'Replayed changes one user may read at once before REPLAY_CHANGES_PER_SEC_PER_USER applies; at least REPLAY_MAX_LIMIT.' }),
+};
 
 /** Everything the router reads from the environment (besides AWS, JWT and log settings). */
 /** The router's default share of each shard's read capacity (see ROUTER_SETTINGS). */
@@ -89,12 +109,7 @@ export const ROUTER_SETTINGS = {
   revocationHoldMs: intSetting({ name: 'ROUTER_REVOCATION_HOLD_MS', default: 3000, min: 100, max: 60_000, meaning: "Longest a workspace's publishes wait for a revoked member's connections to be closed before going out anyway (counted as a timeout)." }),
   serviceUserId: stringSetting({ name: 'ROUTER_SERVICE_USER', default: DEFAULT_ROUTER_SERVICE_USER, meaning: "The token subject of the router's MQTT connections (its own events are not subscriptions)." }),
   replayPort: intSetting({ name: 'REPLAY_PORT', default: 0, min: 0, max: 65535, meaning: 'Port of the replay API; 0 picks a free one.' }),
-  replayMaxLimit: intSetting({ name: 'REPLAY_MAX_LIMIT', default: 1000, min: 1, meaning: 'Most changes one replay request returns.' }),
-  // A client replays to fill gaps, and after a reconnect once per subscription (IoT Core allows
-  // 50 per connection) at once: the burst and concurrency let that through, the rate not a loop.
-  replayRatePerUser: intSetting({ name: 'REPLAY_RATE_PER_USER', default: 20, min: 1, meaning: 'Replay requests per second one user may make (token bucket; 429 beyond it).' }),
-  replayBurstPerUser: intSetting({ name: 'REPLAY_BURST_PER_USER', default: 100, min: 1, meaning: 'Replay requests one user may make at once before the rate applies.' }),
-  replayConcurrencyPerUser: intSetting({ name: 'REPLAY_CONCURRENCY_PER_USER', default: 50, min: 1, meaning: 'Replay requests of one user in flight at a time.' }),
+  ...REPLAY_LIMIT_SETTINGS,
   ...METRICS_SETTINGS,
   pollIntervalMs: intSetting({ name: 'ROUTER_POLL_INTERVAL_MS', default: 200, min: 1, meaning: 'Wait before the next GetRecords on a shard that returned nothing.' }),
   // 2 of the shard's 5 calls/s and half its 2 MB/s: search, notifications, audit and the archiver
@@ -110,6 +125,17 @@ export const ROUTER_SETTINGS = {
 
 /** What `taskflow router --help` and router/README.md list: every variable the router reads. */
 export const ROUTER_SETTING_LIST = uniqueSettings(ROUTER_SETTINGS, AWS_SETTINGS, JWT_SETTINGS, SUBJECT_KEY_SETTINGS, DEV_MODE_SETTINGS, LOG_SETTINGS);
+
+/** The replay API's page bound and per-user limits (the flood tests use the defaults: `loadReplayLimits({})`). */
+export function loadReplayLimits(env: Env): Pick<RouterConfig, 'replayMaxLimit' | 'replayLimits'> {
+  const s = readSettings(env, REPLAY_LIMIT_SETTINGS);
+  // A smaller burst would put a user's first full page into debt at once.
+  if (s.replayChangesBurstPerUser < s.replayMaxLimit) throw new ConfigError('REPLAY_CHANGES_BURST_PER_USER', `must be >= REPLAY_MAX_LIMIT (${s.replayMaxLimit}), got ${s.replayChangesBurstPerUser}`);
+  return {
+    replayMaxLimit: s.replayMaxLimit,
+    replayLimits: { ratePerSec: s.replayRatePerUser, burst: s.replayBurstPerUser, maxConcurrent: s.replayConcurrencyPerUser, maxUsers: 100_000, served: { perSec: s.replayChangesPerUser, burst: s.replayChangesBurstPerUser } },
+  };
+}
 
 export function loadConfig(env: Env): RouterConfig {
   const s = readSettings(env, ROUTER_SETTINGS);
@@ -136,8 +162,7 @@ export function loadConfig(env: Env): RouterConfig {
     serviceUserId: s.serviceUserId,
     jwt: loadJwtConfig(env),
     replayPort: s.replayPort,
-    replayMaxLimit: s.replayMaxLimit,
-    replayLimits: { ratePerSec: s.replayRatePerUser, burst: s.replayBurstPerUser, maxConcurrent: s.replayConcurrencyPerUser, maxUsers: 100_000 },
+    ...loadReplayLimits(env),
     metricsPort: s.metricsPort,
     metricsHost: s.metricsHost,
     pollIntervalMs: s.pollIntervalMs,

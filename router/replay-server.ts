@@ -16,7 +16,7 @@ export interface ReplayDeps {
   verify: TokenVerifier;
   memberships: (userId: string) => Promise<Membership[]>;
   maxLimit: number;
-  /** Per-user rate and concurrency limits (429 beyond them). */
+  /** Per-user rate, concurrency and changes-returned limits (429 beyond them). */
   limiter?: PerUserLimiter;
   limits?: Partial<ApiLimits>;
   /** Called once per answered request (the router counts them by outcome). */
@@ -46,10 +46,13 @@ function changesRoute(deps: ReplayDeps): ApiRoute<ReplayParams, true> {
     },
     authorize: (userId, memberships, p) => (canReadProject(userId, memberships, p.workspaceId, p.projectId) ? true : undefined),
     async handle({ params: { workspaceId, projectId, after, limit } }) {
-      const answer = replayAnswer(await deps.store.read({ workspaceId, projectId }, after, limit), after);
+      const page = await deps.store.read({ workspaceId, projectId }, after, limit);
+      // The user's budget is charged by the changes read (returned, or read for a 410): what a replay costs the router and the store.
+      const served = page.entries.length;
+      const answer = replayAnswer(page, after);
       const decrypt = deps.decrypt;
-      if (answer.status !== 200 || !decrypt) return answer;
-      return { ...answer, body: { ...answer.body, changes: await Promise.all(answer.body.changes.map(async (c) => ({ seq: c.seq, event: await decrypt(c.event) }))) } };
+      if (answer.status !== 200 || !decrypt) return { ...answer, served };
+      return { ...answer, served, body: { ...answer.body, changes: await Promise.all(answer.body.changes.map(async (c) => ({ seq: c.seq, event: await decrypt(c.event) }))) } };
     },
   };
 }

@@ -3,10 +3,12 @@
 // task update every 50 ms in Postgres. The innocent subscriber's commit → client latency — a real
 // commit through capture (its own process), Kinesis, the router (its own process, the production
 // replay limits) and the authorizing broker (the production connect limits) to a plain MQTT
-// client — is measured before and during the flood. It loses nothing, and its p95 stays within
-// the bound docs/THREAT_MODEL.md states, p95 < 5 s: loose, because on this shared 2-core host a
-// flood within the flooder's replay budget already raises it several times over (the measured
-// figures and the open item are in the threat model's §2 row).
+// client — is measured before and during the flood. The flooder's full replays (`after=0`) spend
+// its replayed-changes budget and are refused (429); it is served no more than that budget. The
+// victim loses nothing, and its p95 stays within the bound docs/THREAT_MODEL.md states: under
+// 3 × its baseline p95 + 2.5 s. Loose on purpose: on this shared 2-core host (load 10–15) the
+// whole host stalls for ~2.5 s now and then, flood or not (the measured figures are in the threat
+// model's §2 row); a flood the limiter does not bound raised p95 6–13 times.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -15,13 +17,14 @@ import mqtt, { type MqttClient } from 'mqtt';
 import pg from 'pg';
 import { DEFAULT_CONNECT_LIMITS } from '../../infra/local/broker-auth.js';
 import { clientIdPrefix, projectTopicOf } from '../../lib/authz.js';
+import { loadReplayLimits } from '../../router/config.js';
 import { cpuSeconds } from '../bench/report.js';
 import { startTestPipeline, type TestPipeline } from '../support/pipeline.js';
 import { boundClientId, stack } from '../support/stack.js';
 import { sleep, waitFor } from '../support/wait.js';
 
-/** The stated bound on the innocent user's commit → client p95 while the flood runs. */
-const P95_BOUND_MS = 5000;
+/** The stated bound on the innocent user's commit → client p95 while the flood runs, from its baseline p95. */
+const p95Bound = (baselineP95: number) => 3 * baselineP95 + 2500;
 const PHASE_MS = 4000;
 const COMMIT_EVERY_MS = 50;
 
@@ -42,6 +45,8 @@ const clients: MqttClient[] = [];
 
 interface Flooded {
   statuses: Record<string, number>;
+  /** Changes the 200 answers carried. */
+  changes: number;
   connected: number;
   connacks3: number;
   otherErrors: string[];
@@ -59,7 +64,7 @@ function runFlooder(env: Record<string, string>): Promise<Flooded> {
 const p95 = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * 0.95))] ?? Infinity;
 
 beforeAll(async () => {
-  pipeline = await startTestPipeline({ prefix: 'flood_pipeline', services: 'processes', connectLimits: DEFAULT_CONNECT_LIMITS });
+  pipeline = await startTestPipeline({ prefix: 'flood_pipeline', services: 'processes', connectLimits: DEFAULT_CONNECT_LIMITS, productionReplayLimits: true });
   db = new pg.Client({ connectionString: pipeline.databaseUrl });
   await db.connect();
   await db.query(`INSERT INTO workspaces (id, name, slug) VALUES ($1, 'flood', $2)`, [W, `f-${W}`]);
@@ -77,7 +82,7 @@ afterAll(async () => {
 });
 
 describe('one user flooding while another receives commits', () => {
-  it("keeps the other user's commit → client latency within the stated bound, and loses nothing", async () => {
+  it("refuses the flooder's full replays beyond its budget, keeps the other user's commit → client latency within the stated bound, and loses nothing", async () => {
     const victim = await mqtt.connectAsync(pipeline.broker.tcpUrl, { clientId: boundClientId(VICTIM), username: 'u', password: await pipeline.token(VICTIM), reconnectPeriod: 0 });
     clients.push(victim);
     const got: Received[] = [];
@@ -140,20 +145,24 @@ describe('one user flooding while another receives commits', () => {
     const { connected, connacks3 } = flooded;
     const latencies = (prefix: string) => got.filter((r) => r.title.startsWith(prefix)).map((r) => r.latencyMs);
     const [baseline, flood] = [latencies('baseline-'), latencies('flood-')];
-    const report = { baselineP95: Math.round(p95(baseline)), floodP95: Math.round(p95(flood)), ratio: +(p95(flood) / p95(baseline)).toFixed(1), floodMax: Math.round(Math.max(...flood)), commits: [baseline.length, flood.length], flooder: { ok, refused, connected, connacks3 }, cpuSeconds: { routerBaseline: +(cpuAtFlood[0]! - cpuAtBaseline[0]!).toFixed(2), routerFlood: +(cpuAfter[0]! - cpuAtFlood[0]!).toFixed(2), captureBaseline: +(cpuAtFlood[1]! - cpuAtBaseline[1]!).toFixed(2), captureFlood: +(cpuAfter[1]! - cpuAtFlood[1]!).toFixed(2), enginesBaseline: +(cpuAtFlood[2]! - cpuAtBaseline[2]!).toFixed(2), enginesFlood: +(cpuAfter[2]! - cpuAtFlood[2]!).toFixed(2) } };
+    const report = { flooderChanges: flooded.changes, baselineP95: Math.round(p95(baseline)), floodP95: Math.round(p95(flood)), ratio: +(p95(flood) / p95(baseline)).toFixed(1), floodMax: Math.round(Math.max(...flood)), commits: [baseline.length, flood.length], flooder: { ok, refused, connected, connacks3 }, cpuSeconds: { routerBaseline: +(cpuAtFlood[0]! - cpuAtBaseline[0]!).toFixed(2), routerFlood: +(cpuAfter[0]! - cpuAtFlood[0]!).toFixed(2), captureBaseline: +(cpuAtFlood[1]! - cpuAtBaseline[1]!).toFixed(2), captureFlood: +(cpuAfter[1]! - cpuAtFlood[1]!).toFixed(2), enginesBaseline: +(cpuAtFlood[2]! - cpuAtBaseline[2]!).toFixed(2), enginesFlood: +(cpuAfter[2]! - cpuAtFlood[2]!).toFixed(2) } };
     process.stdout.write(`flood commit->client (ms): ${JSON.stringify(report)}\n`);
 
-    // The flooder's replay requests are answered or refused (429), nothing else (whether it
-    // exceeds its replay budget depends on how fast the router answers).
+    // The flooder's replay requests are answered or refused (429), nothing else; full replays
+    // spend its changes budget within the phase, so it is refused, and what it was served stays
+    // within burst + rate × time + what requests admitted before the debt may still read.
     expect(flooded.otherErrors).toEqual([]);
     expect(Object.keys(flooded.statuses).filter((status) => status !== '200' && status !== '429')).toEqual([]);
     expect(ok).toBeGreaterThan(0);
+    expect(refused).toBeGreaterThan(0);
+    const { replayMaxLimit, replayLimits } = loadReplayLimits({});
+    expect(flooded.changes).toBeLessThanOrEqual(replayLimits.served.burst + replayLimits.served.perSec * (PHASE_MS / 1000 + 1) + replayLimits.maxConcurrent * replayMaxLimit);
     // Its connects stay within its budget; whether it reaches the budget in the phase depends on the
     // host's speed (4 connects in 4 s once in CI, none refused): flood.test.ts asserts the refusals.
     expect(connected + connacks3).toBeGreaterThan(0);
     expect(connected).toBeLessThanOrEqual(DEFAULT_CONNECT_LIMITS.burst + Math.ceil((DEFAULT_CONNECT_LIMITS.ratePerSec * PHASE_MS) / 1000) + 1);
     expect(baseline.length).toBeGreaterThan(20);
     expect(flood.length).toBeGreaterThan(20);
-    expect({ withinBound: p95(flood) < P95_BOUND_MS, report }).toMatchObject({ withinBound: true });
+    expect({ withinBound: p95(flood) < p95Bound(p95(baseline)), report }).toMatchObject({ withinBound: true });
   }, 180_000);
 });

@@ -1,9 +1,11 @@
-// One abusive client floods the replay API and the broker (real HTTP and MQTT clients, the
-// router's replay server and the local broker with their production limiters) while another user
-// polls the API and receives the router's publishes: the flooder is refused — 429 with
-// Retry-After, CONNACK 3 — and every refusal is counted; the other user is refused nothing, loses
-// no message, and its latencies stay within the bound docs/THREAT_MODEL.md states (p95 < 500 ms
-// for replay answers and publish → receive, on this shared 2-core machine).
+// One abusive client floods the replay API with full replays (a page of REPLAY_PAGE changes each)
+// and the broker (real HTTP and MQTT clients, the router's replay server with the production
+// per-user replay limits and the local broker with its connect limiter) while another user polls
+// the API and receives the router's publishes: the flooder is refused — 429 with Retry-After once
+// its changes budget is spent, CONNACK 3 — every refusal is counted, and what it was served stays
+// within its budget; the other user is refused nothing, loses no message, and its latencies stay
+// within the bound docs/THREAT_MODEL.md states (p95 < 500 ms for replay answers and publish →
+// receive, on this shared 2-core machine).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import mqtt, { type MqttClient } from 'mqtt';
 import { Registry } from 'prom-client';
@@ -13,8 +15,10 @@ import { PerUserLimiter } from '../../lib/user-limits.js';
 import { createBrokerAuth, type BrokerAuth } from '../../infra/local/broker-auth.js';
 import type { Broker } from '../../infra/local/broker.js';
 import { MemoryChangelogStore } from '../../router/changelog.js';
+import { loadReplayLimits } from '../../router/config.js';
 import { prometheusRouterMetrics } from '../../router/metrics.js';
 import { startReplayServer } from '../../router/replay-server.js';
+import { sampleEvent } from '../../schemas/fixtures.js';
 import { boundClientId, startTestBroker } from '../support/stack.js';
 import { waitFor } from '../support/wait.js';
 
@@ -26,7 +30,9 @@ const FLOODER = '66666666-6666-4666-8666-00000000000f';
 const ROUTER = 'service:router';
 /** The stated bound on the other user's p95 latency while the flood runs. */
 const P95_BOUND_MS = 500;
-const REPLAY_LIMITS = { ratePerSec: 20, burst: 20, maxConcurrent: 4, maxUsers: 1000 };
+/** The router's default per-user replay limits; each full replay returns REPLAY_PAGE changes. */
+const { replayLimits: REPLAY_LIMITS } = loadReplayLimits({});
+const REPLAY_PAGE = 100;
 const CONNECT_LIMITS = { ratePerSec: 2, burst: 5 };
 const FLOOD_MS = 3000;
 
@@ -54,7 +60,9 @@ beforeAll(async () => {
   auth = createBrokerAuth({ verify, memberships, serviceUserIds: [ROUTER], connectLimits: CONNECT_LIMITS, registry });
   broker = await startTestBroker(auth.hooks);
   const store = new MemoryChangelogStore();
-  replay = await startReplayServer({ store, verify, memberships, maxLimit: 100, limiter: new PerUserLimiter(REPLAY_LIMITS), observe: prometheusRouterMetrics(registry).replayRequest }, 0);
+  const events = Array.from({ length: REPLAY_PAGE }, (_, i) => sampleEvent('task.updated', { workspaceId: WS, projectId: P, commitLsn: BigInt(0x100 + i) }));
+  await store.append({ workspaceId: WS, projectId: P }, events.map((event, i) => ({ seq: i + 1, event })), { seq: 0, lastId: null }, { seq: REPLAY_PAGE, lastId: events[REPLAY_PAGE - 1]!.id });
+  replay = await startReplayServer({ store, verify, memberships, maxLimit: REPLAY_PAGE, limiter: new PerUserLimiter(REPLAY_LIMITS), observe: prometheusRouterMetrics(registry).replayRequest }, 0);
 });
 
 afterAll(async () => {
@@ -67,12 +75,14 @@ afterAll(async () => {
 describe('one user flooding the replay API and the broker', () => {
   it("is refused with 429 and CONNACK 3, counted, while another user's replay and deliveries stay within the bound", async () => {
     const changesUrl = `${replay.url}/v1/workspaces/${WS}/projects/${P}/changes?after=0`;
+    // The other user fills gaps as a client does: a replay of the latest change.
+    const gapUrl = `${replay.url}/v1/workspaces/${WS}/projects/${P}/changes?after=${REPLAY_PAGE - 1}`;
     const [victimToken, flooderToken] = await Promise.all([token(VICTIM), token(FLOODER)]);
     const victimMqtt = await connect(VICTIM);
     await victimMqtt.subscribeAsync(projectTopicOf(WS, P), { qos: 1 });
     const router = await connect(ROUTER);
 
-    // The other user: a replay poll every 50 ms, and a message from the router every 20 ms.
+    // The other user: a replay poll every 60 ms, and a message from the router every 20 ms.
     const sentAt = new Map<number, number>();
     const deliveryMs: number[] = [];
     victimMqtt.on('message', (_t, payload) => {
@@ -88,7 +98,7 @@ describe('one user flooding the replay API and the broker', () => {
         void router.publishAsync(projectTopicOf(WS, P), String(n), { qos: 1 });
         if (n % 3 === 0) {
           const started = performance.now();
-          const res = await fetch(changesUrl, { headers: { authorization: `Bearer ${victimToken}` } });
+          const res = await fetch(gapUrl, { headers: { authorization: `Bearer ${victimToken}` } });
           await res.arrayBuffer();
           replayMs.push(performance.now() - started);
           victimStatuses.push(res.status);
@@ -136,7 +146,9 @@ describe('one user flooding the replay API and the broker', () => {
     // Every message published reaches the other user (QoS 1 on one broker).
     await waitFor(() => deliveryMs.length >= published, () => `every publish delivered (${deliveryMs.length} of ${published})`, 10_000);
 
-    // The flooder: refused beyond its budget, with Retry-After, and every refusal counted.
+    // The flooder: refused beyond its budget, with Retry-After, and every refusal counted; the
+    // changes it was served stay within burst + rate × time + what requests admitted before its
+    // debt could still read.
     const ok = statuses.filter((s) => s === 200).length;
     const refused = statuses.filter((s) => s === 429).length;
     const floodReplay = replayMs.slice(before.replay);
@@ -146,6 +158,7 @@ describe('one user flooding the replay API and the broker', () => {
     expect(ok + refused).toBe(statuses.length);
     expect(refused).toBeGreaterThan(0); // how many more than its budget it tried depends on the host's speed
     expect(ok).toBeLessThanOrEqual(REPLAY_LIMITS.burst + Math.ceil(REPLAY_LIMITS.ratePerSec * floodSeconds) + 1);
+    expect(ok * REPLAY_PAGE).toBeLessThanOrEqual(REPLAY_LIMITS.served.burst + REPLAY_LIMITS.served.perSec * floodSeconds + REPLAY_LIMITS.maxConcurrent * REPLAY_PAGE);
     expect([...retryAfter].every((v) => v !== null && Number(v) >= 1)).toBe(true);
     expect(await metric('taskflow_replay_requests_total', { outcome: 'too_many_requests' })).toBe(refused);
     expect(connacks3).toBeGreaterThan(0);

@@ -65,7 +65,22 @@ export interface TestPipelineOptions {
    * production defaults (infra/local/broker-auth.ts DEFAULT_CONNECT_LIMITS).
    */
   connectLimits?: { ratePerSec: number; burst: number };
+  /**
+   * Keep the router's production per-user replay limits (router/config.ts). By default none that
+   * a test reaches, for the same reason as connectLimits: one observer's token replays for
+   * hundreds of simulated browsers. The flood test keeps them.
+   */
+  productionReplayLimits?: boolean;
 }
+
+/** Per-user replay limits no test's one observer reaches (see productionReplayLimits). */
+const UNREACHED_REPLAY_LIMITS: Record<string, string> = {
+  REPLAY_RATE_PER_USER: '1000000',
+  REPLAY_BURST_PER_USER: '1000000',
+  REPLAY_CONCURRENCY_PER_USER: '100000',
+  REPLAY_CHANGES_PER_SEC_PER_USER: '1000000000',
+  REPLAY_CHANGES_BURST_PER_USER: '1000000000',
+};
 
 /** Shorter intervals than the services' defaults, so tests wait less. */
 const TEST_TIMINGS: Record<string, string> = {
@@ -90,6 +105,7 @@ export async function startTestPipeline(options: TestPipelineOptions): Promise<T
     CHANGE_STREAM_NAME: stream,
     CAPTURE_SLOT: uniqueName(`${options.prefix}_capture`.replace(/[^a-z0-9_]/gi, '_')),
     ...(options.serviceDefaults ? {} : TEST_TIMINGS),
+    ...(options.productionReplayLimits ? {} : UNREACHED_REPLAY_LIMITS),
     REPLAY_PORT: '0',
     METRICS_PORT: '0',
     JWT_SECRET: secret,
