@@ -40,6 +40,7 @@ const REGION = 'us-east-1';
 
 type Engine = 'broker' | 'firehose' | 'kinesis' | 'dynamodb' | 'postgres';
 /** Clients first (the broker's hooks read DynamoDB), the database last. */
+const SLOW_STOP_MS = 2_000;
 const STOP_ORDER: readonly Engine[] = ['broker', 'firehose', 'kinesis', 'dynamodb', 'postgres'];
 
 export interface StackOptions {
@@ -79,7 +80,10 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     for (const engine of STOP_ORDER) {
       const stop = stops.get(engine);
       stops.delete(engine);
+      const began = Date.now();
       await stop?.().catch((err: unknown) => console.error(`stack: stopping ${engine} failed:`, err));
+      // A slow stop makes the caller's own timeout kill the whole stack: say which engine it was.
+      if (Date.now() - began > SLOW_STOP_MS) console.error(`stack: stopping ${engine} took ${((Date.now() - began) / 1000).toFixed(1)} s`);
     }
     if (ephemeral) rmSync(dataDir, { recursive: true, force: true });
     else rmSync(join(dataDir, OWNER_FILE), { force: true });
