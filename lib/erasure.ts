@@ -83,13 +83,9 @@ export function blankHolding(value: unknown, needles: readonly string[], kids: r
   if (value && typeof value === 'object') {
     const o = value as Record<string, unknown>;
     if (o.enc === 'v1' && typeof o.kid === 'string' && kids.includes(o.kid)) return null;
-    let changed = false;
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(o)) {
-      out[k] = blankHolding(v, needles, kids);
-      changed ||= out[k] !== v;
-    }
-    return changed ? out : value;
+    const entries = Object.entries(o).map(([k, v]) => [k, v, blankHolding(v, needles, kids)] as const);
+    // fromEntries defines own properties: an assignment would treat a JSON key "__proto__" as the prototype.
+    return entries.some(([, v, b]) => b !== v) ? Object.fromEntries(entries.map(([k, , b]) => [k, b])) : value;
   }
   return value;
 }
