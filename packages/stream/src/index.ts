@@ -9,6 +9,7 @@ export { LATEST, SHARD_END, TRIM_HORIZON, type InitialPosition, type Position, t
 export { DynamoLeaseStore, LEASE_TABLE_KEY, ensureLeaseTable } from './consumer/dynamo-lease-store.js';
 export { MemoryLeaseStore, type LeaseStore } from './consumer/lease-store.js';
 export { DEFAULT_READ_BUDGET, PollingShardReader, type ReadBudget, type ShardReader, type ShardSubscription, type ReadBatch, type RawRecord, type StartingPosition } from './consumer/shard-reader.js';
+export { FanOutShardReader, subscribePosition, type FanOutOptions } from './consumer/fanout-reader.js';
 export { METRIC_NAMES, noopConsumerMetrics, prometheusConsumerMetrics, type ConsumerMetrics } from './consumer/metrics.js';
 export { comparePositions, compareSequenceNumbers, recordsAfter, toUserRecords } from './consumer/user-records.js';
 export * from './change-event.js';
