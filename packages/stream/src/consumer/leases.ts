@@ -7,6 +7,16 @@ export const TRIM_HORIZON = 'TRIM_HORIZON';
 export const LATEST = 'LATEST';
 /** Checkpoint of a shard that has been read to its end: its children may start. */
 export const SHARD_END = 'SHARD_END';
+/**
+ * `AT_TIMESTAMP:<epoch ms>`: not started, from the first record that arrived at or after that
+ * instant (written by `taskflow consumers reset --to TIME`).
+ */
+export const AT_TIMESTAMP_PREFIX = 'AT_TIMESTAMP:';
+
+/** The instant of an AT_TIMESTAMP checkpoint, or undefined for any other. */
+export function atTimestampOf(checkpoint: string): Date | undefined {
+  return checkpoint.startsWith(AT_TIMESTAMP_PREFIX) ? new Date(Number(checkpoint.slice(AT_TIMESTAMP_PREFIX.length))) : undefined;
+}
 
 export type InitialPosition = typeof TRIM_HORIZON | typeof LATEST;
 
@@ -18,7 +28,7 @@ export interface Lease {
   leaseOwner: string | null;
   /** Incremented by every write; every write is conditional on the value it read. */
   leaseCounter: number;
-  /** A sequence number, or TRIM_HORIZON / LATEST (not started), or SHARD_END (finished). */
+  /** A sequence number, or TRIM_HORIZON / LATEST / AT_TIMESTAMP:<ms> (not started), or SHARD_END (finished). */
   checkpoint: string;
   /** Position inside an aggregated record; 0 for plain records. */
   checkpointSubSequence: number;
@@ -178,7 +188,7 @@ export function leasesToCreate(shards: readonly ShardInfo[], existing: readonly 
  * gone too) are garbage: deleting them keeps the table to the live shards plus recent history.
  */
 export function leasesToDelete(leases: readonly Lease[], shardIdsInStream: ReadonlySet<string>): Lease[] {
-  const startedOrGone = (l: Lease) => l.checkpoint !== TRIM_HORIZON && l.checkpoint !== LATEST;
+  const startedOrGone = (l: Lease) => l.checkpoint !== TRIM_HORIZON && l.checkpoint !== LATEST && atTimestampOf(l.checkpoint) === undefined;
   return leases.filter(
     (lease) =>
       isFinished(lease) &&

@@ -6,7 +6,7 @@ import { type BackoffPolicy, DEFAULT_BACKOFF, sleep } from '../../../../lib/back
 import type { Logger } from '../../../../lib/logger.js';
 import { retry } from '../../../../lib/retry.js';
 import { LeaseLostError, type LeaseCoordinator } from './coordinator.js';
-import { LATEST, type Position, TRIM_HORIZON } from './leases.js';
+import { atTimestampOf, LATEST, type Position, TRIM_HORIZON } from './leases.js';
 import type { ConsumerMetrics } from './metrics.js';
 import type { Checkpointer, ShardProcessor, ShutdownReason } from './processor.js';
 import type { ShardReader, StartingPosition } from './shard-reader.js';
@@ -106,8 +106,11 @@ export class ShardWorker {
     const lease = coordinator.heldLease(shardId);
     if (!lease) return 'lease_lost';
     let from: StartingPosition;
+    const timestamp = atTimestampOf(lease.checkpoint);
     if (lease.checkpoint === TRIM_HORIZON || lease.checkpoint === LATEST) {
       from = { type: lease.checkpoint };
+    } else if (timestamp) {
+      from = { type: 'AT_TIMESTAMP', timestamp };
     } else {
       this.checkpointed = { sequenceNumber: lease.checkpoint, subSequenceNumber: lease.checkpointSubSequence };
       this.delivered = this.checkpointed;
