@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
 import { AWS_SETTINGS, type AwsConfig, loadAwsConfig } from '../lib/aws.js';
 import { DEV_MODE_SETTINGS, isDevelopment } from '../lib/dev-mode.js';
-import { type Env, intSetting, optionalSetting, readSettings, stringSetting, tableEnvVar, uniqueSettings } from '../lib/config.js';
+import { type Env, intSetting, oneOfSetting, optionalSetting, readSettings, stringSetting, tableEnvVar, uniqueSettings } from '../lib/config.js';
 import { ConfigError } from '../lib/errors.js';
 import { CONSUMER_SETTINGS, type ConsumerEnvConfig, loadConsumerConfig } from '@taskflow/stream';
 import { LOG_SETTINGS } from '../lib/logger.js';
@@ -20,8 +20,8 @@ export interface AuditConfig {
   consumer: ConsumerEnvConfig;
   consumerName: string;
   dlqTable: string;
-  /** Folder of the filesystem store (locally under the stack's S3 folder). */
-  storeDir: string;
+  /** Where the trail is kept: a folder (locally under the stack's S3 folder) or S3 with Object Lock. */
+  store: AuditStoreConfig;
   /** Key of the pseudonyms and row digests (HMAC-SHA256), per environment. */
   key: Uint8Array;
   metricsPort: number;
@@ -30,13 +30,20 @@ export interface AuditConfig {
   maxMarks: number;
 }
 
+export type AuditStoreConfig = { kind: 'file'; dir: string } | { kind: 's3'; lockedBucket: string; mutableBucket: string; retentionDays: number };
+
 const MIN_KEY_CHARS = 32;
 
 /** Everything audit reads from the environment (besides the consumer's, AWS and log settings). */
 export const AUDIT_SETTINGS = {
   consumerName: stringSetting({ name: 'AUDIT_CONSUMER_NAME', default: 'audit', meaning: "Name of the audit trail's leases and checkpoints (independent of every other reader's)." }),
   dlqTable: stringSetting({ name: tableEnvVar('dlq'), default: 'taskflow-dlq', meaning: 'Dead-letter table (lib/dlq.ts).' }),
-  storeDir: optionalSetting({ name: 'AUDIT_STORE_DIR', default: '<S3_DIR>/taskflow-audit', meaning: 'Folder of the segment store (filesystem store).' }),
+  store: oneOfSetting({ name: 'AUDIT_STORE', allowed: ['file', 's3'] as const, default: 'file', meaning: 'file: a folder (AUDIT_STORE_DIR; local); s3: AUDIT_BUCKET under Object Lock and AUDIT_IDENTITY_BUCKET (production).' }),
+  storeDir: optionalSetting({ name: 'AUDIT_STORE_DIR', default: '<S3_DIR>/taskflow-audit', meaning: 'Folder of the segment store (file store).' }),
+  bucket: optionalSetting({ name: 'AUDIT_BUCKET', default: 'required with AUDIT_STORE=s3', meaning: 'S3 bucket with Object Lock enabled: segments, redrive marks and erasure proofs, each locked in compliance mode.' }),
+  identityBucket: optionalSetting({ name: 'AUDIT_IDENTITY_BUCKET', default: 'required with AUDIT_STORE=s3', meaning: 'S3 bucket without Object Lock: the identity mapping (pseudonym → user id), which erasure deletes.' }),
+  // SOC 2 evidence is kept a year and a bit; the bucket's default retention is the same (infra/aws/stacks/compliance.ts).
+  retentionDays: intSetting({ name: 'AUDIT_RETENTION_DAYS', default: 400, min: 1, max: 36_500, meaning: 'Days each segment stays locked (Object Lock compliance mode: nobody can delete or overwrite it before).' }),
   s3Dir: S3_DIR_SETTING,
   key: optionalSetting({ name: 'AUDIT_KEY', default: 'unset: AUDIT_KEY_FILE', meaning: `Key of the actor pseudonyms and row digests (HMAC-SHA256, at least ${MIN_KEY_CHARS} characters), per environment.` }),
   keyFile: optionalSetting({ name: 'AUDIT_KEY_FILE', default: 'required without AUDIT_KEY', meaning: `File holding that key (\`npm start\` creates ${DEV_AUDIT_KEY_FILE}).` }),
@@ -81,6 +88,17 @@ export function auditStoreDir(env: Env): string {
   throw new ConfigError('AUDIT_STORE_DIR', 'AUDIT_STORE_DIR (or S3_DIR) must be set: where the audit segments are written');
 }
 
+/** AUDIT_STORE and what it needs: the folder, or the two buckets and the retention. */
+export function loadAuditStoreConfig(env: Env): AuditStoreConfig {
+  if (AUDIT_SETTINGS.store.read(env) === 'file') return { kind: 'file', dir: auditStoreDir(env) };
+  const lockedBucket = AUDIT_SETTINGS.bucket.read(env);
+  const mutableBucket = AUDIT_SETTINGS.identityBucket.read(env);
+  if (!lockedBucket) throw new ConfigError('AUDIT_BUCKET', 'is required with AUDIT_STORE=s3 (the bucket with Object Lock)');
+  if (!mutableBucket) throw new ConfigError('AUDIT_IDENTITY_BUCKET', 'is required with AUDIT_STORE=s3 (the identity mapping, deleted by erasure)');
+  if (mutableBucket === lockedBucket) throw new ConfigError('AUDIT_IDENTITY_BUCKET', 'must not be AUDIT_BUCKET: erasure deletes identity mappings, which Object Lock would forbid');
+  return { kind: 's3', lockedBucket, mutableBucket, retentionDays: AUDIT_SETTINGS.retentionDays.read(env) };
+}
+
 export function loadConfig(env: Env): AuditConfig {
   const s = readSettings(env, { consumerName: AUDIT_SETTINGS.consumerName, dlqTable: AUDIT_SETTINGS.dlqTable, metricsPort: AUDIT_SETTINGS.metricsPort, metricsHost: AUDIT_SETTINGS.metricsHost, maxMarks: AUDIT_SETTINGS.maxMarks });
   return {
@@ -88,7 +106,7 @@ export function loadConfig(env: Env): AuditConfig {
     consumer: loadConsumerConfig(env),
     consumerName: s.consumerName,
     dlqTable: s.dlqTable,
-    storeDir: auditStoreDir(env),
+    store: loadAuditStoreConfig(env),
     key: loadAuditKey(env),
     metricsPort: s.metricsPort,
     metricsHost: s.metricsHost,

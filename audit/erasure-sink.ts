@@ -5,24 +5,24 @@
 // them (one written under an earlier key). The chain still verifies afterwards.
 import { type Env } from '../lib/config.js';
 import { type ErasureSink, type SinkSteps, bindSink, type SubjectIdentifiers } from '../lib/erasure.js';
-import { auditStoreDir, loadAuditKey } from './config.js';
+import { loadAwsConfig } from '../lib/aws.js';
+import { loadAuditKey, loadAuditStoreConfig } from './config.js';
 import { forgetIdentity, identityKey } from './identities.js';
+import { openAuditStore } from './open-store.js';
 import { Pseudonymizer } from './record.js';
-import { type AuditStore, FileAuditStore } from './store.js';
+import { type AuditStore, MUTABLE_PREFIX } from './store.js';
 
 export interface AuditTrail {
   store: AuditStore;
   pseudonyms: Pseudonymizer;
 }
 
-const IDENTITIES = 'identities/';
-
 /** Every identity mapping's key, and whether it names the subject. */
 async function mappings(t: AuditTrail, subject: string): Promise<{ key: string; names: boolean }[]> {
   const out: { key: string; names: boolean }[] = [];
   let after: string | undefined;
   for (;;) {
-    const keys = await t.store.list(IDENTITIES, after);
+    const keys = await t.store.list(MUTABLE_PREFIX, after);
     if (keys.length === 0) return out;
     for (const key of keys) {
       const bytes = await t.store.get(key);
@@ -55,6 +55,6 @@ export const AUDIT_TRAIL_SINK: SinkSteps<AuditTrail> = {
 export const ERASURE_SINKS = [AUDIT_TRAIL_SINK] as const;
 
 export function openErasureSinks(env: Env): Promise<{ sinks: ErasureSink[]; close(): Promise<void> }> {
-  const trail: AuditTrail = { store: new FileAuditStore(auditStoreDir(env)), pseudonyms: new Pseudonymizer(loadAuditKey(env)) };
+  const trail: AuditTrail = { store: openAuditStore(loadAuditStoreConfig(env), loadAwsConfig(env)), pseudonyms: new Pseudonymizer(loadAuditKey(env)) };
   return Promise.resolve({ sinks: [bindSink(AUDIT_TRAIL_SINK, trail)], close: () => Promise.resolve() });
 }

@@ -2,10 +2,10 @@
 // production: in another bucket than) the immutable segments. `taskflow audit query` resolves
 // actors through it; erasure deletes a user's object, after which their records show only the
 // pseudonym and nothing in the store links it to them. The segments, and so the chain, are untouched.
-import type { AuditStore } from './store.js';
+import { type AuditStore, MUTABLE_PREFIX } from './store.js';
 
 export function identityKey(pseudonym: string): string {
-  return `identities/${pseudonym}.json`;
+  return `${MUTABLE_PREFIX}${pseudonym}.json`;
 }
 
 export async function resolveIdentity(store: AuditStore, pseudonym: string): Promise<string | undefined> {

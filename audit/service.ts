@@ -11,7 +11,8 @@ import type { AuditConfig } from './config.js';
 import { prometheusAuditMetrics } from './metrics.js';
 import { Pseudonymizer } from './record.js';
 import { AUDIT_DLQ_SOURCE, type AuditDeadLetter, AuditShardWriter } from './shard-writer.js';
-import { type AuditStore, FileAuditStore } from './store.js';
+import { describeAuditStore, openAuditStore } from './open-store.js';
+import type { AuditStore } from './store.js';
 
 export interface RunningAudit {
   consumer: Consumer;
@@ -21,7 +22,7 @@ export interface RunningAudit {
   stop(mode?: 'graceful' | 'abandon'): Promise<void>;
 }
 
-export async function startAudit(config: AuditConfig, logger: Logger, store: AuditStore = new FileAuditStore(config.storeDir)): Promise<RunningAudit> {
+export async function startAudit(config: AuditConfig, logger: Logger, store: AuditStore = openAuditStore(config.store, config.aws)): Promise<RunningAudit> {
   const kinesis = createKinesisClient(config.aws);
   const dynamo = createDynamoClient(config.aws);
   const registry = createRegistry('audit');
@@ -48,7 +49,7 @@ export async function startAudit(config: AuditConfig, logger: Logger, store: Aud
   });
   const metricsServer = await serveMetrics(registry, { port: config.metricsPort, host: config.metricsHost }, consumerProbes(consumer));
   await consumer.start();
-  logger.info({ metrics: metricsServer.url, store: config.storeDir, consumer: config.consumerName, workerId: config.consumer.workerId }, 'audit started');
+  logger.info({ metrics: metricsServer.url, store: describeAuditStore(config.store), consumer: config.consumerName, workerId: config.consumer.workerId }, 'audit started');
   return {
     consumer,
     store,

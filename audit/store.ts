@@ -2,11 +2,12 @@
 // changed: `create` succeeds only for a key that does not exist yet, which is what keeps two
 // writers of one shard (a paused worker whose lease was taken) from forking the chain — the
 // second one finds the key taken, reloads the head and goes on after it. In production the
-// adapter is S3 with a conditional PUT (`If-None-Match: *`) into a bucket with Object Lock in
-// compliance mode, so not even the account root can delete or overwrite a segment before its
-// retention ends; the identity mapping (pseudonym → user id) lives under another prefix (in
-// production another bucket, without Object Lock) because erasure must be able to delete it.
-import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+// adapter is S3 (s3-store.ts) with a conditional PUT (`If-None-Match: *`) into a bucket with
+// Object Lock in compliance mode, so not even the account root can delete or overwrite a segment
+// before its retention ends; the identity mapping (pseudonym → user id) lives under another
+// prefix (in production another bucket, without Object Lock) because erasure must be able to
+// delete it. AUDIT_STORE chooses the adapter (open-store.ts).
+import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { TaskflowError } from '../lib/errors.js';
 
@@ -22,16 +23,40 @@ export interface AuditStore {
   delete(key: string): Promise<void>;
 }
 
-function checkKey(key: string): void {
+/** The identity mapping: the only objects overwritten and deleted (in production a bucket without Object Lock). */
+export const MUTABLE_PREFIX = 'identities/';
+
+export function isMutableKey(key: string): boolean {
+  return key.startsWith(MUTABLE_PREFIX);
+}
+
+export function checkKey(key: string): void {
   if (key === '' || key.startsWith('/') || key.split('/').some((part) => part === '' || part === '.' || part === '..' || part.startsWith('.'))) {
     throw new TaskflowError('AUDIT_KEY_INVALID', `object key "${key}" is not a relative path of non-empty segments`);
   }
 }
 
+/** A temp file older than this was left by a crash between write and rename (a write takes milliseconds). */
+const STALE_TEMP_MS = 10 * 60 * 1000;
+const TEMP_NAME = /^\.\d+-[a-z0-9]*\.tmp$/;
+
 /** Objects as files under `root`. A created object appears whole or not at all, and survives a crash once `create` resolved. */
 export class FileAuditStore implements AuditStore {
-  constructor(readonly root: string) {
+  constructor(
+    readonly root: string,
+    now: number = Date.now(),
+  ) {
     mkdirSync(root, { recursive: true });
+    this.sweepStaleTemps(root, now);
+  }
+
+  /** Removes temp files a crash left behind (another live writer's are younger than STALE_TEMP_MS). */
+  private sweepStaleTemps(dir: string, now: number): void {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, e.name);
+      if (e.isDirectory()) this.sweepStaleTemps(path, now);
+      else if (TEMP_NAME.test(e.name) && now - (statSync(path, { throwIfNoEntry: false })?.mtimeMs ?? now) > STALE_TEMP_MS) rmSync(path, { force: true });
+    }
   }
 
   private writeTemp(path: string, body: Uint8Array): string {

@@ -5,14 +5,14 @@
 //   taskflow audit forget --user <id>                   erasure: delete the user's pseudonym mapping
 //   taskflow audit redrive [--reason R] [--id ID]       put the audit trail's dead letters back on the stream
 import { parseArgs } from 'node:util';
-import { AUDIT_SETTING_LIST, AUDIT_SETTINGS, auditStoreDir, DEV_AUDIT_KEY_FILE, loadAuditKey, loadConfig } from '../../audit/config.js';
+import { AUDIT_SETTING_LIST, AUDIT_SETTINGS, DEV_AUDIT_KEY_FILE, loadAuditKey, loadAuditStoreConfig, loadConfig } from '../../audit/config.js';
 import { forgetIdentity } from '../../audit/identities.js';
 import { entityHistory, type HistoryEntry, verifyTrail } from '../../audit/inspect.js';
 import { Pseudonymizer } from '../../audit/record.js';
 import { redriveAuditDeadLetters } from '../../audit/redrive.js';
 import { startAudit } from '../../audit/service.js';
 import { parseState } from '../../audit/shard-writer.js';
-import { FileAuditStore } from '../../audit/store.js';
+import { openAuditStore } from '../../audit/open-store.js';
 import type { SegmentLink } from '../../audit/chain.js';
 import { createDynamoClient, createKinesisClient, loadAwsConfig } from '../../lib/aws.js';
 import { type Env, settingsHelp } from '../../lib/config.js';
@@ -92,7 +92,7 @@ export const command: Command = {
       options: { from: { type: 'string' }, to: { type: 'string' }, json: { type: 'boolean', default: false }, entity: { type: 'string' }, user: { type: 'string' }, reason: { type: 'string' }, id: { type: 'string' } },
     });
     const env = environment();
-    const store = new FileAuditStore(auditStoreDir(env));
+    const store = openAuditStore(loadAuditStoreConfig(env), loadAwsConfig(env));
     if (sub === 'verify') {
       const from = parseTime(values.from, '--from');
       const to = parseTime(values.to, '--to');

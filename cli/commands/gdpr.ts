@@ -14,8 +14,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { auditStoreDir, DEV_AUDIT_KEY_FILE, loadAuditKey } from '../../audit/config.js';
-import { FileAuditStore } from '../../audit/store.js';
+import { DEV_AUDIT_KEY_FILE, loadAuditKey, loadAuditStoreConfig } from '../../audit/config.js';
+import { openAuditStore } from '../../audit/open-store.js';
 import { GDPR_SETTING_LIST, loadConfig } from '../../gdpr/config.js';
 import { oldestOpenAgeSeconds } from '../../gdpr/metrics.js';
 import { PROCESSOR_SINKS, SINKS } from '../../gdpr/policy.js';
@@ -24,7 +24,7 @@ import { buildProof, signProof } from '../../gdpr/proof.js';
 import { DynamoRequestStore } from '../../gdpr/request-store.js';
 import { startGdpr } from '../../gdpr/service.js';
 import { captureIdentifiers, recordOnStream, resolveSubject } from '../../gdpr/subjects.js';
-import { createDynamoClient, createKmsClient } from '../../lib/aws.js';
+import { createDynamoClient, createKmsClient, loadAwsConfig } from '../../lib/aws.js';
 import { type Env, settingsHelp } from '../../lib/config.js';
 import { DEVELOPMENT, ENV_VAR } from '../../lib/dev-mode.js';
 import type { ErasureSink, ErasureSinkModule } from '../../lib/erasure.js';
@@ -213,7 +213,7 @@ async function proof(r: ErasureRequest, out: string | undefined, env: Env, json:
   writeFileSync(out, body);
   // Kept write-once beside the trail's segments (Object Lock in production): the first proof of a
   // request stays; a later one is only in its file.
-  const kept = await new FileAuditStore(auditStoreDir(env)).create(`gdpr-proofs/${r.requestId}.json`, new TextEncoder().encode(body));
+  const kept = await openAuditStore(loadAuditStoreConfig(env), loadAwsConfig(env)).create(`gdpr-proofs/${r.requestId}.json`, new TextEncoder().encode(body));
   if (json) console.log(JSON.stringify({ out, keptInAuditStore: kept, signature: signed.signature }, null, 2));
   else console.log(`wrote the proof of ${r.requestId} to ${out}, signed (HMAC-SHA256, audit key ${signed.signature!.keyId})${kept ? `; kept in the audit store as gdpr-proofs/${r.requestId}.json` : '; the audit store already keeps its first proof'}`);
   return 0;
