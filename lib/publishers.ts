@@ -18,6 +18,8 @@ export interface MqttPoolOptions {
   password?: string;
   clientIdPrefix: string;
   publishesPerSecond: number;
+  /** mTLS (an `mqtts://` URL): the client's certificate and key — IoT Core's device authentication — and the CA to trust (default: Node's store). */
+  tls?: { ca?: Buffer; cert: Buffer; key: Buffer };
   /** Called with every message on topics the pool subscribes to (subscription lifecycle events). */
   onMessage?: (topic: string, payload: Buffer) => void;
   subscribe?: readonly string[];
@@ -50,6 +52,7 @@ export class MqttPublisherPool implements Publisher {
           clientId: `${opts.clientIdPrefix}-${i}`,
           ...(opts.username ? { username: opts.username } : {}),
           ...(opts.password ? { password: opts.password } : {}),
+          ...(opts.tls ? { ...(opts.tls.ca ? { ca: opts.tls.ca } : {}), cert: opts.tls.cert, key: opts.tls.key, rejectUnauthorized: true } : {}),
           clean: true,
           reconnectPeriod: 1000,
           connectTimeout: 10_000,

@@ -27,7 +27,7 @@ export interface RouterConfig {
   gzip: boolean;
   maxMessageBytes: number;
   publisher: 'mqtt' | 'iot-data';
-  mqtt: { url: string; poolSize: number; username: string; password?: string; publishesPerSecond: number };
+  mqtt: { url: string; poolSize: number; username: string; password?: string; publishesPerSecond: number; tls?: MqttTlsFiles };
   /** Where subscription lifecycle events come from; 'off' publishes to every project. */
   subscriptionEvents: 'aedes' | 'iot' | 'off';
   /** Longest a workspace's publishes wait for a revoked member's disconnect before going out anyway. */
@@ -103,6 +103,10 @@ export const ROUTER_SETTINGS = {
   mqttConnections: intSetting({ name: 'ROUTER_MQTT_CONNECTIONS', default: 8, min: 1, max: 1000, meaning: 'MQTT connections of the mqtt publisher; a topic always uses the same one.' }),
   mqttUsername: stringSetting({ name: 'ROUTER_MQTT_USERNAME', default: 'taskflow-router', meaning: 'MQTT username of those connections.' }),
   mqttPassword: optionalSetting({ name: 'ROUTER_MQTT_PASSWORD', default: 'none', meaning: "MQTT password: the router's service token (JWT) for the local broker." }),
+  // mTLS: IoT Core authenticates a device by its certificate (bench:iot-publish measured this path).
+  mqttCaFile: optionalSetting({ name: 'ROUTER_MQTT_CA_FILE', default: 'the Node.js CA store', meaning: 'PEM CA bundle trusted for an mqtts:// MQTT_URL (IoT Core: Amazon Root CA 1).' }),
+  mqttCertFile: optionalSetting({ name: 'ROUTER_MQTT_CERT_FILE', default: 'none (no client certificate)', meaning: "PEM client certificate of the router's MQTT connections (mTLS); needs ROUTER_MQTT_KEY_FILE." }),
+  mqttKeyFile: optionalSetting({ name: 'ROUTER_MQTT_KEY_FILE', default: 'none', meaning: 'PEM private key of ROUTER_MQTT_CERT_FILE.' }),
   publishesPerSecond: intSetting({ name: 'ROUTER_PUBLISHES_PER_SECOND', default: 100, min: 1, meaning: 'Publishes per second per connection (IoT Core allows 100).' }),
   // IoT Core's lifecycle events (the local broker emits them too); 'aedes' ($SYS) has no session ids.
   subscriptionEvents: oneOfSetting({ name: 'ROUTER_SUBSCRIPTION_EVENTS', allowed: ['aedes', 'iot', 'off'] as const, default: 'iot', meaning: "Where subscription lifecycle events come from; 'off' publishes to every project." }),
@@ -137,6 +141,22 @@ export function loadReplayLimits(env: Env): Pick<RouterConfig, 'replayMaxLimit' 
   };
 }
 
+/** Files of the router's mTLS identity (read when the pool connects). */
+export interface MqttTlsFiles {
+  caFile?: string;
+  certFile: string;
+  keyFile: string;
+}
+
+function mqttTls(caFile: string | undefined, certFile: string | undefined, keyFile: string | undefined): { tls?: MqttTlsFiles } {
+  if ((certFile === undefined) !== (keyFile === undefined)) throw new ConfigError('ROUTER_MQTT_CERT_FILE', 'goes with ROUTER_MQTT_KEY_FILE: set both for mTLS, or neither');
+  if (certFile === undefined || keyFile === undefined) {
+    if (caFile !== undefined) throw new ConfigError('ROUTER_MQTT_CA_FILE', 'is for mTLS: set ROUTER_MQTT_CERT_FILE and ROUTER_MQTT_KEY_FILE too');
+    return {};
+  }
+  return { tls: { ...(caFile ? { caFile } : {}), certFile, keyFile } };
+}
+
 export function loadConfig(env: Env): RouterConfig {
   const s = readSettings(env, ROUTER_SETTINGS);
   return {
@@ -156,6 +176,7 @@ export function loadConfig(env: Env): RouterConfig {
       username: s.mqttUsername,
       ...(s.mqttPassword ? { password: s.mqttPassword } : {}),
       publishesPerSecond: s.publishesPerSecond,
+      ...mqttTls(s.mqttCaFile, s.mqttCertFile, s.mqttKeyFile),
     },
     subscriptionEvents: s.subscriptionEvents,
     revocationHoldMs: s.revocationHoldMs,

@@ -11,7 +11,9 @@ import type { Logger } from '../lib/logger.js';
 import { consumerProbes, createRegistry, serveMetrics } from '../lib/metrics.js';
 import { decryptEvent, readerKeyStore } from '../lib/field-crypto.js';
 import { validateEvent } from '../schemas/validate.js';
-import type { RouterConfig } from './config.js';
+import type { MqttTlsFiles, RouterConfig } from './config.js';
+import { ConfigError } from '../lib/errors.js';
+import { readFileSync } from 'node:fs';
 import { DynamoChangelogStore } from './dynamo-changelog.js';
 import { DynamoMembershipProjection } from '../lib/dynamo-memberships.js';
 import { prometheusRouterMetrics } from './metrics.js';
@@ -94,6 +96,7 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
       // Bound to the service identity like every client id (lib/authz.ts canConnect).
       clientIdPrefix: `${clientIdPrefix(config.serviceUserId)}${workerId}`,
       publishesPerSecond: config.mqtt.publishesPerSecond,
+      ...(config.mqtt.tls ? { tls: readTlsFiles(config.mqtt.tls) } : {}),
       ...(config.subscriptionEvents === 'off' ? {} : { subscribe: LIFECYCLE_FILTERS[config.subscriptionEvents] }),
       onMessage: (topic, payload) => {
         const event = parseLifecycleMessage(topic, payload);
@@ -183,4 +186,16 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
       leaseDynamo.destroy();
     },
   };
+}
+
+/** The router's mTLS identity from its files; an unreadable file stops the start with its name. */
+function readTlsFiles(files: MqttTlsFiles): { ca?: Buffer; cert: Buffer; key: Buffer } {
+  const read = (path: string, setting: string) => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new ConfigError(setting, `cannot read ${path}: ${(err as Error).message}`);
+    }
+  };
+  return { ...(files.caFile ? { ca: read(files.caFile, 'ROUTER_MQTT_CA_FILE') } : {}), cert: read(files.certFile, 'ROUTER_MQTT_CERT_FILE'), key: read(files.keyFile, 'ROUTER_MQTT_KEY_FILE') };
 }
