@@ -3,7 +3,7 @@
 //
 // Settings: BOARD_SETTINGS below, JWT_SETTINGS (lib/jwt.ts) and LOG_LEVEL.
 import pg from 'pg';
-import { type Env, customSetting, intSetting, optionalSetting, readSettings, settingsHelp, stringSetting, uniqueSettings, urlSetting } from '../../lib/config.js';
+import { type Env, customSetting, intSetting, optionalSetting, readSettings, settingsHelp, stringSetting, uniqueSettings, url, urlSetting } from '../../lib/config.js';
 import { DEV_MODE_SETTINGS, requireDevelopment } from '../../lib/dev-mode.js';
 import { JWT_SETTINGS, loadJwtConfig, signDevToken } from '../../lib/jwt.js';
 import { createLogger, LOG_SETTINGS } from '../../lib/logger.js';
@@ -19,6 +19,7 @@ export interface BoardConfig {
   replayUrl: string;
   searchUrl?: string;
   analyticsUrl?: string;
+  notificationsUrl?: string;
   port: number;
   healthSources: MetricsSource[];
 }
@@ -50,6 +51,13 @@ export const BOARD_SETTINGS = {
   replayUrl: urlSetting({ name: 'REPLAY_URL', meaning: "The router's replay API." }),
   searchUrl: optionalSetting({ name: 'SEARCH_URL', type: 'URL', default: 'none: no search box', meaning: 'The search API the search box queries.' }),
   analyticsUrl: optionalSetting({ name: 'ANALYTICS_URL', type: 'URL', default: 'none: the analytics page says so', meaning: 'The analytics API the analytics page (/analytics) reads.' }),
+  notificationsUrl: customSetting({
+    name: 'NOTIFICATIONS_URL',
+    type: 'URL',
+    default: 'none: no bell',
+    meaning: "The notifications service's inbox API the bell (unread count, latest notifications) reads.",
+    read: (env) => (env.NOTIFICATIONS_URL ? url(env, 'NOTIFICATIONS_URL') : undefined),
+  }),
   port: intSetting({ name: 'BOARD_PORT', default: 18088, min: 0, max: 65535, meaning: 'Port of the page and its API.' }),
   healthSources: customSetting({
     name: 'BOARD_HEALTH_SOURCES',
@@ -98,6 +106,7 @@ export const command: Command = {
         replayUrl: config.replayUrl,
         ...(config.searchUrl ? { searchUrl: config.searchUrl } : {}),
         ...(config.analyticsUrl ? { analyticsUrl: config.analyticsUrl } : {}),
+        ...(config.notificationsUrl ? { notificationsUrl: config.notificationsUrl } : {}),
         sign: (userId) => signDevToken(jwt.secret, userId, { issuer: jwt.issuer, audience: jwt.audience, ttlSeconds: 3600 }),
         env: process.env,
       }),

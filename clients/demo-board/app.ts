@@ -1,9 +1,9 @@
 // The demo board page: loads the project's state over the board API, then stays live through
 // the SDK. Its own edits are only written to the API; they appear on screen when they come back
 // through the pipeline, exactly like everybody else's.
-import { createClient, isTableChange, type Change, type ChangeEvent } from '@taskflow/realtime';
+import { createClient, isTableChange, type Change, type ChangeEvent, type Notification, type RealtimeClient } from '@taskflow/realtime';
 
-interface Session { userId: string; workspaceId: string; projectId: string; token: string; mqttUrl: string; replayUrl: string; searchUrl?: string }
+interface Session { userId: string; workspaceId: string; projectId: string; token: string; mqttUrl: string; replayUrl: string; searchUrl?: string; notificationsUrl?: string }
 interface SearchHit { type: 'task' | 'comment'; id: string; taskId: string | null; title: string; text: string }
 interface Task { id: string; title: string; description: string | null; status: string; position: number; labels?: string[]; due_at?: string | null; updated_at?: string; [k: string]: unknown }
 interface Comment { id: string; task_id: string; body: string; created_at?: string; author_id?: string | null }
@@ -203,6 +203,66 @@ function setUpSearch(searchUrl: string): void {
   }
 }
 
+const KIND_TEXT: Record<string, string> = { assigned: 'assigned you', mentioned: 'mentioned you', commented: 'commented on' };
+
+/**
+ * The bell: the unread count of the user's notifications in this workspace, kept by the SDK's
+ * subscription (live on the user's topic, caught up from the inbox on every reconnect). Opening
+ * it lists the latest and marks every one the page has unread as read.
+ */
+function setUpBell(client: RealtimeClient): void {
+  const bell = $<HTMLButtonElement>('#bell');
+  const count = $('#bell-count');
+  const list = $('#notifications');
+  const known = new Map<string, Notification & { seen: boolean }>();
+  const showCount = (n: number) => {
+    count.textContent = String(n);
+    count.dataset.unread = String(n);
+  };
+  bell.hidden = false;
+  const sub = client.subscribeNotifications(session.workspaceId, {
+    onNotification: (n) => {
+      known.set(n.id, { ...n, seen: n.read === true });
+      if (!list.hidden) renderList();
+    },
+    onUnreadCount: showCount,
+    onError: showError,
+  });
+  function renderList(): void {
+    const latest = [...known.values()].slice(-10).reverse(); // delivered in id (= commit) order
+    list.replaceChildren(
+      ...(latest.length === 0
+        ? [Object.assign(document.createElement('li'), { textContent: 'No notifications' })]
+        : latest.map((n) => {
+            const li = document.createElement('li');
+            li.className = `notification${n.seen ? '' : ' unread'}`;
+            li.dataset.id = n.id;
+            li.append(`${KIND_TEXT[n.kind] ?? n.kind} `, Object.assign(document.createElement('b'), { textContent: n.text ?? 'a task' }));
+            li.onclick = () => {
+              if (tasks.has(n.taskId)) selected = n.taskId;
+              list.hidden = true;
+              render();
+            };
+            return li;
+          })),
+    );
+  }
+  bell.onclick = () => {
+    list.hidden = !list.hidden;
+    if (list.hidden) return;
+    renderList();
+    const unread = [...known.values()].filter((n) => !n.seen);
+    if (unread.length === 0) return;
+    sub
+      .markRead(unread.map((n) => n.id))
+      .then((n) => {
+        for (const u of unread) u.seen = true;
+        showCount(n);
+      })
+      .catch(showError);
+  };
+}
+
 /** Latencies not yet sent to the board's server, which charts them on the health page (/health). */
 let unreported: number[] = [];
 function reportLatencies(): void {
@@ -226,7 +286,13 @@ async function main(): Promise<void> {
   };
   const fromSeq = (await headSeq()) + 1;
   await loadState();
-  const client = createClient({ url: session.mqttUrl, token: session.token, replayUrl: session.replayUrl });
+  const client = createClient({
+    url: session.mqttUrl,
+    token: session.token,
+    replayUrl: session.replayUrl,
+    ...(session.notificationsUrl ? { notificationsUrl: session.notificationsUrl } : {}),
+  });
+  if (session.notificationsUrl) setUpBell(client);
   client.subscribeProject(session.workspaceId, session.projectId, {
     fromSeq,
     // Thin messages carry no row image: the board then reloads its state.

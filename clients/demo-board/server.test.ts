@@ -21,5 +21,11 @@ describe('demo board sessions (/api/session)', () => {
     const session = demoSessions({ ...options, env: { TASKFLOW_ENV: 'development' } });
     await expect(session('bob')).resolves.toMatchObject({ userId: 'u-bob', token: 'token-of-u-bob', replayUrl: 'http://127.0.0.1:2' });
     await expect(session(undefined)).resolves.toMatchObject({ userId: 'u-alice' });
+    await expect(session('bob')).resolves.not.toHaveProperty('notificationsUrl');
+  });
+
+  it('hand the page the inbox API when the notifications service runs (the bell)', async () => {
+    const session = demoSessions({ ...options, notificationsUrl: 'http://127.0.0.1:3/', env: { TASKFLOW_ENV: 'development' } });
+    await expect(session('alice')).resolves.toMatchObject({ notificationsUrl: 'http://127.0.0.1:3' });
   });
 });

@@ -28,6 +28,8 @@ export interface BoardSession {
   searchUrl?: string;
   /** The analytics API, when the loader serves it. */
   analyticsUrl?: string;
+  /** The notifications service's inbox API, when it runs: the page then shows a bell. */
+  notificationsUrl?: string;
 }
 
 export interface DemoSessionOptions {
@@ -39,6 +41,7 @@ export interface DemoSessionOptions {
   replayUrl: string;
   searchUrl?: string;
   analyticsUrl?: string;
+  notificationsUrl?: string;
   sign(userId: string): Promise<string>;
   /** Where development mode is read from (lib/dev-mode.ts). */
   env: Env;
@@ -64,6 +67,7 @@ export function demoSessions(opts: DemoSessionOptions): (user: string | undefine
       replayUrl: opts.replayUrl.replace(/\/$/, ''),
       ...(opts.searchUrl ? { searchUrl: opts.searchUrl.replace(/\/$/, '') } : {}),
       ...(opts.analyticsUrl ? { analyticsUrl: opts.analyticsUrl.replace(/\/$/, '') } : {}),
+      ...(opts.notificationsUrl ? { notificationsUrl: opts.notificationsUrl.replace(/\/$/, '') } : {}),
     };
   };
 }

@@ -2,9 +2,11 @@
 // the whole local pipeline: Postgres → capture → Kinesis → router → MQTT over WebSocket → SDK.
 // Two windows: an edit in one appears in the other; a change committed with plain SQL appears in
 // both; a window that goes offline and comes back has lost nothing; the search box finds a task
-// committed with SQL, through the search service reading the same stream. Records commit → screen
+// committed with SQL, through the search service reading the same stream; the bell counts the
+// user's notifications (the notifications service reading it too) and marks them read. Records commit → screen
 // latency in .taskflow/e2e-browser.json (picked up by `npm run bench:e2e`).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +15,8 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { demoSessions, startBoardServer } from '../../clients/demo-board/server.js';
 import { DEMO, seedDemo } from '../../db/seed.js';
 import { silentLogger } from '../../lib/logger.js';
+import { loadConfig as loadNotificationsConfig } from '../../notifications/config.js';
+import { startNotifications, type RunningNotifications } from '../../notifications/service.js';
 import { loadConfig as loadSearchConfig } from '../../search/config.js';
 import { startSearch, type RunningSearch } from '../../search/service.js';
 import { startTestPipeline, type TestPipeline } from '../support/pipeline.js';
@@ -29,16 +33,22 @@ let board: Awaited<ReturnType<typeof startBoardServer>>;
 let pool: pg.Pool;
 let browser: Browser;
 let search: RunningSearch;
+let notifications: RunningNotifications;
 const searchDir = mkdtempSync(join(tmpdir(), 'board-e2e-search-'));
 const contexts: BrowserContext[] = [];
 const user = Object.values(DEMO.users)[0] as string;
 
 beforeAll(async () => {
-  pipeline = await startTestPipeline({ prefix: 'board-e2e' });
+  // The notifications service publishes on the users' topics as its own service identity.
+  pipeline = await startTestPipeline({ prefix: 'board-e2e', serviceUsers: ['service:notifications'] });
   await seedDemo(pipeline.databaseUrl); // after capture started: the demo memberships travel the pipeline
   pool = new pg.Pool({ connectionString: pipeline.databaseUrl, max: 2 });
   search = await startSearch(
     loadSearchConfig({ ...pipeline.env, SEARCH_DB_PATH: join(searchDir, 'search.db'), SEARCH_PORT: '0', KINESIS_POLL_INTERVAL_MS: '50', KINESIS_MIN_CALL_SPACING_MS: '0' }),
+    silentLogger,
+  );
+  notifications = await startNotifications(
+    loadNotificationsConfig({ ...pipeline.env, NOTIFICATIONS_PORT: '0', KINESIS_POLL_INTERVAL_MS: '50', KINESIS_MIN_CALL_SPACING_MS: '0' }),
     silentLogger,
   );
   board = await startBoardServer({
@@ -58,6 +68,7 @@ beforeAll(async () => {
       mqttUrl: pipeline.broker.wsUrl,
       replayUrl: pipeline.router.replayUrl,
       searchUrl: search.apiUrl,
+      notificationsUrl: notifications.apiUrl,
       sign: (userId) => pipeline.token(userId),
       env: { TASKFLOW_ENV: 'development' },
     }),
@@ -74,6 +85,7 @@ afterAll(async () => {
   await browser?.close();
   await board?.close();
   await search?.stop();
+  await notifications?.stop();
   await pool?.end();
   await pipeline?.stop();
   rmSync(searchDir, { recursive: true, force: true });
@@ -216,4 +228,43 @@ describe('demo board in a real browser', () => {
     // Every chart drew a line once there was data (no chart left on "no data yet").
     for (const chart of ['commit-to-client', 'capture-lag', 'iterator-age']) expect(await health.locator(`#${chart} svg polyline`).count()).toBeGreaterThan(0);
   }, 90_000);
+
+  it('rings the bell when the board’s user is assigned a task, lists it when opened and marks it read', async () => {
+    const other = Object.values(DEMO.users)[1] as string;
+    const token = await pipeline.token(user);
+    const inbox = async () => {
+      const res = await fetch(`${notifications.apiUrl}/v1/workspaces/${DEMO.workspaceId}/notifications`, { headers: { authorization: `Bearer ${token}` } });
+      return res.status === 200 ? ((await res.json()) as { notifications: { text?: string }[]; unread: number }) : undefined;
+    };
+    // Another user creates a task assigned to the board's user, with plain SQL.
+    const assign = (title: string) =>
+      pool.query(
+        `INSERT INTO tasks (id, workspace_id, project_id, title, status, position, assignee_id, created_by, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, 'todo', 1, $5, $6, now(), now())`,
+        [randomUUID(), DEMO.workspaceId, DEMO.projectId, title, user, other],
+      );
+    // One shard, read in order: once this first assignment is in the inbox, so is all the seed notified the user of.
+    const earlier = `Earlier assignment ${Date.now()}`;
+    await assign(earlier);
+    await waitFor(async () => (await inbox())?.notifications.some((n) => n.text === earlier), () => 'the inbox to hold the first assignment', 60_000);
+
+    const { page } = await openBoard();
+    const count = async () => Number((await page.getAttribute('#bell-count', 'data-unread')) ?? NaN);
+    await waitFor(async () => (await count()) > 0, () => 'the bell to count the unread notifications', 30_000);
+    // Opening the bell lists the latest and marks them read.
+    await page.click('#bell');
+    await page.locator('#notifications li', { hasText: earlier }).waitFor({ timeout: 15_000 });
+    await waitFor(async () => (await count()) === 0, () => 'the count to drop to 0 once the list was opened', 30_000);
+    await page.click('#bell'); // closed again
+
+    // A new assignment rings the bell live; opening it lists the notification and the count drops to 0.
+    const title = `Assigned to you ${Date.now()}`;
+    await assign(title);
+    let shown = NaN;
+    await waitFor(async () => (shown = await count()) === 1, () => `the bell to count the new assignment (shows ${shown})`, 30_000);
+    await page.click('#bell');
+    await page.locator('#notifications li.notification', { hasText: title }).waitFor({ timeout: 15_000 });
+    await waitFor(async () => (await count()) === 0, () => 'the count to drop to 0', 30_000);
+    expect((await inbox())?.unread).toBe(0); // the inbox agrees: marked read there, not only on the page
+  }, 120_000);
 });

@@ -71,6 +71,8 @@ export interface TestPipelineOptions {
    * hundreds of simulated browsers. The flood test keeps them.
    */
   productionReplayLimits?: boolean;
+  /** Further service identities the broker lets publish to any topic (e.g. 'service:notifications'), besides the router's. */
+  serviceUsers?: readonly string[];
 }
 
 /** Per-user replay limits no test's one observer reaches (see productionReplayLimits). */
@@ -117,7 +119,7 @@ export async function startTestPipeline(options: TestPipelineOptions): Promise<T
   const auth: BrokerAuth = createBrokerAuth({
     verify: createVerifier(jwt),
     memberships: (userId) => projection.memberships(userId),
-    serviceUserIds: [ROUTER_SERVICE_USER],
+    serviceUserIds: [ROUTER_SERVICE_USER, ...(options.serviceUsers ?? [])],
     recheckMs: 500,
     connectLimits: options.connectLimits ?? { ratePerSec: 1e6, burst: 1e6 },
   });
