@@ -68,7 +68,7 @@ describe('enhanced fan-out reader against the SubscribeToShard stand-in', () => 
     }
   });
 
-  it('a crashed consumer is taken over after the failover time and resumes after its checkpoint', async () => {
+  it('chosen by its settings (fanOut), a crashed consumer is taken over after the failover time and resumes after its checkpoint', async () => {
     const { leases } = (await createTestTables('fanout', ['leases'])) as { leases: string };
     const delivered: { worker: string; n: number }[] = [];
     const processor = (worker: string) => (): ShardProcessor => ({
@@ -80,7 +80,7 @@ describe('enhanced fan-out reader against the SubscribeToShard stand-in', () => 
       shutdown: async () => {},
     });
     const consumer = (worker: string): Consumer =>
-      createConsumer({ name: 'fanout-test', streamName: stream, kinesis, dynamo, leaseTable: leases, workerId: worker, processor: processor(worker), reader: new FanOutShardReader({ kinesis: fanOutClient, consumerArn: `${ARN}-crash` }), failoverTimeMs: 2000, shardSyncIntervalMs: 500, initialPosition: TRIM_HORIZON });
+      createConsumer({ name: 'fanout-test', streamName: stream, kinesis, dynamo, leaseTable: leases, workerId: worker, processor: processor(worker), fanOut: { consumerArn: `${ARN}-crash`, endpoint: standIn.url }, failoverTimeMs: 2000, shardSyncIntervalMs: 500, initialPosition: TRIM_HORIZON });
     const base = 1000;
     await put(base, base + 30);
     const a = consumer('a');

@@ -11,6 +11,7 @@ describe('consumer config', () => {
       pollIntervalMs: 200,
       readBudget: { callsPerSecond: 0.75, bytesPerSecond: 256 * 1024 },
       minCallSpacingMs: undefined,
+      fanOut: undefined,
       maxRecords: 1000,
       initialPosition: 'TRIM_HORIZON',
       shardSyncIntervalMs: 60_000,
@@ -25,6 +26,12 @@ describe('consumer config', () => {
       readBudget: { callsPerSecond: 1.5, bytesPerSecond: 512 * 1024 },
       minCallSpacingMs: 0,
     });
+  });
+
+  it('reads by enhanced fan-out only with a registered consumer', () => {
+    expect(loadConsumerConfig({ KINESIS_READER: 'fanout', KINESIS_FANOUT_CONSUMER_ARN: 'arn:c', KINESIS_FANOUT_ENDPOINT: 'http://127.0.0.1:1' }).fanOut).toEqual({ consumerArn: 'arn:c', endpoint: 'http://127.0.0.1:1' });
+    expect(() => loadConsumerConfig({ KINESIS_READER: 'fanout' })).toThrow(/KINESIS_FANOUT_CONSUMER_ARN/);
+    expect(() => loadConsumerConfig({ KINESIS_READER: 'push' })).toThrow(/KINESIS_READER/);
   });
 
   it('refuses a budget beyond what a shard allows', () => {

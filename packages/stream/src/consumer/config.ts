@@ -2,6 +2,7 @@
 // consumer of the change stream reads the same variables, so they are declared here once
 // (CONSUMER_SETTINGS; the README's reference is rendered from it, lib/config.ts).
 import { hostname } from 'node:os';
+import { ConfigError } from '../../../../lib/errors.js';
 import { type Env, customSetting, int, intSetting, numberSetting, oneOfSetting, optionalSetting, readSettings, stringSetting } from '../../../../lib/config.js';
 import { LATEST, TRIM_HORIZON, type InitialPosition } from './leases.js';
 import { DEFAULT_READ_BUDGET, GET_RECORDS_BYTES_PER_SECOND, GET_RECORDS_CALLS_PER_SECOND, type ReadBudget } from './shard-reader.js';
@@ -14,6 +15,8 @@ export interface ConsumerEnvConfig {
   pollIntervalMs: number;
   readBudget: ReadBudget;
   minCallSpacingMs: number | undefined;
+  /** Set: read by enhanced fan-out (KINESIS_READER=fanout) as this registered consumer. */
+  fanOut: { consumerArn: string; endpoint?: string } | undefined;
   maxRecords: number;
   initialPosition: InitialPosition;
   shardSyncIntervalMs: number;
@@ -26,6 +29,9 @@ export const CONSUMER_SETTINGS = {
   failoverTimeMs: intSetting({ name: 'KINESIS_FAILOVER_MS', default: 10_000, min: 300, meaning: 'A lease not renewed for this long is taken over (renewed every third of it).' }),
   pollIntervalMs: intSetting({ name: 'KINESIS_POLL_INTERVAL_MS', default: 200, min: 0, meaning: 'Wait after an empty read before polling the shard again.' }),
   ...readBudgetSettings('KINESIS', DEFAULT_READ_BUDGET, 'this consumer'),
+  reader: oneOfSetting({ name: 'KINESIS_READER', allowed: ['polling', 'fanout'] as const, default: 'polling', meaning: "polling: GetRecords within the read budget; fanout: enhanced fan-out (SubscribeToShard over HTTP/2: records pushed, a 2 MB/s per shard of the consumer's own) for latency-critical consumers." }),
+  fanOutConsumerArn: optionalSetting({ name: 'KINESIS_FANOUT_CONSUMER_ARN', default: 'required with KINESIS_READER=fanout', meaning: 'The registered stream consumer (RegisterStreamConsumer, done by the deployment) the fan-out reader subscribes as.' }),
+  fanOutEndpoint: optionalSetting({ name: 'KINESIS_FANOUT_ENDPOINT', type: 'URL', default: "AWS's endpoint", meaning: 'Where SubscribeToShard goes instead (a local stand-in: kinesalite has no fan-out).' }),
   maxRecords: intSetting({ name: 'KINESIS_MAX_RECORDS', default: 1000, min: 1, max: 10_000, meaning: 'GetRecords Limit.' }),
   initialPosition: oneOfSetting({ name: 'KINESIS_INITIAL_POSITION', allowed: [TRIM_HORIZON, LATEST] as const, default: TRIM_HORIZON, meaning: 'Where a shard without a checkpoint is read from.' }),
   shardSyncIntervalMs: intSetting({ name: 'KINESIS_SHARD_SYNC_MS', default: 60_000, min: 100, meaning: 'How often shards are listed (new shards after a reshard).' }),
@@ -63,6 +69,8 @@ export function readBudgetSettings(prefix: string, defaults: ReadBudget, who: st
 }
 
 export function loadConsumerConfig(env: Env): ConsumerEnvConfig {
-  const { readCallsPerSecond, readMbPerSecond, ...s } = readSettings(env, CONSUMER_SETTINGS);
-  return { ...s, readBudget: { callsPerSecond: readCallsPerSecond, bytesPerSecond: readMbPerSecond * 1024 * 1024 }, workerId: s.workerId ?? `${hostname()}-${process.pid}` };
+  const { readCallsPerSecond, readMbPerSecond, reader, fanOutConsumerArn, fanOutEndpoint, ...s } = readSettings(env, CONSUMER_SETTINGS);
+  if (reader === 'fanout' && !fanOutConsumerArn) throw new ConfigError('KINESIS_FANOUT_CONSUMER_ARN', 'is required with KINESIS_READER=fanout');
+  const fanOut = reader === 'fanout' ? { consumerArn: fanOutConsumerArn!, ...(fanOutEndpoint ? { endpoint: fanOutEndpoint } : {}) } : undefined;
+  return { ...s, fanOut, readBudget: { callsPerSecond: readCallsPerSecond, bytesPerSecond: readMbPerSecond * 1024 * 1024 }, workerId: s.workerId ?? `${hostname()}-${process.pid}` };
 }

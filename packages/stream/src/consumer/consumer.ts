@@ -2,7 +2,8 @@
 // failoverTime/3, look for leases to take every failoverTime/6), one shard-sync loop (ListShards → leases), one ShardWorker per
 // held lease. See README.md beside this file.
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { type KinesisClient, ListShardsCommand, type Shard } from '@aws-sdk/client-kinesis';
+import { KinesisClient, ListShardsCommand, type Shard } from '@aws-sdk/client-kinesis';
+import { NodeHttp2Handler } from '@smithy/node-http-handler';
 import type { Registry } from 'prom-client';
 import type { BackoffPolicy } from '../../../../lib/backoff.js';
 import { type Logger, silentLogger } from '../../../../lib/logger.js';
@@ -12,6 +13,7 @@ import type { LeaseStore } from './lease-store.js';
 import { type InitialPosition, type ShardInfo, TRIM_HORIZON } from './leases.js';
 import { type ConsumerMetrics, noopConsumerMetrics, prometheusConsumerMetrics } from './metrics.js';
 import type { ShardProcessor } from './processor.js';
+import { FanOutShardReader } from './fanout-reader.js';
 import { PollingShardReader, type ReadBudget, type ShardReader } from './shard-reader.js';
 import { ShardWorker, type StopMode } from './shard-worker.js';
 
@@ -44,8 +46,13 @@ export interface ConsumerOptions {
   shardSyncIntervalMs?: number;
   /** Upper bound on leases taken per cycle, to spread a cold start. Default unbounded. */
   maxLeasesToTakePerCycle?: number;
-  /** How shards are read; default polling GetRecords. */
+  /** How shards are read; default polling GetRecords (or fan-out with `fanOut`). */
   reader?: ShardReader;
+  /**
+   * Read by enhanced fan-out as this registered stream consumer: SubscribeToShard through an
+   * HTTP/2 client made with `kinesis`'s region and credentials (at `endpoint` if given).
+   */
+  fanOut?: { consumerArn: string; endpoint?: string } | undefined;
   /** Leases port; default DynamoDB (`dynamo` + `leaseTable`). */
   leaseStore?: LeaseStore;
   /** Prometheus registry to record metrics on (names in metrics.ts). */
@@ -123,8 +130,13 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     initialPosition: opts.initialPosition ?? TRIM_HORIZON,
     ...(opts.maxLeasesToTakePerCycle === undefined ? {} : { maxTakesPerCycle: opts.maxLeasesToTakePerCycle }),
   });
+  // SubscribeToShard needs HTTP/2; the polling calls keep the service's own client.
+  const fanOutClient = opts.fanOut
+    ? new KinesisClient({ region: opts.kinesis.config.region, credentials: opts.kinesis.config.credentials, ...(opts.fanOut.endpoint ? { endpoint: opts.fanOut.endpoint } : {}), requestHandler: new NodeHttp2Handler() })
+    : undefined;
   const reader =
     opts.reader ??
+    (fanOutClient && opts.fanOut ? new FanOutShardReader({ kinesis: fanOutClient, consumerArn: opts.fanOut.consumerArn }) : undefined) ??
     new PollingShardReader({
       kinesis: opts.kinesis,
       streamName: opts.streamName,
@@ -253,6 +265,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       await Promise.all([...workers.values()].map((w) => w.stop(mode)));
       if (mode === 'abandon') coordinator.abandon();
       metrics.leasesHeld(coordinator.heldKeys().length);
+      fanOutClient?.destroy(); // its HTTP/2 sessions would keep the process alive
       logger.info({ mode }, 'consumer stopped');
     },
 
