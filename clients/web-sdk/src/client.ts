@@ -129,6 +129,25 @@ export function createClient(options: ClientOptions): RealtimeClient {
 
 const now = (): number => Date.now();
 
+/** An error of a subscription: logged, then to its own onError, then to the client's. */
+function reportError(client: Client, topic: string | undefined, onError: ((error: RealtimeError) => void) | undefined, error: RealtimeError): void {
+  client.log.log('error', { topic, code: error.code, message: error.message });
+  try {
+    onError?.(error);
+  } finally {
+    client.options.onError?.(error);
+  }
+}
+
+/** Runs an application handler; if it throws, that is reported as the subscription's error, not thrown into the SDK. */
+function callReporting(report: (error: RealtimeError) => void, name: string, call: () => void): void {
+  try {
+    call();
+  } catch (err) {
+    report(new RealtimeError('handler_failed', `${name} threw`, true, { cause: err }));
+  }
+}
+
 class ProjectSubscription {
   private state: SubscriptionState;
   private timer: ReturnType<typeof setTimeout> | undefined;
@@ -230,20 +249,11 @@ class ProjectSubscription {
   }
 
   private callHandler(name: string, call: () => void): void {
-    try {
-      call();
-    } catch (err) {
-      this.report(new RealtimeError('handler_failed', `${name} threw`, true, { cause: err }));
-    }
+    callReporting((error) => this.report(error), name, call);
   }
 
   report(error: RealtimeError): void {
-    this.client.log.log('error', { topic: this.topic, code: error.code, message: error.message });
-    try {
-      this.handlers.onError?.(error);
-    } finally {
-      this.client.options.onError?.(error);
-    }
+    reportError(this.client, this.topic, this.handlers.onError, error);
   }
 }
 
@@ -347,20 +357,11 @@ class NotificationFeed implements NotificationSubscription {
   }
 
   private callHandler(name: string, call: () => void): void {
-    try {
-      call();
-    } catch (err) {
-      this.report(new RealtimeError('handler_failed', `${name} threw`, true, { cause: err }));
-    }
+    callReporting((error) => this.report(error), name, call);
   }
 
   report(error: RealtimeError): void {
-    this.client.log.log('error', { topic: this.topic, code: error.code, message: error.message });
-    try {
-      this.handlers.onError?.(error);
-    } finally {
-      this.client.options.onError?.(error);
-    }
+    reportError(this.client, this.topic, this.handlers.onError, error);
   }
 }
 
