@@ -76,6 +76,14 @@ export function alarms(opts: { streamName: string; authorizerFunctionName: strin
       cloudwatch: { namespace: 'AWS/Kinesis', metricName: 'SubscribeToShardEvent.MillisBehindLatest', dimensions: { StreamName: opts.streamName, ConsumerName: 'router' }, statistic: 'Maximum', threshold: 10_000, periodSeconds: 60, evaluationPeriods: 5 },
     },
     {
+      id: 'TaskflowStreamReadThrottled',
+      runbook: 'stream-read-throttled.md',
+      summary: "Kinesis refuses a stream reader's GetRecords calls: the shard's polling readers overspend its 5 calls/s or 2 MB/s",
+      prometheus: { expr: 'max(sum by (consumer) (rate(kinesis_consumer_read_throttled_total[5m]))) > 0.1', forMinutes: 10 },
+      // AWS counts the same refusals per stream (every polling reader together).
+      cloudwatch: { namespace: 'AWS/Kinesis', metricName: 'ReadProvisionedThroughputExceeded', dimensions: { StreamName: opts.streamName }, statistic: 'Sum', threshold: 6, periodSeconds: 60, evaluationPeriods: 10 },
+    },
+    {
       id: 'TaskflowRealtimeLatency',
       runbook: 'realtime-latency.md',
       summary: 'p95 commit-to-publish latency is over 1.5 s',
