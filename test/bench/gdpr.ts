@@ -33,7 +33,8 @@ import { SqliteSearchIndex } from '../../search/sqlite-index.js';
 import startStackProcess from '../setup/global-setup.mjs';
 import stopStackProcess from '../setup/global-teardown.mjs';
 import { startServiceProcess, type ServiceProcess } from '../support/service-process.js';
-import { createTestDatabase, createTestTables, dynamoClient, stack, testStackEnv } from '../support/stack.js';
+import { startErasureLoader, gdprTestEnv } from '../support/gdpr.js';
+import { dynamoClient, stack } from '../support/stack.js';
 import { waitFor } from '../support/wait.js';
 import { benchParam, cpuSeconds, cpuSecondsWithReaped, cpuUsPerChange, RESULTS_DIR, selfCpuSeconds, writeBenchResult } from './report.js';
 
@@ -55,27 +56,7 @@ async function main(): Promise<void> {
   const dynamo = dynamoClient();
   const services: ServiceProcess[] = [];
   try {
-    const url = await createTestDatabase('bench_gdpr');
-    const tables = await createTestTables('bench-gdpr', ['gdpr-requests', 'subject-keys', 'changelog', 'notifications', 'notification-watchers', 'notification-memberships', 'dlq']);
-    const env: Record<string, string> = {
-      ...testStackEnv(),
-      DATABASE_URL: url,
-      TASKFLOW_ENV: 'development',
-      DYNAMODB_TABLE_GDPR_REQUESTS: tables['gdpr-requests']!,
-      DYNAMODB_TABLE_SUBJECT_KEYS: tables['subject-keys']!,
-      DYNAMODB_TABLE_CHANGELOG: tables.changelog!,
-      DYNAMODB_TABLE_NOTIFICATIONS: tables.notifications!,
-      DYNAMODB_TABLE_NOTIFICATION_WATCHERS: tables['notification-watchers']!,
-      DYNAMODB_TABLE_NOTIFICATION_MEMBERSHIPS: tables['notification-memberships']!,
-      DYNAMODB_TABLE_DLQ: tables.dlq!,
-      SUBJECT_KEYS_LOCAL_KEK_FILE: join(dir, 'kek'),
-      AUDIT_KEY,
-      AUDIT_STORE_DIR: join(dir, 'audit'),
-      SEARCH_DB_PATH: join(dir, 'search', 'search.db'),
-      GDPR_POLL_INTERVAL_MS: '200',
-      METRICS_PORT: '0',
-      JWT_SECRET,
-    };
+    const { url, env } = await gdprTestEnv('bench-gdpr', dir, { auditKey: AUDIT_KEY, jwtSecret: JWT_SECRET });
     const archiveDir = join(dir, 's3', 'archive', 'raw', '2026', '11', '26', '12');
     mkdirSync(archiveDir, { recursive: true });
     let objects = 0;
@@ -84,11 +65,8 @@ async function main(): Promise<void> {
       const n = String(objects).padStart(8, '0');
       writeFileSync(join(archiveDir, `archive-1-2026-11-26-12-00-00-${n}-aaaa-bbbb-cccc-dddddddddddd.gz`), gzipSync(events.map((e) => `${JSON.stringify(e)}\n`).join('')));
     };
-    const loader = await startServiceProcess(['analytics', 'load'], {
-      ...env, S3_DIR: join(dir, 's3'), ARCHIVE_BUCKET: 'archive', WAREHOUSE_PATH: join(dir, 'warehouse.duckdb'), LOADER_POLL_INTERVAL_MS: '100', LOADER_FULL_LIST_INTERVAL_MS: '0', RETENTION_INTERVAL_MS: '0', DQ_INTERVAL_MS: '0', LOADER_ERASURE_PORT: '0',
-    }, ['loader started']);
+    const loader = await startErasureLoader(env, dir, 100);
     services.push(loader);
-    env.WAREHOUSE_ERASURE_URL = String(loader.entries['loader started']!.erasure);
     Object.assign(process.env, env);
 
     // ---- the subject and their data, in every sink ------------------------------------------

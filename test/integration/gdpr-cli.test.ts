@@ -28,7 +28,8 @@ import { SqliteSearchIndex } from '../../search/sqlite-index.js';
 import { decodeEvent, type StreamEvent } from '@taskflow/stream/events';
 import { createSubjectKeyStore, loadSubjectKeyConfig } from '../../lib/subject-keys.js';
 import { type ServiceProcess, startServiceProcess } from '../support/service-process.js';
-import { createTestDatabase, createTestTables, dynamoClient, testStackEnv } from '../support/stack.js';
+import { startErasureLoader, gdprTestEnv } from '../support/gdpr.js';
+import { dynamoClient } from '../support/stack.js';
 import { waitFor } from '../support/wait.js';
 
 const AUDIT_KEY = 'gdpr-cli-test-audit-key-0123456789abcdef';
@@ -41,45 +42,15 @@ const saved = { ...process.env };
 const dynamo = dynamoClient();
 
 beforeAll(async () => {
-  const url = await createTestDatabase('gdpr_cli');
-  const tables = await createTestTables('gdpr-cli', ['gdpr-requests', 'subject-keys', 'changelog', 'notifications', 'notification-watchers', 'notification-memberships', 'dlq']);
   const dir = mkdtempSync(join(tmpdir(), 'gdpr-cli-'));
-  env = {
-    ...testStackEnv(),
-    DATABASE_URL: url,
-    TASKFLOW_ENV: 'development',
-    DYNAMODB_TABLE_GDPR_REQUESTS: tables['gdpr-requests']!,
-    DYNAMODB_TABLE_SUBJECT_KEYS: tables['subject-keys']!,
-    DYNAMODB_TABLE_CHANGELOG: tables.changelog!,
-    DYNAMODB_TABLE_NOTIFICATIONS: tables.notifications!,
-    DYNAMODB_TABLE_NOTIFICATION_WATCHERS: tables['notification-watchers']!,
-    DYNAMODB_TABLE_NOTIFICATION_MEMBERSHIPS: tables['notification-memberships']!,
-    DYNAMODB_TABLE_DLQ: tables.dlq!,
-    SUBJECT_KEYS_LOCAL_KEK_FILE: join(dir, 'kek'),
-    AUDIT_KEY,
-    AUDIT_STORE_DIR: join(dir, 'audit'),
-    SEARCH_DB_PATH: join(dir, 'search', 'search.db'),
-    GDPR_POLL_INTERVAL_MS: '200',
-    METRICS_PORT: '0',
-    JWT_SECRET: 'gdpr-cli-test-jwt-secret-0123456789abcdef',
-  };
+  const setup = await gdprTestEnv('gdpr-cli', dir, { auditKey: AUDIT_KEY, jwtSecret: 'gdpr-cli-test-jwt-secret-0123456789abcdef' });
+  env = setup.env;
   // The analytics loader holds the warehouse; the processor purges it through the loader's erasure endpoint.
   archiveDir = join(dir, 's3', 'archive', 'raw', '2026', '11', '26', '12');
   mkdirSync(archiveDir, { recursive: true });
-  loader = await startServiceProcess(['analytics', 'load'], {
-    ...env,
-    S3_DIR: join(dir, 's3'),
-    ARCHIVE_BUCKET: 'archive',
-    WAREHOUSE_PATH: join(dir, 'warehouse.duckdb'),
-    LOADER_POLL_INTERVAL_MS: '50',
-    LOADER_FULL_LIST_INTERVAL_MS: '0',
-    RETENTION_INTERVAL_MS: '0',
-    DQ_INTERVAL_MS: '0',
-    LOADER_ERASURE_PORT: '0',
-  }, ['loader started']);
-  env.WAREHOUSE_ERASURE_URL = String(loader.entries['loader started']!.erasure);
+  loader = await startErasureLoader(env, dir, 50);
   Object.assign(process.env, env);
-  db = new pg.Client({ connectionString: url });
+  db = new pg.Client({ connectionString: setup.url });
   await db.connect();
 });
 
