@@ -2,12 +2,10 @@
 // configuration (the same one `taskflow <service>` reads), minus what must not happen twice —
 // notifications replayed fill the inbox but are not published again (a browser that missed them
 // reads them from the inbox on reconnect).
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { type AwsConfig, createDynamoClient, createKmsClient } from '../lib/aws.js';
-import type { SubjectKeyConfig } from '../lib/subject-keys.js';
-import { deadLetterSink, ErasedSubjects, type ShardProcessor } from '@taskflow/stream';
+import { createDynamoClient } from '../lib/aws.js';
+import { consumerPreparation } from '../lib/consumer-reading.js';
+import { deadLetterSink, type ShardProcessor } from '@taskflow/stream';
 import { DynamoDeadLetterStore } from '../lib/dlq.js';
-import { readerKeyStore, streamEventDecryptor } from '../lib/field-crypto.js';
 import type { Logger } from '../lib/logger.js';
 import type { Env } from '../lib/config.js';
 import { validateEvent } from '../schemas/validate.js';
@@ -21,17 +19,6 @@ export interface ReplayTarget {
 
 type Opener = (env: Env, logger: Logger) => Promise<ReplayTarget>;
 
-/**
- * As the service does it: personal fields decrypted, and the erased-subjects list applied, so a
- * replay cannot bring an erased person's data back.
- */
-function personalData(config: { aws: AwsConfig; subjectKeys?: SubjectKeyConfig }, dynamo: DynamoDBClient) {
-  const sk = config.subjectKeys;
-  if (!sk) return {};
-  const keys = readerKeyStore(sk, dynamo, () => createKmsClient(config.aws));
-  return { decrypt: streamEventDecryptor(keys, () => undefined), erased: new ErasedSubjects({ lookup: (subject) => keys.isDestroyed(subject), ttlMs: sk.cache.ttlMs }) };
-}
-
 const search: Opener = async (env, logger) => {
   const { loadConfig } = await import('../search/config.js');
   const { openSearchIndex } = await import('../search/engines.js');
@@ -41,7 +28,9 @@ const search: Opener = async (env, logger) => {
   const index = await openSearchIndex(config.engine);
   const dynamo = createDynamoClient(config.aws);
   const deadLetters = deadLetterSink(new DynamoDeadLetterStore(dynamo, config.dlqTable), SEARCH_DLQ_SOURCE, logger);
-  const { decrypt, erased } = personalData(config, dynamo);
+  // As the service does it: personal fields decrypted, and the erased-subjects list applied, so a
+  // replay cannot bring an erased person's data back.
+  const { decrypt, erased } = consumerPreparation(config.subjectKeys, dynamo, config.aws, () => undefined);
   return {
     consumerName: config.consumerName,
     processor: (shardId) => new SearchShardProcessor(shardId, { index, deadLetters, validate: validateEvent, ...(decrypt ? { decrypt } : {}), ...(erased ? { erased } : {}) }),
@@ -68,7 +57,8 @@ const notifications: Opener = async (env, logger) => {
     delivery: { deliver: () => Promise.resolve(0) },
   };
   const deadLetters = deadLetterSink(new DynamoDeadLetterStore(dynamo, config.tables.dlq), NOTIFICATIONS_DLQ_SOURCE, logger);
-  const { decrypt, erased } = personalData(config, dynamo);
+  // As for search.
+  const { decrypt, erased } = consumerPreparation(config.subjectKeys, dynamo, config.aws, () => undefined);
   return {
     consumerName: config.consumerName,
     processor: (shardId) => new NotificationShardProcessor(shardId, { ...deps, deadLetters, validate: validateEvent, ...(decrypt ? { decrypt } : {}), ...(erased ? { erased } : {}) }),
