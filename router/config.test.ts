@@ -16,3 +16,15 @@ describe('router mTLS settings', () => {
     expect(() => loadConfig({ ...base, ROUTER_MQTT_CA_FILE: '/ca.pem' })).toThrow(/ROUTER_MQTT_CA_FILE: is for mTLS/);
   });
 });
+
+describe('router reader settings', () => {
+  it('polls by default and reads by enhanced fan-out only with a registered consumer', () => {
+    expect(loadConfig(base).fanOut).toBeUndefined();
+    expect(loadConfig({ ...base, ROUTER_READER: 'fanout', ROUTER_FANOUT_CONSUMER_ARN: 'arn:aws:kinesis:us-east-1:1:stream/s/consumer/router:1' }).fanOut).toEqual({ consumerArn: 'arn:aws:kinesis:us-east-1:1:stream/s/consumer/router:1' });
+    expect(loadConfig({ ...base, ROUTER_READER: 'fanout', ROUTER_FANOUT_CONSUMER_ARN: 'arn:c', ROUTER_FANOUT_ENDPOINT: 'http://127.0.0.1:1' }).fanOut).toEqual({ consumerArn: 'arn:c', endpoint: 'http://127.0.0.1:1' });
+    expect(() => loadConfig({ ...base, ROUTER_READER: 'fanout' })).toThrow(/ROUTER_FANOUT_CONSUMER_ARN: is required with ROUTER_READER=fanout/);
+    expect(() => loadConfig({ ...base, ROUTER_READER: 'push' })).toThrow(/ROUTER_READER/);
+    // The consumers' KINESIS_* reader settings are theirs, not the router's.
+    expect(loadConfig({ ...base, KINESIS_READER: 'fanout' }).fanOut).toBeUndefined();
+  });
+});

@@ -11,7 +11,7 @@ import { ConfigError } from '../lib/errors.js';
 import { LOG_SETTINGS } from '../lib/logger.js';
 import { METRICS_SETTINGS } from '../lib/metrics.js';
 import { SUBJECT_KEY_SETTINGS, type SubjectKeyConfig, readerKeyConfig } from '../lib/subject-keys.js';
-import { type ReadBudget, readBudgetSettings } from '@taskflow/stream';
+import { type ConsumerEnvConfig, fanOutOf, type ReadBudget, readBudgetSettings, readerSettings } from '@taskflow/stream';
 import type { UserLimits } from '../lib/user-limits.js';
 import { IOT_CORE_MAX_MESSAGE_BYTES, type PayloadMode } from './messages.js';
 
@@ -46,6 +46,8 @@ export interface RouterConfig {
   /** The router's share of each shard's GetRecords capacity (the other consumers read the rest). */
   readBudget: ReadBudget;
   minCallSpacingMs: number | undefined;
+  /** Set (ROUTER_READER=fanout): read by enhanced fan-out as this registered stream consumer instead of polling. */
+  fanOut: ConsumerEnvConfig['fanOut'];
   /**
    * This instance's lease owner id, stable across its restarts (a StatefulSet pod's name;
    * `taskflow dev` uses router-0) so a restarted router takes its leases back at once. Unique
@@ -120,6 +122,9 @@ export const ROUTER_SETTINGS = {
   // read the rest (packages/stream/README.md, "Read budget"); a latency-critical reader in
   // production uses enhanced fan-out instead, which has its own 2 MB/s.
   ...readBudgetSettings('ROUTER', ROUTER_READ_BUDGET, 'the router'),
+  // Production reads by fan-out (infra/aws/workloads.ts): records pushed ~70 ms after the put
+  // instead of waiting for the router's next poll, whatever the polling readers spend.
+  ...readerSettings('ROUTER', 'the router (production: its EFO consumer, infra/aws/workloads.ts)'),
   workerId: optionalSetting({ name: 'KINESIS_WORKER_ID', default: '<hostname>-<pid>', meaning: "This instance's lease owner id: stable across its restarts (a StatefulSet pod's name) so a restarted router takes its leases back at once, unique among live instances." }),
   // A peer takes a dead instance's shards between 1 and 4/3 failover times after its death
   // (packages/stream/README.md): 1.5 s keeps that, plus the first read, under the 3 s recovery target.
@@ -189,6 +194,7 @@ export function loadConfig(env: Env): RouterConfig {
     pollIntervalMs: s.pollIntervalMs,
     readBudget: { callsPerSecond: s.readCallsPerSecond, bytesPerSecond: s.readMbPerSecond * 1024 * 1024 },
     minCallSpacingMs: s.minCallSpacingMs,
+    fanOut: fanOutOf('ROUTER', s),
     workerId: s.workerId ?? `${hostname()}-${process.pid}`,
     failoverTimeMs: s.failoverTimeMs,
     maxRecords: s.maxRecords,

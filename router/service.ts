@@ -149,6 +149,7 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
     pollIntervalMs: config.pollIntervalMs,
     readBudget: config.readBudget,
     minCallSpacingMs: config.minCallSpacingMs,
+    fanOut: config.fanOut,
     maxRecords: config.maxRecords,
     metrics: registry,
     logger,

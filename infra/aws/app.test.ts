@@ -13,7 +13,7 @@ import { loadPrices, loadScale } from './cost/load.js';
 import { CHANGELOG_TABLE } from '../../router/dynamo-changelog.js';
 import { authorizerBundle } from './stacks/realtime.js';
 import { roleName } from './stacks/services.js';
-import { manifests, workloads } from './workloads.js';
+import { manifests, STREAM_CONSUMERS_CONFIG_MAP, workloads } from './workloads.js';
 import { loadArchiverConfig, loadLoaderConfig } from '../../analytics/config.js';
 import { loadConfig as loadAuditConfig } from '../../audit/config.js';
 import { loadConfig as loadCaptureConfig } from '../../capture/config.js';
@@ -171,6 +171,11 @@ describe('services stack and manifests', () => {
     // On 127.0.0.1 (the default) the kubelet, which probes the pod's IP, would never get an answer.
     for (const name of ['router', 'capture']) expect(JSON.stringify(docs(name))).toContain('"name":"METRICS_HOST","value":"0.0.0.0"');
     expect(container).toContain('"name":"ROUTER_PAYLOAD_MODE","value":"thin"');
+    // The router reads by enhanced fan-out as the stream stack's `router` consumer, whose ARN the deployment puts in the ConfigMap.
+    expect(container).toContain('"name":"ROUTER_READER","value":"fanout"');
+    expect(container).toContain(`"name":"ROUTER_FANOUT_CONSUMER_ARN","valueFrom":{"configMapKeyRef":{"name":"${STREAM_CONSUMERS_CONFIG_MAP}","key":"router"}}`);
+    expect(Object.keys(tpl('stream').findOutputs('EfoConsumerArnrouter'))).toEqual(['EfoConsumerArnrouter']);
+    expect(() => workloads({ ...built.settings, efoConsumers: ['notifications'] })).toThrow(/EFO consumer named router/);
     expect(container).toContain('"name":"KINESIS_WORKER_ID","valueFrom":{"fieldRef":{"fieldPath":"metadata.name"}}');
     expect(JSON.stringify(docs('capture'))).toContain('"name":"CAPTURE_INSTANCE_ID","valueFrom":{"fieldRef":{"fieldPath":"metadata.name"}}');
     expect(docs('capture').map((d) => d.kind)).not.toContain('HorizontalPodAutoscaler');

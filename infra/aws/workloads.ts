@@ -28,6 +28,11 @@ export interface Workload {
   env: Record<string, string>;
   /** Additional container ports besides metrics. */
   ports?: Record<string, number>;
+  /**
+   * Settings whose values exist only once the stacks are deployed (the stream stack's outputs),
+   * read from a ConfigMap the deployment writes: setting → key of STREAM_CONSUMERS_CONFIG_MAP.
+   */
+  fromStreamConsumers?: Record<string, string>;
   /** The setting that takes the pod's stable name (capture-0, router-1, ...) as the instance id. */
   instanceIdEnv?: string;
   /** A persistent volume of this size mounted at /data (StatefulSets only). */
@@ -42,6 +47,13 @@ function leasesOf(setting: Setting<string>): NonNullable<Workload['leases']> {
   return { setting: setting.name, name: setting.default };
 }
 
+/**
+ * The ConfigMap holding each EFO consumer's ARN under its name (router, notifications, …): the
+ * deployment fills it from the stream stack's `EfoConsumerArn<name>` outputs (the ARN carries the
+ * consumer's creation time, unknown when the manifests are written).
+ */
+export const STREAM_CONSUMERS_CONFIG_MAP = 'taskflow-stream-consumers';
+
 export const METRICS_PORT = 9400;
 export const REPLAY_PORT = 8080;
 /** Port of a reader's browser-facing API (search, notifications inbox, analytics). */
@@ -49,8 +61,10 @@ export const API_PORT = 8080;
 /** The environment's KMS key, which wraps the per-subject data keys: readers that decrypt personal fields need it named. */
 const SUBJECT_KEYS = { SUBJECT_KEYS_KMS_KEY_ID: 'alias/taskflow' };
 
-export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawArchiveBucket'>): Workload[] {
+export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawArchiveBucket' | 'efoConsumers'>): Workload[] {
   const streamName = settings.streamName;
+  // The router, the latency-critical reader, reads by enhanced fan-out as its own EFO consumer.
+  if (!settings.efoConsumers.includes('router')) throw new Error('the router reads by enhanced fan-out: the stream stack must register an EFO consumer named router (efo_consumers)');
   // Services that verify browsers' tokens: outside development mode a missing key set is a start-up error.
   const jwt = { JWT_JWKS_URL: settings.jwt.jwksUrl, JWT_ISSUER: settings.jwt.issuer, JWT_AUDIENCE: settings.jwt.audience };
   return [
@@ -72,7 +86,8 @@ export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawAr
       replicas: { min: 3, max: 24 },
       cpuMillis: 2000,
       memoryMi: 2048,
-      env: { CHANGE_STREAM_NAME: streamName, ROUTER_PAYLOAD_MODE: 'thin', ROUTER_SUBSCRIPTION_EVENTS: 'iot', ROUTER_PUBLISHER: 'mqtt', REPLAY_PORT: String(REPLAY_PORT), ...SUBJECT_KEYS, ...jwt },
+      env: { CHANGE_STREAM_NAME: streamName, ROUTER_READER: 'fanout', ROUTER_PAYLOAD_MODE: 'thin', ROUTER_SUBSCRIPTION_EVENTS: 'iot', ROUTER_PUBLISHER: 'mqtt', REPLAY_PORT: String(REPLAY_PORT), ...SUBJECT_KEYS, ...jwt },
+      fromStreamConsumers: { ROUTER_FANOUT_CONSUMER_ARN: 'router' },
       ports: { replay: REPLAY_PORT },
       instanceIdEnv: 'KINESIS_WORKER_ID',
     },
@@ -168,6 +183,7 @@ export function manifests(w: Workload, opts: { namespace: string; image: string;
       ...Object.entries({ ...w.env, ...(w.leases ? { [w.leases.setting]: w.leases.name } : {}), AWS_REGION: opts.region, METRICS_PORT: String(METRICS_PORT), METRICS_HOST: '0.0.0.0' }).map(([name, value]) => ({ name, value })),
       // A restarted pod keeps its name, so it takes its own leases (or slot) back at once.
       ...(w.instanceIdEnv ? [{ name: w.instanceIdEnv, valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }] : []),
+      ...Object.entries(w.fromStreamConsumers ?? {}).map(([name, key]) => ({ name, valueFrom: { configMapKeyRef: { name: STREAM_CONSUMERS_CONFIG_MAP, key } } })),
     ],
     ports: [{ name: 'metrics', containerPort: METRICS_PORT }, ...Object.entries(w.ports ?? {}).map(([name, containerPort]) => ({ name, containerPort }))],
     resources: { requests: { cpu: `${w.cpuMillis}m`, memory: `${w.memoryMi}Mi` }, limits: { memory: `${w.memoryMi}Mi` } },

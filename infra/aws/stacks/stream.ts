@@ -2,7 +2,7 @@
 // small presence stream the IoT rule fills with lifecycle events. Encrypted with the AWS-managed
 // key: personal fields are already encrypted per subject, and a customer key would add KMS
 // calls per producer and consumer.
-import { Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import * as kinesis from 'aws-cdk-lib/aws-kinesis';
 import type { Construct } from 'constructs';
 import type { Settings } from '../settings.js';
@@ -21,7 +21,12 @@ export class StreamStack extends Stack {
       retentionPeriod: Duration.hours(settings.retentionHours),
       encryption: kinesis.StreamEncryption.MANAGED,
     });
-    for (const name of settings.efoConsumers) this.consumers[name] = new kinesis.CfnStreamConsumer(this, `Efo-${name}`, { consumerName: name, streamArn: this.changes.streamArn });
+    for (const name of settings.efoConsumers) {
+      const consumer = new kinesis.CfnStreamConsumer(this, `Efo-${name}`, { consumerName: name, streamArn: this.changes.streamArn });
+      this.consumers[name] = consumer;
+      // The readers' manifests take it from the ConfigMap the deployment fills with these (workloads.ts STREAM_CONSUMERS_CONFIG_MAP).
+      new CfnOutput(this, `EfoConsumerArn${name}`, { value: consumer.attrConsumerArn, description: `ARN of the ${name} EFO consumer (key ${name} of the stream-consumers ConfigMap)` });
+    }
     this.presence = new kinesis.Stream(this, 'Presence', {
       streamName: `${settings.streamName}-presence`,
       shardCount: 2,

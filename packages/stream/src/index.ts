@@ -2,7 +2,7 @@
 // Pure parts have their own entry points so that pure modules stay free of the AWS SDK:
 // '@taskflow/stream/codec' (record forms) and '@taskflow/stream/events' (envelope decoding).
 export { consumerHealth, createConsumer, listShards, type Consumer, type ConsumerHealth, type ConsumerOptions } from './consumer/consumer.js';
-export { CONSUMER_SETTINGS, loadConsumerConfig, readBudgetSettings, type ConsumerEnvConfig } from './consumer/config.js';
+export { CONSUMER_SETTINGS, fanOutOf, loadConsumerConfig, readBudgetSettings, readerSettings, type ConsumerEnvConfig } from './consumer/config.js';
 export type { Checkpointer, ProcessBatch, ShardInit, ShardProcessor, ShutdownReason, UserRecord } from './consumer/processor.js';
 export { LeaseLostError } from './consumer/coordinator.js';
 export { AT_TIMESTAMP_PREFIX, atTimestampOf, LATEST, SHARD_END, TRIM_HORIZON, type InitialPosition, type Lease, type Position, type ShardInfo } from './consumer/leases.js';

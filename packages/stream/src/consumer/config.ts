@@ -29,9 +29,7 @@ export const CONSUMER_SETTINGS = {
   failoverTimeMs: intSetting({ name: 'KINESIS_FAILOVER_MS', default: 10_000, min: 300, meaning: 'A lease not renewed for this long is taken over (renewed every third of it).' }),
   pollIntervalMs: intSetting({ name: 'KINESIS_POLL_INTERVAL_MS', default: 200, min: 0, meaning: 'Wait after an empty read before polling the shard again.' }),
   ...readBudgetSettings('KINESIS', DEFAULT_READ_BUDGET, 'this consumer'),
-  reader: oneOfSetting({ name: 'KINESIS_READER', allowed: ['polling', 'fanout'] as const, default: 'polling', meaning: "polling: GetRecords within the read budget; fanout: enhanced fan-out (SubscribeToShard over HTTP/2: records pushed, a 2 MB/s per shard of the consumer's own) for latency-critical consumers." }),
-  fanOutConsumerArn: optionalSetting({ name: 'KINESIS_FANOUT_CONSUMER_ARN', default: 'required with KINESIS_READER=fanout', meaning: 'The registered stream consumer (RegisterStreamConsumer, done by the deployment) the fan-out reader subscribes as.' }),
-  fanOutEndpoint: optionalSetting({ name: 'KINESIS_FANOUT_ENDPOINT', type: 'URL', default: "AWS's endpoint", meaning: 'Where SubscribeToShard goes instead (a local stand-in: kinesalite has no fan-out).' }),
+  ...readerSettings('KINESIS', 'latency-critical consumers'),
   maxRecords: intSetting({ name: 'KINESIS_MAX_RECORDS', default: 1000, min: 1, max: 10_000, meaning: 'GetRecords Limit.' }),
   initialPosition: oneOfSetting({ name: 'KINESIS_INITIAL_POSITION', allowed: [TRIM_HORIZON, LATEST] as const, default: TRIM_HORIZON, meaning: 'Where a shard without a checkpoint is read from.' }),
   shardSyncIntervalMs: intSetting({ name: 'KINESIS_SHARD_SYNC_MS', default: 60_000, min: 100, meaning: 'How often shards are listed (new shards after a reshard).' }),
@@ -68,9 +66,27 @@ export function readBudgetSettings(prefix: string, defaults: ReadBudget, who: st
   };
 }
 
+/**
+ * How a reader reads its shards — polling within its budget, or enhanced fan-out as a registered
+ * stream consumer — declared per service like the budget (`prefix` KINESIS or ROUTER); `fanOutOf`
+ * turns the values into createConsumer's `fanOut`.
+ */
+export function readerSettings(prefix: string, fanOutFor: string) {
+  return {
+    reader: oneOfSetting({ name: `${prefix}_READER`, allowed: ['polling', 'fanout'] as const, default: 'polling', meaning: `polling: GetRecords within the read budget; fanout: enhanced fan-out (SubscribeToShard over HTTP/2: records pushed, a 2 MB/s per shard of the consumer's own, the read budget unused) for ${fanOutFor}.` }),
+    fanOutConsumerArn: optionalSetting({ name: `${prefix}_FANOUT_CONSUMER_ARN`, default: `required with ${prefix}_READER=fanout`, meaning: 'The registered stream consumer (RegisterStreamConsumer, done by the deployment) the fan-out reader subscribes as.' }),
+    fanOutEndpoint: optionalSetting({ name: `${prefix}_FANOUT_ENDPOINT`, type: 'URL', default: "AWS's endpoint", meaning: 'Where SubscribeToShard goes instead (a local stand-in: kinesalite has no fan-out).' }),
+  };
+}
+
+export function fanOutOf(prefix: string, s: { reader: 'polling' | 'fanout'; fanOutConsumerArn: string | undefined; fanOutEndpoint: string | undefined }): ConsumerEnvConfig['fanOut'] {
+  if (s.reader !== 'fanout') return undefined;
+  if (!s.fanOutConsumerArn) throw new ConfigError(`${prefix}_FANOUT_CONSUMER_ARN`, `is required with ${prefix}_READER=fanout`);
+  return { consumerArn: s.fanOutConsumerArn, ...(s.fanOutEndpoint ? { endpoint: s.fanOutEndpoint } : {}) };
+}
+
 export function loadConsumerConfig(env: Env): ConsumerEnvConfig {
   const { readCallsPerSecond, readMbPerSecond, reader, fanOutConsumerArn, fanOutEndpoint, ...s } = readSettings(env, CONSUMER_SETTINGS);
-  if (reader === 'fanout' && !fanOutConsumerArn) throw new ConfigError('KINESIS_FANOUT_CONSUMER_ARN', 'is required with KINESIS_READER=fanout');
-  const fanOut = reader === 'fanout' ? { consumerArn: fanOutConsumerArn!, ...(fanOutEndpoint ? { endpoint: fanOutEndpoint } : {}) } : undefined;
+  const fanOut = fanOutOf('KINESIS', { reader, fanOutConsumerArn, fanOutEndpoint });
   return { ...s, fanOut, readBudget: { callsPerSecond: readCallsPerSecond, bytesPerSecond: readMbPerSecond * 1024 * 1024 }, workerId: s.workerId ?? `${hostname()}-${process.pid}` };
 }
