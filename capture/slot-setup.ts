@@ -48,8 +48,11 @@ export class SlotSetup {
     logger.info({ tables: await changedColumnsTables(admin, CAPTURED_TABLES) }, "tables opted in to changed-column capture (the others' updates list every column)");
     const sys = await admin.query<{ system_identifier: string }>('SELECT system_identifier::text FROM pg_control_system()');
     const key = `${sys.rows[0]!.system_identifier}/${config.dbName}/${config.slot}`;
-    const record = await this.slotRecords.get(key);
+    // The slot first, then the record: a running capture records a position before the server
+    // hears it, so a record read after the slot is never behind the slot read before it. Read
+    // the other way round, an active peer confirming in between looks like a gap (SLOT_GAP).
     const slot = await this.slotRow();
+    const record = await this.slotRecords.get(key);
     if (slot && (slot.plugin !== 'pgoutput' || slot.database !== config.dbName)) {
       throw new TaskflowError('SLOT_MISMATCH', `slot ${config.slot} exists for plugin ${slot.plugin} on database ${slot.database}, not pgoutput on ${config.dbName}`);
     }

@@ -1,5 +1,5 @@
 // Capture under faults, against the local stack: PutRecords partial failures (injected by wrapping
-// the real client), SIGKILL of the capture process under load, a slot recreated behind its back.
+// the real client), SIGKILL of the capture process under load, a slot recreated behind its back, a peer confirming while it starts.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -15,6 +15,9 @@ import { runWorkload } from '../../db/workload.js';
 import { createLogger } from '../../lib/logger.js';
 import { compareHistory, startHistoryRecorder } from '../support/history.js';
 import { createTestDatabase, createTestStream, createTestTables, kinesisClient, uniqueName } from '../support/stack.js';
+import { MemorySlotRecordStore, type SlotRecord } from '../../capture/slot-guard.js';
+import { SlotSetup } from '../../capture/slot-setup.js';
+import { parseLsn } from '../../lib/event-id.js';
 import { StreamReader } from './capture-helpers.js';
 import { sleep, waitFor } from '../support/wait.js';
 import { startTestCapture, testCaptureEnv } from '../support/capture.js';
@@ -182,6 +185,42 @@ describe('capture under faults', () => {
       await expect(second.service.start()).rejects.toMatchObject({ code: 'SLOT_GAP' });
     } finally {
       await second.close();
+    }
+  });
+
+  it('does not take a peer confirming while it starts for a gap (the slot is read before the record)', async () => {
+    const { dbUrl, env, history } = await environment('capture_peerconfirm', 1);
+    await history.stop();
+    const config = loadConfig({ ...env, TASKFLOW_ENV: 'development' });
+    const admin = new pg.Pool({ connectionString: dbUrl, max: 2 });
+    try {
+      const created = await admin.query<{ lsn: string }>("SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')", [config.slot]);
+      const sys = await admin.query<{ id: string }>('SELECT system_identifier::text AS id FROM pg_control_system()');
+      const key = `${sys.rows[0]!.id}/${config.dbName}/${config.slot}`;
+      const lsn = parseLsn(created.rows[0]!.lsn);
+      // The active peer of an active/standby pair confirms a newer position, as capture does
+      // (record first, then the server), right after the starting instance read the record.
+      class PeerConfirmsAfterRead extends MemorySlotRecordStore {
+        private confirmed = false;
+        override async get(k: string): Promise<SlotRecord | undefined> {
+          const seen = await super.get(k);
+          if (!this.confirmed) {
+            this.confirmed = true;
+            await admin.query("INSERT INTO workspaces (id, name, slug) VALUES (gen_random_uuid(), 'peer', 'peer-' || md5(random()::text))");
+            const next = (await admin.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn;
+            await this.put({ ...seen!, confirmedLsn: parseLsn(next), updatedAt: new Date().toISOString() });
+            await admin.query('SELECT pg_replication_slot_advance($1, $2::pg_lsn)', [config.slot, next]);
+          }
+          return seen;
+        }
+      }
+      const store = new PeerConfirmsAfterRead();
+      await store.put({ key, confirmedLsn: lsn, createdLsn: lsn, updatedAt: new Date().toISOString() });
+      const prepared = await new SlotSetup(admin, config, store, logger).prepare();
+      expect(prepared.firstStart).toBe(false);
+      expect(prepared.record.confirmedLsn).toBeGreaterThanOrEqual(lsn);
+    } finally {
+      await admin.end();
     }
   });
 });
