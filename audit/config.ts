@@ -11,6 +11,7 @@ import { CONSUMER_SETTINGS, type ConsumerEnvConfig, loadConsumerConfig } from '@
 import { LOG_SETTINGS } from '../lib/logger.js';
 import { S3_DIR_SETTING } from '../lib/object-store.js';
 import { METRICS_SETTINGS } from '../lib/metrics.js';
+import { SUBJECT_KEY_SETTINGS } from '../lib/subject-keys.js';
 
 /** `taskflow dev`'s audit key, created on first use beside its JWT secret; production takes AUDIT_KEY from its secret store. */
 export const DEV_AUDIT_KEY_FILE = '.taskflow/dev-audit-key';
@@ -28,6 +29,8 @@ export interface AuditConfig {
   metricsHost: string;
   /** Workspaces whose last event id the checkpoint keeps. */
   maxMarks: number;
+  /** The erased-subjects list (the subject-keys table's tombstones): no identity mapping is written for them. */
+  erasedSubjects: { table: string; ttlMs: number };
 }
 
 export type AuditStoreConfig = { kind: 'file'; dir: string } | { kind: 's3'; lockedBucket: string; mutableBucket: string; retentionDays: number };
@@ -51,8 +54,11 @@ export const AUDIT_SETTINGS = {
   maxMarks: intSetting({ name: 'AUDIT_MAX_MARKS', default: 3000, min: 1, max: 4000, meaning: 'Workspaces whose last event id the checkpoint keeps.' }),
 };
 
+/** Where audit reads the erased-subjects list, and how long it trusts an answer (it unwraps no key: no KMS). */
+const ERASED_SUBJECT_SETTINGS = { erasedTable: SUBJECT_KEY_SETTINGS.table, erasedTtlMs: SUBJECT_KEY_SETTINGS.cacheTtlMs };
+
 /** What `taskflow audit --help` and audit/README.md list: every variable the audit service reads. */
-export const AUDIT_SETTING_LIST = uniqueSettings(AUDIT_SETTINGS, CONSUMER_SETTINGS, AWS_SETTINGS, DEV_MODE_SETTINGS, LOG_SETTINGS);
+export const AUDIT_SETTING_LIST = uniqueSettings(AUDIT_SETTINGS, ERASED_SUBJECT_SETTINGS, CONSUMER_SETTINGS, AWS_SETTINGS, DEV_MODE_SETTINGS, LOG_SETTINGS);
 
 /** AUDIT_KEY (at least 32 characters) or AUDIT_KEY_FILE: the per-environment secret. */
 export function loadAuditKey(env: Env): Uint8Array {
@@ -100,7 +106,7 @@ export function loadAuditStoreConfig(env: Env): AuditStoreConfig {
 }
 
 export function loadConfig(env: Env): AuditConfig {
-  const s = readSettings(env, { consumerName: AUDIT_SETTINGS.consumerName, dlqTable: AUDIT_SETTINGS.dlqTable, metricsPort: AUDIT_SETTINGS.metricsPort, metricsHost: AUDIT_SETTINGS.metricsHost, maxMarks: AUDIT_SETTINGS.maxMarks });
+  const s = readSettings(env, { consumerName: AUDIT_SETTINGS.consumerName, dlqTable: AUDIT_SETTINGS.dlqTable, metricsPort: AUDIT_SETTINGS.metricsPort, metricsHost: AUDIT_SETTINGS.metricsHost, maxMarks: AUDIT_SETTINGS.maxMarks, ...ERASED_SUBJECT_SETTINGS });
   return {
     aws: loadAwsConfig(env),
     consumer: loadConsumerConfig(env),
@@ -111,5 +117,6 @@ export function loadConfig(env: Env): AuditConfig {
     metricsPort: s.metricsPort,
     metricsHost: s.metricsHost,
     maxMarks: s.maxMarks,
+    erasedSubjects: { table: s.erasedTable, ttlMs: s.erasedTtlMs },
   };
 }

@@ -3,7 +3,8 @@
 // dead-letter store and /metrics.
 import { createDynamoClient, createKinesisClient } from '../lib/aws.js';
 import { DynamoDeadLetterStore } from '../lib/dlq.js';
-import { createConsumer, type Consumer } from '@taskflow/stream';
+import { createConsumer, type Consumer, ErasedSubjects } from '@taskflow/stream';
+import { DynamoKeyTable, erasedSubjectLookup } from '../lib/subject-keys.js';
 import type { Logger } from '../lib/logger.js';
 import { consumerProbes, createRegistry, serveMetrics } from '../lib/metrics.js';
 import { validateEvent } from '../schemas/validate.js';
@@ -38,12 +39,13 @@ export async function startAudit(config: AuditConfig, logger: Logger, store: Aud
   };
   const pseudonyms = new Pseudonymizer(config.key);
   const knownIdentities = new Set<string>();
+  const erased = new ErasedSubjects({ lookup: erasedSubjectLookup(new DynamoKeyTable(dynamo, config.erasedSubjects.table)), ttlMs: config.erasedSubjects.ttlMs });
   const consumer = createConsumer({
     ...config.consumer,
     name: config.consumerName,
     kinesis,
     dynamo,
-    processor: (shardId) => new AuditShardWriter(shardId, { store, deadLetters, validate: validateEvent, pseudonyms, knownIdentities, metrics, logger, maxMarks: config.maxMarks }),
+    processor: (shardId) => new AuditShardWriter(shardId, { store, deadLetters, validate: validateEvent, pseudonyms, knownIdentities, erased, metrics, logger, maxMarks: config.maxMarks }),
     metrics: registry,
     logger,
   });

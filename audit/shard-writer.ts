@@ -14,7 +14,7 @@
 // finds it taken, reloads the chain and retries the batch after it.
 import { TaskflowError } from '../lib/errors.js';
 import { comparePositions as compareEventPositions, eventId, type EventPosition, parseEventId } from '../lib/event-id.js';
-import { type Checkpointer, comparePositions, type ProcessBatch, type ShardInit, type ShardProcessor, type ShutdownReason, type UserRecord } from '@taskflow/stream';
+import { type Checkpointer, comparePositions, type ErasedSubjects, type ProcessBatch, type ShardInit, type ShardProcessor, type ShutdownReason, type UserRecord } from '@taskflow/stream';
 import type { Logger } from '../lib/logger.js';
 import type { EventValidator, RejectReason } from '../schemas/validate.js';
 import { buildSegment, encodeSegment, parseSegmentKey, type Segment, type SegmentLink, segmentKey, type ThroughPosition } from './chain.js';
@@ -61,6 +61,11 @@ export interface AuditShardDeps {
   pseudonyms: Pseudonymizer;
   /** Pseudonyms already in the identity store (shared by the process's shards). */
   knownIdentities: Set<string>;
+  /**
+   * The erased-subjects list (gdpr/POLICY.md): an erased actor's records keep their pseudonym but
+   * get no identity mapping, so a replay, reset or redrive cannot re-link it. Absent: not checked.
+   */
+  erased?: Pick<ErasedSubjects, 'isErased'>;
   metrics?: AuditMetrics;
   logger: Logger;
   /** Workspaces whose last event id the checkpoint keeps (the lease item holds 400 KB). */
@@ -217,6 +222,7 @@ export class AuditShardWriter implements ShardProcessor {
     if (records.length > 0) {
       // Identities before the segment: a record is never shown without the mapping that resolves it.
       for (const [pseudonym, userId] of identities) {
+        if (await this.deps.erased?.isErased(userId)) continue;
         await this.deps.store.put(identityKey(pseudonym), Buffer.from(JSON.stringify({ userId })));
         this.deps.knownIdentities.add(pseudonym);
       }

@@ -288,8 +288,8 @@ export class WrappedSubjectKeyStore implements SubjectKeyStore {
     }
   }
 
-  async isDestroyed(subject: string): Promise<boolean> {
-    return (await this.table.get(kidFor(subject)))?.erased === true;
+  isDestroyed(subject: string): Promise<boolean> {
+    return erasedSubjectLookup(this.table)(subject);
   }
 
   private async unwrapLive(item: KeyItem, subject: string): Promise<SubjectKey> {
@@ -337,6 +337,14 @@ export function loadSubjectKeyConfig(env: Env): SubjectKeyConfig {
  */
 export function readerKeyConfig(env: Env): { subjectKeys?: SubjectKeyConfig } {
   return SUBJECT_KEY_SETTINGS.kmsKeyId.read(env) || isDevelopment(env) ? { subjectKeys: loadSubjectKeyConfig(env) } : {};
+}
+
+/**
+ * The erased-subjects list as a look-up: whether the table holds the subject's tombstone. A read
+ * of one item, no key unwrapped, so a service that decrypts nothing (audit) needs no KMS.
+ */
+export function erasedSubjectLookup(table: KeyTable): (subject: string) => Promise<boolean> {
+  return async (subject) => (await table.get(kidFor(subject)))?.erased === true;
 }
 
 /** The store a service uses; `kms` is called only when the config wraps with KMS. */

@@ -25,6 +25,18 @@ export interface ChangelogEntry {
   event: Envelope;
 }
 
+/**
+ * An event as the changelog holds it once it is an erased subject's alone (gdpr/POLICY.md
+ * `router-changelog`): what routes and orders it, no row images, no actor, `data.erased: true`.
+ * It keeps its id and so its seq: a replaying client needs every seq.
+ */
+export function erasedEnvelope(event: Envelope): Envelope {
+  const data = event.data as unknown as Record<string, unknown>;
+  const { actor: _actor, ...source } = (data.source ?? {}) as Record<string, unknown>;
+  const erased = { op: data.op, table: data.table, key: data.key, before: null, after: null, source, erased: true };
+  return { ...event, data: erased } as unknown as Envelope;
+}
+
 export interface ChangelogPage {
   head: ProjectHead;
   /** Lowest seq still held (null when nothing is held), to tell "too old" from "nothing new". */

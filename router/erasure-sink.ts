@@ -14,7 +14,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { createDynamoClient, loadAwsConfig } from '../lib/aws.js';
 import { type Env, readSettings } from '../lib/config.js';
 import { type ErasureSink, type PurgeResult, type ScanResult, type SinkSteps, type SubjectIdentifiers, bindSink, holdsAny, identifierStrings } from '../lib/erasure.js';
-import type { ChangelogEntry } from './changelog.js';
+import { type ChangelogEntry, erasedEnvelope } from './changelog.js';
 import { ROUTER_SETTINGS } from './config.js';
 
 export interface ChangelogTable {
@@ -42,21 +42,13 @@ async function* items(t: ChangelogTable): AsyncGenerator<StoredItem> {
   } while (start);
 }
 
-/** The entry as the replay API serves it after erasure: what routes and orders it, no row images, no actor. */
-export function erasedEntry(e: ChangelogEntry): ChangelogEntry {
-  const data = e.event.data as unknown as Record<string, unknown>;
-  const { actor: _actor, ...source } = (data.source ?? {}) as Record<string, unknown>;
-  const erased = { op: data.op, table: data.table, key: data.key, before: null, after: null, source, erased: true };
-  return { seq: e.seq, event: { ...e.event, data: erased } as unknown as ChangelogEntry['event'] };
-}
-
 export async function purgeChangelog(t: ChangelogTable, ids: SubjectIdentifiers, onProgress?: (done: number) => void): Promise<PurgeResult> {
   const needles = identifierStrings(ids);
   let changed = 0;
   for await (const item of items(t)) {
     const hits = item.entries.filter((e) => holdsAny(e.event, needles)).length;
     if (hits === 0) continue;
-    const entries = item.entries.map((e) => (holdsAny(e.event, needles) ? erasedEntry(e) : e));
+    const entries = item.entries.map((e) => (holdsAny(e.event, needles) ? { seq: e.seq, event: erasedEnvelope(e.event) } : e));
     try {
       await t.client.send(
         new UpdateItemCommand({

@@ -3,9 +3,9 @@
 // into the changelog, hand the changes to the publishing pipeline, and return the checkpoint
 // state. Everything it talks to is a port, so the property tests run it against in-memory stores
 // with crashes injected, and the service runs it against DynamoDB and MQTT.
-import { type ChangelogStore, projectKey, type ProjectRef } from './changelog.js';
+import { type ChangelogStore, erasedEnvelope, projectKey, type ProjectRef } from './changelog.js';
 import { decodeEvent, type DecodeResult, type DlqReason, type RouterEvent, type EventCheck } from './event.js';
-import { admitBatch, boundMarks, type HighWaterMarks, mergeMarks, serializeMarks } from '@taskflow/stream';
+import { admitBatch, boundMarks, type ErasedSubjects, type HighWaterMarks, mergeMarks, scrubErased, serializeMarks } from '@taskflow/stream';
 import { affectsMemberships } from '../lib/membership-events.js';
 import { revocations } from './revocations.js';
 import { idsToLookUp, planSequence, type ProjectHead, type SequencedChange } from './sequencer.js';
@@ -80,6 +80,11 @@ export interface ShardRouterDeps {
    * changelog keeps them as they travelled, so destroying a key shreds it too.
    */
   decrypt?: (change: SequencedChange) => Promise<SequencedChange>;
+  /**
+   * The erased-subjects list (gdpr/POLICY.md "Erased subjects"): a replay, reset or redrive after
+   * an erasure must not write the person back into the changelog nor publish them. Absent: not checked.
+   */
+  erased?: Pick<ErasedSubjects, 'erasedAmong'>;
 }
 
 /** Where a staged batch's time went (the router logs it for the first batch after a start). */
@@ -146,6 +151,9 @@ export class ShardRouter {
     this.metrics.outOfOrderFixed(reordered);
     for (const e of inOrder) redriven.delete(e.id);
     const admitted = [...inOrder, ...redriven.values()];
+    // The projection takes the events as they are: a removed membership (the erasure's own delete
+    // of the rows among them) must revoke, and its tombstone refuses any older create replayed.
+    const toChangelog = await this.blankErased(admitted);
 
     const t1 = performance.now();
     const membershipEvents = admitted.filter(affectsMemberships);
@@ -157,7 +165,7 @@ export class ShardRouter {
     const applying = membershipEvents.length > 0 ? this.deps.memberships.apply(membershipEvents).then(() => void (membershipsDoneAt = performance.now())) : Promise.resolve();
 
     const byProject = new Map<string, { project: ProjectRef; events: RouterEvent[] }>();
-    for (const e of admitted) {
+    for (const e of toChangelog) {
       if (e.projectId === undefined) continue;
       const project = { workspaceId: e.workspaceId, projectId: e.projectId };
       const key = projectKey(project);
@@ -188,7 +196,8 @@ export class ShardRouter {
       for (const [workspaceId, w] of byWorkspace) this.deps.sink.revoke(workspaceId, w.afterEventId, [...w.userIds]);
     }
     const decrypt = this.deps.decrypt;
-    const toSink = decrypt ? await Promise.all(sequenced.map((changes) => Promise.all(changes.map(decrypt)))) : sequenced;
+    // Decrypted text can @mention an erased subject the ciphertext hid: blanked again before publishing.
+    const toSink = decrypt ? await Promise.all(sequenced.map(async (changes) => this.blankErasedChanges(await Promise.all(changes.map(decrypt))))) : sequenced;
     groups.forEach((g, i) => this.deps.sink.enqueue(g.project, toSink[i]!));
     // Every change is in the changelog and with the sink: the marks move on in memory; the
     // checkpoint that stores them waits for `published`.
@@ -196,6 +205,27 @@ export class ShardRouter {
     const published = this.deps.sink.flush();
     published.catch(() => {}); // the caller awaits it; this only keeps an early failure from going unhandled
     return { state: serializeMarks(this.marks), published, timings: { decodeMs: Math.round(t1 - t0), membershipsMs: Math.round(membershipsDoneAt - t1), sequenceMs: Math.round(t2 - t1), events: admitted.length, memberships: membershipEvents.length } };
+  }
+
+  /**
+   * The events with erased subjects' data blanked (scrubErased); an event about them alone (their
+   * membership) keeps its id, and so its seq, in the changelog's erased form. One cached look-up
+   * per distinct id, so a batch naming nobody erased costs a scan of its ids.
+   */
+  private async blankErased(events: RouterEvent[]): Promise<RouterEvent[]> {
+    if (!this.deps.erased) return events;
+    const erased = await this.deps.erased.erasedAmong(events);
+    if (erased.size === 0) return events;
+    return events.map((e) => {
+      const envelope = scrubErased(e.envelope, (id) => erased.has(id)) ?? erasedEnvelope(e.envelope);
+      return envelope === e.envelope ? e : { ...e, envelope };
+    });
+  }
+
+  private async blankErasedChanges(changes: SequencedChange[]): Promise<SequencedChange[]> {
+    if (!this.deps.erased) return changes;
+    const events = await this.blankErased(changes.map((c) => c.event));
+    return changes.map((c, i) => (events[i] === c.event ? c : { seq: c.seq, event: events[i]! }));
   }
 
   get state(): string {

@@ -125,11 +125,16 @@ export class ErasedSubjects {
     return erased;
   }
 
-  /** The events as a consumer may apply them: erased subjects' data blanked, events about them alone left out. */
-  async scrub(events: readonly StreamEvent[]): Promise<StreamEvent[]> {
+  /** The erased subjects among the ids the events carry (one cached look-up per distinct id). */
+  async erasedAmong(events: readonly StreamEvent[]): Promise<Set<string>> {
     const ids = [...new Set(events.flatMap((e) => subjectIdsOf(e.envelope)))];
     const answers = await Promise.all(ids.map((id) => this.isErased(id)));
-    const erased = new Set(ids.filter((_, i) => answers[i]));
+    return new Set(ids.filter((_, i) => answers[i]));
+  }
+
+  /** The events as a consumer may apply them: erased subjects' data blanked, events about them alone left out. */
+  async scrub(events: readonly StreamEvent[]): Promise<StreamEvent[]> {
+    const erased = await this.erasedAmong(events);
     if (erased.size === 0) return [...events];
     const out: StreamEvent[] = [];
     for (const e of events) {
