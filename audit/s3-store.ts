@@ -91,8 +91,10 @@ export class S3AuditStore implements AuditStore {
   }
 
   async list(prefix: string, startAfter = ''): Promise<string[]> {
-    // A prefix reaching both (only '' or a prefix of 'identities/') lists both buckets.
-    const buckets = MUTABLE_PREFIX.startsWith(prefix) ? [this.options.lockedBucket, this.options.mutableBucket] : [this.bucketOf(prefix)];
+    // A prefix reaching both (only '' or a proper prefix of 'identities/') lists both buckets; one
+    // under 'identities/' (the erasure sink's) only the identity bucket, the one the gdpr
+    // processor's role may list.
+    const buckets = !isMutableKey(prefix) && MUTABLE_PREFIX.startsWith(prefix) ? [this.options.lockedBucket, this.options.mutableBucket] : [this.bucketOf(prefix)];
     const keys: string[] = [];
     for (const Bucket of buckets) {
       let ContinuationToken: string | undefined;

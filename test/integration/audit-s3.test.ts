@@ -105,7 +105,10 @@ describe('S3AuditStore against s3rver', () => {
     const put = sent.find((r) => r.method === 'PUT')!;
     expect(put.path).toBe(`/${IDENTITIES}/${key}`);
     expect(put.headers['x-amz-object-lock-mode']).toBeUndefined();
+    sent.length = 0;
     expect(await s.list('identities/')).toEqual([key]);
+    // The erasure sink's listing asks the identity bucket only: the gdpr processor may list no other.
+    expect(sent.map((r) => r.path.split('/')[1])).toEqual([IDENTITIES]);
     expect(Buffer.from((await s.get(key))!).toString()).toBe('{"userId":"u1"}');
     expect((await s.list('')).filter((k) => k.startsWith('identities/'))).toEqual([key]);
     await s.delete(key);
