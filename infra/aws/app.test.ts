@@ -15,7 +15,8 @@ import { authorizerBundle } from './stacks/realtime.js';
 import { roleName } from './stacks/services.js';
 import { manifests, STREAM_CONSUMERS_CONFIG_MAP, workloads } from './workloads.js';
 import { loadArchiverConfig, loadLoaderConfig } from '../../analytics/config.js';
-import { loadConfig as loadAuditConfig } from '../../audit/config.js';
+import { loadAuditStoreConfig, loadConfig as loadAuditConfig } from '../../audit/config.js';
+import { openErasureSinks as openAuditErasureSinks } from '../../audit/erasure-sink.js';
 import { loadConfig as loadCaptureConfig } from '../../capture/config.js';
 import { loadConfig as loadGdprConfig } from '../../gdpr/config.js';
 import { loadConfig as loadNotificationsConfig } from '../../notifications/config.js';
@@ -181,7 +182,7 @@ describe('services stack and manifests', () => {
     expect(docs('capture').map((d) => d.kind)).not.toContain('HorizontalPodAutoscaler');
   });
 
-  it("names the subject keys' KMS key for the readers that decrypt, the key set for the token verifiers, and gives the file keepers one pod with a volume", () => {
+  it("names the subject keys' KMS key for the readers that decrypt, the key set for the token verifiers, and gives the file keeper one pod with a volume", () => {
     const list = workloads(built.settings);
     const envOf = (name: string) => list.find((w) => w.name === name)?.env ?? {};
     for (const name of ['capture', 'router', 'search', 'notifications', 'gdpr']) expect({ name, key: envOf(name).SUBJECT_KEYS_KMS_KEY_ID }).toEqual({ name, key: 'alias/taskflow' });
@@ -193,7 +194,7 @@ describe('services stack and manifests', () => {
     for (const w of readers) expect(JSON.stringify(manifests(w, { namespace: 'taskflow', image: 'img', roleArn: 'r', region: 'us-east-1' }))).toContain(`{"name":"${w.leases!.setting}","value":"${w.leases!.name}"}`);
     tpl('analytics').hasResourceProperties('AWS::S3::Bucket', { BucketName: built.settings.rawArchiveBucket });
     expect(envOf('analytics-archiver').FIREHOSE_DELIVERY_STREAM).toBe('taskflow-raw-archive');
-    for (const name of ['audit', 'analytics-loader']) {
+    for (const name of ['analytics-loader']) {
       const w = list.find((x) => x.name === name);
       if (!w) throw new Error(name);
       const items = manifests(w, { namespace: 'taskflow', image: 'img', roleArn: 'r', region: 'us-east-1' }) as { kind: string; spec?: { replicas?: number; volumeClaimTemplates?: unknown[] } }[];
@@ -208,7 +209,7 @@ describe('the manifests configure each service for production', () => {
   // What the deployment supplies from its secret store or from outside this app (infra/aws/README.md).
   const EXTERNAL: Record<string, Record<string, string>> = {
     capture: { DATABASE_URL: 'postgres://taskflow_replication:secret@db.internal:5432/taskflow' },
-    gdpr: { DATABASE_URL: 'postgres://operator:secret@db.internal:5432/taskflow' },
+    gdpr: { DATABASE_URL: 'postgres://operator:secret@db.internal:5432/taskflow', AUDIT_KEY: 'k'.repeat(32) },
     audit: { AUDIT_KEY: 'k'.repeat(32) },
     search: { OPENSEARCH_URL: 'https://search.internal:9200' },
   };
@@ -232,6 +233,52 @@ describe('the manifests configure each service for production', () => {
       const env: Record<string, string> = { ...Object.fromEntries((container?.env ?? []).map((e) => [e.name, e.value ?? `${w.name}-0`])), ...EXTERNAL[w.name] };
       expect(env.TASKFLOW_ENV).toBeUndefined();
       expect(() => load(env)).not.toThrow();
+    }
+  });
+});
+
+describe('the audit trail in production', () => {
+  /** A workload's manifest: its kind's document and its container's environment (a fieldRef as `<name>-0`) plus the secret store's AUDIT_KEY. */
+  const deployed = (name: string) => {
+    const w = workloads(built.settings).find((x) => x.name === name);
+    if (!w) throw new Error(name);
+    const items = manifests(w, { namespace: 'taskflow', image: 'img', roleArn: 'r', region: 'us-east-1' }) as { kind: string; spec?: { volumeClaimTemplates?: unknown[]; template?: { spec: { containers: { env: { name: string; value?: string }[]; volumeMounts?: unknown[] }[] } } } }[];
+    const doc = items.find((d) => d.kind === w.kind);
+    const container = doc?.spec?.template?.spec.containers[0];
+    const env: Record<string, string> = { ...Object.fromEntries((container?.env ?? []).map((e) => [e.name, e.value ?? `${name}-0`])), AUDIT_KEY: 'k'.repeat(32) };
+    return { kind: doc?.kind, claims: doc?.spec?.volumeClaimTemplates, mounts: container?.volumeMounts, env };
+  };
+
+  it('keeps the audit trail in S3: segments under Object Lock, identity mappings in an encrypted bucket without Object Lock or versioning', () => {
+    const c = tpl('compliance');
+    const [keyId] = Object.keys(c.findResources('AWS::KMS::Key'));
+    c.hasResourceProperties('AWS::S3::Bucket', { BucketName: built.settings.auditBucket, ObjectLockEnabled: true, VersioningConfiguration: { Status: 'Enabled' } });
+    const found = Object.entries(c.findResources('AWS::S3::Bucket', { Properties: { BucketName: built.settings.auditIdentityBucket } })) as [string, { Properties: Record<string, unknown> }][];
+    expect(found).toHaveLength(1);
+    const [id, identities] = found[0]!;
+    // Erasure deletes a mapping: a lock would refuse it, a noncurrent version would keep it.
+    expect(identities.Properties.ObjectLockEnabled).toBeUndefined();
+    expect(identities.Properties.ObjectLockConfiguration).toBeUndefined();
+    expect(identities.Properties.VersioningConfiguration).toBeUndefined();
+    expect(identities.Properties.BucketEncryption).toEqual({ ServerSideEncryptionConfiguration: [{ BucketKeyEnabled: true, ServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: { 'Fn::GetAtt': [keyId, 'Arn'] } } }] });
+    expect(identities.Properties.PublicAccessBlockConfiguration).toEqual({ BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true });
+    expect(identities.Properties.LoggingConfiguration).toMatchObject({ LogFilePrefix: 'audit-identities/' });
+    c.hasResourceProperties('AWS::S3::BucketPolicy', { Bucket: { Ref: id }, PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Action: 's3:*', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) } });
+  });
+
+  it('runs audit as a Deployment without a volume on the S3 store, and opens the gdpr processor\'s audit sink on the same buckets', async () => {
+    const audit = deployed('audit');
+    expect({ kind: audit.kind, claims: audit.claims, mounts: audit.mounts }).toEqual({ kind: 'Deployment', claims: undefined, mounts: undefined });
+    const s3 = { kind: 's3', lockedBucket: built.settings.auditBucket, mutableBucket: built.settings.auditIdentityBucket, retentionDays: 400 };
+    expect(loadAuditConfig(audit.env).store).toEqual(s3);
+    expect(audit.env.AUDIT_STORE_DIR).toBeUndefined();
+    // The processor opens every erasure-sink module on its own environment (cli/commands/gdpr.ts).
+    const opened = await openAuditErasureSinks(deployed('gdpr').env);
+    try {
+      expect(opened.sinks.map((k) => k.sink)).toEqual(['audit-trail']);
+      expect(loadAuditStoreConfig(deployed('gdpr').env)).toEqual(s3);
+    } finally {
+      await opened.close();
     }
   });
 });

@@ -43,7 +43,7 @@ export function buildApp(opts: BuildOptions = {}): PipelineApp {
   const app = new App({ ...(opts.outdir ? { outdir: opts.outdir } : {}), ...(opts.validation === undefined ? {} : { builtinCloudFormationValidation: opts.validation }) });
   const env = { account: settings.account, region: settings.region };
   const name = (s: string) => `Taskflow-${settings.env}-${s}`;
-  const compliance = new ComplianceStack(app, name('Compliance'), { env });
+  const compliance = new ComplianceStack(app, name('Compliance'), settings, { env });
   const stream = new StreamStack(app, name('Stream'), settings, { env });
   const state = new StateStack(app, name('State'), compliance.key, settings.changelogCapacity, { env });
   const memberships = state.tables.memberships;

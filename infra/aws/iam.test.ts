@@ -156,6 +156,19 @@ describe("the CDK app's IAM policies", () => {
     }
   });
 
+  it('let only audit write the audit trail, nobody delete from it or loosen its lock, and only gdpr read or delete identity mappings', () => {
+    const grants = synthesizedGrants();
+    // Every (role, action) on a bucket or its objects.
+    const on = (bucket: string) => [...grants].flatMap(([role, byResource]) => [...byResource].filter(([resource]) => resource === `bucket:${bucket}` || resource.startsWith(`bucket:${bucket}/`)).flatMap(([, actions]) => [...actions].map((action) => `${role} ${action}`))).sort();
+    const trail = on(built.settings.auditBucket);
+    expect(trail).toContain('audit s3:PutObjectRetention');
+    expect(trail.filter((g) => /^s3:(Put|Delete|Bypass|Restore|Replicate)/.test(g.split(' ')[1]!) && !g.startsWith('audit '))).toEqual([]);
+    expect(trail.filter((g) => /^s3:(Delete|Bypass|PutBucket|PutObjectLegalHold|PutLifecycle|PutObjectAcl)/.test(g.split(' ')[1]!))).toEqual([]);
+    const identities = on(built.settings.auditIdentityBucket);
+    expect(identities.filter((g) => /^s3:(Get|Delete)/.test(g.split(' ')[1]!))).toEqual(['gdpr s3:DeleteObject', 'gdpr s3:GetObject']);
+    expect(identities.filter((g) => g.endsWith(' s3:PutObject'))).toEqual(['audit s3:PutObject']);
+  });
+
   it('give every service production runs (what `taskflow dev` starts, minus development-only ones) its own workload and IRSA role with grants', () => {
     const services = [...PRODUCTION_SERVICES].sort();
     expect(services.length).toBeGreaterThan(5);

@@ -30,6 +30,11 @@ export function acknowledgeFindings(s: PipelineApp['stacks'], settings: Pipeline
   if (notifications) accept(notifications, [iot('topic/taskflow/v1/ws/*/users/*')], "notifications publish to users' topics (taskflow/v1/ws/{workspace}/users/{user}) only; browsers never get this role");
   const loader = roles['analytics-loader'];
   if (loader) accept(loader, [`AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::${settings.rawArchiveBucket}/${RAW_PREFIX}*]`], 'the loader reads (and deletes past retention) the raw archive\'s objects under raw/ only');
+  const objects = (bucket: string) => `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::${bucket}/*]`;
+  const audit = roles.audit;
+  if (audit) accept(audit, [objects(settings.auditBucket), objects(settings.auditIdentityBucket)], 'audit writes one object per segment, redrive mark and identity mapping, keys it cannot know in advance; each bucket holds only the audit trail, and the locked one grants no delete');
+  const gdpr = roles.gdpr;
+  if (gdpr) accept(gdpr, [objects(settings.auditIdentityBucket)], "the pseudonym cut reads every identity mapping and deletes the subject's; the bucket holds only those mappings");
   const archive = s.analytics.archive.node.defaultChild as CfnResource;
   accept(s.analytics.firehoseRole, [...KMS_GRANT, `AwsSolutions-IAM5[Resource::<${Stack.of(archive).getLogicalId(archive)}.Arn>/*]`], 'Firehose writes objects of its own archive bucket (bucket/*); KMS actions on the one key');
   accept(s.realtime.authorizerFunction, ['AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]'], 'AWSLambdaBasicExecutionRole only lets the authorizer write its own logs');

@@ -20,6 +20,9 @@ export interface Settings {
   namespace: string;
   /** The raw archive's bucket, named so the loader's manifest can say where to read (bucket names are global: account in it). */
   rawArchiveBucket: string;
+  /** The audit trail's buckets, named so the audit and gdpr manifests can say where the trail is: segments under Object Lock, and the identity mapping (no Object Lock: erasure deletes it). */
+  auditBucket: string;
+  auditIdentityBucket: string;
   snowflake: { accountUrl: string; database: string; schema: string; table: string; user: string };
   jwt: { jwksUrl: string; issuer: string; audience: string };
 }
@@ -40,6 +43,8 @@ export function defaultSettings(env = 'prod'): Settings {
     eksOidcProvider: 'oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE',
     namespace: 'taskflow',
     rawArchiveBucket: `taskflow-${env}-raw-archive-${account}`,
+    auditBucket: `taskflow-${env}-audit-${account}`,
+    auditIdentityBucket: `taskflow-${env}-audit-identities-${account}`,
     snowflake: { accountUrl: 'https://example.us-east-1.snowflakecomputing.com', database: 'TASKFLOW', schema: 'RAW', table: 'CHANGES', user: 'FIREHOSE' },
     jwt: { jwksUrl: 'https://auth.taskflow.example/.well-known/jwks.json', issuer: 'https://auth.taskflow.example', audience: 'taskflow-realtime' },
   };

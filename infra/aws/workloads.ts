@@ -3,8 +3,7 @@
 // StatefulSet so each instance keeps a stable lease-owner name across restarts (KINESIS_WORKER_ID
 // and CAPTURE_INSTANCE_ID are the pod names: router-0, router-1, ...); readers that
 // only need a unique worker id are Deployments; a service that keeps a file (the loader's DuckDB
-// warehouse, audit's segments until its S3 store exists) is one StatefulSet pod with its own
-// volume. `taskflow infra synth` writes them beside the CloudFormation templates; the IRSA roles
+// warehouse) is one StatefulSet pod with its own volume. `taskflow infra synth` writes them beside the CloudFormation templates; the IRSA roles
 // they name are in the services stack. The names are the services `taskflow dev` runs (minus
 // the development-only board): infra/aws/iam.test.ts fails when one has no workload and role.
 import { ARCHIVER_SETTINGS } from '../../analytics/config.js';
@@ -15,6 +14,7 @@ import { ROUTER_SETTINGS } from '../../router/config.js';
 import { SEARCH_SETTINGS } from '../../search/config.js';
 import type { Settings } from './settings.js';
 import { RAW_DELIVERY_STREAM, RAW_PREFIX } from './stacks/analytics.js';
+import { AUDIT_RETENTION_DAYS } from './stacks/compliance.js';
 
 export interface Workload {
   name: string;
@@ -61,12 +61,16 @@ export const API_PORT = 8080;
 /** The environment's KMS key, which wraps the per-subject data keys: readers that decrypt personal fields need it named. */
 const SUBJECT_KEYS = { SUBJECT_KEYS_KMS_KEY_ID: 'alias/taskflow' };
 
-export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawArchiveBucket' | 'efoConsumers'>): Workload[] {
+export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawArchiveBucket' | 'efoConsumers' | 'auditBucket' | 'auditIdentityBucket'>): Workload[] {
   const streamName = settings.streamName;
   // The router, the latency-critical reader, reads by enhanced fan-out as its own EFO consumer.
   if (!settings.efoConsumers.includes('router')) throw new Error('the router reads by enhanced fan-out: the stream stack must register an EFO consumer named router (efo_consumers)');
   // Services that verify browsers' tokens: outside development mode a missing key set is a start-up error.
   const jwt = { JWT_JWKS_URL: settings.jwt.jwksUrl, JWT_ISSUER: settings.jwt.issuer, JWT_AUDIENCE: settings.jwt.audience };
+  // The audit trail's S3 store (audit/s3-store.ts): audit writes it, the gdpr processor's audit
+  // sink (audit/erasure-sink.ts) deletes identity mappings from it; AUDIT_KEY, which both need,
+  // comes from the secret store.
+  const auditTrail = { [AUDIT_SETTINGS.store.name]: 's3', [AUDIT_SETTINGS.bucket.name]: settings.auditBucket, [AUDIT_SETTINGS.identityBucket.name]: settings.auditIdentityBucket };
   return [
     {
       name: 'capture',
@@ -115,17 +119,20 @@ export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawAr
       ports: { api: API_PORT },
     },
     {
-      // One writer of the segment folder; AUDIT_KEY comes from the secret store.
+      // A Deployment: with the S3 store the trail keeps no local state. Segments and redrive marks
+      // are in the Object Lock bucket, each shard's head in its lease checkpoint, and a new
+      // holder folds what it finds in the bucket, so a pod needs neither a volume nor a stable
+      // name; two holders of a shard (a rollout's overlap) cannot fork the chain, the conditional
+      // create refuses the second (audit/store.ts).
       name: 'audit',
       leases: leasesOf(AUDIT_SETTINGS.consumerName),
-      kind: 'StatefulSet',
+      kind: 'Deployment',
       args: ['audit'],
       replicas: { min: 1, max: 1 },
       cpuMillis: 500,
       memoryMi: 1024,
-      env: { CHANGE_STREAM_NAME: streamName, AUDIT_STORE_DIR: '/data/audit' },
-      instanceIdEnv: 'KINESIS_WORKER_ID',
-      volumeGi: 100,
+      // Each object's own lock is as long as the bucket's default retention.
+      env: { CHANGE_STREAM_NAME: streamName, ...auditTrail, [AUDIT_SETTINGS.retentionDays.name]: String(AUDIT_RETENTION_DAYS) },
     },
     {
       // Polls its request store; DATABASE_URL comes from the secret store, as capture's.
@@ -135,7 +142,7 @@ export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawAr
       replicas: { min: 1, max: 1 },
       cpuMillis: 250,
       memoryMi: 512,
-      env: { ...SUBJECT_KEYS },
+      env: { ...SUBJECT_KEYS, ...auditTrail },
     },
     {
       name: 'analytics-archiver',

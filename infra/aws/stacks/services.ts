@@ -129,8 +129,24 @@ export class ServicesStack extends Stack {
       // Live delivery through the IoT data plane (NOTIFICATIONS_PUBLISHER=iot-data): users' topics only, never a project's.
       notifications.addToPolicy(new iam.PolicyStatement({ actions: ['iot:Publish'], resources: [iot('topic/taskflow/v1/ws/*/users/*')] }));
     }
+    // The audit trail's buckets (compliance stack), by the names the manifests give (AUDIT_BUCKET, AUDIT_IDENTITY_BUCKET).
+    const auditTrail = s3.Bucket.fromBucketName(this, 'AuditTrail', settings.auditBucket);
+    const auditIdentities = s3.Bucket.fromBucketName(this, 'AuditIdentities', settings.auditIdentityBucket);
     const audit = this.roles.audit;
-    if (audit) reader(audit, 'audit', 'audit');
+    if (audit) {
+      reader(audit, 'audit', 'audit');
+      // audit/s3-store.ts as the service calls it: create = HEAD (s3:GetObject) then a conditional
+      // PutObject carrying its own Object Lock retention (s3:PutObjectRetention); get; list
+      // (ListObjectsV2; it also makes a HEAD of a missing key a 404, not a 403). Never a delete,
+      // never a change of the bucket's lock or a bypass.
+      audit.addToPolicy(new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [auditTrail.bucketArn] }));
+      audit.addToPolicy(new iam.PolicyStatement({ actions: ['s3:PutObject', 's3:PutObjectRetention', 's3:GetObject'], resources: [auditTrail.arnForObjects('*')] }));
+      // The shard writer only ever puts identity mappings (audit/shard-writer.ts); reading and
+      // deleting them is for the gdpr processor and the operator's `taskflow audit query|forget`.
+      audit.addToPolicy(new iam.PolicyStatement({ actions: ['s3:PutObject'], resources: [auditIdentities.arnForObjects('*')] }));
+      // SSE-KMS objects under the environment key: a PUT generates the data key, a GET decrypts it.
+      dataKey.grant(audit, 'kms:GenerateDataKey', 'kms:Decrypt');
+    }
     const archiver = this.roles['analytics-archiver'];
     if (archiver) {
       reader(archiver, 'analytics-archiver', 'archiver');
@@ -159,6 +175,13 @@ export class ServicesStack extends Stack {
       // items holding the subject deleted (lib/dynamo-erasure.ts).
       grantTable(gdpr, table('changelog'), ['Scan', 'UpdateItem']);
       for (const key of ['notifications', 'notification-watchers', 'notification-memberships']) grantTable(gdpr, table(key), ['Scan', 'DeleteItem']);
+      // The audit trail's pseudonym cut (audit/erasure-sink.ts, identities.ts): lists the identity
+      // mappings (ListObjectsV2 under identities/, which audit/s3-store.ts sends to the identity
+      // bucket only), reads each (GetObject, which decrypts) and deletes the subject's (DeleteObject).
+      // Nothing on the Object Lock bucket.
+      gdpr.addToPolicy(new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [auditIdentities.bucketArn] }));
+      gdpr.addToPolicy(new iam.PolicyStatement({ actions: ['s3:GetObject', 's3:DeleteObject'], resources: [auditIdentities.arnForObjects('*')] }));
+      dataKey.grant(gdpr, 'kms:Decrypt');
     }
   }
 }
