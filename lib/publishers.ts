@@ -42,7 +42,14 @@ interface PooledConnection {
   queue: Promise<void>;
 }
 
+/** How long close() waits for the broker to acknowledge the publishes in flight. */
+export const CLOSE_GRACE_MS = 2000;
+
 export class MqttPublisherPool implements Publisher {
+  /** Fails a publish in flight (close() gave up waiting for its acknowledgement). */
+  private readonly inFlight = new Set<(err: Error) => void>();
+  private closing: Promise<void> | undefined;
+
   private constructor(private readonly connections: PooledConnection[]) {}
 
   static async connect(opts: MqttPoolOptions): Promise<MqttPublisherPool> {
@@ -73,6 +80,7 @@ export class MqttPublisherPool implements Publisher {
     if (!conn) throw new Error('publisher pool has no connections');
     const turn = conn.queue.then(async () => {
       for (;;) {
+        if (this.closing) return;
         const r = take(conn.bucket, Date.now());
         if (r.ok) return;
         await sleep(r.waitMs);
@@ -80,11 +88,32 @@ export class MqttPublisherPool implements Publisher {
     });
     conn.queue = turn;
     await turn;
-    await conn.client.publishAsync(topic, payload, { qos: 1 });
+    if (this.closing) throw new Error('publisher closed');
+    await new Promise<void>((resolve, reject) => {
+      this.inFlight.add(reject);
+      conn.client.publishAsync(topic, payload, { qos: 1 }).then(() => resolve(), reject).finally(() => this.inFlight.delete(reject));
+    });
   }
 
-  async close(): Promise<void> {
-    await Promise.all(this.connections.map((c) => c.client.endAsync()));
+  /**
+   * Waits up to `graceMs` for the publishes in flight to be acknowledged, then fails the rest and
+   * closes the connections. A publish the broker refused is never acknowledged — the broker (aedes,
+   * IoT Core) closes the connection and mqtt.js sends it again after every reconnect — and a plain
+   * end() would wait for it forever; a service's graceful stop calls this when its in-flight
+   * batches do not finish (notifications/service.ts), so the stop ends and the batch is re-read
+   * from the last checkpoint by the next holder.
+   */
+  close(graceMs = CLOSE_GRACE_MS): Promise<void> {
+    this.closing ??= (async () => {
+      const acknowledged = Promise.all(this.connections.map((c) => new Promise<void>((resolve) => (Object.keys(c.client.outgoing).length === 0 ? resolve() : c.client.once('outgoingEmpty', () => resolve())))));
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([acknowledged.then(() => false), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), graceMs)))]);
+      clearTimeout(timer);
+      for (const fail of this.inFlight) fail(new Error('publisher closed before the broker acknowledged the publish'));
+      this.inFlight.clear();
+      await Promise.all(this.connections.map((c) => c.client.endAsync(timedOut)));
+    })();
+    return this.closing;
   }
 }
 

@@ -34,6 +34,9 @@ export interface RunningNotifications {
   stop(mode?: 'graceful' | 'abandon'): Promise<void>;
 }
 
+/** How long a graceful stop waits for the batches in flight before it closes the publisher under them. */
+const STOP_GRACE_MS = 5000;
+
 export async function connectPublisher(config: NotificationsConfig, workerId: string): Promise<Publisher> {
   if (config.publisher === 'iot-data') return new IotDataPublisher(createIotDataClient(config.aws));
   // Locally the service signs its own token with the dev secret it verifies with, as the router does.
@@ -94,7 +97,17 @@ export async function startNotifications(config: NotificationsConfig, logger: Lo
     apiUrl: api.url,
     metricsUrl: metricsServer.url,
     async stop(mode = 'graceful') {
-      await consumer.stop(mode);
+      // The batches in flight finish first (delivered, then checkpointed). One waiting on a publish
+      // the broker never acknowledges (it refused it and closed the connection; the client sends
+      // it again after every reconnect) would hold the stop forever: after the grace the publisher
+      // is closed, which fails that publish, and the batch is left to the next holder of its shard.
+      const stopping = consumer.stop(mode);
+      const giveUp = setTimeout(() => {
+        logger.warn({ graceMs: STOP_GRACE_MS }, 'batches still in flight at stop: closing the publisher');
+        void publisher.close();
+      }, STOP_GRACE_MS);
+      await stopping;
+      clearTimeout(giveUp);
       api.server.closeAllConnections();
       await Promise.all([close(api.server), close(metricsServer.server)]);
       await publisher.close();

@@ -53,6 +53,23 @@ describe('publishers', () => {
     }
     await pool.close();
   });
+  it('the MQTT pool closes within its grace when the broker never acknowledges a publish (refused: the broker closes the connection, the client resends), failing that publish', async () => {
+    // As the pipeline's broker treats a service identity it does not admit (bench:consumers' notifications before it was admitted).
+    let refusals = 0;
+    const refusing = await startTestBroker({ authorizePublish: (_client, _packet, done) => done(new Error(`not authorized (${++refusals})`)) });
+    try {
+      const pool = await MqttPublisherPool.connect({ url: refusing.tcpUrl, size: 1, clientIdPrefix: 'refused-test', publishesPerSecond: 50 });
+      const refused = pool.publish('taskflow/v1/ws/w/users/u', Buffer.from('{}'));
+      const outcome = refused.then(() => 'acknowledged', (err: Error) => err.message);
+      await waitFor(() => refusals >= 2, 'the broker to refuse the publish and the client to send it again after reconnecting', 10_000, 20);
+      // A plain end() would wait for the acknowledgement forever.
+      await pool.close(300);
+      expect(await outcome).toBe('publisher closed before the broker acknowledged the publish');
+      await expect(pool.publish('taskflow/v1/ws/w/users/u', Buffer.from('{}'))).rejects.toThrow('publisher closed');
+    } finally {
+      await refusing.stop();
+    }
+  });
 });
 
 describe('IotConnectionRevoker', () => {
