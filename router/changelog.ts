@@ -1,16 +1,13 @@
 // The per-project changelog port: what sequencing and the replay API need from storage.
-// Layout shared by the adapters: one head per project (last seq, highest id) and changelog
-// items each holding a run of consecutive seqs, keyed by their first seq. Entries are written
-// before the head moves (the head's conditional write is the fence between writers), so an item
-// may reach beyond the head after a crash. Because assignment is deterministic, a rewrite of an
-// item holds the same events at the same seqs: an item is only replaced by one reaching at least
-// as far (`mayReplace`), a shorter rewrite finds its entries already stored, and readers take
-// each seq once where items overlap.
+// Layout shared by the adapters (dynamo-changelog.ts, memory-changelog.ts): changelog items each
+// holding a run of consecutive seqs, keyed by their first seq and written only if absent — that
+// write is the fence between routers, and the newest item holds the project's last seq — plus one
+// head item per project that reserves seqs ahead (changelog-claims.ts). Items never overlap, and
+// readers still take each seq once (`entriesOnce`) for items written before that rule.
 import { comparePositions, parseEventId } from '../lib/event-id.js';
 import { TaskflowError } from '../lib/errors.js';
 import type { Envelope } from './event.js';
 import type { ProjectHead } from './sequencer.js';
-import { EMPTY_HEAD } from './sequencer.js';
 
 import type { ProjectRef } from '@taskflow/realtime';
 
@@ -49,7 +46,7 @@ export interface ChangelogStore {
   readHead(project: ProjectRef): Promise<ProjectHead>;
   /** The seqs of those ids that are in the project's changelog. */
   findSeqs(project: ProjectRef, head: ProjectHead, ids: readonly string[]): Promise<Map<string, number>>;
-  /** Writes the entries (seqs expected.seq+1 …) then moves the head; StaleHeadError if it moved meanwhile. */
+  /** Writes the entries (seqs expected.seq+1 …); StaleHeadError if another writer holds those seqs already. */
   append(project: ProjectRef, entries: readonly ChangelogEntry[], expected: ProjectHead, next: ProjectHead): Promise<void>;
   read(project: ProjectRef, after: number, limit: number): Promise<ChangelogPage>;
 }
@@ -90,18 +87,6 @@ export function createIdSearch(ids: readonly string[]): { found: Map<string, num
   };
 }
 
-/**
- * Whether `next` may overwrite `existing` at the same first seq: it reaches as far, or it is a
- * prefix of what is stored already (then there is nothing to write). Anything else is another
- * writer's history: StaleHeadError.
- */
-export function itemWriteDecision(existing: Pick<ChangelogItem, 'toSeq' | 'ids'> | undefined, next: Pick<ChangelogItem, 'toSeq' | 'ids'>): 'write' | 'skip' | 'conflict' {
-  if (!existing) return 'write';
-  const overlap = Math.min(existing.ids.length, next.ids.length);
-  for (let i = 0; i < overlap; i += 1) if (existing.ids[i] !== next.ids[i]) return 'conflict';
-  return next.toSeq >= existing.toSeq ? 'write' : 'skip';
-}
-
 /** Entries of items (oldest first), each seq once, only those in (after, upTo]. */
 export function entriesOnce(items: Iterable<ChangelogItem>, after: number, upTo: number, limit: number): ChangelogEntry[] {
   const out: ChangelogEntry[] = [];
@@ -123,50 +108,4 @@ export function buildItem(entries: readonly ChangelogEntry[], next: ProjectHead)
   const last = entries[entries.length - 1];
   if (!first || !last || next.lastId === null) throw new TaskflowError('EMPTY_CHANGELOG_ITEM', 'an append needs at least one entry');
   return { fromSeq: first.seq, toSeq: last.seq, hwm: next.lastId, ids: entries.map((e) => e.event.id), entries: [...entries] };
-}
-
-/** In-process store: the reference for tests and for `taskflow router --store memory`. */
-export class MemoryChangelogStore implements ChangelogStore {
-  private readonly heads = new Map<string, ProjectHead>();
-  private readonly items = new Map<string, Map<number, ChangelogItem>>();
-  /** Test hook: called after the entries are written and before the head moves (throw to simulate a crash). */
-  beforeHeadWrite: ((project: ProjectRef) => void) | undefined;
-
-  async readHead(project: ProjectRef): Promise<ProjectHead> {
-    return this.heads.get(projectKey(project)) ?? EMPTY_HEAD;
-  }
-
-  async findSeqs(project: ProjectRef, head: ProjectHead, ids: readonly string[]): Promise<Map<string, number>> {
-    const items = [...(this.items.get(projectKey(project))?.values() ?? [])].filter((i) => i.fromSeq <= head.seq).sort((a, b) => b.fromSeq - a.fromSeq);
-    const search = createIdSearch(ids);
-    for (const item of items) if (search.offer(item)) break;
-    return search.found;
-  }
-
-  async append(project: ProjectRef, entries: readonly ChangelogEntry[], expected: ProjectHead, next: ProjectHead): Promise<void> {
-    const key = projectKey(project);
-    const item = buildItem(entries, next);
-    let items = this.items.get(key);
-    if (!items) this.items.set(key, (items = new Map()));
-    const decision = itemWriteDecision(items.get(item.fromSeq), item);
-    if (decision === 'conflict') throw new StaleHeadError(project, expected.seq);
-    if (decision === 'write') items.set(item.fromSeq, item);
-    this.beforeHeadWrite?.(project);
-    const current = this.heads.get(key) ?? EMPTY_HEAD;
-    if (current.seq !== expected.seq) throw new StaleHeadError(project, expected.seq);
-    this.heads.set(key, next);
-  }
-
-  async read(project: ProjectRef, after: number, limit: number): Promise<ChangelogPage> {
-    const head = await this.readHead(project);
-    const items = [...(this.items.get(projectKey(project))?.values() ?? [])].filter((i) => i.fromSeq <= head.seq).sort((a, b) => a.fromSeq - b.fromSeq);
-    const entries = entriesOnce(items, after, head.seq, limit);
-    return { head, oldestSeq: items[0]?.fromSeq ?? null, entries };
-  }
-
-  /** Test helper: drop the items whose entries all lie at or below `seq` (what the TTL does). */
-  expireThrough(project: ProjectRef, seq: number): void {
-    const items = this.items.get(projectKey(project));
-    for (const [from, item] of items ?? []) if (item.toSeq <= seq) items?.delete(from);
-  }
 }

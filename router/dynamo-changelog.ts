@@ -1,7 +1,9 @@
 // The changelog in DynamoDB (table `taskflow-changelog`: HASH projectKey "<ws>/<project>",
-// RANGE seq). Item seq=0 is the project's head (headSeq, lastId). Every other item is a run of
-// consecutive seqs keyed by its first seq: toSeq, hwm (see createIdSearch), the event ids, and the
-// entries as gzipped JSON (each item under DynamoDB's 400 KB limit), expiring by TTL.
+// RANGE seq). Item seq=0 is the project's head: reservedSeq, floorSeq, lastId (changelog-claims.ts;
+// headSeq, the exact last seq, on heads written before reservations). Every other item is a run of
+// consecutive seqs keyed by its first seq, written only if absent (the fence): toSeq, hwm (see
+// createIdSearch), the event ids, and the entries as gzipped JSON (each item under DynamoDB's
+// 400 KB limit), expiring by TTL. The newest one holds the last seq.
 // Items expire at `expiresAt`; reads treat an expired item as gone (DynamoDB deletes late).
 import {
   ConditionalCheckFailedException,
@@ -9,12 +11,14 @@ import {
   GetItemCommand,
   PutItemCommand,
   QueryCommand,
+  UpdateItemCommand,
   type AttributeValue,
   type QueryCommandInput,
 } from '@aws-sdk/client-dynamodb';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { buildItem, type ChangelogEntry, type ChangelogItem, type ChangelogPage, type ChangelogStore, projectKey, type ProjectRef, createIdSearch, entriesOnce, itemWriteDecision, StaleHeadError } from './changelog.js';
-import { EMPTY_HEAD, type ProjectHead } from './sequencer.js';
+import { buildItem, type ChangelogEntry, type ChangelogItem, type ChangelogPage, type ChangelogStore, projectKey, type ProjectRef, createIdSearch, entriesOnce } from './changelog.js';
+import { ChangelogClaims, type ChangelogTable, currentHead, type HeadRecord, type NewestItem, type Reservation } from './changelog-claims.js';
+import type { ProjectHead } from './sequencer.js';
 
 export const CHANGELOG_TABLE = 'taskflow-changelog';
 const HEAD_SEQ = 0;
@@ -31,6 +35,8 @@ export class DynamoChangelogStore implements ChangelogStore {
   private readonly table: string;
   private readonly ttlSeconds: number;
   private readonly now: () => number;
+  private readonly claimsTable: DynamoClaimsTable;
+  private readonly claims: ChangelogClaims<BodyItem>;
 
   constructor(
     private readonly client: DynamoDBClient,
@@ -39,14 +45,12 @@ export class DynamoChangelogStore implements ChangelogStore {
     this.table = options.table ?? CHANGELOG_TABLE;
     this.ttlSeconds = options.ttlSeconds ?? 7 * 24 * 3600;
     this.now = options.now ?? Date.now;
+    this.claimsTable = new DynamoClaimsTable(client, this.table);
+    this.claims = new ChangelogClaims(this.claimsTable, this.now, this.ttlSeconds * 1000);
   }
 
-  async readHead(project: ProjectRef): Promise<ProjectHead> {
-    const out = await this.client.send(
-      new GetItemCommand({ TableName: this.table, Key: { projectKey: { S: projectKey(project) }, seq: { N: String(HEAD_SEQ) } }, ConsistentRead: true }),
-    );
-    if (!out.Item?.headSeq?.N) return EMPTY_HEAD;
-    return { seq: Number(out.Item.headSeq.N), lastId: out.Item.lastId?.S ?? null };
+  readHead(project: ProjectRef): Promise<ProjectHead> {
+    return this.claims.readHead(project);
   }
 
   async findSeqs(project: ProjectRef, head: ProjectHead, ids: readonly string[]): Promise<Map<string, number>> {
@@ -59,53 +63,12 @@ export class DynamoChangelogStore implements ChangelogStore {
   }
 
   async append(project: ProjectRef, entries: readonly ChangelogEntry[], expected: ProjectHead, next: ProjectHead): Promise<void> {
-    const key = projectKey(project);
-    const expiresAt = Math.floor(this.now() / 1000) + this.ttlSeconds;
-    for (const part of splitBySize(entries)) {
-      const item = buildItem(part.entries, next);
-      try {
-        await this.client.send(
-          new PutItemCommand({
-            TableName: this.table,
-            Item: {
-              projectKey: { S: key },
-              seq: { N: String(item.fromSeq) },
-              toSeq: { N: String(item.toSeq) },
-              hwm: { S: item.hwm },
-              ids: { S: item.ids.join(',') },
-              body: { B: part.body },
-              expiresAt: { N: String(expiresAt) },
-            },
-            ConditionExpression: 'attribute_not_exists(toSeq) OR toSeq <= :to',
-            ExpressionAttributeValues: { ':to': { N: String(item.toSeq) } },
-          }),
-        );
-      } catch (err) {
-        if (!(err instanceof ConditionalCheckFailedException)) throw err;
-        const existing = await this.client.send(
-          new GetItemCommand({ TableName: this.table, Key: { projectKey: { S: key }, seq: { N: String(item.fromSeq) } }, ProjectionExpression: 'toSeq, ids', ConsistentRead: true }),
-        );
-        const stored = existing.Item ? { toSeq: Number(existing.Item.toSeq?.N), ids: (existing.Item.ids?.S ?? '').split(',') } : undefined;
-        if (itemWriteDecision(stored, item) !== 'skip') throw new StaleHeadError(project, expected.seq);
-      }
-    }
-    try {
-      await this.client.send(
-        new PutItemCommand({
-          TableName: this.table,
-          Item: { projectKey: { S: key }, seq: { N: String(HEAD_SEQ) }, headSeq: { N: String(next.seq) }, ...(next.lastId ? { lastId: { S: next.lastId } } : {}) },
-          ConditionExpression: expected.seq === 0 ? 'attribute_not_exists(headSeq) OR headSeq = :zero' : 'headSeq = :expected',
-          ExpressionAttributeValues: expected.seq === 0 ? { ':zero': { N: '0' } } : { ':expected': { N: String(expected.seq) } },
-        }),
-      );
-    } catch (err) {
-      if (err instanceof ConditionalCheckFailedException) throw new StaleHeadError(project, expected.seq);
-      throw err;
-    }
+    const parts = splitBySize(entries).map((part) => ({ ...buildItem(part.entries, next), body: part.body }));
+    await this.claims.append(project, parts, expected, next);
   }
 
   async read(project: ProjectRef, after: number, limit: number): Promise<ChangelogPage> {
-    const head = await this.readHead(project);
+    const { head } = await currentHead(this.claimsTable, project, this.now(), this.ttlSeconds * 1000);
     let oldestSeq: number | null = null;
     for await (const item of this.items(project, { from: 1, to: head.seq, newestFirst: false, withBody: false, limit: 1 })) {
       oldestSeq = item.fromSeq;
@@ -156,6 +119,116 @@ export class DynamoChangelogStore implements ChangelogStore {
       }
       start = page.LastEvaluatedKey;
     } while (start);
+  }
+}
+
+type BodyItem = ChangelogItem & { body: Buffer };
+
+/** The claims' table operations (changelog-claims.ts) as DynamoDB requests; the head is item seq 0. */
+class DynamoClaimsTable implements ChangelogTable<BodyItem> {
+  constructor(
+    private readonly client: DynamoDBClient,
+    private readonly table: string,
+  ) {}
+
+  private key(project: ProjectRef, seq: number): Record<string, AttributeValue> {
+    return { projectKey: { S: projectKey(project) }, seq: { N: String(seq) } };
+  }
+
+  async newestItem(project: ProjectRef): Promise<NewestItem | undefined> {
+    const out = await this.client.send(
+      new QueryCommand({
+        TableName: this.table,
+        KeyConditionExpression: 'projectKey = :p AND #seq > :head',
+        ExpressionAttributeNames: { '#seq': 'seq' },
+        ExpressionAttributeValues: { ':p': { S: projectKey(project) }, ':head': { N: String(HEAD_SEQ) } },
+        ProjectionExpression: '#seq, toSeq, hwm, expiresAt',
+        ScanIndexForward: false,
+        Limit: 1,
+        ConsistentRead: true,
+      }),
+    );
+    const raw = out.Items?.[0];
+    if (!raw) return undefined;
+    return { fromSeq: Number(raw.seq?.N), toSeq: Number(raw.toSeq?.N), hwm: raw.hwm?.S ?? '', expiresAtMs: Number(raw.expiresAt?.N) * 1000 };
+  }
+
+  async head(project: ProjectRef): Promise<HeadRecord | undefined> {
+    const out = await this.client.send(new GetItemCommand({ TableName: this.table, Key: this.key(project, HEAD_SEQ), ConsistentRead: true }));
+    const item = out.Item;
+    if (!item) return undefined;
+    const num = (v: AttributeValue | undefined) => (v?.N === undefined ? null : Number(v.N));
+    return { reserved: num(item.reservedSeq), legacySeq: num(item.headSeq), floor: num(item.floorSeq) ?? 0, runKey: num(item.runKey), reservedAtMs: num(item.reservedAt), lastId: item.lastId?.S ?? null };
+  }
+
+  extendReservation(project: ProjectRef, reservation: Reservation): Promise<boolean> {
+    return this.updateHead(project, reservation, {
+      condition: '(attribute_not_exists(reservedSeq) OR reservedSeq < :r) AND (attribute_not_exists(floorSeq) OR floorSeq < :runKey)',
+      values: {},
+    });
+  }
+
+  restart(project: ProjectRef, seen: number | null, reservation: Reservation): Promise<boolean> {
+    return this.updateHead(project, reservation, {
+      floor: reservation.runKey - 1,
+      condition: seen === null ? 'attribute_not_exists(reservedSeq)' : 'reservedSeq = :seen',
+      values: seen === null ? {} : { ':seen': { N: String(seen) } },
+    });
+  }
+
+  private async updateHead(project: ProjectRef, reservation: Reservation, u: { floor?: number; condition: string; values: Record<string, AttributeValue> }): Promise<boolean> {
+    const { r, runKey, lastId, atMs } = reservation;
+    const sets = ['reservedSeq = :r', 'runKey = :runKey', 'reservedAt = :at', ...(u.floor === undefined ? [] : ['floorSeq = :floor']), ...(lastId === null ? [] : ['lastId = :lastId'])];
+    try {
+      await this.client.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: this.key(project, HEAD_SEQ),
+          UpdateExpression: `SET ${sets.join(', ')}`,
+          ConditionExpression: u.condition,
+          ExpressionAttributeValues: {
+            ':r': { N: String(r) },
+            ':runKey': { N: String(runKey) },
+            ':at': { N: String(atMs) },
+            ...(u.floor === undefined ? {} : { ':floor': { N: String(u.floor) } }),
+            ...(lastId === null ? {} : { ':lastId': { S: lastId } }),
+            ...u.values,
+          },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) return false;
+      throw err;
+    }
+  }
+
+  async putItemIfAbsent(project: ProjectRef, item: BodyItem, expiresAtMs: number): Promise<boolean> {
+    try {
+      await this.client.send(
+        new PutItemCommand({
+          TableName: this.table,
+          Item: {
+            ...this.key(project, item.fromSeq),
+            toSeq: { N: String(item.toSeq) },
+            hwm: { S: item.hwm },
+            ids: { S: item.ids.join(',') },
+            body: { B: item.body },
+            expiresAt: { N: String(Math.floor(expiresAtMs / 1000)) },
+          },
+          ConditionExpression: 'attribute_not_exists(toSeq)',
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) return false;
+      throw err;
+    }
+  }
+
+  async itemAt(project: ProjectRef, fromSeq: number): Promise<Pick<ChangelogItem, 'toSeq' | 'ids'> | undefined> {
+    const out = await this.client.send(new GetItemCommand({ TableName: this.table, Key: this.key(project, fromSeq), ProjectionExpression: 'toSeq, ids', ConsistentRead: true }));
+    return out.Item ? { toSeq: Number(out.Item.toSeq?.N), ids: (out.Item.ids?.S ?? '').split(',') } : undefined;
   }
 }
 

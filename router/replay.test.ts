@@ -1,7 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
 import { sampleEvent } from '../schemas/fixtures.js';
 import { validateEvent } from '../schemas/validate.js';
-import { MemoryChangelogStore, type ProjectRef } from './changelog.js';
+import { type ProjectRef } from './changelog.js';
+import { MemoryChangelogStore } from './memory-changelog.js';
 import { replayAnswer } from './replay.js';
 import { type InputRecord, REDRIVE_PARTITION_PREFIX, ShardRouter } from './shard-router.js';
 import type { SequencedChange } from './sequencer.js';

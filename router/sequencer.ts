@@ -6,8 +6,8 @@
 //  - an event at or below head.lastId may have one (reprocessing after a crash between the
 //    changelog write and the checkpoint, a capture duplicate the marks no longer remember, a DLQ
 //    redrive): the store looks it up by id, and only a truly unknown id gets a new seq.
-// The changelog entries are written before the head, so a crash between the two leaves the head
-// behind and the same events get the same seqs again.
+// The head is the changelog's newest item (router/README.md, "Changelog"), so a crash after an
+// item write gives its events their seqs again by lookup, and one before it the same new seqs.
 import { comparePositions, parseEventId } from '../lib/event-id.js';
 import type { RouterEvent } from './event.js';
 

@@ -5,7 +5,7 @@ import type { Checkpointer, ProcessBatch, UserRecord } from '@taskflow/stream';
 import { createLogger } from '../lib/logger.js';
 import { sampleEvent } from '../schemas/fixtures.js';
 import { validateEvent } from '../schemas/validate.js';
-import { MemoryChangelogStore } from './changelog.js';
+import { MemoryChangelogStore } from './memory-changelog.js';
 import { PublishPipeline } from './publish-pipeline.js';
 import type { Publisher } from '../lib/publishers.js';
 import { RouterShardProcessor } from './shard-processor.js';

@@ -6,7 +6,8 @@ import fc from 'fast-check';
 import { sampleEvent } from '../schemas/fixtures.js';
 import { validateEvent } from '../schemas/validate.js';
 import { ProjectBatcher } from './batcher.js';
-import { MemoryChangelogStore, projectKey, type ProjectRef } from './changelog.js';
+import { projectKey, type ProjectRef } from './changelog.js';
+import { MemoryChangelogStore } from './memory-changelog.js';
 import type { OutboundMessage } from './messages.js';
 import { type DeadLetter, type InputRecord, ShardRouter } from './shard-router.js';
 import type { RouterEvent } from './event.js';
@@ -72,7 +73,7 @@ const scenario = fc.record({
   // 1 and 2 make the router forget marks (the changelog lookup must still prevent double seqs).
   maxMarks: fc.constantFrom(1, 2, 4000),
   // Crash points: [batch attempt number, where]
-  crashes: fc.array(fc.tuple(fc.nat({ max: 30 }), fc.constantFrom('before-head', 'before-checkpoint', 'before-flush')), { maxLength: 4 }),
+  crashes: fc.array(fc.tuple(fc.nat({ max: 30 }), fc.constantFrom('before-item', 'before-checkpoint', 'before-flush')), { maxLength: 4 }),
   // Batches staged before the oldest is published and checkpointed (1: one at a time).
   pipelineDepth: fc.integer({ min: 1, max: 3 }),
 });
@@ -157,7 +158,7 @@ describe('ShardRouter under duplicates, replays, reordering and crashes', () => 
               const take = s.chunksPerRead[read % s.chunksPerRead.length] ?? 1;
               attempt += 1;
               crashWhere = s.crashes.find(([at]) => at === attempt)?.[1];
-              store.beforeHeadWrite = crashWhere === 'before-head' ? () => { throw new Crash(); } : undefined;
+              store.table.beforeWrite = crashWhere === 'before-item' ? (_p, what) => { if (what === 'item') throw new Crash(); } : undefined;
               const { state, published } = await router.stage(batches.slice(b, b + take).flat());
               b += take;
               staged.push({ next: b, state, published, crashBeforeCheckpoint: crashWhere === 'before-checkpoint' });

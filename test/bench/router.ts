@@ -21,7 +21,7 @@ import { TABLES } from '../../infra/local/tables.js';
 import { sampleEvent } from '../../schemas/fixtures.js';
 import { validateEvent } from '../../schemas/validate.js';
 import { ProjectBatcher } from '../../router/batcher.js';
-import { MemoryChangelogStore } from '../../router/changelog.js';
+import { MemoryChangelogStore } from '../../router/memory-changelog.js';
 import { loadConfig } from '../../router/config.js';
 import { startRouter } from '../../router/service.js';
 import { ShardRouter, type InputRecord } from '../../router/shard-router.js';

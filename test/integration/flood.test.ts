@@ -14,7 +14,7 @@ import { createVerifier, signDevToken } from '../../lib/jwt.js';
 import { PerUserLimiter } from '../../lib/user-limits.js';
 import { createBrokerAuth, type BrokerAuth } from '../../infra/local/broker-auth.js';
 import type { Broker } from '../../infra/local/broker.js';
-import { MemoryChangelogStore } from '../../router/changelog.js';
+import { MemoryChangelogStore } from '../../router/memory-changelog.js';
 import { loadReplayLimits } from '../../router/config.js';
 import { prometheusRouterMetrics } from '../../router/metrics.js';
 import { startReplayServer } from '../../router/replay-server.js';

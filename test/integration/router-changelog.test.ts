@@ -1,11 +1,13 @@
-// The DynamoDB changelog against dynalite: the ShardRouter's sequencing through it (including a
-// crash between the changelog write and the head), lookups by id, replay ranges, oversized runs
-// split over items, and TTL expiry turning into the resync answer.
+// The DynamoDB changelog against dynalite: the ShardRouter's sequencing through it (one request per
+// batch, a crash after the item write), lookups by id, stale writers refused, replay ranges,
+// oversized runs split over items, heads of the earlier layout, and TTL expiry turning into a
+// restart above the reservation and the resync answer.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { type DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { sampleEvent } from '../../schemas/fixtures.js';
 import { validateEvent } from '../../schemas/validate.js';
 import { type ProjectRef, StaleHeadError } from '../../router/changelog.js';
+import { RESERVE_SEQS } from '../../router/changelog-claims.js';
 import { DynamoChangelogStore } from '../../router/dynamo-changelog.js';
 import { replayAnswer } from '../../router/replay.js';
 import { type InputRecord, ShardRouter } from '../../router/shard-router.js';
@@ -40,47 +42,72 @@ function router(store: DynamoChangelogStore, state?: string) {
 }
 
 describe('DynamoChangelogStore', () => {
-  it('sequences densely, survives a crash before the head write with the same seqs, and finds ids', async () => {
+  it('sequences densely with one request per batch, survives a crash after the item write with the same seqs, and finds ids', async () => {
     let now = Date.now();
     const store = new DynamoChangelogStore(client, { table, now: () => now });
     const p = project(1);
-    const first = router(store);
-    const state = await first.process([record(p, 0x100), record(p, 0x200)]);
-
-    // Crash after the entries of the next batch are written, before the head moves.
-    const crashing = new DynamoChangelogStore(client, { table, now: () => now });
+    const sent: string[] = [];
     const originalSend = client.send.bind(client);
-    let puts = 0;
-    client.send = ((cmd: { constructor: { name: string }; input: { Item?: { seq?: { N?: string } } } }) => {
-      if (cmd.constructor.name === 'PutItemCommand' && cmd.input.Item?.seq?.N === '0' && puts++ === 0) return Promise.reject(new Error('crash'));
-      return originalSend(cmd as never);
+    let crashAfterPut = false;
+    client.send = (async (cmd: { constructor: { name: string } }) => {
+      sent.push(cmd.constructor.name);
+      const out = await originalSend(cmd as never);
+      if (crashAfterPut && cmd.constructor.name === 'PutItemCommand') {
+        crashAfterPut = false;
+        throw new Error('crash');
+      }
+      return out;
     }) as typeof client.send;
-    await expect(router(crashing, state).process([record(p, 0x300), record(p, 0x400)])).rejects.toThrow('crash');
-    client.send = originalSend;
-    expect((await store.readHead(p)).seq).toBe(2);
+    try {
+      const first = router(store);
+      const state = await first.process([record(p, 0x100), record(p, 0x200)]);
+      await first.process([record(p, 0x210)]);
+      await first.process([record(p, 0x220)]);
+      // The head item (the reservation) once, then one item write per batch.
+      expect(sent.filter((n) => n !== 'QueryCommand' && n !== 'GetItemCommand')).toEqual(['UpdateItemCommand', 'PutItemCommand', 'PutItemCommand', 'PutItemCommand']);
 
-    // Reprocessing from the checkpoint, with one more event in the batch this time.
-    await router(store, state).process([record(p, 0x300), record(p, 0x400), record(p, 0x500)]);
+      // Crash after the next batch's item is written, before anything is published or checkpointed.
+      crashAfterPut = true;
+      await expect(router(new DynamoChangelogStore(client, { table, now: () => now }), state).process([record(p, 0x300), record(p, 0x400)])).rejects.toThrow('crash');
+      expect((await store.readHead(p)).seq).toBe(6);
+
+      // Reprocessing from the checkpoint, with one more event in the batch this time: the same seqs.
+      await router(new DynamoChangelogStore(client, { table, now: () => now }), state).process([record(p, 0x210), record(p, 0x220), record(p, 0x300), record(p, 0x400), record(p, 0x500)]);
+    } finally {
+      client.send = originalSend;
+    }
     const page = await store.read(p, 0, 100);
-    expect(page.entries.map((e) => [e.seq, e.event.id.slice(13, 16)])).toEqual([[1, '100'], [2, '200'], [3, '300'], [4, '400'], [5, '500']]);
+    expect(page.entries.map((e) => [e.seq, e.event.id.slice(13, 16)])).toEqual([[1, '100'], [2, '200'], [3, '210'], [4, '220'], [5, '300'], [6, '400'], [7, '500']]);
     expect(await store.findSeqs(p, page.head, ['0000000000000200-00000000', '0000000000000500-00000000', '0000000000000050-00000000'])).toEqual(
-      new Map([['0000000000000200-00000000', 2], ['0000000000000500-00000000', 5]]),
+      new Map([['0000000000000200-00000000', 2], ['0000000000000500-00000000', 7]]),
     );
 
     // A writer with a stale head is refused and corrupts nothing: neither with another history
     // at those seqs, nor with a shorter rewrite of the same one.
-    await expect(store.append(p, [{ seq: 3, event: page.entries[0]!.event }], { seq: 2, lastId: null }, { seq: 3, lastId: 'x' })).rejects.toBeInstanceOf(StaleHeadError);
-    await expect(store.append(p, [{ seq: 3, event: page.entries[2]!.event }], { seq: 2, lastId: null }, { seq: 3, lastId: 'x' })).rejects.toBeInstanceOf(StaleHeadError);
-    expect((await store.read(p, 0, 100)).entries.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
+    const stale = new DynamoChangelogStore(client, { table, now: () => now });
+    await expect(stale.append(p, [{ seq: 5, event: page.entries[0]!.event }], { seq: 4, lastId: null }, { seq: 5, lastId: 'x' })).rejects.toBeInstanceOf(StaleHeadError);
+    await expect(stale.append(p, [{ seq: 5, event: page.entries[4]!.event }], { seq: 4, lastId: null }, { seq: 5, lastId: 'x' })).rejects.toBeInstanceOf(StaleHeadError);
+    expect((await store.read(p, 0, 100)).entries.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6, 7]);
 
-    // Replay: the exact range; after the TTL the resync answer.
-    const r = replayAnswer(await store.read(p, 3, 100), 3);
-    expect(r.status === 200 && r.body.changes.map((c) => c.seq)).toEqual([4, 5]);
+    // Replay: the exact range. After the TTL every item is gone: the next seq starts above the
+    // head's reservation (never back), and replay answers the gap with the resync answer.
+    const r = replayAnswer(await store.read(p, 5, 100), 5);
+    expect(r.status === 200 && r.body.changes.map((c) => c.seq)).toEqual([6, 7]);
+    // (Each fresh store above reserved again on its first write: 7 + RESERVE_SEQS is the reservation.)
     now += 8 * 24 * 3600 * 1000;
-    await router(store, state).process([record(p, 0x600)]);
-    expect(replayAnswer(await store.read(p, 3, 100), 3)).toEqual({ status: 410, body: { error: 'resync_required', oldestSeq: 6, latestSeq: 6 } });
-    const fresh = replayAnswer(await store.read(p, 5, 100), 5);
-    expect(fresh.status === 200 && fresh.body.changes.map((c) => c.seq)).toEqual([6]);
+    await router(new DynamoChangelogStore(client, { table, now: () => now })).process([record(p, 0x600)]);
+    const restarted = 7 + RESERVE_SEQS + 1;
+    expect(replayAnswer(await store.read(p, 7, 100), 7)).toEqual({ status: 410, body: { error: 'resync_required', oldestSeq: restarted, latestSeq: restarted } });
+    const fresh = replayAnswer(await store.read(p, restarted - 1, 100), restarted - 1);
+    expect(fresh.status === 200 && fresh.body.changes.map((c) => [c.seq, (c.event as { id: string }).id.slice(13, 16)])).toEqual([[restarted, '600']]);
+  });
+
+  it('reads a head written before reservations (headSeq) as the last seq, and goes on after it', async () => {
+    const store = new DynamoChangelogStore(client, { table });
+    const p = project(3);
+    await client.send(new PutItemCommand({ TableName: table, Item: { projectKey: { S: `${p.workspaceId}/${p.projectId}` }, seq: { N: '0' }, headSeq: { N: '41' }, lastId: { S: '0000000000000050-00000000' } } }));
+    await router(store).process([record(p, 0x100)]);
+    expect((await store.read(p, 41, 10)).entries.map((e) => e.seq)).toEqual([42]);
   });
 
   it('splits a run larger than one item and reads it back whole', async () => {
