@@ -83,16 +83,21 @@ describe('cost model arithmetic', () => {
 
   it('provisions the changelog at the target utilization, following the peak in the peak hours; the small tables stay on-demand', () => {
     const scale = tinyScale();
-    // 10 one-change transactions/s: 10 batches/s x (1 body WRU for 1,000 B / 4 gzip + 1 head WRU) = 20 WRU/s
-    expect(dynamoWrites(scale).changelog).toBeCloseTo(20, 9);
+    // 10 one-change transactions/s: 10 batches/s x 1 body WRU for 1,000 B / 4 gzip, and the head's
+    // reservation once per 1,000 seqs: 10 changes/s / 1,000 = 0.01 WRU/s; 10.01 WRU/s
+    expect(dynamoWrites(scale).changelog).toBeCloseTo(10.01, 9);
+    // Half the projects unwatched, bodies for watched ones only: 5 bodies + 5 x 1 / 1,000 reserved
+    // + a head write for each of the 5 unwatched batches = 10.005 WRU/s
+    const halfWatched = tinyScale({ fan_out: { classes: [{ name: 'pair', share: 0.5, changes_per_s: 1e-10, subscribers: 2 }, { name: 'nobody', share: 0.5, changes_per_s: 1e-10, subscribers: 0 }] } });
+    expect(dynamoWrites(halfWatched, { ...DEFAULT_LEVERS, changelogScope: 'watched' }).changelog).toBeCloseTo(10.005, 9);
     // peak 1,000/s over average 10/s = 100x for 10% of the hours: shape 0.9 + 0.1 x 100 = 10.9
-    const changelog = ((20 * 10.9 * 730) / 0.7) * 0.00065;
+    const changelog = ((10.01 * 10.9 * 730) / 0.7) * 0.00065;
     // checkpoints 6 consumers x 2 shards = 12 WRU/s, leases 12 / 3.33, on-demand at $0.625 per million
     const small = ((12 + 12 / 3.33) * SECONDS_PER_MONTH * 0.625) / 1e6;
     // 7 days of 10 changes/s x 1,000 B / 4 at $0.25 + $0.20 PITR per GB-month
     const storage = ((10 * 7 * 86400 * 250) / 1e9) * 0.45;
     expect(monthlyBill(scale, prices).services.dynamodb!.usd).toBeCloseTo(changelog + small + storage, 1);
-    expect(changelogCapacity(scale, prices)).toEqual({ targetUtilizationPercent: 70, write: { min: Math.ceil(20 / 0.7), max: Math.ceil((2 * 20 * 100) / 0.7) }, read: { min: 0, max: 0 } });
+    expect(changelogCapacity(scale, prices)).toEqual({ targetUtilizationPercent: 70, write: { min: Math.ceil(10.01 / 0.7), max: Math.ceil((2 * 10.01 * 100) / 0.7) }, read: { min: 0, max: 0 } });
     expect(changelogCapacity(scale, prices, { ...DEFAULT_LEVERS, dynamoCapacity: 'on-demand' })).toBeNull();
   });
 

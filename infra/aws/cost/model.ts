@@ -2,6 +2,7 @@
 // configuration's levers. Every line item is a formula a reader can redo by hand; the units are
 // AWS's (a month is 730 hours, GB = 1e9 bytes for transfer, GiB-free arithmetic everywhere).
 import type { Prices } from './prices.js';
+import { RESERVE_SEQS } from '../../../router/changelog-claims.js';
 
 export interface FanOutClass {
   name: string;
@@ -272,16 +273,22 @@ export interface DynamoWrites {
 export function dynamoWrites(scale: Scale, levers: Levers = DEFAULT_LEVERS): DynamoWrites {
   const f = fanout(scale, levers);
   const k = kinesisShards(scale);
-  // Changelog: per project batch, one body item (gzipped entries, 1 WRU per KB) and the head item.
+  // Changelog (router/changelog-claims.ts): per project batch, one body item (gzipped entries,
+  // 1 WRU per KB), written only if absent, which fences the writers; the head item only reserves
+  // seqs, once per RESERVE_SEQS of a project's seqs. (Router restarts reserve once per project
+  // they write again: a few per project and deploy, not counted.) Projects without bodies (the
+  // 'watched' lever) would keep their seqs in a head written per batch.
   const bodyBytes = (f.changesPerChangelogBatch * scale.events.average_bytes) / scale.events.archive_gzip_ratio;
   const bodyBatches = levers.changelogScope === 'all' ? f.changelogBatchesPerS : f.watchedChangelogBatchesPerS;
+  const reservations = (bodyBatches * f.changesPerChangelogBatch) / RESERVE_SEQS;
+  const headOnlyBatches = f.changelogBatchesPerS - bodyBatches;
   // Every consumer checkpoints each shard about once a second and renews its lease every
   // failover/3 (10 s / 3).
   const consumers = 1 + scale.services.other_consumers.length;
   // Subscriptions: one put and one delete per subscribe of every session.
   const sessions = sessionsPerMonth(scale);
   return {
-    changelog: bodyBatches * Math.ceil(bodyBytes / 1024) + f.changelogBatchesPerS,
+    changelog: bodyBatches * Math.ceil(bodyBytes / 1024) + reservations + headOnlyBatches,
     checkpoints: consumers * k.shards,
     leases: (consumers * k.shards) / 3.33,
     subscriptions: (sessions * scale.connections.subscribes_per_session * 2) / SECONDS_PER_MONTH,
