@@ -99,6 +99,19 @@ describe('realtime stack', () => {
     }
   });
 
+  it("gives publishing to the router's certificate alone: its policy publishes under taskflow/v1/ws/ as the router's client ids, and the authorizer grants no token publish", () => {
+    const policies = Object.values(tpl('realtime').findResources('AWS::IoT::Policy')) as { Properties: { PolicyName: string; PolicyDocument: { Statement: { Action: string; Resource: string }[] } } }[];
+    expect(policies.map((p) => p.Properties.PolicyName)).toEqual(['taskflow-prod-router']);
+    const statements = policies[0]!.Properties.PolicyDocument.Statement;
+    const arn = (kind: string, name: string) => `arn:aws:iot:us-east-1:123456789012:${kind}/${name}`;
+    expect(statements.filter((s) => s.Action === 'iot:Publish').map((s) => s.Resource)).toEqual([arn('topic', 'taskflow/v1/ws/*')]);
+    expect(statements.filter((s) => s.Action === 'iot:Connect').map((s) => s.Resource)).toEqual([arn('client', 'service:router.?*')]);
+    expect(statements.some((s) => s.Action === '*' || s.Action === 'iot:*' || s.Resource === '*')).toBe(false);
+    tpl('realtime').hasResourceProperties('AWS::Lambda::Function', { Environment: { Variables: Match.objectLike({ IOT_PUBLISHER_USER_IDS: 'none' }) } });
+    tpl('realtime').hasResourceProperties('AWS::SecretsManager::Secret', { Name: 'taskflow/prod/router-mqtt' });
+    expect(Object.keys(tpl('realtime').findOutputs('RouterPolicyName'))).toEqual(['RouterPolicyName']);
+  });
+
   it('carries lifecycle and subscription events to the presence stream, keyed by client', () => {
     tpl('realtime').hasResourceProperties('AWS::IoT::TopicRule', {
       TopicRulePayload: Match.objectLike({ Sql: Match.stringLikeRegexp("\\$aws/events/subscriptions/"), Actions: [{ Kinesis: Match.objectLike({ PartitionKey: '${clientId}' }) }] }),
@@ -172,6 +185,12 @@ describe('services stack and manifests', () => {
     // On 127.0.0.1 (the default) the kubelet, which probes the pod's IP, would never get an answer.
     for (const name of ['router', 'capture']) expect(JSON.stringify(docs(name))).toContain('"name":"METRICS_HOST","value":"0.0.0.0"');
     expect(container).toContain('"name":"ROUTER_PAYLOAD_MODE","value":"thin"');
+    // IoT Core over MQTT with mTLS: the certificate and key from the mounted secret.
+    expect(container).toContain(`"name":"MQTT_URL","value":"mqtts://${built.settings.iotDataEndpoint}:8883"`);
+    expect(container).toContain('"name":"ROUTER_MQTT_CERT_FILE","value":"/etc/taskflow/router-mqtt/cert.pem"');
+    expect(container).toContain('"name":"ROUTER_MQTT_KEY_FILE","value":"/etc/taskflow/router-mqtt/key.pem"');
+    expect(container).toContain('"volumeMounts":[{"name":"secret-files","mountPath":"/etc/taskflow/router-mqtt","readOnly":true}]');
+    expect(container).toContain('"volumes":[{"name":"secret-files","secret":{"secretName":"taskflow-router-mqtt"');
     // The router reads by enhanced fan-out as the stream stack's `router` consumer, whose ARN the deployment puts in the ConfigMap.
     expect(container).toContain('"name":"ROUTER_READER","value":"fanout"');
     expect(container).toContain(`"name":"ROUTER_FANOUT_CONSUMER_ARN","valueFrom":{"configMapKeyRef":{"name":"${STREAM_CONSUMERS_CONFIG_MAP}","key":"router"}}`);

@@ -25,6 +25,8 @@ export interface Settings {
   auditIdentityBucket: string;
   snowflake: { accountUrl: string; database: string; schema: string; table: string; user: string };
   jwt: { jwksUrl: string; issuer: string; audience: string };
+  /** The account's IoT Core data endpoint (`aws iot describe-endpoint --endpoint-type iot:Data-ATS`): the router's broker. */
+  iotDataEndpoint: string;
 }
 
 export function defaultSettings(env = 'prod'): Settings {
@@ -47,5 +49,6 @@ export function defaultSettings(env = 'prod'): Settings {
     auditIdentityBucket: `taskflow-${env}-audit-identities-${account}`,
     snowflake: { accountUrl: 'https://example.us-east-1.snowflakecomputing.com', database: 'TASKFLOW', schema: 'RAW', table: 'CHANGES', user: 'FIREHOSE' },
     jwt: { jwksUrl: 'https://auth.taskflow.example/.well-known/jwks.json', issuer: 'https://auth.taskflow.example', audience: 'taskflow-realtime' },
+    iotDataEndpoint: 'example-ats.iot.us-east-1.amazonaws.com',
   };
 }

@@ -15,6 +15,7 @@ import { SEARCH_SETTINGS } from '../../search/config.js';
 import type { Settings } from './settings.js';
 import { RAW_DELIVERY_STREAM, RAW_PREFIX } from './stacks/analytics.js';
 import { AUDIT_RETENTION_DAYS } from './stacks/compliance.js';
+import { ROUTER_MQTT_IDENTITY_SECRET } from './stacks/realtime.js';
 
 export interface Workload {
   name: string;
@@ -35,6 +36,8 @@ export interface Workload {
   fromStreamConsumers?: Record<string, string>;
   /** The setting that takes the pod's stable name (capture-0, router-1, ...) as the instance id. */
   instanceIdEnv?: string;
+  /** A Kubernetes Secret mounted read-only as files (the deployment syncs it from Secrets Manager). */
+  secretFiles?: { secret: string; mountPath: string };
   /** A persistent volume of this size mounted at /data (StatefulSets only). */
   volumeGi?: number;
   /** A stream reader's lease name (its consumer-name setting, set in the manifest): its role may touch only these leases. */
@@ -58,10 +61,12 @@ export const METRICS_PORT = 9400;
 export const REPLAY_PORT = 8080;
 /** Port of a reader's browser-facing API (search, notifications inbox, analytics). */
 export const API_PORT = 8080;
+/** Where the router's pods find their IoT certificate and key (ROUTER_MQTT_IDENTITY_SECRET). */
+const ROUTER_MQTT_IDENTITY_DIR = '/etc/taskflow/router-mqtt';
 /** The environment's KMS key, which wraps the per-subject data keys: readers that decrypt personal fields need it named. */
 const SUBJECT_KEYS = { SUBJECT_KEYS_KMS_KEY_ID: 'alias/taskflow' };
 
-export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawArchiveBucket' | 'efoConsumers' | 'auditBucket' | 'auditIdentityBucket'>): Workload[] {
+export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawArchiveBucket' | 'efoConsumers' | 'auditBucket' | 'auditIdentityBucket' | 'iotDataEndpoint'>): Workload[] {
   const streamName = settings.streamName;
   // The router, the latency-critical reader, reads by enhanced fan-out as its own EFO consumer.
   if (!settings.efoConsumers.includes('router')) throw new Error('the router reads by enhanced fan-out: the stream stack must register an EFO consumer named router (efo_consumers)');
@@ -90,7 +95,22 @@ export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawAr
       replicas: { min: 3, max: 24 },
       cpuMillis: 2000,
       memoryMi: 2048,
-      env: { CHANGE_STREAM_NAME: streamName, ROUTER_READER: 'fanout', ROUTER_PAYLOAD_MODE: 'thin', ROUTER_SUBSCRIPTION_EVENTS: 'iot', ROUTER_PUBLISHER: 'mqtt', REPLAY_PORT: String(REPLAY_PORT), ...SUBJECT_KEYS, ...jwt },
+      // Publishes to IoT Core over MQTT with mTLS (infra/aws/README.md: measured against HTTPS);
+      // the CA is Amazon's root, in Node's own store.
+      env: {
+        CHANGE_STREAM_NAME: streamName,
+        ROUTER_READER: 'fanout',
+        ROUTER_PAYLOAD_MODE: 'thin',
+        ROUTER_SUBSCRIPTION_EVENTS: 'iot',
+        ROUTER_PUBLISHER: 'mqtt',
+        MQTT_URL: `mqtts://${settings.iotDataEndpoint}:8883`,
+        ROUTER_MQTT_CERT_FILE: `${ROUTER_MQTT_IDENTITY_DIR}/cert.pem`,
+        ROUTER_MQTT_KEY_FILE: `${ROUTER_MQTT_IDENTITY_DIR}/key.pem`,
+        REPLAY_PORT: String(REPLAY_PORT),
+        ...SUBJECT_KEYS,
+        ...jwt,
+      },
+      secretFiles: { secret: ROUTER_MQTT_IDENTITY_SECRET, mountPath: ROUTER_MQTT_IDENTITY_DIR },
       fromStreamConsumers: { ROUTER_FANOUT_CONSUMER_ARN: 'router' },
       ports: { replay: REPLAY_PORT },
       instanceIdEnv: 'KINESIS_WORKER_ID',
@@ -197,7 +217,9 @@ export function manifests(w: Workload, opts: { namespace: string; image: string;
     readinessProbe: probe('/readyz', 5, 3),
     livenessProbe: probe('/healthz', 30, 6),
     securityContext: { runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
-    ...(w.volumeGi ? { volumeMounts: [{ name: 'data', mountPath: '/data' }] } : {}),
+    ...(w.volumeGi || w.secretFiles
+      ? { volumeMounts: [...(w.volumeGi ? [{ name: 'data', mountPath: '/data' }] : []), ...(w.secretFiles ? [{ name: 'secret-files', mountPath: w.secretFiles.mountPath, readOnly: true }] : [])] }
+      : {}),
   };
   if (w.volumeGi && w.kind !== 'StatefulSet') throw new Error(`${w.name}: a volume needs a StatefulSet (one claim per pod)`);
   const podSpec = {
@@ -206,6 +228,8 @@ export function manifests(w: Workload, opts: { namespace: string; image: string;
     topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'DoNotSchedule', labelSelector: { matchLabels: labels } }],
     terminationGracePeriodSeconds: 60,
     containers: [container],
+    // Readable by the container's (non-root, image-chosen) user; the container is the mount's only reader.
+    ...(w.secretFiles ? { volumes: [{ name: 'secret-files', secret: { secretName: w.secretFiles.secret, defaultMode: 0o444 } }] } : {}),
   };
   const workload: Manifest = {
     apiVersion: 'apps/v1',
