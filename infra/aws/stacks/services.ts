@@ -135,6 +135,8 @@ export class ServicesStack extends Stack {
     const audit = this.roles.audit;
     if (audit) {
       reader(audit, 'audit', 'audit');
+      // The erased-subjects list (lib/subject-keys.ts erasedSubjectLookup): a tombstone read per subject, no key unwrapped.
+      grantTable(audit, table(SUBJECT_KEYS_TABLE_KEY), ['GetItem']);
       // audit/s3-store.ts as the service calls it: create = HEAD (s3:GetObject) then a conditional
       // PutObject carrying its own Object Lock retention (s3:PutObjectRetention); get; list
       // (ListObjectsV2; it also makes a HEAD of a missing key a 404, not a 403). Never a delete,
