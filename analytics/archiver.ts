@@ -7,8 +7,9 @@
 // warehouse loader dedups by event id.
 import { backoffDelay, type BackoffPolicy, sleep } from '../lib/backoff.js';
 import type { DeadLetterStore } from '../lib/dlq.js';
-import type { Checkpointer, ProcessBatch, ShardInit, ShardProcessor, ShutdownReason, UserRecord } from '@taskflow/stream';
+import { type Checkpointer, isForConsumer, type ProcessBatch, type ShardInit, type ShardProcessor, type ShutdownReason, type UserRecord } from '@taskflow/stream';
 import type { Logger } from '../lib/logger.js';
+import type { ChangeEvent } from '../schemas/types.js';
 import type { ValidationResult } from '../schemas/validate.js';
 import { afterRound, type CallOutcome, planCalls, PUT_RECORD_BATCH_LIMITS, REFUSED, THROTTLED } from './delivery-plan.js';
 import type { DeliveryStreamPort } from './firehose.js';
@@ -20,7 +21,7 @@ export const DLQ_SOURCE = 'analytics-archiver';
 const NEWLINE = 0x0a;
 
 /** One archive line for a record, or why it cannot be archived. */
-export function archiveLine(record: Pick<UserRecord, 'data' | 'decodeError'>, validate: (input: unknown) => ValidationResult): { ok: true; line: Uint8Array } | { ok: false; reason: ArchiverDlqReason; message: string } {
+export function archiveLine(record: Pick<UserRecord, 'data' | 'decodeError'>, validate: (input: unknown) => ValidationResult): { ok: true; line: Uint8Array; event: ChangeEvent } | { ok: false; reason: ArchiverDlqReason; message: string } {
   if (record.decodeError) return { ok: false, reason: 'undecodable_record', message: record.decodeError.message };
   let parsed: unknown;
   try {
@@ -36,7 +37,7 @@ export function archiveLine(record: Pick<UserRecord, 'data' | 'decodeError'>, va
   if (line.length > PUT_RECORD_BATCH_LIMITS.bytesPerRecord) {
     return { ok: false, reason: 'record_too_large', message: `event is ${line.length} bytes as a line, above Firehose's ${PUT_RECORD_BATCH_LIMITS.bytesPerRecord} per record` };
   }
-  return { ok: true, line };
+  return { ok: true, line, event: result.event };
 }
 
 export interface DeliverOptions {
@@ -104,6 +105,12 @@ export async function deliverAll(stream: DeliveryStreamPort, lines: readonly Uin
 }
 
 export interface ArchiverDeps {
+  /**
+   * The archiver's consumer name (ARCHIVER_CONSUMER_NAME). A snapshot aimed at another consumer
+   * is not archived: the archive (and the warehouse loaded from it) holds changes, and snapshots
+   * taken for everyone; a rebuild of one consumer is not part of that history.
+   */
+  consumer: string;
   stream: DeliveryStreamPort;
   deadLetters: DeadLetterStore;
   validate: (input: unknown) => ValidationResult;
@@ -132,6 +139,7 @@ export class ArchiverShardProcessor implements ShardProcessor {
     for (const r of batch.records) {
       const result = archiveLine(r, this.deps.validate);
       if (result.ok) {
+        if (!isForConsumer(result.event, this.deps.consumer)) continue;
         lines.push(result.line);
         recordOf.set(result.line, r);
         continue;

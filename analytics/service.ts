@@ -31,7 +31,7 @@ export async function startArchiver(config: ArchiverConfig, logger: Logger): Pro
     name: config.consumerName,
     kinesis,
     dynamo,
-    processor: (shardId) => new ArchiverShardProcessor(shardId, { stream, deadLetters, validate: validateEvent, backoff: config.backoff, metrics, logger }),
+    processor: (shardId) => new ArchiverShardProcessor(shardId, { consumer: config.consumerName, stream, deadLetters, validate: validateEvent, backoff: config.backoff, metrics, logger }),
     metrics: registry,
     logger,
   });

@@ -45,7 +45,7 @@ export async function startAudit(config: AuditConfig, logger: Logger, store: Aud
     name: config.consumerName,
     kinesis,
     dynamo,
-    processor: (shardId) => new AuditShardWriter(shardId, { store, deadLetters, validate: validateEvent, pseudonyms, knownIdentities, erased, metrics, logger, maxMarks: config.maxMarks }),
+    processor: (shardId) => new AuditShardWriter(shardId, { consumer: config.consumerName, store, deadLetters, validate: validateEvent, pseudonyms, knownIdentities, erased, metrics, logger, maxMarks: config.maxMarks }),
     metrics: registry,
     logger,
   });

@@ -87,6 +87,7 @@ async function run(plan: Plan): Promise<{ store: MemoryAuditStore; dlq: Map<stri
   });
   const known = new Set<string>();
   const deps = () => ({
+    consumer: 'audit',
     store: crashingStore,
     deadLetters: { put: (l: AuditDeadLetter) => Promise.resolve(void dlq.set(`${l.origin.sequenceNumber}/${l.origin.subSequenceNumber}`, l)) },
     validate: validateEvent,
@@ -195,7 +196,7 @@ describe('audit shard writer', () => {
 
   it('takes an event redriven for the audit trail once, however often it is redriven', async () => {
     const store = new MemoryAuditStore();
-    const writer = new AuditShardWriter(SHARD, { store, deadLetters: { put: () => Promise.resolve() }, validate: validateEvent, pseudonyms, knownIdentities: new Set(), logger: silentLogger });
+    const writer = new AuditShardWriter(SHARD, { consumer: 'audit', store, deadLetters: { put: () => Promise.resolve() }, validate: validateEvent, pseudonyms, knownIdentities: new Set(), logger: silentLogger });
     await writer.initialize({ shardId: SHARD, parentStates: [] });
     const late = sampleEvent('task.updated', { workspaceId: WORKSPACES[0]!, commitLsn: 0x100n });
     const current = sampleEvent('task.updated', { workspaceId: WORKSPACES[0]!, commitLsn: 0x900n });

@@ -14,7 +14,7 @@
 // finds it taken, reloads the chain and retries the batch after it.
 import { TaskflowError } from '../lib/errors.js';
 import { comparePositions as compareEventPositions, eventId, type EventPosition, parseEventId } from '../lib/event-id.js';
-import { type Checkpointer, comparePositions, type ErasedSubjects, type ProcessBatch, type ShardInit, type ShardProcessor, type ShutdownReason, type UserRecord } from '@taskflow/stream';
+import { type Checkpointer, comparePositions, type ErasedSubjects, isForConsumer, type ProcessBatch, type ShardInit, type ShardProcessor, type ShutdownReason, type UserRecord } from '@taskflow/stream';
 import type { Logger } from '../lib/logger.js';
 import type { EventValidator, RejectReason } from '../schemas/validate.js';
 import { buildSegment, encodeSegment, parseSegmentKey, type Segment, type SegmentLink, segmentKey, type ThroughPosition } from './chain.js';
@@ -55,6 +55,8 @@ export interface AuditMetrics {
 export const noopAuditMetrics: AuditMetrics = { eventsIn() {}, recorded() {}, duplicatesSkipped() {}, deadLettered() {}, segmentWritten() {}, segmentConflict() {} };
 
 export interface AuditShardDeps {
+  /** The audit trail's consumer name (AUDIT_CONSUMER_NAME): a snapshot aimed at another consumer is not a change and gets no record. */
+  consumer: string;
   store: AuditStore;
   deadLetters: { put(letter: AuditDeadLetter): Promise<void> };
   validate: EventValidator;
@@ -188,6 +190,7 @@ export class AuditShardWriter implements ShardProcessor {
         await this.deadLetter(r, decoded.reason, decoded.message);
         continue;
       }
+      if (!isForConsumer(decoded.event, this.deps.consumer)) continue;
       const { record, userId } = auditRecordOf(decoded.event, this.deps.pseudonyms);
       if (userId && record.actor && !this.deps.knownIdentities.has(record.actor)) identities.set(record.actor, userId);
       if (r.partitionKey.startsWith(AUDIT_REDRIVE_PREFIX)) {

@@ -151,7 +151,8 @@ export function buildEntityEnvelope(
   rows: { before: Row | null; after: Row | null; omitted?: string[]; changed?: ReadonlySet<string> | undefined },
   /** The version of the entity's schema the table's columns match (versionForColumns). */
   schemaVersion: number,
-  position: { commitLsn: bigint; txIndex: number; txSize: number; xid: number; time: string; snapshot: boolean },
+  /** `target`: a snapshot event's one consumer (schemas/CONTRACTS.md, "Snapshot aimed at one consumer"). */
+  position: { commitLsn: bigint; txIndex: number; txSize: number; xid: number; time: string; snapshot: boolean; target?: string },
   actor?: Actor,
 ): CapturedEvent | { missing: 'workspace' } {
   const row = rows.after ?? rows.before ?? {};
@@ -191,6 +192,7 @@ export function buildEntityEnvelope(
     datacontenttype: 'application/json',
     workspaceid: workspace,
     ...(typeof project === 'string' && project !== '' ? { projectid: project } : {}),
+    ...(position.target ? { target: position.target } : {}),
     data,
   } as EntityChangeEvent;
   return { id, partitionKey: workspace, table, op, envelope };

@@ -132,6 +132,8 @@ describe('snapshot chunk window', () => {
     expect(parseSignal(enc({ action: 'snapshot', request: { tables: ['tasks'], workspace: 'w' } }))).toMatchObject({ action: 'snapshot' });
     expect(parseSignal(enc({ action: 'stop-snapshot' }))).toEqual({ action: 'stop-snapshot' });
     expect(parseSignal(enc({ action: 'snapshot', request: { tables: ['users'] } }))).toBeUndefined();
+    expect(parseSignal(enc({ action: 'snapshot', request: { tables: ['tasks'], target: 'search' } }))).toEqual({ action: 'snapshot', request: { tables: ['tasks'], target: 'search' } });
+    expect(parseSignal(enc({ action: 'snapshot', request: { tables: ['tasks'], target: 'not a name' } }))).toBeUndefined();
     expect(parseSignal(Buffer.from('not json'))).toBeUndefined();
   });
 });

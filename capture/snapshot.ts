@@ -40,6 +40,8 @@ export const WATERMARK_PREFIX = 'taskflow.capture.watermark';
 export interface SnapshotRequest {
   tables: string[];
   workspace?: string;
+  /** The one consumer (by name) the snapshot is for (`--for`): its events carry `target`, every other consumer skips them. */
+  target?: string;
 }
 
 export interface SnapshotJob extends SnapshotRequest {
@@ -66,11 +68,16 @@ export function parseSignal(content: Uint8Array): Signal | undefined {
   try {
     const s = JSON.parse(Buffer.from(content).toString('utf8')) as Signal;
     if (s.action === 'stop-snapshot') return s;
-    if (s.action === 'snapshot' && Array.isArray(s.request?.tables) && s.request.tables.every((t) => TABLES.has(t))) return s;
+    if (s.action === 'snapshot' && Array.isArray(s.request?.tables) && s.request.tables.every((t) => TABLES.has(t)) && (s.request.target === undefined || isConsumerName(s.request.target))) return s;
   } catch {
     // not ours
   }
   return undefined;
+}
+
+/** A consumer's (lease) name, as the envelope's `target` may hold it (schemas/validate.ts). */
+export function isConsumerName(name: unknown): name is string {
+  return typeof name === 'string' && /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(name);
 }
 
 const TABLES = new Map<string, EntityName>((Object.keys(ENTITIES) as EntityName[]).map((e) => [ENTITIES[e].table, e]));
@@ -132,6 +139,8 @@ export function settleChunk(rows: readonly Row[], window: { inside: readonly Tab
 interface OpenChunk {
   name: string;
   table: string;
+  /** The job's `target` (the one consumer its events are for), if any. */
+  target: string | undefined;
   rows: Row[] | undefined;
   /** The chunk's read's snapshot, set with `rows`. */
   snapshot: XidSnapshot | undefined;
@@ -173,13 +182,13 @@ export class SnapshotRunner implements StreamObserver {
   /** Starts (or resumes) a job; resolves when it is done, stopped or failed. */
   request(req: SnapshotRequest): void {
     void this.store.get().then(async (existing) => {
-      const same = existing && existing.status !== 'done' && existing.tables.join(',') === req.tables.join(',') && existing.workspace === req.workspace;
+      const same = existing && existing.status !== 'done' && existing.tables.join(',') === req.tables.join(',') && existing.workspace === req.workspace && existing.target === req.target;
       const now = this.now();
       const job: SnapshotJob = same
         ? { ...existing, status: 'running', updatedAt: now }
-        : { id: `${Date.now().toString(36)}`, tables: req.tables, ...(req.workspace ? { workspace: req.workspace } : {}), status: 'running', tableIndex: 0, lastKey: '', rowsDone: 0, rowsEstimated: await this.estimate(req), startedAt: now, updatedAt: now };
+        : { id: `${Date.now().toString(36)}`, tables: req.tables, ...(req.workspace ? { workspace: req.workspace } : {}), ...(req.target ? { target: req.target } : {}), status: 'running', tableIndex: 0, lastKey: '', rowsDone: 0, rowsEstimated: await this.estimate(req), startedAt: now, updatedAt: now };
       await this.store.put(job);
-      this.opts.logger.info({ job: job.id, tables: job.tables, workspace: job.workspace, resumedFrom: same ? job.lastKey || '(start)' : undefined }, same ? 'resuming snapshot' : 'starting snapshot');
+      this.opts.logger.info({ job: job.id, tables: job.tables, workspace: job.workspace, target: job.target, resumedFrom: same ? job.lastKey || '(start)' : undefined }, same ? 'resuming snapshot' : 'starting snapshot');
       this.resumeIfRunning();
     }).catch((err: unknown) => this.opts.logger.error({ err: (err as Error).message }, 'could not start the snapshot (progress store unavailable?); request it again'));
   }
@@ -248,7 +257,7 @@ export class SnapshotRunner implements StreamObserver {
   private async runChunk(table: string, job: SnapshotJob): Promise<{ emitted: number; lastKey: string | undefined }> {
     const name = `${job.id}:${++this.chunkSeq}`;
     const done = new Promise<number>((resolve, reject) => {
-      this.chunk = { name, table, rows: undefined, snapshot: undefined, windowOpen: false, before: [], inside: [], resolve, reject };
+      this.chunk = { name, table, target: job.target, rows: undefined, snapshot: undefined, windowOpen: false, before: [], inside: [], resolve, reject };
     });
     try {
       await this.watermark(name, 'low');
@@ -336,7 +345,7 @@ export class SnapshotRunner implements StreamObserver {
     // A chunk is one SELECT: its rows have the table's columns as of the chunk's read.
     const schemaVersion = versionForColumns(ENTITIES[entity].schema, Object.keys(rows[0]!));
     rows.forEach((row, txIndex) => {
-      const built = buildEntityEnvelope({ source: this.opts.source, db: this.opts.db }, entity, chunk.table, 'r', { before: null, after: row }, schemaVersion, { commitLsn: tx.commitLsn, txIndex, txSize: rows.length, xid: tx.xid, time: tx.commitTime, snapshot: true });
+      const built = buildEntityEnvelope({ source: this.opts.source, db: this.opts.db }, entity, chunk.table, 'r', { before: null, after: row }, schemaVersion, { commitLsn: tx.commitLsn, txIndex, txSize: rows.length, xid: tx.xid, time: tx.commitTime, snapshot: true, ...(chunk.target ? { target: chunk.target } : {}) });
       const onDone = () => {
         session.ack.delivered(handle);
         if (--pending === 0) chunk.resolve(rows.length);

@@ -33,7 +33,7 @@ const search: Opener = async (env, logger) => {
   const { decrypt, erased } = consumerPreparation(config.subjectKeys, dynamo, config.aws, () => undefined);
   return {
     consumerName: config.consumerName,
-    processor: (shardId) => new SearchShardProcessor(shardId, { index, deadLetters, validate: validateEvent, ...(decrypt ? { decrypt } : {}), ...(erased ? { erased } : {}) }),
+    processor: (shardId) => new SearchShardProcessor(shardId, { consumer: config.consumerName, index, deadLetters, validate: validateEvent, ...(decrypt ? { decrypt } : {}), ...(erased ? { erased } : {}) }),
     async close() {
       await index.close();
       dynamo.destroy();
@@ -61,7 +61,7 @@ const notifications: Opener = async (env, logger) => {
   const { decrypt, erased } = consumerPreparation(config.subjectKeys, dynamo, config.aws, () => undefined);
   return {
     consumerName: config.consumerName,
-    processor: (shardId) => new NotificationShardProcessor(shardId, { ...deps, deadLetters, validate: validateEvent, ...(decrypt ? { decrypt } : {}), ...(erased ? { erased } : {}) }),
+    processor: (shardId) => new NotificationShardProcessor(shardId, { consumer: config.consumerName, ...deps, deadLetters, validate: validateEvent, ...(decrypt ? { decrypt } : {}), ...(erased ? { erased } : {}) }),
     close() {
       dynamo.destroy();
       return Promise.resolve();

@@ -81,7 +81,7 @@ export async function startNotifications(config: NotificationsConfig, logger: Lo
     name: config.consumerName,
     kinesis,
     dynamo,
-    processor: (shardId) => new NotificationShardProcessor(shardId, { ...deps, deadLetters, validate: validateEvent, metrics: metrics.notifier, ...prepare }),
+    processor: (shardId) => new NotificationShardProcessor(shardId, { consumer: config.consumerName, ...deps, deadLetters, validate: validateEvent, metrics: metrics.notifier, ...prepare }),
     metrics: registry,
     logger,
   });

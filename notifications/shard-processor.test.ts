@@ -17,6 +17,7 @@ describe('NotificationShardProcessor with encrypted comment bodies', () => {
     const keys = new WrappedSubjectKeyStore(new MemoryKeyTable(), new LocalKeyWrapper(randomBytes(32)));
     const stored: Notification[] = [];
     const processor = new NotificationShardProcessor('s-1', {
+      consumer: 'notifications',
       inbox: { add: async (n) => void stored.push(...n) },
       watchers: { watchers: async () => new Map(), record: async () => {} },
       memberships: { apply: async () => {} },

@@ -9,6 +9,8 @@ import { noopNotifierMetrics, type NotifierMetrics } from './metrics.js';
 import { notifyBatch, type PipelineDeps } from './pipeline.js';
 
 export interface NotificationProcessorDeps extends PipelineDeps {
+  /** The consumer's name (NOTIFICATIONS_CONSUMER_NAME): snapshots aimed at another consumer are skipped. */
+  consumer: string;
   deadLetters: ConsumerDeadLetterSink;
   validate: EventCheck;
   metrics?: NotifierMetrics;

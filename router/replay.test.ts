@@ -19,6 +19,7 @@ function setup() {
   const published: SequencedChange[] = [];
   const router = new ShardRouter({
     shardId: 's',
+    consumer: 'router',
     changelog: store,
     sink: { enqueue: (_p, changes) => void published.push(...changes), flush: async () => {}, revoke: () => {} },
     deadLetters: { put: async () => {} },

@@ -42,7 +42,7 @@ class GatedPublisher implements Publisher {
 function setup(ready?: Promise<unknown>) {
   const publisher = new GatedPublisher();
   const pipeline = () => new PublishPipeline({ batcher: { windowMs: 0, mode: 'full', gzip: false, maxBytes: 128 * 1024 }, publisher, hasSubscriber: null, retry: { baseMs: 1, maxMs: 2 }, closeGraceMs: 200 });
-  const deps = { changelog: new MemoryChangelogStore(), deadLetters: { put: async () => {} }, memberships: { apply: async () => {} }, validate: validateEvent };
+  const deps = { consumer: 'router', changelog: new MemoryChangelogStore(), deadLetters: { put: async () => {} }, memberships: { apply: async () => {} }, validate: validateEvent };
   const processor = new RouterShardProcessor('s', deps, pipeline, createLogger('test', 'silent'), ready);
   const checkpoints: string[] = [];
   const checkpointer = (label: string): Checkpointer => ({

@@ -142,6 +142,7 @@ describe('ShardRouter under duplicates, replays, reordering and crashes', () => 
           const router = new ShardRouter(
             {
               shardId: 'shard-0',
+              consumer: 'router',
               changelog: store,
               sink,
               deadLetters: { put: async (l) => void deadLetters.set(l.origin.sequenceNumber, l) },
@@ -230,6 +231,7 @@ describe('ShardRouter with membership events in the batch', () => {
     const calls: string[] = [];
     const router = new ShardRouter({
       shardId: 's',
+      consumer: 'router',
       changelog,
       deadLetters: { put: async () => {} },
       memberships: { apply: () => projection.then(() => void calls.push('projection')) },

@@ -5,7 +5,7 @@
 // with crashes injected, and the service runs it against DynamoDB and MQTT.
 import { type ChangelogStore, erasedEnvelope, projectKey, type ProjectRef } from './changelog.js';
 import { decodeEvent, type DecodeResult, type DlqReason, type RouterEvent, type EventCheck } from './event.js';
-import { admitBatch, boundMarks, type ErasedSubjects, type HighWaterMarks, mergeMarks, scrubErased, serializeMarks } from '@taskflow/stream';
+import { admitBatch, boundMarks, type ErasedSubjects, type HighWaterMarks, isForConsumer, mergeMarks, scrubErased, serializeMarks } from '@taskflow/stream';
 import { affectsMemberships } from '../lib/membership-events.js';
 import { revocations } from './revocations.js';
 import { idsToLookUp, planSequence, type ProjectHead, type SequencedChange } from './sequencer.js';
@@ -64,6 +64,8 @@ export const noopShardRouterMetrics: ShardRouterMetrics = { eventsIn() {}, dupli
 
 export interface ShardRouterDeps {
   shardId: string;
+  /** The router's consumer name (ROUTER_CONSUMER_NAME): snapshots aimed at another consumer are neither sequenced nor published. */
+  consumer: string;
   changelog: ChangelogStore;
   sink: ChangeSink;
   deadLetters: DeadLetterSink;
@@ -137,6 +139,7 @@ export class ShardRouter {
         ? { ok: false, reason: 'undecodable_record', message: r.decodeError.message }
         : decodeEvent(r.data, this.deps.validate);
       if (decoded.ok) {
+        if (!isForConsumer(decoded.event.envelope, this.deps.consumer)) continue;
         if (r.partitionKey?.startsWith(REDRIVE_PARTITION_PREFIX)) redriven.set(decoded.event.id, decoded.event);
         else events.push(decoded.event);
         continue;

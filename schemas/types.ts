@@ -19,7 +19,12 @@ export interface RowOf {
   project: ProjectRow;
 }
 
-type EnvelopeAttributes = Omit<Envelope, 'type' | 'data'>;
+/**
+ * `target`: the one consumer (by name) a snapshot event is aimed at (`taskflow capture snapshot
+ * --for`); every other consumer skips it. A CloudEvents extension attribute the open envelope v1
+ * admits; validate.ts allows it on snapshot (`r`) events only (schemas/CONTRACTS.md).
+ */
+type EnvelopeAttributes = Omit<Envelope, 'type' | 'data'> & { target?: string };
 
 /** A change of one row of an entity table (task, comment, membership, project). */
 export type EntityChangeEvent<E extends EntityName = EntityName> = E extends EntityName

@@ -102,12 +102,20 @@ function checkPosition(event: { id: string }, source: SourceLike): ValidationRes
 
 type Row = Record<string, unknown>;
 
+/** What `target` may hold: a consumer's (lease) name. */
+const CONSUMER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
 /** Cross-field rules of entity events that a JSON Schema cannot state. */
 function checkEntity(event: EventObject, kind: Extract<EventKind, { kind: 'entity' }>): ValidationResult | undefined {
   const data = event.data as {
     op: string; table: string; key: { id: string }; before: Row | null; after: Row | null; changed?: string[]; omitted?: string[]; source: SourceLike;
   };
   if (data.op !== kind.op) return inconsistent(`data.op is "${data.op}" but type ${kind.type} needs "${kind.op}"`);
+  if (event.target !== undefined) {
+    // Every consumer but the named one skips such an event: on a change it would lose data.
+    if (data.op !== 'r') return inconsistent(`target is only for snapshot (r) events, found on op "${data.op}"`);
+    if (typeof event.target !== 'string' || !CONSUMER_NAME.test(event.target)) return inconsistent(`target must be a consumer's name, found ${JSON.stringify(event.target)}`);
+  }
   const row = data.after ?? data.before;
   if (row) {
     if (row.id !== data.key.id) return inconsistent(`data.key.id "${data.key.id}" differs from the row's id "${String(row.id)}"`);
@@ -219,6 +227,7 @@ export function eventValidatorFrom(compiled: CompiledValidators, options: EventV
     }
     if (!validate(event)) return schemaRejection(validate.errors ?? []);
 
+    if (event.target !== undefined && kind.kind !== 'entity') return inconsistent(`target is only for snapshot (r) events, found on ${type}`);
     const problem = kind.kind === 'entity' ? checkEntity(event, kind) : kind.kind === 'truncate' ? checkTruncate(event) : undefined;
     if (problem) return problem;
     if (readAsOlder !== undefined) return { ok: true, event: event as ChangeEvent, readAsOlder };

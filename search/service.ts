@@ -46,7 +46,7 @@ export async function startSearch(config: SearchConfig, logger: Logger): Promise
     name: config.consumerName,
     kinesis,
     dynamo,
-    processor: (shardId) => new SearchShardProcessor(shardId, { index, deadLetters, validate: validateEvent, metrics: metrics.indexer, ...prepare }),
+    processor: (shardId) => new SearchShardProcessor(shardId, { consumer: config.consumerName, index, deadLetters, validate: validateEvent, metrics: metrics.indexer, ...prepare }),
     metrics: registry,
     logger,
   });

@@ -26,7 +26,7 @@ describe('SearchShardProcessor', () => {
       await apply(b);
     };
     const checkpointer: Checkpointer = { checkpoint: async () => void order.push('checkpoint') };
-    const processor = new SearchShardProcessor('s-1', { index, validate: validateEvent, deadLetters: { put: async (l) => void letters.push(l) } });
+    const processor = new SearchShardProcessor('s-1', { consumer: 'search', index, validate: validateEvent, deadLetters: { put: async (l) => void letters.push(l) } });
     const good = sampleEvent('task.created', { workspaceId: WS, row: { title: 'findable', description: null } });
     const invalid = { ...sampleEvent('task.created', { workspaceId: WS }), type: 'taskflow.task.exploded' };
     await processor.processRecords(
@@ -54,7 +54,7 @@ describe('SearchShardProcessor', () => {
     const index = new SqliteSearchIndex(':memory:');
     index.apply = () => Promise.reject(new Error('disk full'));
     let checkpoints = 0;
-    const processor = new SearchShardProcessor('s-1', { index, validate: validateEvent, deadLetters: { put: async () => {} } });
+    const processor = new SearchShardProcessor('s-1', { consumer: 'search', index, validate: validateEvent, deadLetters: { put: async () => {} } });
     const batch = { millisBehindLatest: 0, records: [record(Buffer.from(JSON.stringify(sampleEvent('task.created', { workspaceId: WS }))), 1)] };
     await expect(processor.processRecords(batch, { checkpoint: async () => void (checkpoints += 1) })).rejects.toThrow('disk full');
     expect(checkpoints).toBe(0);
@@ -64,7 +64,7 @@ describe('SearchShardProcessor', () => {
     const index = new SqliteSearchIndex(':memory:');
     const keys = new WrappedSubjectKeyStore(new MemoryKeyTable(), new LocalKeyWrapper(randomBytes(32)));
     const author = '66666666-6666-4666-8666-0000000000e1';
-    const processor = new SearchShardProcessor('s-1', { index, validate: validateEvent, deadLetters: { put: async () => {} }, decrypt: streamEventDecryptor(keys) });
+    const processor = new SearchShardProcessor('s-1', { consumer: 'search', index, validate: validateEvent, deadLetters: { put: async () => {} }, decrypt: streamEventDecryptor(keys) });
     const description = encryptField('confidential roadmap', await keys.keyFor(author));
     const task = sampleEvent('task.created', { workspaceId: WS, row: { title: 'plain title', created_by: author, description: description as never } });
     await processor.processRecords({ millisBehindLatest: 0, records: [record(Buffer.from(JSON.stringify(task)), 1)] }, { checkpoint: async () => {} });

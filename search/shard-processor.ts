@@ -10,6 +10,8 @@ import { type IndexerMetrics, noopIndexerMetrics } from './metrics.js';
 import type { SearchIndex } from './search-index.js';
 
 export interface SearchProcessorDeps {
+  /** The consumer's name (SEARCH_CONSUMER_NAME): snapshots aimed at another consumer are skipped. */
+  consumer: string;
   index: SearchIndex;
   deadLetters: ConsumerDeadLetterSink;
   validate: EventCheck;

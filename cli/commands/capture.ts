@@ -4,7 +4,7 @@ import pg from 'pg';
 import { CAPTURE_SETTING_LIST, loadConfig } from '../../capture/config.js';
 import { snapshotJobStore, startCapture } from '../../capture/main.js';
 import { CAPTURED_TABLES } from '../../capture/slot-setup.js';
-import { SIGNAL_PREFIX, type Signal, type SnapshotJob } from '../../capture/snapshot.js';
+import { isConsumerName, SIGNAL_PREFIX, type Signal, type SnapshotJob } from '../../capture/snapshot.js';
 import { createDynamoClient } from '../../lib/aws.js';
 import { settingsHelp } from '../../lib/config.js';
 import { TaskflowError } from '../../lib/errors.js';
@@ -14,10 +14,12 @@ import { stopOnSignal } from '../long-running.js';
 
 const usage = `usage:
   taskflow capture        stream every committed change of tasks, comments, memberships and projects to Kinesis
-  taskflow capture snapshot [--table tasks ...] [--workspace W] [--stop]
+  taskflow capture snapshot [--table tasks ...] [--workspace W] [--for CONSUMER] [--stop]
                           re-snapshot tables (default: all four) or one workspace while capture streams
                           (watermarks, no locks); shows progress; Ctrl-C or --stop stops it, running it
-                          again resumes
+                          again resumes. --for NAME aims it at one consumer (its *_CONSUMER_NAME, e.g.
+                          search): every other reader skips its events (no publish to browsers, no
+                          changelog, no notification, no audit record, not archived)
 Settings (environment; see capture/README.md):
 ${settingsHelp(CAPTURE_SETTING_LIST)}`;
 
@@ -42,13 +44,14 @@ function progressLine(job: SnapshotJob, startedMs: number, startRows: number): s
 }
 
 async function runSnapshot(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { table: { type: 'string', multiple: true }, workspace: { type: 'string' }, stop: { type: 'boolean', default: false }, help: { type: 'boolean', default: false } } });
+  const { values } = parseArgs({ args: argv, options: { table: { type: 'string', multiple: true }, workspace: { type: 'string' }, for: { type: 'string' }, stop: { type: 'boolean', default: false }, help: { type: 'boolean', default: false } } });
   if (values.help) {
     console.log(usage);
     return 0;
   }
   const tables = values.table ?? [...CAPTURED_TABLES];
   for (const t of tables) if (!(CAPTURED_TABLES as readonly string[]).includes(t)) throw new TaskflowError('BAD_ARGUMENT', `--table must be one of ${CAPTURED_TABLES.join(', ')}, got "${t}"`);
+  if (values.for !== undefined && !isConsumerName(values.for)) throw new TaskflowError('BAD_ARGUMENT', `--for must be a consumer's name (letters, digits, . _ -), got "${values.for}"`);
   const config = loadConfig(process.env);
   const db = new pg.Client({ connectionString: config.databaseUrl, application_name: 'taskflow-capture-snapshot' });
   await db.connect();
@@ -63,7 +66,7 @@ async function runSnapshot(argv: string[]): Promise<number> {
       console.log('asked capture to stop the snapshot');
       return 0;
     }
-    await signal({ action: 'snapshot', request: { tables, ...(values.workspace ? { workspace: values.workspace } : {}) } });
+    await signal({ action: 'snapshot', request: { tables, ...(values.workspace ? { workspace: values.workspace } : {}), ...(values.for ? { target: values.for } : {}) } });
     let stopping = false;
     process.once('SIGINT', () => {
       stopping = true;

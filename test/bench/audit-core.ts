@@ -31,7 +31,7 @@ async function run(): Promise<{ cpuUsPerChange: number; wallChangesPerSec: numbe
   const dir = mkdtempSync(join(tmpdir(), 'bench-audit-'));
   try {
     const store = new FileAuditStore(dir);
-    const writer = new AuditShardWriter(SHARD, { store, deadLetters: { put: () => Promise.resolve() }, validate: validateEvent, pseudonyms: new Pseudonymizer(Buffer.from('bench-audit-key-0123456789abcdef')), knownIdentities: new Set(), logger: silentLogger });
+    const writer = new AuditShardWriter(SHARD, { consumer: 'audit', store, deadLetters: { put: () => Promise.resolve() }, validate: validateEvent, pseudonyms: new Pseudonymizer(Buffer.from('bench-audit-key-0123456789abcdef')), knownIdentities: new Set(), logger: silentLogger });
     await writer.initialize({ shardId: SHARD, parentStates: [] });
     const checkpointer = { checkpoint: () => Promise.resolve() };
     const cpu = process.cpuUsage();

@@ -56,6 +56,7 @@ async function coreEventsPerSecond(): Promise<{ rate: number; cpuUsPerEvent: num
     const batcher = new ProjectBatcher({ windowMs: 0, mode: 'full', gzip: false, maxBytes: 128 * 1024 });
     const router = new ShardRouter({
       shardId: 'bench',
+      consumer: 'router',
       changelog: new MemoryChangelogStore(),
       sink: { enqueue: (p, c) => batcher.add(p, c, 0), flush: async () => void batcher.takeAll(), revoke: () => {} },
       deadLetters: { put: async () => {} },

@@ -99,7 +99,7 @@ describe('erase, then replay the stream through the router and the audit trail',
       const published: StreamEvent[] = [];
       const sink = { enqueue: (_p: ProjectRef, changes: readonly SequencedChange[]) => void published.push(...changes.map((c) => c.event)), flush: () => Promise.resolve(), revoke: () => {} };
       const deadLetters = { put: () => Promise.reject(new Error('no dead letter expected')) };
-      await new ShardRouter({ shardId: 's-1', changelog, sink, deadLetters, memberships, validate: validateEvent, ...(withList ? { erased: erasedList() } : {}) }).process(recs);
+      await new ShardRouter({ shardId: 's-1', consumer: 'router', changelog, sink, deadLetters, memberships, validate: validateEvent, ...(withList ? { erased: erasedList() } : {}) }).process(recs);
       return published;
     };
     const holding = (events: StreamEvent[]) => events.filter((e) => holdsAny(e.envelope, NEEDLES));
@@ -138,7 +138,7 @@ describe('erase, then replay the stream through the router and the audit trail',
     let shard = 0;
     // A fresh audit process (its own known identities) on a shard read from its start.
     const record = (recs: UserRecord[], withList: boolean) =>
-      new AuditShardWriter(`s-${++shard}`, { store, deadLetters: { put: () => Promise.reject(new Error('no dead letter expected')) }, validate: validateEvent, pseudonyms, knownIdentities: new Set(), logger: silentLogger, ...(withList ? { erased: erasedList() } : {}) }).processRecords({ records: recs, millisBehindLatest: 0 }, checkpointer);
+      new AuditShardWriter(`s-${++shard}`, { consumer: 'audit', store, deadLetters: { put: () => Promise.reject(new Error('no dead letter expected')) }, validate: validateEvent, pseudonyms, knownIdentities: new Set(), logger: silentLogger, ...(withList ? { erased: erasedList() } : {}) }).processRecords({ records: recs, millisBehindLatest: 0 }, checkpointer);
     const found = async () => (await AUDIT_TRAIL_SINK.scan(trail, IDS)).found;
 
     await record(records(WS, HISTORY), true);

@@ -95,8 +95,8 @@ describe('erase, then replay the history', () => {
     };
     const apply = async (withList: boolean) => {
       const list = withList ? { erased: erased() } : {};
-      await new SearchShardProcessor('s-1', { index, deadLetters: noLetters, validate: validateEvent, ...list }).processRecords({ records: records(), millisBehindLatest: 0 }, checkpointer);
-      await new NotificationShardProcessor('s-1', { ...notificationDeps, ...list }).processRecords({ records: records(), millisBehindLatest: 0 }, checkpointer);
+      await new SearchShardProcessor('s-1', { consumer: 'search', index, deadLetters: noLetters, validate: validateEvent, ...list }).processRecords({ records: records(), millisBehindLatest: 0 }, checkpointer);
+      await new NotificationShardProcessor('s-1', { consumer: 'notifications', ...notificationDeps, ...list }).processRecords({ records: records(), millisBehindLatest: 0 }, checkpointer);
     };
     const warehouse = await DuckDbWarehouse.open(':memory:');
     const archive = new FsObjectStore(join(dir, 'archive'));

@@ -36,7 +36,7 @@ function record(p: ProjectRef, lsn: number, description = 'd'): InputRecord {
 
 function router(store: DynamoChangelogStore, state?: string) {
   return new ShardRouter(
-    { shardId: 's', changelog: store, sink: { enqueue() {}, flush: async () => {}, revoke() {} }, deadLetters: { put: async () => {} }, memberships: { apply: async () => {} }, validate: validateEvent },
+    { shardId: 's', consumer: 'router', changelog: store, sink: { enqueue() {}, flush: async () => {}, revoke() {} }, deadLetters: { put: async () => {} }, memberships: { apply: async () => {} }, validate: validateEvent },
     state,
   );
 }

@@ -34,7 +34,7 @@ export function changeLog(o: ChangeLogOptions): Consumer {
       // Resume with the marks checkpointed last, or (a child after a reshard) its parents'.
       initialize: async (init) => void (marks = mergeMarks(init.checkpoint ? [init.checkpoint.state] : init.parentStates.map((p) => p.state))),
       processRecords: async (batch, checkpointer) => {
-        const events = await readBatch(batch, shardId, { validate: validateEvent, deadLetters, metrics }); // bad records → DLQ
+        const events = await readBatch(batch, shardId, { consumer: 'change-log', validate: validateEvent, deadLetters, metrics }); // bad records → DLQ
         const admitted = admitBatch(marks, events); // drops redeliveries, restores per-workspace order
         for (const e of admitted.admitted) await o.onChange(e);
         marks = boundMarks(admitted.marks, 10_000);

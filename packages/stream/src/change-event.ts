@@ -50,3 +50,14 @@ export function decodeEvent(bytes: Uint8Array, validate: EventCheck): DecodeResu
   if (typeof envelope.projectid === 'string') event.projectId = envelope.projectid;
   return { ok: true, event };
 }
+
+/**
+ * Whether the consumer named `consumer` applies this event. A snapshot aimed at one consumer
+ * (`taskflow capture snapshot --for NAME` sets `target`) is for that consumer only: a snapshot is
+ * not a change, and every other reader already holds what it re-reads, so they skip it — no
+ * publish, no changelog entry, no notification, no audit record, no archive line. Events without
+ * `target` (every change, and untargeted snapshots) are for everyone.
+ */
+export function isForConsumer(envelope: { target?: string }, consumer: string): boolean {
+  return envelope.target === undefined || envelope.target === consumer;
+}

@@ -2,7 +2,7 @@
 // that do not decode to a valid event go to the dead-letter store, keyed by their Kinesis record;
 // redrive applies them straight to the consumer's own store once the cause is fixed — not back
 // through the stream, which every other consumer would read again.
-import { decodeEvent, type DlqReason, type EventCheck, type StreamEvent } from './change-event.js';
+import { decodeEvent, type DlqReason, type EventCheck, isForConsumer, type StreamEvent } from './change-event.js';
 import type { ErasedSubjects } from './erased-subjects.js';
 import type { DeadLetter, DeadLetterStore } from '../../../lib/dlq.js';
 import type { ProcessBatch } from './consumer/processor.js';
@@ -35,6 +35,8 @@ export function deadLetterSink(dlq: DeadLetterStore, source: string, logger: Log
 
 /** How a consumer that applies events itself reads a batch: what checks it, where bad records go, what it decrypts. */
 export interface BatchReading {
+  /** The consumer's name: snapshot events aimed at another consumer are skipped (isForConsumer). */
+  consumer: string;
   validate: EventCheck;
   deadLetters: ConsumerDeadLetterSink;
   /** Personal fields decrypted (null once shredded); absent: the events stay as they came. */
@@ -48,7 +50,7 @@ export interface BatchReading {
 export async function readBatch(batch: ProcessBatch, shardId: string, reading: BatchReading): Promise<StreamEvent[]> {
   reading.metrics.eventsIn(batch.records.length);
   const valid = await validEventsOf(batch, shardId, reading.validate, reading.deadLetters, (reason) => reading.metrics.deadLettered(reason));
-  return prepareEvents(valid, reading);
+  return prepareEvents(valid.filter((e) => isForConsumer(e.envelope, reading.consumer)), reading);
 }
 
 /** What a consumer does to valid events before applying them, live or redriven: decrypt, then blank erased subjects. */
