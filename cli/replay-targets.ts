@@ -8,12 +8,24 @@ import { deadLetterSink, type ShardProcessor } from '@taskflow/stream';
 import { DynamoDeadLetterStore } from '../lib/dlq.js';
 import type { Logger } from '../lib/logger.js';
 import type { Env } from '../lib/config.js';
+import type { OpenSearchIndex } from '../search/opensearch-index.js';
+import type { SearchIndex } from '../search/search-index.js';
 import { validateEvent } from '../schemas/validate.js';
 
 export interface ReplayTarget {
   /** The consumer's lease name (its service's *_CONSUMER_NAME), for the progress file's name. */
   consumerName: string;
   processor(shardId: string): ShardProcessor;
+  /**
+   * Rebuild into a new index, then swap (search on OpenSearch only): after `begin` the processor
+   * writes into the new index (given its name: that one again, resuming); after `promote` the
+   * alias points there and the processor writes through it. Absent: the replay writes in place.
+   */
+  rebuild?: {
+    begin(resume?: string): Promise<string>;
+    /** Returns the indices the alias left (deleted unless `keepPrevious`). */
+    promote(keepPrevious: boolean): Promise<string[]>;
+  };
   close(): Promise<void>;
 }
 
@@ -25,7 +37,10 @@ const search: Opener = async (env, logger) => {
   const { SearchShardProcessor } = await import('../search/shard-processor.js');
   const { SEARCH_DLQ_SOURCE } = await import('../search/redrive.js');
   const config = loadConfig(env);
-  const index = await openSearchIndex(config.engine);
+  const live = await openSearchIndex(config.engine);
+  // Where the processor writes: the live index (the alias), or a rebuild's new index until its promotion.
+  let index: SearchIndex = live;
+  let rebuilding: OpenSearchIndex | undefined;
   const dynamo = createDynamoClient(config.aws);
   const deadLetters = deadLetterSink(new DynamoDeadLetterStore(dynamo, config.dlqTable), SEARCH_DLQ_SOURCE, logger);
   // As the service does it: personal fields decrypted, and the erased-subjects list applied, so a
@@ -33,9 +48,27 @@ const search: Opener = async (env, logger) => {
   const { decrypt, erased } = consumerPreparation(config.subjectKeys, dynamo, config.aws, () => undefined);
   return {
     consumerName: config.consumerName,
+    ...(config.engine.kind === 'opensearch'
+      ? {
+          rebuild: {
+            async begin(resume) {
+              const os = live as OpenSearchIndex;
+              rebuilding = resume ? await os.resumeRebuild(resume) : await os.beginRebuild();
+              index = rebuilding;
+              return rebuilding.writesTo;
+            },
+            async promote(keepPrevious) {
+              if (!rebuilding) throw new Error('promote() before begin()');
+              const left = await rebuilding.promote({ keepPrevious });
+              index = live;
+              return left;
+            },
+          },
+        }
+      : {}),
     processor: (shardId) => new SearchShardProcessor(shardId, { consumer: config.consumerName, index, deadLetters, validate: validateEvent, ...(decrypt ? { decrypt } : {}), ...(erased ? { erased } : {}) }),
     async close() {
-      await index.close();
+      await live.close();
       dynamo.destroy();
     },
   };

@@ -127,4 +127,40 @@ describe('OpenSearchIndex', () => {
     expect((await live.search({ workspaceId: WS, terms: ['rebuilt'], projects: 'all', limit: 5 })).map((h) => h.title)).toEqual(['rebuilt']);
     await live.close();
   });
+
+  it('a rebuild resumed by name writes into the same new index; promoted keeping the old one, it deletes nothing; promoting again changes nothing', async () => {
+    const live = await open();
+    const alias = `search-test-${aliases}`;
+    await live.apply(indexBatchOf([task('task.created', 0x100, 'old')]));
+    const [before] = fake.aliases.get(alias)!;
+    const started = await live.beginRebuild();
+    await started.apply(indexBatchOf([task('task.created', 0x100, 'first part')]));
+    // the replay process stopped here and ran again: the same index, by name
+    const since = fake.requests.length;
+    const resumed = await live.resumeRebuild(started.writesTo);
+    expect(resumed.writesTo).toBe(started.writesTo);
+    await resumed.apply(indexBatchOf([task('task.updated', 0x200, 'second part')]));
+    // meanwhile the live consumer keeps writing the alias (the old index)
+    await live.apply(indexBatchOf([task('task.updated', 0x300, 'live meanwhile')]));
+    expect(await resumed.promote({ keepPrevious: true })).toEqual([before]);
+    const wire = fake.requests.slice(since).map((r) => `${r.method} ${r.path}`);
+    expect(wire.filter((w) => !w.endsWith('/_mget'))).toEqual([
+      `HEAD /${started.writesTo}`,
+      'POST /_bulk',
+      'POST /_bulk',
+      `GET /_alias/${alias}`,
+      'POST /_aliases',
+    ]);
+    const bulks = fake.requests.slice(since).filter((r) => r.path === '/_bulk').map((r) => (r.body as { index?: { _index: string } }[])[0]!.index!._index);
+    expect(bulks).toEqual([started.writesTo, alias]);
+    expect(fake.indices.has(before!)).toBe(true);
+    expect([...fake.aliases.get(alias)!]).toEqual([started.writesTo]);
+    expect((await live.search({ workspaceId: WS, terms: ['second'], projects: 'all', limit: 5 })).map((h) => h.title)).toEqual(['second part']);
+    const again = fake.requests.length;
+    expect(await resumed.promote({ keepPrevious: false })).toEqual([]);
+    expect(fake.requests.slice(again).map((r) => r.path)).toEqual([`/_alias/${alias}`]);
+    await expect(live.resumeRebuild('another-alias-1')).rejects.toThrow(/not an index of alias/);
+    await expect(live.resumeRebuild(`${alias}-00000000000000000`)).rejects.toThrow(/no longer exists/);
+    await live.close();
+  });
 });

@@ -102,6 +102,11 @@ export class OpenSearchIndex implements SearchIndex {
     return index;
   }
 
+  /** The concrete index this instance writes to during a rebuild; the alias otherwise. */
+  get writesTo(): string {
+    return this.target;
+  }
+
   /** A new, empty index for a rebuild: fill it (e.g. by replaying the stream), then `promote()` it. */
   async beginRebuild(): Promise<OpenSearchIndex> {
     const name = `${this.alias}-${buildName()}`;
@@ -109,15 +114,28 @@ export class OpenSearchIndex implements SearchIndex {
     return new OpenSearchIndex(this.client, name, this.alias, this.refresh, false);
   }
 
-  /** Moves the alias to this (rebuilt) index in one atomic action, then drops the indices it left. */
-  async promote(): Promise<void> {
+  /** A rebuild's index again, by the name `writesTo` gave (a resumed `taskflow replay search --rebuild`). */
+  async resumeRebuild(name: string): Promise<OpenSearchIndex> {
+    if (!name.startsWith(`${this.alias}-`)) throw new TaskflowError('NOT_A_REBUILD', `${name} is not an index of alias ${this.alias}`);
+    if (!(await this.client.indices.exists({ index: name })).body) throw new TaskflowError('REBUILD_INDEX_GONE', `the rebuild index ${name} no longer exists: start the rebuild over (--restart)`);
+    return new OpenSearchIndex(this.client, name, this.alias, this.refresh, false);
+  }
+
+  /**
+   * Moves the alias to this (rebuilt) index in one atomic action (remove + add), then drops the
+   * indices it left unless `keepPrevious` (to compare, or to move the alias back by hand).
+   * Returns those indices. Promoting an index the alias already points at alone changes nothing.
+   */
+  async promote(options: { keepPrevious?: boolean } = {}): Promise<string[]> {
     if (this.target === this.alias) throw new TaskflowError('NOT_A_REBUILD', 'promote() is for an index from beginRebuild()');
     const current = await this.client.indices.getAlias({ name: this.alias });
-    const previous = Object.keys(current.body as Record<string, unknown>);
+    const previous = Object.keys(current.body as Record<string, unknown>).filter((index) => index !== this.target);
+    if (previous.length === 0 && Object.keys(current.body as Record<string, unknown>).includes(this.target)) return [];
     await this.client.indices.updateAliases({
       body: { actions: [...previous.map((index) => ({ remove: { index, alias: this.alias } })), { add: { index: this.target, alias: this.alias } }] },
     });
-    for (const index of previous) await this.client.indices.delete({ index });
+    if (!options.keepPrevious) for (const index of previous) await this.client.indices.delete({ index });
+    return previous;
   }
 
   private async markers(): Promise<Map<string, string>> {
