@@ -1,15 +1,15 @@
 // The erasure policy as data: gdpr/POLICY.md's two tables, mirrored here so the processor, the
 // proof and a test (policy.test.ts) read one list. Pure data.
 
-export const POLICY_VERSION = '2026-12-03.8';
+export const POLICY_VERSION = '2026-12-03.9';
 
 /** Erasure must be complete everywhere this long after the request is recorded. */
 export const ERASURE_DEADLINE_MS = 72 * 3600 * 1000;
 
 export const PERSONAL_FIELDS = ['users.id', 'users.email', 'users.display_name', 'tasks.description', 'comments.body', 'mentions', 'audit actor'] as const;
 
-/** How erasure reaches a sink: by a purge step and scan of the processor, by destroying the subject's keys, or not yet. */
-export type ReachedBy = 'processor' | 'keys' | 'not yet';
+/** How erasure reaches a sink: by a purge step and scan of the processor, by destroying the subject's keys, by holding nothing of a person to erase, or not yet. */
+export type ReachedBy = 'processor' | 'keys' | 'none held' | 'not yet';
 
 export interface SinkPolicy {
   sink: string;
@@ -30,7 +30,7 @@ export const SINKS: readonly SinkPolicy[] = [
   { sink: 'warehouse-raw', method: 'anonymise (every value of the event\'s row images and source holding an identifier, or encrypted under their key, blanked; the row kept)', reachedBy: 'processor' },
   { sink: 'warehouse-curated', method: 'anonymise (ids) + delete (comment bodies, descriptions, any value naming them; history follows raw)', reachedBy: 'processor' },
   { sink: 'dead-letters', method: 'delete', reachedBy: 'processor' },
-  { sink: 'logs', method: 'expiry', reachedBy: 'not yet' },
+  { sink: 'logs', method: 'none held (user ids pseudonymised, emails, names and content redacted in every line, lib/logger.ts; lines written before policy 2026-12-03.9 expire)', reachedBy: 'none held' },
 ];
 
 /** The sinks the processor must purge and verify itself, in the order it does them. */

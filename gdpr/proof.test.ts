@@ -19,7 +19,7 @@ describe('erasure proof', () => {
     const proof = buildProof(complete(), new Date('2026-12-02T11:00:00Z'));
     expect(proof.policyVersion).toBe(POLICY_VERSION);
     expect(proof.sinks.map((s) => s.sink)).toEqual(SINKS.map((s) => s.sink));
-    for (const s of proof.sinks) expect(s.evidence.kind).toBe({ keys: 'key-destroyed', processor: 'purged-and-scanned', 'not yet': 'not covered' }[s.reachedBy]);
+    for (const s of proof.sinks) expect(s.evidence.kind).toBe({ keys: 'key-destroyed', processor: 'purged-and-scanned', 'none held': 'none held', 'not yet': 'not covered' }[s.reachedBy]);
     expect(JSON.stringify(proof)).not.toContain('ada@example.com');
   });
 

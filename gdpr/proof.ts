@@ -5,7 +5,7 @@
 // auditor who checks the trail checks the proof. Pure: the CLI loads the key and writes the file.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { TaskflowError } from '../lib/errors.js';
-import { POLICY_VERSION, SINKS } from './policy.js';
+import { POLICY_VERSION, type ReachedBy, SINKS } from './policy.js';
 import type { ErasureRequest, SinkProgress } from './processor.js';
 
 export const PROOF_KIND = 'taskflow.gdpr.erasure-proof/v1';
@@ -13,9 +13,9 @@ export const PROOF_KIND = 'taskflow.gdpr.erasure-proof/v1';
 export interface SinkEvidence {
   sink: string;
   method: string;
-  reachedBy: 'processor' | 'keys' | 'not yet';
-  /** processor: its purge and scan; keys: the key destruction; not yet: nothing covers it. */
-  evidence: (SinkProgress & { kind: 'purged-and-scanned' }) | { kind: 'key-destroyed'; destroyedAt: string; kids: string[] } | { kind: 'not covered' };
+  reachedBy: ReachedBy;
+  /** processor: its purge and scan; keys: the key destruction; none held: the sink is written without identifiers; not yet: nothing covers it. */
+  evidence: (SinkProgress & { kind: 'purged-and-scanned' }) | { kind: 'key-destroyed'; destroyedAt: string; kids: string[] } | { kind: 'none held' } | { kind: 'not covered' };
 }
 
 export interface ErasureProof {
@@ -49,7 +49,9 @@ export function buildProof(r: ErasureRequest, now: Date): ErasureProof {
         ? { kind: 'purged-and-scanned', ...progress }
         : p.reachedBy === 'keys' && r.keyDestruction
           ? { kind: 'key-destroyed', destroyedAt: r.keyDestruction.destroyedAt, kids: r.keyDestruction.kids }
-          : { kind: 'not covered' };
+          : p.reachedBy === 'none held'
+            ? { kind: 'none held' }
+            : { kind: 'not covered' };
     return { sink: p.sink, method: p.method, reachedBy: p.reachedBy, evidence };
   });
   return {

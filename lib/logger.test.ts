@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { Writable } from 'node:stream';
-import { createLogger, redactForLog } from './logger.js';
+import { createLogger, logPseudonym, redactForLog } from './logger.js';
 
 const MARK = 'ZQXMARK';
 
@@ -39,6 +39,22 @@ describe('log redaction', () => {
     expect(first.service).toBe('test');
     expect(JSON.parse(lines[2]!)).toMatchObject({ err: { code: '23505', message: 'duplicate key for [email]', detail: '[redacted]' }, msg: 'insert failed' });
     expect(JSON.parse(lines[3]!)).toMatchObject({ err: { code: '23505' }, msg: 'insert failed again' });
+  });
+
+  it('names no person: user ids under any key that holds one are pseudonyms, the same in every logger', () => {
+    const { logger, lines } = capturedLogger();
+    const other = capturedLogger();
+    const user = '7f0c2a4e-1b3d-4c5e-8f90-a1b2c3d4e5f6';
+    logger.info({ userId: user, clientId: `${user}.board-1`, actor: { userId: user }, userIds: [user], user_id: user }, 'refused');
+    logger.warn({ err: Object.assign(new Error('erased'), { subject: user }) }, 'erasure step');
+    other.logger.child({ sub: user }).info('child');
+    const all = [...lines, ...other.lines];
+    expect(all).toHaveLength(3);
+    expect(all.filter((l) => l.includes(user))).toEqual([]);
+    const p = logPseudonym(user);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ userId: p, clientId: `${p}.board-1`, actor: { userId: p }, userIds: [p], user_id: p });
+    expect(JSON.parse(lines[1]!)).toMatchObject({ err: { subject: p } });
+    expect(JSON.parse(other.lines[0]!)).toMatchObject({ sub: p });
   });
 
   it('keeps harmless keys that merely contain a sensitive word, and survives cycles and depth', () => {

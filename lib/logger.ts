@@ -5,7 +5,11 @@
 // `detail` quotes whole rows), child bindings — goes through `redactForLog` first. Keys are
 // redacted by name wherever they are nested (tokens, passwords, secrets, emails, display names,
 // comment bodies, task titles and descriptions), and strings are scrubbed of JWTs, bearer
-// credentials, e-mail addresses and passwords in URLs.
+// credentials, e-mail addresses and passwords in URLs. A person's id under a key that names one
+// (userId, actor, subject, clientId …) becomes a pseudonym (`logPseudonym`): lines about one user
+// still correlate across services, and no line names the person, so an erasure has nothing to
+// purge here (gdpr/POLICY.md `logs`).
+import { createHash } from 'node:crypto';
 import { pino, stdSerializers, type DestinationStream, type Logger as PinoLogger } from 'pino';
 import { oneOfSetting } from './config.js';
 
@@ -28,6 +32,28 @@ const STRING_SCRUBS: ReadonlyArray<[RegExp, string]> = [
   [/(\/\/[^\s:/@]*):[^\s@/]*@/g, `$1:${REDACTED}@`],
   [/[\w.+-]+@[\w-]+(\.[\w-]+)*\.[a-z]{2,}/gi, '[email]'],
 ];
+
+/** Keys (compared as SENSITIVE_KEYS) whose string values are a person's id (a client id starts with one). */
+const PERSON_ID_KEYS = new Set(['userid', 'userids', 'user', 'actor', 'actorid', 'subject', 'sub', 'createdby', 'assigneeid', 'authorid', 'mentioned', 'memberid', 'clientid', 'recipient', 'recipientid']);
+
+/**
+ * A user id as logs show it: 64 bits of SHA-256 under a fixed label, like the subject-keys table's
+ * kid — the same everywhere, so lines correlate, and it names nobody without the id itself, which
+ * erasure removes from the source database.
+ */
+export function logPseudonym(id: string): string {
+  return `u:${createHash('sha256').update(`taskflow/log-user\0${id}`).digest('hex').slice(0, 16)}`;
+}
+
+/** A client id is `<userId>.<suffix>` (lib/authz.ts): its user part pseudonymised, the suffix kept. */
+function pseudonymiseId(value: string): string {
+  const dot = value.indexOf('.');
+  return dot > 0 ? `${logPseudonym(value.slice(0, dot))}${value.slice(dot)}` : logPseudonym(value);
+}
+
+function personIdKey(key: string): boolean {
+  return PERSON_ID_KEYS.has(key.toLowerCase().replace(/[_-]/g, ''));
+}
 
 const MAX_DEPTH = 8;
 
@@ -54,7 +80,11 @@ export function redactForLog(value: unknown, depth = 0, seen = new WeakSet<objec
   if (Array.isArray(value)) return value.map((v) => redactForLog(v, depth + 1, seen));
   if (value instanceof Date || value instanceof URL) return redactForLog(value.toString(), depth, seen);
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) out[k] = sensitiveKey(k) && v !== undefined && v !== null ? REDACTED : redactForLog(v, depth + 1, seen);
+  for (const [k, v] of Object.entries(value)) {
+    if (sensitiveKey(k) && v !== undefined && v !== null) out[k] = REDACTED;
+    else if (personIdKey(k) && (typeof v === 'string' || Array.isArray(v))) out[k] = typeof v === 'string' ? pseudonymiseId(v) : v.map((x) => (typeof x === 'string' ? pseudonymiseId(x) : redactForLog(x, depth + 1, seen)));
+    else out[k] = redactForLog(v, depth + 1, seen);
+  }
   return out;
 }
 

@@ -132,6 +132,7 @@ function statusText(r: ErasureRequest, now: Date): string {
   ];
   const rows = SINKS.map((p) => {
     const s = r.sinks[p.sink];
+    if (p.reachedBy === 'none held') return [p.sink, 'none held', '-', '-', '-', 'written without identifiers (gdpr/POLICY.md)'];
     if (p.reachedBy === 'keys') return [p.sink, r.keyDestruction ? 'shredded' : 'pending', '-', '-', '-', 'key destruction'];
     if (!s) return [p.sink, 'not covered', '-', '-', '-', p.reachedBy === 'processor' ? 'added to the policy after this request' : 'no purge step yet (gdpr/POLICY.md)'];
     return [p.sink, s.state, String(s.changed), s.scanned === undefined ? '-' : String(s.scanned), s.found === undefined ? '-' : String(s.found), s.scannedAt ?? '-'];

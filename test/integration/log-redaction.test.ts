@@ -1,7 +1,7 @@
 // Logs are a sink that erasure never reaches: the whole pipeline (capture and router as their own
 // processes at debug level, the demo board in-process) handles rows, tokens and a hostile event
 // carrying marker strings in every personal or secret field, and no log line of any service may
-// contain one (lib/logger.ts).
+// contain one, nor the user's id (lib/logger.ts).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { PutRecordCommand } from '@aws-sdk/client-kinesis';
 import { randomUUID } from 'node:crypto';
@@ -117,7 +117,8 @@ describe('logs of every service', () => {
     board = undefined;
     await pipeline.stop(); // shutdown logs too
 
-    const secrets = [...Object.values(MARKERS), token, pipeline.env.ROUTER_MQTT_PASSWORD!, ':taskflow@'];
+    // The user's id too: a line names them by its pseudonym only (gdpr/POLICY.md `logs`: none held).
+    const secrets = [...Object.values(MARKERS), userId, token, pipeline.env.ROUTER_MQTT_PASSWORD!, ':taskflow@'];
     const hits = lines.filter(({ line }) => secrets.some((s) => line.includes(s)));
     expect(hits).toEqual([]);
     // The scan read real logs of each service.
