@@ -63,6 +63,10 @@ export const REPLAY_PORT = 8080;
 export const API_PORT = 8080;
 /** Where the router's pods find their IoT certificate and key (ROUTER_MQTT_IDENTITY_SECRET). */
 const ROUTER_MQTT_IDENTITY_DIR = '/etc/taskflow/router-mqtt';
+/** The analytics loader's internal erasure endpoint (LOADER_ERASURE_PORT), which only gdpr calls. */
+export const ERASURE_PORT = 8081;
+/** Where gdpr's service token for that endpoint is mounted (WAREHOUSE_ERASURE_TOKEN_FILE, re-read at every call). */
+const GDPR_SECRETS_DIR = '/var/run/secrets/taskflow';
 /** The environment's KMS key, which wraps the per-subject data keys: readers that decrypt personal fields need it named. */
 const SUBJECT_KEYS = { SUBJECT_KEYS_KMS_KEY_ID: 'alias/taskflow' };
 
@@ -155,14 +159,19 @@ export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawAr
       env: { CHANGE_STREAM_NAME: streamName, ...auditTrail, [AUDIT_SETTINGS.retentionDays.name]: String(AUDIT_RETENTION_DAYS) },
     },
     {
-      // Polls its request store; DATABASE_URL comes from the secret store, as capture's.
+      // Polls its request store and purges every sink of gdpr/POLICY.md; DATABASE_URL and
+      // AUDIT_KEY come from the secret store, as capture's and audit's. The warehouse is purged
+      // inside the loader, through its erasure endpoint (the loader's Service, port `erasure`),
+      // with gdpr's service JWT (subject service:gdpr, issued by the identity provider) from the
+      // mounted Secret. The DynamoDB sinks use the tables' default names (taskflow-changelog, …).
       name: 'gdpr',
       kind: 'Deployment',
       args: ['gdpr'],
       replicas: { min: 1, max: 1 },
       cpuMillis: 250,
       memoryMi: 512,
-      env: { ...SUBJECT_KEYS, ...auditTrail },
+      env: { ...SUBJECT_KEYS, ...auditTrail, WAREHOUSE_ERASURE_URL: `http://analytics-loader:${ERASURE_PORT}`, WAREHOUSE_ERASURE_TOKEN_FILE: `${GDPR_SECRETS_DIR}/warehouse-erasure-token` },
+      secretFiles: { secret: 'taskflow-gdpr', mountPath: GDPR_SECRETS_DIR },
     },
     {
       name: 'analytics-archiver',
@@ -182,8 +191,8 @@ export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawAr
       replicas: { min: 1, max: 1 },
       cpuMillis: 2000,
       memoryMi: 4096,
-      env: { ARCHIVE_BUCKET: settings.rawArchiveBucket, ARCHIVE_PREFIX: RAW_PREFIX, WAREHOUSE_PATH: '/data/warehouse.duckdb', ANALYTICS_API_PORT: String(API_PORT), ...jwt },
-      ports: { api: API_PORT },
+      env: { ARCHIVE_BUCKET: settings.rawArchiveBucket, ARCHIVE_PREFIX: RAW_PREFIX, WAREHOUSE_PATH: '/data/warehouse.duckdb', ANALYTICS_API_PORT: String(API_PORT), LOADER_ERASURE_PORT: String(ERASURE_PORT), ...jwt },
+      ports: { api: API_PORT, erasure: ERASURE_PORT },
       volumeGi: 200,
     },
   ];

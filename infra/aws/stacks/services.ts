@@ -184,6 +184,8 @@ export class ServicesStack extends Stack {
       gdpr.addToPolicy(new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [auditIdentities.bucketArn] }));
       gdpr.addToPolicy(new iam.PolicyStatement({ actions: ['s3:GetObject', 's3:DeleteObject'], resources: [auditIdentities.arnForObjects('*')] }));
       dataKey.grant(gdpr, 'kms:Decrypt');
+      // lib/erasure-sink.ts: the dead letters holding the subject (Scan for heads and orphan parts, GetItem/BatchGetItem for parts), deleted with their parts.
+      grantTable(gdpr, table('dlq'), ['Scan', 'GetItem', 'BatchGetItem', 'DeleteItem']);
     }
   }
 }
