@@ -1,8 +1,9 @@
 // The search-index erasure sink on the real engine (node:sqlite FTS5, a file): a subject's task
 // description, comment, membership and their email in another user's comment are found, purged,
 // then found nowhere — not in the documents, not in the file's bytes; a repeat changes nothing,
-// and no redelivery of the old events (any order, any subset, duplicates) brings them back.
-import { afterAll, describe, expect, it } from '@jest/globals';
+// and no redelivery of the old events (any order, any subset, duplicates) brings them back. The
+// OpenSearch engine (production) against the recording fake: the same purge, scan and documents.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { mkdtempSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,6 +15,8 @@ import { validateEvent } from '../schemas/validate.js';
 import { openErasureSinks } from './erasure-sink.js';
 import { indexBatchOf } from './indexer.js';
 import { SqliteSearchIndex } from './sqlite-index.js';
+import { OpenSearchIndex } from './opensearch-index.js';
+import { startOpenSearchFake, type OpenSearchFake } from '../test/support/opensearch-fake.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'search-erasure-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -97,6 +100,60 @@ describe('search-index erasure sink', () => {
         await sink.purge(IDS); // the membership projection takes a redelivered membership back in; the processor purges until the scan is clean
       }),
       { numRuns: 30 },
+    );
+    await index.apply(indexBatchOf([event('task.updated', 0x900, { entityId: TASK, row: { title: 'Launch', description: 'rewritten by the team' } })]));
+    expect((await index.documents(WS)).find((d) => d.id === TASK)?.text).toBe('rewritten by the team');
+    await close();
+    await index.close();
+  });
+});
+
+describe('search-index erasure sink on OpenSearch (the recording fake)', () => {
+  let fake: OpenSearchFake;
+  beforeAll(async () => {
+    fake = await startOpenSearchFake();
+  });
+  afterAll(() => fake.stop());
+  let n = 0;
+
+  async function indexedOpenSearch() {
+    const env = { SEARCH_ENGINE: 'opensearch', OPENSEARCH_URL: fake.url, OPENSEARCH_ALIAS: `erasure-${++n}` };
+    const index = await OpenSearchIndex.open({ node: fake.url, alias: env.OPENSEARCH_ALIAS, refresh: true });
+    await index.apply(indexBatchOf(EVENTS));
+    const opened = await openErasureSinks(env);
+    return { index, sink: opened.sinks[0]!, close: opened.close };
+  }
+
+  it('purge then scan finds 0; a repeat changes nothing; the documents are those the SQLite engine keeps', async () => {
+    const { index, sink, close } = await indexedOpenSearch();
+    expect(await sink.scan(IDS)).toEqual({ scanned: 5, found: 4 });
+    expect(await sink.purge(IDS)).toEqual({ changed: 4 });
+    expect(await sink.scan(IDS)).toEqual({ scanned: 4, found: 0 });
+    expect(await sink.purge(IDS)).toEqual({ changed: 0 });
+    expect((await index.documents(WS)).map((d) => [d.id, d.title, d.text])).toEqual([
+      [OTHER_COMMENT, '', ''],
+      [TASK, 'Launch', ''],
+      [OTHER_TASK, 'Other', 'nothing personal'],
+    ]);
+    expect(await index.memberships(SUBJECT)).toEqual([]);
+    expect(await index.search({ workspaceId: WS, projects: 'all', terms: ['remark'], limit: 10 })).toEqual([]);
+    // What went over the wire: the subject's documents written back at their own versions.
+    const writes = fake.requests.filter((r) => r.path === '/_bulk').at(-1);
+    expect(JSON.stringify(writes?.body)).toContain('external_gte');
+    await close();
+    await index.close();
+  });
+
+  it('no redelivery of the old events brings the data back; a newer edit still lands', async () => {
+    const { index, sink, close } = await indexedOpenSearch();
+    await sink.purge(IDS);
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.constantFrom(...EVENTS), { maxLength: 12 }), async (again) => {
+        await index.apply(indexBatchOf(again));
+        expect((await sink.scan(IDS)).found).toBe(EVENTS.filter((e) => e.envelope.type === 'taskflow.membership.created').some((e) => again.includes(e)) ? 1 : 0);
+        await sink.purge(IDS);
+      }),
+      { numRuns: 20 },
     );
     await index.apply(indexBatchOf([event('task.updated', 0x900, { entityId: TASK, row: { title: 'Launch', description: 'rewritten by the team' } })]));
     expect((await index.documents(WS)).find((d) => d.id === TASK)?.text).toBe('rewritten by the team');

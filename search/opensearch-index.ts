@@ -19,7 +19,7 @@ import { Client } from '@opensearch-project/opensearch';
 import type { Membership, Role } from '../lib/authz.js';
 import { TaskflowError } from '../lib/errors.js';
 import { parseEventId } from '../lib/event-id.js';
-import { applyChange, type DocChange, type DocState, docKey, erasedByTruncate, type IndexedTable, INDEXED_TABLES, type SearchDocument, visibleDocument } from './documents.js';
+import { applyChange, type DocChange, type DocState, docKey, erasedByTruncate, erasedState, type IndexedTable, INDEXED_TABLES, type SearchDocument, stateHolds, visibleDocument } from './documents.js';
 import { hasFilter, type IndexBatch, type SearchHit, type SearchIndex, type SearchQuery } from './search-index.js';
 
 /** The index's mappings: `state` is kept, not indexed. */
@@ -80,6 +80,42 @@ export interface OpenSearchIndexOptions {
   /** Wait for each write to be searchable (tests, demos); production relies on the refresh interval. */
   refresh?: boolean;
   client?: Client;
+}
+
+/** Documents per page an erasure reads. */
+const ERASURE_PAGE = 500;
+
+/** Who an erasure removes: the subject's id, the strings naming them, the ids of the comments they wrote. */
+export interface ErasureTarget {
+  subject: string;
+  needles: readonly string[];
+  comments: readonly string[];
+}
+
+/** A document's write: its external version is its newest event id (written or deleted). */
+function docOperation(key: string, state: DocState, markers: Map<string, string>): { id: string; routing: string; version: number; source: Source } {
+  const doc = visibleDocument(state, markers.get(state.table) ?? '');
+  const task = doc?.table === 'tasks' ? doc : null;
+  return {
+    id: `doc/${key}`,
+    routing: state.workspaceId,
+    version: versionOf(state.written > state.deleted ? state.written : state.deleted),
+    source: {
+      kind: 'doc',
+      key,
+      workspace_id: state.workspaceId,
+      table: state.table,
+      written: state.written,
+      deleted: state.deleted,
+      visible: doc !== null,
+      project_id: doc?.projectId ?? null,
+      title: doc?.title ?? '',
+      text: doc?.text ?? '',
+      labels: task?.labels ?? [],
+      due_at: task?.dueAt ?? null,
+      state,
+    },
+  };
 }
 
 export class OpenSearchIndex implements SearchIndex {
@@ -231,34 +267,76 @@ export class OpenSearchIndex implements SearchIndex {
         const before = stored.get(key);
         const state = docChanges.reduce<DocState | undefined>((s, c) => applyChange(s, c), before);
         if (!state) continue;
-        const marker = markers.get(state.table) ?? '';
-        if (!before && erasedByTruncate(state, marker)) continue;
-        const doc = visibleDocument(state, marker);
-        const task = doc?.table === 'tasks' ? doc : null;
-        operations.push({
-          id: `doc/${key}`,
-          routing: state.workspaceId,
-          version: versionOf(state.written > state.deleted ? state.written : state.deleted),
-          source: {
-            kind: 'doc',
-            key,
-            workspace_id: state.workspaceId,
-            table: state.table,
-            written: state.written,
-            deleted: state.deleted,
-            visible: doc !== null,
-            project_id: doc?.projectId ?? null,
-            title: doc?.title ?? '',
-            text: doc?.text ?? '',
-            labels: task?.labels ?? [],
-            due_at: task?.dueAt ?? null,
-            state,
-          },
-        });
+        if (!before && erasedByTruncate(state, markers.get(state.table) ?? '')) continue;
+        operations.push(docOperation(key, state, markers));
       }
       const conflicts = await this.bulk(operations);
       pending = new Map([...pending].filter(([key]) => conflicts.has(`doc/${key}`)));
     }
+  }
+
+  /** Every stored document, a page at a time in key order (search_after): what erasure reads. */
+  private async *documentPages(): AsyncGenerator<{ key: string; state: DocState }[]> {
+    let after: string | undefined;
+    for (;;) {
+      const res = await this.client.search({
+        index: this.target,
+        body: { size: ERASURE_PAGE, sort: [{ key: 'asc' }], query: { bool: { filter: [{ term: { kind: 'doc' } }] } }, ...(after !== undefined ? { search_after: [after] } : {}) },
+      });
+      const page = hitsOf(res.body).flatMap((h) => (typeof h._source.key === 'string' && h._source.state ? [{ key: h._source.key, state: h._source.state as DocState }] : []));
+      if (page.length === 0) return;
+      yield page;
+      if (page.length < ERASURE_PAGE) return;
+      after = page[page.length - 1]!.key;
+    }
+  }
+
+  /**
+   * Erasure of a subject (search/erasure-sink.ts), as the SQLite index does it: every document
+   * holding a needle loses those values and the subject's comments are hidden as deleted
+   * (documents.ts erasedState: each field keeps its event id, so no replayed older event brings a
+   * value back), and the index's memberships of the subject are deleted. Written at the
+   * document's own version (external_gte): a newer live write wins, and the scan after the purge
+   * finds it if it still holds a needle. Returns the documents and memberships changed.
+   */
+  async erase(e: ErasureTarget): Promise<number> {
+    const markers = await this.markers();
+    const remove = new Set(e.comments);
+    let changed = 0;
+    for await (const page of this.documentPages()) {
+      const operations: Parameters<OpenSearchIndex['bulk']>[0] = [];
+      for (const { key, state } of page) {
+        const next = erasedState(state, e.needles, state.table === 'comments' && remove.has(state.id));
+        if (next) operations.push(docOperation(key, next, markers));
+      }
+      const lost = await this.bulk(operations);
+      changed += operations.length - lost.size;
+    }
+    const res = await this.client.deleteByQuery({ index: this.target, body: { query: this.subjectMemberships(e.subject) }, refresh: true });
+    return changed + Number((res.body as { deleted?: number }).deleted ?? 0);
+  }
+
+  /** Reads every document and the memberships: counts those holding a needle, a visible comment of the subject's, or a membership of theirs. */
+  async holding(e: ErasureTarget): Promise<{ scanned: number; found: number }> {
+    const markers = await this.markers();
+    const remove = new Set(e.comments);
+    let scanned = 0;
+    let found = 0;
+    for await (const page of this.documentPages()) {
+      for (const { state } of page) {
+        scanned += 1;
+        if (stateHolds(state, e.needles) || (state.table === 'comments' && remove.has(state.id) && visibleDocument(state, markers.get('comments')))) found += 1;
+      }
+    }
+    const count = async (query: Source) => {
+      const res = await this.client.search({ index: this.target, body: { size: 0, query } });
+      return (res.body as { hits: { total: { value: number } } }).hits.total.value;
+    };
+    return { scanned: scanned + (await count({ bool: { filter: [{ term: { kind: 'membership' } }] } })), found: found + (await count(this.subjectMemberships(e.subject))) };
+  }
+
+  private subjectMemberships(subject: string): Source {
+    return { bool: { filter: [{ term: { kind: 'membership' } }, { term: { user_id: subject } }] } };
   }
 
   async memberships(userId: string): Promise<Membership[]> {

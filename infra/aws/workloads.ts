@@ -170,7 +170,8 @@ export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawAr
       replicas: { min: 1, max: 1 },
       cpuMillis: 250,
       memoryMi: 512,
-      env: { ...SUBJECT_KEYS, ...auditTrail, WAREHOUSE_ERASURE_URL: `http://analytics-loader:${ERASURE_PORT}`, WAREHOUSE_ERASURE_TOKEN_FILE: `${GDPR_SECRETS_DIR}/warehouse-erasure-token` },
+      // The search-index sink purges the search service's OpenSearch alias (OPENSEARCH_URL from the deployment, as search's).
+      env: { ...SUBJECT_KEYS, ...auditTrail, SEARCH_ENGINE: 'opensearch', WAREHOUSE_ERASURE_URL: `http://analytics-loader:${ERASURE_PORT}`, WAREHOUSE_ERASURE_TOKEN_FILE: `${GDPR_SECRETS_DIR}/warehouse-erasure-token` },
       secretFiles: { secret: 'taskflow-gdpr', mountPath: GDPR_SECRETS_DIR },
     },
     {

@@ -162,11 +162,16 @@ export async function startOpenSearchFake(): Promise<OpenSearchFake> {
       }
     }
     const sort = body.sort as Record<string, string>[] | undefined;
+    let page = matched;
     if (sort?.[0]) {
       const [field, dir] = Object.entries(sort[0])[0]!;
-      matched.sort((a, b) => compare(a._source[field], b._source[field]) * (dir === 'desc' ? -1 : 1));
+      const sign = dir === 'desc' ? -1 : 1;
+      matched.sort((a, b) => compare(a._source[field], b._source[field]) * sign);
+      // search_after: the hits sorting after the given value of the (first) sort field.
+      const after = (body.search_after as unknown[] | undefined)?.[0];
+      if (after !== undefined) page = matched.filter((h) => compare(h._source[field], after) * sign > 0);
     } else matched.sort((a, b) => b._score - a._score || a._id.localeCompare(b._id));
-    return { took: 1, timed_out: false, hits: { total: { value: matched.length, relation: 'eq' }, hits: matched.slice(0, (body.size as number | undefined) ?? 10) } };
+    return { took: 1, timed_out: false, hits: { total: { value: matched.length, relation: 'eq' }, hits: page.slice(0, (body.size as number | undefined) ?? 10) } };
   }
 
   function answer(method: string, path: string, query: Record<string, string>, body: unknown): { status: number; body?: unknown } {
