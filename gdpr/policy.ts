@@ -1,7 +1,7 @@
 // The erasure policy as data: gdpr/POLICY.md's two tables, mirrored here so the processor, the
 // proof and a test (policy.test.ts) read one list. Pure data.
 
-export const POLICY_VERSION = '2026-12-03.9';
+export const POLICY_VERSION = '2026-12-03.10';
 
 /** Erasure must be complete everywhere this long after the request is recorded. */
 export const ERASURE_DEADLINE_MS = 72 * 3600 * 1000;
@@ -22,6 +22,7 @@ export const SINKS: readonly SinkPolicy[] = [
   { sink: 'subject-keys', method: 'crypto-shred', reachedBy: 'keys' },
   { sink: 'kinesis', method: 'crypto-shred (encrypted fields) + expiry', reachedBy: 'keys' },
   { sink: 'router-changelog', method: 'delete (the event\'s row images and actor; its seq stays for replay)', reachedBy: 'processor' },
+  { sink: 'router-memberships', method: 'delete (their memberships and the tombstones of removed ones, by key; nothing of an erased subject is stored again)', reachedBy: 'processor' },
   { sink: 'search-index', method: 'delete (comments) + anonymise (descriptions)', reachedBy: 'processor' },
   { sink: 'notifications-inbox', method: 'delete (notifications, watches, projected memberships)', reachedBy: 'processor' },
   { sink: 'audit-trail', method: 'pseudonym cut', reachedBy: 'processor' },

@@ -8,10 +8,10 @@
 // instead of removing the item, so reprocessing an older create after a crash cannot bring a
 // revoked membership back: every write is conditional on being newer than what is stored.
 // `TRUNCATE memberships` leaves a marker item: memberships written before it no longer count.
-import { ConditionalCheckFailedException, type DynamoDBClient, GetItemCommand, PutItemCommand, QueryCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
+import { ConditionalCheckFailedException, DeleteItemCommand, type DynamoDBClient, GetItemCommand, PutItemCommand, QueryCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { Membership, Role } from './authz.js';
 import type { StreamEvent } from '@taskflow/stream/events';
-import { membershipWrites, newestWrites, type MembershipWrite } from './membership-events.js';
+import { membershipWrites, newestWrites, projectionSteps, type MembershipWrite } from './membership-events.js';
 
 /** The key schema of a membership projection's table (the router's and the notifications service's). */
 export const MEMBERSHIP_TABLE_KEY = {
@@ -43,11 +43,13 @@ export class DynamoMembershipProjection implements MembershipReader {
     private readonly now: () => number = Date.now,
   ) {}
 
-  async apply(events: readonly StreamEvent[]): Promise<void> {
+  /** `erased`: user ids on the erased-subjects list, whose memberships are forgotten, never stored (projectionSteps). */
+  async apply(events: readonly StreamEvent[], erased: ReadonlySet<string> = new Set()): Promise<void> {
     // One write per membership, its newest (newestWrites); different memberships in parallel. A
     // truncate ends a run: what came before it is written first, then swept.
     let run: MembershipWrite[] = [];
-    const writeRun = () => Promise.all(newestWrites(run).map((w) => this.write(w)));
+    const writeRun = () =>
+      Promise.all(projectionSteps(newestWrites(run), (userId) => erased.has(userId)).map((step) => ('put' in step ? this.write(step.put) : this.forget(step.forget))));
     for (const w of membershipWrites(events)) {
       if ('truncatedBefore' in w) {
         await writeRun();
@@ -78,6 +80,10 @@ export class DynamoMembershipProjection implements MembershipReader {
     } catch (err) {
       if (!(err instanceof ConditionalCheckFailedException)) throw err;
     }
+  }
+
+  private async forget(m: { userId: string; membershipId: string }): Promise<void> {
+    await this.client.send(new DeleteItemCommand({ TableName: this.table, Key: { userId: { S: m.userId }, scope: { S: m.membershipId } } }));
   }
 
   private async write(w: MembershipWrite): Promise<void> {

@@ -1,9 +1,10 @@
 // Coalescing a batch's membership writes (newestWrites) must leave the projection exactly as
 // writing every one in turn would, whatever the projection held before and in whatever order
-// duplicates, redriven (older) events and interleaved memberships arrive.
+// duplicates, redriven (older) events and interleaved memberships arrive. And for an erased
+// subject (projectionSteps) the projection never holds anything of theirs, in any order.
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import { newestWrites, type MembershipWrite } from './membership-events.js';
+import { newestWrites, projectionSteps, type MembershipWrite } from './membership-events.js';
 
 type Stored = Map<string, { eventId: string; membership: MembershipWrite['membership'] }>;
 
@@ -44,3 +45,32 @@ describe('newestWrites', () => {
     );
   });
 });
+
+describe('projectionSteps', () => {
+  it("stores nothing of an erased subject, whatever arrives in whatever order, and leaves everyone else's projection as it was", () => {
+    fc.assert(
+      fc.property(fc.array(fc.array(write, { maxLength: 10 }), { maxLength: 5 }), fc.subarray(['u1', 'u2', 'u3']), (batches, erasedList) => {
+        const erased = new Set(erasedList);
+        let withRule: Stored = new Map();
+        let without: Stored = new Map();
+        for (const batch of batches) {
+          const steps = projectionSteps(newestWrites(batch), (u) => erased.has(u));
+          withRule = apply(withRule, steps.flatMap((s) => ('put' in s ? [s.put] : [])));
+          for (const s of steps) if ('forget' in s) withRule.delete(`${s.forget.userId}/${s.forget.membershipId}`);
+          without = apply(without, newestWrites(batch));
+        }
+        for (const key of withRule.keys()) expect(erased.has(key.split('/')[0]!)).toBe(false);
+        const others = (m: Stored) => new Map([...m].filter(([k]) => !erased.has(k.split('/')[0]!)));
+        expect(others(withRule)).toEqual(others(without));
+      }),
+    );
+  });
+
+  it("deletes an erased subject's removed membership instead of writing a tombstone, and writes no grant of theirs", () => {
+    const grant: MembershipWrite = { userId: 'u1', membershipId: 'm1', eventId: '0001', membership: { workspaceId: 'w', projectId: null, role: 'member' } };
+    const removal: MembershipWrite = { userId: 'u1', membershipId: 'm1', eventId: '0002', membership: null };
+    expect(projectionSteps([grant, removal], (u) => u === 'u1')).toEqual([{ forget: { userId: 'u1', membershipId: 'm1' } }]);
+    expect(projectionSteps([grant, removal], () => false)).toEqual([{ put: grant }, { put: removal }]);
+  });
+});
+

@@ -71,3 +71,22 @@ export function newestWrites(writes: readonly MembershipWrite[]): MembershipWrit
   }
   return [...newest.values()];
 }
+
+/** What the projection does for an erased subject's membership: nothing of theirs is stored again. */
+export type ProjectionStep = { put: MembershipWrite } | { forget: { userId: string; membershipId: string } };
+
+/**
+ * Pure: the projection's steps for `writes` (gdpr/POLICY.md `router-memberships`). An erased
+ * subject's grant is not written, and a removal of theirs deletes the item outright instead of
+ * leaving a tombstone that would hold their id for its 30 days: the erased-subjects list is what
+ * refuses an older grant replayed for them. Everyone else's writes are as they were.
+ */
+export function projectionSteps(writes: readonly MembershipWrite[], isErased: (userId: string) => boolean): ProjectionStep[] {
+  const steps: ProjectionStep[] = [];
+  for (const w of writes) {
+    if (!isErased(w.userId)) steps.push({ put: w });
+    else if (w.membership === null) steps.push({ forget: { userId: w.userId, membershipId: w.membershipId } });
+  }
+  return steps;
+}
+

@@ -9,7 +9,12 @@
 //
 // A whole-table Scan: the subject's events can be in any project. Rewrites are conditional on the
 // item's run of ids, so a router rewriting the item meanwhile wins and the next scan looks again.
-import { ConditionalCheckFailedException, type DynamoDBClient, ScanCommand, UpdateItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
+//
+// And the membership projection the authorization reads (`router-memberships`,
+// lib/dynamo-memberships.ts, HASH userId): the subject's items — memberships and the tombstones of
+// removed ones, which would hold their id for 30 days — are deleted by key. The router stores
+// nothing of an erased subject's memberships again (lib/membership-events.ts projectionSteps).
+import { ConditionalCheckFailedException, DeleteItemCommand, type DynamoDBClient, QueryCommand, ScanCommand, UpdateItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { createDynamoClient, loadAwsConfig } from '../lib/aws.js';
 import { type Env, readSettings } from '../lib/config.js';
@@ -83,10 +88,44 @@ export async function scanChangelog(t: ChangelogTable, ids: SubjectIdentifiers):
 
 export const CHANGELOG_SINK: SinkSteps<ChangelogTable> = { sink: 'router-changelog', purge: purgeChangelog, scan: scanChangelog };
 
-export const ERASURE_SINKS = [CHANGELOG_SINK] as const;
+/** The subject's items of the membership projection, every page (one partition: HASH userId). */
+async function membershipItems(t: ChangelogTable, subject: string): Promise<Record<string, AttributeValue>[]> {
+  const items: Record<string, AttributeValue>[] = [];
+  let start: Record<string, AttributeValue> | undefined;
+  do {
+    const out = await t.client.send(
+      new QueryCommand({ TableName: t.table, KeyConditionExpression: 'userId = :u', ExpressionAttributeValues: { ':u': { S: subject } }, ProjectionExpression: 'userId, #s', ExpressionAttributeNames: { '#s': 'scope' }, ConsistentRead: true, ...(start ? { ExclusiveStartKey: start } : {}) }),
+    );
+    items.push(...(out.Items ?? []));
+    start = out.LastEvaluatedKey;
+  } while (start);
+  return items;
+}
+
+export const MEMBERSHIPS_SINK: SinkSteps<ChangelogTable> = {
+  sink: 'router-memberships',
+  async purge(t, ids, onProgress) {
+    let changed = 0;
+    for (const key of await membershipItems(t, ids.subject)) {
+      await t.client.send(new DeleteItemCommand({ TableName: t.table, Key: { userId: key.userId!, scope: key.scope! } }));
+      changed += 1;
+      onProgress?.(changed);
+    }
+    return { changed };
+  },
+  async scan(t, ids) {
+    const found = (await membershipItems(t, ids.subject)).length;
+    return { scanned: found, found };
+  },
+};
+
+export const ERASURE_SINKS = [CHANGELOG_SINK, MEMBERSHIPS_SINK] as const;
 
 export function openErasureSinks(env: Env): Promise<{ sinks: ErasureSink[]; close(): Promise<void> }> {
-  const { changelogTable } = readSettings(env, { changelogTable: ROUTER_SETTINGS.changelogTable });
+  const { changelogTable, membershipsTable } = readSettings(env, { changelogTable: ROUTER_SETTINGS.changelogTable, membershipsTable: ROUTER_SETTINGS.membershipsTable });
   const client = createDynamoClient(loadAwsConfig(env));
-  return Promise.resolve({ sinks: [bindSink(CHANGELOG_SINK, { client, table: changelogTable })], close: () => Promise.resolve(client.destroy()) });
+  return Promise.resolve({
+    sinks: [bindSink(CHANGELOG_SINK, { client, table: changelogTable }), bindSink(MEMBERSHIPS_SINK, { client, table: membershipsTable })],
+    close: () => Promise.resolve(client.destroy()),
+  });
 }

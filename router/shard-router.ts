@@ -50,7 +50,8 @@ export interface ChangeSink {
 
 /** Consumes membership events in stream order (the authorization projection). */
 export interface MembershipSink {
-  apply(events: readonly RouterEvent[]): Promise<void>;
+  /** `erased`: user ids on the erased-subjects list: their memberships are forgotten, not stored. */
+  apply(events: readonly RouterEvent[], erased?: ReadonlySet<string>): Promise<void>;
 }
 
 export interface ShardRouterMetrics {
@@ -154,18 +155,20 @@ export class ShardRouter {
     this.metrics.outOfOrderFixed(reordered);
     for (const e of inOrder) redriven.delete(e.id);
     const admitted = [...inOrder, ...redriven.values()];
-    // The projection takes the events as they are: a removed membership (the erasure's own delete
-    // of the rows among them) must revoke, and its tombstone refuses any older create replayed.
     const toChangelog = await this.blankErased(admitted);
 
     const t1 = performance.now();
     const membershipEvents = admitted.filter(affectsMemberships);
+    // The projection takes the events as they are, told who is erased: a removed membership (the
+    // erasure's own delete of the rows) must still revoke, and is deleted rather than kept as a
+    // tombstone holding the subject's id; an erased subject's grant is not stored again.
+    const erasedMembers = membershipEvents.length > 0 && this.deps.erased ? await this.deps.erased.erasedAmong(membershipEvents) : undefined;
     // The projection is written while the batch is sequenced into the changelog (both are writes
     // to the tables, and a backlog after a restart holds thousands of membership events): nothing
     // reaches the sink before both are done. Then the projection is current, a revoked user who
     // reconnects is refused, and the holds are placed before any later change of the workspace.
     let membershipsDoneAt = t1;
-    const applying = membershipEvents.length > 0 ? this.deps.memberships.apply(membershipEvents).then(() => void (membershipsDoneAt = performance.now())) : Promise.resolve();
+    const applying = membershipEvents.length > 0 ? this.deps.memberships.apply(membershipEvents, erasedMembers).then(() => void (membershipsDoneAt = performance.now())) : Promise.resolve();
 
     const byProject = new Map<string, { project: ProjectRef; events: RouterEvent[] }>();
     for (const e of toChangelog) {

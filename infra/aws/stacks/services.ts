@@ -99,7 +99,8 @@ export class ServicesStack extends Stack {
       reader(router, 'router', 'router');
       grantStream(router, deps.presence, STREAM_READER);
       grantTable(router, table('changelog'), ['Query', 'GetItem', 'PutItem']);
-      grantTable(router, table('memberships'), MEMBERSHIPS);
+      // DeleteItem: an erased subject's removed membership is deleted, not kept as a tombstone (lib/membership-events.ts projectionSteps).
+      grantTable(router, table('memberships'), [...MEMBERSHIPS, 'DeleteItem']);
       grantTable(router, table('subscriptions'), ['Query', 'Scan', 'PutItem', 'BatchWriteItem']);
       // Decrypts personal fields for browsers: reads subject keys, never writes them (the key's Decrypt comes with the table).
       grantTable(router, table(SUBJECT_KEYS_TABLE_KEY), ['GetItem']);
@@ -176,6 +177,8 @@ export class ServicesStack extends Stack {
       // router's changelog rewritten in place (conditional UpdateItem), the notifications tables'
       // items holding the subject deleted (lib/dynamo-erasure.ts).
       grantTable(gdpr, table('changelog'), ['Scan', 'UpdateItem']);
+      // router/erasure-sink.ts router-memberships: the subject's partition, queried and deleted.
+      grantTable(gdpr, table('memberships'), ['Query', 'DeleteItem']);
       for (const key of ['notifications', 'notification-watchers', 'notification-memberships']) grantTable(gdpr, table(key), ['Scan', 'DeleteItem']);
       // The audit trail's pseudonym cut (audit/erasure-sink.ts, identities.ts): lists the identity
       // mappings (ListObjectsV2 under identities/, which audit/s3-store.ts sends to the identity
