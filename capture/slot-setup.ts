@@ -19,6 +19,8 @@ export const CAPTURED_TABLES = SNAPSHOT_ORDER.map((e) => ENTITIES[e].table);
 const INSUFFICIENT_PRIVILEGE = '42501';
 /** How often a standby looks whether the slot is free: a takeover waits at most this long. */
 const SLOT_POLL_MS = 200;
+/** Reads of slot and record at start when a peer creates the slot meanwhile (it happens once). */
+const SLOT_READ_ATTEMPTS = 3;
 /** How long pg_terminate_backend waits for a stale walsender to exit. */
 const TERMINATE_WAIT_MS = 2000;
 
@@ -48,11 +50,7 @@ export class SlotSetup {
     logger.info({ tables: await changedColumnsTables(admin, CAPTURED_TABLES) }, "tables opted in to changed-column capture (the others' updates list every column)");
     const sys = await admin.query<{ system_identifier: string }>('SELECT system_identifier::text FROM pg_control_system()');
     const key = `${sys.rows[0]!.system_identifier}/${config.dbName}/${config.slot}`;
-    // The slot first, then the record: a running capture records a position before the server
-    // hears it, so a record read after the slot is never behind the slot read before it. Read
-    // the other way round, an active peer confirming in between looks like a gap (SLOT_GAP).
-    const slot = await this.slotRow();
-    const record = await this.slotRecords.get(key);
+    const { slot, record } = await this.slotAndRecord(key);
     if (slot && (slot.plugin !== 'pgoutput' || slot.database !== config.dbName)) {
       throw new TaskflowError('SLOT_MISMATCH', `slot ${config.slot} exists for plugin ${slot.plugin} on database ${slot.database}, not pgoutput on ${config.dbName}`);
     }
@@ -74,6 +72,21 @@ export class SlotSetup {
     if (current !== record) await this.slotRecords.put(current);
     logger.info({ slot: config.slot, confirmed: formatLsn(confirmed) }, decision.message);
     return { firstStart: false, record: current };
+  }
+
+  /**
+   * The slot first, then its record: a running capture records a position before the server hears
+   * it, so a record read after the slot is never behind the slot read before it (read the other
+   * way round, an active peer confirming in between looks like a gap: SLOT_GAP). A slot missing
+   * at the first read but there right after was just created by a peer starting at the same time,
+   * its record possibly read already: both are read again, rather than taken for a dropped slot.
+   */
+  private async slotAndRecord(key: string): Promise<{ slot: Awaited<ReturnType<SlotSetup['slotRow']>>; record: SlotRecord | undefined }> {
+    for (let attempt = 1; ; attempt += 1) {
+      const slot = await this.slotRow();
+      const record = await this.slotRecords.get(key);
+      if (slot || attempt === SLOT_READ_ATTEMPTS || !(await this.slotRow())) return { slot, record };
+    }
   }
 
   /** The slot's confirmed position now (a session streams from there). */

@@ -223,4 +223,34 @@ describe('capture under faults', () => {
       await admin.end();
     }
   });
+
+  it('does not take a peer creating the slot while it starts for a dropped slot', async () => {
+    const { dbUrl, env, history } = await environment('capture_peercreate', 1);
+    await history.stop();
+    const config = loadConfig({ ...env, TASKFLOW_ENV: 'development' });
+    const admin = new pg.Pool({ connectionString: dbUrl, max: 2 });
+    try {
+      const sys = await admin.query<{ id: string }>('SELECT system_identifier::text AS id FROM pg_control_system()');
+      const key = `${sys.rows[0]!.id}/${config.dbName}/${config.slot}`;
+      // Both instances of a pair start on a new database: the peer creates the slot and records
+      // it (create first, then the record) right after this one found no slot.
+      class PeerCreatesAfterSlotRead extends MemorySlotRecordStore {
+        private created = false;
+        override async get(k: string): Promise<SlotRecord | undefined> {
+          if (!this.created) {
+            this.created = true;
+            const made = await admin.query<{ lsn: string }>("SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')", [config.slot]);
+            const lsn = parseLsn(made.rows[0]!.lsn);
+            await this.put({ key, confirmedLsn: lsn, createdLsn: lsn, updatedAt: new Date().toISOString() });
+          }
+          return super.get(k);
+        }
+      }
+      const prepared = await new SlotSetup(admin, config, new PeerCreatesAfterSlotRead(), logger).prepare();
+      expect(prepared.firstStart).toBe(false);
+    } finally {
+      await admin.end();
+    }
+  });
 });
+
