@@ -15,7 +15,7 @@ import { runWorkload } from '../../db/workload.js';
 import { createLogger } from '../../lib/logger.js';
 import { compareHistory, startHistoryRecorder } from '../support/history.js';
 import { createTestDatabase, createTestStream, createTestTables, kinesisClient, uniqueName } from '../support/stack.js';
-import { MemorySlotRecordStore, type SlotRecord } from '../../capture/slot-guard.js';
+import { MemorySlotRecordStore, type SlotRecord, type SlotRecordStore } from '../../capture/slot-guard.js';
 import { SlotSetup } from '../../capture/slot-setup.js';
 import { parseLsn } from '../../lib/event-id.js';
 import { StreamReader } from './capture-helpers.js';
@@ -56,6 +56,21 @@ function clean(cmp: ReturnType<typeof compareHistory>) {
   return { lost: cmp.lost, outOfOrderByWorkspace: cmp.outOfOrderByWorkspace, outOfOrderByProject: cmp.outOfOrderByProject, unexpected: cmp.unexpected, misrouted: cmp.misrouted };
 }
 const NOTHING_WRONG = { lost: [], outOfOrderByWorkspace: [], outOfOrderByProject: [], unexpected: [], misrouted: [] };
+
+/**
+ * A slot set-up of its own (the adapter capture starts with), its admin pool and the key its record
+ * is kept under: for the start-up interleavings with a peer, played by the record store.
+ */
+async function slotSetupOn(prefix: string) {
+  const { dbUrl, env, history } = await environment(prefix, 1);
+  await history.stop();
+  const config = loadConfig({ ...env, TASKFLOW_ENV: 'development' });
+  const admin = new pg.Pool({ connectionString: dbUrl, max: 2 });
+  const sys = await admin.query<{ id: string }>('SELECT system_identifier::text AS id FROM pg_control_system()');
+  const key = `${sys.rows[0]!.id}/${config.dbName}/${config.slot}`;
+  const prepare = (store: SlotRecordStore) => new SlotSetup(admin, config, store, logger).prepare();
+  return { config, admin, key, prepare };
+}
 
 describe('capture under faults', () => {
   it('never reorders a workspace when PutRecords fails partially or throws (injected around the real client)', async () => {
@@ -189,14 +204,9 @@ describe('capture under faults', () => {
   });
 
   it('does not take a peer confirming while it starts for a gap (the slot is read before the record)', async () => {
-    const { dbUrl, env, history } = await environment('capture_peerconfirm', 1);
-    await history.stop();
-    const config = loadConfig({ ...env, TASKFLOW_ENV: 'development' });
-    const admin = new pg.Pool({ connectionString: dbUrl, max: 2 });
+    const { config, admin, key, prepare } = await slotSetupOn('capture_peerconfirm');
     try {
       const created = await admin.query<{ lsn: string }>("SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')", [config.slot]);
-      const sys = await admin.query<{ id: string }>('SELECT system_identifier::text AS id FROM pg_control_system()');
-      const key = `${sys.rows[0]!.id}/${config.dbName}/${config.slot}`;
       const lsn = parseLsn(created.rows[0]!.lsn);
       // The active peer of an active/standby pair confirms a newer position, as capture does
       // (record first, then the server), right after the starting instance read the record.
@@ -216,7 +226,7 @@ describe('capture under faults', () => {
       }
       const store = new PeerConfirmsAfterRead();
       await store.put({ key, confirmedLsn: lsn, createdLsn: lsn, updatedAt: new Date().toISOString() });
-      const prepared = await new SlotSetup(admin, config, store, logger).prepare();
+      const prepared = await prepare(store);
       expect(prepared.firstStart).toBe(false);
       expect(prepared.record.confirmedLsn).toBeGreaterThanOrEqual(lsn);
     } finally {
@@ -225,13 +235,8 @@ describe('capture under faults', () => {
   });
 
   it('does not take a peer creating the slot while it starts for a dropped slot', async () => {
-    const { dbUrl, env, history } = await environment('capture_peercreate', 1);
-    await history.stop();
-    const config = loadConfig({ ...env, TASKFLOW_ENV: 'development' });
-    const admin = new pg.Pool({ connectionString: dbUrl, max: 2 });
+    const { config, admin, key, prepare } = await slotSetupOn('capture_peercreate');
     try {
-      const sys = await admin.query<{ id: string }>('SELECT system_identifier::text AS id FROM pg_control_system()');
-      const key = `${sys.rows[0]!.id}/${config.dbName}/${config.slot}`;
       // Both instances of a pair start on a new database: the peer creates the slot and records
       // it (create first, then the record) right after this one found no slot.
       class PeerCreatesAfterSlotRead extends MemorySlotRecordStore {
@@ -246,7 +251,7 @@ describe('capture under faults', () => {
           return super.get(k);
         }
       }
-      const prepared = await new SlotSetup(admin, config, new PeerCreatesAfterSlotRead(), logger).prepare();
+      const prepared = await prepare(new PeerCreatesAfterSlotRead());
       expect(prepared.firstStart).toBe(false);
     } finally {
       await admin.end();
