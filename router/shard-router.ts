@@ -102,6 +102,18 @@ export interface StageTimings {
   memberships: number;
 }
 
+/**
+ * The events with the `erased` subjects' data blanked (scrubErased); an event about them alone
+ * (their membership) keeps its id, and so its seq, in the changelog's erased form.
+ */
+function blankErased(events: RouterEvent[], erased: ReadonlySet<string>): RouterEvent[] {
+  if (erased.size === 0) return events;
+  return events.map((e) => {
+    const envelope = scrubErased(e.envelope, (id) => erased.has(id)) ?? erasedEnvelope(e.envelope);
+    return envelope === e.envelope ? e : { ...e, envelope };
+  });
+}
+
 export class ShardRouter {
   private marks: HighWaterMarks;
   // Heads of the projects this shard writes; valid while we hold the shard's lease.
@@ -155,20 +167,21 @@ export class ShardRouter {
     this.metrics.outOfOrderFixed(reordered);
     for (const e of inOrder) redriven.delete(e.id);
     const admitted = [...inOrder, ...redriven.values()];
-    const toChangelog = await this.blankErased(admitted);
+    // Who of the batch is erased, looked up once: the changelog gets their data blanked, and the
+    // projection takes the events as they are, told who is erased (a removed membership — the
+    // erasure's own delete of the rows — must still revoke, and is deleted rather than kept as a
+    // tombstone holding the subject's id; an erased subject's grant is not stored again).
+    const erased = this.deps.erased ? await this.deps.erased.erasedAmong(admitted) : undefined;
+    const toChangelog = erased ? blankErased(admitted, erased) : admitted;
 
     const t1 = performance.now();
     const membershipEvents = admitted.filter(affectsMemberships);
-    // The projection takes the events as they are, told who is erased: a removed membership (the
-    // erasure's own delete of the rows) must still revoke, and is deleted rather than kept as a
-    // tombstone holding the subject's id; an erased subject's grant is not stored again.
-    const erasedMembers = membershipEvents.length > 0 && this.deps.erased ? await this.deps.erased.erasedAmong(membershipEvents) : undefined;
     // The projection is written while the batch is sequenced into the changelog (both are writes
     // to the tables, and a backlog after a restart holds thousands of membership events): nothing
     // reaches the sink before both are done. Then the projection is current, a revoked user who
     // reconnects is refused, and the holds are placed before any later change of the workspace.
     let membershipsDoneAt = t1;
-    const applying = membershipEvents.length > 0 ? this.deps.memberships.apply(membershipEvents, erasedMembers).then(() => void (membershipsDoneAt = performance.now())) : Promise.resolve();
+    const applying = membershipEvents.length > 0 ? this.deps.memberships.apply(membershipEvents, erased).then(() => void (membershipsDoneAt = performance.now())) : Promise.resolve();
 
     const byProject = new Map<string, { project: ProjectRef; events: RouterEvent[] }>();
     for (const e of toChangelog) {
@@ -213,24 +226,11 @@ export class ShardRouter {
     return { state: serializeMarks(this.marks), published, timings: { decodeMs: Math.round(t1 - t0), membershipsMs: Math.round(membershipsDoneAt - t1), sequenceMs: Math.round(t2 - t1), events: admitted.length, memberships: membershipEvents.length } };
   }
 
-  /**
-   * The events with erased subjects' data blanked (scrubErased); an event about them alone (their
-   * membership) keeps its id, and so its seq, in the changelog's erased form. One cached look-up
-   * per distinct id, so a batch naming nobody erased costs a scan of its ids.
-   */
-  private async blankErased(events: RouterEvent[]): Promise<RouterEvent[]> {
-    if (!this.deps.erased) return events;
-    const erased = await this.deps.erased.erasedAmong(events);
-    if (erased.size === 0) return events;
-    return events.map((e) => {
-      const envelope = scrubErased(e.envelope, (id) => erased.has(id)) ?? erasedEnvelope(e.envelope);
-      return envelope === e.envelope ? e : { ...e, envelope };
-    });
-  }
-
+  /** Decrypted changes blanked again: their text may name an erased subject the ciphertext hid (one cached look-up per distinct id). */
   private async blankErasedChanges(changes: SequencedChange[]): Promise<SequencedChange[]> {
     if (!this.deps.erased) return changes;
-    const events = await this.blankErased(changes.map((c) => c.event));
+    const plain = changes.map((c) => c.event);
+    const events = blankErased(plain, await this.deps.erased.erasedAmong(plain));
     return changes.map((c, i) => (events[i] === c.event ? c : { seq: c.seq, event: events[i]! }));
   }
 
