@@ -4,7 +4,6 @@ import { type CfnResource, Stack, Validations } from 'aws-cdk-lib';
 import type { IConstruct } from 'constructs';
 import type { PipelineApp } from './app.js';
 import { RAW_PREFIX } from './stacks/analytics.js';
-import { ROUTER_CLIENT_IDS } from './stacks/services.js';
 
 function accept(scope: IConstruct, findings: readonly string[], reason: string): void {
   for (const id of findings) Validations.of(scope).acknowledge({ id: `AwsSolutions::${id}`, reason });
@@ -18,9 +17,7 @@ export function acknowledgeFindings(s: PipelineApp['stacks'], settings: Pipeline
   const iot = (resource: string) => `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iot:${settings.region}:${settings.account}:${resource}]`;
   const router = s.services.roles.router;
   if (router) {
-    accept(router, [iot(`client/${ROUTER_CLIENT_IDS}`)], 'the router connects with one client id per worker (service:router.<host>-<pid>)');
-    accept(router, [iot('topic/taskflow/v1/ws/*')], 'the router publishes to every project topic (taskflow/v1/ws/{workspace}/projects/{project}); browsers never get this role');
-    accept(router, ['subscriptions', 'presence'].flatMap((k) => [iot(`topicfilter/$aws/events/${k}/*`), iot(`topic/$aws/events/${k}/*`)]), 'lifecycle topics end in the client id; subscribe and receive only, to know which projects have live subscribers');
+    if (s.services.routerPublishesByDataPlane) accept(router, [iot('topic/taskflow/v1/ws/*')], 'the router publishes to every project topic (taskflow/v1/ws/{workspace}/projects/{project}) through the data-plane API; browsers never get this role');
     accept(router, [iot('client/*')], 'revocation: iot:DeleteConnection on any browser client whose membership was removed');
   }
   const roles = s.services.roles;

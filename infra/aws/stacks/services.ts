@@ -9,7 +9,7 @@ import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import { GDPR_REQUESTS_TABLE_KEY } from '../../../gdpr/request-store.js';
-import { clientIdPrefix } from '../../../lib/authz.js';
+import { ROUTER_SETTINGS } from '../../../router/config.js';
 import { SUBJECT_KEYS_TABLE_KEY } from '../../../lib/subject-keys.js';
 import { INBOX_INDEX_UNREAD } from '../../../notifications/tables.js';
 import { RAW_PREFIX } from './analytics.js';
@@ -29,9 +29,6 @@ export interface ServicesDeps {
   rawDelivery: firehose.CfnDeliveryStream;
 }
 
-/** The router's MQTT client ids: `<service user>.<worker id>` (lib/authz.ts), service user ROUTER_SERVICE_USER's default. */
-export const ROUTER_CLIENT_IDS = `${clientIdPrefix('service:router')}*`;
-
 /** What lib/dlq.ts's writer calls (put: conditional PutItem, large entries in parts by BatchWriteItem; reads back by GetItem/BatchGetItem). */
 const DLQ_WRITER = ['PutItem', 'BatchWriteItem', 'GetItem', 'BatchGetItem'];
 /** What packages/stream calls on the stream (polling) and on its lease table (conditional writes, one Query per consumer name). */
@@ -46,9 +43,12 @@ export function roleName(settings: Settings, workload: Pick<Workload, 'name'>): 
 
 export class ServicesStack extends Stack {
   readonly roles: Record<string, iam.Role> = {};
+  /** The router's manifest publishes through the IoT data-plane API (ROUTER_PUBLISHER=iot-data), so its role holds iot:Publish. */
+  readonly routerPublishesByDataPlane: boolean;
 
   constructor(scope: Construct, id: string, settings: Settings, workloads: readonly Workload[], deps: ServicesDeps, props?: StackProps) {
     super(scope, id, props);
+    this.routerPublishesByDataPlane = workloads.find((w) => w.name === 'router')?.env[ROUTER_SETTINGS.publisher.name] === 'iot-data';
     const provider = iam.OpenIdConnectProvider.fromOpenIdConnectProviderArn(this, 'EksOidc', `arn:${this.partition}:iam::${this.account}:oidc-provider/${settings.eksOidcProvider}`);
     for (const w of workloads) {
       this.roles[w.name] = new iam.Role(this, `Role-${w.name}`, {
@@ -104,10 +104,12 @@ export class ServicesStack extends Stack {
       grantTable(router, table('subscriptions'), ['Query', 'Scan', 'PutItem', 'BatchWriteItem']);
       // Decrypts personal fields for browsers: reads subject keys, never writes them (the key's Decrypt comes with the table).
       grantTable(router, table(SUBJECT_KEYS_TABLE_KEY), ['GetItem']);
-      router.addToPolicy(new iam.PolicyStatement({ actions: ['iot:Connect'], resources: [iot(`client/${ROUTER_CLIENT_IDS}`)] }));
-      router.addToPolicy(new iam.PolicyStatement({ actions: ['iot:Publish'], resources: [iot('topic/taskflow/v1/ws/*')] }));
-      router.addToPolicy(new iam.PolicyStatement({ actions: ['iot:Subscribe'], resources: [iot('topicfilter/$aws/events/subscriptions/*'), iot('topicfilter/$aws/events/presence/*')] }));
-      router.addToPolicy(new iam.PolicyStatement({ actions: ['iot:Receive'], resources: [iot('topic/$aws/events/subscriptions/*'), iot('topic/$aws/events/presence/*')] }));
+      // Its MQTT connection (publish, lifecycle topics) is its X.509 certificate's, under the IoT
+      // policy taskflow-<env>-router (realtime stack): IAM grants none of that. Only a manifest
+      // that publishes through the data-plane API (ROUTER_PUBLISHER=iot-data) gets iot:Publish.
+      if (this.routerPublishesByDataPlane) {
+        router.addToPolicy(new iam.PolicyStatement({ actions: ['iot:Publish'], resources: [iot('topic/taskflow/v1/ws/*')] }));
+      }
       // Revocation: disconnect a browser whose membership was removed.
       router.addToPolicy(new iam.PolicyStatement({ actions: ['iot:DeleteConnection'], resources: [iot('client/*')] }));
     }
