@@ -1,5 +1,5 @@
 import { describe, expect, it, jest } from '@jest/globals';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { command } from './infra.js';
@@ -25,6 +25,29 @@ describe('taskflow infra synth', () => {
       rmSync(out, { recursive: true, force: true });
     }
   }, 60_000);
+
+  it('writes the stream-consumers ConfigMap from cdk deploy outputs, and refuses outputs missing a fan-out reader', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'taskflow-outputs-'));
+    const arn = (name: string) => `arn:aws:kinesis:us-east-1:123456789012:stream/taskflow-changes/consumer/${name}:1733300000`;
+    const chunks: string[] = [];
+    const write = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => chunks.push(String(chunk)) > 0);
+    const error = jest.spyOn(console, 'error').mockImplementation(() => {});
+    try {
+      const full = join(dir, 'outputs.json');
+      writeFileSync(full, JSON.stringify({ 'Taskflow-prod-Stream': { EfoConsumerArnrouter: arn('router'), EfoConsumerArnnotifications: arn('notifications'), EfoConsumerArnarchiver: arn('archiver'), StreamName: 'taskflow-changes' } }));
+      expect(await command.run(['consumers-configmap', '--outputs', full])).toBe(0);
+      const configMap = JSON.parse(chunks.join('')) as { kind: string; metadata: { name: string; namespace: string }; data: Record<string, string> };
+      expect(configMap).toEqual({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'taskflow-stream-consumers', namespace: 'taskflow' }, data: { router: arn('router'), notifications: arn('notifications'), archiver: arn('archiver') } });
+      const partial = join(dir, 'partial.json');
+      writeFileSync(partial, JSON.stringify({ 'Taskflow-prod-Stream': { EfoConsumerArnrouter: arn('router') } }));
+      await expect(command.run(['consumers-configmap', '--outputs', partial])).rejects.toThrow(/notifications, archiver/);
+      expect(await command.run(['consumers-configmap'])).toBe(2);
+    } finally {
+      write.mockRestore();
+      error.mockRestore();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it('refuses an unknown subcommand with the usage', async () => {
     const error = jest.spyOn(console, 'error').mockImplementation(() => {});

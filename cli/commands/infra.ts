@@ -2,7 +2,7 @@
 // templates plus the EKS manifests under DIR/k8s/); `taskflow infra prometheus-rules` and
 // `taskflow infra grafana` print the local alert rules and the production dashboard, both built
 // from the alarm catalog (infra/alarms.ts). aws-cdk-lib is a devDependency: loaded only here.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from '../command.js';
@@ -11,7 +11,9 @@ const usage = `usage:
   taskflow infra synth [--out DIR] [--nag]   CloudFormation templates and EKS manifests (default DIR: infra/aws/cdk.out)
                                               --nag: also CloudFormation validation and cdk-nag AwsSolutions checks
   taskflow infra prometheus-rules            the Prometheus alerting rules (infra/prometheus/alerts.yml)
-  taskflow infra grafana                     the Grafana dashboard JSON (infra/prometheus/grafana-dashboard.json)`;
+  taskflow infra grafana                     the Grafana dashboard JSON (infra/prometheus/grafana-dashboard.json)
+  taskflow infra consumers-configmap --outputs FILE [--namespace NS]
+                                              the stream-consumers ConfigMap (EFO consumer ARNs) from \`cdk deploy --outputs-file FILE\``;
 
 async function synth(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { out: { type: 'string', default: 'infra/aws/cdk.out' }, nag: { type: 'boolean', default: false } } });
@@ -32,9 +34,22 @@ async function synth(argv: string[]): Promise<number> {
   return 0;
 }
 
+async function consumersConfigMap(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { outputs: { type: 'string' }, namespace: { type: 'string' } } });
+  if (!values.outputs) {
+    console.error(usage);
+    return 2;
+  }
+  const { streamConsumersConfigMap } = await import('../../infra/aws/workloads.js');
+  const { defaultSettings } = await import('../../infra/aws/settings.js');
+  const outputs = JSON.parse(readFileSync(values.outputs, 'utf8')) as Record<string, Record<string, string>>;
+  process.stdout.write(`${JSON.stringify(streamConsumersConfigMap(outputs, values.namespace ?? defaultSettings().namespace), null, 2)}\n`);
+  return 0;
+}
+
 export const command: Command = {
-  summary: 'the AWS deployment: synth [--out DIR] [--nag] | prometheus-rules | grafana',
-  subcommands: ['synth', 'prometheus-rules', 'grafana'],
+  summary: 'the AWS deployment: synth [--out DIR] [--nag] | prometheus-rules | grafana | consumers-configmap --outputs FILE',
+  subcommands: ['synth', 'prometheus-rules', 'grafana', 'consumers-configmap'],
   async run(argv) {
     const [sub, ...rest] = argv;
     if (sub === '--help' || sub === 'help' || rest.includes('--help')) {
@@ -42,6 +57,7 @@ export const command: Command = {
       return 0;
     }
     if (sub === 'synth') return synth(rest);
+    if (sub === 'consumers-configmap') return consumersConfigMap(rest);
     if (sub === 'prometheus-rules' || sub === 'grafana') {
       const { alarms, prometheusRules } = await import('../../infra/alarms.js');
       const { grafanaDashboard } = await import('../../infra/dashboard.js');

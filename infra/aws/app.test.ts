@@ -197,7 +197,15 @@ describe('services stack and manifests', () => {
     expect(container).toContain('"name":"ROUTER_READER","value":"fanout"');
     expect(container).toContain(`"name":"ROUTER_FANOUT_CONSUMER_ARN","valueFrom":{"configMapKeyRef":{"name":"${STREAM_CONSUMERS_CONFIG_MAP}","key":"router"}}`);
     expect(Object.keys(tpl('stream').findOutputs('EfoConsumerArnrouter'))).toEqual(['EfoConsumerArnrouter']);
-    expect(() => workloads({ ...built.settings, efoConsumers: ['notifications'] })).toThrow(/EFO consumer named router/);
+    expect(() => workloads({ ...built.settings, efoConsumers: ['notifications', 'archiver'] })).toThrow(/EFO consumer named router/);
+    expect(() => workloads({ ...built.settings, efoConsumers: ['router', 'notifications'] })).toThrow(/EFO consumer named archiver/);
+    // Notifications and the archiver read by fan-out too, as their own consumers; search and audit poll.
+    for (const name of ['notifications', 'analytics-archiver']) {
+      const json = JSON.stringify(docs(name));
+      expect(json).toContain('"name":"KINESIS_READER","value":"fanout"');
+      expect(json).toContain(`"name":"KINESIS_FANOUT_CONSUMER_ARN","valueFrom":{"configMapKeyRef":{"name":"${STREAM_CONSUMERS_CONFIG_MAP}","key":"${name === 'notifications' ? 'notifications' : 'archiver'}"}}`);
+    }
+    for (const name of ['search', 'audit']) expect(JSON.stringify(docs(name))).not.toContain('KINESIS_READER');
     expect(container).toContain('"name":"KINESIS_WORKER_ID","valueFrom":{"fieldRef":{"fieldPath":"metadata.name"}}');
     expect(JSON.stringify(docs('capture'))).toContain('"name":"CAPTURE_INSTANCE_ID","valueFrom":{"fieldRef":{"fieldPath":"metadata.name"}}');
     expect(docs('capture').map((d) => d.kind)).not.toContain('HorizontalPodAutoscaler');

@@ -57,6 +57,25 @@ function leasesOf(setting: Setting<string>): NonNullable<Workload['leases']> {
  */
 export const STREAM_CONSUMERS_CONFIG_MAP = 'taskflow-stream-consumers';
 
+/** The readers that read by enhanced fan-out, by their EFO consumer's name. */
+export const FAN_OUT_READERS = ['router', 'notifications', 'archiver'] as const;
+
+/**
+ * The stream-consumers ConfigMap from the stream stack's outputs, as `cdk deploy --outputs-file`
+ * writes them (`{ "<stack>": { "EfoConsumerArn<name>": "arn:…" } }`): each consumer's ARN under
+ * its name. Every fan-out reader's consumer must be there; the pods would not start without it.
+ */
+export function streamConsumersConfigMap(outputs: Record<string, Record<string, string>>, namespace: string): Manifest {
+  const prefix = 'EfoConsumerArn';
+  const data: Record<string, string> = {};
+  for (const stackOutputs of Object.values(outputs)) {
+    for (const [key, value] of Object.entries(stackOutputs)) if (key.startsWith(prefix)) data[key.slice(prefix.length)] = value;
+  }
+  const missing = FAN_OUT_READERS.filter((name) => !data[name]?.startsWith('arn:'));
+  if (missing.length > 0) throw new Error(`no ${prefix}<name> output with an ARN for ${missing.join(', ')}: deploy the stream stack with --outputs-file and pass that file`);
+  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: STREAM_CONSUMERS_CONFIG_MAP, namespace }, data };
+}
+
 export const METRICS_PORT = 9400;
 export const REPLAY_PORT = 8080;
 /** Port of a reader's browser-facing API (search, notifications inbox, analytics). */
@@ -72,8 +91,14 @@ const SUBJECT_KEYS = { SUBJECT_KEYS_KMS_KEY_ID: 'alias/taskflow' };
 
 export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawArchiveBucket' | 'efoConsumers' | 'auditBucket' | 'auditIdentityBucket' | 'iotDataEndpoint'>): Workload[] {
   const streamName = settings.streamName;
-  // The router, the latency-critical reader, reads by enhanced fan-out as its own EFO consumer.
-  if (!settings.efoConsumers.includes('router')) throw new Error('the router reads by enhanced fan-out: the stream stack must register an EFO consumer named router (efo_consumers)');
+  // The router, notifications and the archiver read by enhanced fan-out, each as its own EFO
+  // consumer: with them polling too, five polling readers would share each shard's 2 MB/s at
+  // the peak's 0.8 MB/s per shard (infra/aws/cost/model.ts kinesisShards); search and audit poll.
+  for (const name of FAN_OUT_READERS) {
+    if (!settings.efoConsumers.includes(name)) throw new Error(`the ${name} reads by enhanced fan-out: the stream stack must register an EFO consumer named ${name} (efo_consumers)`);
+  }
+  /** A stream-consumer-kit reader (packages/stream) reading as its registered EFO consumer. */
+  const fanOut = (consumer: string) => ({ env: { KINESIS_READER: 'fanout' }, fromStreamConsumers: { KINESIS_FANOUT_CONSUMER_ARN: consumer } });
   // Services that verify browsers' tokens: outside development mode a missing key set is a start-up error.
   const jwt = { JWT_JWKS_URL: settings.jwt.jwksUrl, JWT_ISSUER: settings.jwt.issuer, JWT_AUDIENCE: settings.jwt.audience };
   // The audit trail's S3 store (audit/s3-store.ts): audit writes it, the gdpr processor's audit
@@ -139,7 +164,8 @@ export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawAr
       replicas: { min: 2, max: 8 },
       cpuMillis: 1000,
       memoryMi: 1024,
-      env: { CHANGE_STREAM_NAME: streamName, NOTIFICATIONS_PUBLISHER: 'iot-data', NOTIFICATIONS_PORT: String(API_PORT), ...SUBJECT_KEYS, ...jwt },
+      env: { CHANGE_STREAM_NAME: streamName, NOTIFICATIONS_PUBLISHER: 'iot-data', NOTIFICATIONS_PORT: String(API_PORT), ...fanOut('notifications').env, ...SUBJECT_KEYS, ...jwt },
+      fromStreamConsumers: fanOut('notifications').fromStreamConsumers,
       ports: { api: API_PORT },
     },
     {
@@ -182,7 +208,8 @@ export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawAr
       replicas: { min: 2, max: 8 },
       cpuMillis: 1000,
       memoryMi: 1024,
-      env: { CHANGE_STREAM_NAME: streamName, FIREHOSE_DELIVERY_STREAM: RAW_DELIVERY_STREAM },
+      env: { CHANGE_STREAM_NAME: streamName, FIREHOSE_DELIVERY_STREAM: RAW_DELIVERY_STREAM, ...fanOut('archiver').env },
+      fromStreamConsumers: fanOut('archiver').fromStreamConsumers,
     },
     {
       // DuckDB has one writing process per warehouse file: one pod, which also serves the analytics API.
