@@ -92,7 +92,7 @@ export const ROUTER_SETTINGS = {
   dlqTable: table('dlq', 'taskflow-dlq', 'Dead-letter table (lib/dlq.ts).'),
   membershipsTable: table('memberships', 'taskflow-memberships', 'Membership projection the authorization reads.'),
   subscriptionsTable: table('subscriptions', 'taskflow-subscriptions', 'Which projects have live subscribers.'),
-  changelogTtlSeconds: intSetting({ name: 'ROUTER_CHANGELOG_TTL_SECONDS', default: 7 * 24 * 3600, min: 1, meaning: 'How long a changelog entry stays replayable.' }),
+  changelogTtlSeconds: intSetting({ name: 'ROUTER_CHANGELOG_TTL_SECONDS', default: 24 * 3600, min: 1, meaning: 'How long a changelog entry stays replayable (a client away longer resyncs).' }),
   windowMs: intSetting({ name: 'ROUTER_BATCH_WINDOW_MS', default: 100, min: 0, max: 10_000, meaning: 'Batch window per project; 0 publishes each processed batch at once.' }),
   payloadMode: oneOfSetting({ name: 'ROUTER_PAYLOAD_MODE', allowed: ['full', 'thin'] as const, default: 'full', meaning: 'full: messages carry the envelopes; thin: ids, seq and changed fields.' }),
   gzip: boolSetting({ name: 'ROUTER_GZIP', default: false, meaning: 'Gzip each MQTT message.' }),

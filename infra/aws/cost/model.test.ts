@@ -2,6 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ROUTER_SETTINGS } from '../../../router/config.js';
 import { loadMeasured, loadPrices, loadScale } from './load.js';
 import { changelogCapacity, compare, DEFAULT_LEVERS, dynamoWrites, egressUsd, fanout, iotCoreItem, kinesisShards, messagesPerTransaction, monthlyBill, type Scale, SECONDS_PER_MONTH, selfHostedItem, tiered } from './model.js';
 
@@ -94,11 +95,17 @@ describe('cost model arithmetic', () => {
     const changelog = ((10.01 * 10.9 * 730) / 0.7) * 0.00065;
     // checkpoints 6 consumers x 2 shards = 12 WRU/s, leases 12 / 3.33, on-demand at $0.625 per million
     const small = ((12 + 12 / 3.33) * SECONDS_PER_MONTH * 0.625) / 1e6;
-    // 7 days of 10 changes/s x 1,000 B / 4 at $0.25 + $0.20 PITR per GB-month
-    const storage = ((10 * 7 * 86400 * 250) / 1e9) * 0.45;
+    // 24 h (the TTL) of 10 changes/s x 1,000 B / 4 at $0.25 + $0.20 PITR per GB-month
+    const storage = ((10 * 86400 * 250) / 1e9) * 0.45;
     expect(monthlyBill(scale, prices).services.dynamodb!.usd).toBeCloseTo(changelog + small + storage, 1);
+    // kept 7 days: seven times the storage, the same writes
+    expect(monthlyBill(scale, prices, { ...DEFAULT_LEVERS, changelogTtlHours: 168 }).services.dynamodb!.usd).toBeCloseTo(changelog + small + 7 * storage, 1);
     expect(changelogCapacity(scale, prices)).toEqual({ targetUtilizationPercent: 70, write: { min: Math.ceil(10.01 / 0.7), max: Math.ceil((2 * 10.01 * 100) / 0.7) }, read: { min: 0, max: 0 } });
     expect(changelogCapacity(scale, prices, { ...DEFAULT_LEVERS, dynamoCapacity: 'on-demand' })).toBeNull();
+  });
+
+  it("bills the changelog's storage for the TTL the router keeps by default", () => {
+    expect(String(DEFAULT_LEVERS.changelogTtlHours * 3600)).toBe(ROUTER_SETTINGS.changelogTtlSeconds.default);
   });
 
   it("coalesces over the read spacing as bench:router measured: its formula is within 10% of the bench's messages per change", () => {

@@ -77,6 +77,8 @@ export interface Levers {
   retentionHours: number;
   /** Changelog bodies for every project, or only for projects with live subscribers (heads for all). */
   changelogScope: 'all' | 'watched';
+  /** How long the changelog keeps a batch replayable (ROUTER_CHANGELOG_TTL_SECONDS): its storage. */
+  changelogTtlHours: number;
   /** The changelog table's capacity mode (the other tables are small and stay on-demand). */
   dynamoCapacity: 'on-demand' | 'provisioned';
   /** The archiver gzips its Firehose records itself (Firehose bills the bytes it receives). */
@@ -100,6 +102,7 @@ export const DEFAULT_LEVERS: Levers = {
   kinesisMode: 'provisioned',
   retentionHours: 168,
   changelogScope: 'all',
+  changelogTtlHours: 24,
   dynamoCapacity: 'provisioned',
   archiverGzip: false,
   deliveryQos: 0,
@@ -328,9 +331,9 @@ function dynamoItem(scale: Scale, levers: Levers, p: Prices, f: Fanout): LineIte
   const wru = changelogWru + leaseWru + subscriptionWru;
   // Replays and resyncs read the changelog; assumed two reads per session.
   const rru = changelogReadsPerS(scale) * SECONDS_PER_MONTH;
-  // Storage: the changelog holds 7 days (TTL) of compressed changes.
+  // Storage: the changelog holds its TTL's worth of compressed changes.
   const storedShare = levers.changelogScope === 'all' ? 1 : f.watchedChangelogBatchesPerS / f.changelogBatchesPerS;
-  const storageGb = (storedShare * scale.events.average_per_s * 7 * 86400 * scale.events.average_bytes) / scale.events.archive_gzip_ratio / GB;
+  const storageGb = (storedShare * scale.events.average_per_s * levers.changelogTtlHours * 3600 * scale.events.average_bytes) / scale.events.archive_gzip_ratio / GB;
   const onDemand = (w: number, r: number) => (w / 1e6) * p.dynamodb.write_request_units_per_million + (r / 1e6) * p.dynamodb.read_request_units_per_million;
   // The lever is the changelog's (the state stack provisions that table only); the small tables
   // stay on-demand. Provisioned: auto scaling tracks the load at the target utilization, the
@@ -347,6 +350,7 @@ function dynamoItem(scale: Scale, levers: Levers, p: Prices, f: Fanout): LineIte
     detail: {
       capacity: levers.dynamoCapacity,
       changelog_scope: levers.changelogScope,
+      changelog_ttl_hours: levers.changelogTtlHours,
       changelog_batches_per_s: round(f.changelogBatchesPerS, 0),
       changelog_wru_millions: round(changelogWru / 1e6, 0),
       lease_wru_millions: round(leaseWru / 1e6, 0),
@@ -545,6 +549,7 @@ export function compare(scale: Scale, prices: Prices, base: Levers = DEFAULT_LEV
     ['Kinesis retention 24 h', { retentionHours: 24 }],
     ['changelog bodies for watched projects only', { changelogScope: 'watched' }],
     ['changelog table on-demand instead of provisioned', { dynamoCapacity: 'on-demand' }],
+    ['changelog kept 7 days instead of 24 h', { changelogTtlHours: 168 }],
     ['archiver gzips Firehose records', { archiverGzip: true }],
     ['QoS 1 deliveries to browsers (subscribeQos: 1)', { deliveryQos: 1 }],
     ['subscriptions from replay requests, no subscribe events', { subscriptionEvents: 'replay-call' }],
