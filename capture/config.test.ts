@@ -38,6 +38,14 @@ describe('capture loadConfig', () => {
     expect(() => loadConfig({ ...base, CAPTURE_INSTANCE_ID: 'x'.repeat(47) })).toThrow(/^CAPTURE_INSTANCE_ID/);
   });
 
+  it('reads one partition of one by default (the names of today), and suffixes slot and publication of a partition', () => {
+    expect(loadConfig(base)).toMatchObject({ partition: { index: 0, count: 1 }, slot: 'taskflow_capture', publication: 'taskflow_capture' });
+    expect(loadConfig({ ...base, CAPTURE_PARTITIONS: '2', CAPTURE_PARTITION: '1', CAPTURE_SLOT: 'cap' })).toMatchObject({ partition: { index: 1, count: 2 }, slot: 'cap_p1of2', publication: 'taskflow_capture_p1of2' });
+    expect(() => loadConfig({ ...base, CAPTURE_PARTITIONS: '2', CAPTURE_PARTITION: '2' })).toThrow(/^CAPTURE_PARTITION: must be below CAPTURE_PARTITIONS \(2\), got 2/);
+    expect(() => loadConfig({ ...base, CAPTURE_PARTITIONS: '0' })).toThrow(/^CAPTURE_PARTITIONS/);
+    expect(() => loadConfig({ ...base, CAPTURE_PARTITIONS: '2', CAPTURE_SLOT: 's'.repeat(60) })).toThrow(/^CAPTURE_SLOT: with the partition suffix/);
+  });
+
   it('fails fast naming the variable', () => {
     expect(() => loadConfig({ ...base, DATABASE_URL: undefined })).toThrow(/^DATABASE_URL: is required/);
     expect(() => loadConfig({ ...base, CHANGE_STREAM_NAME: '' })).toThrow(/^CHANGE_STREAM_NAME/);

@@ -24,6 +24,7 @@ import { LOG_SETTINGS } from '../lib/logger.js';
 import { METRICS_SETTINGS } from '../lib/metrics.js';
 import { COMPRESSIONS, type Compression } from '@taskflow/stream/codec';
 import { SUBJECT_KEY_SETTINGS, type SubjectKeyConfig, loadSubjectKeyConfig } from '../lib/subject-keys.js';
+import { type Partition, partitionName } from './partitions.js';
 
 export interface CaptureConfig {
   databaseUrl: string;
@@ -31,13 +32,17 @@ export interface CaptureConfig {
   dbName: string;
   streamName: string;
   aws: AwsConfig;
+  /** The slot of this instance's partition (CAPTURE_SLOT, suffixed _p<k>of<N> when partitioned). */
   slot: string;
+  /** Which workspaces this instance reads (capture/partitions.ts); one partition of one reads all. */
+  partition: Partition;
   /**
    * This capture instance's identity, stable across its restarts (a StatefulSet pod's name;
    * `taskflow dev` uses capture-0). Its replication connection carries it as application_name,
    * so a restarted instance recognizes the walsender its dead predecessor left on the slot.
    */
   instanceId: string;
+  /** The publication of this instance's partition (CAPTURE_PUBLICATION, suffixed like the slot). */
   publication: string;
   /** CloudEvents `source` of every event. */
   source: string;
@@ -126,6 +131,8 @@ export const CAPTURE_SETTINGS = {
   slot: identifierSetting('CAPTURE_SLOT', 'taskflow_capture', 'Logical replication slot (pgoutput); created on the first start.'),
   instanceId: instanceIdSetting,
   publication: identifierSetting('CAPTURE_PUBLICATION', 'taskflow_capture', 'Publication of the captured tables.'),
+  partitions: intSetting({ name: 'CAPTURE_PARTITIONS', default: 1, min: 1, max: 64, meaning: 'Capture instances (slots) the workspaces are split among by hash (capture/partitions.ts); above 1, slot and publication names get the suffix _p<k>of<N>.' }),
+  partitionIndex: intSetting({ name: 'CAPTURE_PARTITION', default: 0, min: 0, max: 63, meaning: "This instance's partition, 0 to CAPTURE_PARTITIONS - 1: it reads only that partition's workspaces (and, partition 0, the GDPR erasure requests)." }),
   source: optionalSetting({ name: 'CAPTURE_SOURCE', default: '//taskflow/capture/<database>', meaning: 'CloudEvents `source` of every event.' }),
   aggregate: boolSetting({ name: 'CAPTURE_AGGREGATE', default: true, meaning: "KPL-aggregate a workspace's waiting events into one Kinesis record." }),
   compression: oneOfSetting({ name: 'CAPTURE_COMPRESSION', allowed: COMPRESSIONS, default: 'none', meaning: 'Compress each Kinesis record (level 1); readers need packages/stream/src/record-codec.ts.' }),
@@ -156,15 +163,23 @@ export function loadConfig(env: Env): CaptureConfig {
   // Cleared a quarter below the threshold by default (0.8 → 0.6) so a workspace hovering at the
   // threshold is reported once, not on every swing.
   const clearBelow = s.hotClearBelow ?? Math.round(threshold * 0.75 * 1e6) / 1e6;
+  if (s.partitionIndex >= s.partitions) throw new ConfigError('CAPTURE_PARTITION', `must be below CAPTURE_PARTITIONS (${s.partitions}), got ${s.partitionIndex}`);
+  const partition: Partition = { index: s.partitionIndex, count: s.partitions };
+  const slot = partitionName(s.slot, partition);
+  const publication = partitionName(s.publication, partition);
+  for (const [name, v] of [['CAPTURE_SLOT', slot], ['CAPTURE_PUBLICATION', publication]] as const) {
+    if (v.length > 63) throw new ConfigError(name, `with the partition suffix the name "${v}" is longer than 63; choose a shorter one`);
+  }
   if (clearBelow >= threshold) throw new ConfigError('CAPTURE_HOT_WORKSPACE_CLEAR_BELOW', `must be below CAPTURE_HOT_WORKSPACE_THRESHOLD (${threshold}), got ${clearBelow}`);
   return {
     databaseUrl: s.databaseUrl,
     dbName,
     streamName: s.streamName,
     aws: loadAwsConfig(env),
-    slot: s.slot,
+    slot,
+    partition,
     instanceId: s.instanceId,
-    publication: s.publication,
+    publication,
     source: s.source ?? `//taskflow/capture/${dbName}`,
     aggregate: s.aggregate,
     compression: s.compression,

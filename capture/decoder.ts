@@ -18,6 +18,7 @@
 //   every event of that transaction (row changes and truncates) carries it as `data.source.actor`.
 import type { Pgoutput } from 'pg-logical-replication';
 import { eventId, formatLsn, parseLsn } from '../lib/event-id.js';
+import { SINGLE_PARTITION, type Partition, partitionTxIndex } from './partitions.js';
 import { ENTITIES, type EntityName, GDPR_ERASURE_TABLE, GDPR_ERASURE_TYPE, TRUNCATE_TYPE } from '../schemas/kinds.js';
 import { schemaId } from '../schemas/schema-id.js';
 import { versionForColumns } from '../schemas/versions.js';
@@ -99,6 +100,8 @@ export interface DecoderOptions {
   source: string;
   /** data.source.db */
   db: string;
+  /** The partition this capture reads (capture/partitions.ts): it spaces the transaction indexes. */
+  partition?: Partition;
 }
 
 const TABLE_ENTITY = new Map<string, EntityName>((Object.keys(ENTITIES) as EntityName[]).map((e) => [ENTITIES[e].table, e]));
@@ -263,8 +266,9 @@ export class ChangeDecoder {
     const tx: CommittedTransaction = { xid: open.xid, commitLsn, commitEndLsn, commitTime: time, size, events: [], deadRows: [], messages: messages.map((m) => ({ prefix: m.prefix, content: m.content })), changedUnknown: 0 };
     const { actor, problem } = actorOf(tx.messages);
     if (problem) tx.actorProblem = problem;
-    open.changes.forEach((change, txIndex) => {
-      const position = { commitLsn, txIndex, txSize: size, xid: open.xid, time, snapshot: false };
+    const partition = this.opts.partition ?? SINGLE_PARTITION;
+    open.changes.forEach((change, i) => {
+      const position = { commitLsn, txIndex: partitionTxIndex(i, partition), txSize: size, xid: open.xid, time, snapshot: false };
       if (change.op === 't') {
         tx.events.push(this.truncateEvent(change.tables, position, actor));
         return;

@@ -40,7 +40,7 @@ export async function startCapture(config: CaptureConfig, logger: Logger, wrapPu
   });
   const { server, url } = await serveMetrics(registry, { port: config.metricsPort, host: config.metricsHost }, { live: () => ({ ok: true }), ready: () => service.health() });
   logger.info({ url }, 'metrics endpoint');
-  const snapshots = new SnapshotRunner(service.pool, snapshotJobStore(dynamo, config), { chunkSize: config.snapshotChunkSize, source: config.source, db: config.dbName, logger });
+  const snapshots = new SnapshotRunner(service.pool, snapshotJobStore(dynamo, config), { chunkSize: config.snapshotChunkSize, source: config.source, db: config.dbName, logger, partition: config.partition });
   service.setObserver(snapshots);
   if (config.initialSnapshot) {
     void service.ready.then(({ firstStart }) => {

@@ -204,7 +204,7 @@ export class CaptureService {
       metrics: this.metrics,
     });
     const session = new CaptureSession(
-      { start, source: config.source, db: config.dbName, maxBufferedEvents: config.maxBufferedEvents, serverSilenceMs: SERVER_SILENCE_MS, dlqBackoff: SESSION_BACKOFF },
+      { start, source: config.source, db: config.dbName, partition: config.partition, maxBufferedEvents: config.maxBufferedEvents, serverSilenceMs: SERVER_SILENCE_MS, dlqBackoff: SESSION_BACKOFF },
       {
         producer,
         acknowledge: (lsn, ping) => repl.acknowledge(lsn, ping),

@@ -21,6 +21,7 @@ import { ChangeDecoder, type CommittedTransaction } from './decoder.js';
 import type { CaptureMetrics } from './metrics.js';
 import { OrderedEncryptor, type SubjectKeyCache } from './personal-fields.js';
 import type { KinesisProducer } from './producer.js';
+import type { Partition } from './partitions.js';
 import { useCaptureColumnParsers } from './values.js';
 
 /** Hook for snapshot watermarks: sees every transaction and logical message in stream order. */
@@ -45,6 +46,8 @@ export interface SessionOptions {
   start: bigint;
   source: string;
   db: string;
+  /** This capture's partition (capture/partitions.ts); unset, the only one. */
+  partition?: Partition;
   /** Reading pauses above this many events waiting for Kinesis, and resumes below half of it. */
   maxBufferedEvents: number;
   /** No message (data or keepalive) from the server for this long ends the session. */
@@ -86,7 +89,7 @@ export class CaptureSession {
     private readonly ports: SessionPorts,
   ) {
     this.ack = new AckTracker(opts.start, { keepaliveMs: 10_000 });
-    this.decoder = new ChangeDecoder({ source: opts.source, db: opts.db });
+    this.decoder = new ChangeDecoder({ source: opts.source, db: opts.db, ...(opts.partition ? { partition: opts.partition } : {}) });
     this.lastServerMessageAt = this.lastDataAt = ports.now();
     this.serverWalEnd = opts.start;
     if (ports.personalFields) this.encryptor = new OrderedEncryptor(ports.personalFields, { signal: this.ending.signal, backoff: opts.dlqBackoff, logger: ports.logger, random: ports.random });

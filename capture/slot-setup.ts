@@ -6,10 +6,11 @@ import { sleep } from '../lib/backoff.js';
 import { TaskflowError } from '../lib/errors.js';
 import { formatLsn, parseLsn } from '../lib/event-id.js';
 import type { Logger } from '../lib/logger.js';
-import { ENTITIES, type EntityName, GDPR_ERASURE_TABLE } from '../schemas/kinds.js';
+import { ENTITIES, type EntityName } from '../schemas/kinds.js';
 import { changedColumnsTables } from './changed-columns.js';
 import type { CaptureConfig } from './config.js';
 import { checkCaptureRole, currentRole } from './db-role.js';
+import { partitionTables } from './partitions.js';
 import { type SlotHolder, type SlotRecord, type SlotRecordStore, decideSlot, slotHolderAction } from './slot-guard.js';
 
 /** Parents before children, so an initial snapshot delivers a project before its tasks. */
@@ -31,7 +32,13 @@ export interface PreparedSlot {
   record: SlotRecord;
 }
 
-type SlotSettings = Pick<CaptureConfig, 'dbName' | 'slot' | 'publication' | 'allowSuperuser' | 'acceptSlotGap'>;
+type SlotSettings = Pick<CaptureConfig, 'dbName' | 'slot' | 'publication' | 'partition' | 'allowSuperuser' | 'acceptSlotGap'>;
+
+/** CREATE PUBLICATION for the tables of `config`'s partition, each with its row filter (capture/partitions.ts). */
+export function publicationSql(config: Pick<CaptureConfig, 'publication' | 'partition'>): string {
+  const tables = partitionTables(config.partition, CAPTURED_TABLES).map((t) => `${pg.escapeIdentifier(t.table)}${t.filter ? ` WHERE (${t.filter})` : ''}`);
+  return `CREATE PUBLICATION ${pg.escapeIdentifier(config.publication)} FOR TABLE ${tables.join(', ')}`;
+}
 
 export class SlotSetup {
   constructor(
@@ -134,15 +141,27 @@ export class SlotSetup {
     const { config, logger, admin } = this;
     const pub = await admin.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [config.publication]);
     if (pub.rowCount !== 0) {
-      const tables = await admin.query<{ tablename: string }>('SELECT tablename FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1', [config.publication]);
+      const tables = await admin.query<{ tablename: string; rowfilter: string | null }>('SELECT tablename, rowfilter FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1', [config.publication]);
+      if (config.partition.count > 1) this.checkPartitionFilters(tables.rows);
       logger.info({ publication: config.publication, tables: tables.rows.map((r) => r.tablename) }, 'using existing publication');
       return;
     }
-    await admin.query(`CREATE PUBLICATION ${pg.escapeIdentifier(config.publication)} FOR TABLE ${[...CAPTURED_TABLES, GDPR_ERASURE_TABLE].map((t) => pg.escapeIdentifier(t)).join(', ')}`).catch((err: unknown) => {
+    const sql = publicationSql(config);
+    await admin.query(sql).catch((err: unknown) => {
       if ((err as { code?: string }).code !== INSUFFICIENT_PRIVILEGE) throw err;
-      throw new TaskflowError('CAPTURE_PUBLICATION_MISSING', `publication ${config.publication} does not exist and role "${roleName}" may not create it (it owns no table): apply the migrations (0003 creates taskflow_capture) or create it as the tables' owner`, { cause: err });
+      const how = config.partition.count > 1 ? `create it as the tables' owner: ${sql}` : "apply the migrations (0003 creates taskflow_capture) or create it as the tables' owner";
+      throw new TaskflowError('CAPTURE_PUBLICATION_MISSING', `publication ${config.publication} does not exist and role "${roleName}" may not create it (it owns no table): ${how}`, { cause: err });
     });
-    logger.info({ publication: config.publication, tables: CAPTURED_TABLES }, 'created publication');
+    logger.info({ publication: config.publication, tables: CAPTURED_TABLES, partition: config.partition }, 'created publication');
+  }
+
+  /** A partition's publication must filter exactly as its name says, or workspaces would be read twice or never. */
+  private checkPartitionFilters(rows: readonly { tablename: string; rowfilter: string | null }[]): void {
+    const want = partitionTables(this.config.partition, CAPTURED_TABLES).map((t) => `${t.table}:${t.filter ? `(${t.filter})` : ''}`);
+    const have = rows.map((r) => `${r.tablename}:${r.rowfilter ?? ''}`);
+    if ([...want].sort().join('\n') !== [...have].sort().join('\n')) {
+      throw new TaskflowError('CAPTURE_PUBLICATION_MISMATCH', `publication ${this.config.publication} does not select partition ${this.config.partition.index} of ${this.config.partition.count}: it has ${have.join(', ')}; expected ${want.join(', ')} (${publicationSql(this.config)})`);
+    }
   }
 
   private async createSlot(): Promise<bigint> {

@@ -31,6 +31,7 @@ import { isEntityChange } from '../schemas/types.js';
 import type { InFlightTransaction } from './ack.js';
 import { type CommittedTransaction, type Row, buildEntityEnvelope } from './decoder.js';
 import { versionForColumns } from '../schemas/versions.js';
+import { type Partition, partitionRowFilter } from './partitions.js';
 import type { SessionApi, StreamObserver } from './session.js';
 import { textParserFor } from './values.js';
 
@@ -176,8 +177,14 @@ export class SnapshotRunner implements StreamObserver {
   constructor(
     private readonly pool: pg.Pool,
     private readonly store: SnapshotJobStore,
-    private readonly opts: { chunkSize: number; source: string; db: string; logger: Logger; now?: () => Date },
+    private readonly opts: { chunkSize: number; source: string; db: string; logger: Logger; now?: () => Date; partition?: Partition },
   ) {}
+
+  /** `AND <row filter>` reading only this instance's partition (every partition's runner hears a signal and takes its share). */
+  private get partitionWhere(): string {
+    const filter = this.opts.partition && partitionRowFilter(this.opts.partition);
+    return filter ? ` AND ${filter}` : '';
+  }
 
   /** Starts (or resumes) a job; resolves when it is done, stopped or failed. */
   request(req: SnapshotRequest): void {
@@ -213,10 +220,10 @@ export class SnapshotRunner implements StreamObserver {
       const r = await this.pool.query<{ n: string }>('SELECT reltuples::bigint::text AS n FROM pg_class WHERE oid = $1::regclass', [table]);
       const estimate = Number(r.rows[0]?.n ?? -1);
       if (!req.workspace && estimate >= 100_000) {
-        total += estimate;
+        total += Math.round(estimate / (this.opts.partition?.count ?? 1));
         continue;
       }
-      const c = await this.pool.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${table}${req.workspace ? ' WHERE workspace_id = $1' : ''}`, req.workspace ? [req.workspace] : []);
+      const c = await this.pool.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${table} WHERE ${req.workspace ? 'workspace_id = $1' : 'true'}${this.partitionWhere}`, req.workspace ? [req.workspace] : []);
       total += Number(c.rows[0]?.n ?? 0);
     }
     return total;
@@ -255,14 +262,16 @@ export class SnapshotRunner implements StreamObserver {
   }
 
   private async runChunk(table: string, job: SnapshotJob): Promise<{ emitted: number; lastKey: string | undefined }> {
-    const name = `${job.id}:${++this.chunkSeq}`;
+    // Another partition's runner writes watermarks into the same WAL: the partition keeps the names apart.
+    const p = this.opts.partition;
+    const name = `${job.id}:${p && p.count > 1 ? `p${p.index}:` : ''}${++this.chunkSeq}`;
     const done = new Promise<number>((resolve, reject) => {
       this.chunk = { name, table, target: job.target, rows: undefined, snapshot: undefined, windowOpen: false, before: [], inside: [], resolve, reject };
     });
     try {
       await this.watermark(name, 'low');
       const params: unknown[] = [job.lastKey === '' ? '00000000-0000-0000-0000-000000000000' : job.lastKey, this.opts.chunkSize];
-      const where = job.workspace ? 'AND workspace_id = $3' : '';
+      const where = `${job.workspace ? 'AND workspace_id = $3' : ''}${this.partitionWhere}`;
       if (job.workspace) params.push(job.workspace);
       const { rows, snapshot } = await this.readChunk(`SELECT * FROM ${table} WHERE id > $1 ${where} ORDER BY id LIMIT $2`, params);
       if (rows.length === 0) return { emitted: 0, lastKey: undefined };
