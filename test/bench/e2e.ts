@@ -246,8 +246,11 @@ async function oneRun(setting: Setting, run: number): Promise<RunResult> {
     const requestsBefore = await awsRequests(pipeline);
     cpu.sample();
     const measureFrom = Date.now();
+    // The monotonic clock V8's --cpu-prof timestamps use (µs): a service's profile can be cut to the measured phase.
+    const monoFrom = process.hrtime.bigint() / 1000n;
     const measured: WorkloadStats = await runWorkload({ ...workload, ratePerSec: PARAMS.targetChangesPerS / changesPerTransaction, durationMs: PARAMS.measureSeconds * 1000 });
     const measureTo = Date.now();
+    if (SERVICE_NODE_ARGS.router.length > 0 || SERVICE_NODE_ARGS.capture.length > 0) console.log(`${setting.name} run ${run}: measured phase ${monoFrom}-${process.hrtime.bigint() / 1000n} µs monotonic (--cpu-prof timestamps)`);
     const cpuSecondsByGroup = cpu.totals();
     const requestsAfter = await awsRequests(pipeline);
     loop.disable();
