@@ -53,15 +53,19 @@ export function awsRequestCounts(): readonly { api: string; command: string; cou
   return [...requestCounts.values()];
 }
 
+/** Counts a request sent past a client's middleware (lib/dynamo-direct.ts), as the SDK's are. */
+export function countAwsRequest(api: string, command: string): void {
+  const key = `${api} ${command}`;
+  const entry = requestCounts.get(key) ?? { api, command, count: 0 };
+  entry.count += 1;
+  requestCounts.set(key, entry);
+}
+
 function counted<C extends KinesisClient | DynamoDBClient | FirehoseClient | S3Client | IoTDataPlaneClient | KMSClient>(api: string, client: C): C {
   // Widened once: every client's stack takes the same middleware, but their input/output types differ.
   (client.middlewareStack as unknown as { add(m: unknown, o: unknown): void }).add(
     (next: (args: unknown) => Promise<unknown>, context: { commandName?: string }) => (args: unknown) => {
-      const command = context.commandName ?? 'unknown';
-      const key = `${api} ${command}`;
-      const entry = requestCounts.get(key) ?? { api, command, count: 0 };
-      entry.count += 1;
-      requestCounts.set(key, entry);
+      countAwsRequest(api, context.commandName ?? 'unknown');
       return next(args);
     },
     { step: 'initialize', name: 'taskflowRequestCount' },

@@ -34,6 +34,21 @@ function record(p: ProjectRef, lsn: number, description = 'd'): InputRecord {
   return { data: Buffer.from(JSON.stringify(e)), sequenceNumber: String(lsn), partitionKey: p.workspaceId };
 }
 
+/** Records the operation of every request the client's transport sends (the SDK's and the direct ones); `after` may throw once the answer is in. */
+function recordRequests(c: DynamoDBClient, after?: (operation: string) => void) {
+  const handler = c.config.requestHandler as { handle(request: { headers: Record<string, string> }, options?: unknown): Promise<unknown> };
+  const original = handler.handle;
+  const sent: string[] = [];
+  handler.handle = async (request, options) => {
+    const operation = request.headers['x-amz-target']?.split('.')[1] ?? '?';
+    sent.push(operation);
+    const out = await original.call(handler, request, options);
+    after?.(operation);
+    return out;
+  };
+  return { sent, restore: () => void (handler.handle = original) };
+}
+
 function router(store: DynamoChangelogStore, state?: string) {
   return new ShardRouter(
     { shardId: 's', consumer: 'router', changelog: store, sink: { enqueue() {}, flush: async () => {}, revoke() {} }, deadLetters: { put: async () => {} }, memberships: { apply: async () => {} }, validate: validateEvent },
@@ -46,35 +61,29 @@ describe('DynamoChangelogStore', () => {
     let now = Date.now();
     const store = new DynamoChangelogStore(client, { table, now: () => now });
     const p = project(1);
-    const sent: string[] = [];
-    const originalSend = client.send.bind(client);
-    let crashAfterPut = false;
-    client.send = (async (cmd: { constructor: { name: string } }) => {
-      sent.push(cmd.constructor.name);
-      const out = await originalSend(cmd as never);
-      if (crashAfterPut && cmd.constructor.name === 'PutItemCommand') {
-        crashAfterPut = false;
-        throw new Error('crash');
-      }
-      return out;
-    }) as typeof client.send;
+    const requests = recordRequests(client);
     try {
       const first = router(store);
       const state = await first.process([record(p, 0x100), record(p, 0x200)]);
       await first.process([record(p, 0x210)]);
       await first.process([record(p, 0x220)]);
       // The head item (the reservation) once, then one item write per batch.
-      expect(sent.filter((n) => n !== 'QueryCommand' && n !== 'GetItemCommand')).toEqual(['UpdateItemCommand', 'PutItemCommand', 'PutItemCommand', 'PutItemCommand']);
+      expect(requests.sent.filter((n) => n !== 'Query' && n !== 'GetItem')).toEqual(['UpdateItem', 'PutItem', 'PutItem', 'PutItem']);
 
       // Crash after the next batch's item is written, before anything is published or checkpointed.
-      crashAfterPut = true;
-      await expect(router(new DynamoChangelogStore(client, { table, now: () => now }), state).process([record(p, 0x300), record(p, 0x400)])).rejects.toThrow('crash');
+      const crashing = new DynamoChangelogStore(client, { table, now: () => now });
+      const append = crashing.append.bind(crashing);
+      crashing.append = async (...args) => {
+        await append(...args);
+        throw new Error('crash');
+      };
+      await expect(router(crashing, state).process([record(p, 0x300), record(p, 0x400)])).rejects.toThrow('crash');
       expect((await store.readHead(p)).seq).toBe(6);
 
       // Reprocessing from the checkpoint, with one more event in the batch this time: the same seqs.
       await router(new DynamoChangelogStore(client, { table, now: () => now }), state).process([record(p, 0x210), record(p, 0x220), record(p, 0x300), record(p, 0x400), record(p, 0x500)]);
     } finally {
-      client.send = originalSend;
+      requests.restore();
     }
     const page = await store.read(p, 0, 100);
     expect(page.entries.map((e) => [e.seq, e.event.id.slice(13, 16)])).toEqual([[1, '100'], [2, '200'], [3, '210'], [4, '220'], [5, '300'], [6, '400'], [7, '500']]);
@@ -100,6 +109,27 @@ describe('DynamoChangelogStore', () => {
     expect(replayAnswer(await store.read(p, 7, 100), 7)).toEqual({ status: 410, body: { error: 'resync_required', oldestSeq: restarted, latestSeq: restarted } });
     const fresh = replayAnswer(await store.read(p, restarted - 1, 100), restarted - 1);
     expect(fresh.status === 200 && fresh.body.changes.map((c) => [c.seq, (c.event as { id: string }).id.slice(13, 16)])).toEqual([[restarted, '600']]);
+  });
+
+  it('sends the item write directly, and through the SDK again when the answer is lost: refused, then found its own', async () => {
+    const store = new DynamoChangelogStore(client, { table });
+    const p = project(4);
+    await router(store).process([record(p, 0x100)]);
+    let lose = true;
+    const requests = recordRequests(client, (operation) => {
+      if (operation === 'PutItem' && lose) {
+        lose = false;
+        throw new Error('connection reset');
+      }
+    });
+    try {
+      await router(store).process([record(p, 0x200), record(p, 0x300)]);
+    } finally {
+      requests.restore();
+    }
+    // The lost answer's item was written; the SDK's write of it is refused and the item read back.
+    expect(requests.sent.filter((n) => n !== 'Query')).toEqual(['PutItem', 'PutItem', 'GetItem']);
+    expect((await store.read(p, 0, 100)).entries.map((e) => [e.seq, e.event.id.slice(13, 16)])).toEqual([[1, '100'], [2, '200'], [3, '300']]);
   });
 
   it('reads a head written before reservations (headSeq) as the last seq, and goes on after it', async () => {
