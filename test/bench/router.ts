@@ -9,6 +9,8 @@
 //  4. MQTT messages per delivered change (the IoT Core cost driver) at 1,000 changes/s over 50
 //     projects, for several windows and full vs thin payloads.
 // Router, producer and subscriber share this process (2 cores): figures are upper bounds.
+// BENCH_ROUTER_CORE_ONLY=1 runs (1) alone, BENCH_CORE_RUNS times (default 3), and writes no result:
+// for comparing changes to the core (e.g. under `node --cpu-prof`) without starting the stack.
 import { type KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import mqtt, { type MqttClient } from 'mqtt';
 import { loadavg } from 'node:os';
@@ -25,7 +27,7 @@ import { MemoryChangelogStore } from '../../router/memory-changelog.js';
 import { loadConfig } from '../../router/config.js';
 import { startRouter } from '../../router/service.js';
 import { ShardRouter, type InputRecord } from '../../router/shard-router.js';
-import { cpuUsPerChange, median, selfCpuSeconds, writeBenchResult } from './report.js';
+import { benchParam, cpuUsPerChange, median, selfCpuSeconds, writeBenchResult } from './report.js';
 import { waitFor } from '../support/wait.js';
 
 const WORKSPACES = Array.from({ length: 10 }, (_, i) => `11111111-1111-4111-8111-${String(i).padStart(12, '0')}`);
@@ -47,12 +49,12 @@ function percentile(sorted: number[], p: number): number {
 }
 
 /** The core's events per second of wall time, and its CPU microseconds per event (the figure the host's load does not move). */
-async function coreEventsPerSecond(): Promise<{ rate: number; cpuUsPerEvent: number }> {
+async function coreEventsPerSecond(coreRuns: number): Promise<{ rate: number; cpuUsPerEvent: number }> {
   const batches: InputRecord[][] = [];
   for (let b = 0; b < 120; b += 1) batches.push(Array.from({ length: 500 }, (_, i) => ({ data: change(b * 500 + i).data, sequenceNumber: String(b * 500 + i) })));
   const rates: number[] = [];
   const cpuPerEvent: number[] = [];
-  for (let run = 0; run < 3; run += 1) {
+  for (let run = 0; run < coreRuns; run += 1) {
     const batcher = new ProjectBatcher({ windowMs: 0, mode: 'full', gzip: false, maxBytes: 128 * 1024 });
     const router = new ShardRouter({
       shardId: 'bench',
@@ -101,8 +103,10 @@ async function put(kinesis: KinesisClient, stream: string, items: { data: Buffer
 async function main(): Promise<void> {
   const load = loadavg()[0];
   console.log('bench:router — pure core …');
-  const { rate: core, cpuUsPerEvent: coreCpuUs } = await coreEventsPerSecond();
-  console.log(`  core_events_per_s ${core.toFixed(0)}, ${coreCpuUs} µs CPU per event`);
+  const coreOnly = process.env.BENCH_ROUTER_CORE_ONLY === '1';
+  const { rate: core, cpuUsPerEvent: coreCpuUs } = await coreEventsPerSecond(coreOnly ? benchParam('BENCH_CORE_RUNS', 3) : 3);
+  console.log(`  core_events_per_s ${core.toFixed(0)}, ${coreCpuUs} µs CPU per event (load ${load?.toFixed(2)} at start, ${loadavg()[0]?.toFixed(2)} now)`);
+  if (coreOnly) return;
 
   const stack = await startStack({ ephemeral: true, shardCount: 4 });
   const env = stackEnv(stack.info);
