@@ -4,6 +4,7 @@
 import { gzipSync } from 'node:zlib';
 import { isEntityChange } from '../schemas/types.js';
 import { type ProjectRef, projectTopicOf } from '@taskflow/realtime';
+import { envelopeJson } from './event.js';
 import type { SequencedChange } from './sequencer.js';
 
 export type PayloadMode = 'full' | 'thin';
@@ -41,7 +42,7 @@ function thinChange(c: SequencedChange): Record<string, unknown> {
 
 /** One change as it appears in a message's `changes` array, serialized once (sizing and encoding share it). */
 function changeJson(c: SequencedChange, mode: PayloadMode): string {
-  return mode === 'full' ? `{"seq":${c.seq},"event":${JSON.stringify(c.event.envelope)}}` : JSON.stringify(thinChange(c));
+  return mode === 'full' ? `{"seq":${c.seq},"event":${envelopeJson(c.event)}}` : JSON.stringify(thinChange(c));
 }
 
 /** The message body, the same bytes as JSON.stringify of { v, ws, project, mode, fromSeq, toSeq, changes }. */

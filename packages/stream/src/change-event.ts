@@ -23,7 +23,23 @@ export interface StreamEvent {
   projectId?: string;
   type: string;
   envelope: Envelope;
+  /**
+   * The record's JSON text and the envelope parsed from it as is (no upcast): while `envelope` is
+   * still that object, re-serializing it gives this text (capture writes JSON.stringify's), so
+   * envelopeJson reuses it. Envelopes are never changed in place — a scrub, a decryption or an
+   * upcast makes a new object — so a changed envelope no longer matches and is serialized anew.
+   */
+  json?: string;
+  jsonOf?: Envelope;
 }
+
+/** The event's envelope as JSON: the record's own text while the envelope is the one parsed from it, else JSON.stringify. */
+export function envelopeJson(event: StreamEvent): string {
+  return event.json !== undefined && event.jsonOf === event.envelope ? event.json : JSON.stringify(event.envelope);
+}
+
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
 
 export type EventCheck = (input: unknown) => ValidationResult;
 
@@ -31,21 +47,27 @@ export type DecodeResult = { ok: true; event: StreamEvent } | { ok: false; reaso
 
 export function decodeEvent(bytes: Uint8Array, validate: EventCheck): DecodeResult {
   let parsed: unknown;
+  let text: string;
   try {
     // A view of the record's bytes, not a copy.
-    parsed = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+    text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+    parsed = JSON.parse(text);
   } catch (err) {
     return { ok: false, reason: 'malformed_json', message: (err as Error).message };
   }
   const result = validate(parsed);
   if (!result.ok) return { ok: false, reason: result.reason === 'not_an_object' ? 'malformed_json' : result.reason, message: result.message };
   const envelope = result.event;
+  // Text padded with whitespace (not capture's) is not reused: re-serializing drops the padding.
+  const reuse = envelope === parsed && text.charCodeAt(0) === OPEN_BRACE && text.charCodeAt(text.length - 1) === CLOSE_BRACE;
   const event: StreamEvent = {
     id: envelope.id,
     position: parseEventId(envelope.id),
     workspaceId: envelope.workspaceid,
     type: envelope.type,
     envelope,
+    json: reuse ? text : undefined,
+    jsonOf: reuse ? envelope : undefined,
   };
   if (typeof envelope.projectid === 'string') event.projectId = envelope.projectid;
   return { ok: true, event };
