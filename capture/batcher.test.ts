@@ -81,7 +81,7 @@ describe('Batcher', () => {
           expect(guard).toBeLessThan(1000);
           const batch = b.next(now);
           if (!batch) {
-            now = b.nextRetryAt() ?? now + 1;
+            now = b.nextSendAt(now) ?? now + 1;
             continue;
           }
           checkBatch(batch);
@@ -94,6 +94,100 @@ describe('Batcher', () => {
     );
   });
 
+  it('lingers: holds a batch until its oldest sendable event has waited, unless a request is full, and loses or reorders nothing', () => {
+    const lingerArb = fc.record({ ms: fc.integer({ min: 1, max: 50 }), events: fc.integer({ min: 1, max: 12 }), bytes: fc.integer({ min: 100, max: 5000 }) });
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 120 }), lingerArb, fc.boolean(), (steps, linger, aggregate) => {
+        const b = new Batcher<Ev>({ aggregate, compression: 'none', limits, backoff, linger });
+        const stream = new Map<string, number[]>();
+        const enqueued = new Map<string, number[]>();
+        // When each key's queue last became non-empty, and what is queued, as the model sees it.
+        const model = new Map<string, { since: number; queued: Ev[]; inFlight: boolean }>();
+        const inFlight: Batch<Ev>[] = [];
+        let now = 0;
+        let seq = 0;
+        const queued = () => [...model.values()].flatMap((m) => m.queued);
+        const full = () => queued().length >= linger.events || queued().reduce((n, e) => n + e.data.length, 0) >= linger.bytes;
+        const send = () => {
+          const wasFull = full();
+          // the oldest a sendable key's head has waited (backing-off keys wait anyway)
+          const due = [...model.values()].some((m) => !m.inFlight && m.queued.length > 0 && m.since + linger.ms <= now);
+          const batch = b.next(now);
+          if (batch) {
+            expect(wasFull || due).toBe(true); // never early
+            for (const r of batch.records) {
+              const m = model.get(r.partitionKey)!;
+              m.queued.splice(0, r.items.length);
+              m.inFlight = true;
+            }
+            inFlight.push(batch);
+          }
+          return batch;
+        };
+        const settle = (batch: Batch<Ev>, ok: boolean[]) => {
+          batch.records.forEach((r, i) => {
+            const m = model.get(r.partitionKey)!;
+            m.inFlight = false;
+            if (ok[i]) stream.set(r.partitionKey, [...(stream.get(r.partitionKey) ?? []), ...r.items.map((x) => x.seq)]);
+            else m.queued.unshift(...r.items);
+          });
+          b.settle(batch, ok, now, () => 0.5);
+        };
+        for (const s of steps) {
+          if (s.kind === 'enqueue') {
+            const key = `ws-${s.key}`;
+            const ev = event(key, seq, s.pad);
+            expect(b.enqueue(ev, now)).toEqual({ ok: true });
+            const m = model.get(key) ?? { since: now, queued: [], inFlight: false };
+            if (m.queued.length === 0) m.since = now;
+            m.queued.push(ev);
+            model.set(key, m);
+            enqueued.set(key, [...(enqueued.get(key) ?? []), seq++]);
+          } else if (s.kind === 'send') {
+            send();
+          } else if (s.kind === 'settle') {
+            if (inFlight.length === 0) continue;
+            const [batch] = inFlight.splice(s.which % inFlight.length, 1);
+            settle(batch!, batch!.records.map((_, i) => !(s.fails[i] ?? false)));
+          } else {
+            now += s.ms;
+          }
+          for (const [key, seen] of stream) expect(seen).toEqual(enqueued.get(key)!.slice(0, seen.length));
+        }
+        for (const batch of inFlight.splice(0)) settle(batch, batch.records.map(() => true));
+        // Nothing is stranded: nextSendAt names a time at which the rest goes.
+        for (let guard = 0; b.pendingEvents > 0; guard++) {
+          expect(guard).toBeLessThan(1000);
+          const batch = send();
+          if (!batch) {
+            const at = b.nextSendAt(now);
+            expect(at).toBeDefined();
+            expect(at!).toBeGreaterThan(now);
+            now = at!;
+            continue;
+          }
+          inFlight.splice(inFlight.indexOf(batch), 1);
+          settle(batch, batch.records.map(() => true));
+        }
+        expect(Object.fromEntries(stream)).toEqual(Object.fromEntries(enqueued));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('sends a lone event once it has lingered, and at once when a request is full', () => {
+    const b = new Batcher<Ev>({ aggregate: true, compression: 'none', limits: KINESIS_LIMITS, backoff, linger: { ms: 20, events: 3, bytes: 1e6 } });
+    b.enqueue(event('a', 1, 0), 100);
+    b.enqueue(event('b', 2, 0), 110);
+    expect(b.next(119)).toBeUndefined();
+    expect(b.nextSendAt(119)).toBe(120);
+    const batch = b.next(120)!; // a's linger is over: b goes with it
+    expect(batch.records.map((r) => r.partitionKey)).toEqual(['a', 'b']);
+    b.settle(batch, [true, true], 125, () => 0);
+    for (let i = 0; i < 3; i++) b.enqueue(event('c', 3 + i, 0), 130);
+    expect(b.next(130)!.records[0]!.items).toHaveLength(3);
+  });
+
   it('backs a failed key off with full jitter while other keys go on', () => {
     const b = new Batcher<Ev>({ aggregate: false, compression: 'none', limits: KINESIS_LIMITS, backoff: { baseMs: 100, maxMs: 1000 } });
     b.enqueue(event('a', 1, 0));
@@ -104,7 +198,7 @@ describe('Batcher', () => {
     expect(b.next(0)).toBeUndefined(); // both keys in flight
     b.settle(first, [false, true], 0, () => 0.99);
     expect(b.next(0)).toBeUndefined(); // a backs off, b is done
-    expect(b.nextRetryAt()).toBe(99);
+    expect(b.nextSendAt(0)).toBe(99);
     const retry = b.next(99)!;
     expect(retry.records[0]!.items.map((i) => i.seq)).toEqual([1]); // the failed event first, again
   });

@@ -6,6 +6,11 @@
 // and a failed record goes back to the front of its key's queue and is retried after a
 // full-jitter backoff. Aggregation (KPL format) is what keeps this fast for a busy workspace: the
 // one record in flight carries every event of the key that was waiting, up to 1 MiB.
+//
+// Linger: at a moderate rate every transaction would otherwise be a request of its own, and a
+// request's fixed cost (SDK, signing, HTTP) is most of capture's CPU there. With `linger` set, a
+// batch waits until its oldest sendable event has waited `ms` (or the queue holds a request's
+// worth), so a few milliseconds of latency buy requests that carry many transactions.
 import { type BackoffPolicy, backoffDelay } from '../lib/backoff.js';
 import { AggregatedSize, type Compression, KINESIS_MAX_RECORD_BYTES, compressRecord, encodeAggregated, encodePlain } from '@taskflow/stream/codec';
 
@@ -20,11 +25,22 @@ export interface BatchLimits {
 
 export const KINESIS_LIMITS: BatchLimits = { maxRecords: 500, maxBatchBytes: 5 * 1024 * 1024, maxRecordBytes: KINESIS_MAX_RECORD_BYTES };
 
+/** Queued this much, a batch goes without lingering: a drain's requests are full anyway. */
+export const LINGER_FULL = { events: 500, bytes: 256 * 1024 };
+
 export interface BatcherOptions {
   aggregate: boolean;
   compression: Compression;
   limits: BatchLimits;
   backoff: BackoffPolicy;
+  /** Hold a batch up to `ms` after its oldest event was queued, unless `events` or `bytes` are queued (absent: send at once). */
+  linger?: Linger;
+}
+
+export interface Linger {
+  ms: number;
+  events: number;
+  bytes: number;
 }
 
 /** What the batcher moves: one envelope's JSON bytes for one partition key. */
@@ -51,6 +67,8 @@ interface KeyState<T> {
   /** Consecutive failures of this key's record. */
   failures: number;
   notBefore: number;
+  /** When the oldest event of `queue` was queued (the linger counts from it). */
+  since: number;
 }
 
 export type EnqueueResult = { ok: true } | { ok: false; reason: 'RECORD_TOO_LARGE'; message: string };
@@ -66,11 +84,14 @@ export class Batcher<T extends Outgoing> {
   private readonly sendable = new Map<string, KeyState<T>>();
   private events = 0;
   private bytes = 0;
+  /** Events (and their bytes) queued and not in flight: what a request could carry. */
+  private queuedEvents = 0;
+  private queuedBytes = 0;
 
   constructor(private readonly opts: BatcherOptions) {}
 
   /** Queues an event behind the earlier ones of its key; refuses one that no record can hold. */
-  enqueue(item: T): EnqueueResult {
+  enqueue(item: T, nowMs = 0): EnqueueResult {
     const pk = Buffer.byteLength(item.partitionKey);
     if (item.data.length + pk > this.opts.limits.maxRecordBytes) {
       const compressed = this.opts.compression === 'none' ? undefined : encodePlain(item.data, this.opts.compression).length;
@@ -84,13 +105,18 @@ export class Batcher<T extends Outgoing> {
     }
     let state = this.keys.get(item.partitionKey);
     if (!state) {
-      state = { queue: [], inFlight: false, failures: 0, notBefore: 0 };
+      state = { queue: [], inFlight: false, failures: 0, notBefore: 0, since: nowMs };
       this.keys.set(item.partitionKey, state);
     }
-    if (!state.inFlight && state.queue.length === 0) this.sendable.set(item.partitionKey, state);
+    if (state.queue.length === 0) {
+      state.since = nowMs;
+      if (!state.inFlight) this.sendable.set(item.partitionKey, state);
+    }
     state.queue.push(item);
     this.events += 1;
     this.bytes += item.data.length;
+    this.queuedEvents += 1;
+    this.queuedBytes += item.data.length;
     return { ok: true };
   }
 
@@ -102,8 +128,27 @@ export class Batcher<T extends Outgoing> {
     return this.bytes;
   }
 
-  /** The next request to send, built from keys that have nothing in flight and are not backing off. */
+  /** Whether batches wait for their linger: set, and less than a request's worth is queued. */
+  private get lingering(): boolean {
+    const l = this.opts.linger;
+    return l !== undefined && l.ms > 0 && this.queuedEvents < l.events && this.queuedBytes < l.bytes;
+  }
+
+  /** When a sendable key may go: after its backoff and, while lingering, its linger. */
+  private readyAt(state: KeyState<T>, lingering: boolean): number {
+    return lingering ? Math.max(state.notBefore, state.since + this.opts.linger!.ms) : state.notBefore;
+  }
+
+  /**
+   * The next request to send, built from keys that have nothing in flight and are not backing
+   * off; while lingering, none until one of them has lingered long enough (then all go together).
+   */
   next(nowMs: number): Batch<T> | undefined {
+    if (this.lingering) {
+      let due = false;
+      for (const state of this.sendable.values()) if ((due = this.readyAt(state, true) <= nowMs)) break;
+      if (!due) return undefined;
+    }
     const records: PlannedRecord<T>[] = [];
     let bytes = 0;
     for (const [key, state] of this.sendable) {
@@ -113,6 +158,8 @@ export class Batcher<T extends Outgoing> {
       const size = record.data.length + Buffer.byteLength(key);
       if (bytes + size > this.opts.limits.maxBatchBytes) break; // this key leads the next batch
       state.queue.splice(0, record.items.length);
+      this.queuedEvents -= record.items.length;
+      for (const item of record.items) this.queuedBytes -= item.data.length;
       state.inFlight = true;
       this.sendable.delete(key);
       records.push(record);
@@ -140,6 +187,8 @@ export class Batcher<T extends Outgoing> {
         else this.sendable.set(record.partitionKey, state);
       } else {
         state.queue.unshift(...record.items);
+        this.queuedEvents += record.items.length;
+        for (const item of record.items) this.queuedBytes += item.data.length;
         state.notBefore = nowMs + backoffDelay(state.failures, random(), this.opts.backoff);
         state.failures += 1;
         this.sendable.set(record.partitionKey, state);
@@ -148,12 +197,17 @@ export class Batcher<T extends Outgoing> {
     return acked;
   }
 
-  /** When the earliest backing-off key becomes sendable (undefined: none is waiting). */
-  nextRetryAt(): number | undefined {
+  /**
+   * When the earliest sendable key that is backing off or lingering may go (undefined: none is
+   * waiting; keys free to go now are sent when a request in flight returns).
+   */
+  nextSendAt(nowMs: number): number | undefined {
+    const lingering = this.lingering;
     let at: number | undefined;
     for (const state of this.sendable.values()) {
-      if (state.notBefore === 0) continue;
-      if (at === undefined || state.notBefore < at) at = state.notBefore;
+      const ready = this.readyAt(state, lingering);
+      if (ready <= nowMs) continue;
+      if (at === undefined || ready < at) at = ready;
     }
     return at;
   }

@@ -52,6 +52,8 @@ export interface CaptureConfig {
   maxInFlightBatches: number;
   /** Events waiting for Kinesis before capture stops reading the slot (backpressure). */
   maxBufferedEvents: number;
+  /** How long a PutRecords batch may wait for more transactions (batcher.ts, linger). */
+  lingerMs: number;
   /** How often the slot is acknowledged (never per message). */
   ackIntervalMs: number;
   /** pg_logical_emit_message interval when the database is idle; 0 turns it off. */
@@ -138,6 +140,7 @@ export const CAPTURE_SETTINGS = {
   compression: oneOfSetting({ name: 'CAPTURE_COMPRESSION', allowed: COMPRESSIONS, default: 'none', meaning: 'Compress each Kinesis record (level 1); readers need packages/stream/src/record-codec.ts.' }),
   maxInFlightBatches: intSetting({ name: 'CAPTURE_MAX_IN_FLIGHT_BATCHES', default: 4, min: 1, max: 64, meaning: 'PutRecords requests in flight at once (a workspace is never in two).' }),
   maxBufferedEvents: intSetting({ name: 'CAPTURE_MAX_BUFFERED_EVENTS', default: 50_000, min: 100, meaning: 'Events waiting for Kinesis before capture stops reading the slot (backpressure).' }),
+  lingerMs: intSetting({ name: 'CAPTURE_LINGER_MS', default: 20, min: 0, max: 1000, meaning: 'How long a PutRecords batch waits for more transactions (0: none) unless a request\'s worth is queued: adds up to this to commit → Kinesis latency, saves a request per transaction at moderate rates.' }),
   ackIntervalMs: intSetting({ name: 'CAPTURE_ACK_INTERVAL_MS', default: 1000, min: 10, max: 30_000, meaning: 'How often the slot is acknowledged (never per message).' }),
   heartbeatIntervalMs: intSetting({ name: 'CAPTURE_HEARTBEAT_INTERVAL_MS', default: 10_000, min: 0, meaning: 'pg_logical_emit_message interval when the database is idle; 0 turns it off.' }),
   initialSnapshot: boolSetting({ name: 'CAPTURE_INITIAL_SNAPSHOT', default: false, meaning: 'Snapshot existing rows on the first start (when the slot is created).' }),
@@ -185,6 +188,7 @@ export function loadConfig(env: Env): CaptureConfig {
     compression: s.compression,
     maxInFlightBatches: s.maxInFlightBatches,
     maxBufferedEvents: s.maxBufferedEvents,
+    lingerMs: s.lingerMs,
     ackIntervalMs: s.ackIntervalMs,
     heartbeatIntervalMs: s.heartbeatIntervalMs,
     initialSnapshot: s.initialSnapshot,

@@ -50,6 +50,8 @@ export class KinesisProducer {
   private readonly batcher: Batcher<ProducerItem>;
   private inFlight = 0;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** When retryTimer fires. */
+  private retryAt = Number.POSITIVE_INFINITY;
   private closed = false;
   private readonly drainWaiters: (() => void)[] = [];
   private readonly now: () => number;
@@ -68,9 +70,13 @@ export class KinesisProducer {
 
   /** Queues an event; refuses one too large for any Kinesis record (the caller dead-letters it). */
   send(item: ProducerItem): EnqueueResult {
-    const result = this.batcher.enqueue(item);
-    // A new event cannot change when a backing-off key may retry: no timer work per event.
-    if (result.ok && this.inFlight < this.opts.maxInFlightBatches) this.pump();
+    const now = this.now();
+    const result = this.batcher.enqueue(item, now);
+    if (!result.ok) return result;
+    if (this.inFlight < this.opts.maxInFlightBatches) this.pump();
+    // A new event may linger at most until now + linger: the timer is moved only if it is later.
+    const linger = this.opts.batcher.linger?.ms ?? 0;
+    if (linger > 0 && !this.closed && this.retryAt > now + linger) this.schedule(now + linger);
     return result;
   }
 
@@ -101,14 +107,21 @@ export class KinesisProducer {
     }
   }
 
-  /** Sends what can go, then sets the timer for the earliest key still backing off. */
+  /** Sends what can go, then sets the timer for the earliest key still backing off or lingering. */
   private pumpAndScheduleRetry(): void {
     this.pump();
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
+    this.retryAt = Number.POSITIVE_INFINITY;
     if (this.closed) return;
-    const at = this.batcher.nextRetryAt();
-    if (at === undefined) return;
+    const now = this.now();
+    const at = this.batcher.nextSendAt(now);
+    if (at !== undefined) this.schedule(at);
+  }
+
+  private schedule(at: number): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryAt = at;
     this.retryTimer = setTimeout(() => this.pumpAndScheduleRetry(), Math.max(0, at - this.now()));
   }
 

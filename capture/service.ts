@@ -13,7 +13,7 @@ import type { Logger } from '../lib/logger.js';
 import type { ProbeResult } from '../lib/metrics.js';
 import { retry } from '../lib/retry.js';
 import { replicationSocketBackpressure } from './backpressure.js';
-import { KINESIS_LIMITS } from './batcher.js';
+import { KINESIS_LIMITS, LINGER_FULL } from './batcher.js';
 import type { CaptureConfig } from './config.js';
 import { HotWorkspaceTracker } from './hot-workspaces.js';
 import { type CaptureMetrics, noopCaptureMetrics } from './metrics.js';
@@ -196,7 +196,7 @@ export class CaptureService {
       return out;
     };
     const producer = new KinesisProducer(put, {
-      batcher: { aggregate: config.aggregate, compression: config.compression, limits: KINESIS_LIMITS, backoff: { baseMs: 50, maxMs: 5000 } },
+      batcher: { aggregate: config.aggregate, compression: config.compression, limits: KINESIS_LIMITS, backoff: { baseMs: 50, maxMs: 5000 }, linger: { ms: config.lingerMs, ...LINGER_FULL } },
       maxInFlightBatches: config.maxInFlightBatches,
       logger,
       random: this.random,
