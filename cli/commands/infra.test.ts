@@ -18,6 +18,9 @@ describe('taskflow infra synth', () => {
       expect(router.items.map((i) => i.kind)).toContain('StatefulSet');
       expect(router.items[0]?.metadata.annotations?.['eks.amazonaws.com/role-arn']).toBe('arn:aws:iam::123456789012:role/taskflow-prod-router');
       expect(lines.join('\n')).toMatch(/Taskflow-prod-Stream: \d+ resources/);
+      const secrets = JSON.parse(readFileSync(join(out, 'k8s', 'external-secrets.json'), 'utf8')) as { items: { kind: string; metadata: { annotations?: Record<string, string> } }[] };
+      expect(secrets.items[0]?.metadata.annotations?.['eks.amazonaws.com/role-arn']).toBe('arn:aws:iam::123456789012:role/taskflow-prod-external-secrets');
+      expect(secrets.items.filter((i) => i.kind === 'ExternalSecret').length).toBeGreaterThan(0);
     } finally {
       log.mockRestore();
       if (saved === undefined) delete process.env.CDK_VALIDATION;

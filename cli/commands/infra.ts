@@ -29,6 +29,9 @@ async function synth(argv: string[]): Promise<number> {
     const docs = manifests(w, { namespace: settings.namespace, image: `${settings.account}.dkr.ecr.${settings.region}.amazonaws.com/taskflow-pipeline:latest`, roleArn: `arn:aws:iam::${settings.account}:role/${roleName(settings, w)}`, region: settings.region });
     writeFileSync(join(k8sDir, `${w.name}.json`), `${JSON.stringify({ apiVersion: 'v1', kind: 'List', items: docs }, null, 2)}\n`);
   }
+  const { externalSecretsManifests } = await import('../../infra/aws/secrets.js');
+  const operatorRole = `arn:aws:iam::${settings.account}:role/taskflow-${settings.env}-external-secrets`;
+  writeFileSync(join(k8sDir, 'external-secrets.json'), `${JSON.stringify({ apiVersion: 'v1', kind: 'List', items: externalSecretsManifests({ env: settings.env, namespace: settings.namespace, region: settings.region, roleArn: operatorRole }) }, null, 2)}\n`);
   for (const s of assembly.stacks) console.log(`${s.stackName}: ${Object.keys((s.template as { Resources?: object }).Resources ?? {}).length} resources`);
   console.log(`templates in ${outdir}, manifests in ${k8sDir}`);
   return 0;

@@ -14,6 +14,7 @@ import { CHANGELOG_TABLE } from '../../router/dynamo-changelog.js';
 import { authorizerBundle } from './stacks/realtime.js';
 import { roleName } from './stacks/services.js';
 import { manifests, STREAM_CONSUMERS_CONFIG_MAP, workloads } from './workloads.js';
+import { DEPLOYMENT_SECRETS, externalSecretsManifests, secretsManagerName } from './secrets.js';
 import { loadArchiverConfig, loadLoaderConfig } from '../../analytics/config.js';
 import { loadAuditStoreConfig, loadConfig as loadAuditConfig } from '../../audit/config.js';
 import { openErasureSinks as openAuditErasureSinks } from '../../audit/erasure-sink.js';
@@ -235,12 +236,11 @@ describe('services stack and manifests', () => {
 });
 
 describe('the manifests configure each service for production', () => {
-  // What the deployment supplies from its secret store or from outside this app (infra/aws/README.md).
-  const EXTERNAL: Record<string, Record<string, string>> = {
-    capture: { DATABASE_URL: 'postgres://taskflow_replication:secret@db.internal:5432/taskflow' },
-    gdpr: { DATABASE_URL: 'postgres://operator:secret@db.internal:5432/taskflow', AUDIT_KEY: 'k'.repeat(32) },
-    audit: { AUDIT_KEY: 'k'.repeat(32) },
-    search: { OPENSEARCH_URL: 'https://search.internal:9200' },
+  // What the deployment secrets hold (secrets.ts; operators put them in Secrets Manager).
+  const SECRET_VALUES: Record<string, string> = {
+    DATABASE_URL: 'postgres://taskflow_replication:secret@db.internal:5432/taskflow',
+    AUDIT_KEY: 'k'.repeat(32),
+    OPENSEARCH_URL: 'https://search.internal:9200',
   };
   const LOADERS: Record<string, (env: Record<string, string>) => unknown> = {
     capture: loadCaptureConfig,
@@ -252,17 +252,55 @@ describe('the manifests configure each service for production', () => {
     'analytics-archiver': loadArchiverConfig,
     'analytics-loader': loadLoaderConfig,
   };
+  type EnvVar = { name: string; value?: string; valueFrom?: { fieldRef?: unknown; configMapKeyRef?: { key: string }; secretKeyRef?: { name: string; key: string } } };
+  type Doc = { kind: string; spec?: { template?: { spec: { containers: { env: EnvVar[] }[]; volumes?: { secret?: { secretName: string } }[] } } } };
+  const podOf = (w: ReturnType<typeof workloads>[number]) => (manifests(w, { namespace: 'taskflow', image: 'img', roleArn: 'r', region: 'us-east-1' }) as Doc[]).find((d) => d.kind === w.kind)?.spec?.template?.spec;
 
-  it("each workload's environment (outside development mode) plus only the external settings loads its service's configuration", () => {
+  it("each workload's environment (outside development mode), its secrets' values, its pod name and consumer ARNs load its service's configuration", () => {
     for (const w of workloads(built.settings)) {
       const load = LOADERS[w.name];
       if (!load) throw new Error(`no configuration loader listed for ${w.name}`);
-      const items = manifests(w, { namespace: 'taskflow', image: 'img', roleArn: 'r', region: 'us-east-1' }) as { kind: string; spec?: { template?: { spec: { containers: { env: { name: string; value?: string }[] }[] } } } }[];
-      const container = items.find((d) => d.kind === w.kind)?.spec?.template?.spec.containers[0];
-      const env: Record<string, string> = { ...Object.fromEntries((container?.env ?? []).map((e) => [e.name, e.value ?? `${w.name}-0`])), ...EXTERNAL[w.name] };
+      const resolved = (e: EnvVar): string => {
+        if (e.value !== undefined) return e.value;
+        if (e.valueFrom?.fieldRef) return `${w.name}-0`;
+        if (e.valueFrom?.configMapKeyRef) return `arn:aws:kinesis:us-east-1:123456789012:stream/taskflow-changes/consumer/${e.valueFrom.configMapKeyRef.key}:1`;
+        const fromSecret = e.valueFrom?.secretKeyRef && SECRET_VALUES[e.valueFrom.secretKeyRef.key];
+        if (fromSecret) return fromSecret;
+        throw new Error(`${w.name}: no value for ${e.name}`);
+      };
+      const env = Object.fromEntries((podOf(w)?.containers[0]?.env ?? []).map((e) => [e.name, resolved(e)]));
       expect(env.TASKFLOW_ENV).toBeUndefined();
       expect(() => load(env)).not.toThrow();
     }
+  });
+
+  it('every Kubernetes Secret a pod reads is written by an ExternalSecret with those keys, from a Secrets Manager secret only the operator reads', () => {
+    const external = externalSecretsManifests({ env: 'prod', namespace: 'taskflow', region: 'us-east-1', roleArn: 'r' }) as { kind: string; spec: { target: { name: string }; data: { secretKey: string; remoteRef: { key: string; property: string } }[] } }[];
+    const written = new Map(external.filter((d) => d.kind === 'ExternalSecret').map((d) => [d.spec.target.name, d.spec.data]));
+    const read: [string, string | null][] = [];
+    for (const w of workloads(built.settings)) {
+      const pod = podOf(w);
+      for (const e of pod?.containers[0]?.env ?? []) if (e.valueFrom?.secretKeyRef) read.push([e.valueFrom.secretKeyRef.name, e.valueFrom.secretKeyRef.key]);
+      for (const v of pod?.volumes ?? []) if (v.secret) read.push([v.secret.secretName, null]);
+    }
+    expect(read.length).toBeGreaterThan(5);
+    for (const [secret, key] of read) {
+      const data = written.get(secret);
+      expect(data).toBeDefined();
+      if (key) expect(data?.map((d) => d.secretKey)).toContain(key);
+    }
+    // Each ExternalSecret copies keys of its own Secrets Manager secret, and that secret exists in a stack.
+    const names = ['realtime', 'services'].flatMap((k) => Object.values(tpl(k).findResources('AWS::SecretsManager::Secret')).map((r) => (r as { Properties: { Name: string } }).Properties.Name));
+    for (const d of DEPLOYMENT_SECRETS) {
+      expect(written.get(d.kubernetesSecret)?.map((x) => [x.secretKey, x.remoteRef.key, x.remoteRef.property])).toEqual(d.keys.map((k) => [k, secretsManagerName('prod', d), k]));
+      expect(names).toContain(secretsManagerName('prod', d));
+    }
+    // Only the operator's role reads secrets; it reads nothing else and only the deployment's secrets.
+    const readers = Object.values(tpl('services').findResources('AWS::IAM::Policy')).filter((p) => JSON.stringify(p).includes('secretsmanager:GetSecretValue'));
+    expect(readers.map((p) => JSON.stringify((p as { Properties: { Roles: unknown } }).Properties.Roles))).toEqual([expect.stringContaining('ExternalSecrets')]);
+    const statements = (readers[0] as { Properties: { PolicyDocument: { Statement: { Action: string[] | string }[] } } }).Properties.PolicyDocument.Statement;
+    expect(statements.flatMap((st) => [st.Action].flat()).every((a) => a.startsWith('secretsmanager:'))).toBe(true);
+    tpl('services').hasResourceProperties('AWS::IAM::Role', { RoleName: 'taskflow-prod-external-secrets', AssumeRolePolicyDocument: { Statement: [Match.objectLike({ Condition: { StringEquals: { [`${built.settings.eksOidcProvider}:sub`]: 'system:serviceaccount:taskflow:taskflow-external-secrets', [`${built.settings.eksOidcProvider}:aud`]: 'sts.amazonaws.com' } } })] } });
   });
 });
 

@@ -36,5 +36,6 @@ export function acknowledgeFindings(s: PipelineApp['stacks'], settings: Pipeline
   accept(s.analytics.firehoseRole, [...KMS_GRANT, `AwsSolutions-IAM5[Resource::<${Stack.of(archive).getLogicalId(archive)}.Arn>/*]`], 'Firehose writes objects of its own archive bucket (bucket/*); KMS actions on the one key');
   accept(s.realtime.authorizerFunction, ['AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]'], 'AWSLambdaBasicExecutionRole only lets the authorizer write its own logs');
   accept(s.realtime.routerIdentity, ['AwsSolutions-SMG4'], "the router's IoT certificate is replaced by issuing one from a new CSR and attaching the router policy (infra/aws/README.md): Secrets Manager cannot rotate an IoT certificate");
+  for (const secret of s.services.secrets) accept(secret, ['AwsSolutions-SMG4'], 'a value put by its owner (infra/aws/README.md, "Secrets"): the database role\'s password is rotated with the database, the audit key and the service token by re-putting them; Secrets Manager has no rotation function for these');
   accept(s.analytics, ['AwsSolutions-SMG4'], 'the Snowflake key pair is rotated in Snowflake by the data team (ALTER USER ... SET RSA_PUBLIC_KEY_2), then written to the secret: Secrets Manager cannot rotate it');
 }

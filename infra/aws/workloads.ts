@@ -15,7 +15,7 @@ import { SEARCH_SETTINGS } from '../../search/config.js';
 import type { Settings } from './settings.js';
 import { RAW_DELIVERY_STREAM, RAW_PREFIX } from './stacks/analytics.js';
 import { AUDIT_RETENTION_DAYS } from './stacks/compliance.js';
-import { ROUTER_MQTT_IDENTITY_SECRET } from './stacks/realtime.js';
+import { DEPLOYMENT_SECRETS } from './secrets.js';
 
 export interface Workload {
   name: string;
@@ -36,12 +36,21 @@ export interface Workload {
   fromStreamConsumers?: Record<string, string>;
   /** The setting that takes the pod's stable name (capture-0, router-1, ...) as the instance id. */
   instanceIdEnv?: string;
-  /** A Kubernetes Secret mounted read-only as files (the deployment syncs it from Secrets Manager). */
+  /** A Kubernetes Secret mounted read-only as files (synced from Secrets Manager: secrets.ts). */
   secretFiles?: { secret: string; mountPath: string };
+  /** Settings read from a key of a Kubernetes Secret (synced from Secrets Manager: secrets.ts). */
+  secretEnv?: Record<string, { secret: string; key: string }>;
   /** A persistent volume of this size mounted at /data (StatefulSets only). */
   volumeGi?: number;
   /** A stream reader's lease name (its consumer-name setting, set in the manifest): its role may touch only these leases. */
   leases?: { setting: string; name: string };
+}
+
+/** A setting from one key of a deployment secret (secrets.ts), refused at synth if the secret has no such key. */
+function fromSecret(name: string, key: string): { secret: string; key: string } {
+  const s = DEPLOYMENT_SECRETS.find((d) => d.name === name);
+  if (!s?.keys.includes(key)) throw new Error(`no deployment secret ${name} with key ${key} (infra/aws/secrets.ts)`);
+  return { secret: s.kubernetesSecret, key };
 }
 
 /** The lease name a reader uses by default, from its own setting; the manifest sets it so the IAM condition and the process agree. */
@@ -103,7 +112,7 @@ export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawAr
   const jwt = { JWT_JWKS_URL: settings.jwt.jwksUrl, JWT_ISSUER: settings.jwt.issuer, JWT_AUDIENCE: settings.jwt.audience };
   // The audit trail's S3 store (audit/s3-store.ts): audit writes it, the gdpr processor's audit
   // sink (audit/erasure-sink.ts) deletes identity mappings from it; AUDIT_KEY, which both need,
-  // comes from the secret store.
+  // comes from the audit-key secret (secrets.ts).
   const auditTrail = { [AUDIT_SETTINGS.store.name]: 's3', [AUDIT_SETTINGS.bucket.name]: settings.auditBucket, [AUDIT_SETTINGS.identityBucket.name]: settings.auditIdentityBucket };
   return [
     {
@@ -114,6 +123,7 @@ export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawAr
       cpuMillis: 2000,
       memoryMi: 2048,
       env: { CHANGE_STREAM_NAME: streamName, CAPTURE_COMPRESSION: 'zstd', CAPTURE_AGGREGATE: 'true', SUBJECT_KEYS_KMS_KEY_ID: 'alias/taskflow' },
+      secretEnv: { DATABASE_URL: fromSecret('capture-database', 'DATABASE_URL') },
       instanceIdEnv: 'CAPTURE_INSTANCE_ID',
     },
     {
@@ -139,7 +149,7 @@ export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawAr
         ...SUBJECT_KEYS,
         ...jwt,
       },
-      secretFiles: { secret: ROUTER_MQTT_IDENTITY_SECRET, mountPath: ROUTER_MQTT_IDENTITY_DIR },
+      secretFiles: { secret: fromSecret('router-mqtt', 'cert.pem').secret, mountPath: ROUTER_MQTT_IDENTITY_DIR },
       fromStreamConsumers: { ROUTER_FANOUT_CONSUMER_ARN: 'router' },
       ports: { replay: REPLAY_PORT },
       instanceIdEnv: 'KINESIS_WORKER_ID',
@@ -152,8 +162,9 @@ export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawAr
       replicas: { min: 2, max: 8 },
       cpuMillis: 1000,
       memoryMi: 1024,
-      // OPENSEARCH_URL: the cluster is outside this app (the deployment supplies it).
+      // OPENSEARCH_URL: the cluster is outside this app; its URL (with credentials) is a secret.
       env: { CHANGE_STREAM_NAME: streamName, SEARCH_ENGINE: 'opensearch', SEARCH_PORT: String(API_PORT), ...SUBJECT_KEYS, ...jwt },
+      secretEnv: { OPENSEARCH_URL: fromSecret('opensearch', 'OPENSEARCH_URL') },
       ports: { api: API_PORT },
     },
     {
@@ -183,10 +194,11 @@ export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawAr
       memoryMi: 1024,
       // Each object's own lock is as long as the bucket's default retention.
       env: { CHANGE_STREAM_NAME: streamName, ...auditTrail, [AUDIT_SETTINGS.retentionDays.name]: String(AUDIT_RETENTION_DAYS) },
+      secretEnv: { [AUDIT_SETTINGS.key.name]: fromSecret('audit-key', 'AUDIT_KEY') },
     },
     {
       // Polls its request store and purges every sink of gdpr/POLICY.md; DATABASE_URL and
-      // AUDIT_KEY come from the secret store, as capture's and audit's. The warehouse is purged
+      // AUDIT_KEY come from secrets (secrets.ts), as capture's and audit's. The warehouse is purged
       // inside the loader, through its erasure endpoint (the loader's Service, port `erasure`),
       // with gdpr's service JWT (subject service:gdpr, issued by the identity provider) from the
       // mounted Secret. The DynamoDB sinks use the tables' default names (taskflow-changelog, …).
@@ -196,9 +208,10 @@ export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawAr
       replicas: { min: 1, max: 1 },
       cpuMillis: 250,
       memoryMi: 512,
-      // The search-index sink purges the search service's OpenSearch alias (OPENSEARCH_URL from the deployment, as search's).
+      // The search-index sink purges the search service's OpenSearch alias (OPENSEARCH_URL as search's).
       env: { ...SUBJECT_KEYS, ...auditTrail, SEARCH_ENGINE: 'opensearch', WAREHOUSE_ERASURE_URL: `http://analytics-loader:${ERASURE_PORT}`, WAREHOUSE_ERASURE_TOKEN_FILE: `${GDPR_SECRETS_DIR}/warehouse-erasure-token` },
-      secretFiles: { secret: 'taskflow-gdpr', mountPath: GDPR_SECRETS_DIR },
+      secretFiles: { secret: fromSecret('gdpr', 'warehouse-erasure-token').secret, mountPath: GDPR_SECRETS_DIR },
+      secretEnv: { DATABASE_URL: fromSecret('gdpr', 'DATABASE_URL'), [AUDIT_SETTINGS.key.name]: fromSecret('audit-key', 'AUDIT_KEY'), OPENSEARCH_URL: fromSecret('opensearch', 'OPENSEARCH_URL') },
     },
     {
       name: 'analytics-archiver',
@@ -248,6 +261,7 @@ export function manifests(w: Workload, opts: { namespace: string; image: string;
       // A restarted pod keeps its name, so it takes its own leases (or slot) back at once.
       ...(w.instanceIdEnv ? [{ name: w.instanceIdEnv, valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }] : []),
       ...Object.entries(w.fromStreamConsumers ?? {}).map(([name, key]) => ({ name, valueFrom: { configMapKeyRef: { name: STREAM_CONSUMERS_CONFIG_MAP, key } } })),
+      ...Object.entries(w.secretEnv ?? {}).map(([name, ref]) => ({ name, valueFrom: { secretKeyRef: { name: ref.secret, key: ref.key } } })),
     ],
     ports: [{ name: 'metrics', containerPort: METRICS_PORT }, ...Object.entries(w.ports ?? {}).map(([name, containerPort]) => ({ name, containerPort }))],
     resources: { requests: { cpu: `${w.cpuMillis}m`, memory: `${w.memoryMi}Mi` }, limits: { memory: `${w.memoryMi}Mi` } },

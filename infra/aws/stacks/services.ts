@@ -7,6 +7,7 @@ import type * as kinesis from 'aws-cdk-lib/aws-kinesis';
 import type * as firehose from 'aws-cdk-lib/aws-kinesisfirehose';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as secrets from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import { GDPR_REQUESTS_TABLE_KEY } from '../../../gdpr/request-store.js';
 import { ROUTER_SETTINGS } from '../../../router/config.js';
@@ -15,6 +16,7 @@ import { INBOX_INDEX_UNREAD } from '../../../notifications/tables.js';
 import { RAW_PREFIX } from './analytics.js';
 import type { Settings } from '../settings.js';
 import { grantStream, grantTable } from '../grants.js';
+import { DEPLOYMENT_SECRETS, EXTERNAL_SECRETS_SERVICE_ACCOUNT, secretsManagerName } from '../secrets.js';
 import { importedKey } from './compliance.js';
 import { serviceAccountName, type Workload } from '../workloads.js';
 
@@ -45,6 +47,9 @@ export class ServicesStack extends Stack {
   readonly roles: Record<string, iam.Role> = {};
   /** The router's manifest publishes through the IoT data-plane API (ROUTER_PUBLISHER=iot-data), so its role holds iot:Publish. */
   readonly routerPublishesByDataPlane: boolean;
+  /** The deployment secrets this stack creates (all of secrets.ts but the router's certificate). */
+  readonly secrets: secrets.Secret[];
+  readonly secretsOperator: iam.Role;
 
   constructor(scope: Construct, id: string, settings: Settings, workloads: readonly Workload[], deps: ServicesDeps, props?: StackProps) {
     super(scope, id, props);
@@ -192,5 +197,22 @@ export class ServicesStack extends Stack {
       // lib/erasure-sink.ts: the dead letters holding the subject (Scan for heads and orphan parts, GetItem/BatchGetItem for parts), deleted with their parts.
       grantTable(gdpr, table('dlq'), ['Scan', 'GetItem', 'BatchGetItem', 'DeleteItem']);
     }
+    // The deployment's secrets (secrets.ts), created empty: operators put the values. The router's
+    // certificate is the realtime stack's secret, named here. Only the External Secrets
+    // Operator's role reads them; the workloads get them as Kubernetes Secrets.
+    this.secretsOperator = new iam.Role(this, 'ExternalSecrets', {
+      roleName: `taskflow-${settings.env}-external-secrets`,
+      description: 'IRSA role of the External Secrets Operator in the pipeline namespace: reads the deployment secrets',
+      assumedBy: new iam.OpenIdConnectPrincipal(provider, {
+        StringEquals: {
+          [`${settings.eksOidcProvider}:sub`]: `system:serviceaccount:${settings.namespace}:${EXTERNAL_SECRETS_SERVICE_ACCOUNT}`,
+          [`${settings.eksOidcProvider}:aud`]: 'sts.amazonaws.com',
+        },
+      }),
+    });
+    this.secrets = DEPLOYMENT_SECRETS.filter((d) => d.name !== 'router-mqtt').map(
+      (d) => new secrets.Secret(this, `Secret-${d.name}`, { secretName: secretsManagerName(settings.env, d), description: `${d.holds}: JSON keys ${d.keys.join(', ')}; synced into the Kubernetes Secret ${d.kubernetesSecret}` }),
+    );
+    for (const secret of [...this.secrets, secrets.Secret.fromSecretNameV2(this, 'RouterMqttIdentity', secretsManagerName(settings.env, { name: 'router-mqtt' }))]) secret.grantRead(this.secretsOperator);
   }
 }
