@@ -1,8 +1,9 @@
 // The archiver: one ShardProcessor per leased shard of the change stream. Each batch's records
 // are decoded and validated as every reader does (packages/stream/src/record-codec through the consumer,
 // schemas/validate), malformed ones go to the dead-letter store with their reason, the rest go
-// to Firehose as newline-terminated JSON (delivery-plan.ts: Firehose's limits, only failed records
-// again, backoff when throttled), and the shard is checkpointed only once Firehose accepted all.
+// to Firehose as newline-terminated JSON lines packed into gzipped records (record-packing.ts;
+// delivery-plan.ts: Firehose's limits, only failed records again, backoff when throttled), and
+// the shard is checkpointed only once Firehose accepted all.
 // A crash before the checkpoint re-reads the batch: the archive may hold an event twice, and the
 // warehouse loader dedups by event id.
 import { backoffDelay, type BackoffPolicy, sleep } from '../lib/backoff.js';
@@ -13,6 +14,7 @@ import type { ChangeEvent } from '../schemas/types.js';
 import type { ValidationResult } from '../schemas/validate.js';
 import { afterRound, type CallOutcome, planCalls, PUT_RECORD_BATCH_LIMITS, REFUSED, THROTTLED } from './delivery-plan.js';
 import type { DeliveryStreamPort } from './firehose.js';
+import { packLines, packRecord, type PackedRecord } from './record-packing.js';
 import { type ArchiverMetrics, noopArchiverMetrics } from './metrics.js';
 
 export type ArchiverDlqReason = 'undecodable_record' | 'malformed_json' | Exclude<Extract<ValidationResult, { ok: false }>['reason'], 'not_an_object'> | 'record_too_large';
@@ -74,30 +76,48 @@ async function sendCall(stream: DeliveryStreamPort, records: readonly Uint8Array
   return { kind: 'answered', errors: [...first.errors, ...(second.kind === 'answered' ? second.errors : Array<string>(records.length - mid).fill(THROTTLED))] };
 }
 
+const linesIn = (records: readonly PackedRecord[]): number => records.reduce((n, r) => n + r.lines.length, 0);
+
 /**
- * Sends every line until Firehose has accepted it, or refused it on its own (returned, to be
- * dead-lettered); rejects only on another call failure or when aborted.
+ * Sends every line, packed into gzipped records (record-packing.ts), until Firehose has accepted
+ * it, or refused it on its own (returned, to be dead-lettered); rejects only on another call
+ * failure or when aborted. A record of several lines refused alone (a Firehose stricter than its
+ * documented limits) goes again as two, so only a line refused by itself is handed back.
  */
 export async function deliverAll(stream: DeliveryStreamPort, lines: readonly Uint8Array[], options: DeliverOptions): Promise<RefusedLine[]> {
   const metrics = options.metrics ?? noopArchiverMetrics;
   const random = options.random ?? Math.random;
+  const limit = PUT_RECORD_BATCH_LIMITS.bytesPerRecord;
   const refusals = new Map<Uint8Array, string>();
   const refusedLines: RefusedLine[] = [];
-  let pending = lines;
+  let pending: PackedRecord[] = [];
+  for (const r of packLines(lines, limit)) {
+    if (r.data.length <= limit) pending.push(r);
+    else refusedLines.push({ line: r.lines[0]!, message: `event is ${r.data.length} bytes gzipped, above Firehose's ${limit} per record` });
+  }
   for (let failedRounds = 0; pending.length > 0; ) {
     if (options.signal?.aborted) throw new Error('delivery aborted: the shard is closing');
-    const calls = planCalls(pending.map((l) => l.length));
+    const calls = planCalls(pending.map((r) => r.data.length));
     const outcomes: CallOutcome[] = [];
     for (const [start, end] of calls) {
-      const outcome = await sendCall(stream, pending.slice(start, end), metrics, refusals);
+      const outcome = await sendCall(
+        stream,
+        pending.slice(start, end).map((r) => r.data),
+        metrics,
+        refusals,
+      );
       outcomes.push(outcome);
       if (outcome.kind === 'throttled') break;
     }
     const { retry, throttled, refused } = afterRound(pending, calls, outcomes);
-    for (const line of refused) refusedLines.push({ line, message: refusals.get(line) ?? 'refused by Firehose' });
-    metrics.delivered(pending.length - retry.length - refused.length);
+    const split: PackedRecord[] = [];
+    for (const r of refused) {
+      if (r.lines.length === 1) refusedLines.push({ line: r.lines[0]!, message: refusals.get(r.data) ?? 'refused by Firehose' });
+      else split.push(packRecord(r.lines.slice(0, Math.ceil(r.lines.length / 2))), packRecord(r.lines.slice(Math.ceil(r.lines.length / 2))));
+    }
+    metrics.delivered(linesIn(pending) - linesIn(retry) - linesIn(refused));
     if (retry.length > 0) metrics.retried(retry.length, throttled);
-    pending = retry;
+    pending = [...retry, ...split];
     failedRounds = retry.length > 0 ? failedRounds + 1 : 0;
     if (retry.length > 0) await sleep(backoffDelay(failedRounds - 1, random(), options.backoff), options.signal);
   }

@@ -172,5 +172,7 @@ describe('replay', () => {
     const keys = ['raw/2026/12/03/08/a.gz', 'raw/2026/12/03/09/b.gz', 'raw/2026/12/03/11/c.gz', 'raw/2026/12/03/12/d.gz', 'raw/other.gz'];
     expect(archiveKeysFor(keys, 'raw/', new Date('2026-12-03T09:30:00Z'), new Date('2026-12-03T10:10:00Z'))).toEqual(['raw/2026/12/03/09/b.gz', 'raw/2026/12/03/11/c.gz', 'raw/other.gz']);
     expect(archiveLines(gzipSync('{"a":1}\n{"b":2}\n')).map((l) => Buffer.from(l).toString())).toEqual(['{"a":1}', '{"b":2}']);
+    // The archiver's objects: gzip members one after another (analytics/record-packing.ts).
+    expect(archiveLines(Buffer.concat([gzipSync('{"a":1}\n'), gzipSync('{"b":2}\n{"c":3}\n')])).map((l) => Buffer.from(l).toString())).toEqual(['{"a":1}', '{"b":2}', '{"c":3}']);
   });
 });

@@ -121,8 +121,8 @@ describe('realtime stack', () => {
 });
 
 describe('analytics stack', () => {
-  it('archives GZIP NDJSON under raw/ for 30 days and loads curated rows into Snowflake', () => {
-    tpl('analytics').hasResourceProperties('AWS::KinesisFirehose::DeliveryStream', { DeliveryStreamName: 'taskflow-raw-archive', ExtendedS3DestinationConfiguration: Match.objectLike({ CompressionFormat: 'GZIP', Prefix: 'raw/' }) });
+  it('archives the archiver\'s gzipped NDJSON under raw/ (Firehose compressing nothing, objects named .gz) for 30 days and loads curated rows into Snowflake', () => {
+    tpl('analytics').hasResourceProperties('AWS::KinesisFirehose::DeliveryStream', { DeliveryStreamName: 'taskflow-raw-archive', ExtendedS3DestinationConfiguration: Match.objectLike({ CompressionFormat: 'UNCOMPRESSED', FileExtension: '.gz', Prefix: 'raw/' }) });
     tpl('analytics').hasResourceProperties('AWS::S3::Bucket', { LifecycleConfiguration: { Rules: Match.arrayWith([Match.objectLike({ ExpirationInDays: 30, Status: 'Enabled' })]) } });
     tpl('analytics').hasResourceProperties('AWS::KinesisFirehose::DeliveryStream', { DeliveryStreamName: 'taskflow-curated-snowflake', SnowflakeDestinationConfiguration: Match.objectLike({ Database: 'TASKFLOW', S3BackupMode: 'FailedDataOnly', SecretsManagerConfiguration: Match.objectLike({ Enabled: true }) }) });
   });

@@ -32,6 +32,9 @@ export const ARCHIVE = {
   errorPrefix: 'errors/',
   // Firehose allows 0–900 s; 1 s keeps commit → warehouse within seconds locally.
   hints: { sizeInMBs: 8, intervalInSeconds: 1 },
+  // The archiver gzips its records (analytics/record-packing.ts): delivered as they are, named .gz.
+  compression: 'UNCOMPRESSED',
+  fileExtension: '.gz',
 } as const;
 export const DEFAULT_SHARD_COUNT = 4;
 /** The application database (CloudEvents source //taskflow/capture/taskflow). */
@@ -111,7 +114,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
       const firehose = await startFirehose(
         {
           store: (bucket) => new FsObjectStore(join(s3Dir, bucket)),
-          streams: [{ name: ARCHIVE.deliveryStreamName, bucket: ARCHIVE.bucket, prefix: ARCHIVE.prefix, errorPrefix: ARCHIVE.errorPrefix, hints: ARCHIVE.hints, compression: 'GZIP' }],
+          streams: [{ name: ARCHIVE.deliveryStreamName, bucket: ARCHIVE.bucket, prefix: ARCHIVE.prefix, errorPrefix: ARCHIVE.errorPrefix, hints: ARCHIVE.hints, compression: ARCHIVE.compression, fileExtension: ARCHIVE.fileExtension }],
           region: REGION,
         },
         ports.firehose,

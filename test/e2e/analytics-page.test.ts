@@ -34,7 +34,7 @@ beforeAll(async () => {
   pipeline = await startTestPipeline({ prefix: 'analytics-page' });
   firehose = await startFirehose({
     store: (bucket) => new FsObjectStore(join(dir, 's3', bucket)),
-    streams: [{ name: 'archive', bucket: 'archive', prefix: 'raw/', errorPrefix: 'errors/', hints: { sizeInMBs: 1, intervalInSeconds: 0 }, compression: 'GZIP' }],
+    streams: [{ name: 'archive', bucket: 'archive', prefix: 'raw/', errorPrefix: 'errors/', hints: { sizeInMBs: 1, intervalInSeconds: 0 }, compression: 'UNCOMPRESSED', fileExtension: '.gz' }],
   });
   const env = {
     ...pipeline.env,

@@ -1,6 +1,7 @@
 // The archiver on the local stack (kinesalite, dynalite) with its own Firehose stand-in that
-// fails records and throttles calls: every valid event reaches the archive, malformed ones go to
-// the DLQ with their reason, and the shard is checkpointed only after Firehose accepted them all.
+// fails records and throttles calls: every valid event reaches the archive (records packed and
+// gzipped by the archiver, objects multi-member gzip), malformed ones go to the DLQ with their
+// reason, and the shard is checkpointed only after Firehose accepted them all.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { type KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
@@ -32,6 +33,7 @@ let firehose: LocalFirehose;
 let archiver: RunningArchiver;
 let calls = 0;
 const recordAttempts = new Map<string, number>();
+const linesPerRecord: number[] = [];
 
 beforeAll(async () => {
   kinesis = kinesisClient();
@@ -41,15 +43,17 @@ beforeAll(async () => {
   store = new FsObjectStore(dir);
   firehose = await startFirehose({
     store: () => store,
-    streams: [{ name: 'archive', bucket: 'b', prefix: 'raw/', errorPrefix: 'errors/', hints: { sizeInMBs: 1, intervalInSeconds: 0 }, compression: 'GZIP' }],
+    streams: [{ name: 'archive', bucket: 'b', prefix: 'raw/', errorPrefix: 'errors/', hints: { sizeInMBs: 1, intervalInSeconds: 0 }, compression: 'UNCOMPRESSED', fileExtension: '.gz' }],
     faults: {
-      // Every third call is throttled; every record fails on its first attempt when its LSN ends in 3 or 7.
+      // Every third call is throttled; every record (a gzip member of lines) fails on its first
+      // attempt when the LSN of one of its events ends in 3 or 7.
       throttleCall: () => ++calls % 3 === 0,
       failRecord: (_s, data) => {
-        const id = (JSON.parse(Buffer.from(data).toString()) as { id: string }).id;
-        const n = (recordAttempts.get(id) ?? 0) + 1;
-        recordAttempts.set(id, n);
-        return n === 1 && /[37]-\d+$/.test(id) ? 'ServiceUnavailableException' : undefined;
+        const ids = gunzipSync(data).toString().split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { id: string }).id);
+        linesPerRecord.push(ids.length);
+        const n = (recordAttempts.get(ids[0]!) ?? 0) + 1;
+        recordAttempts.set(ids[0]!, n);
+        return n === 1 && ids.some((id) => /[37]-\d+$/.test(id)) ? 'ServiceUnavailableException' : undefined;
       },
     },
   });
@@ -110,6 +114,8 @@ describe('archiver', () => {
     expect(ids).toHaveLength(N);
     expect(calls).toBeGreaterThan(2);
     expect([...recordAttempts.values()].some((n) => n > 1)).toBe(true);
+    // Lines were packed: fewer Firehose records than events.
+    expect(Math.max(...linesPerRecord)).toBeGreaterThan(1);
 
     const dlq = new DynamoDeadLetterStore(dynamo, tables.dlq!);
     const letters = await dlq.list({ source: DLQ_SOURCE });

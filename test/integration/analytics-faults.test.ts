@@ -44,7 +44,7 @@ beforeAll(async () => {
   let calls = 0;
   firehose = await startFirehose({
     store: (bucket) => new FsObjectStore(join(dir, 's3', bucket)),
-    streams: [{ name: 'archive', bucket: 'archive', prefix: 'raw/', errorPrefix: 'errors/', hints: { sizeInMBs: 1, intervalInSeconds: 1 }, compression: 'GZIP' }],
+    streams: [{ name: 'archive', bucket: 'archive', prefix: 'raw/', errorPrefix: 'errors/', hints: { sizeInMBs: 1, intervalInSeconds: 1 }, compression: 'UNCOMPRESSED', fileExtension: '.gz' }],
     faults: {
       throttleCall: () => ++calls % 7 === 0 && ++throttledCalls > 0,
       failRecord: () => (random() < 0.1 ? (failedRecords++, 'ServiceUnavailableException') : undefined),

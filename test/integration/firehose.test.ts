@@ -3,6 +3,7 @@
 // and the S3 object-store adapter against s3rver (the stand-in delivering into a real S3 API).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { DescribeDeliveryStreamCommand, type FirehoseClient, PutRecordBatchCommand, PutRecordCommand } from '@aws-sdk/client-firehose';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +11,7 @@ import { gunzipSync } from 'node:zlib';
 import S3rver from 's3rver';
 import { deliverAll } from '../../analytics/archiver.js';
 import { FirehoseDeliveryStream } from '../../analytics/firehose.js';
+import { packRecord } from '../../analytics/record-packing.js';
 import { createFirehoseClient, createS3Client } from '../../lib/aws.js';
 import { FsObjectStore, type ObjectStore, S3ObjectStore } from '../../lib/object-store.js';
 import { type DeliveryStreamConfig, type LocalFirehose, startFirehose } from '../../infra/local/firehose/server.js';
@@ -186,18 +188,25 @@ describe('the archiver against a Firehose stricter than the one it plans for', (
   it('gets every line in whose size Firehose takes, and back (to dead-letter) the ones it refuses alone', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'firehose-strict-'));
     const store = new FsObjectStore(dir);
-    const strict = await startFirehose({ store: () => store, streams: [config({ name: 'strict', hints: { sizeInMBs: 1, intervalInSeconds: 0 } })], limits: { recordsPerCall: 7, bytesPerCall: 20_000, bytesPerRecord: 3000 } });
+    // The archiver's records are gzip members: the stream delivers them as they are.
+    const strict = await startFirehose({
+      store: () => store,
+      streams: [config({ name: 'strict', hints: { sizeInMBs: 1, intervalInSeconds: 0 }, compression: 'UNCOMPRESSED', fileExtension: '.gz' })],
+      limits: { recordsPerCall: 7, bytesPerCall: 20_000, bytesPerRecord: 3000 },
+    });
     const client = createFirehoseClient({ region: 'us-east-1', firehoseEndpoint: strict.endpoint });
     try {
-      const lines = Array.from({ length: 60 }, (_, i) => Buffer.from(`${JSON.stringify({ i, pad: 'x'.repeat(i % 10 === 9 ? 4000 : 100 + i * 40) })}\n`));
+      // Every tenth line is hex, which gzip leaves above 3,000 bytes; the rest compress well.
+      const lines = Array.from({ length: 60 }, (_, i) => Buffer.from(`${JSON.stringify({ i, pad: i % 10 === 9 ? randomBytes(4000).toString('hex') : 'x'.repeat(100 + i * 40) })}\n`));
       const refused = await deliverAll(new FirehoseDeliveryStream(client, 'strict'), lines, { backoff: { baseMs: 1, maxMs: 5 } });
-      const tooLarge = lines.filter((l) => l.length > 3000);
+      const tooLarge = lines.filter((l) => packRecord([l]).data.length > 3000);
       expect(tooLarge.length).toBe(6);
-      expect(refused.map((r) => r.line)).toEqual(tooLarge);
+      // Found by halving refused calls and records: in any order.
+      expect(refused.map((r) => (JSON.parse(Buffer.from(r.line).toString()) as { i: number }).i).sort((a, b) => a - b)).toEqual(tooLarge.map((l) => (JSON.parse(l.toString()) as { i: number }).i));
       expect(refused[0]?.message).toMatch(/^ValidationException: 1 validation error detected: .*Member must have length less than or equal to 3000$/);
       await strict.flush();
       const archived = (await contents(store, 'raw/')).split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { i: number }).i);
-      expect(archived.sort((a, b) => a - b)).toEqual(lines.filter((l) => l.length <= 3000).map((l) => (JSON.parse(l.toString()) as { i: number }).i));
+      expect(archived.sort((a, b) => a - b)).toEqual(lines.filter((l) => !tooLarge.includes(l)).map((l) => (JSON.parse(l.toString()) as { i: number }).i));
     } finally {
       client.destroy();
       await strict.stop();
@@ -255,16 +264,17 @@ describe('S3 object store adapter against s3rver', () => {
 });
 
 describe("the local stack's Firehose", () => {
-  it('delivers the archive stream into the S3 folder within its 1 s buffering interval', async () => {
+  it('delivers the archive stream into the S3 folder within its 1 s buffering interval, uncompressed, as .gz', async () => {
     const { firehose, s3, kinesis } = stack();
     const client = createFirehoseClient({ region: kinesis.region, firehoseEndpoint: firehose.endpoint });
     const store = new FsObjectStore(join(s3.dir, firehose.bucket));
     const marker = `{"marker":"${Math.random()}"}\n`;
     try {
-      await client.send(new PutRecordCommand({ DeliveryStreamName: firehose.deliveryStreamName, Record: { Data: Buffer.from(marker) } }));
+      // A record as the archiver puts it (a gzip member): the stack's stream delivers it as is.
+      await client.send(new PutRecordCommand({ DeliveryStreamName: firehose.deliveryStreamName, Record: { Data: packRecord([Buffer.from(marker)]).data } }));
       await waitFor(
         async () => {
-          for (const o of await store.list(firehose.prefix)) if (gunzipSync(await store.get(o.key)).toString().includes(marker)) return true;
+          for (const o of await store.list(firehose.prefix)) if (o.key.endsWith('.gz') && gunzipSync(await store.get(o.key)).toString().includes(marker)) return true;
           return false;
         },
         'the marker record in the archive',

@@ -1,4 +1,4 @@
-// Analytics: the archiver's Firehose stream to the raw archive (GZIP NDJSON under hourly UTC
+// Analytics: the archiver's Firehose stream to the raw archive (gzipped NDJSON under hourly UTC
 // prefixes, 30 days), and the curated rows' Firehose stream to Snowflake (Snowpipe Streaming),
 // its failures backed up to the same bucket.
 import { Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
@@ -14,6 +14,7 @@ import { accessLogsBucket, importedKey } from './compliance.js';
 
 export const RAW_PREFIX = 'raw/';
 export const RAW_RETENTION_DAYS = 30;
+export const RAW_FILE_EXTENSION = '.gz';
 export const RAW_DELIVERY_STREAM = 'taskflow-raw-archive';
 export const CURATED_DELIVERY_STREAM = 'taskflow-curated-snowflake';
 
@@ -55,7 +56,11 @@ export class AnalyticsStack extends Stack {
       extendedS3DestinationConfiguration: {
         bucketArn: this.archive.bucketArn,
         roleArn: this.firehoseRole.roleArn,
-        compressionFormat: 'GZIP',
+        // The archiver gzips its records (analytics/record-packing.ts: Firehose bills the bytes it
+        // receives), so Firehose must not compress again: it concatenates the gzip members into
+        // multi-member gzip objects, named .gz as its own GZIP objects were (readers see no change).
+        compressionFormat: 'UNCOMPRESSED',
+        fileExtension: RAW_FILE_EXTENSION,
         // Firehose's default layout under the prefix: YYYY/MM/dd/HH/ in UTC of the oldest record.
         prefix: RAW_PREFIX,
         errorOutputPrefix: 'errors/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd/HH}/',

@@ -1,17 +1,19 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import { DeliveryBuffer, FIREHOSE_LIMITS, errorObjectKey, hourPrefix, limitViolation, maxRequestBytes, objectKey } from './delivery.js';
+import { DeliveryBuffer, FIREHOSE_LIMITS, errorObjectKey, fileExtension, hourPrefix, limitViolation, maxRequestBytes, objectKey } from './delivery.js';
 
 const bytes = (n: number, fill = 1): Uint8Array => new Uint8Array(n).fill(fill);
 
 describe('object keys', () => {
-  it('follow Firehose layout in UTC from the oldest record, with .gz for GZIP', () => {
+  it('follow Firehose layout in UTC from the oldest record, with .gz for GZIP or the FileExtension', () => {
     const ms = Date.UTC(2026, 0, 2, 3, 4, 5, 678);
-    expect(objectKey({ prefix: 'raw/', streamName: 'changes', version: 1, oldestArrivedAtMs: ms, uuid: 'u-1', gzip: true })).toBe('raw/2026/01/02/03/changes-1-2026-01-02-03-04-05-u-1.gz');
+    expect(objectKey({ prefix: 'raw/', streamName: 'changes', version: 1, oldestArrivedAtMs: ms, uuid: 'u-1', extension: fileExtension('GZIP') })).toBe('raw/2026/01/02/03/changes-1-2026-01-02-03-04-05-u-1.gz');
     expect(hourPrefix(ms)).toBe('2026/01/02/03/');
-    expect(errorObjectKey({ prefix: '', errorPrefix: 'errors/', errorType: 'S3.PutObject', streamName: 's', version: 1, oldestArrivedAtMs: ms, uuid: 'x', gzip: false })).toBe(
+    expect(errorObjectKey({ prefix: '', errorPrefix: 'errors/', errorType: 'S3.PutObject', streamName: 's', version: 1, oldestArrivedAtMs: ms, uuid: 'x', extension: fileExtension('UNCOMPRESSED') })).toBe(
       'errors/S3.PutObject/2026/01/02/03/s-1-2026-01-02-03-04-05-x',
     );
+    // FileExtension: an uncompressed stream of records the producer gzipped says so.
+    expect(objectKey({ prefix: 'raw/', streamName: 'c', version: 1, oldestArrivedAtMs: ms, uuid: 'u', extension: fileExtension('UNCOMPRESSED', '.gz') })).toBe('raw/2026/01/02/03/c-1-2026-01-02-03-04-05-u.gz');
   });
 });
 

@@ -2,8 +2,8 @@
 // are buffered as they arrive and delivered as one object once the buffer holds SizeInMBs or its
 // oldest record is IntervalInSeconds old, whichever comes first. The object's key is
 // `<prefix>YYYY/MM/dd/HH/<stream>-<version>-YYYY-MM-dd-HH-mm-ss-<uuid>` (UTC, the arrival time of
-// the object's oldest record), `.gz` appended with GZIP as Firehose does. Firehose concatenates
-// records as they are: whoever puts them adds the newline.
+// the object's oldest record), then the stream's FileExtension, or `.gz` with GZIP as Firehose
+// does. Firehose concatenates records as they are: whoever puts them adds the newline.
 
 export const FIREHOSE_LIMITS = {
   recordsPerCall: 500,
@@ -92,10 +92,15 @@ export function hourPrefix(ms: number): string {
   return `${d.getUTCFullYear()}/${pad(d.getUTCMonth() + 1)}/${pad(d.getUTCDate())}/${pad(d.getUTCHours())}/`;
 }
 
-export function objectKey(o: { prefix: string; streamName: string; version: number; oldestArrivedAtMs: number; uuid: string; gzip: boolean }): string {
+/** The extension Firehose gives an object: FileExtension when set, else `.gz` for GZIP, none uncompressed. */
+export function fileExtension(compression: 'GZIP' | 'UNCOMPRESSED', configured?: string): string {
+  return configured ?? (compression === 'GZIP' ? '.gz' : '');
+}
+
+export function objectKey(o: { prefix: string; streamName: string; version: number; oldestArrivedAtMs: number; uuid: string; extension: string }): string {
   const d = new Date(o.oldestArrivedAtMs);
   const stamp = `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}-${pad(d.getUTCHours())}-${pad(d.getUTCMinutes())}-${pad(d.getUTCSeconds())}`;
-  return `${o.prefix}${hourPrefix(o.oldestArrivedAtMs)}${o.streamName}-${o.version}-${stamp}-${o.uuid}${o.gzip ? '.gz' : ''}`;
+  return `${o.prefix}${hourPrefix(o.oldestArrivedAtMs)}${o.streamName}-${o.version}-${stamp}-${o.uuid}${o.extension}`;
 }
 
 /** Where an object that could not be delivered goes: `<errorPrefix><error-output-type>/YYYY/MM/dd/HH/…`, as Firehose's `!{firehose:error-output-type}`. */

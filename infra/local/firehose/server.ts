@@ -1,7 +1,8 @@
 // A local Firehose: the part of the Firehose JSON API (1.1, target prefix Firehose_20150804) that
 // @aws-sdk/client-firehose uses for Direct PUT streams with an S3 destination — PutRecordBatch,
 // PutRecord, DescribeDeliveryStream, CreateDeliveryStream, DeleteDeliveryStream, ListDeliveryStreams
-// — delivering like Firehose (delivery.ts: buffering hints, GZIP, key layout) into an ObjectStore
+// — delivering like Firehose (delivery.ts: buffering hints, GZIP or UNCOMPRESSED, FileExtension,
+// key layout) into an ObjectStore
 // per bucket. Acknowledged records are held in memory until delivered (Firehose keeps them
 // durably): stop() delivers what is buffered, a killed stand-in loses it.
 //
@@ -15,7 +16,7 @@ import { gzipSync } from 'node:zlib';
 import type { ObjectStore } from '../../../lib/object-store.js';
 import { retry } from '../../../lib/retry.js';
 import { listen } from '../processes.js';
-import { type BufferingHints, DeliveryBuffer, type DueObject, errorObjectKey, FIREHOSE_LIMITS, type FirehoseLimits, limitViolation, maxRequestBytes, objectKey, type Refusal, tooLargeCall } from './delivery.js';
+import { type BufferingHints, DeliveryBuffer, type DueObject, errorObjectKey, FIREHOSE_LIMITS, type FirehoseLimits, fileExtension, limitViolation, maxRequestBytes, objectKey, type Refusal, tooLargeCall } from './delivery.js';
 
 export interface DeliveryStreamConfig {
   name: string;
@@ -25,6 +26,8 @@ export interface DeliveryStreamConfig {
   errorPrefix: string;
   hints: BufferingHints;
   compression: 'GZIP' | 'UNCOMPRESSED';
+  /** Firehose's FileExtension (e.g. '.gz' for records the producer gzipped); default `.gz` with GZIP, none otherwise. */
+  fileExtension?: string;
 }
 
 export interface FirehoseFaults {
@@ -122,7 +125,7 @@ class DeliveryStream {
   private async write(due: DueObject): Promise<void> {
     const body = Buffer.concat(due.records.map((r) => r.data));
     const gzip = this.config.compression === 'GZIP';
-    const keyParts = { streamName: this.config.name, version: 1, oldestArrivedAtMs: due.oldestArrivedAtMs, uuid: randomUUID(), gzip };
+    const keyParts = { streamName: this.config.name, version: 1, oldestArrivedAtMs: due.oldestArrivedAtMs, uuid: randomUUID(), extension: fileExtension(this.config.compression, this.config.fileExtension) };
     const bytes = gzip ? gzipSync(body, { level: 1 }) : body;
     const started = this.now();
     try {
@@ -164,6 +167,7 @@ class DeliveryStream {
             ErrorOutputPrefix: c.errorPrefix,
             BufferingHints: { SizeInMBs: c.hints.sizeInMBs, IntervalInSeconds: c.hints.intervalInSeconds },
             CompressionFormat: c.compression,
+            ...(c.fileExtension !== undefined ? { FileExtension: c.fileExtension } : {}),
             EncryptionConfiguration: { NoEncryptionConfig: 'NoEncryption' },
           },
         },
@@ -260,7 +264,7 @@ export async function startFirehose(options: FirehoseOptions, port = 0): Promise
     CreateDeliveryStream(body) {
       const name = body.DeliveryStreamName;
       const s3 = body.ExtendedS3DestinationConfiguration as
-        | { BucketARN?: string; Prefix?: string; ErrorOutputPrefix?: string; BufferingHints?: { SizeInMBs?: number; IntervalInSeconds?: number }; CompressionFormat?: string }
+        | { BucketARN?: string; Prefix?: string; ErrorOutputPrefix?: string; BufferingHints?: { SizeInMBs?: number; IntervalInSeconds?: number }; CompressionFormat?: string; FileExtension?: string }
         | undefined;
       if (typeof name !== 'string' || !/^[a-zA-Z0-9._-]{1,64}$/.test(name)) throw new ApiError('InvalidArgumentException', 'DeliveryStreamName must match [a-zA-Z0-9._-]{1,64}');
       const bucket = /^arn:aws:s3:::([^/]+)$/.exec(s3?.BucketARN ?? '')?.[1];
@@ -268,6 +272,8 @@ export async function startFirehose(options: FirehoseOptions, port = 0): Promise
       if (s3.CompressionFormat !== undefined && s3.CompressionFormat !== 'GZIP' && s3.CompressionFormat !== 'UNCOMPRESSED') {
         throw new ApiError('InvalidArgumentException', `CompressionFormat ${s3.CompressionFormat} is not supported by the local Firehose (GZIP, UNCOMPRESSED)`);
       }
+      // Firehose's FileExtension pattern: empty, or a dot and then [0-9a-z!-_.*'()].
+      if (s3.FileExtension !== undefined && !/^$|^\.[0-9a-z!\-_.*'()]+$/.test(s3.FileExtension)) throw new ApiError('InvalidArgumentException', `FileExtension ${s3.FileExtension} must match ^$|\\.[0-9a-z!\\-_.*'()]+`);
       create({
         name,
         bucket,
@@ -275,6 +281,7 @@ export async function startFirehose(options: FirehoseOptions, port = 0): Promise
         errorPrefix: s3.ErrorOutputPrefix ?? 'errors/',
         hints: { sizeInMBs: s3.BufferingHints?.SizeInMBs ?? 5, intervalInSeconds: s3.BufferingHints?.IntervalInSeconds ?? 300 },
         compression: s3.CompressionFormat ?? 'UNCOMPRESSED',
+        ...(s3.FileExtension !== undefined ? { fileExtension: s3.FileExtension } : {}),
       });
       return { DeliveryStreamARN: `arn:aws:firehose:${region}:${ACCOUNT}:deliverystream/${name}` };
     },
