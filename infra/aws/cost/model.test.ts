@@ -139,6 +139,17 @@ describe('cost model arithmetic', () => {
     expect(item.usd).toBeCloseTo(3 * 0.289 * 730 + egressGb * 0.09 + (0.0225 + nlcu * 0.006) * 730, 6);
   });
 
+  it('bills Firehose for the bytes the archiver sends: gzipped records by default (analytics/record-packing.ts), in 5 KB units', () => {
+    // 10 changes/s x 1,000 B x 2,628,000 s = 26.28 GB of lines; records of 200 events = 200,000 B.
+    const scale = tinyScale({ analytics: { ...seed.analytics, firehose_record_events: 200 }, events: { ...tinyScale().events, archive_gzip_ratio: 4 } });
+    const curated = ((10 * 200 * SECONDS_PER_MONTH) / 1e9) * prices.firehose.snowflake_per_gb;
+    // Gzipped: 6.57 GB in records of 50,000 B, billed as 10 units of 5,120 B = 51,200 B.
+    expect(DEFAULT_LEVERS.archiverGzip).toBe(true);
+    expect(monthlyBill(scale, prices).services.firehose!.usd).toBeCloseTo(6.57 * (51_200 / 50_000) * prices.firehose.direct_put_per_gb + curated, 2); // usd rounded to cents
+    // Plain lines (Firehose gzips them): 26.28 GB in records of 200,000 B, billed as 40 units = 204,800 B.
+    expect(monthlyBill(scale, prices, { ...DEFAULT_LEVERS, archiverGzip: false }).services.firehose!.usd).toBeCloseTo(26.28 * (204_800 / 200_000) * prices.firehose.direct_put_per_gb + curated, 2); // usd rounded to cents
+  });
+
   it('adds the services up and leaves out the Lambda authorizer with a self-hosted broker', () => {
     const bill = monthlyBill(seed, prices);
     const sum = Object.values(bill.services).reduce((a, s) => a + s.usd, 0);

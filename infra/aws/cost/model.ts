@@ -104,7 +104,7 @@ export const DEFAULT_LEVERS: Levers = {
   changelogScope: 'all',
   changelogTtlHours: 24,
   dynamoCapacity: 'provisioned',
-  archiverGzip: false,
+  archiverGzip: true,
   deliveryQos: 0,
   subscriptionEvents: 'lifecycle',
 };
@@ -528,7 +528,6 @@ export interface Comparison {
 export const SAVING_PATH: [string, Partial<Levers>][] = [
   ['subscriptions from replay requests, no subscribe events', { subscriptionEvents: 'replay-call' }],
   ['changelog bodies for watched projects only', { changelogScope: 'watched' }],
-  ['archiver gzips Firehose records', { archiverGzip: true }],
   ['self-hosted MQTT on EKS instead of IoT Core', { broker: 'self-hosted' }],
   ['Kinesis retention 24 h', { retentionHours: 24 }],
 ];
@@ -550,7 +549,7 @@ export function compare(scale: Scale, prices: Prices, base: Levers = DEFAULT_LEV
     ['changelog bodies for watched projects only', { changelogScope: 'watched' }],
     ['changelog table on-demand instead of provisioned', { dynamoCapacity: 'on-demand' }],
     ['changelog kept 7 days instead of 24 h', { changelogTtlHours: 168 }],
-    ['archiver gzips Firehose records', { archiverGzip: true }],
+    ['archiver sends plain records (Firehose gzips)', { archiverGzip: false }],
     ['QoS 1 deliveries to browsers (subscribeQos: 1)', { deliveryQos: 1 }],
     ['subscriptions from replay requests, no subscribe events', { subscriptionEvents: 'replay-call' }],
   ];
