@@ -53,7 +53,7 @@ export function awsRequestCounts(): readonly { api: string; command: string; cou
   return [...requestCounts.values()];
 }
 
-/** Counts a request sent past a client's middleware (lib/dynamo-direct.ts), as the SDK's are. */
+/** Counts a request sent past a client's middleware (lib/aws-direct.ts), as the SDK's are. */
 export function countAwsRequest(api: string, command: string): void {
   const key = `${api} ${command}`;
   const entry = requestCounts.get(key) ?? { api, command, count: 0 };

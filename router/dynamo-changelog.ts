@@ -16,7 +16,7 @@ import {
   type QueryCommandInput,
 } from '@aws-sdk/client-dynamodb';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { DirectDynamo } from '../lib/dynamo-direct.js';
+import { DirectAwsJson, DYNAMODB_JSON } from '../lib/aws-direct.js';
 import { buildItem, type ChangelogEntry, type ChangelogItem, type ChangelogPage, type ChangelogStore, projectKey, type ProjectRef, createIdSearch, entriesOnce } from './changelog.js';
 import { ChangelogClaims, type ChangelogTable, currentHead, type HeadRecord, type NewestItem, type Reservation } from './changelog-claims.js';
 import type { ProjectHead } from './sequencer.js';
@@ -127,13 +127,13 @@ type BodyItem = ChangelogItem & { body: Buffer };
 
 /** The claims' table operations (changelog-claims.ts) as DynamoDB requests; the head is item seq 0. */
 class DynamoClaimsTable implements ChangelogTable<BodyItem> {
-  private readonly direct: DirectDynamo;
+  private readonly direct: DirectAwsJson | undefined;
 
   constructor(
     private readonly client: DynamoDBClient,
     private readonly table: string,
   ) {
-    this.direct = new DirectDynamo(client);
+    this.direct = DirectAwsJson.of(client, DYNAMODB_JSON);
   }
 
   private key(project: ProjectRef, seq: number): Record<string, AttributeValue> {
@@ -217,12 +217,12 @@ class DynamoClaimsTable implements ChangelogTable<BodyItem> {
       expiresAt: { N: String(Math.floor(expiresAtMs / 1000)) },
     };
     const condition = 'attribute_not_exists(toSeq)';
-    // The write of every project batch: first sent directly (lib/dynamo-direct.ts, a third of
+    // The write of every project batch: first sent directly (lib/aws-direct.ts, a third of
     // the SDK's CPU); the SDK sends it again on anything but success or the fence's refusal. A
     // direct attempt that did write is then refused, and append finds the item its own.
-    const direct = await this.direct.send('PutItem', { TableName: this.table, Item: { ...attributes, body: { B: item.body.toString('base64') } }, ConditionExpression: condition });
-    if (direct.ok) return true;
-    if (direct.errorType === 'ConditionalCheckFailedException') return false;
+    const direct = await this.direct?.send('PutItem', { TableName: this.table, Item: { ...attributes, body: { B: item.body.toString('base64') } }, ConditionExpression: condition });
+    if (direct?.ok) return true;
+    if (direct?.errorType === 'ConditionalCheckFailedException') return false;
     try {
       await this.client.send(new PutItemCommand({ TableName: this.table, Item: { ...attributes, body: { B: item.body } }, ConditionExpression: condition }));
       return true;

@@ -3,6 +3,7 @@
 import {
   ExpiredIteratorException,
   GetRecordsCommand,
+  type GetRecordsCommandOutput,
   GetShardIteratorCommand,
   type KinesisClient,
   ProvisionedThroughputExceededException,
@@ -11,6 +12,7 @@ import {
 import { TaskflowError } from '../../../../lib/errors.js';
 import { type BackoffPolicy, DEFAULT_BACKOFF, sleep } from '../../../../lib/backoff.js';
 import { retry } from '../../../../lib/retry.js';
+import { DirectAwsJson, KINESIS_JSON } from '../../../../lib/aws-direct.js';
 
 /** AT_TIMESTAMP: the first record that arrived at or after `timestamp` (the trim horizon when that is older). */
 export type StartingPosition = { type: 'TRIM_HORIZON' } | { type: 'LATEST' } | { type: 'AT_SEQUENCE_NUMBER'; sequenceNumber: string } | { type: 'AT_TIMESTAMP'; timestamp: Date };
@@ -132,6 +134,7 @@ class PollingSubscription implements ShardSubscription {
   private ended = false;
   private readonly now: () => number;
   private readonly random: () => number;
+  private readonly direct: DirectAwsJson | undefined;
 
   constructor(
     private readonly opts: PollingOptions,
@@ -140,6 +143,7 @@ class PollingSubscription implements ShardSubscription {
   ) {
     this.now = opts.now ?? Date.now;
     this.random = opts.random ?? Math.random;
+    this.direct = DirectAwsJson.of(opts.kinesis, KINESIS_JSON);
   }
 
   async next(signal: AbortSignal): Promise<ReadBatch> {
@@ -182,9 +186,7 @@ class PollingSubscription implements ShardSubscription {
       this.lastCallAt = this.now();
       try {
         this.iterator ??= await this.freshIterator();
-        const out = await this.opts.kinesis.send(new GetRecordsCommand({ ShardIterator: this.iterator, Limit: this.opts.maxRecords ?? 1000 }), {
-          abortSignal: signal,
-        });
+        const out = await this.getRecords(this.iterator, signal);
         const records: RawRecord[] = (out.Records ?? []).map((r) => ({
           sequenceNumber: r.SequenceNumber!,
           partitionKey: r.PartitionKey ?? '',
@@ -207,6 +209,33 @@ class PollingSubscription implements ShardSubscription {
 
   close(): void {
     this.iterator = undefined;
+  }
+
+  /**
+   * GetRecords sent directly (lib/aws-direct.ts: the SDK's middleware and its base64 check of
+   * every record cost more CPU than the rest of the read); the SDK's typed errors for the two
+   * the reader handles, and the SDK sends it again on anything else.
+   */
+  private async getRecords(iterator: string, signal: AbortSignal): Promise<Pick<GetRecordsCommandOutput, 'Records' | 'NextShardIterator' | 'MillisBehindLatest'>> {
+    const input = { ShardIterator: iterator, Limit: this.opts.maxRecords ?? 1000 };
+    const direct = await this.direct?.send('GetRecords', input, signal);
+    if (direct?.ok) {
+      const out = direct.output as { Records?: { SequenceNumber: string; PartitionKey?: string; Data?: string; ApproximateArrivalTimestamp?: number }[]; NextShardIterator?: string | null; MillisBehindLatest?: number };
+      return {
+        Records: (out.Records ?? []).map((r) => ({
+          SequenceNumber: r.SequenceNumber,
+          PartitionKey: r.PartitionKey ?? '',
+          Data: r.Data ? Buffer.from(r.Data, 'base64') : new Uint8Array(),
+          ...(r.ApproximateArrivalTimestamp === undefined ? {} : { ApproximateArrivalTimestamp: new Date(r.ApproximateArrivalTimestamp * 1000) }),
+        })),
+        NextShardIterator: out.NextShardIterator ?? undefined,
+        MillisBehindLatest: out.MillisBehindLatest ?? 0,
+      };
+    }
+    const known = { ExpiredIteratorException, ProvisionedThroughputExceededException } as const;
+    const Known = direct && !direct.ok && direct.errorType !== null ? known[direct.errorType as keyof typeof known] : undefined;
+    if (direct && !direct.ok && Known) throw new Known({ message: direct.message, $metadata: {} });
+    return this.opts.kinesis.send(new GetRecordsCommand(input), { abortSignal: signal });
   }
 
   private async freshIterator(): Promise<string> {
