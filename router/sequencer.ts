@@ -43,6 +43,8 @@ export function idsToLookUp(head: ProjectHead, events: readonly RouterEvent[]): 
 export function planSequence(head: ProjectHead, events: readonly RouterEvent[], known: ReadonlyMap<string, number>): SequencePlan {
   let seq = head.seq;
   let lastId = head.lastId;
+  // Parsed once, not per event.
+  let lastPosition = lastId === null ? null : parseEventId(lastId);
   const changes: SequencedChange[] = [];
   const fresh: SequencedChange[] = [];
   const seen = new Set<string>();
@@ -58,7 +60,10 @@ export function planSequence(head: ProjectHead, events: readonly RouterEvent[], 
     const change = { seq, event };
     changes.push(change);
     fresh.push(change);
-    if (lastId === null || comparePositions(event.position, parseEventId(lastId)) > 0) lastId = event.id;
+    if (lastPosition === null || comparePositions(event.position, lastPosition) > 0) {
+      lastId = event.id;
+      lastPosition = event.position;
+    }
   }
   changes.sort((a, b) => a.seq - b.seq);
   return { changes, fresh, head: { seq, lastId } };
