@@ -35,7 +35,8 @@ export function admitBatch(marks: HighWaterMarks, events: readonly StreamEvent[]
       if (maxSoFar && comparePositions(e.position, maxSoFar) < 0) lateIds.add(e.id);
       if (!maxSoFar || comparePositions(e.position, maxSoFar) > 0) maxSoFar = e.position;
     }
-    const sorted = [...arrived].sort((a, b) => comparePositions(a.position, b.position));
+    // Arrived in order (no late event): already sorted, as the stable sort would leave it.
+    const sorted = lateIds.size === 0 ? arrived : [...arrived].sort((a, b) => comparePositions(a.position, b.position));
     let mark = next.get(ws);
     for (const e of sorted) {
       if (mark && comparePositions(e.position, mark) <= 0) {
