@@ -183,18 +183,23 @@ export class ShardRouter {
     let membershipsDoneAt = t1;
     const applying = membershipEvents.length > 0 ? this.deps.memberships.apply(membershipEvents, erased).then(() => void (membershipsDoneAt = performance.now())) : Promise.resolve();
 
-    const byProject = new Map<string, { project: ProjectRef; events: RouterEvent[] }>();
+    // Groups in order of first appearance; found by workspace, then project (no key built per event).
+    const groups: { project: ProjectRef; events: RouterEvent[]; i: number }[] = [];
+    const projectsOf = new Map<string, Map<string, (typeof groups)[number]>>();
     for (const e of toChangelog) {
       if (e.projectId === undefined) continue;
-      const project = { workspaceId: e.workspaceId, projectId: e.projectId };
-      const key = projectKey(project);
-      const group = byProject.get(key);
+      let projects = projectsOf.get(e.workspaceId);
+      if (!projects) projectsOf.set(e.workspaceId, (projects = new Map()));
+      const group = projects.get(e.projectId);
       if (group) group.events.push(e);
-      else byProject.set(key, { project, events: [e] });
+      else {
+        const created = { project: { workspaceId: e.workspaceId, projectId: e.projectId }, events: [e], i: groups.length };
+        projects.set(e.projectId, created);
+        groups.push(created);
+      }
     }
-    const groups = [...byProject.values()];
     const sequenced: SequencedChange[][] = [];
-    const sequencing = forEachLimited(groups.map((g, i) => ({ ...g, i })), this.deps.concurrency ?? 16, async ({ project, events: projectEvents, i }) => {
+    const sequencing = forEachLimited(groups, this.deps.concurrency ?? 16, async ({ project, events: projectEvents, i }) => {
       sequenced[i] = await this.sequence(project, projectEvents);
     });
     const [membershipsOutcome, sequencingOutcome] = await Promise.allSettled([applying, sequencing]);
