@@ -40,17 +40,49 @@ function thinChange(c: SequencedChange): Record<string, unknown> {
   return thin;
 }
 
-/** One change as it appears in a message's `changes` array, serialized once (sizing and encoding share it). */
+/**
+ * One change as it appears in a message's `changes` array, serialized once (sizing and encoding
+ * share it): in full mode the envelope's JSON (the record's own text when unchanged), which the
+ * message wraps as {"seq":…,"event":…}; in thin mode the whole entry.
+ */
 function changeJson(c: SequencedChange, mode: PayloadMode): string {
-  return mode === 'full' ? `{"seq":${c.seq},"event":${envelopeJson(c.event)}}` : JSON.stringify(thinChange(c));
+  return mode === 'full' ? envelopeJson(c.event) : JSON.stringify(thinChange(c));
 }
 
-/** The message body, the same bytes as JSON.stringify of { v, ws, project, mode, fromSeq, toSeq, changes }. */
+const fullPrefix = (seq: number): string => `{"seq":${seq},"event":`;
+/** `{"seq":` and `,"event":` (ASCII: characters = bytes). */
+const FULL_PREFIX_CHARS = 16;
+
+/** Characters (ASCII: bytes) of the wrapping of a full-mode entry around the envelope's JSON. */
+function fullWrapLength(seq: number): number {
+  return FULL_PREFIX_CHARS + String(seq).length + 1;
+}
+
+/** Characters of a change's entry in the message: its part plus, in full mode, the wrapping. */
+function entryLength(seq: number, part: string, mode: PayloadMode): number {
+  return mode === 'full' ? fullWrapLength(seq) + part.length : part.length;
+}
+
+/**
+ * The message body, the same bytes as JSON.stringify of { v, ws, project, mode, fromSeq, toSeq,
+ * changes }, written straight into one buffer (no joined string, which Buffer.from would copy again).
+ */
 function encodeOne(project: ProjectRef, changes: readonly SequencedChange[], parts: readonly string[], mode: PayloadMode, gzip: boolean): Buffer {
   const fromSeq = changes[0]?.seq ?? 0;
   const toSeq = changes[changes.length - 1]?.seq ?? 0;
   const head = `{"v":1,"ws":${JSON.stringify(project.workspaceId)},"project":${JSON.stringify(project.projectId)},"mode":"${mode}","fromSeq":${fromSeq},"toSeq":${toSeq},"changes":[`;
-  const json = Buffer.from(`${head}${parts.join(',')}]}`, 'utf8');
+  const full = mode === 'full';
+  let bytes = Buffer.byteLength(head) + Math.max(0, parts.length - 1) + 2;
+  for (let i = 0; i < parts.length; i += 1) bytes += Buffer.byteLength(parts[i]!) + (full ? fullWrapLength(changes[i]!.seq) : 0);
+  const json = Buffer.allocUnsafe(bytes);
+  let at = json.write(head);
+  for (let i = 0; i < parts.length; i += 1) {
+    if (i > 0) at = json.writeUInt8(0x2c /* , */, at);
+    if (full) at += json.write(fullPrefix(changes[i]!.seq), at, 'latin1');
+    at += json.write(parts[i]!, at);
+    if (full) at = json.writeUInt8(0x7d /* } */, at);
+  }
+  json.write(']}', at, 'latin1');
   return gzip ? gzipSync(json) : json;
 }
 
@@ -77,7 +109,7 @@ export function encodeMessages(project: ProjectRef, changes: readonly SequencedC
   let from = 0;
   let chunkBytes = 200;
   for (let i = 0; i < changes.length; i += 1) {
-    const size = parts[i]!.length + 1;
+    const size = entryLength(changes[i]!.seq, parts[i]!, opts.mode) + 1;
     if (i > from && chunkBytes + size > rawBudget) {
       emit(from, i);
       from = i;
