@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { bucketsSince, checkSubscription, histogramQuantile, latenciesIn, parseCounter, parseHistogram, parseLabeledCounter, percentile, type Delivered } from './e2e-analysis.js';
+import { bucketsSince, checkSubscription, histogramQuantile, latenciesIn, parseCounter, parseHistogram, parseLabeledCounter, percentile, ratePerBin, type Delivered } from './e2e-analysis.js';
 
 const W = 'w1';
 const P = 'p1';
@@ -72,5 +72,20 @@ describe('bench:e2e counters', () => {
       [{ note: 'a,b=\\"c\\"' }, 2],
       [{}, 1],
     ]);
+  });
+});
+
+describe('bench:clients counter rate', () => {
+  it('turns counter samples into a rate per bin', () => {
+    const samples = [
+      { at: 1000, value: 5 },
+      { at: 1250, value: 15 },
+      { at: 1500, value: 15 },
+      { at: 1750, value: 35 },
+    ];
+    expect(ratePerBin(samples, 1000, 250)).toEqual([40, 0, 80]);
+    // Bins wider than the sampling, and a start before the first sample (its reading holds).
+    expect(ratePerBin(samples, 750, 500)).toEqual([20, 40]);
+    expect(ratePerBin([], 0, 250)).toEqual([]);
   });
 });

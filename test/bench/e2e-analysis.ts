@@ -63,6 +63,29 @@ export function percentile(values: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
+/** A counter's samples in time order: `at` epoch ms, `value` its reading then. */
+export interface CounterSample {
+  at: number;
+  value: number;
+}
+
+/**
+ * The counter's rate per second in consecutive bins of `binMs` from `fromMs` (one bin per started
+ * interval up to the last sample): each bin's increase is the difference of the last readings at
+ * or before its two edges, so a reading that falls between samples goes to the bin it was read in.
+ */
+export function ratePerBin(samples: readonly CounterSample[], fromMs: number, binMs: number): number[] {
+  const valueAt = (t: number): number => {
+    let v = samples[0]?.value ?? 0;
+    for (const s of samples) if (s.at <= t) v = s.value;
+    return v;
+  };
+  const last = samples[samples.length - 1];
+  if (!last || last.at <= fromMs) return [];
+  const bins = Math.ceil((last.at - fromMs) / binMs);
+  return Array.from({ length: bins }, (_, i) => ((valueAt(fromMs + (i + 1) * binMs) - valueAt(fromMs + i * binMs)) * 1000) / binMs);
+}
+
 /** Cumulative bucket counts of a Prometheus histogram (summed over label sets), by upper bound. */
 export type Buckets = Map<number, number>;
 

@@ -64,6 +64,11 @@ function parents(): Map<number, number> {
   return out;
 }
 
+/** Resident memory of a process (VmRSS), KiB, from /proc. */
+export function rssKb(pid: number): number {
+  return Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? Number.NaN);
+}
+
 /** `pid` and every live descendant of it. */
 export function processTree(pid: number): number[] {
   const byParent = new Map<number, number[]>();

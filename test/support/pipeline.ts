@@ -71,6 +71,11 @@ export interface TestPipelineOptions {
    * hundreds of simulated browsers. The flood test keeps them.
    */
   productionReplayLimits?: boolean;
+  /**
+   * The MQTT broker the services publish to, instead of the pipeline's own (bench:clients' private
+   * Mosquitto, which has none of the pipeline broker's authorization).
+   */
+  mqttUrl?: string;
   /** Further service identities the broker lets publish to any topic (e.g. 'service:notifications'), besides the router's. */
   serviceUsers?: readonly string[];
 }
@@ -129,7 +134,7 @@ export async function startTestPipeline(options: TestPipelineOptions): Promise<T
   const broker = await startTestBroker(auth.hooks);
   const secretBytes = new TextEncoder().encode(secret);
   const token = (userId: string, ttlSeconds?: number) => signDevToken(secretBytes, userId, ttlSeconds ? { ttlSeconds } : {});
-  env.MQTT_URL = broker.tcpUrl;
+  env.MQTT_URL = options.mqttUrl ?? broker.tcpUrl;
   // The router's data-plane calls (DeleteConnection of revoked users) go to this broker too.
   env.IOT_DATA_ENDPOINT = broker.publishUrl;
   env.ROUTER_SERVICE_USER = ROUTER_SERVICE_USER;
