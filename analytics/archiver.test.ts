@@ -6,6 +6,7 @@ import { gunzipSync } from 'node:zlib';
 import { deliverAll } from './archiver.js';
 import type { CallOutcome } from './delivery-plan.js';
 import type { DeliveryStreamPort } from './firehose.js';
+import { noopArchiverMetrics } from './metrics.js';
 import { packRecord } from './record-packing.js';
 
 /** `n` bytes that compress little (hex of a hash chain), deterministic for `seed`. */
@@ -45,7 +46,11 @@ describe('deliverAll against a Firehose that refuses calls', () => {
           const { port, accepted } = strictFirehose(limits, throttles);
           // Lines that compress well and lines that hardly do.
           const lines = sizes.map(([n, dense], i) => Buffer.from(`${i}:${dense ? hexBytes(i, n) : 'a'.repeat(n)}\n`));
-          const refused = await deliverAll(port, lines, { backoff: { baseMs: 0, maxMs: 0 } });
+          const counted = { records: 0, bytes: 0 };
+          const metrics = { ...noopArchiverMetrics, accepted: (n: number, b: number) => ((counted.records += n), (counted.bytes += b)) };
+          const refused = await deliverAll(port, lines, { backoff: { baseMs: 0, maxMs: 0 }, metrics });
+          // The metrics count what Firehose accepted (what it bills).
+          expect(counted).toEqual({ records: accepted.length, bytes: accepted.reduce((n, r) => n + r.length, 0) });
           // Refused: exactly the lines whose own record (their gzip) is beyond the stricter limits.
           const tooLarge = lines.filter((l) => packRecord([l]).data.length > Math.min(limits.bytesPerRecord, limits.bytesPerCall));
           expect(refused.map((r) => r.line).sort(Buffer.compare)).toEqual(tooLarge.sort(Buffer.compare));

@@ -115,7 +115,10 @@ export async function deliverAll(stream: DeliveryStreamPort, lines: readonly Uin
       if (r.lines.length === 1) refusedLines.push({ line: r.lines[0]!, message: refusals.get(r.data) ?? 'refused by Firehose' });
       else split.push(packRecord(r.lines.slice(0, Math.ceil(r.lines.length / 2))), packRecord(r.lines.slice(Math.ceil(r.lines.length / 2))));
     }
-    metrics.delivered(linesIn(pending) - linesIn(retry) - linesIn(refused));
+    const notAccepted = new Set([...retry, ...refused]);
+    const accepted = pending.filter((r) => !notAccepted.has(r));
+    metrics.delivered(linesIn(accepted));
+    metrics.accepted(accepted.length, accepted.reduce((n, r) => n + r.data.length, 0));
     if (retry.length > 0) metrics.retried(retry.length, throttled);
     pending = [...retry, ...split];
     failedRounds = retry.length > 0 ? failedRounds + 1 : 0;

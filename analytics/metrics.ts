@@ -8,19 +8,25 @@ export const ANALYTICS_METRICS = {
   archiverRetried: 'taskflow_archiver_records_retried_total',
   archiverCalls: 'taskflow_archiver_put_record_batch_seconds',
   archiverDeadLettered: 'taskflow_archiver_dlq_total',
+  archiverFirehoseRecords: 'taskflow_archiver_firehose_records_total',
+  archiverFirehoseBytes: 'taskflow_archiver_firehose_bytes_total',
 } as const;
 
 export interface ArchiverMetrics {
   call(seconds: number, outcome: 'answered' | 'throttled' | 'refused'): void;
   delivered(n: number): void;
+  /** Records Firehose accepted and their bytes: what it bills (per record, in 5 KB units). */
+  accepted(records: number, bytes: number): void;
   retried(n: number, throttled: boolean): void;
   deadLettered(reason: string): void;
 }
 
-export const noopArchiverMetrics: ArchiverMetrics = { call() {}, delivered() {}, retried() {}, deadLettered() {} };
+export const noopArchiverMetrics: ArchiverMetrics = { call() {}, delivered() {}, accepted() {}, retried() {}, deadLettered() {} };
 
 export function prometheusArchiverMetrics(registry: Registry): ArchiverMetrics {
   const delivered = new Counter({ name: ANALYTICS_METRICS.archiverDelivered, help: 'Events Firehose accepted', registers: [registry] });
+  const records = new Counter({ name: ANALYTICS_METRICS.archiverFirehoseRecords, help: 'Firehose records (gzip members of packed lines) Firehose accepted', registers: [registry] });
+  const bytes = new Counter({ name: ANALYTICS_METRICS.archiverFirehoseBytes, help: 'Bytes of the Firehose records Firehose accepted (what it bills, per record in 5 KB units)', registers: [registry] });
   const retried = new Counter({ name: ANALYTICS_METRICS.archiverRetried, help: 'Records sent again after a partial failure or throttling', labelNames: ['throttled'], registers: [registry] });
   const calls = new Histogram({
     name: ANALYTICS_METRICS.archiverCalls,
@@ -33,6 +39,10 @@ export function prometheusArchiverMetrics(registry: Registry): ArchiverMetrics {
   return {
     call: (s, outcome) => calls.observe({ outcome }, s),
     delivered: (n) => delivered.inc(n),
+    accepted: (n, b) => {
+      records.inc(n);
+      bytes.inc(b);
+    },
     retried: (n, throttled) => retried.inc({ throttled: String(throttled) }, n),
     deadLettered: (reason) => dlq.inc({ reason }),
   };

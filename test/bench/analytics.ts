@@ -5,11 +5,12 @@
 // (raw_events.loaded_at, the load transaction that also MERGEs the curated tables, minus the
 // event's commit time), the loader's rows/s (its own load-time histogram), lost and duplicated
 // events against the WAL (test_decoding), and CPU seconds per process.
-import { rmSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
+import { gunzipSync } from 'node:zlib';
 import { DuckDbWarehouse } from '../../analytics/warehouse/duckdb.js';
-import { LOADER_METRICS } from '../../analytics/metrics.js';
+import { ANALYTICS_METRICS, LOADER_METRICS } from '../../analytics/metrics.js';
 import { runWorkload } from '../../db/workload.js';
 import { tableEnvVar } from '../../lib/config.js';
 import startStackProcess from '../setup/global-setup.mjs';
@@ -44,6 +45,24 @@ interface RunResult {
   loadAverage: number;
   cpu: Record<string, number>;
   cpuPerChangeMs: number;
+  /** Per change: the archive's bytes as stored (gzip) and as NDJSON; the Firehose records the archiver put and their bytes. */
+  archiveBytesPerChange: number;
+  ndjsonBytesPerChange: number;
+  firehoseRecordsPerChange: number;
+  firehoseBytesPerRecord: number;
+}
+
+/** The archive's objects: bytes as stored and gunzipped. */
+function archiveBytes(dir: string): { stored: number; ndjson: number } {
+  let stored = 0;
+  let ndjson = 0;
+  for (const f of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    if (!f.isFile()) continue;
+    const body = readFileSync(join(f.parentPath, f.name));
+    stored += body.length;
+    ndjson += gunzipSync(body).length;
+  }
+  return { stored, ndjson };
 }
 
 const quantile = (sorted: readonly number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
@@ -106,6 +125,7 @@ async function oneRun(run: number): Promise<RunResult> {
     services.archiver = await startServiceProcess(['analytics', 'archive'], env, ['archiver started']);
     services.loader = await startServiceProcess(['analytics', 'load'], env, ['loader started']);
     const loaderMetricsUrl = String(services.loader.entries['loader started']!.metrics);
+    const archiverMetricsUrl = String(services.archiver.entries['archiver started']!.metrics);
     const pids = { capture: services.capture.child.pid!, archiver: services.archiver.child.pid!, loader: services.loader.child.pid!, stack: info.pid };
     const cpuBefore = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSecondsWithReaped(pid)]));
     const benchCpuBefore = process.cpuUsage();
@@ -133,6 +153,8 @@ async function oneRun(run: number): Promise<RunResult> {
     cpu.bench_workload = round((benchCpu.user + benchCpu.system) / 1e6);
     const metricsText = await (await fetch(loaderMetricsUrl)).text();
     const loadSeconds = metricValue(metricsText, `${LOADER_METRICS.loadSeconds}_sum`);
+    const archiverText = await (await fetch(archiverMetricsUrl)).text();
+    const firehose = { records: metricValue(archiverText, ANALYTICS_METRICS.archiverFirehoseRecords), bytes: metricValue(archiverText, ANALYTICS_METRICS.archiverFirehoseBytes) };
     await services.loader.stop();
     delete services.loader;
 
@@ -144,6 +166,7 @@ async function oneRun(run: number): Promise<RunResult> {
       const [lat] = await warehouse.query(`SELECT quantile_cont(s, 0.5) AS p50, quantile_cont(s, 0.95) AS p95, max(s) AS max FROM (SELECT epoch(loaded_at - time) AS s FROM raw_events)`);
       const changes = truth.length;
       const perEvent = await warehouse.query('SELECT object_key, epoch(time) AS t, epoch(loaded_at) AS l FROM raw_events');
+      const archive = archiveBytes(join(info.s3.dir, 'taskflow-archive', info.firehose.prefix));
       return {
         changes,
         changesPerS: round(stats.rowChanges / workloadSeconds, 0),
@@ -160,6 +183,10 @@ async function oneRun(run: number): Promise<RunResult> {
         loadAverage: round(median(loadSamples.length ? loadSamples : [loadavg()[0]!])),
         cpu,
         cpuPerChangeMs: round((1000 * (cpu.capture! + cpu.archiver! + cpu.loader!)) / changes, 3),
+        archiveBytesPerChange: round(archive.stored / changes, 0),
+        ndjsonBytesPerChange: round(archive.ndjson / changes, 0),
+        firehoseRecordsPerChange: round(firehose.records / changes, 4),
+        firehoseBytesPerRecord: firehose.records > 0 ? round(firehose.bytes / firehose.records, 0) : 0,
       };
     } finally {
       await warehouse.close();
@@ -197,6 +224,10 @@ async function main(): Promise<void> {
     duplicates: Math.max(...runs.map((r) => r.duplicates)),
     archive_repeats: med('archiveRepeats'),
     cpu_ms_per_change: med('cpuPerChangeMs'),
+    archive_bytes_per_change: med('archiveBytesPerChange'),
+    ndjson_bytes_per_change: med('ndjsonBytesPerChange'),
+    firehose_records_per_change: med('firehoseRecordsPerChange'),
+    firehose_bytes_per_record: med('firehoseBytesPerRecord'),
     load_average_during: med('loadAverage'),
     ...Object.fromEntries(Object.keys(runs[0]!.stages).map((k) => [k, round(median(runs.map((r) => r.stages[k]!)))])),
     ...Object.fromEntries(['capture', 'archiver', 'loader'].map((k) => [`cpu_us_per_change_${k}`, round(median(runs.map((r) => (1e6 * r.cpu[k]!) / r.changes)), 0)])),
