@@ -56,6 +56,18 @@ describe('parseReplay', () => {
     expect(parseReplay(410, { error: 'resync_required', oldestSeq: 120, latestSeq: 300 })).toEqual({ kind: 'tooOld', oldestSeq: 120, latestSeq: 300 });
     expect(() => parseReplay(200, { latestSeq: 1 })).toThrow(DecodeError);
   });
+
+  it('reads a changelog holding both forms (a router switched to thin): each change as the live message of its mode gives it', async () => {
+    const full = await decodeBatch(fixture('batch-full.json'));
+    const thin = await decodeBatch(fixture('batch-thin.json'));
+    const fullBody = JSON.parse(readFileSync(new URL('../test/fixtures/batch-full.json', import.meta.url), 'utf8')) as { changes: unknown[] };
+    const thinBody = JSON.parse(readFileSync(new URL('../test/fixtures/batch-thin.json', import.meta.url), 'utf8')) as { changes: Record<string, unknown>[] };
+    // The replay API marks thin entries `mode: "thin"`; full ones are `{ seq, event }` as ever.
+    const ok = parseReplay(200, { changes: [...fullBody.changes, ...thinBody.changes.map((c) => ({ ...c, mode: 'thin' }))], latestSeq: 43 });
+    expect(ok).toEqual({ kind: 'ok', changes: [...full.changes, ...thin.changes], latestSeq: 43 });
+    expect(() => parseReplay(200, { changes: [{ seq: 1, mode: 'thin', id: 'i', type: 't', time: 't' }], latestSeq: 1 })).toThrow(DecodeError); // no key
+    expect(() => parseReplay(200, { changes: [{ seq: 1, mode: 'thin', id: 'i', type: 't', time: 't', key: null, changed: [1] }], latestSeq: 1 })).toThrow(DecodeError);
+  });
 });
 
 describe('decoding properties', () => {

@@ -80,15 +80,24 @@ export function parseBatch(body: unknown): Batch {
 }
 
 export type ReplayBody =
-  | { kind: 'ok'; changes: FullChange[]; latestSeq: number }
+  | { kind: 'ok'; changes: Change[]; latestSeq: number }
   | { kind: 'tooOld'; oldestSeq: number; latestSeq: number };
 
-/** A replay answer: 200 `{ changes, latestSeq }` or 410 `{ error: "resync_required", oldestSeq, latestSeq }`. */
+/**
+ * A replay answer: 200 `{ changes, latestSeq }` or 410 `{ error: "resync_required", oldestSeq, latestSeq }`.
+ * Each change is self-describing: `{ seq, event }` (full) or `{ seq, mode: "thin", id, type, time,
+ * key, changed? }` (a router in thin mode keeps what its live messages carry), decoded to the same
+ * Change the live messages give.
+ */
 export function parseReplay(status: 200 | 410, body: unknown): ReplayBody {
   const b = asObject(body, 'replay body');
   if (status === 410) return { kind: 'tooOld', oldestSeq: asSeq(b.oldestSeq, 'oldestSeq'), latestSeq: asSeq(b.latestSeq, 'latestSeq') };
   if (!Array.isArray(b.changes)) fail('changes is not an array');
-  return { kind: 'ok', changes: (b.changes as unknown[]).map(parseFull), latestSeq: asSeq(b.latestSeq, 'latestSeq') };
+  return { kind: 'ok', changes: (b.changes as unknown[]).map(parseReplayChange), latestSeq: asSeq(b.latestSeq, 'latestSeq') };
+}
+
+function parseReplayChange(value: unknown): Change {
+  return asObject(value, 'change').mode === 'thin' ? parseThin(value) : parseFull(value);
 }
 
 function parseFull(value: unknown): FullChange {

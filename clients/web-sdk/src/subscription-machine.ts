@@ -4,7 +4,7 @@
 // clients/web-sdk/SPEC.md; the property tests in subscription-machine.test.ts check that for any
 // schedule the application sees the committed history exactly once in seq order, or a resync.
 import { fullJitterDelay, defaultBackoff, type BackoffOptions } from './backoff.js';
-import type { Change, FullChange, Status } from './types.js';
+import type { Change, Status } from './types.js';
 
 export interface SubscriptionConfig {
   /** How long an out-of-order hole may stay open before the missing range is fetched. */
@@ -95,7 +95,7 @@ export type SubscriptionEvent =
   | { type: 'connection'; status: 'connecting' | 'offline'; now: number }
   /** A decoded MQTT batch for this project. */
   | { type: 'message'; changes: readonly Change[]; now: number }
-  | { type: 'replayOk'; requestId: number; changes: readonly FullChange[]; latestSeq: number; now: number }
+  | { type: 'replayOk'; requestId: number; changes: readonly Change[]; latestSeq: number; now: number }
   | { type: 'replayTooOld'; requestId: number; oldestSeq: number; latestSeq: number; now: number }
   | {
       type: 'replayFailed';

@@ -5,14 +5,17 @@ import type { ChangeEvent } from './change-event.js';
 
 export type { ChangeEvent };
 
-/** A change carried in full: the envelope as committed. Replay answers always carry full changes. */
+/** A change carried in full: the envelope as committed. */
 export interface FullChange {
   readonly seq: number;
   readonly mode: 'full';
   readonly event: ChangeEvent;
 }
 
-/** A thin change: identity and what changed; the application fetches the rest if it needs it. */
+/**
+ * A thin change: identity and what changed; the application fetches the rest if it needs it. Live
+ * messages in thin mode carry these, and so do replay answers from a router in thin mode.
+ */
 export interface ThinChange {
   readonly seq: number;
   readonly mode: 'thin';
