@@ -3,14 +3,16 @@
 // whose items expire (TTL) and are deleted in any order, never reuse a seq, never go back, never
 // publish a seq for another event than the changelog holds, and leave the live changelog one
 // dense run ending at the head (so the replay API's 410 explains every gap); without expiry the
-// changelog is exactly the stream, each event once, dense from 1.
+// changelog is exactly the stream, each event once, dense from 1. The routers' modes differ (full
+// or thin entries, as across a switch of ROUTER_PAYLOAD_MODE): the rules compare ids, never forms.
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { eventId } from '../lib/event-id.js';
-import { buildItem, type ChangelogItem, createIdSearch, type ProjectRef, StaleHeadError } from './changelog.js';
+import { buildItem, changelogEntry, type ChangelogItem, createIdSearch, entryId, isThinEntry, type ProjectRef, StaleHeadError } from './changelog.js';
 import { ChangelogClaims, type ChangelogTable, RESERVE_SEQS, type Reservation, TIP_RECHECK_MS } from './changelog-claims.js';
 import type { RouterEvent } from './event.js';
 import { MemoryChangelogStore, MemoryChangelogTable } from './memory-changelog.js';
+import type { PayloadMode } from './messages.js';
 import { replayAnswer } from './replay.js';
 import { idsToLookUp, planSequence, type ProjectHead } from './sequencer.js';
 
@@ -20,7 +22,7 @@ const EVENTS = 150;
 const stream: RouterEvent[] = Array.from({ length: EVENTS }, (_, i) => {
   const position = { commitLsn: BigInt(0x100 * (i + 1)), txIndex: 0 };
   const id = eventId(position);
-  return { id, position, envelope: { id } } as unknown as RouterEvent;
+  return { id, position, envelope: { id, type: 'taskflow.task.updated', time: '2026-12-04T00:00:00Z', data: { key: { id: `t${i}` } } } } as unknown as RouterEvent;
 });
 
 class Crash extends Error {}
@@ -86,6 +88,7 @@ class RouterView implements ChangelogTable {
 
 interface Router {
   view: RouterView;
+  mode: PayloadMode;
   claims: ChangelogClaims;
   head: ProjectHead | undefined;
   cursor: number;
@@ -100,17 +103,17 @@ const action = fc.oneof(
 describe('changelog claims (body items fence, the head reserves)', () => {
   it('never reuses a seq, never goes back, publishes what the changelog holds, and keeps the live changelog one dense run', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.scheduler(), fc.array(action, { minLength: 1, maxLength: 25 }), fc.boolean(), fc.constantFrom(1, 3, RESERVE_SEQS), async (s, actions, expiring, reserveSeqs) => {
+      fc.asyncProperty(fc.scheduler(), fc.array(action, { minLength: 1, maxLength: 25 }), fc.boolean(), fc.constantFrom(1, 3, RESERVE_SEQS), fc.array(fc.constantFrom<PayloadMode>('full', 'thin'), { minLength: 3, maxLength: 3 }), async (s, actions, expiring, reserveSeqs, modes) => {
         let now = 1_700_000_000_000;
         const shared = new MemoryChangelogTable(() => now);
         const written: Written[] = [];
         const published: { seq: number; id: string; atMs: number }[] = [];
         let checkpoint = 0;
-        const fresh = (): Router => {
+        const fresh = (i: number): Router => {
           const view = new RouterView(shared, s, written);
-          return { view, claims: new ChangelogClaims(view, () => now, TTL_MS, reserveSeqs), head: undefined, cursor: checkpoint };
+          return { view, mode: modes[i]!, claims: new ChangelogClaims(view, () => now, TTL_MS, reserveSeqs), head: undefined, cursor: checkpoint };
         };
-        const routers = [fresh(), fresh(), fresh()];
+        const routers = [fresh(0), fresh(1), fresh(2)];
 
         // One batch as ShardRouter.sequence runs it: head (cached or read), lookups, plan, append.
         const batch = async (i: number, size: number): Promise<void> => {
@@ -123,13 +126,13 @@ describe('changelog claims (body items fence, the head reserves)', () => {
             const search = createIdSearch(lookUp);
             for (const item of shared.live(P).filter((it) => it.fromSeq <= head.seq).reverse()) if (search.offer(item)) break;
             const plan = planSequence(head, events, search.found);
-            if (plan.fresh.length > 0) await r.claims.append(P, [buildItem(plan.fresh.map((c) => ({ seq: c.seq, event: c.event.envelope })), plan.head)], head, plan.head);
+            if (plan.fresh.length > 0) await r.claims.append(P, [buildItem(plan.fresh.map((c) => changelogEntry(c.seq, c.event.envelope, r.mode)), plan.head)], head, plan.head);
             r.head = plan.head;
             for (const c of plan.changes) published.push({ seq: c.seq, id: c.event.id, atMs: now });
             r.cursor += events.length;
             checkpoint = Math.max(checkpoint, r.cursor);
           } catch (err) {
-            if (err instanceof Crash) routers[i] = fresh();
+            if (err instanceof Crash) routers[i] = fresh(i);
             else if (err instanceof StaleHeadError) r.head = undefined;
             else throw err;
           }
@@ -161,8 +164,10 @@ describe('changelog claims (body items fence, the head reserves)', () => {
           expect(w.item.fromSeq).toBeGreaterThan(w.maxBefore);
           if (w.liveBefore) expect(w.item.fromSeq).toBe(w.maxBefore + 1);
           for (const other of written.slice(0, i)) expect(other.item.toSeq < w.item.fromSeq || other.item.fromSeq > w.item.toSeq).toBe(true);
-          // Within an item, stream order.
+          // Within an item, stream order; its ids are its entries' (of either form), each in the form its writer keeps.
           expect(w.item.ids).toEqual([...w.item.ids].sort());
+          expect(w.item.entries.map(entryId)).toEqual(w.item.ids);
+          expect(new Set(w.item.entries.map((e) => (isThinEntry(e) ? 'thin' : 'full'))).size).toBe(1);
         }
         // An event gets a second seq only after the item holding its first had expired.
         const firstSeq = new Map<string, Written>();
@@ -191,6 +196,8 @@ describe('changelog claims (body items fence, the head reserves)', () => {
           if (oldest !== undefined && after + 1 >= oldest) {
             expect(answer.status).toBe(200);
             expect(answer.status === 200 && answer.body.changes.map((c) => c.seq)).toEqual(Array.from({ length: page.head.seq - after }, (_, j) => after + 1 + j));
+            // Replay answers each seq with the event the changelog (and the publish) gave it, in either form.
+            if (answer.status === 200) for (const c of answer.body.changes) expect(entryId(c)).toBe(holder(c.seq)?.item.ids[c.seq - holder(c.seq)!.item.fromSeq]);
           } else expect(answer.status).toBe(410);
         }
 

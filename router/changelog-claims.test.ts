@@ -1,6 +1,6 @@
 // The claims' rules one by one (changelog-claims.property.test.ts checks them together under races).
 import { describe, expect, it } from '@jest/globals';
-import { type ChangelogEntry, type ProjectRef, StaleHeadError } from './changelog.js';
+import { type ChangelogEntry, entryId, type ProjectRef, StaleHeadError } from './changelog.js';
 import { RESERVE_SEQS } from './changelog-claims.js';
 import type { Envelope } from './event.js';
 import { MemoryChangelogStore, MemoryChangelogTable } from './memory-changelog.js';
@@ -79,6 +79,6 @@ describe('changelog claims', () => {
     await a.append(P, entries(1, [1, 2]), head, headAfter(2, 2));
     await expect(b.append(P, entries(1, [7]), head, headAfter(1, 7))).rejects.toBeInstanceOf(StaleHeadError);
     await b.append(P, entries(1, [1, 2]), head, headAfter(2, 2)); // the same run: already stored
-    expect((await a.read(P, 0, 10)).entries.map((e) => e.event.id)).toEqual([id(1), id(2)]);
+    expect((await a.read(P, 0, 10)).entries.map(entryId)).toEqual([id(1), id(2)]);
   });
 });

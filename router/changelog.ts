@@ -6,7 +6,9 @@
 // readers still take each seq once (`entriesOnce`) for items written before that rule.
 import { comparePositions, parseEventId } from '../lib/event-id.js';
 import { TaskflowError } from '../lib/errors.js';
+import { PERSON_COLUMNS } from '@taskflow/stream';
 import type { Envelope } from './event.js';
+import { type PayloadMode, type ThinFields, thinFieldsOf } from './messages.js';
 import type { ProjectHead } from './sequencer.js';
 
 import type { ProjectRef } from '@taskflow/realtime';
@@ -17,9 +19,53 @@ export function projectKey(p: ProjectRef): string {
   return `${p.workspaceId}/${p.projectId}`;
 }
 
-export interface ChangelogEntry {
+/**
+ * One seq of the changelog, self-describing (router/README.md "Changelog", schemas/CONTRACTS.md
+ * "Replay API"): the envelope (full mode, and every entry written before thin ones existed), or,
+ * from a router in thin mode, what its thin message carried, marked `mode: 'thin'`. A changelog
+ * holds both across a mode switch; readers take each as it is.
+ */
+export type ChangelogEntry = FullEntry | ThinEntry;
+
+export interface FullEntry {
   seq: number;
   event: Envelope;
+}
+
+export interface ThinEntry extends ThinFields {
+  seq: number;
+  mode: 'thin';
+}
+
+export function isThinEntry(e: ChangelogEntry): e is ThinEntry {
+  return (e as Partial<ThinEntry>).mode === 'thin';
+}
+
+export function entryId(e: ChangelogEntry): string {
+  return isThinEntry(e) ? e.id : e.event.id;
+}
+
+/** The entry a router in `mode` writes for a sequenced event: thin mode keeps what its messages carry (a fraction of the bytes). */
+export function changelogEntry(seq: number, event: Envelope, mode: PayloadMode): ChangelogEntry {
+  return mode === 'thin' ? { seq, mode: 'thin', ...thinFieldsOf(event) } : { seq, event };
+}
+
+/** Key columns that name a person (any table's person columns): the only place a thin entry can hold someone's id. */
+const PERSON_KEY_COLUMNS: ReadonlySet<string> = new Set(Object.values(PERSON_COLUMNS).flat());
+
+/** The user ids a thin entry carries (its key's person columns), to check against the erased-subjects list. */
+export function thinSubjectIds(e: ThinEntry): string[] {
+  return Object.entries(e.key ?? {}).flatMap(([c, v]) => (PERSON_KEY_COLUMNS.has(c) && typeof v === 'string' ? [v] : []));
+}
+
+/**
+ * The thin entry with the key values that name an erased subject null (the same entry, by
+ * reference, when none does): its seq, id and type stay, as an erased full entry's do.
+ */
+export function scrubThin(e: ThinEntry, isErased: (value: string) => boolean): ThinEntry {
+  const key = e.key;
+  if (!key || !Object.values(key).some((v) => typeof v === 'string' && isErased(v))) return e;
+  return { ...e, key: Object.fromEntries(Object.entries(key).map(([c, v]) => [c, typeof v === 'string' && isErased(v) ? null : v])) };
 }
 
 /**
@@ -107,5 +153,5 @@ export function buildItem(entries: readonly ChangelogEntry[], next: ProjectHead)
   const first = entries[0];
   const last = entries[entries.length - 1];
   if (!first || !last || next.lastId === null) throw new TaskflowError('EMPTY_CHANGELOG_ITEM', 'an append needs at least one entry');
-  return { fromSeq: first.seq, toSeq: last.seq, hwm: next.lastId, ids: entries.map((e) => e.event.id), entries: [...entries] };
+  return { fromSeq: first.seq, toSeq: last.seq, hwm: next.lastId, ids: entries.map(entryId), entries: [...entries] };
 }

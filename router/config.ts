@@ -94,7 +94,7 @@ export const ROUTER_SETTINGS = {
   subscriptionsTable: table('subscriptions', 'taskflow-subscriptions', 'Which projects have live subscribers.'),
   changelogTtlSeconds: intSetting({ name: 'ROUTER_CHANGELOG_TTL_SECONDS', default: 24 * 3600, min: 1, meaning: 'How long a changelog entry stays replayable (a client away longer resyncs).' }),
   windowMs: intSetting({ name: 'ROUTER_BATCH_WINDOW_MS', default: 100, min: 0, max: 10_000, meaning: 'Batch window per project; 0 publishes each processed batch at once.' }),
-  payloadMode: oneOfSetting({ name: 'ROUTER_PAYLOAD_MODE', allowed: ['full', 'thin'] as const, default: 'full', meaning: 'full: messages carry the envelopes; thin: ids, seq and changed fields.' }),
+  payloadMode: oneOfSetting({ name: 'ROUTER_PAYLOAD_MODE', allowed: ['full', 'thin'] as const, default: 'full', meaning: 'full: messages and the changelog (so replay answers) carry the envelopes; thin: ids, seq and changed fields.' }),
   gzip: boolSetting({ name: 'ROUTER_GZIP', default: false, meaning: 'Gzip each MQTT message.' }),
   maxMessageBytes: intSetting({ name: 'ROUTER_MAX_MESSAGE_BYTES', default: IOT_CORE_MAX_MESSAGE_BYTES, min: 1024, max: IOT_CORE_MAX_MESSAGE_BYTES, meaning: 'Largest MQTT message; a larger batch is split.' }),
   publisher: oneOfSetting({ name: 'ROUTER_PUBLISHER', allowed: ['mqtt', 'iot-data'] as const, default: 'mqtt', meaning: 'mqtt: a pool of MQTT connections; iot-data: the IoT data-plane Publish API (IOT_DATA_ENDPOINT).' }),

@@ -3,7 +3,8 @@
 // headSeq, the exact last seq, on heads written before reservations). Every other item is a run of
 // consecutive seqs keyed by its first seq, written only if absent (the fence): toSeq, hwm (see
 // createIdSearch), the event ids, and the entries as gzipped JSON (each item under DynamoDB's
-// 400 KB limit), expiring by TTL. The newest one holds the last seq.
+// 400 KB limit; full envelopes or, from a router in thin mode, thin entries: changelog.ts
+// ChangelogEntry), expiring by TTL. The newest one holds the last seq.
 // Items expire at `expiresAt`; reads treat an expired item as gone (DynamoDB deletes late).
 import {
   ConditionalCheckFailedException,
@@ -17,7 +18,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { DirectAwsJson, DYNAMODB_JSON } from '../lib/aws-direct.js';
-import { buildItem, type ChangelogEntry, type ChangelogItem, type ChangelogPage, type ChangelogStore, projectKey, type ProjectRef, createIdSearch, entriesOnce } from './changelog.js';
+import { buildItem, type ChangelogEntry, type ChangelogItem, type FullEntry, isThinEntry, type ChangelogPage, type ChangelogStore, projectKey, type ProjectRef, createIdSearch, entriesOnce } from './changelog.js';
 import { ChangelogClaims, type ChangelogTable, currentHead, type HeadRecord, type NewestItem, type Reservation } from './changelog-claims.js';
 import type { ProjectHead } from './sequencer.js';
 
@@ -243,11 +244,13 @@ function splitBySize(entries: readonly ChangelogEntry[]): { entries: ChangelogEn
   const body = gzipSync(JSON.stringify(entries));
   if (body.length <= MAX_ITEM_BODY_BYTES) return [{ entries: [...entries], body }];
   if (entries.length === 1) {
-    // One event too large even compressed: keep its identity and routing, drop the row images.
     const [only] = entries as [ChangelogEntry];
+    // A thin entry is a few hundred bytes (its key is a row's primary key).
+    if (isThinEntry(only)) return [{ entries: [only], body }];
+    // One event too large even compressed: keep its identity and routing, drop the row images.
     const data = { ...only.event.data, before: null, after: null, truncated: true };
     // No longer a valid envelope (an update without row images): readers see `truncated` and fetch the row.
-    const slim: ChangelogEntry = { seq: only.seq, event: { ...only.event, data } as unknown as ChangelogEntry['event'] };
+    const slim: FullEntry = { seq: only.seq, event: { ...only.event, data } as unknown as FullEntry['event'] };
     return [{ entries: [slim], body: gzipSync(JSON.stringify([slim])) }];
   }
   const mid = Math.ceil(entries.length / 2);

@@ -4,8 +4,9 @@
 // event that holds any of the subject's identifiers (their id in a row image or as the actor,
 // their email, name or authored text anywhere in it) keeps its seq, id, type and routing and
 // loses its row images and actor (`data.erased: true`, like `truncated` for an oversized event:
-// a reader fetches the row, which the source-db purge has deleted or anonymised). Expired items
-// are erased too: DynamoDB's TTL deletes them late.
+// a reader fetches the row, which the source-db purge has deleted or anonymised). A thin entry
+// (a router in thin mode) holds nothing personal but its key: the key values holding an
+// identifier become null. Expired items are erased too: DynamoDB's TTL deletes them late.
 //
 // A whole-table Scan: the subject's events can be in any project. Rewrites are conditional on the
 // item's run of ids, so a router rewriting the item meanwhile wins and the next scan looks again.
@@ -19,7 +20,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { createDynamoClient, loadAwsConfig } from '../lib/aws.js';
 import { type Env, readSettings } from '../lib/config.js';
 import { type ErasureSink, type PurgeResult, type ScanResult, type SinkSteps, type SubjectIdentifiers, bindSink, holdsAny, identifierStrings } from '../lib/erasure.js';
-import { type ChangelogEntry, erasedEnvelope } from './changelog.js';
+import { type ChangelogEntry, erasedEnvelope, isThinEntry, scrubThin } from './changelog.js';
 import { ROUTER_SETTINGS } from './config.js';
 
 export interface ChangelogTable {
@@ -47,13 +48,23 @@ async function* items(t: ChangelogTable): AsyncGenerator<StoredItem> {
   } while (start);
 }
 
+/** Whether the entry holds any identifier: a full entry anywhere in its envelope, a thin one in its key (the rest is ids, type, time and column names). */
+function holds(e: ChangelogEntry, needles: readonly string[]): boolean {
+  return holdsAny(isThinEntry(e) ? e.key : e.event, needles);
+}
+
+/** The entry erased: a full one in the changelog's erased form, a thin one with the key values holding an identifier null. */
+function erased(e: ChangelogEntry, needles: readonly string[]): ChangelogEntry {
+  return isThinEntry(e) ? scrubThin(e, (v) => holdsAny(v, needles)) : { seq: e.seq, event: erasedEnvelope(e.event) };
+}
+
 export async function purgeChangelog(t: ChangelogTable, ids: SubjectIdentifiers, onProgress?: (done: number) => void): Promise<PurgeResult> {
   const needles = identifierStrings(ids);
   let changed = 0;
   for await (const item of items(t)) {
-    const hits = item.entries.filter((e) => holdsAny(e.event, needles)).length;
+    const hits = item.entries.filter((e) => holds(e, needles)).length;
     if (hits === 0) continue;
-    const entries = item.entries.map((e) => (holdsAny(e.event, needles) ? { seq: e.seq, event: erasedEnvelope(e.event) } : e));
+    const entries = item.entries.map((e) => (holds(e, needles) ? erased(e, needles) : e));
     try {
       await t.client.send(
         new UpdateItemCommand({
@@ -81,7 +92,7 @@ export async function scanChangelog(t: ChangelogTable, ids: SubjectIdentifiers):
   let found = 0;
   for await (const item of items(t)) {
     scanned += item.entries.length;
-    found += item.entries.filter((e) => holdsAny(e.event, needles)).length;
+    found += item.entries.filter((e) => holds(e, needles)).length;
   }
   return { scanned, found };
 }

@@ -4,7 +4,7 @@
 import { gzipSync } from 'node:zlib';
 import { isEntityChange } from '../schemas/types.js';
 import { type ProjectRef, projectTopicOf } from '@taskflow/realtime';
-import { envelopeJson } from './event.js';
+import { type Envelope, envelopeJson } from './event.js';
 import type { SequencedChange } from './sequencer.js';
 
 export type PayloadMode = 'full' | 'thin';
@@ -31,13 +31,26 @@ export function projectTopic(p: ProjectRef): string {
   return projectTopicOf(p.workspaceId, p.projectId);
 }
 
-function thinChange(c: SequencedChange): Record<string, unknown> {
-  const e = c.event.envelope;
+/** What a thin message carries of one change besides its seq (also the changelog's thin entry, changelog.ts). */
+export interface ThinFields {
+  id: string;
+  type: string;
+  time: string;
+  key: Record<string, unknown> | null;
+  /** An update's data.changed as on the stream; absent for other ops. */
+  changed?: string[];
+}
+
+export function thinFieldsOf(e: Envelope): ThinFields {
   // Only entity changes have a project, so only they reach a project topic.
   const data = isEntityChange(e) ? e.data : undefined;
-  const thin: Record<string, unknown> = { seq: c.seq, id: e.id, type: e.type, time: e.time, key: data?.key ?? null };
+  const thin: ThinFields = { id: e.id, type: e.type, time: e.time, key: (data?.key as Record<string, unknown> | undefined) ?? null };
   if (Array.isArray(data?.changed)) thin.changed = data.changed;
   return thin;
+}
+
+function thinChange(c: SequencedChange): { seq: number } & ThinFields {
+  return { seq: c.seq, ...thinFieldsOf(c.event.envelope) };
 }
 
 /**

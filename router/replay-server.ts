@@ -8,7 +8,7 @@ import { type ApiDeps, type ApiLimits, type ApiRoute, createApiHandler, startApi
 import type { TokenVerifier } from '../lib/jwt.js';
 import type { Logger } from '../lib/logger.js';
 import type { PerUserLimiter } from '../lib/user-limits.js';
-import type { ChangelogStore } from './changelog.js';
+import type { ChangelogEntry, ChangelogStore } from './changelog.js';
 import { replayAnswer } from './replay.js';
 
 export interface ReplayDeps {
@@ -22,8 +22,11 @@ export interface ReplayDeps {
   /** Called once per answered request (the router counts them by outcome). */
   observe?: ApiDeps['observe'];
   logger?: Logger;
-  /** Personal fields decrypted for the browser (the changelog holds them as they travelled). */
-  decrypt?: (event: unknown) => Promise<unknown>;
+  /**
+   * Each change as the browser may see it (the changelog holds them as they travelled): a full
+   * one's personal fields decrypted, and in both forms what names an erased subject blanked.
+   */
+  prepare?: (change: ChangelogEntry) => Promise<ChangelogEntry>;
 }
 
 interface ReplayParams {
@@ -50,9 +53,9 @@ function changesRoute(deps: ReplayDeps): ApiRoute<ReplayParams, true> {
       // The user's budget is charged by the changes read (returned, or read for a 410): what a replay costs the router and the store.
       const served = page.entries.length;
       const answer = replayAnswer(page, after);
-      const decrypt = deps.decrypt;
-      if (answer.status !== 200 || !decrypt) return { ...answer, served };
-      return { ...answer, served, body: { ...answer.body, changes: await Promise.all(answer.body.changes.map(async (c) => ({ seq: c.seq, event: await decrypt(c.event) }))) } };
+      const prepare = deps.prepare;
+      if (answer.status !== 200 || !prepare) return { ...answer, served };
+      return { ...answer, served, body: { ...answer.body, changes: await Promise.all(answer.body.changes.map(prepare)) } };
     },
   };
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { sampleEvent } from '../schemas/fixtures.js';
 import { validateEvent } from '../schemas/validate.js';
-import { type ProjectRef } from './changelog.js';
+import { entryId, type ProjectRef } from './changelog.js';
 import { MemoryChangelogStore } from './memory-changelog.js';
 import { replayAnswer } from './replay.js';
 import { type InputRecord, REDRIVE_PARTITION_PREFIX, ShardRouter } from './shard-router.js';
@@ -56,7 +56,7 @@ describe('redrive', () => {
     await router.process([record(0x200, 2, `${REDRIVE_PARTITION_PREFIX}${project.workspaceId}`)]);
     await router.process([record(0x200, 3, `${REDRIVE_PARTITION_PREFIX}${project.workspaceId}`), record(0x300, 4)]);
     const page = await store.read(project, 0, 100);
-    expect(page.entries.map((e) => [e.seq, e.event.id])).toEqual([
+    expect(page.entries.map((e) => [e.seq, entryId(e)])).toEqual([
       [1, '0000000000000100-00000000'],
       [2, '0000000000000300-00000000'],
       [3, '0000000000000200-00000000'],

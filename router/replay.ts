@@ -1,9 +1,14 @@
 // The replay API's answer (schemas/CONTRACTS.md "Replay API") from a changelog page: the dense
 // range after `after`, or "resync required" when the changelog no longer reaches back to after+1.
-import type { ChangelogPage } from './changelog.js';
+// Each change goes out as the changelog holds it: `{ seq, event }`, or a thin entry
+// `{ seq, mode: "thin", id, type, time, key, changed? }` (what the live thin message carried),
+// whatever this router's own mode: a reader handles both, as a changelog holds both across a switch.
+import { type ErasedSubjects, scrubErased, subjectIdsOf } from '@taskflow/stream';
+import { type ChangelogEntry, type ChangelogPage, erasedEnvelope, isThinEntry, scrubThin, thinSubjectIds } from './changelog.js';
+import type { Envelope } from './event.js';
 
 export type ReplayAnswer =
-  | { status: 200; body: { changes: { seq: number; event: unknown }[]; latestSeq: number } }
+  | { status: 200; body: { changes: ChangelogEntry[]; latestSeq: number } }
   | { status: 410; body: { error: 'resync_required'; oldestSeq: number; latestSeq: number } };
 
 export function replayAnswer(page: ChangelogPage, after: number): ReplayAnswer {
@@ -14,10 +19,32 @@ export function replayAnswer(page: ChangelogPage, after: number): ReplayAnswer {
     return { status: 410, body: { error: 'resync_required', oldestSeq: page.oldestSeq ?? latestSeq + 1, latestSeq } };
   }
   // Dense by construction; stop at a hole rather than serve one (an item expired mid-range).
-  const changes: { seq: number; event: unknown }[] = [];
+  const changes: ChangelogEntry[] = [];
   for (const e of page.entries) {
     if (e.seq !== after + 1 + changes.length) break;
-    changes.push({ seq: e.seq, event: e.event });
+    changes.push(e);
   }
   return { status: 200, body: { changes, latestSeq } };
+}
+
+/**
+ * Each replayed change as the browser may see it (replay-server.ts `prepare`): a full one's
+ * personal fields decrypted, then blanked where they name an erased subject (decrypted text may
+ * @mention one its ciphertext hid from the changelog's purge); a thin one's key values naming an
+ * erased subject null (an entry written before the erasure holds their id there).
+ */
+export function replayPreparer(decrypt: (e: Envelope) => Promise<Envelope>, erased?: Pick<ErasedSubjects, 'isErased'>): (c: ChangelogEntry) => Promise<ChangelogEntry> {
+  const erasedOf = async (ids: string[]): Promise<Set<string>> => {
+    const answers = erased ? await Promise.all(ids.map((id) => erased.isErased(id))) : [];
+    return new Set(ids.filter((_, i) => answers[i]));
+  };
+  return async (c) => {
+    if (isThinEntry(c)) {
+      const gone = await erasedOf(thinSubjectIds(c));
+      return gone.size === 0 ? c : scrubThin(c, (id) => gone.has(id));
+    }
+    const plain = await decrypt(c.event);
+    const gone = await erasedOf(subjectIdsOf(plain));
+    return { seq: c.seq, event: gone.size === 0 ? plain : (scrubErased(plain, (id) => gone.has(id)) ?? erasedEnvelope(plain)) };
+  };
 }

@@ -6,8 +6,7 @@ import { clientIdPrefix } from '../lib/authz.js';
 import { createDynamoClient, createIotDataClient, createKinesisClient, createKmsClient } from '../lib/aws.js';
 import { DynamoDeadLetterStore } from '../lib/dlq.js';
 import { createVerifier, signDevToken } from '../lib/jwt.js';
-import { createConsumer, type Consumer, type Envelope, ErasedSubjects, scrubErased, subjectIdsOf } from '@taskflow/stream';
-import { erasedEnvelope } from './changelog.js';
+import { createConsumer, type Consumer, ErasedSubjects } from '@taskflow/stream';
 import type { Logger } from '../lib/logger.js';
 import { consumerProbes, createRegistry, serveMetrics } from '../lib/metrics.js';
 import { decryptEvent, readerKeyStore } from '../lib/field-crypto.js';
@@ -22,6 +21,7 @@ import { PublishPipeline } from './publish-pipeline.js';
 import { IotConnectionRevoker } from './connection-revoker.js';
 import { IotDataPublisher, MqttPublisherPool, type Publisher } from '../lib/publishers.js';
 import { startReplayServer } from './replay-server.js';
+import { replayPreparer } from './replay.js';
 import { PerUserLimiter } from '../lib/user-limits.js';
 import { RouterShardProcessor } from './shard-processor.js';
 import type { DeadLetterSink } from './shard-router.js';
@@ -58,15 +58,6 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
   // person is written to the changelog or published again by a replay, reset or redrive.
   const erased = sk && keys ? new ErasedSubjects({ lookup: (subject) => keys.isDestroyed(subject), ttlMs: sk.cache.ttlMs }) : undefined;
   const decryptChange = decrypt && config.payloadMode === 'full' ? async (c: SequencedChange) => ({ seq: c.seq, event: { ...c.event, envelope: await decrypt(c.event.envelope) } }) : undefined;
-  // A replayed event's decrypted text may @mention an erased subject its ciphertext hid from the changelog's purge.
-  const decryptForReplay = async (e: Envelope): Promise<Envelope> => {
-    const plain = await decrypt!(e);
-    if (!erased) return plain;
-    const ids = subjectIdsOf(plain);
-    const answers = await Promise.all(ids.map((id) => erased.isErased(id)));
-    const gone = new Set(ids.filter((_, i) => answers[i]));
-    return gone.size === 0 ? plain : (scrubErased(plain, (id) => gone.has(id)) ?? erasedEnvelope(plain));
-  };
   const projection = new DynamoMembershipProjection(dynamo, config.tables.memberships);
   const dlq = new DynamoDeadLetterStore(dynamo, config.tables.dlq);
   const deadLetters: DeadLetterSink = {
@@ -157,7 +148,7 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
     leaseTable: config.tables.leases,
     workerId,
     processor: (shardId) =>
-      new RouterShardProcessor(shardId, { consumer: config.consumerName, changelog, deadLetters, memberships: projection, validate: validateEvent, metrics: metrics.shard, ...(decryptChange ? { decrypt: decryptChange } : {}), ...(erased ? { erased } : {}) }, makePipeline, logger, publisherReady),
+      new RouterShardProcessor(shardId, { consumer: config.consumerName, changelog, changelogMode: config.payloadMode, deadLetters, memberships: projection, validate: validateEvent, metrics: metrics.shard, ...(decryptChange ? { decrypt: decryptChange } : {}), ...(erased ? { erased } : {}) }, makePipeline, logger, publisherReady),
     failoverTimeMs: config.failoverTimeMs,
     pollIntervalMs: config.pollIntervalMs,
     readBudget: config.readBudget,
@@ -169,7 +160,7 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
   });
 
   const verify = createVerifier(config.jwt);
-  const replay = await startReplayServer({ store: changelog, verify, memberships: (u) => projection.memberships(u), maxLimit: config.replayMaxLimit, limiter: new PerUserLimiter(config.replayLimits), observe: metrics.replayRequest, logger, ...(decrypt ? { decrypt: (e: unknown) => decryptForReplay(e as Envelope) } : {}) }, config.replayPort);
+  const replay = await startReplayServer({ store: changelog, verify, memberships: (u) => projection.memberships(u), maxLimit: config.replayMaxLimit, limiter: new PerUserLimiter(config.replayLimits), observe: metrics.replayRequest, logger, ...(decrypt ? { prepare: replayPreparer(decrypt, erased) } : {}) }, config.replayPort);
   // Ready while this instance can hold leases; one holding none still serves replay, so it is ready too.
   const metricsServer = await serveMetrics(registry, { port: config.metricsPort, host: config.metricsHost }, consumerProbes(consumer));
   try {

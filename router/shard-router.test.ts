@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { sampleEvent } from '../schemas/fixtures.js';
 import { validateEvent } from '../schemas/validate.js';
 import { ProjectBatcher } from './batcher.js';
-import { projectKey, type ProjectRef } from './changelog.js';
+import { entryId, projectKey, type ProjectRef } from './changelog.js';
 import { MemoryChangelogStore } from './memory-changelog.js';
 import type { OutboundMessage } from './messages.js';
 import { type DeadLetter, type InputRecord, ShardRouter } from './shard-router.js';
@@ -186,10 +186,10 @@ describe('ShardRouter under duplicates, replays, reordering and crashes', () => 
         for (const [key, ids] of expected) {
           const [workspaceId = '', projectId = ''] = key.split('/');
           const page = await store.read({ workspaceId, projectId }, 0, 10_000);
-          expect(page.entries.map((e) => e.event.id)).toEqual(ids);
+          expect(page.entries.map(entryId)).toEqual(ids);
           expect(page.entries.map((e) => e.seq)).toEqual(ids.map((_, i) => i + 1));
           expect(page.head.seq).toBe(ids.length);
-          seqOf.set(key, new Map(page.entries.map((e) => [e.seq, e.event.id])));
+          seqOf.set(key, new Map(page.entries.map((e) => [e.seq, entryId(e)])));
         }
         // 2. A subscriber keeping its highest seq sees every change once, in order, with no gap.
         const seen = new Map<string, number>();

@@ -3,7 +3,8 @@
 // into the changelog, hand the changes to the publishing pipeline, and return the checkpoint
 // state. Everything it talks to is a port, so the property tests run it against in-memory stores
 // with crashes injected, and the service runs it against DynamoDB and MQTT.
-import { type ChangelogStore, erasedEnvelope, projectKey, type ProjectRef } from './changelog.js';
+import { type ChangelogEntry, changelogEntry, type ChangelogStore, erasedEnvelope, isThinEntry, projectKey, type ProjectRef, scrubThin } from './changelog.js';
+import type { PayloadMode } from './messages.js';
 import { decodeEvent, type DecodeResult, type DlqReason, type RouterEvent, type EventCheck } from './event.js';
 import { admitBatch, boundMarks, type ErasedSubjects, type HighWaterMarks, isForConsumer, mergeMarks, scrubErased, serializeMarks } from '@taskflow/stream';
 import { affectsMemberships } from '../lib/membership-events.js';
@@ -88,6 +89,8 @@ export interface ShardRouterDeps {
    * an erasure must not write the person back into the changelog nor publish them. Absent: not checked.
    */
   erased?: Pick<ErasedSubjects, 'erasedAmong'>;
+  /** What the changelog keeps of each change (ROUTER_PAYLOAD_MODE): the envelope, or what a thin message carries. Default full. */
+  changelogMode?: PayloadMode;
 }
 
 /** Where a staged batch's time went (the router logs it for the first batch after a start). */
@@ -200,7 +203,7 @@ export class ShardRouter {
     }
     const sequenced: SequencedChange[][] = [];
     const sequencing = forEachLimited(groups, this.deps.concurrency ?? 16, async ({ project, events: projectEvents, i }) => {
-      sequenced[i] = await this.sequence(project, projectEvents);
+      sequenced[i] = await this.sequence(project, projectEvents, erased);
     });
     const [membershipsOutcome, sequencingOutcome] = await Promise.allSettled([applying, sequencing]);
     if (membershipsOutcome.status === 'rejected') throw membershipsOutcome.reason;
@@ -243,7 +246,13 @@ export class ShardRouter {
     return serializeMarks(this.marks);
   }
 
-  private async sequence(project: ProjectRef, events: RouterEvent[]): Promise<SequencedChange[]> {
+  /** A fresh change as the changelog keeps it; a thin entry's key loses the values naming an erased subject (the blanked envelope keeps its key). */
+  private entry(c: SequencedChange, erased: ReadonlySet<string> | undefined): ChangelogEntry {
+    const entry = changelogEntry(c.seq, c.event.envelope, this.deps.changelogMode ?? 'full');
+    return isThinEntry(entry) && erased && erased.size > 0 ? scrubThin(entry, (id) => erased.has(id)) : entry;
+  }
+
+  private async sequence(project: ProjectRef, events: RouterEvent[], erased: ReadonlySet<string> | undefined): Promise<SequencedChange[]> {
     const key = projectKey(project);
     const head = this.heads.get(key) ?? (await this.deps.changelog.readHead(project));
     const lookUp = idsToLookUp(head, events);
@@ -253,7 +262,7 @@ export class ShardRouter {
       try {
         await this.deps.changelog.append(
           project,
-          plan.fresh.map((c) => ({ seq: c.seq, event: c.event.envelope })),
+          plan.fresh.map((c) => this.entry(c, erased)),
           head,
           plan.head,
         );

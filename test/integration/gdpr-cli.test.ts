@@ -20,6 +20,7 @@ import { Pseudonymizer } from '../../audit/record.js';
 import { FileAuditStore } from '../../audit/store.js';
 import { DynamoDeadLetterStore } from '../../lib/dlq.js';
 import { DynamoInbox } from '../../notifications/inbox.js';
+import type { FullEntry } from '../../router/changelog.js';
 import { DynamoChangelogStore } from '../../router/dynamo-changelog.js';
 import { sampleEvent } from '../../schemas/fixtures.js';
 import { validateEvent } from '../../schemas/validate.js';
@@ -157,7 +158,7 @@ describe('taskflow gdpr on the real engines', () => {
     expect((await db.query('SELECT 1 FROM comments WHERE body = $1', [user.comment])).rowCount).toBe(0);
     expect((await db.query('SELECT description, created_by FROM tasks WHERE id = $1', [user.task])).rows).toEqual([{ description: null, created_by: null }]);
     expect(done.sinks['router-changelog']).toMatchObject({ state: 'verified', found: 0, changed: 1 });
-    expect((await changelog.read(project, 0, 10)).entries.map((e) => e.event.data)).toEqual([expect.objectContaining({ erased: true, after: null })]);
+    expect((await changelog.read(project, 0, 10)).entries.map((e) => (e as FullEntry).event.data)).toEqual([expect.objectContaining({ erased: true, after: null })]);
     expect(done.sinks['search-index']).toMatchObject({ state: 'verified', found: 0, changed: 1 });
     expect(await search.documents(project.workspaceId)).toEqual([]);
     await search.close();

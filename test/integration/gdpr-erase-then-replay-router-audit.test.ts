@@ -22,7 +22,7 @@ import { DynamoMembershipProjection } from '../../lib/dynamo-memberships.js';
 import { holdsAny, identifierStrings, type SubjectIdentifiers } from '../../lib/erasure.js';
 import { silentLogger } from '../../lib/logger.js';
 import { createSubjectKeyStore, loadSubjectKeyConfig } from '../../lib/subject-keys.js';
-import type { ProjectRef } from '../../router/changelog.js';
+import type { FullEntry, ProjectRef } from '../../router/changelog.js';
 import { DynamoChangelogStore } from '../../router/dynamo-changelog.js';
 import { CHANGELOG_SINK } from '../../router/erasure-sink.js';
 import type { SequencedChange } from '../../router/sequencer.js';
@@ -120,8 +120,8 @@ describe('erase, then replay the stream through the router and the audit trail',
     expect(await found()).toBe(0);
     const page = await changelog.read({ workspaceId: WS, projectId: P }, 0, 100);
     expect(page.entries.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6]); // every event keeps a seq; their role change in its erased form
-    expect(page.entries[4]!.event.data).toMatchObject({ after: { title: 'Launch v2', created_by: null, description: null } });
-    expect(page.entries[5]!.event.data).toMatchObject({ erased: true, before: null, after: null });
+    expect((page.entries[4] as FullEntry).event.data).toMatchObject({ after: { title: 'Launch v2', created_by: null, description: null } });
+    expect((page.entries[5] as FullEntry).event.data).toMatchObject({ erased: true, before: null, after: null });
     // Authorization took the events as they are: the purge's delete of their membership revoked it.
     expect(await memberships.memberships(S)).toEqual([]);
 

@@ -2,11 +2,13 @@
 // the real DynamoChangelogStore, some holding the subject (their id in a row image, as the actor,
 // their authored text, their email in someone else's comment), some not. Purge then scan finds 0,
 // a repeat purge changes nothing, and the replay API's read still serves every seq in order —
-// the subject's events erased in place, the others unchanged.
+// the subject's events erased in place, the others unchanged; thin entries (a router in thin mode)
+// lose the key values that hold the subject.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { randomUUID } from 'node:crypto';
-import type { ChangelogEntry, ProjectRef } from '../../router/changelog.js';
+import { type ChangelogEntry, changelogEntry, entryId, type FullEntry, type ProjectRef } from '../../router/changelog.js';
+import type { Envelope } from '../../router/event.js';
 import { DynamoChangelogStore } from '../../router/dynamo-changelog.js';
 import { openErasureSinks } from '../../router/erasure-sink.js';
 import { sampleEvent } from '../../schemas/fixtures.js';
@@ -58,10 +60,35 @@ describe('router-changelog erasure sink', () => {
     expect(await sink.purge(ids)).toEqual({ changed: 0 });
 
     const page = await store.read(p, 0, 100);
-    expect(page.entries.map((e: ChangelogEntry) => [e.seq, e.event.id])).toEqual(events.map((e, i) => [i + 1, e.id]));
-    const erased = page.entries.slice(0, 4).map((e) => e.event.data as unknown as Record<string, unknown>);
+    expect(page.entries.map((e: ChangelogEntry) => [e.seq, entryId(e)])).toEqual(events.map((e, i) => [i + 1, e.id]));
+    const erased = page.entries.slice(0, 4).map((e) => (e as FullEntry).event.data as unknown as Record<string, unknown>);
     for (const d of erased) expect(d).toMatchObject({ erased: true, before: null, after: null });
     expect((erased[2]!.source as Record<string, unknown>).actor).toBeUndefined();
-    expect(page.entries[4]!.event).toEqual(events[4]);
+    expect((page.entries[4] as FullEntry).event).toEqual(events[4]);
+  });
+
+  it("erases thin entries (a router in thin mode) where their key holds the subject, in an item beside full ones; scan then finds 0", async () => {
+    const subject = randomUUID();
+    const ids: SubjectIdentifiers = { subject, email: 'grace@example.com', displayName: 'Grace Hopper', authored: [] };
+    const p: ProjectRef = { workspaceId: randomUUID(), projectId: randomUUID() };
+    const at = { workspaceId: p.workspaceId, projectId: p.projectId };
+    const membership = sampleEvent('membership.created', { ...at, commitLsn: 0x200n, userId: subject });
+    // A key that names the subject (the schema allows any primary-key columns).
+    const keyed = { ...membership, data: { ...membership.data, key: { id: membership.data.key.id, user_id: subject } } } as unknown as Envelope;
+    const events = [sampleEvent('task.created', { ...at, commitLsn: 0x100n, row: { created_by: subject } }), keyed, sampleEvent('task.updated', { ...at, commitLsn: 0x300n })] as Envelope[];
+    const store = new DynamoChangelogStore(client, { table });
+    // Across a switch of mode: the first entry full, the others thin, in one item.
+    const entries = [changelogEntry(1, events[0]!, 'full'), changelogEntry(2, events[1]!, 'thin'), changelogEntry(3, events[2]!, 'thin')];
+    await store.append(p, entries, { seq: 0, lastId: null }, { seq: 3, lastId: events[2]!.id });
+    const before = await sink.scan(ids);
+    expect(before.found).toBeGreaterThanOrEqual(2);
+    await sink.purge(ids);
+    expect((await sink.scan(ids)).found).toBe(0);
+
+    const page = await store.read(p, 0, 10);
+    expect(JSON.stringify(page.entries)).not.toContain(subject);
+    expect(page.entries.map((e) => [e.seq, entryId(e)])).toEqual(events.map((e, i) => [i + 1, e.id]));
+    expect(page.entries[1]).toEqual({ ...entries[1], key: { id: membership.data.key.id, user_id: null } });
+    expect(page.entries[2]).toEqual(entries[2]);
   });
 });

@@ -1,12 +1,14 @@
 // The DynamoDB changelog against dynalite: the ShardRouter's sequencing through it (one request per
 // batch, a crash after the item write), lookups by id, stale writers refused, replay ranges,
 // oversized runs split over items, heads of the earlier layout, and TTL expiry turning into a
-// restart above the reservation and the resync answer.
+// restart above the reservation and the resync answer; a router in thin mode writing thin entries
+// after full ones.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { type DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { sampleEvent } from '../../schemas/fixtures.js';
 import { validateEvent } from '../../schemas/validate.js';
-import { type ProjectRef, StaleHeadError } from '../../router/changelog.js';
+import { entryId, type FullEntry, isThinEntry, type ProjectRef, StaleHeadError } from '../../router/changelog.js';
+import type { PayloadMode } from '../../router/messages.js';
 import { RESERVE_SEQS } from '../../router/changelog-claims.js';
 import { DynamoChangelogStore } from '../../router/dynamo-changelog.js';
 import { replayAnswer } from '../../router/replay.js';
@@ -49,9 +51,9 @@ function recordRequests(c: DynamoDBClient, after?: (operation: string) => void) 
   return { sent, restore: () => void (handler.handle = original) };
 }
 
-function router(store: DynamoChangelogStore, state?: string) {
+function router(store: DynamoChangelogStore, state?: string, changelogMode: PayloadMode = 'full', enqueued: number[] = []) {
   return new ShardRouter(
-    { shardId: 's', consumer: 'router', changelog: store, sink: { enqueue() {}, flush: async () => {}, revoke() {} }, deadLetters: { put: async () => {} }, memberships: { apply: async () => {} }, validate: validateEvent },
+    { shardId: 's', consumer: 'router', changelog: store, changelogMode, sink: { enqueue: (_p, changes) => void enqueued.push(...changes.map((c) => c.seq)), flush: async () => {}, revoke() {} }, deadLetters: { put: async () => {} }, memberships: { apply: async () => {} }, validate: validateEvent },
     state,
   );
 }
@@ -86,7 +88,7 @@ describe('DynamoChangelogStore', () => {
       requests.restore();
     }
     const page = await store.read(p, 0, 100);
-    expect(page.entries.map((e) => [e.seq, e.event.id.slice(13, 16)])).toEqual([[1, '100'], [2, '200'], [3, '210'], [4, '220'], [5, '300'], [6, '400'], [7, '500']]);
+    expect(page.entries.map((e) => [e.seq, entryId(e).slice(13, 16)])).toEqual([[1, '100'], [2, '200'], [3, '210'], [4, '220'], [5, '300'], [6, '400'], [7, '500']]);
     expect(await store.findSeqs(p, page.head, ['0000000000000200-00000000', '0000000000000500-00000000', '0000000000000050-00000000'])).toEqual(
       new Map([['0000000000000200-00000000', 2], ['0000000000000500-00000000', 7]]),
     );
@@ -94,8 +96,8 @@ describe('DynamoChangelogStore', () => {
     // A writer with a stale head is refused and corrupts nothing: neither with another history
     // at those seqs, nor with a shorter rewrite of the same one.
     const stale = new DynamoChangelogStore(client, { table, now: () => now });
-    await expect(stale.append(p, [{ seq: 5, event: page.entries[0]!.event }], { seq: 4, lastId: null }, { seq: 5, lastId: 'x' })).rejects.toBeInstanceOf(StaleHeadError);
-    await expect(stale.append(p, [{ seq: 5, event: page.entries[4]!.event }], { seq: 4, lastId: null }, { seq: 5, lastId: 'x' })).rejects.toBeInstanceOf(StaleHeadError);
+    await expect(stale.append(p, [{ seq: 5, event: (page.entries[0] as FullEntry).event }], { seq: 4, lastId: null }, { seq: 5, lastId: 'x' })).rejects.toBeInstanceOf(StaleHeadError);
+    await expect(stale.append(p, [{ seq: 5, event: (page.entries[4] as FullEntry).event }], { seq: 4, lastId: null }, { seq: 5, lastId: 'x' })).rejects.toBeInstanceOf(StaleHeadError);
     expect((await store.read(p, 0, 100)).entries.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6, 7]);
 
     // Replay: the exact range. After the TTL every item is gone: the next seq starts above the
@@ -108,7 +110,7 @@ describe('DynamoChangelogStore', () => {
     const restarted = 7 + RESERVE_SEQS + 1;
     expect(replayAnswer(await store.read(p, 7, 100), 7)).toEqual({ status: 410, body: { error: 'resync_required', oldestSeq: restarted, latestSeq: restarted } });
     const fresh = replayAnswer(await store.read(p, restarted - 1, 100), restarted - 1);
-    expect(fresh.status === 200 && fresh.body.changes.map((c) => [c.seq, (c.event as { id: string }).id.slice(13, 16)])).toEqual([[restarted, '600']]);
+    expect(fresh.status === 200 && fresh.body.changes.map((c) => [c.seq, entryId(c).slice(13, 16)])).toEqual([[restarted, '600']]);
   });
 
   it('sends the item write directly, and through the SDK again when the answer is lost: refused, then found its own', async () => {
@@ -129,7 +131,7 @@ describe('DynamoChangelogStore', () => {
     }
     // The lost answer's item was written; the SDK's write of it is refused and the item read back.
     expect(requests.sent.filter((n) => n !== 'Query')).toEqual(['PutItem', 'PutItem', 'GetItem']);
-    expect((await store.read(p, 0, 100)).entries.map((e) => [e.seq, e.event.id.slice(13, 16)])).toEqual([[1, '100'], [2, '200'], [3, '300']]);
+    expect((await store.read(p, 0, 100)).entries.map((e) => [e.seq, entryId(e).slice(13, 16)])).toEqual([[1, '100'], [2, '200'], [3, '300']]);
   });
 
   it('reads a head written before reservations (headSeq) as the last seq, and goes on after it', async () => {
@@ -138,6 +140,27 @@ describe('DynamoChangelogStore', () => {
     await client.send(new PutItemCommand({ TableName: table, Item: { projectKey: { S: `${p.workspaceId}/${p.projectId}` }, seq: { N: '0' }, headSeq: { N: '41' }, lastId: { S: '0000000000000050-00000000' } } }));
     await router(store).process([record(p, 0x100)]);
     expect((await store.read(p, 41, 10)).entries.map((e) => e.seq)).toEqual([42]);
+  });
+
+  it('in thin mode keeps thin entries after full ones (a switch of mode), finds their ids again, and replays both forms', async () => {
+    const store = new DynamoChangelogStore(client, { table });
+    const p = project(5);
+    await router(store).process([record(p, 0x100), record(p, 0x200)]);
+    await router(new DynamoChangelogStore(client, { table }), undefined, 'thin').process([record(p, 0x300), record(p, 0x400)]);
+    // Reprocessed from the start (a reset or a crash before any checkpoint): the same seqs, by id, whatever the entries' form.
+    const again: number[] = [];
+    await router(new DynamoChangelogStore(client, { table }), undefined, 'thin', again).process([0x100, 0x200, 0x300, 0x400, 0x500].map((lsn) => record(p, lsn)));
+    expect(again).toEqual([1, 2, 3, 4, 5]);
+    const r = replayAnswer(await store.read(p, 0, 100), 0);
+    expect(r.status === 200 && r.body.changes.map((c) => [c.seq, isThinEntry(c) ? 'thin' : 'full', entryId(c).slice(13, 16)])).toEqual([
+      [1, 'full', '100'],
+      [2, 'full', '200'],
+      [3, 'thin', '300'],
+      [4, 'thin', '400'],
+      [5, 'thin', '500'],
+    ]);
+    const thin = r.status === 200 ? r.body.changes[2] : undefined;
+    expect(thin).toEqual({ seq: 3, mode: 'thin', id: expect.any(String), type: 'taskflow.task.updated', time: expect.any(String), key: { id: '33333333-3333-4333-8333-000000000768' }, changed: expect.any(Array) });
   });
 
   it('splits a run larger than one item and reads it back whole', async () => {

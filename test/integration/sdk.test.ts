@@ -9,10 +9,10 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { eventId, parseEventId } from '../../lib/event-id.js';
-import { type ProjectRef } from '../../router/changelog.js';
+import { changelogEntry, entryId, type FullEntry, type ProjectRef } from '../../router/changelog.js';
 import { MemoryChangelogStore } from '../../router/memory-changelog.js';
 import type { RouterEvent } from '../../router/event.js';
-import { encodeMessages } from '../../router/messages.js';
+import { encodeMessages, type PayloadMode } from '../../router/messages.js';
 import { replayAnswer } from '../../router/replay.js';
 import { planSequence } from '../../router/sequencer.js';
 import { createClient, type Change, type RealtimeClient, type Status } from '@taskflow/realtime';
@@ -60,7 +60,8 @@ class InProcessRouter {
   }
 
   /** One transaction of `n` task updates: sequenced, appended to the changelog, then published. */
-  async commit(project: ProjectRef, n: number, how: { mode: 'full' | 'thin'; gzip: boolean; publish: boolean }): Promise<void> {
+  /** `how.changelog`: what the changelog keeps (the router's ROUTER_PAYLOAD_MODE), full unless given. */
+  async commit(project: ProjectRef, n: number, how: { mode: 'full' | 'thin'; gzip: boolean; publish: boolean; changelog?: PayloadMode }): Promise<void> {
     this.lsn += 0x100n;
     const events: RouterEvent[] = [];
     for (let txIndex = 0; txIndex < n; txIndex += 1) {
@@ -89,20 +90,20 @@ class InProcessRouter {
     }
     const head = await this.store.readHead(project);
     const plan = planSequence(head, events, new Map());
-    await this.store.append(project, plan.fresh.map((c) => ({ seq: c.seq, event: c.event.envelope })), head, plan.head);
+    await this.store.append(project, plan.fresh.map((c) => changelogEntry(c.seq, c.event.envelope, how.changelog ?? 'full')), head, plan.head);
     if (how.publish) await this.publish(project, plan.changes, how);
   }
 
   /** Publishes a seq range again (a QoS 1 resend or a router reprocessing after a crash). */
   async republish(project: ProjectRef, after: number, limit: number): Promise<void> {
     const page = await this.store.read(project, after, limit);
-    const changes = page.entries.map((e) => ({ seq: e.seq, event: { id: e.event.id, envelope: e.event } as RouterEvent }));
+    const changes = page.entries.map((e) => ({ seq: e.seq, event: { id: entryId(e), envelope: (e as FullEntry).event } as RouterEvent }));
     await this.publish(project, changes, { mode: 'full', gzip: false });
   }
 
   async history(project: ProjectRef): Promise<{ seq: number; id: string }[]> {
     const page = await this.store.read(project, 0, 1_000_000);
-    return page.entries.map((e) => ({ seq: e.seq, id: e.event.id }));
+    return page.entries.map((e) => ({ seq: e.seq, id: entryId(e) }));
   }
 
   private async publish(project: ProjectRef, changes: Parameters<typeof encodeMessages>[1], how: { mode: 'full' | 'thin'; gzip: boolean }): Promise<void> {
@@ -297,5 +298,33 @@ describe('web SDK through a real broker', () => {
     await router.commit(project, 2, { mode: 'thin', gzip: true, publish: true });
     await waitFor(() => seen.last === 15, 'changes after the resync');
     expect(seen.changes.map((c) => c.seq)).toEqual([1, 2, 3, 14, 15]);
+  });
+
+  it('from a router in thin mode, replays what the live messages carried: the application gets the same thin changes either way, and both forms across a switch', async () => {
+    const project: ProjectRef = { workspaceId: randomUUID(), projectId: randomUUID() };
+    const seen = new Seen(router);
+    sdkClient().subscribeProject(project.workspaceId, project.projectId, seen.handlers(1));
+    await waitFor(() => seen.status === 'live', 'live');
+    // A full router's changes, then (the switch) a thin router's: live, and lost while offline.
+    await router.commit(project, 2, { mode: 'full', gzip: false, publish: true });
+    await router.commit(project, 2, { mode: 'thin', gzip: true, publish: true, changelog: 'thin' });
+    await waitFor(() => seen.last === 4, 'live changes');
+    proxy.refusing = true;
+    proxy.cut();
+    await waitFor(() => seen.status === 'offline', 'offline');
+    await router.commit(project, 1, { mode: 'full', gzip: false, publish: false });
+    await router.commit(project, 3, { mode: 'thin', gzip: false, publish: false, changelog: 'thin' });
+    proxy.refusing = false;
+    await waitFor(() => seen.last === 8 && seen.status === 'live', 'replayed after the outage');
+    await router.commit(project, 2, { mode: 'thin', gzip: false, publish: true, changelog: 'thin' });
+    await waitFor(() => seen.last === 10, 'live after the replay');
+
+    expect(seen.changes.map((c) => [c.seq, c.mode])).toEqual([[1, 'full'], [2, 'full'], [3, 'thin'], [4, 'thin'], [5, 'full'], [6, 'thin'], [7, 'thin'], [8, 'thin'], [9, 'thin'], [10, 'thin']]);
+    // The replayed thin changes (6..8) have the live ones' shape (3, 4, 9, 10) and the ids the changelog holds.
+    const shape = (c: Change) => Object.keys(c).sort();
+    for (const c of seen.changes.filter((x) => x.mode === 'thin')) expect(shape(c)).toEqual(shape(seen.changes[2]!));
+    expect(seen.changes.map(idOf)).toEqual((await router.history(project)).map((h) => h.id));
+    const replayed = seen.changes[6]!;
+    expect(replayed).toEqual({ seq: 7, mode: 'thin', id: expect.any(String), type: 'taskflow.task.updated', time: expect.any(String), key: { id: expect.any(String) }, changed: ['title'] });
   });
 });
