@@ -54,7 +54,7 @@ const PARAMS = {
   shards: benchParam('BENCH_CLIENTS_SHARDS', 4),
   workloadConnections: benchParam('BENCH_CLIENTS_WORKLOAD_CONNECTIONS', 4),
 };
-const BROKERS = (process.env.BENCH_CLIENTS_BROKERS ?? 'aedes,mosquitto').split(',') as BrokerName[];
+const BROKERS = (process.env.BENCH_CLIENTS_BROKERS ?? 'mosquitto,aedes').split(',') as BrokerName[];
 type BrokerName = 'aedes' | 'mosquitto';
 const MOSQUITTO = process.env.BENCH_CLIENTS_MOSQUITTO ?? '/usr/sbin/mosquitto';
 /**
@@ -67,6 +67,9 @@ const DRAIN_TIMEOUT_MS = 90_000;
 const POLL_MS = 250;
 /** Bins of the replay request rate in the storm. */
 const RATE_BIN_MS = 250;
+
+/** Processes a run started (Mosquitto, capture, router): ended by pid if this process crashes. */
+const started = new Set<number>();
 
 const CPU_GROUPS = ['capture', 'router', 'postgres', 'engines', 'bench_broker_workload', 'subscribers', 'mosquitto'] as const;
 type CpuGroup = (typeof CPU_GROUPS)[number];
@@ -121,6 +124,7 @@ async function startMosquitto(): Promise<ClientBroker & { tcpUrl: string; dispos
     c.stderr!.on('data', (b: Buffer) => process.stderr.write(`mosquitto: ${b.toString()}`));
     child = c;
     pids.push(c.pid!);
+    started.add(c.pid!);
     await waitFor(async () => c.exitCode === null && (await accepts(tcpPort)) && (await accepts(wsPort)), 'mosquitto to listen', 10_000);
   };
   const stop = async () => {
@@ -236,6 +240,7 @@ async function oneRun(brokerName: BrokerName, run: number): Promise<RunResult> {
         : {}),
     });
     const p = pipeline;
+    for (const pid of [p.capture.pid, p.router.pid]) if (pid) started.add(pid);
     const broker = mosquitto ?? aedesOf(p);
     history = await startHistoryRecorder(p.databaseUrl, { slotName: uniqueName('bench_clients_truth') });
     const projectsPerWorkspace = Math.max(1, Math.round(PARAMS.projects / PARAMS.workspaces));
@@ -430,6 +435,7 @@ async function oneRun(brokerName: BrokerName, run: number): Promise<RunResult> {
     await history?.stop().catch(() => undefined);
     await pipeline?.stop();
     await mosquitto?.dispose();
+    started.clear();
   }
 }
 
@@ -449,31 +455,11 @@ function openFilesLimit(): number {
   return Number(/^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1] ?? Number.NaN);
 }
 
-async function main(): Promise<void> {
-  if (PARAMS.subscriptionsPerClient > 50) throw new Error('BENCH_CLIENTS_SUBSCRIPTIONS: at most 50 per connection (IoT Core)');
-  // aedes holds every client's socket in this process, Mosquitto in its own: both need one file each (plus a margin).
-  const files = openFilesLimit();
-  if (files < PARAMS.clients + 1000) throw new Error(`open files limit ${files} < ${PARAMS.clients + 1000}: raise it (ulimit -n) before running ${PARAMS.clients} clients`);
-  const loadAtStart = loadavg().map(round);
-  await startStackProcess();
-  const runs: Record<BrokerName, RunResult[]> = { aedes: [], mosquitto: [] };
-  const failures: { broker: BrokerName; run: number; error: string }[] = [];
-  try {
-    for (let r = 1; r <= PARAMS.runs; r++) {
-      for (const b of BROKERS) {
-        try {
-          runs[b].push(await oneRun(b, r));
-        } catch (err) {
-          // A broker that cannot carry the clients is a finding, not the end of the benchmark.
-          console.log(`${b} run ${r} failed: ${(err as Error).message}`);
-          failures.push({ broker: b, run: r, error: (err as Error).message });
-        }
-      }
-    }
-  } finally {
-    await stopStackProcess();
-  }
+type Runs = Record<BrokerName, RunResult[]>;
+type Failure = { broker: BrokerName; run: number; error: string };
 
+/** The result file from the runs so far (written after every run: aedes runs in this process, and a crash of it ends the benchmark). */
+function writeResults(runs: Runs, failures: readonly Failure[], loadAtStart: number[]): string {
   const metrics: Record<string, number | null> = { clients: PARAMS.clients, subscriptions_per_client: PARAMS.subscriptionsPerClient };
   const all = [...runs.aedes, ...runs.mosquitto];
   for (const key of ['lost', 'duplicates', 'orderViolations'] as const) metrics[key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)] = all.length ? all.reduce((n, r) => n + r[key], 0) : null;
@@ -503,7 +489,7 @@ async function main(): Promise<void> {
       ...Object.fromEntries(CPU_GROUPS.map((g) => [`${b}_cpu_us_per_change_${g}`, med((r) => r.cpuUsPerChange[g])])),
     });
   }
-  const path = writeBenchResult(
+  return writeBenchResult(
     'clients',
     {
       ...PARAMS,
@@ -518,7 +504,51 @@ async function main(): Promise<void> {
     },
     metrics,
   );
-  console.log(`wrote ${path}\n${JSON.stringify(metrics)}`);
+}
+
+async function main(): Promise<void> {
+  if (PARAMS.subscriptionsPerClient > 50) throw new Error('BENCH_CLIENTS_SUBSCRIPTIONS: at most 50 per connection (IoT Core)');
+  // aedes holds every client's socket in this process, Mosquitto in its own: both need one file each (plus a margin).
+  const files = openFilesLimit();
+  if (files < PARAMS.clients + 1000) throw new Error(`open files limit ${files} < ${PARAMS.clients + 1000}: raise it (ulimit -n) before running ${PARAMS.clients} clients`);
+  const loadAtStart = loadavg().map(round);
+  const runs: Runs = { aedes: [], mosquitto: [] };
+  const failures: Failure[] = [];
+  let current: { broker: BrokerName; run: number } | undefined;
+  // aedes shares this process: a crash of it (seen: RangeError in mqemitter's queue at 2,000 clients) is a finding to record.
+  process.once('uncaughtException', (err) => {
+    console.log(`uncaught in ${current?.broker ?? '-'} run ${current?.run ?? '-'}: ${err.stack ?? err.message}`);
+    failures.push({ broker: current?.broker ?? 'aedes', run: current?.run ?? 0, error: `process crashed: ${err.message}` });
+    console.log(`wrote ${writeResults(runs, failures, loadAtStart)}`);
+    for (const pid of started) {
+      try {
+        process.kill(pid);
+      } catch {
+        // already gone
+      }
+    }
+    void stopStackProcess().finally(() => process.exit(1));
+  });
+  await startStackProcess();
+  try {
+    for (let r = 1; r <= PARAMS.runs; r++) {
+      for (const b of BROKERS) {
+        current = { broker: b, run: r };
+        try {
+          runs[b].push(await oneRun(b, r));
+        } catch (err) {
+          // A broker that cannot carry the clients is a finding, not the end of the benchmark.
+          console.log(`${b} run ${r} failed: ${(err as Error).message}`);
+          failures.push({ broker: b, run: r, error: (err as Error).message });
+        }
+        writeResults(runs, failures, loadAtStart);
+      }
+    }
+  } finally {
+    await stopStackProcess();
+  }
+  const path = writeResults(runs, failures, loadAtStart);
+  console.log(`wrote ${path}\n${JSON.stringify(JSON.parse(readFileSync(path, 'utf8')).metrics)}`);
 }
 
 await main();
