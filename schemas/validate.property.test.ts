@@ -5,7 +5,7 @@ import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { decodeEvent } from '../router/event.js';
 import { sampleEvent } from './fixtures.js';
-import { createEventValidator } from './validate.js';
+import { createEventValidator, idFromSource, idMatchesSource } from './validate.js';
 
 const validate = createEventValidator();
 const REASONS = ['malformed_json', 'unknown_type', 'unknown_schema', 'missing_keys', 'schema_violation', 'inconsistent'];
@@ -58,5 +58,21 @@ describe('envelope decoding on untrusted JSON', () => {
     const wide = structuredClone(base) as { data: { after: Record<string, unknown> } };
     for (let i = 0; i < 50_000; i++) wide.data.after[`c${i}`] = i;
     verdict(Buffer.from(JSON.stringify(wide)));
+  });
+});
+
+describe('idMatchesSource', () => {
+  it('answers as comparing the id with the one built from data.source, whatever the strings', () => {
+    const hex = fc.stringMatching(/^[0-9A-Fa-f/x-]{0,10}$/);
+    const lsn = fc.oneof(fc.tuple(hex, hex).map(([a, b]) => `${a}/${b}`), hex, fc.string({ maxLength: 20 }));
+    const txIndex = fc.oneof(fc.integer({ min: 0, max: 99_999_999 }), fc.integer(), fc.double());
+    fc.assert(
+      fc.property(lsn, txIndex, fc.constantFrom('built', 'changed', 'other'), fc.nat(30), fc.string({ minLength: 1, maxLength: 1 }), fc.string({ maxLength: 26 }), (l, t, kind, at, c, other) => {
+        const built = idFromSource(l, t);
+        const id = kind === 'built' ? built : kind === 'changed' ? `${built.slice(0, at)}${c}${built.slice(at + 1)}` : other;
+        expect(idMatchesSource(id, l, t)).toBe(id === built);
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
