@@ -84,8 +84,8 @@ describe('cost model arithmetic', () => {
 
   it('provisions the changelog at the target utilization, following the peak in the peak hours; the small tables stay on-demand', () => {
     const scale = tinyScale();
-    // 10 one-change transactions/s: 10 batches/s x 1 body WRU for 1,000 B / 4 gzip, and the head's
-    // reservation once per 1,000 seqs: 10 changes/s / 1,000 = 0.01 WRU/s; 10.01 WRU/s
+    // 10 one-change transactions/s: 10 batches/s x 1 body WRU for one 200 B thin entry (the default
+    // payload), and the head's reservation once per 1,000 seqs: 10 changes/s / 1,000 = 0.01 WRU/s; 10.01 WRU/s
     expect(dynamoWrites(scale).changelog).toBeCloseTo(10.01, 9);
     // Half the projects unwatched, bodies for watched ones only: 5 bodies + 5 x 1 / 1,000 reserved
     // + a head write for each of the 5 unwatched batches = 10.005 WRU/s
@@ -95,13 +95,30 @@ describe('cost model arithmetic', () => {
     const changelog = ((10.01 * 10.9 * 730) / 0.7) * 0.00065;
     // checkpoints 6 consumers x 2 shards = 12 WRU/s, leases 12 / 3.33, on-demand at $0.625 per million
     const small = ((12 + 12 / 3.33) * SECONDS_PER_MONTH * 0.625) / 1e6;
-    // 24 h (the TTL) of 10 changes/s x 1,000 B / 4 at $0.25 + $0.20 PITR per GB-month
-    const storage = ((10 * 86400 * 250) / 1e9) * 0.45;
+    // 24 h (the TTL) of 10 changes/s x 200 B thin entries at $0.25 + $0.20 PITR per GB-month
+    const storage = ((10 * 86400 * 200) / 1e9) * 0.45;
     expect(monthlyBill(scale, prices).services.dynamodb!.usd).toBeCloseTo(changelog + small + storage, 1);
     // kept 7 days: seven times the storage, the same writes
     expect(monthlyBill(scale, prices, { ...DEFAULT_LEVERS, changelogTtlHours: 168 }).services.dynamodb!.usd).toBeCloseTo(changelog + small + 7 * storage, 1);
     expect(changelogCapacity(scale, prices)).toEqual({ targetUtilizationPercent: 70, write: { min: Math.ceil(10.01 / 0.7), max: Math.ceil((2 * 10.01 * 100) / 0.7) }, read: { min: 0, max: 0 } });
     expect(changelogCapacity(scale, prices, { ...DEFAULT_LEVERS, dynamoCapacity: 'on-demand' })).toBeNull();
+  });
+
+  it('sizes the changelog bodies by the payload lever: full envelopes gzipped, or the thin entries the router keeps in thin mode', () => {
+    // 6,000 B envelopes: full, 6,000 / 4 gzip = 1,500 B a body -> 2 WRU x 10 batches/s + 0.01 reserved = 20.01 WRU/s;
+    // thin (and thin-gzip, the same entries), 200 B -> 1 WRU: 10.01 WRU/s
+    const big = tinyScale({ events: { ...tinyScale().events, average_bytes: 6000 } });
+    const full = { ...DEFAULT_LEVERS, payload: 'full' as const };
+    expect(dynamoWrites(big, full).changelog).toBeCloseTo(20.01, 9);
+    expect(dynamoWrites(big, DEFAULT_LEVERS).changelog).toBeCloseTo(10.01, 9);
+    expect(dynamoWrites(big, { ...DEFAULT_LEVERS, payload: 'thin-gzip' }).changelog).toBeCloseTo(10.01, 9);
+    // Storage for 24 h: 10 x 86,400 x 1,500 B = 1.296 GB full, x 200 B = 0.1728 GB thin; the writes 10 WRU/s apart
+    // (shape 10.9, 730 h, 70% target, $0.00065 per WCU-hour)
+    const storageUsd = (bytes: number) => ((10 * 86400 * bytes) / 1e9) * 0.45;
+    const writesUsd = (wru: number) => ((wru * 10.9 * 730) / 0.7) * 0.00065;
+    const dynamo = (levers: typeof DEFAULT_LEVERS) => monthlyBill(big, prices, levers).services.dynamodb!;
+    expect(dynamo(full).detail.storage_gb).toBe(1);
+    expect(dynamo(full).usd - dynamo(DEFAULT_LEVERS).usd).toBeCloseTo(writesUsd(20.01) - writesUsd(10.01) + storageUsd(1500) - storageUsd(200), 1);
   });
 
   it("bills the changelog's storage for the TTL the router keeps by default", () => {

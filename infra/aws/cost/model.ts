@@ -273,15 +273,25 @@ export interface DynamoWrites {
   subscriptions: number;
 }
 
+/**
+ * Bytes of one change in a changelog body: the payload lever decides what the router keeps
+ * (router/README.md "Changelog"): full envelopes gzipped at the archive's ratio, or the thin entry
+ * its thin messages carry (thin-gzip too: the router's gzip is the messages'), counted uncompressed
+ * (a batch of a few short entries gains little from gzip).
+ */
+export function changelogBytesPerChange(scale: Scale, levers: Levers): number {
+  return levers.payload === 'full' ? scale.events.average_bytes / scale.events.archive_gzip_ratio : scale.measured.thinBytesPerChange;
+}
+
 export function dynamoWrites(scale: Scale, levers: Levers = DEFAULT_LEVERS): DynamoWrites {
   const f = fanout(scale, levers);
   const k = kinesisShards(scale);
-  // Changelog (router/changelog-claims.ts): per project batch, one body item (gzipped entries,
-  // 1 WRU per KB), written only if absent, which fences the writers; the head item only reserves
+  // Changelog (router/changelog-claims.ts): per project batch, one body item (its entries, thin or
+  // full as the payload lever, gzipped; 1 WRU per KB), written only if absent, which fences the writers; the head item only reserves
   // seqs, once per RESERVE_SEQS of a project's seqs. (Router restarts reserve once per project
   // they write again: a few per project and deploy, not counted.) Projects without bodies (the
   // 'watched' lever) would keep their seqs in a head written per batch.
-  const bodyBytes = (f.changesPerChangelogBatch * scale.events.average_bytes) / scale.events.archive_gzip_ratio;
+  const bodyBytes = f.changesPerChangelogBatch * changelogBytesPerChange(scale, levers);
   const bodyBatches = levers.changelogScope === 'all' ? f.changelogBatchesPerS : f.watchedChangelogBatchesPerS;
   const reservations = (bodyBatches * f.changesPerChangelogBatch) / RESERVE_SEQS;
   const headOnlyBatches = f.changelogBatchesPerS - bodyBatches;
@@ -331,9 +341,9 @@ function dynamoItem(scale: Scale, levers: Levers, p: Prices, f: Fanout): LineIte
   const wru = changelogWru + leaseWru + subscriptionWru;
   // Replays and resyncs read the changelog; assumed two reads per session.
   const rru = changelogReadsPerS(scale) * SECONDS_PER_MONTH;
-  // Storage: the changelog holds its TTL's worth of compressed changes.
+  // Storage: the changelog holds its TTL's worth of changes, in the form the payload lever keeps.
   const storedShare = levers.changelogScope === 'all' ? 1 : f.watchedChangelogBatchesPerS / f.changelogBatchesPerS;
-  const storageGb = (storedShare * scale.events.average_per_s * levers.changelogTtlHours * 3600 * scale.events.average_bytes) / scale.events.archive_gzip_ratio / GB;
+  const storageGb = (storedShare * scale.events.average_per_s * levers.changelogTtlHours * 3600 * changelogBytesPerChange(scale, levers)) / GB;
   const onDemand = (w: number, r: number) => (w / 1e6) * p.dynamodb.write_request_units_per_million + (r / 1e6) * p.dynamodb.read_request_units_per_million;
   // The lever is the changelog's (the state stack provisions that table only); the small tables
   // stay on-demand. Provisioned: auto scaling tracks the load at the target utilization, the
