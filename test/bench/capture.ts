@@ -45,6 +45,7 @@ const SLOT = 'bench_capture';
 const PIN = process.env.BENCH_PIN !== '0';
 const DB_CPU = '0';
 const OTHER_CPU = '1';
+// The migrations create it (db/migrations/0004_replication_role.sql), as in production.
 const PUBLICATION = 'taskflow_capture';
 
 function taskset(cpu: string, pid: number): void {
@@ -196,7 +197,6 @@ async function main(): Promise<void> {
     }
     const replica = await prepare(replicaPg.url('taskflow'), replicaPort, dir);
     const logical = await prepare(stack.info.postgres.url, stack.info.postgres.port, dir);
-    await scalar(logical.url, `CREATE PUBLICATION ${PUBLICATION} FOR TABLE projects, memberships, tasks, comments`);
     await scalar(logical.url, "SELECT pg_create_logical_replication_slot('bench_recv', 'pgoutput')::text AS v");
     // Each run starts with its reader's slot at the current WAL position (advanced past the other
     // runs' writes), so no run pays for another's backlog; capture is told to accept that.
