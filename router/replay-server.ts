@@ -1,5 +1,5 @@
 // The replay API over HTTP (schemas/CONTRACTS.md "Replay API"):
-//   GET /v1/workspaces/{ws}/projects/{project}/changes?after={seq}&limit={n}
+//   GET /v1/workspaces/{ws}/projects/{project}/changes?after={seq}&limit={n}[&forms=thin]
 // Bearer TaskFlow JWT; the same grant rule as the broker (lib/authz.ts canReadProject). Tokens,
 // limits, request sizes and CORS are lib/http-api.ts's.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -34,6 +34,8 @@ interface ReplayParams {
   projectId: string;
   after: number;
   limit: number;
+  /** `forms=thin`: the client reads thin entries (router/replay.ts replayAnswer). */
+  acceptsThin: boolean;
 }
 
 function changesRoute(deps: ReplayDeps): ApiRoute<ReplayParams, true> {
@@ -45,14 +47,14 @@ function changesRoute(deps: ReplayDeps): ApiRoute<ReplayParams, true> {
       const after = Number(query.get('after') ?? '0');
       const limit = Math.min(deps.maxLimit, Number(query.get('limit') ?? String(deps.maxLimit)));
       if (!Number.isInteger(after) || after < 0 || !Number.isInteger(limit) || limit < 1) return { badRequest: 'after must be an integer ≥ 0 and limit an integer ≥ 1' };
-      return { workspaceId, projectId, after, limit };
+      return { workspaceId, projectId, after, limit, acceptsThin: (query.get('forms') ?? '').split(',').includes('thin') };
     },
     authorize: (userId, memberships, p) => (canReadProject(userId, memberships, p.workspaceId, p.projectId) ? true : undefined),
-    async handle({ params: { workspaceId, projectId, after, limit } }) {
+    async handle({ params: { workspaceId, projectId, after, limit, acceptsThin } }) {
       const page = await deps.store.read({ workspaceId, projectId }, after, limit);
       // The user's budget is charged by the changes read (returned, or read for a 410): what a replay costs the router and the store.
       const served = page.entries.length;
-      const answer = replayAnswer(page, after);
+      const answer = replayAnswer(page, after, acceptsThin);
       const prepare = deps.prepare;
       if (answer.status !== 200 || !prepare) return { ...answer, served };
       return { ...answer, served, body: { ...answer.body, changes: await Promise.all(answer.body.changes.map(prepare)) } };

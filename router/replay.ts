@@ -11,19 +11,25 @@ export type ReplayAnswer =
   | { status: 200; body: { changes: ChangelogEntry[]; latestSeq: number } }
   | { status: 410; body: { error: 'resync_required'; oldestSeq: number; latestSeq: number } };
 
-export function replayAnswer(page: ChangelogPage, after: number): ReplayAnswer {
+/**
+ * `acceptsThin`: the client reads thin entries (it asked with `forms=thin`). One that does not —
+ * an SDK from before thin changelogs — gets the full entries up to the first thin one, and at a
+ * thin one a 410 as if nothing were held (`oldestSeq` past `latestSeq`): it resyncs, which it
+ * knows how to do, instead of failing on an entry it cannot read.
+ */
+export function replayAnswer(page: ChangelogPage, after: number, acceptsThin = true): ReplayAnswer {
   const latestSeq = page.head.seq;
   if (after >= latestSeq) return { status: 200, body: { changes: [], latestSeq } };
+  const resync = (oldestSeq: number): ReplayAnswer => ({ status: 410, body: { error: 'resync_required', oldestSeq, latestSeq } });
   const first = page.entries[0];
-  if (!first || first.seq !== after + 1 || page.oldestSeq === null || page.oldestSeq > after + 1) {
-    return { status: 410, body: { error: 'resync_required', oldestSeq: page.oldestSeq ?? latestSeq + 1, latestSeq } };
-  }
+  if (!first || first.seq !== after + 1 || page.oldestSeq === null || page.oldestSeq > after + 1) return resync(page.oldestSeq ?? latestSeq + 1);
   // Dense by construction; stop at a hole rather than serve one (an item expired mid-range).
   const changes: ChangelogEntry[] = [];
   for (const e of page.entries) {
-    if (e.seq !== after + 1 + changes.length) break;
+    if (e.seq !== after + 1 + changes.length || (!acceptsThin && isThinEntry(e))) break;
     changes.push(e);
   }
+  if (changes.length === 0) return resync(latestSeq + 1);
   return { status: 200, body: { changes, latestSeq } };
 }
 

@@ -56,7 +56,7 @@ async function replay(store: MemoryChangelogStore, extra: Partial<ReplayDeps> = 
   );
   servers.push(started.server);
   return async (after) => {
-    const res = await fetch(`${started.url}/v1/workspaces/${WS}/projects/${P.projectId}/changes?after=${after}`, { headers: { authorization: 'Bearer t' } });
+    const res = await fetch(`${started.url}/v1/workspaces/${WS}/projects/${P.projectId}/changes?after=${after}&forms=thin`, { headers: { authorization: 'Bearer t' } });
     expect(res.status).toBe(200);
     return (await res.json()) as { changes: Record<string, unknown>[]; latestSeq: number };
   };
@@ -97,6 +97,27 @@ describe('the changelog in thin mode', () => {
     await routerOver(new MemoryChangelogStore(table), 'thin', enqueued).process(records([...events(0x100n).slice(0, 2), ...events(0x200n).slice(0, 2)]));
     expect(enqueued.map((c) => c.seq)).toEqual([1, 2, 3, 4]);
     expect((await new MemoryChangelogStore(table).readHead(P)).seq).toBe(4);
+  });
+
+  it('answers a client that does not read thin entries (no forms=thin: an SDK from before them) the full entries before the first thin one, then a resync', async () => {
+    const table = new MemoryChangelogTable();
+    await routerOver(new MemoryChangelogStore(table), 'full').process(records(events(0x100n).slice(0, 2)));
+    await routerOver(new MemoryChangelogStore(table), 'thin').process(records(events(0x200n).slice(0, 2)));
+    const started = await startReplayServer(
+      { store: new MemoryChangelogStore(table), verify: async () => ({ userId: 'u1', expiresAt: 9e9 }), memberships: async () => [{ workspaceId: WS, projectId: null, role: 'member' }], maxLimit: 100 },
+      0,
+    );
+    servers.push(started.server);
+    const ask = async (after: number) => {
+      const res = await fetch(`${started.url}/v1/workspaces/${WS}/projects/${P.projectId}/changes?after=${after}`, { headers: { authorization: 'Bearer t' } });
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    const first = await ask(0);
+    expect(first.status).toBe(200);
+    expect((first.body.changes as { seq: number; event?: unknown }[]).map((c) => [c.seq, 'event' in c])).toEqual([[1, true], [2, true]]);
+    // At the thin entries: nothing it can read is held, as after a whole changelog expired.
+    expect(await ask(2)).toEqual({ status: 410, body: { error: 'resync_required', oldestSeq: 5, latestSeq: 4 } });
+    expect(await ask(4)).toEqual({ status: 200, body: { changes: [], latestSeq: 4 } });
   });
 
   it("never answers an erased subject's id from a thin replay: erased before the entry was written, or after", async () => {

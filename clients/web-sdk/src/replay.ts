@@ -14,9 +14,10 @@ export interface ReplayRequest {
   timeoutMs: number;
 }
 
+/** `forms=thin`: this SDK reads thin changelog entries (decode.ts parseReplay); the router withholds them from clients that do not say so. */
 export function replayRequestUrl(r: Pick<ReplayRequest, 'replayUrl' | 'workspaceId' | 'projectId' | 'after' | 'limit'>): string {
   const base = r.replayUrl.replace(/\/+$/, '');
-  return `${base}/v1/workspaces/${encodeURIComponent(r.workspaceId)}/projects/${encodeURIComponent(r.projectId)}/changes?after=${r.after}&limit=${r.limit}`;
+  return `${base}/v1/workspaces/${encodeURIComponent(r.workspaceId)}/projects/${encodeURIComponent(r.projectId)}/changes?after=${r.after}&limit=${r.limit}&forms=thin`;
 }
 
 export async function fetchReplay(r: ReplayRequest): Promise<ReplayOutcome> {
