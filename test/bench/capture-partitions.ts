@@ -11,7 +11,7 @@
 // configuration below moves it to CPU 1 (taskset on pg_replication_slots.active_pid), which is how
 // production has it: the decoding cost on the database's cores, the writers' latency measured
 // beside it.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +24,7 @@ import { stackEnv } from '../../lib/stack-info.js';
 import { startStack } from '../../infra/local/stack.js';
 import { type ServiceProcess, startServiceProcess } from '../support/service-process.js';
 import { cpuSeconds, cpuUsPerChange, median, writeBenchResult } from './report.js';
+import { DB_CPU, OTHER_CPU, pinCluster, taskset } from './cpu-pinning.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
@@ -33,8 +34,6 @@ const WORKSPACES = 16;
 const CLIENTS = 8;
 const COMPRESSION = process.env.BENCH_CAPTURE_COMPRESSION ?? 'zstd';
 const PIN = process.env.BENCH_PIN !== '0';
-const DB_CPU = '0';
-const OTHER_CPU = '1';
 const SLOT = 'bench_parts';
 const CAPTURE_READY = ['metrics endpoint', 'streaming from the slot'];
 
@@ -46,17 +45,6 @@ const CONFIGS = [
   { name: 'p2', partitions: 2, walsenderCpu: DB_CPU },
   { name: 'p2_walsender_cpu1', partitions: 2, walsenderCpu: OTHER_CPU },
 ] as const;
-
-function taskset(cpu: string, pid: number): void {
-  const r = spawnSync('taskset', ['-a', '-cp', cpu, String(pid)], { stdio: 'ignore' });
-  if (r.status !== 0) throw new Error(`taskset -a -cp ${cpu} ${pid} failed`);
-}
-
-function pinCluster(pgdata: string): void {
-  const postmaster = Number(readFileSync(join(pgdata, 'postmaster.pid'), 'utf8').split('\n')[0]);
-  const children = spawnSync('pgrep', ['-P', String(postmaster)], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);
-  for (const pid of [postmaster, ...children]) taskset(DB_CPU, pid);
-}
 
 let admin: pg.Client;
 const scalar = async (sql: string, params: unknown[] = []) => (await admin.query<{ v: string }>(sql, params)).rows[0]?.v ?? '';

