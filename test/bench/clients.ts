@@ -22,7 +22,7 @@ import { ROUTER_METRICS } from '../../router/metrics.js';
 import { freePort } from '../../infra/local/processes.js';
 import { readStackInfo } from '../../lib/stack-info.js';
 import { startHistoryRecorder, type HistoryEvent, type HistoryRecorder } from '../support/history.js';
-import { grantObserver, startTestPipeline, type TestPipeline } from '../support/pipeline.js';
+import { grantObserverKnownToRouter, startTestPipeline, type TestPipeline } from '../support/pipeline.js';
 import { sleep, waitFor } from '../support/wait.js';
 import { uniqueName } from '../support/stack.js';
 import { checkSubscription, latenciesIn, parseCounter, percentile, ratePerBin, type CounterSample, type Delivered } from './e2e-analysis.js';
@@ -246,13 +246,7 @@ async function oneRun(brokerName: BrokerName, run: number): Promise<RunResult> {
     const projectsPerWorkspace = Math.max(1, Math.round(PARAMS.projects / PARAMS.workspaces));
     const tenantOptions = { workspaces: PARAMS.workspaces, projectsPerWorkspace, seed };
     const tenants = await setupWorkloadTenants(p.databaseUrl, tenantOptions);
-    const token = await grantObserver(p.databaseUrl, tenants.workspaces.map((w) => w.id), p.token);
-    const probes = tenants.workspaces.map((w) => `${p.router.replayUrl}/v1/workspaces/${w.id}/projects/${w.projects[0]}/changes?after=0&limit=1`);
-    await waitFor(
-      async () => (await Promise.all(probes.map((u) => fetch(u, { headers: { authorization: `Bearer ${token}` } })))).every((r) => r.status === 200),
-      () => 'the router to learn the observer memberships',
-      60_000,
-    );
+    const token = await grantObserverKnownToRouter({ databaseUrl: p.databaseUrl, replayUrl: p.router.replayUrl, token: p.token }, tenants.workspaces, 60_000);
 
     // Client c's subscriptions: projects c·k … c·k + k − 1 (mod the project count), distinct within a client.
     const projects: Assignment[] = tenants.workspaces.flatMap((w) => w.projects.map((projectId) => ({ workspaceId: w.id, projectId })));

@@ -18,8 +18,8 @@ import startStackProcess from '../setup/global-setup.mjs';
 import stopStackProcess from '../setup/global-teardown.mjs';
 import { ROUTER_METRICS } from '../../router/metrics.js';
 import { startHistoryRecorder, type HistoryRecorder } from '../support/history.js';
-import { grantObserver, startTestPipeline, type TestPipeline } from '../support/pipeline.js';
-import { sleep, waitFor } from '../support/wait.js';
+import { grantObserverKnownToRouter, startTestPipeline, type TestPipeline } from '../support/pipeline.js';
+import { sleep } from '../support/wait.js';
 import { uniqueName } from '../support/stack.js';
 import { AWS_REQUESTS_METRIC } from '../../lib/metrics.js';
 import { bucketsSince, checkSubscription, histogramQuantile, latenciesIn, parseCounter, parseHistogram, parseLabeledCounter, percentile, type Buckets, type Delivered } from './e2e-analysis.js';
@@ -206,13 +206,7 @@ async function oneRun(setting: Setting, run: number): Promise<RunResult> {
     const projectsPerWorkspace = Math.max(1, Math.round(PARAMS.projects / PARAMS.workspaces));
     const tenantOptions = { workspaces: PARAMS.workspaces, projectsPerWorkspace, seed };
     const tenants = await setupWorkloadTenants(pipeline.databaseUrl, tenantOptions);
-    const token = await grantObserver(pipeline.databaseUrl, tenants.workspaces.map((w) => w.id), pipeline.token);
-    // Subscribing before the router's membership projection knows the observer would be refused.
-    const probes = tenants.workspaces.map((w) => `${pipeline.router.replayUrl}/v1/workspaces/${w.id}/projects/${w.projects[0]}/changes?after=0&limit=1`);
-    await waitFor(
-      async () => (await Promise.all(probes.map((u) => fetch(u, { headers: { authorization: `Bearer ${token}` } })))).every((r) => r.status === 200),
-      () => 'the router to learn the observer memberships',
-    );
+    const token = await grantObserverKnownToRouter({ databaseUrl: pipeline.databaseUrl, replayUrl: pipeline.router.replayUrl, token: pipeline.token }, tenants.workspaces);
 
     const projects: Assignment[] = tenants.workspaces.flatMap((w) => w.projects.map((projectId) => ({ workspaceId: w.id, projectId })));
     const assignments = Array.from({ length: PARAMS.clients }, (_, i) => projects[i % projects.length]!);

@@ -17,8 +17,8 @@ import { runWorkload, setupWorkloadTenants, type WorkloadStats } from '../../db/
 import startStackProcess from '../setup/global-setup.mjs';
 import stopStackProcess from '../setup/global-teardown.mjs';
 import { startHistoryRecorder, type HistoryEvent, type HistoryRecorder } from '../support/history.js';
-import { grantObserver, startTestPipeline, supervisePipelineServices, type PipelineService, type ServiceLogLine, type SupervisedPipelineServices } from '../support/pipeline.js';
-import { sleep, waitFor } from '../support/wait.js';
+import { grantObserverKnownToRouter, startTestPipeline, supervisePipelineServices, type PipelineService, type ServiceLogLine, type SupervisedPipelineServices } from '../support/pipeline.js';
+import { sleep } from '../support/wait.js';
 import { uniqueName } from '../support/stack.js';
 import { checkSubscription, percentile, type Delivered } from './e2e-analysis.js';
 import type { Assignment } from './e2e-subscribers.js';
@@ -127,12 +127,7 @@ async function oneRun(run: number): Promise<RunResult> {
     history = await startHistoryRecorder(pipeline.databaseUrl, { slotName: uniqueName('bench_recovery_truth') });
     const tenantOptions = { workspaces: PARAMS.workspaces, projectsPerWorkspace: PARAMS.projectsPerWorkspace, seed: `bench-recovery-${randomUUID()}` };
     const tenants = await setupWorkloadTenants(pipeline.databaseUrl, tenantOptions);
-    const token = await grantObserver(pipeline.databaseUrl, tenants.workspaces.map((w) => w.id), pipeline.token);
-    const probes = tenants.workspaces.map((w) => `${replayUrl}/v1/workspaces/${w.id}/projects/${w.projects[0]}/changes?after=0&limit=1`);
-    await waitFor(
-      async () => (await Promise.all(probes.map((u) => fetch(u, { headers: { authorization: `Bearer ${token}` } }).catch(() => undefined)))).every((r) => r?.status === 200),
-      () => 'the router to learn the observer memberships',
-    );
+    const token = await grantObserverKnownToRouter({ databaseUrl: pipeline.databaseUrl, replayUrl, token: pipeline.token }, tenants.workspaces);
 
     // One subscription per project, in one child process (a browser each, as far as the broker knows).
     const assignments: Assignment[] = tenants.workspaces.flatMap((w) => w.projects.map((projectId) => ({ workspaceId: w.id, projectId })));

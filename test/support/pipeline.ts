@@ -211,6 +211,26 @@ export async function grantObserver(databaseUrl: string, workspaceIds: string[],
   return token(observer, 3600);
 }
 
+/**
+ * grantObserver, then waits until the router's replay API admits the observer on each workspace's
+ * first project — its membership projection knows them — since a subscription made earlier would
+ * be refused. Returns the observer's token.
+ */
+export async function grantObserverKnownToRouter(
+  p: { databaseUrl: string; replayUrl: string; token: (userId: string, ttlSeconds?: number) => Promise<string> },
+  workspaces: readonly { id: string; projects: readonly string[] }[],
+  timeoutMs?: number,
+): Promise<string> {
+  const token = await grantObserver(p.databaseUrl, workspaces.map((w) => w.id), p.token);
+  const probes = workspaces.map((w) => `${p.replayUrl}/v1/workspaces/${w.id}/projects/${w.projects[0]}/changes?after=0&limit=1`);
+  await waitFor(
+    async () => (await Promise.all(probes.map((u) => fetch(u, { headers: { authorization: `Bearer ${token}` } }).catch(() => undefined)))).every((r) => r?.status === 200),
+    () => 'the router to learn the observer memberships',
+    timeoutMs,
+  );
+  return token;
+}
+
 export type PipelineService = 'capture' | 'router';
 
 export interface ServiceLogLine {
