@@ -50,8 +50,9 @@ const DRAIN_TIMEOUT_MS = 60_000;
 const BROWSER_RESULT = '.taskflow/e2e-browser.json';
 
 interface Setting {
-  name: 'defaults' | 'window0';
+  name: 'defaults' | 'window0' | 'fanout';
   env: Record<string, string>;
+  routerFanOut?: { pollMs: number };
 }
 
 const ALL_SETTINGS: Setting[] = [
@@ -61,12 +62,15 @@ const ALL_SETTINGS: Setting[] = [
   // The shortest sensible polling locally: kinesalite has no 5 reads/s per shard limit (in
   // production this latency needs a push reader, enhanced fan-out).
   { name: 'window0', env: { ROUTER_BATCH_WINDOW_MS: '0', ROUTER_POLL_INTERVAL_MS: String(PARAMS.fastPollMs), ROUTER_MIN_CALL_SPACING_MS: String(PARAMS.fastPollMs) } },
+  // Production's reader: the router's defaults, reading by enhanced fan-out (infra/aws/workloads.ts)
+  // through the local stand-in, which looks for new records every fastPollMs where Kinesis pushes.
+  { name: 'fanout', env: {}, routerFanOut: { pollMs: PARAMS.fastPollMs } },
 ];
-/** BENCH_E2E_SETTINGS=window0 runs one setting only (to investigate; the result file then lacks the other). */
+/** BENCH_E2E_SETTINGS=window0 runs one setting only (to investigate; the result file then lacks the others). */
 /** BENCH_E2E_ROUTER_NODE_ARGS / BENCH_E2E_CAPTURE_NODE_ARGS: node arguments for that service, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof". */
 const nodeArgs = (name: string) => (process.env[name] ?? '').split(' ').filter(Boolean);
 const SERVICE_NODE_ARGS = { router: nodeArgs('BENCH_E2E_ROUTER_NODE_ARGS'), capture: nodeArgs('BENCH_E2E_CAPTURE_NODE_ARGS') };
-const SETTINGS = ALL_SETTINGS.filter((s) => (process.env.BENCH_E2E_SETTINGS ?? 'defaults,window0').split(',').includes(s.name));
+const SETTINGS = ALL_SETTINGS.filter((s) => (process.env.BENCH_E2E_SETTINGS ?? 'defaults,window0,fanout').split(',').includes(s.name));
 
 interface RunResult {
   p50: number;
@@ -197,6 +201,7 @@ async function oneRun(setting: Setting, run: number): Promise<RunResult> {
     services: 'processes',
     serviceNodeArgs: SERVICE_NODE_ARGS,
     env: setting.env,
+    ...(setting.routerFanOut ? { routerFanOut: setting.routerFanOut } : {}),
     logLevel: process.env.BENCH_E2E_LOG ?? 'silent',
   });
   const children: ChildProcess[] = [];
@@ -325,7 +330,7 @@ async function main(): Promise<void> {
   // starts them: in production Kinesis and DynamoDB are remote services, and in this process
   // kinesalite's work delayed capture's PutRecords on the shared event loop.
   await startStackProcess();
-  const runs: Record<Setting['name'], RunResult[]> = { defaults: [], window0: [] };
+  const runs: Record<Setting['name'], RunResult[]> = { defaults: [], window0: [], fanout: [] };
   try {
     for (let r = 1; r <= PARAMS.runs; r++) {
       // Alternate the settings so a change in the machine's load affects both alike.
@@ -346,22 +351,29 @@ async function main(): Promise<void> {
     commit_to_client_p50_ms: med('defaults', 'p50'),
     commit_to_client_p95_ms: med('defaults', 'p95'),
     commit_to_client_p99_ms: med('defaults', 'p99'),
-    // Totals over every run of both settings: each must be 0.
+    // Totals over every run of every setting: each must be 0.
     lost: sum('lost'),
     duplicates: sum('duplicates'),
     order_violations: sum('orderViolations'),
     commit_to_client_p95_ms_window0: med('window0', 'p95'),
+    commit_to_client_p50_ms_fanout: med('fanout', 'p50'),
+    commit_to_client_p95_ms_fanout: med('fanout', 'p95'),
     // CPU per change (defaults, median of the runs): the figure the cost model turns into machines.
     ...Object.fromEntries(CPU_GROUPS.map((g) => [`cpu_us_per_change_${g}`, medCpu('defaults', g)])),
     cores_per_10k_changes_per_s_capture: cores(medCpu('defaults', 'capture')),
     cores_per_10k_changes_per_s_router: cores(medCpu('defaults', 'router')),
     cpu_us_per_change_router_window0: medCpu('window0', 'router'),
+    cpu_us_per_change_router_fanout: medCpu('fanout', 'router'),
   };
   const path = writeBenchResult(
     'e2e',
     {
       ...PARAMS,
-      settings: { defaults: 'router defaults (ROUTER_BATCH_WINDOW_MS 100, ROUTER_POLL_INTERVAL_MS 200)', window0: ALL_SETTINGS[1]!.env },
+      settings: {
+        defaults: 'router defaults (ROUTER_BATCH_WINDOW_MS 100, ROUTER_POLL_INTERVAL_MS 200), reading by polling within its read budget',
+        window0: ALL_SETTINGS[1]!.env,
+        fanout: `router defaults, reading by enhanced fan-out (production's reader) through the local stand-in, which looks for new records every ${PARAMS.fastPollMs} ms`,
+      },
       changesPerTransaction: round(changesPerTransaction),
       loadavg1mAtStart: round(loadAtStart),
       browserResult: browser === null ? `none (${BROWSER_RESULT} absent: run test/e2e/demo-board.test.ts first)` : BROWSER_RESULT,

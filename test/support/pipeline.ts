@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { type RunningCapture } from '../../capture/main.js';
 import { createBrokerAuth, type BrokerAuth } from '../../infra/local/broker-auth.js';
 import type { Broker } from '../../infra/local/broker.js';
@@ -21,7 +22,8 @@ import { superviseServices, type Supervisor } from '../../infra/local/supervisor
 import { freePort } from '../../infra/local/processes.js';
 import { bundleCommands } from '../../infra/local/service-bundle.js';
 import { startServiceProcess } from './service-process.js';
-import { awsConfig, captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, startTestBroker, testStackEnv, uniqueName } from './stack.js';
+import { awsConfig, captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, kinesisClient, startTestBroker, testStackEnv, uniqueName } from './stack.js';
+import { type FanOutStandIn, startFanOutStandIn } from './fanout-standin.js';
 import { waitFor } from './wait.js';
 import { startTestCapture } from './capture.js';
 
@@ -78,6 +80,12 @@ export interface TestPipelineOptions {
   mqttUrl?: string;
   /** Further service identities the broker lets publish to any topic (e.g. 'service:notifications'), besides the router's. */
   serviceUsers?: readonly string[];
+  /**
+   * The router reads by enhanced fan-out, as production's does (ROUTER_READER=fanout), through the
+   * local stand-in over kinesalite (test/support/fanout-standin.ts), which looks for new records
+   * every `pollMs` where Kinesis pushes them.
+   */
+  routerFanOut?: { pollMs: number };
 }
 
 /** Per-user replay limits no test's one observer reaches (see productionReplayLimits). */
@@ -140,6 +148,12 @@ export async function startTestPipeline(options: TestPipelineOptions): Promise<T
   env.ROUTER_SERVICE_USER = ROUTER_SERVICE_USER;
   env.ROUTER_MQTT_PASSWORD = await token(ROUTER_SERVICE_USER, 24 * 3600);
 
+  let fanOut: { standIn: FanOutStandIn; kinesis: KinesisClient } | undefined;
+  if (options.routerFanOut) {
+    const kinesis = kinesisClient();
+    fanOut = { kinesis, standIn: await startFanOutStandIn({ kinesis, streamName: stream, pollMs: options.routerFanOut.pollMs }) };
+    Object.assign(env, { ROUTER_READER: 'fanout', ROUTER_FANOUT_CONSUMER_ARN: `arn:aws:kinesis:us-east-1:000000000000:stream/${stream}/consumer/router:1`, ROUTER_FANOUT_ENDPOINT: fanOut.standIn.url });
+  }
   if (options.beforeCapture) await options.beforeCapture(databaseUrl);
   const services =
     options.services === 'none'
@@ -155,6 +169,8 @@ export async function startTestPipeline(options: TestPipelineOptions): Promise<T
     token,
     async stop() {
       await services.stop();
+      await fanOut?.standIn.close();
+      fanOut?.kinesis.destroy();
       auth.stop();
       await broker.stop().catch(() => undefined);
       membershipsClient.destroy();
