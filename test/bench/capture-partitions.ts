@@ -11,8 +11,7 @@
 // configuration below moves it to CPU 1 (taskset on pg_replication_slots.active_pid), which is how
 // production has it: the decoding cost on the database's cores, the writers' latency measured
 // beside it.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -25,6 +24,7 @@ import { startStack } from '../../infra/local/stack.js';
 import { type ServiceProcess, startServiceProcess } from '../support/service-process.js';
 import { cpuSeconds, cpuUsPerChange, median, writeBenchResult } from './report.js';
 import { DB_CPU, OTHER_CPU, pinCluster, taskset } from './cpu-pinning.js';
+import { fixedRateP95, pgbench } from './pgbench.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
@@ -49,31 +49,6 @@ const CONFIGS = [
 let admin: pg.Client;
 const scalar = async (sql: string, params: unknown[] = []) => (await admin.query<{ v: string }>(sql, params)).rows[0]?.v ?? '';
 const walLsn = async () => parseLsn(await scalar('SELECT pg_current_wal_lsn()::text AS v'));
-
-function pgbench(port: number, scripts: string[], args: string[]): Promise<{ tps: number; transactions: number }> {
-  const [cmd, pre] = PIN ? ['taskset', ['-c', DB_CPU, 'pgbench']] : ['pgbench', []];
-  const child: ChildProcess = spawn(cmd, [...pre, '-n', '-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-c', String(CLIENTS), '-j', '2', ...scripts.flatMap((s) => ['-f', s]), ...args, 'taskflow'], {
-    env: { ...process.env, PGPASSWORD: 'taskflow' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  return new Promise((resolve, reject) => {
-    child.once('exit', (code) => {
-      if (code !== 0) return reject(new Error(`pgbench exited with ${code}`));
-      resolve({ tps: Number(/tps = ([\d.]+) \(without initial connection time\)/.exec(out)?.[1] ?? NaN), transactions: Number(/number of transactions actually processed: (\d+)/.exec(out)?.[1] ?? NaN) });
-    });
-  });
-}
-
-async function fixedRateP95(port: number, scripts: string[], dir: string): Promise<number> {
-  const logDir = mkdtempSync(join(dir, 'pgblog-'));
-  await pgbench(port, scripts, ['-T', String(SECONDS), '-R', String(FIXED_RATE), '-l', `--log-prefix=${join(logDir, 'pgb')}`]);
-  const latencies = readdirSync(logDir).flatMap((f) => readFileSync(join(logDir, f), 'utf8').trim().split('\n').map((line) => Number(line.split(' ')[2]) / 1000));
-  rmSync(logDir, { recursive: true, force: true });
-  latencies.sort((a, b) => a - b);
-  return latencies[Math.ceil(0.95 * latencies.length) - 1]!;
-}
 
 const slotsOf = (partitions: number) => Array.from({ length: partitions }, (_, index) => partitionName(SLOT, { index, count: partitions }));
 
@@ -154,9 +129,9 @@ async function main(): Promise<void> {
       for (const c of r % 2 === 0 ? CONFIGS : [...CONFIGS].reverse()) {
         await advanceAll();
         const readers = c.partitions ? await startReaders(env, c.partitions, c.walsenderCpu) : undefined;
-        writes[c.name]!.tps.push((await pgbench(port, scripts, ['-T', String(SECONDS)])).tps);
+        writes[c.name]!.tps.push((await pgbench({ port, scripts, clients: CLIENTS, pin: PIN }, ['-T', String(SECONDS)])).tps);
         if (readers) await slotsCaughtUp(slotsOf(c.partitions), await walLsn());
-        writes[c.name]!.p95.push(await fixedRateP95(port, scripts, dir));
+        writes[c.name]!.p95.push(await fixedRateP95({ port, scripts, clients: CLIENTS, pin: PIN }, { seconds: SECONDS, rate: FIXED_RATE, dir }));
         if (readers) {
           await slotsCaughtUp(slotsOf(c.partitions), await walLsn());
           await readers.stop();
@@ -227,7 +202,7 @@ interface DrainRun {
 async function drain(env: Record<string, string>, partitions: number, port: number, scripts: string[]): Promise<DrainRun> {
   for (const slot of slotsOf(partitions)) await scalar('SELECT pg_replication_slot_advance($1, pg_current_wal_lsn())::text AS v', [slot]);
   const perClient = Math.ceil(BACKLOG_TX / CLIENTS);
-  await pgbench(port, scripts, ['-t', String(perClient)]);
+  await pgbench({ port, scripts, clients: CLIENTS, pin: PIN }, ['-t', String(perClient)]);
   const end = await walLsn();
   // The walsenders stay on the database's CPU: their decoding is what the database pays. Each is
   // a backend started by its capture's connection, so its CPU since birth is its whole drain.

