@@ -20,14 +20,13 @@ import startStackProcess from '../setup/global-setup.mjs';
 import stopStackProcess from '../setup/global-teardown.mjs';
 import { ROUTER_METRICS } from '../../router/metrics.js';
 import { freePort } from '../../infra/local/processes.js';
-import { readStackInfo } from '../../lib/stack-info.js';
 import { startHistoryRecorder, type HistoryEvent, type HistoryRecorder } from '../support/history.js';
 import { grantObserverKnownToRouter, startTestPipeline, type TestPipeline } from '../support/pipeline.js';
 import { sleep, waitFor } from '../support/wait.js';
 import { uniqueName } from '../support/stack.js';
 import { checkSubscription, latenciesIn, parseCounter, percentile, ratePerBin, type CounterSample, type Delivered } from './e2e-analysis.js';
 import type { Assignment, SubscriberReport } from './e2e-subscribers.js';
-import { acrossIncarnations, benchParam, cpuSeconds, CpuMeter, cpuUsPerChange, median, rssKb, selfCpuSeconds, treeCpuSeconds, writeBenchResult } from './report.js';
+import { acrossIncarnations, benchParam, CpuMeter, cpuUsPerChange, median, PIPELINE_CPU_GROUPS, pipelineCpuReaders, rssKb, writeBenchResult } from './report.js';
 import { ask, nextReport, send } from './subscriber-processes.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -71,7 +70,8 @@ const RATE_BIN_MS = 250;
 /** Processes a run started (Mosquitto, capture, router): ended by pid if this process crashes. */
 const started = new Set<number>();
 
-const CPU_GROUPS = ['capture', 'router', 'postgres', 'engines', 'bench_broker_workload', 'subscribers', 'mosquitto'] as const;
+/** The pipeline's groups (report.ts) and the private Mosquitto. */
+const CPU_GROUPS = [...PIPELINE_CPU_GROUPS, 'mosquitto'] as const;
 type CpuGroup = (typeof CPU_GROUPS)[number];
 
 /** The broker the clients connect to, cut and brought back by the storm. */
@@ -288,15 +288,8 @@ async function oneRun(brokerName: BrokerName, run: number): Promise<RunResult> {
     const txPerS = PARAMS.targetChangesPerS / changesPerTransaction;
 
     // Measured phase: steady latency and CPU.
-    const stack = readStackInfo();
-    const postmaster = Number(readFileSync(`${stack.postgres.dataDir}/postmaster.pid`, 'utf8').split('\n')[0]);
     const readers: Record<CpuGroup, () => number> = {
-      capture: () => treeCpuSeconds(p.capture.pid!),
-      router: () => treeCpuSeconds(p.router.pid!),
-      postgres: () => treeCpuSeconds(postmaster),
-      engines: () => cpuSeconds(stack.pid),
-      bench_broker_workload: selfCpuSeconds,
-      subscribers: () => children.reduce((n, c) => n + treeCpuSeconds(c.pid!), 0),
+      ...pipelineCpuReaders(p, children),
       mosquitto: mosquitto ? acrossIncarnations(() => mosquitto.pids()) : () => 0,
     };
     const cpu = new CpuMeter(readers);

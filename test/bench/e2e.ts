@@ -24,8 +24,7 @@ import { uniqueName } from '../support/stack.js';
 import { AWS_REQUESTS_METRIC } from '../../lib/metrics.js';
 import { bucketsSince, checkSubscription, histogramQuantile, latenciesIn, parseCounter, parseHistogram, parseLabeledCounter, percentile, type Buckets, type Delivered } from './e2e-analysis.js';
 import type { Assignment } from './e2e-subscribers.js';
-import { readStackInfo } from '../../lib/stack-info.js';
-import { benchParam, coresPer10kChangesPerS, CpuMeter, cpuSeconds, cpuUsPerChange, median, selfCpuSeconds, treeCpuSeconds, writeBenchResult } from './report.js';
+import { benchParam, coresPer10kChangesPerS, CpuMeter, cpuUsPerChange, median, PIPELINE_CPU_GROUPS, type PipelineCpuGroup, pipelineCpuReaders, writeBenchResult } from './report.js';
 import { ask, nextReport, send } from './subscriber-processes.js';
 
 const PARAMS = {
@@ -104,30 +103,10 @@ interface RunResult {
   awsRequestsPerChange: Record<string, number>;
 }
 
-/**
- * Where the CPU goes, per process: the two services; Postgres (postmaster and backends, the
- * walsender's decoding included); the engines' process (kinesalite, dynalite); this process
- * (the MQTT broker, the workload generator, the truth slot's reader); the SDK subscribers.
- */
-const CPU_GROUPS = ['capture', 'router', 'postgres', 'engines', 'bench_broker_workload', 'subscribers'] as const;
-type CpuGroup = (typeof CPU_GROUPS)[number];
+const CPU_GROUPS = PIPELINE_CPU_GROUPS;
+type CpuGroup = PipelineCpuGroup;
 /** A run's single-number figures (everything but the per-group CPU). */
 type Figure = Exclude<keyof RunResult, 'cpuUsPerChange' | 'awsRequestsPerChange'>;
-
-function cpuMeter(pipeline: TestPipeline, subscribers: readonly ChildProcess[]): CpuMeter {
-  const stack = readStackInfo();
-  // The postmaster's pid is the first line of its data directory's postmaster.pid.
-  const postmaster = Number(readFileSync(`${stack.postgres.dataDir}/postmaster.pid`, 'utf8').split('\n')[0]);
-  const readers: Record<CpuGroup, () => number> = {
-    capture: () => treeCpuSeconds(pipeline.capture.pid!),
-    router: () => treeCpuSeconds(pipeline.router.pid!),
-    postgres: () => treeCpuSeconds(postmaster),
-    engines: () => cpuSeconds(stack.pid),
-    bench_broker_workload: selfCpuSeconds,
-    subscribers: () => subscribers.reduce((n, c) => n + treeCpuSeconds(c.pid!), 0),
-  };
-  return new CpuMeter(readers);
-}
 
 const STAGES = {
   commitToKinesis: { service: 'capture', histogram: 'taskflow_capture_commit_to_kinesis_seconds' },
@@ -241,7 +220,7 @@ async function oneRun(setting: Setting, run: number): Promise<RunResult> {
     const loop = monitorEventLoopDelay({ resolution: 10 });
     loop.enable();
     const stagesBefore = await scrapeStages(pipeline);
-    const cpu = cpuMeter(pipeline, children);
+    const cpu = new CpuMeter(pipelineCpuReaders(pipeline, children));
     const requestsBefore = await awsRequests(pipeline);
     cpu.sample();
     const measureFrom = Date.now();

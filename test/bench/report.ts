@@ -1,9 +1,10 @@
 // The shared result format of every `npm run bench:<name>`: test/bench/results/<name>.json.
-import { execFileSync } from 'node:child_process';
+import { type ChildProcess, execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readStackInfo } from '../../lib/stack-info.js';
 
 export const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');
 
@@ -187,4 +188,28 @@ export function writeBenchResult(name: string, params: Record<string, unknown>, 
   const path = join(RESULTS_DIR, `${name}.json`);
   writeFileSync(path, `${JSON.stringify(result, null, 2)}\n`);
   return path;
+}
+
+/**
+ * Where the CPU goes in a bench of the test pipeline with capture and router as processes
+ * (bench:e2e, bench:clients): the two services; Postgres (postmaster and backends, the
+ * walsender's decoding included); the engines' process (kinesalite, dynalite); this process
+ * (the MQTT broker, the workload generator, the truth slot's reader); the SDK subscribers.
+ */
+export const PIPELINE_CPU_GROUPS = ['capture', 'router', 'postgres', 'engines', 'bench_broker_workload', 'subscribers'] as const;
+export type PipelineCpuGroup = (typeof PIPELINE_CPU_GROUPS)[number];
+
+/** Each PIPELINE_CPU_GROUPS group's CPU seconds so far, for a CpuMeter. */
+export function pipelineCpuReaders(pipeline: { capture: { pid?: number }; router: { pid?: number } }, subscribers: readonly ChildProcess[]): Record<PipelineCpuGroup, () => number> {
+  const stack = readStackInfo();
+  // The postmaster's pid is the first line of its data directory's postmaster.pid.
+  const postmaster = Number(readFileSync(`${stack.postgres.dataDir}/postmaster.pid`, 'utf8').split('\n')[0]);
+  return {
+    capture: () => treeCpuSeconds(pipeline.capture.pid!),
+    router: () => treeCpuSeconds(pipeline.router.pid!),
+    postgres: () => treeCpuSeconds(postmaster),
+    engines: () => cpuSeconds(stack.pid),
+    bench_broker_workload: selfCpuSeconds,
+    subscribers: () => subscribers.reduce((n, c) => n + treeCpuSeconds(c.pid!), 0),
+  };
 }
