@@ -43,10 +43,11 @@ async function consumersConfigMap(argv: string[]): Promise<number> {
     console.error(usage);
     return 2;
   }
-  const { streamConsumersConfigMap } = await import('../../infra/aws/workloads.js');
+  const { fanOutConsumers, streamConsumersConfigMap, workloads } = await import('../../infra/aws/workloads.js');
   const { defaultSettings } = await import('../../infra/aws/settings.js');
+  const settings = defaultSettings();
   const outputs = JSON.parse(readFileSync(values.outputs, 'utf8')) as Record<string, Record<string, string>>;
-  process.stdout.write(`${JSON.stringify(streamConsumersConfigMap(outputs, values.namespace ?? defaultSettings().namespace), null, 2)}\n`);
+  process.stdout.write(`${JSON.stringify(streamConsumersConfigMap(outputs, values.namespace ?? settings.namespace, fanOutConsumers(workloads(settings))), null, 2)}\n`);
   return 0;
 }
 

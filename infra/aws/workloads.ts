@@ -66,21 +66,23 @@ function leasesOf(setting: Setting<string>): NonNullable<Workload['leases']> {
  */
 export const STREAM_CONSUMERS_CONFIG_MAP = 'taskflow-stream-consumers';
 
-/** The readers that read by enhanced fan-out, by their EFO consumer's name. */
-export const FAN_OUT_READERS = ['router', 'notifications', 'archiver'] as const;
+/** The EFO consumers the workloads read as (their fromStreamConsumers), each once, in workload order. */
+export function fanOutConsumers(ws: readonly Workload[]): string[] {
+  return [...new Set(ws.flatMap((w) => Object.values(w.fromStreamConsumers ?? {})))];
+}
 
 /**
  * The stream-consumers ConfigMap from the stream stack's outputs, as `cdk deploy --outputs-file`
  * writes them (`{ "<stack>": { "EfoConsumerArn<name>": "arn:…" } }`): each consumer's ARN under
- * its name. Every fan-out reader's consumer must be there; the pods would not start without it.
+ * its name. Every consumer in `consumers` (fanOutConsumers) must be there; its pods would not start without it.
  */
-export function streamConsumersConfigMap(outputs: Record<string, Record<string, string>>, namespace: string): Manifest {
+export function streamConsumersConfigMap(outputs: Record<string, Record<string, string>>, namespace: string, consumers: readonly string[]): Manifest {
   const prefix = 'EfoConsumerArn';
   const data: Record<string, string> = {};
   for (const stackOutputs of Object.values(outputs)) {
     for (const [key, value] of Object.entries(stackOutputs)) if (key.startsWith(prefix)) data[key.slice(prefix.length)] = value;
   }
-  const missing = FAN_OUT_READERS.filter((name) => !data[name]?.startsWith('arn:'));
+  const missing = consumers.filter((name) => !data[name]?.startsWith('arn:'));
   if (missing.length > 0) throw new Error(`no ${prefix}<name> output with an ARN for ${missing.join(', ')}: deploy the stream stack with --outputs-file and pass that file`);
   return { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: STREAM_CONSUMERS_CONFIG_MAP, namespace }, data };
 }
@@ -103,18 +105,15 @@ export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawAr
   // The router, notifications and the archiver read by enhanced fan-out, each as its own EFO
   // consumer: with them polling too, five polling readers would share each shard's 2 MB/s at
   // the peak's 0.8 MB/s per shard (infra/aws/cost/model.ts kinesisShards); search and audit poll.
-  for (const name of FAN_OUT_READERS) {
-    if (!settings.efoConsumers.includes(name)) throw new Error(`the ${name} reads by enhanced fan-out: the stream stack must register an EFO consumer named ${name} (efo_consumers)`);
-  }
   /** A stream-consumer-kit reader (packages/stream) reading as its registered EFO consumer. */
-  const fanOut = (consumer: string) => ({ env: { KINESIS_READER: 'fanout' }, fromStreamConsumers: { KINESIS_FANOUT_CONSUMER_ARN: consumer } });
+  const byFanOut = (w: Workload, consumer: string): Workload => ({ ...w, env: { ...w.env, KINESIS_READER: 'fanout' }, fromStreamConsumers: { KINESIS_FANOUT_CONSUMER_ARN: consumer } });
   // Services that verify browsers' tokens: outside development mode a missing key set is a start-up error.
   const jwt = { JWT_JWKS_URL: settings.jwt.jwksUrl, JWT_ISSUER: settings.jwt.issuer, JWT_AUDIENCE: settings.jwt.audience };
   // The audit trail's S3 store (audit/s3-store.ts): audit writes it, the gdpr processor's audit
   // sink (audit/erasure-sink.ts) deletes identity mappings from it; AUDIT_KEY, which both need,
   // comes from the audit-key secret (secrets.ts).
   const auditTrail = { [AUDIT_SETTINGS.store.name]: 's3', [AUDIT_SETTINGS.bucket.name]: settings.auditBucket, [AUDIT_SETTINGS.identityBucket.name]: settings.auditIdentityBucket };
-  return [
+  const list: Workload[] = [
     {
       name: 'capture',
       kind: 'StatefulSet',
@@ -167,18 +166,20 @@ export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawAr
       secretEnv: { OPENSEARCH_URL: fromSecret('opensearch', 'OPENSEARCH_URL') },
       ports: { api: API_PORT },
     },
-    {
-      name: 'notifications',
-      leases: leasesOf(NOTIFICATION_SETTINGS.consumerName),
-      kind: 'Deployment',
-      args: ['notifications'],
-      replicas: { min: 2, max: 8 },
-      cpuMillis: 1000,
-      memoryMi: 1024,
-      env: { CHANGE_STREAM_NAME: streamName, NOTIFICATIONS_PUBLISHER: 'iot-data', NOTIFICATIONS_PORT: String(API_PORT), ...fanOut('notifications').env, ...SUBJECT_KEYS, ...jwt },
-      fromStreamConsumers: fanOut('notifications').fromStreamConsumers,
-      ports: { api: API_PORT },
-    },
+    byFanOut(
+      {
+        name: 'notifications',
+        leases: leasesOf(NOTIFICATION_SETTINGS.consumerName),
+        kind: 'Deployment',
+        args: ['notifications'],
+        replicas: { min: 2, max: 8 },
+        cpuMillis: 1000,
+        memoryMi: 1024,
+        env: { CHANGE_STREAM_NAME: streamName, NOTIFICATIONS_PUBLISHER: 'iot-data', NOTIFICATIONS_PORT: String(API_PORT), ...SUBJECT_KEYS, ...jwt },
+        ports: { api: API_PORT },
+      },
+      'notifications',
+    ),
     {
       // A Deployment: with the S3 store the trail keeps no local state. Segments and redrive marks
       // are in the Object Lock bucket, each shard's head in its lease checkpoint, and a new
@@ -213,17 +214,19 @@ export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawAr
       secretFiles: { secret: fromSecret('gdpr', 'warehouse-erasure-token').secret, mountPath: GDPR_SECRETS_DIR },
       secretEnv: { DATABASE_URL: fromSecret('gdpr', 'DATABASE_URL'), [AUDIT_SETTINGS.key.name]: fromSecret('audit-key', 'AUDIT_KEY'), OPENSEARCH_URL: fromSecret('opensearch', 'OPENSEARCH_URL') },
     },
-    {
-      name: 'analytics-archiver',
-      leases: leasesOf(ARCHIVER_SETTINGS.consumerName),
-      kind: 'Deployment',
-      args: ['analytics', 'archive'],
-      replicas: { min: 2, max: 8 },
-      cpuMillis: 1000,
-      memoryMi: 1024,
-      env: { CHANGE_STREAM_NAME: streamName, FIREHOSE_DELIVERY_STREAM: RAW_DELIVERY_STREAM, ...fanOut('archiver').env },
-      fromStreamConsumers: fanOut('archiver').fromStreamConsumers,
-    },
+    byFanOut(
+      {
+        name: 'analytics-archiver',
+        leases: leasesOf(ARCHIVER_SETTINGS.consumerName),
+        kind: 'Deployment',
+        args: ['analytics', 'archive'],
+        replicas: { min: 2, max: 8 },
+        cpuMillis: 1000,
+        memoryMi: 1024,
+        env: { CHANGE_STREAM_NAME: streamName, FIREHOSE_DELIVERY_STREAM: RAW_DELIVERY_STREAM },
+      },
+      'archiver',
+    ),
     {
       // DuckDB has one writing process per warehouse file: one pod, which also serves the analytics API.
       name: 'analytics-loader',
@@ -237,6 +240,10 @@ export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawAr
       volumeGi: 200,
     },
   ];
+  for (const name of fanOutConsumers(list)) {
+    if (!settings.efoConsumers.includes(name)) throw new Error(`the ${name} reads by enhanced fan-out: the stream stack must register an EFO consumer named ${name} (efo_consumers)`);
+  }
+  return list;
 }
 
 type Manifest = Record<string, unknown>;
