@@ -63,8 +63,8 @@ function changeJson(c: SequencedChange, mode: PayloadMode): string {
 }
 
 const fullPrefix = (seq: number): string => `{"seq":${seq},"event":`;
-/** `{"seq":` and `,"event":` (ASCII: characters = bytes). */
-const FULL_PREFIX_CHARS = 16;
+/** `{"seq":` and `,"event":`, the prefix without its seq (ASCII: characters = bytes). */
+const FULL_PREFIX_CHARS = fullPrefix(0).length - 1;
 
 /** Characters (ASCII: bytes) of the wrapping of a full-mode entry around the envelope's JSON. */
 function fullWrapLength(seq: number): number {
