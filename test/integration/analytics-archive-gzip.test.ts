@@ -15,12 +15,11 @@ import { FirehoseDeliveryStream } from '../../analytics/firehose.js';
 import { startLoader } from '../../analytics/loader-service.js';
 import { startArchiver, type RunningArchiver } from '../../analytics/service.js';
 import { createFirehoseClient, createS3Client } from '../../lib/aws.js';
-import { tableEnvVar } from '../../lib/config.js';
 import { silentLogger } from '../../lib/logger.js';
 import { S3ObjectStore } from '../../lib/object-store.js';
 import { type LocalFirehose, startFirehose } from '../../infra/local/firehose/server.js';
 import { sampleEvent } from '../../schemas/fixtures.js';
-import { createTestStream, createTestTables, kinesisClient, testStackEnv } from '../support/stack.js';
+import { archiverTestEnv, createTestStream, createTestTables, kinesisClient } from '../support/stack.js';
 import { waitFor } from '../support/wait.js';
 
 const N = 300;
@@ -62,14 +61,7 @@ beforeAll(async () => {
     },
   });
   env = {
-    ...testStackEnv(),
-    CHANGE_STREAM_NAME: streamName,
-    FIREHOSE_ENDPOINT: firehose.endpoint,
-    FIREHOSE_DELIVERY_STREAM: 'archive',
-    [tableEnvVar('leases')]: tables.leases!,
-    [tableEnvVar('dlq')]: tables.dlq!,
-    KINESIS_POLL_INTERVAL_MS: '20',
-    KINESIS_MIN_CALL_SPACING_MS: '0',
+    ...archiverTestEnv({ streamName, firehoseEndpoint: firehose.endpoint, tables }),
     // Small reads: many archiver batches, so many records in one object.
     KINESIS_MAX_RECORDS: '40',
     S3_ENDPOINT: s3Endpoint,

@@ -22,7 +22,7 @@ import { silentLogger } from '../../lib/logger.js';
 import { FsObjectStore } from '../../lib/object-store.js';
 import { type DeliveryStreamConfig, type LocalFirehose, startFirehose } from '../../infra/local/firehose/server.js';
 import { sampleEvent } from '../../schemas/fixtures.js';
-import { createTestStream, createTestTables, dynamoClient, kinesisClient, testStackEnv } from '../support/stack.js';
+import { archiverTestEnv, createTestStream, createTestTables, dynamoClient, kinesisClient } from '../support/stack.js';
 import { waitFor } from '../support/wait.js';
 
 let kinesis: KinesisClient;
@@ -64,14 +64,7 @@ beforeAll(async () => {
   // Refuses any record above 3,000 bytes, as Firehose refuses one above 1,000 KiB.
   strict = await startFirehose({ store: () => store, streams: [stream], limits: { bytesPerRecord: 3000 } });
   env = {
-    ...testStackEnv(),
-    CHANGE_STREAM_NAME: streamName,
-    FIREHOSE_ENDPOINT: strict.endpoint,
-    FIREHOSE_DELIVERY_STREAM: 'archive',
-    [tableEnvVar('leases')]: tables.leases!,
-    [tableEnvVar('dlq')]: tables.dlq!,
-    KINESIS_POLL_INTERVAL_MS: '20',
-    KINESIS_MIN_CALL_SPACING_MS: '0',
+    ...archiverTestEnv({ streamName, firehoseEndpoint: strict.endpoint, tables }),
     ARCHIVER_BACKOFF_BASE_MS: '5',
     ARCHIVER_BACKOFF_MAX_MS: '50',
   };

@@ -16,10 +16,9 @@ import { DynamoDeadLetterStore } from '../../lib/dlq.js';
 import { DynamoLeaseStore } from '@taskflow/stream';
 import { silentLogger } from '../../lib/logger.js';
 import { FsObjectStore } from '../../lib/object-store.js';
-import { tableEnvVar } from '../../lib/config.js';
 import { type LocalFirehose, startFirehose } from '../../infra/local/firehose/server.js';
 import { sampleEvent } from '../../schemas/fixtures.js';
-import { createTestStream, createTestTables, dynamoClient, kinesisClient, testStackEnv } from '../support/stack.js';
+import { archiverTestEnv, createTestStream, createTestTables, dynamoClient, kinesisClient } from '../support/stack.js';
 import { waitFor } from '../support/wait.js';
 
 const N = 600;
@@ -58,14 +57,7 @@ beforeAll(async () => {
     },
   });
   const config = loadArchiverConfig({
-    ...testStackEnv(),
-    CHANGE_STREAM_NAME: streamName,
-    FIREHOSE_ENDPOINT: firehose.endpoint,
-    FIREHOSE_DELIVERY_STREAM: 'archive',
-    [tableEnvVar('leases')]: tables.leases,
-    [tableEnvVar('dlq')]: tables.dlq,
-    KINESIS_POLL_INTERVAL_MS: '20',
-    KINESIS_MIN_CALL_SPACING_MS: '0',
+    ...archiverTestEnv({ streamName, firehoseEndpoint: firehose.endpoint, tables }),
     KINESIS_MAX_RECORDS: '250',
     ARCHIVER_BACKOFF_BASE_MS: '5',
     ARCHIVER_BACKOFF_MAX_MS: '50',

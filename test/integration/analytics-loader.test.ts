@@ -13,10 +13,9 @@ import { LOADER_METRICS } from '../../analytics/metrics.js';
 import { startArchiver, type RunningArchiver } from '../../analytics/service.js';
 import { silentLogger } from '../../lib/logger.js';
 import { FsObjectStore } from '../../lib/object-store.js';
-import { tableEnvVar } from '../../lib/config.js';
 import { type LocalFirehose, startFirehose } from '../../infra/local/firehose/server.js';
 import { sampleEvent } from '../../schemas/fixtures.js';
-import { createTestStream, createTestTables, kinesisClient, testStackEnv } from '../support/stack.js';
+import { archiverTestEnv, createTestStream, createTestTables, kinesisClient } from '../support/stack.js';
 import { sleep, waitFor } from '../support/wait.js';
 
 let kinesis: KinesisClient;
@@ -34,14 +33,7 @@ beforeAll(async () => {
     streams: [{ name: 'archive', bucket: 'archive', prefix: 'raw/', errorPrefix: 'errors/', hints: { sizeInMBs: 1, intervalInSeconds: 0 }, compression: 'UNCOMPRESSED', fileExtension: '.gz' }],
   });
   const env = {
-    ...testStackEnv(),
-    CHANGE_STREAM_NAME: streamName,
-    FIREHOSE_ENDPOINT: firehose.endpoint,
-    FIREHOSE_DELIVERY_STREAM: 'archive',
-    [tableEnvVar('leases')]: tables.leases!,
-    [tableEnvVar('dlq')]: tables.dlq!,
-    KINESIS_POLL_INTERVAL_MS: '20',
-    KINESIS_MIN_CALL_SPACING_MS: '0',
+    ...archiverTestEnv({ streamName, firehoseEndpoint: firehose.endpoint, tables }),
     S3_DIR: join(dir, 's3'),
     ARCHIVE_BUCKET: 'archive',
     LOADER_POLL_INTERVAL_MS: '50',

@@ -13,6 +13,7 @@ import { REPLICATION_ROLE, setRolePassword, urlAs } from '../../db/roles.js';
 import { LOCAL_REPLICATION_PASSWORD } from '../../infra/local/postgres.js';
 import { clientIdPrefix } from '../../lib/authz.js';
 import { createDynamoClient, createKinesisClient, loadAwsConfig, type AwsConfig } from '../../lib/aws.js';
+import { tableEnvVar } from '../../lib/config.js';
 import { readStackInfo, stackEnv, type StackInfo } from '../../lib/stack-info.js';
 import { startBroker, type Broker, type BrokerHooks } from '../../infra/local/broker.js';
 import { ensureStream, ensureTable } from '../../infra/local/stack.js';
@@ -36,6 +37,23 @@ export function stack(): StackInfo {
 /** Environment variables a service would get for this stack (DATABASE_URL, KINESIS_ENDPOINT, …). */
 export function testStackEnv(): Record<string, string> {
   return stackEnv(stack());
+}
+
+/**
+ * An archiver's environment on the test stack: its stream, the Firehose stand-in's `archive`
+ * delivery stream, its leases and dead-letter tables (createTestTables), polling without pauses.
+ */
+export function archiverTestEnv(o: { streamName: string; firehoseEndpoint: string; tables: Record<string, string> }): Record<string, string> {
+  return {
+    ...testStackEnv(),
+    CHANGE_STREAM_NAME: o.streamName,
+    FIREHOSE_ENDPOINT: o.firehoseEndpoint,
+    FIREHOSE_DELIVERY_STREAM: 'archive',
+    [tableEnvVar('leases')]: o.tables.leases!,
+    [tableEnvVar('dlq')]: o.tables.dlq!,
+    KINESIS_POLL_INTERVAL_MS: '20',
+    KINESIS_MIN_CALL_SPACING_MS: '0',
+  };
 }
 
 export function awsConfig(): AwsConfig {
