@@ -20,7 +20,30 @@ export interface AwsConfig {
   firehoseEndpoint?: string;
   /** An S3 API endpoint other than AWS's (s3rver locally): addressed path-style. */
   s3Endpoint?: string;
+  /** How long a request may wait (default AWS_TIMEOUTS); tests shorten it. */
+  timeouts?: AwsTimeouts;
 }
+
+export interface AwsTimeouts {
+  /** TCP (and TLS) connect. */
+  connectMs: number;
+  /** From sending the request to the response's headers. */
+  responseMs: number;
+  /** Silence on the socket once the response has begun. */
+  idleMs: number;
+}
+
+/**
+ * Every AWS request gives up instead of waiting on a half-open connection: without a limit the
+ * Kinesis client waits forever and DynamoDB's default is 5 minutes of silence, far past a shard
+ * lease's 1.5 s failover, so one stuck call would stall a shard while its lease still looked alive.
+ * A timed-out call fails as TimeoutError, which the SDK's retries and the services' own back-off
+ * treat as transient. Calls answer in milliseconds; 10 s to the headers leaves room for a 5 MB
+ * PutRecords on a slow link.
+ */
+export const AWS_TIMEOUTS: AwsTimeouts = { connectMs: 3_000, responseMs: 10_000, idleMs: 30_000 };
+/** S3's timer includes uploading the body (audit segments, warehouse files): a minute. */
+const S3_RESPONSE_MS = 60_000;
 
 export const AWS_SETTINGS = {
   region: stringSetting({ name: 'AWS_REGION', default: 'us-east-1', meaning: 'AWS region of Kinesis, DynamoDB and IoT Core.' }),
@@ -76,38 +99,46 @@ function counted<C extends KinesisClient | DynamoDBClient | FirehoseClient | S3C
 // Local engines speak HTTP/1.1 only and accept any credentials.
 const localCredentials = { accessKeyId: 'local', secretAccessKey: 'local' };
 
-function localOptions(endpoint: string) {
-  return {
-    endpoint,
-    credentials: localCredentials,
-    requestHandler: new NodeHttpHandler({ httpAgent: new Agent({ keepAlive: true, maxSockets: 64 }) }),
-  };
+function requestHandler(cfg: AwsConfig, local: boolean, responseMs?: number): NodeHttpHandler {
+  const t = cfg.timeouts ?? AWS_TIMEOUTS;
+  return new NodeHttpHandler({
+    connectionTimeout: t.connectMs,
+    requestTimeout: responseMs ?? t.responseMs,
+    throwOnRequestTimeout: true,
+    socketTimeout: t.idleMs,
+    ...(local ? { httpAgent: new Agent({ keepAlive: true, maxSockets: 64 }) } : {}),
+  });
+}
+
+/** The endpoint, credentials and request handler of a client: a local engine's or AWS's. */
+function clientOptions(cfg: AwsConfig, endpoint: string | undefined, responseMs?: number) {
+  return endpoint ? { endpoint, credentials: localCredentials, requestHandler: requestHandler(cfg, true, responseMs) } : { requestHandler: requestHandler(cfg, false, responseMs) };
 }
 
 export function createKinesisClient(cfg: AwsConfig): KinesisClient {
-  return counted('kinesis', new KinesisClient({ region: cfg.region, maxAttempts: 1, ...(cfg.kinesisEndpoint ? localOptions(cfg.kinesisEndpoint) : {}) }));
+  return counted('kinesis', new KinesisClient({ region: cfg.region, maxAttempts: 1, ...clientOptions(cfg, cfg.kinesisEndpoint) }));
 }
 
 export function createDynamoClient(cfg: AwsConfig): DynamoDBClient {
-  return counted('dynamodb', new DynamoDBClient({ region: cfg.region, ...(cfg.dynamodbEndpoint ? localOptions(cfg.dynamodbEndpoint) : {}) }));
+  return counted('dynamodb', new DynamoDBClient({ region: cfg.region, ...clientOptions(cfg, cfg.dynamodbEndpoint) }));
 }
 
 export function createIotDataClient(cfg: AwsConfig): IoTDataPlaneClient {
-  return counted('iot-data', new IoTDataPlaneClient({ region: cfg.region, ...(cfg.iotDataEndpoint ? localOptions(cfg.iotDataEndpoint) : {}) }));
+  return counted('iot-data', new IoTDataPlaneClient({ region: cfg.region, ...clientOptions(cfg, cfg.iotDataEndpoint) }));
 }
 
 /** One attempt per call, like Kinesis': the archiver backs off on throttling itself (lib/backoff.ts). */
 export function createFirehoseClient(cfg: AwsConfig): FirehoseClient {
-  return counted('firehose', new FirehoseClient({ region: cfg.region, maxAttempts: 1, ...(cfg.firehoseEndpoint ? localOptions(cfg.firehoseEndpoint) : {}) }));
+  return counted('firehose', new FirehoseClient({ region: cfg.region, maxAttempts: 1, ...clientOptions(cfg, cfg.firehoseEndpoint) }));
 }
 
 /** s3rver takes the credentials it was started with (S3RVER/S3RVER by default) and path-style addressing only. */
 export function createS3Client(cfg: AwsConfig, credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }): S3Client {
-  if (!cfg.s3Endpoint) return counted('s3', new S3Client({ region: cfg.region }));
-  return counted('s3', new S3Client({ region: cfg.region, ...localOptions(cfg.s3Endpoint), credentials, forcePathStyle: true }));
+  if (!cfg.s3Endpoint) return counted('s3', new S3Client({ region: cfg.region, ...clientOptions(cfg, undefined, S3_RESPONSE_MS) }));
+  return counted('s3', new S3Client({ region: cfg.region, ...clientOptions(cfg, cfg.s3Endpoint, S3_RESPONSE_MS), credentials, forcePathStyle: true }));
 }
 
 /** KMS has no local engine: development wraps subject keys with a local KEK instead (lib/subject-keys.ts). */
 export function createKmsClient(cfg: AwsConfig): KMSClient {
-  return counted('kms', new KMSClient({ region: cfg.region }));
+  return counted('kms', new KMSClient({ region: cfg.region, ...clientOptions(cfg, undefined) }));
 }
