@@ -168,6 +168,26 @@ describe('client against a real broker', () => {
     expect(r.seqs).toEqual(range(1, 6));
   });
 
+  it('keeps at most maxConcurrentReplays replay requests in flight when many subscriptions catch up at once, also after a reconnect', async () => {
+    const projects = Array.from({ length: 20 }, () => randomUUID());
+    for (const p of projects) await feed.commit(ws, p, 3, { publish: false });
+    feed.replayDelayMs = 20;
+    feed.replayPeakInFlight = 0;
+    try {
+      const recorders = projects.map(() => new Recorder());
+      const c = client({ maxConcurrentReplays: 3 });
+      projects.forEach((p, i) => c.subscribeProject(ws, p, recorders[i]!.handlers(1)));
+      await waitFor(() => recorders.every((r) => r.status === 'live'), 'all live');
+      for (const p of projects) await feed.commit(ws, p, 2, { publish: false });
+      proxy.cut(); // every subscription asks again after its new SUBACK
+      await waitFor(() => recorders.every((r) => r.status === 'live' && r.seqs.length === 5), 'all caught up after the cut');
+      for (const r of recorders) expect(r.seqs).toEqual(range(1, 5));
+      expect(feed.replayPeakInFlight).toBeLessThanOrEqual(3);
+    } finally {
+      feed.replayDelayMs = 0;
+    }
+  });
+
   it('calls onResync when the changelog no longer reaches back, and continues after latestSeq', async () => {
     const project = randomUUID();
     await feed.commit(ws, project, 10, { publish: false });

@@ -11,6 +11,7 @@ import { DebugLog, type DebugSink } from './log.js';
 import { fetchInboxSince, markInboxRead } from './inbox.js';
 import { feedTransition, initialFeed, type FeedEffect, type FeedEvent, type FeedState, type Notification } from './notification-feed.js';
 import { fetchReplay } from './replay.js';
+import { RequestGate } from './request-gate.js';
 import {
   defaultSubscriptionConfig,
   initialState,
@@ -59,8 +60,14 @@ export interface ClientOptions {
   subscription?: Partial<SubscriptionConfig>;
   /** Refresh a getToken token this long before its `exp` (default 60 s). */
   tokenRefreshMarginMs?: number;
-  /** Timeout of one replay request (default 10 s). */
+  /** Timeout of one replay request (default 10 s), counted from when it is sent. */
   replayTimeoutMs?: number;
+  /**
+   * Replay requests of this client in flight at once (default 4, the replay API's default
+   * REPLAY_CONCURRENCY_PER_USER); the others wait in order. After a reconnect every subscription
+   * asks at once: 50 requests would mostly come back 429 and be retried.
+   */
+  maxConcurrentReplays?: number;
   /** Problems the SDK cannot fix itself (access denied, rejected static token, failing handlers). */
   onError?: (error: RealtimeError) => void;
 }
@@ -223,15 +230,17 @@ class ProjectSubscription {
       this.send({ type: 'replayFailed', requestId, reason: 'transient', now: now(), random: Math.random() });
       return;
     }
-    const outcome = await fetchReplay({
-      replayUrl: this.client.options.replayUrl,
-      workspaceId: this.workspaceId,
-      projectId: this.projectId,
-      after: effect.after,
-      limit: effect.limit,
-      token,
-      timeoutMs: this.client.options.replayTimeoutMs ?? 10_000,
-    });
+    const outcome = await this.client.replayGate.run(() =>
+      fetchReplay({
+        replayUrl: this.client.options.replayUrl,
+        workspaceId: this.workspaceId,
+        projectId: this.projectId,
+        after: effect.after,
+        limit: effect.limit,
+        token,
+        timeoutMs: this.client.options.replayTimeoutMs ?? 10_000,
+      }),
+    );
     this.client.log.log('replay answer', { topic: this.topic, after: effect.after, kind: outcome.kind });
     switch (outcome.kind) {
       case 'ok':
@@ -369,6 +378,7 @@ class Client implements RealtimeClient {
   readonly log: DebugLog;
   readonly tokens: TokenSource;
   readonly subscriptionConfig: SubscriptionConfig;
+  readonly replayGate: RequestGate;
   private readonly backoff: BackoffOptions;
   private readonly maxPerConnection: number;
   private readonly clientIdSuffix: string;
@@ -389,6 +399,7 @@ class Client implements RealtimeClient {
     });
     this.subscriptionConfig = { ...defaultSubscriptionConfig, ...options.subscription };
     this.backoff = { ...defaultBackoff, ...options.backoff };
+    this.replayGate = new RequestGate(options.maxConcurrentReplays ?? 4);
     this.maxPerConnection = options.maxSubscriptionsPerConnection ?? 50;
     this.clientIdSuffix = options.clientIdSuffix ?? randomClientSuffix();
     this.removeNetworkListeners = this.listenToNetwork();

@@ -54,6 +54,10 @@ export class ProjectFeed {
   private server!: Server;
   replayUrl = '';
   replayRequests = 0;
+  /** Replay requests being answered now, and the most at once (answers wait `replayDelayMs`). */
+  replayInFlight = 0;
+  replayPeakInFlight = 0;
+  replayDelayMs = 0;
 
   constructor(private readonly options: FeedOptions) {}
 
@@ -135,9 +139,14 @@ export class ProjectFeed {
 
   private serve(url: string, authorization: string | undefined, res: import('node:http').ServerResponse): void {
     this.replayRequests += 1;
+    this.replayInFlight += 1;
+    this.replayPeakInFlight = Math.max(this.replayPeakInFlight, this.replayInFlight);
     const reply = (status: number, body: unknown): void => {
-      res.writeHead(status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(body));
+      setTimeout(() => {
+        this.replayInFlight -= 1;
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(body));
+      }, this.replayDelayMs);
     };
     const u = new URL(url, 'http://x');
     const m = /^\/v1\/workspaces\/([^/]+)\/projects\/([^/]+)\/changes$/.exec(u.pathname);
