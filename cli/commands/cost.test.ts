@@ -19,13 +19,16 @@ describe('taskflow cost', () => {
     expect(out).toMatch(/Broker: IoT Core \$[\d,]+ vs self-hosted MQTT on EKS \$[\d,]+/);
     expect(out).toMatch(/^ {2}total +\$[\d,]+/m);
     expect(out).toContain('publish to every project');
+    expect(out).toMatch(/Kinesis records uncompressed \(CAPTURE_COMPRESSION=none\) +\$[\d,]+ +\(\+\$[\d,]+\)/);
+    expect(out).toContain('The default levers if an assumption is off:');
   });
 
   it('--json gives the total, each service and the broker comparison', async () => {
     const { out } = await run(['--json']);
     const doc = JSON.parse(out) as { prices_as_of: string; default: { monthly_usd_total: number; services: Record<string, { usd: number }> }; iot_vs_selfhosted_usd: { iot_core: number; self_hosted: number } };
     expect(doc.prices_as_of).toMatch(/^\d{4}-\d{2}/);
-    expect(Object.keys(doc.default.services)).toEqual(expect.arrayContaining(['kinesis', 'dynamodb', 'iot_core', 'firehose', 's3', 'kms', 'eks_nodes', 'lambda', 'snowflake', 'cloudwatch']));
+    // The default broker is the self-hosted tier: no IoT Core, no authorizer Lambda.
+    expect(Object.keys(doc.default.services).sort()).toEqual(['cloudwatch', 'dynamodb', 'eks_nodes', 'firehose', 'kinesis', 'kms', 'mqtt_self_hosted', 's3', 'snowflake']);
     expect(doc.iot_vs_selfhosted_usd.iot_core).toBeGreaterThan(0);
   });
 

@@ -25,6 +25,8 @@ export function formatComparison(c: Comparison, pricesAsOf: string): string {
   for (const l of c.levers) lines.push(`  ${l.name.padEnd(55)} ${usd(l.monthly_usd_total).padStart(10)}  (${l.delta_usd >= 0 ? '+' : '-'}${usd(Math.abs(l.delta_usd))})`);
   lines.push('', 'Saving levers applied one after another:');
   for (const step of c.cumulative) lines.push(`  ${step.name.padEnd(55)} ${usd(step.monthly_usd_total).padStart(10)}`);
+  lines.push('', 'The default levers if an assumption is off:');
+  for (const x of c.sensitivity) lines.push(`  ${x.name.padEnd(55)} ${usd(x.monthly_usd_total).padStart(10)}  (${x.delta_usd >= 0 ? '+' : '-'}${usd(Math.abs(x.delta_usd))})`);
   return lines.join('\n');
 }
 

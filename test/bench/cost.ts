@@ -20,6 +20,7 @@ const path = writeBenchResult(
     iot_vs_selfhosted_usd: c.iot_vs_selfhosted_usd,
     each_lever: c.levers.map((l) => ({ name: l.name, monthly_usd_total: l.monthly_usd_total, delta_usd: l.delta_usd })),
     cumulative: c.cumulative,
+    sensitivity: c.sensitivity,
   },
   { monthly_usd_total: c.default.monthly_usd_total, ...perService, iot_core_usd: c.iot_vs_selfhosted_usd.iot_core, self_hosted_mqtt_usd: c.iot_vs_selfhosted_usd.self_hosted },
 );

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ROUTER_READ_BUDGET, ROUTER_SETTINGS } from '../../../router/config.js';
 import { loadMeasured, loadPrices, loadScale } from './load.js';
-import { changelogCapacity, compare, DEFAULT_LEVERS, dynamoWrites, egressUsd, fanout, iotCoreItem, kinesisShards, messagesPerTransaction, monthlyBill, type Scale, SECONDS_PER_MONTH, selfHostedItem, tiered } from './model.js';
+import { brokerTier, changelogCapacity, compare, DEFAULT_LEVERS, dynamoWrites, egressUsd, fanout, iotCoreItem, kinesisShards, messagesPerTransaction, monthlyBill, type Scale, SECONDS_PER_MONTH, selfHostedItem, tiered } from './model.js';
 
 const prices = loadPrices();
 const seed = loadScale('seed');
@@ -148,15 +148,61 @@ describe('cost model arithmetic', () => {
     expect(fanout(scale, { ...DEFAULT_LEVERS, batchWindowMs: 1000 }).publishesPerS).toBeCloseTo(10 * ((1 - Math.exp(-10)) / 10), 9);
   });
 
-  it('prices the self-hosted broker by nodes, egress and the load balancer', () => {
+  it('sizes the self-hosted broker tier from connections per node, memory per connection and the peak deliveries, and prices hosts, egress, cross-zone traffic and the TLS load balancer', () => {
     const scale = tinyScale();
-    const item = selfHostedItem(scale, prices, fanout(scale, DEFAULT_LEVERS));
-    // 3 nodes (the minimum) x $0.289 x 730 h; egress 20/s x (200 + 60) B x 2,628,000 s = 13.67 GB at $0.09;
-    // NLB: $0.0225 x 730 + max(1,000 / 100,000 flows, 0.0187 GB/h) NLCU x $0.006 x 730
+    const thin = { ...DEFAULT_LEVERS, payload: 'thin' as const };
+    const tier = brokerTier(scale, prices, thin);
+    // 1,000 connections / (2,000 a node x 0.67) -> 1 node, at least 3 (one per zone)
+    expect(tier.nodes).toBe(3);
+    // memory: 2,000 x 203 KiB = 396.5 MiB x 1.5 headroom = 594.7 -> 640 Mi (64 Mi steps)
+    expect(tier.memoryMi).toBe(640);
+    // CPU: 20 deliveries/s x 100 (peak / average) / 3 nodes / 0.67 (a lost zone's clients) = 995/s
+    // x 200 us = 199 millicores, at 60% target 331.7 -> 350 m (50 m steps)
+    expect(tier.cpuMillis).toBe(350);
+    // hosts: 3 x 0.35 vCPU over 8 x 0.9, 3 x 640 Mi over 32 GiB x 0.9: under one host, + 1 spare, at least 3
+    expect(tier.hosts).toBe(3);
+    // a 2-subscriber project's message reaches 3 x (1 - (2/3)^2) = 5/3 of the 3 nodes: 10 messages/s -> 16.67 node publishes/s
+    expect(tier.nodePublishesPerS).toBeCloseTo(50 / 3, 9);
+    const item = selfHostedItem(scale, thin, prices, fanout(scale, thin));
+    // egress: 20 deliveries/s x (200 + 60) B x 2,628,000 s = 13.67 GB at $0.09; node publishes 16.67/s x 260 B = 11.39 GB;
+    // two thirds of both cross a zone at $0.02/GB; the NLB's TLS NLCU: max(1,000 / 3,000 active, 0 new, 0.0187 GB/h) = 0.333
     const egressGb = (20 * 260 * SECONDS_PER_MONTH) / 1e9;
-    const nlcu = Math.max(0.01, egressGb / 730);
-    expect(item.detail.nodes).toBe(3);
-    expect(item.usd).toBeCloseTo(3 * 0.289 * 730 + egressGb * 0.09 + (0.0225 + nlcu * 0.006) * 730, 6);
+    const publishGb = ((50 / 3) * 260 * SECONDS_PER_MONTH) / 1e9;
+    const nlcu = 1000 / 3000;
+    expect(item.usd).toBeCloseTo(3 * 0.3264 * 730 + egressGb * 0.09 + (egressGb + publishGb) * 0.67 * 0.02 + (0.0225 + nlcu * 0.006) * 730, 6);
+  });
+
+  it('the seed tier: 448 nodes of 1,340 connections, memory-bound on 11 hosts', () => {
+    const tier = brokerTier(seed, prices);
+    // 600,000 / (2,000 x 0.67) = 447.8 -> 448 nodes
+    expect(tier).toMatchObject({ nodes: 448, connectionsPerNode: 1340, memoryMi: 640, cpuMillis: 100 });
+    // 448 x 640 Mi = 280 GiB over 32 GiB x 0.9 = 9.7 -> 10 hosts (CPU: 448 x 0.1 / 7.2 = 6.2), + 1 spare
+    expect(tier.hosts).toBe(11);
+  });
+
+  it('writes no subscription items with the self-hosted broker: the router loads them from the nodes', () => {
+    // 2,400 daily users x 1 session x 730/24 days = 73,000 sessions x 3 subscribes x (put + delete) over the month
+    const scale = tinyScale({ connections: { concurrent: 1000, daily_users: 2400, sessions_per_user_per_day: 1, subscribes_per_session: 3 } });
+    expect(dynamoWrites(scale, { ...DEFAULT_LEVERS, broker: 'iot-core' }).subscriptions).toBeCloseTo((73_000 * 3 * 2) / SECONDS_PER_MONTH, 9);
+    expect(dynamoWrites(scale, { ...DEFAULT_LEVERS, broker: 'self-hosted' }).subscriptions).toBe(0);
+    expect(DEFAULT_LEVERS.broker).toBe('self-hosted');
+    expect(monthlyBill(scale, prices).services.dynamodb!.detail.subscription_wru_millions).toBe(0);
+  });
+
+  it("sizes Kinesis by the compressed bytes: capture's zstd at the scale's ratio, or none", () => {
+    // 1,000 events/s x 1,000 B at 5x = 0.2 MB/s x 1.5 = 0.3 -> 1 shard by bytes; records: 1,000/s x 1.5 / 1,000 -> 2
+    const zstd = tinyScale({ events: { ...tinyScale().events, kinesis_compression_ratio: 5 } });
+    expect(kinesisShards(zstd, { kinesisCompression: 'zstd' })).toEqual({ shards: 2, bound: 'records' });
+    // 10,000 events/s of 1,000 B, 20 a record: uncompressed 10 MB/s x 1.5 = 15 shards; zstd 5x: 2 MB/s x 1.5 = 3 (records: 500/s x 1.5 / 1,000 -> 1)
+    const big = tinyScale({ events: { ...zstd.events, peak_per_s: 10_000, events_per_kinesis_record: 20 } });
+    expect(kinesisShards(big, { kinesisCompression: 'none' })).toEqual({ shards: 15, bound: 'bytes' });
+    expect(kinesisShards(big, { kinesisCompression: 'zstd' })).toEqual({ shards: 3, bound: 'bytes' });
+    // the bill: shard-hours, 7-day retention and the EFO readers' shard-hours follow the shards
+    const kinesis = (kinesisCompression: 'zstd' | 'none') => monthlyBill(big, prices, { ...DEFAULT_LEVERS, kinesisCompression }).services.kinesis!;
+    expect(kinesis('none').detail.shards).toBe(15);
+    const perShard = 730 * (0.015 + 0.02 + 3 * 0.015);
+    // and the EFO readers' retrieval the bytes: 10 events/s x 1,000 B x 2,628,000 s = 26.28 GB in, or 5.256 GB at 5x
+    expect(kinesis('none').usd - kinesis('zstd').usd).toBeCloseTo(12 * perShard + 3 * (26.28 - 5.256) * 0.013, 1);
   });
 
   it('bills Firehose for the bytes the archiver sends: gzipped records by default (analytics/record-packing.ts), in 5 KB units', () => {

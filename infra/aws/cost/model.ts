@@ -36,6 +36,8 @@ export interface Scale {
     average_per_s: number;
     average_bytes: number;
     kinesis_compression_ratio: number;
+    /** What zstd reached on the demo workload's envelopes (a sensitivity of the bill, not its assumption). */
+    kinesis_compression_measured_ratio?: number;
     archive_gzip_ratio: number;
     events_per_kinesis_record: number;
     shard_headroom: number;
@@ -51,7 +53,7 @@ export interface Scale {
     polling_consumers: string[];
     efo_consumers: string[];
   };
-  self_hosted_mqtt: { connections_per_node: number; deliveries_per_node_per_s: number; min_nodes: number; frame_overhead_bytes: number };
+  self_hosted_mqtt: SelfHostedMqtt;
   analytics: {
     raw_retention_days: number;
     curated_years: number;
@@ -66,6 +68,31 @@ export interface Scale {
   measured: Measured;
 }
 
+/**
+ * The self-hosted broker tier (infra/aws workload `broker`): independent aedes nodes, one process
+ * per pod, behind an NLB; the router publishes to each node that has a subscriber of the topic.
+ */
+export interface SelfHostedMqtt {
+  /** Connections one node (one aedes process) is sized to hold. */
+  connections_per_node: number;
+  /** Share of that a node holds normally, so that the nodes of the other zones absorb a lost zone's clients. */
+  connection_target_utilization: number;
+  /** Broker memory per connection (process total over its connections). */
+  kib_per_connection: number;
+  /** Memory request over the measured need (queued messages to slow clients, GC). */
+  memory_headroom: number;
+  /** Broker CPU per delivery to a browser (an upper bound: measured with the workload in the process). */
+  cpu_us_per_delivery: number;
+  /** Smallest CPU request of a node. */
+  min_cpu_millis: number;
+  /** Share of a host's CPU and memory left to pods (kubelet and system daemons take the rest). */
+  node_allocatable_share: number;
+  min_nodes: number;
+  frame_overhead_bytes: number;
+  /** Share of the NLB's and the router's traffic to the nodes that crosses a zone (cross-zone load balancing, three zones). */
+  cross_zone_share: number;
+}
+
 /** The levers: what the deployment chooses. */
 export interface Levers {
   batchWindowMs: number;
@@ -73,6 +100,8 @@ export interface Levers {
   payload: 'full' | 'thin' | 'thin-gzip';
   liveSubscribersOnly: boolean;
   broker: 'iot-core' | 'self-hosted';
+  /** Capture's CAPTURE_COMPRESSION: zstd records are the scale's kinesis_compression_ratio smaller on the stream. */
+  kinesisCompression: 'zstd' | 'none';
   kinesisMode: 'provisioned' | 'on-demand';
   retentionHours: number;
   /** Changelog bodies for every project, or only for projects with live subscribers (heads for all). */
@@ -96,9 +125,10 @@ export interface Levers {
 export const DEFAULT_LEVERS: Levers = {
   batchWindowMs: 100,
   pollIntervalMs: 200,
-  payload: 'thin',
+  payload: 'thin-gzip',
   liveSubscribersOnly: true,
-  broker: 'iot-core',
+  broker: 'self-hosted',
+  kinesisCompression: 'zstd',
   kinesisMode: 'provisioned',
   retentionHours: 168,
   changelogScope: 'all',
@@ -155,10 +185,15 @@ export interface Kinesis {
   bound: 'bytes' | 'records' | 'polling reads';
 }
 
+/** How much smaller a change is on the stream than its envelope: capture's zstd (the scale's ratio) or nothing. */
+export function kinesisCompressionRatio(scale: Scale, levers: Pick<Levers, 'kinesisCompression'> = DEFAULT_LEVERS): number {
+  return levers.kinesisCompression === 'zstd' ? scale.events.kinesis_compression_ratio : 1;
+}
+
 /** Shards for the peak: the largest of the write-bytes, write-records and polling-read bounds. */
-export function kinesisShards(scale: Scale): Kinesis {
+export function kinesisShards(scale: Scale, levers: Pick<Levers, 'kinesisCompression'> = DEFAULT_LEVERS): Kinesis {
   const e = scale.events;
-  const peakMBps = (e.peak_per_s * e.average_bytes) / e.kinesis_compression_ratio / MB;
+  const peakMBps = (e.peak_per_s * e.average_bytes) / kinesisCompressionRatio(scale, levers) / MB;
   const byBytes = Math.ceil((peakMBps * e.shard_headroom) / 1);
   const byRecords = Math.ceil(((e.peak_per_s / e.events_per_kinesis_record) * e.shard_headroom) / 1000);
   // Polling readers share 2 MB/s per shard; each reads every byte once.
@@ -185,6 +220,8 @@ export interface Fanout {
   changesPerChangelogBatch: number;
   subscriptions: number;
   projects: number;
+  /** Per fan-out class: its published messages per second and each one's subscribers. */
+  classes: { messagesPerS: number; subscribers: number }[];
 }
 
 export function fanout(scale: Scale, levers: Levers): Fanout {
@@ -202,6 +239,7 @@ export function fanout(scale: Scale, levers: Levers): Fanout {
   let watchedChangelogBatches = 0;
   let subscriptions = 0;
   let projects = 0;
+  const classes: Fanout['classes'] = [];
   for (const c of scale.fan_out.classes) {
     const changes = rate * c.share;
     const n = changes / c.changes_per_s;
@@ -214,6 +252,7 @@ export function fanout(scale: Scale, levers: Levers): Fanout {
     if (c.subscribers > 0) watchedChangelogBatches += batches;
     if (c.subscribers === 0 && levers.liveSubscribersOnly) continue;
     publishes += messages;
+    classes.push({ messagesPerS: messages, subscribers: c.subscribers });
     publishedChanges += changes;
     deliveries += messages * c.subscribers;
   }
@@ -229,6 +268,7 @@ export function fanout(scale: Scale, levers: Levers): Fanout {
     changesPerChangelogBatch: changelogBatches > 0 ? rate / changelogBatches : 0,
     subscriptions,
     projects,
+    classes,
   };
 }
 
@@ -237,7 +277,8 @@ const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** di
 function kinesisItem(scale: Scale, levers: Levers, p: Prices, k: Kinesis): LineItem {
   const e = scale.events;
   const h = p.hours_per_month;
-  const avgBytesPerS = (e.average_per_s * e.average_bytes) / e.kinesis_compression_ratio;
+  const ratio = kinesisCompressionRatio(scale, levers);
+  const avgBytesPerS = (e.average_per_s * e.average_bytes) / ratio;
   const gbPerMonth = (avgBytesPerS * SECONDS_PER_MONTH) / GB;
   const efo = scale.services.efo_consumers.length;
   if (levers.kinesisMode === 'on-demand') {
@@ -249,10 +290,10 @@ function kinesisItem(scale: Scale, levers: Levers, p: Prices, k: Kinesis): LineI
       gbPerMonth * polling * p.kinesis.on_demand_retrieval_per_gb +
       gbPerMonth * efo * p.kinesis.on_demand_efo_retrieval_per_gb +
       retainedGb * p.kinesis.on_demand_extended_retention_per_gb_month;
-    return { usd, detail: { mode: 'on-demand', gb_in: round(gbPerMonth, 0), efo_consumers: efo, polling_consumers: polling } };
+    return { usd, detail: { mode: 'on-demand', compression: levers.kinesisCompression, gb_in: round(gbPerMonth, 0), efo_consumers: efo, polling_consumers: polling } };
   }
   const recordsPerS = e.average_per_s / e.events_per_kinesis_record;
-  const recordBytes = e.events_per_kinesis_record * (e.average_bytes / e.kinesis_compression_ratio);
+  const recordBytes = e.events_per_kinesis_record * (e.average_bytes / ratio);
   const putUnits = recordsPerS * Math.ceil(recordBytes / p.kinesis.put_payload_unit_bytes) * SECONDS_PER_MONTH;
   const shardHours = k.shards * h;
   const usd =
@@ -261,7 +302,7 @@ function kinesisItem(scale: Scale, levers: Levers, p: Prices, k: Kinesis): LineI
     (levers.retentionHours > 24 ? shardHours * p.kinesis.extended_retention_shard_hour : 0) +
     efo * shardHours * p.kinesis.efo_consumer_shard_hour +
     efo * gbPerMonth * p.kinesis.efo_retrieval_per_gb;
-  return { usd, detail: { mode: 'provisioned', shards: k.shards, shard_bound: k.bound, retention_hours: levers.retentionHours, efo_consumers: efo, gb_in: round(gbPerMonth, 0) } };
+  return { usd, detail: { mode: 'provisioned', compression: levers.kinesisCompression, shards: k.shards, shard_bound: k.bound, retention_hours: levers.retentionHours, efo_consumers: efo, gb_in: round(gbPerMonth, 0) } };
 }
 
 /** Average write request units per second by table: what the bill charges and what the state
@@ -285,7 +326,7 @@ export function changelogBytesPerChange(scale: Scale, levers: Levers): number {
 
 export function dynamoWrites(scale: Scale, levers: Levers = DEFAULT_LEVERS): DynamoWrites {
   const f = fanout(scale, levers);
-  const k = kinesisShards(scale);
+  const k = kinesisShards(scale, levers);
   // Changelog (router/changelog-claims.ts): per project batch, one body item (its entries, thin or
   // full as the payload lever, gzipped; 1 WRU per KB), written only if absent, which fences the writers; the head item only reserves
   // seqs, once per RESERVE_SEQS of a project's seqs. (Router restarts reserve once per project
@@ -298,8 +339,10 @@ export function dynamoWrites(scale: Scale, levers: Levers = DEFAULT_LEVERS): Dyn
   // Every consumer checkpoints each shard about once a second and renews its lease every
   // failover/3 (10 s / 3).
   const consumers = 1 + scale.services.other_consumers.length;
-  // Subscriptions: one put and one delete per subscribe of every session.
-  const sessions = sessionsPerMonth(scale);
+  // Subscriptions: one put and one delete per subscribe of every session — with IoT Core only: a
+  // router publishing to self-hosted nodes loads their subscriptions from the nodes (GET
+  // /subscriptions) and writes none.
+  const sessions = levers.broker === 'iot-core' ? sessionsPerMonth(scale) : 0;
   return {
     changelog: bodyBatches * Math.ceil(bodyBytes / 1024) + reservations + headOnlyBatches,
     checkpoints: consumers * k.shards,
@@ -411,18 +454,76 @@ export function iotCoreItem(scale: Scale, levers: Levers, p: Prices, f: Fanout):
   };
 }
 
-export function selfHostedItem(scale: Scale, p: Prices, f: Fanout): LineItem {
+export interface BrokerTier {
+  /** Broker nodes (StatefulSet pods, one aedes process each). */
+  nodes: number;
+  /** Connections a node holds at the seed's concurrency (before a zone is lost). */
+  connectionsPerNode: number;
+  /** A node's requests: memory for connections_per_node connections with headroom, CPU for its share of the peak's deliveries with a lost zone's clients on it. */
+  cpuMillis: number;
+  memoryMi: number;
+  /** EC2 hosts of the broker node group the pods pack onto (one spare for a drained host). */
+  hosts: number;
+  /** Router publishes to nodes per second: a message goes to every node holding a subscriber of its topic. */
+  nodePublishesPerS: number;
+}
+
+const ceilTo = (x: number, step: number) => Math.ceil(x / step) * step;
+
+/** The self-hosted broker tier the deployment runs (infra/aws/settings.ts takes its size from here). */
+export function brokerTier(scale: Scale, p: Prices, levers: Levers = DEFAULT_LEVERS): BrokerTier {
   const s = scale.self_hosted_mqtt;
-  const peakFactor = scale.events.peak_per_s / scale.events.average_per_s;
-  const nodes = Math.max(s.min_nodes, Math.ceil(scale.connections.concurrent / s.connections_per_node) + 1, Math.ceil((f.deliveriesPerS * peakFactor) / s.deliveries_per_node_per_s) + 1);
-  const compute = nodes * p.ec2.node_hour * p.hours_per_month;
-  const egressGb = ((f.deliveriesPerS * (f.messageBytes + s.frame_overhead_bytes)) * SECONDS_PER_MONTH) / GB;
+  const f = fanout(scale, levers);
+  const nodes = Math.max(s.min_nodes, Math.ceil(scale.connections.concurrent / (s.connections_per_node * s.connection_target_utilization)));
+  const memoryMi = ceilTo(((s.connections_per_node * s.kib_per_connection) / 1024) * s.memory_headroom, 64);
+  // CPU µs per second = millicores / 1000: the peak's deliveries over the nodes, a lost zone's
+  // share moved onto the rest, at the services' target utilization.
+  const peakDeliveriesPerNode = (f.deliveriesPerS * peakFactor(scale)) / nodes / s.connection_target_utilization;
+  const cpuMillis = Math.max(s.min_cpu_millis, ceilTo((peakDeliveriesPerNode * s.cpu_us_per_delivery) / 1000 / scale.services.target_cpu_utilization, 50));
+  const e = p.ec2;
+  const byCpu = (nodes * cpuMillis) / 1000 / (e.broker_node_vcpus * s.node_allocatable_share);
+  const byMemory = (nodes * memoryMi) / 1024 / (e.broker_node_memory_gib * s.node_allocatable_share);
+  const hosts = Math.max(3, Math.ceil(Math.max(byCpu, byMemory)) + 1);
+  // Subscribers of a project sit on random nodes: k of them on N nodes cover N(1 - (1 - 1/N)^k).
+  const nodePublishesPerS = f.classes.reduce((a, c) => a + c.messagesPerS * nodes * (1 - (1 - 1 / nodes) ** c.subscribers), 0);
+  return { nodes, connectionsPerNode: Math.ceil(scale.connections.concurrent / nodes), cpuMillis, memoryMi, hosts, nodePublishesPerS };
+}
+
+export function selfHostedItem(scale: Scale, levers: Levers, p: Prices, f: Fanout): LineItem {
+  const s = scale.self_hosted_mqtt;
+  const tier = brokerTier(scale, p, levers);
+  const compute = tier.hosts * p.ec2.broker_node_hour * p.hours_per_month;
+  const frameBytes = f.messageBytes + s.frame_overhead_bytes;
+  const egressGb = (f.deliveriesPerS * frameBytes * SECONDS_PER_MONTH) / GB;
   const egress = egressUsd(egressGb, p.data_transfer_out.tiers);
+  // Cross-zone: the NLB sends a client's bytes through a node in another zone two times in three,
+  // and the router's publishes reach nodes in other zones as often.
+  const nodePublishGb = (tier.nodePublishesPerS * frameBytes * SECONDS_PER_MONTH) / GB;
+  const crossZone = (egressGb + nodePublishGb) * s.cross_zone_share * p.data_transfer_inter_az_per_gb;
+  // The NLB terminates TLS: its NLCU counts TLS connections (active and new), not TCP flows.
   const gbPerHour = egressGb / p.hours_per_month;
-  const nlcu = Math.max(scale.connections.concurrent / p.nlb.nlcu_active_flows, gbPerHour / p.nlb.nlcu_gb_per_hour);
+  const newConnectionsPerS = sessionsPerMonth(scale) / SECONDS_PER_MONTH;
+  const nlcu = Math.max(scale.connections.concurrent / p.nlb.nlcu_tls_active_connections, newConnectionsPerS / p.nlb.nlcu_tls_new_connections_per_s, gbPerHour / p.nlb.nlcu_gb_per_hour);
   const nlb = (p.nlb.hour + nlcu * p.nlb.nlcu_hour) * p.hours_per_month;
-  // The authorizer still runs (as a broker hook, inside the nodes): no Lambda.
-  return { usd: compute + egress + nlb, detail: { nodes, compute_usd: round(compute), egress_gb: round(egressGb, 0), egress_usd: round(egress), nlb_usd: round(nlb) } };
+  // The authorizer runs as the nodes' hooks (lib/authz.ts): no Lambda.
+  return {
+    usd: compute + egress + crossZone + nlb,
+    detail: {
+      nodes: tier.nodes,
+      connections_per_node: tier.connectionsPerNode,
+      node_cpu_millis: tier.cpuMillis,
+      node_memory_mi: tier.memoryMi,
+      hosts: tier.hosts,
+      host_type: p.ec2.broker_node_type,
+      compute_usd: round(compute),
+      egress_gb: round(egressGb, 0),
+      egress_usd: round(egress),
+      node_publishes_per_s: round(tier.nodePublishesPerS, 0),
+      cross_zone_usd: round(crossZone),
+      nlcu: round(nlcu, 1),
+      nlb_usd: round(nlb),
+    },
+  };
 }
 
 function lambdaItem(scale: Scale, p: Prices): LineItem {
@@ -506,12 +607,12 @@ function cloudwatchItem(scale: Scale, p: Prices): LineItem {
 
 /** The monthly bill. */
 export function monthlyBill(scale: Scale, prices: Prices, levers: Levers = DEFAULT_LEVERS): Bill {
-  const k = kinesisShards(scale);
+  const k = kinesisShards(scale, levers);
   const f = fanout(scale, levers);
   const services: Record<string, LineItem> = {
     kinesis: kinesisItem(scale, levers, prices, k),
     dynamodb: dynamoItem(scale, levers, prices, f),
-    [levers.broker === 'iot-core' ? 'iot_core' : 'mqtt_self_hosted']: levers.broker === 'iot-core' ? iotCoreItem(scale, levers, prices, f) : selfHostedItem(scale, prices, f),
+    [levers.broker === 'iot-core' ? 'iot_core' : 'mqtt_self_hosted']: levers.broker === 'iot-core' ? iotCoreItem(scale, levers, prices, f) : selfHostedItem(scale, levers, prices, f),
     lambda: lambdaItem(scale, prices),
     firehose: firehoseItem(scale, levers, prices),
     s3: s3Item(scale, prices),
@@ -532,14 +633,20 @@ export interface Comparison {
   levers: { name: string; levers: Levers; monthly_usd_total: number; delta_usd: number }[];
   /** The saving levers applied one after another, cheapest configuration last. */
   cumulative: { name: string; monthly_usd_total: number }[];
+  /** The default levers on a scale whose assumption is changed: what the bill is most sensitive to. */
+  sensitivity: { name: string; monthly_usd_total: number; delta_usd: number }[];
 }
 
-/** Applied in this order by `compare`'s cumulative path. */
+/** Applied in this order by `compare`'s cumulative path (from the default: a self-hosted broker). */
 export const SAVING_PATH: [string, Partial<Levers>][] = [
-  ['subscriptions from replay requests, no subscribe events', { subscriptionEvents: 'replay-call' }],
-  ['changelog bodies for watched projects only', { changelogScope: 'watched' }],
-  ['self-hosted MQTT on EKS instead of IoT Core', { broker: 'self-hosted' }],
   ['Kinesis retention 24 h', { retentionHours: 24 }],
+  ['changelog bodies for watched projects only', { changelogScope: 'watched' }],
+];
+
+/** Levers that change only what IoT Core meters: listed when the base is IoT Core. */
+const IOT_CORE_LEVERS: [string, Partial<Levers>][] = [
+  ['QoS 1 deliveries to browsers (subscribeQos: 1)', { deliveryQos: 1 }],
+  ['subscriptions from replay requests, no subscribe events', { subscriptionEvents: 'replay-call' }],
 ];
 
 /** The default bill, the broker side by side, and what each lever does alone. */
@@ -551,31 +658,40 @@ export function compare(scale: Scale, prices: Prices, base: Levers = DEFAULT_LEV
     ['batch window 250 ms', { batchWindowMs: 250 }],
     ['batch window 1000 ms', { batchWindowMs: 1000 }],
     ['full payloads instead of thin', { payload: 'full' }],
-    ['thin payloads gzipped', { payload: 'thin-gzip' }],
+    base.payload === 'thin-gzip' ? ['thin payloads not gzipped (ROUTER_GZIP=false)', { payload: 'thin' }] : ['thin payloads gzipped (ROUTER_GZIP=true)', { payload: 'thin-gzip' }],
     ['publish to every project (no live-subscriber filter)', { liveSubscribersOnly: false }],
-    ['self-hosted MQTT on EKS instead of IoT Core', { broker: 'self-hosted' }],
+    base.broker === 'iot-core' ? ['self-hosted MQTT on EKS instead of IoT Core', { broker: 'self-hosted' }] : ['AWS IoT Core instead of the self-hosted broker', { broker: 'iot-core' }],
+    [base.kinesisCompression === 'zstd' ? 'Kinesis records uncompressed (CAPTURE_COMPRESSION=none)' : 'Kinesis records zstd (CAPTURE_COMPRESSION=zstd)', { kinesisCompression: base.kinesisCompression === 'zstd' ? 'none' : 'zstd' }],
     ['Kinesis on-demand', { kinesisMode: 'on-demand' }],
     ['Kinesis retention 24 h', { retentionHours: 24 }],
     ['changelog bodies for watched projects only', { changelogScope: 'watched' }],
     ['changelog table on-demand instead of provisioned', { dynamoCapacity: 'on-demand' }],
     ['changelog kept 7 days instead of 24 h', { changelogTtlHours: 168 }],
     ['archiver sends plain records (Firehose gzips)', { archiverGzip: false }],
-    ['QoS 1 deliveries to browsers (subscribeQos: 1)', { deliveryQos: 1 }],
-    ['subscriptions from replay requests, no subscribe events', { subscriptionEvents: 'replay-call' }],
+    ...(base.broker === 'iot-core' ? IOT_CORE_LEVERS : []),
   ];
   let path = { ...base };
   const cumulative = SAVING_PATH.map(([name, change]) => {
     path = { ...path, ...change };
     return { name: `+ ${name}`, monthly_usd_total: monthlyBill(scale, prices, path).monthly_usd_total };
   });
+  const measuredRatio = scale.events.kinesis_compression_measured_ratio;
+  const scales: [string, Scale][] = [
+    ...(measuredRatio ? [[`Kinesis zstd at the measured ${measuredRatio}x (demo envelopes), not ${scale.events.kinesis_compression_ratio}x`, { ...scale, events: { ...scale.events, kinesis_compression_ratio: measuredRatio } }] as [string, Scale]] : []),
+    ['broker nodes of 10,000 connections (not shown yet)', { ...scale, self_hosted_mqtt: { ...scale.self_hosted_mqtt, connections_per_node: 10_000 } }],
+  ];
   return {
     default: bill,
     cumulative,
-    iot_vs_selfhosted_usd: { iot_core: round(iotCoreItem(scale, base, prices, f).usd), self_hosted: round(selfHostedItem(scale, prices, f).usd) },
+    iot_vs_selfhosted_usd: { iot_core: round(iotCoreItem(scale, base, prices, f).usd), self_hosted: round(selfHostedItem(scale, base, prices, f).usd) },
     levers: variants.map(([name, change]) => {
       const levers = { ...base, ...change };
       const total = monthlyBill(scale, prices, levers).monthly_usd_total;
       return { name, levers, monthly_usd_total: total, delta_usd: round(total - bill.monthly_usd_total) };
+    }),
+    sensitivity: scales.map(([name, other]) => {
+      const total = monthlyBill(other, prices, base).monthly_usd_total;
+      return { name, monthly_usd_total: total, delta_usd: round(total - bill.monthly_usd_total) };
     }),
   };
 }

@@ -29,8 +29,10 @@ export interface Prices {
   firehose: { direct_put_per_gb: number; record_unit_bytes: number; snowflake_per_gb: number };
   s3: { standard_gb_month_first_50tb: number; standard_gb_month_next_450tb: number; standard_gb_month_over_500tb: number; put_per_thousand: number; get_per_thousand: number };
   kms: { key_month: number; requests_per_10k: number };
-  ec2: { node_type: string; node_vcpus: number; node_hour: number };
-  nlb: { hour: number; nlcu_hour: number; nlcu_active_flows: number; nlcu_gb_per_hour: number };
+  ec2: { node_type: string; node_vcpus: number; node_hour: number; broker_node_type: string; broker_node_vcpus: number; broker_node_memory_gib: number; broker_node_hour: number };
+  nlb: { hour: number; nlcu_hour: number; nlcu_tls_active_connections: number; nlcu_tls_new_connections_per_s: number; nlcu_gb_per_hour: number };
+  /** Between availability zones, both directions together (each side is billed). */
+  data_transfer_inter_az_per_gb: number;
   data_transfer_out: { tiers: { up_to_tb: number | null; per_gb: number }[] };
   cloudwatch: { metric_month: number; alarm_month: number; dashboard_month: number; logs_ingest_per_gb: number; logs_storage_gb_month: number };
   snowflake: { credit_usd: number; storage_tb_month: number; warehouse_credits_per_hour: Record<string, number> };
