@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ARCHIVER_SETTING_LIST, LOADER_SETTING_LIST, loadArchiverConfig, loadLoaderConfig } from '../analytics/config.js';
 import { AUDIT_SETTING_LIST, loadConfig as loadAuditConfig } from '../audit/config.js';
+import { BROKER_SETTING_LIST, loadConfig as loadBrokerConfig } from '../broker/config.js';
 import { CAPTURE_SETTING_LIST, loadConfig as loadCaptureConfig } from '../capture/config.js';
 import { GDPR_SETTING_LIST, loadConfig as loadGdprConfig } from '../gdpr/config.js';
 import type { AnySetting, Env } from '../lib/config.js';
@@ -84,6 +85,7 @@ describe('settings: declared once, all in --help, all in the README', () => {
   const services = [
     { command: 'capture', settings: CAPTURE_SETTING_LIST, reads: readsOf(loadCaptureConfig, { DATABASE_URL: 'postgres://127.0.0.1/taskflow', CHANGE_STREAM_NAME: 's' }) },
     { command: 'router', settings: ROUTER_SETTING_LIST, reads: readsOf(loadRouterConfig, { CHANGE_STREAM_NAME: 's', JWT_SECRET: 'x'.repeat(32) }) },
+    { command: 'broker', settings: BROKER_SETTING_LIST, reads: readsOf(loadBrokerConfig, { JWT_SECRET: 'x'.repeat(32) }) },
     { command: 'board', settings: BOARD_SETTING_LIST, reads: readsOf(loadBoardConfig, { DATABASE_URL: 'postgres://127.0.0.1/taskflow', MQTT_WS_URL: 'ws://127.0.0.1:1', REPLAY_URL: 'http://127.0.0.1:2' }) },
     { command: 'search', settings: SEARCH_SETTING_LIST, reads: readsOf(loadSearchConfig, { SEARCH_DB_PATH: '/x/search.db', JWT_SECRET: 'x'.repeat(32) }) },
     { command: 'search', settings: SEARCH_SETTING_LIST, reads: readsOf(loadSearchConfig, { SEARCH_ENGINE: 'opensearch', OPENSEARCH_URL: 'http://127.0.0.1:3', JWT_SECRET: 'x'.repeat(32) }) },

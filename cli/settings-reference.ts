@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ARCHIVER_SETTING_LIST, LOADER_SETTING_LIST } from '../analytics/config.js';
 import { AUDIT_SETTING_LIST } from '../audit/config.js';
+import { BROKER_SETTING_LIST } from '../broker/config.js';
 import { CAPTURE_SETTING_LIST } from '../capture/config.js';
 import { GDPR_SETTING_LIST } from '../gdpr/config.js';
 import { BOARD_SETTING_LIST } from './commands/board.js';
@@ -28,6 +29,7 @@ export interface SettingsReference {
 export const SETTINGS_REFERENCES: readonly SettingsReference[] = [
   { readme: 'capture/README.md', declaredIn: 'capture/config.ts', settings: CAPTURE_SETTING_LIST },
   { readme: 'router/README.md', declaredIn: 'router/config.ts', settings: ROUTER_SETTING_LIST },
+  { readme: 'broker/README.md', declaredIn: 'broker/config.ts', settings: BROKER_SETTING_LIST },
   { readme: 'packages/stream/README.md', declaredIn: 'packages/stream/src/consumer/config.ts', settings: Object.values(CONSUMER_SETTINGS) },
   { readme: 'search/README.md', declaredIn: 'search/config.ts', settings: SEARCH_SETTING_LIST },
   { readme: 'audit/README.md', declaredIn: 'audit/config.ts', settings: AUDIT_SETTING_LIST },

@@ -1,4 +1,4 @@
-// A service (`taskflow capture`, `taskflow router`, `taskflow audit`, `taskflow notifications`, `taskflow search`, `taskflow analytics archive|load`) as its own process, the way it runs in
+// A service (`taskflow broker`, `taskflow capture`, `taskflow router`, `taskflow audit`, `taskflow notifications`, `taskflow search`, `taskflow analytics archive|load`) as its own process, the way it runs in
 // production (one pod each): started from its environment, ready once its log has said the given
 // messages, stopped with SIGTERM. Its warnings and errors go to stderr; the rest of its log is read
 // for readiness and addresses only.
@@ -25,7 +25,7 @@ export interface ServiceProcessOptions {
   onLine?: (line: string) => void;
 }
 
-export async function startServiceProcess(command: 'capture' | 'router' | 'audit' | 'gdpr' | 'notifications' | 'search' | readonly ['analytics', 'archive' | 'load'], env: Record<string, string>, awaited: readonly string[], options: ServiceProcessOptions = {}): Promise<ServiceProcess> {
+export async function startServiceProcess(command: 'broker' | 'capture' | 'router' | 'audit' | 'gdpr' | 'notifications' | 'search' | readonly ['analytics', 'archive' | 'load'], env: Record<string, string>, awaited: readonly string[], options: ServiceProcessOptions = {}): Promise<ServiceProcess> {
   const timeoutMs = options.timeoutMs ?? 60_000;
   const args = typeof command === 'string' ? [command] : [...command];
   const name = args.join(' ');
