@@ -151,3 +151,59 @@ describe('lib/http-api frame', () => {
     expect(outcomes).toEqual(['error', 'not_found']);
   });
 });
+
+describe('lib/http-api maxInFlight', () => {
+  it('works on at most maxInFlight requests at once, in arrival order, and drops unread one whose client left while it waited', async () => {
+    const release: (() => void)[] = [];
+    const handled: number[] = [];
+    let inHandler = 0;
+    let peak = 0;
+    const seen: ApiOutcome[] = [];
+    const slow: ApiRoute<{ n: number }, true> = {
+      method: 'GET',
+      path: /^\/slow$/,
+      ids: [],
+      parse: (_ids, q) => ({ n: Number(q.get('n')) }),
+      authorize: () => true,
+      handle: async ({ params }) => {
+        handled.push(params.n);
+        peak = Math.max(peak, (inHandler += 1));
+        await new Promise<void>((resolve) => release.push(resolve));
+        inHandler -= 1;
+        return { status: 200, body: { n: params.n } };
+      },
+    };
+    const handler = createApiHandler({ name: 'slow', verify: async (t) => ({ userId: t, expiresAt: 9e9 }), memberships: async () => [], limits: { maxInFlight: 2 }, observe: (o) => seen.push(o) }, [slow]);
+    const { server: s } = await startApiServer(handler, 0);
+    const sockets: import('node:net').Socket[] = [];
+    s.on('connection', (socket) => sockets.push(socket));
+    const p = (s.address() as { port: number }).port;
+    const get = (n: number, signal?: AbortSignal) => fetch(`http://127.0.0.1:${p}/slow?n=${n}`, { headers: { authorization: 'Bearer u' }, ...(signal ? { signal } : {}) });
+    try {
+      const first = [get(1), get(2)];
+      await waitUntil(() => handled.length === 2);
+      const gone = new AbortController();
+      const abandoned = get(3, gone.signal).catch(() => 'aborted');
+      const last = get(4);
+      await waitUntil(() => sockets.length === 4); // 3 and 4 wait behind 1 and 2
+      gone.abort();
+      expect(await abandoned).toBe('aborted');
+      await waitUntil(() => sockets.some((socket) => socket.destroyed)); // the server saw 3's client leave
+      release.shift()!(); // 1 done: 3 is dropped, 4 gets the slot
+      await waitUntil(() => handled.length === 3);
+      for (const r of release.splice(0)) r();
+      expect((await Promise.all([...first, last])).map((r) => r.status)).toEqual([200, 200, 200]);
+      expect(handled).toEqual([1, 2, 4]);
+      expect(peak).toBe(2);
+      expect(seen.filter((o) => o === 'abandoned')).toHaveLength(1);
+    } finally {
+      s.closeAllConnections();
+      await new Promise((r) => s.close(r));
+    }
+  });
+});
+
+async function waitUntil(ok: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !ok(); i += 1) await new Promise((r) => setTimeout(r, 10));
+  if (!ok()) throw new Error('timed out');
+}

@@ -4,7 +4,9 @@
 //   and query parsed (400, before any token work) → bearer token (401) → per-user rate,
 //   concurrency and served limits (429 + Retry-After) → bounded body, refused while streaming
 //   (413) → the user's memberships → the route's grant (403) → the route's answer, whose `served`
-//   is charged to the user's budget.
+//   is charged to the user's budget. At most `maxInFlight` requests are worked on at once; the
+//   others wait in arrival order, and one whose client went away meanwhile (its timeout) is
+//   dropped unanswered (outcome `abandoned`) instead of costing the store a read nobody awaits.
 // Anything thrown is a 500 with a generic body and one error-log line.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Membership } from './authz.js';
@@ -48,16 +50,22 @@ export interface ApiRoute<P, G> {
   handle(req: ApiRequest<P, G>): Promise<ApiAnswer>;
 }
 
-export type ApiOutcome = 'ok' | 'bad_request' | 'unauthenticated' | 'forbidden' | 'not_found' | 'gone' | 'too_large' | 'too_many_requests' | 'error';
+export type ApiOutcome = 'ok' | 'bad_request' | 'unauthenticated' | 'forbidden' | 'not_found' | 'gone' | 'too_large' | 'too_many_requests' | 'abandoned' | 'error';
 
 export interface ApiLimits {
   /** Longest path plus query accepted (414 beyond). */
   maxUrlBytes: number;
   /** Largest request body accepted (413 beyond, without buffering the rest). */
   maxBodyBytes: number;
+  /**
+   * Requests worked on at once; the others wait in order. Without a bound, a burst beyond what the
+   * store serves within the clients' timeout is answered too late for every one of them, and
+   * their retries pile onto reads nobody awaits any more.
+   */
+  maxInFlight: number;
 }
 
-export const DEFAULT_API_LIMITS: ApiLimits = { maxUrlBytes: 4096, maxBodyBytes: 64 * 1024 };
+export const DEFAULT_API_LIMITS: ApiLimits = { maxUrlBytes: 4096, maxBodyBytes: 64 * 1024, maxInFlight: Number.POSITIVE_INFINITY };
 
 export interface ApiDeps {
   /** Names the API in log lines and 429 messages ("replay", "search"). */
@@ -194,6 +202,26 @@ export function createApiHandler(deps: ApiDeps, routes: readonly AnyRoute[]): (r
     deps.observe?.(outcomeOf(a.status), (performance.now() - started) / 1000);
   }
 
+  let inFlight = 0;
+  const waiting: (() => void)[] = [];
+  /** Waits for a slot; false if the client went away meanwhile (the slot is then not taken). */
+  async function admit(req: IncomingMessage): Promise<boolean> {
+    if (inFlight < limits.maxInFlight) {
+      inFlight += 1;
+      return true;
+    }
+    await new Promise<void>((resolve) => waiting.push(resolve));
+    if (!req.socket.destroyed) return true;
+    release();
+    return false;
+  }
+  function release(): void {
+    const next = waiting.shift();
+    // The slot passes to the next waiter as it is.
+    if (next) next();
+    else inFlight -= 1;
+  }
+
   return (req, res) => {
     const started = performance.now();
     // Browsers call these APIs from the app's origin with an Authorization header (no cookies).
@@ -203,14 +231,22 @@ export function createApiHandler(deps: ApiDeps, routes: readonly AnyRoute[]): (r
       res.writeHead(204).end();
       return;
     }
-    answer(req).then(
-      (a) => send(res, a, started),
-      (err: unknown) => {
-        deps.logger?.error({ err }, `${deps.name} request failed`);
-        if (!res.headersSent) send(res, { status: 500, body: { error: 'internal' } }, started);
-        else res.end();
-      },
-    );
+    void admit(req).then((admitted) => {
+      if (!admitted) {
+        deps.observe?.('abandoned', (performance.now() - started) / 1000);
+        return;
+      }
+      answer(req)
+        .then(
+          (a) => send(res, a, started),
+          (err: unknown) => {
+            deps.logger?.error({ err }, `${deps.name} request failed`);
+            if (!res.headersSent) send(res, { status: 500, body: { error: 'internal' } }, started);
+            else res.end();
+          },
+        )
+        .finally(release);
+    });
   };
 }
 

@@ -36,6 +36,8 @@ export interface RouterConfig {
   serviceUserId: string;
   jwt: JwtConfig;
   replayPort: number;
+  /** Replay requests worked on at once; the others wait, and those whose client gave up meanwhile are dropped (lib/http-api.ts). */
+  replayMaxInFlight: number;
   replayMaxLimit: number;
   /** Per user: replay requests per second, burst, requests in flight, and changes read per second and at once (lib/user-limits.ts). */
   replayLimits: Required<UserLimits>;
@@ -115,6 +117,9 @@ export const ROUTER_SETTINGS = {
   revocationHoldMs: intSetting({ name: 'ROUTER_REVOCATION_HOLD_MS', default: 3000, min: 100, max: 60_000, meaning: "Longest a workspace's publishes wait for a revoked member's connections to be closed before going out anyway (counted as a timeout)." }),
   serviceUserId: stringSetting({ name: 'ROUTER_SERVICE_USER', default: DEFAULT_ROUTER_SERVICE_USER, meaning: "The token subject of the router's MQTT connections (its own events are not subscriptions)." }),
   replayPort: intSetting({ name: 'REPLAY_PORT', default: 0, min: 0, max: 65535, meaning: 'Port of the replay API; 0 picks a free one.' }),
+  // The store's connections (lib/aws.ts: 64 locally): more requests at once only queue there, where
+  // one whose client timed out still costs its reads; waiting here, it is dropped unread.
+  replayMaxInFlight: intSetting({ name: 'REPLAY_MAX_IN_FLIGHT', default: 64, min: 1, meaning: 'Replay requests worked on at once; the others wait in order, and one whose client went away meanwhile is dropped (outcome abandoned).' }),
   ...REPLAY_LIMIT_SETTINGS,
   ...METRICS_SETTINGS,
   pollIntervalMs: intSetting({ name: 'ROUTER_POLL_INTERVAL_MS', default: 200, min: 1, meaning: 'Wait before the next GetRecords on a shard that returned nothing.' }),
@@ -188,6 +193,7 @@ export function loadConfig(env: Env): RouterConfig {
     serviceUserId: s.serviceUserId,
     jwt: loadJwtConfig(env),
     replayPort: s.replayPort,
+    replayMaxInFlight: s.replayMaxInFlight,
     ...loadReplayLimits(env),
     metricsPort: s.metricsPort,
     metricsHost: s.metricsHost,

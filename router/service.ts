@@ -160,7 +160,7 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
   });
 
   const verify = createVerifier(config.jwt);
-  const replay = await startReplayServer({ store: changelog, verify, memberships: (u) => projection.memberships(u), maxLimit: config.replayMaxLimit, limiter: new PerUserLimiter(config.replayLimits), observe: metrics.replayRequest, logger, ...(decrypt ? { prepare: replayPreparer(decrypt, erased) } : {}) }, config.replayPort);
+  const replay = await startReplayServer({ store: changelog, verify, memberships: (u) => projection.memberships(u), maxLimit: config.replayMaxLimit, limiter: new PerUserLimiter(config.replayLimits), limits: { maxInFlight: config.replayMaxInFlight }, observe: metrics.replayRequest, logger, ...(decrypt ? { prepare: replayPreparer(decrypt, erased) } : {}) }, config.replayPort);
   // Ready while this instance can hold leases; one holding none still serves replay, so it is ready too.
   const metricsServer = await serveMetrics(registry, { port: config.metricsPort, host: config.metricsHost }, consumerProbes(consumer));
   try {
