@@ -4,7 +4,7 @@ import { tableEnvVar } from './config.js';
 
 const info: StackInfo = {
   postgres: { url: 'postgres://u:p@127.0.0.1:1/taskflow', host: '127.0.0.1', port: 1, database: 'taskflow', user: 'u', dataDir: '/d/postgres' },
-  kinesis: { endpoint: 'http://127.0.0.1:2', region: 'us-east-1', streamName: 'taskflow-changes', shardCount: 4 },
+  kinesis: { endpoint: 'http://127.0.0.1:2', fanOutEndpoint: 'http://127.0.0.1:7', region: 'us-east-1', streamName: 'taskflow-changes', shardCount: 4 },
   dynamodb: { endpoint: 'http://127.0.0.1:3', region: 'us-east-1', tables: { leases: 'taskflow-leases', 'dead-letters': 'dlq-x' } },
   mqtt: { tcpUrl: 'mqtt://127.0.0.1:4', wsUrl: 'ws://127.0.0.1:5/mqtt' },
   iot: { dataEndpoint: 'http://127.0.0.1:5' },
@@ -22,6 +22,8 @@ describe('stackEnv', () => {
       DATABASE_URL: info.postgres.url,
       AWS_REGION: 'us-east-1',
       KINESIS_ENDPOINT: 'http://127.0.0.1:2',
+      KINESIS_FANOUT_ENDPOINT: 'http://127.0.0.1:7',
+      ROUTER_FANOUT_ENDPOINT: 'http://127.0.0.1:7',
       DYNAMODB_ENDPOINT: 'http://127.0.0.1:3',
       IOT_DATA_ENDPOINT: 'http://127.0.0.1:5',
       CHANGE_STREAM_NAME: 'taskflow-changes',

@@ -6,7 +6,8 @@ import { tableEnvVar } from './config.js';
 
 export interface StackInfo {
   postgres: { url: string; host: string; port: number; database: string; user: string; dataDir: string };
-  kinesis: { endpoint: string; region: string; streamName: string; shardCount: number };
+  /** fanOutEndpoint: the enhanced fan-out stand-in (SubscribeToShard, RegisterStreamConsumer), infra/local/fanout.ts. */
+  kinesis: { endpoint: string; fanOutEndpoint: string; region: string; streamName: string; shardCount: number };
   /** tables: logical name (leases, changelog, …) -> table name. */
   dynamodb: { endpoint: string; region: string; tables: Record<string, string> };
   mqtt: { tcpUrl: string; wsUrl: string };
@@ -37,6 +38,9 @@ export function stackEnv(info: StackInfo): Record<string, string> {
     DATABASE_URL: info.postgres.url,
     AWS_REGION: info.kinesis.region,
     KINESIS_ENDPOINT: info.kinesis.endpoint,
+    // Where a fan-out reader (KINESIS_READER / ROUTER_READER=fanout) subscribes; polling readers ignore it.
+    KINESIS_FANOUT_ENDPOINT: info.kinesis.fanOutEndpoint,
+    ROUTER_FANOUT_ENDPOINT: info.kinesis.fanOutEndpoint,
     DYNAMODB_ENDPOINT: info.dynamodb.endpoint,
     IOT_DATA_ENDPOINT: info.iot.dataEndpoint,
     CHANGE_STREAM_NAME: info.kinesis.streamName,

@@ -17,6 +17,7 @@ import { migrate } from '../../db/migrate.js';
 import { REPLICATION_ROLE, setRolePassword, urlAs } from '../../db/roles.js';
 import { seedDemo } from '../../db/seed.js';
 import { createBrokerAuth, type BrokerAuth } from '../../infra/local/broker-auth.js';
+import { registerStreamConsumer } from '../../infra/local/fanout.js';
 import { untilStopRequested, writeStateFile } from '../../infra/local/lifecycle.js';
 import { DEV_HTTP_PORTS, EPHEMERAL_PORTS } from '../../infra/local/ports.js';
 import { LOCAL_REPLICATION_PASSWORD } from '../../infra/local/postgres.js';
@@ -30,7 +31,7 @@ import { int } from '../../lib/config.js';
 import { DEVELOPMENT, ENV_VAR } from '../../lib/dev-mode.js';
 import { createVerifier, DEV_SECRET_FILE, loadJwtConfig, loadOrCreateDevSecret, printDevToken, signDevToken } from '../../lib/jwt.js';
 import { DEV_KEK_FILE } from '../../lib/subject-keys.js';
-import { stackEnv } from '../../lib/stack-info.js';
+import { stackEnv, type StackInfo } from '../../lib/stack-info.js';
 // The launcher knows the services (never the other way round): the broker's membership policy
 // reads the projection the router maintains.
 import { DynamoMembershipProjection } from '../../lib/dynamo-memberships.js';
@@ -51,6 +52,12 @@ interface ServiceDef {
   needs?: Endpoint[];
   /** Exists only for a laptop (no production workload, no IAM role). */
   developmentOnly?: true;
+  /**
+   * Reads the stream by enhanced fan-out as in production (infra/aws/workloads.ts, held equal by
+   * infra/aws/iam.test.ts): registered as this stream consumer with the stack's stand-in, reading
+   * with its `<settings>_READER=fanout` and `<settings>_FANOUT_CONSUMER_ARN`.
+   */
+  fanOut?: { consumer: string; settings: 'ROUTER' | 'KINESIS' };
   /** Extra environment, e.g. its service credential for the broker. */
   env?: (ctx: { serviceToken(userId: string): Promise<string>; dataDir: string; replicationUrl: string }) => Promise<Record<string, string>>;
 }
@@ -69,6 +76,7 @@ const SERVICES: readonly ServiceDef[] = [
   {
     name: 'router',
     serves: { replay: 'REPLAY_PORT', 'router-metrics': 'METRICS_PORT' },
+    fanOut: { consumer: 'router', settings: 'ROUTER' },
     // The broker lets only the router's service identity publish (infra/local/broker-auth.ts).
     env: async (ctx) => ({ KINESIS_WORKER_ID: 'router-0', ROUTER_MQTT_PASSWORD: await ctx.serviceToken(ROUTER_SERVICE_USER) }),
   },
@@ -82,6 +90,7 @@ const SERVICES: readonly ServiceDef[] = [
   {
     name: 'notifications',
     serves: { notifications: 'NOTIFICATIONS_PORT', 'notifications-metrics': 'METRICS_PORT' },
+    fanOut: { consumer: 'notifications', settings: 'KINESIS' },
     env: async (ctx) => ({ KINESIS_WORKER_ID: 'notifications-0', NOTIFICATIONS_MQTT_PASSWORD: await ctx.serviceToken(NOTIFICATIONS_SERVICE_USER) }),
   },
   { name: 'board', serves: { board: 'BOARD_PORT' }, needs: ['replay'], developmentOnly: true },
@@ -90,7 +99,7 @@ const SERVICES: readonly ServiceDef[] = [
   // The erasure processor; it signs no proof itself (`taskflow gdpr proof` does), it purges through the sinks' own stores.
   // Its sinks open the services' own stores, so it gets their settings too (the search index file, the audit key).
   { name: 'gdpr', serves: { 'gdpr-metrics': 'METRICS_PORT' }, env: (ctx) => Promise.resolve({ SEARCH_DB_PATH: searchDbPath(ctx.dataDir), AUDIT_KEY_FILE: devAuditKeyFile() }) },
-  { name: 'analytics-archiver', command: ['analytics', 'archive'], serves: { 'archiver-metrics': 'METRICS_PORT' } },
+  { name: 'analytics-archiver', command: ['analytics', 'archive'], serves: { 'archiver-metrics': 'METRICS_PORT' }, fanOut: { consumer: 'archiver', settings: 'KINESIS' } },
   // It serves the analytics API and the warehouse's erasure endpoint too: DuckDB allows one process per warehouse file.
   // gdpr finds the endpoint as WAREHOUSE_ERASURE_URL and signs its service:gdpr token with the dev JWT secret.
   { name: 'analytics-loader', command: ['analytics', 'load'], serves: { analytics: 'ANALYTICS_API_PORT', 'warehouse-erasure': 'LOADER_ERASURE_PORT', 'loader-metrics': 'METRICS_PORT' } },
@@ -98,6 +107,19 @@ const SERVICES: readonly ServiceDef[] = [
 
 /** The services production runs: each has an EKS workload and its own IRSA role (infra/aws/iam.test.ts holds them equal). */
 export const PRODUCTION_SERVICES: readonly string[] = SERVICES.filter((s) => !s.developmentOnly).map((s) => s.name);
+
+/** The services that read by enhanced fan-out: service -> its stream consumer and the environment naming it. */
+export const FAN_OUT_READERS: Readonly<Record<string, { consumer: string; readerEnv: string; consumerArnEnv: string }>> = Object.fromEntries(
+  SERVICES.flatMap((s) => (s.fanOut ? [[s.name, { consumer: s.fanOut.consumer, readerEnv: `${s.fanOut.settings}_READER`, consumerArnEnv: `${s.fanOut.settings}_FANOUT_CONSUMER_ARN` }]] : [])),
+);
+
+/** Registers the service's stream consumer with the stack's stand-in (as the stream stack does for efo_consumers) and returns its reader's environment. */
+async function fanOutEnv(s: ServiceDef, info: StackInfo): Promise<Record<string, string>> {
+  const reader = FAN_OUT_READERS[s.name];
+  if (!reader) return {};
+  const arn = await registerStreamConsumer(info.kinesis.fanOutEndpoint, info.kinesis.region, info.kinesis.streamName, reader.consumer);
+  return { [reader.readerEnv]: 'fanout', [reader.consumerArnEnv]: arn };
+}
 
 const searchDbPath = (dataDir: string) => join(dataDir, 'search', 'search.db');
 
@@ -260,6 +282,7 @@ async function runDev(argv: string[]): Promise<number> {
           ...stackEnv(info),
           ...urls,
           ...Object.fromEntries(Object.entries(s.serves ?? {}).map(([endpoint, envVar]) => [envVar, String(ports[endpoint as Endpoint])])),
+          ...(await fanOutEnv(s, info)),
           ...(await s.env?.(ctx)),
         },
         cwd: ROOT,

@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from '@jest/globals';
 import { Template } from 'aws-cdk-lib/assertions';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PRODUCTION_SERVICES } from '../../cli/commands/dev.js';
+import { FAN_OUT_READERS, PRODUCTION_SERVICES } from '../../cli/commands/dev.js';
 import { buildApp, type PipelineApp } from './app.js';
 import { roleName } from './stacks/services.js';
 import { workloads } from './workloads.js';
@@ -179,5 +179,20 @@ describe("the CDK app's IAM policies", () => {
     const roleNames = Object.values(resources.get(built.stacks.services.stackName) ?? {}).filter((r) => r.Type === 'AWS::IAM::Role').map((r) => r.Properties?.RoleName);
     // Besides the services' roles, only the External Secrets Operator's (it reads the deployment secrets).
     expect(roleNames.sort()).toEqual([...services, 'external-secrets'].map((name) => roleName(built.settings, { name })).sort());
+  });
+
+  it('have `taskflow dev` read by enhanced fan-out exactly where production does, as the same stream consumers and settings', () => {
+    const production = Object.fromEntries(
+      workloads(built.settings)
+        .filter((w) => w.fromStreamConsumers)
+        .map((w) => {
+          const [[consumerArnEnv, consumer]] = Object.entries(w.fromStreamConsumers!) as [[string, string]];
+          const readerEnv = consumerArnEnv.replace(/_FANOUT_CONSUMER_ARN$/, '_READER');
+          expect(w.env[readerEnv]).toBe('fanout');
+          return [w.name, { consumer, readerEnv, consumerArnEnv }];
+        }),
+    );
+    expect(Object.keys(production).sort()).toEqual(['analytics-archiver', 'notifications', 'router']);
+    expect(FAN_OUT_READERS).toEqual(production);
   });
 });

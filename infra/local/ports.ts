@@ -10,6 +10,8 @@ export interface StackPorts {
   mqttWs: number;
   /** The Firehose stand-in (infra/local/firehose). */
   firehose: number;
+  /** The enhanced fan-out stand-in (infra/local/fanout.ts): SubscribeToShard over HTTP/2. */
+  fanout: number;
 }
 
 export const DEV_PORTS: StackPorts = {
@@ -19,10 +21,11 @@ export const DEV_PORTS: StackPorts = {
   mqttTcp: 18830,
   mqttWs: 18831,
   firehose: 45673,
+  fanout: 45674,
 };
 
 /** Every engine on a free port chosen by the OS (0); Postgres gets a concrete free one at start. */
-export const EPHEMERAL_PORTS: StackPorts = { postgres: 0, kinesis: 0, dynamodb: 0, mqttTcp: 0, mqttWs: 0, firehose: 0 };
+export const EPHEMERAL_PORTS: StackPorts = { postgres: 0, kinesis: 0, dynamodb: 0, mqttTcp: 0, mqttWs: 0, firehose: 0, fanout: 0 };
 
 /**
  * HTTP endpoints of the services `taskflow dev` runs (cli/commands/dev.ts says which service

@@ -7,7 +7,7 @@ import { CreateStreamCommand, DescribeStreamSummaryCommand, type KinesisClient }
 import dynalite from 'dynalite';
 import kinesalite from 'kinesalite';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
@@ -17,6 +17,7 @@ import { retry } from '../../lib/retry.js';
 import { FsObjectStore } from '../../lib/object-store.js';
 import type { StackInfo } from '../../lib/stack-info.js';
 import { startBroker, type Broker, type BrokerHooks } from './broker.js';
+import { type FanOutStandIn, startFanOutStandIn } from './fanout.js';
 import { type LocalFirehose, startFirehose } from './firehose/server.js';
 import { DEV_PORTS, EPHEMERAL_PORTS, type StackPorts } from './ports.js';
 import { POSTGRES_USER, startPostgres, type PostgresOptions, type RunningPostgres } from './postgres.js';
@@ -37,14 +38,16 @@ export const ARCHIVE = {
   fileExtension: '.gz',
 } as const;
 export const DEFAULT_SHARD_COUNT = 4;
+/** The fan-out stand-in is woken by every put: this look without one is a safety net only. */
+const FANOUT_IDLE_POLL_MS = 1_000;
 /** The application database (CloudEvents source //taskflow/capture/taskflow). */
 export const APP_DATABASE = 'taskflow';
 const REGION = 'us-east-1';
 
-type Engine = 'broker' | 'firehose' | 'kinesis' | 'dynamodb' | 'postgres';
+type Engine = 'broker' | 'firehose' | 'fanout' | 'kinesis' | 'dynamodb' | 'postgres';
 /** Clients first (the broker's hooks read DynamoDB), the database last. */
 const SLOW_STOP_MS = 2_000;
-const STOP_ORDER: readonly Engine[] = ['broker', 'firehose', 'kinesis', 'dynamodb', 'postgres'];
+const STOP_ORDER: readonly Engine[] = ['broker', 'firehose', 'fanout', 'kinesis', 'dynamodb', 'postgres'];
 
 export interface StackOptions {
   /** Root of all engine files. Ephemeral stacks default to a fresh temp dir. */
@@ -124,22 +127,33 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
       stops.set('firehose', () => firehose.stop());
       return firehose;
     };
+    // Kinesis pushes a fan-out consumer's records as they arrive: the stand-in reads as soon as kinesalite answered a put.
+    const fanOut: { standIn?: FanOutStandIn } = {}; // started once kinesalite listens
+    const kinesaliteServer = kinesalite({ ...(ephemeral ? {} : { path: join(dataDir, 'kinesis') }), createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 100_000 });
+    kinesaliteServer.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      if (/\.PutRecords?$/.test(String(req.headers['x-amz-target']))) res.once('finish', () => fanOut.standIn?.wake());
+    });
     const [postgres, kinesis, [dynamo, broker], firehose] = await allSettledOrThrow([
       (ports.postgres ? startPostgres({ ...postgresOptions, port: ports.postgres }) : startPostgresOnFreePort(postgresOptions)).then((p) => {
         stops.set('postgres', () => p.stop());
         return p;
       }),
-      startHttpEngine(
-        'kinesis',
-        kinesalite({ ...(ephemeral ? {} : { path: join(dataDir, 'kinesis') }), createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 100_000 }),
-        ports.kinesis,
-        stops,
-      ),
+      startHttpEngine('kinesis', kinesaliteServer, ports.kinesis, stops),
       startDynamoThenBroker(),
       startArchiveFirehose(),
     ]);
 
     const aws: AwsConfig = { region: REGION, kinesisEndpoint: kinesis, dynamodbEndpoint: dynamo };
+    const fanOutReads = createKinesisClient(aws);
+    const running = await startFanOutStandIn({ kinesis: fanOutReads, pollMs: FANOUT_IDLE_POLL_MS }, ports.fanout).catch((err: unknown) => {
+      fanOutReads.destroy();
+      throw portInUse('the enhanced fan-out stand-in', ports.fanout, err);
+    });
+    fanOut.standIn = running;
+    stops.set('fanout', async () => {
+      await running.close();
+      fanOutReads.destroy();
+    });
     const kinesisClient = createKinesisClient(aws);
     const dynamoClient = createDynamoClient(aws);
     let streamShards: number;
@@ -164,7 +178,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
         user: POSTGRES_USER,
         dataDir: join(dataDir, 'postgres'),
       },
-      kinesis: { endpoint: kinesis, region: REGION, streamName: CHANGE_STREAM_NAME, shardCount: streamShards },
+      kinesis: { endpoint: kinesis, fanOutEndpoint: running.url, region: REGION, streamName: CHANGE_STREAM_NAME, shardCount: streamShards },
       dynamodb: { endpoint: dynamo, region: REGION, tables },
       mqtt: { tcpUrl: broker.tcpUrl, wsUrl: broker.wsUrl },
       iot: { dataEndpoint: broker.publishUrl },
@@ -320,6 +334,7 @@ export function describeStack(info: StackInfo): string[] {
   const rows: Array<[string, string]> = [
     ['postgres', info.postgres.url],
     ['kinesis', `${info.kinesis.endpoint}  stream ${info.kinesis.streamName} (${info.kinesis.shardCount} shards)`],
+    ['kinesis fan-out', `${info.kinesis.fanOutEndpoint}  SubscribeToShard, stream consumers`],
     ['dynamodb', `${info.dynamodb.endpoint}  tables ${Object.values(info.dynamodb.tables).join(', ')}`],
     ['mqtt', `${info.mqtt.tcpUrl}  ${info.mqtt.wsUrl}`],
     ['iot publish', `${info.iot.dataEndpoint}/topics/{topic}`],

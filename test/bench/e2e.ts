@@ -2,7 +2,9 @@
 // (workload → Postgres → capture → Kinesis → router → MQTT over WebSocket → web SDK) while the
 // workload generator commits at a steady rate, and whether each subscriber saw exactly its
 // project's committed history (truth: a test_decoding slot): lost, duplicates, order violations.
-// Two router settings: its defaults, and batching off with the shortest sensible idle poll.
+// Three router settings: `npm start`'s defaults (reading by enhanced fan-out through the stack's
+// stand-in, as in production), its defaults reading by polling, and polling with batching off and
+// the shortest sensible idle poll.
 // Each run gets a fresh database, stream and tables on one ephemeral stack started here (its own
 // process), and the same wiring as the pipeline tests (test/support/pipeline.ts) with capture and
 // router as processes of their own; the broker runs in this process, and the SDK clients in child
@@ -49,27 +51,28 @@ const DRAIN_TIMEOUT_MS = 60_000;
 const BROWSER_RESULT = '.taskflow/e2e-browser.json';
 
 interface Setting {
-  name: 'defaults' | 'window0' | 'fanout';
+  name: 'defaults' | 'polling' | 'window0';
   env: Record<string, string>;
-  routerFanOut?: { pollMs: number };
+  routerReader: 'fanout' | 'polling';
 }
 
 const ALL_SETTINGS: Setting[] = [
-  { name: 'defaults', env: {} },
+  // Production's and `npm start`'s reader: enhanced fan-out (infra/aws/workloads.ts), through the
+  // stack's stand-in (infra/local/fanout.ts), which reads as soon as kinesalite answered a put.
+  { name: 'defaults', env: {}, routerReader: 'fanout' },
+  // The router's defaults reading by polling, within its read budget (2 GetRecords/s per shard).
+  { name: 'polling', env: {}, routerReader: 'polling' },
   // Batching off; the idle poll as short as is sensible locally (under load the reader is paced by
   // Kinesis' 5 GetRecords/s per shard anyway, see the README).
   // The shortest sensible polling locally: kinesalite has no 5 reads/s per shard limit (in
   // production this latency needs a push reader, enhanced fan-out).
-  { name: 'window0', env: { ROUTER_BATCH_WINDOW_MS: '0', ROUTER_POLL_INTERVAL_MS: String(PARAMS.fastPollMs), ROUTER_MIN_CALL_SPACING_MS: String(PARAMS.fastPollMs) } },
-  // Production's reader: the router's defaults, reading by enhanced fan-out (infra/aws/workloads.ts)
-  // through the local stand-in, which looks for new records every fastPollMs where Kinesis pushes.
-  { name: 'fanout', env: {}, routerFanOut: { pollMs: PARAMS.fastPollMs } },
+  { name: 'window0', env: { ROUTER_BATCH_WINDOW_MS: '0', ROUTER_POLL_INTERVAL_MS: String(PARAMS.fastPollMs), ROUTER_MIN_CALL_SPACING_MS: String(PARAMS.fastPollMs) }, routerReader: 'polling' },
 ];
 /** BENCH_E2E_SETTINGS=window0 runs one setting only (to investigate; the result file then lacks the others). */
 /** BENCH_E2E_ROUTER_NODE_ARGS / BENCH_E2E_CAPTURE_NODE_ARGS: node arguments for that service, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof". */
 const nodeArgs = (name: string) => (process.env[name] ?? '').split(' ').filter(Boolean);
 const SERVICE_NODE_ARGS = { router: nodeArgs('BENCH_E2E_ROUTER_NODE_ARGS'), capture: nodeArgs('BENCH_E2E_CAPTURE_NODE_ARGS') };
-const SETTINGS = ALL_SETTINGS.filter((s) => (process.env.BENCH_E2E_SETTINGS ?? 'defaults,window0,fanout').split(',').includes(s.name));
+const SETTINGS = ALL_SETTINGS.filter((s) => (process.env.BENCH_E2E_SETTINGS ?? 'defaults,polling,window0').split(',').includes(s.name));
 
 interface RunResult {
   p50: number;
@@ -180,7 +183,7 @@ async function oneRun(setting: Setting, run: number): Promise<RunResult> {
     services: 'processes',
     serviceNodeArgs: SERVICE_NODE_ARGS,
     env: setting.env,
-    ...(setting.routerFanOut ? { routerFanOut: setting.routerFanOut } : {}),
+    routerReader: setting.routerReader,
     logLevel: process.env.BENCH_E2E_LOG ?? 'silent',
   });
   const children: ChildProcess[] = [];
@@ -309,7 +312,7 @@ async function main(): Promise<void> {
   // starts them: in production Kinesis and DynamoDB are remote services, and in this process
   // kinesalite's work delayed capture's PutRecords on the shared event loop.
   await startStackProcess();
-  const runs: Record<Setting['name'], RunResult[]> = { defaults: [], window0: [], fanout: [] };
+  const runs: Record<Setting['name'], RunResult[]> = { defaults: [], polling: [], window0: [] };
   try {
     for (let r = 1; r <= PARAMS.runs; r++) {
       // Alternate the settings so a change in the machine's load affects both alike.
@@ -334,24 +337,24 @@ async function main(): Promise<void> {
     lost: sum('lost'),
     duplicates: sum('duplicates'),
     order_violations: sum('orderViolations'),
+    commit_to_client_p50_ms_polling: med('polling', 'p50'),
+    commit_to_client_p95_ms_polling: med('polling', 'p95'),
     commit_to_client_p95_ms_window0: med('window0', 'p95'),
-    commit_to_client_p50_ms_fanout: med('fanout', 'p50'),
-    commit_to_client_p95_ms_fanout: med('fanout', 'p95'),
     // CPU per change (defaults, median of the runs): the figure the cost model turns into machines.
     ...Object.fromEntries(CPU_GROUPS.map((g) => [`cpu_us_per_change_${g}`, medCpu('defaults', g)])),
     cores_per_10k_changes_per_s_capture: cores(medCpu('defaults', 'capture')),
     cores_per_10k_changes_per_s_router: cores(medCpu('defaults', 'router')),
+    cpu_us_per_change_router_polling: medCpu('polling', 'router'),
     cpu_us_per_change_router_window0: medCpu('window0', 'router'),
-    cpu_us_per_change_router_fanout: medCpu('fanout', 'router'),
   };
   const path = writeBenchResult(
     'e2e',
     {
       ...PARAMS,
       settings: {
-        defaults: 'router defaults (ROUTER_BATCH_WINDOW_MS 100, ROUTER_POLL_INTERVAL_MS 200), reading by polling within its read budget',
-        window0: ALL_SETTINGS[1]!.env,
-        fanout: `router defaults, reading by enhanced fan-out (production's reader) through the local stand-in, which looks for new records every ${PARAMS.fastPollMs} ms`,
+        defaults: "npm start's: router defaults (ROUTER_BATCH_WINDOW_MS 100), reading by enhanced fan-out (production's reader) through the stack's stand-in, which reads as soon as a put is answered",
+        polling: 'router defaults (ROUTER_BATCH_WINDOW_MS 100, ROUTER_POLL_INTERVAL_MS 200), reading by polling within its read budget',
+        window0: { reader: 'polling', ...ALL_SETTINGS[2]!.env },
       },
       changesPerTransaction: round(changesPerTransaction),
       loadavg1mAtStart: round(loadAtStart),

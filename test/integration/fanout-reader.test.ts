@@ -1,29 +1,32 @@
 // The enhanced fan-out reader (packages/stream consumer/fanout-reader.ts) with the real
 // @aws-sdk/client-kinesis SubscribeToShardCommand over HTTP/2, against the local stand-in
-// (test/support/fanout-standin.ts) reading kinesalite: records in order, none lost or repeated
+// (infra/local/fanout.ts) reading kinesalite: records in order, none lost or repeated
 // across subscription renewals, and a crashed consumer's successor resumes after its checkpoint.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { NodeHttp2Handler } from '@smithy/node-http-handler';
 import { type Consumer, FanOutShardReader, type ShardProcessor, TRIM_HORIZON, createConsumer, listShards } from '@taskflow/stream';
-import { type FanOutStandIn, startFanOutStandIn } from '../support/fanout-standin.js';
+import { type FanOutStandIn, registerStreamConsumer, startFanOutStandIn } from '../../infra/local/fanout.js';
 import { awsConfig, createTestStream, createTestTables, dynamoClient, kinesisClient } from '../support/stack.js';
 import { waitFor } from '../support/wait.js';
 
-const ARN = 'arn:aws:kinesis:us-east-1:000000000000:stream/local/consumer/fanout-test:1';
 let kinesis: KinesisClient;
 let dynamo: DynamoDBClient;
 let fanOutClient: KinesisClient;
 let standIn: FanOutStandIn;
 let stream: string;
+let ARN: string;
+let crashArn: string;
 
 beforeAll(async () => {
   kinesis = kinesisClient();
   dynamo = dynamoClient();
   stream = await createTestStream('fanout', 1);
   // Subscriptions of 1.5 s instead of 5 minutes: every test crosses several renewals.
-  standIn = await startFanOutStandIn({ kinesis, streamName: stream, subscriptionMs: 1500, pollMs: 25 });
+  standIn = await startFanOutStandIn({ kinesis, subscriptionMs: 1500, pollMs: 25 });
+  ARN = await registerStreamConsumer(standIn.url, awsConfig().region, stream, 'fanout-test');
+  crashArn = await registerStreamConsumer(standIn.url, awsConfig().region, stream, 'fanout-test-crash');
   fanOutClient = new KinesisClient({ region: awsConfig().region, endpoint: standIn.url, credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, requestHandler: new NodeHttp2Handler(), maxAttempts: 1 });
 });
 
@@ -80,7 +83,7 @@ describe('enhanced fan-out reader against the SubscribeToShard stand-in', () => 
       shutdown: async () => {},
     });
     const consumer = (worker: string): Consumer =>
-      createConsumer({ name: 'fanout-test', streamName: stream, kinesis, dynamo, leaseTable: leases, workerId: worker, processor: processor(worker), fanOut: { consumerArn: `${ARN}-crash`, endpoint: standIn.url }, failoverTimeMs: 2000, shardSyncIntervalMs: 500, initialPosition: TRIM_HORIZON });
+      createConsumer({ name: 'fanout-test', streamName: stream, kinesis, dynamo, leaseTable: leases, workerId: worker, processor: processor(worker), fanOut: { consumerArn: crashArn, endpoint: standIn.url }, failoverTimeMs: 2000, shardSyncIntervalMs: 500, initialPosition: TRIM_HORIZON });
     const base = 1000;
     await put(base, base + 30);
     const a = consumer('a');

@@ -1,6 +1,6 @@
 // The router reading by enhanced fan-out (ROUTER_READER=fanout), as it does in production: the
 // `taskflow router` process subscribes to each shard through the SubscribeToShard stand-in
-// (test/support/fanout-standin.ts, HTTP/2 event-stream over kinesalite, with short
+// (infra/local/fanout.ts, HTTP/2 event-stream over kinesalite, with short
 // subscriptions so renewals happen) and publishes to a live web-SDK subscriber. While the
 // workload commits, the router is SIGKILLed and restarted under the same worker id: it resumes
 // from its lease checkpoints, and each subscriber has seen exactly its project's committed
@@ -13,14 +13,13 @@ import { runWorkload, setupWorkloadTenants } from '../../db/workload.js';
 import { freePort } from '../../infra/local/processes.js';
 import { createLogger } from '../../lib/logger.js';
 import { startTestCapture } from '../support/capture.js';
-import { type FanOutStandIn, startFanOutStandIn } from '../support/fanout-standin.js';
+import { type FanOutStandIn, registerStreamConsumer, startFanOutStandIn } from '../../infra/local/fanout.js';
 import { compareHistory, startHistoryRecorder, type HistoryRecorder } from '../support/history.js';
 import { grantObserver, startTestPipeline, type TestPipeline } from '../support/pipeline.js';
 import { type ServiceProcess, startServiceProcess } from '../support/service-process.js';
-import { kinesisClient, uniqueName } from '../support/stack.js';
+import { awsConfig, kinesisClient, uniqueName } from '../support/stack.js';
 import { sleep, waitFor } from '../support/wait.js';
 
-const ARN = 'arn:aws:kinesis:us-east-1:000000000000:stream/local/consumer/router:1';
 const quiet = createLogger('router-fanout', process.env.PIPELINE_TEST_LOG ?? 'silent');
 const seed = uniqueName('router-fanout');
 
@@ -40,7 +39,7 @@ beforeAll(async () => {
   pipeline = await startTestPipeline({ prefix: 'router-fanout', services: 'none', shards: 2 });
   kinesis = kinesisClient();
   // Subscriptions of 2 s instead of 5 minutes: the run crosses several renewals per shard.
-  standIn = await startFanOutStandIn({ kinesis, streamName: pipeline.env.CHANGE_STREAM_NAME!, subscriptionMs: 2000, pollMs: 25 });
+  standIn = await startFanOutStandIn({ kinesis, subscriptionMs: 2000, pollMs: 25 });
   history = await startHistoryRecorder(pipeline.databaseUrl, { slotName: uniqueName('router_fanout_truth') });
   capture = await startTestCapture(pipeline.env, quiet);
   const replayPort = await freePort();
@@ -48,7 +47,7 @@ beforeAll(async () => {
   routerEnv = {
     ...pipeline.env,
     ROUTER_READER: 'fanout',
-    ROUTER_FANOUT_CONSUMER_ARN: ARN,
+    ROUTER_FANOUT_CONSUMER_ARN: await registerStreamConsumer(standIn.url, awsConfig().region, pipeline.env.CHANGE_STREAM_NAME!, 'router'),
     ROUTER_FANOUT_ENDPOINT: standIn.url,
     // Stable across the restart, as a StatefulSet pod's name: the restarted router takes its leases back at once.
     KINESIS_WORKER_ID: 'router-0',

@@ -1,5 +1,6 @@
 // The whole local pipeline for one test file: a fresh database, stream and tables, a private
-// broker that authorizes like production (JWT + membership projection), capture and router
+// broker that authorizes like production (JWT + membership projection), capture and router (reading
+// by enhanced fan-out through the stack's stand-in, as under `npm start` and in production)
 // in-process (or, for benchmarks, each in its own process). Tests that need the path
 // Postgres → … → MQTT → client start it here once.
 import { randomUUID } from 'node:crypto';
@@ -7,7 +8,6 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { type RunningCapture } from '../../capture/main.js';
 import { createBrokerAuth, type BrokerAuth } from '../../infra/local/broker-auth.js';
 import type { Broker } from '../../infra/local/broker.js';
@@ -22,8 +22,8 @@ import { superviseServices, type Supervisor } from '../../infra/local/supervisor
 import { freePort } from '../../infra/local/processes.js';
 import { bundleCommands } from '../../infra/local/service-bundle.js';
 import { startServiceProcess } from './service-process.js';
-import { awsConfig, captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, kinesisClient, startTestBroker, testStackEnv, uniqueName } from './stack.js';
-import { type FanOutStandIn, startFanOutStandIn } from './fanout-standin.js';
+import { registerStreamConsumer } from '../../infra/local/fanout.js';
+import { awsConfig, captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, stack, startTestBroker, testStackEnv, uniqueName } from './stack.js';
 import { waitFor } from './wait.js';
 import { startTestCapture } from './capture.js';
 
@@ -81,11 +81,12 @@ export interface TestPipelineOptions {
   /** Further service identities the broker lets publish to any topic (e.g. 'service:notifications'), besides the router's. */
   serviceUsers?: readonly string[];
   /**
-   * The router reads by enhanced fan-out, as production's does (ROUTER_READER=fanout), through the
-   * local stand-in over kinesalite (test/support/fanout-standin.ts), which looks for new records
-   * every `pollMs` where Kinesis pushes them.
+   * How the router reads the stream. Default 'fanout', as in production and under `npm start`:
+   * registered as the stream consumer `router` with the stack's enhanced fan-out stand-in
+   * (infra/local/fanout.ts), ROUTER_READER=fanout. 'polling': GetRecords within its read budget
+   * (ROUTER_POLL_INTERVAL_MS, ROUTER_MIN_CALL_SPACING_MS), for tests and benchmarks of polling.
    */
-  routerFanOut?: { pollMs: number };
+  routerReader?: 'fanout' | 'polling';
 }
 
 /** Per-user replay limits no test's one observer reaches (see productionReplayLimits). */
@@ -97,7 +98,7 @@ const UNREACHED_REPLAY_LIMITS: Record<string, string> = {
   REPLAY_CHANGES_BURST_PER_USER: '1000000000',
 };
 
-/** Shorter intervals than the services' defaults, so tests wait less. */
+/** Shorter intervals than the services' defaults, so tests wait less (the polling ones matter with routerReader: 'polling'). */
 const TEST_TIMINGS: Record<string, string> = {
   CAPTURE_ACK_INTERVAL_MS: '100',
   CAPTURE_HEARTBEAT_INTERVAL_MS: '300',
@@ -148,11 +149,10 @@ export async function startTestPipeline(options: TestPipelineOptions): Promise<T
   env.ROUTER_SERVICE_USER = ROUTER_SERVICE_USER;
   env.ROUTER_MQTT_PASSWORD = await token(ROUTER_SERVICE_USER, 24 * 3600);
 
-  let fanOut: { standIn: FanOutStandIn; kinesis: KinesisClient } | undefined;
-  if (options.routerFanOut) {
-    const kinesis = kinesisClient();
-    fanOut = { kinesis, standIn: await startFanOutStandIn({ kinesis, streamName: stream, pollMs: options.routerFanOut.pollMs }) };
-    Object.assign(env, { ROUTER_READER: 'fanout', ROUTER_FANOUT_CONSUMER_ARN: `arn:aws:kinesis:us-east-1:000000000000:stream/${stream}/consumer/router:1`, ROUTER_FANOUT_ENDPOINT: fanOut.standIn.url });
+  if ((options.routerReader ?? 'fanout') === 'fanout') {
+    const { kinesis } = stack();
+    env.ROUTER_READER = 'fanout';
+    env.ROUTER_FANOUT_CONSUMER_ARN = await registerStreamConsumer(kinesis.fanOutEndpoint, kinesis.region, stream, 'router');
   }
   if (options.beforeCapture) await options.beforeCapture(databaseUrl);
   const services =
@@ -169,8 +169,6 @@ export async function startTestPipeline(options: TestPipelineOptions): Promise<T
     token,
     async stop() {
       await services.stop();
-      await fanOut?.standIn.close();
-      fanOut?.kinesis.destroy();
       auth.stop();
       await broker.stop().catch(() => undefined);
       membershipsClient.destroy();

@@ -77,8 +77,9 @@ class FanOutSubscription implements ShardSubscription {
         } catch (err) {
           this.close();
           if (signal.aborted) break;
-          // Another subscription of this consumer to the shard is still open (a previous holder's,
-          // for up to 5 minutes), a throttle, a dropped connection: back off and subscribe again.
+          // Another subscription of this consumer to the shard opened less than 5 s ago (a previous
+          // holder's; after that Kinesis lets this one take over), a throttle, a dropped
+          // connection: back off and subscribe again.
           this.failures += 1;
           if (this.failures > 8 && !(err instanceof ResourceInUseException)) throw err;
           await sleep(backoffDelay(this.failures, (this.opts.random ?? Math.random)(), this.opts.backoff ?? DEFAULT_BACKOFF), signal);
