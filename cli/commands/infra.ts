@@ -32,6 +32,10 @@ async function synth(argv: string[]): Promise<number> {
   const { externalSecretsManifests } = await import('../../infra/aws/secrets.js');
   const operatorRole = `arn:aws:iam::${settings.account}:role/taskflow-${settings.env}-external-secrets`;
   writeFileSync(join(k8sDir, 'external-secrets.json'), `${JSON.stringify({ apiVersion: 'v1', kind: 'List', items: externalSecretsManifests({ env: settings.env, namespace: settings.namespace, region: settings.region, roleArn: operatorRole }) }, null, 2)}\n`);
+  const { cloudWatchAgentManifests } = await import('../../infra/aws/metrics-shipping.js');
+  const { alarms } = await import('../../infra/alarms.js');
+  const agentRole = `arn:aws:iam::${settings.account}:role/taskflow-${settings.env}-cloudwatch-agent`;
+  writeFileSync(join(k8sDir, 'cloudwatch-agent.json'), `${JSON.stringify({ apiVersion: 'v1', kind: 'List', items: cloudWatchAgentManifests({ env: settings.env, namespace: settings.namespace, region: settings.region, roleArn: agentRole, catalog: alarms(settings) }) }, null, 2)}\n`);
   for (const s of assembly.stacks) console.log(`${s.stackName}: ${Object.keys((s.template as { Resources?: object }).Resources ?? {}).length} resources`);
   console.log(`templates in ${outdir}, manifests in ${k8sDir}`);
   return 0;

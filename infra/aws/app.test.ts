@@ -5,7 +5,7 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { alarms } from '../alarms.js';
+import { alarms, SERVICE_NAMESPACE } from '../alarms.js';
 import { TABLES } from '../local/tables.js';
 import { buildApp, type PipelineApp } from './app.js';
 import { changelogCapacity, dynamoWrites, kinesisShards } from './cost/model.js';
@@ -15,6 +15,7 @@ import { authorizerBundle } from './stacks/realtime.js';
 import { roleName } from './stacks/services.js';
 import { manifests, STREAM_CONSUMERS_CONFIG_MAP, workloads } from './workloads.js';
 import { DEPLOYMENT_SECRETS, externalSecretsManifests, secretsManagerName } from './secrets.js';
+import { cloudWatchAgentManifests, metricDeclarations, metricsLogGroupName, scrapeConfig, SCRAPE_JOB, shippedMetrics } from './metrics-shipping.js';
 import { loadArchiverConfig, loadLoaderConfig } from '../../analytics/config.js';
 import { loadAuditStoreConfig, loadConfig as loadAuditConfig } from '../../audit/config.js';
 import { openErasureSinks as openAuditErasureSinks } from '../../audit/erasure-sink.js';
@@ -301,6 +302,44 @@ describe('the manifests configure each service for production', () => {
     const statements = (readers[0] as { Properties: { PolicyDocument: { Statement: { Action: string[] | string }[] } } }).Properties.PolicyDocument.Statement;
     expect(statements.flatMap((st) => [st.Action].flat()).every((a) => a.startsWith('secretsmanager:'))).toBe(true);
     tpl('services').hasResourceProperties('AWS::IAM::Role', { RoleName: 'taskflow-prod-external-secrets', AssumeRolePolicyDocument: { Statement: [Match.objectLike({ Condition: { StringEquals: { [`${built.settings.eksOidcProvider}:sub`]: 'system:serviceaccount:taskflow:taskflow-external-secrets', [`${built.settings.eksOidcProvider}:aud`]: 'sts.amazonaws.com' } } })] } });
+  });
+});
+
+describe('metrics shipping', () => {
+  it('ships every service metric a CloudWatch alarm reads, with exactly the dimensions the alarm names, and nothing else', () => {
+    const catalog = alarms(built.settings);
+    const declarations = metricDeclarations(shippedMetrics(catalog));
+    const selected = (name: string, dims: string[]) => declarations.some((d) => JSON.stringify(d.dimensions) === JSON.stringify([dims]) && d.metric_selectors.some((re) => new RegExp(re).test(name)));
+    const read = catalog.filter((a) => a.cloudwatch.namespace === SERVICE_NAMESPACE);
+    expect(read.length).toBeGreaterThan(10);
+    for (const a of read) expect([a.id, selected(a.cloudwatch.metricName, Object.keys(a.cloudwatch.dimensions ?? {}).sort())]).toEqual([a.id, true]);
+    const readNames = new Set(read.map((a) => a.cloudwatch.metricName));
+    for (const d of declarations) {
+      expect(d).toMatchObject({ source_labels: ['job'], label_matcher: `^${SCRAPE_JOB}$` });
+      for (const re of d.metric_selectors) expect([...readNames].some((n) => new RegExp(re).test(n))).toBe(true);
+    }
+  });
+
+  it("scrapes the pipeline's pods on the port every workload names `metrics`, and the agent writes only to its log group under its own IRSA role", () => {
+    const keep = scrapeConfig('taskflow').scrape_configs[0]!.relabel_configs.filter((r) => r.action === 'keep');
+    expect(keep).toEqual([
+      { source_labels: ['__meta_kubernetes_pod_label_app_kubernetes_io_part_of'], regex: 'taskflow', action: 'keep' },
+      { source_labels: ['__meta_kubernetes_pod_container_port_name'], regex: 'metrics', action: 'keep' },
+    ]);
+    for (const w of workloads(built.settings)) {
+      const docs = manifests(w, { namespace: 'taskflow', image: 'img', roleArn: 'r', region: 'us-east-1' }) as { kind: string; spec?: { template?: { metadata: { labels: Record<string, string> }; spec: { containers: { ports?: { name: string }[] }[] } } } }[];
+      const template = docs.find((d) => d.kind === w.kind)?.spec?.template;
+      expect([w.name, template?.metadata.labels['app.kubernetes.io/part-of']]).toEqual([w.name, 'taskflow']);
+      expect(template?.spec.containers[0]?.ports?.map((p) => p.name)).toContain('metrics');
+    }
+    const agent = cloudWatchAgentManifests({ env: 'prod', namespace: 'taskflow', region: 'us-east-1', roleArn: 'arn:aws:iam::123456789012:role/taskflow-prod-cloudwatch-agent', catalog: alarms(built.settings) }) as { kind: string; metadata: { name: string; annotations?: Record<string, string> }; data?: Record<string, string>; spec?: { replicas?: number; template?: { spec: { serviceAccountName: string } } } }[];
+    const account = agent.find((d) => d.kind === 'ServiceAccount');
+    expect(account?.metadata.annotations?.['eks.amazonaws.com/role-arn']).toBe('arn:aws:iam::123456789012:role/taskflow-prod-cloudwatch-agent');
+    expect(agent.find((d) => d.kind === 'Deployment')?.spec).toMatchObject({ replicas: 1, template: { spec: { serviceAccountName: account?.metadata.name } } });
+    const config = JSON.parse(agent.find((d) => d.data?.['cwagentconfig.json'])!.data!['cwagentconfig.json']!) as { logs: { metrics_collected: { prometheus: { log_group_name: string; emf_processor: { metric_namespace: string } } } } };
+    expect(config.logs.metrics_collected.prometheus).toMatchObject({ log_group_name: metricsLogGroupName('prod'), emf_processor: { metric_namespace: SERVICE_NAMESPACE } });
+    tpl('services').hasResourceProperties('AWS::Logs::LogGroup', { LogGroupName: metricsLogGroupName('prod'), RetentionInDays: 7 });
+    tpl('services').hasResourceProperties('AWS::IAM::Role', { RoleName: 'taskflow-prod-cloudwatch-agent', AssumeRolePolicyDocument: { Statement: [Match.objectLike({ Condition: { StringEquals: { [`${built.settings.eksOidcProvider}:sub`]: `system:serviceaccount:taskflow:${account?.metadata.name}`, [`${built.settings.eksOidcProvider}:aud`]: 'sts.amazonaws.com' } } })] } });
   });
 });
 

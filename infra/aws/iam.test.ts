@@ -45,13 +45,13 @@ function nameOf(stackName: string, logicalId: string): string {
   return `${LABELS[r.Type] ?? r.Type}:${(physical as string | undefined) ?? logicalId.replace(/[0-9A-F]{8}$/, '')}`;
 }
 
-/** A policy's Resource expression as text: ARN pieces joined, references named, the account's own IoT ARN prefix dropped, a bucket named in an ARN as `bucket:<name>`, a secret named by its name (`…:secret:<name>-??????`) as `secret:<name>`. */
+/** A policy's Resource expression as text: ARN pieces joined, references named, the account's own IoT ARN prefix dropped, a log group's ARN (or its name in one) as `log-group:<name>`, a bucket named in an ARN as `bucket:<name>`, a secret named by its name (`…:secret:<name>-??????`) as `secret:<name>`. */
 function render(stackName: string, expr: unknown): string {
   if (typeof expr === 'string') return expr;
   const o = expr as Json;
   if (Array.isArray(o['Fn::Join'])) {
     const [sep, parts] = o['Fn::Join'] as [string, unknown[]];
-    return parts.map((p) => render(stackName, p)).join(sep).replace(/^arn:aws:iot:[^:]+:\d+:/, 'iot:').replace(/^arn:aws:s3:::/, 'bucket:').replace(/^arn:aws:secretsmanager:[^:]+:\d+:secret:(.+)-\?{6}$/, 'secret:$1');
+    return parts.map((p) => render(stackName, p)).join(sep).replace(/^arn:aws:iot:[^:]+:\d+:/, 'iot:').replace(/^arn:aws:s3:::/, 'bucket:').replace(/^arn:aws:logs:[^:]+:\d+:log-group:(log-group:)?/, 'log-group:').replace(/^arn:aws:secretsmanager:[^:]+:\d+:secret:(.+)-\?{6}$/, 'secret:$1');
   }
   if (typeof o.Ref === 'string') {
     const pseudo: Record<string, string> = { 'AWS::Partition': 'aws', 'AWS::Region': built.settings.region, 'AWS::AccountId': built.settings.account, 'AWS::URLSuffix': 'amazonaws.com' };
@@ -177,8 +177,9 @@ describe("the CDK app's IAM policies", () => {
     const grants = synthesizedGrants();
     expect(services.filter((name) => !grants.get(name)?.size)).toEqual([]);
     const roleNames = Object.values(resources.get(built.stacks.services.stackName) ?? {}).filter((r) => r.Type === 'AWS::IAM::Role').map((r) => r.Properties?.RoleName);
-    // Besides the services' roles, only the External Secrets Operator's (it reads the deployment secrets).
-    expect(roleNames.sort()).toEqual([...services, 'external-secrets'].map((name) => roleName(built.settings, { name })).sort());
+    // Besides the services' roles, only the External Secrets Operator's (it reads the deployment
+    // secrets) and the CloudWatch agent's (it ships the alarms' metrics).
+    expect(roleNames.sort()).toEqual([...services, 'external-secrets', 'cloudwatch-agent'].map((name) => roleName(built.settings, { name })).sort());
   });
 
   it('have `taskflow dev` read by enhanced fan-out exactly where production does, as the same stream consumers and settings', () => {

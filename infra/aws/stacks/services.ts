@@ -1,8 +1,9 @@
 // IRSA roles for the EKS workloads, least privilege: each service account may touch only the
 // stream, tables and IoT actions its service uses. The manifests (workloads.ts) name these roles.
-import { Stack, type StackProps } from 'aws-cdk-lib';
+import { RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as kinesis from 'aws-cdk-lib/aws-kinesis';
 import type * as firehose from 'aws-cdk-lib/aws-kinesisfirehose';
 import type * as kms from 'aws-cdk-lib/aws-kms';
@@ -18,6 +19,7 @@ import type { Settings } from '../settings.js';
 import { grantStream, grantTable } from '../grants.js';
 import { DEPLOYMENT_SECRETS, EXTERNAL_SECRETS_SERVICE_ACCOUNT, secretsManagerName } from '../secrets.js';
 import { importedKey } from './compliance.js';
+import { CLOUDWATCH_AGENT_SERVICE_ACCOUNT, metricsLogGroupName } from '../metrics-shipping.js';
 import { serviceAccountName, type Workload } from '../workloads.js';
 
 export interface ServicesDeps {
@@ -50,6 +52,8 @@ export class ServicesStack extends Stack {
   /** The deployment secrets this stack creates (all of secrets.ts but the router's certificate). */
   readonly secrets: secrets.Secret[];
   readonly secretsOperator: iam.Role;
+  /** The CloudWatch agent's (metrics-shipping.ts): it writes the scraped metrics as EMF logs into its log group. */
+  readonly metricsAgent: iam.Role;
 
   constructor(scope: Construct, id: string, settings: Settings, workloads: readonly Workload[], deps: ServicesDeps, props?: StackProps) {
     super(scope, id, props);
@@ -214,5 +218,19 @@ export class ServicesStack extends Stack {
       (d) => new secrets.Secret(this, `Secret-${d.name}`, { secretName: secretsManagerName(settings.env, d), description: `${d.holds}: JSON keys ${d.keys.join(', ')}; synced into the Kubernetes Secret ${d.kubernetesSecret}` }),
     );
     for (const secret of [...this.secrets, secrets.Secret.fromSecretNameV2(this, 'RouterMqttIdentity', secretsManagerName(settings.env, { name: 'router-mqtt' }))]) secret.grantRead(this.secretsOperator);
+    // The alarms' metrics: the agent's EMF log events become metrics of namespace TaskFlow; the
+    // events themselves are kept a week (CloudWatch Logs encrypts them at rest).
+    const metricsLog = new logs.LogGroup(this, 'Metrics', { logGroupName: metricsLogGroupName(settings.env), retention: logs.RetentionDays.ONE_WEEK, removalPolicy: RemovalPolicy.DESTROY });
+    this.metricsAgent = new iam.Role(this, 'CloudWatchAgent', {
+      roleName: `taskflow-${settings.env}-cloudwatch-agent`,
+      description: 'IRSA role of the CloudWatch agent in the pipeline namespace: writes the scraped service metrics (EMF) into its log group',
+      assumedBy: new iam.OpenIdConnectPrincipal(provider, {
+        StringEquals: {
+          [`${settings.eksOidcProvider}:sub`]: `system:serviceaccount:${settings.namespace}:${CLOUDWATCH_AGENT_SERVICE_ACCOUNT}`,
+          [`${settings.eksOidcProvider}:aud`]: 'sts.amazonaws.com',
+        },
+      }),
+    });
+    metricsLog.grant(this.metricsAgent, 'logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams');
   }
 }
