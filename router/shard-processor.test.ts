@@ -39,11 +39,11 @@ class GatedPublisher implements Publisher {
   async close(): Promise<void> {}
 }
 
-function setup(ready?: Promise<unknown>) {
+function setup(ready?: Promise<unknown>, windowMs = 0) {
   const publisher = new GatedPublisher();
   const pipeline = () => new PublishPipeline({ batcher: { windowMs: 0, mode: 'full', gzip: false, maxBytes: 128 * 1024 }, publisher, hasSubscriber: null, retry: { baseMs: 1, maxMs: 2 }, closeGraceMs: 200 });
   const deps = { consumer: 'router', changelog: new MemoryChangelogStore(), deadLetters: { put: async () => {} }, memberships: { apply: async () => {} }, validate: validateEvent };
-  const processor = new RouterShardProcessor('s', deps, pipeline, createLogger('test', 'silent'), ready);
+  const processor = new RouterShardProcessor('s', deps, pipeline, createLogger('test', 'silent'), ready, windowMs);
   const checkpoints: string[] = [];
   const checkpointer = (label: string): Checkpointer => ({
     checkpoint: async () => {
@@ -118,5 +118,49 @@ describe('RouterShardProcessor', () => {
     await processor.processRecords(batch(2), checkpointer('b2'));
     await expect(processor.shutdown('shard_end', checkpointer('final'))).rejects.toThrow(/not yet published/);
     expect(checkpoints).toEqual([]);
+  });
+
+  it('gathers young reads over the window into one changelog item per project, checkpointed at the last read', async () => {
+    const { publisher, processor, checkpoints, checkpointer, changelog } = setup(undefined, 100);
+    await processor.initialize({ shardId: 's', parentStates: [] });
+    await processor.processRecords(batch(1), checkpointer('b1'));
+    await processor.processRecords(batch(2), checkpointer('b2'));
+    // Staged by the window's timer, without another read.
+    await within(() => publisher.pending === 1, 'the window staged and its publish started');
+    expect(changelog.table.items.get(`${WS}/${P}`)?.size).toBe(1);
+    expect((await changelog.read({ workspaceId: WS, projectId: P }, 0, 10)).entries.map((e) => e.seq)).toEqual([1, 2]);
+    publisher.release();
+    await within(() => checkpoints.length === 1, 'the checkpoint');
+    expect(checkpoints).toEqual(['b2']);
+    await processor.shutdown('shutdown', checkpointer('final'));
+  });
+
+  it('stages a window still open at shutdown before the final checkpoint', async () => {
+    const { publisher, processor, checkpoints, checkpointer, changelog } = setup(undefined, 10_000);
+    await processor.initialize({ shardId: 's', parentStates: [] });
+    await processor.processRecords(batch(1), checkpointer('b1'));
+    expect((await changelog.read({ workspaceId: WS, projectId: P }, 0, 10)).entries).toEqual([]);
+    const closing = processor.shutdown('shutdown', checkpointer('final'));
+    await within(() => publisher.pending === 1, 'the open window staged');
+    publisher.release();
+    await closing;
+    expect(checkpoints).toEqual(['b1', 'final']);
+  });
+
+  it('retries a failed staging in place: processRecords does not fail, the changes go out once', async () => {
+    const { publisher, processor, checkpoints, checkpointer, changelog } = setup();
+    const append = changelog.append.bind(changelog);
+    let failures = 2;
+    changelog.append = async (...args) => {
+      if (failures-- > 0) throw new Error('throttled');
+      return append(...args);
+    };
+    await processor.initialize({ shardId: 's', parentStates: [] });
+    await processor.processRecords(batch(1), checkpointer('b1'));
+    expect((await changelog.read({ workspaceId: WS, projectId: P }, 0, 10)).entries.map((e) => e.seq)).toEqual([1]);
+    publisher.release();
+    await within(() => checkpoints.length === 1, 'the checkpoint');
+    await processor.shutdown('shutdown', checkpointer('final'));
+    expect(publisher.published).toBe(1);
   });
 });

@@ -1,15 +1,22 @@
 // The consumer library's ShardProcessor for the router: one leased shard's ShardRouter and
 // publish pipeline, checkpointing the marks as the lease's state.
-import { type Checkpointer, LeaseLostError, type ProcessBatch, type ShardInit, type ShardProcessor, type ShutdownReason } from '@taskflow/stream';
+import { type Checkpointer, LeaseLostError, type ProcessBatch, type ShardInit, type ShardProcessor, type ShutdownReason, type UserRecord } from '@taskflow/stream';
+import { backoffDelay, DEFAULT_BACKOFF, sleep } from '../lib/backoff.js';
 import type { Logger } from '../lib/logger.js';
 import type { PublishPipeline } from './publish-pipeline.js';
+import { ReadWindow, type TakenWindow } from './read-window.js';
 import { ShardRouter, type ShardRouterDeps } from './shard-router.js';
 
 /**
  * One leased shard: its ShardRouter, its publish pipeline, checkpointing the marks as state.
- * Batches are pipelined: once a batch is in the changelog the next read may start, while its
- * publish and then its checkpoint complete in order behind it. At most MAX_UNCHECKPOINTED batches
- * wait so; a crash re-reads them from the last checkpoint and they get the same seqs.
+ * Reads are gathered over the batch window (read-window.ts) and staged as one batch: one
+ * changelog item per project per window, not per read. A window is staged when it is due (by
+ * processRecords, or its timer), one at a time and in read order; a failed staging is retried in
+ * place (the same records: the changelog's lookups give them the same seqs). Batches are
+ * pipelined: once a batch is in the changelog the next read may start, while its publish and then
+ * its checkpoint (at the window's last read) complete in order behind it. At most
+ * MAX_UNCHECKPOINTED batches wait so; a crash re-reads them from the last checkpoint and they get
+ * the same seqs.
  */
 export class RouterShardProcessor implements ShardProcessor {
   private router: ShardRouter | undefined;
@@ -20,7 +27,14 @@ export class RouterShardProcessor implements ShardProcessor {
   /** A staged batch was never published (the pipeline closed first): nothing after it may be checkpointed. */
   private unpublished = false;
   private batches = 0;
+  private staged = 0;
   private caughtUp = false;
+  private readonly window: ReadWindow<UserRecord, Checkpointer>;
+  private timer: NodeJS.Timeout | undefined;
+  /** The staging in progress (windows are staged one after the other). */
+  private staging: Promise<void> = Promise.resolve();
+  /** Shutting down: a failing staging is not retried any more, and a waiting retry wakes. */
+  private readonly stopping = new AbortController();
 
   constructor(
     private readonly shardId: string,
@@ -29,8 +43,11 @@ export class RouterShardProcessor implements ShardProcessor {
     private readonly logger: Logger,
     /** Nothing is staged before this resolves (the publisher connected, subscriptions loaded); the shard is read meanwhile. */
     private readonly ready: Promise<unknown> = Promise.resolve(),
+    /** ROUTER_BATCH_WINDOW_MS: reads younger than this are gathered (0: each read is staged alone). */
+    windowMs = 0,
   ) {
     this.pipeline = makePipeline();
+    this.window = new ReadWindow({ windowMs, maxRecords: MAX_WINDOW_RECORDS });
   }
 
   async initialize(init: ShardInit): Promise<void> {
@@ -42,14 +59,75 @@ export class RouterShardProcessor implements ShardProcessor {
     if (this.leaseLost !== undefined) throw this.leaseLost;
     if (!this.router || batch.records.length === 0) return;
     await this.ready;
-    const first = this.batches++ === 0;
     // Start-up phases after a crash (bench:recovery): first batch read, in the changelog, published; caught up.
-    if (first) this.logger.info({ shardId: this.shardId, records: batch.records.length, millisBehindLatest: batch.millisBehindLatest }, 'first batch read');
+    if (this.batches++ === 0) this.logger.info({ shardId: this.shardId, records: batch.records.length, millisBehindLatest: batch.millisBehindLatest }, 'first batch read');
     if (!this.caughtUp && batch.millisBehindLatest <= CAUGHT_UP_MS) {
       this.caughtUp = true;
       this.logger.info({ shardId: this.shardId, batches: this.batches, millisBehindLatest: batch.millisBehindLatest }, 'caught up');
     }
-    const { state, published, timings } = await this.router.stage(batch.records);
+    const now = Date.now();
+    this.window.add(batch.records, checkpointer, oldestArrival(batch.records) ?? now, now);
+    if (this.window.isDue(now)) await this.stageWindow();
+    else this.armTimer();
+    while (this.checkpoints.length > MAX_UNCHECKPOINTED) await this.checkpoints.shift();
+    if (this.leaseLost !== undefined) throw this.leaseLost;
+  }
+
+  async shutdown(reason: ShutdownReason, checkpointer?: Checkpointer): Promise<void> {
+    clearTimeout(this.timer);
+    this.stopping.abort();
+    // The window's reads were handed over, so the final checkpoint would pass them: staged now
+    // (once; a failure leaves them to the next holder), or dropped with the lease.
+    if (reason === 'lease_lost') this.window.take();
+    await this.stageWindow();
+    await this.pipeline.close(reason === 'lease_lost' ? 'abandon' : 'graceful');
+    await Promise.all(this.checkpoints.splice(0));
+    if (reason === 'lease_lost') return;
+    // Throwing keeps a shard with unpublished changes from being marked finished: its lease is
+    // released instead, and the next holder re-reads from the last checkpoint.
+    if (this.unpublished) throw new Error(`shard ${this.shardId} closed with changes not yet published; they are re-read from the last checkpoint`);
+    // Retries a checkpoint that failed in the chain.
+    if (checkpointer && this.router && this.leaseLost === undefined) await checkpointer.checkpoint(undefined, this.router.state);
+  }
+
+  private armTimer(): void {
+    const dueAt = this.window.dueAt;
+    if (this.timer !== undefined || dueAt === undefined) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.stageWindow();
+    }, Math.max(0, dueAt - Date.now()));
+  }
+
+  /** Stages what the window holds once the staging before it is done; resolves when it is in the changelog (or given up on while closing). */
+  private stageWindow(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.staging = this.staging.then(async () => {
+      const taken = this.window.take();
+      if (taken) await this.stageTaken(taken);
+    });
+    return this.staging;
+  }
+
+  private async stageTaken({ records, last }: TakenWindow<UserRecord, Checkpointer>): Promise<void> {
+    const router = this.router!;
+    const first = this.staged++ === 0;
+    let staged: Awaited<ReturnType<ShardRouter['stage']>>;
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        staged = await router.stage(records);
+        break;
+      } catch (err) {
+        if (this.stopping.signal.aborted) {
+          this.unpublished = true; // closing: a re-read from the last checkpoint stages it
+          return;
+        }
+        this.logger.error({ err, shardId: this.shardId, records: records.length }, 'staging a batch failed; retrying it');
+        await sleep(backoffDelay(attempt, Math.random(), DEFAULT_BACKOFF), this.stopping.signal);
+      }
+    }
+    const { state, published, timings } = staged;
     if (first) {
       this.logger.info({ shardId: this.shardId, ...timings }, 'first batch staged');
       void published.then(() => this.logger.info({ shardId: this.shardId }, 'first batch published'), () => undefined);
@@ -65,7 +143,7 @@ export class RouterShardProcessor implements ShardProcessor {
         }
         if (this.unpublished) return;
         try {
-          await checkpointer.checkpoint(undefined, state);
+          await last.checkpoint(undefined, state);
         } catch (err) {
           if (err instanceof LeaseLostError) this.leaseLost ??= err;
           // Anything else (a failed checkpoint write): the next batch's checkpoint covers this one.
@@ -73,21 +151,21 @@ export class RouterShardProcessor implements ShardProcessor {
         }
       }),
     );
-    while (this.checkpoints.length > MAX_UNCHECKPOINTED) await this.checkpoints.shift();
-    if (this.leaseLost !== undefined) throw this.leaseLost;
-  }
-
-  async shutdown(reason: ShutdownReason, checkpointer?: Checkpointer): Promise<void> {
-    await this.pipeline.close(reason === 'lease_lost' ? 'abandon' : 'graceful');
-    await Promise.all(this.checkpoints.splice(0));
-    if (reason === 'lease_lost') return;
-    // Throwing keeps a shard with unpublished changes from being marked finished: its lease is
-    // released instead, and the next holder re-reads from the last checkpoint.
-    if (this.unpublished) throw new Error(`shard ${this.shardId} closed with changes not yet published; they are re-read from the last checkpoint`);
-    // Retries a checkpoint that failed in the chain.
-    if (checkpointer && this.router && this.leaseLost === undefined) await checkpointer.checkpoint(undefined, this.router.state);
   }
 }
+
+/** Arrival time (ms) of the read's oldest record; undefined when none says. */
+function oldestArrival(records: readonly UserRecord[]): number | undefined {
+  let oldest: number | undefined;
+  for (const r of records) {
+    const t = r.approximateArrivalTimestamp?.getTime();
+    if (t !== undefined && (oldest === undefined || t < oldest)) oldest = t;
+  }
+  return oldest;
+}
+
+/** Records of one staged window at most: the kit's slice of one processRecords call (synchronous decoding). */
+const MAX_WINDOW_RECORDS = 500;
 
 /** A read this close to the shard's tip counts as caught up (logged once per lease). */
 const CAUGHT_UP_MS = 1000;
