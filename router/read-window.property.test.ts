@@ -32,7 +32,7 @@ interface Read {
 }
 
 const change = fc.record({ ws: fc.nat(WORKSPACES.length - 1), project: fc.nat(PROJECTS.length - 1) });
-const read = fc.record({ size: fc.integer({ min: 1, max: 6 }), gapMs: fc.nat(150), ageMs: fc.nat(300), twice: fc.boolean() });
+const read: fc.Arbitrary<Read> = fc.record({ size: fc.integer({ min: 1, max: 6 }), gapMs: fc.nat(150), ageMs: fc.nat(300), twice: fc.boolean() });
 
 function records(changes: readonly Change[]): { records: UserRecord[]; projectOf: Map<string, string>; ids: string[] } {
   const projectOf = new Map<string, string>();
