@@ -23,14 +23,17 @@ export interface ServiceProcessOptions {
   logLevel?: string;
   /** Every line the service writes to stdout (its whole log), e.g. to scan it. */
   onLine?: (line: string) => void;
+  /** Another checkout of the repository to run the service from (a bench's before/after comparison). */
+  root?: string;
 }
 
 export async function startServiceProcess(command: 'broker' | 'capture' | 'router' | 'audit' | 'gdpr' | 'notifications' | 'search' | readonly ['analytics', 'archive' | 'load'], env: Record<string, string>, awaited: readonly string[], options: ServiceProcessOptions = {}): Promise<ServiceProcess> {
   const timeoutMs = options.timeoutMs ?? 60_000;
   const args = typeof command === 'string' ? [command] : [...command];
   const name = args.join(' ');
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), join(root, 'bin', 'taskflow.js'), ...args], {
-    cwd: root,
+  const from = options.root ?? root;
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), join(from, 'bin', 'taskflow.js'), ...args], {
+    cwd: from,
     env: { ...process.env, ...env, NODE_OPTIONS: '', LOG_LEVEL: options.logLevel ?? 'info' },
     stdio: ['ignore', 'pipe', options.onLine ? 'pipe' : 'inherit'],
   });
