@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
+import { createRequire } from 'node:module';
 import { gzipSync } from 'node:zlib';
 import { AggregatedSize, MAX_DECOMPRESSED_BYTES, compressRecord, decodeRecord, detectForm, encodeAggregated, encodePlain, zstdContentSize } from './record-codec.js';
 
@@ -33,6 +34,19 @@ describe('record codec', () => {
     );
   });
 
+  it('builds aggregated records byte for byte as aws-kinesis-agg does', () => {
+    const kpl = createRequire(import.meta.url)('aws-kinesis-agg') as { RecordAggregator: new () => { addUserRecord(r: { partitionKey: string; data: Buffer }): void; build(): { data: Buffer } | undefined } };
+    fc.assert(
+      fc.property(fc.string({ unit: 'grapheme', minLength: 1, maxLength: 256 }), fc.array(fc.uint8Array({ maxLength: 300 }), { minLength: 1, maxLength: 12 }), fc.nat({ max: 20_000 }), (pk, records, big) => {
+        const all = [...records, Buffer.alloc(big, 0x7b)];
+        const aggregator = new kpl.RecordAggregator();
+        for (const data of all) aggregator.addUserRecord({ partitionKey: pk, data: Buffer.from(data) });
+        expect(encodeAggregated(pk, all).equals(aggregator.build()!.data)).toBe(true);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
   it('detects forms by their first bytes', () => {
     const ev = Buffer.from('{"a":1}');
     expect(detectForm(encodePlain(ev))).toBe('plain');
@@ -55,6 +69,16 @@ describe('record codec', () => {
     expect(zstdContentSize(Buffer.from([...magic, 0b0000_0000, 0x58]))).toBeUndefined();
     expect(zstdContentSize(Buffer.from([...magic, 0b0100_0001, 0x58, 0x07, 0x10, 0x00]))).toBe(0x10 + 256);
     expect(zstdContentSize(Buffer.from([...magic, 0b1100_0010, 0x58, 0x01, 0x02, 1, 0, 0, 0, 1, 0, 0, 0]))).toBe(2 ** 32 + 1);
+  });
+
+  it('keeps its zstd contexts usable: the same frame for the same record whatever came before, a good frame read after a corrupt one', () => {
+    const a = Buffer.from(JSON.stringify({ a: 'x'.repeat(500), n: 1 }));
+    const b = Buffer.from(JSON.stringify({ b: 'y'.repeat(5000), list: [1, 2, 3] }));
+    const first = compressRecord(a, 'zstd');
+    compressRecord(b, 'zstd');
+    expect(compressRecord(a, 'zstd').equals(first)).toBe(true);
+    expect(() => decodeRecord(first.subarray(0, first.length - 2))).toThrow(/zstd record does not decompress/);
+    expect(Buffer.from(decodeRecord(first)[0]!).equals(a)).toBe(true);
   });
 
   it('rejects corrupt input with clear errors', () => {
