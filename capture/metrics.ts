@@ -116,8 +116,15 @@ export function prometheusCaptureMetrics(registry: Registry): CaptureMetrics {
   // hot, max_over_time() gives the peak of any period, and a histogram of per-second maxima would
   // add a dozen series for a distribution no alert reads.
   const maxWorkspaceShardUtilization = new Gauge({ name: m.maxWorkspaceShardUtilization, help: "Highest utilization of any workspace (hot or not) over the last window, as a share of one shard's write limit", registers });
+  // Every event counts: its labelled child is looked up once per (table, op), not hashed from the labels each time.
+  const eventCounters = new Map<string, ReturnType<typeof events.labels>>();
   return {
-    eventCaptured: (table, op) => events.inc({ table, op }),
+    eventCaptured(table, op) {
+      const key = `${table} ${op}`;
+      let child = eventCounters.get(key);
+      if (!child) eventCounters.set(key, (child = events.labels(table, op)));
+      child.inc();
+    },
     changedUnknown: (n) => changedUnknown.inc(n),
     deadLettered: (reason) => deadLetters.inc({ reason }),
     putCompleted(f) {

@@ -70,7 +70,8 @@ export class DirectAwsJson {
       this.transport = undefined;
       return { ok: false, errorType: null, message: (err as Error).message };
     }
-    const body = JSON.stringify(input);
+    // Bytes once: the signer hashes them and the socket writes them without converting the string again.
+    const body = Buffer.from(JSON.stringify(input));
     countAwsRequest(this.api.api, `${operation}Command`);
     try {
       const request = {
@@ -84,7 +85,7 @@ export class DirectAwsJson {
           host: t.url.host,
           'content-type': this.api.contentType,
           'x-amz-target': `${this.api.targetPrefix}.${operation}`,
-          'content-length': String(Buffer.byteLength(body)),
+          'content-length': String(body.length),
         },
         body,
       };
