@@ -137,7 +137,7 @@ export const CAPTURE_SETTINGS = {
   partitionIndex: intSetting({ name: 'CAPTURE_PARTITION', default: 0, min: 0, max: 63, meaning: "This instance's partition, 0 to CAPTURE_PARTITIONS - 1: it reads only that partition's workspaces (and, partition 0, the GDPR erasure requests)." }),
   source: optionalSetting({ name: 'CAPTURE_SOURCE', default: '//taskflow/capture/<database>', meaning: 'CloudEvents `source` of every event.' }),
   aggregate: boolSetting({ name: 'CAPTURE_AGGREGATE', default: true, meaning: "KPL-aggregate a workspace's waiting events into one Kinesis record." }),
-  compression: oneOfSetting({ name: 'CAPTURE_COMPRESSION', allowed: COMPRESSIONS, default: 'none', meaning: 'Compress each Kinesis record (level 1); readers need packages/stream/src/record-codec.ts.' }),
+  compression: oneOfSetting({ name: 'CAPTURE_COMPRESSION', allowed: COMPRESSIONS, default: 'zstd', meaning: 'Compress each Kinesis record (level 1); readers need packages/stream/src/record-codec.ts; none for readers that cannot decompress (KCL, Lambda).' }),
   maxInFlightBatches: intSetting({ name: 'CAPTURE_MAX_IN_FLIGHT_BATCHES', default: 4, min: 1, max: 64, meaning: 'PutRecords requests in flight at once (a workspace is never in two).' }),
   maxBufferedEvents: intSetting({ name: 'CAPTURE_MAX_BUFFERED_EVENTS', default: 50_000, min: 100, meaning: 'Events waiting for Kinesis before capture stops reading the slot (backpressure).' }),
   lingerMs: intSetting({ name: 'CAPTURE_LINGER_MS', default: 20, min: 0, max: 1000, meaning: 'How long a PutRecords batch waits for more transactions (0: none) unless a request\'s worth is queued: adds up to this to commit → Kinesis latency, saves a request per transaction at moderate rates.' }),

@@ -105,7 +105,7 @@ describe('settings: declared once, all in --help, all in the README', () => {
   });
 
   it('capture --help names every compression it accepts', async () => {
-    expect((await run(['capture', '--help'])).out).toMatch(/CAPTURE_COMPRESSION\s+none\|gzip\|zstd; default none/);
+    expect((await run(['capture', '--help'])).out).toMatch(/CAPTURE_COMPRESSION\s+none\|gzip\|zstd; default zstd/);
   });
 
   it('the consumer kit declares every variable it reads', () => {
