@@ -95,6 +95,22 @@ function recvlogical(c: Cluster, slot: string, extra: string[] = []): ChildProce
   });
 }
 
+/**
+ * Pinned, a reader's walsender joins the reader's core: production's database host keeps its
+ * writers' cores, and the decoding a reader costs it is charged to the reader's side here, so the
+ * writers' latency shows what sharing the host costs them, not what sharing one core does.
+ */
+async function pinWalsender(url: string, slot: string): Promise<void> {
+  if (!PIN) return;
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const pid = await scalar(url, 'SELECT active_pid::text AS v FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+    if (pid) return taskset(OTHER_CPU, Number(pid));
+    if (Date.now() > deadline) throw new Error(`no walsender on slot ${slot} after 10 s`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 const exited = (p: ChildProcess) => new Promise<void>((resolve) => (p.exitCode !== null || p.signalCode !== null ? resolve() : p.once('exit', () => resolve())));
 
 /** Capture is streaming once it has said where its metrics are and that it reads the slot. */
@@ -172,6 +188,7 @@ async function main(): Promise<void> {
 
       await advance('bench_recv');
       const recv = recvlogical(logical, 'bench_recv');
+      await pinWalsender(logical.url, 'bench_recv');
       await new Promise((res) => setTimeout(res, 500));
       runs.recv.push((await saturated(logical)).tps);
       runs.p95Recv.push(await fixedRateP95(target(logical), { seconds: SECONDS, rate: FIXED_RATE, dir }));
@@ -181,6 +198,7 @@ async function main(): Promise<void> {
 
       await advance(SLOT);
       const cap = await startCapture();
+      await pinWalsender(logical.url, SLOT);
       const b = await saturated(logical);
       runs.capture.push(b.tps);
       runs.walCapture.push(b.walPerTx);
@@ -199,9 +217,12 @@ async function main(): Promise<void> {
     const end = await walLsn(logical.url);
     const endText = await scalar(logical.url, 'SELECT pg_current_wal_lsn()::text AS v');
     const t0 = performance.now();
-    await exited(recvlogical(logical, 'bench_recv', ['--endpos', endText]));
+    const drainRecv = recvlogical(logical, 'bench_recv', ['--endpos', endText]);
+    await pinWalsender(logical.url, 'bench_recv').catch(() => undefined); // it may have finished already
+    await exited(drainRecv);
     const recvSeconds = (performance.now() - t0) / 1000;
     const cap = await startCapture();
+    await pinWalsender(logical.url, SLOT);
     const cpuBefore = { capture: cpuSeconds(cap.child.pid!), bench: cpuSeconds(process.pid) };
     const capStart = performance.now();
     const capEnd = await slotCaughtUp(logical.url, SLOT, end);
@@ -244,7 +265,7 @@ async function main(): Promise<void> {
       backlog_transactions: events,
       latency_rate_tx_per_s: LATENCY_RATE,
       postgres: 'embedded 17, fsync=off (ephemeral), baseline wal_level=replica vs logical',
-      cpus: PIN ? `Postgres and pgbench pinned to CPU ${DB_CPU}; readers and kinesalite to CPU ${OTHER_CPU} (capture off the database host)` : 'shared',
+      cpus: PIN ? `Postgres and pgbench pinned to CPU ${DB_CPU}; readers, their walsenders and kinesalite to CPU ${OTHER_CPU} (capture off the database host, decoding off the writers' core)` : 'shared',
       capture: `separate process (taskflow capture), aggregation on, compression ${COMPRESSION}, ack every 200 ms; kinesalite in the bench process`,
       raw: { tps_replica: runs.replica, tps_recvlogical: runs.recv, tps_capture: runs.capture, wal_per_tx_replica: runs.walReplica, wal_per_tx_capture: runs.walCapture, p95_ms_replica: runs.p95Replica, p95_ms_recvlogical: runs.p95Recv, p95_ms_capture: runs.p95Capture, recv_seconds: recvSeconds, capture_seconds: captureSeconds },
       latency_note: 'commit time (Postgres commit timestamp) to Kinesis acknowledgement of the whole transaction, percentiles interpolated from histogram buckets',
@@ -253,6 +274,7 @@ async function main(): Promise<void> {
       drain_events_per_request: round(metricValue(before, 'taskflow_capture_batch_events_sum') / metricValue(before, 'taskflow_capture_batch_events_count'), 1),
       drain_capture_cpu_seconds: round(drainCpu.capture),
       drain_kinesalite_cpu_seconds: round(drainCpu.bench),
+      drain_bytes_per_event: round(metricValue(before, 'taskflow_capture_batch_bytes_sum') / events, 1),
       drain_records_per_request: round(metricValue(before, 'taskflow_capture_batch_records_sum') / metricValue(before, 'taskflow_capture_batch_records_count'), 1),
     };
     console.log(metrics, params.drain_capture_cpu_seconds, params.drain_kinesalite_cpu_seconds);
