@@ -37,7 +37,8 @@ describe('record codec', () => {
   it('builds aggregated records byte for byte as aws-kinesis-agg does', () => {
     const kpl = createRequire(import.meta.url)('aws-kinesis-agg') as { RecordAggregator: new () => { addUserRecord(r: { partitionKey: string; data: Buffer }): void; build(): { data: Buffer } | undefined } };
     fc.assert(
-      fc.property(fc.string({ unit: 'grapheme', minLength: 1, maxLength: 256 }), fc.array(fc.uint8Array({ maxLength: 300 }), { minLength: 1, maxLength: 12 }), fc.nat({ max: 20_000 }), (pk, records, big) => {
+      // The library keeps its key table in a plain object, so it mis-encodes a key such as "__proto__" (ours does not).
+      fc.property(fc.string({ unit: 'grapheme', minLength: 1, maxLength: 256 }).filter((k) => !(k in {})), fc.array(fc.uint8Array({ maxLength: 300 }), { minLength: 1, maxLength: 12 }), fc.nat({ max: 20_000 }), (pk, records, big) => {
         const all = [...records, Buffer.alloc(big, 0x7b)];
         const aggregator = new kpl.RecordAggregator();
         for (const data of all) aggregator.addUserRecord({ partitionKey: pk, data: Buffer.from(data) });
