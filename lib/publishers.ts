@@ -3,7 +3,7 @@
 // same connection, so one project's messages leave in order; each connection keeps IoT Core's
 // 100 publishes/s through a token bucket.
 import { PublishCommand, type IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
-import mqtt, { type MqttClient } from 'mqtt';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { createBucket, take, type TokenBucket } from '../lib/rate-limit.js';
 
 export interface Publisher {
@@ -35,6 +35,19 @@ function topicHash(topic: string): number {
   return h >>> 0;
 }
 
+/** The options of every connection of a pool (and of the broker tier's lifecycle connections). */
+export function mqttClientOptions(opts: Pick<MqttPoolOptions, 'username' | 'password' | 'tls'>, clientId: string): IClientOptions {
+  return {
+    clientId,
+    ...(opts.username ? { username: opts.username } : {}),
+    ...(opts.password ? { password: opts.password } : {}),
+    ...(opts.tls ? { ...(opts.tls.ca ? { ca: opts.tls.ca } : {}), cert: opts.tls.cert, key: opts.tls.key, rejectUnauthorized: true } : {}),
+    clean: true,
+    reconnectPeriod: 1000,
+    connectTimeout: 10_000,
+  };
+}
+
 interface PooledConnection {
   client: MqttClient;
   bucket: TokenBucket;
@@ -55,15 +68,7 @@ export class MqttPublisherPool implements Publisher {
   static async connect(opts: MqttPoolOptions): Promise<MqttPublisherPool> {
     const connections = await Promise.all(
       Array.from({ length: opts.size }, async (_, i) => {
-        const client = await mqtt.connectAsync(opts.url, {
-          clientId: `${opts.clientIdPrefix}-${i}`,
-          ...(opts.username ? { username: opts.username } : {}),
-          ...(opts.password ? { password: opts.password } : {}),
-          ...(opts.tls ? { ...(opts.tls.ca ? { ca: opts.tls.ca } : {}), cert: opts.tls.cert, key: opts.tls.key, rejectUnauthorized: true } : {}),
-          clean: true,
-          reconnectPeriod: 1000,
-          connectTimeout: 10_000,
-        });
+        const client = await mqtt.connectAsync(opts.url, mqttClientOptions(opts, `${opts.clientIdPrefix}-${i}`));
         return { client, bucket: createBucket(opts.publishesPerSecond, opts.publishesPerSecond, Date.now()), queue: Promise.resolve() };
       }),
     );
@@ -73,6 +78,20 @@ export class MqttPublisherPool implements Publisher {
       await first.client.subscribeAsync([...opts.subscribe], { qos: 0 });
     }
     return new MqttPublisherPool(connections);
+  }
+
+  /**
+   * Without waiting for the connections (a broker node that may be down: mqtt.js keeps trying and
+   * sends what was published meanwhile once connected). No lifecycle subscription.
+   */
+  static open(opts: Omit<MqttPoolOptions, 'onMessage' | 'subscribe'>): MqttPublisherPool {
+    return new MqttPublisherPool(
+      Array.from({ length: opts.size }, (_, i) => ({
+        client: mqtt.connect(opts.url, mqttClientOptions(opts, `${opts.clientIdPrefix}-${i}`)),
+        bucket: createBucket(opts.publishesPerSecond, opts.publishesPerSecond, Date.now()),
+        queue: Promise.resolve(),
+      })),
+    );
   }
 
   async publish(topic: string, payload: Buffer): Promise<void> {

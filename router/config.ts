@@ -14,6 +14,7 @@ import { SUBJECT_KEY_SETTINGS, type SubjectKeyConfig, readerKeyConfig } from '..
 import { type ConsumerEnvConfig, fanOutOf, type ReadBudget, readBudgetSettings, readerSettings } from '@taskflow/stream';
 import type { UserLimits } from '../lib/user-limits.js';
 import { IOT_CORE_MAX_MESSAGE_BYTES, type PayloadMode } from './messages.js';
+import { type BrokerNode, brokerNode } from './broker-tier.js';
 
 export interface RouterConfig {
   aws: AwsConfig;
@@ -27,6 +28,8 @@ export interface RouterConfig {
   gzip: boolean;
   maxMessageBytes: number;
   publisher: 'mqtt' | 'iot-data';
+  /** Set: publish to this tier of broker nodes (router/broker-tier.ts) instead of MQTT_URL. */
+  brokers?: BrokerNode[];
   mqtt: { url: string; poolSize: number; username: string; password?: string; publishesPerSecond: number; tls?: MqttTlsFiles };
   /** Where subscription lifecycle events come from; 'off' publishes to every project. */
   subscriptionEvents: 'aedes' | 'iot' | 'off';
@@ -100,6 +103,8 @@ export const ROUTER_SETTINGS = {
   gzip: boolSetting({ name: 'ROUTER_GZIP', default: false, meaning: 'Gzip each MQTT message.' }),
   maxMessageBytes: intSetting({ name: 'ROUTER_MAX_MESSAGE_BYTES', default: IOT_CORE_MAX_MESSAGE_BYTES, min: 1024, max: IOT_CORE_MAX_MESSAGE_BYTES, meaning: 'Largest MQTT message; a larger batch is split.' }),
   publisher: oneOfSetting({ name: 'ROUTER_PUBLISHER', allowed: ['mqtt', 'iot-data'] as const, default: 'mqtt', meaning: 'mqtt: a pool of MQTT connections; iot-data: the IoT data-plane Publish API (IOT_DATA_ENDPOINT).' }),
+  // The self-hosted tier (router/README.md "Self-hosted broker tier"): the StatefulSet's pod DNS names.
+  brokers: optionalSetting({ name: 'ROUTER_BROKERS', default: 'none (one broker at MQTT_URL)', meaning: 'Comma-separated ws://host:port of the self-hosted broker nodes; the router publishes to each node with a subscriber and loads their subscriptions (no subscription-store writes).' }),
   mqttUrl: stringSetting({ name: 'MQTT_URL', default: 'mqtt://127.0.0.1:1883', meaning: 'Broker the mqtt publisher connects to.' }),
   // IoT Core allows 100 publishes/s per connection: 8 carry 800 messages/s, several times
   // what 1,000 changes/s over 50 projects needs (≈ 170/s), so topics that hash together
@@ -167,6 +172,18 @@ function mqttTls(caFile: string | undefined, certFile: string | undefined, keyFi
   return { tls: { ...(caFile ? { caFile } : {}), certFile, keyFile } };
 }
 
+function brokerTier(list: string | undefined, publisher: string, events: string): { brokers?: BrokerNode[] } {
+  if (list === undefined) return {};
+  if (publisher !== 'mqtt' || events !== 'iot') throw new ConfigError('ROUTER_BROKERS', 'needs ROUTER_PUBLISHER=mqtt and ROUTER_SUBSCRIPTION_EVENTS=iot (the nodes emit IoT-style lifecycle events)');
+  try {
+    const brokers = list.split(',').map((u) => u.trim()).filter((u) => u !== '').map(brokerNode);
+    if (brokers.length === 0) throw new Error('no node');
+    return { brokers };
+  } catch (err) {
+    throw new ConfigError('ROUTER_BROKERS', `comma-separated ws://host:port list: ${(err as Error).message}`);
+  }
+}
+
 export function loadConfig(env: Env): RouterConfig {
   const s = readSettings(env, ROUTER_SETTINGS);
   return {
@@ -180,6 +197,7 @@ export function loadConfig(env: Env): RouterConfig {
     gzip: s.gzip,
     maxMessageBytes: s.maxMessageBytes,
     publisher: s.publisher,
+    ...brokerTier(s.brokers, s.publisher, s.subscriptionEvents),
     mqtt: {
       url: s.mqttUrl,
       poolSize: s.mqttConnections,

@@ -1,6 +1,7 @@
 // The router's Prometheus metrics, declared once. The consumer library adds its own (iterator
 // age, leases) to the same registry.
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { TierMetrics } from './broker-tier.js';
 import type { ApiOutcome } from '../lib/http-api.js';
 import type { DeadLetter, ShardRouterMetrics } from './shard-router.js';
 
@@ -19,6 +20,9 @@ export const ROUTER_METRICS = {
   revocationHoldTimeouts: 'taskflow_router_revocation_hold_timeouts_total',
   clientDisconnects: 'taskflow_router_client_disconnects_total',
   replayRequests: 'taskflow_replay_requests_total',
+  nodePublishes: 'taskflow_router_node_publishes_total',
+  nodePublishErrors: 'taskflow_router_node_publish_errors_total',
+  nodesConnected: 'taskflow_router_broker_nodes_connected',
 } as const;
 
 export interface PublishMetrics {
@@ -32,7 +36,7 @@ export interface PublishMetrics {
 
 export const noopPublishMetrics: PublishMetrics = { published() {}, withoutSubscriber() {}, publishRetried() {}, revocationHold() {} };
 
-export function prometheusRouterMetrics(registry: Registry): { shard: ShardRouterMetrics; publish: PublishMetrics; clientDisconnected(): void; replayRequest(outcome: ApiOutcome, seconds: number): void } {
+export function prometheusRouterMetrics(registry: Registry): { shard: ShardRouterMetrics; publish: PublishMetrics; clientDisconnected(): void; replayRequest(outcome: ApiOutcome, seconds: number): void; tier: TierMetrics } {
   const counter = (name: string, help: string, labelNames: string[] = []) => new Counter({ name, help, labelNames, registers: [registry] });
   const eventsIn = counter(ROUTER_METRICS.eventsIn, 'User records read from the change stream');
   const duplicates = counter(ROUTER_METRICS.duplicatesDropped, 'Events at or below their workspace high-water mark, dropped');
@@ -51,7 +55,16 @@ export function prometheusRouterMetrics(registry: Registry): { shard: ShardRoute
   const disconnects = counter(ROUTER_METRICS.clientDisconnects, 'Client disconnects seen in the broker lifecycle events (IoT Core presence events in production)');
   // By outcome: a flooding user's refusals show as too_many_requests.
   const replayRequests = counter(ROUTER_METRICS.replayRequests, 'Replay API requests answered, by outcome (too_many_requests: a user over its rate or concurrency)', ['outcome']);
+  // The self-hosted tier (ROUTER_BROKERS): per node, by outcome (node_down: it went away mid-publish).
+  const nodePublishes = counter(ROUTER_METRICS.nodePublishes, 'Messages published to a broker node of the tier', ['node', 'outcome']);
+  const nodeErrors = counter(ROUTER_METRICS.nodePublishErrors, 'Publishes to a broker node of the tier that failed (retried)', ['node']);
+  const nodesConnected = new Gauge({ name: ROUTER_METRICS.nodesConnected, help: 'Broker nodes of the tier the router is connected to', registers: [registry] });
   return {
+    tier: {
+      nodePublished: (node, outcome) => nodePublishes.inc({ node, outcome }),
+      nodePublishFailed: (node) => nodeErrors.inc({ node }),
+      nodesConnected: (n) => nodesConnected.set(n),
+    },
     clientDisconnected: () => disconnects.inc(),
     replayRequest: (outcome) => replayRequests.inc({ outcome }),
     shard: {

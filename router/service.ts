@@ -28,6 +28,7 @@ import type { DeadLetterSink } from './shard-router.js';
 import type { SequencedChange } from './sequencer.js';
 import { DynamoSubscriptionStore } from './subscription-store.js';
 import { LIFECYCLE_FILTERS, LiveSubscriptions, parseLifecycleMessage } from './subscriptions.js';
+import { BrokerTier, TierConnectionRevoker } from './broker-tier.js';
 
 export interface RunningRouter {
   consumer: Consumer;
@@ -80,8 +81,16 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
   // reads its first batches (on the recovery path after a crash, bench:recovery); nothing is
   // staged before both are done (RouterShardProcessor waits on publisherReady): a change enqueued
   // before the subscriptions are known would be dropped as having no subscriber.
+  let tier: BrokerTier | undefined;
+  const serviceToken = async () => config.mqtt.password ?? (config.jwt.kind === 'hs256' ? await signDevToken(config.jwt.secret, config.serviceUserId, { issuer: config.jwt.issuer, audience: config.jwt.audience }) : undefined);
   const connectPublisher = async (): Promise<Publisher> => {
     if (config.publisher !== 'mqtt') return new IotDataPublisher(createIotDataClient(config.aws));
+    if (tier) {
+      // The nodes are the subscription source: no store load, sweep or writes.
+      await tier.ready();
+      logger.info({ nodes: tier.tracker.nodesConnected, sessions: tier.tracker.sessionCount }, 'broker tier connected');
+      return tier;
+    }
     if (config.subscriptionEvents !== 'off') {
       // load() skips expired entries, so their sweep is not waited for.
       for (const e of await subscriptionStore.load()) live.apply(e);
@@ -91,7 +100,7 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
       sweeper.unref();
     }
     // Locally the router signs its own service token with the dev secret it verifies with.
-    const password = config.mqtt.password ?? (config.jwt.kind === 'hs256' ? await signDevToken(config.jwt.secret, config.serviceUserId, { issuer: config.jwt.issuer, audience: config.jwt.audience }) : undefined);
+    const password = await serviceToken();
     const pool = await MqttPublisherPool.connect({
       url: config.mqtt.url,
       size: config.mqtt.poolSize,
@@ -113,6 +122,24 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
     logger.info({ sessions: live.sessionCount }, 'publisher connected');
     return pool;
   };
+  if (config.brokers && config.publisher === 'mqtt') {
+    tier = new BrokerTier({
+      nodes: config.brokers,
+      pool: {
+        size: config.mqtt.poolSize,
+        username: config.mqtt.username,
+        clientIdPrefix: `${clientIdPrefix(config.serviceUserId)}${workerId}`,
+        publishesPerSecond: config.mqtt.publishesPerSecond,
+        ...(config.mqtt.tls ? { tls: readTlsFiles(config.mqtt.tls) } : {}),
+      },
+      token: await serviceToken(),
+      logger,
+      metrics: metrics.tier,
+      onEvent: (e) => {
+        if (e.kind === 'disconnected') metrics.clientDisconnected();
+      },
+    });
+  }
   const publisherReady = connectPublisher();
   publisherReady.catch(() => {}); // awaited below; this only keeps a failure from going unhandled meanwhile
   let connected: Publisher | undefined;
@@ -122,11 +149,13 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
   };
   // Lifecycle events arrive on the MQTT pool's first connection; without it, publish everywhere.
   const tracking = config.publisher === 'mqtt' && config.subscriptionEvents !== 'off';
-  const hasSubscriber = tracking ? (topic: string) => live.hasSubscriber(topic) : null;
+  const hasSubscriber = tier ? (topic: string) => tier!.hasSubscriber(topic) : tracking ? (topic: string) => live.hasSubscriber(topic) : null;
   // Revocation names the user's connections from the tracked sessions (client ids are bound to
   // users) and disconnects them through the IoT data plane (locally the broker's same route).
-  const iotData = tracking ? createIotDataClient(config.aws) : undefined;
-  const revocation = iotData ? { revoker: new IotConnectionRevoker(iotData, (userId) => live.connectionsOf(userId)), holdTimeoutMs: config.revocationHoldMs, logger } : undefined;
+  // In tier mode, on the nodes holding the user's sessions (DELETE /connections/{clientId}).
+  const iotData = tracking && !tier ? createIotDataClient(config.aws) : undefined;
+  const revoker = tier ? new TierConnectionRevoker(tier) : iotData ? new IotConnectionRevoker(iotData, (userId) => live.connectionsOf(userId)) : undefined;
+  const revocation = revoker ? { revoker, holdTimeoutMs: config.revocationHoldMs, logger } : undefined;
   if (!revocation) logger.warn('no subscription tracking: revoked members are not disconnected before later changes are published');
 
   const makePipeline = () =>
