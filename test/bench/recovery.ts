@@ -23,7 +23,7 @@ import { uniqueName } from '../support/stack.js';
 import { checkSubscription, percentile, type Delivered } from './e2e-analysis.js';
 import type { Assignment } from './e2e-subscribers.js';
 import { acrossIncarnations, benchParam, CpuMeter, median, writeBenchResult } from './report.js';
-import { ask, nextReport, send } from './subscriber-processes.js';
+import { ask, awaitSubscriptionsCaughtUp, nextReport, send } from './subscriber-processes.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
@@ -162,18 +162,7 @@ async function oneRun(run: number): Promise<RunResult> {
     const truth = await history.collect();
     const truthByProject = new Map<string, HistoryEvent[]>();
     for (const e of truth) if (e.projectId) truthByProject.set(e.projectId, [...(truthByProject.get(e.projectId) ?? []), e]);
-    const expected = assignments.map((a) => truthByProject.get(a.projectId)?.length ?? 0);
-    const drainStarted = Date.now();
-    for (;;) {
-      const progress = await ask(child, { type: 'progress' }, 'progress');
-      if (progress.counts.every((count, i) => count >= expected[i]!)) break;
-      if (Date.now() - drainStarted > DRAIN_TIMEOUT_MS) {
-        console.log(`run ${run}: subscriptions still short ${DRAIN_TIMEOUT_MS / 1000} s after the workload stopped`);
-        break;
-      }
-      await sleep(250);
-    }
-    await sleep(1000); // a late duplicate would show up now
+    await awaitSubscriptionsCaughtUp(child, truthByProject, assignments, `run ${run}`, DRAIN_TIMEOUT_MS);
     const { delivered } = await ask(child, { type: 'collect' }, 'result');
     clearInterval(sampling);
     const cpuTotals = cpu.totals();

@@ -25,7 +25,7 @@ import { ROUTER_METRICS } from '../../router/metrics.js';
 import { checkSubscription, parseCounter, percentile, type Delivered } from './e2e-analysis.js';
 import type { Assignment } from './e2e-subscribers.js';
 import { acrossIncarnations, benchParam, CpuMeter, cpuUsPerChange, median, writeBenchResult } from './report.js';
-import { ask, nextReport, send } from './subscriber-processes.js';
+import { ask, awaitSubscriptionsCaughtUp, nextReport, send } from './subscriber-processes.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
@@ -181,18 +181,7 @@ async function oneRun(run: number): Promise<RunResult> {
     const truth = await history.collect();
     const truthByProject = new Map<string, HistoryEvent[]>();
     for (const e of truth) if (e.projectId) truthByProject.set(e.projectId, [...(truthByProject.get(e.projectId) ?? []), e]);
-    const expected = assignments.map((a) => truthByProject.get(a.projectId)?.length ?? 0);
-    const drainStarted = Date.now();
-    for (;;) {
-      const progress = await ask(child, { type: 'progress' }, 'progress');
-      if (progress.counts.every((count, i) => count >= expected[i]!)) break;
-      if (Date.now() - drainStarted > DRAIN_TIMEOUT_MS) {
-        console.log(`run ${run}: subscriptions still short ${DRAIN_TIMEOUT_MS / 1000} s after the workload stopped`);
-        break;
-      }
-      await sleep(250);
-    }
-    await sleep(1000); // a late duplicate would show up now
+    await awaitSubscriptionsCaughtUp(child, truthByProject, assignments, `run ${run}`, DRAIN_TIMEOUT_MS);
     await scrape();
     for (const t of timers) clearInterval(t);
     const cpuTotals = cpu.totals();

@@ -1,7 +1,9 @@
 // Driving the SDK subscriber processes (e2e-subscribers.ts) from a benchmark: shared by bench:e2e
-// and bench:recovery.
+// bench:recovery and bench:routers.
 import type { ChildProcess } from 'node:child_process';
-import type { SubscriberCommand, SubscriberReport } from './e2e-subscribers.js';
+import type { HistoryEvent } from '../support/history.js';
+import { sleep } from '../support/wait.js';
+import type { Assignment, SubscriberCommand, SubscriberReport } from './e2e-subscribers.js';
 
 export function send(child: ChildProcess, command: SubscriberCommand): void {
   child.send(command);
@@ -30,4 +32,24 @@ export function ask<T extends SubscriberReport['type']>(child: ChildProcess, com
   const answer = nextReport(child, type, 30_000);
   send(child, command);
   return answer;
+}
+
+/**
+ * Waits until every subscription has received as many changes as the database history holds for
+ * its project, or `timeoutMs` passed (said, not thrown: the oracle then counts what is missing),
+ * and one second more, in which a late duplicate would show.
+ */
+export async function awaitSubscriptionsCaughtUp(child: ChildProcess, truthByProject: ReadonlyMap<string, readonly HistoryEvent[]>, assignments: readonly Assignment[], label: string, timeoutMs: number): Promise<void> {
+  const expected = assignments.map((a) => truthByProject.get(a.projectId)?.length ?? 0);
+  const started = Date.now();
+  for (;;) {
+    const progress = await ask(child, { type: 'progress' }, 'progress');
+    if (progress.counts.every((count, i) => count >= expected[i]!)) break;
+    if (Date.now() - started > timeoutMs) {
+      console.log(`${label}: subscriptions still short ${timeoutMs / 1000} s after the workload stopped`);
+      break;
+    }
+    await sleep(250);
+  }
+  await sleep(1000);
 }
