@@ -677,7 +677,7 @@ export function compare(scale: Scale, prices: Prices, base: Levers = DEFAULT_LEV
   });
   const measuredRatio = scale.events.kinesis_compression_measured_ratio;
   const scales: [string, Scale][] = [
-    ...(measuredRatio ? [[`Kinesis zstd at the measured ${measuredRatio}x (demo envelopes), not ${scale.events.kinesis_compression_ratio}x`, { ...scale, events: { ...scale.events, kinesis_compression_ratio: measuredRatio } }] as [string, Scale]] : []),
+    ...(measuredRatio ? [[`Kinesis zstd at the measured ${measuredRatio}x (capture's records at 1,000 changes/s), not ${scale.events.kinesis_compression_ratio}x`, { ...scale, events: { ...scale.events, kinesis_compression_ratio: measuredRatio } }] as [string, Scale]] : []),
     ['broker nodes of 10,000 connections (not shown yet)', { ...scale, self_hosted_mqtt: { ...scale.self_hosted_mqtt, connections_per_node: 10_000 } }],
   ];
   return {
