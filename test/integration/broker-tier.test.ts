@@ -5,6 +5,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Broker } from '../../infra/local/broker.js';
+import { DEFAULT_ROUTER_SERVICE_USER } from '../../lib/authz.js';
+import { TaskflowError } from '../../lib/errors.js';
+import type { TokenVerifier } from '../../lib/jwt.js';
 import { createLogger } from '../../lib/logger.js';
 import { BrokerTier, brokerNode } from '../../router/broker-tier.js';
 import { startBroker } from '../../infra/local/broker.js';
@@ -66,5 +69,27 @@ describe('BrokerTier', () => {
     await waitFor(() => got.get('sa')!.length >= 2 && got.get('sb')!.length >= 2 && got.get('b')!.length >= 2, 'delivered after the router restart', 10_000, 20);
     expect(Object.fromEntries(got)).toEqual({ a: ['p1:1', 'p1:4'], b: ['p2:2', 'p2:6'], sa: ['shared:3', 'shared:5'], sb: ['shared:3', 'shared:5'] });
     await tier.close();
+  });
+
+  it("sends the router's token to a node that reserves its routes for it, and loads it", async () => {
+    // The real verifier (lib/jwt.ts) runs in the broker service's own process (broker-service.test.ts);
+    // here one token stands for the router's, so the test is about what the tier sends: without
+    // it the node answers 401 and the tier never takes it as loaded (ready() would not resolve).
+    const verify: TokenVerifier = async (t) => {
+      if (t !== 'router-token') throw new TaskflowError('UNAUTHENTICATED', 'invalid token');
+      return { userId: DEFAULT_ROUTER_SERVICE_USER, expiresAt: Math.floor(Date.now() / 1000) + 600 };
+    };
+    const guarded = await startBroker({ tcpPort: 0, wsPort: 0, id: 'guarded', routeAuth: { verify, subject: DEFAULT_ROUTER_SERVICE_USER } });
+    const node = brokerNode(guarded.wsUrl.replace(/\/mqtt$/, ''));
+    const withToken = (token: string) => new BrokerTier({ nodes: [node], pool: { size: 1, clientIdPrefix: `service:router.${token}`, username: 'taskflow-router', publishesPerSecond: 1000 }, token, logger });
+    try {
+      const good = withToken('router-token');
+      await good.ready();
+      expect(good.tracker.status(node.id)).toBe('live');
+      expect(good.tracker.targets(P('nobody'))).toEqual([]);
+      await good.close();
+    } finally {
+      await guarded.stop();
+    }
   });
 });
