@@ -5,6 +5,7 @@
 // GET /subscriptions (Bearer: the router's service token) and applies what arrived meanwhile.
 // No subscription-store writes in this mode: the nodes are the source.
 import mqtt, { type MqttClient } from 'mqtt';
+import { TaskflowError } from '../lib/errors.js';
 import { retry } from '../lib/retry.js';
 import type { Logger } from '../lib/logger.js';
 import { mqttClientOptions, MqttPublisherPool, type MqttPoolOptions, type Publisher } from '../lib/publishers.js';
@@ -49,8 +50,16 @@ interface Link {
   watcher: MqttClient;
   /** Resolves when the connection to the node drops; replaced on each connect. */
   down: Deferred;
-  /** Resolves on the node's first load or first failure to connect (start-up waits for it). */
+  /** Resolves on the node's first load or first failure to connect (start-up waits for it); rejects if the node refuses the router's token then. */
   settled: Deferred;
+}
+
+/** A node refused the router's token (401/403): a wrong credential, which retrying does not mend. */
+export class TokenRefusedError extends TaskflowError {
+  constructor(node: string, status: number, body: string) {
+    super('BROKER_TOKEN_REFUSED', `broker node ${node} refused the router's service token (${status} ${body}): check ROUTER_MQTT_PASSWORD and the node's ROUTER_SERVICE_USER and JWT settings`, { details: { node, status } });
+    this.name = 'TokenRefusedError';
+  }
 }
 
 const LOAD_RETRY = { baseMs: 100, maxMs: 5000 };
@@ -166,14 +175,20 @@ export class BrokerTier implements Publisher {
         async () => {
           if (!current()) throw new Error('connection gone');
           const res = await fetch(`${link.node.httpUrl}/subscriptions`, { headers: this.auth() });
+          if (res.status === 401 || res.status === 403) throw new TokenRefusedError(id, res.status, await res.text());
           if (res.status !== 200) throw new Error(`GET /subscriptions on ${id}: ${res.status} ${await res.text()}`);
           return parseSnapshot(await res.json());
         },
-        { policy: LOAD_RETRY, shouldRetry: (err) => current() && (this.opts.logger.warn({ node: id, err: (err as Error).message }, 'could not load the broker node subscriptions; retrying'), true) },
+        // At start a refused token fails the router's start-up (ready() rejects); later (a node
+        // restarted with other settings) the node stays loading, so it gets every message, and is retried.
+        { policy: LOAD_RETRY, shouldRetry: (err) => current() && !(err instanceof TokenRefusedError && !link.settled.done) && (this.opts.logger.warn({ node: id, err: (err as Error).message }, 'could not load the broker node subscriptions; retrying'), true) },
       );
       if (this.tracker.loaded(id, generation, sessions)) this.opts.logger.info({ node: id, sessions: sessions.length }, 'broker node subscriptions loaded');
     } catch (err) {
-      if (current()) this.opts.logger.warn({ node: id, err: (err as Error).message }, 'loading the broker node failed');
+      if (err instanceof TokenRefusedError && !link.settled.done) {
+        this.opts.logger.error({ node: id, err: err.message }, 'broker node refused the router');
+        link.settled.reject(err);
+      } else if (current()) this.opts.logger.warn({ node: id, err: (err as Error).message }, 'loading the broker node failed');
     } finally {
       link.settled.resolve();
     }
@@ -212,11 +227,28 @@ export class TierConnectionRevoker implements ConnectionRevoker {
 
 interface Deferred {
   promise: Promise<void>;
+  /** Settled (the first resolve or reject wins). */
+  readonly done: boolean;
   resolve: () => void;
+  reject: (err: Error) => void;
 }
 
 function deferred(): Deferred {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
+  let settle!: { resolve: () => void; reject: (err: Error) => void };
+  const promise = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+  // Awaited by ready() only: a rejection nobody awaits is not an unhandled one.
+  promise.catch(() => {});
+  const d = {
+    promise,
+    done: false,
+    resolve: () => {
+      d.done = true;
+      settle.resolve();
+    },
+    reject: (err: Error) => {
+      if (!d.done) settle.reject(err);
+      d.done = true;
+    },
+  };
+  return d;
 }

@@ -9,7 +9,7 @@ import { DEFAULT_ROUTER_SERVICE_USER } from '../../lib/authz.js';
 import { TaskflowError } from '../../lib/errors.js';
 import type { TokenVerifier } from '../../lib/jwt.js';
 import { createLogger } from '../../lib/logger.js';
-import { BrokerTier, brokerNode } from '../../router/broker-tier.js';
+import { BrokerTier, brokerNode, TokenRefusedError } from '../../router/broker-tier.js';
 import { startBroker } from '../../infra/local/broker.js';
 import { waitFor } from '../support/wait.js';
 
@@ -71,10 +71,9 @@ describe('BrokerTier', () => {
     await tier.close();
   });
 
-  it("sends the router's token to a node that reserves its routes for it, and loads it", async () => {
+  it("sends the router's token to a node that reserves its routes for it, and loads it; a refused token fails the start-up", async () => {
     // The real verifier (lib/jwt.ts) runs in the broker service's own process (broker-service.test.ts);
-    // here one token stands for the router's, so the test is about what the tier sends: without
-    // it the node answers 401 and the tier never takes it as loaded (ready() would not resolve).
+    // here one token stands for the router's, so the test is about what the tier sends.
     const verify: TokenVerifier = async (t) => {
       if (t !== 'router-token') throw new TaskflowError('UNAUTHENTICATED', 'invalid token');
       return { userId: DEFAULT_ROUTER_SERVICE_USER, expiresAt: Math.floor(Date.now() / 1000) + 600 };
@@ -88,6 +87,11 @@ describe('BrokerTier', () => {
       expect(good.tracker.status(node.id)).toBe('live');
       expect(good.tracker.targets(P('nobody'))).toEqual([]);
       await good.close();
+
+      const refused = withToken('not-the-router');
+      await expect(refused.ready()).rejects.toBeInstanceOf(TokenRefusedError);
+      expect(refused.tracker.status(node.id)).not.toBe('live');
+      await refused.close();
     } finally {
       await guarded.stop();
     }
