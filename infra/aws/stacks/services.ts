@@ -59,17 +59,16 @@ export class ServicesStack extends Stack {
     super(scope, id, props);
     this.routerPublishesByDataPlane = workloads.find((w) => w.name === 'router')?.env[ROUTER_SETTINGS.publisher.name] === 'iot-data';
     const provider = iam.OpenIdConnectProvider.fromOpenIdConnectProviderArn(this, 'EksOidc', `arn:${this.partition}:iam::${this.account}:oidc-provider/${settings.eksOidcProvider}`);
-    for (const w of workloads) {
-      this.roles[w.name] = new iam.Role(this, `Role-${w.name}`, {
-        roleName: roleName(settings, w),
-        description: `IRSA role of the ${w.name} service account`,
-        assumedBy: new iam.OpenIdConnectPrincipal(provider, {
-          StringEquals: {
-            [`${settings.eksOidcProvider}:sub`]: `system:serviceaccount:${settings.namespace}:${serviceAccountName(w)}`,
-            [`${settings.eksOidcProvider}:aud`]: 'sts.amazonaws.com',
-          },
-        }),
+    /** IRSA: only this service account of the pipeline's namespace may assume the role. */
+    const trustedBy = (serviceAccount: string) =>
+      new iam.OpenIdConnectPrincipal(provider, {
+        StringEquals: {
+          [`${settings.eksOidcProvider}:sub`]: `system:serviceaccount:${settings.namespace}:${serviceAccount}`,
+          [`${settings.eksOidcProvider}:aud`]: 'sts.amazonaws.com',
+        },
       });
+    for (const w of workloads) {
+      this.roles[w.name] = new iam.Role(this, `Role-${w.name}`, { roleName: roleName(settings, w), description: `IRSA role of the ${w.name} service account`, assumedBy: trustedBy(serviceAccountName(w)) });
     }
     const table = (key: string) => {
       const t = deps.tables[key];
@@ -207,12 +206,7 @@ export class ServicesStack extends Stack {
     this.secretsOperator = new iam.Role(this, 'ExternalSecrets', {
       roleName: `taskflow-${settings.env}-external-secrets`,
       description: 'IRSA role of the External Secrets Operator in the pipeline namespace: reads the deployment secrets',
-      assumedBy: new iam.OpenIdConnectPrincipal(provider, {
-        StringEquals: {
-          [`${settings.eksOidcProvider}:sub`]: `system:serviceaccount:${settings.namespace}:${EXTERNAL_SECRETS_SERVICE_ACCOUNT}`,
-          [`${settings.eksOidcProvider}:aud`]: 'sts.amazonaws.com',
-        },
-      }),
+      assumedBy: trustedBy(EXTERNAL_SECRETS_SERVICE_ACCOUNT),
     });
     this.secrets = DEPLOYMENT_SECRETS.filter((d) => d.name !== 'router-mqtt').map(
       (d) => new secrets.Secret(this, `Secret-${d.name}`, { secretName: secretsManagerName(settings.env, d), description: `${d.holds}: JSON keys ${d.keys.join(', ')}; synced into the Kubernetes Secret ${d.kubernetesSecret}` }),
@@ -224,12 +218,7 @@ export class ServicesStack extends Stack {
     this.metricsAgent = new iam.Role(this, 'CloudWatchAgent', {
       roleName: `taskflow-${settings.env}-cloudwatch-agent`,
       description: 'IRSA role of the CloudWatch agent in the pipeline namespace: writes the scraped service metrics (EMF) into its log group',
-      assumedBy: new iam.OpenIdConnectPrincipal(provider, {
-        StringEquals: {
-          [`${settings.eksOidcProvider}:sub`]: `system:serviceaccount:${settings.namespace}:${CLOUDWATCH_AGENT_SERVICE_ACCOUNT}`,
-          [`${settings.eksOidcProvider}:aud`]: 'sts.amazonaws.com',
-        },
-      }),
+      assumedBy: trustedBy(CLOUDWATCH_AGENT_SERVICE_ACCOUNT),
     });
     metricsLog.grant(this.metricsAgent, 'logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams');
   }
