@@ -9,7 +9,7 @@
 // Mosquitto started here (own config, ephemeral ports, no TaskFlow auth: the broker's ceiling).
 // The wiring is bench:e2e's: an ephemeral stack, a fresh pipeline per run with capture and router
 // in processes of their own, the SDK clients in child processes (e2e-subscribers.ts).
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
@@ -27,7 +27,7 @@ import { uniqueName } from '../support/stack.js';
 import { checkSubscription, latenciesIn, parseCounter, percentile, ratePerBin, type CounterSample, type Delivered } from './e2e-analysis.js';
 import type { Assignment, SubscriberReport } from './e2e-subscribers.js';
 import { acrossIncarnations, benchParam, CpuMeter, cpuUsPerChange, median, PIPELINE_CPU_GROUPS, pipelineCpuReaders, rssKb, writeBenchResult } from './report.js';
-import { ask, nextReport, send } from './subscriber-processes.js';
+import { ask, forkSubscriberProcess, nextReport, send } from './subscriber-processes.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
@@ -255,7 +255,7 @@ async function oneRun(brokerName: BrokerName, run: number): Promise<RunResult> {
     const shares = clientsOf.map((cs) => cs.flatMap((c) => Array.from({ length: k }, (_, j) => projects[(c * k + j) % projects.length]!)));
 
     for (let i = 0; i < shares.length; i++) {
-      children.push(fork(new URL('./e2e-subscribers.ts', import.meta.url), { execArgv: ['--import', 'tsx'], serialization: 'advanced', stdio: 'inherit' }));
+      children.push(forkSubscriberProcess());
     }
     // Each child has loaded the SDK once it answers: its RSS then is the baseline.
     await Promise.all(children.map((c) => ask(c, { type: 'progress' }, 'progress')));

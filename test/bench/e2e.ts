@@ -9,7 +9,7 @@
 // process), and the same wiring as the pipeline tests (test/support/pipeline.ts) with capture and
 // router as processes of their own; the broker runs in this process, and the SDK clients in child
 // processes (e2e-subscribers.ts) so their receive times do not wait for the broker's event loop.
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -27,7 +27,7 @@ import { AWS_REQUESTS_METRIC } from '../../lib/metrics.js';
 import { bucketsSince, checkSubscription, histogramQuantile, latenciesIn, parseCounter, parseHistogram, parseLabeledCounter, percentile, type Buckets, type Delivered } from './e2e-analysis.js';
 import type { Assignment } from './e2e-subscribers.js';
 import { benchParam, coresPer10kChangesPerS, CpuMeter, cpuUsPerChange, median, PIPELINE_CPU_GROUPS, type PipelineCpuGroup, pipelineCpuReaders, writeBenchResult } from './report.js';
-import { ask, nextReport, send } from './subscriber-processes.js';
+import { ask, forkSubscriberProcess, nextReport, send } from './subscriber-processes.js';
 
 const PARAMS = {
   clients: benchParam('BENCH_E2E_CLIENTS', 200),
@@ -200,7 +200,7 @@ async function oneRun(setting: Setting, run: number): Promise<RunResult> {
     const shares = Array.from({ length: PARAMS.subscriberProcesses }, (_, p) => assignments.filter((_, i) => i % PARAMS.subscriberProcesses === p));
     const wsUrl = new URL(pipeline.broker.wsUrl);
     const live = shares.map(async (assigned) => {
-      const child = fork(new URL('./e2e-subscribers.ts', import.meta.url), { execArgv: ['--import', 'tsx'], serialization: 'advanced', stdio: 'inherit' });
+      const child = forkSubscriberProcess();
       children.push(child);
       const started = nextReport(child, 'live', LIVE_TIMEOUT_MS + assigned.length * CONNECT_SPACING_MS);
       const url = `ws://127.0.0.1:${wsUrl.port}${wsUrl.pathname}`;

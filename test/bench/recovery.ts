@@ -8,7 +8,7 @@
 // in the 10 s after it. What every subscription received is checked against the test_decoding
 // oracle (lost, duplicates, order violations). Where the time went is read from the services'
 // own logs (restart, ready, streaming / leases taken).
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -23,7 +23,7 @@ import { uniqueName } from '../support/stack.js';
 import { checkSubscription, percentile, type Delivered } from './e2e-analysis.js';
 import type { Assignment } from './e2e-subscribers.js';
 import { acrossIncarnations, benchParam, CpuMeter, median, writeBenchResult } from './report.js';
-import { ask, awaitSubscriptionsCaughtUp, nextReport, send } from './subscriber-processes.js';
+import { ask, awaitSubscriptionsCaughtUp, forkSubscriberProcess, nextReport, send } from './subscriber-processes.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
@@ -131,7 +131,7 @@ async function oneRun(run: number): Promise<RunResult> {
 
     // One subscription per project, in one child process (a browser each, as far as the broker knows).
     const assignments: Assignment[] = tenants.workspaces.flatMap((w) => w.projects.map((projectId) => ({ workspaceId: w.id, projectId })));
-    const child = fork(new URL('./e2e-subscribers.ts', import.meta.url), { execArgv: ['--import', 'tsx'], serialization: 'advanced', stdio: 'inherit' });
+    const child = forkSubscriberProcess();
     children.push(child);
     const live = nextReport(child, 'live', 60_000);
     const wsUrl = new URL(pipeline.broker.wsUrl);

@@ -8,7 +8,7 @@
 // throughput, commit → client p95 per phase and overall, CPU per change of each router (its CPU
 // over the events it read, from its own taskflow_router_events_in_total), and what every SDK
 // subscriber received against the test_decoding oracle (lost, duplicates, order violations).
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { loadavg } from 'node:os';
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
@@ -25,7 +25,7 @@ import { ROUTER_METRICS } from '../../router/metrics.js';
 import { checkSubscription, parseCounter, percentile, type Delivered } from './e2e-analysis.js';
 import type { Assignment } from './e2e-subscribers.js';
 import { acrossIncarnations, benchParam, CpuMeter, cpuUsPerChange, median, writeBenchResult } from './report.js';
-import { ask, awaitSubscriptionsCaughtUp, nextReport, send } from './subscriber-processes.js';
+import { ask, awaitSubscriptionsCaughtUp, forkSubscriberProcess, nextReport, send } from './subscriber-processes.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
@@ -141,7 +141,7 @@ async function oneRun(run: number): Promise<RunResult> {
     const replayUrl = `http://127.0.0.1:${routerEnv['router-0']!.REPLAY_PORT}`; // router-0 stays up
     const token = await grantObserverKnownToRouter({ databaseUrl: pipeline.databaseUrl, replayUrl, token: pipeline.token }, tenants.workspaces);
     const assignments: Assignment[] = tenants.workspaces.flatMap((w) => w.projects.map((projectId) => ({ workspaceId: w.id, projectId })));
-    const child = fork(new URL('./e2e-subscribers.ts', import.meta.url), { execArgv: ['--import', 'tsx'], serialization: 'advanced', stdio: 'inherit' });
+    const child = forkSubscriberProcess();
     children.push(child);
     const live = nextReport(child, 'live', 60_000);
     const wsUrl = new URL(pipeline.broker.wsUrl);
