@@ -50,7 +50,8 @@ export interface ApiRoute<P, G> {
   handle(req: ApiRequest<P, G>): Promise<ApiAnswer>;
 }
 
-export type ApiOutcome = 'ok' | 'bad_request' | 'unauthenticated' | 'forbidden' | 'not_found' | 'gone' | 'too_large' | 'too_many_requests' | 'abandoned' | 'error';
+export const API_OUTCOMES = ['ok', 'bad_request', 'unauthenticated', 'forbidden', 'not_found', 'gone', 'too_large', 'too_many_requests', 'abandoned', 'error'] as const;
+export type ApiOutcome = (typeof API_OUTCOMES)[number];
 
 export interface ApiLimits {
   /** Longest path plus query accepted (414 beyond). */

@@ -23,7 +23,8 @@ export interface NotifierMetrics {
   deadLettered(reason: string): void;
 }
 
-export type ApiOutcome = 'ok' | 'bad_request' | 'unauthenticated' | 'forbidden' | 'not_found' | 'too_many_requests' | 'error';
+export const NOTIFICATION_API_OUTCOMES = ['ok', 'bad_request', 'unauthenticated', 'forbidden', 'not_found', 'too_many_requests', 'error'] as const;
+export type ApiOutcome = (typeof NOTIFICATION_API_OUTCOMES)[number];
 
 export interface ApiMetrics {
   request(route: string, outcome: ApiOutcome, seconds: number): void;

@@ -4,7 +4,16 @@
 // read — only those, each with the dimensions its alarm names — into metrics of namespace TaskFlow.
 // Shipping every series would cost $0.30 per metric and label set each month for nothing; a
 // series the alarms do not read stays in the agent's log group only.
+import { METRIC_NAMES } from '@taskflow/stream';
 import { type Alarm, SERVICE_NAMESPACE } from '../alarms.js';
+import { ARCHIVER_SETTINGS } from '../../analytics/config.js';
+import { AUDIT_SETTINGS } from '../../audit/config.js';
+import { API_OUTCOMES } from '../../lib/http-api.js';
+import { NOTIFICATION_SETTINGS } from '../../notifications/config.js';
+import { NOTIFICATION_API_OUTCOMES, NOTIFICATION_METRICS } from '../../notifications/metrics.js';
+import { ROUTER_SETTINGS } from '../../router/config.js';
+import { SEARCH_SETTINGS } from '../../search/config.js';
+import { SEARCH_METRICS } from '../../search/metrics.js';
 
 export const CLOUDWATCH_AGENT_SERVICE_ACCOUNT = 'taskflow-cloudwatch-agent';
 /** Pinned like the packages; mirror it into the account's ECR before the first deploy. */
@@ -32,6 +41,36 @@ export function shippedMetrics(catalog: readonly Alarm[]): ShippedMetric[] {
     seen.set(`${a.cloudwatch.metricName} ${dimensions.join(',')}`, { name: a.cloudwatch.metricName, dimensions });
   }
   return [...seen.values()].sort((x, y) => x.name.localeCompare(y.name) || x.dimensions.join().localeCompare(y.dimensions.join()));
+}
+
+/**
+ * The values each dimension of a shipped metric takes in the services' series: the stream readers'
+ * consumer names (their defaults), the outcomes of the APIs' request counters.
+ */
+export const SHIPPED_DIMENSION_VALUES: Readonly<Record<string, Readonly<Record<string, readonly string[]>>>> = {
+  [METRIC_NAMES.iteratorAge]: {
+    consumer: [ROUTER_SETTINGS, SEARCH_SETTINGS, NOTIFICATION_SETTINGS, AUDIT_SETTINGS, ARCHIVER_SETTINGS].map((s) => s.consumerName.default as string),
+  },
+  [SEARCH_METRICS.queries]: { outcome: API_OUTCOMES },
+  [NOTIFICATION_METRICS.requests]: { outcome: NOTIFICATION_API_OUTCOMES },
+};
+
+/**
+ * CloudWatch custom metrics the agent creates (each billed per month): one per shipped metric and
+ * combination of its dimensions' values, one for a metric without dimensions.
+ */
+export function customMetricCount(shipped: readonly ShippedMetric[], values = SHIPPED_DIMENSION_VALUES): number {
+  let count = 0;
+  for (const m of shipped) {
+    let combinations = 1;
+    for (const d of m.dimensions) {
+      const known = values[m.name]?.[d];
+      if (!known) throw new Error(`the values of dimension ${d} of ${m.name} are not known (SHIPPED_DIMENSION_VALUES)`);
+      combinations *= known.length;
+    }
+    count += combinations;
+  }
+  return count;
 }
 
 /** The agent's metric declarations: one per dimension set, selecting its metrics by exact name. */

@@ -4,6 +4,8 @@ import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TaskflowError } from '../../../lib/errors.js';
+import { alarms } from '../../alarms.js';
+import { customMetricCount, shippedMetrics } from '../metrics-shipping.js';
 import type { Measured, Scale } from './model.js';
 import type { Prices } from './prices.js';
 
@@ -48,13 +50,23 @@ export function loadMeasured(dir = resultsDir): Measured {
   };
 }
 
-/** `seed` or a path to a scale file of the same shape (measured figures are always added). */
+/**
+ * What the deployment creates in CloudWatch: one alarm per entry of the alarm catalog, and the
+ * custom metrics the agent ships for them (metrics-shipping.ts: each alarmed service metric once
+ * per value of its dimensions). The names do not change the counts.
+ */
+export function cloudWatchCounts(): { alarms: number; custom_metrics: number } {
+  const catalog = alarms({ streamName: 'taskflow-changes', authorizerFunctionName: 'taskflow-iot-authorizer' });
+  return { alarms: catalog.length, custom_metrics: customMetricCount(shippedMetrics(catalog)) };
+}
+
+/** `seed` or a path to a scale file of the same shape (measured figures are always added; alarms and custom metrics are the deployment's unless the file states them). */
 export function loadScale(nameOrPath = 'seed'): Scale {
   const path = nameOrPath === 'seed' ? join(here, 'seed-scale.json') : resolve(nameOrPath);
-  const raw = readJson(path) as Omit<Scale, 'measured'>;
+  const raw = readJson(path) as Omit<Scale, 'measured' | 'observability'> & { observability: Omit<Scale['observability'], 'alarms' | 'custom_metrics'> & Partial<Scale['observability']> };
   const shares = raw.fan_out?.classes?.reduce((a, c) => a + c.share, 0);
   if (shares === undefined || Math.abs(shares - 1) > 1e-6) throw new TaskflowError('COST_INPUT', `${path}: fan_out.classes shares must add up to 1 (they add up to ${shares})`);
   num(raw.events?.peak_per_s, `${path}: events.peak_per_s`);
   num(raw.events?.average_per_s, `${path}: events.average_per_s`);
-  return { ...raw, measured: loadMeasured() };
+  return { ...raw, observability: { ...cloudWatchCounts(), ...raw.observability }, measured: loadMeasured() };
 }

@@ -226,6 +226,14 @@ describe('cost model arithmetic', () => {
     expect(selfHosted.services.iot_core).toBeUndefined();
   });
 
+  it("bills CloudWatch for the deployment's alarms and the custom metrics shipped for them, not an assumed count", () => {
+    // 31 alarms in the catalog; 43 custom metrics (21 without dimensions, 5 stream readers' iterator
+    // age, 10 + 7 API outcomes: metrics-shipping.test.ts); 2 dashboards; 20 GB of logs a day
+    expect(seed.observability).toMatchObject({ alarms: 31, custom_metrics: 43 });
+    const logs = 20 * (730 / 24) * (0.5 + 0.03);
+    expect(monthlyBill(seed, prices).services.cloudwatch!.usd).toBeCloseTo(43 * 0.3 + 31 * 0.1 + 2 * 3 + logs, 2);
+  });
+
   it('takes the measured figures from the bench results', () => {
     const router = JSON.parse(readFileSync(join(here, '../../../test/bench/results/router.json'), 'utf8')) as { metrics: { core_events_per_s: number } };
     expect(loadMeasured().routerCoreCpuUsPerEvent).toBeCloseTo(1e6 / router.metrics.core_events_per_s, 9);

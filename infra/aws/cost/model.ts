@@ -602,7 +602,7 @@ function snowflakeItem(scale: Scale, p: Prices): LineItem {
 function cloudwatchItem(scale: Scale, p: Prices): LineItem {
   const o = scale.observability;
   const usd = o.custom_metrics * p.cloudwatch.metric_month + o.alarms * p.cloudwatch.alarm_month + o.dashboards * p.cloudwatch.dashboard_month + o.log_gb_per_day * (730 / 24) * (p.cloudwatch.logs_ingest_per_gb + p.cloudwatch.logs_storage_gb_month);
-  return { usd, detail: { ...o } };
+  return { usd, detail: { custom_metrics: o.custom_metrics, alarms: o.alarms, dashboards: o.dashboards, log_gb_per_day: o.log_gb_per_day } };
 }
 
 /** The monthly bill. */
