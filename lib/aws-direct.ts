@@ -6,6 +6,7 @@
 // ≈ 2.5x the CPU of the request itself (≈ 550 vs 220 µs per PutItem, test/bench/README.md
 // "e2e"). One attempt only: callers send anything but success or an error they expect through
 // the SDK, whose retries, error types and clock-skew correction then apply.
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { countAwsRequest } from './aws.js';
 
@@ -122,5 +123,26 @@ export class DirectAwsJson {
       handle: (request, options) => cfg.requestHandler.handle(request, options),
       clockOffsetMs: () => cfg.systemClockOffset ?? 0,
     };
+  }
+}
+
+/**
+ * A conditional DynamoDB write (PutItem, DeleteItem) that returns nothing: sent directly first,
+ * `input` in DynamoDB JSON (blobs base64); true once written, false when the condition refused it.
+ * Anything else is sent again through the SDK (`viaSdk`, whose ConditionalCheckFailedException
+ * also answers false), as the SDK's own retries would send it: a direct attempt that did write
+ * is then refused, so a caller whose condition its own write breaks tells its item from another's
+ * (the changelog does; a lease write refused so is a lost lease, as after an SDK retry).
+ */
+export async function conditionalWrite(direct: DirectAwsJson | undefined, operation: 'PutItem' | 'DeleteItem', input: Record<string, unknown>, viaSdk: () => Promise<unknown>): Promise<boolean> {
+  const outcome = await direct?.send(operation, input);
+  if (outcome?.ok) return true;
+  if (outcome?.errorType === 'ConditionalCheckFailedException') return false;
+  try {
+    await viaSdk();
+    return true;
+  } catch (err) {
+    if (err instanceof ConditionalCheckFailedException) return false;
+    throw err;
   }
 }

@@ -8,7 +8,8 @@
 // instead of removing the item, so reprocessing an older create after a crash cannot bring a
 // revoked membership back: every write is conditional on being newer than what is stored.
 // `TRUNCATE memberships` leaves a marker item: memberships written before it no longer count.
-import { ConditionalCheckFailedException, DeleteItemCommand, type DynamoDBClient, GetItemCommand, PutItemCommand, QueryCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, type DynamoDBClient, GetItemCommand, PutItemCommand, QueryCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
+import { conditionalWrite, DirectAwsJson, DYNAMODB_JSON } from './aws-direct.js';
 import type { Membership, Role } from './authz.js';
 import type { StreamEvent } from '@taskflow/stream/events';
 import { membershipWrites, newestWrites, projectionSteps, type MembershipWrite } from './membership-events.js';
@@ -37,11 +38,16 @@ const TRUNCATE_MARKER = { userId: '*', scope: 'truncated' } as const;
 const TOMBSTONE_TTL_SECONDS = 30 * 24 * 3600;
 
 export class DynamoMembershipProjection implements MembershipReader {
+  /** The projection's writes (one per membership event) go out directly (lib/aws-direct.ts). */
+  private readonly direct: DirectAwsJson | undefined;
+
   constructor(
     private readonly client: DynamoDBClient,
     private readonly table = 'taskflow-memberships',
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.direct = DirectAwsJson.of(client, DYNAMODB_JSON);
+  }
 
   /** `erased`: user ids on the erased-subjects list, whose memberships are forgotten, never stored (projectionSteps). */
   async apply(events: readonly StreamEvent[], erased: ReadonlySet<string> = new Set()): Promise<void> {
@@ -68,18 +74,14 @@ export class DynamoMembershipProjection implements MembershipReader {
    * truncate but processed after it, must stay hidden too.
    */
   private async truncate(eventId: string): Promise<void> {
-    try {
-      await this.client.send(
-        new PutItemCommand({
-          TableName: this.table,
-          Item: { userId: { S: TRUNCATE_MARKER.userId }, scope: { S: TRUNCATE_MARKER.scope }, eventId: { S: eventId } },
-          ConditionExpression: 'attribute_not_exists(eventId) OR eventId < :id',
-          ExpressionAttributeValues: { ':id': { S: eventId } },
-        }),
-      );
-    } catch (err) {
-      if (!(err instanceof ConditionalCheckFailedException)) throw err;
-    }
+    const input = {
+      TableName: this.table,
+      Item: { userId: { S: TRUNCATE_MARKER.userId }, scope: { S: TRUNCATE_MARKER.scope }, eventId: { S: eventId } },
+      ConditionExpression: 'attribute_not_exists(eventId) OR eventId < :id',
+      ExpressionAttributeValues: { ':id': { S: eventId } },
+    };
+    // Refused: a newer truncate is recorded already.
+    await conditionalWrite(this.direct, 'PutItem', input, () => this.client.send(new PutItemCommand(input)));
   }
 
   private async forget(m: { userId: string; membershipId: string }): Promise<void> {
@@ -96,19 +98,9 @@ export class DynamoMembershipProjection implements MembershipReader {
       item.deleted = { BOOL: true };
       item.expiresAt = { N: String(Math.floor(this.now() / 1000) + TOMBSTONE_TTL_SECONDS) };
     }
-    try {
-      await this.client.send(
-        new PutItemCommand({
-          TableName: this.table,
-          Item: item,
-          ConditionExpression: 'attribute_not_exists(eventId) OR eventId < :id',
-          ExpressionAttributeValues: { ':id': { S: w.eventId } },
-        }),
-      );
-    } catch (err) {
-      // Already holds this or a newer event: reprocessing, nothing to do.
-      if (!(err instanceof ConditionalCheckFailedException)) throw err;
-    }
+    const input = { TableName: this.table, Item: item, ConditionExpression: 'attribute_not_exists(eventId) OR eventId < :id', ExpressionAttributeValues: { ':id': { S: w.eventId } } };
+    // Refused: the item already holds this or a newer event (reprocessing), nothing to do.
+    await conditionalWrite(this.direct, 'PutItem', input, () => this.client.send(new PutItemCommand(input)));
   }
 
   async memberships(userId: string): Promise<Membership[]> {

@@ -17,7 +17,7 @@ import {
   type QueryCommandInput,
 } from '@aws-sdk/client-dynamodb';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { DirectAwsJson, DYNAMODB_JSON } from '../lib/aws-direct.js';
+import { conditionalWrite, DirectAwsJson, DYNAMODB_JSON } from '../lib/aws-direct.js';
 import { buildItem, type ChangelogEntry, type ChangelogItem, type FullEntry, isThinEntry, type ChangelogPage, type ChangelogStore, projectKey, type ProjectRef, createIdSearch, entriesOnce } from './changelog.js';
 import { ChangelogClaims, type ChangelogTable, currentHead, type HeadRecord, type NewestItem, type Reservation } from './changelog-claims.js';
 import type { ProjectHead } from './sequencer.js';
@@ -218,19 +218,12 @@ class DynamoClaimsTable implements ChangelogTable<BodyItem> {
       expiresAt: { N: String(Math.floor(expiresAtMs / 1000)) },
     };
     const condition = 'attribute_not_exists(toSeq)';
-    // The write of every project batch: first sent directly (lib/aws-direct.ts, a third of
-    // the SDK's CPU); the SDK sends it again on anything but success or the fence's refusal. A
-    // direct attempt that did write is then refused, and append finds the item its own.
-    const direct = await this.direct?.send('PutItem', { TableName: this.table, Item: { ...attributes, body: { B: item.body.toString('base64') } }, ConditionExpression: condition });
-    if (direct?.ok) return true;
-    if (direct?.errorType === 'ConditionalCheckFailedException') return false;
-    try {
-      await this.client.send(new PutItemCommand({ TableName: this.table, Item: { ...attributes, body: { B: item.body } }, ConditionExpression: condition }));
-      return true;
-    } catch (err) {
-      if (err instanceof ConditionalCheckFailedException) return false;
-      throw err;
-    }
+    // The write of every project batch: sent directly (lib/aws-direct.ts, a third of the SDK's
+    // CPU). A direct attempt that did write before the SDK sent it again is refused, and append
+    // finds the item its own.
+    return conditionalWrite(this.direct, 'PutItem', { TableName: this.table, Item: { ...attributes, body: { B: item.body.toString('base64') } }, ConditionExpression: condition }, () =>
+      this.client.send(new PutItemCommand({ TableName: this.table, Item: { ...attributes, body: { B: item.body } }, ConditionExpression: condition })),
+    );
   }
 
   async itemAt(project: ProjectRef, fromSeq: number): Promise<Pick<ChangelogItem, 'toSeq' | 'ids'> | undefined> {

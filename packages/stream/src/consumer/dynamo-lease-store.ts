@@ -1,8 +1,11 @@
 // LeaseStore on DynamoDB: one table shared by every consumer, key (consumerName, leaseKey), so
 // one strongly consistent Query lists a consumer's leases. Every write is conditional on
-// leaseCounter; a failed condition answers false.
-import { ConditionalCheckFailedException, CreateTableCommand, type DynamoDBClient, ResourceInUseException, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
+// leaseCounter; a failed condition answers false. The writes — a checkpoint per processed batch
+// and the renewals, the consumer's most frequent requests — are sent directly
+// (lib/aws-direct.ts) in the attribute types the document client writes and reads.
+import { type AttributeValue, CreateTableCommand, type DynamoDBClient, ResourceInUseException, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
 import { DeleteCommand, DynamoDBDocumentClient, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { conditionalWrite, DirectAwsJson, DYNAMODB_JSON } from '../../../../lib/aws-direct.js';
 import type { LeaseStore } from './lease-store.js';
 import type { Lease } from './leases.js';
 
@@ -44,6 +47,7 @@ interface LeaseItem {
 
 export class DynamoLeaseStore implements LeaseStore {
   private readonly doc: DynamoDBDocumentClient;
+  private readonly direct: DirectAwsJson | undefined;
 
   constructor(
     client: DynamoDBClient,
@@ -51,6 +55,7 @@ export class DynamoLeaseStore implements LeaseStore {
     private readonly consumerName: string,
   ) {
     this.doc = DynamoDBDocumentClient.from(client);
+    this.direct = DirectAwsJson.of(client, DYNAMODB_JSON);
   }
 
   async list(): Promise<Lease[]> {
@@ -73,41 +78,29 @@ export class DynamoLeaseStore implements LeaseStore {
   }
 
   async create(lease: Lease): Promise<boolean> {
-    return this.conditional(
-      new PutCommand({ TableName: this.tableName, Item: this.toItem(lease), ConditionExpression: 'attribute_not_exists(leaseKey)' }),
+    const item = this.toItem(lease);
+    const condition = 'attribute_not_exists(leaseKey)';
+    return conditionalWrite(this.direct, 'PutItem', { TableName: this.tableName, Item: attributes(item), ConditionExpression: condition }, () =>
+      this.doc.send(new PutCommand({ TableName: this.tableName, Item: item, ConditionExpression: condition })),
     );
   }
 
   async replace(next: Lease, expectedCounter: number): Promise<boolean> {
-    return this.conditional(
-      new PutCommand({
-        TableName: this.tableName,
-        Item: this.toItem(next),
-        ConditionExpression: 'leaseCounter = :expected',
-        ExpressionAttributeValues: { ':expected': expectedCounter },
-      }),
+    const item = this.toItem(next);
+    const condition = 'leaseCounter = :expected';
+    return conditionalWrite(this.direct, 'PutItem', { TableName: this.tableName, Item: attributes(item), ConditionExpression: condition, ExpressionAttributeValues: { ':expected': { N: String(expectedCounter) } } }, () =>
+      this.doc.send(new PutCommand({ TableName: this.tableName, Item: item, ConditionExpression: condition, ExpressionAttributeValues: { ':expected': expectedCounter } })),
     );
   }
 
   async delete(leaseKey: string, expectedCounter: number): Promise<boolean> {
-    return this.conditional(
-      new DeleteCommand({
-        TableName: this.tableName,
-        Key: { consumerName: this.consumerName, leaseKey },
-        ConditionExpression: 'leaseCounter = :expected',
-        ExpressionAttributeValues: { ':expected': expectedCounter },
-      }),
+    const condition = 'leaseCounter = :expected';
+    return conditionalWrite(
+      this.direct,
+      'DeleteItem',
+      { TableName: this.tableName, Key: { consumerName: { S: this.consumerName }, leaseKey: { S: leaseKey } }, ConditionExpression: condition, ExpressionAttributeValues: { ':expected': { N: String(expectedCounter) } } },
+      () => this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: { consumerName: this.consumerName, leaseKey }, ConditionExpression: condition, ExpressionAttributeValues: { ':expected': expectedCounter } })),
     );
-  }
-
-  private async conditional(command: PutCommand | DeleteCommand): Promise<boolean> {
-    try {
-      await this.doc.send(command as PutCommand);
-      return true;
-    } catch (err) {
-      if (err instanceof ConditionalCheckFailedException) return false;
-      throw err;
-    }
   }
 
   private toItem(lease: Lease): LeaseItem {
@@ -124,6 +117,16 @@ export class DynamoLeaseStore implements LeaseStore {
     if (lease.checkpointState !== undefined) item.checkpointState = lease.checkpointState;
     return item;
   }
+}
+
+/** The item in DynamoDB JSON, typed as the document client marshals it (strings S, numbers N, the parents a list of S). */
+function attributes(item: LeaseItem): Record<string, AttributeValue> {
+  const out: Record<string, AttributeValue> = {};
+  for (const [name, value] of Object.entries(item) as [string, LeaseItem[keyof LeaseItem]][]) {
+    if (value === undefined) continue;
+    out[name] = typeof value === 'number' ? { N: String(value) } : typeof value === 'string' ? { S: value } : { L: value.map((v) => ({ S: v })) };
+  }
+  return out;
 }
 
 function fromItem(item: LeaseItem): Lease {
