@@ -2,9 +2,9 @@
 // RANGE seq). Item seq=0 is the project's head: reservedSeq, floorSeq, lastId (changelog-claims.ts;
 // headSeq, the exact last seq, on heads written before reservations). Every other item is a run of
 // consecutive seqs keyed by its first seq, written only if absent (the fence): toSeq, hwm (see
-// createIdSearch), the event ids, and the entries as gzipped JSON (each item under DynamoDB's
-// 400 KB limit; full envelopes or, from a router in thin mode, thin entries: changelog.ts
-// ChangelogEntry), expiring by TTL. The newest one holds the last seq.
+// createIdSearch), the event ids, and the entries as compressed JSON (changelog-body.ts: zstd;
+// gzip in older items; each item under DynamoDB's 400 KB limit; full envelopes or, from a router
+// in thin mode, thin entries: changelog.ts ChangelogEntry), expiring by TTL. The newest one holds the last seq.
 // Items expire at `expiresAt`; reads treat an expired item as gone (DynamoDB deletes late).
 import {
   ConditionalCheckFailedException,
@@ -16,9 +16,9 @@ import {
   type AttributeValue,
   type QueryCommandInput,
 } from '@aws-sdk/client-dynamodb';
-import { gunzipSync, gzipSync } from 'node:zlib';
 import { conditionalWrite, DirectAwsJson, DYNAMODB_JSON } from '../lib/aws-direct.js';
 import { buildItem, type ChangelogEntry, type ChangelogItem, type FullEntry, isThinEntry, type ChangelogPage, type ChangelogStore, projectKey, type ProjectRef, createIdSearch, entriesOnce } from './changelog.js';
+import { decodeBody, encodeBody } from './changelog-body.js';
 import { ChangelogClaims, type ChangelogTable, currentHead, type HeadRecord, type NewestItem, type Reservation } from './changelog-claims.js';
 import type { ProjectHead } from './sequencer.js';
 
@@ -116,7 +116,7 @@ export class DynamoChangelogStore implements ChangelogStore {
       const page = await this.client.send(new QueryCommand(input));
       for (const raw of page.Items ?? []) {
         const fromSeq = Number(raw.seq?.N);
-        const entries = q.withBody && raw.body?.B ? (JSON.parse(gunzipSync(raw.body.B).toString('utf8')) as ChangelogEntry[]) : [];
+        const entries = q.withBody && raw.body?.B ? decodeBody(raw.body.B) : [];
         yield { fromSeq, toSeq: Number(raw.toSeq?.N), hwm: raw.hwm?.S ?? '', ids: (raw.ids?.S ?? '').split(','), entries };
       }
       start = page.LastEvaluatedKey;
@@ -232,9 +232,9 @@ class DynamoClaimsTable implements ChangelogTable<BodyItem> {
   }
 }
 
-/** Splits entries into runs whose gzipped JSON fits one item. */
+/** Splits entries into runs whose compressed JSON (changelog-body.ts) fits one item. */
 function splitBySize(entries: readonly ChangelogEntry[]): { entries: ChangelogEntry[]; body: Buffer }[] {
-  const body = gzipSync(JSON.stringify(entries));
+  const body = encodeBody(entries);
   if (body.length <= MAX_ITEM_BODY_BYTES) return [{ entries: [...entries], body }];
   if (entries.length === 1) {
     const [only] = entries as [ChangelogEntry];
@@ -244,7 +244,7 @@ function splitBySize(entries: readonly ChangelogEntry[]): { entries: ChangelogEn
     const data = { ...only.event.data, before: null, after: null, truncated: true };
     // No longer a valid envelope (an update without row images): readers see `truncated` and fetch the row.
     const slim: FullEntry = { seq: only.seq, event: { ...only.event, data } as unknown as FullEntry['event'] };
-    return [{ entries: [slim], body: gzipSync(JSON.stringify([slim])) }];
+    return [{ entries: [slim], body: encodeBody([slim]) }];
   }
   const mid = Math.ceil(entries.length / 2);
   return [...splitBySize(entries.slice(0, mid)), ...splitBySize(entries.slice(mid))];

@@ -16,11 +16,11 @@
 // removed ones, which would hold their id for 30 days — are deleted by key. The router stores
 // nothing of an erased subject's memberships again (lib/membership-events.ts projectionSteps).
 import { ConditionalCheckFailedException, DeleteItemCommand, type DynamoDBClient, QueryCommand, ScanCommand, UpdateItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
-import { gunzipSync, gzipSync } from 'node:zlib';
 import { createDynamoClient, loadAwsConfig } from '../lib/aws.js';
 import { type Env, readSettings } from '../lib/config.js';
 import { type ErasureSink, type PurgeResult, type ScanResult, type SinkSteps, type SubjectIdentifiers, bindSink, holdsAny, identifierStrings } from '../lib/erasure.js';
 import { type ChangelogEntry, erasedEnvelope, isThinEntry, scrubThin } from './changelog.js';
+import { decodeBody, encodeBody } from './changelog-body.js';
 import { ROUTER_SETTINGS } from './config.js';
 
 export interface ChangelogTable {
@@ -42,7 +42,7 @@ async function* items(t: ChangelogTable): AsyncGenerator<StoredItem> {
       new ScanCommand({ TableName: t.table, FilterExpression: 'attribute_exists(body)', ProjectionExpression: 'projectKey, #seq, ids, body', ExpressionAttributeNames: { '#seq': 'seq' }, ConsistentRead: true, ExclusiveStartKey: start }),
     );
     for (const raw of page.Items ?? []) {
-      yield { key: { projectKey: raw.projectKey!, seq: raw.seq! }, ids: raw.ids?.S ?? '', entries: JSON.parse(gunzipSync(raw.body!.B!).toString('utf8')) as ChangelogEntry[] };
+      yield { key: { projectKey: raw.projectKey!, seq: raw.seq! }, ids: raw.ids?.S ?? '', entries: decodeBody(raw.body!.B!) };
     }
     start = page.LastEvaluatedKey;
   } while (start);
@@ -72,7 +72,7 @@ export async function purgeChangelog(t: ChangelogTable, ids: SubjectIdentifiers,
           Key: item.key,
           UpdateExpression: 'SET body = :body',
           ConditionExpression: 'ids = :ids',
-          ExpressionAttributeValues: { ':body': { B: gzipSync(JSON.stringify(entries)) }, ':ids': { S: item.ids } },
+          ExpressionAttributeValues: { ':body': { B: encodeBody(entries) }, ':ids': { S: item.ids } },
         }),
       );
       changed += hits;

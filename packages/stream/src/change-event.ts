@@ -23,19 +23,24 @@ export interface StreamEvent {
   projectId?: string;
   type: string;
   envelope: Envelope;
-  /**
-   * The record's JSON text and the envelope parsed from it as is (no upcast): while `envelope` is
-   * still that object, re-serializing it gives this text (capture writes JSON.stringify's), so
-   * envelopeJson reuses it. Envelopes are never changed in place — a scrub, a decryption or an
-   * upcast makes a new object — so a changed envelope no longer matches and is serialized anew.
-   */
-  json?: string;
-  jsonOf?: Envelope;
 }
 
-/** The event's envelope as JSON: the record's own text while the envelope is the one parsed from it, else JSON.stringify. */
+/**
+ * Envelopes parsed from a record as they are (no upcast), with the record's JSON text:
+ * re-serializing such an envelope gives that text (capture writes JSON.stringify's), so
+ * envelopeText reuses it. Envelopes are never changed in place — a scrub, a decryption or an
+ * upcast makes a new object — so a changed envelope is not here and is serialized anew.
+ */
+const recordTexts = new WeakMap<Envelope, string>();
+
+/** An envelope as JSON: the record's own text while it is the envelope parsed from it, else JSON.stringify. */
+export function envelopeText(envelope: Envelope): string {
+  return recordTexts.get(envelope) ?? JSON.stringify(envelope);
+}
+
+/** The event's envelope as JSON (envelopeText). */
 export function envelopeJson(event: StreamEvent): string {
-  return event.json !== undefined && event.jsonOf === event.envelope ? event.json : JSON.stringify(event.envelope);
+  return envelopeText(event.envelope);
 }
 
 const OPEN_BRACE = 0x7b;
@@ -66,9 +71,8 @@ export function decodeEvent(bytes: Uint8Array, validate: EventCheck): DecodeResu
     workspaceId: envelope.workspaceid,
     type: envelope.type,
     envelope,
-    json: reuse ? text : undefined,
-    jsonOf: reuse ? envelope : undefined,
   };
+  if (reuse) recordTexts.set(envelope, text);
   if (typeof envelope.projectid === 'string') event.projectId = envelope.projectid;
   return { ok: true, event };
 }

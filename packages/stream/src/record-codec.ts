@@ -209,6 +209,11 @@ function gunzip(buf: Buffer): Buffer {
   }
 }
 
+/** A zstd frame's content, bounded as a record's (its header's content size checked first). */
+export function decompressZstd(data: Uint8Array): Buffer {
+  return unzstd(asBuffer(data));
+}
+
 function unzstd(buf: Buffer): Buffer {
   // The library allocates what the frame header claims: check the claim before believing it.
   const size = zstdContentSize(buf);
