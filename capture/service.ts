@@ -1,23 +1,23 @@
 // The capture service: one logical replication session at a time (pgoutput through
-// pg-logical-replication). SlotSetup prepares publication and slot, a CaptureSession holds each
-// session's logic (decoding, sending, confirming), the KinesisProducer puts events on the stream.
+// capture/replication-stream.ts). SlotSetup prepares publication and slot, a CaptureSession holds each
+// session's logic (decoding, sending, confirming), the KinesisProducer puts events on the stream,
+// a ReplicationStream reads the slot.
 // Any failure ends the session; the next one starts, after a full-jitter backoff, from the slot's
 // confirmed position — so events after the last acknowledged one are sent again, with the same ids.
 import pg from 'pg';
-import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
 import { sleep } from '../lib/backoff.js';
 import type { DeadLetterStore } from '../lib/dlq.js';
 import { TaskflowError } from '../lib/errors.js';
-import { formatLsn, parseLsn } from '../lib/event-id.js';
+import { formatLsn } from '../lib/event-id.js';
 import type { Logger } from '../lib/logger.js';
 import type { ProbeResult } from '../lib/metrics.js';
 import { retry } from '../lib/retry.js';
-import { replicationSocketBackpressure } from './backpressure.js';
 import { KINESIS_LIMITS, LINGER_FULL } from './batcher.js';
 import type { CaptureConfig } from './config.js';
 import { HotWorkspaceTracker } from './hot-workspaces.js';
 import { type CaptureMetrics, noopCaptureMetrics } from './metrics.js';
 import { KinesisProducer, type PutRecordsFn, reportHotWorkspaces } from './producer.js';
+import { ReplicationStream } from './replication-stream.js';
 import type { SubjectKeyCache } from './personal-fields.js';
 import { CaptureSession, type StreamObserver, describe } from './session.js';
 import { type SlotRecord, type SlotRecordStore, replicationApplicationName } from './slot-guard.js';
@@ -50,7 +50,7 @@ export interface CaptureDeps {
 interface Running {
   session: CaptureSession;
   producer: KinesisProducer;
-  repl: LogicalReplicationService;
+  repl: ReplicationStream;
   timers: NodeJS.Timeout[];
 }
 
@@ -180,11 +180,6 @@ export class CaptureService {
     await this.slots.waitUntilFree(applicationName, this.stopping.signal, () => (this.phase = 'standby'));
     if (this.stopped) return;
     const start = await this.slots.confirmedLsn();
-    const repl = new LogicalReplicationService(
-      // Text output of timestamps in UTC ISO form, whatever the server's defaults (capture/values.ts).
-      { connectionString: config.databaseUrl, options: '-c TimeZone=UTC -c DateStyle=ISO', application_name: applicationName },
-      { acknowledge: { auto: false, timeoutSeconds: 0 } },
-    );
     // Start-up phases after a crash (bench:recovery): the session's first change read, first records on the stream.
     let putOnce = false;
     const put: PutRecordsFn = async (records) => {
@@ -208,7 +203,7 @@ export class CaptureService {
       {
         producer,
         acknowledge: (lsn, ping) => repl.acknowledge(lsn, ping),
-        backpressure: replicationSocketBackpressure(repl),
+        backpressure: { pause: () => repl.pause(), resume: () => repl.resume() },
         dlq: this.deps.dlq,
         recordConfirmed: (lsn, now) => this.recordConfirmed(lsn, now),
         observer: this.observer,
@@ -219,29 +214,35 @@ export class CaptureService {
         ...(this.deps.personalFields ? { personalFields: this.deps.personalFields } : {}),
       },
     );
+    let failure: unknown;
+    let readOnce = false;
+    const repl = new ReplicationStream(
+      // Text output of timestamps in UTC ISO form, whatever the server's defaults (capture/values.ts).
+      { connectionString: config.databaseUrl, options: '-c TimeZone=UTC -c DateStyle=ISO', application_name: applicationName },
+      { slot: config.slot, publication: config.publication },
+      {
+        started: () => {
+          this.phase = 'streaming';
+          logger.info({ slot: config.slot, from: formatLsn(start) }, 'streaming from the slot');
+          onStreaming();
+          this.observer.onStreaming?.();
+        },
+        keepalive: (walEnd) => session.keepalive(walEnd),
+        data: (msg) => {
+          if (!readOnce) {
+            readOnce = true;
+            logger.info('first change read');
+          }
+          session.data(msg);
+        },
+        error: (err) => {
+          failure ??= err;
+          void this.endSession(r);
+        },
+      },
+    );
     const r: Running = { session, producer, repl, timers: [] };
     this.current = r;
-
-    let failure: unknown;
-    repl.on('error', (err: Error) => {
-      failure ??= err;
-      void this.endSession(r);
-    });
-    repl.on('start', () => {
-      this.phase = 'streaming';
-      logger.info({ slot: config.slot, from: formatLsn(start) }, 'streaming from the slot');
-      onStreaming();
-      this.observer.onStreaming?.();
-    });
-    repl.on('heartbeat', (lsn: string) => session.keepalive(parseLsn(lsn)));
-    let readOnce = false;
-    repl.on('data', (lsn: string, msg: Pgoutput.Message) => {
-      if (!readOnce) {
-        readOnce = true;
-        logger.info({ lsn }, 'first change read');
-      }
-      session.data(msg);
-    });
 
     r.timers.push(
       setInterval(() => {
@@ -254,10 +255,9 @@ export class CaptureService {
     r.timers.push(setInterval(() => void this.slotStats(session), SLOT_STATS_MS));
     r.timers.push(setInterval(() => reportHotWorkspaces(this.hotWorkspaces, Date.now(), logger, this.metrics), HOT_WORKSPACE_REPORT_MS));
 
-    const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [config.publication], messages: true });
     try {
-      // Resolves or rejects when the replication stream ends. '0/0': the slot's confirmed position.
-      await repl.subscribe(plugin, config.slot, '0/00000000');
+      // Resolves or rejects when the replication stream ends.
+      await repl.run();
     } catch (err) {
       failure ??= err;
     } finally {

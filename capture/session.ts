@@ -16,7 +16,6 @@ import type { Logger } from '../lib/logger.js';
 import type { ChangeEvent } from '../schemas/types.js';
 import { retry } from '../lib/retry.js';
 import { AckTracker, type InFlightTransaction } from './ack.js';
-import type { Backpressure } from './backpressure.js';
 import { ChangeDecoder, type CommittedTransaction } from './decoder.js';
 import type { CaptureMetrics } from './metrics.js';
 import { OrderedEncryptor, type SubjectKeyCache } from './personal-fields.js';
@@ -55,10 +54,16 @@ export interface SessionOptions {
   dlqBackoff: BackoffPolicy;
 }
 
+/** Stops and restarts reading the replication socket. */
+export interface Backpressure {
+  pause(): void;
+  resume(): void;
+}
+
 export interface SessionPorts {
   producer: Pick<KinesisProducer, 'send' | 'pendingEvents'>;
-  /** Reports a position to the server (the library's standby status update). */
-  acknowledge(lsn: string, ping: boolean): Promise<unknown>;
+  /** Reports `lsn` to the server as written, flushed and applied (a standby status update); `ping` asks for a keepalive back. */
+  acknowledge(lsn: bigint, ping: boolean): void;
   backpressure: Backpressure;
   dlq: DeadLetterStore;
   /** Records a confirmable position before the server hears it: the slot is never ahead of the record. */
@@ -177,9 +182,8 @@ export class CaptureSession {
       if (!update) return 'ok';
       await ports.recordConfirmed(update.lsn, now);
       if (this.ended) return 'ok';
-      // pg-logical-replication reports lsn + 1 as flushed; confirming one past the commit end
-      // could skip a transaction whose commit record starts exactly there.
-      await ports.acknowledge(formatLsn(update.lsn - 1n), update.ping);
+      // Exactly the commit's end: one byte past it could skip a transaction whose commit record starts there.
+      ports.acknowledge(update.lsn, update.ping);
       ports.metrics.slotConfirmed(update.lsn, this.serverWalEnd > update.lsn ? this.serverWalEnd - update.lsn : 0n, this.ack.inFlight === 0);
     } catch (err) {
       ports.logger.warn({ err: describe(err) }, 'acknowledging the slot failed');
