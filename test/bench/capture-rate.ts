@@ -14,7 +14,7 @@ import { runWorkload, setupWorkloadTenants } from '../../db/workload.js';
 import { stackEnv } from '../../lib/stack-info.js';
 import { startStack } from '../../infra/local/stack.js';
 import { startServiceProcess } from '../support/service-process.js';
-import { benchParam, cpuSeconds, cpuUsPerChange, median, writeBenchResult } from './report.js';
+import { benchParam, cpuSeconds, cpuUsPerChange, histogramPercentile, median, subtractHistograms, writeBenchResult } from './report.js';
 
 const PARAMS = {
   changesPerS: benchParam('BENCH_CAPTURE_RATE', 1000),
@@ -26,20 +26,23 @@ const PARAMS = {
   connections: 4,
 };
 /**
- * BENCH_CAPTURE_VARIANTS: `name=compression[@checkout]`, comma-separated; `@checkout` runs capture
- * from another checkout of the repository (with its node_modules), e.g. the parent commit for an
- * interleaved before/after comparison. Default: this checkout without and with zstd.
+ * BENCH_CAPTURE_VARIANTS: `name=compression[/lingerMs][@checkout]`, comma-separated; `/lingerMs`
+ * sets CAPTURE_LINGER_MS (capture's default otherwise); `@checkout` runs capture from another
+ * checkout of the repository (with its node_modules), e.g. the parent commit for an interleaved
+ * before/after comparison. Default: this checkout without and with zstd.
  */
 interface Variant {
   name: string;
   compression: string;
+  lingerMs?: number;
   root?: string;
 }
 const VARIANTS: Variant[] = (process.env.BENCH_CAPTURE_VARIANTS ?? 'none=none,zstd=zstd').split(',').map((spec) => {
-  const m = /^([\w-]+)=(none|gzip|zstd)(?:@(.+))?$/.exec(spec.trim());
-  if (!m) throw new Error(`BENCH_CAPTURE_VARIANTS: cannot read "${spec}" (name=compression[@checkout])`);
-  return { name: m[1]!, compression: m[2]!, ...(m[3] ? { root: resolve(m[3]) } : {}) };
+  const m = /^([\w-]+)=(none|gzip|zstd)(?:\/(\d+))?(?:@(.+))?$/.exec(spec.trim());
+  if (!m) throw new Error(`BENCH_CAPTURE_VARIANTS: cannot read "${spec}" (name=compression[/lingerMs][@checkout])`);
+  return { name: m[1]!, compression: m[2]!, ...(m[3] ? { lingerMs: Number(m[3]) } : {}), ...(m[4] ? { root: resolve(m[4]) } : {}) };
 });
+const COMMIT_TO_KINESIS = 'taskflow_capture_commit_to_kinesis_seconds';
 /** BENCH_CAPTURE_NODE_ARGS profiles the capture process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof". */
 const CAPTURE_NODE_ARGS = (process.env.BENCH_CAPTURE_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const SLOT = 'bench_capture_rate';
@@ -78,6 +81,9 @@ interface Run {
   bytesPerChange: number;
   requestsPerS: number;
   changesPerS: number;
+  /** Commit time → Kinesis acknowledgement of the whole transaction (capture's histogram, interpolated). */
+  commitToKinesisP50Ms: number;
+  commitToKinesisP95Ms: number;
 }
 
 async function main(): Promise<void> {
@@ -98,7 +104,7 @@ async function main(): Promise<void> {
       const order = round % 2 === 0 ? VARIANTS : [...VARIANTS].reverse();
       for (const v of order) {
         await query(url, 'SELECT pg_replication_slot_advance($1, pg_current_wal_lsn())::text AS v', [SLOT]);
-        const cap = await startServiceProcess('capture', { ...env, CAPTURE_COMPRESSION: v.compression }, ['metrics endpoint', 'streaming from the slot'], { nodeArgs: CAPTURE_NODE_ARGS, ...(v.root ? { root: v.root } : {}) });
+        const cap = await startServiceProcess('capture', { ...env, CAPTURE_COMPRESSION: v.compression, ...(v.lingerMs === undefined ? {} : { CAPTURE_LINGER_MS: String(v.lingerMs) }) }, ['metrics endpoint', 'streaming from the slot'], { nodeArgs: CAPTURE_NODE_ARGS, ...(v.root ? { root: v.root } : {}) });
         try {
           const metricsUrl = String(cap.entries['metrics endpoint']!.url);
           const warm = await runWorkload({ ...workload, ratePerSec: PARAMS.changesPerS / changesPerTx, durationMs: PARAMS.warmupSeconds * 1000 });
@@ -116,6 +122,8 @@ async function main(): Promise<void> {
             bytesPerChange: Math.round((delta('taskflow_capture_batch_bytes_sum') / measured.rowChanges) * 10) / 10,
             requestsPerS: Math.round((delta('taskflow_capture_batch_bytes_count') / (measured.elapsedMs / 1000)) * 10) / 10,
             changesPerS: Math.round(measured.rowChanges / (measured.elapsedMs / 1000)),
+            commitToKinesisP50Ms: Math.round(histogramPercentile(subtractHistograms(after, before, COMMIT_TO_KINESIS), COMMIT_TO_KINESIS, 0.5) * 10) / 10,
+            commitToKinesisP95Ms: Math.round(histogramPercentile(subtractHistograms(after, before, COMMIT_TO_KINESIS), COMMIT_TO_KINESIS, 0.95) * 10) / 10,
           };
           runs.get(v.name)!.push(run);
           console.log(`round ${round + 1} ${v.name}: ${JSON.stringify(run)} load ${loadavg()[0]!.toFixed(1)}`);
@@ -130,12 +138,14 @@ async function main(): Promise<void> {
       metrics[`${v.name}_cpu_us_per_change`] = median(r.map((x) => x.cpuUsPerChange));
       metrics[`${v.name}_bytes_per_change`] = median(r.map((x) => x.bytesPerChange));
       metrics[`${v.name}_put_requests_per_s`] = median(r.map((x) => x.requestsPerS));
+      metrics[`${v.name}_commit_to_kinesis_p50_ms`] = median(r.map((x) => x.commitToKinesisP50Ms));
+      metrics[`${v.name}_commit_to_kinesis_p95_ms`] = median(r.map((x) => x.commitToKinesisP95Ms));
     }
     const params = {
       ...PARAMS,
       changesPerTransaction: Math.round(changesPerTx * 100) / 100,
       variants: VARIANTS.map((v) => ({ ...v, root: v.root ? 'another checkout' : 'this checkout' })),
-      capture: 'separate process (taskflow capture) with its defaults but compression; kinesalite in the bench process; bytes: PutRecords data after aggregation and compression',
+      capture: 'separate process (taskflow capture) with its defaults but compression (and CAPTURE_LINGER_MS where a variant sets it); kinesalite in the bench process; bytes: PutRecords data after aggregation and compression',
       loadavg1m: { start: Math.round(loadStart * 10) / 10, end: Math.round(loadavg()[0]! * 10) / 10 },
       raw: Object.fromEntries(runs),
     };

@@ -18,7 +18,7 @@ import { startPostgres } from '../../infra/local/postgres.js';
 import { freePort } from '../../infra/local/processes.js';
 import { startStack } from '../../infra/local/stack.js';
 import { startServiceProcess } from '../support/service-process.js';
-import { cpuSeconds, median, writeBenchResult } from './report.js';
+import { cpuSeconds, histogramPercentile, median, subtractHistograms, writeBenchResult } from './report.js';
 import { DB_CPU, OTHER_CPU, pinCluster, taskset } from './cpu-pinning.js';
 import { fixedRateP95, pgbench, type PgbenchTarget } from './pgbench.js';
 
@@ -126,25 +126,6 @@ async function slotCaughtUp(url: string, slot: string, target: bigint, timeoutMs
     if (Date.now() > deadline) throw new Error(`slot ${slot} did not reach the target in time`);
     await new Promise((r) => setTimeout(r, 20));
   }
-}
-
-/** Percentile from a Prometheus histogram's cumulative buckets (linear within a bucket), in ms. */
-function histogramPercentile(text: string, name: string, p: number): number {
-  const buckets = [...text.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"[^}]*\\} (\\d+)`, 'gm'))].map((m) => ({ le: m[1] === '+Inf' ? Infinity : Number(m[1]), n: Number(m[2]) }));
-  const total = buckets[buckets.length - 1]?.n ?? 0;
-  if (total === 0) return NaN;
-  const rank = p * total;
-  let prevLe = 0;
-  let prevN = 0;
-  for (const b of buckets) {
-    if (b.n >= rank) {
-      const le = Number.isFinite(b.le) ? b.le : prevLe;
-      return (prevLe + ((rank - prevN) / Math.max(1, b.n - prevN)) * (le - prevLe)) * 1000;
-    }
-    prevLe = b.le;
-    prevN = b.n;
-  }
-  return prevLe * 1000;
 }
 
 const pct = (base: number, value: number) => ((base - value) / base) * 100;
@@ -292,12 +273,6 @@ async function main(): Promise<void> {
 function metricValue(text: string, name: string): number {
   const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
   return m ? Number(m[1]) : NaN;
-}
-
-function subtractHistograms(after: string, before: string, name: string): string {
-  const counts = (text: string) => new Map([...text.matchAll(new RegExp(`^(${name}_bucket\\{[^}]*\\}) (\\d+)`, 'gm'))].map((m) => [m[1]!, Number(m[2])]));
-  const b = counts(before);
-  return [...counts(after)].map(([k, v]) => `${k} ${v - (b.get(k) ?? 0)}`).join('\n');
 }
 
 main().then(

@@ -213,3 +213,29 @@ export function pipelineCpuReaders(pipeline: { capture: { pid?: number }; router
     subscribers: () => subscribers.reduce((n, c) => n + treeCpuSeconds(c.pid!), 0),
   };
 }
+
+/** Percentile from a Prometheus histogram's cumulative buckets (linear within a bucket), in ms. */
+export function histogramPercentile(text: string, name: string, p: number): number {
+  const buckets = [...text.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"[^}]*\\} (\\d+)`, 'gm'))].map((m) => ({ le: m[1] === '+Inf' ? Infinity : Number(m[1]), n: Number(m[2]) }));
+  const total = buckets[buckets.length - 1]?.n ?? 0;
+  if (total === 0) return NaN;
+  const rank = p * total;
+  let prevLe = 0;
+  let prevN = 0;
+  for (const b of buckets) {
+    if (b.n >= rank) {
+      const le = Number.isFinite(b.le) ? b.le : prevLe;
+      return (prevLe + ((rank - prevN) / Math.max(1, b.n - prevN)) * (le - prevLe)) * 1000;
+    }
+    prevLe = b.le;
+    prevN = b.n;
+  }
+  return prevLe * 1000;
+}
+
+/** A histogram's buckets of `after` minus those of `before` (Prometheus text): what happened between two scrapes. */
+export function subtractHistograms(after: string, before: string, name: string): string {
+  const counts = (text: string) => new Map([...text.matchAll(new RegExp(`^(${name}_bucket\\{[^}]*\\}) (\\d+)`, 'gm'))].map((m) => [m[1]!, Number(m[2])]));
+  const b = counts(before);
+  return [...counts(after)].map(([k, v]) => `${k} ${v - (b.get(k) ?? 0)}`).join('\n');
+}
