@@ -10,6 +10,26 @@ import { eventValidatorFrom, validateEvent } from './validate.js';
 
 const compiled = compileValidators(schemaDocuments);
 const validateCompiled = eventValidatorFrom(compiled);
+// Ajv2020 as it comes: tracking the properties each subschema evaluated.
+const validateTracked = eventValidatorFrom(compileValidators(schemaDocuments, { trackEvaluated: true }));
+
+/** A valid event, or one with a top-level or data field deleted or replaced by any JSON value. */
+function mutatedEvents() {
+  const fields = fc.constantFrom('id', 'type', 'time', 'workspaceid', 'projectid', 'dataschema', 'subject', 'data');
+  const dataFields = fc.constantFrom('op', 'table', 'key', 'before', 'after', 'changed', 'omitted', 'source', 'tables');
+  const mutation = fc.option(fc.tuple(fc.boolean(), fields, dataFields, fc.option(fc.jsonValue({ maxDepth: 3 }), { nil: undefined })), { nil: undefined });
+  return fc.tuple(arbitraryEvent(), mutation).map(([event, m]) => {
+    const e = structuredClone(event) as unknown as Record<string, unknown>;
+    if (m) {
+      const [inData, field, dataField, value] = m;
+      const target = inData && typeof e.data === 'object' && e.data !== null ? (e.data as Record<string, unknown>) : e;
+      const key = target === e ? field : dataField;
+      if (value === undefined) delete target[key];
+      else target[key] = value;
+    }
+    return e;
+  });
+}
 
 describe('precompiled validators', () => {
   it('cover the same schemas and versions as compiling the current documents', () => {
@@ -18,20 +38,9 @@ describe('precompiled validators', () => {
   });
 
   it('give every event, valid or mutated, the verdict and message of the run-time compiled ones', () => {
-    const fields = fc.constantFrom('id', 'type', 'time', 'workspaceid', 'projectid', 'dataschema', 'subject', 'data');
-    const dataFields = fc.constantFrom('op', 'table', 'key', 'before', 'after', 'changed', 'omitted', 'source', 'tables');
-    const mutation = fc.option(fc.tuple(fc.boolean(), fields, dataFields, fc.option(fc.jsonValue({ maxDepth: 3 }), { nil: undefined })), { nil: undefined });
     let rejected = 0;
     fc.assert(
-      fc.property(arbitraryEvent(), mutation, (event, m) => {
-        const e = structuredClone(event) as unknown as Record<string, unknown>;
-        if (m) {
-          const [inData, field, dataField, value] = m;
-          const target = inData && typeof e.data === 'object' && e.data !== null ? (e.data as Record<string, unknown>) : e;
-          const key = target === e ? field : dataField;
-          if (value === undefined) delete target[key];
-          else target[key] = value;
-        }
+      fc.property(mutatedEvents(), (e) => {
         const expected = validateCompiled(structuredClone(e));
         if (!expected.ok) rejected += 1;
         expect(validateEvent(structuredClone(e))).toEqual(expected);
@@ -39,5 +48,27 @@ describe('precompiled validators', () => {
       { numRuns: 1500 },
     );
     expect(rejected).toBeGreaterThan(100);
+  });
+});
+
+describe('validators without evaluated-properties tracking', () => {
+  it('give every event, valid or mutated, the verdict and message of Ajv2020 tracking them', () => {
+    let rejected = 0;
+    fc.assert(
+      fc.property(mutatedEvents(), (e) => {
+        const expected = validateTracked(structuredClone(e));
+        if (!expected.ok) rejected += 1;
+        expect(validateEvent(structuredClone(e))).toEqual(expected);
+      }),
+      { numRuns: 1500 },
+    );
+    expect(rejected).toBeGreaterThan(100);
+  });
+
+  it('refuse documents using unevaluatedProperties or unevaluatedItems (they need the tracking)', () => {
+    const envelope = schemaDocuments['taskflow://schemas/envelope/v1']!;
+    const documents = { ...schemaDocuments, 'taskflow://schemas/envelope/v1': { ...envelope, properties: { ...(envelope.properties as object), data: { type: 'object', unevaluatedProperties: false } } } };
+    expect(() => compileValidators(documents)).toThrow('taskflow://schemas/envelope/v1 uses unevaluatedProperties (at /properties/data/unevaluatedProperties)');
+    expect(() => compileValidators(documents, { trackEvaluated: true })).not.toThrow();
   });
 });

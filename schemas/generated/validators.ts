@@ -16,13 +16,6 @@ function validate21(data, {instancePath="", parentData, parentDataProperty, root
 /*# sourceURL="taskflow://schemas/envelope/v1" */;
 let vErrors = null;
 let errors = 0;
-const evaluated0 = validate21.evaluated;
-if(evaluated0.dynamicProps){
-evaluated0.props = undefined;
-}
-if(evaluated0.dynamicItems){
-evaluated0.items = undefined;
-}
 if(errors === 0){
 if(data && typeof data == "object" && !Array.isArray(data)){
 let missing0;
@@ -217,6 +210,7 @@ errors++;
 }
 var _valid0 = _errs18 === errors;
 valid1 = valid1 || _valid0;
+if(!valid1){
 const _errs20 = errors;
 if("*" !== data8){
 const err2 = {instancePath:instancePath+"/workspaceid",schemaPath:"#/properties/workspaceid/anyOf/1/const",keyword:"const",params:{allowedValue: "*"},message:"must be equal to constant"};
@@ -230,6 +224,7 @@ errors++;
 }
 var _valid0 = _errs20 === errors;
 valid1 = valid1 || _valid0;
+}
 if(!valid1){
 const err3 = {instancePath:instancePath+"/workspaceid",schemaPath:"#/properties/workspaceid/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
@@ -314,7 +309,6 @@ return false;
 validate21.errors = vErrors;
 return errors === 0;
 }
-validate21.evaluated = {"props":{"specversion":true,"id":true,"source":true,"type":true,"time":true,"subject":true,"dataschema":true,"datacontenttype":true,"workspaceid":true,"projectid":true,"data":true},"dynamicProps":false,"dynamicItems":false};
 
 const schema33 = {"title":"ChangeData","description":"`data` of an entity event (task, comment, membership, project).","type":"object","required":["op","table","key","before","after","source"],"properties":{"op":{"description":"c create, u update, d delete, r read (snapshot).","enum":["c","u","d","r"]},"table":{"type":"string","minLength":1},"key":{"description":"Primary key columns of the row.","type":"object","additionalProperties":{"type":["string","number"]}},"before":{"description":"update: old replica-identity columns if they changed, else null; delete: the replica identity; create/read: null.","anyOf":[{"$ref":"#/$defs/rowImage"},{"type":"null"}]},"after":{"description":"create/update/read: the new row, minus unchanged TOASTed columns (listed in `omitted`); delete: null.","anyOf":[{"$ref":"#/$defs/rowImage"},{"type":"null"}]},"changed":{"description":"update: the columns whose new value `after` carries.","type":"array","items":{"type":"string"},"uniqueItems":true},"omitted":{"description":"update: unchanged TOASTed columns left out of `after` (their value is unknown here, never null).","type":"array","items":{"type":"string"},"uniqueItems":true},"source":{"$ref":"#/$defs/changeSource"}},"allOf":[{"if":{"properties":{"op":{"const":"c"}}},"then":{"properties":{"before":{"type":"null"},"after":{"type":"object"}}}},{"if":{"properties":{"op":{"const":"u"}}},"then":{"required":["changed"],"properties":{"after":{"type":"object"}}}},{"if":{"properties":{"op":{"const":"d"}}},"then":{"properties":{"before":{"type":"object"},"after":{"type":"null"}}}},{"if":{"properties":{"op":{"const":"r"}}},"then":{"properties":{"before":{"type":"null"},"after":{"type":"object"},"source":{"properties":{"snapshot":{"const":true}}}}}}]};
 const schema34 = {"title":"RowImage","description":"Columns of one row by database column name; the entity schema named by `dataschema` describes them.","type":"object"};
@@ -325,13 +319,6 @@ const pattern7 = new RegExp("^[0-9A-F]{1,8}/[0-9A-F]{1,8}$", "u");
 function validate24(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
 let vErrors = null;
 let errors = 0;
-const evaluated0 = validate24.evaluated;
-if(evaluated0.dynamicProps){
-evaluated0.props = undefined;
-}
-if(evaluated0.dynamicItems){
-evaluated0.items = undefined;
-}
 if(errors === 0){
 if(data && typeof data == "object" && !Array.isArray(data)){
 let missing0;
@@ -519,19 +506,11 @@ return false;
 validate24.errors = vErrors;
 return errors === 0;
 }
-validate24.evaluated = {"props":{"db":true,"lsn":true,"xid":true,"txIndex":true,"txSize":true,"snapshot":true,"actor":true},"dynamicProps":false,"dynamicItems":false};
 
 
 function validate23(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
 let vErrors = null;
 let errors = 0;
-const evaluated0 = validate23.evaluated;
-if(evaluated0.dynamicProps){
-evaluated0.props = undefined;
-}
-if(evaluated0.dynamicItems){
-evaluated0.items = undefined;
-}
 const _errs1 = errors;
 const _errs2 = errors;
 let valid1 = true;
@@ -591,12 +570,6 @@ var valid3 = true;
 }
 var _valid0 = _errs5 === errors;
 valid1 = _valid0;
-if(valid1){
-var props0 = {};
-props0.before = true;
-props0.after = true;
-props0.op = true;
-}
 }
 if(!valid1){
 const err1 = {instancePath,schemaPath:"#/allOf/0/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema"};
@@ -660,11 +633,6 @@ return false;
 }
 var _valid1 = _errs14 === errors;
 valid4 = _valid1;
-if(valid4){
-var props1 = {};
-props1.after = true;
-props1.op = true;
-}
 }
 if(!valid4){
 const err3 = {instancePath,schemaPath:"#/allOf/1/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema"};
@@ -680,15 +648,6 @@ return false;
 }
 var valid0 = _errs10 === errors;
 if(valid0){
-if(props0 !== true && props1 !== undefined){
-if(props1 === true){
-props0 = true;
-}
-else {
-props0 = props0 || {};
-Object.assign(props0, props1);
-}
-}
 const _errs17 = errors;
 const _errs18 = errors;
 let valid7 = true;
@@ -748,12 +707,6 @@ var valid9 = true;
 }
 var _valid2 = _errs21 === errors;
 valid7 = _valid2;
-if(valid7){
-var props2 = {};
-props2.before = true;
-props2.after = true;
-props2.op = true;
-}
 }
 if(!valid7){
 const err5 = {instancePath,schemaPath:"#/allOf/2/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema"};
@@ -769,15 +722,6 @@ return false;
 }
 var valid0 = _errs17 === errors;
 if(valid0){
-if(props0 !== true && props2 !== undefined){
-if(props2 === true){
-props0 = true;
-}
-else {
-props0 = props0 || {};
-Object.assign(props0, props2);
-}
-}
 const _errs26 = errors;
 const _errs27 = errors;
 let valid10 = true;
@@ -855,13 +799,6 @@ var valid12 = true;
 }
 var _valid3 = _errs30 === errors;
 valid10 = _valid3;
-if(valid10){
-var props3 = {};
-props3.before = true;
-props3.after = true;
-props3.source = true;
-props3.op = true;
-}
 }
 if(!valid10){
 const err7 = {instancePath,schemaPath:"#/allOf/3/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema"};
@@ -876,17 +813,6 @@ validate23.errors = vErrors;
 return false;
 }
 var valid0 = _errs26 === errors;
-if(valid0){
-if(props0 !== true && props3 !== undefined){
-if(props3 === true){
-props0 = true;
-}
-else {
-props0 = props0 || {};
-Object.assign(props0, props3);
-}
-}
-}
 }
 }
 }
@@ -898,17 +824,6 @@ validate23.errors = [{instancePath,schemaPath:"#/required",keyword:"required",pa
 return false;
 }
 else {
-if(props0 !== true){
-props0 = props0 || {};
-props0.op = true;
-props0.table = true;
-props0.key = true;
-props0.before = true;
-props0.after = true;
-props0.changed = true;
-props0.omitted = true;
-props0.source = true;
-}
 if(data.op !== undefined){
 let data13 = data.op;
 const _errs37 = errors;
@@ -990,6 +905,7 @@ errors++;
 }
 var _valid4 = _errs47 === errors;
 valid16 = valid16 || _valid4;
+if(!valid16){
 const _errs50 = errors;
 if(data17 !== null){
 const err9 = {instancePath:instancePath+"/before",schemaPath:"#/properties/before/anyOf/1/type",keyword:"type",params:{type: "null"},message:"must be null"};
@@ -1003,6 +919,7 @@ errors++;
 }
 var _valid4 = _errs50 === errors;
 valid16 = valid16 || _valid4;
+}
 if(!valid16){
 const err10 = {instancePath:instancePath+"/before",schemaPath:"#/properties/before/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
@@ -1050,6 +967,7 @@ errors++;
 }
 var _valid5 = _errs54 === errors;
 valid18 = valid18 || _valid5;
+if(!valid18){
 const _errs57 = errors;
 if(data18 !== null){
 const err12 = {instancePath:instancePath+"/after",schemaPath:"#/properties/after/anyOf/1/type",keyword:"type",params:{type: "null"},message:"must be null"};
@@ -1063,6 +981,7 @@ errors++;
 }
 var _valid5 = _errs57 === errors;
 valid18 = valid18 || _valid5;
+}
 if(!valid18){
 const err13 = {instancePath:instancePath+"/after",schemaPath:"#/properties/after/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
@@ -1218,10 +1137,8 @@ return false;
 }
 }
 validate23.errors = vErrors;
-evaluated0.props = props0;
 return errors === 0;
 }
-validate23.evaluated = {"dynamicProps":true,"dynamicItems":false};
 
 const schema38 = {"$schema":"https://json-schema.org/draft/2020-12/schema","$id":"taskflow://schemas/task/v2","x-version":2,"title":"TaskRow","description":"A row image of table tasks. Only the key and routing columns are required: an update's `after` leaves out unchanged TOASTed columns and a delete's `before` holds only the replica identity.","type":"object","required":["id","workspace_id","project_id"],"properties":{"id":{"type":"string","format":"uuid"},"workspace_id":{"type":"string","format":"uuid"},"project_id":{"type":"string","format":"uuid"},"title":{"type":"string"},"description":{"description":"Personal text: may travel encrypted.","anyOf":[{"type":["string","null"]},{"$ref":"#/$defs/encrypted"}]},"status":{"enum":["todo","in_progress","review","done"]},"labels":{"description":"Free-form labels, in the order the user gave them (v1 rows have none: []).","type":"array","items":{"type":"string"}},"priority":{"type":"integer","minimum":0,"maximum":4},"assignee_id":{"type":["string","null"],"format":"uuid"},"due_at":{"description":"When the task is due (replaces v1 due_date, a date: a v1 due_date d upcasts to d at 00:00 UTC, as migration 0006 backfills it).","type":["string","null"],"format":"date-time"},"position":{"type":"number"},"created_by":{"type":["string","null"],"format":"uuid"},"created_at":{"type":"string","format":"date-time"},"updated_at":{"type":"string","format":"date-time"}},"$defs":{"encrypted":{"title":"Encrypted","description":"A personal text field encrypted with the person's key (crypto-shredding): destroy the key and every copy becomes unreadable.","type":"object","required":["enc","kid","iv","ct"],"additionalProperties":false,"properties":{"enc":{"const":"v1"},"kid":{"description":"Key id.","type":"string","minLength":1},"iv":{"description":"Initialisation vector, base64url.","type":"string","minLength":1},"ct":{"description":"Ciphertext, base64url.","type":"string"}}}}};
 const schema39 = {"title":"Encrypted","description":"A personal text field encrypted with the person's key (crypto-shredding): destroy the key and every copy becomes unreadable.","type":"object","required":["enc","kid","iv","ct"],"additionalProperties":false,"properties":{"enc":{"const":"v1"},"kid":{"description":"Key id.","type":"string","minLength":1},"iv":{"description":"Initialisation vector, base64url.","type":"string","minLength":1},"ct":{"description":"Ciphertext, base64url.","type":"string"}}};
@@ -1230,13 +1147,6 @@ function validate27(data, {instancePath="", parentData, parentDataProperty, root
 /*# sourceURL="taskflow://schemas/task/v2" */;
 let vErrors = null;
 let errors = 0;
-const evaluated0 = validate27.evaluated;
-if(evaluated0.dynamicProps){
-evaluated0.props = undefined;
-}
-if(evaluated0.dynamicItems){
-evaluated0.items = undefined;
-}
 if(errors === 0){
 if(data && typeof data == "object" && !Array.isArray(data)){
 let missing0;
@@ -1344,6 +1254,7 @@ errors++;
 }
 var _valid0 = _errs12 === errors;
 valid1 = valid1 || _valid0;
+if(!valid1){
 const _errs14 = errors;
 const _errs15 = errors;
 if(errors === _errs15){
@@ -1495,6 +1406,7 @@ errors++;
 }
 var _valid0 = _errs14 === errors;
 valid1 = valid1 || _valid0;
+}
 if(!valid1){
 const err10 = {instancePath:instancePath+"/description",schemaPath:"#/properties/description/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
@@ -1744,19 +1656,11 @@ return false;
 validate27.errors = vErrors;
 return errors === 0;
 }
-validate27.evaluated = {"props":{"id":true,"workspace_id":true,"project_id":true,"title":true,"description":true,"status":true,"labels":true,"priority":true,"assignee_id":true,"due_at":true,"position":true,"created_by":true,"created_at":true,"updated_at":true},"dynamicProps":false,"dynamicItems":false};
 
 
 function validate20(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
 let vErrors = null;
 let errors = 0;
-const evaluated0 = validate20.evaluated;
-if(evaluated0.dynamicProps){
-evaluated0.props = undefined;
-}
-if(evaluated0.dynamicItems){
-evaluated0.items = undefined;
-}
 if(!(validate21(data, {instancePath,parentData,parentDataProperty,rootData,dynamicAnchors}))){
 vErrors = vErrors === null ? validate21.errors : vErrors.concat(validate21.errors);
 errors = vErrors.length;
@@ -1776,18 +1680,8 @@ if(!(validate23(data0, {instancePath:instancePath+"/data",parentData:data,parent
 vErrors = vErrors === null ? validate23.errors : vErrors.concat(validate23.errors);
 errors = vErrors.length;
 }
-else {
-var props0 = validate23.evaluated.props;
-}
 if(errors === _errs1){
 if(data0 && typeof data0 == "object" && !Array.isArray(data0)){
-if(props0 !== true){
-props0 = props0 || {};
-props0.table = true;
-props0.key = true;
-props0.before = true;
-props0.after = true;
-}
 if(data0.table !== undefined){
 const _errs3 = errors;
 if("tasks" !== data0.table){
@@ -1870,23 +1764,6 @@ errors = vErrors.length;
 }
 var _valid0 = _errs11 === errors;
 valid5 = _valid0;
-if(valid5){
-var props1 = {};
-props1.id = true;
-props1.workspace_id = true;
-props1.project_id = true;
-props1.title = true;
-props1.description = true;
-props1.status = true;
-props1.labels = true;
-props1.priority = true;
-props1.assignee_id = true;
-props1.due_at = true;
-props1.position = true;
-props1.created_by = true;
-props1.created_at = true;
-props1.updated_at = true;
-}
 }
 if(!valid5){
 const err1 = {instancePath:instancePath+"/data/before",schemaPath:"#/properties/data/properties/before/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema"};
@@ -1940,23 +1817,6 @@ errors = vErrors.length;
 }
 var _valid1 = _errs16 === errors;
 valid6 = _valid1;
-if(valid6){
-var props2 = {};
-props2.id = true;
-props2.workspace_id = true;
-props2.project_id = true;
-props2.title = true;
-props2.description = true;
-props2.status = true;
-props2.labels = true;
-props2.priority = true;
-props2.assignee_id = true;
-props2.due_at = true;
-props2.position = true;
-props2.created_by = true;
-props2.created_at = true;
-props2.updated_at = true;
-}
 }
 if(!valid6){
 const err3 = {instancePath:instancePath+"/data/after",schemaPath:"#/properties/data/properties/after/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema"};
@@ -1987,7 +1847,6 @@ var valid3 = true;
 validate20.errors = vErrors;
 return errors === 0;
 }
-validate20.evaluated = {"props":{"data":true,"specversion":true,"id":true,"source":true,"type":true,"time":true,"subject":true,"dataschema":true,"datacontenttype":true,"workspaceid":true,"projectid":true},"dynamicProps":false,"dynamicItems":false};
 
 export const validate_comment = validate30;
 const schema40 = {"allOf":[{"$ref":"taskflow://schemas/envelope/v1"}],"required":["projectid"],"properties":{"data":{"allOf":[{"$ref":"taskflow://schemas/envelope/v1#/$defs/changeData"}],"properties":{"table":{"const":"comments"},"key":{"required":["id"],"properties":{"id":{"type":"string","format":"uuid"}}},"before":{"if":{"type":"object"},"then":{"$ref":"taskflow://schemas/comment/v2"}},"after":{"if":{"type":"object"},"then":{"$ref":"taskflow://schemas/comment/v2"}}}}}};
@@ -1995,13 +1854,6 @@ const schema40 = {"allOf":[{"$ref":"taskflow://schemas/envelope/v1"}],"required"
 function validate32(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
 let vErrors = null;
 let errors = 0;
-const evaluated0 = validate32.evaluated;
-if(evaluated0.dynamicProps){
-evaluated0.props = undefined;
-}
-if(evaluated0.dynamicItems){
-evaluated0.items = undefined;
-}
 const _errs1 = errors;
 const _errs2 = errors;
 let valid1 = true;
@@ -2061,12 +1913,6 @@ var valid3 = true;
 }
 var _valid0 = _errs5 === errors;
 valid1 = _valid0;
-if(valid1){
-var props0 = {};
-props0.before = true;
-props0.after = true;
-props0.op = true;
-}
 }
 if(!valid1){
 const err1 = {instancePath,schemaPath:"#/allOf/0/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema"};
@@ -2130,11 +1976,6 @@ return false;
 }
 var _valid1 = _errs14 === errors;
 valid4 = _valid1;
-if(valid4){
-var props1 = {};
-props1.after = true;
-props1.op = true;
-}
 }
 if(!valid4){
 const err3 = {instancePath,schemaPath:"#/allOf/1/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema"};
@@ -2150,15 +1991,6 @@ return false;
 }
 var valid0 = _errs10 === errors;
 if(valid0){
-if(props0 !== true && props1 !== undefined){
-if(props1 === true){
-props0 = true;
-}
-else {
-props0 = props0 || {};
-Object.assign(props0, props1);
-}
-}
 const _errs17 = errors;
 const _errs18 = errors;
 let valid7 = true;
@@ -2218,12 +2050,6 @@ var valid9 = true;
 }
 var _valid2 = _errs21 === errors;
 valid7 = _valid2;
-if(valid7){
-var props2 = {};
-props2.before = true;
-props2.after = true;
-props2.op = true;
-}
 }
 if(!valid7){
 const err5 = {instancePath,schemaPath:"#/allOf/2/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema"};
@@ -2239,15 +2065,6 @@ return false;
 }
 var valid0 = _errs17 === errors;
 if(valid0){
-if(props0 !== true && props2 !== undefined){
-if(props2 === true){
-props0 = true;
-}
-else {
-props0 = props0 || {};
-Object.assign(props0, props2);
-}
-}
 const _errs26 = errors;
 const _errs27 = errors;
 let valid10 = true;
@@ -2325,13 +2142,6 @@ var valid12 = true;
 }
 var _valid3 = _errs30 === errors;
 valid10 = _valid3;
-if(valid10){
-var props3 = {};
-props3.before = true;
-props3.after = true;
-props3.source = true;
-props3.op = true;
-}
 }
 if(!valid10){
 const err7 = {instancePath,schemaPath:"#/allOf/3/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema"};
@@ -2346,17 +2156,6 @@ validate32.errors = vErrors;
 return false;
 }
 var valid0 = _errs26 === errors;
-if(valid0){
-if(props0 !== true && props3 !== undefined){
-if(props3 === true){
-props0 = true;
-}
-else {
-props0 = props0 || {};
-Object.assign(props0, props3);
-}
-}
-}
 }
 }
 }
@@ -2368,17 +2167,6 @@ validate32.errors = [{instancePath,schemaPath:"#/required",keyword:"required",pa
 return false;
 }
 else {
-if(props0 !== true){
-props0 = props0 || {};
-props0.op = true;
-props0.table = true;
-props0.key = true;
-props0.before = true;
-props0.after = true;
-props0.changed = true;
-props0.omitted = true;
-props0.source = true;
-}
 if(data.op !== undefined){
 let data13 = data.op;
 const _errs37 = errors;
@@ -2460,6 +2248,7 @@ errors++;
 }
 var _valid4 = _errs47 === errors;
 valid16 = valid16 || _valid4;
+if(!valid16){
 const _errs50 = errors;
 if(data17 !== null){
 const err9 = {instancePath:instancePath+"/before",schemaPath:"#/properties/before/anyOf/1/type",keyword:"type",params:{type: "null"},message:"must be null"};
@@ -2473,6 +2262,7 @@ errors++;
 }
 var _valid4 = _errs50 === errors;
 valid16 = valid16 || _valid4;
+}
 if(!valid16){
 const err10 = {instancePath:instancePath+"/before",schemaPath:"#/properties/before/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
@@ -2520,6 +2310,7 @@ errors++;
 }
 var _valid5 = _errs54 === errors;
 valid18 = valid18 || _valid5;
+if(!valid18){
 const _errs57 = errors;
 if(data18 !== null){
 const err12 = {instancePath:instancePath+"/after",schemaPath:"#/properties/after/anyOf/1/type",keyword:"type",params:{type: "null"},message:"must be null"};
@@ -2533,6 +2324,7 @@ errors++;
 }
 var _valid5 = _errs57 === errors;
 valid18 = valid18 || _valid5;
+}
 if(!valid18){
 const err13 = {instancePath:instancePath+"/after",schemaPath:"#/properties/after/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
@@ -2688,10 +2480,8 @@ return false;
 }
 }
 validate32.errors = vErrors;
-evaluated0.props = props0;
 return errors === 0;
 }
-validate32.evaluated = {"dynamicProps":true,"dynamicItems":false};
 
 const schema44 = {"$schema":"https://json-schema.org/draft/2020-12/schema","$id":"taskflow://schemas/comment/v2","x-version":2,"title":"CommentRow","description":"A row image of table comments. Only the key and routing columns are required: an update's `after` leaves out unchanged TOASTed columns and a delete's `before` holds only the replica identity.","type":"object","required":["id","workspace_id","project_id"],"properties":{"id":{"type":"string","format":"uuid"},"workspace_id":{"type":"string","format":"uuid"},"project_id":{"type":"string","format":"uuid"},"task_id":{"type":"string","format":"uuid"},"author_id":{"type":["string","null"],"format":"uuid"},"body":{"description":"Personal text: may travel encrypted.","anyOf":[{"type":"string"},{"$ref":"#/$defs/encrypted"}]},"edited_at":{"description":"When the author last edited the body; null if never (or edited before v2 existed: v1 did not record it).","type":["string","null"],"format":"date-time"},"created_at":{"type":"string","format":"date-time"},"updated_at":{"type":"string","format":"date-time"}},"$defs":{"encrypted":{"title":"Encrypted","description":"A personal text field encrypted with the person's key (crypto-shredding): destroy the key and every copy becomes unreadable.","type":"object","required":["enc","kid","iv","ct"],"additionalProperties":false,"properties":{"enc":{"const":"v1"},"kid":{"description":"Key id.","type":"string","minLength":1},"iv":{"description":"Initialisation vector, base64url.","type":"string","minLength":1},"ct":{"description":"Ciphertext, base64url.","type":"string"}}}}};
 const schema45 = {"title":"Encrypted","description":"A personal text field encrypted with the person's key (crypto-shredding): destroy the key and every copy becomes unreadable.","type":"object","required":["enc","kid","iv","ct"],"additionalProperties":false,"properties":{"enc":{"const":"v1"},"kid":{"description":"Key id.","type":"string","minLength":1},"iv":{"description":"Initialisation vector, base64url.","type":"string","minLength":1},"ct":{"description":"Ciphertext, base64url.","type":"string"}}};
@@ -2700,13 +2490,6 @@ function validate35(data, {instancePath="", parentData, parentDataProperty, root
 /*# sourceURL="taskflow://schemas/comment/v2" */;
 let vErrors = null;
 let errors = 0;
-const evaluated0 = validate35.evaluated;
-if(evaluated0.dynamicProps){
-evaluated0.props = undefined;
-}
-if(evaluated0.dynamicItems){
-evaluated0.items = undefined;
-}
 if(errors === 0){
 if(data && typeof data == "object" && !Array.isArray(data)){
 let missing0;
@@ -2848,6 +2631,7 @@ errors++;
 }
 var _valid0 = _errs14 === errors;
 valid1 = valid1 || _valid0;
+if(!valid1){
 const _errs16 = errors;
 const _errs17 = errors;
 if(errors === _errs17){
@@ -2999,6 +2783,7 @@ errors++;
 }
 var _valid0 = _errs16 === errors;
 valid1 = valid1 || _valid0;
+}
 if(!valid1){
 const err10 = {instancePath:instancePath+"/body",schemaPath:"#/properties/body/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
@@ -3114,19 +2899,11 @@ return false;
 validate35.errors = vErrors;
 return errors === 0;
 }
-validate35.evaluated = {"props":{"id":true,"workspace_id":true,"project_id":true,"task_id":true,"author_id":true,"body":true,"edited_at":true,"created_at":true,"updated_at":true},"dynamicProps":false,"dynamicItems":false};
 
 
 function validate30(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
 let vErrors = null;
 let errors = 0;
-const evaluated0 = validate30.evaluated;
-if(evaluated0.dynamicProps){
-evaluated0.props = undefined;
-}
-if(evaluated0.dynamicItems){
-evaluated0.items = undefined;
-}
 if(!(validate21(data, {instancePath,parentData,parentDataProperty,rootData,dynamicAnchors}))){
 vErrors = vErrors === null ? validate21.errors : vErrors.concat(validate21.errors);
 errors = vErrors.length;
@@ -3146,18 +2923,8 @@ if(!(validate32(data0, {instancePath:instancePath+"/data",parentData:data,parent
 vErrors = vErrors === null ? validate32.errors : vErrors.concat(validate32.errors);
 errors = vErrors.length;
 }
-else {
-var props0 = validate32.evaluated.props;
-}
 if(errors === _errs1){
 if(data0 && typeof data0 == "object" && !Array.isArray(data0)){
-if(props0 !== true){
-props0 = props0 || {};
-props0.table = true;
-props0.key = true;
-props0.before = true;
-props0.after = true;
-}
 if(data0.table !== undefined){
 const _errs3 = errors;
 if("comments" !== data0.table){
@@ -3240,18 +3007,6 @@ errors = vErrors.length;
 }
 var _valid0 = _errs11 === errors;
 valid5 = _valid0;
-if(valid5){
-var props1 = {};
-props1.id = true;
-props1.workspace_id = true;
-props1.project_id = true;
-props1.task_id = true;
-props1.author_id = true;
-props1.body = true;
-props1.edited_at = true;
-props1.created_at = true;
-props1.updated_at = true;
-}
 }
 if(!valid5){
 const err1 = {instancePath:instancePath+"/data/before",schemaPath:"#/properties/data/properties/before/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema"};
@@ -3305,18 +3060,6 @@ errors = vErrors.length;
 }
 var _valid1 = _errs16 === errors;
 valid6 = _valid1;
-if(valid6){
-var props2 = {};
-props2.id = true;
-props2.workspace_id = true;
-props2.project_id = true;
-props2.task_id = true;
-props2.author_id = true;
-props2.body = true;
-props2.edited_at = true;
-props2.created_at = true;
-props2.updated_at = true;
-}
 }
 if(!valid6){
 const err3 = {instancePath:instancePath+"/data/after",schemaPath:"#/properties/data/properties/after/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema"};
@@ -3347,7 +3090,6 @@ var valid3 = true;
 validate30.errors = vErrors;
 return errors === 0;
 }
-validate30.evaluated = {"props":{"data":true,"specversion":true,"id":true,"source":true,"type":true,"time":true,"subject":true,"dataschema":true,"datacontenttype":true,"workspaceid":true,"projectid":true},"dynamicProps":false,"dynamicItems":false};
 
 export const validate_membership = validate38;
 const schema46 = {"allOf":[{"$ref":"taskflow://schemas/envelope/v1"}],"properties":{"data":{"allOf":[{"$ref":"taskflow://schemas/envelope/v1#/$defs/changeData"}],"properties":{"table":{"const":"memberships"},"key":{"required":["id"],"properties":{"id":{"type":"string","format":"uuid"}}},"before":{"if":{"type":"object"},"then":{"$ref":"taskflow://schemas/membership/v1"}},"after":{"if":{"type":"object"},"then":{"$ref":"taskflow://schemas/membership/v1"}}}}}};
@@ -3356,13 +3098,6 @@ const schema50 = {"$schema":"https://json-schema.org/draft/2020-12/schema","$id"
 function validate40(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
 let vErrors = null;
 let errors = 0;
-const evaluated0 = validate40.evaluated;
-if(evaluated0.dynamicProps){
-evaluated0.props = undefined;
-}
-if(evaluated0.dynamicItems){
-evaluated0.items = undefined;
-}
 const _errs1 = errors;
 const _errs2 = errors;
 let valid1 = true;
@@ -3422,12 +3157,6 @@ var valid3 = true;
 }
 var _valid0 = _errs5 === errors;
 valid1 = _valid0;
-if(valid1){
-var props0 = {};
-props0.before = true;
-props0.after = true;
-props0.op = true;
-}
 }
 if(!valid1){
 const err1 = {instancePath,schemaPath:"#/allOf/0/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema"};
@@ -3491,11 +3220,6 @@ return false;
 }
 var _valid1 = _errs14 === errors;
 valid4 = _valid1;
-if(valid4){
-var props1 = {};
-props1.after = true;
-props1.op = true;
-}
 }
 if(!valid4){
 const err3 = {instancePath,schemaPath:"#/allOf/1/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema"};
@@ -3511,15 +3235,6 @@ return false;
 }
 var valid0 = _errs10 === errors;
 if(valid0){
-if(props0 !== true && props1 !== undefined){
-if(props1 === true){
-props0 = true;
-}
-else {
-props0 = props0 || {};
-Object.assign(props0, props1);
-}
-}
 const _errs17 = errors;
 const _errs18 = errors;
 let valid7 = true;
@@ -3579,12 +3294,6 @@ var valid9 = true;
 }
 var _valid2 = _errs21 === errors;
 valid7 = _valid2;
-if(valid7){
-var props2 = {};
-props2.before = true;
-props2.after = true;
-props2.op = true;
-}
 }
 if(!valid7){
 const err5 = {instancePath,schemaPath:"#/allOf/2/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema"};
@@ -3600,15 +3309,6 @@ return false;
 }
 var valid0 = _errs17 === errors;
 if(valid0){
-if(props0 !== true && props2 !== undefined){
-if(props2 === true){
-props0 = true;
-}
-else {
-props0 = props0 || {};
-Object.assign(props0, props2);
-}
-}
 const _errs26 = errors;
 const _errs27 = errors;
 let valid10 = true;
@@ -3686,13 +3386,6 @@ var valid12 = true;
 }
 var _valid3 = _errs30 === errors;
 valid10 = _valid3;
-if(valid10){
-var props3 = {};
-props3.before = true;
-props3.after = true;
-props3.source = true;
-props3.op = true;
-}
 }
 if(!valid10){
 const err7 = {instancePath,schemaPath:"#/allOf/3/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema"};
@@ -3707,17 +3400,6 @@ validate40.errors = vErrors;
 return false;
 }
 var valid0 = _errs26 === errors;
-if(valid0){
-if(props0 !== true && props3 !== undefined){
-if(props3 === true){
-props0 = true;
-}
-else {
-props0 = props0 || {};
-Object.assign(props0, props3);
-}
-}
-}
 }
 }
 }
@@ -3729,17 +3411,6 @@ validate40.errors = [{instancePath,schemaPath:"#/required",keyword:"required",pa
 return false;
 }
 else {
-if(props0 !== true){
-props0 = props0 || {};
-props0.op = true;
-props0.table = true;
-props0.key = true;
-props0.before = true;
-props0.after = true;
-props0.changed = true;
-props0.omitted = true;
-props0.source = true;
-}
 if(data.op !== undefined){
 let data13 = data.op;
 const _errs37 = errors;
@@ -3821,6 +3492,7 @@ errors++;
 }
 var _valid4 = _errs47 === errors;
 valid16 = valid16 || _valid4;
+if(!valid16){
 const _errs50 = errors;
 if(data17 !== null){
 const err9 = {instancePath:instancePath+"/before",schemaPath:"#/properties/before/anyOf/1/type",keyword:"type",params:{type: "null"},message:"must be null"};
@@ -3834,6 +3506,7 @@ errors++;
 }
 var _valid4 = _errs50 === errors;
 valid16 = valid16 || _valid4;
+}
 if(!valid16){
 const err10 = {instancePath:instancePath+"/before",schemaPath:"#/properties/before/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
@@ -3881,6 +3554,7 @@ errors++;
 }
 var _valid5 = _errs54 === errors;
 valid18 = valid18 || _valid5;
+if(!valid18){
 const _errs57 = errors;
 if(data18 !== null){
 const err12 = {instancePath:instancePath+"/after",schemaPath:"#/properties/after/anyOf/1/type",keyword:"type",params:{type: "null"},message:"must be null"};
@@ -3894,6 +3568,7 @@ errors++;
 }
 var _valid5 = _errs57 === errors;
 valid18 = valid18 || _valid5;
+}
 if(!valid18){
 const err13 = {instancePath:instancePath+"/after",schemaPath:"#/properties/after/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
@@ -4049,22 +3724,13 @@ return false;
 }
 }
 validate40.errors = vErrors;
-evaluated0.props = props0;
 return errors === 0;
 }
-validate40.evaluated = {"dynamicProps":true,"dynamicItems":false};
 
 
 function validate38(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
 let vErrors = null;
 let errors = 0;
-const evaluated0 = validate38.evaluated;
-if(evaluated0.dynamicProps){
-evaluated0.props = undefined;
-}
-if(evaluated0.dynamicItems){
-evaluated0.items = undefined;
-}
 if(!(validate21(data, {instancePath,parentData,parentDataProperty,rootData,dynamicAnchors}))){
 vErrors = vErrors === null ? validate21.errors : vErrors.concat(validate21.errors);
 errors = vErrors.length;
@@ -4078,18 +3744,8 @@ if(!(validate40(data0, {instancePath:instancePath+"/data",parentData:data,parent
 vErrors = vErrors === null ? validate40.errors : vErrors.concat(validate40.errors);
 errors = vErrors.length;
 }
-else {
-var props0 = validate40.evaluated.props;
-}
 if(errors === _errs1){
 if(data0 && typeof data0 == "object" && !Array.isArray(data0)){
-if(props0 !== true){
-props0 = props0 || {};
-props0.table = true;
-props0.key = true;
-props0.before = true;
-props0.after = true;
-}
 if(data0.table !== undefined){
 const _errs3 = errors;
 if("memberships" !== data0.table){
@@ -4316,15 +3972,6 @@ return false;
 }
 var _valid0 = _errs11 === errors;
 valid5 = _valid0;
-if(valid5){
-var props1 = {};
-props1.id = true;
-props1.workspace_id = true;
-props1.user_id = true;
-props1.project_id = true;
-props1.role = true;
-props1.created_at = true;
-}
 }
 if(!valid5){
 const err1 = {instancePath:instancePath+"/data/before",schemaPath:"#/properties/data/properties/before/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema"};
@@ -4522,15 +4169,6 @@ return false;
 }
 var _valid1 = _errs30 === errors;
 valid8 = _valid1;
-if(valid8){
-var props2 = {};
-props2.id = true;
-props2.workspace_id = true;
-props2.user_id = true;
-props2.project_id = true;
-props2.role = true;
-props2.created_at = true;
-}
 }
 if(!valid8){
 const err3 = {instancePath:instancePath+"/data/after",schemaPath:"#/properties/data/properties/after/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema"};
@@ -4560,7 +4198,6 @@ var valid3 = true;
 validate38.errors = vErrors;
 return errors === 0;
 }
-validate38.evaluated = {"props":{"data":true,"specversion":true,"id":true,"source":true,"type":true,"time":true,"subject":true,"dataschema":true,"datacontenttype":true,"workspaceid":true,"projectid":true},"dynamicProps":false,"dynamicItems":false};
 
 export const validate_project = validate43;
 const schema52 = {"allOf":[{"$ref":"taskflow://schemas/envelope/v1"}],"required":["projectid"],"properties":{"data":{"allOf":[{"$ref":"taskflow://schemas/envelope/v1#/$defs/changeData"}],"properties":{"table":{"const":"projects"},"key":{"required":["id"],"properties":{"id":{"type":"string","format":"uuid"}}},"before":{"if":{"type":"object"},"then":{"$ref":"taskflow://schemas/project/v1"}},"after":{"if":{"type":"object"},"then":{"$ref":"taskflow://schemas/project/v1"}}}}}};
@@ -4569,13 +4206,6 @@ const schema56 = {"$schema":"https://json-schema.org/draft/2020-12/schema","$id"
 function validate45(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
 let vErrors = null;
 let errors = 0;
-const evaluated0 = validate45.evaluated;
-if(evaluated0.dynamicProps){
-evaluated0.props = undefined;
-}
-if(evaluated0.dynamicItems){
-evaluated0.items = undefined;
-}
 const _errs1 = errors;
 const _errs2 = errors;
 let valid1 = true;
@@ -4635,12 +4265,6 @@ var valid3 = true;
 }
 var _valid0 = _errs5 === errors;
 valid1 = _valid0;
-if(valid1){
-var props0 = {};
-props0.before = true;
-props0.after = true;
-props0.op = true;
-}
 }
 if(!valid1){
 const err1 = {instancePath,schemaPath:"#/allOf/0/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema"};
@@ -4704,11 +4328,6 @@ return false;
 }
 var _valid1 = _errs14 === errors;
 valid4 = _valid1;
-if(valid4){
-var props1 = {};
-props1.after = true;
-props1.op = true;
-}
 }
 if(!valid4){
 const err3 = {instancePath,schemaPath:"#/allOf/1/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema"};
@@ -4724,15 +4343,6 @@ return false;
 }
 var valid0 = _errs10 === errors;
 if(valid0){
-if(props0 !== true && props1 !== undefined){
-if(props1 === true){
-props0 = true;
-}
-else {
-props0 = props0 || {};
-Object.assign(props0, props1);
-}
-}
 const _errs17 = errors;
 const _errs18 = errors;
 let valid7 = true;
@@ -4792,12 +4402,6 @@ var valid9 = true;
 }
 var _valid2 = _errs21 === errors;
 valid7 = _valid2;
-if(valid7){
-var props2 = {};
-props2.before = true;
-props2.after = true;
-props2.op = true;
-}
 }
 if(!valid7){
 const err5 = {instancePath,schemaPath:"#/allOf/2/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema"};
@@ -4813,15 +4417,6 @@ return false;
 }
 var valid0 = _errs17 === errors;
 if(valid0){
-if(props0 !== true && props2 !== undefined){
-if(props2 === true){
-props0 = true;
-}
-else {
-props0 = props0 || {};
-Object.assign(props0, props2);
-}
-}
 const _errs26 = errors;
 const _errs27 = errors;
 let valid10 = true;
@@ -4899,13 +4494,6 @@ var valid12 = true;
 }
 var _valid3 = _errs30 === errors;
 valid10 = _valid3;
-if(valid10){
-var props3 = {};
-props3.before = true;
-props3.after = true;
-props3.source = true;
-props3.op = true;
-}
 }
 if(!valid10){
 const err7 = {instancePath,schemaPath:"#/allOf/3/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema"};
@@ -4920,17 +4508,6 @@ validate45.errors = vErrors;
 return false;
 }
 var valid0 = _errs26 === errors;
-if(valid0){
-if(props0 !== true && props3 !== undefined){
-if(props3 === true){
-props0 = true;
-}
-else {
-props0 = props0 || {};
-Object.assign(props0, props3);
-}
-}
-}
 }
 }
 }
@@ -4942,17 +4519,6 @@ validate45.errors = [{instancePath,schemaPath:"#/required",keyword:"required",pa
 return false;
 }
 else {
-if(props0 !== true){
-props0 = props0 || {};
-props0.op = true;
-props0.table = true;
-props0.key = true;
-props0.before = true;
-props0.after = true;
-props0.changed = true;
-props0.omitted = true;
-props0.source = true;
-}
 if(data.op !== undefined){
 let data13 = data.op;
 const _errs37 = errors;
@@ -5034,6 +4600,7 @@ errors++;
 }
 var _valid4 = _errs47 === errors;
 valid16 = valid16 || _valid4;
+if(!valid16){
 const _errs50 = errors;
 if(data17 !== null){
 const err9 = {instancePath:instancePath+"/before",schemaPath:"#/properties/before/anyOf/1/type",keyword:"type",params:{type: "null"},message:"must be null"};
@@ -5047,6 +4614,7 @@ errors++;
 }
 var _valid4 = _errs50 === errors;
 valid16 = valid16 || _valid4;
+}
 if(!valid16){
 const err10 = {instancePath:instancePath+"/before",schemaPath:"#/properties/before/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
@@ -5094,6 +4662,7 @@ errors++;
 }
 var _valid5 = _errs54 === errors;
 valid18 = valid18 || _valid5;
+if(!valid18){
 const _errs57 = errors;
 if(data18 !== null){
 const err12 = {instancePath:instancePath+"/after",schemaPath:"#/properties/after/anyOf/1/type",keyword:"type",params:{type: "null"},message:"must be null"};
@@ -5107,6 +4676,7 @@ errors++;
 }
 var _valid5 = _errs57 === errors;
 valid18 = valid18 || _valid5;
+}
 if(!valid18){
 const err13 = {instancePath:instancePath+"/after",schemaPath:"#/properties/after/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
@@ -5262,22 +4832,13 @@ return false;
 }
 }
 validate45.errors = vErrors;
-evaluated0.props = props0;
 return errors === 0;
 }
-validate45.evaluated = {"dynamicProps":true,"dynamicItems":false};
 
 
 function validate43(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
 let vErrors = null;
 let errors = 0;
-const evaluated0 = validate43.evaluated;
-if(evaluated0.dynamicProps){
-evaluated0.props = undefined;
-}
-if(evaluated0.dynamicItems){
-evaluated0.items = undefined;
-}
 if(!(validate21(data, {instancePath,parentData,parentDataProperty,rootData,dynamicAnchors}))){
 vErrors = vErrors === null ? validate21.errors : vErrors.concat(validate21.errors);
 errors = vErrors.length;
@@ -5297,18 +4858,8 @@ if(!(validate45(data0, {instancePath:instancePath+"/data",parentData:data,parent
 vErrors = vErrors === null ? validate45.errors : vErrors.concat(validate45.errors);
 errors = vErrors.length;
 }
-else {
-var props0 = validate45.evaluated.props;
-}
 if(errors === _errs1){
 if(data0 && typeof data0 == "object" && !Array.isArray(data0)){
-if(props0 !== true){
-props0 = props0 || {};
-props0.table = true;
-props0.key = true;
-props0.before = true;
-props0.after = true;
-}
 if(data0.table !== undefined){
 const _errs3 = errors;
 if("projects" !== data0.table){
@@ -5561,17 +5112,6 @@ return false;
 }
 var _valid0 = _errs11 === errors;
 valid5 = _valid0;
-if(valid5){
-var props1 = {};
-props1.id = true;
-props1.workspace_id = true;
-props1.name = true;
-props1.description = true;
-props1.archived = true;
-props1.created_by = true;
-props1.created_at = true;
-props1.updated_at = true;
-}
 }
 if(!valid5){
 const err1 = {instancePath:instancePath+"/data/before",schemaPath:"#/properties/data/properties/before/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema"};
@@ -5795,17 +5335,6 @@ return false;
 }
 var _valid1 = _errs35 === errors;
 valid8 = _valid1;
-if(valid8){
-var props2 = {};
-props2.id = true;
-props2.workspace_id = true;
-props2.name = true;
-props2.description = true;
-props2.archived = true;
-props2.created_by = true;
-props2.created_at = true;
-props2.updated_at = true;
-}
 }
 if(!valid8){
 const err3 = {instancePath:instancePath+"/data/after",schemaPath:"#/properties/data/properties/after/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema"};
@@ -5836,7 +5365,6 @@ var valid3 = true;
 validate43.errors = vErrors;
 return errors === 0;
 }
-validate43.evaluated = {"props":{"data":true,"specversion":true,"id":true,"source":true,"type":true,"time":true,"subject":true,"dataschema":true,"datacontenttype":true,"workspaceid":true,"projectid":true},"dynamicProps":false,"dynamicItems":false};
 
 export const validate_truncate = validate48;
 const schema58 = {"allOf":[{"$ref":"taskflow://schemas/envelope/v1"}],"properties":{"data":{"$ref":"taskflow://schemas/truncate/v1"}}};
@@ -5847,13 +5375,6 @@ const schema61 = {"title":"Actor","description":"Who made the change: the JSON o
 function validate51(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
 let vErrors = null;
 let errors = 0;
-const evaluated0 = validate51.evaluated;
-if(evaluated0.dynamicProps){
-evaluated0.props = undefined;
-}
-if(evaluated0.dynamicItems){
-evaluated0.items = undefined;
-}
 if(errors === 0){
 if(data && typeof data == "object" && !Array.isArray(data)){
 let missing0;
@@ -6041,20 +5562,12 @@ return false;
 validate51.errors = vErrors;
 return errors === 0;
 }
-validate51.evaluated = {"props":{"db":true,"lsn":true,"xid":true,"txIndex":true,"txSize":true,"snapshot":true,"actor":true},"dynamicProps":false,"dynamicItems":false};
 
 
 function validate50(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
 /*# sourceURL="taskflow://schemas/truncate/v1" */;
 let vErrors = null;
 let errors = 0;
-const evaluated0 = validate50.evaluated;
-if(evaluated0.dynamicProps){
-evaluated0.props = undefined;
-}
-if(evaluated0.dynamicItems){
-evaluated0.items = undefined;
-}
 if(errors === 0){
 if(data && typeof data == "object" && !Array.isArray(data)){
 let missing0;
@@ -6185,19 +5698,11 @@ return false;
 validate50.errors = vErrors;
 return errors === 0;
 }
-validate50.evaluated = {"props":{"op":true,"table":true,"tables":true,"source":true},"dynamicProps":false,"dynamicItems":false};
 
 
 function validate48(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
 let vErrors = null;
 let errors = 0;
-const evaluated0 = validate48.evaluated;
-if(evaluated0.dynamicProps){
-evaluated0.props = undefined;
-}
-if(evaluated0.dynamicItems){
-evaluated0.items = undefined;
-}
 if(!(validate21(data, {instancePath,parentData,parentDataProperty,rootData,dynamicAnchors}))){
 vErrors = vErrors === null ? validate21.errors : vErrors.concat(validate21.errors);
 errors = vErrors.length;
@@ -6215,7 +5720,6 @@ errors = vErrors.length;
 validate48.errors = vErrors;
 return errors === 0;
 }
-validate48.evaluated = {"props":{"data":true,"specversion":true,"id":true,"source":true,"type":true,"time":true,"subject":true,"dataschema":true,"datacontenttype":true,"workspaceid":true,"projectid":true},"dynamicProps":false,"dynamicItems":false};
 
 export const validate_gdpr_erasure = validate54;
 const schema62 = {"allOf":[{"$ref":"taskflow://schemas/envelope/v1"}],"properties":{"data":{"$ref":"taskflow://schemas/gdpr-erasure/v1"}}};
@@ -6224,13 +5728,6 @@ const schema63 = {"$schema":"https://json-schema.org/draft/2020-12/schema","$id"
 function validate54(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
 let vErrors = null;
 let errors = 0;
-const evaluated0 = validate54.evaluated;
-if(evaluated0.dynamicProps){
-evaluated0.props = undefined;
-}
-if(evaluated0.dynamicItems){
-evaluated0.items = undefined;
-}
 if(!(validate21(data, {instancePath,parentData,parentDataProperty,rootData,dynamicAnchors}))){
 vErrors = vErrors === null ? validate21.errors : vErrors.concat(validate21.errors);
 errors = vErrors.length;
@@ -6428,7 +5925,6 @@ return false;
 validate54.errors = vErrors;
 return errors === 0;
 }
-validate54.evaluated = {"props":{"data":true,"specversion":true,"id":true,"source":true,"type":true,"time":true,"subject":true,"dataschema":true,"datacontenttype":true,"workspaceid":true,"projectid":true},"dynamicProps":false,"dynamicItems":false};
 export const versions = {"comment":2,"envelope":1,"gdpr-erasure":1,"membership":1,"project":1,"task":2,"truncate":1};
 export const validators = {
   "task": validate_task,
