@@ -121,6 +121,30 @@ describe('ProjectBatcher', () => {
     const due = batcher.takeDue(100);
     expect(due.map((m) => decode(m).changes.map((c) => c.seq))).toEqual([[1, 2, 3]]);
   });
+
+  it("gives each message its changes' commit times in seq order, as encoding them alone does", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.array(fc.tuple(fc.integer({ min: 1, max: 30 }), fc.integer({ min: 0, max: 60_000 }), fc.integer({ min: 0, max: 3000 })), { minLength: 1, maxLength: 8 }), { minLength: 1, maxLength: 6 }),
+        fc.constantFrom('full' as const, 'thin' as const),
+        fc.integer({ min: 2048, max: 20_000 }),
+        (adds, mode, maxBytes) => {
+          const batcher = new ProjectBatcher({ windowMs: 100, mode, gzip: false, maxBytes });
+          const latest = new Map<number, SequencedChange>();
+          for (const add of adds) {
+            const changes = add.map(([seq, ms, padding]) => change(seq, padding, new Date(Date.parse('2026-11-26T12:00:00Z') + ms).toISOString()));
+            for (const c of changes) latest.set(c.seq, c); // a re-published seq replaces the change
+            batcher.add(project, changes, 0);
+          }
+          const messages = batcher.takeAll();
+          const expected = encodeMessages(project, [...latest.values()].sort((a, b) => a.seq - b.seq), { mode, gzip: false, maxBytes });
+          expect(messages.map((m) => m.commitTimes)).toEqual(expected.map((m) => m.commitTimes));
+          expect(messages.flatMap((m) => m.commitTimes)).toEqual([...latest.values()].sort((a, b) => a.seq - b.seq).map((c) => Date.parse(c.event.envelope.time)));
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
 });
 
 describe('token bucket', () => {

@@ -17,7 +17,8 @@ export interface BatcherOptions extends MessageOptions {
 interface Pending {
   project: ProjectRef;
   dueAt: number;
-  changes: Map<number, SequencedChange>;
+  /** By seq: the change and its commit time (ms; NaN when it does not parse), parsed once for the window and for the messages' commit times. */
+  changes: Map<number, { change: SequencedChange; committedAt: number }>;
 }
 
 export class ProjectBatcher {
@@ -28,10 +29,20 @@ export class ProjectBatcher {
   add(project: ProjectRef, changes: readonly SequencedChange[], now: number): void {
     if (changes.length === 0) return;
     const key = projectKey(project);
-    let p = this.pending.get(key);
-    if (!p) this.pending.set(key, (p = { project, dueAt: Math.min(now, oldestCommit(changes)) + this.opts.windowMs, changes: new Map() }));
-    // Keyed by seq: a change re-published after a crash replaces itself instead of repeating.
-    for (const c of changes) p.changes.set(c.seq, c);
+    const open = this.pending.get(key);
+    const p = open ?? { project, dueAt: 0, changes: new Map() };
+    let oldest = Infinity;
+    for (const change of changes) {
+      const committedAt = Date.parse(change.event.envelope.time);
+      if (committedAt < oldest) oldest = committedAt;
+      // Keyed by seq: a change re-published after a crash replaces itself instead of repeating.
+      p.changes.set(change.seq, { change, committedAt });
+    }
+    if (!open) {
+      // A commit time ahead of our clock (or none parsing: Infinity) counts as now.
+      p.dueAt = Math.min(now, oldest) + this.opts.windowMs;
+      this.pending.set(key, p);
+    }
   }
 
   /** Messages of every project whose window has passed, each project's in seq order. */
@@ -69,17 +80,12 @@ export class ProjectBatcher {
   }
 
   private encode(p: Pending): OutboundMessage[] {
-    const changes = [...p.changes.values()].sort((a, b) => a.seq - b.seq);
-    return encodeMessages(p.project, changes, this.opts);
+    const pending = [...p.changes.values()].sort((a, b) => a.change.seq - b.change.seq);
+    return encodeMessages(
+      p.project,
+      pending.map((c) => c.change),
+      this.opts,
+      pending.map((c) => c.committedAt),
+    );
   }
-}
-
-/** Earliest commit time (ms) of the changes; Infinity when none parses. */
-function oldestCommit(changes: readonly SequencedChange[]): number {
-  let oldest = Infinity;
-  for (const c of changes) {
-    const t = Date.parse(c.event.envelope.time);
-    if (t < oldest) oldest = t;
-  }
-  return oldest;
 }

@@ -99,22 +99,28 @@ function encodeOne(project: ProjectRef, changes: readonly SequencedChange[], par
   return gzip ? gzipSync(json) : json;
 }
 
-function toMessage(project: ProjectRef, changes: readonly SequencedChange[], payload: Buffer): OutboundMessage {
+function toMessage(project: ProjectRef, changes: readonly SequencedChange[], payload: Buffer, commitTimes: number[]): OutboundMessage {
   return {
     topic: projectTopic(project),
     payload,
     fromSeq: changes[0]?.seq ?? 0,
     toSeq: changes[changes.length - 1]?.seq ?? 0,
     count: changes.length,
-    commitTimes: changes.map((c) => Date.parse(c.event.envelope.time)),
+    commitTimes,
   };
 }
 
 /**
  * Splits `changes` (seq order) into messages no larger than maxBytes. A single change too large
  * for a full message goes out thin: the browser fetches it through the replay API.
+ * `commitTimes`: the changes' commit times (ms), when the caller parsed them already (the batcher).
  */
-export function encodeMessages(project: ProjectRef, changes: readonly SequencedChange[], opts: MessageOptions): OutboundMessage[] {
+export function encodeMessages(
+  project: ProjectRef,
+  changes: readonly SequencedChange[],
+  opts: MessageOptions,
+  commitTimes: readonly number[] = changes.map((c) => Date.parse(c.event.envelope.time)),
+): OutboundMessage[] {
   const out: OutboundMessage[] = [];
   // First cut by raw JSON size; gzip usually shrinks JSON several-fold, so allow more before checking.
   const rawBudget = opts.gzip ? opts.maxBytes * 4 : opts.maxBytes;
@@ -137,13 +143,13 @@ export function encodeMessages(project: ProjectRef, changes: readonly SequencedC
     const part = changes.slice(start, end);
     const payload = encodeOne(project, part, parts.slice(start, end), opts.mode, opts.gzip);
     if (payload.length <= opts.maxBytes) {
-      out.push(toMessage(project, part, payload));
+      out.push(toMessage(project, part, payload, commitTimes.slice(start, end)));
     } else if (end - start > 1) {
       const mid = start + Math.ceil((end - start) / 2);
       emit(start, mid);
       emit(mid, end);
     } else {
-      out.push(toMessage(project, part, encodeOne(project, part, part.map((c) => changeJson(c, 'thin')), 'thin', opts.gzip)));
+      out.push(toMessage(project, part, encodeOne(project, part, part.map((c) => changeJson(c, 'thin')), 'thin', opts.gzip), commitTimes.slice(start, end)));
     }
   }
 }
