@@ -18,7 +18,7 @@ import { grafanaDashboard, PANELS, panelMetrics, prometheusThreshold } from './d
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const runbooksDir = join(root, 'runbooks');
-const list = alarms({ streamName: 'taskflow-changes', authorizerFunctionName: 'taskflow-prod-iot-authorizer' });
+const list = alarms({ streamName: 'taskflow-changes', authorizerFunctionName: 'taskflow-prod-iot-authorizer', broker: 'self-hosted' });
 
 /** Every metric name the services declare, from their own registries. */
 function declaredMetrics(): Set<string> {

@@ -30,7 +30,10 @@ export interface Alarm {
 export const SERVICE_NAMESPACE = 'TaskFlow';
 const GIB = 1024 ** 3;
 
-export function alarms(opts: { streamName: string; authorizerFunctionName: string }): Alarm[] {
+export function alarms(opts: { streamName: string; authorizerFunctionName: string; broker: 'self-hosted' | 'iot-core' }): Alarm[] {
+  // The authorizer is the broker nodes' hooks with the self-hosted tier (their metrics, shipped
+  // like every service's), the IoT custom authorizer Lambda with IoT Core (AWS/Lambda's own).
+  const selfHosted = opts.broker === 'self-hosted';
   return [
     {
       id: 'TaskflowCaptureSlotRetainedWal',
@@ -104,23 +107,27 @@ export function alarms(opts: { streamName: string; authorizerFunctionName: strin
       prometheus: { expr: 'sum(increase(taskflow_router_revocation_hold_timeouts_total[10m])) > 0', forMinutes: 0 },
       cloudwatch: { namespace: SERVICE_NAMESPACE, metricName: 'taskflow_router_revocation_hold_timeouts_total', statistic: 'Sum', threshold: 0, periodSeconds: 600, evaluationPeriods: 1 },
     },
-    // The authorizer: locally the broker's hooks (lib/authorizer-metrics.ts); in production the
-    // IoT Core custom authorizer Lambda, which CloudWatch measures itself. An error is a decision
-    // not made (membership projection unreadable, the function failing): clients cannot connect
-    // or subscribe although they may.
+    // The authorizer: the broker's hooks (lib/authorizer-metrics.ts) locally and on the
+    // self-hosted tier's nodes; with IoT Core the custom authorizer Lambda, which CloudWatch
+    // measures itself. An error is a decision not made (membership projection unreadable, the
+    // function failing): clients cannot connect or subscribe although they may.
     {
       id: 'TaskflowAuthorizerErrors',
       runbook: 'authorizer-errors.md',
       summary: 'The MQTT authorizer fails to decide (errors, not denials) for more than 1% of requests',
       prometheus: { expr: 'sum(rate(taskflow_authorizer_decisions_total{outcome="error"}[5m])) / sum(rate(taskflow_authorizer_decisions_total[5m])) > 0.01', forMinutes: 5 },
-      cloudwatch: { namespace: 'AWS/Lambda', metricName: 'Errors', dimensions: { FunctionName: opts.authorizerFunctionName }, statistic: 'Sum', threshold: 50, periodSeconds: 300, evaluationPeriods: 1 },
+      cloudwatch: selfHosted
+        ? { namespace: SERVICE_NAMESPACE, metricName: 'taskflow_authorizer_decisions_total', dimensions: { outcome: 'error' }, statistic: 'Sum', threshold: 50, periodSeconds: 300, evaluationPeriods: 1 }
+        : { namespace: 'AWS/Lambda', metricName: 'Errors', dimensions: { FunctionName: opts.authorizerFunctionName }, statistic: 'Sum', threshold: 50, periodSeconds: 300, evaluationPeriods: 1 },
     },
     {
       id: 'TaskflowAuthorizerLatency',
       runbook: 'authorizer-errors.md',
       summary: 'p99 authorizer decision time is over 1 s (IoT Core gives the authorizer 5 s; reconnect waves queue behind it)',
       prometheus: { expr: 'histogram_quantile(0.99, sum by (le) (rate(taskflow_authorizer_seconds_bucket[5m]))) > 1', forMinutes: 10 },
-      cloudwatch: { namespace: 'AWS/Lambda', metricName: 'Duration', dimensions: { FunctionName: opts.authorizerFunctionName }, statistic: 'p99', threshold: 1000, periodSeconds: 60, evaluationPeriods: 10 },
+      cloudwatch: selfHosted
+        ? { namespace: SERVICE_NAMESPACE, metricName: 'taskflow_authorizer_seconds', statistic: 'p99', threshold: 1, periodSeconds: 60, evaluationPeriods: 10 }
+        : { namespace: 'AWS/Lambda', metricName: 'Duration', dimensions: { FunctionName: opts.authorizerFunctionName }, statistic: 'p99', threshold: 1000, periodSeconds: 60, evaluationPeriods: 10 },
     },
     {
       // 600K connections: 1% dropping within a minute is 100/s on every router (each sees all

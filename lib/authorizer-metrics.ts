@@ -1,12 +1,13 @@
-// What the MQTT authorizer decides and how long it takes: the local broker's hooks
-// (infra/local/broker-auth.ts) report it here. In production the same decisions are made by the
-// IoT Core custom authorizer Lambda, whose errors and duration CloudWatch measures itself
-// (AWS/Lambda), so the alarm catalog reads those there (infra/alarms.ts).
+// What the MQTT authorizer decides and how long it takes: the broker's hooks
+// (infra/local/broker-auth.ts: locally and on the self-hosted tier's nodes) report it here. With
+// IoT Core the same decisions are made by its custom authorizer Lambda, whose errors and duration
+// CloudWatch measures itself (AWS/Lambda), so the alarm catalog reads those there (infra/alarms.ts).
 import { Counter, Histogram, type Registry } from 'prom-client';
 
 export type AuthorizerStep = 'connect' | 'subscribe' | 'publish';
 /** deny: refused on the token or the grants; error: could not decide (projection unreadable). */
-export type AuthorizerOutcome = 'allow' | 'deny' | 'error';
+export const AUTHORIZER_OUTCOMES = ['allow', 'deny', 'error'] as const;
+export type AuthorizerOutcome = (typeof AUTHORIZER_OUTCOMES)[number];
 
 export const AUTHORIZER_METRICS = {
   decisions: 'taskflow_authorizer_decisions_total',

@@ -8,12 +8,14 @@ import { join } from 'node:path';
 import { alarms, SERVICE_NAMESPACE } from '../alarms.js';
 import { TABLES } from '../local/tables.js';
 import { buildApp, type PipelineApp } from './app.js';
-import { changelogCapacity, dynamoWrites, kinesisShards } from './cost/model.js';
+import { brokerTier, changelogCapacity, dynamoWrites, kinesisShards } from './cost/model.js';
 import { loadPrices, loadScale } from './cost/load.js';
 import { CHANGELOG_TABLE } from '../../router/dynamo-changelog.js';
 import { authorizerBundle } from './stacks/realtime.js';
 import { roleName } from './stacks/services.js';
-import { manifests, STREAM_CONSUMERS_CONFIG_MAP, workloads } from './workloads.js';
+import { brokerNodeUrls, manifests, STREAM_CONSUMERS_CONFIG_MAP, workloads } from './workloads.js';
+import { defaultSettings } from './settings.js';
+import { BROKER_SETTINGS, loadConfig as loadBrokerConfig } from '../../broker/config.js';
 import { DEPLOYMENT_SECRETS, externalSecretsManifests, secretsManagerName } from './secrets.js';
 import { cloudWatchAgentManifests, metricDeclarations, metricsLogGroupName, scrapeConfig, SCRAPE_JOB, shippedMetrics } from './metrics-shipping.js';
 import { loadArchiverConfig, loadLoaderConfig } from '../../analytics/config.js';
@@ -27,10 +29,13 @@ import { loadConfig as loadSearchConfig } from '../../search/config.js';
 
 let built: PipelineApp;
 const t: Record<string, Template> = {};
+/** The same app with IoT Core as the browsers' broker (settings `broker: 'iot-core'`). */
+let iotCore: PipelineApp;
 
 beforeAll(() => {
   built = buildApp({ validation: false });
   for (const [name, stack] of Object.entries(built.stacks)) t[name] = Template.fromStack(stack);
+  iotCore = buildApp({ validation: false, settings: { ...defaultSettings(), broker: 'iot-core' } });
 });
 
 const tpl = (name: string): Template => {
@@ -166,9 +171,10 @@ describe('services stack and manifests', () => {
     expect(capture.some((a) => a.startsWith('iot:'))).toBe(false);
     expect(JSON.stringify(statementsOf(roleName(built.settings, { name: 'capture' })))).not.toContain('Tablechangelog');
     const router = actions(roleName(built.settings, { name: 'router' }));
-    expect(router).toEqual(expect.arrayContaining(['iot:DeleteConnection', 'kinesis:SubscribeToShard']));
-    // Its MQTT connection is its certificate's (the IoT policy): IAM gives it no IoT publish, connect or subscribe.
-    expect(router.filter((a) => a.startsWith('iot:'))).toEqual(['iot:DeleteConnection']);
+    expect(router).toContain('kinesis:SubscribeToShard');
+    // The broker tier is reached with the router's service token: no IoT action, no subscription store.
+    expect(router.filter((a) => a.startsWith('iot:'))).toEqual([]);
+    expect(JSON.stringify(statementsOf(roleName(built.settings, { name: 'router' })))).not.toContain('Tablesubscriptions');
     expect(router).not.toContain('kinesis:PutRecords');
     expect(router).toContain('dynamodb:GetItem'); // the subject keys (and the changelog): read, never written by the router
     expect(router.some((a) => a === '*' || a === 'iot:*' || a === 'dynamodb:*')).toBe(false);
@@ -189,12 +195,12 @@ describe('services stack and manifests', () => {
     // On 127.0.0.1 (the default) the kubelet, which probes the pod's IP, would never get an answer.
     for (const name of ['router', 'capture']) expect(JSON.stringify(docs(name))).toContain('"name":"METRICS_HOST","value":"0.0.0.0"');
     expect(container).toContain('"name":"ROUTER_PAYLOAD_MODE","value":"thin"');
-    // IoT Core over MQTT with mTLS: the certificate and key from the mounted secret.
-    expect(container).toContain(`"name":"MQTT_URL","value":"mqtts://${built.settings.iotDataEndpoint}:8883"`);
-    expect(container).toContain('"name":"ROUTER_MQTT_CERT_FILE","value":"/etc/taskflow/router-mqtt/cert.pem"');
-    expect(container).toContain('"name":"ROUTER_MQTT_KEY_FILE","value":"/etc/taskflow/router-mqtt/key.pem"');
-    expect(container).toContain('"volumeMounts":[{"name":"secret-files","mountPath":"/etc/taskflow/router-mqtt","readOnly":true}]');
-    expect(container).toContain('"volumes":[{"name":"secret-files","secret":{"secretName":"taskflow-router-mqtt"');
+    // The self-hosted broker tier: every node, and the service token from its deployment secret; no IoT endpoint or certificate.
+    const broker = workloads(built.settings).find((w) => w.name === 'broker')!;
+    expect(container).toContain(`"name":"ROUTER_BROKERS","value":"${brokerNodeUrls(broker, 'taskflow').join(',')}"`);
+    expect(container).toContain('"name":"ROUTER_MQTT_PASSWORD","valueFrom":{"secretKeyRef":{"name":"taskflow-router-service-token","key":"token"}}');
+    expect(container).not.toContain('MQTT_URL');
+    expect(container).not.toContain('router-mqtt');
     // The router reads by enhanced fan-out as the stream stack's `router` consumer, whose ARN the deployment puts in the ConfigMap.
     expect(container).toContain('"name":"ROUTER_READER","value":"fanout"');
     expect(container).toContain(`"name":"ROUTER_FANOUT_CONSUMER_ARN","valueFrom":{"configMapKeyRef":{"name":"${STREAM_CONSUMERS_CONFIG_MAP}","key":"router"}}`);
@@ -236,10 +242,110 @@ describe('services stack and manifests', () => {
   });
 });
 
+describe('the self-hosted broker tier', () => {
+  type Doc = {
+    kind: string;
+    metadata: { name: string; annotations?: Record<string, string> };
+    spec: {
+      replicas?: number;
+      serviceName?: string;
+      clusterIP?: string;
+      type?: string;
+      ports?: { name: string; port: number; targetPort: string | number }[];
+      maxUnavailable?: number;
+      template?: { spec: { terminationGracePeriodSeconds: number; topologySpreadConstraints: { topologyKey: string; maxSkew: number; whenUnsatisfiable: string }[]; containers: { args: string[]; env: { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[]; resources: { requests: { cpu: string; memory: string } }; readinessProbe: { httpGet: { path: string; port: string } }; livenessProbe: { httpGet: { path: string; port: string } } }[] } };
+    };
+  };
+  const brokerOf = (settings = built.settings) => workloads(settings).find((w) => w.name === 'broker');
+  const docsOf = () => manifests(brokerOf()!, { namespace: 'taskflow', image: 'img', roleArn: 'r', region: 'us-east-1' }) as Doc[];
+
+  it("runs the cost model's node count as a fixed StatefulSet (no HPA) with its requests, the pod name as BROKER_ID, probes, a grace period beyond the drain, a PDB and zone spread", () => {
+    const tier = brokerTier(loadScale('seed'), loadPrices());
+    expect(tier.nodes).toBeGreaterThan(2);
+    const docs = docsOf();
+    expect(docs.map((d) => d.kind)).toEqual(['ServiceAccount', 'Service', 'StatefulSet', 'PodDisruptionBudget', 'Service']);
+    const set = docs.find((d) => d.kind === 'StatefulSet')!;
+    expect(set.spec.replicas).toBe(tier.nodes);
+    expect(brokerOf()!.replicas).toEqual({ min: tier.nodes, max: tier.nodes });
+    const pod = set.spec.template!.spec;
+    const c = pod.containers[0]!;
+    expect(c.args).toEqual(['broker']);
+    expect(c.resources.requests).toEqual({ cpu: `${tier.cpuMillis}m`, memory: `${tier.memoryMi}Mi` });
+    const env = Object.fromEntries(c.env.map((e) => [e.name, e.value ?? e.valueFrom?.fieldRef?.fieldPath]));
+    expect(env).toMatchObject({ BROKER_ID: 'metadata.name', METRICS_HOST: '0.0.0.0', BROKER_WS_PORT: '8080', JWT_JWKS_URL: built.settings.jwt.jwksUrl });
+    expect([c.readinessProbe.httpGet, c.livenessProbe.httpGet]).toEqual([{ path: '/readyz', port: 'metrics' }, { path: '/healthz', port: 'metrics' }]);
+    // The drain (BROKER_DRAIN_MS, as the manifest sets it) ends before the kubelet's SIGKILL.
+    expect(pod.terminationGracePeriodSeconds * 1000).toBeGreaterThan(BROKER_SETTINGS.drainMs.read(env));
+    expect(docs.find((d) => d.kind === 'PodDisruptionBudget')?.spec.maxUnavailable).toBe(1);
+    expect(pod.topologySpreadConstraints).toEqual([expect.objectContaining({ topologyKey: 'topology.kubernetes.io/zone', maxSkew: 1, whenUnsatisfiable: 'DoNotSchedule' })]);
+    expect(loadBrokerConfig(env as Record<string, string>)).toMatchObject({ wsPort: 8080, metricsHost: '0.0.0.0', drainMs: BROKER_SETTINGS.drainMs.read({}) });
+  });
+
+  it("gives the router one ws:// URL per pod by its headless Service's name, and browsers an internet-facing NLB: TLS 443 with the ACM certificate to the WebSocket port, cross-zone, health from /readyz", () => {
+    const docs = docsOf();
+    const broker = brokerOf()!;
+    const [, headless, , , nlb] = docs;
+    expect(headless?.metadata.name).toBe('broker');
+    expect(headless?.spec.clusterIP).toBe('None');
+    expect(headless?.spec.ports?.map((p) => [p.name, p.port])).toEqual([['metrics', 9400], ['ws', 8080]]);
+    expect(docs.find((d) => d.kind === 'StatefulSet')?.spec.serviceName).toBe('broker');
+    const urls = brokerNodeUrls(broker, 'taskflow');
+    expect(urls).toHaveLength(broker.replicas.max);
+    expect([urls[0], urls.at(-1)]).toEqual(['ws://broker-0.broker.taskflow.svc:8080', `ws://broker-${broker.replicas.max - 1}.broker.taskflow.svc:8080`]);
+    // The list is the tier's own size: another scale gives another list, a scalable tier none.
+    expect(brokerNodeUrls({ ...broker, replicas: { min: 5, max: 5 } }, 'taskflow')).toHaveLength(5);
+    expect(() => brokerNodeUrls({ ...broker, replicas: { min: 3, max: 6 } }, 'taskflow')).toThrow(/fixed size/);
+    const routerEnv = loadRouterConfig({ ...workloads(built.settings).find((w) => w.name === 'router')!.env, ROUTER_MQTT_PASSWORD: 't', KINESIS_WORKER_ID: 'router-0', ROUTER_FANOUT_CONSUMER_ARN: 'arn:aws:kinesis:us-east-1:1:stream/s/consumer/router:1' });
+    expect(routerEnv.brokers?.map((n) => n.mqttUrl)).toEqual(urls);
+    expect(nlb).toMatchObject({ kind: 'Service', metadata: { name: 'broker-public' }, spec: { type: 'LoadBalancer', ports: [{ name: 'wss', port: 443, targetPort: 'ws' }] } });
+    expect(nlb?.metadata.annotations).toMatchObject({
+      'service.beta.kubernetes.io/aws-load-balancer-scheme': 'internet-facing',
+      'service.beta.kubernetes.io/aws-load-balancer-ssl-cert': built.settings.brokerCertificateArn,
+      'service.beta.kubernetes.io/aws-load-balancer-ssl-ports': '443',
+      'service.beta.kubernetes.io/aws-load-balancer-attributes': 'load_balancing.cross_zone.enabled=true',
+      'service.beta.kubernetes.io/aws-load-balancer-healthcheck-path': '/readyz',
+      'service.beta.kubernetes.io/aws-load-balancer-healthcheck-port': '9400',
+    });
+  });
+
+  it('gives the broker read-only access to the membership projection and nothing else', () => {
+    const statements = Object.values(tpl('services').findResources('AWS::IAM::Policy')) as { Properties: { Roles: { Ref: string }[]; PolicyDocument: { Statement: { Action: string | string[]; Resource: unknown }[] } } }[];
+    const [id] = Object.entries(tpl('services').findResources('AWS::IAM::Role')).find(([, r]) => (r as { Properties: { RoleName: string } }).Properties.RoleName === 'taskflow-prod-broker')!;
+    const own = statements.filter((p) => p.Properties.Roles.some((r) => r.Ref === id)).flatMap((p) => p.Properties.PolicyDocument.Statement);
+    expect(own.flatMap((st) => [st.Action].flat()).sort()).toEqual(['dynamodb:GetItem', 'dynamodb:Query', 'kms:Decrypt', 'kms:DescribeKey']);
+    expect(JSON.stringify(own.filter((st) => [st.Action].flat().some((a) => a.startsWith('dynamodb:'))))).toContain('Tablememberships');
+  });
+
+  it('reads the authorizer alarms from the nodes\' metrics (with IoT Core: from the Lambda)', () => {
+    const byId = (list: ReturnType<typeof alarms>) => Object.fromEntries(list.filter((a) => a.id.startsWith('TaskflowAuthorizer')).map((a) => [a.id, [a.cloudwatch.namespace, a.cloudwatch.metricName]]));
+    expect(byId(alarms(built.settings))).toEqual({ TaskflowAuthorizerErrors: [SERVICE_NAMESPACE, 'taskflow_authorizer_decisions_total'], TaskflowAuthorizerLatency: [SERVICE_NAMESPACE, 'taskflow_authorizer_seconds'] });
+    expect(byId(alarms(iotCore.settings))).toEqual({ TaskflowAuthorizerErrors: ['AWS/Lambda', 'Errors'], TaskflowAuthorizerLatency: ['AWS/Lambda', 'Duration'] });
+  });
+
+  it("keeps the IoT Core deployment: no broker workload or role, the router on the account's endpoint with its certificate, tracking subscriptions and revoking through IoT", () => {
+    expect(brokerOf(iotCore.settings)).toBeUndefined();
+    const services = Template.fromStack(iotCore.stacks.services);
+    expect(Object.values(services.findResources('AWS::IAM::Role')).map((r) => (r as { Properties: { RoleName: string } }).Properties.RoleName)).not.toContain('taskflow-prod-broker');
+    const router = workloads(iotCore.settings).find((w) => w.name === 'router')!;
+    const container = JSON.stringify(manifests(router, { namespace: 'taskflow', image: 'img', roleArn: 'r', region: 'us-east-1' }));
+    expect(container).toContain(`"name":"MQTT_URL","value":"mqtts://${iotCore.settings.iotDataEndpoint}:8883"`);
+    expect(container).toContain('"name":"ROUTER_MQTT_CERT_FILE","value":"/etc/taskflow/router-mqtt/cert.pem"');
+    expect(container).toContain('"name":"ROUTER_MQTT_KEY_FILE","value":"/etc/taskflow/router-mqtt/key.pem"');
+    expect(container).toContain('"volumeMounts":[{"name":"secret-files","mountPath":"/etc/taskflow/router-mqtt","readOnly":true}]');
+    expect(container).toContain('"volumes":[{"name":"secret-files","secret":{"secretName":"taskflow-router-mqtt"');
+    expect(container).not.toContain('ROUTER_BROKERS');
+    const [routerRole] = Object.entries(services.findResources('AWS::IAM::Role')).find(([, r]) => (r as { Properties: { RoleName: string } }).Properties.RoleName === 'taskflow-prod-router')!;
+    const own = JSON.stringify(Object.values(services.findResources('AWS::IAM::Policy')).filter((p) => (p as { Properties: { Roles: { Ref: string }[] } }).Properties.Roles.some((r) => r.Ref === routerRole)));
+    expect(own).toContain('iot:DeleteConnection');
+    expect(own).toContain('Tablesubscriptions');
+  });
+});
+
 describe('the manifests configure each service for production', () => {
   // What the deployment secrets hold (secrets.ts; operators put them in Secrets Manager).
   const SECRET_VALUES: Record<string, string> = {
     DATABASE_URL: 'postgres://taskflow_replication:secret@db.internal:5432/taskflow',
+    token: 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzZXJ2aWNlOnJvdXRlciJ9.c2lnbmF0dXJl',
     AUDIT_KEY: 'k'.repeat(32),
     OPENSEARCH_URL: 'https://search.internal:9200',
   };
@@ -252,13 +358,14 @@ describe('the manifests configure each service for production', () => {
     gdpr: loadGdprConfig,
     'analytics-archiver': loadArchiverConfig,
     'analytics-loader': loadLoaderConfig,
+    broker: loadBrokerConfig,
   };
   type EnvVar = { name: string; value?: string; valueFrom?: { fieldRef?: unknown; configMapKeyRef?: { key: string }; secretKeyRef?: { name: string; key: string } } };
   type Doc = { kind: string; spec?: { template?: { spec: { containers: { env: EnvVar[] }[]; volumes?: { secret?: { secretName: string } }[] } } } };
   const podOf = (w: ReturnType<typeof workloads>[number]) => (manifests(w, { namespace: 'taskflow', image: 'img', roleArn: 'r', region: 'us-east-1' }) as Doc[]).find((d) => d.kind === w.kind)?.spec?.template?.spec;
 
   it("each workload's environment (outside development mode), its secrets' values, its pod name and consumer ARNs load its service's configuration", () => {
-    for (const w of workloads(built.settings)) {
+    for (const w of [...workloads(built.settings), ...workloads(iotCore.settings)]) {
       const load = LOADERS[w.name];
       if (!load) throw new Error(`no configuration loader listed for ${w.name}`);
       const resolved = (e: EnvVar): string => {

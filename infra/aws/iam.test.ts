@@ -169,9 +169,13 @@ describe("the CDK app's IAM policies", () => {
     expect(identities.filter((g) => g.endsWith(' s3:PutObject'))).toEqual(['audit s3:PutObject']);
   });
 
-  it('give every service production runs (what `taskflow dev` starts, minus development-only ones) its own workload and IRSA role with grants', () => {
-    const services = [...PRODUCTION_SERVICES].sort();
-    expect(services.length).toBeGreaterThan(5);
+  it('give every service production runs (what `taskflow dev` starts, minus development-only ones, and the self-hosted broker tier) its own workload and IRSA role with grants', () => {
+    // `taskflow dev` runs the broker inside its stack (infra/local/broker.ts), not as a service;
+    // production runs it as the `broker` workload unless the browsers' broker is IoT Core.
+    expect(built.settings.broker).toBe('self-hosted');
+    const services = [...PRODUCTION_SERVICES, 'broker'].sort();
+    expect(PRODUCTION_SERVICES.length).toBeGreaterThan(5);
+    expect(workloads({ ...built.settings, broker: 'iot-core' }).map((w) => w.name).sort()).toEqual([...PRODUCTION_SERVICES].sort());
     expect(workloads(built.settings).map((w) => w.name).sort()).toEqual(services);
     // Roles appear in the grants by their name without `taskflow-<env>-`: the service's name.
     const grants = synthesizedGrants();

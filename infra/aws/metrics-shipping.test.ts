@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { alarms, SERVICE_NAMESPACE } from '../alarms.js';
 import { customMetricCount, SHIPPED_DIMENSION_VALUES, shippedMetrics } from './metrics-shipping.js';
 
-const catalog = alarms({ streamName: 'taskflow-changes', authorizerFunctionName: 'taskflow-iot-authorizer' });
+const catalog = alarms({ streamName: 'taskflow-changes', authorizerFunctionName: 'taskflow-iot-authorizer', broker: 'self-hosted' });
 
 describe('CloudWatch custom metrics the agent ships', () => {
   it('counts one metric per shipped metric and combination of its dimension values', () => {
@@ -12,11 +12,12 @@ describe('CloudWatch custom metrics the agent ships', () => {
     expect(() => customMetricCount([{ name: 'd', dimensions: ['shard'] }], values)).toThrow(/dimension shard of d/);
   });
 
-  it("the catalog's: 21 metrics without dimensions, iterator age for 5 stream readers, 10 search and 7 inbox API outcomes", () => {
+  it("the catalog's: 22 metrics without dimensions, iterator age for 5 stream readers, 10 search and 7 inbox API outcomes, 3 broker authorizer outcomes (with IoT Core: the Lambda's, not shipped)", () => {
     const shipped = shippedMetrics(catalog);
-    expect(shipped.filter((m) => m.dimensions.length === 0)).toHaveLength(21);
+    expect(shipped.filter((m) => m.dimensions.length === 0)).toHaveLength(22);
     expect(SHIPPED_DIMENSION_VALUES.kinesis_consumer_millis_behind_latest!.consumer).toEqual(['router', 'search', 'notifications', 'audit', 'analytics-archiver']);
-    expect(customMetricCount(shipped)).toBe(21 + 5 + 10 + 7);
+    expect(customMetricCount(shipped)).toBe(22 + 5 + 10 + 7 + 3);
+    expect(customMetricCount(shippedMetrics(alarms({ streamName: 'taskflow-changes', authorizerFunctionName: 'taskflow-iot-authorizer', broker: 'iot-core' })))).toBe(21 + 5 + 10 + 7);
   });
 
   it('knows every dimension value an alarm reads', () => {

@@ -8,6 +8,7 @@ import { METRIC_NAMES } from '@taskflow/stream';
 import { type Alarm, SERVICE_NAMESPACE } from '../alarms.js';
 import { ARCHIVER_SETTINGS } from '../../analytics/config.js';
 import { AUDIT_SETTINGS } from '../../audit/config.js';
+import { AUTHORIZER_METRICS, AUTHORIZER_OUTCOMES } from '../../lib/authorizer-metrics.js';
 import { API_OUTCOMES } from '../../lib/http-api.js';
 import { NOTIFICATION_SETTINGS } from '../../notifications/config.js';
 import { NOTIFICATION_API_OUTCOMES, NOTIFICATION_METRICS } from '../../notifications/metrics.js';
@@ -45,7 +46,8 @@ export function shippedMetrics(catalog: readonly Alarm[]): ShippedMetric[] {
 
 /**
  * The values each dimension of a shipped metric takes in the services' series: the stream readers'
- * consumer names (their defaults), the outcomes of the APIs' request counters.
+ * consumer names (their defaults), the outcomes of the APIs' request counters and of the broker
+ * nodes' authorizer decisions.
  */
 export const SHIPPED_DIMENSION_VALUES: Readonly<Record<string, Readonly<Record<string, readonly string[]>>>> = {
   [METRIC_NAMES.iteratorAge]: {
@@ -53,6 +55,7 @@ export const SHIPPED_DIMENSION_VALUES: Readonly<Record<string, Readonly<Record<s
   },
   [SEARCH_METRICS.queries]: { outcome: API_OUTCOMES },
   [NOTIFICATION_METRICS.requests]: { outcome: NOTIFICATION_API_OUTCOMES },
+  [AUTHORIZER_METRICS.decisions]: { outcome: AUTHORIZER_OUTCOMES },
 };
 
 /**

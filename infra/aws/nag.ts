@@ -18,7 +18,7 @@ export function acknowledgeFindings(s: PipelineApp['stacks'], settings: Pipeline
   const router = s.services.roles.router;
   if (router) {
     if (s.services.routerPublishesByDataPlane) accept(router, [iot('topic/taskflow/v1/ws/*')], 'the router publishes to every project topic (taskflow/v1/ws/{workspace}/projects/{project}) through the data-plane API; browsers never get this role');
-    accept(router, [iot('client/*')], 'revocation: iot:DeleteConnection on any browser client whose membership was removed');
+    if (!s.services.routerPublishesToTier) accept(router, [iot('client/*')], 'revocation: iot:DeleteConnection on any browser client whose membership was removed');
   }
   const roles = s.services.roles;
   // Every workload role gets CDK's table-key grant (the loader's: the dead-letter table's).

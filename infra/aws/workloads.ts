@@ -5,9 +5,13 @@
 // only need a unique worker id are Deployments; a service that keeps a file (the loader's DuckDB
 // warehouse) is one StatefulSet pod with its own volume. `taskflow infra synth` writes them beside the CloudFormation templates; the IRSA roles
 // they name are in the services stack. The names are the services `taskflow dev` runs (minus
-// the development-only board): infra/aws/iam.test.ts fails when one has no workload and role.
+// the development-only board), and with the self-hosted broker tier the broker, which `taskflow
+// dev` runs inside its stack: infra/aws/iam.test.ts fails when one has no workload and role.
+// The broker tier is a StatefulSet of a fixed size (the cost model's node count): the router's
+// ROUTER_BROKERS names every pod (brokerNodeUrls), so the two come from one workload.
 import { ARCHIVER_SETTINGS } from '../../analytics/config.js';
 import { AUDIT_SETTINGS } from '../../audit/config.js';
+import { BROKER_SETTINGS } from '../../broker/config.js';
 import type { Setting } from '../../lib/config.js';
 import { NOTIFICATION_SETTINGS } from '../../notifications/config.js';
 import { ROUTER_SETTINGS } from '../../router/config.js';
@@ -44,6 +48,10 @@ export interface Workload {
   volumeGi?: number;
   /** A stream reader's lease name (its consumer-name setting, set in the manifest): its role may touch only these leases. */
   leases?: { setting: string; name: string };
+  /** How long a stopping pod may take (default 60 s): at least what the service's own drain takes. */
+  terminationGracePeriodSeconds?: number;
+  /** An internet-facing NLB Service (`<name>-public`) terminating TLS on `port` with this ACM certificate, to the container port `targetPort`. */
+  internetFacing?: { port: number; targetPort: string; certificateArn: string };
 }
 
 /** A setting from one key of a deployment secret (secrets.ts), refused at synth if the secret has no such key. */
@@ -88,6 +96,12 @@ export function streamConsumersConfigMap(outputs: Record<string, Record<string, 
 }
 
 export const METRICS_PORT = 9400;
+/** The broker's MQTT-over-WebSocket and HTTP routes port (BROKER_WS_PORT): the NLB's target and the router's ws:// URLs. */
+export const BROKER_WS_PORT = 8080;
+/** Browsers connect to wss://<the NLB's name>:443/mqtt. */
+export const BROKER_PUBLIC_PORT = 443;
+/** Beyond BROKER_DRAIN_MS, what a stopping broker needs to close its listeners and exit. */
+const BROKER_STOP_MARGIN_S = 20;
 export const REPLAY_PORT = 8080;
 /** Port of a reader's browser-facing API (search, notifications inbox, analytics). */
 export const API_PORT = 8080;
@@ -100,7 +114,26 @@ const GDPR_SECRETS_DIR = '/var/run/secrets/taskflow';
 /** The environment's KMS key, which wraps the per-subject data keys: readers that decrypt personal fields need it named. */
 const SUBJECT_KEYS = { SUBJECT_KEYS_KMS_KEY_ID: 'alias/taskflow' };
 
-export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawArchiveBucket' | 'efoConsumers' | 'auditBucket' | 'auditIdentityBucket' | 'iotDataEndpoint'>): Workload[] {
+/**
+ * The router's ROUTER_BROKERS: one ws:// URL per pod of the broker StatefulSet, by the stable
+ * name its headless Service gives each pod (`<pod>.<service>.<namespace>.svc`), as many as the
+ * StatefulSet's replicas: the list and the tier cannot disagree.
+ */
+export function brokerNodeUrls(broker: Workload, namespace: string): string[] {
+  const port = broker.ports?.ws;
+  if (broker.kind !== 'StatefulSet' || port === undefined) throw new Error(`${broker.name}: the broker tier is a StatefulSet with a ws port (stable pod names)`);
+  // A pod the list does not name would get browsers and never a message; one it names but that does not exist is only retried.
+  if (broker.replicas.min !== broker.replicas.max) throw new Error(`${broker.name}: the broker tier has a fixed size (the router publishes to the nodes its list names)`);
+  return Array.from({ length: broker.replicas.max }, (_, i) => `ws://${broker.name}-${i}.${broker.name}.${namespace}.svc:${port}`);
+}
+
+/** MQTT connections per broker node for each router pod: the peak's publishes to one node over the fewest router pods, at the per-connection rate (ROUTER_PUBLISHES_PER_SECOND's default). */
+function routerConnectionsPerNode(peakPublishesPerNodePerS: number, routerPods: number): number {
+  const perConnection = ROUTER_SETTINGS.publishesPerSecond.read({});
+  return Math.max(1, Math.ceil(peakPublishesPerNodePerS / routerPods / perConnection));
+}
+
+export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawArchiveBucket' | 'efoConsumers' | 'auditBucket' | 'auditIdentityBucket' | 'iotDataEndpoint' | 'namespace' | 'broker' | 'brokerTier' | 'brokerCertificateArn'>): Workload[] {
   const streamName = settings.streamName;
   // The router, notifications and the archiver read by enhanced fan-out, each as its own EFO
   // consumer: with them polling too, five polling readers would share each shard's 2 MB/s at
@@ -113,7 +146,49 @@ export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawAr
   // sink (audit/erasure-sink.ts) deletes identity mappings from it; AUDIT_KEY, which both need,
   // comes from the audit-key secret (secrets.ts).
   const auditTrail = { [AUDIT_SETTINGS.store.name]: 's3', [AUDIT_SETTINGS.bucket.name]: settings.auditBucket, [AUDIT_SETTINGS.identityBucket.name]: settings.auditIdentityBucket };
+  // The self-hosted broker tier (broker/README.md): unclustered aedes nodes, one per pod, sized by
+  // the cost model (infra/aws/cost/model.ts brokerTier). A fixed size, no HPA: the router's node
+  // list is written with the manifests, and a node removed by a scale-down would drop its
+  // connections at once; resizing is a change of the scale and a rollout (infra/aws/README.md).
+  // SIGTERM drains the node over BROKER_DRAIN_MS (readiness fails first, so the NLB stops sending
+  // it clients); the grace period lets that finish.
+  const drainMs = BROKER_SETTINGS.drainMs.read({});
+  const broker: Workload = {
+    name: 'broker',
+    kind: 'StatefulSet',
+    args: ['broker'],
+    replicas: { min: settings.brokerTier.nodes, max: settings.brokerTier.nodes },
+    cpuMillis: settings.brokerTier.cpuMillis,
+    memoryMi: settings.brokerTier.memoryMi,
+    env: { [BROKER_SETTINGS.wsPort.name]: String(BROKER_WS_PORT), [BROKER_SETTINGS.drainMs.name]: String(drainMs), ...jwt },
+    ports: { ws: BROKER_WS_PORT },
+    instanceIdEnv: BROKER_SETTINGS.brokerId.name,
+    terminationGracePeriodSeconds: Math.ceil(drainMs / 1000) + BROKER_STOP_MARGIN_S,
+    internetFacing: { port: BROKER_PUBLIC_PORT, targetPort: 'ws', certificateArn: settings.brokerCertificateArn },
+  };
+  const routerReplicas = { min: 3, max: 24 };
+  // The router's broker: every node of the tier (its service token from a deployment secret: the
+  // MQTT password and the Bearer of the nodes' GET /subscriptions), or IoT Core over MQTT with
+  // mTLS (infra/aws/README.md: measured against HTTPS; the CA is Amazon's root, in Node's own store).
+  const routerBroker: Pick<Workload, 'env' | 'secretEnv' | 'secretFiles'> =
+    settings.broker === 'self-hosted'
+      ? {
+          env: {
+            [ROUTER_SETTINGS.brokers.name]: brokerNodeUrls(broker, settings.namespace).join(','),
+            [ROUTER_SETTINGS.mqttConnections.name]: String(routerConnectionsPerNode(settings.brokerTier.peakPublishesPerNodePerS, routerReplicas.min)),
+          },
+          secretEnv: { [ROUTER_SETTINGS.mqttPassword.name]: fromSecret('router-service-token', 'token') },
+        }
+      : {
+          env: {
+            MQTT_URL: `mqtts://${settings.iotDataEndpoint}:8883`,
+            ROUTER_MQTT_CERT_FILE: `${ROUTER_MQTT_IDENTITY_DIR}/cert.pem`,
+            ROUTER_MQTT_KEY_FILE: `${ROUTER_MQTT_IDENTITY_DIR}/key.pem`,
+          },
+          secretFiles: { secret: fromSecret('router-mqtt', 'cert.pem').secret, mountPath: ROUTER_MQTT_IDENTITY_DIR },
+        };
   const list: Workload[] = [
+    ...(settings.broker === 'self-hosted' ? [broker] : []),
     {
       name: 'capture',
       kind: 'StatefulSet',
@@ -130,11 +205,9 @@ export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawAr
       leases: leasesOf(ROUTER_SETTINGS.consumerName),
       kind: 'StatefulSet',
       args: ['router'],
-      replicas: { min: 3, max: 24 },
+      replicas: routerReplicas,
       cpuMillis: 2000,
       memoryMi: 2048,
-      // Publishes to IoT Core over MQTT with mTLS (infra/aws/README.md: measured against HTTPS);
-      // the CA is Amazon's root, in Node's own store.
       env: {
         CHANGE_STREAM_NAME: streamName,
         ROUTER_READER: 'fanout',
@@ -143,14 +216,13 @@ export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawAr
         ROUTER_GZIP: 'true',
         ROUTER_SUBSCRIPTION_EVENTS: 'iot',
         ROUTER_PUBLISHER: 'mqtt',
-        MQTT_URL: `mqtts://${settings.iotDataEndpoint}:8883`,
-        ROUTER_MQTT_CERT_FILE: `${ROUTER_MQTT_IDENTITY_DIR}/cert.pem`,
-        ROUTER_MQTT_KEY_FILE: `${ROUTER_MQTT_IDENTITY_DIR}/key.pem`,
+        ...routerBroker.env,
         REPLAY_PORT: String(REPLAY_PORT),
         ...SUBJECT_KEYS,
         ...jwt,
       },
-      secretFiles: { secret: fromSecret('router-mqtt', 'cert.pem').secret, mountPath: ROUTER_MQTT_IDENTITY_DIR },
+      ...(routerBroker.secretEnv ? { secretEnv: routerBroker.secretEnv } : {}),
+      ...(routerBroker.secretFiles ? { secretFiles: routerBroker.secretFiles } : {}),
       fromStreamConsumers: { ROUTER_FANOUT_CONSUMER_ARN: 'router' },
       ports: { replay: REPLAY_PORT },
       instanceIdEnv: 'KINESIS_WORKER_ID',
@@ -254,7 +326,43 @@ export function serviceAccountName(w: Pick<Workload, 'name'>): string {
   return `taskflow-${w.name}`;
 }
 
-/** ServiceAccount (IRSA annotation), the workload, its HPA (when it may scale) and PDB. */
+/**
+ * The internet-facing NLB of a workload (the AWS Load Balancer Controller's annotations): TLS
+ * terminated with the ACM certificate, TCP to the pods' IPs, cross-zone on, targets in service
+ * while the pod's /readyz answers (a draining broker leaves at once), and a deregistration delay
+ * as long as the pod's grace period, so the pod closes its connections itself.
+ */
+function internetFacingService(w: Workload, metadata: { name: string; namespace: string; labels: Record<string, string> }, graceSeconds: number): Manifest | undefined {
+  const nlb = w.internetFacing;
+  if (!nlb) return undefined;
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: {
+      ...metadata,
+      name: `${w.name}-public`,
+      annotations: {
+        'service.beta.kubernetes.io/aws-load-balancer-scheme': 'internet-facing',
+        'service.beta.kubernetes.io/aws-load-balancer-nlb-target-type': 'ip',
+        'service.beta.kubernetes.io/aws-load-balancer-ssl-cert': nlb.certificateArn,
+        'service.beta.kubernetes.io/aws-load-balancer-ssl-ports': String(nlb.port),
+        'service.beta.kubernetes.io/aws-load-balancer-ssl-negotiation-policy': 'ELBSecurityPolicy-TLS13-1-2-2021-06',
+        'service.beta.kubernetes.io/aws-load-balancer-backend-protocol': 'tcp',
+        'service.beta.kubernetes.io/aws-load-balancer-attributes': 'load_balancing.cross_zone.enabled=true',
+        'service.beta.kubernetes.io/aws-load-balancer-target-group-attributes': `deregistration_delay.timeout_seconds=${graceSeconds}`,
+        'service.beta.kubernetes.io/aws-load-balancer-healthcheck-protocol': 'http',
+        'service.beta.kubernetes.io/aws-load-balancer-healthcheck-port': String(METRICS_PORT),
+        'service.beta.kubernetes.io/aws-load-balancer-healthcheck-path': '/readyz',
+        'service.beta.kubernetes.io/aws-load-balancer-healthcheck-interval': '10',
+        'service.beta.kubernetes.io/aws-load-balancer-healthcheck-healthy-threshold': '2',
+        'service.beta.kubernetes.io/aws-load-balancer-healthcheck-unhealthy-threshold': '2',
+      },
+    },
+    spec: { type: 'LoadBalancer', loadBalancerClass: 'service.k8s.aws/nlb', selector: metadata.labels, ports: [{ name: 'wss', protocol: 'TCP', port: nlb.port, targetPort: nlb.targetPort }] },
+  };
+}
+
+/** ServiceAccount (IRSA annotation), the workload, its HPA (when it may scale) and PDB; an internet-facing NLB Service when it has one. */
 export function manifests(w: Workload, opts: { namespace: string; image: string; roleArn: string; region: string }): Manifest[] {
   const labels = { 'app.kubernetes.io/name': w.name, 'app.kubernetes.io/part-of': 'taskflow' };
   const metadata = { name: w.name, namespace: opts.namespace, labels };
@@ -282,11 +390,12 @@ export function manifests(w: Workload, opts: { namespace: string; image: string;
       : {}),
   };
   if (w.volumeGi && w.kind !== 'StatefulSet') throw new Error(`${w.name}: a volume needs a StatefulSet (one claim per pod)`);
+  const graceSeconds = w.terminationGracePeriodSeconds ?? 60;
   const podSpec = {
     serviceAccountName: serviceAccountName(w),
     // Spread over zones: losing one AZ keeps the pipeline up (99.95%).
     topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'DoNotSchedule', labelSelector: { matchLabels: labels } }],
-    terminationGracePeriodSeconds: 60,
+    terminationGracePeriodSeconds: graceSeconds,
     containers: [container],
     // Readable by the container's (non-root, image-chosen) user; the container is the mount's only reader.
     ...(w.secretFiles ? { volumes: [{ name: 'secret-files', secret: { secretName: w.secretFiles.secret, defaultMode: 0o444 } }] } : {}),
@@ -309,6 +418,8 @@ export function manifests(w: Workload, opts: { namespace: string; image: string;
     workload,
     { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata, spec: { maxUnavailable: 1, selector: { matchLabels: labels } } },
   ];
+  const nlb = internetFacingService(w, metadata, graceSeconds);
+  if (nlb) out.push(nlb);
   if (w.replicas.max > w.replicas.min) {
     out.push({
       apiVersion: 'autoscaling/v2',

@@ -53,10 +53,12 @@ export function loadMeasured(dir = resultsDir): Measured {
 /**
  * What the deployment creates in CloudWatch: one alarm per entry of the alarm catalog, and the
  * custom metrics the agent ships for them (metrics-shipping.ts: each alarmed service metric once
- * per value of its dimensions). The names do not change the counts.
+ * per value of its dimensions). The names do not change the counts; the broker does (the
+ * self-hosted tier's authorizer metrics are shipped, IoT Core's are AWS/Lambda's): the default,
+ * as infra/aws/settings.ts deploys it.
  */
-export function cloudWatchCounts(): { alarms: number; custom_metrics: number } {
-  const catalog = alarms({ streamName: 'taskflow-changes', authorizerFunctionName: 'taskflow-iot-authorizer' });
+export function cloudWatchCounts(broker: 'self-hosted' | 'iot-core' = 'self-hosted'): { alarms: number; custom_metrics: number } {
+  const catalog = alarms({ streamName: 'taskflow-changes', authorizerFunctionName: 'taskflow-iot-authorizer', broker });
   return { alarms: catalog.length, custom_metrics: customMetricCount(shippedMetrics(catalog)) };
 }
 

@@ -49,6 +49,8 @@ export class ServicesStack extends Stack {
   readonly roles: Record<string, iam.Role> = {};
   /** The router's manifest publishes through the IoT data-plane API (ROUTER_PUBLISHER=iot-data), so its role holds iot:Publish. */
   readonly routerPublishesByDataPlane: boolean;
+  /** The router's manifest publishes to the self-hosted broker tier (ROUTER_BROKERS): it needs no IoT action and no subscription store. */
+  readonly routerPublishesToTier: boolean;
   /** The deployment secrets this stack creates (all of secrets.ts but the router's certificate). */
   readonly secrets: secrets.Secret[];
   readonly secretsOperator: iam.Role;
@@ -57,7 +59,9 @@ export class ServicesStack extends Stack {
 
   constructor(scope: Construct, id: string, settings: Settings, workloads: readonly Workload[], deps: ServicesDeps, props?: StackProps) {
     super(scope, id, props);
-    this.routerPublishesByDataPlane = workloads.find((w) => w.name === 'router')?.env[ROUTER_SETTINGS.publisher.name] === 'iot-data';
+    const routerEnv = workloads.find((w) => w.name === 'router')?.env ?? {};
+    this.routerPublishesByDataPlane = routerEnv[ROUTER_SETTINGS.publisher.name] === 'iot-data';
+    this.routerPublishesToTier = routerEnv[ROUTER_SETTINGS.brokers.name] !== undefined;
     const provider = iam.OpenIdConnectProvider.fromOpenIdConnectProviderArn(this, 'EksOidc', `arn:${this.partition}:iam::${this.account}:oidc-provider/${settings.eksOidcProvider}`);
     /** IRSA: only this service account of the pipeline's namespace may assume the role. */
     const trustedBy = (serviceAccount: string) =>
@@ -109,17 +113,29 @@ export class ServicesStack extends Stack {
       grantTable(router, table('changelog'), ['Query', 'GetItem', 'PutItem']);
       // DeleteItem: an erased subject's removed membership is deleted, not kept as a tombstone (lib/membership-events.ts projectionSteps).
       grantTable(router, table('memberships'), [...MEMBERSHIPS, 'DeleteItem']);
-      grantTable(router, table('subscriptions'), ['Query', 'Scan', 'PutItem', 'BatchWriteItem']);
       // Decrypts personal fields for browsers: reads subject keys, never writes them (the key's Decrypt comes with the table).
       grantTable(router, table(SUBJECT_KEYS_TABLE_KEY), ['GetItem']);
-      // Its MQTT connection (publish, lifecycle topics) is its X.509 certificate's, under the IoT
-      // policy taskflow-<env>-router (realtime stack): IAM grants none of that. Only a manifest
-      // that publishes through the data-plane API (ROUTER_PUBLISHER=iot-data) gets iot:Publish.
-      if (this.routerPublishesByDataPlane) {
-        router.addToPolicy(new iam.PolicyStatement({ actions: ['iot:Publish'], resources: [iot('topic/taskflow/v1/ws/*')] }));
+      // With the broker tier the nodes are the subscription source (GET /subscriptions) and
+      // revocation is their DELETE /connections, both with the router's service token: no
+      // subscription store, no IoT action. With IoT Core:
+      if (!this.routerPublishesToTier) {
+        grantTable(router, table('subscriptions'), ['Query', 'Scan', 'PutItem', 'BatchWriteItem']);
+        // Its MQTT connection (publish, lifecycle topics) is its X.509 certificate's, under the IoT
+        // policy taskflow-<env>-router (realtime stack): IAM grants none of that. Only a manifest
+        // that publishes through the data-plane API (ROUTER_PUBLISHER=iot-data) gets iot:Publish.
+        if (this.routerPublishesByDataPlane) {
+          router.addToPolicy(new iam.PolicyStatement({ actions: ['iot:Publish'], resources: [iot('topic/taskflow/v1/ws/*')] }));
+        }
+        // Revocation: disconnect a browser whose membership was removed.
+        router.addToPolicy(new iam.PolicyStatement({ actions: ['iot:DeleteConnection'], resources: [iot('client/*')] }));
       }
-      // Revocation: disconnect a browser whose membership was removed.
-      router.addToPolicy(new iam.PolicyStatement({ actions: ['iot:DeleteConnection'], resources: [iot('client/*')] }));
+    }
+    const broker = this.roles.broker;
+    if (broker) {
+      // broker/service.ts authorizes subscriptions from the router's membership projection
+      // (lib/dynamo-memberships.ts: the truncate marker by GetItem, a user's memberships by
+      // Query), as the IoT authorizer Lambda does; it writes nothing and reads nothing else.
+      grantTable(broker, table('memberships'), ['GetItem', 'Query']);
     }
     const search = this.roles.search;
     if (search) {
