@@ -32,11 +32,13 @@ export function loadPrices(path = join(here, 'prices.json')): Prices {
 interface RouterResult { metrics: { core_events_per_s: number; mqtt_messages_per_event: number }; params: { costRuns: Record<string, { bytesPerChange: number }> } }
 interface CaptureResult { params: { backlog_transactions: number; drain_capture_cpu_seconds: number } }
 interface E2eResult { params: { changesPerTransaction: number } }
+interface BrokerResult { metrics: { connections: number; idle_rss_mib: number; rss_kib_per_connection: number; cpu_us_per_delivery_gross_max: number } }
 
 export function loadMeasured(dir = resultsDir): Measured {
   const router = readJson(join(dir, 'router.json')) as RouterResult;
   const capture = readJson(join(dir, 'capture.json')) as CaptureResult;
   const e2e = readJson(join(dir, 'e2e.json')) as E2eResult;
+  const broker = readJson(join(dir, 'broker.json')) as BrokerResult;
   const runs = router.params.costRuns;
   return {
     // The drain's one-row transactions are one event each.
@@ -47,6 +49,12 @@ export function loadMeasured(dir = resultsDir): Measured {
     thinBytesPerChange: num(runs.window100_thin?.bytesPerChange, 'router.json window100_thin'),
     thinGzipBytesPerChange: num(runs.window100_thin_gzip?.bytesPerChange, 'router.json window100_thin_gzip'),
     benchMessagesPerChange: num(router.metrics.mqtt_messages_per_event, 'router.json mqtt_messages_per_event'),
+    broker: {
+      connectionsPerNode: num(broker.metrics.connections, 'broker.json connections'),
+      idleRssMib: num(broker.metrics.idle_rss_mib, 'broker.json idle_rss_mib'),
+      kibPerConnection: num(broker.metrics.rss_kib_per_connection, 'broker.json rss_kib_per_connection'),
+      cpuUsPerDelivery: num(broker.metrics.cpu_us_per_delivery_gross_max, 'broker.json cpu_us_per_delivery_gross_max'),
+    },
   };
 }
 

@@ -18,7 +18,7 @@ function tinyScale(over: Partial<Scale> = {}): Scale {
     connections: { concurrent: 1000, daily_users: 0, sessions_per_user_per_day: 0, subscribes_per_session: 0 },
     fan_out: { classes: [{ name: 'pair', share: 1, changes_per_s: 1e-10, subscribers: 2 }] },
     services: { ...seed.services, polling_consumers: [] },
-    measured: { ...seed.measured, changesPerTransaction: 1, thinBytesPerChange: 200 },
+    measured: { ...seed.measured, changesPerTransaction: 1, thinBytesPerChange: 200, broker: { connectionsPerNode: 5000, idleRssMib: 100, kibPerConnection: 128, cpuUsPerDelivery: 200 } },
     ...over,
   };
 }
@@ -148,18 +148,18 @@ describe('cost model arithmetic', () => {
     expect(fanout(scale, { ...DEFAULT_LEVERS, batchWindowMs: 1000 }).publishesPerS).toBeCloseTo(10 * ((1 - Math.exp(-10)) / 10), 9);
   });
 
-  it('sizes the self-hosted broker tier from connections per node, memory per connection and the peak deliveries, and prices hosts, egress, cross-zone traffic and the TLS load balancer', () => {
+  it('sizes the self-hosted broker tier from connections per node, the idle node and each connection\'s memory and the peak deliveries, and prices hosts, egress, cross-zone traffic and the TLS load balancer', () => {
     const scale = tinyScale();
     const thin = { ...DEFAULT_LEVERS, payload: 'thin' as const };
     const tier = brokerTier(scale, prices, thin);
-    // 1,000 connections / (2,000 a node x 0.67) -> 1 node, at least 3 (one per zone)
+    // 1,000 connections / (5,000 a node x 0.67) -> 1 node, at least 3 (one per zone)
     expect(tier.nodes).toBe(3);
-    // memory: 2,000 x 203 KiB = 396.5 MiB x 1.5 headroom = 594.7 -> 640 Mi (64 Mi steps)
-    expect(tier.memoryMi).toBe(640);
+    // memory: 100 MiB idle + 5,000 x 128 KiB (625 MiB) = 725 MiB x 1.5 headroom = 1,087.5 -> 1,088 Mi (64 Mi steps)
+    expect(tier.memoryMi).toBe(1088);
     // CPU: 20 deliveries/s x 100 (peak / average) / 3 nodes / 0.67 (a lost zone's clients) = 995/s
     // x 200 us = 199 millicores, at 60% target 331.7 -> 350 m (50 m steps)
     expect(tier.cpuMillis).toBe(350);
-    // hosts: 3 x 0.35 vCPU over 8 x 0.9, 3 x 640 Mi over 32 GiB x 0.9: under one host, + 1 spare, at least 3
+    // hosts: 3 x 0.35 vCPU over 8 x 0.9, 3 x 1,088 Mi over 32 GiB x 0.9: under one host, + 1 spare, at least 3
     expect(tier.hosts).toBe(3);
     // a 2-subscriber project's message reaches 3 x (1 - (2/3)^2) = 5/3 of the 3 nodes: 10 messages/s -> 16.67 node publishes/s
     expect(tier.nodePublishesPerS).toBeCloseTo(50 / 3, 9);
@@ -172,12 +172,16 @@ describe('cost model arithmetic', () => {
     expect(item.usd).toBeCloseTo(3 * 0.3264 * 730 + egressGb * 0.09 + (egressGb + publishGb) * 0.67 * 0.02 + (0.0225 + nlcu * 0.006) * 730, 6);
   });
 
-  it('the seed tier: 448 nodes of 1,340 connections, memory-bound on 11 hosts', () => {
+  it('the seed tier on the measured node (bench:broker): 151 nodes of 3,974 connections, memory-bound on 9 hosts', () => {
+    // broker.json: 5,932 connections held (median), 114.7 MiB idle, 138.9 KiB a connection, 217.2 us per delivery at most
+    expect(seed.measured.broker).toEqual({ connectionsPerNode: 5932, idleRssMib: 114.7, kibPerConnection: 138.9, cpuUsPerDelivery: 217.2 });
     const tier = brokerTier(seed, prices);
-    // 600,000 / (2,000 x 0.67) = 447.8 -> 448 nodes
-    expect(tier).toMatchObject({ nodes: 448, connectionsPerNode: 1340, memoryMi: 640, cpuMillis: 100 });
-    // 448 x 640 Mi = 280 GiB over 32 GiB x 0.9 = 9.7 -> 10 hosts (CPU: 448 x 0.1 / 7.2 = 6.2), + 1 spare
-    expect(tier.hosts).toBe(11);
+    // 600,000 / (5,932 x 0.67) = 150.96 -> 151 nodes, 600,000 / 151 = 3,973.5 -> 3,974 each;
+    // memory (114.7 + 5,932 x 138.9 / 1,024 = 804.6) x 1.5 = 1,379 -> 1,408 Mi;
+    // CPU: 10,082 deliveries/s x 4.8 (peak / average) / 151 / 0.67 = 478/s x 217.2 us = 104 m, at 60% 173 -> 200 m
+    expect(tier).toMatchObject({ nodes: 151, connectionsPerNode: 3974, memoryMi: 1408, cpuMillis: 200 });
+    // 151 x 1,408 Mi = 207.6 GiB over 32 GiB x 0.9 = 7.2 -> 8 hosts (CPU: 151 x 0.2 / 7.2 = 4.2), + 1 spare
+    expect(tier.hosts).toBe(9);
   });
 
   it('writes no subscription items with the self-hosted broker: the router loads them from the nodes', () => {

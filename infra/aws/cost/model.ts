@@ -27,6 +27,19 @@ export interface Measured {
   thinGzipBytesPerChange: number;
   /** MQTT messages per change in the bench (50 projects at 20 changes/s each). */
   benchMessagesPerChange: number;
+  /** One broker node (`taskflow broker`, bench:broker: MQTT over WebSocket, 50 subscriptions a connection). */
+  broker: MeasuredBroker;
+}
+
+export interface MeasuredBroker {
+  /** Connections one node held with all their subscriptions (median of the runs). */
+  connectionsPerNode: number;
+  /** RSS of the node without clients. */
+  idleRssMib: number;
+  /** RSS per connection over the idle node's (median). */
+  kibPerConnection: number;
+  /** Node CPU per delivery, everything the node did while delivering counted (the largest of the runs: an upper bound). */
+  cpuUsPerDelivery: number;
 }
 
 export interface Scale {
@@ -73,16 +86,10 @@ export interface Scale {
  * per pod, behind an NLB; the router publishes to each node that has a subscriber of the topic.
  */
 export interface SelfHostedMqtt {
-  /** Connections one node (one aedes process) is sized to hold. */
-  connections_per_node: number;
   /** Share of that a node holds normally, so that the nodes of the other zones absorb a lost zone's clients. */
   connection_target_utilization: number;
-  /** Broker memory per connection (process total over its connections). */
-  kib_per_connection: number;
   /** Memory request over the measured need (queued messages to slow clients, GC). */
   memory_headroom: number;
-  /** Broker CPU per delivery to a browser (an upper bound: measured with the workload in the process). */
-  cpu_us_per_delivery: number;
   /** Smallest CPU request of a node. */
   min_cpu_millis: number;
   /** Share of a host's CPU and memory left to pods (kubelet and system daemons take the rest). */
@@ -459,7 +466,7 @@ export interface BrokerTier {
   nodes: number;
   /** Connections a node holds at the seed's concurrency (before a zone is lost). */
   connectionsPerNode: number;
-  /** A node's requests: memory for connections_per_node connections with headroom, CPU for its share of the peak's deliveries with a lost zone's clients on it. */
+  /** A node's requests: the idle node plus the measured connections per node, with headroom, CPU for its share of the peak's deliveries with a lost zone's clients on it. */
   cpuMillis: number;
   memoryMi: number;
   /** EC2 hosts of the broker node group the pods pack onto (one spare for a drained host). */
@@ -473,13 +480,15 @@ const ceilTo = (x: number, step: number) => Math.ceil(x / step) * step;
 /** The self-hosted broker tier the deployment runs (infra/aws/settings.ts takes its size from here). */
 export function brokerTier(scale: Scale, p: Prices, levers: Levers = DEFAULT_LEVERS): BrokerTier {
   const s = scale.self_hosted_mqtt;
+  const m = scale.measured.broker;
   const f = fanout(scale, levers);
-  const nodes = Math.max(s.min_nodes, Math.ceil(scale.connections.concurrent / (s.connections_per_node * s.connection_target_utilization)));
-  const memoryMi = ceilTo(((s.connections_per_node * s.kib_per_connection) / 1024) * s.memory_headroom, 64);
+  const nodes = Math.max(s.min_nodes, Math.ceil(scale.connections.concurrent / (m.connectionsPerNode * s.connection_target_utilization)));
+  // The idle node's memory and each connection's (bench:broker), with headroom.
+  const memoryMi = ceilTo((m.idleRssMib + (m.connectionsPerNode * m.kibPerConnection) / 1024) * s.memory_headroom, 64);
   // CPU µs per second = millicores / 1000: the peak's deliveries over the nodes, a lost zone's
   // share moved onto the rest, at the services' target utilization.
   const peakDeliveriesPerNode = (f.deliveriesPerS * peakFactor(scale)) / nodes / s.connection_target_utilization;
-  const cpuMillis = Math.max(s.min_cpu_millis, ceilTo((peakDeliveriesPerNode * s.cpu_us_per_delivery) / 1000 / scale.services.target_cpu_utilization, 50));
+  const cpuMillis = Math.max(s.min_cpu_millis, ceilTo((peakDeliveriesPerNode * m.cpuUsPerDelivery) / 1000 / scale.services.target_cpu_utilization, 50));
   const e = p.ec2;
   const byCpu = (nodes * cpuMillis) / 1000 / (e.broker_node_vcpus * s.node_allocatable_share);
   const byMemory = (nodes * memoryMi) / 1024 / (e.broker_node_memory_gib * s.node_allocatable_share);
@@ -678,7 +687,7 @@ export function compare(scale: Scale, prices: Prices, base: Levers = DEFAULT_LEV
   const measuredRatio = scale.events.kinesis_compression_measured_ratio;
   const scales: [string, Scale][] = [
     ...(measuredRatio ? [[`Kinesis zstd at the measured ${measuredRatio}x (capture's records at 1,000 changes/s), not ${scale.events.kinesis_compression_ratio}x`, { ...scale, events: { ...scale.events, kinesis_compression_ratio: measuredRatio } }] as [string, Scale]] : []),
-    ['broker nodes of 10,000 connections (not shown yet)', { ...scale, self_hosted_mqtt: { ...scale.self_hosted_mqtt, connections_per_node: 10_000 } }],
+    ['broker nodes of 10,000 connections (not shown yet)', { ...scale, measured: { ...scale.measured, broker: { ...scale.measured.broker, connectionsPerNode: 10_000 } } }],
   ];
   return {
     default: bill,
