@@ -67,18 +67,28 @@ export interface ProducerOptions {
   hotWorkspaces?: HotWorkspaceTracker;
   now?: () => number;
   random?: () => number;
+  /** The timer behind linger and backoff (default: the event loop's). */
+  timers?: ProducerTimers;
 }
+
+export interface ProducerTimers {
+  set(fire: () => void, ms: number): unknown;
+  clear(handle: unknown): void;
+}
+
+const eventLoopTimers: ProducerTimers = { set: (fire, ms) => setTimeout(fire, ms), clear: (handle) => clearTimeout(handle as NodeJS.Timeout) };
 
 export class KinesisProducer {
   private readonly batcher: Batcher<ProducerItem>;
   private inFlight = 0;
-  private retryTimer: NodeJS.Timeout | undefined;
+  private retryTimer: unknown;
   /** When retryTimer fires. */
   private retryAt = Number.POSITIVE_INFINITY;
   private closed = false;
   private readonly drainWaiters: (() => void)[] = [];
   private readonly now: () => number;
   private readonly random: () => number;
+  private readonly timers: ProducerTimers;
   private readonly metrics: CaptureMetrics;
 
   constructor(
@@ -88,6 +98,7 @@ export class KinesisProducer {
     this.batcher = new Batcher(opts.batcher);
     this.now = opts.now ?? Date.now;
     this.random = opts.random ?? Math.random;
+    this.timers = opts.timers ?? eventLoopTimers;
     this.metrics = opts.metrics ?? noopCaptureMetrics;
   }
 
@@ -96,10 +107,10 @@ export class KinesisProducer {
     const now = this.now();
     const result = this.batcher.enqueue(item, now);
     if (!result.ok) return result;
-    if (this.inFlight < this.opts.maxInFlightBatches) this.pump();
+    if (this.inFlight < this.opts.maxInFlightBatches) this.pump(now);
     // A new event may linger at most until now + linger: the timer is moved only if it is later.
     const linger = this.opts.batcher.linger?.ms ?? 0;
-    if (linger > 0 && !this.closed && this.retryAt > now + linger) this.schedule(now + linger);
+    if (linger > 0 && !this.closed && this.retryAt > now + linger) this.schedule(now + linger, now);
     return result;
   }
 
@@ -116,36 +127,41 @@ export class KinesisProducer {
   /** Stops sending; events still queued are abandoned (capture resends them from the slot). */
   close(): void {
     this.closed = true;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.retryTimer !== undefined) this.timers.clear(this.retryTimer);
     for (const w of this.drainWaiters.splice(0)) w();
   }
 
-  private pump(): void {
+  private pump(now: number): void {
     if (this.closed) return;
     while (this.inFlight < this.opts.maxInFlightBatches) {
-      const batch = this.batcher.next(this.now());
+      const batch = this.batcher.next(now);
       if (!batch) break;
       this.inFlight += 1;
       void this.sendBatch(batch);
     }
   }
 
-  /** Sends what can go, then sets the timer for the earliest key still backing off or lingering. */
+  /**
+   * Sends what can go, then sets the timer for the earliest key still backing off or lingering.
+   * One reading of the clock serves both: nextSendAt skips the keys due at its `now` (they count
+   * as sent), so reading a later ms than pump did would skip a key that became due in between,
+   * and that change would wait, unsent and with no timer, for the next one to come along.
+   */
   private pumpAndScheduleRetry(): void {
-    this.pump();
-    if (this.retryTimer) clearTimeout(this.retryTimer);
+    const now = this.now();
+    this.pump(now);
+    if (this.retryTimer !== undefined) this.timers.clear(this.retryTimer);
     this.retryTimer = undefined;
     this.retryAt = Number.POSITIVE_INFINITY;
     if (this.closed) return;
-    const now = this.now();
     const at = this.batcher.nextSendAt(now);
-    if (at !== undefined) this.schedule(at);
+    if (at !== undefined) this.schedule(at, now);
   }
 
-  private schedule(at: number): void {
-    if (this.retryTimer) clearTimeout(this.retryTimer);
+  private schedule(at: number, now: number): void {
+    if (this.retryTimer !== undefined) this.timers.clear(this.retryTimer);
     this.retryAt = at;
-    this.retryTimer = setTimeout(() => this.pumpAndScheduleRetry(), Math.max(0, at - this.now()));
+    this.retryTimer = this.timers.set(() => this.pumpAndScheduleRetry(), Math.max(0, at - now));
   }
 
   private async sendBatch(batch: Batch<ProducerItem>): Promise<void> {
