@@ -7,7 +7,7 @@
 // reads it makes counted from the node's taskflow_aws_requests_total), and its CPU per delivery
 // while a router-like publisher sends to the project topics at a fixed rate (every delivery
 // counted by the clients). The clients live in child processes (broker-clients.ts).
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { loadavg } from 'node:os';
 import mqtt from 'mqtt';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -23,6 +23,7 @@ import { startServiceProcess, type ServiceProcess } from '../support/service-pro
 import { createTestTables, dynamoClient, testStackEnv } from '../support/stack.js';
 import { sleep, waitFor } from '../support/wait.js';
 import type { BrokerClientCommand, BrokerClientReport, BrokerClientUser } from './broker-clients.js';
+import { forkTsxProcess } from './fork.js';
 import { benchParam, cpuSeconds, median, rssKb, writeBenchResult } from './report.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -175,7 +176,7 @@ async function oneRun(run: number, table: string, users: readonly BrokerClientUs
     const idleCpuSecondsPerS = idleCpu / (PARAMS.idleSeconds / 2);
 
     // Connect: users dealt round-robin to the client processes.
-    for (let i = 0; i < PARAMS.clientProcesses; i++) children.push(fork(new URL('./broker-clients.ts', import.meta.url), { execArgv: ['--import', 'tsx'], stdio: 'inherit' }));
+    for (let i = 0; i < PARAMS.clientProcesses; i++) children.push(forkTsxProcess(new URL('./broker-clients.ts', import.meta.url), { serialization: 'json' }));
     const started = performance.now();
     const connectCpu0 = cpuSeconds(pid);
     const reports = await Promise.all(

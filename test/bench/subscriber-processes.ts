@@ -1,13 +1,14 @@
-// Driving the SDK subscriber processes (e2e-subscribers.ts) from a benchmark: shared by bench:e2e
-// bench:recovery and bench:routers.
-import { fork, type ChildProcess } from 'node:child_process';
+// Driving the SDK subscriber processes (e2e-subscribers.ts) from a benchmark: shared by bench:e2e,
+// bench:clients, bench:recovery and bench:routers.
+import type { ChildProcess } from 'node:child_process';
 import type { HistoryEvent } from '../support/history.js';
 import { sleep } from '../support/wait.js';
 import type { Assignment, SubscriberCommand, SubscriberReport } from './e2e-subscribers.js';
+import { forkTsxProcess } from './fork.js';
 
-/** One SDK subscriber process (e2e-subscribers.ts), on tsx, taking structured commands. */
+/** One SDK subscriber process (e2e-subscribers.ts), taking structured commands. */
 export function forkSubscriberProcess(): ChildProcess {
-  return fork(new URL('./e2e-subscribers.ts', import.meta.url), { execArgv: ['--import', 'tsx'], serialization: 'advanced', stdio: 'inherit' });
+  return forkTsxProcess(new URL('./e2e-subscribers.ts', import.meta.url), { serialization: 'advanced' });
 }
 
 export function send(child: ChildProcess, command: SubscriberCommand): void {
