@@ -100,6 +100,9 @@ export function alarms(opts: { streamName: string; authorizerFunctionName: strin
       prometheus: { expr: 'sum(rate(taskflow_router_publish_retries_total[5m])) > 1', forMinutes: 5 },
       cloudwatch: { namespace: SERVICE_NAMESPACE, metricName: 'taskflow_router_publish_retries_total', statistic: 'Sum', threshold: 300, periodSeconds: 300, evaluationPeriods: 1 },
     },
+    // The self-hosted tier's nodes share nothing: a node the router is not connected to gets no
+    // messages, and its browsers see nothing live until they reconnect elsewhere.
+    ...(selfHosted ? [brokerNodesMissing()] : []),
     {
       id: 'TaskflowRevocationHoldTimeout',
       runbook: 'revocation-hold-timeout.md',
@@ -267,6 +270,25 @@ export function alarms(opts: { streamName: string; authorizerFunctionName: strin
       cloudwatch: { namespace: SERVICE_NAMESPACE, metricName: 'taskflow_gdpr_oldest_open_request_age_seconds', statistic: 'Maximum', threshold: 48 * 3600, periodSeconds: 300, evaluationPeriods: 1 },
     },
   ];
+}
+
+/**
+ * Broker nodes a rollout or a drained host takes away at once: the PodDisruptionBudget's
+ * maxUnavailable (infra/aws/workloads.ts). A rollout restarts the tier's pods one after another
+ * for about 40 minutes, so an alarm on any missing node would page through every rollout.
+ */
+export const BROKER_NODES_AWAY_AT_ONCE = 1;
+
+/** Some router instance reaches fewer broker nodes than its list names, beyond what a rollout takes away. */
+function brokerNodesMissing(): Alarm {
+  return {
+    id: 'TaskflowBrokerNodesMissing',
+    runbook: 'broker-nodes-missing.md',
+    summary: `A router is not connected to more than ${BROKER_NODES_AWAY_AT_ONCE} broker node of the tier: browsers on the missing nodes get no live messages`,
+    // Per router instance (each connects to every node): the max, not the sum.
+    prometheus: { expr: `max(taskflow_router_broker_nodes_missing) > ${BROKER_NODES_AWAY_AT_ONCE}`, forMinutes: 5 },
+    cloudwatch: { namespace: SERVICE_NAMESPACE, metricName: 'taskflow_router_broker_nodes_missing', statistic: 'Maximum', threshold: BROKER_NODES_AWAY_AT_ONCE, periodSeconds: 60, evaluationPeriods: 5 },
+  };
 }
 
 /** Metric names an expression refers to (histogram series suffixes removed). */

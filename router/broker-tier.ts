@@ -31,7 +31,8 @@ export function brokerNode(url: string): BrokerNode {
 export interface TierMetrics {
   nodePublished(node: string, outcome: 'published' | 'node_down'): void;
   nodePublishFailed(node: string): void;
-  nodesConnected(n: number): void;
+  /** The nodes connected (loading or loaded) out of the configured ones. */
+  nodesConnected(connected: number, configured: number): void;
 }
 
 export interface BrokerTierOptions {
@@ -74,6 +75,8 @@ export class BrokerTier implements Publisher {
   constructor(private readonly opts: BrokerTierOptions) {
     this.tracker = new TierSubscriptions(opts.nodes.map((n) => n.id));
     for (const node of opts.nodes) this.links.set(node.id, this.link(node));
+    // None yet: a tier the router never reaches shows every node missing, not none.
+    this.reportConnected();
   }
 
   /** Every node loaded or found unreachable once (a node down at start is loaded when it comes). */
@@ -130,6 +133,10 @@ export class BrokerTier implements Publisher {
     }));
   }
 
+  private reportConnected(): void {
+    this.opts.metrics?.nodesConnected(this.tracker.nodesConnected, this.opts.nodes.length);
+  }
+
   private auth(): Record<string, string> {
     return this.opts.token ? { authorization: `Bearer ${this.opts.token}` } : {};
   }
@@ -143,7 +150,7 @@ export class BrokerTier implements Publisher {
     watcher.on('connect', () => {
       const generation = this.tracker.connected(node.id);
       link.down = deferred();
-      this.opts.metrics?.nodesConnected(this.tracker.nodesConnected);
+      this.reportConnected();
       void this.load(link, generation);
     });
     watcher.on('close', () => {
@@ -153,7 +160,7 @@ export class BrokerTier implements Publisher {
       }
       link.down.resolve();
       link.settled.resolve();
-      this.opts.metrics?.nodesConnected(this.tracker.nodesConnected);
+      this.reportConnected();
     });
     watcher.on('error', (err) => logger.warn({ node: node.id, err: err.message }, 'broker node connection error'));
     watcher.on('message', (topic, payload) => {

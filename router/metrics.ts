@@ -23,6 +23,7 @@ export const ROUTER_METRICS = {
   nodePublishes: 'taskflow_router_node_publishes_total',
   nodePublishErrors: 'taskflow_router_node_publish_errors_total',
   nodesConnected: 'taskflow_router_broker_nodes_connected',
+  nodesMissing: 'taskflow_router_broker_nodes_missing',
 } as const;
 
 export interface PublishMetrics {
@@ -59,11 +60,16 @@ export function prometheusRouterMetrics(registry: Registry): { shard: ShardRoute
   const nodePublishes = counter(ROUTER_METRICS.nodePublishes, 'Messages published to a broker node of the tier', ['node', 'outcome']);
   const nodeErrors = counter(ROUTER_METRICS.nodePublishErrors, 'Publishes to a broker node of the tier that failed (retried)', ['node']);
   const nodesConnected = new Gauge({ name: ROUTER_METRICS.nodesConnected, help: 'Broker nodes of the tier the router is connected to', registers: [registry] });
+  // What the nodes-missing alarm reads: the router knows how many nodes its list names, the alarm does not.
+  const nodesMissing = new Gauge({ name: ROUTER_METRICS.nodesMissing, help: 'Broker nodes of the tier (ROUTER_BROKERS) the router is not connected to', registers: [registry] });
   return {
     tier: {
       nodePublished: (node, outcome) => nodePublishes.inc({ node, outcome }),
       nodePublishFailed: (node) => nodeErrors.inc({ node }),
-      nodesConnected: (n) => nodesConnected.set(n),
+      nodesConnected(connected, configured) {
+        nodesConnected.set(connected);
+        nodesMissing.set(configured - connected);
+      },
     },
     clientDisconnected: () => disconnects.inc(),
     replayRequest: (outcome) => replayRequests.inc({ outcome }),

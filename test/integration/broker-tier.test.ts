@@ -29,7 +29,10 @@ async function subscriber(broker: Broker, name: string, filters: string[]): Prom
   return c;
 }
 
-const tierOf = () => new BrokerTier({ nodes: nodes.map((n) => brokerNode(n.wsUrl.replace(/\/mqtt$/, ''))), pool: { size: 1, clientIdPrefix: 'service:router.t', publishesPerSecond: 1000 }, token: undefined, logger });
+/** Every (connected, configured) the tier reported: what the nodes-missing gauge is set from. */
+const reported: [number, number][] = [];
+const metrics = { nodePublished() {}, nodePublishFailed() {}, nodesConnected: (connected: number, configured: number) => void reported.push([connected, configured]) };
+const tierOf = () => new BrokerTier({ nodes: nodes.map((n) => brokerNode(n.wsUrl.replace(/\/mqtt$/, ''))), pool: { size: 1, clientIdPrefix: 'service:router.t', publishesPerSecond: 1000 }, token: undefined, logger, metrics });
 
 beforeAll(async () => {
   nodes = [await startBroker({ tcpPort: 0, wsPort: 0, id: 'b0' }), await startBroker({ tcpPort: 0, wsPort: 0, id: 'b1' })];
@@ -48,6 +51,8 @@ describe('BrokerTier', () => {
   it('delivers each message once to each subscriber and nothing to nodes without one; a restarted node and a restarted router deliver again', async () => {
     let tier = tierOf();
     await tier.ready();
+    // Both nodes missing before any connection, none once both are connected.
+    expect([reported[0], reported.at(-1)]).toEqual([[0, 2], [2, 2]]);
     expect(tier.tracker.targets(P('p1'))).toEqual([brokerNode(nodes[0]!.wsUrl).id]);
     expect(tier.hasSubscriber(P('nobody'))).toBe(false);
     for (const [p, v] of [['p1', '1'], ['p2', '2'], ['shared', '3']] as const) await tier.publish(P(p), Buffer.from(v));
@@ -55,8 +60,12 @@ describe('BrokerTier', () => {
     expect(Object.fromEntries(got)).toEqual({ a: ['p1:1'], b: ['p2:2'], sa: ['shared:3'], sb: ['shared:3'] });
 
     // Node 0 restarts: its sessions are forgotten, its clients reconnect and subscribe again.
+    const beforeRestart = reported.length;
     await nodes[0]!.restart();
+    // The node is reported missing once the tier sees it gone, and back once it reconnects.
+    await waitFor(() => reported.slice(beforeRestart).some(([connected]) => connected === 1), 'node 0 reported missing', 15_000, 20);
     await waitFor(() => tier.tracker.status(brokerNode(nodes[0]!.wsUrl).id) === 'live' && tier.tracker.targets(P('p1')).length === 1, 'node 0 loaded again with its reconnected subscriber', 15_000, 50);
+    expect(reported.at(-1)).toEqual([2, 2]);
     await tier.publish(P('p1'), Buffer.from('4'));
     await waitFor(() => got.get('a')!.length >= 2, 'the reconnected client receives again', 10_000, 20);
 
