@@ -23,20 +23,24 @@ export interface RunningAudit {
   stop(mode?: 'graceful' | 'abandon'): Promise<void>;
 }
 
-export async function startAudit(config: AuditConfig, logger: Logger, store: AuditStore = openAuditStore(config.store, config.aws)): Promise<RunningAudit> {
-  const kinesis = createKinesisClient(config.aws);
-  const dynamo = createDynamoClient(config.aws);
-  const registry = createRegistry('audit');
-  const metrics = prometheusAuditMetrics(registry);
-  const dlq = new DynamoDeadLetterStore(dynamo, config.dlqTable);
-  const deadLetters = {
-    async put(l: AuditDeadLetter) {
+/** The audit trail's entries in the shared dead-letter store, keyed by where the bad input came from. */
+export function auditDeadLetters(dlq: DynamoDeadLetterStore, logger: Logger): { put(l: AuditDeadLetter): Promise<void> } {
+  return {
+    async put(l) {
       const origin = { shardId: l.origin.shardId, sequenceNumber: l.origin.sequenceNumber, subSequenceNumber: String(l.origin.subSequenceNumber) };
       // Keyed by the Kinesis record: reprocessing it after a crash finds the entry already there.
       await dlq.put({ source: AUDIT_DLQ_SOURCE, reason: l.reason, message: l.message, payload: l.bytes, origin, dedupeKey: `${AUDIT_DLQ_SOURCE}/${origin.shardId}/${origin.sequenceNumber}/${origin.subSequenceNumber}` });
       logger.warn({ reason: l.reason, origin }, 'event dead-lettered');
     },
   };
+}
+
+export async function startAudit(config: AuditConfig, logger: Logger, store: AuditStore = openAuditStore(config.store, config.aws)): Promise<RunningAudit> {
+  const kinesis = createKinesisClient(config.aws);
+  const dynamo = createDynamoClient(config.aws);
+  const registry = createRegistry('audit');
+  const metrics = prometheusAuditMetrics(registry);
+  const deadLetters = auditDeadLetters(new DynamoDeadLetterStore(dynamo, config.dlqTable), logger);
   const pseudonyms = new Pseudonymizer(config.key);
   const knownIdentities = new Set<string>();
   const erased = new ErasedSubjects({ lookup: erasedSubjectLookup(new DynamoKeyTable(dynamo, config.erasedSubjects.table)), ttlMs: config.erasedSubjects.ttlMs });

@@ -108,6 +108,20 @@ function advance(marks: Map<string, EventPosition>, ws: string, pos: EventPositi
   marks.set(ws, pos);
 }
 
+/** A record's change event, decoded and validated, or why it goes to the dead-letter store. */
+export function decodeAuditEvent(r: UserRecord, validate: EventValidator): { ok: true; event: Parameters<typeof auditRecordOf>[0] } | { ok: false; reason: AuditDlqReason; message: string } {
+  if (r.decodeError) return { ok: false, reason: 'undecodable_record', message: r.decodeError.message };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(r.data).toString('utf8'));
+  } catch (err) {
+    return { ok: false, reason: 'malformed_json', message: (err as Error).message };
+  }
+  const result = validate(parsed);
+  if (!result.ok) return { ok: false, reason: result.reason === 'not_an_object' ? 'malformed_json' : result.reason, message: result.message };
+  return { ok: true, event: result.event };
+}
+
 export class AuditShardWriter implements ShardProcessor {
   private head: SegmentLink | undefined;
   private through: ThroughPosition | undefined;
@@ -185,7 +199,7 @@ export class AuditShardWriter implements ShardProcessor {
         skipped += 1; // already in a segment: written before a crash or by the lease's previous holder
         continue;
       }
-      const decoded = this.decode(r);
+      const decoded = decodeAuditEvent(r, this.deps.validate);
       if (!decoded.ok) {
         await this.deadLetter(r, decoded.reason, decoded.message);
         continue;
@@ -248,19 +262,6 @@ export class AuditShardWriter implements ShardProcessor {
     }
     this.marks = marks;
     await checkpointer.checkpoint(undefined, this.state);
-  }
-
-  private decode(r: UserRecord): { ok: true; event: Parameters<typeof auditRecordOf>[0] } | { ok: false; reason: AuditDlqReason; message: string } {
-    if (r.decodeError) return { ok: false, reason: 'undecodable_record', message: r.decodeError.message };
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(Buffer.from(r.data).toString('utf8'));
-    } catch (err) {
-      return { ok: false, reason: 'malformed_json', message: (err as Error).message };
-    }
-    const result = this.deps.validate(parsed);
-    if (!result.ok) return { ok: false, reason: result.reason === 'not_an_object' ? 'malformed_json' : result.reason, message: result.message };
-    return { ok: true, event: result.event };
   }
 
   private async deadLetter(r: UserRecord, reason: AuditDlqReason, message: string): Promise<void> {

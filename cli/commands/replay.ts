@@ -4,6 +4,8 @@
 import { DescribeStreamSummaryCommand } from '@aws-sdk/client-kinesis';
 import { parseArgs } from 'node:util';
 import { loadArchiveLocation } from '../../analytics/config.js';
+import { DEV_AUDIT_KEY_FILE } from '../../audit/config.js';
+import { DEVELOPMENT, ENV_VAR } from '../../lib/dev-mode.js';
 import { archiveStore } from '../../analytics/loader-service.js';
 import { createKinesisClient, loadAwsConfig } from '../../lib/aws.js';
 import { TaskflowError } from '../../lib/errors.js';
@@ -28,6 +30,10 @@ const usage = `usage:
       Progress (rate, ETA) goes to stderr and into FILE (default .taskflow/replay-NAME.json) after
       every batch the processor checkpoints: the same command resumes there; --restart starts over.
       notifications: fills the inbox again (one per user and event), publishes nothing.
+      audit: writes only the changes the trail lacks (its segments are create-once, Object Lock in
+      production), into chains of their own (segments/replay-<run>-<source>/): a change already in
+      a segment is skipped, and so is one the audit service has not read yet (it records that one
+      itself). Run it after the service has moved past the window; a second run adds nothing.
       --rebuild (search on OpenSearch): replays into a new index <alias>-<build> while the live
       service keeps writing the alias, then moves the alias there in one atomic request, deletes
       the index it left (kept with --keep-old), and replays the changes committed meanwhile into
@@ -93,7 +99,8 @@ export const command: Command = {
     if (!open) throw new TaskflowError('BAD_ARGUMENT', `no replay for consumer "${name}" (known: ${Object.keys(REPLAY_TARGETS).join(', ')})`);
     if (values.rebuild && values.workspace) throw new TaskflowError('BAD_ARGUMENT', '--rebuild builds the whole index: it takes no --workspace');
     if (values['keep-old'] && !values.rebuild) throw new TaskflowError('BAD_ARGUMENT', '--keep-old is for --rebuild');
-    const env = operatorEnvironment({ localDefaults: (info) => ({ SEARCH_DB_PATH: `${info.dataDir}/search/search.db` }) });
+    // On the local stack the audit trail's development key, as `taskflow audit` takes it.
+    const env = operatorEnvironment({ localDefaults: (info) => ({ SEARCH_DB_PATH: `${info.dataDir}/search/search.db`, ...(name === 'audit' ? { AUDIT_KEY_FILE: DEV_AUDIT_KEY_FILE, [ENV_VAR]: DEVELOPMENT } : {}) }) });
     const logger = createLogger('replay', env.LOG_LEVEL ?? 'warn');
     const to = instant('to', values.to);
     const progressStore = new FileProgressStore(values.progress ?? `.taskflow/replay-${name}.json`);
@@ -122,12 +129,13 @@ export const command: Command = {
       const location = loadArchiveLocation(env);
       return { store: archiveStore({ aws, archive: location }), prefix: location.prefix };
     })() : undefined;
-    const target = await open(env, logger);
+    const windowTo = to ?? (saved ? new Date(saved.to) : new Date());
+    const window = { from, to: windowTo, ...(values.workspace ? { workspace: values.workspace } : {}) };
+    const target = await open(env, logger, window);
     if (values.rebuild && !target.rebuild) {
       await target.close();
       throw new TaskflowError('BAD_ARGUMENT', `--rebuild is for search on OpenSearch (SEARCH_ENGINE=opensearch); ${name === 'search' ? 'the SQLite index is rebuilt by replaying into a new SEARCH_DB_PATH and restarting search on it' : `${name} writes in place`}`);
     }
-    const windowTo = to ?? (saved ? new Date(saved.to) : new Date());
     const abort = new AbortController();
     const onSignal = () => abort.abort();
     process.once('SIGINT', onSignal);
@@ -156,7 +164,7 @@ export const command: Command = {
           ? saved!
           : await replay({
               consumer: name,
-              window: { from, to: windowTo, ...(values.workspace ? { workspace: values.workspace } : {}) },
+              window,
               processor: (shardId) => target.processor(shardId),
               stream: streamSource(),
               ...(archive ? { archive } : {}),
@@ -194,6 +202,7 @@ export const command: Command = {
         return 0;
       }
       const shards = Object.keys(result.shards).length;
+      if (target.summary) process.stderr.write(`${target.summary()}\n`);
       process.stderr.write(
         result.done
           ? `replay ${name} done: ${result.events} events from ${shards} shard(s)${result.archiveUntil ? ` and the archive up to ${result.archiveUntil}` : ''}\n`
