@@ -1,19 +1,17 @@
 // bench:aws-direct — the router's client CPU per AWS request, SDK send vs lib/aws-direct.ts, for
 // its two hot requests: the changelog's conditional PutItem (one per project batch) and
 // GetRecords (one per shard read, 100 records of 1.5 KB). The answers come from a stub HTTP
-// server in a child process, so only the caller's CPU (serialise, sign, HTTP, parse) is
-// measured, not an engine's; the two paths alternate round by round on one keep-alive pool.
-import { fork } from 'node:child_process';
+// server in a child process (aws-direct-stub.ts), so only the caller's CPU (serialise, sign,
+// HTTP, parse) is measured, not an engine's; the two paths alternate round by round on one
+// keep-alive pool.
 import { loadavg } from 'node:os';
-import { writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { GetRecordsCommand, KinesisClient } from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { Agent } from 'node:http';
 import { gzipSync } from 'node:zlib';
 import { DirectAwsJson, DYNAMODB_JSON, KINESIS_JSON } from '../../lib/aws-direct.js';
+import { forkTsxProcess } from './fork.js';
 import { benchParam, median, writeBenchResult } from './report.js';
 
 const PARAMS = { requests: benchParam('BENCH_AWS_DIRECT_REQUESTS', 2000), rounds: benchParam('BENCH_AWS_DIRECT_ROUNDS', 5), concurrency: 8, records: 100, recordBytes: 1500 };
@@ -25,17 +23,9 @@ const records = Array.from({ length: PARAMS.records }, (_, i) => ({
   PartitionKey: '11111111-1111-4111-8111-111111111111',
 }));
 const getRecordsAnswer = JSON.stringify({ Records: records, NextShardIterator: 'AAAA'.repeat(60), MillisBehindLatest: 0 });
-const stub = `
-const { createServer } = require('node:http');
-const answers = { 'DynamoDB_20120810.PutItem': ['application/x-amz-json-1.0', '{}'], 'Kinesis_20131202.GetRecords': ['application/x-amz-json-1.1', ''] };
-process.once('message', (getRecords) => { answers['Kinesis_20131202.GetRecords'][1] = getRecords; s.listen(0, '127.0.0.1', () => process.send(s.address().port)); });
-const s = createServer((req, res) => { req.resume(); req.on('end', () => { const [type, body] = answers[req.headers['x-amz-target']]; res.writeHead(200, { 'content-type': type, 'content-length': Buffer.byteLength(body) }); res.end(body); }); });
-`;
 
 async function main(): Promise<void> {
-  const stubPath = join(tmpdir(), `aws-direct-stub-${process.pid}.cjs`);
-  writeFileSync(stubPath, stub);
-  const server = fork(stubPath);
+  const server = forkTsxProcess(new URL('./aws-direct-stub.ts', import.meta.url), { serialization: 'json' });
   const port = await new Promise<number>((resolve) => {
     server.once('message', (m) => resolve(m as number));
     server.send(getRecordsAnswer);
