@@ -11,7 +11,7 @@ import { ConfigError } from '../lib/errors.js';
 import { JWT_SETTINGS, type JwtConfig, loadJwtConfig } from '../lib/jwt.js';
 import { LOG_SETTINGS } from '../lib/logger.js';
 import { METRICS_SETTINGS } from '../lib/metrics.js';
-import { DEFAULT_CONNECT_LIMITS } from '../infra/local/broker-auth.js';
+import { DEFAULT_CONNECT_LIMITS, DEFAULT_RECHECK_MS } from '../infra/local/broker-auth.js';
 
 export interface BrokerConfig {
   aws: AwsConfig;
@@ -61,7 +61,16 @@ export const BROKER_SETTINGS = {
       return raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
     },
   }),
-  recheckMs: intSetting({ name: 'BROKER_RECHECK_MS', default: 1000, min: 100, max: 60_000, meaning: "How often each connected user's live subscriptions are checked against its memberships (a revoked user is disconnected)." }),
+  // A safety net behind the router's own revocation (infra/local/broker-auth.ts says what it
+  // covers); its reads and CPU are in the bill (`npx taskflow cost`, mqtt_self_hosted recheck_*). Token expiry
+  // is checked every second without a read, whatever this is.
+  recheckMs: intSetting({
+    name: 'BROKER_RECHECK_MS',
+    default: DEFAULT_RECHECK_MS,
+    min: 1000,
+    max: 3_600_000,
+    meaning: "Each connection's live subscriptions are read again against its memberships once per this interval, each connection at its own phase (a revoked user is disconnected): the bound for a revocation the router could not carry out. 2 DynamoDB reads a connection each interval.",
+  }),
   connectRatePerUser: intSetting({ name: 'BROKER_CONNECT_RATE_PER_USER', default: DEFAULT_CONNECT_LIMITS.ratePerSec, min: 1, meaning: 'Connects per second one user may make after the burst (CONNACK 3 beyond, which the SDK retries with backoff).' }),
   connectBurstPerUser: intSetting({ name: 'BROKER_CONNECT_BURST_PER_USER', default: DEFAULT_CONNECT_LIMITS.burst, min: 1, meaning: 'Connects one user may make at once before the rate applies (ten tabs reconnecting after a drain pass).' }),
   // Well inside the pod's termination grace period (30 s by default).

@@ -3,9 +3,24 @@
 // subscriptions are decided by lib/authz.ts from the membership projection, and only the
 // router's service identity may publish. A connection's client id must be bound to its token's
 // user (`<userId>.<suffix>`, lib/authz.ts `canConnect`), so nobody can take over another user's
-// session by connecting with its id. Revocation: every `recheckMs` the live subscriptions of
-// each connected user are checked against its current memberships, and a user who lost one is
-// disconnected (its SDK reconnects and can then subscribe only where it still may).
+// session by connecting with its id.
+//
+// Revocation. The router closes a revoked member's connections itself (DELETE /connections on
+// the nodes it knows hold them, router/broker-tier.ts) and holds the workspace's later changes
+// until that is confirmed. What this node adds, so that nothing rests on the router alone:
+// - token expiry, checked every tick (1 s) against the verified `exp` kept at connect: no read;
+// - a safety net: each connection's live subscriptions read again against its memberships once
+//   every `recheckMs` (recheck-schedule.ts: each connection at its own phase, so the reads are
+//   spread over the interval). It closes, within that interval, what the router's revocation
+//   leaves open: a hold that timed out (a node the router could not reach, DeleteConnection
+//   failing), a node the router had not loaded when it revoked (it targets only the sessions
+//   it knows), a SUBSCRIBE authorized from a read made just before the projection's write but
+//   granted after the router looked for the user's sessions, and `TRUNCATE memberships` (the
+//   router disconnects no one for it).
+// A user found revoked is disconnected; its SDK reconnects and can then subscribe only where it
+// still may. A membership removed while the router is down or behind is not such a gap: the
+// projection is the router's, so neither the router nor this check sees the removal before the
+// router processes it, and no later change of the workspace is published before then either.
 // Connects are rate-limited per user (token bucket after the token is verified, so nobody can
 // spend another user's budget): beyond it CONNACK 3 "server unavailable", which the SDK retries
 // with backoff, a log line and `taskflow_broker_connects_refused_total{reason="rate"}`. IoT Core
@@ -19,9 +34,15 @@ import type { Logger } from '../../lib/logger.js';
 import { retry } from '../../lib/retry.js';
 import { PerUserLimiter } from '../../lib/user-limits.js';
 import type { BrokerHooks } from './broker.js';
+import { RecheckSchedule } from './recheck-schedule.js';
 
 /** Connects per second and burst one user may make: ten tabs reconnecting at once pass, a loop does not. */
 export const DEFAULT_CONNECT_LIMITS = { ratePerSec: 2, burst: 20 };
+
+/** The safety net's interval: the IoT Core custom authorizer's shortest refresh (300 s), the bound the managed broker gives. */
+export const DEFAULT_RECHECK_MS = 300_000;
+/** How often expired tokens are looked for and due connections re-checked (no read unless one is due). */
+const TICK_MS = 1000;
 
 export const BROKER_METRICS = { connectsRefused: 'taskflow_broker_connects_refused_total' } as const;
 
@@ -32,7 +53,10 @@ export interface BrokerAuthOptions {
   memberships: (userId: string) => Promise<Membership[]>;
   /** Token subjects that may publish and subscribe anywhere (the router). */
   serviceUserIds: readonly string[];
+  /** Each connection's subscriptions are read again against its memberships once per this interval (default DEFAULT_RECHECK_MS). */
   recheckMs?: number;
+  /** The phase each connection's re-check is drawn at (tests). */
+  random?: () => number;
   /** Per-user connect rate; service identities are not limited. */
   connectLimits?: { ratePerSec: number; burst: number };
   /** Where `taskflow_broker_connects_refused_total{reason}` is registered, if anywhere. */
@@ -45,8 +69,11 @@ export interface BrokerAuthOptions {
 
 export interface BrokerAuth {
   hooks: BrokerHooks;
-  /** One revocation pass (also run on the timer); resolves to the number of clients disconnected. */
-  recheck(): Promise<number>;
+  /**
+   * One pass of the timer: disconnects the clients whose token expired (no read) and those due for
+   * their re-check that lost a membership; resolves to the number disconnected.
+   */
+  tick(): Promise<number>;
   stop(): void;
 }
 
@@ -71,6 +98,8 @@ const LOOKUP_BACKOFF = { baseMs: 100, maxMs: 400 };
 export function createBrokerAuth(options: BrokerAuthOptions): BrokerAuth {
   const identities = new Map<Client, Identity>();
   const now = options.now ?? Date.now;
+  const recheckMs = options.recheckMs ?? DEFAULT_RECHECK_MS;
+  const schedule = new RecheckSchedule<Client>(recheckMs, options.random);
   const inFlight = new Map<string, Promise<Membership[]>>();
   const metrics = options.metrics ?? noopAuthorizerMetrics;
   const startDecision = () => {
@@ -130,6 +159,7 @@ export function createBrokerAuth(options: BrokerAuthOptions): BrokerAuth {
             return;
           }
           identities.set(client, { userId: t.userId, service, expiresAt: t.expiresAt });
+          if (!service) schedule.add(client, now());
           decided('connect', 'allow');
           done(null, true);
         },
@@ -179,47 +209,66 @@ export function createBrokerAuth(options: BrokerAuthOptions): BrokerAuth {
     },
   };
 
-  async function recheck(): Promise<number> {
-    let disconnected = 0;
+  async function tick(): Promise<number> {
+    const at = now();
+    const due = new Set(schedule.due(at));
     const byUser = new Map<string, Promise<Membership[]>>();
+    let disconnected = 0;
+    const disconnect = (client: Client, who: Identity, why: string): void => {
+      options.logger?.info({ userId: who.userId, clientId: client.id }, `${why}: disconnecting`);
+      forget(client);
+      client.close();
+      disconnected += 1;
+    };
     await Promise.all(
       [...identities].map(async ([client, who]) => {
         if (client.closed) {
-          identities.delete(client);
+          forget(client);
           return;
         }
         if (who.service) return;
-        let revoked = who.expiresAt * 1000 <= now();
-        if (!revoked) {
-          let ms = byUser.get(who.userId);
-          if (!ms) byUser.set(who.userId, (ms = options.memberships(who.userId)));
-          const memberships = await ms;
-          revoked = liveSubscriptions(client).some((topic) => !canSubscribe(who.userId, memberships, topic));
+        if (who.expiresAt * 1000 <= at) {
+          disconnect(client, who, 'token expired');
+          return;
         }
-        if (revoked) {
-          options.logger?.info({ userId: who.userId, clientId: client.id }, 'access revoked: disconnecting');
-          identities.delete(client);
-          client.close();
-          disconnected += 1;
+        if (!due.has(client)) return;
+        // Tabs of one user due in the same tick share one read.
+        let ms = byUser.get(who.userId);
+        if (!ms) byUser.set(who.userId, (ms = options.memberships(who.userId)));
+        let memberships: Membership[];
+        try {
+          memberships = await ms;
+        } catch (err) {
+          // Not a revocation: due again next tick, so a failed read does not stretch the bound by an interval.
+          schedule.retry(client, now());
+          options.logger?.warn({ err, userId: who.userId }, 'membership re-check failed: retrying');
+          return;
         }
+        if (!client.closed && liveSubscriptions(client).some((topic) => !canSubscribe(who.userId, memberships, topic))) disconnect(client, who, 'access revoked');
       }),
     );
     return disconnected;
   }
 
+  function forget(client: Client): void {
+    identities.delete(client);
+    schedule.delete(client);
+  }
+
   let running = false;
   const timer = setInterval(() => {
+    // A pass still reading: the next one picks up what fell due meanwhile.
     if (running) return;
     running = true;
-    recheck()
+    tick()
       .catch((err: unknown) => options.logger?.warn({ err }, 'revocation check failed'))
       .finally(() => {
         running = false;
       });
-  }, options.recheckMs ?? 1000);
+  }, Math.min(TICK_MS, recheckMs));
   timer.unref();
 
-  return { hooks, recheck, stop: () => clearInterval(timer) };
+  return { hooks, tick, stop: () => clearInterval(timer) };
 }
 
 /** aedes keeps a client's subscriptions on `client.subscriptions` (not in its typings). */

@@ -3,8 +3,9 @@
 // BENCH_BROKER_SUBSCRIPTIONS project topics, against an ephemeral stack (dynalite holds the
 // membership projection the node authorizes from). Per run, a fresh node: its memory idle and
 // holding the connections (RSS from /proc, V8 heap from its /metrics), its CPU holding them (the
-// membership re-check of every connected user each BROKER_RECHECK_MS included, with the DynamoDB
-// reads it makes counted from the node's taskflow_aws_requests_total), and its CPU per delivery
+// membership re-checks that fall due in that window included — each connection once per
+// BROKER_RECHECK_MS at its own phase — with the DynamoDB reads they make counted from the node's
+// taskflow_aws_requests_total), and its CPU per delivery
 // while a router-like publisher sends to the project topics at a fixed rate (every delivery
 // counted by the clients). The clients live in child processes (broker-clients.ts).
 import type { ChildProcess } from 'node:child_process';
@@ -298,7 +299,7 @@ async function main(): Promise<void> {
       load_at_start: loadAtStart.map((l) => round(l, 2)),
       load_at_end: loadavg().map((l) => round(l, 2)),
       runs,
-      note: 'One taskflow broker process per run; RSS and heap per connection are the deltas over the same node idle (no clients) divided by its connections. Held CPU includes the membership re-check of every connected user each BROKER_RECHECK_MS, against dynalite (slower than DynamoDB: a pass may take longer than the interval, so production makes at least as many reads per second). CPU per delivery subtracts the held rate from the publish phase.',
+      note: 'One taskflow broker process per run; RSS and heap per connection are the deltas over the same node idle (no clients) divided by its connections. Held CPU includes the membership re-checks that fell due in the held window, against dynalite: each connection is re-checked once per BROKER_RECHECK_MS at its own phase, so a window of H seconds carries about H / interval of all the connections\' reads (membershipReadsPerConnectionSecond counts them); results before 2026-12-07 ran the former full pass of every user each interval. CPU per delivery subtracts the held rate from the publish phase.',
     },
     {
       connections: med((r) => r.connections, 0),

@@ -1,7 +1,8 @@
 // `taskflow broker` as production runs it (its own process, broker/README.md): a browser's
 // connection authorized from the membership projection, GET /subscriptions answering the node's
 // live sessions with the brokerId and session ids its lifecycle events carry, the HTTP routes
-// reserved for the router's token, the node's metrics, and SIGTERM draining the clients.
+// reserved for the router's token, the node's metrics, a token expiring while connected cut at
+// once (not left to the membership re-check), and SIGTERM draining the clients.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -108,6 +109,22 @@ describe('taskflow broker', () => {
     expect(publish.status).toBe(403);
     const disconnect = await fetch(`${httpUrl}/connections/anyone`, { method: 'DELETE' });
     expect(disconnect.status).toBe(401);
+  });
+
+  it('cuts a connection whose token expires while it is connected within about a second of its exp, not at the membership re-check (300 s)', async () => {
+    const short = await signDevToken(new TextEncoder().encode(SECRET), ALICE, { ttlSeconds: 3 });
+    const { exp } = JSON.parse(Buffer.from(short.split('.')[1]!, 'base64url').toString()) as { exp: number };
+    const alice = await mqtt.connectAsync(tcpUrl, { clientId: boundClientId(ALICE), username: 'x', password: short, reconnectPeriod: 0 });
+    alice.on('error', () => undefined);
+    mqttClients.push(alice);
+    const closedAt = new Promise<number>((resolve) => alice.once('close', () => resolve(Date.now())));
+    await alice.subscribeAsync(projectTopicOf(WS, P1), { qos: 1 });
+    const at = await closedAt;
+    // The node ticks every second: cut in the tick after exp (the margin is the host's scheduling).
+    expect(at).toBeGreaterThanOrEqual(exp * 1000);
+    expect(at - exp * 1000).toBeLessThan(3000);
+    // The same token cannot come back.
+    await expect(mqtt.connectAsync(tcpUrl, { clientId: boundClientId(ALICE), username: 'x', password: short, reconnectPeriod: 0 })).rejects.toThrow();
   });
 
   it('on SIGTERM refuses new connections, closes its clients and exits 0', async () => {
