@@ -2,6 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { BROKER_SETTINGS } from '../../../broker/config.js';
 import { ROUTER_READ_BUDGET, ROUTER_SETTINGS } from '../../../router/config.js';
 import { loadMeasured, loadPrices, loadScale } from './load.js';
 import { brokerTier, changelogCapacity, compare, DEFAULT_LEVERS, dynamoWrites, egressUsd, fanout, iotCoreItem, kinesisShards, messagesPerTransaction, monthlyBill, type Scale, SECONDS_PER_MONTH, selfHostedItem, tiered } from './model.js';
@@ -157,7 +158,9 @@ describe('cost model arithmetic', () => {
     // memory: 100 MiB idle + 5,000 x 128 KiB (625 MiB) = 725 MiB x 1.5 headroom = 1,087.5 -> 1,088 Mi (64 Mi steps)
     expect(tier.memoryMi).toBe(1088);
     // CPU: 20 deliveries/s x 100 (peak / average) / 3 nodes / 0.67 (a lost zone's clients) = 995/s
-    // x 200 us = 199 millicores, at 60% target 331.7 -> 350 m (50 m steps)
+    // x 200 us = 199 millicores, plus the re-check's 1,000 connections x 2 reads / 300 s = 6.67
+    // reads/s / 3 / 0.67 x 410 us = 1.4 m; at 60% target 334 -> 350 m (50 m steps)
+    expect(tier.recheckReadsPerS).toBeCloseTo(2000 / 300, 9);
     expect(tier.cpuMillis).toBe(350);
     // hosts: 3 x 0.35 vCPU over 8 x 0.9, 3 x 1,088 Mi over 32 GiB x 0.9: under one host, + 1 spare, at least 3
     expect(tier.hosts).toBe(3);
@@ -165,11 +168,13 @@ describe('cost model arithmetic', () => {
     expect(tier.nodePublishesPerS).toBeCloseTo(50 / 3, 9);
     const item = selfHostedItem(scale, thin, prices, fanout(scale, thin));
     // egress: 20 deliveries/s x (200 + 60) B x 2,628,000 s = 13.67 GB at $0.09; node publishes 16.67/s x 260 B = 11.39 GB;
-    // two thirds of both cross a zone at $0.02/GB; the NLB's TLS NLCU: max(1,000 / 3,000 active, 0 new, 0.0187 GB/h) = 0.333
+    // two thirds of both cross a zone at $0.02/GB; the NLB's TLS NLCU: max(1,000 / 3,000 active, 0 new, 0.0187 GB/h) = 0.333;
+    // the re-check's 6.67 reads/s at $0.125 per million read units
     const egressGb = (20 * 260 * SECONDS_PER_MONTH) / 1e9;
     const publishGb = ((50 / 3) * 260 * SECONDS_PER_MONTH) / 1e9;
     const nlcu = 1000 / 3000;
-    expect(item.usd).toBeCloseTo(3 * 0.3264 * 730 + egressGb * 0.09 + (egressGb + publishGb) * 0.67 * 0.02 + (0.0225 + nlcu * 0.006) * 730, 6);
+    const recheck = ((2000 / 300) * SECONDS_PER_MONTH * 0.125) / 1e6;
+    expect(item.usd).toBeCloseTo(3 * 0.3264 * 730 + egressGb * 0.09 + (egressGb + publishGb) * 0.67 * 0.02 + (0.0225 + nlcu * 0.006) * 730 + recheck, 6);
   });
 
   it('the seed tier on the measured node (bench:broker): 151 nodes of 3,974 connections, memory-bound on 9 hosts', () => {
@@ -182,6 +187,23 @@ describe('cost model arithmetic', () => {
     expect(tier).toMatchObject({ nodes: 151, connectionsPerNode: 3974, memoryMi: 1408, cpuMillis: 200 });
     // 151 x 1,408 Mi = 207.6 GiB over 32 GiB x 0.9 = 7.2 -> 8 hosts (CPU: 151 x 0.2 / 7.2 = 4.2), + 1 spare
     expect(tier.hosts).toBe(9);
+  });
+
+  it("counts the nodes' membership re-check at the broker's default interval: 4,000 consistent reads/s at the seed, $1,314 a month, and their CPU", () => {
+    expect(String(DEFAULT_LEVERS.brokerRecheckMs)).toBe(BROKER_SETTINGS.recheckMs.default);
+    // 600,000 connections x 2 read units / 300 s
+    const tier = brokerTier(seed, prices);
+    expect(tier.recheckReadsPerS).toBe(4000);
+    const item = selfHostedItem(seed, DEFAULT_LEVERS, prices, fanout(seed, DEFAULT_LEVERS));
+    // 4,000/s x 2,628,000 s = 10,512 M read units at $0.125
+    expect(item.detail).toMatchObject({ recheck_reads_per_s: 4000, recheck_usd: 1314 });
+    // At 1 s (the old default) the same reads would be 1.2 M/s: ~$394K a month.
+    expect(selfHostedItem(seed, { ...DEFAULT_LEVERS, brokerRecheckMs: 1000 }, prices, fanout(seed, DEFAULT_LEVERS)).detail.recheck_usd).toBe(394_200);
+    // Their CPU goes into each node's request: 3,974 / 0.67 connections x 2 / 300 s x 410 us = 16 m.
+    const without = brokerTier({ ...seed, self_hosted_mqtt: { ...seed.self_hosted_mqtt, recheck_cpu_us_per_read: 0 } }, prices, { ...DEFAULT_LEVERS, brokerRecheckMs: 60_000 });
+    const with60s = brokerTier(seed, prices, { ...DEFAULT_LEVERS, brokerRecheckMs: 60_000 });
+    // at 60 s: 81 m more before the 60% target and the 50 m steps: 200 -> 350 m
+    expect([without.cpuMillis, with60s.cpuMillis]).toEqual([200, 350]);
   });
 
   it('writes no subscription items with the self-hosted broker: the router loads them from the nodes', () => {

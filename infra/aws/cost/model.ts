@@ -98,6 +98,10 @@ export interface SelfHostedMqtt {
   frame_overhead_bytes: number;
   /** Share of the NLB's and the router's traffic to the nodes that crosses a zone (cross-zone load balancing, three zones). */
   cross_zone_share: number;
+  /** Read request units of one membership re-check of a connection (BROKER_RECHECK_MS): the consistent Query of the user's memberships and GetItem of the truncate marker. */
+  membership_reads_per_check: number;
+  /** Node CPU per membership read (bench:broker). */
+  recheck_cpu_us_per_read: number;
 }
 
 /** The levers: what the deployment chooses. */
@@ -127,6 +131,8 @@ export interface Levers {
    *  code does), or registered by the replay request the SDK makes after every SUBACK, leaving only
    *  the presence events (not implemented: the router does not register from replay requests). */
   subscriptionEvents: 'lifecycle' | 'replay-call';
+  /** The broker nodes' membership safety net (BROKER_RECHECK_MS): each connection re-read once per interval. */
+  brokerRecheckMs: number;
 }
 
 export const DEFAULT_LEVERS: Levers = {
@@ -144,6 +150,7 @@ export const DEFAULT_LEVERS: Levers = {
   archiverGzip: true,
   deliveryQos: 0,
   subscriptionEvents: 'lifecycle',
+  brokerRecheckMs: 300_000,
 };
 
 export interface LineItem {
@@ -473,6 +480,8 @@ export interface BrokerTier {
   hosts: number;
   /** Router publishes to nodes per second: a message goes to every node holding a subscriber of its topic. */
   nodePublishesPerS: number;
+  /** Consistent reads of the membership table per second by the nodes' re-check, over the tier. */
+  recheckReadsPerS: number;
 }
 
 const ceilTo = (x: number, step: number) => Math.ceil(x / step) * step;
@@ -488,14 +497,19 @@ export function brokerTier(scale: Scale, p: Prices, levers: Levers = DEFAULT_LEV
   // CPU µs per second = millicores / 1000: the peak's deliveries over the nodes, a lost zone's
   // share moved onto the rest, at the services' target utilization.
   const peakDeliveriesPerNode = (f.deliveriesPerS * peakFactor(scale)) / nodes / s.connection_target_utilization;
-  const cpuMillis = Math.max(s.min_cpu_millis, ceilTo((peakDeliveriesPerNode * m.cpuUsPerDelivery) / 1000 / scale.services.target_cpu_utilization, 50));
+  // The membership re-check: every connection once per interval, each its own read (tabs of one
+  // user on one node sharing a read are not counted off: an upper bound), with a lost zone's
+  // connections on the node too.
+  const recheckReadsPerS = (scale.connections.concurrent * s.membership_reads_per_check) / (levers.brokerRecheckMs / 1000);
+  const recheckUsPerS = (recheckReadsPerS / nodes / s.connection_target_utilization) * s.recheck_cpu_us_per_read;
+  const cpuMillis = Math.max(s.min_cpu_millis, ceilTo((peakDeliveriesPerNode * m.cpuUsPerDelivery + recheckUsPerS) / 1000 / scale.services.target_cpu_utilization, 50));
   const e = p.ec2;
   const byCpu = (nodes * cpuMillis) / 1000 / (e.broker_node_vcpus * s.node_allocatable_share);
   const byMemory = (nodes * memoryMi) / 1024 / (e.broker_node_memory_gib * s.node_allocatable_share);
   const hosts = Math.max(3, Math.ceil(Math.max(byCpu, byMemory)) + 1);
   // Subscribers of a project sit on random nodes: k of them on N nodes cover N(1 - (1 - 1/N)^k).
   const nodePublishesPerS = f.classes.reduce((a, c) => a + c.messagesPerS * nodes * (1 - (1 - 1 / nodes) ** c.subscribers), 0);
-  return { nodes, connectionsPerNode: Math.ceil(scale.connections.concurrent / nodes), cpuMillis, memoryMi, hosts, nodePublishesPerS };
+  return { nodes, connectionsPerNode: Math.ceil(scale.connections.concurrent / nodes), cpuMillis, memoryMi, hosts, nodePublishesPerS, recheckReadsPerS };
 }
 
 export function selfHostedItem(scale: Scale, levers: Levers, p: Prices, f: Fanout): LineItem {
@@ -514,9 +528,12 @@ export function selfHostedItem(scale: Scale, levers: Levers, p: Prices, f: Fanou
   const newConnectionsPerS = sessionsPerMonth(scale) / SECONDS_PER_MONTH;
   const nlcu = Math.max(scale.connections.concurrent / p.nlb.nlcu_tls_active_connections, newConnectionsPerS / p.nlb.nlcu_tls_new_connections_per_s, gbPerHour / p.nlb.nlcu_gb_per_hour);
   const nlb = (p.nlb.hour + nlcu * p.nlb.nlcu_hour) * p.hours_per_month;
+  // The nodes' membership re-check reads the (on-demand) membership table: charged here, as the
+  // IoT Core line charges its authorizer, so the broker comparison carries it.
+  const recheck = ((tier.recheckReadsPerS * SECONDS_PER_MONTH) / 1e6) * p.dynamodb.read_request_units_per_million;
   // The authorizer runs as the nodes' hooks (lib/authz.ts): no Lambda.
   return {
-    usd: compute + egress + crossZone + nlb,
+    usd: compute + egress + crossZone + nlb + recheck,
     detail: {
       nodes: tier.nodes,
       connections_per_node: tier.connectionsPerNode,
@@ -531,6 +548,9 @@ export function selfHostedItem(scale: Scale, levers: Levers, p: Prices, f: Fanou
       cross_zone_usd: round(crossZone),
       nlcu: round(nlcu, 1),
       nlb_usd: round(nlb),
+      recheck_ms: levers.brokerRecheckMs,
+      recheck_reads_per_s: round(tier.recheckReadsPerS, 0),
+      recheck_usd: round(recheck),
     },
   };
 }
@@ -677,7 +697,7 @@ export function compare(scale: Scale, prices: Prices, base: Levers = DEFAULT_LEV
     ['changelog table on-demand instead of provisioned', { dynamoCapacity: 'on-demand' }],
     ['changelog kept 7 days instead of 24 h', { changelogTtlHours: 168 }],
     ['archiver sends plain records (Firehose gzips)', { archiverGzip: false }],
-    ...(base.broker === 'iot-core' ? IOT_CORE_LEVERS : []),
+    ...(base.broker === 'iot-core' ? IOT_CORE_LEVERS : [['broker nodes re-check memberships every 60 s instead of 300 s', { brokerRecheckMs: 60_000 }] as [string, Partial<Levers>]]),
   ];
   let path = { ...base };
   const cumulative = SAVING_PATH.map(([name, change]) => {
