@@ -64,6 +64,9 @@ export interface ShardRouterMetrics {
 
 export const noopShardRouterMetrics: ShardRouterMetrics = { eventsIn() {}, duplicatesDropped() {}, outOfOrderFixed() {}, deadLettered() {} };
 
+/** Workspaces whose marks the checkpoint keeps by default: 67 B each, up to ~270 KB of state in the lease item. */
+export const ROUTER_MAX_MARKS = 4000;
+
 export interface ShardRouterDeps {
   shardId: string;
   /** The router's consumer name (ROUTER_CONSUMER_NAME): snapshots aimed at another consumer are neither sequenced nor published. */
@@ -77,7 +80,7 @@ export interface ShardRouterDeps {
   /** Projects worked on concurrently within one batch. */
   concurrency?: number;
   headCacheSize?: number;
-  /** Workspaces whose marks the checkpoint keeps (default 4,000: ~300 KB of state). */
+  /** Workspaces whose marks the checkpoint keeps (default ROUTER_MAX_MARKS). */
   maxMarks?: number;
   /**
    * Personal fields decrypted for the sink (full payloads to browsers, which hold no keys); the
@@ -228,7 +231,7 @@ export class ShardRouter {
     groups.forEach((g, i) => this.deps.sink.enqueue(g.project, toSink[i]!));
     // Every change is in the changelog and with the sink: the marks move on in memory; the
     // checkpoint that stores them waits for `published`.
-    this.marks = boundMarks(marks, this.deps.maxMarks ?? 4000);
+    this.marks = boundMarks(marks, this.deps.maxMarks ?? ROUTER_MAX_MARKS);
     const published = this.deps.sink.flush();
     published.catch(() => {}); // the caller awaits it; this only keeps an early failure from going unhandled
     return { state: serializeMarks(this.marks), published, timings: { decodeMs: Math.round(t1 - t0), membershipsMs: Math.round(membershipsDoneAt - t1), sequenceMs: Math.round(t2 - t1), events: admitted.length, memberships: membershipEvents.length } };

@@ -19,7 +19,7 @@ describe('taskflow cost', () => {
     expect(out).toMatch(/Broker: IoT Core \$[\d,]+ vs self-hosted MQTT on EKS \$[\d,]+/);
     expect(out).toMatch(/^ {2}total +\$[\d,]+/m);
     expect(out).toContain('publish to every project');
-    expect(out).toMatch(/Kinesis records uncompressed \(CAPTURE_COMPRESSION=none\) +\$[\d,]+ +\(\+\$[\d,]+\)/);
+    expect(out).toMatch(/Kinesis records uncompressed \(CAPTURE_COMPRESSION=none\) +\$[\d,]+ +\([+-]\$[\d,]+\)/);
     expect(out).toContain('The default levers if an assumption is off:');
   });
 

@@ -3,9 +3,39 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BROKER_SETTINGS } from '../../../broker/config.js';
+import { randomUUID } from 'node:crypto';
+import { AUDIT_SETTINGS } from '../../../audit/config.js';
+import { CONSUMER_SETTINGS, DEFAULT_READ_BUDGET, serializeMarks } from '@taskflow/stream';
+import { MAX_RECORDS_PER_CALL } from '../../../packages/stream/src/consumer/shard-worker.js';
 import { ROUTER_READ_BUDGET, ROUTER_SETTINGS } from '../../../router/config.js';
+import { ROUTER_MAX_MARKS } from '../../../router/shard-router.js';
 import { loadMeasured, loadPrices, loadScale } from './load.js';
-import { brokerTier, changelogCapacity, compare, DEFAULT_LEVERS, dynamoWrites, egressUsd, fanout, iotCoreItem, kinesisShards, messagesPerTransaction, monthlyBill, type Scale, SECONDS_PER_MONTH, selfHostedItem, tiered } from './model.js';
+import {
+  brokerTier,
+  changelogCapacity,
+  CHECKPOINT_MARKS,
+  compare,
+  DEFAULT_LEVERS,
+  dynamoWrites,
+  egressUsd,
+  fanout,
+  iotCoreItem,
+  kinesisShards,
+  LEASE_FAILOVER_MS,
+  LEASE_ITEM_BYTES,
+  leaseItemBytes,
+  leaseWrites,
+  MARK_BYTES,
+  messagesPerTransaction,
+  monthlyBill,
+  POLLING_READS_PER_S,
+  RECORDS_PER_CALL,
+  type Scale,
+  SECONDS_PER_MONTH,
+  selfHostedItem,
+  streamReaders,
+  tiered,
+} from './model.js';
 
 const prices = loadPrices();
 const seed = loadScale('seed');
@@ -15,7 +45,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 function tinyScale(over: Partial<Scale> = {}): Scale {
   return {
     ...seed,
-    events: { ...seed.events, peak_per_s: 1000, average_per_s: 10, average_bytes: 1000, kinesis_compression_ratio: 1, shard_headroom: 1.5, events_per_kinesis_record: 1 },
+    events: { ...seed.events, peak_per_s: 1000, average_per_s: 10, average_bytes: 1000, kinesis_compression_ratio: 1, shard_headroom: 1.5, events_per_kinesis_record: 1, workspaces: 20 },
     connections: { concurrent: 1000, daily_users: 0, sessions_per_user_per_day: 0, subscribes_per_session: 0 },
     fan_out: { classes: [{ name: 'pair', share: 1, changes_per_s: 1e-10, subscribers: 2 }] },
     services: { ...seed.services, polling_consumers: [] },
@@ -94,8 +124,9 @@ describe('cost model arithmetic', () => {
     expect(dynamoWrites(halfWatched, { ...DEFAULT_LEVERS, changelogScope: 'watched' }).changelog).toBeCloseTo(10.005, 9);
     // peak 1,000/s over average 10/s = 100x for 10% of the hours: shape 0.9 + 0.1 x 100 = 10.9
     const changelog = ((10.01 * 10.9 * 730) / 0.7) * 0.00065;
-    // checkpoints 6 consumers x 2 shards = 12 WRU/s, leases 12 / 3.33, on-demand at $0.625 per million
-    const small = ((12 + 12 / 3.33) * SECONDS_PER_MONTH * 0.625) / 1e6;
+    // the lease table (its arithmetic is the next test's), on-demand at $0.625 per million
+    const w = dynamoWrites(scale);
+    const small = ((w.checkpoints + w.leases) * SECONDS_PER_MONTH * 0.625) / 1e6;
     // 24 h (the TTL) of 10 changes/s x 200 B thin entries at $0.25 + $0.20 PITR per GB-month
     const storage = ((10 * 86400 * 200) / 1e9) * 0.45;
     expect(monthlyBill(scale, prices).services.dynamodb!.usd).toBeCloseTo(changelog + small + storage, 1);
@@ -103,6 +134,55 @@ describe('cost model arithmetic', () => {
     expect(monthlyBill(scale, prices, { ...DEFAULT_LEVERS, changelogTtlHours: 168 }).services.dynamodb!.usd).toBeCloseTo(changelog + small + 7 * storage, 1);
     expect(changelogCapacity(scale, prices)).toEqual({ targetUtilizationPercent: 70, write: { min: Math.ceil(10.01 / 0.7), max: Math.ceil((2 * 10.01 * 100) / 0.7) }, read: { min: 0, max: 0 } });
     expect(changelogCapacity(scale, prices, { ...DEFAULT_LEVERS, dynamoCapacity: 'on-demand' })).toBeNull();
+  });
+
+  it("bills the lease table for each reader's checkpoints (one per read that brought records) and renewals, 1 WRU per KB of its lease item", () => {
+    // tinyScale: 2 shards, 10 records/s -> 5 a shard; 20 workspaces -> 10 marks a shard in the
+    // router's state: 500 + 10 x 67 = 1,170 B -> 2 WRU a write; the other readers' items 1 WRU.
+    const scale = tinyScale();
+    expect(streamReaders(scale)).toEqual(['router', 'notifications', 'archiver']);
+    expect(leaseItemBytes(scale, 'router', 2)).toBe(1170);
+    const w = leaseWrites(scale, DEFAULT_LEVERS, 10);
+    // Fan-out pushes every 50 ms; the router checkpoints per 100 ms window. Reads seeing at least
+    // one of 5 records/s: 5 x (1 - e^-x) / x, x = 5 x spacing.
+    const router = 10 * (1 - Math.exp(-0.5));
+    const pushed = 20 * (1 - Math.exp(-0.25));
+    expect(w.checkpointsPerShard).toEqual({ router: expect.closeTo(router, 9), notifications: expect.closeTo(pushed, 9), archiver: expect.closeTo(pushed, 9) });
+    expect(w.checkpoints).toBeCloseTo(2 * (router * 2 + pushed * 2), 9);
+    // Every lease renewed every 10 s / 3, whatever the load: 2 shards x 0.3/s x (2 + 1 + 1) WRU.
+    expect(w.renewals).toBeCloseTo(2.4, 9);
+    // An idle shard writes no checkpoint (shard-worker.test.ts), only its renewals.
+    expect(leaseWrites(scale, DEFAULT_LEVERS, 0)).toMatchObject({ checkpoints: 0, renewals: expect.closeTo(2.4, 9) });
+    // A polling reader checkpoints at most once per read (0.75/s), and once per 500 records of a
+    // busy one: 5 records/s over reads 1.33 s apart -> 0.75 x (1 - e^-6.67); 2,000 records/s a shard -> 4/s.
+    const polled = tinyScale({ services: { ...seed.services, efo_consumers: [], polling_consumers: ['search'] } });
+    expect(leaseWrites(polled, DEFAULT_LEVERS, 10).checkpointsPerShard.search).toBeCloseTo(0.75 * (1 - Math.exp(-5 / 0.75)), 9);
+    expect(leaseWrites(polled, DEFAULT_LEVERS, 4000).checkpointsPerShard.search).toBeCloseTo(4, 9);
+    // The marks stop at the reader's bound: 4,000 x 67 B + 500 = 268,500 B -> 263 WRU a write.
+    expect(leaseItemBytes(tinyScale({ events: { ...scale.events, workspaces: 1e6 } }), 'router', 2)).toBe(268_500);
+  });
+
+  it("takes the lease arithmetic's constants from the consumer's code", () => {
+    expect(String(LEASE_FAILOVER_MS)).toBe(CONSUMER_SETTINGS.failoverTimeMs.default);
+    expect(POLLING_READS_PER_S).toBe(DEFAULT_READ_BUDGET.callsPerSecond);
+    expect(RECORDS_PER_CALL).toBe(MAX_RECORDS_PER_CALL);
+    expect(CHECKPOINT_MARKS).toEqual({ router: ROUTER_MAX_MARKS, audit: Number(AUDIT_SETTINGS.maxMarks.default) });
+    const marks = new Map(Array.from({ length: 100 }, () => [randomUUID(), { commitLsn: 0x1a2b3c4d5e6fn, txIndex: 12 }] as const));
+    expect(Math.ceil((serializeMarks(marks).length - serializeMarks(new Map()).length) / 100)).toBe(MARK_BYTES);
+    // A lease item without marks, audit's (its head link the largest extra): DynamoDB counts attribute names and values.
+    const item = {
+      consumerName: 'notifications',
+      leaseKey: 'shardId-000000000115',
+      leaseOwner: 'notifications-6f9c7d8b5c-x2k4p-12345',
+      leaseCounter: '123456789',
+      checkpoint: '49654321098765432109876543210987654321098765432109876543',
+      checkpointSubSequence: '19',
+      parentShardIds: 'shardId-000000000057shardId-000000000058',
+      ownerSwitchesSinceCheckpoint: '1',
+      checkpointState: JSON.stringify({ v: 1, head: { shardId: 'shardId-000000000115', index: 123456, hash: 'f'.repeat(64) }, marks: {} }),
+    };
+    const bytes = Object.entries(item).reduce((a, [k, v]) => a + k.length + v.length, 0);
+    expect(bytes).toBeLessThan(LEASE_ITEM_BYTES);
   });
 
   it('sizes the changelog bodies by the payload lever: full envelopes gzipped, or the thin entries the router keeps in thin mode', () => {

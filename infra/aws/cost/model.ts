@@ -54,6 +54,8 @@ export interface Scale {
     archive_gzip_ratio: number;
     events_per_kinesis_record: number;
     shard_headroom: number;
+    /** Workspaces (the stream's partition keys): how many high-water marks a shard's checkpoint state carries. */
+    workspaces: number;
   };
   connections: { concurrent: number; daily_users: number; sessions_per_user_per_day: number; subscribes_per_session: number };
   fan_out: { classes: FanOutClass[] };
@@ -65,6 +67,8 @@ export interface Scale {
     peak_hours_share: number;
     polling_consumers: string[];
     efo_consumers: string[];
+    /** Spacing of enhanced fan-out's pushes to a subscribed reader while records arrive. */
+    efo_push_interval_ms: number;
   };
   self_hosted_mqtt: SelfHostedMqtt;
   analytics: {
@@ -320,12 +324,76 @@ function kinesisItem(scale: Scale, levers: Levers, p: Prices, k: Kinesis): LineI
 }
 
 /** Average write request units per second by table: what the bill charges and what the state
- *  stack provisions (infra/aws/stacks/state.ts). */
+ *  stack provisions (infra/aws/stacks/state.ts). `checkpoints` and `leases` (the renewals) are
+ *  the lease table's. */
 export interface DynamoWrites {
   changelog: number;
   checkpoints: number;
   leases: number;
   subscriptions: number;
+}
+
+// The stream's readers (packages/stream/src/consumer), one lease item per (reader, shard) in the
+// lease table. These are the code's defaults; model.test.ts holds them to it.
+/** KINESIS_FAILOVER_MS: every held lease is renewed every third of it (consumer.ts, renewEveryMs). */
+export const LEASE_FAILOVER_MS = 10_000;
+/** GetRecords calls per second per shard of a polling reader (DEFAULT_READ_BUDGET). */
+export const POLLING_READS_PER_S = 0.75;
+/** User records per processRecords call at most (shard-worker.ts MAX_RECORDS_PER_CALL; the router's window holds as many). */
+export const RECORDS_PER_CALL = 500;
+/** High-water marks a reader keeps in its checkpoint state: the router's (shard-router.ts ROUTER_MAX_MARKS) and audit's (AUDIT_MAX_MARKS); the others keep none. */
+export const CHECKPOINT_MARKS: Readonly<Record<string, number>> = { router: 4000, audit: 3000 };
+/** One mark in the state's JSON, `"<workspace uuid>":"<16 hex>-<8 digits>",` (serializeMarks). */
+export const MARK_BYTES = 67;
+/** The rest of a lease item: attribute names, key, owner, counter, a 56-digit checkpoint, parents, the state's wrapper (audit's head link too). */
+export const LEASE_ITEM_BYTES = 500;
+
+/** The readers that hold shard leases: every polling and enhanced fan-out reader (gdpr reads no shard). */
+export function streamReaders(scale: Scale): string[] {
+  return [...new Set([...scale.services.efo_consumers, ...scale.services.polling_consumers])];
+}
+
+/** Bytes of one reader's lease item: every write of it (a checkpoint or a renewal, both a PutItem of the whole item) costs 1 WRU per KB of it. */
+export function leaseItemBytes(scale: Scale, reader: string, shards: number): number {
+  const marks = Math.min(CHECKPOINT_MARKS[reader] ?? 0, Math.ceil(scale.events.workspaces / shards));
+  return LEASE_ITEM_BYTES + marks * MARK_BYTES;
+}
+
+export interface LeaseWrites {
+  /** WRU per second of checkpoints, and of renewals. */
+  checkpoints: number;
+  renewals: number;
+  /** Checkpoints per second of one shard, by reader. */
+  checkpointsPerShard: Record<string, number>;
+}
+
+/**
+ * The lease table's writes at an event rate. A reader checkpoints once per read that brought
+ * records, and once per RECORDS_PER_CALL of them: the shard worker calls processRecords only with
+ * records (shard-worker.ts work(): an idle shard writes no checkpoint) and every processor
+ * checkpoints at the end of each call (search, notifications, audit, archiver), the router at the
+ * end of each batch window (router/shard-processor.ts). Reads come at the read budget's spacing
+ * (polling), as enhanced fan-out pushes them, and for the router no closer than its batch window.
+ * Renewals are the lease loop's, every failover/3 whatever the checkpoints (consumer.ts).
+ */
+export function leaseWrites(scale: Scale, levers: Levers, eventsPerS: number): LeaseWrites {
+  const { shards } = kinesisShards(scale, levers);
+  const recordsPerS = eventsPerS / scale.events.events_per_kinesis_record / shards;
+  const perCall = eventsPerS / shards / RECORDS_PER_CALL;
+  let checkpoints = 0;
+  let renewals = 0;
+  const checkpointsPerShard: Record<string, number> = {};
+  for (const reader of streamReaders(scale)) {
+    const readS = scale.services.efo_consumers.includes(reader) ? scale.services.efo_push_interval_ms / 1000 : 1 / POLLING_READS_PER_S;
+    const spacingS = reader === 'router' ? Math.max(readS, levers.batchWindowMs / 1000) : readS;
+    // Reads that saw at least one of the shard's (Poisson) records: the coalescing of messagesPerTransaction.
+    const perShard = Math.max(recordsPerS * messagesPerTransaction(recordsPerS, spacingS), perCall);
+    const wru = Math.ceil(leaseItemBytes(scale, reader, shards) / 1024);
+    checkpointsPerShard[reader] = perShard;
+    checkpoints += shards * perShard * wru;
+    renewals += (shards * wru * 3000) / LEASE_FAILOVER_MS;
+  }
+  return { checkpoints, renewals, checkpointsPerShard };
 }
 
 /**
@@ -340,7 +408,6 @@ export function changelogBytesPerChange(scale: Scale, levers: Levers): number {
 
 export function dynamoWrites(scale: Scale, levers: Levers = DEFAULT_LEVERS): DynamoWrites {
   const f = fanout(scale, levers);
-  const k = kinesisShards(scale, levers);
   // Changelog (router/changelog-claims.ts): per project batch, one body item (its entries, thin or
   // full as the payload lever, gzipped; 1 WRU per KB), written only if absent, which fences the writers; the head item only reserves
   // seqs, once per RESERVE_SEQS of a project's seqs. (Router restarts reserve once per project
@@ -350,17 +417,15 @@ export function dynamoWrites(scale: Scale, levers: Levers = DEFAULT_LEVERS): Dyn
   const bodyBatches = levers.changelogScope === 'all' ? f.changelogBatchesPerS : f.watchedChangelogBatchesPerS;
   const reservations = (bodyBatches * f.changesPerChangelogBatch) / RESERVE_SEQS;
   const headOnlyBatches = f.changelogBatchesPerS - bodyBatches;
-  // Every consumer checkpoints each shard about once a second and renews its lease every
-  // failover/3 (10 s / 3).
-  const consumers = 1 + scale.services.other_consumers.length;
+  const lease = leaseWrites(scale, levers, scale.events.average_per_s);
   // Subscriptions: one put and one delete per subscribe of every session — with IoT Core only: a
   // router publishing to self-hosted nodes loads their subscriptions from the nodes (GET
   // /subscriptions) and writes none.
   const sessions = levers.broker === 'iot-core' ? sessionsPerMonth(scale) : 0;
   return {
     changelog: bodyBatches * Math.ceil(bodyBytes / 1024) + reservations + headOnlyBatches,
-    checkpoints: consumers * k.shards,
-    leases: (consumers * k.shards) / 3.33,
+    checkpoints: lease.checkpoints,
+    leases: lease.renewals,
     subscriptions: (sessions * scale.connections.subscribes_per_session * 2) / SECONDS_PER_MONTH,
   };
 }
@@ -421,6 +486,7 @@ function dynamoItem(scale: Scale, levers: Levers, p: Prices, f: Fanout): LineIte
       changelog_batches_per_s: round(f.changelogBatchesPerS, 0),
       changelog_wru_millions: round(changelogWru / 1e6, 0),
       lease_wru_millions: round(leaseWru / 1e6, 0),
+      lease_checkpoints_per_shard_s: round(Object.values(leaseWrites(scale, levers, scale.events.average_per_s).checkpointsPerShard).reduce((a, b) => a + b, 0), 1),
       subscription_wru_millions: round(subscriptionWru / 1e6, 0),
       storage_gb: round(storageGb, 0),
     },
@@ -708,6 +774,7 @@ export function compare(scale: Scale, prices: Prices, base: Levers = DEFAULT_LEV
   const scales: [string, Scale][] = [
     ...(measuredRatio ? [[`Kinesis zstd at the measured ${measuredRatio}x (capture's records at 1,000 changes/s), not ${scale.events.kinesis_compression_ratio}x`, { ...scale, events: { ...scale.events, kinesis_compression_ratio: measuredRatio } }] as [string, Scale]] : []),
     ['broker nodes of 10,000 connections (not shown yet)', { ...scale, measured: { ...scale.measured, broker: { ...scale.measured.broker, connectionsPerNode: 10_000 } } }],
+    ...[scale.events.workspaces / 5, scale.events.workspaces * 5].map((workspaces): [string, Scale] => [`${workspaces.toLocaleString('en-US')} workspaces (checkpoint states) instead of ${scale.events.workspaces.toLocaleString('en-US')}`, { ...scale, events: { ...scale.events, workspaces } }]),
   ];
   return {
     default: bill,

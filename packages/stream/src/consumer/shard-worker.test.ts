@@ -88,6 +88,17 @@ describe('shard worker', () => {
     expect(rec.shutdowns).toEqual([{ reason: 'shutdown', withCheckpointer: true }]);
   });
 
+  it('writes no checkpoint for an idle shard: reads without records reach no processor and leave the lease as it was', async () => {
+    const rec = recorder({ checkpoint: true });
+    const idle = (): ReadBatch => ({ records: [], millisBehindLatest: 0, shardEnd: false });
+    const { store, worker, reader } = await setup([{ records: [raw(1)], millisBehindLatest: 0, shardEnd: false }, idle(), idle(), idle(), idle()], rec.processor);
+    await waitFor(() => reader.reads === 6, 'the batch, four empty reads and the read the stop ends', 5_000, 5);
+    // Taken (counter 1), checkpointed after the batch (2), and nothing since.
+    expect(store.items.get('s0')).toMatchObject({ checkpoint: '1', leaseCounter: 2 });
+    expect(rec.seen).toEqual([['1']]);
+    await worker.stop('graceful');
+  });
+
   it('backs off and reads again after failed reads, delivering the batch once', async () => {
     const rec = recorder({ checkpoint: true });
     const { worker, reader } = await setup([new Error('socket hang up'), new Error('socket hang up'), { records: [raw(1)], millisBehindLatest: 0, shardEnd: false }], rec.processor);
