@@ -2,7 +2,7 @@
 // process (kinesalite, dynalite, aedes) or as a bound child (PostgreSQL). Used by `taskflow dev`
 // (on-disk, fixed ports, reused across runs) and `taskflow stack --ephemeral` (tests: in memory,
 // free ports, deleted on stop). Services never import this: they get stackEnv(info).
-import { CreateTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateStreamCommand, DescribeStreamSummaryCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
 import dynalite from 'dynalite';
 import kinesalite from 'kinesalite';
@@ -319,14 +319,25 @@ export async function ensureStream(kinesis: KinesisClient, streamName: string, s
   }
 }
 
-/** Creates the table under `name` (default: its own name) unless it exists. TTL is not emulated by dynalite. */
-export async function ensureTable(dynamo: DynamoDBClient, spec: TableSpec, name = spec.table.TableName): Promise<string> {
+/**
+ * Creates the table under `name` (default: its own name) unless it exists, and waits until it is
+ * ACTIVE: CreateTable answers while the table is CREATING (dynalite too, for a moment even with
+ * createTableMs 0), and a write to a CREATING table is refused as ResourceNotFoundException.
+ * TTL is not emulated by dynalite.
+ */
+export async function ensureTable(dynamo: DynamoDBClient, spec: TableSpec, name = spec.table.TableName, timeoutMs = 10_000): Promise<string> {
   try {
     await dynamo.send(new CreateTableCommand({ ...spec.table, TableName: name }));
   } catch (err) {
     if (!isResourceInUse(err)) throw err;
   }
-  return name;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { Table: t } = await dynamo.send(new DescribeTableCommand({ TableName: name }));
+    if (t?.TableStatus === 'ACTIVE') return name;
+    if (Date.now() > deadline) throw new Error(`table ${name} not ACTIVE after ${timeoutMs} ms (status ${t?.TableStatus})`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 /** Human-readable lines saying where each engine listens. */

@@ -1,10 +1,11 @@
 // The dead-letter store against a real DynamoDB engine (dynalite, started here on an ephemeral port).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { CreateTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createRequire } from 'node:module';
 import type { Server } from 'node:http';
 import { createDynamoClient } from '../../lib/aws.js';
-import { DLQ_TABLE_SPEC, DynamoDeadLetterStore } from '../../lib/dlq.js';
+import { DLQ_TABLE, DLQ_TABLE_SPEC, DynamoDeadLetterStore } from '../../lib/dlq.js';
+import { ensureTable } from '../../infra/local/stack.js';
 
 const dynalite = createRequire(import.meta.url)('dynalite') as (opts: object) => Server;
 
@@ -17,7 +18,7 @@ beforeAll(async () => {
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : 0;
   client = createDynamoClient({ region: 'us-east-1', dynamodbEndpoint: `http://127.0.0.1:${port}` });
-  await client.send(new CreateTableCommand(DLQ_TABLE_SPEC));
+  await ensureTable(client, { key: 'dlq', table: { ...DLQ_TABLE_SPEC, TableName: DLQ_TABLE } });
 });
 
 afterAll(async () => {
