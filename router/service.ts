@@ -177,7 +177,7 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
     leaseTable: config.tables.leases,
     workerId,
     processor: (shardId) =>
-      new RouterShardProcessor(shardId, { consumer: config.consumerName, changelog, changelogMode: config.payloadMode, deadLetters, memberships: projection, validate: validateEvent, metrics: metrics.shard, ...(decryptChange ? { decrypt: decryptChange } : {}), ...(erased ? { erased } : {}) }, makePipeline, logger, publisherReady, config.windowMs),
+      new RouterShardProcessor(shardId, { consumer: config.consumerName, changelog, changelogMode: config.payloadMode, deadLetters, memberships: projection, validate: validateEvent, metrics: metrics.shard, ...(decryptChange ? { decrypt: decryptChange } : {}), ...(erased ? { erased } : {}) }, makePipeline, logger, publisherReady, { windowMs: config.windowMs, checkpointEveryMs: config.checkpointIntervalMs }),
     failoverTimeMs: config.failoverTimeMs,
     pollIntervalMs: config.pollIntervalMs,
     readBudget: config.readBudget,

@@ -39,11 +39,11 @@ class GatedPublisher implements Publisher {
   async close(): Promise<void> {}
 }
 
-function setup(ready?: Promise<unknown>, windowMs = 0) {
+function setup(ready?: Promise<unknown>, windowMs = 0, checkpointEveryMs = 0) {
   const publisher = new GatedPublisher();
   const pipeline = () => new PublishPipeline({ batcher: { windowMs: 0, mode: 'full', gzip: false, maxBytes: 128 * 1024 }, publisher, hasSubscriber: null, retry: { baseMs: 1, maxMs: 2 }, closeGraceMs: 200 });
   const deps = { consumer: 'router', changelog: new MemoryChangelogStore(), deadLetters: { put: async () => {} }, memberships: { apply: async () => {} }, validate: validateEvent };
-  const processor = new RouterShardProcessor('s', deps, pipeline, createLogger('test', 'silent'), ready, windowMs);
+  const processor = new RouterShardProcessor('s', deps, pipeline, createLogger('test', 'silent'), ready, { windowMs, checkpointEveryMs });
   const checkpoints: string[] = [];
   const checkpointer = (label: string): Checkpointer => ({
     checkpoint: async () => {
@@ -145,6 +145,61 @@ describe('RouterShardProcessor', () => {
     publisher.release();
     await closing;
     expect(checkpoints).toEqual(['b1', 'final']);
+  });
+
+  it('checkpoints at most once per interval: a sooner one waits, replaced by later ones, and the final checkpoint covers it', async () => {
+    const { publisher, processor, checkpoints, checkpointer } = setup(undefined, 0, 60_000);
+    await processor.initialize({ shardId: 's', parentStates: [] });
+    await processor.processRecords(batch(1), checkpointer('b1'));
+    publisher.release();
+    await within(() => checkpoints.length === 1, 'the first checkpoint, at once');
+    for (const n of [2, 3]) {
+      await processor.processRecords(batch(n), checkpointer(`b${n}`));
+      await within(() => publisher.pending === 1, `b${n}'s publish to start`);
+      publisher.release();
+    }
+    await within(() => publisher.published === 3, 'b2 and b3 published');
+    // Asserting that nothing happens: within the minute neither is written (no event marks it).
+    await sleep(50);
+    expect(checkpoints).toEqual(['b1']);
+    await processor.shutdown('shutdown', checkpointer('final'));
+    expect(checkpoints).toEqual(['b1', 'final']);
+  });
+
+  it('writes a waiting checkpoint once the interval has passed, with no further read, and never more often', async () => {
+    const intervalMs = 150;
+    const { publisher, processor, checkpoints, checkpointer } = setup(undefined, 0, intervalMs);
+    await processor.initialize({ shardId: 's', parentStates: [] });
+    const started = Date.now();
+    for (const n of [1, 2, 3, 4]) {
+      await processor.processRecords(batch(n), checkpointer(`b${n}`));
+      await within(() => publisher.pending === 1, `b${n}'s publish to start`);
+      publisher.release();
+      await within(() => publisher.published === n, `b${n} published`);
+    }
+    await within(() => checkpoints.at(-1) === 'b4', "the newest batch's checkpoint, by the interval's timer");
+    const elapsed = Date.now() - started;
+    // Written in batch order, the first at once, each later one an interval after the one before.
+    expect(checkpoints[0]).toBe('b1');
+    expect([...checkpoints].sort()).toEqual(checkpoints);
+    expect(checkpoints.length).toBeLessThanOrEqual(1 + Math.floor(elapsed / intervalMs));
+    await processor.shutdown('lease_lost');
+  });
+
+  it('drops a waiting checkpoint with the lease', async () => {
+    const { publisher, processor, checkpoints, checkpointer } = setup(undefined, 0, 100);
+    await processor.initialize({ shardId: 's', parentStates: [] });
+    await processor.processRecords(batch(1), checkpointer('b1'));
+    publisher.release();
+    await within(() => checkpoints.length === 1, 'the first checkpoint');
+    await processor.processRecords(batch(2), checkpointer('b2'));
+    await within(() => publisher.pending === 1, "b2's publish to start");
+    publisher.release();
+    await within(() => publisher.published === 2, 'b2 published');
+    await processor.shutdown('lease_lost');
+    // Asserting that nothing happens: past the interval, the timer that would have written it is gone.
+    await sleep(200);
+    expect(checkpoints).toEqual(['b1']);
   });
 
   it('retries a failed staging in place: processRecords does not fail, the changes go out once', async () => {

@@ -17,6 +17,13 @@ import { ShardRouter, type ShardRouterDeps } from './shard-router.js';
  * its checkpoint (at the window's last read) complete in order behind it. At most
  * MAX_UNCHECKPOINTED batches wait so; a crash re-reads them from the last checkpoint and they get
  * the same seqs.
+ *
+ * Checkpoints are at least `checkpointEveryMs` apart (ROUTER_CHECKPOINT_INTERVAL_MS): each one
+ * rewrites the lease item with the shard's marks (up to ~270 KB, 1 WRU per KB), so one per window
+ * would make the lease table the bill's largest line. A checkpoint due sooner waits, replaced by
+ * any later one, and is written when the interval has passed (a timer, so an idle shard's
+ * checkpoint still lands) or by the final checkpoint of a shutdown. A crash meanwhile re-reads at
+ * most that much more from the last checkpoint, with the same seqs.
  */
 export class RouterShardProcessor implements ShardProcessor {
   private router: ShardRouter | undefined;
@@ -35,6 +42,11 @@ export class RouterShardProcessor implements ShardProcessor {
   private staging: Promise<void> = Promise.resolve();
   /** Shutting down: a failing staging is not retried any more, and a waiting retry wakes. */
   private readonly stopping = new AbortController();
+  private readonly checkpointEveryMs: number;
+  private lastCheckpointAt = -Infinity;
+  /** The newest published batch's checkpoint, waiting for the interval to pass. */
+  private deferred: { checkpointer: Checkpointer; state: string } | undefined;
+  private flushTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly shardId: string,
@@ -43,11 +55,11 @@ export class RouterShardProcessor implements ShardProcessor {
     private readonly logger: Logger,
     /** Nothing is staged before this resolves (the publisher connected, subscriptions loaded); the shard is read meanwhile. */
     private readonly ready: Promise<unknown> = Promise.resolve(),
-    /** ROUTER_BATCH_WINDOW_MS: reads younger than this are gathered (0: each read is staged alone). */
-    windowMs = 0,
+    options: RouterShardProcessorOptions = {},
   ) {
     this.pipeline = makePipeline();
-    this.window = new ReadWindow({ windowMs, maxRecords: MAX_WINDOW_RECORDS });
+    this.window = new ReadWindow({ windowMs: options.windowMs ?? 0, maxRecords: MAX_WINDOW_RECORDS });
+    this.checkpointEveryMs = options.checkpointEveryMs ?? 0;
   }
 
   async initialize(init: ShardInit): Promise<void> {
@@ -75,6 +87,7 @@ export class RouterShardProcessor implements ShardProcessor {
 
   async shutdown(reason: ShutdownReason, checkpointer?: Checkpointer): Promise<void> {
     clearTimeout(this.timer);
+    clearTimeout(this.flushTimer); // a deferred checkpoint is covered by the final one (or dropped with the lease)
     this.stopping.abort();
     // The window's reads were handed over, so the final checkpoint would pass them: staged now
     // (once; a failure leaves them to the next holder), or dropped with the lease.
@@ -142,16 +155,49 @@ export class RouterShardProcessor implements ShardProcessor {
           return;
         }
         if (this.unpublished) return;
-        try {
-          await last.checkpoint(undefined, state);
-        } catch (err) {
-          if (err instanceof LeaseLostError) this.leaseLost ??= err;
-          // Anything else (a failed checkpoint write): the next batch's checkpoint covers this one.
-          else this.logger.warn({ err, shardId: this.shardId }, 'checkpoint failed; the next one covers it');
-        }
+        const dueAt = this.lastCheckpointAt + this.checkpointEveryMs;
+        const now = Date.now();
+        if (now < dueAt) {
+          this.deferred = { checkpointer: last, state };
+          this.armFlush(dueAt - now);
+        } else await this.writeCheckpoint(last, state);
       }),
     );
   }
+
+  /** Writes the deferred checkpoint once the interval has passed, after the checkpoints queued before it. */
+  private armFlush(delayMs: number): void {
+    if (this.flushTimer !== undefined) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined;
+      const previous = this.checkpoints.at(-1) ?? Promise.resolve();
+      this.checkpoints.push(
+        previous.then(async () => {
+          const d = this.deferred;
+          if (d && !this.unpublished && this.leaseLost === undefined) await this.writeCheckpoint(d.checkpointer, d.state);
+        }),
+      );
+    }, delayMs);
+  }
+
+  private async writeCheckpoint(checkpointer: Checkpointer, state: string): Promise<void> {
+    this.deferred = undefined;
+    this.lastCheckpointAt = Date.now();
+    try {
+      await checkpointer.checkpoint(undefined, state);
+    } catch (err) {
+      if (err instanceof LeaseLostError) this.leaseLost ??= err;
+      // Anything else (a failed checkpoint write): the next batch's checkpoint covers this one.
+      else this.logger.warn({ err, shardId: this.shardId }, 'checkpoint failed; the next one covers it');
+    }
+  }
+}
+
+export interface RouterShardProcessorOptions {
+  /** ROUTER_BATCH_WINDOW_MS: reads younger than this are gathered (0: each read is staged alone). */
+  windowMs?: number;
+  /** ROUTER_CHECKPOINT_INTERVAL_MS: least time between two checkpoints (0: one per staged window). */
+  checkpointEveryMs?: number;
 }
 
 /** Arrival time (ms) of the read's oldest record; undefined when none says. */

@@ -143,14 +143,19 @@ describe('cost model arithmetic', () => {
     expect(streamReaders(scale)).toEqual(['router', 'notifications', 'archiver']);
     expect(leaseItemBytes(scale, 'router', 2)).toBe(1170);
     const w = leaseWrites(scale, DEFAULT_LEVERS, 10);
-    // Fan-out pushes every 50 ms; the router checkpoints per 100 ms window. Reads seeing at least
-    // one of 5 records/s: 5 x (1 - e^-x) / x, x = 5 x spacing.
-    const router = 10 * (1 - Math.exp(-0.5));
+    // Fan-out pushes every 50 ms; the router checkpoints at most every 5 s (its interval). Reads
+    // (or intervals) seeing at least one of 5 records/s: 5 x (1 - e^-x) / x, x = 5 x spacing.
+    const router = 0.2 * (1 - Math.exp(-25));
     const pushed = 20 * (1 - Math.exp(-0.25));
     expect(w.checkpointsPerShard).toEqual({ router: expect.closeTo(router, 9), notifications: expect.closeTo(pushed, 9), archiver: expect.closeTo(pushed, 9) });
     expect(w.checkpoints).toBeCloseTo(2 * (router * 2 + pushed * 2), 9);
     // Every lease renewed every 10 s / 3, whatever the load: 2 shards x 0.3/s x (2 + 1 + 1) WRU.
     expect(w.renewals).toBeCloseTo(2.4, 9);
+    // At interval 0 the router checkpoints per 100 ms window that brought records (2,000 records/s
+    // a shard: every one, 10/s); at its 5 s interval it stays at 0.2/s however busy.
+    expect(leaseWrites(scale, { ...DEFAULT_LEVERS, routerCheckpointMs: 0 }, 10).checkpointsPerShard.router).toBeCloseTo(10 * (1 - Math.exp(-0.5)), 9);
+    expect(leaseWrites(scale, { ...DEFAULT_LEVERS, routerCheckpointMs: 0 }, 4000).checkpointsPerShard.router).toBeCloseTo(10, 9);
+    expect(leaseWrites(scale, DEFAULT_LEVERS, 4000).checkpointsPerShard.router).toBeCloseTo(0.2, 9);
     // An idle shard writes no checkpoint (shard-worker.test.ts), only its renewals.
     expect(leaseWrites(scale, DEFAULT_LEVERS, 0)).toMatchObject({ checkpoints: 0, renewals: expect.closeTo(2.4, 9) });
     // A polling reader checkpoints at most once per read (0.75/s), and once per 500 records of a
@@ -164,6 +169,7 @@ describe('cost model arithmetic', () => {
 
   it("takes the lease arithmetic's constants from the consumer's code", () => {
     expect(String(LEASE_FAILOVER_MS)).toBe(CONSUMER_SETTINGS.failoverTimeMs.default);
+    expect(String(DEFAULT_LEVERS.routerCheckpointMs)).toBe(ROUTER_SETTINGS.checkpointIntervalMs.default);
     expect(POLLING_READS_PER_S).toBe(DEFAULT_READ_BUDGET.callsPerSecond);
     expect(RECORDS_PER_CALL).toBe(MAX_RECORDS_PER_CALL);
     expect(CHECKPOINT_MARKS).toEqual({ router: ROUTER_MAX_MARKS, audit: Number(AUDIT_SETTINGS.maxMarks.default) });

@@ -137,6 +137,8 @@ export interface Levers {
   subscriptionEvents: 'lifecycle' | 'replay-call';
   /** The broker nodes' membership safety net (BROKER_RECHECK_MS): each connection re-read once per interval. */
   brokerRecheckMs: number;
+  /** Least time between two of the router's checkpoints of a shard (ROUTER_CHECKPOINT_INTERVAL_MS; 0: one per batch window). */
+  routerCheckpointMs: number;
 }
 
 export const DEFAULT_LEVERS: Levers = {
@@ -155,6 +157,7 @@ export const DEFAULT_LEVERS: Levers = {
   deliveryQos: 0,
   subscriptionEvents: 'lifecycle',
   brokerRecheckMs: 300_000,
+  routerCheckpointMs: 5000,
 };
 
 export interface LineItem {
@@ -373,7 +376,8 @@ export interface LeaseWrites {
  * records (shard-worker.ts work(): an idle shard writes no checkpoint) and every processor
  * checkpoints at the end of each call (search, notifications, audit, archiver), the router at the
  * end of each batch window (router/shard-processor.ts). Reads come at the read budget's spacing
- * (polling), as enhanced fan-out pushes them, and for the router no closer than its batch window.
+ * (polling), as enhanced fan-out pushes them, and for the router no closer than its batch window
+ * nor its checkpoint interval (ROUTER_CHECKPOINT_INTERVAL_MS: a checkpoint due sooner waits).
  * Renewals are the lease loop's, every failover/3 whatever the checkpoints (consumer.ts).
  */
 export function leaseWrites(scale: Scale, levers: Levers, eventsPerS: number): LeaseWrites {
@@ -385,9 +389,12 @@ export function leaseWrites(scale: Scale, levers: Levers, eventsPerS: number): L
   const checkpointsPerShard: Record<string, number> = {};
   for (const reader of streamReaders(scale)) {
     const readS = scale.services.efo_consumers.includes(reader) ? scale.services.efo_push_interval_ms / 1000 : 1 / POLLING_READS_PER_S;
-    const spacingS = reader === 'router' ? Math.max(readS, levers.batchWindowMs / 1000) : readS;
+    const spaced = reader === 'router' && levers.routerCheckpointMs > 0;
+    const spacingS = reader === 'router' ? Math.max(readS, levers.batchWindowMs / 1000, levers.routerCheckpointMs / 1000) : readS;
     // Reads that saw at least one of the shard's (Poisson) records: the coalescing of messagesPerTransaction.
-    const perShard = Math.max(recordsPerS * messagesPerTransaction(recordsPerS, spacingS), perCall);
+    const seen = recordsPerS * messagesPerTransaction(recordsPerS, spacingS);
+    // The router's interval bounds its checkpoints however many records a window holds; the others checkpoint per call.
+    const perShard = spaced ? seen : Math.max(seen, perCall);
     const wru = Math.ceil(leaseItemBytes(scale, reader, shards) / 1024);
     checkpointsPerShard[reader] = perShard;
     checkpoints += shards * perShard * wru;
@@ -763,6 +770,7 @@ export function compare(scale: Scale, prices: Prices, base: Levers = DEFAULT_LEV
     ['changelog table on-demand instead of provisioned', { dynamoCapacity: 'on-demand' }],
     ['changelog kept 7 days instead of 24 h', { changelogTtlHours: 168 }],
     ['archiver sends plain records (Firehose gzips)', { archiverGzip: false }],
+    ['router checkpoints every batch window (ROUTER_CHECKPOINT_INTERVAL_MS=0)', { routerCheckpointMs: 0 }],
     ...(base.broker === 'iot-core' ? IOT_CORE_LEVERS : [['broker nodes re-check memberships every 60 s instead of 300 s', { brokerRecheckMs: 60_000 }] as [string, Partial<Levers>]]),
   ];
   let path = { ...base };
