@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { alarms, BROKER_NODES_AWAY_AT_ONCE, SERVICE_NAMESPACE } from '../alarms.js';
 import { TABLES } from '../local/tables.js';
 import { buildApp, type PipelineApp } from './app.js';
-import { brokerTier, changelogCapacity, dynamoWrites, kinesisShards } from './cost/model.js';
+import { brokerTier, changelogCapacity, dynamoWrites, kinesisShards, LEASE_WORKERS, leaseCapacity, streamReaders } from './cost/model.js';
 import { loadPrices, loadScale } from './cost/load.js';
 import { CHANGELOG_TABLE } from '../../router/dynamo-changelog.js';
 import { authorizerBundle } from './stacks/realtime.js';
@@ -71,7 +71,7 @@ describe('state stack', () => {
     tpl('state').hasResourceProperties('AWS::DynamoDB::GlobalTable', { TableName: 'taskflow-subject-keys', KeySchema: [{ AttributeName: 'kid', KeyType: 'HASH' }], Replicas: [Match.objectLike({ PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: false } })] });
   });
 
-  it('provisions the changelog with auto scaling between the bounds the bill assumes; every other table is on-demand', () => {
+  it('provisions the changelog and the lease table with auto scaling between the bounds the bill assumes; every other table is on-demand', () => {
     const c = changelogCapacity(loadScale('seed'), loadPrices());
     if (!c) throw new Error('the default levers provision the changelog');
     // The floor is the average's capacity at the target: what the bill's off-peak hours pay for.
@@ -83,8 +83,37 @@ describe('state stack', () => {
       WriteProvisionedThroughputSettings: { WriteCapacityAutoScalingSettings: scaling(c.write) },
       Replicas: [Match.objectLike({ ReadProvisionedThroughputSettings: { ReadCapacityAutoScalingSettings: scaling(c.read) } })],
     });
-    const others = Object.values(tpl('state').findResources('AWS::DynamoDB::GlobalTable')).map((r) => (r as { Properties: { TableName: string; BillingMode: string } }).Properties).filter((p) => p.TableName !== CHANGELOG_TABLE);
+    // The lease table: the bounds settings carries, the cost model's at the seed.
+    const l = built.settings.leaseCapacity;
+    if (!l) throw new Error('the default levers provision the lease table');
+    expect(l).toEqual(leaseCapacity(loadScale('seed'), loadPrices()));
+    const w = dynamoWrites(loadScale('seed'));
+    expect(l.write.min).toBe(Math.ceil((w.checkpoints + w.leases) / 0.7));
+    expect(l.write.max).toBeGreaterThan(l.write.min);
+    expect(l.read.max).toBeGreaterThan(l.read.min);
+    const leaseTable = TABLES.find((spec) => spec.key === 'leases')?.table.TableName;
+    const leaseScaling = (x: { min: number; max: number }) => ({ MinCapacity: x.min, MaxCapacity: x.max, TargetTrackingScalingPolicyConfiguration: { TargetValue: l.targetUtilizationPercent } });
+    tpl('state').hasResourceProperties('AWS::DynamoDB::GlobalTable', {
+      TableName: leaseTable,
+      BillingMode: 'PROVISIONED',
+      WriteProvisionedThroughputSettings: { WriteCapacityAutoScalingSettings: leaseScaling(l.write) },
+      Replicas: [Match.objectLike({ ReadProvisionedThroughputSettings: { ReadCapacityAutoScalingSettings: leaseScaling(l.read) } })],
+    });
+    const others = Object.values(tpl('state').findResources('AWS::DynamoDB::GlobalTable'))
+      .map((r) => (r as { Properties: { TableName: string; BillingMode: string } }).Properties)
+      .filter((p) => p.TableName !== CHANGELOG_TABLE && p.TableName !== leaseTable);
+    expect(others.length).toBe(TABLES.length - 2);
     expect(others.map((p) => p.BillingMode)).toEqual(others.map(() => 'PAY_PER_REQUEST'));
+  });
+
+  it("counts the lease table's reads with the pods the workloads run: each stream reader's replicas", () => {
+    // The readers' workloads by the scale's reader names (the archiver's workload is analytics-archiver).
+    const workloadOf: Record<string, string> = { archiver: 'analytics-archiver' };
+    const list = workloads(built.settings);
+    const replicas = Object.fromEntries(streamReaders(loadScale('seed')).map((reader) => [reader, list.find((w) => w.name === (workloadOf[reader] ?? reader))?.replicas]));
+    expect(replicas).toEqual(LEASE_WORKERS);
+    // and every workload holding leases is one of those readers
+    expect(list.filter((w) => w.leases).map((w) => w.name).sort()).toEqual(Object.keys(LEASE_WORKERS).map((r) => workloadOf[r] ?? r).sort());
   });
 });
 

@@ -45,7 +45,7 @@ export function buildApp(opts: BuildOptions = {}): PipelineApp {
   const name = (s: string) => `Taskflow-${settings.env}-${s}`;
   const compliance = new ComplianceStack(app, name('Compliance'), settings, { env });
   const stream = new StreamStack(app, name('Stream'), settings, { env });
-  const state = new StateStack(app, name('State'), compliance.key, settings.changelogCapacity, { env });
+  const state = new StateStack(app, name('State'), compliance.key, settings, { env });
   const memberships = state.tables.memberships;
   if (!memberships) throw new Error('the memberships table is missing from infra/local/tables.ts');
   const realtime = new RealtimeStack(app, name('Realtime'), settings, { memberships, presence: stream.presence }, { env });

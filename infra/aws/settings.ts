@@ -1,6 +1,6 @@
 // What the deployment is sized from: the cost model's scale (so the shard count is the one the
 // bill was computed for, the broker tier the nodes the bill pays for) and the environment's names.
-import { brokerTier, changelogCapacity, type ChangelogCapacity, kinesisShards, peakFactor } from './cost/model.js';
+import { brokerTier, changelogCapacity, kinesisShards, leaseCapacity, peakFactor, type TableCapacity } from './cost/model.js';
 import { loadPrices, loadScale } from './cost/load.js';
 
 export interface Settings {
@@ -12,7 +12,9 @@ export interface Settings {
   authorizerFunctionName: string;
   shards: number;
   /** The changelog table's provisioned auto scaling bounds, from the cost model (null: on-demand). */
-  changelogCapacity: ChangelogCapacity | null;
+  changelogCapacity: TableCapacity | null;
+  /** The lease table's (the stream readers' leases and checkpoints), the same way. */
+  leaseCapacity: TableCapacity | null;
   retentionHours: number;
   efoConsumers: string[];
   /** OIDC provider of the existing EKS cluster (IRSA). */
@@ -51,6 +53,7 @@ export function defaultSettings(env = 'prod'): Settings {
     authorizerFunctionName: `taskflow-${env}-iot-authorizer`,
     shards: kinesisShards(scale).shards,
     changelogCapacity: changelogCapacity(scale, prices),
+    leaseCapacity: leaseCapacity(scale, prices),
     retentionHours: 168,
     efoConsumers: scale.services.efo_consumers,
     eksOidcProvider: 'oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE',

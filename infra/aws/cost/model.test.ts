@@ -23,7 +23,12 @@ import {
   kinesisShards,
   LEASE_FAILOVER_MS,
   LEASE_ITEM_BYTES,
+  leaseCapacity,
   leaseItemBytes,
+  LEASE_LISTS_PER_S,
+  LEASE_SHARD_SYNC_MS,
+  LEASE_WORKERS,
+  leaseReads,
   leaseWrites,
   MARK_BYTES,
   messagesPerTransaction,
@@ -53,6 +58,11 @@ function tinyScale(over: Partial<Scale> = {}): Scale {
     ...over,
   };
 }
+
+/** tinyScale's lease table provisioned (the lease tests): 730 h x (0.9 x the average's 21.70 WRU/s
+ *  + 0.1 x the peak's 83.2) / 0.7 at $0.00065 a WCU-hour, and its lists' 4.3167 RRU/s / 0.7 at $0.00013. */
+const tinyAverageLeaseWru = 2 * (0.2 * (1 - Math.exp(-25)) * 2 + 2 * 20 * (1 - Math.exp(-0.25))) + 2.4;
+const leaseUsd = 730 * (((0.9 * tinyAverageLeaseWru + 0.1 * 83.2) / 0.7) * 0.00065 + (((3 + 2 + 2) * (0.6 + 1 / 60)) / 0.7) * 0.00013);
 
 describe('cost model arithmetic', () => {
   it('coalesces Poisson transactions into one message per interval that saw any', () => {
@@ -113,7 +123,7 @@ describe('cost model arithmetic', () => {
     expect(item('lifecycle').usd - item('replay-call').usd).toBeCloseTo(0.438 + 0.438 * 0.3, 6);
   });
 
-  it('provisions the changelog at the target utilization, following the peak in the peak hours; the small tables stay on-demand', () => {
+  it('provisions the changelog at the target utilization, following the peak in the peak hours; the lease table provisioned too, the small tables on-demand', () => {
     const scale = tinyScale();
     // 10 one-change transactions/s: 10 batches/s x 1 body WRU for one 200 B thin entry (the default
     // payload), and the head's reservation once per 1,000 seqs: 10 changes/s / 1,000 = 0.01 WRU/s; 10.01 WRU/s
@@ -124,9 +134,8 @@ describe('cost model arithmetic', () => {
     expect(dynamoWrites(halfWatched, { ...DEFAULT_LEVERS, changelogScope: 'watched' }).changelog).toBeCloseTo(10.005, 9);
     // peak 1,000/s over average 10/s = 100x for 10% of the hours: shape 0.9 + 0.1 x 100 = 10.9
     const changelog = ((10.01 * 10.9 * 730) / 0.7) * 0.00065;
-    // the lease table (its arithmetic is the next test's), on-demand at $0.625 per million
-    const w = dynamoWrites(scale);
-    const small = ((w.checkpoints + w.leases) * SECONDS_PER_MONTH * 0.625) / 1e6;
+    // the lease table, provisioned too (its arithmetic is the next tests')
+    const small = leaseUsd;
     // 24 h (the TTL) of 10 changes/s x 200 B thin entries at $0.25 + $0.20 PITR per GB-month
     const storage = ((10 * 86400 * 200) / 1e9) * 0.45;
     expect(monthlyBill(scale, prices).services.dynamodb!.usd).toBeCloseTo(changelog + small + storage, 1);
@@ -134,6 +143,37 @@ describe('cost model arithmetic', () => {
     expect(monthlyBill(scale, prices, { ...DEFAULT_LEVERS, changelogTtlHours: 168 }).services.dynamodb!.usd).toBeCloseTo(changelog + small + 7 * storage, 1);
     expect(changelogCapacity(scale, prices)).toEqual({ targetUtilizationPercent: 70, write: { min: Math.ceil(10.01 / 0.7), max: Math.ceil((2 * 10.01 * 100) / 0.7) }, read: { min: 0, max: 0 } });
     expect(changelogCapacity(scale, prices, { ...DEFAULT_LEVERS, dynamoCapacity: 'on-demand' })).toBeNull();
+  });
+
+  it('provisions the lease table for its checkpoints as they follow the event rate, its renewals flat, and its lease lists at the pods', () => {
+    const scale = tinyScale();
+    const w = dynamoWrites(scale);
+    // tinyScale at its 10 events/s (the next test): checkpoints 2 shards x (router 0.2 x (1 - e^-25)
+    // x 2 WRU + notifications and archiver 20 x (1 - e^-0.25) x 1 WRU), renewals 2.4 WRU/s.
+    const average = 2 * (0.2 * (1 - Math.exp(-25)) * 2 + 2 * 20 * (1 - Math.exp(-0.25))) + 2.4;
+    expect(w.checkpoints + w.leases).toBeCloseTo(average, 9);
+    // At the 1,000 events/s peak, 500 records/s a shard: every push brings records (x = 25), the
+    // pushed readers 20 checkpoints/s a shard, the router still 0.2 (its 5 s interval): 2 x (0.2 x 2
+    // + 20 + 20) = 80.8, the renewals the same 2.4: 83.2 WRU/s — 3.8x the average, not the events' 100x.
+    expect(leaseWrites(scale, DEFAULT_LEVERS, 1000).checkpoints + leaseWrites(scale, DEFAULT_LEVERS, 1000).renewals).toBeCloseTo(83.2, 6);
+    // Lists: every worker lists its reader's leases every 10 s / 6 and at each minute's shard sync,
+    // 0.6 + 1/60 a second; a list of 2 shards' items (2 x 1,170 B for the router, 2 x 500 B for the
+    // others) is one 4 KB read unit. The workloads' pods: router 3 to 24, notifications and the
+    // archiver 2 to 8 each.
+    expect(LEASE_LISTS_PER_S).toBeCloseTo(0.6 + 1 / 60, 12);
+    expect(leaseReads(scale, DEFAULT_LEVERS, 'min')).toBeCloseTo((3 + 2 + 2) * (0.6 + 1 / 60), 9);
+    expect(leaseReads(scale, DEFAULT_LEVERS, 'max')).toBeCloseTo((24 + 8 + 8) * (0.6 + 1 / 60), 9);
+    // At 70%: the average's writes the floor, twice the peak's the ceiling; the lists at the
+    // minimum pods the floor (4.3167 / 0.7 -> 7), at the maximum the ceiling (24.667 / 0.7 -> 36).
+    expect(leaseCapacity(scale, prices)).toEqual({ targetUtilizationPercent: 70, write: { min: Math.ceil(average / 0.7), max: Math.ceil((2 * 83.2) / 0.7) }, read: { min: 7, max: 36 } });
+    expect(leaseCapacity(scale, prices, { ...DEFAULT_LEVERS, dynamoCapacity: 'on-demand' })).toBeNull();
+    // Billed: off peak (90% of 730 h) the average's WCU, in the peak hours the peak's, at $0.00065
+    // a WCU-hour; the lists' RCU all month at $0.00013.
+    expect(monthlyBill(scale, prices).services.dynamodb!.detail).toMatchObject({ lease_wcu_off_peak: Math.ceil(average / 0.7), lease_wcu_peak: Math.ceil(83.2 / 0.7), lease_rcu: 7 });
+    expect(monthlyBill(scale, prices).services.dynamodb!.detail.lease_usd).toBeCloseTo(leaseUsd, 2);
+    // On-demand: every write unit at $0.625 per million, every read unit at $0.125.
+    const onDemand = ((average * 0.625 + 7 * (0.6 + 1 / 60) * 0.125) * SECONDS_PER_MONTH) / 1e6;
+    expect(monthlyBill(scale, prices, { ...DEFAULT_LEVERS, dynamoCapacity: 'on-demand' }).services.dynamodb!.detail.lease_usd).toBeCloseTo(onDemand, 2);
   });
 
   it("bills the lease table for each reader's checkpoints (one per read that brought records) and renewals, 1 WRU per KB of its lease item", () => {
@@ -170,6 +210,8 @@ describe('cost model arithmetic', () => {
   it("takes the lease arithmetic's constants from the consumer's code", () => {
     expect(String(LEASE_FAILOVER_MS)).toBe(CONSUMER_SETTINGS.failoverTimeMs.default);
     expect(String(DEFAULT_LEVERS.routerCheckpointMs)).toBe(ROUTER_SETTINGS.checkpointIntervalMs.default);
+    expect(String(LEASE_SHARD_SYNC_MS)).toBe(CONSUMER_SETTINGS.shardSyncIntervalMs.default);
+    expect(Object.keys(LEASE_WORKERS).sort()).toEqual(streamReaders(seed).sort());
     expect(POLLING_READS_PER_S).toBe(DEFAULT_READ_BUDGET.callsPerSecond);
     expect(RECORDS_PER_CALL).toBe(MAX_RECORDS_PER_CALL);
     expect(CHECKPOINT_MARKS).toEqual({ router: ROUTER_MAX_MARKS, audit: Number(AUDIT_SETTINGS.maxMarks.default) });

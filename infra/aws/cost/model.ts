@@ -123,7 +123,7 @@ export interface Levers {
   changelogScope: 'all' | 'watched';
   /** How long the changelog keeps a batch replayable (ROUTER_CHANGELOG_TTL_SECONDS): its storage. */
   changelogTtlHours: number;
-  /** The changelog table's capacity mode (the other tables are small and stay on-demand). */
+  /** The capacity mode of the changelog and lease tables, the two the stream's load writes (the other tables are small and stay on-demand). */
   dynamoCapacity: 'on-demand' | 'provisioned';
   /** The archiver gzips its Firehose records itself (Firehose bills the bytes it receives). */
   archiverGzip: boolean;
@@ -340,6 +340,16 @@ export interface DynamoWrites {
 // lease table. These are the code's defaults; model.test.ts holds them to it.
 /** KINESIS_FAILOVER_MS: every held lease is renewed every third of it (consumer.ts, renewEveryMs). */
 export const LEASE_FAILOVER_MS = 10_000;
+/** KINESIS_SHARD_SYNC_MS: how often every worker lists the shards, and its reader's leases with them (coordinator.ts syncShards). */
+export const LEASE_SHARD_SYNC_MS = 60_000;
+/** Each reader's pods, every one a worker running its own lease loop: the replicas of its workload (infra/aws/workloads.ts; app.test.ts holds them to it). */
+export const LEASE_WORKERS: Readonly<Record<string, { min: number; max: number }>> = {
+  router: { min: 3, max: 24 },
+  search: { min: 2, max: 8 },
+  notifications: { min: 2, max: 8 },
+  audit: { min: 1, max: 1 },
+  archiver: { min: 2, max: 8 },
+};
 /** GetRecords calls per second per shard of a polling reader (DEFAULT_READ_BUDGET). */
 export const POLLING_READS_PER_S = 0.75;
 /** User records per processRecords call at most (shard-worker.ts MAX_RECORDS_PER_CALL; the router's window holds as many). */
@@ -403,6 +413,30 @@ export function leaseWrites(scale: Scale, levers: Levers, eventsPerS: number): L
   return { checkpoints, renewals, checkpointsPerShard };
 }
 
+/** Lists of its reader's leases per second by one worker: the lease loop's every KINESIS_FAILOVER_MS / 6 (consumer.ts cycleMs: takeLeases reads the table each cycle) and the shard sync's. */
+export const LEASE_LISTS_PER_S = 6000 / LEASE_FAILOVER_MS + 1000 / LEASE_SHARD_SYNC_MS;
+
+/**
+ * The lease table's reads, read request units per second with every reader at its `min` or `max`
+ * pods. The consumer reads the table only to list its reader's leases (dynamo-lease-store.ts
+ * list(): a strongly consistent Query of the whole partition, every item in full, checkpoint state
+ * included): every worker of a reader once per lease cycle (LEASE_LISTS_PER_S, 0.62/s at the
+ * defaults). Checkpoints and renewals are conditional PutItems that read nothing. A Query costs
+ * 1 RRU per 4 KB of the items it returns: one list is a reader's shards x its lease item (the
+ * rounding of each 1 MB page to 4 KB, at most one unit a page, is not counted). The router's and
+ * audit's items carry their marks (tens of KB at the seed), so their lists are the reads.
+ */
+export function leaseReads(scale: Scale, levers: Levers, pods: 'min' | 'max'): number {
+  const { shards } = kinesisShards(scale, levers);
+  let rru = 0;
+  for (const reader of streamReaders(scale)) {
+    // A reader the workloads do not list runs one worker.
+    const workers = LEASE_WORKERS[reader]?.[pods] ?? 1;
+    rru += workers * LEASE_LISTS_PER_S * Math.ceil((shards * leaseItemBytes(scale, reader, shards)) / 4096);
+  }
+  return rru;
+}
+
 /**
  * Bytes of one change in a changelog body: the payload lever decides what the router keeps
  * (router/README.md "Changelog"): full envelopes gzipped at the archive's ratio, or the thin entry
@@ -442,7 +476,8 @@ export function changelogReadsPerS(scale: Scale): number {
   return (sessionsPerMonth(scale) * 2) / SECONDS_PER_MONTH;
 }
 
-export interface ChangelogCapacity {
+/** A table's provisioned auto scaling bounds (infra/aws/stacks/state.ts provisioned()). */
+export interface TableCapacity {
   targetUtilizationPercent: number;
   write: { min: number; max: number };
   read: { min: number; max: number };
@@ -450,7 +485,7 @@ export interface ChangelogCapacity {
 
 /** The changelog table's auto scaling bounds at the target utilization: the average's capacity as
  *  the floor (the bill assumes no less), twice the peak's as the ceiling (room for a hot hour). */
-export function changelogCapacity(scale: Scale, prices: Prices, levers: Levers = DEFAULT_LEVERS): ChangelogCapacity | null {
+export function changelogCapacity(scale: Scale, prices: Prices, levers: Levers = DEFAULT_LEVERS): TableCapacity | null {
   if (levers.dynamoCapacity === 'on-demand') return null;
   const u = prices.dynamodb.provisioned_target_utilization;
   const bounds = (avg: number) => ({ min: Math.ceil(avg / u), max: Math.ceil((2 * avg * peakFactor(scale)) / u) });
@@ -462,27 +497,63 @@ export function peakFactor(scale: Scale): number {
   return scale.events.peak_per_s / scale.events.average_per_s;
 }
 
+/**
+ * The lease table's auto scaling bounds at the target utilization. Writes: the average's
+ * checkpoints and renewals (dynamoWrites) as the floor, twice the peak's as the ceiling — the
+ * peak's computed at the peak event rate (leaseWrites), not scaled by peakFactor: checkpoints
+ * coalesce per read, so they grow less than the events, and the renewals do not grow at all.
+ * Reads: the lease lists of every reader at its workload's minimum pods as the floor, at its
+ * maximum as the ceiling (they follow the pods, not the events; a ceiling at the target leaves
+ * room for a Deployment's surge pods in a rollout).
+ */
+export function leaseCapacity(scale: Scale, prices: Prices, levers: Levers = DEFAULT_LEVERS): TableCapacity | null {
+  if (levers.dynamoCapacity === 'on-demand') return null;
+  const u = prices.dynamodb.provisioned_target_utilization;
+  const w = dynamoWrites(scale, levers);
+  const peak = leaseWrites(scale, levers, scale.events.peak_per_s);
+  return {
+    targetUtilizationPercent: Math.round(u * 100),
+    write: { min: Math.ceil((w.checkpoints + w.leases) / u), max: Math.ceil((2 * (peak.checkpoints + peak.renewals)) / u) },
+    read: { min: Math.ceil(leaseReads(scale, levers, 'min') / u), max: Math.ceil(leaseReads(scale, levers, 'max') / u) },
+  };
+}
+
 function dynamoItem(scale: Scale, levers: Levers, p: Prices, f: Fanout): LineItem {
   const w = dynamoWrites(scale, levers);
   const changelogWru = w.changelog * SECONDS_PER_MONTH;
   const leaseWru = (w.checkpoints + w.leases) * SECONDS_PER_MONTH;
   const subscriptionWru = w.subscriptions * SECONDS_PER_MONTH;
-  const wru = changelogWru + leaseWru + subscriptionWru;
   // Replays and resyncs read the changelog; assumed two reads per session.
   const rru = changelogReadsPerS(scale) * SECONDS_PER_MONTH;
+  // The lease table's lists, at the readers' minimum pods (the router's HPA adding pods adds
+  // their lists, about 1,500 RRU/s a router pod at the seed: not counted).
+  const leaseReadsPerS = leaseReads(scale, levers, 'min');
+  const leaseRru = leaseReadsPerS * SECONDS_PER_MONTH;
   // Storage: the changelog holds its TTL's worth of changes, in the form the payload lever keeps.
   const storedShare = levers.changelogScope === 'all' ? 1 : f.watchedChangelogBatchesPerS / f.changelogBatchesPerS;
   const storageGb = (storedShare * scale.events.average_per_s * levers.changelogTtlHours * 3600 * changelogBytesPerChange(scale, levers)) / GB;
   const onDemand = (w: number, r: number) => (w / 1e6) * p.dynamodb.write_request_units_per_million + (r / 1e6) * p.dynamodb.read_request_units_per_million;
-  // The lever is the changelog's (the state stack provisions that table only); the small tables
-  // stay on-demand. Provisioned: auto scaling tracks the load at the target utilization, the
-  // average's capacity off peak (the stack's minimum) and the peak's in the peak hours.
+  // The lever is the changelog's and the lease table's (the state stack provisions those two);
+  // the small tables stay on-demand. Provisioned: auto scaling tracks the load at the target
+  // utilization, the average's capacity off peak (the stack's minimum) and the peak's in the
+  // peak hours.
   const s = scale.services.peak_hours_share;
+  const u = p.dynamodb.provisioned_target_utilization;
   const shape = (1 - s) + s * peakFactor(scale);
-  const unitHours = (units: number) => ((units / SECONDS_PER_MONTH) * shape * p.hours_per_month) / p.dynamodb.provisioned_target_utilization;
-  const changelogRequests =
-    levers.dynamoCapacity === 'on-demand' ? onDemand(changelogWru, rru) : unitHours(changelogWru) * p.dynamodb.provisioned_wcu_hour + unitHours(rru) * p.dynamodb.provisioned_rcu_hour;
-  const requests = changelogRequests + onDemand(wru - changelogWru, 0);
+  const unitHours = (units: number) => ((units / SECONDS_PER_MONTH) * shape * p.hours_per_month) / u;
+  const provisioned = levers.dynamoCapacity === 'provisioned';
+  const changelogRequests = provisioned ? unitHours(changelogWru) * p.dynamodb.provisioned_wcu_hour + unitHours(rru) * p.dynamodb.provisioned_rcu_hour : onDemand(changelogWru, rru);
+  // The lease table's writes do not follow the events as the changelog's do: its capacity in the
+  // peak hours is what leaseWrites gives at the peak rate (checkpoints coalesced per read, the
+  // renewals flat), off peak the average's; its reads follow the pods, flat at the floor.
+  const leasePeak = leaseWrites(scale, levers, scale.events.peak_per_s);
+  const leaseWcuOffPeak = (w.checkpoints + w.leases) / u;
+  const leaseWcuPeak = (leasePeak.checkpoints + leasePeak.renewals) / u;
+  const leaseRcu = leaseReadsPerS / u;
+  const leaseRequests = provisioned
+    ? p.hours_per_month * (((1 - s) * leaseWcuOffPeak + s * leaseWcuPeak) * p.dynamodb.provisioned_wcu_hour + leaseRcu * p.dynamodb.provisioned_rcu_hour)
+    : onDemand(leaseWru, leaseRru);
+  const requests = changelogRequests + leaseRequests + onDemand(subscriptionWru, 0);
   const usd = requests + storageGb * (p.dynamodb.storage_gb_month + p.dynamodb.pitr_gb_month);
   return {
     usd,
@@ -494,6 +565,9 @@ function dynamoItem(scale: Scale, levers: Levers, p: Prices, f: Fanout): LineIte
       changelog_wru_millions: round(changelogWru / 1e6, 0),
       lease_wru_millions: round(leaseWru / 1e6, 0),
       lease_checkpoints_per_shard_s: round(Object.values(leaseWrites(scale, levers, scale.events.average_per_s).checkpointsPerShard).reduce((a, b) => a + b, 0), 1),
+      lease_rru_millions: round(leaseRru / 1e6, 0),
+      ...(provisioned ? { lease_wcu_off_peak: Math.ceil(leaseWcuOffPeak), lease_wcu_peak: Math.ceil(leaseWcuPeak), lease_rcu: Math.ceil(leaseRcu) } : {}),
+      lease_usd: round(leaseRequests),
       subscription_wru_millions: round(subscriptionWru / 1e6, 0),
       storage_gb: round(storageGb, 0),
     },
@@ -767,7 +841,7 @@ export function compare(scale: Scale, prices: Prices, base: Levers = DEFAULT_LEV
     ['Kinesis on-demand', { kinesisMode: 'on-demand' }],
     ['Kinesis retention 24 h', { retentionHours: 24 }],
     ['changelog bodies for watched projects only', { changelogScope: 'watched' }],
-    ['changelog table on-demand instead of provisioned', { dynamoCapacity: 'on-demand' }],
+    ['changelog and lease tables on-demand instead of provisioned', { dynamoCapacity: 'on-demand' }],
     ['changelog kept 7 days instead of 24 h', { changelogTtlHours: 168 }],
     ['archiver sends plain records (Firehose gzips)', { archiverGzip: false }],
     ['router checkpoints every batch window (ROUTER_CHECKPOINT_INTERVAL_MS=0)', { routerCheckpointMs: 0 }],

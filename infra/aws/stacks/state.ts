@@ -1,13 +1,15 @@
 // DynamoDB: the tables the services own, built from the same list the local stack creates
 // (infra/local/tables.ts, which takes its keys from the owning modules), with TTL and PITR —
 // except where the owner says a backup would undo an erasure (the subject keys). On-demand, but
-// the changelog — every transaction writes it, the bill's largest DynamoDB line — is provisioned
-// with auto scaling between the bounds the cost model derives (settings.changelogCapacity).
+// the two the stream's load writes steadily — the changelog (every transaction writes it) and the
+// leases (every reader's checkpoints and renewals), the bill's DynamoDB line — are provisioned with
+// auto scaling between the bounds the cost model derives (settings.changelogCapacity, leaseCapacity).
 import { RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import type { Construct } from 'constructs';
 import { TABLES, type TableSpec } from '../../local/tables.js';
+import type { TableCapacity } from '../cost/model.js';
 import type { Settings } from '../settings.js';
 import { importedKey } from './compliance.js';
 
@@ -38,7 +40,7 @@ function secondaryIndexes(spec: TableSpec): dynamodb.GlobalSecondaryIndexPropsV2
   });
 }
 
-function provisioned(c: NonNullable<Settings['changelogCapacity']>): dynamodb.Billing {
+function provisioned(c: TableCapacity): dynamodb.Billing {
   const target = c.targetUtilizationPercent;
   return dynamodb.Billing.provisioned({
     writeCapacity: dynamodb.Capacity.autoscaled({ minCapacity: c.write.min, maxCapacity: c.write.max, targetUtilizationPercent: target }),
@@ -46,10 +48,15 @@ function provisioned(c: NonNullable<Settings['changelogCapacity']>): dynamodb.Bi
   });
 }
 
+/** Provisioned with those bounds, or on-demand (null: the cost model's lever says on-demand; the small tables). */
+function billing(c: TableCapacity | null): dynamodb.Billing {
+  return c ? provisioned(c) : dynamodb.Billing.onDemand();
+}
+
 export class StateStack extends Stack {
   readonly tables: Record<string, dynamodb.TableV2> = {};
 
-  constructor(scope: Construct, id: string, dataKey: kms.IKey, capacity: Settings['changelogCapacity'], props?: StackProps) {
+  constructor(scope: Construct, id: string, dataKey: kms.IKey, capacity: Pick<Settings, 'changelogCapacity' | 'leaseCapacity'>, props?: StackProps) {
     super(scope, id, props);
     const key = importedKey(this, dataKey);
     for (const spec of TABLES) {
@@ -61,7 +68,7 @@ export class StateStack extends Stack {
         partitionKey,
         ...(sortKey ? { sortKey } : {}),
         globalSecondaryIndexes: secondaryIndexes(spec),
-        billing: spec.key === 'changelog' && capacity ? provisioned(capacity) : dynamodb.Billing.onDemand(),
+        billing: billing(spec.key === 'changelog' ? capacity.changelogCapacity : spec.key === 'leases' ? capacity.leaseCapacity : null),
         ...(spec.ttlAttribute ? { timeToLiveAttribute: spec.ttlAttribute } : {}),
         pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: spec.backups !== false },
         encryption: dynamodb.TableEncryptionV2.customerManagedKey(key),
