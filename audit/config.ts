@@ -29,6 +29,8 @@ export interface AuditConfig {
   metricsHost: string;
   /** Workspaces whose last event id the checkpoint keeps. */
   maxMarks: number;
+  /** Least time between two checkpoints of a shard. */
+  checkpointIntervalMs: number;
   /** The erased-subjects list (the subject-keys table's tombstones): no identity mapping is written for them. */
   erasedSubjects: { table: string; ttlMs: number };
 }
@@ -52,6 +54,9 @@ export const AUDIT_SETTINGS = {
   keyFile: optionalSetting({ name: 'AUDIT_KEY_FILE', default: 'required without AUDIT_KEY', meaning: `File holding that key (\`npm start\` creates ${DEV_AUDIT_KEY_FILE}).` }),
   ...METRICS_SETTINGS,
   maxMarks: intSetting({ name: 'AUDIT_MAX_MARKS', default: 3000, min: 1, max: 4000, meaning: 'Workspaces whose last event id the checkpoint keeps.' }),
+  // Each checkpoint rewrites the lease item with the marks (up to ~200 KB): one per read of every
+  // shard would be the lease table's largest cost (infra/aws/cost/model.ts).
+  checkpointIntervalMs: intSetting({ name: 'AUDIT_CHECKPOINT_INTERVAL_MS', default: 5000, min: 0, max: 60_000, meaning: "Least time between two checkpoints of a shard (rewriting its lease item with the marks); a new holder folds the segments written since. 0: after every batch." }),
 };
 
 /** Where audit reads the erased-subjects list, and how long it trusts an answer (it unwraps no key: no KMS). */
@@ -106,7 +111,7 @@ export function loadAuditStoreConfig(env: Env): AuditStoreConfig {
 }
 
 export function loadConfig(env: Env): AuditConfig {
-  const s = readSettings(env, { consumerName: AUDIT_SETTINGS.consumerName, dlqTable: AUDIT_SETTINGS.dlqTable, metricsPort: AUDIT_SETTINGS.metricsPort, metricsHost: AUDIT_SETTINGS.metricsHost, maxMarks: AUDIT_SETTINGS.maxMarks, ...ERASED_SUBJECT_SETTINGS });
+  const s = readSettings(env, { consumerName: AUDIT_SETTINGS.consumerName, dlqTable: AUDIT_SETTINGS.dlqTable, metricsPort: AUDIT_SETTINGS.metricsPort, metricsHost: AUDIT_SETTINGS.metricsHost, maxMarks: AUDIT_SETTINGS.maxMarks, checkpointIntervalMs: AUDIT_SETTINGS.checkpointIntervalMs, ...ERASED_SUBJECT_SETTINGS });
   return {
     aws: loadAwsConfig(env),
     consumer: loadConsumerConfig(env),
@@ -117,6 +122,7 @@ export function loadConfig(env: Env): AuditConfig {
     metricsPort: s.metricsPort,
     metricsHost: s.metricsHost,
     maxMarks: s.maxMarks,
+    checkpointIntervalMs: s.checkpointIntervalMs,
     erasedSubjects: { table: s.erasedTable, ttlMs: s.erasedTtlMs },
   };
 }

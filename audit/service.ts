@@ -49,7 +49,7 @@ export async function startAudit(config: AuditConfig, logger: Logger, store: Aud
     name: config.consumerName,
     kinesis,
     dynamo,
-    processor: (shardId) => new AuditShardWriter(shardId, { consumer: config.consumerName, store, deadLetters, validate: validateEvent, pseudonyms, knownIdentities, erased, metrics, logger, maxMarks: config.maxMarks }),
+    processor: (shardId) => new AuditShardWriter(shardId, { consumer: config.consumerName, store, deadLetters, validate: validateEvent, pseudonyms, knownIdentities, erased, metrics, logger, maxMarks: config.maxMarks, checkpointEveryMs: config.checkpointIntervalMs }),
     metrics: registry,
     logger,
   });

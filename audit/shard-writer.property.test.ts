@@ -36,6 +36,8 @@ interface Plan {
   crashes: { op: number; after: boolean }[];
   /** Batches before which a second holder of the lease processes the batch first. */
   races: number[];
+  /** The writer's checkpoint interval, in batches (one clock tick each; 0: every batch). */
+  checkpointEvery: number;
 }
 
 function buildStream(plan: Plan): { records: UserRecord[]; valid: Map<string, string> } {
@@ -95,7 +97,10 @@ async function run(plan: Plan): Promise<{ store: MemoryAuditStore; dlq: Map<stri
     // Each process has its own cache: a crash forgets it.
     knownIdentities: known,
     logger: silentLogger,
+    checkpointEveryMs: plan.checkpointEvery,
+    now: () => new Date(clock),
   });
+  let clock = 0;
   let checkpoint: (Position & { state?: string }) | undefined;
   const checkpointer = (last: UserRecord, crashes: boolean): Checkpointer => ({
     checkpoint(_position?: Position, state?: string) {
@@ -118,18 +123,23 @@ async function run(plan: Plan): Promise<{ store: MemoryAuditStore; dlq: Map<stri
   };
   let writer = await start();
   let batchNo = 0;
+  // As the shard worker reads: on after the last batch handed over, from the checkpoint after a crash.
+  let delivered: { sequenceNumber: string } | undefined = checkpoint;
   for (let guard = 0; guard < 10_000; guard++) {
-    const from = checkpoint ? records.findIndex((r) => compareSequenceNumbers(r.sequenceNumber, checkpoint!.sequenceNumber) > 0) : 0;
+    const from = delivered ? records.findIndex((r) => compareSequenceNumbers(r.sequenceNumber, delivered!.sequenceNumber) > 0) : 0;
     if (from < 0 || from >= records.length) break;
     const size = plan.batchSizes[batchNo % plan.batchSizes.length]!;
     const batch = records.slice(from, from + size);
     const thisBatch = batchNo++;
+    clock += 1;
     try {
       if (plan.races.includes(thisBatch)) await race(batch);
       await writer.processRecords({ records: batch, millisBehindLatest: 0 }, checkpointer(batch.at(-1)!, true));
+      delivered = batch.at(-1)!;
     } catch (err) {
       if (!(err instanceof Crash)) throw err;
       writer = await start(); // a new process resumes from the last checkpoint
+      delivered = checkpoint;
     }
   }
   return { store, dlq, valid, malformed: plan.malformed.length };
@@ -165,6 +175,7 @@ const planArb: fc.Arbitrary<Plan> = fc.record({
   batchSizes: fc.array(fc.integer({ min: 1, max: 12 }), { minLength: 1, maxLength: 5 }),
   crashes: fc.array(fc.record({ op: fc.integer({ min: 1, max: 30 }), after: fc.boolean() }), { maxLength: 5 }),
   races: fc.array(fc.nat({ max: 10 }), { maxLength: 2 }),
+  checkpointEvery: fc.integer({ min: 0, max: 4 }),
 });
 
 describe('audit shard writer', () => {

@@ -5,7 +5,8 @@
 // Ordering, and why nothing is lost or doubled whatever the crash point:
 //   1. dead letters first (keyed by the Kinesis record: a re-read finds its entry);
 //   2. the segment, created only if its key (shard, index) is free;
-//   3. then the checkpoint, whose state names the segment it follows.
+//   3. then the checkpoint, whose state names the segment it follows (at most one per
+//      checkpointEveryMs, AUDIT_CHECKPOINT_INTERVAL_MS: each rewrites the lease item with the marks).
 // The segments are the truth, the checkpoint a hint: a new holder of the lease starts from the
 // checkpoint's segment and folds every segment written after it (a crash between 2 and 3), so
 // it knows the last Kinesis position already recorded (records up to it are skipped) and every
@@ -72,6 +73,8 @@ export interface AuditShardDeps {
   logger: Logger;
   /** Workspaces whose last event id the checkpoint keeps (the lease item holds 400 KB). */
   maxMarks?: number;
+  /** Least time between two checkpoints (AUDIT_CHECKPOINT_INTERVAL_MS; default 0: one per batch). */
+  checkpointEveryMs?: number;
   now?: () => Date;
 }
 
@@ -129,6 +132,7 @@ export class AuditShardWriter implements ShardProcessor {
   private parents: SegmentLink[] = [];
   /** Another writer took the next index: reload the chain before the retried batch. */
   private stale = false;
+  private lastCheckpointAt = -Infinity;
   private readonly metrics: AuditMetrics;
 
   constructor(
@@ -261,6 +265,12 @@ export class AuditShardWriter implements ShardProcessor {
       this.metrics.recorded(records);
     }
     this.marks = marks;
+    // A checkpoint sooner than the interval is left out: the segments are the truth, so a new
+    // holder starting from an older checkpoint folds the segments after it (catchUp) and skips
+    // what they hold. No timer: an idle shard's last batch is checkpointed at shutdown, or folded.
+    const now = (this.deps.now?.() ?? new Date()).getTime();
+    if (now - this.lastCheckpointAt < (this.deps.checkpointEveryMs ?? 0)) return;
+    this.lastCheckpointAt = now;
     await checkpointer.checkpoint(undefined, this.state);
   }
 

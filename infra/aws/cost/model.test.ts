@@ -203,6 +203,11 @@ describe('cost model arithmetic', () => {
     const polled = tinyScale({ services: { ...seed.services, efo_consumers: [], polling_consumers: ['search'] } });
     expect(leaseWrites(polled, DEFAULT_LEVERS, 10).checkpointsPerShard.search).toBeCloseTo(0.75 * (1 - Math.exp(-5 / 0.75)), 9);
     expect(leaseWrites(polled, DEFAULT_LEVERS, 4000).checkpointsPerShard.search).toBeCloseTo(4, 9);
+    // Audit polls too, but checkpoints at most every 5 s (its interval), however busy: 5 records/s -> 0.2 x (1 - e^-25).
+    const audited = tinyScale({ services: { ...seed.services, efo_consumers: [], polling_consumers: ['audit'] } });
+    expect(leaseWrites(audited, DEFAULT_LEVERS, 10).checkpointsPerShard.audit).toBeCloseTo(0.2 * (1 - Math.exp(-25)), 9);
+    expect(leaseWrites(audited, DEFAULT_LEVERS, 4000).checkpointsPerShard.audit).toBeCloseTo(0.2, 9);
+    expect(leaseWrites(audited, { ...DEFAULT_LEVERS, auditCheckpointMs: 0 }, 4000).checkpointsPerShard.audit).toBeCloseTo(4, 9);
     // The marks stop at the reader's bound: 4,000 x 67 B + 500 = 268,500 B -> 263 WRU a write.
     expect(leaseItemBytes(tinyScale({ events: { ...scale.events, workspaces: 1e6 } }), 'router', 2)).toBe(268_500);
   });
@@ -212,6 +217,7 @@ describe('cost model arithmetic', () => {
     expect(String(DEFAULT_LEVERS.routerCheckpointMs)).toBe(ROUTER_SETTINGS.checkpointIntervalMs.default);
     expect(String(LEASE_SHARD_SYNC_MS)).toBe(CONSUMER_SETTINGS.shardSyncIntervalMs.default);
     expect(Object.keys(LEASE_WORKERS).sort()).toEqual(streamReaders(seed).sort());
+    expect(String(DEFAULT_LEVERS.auditCheckpointMs)).toBe(AUDIT_SETTINGS.checkpointIntervalMs.default);
     expect(POLLING_READS_PER_S).toBe(DEFAULT_READ_BUDGET.callsPerSecond);
     expect(RECORDS_PER_CALL).toBe(MAX_RECORDS_PER_CALL);
     expect(CHECKPOINT_MARKS).toEqual({ router: ROUTER_MAX_MARKS, audit: Number(AUDIT_SETTINGS.maxMarks.default) });

@@ -139,6 +139,8 @@ export interface Levers {
   brokerRecheckMs: number;
   /** Least time between two of the router's checkpoints of a shard (ROUTER_CHECKPOINT_INTERVAL_MS; 0: one per batch window). */
   routerCheckpointMs: number;
+  /** Least time between two of audit's checkpoints of a shard (AUDIT_CHECKPOINT_INTERVAL_MS; 0: one per read). */
+  auditCheckpointMs: number;
 }
 
 export const DEFAULT_LEVERS: Levers = {
@@ -158,6 +160,7 @@ export const DEFAULT_LEVERS: Levers = {
   subscriptionEvents: 'lifecycle',
   brokerRecheckMs: 300_000,
   routerCheckpointMs: 5000,
+  auditCheckpointMs: 5000,
 };
 
 export interface LineItem {
@@ -387,7 +390,8 @@ export interface LeaseWrites {
  * checkpoints at the end of each call (search, notifications, audit, archiver), the router at the
  * end of each batch window (router/shard-processor.ts). Reads come at the read budget's spacing
  * (polling), as enhanced fan-out pushes them, and for the router no closer than its batch window
- * nor its checkpoint interval (ROUTER_CHECKPOINT_INTERVAL_MS: a checkpoint due sooner waits).
+ * nor its checkpoint interval (ROUTER_CHECKPOINT_INTERVAL_MS: a checkpoint due sooner waits);
+ * audit's no closer than its interval either (AUDIT_CHECKPOINT_INTERVAL_MS: a sooner one is left out).
  * Renewals are the lease loop's, every failover/3 whatever the checkpoints (consumer.ts).
  */
 export function leaseWrites(scale: Scale, levers: Levers, eventsPerS: number): LeaseWrites {
@@ -399,12 +403,12 @@ export function leaseWrites(scale: Scale, levers: Levers, eventsPerS: number): L
   const checkpointsPerShard: Record<string, number> = {};
   for (const reader of streamReaders(scale)) {
     const readS = scale.services.efo_consumers.includes(reader) ? scale.services.efo_push_interval_ms / 1000 : 1 / POLLING_READS_PER_S;
-    const spaced = reader === 'router' && levers.routerCheckpointMs > 0;
-    const spacingS = reader === 'router' ? Math.max(readS, levers.batchWindowMs / 1000, levers.routerCheckpointMs / 1000) : readS;
+    const intervalMs = reader === 'router' ? levers.routerCheckpointMs : reader === 'audit' ? levers.auditCheckpointMs : 0;
+    const spacingS = Math.max(readS, reader === 'router' ? levers.batchWindowMs / 1000 : 0, intervalMs / 1000);
     // Reads that saw at least one of the shard's (Poisson) records: the coalescing of messagesPerTransaction.
     const seen = recordsPerS * messagesPerTransaction(recordsPerS, spacingS);
-    // The router's interval bounds its checkpoints however many records a window holds; the others checkpoint per call.
-    const perShard = spaced ? seen : Math.max(seen, perCall);
+    // An interval bounds the checkpoints however many records a call holds; without one a reader checkpoints per call.
+    const perShard = intervalMs > 0 ? seen : Math.max(seen, perCall);
     const wru = Math.ceil(leaseItemBytes(scale, reader, shards) / 1024);
     checkpointsPerShard[reader] = perShard;
     checkpoints += shards * perShard * wru;
@@ -845,6 +849,7 @@ export function compare(scale: Scale, prices: Prices, base: Levers = DEFAULT_LEV
     ['changelog kept 7 days instead of 24 h', { changelogTtlHours: 168 }],
     ['archiver sends plain records (Firehose gzips)', { archiverGzip: false }],
     ['router checkpoints every batch window (ROUTER_CHECKPOINT_INTERVAL_MS=0)', { routerCheckpointMs: 0 }],
+    ['audit checkpoints every read (AUDIT_CHECKPOINT_INTERVAL_MS=0)', { auditCheckpointMs: 0 }],
     ...(base.broker === 'iot-core' ? IOT_CORE_LEVERS : [['broker nodes re-check memberships every 60 s instead of 300 s', { brokerRecheckMs: 60_000 }] as [string, Partial<Levers>]]),
   ];
   let path = { ...base };
