@@ -15,7 +15,7 @@
 // finds it taken, reloads the chain and retries the batch after it.
 import { TaskflowError } from '../lib/errors.js';
 import { comparePositions as compareEventPositions, eventId, type EventPosition, parseEventId } from '../lib/event-id.js';
-import { type Checkpointer, comparePositions, type ErasedSubjects, isForConsumer, type ProcessBatch, type ShardInit, type ShardProcessor, type ShutdownReason, type UserRecord } from '@taskflow/stream';
+import { type Checkpointer, comparePositions, type ErasedSubjects, isForConsumer, packMarks, type ProcessBatch, readMarks, type ShardInit, type ShardProcessor, type ShutdownReason, type UserRecord } from '@taskflow/stream';
 import type { Logger } from '../lib/logger.js';
 import type { EventValidator, RejectReason } from '../schemas/validate.js';
 import { buildSegment, encodeSegment, parseSegmentKey, type Segment, type SegmentLink, segmentKey, type ThroughPosition } from './chain.js';
@@ -84,18 +84,22 @@ interface WriterState {
   marks: Map<string, EventPosition>;
 }
 
+/** v2: the marks packed as the router's are (packMarks); v1 (JSON event ids) when a workspace id is not a UUID. */
 export function serializeState(state: WriterState, maxMarks: number): string {
-  const marks = [...state.marks].slice(Math.max(0, state.marks.size - maxMarks)).map(([ws, pos]) => [ws, eventId(pos)]);
-  return JSON.stringify({ v: 1, ...(state.head ? { head: state.head } : {}), marks: Object.fromEntries(marks) });
+  const kept = [...state.marks].slice(Math.max(0, state.marks.size - maxMarks));
+  const head = state.head ? { head: state.head } : {};
+  const packed = packMarks(new Map(kept));
+  if (packed !== undefined) return JSON.stringify({ v: 2, ...head, marks: packed });
+  return JSON.stringify({ v: 1, ...head, marks: Object.fromEntries(kept.map(([ws, pos]) => [ws, eventId(pos)])) });
 }
 
 export function parseState(text: string | undefined): WriterState {
   const state: WriterState = { marks: new Map() };
   if (!text) return state;
-  const parsed = JSON.parse(text) as { v?: number; head?: SegmentLink; marks?: Record<string, string> };
-  if (parsed.v !== 1) return state;
+  const parsed = JSON.parse(text) as { v?: number; head?: SegmentLink; marks?: unknown };
+  if (parsed.v !== 1 && parsed.v !== 2) return state;
   if (parsed.head) state.head = parsed.head;
-  for (const [ws, id] of Object.entries(parsed.marks ?? {})) state.marks.set(ws, parseEventId(id));
+  state.marks = readMarks(parsed.v, parsed.marks ?? {});
   return state;
 }
 

@@ -359,8 +359,8 @@ export const POLLING_READS_PER_S = 0.75;
 export const RECORDS_PER_CALL = 500;
 /** High-water marks a reader keeps in its checkpoint state: the router's (shard-router.ts ROUTER_MAX_MARKS) and audit's (AUDIT_MAX_MARKS); the others keep none. */
 export const CHECKPOINT_MARKS: Readonly<Record<string, number>> = { router: 4000, audit: 3000 };
-/** One mark in the state's JSON, `"<workspace uuid>":"<16 hex>-<8 digits>",` (serializeMarks). */
-export const MARK_BYTES = 67;
+/** One mark in the state, 28 packed bytes in base64 (serializeMarks / packMarks; audit's state packs them the same way). */
+export const MARK_BYTES = 38;
 /** The rest of a lease item: attribute names, key, owner, counter, a 56-digit checkpoint, parents, the state's wrapper (audit's head link too). */
 export const LEASE_ITEM_BYTES = 500;
 
