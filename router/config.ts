@@ -14,7 +14,7 @@ import { SUBJECT_KEY_SETTINGS, type SubjectKeyConfig, readerKeyConfig } from '..
 import { type ConsumerEnvConfig, fanOutOf, type ReadBudget, readBudgetSettings, readerSettings } from '@taskflow/stream';
 import type { UserLimits } from '../lib/user-limits.js';
 import { IOT_CORE_MAX_MESSAGE_BYTES, type PayloadMode } from './messages.js';
-import { type BrokerNode, brokerNode } from './broker-tier.js';
+import { type BrokerNode, brokerNode } from '../lib/broker-tier.js';
 
 export interface RouterConfig {
   aws: AwsConfig;
@@ -30,7 +30,7 @@ export interface RouterConfig {
   gzip: boolean;
   maxMessageBytes: number;
   publisher: 'mqtt' | 'iot-data';
-  /** Set: publish to this tier of broker nodes (router/broker-tier.ts) instead of MQTT_URL. */
+  /** Set: publish to this tier of broker nodes (lib/broker-tier.ts) instead of MQTT_URL. */
   brokers?: BrokerNode[];
   mqtt: { url: string; poolSize: number; username: string; password?: string; publishesPerSecond: number; tls?: MqttTlsFiles };
   /** Where subscription lifecycle events come from; 'off' publishes to every project. */

@@ -4,6 +4,7 @@
 // bound to their user (`<userId>.<suffix>`, lib/authz.ts), so the prefix says whose they are.
 import { DeleteConnectionCommand, ResourceNotFoundException, type IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
 import type { BackoffPolicy } from '../lib/backoff.js';
+import type { BrokerTier } from '../lib/broker-tier.js';
 import { retry } from '../lib/retry.js';
 
 export interface ConnectionRevoker {
@@ -38,6 +39,26 @@ export class IotConnectionRevoker implements ConnectionRevoker {
         }
       },
       { policy: this.retry, signal, shouldRetry: () => true },
+    );
+  }
+}
+
+/** Revocation in tier mode: DELETE /connections/{clientId} on the nodes holding the user's sessions. */
+export class TierConnectionRevoker implements ConnectionRevoker {
+  constructor(private readonly tier: BrokerTier) {}
+
+  async disconnect(userIds: readonly string[], signal: AbortSignal): Promise<void> {
+    const targets = userIds.flatMap((u) => this.tier.tracker.connectionsOf(u));
+    await Promise.all(
+      targets.map((t) =>
+        retry(
+          async () => {
+            signal.throwIfAborted();
+            await this.tier.deleteConnection(t.node, t.clientId, signal);
+          },
+          { policy: { baseMs: 50, maxMs: 1000 }, signal, shouldRetry: () => true },
+        ),
+      ),
     );
   }
 }

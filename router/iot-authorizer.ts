@@ -69,7 +69,7 @@ export function iotPolicyDocuments(userId: string, memberships: readonly Members
   return docs.slice(0, MAX_DOCUMENTS);
 }
 
-/** The lifecycle topics the router reads subscriptions and disconnects from (router/subscriptions.ts). */
+/** The lifecycle topics the router reads subscriptions and disconnects from (lib/subscriptions.ts). */
 const LIFECYCLE_TOPICS = '$aws/events/*';
 
 /**

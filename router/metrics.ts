@@ -1,7 +1,7 @@
 // The router's Prometheus metrics, declared once. The consumer library adds its own (iterator
 // age, leases) to the same registry.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { TierMetrics } from './broker-tier.js';
+import type { TierMetrics } from '../lib/broker-tier.js';
 import type { ApiOutcome } from '../lib/http-api.js';
 import type { DeadLetter, ShardRouterMetrics } from './shard-router.js';
 

@@ -18,7 +18,7 @@ import { DynamoChangelogStore } from './dynamo-changelog.js';
 import { DynamoMembershipProjection } from '../lib/dynamo-memberships.js';
 import { prometheusRouterMetrics } from './metrics.js';
 import { PublishPipeline } from './publish-pipeline.js';
-import { IotConnectionRevoker } from './connection-revoker.js';
+import { IotConnectionRevoker, TierConnectionRevoker } from './connection-revoker.js';
 import { IotDataPublisher, MqttPublisherPool, type Publisher } from '../lib/publishers.js';
 import { startReplayServer } from './replay-server.js';
 import { replayPreparer } from './replay.js';
@@ -27,8 +27,8 @@ import { RouterShardProcessor } from './shard-processor.js';
 import type { DeadLetterSink } from './shard-router.js';
 import type { SequencedChange } from './sequencer.js';
 import { DynamoSubscriptionStore } from './subscription-store.js';
-import { LIFECYCLE_FILTERS, LiveSubscriptions, parseLifecycleMessage } from './subscriptions.js';
-import { BrokerTier, TierConnectionRevoker } from './broker-tier.js';
+import { LIFECYCLE_FILTERS, LiveSubscriptions, parseLifecycleMessage } from '../lib/subscriptions.js';
+import { BrokerTier } from '../lib/broker-tier.js';
 
 export interface RunningRouter {
   consumer: Consumer;

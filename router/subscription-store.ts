@@ -5,9 +5,9 @@
 // entries expire after a day (IoT Core connections last at most 24 h): `expiresAt` is the table's
 // TTL attribute, and `sweep` deletes expired entries itself because the local DynamoDB
 // (dynalite) ignores TTL and real TTL deletes only within days. Entries are kept per
-// session (`clientId#sessionId`, see subscriptions.ts) so a stale disconnect removes only its own.
+// session (`clientId#sessionId`, see lib/subscriptions.ts) so a stale disconnect removes only its own.
 import { BatchWriteItemCommand, type DynamoDBClient, PutItemCommand, QueryCommand, ScanCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
-import { sessionKey, type SubscriptionEvent } from './subscriptions.js';
+import { sessionKey, type SubscriptionEvent } from '../lib/subscriptions.js';
 
 const ENTRY_TTL_SECONDS = 24 * 3600;
 

@@ -6,7 +6,7 @@
 // session by connecting with its id.
 //
 // Revocation. The router closes a revoked member's connections itself (DELETE /connections on
-// the nodes it knows hold them, router/broker-tier.ts) and holds the workspace's later changes
+// the nodes it knows hold them, lib/broker-tier.ts) and holds the workspace's later changes
 // until that is confirmed. What this node adds, so that nothing rests on the router alone:
 // - token expiry, checked every tick (1 s) against the verified `exp` kept at connect: no read;
 // - a safety net: each connection's live subscriptions read again against its memberships once

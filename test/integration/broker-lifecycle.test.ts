@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Broker } from '../../infra/local/broker.js';
-import { LIFECYCLE_FILTERS, LiveSubscriptions, parseLifecycleMessage, type SubscriptionEvent } from '../../router/subscriptions.js';
+import { LIFECYCLE_FILTERS, LiveSubscriptions, parseLifecycleMessage, type SubscriptionEvent } from '../../lib/subscriptions.js';
 import { waitFor } from '../support/wait.js';
 import { startTestBroker } from '../support/stack.js';
 

@@ -9,7 +9,7 @@ import { DEFAULT_ROUTER_SERVICE_USER } from '../../lib/authz.js';
 import { TaskflowError } from '../../lib/errors.js';
 import type { TokenVerifier } from '../../lib/jwt.js';
 import { createLogger } from '../../lib/logger.js';
-import { BrokerTier, brokerNode, TokenRefusedError } from '../../router/broker-tier.js';
+import { BrokerTier, brokerNode, TokenRefusedError } from '../../lib/broker-tier.js';
 import { startBroker } from '../../infra/local/broker.js';
 import { waitFor } from '../support/wait.js';
 

@@ -8,7 +8,7 @@
 // and the revocation list is its sessions' client ids.
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import { clientIdUser, filterCovers } from '../lib/authz.js';
+import { clientIdUser, filterCovers } from './authz.js';
 import type { SubscriptionEvent } from './subscriptions.js';
 import { type NodeSession, TierSubscriptions } from './tier-subscriptions.js';
 

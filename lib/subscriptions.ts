@@ -10,7 +10,7 @@
 // subscribed (IoT Core does not order lifecycle events; aedes reports a taken-over session late).
 // Keyed by client id alone, that late disconnect would silence a live subscriber. IoT Core's
 // events carry `sessionIdentifier`; aedes' $SYS events do not, so that mode keeps the race.
-import { clientIdUser, filterCovers } from '../lib/authz.js';
+import { clientIdUser, filterCovers } from './authz.js';
 
 export type SubscriptionEvent =
   | { kind: 'subscribed'; clientId: string; sessionId?: string; filters: string[] }

@@ -5,11 +5,10 @@
 // GET /subscriptions (Bearer: the router's service token) and applies what arrived meanwhile.
 // No subscription-store writes in this mode: the nodes are the source.
 import mqtt, { type MqttClient } from 'mqtt';
-import { TaskflowError } from '../lib/errors.js';
-import { retry } from '../lib/retry.js';
-import type { Logger } from '../lib/logger.js';
-import { mqttClientOptions, MqttPublisherPool, type MqttPoolOptions, type Publisher } from '../lib/publishers.js';
-import type { ConnectionRevoker } from './connection-revoker.js';
+import { TaskflowError } from './errors.js';
+import { retry } from './retry.js';
+import type { Logger } from './logger.js';
+import { mqttClientOptions, MqttPublisherPool, type MqttPoolOptions, type Publisher } from './publishers.js';
 import { LIFECYCLE_FILTERS, parseLifecycleMessage, type SubscriptionEvent } from './subscriptions.js';
 import { type NodeSession, TierSubscriptions } from './tier-subscriptions.js';
 
@@ -210,26 +209,6 @@ export function parseSnapshot(body: unknown): NodeSession[] {
     if (typeof s.clientId !== 'string' || typeof s.sessionId !== 'string' || !Array.isArray(s.filters) || !s.filters.every((f) => typeof f === 'string')) throw new Error('GET /subscriptions: malformed session');
     return { clientId: s.clientId, sessionId: s.sessionId, filters: s.filters as string[] };
   });
-}
-
-/** Revocation in tier mode: DELETE /connections/{clientId} on the nodes holding the user's sessions. */
-export class TierConnectionRevoker implements ConnectionRevoker {
-  constructor(private readonly tier: BrokerTier) {}
-
-  async disconnect(userIds: readonly string[], signal: AbortSignal): Promise<void> {
-    const targets = userIds.flatMap((u) => this.tier.tracker.connectionsOf(u));
-    await Promise.all(
-      targets.map((t) =>
-        retry(
-          async () => {
-            signal.throwIfAborted();
-            await this.tier.deleteConnection(t.node, t.clientId, signal);
-          },
-          { policy: { baseMs: 50, maxMs: 1000 }, signal, shouldRetry: () => true },
-        ),
-      ),
-    );
-  }
 }
 
 interface Deferred {
