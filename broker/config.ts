@@ -21,7 +21,7 @@ export interface BrokerConfig {
   tcpPort: number;
   wsPort: number;
   membershipsTable: string;
-  /** The one token subject the HTTP routes answer (the router). */
+  /** The token subject the HTTP routes answer (the router); GET /subscriptions also answers the other serviceUserIds. */
   routerServiceUser: string;
   /** Token subjects that may publish and subscribe anywhere: the router and these. */
   serviceUserIds: string[];
@@ -50,7 +50,7 @@ export const BROKER_SETTINGS = {
   tcpPort: intSetting({ name: 'BROKER_TCP_PORT', default: 1883, min: 0, max: 65535, meaning: 'Port of MQTT over TCP; 0 picks a free one.' }),
   wsPort: intSetting({ name: 'BROKER_WS_PORT', default: 8080, min: 0, max: 65535, meaning: 'Port of MQTT over WebSocket (/mqtt) and of the HTTP routes (POST /topics/{topic}, DELETE /connections/{clientId}, GET /subscriptions); 0 picks a free one.' }),
   membershipsTable: stringSetting({ name: tableEnvVar('memberships'), default: 'taskflow-memberships', meaning: "The router's membership projection, which subscriptions are authorized against." }),
-  routerServiceUser: stringSetting({ name: 'ROUTER_SERVICE_USER', default: DEFAULT_ROUTER_SERVICE_USER, meaning: "The router's token subject: the only one the HTTP routes answer, and a publisher." }),
+  routerServiceUser: stringSetting({ name: 'ROUTER_SERVICE_USER', default: DEFAULT_ROUTER_SERVICE_USER, meaning: "The router's token subject: the only one POST /topics and DELETE /connections answer, and a publisher." }),
   publisherUserIds: customSetting({
     name: 'BROKER_PUBLISHER_USER_IDS',
     type: 'comma-separated user ids',

@@ -41,7 +41,8 @@ export async function startBrokerService(config: BrokerConfig, logger: Logger): 
     tcpPort: config.tcpPort,
     wsPort: config.wsPort,
     hooks: auth.hooks,
-    routeAuth: { verify, subject: config.routerServiceUser },
+    // The router's routes; GET /subscriptions also for the other publishers (notifications' broker tier loads it).
+    routeAuth: { verify, subject: config.routerServiceUser, readers: config.serviceUserIds.filter((u) => u !== config.routerServiceUser) },
     registry,
   });
   let draining = false;

@@ -5,7 +5,8 @@
 // sessions (GET /subscriptions). It is the local stand-in for AWS IoT Core and, run by
 // `taskflow broker` (broker/), the production broker tier. Authorization hooks are pluggable so
 // the same membership policy that backs the IoT Core custom authorizer guards it; the HTTP routes
-// are open unless `routeAuth` names the one token subject allowed (the service requires it). The
+// are open unless `routeAuth` names the token subject allowed (the router; the service requires
+// it) and those that may also read GET /subscriptions (the other publishers: notifications). The
 // broker can be stopped and started again on the same ports while the rest of the stack keeps
 // running (tests of reconnects).
 import { Aedes, type AedesOptions, type Client } from 'aedes';
@@ -28,8 +29,11 @@ export interface BrokerOptions {
   hooks?: BrokerHooks;
   /** The node's identity: aedes' id (so `$SYS/<id>/…`) and every lifecycle event's `brokerId`. Default: aedes' random id. */
   id?: string;
-  /** When set, the HTTP routes require `Authorization: Bearer <JWT>` whose verified subject is `subject`; otherwise they are open. */
-  routeAuth?: { verify: TokenVerifier; subject: string };
+  /**
+   * When set, the HTTP routes require `Authorization: Bearer <JWT>` whose verified subject is
+   * `subject`, or for GET /subscriptions alone (a read-only listing) one of `readers`; otherwise they are open.
+   */
+  routeAuth?: { verify: TokenVerifier; subject: string; readers?: readonly string[] };
   /** Where the broker's gauges and counters (BROKER_NODE_METRICS) are registered, if anywhere. */
   registry?: Registry;
 }
@@ -279,10 +283,11 @@ interface DataPlane {
 }
 
 /**
- * 401 without a verified bearer token, 403 for any subject but the allowed one (the router);
+ * 401 without a verified bearer token, 403 for any subject but the allowed one (the router) or,
+ * on GET /subscriptions only, one of the readers (the publishers that load a node's sessions);
  * undefined when the request may go on. Bodies as the other APIs' (lib/http-api.ts).
  */
-async function refusal(auth: BrokerOptions['routeAuth'], req: IncomingMessage): Promise<{ status: number; body: object } | undefined> {
+async function refusal(auth: BrokerOptions['routeAuth'], route: 'publish' | 'delete' | 'subscriptions', req: IncomingMessage): Promise<{ status: number; body: object } | undefined> {
   if (!auth) return undefined;
   const bearer = /^Bearer (.+)$/i.exec(req.headers.authorization ?? '');
   if (!bearer?.[1]) return { status: 401, body: { error: 'unauthenticated', message: 'Authorization: Bearer <token> is required' } };
@@ -292,7 +297,9 @@ async function refusal(auth: BrokerOptions['routeAuth'], req: IncomingMessage): 
   } catch {
     return { status: 401, body: { error: 'unauthenticated', message: 'invalid token' } };
   }
-  return subject === auth.subject ? undefined : { status: 403, body: { error: 'forbidden', message: `the broker's routes are reserved for ${auth.subject}` } };
+  if (subject === auth.subject || (route === 'subscriptions' && auth.readers?.includes(subject))) return undefined;
+  const message = route === 'subscriptions' ? `GET /subscriptions is reserved for ${[auth.subject, ...(auth.readers ?? [])].join(', ')}` : `this route of the broker is reserved for ${auth.subject}`;
+  return { status: 403, body: { error: 'forbidden', message } };
 }
 
 async function handleDataPlane(plane: DataPlane, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -305,7 +312,7 @@ async function handleDataPlane(plane: DataPlane, req: IncomingMessage, res: Serv
     reply(res, 404, { error: 'not_found', message: 'the broker serves POST /topics/{topic}, DELETE /connections/{clientId} and GET /subscriptions' });
     return;
   }
-  const refused = await refusal(plane.auth, req);
+  const refused = await refusal(plane.auth, route, req);
   if (refused) {
     req.resume(); // a refused publish's body is not read
     reply(res, refused.status, refused.body);

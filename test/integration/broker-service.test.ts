@@ -1,7 +1,7 @@
 // `taskflow broker` as production runs it (its own process, broker/README.md): a browser's
 // connection authorized from the membership projection, GET /subscriptions answering the node's
 // live sessions with the brokerId and session ids its lifecycle events carry, the HTTP routes
-// reserved for the router's token, the node's metrics, a token expiring while connected cut at
+// reserved for the router's token (GET /subscriptions also for the publisher service users), the node's metrics, a token expiring while connected cut at
 // once (not left to the membership re-check), and SIGTERM draining the clients.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -109,6 +109,24 @@ describe('taskflow broker', () => {
     expect(publish.status).toBe(403);
     const disconnect = await fetch(`${httpUrl}/connections/anyone`, { method: 'DELETE' });
     expect(disconnect.status).toBe(401);
+  });
+
+  it('answers GET /subscriptions to a publisher service user (BROKER_PUBLISHER_USER_IDS) too, but keeps DELETE /connections for the router; a plain user gets neither', async () => {
+    const notifications = `Bearer ${await token('service:notifications')}`;
+    const { status, body } = await subscriptions(notifications);
+    expect(status).toBe(200);
+    expect(body.brokerId).toBe(BROKER_ID);
+    expect(Array.isArray(body.sessions)).toBe(true);
+    const del = (authorization: string) => fetch(`${httpUrl}/connections/anyone`, { method: 'DELETE', headers: { authorization } }).then(async (r) => ({ status: r.status, body: (await r.json()) as { error?: string } }));
+    expect(await del(notifications)).toEqual({ status: 403, body: expect.objectContaining({ error: 'forbidden' }) });
+    const publish = await fetch(`${httpUrl}/topics/${encodeURIComponent(projectTopicOf(WS, P1))}?qos=1`, { method: 'POST', body: 'x', headers: { authorization: notifications } });
+    expect(publish.status).toBe(403);
+
+    const alice = `Bearer ${await token(ALICE)}`;
+    expect(await subscriptions(alice)).toEqual({ status: 403, body: expect.objectContaining({ error: 'forbidden' }) });
+    expect(await del(alice)).toEqual({ status: 403, body: expect.objectContaining({ error: 'forbidden' }) });
+    // The router keeps both (404: no client has that id).
+    expect((await del(`Bearer ${await token(DEFAULT_ROUTER_SERVICE_USER)}`)).status).toBe(404);
   });
 
   it('cuts a connection whose token expires while it is connected within about a second of its exp, not at the membership re-check (300 s)', async () => {
