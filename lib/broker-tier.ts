@@ -1,8 +1,9 @@
-// The router's publisher for a tier of self-hosted broker nodes (ROUTER_BROKERS): not clustered,
+// The publisher for a tier of self-hosted broker nodes (the router's ROUTER_BROKERS, notifications'
+// NOTIFICATIONS_BROKERS): not clustered,
 // so a message goes to every node where a subscriber of its topic is (tier-subscriptions.ts, the
 // rules). Per node: an MQTT pool (lib/publishers.ts) and one lifecycle connection which, on each
 // (re)connect, marks the node loading, subscribes to the lifecycle events, then loads the node's
-// GET /subscriptions (Bearer: the router's service token) and applies what arrived meanwhile.
+// GET /subscriptions (Bearer: the service's token) and applies what arrived meanwhile.
 // No subscription-store writes in this mode: the nodes are the source.
 import mqtt, { type MqttClient } from 'mqtt';
 import { TaskflowError } from './errors.js';
@@ -37,8 +38,10 @@ export interface TierMetrics {
 export interface BrokerTierOptions {
   nodes: readonly BrokerNode[];
   pool: Omit<MqttPoolOptions, 'url' | 'onMessage' | 'subscribe'>;
-  /** The router's service token: MQTT password and Bearer of the HTTP routes. */
+  /** The service's token (the router's or notifications'): MQTT password and Bearer of the HTTP routes. */
   token: string | undefined;
+  /** What a refused token's error says to check (default: the router's settings). */
+  tokenHint?: string;
   logger: Logger;
   metrics?: TierMetrics;
   onEvent?: (event: SubscriptionEvent) => void;
@@ -50,14 +53,16 @@ interface Link {
   watcher: MqttClient;
   /** Resolves when the connection to the node drops; replaced on each connect. */
   down: Deferred;
-  /** Resolves on the node's first load or first failure to connect (start-up waits for it); rejects if the node refuses the router's token then. */
+  /** Resolves on the node's first load or first failure to connect (start-up waits for it); rejects if the node refuses the service's token then. */
   settled: Deferred;
 }
 
-/** A node refused the router's token (401/403): a wrong credential, which retrying does not mend. */
+const ROUTER_TOKEN_HINT = "check ROUTER_MQTT_PASSWORD and the node's ROUTER_SERVICE_USER and JWT settings";
+
+/** A node refused the service's token (401/403): a wrong credential, which retrying does not mend. */
 export class TokenRefusedError extends TaskflowError {
-  constructor(node: string, status: number, body: string) {
-    super('BROKER_TOKEN_REFUSED', `broker node ${node} refused the router's service token (${status} ${body}): check ROUTER_MQTT_PASSWORD and the node's ROUTER_SERVICE_USER and JWT settings`, { details: { node, status } });
+  constructor(node: string, status: number, body: string, hint = ROUTER_TOKEN_HINT) {
+    super('BROKER_TOKEN_REFUSED', `broker node ${node} refused the service token (${status} ${body}): ${hint}`, { details: { node, status } });
     this.name = 'TokenRefusedError';
   }
 }
@@ -181,18 +186,18 @@ export class BrokerTier implements Publisher {
         async () => {
           if (!current()) throw new Error('connection gone');
           const res = await fetch(`${link.node.httpUrl}/subscriptions`, { headers: this.auth() });
-          if (res.status === 401 || res.status === 403) throw new TokenRefusedError(id, res.status, await res.text());
+          if (res.status === 401 || res.status === 403) throw new TokenRefusedError(id, res.status, await res.text(), this.opts.tokenHint);
           if (res.status !== 200) throw new Error(`GET /subscriptions on ${id}: ${res.status} ${await res.text()}`);
           return parseSnapshot(await res.json());
         },
-        // At start a refused token fails the router's start-up (ready() rejects); later (a node
+        // At start a refused token fails the service's start-up (ready() rejects); later (a node
         // restarted with other settings) the node stays loading, so it gets every message, and is retried.
         { policy: LOAD_RETRY, shouldRetry: (err) => current() && !(err instanceof TokenRefusedError && !link.settled.done) && (this.opts.logger.warn({ node: id, err: (err as Error).message }, 'could not load the broker node subscriptions; retrying'), true) },
       );
       if (this.tracker.loaded(id, generation, sessions)) this.opts.logger.info({ node: id, sessions: sessions.length }, 'broker node subscriptions loaded');
     } catch (err) {
       if (err instanceof TokenRefusedError && !link.settled.done) {
-        this.opts.logger.error({ node: id, err: err.message }, 'broker node refused the router');
+        this.opts.logger.error({ node: id, err: err.message }, 'broker node refused the service token');
         link.settled.reject(err);
       } else if (current()) this.opts.logger.warn({ node: id, err: (err as Error).message }, 'loading the broker node failed');
     } finally {

@@ -3,8 +3,10 @@
 // `taskflow notifications --help` and the reference in notifications/README.md come from it; the
 // consumer's own settings are the shared KINESIS_* ones (packages/stream/src/consumer/config.ts).
 import { AWS_SETTINGS, type AwsConfig, loadAwsConfig } from '../lib/aws.js';
+import { type BrokerNode, brokerNode } from '../lib/broker-tier.js';
 import { type Env, intSetting, oneOfSetting, optionalSetting, readSettings, stringSetting, tableEnvVar, uniqueSettings } from '../lib/config.js';
 import { DEV_MODE_SETTINGS } from '../lib/dev-mode.js';
+import { ConfigError } from '../lib/errors.js';
 import { JWT_SETTINGS, type JwtConfig, loadJwtConfig } from '../lib/jwt.js';
 import { CONSUMER_SETTINGS, type ConsumerEnvConfig, loadConsumerConfig } from '@taskflow/stream';
 import { LOG_SETTINGS } from '../lib/logger.js';
@@ -17,6 +19,8 @@ export interface NotificationsConfig {
   consumerName: string;
   tables: { dlq: string; inbox: string; watchers: string; memberships: string };
   publisher: 'mqtt' | 'iot-data';
+  /** Set: publish to this tier of self-hosted broker nodes (lib/broker-tier.ts) instead of MQTT_URL. */
+  brokers?: BrokerNode[];
   mqtt: { url: string; poolSize: number; username: string; password?: string; publishesPerSecond: number };
   /** The token subject of the service's MQTT connections (the broker lets service identities publish). */
   serviceUserId: string;
@@ -42,6 +46,8 @@ export const NOTIFICATION_SETTINGS = {
   watchersTable: table('notification-watchers', 'taskflow-notification-watchers', 'Who watches which task from which event on.'),
   membershipsTable: table('notification-memberships', 'taskflow-notification-memberships', "The service's own membership projection: who may read a notification's project."),
   publisher: oneOfSetting({ name: 'NOTIFICATIONS_PUBLISHER', allowed: ['mqtt', 'iot-data'] as const, default: 'mqtt', meaning: 'mqtt: a pool of MQTT connections (MQTT_URL); iot-data: the IoT data-plane Publish API (IOT_DATA_ENDPOINT).' }),
+  // The self-hosted tier (infra/aws: the broker StatefulSet's pod DNS names), as the router's ROUTER_BROKERS.
+  brokers: optionalSetting({ name: 'NOTIFICATIONS_BROKERS', default: 'none (one broker at MQTT_URL)', meaning: "Comma-separated ws://host:port of the self-hosted broker nodes (needs NOTIFICATIONS_PUBLISHER=mqtt); a notification goes to each node where its user's topic has a subscriber, learned from the nodes' lifecycle events and GET /subscriptions." }),
   mqttUrl: stringSetting({ name: 'MQTT_URL', default: 'mqtt://127.0.0.1:1883', meaning: 'Broker the mqtt publisher connects to.' }),
   mqttConnections: intSetting({ name: 'NOTIFICATIONS_MQTT_CONNECTIONS', default: 2, min: 1, max: 100, meaning: 'MQTT connections of the mqtt publisher; a user topic always uses the same one.' }),
   mqttUsername: stringSetting({ name: 'NOTIFICATIONS_MQTT_USERNAME', default: 'taskflow-notifications', meaning: 'MQTT username of those connections.' }),
@@ -68,6 +74,7 @@ export function loadConfig(env: Env): NotificationsConfig {
     consumerName: s.consumerName,
     tables: { dlq: s.dlqTable, inbox: s.inboxTable, watchers: s.watchersTable, memberships: s.membershipsTable },
     publisher: s.publisher,
+    ...brokerTier(s.brokers, s.publisher),
     mqtt: { url: s.mqttUrl, poolSize: s.mqttConnections, username: s.mqttUsername, ...(s.mqttPassword ? { password: s.mqttPassword } : {}), publishesPerSecond: s.publishesPerSecond },
     serviceUserId: s.serviceUserId,
     jwt: loadJwtConfig(env),
@@ -78,4 +85,16 @@ export function loadConfig(env: Env): NotificationsConfig {
     limits: { ratePerSec: s.ratePerUser, burst: s.burstPerUser, maxConcurrent: s.concurrencyPerUser, maxUsers: 100_000 },
     ...readerKeyConfig(env),
   };
+}
+
+function brokerTier(list: string | undefined, publisher: string): { brokers?: BrokerNode[] } {
+  if (list === undefined) return {};
+  if (publisher !== 'mqtt') throw new ConfigError('NOTIFICATIONS_BROKERS', 'needs NOTIFICATIONS_PUBLISHER=mqtt');
+  try {
+    const brokers = list.split(',').map((u) => u.trim()).filter((u) => u !== '').map(brokerNode);
+    if (brokers.length === 0) throw new Error('no node');
+    return { brokers };
+  } catch (err) {
+    throw new ConfigError('NOTIFICATIONS_BROKERS', `comma-separated ws://host:port list: ${(err as Error).message}`);
+  }
 }

@@ -4,6 +4,7 @@
 // dead-letter store; the inbox API and /metrics.
 import type { Server } from 'node:http';
 import { clientIdPrefix } from '../lib/authz.js';
+import { BrokerTier } from '../lib/broker-tier.js';
 import { createDynamoClient, createIotDataClient, createKinesisClient } from '../lib/aws.js';
 import { consumerPreparation } from '../lib/consumer-reading.js';
 import { deadLetterSink } from '@taskflow/stream';
@@ -11,7 +12,7 @@ import { DynamoDeadLetterStore } from '../lib/dlq.js';
 import { DynamoMembershipProjection } from '../lib/dynamo-memberships.js';
 import { createVerifier, signDevToken } from '../lib/jwt.js';
 import { createConsumer, type Consumer } from '@taskflow/stream';
-import type { Logger } from '../lib/logger.js';
+import { createLogger, type Logger } from '../lib/logger.js';
 import { PerUserLimiter } from '../lib/user-limits.js';
 import { consumerProbes, createRegistry, serveMetrics } from '../lib/metrics.js';
 import { IotDataPublisher, MqttPublisherPool, type Publisher } from '../lib/publishers.js';
@@ -37,10 +38,35 @@ export interface RunningNotifications {
 /** How long a graceful stop waits for the batches in flight before it closes the publisher under them. */
 const STOP_GRACE_MS = 5000;
 
-export async function connectPublisher(config: NotificationsConfig, workerId: string): Promise<Publisher> {
+export async function connectPublisher(config: NotificationsConfig, workerId: string, logger?: Logger): Promise<Publisher> {
   if (config.publisher === 'iot-data') return new IotDataPublisher(createIotDataClient(config.aws));
   // Locally the service signs its own token with the dev secret it verifies with, as the router does.
   const password = config.mqtt.password ?? (config.jwt.kind === 'hs256' ? await signDevToken(config.jwt.secret, config.serviceUserId, { issuer: config.jwt.issuer, audience: config.jwt.audience }) : undefined);
+  if (config.brokers) {
+    // The self-hosted tier (NOTIFICATIONS_BROKERS), as the router's: each notification goes to the
+    // nodes where its user's topic has a subscriber, none if nobody listens (the inbox has it).
+    // Ready once every node is loaded or found down: nothing is consumed before that.
+    const tier = new BrokerTier({
+      nodes: config.brokers,
+      pool: {
+        size: config.mqtt.poolSize,
+        username: config.mqtt.username,
+        clientIdPrefix: `${clientIdPrefix(config.serviceUserId)}${workerId}`,
+        publishesPerSecond: config.mqtt.publishesPerSecond,
+      },
+      token: password,
+      tokenHint: "check NOTIFICATIONS_MQTT_PASSWORD and NOTIFICATIONS_SERVICE_USER, and the node's BROKER_PUBLISHER_USER_IDS and JWT settings",
+      logger: logger ?? createLogger('notifications', 'silent'),
+    });
+    try {
+      await tier.ready();
+    } catch (err) {
+      await tier.close();
+      throw err;
+    }
+    logger?.info({ nodes: tier.tracker.nodesConnected, sessions: tier.tracker.sessionCount }, 'broker tier connected');
+    return tier;
+  }
   return MqttPublisherPool.connect({
     url: config.mqtt.url,
     size: config.mqtt.poolSize,
@@ -68,7 +94,7 @@ export async function startNotifications(config: NotificationsConfig, logger: Lo
   const dynamo = createDynamoClient(config.aws);
   const registry = createRegistry('notifications');
   const metrics = prometheusNotificationMetrics(registry);
-  const publisher = await connectPublisher(config, config.consumer.workerId);
+  const publisher = await connectPublisher(config, config.consumer.workerId, logger);
   const deps = pipelineDeps(config, dynamo, publisher);
   const dlq = new DynamoDeadLetterStore(dynamo, config.tables.dlq);
   const deadLetters = deadLetterSink(dlq, NOTIFICATIONS_DLQ_SOURCE, logger);
@@ -89,7 +115,7 @@ export async function startNotifications(config: NotificationsConfig, logger: Lo
   const api = await startInboxServer({ inbox: deps.inbox, memberships: deps.memberships, verify: createVerifier(config.jwt), maxPage: config.maxPage, limiter: new PerUserLimiter(config.limits), metrics: metrics.api, logger }, config.port);
   const metricsServer = await serveMetrics(registry, { port: config.metricsPort, host: config.metricsHost }, consumerProbes(consumer));
   await consumer.start();
-  logger.info({ api: api.url, metrics: metricsServer.url, publisher: config.publisher, workerId: config.consumer.workerId }, 'notifications started');
+  logger.info({ api: api.url, metrics: metricsServer.url, publisher: config.publisher, ...(config.brokers ? { brokers: config.brokers.length } : {}), workerId: config.consumer.workerId }, 'notifications started');
 
   const close = (s: Server) => new Promise<void>((resolve) => s.close(() => resolve()));
   return {
