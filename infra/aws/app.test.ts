@@ -230,6 +230,16 @@ describe('services stack and manifests', () => {
     expect(container).toContain('"name":"ROUTER_MQTT_PASSWORD","valueFrom":{"secretKeyRef":{"name":"taskflow-router-service-token","key":"token"}}');
     expect(container).not.toContain('MQTT_URL');
     expect(container).not.toContain('router-mqtt');
+    // Notifications publish to the same nodes over MQTT with their own service token, and their role holds no IoT action.
+    const notifications = JSON.stringify(docs('notifications'));
+    expect(notifications).toContain('"name":"NOTIFICATIONS_PUBLISHER","value":"mqtt"');
+    expect(notifications).toContain(`"name":"NOTIFICATIONS_BROKERS","value":"${brokerNodeUrls(broker, 'taskflow').join(',')}"`);
+    expect(notifications).toContain('"name":"NOTIFICATIONS_MQTT_PASSWORD","valueFrom":{"secretKeyRef":{"name":"taskflow-notifications-service-token","key":"token"}}');
+    expect(notifications).not.toContain('iot-data');
+    expect(notifications).not.toContain('MQTT_URL');
+    const tierPolicies = tpl('services').findResources('AWS::IAM::Policy');
+    const [notificationsRole] = Object.entries(tpl('services').findResources('AWS::IAM::Role')).find(([, r]) => (r as { Properties: { RoleName: string } }).Properties.RoleName === 'taskflow-prod-notifications')!;
+    expect(JSON.stringify(Object.values(tierPolicies).filter((p) => (p as { Properties: { Roles: { Ref: string }[] } }).Properties.Roles.some((r) => r.Ref === notificationsRole)))).not.toContain('iot:');
     // The router reads by enhanced fan-out as the stream stack's `router` consumer, whose ARN the deployment puts in the ConfigMap.
     expect(container).toContain('"name":"ROUTER_READER","value":"fanout"');
     expect(container).toContain(`"name":"ROUTER_FANOUT_CONSUMER_ARN","valueFrom":{"configMapKeyRef":{"name":"${STREAM_CONSUMERS_CONFIG_MAP}","key":"router"}}`);
@@ -368,6 +378,15 @@ describe('the self-hosted broker tier', () => {
     const own = JSON.stringify(Object.values(services.findResources('AWS::IAM::Policy')).filter((p) => (p as { Properties: { Roles: { Ref: string }[] } }).Properties.Roles.some((r) => r.Ref === routerRole)));
     expect(own).toContain('iot:DeleteConnection');
     expect(own).toContain('Tablesubscriptions');
+    // Notifications publish through the IoT data plane (no tier to publish to): iot:Publish on users' topics only.
+    const notifications = JSON.stringify(manifests(workloads(iotCore.settings).find((w) => w.name === 'notifications')!, { namespace: 'taskflow', image: 'img', roleArn: 'r', region: 'us-east-1' }));
+    expect(notifications).toContain('"name":"NOTIFICATIONS_PUBLISHER","value":"iot-data"');
+    expect(notifications).not.toContain('NOTIFICATIONS_BROKERS');
+    expect(notifications).not.toContain('notifications-service-token');
+    const [notificationsRole] = Object.entries(services.findResources('AWS::IAM::Role')).find(([, r]) => (r as { Properties: { RoleName: string } }).Properties.RoleName === 'taskflow-prod-notifications')!;
+    const notificationsPolicies = JSON.stringify(Object.values(services.findResources('AWS::IAM::Policy')).filter((p) => (p as { Properties: { Roles: { Ref: string }[] } }).Properties.Roles.some((r) => r.Ref === notificationsRole)));
+    expect(notificationsPolicies).toContain('iot:Publish');
+    expect(notificationsPolicies).toContain('taskflow/v1/ws/*/users/*');
   });
 });
 

@@ -17,6 +17,7 @@ export interface DeploymentSecret {
 export const DEPLOYMENT_SECRETS: readonly DeploymentSecret[] = [
   { name: 'router-mqtt', kubernetesSecret: ROUTER_MQTT_IDENTITY_SECRET, keys: ['cert.pem', 'key.pem'], holds: "the router's IoT certificate and private key (realtime stack)" },
   { name: 'router-service-token', kubernetesSecret: 'taskflow-router-service-token', keys: ['token'], holds: "the router's service JWT (subject service:router, from the identity provider) for the self-hosted broker nodes: its MQTT password and the Bearer of their HTTP routes" },
+  { name: 'notifications-service-token', kubernetesSecret: 'taskflow-notifications-service-token', keys: ['token'], holds: "the notifications service's JWT (subject service:notifications, from the identity provider) for the self-hosted broker nodes: its MQTT password and the Bearer of their GET /subscriptions" },
   { name: 'capture-database', kubernetesSecret: 'taskflow-capture-database', keys: ['DATABASE_URL'], holds: "capture's connection to the application database (its replication role)" },
   { name: 'gdpr', kubernetesSecret: 'taskflow-gdpr', keys: ['DATABASE_URL', 'warehouse-erasure-token'], holds: "the gdpr processor's database connection and its service JWT for the loader's erasure endpoint" },
   { name: 'audit-key', kubernetesSecret: 'taskflow-audit-key', keys: ['AUDIT_KEY'], holds: 'the key of the audit pseudonyms and row digests (audit writes them, gdpr cuts them)' },

@@ -8,7 +8,7 @@
 // the development-only board), and with the self-hosted broker tier the broker, which `taskflow
 // dev` runs inside its stack: infra/aws/iam.test.ts fails when one has no workload and role.
 // The broker tier is a StatefulSet of a fixed size (the cost model's node count): the router's
-// ROUTER_BROKERS names every pod (brokerNodeUrls), so the two come from one workload.
+// ROUTER_BROKERS and notifications' NOTIFICATIONS_BROKERS name every pod (brokerNodeUrls), so they come from one workload.
 import { ARCHIVER_SETTINGS } from '../../analytics/config.js';
 import { AUDIT_SETTINGS } from '../../audit/config.js';
 import { BROKER_SETTINGS } from '../../broker/config.js';
@@ -187,6 +187,16 @@ export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawAr
           },
           secretFiles: { secret: fromSecret('router-mqtt', 'cert.pem').secret, mountPath: ROUTER_MQTT_IDENTITY_DIR },
         };
+  // Notifications' live delivery: with the tier, to every node where the user's topic has a
+  // subscriber (NOTIFICATIONS_BROKERS, the router's list), with its own service token; with IoT
+  // Core, through the data plane's Publish (its role's iot:Publish).
+  const notificationsBroker: Pick<Workload, 'env' | 'secretEnv'> =
+    settings.broker === 'self-hosted'
+      ? {
+          env: { [NOTIFICATION_SETTINGS.publisher.name]: 'mqtt', [NOTIFICATION_SETTINGS.brokers.name]: brokerNodeUrls(broker, settings.namespace).join(',') },
+          secretEnv: { [NOTIFICATION_SETTINGS.mqttPassword.name]: fromSecret('notifications-service-token', 'token') },
+        }
+      : { env: { [NOTIFICATION_SETTINGS.publisher.name]: 'iot-data' } };
   const list: Workload[] = [
     ...(settings.broker === 'self-hosted' ? [broker] : []),
     {
@@ -249,7 +259,8 @@ export function workloads(settings: Pick<Settings, 'streamName' | 'jwt' | 'rawAr
         replicas: { min: 2, max: 8 },
         cpuMillis: 1000,
         memoryMi: 1024,
-        env: { CHANGE_STREAM_NAME: streamName, NOTIFICATIONS_PUBLISHER: 'iot-data', NOTIFICATIONS_PORT: String(API_PORT), ...SUBJECT_KEYS, ...jwt },
+        env: { CHANGE_STREAM_NAME: streamName, ...notificationsBroker.env, NOTIFICATIONS_PORT: String(API_PORT), ...SUBJECT_KEYS, ...jwt },
+        ...(notificationsBroker.secretEnv ? { secretEnv: notificationsBroker.secretEnv } : {}),
         ports: { api: API_PORT },
       },
       'notifications',

@@ -12,6 +12,7 @@ import * as secrets from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import { GDPR_REQUESTS_TABLE_KEY } from '../../../gdpr/request-store.js';
 import { ROUTER_SETTINGS } from '../../../router/config.js';
+import { NOTIFICATION_SETTINGS } from '../../../notifications/config.js';
 import { SUBJECT_KEYS_TABLE_KEY } from '../../../lib/subject-keys.js';
 import { INBOX_INDEX_UNREAD } from '../../../notifications/tables.js';
 import { RAW_PREFIX } from './analytics.js';
@@ -51,6 +52,8 @@ export class ServicesStack extends Stack {
   readonly routerPublishesByDataPlane: boolean;
   /** The router's manifest publishes to the self-hosted broker tier (ROUTER_BROKERS): it needs no IoT action and no subscription store. */
   readonly routerPublishesToTier: boolean;
+  /** The notifications manifest publishes through the IoT data-plane API (NOTIFICATIONS_PUBLISHER=iot-data, the IoT Core mode), so its role holds iot:Publish; with the broker tier it publishes over MQTT with its service token and needs no IoT action. */
+  readonly notificationsPublishesByDataPlane: boolean;
   /** The deployment secrets this stack creates (all of secrets.ts but the router's certificate). */
   readonly secrets: secrets.Secret[];
   readonly secretsOperator: iam.Role;
@@ -62,6 +65,7 @@ export class ServicesStack extends Stack {
     const routerEnv = workloads.find((w) => w.name === 'router')?.env ?? {};
     this.routerPublishesByDataPlane = routerEnv[ROUTER_SETTINGS.publisher.name] === 'iot-data';
     this.routerPublishesToTier = routerEnv[ROUTER_SETTINGS.brokers.name] !== undefined;
+    this.notificationsPublishesByDataPlane = workloads.find((w) => w.name === 'notifications')?.env[NOTIFICATION_SETTINGS.publisher.name] === 'iot-data';
     const provider = iam.OpenIdConnectProvider.fromOpenIdConnectProviderArn(this, 'EksOidc', `arn:${this.partition}:iam::${this.account}:oidc-provider/${settings.eksOidcProvider}`);
     /** IRSA: only this service account of the pipeline's namespace may assume the role. */
     const trustedBy = (serviceAccount: string) =>
@@ -154,7 +158,8 @@ export class ServicesStack extends Stack {
       grantTable(notifications, table('notification-watchers'), ['Query', 'PutItem']);
       grantTable(notifications, table('notification-memberships'), MEMBERSHIPS);
       // Live delivery through the IoT data plane (NOTIFICATIONS_PUBLISHER=iot-data): users' topics only, never a project's.
-      notifications.addToPolicy(new iam.PolicyStatement({ actions: ['iot:Publish'], resources: [iot('topic/taskflow/v1/ws/*/users/*')] }));
+      // With the broker tier (NOTIFICATIONS_BROKERS) it publishes to the nodes with its service token: no IoT action.
+      if (this.notificationsPublishesByDataPlane) notifications.addToPolicy(new iam.PolicyStatement({ actions: ['iot:Publish'], resources: [iot('topic/taskflow/v1/ws/*/users/*')] }));
     }
     // The audit trail's buckets (compliance stack), by the names the manifests give (AUDIT_BUCKET, AUDIT_IDENTITY_BUCKET).
     const auditTrail = s3.Bucket.fromBucketName(this, 'AuditTrail', settings.auditBucket);
