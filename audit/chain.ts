@@ -128,6 +128,16 @@ export function encodeSegment(s: Segment): Uint8Array {
   return Buffer.from(`${JSON.stringify(s)}\n`);
 }
 
+/** A stored segment's bytes as a segment; undefined when absent or not JSON (verifyShard names the finding). */
+export function decodeSegment(bytes: Uint8Array | undefined): Segment | undefined {
+  if (!bytes) return undefined;
+  try {
+    return JSON.parse(Buffer.from(bytes).toString('utf8')) as Segment;
+  } catch {
+    return undefined;
+  }
+}
+
 export type Finding =
   | { problem: 'removed'; shardId: string; index: number; detail: string }
   | { problem: 'altered'; shardId: string; index: number; detail: string }

@@ -1,6 +1,6 @@
 // Reading the trail back: `taskflow audit verify` (recompute every shard's chain, or the part
 // of it a time range covers) and `taskflow audit query` (one entity's history).
-import { parseSegmentKey, type Segment, type SegmentLink, segmentHash, type ShardVerification, type StoredSegment, verifyShard } from './chain.js';
+import { decodeSegment, parseSegmentKey, type SegmentLink, segmentHash, type ShardVerification, type StoredSegment, verifyShard } from './chain.js';
 import { resolveIdentity } from './identities.js';
 import type { AuditRecord } from './record.js';
 import type { AuditStore } from './store.js';
@@ -16,15 +16,6 @@ export async function listShards(store: AuditStore): Promise<Map<string, { index
     shards.set(at.shardId, list);
   }
   return shards;
-}
-
-function parse(bytes: Uint8Array | undefined): Segment | undefined {
-  if (!bytes) return undefined;
-  try {
-    return JSON.parse(Buffer.from(bytes).toString('utf8')) as Segment;
-  } catch {
-    return undefined;
-  }
 }
 
 export interface VerifyOptions {
@@ -53,12 +44,12 @@ export async function verifyTrail(store: AuditStore, opts: VerifyOptions = {}): 
       let hi = keys.length;
       while (lo < hi) {
         const mid = (lo + hi) >> 1;
-        const s = parse(await store.get(keys[mid]!.key));
+        const s = decodeSegment(await store.get(keys[mid]!.key));
         if (s && s.lastTime < fromIso) lo = mid + 1;
         else hi = mid;
       }
       start = lo;
-      const before = start > 0 ? parse(await store.get(keys[start - 1]!.key)) : undefined;
+      const before = start > 0 ? decodeSegment(await store.get(keys[start - 1]!.key)) : undefined;
       if (before) from = { shardId, index: keys[start - 1]!.index, hash: segmentHash(before) };
     }
     const stored: StoredSegment[] = [];
@@ -66,7 +57,7 @@ export async function verifyTrail(store: AuditStore, opts: VerifyOptions = {}): 
     for (const { index, key } of keys.slice(start)) {
       const bytes = (await store.get(key)) ?? new Uint8Array();
       if (toIso !== undefined) {
-        const s = parse(bytes);
+        const s = decodeSegment(bytes);
         if (s && s.firstTime > toIso) break;
       }
       stored.push({ index, bytes });
@@ -87,7 +78,7 @@ export async function verifyTrail(store: AuditStore, opts: VerifyOptions = {}): 
 async function checkParentLinks(store: AuditStore, shards: ReadonlyMap<string, { index: number; key: string }[]>, results: ShardVerification[]): Promise<void> {
   const byShard = new Map(results.map((r) => [r.shardId, r]));
   for (const [shardId, keys] of shards) {
-    const first = keys[0]?.index === 0 ? parse(await store.get(keys[0].key)) : undefined;
+    const first = keys[0]?.index === 0 ? decodeSegment(await store.get(keys[0].key)) : undefined;
     for (const link of first?.parents ?? []) {
       const parent = byShard.get(link.shardId);
       if (!parent || parent.finding || !parent.last) continue; // a range check that stops short, or already broken
@@ -109,7 +100,7 @@ export async function entityHistory(store: AuditStore, subject: string): Promise
   const found: HistoryEntry[] = [];
   for (const [shardId, keys] of await listShards(store)) {
     for (const { index, key } of keys) {
-      const s = parse(await store.get(key));
+      const s = decodeSegment(await store.get(key));
       for (const r of s?.records ?? []) if (r.subject === subject) found.push({ ...r, shardId, segment: index });
     }
   }

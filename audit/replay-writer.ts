@@ -22,7 +22,7 @@ import { comparePositions as compareEventPositions, parseEventId } from '../lib/
 import { ARRIVAL_GRACE_MS, ARCHIVE_SHARD } from '../lib/replay.js';
 import { comparePositions, type Checkpointer, type ErasedSubjects, isForConsumer, type ProcessBatch, type ShardProcessor, type UserRecord } from '@taskflow/stream';
 import type { EventValidator } from '../schemas/validate.js';
-import { buildSegment, encodeSegment, type Segment, type SegmentLink, segmentKey, type ThroughPosition } from './chain.js';
+import { buildSegment, decodeSegment, encodeSegment, type Segment, type SegmentLink, segmentKey, type ThroughPosition } from './chain.js';
 import { identityKey } from './identities.js';
 import { listShards } from './inspect.js';
 import { type AuditRecord, auditRecordOf, type Pseudonymizer } from './record.js';
@@ -44,15 +44,6 @@ export interface TrailIndex {
   through: Map<string, ThroughPosition>;
 }
 
-function parse(bytes: Uint8Array | undefined): Segment | undefined {
-  if (!bytes) return undefined;
-  try {
-    return JSON.parse(Buffer.from(bytes).toString('utf8')) as Segment;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * Reads the trail's segments that can hold changes committed in [from, to]. Along a live chain
  * commit times grow (found by binary search, as `verify --from` does), up to capture's lag, taken
@@ -66,7 +57,7 @@ export async function readTrailIndex(store: AuditStore, window: { from: Date; to
   const fromIso = new Date(window.from.getTime() - ARRIVAL_GRACE_MS).toISOString();
   const toIso = new Date(window.to.getTime() + ARRIVAL_GRACE_MS).toISOString();
   const read = async (key: string): Promise<Segment> => {
-    const s = parse(await store.get(key));
+    const s = decodeSegment(await store.get(key));
     if (!s) throw new TaskflowError('AUDIT_SEGMENT_UNREADABLE', `segment ${key} is unreadable: the replay cannot tell what the trail holds (run taskflow audit verify)`);
     return s;
   };
