@@ -183,6 +183,8 @@ export interface WorkloadOptions extends WorkloadTenantsOptions {
   /** Connections writing in parallel (default min(4, number of projects)). */
   concurrency?: number;
   signal?: AbortSignal;
+  /** Called after each commit with the transactions committed so far (progress; a caller may abort on it). */
+  onCommit?: (committedTransactions: number) => void;
   /** Keep, per committed transaction, what it did (for tests; costs memory on long runs). */
   recordTransactions?: boolean;
   plan?: PlanOptions;
@@ -295,6 +297,7 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadSta
       stats.latencies.push(performance.now() - sent);
       const changes = planned.flatMap(rowChanges);
       stats.committed += 1;
+      options.onCommit?.(stats.committed);
       stats.rows += changes.length;
       for (const c of changes) {
         const t = (stats.byTable[c.table] ??= { insert: 0, update: 0, delete: 0 });
