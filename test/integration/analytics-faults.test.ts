@@ -32,8 +32,10 @@ let history: HistoryRecorder;
 let dbUrl: string;
 let failedRecords = 0;
 let throttledCalls = 0;
+/** Records Firehose accepted, to see an archiver deliver before it is killed. */
+let acceptedRecords = 0;
 
-// A deterministic pseudo-random sequence: the kills and the injected faults are the same every run.
+// A deterministic pseudo-random sequence for the moments of the kills.
 let seed = 4242;
 const random = () => (seed = (seed * 48271) % 2147483647) / 2147483647;
 
@@ -41,13 +43,18 @@ beforeAll(async () => {
   dbUrl = await createTestDatabase('analytics_faults');
   const [stream, tables] = await Promise.all([createTestStream('analytics-faults', 2), createTestTables('analytics-faults', ['leases', 'dlq', 'checkpoints'])]);
   dir = mkdtempSync(join(tmpdir(), 'analytics-faults-'));
+  // The faults by count, not by chance: the first call and every 7th after it throttled, the first
+  // record answered and every 10th after it failed. How many calls and records the archivers make
+  // depends on the host's speed (a slow one reads bigger batches, packed into fewer records), so a
+  // rate could inject nothing; by count, any delivery meets both faults.
   let calls = 0;
+  let records = 0;
   firehose = await startFirehose({
     store: (bucket) => new FsObjectStore(join(dir, 's3', bucket)),
     streams: [{ name: 'archive', bucket: 'archive', prefix: 'raw/', errorPrefix: 'errors/', hints: { sizeInMBs: 1, intervalInSeconds: 1 }, compression: 'UNCOMPRESSED', fileExtension: '.gz' }],
     faults: {
-      throttleCall: () => ++calls % 7 === 0 && ++throttledCalls > 0,
-      failRecord: () => (random() < 0.1 ? (failedRecords++, 'ServiceUnavailableException') : undefined),
+      throttleCall: () => ++calls % 7 === 1 && ++throttledCalls > 0,
+      failRecord: () => (++records % 10 === 1 ? (failedRecords++, 'ServiceUnavailableException') : (acceptedRecords++, undefined)),
     },
   });
   env = {
@@ -91,23 +98,43 @@ describe('analytics path under faults', () => {
     const load = () => startServiceProcess(['analytics', 'load'], env, ['loader started']);
     let archiver: ServiceProcess = await archive();
     let loader: ServiceProcess = await load();
-    const workload = runWorkload({ databaseUrl: dbUrl, ratePerSec: 200, durationMs: 12_000, workspaces: 4, projectsPerWorkspace: 2, seed: 21, concurrency: 3 });
+    // 2,400 transactions (12 s at 200/s on an idle host): a count, so a loaded host commits as many, later.
+    const workload = runWorkload({ databaseUrl: dbUrl, ratePerSec: 200, transactions: 2400, workspaces: 4, projectsPerWorkspace: 2, seed: 21, concurrency: 3 });
     let done = false;
     void workload.finally(() => (done = true));
     const kills = { archiver: 0, loader: 0 };
+    // What each has done since it started: records Firehose accepted, objects the loader loaded.
+    const loaded = async (p: ServiceProcess) => {
+      const text = await (await fetch(String(p.entries['loader started']!.metrics))).text();
+      return Number(/^taskflow_loader_objects_loaded_total(?:\{[^}]*\})? (\d+)/m.exec(text)?.[1] ?? 0);
+    };
+    let since = { accepted: acceptedRecords, loaded: 0 };
     try {
       // Until the load is over and each has been killed once (on a loaded host the load can end first).
       const more = () => !done || kills.archiver === 0 || kills.loader === 0;
       while (more()) {
-        await sleep(500 + random() * 2000); // not a wait: the next kill at a random moment of the load
-        if (!more()) break;
         const which = kills.archiver <= kills.loader ? 'archiver' : 'loader';
         const victim = which === 'archiver' ? archiver : loader;
+        // Killed mid-work: once it has delivered (archiver) or loaded (loader) since it started,
+        // then at a random moment up to 1.5 s later (not a wait: the fault schedule).
+        await waitFor(
+          async () => !more() || (which === 'archiver' ? acceptedRecords > since.accepted : (await loaded(victim)) > since.loaded),
+          () => `the ${which} to ${which === 'archiver' ? 'deliver' : 'load'} something before its kill`,
+          60_000,
+        );
+        if (!more()) break;
+        await sleep(random() * 1500);
+        if (!more()) break;
         victim.child.kill('SIGKILL');
         await victim.stop();
         kills[which]++;
-        if (which === 'archiver') archiver = await archive();
-        else loader = await load();
+        if (which === 'archiver') {
+          archiver = await archive();
+          since = { ...since, accepted: acceptedRecords };
+        } else {
+          loader = await load();
+          since = { ...since, loaded: 0 };
+        }
       }
       const stats = await workload;
       await loader.stop(); // graceful: the final loader runs in this process, to be queried
