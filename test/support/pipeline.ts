@@ -108,7 +108,7 @@ const TEST_TIMINGS: Record<string, string> = {
   ROUTER_MIN_CALL_SPACING_MS: '200',
   ROUTER_BATCH_WINDOW_MS: '50',
   ROUTER_PUBLISHES_PER_SECOND: '1000',
-  // A router killed mid-load is re-read from its last checkpoint (at most this long ago): 5 s by
+  // A router killed mid-load is re-read from its last checkpoint (at most this long ago): 3 s by
   // default, which bench:recovery measures; tests that kill one keep their replay short.
   ROUTER_CHECKPOINT_INTERVAL_MS: '1000',
 };

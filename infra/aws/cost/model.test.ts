@@ -59,10 +59,11 @@ function tinyScale(over: Partial<Scale> = {}): Scale {
   };
 }
 
-/** tinyScale's lease table provisioned (the lease tests): 730 h x (0.9 x the average's 19.90 WRU/s
- *  + 0.1 x the peak's 82.2) / 0.7 at $0.00065 a WCU-hour, and its lists' 4.3167 RRU/s / 0.7 at $0.00013. */
-const tinyAverageLeaseWru = 2 * (0.2 * (1 - Math.exp(-25)) + 2 * 20 * (1 - Math.exp(-0.25))) + 1.8;
-const leaseUsd = 730 * (((0.9 * tinyAverageLeaseWru + 0.1 * 82.2) / 0.7) * 0.00065 + (((3 + 2 + 2) * (0.6 + 1 / 60)) / 0.7) * 0.00013);
+/** tinyScale's lease table provisioned (the lease tests): 730 h x (0.9 x the average's 19.96 WRU/s
+ *  + 0.1 x the peak's 82.47) / 0.7 at $0.00065 a WCU-hour, and its lists' 4.3167 RRU/s / 0.7 at $0.00013. */
+const tinyAverageLeaseWru = 2 * ((1 - Math.exp(-15)) / 3 + 2 * 20 * (1 - Math.exp(-0.25))) + 1.8;
+const tinyPeakLeaseWru = 2 * (1 / 3 + 20 + 20) + 1.8;
+const leaseUsd = 730 * (((0.9 * tinyAverageLeaseWru + 0.1 * tinyPeakLeaseWru) / 0.7) * 0.00065 + (((3 + 2 + 2) * (0.6 + 1 / 60)) / 0.7) * 0.00013);
 
 describe('cost model arithmetic', () => {
   it('coalesces Poisson transactions into one message per interval that saw any', () => {
@@ -150,12 +151,12 @@ describe('cost model arithmetic', () => {
     const w = dynamoWrites(scale);
     // tinyScale at its 10 events/s (the next test): checkpoints 2 shards x (router 0.2 x (1 - e^-25)
     // + notifications and archiver 20 x (1 - e^-0.25), 1 WRU each), renewals 1.8 WRU/s.
-    const average = 2 * (0.2 * (1 - Math.exp(-25)) + 2 * 20 * (1 - Math.exp(-0.25))) + 1.8;
+    const average = tinyAverageLeaseWru;
     expect(w.checkpoints + w.leases).toBeCloseTo(average, 9);
     // At the 1,000 events/s peak, 500 records/s a shard: every push brings records (x = 25), the
-    // pushed readers 20 checkpoints/s a shard, the router still 0.2 (its 5 s interval): 2 x (0.2
-    // + 20 + 20) = 80.4, the renewals the same 1.8: 82.2 WRU/s — 3.8x the average, not the events' 100x.
-    expect(leaseWrites(scale, DEFAULT_LEVERS, 1000).checkpoints + leaseWrites(scale, DEFAULT_LEVERS, 1000).renewals).toBeCloseTo(82.2, 6);
+    // pushed readers 20 checkpoints/s a shard, the router still 1/3 (its 3 s interval): 2 x (1/3
+    // + 20 + 20) = 80.67, the renewals the same 1.8: 82.47 WRU/s — 4.1x the average, not the events' 100x.
+    expect(leaseWrites(scale, DEFAULT_LEVERS, 1000).checkpoints + leaseWrites(scale, DEFAULT_LEVERS, 1000).renewals).toBeCloseTo(tinyPeakLeaseWru, 6);
     // Lists: every worker lists its reader's leases every 10 s / 6 and at each minute's shard sync,
     // 0.6 + 1/60 a second; a list of 2 shards' items (2 x 880 B for the router, 2 x 500 B for the
     // others) is one 4 KB read unit. The workloads' pods: router 3 to 24, notifications and the
@@ -165,11 +166,11 @@ describe('cost model arithmetic', () => {
     expect(leaseReads(scale, DEFAULT_LEVERS, 'max')).toBeCloseTo((24 + 8 + 8) * (0.6 + 1 / 60), 9);
     // At 70%: the average's writes the floor, twice the peak's the ceiling; the lists at the
     // minimum pods the floor (4.3167 / 0.7 -> 7), at the maximum the ceiling (24.667 / 0.7 -> 36).
-    expect(leaseCapacity(scale, prices)).toEqual({ targetUtilizationPercent: 70, write: { min: Math.ceil(average / 0.7), max: Math.ceil((2 * 82.2) / 0.7) }, read: { min: 7, max: 36 } });
+    expect(leaseCapacity(scale, prices)).toEqual({ targetUtilizationPercent: 70, write: { min: Math.ceil(average / 0.7), max: Math.ceil((2 * tinyPeakLeaseWru) / 0.7) }, read: { min: 7, max: 36 } });
     expect(leaseCapacity(scale, prices, { ...DEFAULT_LEVERS, dynamoCapacity: 'on-demand' })).toBeNull();
     // Billed: off peak (90% of 730 h) the average's WCU, in the peak hours the peak's, at $0.00065
     // a WCU-hour; the lists' RCU all month at $0.00013.
-    expect(monthlyBill(scale, prices).services.dynamodb!.detail).toMatchObject({ lease_wcu_off_peak: Math.ceil(average / 0.7), lease_wcu_peak: Math.ceil(82.2 / 0.7), lease_rcu: 7 });
+    expect(monthlyBill(scale, prices).services.dynamodb!.detail).toMatchObject({ lease_wcu_off_peak: Math.ceil(average / 0.7), lease_wcu_peak: Math.ceil(tinyPeakLeaseWru / 0.7), lease_rcu: 7 });
     expect(monthlyBill(scale, prices).services.dynamodb!.detail.lease_usd).toBeCloseTo(leaseUsd, 2);
     // On-demand: every write unit at $0.625 per million, every read unit at $0.125.
     const onDemand = ((average * 0.625 + 7 * (0.6 + 1 / 60) * 0.125) * SECONDS_PER_MONTH) / 1e6;
@@ -183,19 +184,19 @@ describe('cost model arithmetic', () => {
     expect(streamReaders(scale)).toEqual(['router', 'notifications', 'archiver']);
     expect(leaseItemBytes(scale, 'router', 2)).toBe(880);
     const w = leaseWrites(scale, DEFAULT_LEVERS, 10);
-    // Fan-out pushes every 50 ms; the router checkpoints at most every 5 s (its interval). Reads
+    // Fan-out pushes every 50 ms; the router checkpoints at most every 3 s (its interval). Reads
     // (or intervals) seeing at least one of 5 records/s: 5 x (1 - e^-x) / x, x = 5 x spacing.
-    const router = 0.2 * (1 - Math.exp(-25));
+    const router = (1 - Math.exp(-15)) / 3;
     const pushed = 20 * (1 - Math.exp(-0.25));
     expect(w.checkpointsPerShard).toEqual({ router: expect.closeTo(router, 9), notifications: expect.closeTo(pushed, 9), archiver: expect.closeTo(pushed, 9) });
     expect(w.checkpoints).toBeCloseTo(2 * (router + pushed * 2), 9);
     // Every lease renewed every 10 s / 3, whatever the load: 2 shards x 0.3/s x (1 + 1 + 1) WRU.
     expect(w.renewals).toBeCloseTo(1.8, 9);
     // At interval 0 the router checkpoints per 100 ms window that brought records (2,000 records/s
-    // a shard: every one, 10/s); at its 5 s interval it stays at 0.2/s however busy.
+    // a shard: every one, 10/s); at its 3 s interval it stays at 1/3 a second however busy.
     expect(leaseWrites(scale, { ...DEFAULT_LEVERS, routerCheckpointMs: 0 }, 10).checkpointsPerShard.router).toBeCloseTo(10 * (1 - Math.exp(-0.5)), 9);
     expect(leaseWrites(scale, { ...DEFAULT_LEVERS, routerCheckpointMs: 0 }, 4000).checkpointsPerShard.router).toBeCloseTo(10, 9);
-    expect(leaseWrites(scale, DEFAULT_LEVERS, 4000).checkpointsPerShard.router).toBeCloseTo(0.2, 9);
+    expect(leaseWrites(scale, DEFAULT_LEVERS, 4000).checkpointsPerShard.router).toBeCloseTo(1 / 3, 9);
     // An idle shard writes no checkpoint (shard-worker.test.ts), only its renewals.
     expect(leaseWrites(scale, DEFAULT_LEVERS, 0)).toMatchObject({ checkpoints: 0, renewals: expect.closeTo(1.8, 9) });
     // A polling reader checkpoints at most once per read (0.75/s), and once per 500 records of a

@@ -159,7 +159,7 @@ export const DEFAULT_LEVERS: Levers = {
   deliveryQos: 0,
   subscriptionEvents: 'lifecycle',
   brokerRecheckMs: 300_000,
-  routerCheckpointMs: 5000,
+  routerCheckpointMs: 3000,
   auditCheckpointMs: 5000,
 };
 
