@@ -1,6 +1,6 @@
 // The consumer library's ShardProcessor for the router: one leased shard's ShardRouter and
 // publish pipeline, checkpointing the marks as the lease's state.
-import { type Checkpointer, LeaseLostError, type ProcessBatch, type ShardInit, type ShardProcessor, type ShutdownReason, type UserRecord } from '@taskflow/stream';
+import { type Checkpointer, type HighWaterMarks, LeaseLostError, type ProcessBatch, type ShardInit, type ShardProcessor, type ShutdownReason, type UserRecord, serializeMarks } from '@taskflow/stream';
 import { backoffDelay, DEFAULT_BACKOFF, sleep } from '../lib/backoff.js';
 import type { Logger } from '../lib/logger.js';
 import type { PublishPipeline } from './publish-pipeline.js';
@@ -45,7 +45,7 @@ export class RouterShardProcessor implements ShardProcessor {
   private readonly checkpointEveryMs: number;
   private lastCheckpointAt = -Infinity;
   /** The newest published batch's checkpoint, waiting for the interval to pass. */
-  private deferred: { checkpointer: Checkpointer; state: string } | undefined;
+  private deferred: { checkpointer: Checkpointer; marks: HighWaterMarks } | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -140,7 +140,7 @@ export class RouterShardProcessor implements ShardProcessor {
         await sleep(backoffDelay(attempt, Math.random(), DEFAULT_BACKOFF), this.stopping.signal);
       }
     }
-    const { state, published, timings } = staged;
+    const { marks, published, timings } = staged;
     if (first) {
       this.logger.info({ shardId: this.shardId, ...timings }, 'first batch staged');
       void published.then(() => this.logger.info({ shardId: this.shardId }, 'first batch published'), () => undefined);
@@ -158,9 +158,9 @@ export class RouterShardProcessor implements ShardProcessor {
         const dueAt = this.lastCheckpointAt + this.checkpointEveryMs;
         const now = Date.now();
         if (now < dueAt) {
-          this.deferred = { checkpointer: last, state };
+          this.deferred = { checkpointer: last, marks };
           this.armFlush(dueAt - now);
-        } else await this.writeCheckpoint(last, state);
+        } else await this.writeCheckpoint(last, marks);
       }),
     );
   }
@@ -174,17 +174,17 @@ export class RouterShardProcessor implements ShardProcessor {
       this.checkpoints.push(
         previous.then(async () => {
           const d = this.deferred;
-          if (d && !this.unpublished && this.leaseLost === undefined) await this.writeCheckpoint(d.checkpointer, d.state);
+          if (d && !this.unpublished && this.leaseLost === undefined) await this.writeCheckpoint(d.checkpointer, d.marks);
         }),
       );
     }, delayMs);
   }
 
-  private async writeCheckpoint(checkpointer: Checkpointer, state: string): Promise<void> {
+  private async writeCheckpoint(checkpointer: Checkpointer, marks: HighWaterMarks): Promise<void> {
     this.deferred = undefined;
     this.lastCheckpointAt = Date.now();
     try {
-      await checkpointer.checkpoint(undefined, state);
+      await checkpointer.checkpoint(undefined, serializeMarks(marks));
     } catch (err) {
       if (err instanceof LeaseLostError) this.leaseLost ??= err;
       // Anything else (a failed checkpoint write): the next batch's checkpoint covers this one.

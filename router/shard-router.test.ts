@@ -12,6 +12,7 @@ import type { OutboundMessage } from './messages.js';
 import { type DeadLetter, type InputRecord, ShardRouter } from './shard-router.js';
 import type { RouterEvent } from './event.js';
 import { waitFor } from '../test/support/wait.js';
+import { type HighWaterMarks, serializeMarks } from '@taskflow/stream';
 
 const WORKSPACES = ['a0000000-0000-4000-8000-000000000001', 'a0000000-0000-4000-8000-000000000002'];
 const PROJECTS = ['b0000000-0000-4000-8000-000000000001', 'b0000000-0000-4000-8000-000000000002', 'b0000000-0000-4000-8000-000000000003'];
@@ -153,21 +154,22 @@ describe('ShardRouter under duplicates, replays, reordering and crashes', () => 
             checkpoint.state,
           );
           // Staged batches wait for their publish, then checkpoint in order (as the service does).
-          const staged: { next: number; state: string; published: Promise<void>; crashBeforeCheckpoint: boolean }[] = [];
+          const staged: { next: number; marks: HighWaterMarks; published: Promise<void>; crashBeforeCheckpoint: boolean }[] = [];
           try {
             for (let b = checkpoint.batch, read = crashes; b < batches.length; read += 1) {
               const take = s.chunksPerRead[read % s.chunksPerRead.length] ?? 1;
               attempt += 1;
               crashWhere = s.crashes.find(([at]) => at === attempt)?.[1];
               store.table.beforeWrite = crashWhere === 'before-item' ? (_p, what) => { if (what === 'item') throw new Crash(); } : undefined;
-              const { state, published } = await router.stage(batches.slice(b, b + take).flat());
+              const { marks, published } = await router.stage(batches.slice(b, b + take).flat());
               b += take;
-              staged.push({ next: b, state, published, crashBeforeCheckpoint: crashWhere === 'before-checkpoint' });
+              staged.push({ next: b, marks, published, crashBeforeCheckpoint: crashWhere === 'before-checkpoint' });
               while (staged.length >= s.pipelineDepth || (b >= batches.length && staged.length > 0)) {
                 const oldest = staged.shift()!;
                 await oldest.published;
                 if (oldest.crashBeforeCheckpoint) throw new Crash();
-                checkpoint = { batch: oldest.next, state: oldest.state };
+                // Serialized only now, after later batches were staged, as the processor does.
+                checkpoint = { batch: oldest.next, state: serializeMarks(oldest.marks) };
               }
             }
           } catch (err) {

@@ -137,18 +137,19 @@ export class ShardRouter {
 
   /** Processes one batch of user records; resolves to the checkpoint state once they are durable and published. */
   async process(records: readonly InputRecord[]): Promise<string> {
-    const { state, published } = await this.stage(records);
+    const { marks, published } = await this.stage(records);
     await published;
-    return state;
+    return serializeMarks(marks);
   }
 
   /**
    * Processes one batch up to the changelog and hands its changes to the sink; resolves once they
-   * are durable, with the state to checkpoint after `published`. The next batch may be staged
+   * are durable, with the marks to checkpoint after `published` (a snapshot later batches do not
+   * change: serialized only when a checkpoint is written). The next batch may be staged
    * before this one is published: the sink keeps each project's messages in order, and retries
    * a failed publish itself (a publish it gives up on means the processor is closing).
    */
-  async stage(records: readonly InputRecord[]): Promise<{ state: string; published: Promise<void>; timings: StageTimings }> {
+  async stage(records: readonly InputRecord[]): Promise<{ marks: HighWaterMarks; published: Promise<void>; timings: StageTimings }> {
     const t0 = performance.now();
     this.metrics.eventsIn(records.length);
     const events: RouterEvent[] = [];
@@ -234,7 +235,7 @@ export class ShardRouter {
     this.marks = boundMarks(marks, this.deps.maxMarks ?? ROUTER_MAX_MARKS);
     const published = this.deps.sink.flush();
     published.catch(() => {}); // the caller awaits it; this only keeps an early failure from going unhandled
-    return { state: serializeMarks(this.marks), published, timings: { decodeMs: Math.round(t1 - t0), membershipsMs: Math.round(membershipsDoneAt - t1), sequenceMs: Math.round(t2 - t1), events: admitted.length, memberships: membershipEvents.length } };
+    return { marks: this.marks, published, timings: { decodeMs: Math.round(t1 - t0), membershipsMs: Math.round(membershipsDoneAt - t1), sequenceMs: Math.round(t2 - t1), events: admitted.length, memberships: membershipEvents.length } };
   }
 
   /** Decrypted changes blanked again: their text may name an erased subject the ciphertext hid (one cached look-up per distinct id). */
