@@ -18,7 +18,7 @@ import { createLogger } from '../../lib/logger.js';
 import { loadConfig } from '../../notifications/config.js';
 import { type RunningNotifications, startNotifications } from '../../notifications/service.js';
 import { sampleEvent } from '../../schemas/fixtures.js';
-import { boundClientId, createTestStream, createTestTables, kinesisClient, testStackEnv } from '../support/stack.js';
+import { boundClientId, createTestStream, createTestTables, kinesisClient, tableEnv, testStackEnv } from '../support/stack.js';
 import { waitFor } from '../support/wait.js';
 
 const SECRET = `notifications-tier-it-${randomUUID()}`;
@@ -84,11 +84,7 @@ beforeAll(async () => {
     loadConfig({
       ...testStackEnv(),
       CHANGE_STREAM_NAME: stream,
-      DYNAMODB_TABLE_LEASES: tables.leases!,
-      DYNAMODB_TABLE_DLQ: tables.dlq!,
-      DYNAMODB_TABLE_NOTIFICATIONS: tables.notifications!,
-      DYNAMODB_TABLE_NOTIFICATION_WATCHERS: tables['notification-watchers']!,
-      DYNAMODB_TABLE_NOTIFICATION_MEMBERSHIPS: tables['notification-memberships']!,
+      ...tableEnv(tables),
       // No MQTT_URL broker: only the tier's nodes. The service's token is signed with JWT_SECRET.
       MQTT_URL: 'mqtt://127.0.0.1:9',
       NOTIFICATIONS_BROKERS: `${wsBase(nodeA.broker)},${wsBase(nodeB.broker)}`,

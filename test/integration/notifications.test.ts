@@ -14,7 +14,7 @@ import { type RunningNotifications, startNotifications } from '../../notificatio
 import type { Broker } from '../../infra/local/broker.js';
 import { sampleEvent } from '../../schemas/fixtures.js';
 import { waitFor } from '../support/wait.js';
-import { createTestStream, createTestTables, kinesisClient, startTestBroker, testStackEnv } from '../support/stack.js';
+import { createTestStream, createTestTables, kinesisClient, startTestBroker, tableEnv, testStackEnv } from '../support/stack.js';
 
 const SECRET = `notifications-it-${randomUUID()}`;
 const [WS, P, A, B, OUTSIDER, TASK, COMMENT] = Array.from({ length: 7 }, () => randomUUID()) as [string, string, string, string, string, string, string];
@@ -61,11 +61,7 @@ beforeAll(async () => {
   const env = {
     ...testStackEnv(),
     CHANGE_STREAM_NAME: stream,
-    DYNAMODB_TABLE_LEASES: tables.leases!,
-    DYNAMODB_TABLE_DLQ: tables.dlq!,
-    DYNAMODB_TABLE_NOTIFICATIONS: tables.notifications!,
-    DYNAMODB_TABLE_NOTIFICATION_WATCHERS: tables['notification-watchers']!,
-    DYNAMODB_TABLE_NOTIFICATION_MEMBERSHIPS: tables['notification-memberships']!,
+    ...tableEnv(tables),
     MQTT_URL: broker.tcpUrl,
     JWT_SECRET: SECRET,
     KINESIS_POLL_INTERVAL_MS: '50',

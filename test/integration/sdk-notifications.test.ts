@@ -13,7 +13,7 @@ import { createLogger } from '../../lib/logger.js';
 import { loadConfig } from '../../notifications/config.js';
 import { type RunningNotifications, startNotifications } from '../../notifications/service.js';
 import { sampleEvent } from '../../schemas/fixtures.js';
-import { createTestStream, createTestTables, kinesisClient, startTestBroker, testStackEnv } from '../support/stack.js';
+import { createTestStream, createTestTables, kinesisClient, startTestBroker, tableEnv, testStackEnv } from '../support/stack.js';
 import { waitFor } from '../support/wait.js';
 
 const SECRET = `sdk-notifications-it-${randomUUID()}`;
@@ -60,11 +60,7 @@ beforeAll(async () => {
     loadConfig({
       ...testStackEnv(),
       CHANGE_STREAM_NAME: stream,
-      DYNAMODB_TABLE_LEASES: tables.leases!,
-      DYNAMODB_TABLE_DLQ: tables.dlq!,
-      DYNAMODB_TABLE_NOTIFICATIONS: tables.notifications!,
-      DYNAMODB_TABLE_NOTIFICATION_WATCHERS: tables['notification-watchers']!,
-      DYNAMODB_TABLE_NOTIFICATION_MEMBERSHIPS: tables['notification-memberships']!,
+      ...tableEnv(tables),
       MQTT_URL: broker.tcpUrl,
       JWT_SECRET: SECRET,
       KINESIS_POLL_INTERVAL_MS: '50',

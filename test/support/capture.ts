@@ -3,9 +3,8 @@
 import { loadConfig } from '../../capture/config.js';
 import { type RunningCapture, startCapture } from '../../capture/main.js';
 import type { PutRecordsFn } from '../../capture/producer.js';
-import { tableEnvVar } from '../../lib/config.js';
 import { createLogger, type Logger } from '../../lib/logger.js';
-import { captureDatabaseUrl, testStackEnv } from './stack.js';
+import { captureDatabaseUrl, tableEnv, testStackEnv } from './stack.js';
 
 export interface TestCaptureTarget {
   /** The test database as the application writes to it; capture logs in as the replication role. */
@@ -20,7 +19,7 @@ export interface TestCaptureTarget {
 export function testCaptureEnv(target: TestCaptureTarget, extra: Record<string, string> = {}): Record<string, string> {
   return {
     ...testStackEnv(),
-    ...Object.fromEntries(Object.entries(target.tables).map(([key, name]) => [tableEnvVar(key), name])),
+    ...tableEnv(target.tables),
     DATABASE_URL: captureDatabaseUrl(target.databaseUrl),
     CHANGE_STREAM_NAME: target.stream,
     CAPTURE_SLOT: target.slot,

@@ -14,7 +14,6 @@ import type { Broker } from '../../infra/local/broker.js';
 import { createDynamoClient } from '../../lib/aws.js';
 import { createVerifier, loadJwtConfig, signDevToken } from '../../lib/jwt.js';
 import { createLogger, type Logger } from '../../lib/logger.js';
-import { tableEnvVar } from '../../lib/config.js';
 import { loadConfig as loadRouterConfig } from '../../router/config.js';
 import { DynamoMembershipProjection } from '../../lib/dynamo-memberships.js';
 import { startRouter, type RunningRouter } from '../../router/service.js';
@@ -23,7 +22,7 @@ import { freePort } from '../../infra/local/processes.js';
 import { bundleCommands } from '../../infra/local/service-bundle.js';
 import { startServiceProcess } from './service-process.js';
 import { registerStreamConsumer } from '../../infra/local/fanout.js';
-import { awsConfig, captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, stack, startTestBroker, testStackEnv, uniqueName } from './stack.js';
+import { awsConfig, captureDatabaseUrl, createTestDatabase, createTestStream, createTestTables, stack, startTestBroker, tableEnv, testStackEnv, uniqueName } from './stack.js';
 import { waitFor } from './wait.js';
 import { startTestCapture } from './capture.js';
 
@@ -122,7 +121,7 @@ export async function startTestPipeline(options: TestPipelineOptions): Promise<T
   const secret = `${options.prefix}-${randomUUID()}`;
   const env: Record<string, string> = {
     ...testStackEnv(),
-    ...Object.fromEntries(Object.entries(tables).map(([key, name]) => [tableEnvVar(key), name])),
+    ...tableEnv(tables),
     DATABASE_URL: captureDatabaseUrl(databaseUrl),
     CHANGE_STREAM_NAME: stream,
     CAPTURE_SLOT: uniqueName(`${options.prefix}_capture`.replace(/[^a-z0-9_]/gi, '_')),

@@ -197,6 +197,11 @@ export async function createTestTables(prefix: string, keys?: readonly string[])
   }
 }
 
+/** The services' table variables (DYNAMODB_TABLE_<KEY>) of tables as createTestTables names them. */
+export function tableEnv(tables: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(tables).map(([key, name]) => [tableEnvVar(key), name]));
+}
+
 /**
  * A private MQTT broker (TCP + WebSocket + IoT publish route) on free ports, for tests that
  * stop/restart the broker or install authorization hooks without disturbing other test files.
