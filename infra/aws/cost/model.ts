@@ -513,26 +513,32 @@ export function peakFactor(scale: Scale): number {
 export function leaseCapacity(scale: Scale, prices: Prices, levers: Levers = DEFAULT_LEVERS): TableCapacity | null {
   if (levers.dynamoCapacity === 'on-demand') return null;
   const u = prices.dynamodb.provisioned_target_utilization;
-  const w = dynamoWrites(scale, levers);
-  const peak = leaseWrites(scale, levers, scale.events.peak_per_s);
+  const load = leaseLoad(scale, levers);
   return {
     targetUtilizationPercent: Math.round(u * 100),
-    write: { min: Math.ceil((w.checkpoints + w.leases) / u), max: Math.ceil((2 * (peak.checkpoints + peak.renewals)) / u) },
-    read: { min: Math.ceil(leaseReads(scale, levers, 'min') / u), max: Math.ceil(leaseReads(scale, levers, 'max') / u) },
+    write: { min: Math.ceil(load.averageWru / u), max: Math.ceil((2 * load.peakWru) / u) },
+    read: { min: Math.ceil(load.readsMin / u), max: Math.ceil(leaseReads(scale, levers, 'max') / u) },
   };
+}
+
+/** The lease table's write units a second at the average and the peak event rate (checkpoints and renewals), and its reads at the readers' minimum pods. */
+function leaseLoad(scale: Scale, levers: Levers): { averageWru: number; peakWru: number; readsMin: number } {
+  const average = leaseWrites(scale, levers, scale.events.average_per_s);
+  const peak = leaseWrites(scale, levers, scale.events.peak_per_s);
+  return { averageWru: average.checkpoints + average.renewals, peakWru: peak.checkpoints + peak.renewals, readsMin: leaseReads(scale, levers, 'min') };
 }
 
 function dynamoItem(scale: Scale, levers: Levers, p: Prices, f: Fanout): LineItem {
   const w = dynamoWrites(scale, levers);
   const changelogWru = w.changelog * SECONDS_PER_MONTH;
-  const leaseWru = (w.checkpoints + w.leases) * SECONDS_PER_MONTH;
+  const load = leaseLoad(scale, levers);
+  const leaseWru = load.averageWru * SECONDS_PER_MONTH;
   const subscriptionWru = w.subscriptions * SECONDS_PER_MONTH;
   // Replays and resyncs read the changelog; assumed two reads per session.
   const rru = changelogReadsPerS(scale) * SECONDS_PER_MONTH;
   // The lease table's lists, at the readers' minimum pods (the router's HPA adding pods adds
   // their lists, about 1,500 RRU/s a router pod at the seed: not counted).
-  const leaseReadsPerS = leaseReads(scale, levers, 'min');
-  const leaseRru = leaseReadsPerS * SECONDS_PER_MONTH;
+  const leaseRru = load.readsMin * SECONDS_PER_MONTH;
   // Storage: the changelog holds its TTL's worth of changes, in the form the payload lever keeps.
   const storedShare = levers.changelogScope === 'all' ? 1 : f.watchedChangelogBatchesPerS / f.changelogBatchesPerS;
   const storageGb = (storedShare * scale.events.average_per_s * levers.changelogTtlHours * 3600 * changelogBytesPerChange(scale, levers)) / GB;
@@ -550,10 +556,9 @@ function dynamoItem(scale: Scale, levers: Levers, p: Prices, f: Fanout): LineIte
   // The lease table's writes do not follow the events as the changelog's do: its capacity in the
   // peak hours is what leaseWrites gives at the peak rate (checkpoints coalesced per read, the
   // renewals flat), off peak the average's; its reads follow the pods, flat at the floor.
-  const leasePeak = leaseWrites(scale, levers, scale.events.peak_per_s);
-  const leaseWcuOffPeak = (w.checkpoints + w.leases) / u;
-  const leaseWcuPeak = (leasePeak.checkpoints + leasePeak.renewals) / u;
-  const leaseRcu = leaseReadsPerS / u;
+  const leaseWcuOffPeak = load.averageWru / u;
+  const leaseWcuPeak = load.peakWru / u;
+  const leaseRcu = load.readsMin / u;
   const leaseRequests = provisioned
     ? p.hours_per_month * (((1 - s) * leaseWcuOffPeak + s * leaseWcuPeak) * p.dynamodb.provisioned_wcu_hour + leaseRcu * p.dynamodb.provisioned_rcu_hour)
     : onDemand(leaseWru, leaseRru);
