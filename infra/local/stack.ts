@@ -310,11 +310,20 @@ export async function ensureStream(kinesis: KinesisClient, streamName: string, s
   } catch (err) {
     if (!isResourceInUse(err)) throw err;
   }
+  const s = await untilActive(`stream ${streamName}`, timeoutMs, async () => {
+    const { StreamDescriptionSummary: summary } = await kinesis.send(new DescribeStreamSummaryCommand({ StreamName: streamName }));
+    return { status: summary?.StreamStatus, value: summary };
+  });
+  return s?.OpenShardCount ?? shardCount;
+}
+
+/** Polls `describe` every 20 ms until the resource's status is ACTIVE; its value then. */
+async function untilActive<T>(what: string, timeoutMs: number, describe: () => Promise<{ status: string | undefined; value: T }>): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const { StreamDescriptionSummary: s } = await kinesis.send(new DescribeStreamSummaryCommand({ StreamName: streamName }));
-    if (s?.StreamStatus === 'ACTIVE') return s.OpenShardCount ?? shardCount;
-    if (Date.now() > deadline) throw new Error(`stream ${streamName} not ACTIVE after ${timeoutMs} ms (status ${s?.StreamStatus})`);
+    const { status, value } = await describe();
+    if (status === 'ACTIVE') return value;
+    if (Date.now() > deadline) throw new Error(`${what} not ACTIVE after ${timeoutMs} ms (status ${status})`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
@@ -331,13 +340,8 @@ export async function ensureTable(dynamo: DynamoDBClient, spec: TableSpec, name 
   } catch (err) {
     if (!isResourceInUse(err)) throw err;
   }
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const { Table: t } = await dynamo.send(new DescribeTableCommand({ TableName: name }));
-    if (t?.TableStatus === 'ACTIVE') return name;
-    if (Date.now() > deadline) throw new Error(`table ${name} not ACTIVE after ${timeoutMs} ms (status ${t?.TableStatus})`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await untilActive(`table ${name}`, timeoutMs, async () => ({ status: (await dynamo.send(new DescribeTableCommand({ TableName: name }))).Table?.TableStatus, value: undefined }));
+  return name;
 }
 
 /** Human-readable lines saying where each engine listens. */
