@@ -15,9 +15,10 @@ describe('consumer config', () => {
       maxRecords: 1000,
       initialPosition: 'TRIM_HORIZON',
       shardSyncIntervalMs: 60_000,
+      checkpointIntervalMs: 1000,
     });
-    const local = loadConsumerConfig({ KINESIS_POLL_INTERVAL_MS: '20', KINESIS_INITIAL_POSITION: 'LATEST', DYNAMODB_TABLE_LEASES: 't' });
-    expect(local).toMatchObject({ pollIntervalMs: 20, initialPosition: 'LATEST', leaseTable: 't' });
+    const local = loadConsumerConfig({ KINESIS_POLL_INTERVAL_MS: '20', KINESIS_INITIAL_POSITION: 'LATEST', DYNAMODB_TABLE_LEASES: 't', KINESIS_CHECKPOINT_INTERVAL_MS: '0' });
+    expect(local).toMatchObject({ pollIntervalMs: 20, initialPosition: 'LATEST', leaseTable: 't', checkpointIntervalMs: 0 });
     expect(local.workerId).toMatch(/-\d+$/);
   });
 
@@ -44,5 +45,6 @@ describe('consumer config', () => {
   it('names the bad variable', () => {
     expect(() => loadConsumerConfig({ KINESIS_MAX_RECORDS: '20000' })).toThrow(/KINESIS_MAX_RECORDS/);
     expect(() => loadConsumerConfig({ KINESIS_INITIAL_POSITION: 'AT_TIMESTAMP' })).toThrow(/KINESIS_INITIAL_POSITION/);
+    expect(() => loadConsumerConfig({ KINESIS_CHECKPOINT_INTERVAL_MS: '120000' })).toThrow(/KINESIS_CHECKPOINT_INTERVAL_MS/);
   });
 });

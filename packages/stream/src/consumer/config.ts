@@ -20,6 +20,7 @@ export interface ConsumerEnvConfig {
   maxRecords: number;
   initialPosition: InitialPosition;
   shardSyncIntervalMs: number;
+  checkpointIntervalMs: number;
 }
 
 export const CONSUMER_SETTINGS = {
@@ -33,6 +34,13 @@ export const CONSUMER_SETTINGS = {
   maxRecords: intSetting({ name: 'KINESIS_MAX_RECORDS', default: 1000, min: 1, max: 10_000, meaning: 'GetRecords Limit.' }),
   initialPosition: oneOfSetting({ name: 'KINESIS_INITIAL_POSITION', allowed: [TRIM_HORIZON, LATEST] as const, default: TRIM_HORIZON, meaning: 'Where a shard without a checkpoint is read from.' }),
   shardSyncIntervalMs: intSetting({ name: 'KINESIS_SHARD_SYNC_MS', default: 60_000, min: 100, meaning: 'How often shards are listed (new shards after a reshard).' }),
+  checkpointIntervalMs: intSetting({
+    name: 'KINESIS_CHECKPOINT_INTERVAL_MS',
+    default: 1000,
+    min: 0,
+    max: 60_000,
+    meaning: 'Least time between two checkpoints of a shard (each a lease-table write); one asked for sooner is written when the interval has passed or before the lease is released. A crash re-reads at most this much more. 0: every checkpoint at once.',
+  }),
 };
 
 /**

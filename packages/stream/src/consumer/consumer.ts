@@ -44,6 +44,12 @@ export interface ConsumerOptions {
   initialPosition?: InitialPosition;
   /** How often to list shards (new shards after a reshard). Default 60 s. */
   shardSyncIntervalMs?: number;
+  /**
+   * Least time between two checkpoint writes of a shard; one asked for sooner is written when the
+   * interval has passed (or before the lease is released). A crash re-reads at most this much
+   * more. Default 0: every checkpoint written when asked.
+   */
+  checkpointIntervalMs?: number;
   /** Upper bound on leases taken per cycle, to spread a cold start. Default unbounded. */
   maxLeasesToTakePerCycle?: number;
   /** How shards are read; default polling GetRecords (or fan-out with `fanOut`). */
@@ -174,6 +180,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       metrics,
       logger,
       ...(opts.backoff ? { backoff: opts.backoff } : {}),
+      ...(opts.checkpointIntervalMs === undefined ? {} : { checkpointIntervalMs: opts.checkpointIntervalMs }),
       // A finished shard may have children waiting: look for them now, not a minute later.
       onShardEnd: () => {
         if (running) scheduleSync(0);

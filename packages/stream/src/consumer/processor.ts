@@ -30,7 +30,9 @@ export interface Checkpointer {
    * Stores `position` (default: the last record of the latest batch) and `state` (default: the
    * state stored last) in the lease. A later takeover resumes after that position and hands
    * `state` to the next processor. Rejects with LeaseLostError when another worker has taken
-   * the lease: stop working on the shard then.
+   * the lease: stop working on the shard then. Within the consumer's checkpoint interval it
+   * resolves at once and the write waits (replaced by any later checkpoint) until the interval
+   * has passed or the lease is released: a crash meanwhile re-reads from the last one written.
    */
   checkpoint(position?: Position, state?: string): Promise<void>;
 }

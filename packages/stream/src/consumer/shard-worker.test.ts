@@ -37,7 +37,7 @@ function scriptedReader(batches: (ReadBatch | Error)[]): ShardReader & { opened:
   return reader;
 }
 
-async function setup(batches: (ReadBatch | Error)[], processor: ShardProcessor, store = new MemoryLeaseStore(), failoverMs = 60_000) {
+async function setup(batches: (ReadBatch | Error)[], processor: ShardProcessor, store = new MemoryLeaseStore(), failoverMs = 60_000, checkpointIntervalMs = 0) {
   await store.create({ leaseKey: 's0', leaseOwner: null, leaseCounter: 0, checkpoint: TRIM_HORIZON, checkpointSubSequence: 0, parentShardIds: [], ownerSwitchesSinceCheckpoint: 0 });
   const coordinator = new LeaseCoordinator({ workerId: 'me', store, failoverMs, initialPosition: TRIM_HORIZON });
   await coordinator.takeLeases();
@@ -53,6 +53,7 @@ async function setup(batches: (ReadBatch | Error)[], processor: ShardProcessor, 
     backoff: { baseMs: 1, maxMs: 5 },
     random: () => 0.5,
     onShardEnd: (id) => ended.push(id),
+    checkpointIntervalMs,
   });
   return { store, coordinator, worker, ended, reader };
 }
@@ -231,5 +232,97 @@ describe('shard worker', () => {
     expect(seen).toEqual(['51']); // 50 itself was checkpointed
     expect(errors).toHaveLength(1);
     expect(store.items.get('s0')).toMatchObject({ checkpoint: '51', checkpointState: 'kept' });
+  });
+});
+
+describe('shard worker checkpoint interval', () => {
+  const batch = (...seqs: number[]): ReadBatch => ({ records: seqs.map(raw), millisBehindLatest: 0, shardEnd: false });
+
+  /** Counts the lease writes that carry a checkpoint (renewals carry none here: the coordinator is not cycled). */
+  class CountingStore extends MemoryLeaseStore {
+    readonly checkpoints: string[] = [];
+    readonly writtenAt: number[] = [];
+    override async replace(next: Parameters<MemoryLeaseStore['replace']>[0], expected: number): Promise<boolean> {
+      const before = this.items.get(next.leaseKey);
+      const ok = await super.replace(next, expected);
+      if (ok && next.checkpoint !== before?.checkpoint) {
+        this.checkpoints.push(next.checkpoint);
+        this.writtenAt.push(Date.now());
+      }
+      return ok;
+    }
+  }
+
+  it('writes the first checkpoint at once, keeps the later ones within the interval, and writes the newest before the release', async () => {
+    const rec = recorder({ checkpoint: true });
+    const store = new CountingStore();
+    const { worker } = await setup([batch(1), batch(2), batch(3, 4)], rec.processor, store, 60_000, 60_000);
+    await waitFor(() => rec.seen.length === 3, 'three batches', 5_000, 5);
+    expect(store.items.get('s0')).toMatchObject({ checkpoint: '1', checkpointState: 'after-1' });
+    await worker.stop('graceful');
+    expect(store.checkpoints).toEqual(['1', '4']);
+    expect(store.items.get('s0')).toMatchObject({ checkpoint: '4', checkpointState: 'after-4', leaseOwner: null });
+  });
+
+  it('writes a waiting checkpoint when the interval has passed, with no later batch to carry it, never two within the interval', async () => {
+    const rec = recorder({ checkpoint: true });
+    const store = new CountingStore();
+    const { worker } = await setup([batch(1), batch(2), batch(3)], rec.processor, store, 60_000, 150);
+    await waitFor(() => rec.seen.length === 3, 'three batches', 5_000, 5);
+    await waitFor(() => store.items.get('s0')?.checkpoint === '3', 'the newest checkpoint, written by the timer', 5_000, 5);
+    expect(store.checkpoints[0]).toBe('1'); // the first at once
+    expect(store.items.get('s0')).toMatchObject({ checkpointState: 'after-3', leaseOwner: 'me' });
+    // However the host schedules the batches, writes are an interval apart (timers may fire a millisecond early).
+    const gaps = store.writtenAt.slice(1).map((t, i) => t - store.writtenAt[i]!);
+    expect(gaps.every((g) => g >= 148)).toBe(true);
+    await worker.stop('graceful');
+  });
+
+  it('drops a waiting checkpoint when the worker is abandoned: the next holder re-reads from the last one written', async () => {
+    const store = new CountingStore();
+    let processed = false;
+    const processor: ShardProcessor = {
+      initialize: async () => {},
+      processRecords: async (_batch, checkpointer) => {
+        await checkpointer.checkpoint(undefined, 'first'); // written at once
+        await checkpointer.checkpoint(undefined, 'second'); // right after it: waits for the interval
+        processed = true;
+      },
+      shutdown: async () => {},
+    };
+    const { worker } = await setup([batch(1)], processor, store, 60_000, 100);
+    await waitFor(() => processed, 'the batch', 5_000, 5);
+    await worker.stop('abandon');
+    await sleep(250); // past the interval: a timer left armed would have written 'second'
+    expect(store.checkpoints).toEqual(['1']);
+    expect(store.items.get('s0')).toMatchObject({ checkpointState: 'first' });
+  });
+
+  it('ends with the lease lost when a waiting checkpoint finds the lease taken, and writes nothing more', async () => {
+    const shutdowns: ShutdownReason[] = [];
+    const store = new CountingStore();
+    const processor: ShardProcessor = {
+      initialize: async () => {},
+      processRecords: async (_batch, checkpointer) => {
+        await checkpointer.checkpoint(); // the first: written at once
+        store.items.set('s0', takenBy(store.items.get('s0')!, 'thief'));
+        await checkpointer.checkpoint(); // right after it: waits for the interval, then its timer finds the lease taken
+        await sleep(250);
+      },
+      shutdown: async (reason) => void shutdowns.push(reason),
+    };
+    const { worker } = await setup([batch(1), batch(2)], processor, store, 60_000, 100);
+    await worker.done;
+    expect(shutdowns).toEqual(['lease_lost']);
+    expect(store.checkpoints).toEqual(['1']);
+    expect(store.items.get('s0')).toMatchObject({ leaseOwner: 'thief', checkpoint: '1' });
+  });
+
+  it('marks the shard finished with the newest state even when its checkpoint was waiting', async () => {
+    const rec = recorder({ checkpoint: true });
+    const { store, worker, ended } = await setup([batch(1), { records: [raw(2)], millisBehindLatest: 0, shardEnd: true }], rec.processor, new MemoryLeaseStore(), 60_000, 60_000);
+    await worker.done;
+    expect(store.items.get('s0')).toMatchObject({ checkpoint: SHARD_END, checkpointState: 'after-2', leaseOwner: null });
+    expect(ended).toEqual(['s0']);
   });
 });

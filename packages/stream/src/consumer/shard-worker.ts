@@ -40,6 +40,12 @@ export interface ShardWorkerDeps {
   onShardEnd: (shardId: string) => void;
   /** MAX_RECORDS_PER_CALL unless given (tests). */
   maxRecordsPerCall?: number;
+  /**
+   * Least time between two checkpoint writes (KINESIS_CHECKPOINT_INTERVAL_MS; default 0: each
+   * written when asked). A checkpoint asked for sooner is kept, replaced by any later one, and
+   * written when the interval has passed, or before the lease is released or finished.
+   */
+  checkpointIntervalMs?: number;
 }
 
 export class ShardWorker {
@@ -50,6 +56,14 @@ export class ShardWorker {
   /** What the lease holds now: the floor for new checkpoints and the state kept by default. */
   private checkpointed: Position | undefined;
   private state: string | undefined;
+  /** The newest checkpoint asked for within the interval, not written yet. */
+  private pending: { at: Position; state: string | undefined } | undefined;
+  private lastWriteAt = -Infinity;
+  private flushTimer: NodeJS.Timeout | undefined;
+  /** Checkpoint writes, one after the other (a timer's write and a processor's never cross). */
+  private writes: Promise<void> = Promise.resolve();
+  /** A timer's write found the lease gone: the processor's next checkpoint says so. */
+  private lost: LeaseLostError | undefined;
   readonly done: Promise<void>;
 
   constructor(private readonly deps: ShardWorkerDeps) {
@@ -81,20 +95,27 @@ export class ShardWorker {
       if (!(err instanceof LeaseLostError)) logger.error({ err, shardId }, 'shard worker failed; the lease will be released');
       reason = err instanceof LeaseLostError ? 'lease_lost' : 'shutdown';
     }
-    if (this.stopMode === 'abandon') return this.deps.metrics.shardClosed(shardId);
+    if (this.stopMode === 'abandon') {
+      this.dropPending();
+      return this.deps.metrics.shardClosed(shardId);
+    }
     try {
       if (reason === 'lease_lost' || !(await coordinator.confirm(shardId))) {
+        this.dropPending();
         await this.deps.processor.shutdown('lease_lost');
       } else if (reason === 'shard_end') {
         await this.deps.processor.shutdown('shard_end', this.checkpointer());
+        await this.flushPending();
         await coordinator.finish(shardId, this.state);
         this.deps.onShardEnd(shardId);
       } else {
         await this.deps.processor.shutdown('shutdown', this.checkpointer());
+        await this.flushPending();
         await coordinator.release(shardId);
       }
     } catch (err) {
       logger.warn({ err, shardId, reason }, 'shard shutdown did not complete');
+      this.dropPending();
       await coordinator.release(shardId).catch(() => undefined);
     } finally {
       this.deps.metrics.shardClosed(shardId);
@@ -198,21 +219,77 @@ export class ShardWorker {
   private checkpointer(lastOfBatch?: { sequenceNumber: string; subSequenceNumber: number }): Checkpointer {
     return {
       checkpoint: async (position?: Position, state?: string) => {
+        if (this.lost) throw this.lost;
         const at = position ?? (lastOfBatch ? { sequenceNumber: lastOfBatch.sequenceNumber, subSequenceNumber: lastOfBatch.subSequenceNumber } : this.delivered);
-        const keep = state ?? this.state;
+        const keep = state ?? this.pending?.state ?? this.state;
         if (!at) {
           // Nothing read yet (TRIM_HORIZON / LATEST): only the state can be stored, and only with a position.
           if (state !== undefined) this.state = state;
           return;
         }
-        if (this.checkpointed && comparePositions(at, this.checkpointed) < 0) {
+        const floor = this.pending?.at ?? this.checkpointed;
+        if (floor && comparePositions(at, floor) < 0) {
           throw new RangeError(`checkpoint ${at.sequenceNumber}/${at.subSequenceNumber} is before the stored one on ${this.deps.shardId}`);
         }
-        await this.deps.coordinator.checkpoint(this.deps.shardId, at, keep);
-        this.checkpointed = at;
-        this.state = keep;
-        this.deps.metrics.checkpointed(this.deps.shardId);
+        const dueIn = this.lastWriteAt + (this.deps.checkpointIntervalMs ?? 0) - Date.now();
+        if (dueIn > 0) {
+          this.pending = { at, state: keep };
+          this.armFlush(dueIn);
+          return;
+        }
+        await this.write(at, keep);
       },
     };
+  }
+
+  /** Writes a checkpoint after the writes before it; whatever was pending is covered by it. */
+  private write(at: Position, state: string | undefined): Promise<void> {
+    this.pending = undefined;
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    this.lastWriteAt = Date.now();
+    const written = this.writes.then(async () => {
+      await this.deps.coordinator.checkpoint(this.deps.shardId, at, state);
+      this.checkpointed = at;
+      this.state = state;
+      this.deps.metrics.checkpointed(this.deps.shardId);
+    });
+    this.writes = written.catch(() => undefined);
+    return written;
+  }
+
+  private armFlush(delayMs: number): void {
+    if (this.flushTimer !== undefined) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined;
+      const due = this.pending;
+      if (!due) return;
+      this.write(due.at, due.state).catch((err: unknown) => {
+        if (err instanceof LeaseLostError) {
+          this.lost ??= err;
+          return;
+        }
+        // Written again at the next interval unless a newer checkpoint replaced it meanwhile.
+        this.deps.logger.warn({ err, shardId: this.deps.shardId }, 'a deferred checkpoint failed; retrying it');
+        if (!this.pending) {
+          this.pending = due;
+          this.armFlush(this.deps.checkpointIntervalMs ?? 0);
+        }
+      });
+    }, delayMs);
+  }
+
+  /** Before a release or a finish: the pending checkpoint is written now, and every write has settled. */
+  private async flushPending(): Promise<void> {
+    const due = this.pending;
+    if (due) await this.write(due.at, due.state);
+    else await this.writes;
+  }
+
+  /** The lease is gone or abandoned: what was pending is re-read by the next holder. */
+  private dropPending(): void {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    this.pending = undefined;
   }
 }
