@@ -61,8 +61,8 @@ function tinyScale(over: Partial<Scale> = {}): Scale {
 
 /** tinyScale's lease table provisioned (the lease tests): 730 h x (0.9 x the average's 19.96 WRU/s
  *  + 0.1 x the peak's 82.47) / 0.7 at $0.00065 a WCU-hour, and its lists' 4.3167 RRU/s / 0.7 at $0.00013. */
-const tinyAverageLeaseWru = 2 * ((1 - Math.exp(-15)) / 3 + 2 * 20 * (1 - Math.exp(-0.25))) + 1.8;
-const tinyPeakLeaseWru = 2 * (1 / 3 + 20 + 20) + 1.8;
+const tinyAverageLeaseWru = 2 * ((1 - Math.exp(-15)) / 3 + 2 * (1 - Math.exp(-5))) + 1.8;
+const tinyPeakLeaseWru = 2 * (1 / 3 + 1 + 1) + 1.8;
 const leaseUsd = 730 * (((0.9 * tinyAverageLeaseWru + 0.1 * tinyPeakLeaseWru) / 0.7) * 0.00065 + (((3 + 2 + 2) * (0.6 + 1 / 60)) / 0.7) * 0.00013);
 
 describe('cost model arithmetic', () => {
@@ -149,13 +149,14 @@ describe('cost model arithmetic', () => {
   it('provisions the lease table for its checkpoints as they follow the event rate, its renewals flat, and its lease lists at the pods', () => {
     const scale = tinyScale();
     const w = dynamoWrites(scale);
-    // tinyScale at its 10 events/s (the next test): checkpoints 2 shards x (router 0.2 x (1 - e^-25)
-    // + notifications and archiver 20 x (1 - e^-0.25), 1 WRU each), renewals 1.8 WRU/s.
+    // tinyScale at its 10 events/s (the next test): checkpoints 2 shards x (router (1 - e^-15) / 3
+    // + notifications and archiver 1 - e^-5, 1 WRU each), renewals 1.8 WRU/s.
     const average = tinyAverageLeaseWru;
     expect(w.checkpoints + w.leases).toBeCloseTo(average, 9);
-    // At the 1,000 events/s peak, 500 records/s a shard: every push brings records (x = 25), the
-    // pushed readers 20 checkpoints/s a shard, the router still 1/3 (its 3 s interval): 2 x (1/3
-    // + 20 + 20) = 80.67, the renewals the same 1.8: 82.47 WRU/s — 4.1x the average, not the events' 100x.
+    // At the 1,000 events/s peak, 500 records/s a shard: every push brings records, but the pushed
+    // readers write 1 checkpoint/s a shard (the library's 1 s interval), the router still 1/3 (its
+    // 3 s interval): 2 x (1/3 + 1 + 1) = 4.67, the renewals the same 1.8: 6.47 WRU/s — 1.2x the
+    // average, not the events' 100x.
     expect(leaseWrites(scale, DEFAULT_LEVERS, 1000).checkpoints + leaseWrites(scale, DEFAULT_LEVERS, 1000).renewals).toBeCloseTo(tinyPeakLeaseWru, 6);
     // Lists: every worker lists its reader's leases every 10 s / 6 and at each minute's shard sync,
     // 0.6 + 1/60 a second; a list of 2 shards' items (2 x 880 B for the router, 2 x 500 B for the
@@ -184,10 +185,11 @@ describe('cost model arithmetic', () => {
     expect(streamReaders(scale)).toEqual(['router', 'notifications', 'archiver']);
     expect(leaseItemBytes(scale, 'router', 2)).toBe(880);
     const w = leaseWrites(scale, DEFAULT_LEVERS, 10);
-    // Fan-out pushes every 50 ms; the router checkpoints at most every 3 s (its interval). Reads
-    // (or intervals) seeing at least one of 5 records/s: 5 x (1 - e^-x) / x, x = 5 x spacing.
+    // Fan-out pushes every 50 ms; the router checkpoints at most every 3 s (its interval), the
+    // others at most every 1 s (the library's). Intervals seeing at least one of 5 records/s:
+    // 5 x (1 - e^-x) / x, x = 5 x spacing.
     const router = (1 - Math.exp(-15)) / 3;
-    const pushed = 20 * (1 - Math.exp(-0.25));
+    const pushed = 1 - Math.exp(-5);
     expect(w.checkpointsPerShard).toEqual({ router: expect.closeTo(router, 9), notifications: expect.closeTo(pushed, 9), archiver: expect.closeTo(pushed, 9) });
     expect(w.checkpoints).toBeCloseTo(2 * (router + pushed * 2), 9);
     // Every lease renewed every 10 s / 3, whatever the load: 2 shards x 0.3/s x (1 + 1 + 1) WRU.
@@ -199,16 +201,21 @@ describe('cost model arithmetic', () => {
     expect(leaseWrites(scale, DEFAULT_LEVERS, 4000).checkpointsPerShard.router).toBeCloseTo(1 / 3, 9);
     // An idle shard writes no checkpoint (shard-worker.test.ts), only its renewals.
     expect(leaseWrites(scale, DEFAULT_LEVERS, 0)).toMatchObject({ checkpoints: 0, renewals: expect.closeTo(1.8, 9) });
-    // A polling reader checkpoints at most once per read (0.75/s), and once per 500 records of a
-    // busy one: 5 records/s over reads 1.33 s apart -> 0.75 x (1 - e^-6.67); 2,000 records/s a shard -> 4/s.
+    // A polling reader asks once per read (0.75/s), and once per 500 records of a busy one: 5
+    // records/s over reads 1.33 s apart -> 0.75 x (1 - e^-6.67); 2,000 records/s a shard -> 4/s
+    // asked, 1/s written (the library's interval); 4/s without it. Pushed readers likewise: 20/s without it.
     const polled = tinyScale({ services: { ...seed.services, efo_consumers: [], polling_consumers: ['search'] } });
     expect(leaseWrites(polled, DEFAULT_LEVERS, 10).checkpointsPerShard.search).toBeCloseTo(0.75 * (1 - Math.exp(-5 / 0.75)), 9);
-    expect(leaseWrites(polled, DEFAULT_LEVERS, 4000).checkpointsPerShard.search).toBeCloseTo(4, 9);
+    expect(leaseWrites(polled, DEFAULT_LEVERS, 4000).checkpointsPerShard.search).toBeCloseTo(1, 9);
+    expect(leaseWrites(polled, { ...DEFAULT_LEVERS, consumerCheckpointMs: 0 }, 4000).checkpointsPerShard.search).toBeCloseTo(4, 9);
+    expect(leaseWrites(scale, { ...DEFAULT_LEVERS, consumerCheckpointMs: 0 }, 10).checkpointsPerShard.notifications).toBeCloseTo(20 * (1 - Math.exp(-0.25)), 9);
     // Audit polls too, but checkpoints at most every 5 s (its interval), however busy: 5 records/s -> 0.2 x (1 - e^-25).
     const audited = tinyScale({ services: { ...seed.services, efo_consumers: [], polling_consumers: ['audit'] } });
     expect(leaseWrites(audited, DEFAULT_LEVERS, 10).checkpointsPerShard.audit).toBeCloseTo(0.2 * (1 - Math.exp(-25)), 9);
     expect(leaseWrites(audited, DEFAULT_LEVERS, 4000).checkpointsPerShard.audit).toBeCloseTo(0.2, 9);
-    expect(leaseWrites(audited, { ...DEFAULT_LEVERS, auditCheckpointMs: 0 }, 4000).checkpointsPerShard.audit).toBeCloseTo(4, 9);
+    // Without its own interval audit's writes are still the library's, 1/s; without either, one per call.
+    expect(leaseWrites(audited, { ...DEFAULT_LEVERS, auditCheckpointMs: 0 }, 4000).checkpointsPerShard.audit).toBeCloseTo(1, 9);
+    expect(leaseWrites(audited, { ...DEFAULT_LEVERS, auditCheckpointMs: 0, consumerCheckpointMs: 0 }, 4000).checkpointsPerShard.audit).toBeCloseTo(4, 9);
     // The marks stop at the reader's bound: 4,000 x 38 B + 500 = 152,500 B -> 149 WRU a write.
     expect(leaseItemBytes(tinyScale({ events: { ...scale.events, workspaces: 1e6 } }), 'router', 2)).toBe(152_500);
   });
@@ -219,6 +226,7 @@ describe('cost model arithmetic', () => {
     expect(String(LEASE_SHARD_SYNC_MS)).toBe(CONSUMER_SETTINGS.shardSyncIntervalMs.default);
     expect(Object.keys(LEASE_WORKERS).sort()).toEqual(streamReaders(seed).sort());
     expect(String(DEFAULT_LEVERS.auditCheckpointMs)).toBe(AUDIT_SETTINGS.checkpointIntervalMs.default);
+    expect(String(DEFAULT_LEVERS.consumerCheckpointMs)).toBe(CONSUMER_SETTINGS.checkpointIntervalMs.default);
     expect(POLLING_READS_PER_S).toBe(DEFAULT_READ_BUDGET.callsPerSecond);
     expect(RECORDS_PER_CALL).toBe(MAX_RECORDS_PER_CALL);
     expect(CHECKPOINT_MARKS).toEqual({ router: ROUTER_MAX_MARKS, audit: Number(AUDIT_SETTINGS.maxMarks.default) });

@@ -141,6 +141,8 @@ export interface Levers {
   routerCheckpointMs: number;
   /** Least time between two of audit's checkpoints of a shard (AUDIT_CHECKPOINT_INTERVAL_MS; 0: one per read). */
   auditCheckpointMs: number;
+  /** Least time between two checkpoint writes of a shard by any reader but the router, whatever it asks (the consumer library's KINESIS_CHECKPOINT_INTERVAL_MS; 0: each when asked). */
+  consumerCheckpointMs: number;
 }
 
 export const DEFAULT_LEVERS: Levers = {
@@ -161,6 +163,7 @@ export const DEFAULT_LEVERS: Levers = {
   brokerRecheckMs: 300_000,
   routerCheckpointMs: 3000,
   auditCheckpointMs: 5000,
+  consumerCheckpointMs: 1000,
 };
 
 export interface LineItem {
@@ -391,7 +394,9 @@ export interface LeaseWrites {
  * end of each batch window (router/shard-processor.ts). Reads come at the read budget's spacing
  * (polling), as enhanced fan-out pushes them, and for the router no closer than its batch window
  * nor its checkpoint interval (ROUTER_CHECKPOINT_INTERVAL_MS: a checkpoint due sooner waits);
- * audit's no closer than its interval either (AUDIT_CHECKPOINT_INTERVAL_MS: a sooner one is left out).
+ * the other readers' writes no closer than the library's interval (KINESIS_CHECKPOINT_INTERVAL_MS,
+ * shard-worker.ts: a checkpoint asked for sooner waits, replaced by later ones), audit's no closer
+ * than its own either (AUDIT_CHECKPOINT_INTERVAL_MS: a sooner one is left out).
  * Renewals are the lease loop's, every failover/3 whatever the checkpoints (consumer.ts).
  */
 export function leaseWrites(scale: Scale, levers: Levers, eventsPerS: number): LeaseWrites {
@@ -403,12 +408,13 @@ export function leaseWrites(scale: Scale, levers: Levers, eventsPerS: number): L
   const checkpointsPerShard: Record<string, number> = {};
   for (const reader of streamReaders(scale)) {
     const readS = scale.services.efo_consumers.includes(reader) ? scale.services.efo_push_interval_ms / 1000 : 1 / POLLING_READS_PER_S;
-    const intervalMs = reader === 'router' ? levers.routerCheckpointMs : reader === 'audit' ? levers.auditCheckpointMs : 0;
+    // The router reads with its own settings; every other reader's writes are spaced by the library, audit's by its own interval too.
+    const intervalMs = reader === 'router' ? levers.routerCheckpointMs : Math.max(levers.consumerCheckpointMs, reader === 'audit' ? levers.auditCheckpointMs : 0);
     const spacingS = Math.max(readS, reader === 'router' ? levers.batchWindowMs / 1000 : 0, intervalMs / 1000);
     // Reads that saw at least one of the shard's (Poisson) records: the coalescing of messagesPerTransaction.
     const seen = recordsPerS * messagesPerTransaction(recordsPerS, spacingS);
-    // An interval bounds the checkpoints however many records a call holds; without one a reader checkpoints per call.
-    const perShard = intervalMs > 0 ? seen : Math.max(seen, perCall);
+    // A reader asks for a checkpoint per call (several per read when a read is busy); an interval bounds the writes to one per interval.
+    const perShard = intervalMs > 0 ? Math.min(Math.max(seen, perCall), 1000 / intervalMs) : Math.max(seen, perCall);
     const wru = Math.ceil(leaseItemBytes(scale, reader, shards) / 1024);
     checkpointsPerShard[reader] = perShard;
     checkpoints += shards * perShard * wru;
@@ -855,6 +861,7 @@ export function compare(scale: Scale, prices: Prices, base: Levers = DEFAULT_LEV
     ['archiver sends plain records (Firehose gzips)', { archiverGzip: false }],
     ['router checkpoints every batch window (ROUTER_CHECKPOINT_INTERVAL_MS=0)', { routerCheckpointMs: 0 }],
     ['audit checkpoints every read (AUDIT_CHECKPOINT_INTERVAL_MS=0)', { auditCheckpointMs: 0 }],
+    ['search, notifications, archiver checkpoint every read (KINESIS_CHECKPOINT_INTERVAL_MS=0)', { consumerCheckpointMs: 0 }],
     ...(base.broker === 'iot-core' ? IOT_CORE_LEVERS : [['broker nodes re-check memberships every 60 s instead of 300 s', { brokerRecheckMs: 60_000 }] as [string, Partial<Levers>]]),
   ];
   let path = { ...base };
