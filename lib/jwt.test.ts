@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { ConfigError } from './errors.js';
-import { createVerifier, loadJwtConfig, loadOrCreateDevSecret, signDevToken } from './jwt.js';
+import { createVerifier, loadJwtConfig, loadOrCreateDevSecret, servicePassword, signDevToken } from './jwt.js';
 
 const secret = new TextEncoder().encode('a-test-secret-of-enough-length-32b');
 const hs = { kind: 'hs256' as const, secret, issuer: 'taskflow', audience: 'taskflow-realtime' };
@@ -23,6 +23,14 @@ describe('HS256 (dev)', () => {
     await expect(verify(await signDevToken(secret, 'u', { audience: 'other' }))).rejects.toThrow(/aud/);
     const unsigned = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ sub: 'u', iss: 'taskflow', aud: 'taskflow-realtime', exp: 9e9 })).toString('base64url')}.`;
     await expect(verify(unsigned)).rejects.toThrow(/invalid token/);
+  });
+
+  it("gives a service the configured password, else a token of its own user signed with the dev secret, else none", async () => {
+    await expect(servicePassword('issued', hs, 'service:router')).resolves.toBe('issued');
+    await expect(createVerifier(hs)((await servicePassword(undefined, hs, 'service:router'))!)).resolves.toMatchObject({ userId: 'service:router' });
+    const { publicKey } = await generateKeyPair('RS256');
+    const rs = { kind: 'rs256' as const, jwks: { keys: [await exportJWK(publicKey)] }, issuer: 'taskflow', audience: 'taskflow-realtime' };
+    await expect(servicePassword(undefined, rs, 'service:router')).resolves.toBeUndefined();
   });
 
   it('creates the dev secret once, readable by the owner only', () => {

@@ -100,6 +100,15 @@ export async function signDevToken(secret: Uint8Array, userId: string, opts: { t
     .sign(secret);
 }
 
+/**
+ * A service's MQTT password: the configured one (production: a token issued to the service) or,
+ * with the local HS256 secret it verifies with, a token it signs for itself; none otherwise.
+ */
+export async function servicePassword(configured: string | undefined, jwt: JwtConfig, serviceUserId: string): Promise<string | undefined> {
+  if (configured !== undefined) return configured;
+  return jwt.kind === 'hs256' ? signDevToken(jwt.secret, serviceUserId, { issuer: jwt.issuer, audience: jwt.audience }) : undefined;
+}
+
 export const DEV_TOKEN_USAGE = `usage: taskflow dev token --user USER_ID [--ttl SECONDS]
   Prints a TaskFlow JWT for USER_ID signed with the local HS256 secret (JWT_SECRET, else
   JWT_SECRET_FILE), for the local broker and the replay API.

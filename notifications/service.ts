@@ -10,7 +10,7 @@ import { consumerPreparation } from '../lib/consumer-reading.js';
 import { deadLetterSink } from '@taskflow/stream';
 import { DynamoDeadLetterStore } from '../lib/dlq.js';
 import { DynamoMembershipProjection } from '../lib/dynamo-memberships.js';
-import { createVerifier, signDevToken } from '../lib/jwt.js';
+import { createVerifier, servicePassword } from '../lib/jwt.js';
 import { createConsumer, type Consumer } from '@taskflow/stream';
 import { createLogger, type Logger } from '../lib/logger.js';
 import { PerUserLimiter } from '../lib/user-limits.js';
@@ -41,7 +41,7 @@ const STOP_GRACE_MS = 5000;
 export async function connectPublisher(config: NotificationsConfig, workerId: string, logger?: Logger): Promise<Publisher> {
   if (config.publisher === 'iot-data') return new IotDataPublisher(createIotDataClient(config.aws));
   // Locally the service signs its own token with the dev secret it verifies with, as the router does.
-  const password = config.mqtt.password ?? (config.jwt.kind === 'hs256' ? await signDevToken(config.jwt.secret, config.serviceUserId, { issuer: config.jwt.issuer, audience: config.jwt.audience }) : undefined);
+  const password = await servicePassword(config.mqtt.password, config.jwt, config.serviceUserId);
   if (config.brokers) {
     // The self-hosted tier (NOTIFICATIONS_BROKERS), as the router's: each notification goes to the
     // nodes where its user's topic has a subscriber, none if nobody listens (the inbox has it).

@@ -5,7 +5,7 @@ import type { Server } from 'node:http';
 import { clientIdPrefix } from '../lib/authz.js';
 import { createDynamoClient, createIotDataClient, createKinesisClient, createKmsClient } from '../lib/aws.js';
 import { DynamoDeadLetterStore } from '../lib/dlq.js';
-import { createVerifier, signDevToken } from '../lib/jwt.js';
+import { createVerifier, servicePassword } from '../lib/jwt.js';
 import { createConsumer, type Consumer, ErasedSubjects } from '@taskflow/stream';
 import type { Logger } from '../lib/logger.js';
 import { consumerProbes, createRegistry, serveMetrics } from '../lib/metrics.js';
@@ -82,7 +82,7 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
   // staged before both are done (RouterShardProcessor waits on publisherReady): a change enqueued
   // before the subscriptions are known would be dropped as having no subscriber.
   let tier: BrokerTier | undefined;
-  const serviceToken = async () => config.mqtt.password ?? (config.jwt.kind === 'hs256' ? await signDevToken(config.jwt.secret, config.serviceUserId, { issuer: config.jwt.issuer, audience: config.jwt.audience }) : undefined);
+  const serviceToken = () => servicePassword(config.mqtt.password, config.jwt, config.serviceUserId);
   const connectPublisher = async (): Promise<Publisher> => {
     if (config.publisher !== 'mqtt') return new IotDataPublisher(createIotDataClient(config.aws));
     if (tier) {
