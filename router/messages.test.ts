@@ -3,7 +3,7 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { gunzipSync } from 'node:zlib';
-import { arbitraryEvent } from '../schemas/fixtures.js';
+import { arbitraryEvent, sampleEvent } from '../schemas/fixtures.js';
 import { validateEvent } from '../schemas/validate.js';
 import { decodeEvent } from './event.js';
 import { encodeMessages, type PayloadMode } from './messages.js';
@@ -46,6 +46,33 @@ describe('encodeMessages', () => {
           next = m.toSeq + 1;
         }
         expect(next).toBe(changes.length + 1);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('cuts the same messages whether an envelope is written as its record\'s bytes or serialized anew (any text, UTF-8 or not)', () => {
+    const text = fc.string({ maxLength: 300, unit: 'binary' });
+    fc.assert(
+      fc.property(fc.array(fc.tuple(text, fc.boolean()), { minLength: 1, maxLength: 20 }), fc.boolean(), fc.integer({ min: 1_500, max: 8_000 }), (specs, gzip, maxBytes) => {
+        const records = specs.map(([title, broken], i) => {
+          const e = sampleEvent('task.updated', { commitLsn: 0x100n + BigInt(i) * 0x10n, row: { title } });
+          const bytes = Buffer.from(JSON.stringify(e));
+          if (!broken) return bytes;
+          // A record that is not valid UTF-8: a byte no decoder reads, at the start of the title's string.
+          const at = bytes.indexOf('"title":"') + 9;
+          return Buffer.concat([bytes.subarray(0, at), Buffer.from([0xff]), bytes.subarray(at)]);
+        });
+        const decoded = records.map((bytes, i) => {
+          const d = decodeEvent(bytes, validateEvent);
+          if (!d.ok) throw new Error(d.message);
+          return { seq: i + 1, event: d.event };
+        });
+        const copied = decoded.map((c) => ({ seq: c.seq, event: { ...c.event, envelope: { ...c.event.envelope } } }));
+        const fromRecords = encodeMessages(project, decoded, { mode: 'full', gzip, maxBytes });
+        const fromCopies = encodeMessages(project, copied, { mode: 'full', gzip, maxBytes });
+        expect(fromRecords.map((m) => [m.fromSeq, m.toSeq])).toEqual(fromCopies.map((m) => [m.fromSeq, m.toSeq]));
+        fromRecords.forEach((m, i) => expect(m.payload.equals(fromCopies[i]!.payload)).toBe(true));
       }),
       { numRuns: 100 },
     );

@@ -4,7 +4,7 @@
 import { gzipSync } from 'node:zlib';
 import { isEntityChange } from '../schemas/types.js';
 import { type ProjectRef, projectTopicOf } from '@taskflow/realtime';
-import { type Envelope, envelopeJson } from './event.js';
+import { type Envelope, type EnvelopeJson, envelopeJsonOf, jsonBytes, jsonChars, writeJson } from './event.js';
 import type { SequencedChange } from './sequencer.js';
 
 export type PayloadMode = 'full' | 'thin';
@@ -55,11 +55,11 @@ function thinChange(c: SequencedChange): { seq: number } & ThinFields {
 
 /**
  * One change as it appears in a message's `changes` array, serialized once (sizing and encoding
- * share it): in full mode the envelope's JSON (the record's own text when unchanged), which the
+ * share it): in full mode the envelope's JSON (the record's own bytes when unchanged), which the
  * message wraps as {"seq":…,"event":…}; in thin mode the whole entry.
  */
-function changeJson(c: SequencedChange, mode: PayloadMode): string {
-  return mode === 'full' ? envelopeJson(c.event) : JSON.stringify(thinChange(c));
+function changeJson(c: SequencedChange, mode: PayloadMode): EnvelopeJson {
+  return mode === 'full' ? envelopeJsonOf(c.event.envelope) : JSON.stringify(thinChange(c));
 }
 
 const fullPrefix = (seq: number): string => `{"seq":${seq},"event":`;
@@ -72,27 +72,27 @@ function fullWrapLength(seq: number): number {
 }
 
 /** Characters of a change's entry in the message: its part plus, in full mode, the wrapping. */
-function entryLength(seq: number, part: string, mode: PayloadMode): number {
-  return mode === 'full' ? fullWrapLength(seq) + part.length : part.length;
+function entryLength(seq: number, part: EnvelopeJson, mode: PayloadMode): number {
+  return mode === 'full' ? fullWrapLength(seq) + jsonChars(part) : jsonChars(part);
 }
 
 /**
  * The message body, the same bytes as JSON.stringify of { v, ws, project, mode, fromSeq, toSeq,
  * changes }, written straight into one buffer (no joined string, which Buffer.from would copy again).
  */
-function encodeOne(project: ProjectRef, changes: readonly SequencedChange[], parts: readonly string[], mode: PayloadMode, gzip: boolean): Buffer {
+function encodeOne(project: ProjectRef, changes: readonly SequencedChange[], parts: readonly EnvelopeJson[], mode: PayloadMode, gzip: boolean): Buffer {
   const fromSeq = changes[0]?.seq ?? 0;
   const toSeq = changes[changes.length - 1]?.seq ?? 0;
   const head = `{"v":1,"ws":${JSON.stringify(project.workspaceId)},"project":${JSON.stringify(project.projectId)},"mode":"${mode}","fromSeq":${fromSeq},"toSeq":${toSeq},"changes":[`;
   const full = mode === 'full';
   let bytes = Buffer.byteLength(head) + Math.max(0, parts.length - 1) + 2;
-  for (let i = 0; i < parts.length; i += 1) bytes += Buffer.byteLength(parts[i]!) + (full ? fullWrapLength(changes[i]!.seq) : 0);
+  for (let i = 0; i < parts.length; i += 1) bytes += jsonBytes(parts[i]!) + (full ? fullWrapLength(changes[i]!.seq) : 0);
   const json = Buffer.allocUnsafe(bytes);
   let at = json.write(head);
   for (let i = 0; i < parts.length; i += 1) {
     if (i > 0) at = json.writeUInt8(0x2c /* , */, at);
     if (full) at += json.write(fullPrefix(changes[i]!.seq), at, 'latin1');
-    at += json.write(parts[i]!, at);
+    at = writeJson(json, parts[i]!, at);
     if (full) at = json.writeUInt8(0x7d /* } */, at);
   }
   json.write(']}', at, 'latin1');

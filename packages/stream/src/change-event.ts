@@ -2,6 +2,7 @@
 // store: the edge every reader of the change stream shares (router, search …). Validation (and
 // upcasting of older schema versions) is the schemas package's validator, injected so a reader's
 // core stays testable with any validator.
+import { isUtf8 } from 'node:buffer';
 import { type EventPosition, parseEventId } from '../../../lib/event-id.js';
 import type { ChangeEvent } from '../../../schemas/types.js';
 import type { RejectReason, ValidationResult } from '../../../schemas/validate.js';
@@ -26,19 +27,56 @@ export interface StreamEvent {
 }
 
 /**
- * Envelopes parsed from a record as they are (no upcast), with the record's JSON text:
- * re-serializing such an envelope gives that text (capture writes JSON.stringify's), so
- * envelopeText reuses it. Envelopes are never changed in place — a scrub, a decryption or an
- * upcast makes a new object — so a changed envelope is not here and is serialized anew.
+ * An envelope's JSON: the bytes of the record it was parsed from (with their length in UTF-16
+ * characters, what JSON.stringify's string would have), or a string.
  */
-const recordTexts = new WeakMap<Envelope, string>();
+export type EnvelopeJson = string | RecordJson;
 
-/** An envelope as JSON: the record's own text while it is the envelope parsed from it, else JSON.stringify. */
-export function envelopeText(envelope: Envelope): string {
-  return recordTexts.get(envelope) ?? JSON.stringify(envelope);
+export interface RecordJson {
+  bytes: Uint8Array;
+  chars: number;
 }
 
-/** The event's envelope as JSON (envelopeText). */
+/**
+ * Envelopes parsed from a record as they are (no upcast), with the record's bytes: re-serializing
+ * such an envelope gives those bytes (capture writes JSON.stringify's), so envelopeJsonOf reuses
+ * them. The bytes, not the decoded text: they are the record's buffer, outside the JS heap, so
+ * keeping them costs the garbage collector nothing, while the text (as large as the envelope's
+ * own objects) would be copied by every collection it survived. Envelopes are never changed in
+ * place — a scrub, a decryption or an upcast makes a new object — so a changed envelope is not
+ * here and is serialized anew.
+ */
+const recordJson = new WeakMap<Envelope, RecordJson>();
+
+/** An envelope's JSON: the record's own bytes while it is the envelope parsed from it, else JSON.stringify. */
+export function envelopeJsonOf(envelope: Envelope): EnvelopeJson {
+  return recordJson.get(envelope) ?? JSON.stringify(envelope);
+}
+
+/** Length of the JSON in UTF-16 characters (a string's length). */
+export function jsonChars(json: EnvelopeJson): number {
+  return typeof json === 'string' ? json.length : json.chars;
+}
+
+/** Length of the JSON in UTF-8 bytes. */
+export function jsonBytes(json: EnvelopeJson): number {
+  return typeof json === 'string' ? Buffer.byteLength(json) : json.bytes.byteLength;
+}
+
+/** Writes the JSON as UTF-8 into `out` at `at`; returns the offset after it. */
+export function writeJson(out: Buffer, json: EnvelopeJson, at: number): number {
+  if (typeof json === 'string') return at + out.write(json, at);
+  out.set(json.bytes, at);
+  return at + json.bytes.byteLength;
+}
+
+/** An envelope as a JSON string: the record's own text while it is the envelope parsed from it, else JSON.stringify. */
+export function envelopeText(envelope: Envelope): string {
+  const json = envelopeJsonOf(envelope);
+  return typeof json === 'string' ? json : Buffer.from(json.bytes.buffer, json.bytes.byteOffset, json.bytes.byteLength).toString('utf8');
+}
+
+/** The event's envelope as a JSON string (envelopeText). */
 export function envelopeJson(event: StreamEvent): string {
   return envelopeText(event.envelope);
 }
@@ -64,7 +102,9 @@ export function decodeEvent(bytes: Uint8Array, validate: EventCheck): DecodeResu
   if (!result.ok) return { ok: false, reason: result.reason === 'not_an_object' ? 'malformed_json' : result.reason, message: result.message };
   const envelope = result.event;
   // Text padded with whitespace (not capture's) is not reused: re-serializing drops the padding.
-  const reuse = envelope === parsed && text.charCodeAt(0) === OPEN_BRACE && text.charCodeAt(text.length - 1) === CLOSE_BRACE;
+  // Nor are bytes that are not valid UTF-8: decoding replaced what it could not read (U+FFFD),
+  // which JSON.stringify writes, not the bytes.
+  const reuse = envelope === parsed && text.charCodeAt(0) === OPEN_BRACE && text.charCodeAt(text.length - 1) === CLOSE_BRACE && isUtf8(bytes);
   const event: StreamEvent = {
     id: envelope.id,
     position: parseEventId(envelope.id),
@@ -72,7 +112,7 @@ export function decodeEvent(bytes: Uint8Array, validate: EventCheck): DecodeResu
     type: envelope.type,
     envelope,
   };
-  if (reuse) recordTexts.set(envelope, text);
+  if (reuse) recordJson.set(envelope, { bytes, chars: text.length });
   if (typeof envelope.projectid === 'string') event.projectId = envelope.projectid;
   return { ok: true, event };
 }
