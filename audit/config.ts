@@ -54,9 +54,9 @@ export const AUDIT_SETTINGS = {
   keyFile: optionalSetting({ name: 'AUDIT_KEY_FILE', default: 'required without AUDIT_KEY', meaning: `File holding that key (\`npm start\` creates ${DEV_AUDIT_KEY_FILE}).` }),
   ...METRICS_SETTINGS,
   maxMarks: intSetting({ name: 'AUDIT_MAX_MARKS', default: 3000, min: 1, max: 4000, meaning: 'Workspaces whose last event id the checkpoint keeps.' }),
-  // Each checkpoint rewrites the lease item with the marks (up to ~200 KB): one per read of every
+  // Each checkpoint writes the marks (up to ~200 KB) into the lease's state slot: one per read of every
   // shard would be the lease table's largest cost (infra/aws/cost/model.ts).
-  checkpointIntervalMs: intSetting({ name: 'AUDIT_CHECKPOINT_INTERVAL_MS', default: 5000, min: 0, max: 60_000, meaning: "Least time between two checkpoints of a shard (rewriting its lease item with the marks); a new holder folds the segments written since. 0: after every batch." }),
+  checkpointIntervalMs: intSetting({ name: 'AUDIT_CHECKPOINT_INTERVAL_MS', default: 5000, min: 0, max: 60_000, meaning: "Least time between two checkpoints of a shard (writing the marks into its lease's state slot); a new holder folds the segments written since. 0: after every batch." }),
 };
 
 /** Where audit reads the erased-subjects list, and how long it trusts an answer (it unwraps no key: no KMS). */

@@ -6,7 +6,7 @@
 //   1. dead letters first (keyed by the Kinesis record: a re-read finds its entry);
 //   2. the segment, created only if its key (shard, index) is free;
 //   3. then the checkpoint, whose state names the segment it follows (at most one per
-//      checkpointEveryMs, AUDIT_CHECKPOINT_INTERVAL_MS: each rewrites the lease item with the marks).
+//      checkpointEveryMs, AUDIT_CHECKPOINT_INTERVAL_MS: each writes the marks into the lease's state slot).
 // The segments are the truth, the checkpoint a hint: a new holder of the lease starts from the
 // checkpoint's segment and folds every segment written after it (a crash between 2 and 3), so
 // it knows the last Kinesis position already recorded (records up to it are skipped) and every
@@ -71,7 +71,7 @@ export interface AuditShardDeps {
   erased?: Pick<ErasedSubjects, 'isErased'>;
   metrics?: AuditMetrics;
   logger: Logger;
-  /** Workspaces whose last event id the checkpoint keeps (the lease item holds 400 KB). */
+  /** Workspaces whose last event id the checkpoint keeps (the lease's state slot item holds 400 KB). */
   maxMarks?: number;
   /** Least time between two checkpoints (AUDIT_CHECKPOINT_INTERVAL_MS; default 0: one per batch). */
   checkpointEveryMs?: number;

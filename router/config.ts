@@ -101,12 +101,12 @@ export const ROUTER_SETTINGS = {
   subscriptionsTable: table('subscriptions', 'taskflow-subscriptions', 'Which projects have live subscribers.'),
   changelogTtlSeconds: intSetting({ name: 'ROUTER_CHANGELOG_TTL_SECONDS', default: 24 * 3600, min: 1, meaning: 'How long a changelog entry stays replayable (a client away longer resyncs).' }),
   windowMs: intSetting({ name: 'ROUTER_BATCH_WINDOW_MS', default: 100, min: 0, max: 10_000, meaning: 'Batch window per project; 0 publishes each processed batch at once.' }),
-  // Each checkpoint rewrites the shard's lease item with its marks (up to ~150 KB): one per
+  // Each checkpoint writes the shard's marks (up to ~150 KB) into its lease's state slot: one per
   // window at every shard would be the lease table's largest cost (infra/aws/cost/model.ts). Not
   // longer: a crash re-reads up to the interval, which delays the first change after it
   // (bench:recovery's first change after a router kill: 1.23 s at 0, 1.26 s at 3 s, 1.66 s at 5 s,
   // medians; test/bench/README.md).
-  checkpointIntervalMs: intSetting({ name: 'ROUTER_CHECKPOINT_INTERVAL_MS', default: 3000, min: 0, max: 60_000, meaning: "Least time between two checkpoints of a shard (position and marks, rewriting its lease item); a crash re-reads at most this much more, with the same seqs. 0: after every batch window." }),
+  checkpointIntervalMs: intSetting({ name: 'ROUTER_CHECKPOINT_INTERVAL_MS', default: 3000, min: 0, max: 60_000, meaning: "Least time between two checkpoints of a shard (position and marks: the marks into its lease's state slot); a crash re-reads at most this much more, with the same seqs. 0: after every batch window." }),
   payloadMode: oneOfSetting({ name: 'ROUTER_PAYLOAD_MODE', allowed: ['full', 'thin'] as const, default: 'full', meaning: 'full: messages and the changelog (so replay answers) carry the envelopes; thin: ids, seq and changed fields.' }),
   gzip: boolSetting({ name: 'ROUTER_GZIP', default: false, meaning: 'Gzip each MQTT message.' }),
   maxMessageBytes: intSetting({ name: 'ROUTER_MAX_MESSAGE_BYTES', default: IOT_CORE_MAX_MESSAGE_BYTES, min: 1024, max: IOT_CORE_MAX_MESSAGE_BYTES, meaning: 'Largest MQTT message; a larger batch is split.' }),

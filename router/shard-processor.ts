@@ -19,7 +19,8 @@ import { ShardRouter, type ShardRouterDeps } from './shard-router.js';
  * the same seqs.
  *
  * Checkpoints are at least `checkpointEveryMs` apart (ROUTER_CHECKPOINT_INTERVAL_MS): each one
- * rewrites the lease item with the shard's marks (up to ~150 KB packed, 1 WRU per KB), so one per window
+ * whose marks changed writes them (up to ~150 KB packed, 1 WRU per KB) into a state slot of the
+ * lease besides the small lease item (packages/stream leases.ts planState), so one per window
  * would make the lease table the bill's largest line. A checkpoint due sooner waits, replaced by
  * any later one, and is written when the interval has passed (a timer, so an idle shard's
  * checkpoint still lands) or by the final checkpoint of a shutdown. A crash meanwhile re-reads at

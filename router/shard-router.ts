@@ -64,7 +64,7 @@ export interface ShardRouterMetrics {
 
 export const noopShardRouterMetrics: ShardRouterMetrics = { eventsIn() {}, duplicatesDropped() {}, outOfOrderFixed() {}, deadLettered() {} };
 
-/** Workspaces whose marks the checkpoint keeps by default: 38 B each packed, up to ~150 KB of state in the lease item. */
+/** Workspaces whose marks the checkpoint keeps by default: 38 B each packed, up to ~150 KB of state in the lease's state slot item. */
 export const ROUTER_MAX_MARKS = 4000;
 
 export interface ShardRouterDeps {

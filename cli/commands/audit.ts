@@ -19,7 +19,7 @@ import { type Env, settingsHelp } from '../../lib/config.js';
 import { DEVELOPMENT, ENV_VAR } from '../../lib/dev-mode.js';
 import { DynamoDeadLetterStore } from '../../lib/dlq.js';
 import { TaskflowError } from '../../lib/errors.js';
-import { CONSUMER_SETTINGS, DynamoLeaseStore } from '@taskflow/stream';
+import { CONSUMER_SETTINGS, DynamoLeaseStore, stateOf } from '@taskflow/stream';
 import { createLogger } from '../../lib/logger.js';
 import type { Command } from '../command.js';
 import { runUntilSignalled } from '../long-running.js';
@@ -58,10 +58,17 @@ async function checkpointedHeads(env: Env): Promise<Map<string, SegmentLink> | u
   if (!env.DYNAMODB_ENDPOINT && !env.AWS_EXECUTION_ENV) return undefined;
   const dynamo = createDynamoClient(loadAwsConfig(env));
   try {
-    const leases = await new DynamoLeaseStore(dynamo, CONSUMER_SETTINGS.leaseTable.read(env), AUDIT_SETTINGS.consumerName.read(env)).list();
+    const store = new DynamoLeaseStore(dynamo, CONSUMER_SETTINGS.leaseTable.read(env), AUDIT_SETTINGS.consumerName.read(env));
     const heads = new Map<string, SegmentLink>();
-    for (const l of leases) {
-      const head = parseState(l.checkpointState).head;
+    for (const l of await store.list()) {
+      // The state is in the lease's slot item (or inline in an item of the previous version). A
+      // slot written again since the list (a running service checkpointed) is read from a fresh list.
+      let { found, state } = await stateOf(store, l);
+      if (!found) {
+        const again = (await store.list()).find((x) => x.leaseKey === l.leaseKey);
+        ({ found, state } = again ? await stateOf(store, again) : { found: false, state: undefined });
+      }
+      const head = found ? parseState(state).head : undefined;
       if (head) heads.set(l.leaseKey, head);
     }
     return heads;

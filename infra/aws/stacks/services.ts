@@ -36,7 +36,7 @@ export interface ServicesDeps {
 
 /** What lib/dlq.ts's writer calls (put: conditional PutItem, large entries in parts by BatchWriteItem; reads back by GetItem/BatchGetItem). */
 const DLQ_WRITER = ['PutItem', 'BatchWriteItem', 'GetItem', 'BatchGetItem'];
-/** What packages/stream calls on the stream (polling) and on its lease table (conditional writes, one Query per consumer name). */
+/** What packages/stream calls on the stream (polling) and on its lease table (conditional writes, one Query per consumer name, a Query of one state slot when a lease is taken). */
 const STREAM_READER = ['ListShards', 'GetShardIterator', 'GetRecords'];
 const LEASES = ['Query', 'PutItem', 'DeleteItem'];
 /** What lib/dynamo-memberships.ts's projection calls (router and notifications keep one each). */

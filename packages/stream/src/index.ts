@@ -5,10 +5,10 @@ export { consumerHealth, createConsumer, listShards, type Consumer, type Consume
 export { CONSUMER_SETTINGS, fanOutOf, loadConsumerConfig, readBudgetSettings, readerSettings, type ConsumerEnvConfig } from './consumer/config.js';
 export type { Checkpointer, ProcessBatch, ShardInit, ShardProcessor, ShutdownReason, UserRecord } from './consumer/processor.js';
 export { LeaseLostError } from './consumer/coordinator.js';
-export { AT_TIMESTAMP_PREFIX, atTimestampOf, LATEST, SHARD_END, TRIM_HORIZON, type InitialPosition, type Lease, type Position, type ShardInfo } from './consumer/leases.js';
+export { AT_TIMESTAMP_PREFIX, atTimestampOf, LATEST, SHARD_END, TRIM_HORIZON, type InitialPosition, type Lease, type Position, type ShardInfo, type StateRef, type StateSlot } from './consumer/leases.js';
 export { liveLeases, planReset, type ResetPlan, type ResetTarget } from './consumer/reset.js';
-export { DynamoLeaseStore, LEASE_TABLE_KEY, ensureLeaseTable } from './consumer/dynamo-lease-store.js';
-export { MemoryLeaseStore, type LeaseStore } from './consumer/lease-store.js';
+export { DynamoLeaseStore, LEASE_TABLE_KEY, STATE_KEY_PREFIX, ensureLeaseTable, stateSlotKey } from './consumer/dynamo-lease-store.js';
+export { MemoryLeaseStore, stateOf, type LeaseStore } from './consumer/lease-store.js';
 export { DEFAULT_READ_BUDGET, PollingShardReader, type ReadBudget, type ShardReader, type ShardSubscription, type ReadBatch, type RawRecord, type StartingPosition } from './consumer/shard-reader.js';
 export { FanOutShardReader, subscribePosition, type FanOutOptions } from './consumer/fanout-reader.js';
 export { METRIC_NAMES, noopConsumerMetrics, prometheusConsumerMetrics, type ConsumerMetrics } from './consumer/metrics.js';

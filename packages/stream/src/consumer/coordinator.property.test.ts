@@ -80,6 +80,8 @@ function scheduled(store: LeaseStore, s: fc.Scheduler): LeaseStore {
     create: (l) => later(() => store.create(l)),
     replace: (l, c) => later(() => store.replace(l, c)),
     delete: (k, c) => later(() => store.delete(k, c)),
+    writeState: (k, r, st) => later(() => store.writeState(k, r, st)),
+    readState: (k, r) => later(() => store.readState(k, r)),
   };
 }
 

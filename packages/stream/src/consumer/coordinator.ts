@@ -3,7 +3,7 @@
 // them step by step with a manual clock), and it serializes the writes to each lease so that a
 // renewal and a checkpoint of the same lease never race each other's counter.
 import { TaskflowError } from '../../../../lib/errors.js';
-import type { LeaseStore } from './lease-store.js';
+import { type LeaseStore, stateOf } from './lease-store.js';
 import {
   type InitialPosition,
   type Lease,
@@ -11,10 +11,12 @@ import {
   type Position,
   type ShardInfo,
   SHARD_END,
+  type StateRef,
   checkpointed,
   leasesToCreate,
   leasesToDelete,
   observe,
+  planState,
   planTakes,
   released,
   renewed,
@@ -59,6 +61,8 @@ export class LeaseCoordinator {
   private readonly now: () => number;
   private readonly maxTakesPerCycle: number | undefined;
   private readonly held = new Map<string, HeldLease>();
+  /** Per held lease, the state known to be in the slot it references (read at the take, or written since). */
+  private readonly storedStates = new Map<string, { ref: StateRef; state: string }>();
   private readonly writeChains = new Map<string, Promise<unknown>>();
   private observations: Map<string, Observation> = new Map();
   private lastLeases: Lease[] = [];
@@ -168,7 +172,7 @@ export class LeaseCoordinator {
         this.held.set(key, { lease: next, lastWriteSentAt: sentAt });
         return 'renewed';
       }
-      this.held.delete(key);
+      this.drop(key);
       return 'lost';
     });
   }
@@ -203,14 +207,41 @@ export class LeaseCoordinator {
     return this.lastLeases.filter((l) => lease.parentShardIds.includes(l.leaseKey));
   }
 
-  /** Conditional checkpoint; throws LeaseLostError if the lease is gone. */
+  /**
+   * The checkpoint state of a held lease, read from its slot (or the previous version's inline
+   * state) when the processor is initialized. Throws LeaseLostError if the slot no longer holds
+   * the write the lease refers to: only a holder at a later counter can have written it.
+   */
+  async checkpointState(shardId: string): Promise<string | undefined> {
+    const lease = this.held.get(shardId)?.lease;
+    if (!lease) throw new LeaseLostError(shardId);
+    const { found, state } = await stateOf(this.store, lease);
+    if (!found) throw new LeaseLostError(shardId);
+    // A (slot, writerCounter) pair names one write (a second one at the same counter is refused), so this stays true while the lease references it.
+    if (lease.stateRef && state !== undefined) this.storedStates.set(shardId, { ref: lease.stateRef, state });
+    return state;
+  }
+
+  /** The final checkpoint states of the parents (as last read), for a child that starts after a reshard. */
+  async parentStates(shardId: string): Promise<{ shardId: string; state?: string }[]> {
+    return Promise.all(
+      this.parentLeases(shardId).map(async (parent) => {
+        const { found, state } = await stateOf(this.store, parent);
+        // A finished parent's item is not written again (but by `consumers reset`): read the table anew.
+        if (!found) throw new TaskflowError('STATE_MOVED', `the checkpoint state of ${parent.leaseKey} changed while ${shardId} started`, { details: { shardId, parent: parent.leaseKey } });
+        return { shardId: parent.leaseKey, ...(state === undefined ? {} : { state }) };
+      }),
+    );
+  }
+
+  /** Conditional checkpoint (a new state first into a slot, see leases.ts planState); throws LeaseLostError if the lease is gone. */
   async checkpoint(shardId: string, position: Position, state: string | undefined): Promise<void> {
-    await this.write(shardId, (lease) => checkpointed(lease, position, state));
+    await this.write(shardId, (lease, ref) => checkpointed(lease, position, ref), 'keep', state);
   }
 
   /** Marks the shard read to its end (children may start) and frees the lease. */
   async finish(shardId: string, state: string | undefined): Promise<void> {
-    await this.write(shardId, (lease) => ({ ...checkpointed(lease, SHARD_END, state), leaseOwner: null }), 'drop');
+    await this.write(shardId, (lease, ref) => ({ ...checkpointed(lease, SHARD_END, ref), leaseOwner: null }), 'drop', state);
   }
 
   /** Frees the lease so another worker can take it without waiting for the failover time. */
@@ -220,30 +251,46 @@ export class LeaseCoordinator {
     } catch (err) {
       if (!(err instanceof LeaseLostError)) throw err;
     } finally {
-      this.held.delete(shardId);
+      this.drop(shardId);
     }
   }
 
   /** Forgets every lease without writing (a crash, or a process about to exit anyway). */
   abandon(): void {
     this.held.clear();
+    this.storedStates.clear();
   }
 
-  /** One conditional write; `drop` gives the lease up in the same step, before any queued write. */
-  private async write(shardId: string, change: (lease: Lease) => Lease, after: 'keep' | 'drop' = 'keep'): Promise<void> {
+  private drop(shardId: string): void {
+    this.held.delete(shardId);
+    this.storedStates.delete(shardId);
+  }
+
+  /**
+   * One conditional write; `drop` gives the lease up in the same step, before any queued write.
+   * With `state` (a checkpoint), a changed state is written into the free slot first: a refused
+   * slot write means a holder at a later counter exists, so the lease is lost.
+   */
+  private async write(shardId: string, change: (lease: Lease, stateRef: StateRef | undefined) => Lease, after: 'keep' | 'drop' = 'keep', state?: string): Promise<void> {
     await this.serialized(shardId, async () => {
       const entry = this.held.get(shardId);
       // A lapsed lease may still be written: the condition on the counter proves nobody took it.
       if (!entry) throw new LeaseLostError(shardId);
       if (entry.lease.checkpoint === SHARD_END) throw new TaskflowError('SHARD_FINISHED', `${shardId} is already finished`);
-      const next = change(entry.lease);
-      const sentAt = this.now();
-      if (!(await this.store.replace(next, entry.lease.leaseCounter))) {
-        this.held.delete(shardId);
+      const plan = planState(entry.lease, state, this.storedStates.get(shardId));
+      if (plan.write && plan.ref && state !== undefined && !(await this.store.writeState(shardId, plan.ref, state))) {
+        this.drop(shardId);
         throw new LeaseLostError(shardId);
       }
-      if (after === 'drop') this.held.delete(shardId);
-      else this.held.set(shardId, { lease: next, lastWriteSentAt: sentAt });
+      const next = change(entry.lease, plan.ref);
+      const sentAt = this.now();
+      if (!(await this.store.replace(next, entry.lease.leaseCounter))) {
+        this.drop(shardId);
+        throw new LeaseLostError(shardId);
+      }
+      if (after === 'drop') return this.drop(shardId);
+      this.held.set(shardId, { lease: next, lastWriteSentAt: sentAt });
+      if (plan.write && plan.ref && state !== undefined) this.storedStates.set(shardId, { ref: plan.ref, state });
     });
   }
 

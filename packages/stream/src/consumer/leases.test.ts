@@ -6,6 +6,8 @@ import {
   TRIM_HORIZON,
   checkpointed,
   isExpired,
+  planState,
+  slotWriteAllowed,
   leasesToCreate,
   leasesToDelete,
   observe,
@@ -50,9 +52,31 @@ describe('lease writes', () => {
   it('counts owner switches until the next checkpoint', () => {
     const l = takenBy(takenBy(lease('s0', null), 'a'), 'b');
     expect(l).toMatchObject({ leaseOwner: 'b', leaseCounter: 3, ownerSwitchesSinceCheckpoint: 2 });
-    const c = checkpointed(l, { sequenceNumber: '42', subSequenceNumber: 3 }, 'hw');
-    expect(c).toMatchObject({ leaseCounter: 4, checkpoint: '42', checkpointSubSequence: 3, checkpointState: 'hw', ownerSwitchesSinceCheckpoint: 0 });
+    const c = checkpointed(l, { sequenceNumber: '42', subSequenceNumber: 3 }, { slot: 'a', writerCounter: 3 });
+    expect(c).toMatchObject({ leaseCounter: 4, checkpoint: '42', checkpointSubSequence: 3, stateRef: { slot: 'a', writerCounter: 3 }, ownerSwitchesSinceCheckpoint: 0 });
     expect(takenBy(c, 'b').ownerSwitchesSinceCheckpoint).toBe(0);
+  });
+});
+
+describe('checkpoint states', () => {
+  const ref = { slot: 'a' as const, writerCounter: 4 };
+  it('writes a new state into the slot the lease does not reference, as the holder’s counter', () => {
+    expect(planState(lease('s0', 'w', { leaseCounter: 7 }), 'x', undefined)).toEqual({ ref: { slot: 'a', writerCounter: 7 }, write: true });
+    expect(planState(lease('s0', 'w', { leaseCounter: 7, stateRef: ref }), 'x', { ref, state: 'old' })).toEqual({ ref: { slot: 'b', writerCounter: 7 }, write: true });
+  });
+
+  it('keeps the reference for the state known to be in its slot, drops it for no state, and moves an inline state into a slot', () => {
+    expect(planState(lease('s0', 'w', { leaseCounter: 7, stateRef: ref }), 'same', { ref, state: 'same' })).toEqual({ ref, write: false });
+    // Known for another write of the slot (or not known at all): written again.
+    expect(planState(lease('s0', 'w', { leaseCounter: 7, stateRef: ref }), 'same', { ref: { slot: 'a', writerCounter: 2 }, state: 'same' }).write).toBe(true);
+    expect(planState(lease('s0', 'w', { leaseCounter: 7, stateRef: ref }), undefined, { ref, state: 'same' })).toEqual({ ref: undefined, write: false });
+    expect(planState(lease('s0', 'w', { leaseCounter: 7, checkpointState: 'inline' }), 'inline', undefined)).toEqual({ ref: { slot: 'a', writerCounter: 7 }, write: true });
+    const moved = checkpointed(lease('s0', 'w', { checkpointState: 'inline' }), { sequenceNumber: '9', subSequenceNumber: 0 }, { slot: 'a', writerCounter: 1 });
+    expect(moved.checkpointState).toBeUndefined();
+  });
+
+  it('lets a slot write land only on an empty slot or one written at an earlier counter', () => {
+    expect([slotWriteAllowed(undefined, 0), slotWriteAllowed(3, 4), slotWriteAllowed(4, 4), slotWriteAllowed(5, 4)]).toEqual([true, true, false, false]);
   });
 });
 

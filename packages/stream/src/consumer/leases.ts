@@ -32,10 +32,34 @@ export interface Lease {
   checkpoint: string;
   /** Position inside an aggregated record; 0 for plain records. */
   checkpointSubSequence: number;
-  /** Opaque string the processor stores with its checkpoint. */
+  /**
+   * Where the opaque string the processor stores with its checkpoint lives: one of the lease's two
+   * state slots (separate items, see `planState`), or absent when the processor keeps no state.
+   */
+  stateRef?: StateRef;
+  /**
+   * The state inline, as the previous version wrote it: read only when there is no `stateRef`,
+   * carried by renewals, and moved into a slot by the next checkpoint (a rolling deploy).
+   */
   checkpointState?: string;
   parentShardIds: string[];
   ownerSwitchesSinceCheckpoint: number;
+}
+
+export type StateSlot = 'a' | 'b';
+
+/**
+ * A lease's reference to its state: the slot, and the lease counter its writer held when it wrote
+ * the slot (the slot item carries the same `writerCounter`, so a reader can tell that the slot
+ * still holds the write the lease item refers to).
+ */
+export interface StateRef {
+  slot: StateSlot;
+  writerCounter: number;
+}
+
+export function sameRef(a: StateRef | undefined, b: StateRef | undefined): boolean {
+  return a === undefined || b === undefined ? a === b : a.slot === b.slot && a.writerCounter === b.writerCounter;
 }
 
 /** What shard discovery (ListShards) tells about one shard. */
@@ -73,7 +97,8 @@ export function renewed(lease: Lease): Lease {
   return { ...lease, leaseCounter: lease.leaseCounter + 1 };
 }
 
-export function checkpointed(lease: Lease, position: Position | typeof SHARD_END, state: string | undefined): Lease {
+/** The checkpoint's lease item: the position, and `stateRef` as `planState` chose it (never an inline state). */
+export function checkpointed(lease: Lease, position: Position | typeof SHARD_END, stateRef: StateRef | undefined): Lease {
   const next: Lease = {
     ...lease,
     leaseCounter: lease.leaseCounter + 1,
@@ -81,9 +106,50 @@ export function checkpointed(lease: Lease, position: Position | typeof SHARD_END
     checkpointSubSequence: position === SHARD_END ? 0 : position.subSequenceNumber,
     ownerSwitchesSinceCheckpoint: 0,
   };
-  if (state === undefined) delete next.checkpointState;
-  else next.checkpointState = state;
+  delete next.checkpointState;
+  if (stateRef === undefined) delete next.stateRef;
+  else next.stateRef = stateRef;
   return next;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checkpoint states. A state (the router's and audit's marks: tens of KB) is not in the lease item,
+// which every renewal rewrites and every lease list reads, but in one of two slot items of the
+// lease. A checkpoint with a new state (1) writes it into the slot the holder's lease item does
+// NOT reference, as `writerCounter` = the holder's counter, conditional on the slot's stored
+// writerCounter being absent or less than that; then (2) writes the lease item as ever
+// (conditional on the counter) referencing the slot. If (2) fails, the slot written in (1) is
+// referenced by nobody, and harmless.
+//
+// Why a stale holder never corrupts the referenced slot: say the item at counter n references
+// slot S, last written with writerCounter m. That write went with the lease write m → m+1 that
+// set the reference, and every version of the item from m+1 to n references S (the reference only
+// moves with a slot write, and moving back to S would have written S again, with a later counter).
+// A holder at counter c (the counter of the item as it last wrote it, so c ≤ n) writes S only if
+// its own view does not reference S, and the slot's condition lets it only if m < c. Then
+// m+1 ≤ c ≤ n, and the item at c, its own view, references S: a contradiction. So a slot write
+// that succeeds never hits the slot a current item references, and one refused means a later
+// counter than the writer's exists (its lease is lost). Counters grow by one per write of a lease
+// key and are never reused (leases are deleted only once finished and their shard gone).
+
+/**
+ * How a checkpoint stores `state`: `ref` is what the lease item will reference, and `write` says
+ * whether `state` must first be written into `ref`'s slot. `stored` is the state known to be in the
+ * slot the lease references now (read when the lease was taken, or written since), if known. An
+ * unchanged state writes no slot; an inline state of the previous version moves into a slot.
+ */
+export function planState(lease: Lease, state: string | undefined, stored: { ref: StateRef; state: string } | undefined): { ref: StateRef | undefined; write: boolean } {
+  if (state === undefined) return { ref: undefined, write: false };
+  if (lease.stateRef && stored && sameRef(stored.ref, lease.stateRef) && stored.state === state) return { ref: lease.stateRef, write: false };
+  return { ref: { slot: lease.stateRef?.slot === 'a' ? 'b' : 'a', writerCounter: lease.leaseCounter }, write: true };
+}
+
+/**
+ * Whether a slot write may land (the store's condition, pure for the in-memory store): the slot is
+ * empty, or its last write was by a holder at an earlier counter.
+ */
+export function slotWriteAllowed(storedWriterCounter: number | undefined, writerCounter: number): boolean {
+  return storedWriterCounter === undefined || storedWriterCounter < writerCounter;
 }
 
 export function released(lease: Lease): Lease {

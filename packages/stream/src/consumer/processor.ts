@@ -28,7 +28,8 @@ export interface ProcessBatch {
 export interface Checkpointer {
   /**
    * Stores `position` (default: the last record of the latest batch) and `state` (default: the
-   * state stored last) in the lease. A later takeover resumes after that position and hands
+   * state stored last) in the lease (the state in a slot item beside the lease item, written only
+   * when it changed: leases.ts planState). A later takeover resumes after that position and hands
    * `state` to the next processor. Rejects with LeaseLostError when another worker has taken
    * the lease: stop working on the shard then. Within the consumer's checkpoint interval it
    * resolves at once and the write waits (replaced by any later checkpoint) until the interval

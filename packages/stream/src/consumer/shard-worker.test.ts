@@ -85,7 +85,8 @@ describe('shard worker', () => {
     await waitFor(() => rec.seen.length === 3, 'the retried batch and the next one', 5_000, 5);
     expect(rec.seen).toEqual([['1', '2'], ['1', '2'], ['3']]);
     await worker.stop('graceful');
-    expect(store.items.get('s0')).toMatchObject({ checkpoint: '3', checkpointState: 'after-3', leaseOwner: null });
+    expect(store.items.get('s0')).toMatchObject({ checkpoint: '3', leaseOwner: null });
+    expect(store.stateOf('s0')).toBe('after-3');
     expect(rec.shutdowns).toEqual([{ reason: 'shutdown', withCheckpointer: true }]);
   });
 
@@ -176,7 +177,8 @@ describe('shard worker', () => {
     const rec = recorder({ checkpoint: true });
     const { store, worker, ended } = await setup([{ records: [raw(5)], millisBehindLatest: 0, shardEnd: true }], rec.processor);
     await worker.done;
-    expect(store.items.get('s0')).toMatchObject({ checkpoint: SHARD_END, checkpointState: 'after-5', leaseOwner: null });
+    expect(store.items.get('s0')).toMatchObject({ checkpoint: SHARD_END, leaseOwner: null });
+    expect(store.stateOf('s0')).toBe('after-5');
     expect(rec.shutdowns).toEqual([{ reason: 'shard_end', withCheckpointer: true }]);
     expect(ended).toEqual(['s0']);
   });
@@ -201,7 +203,7 @@ describe('shard worker', () => {
     expect(store.items.get('s0')).toMatchObject({ leaseOwner: 'thief', checkpoint: TRIM_HORIZON });
   });
 
-  it('resumes after the stored checkpoint and refuses to checkpoint backwards', async () => {
+  it('resumes after the stored checkpoint and refuses to checkpoint backwards; an inline state of the previous version moves into a slot', async () => {
     const store = new MemoryLeaseStore();
     await store.create({ leaseKey: 's0', leaseOwner: null, leaseCounter: 0, checkpoint: '50', checkpointSubSequence: 0, checkpointState: 'kept', parentShardIds: [], ownerSwitchesSinceCheckpoint: 0 });
     const coordinator = new LeaseCoordinator({ workerId: 'me', store, failoverMs: 60_000, initialPosition: TRIM_HORIZON });
@@ -231,7 +233,9 @@ describe('shard worker', () => {
     expect(reader.opened).toEqual([{ type: 'AT_SEQUENCE_NUMBER', sequenceNumber: '50' }]);
     expect(seen).toEqual(['51']); // 50 itself was checkpointed
     expect(errors).toHaveLength(1);
-    expect(store.items.get('s0')).toMatchObject({ checkpoint: '51', checkpointState: 'kept' });
+    expect(store.items.get('s0')).toMatchObject({ checkpoint: '51', stateRef: { slot: 'a', writerCounter: 1 } });
+    expect(store.items.get('s0')!.checkpointState).toBeUndefined();
+    expect(store.stateOf('s0')).toBe('kept');
   });
 });
 
@@ -258,10 +262,12 @@ describe('shard worker checkpoint interval', () => {
     const store = new CountingStore();
     const { worker } = await setup([batch(1), batch(2), batch(3, 4)], rec.processor, store, 60_000, 60_000);
     await waitFor(() => rec.seen.length === 3, 'three batches', 5_000, 5);
-    expect(store.items.get('s0')).toMatchObject({ checkpoint: '1', checkpointState: 'after-1' });
+    expect(store.items.get('s0')).toMatchObject({ checkpoint: '1' });
+    expect(store.stateOf('s0')).toBe('after-1');
     await worker.stop('graceful');
     expect(store.checkpoints).toEqual(['1', '4']);
-    expect(store.items.get('s0')).toMatchObject({ checkpoint: '4', checkpointState: 'after-4', leaseOwner: null });
+    expect(store.items.get('s0')).toMatchObject({ checkpoint: '4', leaseOwner: null });
+    expect(store.stateOf('s0')).toBe('after-4');
   });
 
   it('writes a waiting checkpoint when the interval has passed, with no later batch to carry it, never two within the interval', async () => {
@@ -271,7 +277,8 @@ describe('shard worker checkpoint interval', () => {
     await waitFor(() => rec.seen.length === 3, 'three batches', 5_000, 5);
     await waitFor(() => store.items.get('s0')?.checkpoint === '3', 'the newest checkpoint, written by the timer', 5_000, 5);
     expect(store.checkpoints[0]).toBe('1'); // the first at once
-    expect(store.items.get('s0')).toMatchObject({ checkpointState: 'after-3', leaseOwner: 'me' });
+    expect(store.items.get('s0')).toMatchObject({ leaseOwner: 'me' });
+    expect(store.stateOf('s0')).toBe('after-3');
     // However the host schedules the batches, writes are an interval apart (timers may fire a millisecond early).
     const gaps = store.writtenAt.slice(1).map((t, i) => t - store.writtenAt[i]!);
     expect(gaps.every((g) => g >= 148)).toBe(true);
@@ -295,7 +302,7 @@ describe('shard worker checkpoint interval', () => {
     await worker.stop('abandon');
     await sleep(250); // past the interval: a timer left armed would have written 'second'
     expect(store.checkpoints).toEqual(['1']);
-    expect(store.items.get('s0')).toMatchObject({ checkpointState: 'first' });
+    expect(store.stateOf('s0')).toBe('first');
   });
 
   it('ends with the lease lost when a waiting checkpoint finds the lease taken, and writes nothing more', async () => {
@@ -322,7 +329,8 @@ describe('shard worker checkpoint interval', () => {
     const rec = recorder({ checkpoint: true });
     const { store, worker, ended } = await setup([batch(1), { records: [raw(2)], millisBehindLatest: 0, shardEnd: true }], rec.processor, new MemoryLeaseStore(), 60_000, 60_000);
     await worker.done;
-    expect(store.items.get('s0')).toMatchObject({ checkpoint: SHARD_END, checkpointState: 'after-2', leaseOwner: null });
+    expect(store.items.get('s0')).toMatchObject({ checkpoint: SHARD_END, leaseOwner: null });
+    expect(store.stateOf('s0')).toBe('after-2');
     expect(ended).toEqual(['s0']);
   });
 });

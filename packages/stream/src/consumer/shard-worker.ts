@@ -137,13 +137,12 @@ export class ShardWorker {
       this.delivered = this.checkpointed;
       from = { type: 'AT_SEQUENCE_NUMBER', sequenceNumber: lease.checkpoint };
     }
-    this.state = lease.checkpointState;
+    // The states are read only here (the lease item holds a reference to its slot, see leases.ts planState).
+    this.state = await coordinator.checkpointState(shardId);
     await processor.initialize({
       shardId,
       ...(this.checkpointed ? { checkpoint: { ...this.checkpointed, ...(this.state === undefined ? {} : { state: this.state }) } } : {}),
-      parentStates: coordinator
-        .parentLeases(shardId)
-        .map((p) => ({ shardId: p.leaseKey, ...(p.checkpointState === undefined ? {} : { state: p.checkpointState }) })),
+      parentStates: await coordinator.parentStates(shardId),
     });
 
     const subscription = this.deps.reader.open(shardId, from);
