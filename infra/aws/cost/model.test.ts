@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { BROKER_SETTINGS } from '../../../broker/config.js';
 import { randomUUID } from 'node:crypto';
 import { AUDIT_SETTINGS } from '../../../audit/config.js';
-import { CONSUMER_SETTINGS, DEFAULT_READ_BUDGET, serializeMarks } from '@taskflow/stream';
+import { CONSUMER_SETTINGS, DEFAULT_READ_BUDGET, serializeMarks, stateSlotKey } from '@taskflow/stream';
 import { MAX_RECORDS_PER_CALL } from '../../../packages/stream/src/consumer/shard-worker.js';
 import { ROUTER_READ_BUDGET, ROUTER_SETTINGS } from '../../../router/config.js';
 import { ROUTER_MAX_MARKS } from '../../../router/shard-router.js';
@@ -23,8 +23,11 @@ import {
   kinesisShards,
   LEASE_FAILOVER_MS,
   LEASE_ITEM_BYTES,
+  LEASE_ITEM_WRU,
+  STATE_ITEM_BYTES,
+  checkpointWru,
+  stateItemBytes,
   leaseCapacity,
-  leaseItemBytes,
   LEASE_LISTS_PER_S,
   LEASE_SHARD_SYNC_MS,
   LEASE_WORKERS,
@@ -59,10 +62,11 @@ function tinyScale(over: Partial<Scale> = {}): Scale {
   };
 }
 
-/** tinyScale's lease table provisioned (the lease tests): 730 h x (0.9 x the average's 19.96 WRU/s
- *  + 0.1 x the peak's 82.47) / 0.7 at $0.00065 a WCU-hour, and its lists' 4.3167 RRU/s / 0.7 at $0.00013. */
-const tinyAverageLeaseWru = 2 * ((1 - Math.exp(-15)) / 3 + 2 * (1 - Math.exp(-5))) + 1.8;
-const tinyPeakLeaseWru = 2 * (1 / 3 + 1 + 1) + 1.8;
+/** tinyScale's lease table provisioned (the lease tests): 730 h x (0.9 x the average's 7.106 WRU/s
+ *  + 0.1 x the peak's 7.133) / 0.7 at $0.00065 a WCU-hour, and its lists' 4.3167 RRU/s / 0.7 at $0.00013.
+ *  The router's checkpoints write its state slot and its lease item, 1 WRU each (2 WRU); the others' the lease item alone. */
+const tinyAverageLeaseWru = 2 * ((2 * (1 - Math.exp(-15))) / 3 + 2 * (1 - Math.exp(-5))) + 1.8;
+const tinyPeakLeaseWru = 2 * (2 / 3 + 1 + 1) + 1.8;
 const leaseUsd = 730 * (((0.9 * tinyAverageLeaseWru + 0.1 * tinyPeakLeaseWru) / 0.7) * 0.00065 + (((3 + 2 + 2) * (0.6 + 1 / 60)) / 0.7) * 0.00013);
 
 describe('cost model arithmetic', () => {
@@ -150,17 +154,18 @@ describe('cost model arithmetic', () => {
     const scale = tinyScale();
     const w = dynamoWrites(scale);
     // tinyScale at its 10 events/s (the next test): checkpoints 2 shards x (router (1 - e^-15) / 3
-    // + notifications and archiver 1 - e^-5, 1 WRU each), renewals 1.8 WRU/s.
+    // x 2 WRU (slot + lease item) + notifications and archiver 1 - e^-5, 1 WRU each), renewals
+    // 1.8 WRU/s (the lease items alone).
     const average = tinyAverageLeaseWru;
     expect(w.checkpoints + w.leases).toBeCloseTo(average, 9);
     // At the 1,000 events/s peak, 500 records/s a shard: every push brings records, but the pushed
     // readers write 1 checkpoint/s a shard (the library's 1 s interval), the router still 1/3 (its
-    // 3 s interval): 2 x (1/3 + 1 + 1) = 4.67, the renewals the same 1.8: 6.47 WRU/s — 1.2x the
-    // average, not the events' 100x.
+    // 3 s interval) x 2 WRU: 2 x (2/3 + 1 + 1) = 5.33, the renewals the same 1.8: 7.13 WRU/s — about
+    // the average's 7.11, not the events' 100x.
     expect(leaseWrites(scale, DEFAULT_LEVERS, 1000).checkpoints + leaseWrites(scale, DEFAULT_LEVERS, 1000).renewals).toBeCloseTo(tinyPeakLeaseWru, 6);
     // Lists: every worker lists its reader's leases every 10 s / 6 and at each minute's shard sync,
-    // 0.6 + 1/60 a second; a list of 2 shards' items (2 x 880 B for the router, 2 x 500 B for the
-    // others) is one 4 KB read unit. The workloads' pods: router 3 to 24, notifications and the
+    // 0.6 + 1/60 a second; a list of 2 shards' lease items (2 x 500 B, the router's state slots
+    // left out) is one 4 KB read unit. The workloads' pods: router 3 to 24, notifications and the
     // archiver 2 to 8 each.
     expect(LEASE_LISTS_PER_S).toBeCloseTo(0.6 + 1 / 60, 12);
     expect(leaseReads(scale, DEFAULT_LEVERS, 'min')).toBeCloseTo((3 + 2 + 2) * (0.6 + 1 / 60), 9);
@@ -178,12 +183,14 @@ describe('cost model arithmetic', () => {
     expect(monthlyBill(scale, prices, { ...DEFAULT_LEVERS, dynamoCapacity: 'on-demand' }).services.dynamodb!.detail.lease_usd).toBeCloseTo(onDemand, 2);
   });
 
-  it("bills the lease table for each reader's checkpoints (one per read that brought records) and renewals, 1 WRU per KB of its lease item", () => {
+  it("bills the lease table for each reader's checkpoints (one per read that brought records: its state slot, 1 WRU per KB, and its lease item) and renewals (the lease item)", () => {
     // tinyScale: 2 shards, 10 records/s -> 5 a shard; 20 workspaces -> 10 marks a shard in the
-    // router's state: 500 + 10 x 38 = 880 B -> 1 WRU a write, as the other readers' items.
+    // router's state slot: 300 + 10 x 38 = 680 B -> 1 WRU, + 1 WRU for its 500 B lease item: 2 WRU a
+    // checkpoint; the other readers keep no state: 1 WRU, as every renewal.
     const scale = tinyScale();
     expect(streamReaders(scale)).toEqual(['router', 'notifications', 'archiver']);
-    expect(leaseItemBytes(scale, 'router', 2)).toBe(880);
+    expect(stateItemBytes(scale, 'router', 2)).toBe(680);
+    expect([checkpointWru(scale, 'router', 2), checkpointWru(scale, 'notifications', 2), LEASE_ITEM_WRU]).toEqual([2, 1, 1]);
     const w = leaseWrites(scale, DEFAULT_LEVERS, 10);
     // Fan-out pushes every 50 ms; the router checkpoints at most every 3 s (its interval), the
     // others at most every 1 s (the library's). Intervals seeing at least one of 5 records/s:
@@ -191,7 +198,7 @@ describe('cost model arithmetic', () => {
     const router = (1 - Math.exp(-15)) / 3;
     const pushed = 1 - Math.exp(-5);
     expect(w.checkpointsPerShard).toEqual({ router: expect.closeTo(router, 9), notifications: expect.closeTo(pushed, 9), archiver: expect.closeTo(pushed, 9) });
-    expect(w.checkpoints).toBeCloseTo(2 * (router + pushed * 2), 9);
+    expect(w.checkpoints).toBeCloseTo(2 * (2 * router + pushed * 2), 9);
     // Every lease renewed every 10 s / 3, whatever the load: 2 shards x 0.3/s x (1 + 1 + 1) WRU.
     expect(w.renewals).toBeCloseTo(1.8, 9);
     // At interval 0 the router checkpoints per 100 ms window that brought records (2,000 records/s
@@ -216,8 +223,14 @@ describe('cost model arithmetic', () => {
     // Without its own interval audit's writes are still the library's, 1/s; without either, one per call.
     expect(leaseWrites(audited, { ...DEFAULT_LEVERS, auditCheckpointMs: 0 }, 4000).checkpointsPerShard.audit).toBeCloseTo(1, 9);
     expect(leaseWrites(audited, { ...DEFAULT_LEVERS, auditCheckpointMs: 0, consumerCheckpointMs: 0 }, 4000).checkpointsPerShard.audit).toBeCloseTo(4, 9);
-    // The marks stop at the reader's bound: 4,000 x 38 B + 500 = 152,500 B -> 149 WRU a write.
-    expect(leaseItemBytes(tinyScale({ events: { ...scale.events, workspaces: 1e6 } }), 'router', 2)).toBe(152_500);
+    // The marks stop at the reader's bound: 4,000 x 38 B + 300 = 152,300 B -> 149 WRU for the slot
+    // + 1 for the lease item = 150 WRU a checkpoint; a renewal is still 1.
+    const bounded = tinyScale({ events: { ...scale.events, workspaces: 1e6 } });
+    expect(stateItemBytes(bounded, 'router', 2)).toBe(152_300);
+    expect(checkpointWru(bounded, 'router', 2)).toBe(150);
+    expect(leaseWrites(bounded, DEFAULT_LEVERS, 0).renewals).toBeCloseTo(1.8, 9);
+    // At the seed, 150,000 workspaces over 116 shards: 1,294 marks, 49,472 B -> 49 + 1 = 50 WRU a router checkpoint.
+    expect(checkpointWru(seed, 'router', 116)).toBe(50);
   });
 
   it("takes the lease arithmetic's constants from the consumer's code", () => {
@@ -232,7 +245,8 @@ describe('cost model arithmetic', () => {
     expect(CHECKPOINT_MARKS).toEqual({ router: ROUTER_MAX_MARKS, audit: Number(AUDIT_SETTINGS.maxMarks.default) });
     const marks = new Map(Array.from({ length: 100 }, () => [randomUUID(), { commitLsn: 0x1a2b3c4d5e6fn, txIndex: 12 }] as const));
     expect(Math.ceil((serializeMarks(marks).length - serializeMarks(new Map()).length) / 100)).toBe(MARK_BYTES);
-    // A lease item without marks, audit's (its head link the largest extra): DynamoDB counts attribute names and values.
+    // A lease item with its state slot's reference, and audit's state slot without marks (its head
+    // link the largest extra): DynamoDB counts attribute names and values.
     const item = {
       consumerName: 'notifications',
       leaseKey: 'shardId-000000000115',
@@ -240,12 +254,20 @@ describe('cost model arithmetic', () => {
       leaseCounter: '123456789',
       checkpoint: '49654321098765432109876543210987654321098765432109876543',
       checkpointSubSequence: '19',
+      stateSlot: 'a',
+      stateWriterCounter: '123456788',
       parentShardIds: 'shardId-000000000057shardId-000000000058',
       ownerSwitchesSinceCheckpoint: '1',
-      checkpointState: JSON.stringify({ v: 1, head: { shardId: 'shardId-000000000115', index: 123456, hash: 'f'.repeat(64) }, marks: {} }),
     };
-    const bytes = Object.entries(item).reduce((a, [k, v]) => a + k.length + v.length, 0);
-    expect(bytes).toBeLessThan(LEASE_ITEM_BYTES);
+    const bytes = (o: Record<string, string>) => Object.entries(o).reduce((a, [k, v]) => a + k.length + v.length, 0);
+    expect(bytes(item)).toBeLessThan(LEASE_ITEM_BYTES);
+    const slot = {
+      consumerName: 'audit',
+      leaseKey: stateSlotKey('shardId-000000000115', 'a'),
+      writerCounter: '123456788',
+      state: JSON.stringify({ v: 1, head: { shardId: 'shardId-000000000115', index: 123456, hash: 'f'.repeat(64) }, marks: {} }),
+    };
+    expect(bytes(slot)).toBeLessThan(STATE_ITEM_BYTES);
   });
 
   it('sizes the changelog bodies by the payload lever: full envelopes gzipped, or the thin entries the router keeps in thin mode', () => {

@@ -364,18 +364,38 @@ export const RECORDS_PER_CALL = 500;
 export const CHECKPOINT_MARKS: Readonly<Record<string, number>> = { router: 4000, audit: 3000 };
 /** One mark in the state, 28 packed bytes in base64 (serializeMarks / packMarks; audit's state packs them the same way). */
 export const MARK_BYTES = 38;
-/** The rest of a lease item: attribute names, key, owner, counter, a 56-digit checkpoint, parents, the state's wrapper (audit's head link too). */
+/** A lease item: attribute names, key, owner, counter, a 56-digit checkpoint, parents, the reference to its state slot (stateSlot, stateWriterCounter). */
 export const LEASE_ITEM_BYTES = 500;
+/** The rest of a state slot item (packages/stream leases.ts planState): attribute names, its key (~state#<shard id>#a), writerCounter, the state's wrapper (audit's head link too). */
+export const STATE_ITEM_BYTES = 300;
 
 /** The readers that hold shard leases: every polling and enhanced fan-out reader (gdpr reads no shard). */
 export function streamReaders(scale: Scale): string[] {
   return [...new Set([...scale.services.efo_consumers, ...scale.services.polling_consumers])];
 }
 
-/** Bytes of one reader's lease item: every write of it (a checkpoint or a renewal, both a PutItem of the whole item) costs 1 WRU per KB of it. */
-export function leaseItemBytes(scale: Scale, reader: string, shards: number): number {
-  const marks = Math.min(CHECKPOINT_MARKS[reader] ?? 0, Math.ceil(scale.events.workspaces / shards));
-  return LEASE_ITEM_BYTES + marks * MARK_BYTES;
+/**
+ * Bytes of one reader's state slot item, 0 for a reader that keeps no state: the marks are not in
+ * the lease item but in one of two slot items beside it (packages/stream leases.ts planState),
+ * written by a checkpoint whose state changed, read only when a worker takes the lease.
+ */
+export function stateItemBytes(scale: Scale, reader: string, shards: number): number {
+  const bound = CHECKPOINT_MARKS[reader];
+  if (bound === undefined) return 0;
+  return STATE_ITEM_BYTES + Math.min(bound, Math.ceil(scale.events.workspaces / shards)) * MARK_BYTES;
+}
+
+/** WRU of a write of a lease item (a PutItem of the whole item, 1 WRU per KB): every renewal's, whatever the state. */
+export const LEASE_ITEM_WRU = Math.ceil(LEASE_ITEM_BYTES / 1024);
+
+/**
+ * WRU of one checkpoint: for a reader with state, its slot item (1 WRU per KB; the router's marks
+ * and audit's head change with every checkpoint that has records behind it) plus the lease item,
+ * ceil(stateBytes / 1 KB) + 1; for the others the lease item alone.
+ */
+export function checkpointWru(scale: Scale, reader: string, shards: number): number {
+  const state = stateItemBytes(scale, reader, shards);
+  return Math.ceil(state / 1024) + LEASE_ITEM_WRU;
 }
 
 export interface LeaseWrites {
@@ -397,7 +417,8 @@ export interface LeaseWrites {
  * the other readers' writes no closer than the library's interval (KINESIS_CHECKPOINT_INTERVAL_MS,
  * shard-worker.ts: a checkpoint asked for sooner waits, replaced by later ones), audit's no closer
  * than its own either (AUDIT_CHECKPOINT_INTERVAL_MS: a sooner one is left out).
- * Renewals are the lease loop's, every failover/3 whatever the checkpoints (consumer.ts).
+ * Each checkpoint costs checkpointWru (the state slot and the lease item). Renewals are the lease
+ * loop's, every failover/3 whatever the checkpoints (consumer.ts), each the small lease item alone.
  */
 export function leaseWrites(scale: Scale, levers: Levers, eventsPerS: number): LeaseWrites {
   const { shards } = kinesisShards(scale, levers);
@@ -415,10 +436,10 @@ export function leaseWrites(scale: Scale, levers: Levers, eventsPerS: number): L
     const seen = recordsPerS * messagesPerTransaction(recordsPerS, spacingS);
     // A reader asks for a checkpoint per call (several per read when a read is busy); an interval bounds the writes to one per interval.
     const perShard = intervalMs > 0 ? Math.min(Math.max(seen, perCall), 1000 / intervalMs) : Math.max(seen, perCall);
-    const wru = Math.ceil(leaseItemBytes(scale, reader, shards) / 1024);
+    const wru = checkpointWru(scale, reader, shards);
     checkpointsPerShard[reader] = perShard;
     checkpoints += shards * perShard * wru;
-    renewals += (shards * wru * 3000) / LEASE_FAILOVER_MS;
+    renewals += (shards * LEASE_ITEM_WRU * 3000) / LEASE_FAILOVER_MS;
   }
   return { checkpoints, renewals, checkpointsPerShard };
 }
@@ -428,13 +449,14 @@ export const LEASE_LISTS_PER_S = 6000 / LEASE_FAILOVER_MS + 1000 / LEASE_SHARD_S
 
 /**
  * The lease table's reads, read request units per second with every reader at its `min` or `max`
- * pods. The consumer reads the table only to list its reader's leases (dynamo-lease-store.ts
- * list(): a strongly consistent Query of the whole partition, every item in full, checkpoint state
- * included): every worker of a reader once per lease cycle (LEASE_LISTS_PER_S, 0.62/s at the
+ * pods. The consumer reads the table to list its reader's leases (dynamo-lease-store.ts list(): a
+ * strongly consistent Query of the partition's lease items, its key condition leaving the state
+ * slots out): every worker of a reader once per lease cycle (LEASE_LISTS_PER_S, 0.62/s at the
  * defaults). Checkpoints and renewals are conditional PutItems that read nothing. A Query costs
- * 1 RRU per 4 KB of the items it returns: one list is a reader's shards x its lease item (the
- * rounding of each 1 MB page to 4 KB, at most one unit a page, is not counted). The router's and
- * audit's items carry their marks (tens of KB at the seed), so their lists are the reads.
+ * 1 RRU per 4 KB of the items it returns: one list is a reader's shards x the small lease item (the
+ * rounding of each 1 MB page to 4 KB, at most one unit a page, is not counted). The state slots
+ * are read only when a worker takes a lease (a Query of its one slot, and of its parents' after a
+ * reshard): a few per deploy or failover, not counted.
  */
 export function leaseReads(scale: Scale, levers: Levers, pods: 'min' | 'max'): number {
   const { shards } = kinesisShards(scale, levers);
@@ -442,7 +464,7 @@ export function leaseReads(scale: Scale, levers: Levers, pods: 'min' | 'max'): n
   for (const reader of streamReaders(scale)) {
     // A reader the workloads do not list runs one worker.
     const workers = LEASE_WORKERS[reader]?.[pods] ?? 1;
-    rru += workers * LEASE_LISTS_PER_S * Math.ceil((shards * leaseItemBytes(scale, reader, shards)) / 4096);
+    rru += workers * LEASE_LISTS_PER_S * Math.ceil((shards * LEASE_ITEM_BYTES) / 4096);
   }
   return rru;
 }
@@ -543,7 +565,7 @@ function dynamoItem(scale: Scale, levers: Levers, p: Prices, f: Fanout): LineIte
   // Replays and resyncs read the changelog; assumed two reads per session.
   const rru = changelogReadsPerS(scale) * SECONDS_PER_MONTH;
   // The lease table's lists, at the readers' minimum pods (the router's HPA adding pods adds
-  // their lists, about 1,500 RRU/s a router pod at the seed: not counted).
+  // their lists, about 9 RRU/s a router pod at the seed: not counted).
   const leaseRru = load.readsMin * SECONDS_PER_MONTH;
   // Storage: the changelog holds its TTL's worth of changes, in the form the payload lever keeps.
   const storedShare = levers.changelogScope === 'all' ? 1 : f.watchedChangelogBatchesPerS / f.changelogBatchesPerS;
