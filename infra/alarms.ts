@@ -102,7 +102,7 @@ export function alarms(opts: { streamName: string; authorizerFunctionName: strin
     },
     // The self-hosted tier's nodes share nothing: a node the router is not connected to gets no
     // messages, and its browsers see nothing live until they reconnect elsewhere.
-    ...(selfHosted ? [brokerNodesMissing()] : []),
+    ...(selfHosted ? [brokerNodesMissing('router'), brokerNodesMissing('notifications')] : []),
     {
       id: 'TaskflowRevocationHoldTimeout',
       runbook: 'revocation-hold-timeout.md',
@@ -279,15 +279,20 @@ export function alarms(opts: { streamName: string; authorizerFunctionName: strin
  */
 export const BROKER_NODES_AWAY_AT_ONCE = 1;
 
-/** Some router instance reaches fewer broker nodes than its list names, beyond what a rollout takes away. */
-function brokerNodesMissing(): Alarm {
+/**
+ * Some instance of a service that publishes to the tier (each connects to every node) reaches
+ * fewer broker nodes than its list names, beyond what a rollout takes away.
+ */
+function brokerNodesMissing(service: 'router' | 'notifications'): Alarm {
+  const metric = `taskflow_${service}_broker_nodes_missing`;
+  const what = service === 'router' ? 'project messages' : 'live notifications';
   return {
-    id: 'TaskflowBrokerNodesMissing',
+    id: service === 'router' ? 'TaskflowBrokerNodesMissing' : 'TaskflowNotificationsBrokerNodesMissing',
     runbook: 'broker-nodes-missing.md',
-    summary: `A router is not connected to more than ${BROKER_NODES_AWAY_AT_ONCE} broker node of the tier: browsers on the missing nodes get no live messages`,
-    // Per router instance (each connects to every node): the max, not the sum.
-    prometheus: { expr: `max(taskflow_router_broker_nodes_missing) > ${BROKER_NODES_AWAY_AT_ONCE}`, forMinutes: 5 },
-    cloudwatch: { namespace: SERVICE_NAMESPACE, metricName: 'taskflow_router_broker_nodes_missing', statistic: 'Maximum', threshold: BROKER_NODES_AWAY_AT_ONCE, periodSeconds: 60, evaluationPeriods: 5 },
+    summary: `A ${service} instance is not connected to more than ${BROKER_NODES_AWAY_AT_ONCE} broker node of the tier: browsers on the missing nodes get no ${what}`,
+    // Per instance (each connects to every node): the max, not the sum.
+    prometheus: { expr: `max(${metric}) > ${BROKER_NODES_AWAY_AT_ONCE}`, forMinutes: 5 },
+    cloudwatch: { namespace: SERVICE_NAMESPACE, metricName: metric, statistic: 'Maximum', threshold: BROKER_NODES_AWAY_AT_ONCE, periodSeconds: 60, evaluationPeriods: 5 },
   };
 }
 

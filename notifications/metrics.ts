@@ -1,6 +1,8 @@
 // The notifications service's Prometheus metrics, declared once. The consumer library adds its
 // own (iterator age, leases) to the same registry.
 import { Counter, Histogram, type Registry } from 'prom-client';
+import type { TierMetrics } from '../lib/broker-tier.js';
+import { prometheusTierMetrics } from '../lib/broker-tier-metrics.js';
 
 export const NOTIFICATION_METRICS = {
   eventsIn: 'taskflow_notifications_events_in_total',
@@ -13,6 +15,10 @@ export const NOTIFICATION_METRICS = {
   batchErrors: 'taskflow_notifications_batch_errors_total',
   requests: 'taskflow_notifications_api_requests_total',
   requestSeconds: 'taskflow_notifications_api_request_seconds',
+  nodePublishes: 'taskflow_notifications_node_publishes_total',
+  nodePublishErrors: 'taskflow_notifications_node_publish_errors_total',
+  nodesConnected: 'taskflow_notifications_broker_nodes_connected',
+  nodesMissing: 'taskflow_notifications_broker_nodes_missing',
 } as const;
 
 export interface NotifierMetrics {
@@ -33,7 +39,7 @@ export interface ApiMetrics {
 export const noopNotifierMetrics: NotifierMetrics = { eventsIn() {}, batch() {}, batchFailed() {}, deadLettered() {} };
 export const noopApiMetrics: ApiMetrics = { request() {} };
 
-export function prometheusNotificationMetrics(registry: Registry): { notifier: NotifierMetrics; api: ApiMetrics } {
+export function prometheusNotificationMetrics(registry: Registry): { notifier: NotifierMetrics; api: ApiMetrics; tier: TierMetrics } {
   const counter = (name: string, help: string, labelNames: string[] = []) => new Counter({ name, help, labelNames, registers: [registry] });
   const eventsIn = counter(NOTIFICATION_METRICS.eventsIn, 'User records read from the change stream');
   const created = counter(NOTIFICATION_METRICS.created, 'Notifications planned, by kind (a re-read batch counts again; the inbox stores each once)', ['kind']);
@@ -46,6 +52,8 @@ export function prometheusNotificationMetrics(registry: Registry): { notifier: N
   const lag = new Histogram({ name: NOTIFICATION_METRICS.commitToNotified, help: 'Commit time to published, per notification', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 60], registers: [registry] });
   const requestSeconds = new Histogram({ name: NOTIFICATION_METRICS.requestSeconds, help: 'Inbox API request time', labelNames: ['route', 'outcome'], buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [registry] });
   return {
+    // The self-hosted tier (NOTIFICATIONS_BROKERS), as the router's under notifications' names.
+    tier: prometheusTierMetrics(registry, NOTIFICATION_METRICS, 'NOTIFICATIONS_BROKERS'),
     notifier: {
       eventsIn: (n) => eventsIn.inc(n),
       batch(byKind, sent, held, seconds, lags) {

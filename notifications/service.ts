@@ -4,7 +4,7 @@
 // dead-letter store; the inbox API and /metrics.
 import type { Server } from 'node:http';
 import { clientIdPrefix } from '../lib/authz.js';
-import { BrokerTier } from '../lib/broker-tier.js';
+import { BrokerTier, type TierMetrics } from '../lib/broker-tier.js';
 import { createDynamoClient, createIotDataClient, createKinesisClient } from '../lib/aws.js';
 import { consumerPreparation } from '../lib/consumer-reading.js';
 import { deadLetterSink } from '@taskflow/stream';
@@ -38,7 +38,7 @@ export interface RunningNotifications {
 /** How long a graceful stop waits for the batches in flight before it closes the publisher under them. */
 const STOP_GRACE_MS = 5000;
 
-export async function connectPublisher(config: NotificationsConfig, workerId: string, logger?: Logger): Promise<Publisher> {
+export async function connectPublisher(config: NotificationsConfig, workerId: string, logger?: Logger, tierMetrics?: TierMetrics): Promise<Publisher> {
   if (config.publisher === 'iot-data') return new IotDataPublisher(createIotDataClient(config.aws));
   // Locally the service signs its own token with the dev secret it verifies with, as the router does.
   const password = await servicePassword(config.mqtt.password, config.jwt, config.serviceUserId);
@@ -57,6 +57,7 @@ export async function connectPublisher(config: NotificationsConfig, workerId: st
       token: password,
       tokenHint: "check NOTIFICATIONS_MQTT_PASSWORD and NOTIFICATIONS_SERVICE_USER, and the node's BROKER_PUBLISHER_USER_IDS and JWT settings",
       logger: logger ?? createLogger('notifications', 'silent'),
+      ...(tierMetrics ? { metrics: tierMetrics } : {}),
     });
     try {
       await tier.ready();
@@ -94,7 +95,7 @@ export async function startNotifications(config: NotificationsConfig, logger: Lo
   const dynamo = createDynamoClient(config.aws);
   const registry = createRegistry('notifications');
   const metrics = prometheusNotificationMetrics(registry);
-  const publisher = await connectPublisher(config, config.consumer.workerId, logger);
+  const publisher = await connectPublisher(config, config.consumer.workerId, logger, metrics.tier);
   const deps = pipelineDeps(config, dynamo, publisher);
   const dlq = new DynamoDeadLetterStore(dynamo, config.tables.dlq);
   const deadLetters = deadLetterSink(dlq, NOTIFICATIONS_DLQ_SOURCE, logger);

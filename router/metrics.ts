@@ -1,7 +1,8 @@
 // The router's Prometheus metrics, declared once. The consumer library adds its own (iterator
 // age, leases) to the same registry.
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Histogram, type Registry } from 'prom-client';
 import type { TierMetrics } from '../lib/broker-tier.js';
+import { prometheusTierMetrics } from '../lib/broker-tier-metrics.js';
 import type { ApiOutcome } from '../lib/http-api.js';
 import type { DeadLetter, ShardRouterMetrics } from './shard-router.js';
 
@@ -56,21 +57,8 @@ export function prometheusRouterMetrics(registry: Registry): { shard: ShardRoute
   const disconnects = counter(ROUTER_METRICS.clientDisconnects, 'Client disconnects seen in the broker lifecycle events (IoT Core presence events in production)');
   // By outcome: a flooding user's refusals show as too_many_requests.
   const replayRequests = counter(ROUTER_METRICS.replayRequests, 'Replay API requests answered, by outcome (too_many_requests: a user over its rate or concurrency)', ['outcome']);
-  // The self-hosted tier (ROUTER_BROKERS): per node, by outcome (node_down: it went away mid-publish).
-  const nodePublishes = counter(ROUTER_METRICS.nodePublishes, 'Messages published to a broker node of the tier', ['node', 'outcome']);
-  const nodeErrors = counter(ROUTER_METRICS.nodePublishErrors, 'Publishes to a broker node of the tier that failed (retried)', ['node']);
-  const nodesConnected = new Gauge({ name: ROUTER_METRICS.nodesConnected, help: 'Broker nodes of the tier the router is connected to', registers: [registry] });
-  // What the nodes-missing alarm reads: the router knows how many nodes its list names, the alarm does not.
-  const nodesMissing = new Gauge({ name: ROUTER_METRICS.nodesMissing, help: 'Broker nodes of the tier (ROUTER_BROKERS) the router is not connected to', registers: [registry] });
   return {
-    tier: {
-      nodePublished: (node, outcome) => nodePublishes.inc({ node, outcome }),
-      nodePublishFailed: (node) => nodeErrors.inc({ node }),
-      nodesConnected(connected, configured) {
-        nodesConnected.set(connected);
-        nodesMissing.set(configured - connected);
-      },
-    },
+    tier: prometheusTierMetrics(registry, ROUTER_METRICS, 'ROUTER_BROKERS'),
     clientDisconnected: () => disconnects.inc(),
     replayRequest: (outcome) => replayRequests.inc({ outcome }),
     shard: {

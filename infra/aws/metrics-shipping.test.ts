@@ -12,11 +12,11 @@ describe('CloudWatch custom metrics the agent ships', () => {
     expect(() => customMetricCount([{ name: 'd', dimensions: ['shard'] }], values)).toThrow(/dimension shard of d/);
   });
 
-  it("the catalog's: 23 metrics without dimensions, iterator age for 5 stream readers, 10 search and 7 inbox API outcomes, 3 broker authorizer outcomes (with IoT Core: the Lambda's, not shipped, and no broker-nodes gauge)", () => {
+  it("the catalog's: 24 metrics without dimensions, iterator age for 5 stream readers, 10 search and 7 inbox API outcomes, 3 broker authorizer outcomes (with IoT Core: the Lambda's, not shipped, and no broker-nodes gauges)", () => {
     const shipped = shippedMetrics(catalog);
-    expect(shipped.filter((m) => m.dimensions.length === 0)).toHaveLength(23);
+    expect(shipped.filter((m) => m.dimensions.length === 0)).toHaveLength(24);
     expect(SHIPPED_DIMENSION_VALUES.kinesis_consumer_millis_behind_latest!.consumer).toEqual(['router', 'search', 'notifications', 'audit', 'analytics-archiver']);
-    expect(customMetricCount(shipped)).toBe(23 + 5 + 10 + 7 + 3);
+    expect(customMetricCount(shipped)).toBe(24 + 5 + 10 + 7 + 3);
     expect(customMetricCount(shippedMetrics(alarms({ streamName: 'taskflow-changes', authorizerFunctionName: 'taskflow-iot-authorizer', broker: 'iot-core' })))).toBe(21 + 5 + 10 + 7);
   });
 

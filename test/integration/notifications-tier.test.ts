@@ -127,6 +127,10 @@ describe('notifications on the self-hosted broker tier', () => {
     expect(await publishedTo(nodeA)).toBe(0);
     const metrics = await (await fetch(service.metricsUrl)).text();
     expect(metrics).toMatch(/^taskflow_notifications_delivered_total\{service="notifications"\} 2$/m);
+    // The tier's own figures, which TaskflowNotificationsBrokerNodesMissing reads: both nodes connected.
+    expect(metrics).toMatch(/^taskflow_notifications_broker_nodes_connected\{service="notifications"\} 2$/m);
+    expect(metrics).toMatch(/^taskflow_notifications_broker_nodes_missing\{service="notifications"\} 0$/m);
+    expect(metrics).toMatch(/^taskflow_notifications_node_publishes_total\{node="[^"]+",outcome="published",service="notifications"\} 2$/m);
     // The inbox has them too.
     const res = await fetch(`${service.apiUrl}/v1/workspaces/${WS}/notifications`, { headers: { authorization: `Bearer ${await token(A)}` } });
     expect(((await res.json()) as { notifications: unknown[] }).notifications).toHaveLength(2);

@@ -418,11 +418,11 @@ describe('cost model arithmetic', () => {
   });
 
   it("bills CloudWatch for the deployment's alarms and the custom metrics shipped for them, not an assumed count", () => {
-    // 32 alarms in the catalog; 48 custom metrics (23 without dimensions, 5 stream readers' iterator
+    // 33 alarms in the catalog; 49 custom metrics (24 without dimensions, 5 stream readers' iterator
     // age, 10 + 7 API outcomes, 3 broker authorizer outcomes: metrics-shipping.test.ts); 2 dashboards; 20 GB of logs a day
-    expect(seed.observability).toMatchObject({ alarms: 32, custom_metrics: 48 });
+    expect(seed.observability).toMatchObject({ alarms: 33, custom_metrics: 49 });
     const logs = 20 * (730 / 24) * (0.5 + 0.03);
-    expect(monthlyBill(seed, prices).services.cloudwatch!.usd).toBeCloseTo(48 * 0.3 + 32 * 0.1 + 2 * 3 + logs, 2);
+    expect(monthlyBill(seed, prices).services.cloudwatch!.usd).toBeCloseTo(49 * 0.3 + 33 * 0.1 + 2 * 3 + logs, 2);
   });
 
   it('takes the measured figures from the bench results', () => {
