@@ -28,6 +28,9 @@ export async function startBrokerService(config: BrokerConfig, logger: Logger): 
   const auth = createBrokerAuth({
     verify,
     memberships: (userId) => projection.memberships(userId),
+    // Half the read units (every connection, every BROKER_RECHECK_MS): the re-check bounds a
+    // revocation the router could not carry out, and a read a second stale is caught an interval later.
+    recheckMemberships: (userId) => projection.memberships(userId, { consistent: false }),
     serviceUserIds: config.serviceUserIds,
     recheckMs: config.recheckMs,
     connectLimits: config.connectLimits,

@@ -103,13 +103,18 @@ export class DynamoMembershipProjection implements MembershipReader {
     await conditionalWrite(this.direct, 'PutItem', input, () => this.client.send(new PutItemCommand(input)));
   }
 
-  async memberships(userId: string): Promise<Membership[]> {
+  /**
+   * The user's memberships. Strongly consistent by default (a SUBSCRIBE must see a revocation the
+   * moment it is written); `consistent: false` reads at half the read units, for a check that a
+   * read a moment stale cannot mislead for longer than its own interval.
+   */
+  async memberships(userId: string, { consistent = true }: { consistent?: boolean } = {}): Promise<Membership[]> {
     // The truncate marker is read alongside the user's items, not before them: one round trip.
     const [marker, items] = await Promise.all([
       this.client.send(
-        new GetItemCommand({ TableName: this.table, Key: { userId: { S: TRUNCATE_MARKER.userId }, scope: { S: TRUNCATE_MARKER.scope } }, ConsistentRead: true }),
+        new GetItemCommand({ TableName: this.table, Key: { userId: { S: TRUNCATE_MARKER.userId }, scope: { S: TRUNCATE_MARKER.scope } }, ConsistentRead: consistent }),
       ),
-      this.itemsOf(userId),
+      this.itemsOf(userId, consistent),
     ]);
     const truncatedBefore = marker.Item?.eventId?.S ?? '';
     const out: Membership[] = [];
@@ -120,12 +125,12 @@ export class DynamoMembershipProjection implements MembershipReader {
     return out;
   }
 
-  private async itemsOf(userId: string): Promise<Record<string, AttributeValue>[]> {
+  private async itemsOf(userId: string, consistent: boolean): Promise<Record<string, AttributeValue>[]> {
     const items: Record<string, AttributeValue>[] = [];
     let start: Record<string, AttributeValue> | undefined;
     do {
       const page = await this.client.send(
-        new QueryCommand({ TableName: this.table, KeyConditionExpression: 'userId = :u', ExpressionAttributeValues: { ':u': { S: userId } }, ExclusiveStartKey: start, ConsistentRead: true }),
+        new QueryCommand({ TableName: this.table, KeyConditionExpression: 'userId = :u', ExpressionAttributeValues: { ':u': { S: userId } }, ExclusiveStartKey: start, ConsistentRead: consistent }),
       );
       items.push(...(page.Items ?? []));
       start = page.LastEvaluatedKey;

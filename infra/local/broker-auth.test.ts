@@ -68,4 +68,36 @@ describe('authorizer metrics of the local broker', () => {
     expect(calls).toBe(3);
     auth.stop();
   });
+
+  it('authorizes a SUBSCRIBE with the memberships read and re-checks through recheckMemberships (the service reads that one eventually consistent)', async () => {
+    let now = 0;
+    const reads = { subscribe: 0, recheck: 0 };
+    const auth = createBrokerAuth({
+      verify: async () => ({ userId: 'u1', expiresAt: 3600 }) as Awaited<ReturnType<Parameters<typeof createBrokerAuth>[0]['verify']>>,
+      memberships: async () => {
+        reads.subscribe += 1;
+        return [{ workspaceId: 'w', projectId: 'p', role: 'member' }];
+      },
+      // The re-check's view: the membership has gone since.
+      recheckMemberships: async () => {
+        reads.recheck += 1;
+        return [];
+      },
+      serviceUserIds: [],
+      recheckMs: 10_000,
+      random: () => 0,
+      now: () => now,
+    });
+    auth.stop(); // the test drives the ticks
+    let closed = false;
+    const client = { id: 'u1.tab', subscriptions: {} as Record<string, unknown>, close: () => void (closed = true) } as unknown as Client & { subscriptions: Record<string, unknown> };
+    const h = auth.hooks as unknown as Record<string, (...a: unknown[]) => void>;
+    await hook(h.authenticate!, client, 'x', Buffer.from('good'));
+    const [, granted] = await hook(h.authorizeSubscribe!, client, { topic: 'taskflow/v1/ws/w/projects/p', qos: 1 });
+    expect(granted).toMatchObject({ topic: 'taskflow/v1/ws/w/projects/p' });
+    client.subscriptions['taskflow/v1/ws/w/projects/p'] = { qos: 1 };
+    now = 10_001;
+    await auth.tick();
+    expect({ reads, closed }).toEqual({ reads: { subscribe: 1, recheck: 1 }, closed: true });
+  });
 });

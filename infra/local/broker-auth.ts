@@ -11,7 +11,8 @@
 // - token expiry, checked every tick (1 s) against the verified `exp` kept at connect: no read;
 // - a safety net: each connection's live subscriptions read again against its memberships once
 //   every `recheckMs` (recheck-schedule.ts: each connection at its own phase, so the reads are
-//   spread over the interval). It closes, within that interval, what the router's revocation
+//   spread over the interval; the broker service reads eventually consistent there, half the
+//   read units, since a read a moment stale is read again an interval later). It closes, within that interval, what the router's revocation
 //   leaves open: a hold that timed out (a node the router could not reach, DeleteConnection
 //   failing), a node the router had not loaded when it revoked (it targets only the sessions
 //   it knows), a SUBSCRIBE authorized from a read made just before the projection's write but
@@ -51,6 +52,8 @@ export type ConnectRefusal = 'token' | 'client_id' | 'rate';
 export interface BrokerAuthOptions {
   verify: TokenVerifier;
   memberships: (userId: string) => Promise<Membership[]>;
+  /** The periodic re-check's read (default `memberships`): it may be eventually consistent, a read a moment stale is read again an interval later. */
+  recheckMemberships?: (userId: string) => Promise<Membership[]>;
   /** Token subjects that may publish and subscribe anywhere (the router). */
   serviceUserIds: readonly string[];
   /** Each connection's subscriptions are read again against its memberships once per this interval (default DEFAULT_RECHECK_MS). */
@@ -99,6 +102,7 @@ export function createBrokerAuth(options: BrokerAuthOptions): BrokerAuth {
   const identities = new Map<Client, Identity>();
   const now = options.now ?? Date.now;
   const recheckMs = options.recheckMs ?? DEFAULT_RECHECK_MS;
+  const recheckMemberships = options.recheckMemberships ?? options.memberships;
   const schedule = new RecheckSchedule<Client>(recheckMs, options.random);
   const inFlight = new Map<string, Promise<Membership[]>>();
   const metrics = options.metrics ?? noopAuthorizerMetrics;
@@ -234,7 +238,7 @@ export function createBrokerAuth(options: BrokerAuthOptions): BrokerAuth {
         if (!due.has(client)) return;
         // Tabs of one user due in the same tick share one read.
         let ms = byUser.get(who.userId);
-        if (!ms) byUser.set(who.userId, (ms = options.memberships(who.userId)));
+        if (!ms) byUser.set(who.userId, (ms = recheckMemberships(who.userId)));
         let memberships: Membership[];
         try {
           memberships = await ms;

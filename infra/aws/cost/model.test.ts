@@ -338,7 +338,8 @@ describe('cost model arithmetic', () => {
     const egressGb = (20 * 260 * SECONDS_PER_MONTH) / 1e9;
     const publishGb = ((50 / 3) * 260 * SECONDS_PER_MONTH) / 1e9;
     const nlcu = 1000 / 3000;
-    const recheck = ((2000 / 300) * SECONDS_PER_MONTH * 0.125) / 1e6;
+    // eventually consistent re-check reads: half a read unit each
+    const recheck = ((2000 / 300) * 0.5 * SECONDS_PER_MONTH * 0.125) / 1e6;
     expect(item.usd).toBeCloseTo(3 * 0.3264 * 730 + egressGb * 0.09 + (egressGb + publishGb) * 0.67 * 0.02 + (0.0225 + nlcu * 0.006) * 730 + recheck, 6);
   });
 
@@ -354,16 +355,16 @@ describe('cost model arithmetic', () => {
     expect(tier.hosts).toBe(9);
   });
 
-  it("counts the nodes' membership re-check at the broker's default interval: 4,000 consistent reads/s at the seed, $1,314 a month, and their CPU", () => {
+  it("counts the nodes' membership re-check at the broker's default interval: 4,000 eventually consistent reads/s at the seed, $657 a month, and their CPU", () => {
     expect(String(DEFAULT_LEVERS.brokerRecheckMs)).toBe(BROKER_SETTINGS.recheckMs.default);
-    // 600,000 connections x 2 read units / 300 s
+    // 600,000 connections x 2 reads / 300 s
     const tier = brokerTier(seed, prices);
     expect(tier.recheckReadsPerS).toBe(4000);
     const item = selfHostedItem(seed, DEFAULT_LEVERS, prices, fanout(seed, DEFAULT_LEVERS));
-    // 4,000/s x 2,628,000 s = 10,512 M read units at $0.125
-    expect(item.detail).toMatchObject({ recheck_reads_per_s: 4000, recheck_usd: 1314 });
-    // At 1 s (the old default) the same reads would be 1.2 M/s: ~$394K a month.
-    expect(selfHostedItem(seed, { ...DEFAULT_LEVERS, brokerRecheckMs: 1000 }, prices, fanout(seed, DEFAULT_LEVERS)).detail.recheck_usd).toBe(394_200);
+    // 4,000/s x 2,628,000 s = 10,512 M reads, half a read unit each, at $0.125 per million units
+    expect(item.detail).toMatchObject({ recheck_reads_per_s: 4000, recheck_usd: 657 });
+    // At 1 s (the old default) the same reads would be 1.2 M/s: ~$197K a month.
+    expect(selfHostedItem(seed, { ...DEFAULT_LEVERS, brokerRecheckMs: 1000 }, prices, fanout(seed, DEFAULT_LEVERS)).detail.recheck_usd).toBe(197_100);
     // Their CPU goes into each node's request: 3,974 / 0.67 connections x 2 / 300 s x 410 us = 16 m.
     const without = brokerTier({ ...seed, self_hosted_mqtt: { ...seed.self_hosted_mqtt, recheck_cpu_us_per_read: 0 } }, prices, { ...DEFAULT_LEVERS, brokerRecheckMs: 60_000 });
     const with60s = brokerTier(seed, prices, { ...DEFAULT_LEVERS, brokerRecheckMs: 60_000 });

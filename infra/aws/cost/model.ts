@@ -166,6 +166,9 @@ export const DEFAULT_LEVERS: Levers = {
   consumerCheckpointMs: 1000,
 };
 
+/** Read units of one re-check read (of up to 4 KB): eventually consistent, half a unit (broker/service.ts recheckMemberships). */
+export const RECHECK_READ_UNITS = 0.5;
+
 export interface LineItem {
   usd: number;
   /** The quantities behind the figure, for the reader. */
@@ -714,7 +717,7 @@ export function selfHostedItem(scale: Scale, levers: Levers, p: Prices, f: Fanou
   const nlb = (p.nlb.hour + nlcu * p.nlb.nlcu_hour) * p.hours_per_month;
   // The nodes' membership re-check reads the (on-demand) membership table: charged here, as the
   // IoT Core line charges its authorizer, so the broker comparison carries it.
-  const recheck = ((tier.recheckReadsPerS * SECONDS_PER_MONTH) / 1e6) * p.dynamodb.read_request_units_per_million;
+  const recheck = ((tier.recheckReadsPerS * RECHECK_READ_UNITS * SECONDS_PER_MONTH) / 1e6) * p.dynamodb.read_request_units_per_million;
   // The authorizer runs as the nodes' hooks (lib/authz.ts): no Lambda.
   return {
     usd: compute + egress + crossZone + nlb + recheck,
