@@ -110,6 +110,15 @@ describe('envelopeJson', () => {
     expect(envelopeJson({ ...event, envelope: { ...event.envelope } })).toBe(JSON.stringify(e));
   });
 
+  it('leaves no trace on the envelope: stringify, keys, spreads, clones and equality see the record\'s JSON only', () => {
+    const envelope = decode(spaced).envelope;
+    expect(JSON.stringify(envelope)).toBe(JSON.stringify(e));
+    expect(Object.keys(envelope)).toEqual(Object.keys(e));
+    expect(envelope).toStrictEqual(JSON.parse(spaced));
+    expect(envelopeJson({ ...decode(spaced), envelope: Object.assign({}, envelope) })).toBe(JSON.stringify(e));
+    expect(envelopeJson({ ...decode(spaced), envelope: structuredClone(envelope) })).toBe(JSON.stringify(e));
+  });
+
   it('does not reuse text padded with whitespace', () => {
     expect(envelopeJson(decode(` ${JSON.stringify(e)}\n`))).toBe(JSON.stringify(e));
   });

@@ -38,19 +38,26 @@ export interface RecordJson {
 }
 
 /**
- * Envelopes parsed from a record as they are (no upcast), with the record's bytes: re-serializing
- * such an envelope gives those bytes (capture writes JSON.stringify's), so envelopeJsonOf reuses
- * them. The bytes, not the decoded text: they are the record's buffer, outside the JS heap, so
- * keeping them costs the garbage collector nothing, while the text (as large as the envelope's
- * own objects) would be copied by every collection it survived. Envelopes are never changed in
- * place — a scrub, a decryption or an upcast makes a new object — so a changed envelope is not
- * here and is serialized anew.
+ * Envelopes parsed from a record as they are (no upcast) carry the record's bytes under this
+ * key: re-serializing such an envelope gives those bytes (capture writes JSON.stringify's), so
+ * envelopeJsonOf reuses them. The bytes, not the decoded text: they are the record's buffer,
+ * outside the JS heap, so keeping them costs the garbage collector nothing, while the text (as
+ * large as the envelope's own objects) would be copied by every collection it survived.
+ *
+ * A property of the envelope's own, not a WeakMap entry: a WeakMap's entries are ephemerons,
+ * which every collection has to visit, and setting one cost about as much as validating the
+ * envelope's ids. Non-enumerable and symbol-keyed, so JSON.stringify, spreads, Object.assign,
+ * structuredClone and deep equality never see or copy it: a scrub, a decryption or an upcast
+ * makes a new object, which does not have it and is serialized anew. Nothing changes an
+ * envelope in place.
  */
-const recordJson = new WeakMap<Envelope, RecordJson>();
+const RECORD_JSON = Symbol('taskflow.recordJson');
+
+type WithRecordJson = Envelope & { [RECORD_JSON]?: RecordJson };
 
 /** An envelope's JSON: the record's own bytes while it is the envelope parsed from it, else JSON.stringify. */
 export function envelopeJsonOf(envelope: Envelope): EnvelopeJson {
-  return recordJson.get(envelope) ?? JSON.stringify(envelope);
+  return (envelope as WithRecordJson)[RECORD_JSON] ?? JSON.stringify(envelope);
 }
 
 /** Length of the JSON in UTF-16 characters (a string's length). */
@@ -112,7 +119,7 @@ export function decodeEvent(bytes: Uint8Array, validate: EventCheck): DecodeResu
     type: envelope.type,
     envelope,
   };
-  if (reuse) recordJson.set(envelope, { bytes, chars: text.length });
+  if (reuse) Object.defineProperty(envelope, RECORD_JSON, { value: { bytes, chars: text.length } });
   if (typeof envelope.projectid === 'string') event.projectId = envelope.projectid;
   return { ok: true, event };
 }
