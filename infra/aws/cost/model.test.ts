@@ -426,6 +426,14 @@ describe('cost model arithmetic', () => {
     expect(monthlyBill(seed, prices).services.cloudwatch!.usd).toBeCloseTo(49 * 0.3 + 33 * 0.1 + 2 * 3 + logs, 2);
   });
 
+  it("shows the assumed warehouse one size either way: an S all day is 2 credits an hour, an XS 1, an M 4, at $3 a credit over 730 h", () => {
+    const warehouse = compare(seed, prices).sensitivity.filter((x) => x.name.includes('warehouse'));
+    expect(warehouse.map((x) => [x.name.split(' ')[1], x.delta_usd])).toEqual([
+      ['XS', -730 * 3],
+      ['M', 2 * 730 * 3],
+    ]);
+  });
+
   it('takes the measured figures from the bench results', () => {
     const router = JSON.parse(readFileSync(join(here, '../../../test/bench/results/router.json'), 'utf8')) as { metrics: { core_events_per_s: number } };
     expect(loadMeasured().routerCoreCpuUsPerEvent).toBeCloseTo(1e6 / router.metrics.core_events_per_s, 9);

@@ -898,6 +898,11 @@ export function compare(scale: Scale, prices: Prices, base: Levers = DEFAULT_LEV
   const scales: [string, Scale][] = [
     ...(measuredRatio ? [[`Kinesis zstd at the measured ${measuredRatio}x (capture's records at 1,000 changes/s), not ${scale.events.kinesis_compression_ratio}x`, { ...scale, events: { ...scale.events, kinesis_compression_ratio: measuredRatio } }] as [string, Scale]] : []),
     ['broker nodes of 10,000 connections (not shown yet)', { ...scale, measured: { ...scale.measured, broker: { ...scale.measured.broker, connectionsPerNode: 10_000 } } }],
+    // The warehouse's size is assumed, not measured (no Snowflake here): one size either way.
+    ...neighbourSizes(scale.analytics.warehouse_size, Object.keys(prices.snowflake.warehouse_credits_per_hour)).map((size): [string, Scale] => [
+      `an ${size} warehouse for the MERGEs instead of ${scale.analytics.warehouse_size} (assumed: not measurable here)`,
+      { ...scale, analytics: { ...scale.analytics, warehouse_size: size } },
+    ]),
     ...[scale.events.workspaces / 5, scale.events.workspaces * 5].map((workspaces): [string, Scale] => [`${workspaces.toLocaleString('en-US')} workspaces (checkpoint states) instead of ${scale.events.workspaces.toLocaleString('en-US')}`, { ...scale, events: { ...scale.events, workspaces } }]),
   ];
   return {
@@ -914,4 +919,10 @@ export function compare(scale: Scale, prices: Prices, base: Levers = DEFAULT_LEV
       return { name, monthly_usd_total: total, delta_usd: round(total - bill.monthly_usd_total) };
     }),
   };
+}
+
+/** The sizes next to `size` in `sizes` (smallest first), the smaller one first. */
+function neighbourSizes(size: string, sizes: readonly string[]): string[] {
+  const at = sizes.indexOf(size);
+  return at < 0 ? [] : [sizes[at - 1], sizes[at + 1]].filter((s): s is string => s !== undefined);
 }
