@@ -75,6 +75,7 @@ export class BrokerTier implements Publisher {
   /** A topic's message some nodes already took (the pipeline retries the same payload). */
   private readonly partial = new Map<string, { payload: Buffer; done: Set<string> }>();
   private closed = false;
+  private readonly loadListeners: ((nodeId: string) => void)[] = [];
 
   constructor(private readonly opts: BrokerTierOptions) {
     this.tracker = new TierSubscriptions(opts.nodes.map((n) => n.id));
@@ -127,6 +128,11 @@ export class BrokerTier implements Publisher {
     const res = await fetch(`${link.node.httpUrl}/connections/${encodeURIComponent(clientId)}?cleanSession=true&preventWillMessage=true`, { method: 'DELETE', headers: this.auth(), signal });
     await res.body?.cancel();
     if (res.status !== 200 && res.status !== 404) throw new Error(`DELETE /connections/${clientId} on ${nodeId}: ${res.status}`);
+  }
+
+  /** Calls `listener` each time a node's subscriptions are loaded (after every (re)connect to it). */
+  onNodeLoaded(listener: (nodeId: string) => void): void {
+    this.loadListeners.push(listener);
   }
 
   async close(): Promise<void> {
@@ -194,7 +200,10 @@ export class BrokerTier implements Publisher {
         // restarted with other settings) the node stays loading, so it gets every message, and is retried.
         { policy: LOAD_RETRY, shouldRetry: (err) => current() && !(err instanceof TokenRefusedError && !link.settled.done) && (this.opts.logger.warn({ node: id, err: (err as Error).message }, 'could not load the broker node subscriptions; retrying'), true) },
       );
-      if (this.tracker.loaded(id, generation, sessions)) this.opts.logger.info({ node: id, sessions: sessions.length }, 'broker node subscriptions loaded');
+      if (this.tracker.loaded(id, generation, sessions)) {
+        this.opts.logger.info({ node: id, sessions: sessions.length }, 'broker node subscriptions loaded');
+        for (const listener of this.loadListeners) listener(id);
+      }
     } catch (err) {
       if (err instanceof TokenRefusedError && !link.settled.done) {
         this.opts.logger.error({ node: id, err: err.message }, 'broker node refused the service token');

@@ -88,6 +88,11 @@ export class TierSubscriptions {
     return out;
   }
 
+  /** Nodes connected but not loaded yet: they get every message, and their sessions are not known. */
+  loadingNodes(): string[] {
+    return [...this.nodes].filter(([, s]) => s.status === 'loading').map(([id]) => id);
+  }
+
   status(node: string): NodeState['status'] {
     return this.state(node).status;
   }

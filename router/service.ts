@@ -152,9 +152,10 @@ export async function startRouter(config: RouterConfig, logger: Logger): Promise
   const hasSubscriber = tier ? (topic: string) => tier!.hasSubscriber(topic) : tracking ? (topic: string) => live.hasSubscriber(topic) : null;
   // Revocation names the user's connections from the tracked sessions (client ids are bound to
   // users) and disconnects them through the IoT data plane (locally the broker's same route).
-  // In tier mode, on the nodes holding the user's sessions (DELETE /connections/{clientId}).
+  // In tier mode, on the nodes holding the user's sessions (DELETE /connections/{clientId}), and
+  // again on a node that loads later (connection-revoker.ts).
   const iotData = tracking && !tier ? createIotDataClient(config.aws) : undefined;
-  const revoker = tier ? new TierConnectionRevoker(tier) : iotData ? new IotConnectionRevoker(iotData, (userId) => live.connectionsOf(userId)) : undefined;
+  const revoker = tier ? new TierConnectionRevoker(tier, { logger }) : iotData ? new IotConnectionRevoker(iotData, (userId) => live.connectionsOf(userId)) : undefined;
   const revocation = revoker ? { revoker, holdTimeoutMs: config.revocationHoldMs, logger } : undefined;
   if (!revocation) logger.warn('no subscription tracking: revoked members are not disconnected before later changes are published');
 

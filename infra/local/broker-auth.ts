@@ -12,12 +12,14 @@
 // - a safety net: each connection's live subscriptions read again against its memberships once
 //   every `recheckMs` (recheck-schedule.ts: each connection at its own phase, so the reads are
 //   spread over the interval; the broker service reads eventually consistent there, half the
-//   read units, since a read a moment stale is read again an interval later). It closes, within that interval, what the router's revocation
-//   leaves open: a hold that timed out (a node the router could not reach, DeleteConnection
-//   failing), a node the router had not loaded when it revoked (it targets only the sessions
-//   it knows), a SUBSCRIBE authorized from a read made just before the projection's write but
-//   granted after the router looked for the user's sessions, and `TRUNCATE memberships` (the
-//   router disconnects no one for it).
+//   read units, since a read a moment stale is read again an interval later). It closes, within
+//   that interval, what the router's revocation leaves open: a hold that timed out (a node the
+//   router could not reach or that stayed loading, DeleteConnection failing), a node that loads
+//   more than the router's replay window after the revocation (router/connection-revoker.ts:
+//   a node loading when it revoked holds the revocation until it has loaded, one loading later
+//   gets the last 10 minutes' revocations replayed), a SUBSCRIBE authorized from a read made
+//   just before the projection's write but granted after the router looked for the user's
+//   sessions, and `TRUNCATE memberships` (the router disconnects no one for it).
 // A user found revoked is disconnected; its SDK reconnects and can then subscribe only where it
 // still may. A membership removed while the router is down or behind is not such a gap: the
 // projection is the router's, so neither the router nor this check sees the removal before the
