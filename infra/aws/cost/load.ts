@@ -31,7 +31,8 @@ export function loadPrices(path = join(here, 'prices.json')): Prices {
 
 interface RouterResult { metrics: { core_events_per_s: number; mqtt_messages_per_event: number }; params: { costRuns: Record<string, { bytesPerChange: number }> } }
 interface CaptureResult { params: { backlog_transactions: number; drain_capture_cpu_seconds: number } }
-interface E2eResult { params: { changesPerTransaction: number } }
+interface E2eResult { params: { changesPerTransaction: number }; metrics: { cpu_us_per_change_router: number } }
+type ConsumersResult = { metrics: Record<string, number> };
 interface BrokerResult { metrics: { connections: number; idle_rss_mib: number; rss_kib_per_connection: number; cpu_us_per_delivery_gross_max: number } }
 
 export function loadMeasured(dir = resultsDir): Measured {
@@ -39,12 +40,17 @@ export function loadMeasured(dir = resultsDir): Measured {
   const capture = readJson(join(dir, 'capture.json')) as CaptureResult;
   const e2e = readJson(join(dir, 'e2e.json')) as E2eResult;
   const broker = readJson(join(dir, 'broker.json')) as BrokerResult;
+  const consumers = readJson(join(dir, 'consumers.json')) as ConsumersResult;
   const runs = router.params.costRuns;
   return {
     // The drain's one-row transactions are one event each.
     captureCpuUsPerEvent: (num(capture.params.drain_capture_cpu_seconds, 'capture.json drain_capture_cpu_seconds') * 1e6) / num(capture.params.backlog_transactions, 'capture.json backlog_transactions'),
     routerCoreCpuUsPerEvent: 1e6 / num(router.metrics.core_events_per_s, 'router.json core_events_per_s'),
     changesPerTransaction: num(e2e.params.changesPerTransaction, 'e2e.json changesPerTransaction'),
+    pipelineCpuUsPerChange: {
+      router: num(e2e.metrics.cpu_us_per_change_router, 'e2e.json cpu_us_per_change_router'),
+      ...Object.fromEntries(['search', 'notifications', 'audit', 'archiver'].map((c) => [c, num(consumers.metrics[`contended_cpu_us_per_change_${c}`], `consumers.json contended_cpu_us_per_change_${c}`)])),
+    },
     fullBytesPerChange: num(runs.window100_full?.bytesPerChange, 'router.json window100_full'),
     thinBytesPerChange: num(runs.window100_thin?.bytesPerChange, 'router.json window100_thin'),
     thinGzipBytesPerChange: num(runs.window100_thin_gzip?.bytesPerChange, 'router.json window100_thin_gzip'),

@@ -41,6 +41,7 @@ import {
   type Scale,
   SECONDS_PER_MONTH,
   selfHostedItem,
+  serviceVcpus,
   streamReaders,
   tiered,
 } from './model.js';
@@ -432,6 +433,17 @@ describe('cost model arithmetic', () => {
       ['XS', -730 * 3],
       ['M', 2 * 730 * 3],
     ]);
+  });
+
+  it("shows the services at the CPU per change the pipeline benchmarks measured, each in place of the model's figure", () => {
+    const e2e = JSON.parse(readFileSync(join(here, '../../../test/bench/results/e2e.json'), 'utf8')) as { metrics: { cpu_us_per_change_router: number } };
+    const measured = loadMeasured().pipelineCpuUsPerChange!;
+    expect(measured.router).toBe(e2e.metrics.cpu_us_per_change_router);
+    expect(Object.keys(measured).sort()).toEqual(['archiver', 'audit', 'notifications', 'router', 'search']);
+    const v = serviceVcpus({ ...seed, services: { ...seed.services, cpu_us_per_event: measured } });
+    expect(v.detail).toMatchObject({ ...measured, capture: serviceVcpus(seed).detail.capture, gdpr: seed.services.other_consumer_cpu_us_per_event });
+    const line = compare(seed, prices).sensitivity.find((x) => x.name.includes('pipeline benchmarks'))!;
+    expect(line.monthly_usd_total).toBe(monthlyBill({ ...seed, services: { ...seed.services, cpu_us_per_event: measured } }, prices).monthly_usd_total);
   });
 
   it('takes the measured figures from the bench results', () => {

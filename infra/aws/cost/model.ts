@@ -19,6 +19,12 @@ export interface Measured {
   captureCpuUsPerEvent: number;
   /** CPU per event of the router's core (bench:router, in memory). */
   routerCoreCpuUsPerEvent: number;
+  /**
+   * CPU per change of whole services in the pipeline benchmarks at their rates (bench:e2e's
+   * router, read by fan-out, at 1,000 changes/s; bench:consumers' readers, contended run): a
+   * sensitivity of the bill, not its assumption, since per-read costs weigh more at those rates.
+   */
+  pipelineCpuUsPerChange?: Record<string, number>;
   /** Changes per source transaction (bench:e2e workload). */
   changesPerTransaction: number;
   /** Payload bytes per change (bench:router cost runs). */
@@ -63,6 +69,8 @@ export interface Scale {
     router_cpu_factor: number;
     other_consumers: string[];
     other_consumer_cpu_us_per_event: number;
+    /** CPU per event of a service instead of the figures above (a sensitivity's scale). */
+    cpu_us_per_event?: Record<string, number>;
     target_cpu_utilization: number;
     peak_hours_share: number;
     polling_consumers: string[];
@@ -788,6 +796,7 @@ export function serviceVcpus(scale: Scale): { average: number; peak: number; det
     router: m.routerCoreCpuUsPerEvent * scale.services.router_cpu_factor,
   };
   for (const c of scale.services.other_consumers) perEvent[c] = scale.services.other_consumer_cpu_us_per_event;
+  for (const [service, us] of Object.entries(scale.services.cpu_us_per_event ?? {})) perEvent[service] = us;
   const usPerEvent = Object.values(perEvent).reduce((a, b) => a + b, 0);
   const vcpu = (rate: number) => (rate * usPerEvent) / 1e6 / scale.services.target_cpu_utilization;
   return { average: vcpu(scale.events.average_per_s), peak: vcpu(scale.events.peak_per_s), detail: perEvent };
@@ -898,6 +907,9 @@ export function compare(scale: Scale, prices: Prices, base: Levers = DEFAULT_LEV
   const scales: [string, Scale][] = [
     ...(measuredRatio ? [[`Kinesis zstd at the measured ${measuredRatio}x (capture's records at 1,000 changes/s), not ${scale.events.kinesis_compression_ratio}x`, { ...scale, events: { ...scale.events, kinesis_compression_ratio: measuredRatio } }] as [string, Scale]] : []),
     ['broker nodes of 10,000 connections (not shown yet)', { ...scale, measured: { ...scale.measured, broker: { ...scale.measured.broker, connectionsPerNode: 10_000 } } }],
+    ...(scale.measured.pipelineCpuUsPerChange
+      ? [[`the router and the stream's consumers at the CPU per change the pipeline benchmarks measured (${Object.entries(scale.measured.pipelineCpuUsPerChange).map(([s, us]) => `${s} ${Math.round(us)}`).join(', ')} µs)`, { ...scale, services: { ...scale.services, cpu_us_per_event: scale.measured.pipelineCpuUsPerChange } }] as [string, Scale]]
+      : []),
     // The warehouse's size is assumed, not measured (no Snowflake here): one size either way.
     ...neighbourSizes(scale.analytics.warehouse_size, Object.keys(prices.snowflake.warehouse_credits_per_hour)).map((size): [string, Scale] => [
       `an ${size} warehouse for the MERGEs instead of ${scale.analytics.warehouse_size} (assumed: not measurable here)`,
