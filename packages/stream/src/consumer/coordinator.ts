@@ -278,7 +278,8 @@ export class LeaseCoordinator {
       if (!entry) throw new LeaseLostError(shardId);
       if (entry.lease.checkpoint === SHARD_END) throw new TaskflowError('SHARD_FINISHED', `${shardId} is already finished`);
       const plan = planState(entry.lease, state, this.storedStates.get(shardId));
-      if (plan.write && plan.ref && state !== undefined && !(await this.store.writeState(shardId, plan.ref, state))) {
+      const slotWrite = plan.write && plan.ref && state !== undefined ? { ref: plan.ref, state } : undefined;
+      if (slotWrite && !(await this.store.writeState(shardId, slotWrite.ref, slotWrite.state))) {
         this.drop(shardId);
         throw new LeaseLostError(shardId);
       }
@@ -290,7 +291,7 @@ export class LeaseCoordinator {
       }
       if (after === 'drop') return this.drop(shardId);
       this.held.set(shardId, { lease: next, lastWriteSentAt: sentAt });
-      if (plan.write && plan.ref && state !== undefined) this.storedStates.set(shardId, { ref: plan.ref, state });
+      if (slotWrite) this.storedStates.set(shardId, slotWrite);
     });
   }
 

@@ -78,15 +78,17 @@ export class MemoryLeaseStore implements LeaseStore {
   }
 
   async readState(leaseKey: string, ref: StateRef): Promise<string | undefined> {
-    const slot = this.slots.get(`${leaseKey}#${ref.slot}`);
-    return slot && slot.writerCounter === ref.writerCounter ? slot.state : undefined;
+    return this.slotState(leaseKey, ref);
   }
 
   /** The state the stored lease item refers to (tests): its slot's, or its inline one. */
   stateOf(leaseKey: string): string | undefined {
     const lease = this.items.get(leaseKey);
-    if (!lease?.stateRef) return lease?.checkpointState;
-    const slot = this.slots.get(`${leaseKey}#${lease.stateRef.slot}`);
-    return slot && slot.writerCounter === lease.stateRef.writerCounter ? slot.state : undefined;
+    return lease?.stateRef ? this.slotState(leaseKey, lease.stateRef) : lease?.checkpointState;
+  }
+
+  private slotState(leaseKey: string, ref: StateRef): string | undefined {
+    const slot = this.slots.get(`${leaseKey}#${ref.slot}`);
+    return slot && slot.writerCounter === ref.writerCounter ? slot.state : undefined;
   }
 }

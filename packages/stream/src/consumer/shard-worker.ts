@@ -243,9 +243,7 @@ export class ShardWorker {
 
   /** Writes a checkpoint after the writes before it; whatever was pending is covered by it. */
   private write(at: Position, state: string | undefined): Promise<void> {
-    this.pending = undefined;
-    clearTimeout(this.flushTimer);
-    this.flushTimer = undefined;
+    this.dropPending();
     this.lastWriteAt = Date.now();
     const written = this.writes.then(async () => {
       await this.deps.coordinator.checkpoint(this.deps.shardId, at, state);
@@ -285,7 +283,7 @@ export class ShardWorker {
     else await this.writes;
   }
 
-  /** The lease is gone or abandoned: what was pending is re-read by the next holder. */
+  /** Forgets the pending checkpoint and its timer: written by the caller, or (the lease gone or abandoned) re-read by the next holder. */
   private dropPending(): void {
     clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
