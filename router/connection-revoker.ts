@@ -80,21 +80,20 @@ export class TierConnectionRevoker implements ConnectionRevoker {
     const at = this.now();
     for (const u of userIds) this.recent.set(u, at);
     const loading = this.tier.tracker.loadingNodes();
-    await this.deleteAll(userIds.flatMap((u) => this.tier.tracker.connectionsOf(u)), signal);
+    await this.deleteAll(this.connectionsOf(userIds), signal);
     if (loading.length === 0) return;
     while (loading.some((n) => this.tier.tracker.status(n) === 'loading')) {
       signal.throwIfAborted();
       await sleep(LOADING_POLL_MS, signal);
     }
-    const loaded = new Set(loading);
-    await this.deleteAll(userIds.flatMap((u) => this.tier.tracker.connectionsOf(u)).filter((t) => loaded.has(t.node)), signal);
+    await this.deleteAll(this.connectionsOf(userIds, loading), signal);
   }
 
   /** The recent revocations' sessions on a node that has just loaded. */
   private async replay(node: string): Promise<void> {
     const since = this.now() - (this.opts.replayMs ?? REVOCATION_REPLAY_MS);
     for (const [u, at] of this.recent) if (at < since) this.recent.delete(u);
-    const targets = [...this.recent.keys()].flatMap((u) => this.tier.tracker.connectionsOf(u)).filter((t) => t.node === node);
+    const targets = this.connectionsOf([...this.recent.keys()], [node]);
     if (targets.length === 0) return;
     this.opts.logger?.info({ node, connections: targets.length }, 'replaying recent revocations to a broker node that loaded after them');
     try {
@@ -102,6 +101,12 @@ export class TierConnectionRevoker implements ConnectionRevoker {
     } catch (err) {
       this.opts.logger?.warn({ node, err }, 'replaying revocations to a broker node did not complete; its membership re-check bounds them');
     }
+  }
+
+  /** The users' known connections, on `nodes` only if given. */
+  private connectionsOf(userIds: readonly string[], nodes?: readonly string[]): { node: string; clientId: string }[] {
+    const all = userIds.flatMap((u) => this.tier.tracker.connectionsOf(u));
+    return nodes ? all.filter((t) => nodes.includes(t.node)) : all;
   }
 
   /** Retried until each is gone or `signal` aborts; `whileUp`: given up on a node that went down (its next load replays it). */
